@@ -1,0 +1,488 @@
+//! The patient registry's types: raw input as it comes from a form or JSON body, the validated
+//! record ("parse, don't validate"), and guardians of minors.
+
+use crate::age::{Age, AgeBand, AgeBands};
+use crate::ids::{GuardianId, PatientId};
+use crate::units::{HeightCm, HeightUnit, WeightKg, WeightUnit};
+use crate::validation::FieldErrors;
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+
+/// Administrative sex, as FHIR R4 `AdministrativeGender` codes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Sex {
+    Female,
+    Male,
+    Other,
+    Unknown,
+}
+
+impl Sex {
+    pub const ALL: [Sex; 4] = [Self::Female, Self::Male, Self::Other, Self::Unknown];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Female => "female",
+            Self::Male => "male",
+            Self::Other => "other",
+            Self::Unknown => "unknown",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// A number given as JSON number or as form text.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum NumberInput {
+    Number(f64),
+    Text(String),
+}
+
+/// A list given as a JSON array or as form text with one item per line.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ListInput {
+    Items(Vec<String>),
+    Lines(String),
+}
+
+impl ListInput {
+    fn items(&self) -> Vec<String> {
+        let raw: Vec<&str> = match self {
+            ListInput::Items(v) => v.iter().map(String::as_str).collect(),
+            ListInput::Lines(s) => s.lines().collect(),
+        };
+        raw.into_iter()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// A patient as submitted by a form or the JSON API, before any checking.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct PatientInput {
+    #[serde(default)]
+    pub mrn: String,
+    #[serde(default)]
+    pub given_name: String,
+    #[serde(default)]
+    pub family_name: String,
+    /// ISO date, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub date_of_birth: String,
+    /// `female`, `male`, `other` or `unknown`.
+    #[serde(default)]
+    pub sex: String,
+    pub weight_value: Option<NumberInput>,
+    /// `kg` (default) or `lb`.
+    pub weight_unit: Option<String>,
+    /// ISO date the weight was measured; required with a weight.
+    pub weight_measured_on: Option<String>,
+    pub height_value: Option<NumberInput>,
+    /// `cm` (default) or `in`.
+    pub height_unit: Option<String>,
+    pub height_measured_on: Option<String>,
+    pub indications: Option<ListInput>,
+    pub psychiatric_history: Option<String>,
+    pub substance_use_history: Option<String>,
+    pub medications: Option<ListInput>,
+    pub allergies: Option<ListInput>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+/// A measurement with the date it was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Measured<T> {
+    pub value: T,
+    #[schema(value_type = String, format = Date)]
+    pub measured_on: Date,
+}
+
+/// A validated patient record, ready to store.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct NewPatient {
+    pub mrn: String,
+    pub given_name: String,
+    pub family_name: String,
+    #[schema(value_type = String, format = Date)]
+    pub date_of_birth: Date,
+    pub sex: Sex,
+    #[schema(value_type = Option<Object>)]
+    pub weight: Option<Measured<WeightKg>>,
+    #[schema(value_type = Option<Object>)]
+    pub height: Option<Measured<HeightCm>>,
+    pub indications: Vec<String>,
+    pub psychiatric_history: String,
+    pub substance_use_history: String,
+    pub medications: Vec<String>,
+    pub allergies: Vec<String>,
+    pub phone: String,
+    pub email: String,
+}
+
+/// A stored patient with guardians.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Patient {
+    pub id: PatientId,
+    #[serde(flatten)]
+    pub record: NewPatient,
+    pub guardians: Vec<Guardian>,
+    /// RFC 3339 time of the last change.
+    pub updated_at: String,
+}
+
+/// One line of a search result.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PatientSummary {
+    pub id: PatientId,
+    pub mrn: String,
+    pub given_name: String,
+    pub family_name: String,
+    #[schema(value_type = String, format = Date)]
+    pub date_of_birth: Date,
+    pub sex: Sex,
+}
+
+/// What a patient looks like on the day of care.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DayOfCare {
+    pub age: Age,
+    pub band: AgeBand,
+    /// Version of the age-band table that decided the band.
+    pub bands_version: u32,
+}
+
+impl NewPatient {
+    /// Checks every field and returns all problems at once.
+    pub fn parse(input: &PatientInput, today: Date) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let mrn = required(&mut errors, "mrn", &input.mrn, 32);
+        if !mrn.is_empty()
+            && !mrn
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            errors.push("mrn", "use letters, digits, '-' or '_' only");
+        }
+        let given_name = required(&mut errors, "given_name", &input.given_name, 100);
+        let family_name = required(&mut errors, "family_name", &input.family_name, 100);
+        let date_of_birth = match parse_date(&input.date_of_birth) {
+            Err(m) => {
+                errors.push("date_of_birth", m);
+                None
+            }
+            Ok(d) if d > today => {
+                errors.push("date_of_birth", "date of birth cannot be in the future");
+                None
+            }
+            Ok(d) => Some(d),
+        };
+        let sex = Sex::parse(input.sex.trim());
+        if sex.is_none() {
+            errors.push("sex", "choose female, male, other or unknown");
+        }
+        let weight = measured(
+            &mut errors,
+            ("weight_value", "weight_unit", "weight_measured_on"),
+            (
+                &input.weight_value,
+                &input.weight_unit,
+                &input.weight_measured_on,
+            ),
+            today,
+            |v, unit| {
+                let unit = WeightUnit::parse(unit.unwrap_or("kg"))
+                    .ok_or_else(|| ("weight_unit", "use kg or lb".to_owned()))?;
+                WeightKg::from_unit(v, unit).map_err(|m| ("weight_value", m))
+            },
+        );
+        let height = measured(
+            &mut errors,
+            ("height_value", "height_unit", "height_measured_on"),
+            (
+                &input.height_value,
+                &input.height_unit,
+                &input.height_measured_on,
+            ),
+            today,
+            |v, unit| {
+                let unit = HeightUnit::parse(unit.unwrap_or("cm"))
+                    .ok_or_else(|| ("height_unit", "use cm or in".to_owned()))?;
+                HeightCm::from_unit(v, unit).map_err(|m| ("height_value", m))
+            },
+        );
+        let email = optional_text(&input.email);
+        if !email.is_empty() && !email.contains('@') {
+            errors.push("email", "an email address contains @");
+        }
+        let list = |l: &Option<ListInput>| l.as_ref().map(ListInput::items).unwrap_or_default();
+        let (Some(date_of_birth), Some(sex)) = (date_of_birth, sex) else {
+            return Err(errors);
+        };
+        errors.into_result(NewPatient {
+            mrn,
+            given_name,
+            family_name,
+            date_of_birth,
+            sex,
+            weight,
+            height,
+            indications: list(&input.indications),
+            psychiatric_history: optional_text(&input.psychiatric_history),
+            substance_use_history: optional_text(&input.substance_use_history),
+            medications: list(&input.medications),
+            allergies: list(&input.allergies),
+            phone: optional_text(&input.phone),
+            email,
+        })
+    }
+
+    pub fn day_of_care(&self, on: Date, bands: &AgeBands) -> Option<DayOfCare> {
+        Age::on(self.date_of_birth, on).map(|age| DayOfCare {
+            age,
+            band: bands.band_for(age),
+            bands_version: bands.version,
+        })
+    }
+
+    pub fn full_name(&self) -> String {
+        format!("{} {}", self.given_name, self.family_name)
+    }
+}
+
+fn required(errors: &mut FieldErrors, field: &str, value: &str, max: usize) -> String {
+    let v = value.trim();
+    if v.is_empty() {
+        errors.push(field, "required");
+    } else if v.chars().count() > max {
+        errors.push(field, format!("at most {max} characters"));
+    }
+    v.to_owned()
+}
+
+fn optional_text(v: &Option<String>) -> String {
+    v.as_deref().map(str::trim).unwrap_or("").to_owned()
+}
+
+/// Parses an ISO date (`YYYY-MM-DD`).
+pub fn parse_date(s: &str) -> Result<Date, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("required".into());
+    }
+    s.parse::<Date>()
+        .map_err(|_| format!("`{s}` is not a date; use YYYY-MM-DD"))
+}
+
+fn number(v: &NumberInput) -> Result<Option<f64>, String> {
+    match v {
+        NumberInput::Number(n) => Ok(Some(*n)),
+        NumberInput::Text(t) if t.trim().is_empty() => Ok(None),
+        NumberInput::Text(t) => t
+            .trim()
+            .parse::<f64>()
+            .map(Some)
+            .map_err(|_| format!("`{}` is not a number", t.trim())),
+    }
+}
+
+type MeasureFields = (&'static str, &'static str, &'static str);
+
+fn measured<T>(
+    errors: &mut FieldErrors,
+    (value_field, _unit_field, date_field): MeasureFields,
+    (value, unit, date): (&Option<NumberInput>, &Option<String>, &Option<String>),
+    today: Date,
+    make: impl Fn(f64, Option<&str>) -> Result<T, (&'static str, String)>,
+) -> Option<Measured<T>> {
+    let v = match value.as_ref().map(number).transpose() {
+        Err(m) => {
+            errors.push(value_field, m);
+            return None;
+        }
+        Ok(v) => v.flatten()?,
+    };
+    let unit = unit.as_deref().map(str::trim).filter(|u| !u.is_empty());
+    let made = make(v, unit).map_err(|(f, m)| errors.push(f, m)).ok();
+    let on = match parse_date(date.as_deref().unwrap_or("")) {
+        Err(m) => {
+            errors.push(date_field, m);
+            None
+        }
+        Ok(d) if d > today => {
+            errors.push(date_field, "a measurement date cannot be in the future");
+            None
+        }
+        Ok(d) => Some(d),
+    };
+    Some(Measured {
+        value: made?,
+        measured_on: on?,
+    })
+}
+
+/// How a guardian is related to the minor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Relationship {
+    Mother,
+    Father,
+    Parent,
+    LegalGuardian,
+    Grandparent,
+    Other,
+}
+
+impl Relationship {
+    pub const ALL: [Relationship; 6] = [
+        Self::Mother,
+        Self::Father,
+        Self::Parent,
+        Self::LegalGuardian,
+        Self::Grandparent,
+        Self::Other,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mother => "mother",
+            Self::Father => "father",
+            Self::Parent => "parent",
+            Self::LegalGuardian => "legal_guardian",
+            Self::Grandparent => "grandparent",
+            Self::Other => "other",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct GuardianInput {
+    #[serde(default)]
+    pub name: String,
+    /// mother, father, parent, legal_guardian, grandparent or other.
+    #[serde(default)]
+    pub relationship: String,
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default)]
+    pub email: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct NewGuardian {
+    pub name: String,
+    pub relationship: Relationship,
+    pub phone: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Guardian {
+    pub id: GuardianId,
+    #[serde(flatten)]
+    pub record: NewGuardian,
+}
+
+impl NewGuardian {
+    pub fn parse(input: &GuardianInput) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let name = required(&mut errors, "name", &input.name, 100);
+        let relationship = Relationship::parse(input.relationship.trim());
+        if relationship.is_none() {
+            errors.push(
+                "relationship",
+                "choose mother, father, parent, legal_guardian, grandparent or other",
+            );
+        }
+        let phone = input.phone.trim().to_owned();
+        let email = input.email.trim().to_owned();
+        if phone.is_empty() && email.is_empty() {
+            errors.push("phone", "give a phone number or an email address");
+        }
+        if !email.is_empty() && !email.contains('@') {
+            errors.push("email", "an email address contains @");
+        }
+        match relationship {
+            Some(relationship) => errors.into_result(NewGuardian {
+                name,
+                relationship,
+                phone,
+                email,
+            }),
+            None => Err(errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    fn input() -> PatientInput {
+        PatientInput {
+            mrn: "MRN-1".into(),
+            given_name: "Ada".into(),
+            family_name: "Lovelace".into(),
+            date_of_birth: "2011-03-04".into(),
+            sex: "female".into(),
+            weight_value: Some(NumberInput::Text("88".into())),
+            weight_unit: Some("lb".into()),
+            weight_measured_on: Some("2026-11-01".into()),
+            indications: Some(ListInput::Lines("TRD\n\n  anxiety \n".into())),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn parses_a_good_record() {
+        let p = NewPatient::parse(&input(), date(2026, 11, 22)).unwrap();
+        assert_eq!(p.indications, vec!["TRD", "anxiety"]);
+        assert!((p.weight.unwrap().value.kg() - 39.916_128_56).abs() < 1e-9);
+        let bands = AgeBands::builtin().unwrap();
+        let d = p.day_of_care(date(2026, 11, 22), &bands).unwrap();
+        assert_eq!(d.band, AgeBand::Adolescent);
+        assert_eq!(d.age.years(), 15);
+    }
+
+    #[test]
+    fn names_every_bad_field() {
+        let mut i = input();
+        i.mrn = "".into();
+        i.date_of_birth = "2031-01-01".into();
+        i.sex = "x".into();
+        i.weight_value = Some(NumberInput::Text("heavy".into()));
+        let e = NewPatient::parse(&i, date(2026, 11, 22)).unwrap_err();
+        for f in ["mrn", "date_of_birth", "sex", "weight_value"] {
+            assert!(e.get(f).is_some(), "{f} missing from {e}");
+        }
+    }
+
+    #[test]
+    fn weight_needs_a_date_and_a_known_unit() {
+        let mut i = input();
+        i.weight_measured_on = None;
+        i.weight_unit = Some("stone".into());
+        let e = NewPatient::parse(&i, date(2026, 11, 22)).unwrap_err();
+        assert!(e.get("weight_measured_on").is_some());
+        assert!(e.get("weight_unit").is_some());
+    }
+
+    #[test]
+    fn guardian_needs_a_contact() {
+        let g = GuardianInput {
+            name: "Ann".into(),
+            relationship: "mother".into(),
+            ..Default::default()
+        };
+        assert!(NewGuardian::parse(&g).unwrap_err().get("phone").is_some());
+    }
+}

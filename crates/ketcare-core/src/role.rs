@@ -1,0 +1,164 @@
+//! Roles, permissions and the least-privilege table that joins them.
+
+use crate::ids::UserId;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Administrator,
+    Prescriber,
+    Nurse,
+    Pharmacist,
+    Therapist,
+    Scheduler,
+    Researcher,
+}
+
+impl Role {
+    pub const ALL: [Role; 7] = [
+        Self::Administrator,
+        Self::Prescriber,
+        Self::Nurse,
+        Self::Pharmacist,
+        Self::Therapist,
+        Self::Scheduler,
+        Self::Researcher,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Administrator => "administrator",
+            Self::Prescriber => "prescriber",
+            Self::Nurse => "nurse",
+            Self::Pharmacist => "pharmacist",
+            Self::Therapist => "therapist",
+            Self::Scheduler => "scheduler",
+            Self::Researcher => "researcher",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The least-privilege table. Every route and every store call asks this one function.
+    ///
+    /// - Patient records are read by the care team: prescriber, nurse, pharmacist (dispensing needs
+    ///   the patient and weight), therapist, scheduler (booking needs demographics).
+    /// - They are created and edited by the staff who do intake: prescriber, nurse, scheduler.
+    /// - The administrator manages accounts and reads the audit log but not clinical records.
+    /// - The researcher never sees an identified record (de-identified registry only).
+    pub fn allows(self, p: Permission) -> bool {
+        use Permission::*;
+        use Role::*;
+        match p {
+            PatientRead => matches!(
+                self,
+                Prescriber | Nurse | Pharmacist | Therapist | Scheduler
+            ),
+            PatientWrite => matches!(self, Prescriber | Nurse | Scheduler),
+            AuditRead | UserAdmin => self == Administrator,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Permission {
+    PatientRead,
+    PatientWrite,
+    AuditRead,
+    UserAdmin,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not (login page, health check, API description).
+    Public,
+    /// Any signed-in user.
+    SignedIn,
+    /// A signed-in user whose role allows the permission.
+    Requires(Permission),
+}
+
+impl Access {
+    pub fn admits(self, role: Option<Role>) -> bool {
+        match (self, role) {
+            (Access::Public, _) => true,
+            (_, None) => false,
+            (Access::SignedIn, Some(_)) => true,
+            (Access::Requires(p), Some(r)) => r.allows(p),
+        }
+    }
+}
+
+/// The signed-in person (or system process) doing something, as the audit log records them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    pub user_id: Option<UserId>,
+    pub username: String,
+    pub role: Option<Role>,
+    /// Where the request came from ("cli" or "system" for local processes).
+    pub address: String,
+}
+
+impl Actor {
+    pub fn user(user_id: UserId, username: &str, role: Role, address: &str) -> Self {
+        Self {
+            user_id: Some(user_id),
+            username: username.to_owned(),
+            role: Some(role),
+            address: address.to_owned(),
+        }
+    }
+
+    /// A local process (demo seeding, migrations) acting with a role's rights.
+    pub fn system(role: Role) -> Self {
+        Self {
+            user_id: None,
+            username: "system".into(),
+            role: Some(role),
+            address: "local".into(),
+        }
+    }
+
+    pub fn may(&self, p: Permission) -> bool {
+        self.role.is_some_and(|r| r.allows(p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn researcher_never_reads_identified_records() {
+        assert!(!Role::Researcher.allows(Permission::PatientRead));
+        assert!(!Role::Administrator.allows(Permission::PatientRead));
+    }
+
+    #[test]
+    fn writers_can_read() {
+        for r in Role::ALL {
+            if r.allows(Permission::PatientWrite) {
+                assert!(r.allows(Permission::PatientRead), "{r}");
+            }
+        }
+    }
+
+    #[test]
+    fn roles_round_trip() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+}

@@ -1,0 +1,226 @@
+//! ketcare's store: the one [`Store`] trait every edge talks to, and [`SqlStore`], which keeps the
+//! data in an embedded SQLite file or in PostgreSQL, chosen by the URL's scheme.
+//!
+//! Invariants:
+//! - Every change is one transaction; the audit record describing it commits with it or not at all.
+//! - Every read or write of patient data checks the actor's role here too (defence in depth behind
+//!   the web's route rules) and appends an audit record.
+//! - Every write transaction first locks the audit chain's head row, which serialises writers on
+//!   both backends and keeps the chain linear.
+#![forbid(unsafe_code)]
+
+mod sql;
+
+pub use sql::SqlStore;
+
+use async_trait::async_trait;
+use ketcare_core::audit::{AuditEvent, AuditRecord, ChainBreak};
+use ketcare_core::patient::{Guardian, NewGuardian, NewPatient, Patient, PatientSummary};
+use ketcare_core::{
+    Actor, ApiTokenId, FieldErrors, GuardianId, PatientId, Permission, Role, UserId,
+};
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// Chooses the backend from a database URL's scheme.
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Config(format!(
+                "database URL must start with sqlite: or postgres:, got `{}`",
+                url.split(':').next().unwrap_or("")
+            )))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("your role may not do this (needs {permission:?})")]
+    Forbidden { permission: Permission },
+    #[error("invalid input: {0}")]
+    Invalid(FieldErrors),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("stored data is not as ketcare wrote it: {0}")]
+    Corrupt(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A staff account as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub failed_logins: i64,
+    /// Epoch seconds until which logins are refused.
+    pub locked_until: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub password_hash: String,
+}
+
+/// A signed-in browser session.
+#[derive(Debug, Clone)]
+pub struct WebSession {
+    pub user: User,
+    pub csrf_token: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApiToken {
+    pub id: ApiTokenId,
+    pub user_id: UserId,
+    pub label: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// Which audit records to show.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub username: Option<String>,
+    pub action: Option<String>,
+    pub patient_id: Option<i64>,
+    /// Only records with `seq` below this (for paging backwards).
+    pub before_seq: Option<i64>,
+    pub limit: i64,
+}
+
+/// The result of checking the audit chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditVerification {
+    pub records: u64,
+    pub broken: Option<ChainBreak>,
+}
+
+/// Everything ketcare persists, behind one interface.
+#[async_trait]
+pub trait Store: Send + Sync {
+    fn backend(&self) -> Backend;
+    async fn ping(&self) -> Result<()>;
+
+    // Accounts
+    async fn create_user(&self, actor: &Actor, user: &NewUser) -> Result<User>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>>;
+    async fn list_users(&self, actor: &Actor) -> Result<Vec<User>>;
+    /// Records a failed login; locks the account until `lock_until` when given.
+    async fn login_failed(&self, user: &User, address: &str, lock_until: Option<i64>)
+    -> Result<()>;
+    async fn login_succeeded(&self, user: &User, address: &str) -> Result<()>;
+
+    // Browser sessions (tokens are stored hashed)
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        csrf: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// The session if it exists and has not expired at `now`.
+    async fn session(&self, token_hash: &str, now: i64) -> Result<Option<WebSession>>;
+    async fn end_session(&self, token_hash: &str, actor: &Actor) -> Result<()>;
+
+    // API tokens (stored hashed)
+    async fn create_api_token(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        token_hash: &str,
+        label: &str,
+    ) -> Result<ApiToken>;
+    /// The token's user, if the token exists and is not revoked.
+    async fn api_token_user(&self, token_hash: &str) -> Result<Option<User>>;
+    async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiToken>>;
+    async fn revoke_api_token(&self, actor: &Actor, id: ApiTokenId) -> Result<()>;
+
+    // Patients
+    async fn create_patient(&self, actor: &Actor, patient: &NewPatient) -> Result<Patient>;
+    async fn update_patient(
+        &self,
+        actor: &Actor,
+        id: PatientId,
+        patient: &NewPatient,
+    ) -> Result<Patient>;
+    async fn get_patient(&self, actor: &Actor, id: PatientId) -> Result<Patient>;
+    /// Matches name, MRN or ISO date of birth; at most `limit` results, each access audited.
+    async fn search_patients(
+        &self,
+        actor: &Actor,
+        query: &str,
+        limit: i64,
+    ) -> Result<Vec<PatientSummary>>;
+    async fn add_guardian(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        guardian: &NewGuardian,
+    ) -> Result<Guardian>;
+    async fn remove_guardian(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        guardian: GuardianId,
+    ) -> Result<()>;
+
+    // Audit
+    /// Appends an event that is not part of another change (a login, a page of the log viewed).
+    async fn audit(&self, actor: &Actor, event: AuditEvent) -> Result<()>;
+    async fn audit_records(&self, actor: &Actor, filter: &AuditFilter) -> Result<Vec<AuditRecord>>;
+    /// Checks the whole chain and names the first broken record.
+    async fn verify_audit(&self) -> Result<AuditVerification>;
+
+    /// Raw access for tests that tamper with stored data on purpose.
+    async fn execute_raw(&self, sql: &str) -> Result<u64>;
+    /// Rows in one of ketcare's tables (for tests and `ketcare status`).
+    async fn count(&self, table: &str) -> Result<i64>;
+}
+
+/// Refuses an actor whose role lacks `p`.
+pub fn require(actor: &Actor, p: Permission) -> Result<()> {
+    if actor.may(p) {
+        Ok(())
+    } else {
+        Err(StoreError::Forbidden { permission: p })
+    }
+}
+
+/// Opens the store for a URL (`sqlite://path` or `postgres://…`) and runs migrations.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    Ok(std::sync::Arc::new(SqlStore::open(url).await?))
+}

@@ -1,0 +1,962 @@
+//! The SQL implementation of [`Store`], over sqlx's `Any` driver so that one body of queries
+//! serves SQLite and PostgreSQL. Only the DDL differs (`migrations/sqlite`, `migrations/postgres`);
+//! every query here uses `$n` placeholders, `RETURNING` and types both backends share
+//! (integers, floats, text). Times are RFC 3339 text; instants compared in SQL are epoch seconds.
+
+use crate::{
+    ApiToken, AuditFilter, AuditVerification, Backend, NewUser, Result, Store, StoreError, User,
+    WebSession, require,
+};
+use async_trait::async_trait;
+use ketcare_core::audit::{AuditEvent, AuditRecord, HashInput, record_hash, verify_chain};
+use ketcare_core::patient::{
+    Guardian, Measured, NewGuardian, NewPatient, Patient, PatientSummary, Relationship, Sex,
+};
+use ketcare_core::units::{HeightCm, WeightKg};
+use ketcare_core::{Actor, ApiTokenId, GuardianId, PatientId, Permission, Role, UserId};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+type Tx = Transaction<'static, Any>;
+
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+impl SqlStore {
+    /// Connects, applies pending migrations, and returns the store.
+    pub async fn open(url: &str) -> Result<Self> {
+        let backend = Backend::from_url(url)?;
+        sqlx::any::install_default_drivers();
+        let mut options = AnyPoolOptions::new();
+        if backend == Backend::Sqlite {
+            options = options
+                .max_connections(4)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                });
+        } else {
+            options = options.max_connections(8);
+        }
+        let pool = options.connect(url).await?;
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Self { pool, backend })
+    }
+
+    /// Starts a write transaction. Its first statement locks the audit head row, so writers are
+    /// serialised on both backends (SQLite takes its write lock here, PostgreSQL a row lock).
+    async fn begin_write(&self) -> Result<Tx> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
+/// Appends one audit record inside `tx` (which must have come from `begin_write`).
+async fn append_audit(tx: &mut Tx, actor: &Actor, event: &AuditEvent) -> Result<()> {
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(&mut **tx)
+        .await?;
+    let prev_seq: i64 = head.try_get("seq")?;
+    let prev_hash: String = head.try_get("hash")?;
+    let seq = prev_seq + 1;
+    let at = now_rfc3339();
+    let role = actor.role.map(Role::as_str).unwrap_or("");
+    let user_id = actor.user_id.map(UserId::get);
+    let hash = record_hash(&HashInput {
+        seq,
+        at: &at,
+        user_id,
+        username: &actor.username,
+        role,
+        address: &actor.address,
+        action: &event.action,
+        patient_id: event.patient_id,
+        detail: &event.detail,
+        prev_hash: &prev_hash,
+    });
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, user_id, username, role, address, action, patient_id, detail, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(seq)
+    .bind(&at)
+    .bind(user_id)
+    .bind(&actor.username)
+    .bind(role)
+    .bind(&actor.address)
+    .bind(&event.action)
+    .bind(event.patient_id)
+    .bind(&event.detail)
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(seq)
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} `{value}`"))
+}
+
+fn user_from_row(row: &AnyRow) -> Result<User> {
+    let role: String = row.try_get("role")?;
+    Ok(User {
+        id: UserId::new(row.try_get("id")?),
+        username: row.try_get("username")?,
+        display_name: row.try_get("display_name")?,
+        role: Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
+        password_hash: row.try_get("password_hash")?,
+        failed_logins: row.try_get("failed_logins")?,
+        locked_until: row.try_get("locked_until")?,
+    })
+}
+
+macro_rules! user_columns {
+    () => {
+        "id, username, display_name, role, password_hash, failed_logins, locked_until"
+    };
+}
+
+macro_rules! patient_columns {
+    () => {
+        "id, mrn, given_name, family_name, date_of_birth, sex, weight_kg, weight_measured_on, height_cm, height_measured_on, indications, psychiatric_history, substance_use_history, medications, allergies, phone, email, updated_at"
+    };
+}
+
+fn date(row: &AnyRow, col: &str) -> Result<jiff::civil::Date> {
+    let s: String = row.try_get(col)?;
+    s.parse().map_err(|_| corrupt(col, &s))
+}
+
+fn opt_date(row: &AnyRow, col: &str) -> Result<Option<jiff::civil::Date>> {
+    let s: Option<String> = row.try_get(col)?;
+    s.map(|s| s.parse().map_err(|_| corrupt(col, &s)))
+        .transpose()
+}
+
+fn list(row: &AnyRow, col: &str) -> Result<Vec<String>> {
+    let s: String = row.try_get(col)?;
+    serde_json::from_str(&s).map_err(|_| corrupt(col, &s))
+}
+
+fn sex(row: &AnyRow) -> Result<Sex> {
+    let s: String = row.try_get("sex")?;
+    Sex::parse(&s).ok_or_else(|| corrupt("sex", &s))
+}
+
+fn record_from_row(row: &AnyRow) -> Result<NewPatient> {
+    let weight = match (
+        row.try_get::<Option<f64>, _>("weight_kg")?,
+        opt_date(row, "weight_measured_on")?,
+    ) {
+        (Some(v), Some(on)) => Some(Measured {
+            value: WeightKg::new(v).map_err(|_| corrupt("weight_kg", &v.to_string()))?,
+            measured_on: on,
+        }),
+        _ => None,
+    };
+    let height = match (
+        row.try_get::<Option<f64>, _>("height_cm")?,
+        opt_date(row, "height_measured_on")?,
+    ) {
+        (Some(v), Some(on)) => Some(Measured {
+            value: HeightCm::new(v).map_err(|_| corrupt("height_cm", &v.to_string()))?,
+            measured_on: on,
+        }),
+        _ => None,
+    };
+    Ok(NewPatient {
+        mrn: row.try_get("mrn")?,
+        given_name: row.try_get("given_name")?,
+        family_name: row.try_get("family_name")?,
+        date_of_birth: date(row, "date_of_birth")?,
+        sex: sex(row)?,
+        weight,
+        height,
+        indications: list(row, "indications")?,
+        psychiatric_history: row.try_get("psychiatric_history")?,
+        substance_use_history: row.try_get("substance_use_history")?,
+        medications: list(row, "medications")?,
+        allergies: list(row, "allergies")?,
+        phone: row.try_get("phone")?,
+        email: row.try_get("email")?,
+    })
+}
+
+fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+async fn load_patient(tx: &mut Tx, id: PatientId) -> Result<Patient> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        patient_columns!(),
+        " FROM patients WHERE id = $1"
+    ))
+    .bind(id.get())
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| StoreError::NotFound {
+        what: format!("patient {id}"),
+    })?;
+    let guardians = sqlx::query(
+        "SELECT id, name, relationship, phone, email FROM guardians WHERE patient_id = $1 ORDER BY id",
+    )
+    .bind(id.get())
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|g| {
+        let rel: String = g.try_get("relationship")?;
+        Ok(Guardian {
+            id: GuardianId::new(g.try_get("id")?),
+            record: NewGuardian {
+                name: g.try_get("name")?,
+                relationship: Relationship::parse(&rel).ok_or_else(|| corrupt("relationship", &rel))?,
+                phone: g.try_get("phone")?,
+                email: g.try_get("email")?,
+            },
+        })
+    })
+    .collect::<Result<Vec<_>>>()?;
+    Ok(Patient {
+        id,
+        record: record_from_row(&row)?,
+        guardians,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+async fn mrn_taken(tx: &mut Tx, mrn: &str, except: Option<PatientId>) -> Result<bool> {
+    let row = sqlx::query("SELECT id FROM patients WHERE mrn = $1")
+        .bind(mrn)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(match row {
+        None => false,
+        Some(r) => Some(PatientId::new(r.try_get("id")?)) != except,
+    })
+}
+
+fn mrn_conflict() -> StoreError {
+    StoreError::Invalid(ketcare_core::FieldErrors::single(
+        "mrn",
+        "this MRN belongs to another patient",
+    ))
+}
+
+/// Lists which fields differ, for the audit detail (names only, never values).
+fn changed_fields(old: &NewPatient, new: &NewPatient) -> String {
+    let mut out = Vec::new();
+    macro_rules! cmp {
+        ($($f:ident),*) => { $( if old.$f != new.$f { out.push(stringify!($f)); } )* };
+    }
+    cmp!(
+        mrn,
+        given_name,
+        family_name,
+        date_of_birth,
+        sex,
+        weight,
+        height,
+        indications,
+        psychiatric_history,
+        substance_use_history,
+        medications,
+        allergies,
+        phone,
+        email
+    );
+    if out.is_empty() {
+        "no change".into()
+    } else {
+        format!("changed: {}", out.join(", "))
+    }
+}
+
+const KNOWN_TABLES: [&str; 7] = [
+    "users",
+    "web_sessions",
+    "api_tokens",
+    "patients",
+    "guardians",
+    "audit_log",
+    "audit_head",
+];
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, actor: &Actor, user: &NewUser) -> Result<User> {
+        require(actor, Permission::UserAdmin)?;
+        let mut errors = ketcare_core::FieldErrors::new();
+        let username = user.username.trim();
+        if username.is_empty()
+            || !username
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            errors.push("username", "use letters, digits, '.', '_' or '-'");
+        }
+        if !errors.is_empty() {
+            return Err(StoreError::Invalid(errors));
+        }
+        let mut tx = self.begin_write().await?;
+        let exists = sqlx::query("SELECT id FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(StoreError::Invalid(ketcare_core::FieldErrors::single(
+                "username",
+                "this username is taken",
+            )));
+        }
+        let row = sqlx::query(concat!(
+            "INSERT INTO users (username, display_name, role, password_hash, failed_logins, created_at)
+             VALUES ($1, $2, $3, $4, 0, $5) RETURNING ",
+            user_columns!()
+        ))
+        .bind(username)
+        .bind(&user.display_name)
+        .bind(user.role.as_str())
+        .bind(&user.password_hash)
+        .bind(now_rfc3339())
+        .fetch_one(&mut *tx)
+        .await?;
+        let created = user_from_row(&row)?;
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                "user.create",
+                None,
+                format!("user {} ({})", created.username, created.role),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id.get())
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+    }
+
+    async fn list_users(&self, actor: &Actor) -> Result<Vec<User>> {
+        require(actor, Permission::UserAdmin)?;
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users ORDER BY username"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
+    async fn login_failed(
+        &self,
+        user: &User,
+        address: &str,
+        lock_until: Option<i64>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE users SET failed_logins = failed_logins + 1, locked_until = COALESCE($1, locked_until) WHERE id = $2",
+        )
+        .bind(lock_until)
+        .bind(user.id.get())
+        .execute(&mut *tx)
+        .await?;
+        let actor = Actor::user(user.id, &user.username, user.role, address);
+        let detail = match lock_until {
+            Some(_) => "wrong password; account locked",
+            None => "wrong password",
+        };
+        append_audit(
+            &mut tx,
+            &actor,
+            &AuditEvent::new("login.failed", None, detail),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn login_succeeded(&self, user: &User, address: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+            .bind(user.id.get())
+            .execute(&mut *tx)
+            .await?;
+        let actor = Actor::user(user.id, &user.username, user.role, address);
+        append_audit(&mut tx, &actor, &AuditEvent::new("login.ok", None, "")).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        csrf: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO web_sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash)
+        .bind(user.get())
+        .bind(csrf)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        // Expired sessions are of no use to anyone; drop them while we are here.
+        sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &str, now: i64) -> Result<Option<WebSession>> {
+        let Some(row) = sqlx::query(
+            "SELECT user_id, csrf_token, expires_at FROM web_sessions WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let user = self
+            .user_by_id(UserId::new(row.try_get("user_id")?))
+            .await?;
+        Ok(match user {
+            Some(user) => Some(WebSession {
+                user,
+                csrf_token: row.try_get("csrf_token")?,
+                expires_at: row.try_get("expires_at")?,
+            }),
+            None => None,
+        })
+    }
+
+    async fn end_session(&self, token_hash: &str, actor: &Actor) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM web_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await?;
+        append_audit(&mut tx, actor, &AuditEvent::new("logout", None, "")).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_api_token(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        token_hash: &str,
+        label: &str,
+    ) -> Result<ApiToken> {
+        require(actor, Permission::UserAdmin)?;
+        let mut tx = self.begin_write().await?;
+        let owner = sqlx::query("SELECT username FROM users WHERE id = $1")
+            .bind(user.get())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("user {user}"),
+            })?;
+        let owner: String = owner.try_get("username")?;
+        let created_at = now_rfc3339();
+        let row = sqlx::query(
+            "INSERT INTO api_tokens (user_id, token_hash, label, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(user.get())
+        .bind(token_hash)
+        .bind(label)
+        .bind(&created_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = ApiTokenId::new(row.try_get("id")?);
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                "token.create",
+                None,
+                format!("token {id} for {owner}: {label}"),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ApiToken {
+            id,
+            user_id: user,
+            label: label.to_owned(),
+            created_at,
+            revoked_at: None,
+        })
+    }
+
+    async fn api_token_user(&self, token_hash: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT user_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => self.user_by_id(UserId::new(r.try_get("user_id")?)).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiToken>> {
+        sqlx::query("SELECT id, user_id, label, created_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY id")
+            .bind(user.get())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ApiToken {
+                    id: ApiTokenId::new(r.try_get("id")?),
+                    user_id: UserId::new(r.try_get("user_id")?),
+                    label: r.try_get("label")?,
+                    created_at: r.try_get("created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_api_token(&self, actor: &Actor, id: ApiTokenId) -> Result<()> {
+        require(actor, Permission::UserAdmin)?;
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_rfc3339())
+        .bind(id.get())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: format!("active API token {id}"),
+            });
+        }
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new("token.revoke", None, format!("token {id}")),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_patient(&self, actor: &Actor, p: &NewPatient) -> Result<Patient> {
+        require(actor, Permission::PatientWrite)?;
+        let mut tx = self.begin_write().await?;
+        if mrn_taken(&mut tx, &p.mrn, None).await? {
+            return Err(mrn_conflict());
+        }
+        let now = now_rfc3339();
+        let row = sqlx::query(
+            "INSERT INTO patients (mrn, given_name, family_name, date_of_birth, sex, weight_kg, weight_measured_on,
+                height_cm, height_measured_on, indications, psychiatric_history, substance_use_history, medications,
+                allergies, phone, email, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) RETURNING id",
+        )
+        .bind(&p.mrn)
+        .bind(&p.given_name)
+        .bind(&p.family_name)
+        .bind(p.date_of_birth.to_string())
+        .bind(p.sex.as_str())
+        .bind(p.weight.map(|w| w.value.kg()))
+        .bind(p.weight.map(|w| w.measured_on.to_string()))
+        .bind(p.height.map(|h| h.value.cm()))
+        .bind(p.height.map(|h| h.measured_on.to_string()))
+        .bind(json_list(&p.indications))
+        .bind(&p.psychiatric_history)
+        .bind(&p.substance_use_history)
+        .bind(json_list(&p.medications))
+        .bind(json_list(&p.allergies))
+        .bind(&p.phone)
+        .bind(&p.email)
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = PatientId::new(row.try_get("id")?);
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new("patient.create", Some(id.get()), format!("MRN {}", p.mrn)),
+        )
+        .await?;
+        let created = load_patient(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn update_patient(
+        &self,
+        actor: &Actor,
+        id: PatientId,
+        p: &NewPatient,
+    ) -> Result<Patient> {
+        require(actor, Permission::PatientWrite)?;
+        let mut tx = self.begin_write().await?;
+        let old = load_patient(&mut tx, id).await?;
+        if mrn_taken(&mut tx, &p.mrn, Some(id)).await? {
+            return Err(mrn_conflict());
+        }
+        sqlx::query(
+            "UPDATE patients SET mrn = $1, given_name = $2, family_name = $3, date_of_birth = $4, sex = $5,
+                weight_kg = $6, weight_measured_on = $7, height_cm = $8, height_measured_on = $9, indications = $10,
+                psychiatric_history = $11, substance_use_history = $12, medications = $13, allergies = $14,
+                phone = $15, email = $16, updated_at = $17
+             WHERE id = $18",
+        )
+        .bind(&p.mrn)
+        .bind(&p.given_name)
+        .bind(&p.family_name)
+        .bind(p.date_of_birth.to_string())
+        .bind(p.sex.as_str())
+        .bind(p.weight.map(|w| w.value.kg()))
+        .bind(p.weight.map(|w| w.measured_on.to_string()))
+        .bind(p.height.map(|h| h.value.cm()))
+        .bind(p.height.map(|h| h.measured_on.to_string()))
+        .bind(json_list(&p.indications))
+        .bind(&p.psychiatric_history)
+        .bind(&p.substance_use_history)
+        .bind(json_list(&p.medications))
+        .bind(json_list(&p.allergies))
+        .bind(&p.phone)
+        .bind(&p.email)
+        .bind(now_rfc3339())
+        .bind(id.get())
+        .execute(&mut *tx)
+        .await?;
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                "patient.update",
+                Some(id.get()),
+                changed_fields(&old.record, p),
+            ),
+        )
+        .await?;
+        let updated = load_patient(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    async fn get_patient(&self, actor: &Actor, id: PatientId) -> Result<Patient> {
+        require(actor, Permission::PatientRead)?;
+        let mut tx = self.begin_write().await?;
+        let patient = load_patient(&mut tx, id).await?;
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new("patient.read", Some(id.get()), ""),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(patient)
+    }
+
+    async fn search_patients(
+        &self,
+        actor: &Actor,
+        query: &str,
+        limit: i64,
+    ) -> Result<Vec<PatientSummary>> {
+        require(actor, Permission::PatientRead)?;
+        let q = query.trim().to_lowercase();
+        let like = format!(
+            "%{}%",
+            q.replace('\\', "").replace('%', "").replace('_', "")
+        );
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(
+            "SELECT id, mrn, given_name, family_name, date_of_birth, sex FROM patients
+             WHERE $1 = '' OR lower(family_name) LIKE $2 OR lower(given_name) LIKE $2
+                OR lower(given_name || ' ' || family_name) LIKE $2 OR lower(mrn) = $1 OR date_of_birth = $1
+             ORDER BY family_name, given_name, id LIMIT $3",
+        )
+        .bind(&q)
+        .bind(&like)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let found = rows
+            .iter()
+            .map(|r| {
+                Ok(PatientSummary {
+                    id: PatientId::new(r.try_get("id")?),
+                    mrn: r.try_get("mrn")?,
+                    given_name: r.try_get("given_name")?,
+                    family_name: r.try_get("family_name")?,
+                    date_of_birth: date(r, "date_of_birth")?,
+                    sex: sex(r)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                "patient.search",
+                None,
+                format!("query `{}`: {} found", query.trim(), found.len()),
+            ),
+        )
+        .await?;
+        // Each patient shown in a result list is an access to that patient's record.
+        for p in &found {
+            append_audit(
+                &mut tx,
+                actor,
+                &AuditEvent::new("patient.listed", Some(p.id.get()), "search result"),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    async fn add_guardian(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        g: &NewGuardian,
+    ) -> Result<Guardian> {
+        require(actor, Permission::PatientWrite)?;
+        let mut tx = self.begin_write().await?;
+        load_patient(&mut tx, patient).await?;
+        let row = sqlx::query(
+            "INSERT INTO guardians (patient_id, name, relationship, phone, email, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(patient.get())
+        .bind(&g.name)
+        .bind(g.relationship.as_str())
+        .bind(&g.phone)
+        .bind(&g.email)
+        .bind(now_rfc3339())
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = GuardianId::new(row.try_get("id")?);
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                "guardian.add",
+                Some(patient.get()),
+                format!("guardian {id} ({})", g.relationship.as_str()),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Guardian {
+            id,
+            record: g.clone(),
+        })
+    }
+
+    async fn remove_guardian(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        guardian: GuardianId,
+    ) -> Result<()> {
+        require(actor, Permission::PatientWrite)?;
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("DELETE FROM guardians WHERE id = $1 AND patient_id = $2")
+            .bind(guardian.get())
+            .bind(patient.get())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: format!("guardian {guardian} of patient {patient}"),
+            });
+        }
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                "guardian.remove",
+                Some(patient.get()),
+                format!("guardian {guardian}"),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit(&self, actor: &Actor, event: AuditEvent) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        append_audit(&mut tx, actor, &event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_records(&self, actor: &Actor, f: &AuditFilter) -> Result<Vec<AuditRecord>> {
+        require(actor, Permission::AuditRead)?;
+        let rows = sqlx::query(
+            "SELECT seq, at, user_id, username, role, address, action, patient_id, detail, prev_hash, hash
+             FROM audit_log
+             WHERE ($1 = '' OR username = $1) AND ($2 = '' OR action LIKE $3)
+               AND ($4 = 0 OR patient_id = $5) AND seq < $6
+             ORDER BY seq DESC LIMIT $7",
+        )
+        .bind(f.username.as_deref().unwrap_or(""))
+        .bind(f.action.as_deref().unwrap_or(""))
+        .bind(format!("{}%", f.action.as_deref().unwrap_or("")))
+        .bind(i64::from(f.patient_id.is_some()))
+        .bind(f.patient_id.unwrap_or(0))
+        .bind(f.before_seq.unwrap_or(i64::MAX))
+        .bind(if f.limit > 0 { f.limit } else { 100 })
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn verify_audit(&self) -> Result<AuditVerification> {
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        let head: Option<(i64, String)> = match head {
+            Some(r) => Some((r.try_get("seq")?, r.try_get("hash")?)),
+            None => None,
+        };
+        let records = sqlx::query(
+            "SELECT seq, at, user_id, username, role, address, action, patient_id, detail, prev_hash, hash
+             FROM audit_log ORDER BY seq",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(audit_from_row)
+        .collect::<Result<Vec<_>>>()?;
+        let head_ref = head.as_ref().map(|(s, h)| (*s, h.as_str()));
+        // An empty chain has the genesis head (seq 0); treat that as "no head".
+        let head_ref = head_ref.filter(|(s, _)| *s > 0);
+        Ok(match verify_chain(&records, head_ref) {
+            Ok(n) => AuditVerification {
+                records: n,
+                broken: None,
+            },
+            Err(b) => AuditVerification {
+                records: records.len() as u64,
+                broken: Some(b),
+            },
+        })
+    }
+
+    async fn execute_raw(&self, sql: &str) -> Result<u64> {
+        Ok(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn count(&self, table: &str) -> Result<i64> {
+        if !KNOWN_TABLES.contains(&table) {
+            return Err(StoreError::NotFound {
+                what: format!("table {table}"),
+            });
+        }
+        // The table name was checked against KNOWN_TABLES above.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM {table}"
+        )))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+fn audit_from_row(r: &AnyRow) -> Result<AuditRecord> {
+    Ok(AuditRecord {
+        seq: r.try_get("seq")?,
+        at: r.try_get("at")?,
+        user_id: r.try_get("user_id")?,
+        username: r.try_get("username")?,
+        role: r.try_get("role")?,
+        address: r.try_get("address")?,
+        action: r.try_get("action")?,
+        patient_id: r.try_get("patient_id")?,
+        detail: r.try_get("detail")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
+}

@@ -1,0 +1,355 @@
+//! The JSON API under `/api/v1/`, described by the OpenAPI 3 document at `/api/v1/openapi.json`.
+
+use crate::AppState;
+use crate::auth::{MAX_BODY_BYTES, Principal};
+use crate::error::{AppError, ErrorBody};
+use axum::Json;
+use axum::body::to_bytes;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ketcare_core::audit::{AuditEvent, AuditRecord};
+use ketcare_core::patient::{
+    DayOfCare, Guardian, GuardianInput, NewGuardian, NewPatient, Patient, PatientInput,
+    PatientSummary,
+};
+use ketcare_core::{GuardianId, PatientId, Role};
+use ketcare_store::{AuditFilter, AuditVerification};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+
+/// A JSON body whose decoding errors become 422 responses naming the field.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = AppError;
+    async fn from_request(req: Request, _: &S) -> Result<Self, AppError> {
+        let bytes = to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| AppError::invalid("body", "the request body is too large"))?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            let msg = e.to_string();
+            let field = msg.split('`').nth(1).unwrap_or("body").to_owned();
+            AppError::invalid(&field, msg)
+        })
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` when the database answers.
+    pub status: &'static str,
+    /// `sqlite` or `postgres`.
+    pub database: &'static str,
+    pub version: &'static str,
+}
+
+/// Liveness and database reachability.
+#[utoipa::path(get, path = "/healthz", responses(
+    (status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn healthz(State(s): State<AppState>) -> Response {
+    let ok = s.store.ping().await.is_ok();
+    let body = Health {
+        status: if ok { "ok" } else { "unavailable" },
+        database: s.store.backend().as_str(),
+        version: s.version,
+    };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/api/v1/me", responses(
+    (status = 200, body = Me), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn me(p: Principal) -> Json<Me> {
+    Json(Me {
+        username: p.user.username,
+        display_name: p.user.display_name,
+        role: p.user.role,
+    })
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct SearchQuery {
+    /// Part of a name, an MRN, or a date of birth (YYYY-MM-DD). Empty lists everyone.
+    #[serde(default)]
+    pub q: String,
+    /// At most this many results (1–200, default 50).
+    pub limit: Option<i64>,
+}
+
+/// Searches the registry; every patient returned is recorded in the audit log.
+#[utoipa::path(get, path = "/api/v1/patients", params(SearchQuery), responses(
+    (status = 200, body = [PatientSummary]), (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn search_patients(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<Vec<PatientSummary>>, AppError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(AppError::invalid("limit", "use a number from 1 to 200"));
+    }
+    Ok(Json(s.store.search_patients(&p.actor, &q.q, limit).await?))
+}
+
+/// A patient with what applies on the day of care.
+#[derive(Serialize, ToSchema)]
+pub struct PatientView {
+    #[serde(flatten)]
+    pub patient: Patient,
+    /// Age and age band today (the clinic's date).
+    pub day_of_care: Option<DayOfCare>,
+}
+
+fn view(s: &AppState, patient: Patient) -> PatientView {
+    PatientView {
+        day_of_care: patient.record.day_of_care(s.today(), &s.bands),
+        patient,
+    }
+}
+
+/// Registers a patient.
+#[utoipa::path(post, path = "/api/v1/patients", request_body = PatientInput, responses(
+    (status = 201, body = PatientView), (status = 422, body = ErrorBody),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn create_patient(
+    State(s): State<AppState>,
+    p: Principal,
+    JsonBody(input): JsonBody<PatientInput>,
+) -> Result<(StatusCode, Json<PatientView>), AppError> {
+    let record = NewPatient::parse(&input, s.today()).map_err(AppError::Invalid)?;
+    let created = s.store.create_patient(&p.actor, &record).await?;
+    Ok((StatusCode::CREATED, Json(view(&s, created))))
+}
+
+/// One patient, with guardians.
+#[utoipa::path(get, path = "/api/v1/patients/{id}", params(("id" = i64, Path)), responses(
+    (status = 200, body = PatientView), (status = 404, body = ErrorBody),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_patient(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<PatientView>, AppError> {
+    let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
+    Ok(Json(view(&s, patient)))
+}
+
+/// Replaces a patient's record (guardians are changed through their own routes).
+#[utoipa::path(put, path = "/api/v1/patients/{id}", params(("id" = i64, Path)),
+    request_body = PatientInput, responses(
+    (status = 200, body = PatientView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn update_patient(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    JsonBody(input): JsonBody<PatientInput>,
+) -> Result<Json<PatientView>, AppError> {
+    let record = NewPatient::parse(&input, s.today()).map_err(AppError::Invalid)?;
+    let updated = s
+        .store
+        .update_patient(&p.actor, PatientId::new(id), &record)
+        .await?;
+    Ok(Json(view(&s, updated)))
+}
+
+/// Links a guardian to a patient.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/guardians", params(("id" = i64, Path)),
+    request_body = GuardianInput, responses(
+    (status = 201, body = Guardian), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn add_guardian(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    JsonBody(input): JsonBody<GuardianInput>,
+) -> Result<(StatusCode, Json<Guardian>), AppError> {
+    let g = NewGuardian::parse(&input).map_err(AppError::Invalid)?;
+    let created = s
+        .store
+        .add_guardian(&p.actor, PatientId::new(id), &g)
+        .await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Unlinks a guardian.
+#[utoipa::path(delete, path = "/api/v1/patients/{id}/guardians/{gid}",
+    params(("id" = i64, Path), ("gid" = i64, Path)), responses(
+    (status = 204), (status = 404, body = ErrorBody),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn remove_guardian(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((id, gid)): Path<(i64, i64)>,
+) -> Result<StatusCode, AppError> {
+    s.store
+        .remove_guardian(&p.actor, PatientId::new(id), GuardianId::new(gid))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, IntoParams, Default)]
+pub struct AuditQuery {
+    pub username: Option<String>,
+    /// Action, or its prefix (`patient.` for all patient actions).
+    pub action: Option<String>,
+    pub patient_id: Option<i64>,
+    /// Records older than this sequence number.
+    pub before: Option<i64>,
+    /// At most this many (1–500, default 100).
+    pub limit: Option<i64>,
+}
+
+impl AuditQuery {
+    pub fn filter(&self) -> Result<AuditFilter, AppError> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=500).contains(&limit) {
+            return Err(AppError::invalid("limit", "use a number from 1 to 500"));
+        }
+        let nonempty = |s: &Option<String>| {
+            s.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        Ok(AuditFilter {
+            username: nonempty(&self.username),
+            action: nonempty(&self.action),
+            patient_id: self.patient_id,
+            before_seq: self.before,
+            limit,
+        })
+    }
+}
+
+/// Browses the audit log, newest first. Viewing it is itself audited.
+#[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), responses(
+    (status = 200, body = [AuditRecord]), (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn audit_records(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Vec<AuditRecord>>, AppError> {
+    let f = q.filter()?;
+    let records = s.store.audit_records(&p.actor, &f).await?;
+    s.store
+        .audit(&p.actor, AuditEvent::new("audit.read", f.patient_id, "api"))
+        .await?;
+    Ok(Json(records))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VerifyBody {
+    pub records: u64,
+    pub intact: bool,
+    /// The first broken record, if any.
+    pub broken_at: Option<i64>,
+    pub reason: Option<String>,
+}
+
+/// Checks the audit log's hash chain.
+#[utoipa::path(get, path = "/api/v1/audit/verify", responses(
+    (status = 200, body = VerifyBody), (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn verify_audit(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Json<VerifyBody>, AppError> {
+    let v: AuditVerification = s.store.verify_audit().await?;
+    s.store
+        .audit(&p.actor, AuditEvent::new("audit.verify", None, ""))
+        .await?;
+    Ok(Json(VerifyBody {
+        records: v.records,
+        intact: v.broken.is_none(),
+        broken_at: v.broken.as_ref().map(|b| b.seq),
+        reason: v.broken.map(|b| b.reason),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub locked: bool,
+}
+
+/// Staff accounts.
+#[utoipa::path(get, path = "/api/v1/users", responses(
+    (status = 200, body = [UserView]), (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn users(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Json<Vec<UserView>>, AppError> {
+    let now = s.now();
+    let users = s.store.list_users(&p.actor).await?;
+    Ok(Json(
+        users
+            .into_iter()
+            .map(|u| UserView {
+                id: u.id.get(),
+                locked: u.locked_until.is_some_and(|t| t > now),
+                username: u.username,
+                display_name: u.display_name,
+                role: u.role,
+            })
+            .collect(),
+    ))
+}
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ketcare API",
+        description = "ketcare's JSON API. ketcare supports clinicians; it does not replace their judgement. \
+            Authenticate with `Authorization: Bearer <token>` (tokens from `ketcare token create`), \
+            or with a browser session plus an `x-csrf-token` header on unsafe requests."
+    ),
+    paths(healthz, me, search_patients, create_patient, get_patient, update_patient, add_guardian,
+          remove_guardian, audit_records, verify_audit, users),
+    modifiers(&BearerScheme)
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI 3 document.
+pub async fn openapi_json() -> Response {
+    match ApiDoc::openapi().to_pretty_json() {
+        Ok(json) => ([("content-type", "application/json")], json).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "openapi");
+            AppError::Internal.into_response()
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Who is asking: browser sessions (cookie + CSRF token) and API tokens (`Authorization: Bearer`),
+//! and the guard that every route passes through with its role rule.
+
+use crate::AppState;
+use crate::error::{AppError, PageError};
+use crate::password::token_hash;
+use axum::body::{Body, to_bytes};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::{HeaderMap, Method, header, request::Parts};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use ketcare_core::audit::AuditEvent;
+use ketcare_core::{Access, Actor};
+use ketcare_store::User;
+use std::net::SocketAddr;
+
+pub const SESSION_COOKIE: &str = "ketcare_session";
+pub const LOGIN_CSRF_COOKIE: &str = "ketcare_login_csrf";
+/// The largest form or JSON body ketcare reads.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A browser session; unsafe requests must carry its CSRF token.
+    Session { token_hash: String, csrf: String },
+    /// An API token; not sent automatically by browsers, so no CSRF token is needed.
+    ApiToken,
+}
+
+/// The signed-in caller, put in the request by the guard.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: User,
+    pub actor: Actor,
+    pub credential: Credential,
+}
+
+impl Principal {
+    /// The CSRF token to embed in forms (empty for API tokens, which do not use forms).
+    pub fn csrf(&self) -> &str {
+        match &self.credential {
+            Credential::Session { csrf, .. } => csrf,
+            Credential::ApiToken => "",
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or(AppError::Unauthorized)
+    }
+}
+
+/// The caller if signed in, for public pages that look different when they are.
+pub struct MaybePrincipal(pub Option<Principal>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybePrincipal {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(MaybePrincipal(parts.extensions.get::<Principal>().cloned()))
+    }
+}
+
+/// The client's address as the audit log records it.
+pub fn client_address(parts_ext: &axum::http::Extensions) -> String {
+    parts_ext
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, and Secure when served over TLS.
+pub fn set_cookie(name: &str, value: &str, max_age_seconds: i64, secure: bool) -> String {
+    format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// Whether the request reached us over TLS (directly or through a proxy that says so).
+pub fn is_tls(state: &AppState, headers: &HeaderMap) -> bool {
+    state.config.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+async fn resolve(
+    state: &AppState,
+    headers: &HeaderMap,
+    address: &str,
+) -> Result<Option<Principal>, AppError> {
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        let token = auth
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(AppError::Unauthorized)?;
+        let user = state
+            .store
+            .api_token_user(&token_hash(token.trim()))
+            .await?
+            .ok_or(AppError::Unauthorized)?;
+        let actor = Actor::user(user.id, &user.username, user.role, address);
+        return Ok(Some(Principal {
+            user,
+            actor,
+            credential: Credential::ApiToken,
+        }));
+    }
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let hash = token_hash(token);
+    Ok(state
+        .store
+        .session(&hash, state.now())
+        .await?
+        .map(|s| Principal {
+            actor: Actor::user(s.user.id, &s.user.username, s.user.role, address),
+            user: s.user,
+            credential: Credential::Session {
+                token_hash: hash,
+                csrf: s.csrf_token,
+            },
+        }))
+}
+
+fn is_api(path: &str) -> bool {
+    path.starts_with("/api/")
+}
+
+fn reject(path: &str, e: AppError) -> Response {
+    if is_api(path) {
+        e.into_response()
+    } else if matches!(e, AppError::Unauthorized) {
+        Redirect::to(&format!("/login?next={}", urlencode(path))).into_response()
+    } else {
+        PageError(e).into_response()
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    serde_urlencoded::to_string([("", s)])
+        .map(|v| v.trim_start_matches('=').to_owned())
+        .unwrap_or_default()
+}
+
+/// Checks the CSRF token of a session-authenticated unsafe request: from the `x-csrf-token`
+/// header, or from the `csrf_token` field of a form body (which is buffered and passed on).
+async fn check_csrf(req: Request, expected: &str) -> Result<Request, AppError> {
+    let (parts, body) = req.into_parts();
+    if let Some(h) = parts.headers.get("x-csrf-token") {
+        return if h.to_str().ok() == Some(expected) {
+            Ok(Request::from_parts(parts, body))
+        } else {
+            Err(AppError::Forbidden("the form's security token is missing or out of date; reload the page and try again".into()))
+        };
+    }
+    let bytes = to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| AppError::invalid("body", "the request body is too large"))?;
+    let is_form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let token = if is_form {
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+            .ok()
+            .and_then(|kv| {
+                kv.into_iter()
+                    .find(|(k, _)| k == "csrf_token")
+                    .map(|(_, v)| v)
+            })
+    } else {
+        None
+    };
+    if token.as_deref() == Some(expected) {
+        Ok(Request::from_parts(parts, Body::from(bytes)))
+    } else {
+        Err(AppError::Forbidden(
+            "the form's security token is missing or out of date; reload the page and try again"
+                .into(),
+        ))
+    }
+}
+
+/// The guard every route passes through: resolves the caller, applies the route's role rule,
+/// checks CSRF on unsafe session requests, and records refusals in the audit log.
+pub async fn guard(
+    State((state, access)): State<(AppState, Access)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let address = client_address(req.extensions());
+    let headers = req.headers().clone();
+    let principal = match resolve(&state, &headers, &address).await {
+        Ok(p) => p,
+        Err(e) => return reject(&path, e),
+    };
+    if !access.admits(principal.as_ref().map(|p| p.user.role)) {
+        return match principal {
+            None => reject(&path, AppError::Unauthorized),
+            Some(p) => {
+                let event = AuditEvent::new("access.denied", None, format!("{method} {path}"));
+                if let Err(e) = state.store.audit(&p.actor, event).await {
+                    tracing::error!(error = %e, "could not audit a refusal");
+                }
+                reject(
+                    &path,
+                    AppError::Forbidden(format!("the {} role may not open this page", p.user.role)),
+                )
+            }
+        };
+    }
+    let mut req = req;
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if let Some(p) = &principal {
+        if let (true, Credential::Session { csrf, .. }) = (unsafe_method, &p.credential) {
+            req = match check_csrf(req, csrf).await {
+                Ok(r) => r,
+                Err(e) => return reject(&path, e),
+            };
+        }
+    }
+    if let Some(p) = principal {
+        req.extensions_mut().insert(p);
+    }
+    next.run(req).await
+}

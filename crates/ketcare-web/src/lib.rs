@@ -1,0 +1,78 @@
+//! ketcare's web edge: server-rendered pages for staff and the JSON API under `/api/v1/`.
+//!
+//! Handlers decode, make one call into the store or the core, and encode. Every route is declared
+//! once in [`routes::table`] together with the role rule that guards it; the router is built
+//! only from that table, so a route without a role rule cannot exist.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod pages;
+pub mod password;
+pub mod routes;
+
+use ketcare_core::AgeBands;
+use ketcare_store::Store;
+use std::sync::Arc;
+
+/// Seconds since the Unix epoch; injected so tests can move time.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// Security settings (not clinical values: these are ketcare's own defaults, changeable per site).
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// A browser session ends this long after sign-in.
+    pub session_minutes: i64,
+    /// Failed sign-ins in a row before the account is locked.
+    pub lockout_attempts: i64,
+    /// How long a locked account stays locked.
+    pub lockout_minutes: i64,
+    /// Mark cookies `Secure` even when the request did not say it came over TLS.
+    pub secure_cookies: bool,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            session_minutes: 8 * 60,
+            lockout_attempts: 5,
+            lockout_minutes: 15,
+            secure_cookies: false,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: WebConfig,
+    pub bands: Arc<AgeBands>,
+    pub clock: Clock,
+    pub version: &'static str,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, config: WebConfig, bands: AgeBands) -> Self {
+        Self {
+            store,
+            config,
+            bands: Arc::new(bands),
+            clock: Arc::new(|| jiff::Timestamp::now().as_second()),
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// Today in the clinic's time zone (the system's), from the injected clock.
+    pub fn today(&self) -> jiff::civil::Date {
+        jiff::Timestamp::from_second(self.now())
+            .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).date())
+            .unwrap_or(jiff::civil::Date::ZERO)
+    }
+}
+
+pub use routes::router;

@@ -1,0 +1,784 @@
+//! Server-rendered pages for staff. They work without JavaScript; every form carries its CSRF
+//! token and shows each bad field's message beside the field.
+
+use crate::AppState;
+use crate::api::AuditQuery;
+use crate::auth::{
+    self, Credential, LOGIN_CSRF_COOKIE, MAX_BODY_BYTES, MaybePrincipal, Principal, SESSION_COOKIE,
+};
+use crate::error::{AppError, PageError};
+use crate::password::{random_token, token_hash, verify_dummy, verify_password};
+use askama::Template;
+use axum::body::to_bytes;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use ketcare_core::audit::{AuditEvent, AuditRecord};
+use ketcare_core::patient::{
+    GuardianInput, ListInput, NewGuardian, NewPatient, NumberInput, Patient, PatientInput,
+    PatientSummary, Relationship, Sex,
+};
+use ketcare_core::units::trim_float;
+use ketcare_core::{Actor, FieldErrors, GuardianId, PatientId, Permission};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// Renders a template, or a plain 500 if the template fails (it is compiled, so it should not).
+pub fn render_html<T: Template>(t: &T) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+fn render_with<T: Template>(status: StatusCode, t: &T) -> Response {
+    let mut r = render_html(t);
+    if r.status() == StatusCode::OK {
+        *r.status_mut() = status;
+    }
+    r
+}
+
+/// A form body; decoding problems become a 422 naming the field.
+pub struct FormBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for FormBody<T> {
+    type Rejection = PageError;
+    async fn from_request(req: Request, _: &S) -> Result<Self, PageError> {
+        let bytes = to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| AppError::invalid("body", "the form is too large"))?;
+        serde_urlencoded::from_bytes(&bytes)
+            .map(FormBody)
+            .map_err(|e| PageError(AppError::invalid("form", e.to_string())))
+    }
+}
+
+/// What the header shows: who is signed in and what their role may open.
+pub struct Nav {
+    pub username: String,
+    pub role: String,
+    pub csrf: String,
+    pub patients: bool,
+    pub audit: bool,
+    pub users: bool,
+}
+
+impl Nav {
+    pub fn of(p: &Principal) -> Option<Nav> {
+        Some(Nav {
+            username: p.user.display_name.clone(),
+            role: p.user.role.to_string(),
+            csrf: p.csrf().to_owned(),
+            patients: p.user.role.allows(Permission::PatientRead),
+            audit: p.user.role.allows(Permission::AuditRead),
+            users: p.user.role.allows(Permission::UserAdmin),
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub nav: Option<Nav>,
+    pub status: u16,
+    pub message: String,
+}
+
+pub async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../static/app.css"),
+    )
+        .into_response()
+}
+
+// ---- Sign in and out ----------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    nav: Option<Nav>,
+    csrf: String,
+    next: String,
+    username: String,
+    error: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// Only same-site paths are followed after sign-in.
+fn safe_next(next: &str) -> String {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next.to_owned()
+    } else {
+        "/".to_owned()
+    }
+}
+
+fn login_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    next: &str,
+    username: &str,
+    error: &str,
+    status: StatusCode,
+) -> Response {
+    let csrf = random_token();
+    let page = LoginPage {
+        nav: None,
+        csrf: csrf.clone(),
+        next: safe_next(next),
+        username: username.to_owned(),
+        error: error.to_owned(),
+    };
+    let mut r = render_with(status, &page);
+    let cookie = auth::set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, auth::is_tls(state, headers));
+    if let Ok(v) = cookie.parse() {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+pub async fn login_form(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    MaybePrincipal(p): MaybePrincipal,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    if p.is_some() {
+        return Redirect::to(&safe_next(&q.next)).into_response();
+    }
+    login_page(&s, &headers, &q.next, "", "", StatusCode::OK)
+}
+
+#[derive(Deserialize, Default)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    next: String,
+}
+
+pub async fn login(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    req: Request,
+) -> Result<Response, PageError> {
+    let address = auth::client_address(req.extensions());
+    let FormBody(form): FormBody<LoginForm> = FormBody::from_request(req, &()).await?;
+    // Double-submit check: the form's token must match the cookie set with the form.
+    let cookie_token = auth::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    if cookie_token.is_empty() || cookie_token != form.csrf_token {
+        return Ok(login_page(
+            &s,
+            &headers,
+            &form.next,
+            &form.username,
+            "The sign-in form expired. Please try again.",
+            StatusCode::FORBIDDEN,
+        ));
+    }
+    let refuse = |msg: &str| {
+        login_page(
+            &s,
+            &headers,
+            &form.next,
+            &form.username,
+            msg,
+            StatusCode::UNAUTHORIZED,
+        )
+    };
+    let now = s.now();
+    let username = form.username.trim();
+    let Some(user) = s.store.user_by_username(username).await? else {
+        verify_dummy(&form.password);
+        let who = Actor {
+            user_id: None,
+            username: username.to_owned(),
+            role: None,
+            address,
+        };
+        s.store
+            .audit(
+                &who,
+                AuditEvent::new("login.failed", None, "unknown username"),
+            )
+            .await?;
+        return Ok(refuse("Wrong username or password."));
+    };
+    if let Some(until) = user.locked_until.filter(|t| *t > now) {
+        let actor = Actor::user(user.id, &user.username, user.role, &address);
+        s.store
+            .audit(
+                &actor,
+                AuditEvent::new("login.locked", None, "attempt while locked"),
+            )
+            .await?;
+        let minutes = (until - now + 59) / 60;
+        return Ok(refuse(&format!(
+            "This account is locked after repeated failed sign-ins. Try again in {minutes} minute(s) or ask an administrator."
+        )));
+    }
+    if !verify_password(&form.password, &user.password_hash) {
+        let lock = (user.failed_logins + 1 >= s.config.lockout_attempts)
+            .then_some(now + s.config.lockout_minutes * 60);
+        s.store.login_failed(&user, &address, lock).await?;
+        return Ok(refuse(if lock.is_some() {
+            "Wrong username or password. The account is now locked for a while."
+        } else {
+            "Wrong username or password."
+        }));
+    }
+    s.store.login_succeeded(&user, &address).await?;
+    let token = random_token();
+    let expires = now + s.config.session_minutes * 60;
+    s.store
+        .create_session(&token_hash(&token), user.id, &random_token(), now, expires)
+        .await?;
+    let secure = auth::is_tls(&s, &headers);
+    let mut r = Redirect::to(&safe_next(&form.next)).into_response();
+    for c in [
+        auth::set_cookie(
+            SESSION_COOKIE,
+            &token,
+            s.config.session_minutes * 60,
+            secure,
+        ),
+        auth::set_cookie(LOGIN_CSRF_COOKIE, "", 0, secure),
+    ] {
+        if let Ok(v) = c.parse() {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    Ok(r)
+}
+
+pub async fn logout(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+) -> Result<Response, PageError> {
+    if let Credential::Session { token_hash, .. } = &p.credential {
+        s.store.end_session(token_hash, &p.actor).await?;
+    }
+    let mut r = Redirect::to("/login").into_response();
+    let c = auth::set_cookie(SESSION_COOKIE, "", 0, auth::is_tls(&s, &headers));
+    if let Ok(v) = c.parse() {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(r)
+}
+
+// ---- Home ---------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage {
+    nav: Option<Nav>,
+    display_name: String,
+    role: String,
+}
+
+pub async fn home(p: Principal) -> Response {
+    render_html(&HomePage {
+        nav: Nav::of(&p),
+        display_name: p.user.display_name.clone(),
+        role: p.user.role.to_string(),
+    })
+}
+
+// ---- Patients -----------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "patients.html")]
+pub struct PatientsPage {
+    nav: Option<Nav>,
+    q: String,
+    can_write: bool,
+    results: Vec<PatientSummary>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct SearchForm {
+    #[serde(default)]
+    q: String,
+}
+
+pub async fn patients(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(q): Query<SearchForm>,
+) -> Result<Response, PageError> {
+    let results = s.store.search_patients(&p.actor, &q.q, 50).await?;
+    Ok(render_html(&PatientsPage {
+        nav: Nav::of(&p),
+        q: q.q,
+        can_write: p.user.role.allows(Permission::PatientWrite),
+        results,
+    }))
+}
+
+/// The patient form's values as typed, so a refused form comes back as the user left it.
+#[derive(Default, Clone)]
+pub struct PatientFormValues {
+    pub mrn: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub date_of_birth: String,
+    pub sex: String,
+    pub weight_value: String,
+    pub weight_unit: String,
+    pub weight_measured_on: String,
+    pub height_value: String,
+    pub height_unit: String,
+    pub height_measured_on: String,
+    pub indications: String,
+    pub psychiatric_history: String,
+    pub substance_use_history: String,
+    pub medications: String,
+    pub allergies: String,
+    pub phone: String,
+    pub email: String,
+}
+
+impl PatientFormValues {
+    fn from_input(i: &PatientInput) -> Self {
+        let num = |n: &Option<NumberInput>| match n {
+            Some(NumberInput::Number(v)) => v.to_string(),
+            Some(NumberInput::Text(t)) => t.clone(),
+            None => String::new(),
+        };
+        let lines = |l: &Option<ListInput>| match l {
+            Some(ListInput::Items(v)) => v.join("\n"),
+            Some(ListInput::Lines(s)) => s.clone(),
+            None => String::new(),
+        };
+        let o = |s: &Option<String>| s.clone().unwrap_or_default();
+        Self {
+            mrn: i.mrn.clone(),
+            given_name: i.given_name.clone(),
+            family_name: i.family_name.clone(),
+            date_of_birth: i.date_of_birth.clone(),
+            sex: i.sex.clone(),
+            weight_value: num(&i.weight_value),
+            weight_unit: o(&i.weight_unit),
+            weight_measured_on: o(&i.weight_measured_on),
+            height_value: num(&i.height_value),
+            height_unit: o(&i.height_unit),
+            height_measured_on: o(&i.height_measured_on),
+            indications: lines(&i.indications),
+            psychiatric_history: o(&i.psychiatric_history),
+            substance_use_history: o(&i.substance_use_history),
+            medications: lines(&i.medications),
+            allergies: lines(&i.allergies),
+            phone: o(&i.phone),
+            email: o(&i.email),
+        }
+    }
+
+    fn from_patient(p: &NewPatient) -> Self {
+        Self {
+            mrn: p.mrn.clone(),
+            given_name: p.given_name.clone(),
+            family_name: p.family_name.clone(),
+            date_of_birth: p.date_of_birth.to_string(),
+            sex: p.sex.as_str().to_owned(),
+            weight_value: p
+                .weight
+                .map(|w| trim_float(w.value.kg()))
+                .unwrap_or_default(),
+            weight_unit: "kg".into(),
+            weight_measured_on: p
+                .weight
+                .map(|w| w.measured_on.to_string())
+                .unwrap_or_default(),
+            height_value: p
+                .height
+                .map(|h| trim_float(h.value.cm()))
+                .unwrap_or_default(),
+            height_unit: "cm".into(),
+            height_measured_on: p
+                .height
+                .map(|h| h.measured_on.to_string())
+                .unwrap_or_default(),
+            indications: p.indications.join("\n"),
+            psychiatric_history: p.psychiatric_history.clone(),
+            substance_use_history: p.substance_use_history.clone(),
+            medications: p.medications.join("\n"),
+            allergies: p.allergies.join("\n"),
+            phone: p.phone.clone(),
+            email: p.email.clone(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "patient_form.html")]
+pub struct PatientFormPage {
+    nav: Option<Nav>,
+    title: String,
+    action: String,
+    cancel: String,
+    v: PatientFormValues,
+    errors: FieldErrors,
+    sexes: Vec<&'static str>,
+}
+
+impl PatientFormPage {
+    fn err(&self, field: &str) -> String {
+        self.errors.get(field).unwrap_or("").to_owned()
+    }
+}
+
+fn sexes() -> Vec<&'static str> {
+    Sex::ALL.iter().map(|s| s.as_str()).collect()
+}
+
+pub async fn new_patient_form(p: Principal) -> Response {
+    render_html(&PatientFormPage {
+        nav: Nav::of(&p),
+        title: "New patient".into(),
+        action: "/patients".into(),
+        cancel: "/patients".into(),
+        v: PatientFormValues {
+            weight_unit: "kg".into(),
+            height_unit: "cm".into(),
+            ..Default::default()
+        },
+        errors: FieldErrors::new(),
+        sexes: sexes(),
+    })
+}
+
+fn refused_form(
+    p: &Principal,
+    title: &str,
+    action: String,
+    cancel: String,
+    input: &PatientInput,
+    errors: FieldErrors,
+) -> Response {
+    render_with(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &PatientFormPage {
+            nav: Nav::of(p),
+            title: title.into(),
+            action,
+            cancel,
+            v: PatientFormValues::from_input(input),
+            errors,
+            sexes: sexes(),
+        },
+    )
+}
+
+pub async fn create_patient(
+    State(s): State<AppState>,
+    p: Principal,
+    FormBody(input): FormBody<PatientInput>,
+) -> Result<Response, PageError> {
+    let record = match NewPatient::parse(&input, s.today()) {
+        Ok(r) => r,
+        Err(errors) => {
+            return Ok(refused_form(
+                &p,
+                "New patient",
+                "/patients".into(),
+                "/patients".into(),
+                &input,
+                errors,
+            ));
+        }
+    };
+    match s.store.create_patient(&p.actor, &record).await {
+        Ok(created) => Ok(Redirect::to(&format!("/patients/{}", created.id)).into_response()),
+        Err(ketcare_store::StoreError::Invalid(errors)) => Ok(refused_form(
+            &p,
+            "New patient",
+            "/patients".into(),
+            "/patients".into(),
+            &input,
+            errors,
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "patient.html")]
+pub struct PatientPage {
+    nav: Option<Nav>,
+    patient: Patient,
+    age: String,
+    band: String,
+    bands_version: u32,
+    minor: bool,
+    weight: String,
+    height: String,
+    can_write: bool,
+    guardian: GuardianInput,
+    guardian_errors: FieldErrors,
+    relationships: Vec<&'static str>,
+}
+
+impl PatientPage {
+    fn gerr(&self, field: &str) -> String {
+        self.guardian_errors.get(field).unwrap_or("").to_owned()
+    }
+}
+
+fn patient_page(
+    s: &AppState,
+    p: &Principal,
+    patient: Patient,
+    guardian: GuardianInput,
+    guardian_errors: FieldErrors,
+) -> PatientPage {
+    let day = patient.record.day_of_care(s.today(), &s.bands);
+    PatientPage {
+        nav: Nav::of(p),
+        age: day.map(|d| d.age.to_string()).unwrap_or_else(|| "—".into()),
+        band: day
+            .map(|d| d.band.to_string())
+            .unwrap_or_else(|| "—".into()),
+        bands_version: s.bands.version,
+        minor: day.is_some_and(|d| d.band.is_minor()),
+        weight: patient
+            .record
+            .weight
+            .map(|w| format!("{} (measured {})", w.value, w.measured_on))
+            .unwrap_or_else(|| "not recorded".into()),
+        height: patient
+            .record
+            .height
+            .map(|h| format!("{} (measured {})", h.value, h.measured_on))
+            .unwrap_or_else(|| "not recorded".into()),
+        can_write: p.user.role.allows(Permission::PatientWrite),
+        patient,
+        guardian,
+        guardian_errors,
+        relationships: Relationship::ALL.iter().map(|r| r.as_str()).collect(),
+    }
+}
+
+pub async fn patient(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
+    Ok(render_html(&patient_page(
+        &s,
+        &p,
+        patient,
+        GuardianInput::default(),
+        FieldErrors::new(),
+    )))
+}
+
+pub async fn edit_patient_form(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
+    Ok(render_html(&PatientFormPage {
+        nav: Nav::of(&p),
+        title: format!("Edit {}", patient.record.full_name()),
+        action: format!("/patients/{id}"),
+        cancel: format!("/patients/{id}"),
+        v: PatientFormValues::from_patient(&patient.record),
+        errors: FieldErrors::new(),
+        sexes: sexes(),
+    }))
+}
+
+pub async fn update_patient(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    FormBody(input): FormBody<PatientInput>,
+) -> Result<Response, PageError> {
+    let (action, cancel) = (format!("/patients/{id}"), format!("/patients/{id}"));
+    let record = match NewPatient::parse(&input, s.today()) {
+        Ok(r) => r,
+        Err(errors) => {
+            return Ok(refused_form(
+                &p,
+                "Edit patient",
+                action,
+                cancel,
+                &input,
+                errors,
+            ));
+        }
+    };
+    match s
+        .store
+        .update_patient(&p.actor, PatientId::new(id), &record)
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("/patients/{id}")).into_response()),
+        Err(ketcare_store::StoreError::Invalid(errors)) => Ok(refused_form(
+            &p,
+            "Edit patient",
+            action,
+            cancel,
+            &input,
+            errors,
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn add_guardian(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    FormBody(input): FormBody<GuardianInput>,
+) -> Result<Response, PageError> {
+    let pid = PatientId::new(id);
+    match NewGuardian::parse(&input) {
+        Ok(g) => {
+            s.store.add_guardian(&p.actor, pid, &g).await?;
+            Ok(Redirect::to(&format!("/patients/{id}")).into_response())
+        }
+        Err(errors) => {
+            let patient = s.store.get_patient(&p.actor, pid).await?;
+            Ok(render_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &patient_page(&s, &p, patient, input, errors),
+            ))
+        }
+    }
+}
+
+pub async fn remove_guardian(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((id, gid)): Path<(i64, i64)>,
+) -> Result<Response, PageError> {
+    s.store
+        .remove_guardian(&p.actor, PatientId::new(id), GuardianId::new(gid))
+        .await?;
+    Ok(Redirect::to(&format!("/patients/{id}")).into_response())
+}
+
+// ---- Administration -----------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+pub struct AuditPage {
+    nav: Option<Nav>,
+    records: Vec<AuditRecord>,
+    username: String,
+    action: String,
+    patient_id: String,
+    intact: bool,
+    total: u64,
+    broken: String,
+    older: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct AuditForm {
+    username: Option<String>,
+    action: Option<String>,
+    patient_id: Option<String>,
+    before: Option<i64>,
+}
+
+pub async fn audit(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(f): Query<AuditForm>,
+) -> Result<Response, PageError> {
+    let patient_id = match f
+        .patient_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        None => None,
+        Some(v) => Some(
+            v.parse::<i64>()
+                .map_err(|_| AppError::invalid("patient_id", "a patient id is a number"))?,
+        ),
+    };
+    let q = AuditQuery {
+        username: f.username.clone(),
+        action: f.action.clone(),
+        patient_id,
+        before: f.before,
+        limit: Some(100),
+    };
+    let filter = q.filter()?;
+    let records = s.store.audit_records(&p.actor, &filter).await?;
+    s.store
+        .audit(&p.actor, AuditEvent::new("audit.read", patient_id, "page"))
+        .await?;
+    let v = s.store.verify_audit().await?;
+    let older = match records.last() {
+        Some(last) if records.len() == 100 => serde_urlencoded::to_string([
+            ("username", f.username.clone().unwrap_or_default()),
+            ("action", f.action.clone().unwrap_or_default()),
+            ("patient_id", f.patient_id.clone().unwrap_or_default()),
+            ("before", last.seq.to_string()),
+        ])
+        .map(|q| format!("/audit?{q}"))
+        .unwrap_or_default(),
+        _ => String::new(),
+    };
+    Ok(render_html(&AuditPage {
+        nav: Nav::of(&p),
+        records,
+        username: f.username.unwrap_or_default(),
+        action: f.action.unwrap_or_default(),
+        patient_id: f.patient_id.unwrap_or_default(),
+        intact: v.broken.is_none(),
+        total: v.records,
+        broken: v.broken.map(|b| b.to_string()).unwrap_or_default(),
+        older,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+pub struct UsersPage {
+    nav: Option<Nav>,
+    users: Vec<(String, String, String, bool)>,
+}
+
+pub async fn users(State(s): State<AppState>, p: Principal) -> Result<Response, PageError> {
+    let now = s.now();
+    let users = s
+        .store
+        .list_users(&p.actor)
+        .await?
+        .into_iter()
+        .map(|u| {
+            (
+                u.username,
+                u.display_name,
+                u.role.to_string(),
+                u.locked_until.is_some_and(|t| t > now),
+            )
+        })
+        .collect();
+    Ok(render_html(&UsersPage {
+        nav: Nav::of(&p),
+        users,
+    }))
+}

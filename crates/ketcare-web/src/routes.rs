@@ -1,0 +1,215 @@
+//! The route table: every route ketcare serves, each with the role rule that guards it.
+//! [`router`] is built from this table alone, so a route cannot be added without a rule, and the
+//! role-matrix test walks the same table.
+
+use crate::{AppState, api, auth, pages};
+use axum::Router;
+use axum::handler::Handler;
+use axum::http::{HeaderName, HeaderValue, StatusCode, Uri};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use ketcare_core::{Access, Permission};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+            Verb::Put => "PUT",
+            Verb::Delete => "DELETE",
+        }
+    }
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Post => MethodFilter::POST,
+            Verb::Put => MethodFilter::PUT,
+            Verb::Delete => MethodFilter::DELETE,
+        }
+    }
+}
+
+/// One route and who may call it.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteRule {
+    pub verb: Verb,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+type Entry = (RouteRule, MethodRouter<AppState>);
+
+fn r<H, T>(verb: Verb, path: &'static str, access: Access, handler: H) -> Entry
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    (RouteRule { verb, path, access }, on(verb.filter(), handler))
+}
+
+/// Every route with its rule.
+pub fn table() -> Vec<Entry> {
+    use Access::{Public, Requires, SignedIn};
+    use Permission::*;
+    use Verb::*;
+    vec![
+        // Public
+        r(Get, "/healthz", Public, api::healthz),
+        r(Get, "/static/app.css", Public, pages::stylesheet),
+        r(Get, "/login", Public, pages::login_form),
+        r(Post, "/login", Public, pages::login),
+        r(Get, "/api/v1/openapi.json", Public, api::openapi_json),
+        // Any signed-in user
+        r(Get, "/", SignedIn, pages::home),
+        r(Post, "/logout", SignedIn, pages::logout),
+        r(Get, "/api/v1/me", SignedIn, api::me),
+        // Patient registry: pages
+        r(Get, "/patients", Requires(PatientRead), pages::patients),
+        r(
+            Get,
+            "/patients/new",
+            Requires(PatientWrite),
+            pages::new_patient_form,
+        ),
+        r(
+            Post,
+            "/patients",
+            Requires(PatientWrite),
+            pages::create_patient,
+        ),
+        r(Get, "/patients/{id}", Requires(PatientRead), pages::patient),
+        r(
+            Get,
+            "/patients/{id}/edit",
+            Requires(PatientWrite),
+            pages::edit_patient_form,
+        ),
+        r(
+            Post,
+            "/patients/{id}",
+            Requires(PatientWrite),
+            pages::update_patient,
+        ),
+        r(
+            Post,
+            "/patients/{id}/guardians",
+            Requires(PatientWrite),
+            pages::add_guardian,
+        ),
+        r(
+            Post,
+            "/patients/{id}/guardians/{gid}/remove",
+            Requires(PatientWrite),
+            pages::remove_guardian,
+        ),
+        // Patient registry: API
+        r(
+            Get,
+            "/api/v1/patients",
+            Requires(PatientRead),
+            api::search_patients,
+        ),
+        r(
+            Post,
+            "/api/v1/patients",
+            Requires(PatientWrite),
+            api::create_patient,
+        ),
+        r(
+            Get,
+            "/api/v1/patients/{id}",
+            Requires(PatientRead),
+            api::get_patient,
+        ),
+        r(
+            Put,
+            "/api/v1/patients/{id}",
+            Requires(PatientWrite),
+            api::update_patient,
+        ),
+        r(
+            Post,
+            "/api/v1/patients/{id}/guardians",
+            Requires(PatientWrite),
+            api::add_guardian,
+        ),
+        r(
+            Delete,
+            "/api/v1/patients/{id}/guardians/{gid}",
+            Requires(PatientWrite),
+            api::remove_guardian,
+        ),
+        // Administration
+        r(Get, "/audit", Requires(AuditRead), pages::audit),
+        r(
+            Get,
+            "/api/v1/audit",
+            Requires(AuditRead),
+            api::audit_records,
+        ),
+        r(
+            Get,
+            "/api/v1/audit/verify",
+            Requires(AuditRead),
+            api::verify_audit,
+        ),
+        r(Get, "/users", Requires(UserAdmin), pages::users),
+        r(Get, "/api/v1/users", Requires(UserAdmin), api::users),
+    ]
+}
+
+/// The rules alone (for the role-matrix test and the docs).
+pub fn rules() -> Vec<RouteRule> {
+    table().into_iter().map(|(rule, _)| rule).collect()
+}
+
+/// Builds the application from the route table.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (rule, method_router) in table() {
+        let guard = middleware::from_fn_with_state((state.clone(), rule.access), auth::guard);
+        router = router.route(rule.path, method_router.route_layer(guard));
+    }
+    router
+        .fallback(not_found)
+        .layer(RequestBodyLimitLayer::new(auth::MAX_BODY_BYTES))
+        .layer(header("x-content-type-options", "nosniff"))
+        .layer(header("x-frame-options", "DENY"))
+        .layer(header("referrer-policy", "no-referrer"))
+        .layer(header(
+            "content-security-policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; form-action 'self'; frame-ancestors 'none'",
+        ))
+        // Patient data must not linger in shared caches or the browser's history cache.
+        .layer(header("cache-control", "no-store"))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(
+        HeaderName::from_static(name),
+        HeaderValue::from_static(value),
+    )
+}
+
+async fn not_found(uri: Uri) -> Response {
+    let e = crate::error::AppError::NotFound(format!("page {}", uri.path()));
+    if uri.path().starts_with("/api/") {
+        e.into_response()
+    } else {
+        (StatusCode::NOT_FOUND, crate::error::PageError(e)).into_response()
+    }
+}

@@ -1,0 +1,373 @@
+//! The `ketcare` command: serves the web app and API, and administers accounts, tokens and the
+//! audit log from the shell.
+#![forbid(unsafe_code)]
+
+mod demo;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use ketcare_core::{Actor, AgeBands, ApiTokenId, Role};
+use ketcare_store::{NewUser, Store};
+use ketcare_web::password::{hash_password, new_api_token, token_hash};
+use ketcare_web::{AppState, WebConfig};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// ketcare runs a ketamine and esketamine therapy program. It supports clinicians; it does not
+/// replace their judgement, and it never drives an infusion pump.
+#[derive(Parser)]
+#[command(name = "ketcare", version, about)]
+struct Cli {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct DbArgs {
+    /// Folder for the embedded SQLite database (used unless --database-url is given).
+    #[arg(
+        long,
+        global = true,
+        env = "KETCARE_DATA",
+        default_value = "ketcare-data"
+    )]
+    data: PathBuf,
+    /// `postgres://…` (or `sqlite://…`) to use instead of the embedded file.
+    #[arg(long, global = true, env = "KETCARE_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the web app and JSON API.
+    Serve(ServeArgs),
+    /// Staff accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// API tokens for machine clients.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The hash-chained audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KETCARE_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Seed a demo clinic (staff of every role, twenty patients) and print the logins.
+    #[arg(long)]
+    demo: bool,
+    /// Minutes a browser session lasts.
+    #[arg(long, env = "KETCARE_SESSION_MINUTES", default_value_t = 480)]
+    session_minutes: i64,
+    /// Failed sign-ins in a row before an account locks.
+    #[arg(long, env = "KETCARE_LOCKOUT_ATTEMPTS", default_value_t = 5)]
+    lockout_attempts: i64,
+    /// Minutes a locked account stays locked.
+    #[arg(long, env = "KETCARE_LOCKOUT_MINUTES", default_value_t = 15)]
+    lockout_minutes: i64,
+    /// Always mark cookies Secure (set this when a TLS proxy does not send X-Forwarded-Proto).
+    #[arg(long, env = "KETCARE_SECURE_COOKIES")]
+    secure_cookies: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a staff account; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        username: String,
+        /// administrator, prescriber, nurse, pharmacist, therapist, scheduler or researcher.
+        #[arg(long)]
+        role: String,
+        /// Full name shown in the app (defaults to the username).
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// List staff accounts.
+    List,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token for a user and print it once.
+    Create {
+        #[arg(long)]
+        user: String,
+        /// What the token is for.
+        #[arg(long, default_value = "api")]
+        label: String,
+    },
+    /// List a user's tokens (never the secrets).
+    List {
+        #[arg(long)]
+        user: String,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        #[arg(long)]
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain and name the first broken record.
+    Verify,
+}
+
+impl DbArgs {
+    fn url(&self) -> Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        std::fs::create_dir_all(&self.data)
+            .with_context(|| format!("creating data folder {}", self.data.display()))?;
+        let file = self.data.join("ketcare.db");
+        Ok(format!("sqlite://{}?mode=rwc", file.display()))
+    }
+
+    async fn open(&self) -> Result<Arc<dyn Store>> {
+        let url = self.url()?;
+        ketcare_store::open(&url)
+            .await
+            .with_context(|| format!("opening the database ({})", redact(&url)))
+    }
+}
+
+/// Hides a password in a database URL before it is printed.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The shell user acts as a local administrator: the audit log records `cli` as the address.
+fn cli_admin() -> Actor {
+    let who = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    Actor {
+        user_id: None,
+        username: format!("cli:{who}"),
+        role: Some(Role::Administrator),
+        address: "cli".into(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KETCARE_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(&cli.db, args).await,
+        Command::User(cmd) => user(&cli.db, cmd).await,
+        Command::Token(cmd) => token(&cli.db, cmd).await,
+        Command::Audit(AuditCommand::Verify) => audit_verify(&cli.db).await,
+    }
+}
+
+async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
+    let bands = AgeBands::builtin().context("loading data/age_bands.toml")?;
+    let store = db.open().await?;
+    let today = jiff::Zoned::now().date();
+    if args.demo {
+        if demo::seed(store.as_ref(), today).await? {
+            println!("Seeded the demo clinic.");
+        }
+        demo::print_logins();
+    }
+    let config = WebConfig {
+        session_minutes: args.session_minutes,
+        lockout_attempts: args.lockout_attempts,
+        lockout_minutes: args.lockout_minutes,
+        secure_cookies: args.secure_cookies,
+    };
+    let state = AppState::new(store.clone(), config, bands);
+    let app = ketcare_web::router(state);
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("listening on {}", args.addr))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "ketcare listening on http://{addr} ({} database)",
+        store.backend().as_str()
+    );
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .context("serving")
+}
+
+async fn user(db: &DbArgs, cmd: UserCommand) -> Result<()> {
+    let store = db.open().await?;
+    match cmd {
+        UserCommand::Add {
+            username,
+            role,
+            display_name,
+        } => {
+            let role = Role::parse(&role).with_context(|| {
+                format!(
+                    "unknown role `{role}`; use one of: {}",
+                    Role::ALL.map(Role::as_str).join(", ")
+                )
+            })?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let hash = hash_password(password).map_err(anyhow::Error::msg)?;
+            let user = store
+                .create_user(
+                    &cli_admin(),
+                    &NewUser {
+                        display_name: display_name.unwrap_or_else(|| username.clone()),
+                        username,
+                        role,
+                        password_hash: hash,
+                    },
+                )
+                .await
+                .context("adding the user")?;
+            println!("added {} ({})", user.username, user.role);
+        }
+        UserCommand::List => {
+            for u in store.list_users(&cli_admin()).await? {
+                println!("{:<20} {:<14} {}", u.username, u.role, u.display_name);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn token(db: &DbArgs, cmd: TokenCommand) -> Result<()> {
+    let store = db.open().await?;
+    let find = |username: String| {
+        let store = store.clone();
+        async move {
+            store
+                .user_by_username(&username)
+                .await?
+                .with_context(|| format!("no user `{username}`"))
+        }
+    };
+    match cmd {
+        TokenCommand::Create { user, label } => {
+            let owner = find(user).await?;
+            let secret = new_api_token();
+            let t = store
+                .create_api_token(&cli_admin(), owner.id, &token_hash(&secret), &label)
+                .await?;
+            eprintln!(
+                "token {} for {} — shown once; send it as `Authorization: Bearer <token>`:",
+                t.id, owner.username
+            );
+            println!("{secret}");
+        }
+        TokenCommand::List { user } => {
+            let owner = find(user).await?;
+            for t in store.list_api_tokens(owner.id).await? {
+                let state = t
+                    .revoked_at
+                    .map(|r| format!("revoked {r}"))
+                    .unwrap_or("active".into());
+                println!(
+                    "{:<6} {:<20} created {} {}",
+                    t.id, t.label, t.created_at, state
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            store
+                .revoke_api_token(&cli_admin(), ApiTokenId::new(id))
+                .await?;
+            println!("revoked token {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn audit_verify(db: &DbArgs) -> Result<()> {
+    let store = db.open().await?;
+    let v = store.verify_audit().await?;
+    match v.broken {
+        None => {
+            println!("audit chain intact: {} records", v.records);
+            Ok(())
+        }
+        Some(b) => {
+            println!("{b}");
+            bail!("the audit log has been altered")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://ket:secret@db:5432/k"),
+            "postgres://ket:***@db:5432/k"
+        );
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[tokio::test]
+    async fn demo_seeds_every_role_and_minors_with_guardians() {
+        let dir = std::env::temp_dir().join(format!("ketcare-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("demo.db").display());
+        let store = ketcare_store::open(&url).await.unwrap();
+        let today = jiff::civil::date(2026, 11, 22);
+        assert!(demo::seed(store.as_ref(), today).await.unwrap());
+        assert!(
+            !demo::seed(store.as_ref(), today).await.unwrap(),
+            "seeding twice"
+        );
+        assert_eq!(store.count("users").await.unwrap(), 7);
+        assert_eq!(store.count("patients").await.unwrap(), 20);
+        let bands = AgeBands::builtin().unwrap();
+        let nurse = Actor::system(Role::Nurse);
+        let all = store.search_patients(&nurse, "", 200).await.unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for s in all {
+            let p = store.get_patient(&nurse, s.id).await.unwrap();
+            let band = p.record.day_of_care(today, &bands).unwrap().band;
+            seen.insert(band);
+            if band.is_minor() {
+                assert!(!p.guardians.is_empty(), "{} has no guardian", p.record.mrn);
+            }
+        }
+        assert_eq!(seen.len(), 4, "every age band is represented");
+        assert!(store.verify_audit().await.unwrap().broken.is_none());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
