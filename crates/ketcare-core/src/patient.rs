@@ -196,10 +196,18 @@ impl NewPatient {
                 &input.weight_measured_on,
             ),
             today,
-            |v, unit| {
-                let unit = WeightUnit::parse(unit.unwrap_or("kg"))
-                    .ok_or_else(|| ("weight_unit", "use kg or lb".to_owned()))?;
-                WeightKg::from_unit(v, unit).map_err(|m| ("weight_value", m))
+            |v, unit| match WeightUnit::parse(unit.unwrap_or("kg")) {
+                Some(unit) => WeightKg::from_unit(v, unit).map_err(|m| vec![("weight_value", m)]),
+                None => {
+                    let mut e = vec![("weight_unit", "use kg or lb".to_owned())];
+                    if !v.is_finite() || v <= 0.0 {
+                        e.push((
+                            "weight_value",
+                            "weight must be a positive number".to_owned(),
+                        ));
+                    }
+                    Err(e)
+                }
             },
         );
         let height = measured(
@@ -211,10 +219,18 @@ impl NewPatient {
                 &input.height_measured_on,
             ),
             today,
-            |v, unit| {
-                let unit = HeightUnit::parse(unit.unwrap_or("cm"))
-                    .ok_or_else(|| ("height_unit", "use cm or in".to_owned()))?;
-                HeightCm::from_unit(v, unit).map_err(|m| ("height_value", m))
+            |v, unit| match HeightUnit::parse(unit.unwrap_or("cm")) {
+                Some(unit) => HeightCm::from_unit(v, unit).map_err(|m| vec![("height_value", m)]),
+                None => {
+                    let mut e = vec![("height_unit", "use cm or in".to_owned())];
+                    if !v.is_finite() || v <= 0.0 {
+                        e.push((
+                            "height_value",
+                            "height must be a positive number".to_owned(),
+                        ));
+                    }
+                    Err(e)
+                }
             },
         );
         let email = optional_text(&input.email);
@@ -299,7 +315,7 @@ fn measured<T>(
     (value_field, _unit_field, date_field): MeasureFields,
     (value, unit, date): (&Option<NumberInput>, &Option<String>, &Option<String>),
     today: Date,
-    make: impl Fn(f64, Option<&str>) -> Result<T, (&'static str, String)>,
+    make: impl Fn(f64, Option<&str>) -> Result<T, Vec<(&'static str, String)>>,
 ) -> Option<Measured<T>> {
     let v = match value.as_ref().map(number).transpose() {
         Err(m) => {
@@ -309,7 +325,15 @@ fn measured<T>(
         Ok(v) => v.flatten()?,
     };
     let unit = unit.as_deref().map(str::trim).filter(|u| !u.is_empty());
-    let made = make(v, unit).map_err(|(f, m)| errors.push(f, m)).ok();
+    let made = match make(v, unit) {
+        Ok(t) => Some(t),
+        Err(problems) => {
+            for (f, m) in problems {
+                errors.push(f, m);
+            }
+            None
+        }
+    };
     let on = match parse_date(date.as_deref().unwrap_or("")) {
         Err(m) => {
             errors.push(date_field, m);

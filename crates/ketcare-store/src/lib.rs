@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod sql;
+pub mod testing;
 
 pub use sql::SqlStore;
 

@@ -29,11 +29,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         let bytes = to_bytes(req.into_body(), MAX_BODY_BYTES)
             .await
             .map_err(|_| AppError::invalid("body", "the request body is too large"))?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            let msg = e.to_string();
-            let field = msg.split('`').nth(1).unwrap_or("body").to_owned();
-            AppError::invalid(&field, msg)
-        })
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(de)
+            .map(JsonBody)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                // serde names a missing field only in its message.
+                let field = match path.as_str() {
+                    "." | "" => inner
+                        .to_string()
+                        .split('`')
+                        .nth(1)
+                        .filter(|_| inner.to_string().starts_with("missing field"))
+                        .unwrap_or("body")
+                        .to_owned(),
+                    p => p.to_owned(),
+                };
+                AppError::invalid(&field, inner.to_string())
+            })
     }
 }
 

@@ -1,0 +1,310 @@
+//! A test harness: the real router over a fresh database, a clock the test moves, and helpers
+//! that sign in the way a browser does.
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use ketcare_core::{Actor, AgeBands, Role};
+use ketcare_store::testing::fresh_store;
+use ketcare_store::{Backend, NewUser, Store, User};
+use ketcare_web::password::{hash_password, new_api_token, token_hash};
+use ketcare_web::{AppState, WebConfig};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use tower::ServiceExt;
+
+pub const PASSWORD: &str = "correct horse battery";
+/// 2026-11-22T12:00:00Z
+pub const START: i64 = 1_795_348_800;
+
+pub struct TestApp {
+    pub router: Router,
+    pub store: Arc<dyn Store>,
+    pub now: Arc<AtomicI64>,
+    pub config: WebConfig,
+}
+
+#[derive(Clone, Debug)]
+pub enum Auth {
+    None,
+    Session { cookie: String, csrf: String },
+    Bearer(String),
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+    pub fn location(&self) -> String {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    }
+    /// Field names of a 422 JSON body.
+    pub fn fields(&self) -> Vec<String> {
+        self.json()["fields"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|f| f["field"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub async fn new(backend: Backend) -> Self {
+        let store = fresh_store(backend).await;
+        let now = Arc::new(AtomicI64::new(START));
+        let config = WebConfig::default();
+        let mut state = AppState::new(store.clone(), config.clone(), AgeBands::builtin().unwrap());
+        let clock = now.clone();
+        state.clock = Arc::new(move || clock.load(Ordering::SeqCst));
+        Self {
+            router: ketcare_web::router(state),
+            store,
+            now,
+            config,
+        }
+    }
+
+    pub fn advance(&self, seconds: i64) {
+        self.now.fetch_add(seconds, Ordering::SeqCst);
+    }
+
+    pub async fn add_user(&self, username: &str, role: Role) -> User {
+        self.store
+            .create_user(
+                &Actor::system(Role::Administrator),
+                &NewUser {
+                    username: username.into(),
+                    display_name: format!("{username} (test)"),
+                    role,
+                    password_hash: hash_password(PASSWORD).unwrap(),
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    pub async fn bearer(&self, username: &str) -> Auth {
+        let user = self
+            .store
+            .user_by_username(username)
+            .await
+            .unwrap()
+            .unwrap();
+        let secret = new_api_token();
+        self.store
+            .create_api_token(
+                &Actor::system(Role::Administrator),
+                user.id,
+                &token_hash(&secret),
+                "test",
+            )
+            .await
+            .unwrap();
+        Auth::Bearer(secret)
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        content_type: Option<&str>,
+        body: String,
+        extra: &[(&str, &str)],
+    ) -> Reply {
+        let mut b = Request::builder().method(method).uri(path);
+        match auth {
+            Auth::None => {}
+            Auth::Session { cookie, .. } => b = b.header(header::COOKIE, cookie.as_str()),
+            Auth::Bearer(t) => b = b.header(header::AUTHORIZATION, format!("Bearer {t}")),
+        }
+        if let Some(ct) = content_type {
+            b = b.header(header::CONTENT_TYPE, ct);
+        }
+        for (k, v) in extra {
+            b = b.header(*k, *v);
+        }
+        let resp = self
+            .router
+            .clone()
+            .oneshot(b.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    pub async fn get(&self, path: &str, auth: &Auth) -> Reply {
+        self.send(Method::GET, path, auth, None, String::new(), &[])
+            .await
+    }
+
+    /// Posts a form the way the page does: with the session's CSRF token added.
+    pub async fn post_form(&self, path: &str, auth: &Auth, fields: &[(&str, &str)]) -> Reply {
+        let mut pairs: Vec<(&str, &str)> = fields.to_vec();
+        if let Auth::Session { csrf, .. } = auth {
+            pairs.push(("csrf_token", csrf.as_str()));
+        }
+        let body = serde_urlencoded::to_string(&pairs).unwrap();
+        self.send(
+            Method::POST,
+            path,
+            auth,
+            Some("application/x-www-form-urlencoded"),
+            body,
+            &[],
+        )
+        .await
+    }
+
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        value: &serde_json::Value,
+    ) -> Reply {
+        let extra: Vec<(&str, &str)> = match auth {
+            Auth::Session { csrf, .. } => vec![("x-csrf-token", csrf.as_str())],
+            _ => vec![],
+        };
+        self.send(
+            method,
+            path,
+            auth,
+            Some("application/json"),
+            value.to_string(),
+            &extra,
+        )
+        .await
+    }
+
+    /// Signs in through the login form; returns the reply to the POST.
+    pub async fn try_login(&self, username: &str, password: &str) -> (Reply, Auth) {
+        let form = self.get("/login", &Auth::None).await;
+        assert_eq!(form.status, StatusCode::OK);
+        let login_cookie = set_cookie(&form.headers, "ketcare_login_csrf")
+            .expect("login form sets its CSRF cookie");
+        let csrf = hidden_csrf(&form.body);
+        let body = serde_urlencoded::to_string([
+            ("username", username),
+            ("password", password),
+            ("csrf_token", csrf.as_str()),
+            ("next", "/"),
+        ])
+        .unwrap();
+        let r = self
+            .send(
+                Method::POST,
+                "/login",
+                &Auth::None,
+                Some("application/x-www-form-urlencoded"),
+                body,
+                &[("cookie", &format!("ketcare_login_csrf={login_cookie}"))],
+            )
+            .await;
+        let Some(session) = set_cookie(&r.headers, "ketcare_session").filter(|v| !v.is_empty())
+        else {
+            return (r, Auth::None);
+        };
+        let cookie = format!("ketcare_session={session}");
+        let home = self
+            .get(
+                "/",
+                &Auth::Session {
+                    cookie: cookie.clone(),
+                    csrf: String::new(),
+                },
+            )
+            .await;
+        assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+        let csrf = hidden_csrf(&home.body);
+        (r, Auth::Session { cookie, csrf })
+    }
+
+    pub async fn login(&self, username: &str) -> Auth {
+        let (r, auth) = self.try_login(username, PASSWORD).await;
+        assert_eq!(
+            r.status,
+            StatusCode::SEE_OTHER,
+            "login of {username}: {}",
+            r.body
+        );
+        auth
+    }
+}
+
+pub fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()
+                .and_then(|kv| kv.split_once('='))
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_owned())
+        })
+}
+
+pub fn cookie_attributes(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .unwrap_or("")
+        .to_owned()
+}
+
+pub fn hidden_csrf(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html
+        .find(marker)
+        .map(|i| i + marker.len())
+        .expect("page has a CSRF field");
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// A minor's intake form (born 2012-05-01: 14 years old on the test clock's date).
+pub fn minor_form() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("mrn", "T-100"),
+        ("given_name", "Robin"),
+        ("family_name", "Quill"),
+        ("date_of_birth", "2012-05-01"),
+        ("sex", "female"),
+        ("weight_value", "41.5"),
+        ("weight_unit", "kg"),
+        ("weight_measured_on", "2026-11-20"),
+        ("height_value", "152"),
+        ("height_unit", "cm"),
+        ("height_measured_on", "2026-11-20"),
+        ("indications", "Treatment-resistant depression"),
+        ("psychiatric_history", "MDD; two failed SSRI trials"),
+        ("medications", "Fluoxetine 20 mg daily"),
+        ("allergies", ""),
+    ]
+}

@@ -1,0 +1,141 @@
+//! Every route in the table, called by every role and by nobody: the answer matches the route's
+//! role rule. The router is built only from the same table, so a route cannot exist without a rule.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{Auth, TestApp, minor_form};
+use ketcare_core::{Access, Role};
+use ketcare_store::Backend;
+use ketcare_web::routes::{Verb, rules};
+use std::collections::HashSet;
+
+#[tokio::test]
+async fn every_route_obeys_its_role_rule() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    app.add_user("writer", Role::Nurse).await;
+    let writer = app.login("writer").await;
+    let created = app.post_form("/patients", &writer, &minor_form()).await;
+    let pid = created
+        .location()
+        .trim_start_matches("/patients/")
+        .to_owned();
+    let mut tokens = Vec::new();
+    for role in Role::ALL {
+        let name = format!("u-{role}");
+        app.add_user(&name, role).await;
+        tokens.push((role, app.bearer(&name).await));
+    }
+    let rules = rules();
+    assert!(rules.len() >= 20, "the table lists every route");
+    for rule in &rules {
+        for (who, auth) in std::iter::once((None, Auth::None))
+            .chain(tokens.iter().map(|(r, a)| (Some(*r), a.clone())))
+        {
+            // A fresh guardian for each call, so a DELETE by one role does not hide the next one's answer.
+            let g = app
+                .post_form(
+                    &format!("/patients/{pid}/guardians"),
+                    &writer,
+                    &[("name", "G"), ("relationship", "parent"), ("phone", "1")],
+                )
+                .await;
+            assert_eq!(g.status, StatusCode::SEE_OTHER);
+            let gid = app
+                .get(&format!("/api/v1/patients/{pid}"), &tokens[2].1)
+                .await
+                .json()["guardians"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap()["id"]
+                .to_string();
+            let path = rule.path.replace("{id}", &pid).replace("{gid}", &gid);
+            let method = Method::from_bytes(rule.verb.as_str().as_bytes()).unwrap();
+            let body = if matches!(rule.verb, Verb::Post | Verb::Put) && path.starts_with("/api/") {
+                "{}"
+            } else {
+                ""
+            };
+            let ct = if path.starts_with("/api/") {
+                "application/json"
+            } else {
+                "application/x-www-form-urlencoded"
+            };
+            let r = app
+                .send(method, &path, &auth, Some(ct), body.into(), &[])
+                .await;
+            let label = format!("{} {} as {:?}", rule.verb.as_str(), rule.path, who);
+            match (rule.access, who) {
+                (Access::Public, _) => assert_ne!(r.status, StatusCode::UNAUTHORIZED, "{label}"),
+                (_, None) if path.starts_with("/api/") => {
+                    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{label}")
+                }
+                (_, None) => {
+                    assert_eq!(r.status, StatusCode::SEE_OTHER, "{label}");
+                    assert!(r.location().starts_with("/login"), "{label}");
+                }
+                (access, Some(role)) if access.admits(Some(role)) => {
+                    assert!(
+                        ![StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN].contains(&r.status),
+                        "{label}: {} {}",
+                        r.status,
+                        r.body
+                    )
+                }
+                (_, Some(_)) => assert_eq!(r.status, StatusCode::FORBIDDEN, "{label}: {}", r.body),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_route_is_declared_once_and_documented_api_routes_have_rules() {
+    let rules = rules();
+    let mut seen = HashSet::new();
+    for r in &rules {
+        assert!(
+            seen.insert((r.verb.as_str(), r.path)),
+            "{} {} declared twice",
+            r.verb.as_str(),
+            r.path
+        );
+    }
+    let app = TestApp::new(Backend::Sqlite).await;
+    let doc = app.get("/api/v1/openapi.json", &Auth::None).await.json();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            let verb = method.to_uppercase();
+            assert!(
+                seen.contains(&(verb.as_str(), path.as_str())),
+                "{verb} {path} is documented but has no role rule"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn refusals_are_audited_and_unknown_routes_are_404() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    app.add_user("rae", Role::Researcher).await;
+    app.add_user("alex", Role::Administrator).await;
+    let rae = app.bearer("rae").await;
+    assert_eq!(
+        app.get("/api/v1/patients", &rae).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let admin = app.bearer("alex").await;
+    let log = app
+        .get("/api/v1/audit?action=access.denied", &admin)
+        .await
+        .json();
+    assert_eq!(log[0]["username"], "rae");
+    assert_eq!(
+        app.get("/api/v1/nothing-here", &admin).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/nothing-here", &admin).await.status,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -1,0 +1,295 @@
+//! CSRF, lock-out, session expiry, token revocation, cookie flags, and 422 bodies naming the field
+//! for every form and JSON body.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{Auth, PASSWORD, TestApp, cookie_attributes, minor_form};
+use ketcare_core::{Actor, ApiTokenId, Role};
+use ketcare_store::Backend;
+use serde_json::json;
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_are_refused() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    app.add_user("nina", Role::Nurse).await;
+    let nurse = app.login("nina").await;
+    let Auth::Session { cookie, .. } = &nurse else {
+        unreachable!()
+    };
+    let no_token = Auth::Session {
+        cookie: cookie.clone(),
+        csrf: String::new(),
+    };
+    let forged = Auth::Session {
+        cookie: cookie.clone(),
+        csrf: "0".repeat(64),
+    };
+    for auth in [&no_token, &forged] {
+        let r = app.post_form("/patients", auth, &minor_form()).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        let r = app
+            .json(Method::POST, "/api/v1/patients", auth, &json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(
+        app.store.count("patients").await.unwrap(),
+        0,
+        "nothing written"
+    );
+    // With the token, the same form goes through.
+    assert_eq!(
+        app.post_form("/patients", &nurse, &minor_form())
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    // The login form has its own double-submit token.
+    let body = "username=nina&password=correct+horse+battery&csrf_token=abc".to_string();
+    let r = app
+        .send(
+            Method::POST,
+            "/login",
+            &Auth::None,
+            Some("application/x-www-form-urlencoded"),
+            body,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account_for_a_while() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    app.add_user("nina", Role::Nurse).await;
+    for _ in 0..app.config.lockout_attempts {
+        let (r, auth) = app.try_login("nina", "not the password").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert!(matches!(auth, Auth::None));
+    }
+    let (r, _) = app.try_login("nina", PASSWORD).await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "locked even with the right password"
+    );
+    assert!(r.body.contains("locked"), "{}", r.body);
+    app.advance(app.config.lockout_minutes * 60 + 1);
+    let (r, _) = app.try_login("nina", PASSWORD).await;
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "unlocked after the lock-out time"
+    );
+}
+
+#[tokio::test]
+async fn sessions_expire_and_logout_ends_them() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    app.add_user("nina", Role::Nurse).await;
+    let (r, nurse) = app.try_login("nina", PASSWORD).await;
+    let attrs = cookie_attributes(&r.headers, "ketcare_session");
+    for flag in ["HttpOnly", "SameSite=Strict", "Max-Age="] {
+        assert!(attrs.contains(flag), "{attrs}");
+    }
+    assert!(!attrs.contains("Secure"), "plain HTTP in tests");
+    assert_eq!(app.get("/patients", &nurse).await.status, StatusCode::OK);
+    app.advance(app.config.session_minutes * 60 + 1);
+    let r = app.get("/patients", &nurse).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.location().starts_with("/login"));
+    assert_eq!(
+        app.get("/api/v1/me", &nurse).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let again = app.login("nina").await;
+    assert_eq!(
+        app.post_form("/logout", &again, &[]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        app.get("/api/v1/me", &again).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn secure_cookie_over_tls() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    let r = app
+        .send(
+            Method::GET,
+            "/login",
+            &Auth::None,
+            None,
+            String::new(),
+            &[("x-forwarded-proto", "https")],
+        )
+        .await;
+    assert!(cookie_attributes(&r.headers, "ketcare_login_csrf").contains("; Secure"));
+}
+
+#[tokio::test]
+async fn revoked_tokens_stop_working() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    let u = app.add_user("bot", Role::Prescriber).await;
+    let token = app.bearer("bot").await;
+    assert_eq!(app.get("/api/v1/me", &token).await.status, StatusCode::OK);
+    let t = app.store.list_api_tokens(u.id).await.unwrap();
+    app.store
+        .revoke_api_token(
+            &Actor::system(Role::Administrator),
+            ApiTokenId::new(t[0].id.get()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        app.get("/api/v1/me", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/api/v1/me", &Auth::Bearer("kc_guess".into()))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_422_naming_each_field() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    app.add_user("nina", Role::Nurse).await;
+    let api = app.bearer("nina").await;
+    let bad = json!({"mrn": "", "given_name": "A", "family_name": "B", "date_of_birth": "2031-02-30", "sex": "x",
+                     "weight_value": -4, "weight_unit": "stone", "height_value": "tall", "email": "no-at-sign"});
+    let r = app.json(Method::POST, "/api/v1/patients", &api, &bad).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let fields = r.fields();
+    for f in [
+        "mrn",
+        "date_of_birth",
+        "sex",
+        "weight_value",
+        "weight_unit",
+        "weight_measured_on",
+        "height_value",
+        "email",
+    ] {
+        assert!(
+            fields.contains(&f.to_string()),
+            "{f} not named in {}",
+            r.body
+        );
+    }
+    // Malformed JSON, wrong type.
+    let r = app
+        .send(
+            Method::POST,
+            "/api/v1/patients",
+            &api,
+            Some("application/json"),
+            "{".into(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = app
+        .json(Method::POST, "/api/v1/patients", &api, &json!({"mrn": 5}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.fields(), vec!["mrn"]);
+
+    // Update and guardian through the API.
+    let good: serde_json::Value = json!({"mrn": "A-1", "given_name": "A", "family_name": "B", "date_of_birth": "2015-01-01", "sex": "male"});
+    let created = app
+        .json(Method::POST, "/api/v1/patients", &api, &good)
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.json()["id"].as_i64().unwrap();
+    let r = app
+        .json(
+            Method::PUT,
+            &format!("/api/v1/patients/{id}"),
+            &api,
+            &json!({"mrn": "A-1"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.fields().contains(&"given_name".to_string()));
+    let r = app
+        .json(
+            Method::POST,
+            &format!("/api/v1/patients/{id}/guardians"),
+            &api,
+            &json!({"name": "", "relationship": "uncle"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.fields(), vec!["name", "relationship", "phone"]);
+    // A duplicate MRN is named too, and nothing is half-written.
+    let r = app
+        .json(Method::POST, "/api/v1/patients", &api, &good)
+        .await;
+    assert_eq!(
+        (r.status, r.fields()),
+        (StatusCode::UNPROCESSABLE_ENTITY, vec!["mrn".to_string()])
+    );
+    assert_eq!(app.store.count("patients").await.unwrap(), 1);
+    // Query parameters.
+    assert_eq!(
+        app.get("/api/v1/patients?limit=0", &api).await.fields(),
+        vec!["limit"]
+    );
+    assert_eq!(
+        app.get("/api/v1/patients/999999", &api).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Pages show the message beside the field, with a 422.
+    let nurse = app.login("nina").await;
+    let r = app
+        .post_form(
+            "/patients",
+            &nurse,
+            &[
+                ("mrn", "P-9"),
+                ("given_name", ""),
+                ("family_name", "Z"),
+                ("date_of_birth", "yesterday"),
+                ("sex", "female"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body.contains("id=\"given_name-error\">required<"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("is not a date; use YYYY-MM-DD"));
+    assert!(
+        r.body.contains("value=\"P-9\""),
+        "the form keeps what was typed"
+    );
+    let r = app
+        .post_form(
+            &format!("/patients/{id}"),
+            &nurse,
+            &[("mrn", "A-1"), ("sex", "female")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = app
+        .post_form(
+            &format!("/patients/{id}/guardians"),
+            &nurse,
+            &[("name", "Kim"), ("relationship", "")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("choose mother, father"), "{}", r.body);
+    assert_eq!(app.store.count("guardians").await.unwrap(), 0);
+}
