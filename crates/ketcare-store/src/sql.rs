@@ -742,7 +742,7 @@ impl Store for SqlStore {
         let q = query.trim().to_lowercase();
         let like = format!(
             "%{}%",
-            q.replace('\\', "").replace('%', "").replace('_', "")
+            q.replace(['\\', '%', '_'], "")
         );
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(

@@ -236,13 +236,16 @@ pub async fn guard(
     }
     let mut req = req;
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if let Some(p) = &principal {
-        if let (true, Credential::Session { csrf, .. }) = (unsafe_method, &p.credential) {
-            req = match check_csrf(req, csrf).await {
-                Ok(r) => r,
-                Err(e) => return reject(&path, e),
-            };
-        }
+    if let Some(Principal {
+        credential: Credential::Session { csrf, .. },
+        ..
+    }) = &principal
+        && unsafe_method
+    {
+        req = match check_csrf(req, csrf).await {
+            Ok(r) => r,
+            Err(e) => return reject(&path, e),
+        };
     }
     if let Some(p) = principal {
         req.extensions_mut().insert(p);

@@ -125,8 +125,8 @@ enum AuditCommand {
 
 impl DbArgs {
     fn url(&self) -> Result<String> {
-        if let Some(url) = &self.database_url {
-            return Ok(url.clone());
+        if let Some(url) = self.database_url.as_deref().filter(|u| !u.trim().is_empty()) {
+            return Ok(url.to_owned());
         }
         std::fs::create_dir_all(&self.data)
             .with_context(|| format!("creating data folder {}", self.data.display()))?;

@@ -1,0 +1,71 @@
+// Shared harness: starts ketcare on a free port with a fresh demo database, and opens Debian's
+// Chromium through playwright-core (which downloads no browser of its own).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+import { chromium } from 'playwright-core';
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+export async function startKetcare() {
+  const bin = process.env.KETCARE_BIN;
+  if (!bin) throw new Error('KETCARE_BIN must name the ketcare binary (scripts/browser-test sets it)');
+  const data = mkdtempSync(join(tmpdir(), 'ketcare-browser-'));
+  const port = await freePort();
+  const child = spawn(bin, ['serve', '--demo', '--data', data, '--addr', `127.0.0.1:${port}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'KETCARE_DATABASE_URL')),
+  });
+  let output = '';
+  child.stdout.on('data', (d) => { output += d; });
+  child.stderr.on('data', (d) => { output += d; });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    try {
+      const r = await fetch(`${base}/healthz`);
+      if (r.ok) break;
+    } catch { /* not up yet */ }
+    if (child.exitCode !== null) throw new Error(`ketcare exited early:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    base,
+    output: () => output,
+    async stop() {
+      child.kill('SIGINT');
+      await new Promise((r) => child.once('exit', r));
+      rmSync(data, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function openBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+}
+
+export async function signIn(page, base, username, password = 'ketcare-demo') {
+  await page.goto(`${base}/login`);
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  await page.click('button[type=submit]');
+}
+
+export async function signOut(page) {
+  await page.click('form.signout button');
+  await page.waitForURL(/\/login/);
+}
