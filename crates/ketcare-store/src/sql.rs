@@ -740,10 +740,7 @@ impl Store for SqlStore {
     ) -> Result<Vec<PatientSummary>> {
         require(actor, Permission::PatientRead)?;
         let q = query.trim().to_lowercase();
-        let like = format!(
-            "%{}%",
-            q.replace(['\\', '%', '_'], "")
-        );
+        let like = format!("%{}%", q.replace(['\\', '%', '_'], ""));
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(
             "SELECT id, mrn, given_name, family_name, date_of_birth, sex FROM patients

@@ -125,7 +125,11 @@ enum AuditCommand {
 
 impl DbArgs {
     fn url(&self) -> Result<String> {
-        if let Some(url) = self.database_url.as_deref().filter(|u| !u.trim().is_empty()) {
+        if let Some(url) = self
+            .database_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+        {
             return Ok(url.to_owned());
         }
         std::fs::create_dir_all(&self.data)
