@@ -1,0 +1,108 @@
+//! The order lifecycle: soft-limit override, then verification by a second clinician.
+
+use serde::{Deserialize, Serialize};
+
+use super::types::DoseCalculation;
+use crate::ids::{Timestamp, UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    /// A soft limit was crossed: needs an override with a reason before verification.
+    NeedsOverride,
+    /// Waiting for a second clinician (not the author) to verify.
+    PendingVerification,
+    Verified,
+}
+
+/// Who passed the soft limits, why and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SoftLimitOverride {
+    pub limit_ids: Vec<String>,
+    pub by: UserId,
+    pub reason: String,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    pub by: UserId,
+    pub at: Timestamp,
+}
+
+/// A calculated order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DoseOrder {
+    pub calculation: DoseCalculation,
+    pub author: UserId,
+    pub created_at: Timestamp,
+    pub state: OrderState,
+    pub soft_override: Option<SoftLimitOverride>,
+    pub verification: Option<Verification>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
+pub enum OrderError {
+    #[error("order is {state:?}; expected {expected:?}")]
+    WrongState {
+        state: OrderState,
+        expected: OrderState,
+    },
+    #[error("override needs a reason; expected non-empty text")]
+    EmptyReason,
+    #[error("the verifier must be a second clinician, not the author {author}")]
+    VerifierIsAuthor { author: String },
+}
+
+impl DoseOrder {
+    /// Records the override of every crossed soft limit; the order then awaits verification.
+    pub fn override_soft_limits(
+        &self,
+        by: UserId,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<DoseOrder, OrderError> {
+        if self.state != OrderState::NeedsOverride {
+            return Err(OrderError::WrongState {
+                state: self.state,
+                expected: OrderState::NeedsOverride,
+            });
+        }
+        if reason.trim().is_empty() {
+            return Err(OrderError::EmptyReason);
+        }
+        let mut next = self.clone();
+        next.soft_override = Some(SoftLimitOverride {
+            limit_ids: self
+                .calculation
+                .soft_limits_crossed
+                .iter()
+                .map(|c| c.limit_id.clone())
+                .collect(),
+            by,
+            reason: reason.trim().to_string(),
+            at,
+        });
+        next.state = OrderState::PendingVerification;
+        Ok(next)
+    }
+
+    /// A second clinician (not the author) confirms the order.
+    pub fn verify(&self, by: UserId, at: Timestamp) -> Result<DoseOrder, OrderError> {
+        if self.state != OrderState::PendingVerification {
+            return Err(OrderError::WrongState {
+                state: self.state,
+                expected: OrderState::PendingVerification,
+            });
+        }
+        if by == self.author {
+            return Err(OrderError::VerifierIsAuthor {
+                author: self.author.to_string(),
+            });
+        }
+        let mut next = self.clone();
+        next.verification = Some(Verification { by, at });
+        next.state = OrderState::Verified;
+        Ok(next)
+    }
+}
