@@ -50,6 +50,8 @@ impl Role {
     /// - They are created and edited by the staff who do intake: prescriber, nurse, scheduler.
     /// - The administrator manages accounts and reads the audit log but not clinical records.
     /// - The researcher never sees an identified record (de-identified registry only).
+    /// - Screening: prescriber and nurse; dose orders and clinical overrides: prescriber;
+    ///   second-person verification: prescriber, nurse or pharmacist (never the order's author).
     pub fn allows(self, p: Permission) -> bool {
         use Permission::*;
         use Role::*;
@@ -59,7 +61,10 @@ impl Role {
                 Prescriber | Nurse | Pharmacist | Therapist | Scheduler
             ),
             PatientWrite => matches!(self, Prescriber | Nurse | Scheduler),
-            AuditRead | UserAdmin => self == Administrator,
+            AuditRead | UserAdmin | SiteSettingsWrite => self == Administrator,
+            Screen => matches!(self, Prescriber | Nurse),
+            OrderDose | OverrideClinical => self == Prescriber,
+            VerifyDose => matches!(self, Prescriber | Nurse | Pharmacist),
         }
     }
 }
@@ -76,6 +81,16 @@ pub enum Permission {
     PatientWrite,
     AuditRead,
     UserAdmin,
+    /// Change site settings (U values, narrowed limits).
+    SiteSettingsWrite,
+    /// Run an eligibility screening for a patient.
+    Screen,
+    /// Calculate and sign a dose order.
+    OrderDose,
+    /// Override a relative eligibility finding or a soft dose limit, with a reason.
+    OverrideClinical,
+    /// Verify a dose order as the second clinician.
+    VerifyDose,
 }
 
 /// Who may call a route.

@@ -57,6 +57,8 @@ pub enum StoreError {
     NotFound { what: String },
     #[error("your role may not do this (needs {permission:?})")]
     Forbidden { permission: Permission },
+    #[error("{0}")]
+    Conflict(String),
     #[error("invalid input: {0}")]
     Invalid(FieldErrors),
     #[error("configuration: {0}")]
@@ -108,6 +110,61 @@ pub struct ApiToken {
     pub label: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
+}
+
+/// A version of the site's settings (U values and narrowed limits), as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SiteSettingsVersion {
+    pub version: i64,
+    /// The settings as JSON (the clinical crate's `SiteSettings`).
+    pub body: String,
+    pub set_by: String,
+    pub set_at: String,
+    pub reason: String,
+}
+
+/// Kinds of clinical document kept per patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    Screening,
+    DoseOrder,
+}
+
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Screening => "screening",
+            RecordKind::DoseOrder => "dose_order",
+        }
+    }
+}
+
+/// A clinical document (a screening with its outcome, a dose order) stored as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClinicalRecord {
+    pub id: i64,
+    pub patient_id: PatientId,
+    pub kind: RecordKind,
+    pub state: String,
+    pub body: String,
+    /// Bumped on every change; an update names the revision it read.
+    pub revision: i64,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A new version of a clinical document, and what the audit log calls the change.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordChange<'a> {
+    /// What the actor's role must allow.
+    pub permission: Permission,
+    pub kind: RecordKind,
+    pub state: &'a str,
+    pub body: &'a str,
+    /// The audit action (`dose_order.verify`, …).
+    pub action: &'a str,
 }
 
 /// Which audit records to show.
@@ -205,6 +262,39 @@ pub trait Store: Send + Sync {
     async fn audit_records(&self, actor: &Actor, filter: &AuditFilter) -> Result<Vec<AuditRecord>>;
     /// Checks the whole chain and names the first broken record.
     async fn verify_audit(&self) -> Result<AuditVerification>;
+
+    // Site settings
+    async fn site_settings(&self) -> Result<Option<SiteSettingsVersion>>;
+    async fn save_site_settings(
+        &self,
+        actor: &Actor,
+        body: &str,
+        reason: &str,
+    ) -> Result<SiteSettingsVersion>;
+
+    // Clinical documents
+    /// Stores a new document for a patient.
+    async fn create_record(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        change: &RecordChange<'_>,
+    ) -> Result<ClinicalRecord>;
+    async fn record(&self, actor: &Actor, kind: RecordKind, id: i64) -> Result<ClinicalRecord>;
+    /// Replaces a document if it is still at `revision` (else `Conflict`).
+    async fn update_record(
+        &self,
+        actor: &Actor,
+        id: i64,
+        revision: i64,
+        change: &RecordChange<'_>,
+    ) -> Result<ClinicalRecord>;
+    async fn patient_records(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        kind: RecordKind,
+    ) -> Result<Vec<ClinicalRecord>>;
 
     /// Raw access for tests that tamper with stored data on purpose.
     async fn execute_raw(&self, sql: &str) -> Result<u64>;

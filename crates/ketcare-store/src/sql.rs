@@ -3,9 +3,10 @@
 //! every query here uses `$n` placeholders, `RETURNING` and types both backends share
 //! (integers, floats, text). Times are RFC 3339 text; instants compared in SQL are epoch seconds.
 
+use crate::RecordChange;
 use crate::{
-    ApiToken, AuditFilter, AuditVerification, Backend, NewUser, Result, Store, StoreError, User,
-    WebSession, require,
+    ApiToken, AuditFilter, AuditVerification, Backend, ClinicalRecord, NewUser, RecordKind, Result,
+    SiteSettingsVersion, Store, StoreError, User, WebSession, require,
 };
 use async_trait::async_trait;
 use ketcare_core::audit::{AuditEvent, AuditRecord, HashInput, record_hash, verify_chain};
@@ -299,7 +300,52 @@ fn changed_fields(old: &NewPatient, new: &NewPatient) -> String {
     }
 }
 
-const KNOWN_TABLES: [&str; 7] = [
+macro_rules! record_columns {
+    () => {
+        "id, patient_id, kind, state, body, revision, created_by, created_at, updated_at"
+    };
+}
+
+fn clinical_from_row(r: &AnyRow) -> Result<ClinicalRecord> {
+    let kind: String = r.try_get("kind")?;
+    Ok(ClinicalRecord {
+        id: r.try_get("id")?,
+        patient_id: PatientId::new(r.try_get("patient_id")?),
+        kind: match kind.as_str() {
+            "screening" => RecordKind::Screening,
+            "dose_order" => RecordKind::DoseOrder,
+            other => return Err(corrupt("kind", other)),
+        },
+        state: r.try_get("state")?,
+        body: r.try_get("body")?,
+        revision: r.try_get("revision")?,
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+async fn load_record(tx: &mut Tx, kind: RecordKind, id: i64) -> Result<ClinicalRecord> {
+    sqlx::query(concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM clinical_records WHERE id = $1 AND kind = $2"
+    ))
+    .bind(id)
+    .bind(kind.as_str())
+    .fetch_optional(&mut **tx)
+    .await?
+    .as_ref()
+    .map(clinical_from_row)
+    .transpose()?
+    .ok_or_else(|| StoreError::NotFound {
+        what: format!("{} {id}", kind.as_str().replace('_', " ")),
+    })
+}
+
+const KNOWN_TABLES: [&str; 9] = [
+    "site_settings",
+    "clinical_records",
     "users",
     "web_sessions",
     "api_tokens",
@@ -917,6 +963,199 @@ impl Store for SqlStore {
                 broken: Some(b),
             },
         })
+    }
+
+    async fn site_settings(&self) -> Result<Option<SiteSettingsVersion>> {
+        sqlx::query("SELECT version, body, set_by, set_at, reason FROM site_settings ORDER BY version DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| {
+                Ok(SiteSettingsVersion {
+                    version: r.try_get("version")?,
+                    body: r.try_get("body")?,
+                    set_by: r.try_get("set_by")?,
+                    set_at: r.try_get("set_at")?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn save_site_settings(
+        &self,
+        actor: &Actor,
+        body: &str,
+        reason: &str,
+    ) -> Result<SiteSettingsVersion> {
+        require(actor, Permission::SiteSettingsWrite)?;
+        if reason.trim().is_empty() {
+            return Err(StoreError::Invalid(ketcare_core::FieldErrors::single(
+                "reason",
+                "say why the settings change",
+            )));
+        }
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM site_settings")
+            .fetch_one(&mut *tx)
+            .await?;
+        let version: i64 = row.try_get::<i64, _>("v")? + 1;
+        let saved = SiteSettingsVersion {
+            version,
+            body: body.to_owned(),
+            set_by: actor.username.clone(),
+            set_at: now_rfc3339(),
+            reason: reason.trim().to_owned(),
+        };
+        sqlx::query("INSERT INTO site_settings (version, body, set_by, set_at, reason) VALUES ($1, $2, $3, $4, $5)")
+            .bind(saved.version)
+            .bind(&saved.body)
+            .bind(&saved.set_by)
+            .bind(&saved.set_at)
+            .bind(&saved.reason)
+            .execute(&mut *tx)
+            .await?;
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                "settings.update",
+                None,
+                format!("version {version}: {}", saved.reason),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(saved)
+    }
+
+    async fn create_record(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        change: &RecordChange<'_>,
+    ) -> Result<ClinicalRecord> {
+        let RecordChange {
+            permission,
+            kind,
+            state,
+            body,
+            action,
+        } = *change;
+        require(actor, permission)?;
+        let mut tx = self.begin_write().await?;
+        load_patient(&mut tx, patient).await?;
+        let now = now_rfc3339();
+        let row = sqlx::query(
+            "INSERT INTO clinical_records (patient_id, kind, state, body, revision, created_by, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 1, $5, $6, $6) RETURNING id",
+        )
+        .bind(patient.get())
+        .bind(kind.as_str())
+        .bind(state)
+        .bind(body)
+        .bind(&actor.username)
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                action,
+                Some(patient.get()),
+                format!("{} {id}: {state}", kind.as_str()),
+            ),
+        )
+        .await?;
+        let created = load_record(&mut tx, kind, id).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn record(&self, actor: &Actor, kind: RecordKind, id: i64) -> Result<ClinicalRecord> {
+        require(actor, Permission::PatientRead)?;
+        let mut tx = self.begin_write().await?;
+        let r = load_record(&mut tx, kind, id).await?;
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                &format!("{}.read", kind.as_str()),
+                Some(r.patient_id.get()),
+                format!("{} {id}", kind.as_str()),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(r)
+    }
+
+    async fn update_record(
+        &self,
+        actor: &Actor,
+        id: i64,
+        revision: i64,
+        change: &RecordChange<'_>,
+    ) -> Result<ClinicalRecord> {
+        let RecordChange {
+            permission,
+            kind,
+            state,
+            body,
+            action,
+        } = *change;
+        require(actor, permission)?;
+        let mut tx = self.begin_write().await?;
+        let current = load_record(&mut tx, kind, id).await?;
+        if current.revision != revision {
+            return Err(StoreError::Conflict(format!(
+                "{} {id} changed since it was read (revision {revision}, now {}); reload it",
+                kind.as_str(),
+                current.revision
+            )));
+        }
+        sqlx::query("UPDATE clinical_records SET state = $1, body = $2, revision = revision + 1, updated_at = $3 WHERE id = $4")
+            .bind(state)
+            .bind(body)
+            .bind(now_rfc3339())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                action,
+                Some(current.patient_id.get()),
+                format!("{} {id}: {} -> {state}", kind.as_str(), current.state),
+            ),
+        )
+        .await?;
+        let updated = load_record(&mut tx, kind, id).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    async fn patient_records(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        kind: RecordKind,
+    ) -> Result<Vec<ClinicalRecord>> {
+        require(actor, Permission::PatientRead)?;
+        sqlx::query(concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM clinical_records WHERE patient_id = $1 AND kind = $2 ORDER BY id DESC"
+        ))
+        .bind(patient.get())
+        .bind(kind.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(clinical_from_row)
+        .collect()
     }
 
     async fn execute_raw(&self, sql: &str) -> Result<u64> {

@@ -16,6 +16,8 @@ pub enum AppError {
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("some fields are not valid")]
     Invalid(FieldErrors),
     #[error("something went wrong on our side; it has been logged")]
@@ -25,7 +27,7 @@ pub enum AppError {
 /// The JSON body of every API error.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// `unauthorized`, `forbidden`, `not_found`, `invalid` or `internal`.
+    /// `unauthorized`, `forbidden`, `not_found`, `conflict`, `invalid` or `internal`.
     pub error: &'static str,
     pub message: String,
     /// For `invalid`: each bad field and what was expected.
@@ -39,6 +41,7 @@ impl AppError {
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -49,6 +52,7 @@ impl AppError {
             AppError::Unauthorized => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
+            AppError::Conflict(_) => "conflict",
             AppError::Invalid(_) => "invalid",
             AppError::Internal => "internal",
         }
@@ -76,6 +80,7 @@ impl From<StoreError> for AppError {
             StoreError::NotFound { what } => AppError::NotFound(what),
             StoreError::Forbidden { .. } => AppError::Forbidden(e.to_string()),
             StoreError::Invalid(f) => AppError::Invalid(f),
+            StoreError::Conflict(m) => AppError::Conflict(m),
             other => {
                 tracing::error!(error = %other, "store error");
                 AppError::Internal

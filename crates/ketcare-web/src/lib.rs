@@ -7,6 +7,9 @@
 
 pub mod api;
 pub mod auth;
+pub mod clinical;
+pub mod clinical_api;
+pub mod clinical_pages;
 pub mod error;
 pub mod pages;
 pub mod password;
@@ -48,16 +51,24 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: WebConfig,
     pub bands: Arc<AgeBands>,
+    /// The cited protocol library and eligibility rules, validated at start.
+    pub library: Arc<ketcare_clinical::Library>,
     pub clock: Clock,
     pub version: &'static str,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, config: WebConfig, bands: AgeBands) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: WebConfig,
+        bands: AgeBands,
+        library: ketcare_clinical::Library,
+    ) -> Self {
         Self {
             store,
             config,
             bands: Arc::new(bands),
+            library: Arc::new(library),
             clock: Arc::new(|| jiff::Timestamp::now().as_second()),
             version: env!("CARGO_PKG_VERSION"),
         }

@@ -531,6 +531,10 @@ pub struct PatientPage {
     guardian: GuardianInput,
     guardian_errors: FieldErrors,
     relationships: Vec<&'static str>,
+    can_screen: bool,
+    can_order: bool,
+    screenings: Vec<(i64, String, String)>,
+    orders: Vec<(i64, String, String)>,
 }
 
 impl PatientPage {
@@ -570,6 +574,10 @@ fn patient_page(
         guardian,
         guardian_errors,
         relationships: Relationship::ALL.iter().map(|r| r.as_str()).collect(),
+        can_screen: p.user.role.allows(Permission::Screen),
+        can_order: p.user.role.allows(Permission::OrderDose),
+        screenings: Vec::new(),
+        orders: Vec::new(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! [`router`] is built from this table alone, so a route cannot be added without a rule, and the
 //! role-matrix test walks the same table.
 
-use crate::{AppState, api, auth, pages};
+use crate::{AppState, api, auth, clinical_api as capi, clinical_pages as cpages, pages};
 use axum::Router;
 use axum::handler::Handler;
 use axum::http::{HeaderName, HeaderValue, StatusCode, Uri};
@@ -150,6 +150,119 @@ pub fn table() -> Vec<Entry> {
             "/api/v1/patients/{id}/guardians/{gid}",
             Requires(PatientWrite),
             api::remove_guardian,
+        ),
+        // Clinical core: pages
+        r(Get, "/protocols", SignedIn, cpages::protocols),
+        r(Get, "/protocols/{pid}", SignedIn, cpages::protocol),
+        r(Get, "/settings", SignedIn, cpages::settings),
+        r(
+            Post,
+            "/settings",
+            Requires(SiteSettingsWrite),
+            cpages::set_setting,
+        ),
+        r(
+            Get,
+            "/patients/{id}/screen",
+            Requires(Screen),
+            cpages::screen_form_page,
+        ),
+        r(
+            Post,
+            "/patients/{id}/screenings",
+            Requires(Screen),
+            cpages::screen_patient,
+        ),
+        r(
+            Get,
+            "/screenings/{sid}",
+            Requires(PatientRead),
+            cpages::screening,
+        ),
+        r(
+            Post,
+            "/screenings/{sid}/overrides",
+            Requires(OverrideClinical),
+            cpages::override_finding,
+        ),
+        r(
+            Get,
+            "/patients/{id}/dose",
+            Requires(OrderDose),
+            cpages::dose_form_page,
+        ),
+        r(
+            Post,
+            "/patients/{id}/orders",
+            Requires(OrderDose),
+            cpages::order_dose,
+        ),
+        r(Get, "/orders/{oid}", Requires(PatientRead), cpages::order),
+        r(
+            Post,
+            "/orders/{oid}/override",
+            Requires(OverrideClinical),
+            cpages::override_order,
+        ),
+        r(
+            Post,
+            "/orders/{oid}/verify",
+            Requires(VerifyDose),
+            cpages::verify_order,
+        ),
+        // Clinical core: API
+        r(Get, "/api/v1/protocols", SignedIn, capi::protocols),
+        r(Get, "/api/v1/protocols/{pid}", SignedIn, capi::protocol),
+        r(Get, "/api/v1/site-settings", SignedIn, capi::site_settings),
+        r(
+            Put,
+            "/api/v1/site-settings",
+            Requires(SiteSettingsWrite),
+            capi::put_site_settings,
+        ),
+        r(Post, "/api/v1/screen", Requires(Screen), capi::screen),
+        r(
+            Post,
+            "/api/v1/patients/{id}/screenings",
+            Requires(Screen),
+            capi::screen_patient,
+        ),
+        r(
+            Get,
+            "/api/v1/screenings/{sid}",
+            Requires(PatientRead),
+            capi::get_screening,
+        ),
+        r(
+            Post,
+            "/api/v1/screenings/{sid}/overrides",
+            Requires(OverrideClinical),
+            capi::override_finding,
+        ),
+        r(Post, "/api/v1/dose", Requires(VerifyDose), capi::dose),
+        r(
+            Post,
+            "/api/v1/patients/{id}/orders",
+            Requires(OrderDose),
+            capi::order,
+        ),
+        r(
+            Get,
+            "/api/v1/orders/{oid}",
+            Requires(PatientRead),
+            capi::get_order,
+        ),
+        r(
+            Post,
+            "/api/v1/orders/{oid}/override",
+            Requires(OverrideClinical),
+            capi::override_order,
+        ),
+        r(
+            Post,
+            "/api/v1/orders/{oid}/verify",
+            Requires(VerifyDose),
+            capi::verify_order,
         ),
         // Administration
         r(Get, "/audit", Requires(AuditRead), pages::audit),

@@ -20,6 +20,21 @@ async fn every_route_obeys_its_role_rule() {
         .location()
         .trim_start_matches("/patients/")
         .to_owned();
+    app.set_test_site_settings().await;
+    app.add_user("doc", Role::Prescriber).await;
+    let doc = app.bearer("doc").await;
+    let screening = app
+        .json(Method::POST, &format!("/api/v1/patients/{pid}/screenings"), &doc, &serde_json::json!({
+            "indication": "trd", "drug": "racemic_ketamine", "age": {"years": 40}, "weight_kg": 70, "pregnancy": "not_pregnant"}))
+        .await;
+    assert_eq!(screening.status, StatusCode::CREATED, "{}", screening.body);
+    let sid = screening.json()["id"].to_string();
+    let order = app
+        .json(Method::POST, &format!("/api/v1/patients/{pid}/orders"), &doc, &serde_json::json!({
+            "protocol_id": "trd-adult-iv-ketamine", "patient": {"weight_kg": 70, "age": {"years": 40}}}))
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
+    let oid = order.json()["id"].to_string();
     let mut tokens = Vec::new();
     for role in Role::ALL {
         let name = format!("u-{role}");
@@ -50,7 +65,13 @@ async fn every_route_obeys_its_role_rule() {
                 .last()
                 .unwrap()["id"]
                 .to_string();
-            let path = rule.path.replace("{id}", &pid).replace("{gid}", &gid);
+            let path = rule
+                .path
+                .replace("{id}", &pid)
+                .replace("{gid}", &gid)
+                .replace("{pid}", "trd-adult-iv-ketamine")
+                .replace("{sid}", &sid)
+                .replace("{oid}", &oid);
             let method = Method::from_bytes(rule.verb.as_str().as_bytes()).unwrap();
             let body = if matches!(rule.verb, Verb::Post | Verb::Put) && path.starts_with("/api/") {
                 "{}"

@@ -54,6 +54,84 @@ enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The cited protocol library.
+    #[command(subcommand)]
+    Protocol(ProtocolCommand),
+    /// Eligibility screening from a JSON file (the API's ScreeningInput).
+    Screen {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dose, volume and pump rate for a protocol and a patient.
+    Dose(DoseArgs),
+    /// The site's settings (values the reference leaves unconfirmed, narrowed limits).
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+}
+
+#[derive(Subcommand)]
+enum ProtocolCommand {
+    /// Every protocol, and whether the site's settings let it be used.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One protocol with every value's source.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct DoseArgs {
+    #[arg(long)]
+    protocol: String,
+    #[arg(long)]
+    weight_kg: f64,
+    #[arg(long)]
+    height_cm: Option<f64>,
+    /// female or male.
+    #[arg(long)]
+    sex: Option<String>,
+    #[arg(long)]
+    age_years: Option<u32>,
+    /// Vial strength in mg/mL (10, 50 or 100).
+    #[arg(long)]
+    concentration_mg_per_ml: Option<f64>,
+    /// Dilute to this final volume in mL.
+    #[arg(long)]
+    final_volume_ml: Option<f64>,
+    /// Titration step of the main component.
+    #[arg(long)]
+    step: Option<u32>,
+    /// Esketamine dose in mg (28 mg devices).
+    #[arg(long)]
+    esketamine_dose_mg: Option<f64>,
+    /// Esketamine: this is the first dose of the course.
+    #[arg(long)]
+    first_dose_of_course: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum SettingsCommand {
+    /// The current settings and every setting a protocol still needs.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set one value (a new, audited version of the settings).
+    Set {
+        key: String,
+        value: f64,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Args)]
@@ -186,11 +264,16 @@ async fn main() -> Result<()> {
         Command::User(cmd) => user(&cli.db, cmd).await,
         Command::Token(cmd) => token(&cli.db, cmd).await,
         Command::Audit(AuditCommand::Verify) => audit_verify(&cli.db).await,
+        Command::Protocol(cmd) => protocol(&cli.db, cmd).await,
+        Command::Screen { input, json } => screen(&cli.db, &input, json).await,
+        Command::Dose(args) => dose(&cli.db, args).await,
+        Command::Settings(cmd) => settings(&cli.db, cmd).await,
     }
 }
 
 async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
     let bands = AgeBands::builtin().context("loading data/age_bands.toml")?;
+    let library = clinical_library()?;
     let store = db.open().await?;
     let today = jiff::Zoned::now().date();
     if args.demo {
@@ -198,6 +281,13 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
             println!("Seeded the demo clinic.");
         }
         demo::print_logins();
+        if store.site_settings().await?.is_none() {
+            println!(
+                "The demo clinic has set no clinical site settings: protocols that need a value the \
+                 reference leaves unconfirmed stay blocked until an administrator sets it \
+                 (Settings page, or `ketcare settings set KEY VALUE --reason …`)."
+            );
+        }
     }
     let config = WebConfig {
         session_minutes: args.session_minutes,
@@ -205,7 +295,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         lockout_minutes: args.lockout_minutes,
         secure_cookies: args.secure_cookies,
     };
-    let state = AppState::new(store.clone(), config, bands);
+    let state = AppState::new(store.clone(), config, bands, library);
     let app = ketcare_web::router(state);
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -311,6 +401,299 @@ async fn token(db: &DbArgs, cmd: TokenCommand) -> Result<()> {
                 .revoke_api_token(&cli_admin(), ApiTokenId::new(id))
                 .await?;
             println!("revoked token {id}");
+        }
+    }
+    Ok(())
+}
+
+fn clinical_library() -> Result<ketcare_clinical::Library> {
+    ketcare_clinical::Library::builtin().context("loading the protocol library")
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn provenance(p: &ketcare_clinical::source::Provenance) -> String {
+    ketcare_web::clinical::provenance_text(p)
+}
+
+async fn protocol(db: &DbArgs, cmd: ProtocolCommand) -> Result<()> {
+    let library = clinical_library()?;
+    let store = db.open().await?;
+    let (settings, _) = ketcare_web::clinical::settings(store.as_ref())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    match cmd {
+        ProtocolCommand::List { json } => {
+            let mut rows = Vec::new();
+            for p in library.list() {
+                let r = library.readiness(&p.id, &settings)?;
+                rows.push((p, r));
+            }
+            if json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(p, r)| serde_json::json!({"protocol": p, "readiness": r}))
+                    .collect();
+                return print_json(&v);
+            }
+            for (p, r) in rows {
+                let state = if r.ready {
+                    "ready".to_owned()
+                } else {
+                    format!(
+                        "blocked until the site sets {}",
+                        r.missing
+                            .iter()
+                            .map(|m| m.key.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                println!("{:<40} v{:<3} {}  [{state}]", p.id, p.version, p.title);
+            }
+        }
+        ProtocolCommand::Show { id, json } => {
+            let view = library.show(&id, &settings)?;
+            if json {
+                return print_json(&view);
+            }
+            println!(
+                "{} (v{}) — {}",
+                view.protocol.id, view.protocol.version, view.protocol.title
+            );
+            println!("file: {}", view.file);
+            for (path, c) in view.protocol.cited_values() {
+                let value = match (c.value, &c.site_setting) {
+                    (Some(v), _) => v.to_string(),
+                    (None, Some(key)) => match settings.value(key) {
+                        Some(v) => format!("{v} (set by the site: {key})"),
+                        None => format!("not set — site setting {key}"),
+                    },
+                    (None, None) => "—".into(),
+                };
+                println!(
+                    "  {path:<45} {value:<28} [{} {:?}]",
+                    c.source.join(", "),
+                    c.status
+                );
+            }
+            if !view.readiness.ready {
+                println!(
+                    "BLOCKED until the site sets: {}",
+                    view.readiness
+                        .missing
+                        .iter()
+                        .map(|m| m.key.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            for (id, text) in &view.citations {
+                println!("  [{id}] {text}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn screen(db: &DbArgs, input: &std::path::Path, json: bool) -> Result<()> {
+    let library = clinical_library()?;
+    let store = db.open().await?;
+    let text =
+        std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    let input: ketcare_clinical::ScreeningInput = serde_path_to_error::deserialize(de)
+        .map_err(|e| anyhow::anyhow!("{}: field `{}`: {}", input.display(), e.path(), e.inner()))?;
+    let outcome = ketcare_web::clinical::screen(store.as_ref(), &library, &input)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}",
+                e.body()
+                    .fields
+                    .iter()
+                    .map(|f| f.message.clone())
+                    .next()
+                    .unwrap_or_else(|| e.to_string())
+            )
+        })?;
+    if json {
+        return print_json(&outcome);
+    }
+    println!("decision: {:?}", outcome.decision);
+    for f in &outcome.findings {
+        println!(
+            "  {:?}: {} [{} {:?}] ({})",
+            f.severity,
+            f.reason,
+            f.source.join(", "),
+            f.status,
+            f.id
+        );
+    }
+    Ok(())
+}
+
+async fn dose(db: &DbArgs, a: DoseArgs) -> Result<()> {
+    let library = clinical_library()?;
+    let store = db.open().await?;
+    let json = a.json;
+    let simple = ketcare_web::clinical::SimpleDose {
+        protocol: a.protocol,
+        weight_kg: a.weight_kg,
+        height_cm: a.height_cm,
+        sex: a.sex,
+        age_years: a.age_years,
+        age_months: None,
+        concentration_mg_per_ml: a.concentration_mg_per_ml,
+        final_volume_ml: a.final_volume_ml,
+        step: a.step,
+        esketamine_dose_mg: a.esketamine_dose_mg,
+        first_dose_of_course: a.first_dose_of_course,
+    };
+    let app_err = |e: ketcare_web::error::AppError| {
+        let detail: Vec<String> = e
+            .body()
+            .fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect();
+        anyhow::anyhow!(
+            "{}",
+            if detail.is_empty() {
+                e.to_string()
+            } else {
+                detail.join("; ")
+            }
+        )
+    };
+    let body = simple.to_json(&library).map_err(app_err)?;
+    let request =
+        ketcare_web::clinical::dose_request(body, &cli_admin(), jiff::Timestamp::now().as_second())
+            .map_err(app_err)?;
+    let order = match ketcare_web::clinical::calculate(store.as_ref(), &library, &request).await {
+        Ok(o) => o,
+        Err(ketcare_web::clinical::DoseRefusal::Dose(e)) => {
+            if json {
+                print_json(&e)?;
+            }
+            bail!("{e}")
+        }
+        Err(ketcare_web::clinical::DoseRefusal::App(e)) => return Err(app_err(e)),
+    };
+    if json {
+        return print_json(&order);
+    }
+    let c = &order.calculation;
+    println!(
+        "{} (v{}) — {}",
+        c.protocol_id, c.protocol_version, c.protocol_title
+    );
+    println!(
+        "weight basis: {:?} {} kg [{}]",
+        c.weight.basis,
+        c.weight.basis_kg.value,
+        provenance(&c.weight.basis_kg.provenance)
+    );
+    for comp in &c.components {
+        println!(
+            "{:?}: {} {} → {} mg [{}]",
+            comp.role,
+            comp.ordered.value,
+            comp.ordered.unit,
+            comp.dose_mg.value,
+            provenance(&comp.ordered.provenance)
+        );
+        if let Some(p) = &comp.preparation {
+            println!(
+                "  draw {} mL of {} mg/mL; final {} mg/mL",
+                p.volume_to_draw.value, p.vial_concentration.value, p.final_concentration.value
+            );
+            if let (Some(rate), Some(run)) = (&p.rate_ml_per_h, &p.run_time_minutes) {
+                println!("  pump {} mL/h for {} min", rate.value, run.value);
+            }
+        }
+    }
+    if let Some(e) = &c.esketamine {
+        println!(
+            "esketamine {} mg = {} devices of {} mg, {} min apart",
+            e.dose_mg.value, e.devices, e.device_mg.value, e.minutes_between_devices.value
+        );
+    }
+    for r in &c.roundings {
+        println!(
+            "rounded {}: {} → {} {} (step {} from {}) — {}",
+            r.what, r.from, r.to, r.unit, r.increment, r.setting, r.why
+        );
+    }
+    for l in &c.soft_limits_crossed {
+        println!(
+            "SOFT LIMIT crossed: {} {} {} vs {} [{}] — needs a prescriber's override with a reason",
+            l.label,
+            l.computed,
+            l.unit,
+            l.limit,
+            provenance(&l.provenance)
+        );
+    }
+    println!(
+        "state: {:?} (a second clinician must verify before it is given)",
+        order.state
+    );
+    Ok(())
+}
+
+async fn settings(db: &DbArgs, cmd: SettingsCommand) -> Result<()> {
+    let library = clinical_library()?;
+    let store = db.open().await?;
+    let (current, version) = ketcare_web::clinical::settings(store.as_ref())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    match cmd {
+        SettingsCommand::Show { json } => {
+            if json {
+                return print_json(&serde_json::json!({"version": version, "settings": current}));
+            }
+            println!("site settings version {version}");
+            for (k, v) in &current.values {
+                println!("  {k:<55} {v}");
+            }
+            let mut needed = std::collections::BTreeSet::new();
+            for p in library.list() {
+                for m in library.readiness(&p.id, &current)?.missing {
+                    needed.insert(m.key);
+                }
+            }
+            for k in needed {
+                println!("  {k:<55} NOT SET (a protocol needs it)");
+            }
+        }
+        SettingsCommand::Set { key, value, reason } => {
+            let mut next = current;
+            next.values.insert(key.clone(), value);
+            let v = ketcare_web::clinical::save_settings(
+                store.as_ref(),
+                &library,
+                &cli_admin(),
+                &next,
+                &reason,
+            )
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}",
+                    e.body()
+                        .fields
+                        .iter()
+                        .map(|f| f.message.clone())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            })?;
+            println!("{key} = {value} (settings version {v})");
         }
     }
     Ok(())

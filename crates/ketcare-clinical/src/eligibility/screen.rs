@@ -56,6 +56,39 @@ pub enum Condition {
     ThyroidDisorder,
 }
 
+impl Condition {
+    /// Every variant, in declaration order (for forms and documentation).
+    pub const ALL: &'static [Condition] = &[
+        Condition::AneurysmalVascularDisease,
+        Condition::ArteriovenousMalformation,
+        Condition::IntracerebralHaemorrhage,
+        Condition::HypersensitivityToKetamineOrEsketamine,
+        Condition::PoorlyControlledCardiovascularDisease,
+        Condition::IschaemicHeartDisease,
+        Condition::Hypertension,
+        Condition::HeartFailure,
+        Condition::ActivePsychosis,
+        Condition::Schizophrenia,
+        Condition::SevereHepaticDisease,
+        Condition::ModerateHepaticDisease,
+        Condition::RenalDialysis,
+        Condition::RaisedIntracranialPressure,
+        Condition::IntracranialMass,
+        Condition::Hydrocephalus,
+        Condition::RaisedIntraocularPressure,
+        Condition::Glaucoma,
+        Condition::OpenGlobeInjury,
+        Condition::ActiveSubstanceUseDisorder,
+        Condition::HistoryOfSubstanceUseDisorder,
+        Condition::AirwayInstability,
+        Condition::TrachealStenosisOrSurgery,
+        Condition::ActivePulmonaryInfection,
+        Condition::Asthma,
+        Condition::PosteriorPharynxProcedure,
+        Condition::ThyroidDisorder,
+    ];
+}
+
 /// Medication classes the rules know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -79,6 +112,31 @@ pub enum MedicationClass {
     NasalCorticosteroid,
     NasalDecongestant,
     ThyroidMedication,
+}
+
+impl MedicationClass {
+    /// Every variant, in declaration order (for forms and documentation).
+    pub const ALL: &'static [MedicationClass] = &[
+        MedicationClass::Benzodiazepine,
+        MedicationClass::Opioid,
+        MedicationClass::CnsDepressant,
+        MedicationClass::Alcohol,
+        MedicationClass::Maoi,
+        MedicationClass::Psychostimulant,
+        MedicationClass::Cyp3a4Inhibitor,
+        MedicationClass::Cyp2b6Inhibitor,
+        MedicationClass::Cyp3a4Inducer,
+        MedicationClass::Cyp2b6Inducer,
+        MedicationClass::Theophylline,
+        MedicationClass::Lamotrigine,
+        MedicationClass::Sympathomimetic,
+        MedicationClass::Vasopressin,
+        MedicationClass::Ssri,
+        MedicationClass::Antidepressant,
+        MedicationClass::NasalCorticosteroid,
+        MedicationClass::NasalDecongestant,
+        MedicationClass::ThyroidMedication,
+    ];
 }
 
 /// Age in whole years plus months (0–11).
@@ -107,6 +165,16 @@ pub enum PregnancyStatus {
     NotPregnant,
     Unknown,
     NotApplicable,
+}
+
+impl PregnancyStatus {
+    /// Every variant, in declaration order (for forms and documentation).
+    pub const ALL: &'static [PregnancyStatus] = &[
+        PregnancyStatus::Pregnant,
+        PregnancyStatus::NotPregnant,
+        PregnancyStatus::Unknown,
+        PregnancyStatus::NotApplicable,
+    ];
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -37,6 +37,25 @@ pub enum Indication {
     ProceduralSedation,
 }
 
+impl Indication {
+    /// Every variant, in declaration order (for forms and documentation).
+    pub const ALL: &'static [Indication] = &[
+        Indication::Trd,
+        Indication::Mdsi,
+        Indication::Depression,
+        Indication::BipolarDepressionSuicidalIdeation,
+        Indication::Ptsd,
+        Indication::GeneralisedAnxiety,
+        Indication::SocialAnxiety,
+        Indication::Crps,
+        Indication::ChronicPain,
+        Indication::AcutePain,
+        Indication::EdAnalgesia,
+        Indication::PaediatricAcutePain,
+        Indication::ProceduralSedation,
+    ];
+}
+
 /// Broad clinical context of an indication (selects contraindication rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -68,6 +87,11 @@ impl Indication {
 pub enum Drug {
     RacemicKetamine,
     Esketamine,
+}
+
+impl Drug {
+    /// Every variant, in declaration order (for forms and documentation).
+    pub const ALL: &'static [Drug] = &[Drug::RacemicKetamine, Drug::Esketamine];
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -68,7 +68,12 @@ impl TestApp {
         let store = fresh_store(backend).await;
         let now = Arc::new(AtomicI64::new(START));
         let config = WebConfig::default();
-        let mut state = AppState::new(store.clone(), config.clone(), AgeBands::builtin().unwrap());
+        let mut state = AppState::new(
+            store.clone(),
+            config.clone(),
+            AgeBands::builtin().unwrap(),
+            ketcare_clinical::Library::builtin().unwrap(),
+        );
         let clock = now.clone();
         state.clock = Arc::new(move || clock.load(Ordering::SeqCst));
         Self {
@@ -252,6 +257,36 @@ impl TestApp {
             r.body
         );
         auth
+    }
+}
+
+/// The site settings a test clinic chooses for the adult IV TRD protocol (values are the test
+/// clinic's own policy, as any site's would be; they are not clinical defaults).
+pub const TEST_SITE_SETTINGS: [(&str, f64); 7] = [
+    ("eligibility.ketamine_bp_systolic_max_mmhg", 160.0),
+    ("eligibility.ketamine_bp_diastolic_max_mmhg", 100.0),
+    ("eligibility.trd_adequate_trial_min_weeks", 6.0),
+    ("observation.ketamine_psychiatric_minutes", 120.0),
+    ("rounding.dose_mg_increment", 1.0),
+    ("rounding.pump_ml_per_h_increment", 0.1),
+    ("rounding.syringe_ml_increment", 0.1),
+];
+
+impl TestApp {
+    pub async fn set_test_site_settings(&self) {
+        let mut values = serde_json::Map::new();
+        for (k, v) in TEST_SITE_SETTINGS {
+            values.insert(k.into(), v.into());
+        }
+        let body = serde_json::json!({ "values": values }).to_string();
+        self.store
+            .save_site_settings(
+                &Actor::system(Role::Administrator),
+                &body,
+                "test clinic policy",
+            )
+            .await
+            .unwrap();
     }
 }
 

@@ -1,0 +1,250 @@
+//! JSON API for the clinical core: protocols, site settings, eligibility screening, dose orders.
+
+use crate::AppState;
+use crate::api::JsonBody;
+use crate::auth::Principal;
+use crate::clinical::{self, StoredOrder, StoredScreening};
+use crate::error::AppError;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use ketcare_clinical::protocol::{ProtocolSummary, ProtocolView, Readiness};
+use ketcare_clinical::{DoseOrder, ScreeningInput, ScreeningOutcome, SiteSettings};
+use ketcare_core::{PatientId, Permission};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize)]
+pub struct ProtocolListItem {
+    #[serde(flatten)]
+    pub summary: ProtocolSummary,
+    pub readiness: Readiness,
+}
+
+/// Every protocol with whether the site's settings let it be used.
+pub async fn protocols(
+    State(s): State<AppState>,
+    _p: Principal,
+) -> Result<Json<Vec<ProtocolListItem>>, AppError> {
+    let (settings, _) = clinical::settings(s.store.as_ref()).await?;
+    let mut out = Vec::new();
+    for summary in s.library.list() {
+        let readiness = s
+            .library
+            .readiness(&summary.id, &settings)
+            .map_err(|e| AppError::NotFound(e.to_string()))?;
+        out.push(ProtocolListItem { summary, readiness });
+    }
+    Ok(Json(out))
+}
+
+/// One protocol: every value with its source, its readiness, and the limits in force here.
+pub async fn protocol(
+    State(s): State<AppState>,
+    _p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<ProtocolView>, AppError> {
+    let (settings, _) = clinical::settings(s.store.as_ref()).await?;
+    s.library
+        .show(&id, &settings)
+        .map(Json)
+        .map_err(|e| AppError::NotFound(e.to_string()))
+}
+
+#[derive(Serialize)]
+pub struct SettingsView {
+    pub version: i64,
+    pub settings: SiteSettings,
+}
+
+pub async fn site_settings(
+    State(s): State<AppState>,
+    _p: Principal,
+) -> Result<Json<SettingsView>, AppError> {
+    let (settings, version) = clinical::settings(s.store.as_ref()).await?;
+    Ok(Json(SettingsView { version, settings }))
+}
+
+#[derive(Deserialize)]
+pub struct SettingsChange {
+    pub settings: SiteSettings,
+    pub reason: String,
+}
+
+/// Replaces the site's settings with a new version (administrators; audited).
+pub async fn put_site_settings(
+    State(s): State<AppState>,
+    p: Principal,
+    JsonBody(c): JsonBody<SettingsChange>,
+) -> Result<Json<SettingsView>, AppError> {
+    let version = clinical::save_settings(
+        s.store.as_ref(),
+        &s.library,
+        &p.actor,
+        &c.settings,
+        &c.reason,
+    )
+    .await?;
+    Ok(Json(SettingsView {
+        version,
+        settings: c.settings,
+    }))
+}
+
+/// Screens without storing (for what-if questions; nothing identifies the patient).
+pub async fn screen(
+    State(s): State<AppState>,
+    _p: Principal,
+    JsonBody(input): JsonBody<ScreeningInput>,
+) -> Result<Json<ScreeningOutcome>, AppError> {
+    Ok(Json(
+        clinical::screen(s.store.as_ref(), &s.library, &input).await?,
+    ))
+}
+
+/// Screens a patient and keeps the result in their record.
+pub async fn screen_patient(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    JsonBody(input): JsonBody<ScreeningInput>,
+) -> Result<(StatusCode, Json<StoredScreening>), AppError> {
+    let stored = clinical::screen_and_store(
+        s.store.as_ref(),
+        &s.library,
+        &p.actor,
+        PatientId::new(id),
+        input,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+pub async fn get_screening(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<StoredScreening>, AppError> {
+    let r = s
+        .store
+        .record(&p.actor, ketcare_store::RecordKind::Screening, id)
+        .await?;
+    Ok(Json(clinical::screening_of(&r)?))
+}
+
+#[derive(Deserialize)]
+pub struct FindingOverrideBody {
+    pub finding_id: String,
+    pub reason: String,
+}
+
+/// A prescriber overrides a relative finding with a reason; absolute findings cannot be.
+pub async fn override_finding(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    JsonBody(b): JsonBody<FindingOverrideBody>,
+) -> Result<Json<StoredScreening>, AppError> {
+    Ok(Json(
+        clinical::override_finding(
+            s.store.as_ref(),
+            &p.actor,
+            id,
+            &b.finding_id,
+            &b.reason,
+            s.now(),
+        )
+        .await?,
+    ))
+}
+
+/// Calculates a dose without storing it.
+pub async fn dose(
+    State(s): State<AppState>,
+    p: Principal,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<Json<DoseOrder>, AppError> {
+    let request = clinical::dose_request(body, &p.actor, s.now())?;
+    clinical::calculate(s.store.as_ref(), &s.library, &request)
+        .await
+        .map(Json)
+        .map_err(|e| e.into_app())
+}
+
+/// Calculates a dose for a patient and keeps the order, pending verification (or override).
+pub async fn order(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<(StatusCode, Json<StoredOrder>), AppError> {
+    let request = clinical::dose_request(body, &p.actor, s.now())?;
+    let stored = clinical::order_and_store(
+        s.store.as_ref(),
+        &s.library,
+        &p.actor,
+        PatientId::new(id),
+        &request,
+    )
+    .await
+    .map_err(|e| e.into_app())?;
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+pub async fn get_order(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<StoredOrder>, AppError> {
+    let r = s
+        .store
+        .record(&p.actor, ketcare_store::RecordKind::DoseOrder, id)
+        .await?;
+    Ok(Json(clinical::order_of(&r)?))
+}
+
+#[derive(Deserialize)]
+pub struct ReasonBody {
+    pub reason: String,
+}
+
+/// The prescriber passes the order's soft limits with a reason.
+pub async fn override_order(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    JsonBody(b): JsonBody<ReasonBody>,
+) -> Result<Json<StoredOrder>, AppError> {
+    let reason = b.reason;
+    Ok(Json(
+        clinical::transition(
+            s.store.as_ref(),
+            &p.actor,
+            id,
+            Permission::OverrideClinical,
+            "dose_order.override",
+            |o, u, t| o.override_soft_limits(u, &reason, t),
+            s.now(),
+        )
+        .await?,
+    ))
+}
+
+/// A second clinician, not the author, verifies the order.
+pub async fn verify_order(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<StoredOrder>, AppError> {
+    Ok(Json(
+        clinical::transition(
+            s.store.as_ref(),
+            &p.actor,
+            id,
+            Permission::VerifyDose,
+            "dose_order.verify",
+            |o, u, t| o.verify(u, t),
+            s.now(),
+        )
+        .await?,
+    ))
+}

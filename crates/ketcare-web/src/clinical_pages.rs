@@ -1,0 +1,931 @@
+//! Pages for the clinical core: the protocol library with every value's source, site settings,
+//! eligibility screening, and dose orders with override and second-person verification.
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::clinical::{
+    self, DoseRefusal, SimpleDose, StoredOrder, StoredScreening, provenance_text,
+};
+use crate::error::{AppError, PageError};
+use crate::pages::{Nav, render_html};
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use ketcare_clinical::eligibility::{Condition, MedicationClass, PregnancyStatus};
+use ketcare_clinical::protocol::{Drug, Indication};
+use ketcare_clinical::{OrderState, ScreeningInput};
+use ketcare_core::patient::Patient;
+use ketcare_core::{PatientId, Permission};
+use ketcare_store::RecordKind;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// The serde name of an enum value (`trd`, `racemic_ketamine`, …).
+fn code<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn codes<T: Serialize>(all: &[T]) -> Vec<String> {
+    all.iter().map(code).collect()
+}
+
+fn form_pairs(body: &Bytes) -> Result<Vec<(String, String)>, AppError> {
+    serde_urlencoded::from_bytes(body).map_err(|e| AppError::invalid("form", e.to_string()))
+}
+
+fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim())
+        .unwrap_or("")
+}
+
+fn number(pairs: &[(String, String)], name: &str) -> Result<Option<f64>, AppError> {
+    match field(pairs, name) {
+        "" => Ok(None),
+        v => v
+            .parse::<f64>()
+            .map(Some)
+            .map_err(|_| AppError::invalid(name, format!("`{v}` is not a number"))),
+    }
+}
+
+/// One line of a "value and where it came from" table.
+pub struct Row {
+    pub label: String,
+    pub value: String,
+    pub source: String,
+}
+
+// ---- Protocol library -----------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "protocols.html")]
+pub struct ProtocolsPage {
+    nav: Option<Nav>,
+    settings_version: i64,
+    rows: Vec<(String, String, String, String)>,
+}
+
+pub async fn protocols(State(s): State<AppState>, p: Principal) -> Result<Response, PageError> {
+    let (settings, version) = clinical::settings(s.store.as_ref()).await?;
+    let mut rows = Vec::new();
+    for summary in s.library.list() {
+        let r = s
+            .library
+            .readiness(&summary.id, &settings)
+            .map_err(|e| AppError::NotFound(e.to_string()))?;
+        let state = if r.ready {
+            "ready".to_owned()
+        } else {
+            format!(
+                "blocked until the site sets {}",
+                r.missing
+                    .iter()
+                    .map(|m| m.key.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        rows.push((
+            summary.id,
+            format!("v{}", summary.version),
+            summary.title,
+            state,
+        ));
+    }
+    Ok(render_html(&ProtocolsPage {
+        nav: Nav::of(&p),
+        settings_version: version,
+        rows,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "protocol.html")]
+pub struct ProtocolPage {
+    nav: Option<Nav>,
+    id: String,
+    title: String,
+    version: u32,
+    file: String,
+    ready: bool,
+    missing: Vec<String>,
+    values: Vec<Row>,
+    limits: Vec<Row>,
+    citations: Vec<(String, String)>,
+}
+
+pub async fn protocol(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let (settings, _) = clinical::settings(s.store.as_ref()).await?;
+    let view = s
+        .library
+        .show(&id, &settings)
+        .map_err(|e| AppError::NotFound(e.to_string()))?;
+    let values = view
+        .protocol
+        .cited_values()
+        .into_iter()
+        .map(|(path, c)| {
+            let value = match (c.value, &c.site_setting) {
+                (Some(v), _) => v.to_string(),
+                (None, Some(key)) => match settings.value(key) {
+                    Some(v) => format!("{v} — set by the site ({key})"),
+                    None => format!("not set — the site must set {key}"),
+                },
+                (None, None) => "—".into(),
+            };
+            let mut source = format!("{} ({:?})", c.source.join(", "), c.status);
+            if let Some(n) = &c.note {
+                source.push_str(&format!(" — {n}"));
+            }
+            Row {
+                label: path,
+                value,
+                source,
+            }
+        })
+        .collect();
+    let limits = view
+        .effective_limits
+        .iter()
+        .map(|l| Row {
+            label: format!(
+                "{} ({:?}, {:?} {:?})",
+                l.label, l.severity, l.bound, l.quantity
+            ),
+            value: l
+                .value
+                .map(|v| format!("{v} {}", l.quantity.unit()))
+                .unwrap_or_else(|| "not set (inactive)".into()),
+            source: l
+                .provenance
+                .as_ref()
+                .map(provenance_text)
+                .unwrap_or_else(|| format!("{:?}", l.status)),
+        })
+        .collect();
+    Ok(render_html(&ProtocolPage {
+        nav: Nav::of(&p),
+        id: view.protocol.id.clone(),
+        title: view.protocol.title.clone(),
+        version: view.protocol.version,
+        file: view.file.clone(),
+        ready: view.readiness.ready,
+        missing: view
+            .readiness
+            .missing
+            .iter()
+            .map(|m| format!("{} (for {})", m.key, m.used_for))
+            .collect(),
+        values,
+        limits,
+        citations: view.citations.into_iter().collect(),
+    }))
+}
+
+// ---- Site settings --------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+pub struct SettingsPage {
+    nav: Option<Nav>,
+    version: i64,
+    values: Vec<(String, String)>,
+    needed: Vec<String>,
+    error: String,
+    can_edit: bool,
+}
+
+async fn settings_page(
+    s: &AppState,
+    p: &Principal,
+    error: String,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let (settings, version) = clinical::settings(s.store.as_ref()).await?;
+    let mut needed = std::collections::BTreeSet::new();
+    for summary in s.library.list() {
+        if let Ok(r) = s.library.readiness(&summary.id, &settings) {
+            needed.extend(r.missing.into_iter().map(|m| m.key));
+        }
+    }
+    let mut r = render_html(&SettingsPage {
+        nav: Nav::of(p),
+        version,
+        values: settings
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect(),
+        needed: needed.into_iter().collect(),
+        error,
+        can_edit: p.user.role.allows(Permission::SiteSettingsWrite),
+    });
+    *r.status_mut() = status;
+    Ok(r)
+}
+
+pub async fn settings(State(s): State<AppState>, p: Principal) -> Result<Response, PageError> {
+    settings_page(&s, &p, String::new(), StatusCode::OK).await
+}
+
+pub async fn set_setting(
+    State(s): State<AppState>,
+    p: Principal,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(&body)?;
+    let key = field(&pairs, "key").to_owned();
+    let reason = field(&pairs, "reason").to_owned();
+    let value = match number(&pairs, "value") {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return settings_page(
+                &s,
+                &p,
+                "value: required".into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+        Err(e) => {
+            return settings_page(
+                &s,
+                &p,
+                e.body()
+                    .fields
+                    .first()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .unwrap_or_default(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    if key.is_empty() {
+        return settings_page(
+            &s,
+            &p,
+            "key: required".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let (mut next, _) = clinical::settings(s.store.as_ref()).await?;
+    next.values.insert(key, value);
+    match clinical::save_settings(s.store.as_ref(), &s.library, &p.actor, &next, &reason).await {
+        Ok(_) => Ok(Redirect::to("/settings").into_response()),
+        Err(AppError::Invalid(f)) => {
+            let msg =
+                f.0.iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+            settings_page(&s, &p, msg, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---- Eligibility screening ------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "screen_form.html")]
+pub struct ScreenFormPage {
+    nav: Option<Nav>,
+    patient: Patient,
+    indications: Vec<String>,
+    drugs: Vec<String>,
+    conditions: Vec<String>,
+    classes: Vec<String>,
+    pregnancy: Vec<String>,
+    error: String,
+}
+
+fn screen_form(s: &AppState, p: &Principal, patient: Patient, error: String) -> ScreenFormPage {
+    let _ = s;
+    ScreenFormPage {
+        nav: Nav::of(p),
+        patient,
+        indications: codes(Indication::ALL),
+        drugs: codes(Drug::ALL),
+        conditions: codes(Condition::ALL),
+        classes: codes(MedicationClass::ALL),
+        pregnancy: codes(PregnancyStatus::ALL),
+        error,
+    }
+}
+
+pub async fn screen_form_page(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
+    Ok(render_html(&screen_form(&s, &p, patient, String::new())))
+}
+
+/// Builds the screening input from the form and the patient's record (age and weight today).
+fn screening_input(
+    s: &AppState,
+    patient: &Patient,
+    pairs: &[(String, String)],
+) -> Result<ScreeningInput, AppError> {
+    let day = patient
+        .record
+        .day_of_care(s.today(), &s.bands)
+        .ok_or_else(|| AppError::invalid("date_of_birth", "the date of birth is after today"))?;
+    let weight = patient
+        .record
+        .weight
+        .ok_or_else(|| AppError::invalid("weight", "record the patient's weight first"))?;
+    let mut medications = Vec::new();
+    for i in 0..4 {
+        let name = field(pairs, &format!("med{i}_name"));
+        if name.is_empty() {
+            continue;
+        }
+        let classes: Vec<&str> = pairs
+            .iter()
+            .filter(|(k, _)| *k == format!("med{i}_class"))
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+            .collect();
+        medications.push(json!({
+            "name": name,
+            "classes": classes,
+            "daily_dose_mg": number(pairs, &format!("med{i}_dose"))?,
+            "diazepam_equivalent_mg_per_day": number(pairs, &format!("med{i}_dze"))?,
+        }));
+    }
+    let mut trials = Vec::new();
+    for i in 0..3 {
+        let drug = field(pairs, &format!("trial{i}_drug"));
+        if drug.is_empty() {
+            continue;
+        }
+        trials.push(json!({
+            "drug": drug,
+            "daily_dose_mg": number(pairs, &format!("trial{i}_dose"))?.ok_or_else(|| AppError::invalid(&format!("trial{i}_dose"), "required"))?,
+            "weeks": number(pairs, &format!("trial{i}_weeks"))?.ok_or_else(|| AppError::invalid(&format!("trial{i}_weeks"), "required"))?,
+            "in_current_episode": field(pairs, &format!("trial{i}_current")) == "on",
+            "adequate_dose": field(pairs, &format!("trial{i}_adequate")) == "on",
+            "failed": field(pairs, &format!("trial{i}_failed")) == "on",
+        }));
+    }
+    let baseline = match (number(pairs, "systolic")?, number(pairs, "diastolic")?) {
+        (Some(sys), Some(dia)) => json!({
+            "systolic_mmhg": sys, "diastolic_mmhg": dia,
+            "heart_rate_bpm": number(pairs, "heart_rate")?, "spo2_percent": number(pairs, "spo2")?,
+        }),
+        (None, None) => Value::Null,
+        _ => {
+            return Err(AppError::invalid(
+                "diastolic",
+                "give both systolic and diastolic pressure",
+            ));
+        }
+    };
+    let history: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "history")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let input = json!({
+        "indication": field(pairs, "indication"),
+        "drug": field(pairs, "drug"),
+        "age": { "years": day.age.years(), "months": day.age.completed_months % 12 },
+        "weight_kg": weight.value.kg(),
+        "history": history,
+        "medications": medications,
+        "pregnancy": field(pairs, "pregnancy"),
+        "breastfeeding": field(pairs, "breastfeeding") == "on",
+        "baseline": baseline,
+        "antidepressant_trials": trials,
+    });
+    serde_path_to_error::deserialize(input).map_err(|e| {
+        let path = e.path().to_string();
+        AppError::invalid(&path, e.into_inner().to_string())
+    })
+}
+
+pub async fn screen_patient(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pid = PatientId::new(id);
+    let patient = s.store.get_patient(&p.actor, pid).await?;
+    let pairs = form_pairs(&body)?;
+    let refuse = |patient: Patient, e: AppError| {
+        let msg = match &e {
+            AppError::Invalid(f) => {
+                f.0.iter()
+                    .map(|x| format!("{}: {}", x.field, x.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+            other => other.to_string(),
+        };
+        let mut r = render_html(&screen_form(&s, &p, patient, msg));
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        r
+    };
+    let input = match screening_input(&s, &patient, &pairs) {
+        Ok(i) => i,
+        Err(e) => return Ok(refuse(patient, e)),
+    };
+    match clinical::screen_and_store(s.store.as_ref(), &s.library, &p.actor, pid, input).await {
+        Ok(stored) => Ok(Redirect::to(&format!("/screenings/{}", stored.id)).into_response()),
+        Err(e @ AppError::Invalid(_)) => Ok(refuse(patient, e)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "screening.html")]
+pub struct ScreeningPage {
+    nav: Option<Nav>,
+    id: i64,
+    patient_id: i64,
+    decision: String,
+    indication: String,
+    drug: String,
+    ruleset_version: u32,
+    created_by: String,
+    created_at: String,
+    /// (id, severity, reason, sources, overridden by)
+    findings: Vec<(String, String, String, String, String)>,
+    can_override: bool,
+}
+
+fn screening_page(p: &Principal, s: &StoredScreening) -> ScreeningPage {
+    let o = &s.doc.outcome;
+    ScreeningPage {
+        nav: Nav::of(p),
+        id: s.id,
+        patient_id: s.patient_id.get(),
+        decision: code(&o.decision),
+        indication: code(&o.indication),
+        drug: code(&o.drug),
+        ruleset_version: o.ruleset_version,
+        created_by: s.created_by.clone(),
+        created_at: s.created_at.clone(),
+        findings: o
+            .findings
+            .iter()
+            .map(|f| {
+                let ov = o
+                    .overrides
+                    .iter()
+                    .find(|x| x.finding_id == f.id)
+                    .map(|x| {
+                        format!(
+                            "overridden by {} at {}: {}",
+                            x.by.as_str(),
+                            x.at.as_str(),
+                            x.reason
+                        )
+                    })
+                    .unwrap_or_default();
+                (
+                    f.id.clone(),
+                    code(&f.severity),
+                    f.reason.clone(),
+                    format!("{} ({:?})", f.source.join(", "), f.status),
+                    ov,
+                )
+            })
+            .collect(),
+        can_override: p.user.role.allows(Permission::OverrideClinical),
+    }
+}
+
+pub async fn screening(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let r = s.store.record(&p.actor, RecordKind::Screening, id).await?;
+    Ok(render_html(&screening_page(
+        &p,
+        &clinical::screening_of(&r)?,
+    )))
+}
+
+pub async fn override_finding(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(&body)?;
+    clinical::override_finding(
+        s.store.as_ref(),
+        &p.actor,
+        id,
+        field(&pairs, "finding_id"),
+        field(&pairs, "reason"),
+        s.now(),
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/screenings/{id}")).into_response())
+}
+
+// ---- Dose orders ----------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "dose_form.html")]
+pub struct DoseFormPage {
+    nav: Option<Nav>,
+    patient: Patient,
+    protocols: Vec<(String, String, bool)>,
+    chosen: String,
+    weight: String,
+    height: String,
+    age: String,
+    concentrations: Vec<String>,
+    error: String,
+    refusal: Vec<String>,
+}
+
+async fn dose_form(
+    s: &AppState,
+    p: &Principal,
+    patient: Patient,
+    chosen: String,
+    error: String,
+    refusal: Vec<String>,
+) -> Result<DoseFormPage, AppError> {
+    let (settings, _) = clinical::settings(s.store.as_ref()).await?;
+    let protocols = s
+        .library
+        .list()
+        .into_iter()
+        .map(|summary| {
+            let ready = s
+                .library
+                .readiness(&summary.id, &settings)
+                .map(|r| r.ready)
+                .unwrap_or(false);
+            (summary.id, summary.title, ready)
+        })
+        .collect();
+    let day = patient.record.day_of_care(s.today(), &s.bands);
+    Ok(DoseFormPage {
+        nav: Nav::of(p),
+        weight: patient
+            .record
+            .weight
+            .map(|w| ketcare_core::units::trim_float(w.value.kg()))
+            .unwrap_or_default(),
+        height: patient
+            .record
+            .height
+            .map(|h| ketcare_core::units::trim_float(h.value.cm()))
+            .unwrap_or_default(),
+        age: day
+            .map(|d| format!("{} ({})", d.age, d.band))
+            .unwrap_or_default(),
+        patient,
+        protocols,
+        chosen,
+        concentrations: s
+            .library
+            .vials()
+            .iter()
+            .filter_map(|v| v.concentration_mg_per_ml.get_ref().value)
+            .map(|c| c.to_string())
+            .collect(),
+        error,
+        refusal,
+    })
+}
+
+pub async fn dose_form_page(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
+    Ok(render_html(
+        &dose_form(&s, &p, patient, String::new(), String::new(), Vec::new()).await?,
+    ))
+}
+
+pub async fn order_dose(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pid = PatientId::new(id);
+    let patient = s.store.get_patient(&p.actor, pid).await?;
+    let pairs = form_pairs(&body)?;
+    let chosen = field(&pairs, "protocol").to_owned();
+    let day = patient.record.day_of_care(s.today(), &s.bands);
+    let built = (|| -> Result<_, AppError> {
+        let weight_kg = number(&pairs, "weight_kg")?
+            .ok_or_else(|| AppError::invalid("weight_kg", "required"))?;
+        let simple = SimpleDose {
+            protocol: chosen.clone(),
+            weight_kg,
+            height_cm: number(&pairs, "height_cm")?,
+            sex: Some(patient.record.sex.as_str().to_owned()),
+            age_years: day.map(|d| d.age.years()),
+            age_months: day.map(|d| d.age.completed_months % 12),
+            concentration_mg_per_ml: number(&pairs, "concentration_mg_per_ml")?,
+            final_volume_ml: number(&pairs, "final_volume_ml")?,
+            step: number(&pairs, "step")?.map(|v| v as u32),
+            esketamine_dose_mg: number(&pairs, "esketamine_dose_mg")?,
+            first_dose_of_course: field(&pairs, "first_dose_of_course") == "on",
+        };
+        clinical::dose_request(simple.to_json(&s.library)?, &p.actor, s.now())
+    })();
+    let request = match built {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = e
+                .body()
+                .fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let page = dose_form(
+                &s,
+                &p,
+                patient,
+                chosen,
+                if msg.is_empty() { e.to_string() } else { msg },
+                Vec::new(),
+            )
+            .await?;
+            let mut r = render_html(&page);
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            return Ok(r);
+        }
+    };
+    match clinical::order_and_store(s.store.as_ref(), &s.library, &p.actor, pid, &request).await {
+        Ok(stored) => Ok(Redirect::to(&format!("/orders/{}", stored.id)).into_response()),
+        Err(DoseRefusal::Dose(e)) => {
+            let page =
+                dose_form(&s, &p, patient, chosen, String::new(), vec![e.to_string()]).await?;
+            let mut r = render_html(&page);
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(r)
+        }
+        Err(DoseRefusal::App(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "order.html")]
+pub struct OrderPage {
+    nav: Option<Nav>,
+    id: i64,
+    patient_id: i64,
+    title: String,
+    protocol: String,
+    state: String,
+    author: String,
+    created_at: String,
+    numbers: Vec<Row>,
+    limits: Vec<Row>,
+    soft: Vec<Row>,
+    roundings: Vec<String>,
+    notes: Vec<String>,
+    soft_override: String,
+    verification: String,
+    can_override: bool,
+    can_verify: bool,
+}
+
+fn num(n: &ketcare_clinical::dose::Number) -> String {
+    format!("{} {}", ketcare_core::units::trim_float(n.value), n.unit)
+}
+
+fn order_page(p: &Principal, o: &StoredOrder) -> OrderPage {
+    let c = &o.order.calculation;
+    let mut numbers = vec![
+        Row {
+            label: "Actual weight".into(),
+            value: num(&c.weight.actual_kg),
+            source: provenance_text(&c.weight.actual_kg.provenance),
+        },
+        Row {
+            label: format!("Dosing weight ({:?})", c.weight.basis),
+            value: num(&c.weight.basis_kg),
+            source: format!(
+                "{} ({:?}); {}",
+                c.weight.basis_source.join(", "),
+                c.weight.basis_status,
+                c.weight.ideal_and_adjusted_weight
+            ),
+        },
+    ];
+    for comp in &c.components {
+        let role = code(&comp.role);
+        numbers.push(Row {
+            label: format!("{role}: ordered"),
+            value: num(&comp.ordered),
+            source: provenance_text(&comp.ordered.provenance),
+        });
+        if let Some(d) = &comp.duration_minutes {
+            numbers.push(Row {
+                label: format!("{role}: duration"),
+                value: num(d),
+                source: provenance_text(&d.provenance),
+            });
+        }
+        numbers.push(Row {
+            label: format!("{role}: dose"),
+            value: num(&comp.dose_mg),
+            source: provenance_text(&comp.dose_mg.provenance),
+        });
+        if let Some(prep) = &comp.preparation {
+            for (label, n) in [
+                ("vial", &prep.vial_concentration),
+                ("volume to draw", &prep.volume_to_draw),
+                ("final concentration", &prep.final_concentration),
+            ] {
+                numbers.push(Row {
+                    label: format!("{role}: {label}"),
+                    value: num(n),
+                    source: provenance_text(&n.provenance),
+                });
+            }
+            for (label, n) in [
+                ("final volume", &prep.final_volume),
+                ("pump rate", &prep.rate_ml_per_h),
+                ("run time", &prep.run_time_minutes),
+            ] {
+                if let Some(n) = n {
+                    numbers.push(Row {
+                        label: format!("{role}: {label}"),
+                        value: num(n),
+                        source: provenance_text(&n.provenance),
+                    });
+                }
+            }
+        }
+    }
+    if let Some(e) = &c.esketamine {
+        numbers.push(Row {
+            label: "esketamine dose".into(),
+            value: format!(
+                "{} = {} devices of {}",
+                num(&e.dose_mg),
+                e.devices,
+                num(&e.device_mg)
+            ),
+            source: provenance_text(&e.dose_mg.provenance),
+        });
+        numbers.push(Row {
+            label: "between devices".into(),
+            value: num(&e.minutes_between_devices),
+            source: provenance_text(&e.minutes_between_devices.provenance),
+        });
+    }
+    numbers.push(Row {
+        label: "session total".into(),
+        value: num(&c.session_total_mg),
+        source: provenance_text(&c.session_total_mg.provenance),
+    });
+    let limit_row = |l: &ketcare_clinical::dose::LimitCheck| Row {
+        label: format!("{} ({:?})", l.label, l.severity),
+        value: format!(
+            "{} vs limit {} {} — {}",
+            ketcare_core::units::trim_float(l.computed),
+            l.limit,
+            l.unit,
+            if l.within { "within" } else { "crossed" }
+        ),
+        source: provenance_text(&l.provenance),
+    };
+    let state = code(&o.order.state);
+    OrderPage {
+        nav: Nav::of(p),
+        id: o.id,
+        patient_id: o.patient_id.get(),
+        title: c.protocol_title.clone(),
+        protocol: format!("{} v{}", c.protocol_id, c.protocol_version),
+        author: o.order.author.as_str().to_owned(),
+        created_at: o.order.created_at.as_str().to_owned(),
+        numbers,
+        limits: c.limit_checks.iter().map(limit_row).collect(),
+        soft: c.soft_limits_crossed.iter().map(limit_row).collect(),
+        roundings: c
+            .roundings
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}: {} → {} {} (increment {} from site setting {}; {})",
+                    r.what, r.from, r.to, r.unit, r.increment, r.setting, r.why
+                )
+            })
+            .collect(),
+        notes: c.notes.clone(),
+        soft_override: o
+            .order
+            .soft_override
+            .as_ref()
+            .map(|x| serde_json::to_string(x).unwrap_or_default())
+            .unwrap_or_default(),
+        verification: o
+            .order
+            .verification
+            .as_ref()
+            .map(|x| serde_json::to_string(x).unwrap_or_default())
+            .unwrap_or_default(),
+        can_override: o.order.state == OrderState::NeedsOverride
+            && p.user.role.allows(Permission::OverrideClinical),
+        can_verify: o.order.state == OrderState::PendingVerification
+            && p.user.role.allows(Permission::VerifyDose)
+            && o.order.author.as_str() != p.actor.username,
+        state,
+    }
+}
+
+pub async fn order(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let r = s.store.record(&p.actor, RecordKind::DoseOrder, id).await?;
+    Ok(render_html(&order_page(&p, &clinical::order_of(&r)?)))
+}
+
+pub async fn override_order(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(&body)?;
+    let reason = field(&pairs, "reason").to_owned();
+    clinical::transition(
+        s.store.as_ref(),
+        &p.actor,
+        id,
+        Permission::OverrideClinical,
+        "dose_order.override",
+        |o, u, t| o.override_soft_limits(u, &reason, t),
+        s.now(),
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/orders/{id}")).into_response())
+}
+
+pub async fn verify_order(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    clinical::transition(
+        s.store.as_ref(),
+        &p.actor,
+        id,
+        Permission::VerifyDose,
+        "dose_order.verify",
+        |o, u, t| o.verify(u, t),
+        s.now(),
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/orders/{id}")).into_response())
+}
+
+/// Links from the patient page: the patient's screenings and orders, newest first.
+pub async fn patient_clinical_links(
+    s: &AppState,
+    p: &Principal,
+    id: PatientId,
+) -> Result<(Vec<(i64, String, String)>, Vec<(i64, String, String)>), AppError> {
+    let screenings = s
+        .store
+        .patient_records(&p.actor, id, RecordKind::Screening)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.state, r.created_at))
+        .collect();
+    let orders = s
+        .store
+        .patient_records(&p.actor, id, RecordKind::DoseOrder)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.state, r.created_at))
+        .collect();
+    Ok((screenings, orders))
+}

@@ -1,0 +1,313 @@
+//! The clinical core through the web edge, on SQLite and PostgreSQL: site settings unblock a
+//! protocol, a prescriber screens and doses a patient, a hard limit refuses, a soft limit passes
+//! only with a reason, and only a second clinician verifies. The API, the page and the pure
+//! library give the same numbers.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{TestApp, minor_form};
+use ketcare_core::Role;
+use ketcare_store::testing::BACKENDS;
+use serde_json::json;
+
+#[tokio::test]
+async fn screen_dose_override_verify_on_both_backends() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("alex", Role::Administrator).await;
+        app.add_user("priya", Role::Prescriber).await;
+        app.add_user("nina", Role::Nurse).await;
+        let admin = app.bearer("alex").await;
+        let doc = app.bearer("priya").await;
+        let nurse = app.bearer("nina").await;
+        let created = app
+            .post_form("/patients", &app.login("nina").await, &minor_form())
+            .await;
+        let pid = created
+            .location()
+            .trim_start_matches("/patients/")
+            .to_owned();
+
+        // Blocked until the site sets its values; the API says which.
+        let p = app
+            .get("/api/v1/protocols/trd-adult-iv-ketamine", &doc)
+            .await
+            .json();
+        assert_eq!(p["readiness"]["ready"], false, "{backend:?}");
+        let order_body = json!({"protocol_id": "trd-adult-iv-ketamine", "patient": {"weight_kg": 70, "age": {"years": 40}},
+                                "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50}});
+        let blocked = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/orders"),
+                &doc,
+                &order_body,
+            )
+            .await;
+        assert_eq!(blocked.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            blocked.body.contains("blocked until the site sets"),
+            "{}",
+            blocked.body
+        );
+
+        // The administrator sets them (a new, audited version); a prescriber may not.
+        let mut values = serde_json::Map::new();
+        for (k, v) in common::TEST_SITE_SETTINGS {
+            values.insert(k.into(), v.into());
+        }
+        let change = json!({"settings": {"values": values}, "reason": "clinic policy 2026-11"});
+        assert_eq!(
+            app.json(Method::PUT, "/api/v1/site-settings", &doc, &change)
+                .await
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        let saved = app
+            .json(Method::PUT, "/api/v1/site-settings", &admin, &change)
+            .await;
+        assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+        assert_eq!(saved.json()["version"], 1);
+        let no_reason = app
+            .json(
+                Method::PUT,
+                "/api/v1/site-settings",
+                &admin,
+                &json!({"settings": {"values": values}, "reason": " "}),
+            )
+            .await;
+        assert_eq!(no_reason.fields(), vec!["reason"]);
+
+        // Screening: stored, with findings and sources; a relative finding overridden with a reason.
+        let s = app
+            .json(Method::POST, &format!("/api/v1/patients/{pid}/screenings"), &doc, &json!({
+                "indication": "trd", "drug": "racemic_ketamine", "age": {"years": 40}, "weight_kg": 70,
+                "history": ["history_of_substance_use_disorder"], "pregnancy": "not_pregnant",
+                "baseline": {"systolic_mmhg": 128, "diastolic_mmhg": 82}}))
+            .await;
+        assert_eq!(s.status, StatusCode::CREATED, "{}", s.body);
+        let sj = s.json();
+        let relative = sj["outcome"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["severity"] == "relative")
+            .cloned();
+        if let Some(f) = relative {
+            let sid = sj["id"].as_i64().unwrap();
+            let url = format!("/api/v1/screenings/{sid}/overrides");
+            let empty = app
+                .json(
+                    Method::POST,
+                    &url,
+                    &doc,
+                    &json!({"finding_id": f["id"], "reason": ""}),
+                )
+                .await;
+            assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(
+                app.json(
+                    Method::POST,
+                    &url,
+                    &nurse,
+                    &json!({"finding_id": f["id"], "reason": "x"})
+                )
+                .await
+                .status,
+                StatusCode::FORBIDDEN
+            );
+            let ok = app
+                .json(
+                    Method::POST,
+                    &url,
+                    &doc,
+                    &json!({"finding_id": f["id"], "reason": "in sustained remission, reviewed"}),
+                )
+                .await;
+            assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+            assert_eq!(ok.json()["outcome"]["overrides"][0]["by"], "priya");
+        }
+        // Absolute findings cannot be overridden by anyone.
+        let abs = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/screenings"),
+                &doc,
+                &json!({
+                "indication": "trd", "drug": "esketamine", "age": {"years": 40}, "weight_kg": 70,
+                "history": ["aneurysmal_vascular_disease"], "pregnancy": "not_pregnant"}),
+            )
+            .await
+            .json();
+        assert_eq!(abs["outcome"]["decision"], "not_eligible", "{abs}");
+        let fid = abs["outcome"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["severity"] == "absolute")
+            .unwrap()["id"]
+            .clone();
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/screenings/{}/overrides", abs["id"]),
+                &doc,
+                &json!({"finding_id": fid, "reason": "please"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+        // Dose: 0.5 mg/kg × 70 kg = 35 mg; 3.5 mL of 10 mg/mL in 50 mL over 40 min = 75 mL/h (R17).
+        let o = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/orders"),
+                &doc,
+                &order_body,
+            )
+            .await;
+        assert_eq!(o.status, StatusCode::CREATED, "{}", o.body);
+        let oj = o.json();
+        let comp = &oj["order"]["calculation"]["components"][0];
+        assert_eq!(comp["dose_mg"]["value"], 35.0);
+        assert_eq!(comp["preparation"]["volume_to_draw"]["value"], 3.5);
+        assert_eq!(comp["preparation"]["rate_ml_per_h"]["value"], 75.0);
+        assert_eq!(oj["order"]["state"], "pending_verification");
+        let oid = oj["id"].as_i64().unwrap();
+
+        // The same numbers from the pure library, from the preview endpoint, and on the page.
+        let preview = app
+            .json(Method::POST, "/api/v1/dose", &nurse, &order_body)
+            .await
+            .json();
+        assert_eq!(
+            preview["calculation"]["components"][0],
+            oj["order"]["calculation"]["components"][0]
+        );
+        let page = app
+            .get(&format!("/orders/{oid}"), &app.login("nina").await)
+            .await;
+        for text in ["35 mg", "3.5 mL", "75 mL/h", "R17"] {
+            assert!(
+                page.body.contains(text),
+                "{text} missing from the order page"
+            );
+        }
+
+        // Only a second clinician verifies.
+        let own = app
+            .send(
+                Method::POST,
+                &format!("/api/v1/orders/{oid}/verify"),
+                &doc,
+                Some("application/json"),
+                "{}".into(),
+                &[],
+            )
+            .await;
+        assert_eq!(own.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", own.body);
+        let v = app
+            .send(
+                Method::POST,
+                &format!("/api/v1/orders/{oid}/verify"),
+                &nurse,
+                Some("application/json"),
+                "{}".into(),
+                &[],
+            )
+            .await;
+        assert_eq!(v.status, StatusCode::OK, "{}", v.body);
+        assert_eq!(v.json()["order"]["state"], "verified");
+        assert_eq!(v.json()["order"]["verification"]["by"], "nina");
+
+        // A soft limit (above the usual 0.75 mg/kg titration ceiling, R20) needs a reason.
+        let soft_body = json!({"protocol_id": "trd-adult-iv-ketamine", "patient": {"weight_kg": 70, "age": {"years": 40}}, "infusion": {"step": 4}});
+        let soft = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/orders"),
+                &doc,
+                &soft_body,
+            )
+            .await
+            .json();
+        assert_eq!(soft["order"]["state"], "needs_override", "{soft}");
+        let sid = soft["id"].as_i64().unwrap();
+        let early = app
+            .send(
+                Method::POST,
+                &format!("/api/v1/orders/{sid}/verify"),
+                &nurse,
+                Some("application/json"),
+                "{}".into(),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            early.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cannot verify before the override"
+        );
+        let no_reason = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/orders/{sid}/override"),
+                &doc,
+                &json!({"reason": ""}),
+            )
+            .await;
+        assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let ok = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/orders/{sid}/override"),
+                &doc,
+                &json!({"reason": "partial response at 0.75 mg/kg"}),
+            )
+            .await;
+        assert_eq!(
+            ok.json()["order"]["state"],
+            "pending_verification",
+            "{}",
+            ok.body
+        );
+        assert_eq!(ok.json()["order"]["soft_override"]["by"], "priya");
+
+        // A hard limit refuses, naming the limit and its source; nothing is stored.
+        let before = app.store.count("clinical_records").await.unwrap();
+        let hard = app
+            .json(Method::POST, &format!("/api/v1/patients/{pid}/orders"), &doc, &json!({
+                "protocol_id": "trd-adult-iv-ketamine", "patient": {"weight_kg": 70, "age": {"years": 40}},
+                "infusion": {"amount": {"mg_per_kg": 1.5}}}))
+            .await;
+        assert_eq!(
+            hard.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            hard.body
+        );
+        assert!(hard.body.contains("hard limit"), "{}", hard.body);
+        assert_eq!(app.store.count("clinical_records").await.unwrap(), before);
+
+        // Every step is in the audit log.
+        let log = app
+            .get(&format!("/api/v1/audit?patient_id={pid}&limit=500"), &admin)
+            .await
+            .json();
+        let actions: Vec<&str> = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["action"].as_str().unwrap())
+            .collect();
+        for a in [
+            "screening.create",
+            "dose_order.create",
+            "dose_order.override",
+            "dose_order.verify",
+        ] {
+            assert!(actions.contains(&a), "{backend:?}: {a} missing");
+        }
+    }
+}
