@@ -2,8 +2,7 @@
 // administrator sees that access in the audit log; a prescriber finds a demo patient.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { startKetcare, openBrowser, signIn, signOut } from './harness.mjs';
+import { startKetcare, openBrowser, signIn, signOut, resultPath } from './harness.mjs';
 
 let server;
 let browser;
@@ -58,8 +57,7 @@ test('nurse registers a minor with a guardian, finds them, and the audit page sh
   await page.click('button:has-text("Search")');
   await page.click('text=Okoro, Tobi');
   await page.waitForURL(patientUrl);
-  mkdirSync('test-results', { recursive: true });
-  await page.screenshot({ path: 'test-results/patient.png', fullPage: true });
+  await page.screenshot({ path: resultPath('patient.png'), fullPage: true });
   await signOut(page);
 
   await signIn(page, server.base, 'admin');
@@ -71,7 +69,7 @@ test('nurse registers a minor with a guardian, finds them, and the audit page sh
     assert.match(log, new RegExp(`nurse\\s+nurse\\s+\\S+\\s+${action.replace('.', '\\.')}`), `${action} by nurse`);
   }
   assert.match(await page.textContent('#chain-status'), /Chain intact/);
-  await page.screenshot({ path: 'test-results/audit.png', fullPage: true });
+  await page.screenshot({ path: resultPath('audit.png'), fullPage: true });
   await page.close();
 });
 

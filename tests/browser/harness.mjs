@@ -1,7 +1,8 @@
 // Shared harness: starts ketcare on a free port with a fresh demo database, and opens Debian's
 // Chromium through playwright-core (which downloads no browser of its own).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -68,4 +69,11 @@ export async function signIn(page, base, username, password = 'ketcare-demo') {
 export async function signOut(page) {
   await page.click('form.signout button');
   await page.waitForURL(/\/login/);
+}
+
+// Where a test's screenshots go (tests/browser/test-results/, ignored by git).
+export function resultPath(name) {
+  const dir = fileURLToPath(new URL('./test-results/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  return join(dir, name);
 }

@@ -357,6 +357,8 @@ pub struct SimpleDose {
     pub final_volume_ml: Option<f64>,
     /// Titration step of the main component (protocol default when absent).
     pub step: Option<u32>,
+    /// A chosen amount for the main component, in mg/kg (instead of a step).
+    pub amount_mg_per_kg: Option<f64>,
     /// Esketamine: dose in mg (a multiple of 28).
     pub esketamine_dose_mg: Option<f64>,
     #[serde(default)]
@@ -392,8 +394,8 @@ impl SimpleDose {
             }
             body["preparation"] = prep;
         }
-        if let Some(step) = self.step {
-            // The step belongs to the main component: the infusion or the single dose.
+        if self.step.is_some() || self.amount_mg_per_kg.is_some() {
+            // The choice belongs to the main component: the infusion or the single dose.
             let main = protocol
                 .components()
                 .into_iter()
@@ -404,7 +406,10 @@ impl SimpleDose {
                 })
                 .find(|r| r != "bolus" && r != "repeat")
                 .unwrap_or_else(|| "dose".into());
-            body[main] = serde_json::json!({ "step": step });
+            body[main] = match (self.step, self.amount_mg_per_kg) {
+                (_, Some(x)) => serde_json::json!({ "amount": { "mg_per_kg": x } }),
+                (step, None) => serde_json::json!({ "step": step }),
+            };
         }
         if let Some(mg) = self.esketamine_dose_mg {
             body["esketamine_dose_mg"] = mg.into();

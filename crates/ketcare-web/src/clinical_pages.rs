@@ -649,6 +649,7 @@ pub async fn order_dose(
             concentration_mg_per_ml: number(&pairs, "concentration_mg_per_ml")?,
             final_volume_ml: number(&pairs, "final_volume_ml")?,
             step: number(&pairs, "step")?.map(|v| v as u32),
+            amount_mg_per_kg: number(&pairs, "amount_mg_per_kg")?,
             esketamine_dose_mg: number(&pairs, "esketamine_dose_mg")?,
             first_dose_of_course: field(&pairs, "first_dose_of_course") == "on",
         };
@@ -711,6 +712,17 @@ pub struct OrderPage {
     verification: String,
     can_override: bool,
     can_verify: bool,
+}
+
+/// "by USER at TIME: REASON" for an override or a verification record.
+fn who_when<T: Serialize>(record: &T) -> String {
+    let v = serde_json::to_value(record).unwrap_or_default();
+    let text = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+    let mut out = format!("by {} at {}", text("by"), text("at"));
+    if !text("reason").is_empty() {
+        out.push_str(&format!(": {}", text("reason")));
+    }
+    out
 }
 
 fn num(n: &ketcare_clinical::dose::Number) -> String {

@@ -108,6 +108,9 @@ struct DoseArgs {
     /// Titration step of the main component.
     #[arg(long)]
     step: Option<u32>,
+    /// A chosen amount in mg/kg for the main component (instead of a step).
+    #[arg(long)]
+    mg_per_kg: Option<f64>,
     /// Esketamine dose in mg (28 mg devices).
     #[arg(long)]
     esketamine_dose_mg: Option<f64>,
@@ -551,6 +554,7 @@ async fn dose(db: &DbArgs, a: DoseArgs) -> Result<()> {
         concentration_mg_per_ml: a.concentration_mg_per_ml,
         final_volume_ml: a.final_volume_ml,
         step: a.step,
+        amount_mg_per_kg: a.mg_per_kg,
         esketamine_dose_mg: a.esketamine_dose_mg,
         first_dose_of_course: a.first_dose_of_course,
     };

@@ -1,0 +1,106 @@
+// The clinical core in a real browser: the administrator sets the values the reference leaves to
+// the site; a prescriber sees each value's source, is stopped by a hard limit, passes a soft limit
+// only with a reason; a nurse verifies as the second clinician.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startKetcare, openBrowser, signIn, signOut, resultPath } from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startKetcare();
+  browser = await openBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+// The demo clinic's own choices for this test, entered as an administrator would.
+const SITE = [
+  ['observation.ketamine_psychiatric_minutes', '120'],
+  ['rounding.dose_mg_increment', '1'],
+  ['rounding.pump_ml_per_h_increment', '0.1'],
+  ['rounding.syringe_ml_increment', '0.1'],
+];
+
+test('prescriber doses a demo patient; hard limit stops, soft limit needs a reason, nurse verifies', async () => {
+  const page = await browser.newPage();
+
+  // Blocked at first, and the page says which site settings are missing.
+  await signIn(page, server.base, 'prescriber');
+  await page.goto(`${server.base}/protocols/trd-adult-iv-ketamine`);
+  assert.match(await page.textContent('#readiness'), /Blocked until the site sets: .*rounding\.dose_mg_increment/);
+  await signOut(page);
+
+  await signIn(page, server.base, 'admin');
+  await page.click('nav >> text=Settings');
+  for (const [key, value] of SITE) {
+    await page.fill('#key', key);
+    await page.fill('#value', value);
+    await page.fill('#reason', 'demo clinic policy');
+    await page.click('button:has-text("Save new version")');
+    await page.waitForURL(`${server.base}/settings`);
+  }
+  assert.match(await page.textContent('#site-values'), /rounding\.syringe_ml_increment\s*0\.1/);
+  await signOut(page);
+
+  await signIn(page, server.base, 'prescriber');
+  await page.goto(`${server.base}/protocols/trd-adult-iv-ketamine`);
+  assert.match(await page.textContent('#readiness'), /Ready/);
+  assert.match(await page.textContent('#values'), /R17/);
+  assert.match(await page.textContent('#values'), /set by the site/);
+
+  // Maria Alvarez, 68 kg: 0.5 mg/kg = 34 mg; 3.4 mL of 10 mg/mL in 50 mL over 40 min = 75 mL/h.
+  await page.click('nav >> text=Patients');
+  await page.fill('#q', 'Alvarez');
+  await page.click('button:has-text("Search")');
+  await page.click('text=Alvarez, Maria');
+  await page.click('text=Calculate a dose');
+  const doseUrl = page.url();
+  await page.selectOption('#protocol', 'trd-adult-iv-ketamine');
+  assert.equal(await page.inputValue('#weight_kg'), '68');
+
+  // A hard limit refuses, naming the limit and its source.
+  await page.fill('#amount_mg_per_kg', '1.5');
+  await page.click('button:has-text("Calculate and sign")');
+  assert.match(await page.textContent('#dose-refusal'), /hard limit/);
+
+  await page.fill('#amount_mg_per_kg', '');
+  await page.selectOption('#concentration_mg_per_ml', '10');
+  await page.fill('#final_volume_ml', '50');
+  await page.click('button:has-text("Calculate and sign")');
+  await page.waitForURL(/\/orders\/\d+$/);
+  const numbers = await page.locator('#numbers').innerText();
+  assert.match(numbers, /infusion: dose\s+34 mg/);
+  assert.match(numbers, /volume to draw\s+3\.4 mL/);
+  assert.match(numbers, /pump rate\s+75 mL\/h/);
+  assert.match(await page.textContent('#order-state'), /pending_verification/);
+  assert.equal(await page.locator('text=Verify as second clinician').count(), 0, 'the author cannot verify');
+  const firstOrder = page.url();
+
+  // A soft limit (1.0 mg/kg, above the usual titration ceiling) needs a recorded reason.
+  await page.goto(doseUrl);
+  await page.selectOption('#protocol', 'trd-adult-iv-ketamine');
+  await page.fill('#step', '4');
+  await page.click('button:has-text("Calculate and sign")');
+  await page.waitForURL(/\/orders\/\d+$/);
+  assert.match(await page.textContent('#order-state'), /needs_override/);
+  assert.match(await page.textContent('#soft'), /R20/);
+  await page.fill('#reason', 'partial response at 0.75 mg/kg');
+  await page.click('button:has-text("Override soft limits")');
+  assert.match(await page.textContent('#order-state'), /pending_verification/);
+  assert.match(await page.textContent('#override-record'), /prescriber/);
+  await page.screenshot({ path: resultPath('order.png'), fullPage: true });
+  await signOut(page);
+
+  // The nurse verifies as the second clinician.
+  await signIn(page, server.base, 'nurse');
+  await page.goto(firstOrder);
+  await page.click('button:has-text("Verify as second clinician")');
+  assert.match(await page.textContent('#order-state'), /verified/);
+  assert.match(await page.textContent('#verification'), /nurse/);
+  await page.close();
+});
