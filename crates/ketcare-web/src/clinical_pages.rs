@@ -854,13 +854,13 @@ fn order_page(p: &Principal, o: &StoredOrder) -> OrderPage {
             .order
             .soft_override
             .as_ref()
-            .map(|x| serde_json::to_string(x).unwrap_or_default())
+            .map(who_when)
             .unwrap_or_default(),
         verification: o
             .order
             .verification
             .as_ref()
-            .map(|x| serde_json::to_string(x).unwrap_or_default())
+            .map(who_when)
             .unwrap_or_default(),
         can_override: o.order.state == OrderState::NeedsOverride
             && p.user.role.allows(Permission::OverrideClinical),
