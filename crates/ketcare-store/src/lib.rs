@@ -123,6 +123,30 @@ pub struct SiteSettingsVersion {
     pub reason: String,
 }
 
+/// A settings change waiting for a second administrator (widening a hard limit).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SettingsProposal {
+    pub id: i64,
+    /// The override as JSON (the clinical crate's `LimitOverride`).
+    pub body: String,
+    pub reason: String,
+    /// `pending`, `approved` or `rejected`.
+    pub state: String,
+    pub proposed_by: String,
+    pub decided_by: Option<String>,
+    pub created_at: String,
+}
+
+/// A protocol file a site added to the library (the newest row per file name is in force).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SiteProtocol {
+    pub id: i64,
+    pub file_name: String,
+    pub body: String,
+    pub added_by: String,
+    pub added_at: String,
+}
+
 /// Kinds of clinical document kept per patient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -271,6 +295,31 @@ pub trait Store: Send + Sync {
         body: &str,
         reason: &str,
     ) -> Result<SiteSettingsVersion>;
+
+    async fn propose_settings_change(
+        &self,
+        actor: &Actor,
+        body: &str,
+        reason: &str,
+    ) -> Result<SettingsProposal>;
+    async fn settings_proposals(&self) -> Result<Vec<SettingsProposal>>;
+    async fn settings_proposal(&self, id: i64) -> Result<SettingsProposal>;
+    /// Approves a pending proposal by a different administrator and stores `new_settings` as the
+    /// next settings version, in one transaction.
+    async fn approve_settings_change(
+        &self,
+        actor: &Actor,
+        id: i64,
+        new_settings: &str,
+    ) -> Result<SiteSettingsVersion>;
+    /// The newest version of every site protocol file.
+    async fn site_protocols(&self) -> Result<Vec<SiteProtocol>>;
+    async fn add_site_protocol(
+        &self,
+        actor: &Actor,
+        file_name: &str,
+        body: &str,
+    ) -> Result<SiteProtocol>;
 
     // Clinical documents
     /// Stores a new document for a patient.

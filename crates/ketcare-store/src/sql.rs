@@ -3,11 +3,11 @@
 //! every query here uses `$n` placeholders, `RETURNING` and types both backends share
 //! (integers, floats, text). Times are RFC 3339 text; instants compared in SQL are epoch seconds.
 
-use crate::RecordChange;
 use crate::{
     ApiToken, AuditFilter, AuditVerification, Backend, ClinicalRecord, NewUser, RecordKind, Result,
     SiteSettingsVersion, Store, StoreError, User, WebSession, require,
 };
+use crate::{RecordChange, SettingsProposal, SiteProtocol};
 use async_trait::async_trait;
 use ketcare_core::audit::{AuditEvent, AuditRecord, HashInput, record_hash, verify_chain};
 use ketcare_core::patient::{
@@ -343,7 +343,59 @@ async fn load_record(tx: &mut Tx, kind: RecordKind, id: i64) -> Result<ClinicalR
     })
 }
 
-const KNOWN_TABLES: [&str; 9] = [
+fn proposal_from_row(r: &AnyRow) -> Result<SettingsProposal> {
+    Ok(SettingsProposal {
+        id: r.try_get("id")?,
+        body: r.try_get("body")?,
+        reason: r.try_get("reason")?,
+        state: r.try_get("state")?,
+        proposed_by: r.try_get("proposed_by")?,
+        decided_by: r.try_get("decided_by")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+async fn insert_settings_version(
+    tx: &mut Tx,
+    actor: &Actor,
+    body: &str,
+    reason: &str,
+) -> Result<SiteSettingsVersion> {
+    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM site_settings")
+        .fetch_one(&mut **tx)
+        .await?;
+    let version: i64 = row.try_get::<i64, _>("v")? + 1;
+    let saved = SiteSettingsVersion {
+        version,
+        body: body.to_owned(),
+        set_by: actor.username.clone(),
+        set_at: now_rfc3339(),
+        reason: reason.trim().to_owned(),
+    };
+    sqlx::query("INSERT INTO site_settings (version, body, set_by, set_at, reason) VALUES ($1, $2, $3, $4, $5)")
+        .bind(saved.version)
+        .bind(&saved.body)
+        .bind(&saved.set_by)
+        .bind(&saved.set_at)
+        .bind(&saved.reason)
+        .execute(&mut **tx)
+        .await?;
+    append_audit(
+        tx,
+        actor,
+        &AuditEvent::new(
+            "settings.update",
+            None,
+            format!("version {version}: {}", saved.reason),
+        ),
+    )
+    .await?;
+    Ok(saved)
+}
+
+const KNOWN_TABLES: [&str; 11] = [
+    "settings_proposals",
+    "site_protocols",
     "site_settings",
     "clinical_records",
     "users",
@@ -995,37 +1047,184 @@ impl Store for SqlStore {
             )));
         }
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM site_settings")
+        let saved = insert_settings_version(&mut tx, actor, body, reason).await?;
+        tx.commit().await?;
+        Ok(saved)
+    }
+
+    async fn propose_settings_change(
+        &self,
+        actor: &Actor,
+        body: &str,
+        reason: &str,
+    ) -> Result<SettingsProposal> {
+        require(actor, Permission::SiteSettingsWrite)?;
+        if reason.trim().is_empty() {
+            return Err(StoreError::Invalid(ketcare_core::FieldErrors::single(
+                "reason",
+                "say why the limit changes",
+            )));
+        }
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "INSERT INTO settings_proposals (body, reason, state, proposed_by, created_at) VALUES ($1, $2, 'pending', $3, $4) RETURNING id",
+        )
+        .bind(body)
+        .bind(reason.trim())
+        .bind(&actor.username)
+        .bind(now_rfc3339())
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                "settings.propose",
+                None,
+                format!("proposal {id}: {}", reason.trim()),
+            ),
+        )
+        .await?;
+        let p = sqlx::query("SELECT id, body, reason, state, proposed_by, decided_by, created_at FROM settings_proposals WHERE id = $1")
+            .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-        let version: i64 = row.try_get::<i64, _>("v")? + 1;
-        let saved = SiteSettingsVersion {
-            version,
-            body: body.to_owned(),
-            set_by: actor.username.clone(),
-            set_at: now_rfc3339(),
-            reason: reason.trim().to_owned(),
-        };
-        sqlx::query("INSERT INTO site_settings (version, body, set_by, set_at, reason) VALUES ($1, $2, $3, $4, $5)")
-            .bind(saved.version)
-            .bind(&saved.body)
-            .bind(&saved.set_by)
-            .bind(&saved.set_at)
-            .bind(&saved.reason)
+        let p = proposal_from_row(&p)?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    async fn settings_proposals(&self) -> Result<Vec<SettingsProposal>> {
+        sqlx::query("SELECT id, body, reason, state, proposed_by, decided_by, created_at FROM settings_proposals ORDER BY id DESC")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(proposal_from_row)
+            .collect()
+    }
+
+    async fn settings_proposal(&self, id: i64) -> Result<SettingsProposal> {
+        sqlx::query("SELECT id, body, reason, state, proposed_by, decided_by, created_at FROM settings_proposals WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(proposal_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound { what: format!("settings proposal {id}") })
+    }
+
+    async fn approve_settings_change(
+        &self,
+        actor: &Actor,
+        id: i64,
+        new_settings: &str,
+    ) -> Result<SiteSettingsVersion> {
+        require(actor, Permission::SiteSettingsWrite)?;
+        let mut tx = self.begin_write().await?;
+        let p = sqlx::query("SELECT id, body, reason, state, proposed_by, decided_by, created_at FROM settings_proposals WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(proposal_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound { what: format!("settings proposal {id}") })?;
+        if p.state != "pending" {
+            return Err(StoreError::Conflict(format!(
+                "proposal {id} is already {}",
+                p.state
+            )));
+        }
+        if p.proposed_by == actor.username {
+            return Err(StoreError::Invalid(ketcare_core::FieldErrors::single(
+                "approver",
+                "a second administrator, not the one who proposed it, must approve",
+            )));
+        }
+        sqlx::query("UPDATE settings_proposals SET state = 'approved', decided_by = $1, decided_at = $2 WHERE id = $3")
+            .bind(&actor.username)
+            .bind(now_rfc3339())
+            .bind(id)
             .execute(&mut *tx)
             .await?;
         append_audit(
             &mut tx,
             actor,
             &AuditEvent::new(
-                "settings.update",
+                "settings.approve",
                 None,
-                format!("version {version}: {}", saved.reason),
+                format!("proposal {id} by {}", p.proposed_by),
             ),
+        )
+        .await?;
+        let saved = insert_settings_version(
+            &mut tx,
+            actor,
+            new_settings,
+            &format!("approved proposal {id}: {}", p.reason),
         )
         .await?;
         tx.commit().await?;
         Ok(saved)
+    }
+
+    async fn site_protocols(&self) -> Result<Vec<SiteProtocol>> {
+        sqlx::query(
+            "SELECT id, file_name, body, added_by, added_at FROM site_protocols s
+             WHERE id = (SELECT MAX(id) FROM site_protocols t WHERE t.file_name = s.file_name) ORDER BY file_name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(SiteProtocol {
+                id: r.try_get("id")?,
+                file_name: r.try_get("file_name")?,
+                body: r.try_get("body")?,
+                added_by: r.try_get("added_by")?,
+                added_at: r.try_get("added_at")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn add_site_protocol(
+        &self,
+        actor: &Actor,
+        file_name: &str,
+        body: &str,
+    ) -> Result<SiteProtocol> {
+        require(actor, Permission::SiteSettingsWrite)?;
+        let mut tx = self.begin_write().await?;
+        let added_at = now_rfc3339();
+        let row = sqlx::query("INSERT INTO site_protocols (file_name, body, added_by, added_at) VALUES ($1, $2, $3, $4) RETURNING id")
+            .bind(file_name)
+            .bind(body)
+            .bind(&actor.username)
+            .bind(&added_at)
+            .fetch_one(&mut *tx)
+            .await?;
+        let id: i64 = row.try_get("id")?;
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                "protocol.add",
+                None,
+                format!("site protocol file {file_name} (row {id})"),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(SiteProtocol {
+            id,
+            file_name: file_name.to_owned(),
+            body: body.to_owned(),
+            added_by: actor.username.clone(),
+            added_at,
+        })
     }
 
     async fn create_record(

@@ -420,3 +420,203 @@ impl SimpleDose {
         Ok(body)
     }
 }
+
+/// The built-in library plus the site's own protocol files, validated together.
+pub async fn load_library(store: &dyn Store) -> Result<Library, String> {
+    let site = store.site_protocols().await.map_err(|e| e.to_string())?;
+    let files: Vec<(String, String)> = site
+        .into_iter()
+        .map(|p| (format!("site/{}", p.file_name), p.body))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(f, b)| (f.as_str(), b.as_str()))
+        .collect();
+    Library::builtin_with_site(&refs).map_err(|e| e.to_string())
+}
+
+/// What happened to a limit change.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum LimitChange {
+    /// Narrowed (or widened within the cited value): in force as a new settings version.
+    Applied { version: i64 },
+    /// Widens a hard limit past the cited value: waits for a second administrator.
+    AwaitingSecondApprover { proposal_id: i64, reason: String },
+}
+
+/// An administrator narrows (or proposes to widen) one limit of one protocol. The person who set
+/// it is always the signed-in administrator; a widening of a hard limit past the cited value is
+/// stored as a proposal that only a different administrator can approve.
+pub async fn change_limit(
+    store: &dyn Store,
+    library: &Library,
+    actor: &Actor,
+    protocol_id: &str,
+    limit_id: &str,
+    value: f64,
+    reason: &str,
+) -> Result<LimitChange, AppError> {
+    use ketcare_clinical::settings::SettingsError;
+    if reason.trim().is_empty() {
+        return Err(AppError::invalid("reason", "say why the limit changes"));
+    }
+    let (current, _) = settings(store).await?;
+    let proposed = ketcare_clinical::LimitOverride {
+        protocol_id: protocol_id.to_owned(),
+        limit_id: limit_id.to_owned(),
+        value,
+        set_by: user_id(actor)?,
+        second_approver: None,
+        reason: reason.trim().to_owned(),
+    };
+    let next = with_override(&current, proposed.clone());
+    let problems = library.check_settings(&next);
+    let mine = |p: &SettingsError| match p {
+        SettingsError::WideningNeedsSecondApprover {
+            protocol_id: pid,
+            limit_id: lid,
+            ..
+        }
+        | SettingsError::UnknownLimit {
+            protocol_id: pid,
+            limit_id: lid,
+        }
+        | SettingsError::ApproverIsAuthor {
+            protocol_id: pid,
+            limit_id: lid,
+            ..
+        }
+        | SettingsError::MissingReason {
+            protocol_id: pid,
+            limit_id: lid,
+        } => pid == protocol_id && lid == limit_id,
+        SettingsError::BadValue { .. } => true,
+    };
+    let relevant: Vec<&SettingsError> = problems.iter().filter(|p| mine(p)).collect();
+    match relevant.as_slice() {
+        [] => {
+            let body = to_json(&next)?;
+            let saved = store.save_site_settings(actor, &body, reason).await?;
+            Ok(LimitChange::Applied {
+                version: saved.version,
+            })
+        }
+        [SettingsError::WideningNeedsSecondApprover { .. }] => {
+            let p = store
+                .propose_settings_change(actor, &to_json(&proposed)?, reason)
+                .await?;
+            Ok(LimitChange::AwaitingSecondApprover {
+                proposal_id: p.id,
+                reason: relevant[0].to_string(),
+            })
+        }
+        other => {
+            let mut errors = FieldErrors::new();
+            for p in other {
+                errors.push("value", p.to_string());
+            }
+            Err(AppError::Invalid(errors))
+        }
+    }
+}
+
+fn with_override(current: &SiteSettings, o: ketcare_clinical::LimitOverride) -> SiteSettings {
+    let mut next = current.clone();
+    next.limit_overrides
+        .retain(|x| !(x.protocol_id == o.protocol_id && x.limit_id == o.limit_id));
+    next.limit_overrides.push(o);
+    next
+}
+
+/// A second administrator approves a pending widening; it comes into force as a new version.
+pub async fn approve_limit(
+    store: &dyn Store,
+    library: &Library,
+    actor: &Actor,
+    proposal_id: i64,
+) -> Result<i64, AppError> {
+    let p = store.settings_proposal(proposal_id).await?;
+    let mut o: ketcare_clinical::LimitOverride =
+        serde_json::from_str(&p.body).map_err(|_| AppError::Internal)?;
+    o.second_approver = Some(user_id(actor)?);
+    let (current, _) = settings(store).await?;
+    let next = with_override(&current, o);
+    let problems = library.check_settings(&next);
+    if !problems.is_empty() {
+        let mut errors = FieldErrors::new();
+        for p in problems {
+            errors.push("approver", p.to_string());
+        }
+        return Err(AppError::Invalid(errors));
+    }
+    Ok(store
+        .approve_settings_change(actor, proposal_id, &to_json(&next)?)
+        .await?
+        .version)
+}
+
+/// Values may change through the settings document; limits only through [`change_limit`] and
+/// [`approve_limit`], so nobody can write someone else's name as the second approver.
+pub async fn save_values(
+    store: &dyn Store,
+    library: &Library,
+    actor: &Actor,
+    new: &SiteSettings,
+    reason: &str,
+) -> Result<i64, AppError> {
+    let (current, _) = settings(store).await?;
+    if new.limit_overrides != current.limit_overrides {
+        return Err(AppError::invalid(
+            "limit_overrides",
+            "change limits through /api/v1/site-settings/limits (a widening needs a second administrator)",
+        ));
+    }
+    save_settings(store, library, actor, new, reason).await
+}
+
+/// Adds (or replaces, by file name) a site protocol after validating the whole library with it.
+pub async fn add_site_protocol(
+    state: &crate::AppState,
+    actor: &Actor,
+    file_name: &str,
+    text: &str,
+) -> Result<(), AppError> {
+    if !actor.may(Permission::SiteSettingsWrite) {
+        return Err(AppError::Forbidden(
+            "only an administrator adds site protocols".into(),
+        ));
+    }
+    let name_ok = file_name.ends_with(".toml")
+        && file_name.len() <= 80
+        && file_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !name_ok {
+        return Err(AppError::invalid(
+            "file_name",
+            "use letters, digits, '-', '_' and end with .toml",
+        ));
+    }
+    let mut files: Vec<(String, String)> = state
+        .store
+        .site_protocols()
+        .await?
+        .into_iter()
+        .filter(|p| p.file_name != file_name)
+        .map(|p| (format!("site/{}", p.file_name), p.body))
+        .collect();
+    files.push((format!("site/{file_name}"), text.to_owned()));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(f, b)| (f.as_str(), b.as_str()))
+        .collect();
+    let library =
+        Library::builtin_with_site(&refs).map_err(|e| AppError::invalid("toml", e.to_string()))?;
+    state
+        .store
+        .add_site_protocol(actor, file_name, text)
+        .await?;
+    state.set_library(library);
+    Ok(())
+}

@@ -27,9 +27,9 @@ pub async fn protocols(
 ) -> Result<Json<Vec<ProtocolListItem>>, AppError> {
     let (settings, _) = clinical::settings(s.store.as_ref()).await?;
     let mut out = Vec::new();
-    for summary in s.library.list() {
+    for summary in s.library().list() {
         let readiness = s
-            .library
+            .library()
             .readiness(&summary.id, &settings)
             .map_err(|e| AppError::NotFound(e.to_string()))?;
         out.push(ProtocolListItem { summary, readiness });
@@ -44,7 +44,7 @@ pub async fn protocol(
     Path(id): Path<String>,
 ) -> Result<Json<ProtocolView>, AppError> {
     let (settings, _) = clinical::settings(s.store.as_ref()).await?;
-    s.library
+    s.library()
         .show(&id, &settings)
         .map(Json)
         .map_err(|e| AppError::NotFound(e.to_string()))
@@ -70,15 +70,16 @@ pub struct SettingsChange {
     pub reason: String,
 }
 
-/// Replaces the site's settings with a new version (administrators; audited).
+/// Replaces the site's values with a new version (administrators; audited). Limits change only
+/// through `/api/v1/site-settings/limits`.
 pub async fn put_site_settings(
     State(s): State<AppState>,
     p: Principal,
     JsonBody(c): JsonBody<SettingsChange>,
 ) -> Result<Json<SettingsView>, AppError> {
-    let version = clinical::save_settings(
+    let version = clinical::save_values(
         s.store.as_ref(),
-        &s.library,
+        &s.library(),
         &p.actor,
         &c.settings,
         &c.reason,
@@ -97,7 +98,7 @@ pub async fn screen(
     JsonBody(input): JsonBody<ScreeningInput>,
 ) -> Result<Json<ScreeningOutcome>, AppError> {
     Ok(Json(
-        clinical::screen(s.store.as_ref(), &s.library, &input).await?,
+        clinical::screen(s.store.as_ref(), &s.library(), &input).await?,
     ))
 }
 
@@ -110,7 +111,7 @@ pub async fn screen_patient(
 ) -> Result<(StatusCode, Json<StoredScreening>), AppError> {
     let stored = clinical::screen_and_store(
         s.store.as_ref(),
-        &s.library,
+        &s.library(),
         &p.actor,
         PatientId::new(id),
         input,
@@ -164,7 +165,7 @@ pub async fn dose(
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Json<DoseOrder>, AppError> {
     let request = clinical::dose_request(body, &p.actor, s.now())?;
-    clinical::calculate(s.store.as_ref(), &s.library, &request)
+    clinical::calculate(s.store.as_ref(), &s.library(), &request)
         .await
         .map(Json)
         .map_err(|e| e.into_app())
@@ -180,7 +181,7 @@ pub async fn order(
     let request = clinical::dose_request(body, &p.actor, s.now())?;
     let stored = clinical::order_and_store(
         s.store.as_ref(),
-        &s.library,
+        &s.library(),
         &p.actor,
         PatientId::new(id),
         &request,
@@ -247,4 +248,77 @@ pub async fn verify_order(
         )
         .await?,
     ))
+}
+
+#[derive(Deserialize)]
+pub struct LimitChangeBody {
+    pub protocol_id: String,
+    pub limit_id: String,
+    pub value: f64,
+    pub reason: String,
+}
+
+/// Narrows a limit at once; a widening of a hard limit waits for a second administrator (202).
+pub async fn change_limit(
+    State(s): State<AppState>,
+    p: Principal,
+    JsonBody(b): JsonBody<LimitChangeBody>,
+) -> Result<(StatusCode, Json<clinical::LimitChange>), AppError> {
+    let outcome = clinical::change_limit(
+        s.store.as_ref(),
+        &s.library(),
+        &p.actor,
+        &b.protocol_id,
+        &b.limit_id,
+        b.value,
+        &b.reason,
+    )
+    .await?;
+    let status = match outcome {
+        clinical::LimitChange::Applied { .. } => StatusCode::OK,
+        clinical::LimitChange::AwaitingSecondApprover { .. } => StatusCode::ACCEPTED,
+    };
+    Ok((status, Json(outcome)))
+}
+
+pub async fn proposals(
+    State(s): State<AppState>,
+    _p: Principal,
+) -> Result<Json<Vec<ketcare_store::SettingsProposal>>, AppError> {
+    Ok(Json(s.store.settings_proposals().await?))
+}
+
+/// A second administrator approves a widening.
+pub async fn approve_proposal(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<SettingsView>, AppError> {
+    let version = clinical::approve_limit(s.store.as_ref(), &s.library(), &p.actor, id).await?;
+    let (settings, _) = clinical::settings(s.store.as_ref()).await?;
+    Ok(Json(SettingsView { version, settings }))
+}
+
+pub async fn site_protocols(
+    State(s): State<AppState>,
+    _p: Principal,
+) -> Result<Json<Vec<ketcare_store::SiteProtocol>>, AppError> {
+    Ok(Json(s.store.site_protocols().await?))
+}
+
+#[derive(Deserialize)]
+pub struct SiteProtocolBody {
+    pub file_name: String,
+    /// The protocol file (same format as the built-in ones; every value cited).
+    pub toml: String,
+}
+
+/// Adds a site protocol; a malformed file is refused naming file, line and field.
+pub async fn add_site_protocol(
+    State(s): State<AppState>,
+    p: Principal,
+    JsonBody(b): JsonBody<SiteProtocolBody>,
+) -> Result<StatusCode, AppError> {
+    clinical::add_site_protocol(&s, &p.actor, &b.file_name, &b.toml).await?;
+    Ok(StatusCode::CREATED)
 }

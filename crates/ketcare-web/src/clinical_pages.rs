@@ -76,9 +76,9 @@ pub struct ProtocolsPage {
 pub async fn protocols(State(s): State<AppState>, p: Principal) -> Result<Response, PageError> {
     let (settings, version) = clinical::settings(s.store.as_ref()).await?;
     let mut rows = Vec::new();
-    for summary in s.library.list() {
+    for summary in s.library().list() {
         let r = s
-            .library
+            .library()
             .readiness(&summary.id, &settings)
             .map_err(|e| AppError::NotFound(e.to_string()))?;
         let state = if r.ready {
@@ -129,7 +129,7 @@ pub async fn protocol(
 ) -> Result<Response, PageError> {
     let (settings, _) = clinical::settings(s.store.as_ref()).await?;
     let view = s
-        .library
+        .library()
         .show(&id, &settings)
         .map_err(|e| AppError::NotFound(e.to_string()))?;
     let values = view
@@ -204,7 +204,13 @@ pub struct SettingsPage {
     values: Vec<(String, String)>,
     needed: Vec<String>,
     error: String,
+    message: String,
     can_edit: bool,
+    /// (protocol/limit, value, set by, approved by, reason)
+    overrides: Vec<(String, String, String, String, String)>,
+    /// (id, what, proposed by, reason, state, may approve)
+    proposals: Vec<(i64, String, String, String, String, bool)>,
+    site_protocols: Vec<(String, String, String)>,
 }
 
 async fn settings_page(
@@ -213,10 +219,58 @@ async fn settings_page(
     error: String,
     status: StatusCode,
 ) -> Result<Response, PageError> {
+    settings_page_with(s, p, error, String::new(), status).await
+}
+
+async fn settings_page_with(
+    s: &AppState,
+    p: &Principal,
+    error: String,
+    message: String,
+    status: StatusCode,
+) -> Result<Response, PageError> {
     let (settings, version) = clinical::settings(s.store.as_ref()).await?;
+    let overrides = settings
+        .limit_overrides
+        .iter()
+        .map(|o| {
+            (
+                format!("{}/{}", o.protocol_id, o.limit_id),
+                o.value.to_string(),
+                o.set_by.as_str().to_owned(),
+                o.second_approver
+                    .as_ref()
+                    .map(|a| a.as_str().to_owned())
+                    .unwrap_or_default(),
+                o.reason.clone(),
+            )
+        })
+        .collect();
+    let proposals = s
+        .store
+        .settings_proposals()
+        .await?
+        .into_iter()
+        .map(|x| {
+            let what = serde_json::from_str::<ketcare_clinical::LimitOverride>(&x.body)
+                .map(|o| format!("{}/{} → {}", o.protocol_id, o.limit_id, o.value))
+                .unwrap_or_else(|_| x.body.clone());
+            let may = x.state == "pending"
+                && x.proposed_by != p.actor.username
+                && p.user.role.allows(Permission::SiteSettingsWrite);
+            (x.id, what, x.proposed_by, x.reason, x.state, may)
+        })
+        .collect();
+    let site_protocols = s
+        .store
+        .site_protocols()
+        .await?
+        .into_iter()
+        .map(|x| (x.file_name, x.added_by, x.added_at))
+        .collect();
     let mut needed = std::collections::BTreeSet::new();
-    for summary in s.library.list() {
-        if let Ok(r) = s.library.readiness(&summary.id, &settings) {
+    for summary in s.library().list() {
+        if let Ok(r) = s.library().readiness(&summary.id, &settings) {
             needed.extend(r.missing.into_iter().map(|m| m.key));
         }
     }
@@ -230,7 +284,11 @@ async fn settings_page(
             .collect(),
         needed: needed.into_iter().collect(),
         error,
+        message,
         can_edit: p.user.role.allows(Permission::SiteSettingsWrite),
+        overrides,
+        proposals,
+        site_protocols,
     });
     *r.status_mut() = status;
     Ok(r)
@@ -284,7 +342,7 @@ pub async fn set_setting(
     }
     let (mut next, _) = clinical::settings(s.store.as_ref()).await?;
     next.values.insert(key, value);
-    match clinical::save_settings(s.store.as_ref(), &s.library, &p.actor, &next, &reason).await {
+    match clinical::save_values(s.store.as_ref(), &s.library(), &p.actor, &next, &reason).await {
         Ok(_) => Ok(Redirect::to("/settings").into_response()),
         Err(AppError::Invalid(f)) => {
             let msg =
@@ -293,6 +351,134 @@ pub async fn set_setting(
                     .collect::<Vec<_>>()
                     .join("; ");
             settings_page(&s, &p, msg, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn invalid_text(e: &AppError) -> String {
+    match e {
+        AppError::Invalid(f) => {
+            f.0.iter()
+                .map(|x| format!("{}: {}", x.field, x.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+        other => other.to_string(),
+    }
+}
+
+pub async fn change_limit(
+    State(s): State<AppState>,
+    p: Principal,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(&body)?;
+    let value = match number(&pairs, "limit_value") {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return settings_page(
+                &s,
+                &p,
+                "limit_value: required".into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+        Err(e) => {
+            return settings_page(&s, &p, invalid_text(&e), StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+    };
+    match clinical::change_limit(
+        s.store.as_ref(),
+        &s.library(),
+        &p.actor,
+        field(&pairs, "protocol_id"),
+        field(&pairs, "limit_id"),
+        value,
+        field(&pairs, "limit_reason"),
+    )
+    .await
+    {
+        Ok(clinical::LimitChange::Applied { version }) => {
+            settings_page_with(
+                &s,
+                &p,
+                String::new(),
+                format!("Limit changed (settings version {version})."),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Ok(clinical::LimitChange::AwaitingSecondApprover {
+            proposal_id,
+            reason,
+        }) => {
+            settings_page_with(
+                &s,
+                &p,
+                String::new(),
+                format!("Proposal {proposal_id} waits for a second administrator: {reason}"),
+                StatusCode::ACCEPTED,
+            )
+            .await
+        }
+        Err(e @ AppError::Invalid(_)) => {
+            settings_page(&s, &p, invalid_text(&e), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn approve_proposal(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    match clinical::approve_limit(s.store.as_ref(), &s.library(), &p.actor, id).await {
+        Ok(version) => {
+            settings_page_with(
+                &s,
+                &p,
+                String::new(),
+                format!("Approved (settings version {version})."),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(e @ AppError::Invalid(_)) => {
+            settings_page(&s, &p, invalid_text(&e), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn add_site_protocol(
+    State(s): State<AppState>,
+    p: Principal,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(&body)?;
+    match clinical::add_site_protocol(
+        &s,
+        &p.actor,
+        field(&pairs, "file_name"),
+        field(&pairs, "toml"),
+    )
+    .await
+    {
+        Ok(()) => {
+            settings_page_with(
+                &s,
+                &p,
+                String::new(),
+                "Site protocol added.".into(),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(e @ AppError::Invalid(_)) => {
+            settings_page(&s, &p, invalid_text(&e), StatusCode::UNPROCESSABLE_ENTITY).await
         }
         Err(e) => Err(e.into()),
     }
@@ -447,7 +633,7 @@ pub async fn screen_patient(
         Ok(i) => i,
         Err(e) => return Ok(refuse(patient, e)),
     };
-    match clinical::screen_and_store(s.store.as_ref(), &s.library, &p.actor, pid, input).await {
+    match clinical::screen_and_store(s.store.as_ref(), &s.library(), &p.actor, pid, input).await {
         Ok(stored) => Ok(Redirect::to(&format!("/screenings/{}", stored.id)).into_response()),
         Err(e @ AppError::Invalid(_)) => Ok(refuse(patient, e)),
         Err(e) => Err(e.into()),
@@ -571,12 +757,12 @@ async fn dose_form(
 ) -> Result<DoseFormPage, AppError> {
     let (settings, _) = clinical::settings(s.store.as_ref()).await?;
     let protocols = s
-        .library
+        .library()
         .list()
         .into_iter()
         .map(|summary| {
             let ready = s
-                .library
+                .library()
                 .readiness(&summary.id, &settings)
                 .map(|r| r.ready)
                 .unwrap_or(false);
@@ -603,7 +789,7 @@ async fn dose_form(
         protocols,
         chosen,
         concentrations: s
-            .library
+            .library()
             .vials()
             .iter()
             .filter_map(|v| v.concentration_mg_per_ml.get_ref().value)
@@ -653,7 +839,7 @@ pub async fn order_dose(
             esketamine_dose_mg: number(&pairs, "esketamine_dose_mg")?,
             first_dose_of_course: field(&pairs, "first_dose_of_course") == "on",
         };
-        clinical::dose_request(simple.to_json(&s.library)?, &p.actor, s.now())
+        clinical::dose_request(simple.to_json(&s.library())?, &p.actor, s.now())
     })();
     let request = match built {
         Ok(r) => r,
@@ -679,7 +865,7 @@ pub async fn order_dose(
             return Ok(r);
         }
     };
-    match clinical::order_and_store(s.store.as_ref(), &s.library, &p.actor, pid, &request).await {
+    match clinical::order_and_store(s.store.as_ref(), &s.library(), &p.actor, pid, &request).await {
         Ok(stored) => Ok(Redirect::to(&format!("/orders/{}", stored.id)).into_response()),
         Err(DoseRefusal::Dose(e)) => {
             let page =

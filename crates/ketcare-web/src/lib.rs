@@ -51,8 +51,9 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: WebConfig,
     pub bands: Arc<AgeBands>,
-    /// The cited protocol library and eligibility rules, validated at start.
-    pub library: Arc<ketcare_clinical::Library>,
+    /// The cited protocol library (built-in plus the site's own protocol files) and eligibility
+    /// rules, validated at start and replaced whole when a site protocol is added.
+    library: Arc<std::sync::RwLock<Arc<ketcare_clinical::Library>>>,
     pub clock: Clock,
     pub version: &'static str,
 }
@@ -68,9 +69,26 @@ impl AppState {
             store,
             config,
             bands: Arc::new(bands),
-            library: Arc::new(library),
+            library: Arc::new(std::sync::RwLock::new(Arc::new(library))),
             clock: Arc::new(|| jiff::Timestamp::now().as_second()),
             version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+
+    /// The library in force now.
+    pub fn library(&self) -> Arc<ketcare_clinical::Library> {
+        match self.library.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts a new, already validated library in force.
+    pub fn set_library(&self, library: ketcare_clinical::Library) {
+        let next = Arc::new(library);
+        match self.library.write() {
+            Ok(mut g) => *g = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
         }
     }
 

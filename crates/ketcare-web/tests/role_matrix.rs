@@ -35,6 +35,14 @@ async fn every_route_obeys_its_role_rule() {
         .await;
     assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
     let oid = order.json()["id"].to_string();
+    app.add_user("boss", Role::Administrator).await;
+    let boss = app.bearer("boss").await;
+    let proposal = app
+        .json(Method::POST, "/api/v1/site-settings/limits", &boss, &serde_json::json!({
+            "protocol_id": "trd-adult-iv-ketamine", "limit_id": "max-mg-per-kg-hard", "value": 1.2, "reason": "test"}))
+        .await;
+    assert_eq!(proposal.status, StatusCode::ACCEPTED, "{}", proposal.body);
+    let prop = proposal.json()["proposal_id"].to_string();
     let mut tokens = Vec::new();
     for role in Role::ALL {
         let name = format!("u-{role}");
@@ -71,7 +79,8 @@ async fn every_route_obeys_its_role_rule() {
                 .replace("{gid}", &gid)
                 .replace("{pid}", "trd-adult-iv-ketamine")
                 .replace("{sid}", &sid)
-                .replace("{oid}", &oid);
+                .replace("{oid}", &oid)
+                .replace("{prop}", &prop);
             let method = Method::from_bytes(rule.verb.as_str().as_bytes()).unwrap();
             let body = if matches!(rule.verb, Verb::Post | Verb::Put) && path.starts_with("/api/") {
                 "{}"

@@ -84,6 +84,8 @@ enum ProtocolCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Add (or replace) a site protocol file; the whole library is validated with it.
+    Add { file: PathBuf },
 }
 
 #[derive(Args)]
@@ -134,6 +136,24 @@ enum SettingsCommand {
         value: f64,
         #[arg(long)]
         reason: String,
+    },
+    /// Narrow a protocol's limit (a widening of a hard limit waits for a second administrator).
+    Limit {
+        protocol: String,
+        limit: String,
+        value: f64,
+        #[arg(long)]
+        reason: String,
+        /// Who is changing it (an administrator's username; recorded).
+        #[arg(long)]
+        by: String,
+    },
+    /// Approve a proposed widening as a second administrator.
+    Approve {
+        id: i64,
+        /// The approving administrator's username (must differ from the proposer).
+        #[arg(long)]
+        by: String,
     },
 }
 
@@ -276,8 +296,8 @@ async fn main() -> Result<()> {
 
 async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
     let bands = AgeBands::builtin().context("loading data/age_bands.toml")?;
-    let library = clinical_library()?;
     let store = db.open().await?;
+    let library = clinical_library(store.as_ref()).await?;
     let today = jiff::Zoned::now().date();
     if args.demo {
         if demo::seed(store.as_ref(), today).await? {
@@ -409,8 +429,12 @@ async fn token(db: &DbArgs, cmd: TokenCommand) -> Result<()> {
     Ok(())
 }
 
-fn clinical_library() -> Result<ketcare_clinical::Library> {
-    ketcare_clinical::Library::builtin().context("loading the protocol library")
+/// The built-in protocol library plus the site's own protocol files, validated together.
+async fn clinical_library(store: &dyn Store) -> Result<ketcare_clinical::Library> {
+    ketcare_web::clinical::load_library(store)
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("loading the protocol library")
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
@@ -423,8 +447,8 @@ fn provenance(p: &ketcare_clinical::source::Provenance) -> String {
 }
 
 async fn protocol(db: &DbArgs, cmd: ProtocolCommand) -> Result<()> {
-    let library = clinical_library()?;
     let store = db.open().await?;
+    let library = clinical_library(store.as_ref()).await?;
     let (settings, _) = ketcare_web::clinical::settings(store.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -457,6 +481,20 @@ async fn protocol(db: &DbArgs, cmd: ProtocolCommand) -> Result<()> {
                 };
                 println!("{:<40} v{:<3} {}  [{state}]", p.id, p.version, p.title);
             }
+        }
+        ProtocolCommand::Add { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .context("the protocol file needs a name ending in .toml")?;
+            let bands = AgeBands::builtin()?;
+            let state = AppState::new(store.clone(), WebConfig::default(), bands, library);
+            ketcare_web::clinical::add_site_protocol(&state, &cli_admin(), name, &text)
+                .await
+                .map_err(app_error)?;
+            println!("added site protocol {name}");
         }
         ProtocolCommand::Show { id, json } => {
             let view = library.show(&id, &settings)?;
@@ -503,8 +541,8 @@ async fn protocol(db: &DbArgs, cmd: ProtocolCommand) -> Result<()> {
 }
 
 async fn screen(db: &DbArgs, input: &std::path::Path, json: bool) -> Result<()> {
-    let library = clinical_library()?;
     let store = db.open().await?;
+    let library = clinical_library(store.as_ref()).await?;
     let text =
         std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
     let de = &mut serde_json::Deserializer::from_str(&text);
@@ -541,8 +579,8 @@ async fn screen(db: &DbArgs, input: &std::path::Path, json: bool) -> Result<()> 
 }
 
 async fn dose(db: &DbArgs, a: DoseArgs) -> Result<()> {
-    let library = clinical_library()?;
     let store = db.open().await?;
+    let library = clinical_library(store.as_ref()).await?;
     let json = a.json;
     let simple = ketcare_web::clinical::SimpleDose {
         protocol: a.protocol,
@@ -651,8 +689,8 @@ async fn dose(db: &DbArgs, a: DoseArgs) -> Result<()> {
 }
 
 async fn settings(db: &DbArgs, cmd: SettingsCommand) -> Result<()> {
-    let library = clinical_library()?;
     let store = db.open().await?;
+    let library = clinical_library(store.as_ref()).await?;
     let (current, version) = ketcare_web::clinical::settings(store.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -674,6 +712,44 @@ async fn settings(db: &DbArgs, cmd: SettingsCommand) -> Result<()> {
             for k in needed {
                 println!("  {k:<55} NOT SET (a protocol needs it)");
             }
+        }
+        SettingsCommand::Limit {
+            protocol,
+            limit,
+            value,
+            reason,
+            by,
+        } => {
+            let actor = named_admin(store.as_ref(), &by).await?;
+            match ketcare_web::clinical::change_limit(
+                store.as_ref(),
+                &library,
+                &actor,
+                &protocol,
+                &limit,
+                value,
+                &reason,
+            )
+            .await
+            .map_err(app_error)?
+            {
+                ketcare_web::clinical::LimitChange::Applied { version } => {
+                    println!("{protocol}/{limit} = {value} (settings version {version})")
+                }
+                ketcare_web::clinical::LimitChange::AwaitingSecondApprover {
+                    proposal_id,
+                    reason,
+                } => {
+                    println!("proposal {proposal_id} waits for a second administrator: {reason}")
+                }
+            }
+        }
+        SettingsCommand::Approve { id, by } => {
+            let actor = named_admin(store.as_ref(), &by).await?;
+            let v = ketcare_web::clinical::approve_limit(store.as_ref(), &library, &actor, id)
+                .await
+                .map_err(app_error)?;
+            println!("approved proposal {id} (settings version {v})");
         }
         SettingsCommand::Set { key, value, reason } => {
             let mut next = current;
@@ -701,6 +777,35 @@ async fn settings(db: &DbArgs, cmd: SettingsCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn app_error(e: ketcare_web::error::AppError) -> anyhow::Error {
+    let detail: Vec<String> = e
+        .body()
+        .fields
+        .iter()
+        .map(|f| format!("{}: {}", f.field, f.message))
+        .collect();
+    anyhow::anyhow!(
+        "{}",
+        if detail.is_empty() {
+            e.to_string()
+        } else {
+            detail.join("; ")
+        }
+    )
+}
+
+/// An administrator account acting from the shell (limit changes record who set and who approved).
+async fn named_admin(store: &dyn Store, username: &str) -> Result<Actor> {
+    let u = store
+        .user_by_username(username)
+        .await?
+        .with_context(|| format!("no user `{username}`"))?;
+    if u.role != Role::Administrator {
+        bail!("{username} is a {}, not an administrator", u.role);
+    }
+    Ok(Actor::user(u.id, &u.username, u.role, "cli"))
 }
 
 async fn audit_verify(db: &DbArgs) -> Result<()> {

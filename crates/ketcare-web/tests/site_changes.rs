@@ -1,0 +1,225 @@
+//! Administrators narrow limits at once; widening a hard limit past the cited value waits for a
+//! second administrator; nobody can write another's name as approver; site protocols are validated
+//! with the whole library and a malformed one is refused naming line and field.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::TestApp;
+use ketcare_core::Role;
+use ketcare_store::Backend;
+use serde_json::json;
+
+#[tokio::test]
+async fn narrowing_applies_widening_needs_a_second_administrator() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    app.set_test_site_settings().await;
+    app.add_user("ann", Role::Administrator).await;
+    app.add_user("bob", Role::Administrator).await;
+    app.add_user("priya", Role::Prescriber).await;
+    let (ann, bob, doc) = (
+        app.bearer("ann").await,
+        app.bearer("bob").await,
+        app.bearer("priya").await,
+    );
+    let url = "/api/v1/site-settings/limits";
+
+    // Narrow the hard limit from the cited 1.0 mg/kg (R19) to 0.8 mg/kg: in force at once.
+    let r = app.json(Method::POST, url, &ann, &json!({"protocol_id": "trd-adult-iv-ketamine", "limit_id": "max-mg-per-kg-hard", "value": 0.8, "reason": "clinic ceiling"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["outcome"], "applied");
+    let order = json!({"protocol_id": "trd-adult-iv-ketamine", "patient": {"weight_kg": 70, "age": {"years": 40}}, "infusion": {"step": 4}});
+    let refused = app.json(Method::POST, "/api/v1/dose", &doc, &order).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("max-mg-per-kg-hard"),
+        "{}",
+        refused.body
+    );
+
+    // Widen past the cited value: a proposal, not a change.
+    let r = app.json(Method::POST, url, &ann, &json!({"protocol_id": "trd-adult-iv-ketamine", "limit_id": "max-mg-per-kg-hard", "value": 1.2, "reason": "research arm"})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let pid = r.json()["proposal_id"].as_i64().unwrap();
+    assert!(
+        app.json(Method::POST, "/api/v1/dose", &doc, &order)
+            .await
+            .body
+            .contains("max-mg-per-kg-hard"),
+        "still 0.8"
+    );
+
+    // The proposer cannot approve; a prescriber cannot; a second administrator can.
+    let approve = format!("/api/v1/site-settings/proposals/{pid}/approve");
+    let own = app
+        .send(
+            Method::POST,
+            &approve,
+            &ann,
+            Some("application/json"),
+            "{}".into(),
+            &[],
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", own.body);
+    assert_eq!(
+        app.send(
+            Method::POST,
+            &approve,
+            &doc,
+            Some("application/json"),
+            "{}".into(),
+            &[]
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    let ok = app
+        .send(
+            Method::POST,
+            &approve,
+            &bob,
+            Some("application/json"),
+            "{}".into(),
+            &[],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let o = &ok.json()["settings"]["limit_overrides"][0];
+    assert_eq!(
+        (
+            o["value"].as_f64(),
+            o["set_by"].as_str(),
+            o["second_approver"].as_str()
+        ),
+        (Some(1.2), Some("ann"), Some("bob"))
+    );
+    let again = app
+        .send(
+            Method::POST,
+            &approve,
+            &bob,
+            Some("application/json"),
+            "{}".into(),
+            &[],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let calc = app.json(Method::POST, "/api/v1/dose", &doc, &order).await;
+    assert_eq!(
+        calc.status,
+        StatusCode::OK,
+        "1.0 mg/kg is within the approved 1.2: {}",
+        calc.body
+    );
+
+    // The settings document cannot carry a forged approver.
+    let current = app.get("/api/v1/site-settings", &ann).await.json()["settings"].clone();
+    let mut forged = current.clone();
+    forged["limit_overrides"][0]["value"] = json!(5.0);
+    let r = app
+        .json(
+            Method::PUT,
+            "/api/v1/site-settings",
+            &ann,
+            &json!({"settings": forged, "reason": "x"}),
+        )
+        .await;
+    assert_eq!(
+        r.fields(),
+        vec!["limit_overrides"],
+        "{} {}",
+        r.status,
+        r.body
+    );
+
+    let log = app.get("/api/v1/audit?action=settings.", &ann).await.json();
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    for a in ["settings.update", "settings.propose", "settings.approve"] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn site_protocols_are_validated_with_the_library() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    app.add_user("ann", Role::Administrator).await;
+    app.add_user("priya", Role::Prescriber).await;
+    let ann = app.bearer("ann").await;
+    let builtin = include_str!("../../ketcare-clinical/data/protocols/trd-adult-iv-ketamine.toml");
+    let mine = builtin
+        .replace("id = \"trd-adult-iv-ketamine\"", "id = \"site-trd-adult-iv-ketamine-60min\"")
+        .replace("duration_minutes = { value = 40, source = [\"R17\", \"R19\"], status = \"V\" }", "duration_minutes = { value = 60, source = [\"R20\"], status = \"V\", note = \"site: 60 min sessions (R20: 2-100 min shown safe)\" }");
+    assert_ne!(mine, builtin);
+
+    // A malformed file names the line and the field.
+    let bad = mine.replace("bound = \"max\"", "bound = \"sideways\"");
+    let r = app
+        .json(
+            Method::POST,
+            "/api/v1/site-protocols",
+            &ann,
+            &json!({"file_name": "site-trd-60.toml", "toml": bad}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body.contains("site/site-trd-60.toml") && r.body.contains("bound"),
+        "{}",
+        r.body
+    );
+    // So does a value without a known source.
+    let unsourced = mine.replace(
+        "source = [\"R20\"], status = \"V\", note",
+        "source = [\"R999\"], status = \"V\", note",
+    );
+    let r = app
+        .json(
+            Method::POST,
+            "/api/v1/site-protocols",
+            &ann,
+            &json!({"file_name": "site-trd-60.toml", "toml": unsourced}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+
+    let doc = app.bearer("priya").await;
+    let r = app
+        .json(
+            Method::POST,
+            "/api/v1/site-protocols",
+            &doc,
+            &json!({"file_name": "site-trd-60.toml", "toml": mine}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .json(
+            Method::POST,
+            "/api/v1/site-protocols",
+            &ann,
+            &json!({"file_name": "site-trd-60.toml", "toml": mine}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let p = app
+        .get("/api/v1/protocols/site-trd-adult-iv-ketamine-60min", &doc)
+        .await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_eq!(p.json()["file"], "site/site-trd-60.toml");
+    assert_eq!(
+        app.get("/api/v1/site-protocols", &doc)
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
