@@ -24,6 +24,9 @@ const SITE = [
   ['rounding.dose_mg_increment', '1'],
   ['rounding.pump_ml_per_h_increment', '0.1'],
   ['rounding.syringe_ml_increment', '0.1'],
+  ['eligibility.ketamine_bp_systolic_max_mmhg', '160'],
+  ['eligibility.ketamine_bp_diastolic_max_mmhg', '100'],
+  ['eligibility.trd_adequate_trial_min_weeks', '6'],
 ];
 
 test('prescriber doses a demo patient; hard limit stops, soft limit needs a reason, nurse verifies', async () => {
@@ -58,6 +61,32 @@ test('prescriber doses a demo patient; hard limit stops, soft limit needs a reas
   await page.fill('#q', 'Alvarez');
   await page.click('button:has-text("Search")');
   await page.click('text=Alvarez, Maria');
+  const patientUrl = page.url();
+
+  // Screening: a raised baseline BP is a relative finding the prescriber may override with a reason.
+  await page.click('text=Screen for eligibility');
+  await page.selectOption('#indication', 'trd');
+  await page.selectOption('#drug', 'racemic_ketamine');
+  await page.selectOption('#pregnancy', 'not_pregnant');
+  await page.fill('#systolic', '170');
+  await page.fill('#diastolic', '82');
+  await page.fill('input[name=trial0_drug]', 'sertraline');
+  await page.fill('input[name=trial0_dose]', '150');
+  await page.fill('input[name=trial0_weeks]', '8');
+  await page.fill('input[name=trial1_drug]', 'bupropion');
+  await page.fill('input[name=trial1_dose]', '300');
+  await page.fill('input[name=trial1_weeks]', '8');
+  await page.click('button:has-text("Screen")');
+  await page.waitForURL(/\/screenings\/\d+$/);
+  assert.match(await page.textContent('#decision'), /needs_prescriber_review/);
+  assert.match(await page.textContent('#findings'), /Baseline BP 170\/82 mmHg is above 160\/100/);
+  const bpForm = page.locator('form:has(input[name=finding_id][value="baseline-bp"])');
+  await bpForm.locator('input[name=reason]').fill('BP re-checked 150/80 after rest; benefit outweighs risk');
+  await bpForm.locator('button').click();
+  assert.match(await page.textContent('#findings'), /overridden by prescriber/);
+  await page.screenshot({ path: resultPath('screening.png'), fullPage: true });
+
+  await page.goto(patientUrl);
   await page.click('text=Calculate a dose');
   const doseUrl = page.url();
   await page.selectOption('#protocol', 'trd-adult-iv-ketamine');
