@@ -209,6 +209,34 @@ fn record_from_row(row: &AnyRow) -> Result<NewPatient> {
     })
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+
+/// Binds the sixteen patient columns, in table order, shared by insert and update.
+trait BindPatient<'q> {
+    fn bind_patient(self, p: &'q NewPatient) -> Self;
+}
+
+impl<'q> BindPatient<'q> for AnyQuery<'q> {
+    fn bind_patient(self, p: &'q NewPatient) -> Self {
+        self.bind(&p.mrn)
+            .bind(&p.given_name)
+            .bind(&p.family_name)
+            .bind(p.date_of_birth.to_string())
+            .bind(p.sex.as_str())
+            .bind(p.weight.map(|w| w.value.kg()))
+            .bind(p.weight.map(|w| w.measured_on.to_string()))
+            .bind(p.height.map(|h| h.value.cm()))
+            .bind(p.height.map(|h| h.measured_on.to_string()))
+            .bind(json_list(&p.indications))
+            .bind(&p.psychiatric_history)
+            .bind(&p.substance_use_history)
+            .bind(json_list(&p.medications))
+            .bind(json_list(&p.allergies))
+            .bind(&p.phone)
+            .bind(&p.email)
+    }
+}
+
 fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
@@ -731,22 +759,7 @@ impl Store for SqlStore {
                 allergies, phone, email, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) RETURNING id",
         )
-        .bind(&p.mrn)
-        .bind(&p.given_name)
-        .bind(&p.family_name)
-        .bind(p.date_of_birth.to_string())
-        .bind(p.sex.as_str())
-        .bind(p.weight.map(|w| w.value.kg()))
-        .bind(p.weight.map(|w| w.measured_on.to_string()))
-        .bind(p.height.map(|h| h.value.cm()))
-        .bind(p.height.map(|h| h.measured_on.to_string()))
-        .bind(json_list(&p.indications))
-        .bind(&p.psychiatric_history)
-        .bind(&p.substance_use_history)
-        .bind(json_list(&p.medications))
-        .bind(json_list(&p.allergies))
-        .bind(&p.phone)
-        .bind(&p.email)
+        .bind_patient(p)
         .bind(&now)
         .fetch_one(&mut *tx)
         .await?;
@@ -781,22 +794,7 @@ impl Store for SqlStore {
                 phone = $15, email = $16, updated_at = $17
              WHERE id = $18",
         )
-        .bind(&p.mrn)
-        .bind(&p.given_name)
-        .bind(&p.family_name)
-        .bind(p.date_of_birth.to_string())
-        .bind(p.sex.as_str())
-        .bind(p.weight.map(|w| w.value.kg()))
-        .bind(p.weight.map(|w| w.measured_on.to_string()))
-        .bind(p.height.map(|h| h.value.cm()))
-        .bind(p.height.map(|h| h.measured_on.to_string()))
-        .bind(json_list(&p.indications))
-        .bind(&p.psychiatric_history)
-        .bind(&p.substance_use_history)
-        .bind(json_list(&p.medications))
-        .bind(json_list(&p.allergies))
-        .bind(&p.phone)
-        .bind(&p.email)
+        .bind_patient(p)
         .bind(now_rfc3339())
         .bind(id.get())
         .execute(&mut *tx)

@@ -596,26 +596,10 @@ async fn dose(db: &DbArgs, a: DoseArgs) -> Result<()> {
         esketamine_dose_mg: a.esketamine_dose_mg,
         first_dose_of_course: a.first_dose_of_course,
     };
-    let app_err = |e: ketcare_web::error::AppError| {
-        let detail: Vec<String> = e
-            .body()
-            .fields
-            .iter()
-            .map(|f| format!("{}: {}", f.field, f.message))
-            .collect();
-        anyhow::anyhow!(
-            "{}",
-            if detail.is_empty() {
-                e.to_string()
-            } else {
-                detail.join("; ")
-            }
-        )
-    };
-    let body = simple.to_json(&library).map_err(app_err)?;
+    let body = simple.to_json(&library).map_err(app_error)?;
     let request =
         ketcare_web::clinical::dose_request(body, &cli_admin(), jiff::Timestamp::now().as_second())
-            .map_err(app_err)?;
+            .map_err(app_error)?;
     let order = match ketcare_web::clinical::calculate(store.as_ref(), &library, &request).await {
         Ok(o) => o,
         Err(ketcare_web::clinical::DoseRefusal::Dose(e)) => {
@@ -624,7 +608,7 @@ async fn dose(db: &DbArgs, a: DoseArgs) -> Result<()> {
             }
             bail!("{e}")
         }
-        Err(ketcare_web::clinical::DoseRefusal::App(e)) => return Err(app_err(e)),
+        Err(ketcare_web::clinical::DoseRefusal::App(e)) => return Err(app_error(e)),
     };
     if json {
         return print_json(&order);
