@@ -359,7 +359,9 @@ pub struct ApiDoc;
 
 /// The OpenAPI 3 document.
 pub async fn openapi_json() -> Response {
-    match ApiDoc::openapi().to_pretty_json() {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::clinical_api::ClinicalApiDoc::openapi());
+    match doc.to_pretty_json() {
         Ok(json) => ([("content-type", "application/json")], json).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "openapi");

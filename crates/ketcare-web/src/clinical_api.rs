@@ -4,7 +4,7 @@ use crate::AppState;
 use crate::api::JsonBody;
 use crate::auth::Principal;
 use crate::clinical::{self, StoredOrder, StoredScreening};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -21,6 +21,7 @@ pub struct ProtocolListItem {
 }
 
 /// Every protocol with whether the site's settings let it be used.
+#[utoipa::path(get, path = "/api/v1/protocols", responses((status = 200, description = "every protocol with its readiness at this site", body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn protocols(
     State(s): State<AppState>,
     _p: Principal,
@@ -38,6 +39,7 @@ pub async fn protocols(
 }
 
 /// One protocol: every value with its source, its readiness, and the limits in force here.
+#[utoipa::path(get, path = "/api/v1/protocols/{pid}", params(("pid" = String, Path)), responses((status = 200, description = "the protocol, every value with its source, readiness, limits in force, citations", body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn protocol(
     State(s): State<AppState>,
     _p: Principal,
@@ -56,6 +58,7 @@ pub struct SettingsView {
     pub settings: SiteSettings,
 }
 
+#[utoipa::path(get, path = "/api/v1/site-settings", responses((status = 200, description = "current version and settings", body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn site_settings(
     State(s): State<AppState>,
     _p: Principal,
@@ -72,6 +75,7 @@ pub struct SettingsChange {
 
 /// Replaces the site's values with a new version (administrators; audited). Limits change only
 /// through `/api/v1/site-settings/limits`.
+#[utoipa::path(put, path = "/api/v1/site-settings", request_body(content = Object, description = "{settings: {values: {key: number}, limit_overrides: unchanged}, reason}"), responses((status = 200, body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn put_site_settings(
     State(s): State<AppState>,
     p: Principal,
@@ -92,6 +96,7 @@ pub async fn put_site_settings(
 }
 
 /// Screens without storing (for what-if questions; nothing identifies the patient).
+#[utoipa::path(post, path = "/api/v1/screen", request_body(content = Object, description = "ScreeningInput (see README)"), responses((status = 200, description = "decision and findings, not stored", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn screen(
     State(s): State<AppState>,
     _p: Principal,
@@ -103,6 +108,7 @@ pub async fn screen(
 }
 
 /// Screens a patient and keeps the result in their record.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/screenings", params(("id" = i64, Path)), request_body(content = Object, description = "ScreeningInput"), responses((status = 201, description = "the stored screening", body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn screen_patient(
     State(s): State<AppState>,
     p: Principal,
@@ -120,6 +126,7 @@ pub async fn screen_patient(
     Ok((StatusCode::CREATED, Json(stored)))
 }
 
+#[utoipa::path(get, path = "/api/v1/screenings/{sid}", params(("sid" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_screening(
     State(s): State<AppState>,
     p: Principal,
@@ -139,6 +146,7 @@ pub struct FindingOverrideBody {
 }
 
 /// A prescriber overrides a relative finding with a reason; absolute findings cannot be.
+#[utoipa::path(post, path = "/api/v1/screenings/{sid}/overrides", params(("sid" = i64, Path)), request_body(content = Object, description = "{finding_id, reason}; relative findings only"), responses((status = 200, body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn override_finding(
     State(s): State<AppState>,
     p: Principal,
@@ -159,6 +167,7 @@ pub async fn override_finding(
 }
 
 /// Calculates a dose without storing it.
+#[utoipa::path(post, path = "/api/v1/dose", request_body(content = Object, description = "DoseRequest without author and created_at"), responses((status = 200, description = "the calculated order, not stored", body = Object), (status = 422, description = "hard limit, blocked protocol or bad choice", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn dose(
     State(s): State<AppState>,
     p: Principal,
@@ -172,6 +181,7 @@ pub async fn dose(
 }
 
 /// Calculates a dose for a patient and keeps the order, pending verification (or override).
+#[utoipa::path(post, path = "/api/v1/patients/{id}/orders", params(("id" = i64, Path)), request_body(content = Object, description = "DoseRequest without author and created_at"), responses((status = 201, description = "stored order: needs_override or pending_verification", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn order(
     State(s): State<AppState>,
     p: Principal,
@@ -191,6 +201,7 @@ pub async fn order(
     Ok((StatusCode::CREATED, Json(stored)))
 }
 
+#[utoipa::path(get, path = "/api/v1/orders/{oid}", params(("oid" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_order(
     State(s): State<AppState>,
     p: Principal,
@@ -209,6 +220,7 @@ pub struct ReasonBody {
 }
 
 /// The prescriber passes the order's soft limits with a reason.
+#[utoipa::path(post, path = "/api/v1/orders/{oid}/override", params(("oid" = i64, Path)), request_body(content = Object, description = "{reason}"), responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn override_order(
     State(s): State<AppState>,
     p: Principal,
@@ -231,6 +243,7 @@ pub async fn override_order(
 }
 
 /// A second clinician, not the author, verifies the order.
+#[utoipa::path(post, path = "/api/v1/orders/{oid}/verify", params(("oid" = i64, Path)), responses((status = 200, body = Object), (status = 422, description = "the author cannot verify; wrong state", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn verify_order(
     State(s): State<AppState>,
     p: Principal,
@@ -259,6 +272,7 @@ pub struct LimitChangeBody {
 }
 
 /// Narrows a limit at once; a widening of a hard limit waits for a second administrator (202).
+#[utoipa::path(post, path = "/api/v1/site-settings/limits", request_body(content = Object, description = "{protocol_id, limit_id, value, reason}"), responses((status = 200, description = "applied", body = Object), (status = 202, description = "widening: waits for a second administrator", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn change_limit(
     State(s): State<AppState>,
     p: Principal,
@@ -281,6 +295,7 @@ pub async fn change_limit(
     Ok((status, Json(outcome)))
 }
 
+#[utoipa::path(get, path = "/api/v1/site-settings/proposals", responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn proposals(
     State(s): State<AppState>,
     _p: Principal,
@@ -289,6 +304,7 @@ pub async fn proposals(
 }
 
 /// A second administrator approves a widening.
+#[utoipa::path(post, path = "/api/v1/site-settings/proposals/{prop}/approve", params(("prop" = i64, Path)), responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 422, description = "the proposer cannot approve", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn approve_proposal(
     State(s): State<AppState>,
     p: Principal,
@@ -299,6 +315,7 @@ pub async fn approve_proposal(
     Ok(Json(SettingsView { version, settings }))
 }
 
+#[utoipa::path(get, path = "/api/v1/site-protocols", responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn site_protocols(
     State(s): State<AppState>,
     _p: Principal,
@@ -314,6 +331,7 @@ pub struct SiteProtocolBody {
 }
 
 /// Adds a site protocol; a malformed file is refused naming file, line and field.
+#[utoipa::path(post, path = "/api/v1/site-protocols", request_body(content = Object, description = "{file_name, toml}"), responses((status = 201), (status = 422, description = "names file, line and field", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn add_site_protocol(
     State(s): State<AppState>,
     p: Principal,
@@ -322,3 +340,27 @@ pub async fn add_site_protocol(
     clinical::add_site_protocol(&s, &p.actor, &b.file_name, &b.toml).await?;
     Ok(StatusCode::CREATED)
 }
+
+/// The clinical part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    protocols,
+    protocol,
+    site_settings,
+    put_site_settings,
+    change_limit,
+    proposals,
+    approve_proposal,
+    site_protocols,
+    add_site_protocol,
+    screen,
+    screen_patient,
+    get_screening,
+    override_finding,
+    dose,
+    order,
+    get_order,
+    override_order,
+    verify_order
+))]
+pub struct ClinicalApiDoc;
