@@ -65,6 +65,15 @@ impl Role {
             Screen => matches!(self, Prescriber | Nurse),
             OrderDose | OverrideClinical => self == Prescriber,
             VerifyDose => matches!(self, Prescriber | Nurse | Pharmacist),
+            RecordMeasures => matches!(self, Prescriber | Nurse | Therapist),
+            ResolveSafetyAlert => matches!(self, Prescriber | Nurse | Therapist),
+            RunSession | SignSession => matches!(self, Prescriber | Nurse),
+            Schedule => matches!(self, Scheduler | Nurse | Prescriber),
+            RecordConsent => matches!(self, Prescriber | Nurse),
+            LedgerRead => matches!(self, Pharmacist | Prescriber | Nurse),
+            LedgerDraw => matches!(self, Prescriber | Nurse | Pharmacist),
+            LedgerManage => self == Pharmacist,
+            BillingRead => matches!(self, Scheduler | Prescriber),
         }
     }
 }
@@ -91,6 +100,29 @@ pub enum Permission {
     OverrideClinical,
     /// Verify a dose order as the second clinician.
     VerifyDose,
+    // Measurement-based care
+    /// Enter questionnaire answers, send patient links, keep the opioid list.
+    RecordMeasures,
+    /// Document the follow-up that closes a suicide-risk alert.
+    ResolveSafetyAlert,
+    // Treatment sessions
+    /// Run a session: check-in, checklist, administration, vitals, scores, discharge.
+    RunSession,
+    /// Sign a session record (locks it; corrections become addenda).
+    SignSession,
+    // Operations
+    /// Book, move and cancel sessions on chairs and staff.
+    Schedule,
+    /// Record consent and assent.
+    RecordConsent,
+    /// Read the controlled-substance ledger.
+    LedgerRead,
+    /// Draw, give and waste (or witness waste) at the chair.
+    LedgerDraw,
+    /// Receive stock, count, resolve discrepancies, destroy stock.
+    LedgerManage,
+    /// Read superbills and estimates.
+    BillingRead,
 }
 
 /// Who may call a route.

@@ -9,9 +9,15 @@
 //!   both backends and keeps the chain linear.
 #![forbid(unsafe_code)]
 
+mod measures;
+mod ops;
+mod sessions;
 mod sql;
 pub mod testing;
 
+pub use measures::MeasuresStore;
+pub use ops::OpsStore;
+pub use sessions::SessionStore;
 pub use sql::SqlStore;
 
 use async_trait::async_trait;
@@ -209,9 +215,10 @@ pub struct AuditVerification {
     pub broken: Option<ChainBreak>,
 }
 
-/// Everything ketcare persists, behind one interface.
+/// Everything ketcare persists, behind one interface. Each later area (measurement-based care,
+/// sessions, operations) declares its part in its own trait, which `Store` includes.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore {
     fn backend(&self) -> Backend;
     async fn ping(&self) -> Result<()>;
 

@@ -361,6 +361,10 @@ pub struct ApiDoc;
 pub async fn openapi_json() -> Response {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::clinical_api::ClinicalApiDoc::openapi());
+    doc.merge(crate::pk::PkApiDoc::openapi());
+    doc.merge(crate::measures::MeasuresApiDoc::openapi());
+    doc.merge(crate::sessions::SessionsApiDoc::openapi());
+    doc.merge(crate::ops::OpsApiDoc::openapi());
     match doc.to_pretty_json() {
         Ok(json) => ([("content-type", "application/json")], json).into_response(),
         Err(e) => {

@@ -11,9 +11,13 @@ pub mod clinical;
 pub mod clinical_api;
 pub mod clinical_pages;
 pub mod error;
+pub mod measures;
+pub mod ops;
 pub mod pages;
 pub mod password;
+pub mod pk;
 pub mod routes;
+pub mod sessions;
 
 use ketcare_core::AgeBands;
 use ketcare_store::Store;

@@ -49,9 +49,9 @@ pub struct RouteRule {
     pub access: Access,
 }
 
-type Entry = (RouteRule, MethodRouter<AppState>);
+pub(crate) type Entry = (RouteRule, MethodRouter<AppState>);
 
-fn r<H, T>(verb: Verb, path: &'static str, access: Access, handler: H) -> Entry
+pub(crate) fn r<H, T>(verb: Verb, path: &'static str, access: Access, handler: H) -> Entry
 where
     H: Handler<T, AppState>,
     T: 'static,
@@ -59,9 +59,19 @@ where
     (RouteRule { verb, path, access }, on(verb.filter(), handler))
 }
 
-/// Every route with its rule, one per line.
-#[rustfmt::skip]
+/// Every route with its rule: the foundation's and clinical core's here, one per line, then each
+/// area's own table (PK simulation, measurement-based care, sessions, operations).
 pub fn table() -> Vec<Entry> {
+    let mut table = core_table();
+    table.extend(crate::pk::routes());
+    table.extend(crate::measures::routes());
+    table.extend(crate::sessions::routes());
+    table.extend(crate::ops::routes());
+    table
+}
+
+#[rustfmt::skip]
+fn core_table() -> Vec<Entry> {
     use Access::{Public, Requires, SignedIn};
     use Permission::*;
     use Verb::*;

@@ -1,0 +1,15 @@
+//! Measurement-based care: questionnaires, patient links, safety alerts, trajectories, opioid MME.
+
+use crate::routes::Entry;
+use utoipa::OpenApi;
+
+/// This area's routes, each with its role rule (joined into [`crate::routes::table`]).
+#[rustfmt::skip]
+pub(crate) fn routes() -> Vec<Entry> {
+    vec![]
+}
+
+/// This area's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi()]
+pub struct MeasuresApiDoc;
