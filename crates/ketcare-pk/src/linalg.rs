@@ -1,0 +1,116 @@
+//! Small dense matrices (row-major) and the matrix exponential (scaling and squaring with a
+//! Taylor series carried to machine precision).
+
+/// `c = a · b` for square `n × n` matrices.
+pub(crate) fn matmul(a: &[f64], b: &[f64], n: usize) -> Vec<f64> {
+    let mut c = vec![0.0; n * n];
+    for i in 0..n {
+        for k in 0..n {
+            let aik = a[i * n + k];
+            if aik == 0.0 {
+                continue;
+            }
+            let (bk, ci) = (&b[k * n..(k + 1) * n], &mut c[i * n..(i + 1) * n]);
+            for j in 0..n {
+                ci[j] += aik * bk[j];
+            }
+        }
+    }
+    c
+}
+
+/// `y = a · x`.
+pub(crate) fn matvec_add(a: &[f64], x: &[f64], y: &mut [f64]) {
+    let n = x.len();
+    for (i, yi) in y.iter_mut().enumerate() {
+        let row = &a[i * n..(i + 1) * n];
+        *yi += row.iter().zip(x).map(|(r, v)| r * v).sum::<f64>();
+    }
+}
+
+fn norm1(a: &[f64], n: usize) -> f64 {
+    (0..n)
+        .map(|j| (0..n).map(|i| a[i * n + j].abs()).sum::<f64>())
+        .fold(0.0, f64::max)
+}
+
+/// `exp(a)` for an `n × n` matrix.
+pub(crate) fn expm(a: &[f64], n: usize) -> Vec<f64> {
+    let norm = norm1(a, n);
+    let s = if norm > 0.25 {
+        (norm / 0.25).log2().ceil() as i32
+    } else {
+        0
+    };
+    let scale = 0.5f64.powi(s);
+    let x: Vec<f64> = a.iter().map(|v| v * scale).collect();
+    // Taylor series: ‖x‖ ≤ 1/4, 20 terms leave < 1e-30.
+    let mut result = vec![0.0; n * n];
+    let mut term = vec![0.0; n * n];
+    for i in 0..n {
+        result[i * n + i] = 1.0;
+        term[i * n + i] = 1.0;
+    }
+    for k in 1..=20 {
+        term = matmul(&term, &x, n);
+        let inv = 1.0 / k as f64;
+        term.iter_mut().for_each(|t| *t *= inv);
+        let mut small = true;
+        for (r, t) in result.iter_mut().zip(&term) {
+            *r += t;
+            if t.abs() > 1e-18 * r.abs().max(1e-300) {
+                small = false;
+            }
+        }
+        if small {
+            break;
+        }
+    }
+    for _ in 0..s {
+        result = matmul(&result, &result, n);
+    }
+    result
+}
+
+/// For `dx/dt = A x + u` with constant `u` over a step `h`: returns (Φ, Γ) with
+/// `x(h) = Φ x(0) + Γ u`, from the exponential of the block matrix `[[A, I], [0, 0]]·h`.
+pub(crate) fn propagator(a: &[f64], n: usize, h: f64) -> (Vec<f64>, Vec<f64>) {
+    let m = 2 * n;
+    let mut big = vec![0.0; m * m];
+    for i in 0..n {
+        for j in 0..n {
+            big[i * m + j] = a[i * n + j] * h;
+        }
+        big[i * m + n + i] = h;
+    }
+    let e = expm(&big, m);
+    let mut phi = vec![0.0; n * n];
+    let mut gamma = vec![0.0; n * n];
+    for i in 0..n {
+        phi[i * n..(i + 1) * n].copy_from_slice(&e[i * m..i * m + n]);
+        gamma[i * n..(i + 1) * n].copy_from_slice(&e[i * m + n..i * m + m]);
+    }
+    (phi, gamma)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_of_diagonal_and_of_a_rotation() {
+        let e = expm(&[-2.0, 0.0, 0.0, -0.5], 2);
+        assert!((e[0] - (-2.0f64).exp()).abs() < 1e-15);
+        assert!((e[3] - (-0.5f64).exp()).abs() < 1e-15);
+        let t = 3.0f64;
+        let r = expm(&[0.0, -t, t, 0.0], 2);
+        assert!((r[0] - t.cos()).abs() < 1e-13 && (r[2] - t.sin()).abs() < 1e-13);
+    }
+
+    #[test]
+    fn propagator_of_one_compartment_infusion() {
+        let (phi, gamma) = propagator(&[-0.1], 1, 5.0);
+        assert!((phi[0] - (-0.5f64).exp()).abs() < 1e-15);
+        assert!((gamma[0] - (1.0 - (-0.5f64).exp()) / 0.1).abs() < 1e-13);
+    }
+}
