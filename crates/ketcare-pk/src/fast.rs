@@ -7,6 +7,8 @@
 //! (`std::thread::scope`); percentile bands come from per-time-point selections
 //! (`select_nth_unstable`) over the concentration matrix, not a full sort.
 
+#![allow(clippy::needless_range_loop)] // indexed loops over fixed-size lane arrays vectorise
+
 use crate::error::{PkError, positive};
 use crate::model::Library;
 use crate::population::{Stat, subject_rng};

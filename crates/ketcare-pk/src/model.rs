@@ -555,7 +555,7 @@ impl Library {
                     .as_deref()
                     .and_then(unit)
                     .is_some_and(|u| u.1 == Scale::None);
-                if !ok || !(ka.value.is_finite() && ka.value > 0.0) {
+                if !(ok && ka.value.is_finite() && ka.value > 0.0) {
                     return Err(ctx.err(
                         "[[route]]",
                         &format!("route[{i}].ka"),

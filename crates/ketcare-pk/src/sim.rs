@@ -116,9 +116,17 @@ impl Regimen {
         r
     }
 
-    /// Total mg given (IV rate steps up to `until_min`).
+    /// Total mg given up to `until_min` (infusions pro rata).
     pub fn total_mg(&self, until_min: f64) -> f64 {
-        let mut total: f64 = self.doses.iter().map(|d| d.amount_mg).sum();
+        let mut total: f64 = self
+            .doses
+            .iter()
+            .filter(|d| d.time_min <= until_min)
+            .map(|d| match d.duration_min {
+                Some(t) if t > 0.0 => d.amount_mg * ((until_min - d.time_min) / t).min(1.0),
+                _ => d.amount_mg,
+            })
+            .sum();
         for (i, s) in self.iv_rates.iter().enumerate() {
             let end = self
                 .iv_rates
@@ -732,6 +740,11 @@ impl Prepared {
             }
         }
         Ok(prof)
+    }
+
+    /// State of the effect site (with a ke0 assumption).
+    pub fn effect_state(&self) -> Option<usize> {
+        self.ce.map(|c| c.0)
     }
 
     /// Index of the compartment receiving IV doses.
