@@ -2,6 +2,7 @@
 //! audit log from the shell.
 #![forbid(unsafe_code)]
 
+mod cli_pk;
 mod demo;
 
 use anyhow::{Context, Result, bail};
@@ -69,6 +70,14 @@ enum Command {
     /// The site's settings (values the reference leaves unconfirmed, narrowed limits).
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Predicted concentrations for a dose by a route, for a person or a population.
+    Simulate(Box<cli_pk::SimulateArgs>),
+    /// The pharmacokinetic model library.
+    #[command(subcommand)]
+    Model(cli_pk::ModelCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(cli_pk::BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -291,6 +300,9 @@ async fn main() -> Result<()> {
         Command::Screen { input, json } => screen(&cli.db, &input, json).await,
         Command::Dose(args) => dose(&cli.db, args).await,
         Command::Settings(cmd) => settings(&cli.db, cmd).await,
+        Command::Simulate(args) => cli_pk::simulate(&args),
+        Command::Model(cmd) => cli_pk::model(cmd),
+        Command::Bench(cmd) => cli_pk::bench(cmd),
     }
 }
 

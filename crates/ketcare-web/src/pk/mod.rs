@@ -3,6 +3,8 @@
 use crate::routes::Entry;
 use utoipa::OpenApi;
 
+pub mod chart;
+
 /// This area's routes, each with its role rule (joined into [`crate::routes::table`]).
 #[rustfmt::skip]
 pub(crate) fn routes() -> Vec<Entry> {

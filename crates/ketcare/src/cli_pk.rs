@@ -1,0 +1,326 @@
+//! `ketcare simulate`, `ketcare model list` and `ketcare bench pk`: the PK engine from the shell.
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Args, Subcommand};
+use ketcare_pk::{
+    Covariates, Library, Options, PopulationSpec, Route, RouteAssumption, SimRequest, SimResult,
+};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct SimulateArgs {
+    /// Model id (`ketcare model list`).
+    #[arg(long)]
+    model: String,
+    /// iv_bolus, iv_infusion, intramuscular, intranasal, oral, sublingual, subcutaneous, rectal.
+    #[arg(long)]
+    route: String,
+    #[arg(long)]
+    dose_mg_per_kg: f64,
+    /// Length of an IV infusion (min).
+    #[arg(long)]
+    duration_min: Option<f64>,
+    #[arg(long, default_value_t = 70.0)]
+    weight_kg: f64,
+    #[arg(long)]
+    age_years: Option<f64>,
+    /// Virtual subjects (log-normal variability); without it, the typical person only.
+    #[arg(long)]
+    subjects: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Variability as an assumption where the model publishes none: NAME=CV, e.g. v1=0.3.
+    #[arg(long = "iiv-cv", value_parser = parse_pair)]
+    iiv_cv: Vec<(String, f64)>,
+    /// Spread of weight around --weight-kg in the population (kg).
+    #[arg(long)]
+    weight_sd_kg: Option<f64>,
+    /// Concentration for time above and target attainment (ng/mL).
+    #[arg(long)]
+    target_ng_ml: Option<f64>,
+    /// Bioavailability to use instead of the cited default (an assumption).
+    #[arg(long)]
+    bioavailability: Option<f64>,
+    /// Absorption rate constant (1/min) where none is published (an assumption).
+    #[arg(long)]
+    ka_per_min: Option<f64>,
+    /// Effect-site rate constant (1/min): no value is published; draws an effect-site curve.
+    #[arg(long)]
+    ke0_per_min: Option<f64>,
+    #[arg(long, default_value_t = 360.0)]
+    horizon_min: f64,
+    #[arg(long, default_value_t = 1.0)]
+    step_min: f64,
+    /// Write the curves as CSV.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Write the chart as SVG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Print the whole result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_pair(s: &str) -> Result<(String, f64), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=CV, got `{s}`"))?;
+    let v: f64 = v.parse().map_err(|_| format!("`{v}` is not a number"))?;
+    Ok((k.trim().to_owned(), v))
+}
+
+#[derive(Subcommand)]
+pub enum ModelCommand {
+    /// Every model with its drug, population, validity and sources.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Population benchmark of the PK engine (Domino, N = 10,000 and 100,000).
+    Pk,
+}
+
+fn library() -> Result<Library> {
+    Library::builtin().map_err(|e| anyhow!("{e}"))
+}
+
+/// The request a set of arguments describes.
+fn request(a: &SimulateArgs) -> Result<SimRequest> {
+    let route: Route = a
+        .route
+        .parse()
+        .map_err(|e: ketcare_pk::PkError| anyhow!("{e}"))?;
+    let regimen = ketcare_pk::simple_regimen(route, a.dose_mg_per_kg, a.weight_kg, a.duration_min)
+        .map_err(|e| anyhow!("{e}"))?;
+    let route_assumptions = if a.bioavailability.is_some() || a.ka_per_min.is_some() {
+        vec![RouteAssumption {
+            route,
+            f: a.bioavailability,
+            ka_per_min: a.ka_per_min,
+        }]
+    } else {
+        vec![]
+    };
+    Ok(SimRequest {
+        model: a.model.clone(),
+        regimen,
+        covariates: Covariates {
+            weight_kg: a.weight_kg,
+            age_years: a.age_years,
+        },
+        options: Options {
+            ke0_per_min: a.ke0_per_min,
+            route_assumptions,
+        },
+        horizon_min: a.horizon_min,
+        step_min: a.step_min,
+        population: a.subjects.map(|n| PopulationSpec {
+            subjects: n,
+            seed: a.seed,
+            iiv_cv: a.iiv_cv.clone(),
+            weight_sd_kg: a.weight_sd_kg,
+            target_ng_ml: a.target_ng_ml,
+        }),
+        label: Some(format!(
+            "{} {} mg/kg {}",
+            a.model,
+            a.dose_mg_per_kg,
+            route.as_str()
+        )),
+    })
+}
+
+pub fn simulate(a: &SimulateArgs) -> Result<()> {
+    let lib = library()?;
+    let req = request(a)?;
+    let n = a.subjects.unwrap_or(0);
+    let bar = (n >= 2000).then(|| {
+        let b = indicatif::ProgressBar::new(n as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} subjects ({per_sec}, {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let progress = |d: usize| {
+        if let Some(b) = &bar {
+            b.set_position(d as u64);
+        }
+    };
+    let result = ketcare_pk::simulate(&lib, &req, Some(&progress)).map_err(|e| anyhow!("{e}"))?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if let Some(path) = &a.csv {
+        std::fs::write(path, csv(&result))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &a.plot {
+        let svg =
+            ketcare_web::pk::chart::svg(std::slice::from_ref(&result), a.target_ng_ml, 900, 520);
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        print!("{}", text(&result));
+    }
+    Ok(())
+}
+
+/// `time_min`, each output of the typical person, then the population's bands.
+pub fn csv(r: &SimResult) -> String {
+    let mut s = String::from("time_min");
+    for (id, _) in &r.typical {
+        let _ = write!(s, ",{id}_typical_ng_ml");
+    }
+    if r.effect_site.is_some() {
+        s.push_str(",effect_site_assumed_ke0_ng_ml");
+    }
+    if let Some(p) = &r.population {
+        for b in &p.bands {
+            let _ = write!(s, ",{0}_p5_ng_ml,{0}_median_ng_ml,{0}_p95_ng_ml", b.output);
+        }
+    }
+    s.push('\n');
+    for (k, t) in r.times_min.iter().enumerate() {
+        let _ = write!(s, "{t}");
+        for (_, c) in &r.typical {
+            let _ = write!(s, ",{:.4}", c[k]);
+        }
+        if let Some(ce) = &r.effect_site {
+            let _ = write!(s, ",{:.4}", ce[k]);
+        }
+        if let Some(p) = &r.population {
+            for b in &p.bands {
+                let _ = write!(s, ",{:.4},{:.4},{:.4}", b.p5[k], b.median[k], b.p95[k]);
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn text(r: &SimResult) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{} — {}", r.model.name, r.label.as_deref().unwrap_or(""));
+    let k = &r.key;
+    let _ = writeln!(
+        s,
+        "typical: Cmax {:.1} ng/mL at {:.0} min; AUC {:.0} ng·min/mL; at {:.0} min {:.1} ng/mL; dose {:.1} mg",
+        k.cmax_ng_ml,
+        k.tmax_min,
+        k.auc_ng_min_ml,
+        r.times_min.last().copied().unwrap_or(0.0),
+        k.clast_ng_ml,
+        k.total_dose_mg
+    );
+    if let Some(p) = &r.population {
+        let _ = writeln!(
+            s,
+            "population (n = {}, seed {}): Cmax median {:.1} (5–95%: {:.1}–{:.1}) ng/mL; Tmax median {:.0} min; AUC median {:.0} ng·min/mL",
+            p.subjects,
+            p.seed,
+            p.cmax_ng_ml.median,
+            p.cmax_ng_ml.p5,
+            p.cmax_ng_ml.p95,
+            p.tmax_min.median,
+            p.auc_ng_min_ml.median
+        );
+        if let (Some(tc), Some(pta), Some(ta)) =
+            (p.target_ng_ml, p.target_attainment, p.time_above_min)
+        {
+            let _ = writeln!(
+                s,
+                "target {tc} ng/mL: reached by {:.1}% of subjects; median time above {:.0} min",
+                pta * 100.0,
+                ta.median
+            );
+        }
+        for (name, cv, from) in &p.iiv {
+            let _ = writeln!(s, "  variability: {name} CV {:.0}% ({from})", cv * 100.0);
+        }
+    }
+    for a in &r.assumptions {
+        let status = a.status.map_or("user".to_owned(), |st| format!("{st:?}"));
+        let value = a
+            .value
+            .map_or(String::new(), |v| format!(" = {v} {}", a.unit));
+        let _ = writeln!(
+            s,
+            "assumption: {}{value} [{status}; {}] {}",
+            a.name,
+            a.source.join(", "),
+            a.note
+        );
+        for alt in &a.alternatives {
+            let _ = writeln!(s, "  alternative: {alt}");
+        }
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    let _ = writeln!(
+        s,
+        "model sources: {}; population: {}",
+        r.model.sources.join(", "),
+        r.model.population
+    );
+    let _ = writeln!(s, "{}", r.advisory);
+    s
+}
+
+pub fn model(cmd: ModelCommand) -> Result<()> {
+    let lib = library()?;
+    let ModelCommand::List { json } = cmd;
+    let infos: Vec<ketcare_pk::ModelInfo> =
+        lib.models.iter().map(ketcare_pk::ModelInfo::of).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&infos)?);
+        return Ok(());
+    }
+    for m in infos {
+        let range = |r: Option<[f64; 2]>, u: &str| {
+            r.map_or("not stated".to_owned(), |[a, b]| format!("{a}–{b} {u}"))
+        };
+        println!("{:<18} {} ({:?})", m.id, m.name, m.drug);
+        println!("    {}; sources {}", m.structure, m.sources.join(", "));
+        println!(
+            "    population [{:?}]: {}",
+            m.population_status, m.population
+        );
+        println!(
+            "    valid for age {}, weight {}",
+            range(m.age_range_years, "y"),
+            range(m.weight_range_kg, "kg")
+        );
+        if let Some(c) = &m.caution {
+            println!("    caution: {c}");
+        }
+    }
+    Ok(())
+}
+
+pub fn bench(cmd: BenchCommand) -> Result<()> {
+    let BenchCommand::Pk = cmd;
+    let lib = library()?;
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "note: this is a debug build; run `cargo run --release -p ketcare -- bench pk` for real figures"
+        );
+    }
+    for (_, line) in
+        ketcare_pk::fast::bench_report(&lib, &[10_000, 100_000]).map_err(|e| anyhow!("{e}"))?
+    {
+        println!("{line}");
+    }
+    Ok(())
+}
