@@ -60,6 +60,9 @@ pub struct AppState {
     library: Arc<std::sync::RwLock<Arc<ketcare_clinical::Library>>>,
     pub clock: Clock,
     pub version: &'static str,
+    /// The pharmacokinetic model library (validated at start; an invalid built-in file makes the
+    /// simulation routes answer with an error rather than stopping the server).
+    pub pk: Arc<Result<ketcare_pk::Library, ketcare_pk::PkError>>,
 }
 
 impl AppState {
@@ -76,6 +79,7 @@ impl AppState {
             library: Arc::new(std::sync::RwLock::new(Arc::new(library))),
             clock: Arc::new(|| jiff::Timestamp::now().as_second()),
             version: env!("CARGO_PKG_VERSION"),
+            pk: Arc::new(ketcare_pk::Library::builtin()),
         }
     }
 

@@ -1,17 +1,529 @@
-//! Pharmacokinetic simulation: pages and API (issue: PK engine).
+//! Pharmacokinetic simulation: the `/simulate` page (compare regimens side by side, optionally
+//! for a patient whose weight and age fill in), and the JSON API (`POST /api/v1/simulate`,
+//! `POST /api/v1/pk/tci`, `GET /api/v1/pk/models`). Advisory only: ketcare never drives a pump.
 
-use crate::routes::Entry;
+use crate::AppState;
+use crate::api::JsonBody;
+use crate::auth::Principal;
+use crate::error::{AppError, ErrorBody, PageError};
+use crate::pages::{Nav, render_html};
+use crate::routes::{Entry, r};
+use askama::Template;
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use ketcare_core::PatientId;
+use ketcare_pk::{
+    Covariates, Library, ModelInfo, Options, PkError, PopulationSpec, Route, SimRequest, SimResult,
+};
+use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
 pub mod chart;
 
+/// Most virtual subjects per regimen through the web.
+pub const MAX_WEB_SUBJECTS: usize = 20_000;
+
 /// This area's routes, each with its role rule (joined into [`crate::routes::table`]).
 #[rustfmt::skip]
 pub(crate) fn routes() -> Vec<Entry> {
-    vec![]
+    use crate::routes::Verb::{Get, Post};
+    use ketcare_core::Access::SignedIn;
+    vec![
+        r(Get, "/simulate", SignedIn, simulate_page),
+        r(Get, "/api/v1/pk/models", SignedIn, models),
+        r(Post, "/api/v1/simulate", SignedIn, simulate_api),
+        r(Post, "/api/v1/pk/tci", SignedIn, tci_api),
+    ]
 }
 
 /// This area's part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi()]
+#[openapi(paths(models, simulate_api, tci_api))]
 pub struct PkApiDoc;
+
+fn pk_error(e: PkError) -> AppError {
+    match e {
+        PkError::Input { field, message } => AppError::invalid(&field, message),
+        PkError::Data { .. } => {
+            tracing::error!(error = %e, "pk model library");
+            AppError::Internal
+        }
+    }
+}
+
+fn library(s: &AppState) -> Result<&Library, AppError> {
+    s.pk.as_ref().as_ref().map_err(|e| {
+        tracing::error!(error = %e, "pk model library");
+        AppError::Internal
+    })
+}
+
+fn check_size(reqs: &[SimRequest]) -> Result<(), AppError> {
+    for (i, q) in reqs.iter().enumerate() {
+        if q.population
+            .as_ref()
+            .is_some_and(|p| p.subjects > MAX_WEB_SUBJECTS)
+        {
+            return Err(AppError::invalid(
+                &format!("regimens[{i}].population.subjects"),
+                format!(
+                    "at most {MAX_WEB_SUBJECTS} through the web; use `ketcare simulate` for more"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The model library: drug, structure, population, validity, sources, what is not published.
+#[utoipa::path(get, path = "/api/v1/pk/models", responses((status = 200, description = "every PK model with its sources, population and validity range", body = Object), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn models(
+    State(s): State<AppState>,
+    _p: Principal,
+) -> Result<Json<Vec<ModelInfo>>, AppError> {
+    Ok(Json(
+        library(&s)?.models.iter().map(ModelInfo::of).collect(),
+    ))
+}
+
+/// One or more regimens to simulate side by side.
+#[derive(Debug, Deserialize)]
+pub struct SimulateBody {
+    pub regimens: Vec<SimRequest>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SimulateResponse {
+    pub results: Vec<SimResult>,
+}
+
+/// Simulate and compare regimens (typical person, and a population when `population` is given):
+/// curves, bands, Cmax/Tmax/AUC, time above and target attainment, with every assumption and the
+/// model's validity. Nothing is stored; no patient data is read.
+#[utoipa::path(post, path = "/api/v1/simulate", request_body(content = Object, description = "{regimens: [{model, regimen: {doses: [{time_min, amount_mg, route, duration_min?}], iv_rates: [{time_min, rate_mg_per_min}]}, covariates: {weight_kg, age_years?}, options?: {ke0_per_min?, route_assumptions?: [{route, f?, ka_per_min?}]}, horizon_min?, step_min?, population?: {subjects, seed, iiv_cv?: [[param, cv]], weight_sd_kg?, target_ng_ml?}, label?}]}"), responses((status = 200, description = "one result per regimen", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn simulate_api(
+    State(s): State<AppState>,
+    _p: Principal,
+    JsonBody(body): JsonBody<SimulateBody>,
+) -> Result<Json<SimulateResponse>, AppError> {
+    check_size(&body.regimens)?;
+    let state = s.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        let lib = library(&state)?;
+        ketcare_pk::compare(lib, &body.regimens).map_err(pk_error)
+    })
+    .await
+    .map_err(|_| AppError::Internal)??;
+    Ok(Json(SimulateResponse { results }))
+}
+
+/// Advisory target-controlled infusion schedule (STANPUMP-style) for a plasma or (with an assumed
+/// ke0) effect-site target, bounded by a maximum rate.
+#[utoipa::path(post, path = "/api/v1/pk/tci", request_body(content = Object, description = "{model, covariates: {weight_kg, age_years?}, target_ng_ml, site: plasma|effect_site, max_rate_mg_per_kg_min?, update_s?, duration_min, ke0_per_min?}"), responses((status = 200, description = "rate schedule and predicted curves", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn tci_api(
+    State(s): State<AppState>,
+    _p: Principal,
+    JsonBody(req): JsonBody<ketcare_pk::tci::TciRequest>,
+) -> Result<Json<ketcare_pk::tci::TciResult>, AppError> {
+    let state = s.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        ketcare_pk::tci::tci(library(&state)?, &req).map_err(pk_error)
+    })
+    .await
+    .map_err(|_| AppError::Internal)??;
+    Ok(Json(r))
+}
+
+// ---- The page ----------------------------------------------------------------------------------
+
+/// One regimen row of the form.
+pub struct RegimenRow {
+    pub i: usize,
+    pub model: String,
+    pub route: String,
+    pub dose: String,
+    pub duration: String,
+}
+
+/// One regimen's outcome on the page.
+pub struct Outcome {
+    pub label: String,
+    pub error: Option<String>,
+    pub key: Vec<(String, String)>,
+    pub assumptions: Vec<String>,
+    pub warnings: Vec<String>,
+    pub model: Option<ModelInfo>,
+    pub validity: String,
+}
+
+#[derive(Template)]
+#[template(path = "pk_simulate.html")]
+pub struct SimulatePage {
+    nav: Option<Nav>,
+    models: Vec<(String, String)>,
+    routes: Vec<String>,
+    model: String,
+    patient: String,
+    patient_note: String,
+    weight: String,
+    age: String,
+    subjects: String,
+    seed: String,
+    iiv: String,
+    target: String,
+    ke0: String,
+    rows: Vec<RegimenRow>,
+    error: String,
+    chart: String,
+    outcomes: Vec<Outcome>,
+    advisory: &'static str,
+}
+
+fn pairs(q: &Option<String>) -> Vec<(String, String)> {
+    q.as_deref()
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default()
+}
+
+fn get<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    p.iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+fn num(p: &[(String, String)], k: &str) -> Result<Option<f64>, AppError> {
+    get(p, k)
+        .map(|v| {
+            v.parse::<f64>()
+                .map_err(|_| AppError::invalid(k, format!("`{v}` is not a number")))
+        })
+        .transpose()
+}
+
+/// `v1=30, k10=30` (percent) → [(v1, 0.30), …].
+fn parse_iiv(text: &str) -> Result<Vec<(String, f64)>, AppError> {
+    let mut out = Vec::new();
+    for part in text
+        .split([',', ';'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| AppError::invalid("iiv", format!("`{part}`: expected name=CV%")))?;
+        let v: f64 = v
+            .trim()
+            .trim_end_matches('%')
+            .parse()
+            .map_err(|_| AppError::invalid("iiv", format!("`{part}`: CV is not a number")))?;
+        out.push((k.trim().to_owned(), v / 100.0));
+    }
+    Ok(out)
+}
+
+const DEFAULT_ROWS: [(&str, &str, &str); 3] = [
+    ("iv_infusion", "0.5", "40"),
+    ("intranasal", "0.5", ""),
+    ("oral", "0.5", ""),
+];
+
+fn fmt(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn outcome_of(label: String, r: Result<SimResult, PkError>) -> Outcome {
+    match r {
+        Err(e) => Outcome {
+            label,
+            error: Some(e.to_string()),
+            key: vec![],
+            assumptions: vec![],
+            warnings: vec![],
+            model: None,
+            validity: String::new(),
+        },
+        Ok(r) => {
+            let k = &r.key;
+            let mut key = vec![
+                ("Dose".into(), format!("{} mg", fmt(k.total_dose_mg))),
+                (
+                    "Cmax (typical)".into(),
+                    format!("{} ng/mL at {} min", fmt(k.cmax_ng_ml), fmt(k.tmax_min)),
+                ),
+                (
+                    "AUC 0–6 h (typical)".into(),
+                    format!("{} ng·h/mL", fmt(k.auc_ng_min_ml / 60.0)),
+                ),
+            ];
+            if let Some(p) = &r.population {
+                key.push((
+                    "Cmax, population median (5–95%)".into(),
+                    format!(
+                        "{} ({}–{}) ng/mL, n = {}",
+                        fmt(p.cmax_ng_ml.median),
+                        fmt(p.cmax_ng_ml.p5),
+                        fmt(p.cmax_ng_ml.p95),
+                        p.subjects
+                    ),
+                ));
+                if let (Some(tc), Some(pta), Some(ta)) =
+                    (p.target_ng_ml, p.target_attainment, p.time_above_min)
+                {
+                    key.push((
+                        format!("Reaching {tc} ng/mL"),
+                        format!(
+                            "{:.0}% of subjects; median {} min above",
+                            pta * 100.0,
+                            fmt(ta.median)
+                        ),
+                    ));
+                }
+            }
+            let assumptions = r
+                .assumptions
+                .iter()
+                .map(|a| {
+                    let status = a
+                        .status
+                        .map_or("your choice".to_owned(), |s| format!("status {s:?}"));
+                    let value = a
+                        .value
+                        .map_or(String::new(), |v| format!(" = {v:.4} {}", a.unit));
+                    let src = if a.source.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {}", a.source.join(", "))
+                    };
+                    let alts = if a.alternatives.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" Alternatives: {}.", a.alternatives.join("; "))
+                    };
+                    format!("{}{value} ({status}{src}) — {}.{alts}", a.name, a.note)
+                })
+                .collect();
+            let m = &r.model;
+            let range = |x: Option<[f64; 2]>, u: &str| {
+                x.map_or("not stated".to_owned(), |[a, b]| format!("{a}–{b} {u}"))
+            };
+            let validity = format!(
+                "age {}, weight {}",
+                range(m.age_range_years, "y"),
+                range(m.weight_range_kg, "kg")
+            );
+            Outcome {
+                label,
+                error: None,
+                key,
+                assumptions,
+                warnings: r.warnings.clone(),
+                model: Some(r.model.clone()),
+                validity,
+            }
+        }
+    }
+}
+
+pub async fn simulate_page(
+    State(s): State<AppState>,
+    p: Principal,
+    RawQuery(q): RawQuery,
+) -> Result<Response, PageError> {
+    let lib = library(&s)?;
+    let q = pairs(&q);
+    let model = get(&q, "model").unwrap_or("domino").to_owned();
+    let mut weight = num(&q, "weight_kg")?;
+    let mut age = num(&q, "age_years")?;
+    let mut patient_note = String::new();
+    let patient = get(&q, "patient").map(str::to_owned).unwrap_or_default();
+    if !patient.is_empty() {
+        let id: i64 = patient
+            .parse()
+            .map_err(|_| AppError::invalid("patient", "not a patient number"))?;
+        // Reading the record checks PatientRead and is audited by the store.
+        let pt = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
+        let rec = &pt.record;
+        let day = rec.day_of_care(s.today(), &s.bands);
+        if weight.is_none() {
+            weight = rec.weight.map(|w| f64::from(w.value));
+        }
+        if age.is_none() {
+            age = day
+                .as_ref()
+                .map(|d| f64::from(d.age.completed_months) / 12.0);
+        }
+        patient_note = format!(
+            "{} {} (MRN {}): weight {} and age {} from the record.",
+            rec.given_name,
+            rec.family_name,
+            rec.mrn,
+            rec.weight.map_or("not recorded".to_owned(), |w| format!(
+                "{:.1} kg measured {}",
+                f64::from(w.value),
+                w.measured_on
+            )),
+            day.map_or("unknown".to_owned(), |d| format!(
+                "{:.1} y",
+                f64::from(d.age.completed_months) / 12.0
+            )),
+        );
+    }
+    let weight = weight.unwrap_or(70.0);
+    let subjects = num(&q, "subjects")?.unwrap_or(500.0);
+    if !(0.0..=MAX_WEB_SUBJECTS as f64).contains(&subjects) {
+        return Err(
+            AppError::invalid("subjects", format!("between 0 and {MAX_WEB_SUBJECTS}")).into(),
+        );
+    }
+    let seed = num(&q, "seed")?.unwrap_or(1.0).max(0.0) as u64;
+    let iiv_text = get(&q, "iiv").unwrap_or("").to_owned();
+    let iiv = parse_iiv(&iiv_text)?;
+    let target = num(&q, "target_ng_ml")?;
+    let ke0 = num(&q, "ke0_per_min")?;
+    let mut rows = Vec::new();
+    let mut reqs = Vec::new();
+    let fresh = get(&q, "r0_route").is_none();
+    for (i, (dr, dd, dt)) in DEFAULT_ROWS.iter().enumerate() {
+        let val = |k: &str, d: &str| {
+            if fresh {
+                d.to_owned()
+            } else {
+                get(&q, &format!("r{i}_{k}")).unwrap_or("").to_owned()
+            }
+        };
+        let row = RegimenRow {
+            i,
+            model: val("model", ""),
+            route: val("route", dr),
+            dose: val("dose", dd),
+            duration: val("duration", dt),
+        };
+        if !row.route.is_empty() && !row.dose.is_empty() {
+            let m = if row.model.is_empty() {
+                model.clone()
+            } else {
+                row.model.clone()
+            };
+            let label = format!(
+                "{} {} mg/kg {}{}",
+                m,
+                row.dose,
+                row.route,
+                if row.duration.is_empty() {
+                    String::new()
+                } else {
+                    format!(" over {} min", row.duration)
+                }
+            );
+            let req = (|| -> Result<SimRequest, PkError> {
+                let route: Route = row.route.parse()?;
+                let dose: f64 = row.dose.parse().map_err(|_| PkError::Input {
+                    field: format!("r{i}_dose"),
+                    message: "not a number".into(),
+                })?;
+                let dur = if row.duration.is_empty() {
+                    None
+                } else {
+                    Some(row.duration.parse::<f64>().map_err(|_| PkError::Input {
+                        field: format!("r{i}_duration"),
+                        message: "not a number".into(),
+                    })?)
+                };
+                let mdl = lib.model(&m)?;
+                let has_iiv = ModelInfo::of(mdl).has_iiv || !iiv.is_empty();
+                Ok(SimRequest {
+                    model: m.clone(),
+                    regimen: ketcare_pk::simple_regimen(route, dose, weight, dur)?,
+                    covariates: Covariates {
+                        weight_kg: weight,
+                        age_years: age,
+                    },
+                    options: Options {
+                        ke0_per_min: ke0,
+                        route_assumptions: vec![],
+                    },
+                    horizon_min: 360.0,
+                    step_min: 1.0,
+                    population: (subjects >= 1.0 && has_iiv).then(|| PopulationSpec {
+                        subjects: subjects as usize,
+                        seed,
+                        // Only the parameters this model has.
+                        iiv_cv: iiv
+                            .iter()
+                            .filter(|(n, _)| mdl.file.param.contains_key(n))
+                            .cloned()
+                            .collect(),
+                        weight_sd_kg: None,
+                        target_ng_ml: target,
+                    }),
+                    label: Some(label.clone()),
+                })
+            })();
+            reqs.push((label, req));
+        }
+        rows.push(row);
+    }
+    let work = reqs;
+    let pk = s.pk.clone();
+    let (results, svg) = tokio::task::spawn_blocking(move || {
+        let lib = match pk.as_ref() {
+            Ok(l) => l,
+            Err(e) => return (vec![(String::new(), Err(e.clone()))], String::new()),
+        };
+        let results: Vec<(String, Result<SimResult, PkError>)> = work
+            .into_iter()
+            .map(|(l, r)| (l, r.and_then(|r| ketcare_pk::simulate(lib, &r, None))))
+            .collect();
+        let ok: Vec<SimResult> = results
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok().cloned())
+            .collect();
+        let svg = if ok.is_empty() {
+            String::new()
+        } else {
+            chart::svg(&ok, target, 860, 480)
+        };
+        (results, svg)
+    })
+    .await
+    .map_err(|_| AppError::Internal)?;
+    let no_iiv = results
+        .iter()
+        .any(|(_, r)| r.as_ref().is_ok_and(|r| r.population.is_none()))
+        && subjects >= 1.0;
+    let outcomes = results.into_iter().map(|(l, r)| outcome_of(l, r)).collect();
+    Ok(render_html(&SimulatePage {
+        nav: Nav::of(&p),
+        models: lib
+            .models
+            .iter()
+            .map(|m| (m.file.id.clone(), m.file.name.clone()))
+            .collect(),
+        routes: Route::ALL.iter().map(|r| r.as_str().to_owned()).collect(),
+        model,
+        patient,
+        patient_note,
+        weight: format!("{weight}"),
+        age: age.map_or(String::new(), |a| format!("{a:.1}")),
+        subjects: format!("{subjects}"),
+        seed: seed.to_string(),
+        iiv: iiv_text,
+        target: target.map_or(String::new(), |t| t.to_string()),
+        ke0: ke0.map_or(String::new(), |k| k.to_string()),
+        rows,
+        error: if no_iiv {
+            "This model publishes no inter-individual variability: enter CVs (an assumption, e.g. v1=30, k10=30, k12=30) to draw population bands.".into()
+        } else {
+            String::new()
+        },
+        chart: svg,
+        outcomes,
+        advisory: ketcare_pk::ADVISORY,
+    }))
+}
