@@ -2,6 +2,7 @@
 //! audit log from the shell.
 #![forbid(unsafe_code)]
 
+mod cli_measures;
 mod demo;
 
 use anyhow::{Context, Result, bail};
@@ -69,6 +70,13 @@ enum Command {
     /// The site's settings (values the reference leaves unconfirmed, narrowed limits).
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Score a questionnaire (the same numbers as the pages and the API).
+    Score(cli_measures::ScoreArgs),
+    /// The measurement instruments.
+    #[command(subcommand)]
+    Instrument(cli_measures::InstrumentCommand),
+    /// Morphine milligram equivalents per day of one opioid (CDC 2022 factors).
+    Mme(cli_measures::MmeArgs),
 }
 
 #[derive(Subcommand)]
@@ -291,6 +299,9 @@ async fn main() -> Result<()> {
         Command::Screen { input, json } => screen(&cli.db, &input, json).await,
         Command::Dose(args) => dose(&cli.db, args).await,
         Command::Settings(cmd) => settings(&cli.db, cmd).await,
+        Command::Score(args) => cli_measures::score(&cli.db, args).await,
+        Command::Instrument(cmd) => cli_measures::instrument(cmd),
+        Command::Mme(args) => cli_measures::mme(args),
     }
 }
 
