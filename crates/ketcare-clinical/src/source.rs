@@ -197,7 +197,7 @@ struct SourceRow {
 }
 
 impl SourceCatalogue {
-    pub(crate) fn parse(name: &str, text: &str) -> Result<Self, crate::DataError> {
+    pub fn parse(name: &str, text: &str) -> Result<Self, crate::DataError> {
         let file: SourcesFile = crate::data::parse_toml(name, text)?;
         let sources = file
             .source

@@ -9,7 +9,7 @@
 //!   both backends and keeps the chain linear.
 #![forbid(unsafe_code)]
 
-mod measures;
+pub mod measures;
 mod ops;
 mod sessions;
 mod sql;

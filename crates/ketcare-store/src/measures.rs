@@ -1,11 +1,996 @@
-//! Measurement-based care: questionnaire responses, patient links, safety alerts, opioid lists.
+//! Measurement-based care: questionnaire responses, patient links, safety alerts, opioid lists,
+//! per-course settings.
+//!
+//! Responses are stored once per submission key (a reload or double submit returns the stored
+//! row). Links keep only a hash of their token, belong to one patient and one set of
+//! instruments, expire, and are used once. A safety alert stays open until a clinician with
+//! `ResolveSafetyAlert` documents the follow-up; every action on it is recorded.
 
-use crate::SqlStore;
+use crate::sql::{Tx, append_audit, load_patient, now_rfc3339};
+use crate::{Result, SqlStore, StoreError, require};
 use async_trait::async_trait;
+use ketcare_core::audit::AuditEvent;
+use ketcare_core::{Actor, FieldErrors, PatientId, Permission};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// A response to store (scored by the caller with the pure core).
+#[derive(Debug, Clone)]
+pub struct NewResponse {
+    pub instrument: String,
+    /// JSON array of answers (`null` = unanswered).
+    pub answers: String,
+    pub total: Option<i64>,
+    /// JSON of the scored result.
+    pub result: String,
+    /// YYYY-MM-DD.
+    pub taken_on: String,
+    /// Makes the write idempotent: the same key stores nothing new.
+    pub submission_key: String,
+    /// Positive suicide-risk answers: one alert each, in the same transaction.
+    pub alerts: Vec<NewAlert>,
+}
+
+/// A safety alert to raise.
+#[derive(Debug, Clone)]
+pub struct NewAlert {
+    pub item: i64,
+    pub answer: i64,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct StoredResponse {
+    pub id: i64,
+    pub patient_id: i64,
+    pub instrument: String,
+    /// JSON array of answers.
+    pub answers: String,
+    pub total: Option<i64>,
+    /// JSON of the scored result.
+    pub result: String,
+    pub taken_on: String,
+    pub link_id: Option<i64>,
+    pub recorded_by: String,
+    pub recorded_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct MeasureLink {
+    pub id: i64,
+    pub patient_id: i64,
+    pub instruments: Vec<String>,
+    /// sent, opened or completed.
+    pub status: String,
+    /// Epoch seconds.
+    pub expires_at: i64,
+    pub created_by: String,
+    pub created_at: String,
+    pub opened_at: Option<String>,
+    pub completed_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SafetyAlert {
+    pub id: i64,
+    pub patient_id: i64,
+    pub response_id: Option<i64>,
+    pub instrument: String,
+    pub item: i64,
+    pub answer: i64,
+    pub detail: String,
+    /// open or closed.
+    pub status: String,
+    pub raised_by: String,
+    pub raised_at: String,
+    pub closed_by: Option<String>,
+    pub closed_at: Option<String>,
+    pub follow_up: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AlertAction {
+    pub alert_id: i64,
+    pub action: String,
+    pub note: String,
+    pub done_by: String,
+    pub done_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct OpioidRow {
+    pub id: i64,
+    pub patient_id: i64,
+    pub drug: String,
+    pub dose: f64,
+    pub unit: String,
+    pub per_day: Option<f64>,
+    pub route: Option<String>,
+    pub started_on: String,
+    pub stopped_on: Option<String>,
+    pub recorded_by: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOpioid {
+    pub drug: String,
+    pub dose: f64,
+    pub unit: String,
+    pub per_day: Option<f64>,
+    pub route: Option<String>,
+    pub started_on: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct MeasureCourse {
+    pub id: i64,
+    pub patient_id: i64,
+    pub label: String,
+    pub instrument: String,
+    pub started_on: String,
+    pub ended_on: Option<String>,
+    pub booster_score_at_least: Option<i64>,
+    pub booster_days: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCourse {
+    pub label: String,
+    pub instrument: String,
+    pub started_on: String,
+    pub ended_on: Option<String>,
+    pub booster_score_at_least: Option<i64>,
+    pub booster_days: Option<i64>,
+}
 
 /// The store's part for this area (included in [`crate::Store`]).
 #[async_trait]
-pub trait MeasuresStore: Send + Sync {}
+pub trait MeasuresStore: Send + Sync {
+    /// Stores a response entered by staff (and its alerts). Returns the row and whether it is
+    /// new (false: the submission key was already stored for this patient).
+    async fn record_response(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        response: &NewResponse,
+    ) -> Result<(StoredResponse, bool)>;
+    async fn patient_responses(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+    ) -> Result<Vec<StoredResponse>>;
+
+    /// Creates a link for one patient and one set; only the token's hash is stored.
+    async fn create_link(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        token_hash: &str,
+        instruments: &[String],
+        expires_at: i64,
+    ) -> Result<MeasureLink>;
+    async fn patient_links(&self, actor: &Actor, patient: PatientId) -> Result<Vec<MeasureLink>>;
+    /// Opens a link (no sign-in): refuses an unknown, expired or used link; marks it opened.
+    async fn open_link(&self, token_hash: &str, now: i64, address: &str) -> Result<MeasureLink>;
+    /// Stores a link's answers once, for the link's patient and set only. A repeat of a
+    /// completed submission returns the stored rows (`false`); a link used once is closed.
+    async fn submit_link(
+        &self,
+        token_hash: &str,
+        now: i64,
+        address: &str,
+        responses: &[NewResponse],
+    ) -> Result<(MeasureLink, Vec<StoredResponse>, bool)>;
+
+    async fn open_alerts(&self, actor: &Actor) -> Result<Vec<SafetyAlert>>;
+    async fn patient_alerts(&self, actor: &Actor, patient: PatientId) -> Result<Vec<SafetyAlert>>;
+    /// Closes an alert with the documented follow-up (required, non-empty).
+    async fn resolve_alert(&self, actor: &Actor, id: i64, follow_up: &str) -> Result<SafetyAlert>;
+    async fn alert_actions(&self, actor: &Actor, id: i64) -> Result<Vec<AlertAction>>;
+
+    async fn add_opioid(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        entry: &NewOpioid,
+    ) -> Result<OpioidRow>;
+    async fn stop_opioid(&self, actor: &Actor, id: i64, stopped_on: &str) -> Result<OpioidRow>;
+    async fn patient_opioids(&self, actor: &Actor, patient: PatientId) -> Result<Vec<OpioidRow>>;
+
+    async fn save_course(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        course: &NewCourse,
+    ) -> Result<MeasureCourse>;
+    async fn patient_courses(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+    ) -> Result<Vec<MeasureCourse>>;
+}
+
+const RESPONSE_COLS: &str = "id, patient_id, instrument, answers, total, result, taken_on, link_id, recorded_by, recorded_at";
+const LINK_COLS: &str = "id, patient_id, instruments, status, expires_at, created_by, created_at, opened_at, completed_at";
+const ALERT_COLS: &str = "id, patient_id, response_id, instrument, item, answer, detail, status, raised_by, raised_at, closed_by, closed_at, follow_up";
+const OPIOID_COLS: &str =
+    "id, patient_id, drug, dose, unit, per_day, route, started_on, stopped_on, recorded_by";
+const COURSE_COLS: &str =
+    "id, patient_id, label, instrument, started_on, ended_on, booster_score_at_least, booster_days";
+
+fn response_row(r: &AnyRow) -> Result<StoredResponse> {
+    Ok(StoredResponse {
+        id: r.try_get("id")?,
+        patient_id: r.try_get("patient_id")?,
+        instrument: r.try_get("instrument")?,
+        answers: r.try_get("answers")?,
+        total: r.try_get("total")?,
+        result: r.try_get("result")?,
+        taken_on: r.try_get("taken_on")?,
+        link_id: r.try_get("link_id")?,
+        recorded_by: r.try_get("recorded_by")?,
+        recorded_at: r.try_get("recorded_at")?,
+    })
+}
+
+fn link_row(r: &AnyRow) -> Result<MeasureLink> {
+    let instruments: String = r.try_get("instruments")?;
+    Ok(MeasureLink {
+        id: r.try_get("id")?,
+        patient_id: r.try_get("patient_id")?,
+        instruments: serde_json::from_str(&instruments)
+            .map_err(|e| StoreError::Corrupt(format!("measure_links.instruments: {e}")))?,
+        status: r.try_get("status")?,
+        expires_at: r.try_get("expires_at")?,
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+        opened_at: r.try_get("opened_at")?,
+        completed_at: r.try_get("completed_at")?,
+    })
+}
+
+fn alert_row(r: &AnyRow) -> Result<SafetyAlert> {
+    Ok(SafetyAlert {
+        id: r.try_get("id")?,
+        patient_id: r.try_get("patient_id")?,
+        response_id: r.try_get("response_id")?,
+        instrument: r.try_get("instrument")?,
+        item: r.try_get("item")?,
+        answer: r.try_get("answer")?,
+        detail: r.try_get("detail")?,
+        status: r.try_get("status")?,
+        raised_by: r.try_get("raised_by")?,
+        raised_at: r.try_get("raised_at")?,
+        closed_by: r.try_get("closed_by")?,
+        closed_at: r.try_get("closed_at")?,
+        follow_up: r.try_get("follow_up")?,
+    })
+}
+
+fn opioid_row(r: &AnyRow) -> Result<OpioidRow> {
+    Ok(OpioidRow {
+        id: r.try_get("id")?,
+        patient_id: r.try_get("patient_id")?,
+        drug: r.try_get("drug")?,
+        dose: r.try_get("dose")?,
+        unit: r.try_get("unit")?,
+        per_day: r.try_get("per_day")?,
+        route: r.try_get("route")?,
+        started_on: r.try_get("started_on")?,
+        stopped_on: r.try_get("stopped_on")?,
+        recorded_by: r.try_get("recorded_by")?,
+    })
+}
+
+fn course_row(r: &AnyRow) -> Result<MeasureCourse> {
+    Ok(MeasureCourse {
+        id: r.try_get("id")?,
+        patient_id: r.try_get("patient_id")?,
+        label: r.try_get("label")?,
+        instrument: r.try_get("instrument")?,
+        started_on: r.try_get("started_on")?,
+        ended_on: r.try_get("ended_on")?,
+        booster_score_at_least: r.try_get("booster_score_at_least")?,
+        booster_days: r.try_get("booster_days")?,
+    })
+}
+
+fn link_actor(link_id: i64, address: &str) -> Actor {
+    Actor {
+        user_id: None,
+        username: format!("patient-link:{link_id}"),
+        role: None,
+        address: address.to_owned(),
+    }
+}
+
+async fn audit(
+    tx: &mut Tx,
+    actor: &Actor,
+    action: &str,
+    patient: i64,
+    detail: String,
+) -> Result<()> {
+    append_audit(tx, actor, &AuditEvent::new(action, Some(patient), detail)).await
+}
+
+/// Reads rows of one table for a patient.
+async fn rows_for<T>(
+    tx: &mut Tx,
+    sql: String,
+    patient: i64,
+    f: fn(&AnyRow) -> Result<T>,
+) -> Result<Vec<T>> {
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(patient)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(f)
+        .collect()
+}
+
+async fn response_by_key(tx: &mut Tx, key: &str) -> Result<Option<StoredResponse>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RESPONSE_COLS} FROM measure_responses WHERE submission_key = $1"
+    )))
+    .bind(key)
+    .fetch_optional(&mut **tx)
+    .await?
+    .as_ref()
+    .map(response_row)
+    .transpose()
+}
+
+/// Inserts a response and its alerts (with their "raised" actions), or returns the stored one.
+async fn insert_response(
+    tx: &mut Tx,
+    actor: &Actor,
+    patient: i64,
+    link_id: Option<i64>,
+    r: &NewResponse,
+) -> Result<(StoredResponse, bool)> {
+    if r.submission_key.trim().is_empty() {
+        return Err(StoreError::Invalid(FieldErrors::single(
+            "submission_key",
+            "required: a key that makes the submission idempotent",
+        )));
+    }
+    if let Some(existing) = response_by_key(tx, &r.submission_key).await? {
+        if existing.patient_id != patient {
+            return Err(StoreError::Conflict(
+                "submission_key: already used for another patient".into(),
+            ));
+        }
+        return Ok((existing, false));
+    }
+    let now = now_rfc3339();
+    let row = sqlx::query(
+        "INSERT INTO measure_responses (patient_id, instrument, answers, total, result, taken_on, link_id, submission_key, recorded_by, recorded_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind(patient)
+    .bind(&r.instrument)
+    .bind(&r.answers)
+    .bind(r.total)
+    .bind(&r.result)
+    .bind(&r.taken_on)
+    .bind(link_id)
+    .bind(&r.submission_key)
+    .bind(&actor.username)
+    .bind(&now)
+    .fetch_one(&mut **tx)
+    .await?;
+    let id: i64 = row.try_get("id")?;
+    audit(
+        tx,
+        actor,
+        "measure.record",
+        patient,
+        format!("response {id}: {}", r.instrument),
+    )
+    .await?;
+    for a in &r.alerts {
+        let row = sqlx::query(
+            "INSERT INTO safety_alerts (patient_id, response_id, instrument, item, answer, detail, status, raised_by, raised_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) RETURNING id",
+        )
+        .bind(patient)
+        .bind(id)
+        .bind(&r.instrument)
+        .bind(a.item)
+        .bind(a.answer)
+        .bind(&a.detail)
+        .bind(&actor.username)
+        .bind(&now)
+        .fetch_one(&mut **tx)
+        .await?;
+        let alert_id: i64 = row.try_get("id")?;
+        alert_action(tx, alert_id, "raised", &a.detail, &actor.username, &now).await?;
+        audit(
+            tx,
+            actor,
+            "safety_alert.raise",
+            patient,
+            format!("alert {alert_id}: {} item {}", r.instrument, a.item),
+        )
+        .await?;
+    }
+    let stored = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RESPONSE_COLS} FROM measure_responses WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((response_row(&stored)?, true))
+}
+
+async fn alert_action(
+    tx: &mut Tx,
+    alert: i64,
+    action: &str,
+    note: &str,
+    by: &str,
+    at: &str,
+) -> Result<()> {
+    sqlx::query("INSERT INTO safety_alert_actions (alert_id, action, note, done_by, done_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(alert)
+        .bind(action)
+        .bind(note)
+        .bind(by)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn link_by_hash(tx: &mut Tx, token_hash: &str) -> Result<MeasureLink> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {LINK_COLS} FROM measure_links WHERE token_hash = $1"
+    )))
+    .bind(token_hash)
+    .fetch_optional(&mut **tx)
+    .await?
+    .as_ref()
+    .map(link_row)
+    .transpose()?
+    .ok_or_else(|| StoreError::NotFound {
+        what: "questionnaire link".into(),
+    })
+}
+
+async fn link_by_id(tx: &mut Tx, id: i64) -> Result<MeasureLink> {
+    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {LINK_COLS} FROM measure_links WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    link_row(&r)
+}
+
+async fn alert_by_id(tx: &mut Tx, id: i64) -> Result<SafetyAlert> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {ALERT_COLS} FROM safety_alerts WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .as_ref()
+    .map(alert_row)
+    .transpose()?
+    .ok_or_else(|| StoreError::NotFound {
+        what: format!("safety alert {id}"),
+    })
+}
+
+/// Refuses an expired link (used links are handled by the caller).
+fn check_expiry(link: &MeasureLink, now: i64) -> Result<()> {
+    if now >= link.expires_at {
+        return Err(StoreError::Conflict("link: this link has expired".into()));
+    }
+    Ok(())
+}
 
 #[async_trait]
-impl MeasuresStore for SqlStore {}
+impl MeasuresStore for SqlStore {
+    async fn record_response(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        response: &NewResponse,
+    ) -> Result<(StoredResponse, bool)> {
+        require(actor, Permission::RecordMeasures)?;
+        let mut tx = self.begin_write().await?;
+        load_patient(&mut tx, patient).await?;
+        let out = insert_response(&mut tx, actor, patient.get(), None, response).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn patient_responses(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+    ) -> Result<Vec<StoredResponse>> {
+        require(actor, Permission::PatientRead)?;
+        let mut tx = self.begin_write().await?;
+        load_patient(&mut tx, patient).await?;
+        let rows = rows_for(
+            &mut tx,
+            format!("SELECT {RESPONSE_COLS} FROM measure_responses WHERE patient_id = $1 ORDER BY taken_on, id"),
+            patient.get(),
+            response_row,
+        )
+        .await?;
+        audit(
+            &mut tx,
+            actor,
+            "measure.read",
+            patient.get(),
+            format!("{} responses", rows.len()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn create_link(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        token_hash: &str,
+        instruments: &[String],
+        expires_at: i64,
+    ) -> Result<MeasureLink> {
+        require(actor, Permission::RecordMeasures)?;
+        if instruments.is_empty() {
+            return Err(StoreError::Invalid(FieldErrors::single(
+                "instruments",
+                "choose at least one questionnaire",
+            )));
+        }
+        let mut tx = self.begin_write().await?;
+        load_patient(&mut tx, patient).await?;
+        let set = serde_json::to_string(instruments)
+            .map_err(|e| StoreError::Corrupt(format!("instruments: {e}")))?;
+        let row = sqlx::query(
+            "INSERT INTO measure_links (patient_id, token_hash, instruments, status, expires_at, created_by, created_at)
+             VALUES ($1, $2, $3, 'sent', $4, $5, $6) RETURNING id",
+        )
+        .bind(patient.get())
+        .bind(token_hash)
+        .bind(&set)
+        .bind(expires_at)
+        .bind(&actor.username)
+        .bind(now_rfc3339())
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        audit(
+            &mut tx,
+            actor,
+            "measure_link.create",
+            patient.get(),
+            format!("link {id}: {}", instruments.join(", ")),
+        )
+        .await?;
+        let link = link_by_id(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(link)
+    }
+
+    async fn patient_links(&self, actor: &Actor, patient: PatientId) -> Result<Vec<MeasureLink>> {
+        require(actor, Permission::PatientRead)?;
+        let mut tx = self.begin_write().await?;
+        load_patient(&mut tx, patient).await?;
+        let rows = rows_for(
+            &mut tx,
+            format!("SELECT {LINK_COLS} FROM measure_links WHERE patient_id = $1 ORDER BY id DESC"),
+            patient.get(),
+            link_row,
+        )
+        .await?;
+        audit(
+            &mut tx,
+            actor,
+            "measure_link.read",
+            patient.get(),
+            format!("{} links", rows.len()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn open_link(&self, token_hash: &str, now: i64, address: &str) -> Result<MeasureLink> {
+        let mut tx = self.begin_write().await?;
+        let link = link_by_hash(&mut tx, token_hash).await?;
+        if link.status == "completed" {
+            return Err(StoreError::Conflict(
+                "link: this link has already been used".into(),
+            ));
+        }
+        check_expiry(&link, now)?;
+        if link.status == "sent" {
+            sqlx::query("UPDATE measure_links SET status = 'opened', opened_at = $1 WHERE id = $2")
+                .bind(now_rfc3339())
+                .bind(link.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let actor = link_actor(link.id, address);
+        audit(
+            &mut tx,
+            &actor,
+            "measure_link.open",
+            link.patient_id,
+            format!("link {}", link.id),
+        )
+        .await?;
+        let link = link_by_id(&mut tx, link.id).await?;
+        tx.commit().await?;
+        Ok(link)
+    }
+
+    async fn submit_link(
+        &self,
+        token_hash: &str,
+        now: i64,
+        address: &str,
+        responses: &[NewResponse],
+    ) -> Result<(MeasureLink, Vec<StoredResponse>, bool)> {
+        let mut tx = self.begin_write().await?;
+        let link = link_by_hash(&mut tx, token_hash).await?;
+        let actor = link_actor(link.id, address);
+        if link.status == "completed" {
+            // A reload or double submit: the stored rows, nothing new.
+            let mut stored = Vec::new();
+            for r in responses {
+                match response_by_key(&mut tx, &r.submission_key).await? {
+                    Some(s) if s.link_id == Some(link.id) => stored.push(s),
+                    _ => {
+                        return Err(StoreError::Conflict(
+                            "link: this link has already been used".into(),
+                        ));
+                    }
+                }
+            }
+            return Ok((link, stored, false));
+        }
+        check_expiry(&link, now)?;
+        let mut stored = Vec::new();
+        for r in responses {
+            if !link.instruments.contains(&r.instrument) {
+                return Err(StoreError::Invalid(FieldErrors::single(
+                    "instrument",
+                    format!("{} is not part of this link's set", r.instrument),
+                )));
+            }
+            stored.push(
+                insert_response(&mut tx, &actor, link.patient_id, Some(link.id), r)
+                    .await?
+                    .0,
+            );
+        }
+        if stored.len() != link.instruments.len() {
+            return Err(StoreError::Invalid(FieldErrors::single(
+                "instruments",
+                "every questionnaire of the link must be answered together",
+            )));
+        }
+        sqlx::query(
+            "UPDATE measure_links SET status = 'completed', completed_at = $1 WHERE id = $2",
+        )
+        .bind(now_rfc3339())
+        .bind(link.id)
+        .execute(&mut *tx)
+        .await?;
+        audit(
+            &mut tx,
+            &actor,
+            "measure_link.complete",
+            link.patient_id,
+            format!("link {}", link.id),
+        )
+        .await?;
+        let link = link_by_id(&mut tx, link.id).await?;
+        tx.commit().await?;
+        Ok((link, stored, true))
+    }
+
+    async fn open_alerts(&self, actor: &Actor) -> Result<Vec<SafetyAlert>> {
+        require(actor, Permission::PatientRead)?;
+        let mut tx = self.begin_write().await?;
+        let rows: Vec<SafetyAlert> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLS} FROM safety_alerts WHERE status = 'open' ORDER BY id"
+        )))
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(alert_row)
+        .collect::<Result<_>>()?;
+        for a in &rows {
+            audit(
+                &mut tx,
+                actor,
+                "safety_alert.read",
+                a.patient_id,
+                format!("alert {}", a.id),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn patient_alerts(&self, actor: &Actor, patient: PatientId) -> Result<Vec<SafetyAlert>> {
+        require(actor, Permission::PatientRead)?;
+        let mut tx = self.begin_write().await?;
+        load_patient(&mut tx, patient).await?;
+        let rows = rows_for(
+            &mut tx,
+            format!(
+                "SELECT {ALERT_COLS} FROM safety_alerts WHERE patient_id = $1 ORDER BY id DESC"
+            ),
+            patient.get(),
+            alert_row,
+        )
+        .await?;
+        audit(
+            &mut tx,
+            actor,
+            "safety_alert.read",
+            patient.get(),
+            format!("{} alerts", rows.len()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn resolve_alert(&self, actor: &Actor, id: i64, follow_up: &str) -> Result<SafetyAlert> {
+        require(actor, Permission::ResolveSafetyAlert)?;
+        let follow_up = follow_up.trim();
+        if follow_up.is_empty() {
+            return Err(StoreError::Invalid(FieldErrors::single(
+                "follow_up",
+                "required: document the follow-up (who assessed the patient, what was decided)",
+            )));
+        }
+        let mut tx = self.begin_write().await?;
+        let alert = alert_by_id(&mut tx, id).await?;
+        if alert.status != "open" {
+            return Err(StoreError::Conflict(format!(
+                "safety alert {id} is already closed"
+            )));
+        }
+        let now = now_rfc3339();
+        sqlx::query("UPDATE safety_alerts SET status = 'closed', closed_by = $1, closed_at = $2, follow_up = $3 WHERE id = $4")
+            .bind(&actor.username)
+            .bind(&now)
+            .bind(follow_up)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        alert_action(&mut tx, id, "resolved", follow_up, &actor.username, &now).await?;
+        audit(
+            &mut tx,
+            actor,
+            "safety_alert.resolve",
+            alert.patient_id,
+            format!("alert {id}"),
+        )
+        .await?;
+        let alert = alert_by_id(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(alert)
+    }
+
+    async fn alert_actions(&self, actor: &Actor, id: i64) -> Result<Vec<AlertAction>> {
+        require(actor, Permission::PatientRead)?;
+        let mut tx = self.begin_write().await?;
+        let alert = alert_by_id(&mut tx, id).await?;
+        let rows = sqlx::query("SELECT alert_id, action, note, done_by, done_at FROM safety_alert_actions WHERE alert_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(AlertAction {
+                    alert_id: r.try_get("alert_id")?,
+                    action: r.try_get("action")?,
+                    note: r.try_get("note")?,
+                    done_by: r.try_get("done_by")?,
+                    done_at: r.try_get("done_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        audit(
+            &mut tx,
+            actor,
+            "safety_alert.read",
+            alert.patient_id,
+            format!("alert {id} actions"),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn add_opioid(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        e: &NewOpioid,
+    ) -> Result<OpioidRow> {
+        require(actor, Permission::RecordMeasures)?;
+        let mut tx = self.begin_write().await?;
+        load_patient(&mut tx, patient).await?;
+        let row = sqlx::query(
+            "INSERT INTO opioid_entries (patient_id, drug, dose, unit, per_day, route, started_on, recorded_by, recorded_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(patient.get())
+        .bind(&e.drug)
+        .bind(e.dose)
+        .bind(&e.unit)
+        .bind(e.per_day)
+        .bind(e.route.as_deref())
+        .bind(&e.started_on)
+        .bind(&actor.username)
+        .bind(now_rfc3339())
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        audit(
+            &mut tx,
+            actor,
+            "opioid.add",
+            patient.get(),
+            format!("opioid {id}: {}", e.drug),
+        )
+        .await?;
+        let r = opioid_by_id(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(r)
+    }
+
+    async fn stop_opioid(&self, actor: &Actor, id: i64, stopped_on: &str) -> Result<OpioidRow> {
+        require(actor, Permission::RecordMeasures)?;
+        let mut tx = self.begin_write().await?;
+        let before = opioid_by_id(&mut tx, id).await?;
+        if stopped_on < before.started_on.as_str() {
+            return Err(StoreError::Invalid(FieldErrors::single(
+                "stopped_on",
+                format!("must be on or after the start date {}", before.started_on),
+            )));
+        }
+        sqlx::query("UPDATE opioid_entries SET stopped_on = $1 WHERE id = $2")
+            .bind(stopped_on)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        audit(
+            &mut tx,
+            actor,
+            "opioid.stop",
+            before.patient_id,
+            format!("opioid {id}"),
+        )
+        .await?;
+        let r = opioid_by_id(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(r)
+    }
+
+    async fn patient_opioids(&self, actor: &Actor, patient: PatientId) -> Result<Vec<OpioidRow>> {
+        require(actor, Permission::PatientRead)?;
+        let mut tx = self.begin_write().await?;
+        load_patient(&mut tx, patient).await?;
+        let rows = rows_for(
+            &mut tx,
+            format!("SELECT {OPIOID_COLS} FROM opioid_entries WHERE patient_id = $1 ORDER BY started_on, id"),
+            patient.get(),
+            opioid_row,
+        )
+        .await?;
+        audit(
+            &mut tx,
+            actor,
+            "opioid.read",
+            patient.get(),
+            format!("{} entries", rows.len()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn save_course(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        c: &NewCourse,
+    ) -> Result<MeasureCourse> {
+        require(actor, Permission::RecordMeasures)?;
+        let mut tx = self.begin_write().await?;
+        load_patient(&mut tx, patient).await?;
+        let row = sqlx::query(
+            "INSERT INTO measure_courses (patient_id, label, instrument, started_on, ended_on, booster_score_at_least, booster_days, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(patient.get())
+        .bind(&c.label)
+        .bind(&c.instrument)
+        .bind(&c.started_on)
+        .bind(c.ended_on.as_deref())
+        .bind(c.booster_score_at_least)
+        .bind(c.booster_days)
+        .bind(&actor.username)
+        .bind(now_rfc3339())
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        audit(
+            &mut tx,
+            actor,
+            "measure_course.save",
+            patient.get(),
+            format!("course {id}: {}", c.instrument),
+        )
+        .await?;
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COURSE_COLS} FROM measure_courses WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let course = course_row(&r)?;
+        tx.commit().await?;
+        Ok(course)
+    }
+
+    async fn patient_courses(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+    ) -> Result<Vec<MeasureCourse>> {
+        require(actor, Permission::PatientRead)?;
+        let mut tx = self.begin_write().await?;
+        load_patient(&mut tx, patient).await?;
+        let rows = rows_for(
+            &mut tx,
+            format!("SELECT {COURSE_COLS} FROM measure_courses WHERE patient_id = $1 ORDER BY started_on, id"),
+            patient.get(),
+            course_row,
+        )
+        .await?;
+        audit(
+            &mut tx,
+            actor,
+            "measure_course.read",
+            patient.get(),
+            format!("{} courses", rows.len()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}
+
+async fn opioid_by_id(tx: &mut Tx, id: i64) -> Result<OpioidRow> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {OPIOID_COLS} FROM opioid_entries WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .as_ref()
+    .map(opioid_row)
+    .transpose()?
+    .ok_or_else(|| StoreError::NotFound {
+        what: format!("opioid entry {id}"),
+    })
+}

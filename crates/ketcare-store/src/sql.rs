@@ -241,7 +241,7 @@ fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-async fn load_patient(tx: &mut Tx, id: PatientId) -> Result<Patient> {
+pub(crate) async fn load_patient(tx: &mut Tx, id: PatientId) -> Result<Patient> {
     let row = sqlx::query(concat!(
         "SELECT ",
         patient_columns!(),

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod cli_pk;
+mod cli_measures;
 mod demo;
 
 use anyhow::{Context, Result, bail};
@@ -78,6 +79,13 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(cli_pk::BenchCommand),
+    /// Score a questionnaire (the same numbers as the pages and the API).
+    Score(cli_measures::ScoreArgs),
+    /// The measurement instruments.
+    #[command(subcommand)]
+    Instrument(cli_measures::InstrumentCommand),
+    /// Morphine milligram equivalents per day of one opioid (CDC 2022 factors).
+    Mme(cli_measures::MmeArgs),
 }
 
 #[derive(Subcommand)]
@@ -303,6 +311,9 @@ async fn main() -> Result<()> {
         Command::Simulate(args) => cli_pk::simulate(&args),
         Command::Model(cmd) => cli_pk::model(cmd),
         Command::Bench(cmd) => cli_pk::bench(cmd),
+        Command::Score(args) => cli_measures::score(&cli.db, args).await,
+        Command::Instrument(cmd) => cli_measures::instrument(cmd),
+        Command::Mme(args) => cli_measures::mme(args),
     }
 }
 

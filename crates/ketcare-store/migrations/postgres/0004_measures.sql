@@ -1,0 +1,86 @@
+-- Measurement-based care: questionnaire responses (stored once per submission key), patient
+-- links (only a hash of the token), suicide-risk safety alerts with every action on them,
+-- opioid list entries, and per-course outcome and booster settings.
+CREATE TABLE measure_links (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    patient_id BIGINT NOT NULL REFERENCES patients(id),
+    token_hash TEXT NOT NULL UNIQUE,
+    instruments TEXT NOT NULL,
+    status TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    opened_at TEXT,
+    completed_at TEXT
+);
+CREATE INDEX measure_links_patient ON measure_links (patient_id);
+
+CREATE TABLE measure_responses (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    patient_id BIGINT NOT NULL REFERENCES patients(id),
+    instrument TEXT NOT NULL,
+    answers TEXT NOT NULL,
+    total BIGINT,
+    result TEXT NOT NULL,
+    taken_on TEXT NOT NULL,
+    link_id BIGINT REFERENCES measure_links(id),
+    submission_key TEXT NOT NULL UNIQUE,
+    recorded_by TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
+CREATE INDEX measure_responses_patient ON measure_responses (patient_id, taken_on);
+
+CREATE TABLE safety_alerts (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    patient_id BIGINT NOT NULL REFERENCES patients(id),
+    response_id BIGINT REFERENCES measure_responses(id),
+    instrument TEXT NOT NULL,
+    item BIGINT NOT NULL,
+    answer BIGINT NOT NULL,
+    detail TEXT NOT NULL,
+    status TEXT NOT NULL,
+    raised_by TEXT NOT NULL,
+    raised_at TEXT NOT NULL,
+    closed_by TEXT,
+    closed_at TEXT,
+    follow_up TEXT
+);
+CREATE INDEX safety_alerts_open ON safety_alerts (status, patient_id);
+
+CREATE TABLE safety_alert_actions (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    alert_id BIGINT NOT NULL REFERENCES safety_alerts(id),
+    action TEXT NOT NULL,
+    note TEXT NOT NULL,
+    done_by TEXT NOT NULL,
+    done_at TEXT NOT NULL
+);
+
+CREATE TABLE opioid_entries (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    patient_id BIGINT NOT NULL REFERENCES patients(id),
+    drug TEXT NOT NULL,
+    dose DOUBLE PRECISION NOT NULL,
+    unit TEXT NOT NULL,
+    per_day DOUBLE PRECISION,
+    route TEXT,
+    started_on TEXT NOT NULL,
+    stopped_on TEXT,
+    recorded_by TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
+CREATE INDEX opioid_entries_patient ON opioid_entries (patient_id);
+
+CREATE TABLE measure_courses (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    patient_id BIGINT NOT NULL REFERENCES patients(id),
+    label TEXT NOT NULL,
+    instrument TEXT NOT NULL,
+    started_on TEXT NOT NULL,
+    ended_on TEXT,
+    booster_score_at_least BIGINT,
+    booster_days BIGINT,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX measure_courses_patient ON measure_courses (patient_id);

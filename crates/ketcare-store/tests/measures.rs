@@ -1,0 +1,237 @@
+//! Measurement-based care in the store, on SQLite and PostgreSQL: responses stored once, links
+//! (hash only, one patient, one set, expiry, single use), alerts closed only with a documented
+//! follow-up, opioid entries and courses — every change audited and role-checked.
+
+use ketcare_core::patient::{NewPatient, PatientInput};
+use ketcare_core::{Actor, PatientId, Role, UserId};
+use ketcare_store::measures::{NewAlert, NewCourse, NewOpioid, NewResponse};
+use ketcare_store::testing::{BACKENDS, fresh_store};
+use ketcare_store::{Store, StoreError};
+
+fn nurse() -> Actor {
+    Actor::user(UserId::new(1), "nurse", Role::Nurse, "test")
+}
+
+async fn patient(store: &dyn Store, mrn: &str) -> PatientId {
+    let today = jiff::civil::date(2026, 6, 1);
+    let input = PatientInput {
+        mrn: mrn.into(),
+        given_name: "Pat".into(),
+        family_name: "Test".into(),
+        date_of_birth: "1980-01-01".into(),
+        sex: "female".into(),
+        ..Default::default()
+    };
+    let p = NewPatient::parse(&input, today).unwrap();
+    store
+        .create_patient(&Actor::system(Role::Nurse), &p)
+        .await
+        .unwrap()
+        .id
+}
+
+fn response(instrument: &str, key: &str, item9: i64) -> NewResponse {
+    NewResponse {
+        instrument: instrument.into(),
+        answers: "[0,0,0,0,0,0,0,0,1]".into(),
+        total: Some(1),
+        result: "{}".into(),
+        taken_on: "2026-06-01".into(),
+        submission_key: key.into(),
+        alerts: if item9 > 0 {
+            vec![NewAlert {
+                item: 9,
+                answer: item9,
+                detail: "PHQ-9 item 9".into(),
+            }]
+        } else {
+            vec![]
+        },
+    }
+}
+
+#[tokio::test]
+async fn responses_alerts_links_opioids_courses() {
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let a = patient(s, "M-A").await;
+        let b = patient(s, "M-B").await;
+        let n = nurse();
+
+        // Stored once per submission key.
+        let (r1, new1) = s
+            .record_response(&n, a, &response("phq9", "k1", 1))
+            .await
+            .unwrap();
+        let (r2, new2) = s
+            .record_response(&n, a, &response("phq9", "k1", 1))
+            .await
+            .unwrap();
+        assert!(new1 && !new2, "{backend:?}");
+        assert_eq!(r1.id, r2.id);
+        assert_eq!(s.patient_responses(&n, a).await.unwrap().len(), 1);
+        // The same key for another patient is refused.
+        assert!(matches!(
+            s.record_response(&n, b, &response("phq9", "k1", 0)).await,
+            Err(StoreError::Conflict(_))
+        ));
+        // Roles: a scheduler may not record, a researcher may not read.
+        let sched = Actor::user(UserId::new(2), "sched", Role::Scheduler, "t");
+        assert!(matches!(
+            s.record_response(&sched, a, &response("phq9", "k2", 0))
+                .await,
+            Err(StoreError::Forbidden { .. })
+        ));
+
+        // One alert, open, on the dashboard; closing needs a documented follow-up and a role.
+        let open = s.open_alerts(&n).await.unwrap();
+        assert_eq!(open.len(), 1);
+        let id = open[0].id;
+        assert!(matches!(
+            s.resolve_alert(&n, id, "  ").await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            s.resolve_alert(&sched, id, "x").await,
+            Err(StoreError::Forbidden { .. })
+        ));
+        assert_eq!(s.open_alerts(&n).await.unwrap().len(), 1);
+        let closed = s
+            .resolve_alert(&n, id, "Called the patient; safety plan reviewed")
+            .await
+            .unwrap();
+        assert_eq!(closed.status, "closed");
+        assert_eq!(closed.closed_by.as_deref(), Some("nurse"));
+        assert!(s.open_alerts(&n).await.unwrap().is_empty());
+        assert!(matches!(
+            s.resolve_alert(&n, id, "again").await,
+            Err(StoreError::Conflict(_))
+        ));
+        let actions = s.alert_actions(&n, id).await.unwrap();
+        assert_eq!(
+            actions
+                .iter()
+                .map(|x| x.action.as_str())
+                .collect::<Vec<_>>(),
+            ["raised", "resolved"]
+        );
+
+        // Links: hash only; one patient, one set; expiry; single use.
+        let link = s
+            .create_link(&n, a, "hash-1", &["phq9".into(), "gad7".into()], 1_000)
+            .await
+            .unwrap();
+        assert_eq!(link.status, "sent");
+        assert!(matches!(
+            s.open_link("nope", 10, "x").await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(matches!(
+            s.open_link("hash-1", 1_000, "x").await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(
+            s.open_link("hash-1", 10, "x").await.unwrap().status,
+            "opened"
+        );
+        // A questionnaire outside the set is refused; a partial set is refused.
+        let err = s
+            .submit_link("hash-1", 20, "x", &[response("madrs", "l1:madrs", 0)])
+            .await;
+        assert!(matches!(err, Err(StoreError::Invalid(_))));
+        let err = s
+            .submit_link("hash-1", 20, "x", &[response("phq9", "l1:phq9", 0)])
+            .await;
+        assert!(matches!(err, Err(StoreError::Invalid(_))));
+        let both = [
+            response("phq9", "l1:phq9", 2),
+            response("gad7", "l1:gad7", 0),
+        ];
+        let (l, rows, new) = s.submit_link("hash-1", 20, "x", &both).await.unwrap();
+        assert!(new);
+        assert_eq!(l.status, "completed");
+        assert!(
+            rows.iter()
+                .all(|r| r.patient_id == a.get() && r.link_id == Some(l.id))
+        );
+        // A double submit returns the stored rows; nothing is duplicated.
+        let (_, again, new) = s.submit_link("hash-1", 21, "x", &both).await.unwrap();
+        assert!(!new);
+        assert_eq!(
+            again.iter().map(|r| r.id).collect::<Vec<_>>(),
+            rows.iter().map(|r| r.id).collect::<Vec<_>>()
+        );
+        assert_eq!(s.patient_responses(&n, a).await.unwrap().len(), 3);
+        assert!(s.patient_responses(&n, b).await.unwrap().is_empty());
+        // Used: other answers and re-opening are refused.
+        let other = [
+            response("phq9", "l1b:phq9", 0),
+            response("gad7", "l1b:gad7", 0),
+        ];
+        assert!(matches!(
+            s.submit_link("hash-1", 22, "x", &other).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            s.open_link("hash-1", 22, "x").await,
+            Err(StoreError::Conflict(_))
+        ));
+        // Expired before use.
+        s.create_link(&n, b, "hash-2", &["phq9".into()], 100)
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.submit_link("hash-2", 100, "x", &[response("phq9", "l2", 0)])
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(s.patient_links(&n, a).await.unwrap().len(), 1);
+        assert_eq!(s.patient_alerts(&n, a).await.unwrap().len(), 2);
+
+        // Opioids and courses.
+        let e = s
+            .add_opioid(
+                &n,
+                a,
+                &NewOpioid {
+                    drug: "oxycodone".into(),
+                    dose: 10.0,
+                    unit: "mg".into(),
+                    per_day: Some(2.0),
+                    route: Some("oral".into()),
+                    started_on: "2026-05-01".into(),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.stop_opioid(&n, e.id, "2026-04-01").await,
+            Err(StoreError::Invalid(_))
+        ));
+        let stopped = s.stop_opioid(&n, e.id, "2026-06-01").await.unwrap();
+        assert_eq!(stopped.stopped_on.as_deref(), Some("2026-06-01"));
+        assert_eq!(s.patient_opioids(&n, a).await.unwrap()[0].dose, 10.0);
+        let c = s
+            .save_course(
+                &n,
+                a,
+                &NewCourse {
+                    label: "Induction".into(),
+                    instrument: "phq9".into(),
+                    started_on: "2026-05-01".into(),
+                    ended_on: None,
+                    booster_score_at_least: Some(10),
+                    booster_days: Some(28),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(s.patient_courses(&n, a).await.unwrap(), vec![c]);
+
+        // Every change is in the audit chain, which still verifies.
+        let v = store.verify_audit().await.unwrap();
+        assert_eq!(v.broken, None);
+        assert!(v.records > 20);
+    }
+}
