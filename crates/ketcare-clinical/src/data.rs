@@ -31,7 +31,7 @@ pub enum DataError {
 }
 
 /// 1-based line of a byte offset.
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+pub fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
     text.as_bytes()[..end]
         .iter()
@@ -52,7 +52,7 @@ fn clean_path(p: &str) -> String {
     }
 }
 
-pub(crate) fn parse_toml<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, DataError> {
+pub fn parse_toml<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, DataError> {
     let de = toml::Deserializer::parse(text).map_err(|e| DataError::Malformed {
         file: file.into(),
         line: e.span().map_or(1, |s| line_of(text, s.start)),
