@@ -241,7 +241,7 @@ fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-async fn load_patient(tx: &mut Tx, id: PatientId) -> Result<Patient> {
+pub(crate) async fn load_patient(tx: &mut Tx, id: PatientId) -> Result<Patient> {
     let row = sqlx::query(concat!(
         "SELECT ",
         patient_columns!(),
@@ -421,7 +421,10 @@ async fn insert_settings_version(
     Ok(saved)
 }
 
-const KNOWN_TABLES: [&str; 11] = [
+const KNOWN_TABLES: [&str; 14] = [
+    "treatment_sessions",
+    "session_vitals",
+    "session_addenda",
     "settings_proposals",
     "site_protocols",
     "site_settings",
