@@ -17,7 +17,7 @@ pub mod testing;
 
 pub use measures::MeasuresStore;
 pub use ops::OpsStore;
-pub use sessions::SessionStore;
+pub use sessions::{SessionRecord, SessionStore, StoredVital, VitalOutcome};
 pub use sql::SqlStore;
 
 use async_trait::async_trait;

@@ -1,11 +1,597 @@
-//! Treatment sessions: the session record, vitals, alarms, HL7 message log.
+//! Treatment sessions: the session record, vitals, alarms, addenda.
+//!
+//! The session is a JSON document ([`ketcare_session::Session`]) with a revision; every command
+//! is applied by the pure core inside the write transaction that stores it with its audit
+//! record, so two clinicians cannot overwrite each other and a refused command changes nothing.
+//! Vitals are rows (source, who, and for monitor messages a UNIQUE message key: a repeated
+//! message is acknowledged but stored once). A signed record is locked by the database too.
 
-use crate::SqlStore;
+use crate::sql::{Tx, append_audit, now_rfc3339};
+use crate::{Result, SqlStore, StoreError, require};
 use async_trait::async_trait;
+use jiff::Timestamp;
+use ketcare_core::audit::AuditEvent;
+use ketcare_core::validation::FieldErrors;
+use ketcare_core::{Actor, PatientId, Permission};
+use ketcare_session::alarms::Alarm;
+use ketcare_session::session::Note;
+use ketcare_session::{Command, Phase, Session, VitalReading, VitalSource, Vitals};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// A stored session.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SessionRecord {
+    pub id: i64,
+    pub patient_id: PatientId,
+    pub revision: i64,
+    pub session: Session,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A stored reading.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StoredVital {
+    pub id: i64,
+    pub session_id: i64,
+    pub reading: VitalReading,
+    pub received_at: String,
+}
+
+/// What storing a reading did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum VitalOutcome {
+    /// Stored (and committed); alarms it raised.
+    Stored {
+        vital: Box<StoredVital>,
+        alarms: Vec<Alarm>,
+        patient_id: PatientId,
+    },
+    /// The message key was stored before: nothing new.
+    Duplicate { vital_id: i64, session_id: i64 },
+}
 
 /// The store's part for this area (included in [`crate::Store`]).
 #[async_trait]
-pub trait SessionStore: Send + Sync {}
+pub trait SessionStore: Send + Sync {
+    /// Creates a scheduled session for a patient.
+    async fn create_treatment_session(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        session: &Session,
+    ) -> Result<SessionRecord>;
+    /// One session (an audited read).
+    async fn session_record(&self, actor: &Actor, id: i64) -> Result<SessionRecord>;
+    /// Applies a command with the pure core at `now` and stores the result with its audit
+    /// record. A refused command is `Conflict` naming what is missing.
+    async fn apply_session_command(
+        &self,
+        actor: &Actor,
+        id: i64,
+        command: &Command,
+        now: Timestamp,
+    ) -> Result<SessionRecord>;
+    /// Stores a reading and raises the alarms it triggers, in one transaction. With a
+    /// `message_key`, a repeated key returns `Duplicate` and stores nothing.
+    async fn record_vital(
+        &self,
+        actor: &Actor,
+        id: i64,
+        reading: &VitalReading,
+        message_key: Option<&str>,
+    ) -> Result<VitalOutcome>;
+    /// The readings of a session, oldest first.
+    async fn session_vitals(&self, actor: &Actor, id: i64) -> Result<Vec<StoredVital>>;
+    /// Sessions whose patient is in the chair (checked in … ready for discharge, escalated).
+    async fn active_sessions(&self, actor: &Actor) -> Result<Vec<SessionRecord>>;
+    /// Sessions of one patient, newest first.
+    async fn patient_sessions(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+    ) -> Result<Vec<SessionRecord>>;
+    /// The active session a monitor message belongs to: by patient identifier (MRN), else by
+    /// chair/bed name. `None` when nothing matches.
+    async fn match_active_session(
+        &self,
+        patient_ids: &[String],
+        locations: &[String],
+    ) -> Result<Option<i64>>;
+    /// Runs the time rules (missed vitals, esketamine BP check) on every active session at
+    /// `now`; returns the alarms raised, by session.
+    async fn tick_sessions(&self, actor: &Actor, now: Timestamp) -> Result<Vec<(i64, Vec<Alarm>)>>;
+}
+
+const ACTIVE: [Phase; 8] = [
+    Phase::CheckedIn,
+    Phase::PreAssessment,
+    Phase::DoseVerified,
+    Phase::Running,
+    Phase::Paused,
+    Phase::Observation,
+    Phase::ReadyForDischarge,
+    Phase::Escalated,
+];
+
+fn active_list() -> String {
+    ACTIVE
+        .iter()
+        .map(|p| format!("'{}'", p.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const SESSION_COLUMNS: &str = "id, patient_id, revision, body, created_by, created_at, updated_at";
+
+fn session_from_row(row: &AnyRow) -> Result<SessionRecord> {
+    let body: String = row.try_get("body")?;
+    let session: Session = serde_json::from_str(&body)
+        .map_err(|e| StoreError::Corrupt(format!("session document: {e}")))?;
+    Ok(SessionRecord {
+        id: row.try_get("id")?,
+        patient_id: PatientId::new(row.try_get("patient_id")?),
+        revision: row.try_get("revision")?,
+        session,
+        created_by: row.try_get("created_by")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+const VITAL_COLUMNS: &str = "id, session_id, at, received_at, source, recorded_by, message_key, systolic, diastolic, heart_rate, spo2, resp_rate, etco2, temperature_c";
+
+fn vital_from_row(row: &AnyRow) -> Result<StoredVital> {
+    let at: String = row.try_get("at")?;
+    let source: String = row.try_get("source")?;
+    let key: Option<String> = row.try_get("message_key")?;
+    Ok(StoredVital {
+        id: row.try_get("id")?,
+        session_id: row.try_get("session_id")?,
+        reading: VitalReading {
+            at: at
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("vital time `{at}`")))?,
+            vitals: Vitals {
+                systolic: row.try_get("systolic")?,
+                diastolic: row.try_get("diastolic")?,
+                heart_rate: row.try_get("heart_rate")?,
+                spo2: row.try_get("spo2")?,
+                resp_rate: row.try_get("resp_rate")?,
+                etco2: row.try_get("etco2")?,
+                temperature_c: row.try_get("temperature_c")?,
+            },
+            source: VitalSource::parse(&source)
+                .ok_or_else(|| StoreError::Corrupt(format!("vital source `{source}`")))?,
+            by: row.try_get("recorded_by")?,
+            control_id: key.map(|k| k.rsplit('|').next().unwrap_or_default().to_owned()),
+        },
+        received_at: row.try_get("received_at")?,
+    })
+}
+
+async fn load_session(tx: &mut Tx, id: i64) -> Result<SessionRecord> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| StoreError::NotFound {
+        what: format!("session {id}"),
+    })?;
+    let mut rec = session_from_row(&row)?;
+    let addenda = sqlx::query(
+        "SELECT at, written_by, text FROM session_addenda WHERE session_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    for a in addenda {
+        let at: String = a.try_get("at")?;
+        rec.session.addenda.push(Note {
+            at: at
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("addendum time `{at}`")))?,
+            by: a.try_get("written_by")?,
+            text: a.try_get("text")?,
+            severity: None,
+        });
+    }
+    Ok(rec)
+}
+
+async fn load_vitals(tx: &mut Tx, id: i64) -> Result<Vec<StoredVital>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {VITAL_COLUMNS} FROM session_vitals WHERE session_id = $1 ORDER BY at_epoch, id"
+    )))
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(vital_from_row)
+    .collect()
+}
+
+fn body_of(session: &Session) -> Result<String> {
+    // Addenda live in their own append-only table.
+    let mut s = session.clone();
+    s.addenda.clear();
+    serde_json::to_string(&s).map_err(|e| StoreError::Corrupt(format!("session document: {e}")))
+}
+
+async fn write_session(tx: &mut Tx, id: i64, session: &Session) -> Result<()> {
+    sqlx::query(
+        "UPDATE treatment_sessions SET phase = $1, body = $2, revision = revision + 1, signed = $3, updated_at = $4 WHERE id = $5",
+    )
+    .bind(session.phase.as_str())
+    .bind(body_of(session)?)
+    .bind(i64::from(session.signature.is_some()))
+    .bind(now_rfc3339())
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn alarm_summary(alarms: &[Alarm]) -> String {
+    alarms
+        .iter()
+        .map(|a| format!("alarm {} {}", a.id, a.kind.label()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 #[async_trait]
-impl SessionStore for SqlStore {}
+impl SessionStore for SqlStore {
+    async fn create_treatment_session(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        session: &Session,
+    ) -> Result<SessionRecord> {
+        require(actor, Permission::RunSession)?;
+        if session.chair.is_empty() {
+            return Err(StoreError::Invalid(FieldErrors::single(
+                "chair", "required",
+            )));
+        }
+        let mut tx = self.begin_write().await?;
+        crate::sql::load_patient(&mut tx, patient).await?;
+        let now = now_rfc3339();
+        let row = sqlx::query(
+            "INSERT INTO treatment_sessions (patient_id, chair, phase, body, revision, signed, created_by, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 1, 0, $5, $6, $6) RETURNING id",
+        )
+        .bind(patient.get())
+        .bind(&session.chair)
+        .bind(session.phase.as_str())
+        .bind(body_of(session)?)
+        .bind(&actor.username)
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                "session.create",
+                Some(patient.get()),
+                format!(
+                    "session {id}: {} on {}",
+                    session.plan.protocol_id, session.chair
+                ),
+            ),
+        )
+        .await?;
+        let rec = load_session(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn session_record(&self, actor: &Actor, id: i64) -> Result<SessionRecord> {
+        require(actor, Permission::PatientRead)?;
+        let mut tx = self.begin_write().await?;
+        let rec = load_session(&mut tx, id).await?;
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                "session.read",
+                Some(rec.patient_id.get()),
+                format!("session {id}"),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn apply_session_command(
+        &self,
+        actor: &Actor,
+        id: i64,
+        command: &Command,
+        now: Timestamp,
+    ) -> Result<SessionRecord> {
+        require(
+            actor,
+            if command.needs_sign_permission() {
+                Permission::SignSession
+            } else {
+                Permission::RunSession
+            },
+        )?;
+        let mut tx = self.begin_write().await?;
+        let mut rec = load_session(&mut tx, id).await?;
+        let before = rec.session.phase;
+        let addenda_before = rec.session.addenda.len();
+        rec.session
+            .apply(command, &actor.username, now)
+            .map_err(|r| StoreError::Conflict(r.to_string()))?;
+        if let Command::Addendum { .. } = command {
+            for a in &rec.session.addenda[addenda_before..] {
+                sqlx::query(
+                    "INSERT INTO session_addenda (session_id, at, written_by, text) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(id)
+                .bind(a.at.to_string())
+                .bind(&a.by)
+                .bind(&a.text)
+                .execute(&mut *tx)
+                .await?;
+            }
+        } else {
+            write_session(&mut tx, id, &rec.session).await?;
+        }
+        let after = rec.session.phase;
+        let detail = if before == after {
+            format!("session {id}: {}", command.name())
+        } else {
+            format!(
+                "session {id}: {} ({} -> {})",
+                command.name(),
+                before.as_str(),
+                after.as_str()
+            )
+        };
+        let action = match command {
+            Command::Sign => "session.sign",
+            Command::Addendum { .. } => "session.addendum",
+            Command::AcknowledgeAlarm { .. } => "session.alarm.acknowledge",
+            Command::ResolveAlarm { .. } => "session.alarm.resolve",
+            _ => "session.update",
+        };
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(action, Some(rec.patient_id.get()), detail),
+        )
+        .await?;
+        let rec = load_session(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn record_vital(
+        &self,
+        actor: &Actor,
+        id: i64,
+        reading: &VitalReading,
+        message_key: Option<&str>,
+    ) -> Result<VitalOutcome> {
+        require(actor, Permission::RunSession)?;
+        if let Err(errs) = reading.vitals.validate() {
+            let mut f = FieldErrors::new();
+            for e in errs {
+                f.push(&e.field, e.message);
+            }
+            return Err(StoreError::Invalid(f));
+        }
+        let mut tx = self.begin_write().await?;
+        if let Some(key) = message_key {
+            let dup =
+                sqlx::query("SELECT id, session_id FROM session_vitals WHERE message_key = $1")
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(row) = dup {
+                return Ok(VitalOutcome::Duplicate {
+                    vital_id: row.try_get("id")?,
+                    session_id: row.try_get("session_id")?,
+                });
+            }
+        }
+        let mut rec = load_session(&mut tx, id).await?;
+        rec.session
+            .accepts_vitals()
+            .map_err(|r| StoreError::Conflict(r.to_string()))?;
+        let v = &reading.vitals;
+        let received_at = now_rfc3339();
+        let row = sqlx::query(
+            "INSERT INTO session_vitals (session_id, at, at_epoch, received_at, source, recorded_by, message_key, systolic, diastolic, heart_rate, spo2, resp_rate, etco2, temperature_c)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+        )
+        .bind(id)
+        .bind(reading.at.to_string())
+        .bind(reading.at.as_second())
+        .bind(&received_at)
+        .bind(reading.source.as_str())
+        .bind(&reading.by)
+        .bind(message_key)
+        .bind(v.systolic)
+        .bind(v.diastolic)
+        .bind(v.heart_rate)
+        .bind(v.spo2)
+        .bind(v.resp_rate)
+        .bind(v.etco2)
+        .bind(v.temperature_c)
+        .fetch_one(&mut *tx)
+        .await?;
+        let vital_id: i64 = row.try_get("id")?;
+        let alarms = rec.session.on_vital(reading);
+        if !alarms.is_empty() {
+            write_session(&mut tx, id, &rec.session).await?;
+        }
+        let mut detail = format!(
+            "session {id}: vitals {} ({})",
+            reading.vitals.summary(),
+            reading.source.as_str()
+        );
+        if !alarms.is_empty() {
+            detail.push_str(&format!("; raised {}", alarm_summary(&alarms)));
+        }
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new("session.vitals", Some(rec.patient_id.get()), detail),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(VitalOutcome::Stored {
+            vital: Box::new(StoredVital {
+                id: vital_id,
+                session_id: id,
+                reading: reading.clone(),
+                received_at,
+            }),
+            alarms,
+            patient_id: rec.patient_id,
+        })
+    }
+
+    async fn session_vitals(&self, actor: &Actor, id: i64) -> Result<Vec<StoredVital>> {
+        require(actor, Permission::PatientRead)?;
+        let mut tx = self.begin_write().await?;
+        let rec = load_session(&mut tx, id).await?;
+        let vitals = load_vitals(&mut tx, id).await?;
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                "session.vitals.read",
+                Some(rec.patient_id.get()),
+                format!("session {id}: {} readings", vitals.len()),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(vitals)
+    }
+
+    async fn active_sessions(&self, actor: &Actor) -> Result<Vec<SessionRecord>> {
+        require(actor, Permission::PatientRead)?;
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE phase IN ({}) ORDER BY chair, id",
+            active_list()
+        )))
+        .fetch_all(&mut *tx)
+        .await?;
+        let recs: Vec<SessionRecord> = rows.iter().map(session_from_row).collect::<Result<_>>()?;
+        for r in &recs {
+            append_audit(
+                &mut tx,
+                actor,
+                &AuditEvent::new(
+                    "session.read",
+                    Some(r.patient_id.get()),
+                    format!("session {} on the suite dashboard", r.id),
+                ),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(recs)
+    }
+
+    async fn patient_sessions(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+    ) -> Result<Vec<SessionRecord>> {
+        require(actor, Permission::PatientRead)?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE patient_id = $1 ORDER BY id DESC"
+        )))
+        .bind(patient.get())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(session_from_row)
+        .collect()
+    }
+
+    async fn match_active_session(
+        &self,
+        patient_ids: &[String],
+        locations: &[String],
+    ) -> Result<Option<i64>> {
+        for pid in patient_ids.iter().filter(|p| !p.trim().is_empty()) {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT s.id FROM treatment_sessions s JOIN patients p ON p.id = s.patient_id
+                 WHERE p.mrn = $1 AND s.phase IN ({}) ORDER BY s.id DESC",
+                active_list()
+            )))
+            .bind(pid.trim())
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(r) = row {
+                return Ok(Some(r.try_get("id")?));
+            }
+        }
+        for loc in locations.iter().rev().filter(|l| !l.trim().is_empty()) {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT id FROM treatment_sessions WHERE LOWER(chair) = LOWER($1) AND phase IN ({}) ORDER BY id DESC",
+                active_list()
+            )))
+            .bind(loc.trim())
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(r) = row {
+                return Ok(Some(r.try_get("id")?));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn tick_sessions(&self, actor: &Actor, now: Timestamp) -> Result<Vec<(i64, Vec<Alarm>)>> {
+        require(actor, Permission::RunSession)?;
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE phase IN ('running', 'paused', 'observation', 'escalated') AND signed = 0"
+        )))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let mut rec = session_from_row(row)?;
+            let readings: Vec<VitalReading> = load_vitals(&mut tx, rec.id)
+                .await?
+                .into_iter()
+                .map(|v| v.reading)
+                .collect();
+            let new = rec.session.on_tick(&readings, now);
+            if !new.is_empty() {
+                write_session(&mut tx, rec.id, &rec.session).await?;
+                append_audit(
+                    &mut tx,
+                    actor,
+                    &AuditEvent::new(
+                        "session.alarm.raise",
+                        Some(rec.patient_id.get()),
+                        format!("session {}: raised {}", rec.id, alarm_summary(&new)),
+                    ),
+                )
+                .await?;
+                out.push((rec.id, new));
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+}

@@ -421,7 +421,10 @@ async fn insert_settings_version(
     Ok(saved)
 }
 
-const KNOWN_TABLES: [&str; 11] = [
+const KNOWN_TABLES: [&str; 14] = [
+    "treatment_sessions",
+    "session_vitals",
+    "session_addenda",
     "settings_proposals",
     "site_protocols",
     "site_settings",

@@ -1,0 +1,1467 @@
+//! The session record and its state machine.
+//!
+//! scheduled → checked in → pre-assessment → dose verified → running ⇄ paused → observation →
+//! ready for discharge → discharged; running/paused/observation/ready → escalated → transferred
+//! (or back to observation); scheduled…dose verified → cancelled with a reason. Every command is
+//! checked against the phase and the record; a refused one says what is missing. A signed
+//! record is locked: corrections are addenda with who and when.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::alarms::{self, Alarm, AlarmState, Finding, Stamp};
+use crate::rules::{Mode, Plan};
+use crate::vitals::{FieldError, VitalReading, Vitals};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Scheduled,
+    CheckedIn,
+    PreAssessment,
+    DoseVerified,
+    Running,
+    Paused,
+    Observation,
+    ReadyForDischarge,
+    Discharged,
+    Escalated,
+    Transferred,
+    Cancelled,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 12] = [
+        Phase::Scheduled,
+        Phase::CheckedIn,
+        Phase::PreAssessment,
+        Phase::DoseVerified,
+        Phase::Running,
+        Phase::Paused,
+        Phase::Observation,
+        Phase::ReadyForDischarge,
+        Phase::Discharged,
+        Phase::Escalated,
+        Phase::Transferred,
+        Phase::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Scheduled => "scheduled",
+            Phase::CheckedIn => "checked_in",
+            Phase::PreAssessment => "pre_assessment",
+            Phase::DoseVerified => "dose_verified",
+            Phase::Running => "running",
+            Phase::Paused => "paused",
+            Phase::Observation => "observation",
+            Phase::ReadyForDischarge => "ready_for_discharge",
+            Phase::Discharged => "discharged",
+            Phase::Escalated => "escalated",
+            Phase::Transferred => "transferred",
+            Phase::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Scheduled => "Scheduled",
+            Phase::CheckedIn => "Checked in",
+            Phase::PreAssessment => "Pre-assessment",
+            Phase::DoseVerified => "Dose verified",
+            Phase::Running => "Running",
+            Phase::Paused => "Paused",
+            Phase::Observation => "Observation",
+            Phase::ReadyForDischarge => "Ready for discharge",
+            Phase::Discharged => "Discharged",
+            Phase::Escalated => "Escalated",
+            Phase::Transferred => "Transferred",
+            Phase::Cancelled => "Cancelled",
+        }
+    }
+
+    /// The patient is in the chair (vitals are accepted and shown on the suite dashboard).
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            Phase::CheckedIn
+                | Phase::PreAssessment
+                | Phase::DoseVerified
+                | Phase::Running
+                | Phase::Paused
+                | Phase::Observation
+                | Phase::ReadyForDischarge
+                | Phase::Escalated
+        )
+    }
+
+    /// The session has ended (it can be signed).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Phase::Discharged | Phase::Transferred | Phase::Cancelled
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pregnancy {
+    NotPregnant,
+    Pregnant,
+    /// Not relevant for this patient (recorded by the clinician, not assumed).
+    NotApplicable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskScreen {
+    /// Screen done, no current risk found.
+    Negative,
+    /// Screen positive; the prescriber reviewed it and the session may go ahead.
+    PositiveReviewed,
+    /// Screen positive and not yet reviewed: blocks the dose.
+    PositiveNotReviewed,
+}
+
+/// A relative finding accepted by a clinician, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub by: String,
+    pub at: Timestamp,
+    pub reason: String,
+}
+
+/// The verified dose order the session gives (from the clinical core's dose orders).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifiedDose {
+    pub order_id: i64,
+    /// "0.5 mg/kg = 35 mg over 40 min at 8.75 mL/h" or "56 mg = 2 devices".
+    pub summary: String,
+    pub author: String,
+    pub verified_by: String,
+    /// Devices to give (esketamine), else 0.
+    pub devices: u32,
+}
+
+/// Esketamine REMS setting items (§4a) confirmed before dosing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemsSetting {
+    pub setting_certified: Option<bool>,
+    pub patient_enrolled: Option<bool>,
+    pub prescriber_on_site: Option<bool>,
+    pub pulse_oximeter_on_site: Option<bool>,
+    /// Concomitant sedating medicines (or "none").
+    pub concomitant_sedating: Option<String>,
+    /// Concomitant BP-raising medicines (or "none").
+    pub concomitant_bp_raising: Option<String>,
+}
+
+/// The pre-assessment checklist.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checklist {
+    pub consent_valid: Option<bool>,
+    pub fasting_confirmed: Option<bool>,
+    pub baseline: Option<VitalReading>,
+    pub bp_gate_accepted: Option<Accepted>,
+    pub pregnancy: Option<Pregnancy>,
+    pub escort_home: Option<bool>,
+    pub eligibility_reconfirmed: Option<bool>,
+    pub suicide_risk: Option<RiskScreen>,
+    pub dose: Option<VerifiedDose>,
+    #[serde(default)]
+    pub rems: RemsSetting,
+}
+
+/// A change to the checklist: fields present are set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecklistUpdate {
+    #[serde(default)]
+    pub consent_valid: Option<bool>,
+    #[serde(default)]
+    pub fasting_confirmed: Option<bool>,
+    #[serde(default)]
+    pub pregnancy: Option<Pregnancy>,
+    #[serde(default)]
+    pub escort_home: Option<bool>,
+    #[serde(default)]
+    pub eligibility_reconfirmed: Option<bool>,
+    #[serde(default)]
+    pub suicide_risk: Option<RiskScreen>,
+    /// Reason for going ahead with a baseline BP above the site gate (a relative finding).
+    #[serde(default)]
+    pub bp_gate_reason: Option<String>,
+    #[serde(default)]
+    pub rems: Option<RemsSetting>,
+}
+
+/// The discharge checklist items a clinician confirms (the rest is computed).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DischargeConfirmations {
+    #[serde(default)]
+    pub dissociation_resolved: Option<bool>,
+    #[serde(default)]
+    pub respiratory_depression_resolved: Option<bool>,
+    #[serde(default)]
+    pub clinically_stable: Option<bool>,
+    #[serde(default)]
+    pub escort_present: Option<bool>,
+    /// Transport arranged; no driving or machinery until the next day after restful sleep.
+    #[serde(default)]
+    pub transport_advice_given: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AdminEvent {
+    Start {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate_ml_per_h: Option<f64>,
+    },
+    RateChange {
+        rate_ml_per_h: f64,
+    },
+    Pause {
+        reason: String,
+    },
+    Resume,
+    Stop {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Esketamine device `number` (1-based) self-administered under supervision.
+    Device {
+        number: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Administration {
+    pub at: Timestamp,
+    pub by: String,
+    pub event: AdminEvent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreKind {
+    /// MOAA/S, 0–5 version (5 = responds readily to name in a normal tone) — instruments.md §2.12.
+    Moaas,
+    /// CADSS total (the item scale is not confirmed in the reference, so only a non-negative total).
+    Cadss,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    pub at: Timestamp,
+    pub by: String,
+    pub kind: ScoreKind,
+    pub value: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Mild,
+    Moderate,
+    Severe,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Note {
+    pub at: Timestamp,
+    pub by: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Intervention {
+    pub at: Timestamp,
+    pub by: String,
+    pub drug: String,
+    pub dose: String,
+    pub route: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub at: Timestamp,
+    pub by: String,
+    pub from: Phase,
+    pub to: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signature {
+    pub by: String,
+    pub at: Timestamp,
+}
+
+/// Every command a session accepts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    CheckIn,
+    BeginPreAssessment,
+    UpdateChecklist(ChecklistUpdate),
+    SetBaseline {
+        vitals: Vitals,
+    },
+    AttachDose {
+        dose: VerifiedDose,
+    },
+    VerifyDose,
+    Start {
+        #[serde(default)]
+        rate_ml_per_h: Option<f64>,
+    },
+    GiveDevice,
+    ChangeRate {
+        rate_ml_per_h: f64,
+    },
+    Pause {
+        reason: String,
+    },
+    Resume,
+    Stop {
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    ConfirmDischarge(DischargeConfirmations),
+    ReadyForDischarge,
+    Discharge,
+    Escalate {
+        reason: String,
+    },
+    DeEscalate {
+        note: String,
+    },
+    Transfer {
+        destination: String,
+    },
+    Cancel {
+        reason: String,
+    },
+    Score {
+        kind: ScoreKind,
+        value: u32,
+    },
+    SideEffect {
+        text: String,
+        #[serde(default)]
+        severity: Option<Severity>,
+    },
+    Intervene {
+        drug: String,
+        dose: String,
+        route: String,
+    },
+    AdverseEvent {
+        text: String,
+        severity: Severity,
+    },
+    AcknowledgeAlarm {
+        alarm: u32,
+    },
+    ResolveAlarm {
+        alarm: u32,
+        note: String,
+    },
+    Sign,
+    Addendum {
+        text: String,
+    },
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::CheckIn => "check in",
+            Command::BeginPreAssessment => "begin the pre-assessment",
+            Command::UpdateChecklist(_) => "update the checklist",
+            Command::SetBaseline { .. } => "record baseline vitals",
+            Command::AttachDose { .. } => "attach the dose order",
+            Command::VerifyDose => "confirm the verified dose",
+            Command::Start { .. } => "start dosing",
+            Command::GiveDevice => "give the next device",
+            Command::ChangeRate { .. } => "change the rate",
+            Command::Pause { .. } => "pause",
+            Command::Resume => "resume",
+            Command::Stop { .. } => "stop dosing",
+            Command::ConfirmDischarge(_) => "confirm discharge items",
+            Command::ReadyForDischarge => "mark ready for discharge",
+            Command::Discharge => "discharge",
+            Command::Escalate { .. } => "escalate",
+            Command::DeEscalate { .. } => "return to observation",
+            Command::Transfer { .. } => "transfer",
+            Command::Cancel { .. } => "cancel",
+            Command::Score { .. } => "record a score",
+            Command::SideEffect { .. } => "record a side effect",
+            Command::Intervene { .. } => "record an intervention",
+            Command::AdverseEvent { .. } => "record an adverse event",
+            Command::AcknowledgeAlarm { .. } => "acknowledge an alarm",
+            Command::ResolveAlarm { .. } => "resolve an alarm",
+            Command::Sign => "sign the record",
+            Command::Addendum { .. } => "add an addendum",
+        }
+    }
+
+    /// Whether this command needs the permission to sign (else the permission to run sessions).
+    pub fn needs_sign_permission(&self) -> bool {
+        matches!(self, Command::Sign)
+    }
+}
+
+/// A refused command: what was asked, in which phase, and what is missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("cannot {command} while {phase}: {}", missing.join("; "))]
+pub struct Refusal {
+    pub command: String,
+    pub phase: String,
+    pub missing: Vec<String>,
+}
+
+/// The session record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub phase: Phase,
+    pub plan: Plan,
+    /// Chair or bed in the suite (monitors may be matched by it).
+    pub chair: String,
+    pub scheduled_for: Timestamp,
+    pub checklist: Checklist,
+    #[serde(default)]
+    pub discharge: DischargeConfirmations,
+    #[serde(default)]
+    pub administrations: Vec<Administration>,
+    #[serde(default)]
+    pub scores: Vec<Score>,
+    #[serde(default)]
+    pub side_effects: Vec<Note>,
+    #[serde(default)]
+    pub interventions: Vec<Intervention>,
+    #[serde(default)]
+    pub adverse_events: Vec<Note>,
+    #[serde(default)]
+    pub alarms: Vec<Alarm>,
+    #[serde(default)]
+    pub transitions: Vec<Transition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
+    #[serde(default)]
+    pub addenda: Vec<Note>,
+}
+
+/// The one place the session asks whether consent is valid. Today consent comes from the
+/// checklist item the nurse confirms; the operations area replaces this with its consent record.
+pub fn consent_valid(checklist: &Checklist) -> Result<(), String> {
+    match checklist.consent_valid {
+        Some(true) => Ok(()),
+        Some(false) => Err("consent is not valid".into()),
+        None => Err("consent not confirmed".into()),
+    }
+}
+
+/// The one place signing asks whether the controlled-substance ledger balances for this session.
+/// Today this is a no-op that returns `Ok`: the operations area will supply the reconciliation.
+pub fn ledger_balances(_session: &Session) -> Result<(), String> {
+    Ok(())
+}
+
+fn nonempty(field: &str, s: &str) -> Result<String, FieldError> {
+    let t = s.trim();
+    if t.is_empty() {
+        Err(FieldError::new(field, "required"))
+    } else if t.chars().count() > 2000 {
+        Err(FieldError::new(field, "at most 2000 characters"))
+    } else {
+        Ok(t.to_owned())
+    }
+}
+
+impl Session {
+    pub fn new(plan: Plan, chair: &str, scheduled_for: Timestamp) -> Session {
+        Session {
+            phase: Phase::Scheduled,
+            plan,
+            chair: chair.trim().to_owned(),
+            scheduled_for,
+            checklist: Checklist::default(),
+            discharge: DischargeConfirmations::default(),
+            administrations: vec![],
+            scores: vec![],
+            side_effects: vec![],
+            interventions: vec![],
+            adverse_events: vec![],
+            alarms: vec![],
+            transitions: vec![],
+            reason: None,
+            signature: None,
+            addenda: vec![],
+        }
+    }
+
+    /// When dosing started.
+    pub fn dose_start(&self) -> Option<Timestamp> {
+        self.administrations.iter().find_map(|a| match a.event {
+            AdminEvent::Start { .. } | AdminEvent::Device { number: 1 } => Some(a.at),
+            _ => None,
+        })
+    }
+
+    /// The time of the last esketamine device.
+    pub fn last_device(&self) -> Option<(u32, Timestamp)> {
+        self.administrations
+            .iter()
+            .rev()
+            .find_map(|a| match a.event {
+                AdminEvent::Device { number } => Some((number, a.at)),
+                _ => None,
+            })
+    }
+
+    /// When dosing ended (the stop, or the last device): observation is measured from here.
+    pub fn dose_end(&self) -> Option<Timestamp> {
+        match self.plan.mode {
+            Mode::Esketamine => self.last_device().map(|(_, t)| t),
+            Mode::Infusion => self
+                .administrations
+                .iter()
+                .rev()
+                .find_map(|a| match a.event {
+                    AdminEvent::Stop { .. } => Some(a.at),
+                    _ => None,
+                }),
+        }
+    }
+
+    pub fn devices_given(&self) -> u32 {
+        self.last_device().map(|(n, _)| n).unwrap_or(0)
+    }
+
+    /// The current rate (infusion).
+    pub fn rate(&self) -> Option<f64> {
+        self.administrations
+            .iter()
+            .rev()
+            .find_map(|a| match a.event {
+                AdminEvent::Start { rate_ml_per_h } => rate_ml_per_h,
+                AdminEvent::RateChange { rate_ml_per_h } => Some(rate_ml_per_h),
+                _ => None,
+            })
+    }
+
+    pub fn open_alarms(&self) -> impl Iterator<Item = &Alarm> {
+        self.alarms.iter().filter(|a| a.is_open())
+    }
+
+    pub fn latest_score(&self, kind: ScoreKind) -> Option<&Score> {
+        self.scores.iter().rev().find(|s| s.kind == kind)
+    }
+
+    /// What the pre-assessment still needs before the dose can be confirmed.
+    pub fn checklist_missing(&self) -> Vec<String> {
+        let c = &self.checklist;
+        let p = &self.plan;
+        let mut m = Vec::new();
+        if let Err(e) = consent_valid(c) {
+            m.push(e);
+        }
+        match c.fasting_confirmed {
+            Some(true) => {}
+            _ => m.push(match &p.fasting_rule {
+                Some(rule) => format!("fasting not confirmed ({rule})"),
+                None => "fasting per the protocol not confirmed".into(),
+            }),
+        }
+        match &c.baseline {
+            None => m.push("baseline vitals not recorded".into()),
+            Some(b) if !b.vitals.has_bp() => m.push("baseline blood pressure not recorded".into()),
+            Some(b) => match (p.bp_gate_systolic.value(), p.bp_gate_diastolic.value()) {
+                (Some(gs), Some(gd)) => {
+                    let s = b.vitals.systolic.unwrap_or_default();
+                    let d = b.vitals.diastolic.unwrap_or_default();
+                    if (s > gs || d > gd) && c.bp_gate_accepted.is_none() {
+                        m.push(format!(
+                            "baseline BP {s}/{d} is above the BP gate {gs}/{gd} [{}]: a clinician must record a reason to go ahead",
+                            p.bp_gate_systolic.provenance_text()
+                        ));
+                    }
+                }
+                _ => m.push(format!(
+                    "the site has not set the baseline BP gate ({}, {})",
+                    p.bp_gate_systolic.provenance_text(),
+                    p.bp_gate_diastolic.provenance_text()
+                )),
+            },
+        }
+        match c.pregnancy {
+            None => m.push("pregnancy status not recorded".into()),
+            Some(Pregnancy::Pregnant) => m.push(
+                "patient is pregnant: the prescriber must decide outside this checklist".into(),
+            ),
+            Some(_) => {}
+        }
+        if c.escort_home != Some(true) {
+            m.push("escort home not confirmed".into());
+        }
+        if c.eligibility_reconfirmed != Some(true) {
+            m.push("eligibility not re-confirmed".into());
+        }
+        match c.suicide_risk {
+            None => m.push("suicide-risk screen not done".into()),
+            Some(RiskScreen::PositiveNotReviewed) => {
+                m.push("positive suicide-risk screen not reviewed by the prescriber".into())
+            }
+            Some(_) => {}
+        }
+        match &c.dose {
+            None => m.push("no verified dose order attached".into()),
+            Some(d) if d.verified_by == d.author => {
+                m.push("the dose must be verified by a second clinician".into())
+            }
+            Some(_) => {}
+        }
+        if p.mode == Mode::Esketamine {
+            let r = &c.rems;
+            for (v, what) in [
+                (r.setting_certified, "REMS-certified setting not confirmed"),
+                (r.patient_enrolled, "patient REMS enrolment not confirmed"),
+                (r.prescriber_on_site, "prescriber on site not confirmed"),
+                (
+                    r.pulse_oximeter_on_site,
+                    "pulse oximeter on site not confirmed",
+                ),
+            ] {
+                if v != Some(true) {
+                    m.push(what.into());
+                }
+            }
+            if r.concomitant_sedating
+                .as_deref()
+                .is_none_or(|s| s.trim().is_empty())
+            {
+                m.push("concomitant sedating medicines not recorded (or \"none\")".into());
+            }
+            if r.concomitant_bp_raising
+                .as_deref()
+                .is_none_or(|s| s.trim().is_empty())
+            {
+                m.push("concomitant BP-raising medicines not recorded (or \"none\")".into());
+            }
+        }
+        m
+    }
+
+    /// Minutes of observation still to run at `now` (0 when elapsed); `Err` when the minimum is
+    /// not set by the site or dosing has not ended.
+    pub fn observation_remaining(&self, now: Timestamp) -> Result<i64, String> {
+        let Some(min) = self.plan.minimum_observation_minutes.value() else {
+            return Err(format!(
+                "minimum observation time {}",
+                self.plan.minimum_observation_minutes.provenance_text()
+            ));
+        };
+        let Some(end) = self.dose_end() else {
+            return Err("dosing has not ended".into());
+        };
+        let due = end.as_second() + (min * 60.0).round() as i64;
+        Ok(((due - now.as_second()).max(0) + 59) / 60)
+    }
+
+    /// What discharge still needs at `now`.
+    pub fn discharge_missing(&self, now: Timestamp) -> Vec<String> {
+        let mut m = Vec::new();
+        match self.observation_remaining(now) {
+            Ok(0) => {}
+            Ok(left) => m.push(format!(
+                "minimum observation not elapsed: {left} min to go [{}]",
+                self.plan.minimum_observation_minutes.provenance_text()
+            )),
+            Err(e) => m.push(e),
+        }
+        let open: Vec<_> = self
+            .open_alarms()
+            .map(|a| format!("#{} {}", a.id, a.kind.label()))
+            .collect();
+        if !open.is_empty() {
+            m.push(format!(
+                "vitals not within limits: open alarms {}",
+                open.join(", ")
+            ));
+        }
+        let end = self.dose_end().map(|t| t.as_second()).unwrap_or(i64::MAX);
+        match self.latest_score(ScoreKind::Moaas) {
+            Some(s) if s.at.as_second() >= end && s.value == 5 => {}
+            Some(s) if s.at.as_second() >= end => m.push(format!(
+                "sedation not resolved: latest MOAA/S {} (5 = responds readily to name, instruments.md §2.12)",
+                s.value
+            )),
+            _ => m.push("no MOAA/S recorded after dosing".into()),
+        }
+        if !self
+            .scores
+            .iter()
+            .any(|s| s.kind == ScoreKind::Cadss && s.at.as_second() >= end)
+        {
+            m.push("no CADSS recorded after dosing".into());
+        }
+        let d = &self.discharge;
+        if d.dissociation_resolved != Some(true) {
+            m.push("dissociation resolved not confirmed".into());
+        }
+        if d.escort_present != Some(true) {
+            m.push("escort not present".into());
+        }
+        if self.plan.mode == Mode::Esketamine {
+            if d.respiratory_depression_resolved != Some(true) {
+                m.push("respiratory depression resolved not confirmed".into());
+            }
+            if d.clinically_stable != Some(true) {
+                m.push(
+                    "assessment that the patient is clinically stable to leave not recorded".into(),
+                );
+            }
+            if d.transport_advice_given != Some(true) {
+                m.push("transport and no-driving-until-next-day advice not given".into());
+            }
+        }
+        m
+    }
+
+    fn refuse(&self, cmd: &Command, missing: Vec<String>) -> Refusal {
+        Refusal {
+            command: cmd.name().into(),
+            phase: self.phase.label().to_lowercase(),
+            missing,
+        }
+    }
+
+    fn go(&mut self, to: Phase, by: &str, at: Timestamp, note: Option<String>) {
+        self.transitions.push(Transition {
+            at,
+            by: by.into(),
+            from: self.phase,
+            to,
+            note,
+        });
+        self.phase = to;
+    }
+
+    fn admin(&mut self, by: &str, at: Timestamp, event: AdminEvent) {
+        self.administrations.push(Administration {
+            at,
+            by: by.into(),
+            event,
+        });
+    }
+
+    /// Applies a command by `by` at `at`. On refusal the session is unchanged.
+    pub fn apply(&mut self, cmd: &Command, by: &str, at: Timestamp) -> Result<(), Refusal> {
+        use Phase::*;
+        let phase = self.phase;
+        let wrong_phase =
+            |s: &Session, needed: &str| s.refuse(cmd, vec![format!("needs {needed}")]);
+        let field = |s: &Session, e: FieldError| s.refuse(cmd, vec![e.to_string()]);
+        if self.signature.is_some() && !matches!(cmd, Command::Addendum { .. }) {
+            return Err(self.refuse(
+                cmd,
+                vec!["the record is signed and locked; add an addendum".into()],
+            ));
+        }
+        let in_chair = matches!(
+            phase,
+            Running | Paused | Observation | ReadyForDischarge | Escalated
+        );
+        match cmd {
+            Command::CheckIn => {
+                if phase != Scheduled {
+                    return Err(wrong_phase(self, "a scheduled session"));
+                }
+                self.go(CheckedIn, by, at, None);
+            }
+            Command::BeginPreAssessment => {
+                if phase != CheckedIn {
+                    return Err(wrong_phase(self, "a checked-in patient"));
+                }
+                self.go(PreAssessment, by, at, None);
+            }
+            Command::UpdateChecklist(u) => {
+                if !matches!(phase, CheckedIn | PreAssessment) {
+                    return Err(wrong_phase(self, "check-in or pre-assessment"));
+                }
+                let mut c = self.checklist.clone();
+                if let Some(v) = u.consent_valid {
+                    c.consent_valid = Some(v);
+                }
+                if let Some(v) = u.fasting_confirmed {
+                    c.fasting_confirmed = Some(v);
+                }
+                if let Some(v) = u.pregnancy {
+                    c.pregnancy = Some(v);
+                }
+                if let Some(v) = u.escort_home {
+                    c.escort_home = Some(v);
+                }
+                if let Some(v) = u.eligibility_reconfirmed {
+                    c.eligibility_reconfirmed = Some(v);
+                }
+                if let Some(v) = u.suicide_risk {
+                    c.suicide_risk = Some(v);
+                }
+                if let Some(r) = &u.rems {
+                    c.rems = r.clone();
+                }
+                if let Some(reason) = &u.bp_gate_reason {
+                    if c.baseline.is_none() {
+                        return Err(self.refuse(
+                            cmd,
+                            vec!["bp_gate_reason: record baseline vitals first".into()],
+                        ));
+                    }
+                    let reason = nonempty("bp_gate_reason", reason).map_err(|e| field(self, e))?;
+                    c.bp_gate_accepted = Some(Accepted {
+                        by: by.into(),
+                        at,
+                        reason,
+                    });
+                }
+                self.checklist = c;
+            }
+            Command::SetBaseline { vitals } => {
+                if !matches!(phase, CheckedIn | PreAssessment) {
+                    return Err(wrong_phase(self, "check-in or pre-assessment"));
+                }
+                if let Err(errs) = vitals.validate() {
+                    return Err(self.refuse(cmd, errs.iter().map(ToString::to_string).collect()));
+                }
+                self.checklist.baseline = Some(VitalReading {
+                    at,
+                    vitals: vitals.clone(),
+                    source: crate::vitals::VitalSource::Manual,
+                    by: by.into(),
+                    control_id: None,
+                });
+                self.checklist.bp_gate_accepted = None;
+            }
+            Command::AttachDose { dose } => {
+                if !matches!(phase, CheckedIn | PreAssessment) {
+                    return Err(wrong_phase(self, "check-in or pre-assessment"));
+                }
+                if dose.verified_by == dose.author {
+                    return Err(self.refuse(
+                        cmd,
+                        vec!["the dose must be verified by a second clinician".into()],
+                    ));
+                }
+                if self.plan.mode == Mode::Esketamine && dose.devices == 0 {
+                    return Err(self.refuse(
+                        cmd,
+                        vec!["devices: an esketamine order names its devices".into()],
+                    ));
+                }
+                if self.plan.mode == Mode::Esketamine {
+                    self.plan.devices_planned = dose.devices;
+                }
+                self.checklist.dose = Some(dose.clone());
+            }
+            Command::VerifyDose => {
+                if phase != PreAssessment {
+                    return Err(wrong_phase(self, "the pre-assessment"));
+                }
+                let missing = self.checklist_missing();
+                if !missing.is_empty() {
+                    return Err(self.refuse(cmd, missing));
+                }
+                self.go(DoseVerified, by, at, None);
+            }
+            Command::Start { rate_ml_per_h } => {
+                if phase != DoseVerified {
+                    return Err(wrong_phase(self, "a verified dose"));
+                }
+                match self.plan.mode {
+                    Mode::Esketamine => {
+                        if rate_ml_per_h.is_some() {
+                            return Err(self.refuse(
+                                cmd,
+                                vec!["rate_ml_per_h: esketamine is given device by device".into()],
+                            ));
+                        }
+                        self.admin(by, at, AdminEvent::Device { number: 1 });
+                    }
+                    Mode::Infusion => {
+                        if let Some(r) = rate_ml_per_h
+                            && !(r.is_finite() && *r > 0.0 && *r <= 2000.0)
+                        {
+                            return Err(self.refuse(
+                                cmd,
+                                vec![format!(
+                                    "rate_ml_per_h: {r} is not a pump rate (0–2000 mL/h)"
+                                )],
+                            ));
+                        }
+                        self.admin(
+                            by,
+                            at,
+                            AdminEvent::Start {
+                                rate_ml_per_h: *rate_ml_per_h,
+                            },
+                        );
+                    }
+                }
+                self.go(Running, by, at, None);
+            }
+            Command::GiveDevice => {
+                if phase != Running {
+                    return Err(wrong_phase(self, "running dosing"));
+                }
+                if self.plan.mode != Mode::Esketamine {
+                    return Err(self.refuse(
+                        cmd,
+                        vec!["only esketamine is given device by device".into()],
+                    ));
+                }
+                let (n, last) = self.last_device().unwrap_or((0, at));
+                if n >= self.plan.devices_planned {
+                    return Err(self.refuse(
+                        cmd,
+                        vec![format!(
+                            "all {} planned devices are given",
+                            self.plan.devices_planned
+                        )],
+                    ));
+                }
+                let Some(gap) = self.plan.minutes_between_devices.value() else {
+                    return Err(self.refuse(
+                        cmd,
+                        vec![format!(
+                            "wait between devices {}",
+                            self.plan.minutes_between_devices.provenance_text()
+                        )],
+                    ));
+                };
+                let wait = (gap * 60.0).round() as i64;
+                let since = at.as_second() - last.as_second();
+                if since < wait {
+                    let left = wait - since;
+                    return Err(self.refuse(
+                        cmd,
+                        vec![format!(
+                            "wait {gap} min between devices [{}]: {}:{:02} to go",
+                            self.plan.minutes_between_devices.provenance_text(),
+                            left / 60,
+                            left % 60
+                        )],
+                    ));
+                }
+                self.admin(by, at, AdminEvent::Device { number: n + 1 });
+            }
+            Command::ChangeRate { rate_ml_per_h } => {
+                if phase != Running {
+                    return Err(wrong_phase(self, "a running infusion"));
+                }
+                if self.plan.mode != Mode::Infusion {
+                    return Err(self.refuse(cmd, vec!["esketamine has no rate".into()]));
+                }
+                let r = *rate_ml_per_h;
+                if !(r.is_finite() && r > 0.0 && r <= 2000.0) {
+                    return Err(self.refuse(
+                        cmd,
+                        vec![format!(
+                            "rate_ml_per_h: {r} is not a pump rate (0–2000 mL/h)"
+                        )],
+                    ));
+                }
+                self.admin(by, at, AdminEvent::RateChange { rate_ml_per_h: r });
+            }
+            Command::Pause { reason } => {
+                if phase != Running {
+                    return Err(wrong_phase(self, "running dosing"));
+                }
+                let reason = nonempty("reason", reason).map_err(|e| field(self, e))?;
+                self.admin(
+                    by,
+                    at,
+                    AdminEvent::Pause {
+                        reason: reason.clone(),
+                    },
+                );
+                self.go(Paused, by, at, Some(reason));
+            }
+            Command::Resume => {
+                if phase != Paused {
+                    return Err(wrong_phase(self, "paused dosing"));
+                }
+                self.admin(by, at, AdminEvent::Resume);
+                self.go(Running, by, at, None);
+            }
+            Command::Stop { reason } => {
+                if !matches!(phase, Running | Paused) {
+                    return Err(wrong_phase(self, "running or paused dosing"));
+                }
+                let early = self.plan.mode == Mode::Esketamine
+                    && self.devices_given() < self.plan.devices_planned;
+                let reason =
+                    match reason.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+                        Some(r) => Some(nonempty("reason", r).map_err(|e| field(self, e))?),
+                        None if early => {
+                            return Err(self.refuse(cmd, vec![format!(
+                            "reason: only {} of {} devices given; say why dosing stops early",
+                            self.devices_given(),
+                            self.plan.devices_planned
+                        )]));
+                        }
+                        None => None,
+                    };
+                if self.plan.mode == Mode::Infusion {
+                    self.admin(
+                        by,
+                        at,
+                        AdminEvent::Stop {
+                            reason: reason.clone(),
+                        },
+                    );
+                }
+                self.go(Observation, by, at, reason);
+            }
+            Command::ConfirmDischarge(d) => {
+                if !matches!(phase, Observation | ReadyForDischarge) {
+                    return Err(wrong_phase(self, "observation"));
+                }
+                let c = &mut self.discharge;
+                for (slot, v) in [
+                    (&mut c.dissociation_resolved, d.dissociation_resolved),
+                    (
+                        &mut c.respiratory_depression_resolved,
+                        d.respiratory_depression_resolved,
+                    ),
+                    (&mut c.clinically_stable, d.clinically_stable),
+                    (&mut c.escort_present, d.escort_present),
+                    (&mut c.transport_advice_given, d.transport_advice_given),
+                ] {
+                    if v.is_some() {
+                        *slot = v;
+                    }
+                }
+            }
+            Command::ReadyForDischarge => {
+                if phase != Observation {
+                    return Err(wrong_phase(self, "observation"));
+                }
+                let missing = self.discharge_missing(at);
+                if !missing.is_empty() {
+                    return Err(self.refuse(cmd, missing));
+                }
+                self.go(ReadyForDischarge, by, at, None);
+            }
+            Command::Discharge => {
+                if phase != ReadyForDischarge {
+                    return Err(wrong_phase(self, "ready for discharge"));
+                }
+                let missing = self.discharge_missing(at);
+                if !missing.is_empty() {
+                    return Err(self.refuse(cmd, missing));
+                }
+                self.go(Discharged, by, at, None);
+            }
+            Command::Escalate { reason } => {
+                if !matches!(phase, Running | Paused | Observation | ReadyForDischarge) {
+                    return Err(wrong_phase(self, "a patient in dosing or observation"));
+                }
+                let reason = nonempty("reason", reason).map_err(|e| field(self, e))?;
+                if phase == Running && self.plan.mode == Mode::Infusion {
+                    self.admin(
+                        by,
+                        at,
+                        AdminEvent::Stop {
+                            reason: Some(format!("escalated: {reason}")),
+                        },
+                    );
+                }
+                self.go(Escalated, by, at, Some(reason));
+            }
+            Command::DeEscalate { note } => {
+                if phase != Escalated {
+                    return Err(wrong_phase(self, "an escalated session"));
+                }
+                let note = nonempty("note", note).map_err(|e| field(self, e))?;
+                if self.dose_end().is_none() && self.plan.mode == Mode::Infusion {
+                    self.admin(
+                        by,
+                        at,
+                        AdminEvent::Stop {
+                            reason: Some("escalation".into()),
+                        },
+                    );
+                }
+                self.go(Observation, by, at, Some(note));
+            }
+            Command::Transfer { destination } => {
+                if phase != Escalated {
+                    return Err(wrong_phase(self, "an escalated session"));
+                }
+                let d = nonempty("destination", destination).map_err(|e| field(self, e))?;
+                self.reason = Some(format!("transferred to {d}"));
+                self.go(Transferred, by, at, Some(d));
+            }
+            Command::Cancel { reason } => {
+                if !matches!(phase, Scheduled | CheckedIn | PreAssessment | DoseVerified) {
+                    return Err(wrong_phase(
+                        self,
+                        "a session not yet dosed (escalate instead)",
+                    ));
+                }
+                let reason = nonempty("reason", reason).map_err(|e| field(self, e))?;
+                self.reason = Some(reason.clone());
+                self.go(Cancelled, by, at, Some(reason));
+            }
+            Command::Score { kind, value } => {
+                if !(in_chair || phase == PreAssessment || phase == DoseVerified) {
+                    return Err(wrong_phase(self, "a patient in the chair"));
+                }
+                let max = match kind {
+                    ScoreKind::Moaas => 5,
+                    ScoreKind::Cadss => 200,
+                };
+                if *value > max {
+                    return Err(self.refuse(
+                        cmd,
+                        vec![format!("value: {value} is above the scale's top ({max})")],
+                    ));
+                }
+                self.scores.push(Score {
+                    at,
+                    by: by.into(),
+                    kind: *kind,
+                    value: *value,
+                });
+            }
+            Command::SideEffect { text, severity } => {
+                if !in_chair {
+                    return Err(wrong_phase(self, "dosing or observation"));
+                }
+                let text = nonempty("text", text).map_err(|e| field(self, e))?;
+                self.side_effects.push(Note {
+                    at,
+                    by: by.into(),
+                    text,
+                    severity: *severity,
+                });
+            }
+            Command::Intervene { drug, dose, route } => {
+                if !in_chair {
+                    return Err(wrong_phase(self, "dosing or observation"));
+                }
+                let drug = nonempty("drug", drug).map_err(|e| field(self, e))?;
+                let dose = nonempty("dose", dose).map_err(|e| field(self, e))?;
+                let route = nonempty("route", route).map_err(|e| field(self, e))?;
+                self.interventions.push(Intervention {
+                    at,
+                    by: by.into(),
+                    drug,
+                    dose,
+                    route,
+                });
+            }
+            Command::AdverseEvent { text, severity } => {
+                if !in_chair {
+                    return Err(wrong_phase(self, "dosing or observation"));
+                }
+                let text = nonempty("text", text).map_err(|e| field(self, e))?;
+                self.adverse_events.push(Note {
+                    at,
+                    by: by.into(),
+                    text,
+                    severity: Some(*severity),
+                });
+            }
+            Command::AcknowledgeAlarm { alarm } => {
+                let id = *alarm;
+                let a = self.alarms.iter_mut().find(|a| a.id == id);
+                match a {
+                    None => {
+                        return Err(
+                            self.refuse(cmd, vec![format!("alarm: no alarm {id} in this session")])
+                        );
+                    }
+                    Some(a) => {
+                        if let Err(e) = a.acknowledge(by, at) {
+                            return Err(self.refuse(cmd, vec![e]));
+                        }
+                    }
+                }
+            }
+            Command::ResolveAlarm { alarm, note } => {
+                let id = *alarm;
+                let mut alarms = self.alarms.clone();
+                match alarms.iter_mut().find(|a| a.id == id) {
+                    None => {
+                        return Err(
+                            self.refuse(cmd, vec![format!("alarm: no alarm {id} in this session")])
+                        );
+                    }
+                    Some(a) => {
+                        if let Err(e) = a.resolve(by, at, note) {
+                            return Err(self.refuse(cmd, vec![e]));
+                        }
+                    }
+                }
+                self.alarms = alarms;
+            }
+            Command::Sign => {
+                if !phase.is_final() {
+                    return Err(wrong_phase(
+                        self,
+                        "a discharged, transferred or cancelled session",
+                    ));
+                }
+                let mut missing = Vec::new();
+                if let Err(e) = ledger_balances(self) {
+                    missing.push(e);
+                }
+                let open: Vec<_> = self.open_alarms().map(|a| a.id.to_string()).collect();
+                if !open.is_empty() {
+                    missing.push(format!(
+                        "open alarms {}: resolve them first",
+                        open.join(", ")
+                    ));
+                }
+                if !missing.is_empty() {
+                    return Err(self.refuse(cmd, missing));
+                }
+                self.signature = Some(Signature { by: by.into(), at });
+            }
+            Command::Addendum { text } => {
+                if self.signature.is_none() {
+                    return Err(self.refuse(
+                        cmd,
+                        vec!["the record is not signed yet: edit it directly".into()],
+                    ));
+                }
+                let text = nonempty("text", text).map_err(|e| field(self, e))?;
+                self.addenda.push(Note {
+                    at,
+                    by: by.into(),
+                    text,
+                    severity: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Raises alarms for findings whose kind is not already open; returns the new ones.
+    pub fn raise(&mut self, findings: Vec<Finding>, at: Timestamp) -> Vec<Alarm> {
+        let mut new = Vec::new();
+        for f in findings {
+            if self.alarms.iter().any(|a| a.is_open() && a.kind == f.kind) {
+                continue;
+            }
+            let alarm = Alarm {
+                id: self.alarms.len() as u32 + 1,
+                kind: f.kind,
+                raised_at: at,
+                detail: f.detail,
+                action: f.action,
+                state: AlarmState::Raised,
+                acknowledged: None,
+                resolved: None,
+                resolution_note: None,
+            };
+            self.alarms.push(alarm.clone());
+            new.push(alarm);
+        }
+        new
+    }
+
+    /// Whether vitals are accepted now.
+    pub fn accepts_vitals(&self) -> Result<(), Refusal> {
+        if self.signature.is_some() {
+            return Err(Refusal {
+                command: "record vitals".into(),
+                phase: self.phase.label().to_lowercase(),
+                missing: vec!["the record is signed and locked".into()],
+            });
+        }
+        if !self.phase.is_active() {
+            return Err(Refusal {
+                command: "record vitals".into(),
+                phase: self.phase.label().to_lowercase(),
+                missing: vec!["needs a patient in the chair".into()],
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks a new reading against the rules and raises alarms (thresholds and rise over
+    /// baseline only once dosing has started; before that the BP gate applies).
+    pub fn on_vital(&mut self, reading: &VitalReading) -> Vec<Alarm> {
+        if self.dose_start().is_none() {
+            return vec![];
+        }
+        let baseline = self.checklist.baseline.as_ref().map(|b| b.vitals.clone());
+        let findings = alarms::check_reading(&self.plan, baseline.as_ref(), &reading.vitals);
+        self.raise(findings, reading.at)
+    }
+
+    /// Time rules (missed vitals, esketamine BP check) at `now`, given the session's readings.
+    pub fn on_tick(&mut self, readings: &[VitalReading], now: Timestamp) -> Vec<Alarm> {
+        if !matches!(
+            self.phase,
+            Phase::Running | Phase::Paused | Phase::Observation | Phase::Escalated
+        ) || self.signature.is_some()
+        {
+            return vec![];
+        }
+        let last = if self.plan.mode == Mode::Esketamine {
+            self.last_device().map(|(_, t)| t)
+        } else {
+            None
+        };
+        let findings = alarms::check_time(&self.plan, self.dose_start(), last, readings, now);
+        self.raise(findings, now)
+    }
+
+    /// The next scheduled check at or after `now`, if any.
+    pub fn next_check(&self, now: Timestamp) -> Option<Timestamp> {
+        let start = self.dose_start()?;
+        let horizon = Timestamp::from_second(now.as_second() + 24 * 3600).ok()?;
+        let mut due = alarms::schedule(&self.plan, start, horizon);
+        if let (Mode::Esketamine, Some((_, t)), Some(m)) = (
+            self.plan.mode,
+            self.last_device(),
+            self.plan.bp_check_minutes_after_dose.value(),
+        ) {
+            due.push(t.as_second() + (m * 60.0).round() as i64);
+        }
+        due.into_iter()
+            .filter(|t| *t >= now.as_second())
+            .min()
+            .and_then(|t| Timestamp::from_second(t).ok())
+    }
+}
+
+/// The REMS Patient Monitoring Form (clinical.md §4a) for an esketamine session: every item,
+/// from the record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RemsForm {
+    pub setting_certified: Option<bool>,
+    pub patient_enrolled: Option<bool>,
+    pub prescriber_on_site: Option<bool>,
+    pub pulse_oximeter_on_site: Option<bool>,
+    pub dose: Option<String>,
+    pub devices: Vec<(u32, Timestamp)>,
+    pub bp_before_dose: Option<String>,
+    pub bp_about_40_min: Option<String>,
+    pub lowest_spo2: Option<f64>,
+    pub deepest_moaas: Option<u32>,
+    pub highest_cadss: Option<u32>,
+    pub observation_minutes: Option<i64>,
+    pub sedation_dissociation_resolved: bool,
+    pub clinically_stable: Option<bool>,
+    pub concomitant_sedating: Option<String>,
+    pub concomitant_bp_raising: Option<String>,
+    pub adverse_events: Vec<String>,
+    pub transport_advice_given: Option<bool>,
+    /// The form is submitted within 7 days of the session [R3b].
+    pub submit_by: Option<String>,
+}
+
+impl Session {
+    /// The REMS form, given the session's readings; `None` for a non-esketamine session.
+    pub fn rems_form(&self, readings: &[VitalReading]) -> Option<RemsForm> {
+        if self.plan.mode != Mode::Esketamine {
+            return None;
+        }
+        let r = &self.checklist.rems;
+        let devices: Vec<(u32, Timestamp)> = self
+            .administrations
+            .iter()
+            .filter_map(|a| match a.event {
+                AdminEvent::Device { number } => Some((number, a.at)),
+                _ => None,
+            })
+            .collect();
+        let bp = |v: &Vitals| match (v.systolic, v.diastolic) {
+            (Some(s), Some(d)) => Some(format!("{s}/{d}")),
+            _ => None,
+        };
+        let bp40 = self.last_device().and_then(|(_, t)| {
+            let due = t.as_second() + 40 * 60;
+            readings
+                .iter()
+                .filter(|x| x.vitals.has_bp())
+                .min_by_key(|x| (x.at.as_second() - due).abs())
+                .and_then(|x| bp(&x.vitals).map(|b| format!("{b} at {}", x.at)))
+        });
+        let end = self.dose_end();
+        let leave = self
+            .transitions
+            .iter()
+            .rev()
+            .find(|t| t.to == Phase::Discharged || t.to == Phase::Transferred)
+            .map(|t| t.at);
+        Some(RemsForm {
+            setting_certified: r.setting_certified,
+            patient_enrolled: r.patient_enrolled,
+            prescriber_on_site: r.prescriber_on_site,
+            pulse_oximeter_on_site: r.pulse_oximeter_on_site,
+            dose: self.checklist.dose.as_ref().map(|d| d.summary.clone()),
+            devices,
+            bp_before_dose: self.checklist.baseline.as_ref().and_then(|b| bp(&b.vitals)),
+            bp_about_40_min: bp40,
+            lowest_spo2: readings
+                .iter()
+                .filter_map(|x| x.vitals.spo2)
+                .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v)))),
+            deepest_moaas: self
+                .scores
+                .iter()
+                .filter(|s| s.kind == ScoreKind::Moaas)
+                .map(|s| s.value)
+                .min(),
+            highest_cadss: self
+                .scores
+                .iter()
+                .filter(|s| s.kind == ScoreKind::Cadss)
+                .map(|s| s.value)
+                .max(),
+            observation_minutes: match (end, leave) {
+                (Some(e), Some(l)) => Some((l.as_second() - e.as_second()) / 60),
+                _ => None,
+            },
+            sedation_dissociation_resolved: self.discharge.dissociation_resolved == Some(true)
+                && self
+                    .latest_score(ScoreKind::Moaas)
+                    .is_some_and(|s| s.value == 5),
+            clinically_stable: self.discharge.clinically_stable,
+            concomitant_sedating: r.concomitant_sedating.clone(),
+            concomitant_bp_raising: r.concomitant_bp_raising.clone(),
+            adverse_events: self.adverse_events.iter().map(|n| n.text.clone()).collect(),
+            transport_advice_given: self.discharge.transport_advice_given,
+            submit_by: Timestamp::from_second(self.scheduled_for.as_second() + 7 * 86400)
+                .ok()
+                .map(|t| t.to_string()[..10].to_owned()),
+        })
+    }
+}
+
+/// Checks a reading before it is stored.
+pub fn check_reading_input(v: &Vitals) -> Result<(), Vec<FieldError>> {
+    v.validate()
+}
+
+/// Who acknowledged/resolved: re-exported for the edges.
+pub type AlarmStamp = Stamp;

@@ -1,0 +1,396 @@
+//! Session records on SQLite and PostgreSQL: commands through the store, vitals stored once per
+//! message key, alarms raised in the same transaction, signed records locked (also by the
+//! database), addenda, every change audited.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use jiff::Timestamp;
+use ketcare_clinical::{Library, SiteSettings};
+use ketcare_core::patient::{NewPatient, PatientInput};
+use ketcare_core::{Actor, PatientId, Role};
+use ketcare_session::session::{
+    ChecklistUpdate, DischargeConfirmations, Pregnancy, RiskScreen, ScoreKind, VerifiedDose,
+};
+use ketcare_session::{Command, Phase, RulesFile, Session, VitalReading, VitalSource, Vitals};
+use ketcare_store::testing::{BACKENDS, fresh_store};
+use ketcare_store::{Store, StoreError, VitalOutcome};
+
+const T0: i64 = 1_767_258_000;
+fn at(min: i64) -> Timestamp {
+    Timestamp::from_second(T0 + min * 60).unwrap()
+}
+
+async fn patient(store: &dyn Store, mrn: &str) -> PatientId {
+    let input: PatientInput = serde_json::from_value(serde_json::json!({
+        "mrn": mrn, "given_name": "Ada", "family_name": "Test", "date_of_birth": "1980-02-03",
+        "sex": "female"
+    }))
+    .unwrap();
+    let p = NewPatient::parse(&input, jiff::civil::date(2026, 1, 1)).unwrap();
+    store
+        .create_patient(&Actor::system(Role::Nurse), &p)
+        .await
+        .unwrap()
+        .id
+}
+
+fn session(chair: &str) -> Session {
+    let lib = Library::builtin().unwrap();
+    let rules = RulesFile::builtin(lib.sources()).unwrap();
+    let settings = SiteSettings::new()
+        .with("observation.ketamine_psychiatric_minutes", 60.0)
+        .with("session.ketamine.bp_gate_systolic_mmhg", 140.0)
+        .with("session.ketamine.bp_gate_diastolic_mmhg", 90.0)
+        .with("session.alarm.spo2_low_percent", 92.0);
+    let plan = rules.plan(lib.get("trd-adult-iv-ketamine").unwrap(), &settings, 0);
+    Session::new(plan, chair, at(0))
+}
+
+fn nurse() -> Actor {
+    Actor::system(Role::Nurse)
+}
+
+fn reading(min: i64, spo2: f64, control: Option<&str>) -> VitalReading {
+    VitalReading {
+        at: at(min),
+        vitals: Vitals {
+            systolic: Some(125.0),
+            diastolic: Some(80.0),
+            spo2: Some(spo2),
+            ..Vitals::default()
+        },
+        source: if control.is_some() {
+            VitalSource::Monitor
+        } else {
+            VitalSource::Manual
+        },
+        by: "nurse".into(),
+        control_id: control.map(str::to_owned),
+    }
+}
+
+#[tokio::test]
+async fn a_session_from_check_in_to_signed_record() {
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let pid = patient(s, "MRN-S1").await;
+        let rec = s
+            .create_treatment_session(&nurse(), pid, &session("Chair 1"))
+            .await
+            .unwrap();
+        let id = rec.id;
+        assert_eq!(rec.session.phase, Phase::Scheduled);
+        // Nothing in the chair yet: monitors cannot match, vitals refused.
+        assert_eq!(
+            s.match_active_session(&["MRN-S1".into()], &[])
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(matches!(
+            s.record_vital(&nurse(), id, &reading(0, 98.0, None), None)
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        let steps = [
+            Command::CheckIn,
+            Command::BeginPreAssessment,
+            Command::UpdateChecklist(ChecklistUpdate {
+                consent_valid: Some(true),
+                fasting_confirmed: Some(true),
+                pregnancy: Some(Pregnancy::NotPregnant),
+                escort_home: Some(true),
+                eligibility_reconfirmed: Some(true),
+                suicide_risk: Some(RiskScreen::Negative),
+                ..Default::default()
+            }),
+            Command::SetBaseline {
+                vitals: reading(0, 98.0, None).vitals,
+            },
+            Command::AttachDose {
+                dose: VerifiedDose {
+                    order_id: 7,
+                    summary: "0.5 mg/kg".into(),
+                    author: "prescriber".into(),
+                    verified_by: "pharmacist".into(),
+                    devices: 0,
+                },
+            },
+        ];
+        for (i, c) in steps.iter().enumerate() {
+            s.apply_session_command(&nurse(), id, c, at(i as i64))
+                .await
+                .unwrap();
+        }
+        // Illegal transition refused and nothing changes.
+        let rev = s.session_record(&nurse(), id).await.unwrap().revision;
+        let e = s
+            .apply_session_command(&nurse(), id, &Command::Discharge, at(6))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Conflict(m) if m.contains("cannot discharge")),
+            "{e}"
+        );
+        assert_eq!(s.session_record(&nurse(), id).await.unwrap().revision, rev);
+        s.apply_session_command(&nurse(), id, &Command::VerifyDose, at(8))
+            .await
+            .unwrap();
+        s.apply_session_command(
+            &nurse(),
+            id,
+            &Command::Start {
+                rate_ml_per_h: Some(8.75),
+            },
+            at(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.match_active_session(&["nope".into(), "MRN-S1".into()], &[])
+                .await
+                .unwrap(),
+            Some(id)
+        );
+        assert_eq!(
+            s.match_active_session(&[], &["SUITE".into(), "chair 1".into()])
+                .await
+                .unwrap(),
+            Some(id)
+        );
+
+        // A monitor message stored once; a low SpO2 raises an alarm in the same transaction.
+        let out = s
+            .record_vital(&nurse(), id, &reading(12, 90.0, Some("C1")), Some("MON|C1"))
+            .await
+            .unwrap();
+        match &out {
+            VitalOutcome::Stored { alarms, .. } => assert_eq!(alarms.len(), 1, "{backend:?}"),
+            other => panic!("{other:?}"),
+        }
+        let dup = s
+            .record_vital(&nurse(), id, &reading(12, 90.0, Some("C1")), Some("MON|C1"))
+            .await
+            .unwrap();
+        assert!(matches!(dup, VitalOutcome::Duplicate { session_id, .. } if session_id == id));
+        s.record_vital(&nurse(), id, &reading(13, 97.0, None), None)
+            .await
+            .unwrap();
+        let vitals = s.session_vitals(&nurse(), id).await.unwrap();
+        assert_eq!(vitals.len(), 2);
+        assert_eq!(vitals[0].reading.control_id.as_deref(), Some("C1"));
+        assert_eq!(vitals[0].reading.source, VitalSource::Monitor);
+        assert_eq!(s.count("session_vitals").await.unwrap(), 2);
+        // Bad input names the field.
+        let mut bad = reading(14, 97.0, None);
+        bad.vitals.spo2 = Some(120.0);
+        assert!(
+            matches!(s.record_vital(&nurse(), id, &bad, None).await, Err(StoreError::Invalid(f)) if f.get("spo2").is_some())
+        );
+
+        let rec = s.session_record(&nurse(), id).await.unwrap();
+        assert_eq!(rec.session.alarms.len(), 1);
+        s.apply_session_command(
+            &nurse(),
+            id,
+            &Command::AcknowledgeAlarm { alarm: 1 },
+            at(15),
+        )
+        .await
+        .unwrap();
+        s.apply_session_command(
+            &nurse(),
+            id,
+            &Command::ResolveAlarm {
+                alarm: 1,
+                note: "repositioned".into(),
+            },
+            at(16),
+        )
+        .await
+        .unwrap();
+        for (m, c) in [
+            (50, Command::Stop { reason: None }),
+            (
+                60,
+                Command::Score {
+                    kind: ScoreKind::Moaas,
+                    value: 5,
+                },
+            ),
+            (
+                60,
+                Command::Score {
+                    kind: ScoreKind::Cadss,
+                    value: 0,
+                },
+            ),
+            (
+                61,
+                Command::ConfirmDischarge(DischargeConfirmations {
+                    dissociation_resolved: Some(true),
+                    escort_present: Some(true),
+                    ..Default::default()
+                }),
+            ),
+            (111, Command::ReadyForDischarge),
+            (112, Command::Discharge),
+        ] {
+            s.apply_session_command(&nurse(), id, &c, at(m))
+                .await
+                .unwrap();
+        }
+        // A nurse may not sign? Nurses and prescribers may; a therapist may not.
+        let therapist = Actor::system(Role::Therapist);
+        assert!(matches!(
+            s.apply_session_command(&therapist, id, &Command::Sign, at(113))
+                .await,
+            Err(StoreError::Forbidden { .. })
+        ));
+        s.apply_session_command(
+            &Actor::system(Role::Prescriber),
+            id,
+            &Command::Sign,
+            at(113),
+        )
+        .await
+        .unwrap();
+        // Locked: commands refused, vitals refused, the database refuses a direct change.
+        assert!(
+            s.apply_session_command(
+                &nurse(),
+                id,
+                &Command::Score {
+                    kind: ScoreKind::Moaas,
+                    value: 5
+                },
+                at(114)
+            )
+            .await
+            .is_err()
+        );
+        assert!(
+            s.record_vital(&nurse(), id, &reading(115, 97.0, None), None)
+                .await
+                .is_err()
+        );
+        assert!(
+            s.execute_raw(&format!(
+                "UPDATE treatment_sessions SET chair = 'x' WHERE id = {id}"
+            ))
+            .await
+            .is_err(),
+            "{backend:?}"
+        );
+        assert!(s.execute_raw(&format!("INSERT INTO session_vitals (session_id, at, at_epoch, received_at, source, recorded_by) VALUES ({id}, 'x', 0, 'x', 'manual', 'x')")).await.is_err(), "{backend:?}");
+        assert!(
+            s.execute_raw("UPDATE session_vitals SET spo2 = 50")
+                .await
+                .is_err(),
+            "{backend:?}"
+        );
+        // Addenda with who and when.
+        s.apply_session_command(
+            &nurse(),
+            id,
+            &Command::Addendum {
+                text: "called patient next day: well".into(),
+            },
+            at(2000),
+        )
+        .await
+        .unwrap();
+        let rec = s.session_record(&nurse(), id).await.unwrap();
+        assert_eq!(rec.session.addenda.len(), 1);
+        assert_eq!(rec.session.addenda[0].at, at(2000));
+        assert!(rec.session.signature.is_some());
+        assert_eq!(s.patient_sessions(&nurse(), pid).await.unwrap().len(), 1);
+        // Every change audited, chain intact.
+        let v = s.verify_audit().await.unwrap();
+        assert_eq!(v.broken, None);
+    }
+}
+
+#[tokio::test]
+async fn tick_raises_missed_vitals_once_and_roles_are_checked() {
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let pid = patient(s, "MRN-T1").await;
+        let mut sess = session("Chair 9");
+        for (m, c) in [(0, Command::CheckIn), (1, Command::BeginPreAssessment)] {
+            sess.apply(&c, "nurse", at(m)).unwrap();
+        }
+        let id = s
+            .create_treatment_session(&nurse(), pid, &sess)
+            .await
+            .unwrap()
+            .id;
+        assert_eq!(s.active_sessions(&nurse()).await.unwrap().len(), 1);
+        let therapist = Actor::system(Role::Therapist);
+        assert!(matches!(
+            s.record_vital(&therapist, id, &reading(1, 98.0, None), None)
+                .await,
+            Err(StoreError::Forbidden { .. })
+        ));
+        assert!(matches!(
+            s.create_treatment_session(&Actor::system(Role::Scheduler), pid, &sess)
+                .await,
+            Err(StoreError::Forbidden { .. })
+        ));
+        // Not dosing: the tick does nothing.
+        assert!(s.tick_sessions(&nurse(), at(100)).await.unwrap().is_empty());
+        // Drive to running with the pure core, stored as one command each.
+        for (m, c) in [
+            (
+                2,
+                Command::UpdateChecklist(ChecklistUpdate {
+                    consent_valid: Some(true),
+                    fasting_confirmed: Some(true),
+                    pregnancy: Some(Pregnancy::NotApplicable),
+                    escort_home: Some(true),
+                    eligibility_reconfirmed: Some(true),
+                    suicide_risk: Some(RiskScreen::PositiveReviewed),
+                    ..Default::default()
+                }),
+            ),
+            (
+                3,
+                Command::SetBaseline {
+                    vitals: reading(3, 98.0, None).vitals,
+                },
+            ),
+            (
+                4,
+                Command::AttachDose {
+                    dose: VerifiedDose {
+                        order_id: 1,
+                        summary: "x".into(),
+                        author: "a".into(),
+                        verified_by: "b".into(),
+                        devices: 0,
+                    },
+                },
+            ),
+            (5, Command::VerifyDose),
+            (
+                10,
+                Command::Start {
+                    rate_ml_per_h: None,
+                },
+            ),
+        ] {
+            s.apply_session_command(&nurse(), id, &c, at(m))
+                .await
+                .unwrap();
+        }
+        s.record_vital(&nurse(), id, &reading(10, 98.0, None), None)
+            .await
+            .unwrap();
+        assert!(s.tick_sessions(&nurse(), at(25)).await.unwrap().is_empty());
+        let raised = s.tick_sessions(&nurse(), at(26)).await.unwrap();
+        assert_eq!(raised.len(), 1, "{backend:?}");
+        assert_eq!(raised[0].0, id);
+        assert!(s.tick_sessions(&nurse(), at(27)).await.unwrap().is_empty());
+    }
+}
