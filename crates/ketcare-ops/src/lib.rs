@@ -19,6 +19,7 @@ pub mod schedule;
 pub mod session_facts;
 
 pub use consent::{ConsentStatus, consent_valid};
+pub use ledger::{Balance, session_balance};
 
 pub use amount::Micrograms;
 
