@@ -120,7 +120,10 @@ impl SiteBilling {
     pub const ESK_DRUG: &str = "billing.esketamine_drug_line";
 
     pub fn from_settings(settings: &dyn Fn(&str) -> Option<String>) -> Self {
-        let on = |k: &str| settings(k).is_some_and(|v| v.trim() == "true");
+        let on = |k: &str| {
+            settings(k).and_then(|v| <bool as crate::cited::FromSetting>::from_setting(&v))
+                == Some(true)
+        };
         Self {
             em_codes_enabled: on(Self::EM),
             code_96372_enabled: on(Self::C96372),

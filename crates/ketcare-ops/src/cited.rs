@@ -41,7 +41,36 @@ pub struct MissingSetting {
     pub why: String,
 }
 
-impl<T: Clone + std::str::FromStr> Cited<T> {
+/// A value as a site setting holds it (site settings are numbers; a yes/no is 1 or 0).
+pub trait FromSetting: Sized {
+    fn from_setting(raw: &str) -> Option<Self>;
+}
+
+impl FromSetting for u32 {
+    fn from_setting(raw: &str) -> Option<Self> {
+        let v: f64 = raw.trim().parse().ok()?;
+        (v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= f64::from(u32::MAX))
+            .then_some(v as u32)
+    }
+}
+
+impl FromSetting for bool {
+    fn from_setting(raw: &str) -> Option<Self> {
+        match raw.trim() {
+            "1" | "1.0" | "true" => Some(true),
+            "0" | "0.0" | "false" => Some(false),
+            _ => None,
+        }
+    }
+}
+
+impl FromSetting for f64 {
+    fn from_setting(raw: &str) -> Option<Self> {
+        raw.trim().parse().ok().filter(|v: &f64| v.is_finite())
+    }
+}
+
+impl<T: Clone + FromSetting> Cited<T> {
     /// The value and its provenance; a site setting is looked up with `settings`.
     pub fn resolve(
         &self,
@@ -66,7 +95,7 @@ impl<T: Clone + std::str::FromStr> Cited<T> {
                     key: site_setting.clone(),
                     why: format!("{what} is not confirmed by the clinical reference"),
                 })?;
-                let v = raw.trim().parse::<T>().map_err(|_| MissingSetting {
+                let v = T::from_setting(&raw).ok_or_else(|| MissingSetting {
                     key: site_setting.clone(),
                     why: format!("{what}: the stored value `{raw}` is not valid"),
                 })?;

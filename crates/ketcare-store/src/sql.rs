@@ -120,7 +120,7 @@ pub(crate) async fn append_audit(tx: &mut Tx, actor: &Actor, event: &AuditEvent)
     Ok(())
 }
 
-fn corrupt(what: &str, value: &str) -> StoreError {
+pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} `{value}`"))
 }
 
@@ -241,7 +241,7 @@ fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-async fn load_patient(tx: &mut Tx, id: PatientId) -> Result<Patient> {
+pub(crate) async fn load_patient(tx: &mut Tx, id: PatientId) -> Result<Patient> {
     let row = sqlx::query(concat!(
         "SELECT ",
         patient_columns!(),
