@@ -2,6 +2,7 @@
 //! audit log from the shell.
 #![forbid(unsafe_code)]
 
+mod cli_ops;
 mod demo;
 
 use anyhow::{Context, Result, bail};
@@ -69,6 +70,9 @@ enum Command {
     /// The site's settings (values the reference leaves unconfirmed, narrowed limits).
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// The controlled-substance (Schedule III) ledger.
+    #[command(subcommand)]
+    Ledger(cli_ops::LedgerCommand),
 }
 
 #[derive(Subcommand)]
@@ -291,6 +295,7 @@ async fn main() -> Result<()> {
         Command::Screen { input, json } => screen(&cli.db, &input, json).await,
         Command::Dose(args) => dose(&cli.db, args).await,
         Command::Settings(cmd) => settings(&cli.db, cmd).await,
+        Command::Ledger(cmd) => cli_ops::run(cli.db.open().await?.as_ref(), cmd).await,
     }
 }
 
