@@ -16,7 +16,9 @@ mod sql;
 pub mod testing;
 
 pub use measures::MeasuresStore;
-pub use ops::OpsStore;
+pub use ops::{
+    BookOutcome, Chair, LedgerVerification, NewConsentDocument, NewCourse, NewSignature, OpsStore,
+};
 pub use sessions::{SessionRecord, SessionStore, StoredVital, VitalOutcome};
 pub use sql::SqlStore;
 

@@ -120,7 +120,7 @@ pub(crate) async fn append_audit(tx: &mut Tx, actor: &Actor, event: &AuditEvent)
     Ok(())
 }
 
-fn corrupt(what: &str, value: &str) -> StoreError {
+pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} `{value}`"))
 }
 

@@ -2,8 +2,9 @@
 //! audit log from the shell.
 #![forbid(unsafe_code)]
 
-mod cli_pk;
 mod cli_measures;
+mod cli_ops;
+mod cli_pk;
 mod demo;
 
 use anyhow::{Context, Result, bail};
@@ -86,6 +87,9 @@ enum Command {
     Instrument(cli_measures::InstrumentCommand),
     /// Morphine milligram equivalents per day of one opioid (CDC 2022 factors).
     Mme(cli_measures::MmeArgs),
+    /// The controlled-substance (Schedule III) ledger.
+    #[command(subcommand)]
+    Ledger(cli_ops::LedgerCommand),
 }
 
 #[derive(Subcommand)]
@@ -314,6 +318,7 @@ async fn main() -> Result<()> {
         Command::Score(args) => cli_measures::score(&cli.db, args).await,
         Command::Instrument(cmd) => cli_measures::instrument(cmd),
         Command::Mme(args) => cli_measures::mme(args),
+        Command::Ledger(cmd) => cli_ops::run(cli.db.open().await?.as_ref(), cmd).await,
     }
 }
 

@@ -1,0 +1,109 @@
+-- Operations: chairs, prescriber rosters, courses and bookings, consent documents and signatures,
+-- the controlled-substance ledger (append-only, hash-chained), the site's billing prices.
+-- Wall-clock times of the clinic are ISO text (YYYY-MM-DDTHH:MM:SS), which sorts in time order.
+CREATE TABLE ops_chairs (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE ops_on_site (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    start_at TEXT NOT NULL,
+    end_at TEXT NOT NULL
+);
+CREATE INDEX ops_on_site_time ON ops_on_site (start_at);
+
+CREATE TABLE ops_courses (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    patient_id BIGINT NOT NULL REFERENCES patients(id),
+    template_id TEXT NOT NULL,
+    protocol_id TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE ops_bookings (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    course_id BIGINT REFERENCES ops_courses(id),
+    patient_id BIGINT NOT NULL REFERENCES patients(id),
+    chair_id BIGINT NOT NULL REFERENCES ops_chairs(id),
+    nurse_id BIGINT NOT NULL REFERENCES users(id),
+    prescriber_required BIGINT NOT NULL,
+    start_at TEXT NOT NULL,
+    end_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    status_reason TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX ops_bookings_time ON ops_bookings (start_at);
+CREATE INDEX ops_bookings_patient ON ops_bookings (patient_id);
+
+CREATE TABLE ops_consent_documents (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    protocol_id TEXT NOT NULL,
+    protocol_version BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    title TEXT NOT NULL,
+    sections TEXT NOT NULL,
+    valid_days BIGINT,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (protocol_id, version)
+);
+
+CREATE TABLE ops_consent_signatures (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    patient_id BIGINT NOT NULL REFERENCES patients(id),
+    document_id BIGINT NOT NULL REFERENCES ops_consent_documents(id),
+    protocol_id TEXT NOT NULL,
+    document_version BIGINT NOT NULL,
+    protocol_version BIGINT NOT NULL,
+    signer TEXT NOT NULL,
+    assent TEXT,
+    signed_at TEXT NOT NULL,
+    expires_at TEXT,
+    withdrawn_at TEXT,
+    recorded_by BIGINT NOT NULL REFERENCES users(id)
+);
+CREATE INDEX ops_consent_signatures_patient ON ops_consent_signatures (patient_id);
+
+CREATE TABLE ops_ledger (
+    seq BIGINT PRIMARY KEY,
+    at TEXT NOT NULL,
+    user_id BIGINT NOT NULL,
+    username TEXT NOT NULL,
+    role TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    session_id BIGINT,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX ops_ledger_session ON ops_ledger (session_id);
+
+CREATE TABLE ops_ledger_head (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL
+);
+INSERT INTO ops_ledger_head (id, seq, hash)
+VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+
+CREATE FUNCTION ops_ledger_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'ops_ledger is append-only';
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER ops_ledger_no_change BEFORE UPDATE OR DELETE ON ops_ledger
+FOR EACH ROW EXECUTE FUNCTION ops_ledger_append_only();
+
+CREATE TABLE ops_billing_prices (
+    code TEXT PRIMARY KEY,
+    cents BIGINT NOT NULL,
+    set_by TEXT NOT NULL,
+    set_at TEXT NOT NULL
+);

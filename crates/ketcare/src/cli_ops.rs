@@ -1,0 +1,94 @@
+//! `ketcare ledger …`: check the controlled-substance ledger's chain, and show it.
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use ketcare_core::{Actor, Permission};
+use ketcare_ops::Micrograms;
+use ketcare_store::Store;
+
+#[derive(Subcommand)]
+pub enum LedgerCommand {
+    /// Check the ledger's hash chain and name the first altered entry.
+    Verify,
+    /// Show the entries, stock on hand and open discrepancies (as a user allowed to read it).
+    Show {
+        /// The account reading the ledger (a pharmacist, nurse or prescriber); the read is audited.
+        #[arg(long = "as")]
+        as_user: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(store: &dyn Store, cmd: LedgerCommand) -> Result<()> {
+    match cmd {
+        LedgerCommand::Verify => verify(store).await,
+        LedgerCommand::Show { as_user, json } => show(store, &as_user, json).await,
+    }
+}
+
+async fn verify(store: &dyn Store) -> Result<()> {
+    let v = store.verify_ledger().await?;
+    match v.broken {
+        None => {
+            println!("ledger chain intact: {} entries", v.entries);
+            Ok(())
+        }
+        Some(b) => {
+            println!("{b}");
+            bail!("the ledger has been altered")
+        }
+    }
+}
+
+async fn show(store: &dyn Store, username: &str, json: bool) -> Result<()> {
+    let u = store
+        .user_by_username(username)
+        .await?
+        .with_context(|| format!("no user `{username}`"))?;
+    if !u.role.allows(Permission::LedgerRead) {
+        bail!("a {} may not read the ledger", u.role);
+    }
+    let actor = Actor::user(u.id, &u.username, u.role, "cli");
+    let records = store.ledger_records(&actor).await?;
+    let state = store.ledger_state(&actor).await?;
+    if json {
+        let out = serde_json::json!({
+            "entries": records,
+            "stock": state.inventory_lines(),
+            "open_discrepancies": state.open_discrepancies().collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "{:>5}  {:<25}  {:<12}  {:<10}  body",
+        "seq", "at", "user", "kind"
+    );
+    for r in &records {
+        println!(
+            "{:>5}  {:<25}  {:<12}  {:<10}  {}",
+            r.seq, r.at, r.username, r.kind, r.body
+        );
+    }
+    println!("\non hand:");
+    for l in state.inventory_lines() {
+        println!(
+            "  {:<55} {:>3} containers  {:>10} mg",
+            l.label,
+            l.containers,
+            Micrograms(l.total_ug)
+        );
+    }
+    let open: Vec<_> = state.open_discrepancies().collect();
+    if open.is_empty() {
+        println!("no open discrepancies");
+    }
+    for d in open {
+        println!(
+            "OPEN discrepancy {} on container {}: book {} µL, counted {} µL",
+            d.id, d.container, d.expected_ul, d.counted_ul
+        );
+    }
+    Ok(())
+}

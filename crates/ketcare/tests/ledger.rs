@@ -1,0 +1,95 @@
+//! `ketcare ledger verify` on an embedded SQLite file: intact, then named after an edit.
+
+use jiff::civil::date;
+use ketcare_core::{Actor, Role};
+use ketcare_ops::ledger::LedgerEvent;
+use ketcare_store::NewUser;
+use std::process::{Command, Output};
+
+fn ketcare(data: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ketcare"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("KETCARE_DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test]
+async fn ledger_verify_detects_an_edit() {
+    let data = std::env::temp_dir().join(format!("ketcare-ledger-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", data.join("ketcare.db").display());
+    let store = ketcare_store::open(&url).await.unwrap();
+    let u = store
+        .create_user(
+            &Actor::system(Role::Administrator),
+            &NewUser {
+                username: "pharm".into(),
+                display_name: "Pharmacist".into(),
+                role: Role::Pharmacist,
+                password_hash: "x".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let pharm = Actor::user(u.id, "pharm", Role::Pharmacist, "test");
+    for lot in ["A1", "B2"] {
+        store
+            .ledger_append(
+                &pharm,
+                &LedgerEvent::Receive {
+                    product: "ketamine-10".into(),
+                    ndc: "67457-108-10".into(),
+                    lot: lot.into(),
+                    expiry: date(2030, 1, 1),
+                    quantity: 3,
+                    invoice: "INV-1".into(),
+                    supplier: "Wholesaler".into(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    let o = ketcare(&data, &["ledger", "verify"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("ledger chain intact: 2 entries"),
+        "{}",
+        text(&o)
+    );
+
+    let o = ketcare(&data, &["ledger", "show", "--as", "pharm"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("6 containers"), "{}", text(&o));
+    let o = ketcare(&data, &["ledger", "show", "--as", "nobody"]);
+    assert!(!o.status.success());
+
+    store
+        .execute_raw("DROP TRIGGER ops_ledger_no_update")
+        .await
+        .unwrap();
+    store
+        .execute_raw("UPDATE ops_ledger SET body = replace(body, '\"quantity\":3', '\"quantity\":2') WHERE seq = 1")
+        .await
+        .unwrap();
+    let o = ketcare(&data, &["ledger", "verify"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("ledger chain broken at entry 1"),
+        "{}",
+        text(&o)
+    );
+    std::fs::remove_dir_all(&data).ok();
+}
