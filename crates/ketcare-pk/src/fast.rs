@@ -389,9 +389,6 @@ pub fn population_3cmt(lib: &Library, spec: &BenchSpec) -> Result<BenchResult, P
             .map(|h| h.join().unwrap_or_default())
             .collect()
     });
-    let dbg = std::env::var_os("PK_PHASES").is_some();
-    let mut t_sel = 0.0;
-    let t_setup = start.elapsed().as_secs_f64();
     // Time rows in chunks that stay in cache: simulate the chunk for every subject, then select.
     let mut buf = vec![0u32; CHUNK * n];
     let mut bands = vec![[0f32; 3]; nt];
@@ -414,7 +411,6 @@ pub fn population_3cmt(lib: &Library, spec: &BenchSpec) -> Result<BenchResult, P
                 s.spawn(move || ln.advance(k0, &mut rows, inf_steps, dt));
             }
         });
-        let ta = Instant::now();
         let per_t = rows.div_ceil(threads);
         std::thread::scope(|s| {
             for (rws, out) in buf[..rows * n]
@@ -429,12 +425,7 @@ pub fn population_3cmt(lib: &Library, spec: &BenchSpec) -> Result<BenchResult, P
                 });
             }
         });
-        t_sel += ta.elapsed().as_secs_f64();
         k0 = k1;
-    }
-    if dbg {
-        let t_sim = start.elapsed().as_secs_f64() - t_setup - t_sel;
-        eprintln!("setup {t_setup:.4} sim {t_sim:.4} select {t_sel:.4}");
     }
     let cmax: Vec<f64> = lanes
         .iter()
