@@ -199,7 +199,7 @@ impl Lanes {
     }
 
     /// Advance rows `k0…` (row k is time k·dt) and write them as f32 bit patterns.
-    fn advance(&mut self, k0: usize, rows: &mut [&mut [u32]], inf_steps: usize, dt: f64) {
+    fn advance(&mut self, k0: usize, rows: &mut [&mut [u32]], inf_steps: usize) {
         let len = self.mx.len();
         let mut i = 0;
         while i < len {
@@ -214,8 +214,7 @@ impl Lanes {
             let inc = [load(&self.inc[0]), load(&self.inc[1]), load(&self.inc[2])];
             let mut s = [load(&self.s[0]), load(&self.s[1]), load(&self.s[2])];
             let (mut mx, mut auc, mut prev) = (load(&self.mx), load(&self.auc), load(&self.prev));
-            let mut bits = [0u32; LANES];
-            let half_dt = (0.5 * dt) as f32;
+            let mut c = prev;
             for (dk, row) in rows.iter_mut().enumerate() {
                 let k = k0 + dk;
                 if k > 0 && k <= inf_steps {
@@ -231,15 +230,29 @@ impl Lanes {
                         }
                     }
                 }
+                // Comparisons written out (not f32::max) so they map to SIMD min/max.
                 for l in 0..LANES {
-                    let c = (s[0][l] + s[1][l] + s[2][l]).max(0.0);
-                    mx[l] = mx[l].max(c);
-                    auc[l] += half_dt * (c + prev[l]);
-                    prev[l] = c;
-                    bits[l] = c.to_bits();
+                    let v = s[0][l] + s[1][l] + s[2][l];
+                    let v = if v > 0.0 { v } else { 0.0 };
+                    mx[l] = if v > mx[l] { v } else { mx[l] };
+                    // Running sum; the trapezoid AUC is dt·(Σc − c_last/2) since c(0) = 0.
+                    auc[l] += v;
+                    c[l] = v;
                 }
-                row[i..i + w].copy_from_slice(&bits[..w]);
+                match <&mut [u32; LANES]>::try_from(&mut row[i..i + w]) {
+                    Ok(out) => {
+                        for l in 0..LANES {
+                            out[l] = c[l].to_bits();
+                        }
+                    }
+                    Err(_) => {
+                        for l in 0..w {
+                            row[i + l] = c[l].to_bits();
+                        }
+                    }
+                }
             }
+            prev = c;
             let store = |v: &mut [f32], a: &[f32; LANES]| v[i..i + w].copy_from_slice(&a[..w]);
             for j in 0..3 {
                 store(&mut self.s[j], &s[j]);
@@ -355,17 +368,21 @@ fn bands_windowed(
         let Ok(b) = <&[u32; 32]>::try_from(b) else {
             continue;
         };
-        let mut hit = 0u32;
+        // Values below each window, and up to its top: a difference means a value inside.
+        let mut hit = false;
         for j in 0..3 {
-            below[j] += b
+            let under = b
                 .iter()
                 .map(|&x| u32::from((x as i32) < lo[j]))
-                .sum::<u32>() as usize;
-            hit |= b.iter().fold(0u32, |a, &x| {
-                a | (u32::from((x as i32) >= lo[j]) & u32::from((x as i32) <= hi[j]))
-            });
+                .sum::<u32>();
+            let upto = b
+                .iter()
+                .map(|&x| u32::from((x as i32) <= hi[j]))
+                .sum::<u32>();
+            below[j] += under as usize;
+            hit |= upto != under;
         }
-        if hit != 0 {
+        if hit {
             collect(b);
         }
     }
@@ -476,7 +493,7 @@ pub fn population_3cmt(lib: &Library, spec: &BenchSpec) -> Result<BenchResult, P
         }
         std::thread::scope(|s| {
             for (ln, mut rows) in lanes.iter_mut().zip(segs) {
-                s.spawn(move || ln.advance(k0, &mut rows, inf_steps, dt));
+                s.spawn(move || ln.advance(k0, &mut rows, inf_steps));
             }
         });
         // Rows are dealt to threads in turn, so each thread sees every `threads`-th time point
