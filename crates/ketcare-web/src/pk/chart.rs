@@ -71,6 +71,8 @@ fn draw(
         .x_desc("time (min)")
         .y_desc("plasma concentration (ng/mL)")
         .light_line_style(RGBColor(235, 235, 235))
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 14))
         .draw()
         .map_err(|x| e(&x))?;
     for (i, r) in results.iter().enumerate() {
@@ -141,6 +143,7 @@ fn draw(
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(200, 200, 200))
         .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 13))
         .draw()
         .map_err(|x| e(&x))?;
     root.present().map_err(|x| e(&x))?;

@@ -374,7 +374,17 @@ pub async fn simulate_page(
             )),
         );
     }
-    let weight = weight.unwrap_or(70.0);
+    let weight = match weight {
+        Some(w) => w,
+        None if !patient.is_empty() => {
+            return Err(AppError::invalid(
+                "weight_kg",
+                "the record has no weight: record it, or enter one here",
+            )
+            .into());
+        }
+        None => 70.0,
+    };
     let subjects = num(&q, "subjects")?.unwrap_or(500.0);
     if !(0.0..=MAX_WEB_SUBJECTS as f64).contains(&subjects) {
         return Err(
