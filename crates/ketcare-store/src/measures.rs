@@ -645,11 +645,14 @@ impl MeasuresStore for SqlStore {
         let link = link_by_hash(&mut tx, token_hash).await?;
         let actor = link_actor(link.id, address);
         if link.status == "completed" {
-            // A reload or double submit: the stored rows, nothing new.
+            // A reload or double submit of the same answers: the stored rows, nothing new;
+            // other answers on a used link are refused.
             let mut stored = Vec::new();
             for r in responses {
                 match response_by_key(&mut tx, &r.submission_key).await? {
-                    Some(s) if s.link_id == Some(link.id) => stored.push(s),
+                    Some(s) if s.link_id == Some(link.id) && s.answers == r.answers => {
+                        stored.push(s)
+                    }
                     _ => {
                         return Err(StoreError::Conflict(
                             "link: this link has already been used".into(),
