@@ -83,7 +83,11 @@ async fn links_alerts_outcomes_and_mme_on_both_backends() {
             "{backend:?} {}",
             page.body
         );
-        let start = page.body.find("value=\"/q/").unwrap() + "value=\"".len();
+        let start = page
+            .body
+            .find("value=\"/q/")
+            .unwrap_or_else(|| panic!("{}", page.body))
+            + "value=\"".len();
         let path = page.body[start..].split('"').next().unwrap().to_string();
         let links = app
             .get(&format!("/api/v1/patients/{a}/links"), &nurse)

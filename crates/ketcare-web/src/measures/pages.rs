@@ -417,6 +417,15 @@ pub struct PatientMeasuresPage {
     today: String,
 }
 
+impl PatientMeasuresPage {
+    /// An epoch-seconds instant as UTC text.
+    fn when(&self, secs: &i64) -> String {
+        jiff::Timestamp::from_second(*secs)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default()
+    }
+}
+
 async fn patient_page(
     s: &AppState,
     p: &Principal,
@@ -517,10 +526,33 @@ async fn or_page(
     }
 }
 
+/// The link as the patient will open it: absolute when the request says which host it came to.
+fn absolute(headers: &axum::http::HeaderMap, path: &str) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        });
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("https") => "https",
+        _ => "http",
+    };
+    match host {
+        Some(h) => format!("{scheme}://{h}{path}"),
+        None => path.to_string(),
+    }
+}
+
 pub async fn send_link(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;
@@ -540,7 +572,7 @@ pub async fn send_link(
                 &s,
                 &p,
                 id,
-                super::link_path(&token),
+                absolute(&headers, &super::link_path(&token)),
                 String::new(),
                 StatusCode::CREATED,
             )
