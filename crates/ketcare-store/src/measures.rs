@@ -183,6 +183,18 @@ pub trait MeasuresStore: Send + Sync {
         responses: &[NewResponse],
     ) -> Result<(MeasureLink, Vec<StoredResponse>, bool)>;
 
+    /// Raises alerts from a link form that could not be stored yet (incomplete answers): a
+    /// positive suicide-risk answer alerts the team at once. An alert already open for the same
+    /// link, questionnaire and item is not raised twice. Refuses an unknown, expired or used link.
+    async fn raise_link_alerts(
+        &self,
+        token_hash: &str,
+        now: i64,
+        address: &str,
+        instrument: &str,
+        alerts: &[NewAlert],
+    ) -> Result<Vec<SafetyAlert>>;
+
     async fn open_alerts(&self, actor: &Actor) -> Result<Vec<SafetyAlert>>;
     async fn patient_alerts(&self, actor: &Actor, patient: PatientId) -> Result<Vec<SafetyAlert>>;
     /// Closes an alert with the documented follow-up (required, non-empty).
@@ -392,6 +404,25 @@ async fn insert_response(
     )
     .await?;
     for a in &r.alerts {
+        // An alert the incomplete form already raised is linked to the response, not repeated.
+        let earlier = sqlx::query(
+            "SELECT id FROM safety_alerts WHERE patient_id = $1 AND instrument = $2 AND item = $3 AND raised_by = $4 AND response_id IS NULL",
+        )
+        .bind(patient)
+        .bind(&r.instrument)
+        .bind(a.item)
+        .bind(&actor.username)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(e) = earlier {
+            let alert_id: i64 = e.try_get("id")?;
+            sqlx::query("UPDATE safety_alerts SET response_id = $1 WHERE id = $2")
+                .bind(id)
+                .bind(alert_id)
+                .execute(&mut **tx)
+                .await?;
+            continue;
+        }
         let row = sqlx::query(
             "INSERT INTO safety_alerts (patient_id, response_id, instrument, item, answer, detail, status, raised_by, raised_at)
              VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) RETURNING id",
@@ -701,6 +732,70 @@ impl MeasuresStore for SqlStore {
         let link = link_by_id(&mut tx, link.id).await?;
         tx.commit().await?;
         Ok((link, stored, true))
+    }
+
+    async fn raise_link_alerts(
+        &self,
+        token_hash: &str,
+        now: i64,
+        address: &str,
+        instrument: &str,
+        alerts: &[NewAlert],
+    ) -> Result<Vec<SafetyAlert>> {
+        let mut tx = self.begin_write().await?;
+        let link = link_by_hash(&mut tx, token_hash).await?;
+        if link.status == "completed" {
+            return Err(StoreError::Conflict(
+                "link: this link has already been used".into(),
+            ));
+        }
+        check_expiry(&link, now)?;
+        let actor = link_actor(link.id, address);
+        let mut raised = Vec::new();
+        for a in alerts {
+            let existing = sqlx::query(
+                "SELECT id FROM safety_alerts WHERE patient_id = $1 AND instrument = $2 AND item = $3 AND raised_by = $4 AND status = 'open'",
+            )
+            .bind(link.patient_id)
+            .bind(instrument)
+            .bind(a.item)
+            .bind(&actor.username)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if existing.is_some() {
+                continue;
+            }
+            let at = now_rfc3339();
+            let row = sqlx::query(
+                "INSERT INTO safety_alerts (patient_id, instrument, item, answer, detail, status, raised_by, raised_at)
+                 VALUES ($1, $2, $3, $4, $5, 'open', $6, $7) RETURNING id",
+            )
+            .bind(link.patient_id)
+            .bind(instrument)
+            .bind(a.item)
+            .bind(a.answer)
+            .bind(&a.detail)
+            .bind(&actor.username)
+            .bind(&at)
+            .fetch_one(&mut *tx)
+            .await?;
+            let id: i64 = row.try_get("id")?;
+            alert_action(&mut tx, id, "raised", &a.detail, &actor.username, &at).await?;
+            audit(
+                &mut tx,
+                &actor,
+                "safety_alert.raise",
+                link.patient_id,
+                format!(
+                    "alert {id}: {instrument} item {} (form not complete)",
+                    a.item
+                ),
+            )
+            .await?;
+            raised.push(alert_by_id(&mut tx, id).await?);
+        }
+        tx.commit().await?;
+        Ok(raised)
     }
 
     async fn open_alerts(&self, actor: &Actor) -> Result<Vec<SafetyAlert>> {

@@ -126,8 +126,29 @@ async fn links_alerts_outcomes_and_mme_on_both_backends() {
             r.body
         );
         assert!(r.body.contains("id=\"crisis\""));
+        // The team is alerted already, once, though nothing could be stored yet.
+        assert_eq!(
+            app.get("/api/v1/alerts", &nurse)
+                .await
+                .json()
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        let r = post_public(&app, &path, &partial).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            app.get("/api/v1/alerts", &nurse)
+                .await
+                .json()
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
 
-        // Complete: stored once, crisis resources at once, alert raised.
+        // Complete: stored once, crisis resources at once, the alert linked to the response.
         let full = q_form(
             &["1", "1", "1", "1", "1", "1", "1", "1", "2"],
             &["1", "2", "1", "1", "1", "1", "1"],
@@ -139,6 +160,7 @@ async fn links_alerts_outcomes_and_mme_on_both_backends() {
         assert_eq!(alerts.as_array().unwrap().len(), 1, "{backend:?}");
         assert_eq!(alerts[0]["patient_id"], a);
         assert_eq!(alerts[0]["item"], 9);
+        assert!(alerts[0]["response_id"].is_i64(), "{alerts}");
         let alert_id = alerts[0]["id"].as_i64().unwrap();
         // A double submit or reload stores nothing new; the link is then used.
         let r = post_public(&app, &path, &full).await;

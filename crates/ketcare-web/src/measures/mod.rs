@@ -92,22 +92,26 @@ pub fn new_response(
         result: json(score)?,
         taken_on: taken_on.to_string(),
         submission_key: submission_key.to_string(),
-        alerts: score
-            .safety
-            .iter()
-            .map(|f| NewAlert {
-                item: i64::from(f.item),
-                answer: i64::from(f.answer),
-                detail: format!(
-                    "{} item {} ({}) answered {} — positive suicide-risk answer",
-                    instrument_name(&f.instrument),
-                    f.item,
-                    f.label,
-                    f.answer
-                ),
-            })
-            .collect(),
+        alerts: alerts_of(&score.safety),
     })
+}
+
+/// One alert per positive suicide-risk answer.
+pub fn alerts_of(flags: &[ketcare_measures::SafetyFlag]) -> Vec<NewAlert> {
+    flags
+        .iter()
+        .map(|f| NewAlert {
+            item: i64::from(f.item),
+            answer: i64::from(f.answer),
+            detail: format!(
+                "{} item {} ({}) answered {} — positive suicide-risk answer",
+                instrument_name(&f.instrument),
+                f.item,
+                f.label,
+                f.answer
+            ),
+        })
+        .collect()
 }
 
 fn json<T: Serialize>(v: &T) -> Result<String, AppError> {

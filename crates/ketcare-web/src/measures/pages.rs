@@ -257,6 +257,7 @@ pub async fn submit_questionnaire(
     let mut rows: Vec<NewResponse> = Vec::new();
     let mut errors = Vec::new();
     let mut crisis = false;
+    let mut flagged = Vec::new();
     for id in &ids {
         let Some(inst) = super::catalogue().and_then(|c| c.instrument(id)) else {
             return Ok(link_error(AppError::NotFound("link".into())));
@@ -268,18 +269,34 @@ pub async fn submit_questionnaire(
                 continue;
             }
         };
-        crisis |= !ketcare_measures::safety_flags(inst, &answers).is_empty();
+        let flags = ketcare_measures::safety_flags(inst, &answers);
+        crisis |= !flags.is_empty();
+        if !flags.is_empty() {
+            flagged.push((id.clone(), super::alerts_of(&flags)));
+        }
         match ketcare_measures::score(inst, &answers, &settings) {
             Ok(score) => rows.push(super::new_response(
                 &score,
                 today,
                 &format!("link:{}:{id}", &hash[..24]),
             )?),
-            Err(e) => errors.push(e.to_string().trim_start_matches("answers: ").to_string()),
+            Err(e) => {
+                errors.push(e.to_string().trim_start_matches("answers: ").to_string());
+            }
         }
     }
     let address = client_address(&ext);
     if !errors.is_empty() {
+        // The form cannot be stored yet, but a positive suicide-risk answer alerts the team now.
+        for (id, alerts) in &flagged {
+            if let Err(e) = s
+                .store
+                .raise_link_alerts(&hash, (s.clock)(), &address, id, alerts)
+                .await
+            {
+                return Ok(link_error(e.into()));
+            }
+        }
         // Re-show the form; the link must still be usable.
         let link = match s.store.open_link(&hash, (s.clock)(), &address).await {
             Ok(l) => l,
