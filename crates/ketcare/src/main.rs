@@ -4,6 +4,7 @@
 
 mod cli_measures;
 mod demo;
+mod demo_measures;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
