@@ -368,6 +368,22 @@ async fn links_alerts_outcomes_and_mme_on_both_backends() {
         assert_eq!(out[0]["outcome"]["first_response"], "2026-10-08");
         assert_eq!(out[0]["outcome"]["first_remission"], "2026-10-15");
         assert_eq!(out[0]["booster"]["due"], false);
+        assert!(out[0]["assessment"].is_null(), "no schedule set");
+        // With the site's schedule, the next set is due 7 days after the last score.
+        app.store
+            .save_site_settings(
+                &ketcare_core::Actor::system(Role::Administrator),
+                r#"{"values": {"measures.assessment_every_days": 7}}"#,
+                "test schedule",
+            )
+            .await
+            .unwrap();
+        let out = app
+            .get(&format!("/api/v1/patients/{b}/outcomes"), &nurse)
+            .await
+            .json();
+        assert_eq!(out[0]["assessment"]["due"], true);
+        assert_eq!(out[0]["assessment"]["from"], "2026-10-22");
 
         // Opioids: MME per day with the CDC 2022 factors.
         let ox = app.json(Method::POST, &format!("/api/v1/patients/{b}/opioids"), &nurse, &json!({"drug": "oxycodone", "dose": 10, "unit": "mg", "per_day": 2, "started_on": "2026-09-01"})).await;

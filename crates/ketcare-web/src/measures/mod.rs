@@ -262,6 +262,18 @@ pub struct CourseView {
     pub outcome: CourseOutcome,
     #[schema(value_type = Object)]
     pub booster: BoosterDue,
+    /// The next scheduled questionnaire set (site setting `measures.assessment_every_days`):
+    /// `None` when the site has set no schedule.
+    pub assessment: Option<AssessmentDue>,
+}
+
+/// Whether the course's scheduled questionnaire set is due, and from when.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AssessmentDue {
+    pub due: bool,
+    #[schema(value_type = String)]
+    pub from: Date,
+    pub every_days: f64,
 }
 
 /// Everything the patient's measures page and the API show.
@@ -385,10 +397,28 @@ pub async fn overview(
             days_since_last_session: c.booster_days,
         };
         let booster = ketcare_measures::booster_due(&rule, outcome.latest, last_session, today);
+        let every = settings.value(ketcare_measures::outcome::ASSESSMENT_EVERY_DAYS);
+        let assessment = start
+            .and_then(|st| {
+                ketcare_measures::outcome::assessment_due(
+                    every,
+                    st,
+                    outcome.latest.map(|p| p.date),
+                    today,
+                )
+            })
+            .and_then(|(due, from)| {
+                Some(AssessmentDue {
+                    due,
+                    from,
+                    every_days: every?,
+                })
+            });
         courses.push(CourseView {
             course: c,
             outcome,
             booster,
+            assessment,
         });
     }
     let alerts = store.patient_alerts(&p.actor, patient).await?;
@@ -520,6 +550,7 @@ pub(crate) fn routes() -> Vec<Entry> {
         OpioidView,
         Marker,
         CourseView,
+        AssessmentDue,
         Overview,
         SafetyAlert,
         MeasureLink,
