@@ -524,6 +524,34 @@ fn check_expiry(link: &MeasureLink, now: i64) -> Result<()> {
     Ok(())
 }
 
+impl SqlStore {
+    /// Reads a patient's rows of one table: role-checked and audited.
+    async fn patient_rows<T: Send>(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        sql: String,
+        f: fn(&AnyRow) -> Result<T>,
+        action: &str,
+        what: &str,
+    ) -> Result<Vec<T>> {
+        require(actor, Permission::PatientRead)?;
+        let mut tx = self.begin_write().await?;
+        load_patient(&mut tx, patient).await?;
+        let rows = rows_for(&mut tx, sql, patient.get(), f).await?;
+        audit(
+            &mut tx,
+            actor,
+            action,
+            patient.get(),
+            format!("{} {what}", rows.len()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}
+
 #[async_trait]
 impl MeasuresStore for SqlStore {
     async fn record_response(
@@ -545,26 +573,15 @@ impl MeasuresStore for SqlStore {
         actor: &Actor,
         patient: PatientId,
     ) -> Result<Vec<StoredResponse>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
-        load_patient(&mut tx, patient).await?;
-        let rows = rows_for(
-            &mut tx,
-            format!("SELECT {RESPONSE_COLS} FROM measure_responses WHERE patient_id = $1 ORDER BY taken_on, id"),
-            patient.get(),
-            response_row,
-        )
-        .await?;
-        audit(
-            &mut tx,
+        self.patient_rows(
             actor,
+            patient,
+            format!("SELECT {RESPONSE_COLS} FROM measure_responses WHERE patient_id = $1 ORDER BY taken_on, id"),
+            response_row,
             "measure.read",
-            patient.get(),
-            format!("{} responses", rows.len()),
+            "responses",
         )
-        .await?;
-        tx.commit().await?;
-        Ok(rows)
+        .await
     }
 
     async fn create_link(
@@ -613,26 +630,15 @@ impl MeasuresStore for SqlStore {
     }
 
     async fn patient_links(&self, actor: &Actor, patient: PatientId) -> Result<Vec<MeasureLink>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
-        load_patient(&mut tx, patient).await?;
-        let rows = rows_for(
-            &mut tx,
-            format!("SELECT {LINK_COLS} FROM measure_links WHERE patient_id = $1 ORDER BY id DESC"),
-            patient.get(),
-            link_row,
-        )
-        .await?;
-        audit(
-            &mut tx,
+        self.patient_rows(
             actor,
+            patient,
+            format!("SELECT {LINK_COLS} FROM measure_links WHERE patient_id = $1 ORDER BY id DESC"),
+            link_row,
             "measure_link.read",
-            patient.get(),
-            format!("{} links", rows.len()),
+            "links",
         )
-        .await?;
-        tx.commit().await?;
-        Ok(rows)
+        .await
     }
 
     async fn open_link(&self, token_hash: &str, now: i64, address: &str) -> Result<MeasureLink> {
@@ -824,28 +830,17 @@ impl MeasuresStore for SqlStore {
     }
 
     async fn patient_alerts(&self, actor: &Actor, patient: PatientId) -> Result<Vec<SafetyAlert>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
-        load_patient(&mut tx, patient).await?;
-        let rows = rows_for(
-            &mut tx,
+        self.patient_rows(
+            actor,
+            patient,
             format!(
                 "SELECT {ALERT_COLS} FROM safety_alerts WHERE patient_id = $1 ORDER BY id DESC"
             ),
-            patient.get(),
             alert_row,
-        )
-        .await?;
-        audit(
-            &mut tx,
-            actor,
             "safety_alert.read",
-            patient.get(),
-            format!("{} alerts", rows.len()),
+            "alerts",
         )
-        .await?;
-        tx.commit().await?;
-        Ok(rows)
+        .await
     }
 
     async fn resolve_alert(&self, actor: &Actor, id: i64, follow_up: &str) -> Result<SafetyAlert> {
@@ -984,26 +979,15 @@ impl MeasuresStore for SqlStore {
     }
 
     async fn patient_opioids(&self, actor: &Actor, patient: PatientId) -> Result<Vec<OpioidRow>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
-        load_patient(&mut tx, patient).await?;
-        let rows = rows_for(
-            &mut tx,
-            format!("SELECT {OPIOID_COLS} FROM opioid_entries WHERE patient_id = $1 ORDER BY started_on, id"),
-            patient.get(),
-            opioid_row,
-        )
-        .await?;
-        audit(
-            &mut tx,
+        self.patient_rows(
             actor,
+            patient,
+            format!("SELECT {OPIOID_COLS} FROM opioid_entries WHERE patient_id = $1 ORDER BY started_on, id"),
+            opioid_row,
             "opioid.read",
-            patient.get(),
-            format!("{} entries", rows.len()),
+            "entries",
         )
-        .await?;
-        tx.commit().await?;
-        Ok(rows)
+        .await
     }
 
     async fn save_course(
@@ -1055,26 +1039,15 @@ impl MeasuresStore for SqlStore {
         actor: &Actor,
         patient: PatientId,
     ) -> Result<Vec<MeasureCourse>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
-        load_patient(&mut tx, patient).await?;
-        let rows = rows_for(
-            &mut tx,
-            format!("SELECT {COURSE_COLS} FROM measure_courses WHERE patient_id = $1 ORDER BY started_on, id"),
-            patient.get(),
-            course_row,
-        )
-        .await?;
-        audit(
-            &mut tx,
+        self.patient_rows(
             actor,
+            patient,
+            format!("SELECT {COURSE_COLS} FROM measure_courses WHERE patient_id = $1 ORDER BY started_on, id"),
+            course_row,
             "measure_course.read",
-            patient.get(),
-            format!("{} courses", rows.len()),
+            "courses",
         )
-        .await?;
-        tx.commit().await?;
-        Ok(rows)
+        .await
     }
 }
 

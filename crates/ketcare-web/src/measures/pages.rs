@@ -4,6 +4,7 @@
 use super::{CRISIS_TEXT, Overview};
 use crate::AppState;
 use crate::auth::{MaybePrincipal, Principal, client_address};
+use crate::clinical_pages::{field, form_pairs};
 use crate::error::{AppError, PageError};
 use crate::pages::{Nav, render_html};
 use askama::Template;
@@ -15,18 +16,6 @@ use ketcare_core::{PatientId, Permission};
 use ketcare_measures::{Instrument, Score};
 use ketcare_store::measures::{MeasureLink, NewResponse, SafetyAlert};
 use serde::Deserialize;
-
-fn form_pairs(body: &Bytes) -> Result<Vec<(String, String)>, AppError> {
-    serde_urlencoded::from_bytes(body).map_err(|e| AppError::invalid("form", e.to_string()))
-}
-
-fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.trim())
-        .unwrap_or("")
-}
 
 fn opt_number<T: std::str::FromStr>(
     pairs: &[(String, String)],
