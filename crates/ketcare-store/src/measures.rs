@@ -199,6 +199,8 @@ pub trait MeasuresStore: Send + Sync {
     async fn patient_alerts(&self, actor: &Actor, patient: PatientId) -> Result<Vec<SafetyAlert>>;
     /// Closes an alert with the documented follow-up (required, non-empty).
     async fn resolve_alert(&self, actor: &Actor, id: i64, follow_up: &str) -> Result<SafetyAlert>;
+    /// Records an action on an open alert without closing it (a call attempt, a message left).
+    async fn note_alert(&self, actor: &Actor, id: i64, note: &str) -> Result<AlertAction>;
     async fn alert_actions(&self, actor: &Actor, id: i64) -> Result<Vec<AlertAction>>;
 
     async fn add_opioid(
@@ -879,6 +881,42 @@ impl MeasuresStore for SqlStore {
         let alert = alert_by_id(&mut tx, id).await?;
         tx.commit().await?;
         Ok(alert)
+    }
+
+    async fn note_alert(&self, actor: &Actor, id: i64, note: &str) -> Result<AlertAction> {
+        require(actor, Permission::ResolveSafetyAlert)?;
+        let note = note.trim();
+        if note.is_empty() {
+            return Err(StoreError::Invalid(FieldErrors::single(
+                "note",
+                "required: what was done",
+            )));
+        }
+        let mut tx = self.begin_write().await?;
+        let alert = alert_by_id(&mut tx, id).await?;
+        if alert.status != "open" {
+            return Err(StoreError::Conflict(format!(
+                "safety alert {id} is already closed"
+            )));
+        }
+        let now = now_rfc3339();
+        alert_action(&mut tx, id, "note", note, &actor.username, &now).await?;
+        audit(
+            &mut tx,
+            actor,
+            "safety_alert.note",
+            alert.patient_id,
+            format!("alert {id}"),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(AlertAction {
+            alert_id: id,
+            action: "note".into(),
+            note: note.into(),
+            done_by: actor.username.clone(),
+            done_at: now,
+        })
     }
 
     async fn alert_actions(&self, actor: &Actor, id: i64) -> Result<Vec<AlertAction>> {

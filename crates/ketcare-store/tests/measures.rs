@@ -97,6 +97,14 @@ async fn responses_alerts_links_opioids_courses() {
             Err(StoreError::Forbidden { .. })
         ));
         assert_eq!(s.open_alerts(&n).await.unwrap().len(), 1);
+        assert!(matches!(
+            s.note_alert(&n, id, "").await,
+            Err(StoreError::Invalid(_))
+        ));
+        s.note_alert(&n, id, "Called, no answer; message left")
+            .await
+            .unwrap();
+        assert_eq!(s.open_alerts(&n).await.unwrap().len(), 1);
         let closed = s
             .resolve_alert(&n, id, "Called the patient; safety plan reviewed")
             .await
@@ -114,7 +122,7 @@ async fn responses_alerts_links_opioids_courses() {
                 .iter()
                 .map(|x| x.action.as_str())
                 .collect::<Vec<_>>(),
-            ["raised", "resolved"]
+            ["raised", "note", "resolved"]
         );
 
         // Links: hash only; one patient, one set; expiry; single use.

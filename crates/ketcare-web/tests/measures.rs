@@ -232,6 +232,24 @@ async fn links_alerts_outcomes_and_mme_on_both_backends() {
             .await;
         assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(empty.fields(), ["follow_up"]);
+        let noted = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/alerts/{alert_id}/notes"),
+                &nurse,
+                &json!({"note": "Called, no answer; message left"}),
+            )
+            .await;
+        assert_eq!(noted.status, StatusCode::CREATED, "{}", noted.body);
+        assert_eq!(
+            app.get("/api/v1/alerts", &nurse)
+                .await
+                .json()
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
         let r = app
             .post_form(
                 &format!("/alerts/{alert_id}/resolve"),

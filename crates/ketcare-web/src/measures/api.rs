@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use ketcare_core::PatientId;
 use ketcare_measures::mme::MmeLine;
 use ketcare_measures::{DoseUnit, Instrument, OpioidEntry, Score};
-use ketcare_store::measures::{MeasureCourse, MeasureLink, SafetyAlert};
+use ketcare_store::measures::{AlertAction, MeasureCourse, MeasureLink, SafetyAlert};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -180,6 +180,37 @@ pub async fn resolve_alert(
     Ok(Json(
         s.store.resolve_alert(&p.actor, aid, &req.follow_up).await?,
     ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteRequest {
+    /// What was done (required).
+    pub note: String,
+}
+
+/// Records an action on an open alert without closing it.
+#[utoipa::path(post, path = "/api/v1/alerts/{aid}/notes", params(("aid" = i64, Path)), request_body = NoteRequest, responses((status = 201, description = "the recorded action", body = AlertAction), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn note_alert(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(aid): Path<i64>,
+    JsonBody(req): JsonBody<NoteRequest>,
+) -> Result<(StatusCode, Json<AlertAction>), AppError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.store.note_alert(&p.actor, aid, &req.note).await?),
+    ))
+}
+
+/// Every action on an alert: raised, notes, resolved with the follow-up.
+#[utoipa::path(get, path = "/api/v1/alerts/{aid}/actions", params(("aid" = i64, Path)), responses((status = 200, description = "actions in order", body = [AlertAction]), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn alert_actions(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(aid): Path<i64>,
+) -> Result<Json<Vec<AlertAction>>, AppError> {
+    Ok(Json(s.store.alert_actions(&p.actor, aid).await?))
 }
 
 /// A patient's stored responses with their scores.

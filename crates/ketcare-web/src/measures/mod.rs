@@ -350,7 +350,14 @@ async fn order_markers(store: &dyn Store, actor: &Actor, patient: PatientId) -> 
             let date = r.created_at.get(..10)?.parse::<Date>().ok()?;
             Some(Marker {
                 date,
-                label: format!("order {}: {}", o.id, o.order.calculation.protocol_title),
+                label: format!(
+                    "order {} ({:?}): {} — {} {}",
+                    o.id,
+                    o.order.state,
+                    o.order.calculation.protocol_title,
+                    ketcare_core::units::trim_float(o.order.calculation.session_total_mg.value),
+                    o.order.calculation.session_total_mg.unit
+                ),
             })
         })
         .collect()
@@ -491,6 +498,7 @@ pub(crate) fn routes() -> Vec<Entry> {
         // Pages
         r(Get, "/alerts", Requires(PatientRead), pages::alerts),
         r(Post, "/alerts/{aid}/resolve", Requires(ResolveSafetyAlert), pages::resolve_alert),
+        r(Post, "/alerts/{aid}/notes", Requires(ResolveSafetyAlert), pages::note_alert),
         r(Get, "/patients/{id}/measures", Requires(PatientRead), pages::patient_measures),
         r(Get, "/patients/{id}/measures/chart.svg", Requires(PatientRead), pages::chart_svg),
         r(Get, "/patients/{id}/measures/mme.svg", Requires(PatientRead), pages::mme_svg),
@@ -506,6 +514,8 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Post, "/api/v1/mme", SignedIn, api::mme),
         r(Get, "/api/v1/alerts", Requires(PatientRead), api::alerts),
         r(Post, "/api/v1/alerts/{aid}/resolve", Requires(ResolveSafetyAlert), api::resolve_alert),
+        r(Post, "/api/v1/alerts/{aid}/notes", Requires(ResolveSafetyAlert), api::note_alert),
+        r(Get, "/api/v1/alerts/{aid}/actions", Requires(PatientRead), api::alert_actions),
         r(Get, "/api/v1/patients/{id}/responses", Requires(PatientRead), api::responses),
         r(Post, "/api/v1/patients/{id}/responses", Requires(RecordMeasures), api::record_response),
         r(Get, "/api/v1/patients/{id}/links", Requires(PatientRead), api::links),
@@ -526,6 +536,8 @@ pub(crate) fn routes() -> Vec<Entry> {
         api::mme,
         api::alerts,
         api::resolve_alert,
+        api::note_alert,
+        api::alert_actions,
         api::responses,
         api::record_response,
         api::links,
@@ -539,6 +551,8 @@ pub(crate) fn routes() -> Vec<Entry> {
         api::ScoreRequest,
         api::MmeRequest,
         api::ResolveRequest,
+        api::NoteRequest,
+        ketcare_store::measures::AlertAction,
         api::ResponseRequest,
         api::LinkRequest,
         api::LinkCreated,

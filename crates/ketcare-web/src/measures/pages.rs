@@ -401,6 +401,31 @@ pub async fn resolve_alert(
     }
 }
 
+pub async fn note_alert(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(aid): Path<i64>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(&body)?;
+    match s
+        .store
+        .note_alert(&p.actor, aid, field(&pairs, "note"))
+        .await
+    {
+        Ok(_) => Ok(Redirect::to("/alerts").into_response()),
+        Err(e) => {
+            let e: AppError = e.into();
+            match e {
+                AppError::Invalid(_) | AppError::Conflict(_) => {
+                    alerts_page(&s, &p, message(&e), e.status()).await
+                }
+                other => Err(PageError(other)),
+            }
+        }
+    }
+}
+
 // ---- Patient measures page ----------------------------------------------------------------
 
 #[derive(Template)]
