@@ -209,7 +209,14 @@ pub trait MeasuresStore: Send + Sync {
         patient: PatientId,
         entry: &NewOpioid,
     ) -> Result<OpioidRow>;
-    async fn stop_opioid(&self, actor: &Actor, id: i64, stopped_on: &str) -> Result<OpioidRow>;
+    /// Stops an entry of this patient's list (another patient's entry is not found).
+    async fn stop_opioid(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        id: i64,
+        stopped_on: &str,
+    ) -> Result<OpioidRow>;
     async fn patient_opioids(&self, actor: &Actor, patient: PatientId) -> Result<Vec<OpioidRow>>;
 
     async fn save_course(
@@ -716,7 +723,11 @@ impl MeasuresStore for SqlStore {
                     .0,
             );
         }
-        if stored.len() != link.instruments.len() {
+        let mut sent: Vec<&str> = responses.iter().map(|r| r.instrument.as_str()).collect();
+        let mut set: Vec<&str> = link.instruments.iter().map(String::as_str).collect();
+        sent.sort_unstable();
+        set.sort_unstable();
+        if sent != set {
             return Err(StoreError::Invalid(FieldErrors::single(
                 "instruments",
                 "every questionnaire of the link must be answered together",
@@ -988,10 +999,21 @@ impl MeasuresStore for SqlStore {
         Ok(r)
     }
 
-    async fn stop_opioid(&self, actor: &Actor, id: i64, stopped_on: &str) -> Result<OpioidRow> {
+    async fn stop_opioid(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        id: i64,
+        stopped_on: &str,
+    ) -> Result<OpioidRow> {
         require(actor, Permission::RecordMeasures)?;
         let mut tx = self.begin_write().await?;
         let before = opioid_by_id(&mut tx, id).await?;
+        if before.patient_id != patient.get() {
+            return Err(StoreError::NotFound {
+                what: format!("opioid entry {id}"),
+            });
+        }
         if stopped_on < before.started_on.as_str() {
             return Err(StoreError::Invalid(FieldErrors::single(
                 "stopped_on",

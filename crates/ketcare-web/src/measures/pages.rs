@@ -646,10 +646,9 @@ pub async fn stop_opioid(
     let pairs = form_pairs(&body)?;
     let r = async {
         let on = super::date_field("stopped_on", field(&pairs, "stopped_on"))?;
-        let row = s.store.stop_opioid(&p.actor, oid, &on.to_string()).await?;
-        if row.patient_id != id {
-            return Err(AppError::NotFound(format!("opioid entry {oid}")));
-        }
+        s.store
+            .stop_opioid(&p.actor, PatientId::new(id), oid, &on.to_string())
+            .await?;
         Ok(Redirect::to(&format!("/patients/{id}/measures")).into_response())
     }
     .await;
