@@ -233,3 +233,24 @@ pub fn booster_due(
         reasons,
     }
 }
+
+/// Site-setting key: days between scheduled questionnaire sets of a course.
+pub const ASSESSMENT_EVERY_DAYS: &str = "measures.assessment_every_days";
+
+/// Whether a course's scheduled questionnaire set is due: none since the course started, or
+/// the last one at least `every_days` ago. `None` when the site has set no schedule.
+pub fn assessment_due(
+    every_days: Option<f64>,
+    course_start: Date,
+    last: Option<Date>,
+    today: Date,
+) -> Option<(bool, Date)> {
+    let every = every_days?.round() as i64;
+    let from = last.unwrap_or(course_start);
+    let next = if last.is_some() {
+        from.checked_add(jiff::Span::new().days(every)).ok()?
+    } else {
+        course_start
+    };
+    Some((today >= next, next))
+}

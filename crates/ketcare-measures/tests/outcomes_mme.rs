@@ -175,6 +175,26 @@ fn booster_rule() {
     assert_eq!(d.reasons.len(), 1);
 }
 
+#[test]
+fn scheduled_sets() {
+    use ketcare_measures::outcome::assessment_due;
+    let start = date(2026, 1, 1);
+    assert_eq!(assessment_due(None, start, None, date(2026, 1, 2)), None);
+    assert_eq!(
+        assessment_due(Some(7.0), start, None, date(2026, 1, 2)),
+        Some((true, start))
+    );
+    let last = Some(date(2026, 1, 10));
+    assert_eq!(
+        assessment_due(Some(7.0), start, last, date(2026, 1, 16)),
+        Some((false, date(2026, 1, 17)))
+    );
+    assert_eq!(
+        assessment_due(Some(7.0), start, last, date(2026, 1, 17)),
+        Some((true, date(2026, 1, 17)))
+    );
+}
+
 fn entry(drug: &str, dose: f64, unit: DoseUnit, per_day: Option<f64>) -> OpioidEntry {
     OpioidEntry {
         drug: drug.into(),

@@ -183,10 +183,24 @@ pub trait MeasuresStore: Send + Sync {
         responses: &[NewResponse],
     ) -> Result<(MeasureLink, Vec<StoredResponse>, bool)>;
 
+    /// Raises alerts from a link form that could not be stored yet (incomplete answers): a
+    /// positive suicide-risk answer alerts the team at once. An alert already open for the same
+    /// link, questionnaire and item is not raised twice. Refuses an unknown, expired or used link.
+    async fn raise_link_alerts(
+        &self,
+        token_hash: &str,
+        now: i64,
+        address: &str,
+        instrument: &str,
+        alerts: &[NewAlert],
+    ) -> Result<Vec<SafetyAlert>>;
+
     async fn open_alerts(&self, actor: &Actor) -> Result<Vec<SafetyAlert>>;
     async fn patient_alerts(&self, actor: &Actor, patient: PatientId) -> Result<Vec<SafetyAlert>>;
     /// Closes an alert with the documented follow-up (required, non-empty).
     async fn resolve_alert(&self, actor: &Actor, id: i64, follow_up: &str) -> Result<SafetyAlert>;
+    /// Records an action on an open alert without closing it (a call attempt, a message left).
+    async fn note_alert(&self, actor: &Actor, id: i64, note: &str) -> Result<AlertAction>;
     async fn alert_actions(&self, actor: &Actor, id: i64) -> Result<Vec<AlertAction>>;
 
     async fn add_opioid(
@@ -195,7 +209,14 @@ pub trait MeasuresStore: Send + Sync {
         patient: PatientId,
         entry: &NewOpioid,
     ) -> Result<OpioidRow>;
-    async fn stop_opioid(&self, actor: &Actor, id: i64, stopped_on: &str) -> Result<OpioidRow>;
+    /// Stops an entry of this patient's list (another patient's entry is not found).
+    async fn stop_opioid(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        id: i64,
+        stopped_on: &str,
+    ) -> Result<OpioidRow>;
     async fn patient_opioids(&self, actor: &Actor, patient: PatientId) -> Result<Vec<OpioidRow>>;
 
     async fn save_course(
@@ -392,6 +413,25 @@ async fn insert_response(
     )
     .await?;
     for a in &r.alerts {
+        // An alert the incomplete form already raised is linked to the response, not repeated.
+        let earlier = sqlx::query(
+            "SELECT id FROM safety_alerts WHERE patient_id = $1 AND instrument = $2 AND item = $3 AND raised_by = $4 AND response_id IS NULL",
+        )
+        .bind(patient)
+        .bind(&r.instrument)
+        .bind(a.item)
+        .bind(&actor.username)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(e) = earlier {
+            let alert_id: i64 = e.try_get("id")?;
+            sqlx::query("UPDATE safety_alerts SET response_id = $1 WHERE id = $2")
+                .bind(id)
+                .bind(alert_id)
+                .execute(&mut **tx)
+                .await?;
+            continue;
+        }
         let row = sqlx::query(
             "INSERT INTO safety_alerts (patient_id, response_id, instrument, item, answer, detail, status, raised_by, raised_at)
              VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) RETURNING id",
@@ -493,6 +533,34 @@ fn check_expiry(link: &MeasureLink, now: i64) -> Result<()> {
     Ok(())
 }
 
+impl SqlStore {
+    /// Reads a patient's rows of one table: role-checked and audited.
+    async fn patient_rows<T: Send>(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        sql: String,
+        f: fn(&AnyRow) -> Result<T>,
+        action: &str,
+        what: &str,
+    ) -> Result<Vec<T>> {
+        require(actor, Permission::PatientRead)?;
+        let mut tx = self.begin_write().await?;
+        load_patient(&mut tx, patient).await?;
+        let rows = rows_for(&mut tx, sql, patient.get(), f).await?;
+        audit(
+            &mut tx,
+            actor,
+            action,
+            patient.get(),
+            format!("{} {what}", rows.len()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}
+
 #[async_trait]
 impl MeasuresStore for SqlStore {
     async fn record_response(
@@ -514,26 +582,15 @@ impl MeasuresStore for SqlStore {
         actor: &Actor,
         patient: PatientId,
     ) -> Result<Vec<StoredResponse>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
-        load_patient(&mut tx, patient).await?;
-        let rows = rows_for(
-            &mut tx,
-            format!("SELECT {RESPONSE_COLS} FROM measure_responses WHERE patient_id = $1 ORDER BY taken_on, id"),
-            patient.get(),
-            response_row,
-        )
-        .await?;
-        audit(
-            &mut tx,
+        self.patient_rows(
             actor,
+            patient,
+            format!("SELECT {RESPONSE_COLS} FROM measure_responses WHERE patient_id = $1 ORDER BY taken_on, id"),
+            response_row,
             "measure.read",
-            patient.get(),
-            format!("{} responses", rows.len()),
+            "responses",
         )
-        .await?;
-        tx.commit().await?;
-        Ok(rows)
+        .await
     }
 
     async fn create_link(
@@ -582,26 +639,15 @@ impl MeasuresStore for SqlStore {
     }
 
     async fn patient_links(&self, actor: &Actor, patient: PatientId) -> Result<Vec<MeasureLink>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
-        load_patient(&mut tx, patient).await?;
-        let rows = rows_for(
-            &mut tx,
-            format!("SELECT {LINK_COLS} FROM measure_links WHERE patient_id = $1 ORDER BY id DESC"),
-            patient.get(),
-            link_row,
-        )
-        .await?;
-        audit(
-            &mut tx,
+        self.patient_rows(
             actor,
+            patient,
+            format!("SELECT {LINK_COLS} FROM measure_links WHERE patient_id = $1 ORDER BY id DESC"),
+            link_row,
             "measure_link.read",
-            patient.get(),
-            format!("{} links", rows.len()),
+            "links",
         )
-        .await?;
-        tx.commit().await?;
-        Ok(rows)
+        .await
     }
 
     async fn open_link(&self, token_hash: &str, now: i64, address: &str) -> Result<MeasureLink> {
@@ -645,11 +691,14 @@ impl MeasuresStore for SqlStore {
         let link = link_by_hash(&mut tx, token_hash).await?;
         let actor = link_actor(link.id, address);
         if link.status == "completed" {
-            // A reload or double submit: the stored rows, nothing new.
+            // A reload or double submit of the same answers: the stored rows, nothing new;
+            // other answers on a used link are refused.
             let mut stored = Vec::new();
             for r in responses {
                 match response_by_key(&mut tx, &r.submission_key).await? {
-                    Some(s) if s.link_id == Some(link.id) => stored.push(s),
+                    Some(s) if s.link_id == Some(link.id) && s.answers == r.answers => {
+                        stored.push(s)
+                    }
                     _ => {
                         return Err(StoreError::Conflict(
                             "link: this link has already been used".into(),
@@ -674,7 +723,11 @@ impl MeasuresStore for SqlStore {
                     .0,
             );
         }
-        if stored.len() != link.instruments.len() {
+        let mut sent: Vec<&str> = responses.iter().map(|r| r.instrument.as_str()).collect();
+        let mut set: Vec<&str> = link.instruments.iter().map(String::as_str).collect();
+        sent.sort_unstable();
+        set.sort_unstable();
+        if sent != set {
             return Err(StoreError::Invalid(FieldErrors::single(
                 "instruments",
                 "every questionnaire of the link must be answered together",
@@ -698,6 +751,70 @@ impl MeasuresStore for SqlStore {
         let link = link_by_id(&mut tx, link.id).await?;
         tx.commit().await?;
         Ok((link, stored, true))
+    }
+
+    async fn raise_link_alerts(
+        &self,
+        token_hash: &str,
+        now: i64,
+        address: &str,
+        instrument: &str,
+        alerts: &[NewAlert],
+    ) -> Result<Vec<SafetyAlert>> {
+        let mut tx = self.begin_write().await?;
+        let link = link_by_hash(&mut tx, token_hash).await?;
+        if link.status == "completed" {
+            return Err(StoreError::Conflict(
+                "link: this link has already been used".into(),
+            ));
+        }
+        check_expiry(&link, now)?;
+        let actor = link_actor(link.id, address);
+        let mut raised = Vec::new();
+        for a in alerts {
+            let existing = sqlx::query(
+                "SELECT id FROM safety_alerts WHERE patient_id = $1 AND instrument = $2 AND item = $3 AND raised_by = $4 AND status = 'open'",
+            )
+            .bind(link.patient_id)
+            .bind(instrument)
+            .bind(a.item)
+            .bind(&actor.username)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if existing.is_some() {
+                continue;
+            }
+            let at = now_rfc3339();
+            let row = sqlx::query(
+                "INSERT INTO safety_alerts (patient_id, instrument, item, answer, detail, status, raised_by, raised_at)
+                 VALUES ($1, $2, $3, $4, $5, 'open', $6, $7) RETURNING id",
+            )
+            .bind(link.patient_id)
+            .bind(instrument)
+            .bind(a.item)
+            .bind(a.answer)
+            .bind(&a.detail)
+            .bind(&actor.username)
+            .bind(&at)
+            .fetch_one(&mut *tx)
+            .await?;
+            let id: i64 = row.try_get("id")?;
+            alert_action(&mut tx, id, "raised", &a.detail, &actor.username, &at).await?;
+            audit(
+                &mut tx,
+                &actor,
+                "safety_alert.raise",
+                link.patient_id,
+                format!(
+                    "alert {id}: {instrument} item {} (form not complete)",
+                    a.item
+                ),
+            )
+            .await?;
+            raised.push(alert_by_id(&mut tx, id).await?);
+        }
+        tx.commit().await?;
+        Ok(raised)
     }
 
     async fn open_alerts(&self, actor: &Actor) -> Result<Vec<SafetyAlert>> {
@@ -726,28 +843,17 @@ impl MeasuresStore for SqlStore {
     }
 
     async fn patient_alerts(&self, actor: &Actor, patient: PatientId) -> Result<Vec<SafetyAlert>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
-        load_patient(&mut tx, patient).await?;
-        let rows = rows_for(
-            &mut tx,
+        self.patient_rows(
+            actor,
+            patient,
             format!(
                 "SELECT {ALERT_COLS} FROM safety_alerts WHERE patient_id = $1 ORDER BY id DESC"
             ),
-            patient.get(),
             alert_row,
-        )
-        .await?;
-        audit(
-            &mut tx,
-            actor,
             "safety_alert.read",
-            patient.get(),
-            format!("{} alerts", rows.len()),
+            "alerts",
         )
-        .await?;
-        tx.commit().await?;
-        Ok(rows)
+        .await
     }
 
     async fn resolve_alert(&self, actor: &Actor, id: i64, follow_up: &str) -> Result<SafetyAlert> {
@@ -786,6 +892,42 @@ impl MeasuresStore for SqlStore {
         let alert = alert_by_id(&mut tx, id).await?;
         tx.commit().await?;
         Ok(alert)
+    }
+
+    async fn note_alert(&self, actor: &Actor, id: i64, note: &str) -> Result<AlertAction> {
+        require(actor, Permission::ResolveSafetyAlert)?;
+        let note = note.trim();
+        if note.is_empty() {
+            return Err(StoreError::Invalid(FieldErrors::single(
+                "note",
+                "required: what was done",
+            )));
+        }
+        let mut tx = self.begin_write().await?;
+        let alert = alert_by_id(&mut tx, id).await?;
+        if alert.status != "open" {
+            return Err(StoreError::Conflict(format!(
+                "safety alert {id} is already closed"
+            )));
+        }
+        let now = now_rfc3339();
+        alert_action(&mut tx, id, "note", note, &actor.username, &now).await?;
+        audit(
+            &mut tx,
+            actor,
+            "safety_alert.note",
+            alert.patient_id,
+            format!("alert {id}"),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(AlertAction {
+            alert_id: id,
+            action: "note".into(),
+            note: note.into(),
+            done_by: actor.username.clone(),
+            done_at: now,
+        })
     }
 
     async fn alert_actions(&self, actor: &Actor, id: i64) -> Result<Vec<AlertAction>> {
@@ -857,10 +999,21 @@ impl MeasuresStore for SqlStore {
         Ok(r)
     }
 
-    async fn stop_opioid(&self, actor: &Actor, id: i64, stopped_on: &str) -> Result<OpioidRow> {
+    async fn stop_opioid(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        id: i64,
+        stopped_on: &str,
+    ) -> Result<OpioidRow> {
         require(actor, Permission::RecordMeasures)?;
         let mut tx = self.begin_write().await?;
         let before = opioid_by_id(&mut tx, id).await?;
+        if before.patient_id != patient.get() {
+            return Err(StoreError::NotFound {
+                what: format!("opioid entry {id}"),
+            });
+        }
         if stopped_on < before.started_on.as_str() {
             return Err(StoreError::Invalid(FieldErrors::single(
                 "stopped_on",
@@ -886,26 +1039,15 @@ impl MeasuresStore for SqlStore {
     }
 
     async fn patient_opioids(&self, actor: &Actor, patient: PatientId) -> Result<Vec<OpioidRow>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
-        load_patient(&mut tx, patient).await?;
-        let rows = rows_for(
-            &mut tx,
-            format!("SELECT {OPIOID_COLS} FROM opioid_entries WHERE patient_id = $1 ORDER BY started_on, id"),
-            patient.get(),
-            opioid_row,
-        )
-        .await?;
-        audit(
-            &mut tx,
+        self.patient_rows(
             actor,
+            patient,
+            format!("SELECT {OPIOID_COLS} FROM opioid_entries WHERE patient_id = $1 ORDER BY started_on, id"),
+            opioid_row,
             "opioid.read",
-            patient.get(),
-            format!("{} entries", rows.len()),
+            "entries",
         )
-        .await?;
-        tx.commit().await?;
-        Ok(rows)
+        .await
     }
 
     async fn save_course(
@@ -957,26 +1099,15 @@ impl MeasuresStore for SqlStore {
         actor: &Actor,
         patient: PatientId,
     ) -> Result<Vec<MeasureCourse>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
-        load_patient(&mut tx, patient).await?;
-        let rows = rows_for(
-            &mut tx,
-            format!("SELECT {COURSE_COLS} FROM measure_courses WHERE patient_id = $1 ORDER BY started_on, id"),
-            patient.get(),
-            course_row,
-        )
-        .await?;
-        audit(
-            &mut tx,
+        self.patient_rows(
             actor,
+            patient,
+            format!("SELECT {COURSE_COLS} FROM measure_courses WHERE patient_id = $1 ORDER BY started_on, id"),
+            course_row,
             "measure_course.read",
-            patient.get(),
-            format!("{} courses", rows.len()),
+            "courses",
         )
-        .await?;
-        tx.commit().await?;
-        Ok(rows)
+        .await
     }
 }
 

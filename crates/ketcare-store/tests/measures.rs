@@ -97,6 +97,14 @@ async fn responses_alerts_links_opioids_courses() {
             Err(StoreError::Forbidden { .. })
         ));
         assert_eq!(s.open_alerts(&n).await.unwrap().len(), 1);
+        assert!(matches!(
+            s.note_alert(&n, id, "").await,
+            Err(StoreError::Invalid(_))
+        ));
+        s.note_alert(&n, id, "Called, no answer; message left")
+            .await
+            .unwrap();
+        assert_eq!(s.open_alerts(&n).await.unwrap().len(), 1);
         let closed = s
             .resolve_alert(&n, id, "Called the patient; safety plan reviewed")
             .await
@@ -114,7 +122,7 @@ async fn responses_alerts_links_opioids_courses() {
                 .iter()
                 .map(|x| x.action.as_str())
                 .collect::<Vec<_>>(),
-            ["raised", "resolved"]
+            ["raised", "note", "resolved"]
         );
 
         // Links: hash only; one patient, one set; expiry; single use.
@@ -144,6 +152,12 @@ async fn responses_alerts_links_opioids_courses() {
             .submit_link("hash-1", 20, "x", &[response("phq9", "l1:phq9", 0)])
             .await;
         assert!(matches!(err, Err(StoreError::Invalid(_))));
+        let twice = [
+            response("phq9", "l1:phq9", 0),
+            response("phq9", "l1:phq9", 0),
+        ];
+        let err = s.submit_link("hash-1", 20, "x", &twice).await;
+        assert!(matches!(err, Err(StoreError::Invalid(_))), "{err:?}");
         let both = [
             response("phq9", "l1:phq9", 2),
             response("gad7", "l1:gad7", 0),
@@ -206,10 +220,14 @@ async fn responses_alerts_links_opioids_courses() {
             .await
             .unwrap();
         assert!(matches!(
-            s.stop_opioid(&n, e.id, "2026-04-01").await,
+            s.stop_opioid(&n, a, e.id, "2026-04-01").await,
             Err(StoreError::Invalid(_))
         ));
-        let stopped = s.stop_opioid(&n, e.id, "2026-06-01").await.unwrap();
+        assert!(matches!(
+            s.stop_opioid(&n, b, e.id, "2026-06-01").await,
+            Err(StoreError::NotFound { .. })
+        ));
+        let stopped = s.stop_opioid(&n, a, e.id, "2026-06-01").await.unwrap();
         assert_eq!(stopped.stopped_on.as_deref(), Some("2026-06-01"));
         assert_eq!(s.patient_opioids(&n, a).await.unwrap()[0].dose, 10.0);
         let c = s

@@ -289,13 +289,15 @@ pub struct HomePage {
     nav: Option<Nav>,
     display_name: String,
     role: String,
+    safety_alerts: Vec<ketcare_store::measures::SafetyAlert>,
 }
 
-pub async fn home(p: Principal) -> Response {
+pub async fn home(State(s): State<AppState>, p: Principal) -> Response {
     render_html(&HomePage {
         nav: Nav::of(&p),
         display_name: p.user.display_name.clone(),
         role: p.user.role.to_string(),
+        safety_alerts: crate::measures::open_alerts(&s, &p).await,
     })
 }
 
@@ -535,6 +537,7 @@ pub struct PatientPage {
     can_order: bool,
     screenings: Vec<(i64, String, String)>,
     orders: Vec<(i64, String, String)>,
+    safety_alerts: Vec<ketcare_store::measures::SafetyAlert>,
 }
 
 impl PatientPage {
@@ -578,6 +581,7 @@ fn patient_page(
         can_order: p.user.role.allows(Permission::OrderDose),
         screenings: Vec::new(),
         orders: Vec::new(),
+        safety_alerts: Vec::new(),
     }
 }
 
@@ -587,13 +591,15 @@ pub async fn patient(
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
     let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
-    Ok(render_html(&patient_page(
+    let mut page = patient_page(
         &s,
         &p,
         patient,
         GuardianInput::default(),
         FieldErrors::new(),
-    )))
+    );
+    page.safety_alerts = crate::measures::patient_open_alerts(&s, &p, PatientId::new(id)).await;
+    Ok(render_html(&page))
 }
 
 pub async fn edit_patient_form(

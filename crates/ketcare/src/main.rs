@@ -6,6 +6,7 @@ mod cli_measures;
 mod cli_ops;
 mod cli_pk;
 mod demo;
+mod demo_measures;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};

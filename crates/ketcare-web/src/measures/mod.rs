@@ -1,8 +1,39 @@
 //! Measurement-based care: questionnaires, patient links, safety alerts, trajectories, opioid MME.
+//!
+//! One service here is what the pages ([`pages`]), the JSON API ([`api`]) and the CLI call, so
+//! they give the same numbers: scoring and outcomes come from `ketcare-measures`, storage from
+//! [`ketcare_store::MeasuresStore`].
 
-use crate::routes::Entry;
-use ketcare_measures::{Catalogue, Score, ScoreError, SiteSettings};
+pub mod api;
+pub mod chart;
+pub mod pages;
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::AppError;
+use crate::routes::{Entry, Verb, r};
+use jiff::civil::Date;
+use ketcare_core::{Access, Actor, PatientId, Permission};
+use ketcare_measures::mme::{DatedMme, MmeLine};
+use ketcare_measures::outcome::CourseOutcome;
+use ketcare_measures::{
+    BoosterDue, BoosterRule, Catalogue, DoseUnit, Instrument, OpioidEntry, Point, Score,
+    ScoreError, SiteSettings,
+};
+use ketcare_store::measures::{
+    MeasureCourse, MeasureLink, NewAlert, NewResponse, OpioidRow, SafetyAlert, StoredResponse,
+};
+use ketcare_store::{RecordKind, Store};
+use serde::Serialize;
 use utoipa::OpenApi;
+
+/// How long a questionnaire link stays usable unless staff choose otherwise (ketcare's own
+/// default, not a clinical value).
+pub const DEFAULT_LINK_HOURS: i64 = 72;
+
+/// Shown to a patient at once when an answer is a positive suicide-risk answer. Generic on
+/// purpose: the reference gives no crisis line numbers, so none is hard-coded.
+pub const CRISIS_TEXT: &str = "If you are thinking about ending your life or are in danger now, call your local emergency number or go to the nearest emergency department now. If you can, tell someone near you. Your care team has been alerted and will contact you.";
 
 /// Scores answers given as text (`1,2,,0`): the one function the CLI, the API and the pages
 /// call.
@@ -21,12 +52,7 @@ pub fn score_answers(
     answers: &[Option<i32>],
     settings: &SiteSettings,
 ) -> Result<Score, ScoreError> {
-    let inst = catalogue()
-        .and_then(|c| c.instrument(instrument))
-        .ok_or_else(|| ScoreError::UnknownInstrument {
-            id: instrument.to_string(),
-        })?;
-    ketcare_measures::score(inst, answers, settings)
+    ketcare_measures::score(find(instrument)?, answers, settings)
 }
 
 /// The built-in catalogue (validated by a test and at start).
@@ -34,13 +60,640 @@ pub fn catalogue() -> Option<&'static Catalogue> {
     Catalogue::builtin().ok()
 }
 
+fn find(id: &str) -> Result<&'static Instrument, ScoreError> {
+    catalogue()
+        .and_then(|c| c.instrument(id))
+        .ok_or_else(|| ScoreError::UnknownInstrument { id: id.to_string() })
+}
+
+impl From<ScoreError> for AppError {
+    fn from(e: ScoreError) -> Self {
+        AppError::invalid(e.field(), e.to_string())
+    }
+}
+
+/// Parses a `YYYY-MM-DD` field.
+pub fn date_field(field: &str, v: &str) -> Result<Date, AppError> {
+    v.trim()
+        .parse::<Date>()
+        .map_err(|_| AppError::invalid(field, format!("expected a date YYYY-MM-DD, got {v:?}")))
+}
+
+/// The store row for a scored form, with one alert per positive suicide-risk answer.
+pub fn new_response(
+    score: &Score,
+    taken_on: Date,
+    submission_key: &str,
+) -> Result<NewResponse, AppError> {
+    Ok(NewResponse {
+        instrument: score.instrument.clone(),
+        answers: json(&score.answers)?,
+        total: score.total.map(i64::from),
+        result: json(score)?,
+        taken_on: taken_on.to_string(),
+        submission_key: submission_key.to_string(),
+        alerts: alerts_of(&score.safety),
+    })
+}
+
+/// One alert per positive suicide-risk answer.
+pub fn alerts_of(flags: &[ketcare_measures::SafetyFlag]) -> Vec<NewAlert> {
+    flags
+        .iter()
+        .map(|f| NewAlert {
+            item: i64::from(f.item),
+            answer: i64::from(f.answer),
+            detail: format!(
+                "{} item {} ({}) answered {} — positive suicide-risk answer",
+                instrument_name(&f.instrument),
+                f.item,
+                f.label,
+                f.answer
+            ),
+        })
+        .collect()
+}
+
+fn json<T: Serialize>(v: &T) -> Result<String, AppError> {
+    serde_json::to_string(v).map_err(|e| {
+        tracing::error!(error = %e, "serialising a measure");
+        AppError::Internal
+    })
+}
+
+/// Display name of an instrument id.
+pub fn instrument_name(id: &str) -> String {
+    find(id)
+        .map(|i| i.name.clone())
+        .unwrap_or_else(|_| id.to_string())
+}
+
+/// Scores and stores a staff-entered form. Returns the stored row, the score, and whether it
+/// is new (a repeated submission key stores nothing).
+pub async fn record(
+    s: &AppState,
+    actor: &Actor,
+    patient: PatientId,
+    instrument: &str,
+    answers: &[Option<i32>],
+    taken_on: Date,
+    submission_key: &str,
+) -> Result<(StoredResponse, Score, bool), AppError> {
+    let (settings, _) = crate::clinical::settings(s.store.as_ref()).await?;
+    let score = score_answers(instrument, answers, &settings)?;
+    let row = new_response(&score, taken_on, submission_key)?;
+    let (stored, new) = s.store.record_response(actor, patient, &row).await?;
+    Ok((stored, score, new))
+}
+
+/// A new link: the token is returned once (only its hash is stored).
+pub async fn create_link(
+    s: &AppState,
+    actor: &Actor,
+    patient: PatientId,
+    instruments: &[String],
+    hours: Option<i64>,
+) -> Result<(MeasureLink, String), AppError> {
+    for id in instruments {
+        let inst = find(id)
+            .map_err(|_| AppError::invalid("instruments", format!("unknown instrument {id:?}")))?;
+        if !inst.rater.is_self_report() {
+            return Err(AppError::invalid(
+                "instruments",
+                format!("{} is not a self-report questionnaire", inst.name),
+            ));
+        }
+    }
+    let hours = hours.unwrap_or(DEFAULT_LINK_HOURS);
+    if !(1..=24 * 30).contains(&hours) {
+        return Err(AppError::invalid(
+            "expires_in_hours",
+            "expected 1 to 720 hours",
+        ));
+    }
+    let token = crate::password::random_token();
+    let expires = (s.clock)() + hours * 3600;
+    let link = s
+        .store
+        .create_link(
+            actor,
+            patient,
+            &crate::password::token_hash(&token),
+            instruments,
+            expires,
+        )
+        .await?;
+    Ok((link, token))
+}
+
+/// The patient-facing path of a link.
+pub fn link_path(token: &str) -> String {
+    format!("/q/{token}")
+}
+
+/// Submission key of a link's answers to one instrument: a reload or a double submit maps to
+/// the same key, so nothing is stored twice.
+pub fn link_key(link: &MeasureLink, instrument: &str) -> String {
+    format!("link:{}:{instrument}", link.id)
+}
+
+/// A scored response as shown in lists.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ResponseView {
+    pub id: i64,
+    pub instrument: String,
+    pub name: String,
+    pub taken_on: String,
+    pub total: Option<i64>,
+    /// The total, "positive"/"negative" for screens, or "recorded".
+    pub display: String,
+    pub band: Option<String>,
+    pub safety_items: Vec<u8>,
+    pub via_link: bool,
+    pub recorded_by: String,
+}
+
+fn response_view(r: &StoredResponse) -> ResponseView {
+    let score: Option<Score> = serde_json::from_str(&r.result).ok();
+    ResponseView {
+        id: r.id,
+        instrument: r.instrument.clone(),
+        name: instrument_name(&r.instrument),
+        taken_on: r.taken_on.clone(),
+        total: r.total,
+        display: score
+            .as_ref()
+            .map(Score::display)
+            .unwrap_or_else(|| "—".into()),
+        band: score
+            .as_ref()
+            .and_then(|s| s.band.as_ref().map(|b| b.label.clone())),
+        safety_items: score
+            .map(|s| s.safety.iter().map(|f| f.item).collect())
+            .unwrap_or_default(),
+        via_link: r.link_id.is_some(),
+        recorded_by: r.recorded_by.clone(),
+    }
+}
+
+/// One opioid entry with its MME per day (or why there is none).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OpioidView {
+    #[serde(flatten)]
+    pub entry: OpioidRow,
+    #[schema(value_type = Object)]
+    pub mme: Option<MmeLine>,
+    pub error: Option<String>,
+}
+
+/// A session (or, until sessions exist, a dose order) drawn on the chart.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Marker {
+    #[schema(value_type = String)]
+    pub date: Date,
+    pub label: String,
+}
+
+/// A course with its outcome and booster flag.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CourseView {
+    pub course: MeasureCourse,
+    #[schema(value_type = Object)]
+    pub outcome: CourseOutcome,
+    #[schema(value_type = Object)]
+    pub booster: BoosterDue,
+    /// The next scheduled questionnaire set (site setting `measures.assessment_every_days`):
+    /// `None` when the site has set no schedule.
+    pub assessment: Option<AssessmentDue>,
+}
+
+/// Whether the course's scheduled questionnaire set is due, and from when.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AssessmentDue {
+    pub due: bool,
+    #[schema(value_type = String)]
+    pub from: Date,
+    pub every_days: f64,
+}
+
+/// Everything the patient's measures page and the API show.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Overview {
+    pub responses: Vec<ResponseView>,
+    pub courses: Vec<CourseView>,
+    pub alerts: Vec<SafetyAlert>,
+    pub links: Vec<MeasureLink>,
+    pub opioids: Vec<OpioidView>,
+    /// Current total MME per day of active entries (flagged entries add nothing).
+    pub mme_total_now: f64,
+    /// Total MME per day at each date it changes.
+    #[schema(value_type = Vec<Object>)]
+    pub mme_timeline: Vec<(Date, f64)>,
+    pub markers: Vec<Marker>,
+    /// Unscored notes (e.g. markers are dose orders until sessions exist).
+    pub notes: Vec<String>,
+}
+
+/// Score series per instrument (dates and totals), in date order.
+pub fn series(responses: &[ResponseView]) -> Vec<(String, Vec<Point>)> {
+    let mut out: Vec<(String, Vec<Point>)> = Vec::new();
+    for r in responses {
+        let (Some(t), Ok(d)) = (r.total, r.taken_on.parse::<Date>()) else {
+            continue;
+        };
+        let p = Point {
+            date: d,
+            score: t as i32,
+        };
+        match out.iter_mut().find(|(id, _)| *id == r.instrument) {
+            Some((_, v)) => v.push(p),
+            None => out.push((r.instrument.clone(), vec![p])),
+        }
+    }
+    for (_, v) in &mut out {
+        v.sort_by_key(|p| p.date);
+    }
+    out
+}
+
+/// Computes an opioid entry's MME.
+pub fn opioid_mme(e: &OpioidRow) -> Result<MmeLine, AppError> {
+    let table = &catalogue().ok_or(AppError::Internal)?.opioids;
+    let unit = DoseUnit::parse(&e.unit).ok_or_else(|| {
+        AppError::invalid("unit", format!("expected mg or mcg/h, got {:?}", e.unit))
+    })?;
+    ketcare_measures::mme::mme(
+        table,
+        &OpioidEntry {
+            drug: e.drug.clone(),
+            dose: e.dose,
+            unit,
+            per_day: e.per_day,
+            route: e.route.clone(),
+        },
+    )
+    .map_err(|err| AppError::invalid(err.field(), err.to_string()))
+}
+
+/// Dose orders as chart markers (until sessions exist).
+async fn order_markers(store: &dyn Store, actor: &Actor, patient: PatientId) -> Vec<Marker> {
+    let Ok(records) = store
+        .patient_records(actor, patient, RecordKind::DoseOrder)
+        .await
+    else {
+        return Vec::new();
+    };
+    records
+        .iter()
+        .filter_map(|r| {
+            let o = crate::clinical::order_of(r).ok()?;
+            let date = r.created_at.get(..10)?.parse::<Date>().ok()?;
+            Some(Marker {
+                date,
+                label: format!(
+                    "order {} ({:?}): {} — {} {}",
+                    o.id,
+                    o.order.state,
+                    o.order.calculation.protocol_title,
+                    ketcare_core::units::trim_float(o.order.calculation.session_total_mg.value),
+                    o.order.calculation.session_total_mg.unit
+                ),
+            })
+        })
+        .collect()
+}
+
+/// Builds the overview of a patient's measures (all reads audited by the store).
+pub async fn overview(
+    s: &AppState,
+    p: &Principal,
+    patient: PatientId,
+) -> Result<Overview, AppError> {
+    let store = s.store.as_ref();
+    let (settings, _) = crate::clinical::settings(store).await?;
+    let responses: Vec<ResponseView> = store
+        .patient_responses(&p.actor, patient)
+        .await?
+        .iter()
+        .map(response_view)
+        .collect();
+    let markers = if p.user.role.allows(Permission::PatientRead) {
+        order_markers(store, &p.actor, patient).await
+    } else {
+        Vec::new()
+    };
+    let today = s.today();
+    let all_series = series(&responses);
+    let last_session = markers.iter().map(|m| m.date).filter(|d| *d <= today).max();
+    let mut courses = Vec::new();
+    for c in store.patient_courses(&p.actor, patient).await? {
+        let Ok(inst) = find(&c.instrument) else {
+            continue;
+        };
+        let start = c.started_on.parse::<Date>().ok();
+        let end = c.ended_on.as_deref().and_then(|d| d.parse::<Date>().ok());
+        let pts: Vec<Point> = all_series
+            .iter()
+            .filter(|(id, _)| *id == c.instrument)
+            .flat_map(|(_, v)| v.iter().copied())
+            .filter(|pt| start.is_none_or(|s| pt.date >= s) && end.is_none_or(|e| pt.date <= e))
+            .collect();
+        let outcome = ketcare_measures::course_outcome(inst, &pts, &settings);
+        let rule = BoosterRule {
+            score_at_least: c.booster_score_at_least.map(|v| v as i32),
+            days_since_last_session: c.booster_days,
+        };
+        let booster = ketcare_measures::booster_due(&rule, outcome.latest, last_session, today);
+        let every = settings.value(ketcare_measures::outcome::ASSESSMENT_EVERY_DAYS);
+        let assessment = start
+            .and_then(|st| {
+                ketcare_measures::outcome::assessment_due(
+                    every,
+                    st,
+                    outcome.latest.map(|p| p.date),
+                    today,
+                )
+            })
+            .and_then(|(due, from)| {
+                Some(AssessmentDue {
+                    due,
+                    from,
+                    every_days: every?,
+                })
+            });
+        courses.push(CourseView {
+            course: c,
+            outcome,
+            booster,
+            assessment,
+        });
+    }
+    let alerts = store.patient_alerts(&p.actor, patient).await?;
+    let links = store.patient_links(&p.actor, patient).await?;
+    let mut opioids = Vec::new();
+    let mut dated = Vec::new();
+    for e in store.patient_opioids(&p.actor, patient).await? {
+        let (mme, error) = match opioid_mme(&e) {
+            Ok(m) => (Some(m), None),
+            Err(err) => (
+                None,
+                Some(
+                    err.body()
+                        .fields
+                        .first()
+                        .map(|f| format!("{}: {}", f.field, f.message))
+                        .unwrap_or_default(),
+                ),
+            ),
+        };
+        if let (Some(m), Ok(start)) = (
+            mme.as_ref().and_then(|m| m.mme_per_day),
+            e.started_on.parse::<Date>(),
+        ) {
+            dated.push(DatedMme {
+                start,
+                stop: e.stopped_on.as_deref().and_then(|d| d.parse().ok()),
+                mme_per_day: m,
+            });
+        }
+        opioids.push(OpioidView {
+            entry: e,
+            mme,
+            error,
+        });
+    }
+    let mme_timeline = ketcare_measures::mme::timeline(&dated);
+    let mme_total_now = mme_timeline
+        .iter()
+        .rfind(|(d, _)| *d <= today)
+        .map(|(_, v)| *v)
+        .unwrap_or(0.0);
+    let mut notes = Vec::new();
+    if !markers.is_empty() {
+        notes.push("Chart markers are dose orders (date the order was written).".into());
+    }
+    Ok(Overview {
+        responses,
+        courses,
+        alerts,
+        links,
+        opioids,
+        mme_total_now,
+        mme_timeline,
+        markers,
+        notes,
+    })
+}
+
 /// This area's routes, each with its role rule (joined into [`crate::routes::table`]).
 #[rustfmt::skip]
 pub(crate) fn routes() -> Vec<Entry> {
-    vec![]
+    use Access::{Public, Requires, SignedIn};
+    use Permission::*;
+    use Verb::*;
+    vec![
+        // Patient self-report: no sign-in; the unguessable token is the key.
+        r(Get, "/q/{token}", Public, pages::questionnaire),
+        r(Post, "/q/{token}", Public, pages::submit_questionnaire),
+        // Pages
+        r(Get, "/alerts", Requires(PatientRead), pages::alerts),
+        r(Post, "/alerts/{aid}/resolve", Requires(ResolveSafetyAlert), pages::resolve_alert),
+        r(Post, "/alerts/{aid}/notes", Requires(ResolveSafetyAlert), pages::note_alert),
+        r(Get, "/patients/{id}/measures", Requires(PatientRead), pages::patient_measures),
+        r(Get, "/patients/{id}/measures/chart.svg", Requires(PatientRead), pages::chart_svg),
+        r(Get, "/patients/{id}/measures/mme.svg", Requires(PatientRead), pages::mme_svg),
+        r(Get, "/patients/{id}/measures/enter", Requires(RecordMeasures), pages::enter_form),
+        r(Post, "/patients/{id}/measures/responses", Requires(RecordMeasures), pages::enter),
+        r(Post, "/patients/{id}/measures/links", Requires(RecordMeasures), pages::send_link),
+        r(Post, "/patients/{id}/measures/opioids", Requires(RecordMeasures), pages::add_opioid),
+        r(Post, "/patients/{id}/measures/opioids/{oid}/stop", Requires(RecordMeasures), pages::stop_opioid),
+        r(Post, "/patients/{id}/measures/courses", Requires(RecordMeasures), pages::add_course),
+        // API
+        r(Get, "/api/v1/instruments", SignedIn, api::instruments),
+        r(Post, "/api/v1/score", SignedIn, api::score),
+        r(Post, "/api/v1/mme", SignedIn, api::mme),
+        r(Get, "/api/v1/alerts", Requires(PatientRead), api::alerts),
+        r(Post, "/api/v1/alerts/{aid}/resolve", Requires(ResolveSafetyAlert), api::resolve_alert),
+        r(Post, "/api/v1/alerts/{aid}/notes", Requires(ResolveSafetyAlert), api::note_alert),
+        r(Get, "/api/v1/alerts/{aid}/actions", Requires(PatientRead), api::alert_actions),
+        r(Get, "/api/v1/patients/{id}/responses", Requires(PatientRead), api::responses),
+        r(Post, "/api/v1/patients/{id}/responses", Requires(RecordMeasures), api::record_response),
+        r(Get, "/api/v1/patients/{id}/links", Requires(PatientRead), api::links),
+        r(Post, "/api/v1/patients/{id}/links", Requires(RecordMeasures), api::create_link),
+        r(Get, "/api/v1/patients/{id}/outcomes", Requires(PatientRead), api::outcomes),
+        r(Get, "/api/v1/patients/{id}/opioids", Requires(PatientRead), api::opioids),
+        r(Post, "/api/v1/patients/{id}/opioids", Requires(RecordMeasures), api::add_opioid),
+        r(Post, "/api/v1/patients/{id}/courses", Requires(RecordMeasures), api::add_course),
+    ]
 }
 
 /// This area's part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(
+        api::instruments,
+        api::score,
+        api::mme,
+        api::alerts,
+        api::resolve_alert,
+        api::note_alert,
+        api::alert_actions,
+        api::responses,
+        api::record_response,
+        api::links,
+        api::create_link,
+        api::outcomes,
+        api::opioids,
+        api::add_opioid,
+        api::add_course
+    ),
+    components(schemas(
+        api::ScoreRequest,
+        api::MmeRequest,
+        api::ResolveRequest,
+        api::NoteRequest,
+        ketcare_store::measures::AlertAction,
+        api::ResponseRequest,
+        api::LinkRequest,
+        api::LinkCreated,
+        api::OpioidRequest,
+        api::CourseRequest,
+        api::Recorded,
+        api::OpioidsView,
+        ResponseView,
+        OpioidView,
+        Marker,
+        CourseView,
+        AssessmentDue,
+        Overview,
+        SafetyAlert,
+        MeasureLink,
+        MeasureCourse,
+        OpioidRow,
+        StoredResponse
+    ))
+)]
 pub struct MeasuresApiDoc;
+
+/// Validates and stores an opioid entry (an entry whose MME cannot be computed is refused,
+/// except buprenorphine, which is stored and flagged).
+pub async fn save_opioid(
+    s: &AppState,
+    actor: &Actor,
+    patient: PatientId,
+    req: &api::OpioidRequest,
+) -> Result<OpioidView, AppError> {
+    let started = date_field("started_on", &req.started_on)?;
+    let unit = DoseUnit::parse(&req.unit).ok_or_else(|| {
+        AppError::invalid("unit", format!("expected mg or mcg/h, got {:?}", req.unit))
+    })?;
+    let entry = ketcare_store::measures::NewOpioid {
+        drug: req.drug.trim().to_string(),
+        dose: req.dose,
+        unit: unit.as_str().to_string(),
+        per_day: req.per_day,
+        route: req.route.clone().filter(|r| !r.trim().is_empty()),
+        started_on: started.to_string(),
+    };
+    let probe = OpioidRow {
+        id: 0,
+        patient_id: patient.get(),
+        drug: entry.drug.clone(),
+        dose: entry.dose,
+        unit: entry.unit.clone(),
+        per_day: entry.per_day,
+        route: entry.route.clone(),
+        started_on: entry.started_on.clone(),
+        stopped_on: None,
+        recorded_by: String::new(),
+    };
+    opioid_mme(&probe)?;
+    let row = s.store.add_opioid(actor, patient, &entry).await?;
+    let mme = opioid_mme(&row).ok();
+    Ok(OpioidView {
+        entry: row,
+        mme,
+        error: None,
+    })
+}
+
+/// Validates and stores a course with its booster rule.
+pub async fn save_course(
+    s: &AppState,
+    actor: &Actor,
+    patient: PatientId,
+    req: &api::CourseRequest,
+) -> Result<MeasureCourse, AppError> {
+    find(&req.instrument).map_err(|e| AppError::invalid("instrument", e.to_string()))?;
+    let start = date_field("started_on", &req.started_on)?;
+    let end = match req.ended_on.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(v) => {
+            let d = date_field("ended_on", v)?;
+            if d < start {
+                return Err(AppError::invalid(
+                    "ended_on",
+                    "must be on or after the start date",
+                ));
+            }
+            Some(d.to_string())
+        }
+    };
+    if req.booster_score_at_least.is_some_and(|v| v < 0) {
+        return Err(AppError::invalid(
+            "booster_score_at_least",
+            "expected a score ≥ 0",
+        ));
+    }
+    if req.booster_days.is_some_and(|v| !(1..=3650).contains(&v)) {
+        return Err(AppError::invalid("booster_days", "expected 1 to 3650 days"));
+    }
+    let label = if req.label.trim().is_empty() {
+        "Course".to_string()
+    } else {
+        req.label.trim().to_string()
+    };
+    Ok(s.store
+        .save_course(
+            actor,
+            patient,
+            &ketcare_store::measures::NewCourse {
+                label,
+                instrument: req.instrument.clone(),
+                started_on: start.to_string(),
+                ended_on: end,
+                booster_score_at_least: req.booster_score_at_least,
+                booster_days: req.booster_days,
+            },
+        )
+        .await?)
+}
+
+/// Open alerts for the dashboard (empty for roles that may not read patient data).
+pub async fn open_alerts(s: &AppState, p: &Principal) -> Vec<SafetyAlert> {
+    if !p.user.role.allows(Permission::PatientRead) {
+        return Vec::new();
+    }
+    s.store.open_alerts(&p.actor).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "reading open safety alerts");
+        Vec::new()
+    })
+}
+
+/// A patient's open alerts for the patient page.
+pub async fn patient_open_alerts(
+    s: &AppState,
+    p: &Principal,
+    patient: PatientId,
+) -> Vec<SafetyAlert> {
+    if !p.user.role.allows(Permission::PatientRead) {
+        return Vec::new();
+    }
+    match s.store.patient_alerts(&p.actor, patient).await {
+        Ok(v) => v.into_iter().filter(|a| a.status == "open").collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading a patient's safety alerts");
+            Vec::new()
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! JSON API for measurement-based care (same service and numbers as the pages and the CLI).
+
+use super::{CourseView, OpioidView, Overview, ResponseView};
+use crate::AppState;
+use crate::api::JsonBody;
+use crate::auth::Principal;
+use crate::error::{AppError, ErrorBody};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use ketcare_core::PatientId;
+use ketcare_measures::mme::MmeLine;
+use ketcare_measures::{DoseUnit, Instrument, OpioidEntry, Score};
+use ketcare_store::measures::{AlertAction, MeasureCourse, MeasureLink, SafetyAlert};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreRequest {
+    /// Instrument id (see /api/v1/instruments).
+    pub instrument: String,
+    /// Item answers in order; `null` for an unanswered item.
+    pub answers: Vec<Option<i32>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MmeRequest {
+    pub drug: String,
+    pub dose: f64,
+    /// `mg` or `mcg/h`.
+    pub unit: String,
+    #[serde(default)]
+    pub per_day: Option<f64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// The documented follow-up (required).
+    pub follow_up: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseRequest {
+    pub instrument: String,
+    pub answers: Vec<Option<i32>>,
+    /// YYYY-MM-DD; today when absent.
+    #[serde(default)]
+    pub taken_on: Option<String>,
+    /// Any client-chosen key: the same key stores nothing new.
+    pub submission_key: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Recorded {
+    pub response: ResponseView,
+    #[schema(value_type = Object)]
+    pub score: Score,
+    /// False when the submission key was already stored.
+    pub created: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    /// Self-report instrument ids, e.g. ["phq9", "gad7"].
+    pub instruments: Vec<String>,
+    #[serde(default)]
+    pub expires_in_hours: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LinkCreated {
+    pub link: MeasureLink,
+    /// The path to send to the patient (shown once; only a hash is stored).
+    pub path: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpioidRequest {
+    pub drug: String,
+    pub dose: f64,
+    /// `mg` or `mcg/h`.
+    pub unit: String,
+    #[serde(default)]
+    pub per_day: Option<f64>,
+    #[serde(default)]
+    pub route: Option<String>,
+    /// YYYY-MM-DD.
+    pub started_on: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CourseRequest {
+    #[serde(default)]
+    pub label: String,
+    /// Instrument the course is followed with (baseline = its first score in the course).
+    pub instrument: String,
+    pub started_on: String,
+    #[serde(default)]
+    pub ended_on: Option<String>,
+    /// Booster due when the latest score is at least this (site rule per course).
+    #[serde(default)]
+    pub booster_score_at_least: Option<i64>,
+    /// Booster due when this many days have passed since the last session.
+    #[serde(default)]
+    pub booster_days: Option<i64>,
+}
+
+/// Every instrument: items (wording only where the licence allows), scoring, bands, cut-offs,
+/// LOINC codes, response and remission rules, each with its source.
+#[utoipa::path(get, path = "/api/v1/instruments", responses((status = 200, description = "the instrument catalogue", body = Object), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn instruments(_p: Principal) -> Result<Json<&'static [Instrument]>, AppError> {
+    Ok(Json(
+        &super::catalogue().ok_or(AppError::Internal)?.instruments,
+    ))
+}
+
+/// Scores answers (nothing is stored).
+#[utoipa::path(post, path = "/api/v1/score", request_body = ScoreRequest, responses((status = 200, description = "total, band, cut-offs, safety flags", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn score(
+    State(s): State<AppState>,
+    _p: Principal,
+    JsonBody(req): JsonBody<ScoreRequest>,
+) -> Result<Json<Score>, AppError> {
+    let (settings, _) = crate::clinical::settings(s.store.as_ref()).await?;
+    Ok(Json(super::score_answers(
+        &req.instrument,
+        &req.answers,
+        &settings,
+    )?))
+}
+
+/// Morphine milligram equivalents per day of one opioid (CDC 2022 factors).
+#[utoipa::path(post, path = "/api/v1/mme", request_body = MmeRequest, responses((status = 200, description = "MME per day with factor, formula and notes", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn mme(
+    _p: Principal,
+    JsonBody(req): JsonBody<MmeRequest>,
+) -> Result<Json<MmeLine>, AppError> {
+    let unit = DoseUnit::parse(&req.unit).ok_or_else(|| {
+        AppError::invalid("unit", format!("expected mg or mcg/h, got {:?}", req.unit))
+    })?;
+    let table = &super::catalogue().ok_or(AppError::Internal)?.opioids;
+    ketcare_measures::mme::mme(
+        table,
+        &OpioidEntry {
+            drug: req.drug,
+            dose: req.dose,
+            unit,
+            per_day: req.per_day,
+            route: None,
+        },
+    )
+    .map(Json)
+    .map_err(|e| AppError::invalid(e.field(), e.to_string()))
+}
+
+/// Open safety alerts (positive suicide-risk answers awaiting a documented follow-up).
+#[utoipa::path(get, path = "/api/v1/alerts", responses((status = 200, description = "open alerts", body = [SafetyAlert]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn alerts(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Json<Vec<SafetyAlert>>, AppError> {
+    Ok(Json(s.store.open_alerts(&p.actor).await?))
+}
+
+/// Closes an alert with the documented follow-up.
+#[utoipa::path(post, path = "/api/v1/alerts/{aid}/resolve", params(("aid" = i64, Path)), request_body = ResolveRequest, responses((status = 200, description = "the closed alert", body = SafetyAlert), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn resolve_alert(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(aid): Path<i64>,
+    JsonBody(req): JsonBody<ResolveRequest>,
+) -> Result<Json<SafetyAlert>, AppError> {
+    Ok(Json(
+        s.store.resolve_alert(&p.actor, aid, &req.follow_up).await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteRequest {
+    /// What was done (required).
+    pub note: String,
+}
+
+/// Records an action on an open alert without closing it.
+#[utoipa::path(post, path = "/api/v1/alerts/{aid}/notes", params(("aid" = i64, Path)), request_body = NoteRequest, responses((status = 201, description = "the recorded action", body = AlertAction), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn note_alert(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(aid): Path<i64>,
+    JsonBody(req): JsonBody<NoteRequest>,
+) -> Result<(StatusCode, Json<AlertAction>), AppError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.store.note_alert(&p.actor, aid, &req.note).await?),
+    ))
+}
+
+/// Every action on an alert: raised, notes, resolved with the follow-up.
+#[utoipa::path(get, path = "/api/v1/alerts/{aid}/actions", params(("aid" = i64, Path)), responses((status = 200, description = "actions in order", body = [AlertAction]), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn alert_actions(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(aid): Path<i64>,
+) -> Result<Json<Vec<AlertAction>>, AppError> {
+    Ok(Json(s.store.alert_actions(&p.actor, aid).await?))
+}
+
+/// A patient's stored responses with their scores.
+#[utoipa::path(get, path = "/api/v1/patients/{id}/responses", params(("id" = i64, Path)), responses((status = 200, description = "responses in date order", body = [ResponseView]), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn responses(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<ResponseView>>, AppError> {
+    let rows = s
+        .store
+        .patient_responses(&p.actor, PatientId::new(id))
+        .await?;
+    Ok(Json(rows.iter().map(super::response_view).collect()))
+}
+
+/// Scores and stores a questionnaire (idempotent by `submission_key`); a positive suicide-risk
+/// answer raises an alert in the same transaction.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/responses", params(("id" = i64, Path)), request_body = ResponseRequest, responses((status = 201, description = "stored", body = Recorded), (status = 200, description = "already stored under this submission key", body = Recorded), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn record_response(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    JsonBody(req): JsonBody<ResponseRequest>,
+) -> Result<(StatusCode, Json<Recorded>), AppError> {
+    let taken_on = match req.taken_on.as_deref() {
+        Some(v) => super::date_field("taken_on", v)?,
+        None => s.today(),
+    };
+    let (row, score, created) = super::record(
+        &s,
+        &p.actor,
+        PatientId::new(id),
+        &req.instrument,
+        &req.answers,
+        taken_on,
+        &req.submission_key,
+    )
+    .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(Recorded {
+            response: super::response_view(&row),
+            score,
+            created,
+        }),
+    ))
+}
+
+/// A patient's questionnaire links and their status (sent, opened, completed).
+#[utoipa::path(get, path = "/api/v1/patients/{id}/links", params(("id" = i64, Path)), responses((status = 200, description = "links, newest first", body = [MeasureLink]), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn links(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<MeasureLink>>, AppError> {
+    Ok(Json(
+        s.store.patient_links(&p.actor, PatientId::new(id)).await?,
+    ))
+}
+
+/// Creates a single-use, expiring link for one patient and one set of questionnaires.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/links", params(("id" = i64, Path)), request_body = LinkRequest, responses((status = 201, description = "the link and its path (shown once)", body = LinkCreated), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn create_link(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    JsonBody(req): JsonBody<LinkRequest>,
+) -> Result<(StatusCode, Json<LinkCreated>), AppError> {
+    let (link, token) = super::create_link(
+        &s,
+        &p.actor,
+        PatientId::new(id),
+        &req.instruments,
+        req.expires_in_hours,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(LinkCreated {
+            link,
+            path: super::link_path(&token),
+        }),
+    ))
+}
+
+/// Per course: baseline, response, remission, relapse, time to relapse, booster due.
+#[utoipa::path(get, path = "/api/v1/patients/{id}/outcomes", params(("id" = i64, Path)), responses((status = 200, description = "courses with outcomes", body = [CourseView]), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn outcomes(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<CourseView>>, AppError> {
+    Ok(Json(
+        super::overview(&s, &p, PatientId::new(id)).await?.courses,
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OpioidsView {
+    pub entries: Vec<OpioidView>,
+    pub mme_total_now: f64,
+    #[schema(value_type = Vec<Object>)]
+    pub mme_timeline: Vec<(jiff::civil::Date, f64)>,
+}
+
+/// A patient's opioid list with MME per day, the current total and its timeline.
+#[utoipa::path(get, path = "/api/v1/patients/{id}/opioids", params(("id" = i64, Path)), responses((status = 200, description = "entries with MME", body = OpioidsView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn opioids(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<OpioidsView>, AppError> {
+    let Overview {
+        opioids,
+        mme_total_now,
+        mme_timeline,
+        ..
+    } = super::overview(&s, &p, PatientId::new(id)).await?;
+    Ok(Json(OpioidsView {
+        entries: opioids,
+        mme_total_now,
+        mme_timeline,
+    }))
+}
+
+/// Adds an opioid to the patient's list.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/opioids", params(("id" = i64, Path)), request_body = OpioidRequest, responses((status = 201, description = "the entry with its MME", body = OpioidView), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn add_opioid(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    JsonBody(req): JsonBody<OpioidRequest>,
+) -> Result<(StatusCode, Json<OpioidView>), AppError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(super::save_opioid(&s, &p.actor, PatientId::new(id), &req).await?),
+    ))
+}
+
+/// Adds a course (instrument, dates, booster rule).
+#[utoipa::path(post, path = "/api/v1/patients/{id}/courses", params(("id" = i64, Path)), request_body = CourseRequest, responses((status = 201, description = "the course", body = MeasureCourse), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn add_course(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    JsonBody(req): JsonBody<CourseRequest>,
+) -> Result<(StatusCode, Json<MeasureCourse>), AppError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(super::save_course(&s, &p.actor, PatientId::new(id), &req).await?),
+    ))
+}

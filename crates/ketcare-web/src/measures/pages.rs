@@ -1,0 +1,775 @@
+//! Pages for measurement-based care: the patient's measures page, questionnaire entry, links,
+//! the alerts dashboard, and the public, phone-friendly questionnaire at `/q/{token}`.
+
+use super::{CRISIS_TEXT, Overview};
+use crate::AppState;
+use crate::auth::{MaybePrincipal, Principal, client_address};
+use crate::clinical_pages::{field, form_pairs};
+use crate::error::{AppError, PageError};
+use crate::pages::{Nav, render_html};
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{Extensions, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use ketcare_core::{PatientId, Permission};
+use ketcare_measures::{Instrument, Score};
+use ketcare_store::measures::{MeasureLink, NewResponse, SafetyAlert};
+use serde::Deserialize;
+
+fn opt_number<T: std::str::FromStr>(
+    pairs: &[(String, String)],
+    name: &str,
+) -> Result<Option<T>, AppError> {
+    match field(pairs, name) {
+        "" => Ok(None),
+        v => v
+            .parse()
+            .map(Some)
+            .map_err(|_| AppError::invalid(name, format!("expected a number, got {v:?}"))),
+    }
+}
+
+fn message(e: &AppError) -> String {
+    match e {
+        AppError::Invalid(f) => {
+            f.0.iter()
+                .map(|f| format!("{}: {}", f.field, f.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// One item as a form shows it.
+pub struct ItemView {
+    pub name: String,
+    pub n: u8,
+    pub label: String,
+    pub text: Option<String>,
+    pub required: bool,
+    /// (value, label, checked)
+    pub options: Vec<(i32, String, bool)>,
+    pub safety: bool,
+}
+
+/// One instrument as a form shows it.
+pub struct FormView {
+    pub id: String,
+    pub name: String,
+    pub stem: Option<String>,
+    pub notice: Option<String>,
+    pub labels_only: bool,
+    pub items: Vec<ItemView>,
+}
+
+fn form_view(
+    inst: &Instrument,
+    values: &[(String, String)],
+    settings: &ketcare_measures::SiteSettings,
+) -> FormView {
+    FormView {
+        id: inst.id.clone(),
+        name: inst.name.clone(),
+        stem: inst.stem.clone(),
+        notice: inst.notice.clone(),
+        labels_only: inst.wording == ketcare_measures::Wording::LabelsOnly,
+        items: inst
+            .items
+            .iter()
+            .map(|item| {
+                let name = format!("{}.{}", inst.id, item.n);
+                let chosen = field(values, &name).to_string();
+                let (min, max) = inst.item_range(item, settings);
+                let opts = inst.options_for(item);
+                let options = if opts.is_empty() {
+                    (min..=max.unwrap_or(min))
+                        .map(|v| (v, v.to_string(), chosen == v.to_string()))
+                        .collect()
+                } else {
+                    opts.iter()
+                        .map(|o| (o.value, o.label.clone(), chosen == o.value.to_string()))
+                        .collect()
+                };
+                ItemView {
+                    name,
+                    n: item.n,
+                    label: item.label.clone(),
+                    text: item.text.clone(),
+                    required: item.required,
+                    options,
+                    safety: item.safety.is_some(),
+                }
+            })
+            .collect(),
+    }
+}
+
+fn answers_of(inst: &Instrument, pairs: &[(String, String)]) -> Result<Vec<Option<i32>>, AppError> {
+    inst.items
+        .iter()
+        .map(|item| {
+            let name = format!("{}.{}", inst.id, item.n);
+            opt_number::<i32>(pairs, &name)
+        })
+        .collect()
+}
+
+// ---- Public questionnaire -----------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "measures_q.html")]
+pub struct QuestionnairePage {
+    nav: Option<Nav>,
+    csrf: String,
+    action: String,
+    instruments: String,
+    forms: Vec<FormView>,
+    error: String,
+    crisis: bool,
+    crisis_text: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "measures_q_done.html")]
+pub struct QuestionnaireDone {
+    nav: Option<Nav>,
+    title: String,
+    message: String,
+    crisis: bool,
+    crisis_text: &'static str,
+}
+
+fn link_error(e: AppError) -> Response {
+    let (status, msg) = match &e {
+        AppError::NotFound(_) => (
+            StatusCode::NOT_FOUND,
+            "This link is not valid. Please contact your care team.".to_string(),
+        ),
+        AppError::Conflict(m) => (
+            StatusCode::GONE,
+            format!(
+                "{}. Please contact your care team if you need a new one.",
+                m.trim_start_matches("link: ")
+            ),
+        ),
+        other => (other.status(), other.to_string()),
+    };
+    let mut r = render_html(&QuestionnaireDone {
+        nav: None,
+        title: "Questionnaire".into(),
+        message: msg,
+        crisis: false,
+        crisis_text: CRISIS_TEXT,
+    });
+    *r.status_mut() = status;
+    r
+}
+
+fn csrf_of(mp: &MaybePrincipal) -> String {
+    mp.0.as_ref()
+        .map(|p| p.csrf().to_string())
+        .unwrap_or_default()
+}
+
+fn questionnaire_page(
+    link: &MeasureLink,
+    token: &str,
+    csrf: String,
+    values: &[(String, String)],
+    error: String,
+    crisis: bool,
+    settings: &ketcare_measures::SiteSettings,
+) -> QuestionnairePage {
+    let forms = link
+        .instruments
+        .iter()
+        .filter_map(|id| super::catalogue()?.instrument(id))
+        .map(|i| form_view(i, values, settings))
+        .collect();
+    QuestionnairePage {
+        nav: None,
+        csrf,
+        action: super::link_path(token),
+        instruments: link.instruments.join(","),
+        forms,
+        error,
+        crisis,
+        crisis_text: CRISIS_TEXT,
+    }
+}
+
+pub async fn questionnaire(
+    State(s): State<AppState>,
+    mp: MaybePrincipal,
+    Path(token): Path<String>,
+    ext: Extensions,
+) -> Result<Response, PageError> {
+    let hash = crate::password::token_hash(&token);
+    let link = match s
+        .store
+        .open_link(&hash, (s.clock)(), &client_address(&ext))
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return Ok(link_error(e.into())),
+    };
+    let (settings, _) = crate::clinical::settings(s.store.as_ref()).await?;
+    Ok(render_html(&questionnaire_page(
+        &link,
+        &token,
+        csrf_of(&mp),
+        &[],
+        String::new(),
+        false,
+        &settings,
+    )))
+}
+
+pub async fn submit_questionnaire(
+    State(s): State<AppState>,
+    mp: MaybePrincipal,
+    Path(token): Path<String>,
+    ext: Extensions,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(&body)?;
+    let hash = crate::password::token_hash(&token);
+    let (settings, _) = crate::clinical::settings(s.store.as_ref()).await?;
+    let ids: Vec<String> = field(&pairs, "instruments")
+        .split(',')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect();
+    let today = s.today();
+    let mut rows: Vec<NewResponse> = Vec::new();
+    let mut errors = Vec::new();
+    let mut crisis = false;
+    let mut flagged = Vec::new();
+    for id in &ids {
+        let Some(inst) = super::catalogue().and_then(|c| c.instrument(id)) else {
+            return Ok(link_error(AppError::NotFound("link".into())));
+        };
+        let answers = match answers_of(inst, &pairs) {
+            Ok(a) => a,
+            Err(e) => {
+                errors.push(message(&e));
+                continue;
+            }
+        };
+        let flags = ketcare_measures::safety_flags(inst, &answers);
+        crisis |= !flags.is_empty();
+        if !flags.is_empty() {
+            flagged.push((id.clone(), super::alerts_of(&flags)));
+        }
+        match ketcare_measures::score(inst, &answers, &settings) {
+            Ok(score) => rows.push(super::new_response(
+                &score,
+                today,
+                &format!("link:{}:{id}", &hash[..24]),
+            )?),
+            Err(e) => {
+                errors.push(e.to_string().trim_start_matches("answers: ").to_string());
+            }
+        }
+    }
+    let address = client_address(&ext);
+    if !errors.is_empty() {
+        // The form cannot be stored yet, but a positive suicide-risk answer alerts the team now.
+        for (id, alerts) in &flagged {
+            if let Err(e) = s
+                .store
+                .raise_link_alerts(&hash, (s.clock)(), &address, id, alerts)
+                .await
+            {
+                return Ok(link_error(e.into()));
+            }
+        }
+        // Re-show the form; the link must still be usable.
+        let link = match s.store.open_link(&hash, (s.clock)(), &address).await {
+            Ok(l) => l,
+            Err(e) => return Ok(link_error(e.into())),
+        };
+        let mut r = render_html(&questionnaire_page(
+            &link,
+            &token,
+            csrf_of(&mp),
+            &pairs,
+            errors.join(" "),
+            crisis,
+            &settings,
+        ));
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(r);
+    }
+    match s
+        .store
+        .submit_link(&hash, (s.clock)(), &address, &rows)
+        .await
+    {
+        Ok((_, stored, _)) => {
+            let crisis = stored.iter().any(|r| {
+                serde_json::from_str::<Score>(&r.result).is_ok_and(|s| !s.safety.is_empty())
+            });
+            Ok(render_html(&QuestionnaireDone {
+                nav: None,
+                title: "Thank you".into(),
+                message: "Your answers have been sent to your care team.".into(),
+                crisis,
+                crisis_text: CRISIS_TEXT,
+            }))
+        }
+        Err(e) => {
+            let e: AppError = e.into();
+            if let AppError::Invalid(_) = e {
+                let mut r = render_html(&QuestionnaireDone {
+                    nav: None,
+                    title: "Questionnaire".into(),
+                    message: message(&e),
+                    crisis,
+                    crisis_text: CRISIS_TEXT,
+                });
+                *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+                return Ok(r);
+            }
+            Ok(link_error(e))
+        }
+    }
+}
+
+// ---- Alerts dashboard ---------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "measures_alerts.html")]
+pub struct AlertsPage {
+    nav: Option<Nav>,
+    alerts: Vec<SafetyAlert>,
+    can_resolve: bool,
+    error: String,
+}
+
+async fn alerts_page(
+    s: &AppState,
+    p: &Principal,
+    error: String,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let alerts = s.store.open_alerts(&p.actor).await?;
+    let mut r = render_html(&AlertsPage {
+        nav: Nav::of(p),
+        alerts,
+        can_resolve: p.user.role.allows(Permission::ResolveSafetyAlert),
+        error,
+    });
+    *r.status_mut() = status;
+    Ok(r)
+}
+
+pub async fn alerts(State(s): State<AppState>, p: Principal) -> Result<Response, PageError> {
+    alerts_page(&s, &p, String::new(), StatusCode::OK).await
+}
+
+pub async fn resolve_alert(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(aid): Path<i64>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(&body)?;
+    match s
+        .store
+        .resolve_alert(&p.actor, aid, field(&pairs, "follow_up"))
+        .await
+    {
+        Ok(a) => {
+            let back = match field(&pairs, "back") {
+                "patient" => format!("/patients/{}/measures", a.patient_id),
+                _ => "/alerts".to_string(),
+            };
+            Ok(Redirect::to(&back).into_response())
+        }
+        Err(e) => {
+            let e: AppError = e.into();
+            match e {
+                AppError::Invalid(_) | AppError::Conflict(_) => {
+                    alerts_page(&s, &p, message(&e), e.status()).await
+                }
+                other => Err(PageError(other)),
+            }
+        }
+    }
+}
+
+pub async fn note_alert(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(aid): Path<i64>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(&body)?;
+    match s
+        .store
+        .note_alert(&p.actor, aid, field(&pairs, "note"))
+        .await
+    {
+        Ok(_) => Ok(Redirect::to("/alerts").into_response()),
+        Err(e) => {
+            let e: AppError = e.into();
+            match e {
+                AppError::Invalid(_) | AppError::Conflict(_) => {
+                    alerts_page(&s, &p, message(&e), e.status()).await
+                }
+                other => Err(PageError(other)),
+            }
+        }
+    }
+}
+
+// ---- Patient measures page ----------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "measures_patient.html")]
+pub struct PatientMeasuresPage {
+    nav: Option<Nav>,
+    patient_id: i64,
+    patient_name: String,
+    o: Overview,
+    chart: String,
+    mme_chart: String,
+    can_record: bool,
+    can_resolve: bool,
+    /// (id, name) of every instrument, and of the self-report ones for links.
+    instruments: Vec<(String, String)>,
+    self_report: Vec<(String, String)>,
+    opioid_drugs: Vec<(String, String)>,
+    new_link: String,
+    error: String,
+    today: String,
+}
+
+impl PatientMeasuresPage {
+    /// An epoch-seconds instant as UTC text.
+    fn when(&self, secs: &i64) -> String {
+        jiff::Timestamp::from_second(*secs)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default()
+    }
+}
+
+async fn patient_page(
+    s: &AppState,
+    p: &Principal,
+    id: i64,
+    new_link: String,
+    error: String,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
+    let o = super::overview(s, p, PatientId::new(id)).await?;
+    let series = super::series(&o.responses);
+    let chart =
+        super::chart::trajectory_svg(&series, &o.markers, &o.courses, super::instrument_name);
+    let mme_chart = super::chart::mme_svg(&o.mme_timeline, s.today());
+    let cat = super::catalogue().ok_or(AppError::Internal)?;
+    let mut r = render_html(&PatientMeasuresPage {
+        nav: Nav::of(p),
+        patient_id: id,
+        patient_name: patient.record.full_name(),
+        o,
+        chart,
+        mme_chart,
+        can_record: p.user.role.allows(Permission::RecordMeasures),
+        can_resolve: p.user.role.allows(Permission::ResolveSafetyAlert),
+        instruments: cat
+            .instruments
+            .iter()
+            .map(|i| (i.id.clone(), i.name.clone()))
+            .collect(),
+        self_report: cat
+            .instruments
+            .iter()
+            .filter(|i| i.rater.is_self_report())
+            .map(|i| (i.id.clone(), i.name.clone()))
+            .collect(),
+        opioid_drugs: cat
+            .opioids
+            .opioid
+            .iter()
+            .map(|o| (o.id.clone(), o.name.clone()))
+            .collect(),
+        new_link,
+        error,
+        today: s.today().to_string(),
+    });
+    *r.status_mut() = status;
+    Ok(r)
+}
+
+pub async fn patient_measures(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    patient_page(&s, &p, id, String::new(), String::new(), StatusCode::OK).await
+}
+
+fn svg(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "image/svg+xml")], body).into_response()
+}
+
+pub async fn chart_svg(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let o = super::overview(&s, &p, PatientId::new(id)).await?;
+    Ok(svg(super::chart::trajectory_svg(
+        &super::series(&o.responses),
+        &o.markers,
+        &o.courses,
+        super::instrument_name,
+    )))
+}
+
+pub async fn mme_svg(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let o = super::overview(&s, &p, PatientId::new(id)).await?;
+    Ok(svg(super::chart::mme_svg(&o.mme_timeline, s.today())))
+}
+
+/// Re-shows the patient page with the error of a failed form, or passes other errors on.
+async fn or_page(
+    s: &AppState,
+    p: &Principal,
+    id: i64,
+    r: Result<Response, AppError>,
+) -> Result<Response, PageError> {
+    match r {
+        Ok(resp) => Ok(resp),
+        Err(e @ (AppError::Invalid(_) | AppError::Conflict(_))) => {
+            patient_page(s, p, id, String::new(), message(&e), e.status()).await
+        }
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+/// The link as the patient will open it: absolute when the request says which host it came to.
+fn absolute(headers: &axum::http::HeaderMap, path: &str) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        });
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("https") => "https",
+        _ => "http",
+    };
+    match host {
+        Some(h) => format!("{scheme}://{h}{path}"),
+        None => path.to_string(),
+    }
+}
+
+pub async fn send_link(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(&body)?;
+    let set: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "instrument")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let hours = opt_number::<i64>(&pairs, "expires_in_hours");
+    let made = match hours {
+        Ok(h) => super::create_link(&s, &p.actor, PatientId::new(id), &set, h).await,
+        Err(e) => Err(e),
+    };
+    match made {
+        Ok((_, token)) => {
+            patient_page(
+                &s,
+                &p,
+                id,
+                absolute(&headers, &super::link_path(&token)),
+                String::new(),
+                StatusCode::CREATED,
+            )
+            .await
+        }
+        Err(e) => or_page(&s, &p, id, Err(e)).await,
+    }
+}
+
+pub async fn add_opioid(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(&body)?;
+    let r = async {
+        let req = super::api::OpioidRequest {
+            drug: field(&pairs, "drug").to_string(),
+            dose: opt_number::<f64>(&pairs, "dose")?
+                .ok_or_else(|| AppError::invalid("dose", "required"))?,
+            unit: field(&pairs, "unit").to_string(),
+            per_day: opt_number::<f64>(&pairs, "per_day")?,
+            route: Some(field(&pairs, "route").to_string()),
+            started_on: field(&pairs, "started_on").to_string(),
+        };
+        super::save_opioid(&s, &p.actor, PatientId::new(id), &req).await?;
+        Ok(Redirect::to(&format!("/patients/{id}/measures")).into_response())
+    }
+    .await;
+    or_page(&s, &p, id, r).await
+}
+
+pub async fn stop_opioid(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((id, oid)): Path<(i64, i64)>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(&body)?;
+    let r = async {
+        let on = super::date_field("stopped_on", field(&pairs, "stopped_on"))?;
+        s.store
+            .stop_opioid(&p.actor, PatientId::new(id), oid, &on.to_string())
+            .await?;
+        Ok(Redirect::to(&format!("/patients/{id}/measures")).into_response())
+    }
+    .await;
+    or_page(&s, &p, id, r).await
+}
+
+pub async fn add_course(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(&body)?;
+    let r = async {
+        let req = super::api::CourseRequest {
+            label: field(&pairs, "label").to_string(),
+            instrument: field(&pairs, "instrument").to_string(),
+            started_on: field(&pairs, "started_on").to_string(),
+            ended_on: Some(field(&pairs, "ended_on").to_string()),
+            booster_score_at_least: opt_number(&pairs, "booster_score_at_least")?,
+            booster_days: opt_number(&pairs, "booster_days")?,
+        };
+        super::save_course(&s, &p.actor, PatientId::new(id), &req).await?;
+        Ok(Redirect::to(&format!("/patients/{id}/measures")).into_response())
+    }
+    .await;
+    or_page(&s, &p, id, r).await
+}
+
+// ---- Staff entry of a questionnaire -------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "measures_enter.html")]
+pub struct EnterPage {
+    nav: Option<Nav>,
+    patient_id: i64,
+    patient_name: String,
+    form: FormView,
+    taken_on: String,
+    submission_key: String,
+    error: String,
+}
+
+#[derive(Deserialize)]
+pub struct EnterQuery {
+    #[serde(default)]
+    instrument: String,
+}
+
+pub async fn enter_form(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    Query(q): Query<EnterQuery>,
+) -> Result<Response, PageError> {
+    let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
+    let inst = super::catalogue()
+        .and_then(|c| c.instrument(&q.instrument))
+        .ok_or_else(|| {
+            AppError::invalid(
+                "instrument",
+                format!("unknown instrument {:?}", q.instrument),
+            )
+        })?;
+    let (settings, _) = crate::clinical::settings(s.store.as_ref()).await?;
+    Ok(render_html(&EnterPage {
+        nav: Nav::of(&p),
+        patient_id: id,
+        patient_name: patient.record.full_name(),
+        form: form_view(inst, &[], &settings),
+        taken_on: s.today().to_string(),
+        submission_key: crate::password::random_token(),
+        error: String::new(),
+    }))
+}
+
+pub async fn enter(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(&body)?;
+    let instrument = field(&pairs, "instrument").to_string();
+    let inst = super::catalogue()
+        .and_then(|c| c.instrument(&instrument))
+        .ok_or_else(|| {
+            AppError::invalid("instrument", format!("unknown instrument {instrument:?}"))
+        })?;
+    let r = async {
+        let answers = answers_of(inst, &pairs)?;
+        let taken_on = super::date_field("taken_on", field(&pairs, "taken_on"))?;
+        super::record(
+            &s,
+            &p.actor,
+            PatientId::new(id),
+            &instrument,
+            &answers,
+            taken_on,
+            field(&pairs, "submission_key"),
+        )
+        .await
+    }
+    .await;
+    match r {
+        Ok(_) => Ok(Redirect::to(&format!("/patients/{id}/measures")).into_response()),
+        Err(e @ AppError::Invalid(_)) => {
+            let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
+            let (settings, _) = crate::clinical::settings(s.store.as_ref()).await?;
+            let mut r = render_html(&EnterPage {
+                nav: Nav::of(&p),
+                patient_id: id,
+                patient_name: patient.record.full_name(),
+                form: form_view(inst, &pairs, &settings),
+                taken_on: field(&pairs, "taken_on").to_string(),
+                submission_key: field(&pairs, "submission_key").to_string(),
+                error: message(&e),
+            });
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(r)
+        }
+        Err(e) => Err(PageError(e)),
+    }
+}
