@@ -94,6 +94,8 @@ pub trait OpsStore: Send + Sync {
         end: DateTime,
     ) -> Result<OnSite>;
     async fn on_site(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<OnSite>>;
+    /// Staff of one role, for choosing a nurse, a prescriber or a witness (id, username, name).
+    async fn staff(&self, actor: &Actor, role: Role) -> Result<Vec<(i64, String, String)>>;
 
     // Bookings
     /// Bookings that start before `to` and end after `from` (every status).
@@ -513,6 +515,29 @@ impl OpsStore for SqlStore {
         let out = on_site_in(&mut tx, from, to).await?;
         tx.commit().await?;
         Ok(out)
+    }
+
+    async fn staff(&self, actor: &Actor, role: Role) -> Result<Vec<(i64, String, String)>> {
+        if !(actor.may(Permission::Schedule) || actor.may(Permission::LedgerRead)) {
+            return Err(StoreError::Forbidden {
+                permission: Permission::Schedule,
+            });
+        }
+        sqlx::query(
+            "SELECT id, username, display_name FROM users WHERE role = $1 ORDER BY username",
+        )
+        .bind(role.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("id")?,
+                r.try_get("username")?,
+                r.try_get("display_name")?,
+            ))
+        })
+        .collect()
     }
 
     async fn bookings(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<Booking>> {

@@ -34,11 +34,11 @@ fn codes<T: Serialize>(all: &[T]) -> Vec<String> {
     all.iter().map(code).collect()
 }
 
-fn form_pairs(body: &Bytes) -> Result<Vec<(String, String)>, AppError> {
+pub(crate) fn form_pairs(body: &Bytes) -> Result<Vec<(String, String)>, AppError> {
     serde_urlencoded::from_bytes(body).map_err(|e| AppError::invalid("form", e.to_string()))
 }
 
-fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
+pub(crate) fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
     pairs
         .iter()
         .find(|(k, _)| k == name)
