@@ -4,6 +4,7 @@
 
 mod cli_ops;
 mod demo;
+mod demo_ops;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
