@@ -131,6 +131,19 @@ async fn the_operations_story_on_both_backends() {
             "two sessions in the first week"
         );
 
+        // A booster outside the plan: its length from the template; a clash is refused.
+        let booster = json!({"patient_id": pid, "template_id": "iv-ketamine-induction-6", "phase": "booster",
+                             "start": "2026-12-08T09:00", "chair_id": chair_id, "nurse_id": nina.id.get()});
+        let r = app
+            .json(Method::POST, "/api/v1/schedule/sessions", &sched, &booster)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert_eq!(r.json()["end"], "2026-12-08T11:40:00");
+        let r = app
+            .json(Method::POST, "/api/v1/schedule/sessions", &sched, &booster)
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+
         // Moving the second session shows that the later ones move with it.
         let second = bookings[1]["id"].as_i64().unwrap();
         let r = app

@@ -357,3 +357,40 @@ pub async fn estimate(
     .map(Json)
     .map_err(|e| AppError::invalid(&e.field, e.message))
 }
+
+/// Books one maintenance or booster session (its length from the template's slot rules).
+#[utoipa::path(post, path = "/api/v1/schedule/sessions", request_body = service::SessionRequest, responses((status = 201, body = Booking), (status = 409, description = "conflicts, nothing booked", body = CourseRefused), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn book_session(
+    State(s): State<AppState>,
+    p: Principal,
+    JsonBody(req): JsonBody<service::SessionRequest>,
+) -> Result<Response, AppError> {
+    let (requested, outcome) = service::book_session(&s, &p.actor, &req).await?;
+    Ok(match outcome {
+        BookOutcome::Booked { mut bookings, .. } => match bookings.pop() {
+            Some(b) => (StatusCode::CREATED, Json(b)).into_response(),
+            None => AppError::Internal.into_response(),
+        },
+        BookOutcome::Refused(list) => (
+            StatusCode::CONFLICT,
+            Json(CourseRefused {
+                error: "conflict",
+                message: "the session conflicts; nothing was booked".into(),
+                sessions: list
+                    .into_iter()
+                    .map(|(_, conflicts)| SessionConflicts {
+                        session: 1,
+                        planned: PlannedSession {
+                            index: 1,
+                            phase: requested.phase,
+                            start: requested.start,
+                            end: requested.end,
+                        },
+                        conflicts,
+                    })
+                    .collect(),
+            }),
+        )
+            .into_response(),
+    })
+}

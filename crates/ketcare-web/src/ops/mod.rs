@@ -22,6 +22,7 @@ pub(crate) fn routes() -> Vec<Entry> {
         // Pages
         r(Get, "/schedule", Requires(Schedule), pages::schedule),
         r(Post, "/schedule/courses", Requires(Schedule), pages::book_course),
+        r(Post, "/schedule/sessions", Requires(Schedule), pages::book_session),
         r(Post, "/schedule/chairs", Requires(Schedule), pages::add_chair),
         r(Post, "/schedule/on-site", Requires(Schedule), pages::add_on_site),
         r(Post, "/schedule/bookings/{bid}/status", Requires(Schedule), pages::booking_status),
@@ -36,6 +37,7 @@ pub(crate) fn routes() -> Vec<Entry> {
         // API
         r(Get, "/api/v1/schedule/bookings", Requires(Schedule), api::bookings),
         r(Post, "/api/v1/schedule/courses", Requires(Schedule), api::book_course),
+        r(Post, "/api/v1/schedule/sessions", Requires(Schedule), api::book_session),
         r(Post, "/api/v1/schedule/bookings/{bid}/move", Requires(Schedule), api::move_booking),
         r(Post, "/api/v1/schedule/bookings/{bid}/status", Requires(Schedule), api::booking_status),
         r(Get, "/api/v1/patients/{id}/consent-status", Requires(PatientRead), api::consent_status),
@@ -53,6 +55,7 @@ pub(crate) fn routes() -> Vec<Entry> {
 #[openapi(paths(
     api::bookings,
     api::book_course,
+    api::book_session,
     api::move_booking,
     api::booking_status,
     api::consent_status,

@@ -301,6 +301,56 @@ pub async fn book_course(
     }
 }
 
+pub async fn book_session(
+    State(s): State<AppState>,
+    p: Principal,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let f = form_pairs(&body)?;
+    let id = |k: &str| -> Result<i64, AppError> {
+        field(&f, k)
+            .parse()
+            .map_err(|_| AppError::invalid(k, "choose one"))
+    };
+    let req = match (id("patient_id"), id("chair_id"), id("nurse_id")) {
+        (Ok(patient_id), Ok(chair_id), Ok(nurse_id)) => service::SessionRequest {
+            patient_id,
+            template_id: field(&f, "template_id").to_owned(),
+            phase: field(&f, "phase").to_owned(),
+            start: field(&f, "start").to_owned(),
+            chair_id,
+            nurse_id,
+        },
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return schedule_error(&s, &p, e).await,
+    };
+    match service::book_session(&s, &p.actor, &req).await {
+        Ok((b, BookOutcome::Booked { .. })) => Ok(back(
+            &format!("/schedule?date={}", b.start.date()),
+            &format!("{} session booked", b.phase.as_str()),
+        )),
+        Ok((b, BookOutcome::Refused(list))) => {
+            let x = Extra {
+                error: "Nothing was booked: this session conflicts.".into(),
+                conflicts: list
+                    .into_iter()
+                    .map(|(_, cs)| {
+                        (
+                            b.start.strftime("%a %Y-%m-%d %H:%M").to_string(),
+                            cs.iter().map(ToString::to_string).collect(),
+                        )
+                    })
+                    .collect(),
+                ..Extra::default()
+            };
+            Ok(with_status(
+                StatusCode::CONFLICT,
+                schedule_page(&s, &p, b.start.date(), false, x).await?,
+            ))
+        }
+        Err(e) => schedule_error(&s, &p, e).await,
+    }
+}
+
 pub async fn add_chair(
     State(s): State<AppState>,
     p: Principal,

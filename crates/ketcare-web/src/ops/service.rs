@@ -225,3 +225,63 @@ pub async fn witness(
 pub async fn nurses(s: &AppState, actor: &Actor) -> Result<Vec<(i64, String, String)>, AppError> {
     Ok(s.store.staff(actor, Role::Nurse).await?)
 }
+
+/// One session outside a course's plan: a maintenance session by schedule, or a booster when a
+/// patient is flagged "booster due". Its length comes from the template's slot rules.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct SessionRequest {
+    pub patient_id: i64,
+    pub template_id: String,
+    /// `maintenance` or `booster`
+    pub phase: String,
+    /// `YYYY-MM-DDTHH:MM`
+    pub start: String,
+    pub chair_id: i64,
+    pub nurse_id: i64,
+}
+
+pub async fn book_session(
+    s: &AppState,
+    actor: &Actor,
+    req: &SessionRequest,
+) -> Result<(Booking, BookOutcome), AppError> {
+    let values = site_values(s.store.as_ref()).await?;
+    let start = parse_datetime("start", &req.start)?;
+    let phase = match ketcare_ops::schedule::PhaseKind::parse(req.phase.trim()) {
+        Some(
+            p @ (ketcare_ops::schedule::PhaseKind::Maintenance
+            | ketcare_ops::schedule::PhaseKind::Booster),
+        ) => p,
+        _ => return Err(AppError::invalid("phase", "maintenance or booster")),
+    };
+    let ts = templates()?;
+    let t = ts.get(&req.template_id).ok_or_else(|| {
+        AppError::invalid(
+            "template_id",
+            format!("unknown course template `{}`", req.template_id),
+        )
+    })?;
+    let rules = t
+        .slot_rules(&lookup(&values))
+        .map_err(|e| AppError::Conflict(format!("booking is blocked: {e}")))?;
+    let end = start
+        .checked_add(jiff::Span::new().minutes(i64::from(rules.slot_minutes())))
+        .map_err(|_| AppError::invalid("start", "out of range"))?;
+    let b = Booking {
+        id: 0,
+        course_id: None,
+        patient_id: req.patient_id,
+        chair_id: req.chair_id,
+        nurse_id: req.nurse_id,
+        prescriber_required: rules.prescriber_on_site,
+        start,
+        end,
+        status: BookingStatus::Booked,
+        phase,
+    };
+    let outcome = s
+        .store
+        .book(actor, None, std::slice::from_ref(&b), staffing(&values))
+        .await?;
+    Ok((b, outcome))
+}
