@@ -544,14 +544,20 @@ impl OpsStore for SqlStore {
         require(actor, Permission::Schedule)?;
         let mut tx = self.begin_write().await?;
         let out = bookings_in(&mut tx, from, to).await?;
-        audit(
-            &mut tx,
-            actor,
-            "schedule.view",
-            None,
-            format!("{from} – {to}: {} bookings", out.len()),
-        )
-        .await?;
+        // Each patient shown on the calendar is an audited access.
+        let mut patients: Vec<i64> = out.iter().map(|b| b.patient_id).collect();
+        patients.sort_unstable();
+        patients.dedup();
+        for p in patients {
+            audit(
+                &mut tx,
+                actor,
+                "schedule.view",
+                Some(p),
+                format!("{from} – {to}"),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(out)
     }
@@ -1074,6 +1080,27 @@ impl OpsStore for SqlStore {
         }
         let records = ledger_records_tx(&mut tx).await?;
         let mut state = replay(&records)?;
+        // An inventory records what the ledger holds at that moment, whatever the request says.
+        let event = match event {
+            LedgerEvent::Inventory {
+                inventory,
+                taken,
+                time,
+                registrant_name,
+                registrant_address,
+                dea_number,
+                ..
+            } => LedgerEvent::Inventory {
+                inventory,
+                taken,
+                time,
+                registrant_name,
+                registrant_address,
+                dea_number,
+                lines: state.inventory_lines(),
+            },
+            other => other,
+        };
         let head = sqlx::query("SELECT seq, hash FROM ops_ledger_head WHERE id = 1")
             .fetch_one(&mut *tx)
             .await?;

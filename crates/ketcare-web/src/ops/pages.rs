@@ -19,7 +19,7 @@ use ketcare_core::{PatientId, Permission, Role};
 use ketcare_ops::amount::Microlitres;
 use ketcare_ops::billing::{self, money};
 use ketcare_ops::consent::{Assent, ConsentStatus, Section, SectionKind, Signer};
-use ketcare_ops::ledger::{ContainerStatus, CountLine, LedgerEvent};
+use ketcare_ops::ledger::{BusinessTime, ContainerStatus, CountLine, InventoryKind, LedgerEvent};
 use ketcare_ops::schedule::{Booking, BookingStatus, MoveMode};
 use ketcare_ops::session_facts::{Drug, EmLevel, Route};
 use ketcare_ops::{Micrograms, SessionFacts, session_balance};
@@ -856,6 +856,7 @@ pub struct LedgerPage {
     may_manage: bool,
     may_draw: bool,
     balance: Option<(bool, String)>,
+    inventory: String,
     message: String,
     error: String,
 }
@@ -925,6 +926,14 @@ async fn ledger_page(
         may_manage: p.user.role.allows(Permission::LedgerManage),
         may_draw: p.user.role.allows(Permission::LedgerDraw),
         balance,
+        inventory: match st.last_inventory {
+            Some(d) => format!(
+                "Last inventory {d}; the next biennial inventory is due by {} [{}]",
+                ketcare_ops::ledger::reports::next_inventory_due(d, &st.stock().rules),
+                st.stock().rules.biennial_inventory_years.source.join(", ")
+            ),
+            None => "No inventory recorded yet: take the initial inventory on the first day of controlled-substance activity [R45].".into(),
+        },
         message,
         error,
     };
@@ -1077,6 +1086,23 @@ pub async fn ledger_post(
                     witnesses,
                 }
             }
+            "inventory" => LedgerEvent::Inventory {
+                inventory: if field(&f, "inventory") == "initial" {
+                    InventoryKind::Initial
+                } else {
+                    InventoryKind::Biennial
+                },
+                taken: service::parse_date("taken", field(&f, "taken"))?,
+                time: if field(&f, "time") == "opening" {
+                    BusinessTime::Opening
+                } else {
+                    BusinessTime::Close
+                },
+                registrant_name: field(&f, "registrant_name").to_owned(),
+                registrant_address: field(&f, "registrant_address").to_owned(),
+                dea_number: field(&f, "dea_number").to_owned(),
+                lines: Vec::new(),
+            },
             "theft_loss" => LedgerEvent::TheftLoss {
                 discovered: service::parse_date("discovered", field(&f, "discovered"))?,
                 theft: field(&f, "theft") == "1",
