@@ -108,3 +108,69 @@ test('a nurse draws and records waste with a witness; the session balances', asy
   await signOut(page);
   await page.close();
 });
+
+test('a guardian consents with the minor\'s assent; a pharmacist receives and counts; the superbill', async () => {
+  const page = await browser.newPage();
+  // KC-2001, 16 years old, mother Helen Walker (the demo's 13th patient).
+  await signIn(page, server.base, 'nurse');
+  await page.goto(`${server.base}/patients/13`);
+  await page.click('a:has-text("Consent")');
+  assert.match(await page.textContent('#consent-status'), /trd-adolescent-iv-ketamine-yale[\s\S]*Not valid: no consent/);
+  await page.selectOption('#protocol_id', 'trd-adolescent-iv-ketamine-yale');
+  await page.selectOption('#signer', { label: 'Helen Walker (mother)' });
+  await page.click('#sign-consent button[type=submit]');
+  await page.waitForSelector('#consent-error');
+  assert.match(await page.textContent('#consent-error'), /assent/);
+  await page.selectOption('#protocol_id', 'trd-adolescent-iv-ketamine-yale');
+  await page.selectOption('#signer', { label: 'Helen Walker (mother)' });
+  await page.check('#assent-given');
+  await page.click('#sign-consent button[type=submit]');
+  await page.waitForSelector('#consent-message');
+  assert.match(await page.textContent('#consent-status'), /trd-adolescent-iv-ketamine-yale[\s\S]*Valid/);
+  assert.match(await page.textContent('#signatures'), /Helen Walker \(mother\); the minor assented/);
+  await signOut(page);
+
+  // The pharmacist receives two 100 mg/mL vials against an invoice, then counts one short.
+  await signIn(page, server.base, 'pharmacist');
+  await page.click('nav >> text=Ledger');
+  await page.selectOption('#product', 'ketamine-100');
+  await page.fill('#ndc', '99999-0100-01');
+  await page.fill('#lot', 'BT-1');
+  await page.fill('#expiry', '2030-01-31');
+  await page.fill('#quantity', '2');
+  await page.fill('#invoice', 'INV-BT-1');
+  await page.fill('#supplier', 'Wholesaler');
+  await page.click('#receive-form button[type=submit]');
+  await page.waitForSelector('#ledger-message');
+  assert.match(await page.textContent('#ledger-message'), /recorded \(receive\)/);
+  await page.fill('#period', 'close of business');
+  const last = page.locator('#count-form input[name^=counted_]').last();
+  await last.fill('4.5');
+  await page.click('#count-form button[type=submit]');
+  await page.waitForSelector('#discrepancies');
+  assert.match(await page.textContent('#discrepancies'), /5 mL[\s\S]*4\.5 mL/);
+  await page.fill('#discrepancies input[name=reason]', 'recounted: 5 mL, first count misread');
+  await page.click('#discrepancies button[type=submit]');
+  await page.waitForSelector('#no-discrepancies');
+  await signOut(page);
+
+  // The prescriber's superbill for a 40-minute infusion of 35 mg.
+  await signIn(page, server.base, 'prescriber');
+  await page.goto(`${server.base}/billing`);
+  await page.fill('#session_id', '9001');
+  await page.fill('#minutes', '40');
+  await page.fill('#given_mg', '35');
+  await page.selectOption('#template_id', 'iv-ketamine-induction-6');
+  await page.click('#superbill-form button[type=submit]');
+  await page.waitForSelector('#superbill');
+  const bill = await page.textContent('#superbill');
+  assert.match(bill, /96365/);
+  assert.match(bill, /J3490/);
+  assert.doesNotMatch(bill, /96366/);
+  assert.match(await page.textContent('#total'), /not priced 96365, J3490/);
+  // The demo clinic has not set IV ketamine's observation time, so the course cannot be planned yet.
+  assert.match(await page.textContent('#estimate'), /observation\.ketamine_psychiatric_minutes/);
+  await page.screenshot({ path: resultPath('ops-superbill.png'), fullPage: true });
+  await signOut(page);
+  await page.close();
+});

@@ -76,6 +76,10 @@ impl Nav {
     pub fn ops_schedule(&self) -> bool {
         self.role().is_some_and(|r| r.allows(Permission::Schedule))
     }
+    pub fn ops_billing(&self) -> bool {
+        self.role()
+            .is_some_and(|r| r.allows(Permission::BillingRead))
+    }
     pub fn ops_ledger(&self) -> bool {
         self.role()
             .is_some_and(|r| r.allows(Permission::LedgerRead))

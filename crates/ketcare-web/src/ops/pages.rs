@@ -1261,25 +1261,32 @@ pub async fn billing_page(
             .map_err(|e| AppError::invalid(&e.field, e.message))?;
         let estimate = match q(&query, "template_id") {
             "" => String::new(),
-            t => {
-                let (_, _, sessions) =
-                    service::plan(&values, t, s.today(), jiff::civil::Time::midnight())?;
-                let e =
-                    billing::course_estimate(&facts, sessions.len() as u32, &book, &prices, site)
-                        .map_err(|e| AppError::invalid(&e.field, e.message))?;
-                match e.total_cents {
-                    Some(c) => format!(
-                        "Self-pay estimate for the course ({} sessions): {}",
-                        e.sessions,
-                        money(c)
-                    ),
-                    None => format!(
-                        "Self-pay estimate for {} sessions: the site has not priced {}",
-                        e.sessions,
-                        e.per_session.unpriced.join(", ")
-                    ),
+            t => match service::plan(&values, t, s.today(), jiff::civil::Time::midnight()) {
+                // A course that cannot be planned yet (a site setting missing) still gets its superbill.
+                Err(e) => format!("No course estimate: {}", error_text(&e)),
+                Ok((_, _, sessions)) => {
+                    let e = billing::course_estimate(
+                        &facts,
+                        sessions.len() as u32,
+                        &book,
+                        &prices,
+                        site,
+                    )
+                    .map_err(|e| AppError::invalid(&e.field, e.message))?;
+                    match e.total_cents {
+                        Some(c) => format!(
+                            "Self-pay estimate for the course ({} sessions): {}",
+                            e.sessions,
+                            money(c)
+                        ),
+                        None => format!(
+                            "Self-pay estimate for {} sessions: the site has not priced {}",
+                            e.sessions,
+                            e.per_session.unpriced.join(", ")
+                        ),
+                    }
                 }
-            }
+            },
         };
         Ok::<_, AppError>((bill, estimate))
     }
