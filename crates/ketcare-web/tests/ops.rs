@@ -317,6 +317,38 @@ async fn the_operations_story_on_both_backends() {
             .await
             .json();
         assert_eq!(b["balanced"], true, "{b}");
+        // Guessing a witness's password locks the witness's account like failed sign-ins do.
+        app.add_user("wendy", Role::Nurse).await;
+        for _ in 0..app.config.lockout_attempts {
+            let r = app
+                .post_form(
+                    "/ledger",
+                    &nurse,
+                    &[
+                        ("kind", "waste"),
+                        ("session_id", "501"),
+                        ("amount_mg", "1"),
+                        ("witness_username", "wendy"),
+                        ("witness_password", "guess"),
+                    ],
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        let r = app
+            .post_form(
+                "/ledger",
+                &nurse,
+                &[
+                    ("kind", "waste"),
+                    ("session_id", "501"),
+                    ("amount_mg", "1"),
+                    ("witness_username", "wendy"),
+                    ("witness_password", PASSWORD),
+                ],
+            )
+            .await;
+        assert!(r.body.contains("locked"), "{}", r.body);
 
         // The day's count: container 1 counted short, held open until resolved with a reason.
         let count = json!({"event": {"kind": "count", "period": "2026-12-07 close",

@@ -199,7 +199,10 @@ pub async fn witness(
         return Err(AppError::invalid(field, "the witness's account is locked"));
     }
     if !verify_password(password, &u.password_hash) {
-        s.store.login_failed(&u, "witness", None).await?;
+        // The same lock-out as the sign-in form: a witness password is a password.
+        let lock = (u.failed_logins + 1 >= s.config.lockout_attempts)
+            .then_some(s.now() + s.config.lockout_minutes * 60);
+        s.store.login_failed(&u, "witness", lock).await?;
         return Err(wrong());
     }
     if Some(u.id) == actor.user_id {
