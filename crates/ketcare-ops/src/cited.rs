@@ -41,7 +41,8 @@ pub struct MissingSetting {
     pub why: String,
 }
 
-/// A value as a site setting holds it (site settings are numbers; a yes/no is 1 or 0).
+/// A value as a site setting holds it. Site settings are positive numbers, so a yes/no setting
+/// is 1 for yes and 2 for no.
 pub trait FromSetting: Sized {
     fn from_setting(raw: &str) -> Option<Self>;
 }
@@ -58,7 +59,7 @@ impl FromSetting for bool {
     fn from_setting(raw: &str) -> Option<Self> {
         match raw.trim() {
             "1" | "1.0" | "true" => Some(true),
-            "0" | "0.0" | "false" => Some(false),
+            "2" | "2.0" | "0" | "false" => Some(false),
             _ => None,
         }
     }

@@ -624,7 +624,7 @@ mod tests {
     fn settings(k: &str) -> Option<String> {
         match k {
             "observation.ketamine_psychiatric_minutes" => Some("60".into()),
-            "schedule.ketamine_prescriber_on_site" => Some("0".into()),
+            "schedule.ketamine_prescriber_on_site" => Some("2".into()),
             _ => None,
         }
     }

@@ -94,6 +94,8 @@ pub trait OpsStore: Send + Sync {
         end: DateTime,
     ) -> Result<OnSite>;
     async fn on_site(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<OnSite>>;
+    /// Staff of one role, for choosing a nurse, a prescriber or a witness (id, username, name).
+    async fn staff(&self, actor: &Actor, role: Role) -> Result<Vec<(i64, String, String)>>;
 
     // Bookings
     /// Bookings that start before `to` and end after `from` (every status).
@@ -515,18 +517,47 @@ impl OpsStore for SqlStore {
         Ok(out)
     }
 
+    async fn staff(&self, actor: &Actor, role: Role) -> Result<Vec<(i64, String, String)>> {
+        if !(actor.may(Permission::Schedule) || actor.may(Permission::LedgerRead)) {
+            return Err(StoreError::Forbidden {
+                permission: Permission::Schedule,
+            });
+        }
+        sqlx::query(
+            "SELECT id, username, display_name FROM users WHERE role = $1 ORDER BY username",
+        )
+        .bind(role.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("id")?,
+                r.try_get("username")?,
+                r.try_get("display_name")?,
+            ))
+        })
+        .collect()
+    }
+
     async fn bookings(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<Booking>> {
         require(actor, Permission::Schedule)?;
         let mut tx = self.begin_write().await?;
         let out = bookings_in(&mut tx, from, to).await?;
-        audit(
-            &mut tx,
-            actor,
-            "schedule.view",
-            None,
-            format!("{from} – {to}: {} bookings", out.len()),
-        )
-        .await?;
+        // Each patient shown on the calendar is an audited access.
+        let mut patients: Vec<i64> = out.iter().map(|b| b.patient_id).collect();
+        patients.sort_unstable();
+        patients.dedup();
+        for p in patients {
+            audit(
+                &mut tx,
+                actor,
+                "schedule.view",
+                Some(p),
+                format!("{from} – {to}"),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(out)
     }
@@ -1049,6 +1080,27 @@ impl OpsStore for SqlStore {
         }
         let records = ledger_records_tx(&mut tx).await?;
         let mut state = replay(&records)?;
+        // An inventory records what the ledger holds at that moment, whatever the request says.
+        let event = match event {
+            LedgerEvent::Inventory {
+                inventory,
+                taken,
+                time,
+                registrant_name,
+                registrant_address,
+                dea_number,
+                ..
+            } => LedgerEvent::Inventory {
+                inventory,
+                taken,
+                time,
+                registrant_name,
+                registrant_address,
+                dea_number,
+                lines: state.inventory_lines(),
+            },
+            other => other,
+        };
         let head = sqlx::query("SELECT seq, hash FROM ops_ledger_head WHERE id = 1")
             .fetch_one(&mut *tx)
             .await?;
@@ -1148,9 +1200,10 @@ impl OpsStore for SqlStore {
             .filter(|(s, _)| *s > 0);
         let n = records.len() as u64;
         Ok(match chain::verify(&records, head_ref) {
+            // An intact chain is also replayed: every entry must still obey the ledger's rules.
             Ok(n) => LedgerVerification {
                 entries: n,
-                broken: None,
+                broken: chain::replay(&records, LedgerState::new(stock()?)).err(),
             },
             Err(b) => LedgerVerification {
                 entries: n,

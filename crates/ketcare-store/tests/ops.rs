@@ -6,7 +6,7 @@ use jiff::civil::{DateTime, date};
 use ketcare_core::patient::{GuardianInput, NewGuardian, NewPatient, PatientInput};
 use ketcare_core::{Actor, PatientId, Role, UserId};
 use ketcare_ops::consent::{Assent, ConsentStatus, InvalidReason, Section, SectionKind, Signer};
-use ketcare_ops::ledger::{CountLine, LedgerEvent, Witness};
+use ketcare_ops::ledger::{BusinessTime, CountLine, InventoryKind, LedgerEvent, Witness};
 use ketcare_ops::schedule::{Booking, BookingStatus, Conflict, MoveMode, PhaseKind, Staffing};
 use ketcare_store::testing::{BACKENDS, fresh_store};
 use ketcare_store::{
@@ -505,8 +505,30 @@ async fn ledger_rules_hold_in_the_store_and_tampering_is_detected() {
         let state = s.ledger_state(&c.pharmacist).await.unwrap();
         assert_eq!(state.open_discrepancies().count(), 1, "{backend:?}");
 
+        // An inventory records what is on hand, whatever the request listed.
+        let inv = s
+            .ledger_append(
+                &c.pharmacist,
+                &LedgerEvent::Inventory {
+                    inventory: InventoryKind::Biennial,
+                    taken: date(2026, 12, 1),
+                    time: BusinessTime::Close,
+                    registrant_name: "Demo Clinic".into(),
+                    registrant_address: "1 Main St".into(),
+                    dea_number: "AB1234567".into(),
+                    lines: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        assert!(inv.body.contains("\"containers\":2"), "{}", inv.body);
+        assert_eq!(
+            s.ledger_state(&c.pharmacist).await.unwrap().last_inventory,
+            Some(date(2026, 12, 1))
+        );
+
         let v = s.verify_ledger().await.unwrap();
-        assert_eq!((v.entries, v.broken), (4, None), "{backend:?}");
+        assert_eq!((v.entries, v.broken), (5, None), "{backend:?}");
         // Append-only: updates and deletes are refused by the database.
         assert!(
             s.execute_raw("UPDATE ops_ledger SET body = 'x' WHERE seq = 2")

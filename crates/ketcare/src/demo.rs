@@ -442,6 +442,7 @@ pub async fn seed(store: &dyn Store, today: Date) -> Result<bool> {
         }
     }
     crate::demo_measures::seed(store, today).await?;
+    crate::demo_ops::seed(store, today).await?;
     Ok(true)
 }
 

@@ -7,6 +7,7 @@ mod cli_ops;
 mod cli_pk;
 mod demo;
 mod demo_measures;
+mod demo_ops;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};

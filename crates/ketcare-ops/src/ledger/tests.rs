@@ -505,3 +505,29 @@ fn any_edit_to_the_ledger_is_detected() {
     forged[3] = re;
     assert!(chain::verify(&forged, head).is_err());
 }
+
+#[test]
+fn a_rewritten_chain_that_breaks_a_rule_fails_replay() {
+    let mut b = Book::new();
+    b.ok(NURSE, Role::Nurse, draw(1, 100, 700));
+    b.ok(
+        NURSE,
+        Role::Nurse,
+        waste(100, 5, witness(NURSE_B, Role::Nurse)),
+    );
+    // Someone with the database rewrites the waste so the nurse witnessed herself, and rehashes
+    // the chain and its head: the hashes agree, the rules do not.
+    let mut forged: Vec<LedgerRecord> = b.records[..3].to_vec();
+    let prev = forged.last().map(|r| (r.seq, r.hash.clone()));
+    let prev = prev.as_ref().map(|(s, h)| (*s, h.as_str()));
+    let self_witnessed = waste(100, 5, witness(NURSE, Role::Nurse));
+    let rec = LedgerRecord::next(prev, b.at, &actor(NURSE, Role::Nurse), &self_witnessed)
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    forged.push(rec);
+    let head = forged.last().map(|r| (r.seq, r.hash.clone()));
+    let head = head.as_ref().map(|(s, h)| (*s, h.as_str()));
+    assert_eq!(chain::verify(&forged, head), Ok(4));
+    let stock = Stock::builtin().unwrap_or_else(|e| unreachable!("{e}"));
+    let broken = chain::replay(&forged, LedgerState::new(stock)).err();
+    assert_eq!(broken.map(|b| b.seq), Some(4));
+}

@@ -1,0 +1,1330 @@
+//! Pages for operations: the schedule (day view per chair, week view, booking a course, moves,
+//! cancellations), consent and assent, the ledger (receipt, draw, witnessed waste, counts,
+//! discrepancies, destruction, theft/loss), and billing (superbill, course estimate).
+
+use super::service;
+use crate::AppState;
+use crate::auth::Principal;
+use crate::clinical_pages::{field, form_pairs};
+use crate::error::{AppError, PageError};
+use crate::pages::{Nav, render_html};
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use jiff::civil::Date;
+use jiff::{Timestamp, ToSpan};
+use ketcare_core::{PatientId, Permission, Role};
+use ketcare_ops::amount::Microlitres;
+use ketcare_ops::billing::{self, money};
+use ketcare_ops::consent::{Assent, ConsentStatus, Section, SectionKind, Signer};
+use ketcare_ops::ledger::{BusinessTime, ContainerStatus, CountLine, InventoryKind, LedgerEvent};
+use ketcare_ops::schedule::{Booking, BookingStatus, MoveMode};
+use ketcare_ops::session_facts::{Drug, EmLevel, Route};
+use ketcare_ops::{Micrograms, SessionFacts, session_balance};
+use ketcare_store::{BookOutcome, NewConsentDocument, NewSignature};
+use std::collections::HashMap;
+
+type Q = Query<HashMap<String, String>>;
+
+fn q<'a>(query: &'a HashMap<String, String>, k: &str) -> &'a str {
+    query.get(k).map(|s| s.trim()).unwrap_or("")
+}
+
+fn error_text(e: &AppError) -> String {
+    let b = e.body();
+    if b.fields.is_empty() {
+        b.message
+    } else {
+        b.fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn with_status(status: StatusCode, r: Response) -> Response {
+    (status, r).into_response()
+}
+
+fn back(path: &str, msg: &str) -> Response {
+    let m: String = serde_urlencoded::to_string([("msg", msg)]).unwrap_or_default();
+    let sep = if path.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{path}{sep}{m}")).into_response()
+}
+
+fn now(s: &AppState) -> Result<Timestamp, AppError> {
+    Timestamp::from_second(s.now()).map_err(|_| AppError::Internal)
+}
+
+// ---- Schedule --------------------------------------------------------------------------------
+
+pub struct BookingRow {
+    pub id: i64,
+    pub time: String,
+    pub patient: i64,
+    pub phase: String,
+    pub status: String,
+    pub booked: bool,
+    pub start: String,
+}
+
+pub struct ChairRow {
+    pub name: String,
+    pub days: Vec<Vec<BookingRow>>,
+}
+
+#[derive(Template)]
+#[template(path = "ops_schedule.html")]
+pub struct SchedulePage {
+    nav: Option<Nav>,
+    date: String,
+    week: bool,
+    day_labels: Vec<String>,
+    prev: String,
+    next: String,
+    rows: Vec<ChairRow>,
+    chairs: Vec<(i64, String)>,
+    nurses: Vec<(i64, String, String)>,
+    prescribers: Vec<(i64, String, String)>,
+    templates: Vec<(String, String, String)>,
+    on_site: Vec<String>,
+    message: String,
+    error: String,
+    conflicts: Vec<(String, Vec<String>)>,
+    move_plan: Vec<String>,
+    move_apply: Option<(i64, String, String)>,
+}
+
+fn row(b: &Booking) -> BookingRow {
+    BookingRow {
+        id: b.id,
+        time: format!(
+            "{} – {}",
+            b.start.time().strftime("%H:%M"),
+            b.end.time().strftime("%H:%M")
+        ),
+        patient: b.patient_id,
+        phase: b.phase.as_str().to_owned(),
+        status: b.status.as_str().replace('_', "-"),
+        booked: b.status == BookingStatus::Booked,
+        start: b.start.strftime("%Y-%m-%dT%H:%M").to_string(),
+    }
+}
+
+#[derive(Default)]
+struct Extra {
+    message: String,
+    error: String,
+    conflicts: Vec<(String, Vec<String>)>,
+    move_plan: Vec<String>,
+    move_apply: Option<(i64, String, String)>,
+}
+
+async fn schedule_page(
+    s: &AppState,
+    p: &Principal,
+    date: Date,
+    week: bool,
+    x: Extra,
+) -> Result<Response, AppError> {
+    let start = if week {
+        let back = i64::from(date.weekday().to_monday_zero_offset());
+        date.checked_sub(back.days()).unwrap_or(date)
+    } else {
+        date
+    };
+    let days = if week { 7 } else { 1 };
+    let from = start.to_datetime(jiff::civil::Time::midnight());
+    let to = from
+        .checked_add(days.days())
+        .map_err(|_| AppError::invalid("date", "out of range"))?;
+    let chairs = s.store.chairs(&p.actor).await?;
+    let bookings = s.store.bookings(&p.actor, from, to).await?;
+    let rows = chairs
+        .iter()
+        .map(|c| ChairRow {
+            name: c.name.clone(),
+            days: (0..days)
+                .map(|d| {
+                    let day = start.checked_add(d.days()).unwrap_or(start);
+                    bookings
+                        .iter()
+                        .filter(|b| b.chair_id == c.id && b.start.date() == day)
+                        .map(row)
+                        .collect()
+                })
+                .collect(),
+        })
+        .collect();
+    let day_labels = (0..days)
+        .map(|d| {
+            let day = start.checked_add(d.days()).unwrap_or(start);
+            day.strftime("%a %Y-%m-%d").to_string()
+        })
+        .collect();
+    let step = if week { 7 } else { 1 };
+    let on_site = s
+        .store
+        .on_site(&p.actor, from, to)
+        .await?
+        .iter()
+        .map(|o| format!("prescriber #{}: {} – {}", o.user_id, o.start, o.end))
+        .collect();
+    let templates = service::templates()?
+        .all()
+        .iter()
+        .map(|t| (t.id.clone(), t.title.clone(), t.protocols.join(", ")))
+        .collect();
+    let page = SchedulePage {
+        nav: Nav::of(p),
+        date: date.to_string(),
+        week,
+        day_labels,
+        prev: date.checked_sub(step.days()).unwrap_or(date).to_string(),
+        next: date.checked_add(step.days()).unwrap_or(date).to_string(),
+        rows,
+        chairs: chairs.iter().map(|c| (c.id, c.name.clone())).collect(),
+        nurses: service::nurses(s, &p.actor).await?,
+        prescribers: s.store.staff(&p.actor, Role::Prescriber).await?,
+        templates,
+        on_site,
+        message: x.message,
+        error: x.error,
+        conflicts: x.conflicts,
+        move_plan: x.move_plan,
+        move_apply: x.move_apply,
+    };
+    Ok(render_html(&page))
+}
+
+pub async fn schedule(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(query): Q,
+) -> Result<Response, PageError> {
+    let date = match q(&query, "date") {
+        "" => s.today(),
+        d => service::parse_date("date", d)?,
+    };
+    let x = Extra {
+        message: q(&query, "msg").to_owned(),
+        ..Extra::default()
+    };
+    Ok(schedule_page(&s, &p, date, q(&query, "view") == "week", x).await?)
+}
+
+async fn schedule_error(s: &AppState, p: &Principal, e: AppError) -> Result<Response, PageError> {
+    let status = e.status();
+    if matches!(
+        e,
+        AppError::Internal | AppError::Forbidden(_) | AppError::Unauthorized
+    ) {
+        return Err(PageError(e));
+    }
+    let x = Extra {
+        error: error_text(&e),
+        ..Extra::default()
+    };
+    Ok(with_status(
+        status,
+        schedule_page(s, p, s.today(), false, x).await?,
+    ))
+}
+
+pub async fn book_course(
+    State(s): State<AppState>,
+    p: Principal,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let f = form_pairs(&body)?;
+    let id = |k: &str| -> Result<i64, AppError> {
+        field(&f, k)
+            .parse()
+            .map_err(|_| AppError::invalid(k, "choose one"))
+    };
+    let req = match (id("patient_id"), id("chair_id"), id("nurse_id")) {
+        (Ok(patient_id), Ok(chair_id), Ok(nurse_id)) => service::CourseRequest {
+            patient_id,
+            template_id: field(&f, "template_id").to_owned(),
+            protocol_id: Some(field(&f, "protocol_id").to_owned()),
+            first_day: field(&f, "first_day").to_owned(),
+            time: field(&f, "time").to_owned(),
+            chair_id,
+            nurse_id,
+        },
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return schedule_error(&s, &p, e).await,
+    };
+    match service::book_course(&s, &p.actor, &req).await {
+        Ok((_, BookOutcome::Booked { bookings, .. })) => {
+            let first = bookings
+                .first()
+                .map(|b| b.start.date().to_string())
+                .unwrap_or_default();
+            Ok(back(
+                &format!("/schedule?date={first}&view=week"),
+                &format!("Course booked: {} sessions", bookings.len()),
+            ))
+        }
+        Ok((planned, BookOutcome::Refused(list))) => {
+            let conflicts = list
+                .into_iter()
+                .map(|(i, cs)| {
+                    let when = planned
+                        .get(i)
+                        .map(|pl| {
+                            format!(
+                                "Session {} ({} {})",
+                                pl.index,
+                                pl.start.strftime("%a %Y-%m-%d %H:%M"),
+                                pl.phase.as_str()
+                            )
+                        })
+                        .unwrap_or_default();
+                    (when, cs.iter().map(ToString::to_string).collect())
+                })
+                .collect();
+            let date = service::parse_date("first_day", &req.first_day).unwrap_or(s.today());
+            let x = Extra {
+                error: "Nothing was booked: these sessions conflict.".into(),
+                conflicts,
+                ..Extra::default()
+            };
+            Ok(with_status(
+                StatusCode::CONFLICT,
+                schedule_page(&s, &p, date, true, x).await?,
+            ))
+        }
+        Err(e) => schedule_error(&s, &p, e).await,
+    }
+}
+
+pub async fn book_session(
+    State(s): State<AppState>,
+    p: Principal,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let f = form_pairs(&body)?;
+    let id = |k: &str| -> Result<i64, AppError> {
+        field(&f, k)
+            .parse()
+            .map_err(|_| AppError::invalid(k, "choose one"))
+    };
+    let req = match (id("patient_id"), id("chair_id"), id("nurse_id")) {
+        (Ok(patient_id), Ok(chair_id), Ok(nurse_id)) => service::SessionRequest {
+            patient_id,
+            template_id: field(&f, "template_id").to_owned(),
+            phase: field(&f, "phase").to_owned(),
+            start: field(&f, "start").to_owned(),
+            chair_id,
+            nurse_id,
+        },
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return schedule_error(&s, &p, e).await,
+    };
+    match service::book_session(&s, &p.actor, &req).await {
+        Ok((b, BookOutcome::Booked { .. })) => Ok(back(
+            &format!("/schedule?date={}", b.start.date()),
+            &format!("{} session booked", b.phase.as_str()),
+        )),
+        Ok((b, BookOutcome::Refused(list))) => {
+            let x = Extra {
+                error: "Nothing was booked: this session conflicts.".into(),
+                conflicts: list
+                    .into_iter()
+                    .map(|(_, cs)| {
+                        (
+                            b.start.strftime("%a %Y-%m-%d %H:%M").to_string(),
+                            cs.iter().map(ToString::to_string).collect(),
+                        )
+                    })
+                    .collect(),
+                ..Extra::default()
+            };
+            Ok(with_status(
+                StatusCode::CONFLICT,
+                schedule_page(&s, &p, b.start.date(), false, x).await?,
+            ))
+        }
+        Err(e) => schedule_error(&s, &p, e).await,
+    }
+}
+
+pub async fn add_chair(
+    State(s): State<AppState>,
+    p: Principal,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let f = form_pairs(&body)?;
+    match s.store.add_chair(&p.actor, field(&f, "name")).await {
+        Ok(c) => Ok(back("/schedule", &format!("Chair \"{}\" added", c.name))),
+        Err(e) => schedule_error(&s, &p, e.into()).await,
+    }
+}
+
+pub async fn add_on_site(
+    State(s): State<AppState>,
+    p: Principal,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let f = form_pairs(&body)?;
+    let r = async {
+        let user: i64 = field(&f, "user_id")
+            .parse()
+            .map_err(|_| AppError::invalid("user_id", "choose a prescriber"))?;
+        let start = service::parse_datetime("start", field(&f, "start"))?;
+        let end = service::parse_datetime("end", field(&f, "end"))?;
+        s.store
+            .add_on_site(&p.actor, ketcare_core::UserId::new(user), start, end)
+            .await
+            .map_err(AppError::from)
+    }
+    .await;
+    match r {
+        Ok(o) => Ok(back(
+            &format!("/schedule?date={}", o.start.date()),
+            "Prescriber rostered on site",
+        )),
+        Err(e) => schedule_error(&s, &p, e).await,
+    }
+}
+
+pub async fn booking_status(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(bid): Path<i64>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let f = form_pairs(&body)?;
+    let Some(status) = BookingStatus::parse(field(&f, "status")) else {
+        return schedule_error(
+            &s,
+            &p,
+            AppError::invalid("status", "attended, cancelled or no_show"),
+        )
+        .await;
+    };
+    match s
+        .store
+        .set_booking_status(&p.actor, bid, status, field(&f, "reason"))
+        .await
+    {
+        Ok(b) => Ok(back(
+            &format!("/schedule?date={}", b.start.date()),
+            &format!("Booking {bid}: {}", status.as_str().replace('_', "-")),
+        )),
+        Err(e) => schedule_error(&s, &p, e.into()).await,
+    }
+}
+
+pub async fn move_booking(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(bid): Path<i64>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let f = form_pairs(&body)?;
+    let start = match service::parse_datetime("start", field(&f, "start")) {
+        Ok(t) => t,
+        Err(e) => return schedule_error(&s, &p, e).await,
+    };
+    let mode = if field(&f, "mode") == "this_and_later" {
+        MoveMode::ThisAndLater
+    } else {
+        MoveMode::OnlyThis
+    };
+    let apply = field(&f, "apply") == "1";
+    let values = service::site_values(s.store.as_ref()).await?;
+    let plan = match s
+        .store
+        .move_booking(
+            &p.actor,
+            bid,
+            start,
+            mode,
+            service::staffing(&values),
+            apply,
+        )
+        .await
+    {
+        Ok(plan) => plan,
+        Err(e) => return schedule_error(&s, &p, e.into()).await,
+    };
+    if apply && plan.is_clear() {
+        return Ok(back(
+            &format!("/schedule?date={}&view=week", start.date()),
+            &format!("Moved {} session(s)", plan.moves.len()),
+        ));
+    }
+    let mut lines: Vec<String> = plan
+        .moves
+        .iter()
+        .map(|m| {
+            format!(
+                "Booking {}: {} → {}",
+                m.booking_id,
+                m.from.strftime("%a %Y-%m-%d %H:%M"),
+                m.to.strftime("%a %Y-%m-%d %H:%M")
+            )
+        })
+        .collect();
+    for (id, cs) in &plan.conflicts {
+        for c in cs {
+            lines.push(format!("Booking {id} would conflict: {c}"));
+        }
+    }
+    let x = Extra {
+        move_plan: lines,
+        move_apply: plan.is_clear().then(|| {
+            (
+                bid,
+                start.strftime("%Y-%m-%dT%H:%M").to_string(),
+                if mode == MoveMode::ThisAndLater {
+                    "this_and_later"
+                } else {
+                    "only_this"
+                }
+                .to_owned(),
+            )
+        }),
+        error: if plan.is_clear() {
+            String::new()
+        } else {
+            "This move conflicts; nothing was moved.".into()
+        },
+        ..Extra::default()
+    };
+    let status = if plan.is_clear() {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    Ok(with_status(
+        status,
+        schedule_page(&s, &p, start.date(), true, x).await?,
+    ))
+}
+
+// ---- Consent ---------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "ops_consent.html")]
+pub struct ConsentPage {
+    nav: Option<Nav>,
+    patient_id: i64,
+    patient_name: String,
+    minor: bool,
+    band: String,
+    guardians: Vec<(i64, String)>,
+    statuses: Vec<(String, String, bool, String)>,
+    protocols: Vec<(String, String)>,
+    signatures: Vec<String>,
+    can_sign: bool,
+    message: String,
+    error: String,
+}
+
+async fn consent_page(
+    s: &AppState,
+    p: &Principal,
+    id: i64,
+    message: String,
+    error: String,
+) -> Result<Response, AppError> {
+    let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
+    let today = s.today();
+    let day = patient.record.day_of_care(today, &s.bands);
+    let minor = day.map(|d| d.band.is_minor()).unwrap_or(true);
+    let docs = s.store.consent_documents(&p.actor).await?;
+    let mut protocols: Vec<(String, String)> = Vec::new();
+    let mut statuses = Vec::new();
+    let at = now(s)?;
+    for d in &docs {
+        if protocols.iter().any(|(pid, _)| *pid == d.protocol_id) {
+            continue;
+        }
+        protocols.push((
+            d.protocol_id.clone(),
+            format!("{} (document version {})", d.protocol_id, d.version),
+        ));
+        let version = s
+            .library()
+            .get(&d.protocol_id)
+            .map(|p| p.version)
+            .unwrap_or(d.protocol_version);
+        let st = s
+            .store
+            .consent_status(&p.actor, PatientId::new(id), &d.protocol_id, version, at)
+            .await?;
+        let (ok, text) = match st {
+            ConsentStatus::Valid { expires_at, .. } => (
+                true,
+                match expires_at {
+                    Some(e) => format!("valid until {}", e.strftime("%Y-%m-%d")),
+                    None => "valid".into(),
+                },
+            ),
+            ConsentStatus::Invalid { message, .. } => (false, message),
+        };
+        statuses.push((d.protocol_id.clone(), format!("v{}", d.version), ok, text));
+    }
+    let signatures = s
+        .store
+        .consent_signatures(&p.actor, PatientId::new(id))
+        .await?
+        .iter()
+        .map(|g| {
+            let who = match &g.signer {
+                Signer::Patient => "the patient".to_owned(),
+                Signer::Guardian {
+                    name, relationship, ..
+                } => format!("{name} ({relationship})"),
+            };
+            let assent = match &g.assent {
+                Some(Assent::Given { .. }) => "; the minor assented".to_owned(),
+                Some(Assent::NotCapable { reason, .. }) => {
+                    format!("; the minor cannot assent: {reason}")
+                }
+                None => String::new(),
+            };
+            format!(
+                "{} — {} document v{} (protocol v{}) signed by {who}{assent}{}",
+                g.signed_at.strftime("%Y-%m-%d %H:%M"),
+                g.protocol_id,
+                g.document_version,
+                g.protocol_version,
+                if g.withdrawn_at.is_some() {
+                    " — withdrawn"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    let page = ConsentPage {
+        nav: Nav::of(p),
+        patient_id: id,
+        patient_name: format!(
+            "{} {}",
+            patient.record.given_name, patient.record.family_name
+        ),
+        minor,
+        band: day.map(|d| d.band.to_string()).unwrap_or_default(),
+        guardians: patient
+            .guardians
+            .iter()
+            .map(|g| {
+                (
+                    g.id.get(),
+                    format!("{} ({})", g.record.name, g.record.relationship.as_str()),
+                )
+            })
+            .collect(),
+        statuses,
+        protocols,
+        signatures,
+        can_sign: p.user.role.allows(Permission::RecordConsent),
+        message,
+        error,
+    };
+    Ok(render_html(&page))
+}
+
+pub async fn consent(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    Query(query): Q,
+) -> Result<Response, PageError> {
+    Ok(consent_page(&s, &p, id, q(&query, "msg").to_owned(), String::new()).await?)
+}
+
+pub async fn sign_consent(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let f = form_pairs(&body)?;
+    let r = async {
+        let me = p.actor.user_id.map(|u| u.get()).unwrap_or(0);
+        let signer = match field(&f, "signer") {
+            "patient" => Signer::Patient,
+            g => {
+                let gid: i64 = g
+                    .parse()
+                    .map_err(|_| AppError::invalid("signer", "choose who signs"))?;
+                let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
+                let guardian = patient
+                    .guardians
+                    .iter()
+                    .find(|x| x.id.get() == gid)
+                    .ok_or_else(|| AppError::invalid("signer", "not a guardian of this patient"))?;
+                Signer::Guardian {
+                    guardian_id: gid,
+                    name: guardian.record.name.clone(),
+                    relationship: guardian.record.relationship.as_str().to_owned(),
+                }
+            }
+        };
+        let assent = match field(&f, "assent") {
+            "given" => Some(Assent::Given { obtained_by: me }),
+            "not_capable" => Some(Assent::NotCapable {
+                obtained_by: me,
+                reason: field(&f, "assent_reason").to_owned(),
+            }),
+            _ => None,
+        };
+        s.store
+            .record_consent(
+                &p.actor,
+                &NewSignature {
+                    patient_id: PatientId::new(id),
+                    protocol_id: field(&f, "protocol_id").to_owned(),
+                    signer,
+                    assent,
+                    signed_at: now(&s)?,
+                },
+            )
+            .await
+            .map_err(AppError::from)
+    }
+    .await;
+    match r {
+        Ok(_) => Ok(back(&format!("/patients/{id}/consent"), "Consent recorded")),
+        Err(e @ (AppError::Invalid(_) | AppError::Conflict(_))) => Ok(with_status(
+            e.status(),
+            consent_page(&s, &p, id, String::new(), error_text(&e)).await?,
+        )),
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+/// protocol, document version, protocol version, title, validity, (section, text)…
+type DocumentRow = (String, u32, u32, String, String, Vec<(String, String)>);
+
+#[derive(Template)]
+#[template(path = "ops_consent_documents.html")]
+pub struct ConsentDocumentsPage {
+    nav: Option<Nav>,
+    documents: Vec<DocumentRow>,
+    protocols: Vec<(String, String)>,
+    sections: Vec<(String, String)>,
+    can_edit: bool,
+    message: String,
+    error: String,
+}
+
+async fn documents_page(
+    s: &AppState,
+    p: &Principal,
+    message: String,
+    error: String,
+) -> Result<Response, AppError> {
+    let docs = s.store.consent_documents(&p.actor).await?;
+    let page = ConsentDocumentsPage {
+        nav: Nav::of(p),
+        documents: docs
+            .iter()
+            .map(|d| {
+                (
+                    d.protocol_id.clone(),
+                    d.version,
+                    d.protocol_version,
+                    d.title.clone(),
+                    d.valid_days
+                        .map(|v| format!("{v} days"))
+                        .unwrap_or_else(|| "until re-consent".into()),
+                    d.sections
+                        .iter()
+                        .map(|x| (x.kind.label().to_owned(), x.text.clone()))
+                        .collect(),
+                )
+            })
+            .collect(),
+        protocols: s
+            .library()
+            .list()
+            .into_iter()
+            .map(|x| (x.id, x.title))
+            .collect(),
+        sections: SectionKind::ALL
+            .iter()
+            .map(|k| (k.as_str().to_owned(), k.label().to_owned()))
+            .collect(),
+        can_edit: p.user.role.allows(Permission::RecordConsent),
+        message,
+        error,
+    };
+    Ok(render_html(&page))
+}
+
+pub async fn consent_documents(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(query): Q,
+) -> Result<Response, PageError> {
+    Ok(documents_page(&s, &p, q(&query, "msg").to_owned(), String::new()).await?)
+}
+
+/// Whether a protocol is off-label, as its own cited evidence and title say.
+pub fn off_label(s: &AppState, protocol_id: &str) -> Result<(u32, bool), AppError> {
+    let lib = s.library();
+    let pr = lib
+        .get(protocol_id)
+        .map_err(|e| AppError::invalid("protocol_id", e.to_string()))?;
+    let says = |t: &str| t.to_lowercase().contains("off-label");
+    Ok((pr.version, says(&pr.title) || says(&pr.evidence.text)))
+}
+
+pub async fn add_consent_document(
+    State(s): State<AppState>,
+    p: Principal,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let f = form_pairs(&body)?;
+    let r = async {
+        let pid = field(&f, "protocol_id");
+        let (version, off) = off_label(&s, pid)?;
+        let valid_days = match field(&f, "valid_days") {
+            "" => None,
+            v => Some(
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|d| (1..=3650).contains(d))
+                    .ok_or_else(|| {
+                        AppError::invalid("valid_days", "whole days, 1–3650, or empty")
+                    })?,
+            ),
+        };
+        let sections = SectionKind::ALL
+            .iter()
+            .filter_map(|k| {
+                let t = field(&f, k.as_str());
+                (!t.is_empty()).then(|| Section {
+                    kind: *k,
+                    text: t.to_owned(),
+                })
+            })
+            .collect();
+        s.store
+            .add_consent_document(
+                &p.actor,
+                &NewConsentDocument {
+                    protocol_id: pid.to_owned(),
+                    protocol_version: version,
+                    off_label: off,
+                    title: field(&f, "title").to_owned(),
+                    sections,
+                    valid_days,
+                },
+            )
+            .await
+            .map_err(AppError::from)
+    }
+    .await;
+    match r {
+        Ok(d) => Ok(back(
+            "/consent/documents",
+            &format!("{} document version {} saved", d.protocol_id, d.version),
+        )),
+        Err(e @ AppError::Invalid(_)) => Ok(with_status(
+            e.status(),
+            documents_page(&s, &p, String::new(), error_text(&e)).await?,
+        )),
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+// ---- Ledger ----------------------------------------------------------------------------------
+
+/// id, product, NDC, lot, expiry, mL left, mg left, status
+type ContainerRow = (i64, String, String, String, String, String, String, String);
+
+#[derive(Template)]
+#[template(path = "ops_ledger.html")]
+pub struct LedgerPage {
+    nav: Option<Nav>,
+    containers: Vec<ContainerRow>,
+    live: Vec<(i64, String, String)>,
+    on_hand: Vec<(String, u32, String)>,
+    discrepancies: Vec<(i64, i64, String, String)>,
+    reports: Vec<String>,
+    entries: Vec<(i64, String, String, String, String)>,
+    products: Vec<(String, String)>,
+    may_manage: bool,
+    may_draw: bool,
+    balance: Option<(bool, String)>,
+    inventory: String,
+    message: String,
+    error: String,
+}
+
+async fn ledger_page(
+    s: &AppState,
+    p: &Principal,
+    balance: Option<(bool, String)>,
+    message: String,
+    error: String,
+) -> Result<Response, AppError> {
+    let st = s.store.ledger_state(&p.actor).await?;
+    let records = s.store.ledger_records(&p.actor).await?;
+    let ml = |ul: i64| format!("{} mL", Microlitres(ul));
+    let mg = |ug: i64| format!("{} mg", Micrograms(ug));
+    let page = LedgerPage {
+        nav: Nav::of(p),
+        containers: st
+            .containers
+            .iter()
+            .map(|c| {
+                (
+                    c.id,
+                    c.product.clone(),
+                    c.ndc.clone(),
+                    c.lot.clone(),
+                    c.expiry.to_string(),
+                    ml(c.remaining_ul),
+                    mg(c.remaining_ug),
+                    format!("{:?}", c.status).to_lowercase(),
+                )
+            })
+            .collect(),
+        live: st
+            .containers
+            .iter()
+            .filter(|c| matches!(c.status, ContainerStatus::Sealed | ContainerStatus::Open))
+            .map(|c| (c.id, format!("#{} {} lot {} — {} left", c.id, c.product, c.lot, ml(c.remaining_ul)), Microlitres(c.remaining_ul).to_string()))
+            .collect(),
+        on_hand: st.inventory_lines().into_iter().map(|l| (l.label, l.containers, mg(l.total_ug))).collect(),
+        discrepancies: st
+            .open_discrepancies()
+            .map(|d| (d.id, d.container, ml(d.expected_ul), ml(d.counted_ul)))
+            .collect(),
+        reports: st
+            .reports
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} discovered {}: {} mg — notice to the DEA Field Division by {}; DEA Form 106 by {} [{}]",
+                    if r.theft { "Theft" } else { "Loss" },
+                    r.discovered,
+                    Micrograms(r.amount_ug),
+                    r.deadlines.notice_due,
+                    r.deadlines.form_106_due,
+                    r.deadlines.sources.join(", ")
+                )
+            })
+            .collect(),
+        entries: records
+            .iter()
+            .rev()
+            .take(40)
+            .map(|r| (r.seq, r.at.clone(), r.username.clone(), r.kind.clone(), r.body.clone()))
+            .collect(),
+        products: st.stock().products.iter().map(|x| (x.key.clone(), x.label.clone())).collect(),
+        may_manage: p.user.role.allows(Permission::LedgerManage),
+        may_draw: p.user.role.allows(Permission::LedgerDraw),
+        balance,
+        inventory: match st.last_inventory {
+            Some(d) => format!(
+                "Last inventory {d}; the next biennial inventory is due by {} [{}]",
+                ketcare_ops::ledger::reports::next_inventory_due(d, &st.stock().rules),
+                st.stock().rules.biennial_inventory_years.source.join(", ")
+            ),
+            None => "No inventory recorded yet: take the initial inventory on the first day of controlled-substance activity [R45].".into(),
+        },
+        message,
+        error,
+    };
+    Ok(render_html(&page))
+}
+
+pub async fn ledger(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(query): Q,
+) -> Result<Response, PageError> {
+    let balance = match q(&query, "session_id") {
+        "" => None,
+        sid => {
+            let session_id: i64 = sid
+                .parse()
+                .map_err(|_| AppError::invalid("session_id", "a number"))?;
+            let given = Micrograms::parse_mg(
+                "given_mg",
+                match q(&query, "given_mg") {
+                    "" => "0",
+                    g => g,
+                },
+            )
+            .map_err(|e| AppError::invalid(&e.field, e.message))?;
+            let st = s.store.ledger_state(&p.actor).await?;
+            let facts = SessionFacts {
+                session_id,
+                patient_id: 0,
+                drug: Drug::RacemicKetamine,
+                route: Route::IvInfusion,
+                infusion_start: None,
+                infusion_stop: None,
+                given,
+                cancelled: q(&query, "cancelled") == "1",
+                em_level: None,
+            };
+            let b = session_balance(&facts, &st);
+            Some((b.balanced, format!("Session {session_id}: {}", b.message)))
+        }
+    };
+    Ok(ledger_page(&s, &p, balance, q(&query, "msg").to_owned(), String::new()).await?)
+}
+
+fn int(f: &[(String, String)], k: &str) -> Result<i64, AppError> {
+    field(f, k)
+        .parse()
+        .map_err(|_| AppError::invalid(k, "a whole number"))
+}
+
+fn ml_field(f: &[(String, String)], k: &str) -> Result<i64, AppError> {
+    Microlitres::parse_ml(k, field(f, k))
+        .map(|v| v.0)
+        .map_err(|e| AppError::invalid(&e.field, e.message))
+}
+
+fn mg_field(f: &[(String, String)], k: &str) -> Result<i64, AppError> {
+    Micrograms::parse_mg(k, field(f, k))
+        .map(|v| v.0)
+        .map_err(|e| AppError::invalid(&e.field, e.message))
+}
+
+/// One handler for every ledger form: the form's `kind` names the event.
+pub async fn ledger_post(
+    State(s): State<AppState>,
+    p: Principal,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let f = form_pairs(&body)?;
+    let r: Result<String, AppError> = async {
+        let event = match field(&f, "kind") {
+            "receive" => LedgerEvent::Receive {
+                product: field(&f, "product").to_owned(),
+                ndc: field(&f, "ndc").to_owned(),
+                lot: field(&f, "lot").to_owned(),
+                expiry: service::parse_date("expiry", field(&f, "expiry"))?,
+                quantity: field(&f, "quantity")
+                    .parse()
+                    .map_err(|_| AppError::invalid("quantity", "a whole number of containers"))?,
+                invoice: field(&f, "invoice").to_owned(),
+                supplier: field(&f, "supplier").to_owned(),
+            },
+            "draw" => LedgerEvent::Draw {
+                container: int(&f, "container")?,
+                session_id: int(&f, "session_id")?,
+                patient_id: int(&f, "patient_id")?,
+                volume_ul: ml_field(&f, "volume_ml")?,
+            },
+            "waste" => {
+                let w = match field(&f, "witness_username") {
+                    "" => None,
+                    u => Some(
+                        service::witness(&s, &p.actor, "witness", u, field(&f, "witness_password"))
+                            .await?,
+                    ),
+                };
+                LedgerEvent::Waste {
+                    session_id: int(&f, "session_id")?,
+                    amount_ug: mg_field(&f, "amount_mg")?,
+                    witness: w,
+                    note: field(&f, "note").to_owned(),
+                }
+            }
+            "count" => {
+                let mut lines = Vec::new();
+                for (k, v) in &f {
+                    if let Some(id) = k.strip_prefix("counted_") {
+                        if v.trim().is_empty() {
+                            continue;
+                        }
+                        let container = id
+                            .parse()
+                            .map_err(|_| AppError::invalid(k, "unknown container"))?;
+                        lines.push(CountLine {
+                            container,
+                            counted_ul: ml_field(&f, k)?,
+                        });
+                    }
+                }
+                LedgerEvent::Count {
+                    period: field(&f, "period").to_owned(),
+                    lines,
+                }
+            }
+            "resolve" => LedgerEvent::Resolve {
+                discrepancy: int(&f, "discrepancy")?,
+                reason: field(&f, "reason").to_owned(),
+                adjust: field(&f, "adjust") == "1",
+            },
+            "destroy" => {
+                let mut witnesses = Vec::new();
+                for i in 1..=2 {
+                    let u = field(&f, &format!("witness{i}_username"));
+                    if !u.is_empty() {
+                        witnesses.push(
+                            service::witness(
+                                &s,
+                                &p.actor,
+                                &format!("witnesses[{}]", i - 1),
+                                u,
+                                field(&f, &format!("witness{i}_password")),
+                            )
+                            .await?,
+                        );
+                    }
+                }
+                LedgerEvent::Destroy {
+                    container: int(&f, "container")?,
+                    method: field(&f, "method").to_owned(),
+                    witnesses,
+                }
+            }
+            "inventory" => LedgerEvent::Inventory {
+                inventory: if field(&f, "inventory") == "initial" {
+                    InventoryKind::Initial
+                } else {
+                    InventoryKind::Biennial
+                },
+                taken: service::parse_date("taken", field(&f, "taken"))?,
+                time: if field(&f, "time") == "opening" {
+                    BusinessTime::Opening
+                } else {
+                    BusinessTime::Close
+                },
+                registrant_name: field(&f, "registrant_name").to_owned(),
+                registrant_address: field(&f, "registrant_address").to_owned(),
+                dea_number: field(&f, "dea_number").to_owned(),
+                lines: Vec::new(),
+            },
+            "theft_loss" => LedgerEvent::TheftLoss {
+                discovered: service::parse_date("discovered", field(&f, "discovered"))?,
+                theft: field(&f, "theft") == "1",
+                containers: field(&f, "containers")
+                    .split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|x| !x.is_empty())
+                    .map(|x| {
+                        x.parse().map_err(|_| {
+                            AppError::invalid("containers", "container numbers separated by commas")
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+                amount_ug: match field(&f, "amount_mg") {
+                    "" => 0,
+                    _ => mg_field(&f, "amount_mg")?,
+                },
+                description: field(&f, "description").to_owned(),
+            },
+            other => {
+                return Err(AppError::invalid(
+                    "kind",
+                    format!("unknown ledger form `{other}`"),
+                ));
+            }
+        };
+        let kind = event.kind();
+        let rec = s.store.ledger_append(&p.actor, &event).await?;
+        Ok(format!("Ledger entry {} recorded ({kind})", rec.seq))
+    }
+    .await;
+    match r {
+        Ok(m) => Ok(back("/ledger", &m)),
+        Err(e @ (AppError::Invalid(_) | AppError::Conflict(_))) => Ok(with_status(
+            e.status(),
+            ledger_page(&s, &p, None, String::new(), error_text(&e)).await?,
+        )),
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+// ---- Billing ---------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "ops_billing.html")]
+pub struct BillingPage {
+    nav: Option<Nav>,
+    form: HashMap<String, String>,
+    lines: Vec<(String, String, u32, String, String, String, String)>,
+    total: String,
+    notes: Vec<String>,
+    estimate: String,
+    templates: Vec<(String, String)>,
+    error: String,
+}
+
+impl BillingPage {
+    fn v(&self, k: &str) -> &str {
+        self.form.get(k).map(String::as_str).unwrap_or("")
+    }
+}
+
+fn facts_from(query: &HashMap<String, String>) -> Result<SessionFacts, AppError> {
+    let drug = Drug::parse(q(query, "drug"))
+        .ok_or_else(|| AppError::invalid("drug", "racemic_ketamine or esketamine"))?;
+    let route = match q(query, "route") {
+        "iv_infusion" => Route::IvInfusion,
+        "iv_push" => Route::IvPush,
+        "intranasal" => Route::Intranasal,
+        "intramuscular" => Route::Intramuscular,
+        "subcutaneous" => Route::Subcutaneous,
+        other => {
+            return Err(AppError::invalid(
+                "route",
+                format!(
+                    "`{other}`: iv_infusion, iv_push, intranasal, intramuscular or subcutaneous"
+                ),
+            ));
+        }
+    };
+    let minutes = match q(query, "minutes") {
+        "" => None,
+        m => Some(
+            m.parse::<i64>()
+                .ok()
+                .filter(|m| (0..=24 * 60).contains(m))
+                .ok_or_else(|| AppError::invalid("minutes", "whole minutes, 0–1440"))?,
+        ),
+    };
+    let start = Timestamp::UNIX_EPOCH;
+    Ok(SessionFacts {
+        session_id: match q(query, "session_id") {
+            "" => 0,
+            x => x
+                .parse()
+                .map_err(|_| AppError::invalid("session_id", "a number"))?,
+        },
+        patient_id: match q(query, "patient_id") {
+            "" => 0,
+            x => x
+                .parse()
+                .map_err(|_| AppError::invalid("patient_id", "a number"))?,
+        },
+        drug,
+        route,
+        infusion_start: minutes.map(|_| start),
+        infusion_stop: minutes
+            .and_then(|m| start.checked_add(jiff::SignedDuration::from_mins(m)).ok()),
+        given: Micrograms::parse_mg(
+            "given_mg",
+            match q(query, "given_mg") {
+                "" => "0",
+                g => g,
+            },
+        )
+        .map_err(|e| AppError::invalid(&e.field, e.message))?,
+        cancelled: false,
+        em_level: match q(query, "em") {
+            "low" => Some(EmLevel::Low),
+            "moderate" => Some(EmLevel::Moderate),
+            "high" => Some(EmLevel::High),
+            _ => None,
+        },
+    })
+}
+
+/// The superbill for a session's documented facts, and a course estimate from a template.
+pub async fn billing_page(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(query): Q,
+) -> Result<Response, PageError> {
+    let mut page = BillingPage {
+        nav: Nav::of(&p),
+        form: query.clone(),
+        lines: Vec::new(),
+        total: String::new(),
+        notes: Vec::new(),
+        estimate: String::new(),
+        templates: service::templates()?
+            .all()
+            .iter()
+            .map(|t| (t.id.clone(), t.title.clone()))
+            .collect(),
+        error: String::new(),
+    };
+    if q(&query, "drug").is_empty() {
+        return Ok(render_html(&page));
+    }
+    let values = service::site_values(s.store.as_ref()).await?;
+    let prices = s.store.prices(&p.actor).await?;
+    let book = service::code_book()?;
+    let site = service::billing_site(&values);
+    let r = async {
+        let facts = facts_from(&query)?;
+        let bill = billing::superbill(&facts, &book, &prices, site)
+            .map_err(|e| AppError::invalid(&e.field, e.message))?;
+        let estimate = match q(&query, "template_id") {
+            "" => String::new(),
+            t => match service::plan(&values, t, s.today(), jiff::civil::Time::midnight()) {
+                // A course that cannot be planned yet (a site setting missing) still gets its superbill.
+                Err(e) => format!("No course estimate: {}", error_text(&e)),
+                Ok((_, _, sessions)) => {
+                    let e = billing::course_estimate(
+                        &facts,
+                        sessions.len() as u32,
+                        &book,
+                        &prices,
+                        site,
+                    )
+                    .map_err(|e| AppError::invalid(&e.field, e.message))?;
+                    match e.total_cents {
+                        Some(c) => format!(
+                            "Self-pay estimate for the course ({} sessions): {}",
+                            e.sessions,
+                            money(c)
+                        ),
+                        None => format!(
+                            "Self-pay estimate for {} sessions: the site has not priced {}",
+                            e.sessions,
+                            e.per_session.unpriced.join(", ")
+                        ),
+                    }
+                }
+            },
+        };
+        Ok::<_, AppError>((bill, estimate))
+    }
+    .await;
+    match r {
+        Ok((bill, estimate)) => {
+            page.lines = bill
+                .lines
+                .iter()
+                .map(|l| {
+                    (
+                        l.code.clone(),
+                        l.description.clone(),
+                        l.units,
+                        l.modifier.clone().unwrap_or_default(),
+                        l.basis.clone(),
+                        format!("{} ({})", l.source.join(", "), l.status),
+                        l.amount_cents
+                            .map(money)
+                            .unwrap_or_else(|| "not priced".into()),
+                    )
+                })
+                .collect();
+            page.total = match bill.total_cents {
+                Some(c) => money(c),
+                None => format!(
+                    "incomplete: the site has not priced {}",
+                    bill.unpriced.join(", ")
+                ),
+            };
+            page.notes = bill.notes;
+            page.estimate = estimate;
+            Ok(render_html(&page))
+        }
+        Err(e @ (AppError::Invalid(_) | AppError::Conflict(_))) => {
+            page.error = error_text(&e);
+            Ok(with_status(e.status(), render_html(&page)))
+        }
+        Err(e) => Err(PageError(e)),
+    }
+}

@@ -1,0 +1,176 @@
+// Operations in a real browser: a scheduler books an esketamine course onto a chair (and a
+// clashing course is refused with its reasons); a nurse draws ketamine for a session and records
+// the waste with a prescriber as witness, who signs with their own password; the session balances.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startKetcare, openBrowser, signIn, signOut, resultPath } from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startKetcare();
+  browser = await openBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+// The next Monday after today (the demo rosters the prescriber on weekdays from today).
+function nextMonday() {
+  const d = new Date();
+  d.setDate(d.getDate() + ((8 - d.getDay()) % 7 || 7));
+  return d.toISOString().slice(0, 10);
+}
+
+test('scheduler books a course; a clashing course is refused with reasons', async () => {
+  const page = await browser.newPage();
+  await signIn(page, server.base, 'scheduler');
+  await page.click('nav >> text=Schedule');
+  const monday = nextMonday();
+  await page.fill('#patient_id', '1');
+  await page.selectOption('#template_id', 'esketamine-trd');
+  await page.fill('#first_day', monday);
+  await page.fill('#time', '09:00');
+  await page.selectOption('#chair_id', { label: 'Chair 1' });
+  await page.click('#book-course button[type=submit]');
+  await page.waitForSelector('#schedule-message');
+  assert.match(await page.textContent('#schedule-message'), /Course booked: 16 sessions/);
+  // Week view of the first week: Monday and Thursday, each 09:00 – 11:10 (10 min dose + 120 min observation).
+  const first = await page.locator('#schedule-grid .booking').allTextContents();
+  assert.equal(first.length, 2);
+  assert.match(first[0], /09:00 – 11:10/);
+  await page.screenshot({ path: resultPath('ops-week.png'), fullPage: true });
+
+  // Another patient on the same chair at the same time: nothing is booked, each reason shown.
+  await page.fill('#patient_id', '2');
+  await page.selectOption('#template_id', 'esketamine-trd');
+  await page.fill('#first_day', monday);
+  await page.fill('#time', '10:00');
+  await page.selectOption('#chair_id', { label: 'Chair 1' });
+  await page.click('#book-course button[type=submit]');
+  await page.waitForSelector('#conflicts');
+  assert.match(await page.textContent('#schedule-error'), /Nothing was booked/);
+  assert.match(await page.textContent('#conflicts'), /chair \d+ is taken by booking/);
+  assert.match(await page.textContent('#conflicts'), /nurse \d+ already monitors/);
+  await signOut(page);
+  await page.close();
+});
+
+test('a nurse draws and records waste with a witness; the session balances', async () => {
+  const page = await browser.newPage();
+  await signIn(page, server.base, 'nurse');
+  await page.click('nav >> text=Ledger');
+  assert.match(await page.textContent('#on-hand'), /Ketamine 50 mg\/mL/);
+
+  // 1 mL of 50 mg/mL = 50 mg drawn for session 9001 (patient 1).
+  await page.selectOption('#draw-container', '1');
+  await page.fill('#draw-session', '9001');
+  await page.fill('#draw-patient', '1');
+  await page.fill('#draw-volume', '1');
+  await page.click('#draw-form button[type=submit]');
+  await page.waitForSelector('#ledger-message');
+  assert.match(await page.textContent('#ledger-message'), /recorded \(draw\)/);
+
+  // 35 mg given: not balanced yet.
+  await page.fill('#bal-session', '9001');
+  await page.fill('#bal-given', '35');
+  await page.click('#balance-form button[type=submit]');
+  assert.match(await page.textContent('#balance'), /15 mg drawn is not accounted for/);
+
+  // The nurse cannot witness her own waste.
+  await page.fill('#waste-session', '9001');
+  await page.fill('#waste-amount', '15');
+  await page.fill('#witness-username', 'nurse');
+  await page.fill('#witness-password', 'ketcare-demo');
+  await page.click('#waste-form button[type=submit]');
+  await page.waitForSelector('#ledger-error');
+  assert.match(await page.textContent('#ledger-error'), /different person/);
+
+  // The prescriber witnesses, typing their own password on the nurse's screen.
+  await page.fill('#waste-session', '9001');
+  await page.fill('#waste-amount', '15');
+  await page.fill('#waste-note', 'left in syringe after the infusion');
+  await page.fill('#witness-username', 'prescriber');
+  await page.fill('#witness-password', 'ketcare-demo');
+  await page.click('#waste-form button[type=submit]');
+  await page.waitForSelector('#ledger-message');
+  assert.match(await page.textContent('#ledger-message'), /recorded \(waste\)/);
+  assert.match(await page.textContent('#entries'), /"username":"prescriber"/);
+
+  await page.fill('#bal-session', '9001');
+  await page.fill('#bal-given', '35');
+  await page.click('#balance-form button[type=submit]');
+  assert.match(await page.textContent('#balance'), /balanced: 50 mg drawn = 35 mg given \+ 15 mg wasted/);
+  await page.screenshot({ path: resultPath('ops-ledger.png'), fullPage: true });
+  await signOut(page);
+  await page.close();
+});
+
+test('a guardian consents with the minor\'s assent; a pharmacist receives and counts; the superbill', async () => {
+  const page = await browser.newPage();
+  // KC-2001, 16 years old, mother Helen Walker (the demo's 13th patient).
+  await signIn(page, server.base, 'nurse');
+  await page.goto(`${server.base}/patients/13`);
+  await page.click('a:has-text("Consent")');
+  assert.match(await page.textContent('#consent-status'), /trd-adolescent-iv-ketamine-yale[\s\S]*Not valid: no consent/);
+  await page.selectOption('#protocol_id', 'trd-adolescent-iv-ketamine-yale');
+  await page.selectOption('#signer', { label: 'Helen Walker (mother)' });
+  await page.click('#sign-consent button[type=submit]');
+  await page.waitForSelector('#consent-error');
+  assert.match(await page.textContent('#consent-error'), /assent/);
+  await page.selectOption('#protocol_id', 'trd-adolescent-iv-ketamine-yale');
+  await page.selectOption('#signer', { label: 'Helen Walker (mother)' });
+  await page.check('#assent-given');
+  await page.click('#sign-consent button[type=submit]');
+  await page.waitForSelector('#consent-message');
+  assert.match(await page.textContent('#consent-status'), /trd-adolescent-iv-ketamine-yale[\s\S]*Valid/);
+  assert.match(await page.textContent('#signatures'), /Helen Walker \(mother\); the minor assented/);
+  await signOut(page);
+
+  // The pharmacist receives two 100 mg/mL vials against an invoice, then counts one short.
+  await signIn(page, server.base, 'pharmacist');
+  await page.click('nav >> text=Ledger');
+  await page.selectOption('#product', 'ketamine-100');
+  await page.fill('#ndc', '99999-0100-01');
+  await page.fill('#lot', 'BT-1');
+  await page.fill('#expiry', '2030-01-31');
+  await page.fill('#quantity', '2');
+  await page.fill('#invoice', 'INV-BT-1');
+  await page.fill('#supplier', 'Wholesaler');
+  await page.click('#receive-form button[type=submit]');
+  await page.waitForSelector('#ledger-message');
+  assert.match(await page.textContent('#ledger-message'), /recorded \(receive\)/);
+  await page.fill('#period', 'close of business');
+  const last = page.locator('#count-form input[name^=counted_]').last();
+  await last.fill('4.5');
+  await page.click('#count-form button[type=submit]');
+  await page.waitForSelector('#discrepancies');
+  assert.match(await page.textContent('#discrepancies'), /5 mL[\s\S]*4\.5 mL/);
+  await page.fill('#discrepancies input[name=reason]', 'recounted: 5 mL, first count misread');
+  await page.click('#discrepancies button[type=submit]');
+  await page.waitForSelector('#no-discrepancies');
+  await signOut(page);
+
+  // The prescriber's superbill for a 40-minute infusion of 35 mg.
+  await signIn(page, server.base, 'prescriber');
+  await page.goto(`${server.base}/billing`);
+  await page.fill('#session_id', '9001');
+  await page.fill('#minutes', '40');
+  await page.fill('#given_mg', '35');
+  await page.selectOption('#template_id', 'iv-ketamine-induction-6');
+  await page.click('#superbill-form button[type=submit]');
+  await page.waitForSelector('#superbill');
+  const bill = await page.textContent('#superbill');
+  assert.match(bill, /96365/);
+  assert.match(bill, /J3490/);
+  assert.doesNotMatch(bill, /96366/);
+  assert.match(await page.textContent('#total'), /not priced 96365, J3490/);
+  // The demo clinic has not set IV ketamine's observation time, so the course cannot be planned yet.
+  assert.match(await page.textContent('#estimate'), /observation\.ketamine_psychiatric_minutes/);
+  await page.screenshot({ path: resultPath('ops-superbill.png'), fullPage: true });
+  await signOut(page);
+  await page.close();
+});
