@@ -44,6 +44,7 @@ test('PHQ-9 + GAD-7 link answered on a phone; positive item 9 alerts the team; f
   for (const [i, v] of phq9.entries()) await p.check(`input[name="phq9.${i + 1}"][value="${v}"]`);
   for (let i = 1; i <= 7; i++) await p.check(`input[name="gad7.${i}"][value="1"]`);
   await p.screenshot({ path: resultPath('measures-phone-form.png'), fullPage: true });
+  await p.screenshot({ path: resultPath('measures-phone-top.png') });
   await p.click('#submit');
   await p.waitForSelector('#crisis');
   assert.match(await p.textContent('#crisis'), /emergency/);

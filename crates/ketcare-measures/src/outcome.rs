@@ -94,7 +94,17 @@ pub fn course_outcome(
         }
         Some(Ok((value, provenance))) => Some(RuleValue { value, provenance }),
     };
-    let response_rule = rule(inst.response_fraction(settings), "response", &mut notes);
+    let response_rule = rule(inst.response_fraction(settings), "response", &mut notes)
+        .filter(|r| {
+            let ok = r.value > 0.0 && r.value < 1.0;
+            if !ok {
+                notes.push(format!(
+                    "response not evaluated: the fall must be a fraction between 0 and 1 (0.5 = 50 %), got {}",
+                    r.value
+                ));
+            }
+            ok
+        });
     let remission_rule = rule(inst.remission_at_most(settings), "remission", &mut notes);
     let rkey = relapse_key(&inst.id);
     let relapse_rule = settings.value(&rkey).map(|v| RuleValue {

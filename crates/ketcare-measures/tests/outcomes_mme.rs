@@ -111,6 +111,14 @@ fn unconfirmed_rules_are_not_evaluated() {
             .any(|n| n.contains("measures.qids_sr16.response_fall_fraction"))
     );
     assert_eq!(o.first_remission, Some(date(2026, 1, 8)));
+    let pct = SiteSettings::new().with("measures.qids_sr16.response_fall_fraction", 50.0);
+    let o = course_outcome(qids, &p, &pct);
+    assert_eq!(o.first_response, None);
+    assert!(
+        o.notes
+            .iter()
+            .any(|n| n.contains("fraction between 0 and 1"))
+    );
     let s = SiteSettings::new().with("measures.qids_sr16.response_fall_fraction", 0.5);
     assert_eq!(
         course_outcome(qids, &p, &s).first_response,

@@ -416,6 +416,8 @@ async fn links_alerts_outcomes_and_mme_on_both_backends() {
             .await
             .json();
         assert_eq!(ops["mme_total_now"], 90.0);
+        assert_eq!(ops["mme_timeline"].as_array().unwrap().len(), 2);
+        assert_eq!(ops["mme_change"], 60.0);
         let mme = app
             .json(
                 Method::POST,

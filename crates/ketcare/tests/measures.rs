@@ -74,6 +74,49 @@ fn score_list_and_mme() {
     let o = ketcare(&data, &["score", "--instrument", "nope", "--answers", "1"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("instrument: unknown instrument"));
 
+    // CADSS needs the site's item scale; the CLI reads the site settings like the pages do.
+    let o = ketcare(
+        &data,
+        &[
+            "score",
+            "--instrument",
+            "cadss",
+            "--answers",
+            &["1"; 23].join(","),
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("measures.cadss.item_max"),
+        "{o:?}"
+    );
+    let o = ketcare(
+        &data,
+        &[
+            "settings",
+            "set",
+            "measures.cadss.item_max",
+            "4",
+            "--reason",
+            "clinic form 0-4",
+        ],
+    );
+    assert!(o.status.success(), "{o:?}");
+    let o = ketcare(
+        &data,
+        &[
+            "score",
+            "--instrument",
+            "cadss",
+            "--answers",
+            &["1"; 23].join(","),
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["total"], 23);
+    assert_eq!(v["total_max"], 92);
+    assert_eq!(v["item_scale_set_by_site"], "measures.cadss.item_max");
+
     let o = ketcare(&data, &["instrument", "list"]);
     let t = out(&o);
     for id in [

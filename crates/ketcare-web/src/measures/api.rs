@@ -320,6 +320,8 @@ pub struct OpioidsView {
     pub mme_total_now: f64,
     #[schema(value_type = Vec<Object>)]
     pub mme_timeline: Vec<(jiff::civil::Date, f64)>,
+    /// Change of the total since the first entry.
+    pub mme_change: Option<f64>,
 }
 
 /// A patient's opioid list with MME per day, the current total and its timeline.
@@ -333,12 +335,14 @@ pub async fn opioids(
         opioids,
         mme_total_now,
         mme_timeline,
+        mme_change,
         ..
     } = super::overview(&s, &p, PatientId::new(id)).await?;
     Ok(Json(OpioidsView {
         entries: opioids,
         mme_total_now,
         mme_timeline,
+        mme_change,
     }))
 }
 

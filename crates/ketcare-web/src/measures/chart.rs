@@ -67,7 +67,7 @@ pub fn trajectory_svg(
             .build_cartesian_2d(-0.5..span + 0.5, 0.0..f64::from(ymax) * 1.15)?;
         chart
             .configure_mesh()
-            .x_labels(6)
+            .x_labels((span as usize + 1).min(6))
             .x_label_formatter(&|x| label(base, *x))
             .y_desc("score")
             .draw()?;
@@ -166,7 +166,7 @@ pub fn mme_svg(timeline: &[(Date, f64)], today: Date) -> String {
             .build_cartesian_2d(-0.5..span + 0.5, 0.0..ymax * 1.15)?;
         chart
             .configure_mesh()
-            .x_labels(6)
+            .x_labels((span as usize + 1).min(6))
             .x_label_formatter(&|x| label(base, *x))
             .y_desc("MME/day")
             .draw()?;

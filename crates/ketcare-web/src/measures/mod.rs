@@ -289,6 +289,8 @@ pub struct Overview {
     /// Total MME per day at each date it changes.
     #[schema(value_type = Vec<Object>)]
     pub mme_timeline: Vec<(Date, f64)>,
+    /// Change of the total since the first entry (now minus first).
+    pub mme_change: Option<f64>,
     pub markers: Vec<Marker>,
     /// Unscored notes (e.g. markers are dose orders until sessions exist).
     pub notes: Vec<String>,
@@ -468,6 +470,9 @@ pub async fn overview(
         .rfind(|(d, _)| *d <= today)
         .map(|(_, v)| *v)
         .unwrap_or(0.0);
+    let mme_change = mme_timeline
+        .first()
+        .map(|(_, first)| ((mme_total_now - first) * 1000.0).round() / 1000.0);
     let mut notes = Vec::new();
     if !markers.is_empty() {
         notes.push("Chart markers are dose orders (date the order was written).".into());
@@ -480,6 +485,7 @@ pub async fn overview(
         opioids,
         mme_total_now,
         mme_timeline,
+        mme_change,
         markers,
         notes,
     })
