@@ -74,6 +74,9 @@ enum Command {
     /// The controlled-substance (Schedule III) ledger.
     #[command(subcommand)]
     Ledger(cli_ops::LedgerCommand),
+    /// The site's billing prices.
+    #[command(subcommand)]
+    Billing(cli_ops::BillingCommand),
 }
 
 #[derive(Subcommand)]
@@ -297,6 +300,9 @@ async fn main() -> Result<()> {
         Command::Dose(args) => dose(&cli.db, args).await,
         Command::Settings(cmd) => settings(&cli.db, cmd).await,
         Command::Ledger(cmd) => cli_ops::run(cli.db.open().await?.as_ref(), cmd).await,
+        Command::Billing(cmd) => {
+            cli_ops::billing(cli.db.open().await?.as_ref(), &cli_admin(), cmd).await
+        }
     }
 }
 
