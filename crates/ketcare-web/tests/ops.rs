@@ -438,6 +438,25 @@ async fn the_operations_story_on_both_backends() {
             "{}",
             page.body
         );
-        let _ = admin;
+        // Administrators set prices through the API; a prescriber may not.
+        let price = json!({"cents": 15000});
+        for (who, status) in [
+            (&prescriber, StatusCode::FORBIDDEN),
+            (&admin, StatusCode::NO_CONTENT),
+        ] {
+            let r = app
+                .json(Method::PUT, "/api/v1/billing/prices/96366", who, &price)
+                .await;
+            assert_eq!(r.status, status, "{}", r.body);
+        }
+        let bad = app
+            .json(
+                Method::PUT,
+                "/api/v1/billing/prices/ABCDE",
+                &admin,
+                &json!({"cents": 1}),
+            )
+            .await;
+        assert_eq!(bad.fields(), vec!["code"]);
     }
 }

@@ -7,6 +7,40 @@ use ketcare_ops::Micrograms;
 use ketcare_store::Store;
 
 #[derive(Subcommand)]
+pub enum BillingCommand {
+    /// Set the site's price for a billing code, e.g. `ketcare billing price 96365 300.00`.
+    Price { code: String, amount: String },
+}
+
+pub async fn billing(store: &dyn Store, admin: &Actor, cmd: BillingCommand) -> Result<()> {
+    match cmd {
+        BillingCommand::Price { code, amount } => {
+            let cents = parse_cents(&amount)?;
+            store.set_price(admin, &code, cents).await?;
+            println!("{code}: {}", ketcare_ops::billing::money(cents));
+            Ok(())
+        }
+    }
+}
+
+/// "300" or "300.5" or "300.50" (dollars) → cents, exactly.
+fn parse_cents(amount: &str) -> Result<i64> {
+    let t = amount.trim();
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    if whole.is_empty()
+        || frac.len() > 2
+        || !(whole.chars().chain(frac.chars())).all(|c| c.is_ascii_digit())
+    {
+        bail!("amount: `{t}` is not an amount like 300 or 300.00");
+    }
+    let w: i64 = whole.parse().context("amount: too large")?;
+    let f: i64 = format!("{frac:0<2}").parse().context("amount")?;
+    w.checked_mul(100)
+        .and_then(|w| w.checked_add(f))
+        .context("amount: too large")
+}
+
+#[derive(Subcommand)]
 pub enum LedgerCommand {
     /// Check the ledger's hash chain and name the first altered entry.
     Verify,

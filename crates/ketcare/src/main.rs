@@ -92,6 +92,9 @@ enum Command {
     /// The controlled-substance (Schedule III) ledger.
     #[command(subcommand)]
     Ledger(cli_ops::LedgerCommand),
+    /// The site's billing prices.
+    #[command(subcommand)]
+    Billing(cli_ops::BillingCommand),
 }
 
 #[derive(Subcommand)]
@@ -321,6 +324,9 @@ async fn main() -> Result<()> {
         Command::Instrument(cmd) => cli_measures::instrument(cmd),
         Command::Mme(args) => cli_measures::mme(args),
         Command::Ledger(cmd) => cli_ops::run(cli.db.open().await?.as_ref(), cmd).await,
+        Command::Billing(cmd) => {
+            cli_ops::billing(cli.db.open().await?.as_ref(), &cli_admin(), cmd).await
+        }
     }
 }
 

@@ -91,5 +91,24 @@ async fn ledger_verify_detects_an_edit() {
         "{}",
         text(&o)
     );
+
+    // Prices are the site's own, set from the shell as an administrator.
+    let o = ketcare(&data, &["billing", "price", "96365", "300.50"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !ketcare(&data, &["billing", "price", "96365", "3.005"])
+            .status
+            .success()
+    );
+    assert!(
+        !ketcare(&data, &["billing", "price", "00000", "1"])
+            .status
+            .success()
+    );
+    let prices = store
+        .prices(&Actor::system(Role::Administrator))
+        .await
+        .unwrap();
+    assert_eq!(prices.0.get("96365"), Some(&30_050));
     std::fs::remove_dir_all(&data).ok();
 }

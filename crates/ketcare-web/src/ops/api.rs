@@ -394,3 +394,21 @@ pub async fn book_session(
             .into_response(),
     })
 }
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct PriceChange {
+    /// Price per unit in cents (the site's own price list).
+    pub cents: i64,
+}
+
+/// Sets the site's price for a billing code (administrators; audited).
+#[utoipa::path(put, path = "/api/v1/billing/prices/{code}", params(("code" = String, Path)), request_body = PriceChange, responses((status = 204, description = "saved"), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn set_price(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(code): Path<String>,
+    JsonBody(c): JsonBody<PriceChange>,
+) -> Result<StatusCode, AppError> {
+    s.store.set_price(&p.actor, &code, c.cents).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

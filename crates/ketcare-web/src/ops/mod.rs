@@ -47,6 +47,7 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Post, "/api/v1/ledger/balance", Requires(LedgerRead), api::balance),
         r(Post, "/api/v1/billing/superbill", Requires(BillingRead), api::superbill),
         r(Post, "/api/v1/billing/estimate", Requires(BillingRead), api::estimate),
+        r(Put, "/api/v1/billing/prices/{code}", Requires(SiteSettingsWrite), api::set_price),
     ]
 }
 
@@ -64,7 +65,8 @@ pub(crate) fn routes() -> Vec<Entry> {
     api::ledger_event,
     api::balance,
     api::superbill,
-    api::estimate
+    api::estimate,
+    api::set_price
 ))]
 pub struct OpsApiDoc;
 
