@@ -307,6 +307,8 @@ pub struct RouteRow {
 #[serde(deny_unknown_fields)]
 pub struct RoutesFile {
     pub route: Vec<RouteRow>,
+    /// Default maximum rate of the advisory target-controlled infusion (mg/kg/min).
+    pub tci_max_rate: CitedValue,
 }
 
 /// 1-based line of a byte offset.
