@@ -222,6 +222,17 @@ pub struct ResidualDef {
     pub source: Vec<String>,
 }
 
+/// Correlation of two parameters' random effects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationDef {
+    pub params: [String; 2],
+    pub r: f64,
+    pub status: Status,
+    #[serde(default)]
+    pub source: Vec<String>,
+}
+
 /// One model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -261,6 +272,9 @@ pub struct ModelFile {
     pub param: BTreeMap<String, ParamDef>,
     #[serde(default)]
     pub residual: BTreeMap<String, ResidualDef>,
+    /// Correlations between the log-scale random effects of two parameters.
+    #[serde(default)]
+    pub correlation: Vec<CorrelationDef>,
     /// Values the reference does not give (U), as text: never numbers.
     #[serde(default)]
     pub unpublished: BTreeMap<String, String>,
@@ -293,6 +307,8 @@ pub struct RouteRow {
 #[serde(deny_unknown_fields)]
 pub struct RoutesFile {
     pub route: Vec<RouteRow>,
+    /// Default maximum rate of the advisory target-controlled infusion (mg/kg/min).
+    pub tci_max_rate: CitedValue,
 }
 
 /// 1-based line of a byte offset.

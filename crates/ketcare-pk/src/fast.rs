@@ -142,9 +142,6 @@ fn bands_u32(row: &mut [u32]) -> [f32; 3] {
     [f32::from_bits(p5), f32::from_bits(med), f32::from_bits(p95)]
 }
 
-/// Time rows simulated per chunk.
-const CHUNK: usize = 32;
-
 /// Per-subject state of one thread's subjects (structure of arrays).
 #[derive(Default)]
 struct Lanes {
@@ -473,13 +470,15 @@ pub fn population_3cmt(lib: &Library, spec: &BenchSpec) -> Result<BenchResult, P
             .collect()
     });
     // Time rows in chunks that stay in cache: simulate the chunk for every subject, then select.
-    let mut buf = vec![0u32; CHUNK * n];
+    // Time rows per chunk: few synchronisations, with the chunk's rows near 8 MB.
+    let chunk = (2_000_000 / n).clamp(32, 128);
+    let mut buf = vec![0u32; chunk * n];
     let mut bands = vec![[0f32; 3]; nt];
     let mut prevs: Vec<[Option<[f32; 3]>; 3]> = vec![[None, None, None]; threads];
     let mut errs: Vec<[f32; 3]> = vec![[0.0; 3]; threads];
     let mut k0 = 0;
     while k0 < nt {
-        let k1 = (k0 + CHUNK).min(nt);
+        let k1 = (k0 + chunk).min(nt);
         let rows = k1 - k0;
         let mut segs: Vec<Vec<&mut [u32]>> =
             (0..threads).map(|_| Vec::with_capacity(rows)).collect();
@@ -497,7 +496,7 @@ pub fn population_3cmt(lib: &Library, spec: &BenchSpec) -> Result<BenchResult, P
             }
         });
         // Rows are dealt to threads in turn, so each thread sees every `threads`-th time point
-        // and can predict its percentiles from its own two previous rows (across chunks too).
+        // and can predict its percentiles from its own three previous rows (across chunks too).
         let mut mine: Vec<Vec<(usize, &mut [u32])>> = (0..threads).map(|_| Vec::new()).collect();
         for (r, row) in buf[..rows * n].chunks_mut(n).enumerate() {
             mine[(k0 + r) % threads].push((k0 + r, row));

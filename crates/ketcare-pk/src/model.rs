@@ -450,6 +450,33 @@ fn validate(ctx: &Ctx, f: &ModelFile) -> Result<(), PkError> {
             }
         }
     }
+    for (i, c) in f.correlation.iter().enumerate() {
+        let field = format!("correlation[{i}]");
+        for name in &c.params {
+            need_param(ctx, f, name, &format!("{field}.params"))?;
+            if f.param[name].iiv.is_none() {
+                return Err(ctx.err(
+                    "[[correlation]]",
+                    &format!("{field}.params"),
+                    format!("{name} has no IIV to correlate"),
+                ));
+            }
+        }
+        if c.params[0] == c.params[1] || !(c.r.is_finite() && c.r.abs() < 1.0) {
+            return Err(ctx.err(
+                "[[correlation]]",
+                &format!("{field}.r"),
+                "two different parameters and -1 < r < 1",
+            ));
+        }
+        data::check_sources(
+            ctx,
+            "[[correlation]]",
+            &format!("{field}.source"),
+            c.status,
+            &c.source,
+        )?;
+    }
     for (name, r) in &f.residual {
         if !f.output.iter().any(|o| &o.id == name) {
             return Err(ctx.err(

@@ -49,6 +49,37 @@ pub fn bands3(v: &mut [f64]) -> [f64; 3] {
     [p5, med, p95]
 }
 
+/// Lower Cholesky factor of the correlation matrix (identity plus the given pairs), row-major;
+/// `None` when it is not positive definite.
+pub fn cholesky(n: usize, pairs: &[(usize, usize, f64)]) -> Option<Vec<f64>> {
+    let mut r = vec![0.0; n * n];
+    for i in 0..n {
+        r[i * n + i] = 1.0;
+    }
+    for &(a, b, c) in pairs {
+        if a < n && b < n {
+            r[a * n + b] = c;
+            r[b * n + a] = c;
+        }
+    }
+    let mut l = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let s: f64 = (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum();
+            if i == j {
+                let d = r[i * n + i] - s;
+                if d <= 0.0 {
+                    return None;
+                }
+                l[i * n + i] = d.sqrt();
+            } else {
+                l[i * n + j] = (r[i * n + j] - s) / l[j * n + j];
+            }
+        }
+    }
+    Some(l)
+}
+
 /// Summary of one quantity across subjects.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Stat {
@@ -184,6 +215,15 @@ pub fn run(
         ));
     }
     let sds: Vec<f64> = omega.iter().map(|w| w.sqrt()).collect();
+    let chol = cholesky(prep.names.len(), &prep.correlations).ok_or_else(|| {
+        PkError::input(
+            "correlation",
+            format!(
+                "the {} model's correlations are not a valid correlation matrix",
+                prep.model_id
+            ),
+        )
+    })?;
     let n = spec.subjects;
     let nt = times.len();
     let n_out = prep.outputs.len();
@@ -197,7 +237,7 @@ pub fn run(
     let parts: Vec<Result<Part, PkError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (sds, done) = (&sds, &done);
+                let (sds, done, chol) = (&sds, &done, &chol);
                 s.spawn(move || -> Result<Part, PkError> {
                     let lo = t * chunk;
                     let hi = ((t + 1) * chunk).min(n);
@@ -206,10 +246,13 @@ pub fn run(
                     for i in lo..hi {
                         let mut rng = subject_rng(spec.seed, i as u64);
                         let mut p = prep.typical.clone();
-                        for (pi, sd) in p.iter_mut().zip(sds) {
-                            let z: f64 = rng.sample(StandardNormal);
+                        let z: Vec<f64> =
+                            (0..p.len()).map(|_| rng.sample(StandardNormal)).collect();
+                        for (k, (pi, sd)) in p.iter_mut().zip(sds).enumerate() {
+                            // Correlated standard normals: row k of the Cholesky factor times z.
+                            let zk: f64 = (0..=k).map(|j| chol[k * z.len() + j] * z[j]).sum();
                             if *sd > 0.0 {
-                                *pi *= (sd * z).exp();
+                                *pi *= (sd * zk).exp();
                             }
                         }
                         if let Some(sd) = spec.weight_sd_kg.filter(|s| *s > 0.0) {
@@ -322,6 +365,24 @@ mod tests {
                 "n = {n}"
             );
         }
+    }
+
+    #[test]
+    fn correlated_draws_have_the_correlation() {
+        let l = cholesky(3, &[(0, 2, 0.5)]).unwrap();
+        let mut rng = subject_rng(3, 0);
+        let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+        for _ in 0..20_000 {
+            let z: Vec<f64> = (0..3).map(|_| rng.sample(StandardNormal)).collect();
+            let x = l[0] * z[0];
+            let y: f64 = (0..3).map(|j| l[6 + j] * z[j]).sum();
+            sxy += x * y;
+            sxx += x * x;
+            syy += y * y;
+        }
+        let r = sxy / (sxx * syy).sqrt();
+        assert!((r - 0.5).abs() < 0.03, "{r}");
+        assert!(cholesky(2, &[(0, 1, 1.5)]).is_none());
     }
 
     #[test]

@@ -257,6 +257,8 @@ pub struct Prepared {
     pub typical: Vec<f64>,
     /// Log-scale IIV variance per parameter (0 where the source gives none).
     pub omega2: Vec<f64>,
+    /// Correlated random effects: (parameter index, parameter index, r).
+    pub correlations: Vec<(usize, usize, f64)>,
     pub warnings: Vec<String>,
     pub assumptions: Vec<Assumption>,
     /// Output ids and names.
@@ -547,7 +549,19 @@ impl Prepared {
             .map(|n| model.weight_exponent(n))
             .collect();
         weight_exp.resize(names.len(), 0.0);
+        let correlations = f
+            .correlation
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    model.param_index(&c.params[0])?,
+                    model.param_index(&c.params[1])?,
+                    c.r,
+                ))
+            })
+            .collect();
         Ok(Prepared {
+            correlations,
             weight_exp,
             model_id: f.id.clone(),
             names,

@@ -4,7 +4,6 @@
 //! effect-site peak reaches the target, iterated on the peak time; bounded by 0 and a maximum
 //! rate. Advisory only: ketcare never drives a pump.
 
-use crate::data::Status;
 use crate::error::{PkError, positive};
 use crate::linalg;
 use crate::model::Library;
@@ -28,7 +27,7 @@ pub struct TciRequest {
     pub covariates: Covariates,
     pub target_ng_ml: f64,
     pub site: TciSite,
-    /// Maximum pump rate (mg/kg/min). Default: STANPUMP's ketamine `maximum_rate` 0.75 [P1] (S).
+    /// Maximum pump rate (mg/kg/min). Default: `tci_max_rate` of `data/pk/routes.toml`.
     #[serde(default)]
     pub max_rate_mg_per_kg_min: Option<f64>,
     /// Update interval in seconds (STANPUMP: 10–60, default 10).
@@ -70,6 +69,7 @@ pub fn tci(lib: &Library, req: &TciRequest) -> Result<TciResult, PkError> {
         ));
     }
     let mut assumptions = Vec::new();
+    let cited = &lib.routes.tci_max_rate;
     let max_per_kg = match req.max_rate_mg_per_kg_min {
         Some(m) => {
             positive("max_rate_mg_per_kg_min", m)?;
@@ -80,22 +80,26 @@ pub fn tci(lib: &Library, req: &TciRequest) -> Result<TciResult, PkError> {
                 status: None,
                 source: vec![],
                 note: "chosen by the user".into(),
-                alternatives: vec!["0.75 (STANPUMP source code, S, P1)".into()],
+                alternatives: vec![format!(
+                    "{} ({:?}, {})",
+                    cited.value,
+                    cited.status,
+                    cited.source.join(", ")
+                )],
             });
             m
         }
         None => {
             assumptions.push(Assumption {
                 name: "maximum rate".into(),
-                value: Some(0.75),
+                value: Some(cited.value),
                 unit: "mg/kg/min".into(),
-                status: Some(Status::S),
-                source: vec!["P1".into()],
-                note: "STANPUMP's built-in ketamine maximum_rate (source code; origin unknown)"
-                    .into(),
+                status: Some(cited.status),
+                source: cited.source.clone(),
+                note: cited.note.clone().unwrap_or_default(),
                 alternatives: vec![],
             });
-            0.75
+            cited.value
         }
     };
     if req.site == TciSite::EffectSite && req.ke0_per_min.is_none() {

@@ -14,10 +14,14 @@ pub struct SimulateArgs {
     #[arg(long)]
     model: String,
     /// iv_bolus, iv_infusion, intramuscular, intranasal, oral, sublingual, subcutaneous, rectal.
-    #[arg(long)]
-    route: String,
-    #[arg(long)]
-    dose_mg_per_kg: f64,
+    #[arg(long, required_unless_present = "regimen")]
+    route: Option<String>,
+    #[arg(long, required_unless_present = "regimen")]
+    dose_mg_per_kg: Option<f64>,
+    /// A dose history or regimen as JSON instead of one dose:
+    /// `{"doses": [{"time_min", "amount_mg", "route", "duration_min"?}], "iv_rates": [{"time_min", "rate_mg_per_min"}]}`.
+    #[arg(long, conflicts_with_all = ["route", "dose_mg_per_kg"])]
+    regimen: Option<PathBuf>,
     /// Length of an IV infusion (min).
     #[arg(long)]
     duration_min: Option<f64>,
@@ -92,18 +96,40 @@ fn library() -> Result<Library> {
 
 /// The request a set of arguments describes.
 fn request(a: &SimulateArgs) -> Result<SimRequest> {
-    let route: Route = a
-        .route
-        .parse()
-        .map_err(|e: ketcare_pk::PkError| anyhow!("{e}"))?;
-    let regimen = ketcare_pk::simple_regimen(route, a.dose_mg_per_kg, a.weight_kg, a.duration_min)
-        .map_err(|e| anyhow!("{e}"))?;
+    let (regimen, label) = match (&a.regimen, &a.route, a.dose_mg_per_kg) {
+        (Some(path), _, _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let de = &mut serde_json::Deserializer::from_str(&text);
+            let reg: ketcare_pk::Regimen = serde_path_to_error::deserialize(de)
+                .map_err(|e| anyhow!("{}: field `{}`: {}", path.display(), e.path(), e.inner()))?;
+            (reg, format!("{} dose history", a.model))
+        }
+        (None, Some(route), Some(dose)) => {
+            let route: Route = route
+                .parse()
+                .map_err(|e: ketcare_pk::PkError| anyhow!("{e}"))?;
+            let reg = ketcare_pk::simple_regimen(route, dose, a.weight_kg, a.duration_min)
+                .map_err(|e| anyhow!("{e}"))?;
+            (
+                reg,
+                format!("{} {} mg/kg {}", a.model, dose, route.as_str()),
+            )
+        }
+        _ => return Err(anyhow!("give --route and --dose-mg-per-kg, or --regimen")),
+    };
+    // A chosen bioavailability or ka applies to every non-IV route of the regimen.
     let route_assumptions = if a.bioavailability.is_some() || a.ka_per_min.is_some() {
-        vec![RouteAssumption {
-            route,
-            f: a.bioavailability,
-            ka_per_min: a.ka_per_min,
-        }]
+        regimen
+            .routes()
+            .into_iter()
+            .filter(|r| !r.is_iv())
+            .map(|route| RouteAssumption {
+                route,
+                f: a.bioavailability,
+                ka_per_min: a.ka_per_min,
+            })
+            .collect()
     } else {
         vec![]
     };
@@ -127,12 +153,7 @@ fn request(a: &SimulateArgs) -> Result<SimRequest> {
             weight_sd_kg: a.weight_sd_kg,
             target_ng_ml: a.target_ng_ml,
         }),
-        label: Some(format!(
-            "{} {} mg/kg {}",
-            a.model,
-            a.dose_mg_per_kg,
-            route.as_str()
-        )),
+        label: Some(label),
     })
 }
 

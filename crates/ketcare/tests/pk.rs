@@ -221,3 +221,44 @@ fn simulate_shows_the_assumptions_and_refuses_what_is_not_published() {
         text(&o)
     );
 }
+
+#[test]
+fn a_dose_history_gives_its_predicted_curve() {
+    let dir = std::env::temp_dir().join(format!("ketcare-pk-hist-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hist = dir.join("history.json");
+    // A bolus, then an infusion whose rate was changed twice.
+    std::fs::write(
+        &hist,
+        r#"{"doses": [{"time_min": 0, "amount_mg": 10, "route": "iv_bolus"}],
+            "iv_rates": [{"time_min": 5, "rate_mg_per_min": 0.8}, {"time_min": 20, "rate_mg_per_min": 0.4}, {"time_min": 45, "rate_mg_per_min": 0}]}"#,
+    )
+    .unwrap();
+    let o = ketcare(&[
+        "simulate",
+        "--model",
+        "domino",
+        "--regimen",
+        hist.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // 10 + 0.8 × 15 + 0.4 × 25 = 32 mg.
+    assert!((v["key"]["total_dose_mg"].as_f64().unwrap() - 32.0).abs() < 1e-9);
+    std::fs::write(
+        &hist,
+        r#"{"doses": [{"time_min": 0, "amount_mg": "ten", "route": "iv_bolus"}]}"#,
+    )
+    .unwrap();
+    let o = ketcare(&[
+        "simulate",
+        "--model",
+        "domino",
+        "--regimen",
+        hist.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("doses[0].amount_mg"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
