@@ -60,6 +60,8 @@ pub struct AppState {
     library: Arc<std::sync::RwLock<Arc<ketcare_clinical::Library>>>,
     pub clock: Clock,
     pub version: &'static str,
+    /// Live updates of the infusion suite (vitals, alarms, session changes).
+    pub live: sessions::Live,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ impl AppState {
             library: Arc::new(std::sync::RwLock::new(Arc::new(library))),
             clock: Arc::new(|| jiff::Timestamp::now().as_second()),
             version: env!("CARGO_PKG_VERSION"),
+            live: sessions::Live::default(),
         }
     }
 

@@ -441,6 +441,7 @@ pub async fn seed(store: &dyn Store, today: Date) -> Result<bool> {
             store.add_guardian(&intake, created.id, &g).await?;
         }
     }
+    crate::demo_sessions::seed(store).await?;
     Ok(true)
 }
 

@@ -2,7 +2,9 @@
 //! audit log from the shell.
 #![forbid(unsafe_code)]
 
+mod cli_sessions;
 mod demo;
+mod demo_sessions;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -45,6 +47,9 @@ struct DbArgs {
 enum Command {
     /// Start the web app and JSON API.
     Serve(ServeArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Staff accounts.
     #[command(subcommand)]
     User(UserCommand),
@@ -157,8 +162,17 @@ enum SettingsCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Vitals over MLLP: messages per second, ACK and dashboard latency, losses.
+    Vitals(cli_sessions::BenchVitalsArgs),
+}
+
 #[derive(Args)]
 struct ServeArgs {
+    /// Also accept HL7 v2 ORU^R01 from bedside monitors over MLLP on this address.
+    #[arg(long, env = "KETCARE_MLLP")]
+    mllp: Option<SocketAddr>,
     /// Address to listen on.
     #[arg(long, env = "KETCARE_ADDR", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
@@ -284,6 +298,9 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(&cli.db, args).await,
+        Command::Bench(BenchCommand::Vitals(a)) => {
+            cli_sessions::bench_vitals(cli.db.open().await?, a).await
+        }
         Command::User(cmd) => user(&cli.db, cmd).await,
         Command::Token(cmd) => token(&cli.db, cmd).await,
         Command::Audit(AuditCommand::Verify) => audit_verify(&cli.db).await,
@@ -319,6 +336,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         secure_cookies: args.secure_cookies,
     };
     let state = AppState::new(store.clone(), config, bands, library);
+    cli_sessions::start(&state, args.mllp).await?;
     let app = ketcare_web::router(state);
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
