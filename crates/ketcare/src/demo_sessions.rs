@@ -93,6 +93,7 @@ pub async fn seed(store: &dyn Store) -> Result<()> {
     let prescriber = user_actor(store, "prescriber").await?;
     let pharmacist = user_actor(store, "pharmacist").await?;
     let now = Timestamp::now();
+    // Adults of the demo clinic (their ages are in `demo::PATIENTS`).
     for (i, mrn) in ["KC-1001", "KC-1002", "KC-1003"].into_iter().enumerate() {
         let Some(p) = store
             .search_patients(&nurse, mrn, 1)
@@ -105,6 +106,7 @@ pub async fn seed(store: &dyn Store) -> Result<()> {
         let body = SimpleDose {
             protocol: protocol.id.clone(),
             weight_kg: 70.0,
+            age_years: Some([42, 35, 29][i]),
             esketamine_dose_mg: Some(56.0),
             first_dose_of_course: true,
             ..SimpleDose::default()
