@@ -30,7 +30,7 @@ pub struct SessionView {
 }
 
 pub fn view(s: &AppState, record: SessionRecord) -> Result<SessionView, AppError> {
-    let now = service::now(&s)?;
+    let now = service::now(s)?;
     Ok(SessionView {
         checklist_missing: record.session.checklist_missing(),
         discharge_missing: record.session.discharge_missing(now),

@@ -63,18 +63,16 @@ pub async fn events(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = s.live.subscribe();
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(ev) => {
-                    let data = serde_json::to_string(&ev).unwrap_or_else(|_| "{}".into());
-                    return Some((Ok(Event::default().event(ev.kind).data(data)), rx));
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    let data = format!("{{\"skipped\":{n}}}");
-                    return Some((Ok(Event::default().event("lagged").data(data)), rx));
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
+        match rx.recv().await {
+            Ok(ev) => {
+                let data = serde_json::to_string(&ev).unwrap_or_else(|_| "{}".into());
+                Some((Ok(Event::default().event(ev.kind).data(data)), rx))
             }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                let data = format!("{{\"skipped\":{n}}}");
+                Some((Ok(Event::default().event("lagged").data(data)), rx))
+            }
+            Err(broadcast::error::RecvError::Closed) => None,
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
