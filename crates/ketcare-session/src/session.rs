@@ -439,6 +439,9 @@ pub struct Session {
     /// Chair or bed in the suite (monitors may be matched by it).
     pub chair: String,
     pub scheduled_for: Timestamp,
+    /// The dose order this session gives (verified by a second clinician before it is attached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dose_order_id: Option<i64>,
     pub checklist: Checklist,
     #[serde(default)]
     pub discharge: DischargeConfirmations,
@@ -498,6 +501,7 @@ impl Session {
             plan,
             chair: chair.trim().to_owned(),
             scheduled_for,
+            dose_order_id: None,
             checklist: Checklist::default(),
             discharge: DischargeConfirmations::default(),
             administrations: vec![],
@@ -857,8 +861,8 @@ impl Session {
                 self.checklist.bp_gate_accepted = None;
             }
             Command::AttachDose { dose } => {
-                if !matches!(phase, CheckedIn | PreAssessment) {
-                    return Err(wrong_phase(self, "check-in or pre-assessment"));
+                if !matches!(phase, Scheduled | CheckedIn | PreAssessment) {
+                    return Err(wrong_phase(self, "a session not yet verified"));
                 }
                 if dose.verified_by == dose.author {
                     return Err(self.refuse(

@@ -77,9 +77,10 @@ fn legal(phase: Phase, cmd: &Command) -> bool {
     match cmd {
         Command::CheckIn => phase == Scheduled,
         Command::BeginPreAssessment => phase == CheckedIn,
-        Command::UpdateChecklist(_) | Command::SetBaseline { .. } | Command::AttachDose { .. } => {
+        Command::UpdateChecklist(_) | Command::SetBaseline { .. } => {
             matches!(phase, CheckedIn | PreAssessment)
         }
+        Command::AttachDose { .. } => matches!(phase, Scheduled | CheckedIn | PreAssessment),
         Command::VerifyDose => phase == PreAssessment,
         Command::Start { .. } => phase == DoseVerified,
         Command::GiveDevice => false, // an infusion plan

@@ -106,6 +106,8 @@ pub trait SessionStore: Send + Sync {
     async fn tick_sessions(&self, actor: &Actor, now: Timestamp) -> Result<Vec<(i64, Vec<Alarm>)>>;
 }
 
+static VITAL_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const ACTIVE: [Phase; 8] = [
     Phase::CheckedIn,
     Phase::PreAssessment,
@@ -392,6 +394,12 @@ impl SessionStore for SqlStore {
             }
             return Err(StoreError::Invalid(f));
         }
+        // Vitals arrive from many monitors at once: queue them here rather than in SQLite's busy
+        // handler, whose sleeps would show as latency spikes (PostgreSQL queues on the row lock).
+        let _queue = match self.backend {
+            crate::Backend::Sqlite => Some(VITAL_WRITES.lock().await),
+            crate::Backend::Postgres => None,
+        };
         let mut tx = self.begin_write().await?;
         if let Some(key) = message_key {
             let dup =

@@ -63,6 +63,8 @@ pub struct AppState {
     /// The pharmacokinetic model library (validated at start; an invalid built-in file makes the
     /// simulation routes answer with an error rather than stopping the server).
     pub pk: Arc<Result<ketcare_pk::Library, ketcare_pk::PkError>>,
+    /// Live updates of the infusion suite (vitals, alarms, session changes).
+    pub live: sessions::Live,
 }
 
 impl AppState {
@@ -80,6 +82,7 @@ impl AppState {
             clock: Arc::new(|| jiff::Timestamp::now().as_second()),
             version: env!("CARGO_PKG_VERSION"),
             pk: Arc::new(ketcare_pk::Library::builtin()),
+            live: sessions::Live::default(),
         }
     }
 

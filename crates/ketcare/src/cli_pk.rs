@@ -84,12 +84,6 @@ pub enum ModelCommand {
     },
 }
 
-#[derive(Subcommand)]
-pub enum BenchCommand {
-    /// Population benchmark of the PK engine (Domino, N = 10,000 and 100,000).
-    Pk,
-}
-
 fn library() -> Result<Library> {
     Library::builtin().map_err(|e| anyhow!("{e}"))
 }
@@ -330,8 +324,7 @@ pub fn model(cmd: ModelCommand) -> Result<()> {
     Ok(())
 }
 
-pub fn bench(cmd: BenchCommand) -> Result<()> {
-    let BenchCommand::Pk = cmd;
+pub fn bench() -> Result<()> {
     let lib = library()?;
     if cfg!(debug_assertions) {
         eprintln!(

@@ -443,6 +443,7 @@ pub async fn seed(store: &dyn Store, today: Date) -> Result<bool> {
     }
     crate::demo_measures::seed(store, today).await?;
     crate::demo_ops::seed(store, today).await?;
+    crate::demo_sessions::seed(store).await?;
     Ok(true)
 }
 

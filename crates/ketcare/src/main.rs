@@ -5,9 +5,11 @@
 mod cli_measures;
 mod cli_ops;
 mod cli_pk;
+mod cli_sessions;
 mod demo;
 mod demo_measures;
 mod demo_ops;
+mod demo_sessions;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -50,6 +52,9 @@ struct DbArgs {
 enum Command {
     /// Start the web app and JSON API.
     Serve(ServeArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Staff accounts.
     #[command(subcommand)]
     User(UserCommand),
@@ -79,9 +84,6 @@ enum Command {
     /// The pharmacokinetic model library.
     #[command(subcommand)]
     Model(cli_pk::ModelCommand),
-    /// Benchmarks.
-    #[command(subcommand)]
-    Bench(cli_pk::BenchCommand),
     /// Score a questionnaire (the same numbers as the pages and the API).
     Score(cli_measures::ScoreArgs),
     /// The measurement instruments.
@@ -183,8 +185,19 @@ enum SettingsCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Population benchmark of the PK engine (Domino, N = 10,000 and 100,000).
+    Pk,
+    /// Vitals over MLLP: messages per second, ACK and dashboard latency, losses.
+    Vitals(cli_sessions::BenchVitalsArgs),
+}
+
 #[derive(Args)]
 struct ServeArgs {
+    /// Also accept HL7 v2 ORU^R01 from bedside monitors over MLLP on this address.
+    #[arg(long, env = "KETCARE_MLLP")]
+    mllp: Option<SocketAddr>,
     /// Address to listen on.
     #[arg(long, env = "KETCARE_ADDR", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
@@ -310,6 +323,10 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(&cli.db, args).await,
+        Command::Bench(BenchCommand::Pk) => cli_pk::bench(),
+        Command::Bench(BenchCommand::Vitals(a)) => {
+            cli_sessions::bench_vitals(cli.db.open().await?, a).await
+        }
         Command::User(cmd) => user(&cli.db, cmd).await,
         Command::Token(cmd) => token(&cli.db, cmd).await,
         Command::Audit(AuditCommand::Verify) => audit_verify(&cli.db).await,
@@ -319,7 +336,6 @@ async fn main() -> Result<()> {
         Command::Settings(cmd) => settings(&cli.db, cmd).await,
         Command::Simulate(args) => cli_pk::simulate(&args),
         Command::Model(cmd) => cli_pk::model(cmd),
-        Command::Bench(cmd) => cli_pk::bench(cmd),
         Command::Score(args) => cli_measures::score(&cli.db, args).await,
         Command::Instrument(cmd) => cli_measures::instrument(cmd),
         Command::Mme(args) => cli_measures::mme(args),
@@ -355,6 +371,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         secure_cookies: args.secure_cookies,
     };
     let state = AppState::new(store.clone(), config, bands, library);
+    cli_sessions::start(&state, args.mllp).await?;
     let app = ketcare_web::router(state);
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await

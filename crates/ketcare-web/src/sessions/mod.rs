@@ -1,0 +1,59 @@
+//! Treatment sessions: checklist, administration, vitals, alarms, the live suite, discharge, and
+//! bedside monitors over HL7 v2 / MLLP.
+//!
+//! [`service`] is the one place pages, the API, the MLLP listener and the CLI call: it builds the
+//! session's plan from the verified dose order, the protocol and the site settings, applies
+//! commands through the store, stores vitals and publishes every vital and alarm on the live
+//! channel ([`live::Live`]) that the suite dashboard streams as server-sent events.
+
+pub mod api;
+pub mod live;
+pub mod mllp;
+pub mod pages;
+pub mod service;
+
+use crate::routes::{Entry, Verb, r};
+use ketcare_core::{Access, Permission};
+use utoipa::OpenApi;
+
+pub use live::{Live, LiveEvent};
+
+/// This area's routes, each with its role rule (joined into [`crate::routes::table`]).
+#[rustfmt::skip]
+pub(crate) fn routes() -> Vec<Entry> {
+    use Access::{Public, Requires};
+    use Permission::*;
+    use Verb::*;
+    vec![
+        r(Get, "/static/suite.js", Public, live::script),
+        r(Get, "/suite", Requires(PatientRead), pages::suite),
+        r(Get, "/suite/events", Requires(PatientRead), live::events),
+        r(Get, "/patients/{id}/sessions/new", Requires(RunSession), pages::new_session_form),
+        r(Post, "/patients/{id}/sessions", Requires(RunSession), pages::create_session),
+        r(Get, "/sessions/{sid}", Requires(PatientRead), pages::session_page),
+        r(Get, "/sessions/{sid}/record", Requires(PatientRead), pages::record_page),
+        r(Post, "/sessions/{sid}/commands", Requires(RunSession), pages::command),
+        r(Post, "/sessions/{sid}/vitals", Requires(RunSession), pages::vitals),
+        r(Post, "/sessions/{sid}/dose", Requires(RunSession), pages::attach_dose),
+        r(Get, "/api/v1/sessions", Requires(PatientRead), api::active),
+        r(Post, "/api/v1/patients/{id}/sessions", Requires(RunSession), api::create),
+        r(Get, "/api/v1/sessions/{sid}", Requires(PatientRead), api::get),
+        r(Post, "/api/v1/sessions/{sid}/commands", Requires(RunSession), api::command),
+        r(Get, "/api/v1/sessions/{sid}/vitals", Requires(PatientRead), api::list_vitals),
+        r(Post, "/api/v1/sessions/{sid}/vitals", Requires(RunSession), api::post_vitals),
+        r(Get, "/api/v1/sessions/{sid}/rems-form", Requires(PatientRead), api::rems_form),
+    ]
+}
+
+/// This area's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(
+    api::active,
+    api::create,
+    api::get,
+    api::command,
+    api::list_vitals,
+    api::post_vitals,
+    api::rems_form
+))]
+pub struct SessionsApiDoc;

@@ -1,0 +1,315 @@
+//! A whole treatment session through the API and pages, on SQLite and PostgreSQL: scheduled from
+//! a verified order, checklist, dosing, a vital that raises an alarm acknowledged and resolved
+//! from the page, observation against the test clock, discharge, signature, locked record,
+//! addendum, printable record, the suite dashboard and its event stream.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use ketcare_core::{Actor, Role};
+use ketcare_store::Backend;
+use serde_json::json;
+use std::sync::atomic::Ordering;
+
+async fn settings(app: &TestApp) {
+    let mut values = serde_json::Map::new();
+    for (k, v) in TEST_SITE_SETTINGS {
+        values.insert(k.into(), v.into());
+    }
+    for (k, v) in [
+        ("session.ketamine.bp_gate_systolic_mmhg", 140.0),
+        ("session.ketamine.bp_gate_diastolic_mmhg", 90.0),
+        ("session.alarm.spo2_low_percent", 92.0),
+    ] {
+        values.insert(k.into(), v.into());
+    }
+    app.store
+        .save_site_settings(
+            &Actor::system(Role::Administrator),
+            &json!({ "values": values }).to_string(),
+            "test clinic policy",
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_nurse_runs_a_session_end_to_end() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let app = TestApp::new(backend).await;
+        settings(&app).await;
+        app.add_user("writer", Role::Nurse).await;
+        let writer = app.login("writer").await;
+        let mut form = minor_form();
+        form.retain(|(k, _)| *k != "date_of_birth" && *k != "mrn");
+        form.push(("date_of_birth", "1980-05-01"));
+        form.push(("mrn", "S-200"));
+        let created = app.post_form("/patients", &writer, &form).await;
+        let pid = created
+            .location()
+            .trim_start_matches("/patients/")
+            .to_owned();
+        app.add_user("doc", Role::Prescriber).await;
+        app.add_user("pharm", Role::Pharmacist).await;
+        app.add_user("nurse", Role::Nurse).await;
+        app.add_user("ther", Role::Therapist).await;
+        let doc = app.bearer("doc").await;
+        let pharm = app.bearer("pharm").await;
+        let nurse = app.bearer("nurse").await;
+        let ther = app.bearer("ther").await;
+        let order = app
+            .json(Method::POST, &format!("/api/v1/patients/{pid}/orders"), &doc, &json!({
+                "protocol_id": "trd-adult-iv-ketamine", "patient": {"weight_kg": 70, "age": {"years": 46}}}))
+            .await;
+        assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
+        let oid = order.json()["id"].as_i64().unwrap();
+
+        // Scheduled before verification: the checklist says the dose is missing.
+        let s = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/sessions"),
+                &nurse,
+                &json!({"order_id": oid, "chair": "Chair 5"}),
+            )
+            .await;
+        assert_eq!(s.status, StatusCode::CREATED, "{backend:?}: {}", s.body);
+        let sid = s.json()["id"].as_i64().unwrap();
+        assert!(
+            s.body.contains("no verified dose order attached"),
+            "{}",
+            s.body
+        );
+        let bad = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/sessions"),
+                &nurse,
+                &json!({"order_id": oid, "chair": " "}),
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let v = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/orders/{oid}/verify"),
+                &pharm,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(v.status, StatusCode::OK, "{}", v.body);
+
+        let cmd = |c: serde_json::Value| {
+            let app = &app;
+            let nurse = nurse.clone();
+            async move {
+                app.json(
+                    Method::POST,
+                    &format!("/api/v1/sessions/{sid}/commands"),
+                    &nurse,
+                    &c,
+                )
+                .await
+            }
+        };
+        // Illegal transition: refused with what is missing.
+        let r = cmd(json!({"command": "start"})).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert!(
+            r.body.contains("cannot start dosing while scheduled"),
+            "{}",
+            r.body
+        );
+        // A therapist may not run a session.
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/sessions/{sid}/commands"),
+                &ther,
+                &json!({"command": "check_in"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        // Attach the now-verified order from the page.
+        let page = app.get(&format!("/sessions/{sid}"), &writer).await;
+        assert!(
+            page.body.contains("Attach the verified dose order"),
+            "{}",
+            page.body
+        );
+        let r = app
+            .post_form(&format!("/sessions/{sid}/dose"), &writer, &[])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        for c in [
+            json!({"command": "check_in"}),
+            json!({"command": "begin_pre_assessment"}),
+            json!({"command": "update_checklist", "consent_valid": true, "fasting_confirmed": true, "pregnancy": "not_pregnant",
+                   "escort_home": true, "eligibility_reconfirmed": true, "suicide_risk": "negative"}),
+            json!({"command": "set_baseline", "vitals": {"systolic": 128, "diastolic": 82, "heart_rate": 70, "spo2": 98}}),
+            json!({"command": "verify_dose"}),
+            json!({"command": "start", "rate_ml_per_h": 8.75}),
+        ] {
+            let r = cmd(c.clone()).await;
+            assert_eq!(r.status, StatusCode::OK, "{backend:?} {c}: {}", r.body);
+        }
+
+        // The suite shows the chair; its event stream answers.
+        let suite = app.get("/suite", &writer).await;
+        assert!(
+            suite.body.contains("Chair 5") && suite.body.contains("Running"),
+            "{}",
+            suite.body
+        );
+        let events = app.get("/suite/events", &writer).await;
+        assert_eq!(events.status, StatusCode::OK);
+        assert!(
+            events.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+
+        // A low SpO2 through the API raises an alarm with the suggested action.
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/sessions/{sid}/vitals"),
+                &nurse,
+                &json!({"spo2": 89, "heart_rate": 88}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert_eq!(r.json()["alarms"][0]["kind"], "spo2_low");
+        assert!(
+            r.body.contains("session.alarm.spo2_low_percent"),
+            "{}",
+            r.body
+        );
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/sessions/{sid}/vitals"),
+                &nurse,
+                &json!({"spo2": 180}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.fields(), vec!["spo2"]);
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/sessions/{sid}/vitals"),
+                &nurse,
+                &json!({"spo": 90}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        // Acknowledge and resolve from the page (session cookie, CSRF).
+        let r = app
+            .post_form(
+                &format!("/sessions/{sid}/commands"),
+                &writer,
+                &[("command", "acknowledge_alarm"), ("alarm", "1")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let r = app
+            .post_form(
+                &format!("/sessions/{sid}/commands"),
+                &writer,
+                &[("command", "resolve_alarm"), ("alarm", "1"), ("note", "")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT);
+        assert!(r.body.contains("say what was done"), "{}", r.body);
+        let r = app
+            .post_form(
+                &format!("/sessions/{sid}/commands"),
+                &writer,
+                &[
+                    ("command", "resolve_alarm"),
+                    ("alarm", "1"),
+                    ("note", "chin lift; SpO2 97"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let r = app
+            .post_form(
+                &format!("/sessions/{sid}/vitals"),
+                &writer,
+                &[("systolic", "132"), ("diastolic", "84"), ("spo2", "97")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+
+        // Stop at +40 min; discharge is refused until the site's 120 min of observation pass.
+        app.now.fetch_add(40 * 60, Ordering::SeqCst);
+        for c in [
+            json!({"command": "stop"}),
+            json!({"command": "score", "kind": "moaas", "value": 5}),
+            json!({"command": "score", "kind": "cadss", "value": 2}),
+            json!({"command": "confirm_discharge", "dissociation_resolved": true, "escort_present": true}),
+        ] {
+            let r = cmd(c.clone()).await;
+            assert_eq!(r.status, StatusCode::OK, "{c}: {}", r.body);
+        }
+        let r = cmd(json!({"command": "ready_for_discharge"})).await;
+        assert_eq!(r.status, StatusCode::CONFLICT);
+        assert!(
+            r.body.contains("minimum observation not elapsed")
+                && r.body.contains("observation.ketamine_psychiatric_minutes"),
+            "{}",
+            r.body
+        );
+        app.now.fetch_add(120 * 60, Ordering::SeqCst);
+        for c in [
+            json!({"command": "ready_for_discharge"}),
+            json!({"command": "discharge"}),
+        ] {
+            let r = cmd(c.clone()).await;
+            assert_eq!(r.status, StatusCode::OK, "{c}: {}", r.body);
+        }
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/sessions/{sid}/commands"),
+                &doc,
+                &json!({"command": "sign"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let r = cmd(json!({"command": "score", "kind": "moaas", "value": 5})).await;
+        assert_eq!(r.status, StatusCode::CONFLICT);
+        assert!(r.body.contains("signed and locked"));
+        let r = cmd(json!({"command": "addendum", "text": "phoned next day: well"})).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let rec = app.get(&format!("/sessions/{sid}/record"), &writer).await;
+        assert_eq!(rec.status, StatusCode::OK);
+        for needle in [
+            "Signed by doc",
+            "phoned next day: well",
+            "chin lift; SpO2 97",
+            "Discharged",
+            "SpO2 89 %",
+        ] {
+            assert!(rec.body.contains(needle), "{needle}: {}", rec.body);
+        }
+        let vitals = app
+            .get(&format!("/api/v1/sessions/{sid}/vitals"), &nurse)
+            .await;
+        assert_eq!(vitals.json().as_array().unwrap().len(), 2);
+        let rems = app
+            .get(&format!("/api/v1/sessions/{sid}/rems-form"), &nurse)
+            .await;
+        assert_eq!(
+            rems.status,
+            StatusCode::NOT_FOUND,
+            "not an esketamine session"
+        );
+        let active = app.get("/api/v1/sessions", &nurse).await;
+        assert_eq!(active.json().as_array().unwrap().len(), 0);
+    }
+}

@@ -1,0 +1,185 @@
+//! Demo sessions: three adult demo patients with verified esketamine orders — one scheduled on
+//! Chair 1, one dosing on Chair 2, one in observation on Chair 3 — so the suite has something to
+//! show and a monitor simulator has a patient to stream to.
+
+use anyhow::{Context, Result};
+use jiff::Timestamp;
+use ketcare_clinical::Library;
+use ketcare_core::{Actor, Role};
+use ketcare_session::session::{ChecklistUpdate, Pregnancy, RemsSetting, RiskScreen, ScoreKind};
+use ketcare_session::{Command, RulesFile, Session, Vitals};
+use ketcare_store::Store;
+use ketcare_web::clinical::{self, SimpleDose};
+use ketcare_web::sessions::service::verified_dose;
+
+/// The pre-assessment a demo or benchmark patient passes (every item answered).
+pub fn full_checklist() -> ChecklistUpdate {
+    ChecklistUpdate {
+        consent_valid: Some(true),
+        fasting_confirmed: Some(true),
+        pregnancy: Some(Pregnancy::NotApplicable),
+        escort_home: Some(true),
+        eligibility_reconfirmed: Some(true),
+        suicide_risk: Some(RiskScreen::Negative),
+        bp_gate_reason: None,
+        rems: Some(RemsSetting {
+            setting_certified: Some(true),
+            patient_enrolled: Some(true),
+            prescriber_on_site: Some(true),
+            pulse_oximeter_on_site: Some(true),
+            concomitant_sedating: Some("none".into()),
+            concomitant_bp_raising: Some("none".into()),
+        }),
+    }
+}
+
+pub fn demo_baseline() -> Vitals {
+    Vitals {
+        systolic: Some(124.0),
+        diastolic: Some(78.0),
+        heart_rate: Some(72.0),
+        spo2: Some(98.0),
+        resp_rate: Some(14.0),
+        ..Vitals::default()
+    }
+}
+
+/// Drives a session from scheduled to dosing (device 1 given) at `start`.
+pub fn to_running(s: &mut Session, by: &str, start: Timestamp) -> Result<()> {
+    let t = |min: i64| Timestamp::from_second(start.as_second() - min * 60).context("demo time");
+    for (min, cmd) in [
+        (15, Command::CheckIn),
+        (14, Command::BeginPreAssessment),
+        (13, Command::UpdateChecklist(full_checklist())),
+        (
+            12,
+            Command::SetBaseline {
+                vitals: demo_baseline(),
+            },
+        ),
+        (10, Command::VerifyDose),
+        (
+            0,
+            Command::Start {
+                rate_ml_per_h: None,
+            },
+        ),
+    ] {
+        s.apply(&cmd, by, t(min)?)
+            .map_err(|e| anyhow::anyhow!("demo session: {e}"))?;
+    }
+    Ok(())
+}
+
+async fn user_actor(store: &dyn Store, username: &str) -> Result<Actor> {
+    let u = store
+        .user_by_username(username)
+        .await?
+        .with_context(|| format!("demo user {username}"))?;
+    Ok(Actor::user(u.id, &u.username, u.role, "demo"))
+}
+
+/// Seeds the demo sessions (once).
+pub async fn seed(store: &dyn Store) -> Result<()> {
+    let nurse = Actor::system(Role::Nurse);
+    let library = Library::builtin().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rules = RulesFile::builtin(library.sources()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let protocol = library
+        .get("trd-adult-esketamine")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (settings, _) = clinical::settings(store)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let prescriber = user_actor(store, "prescriber").await?;
+    let pharmacist = user_actor(store, "pharmacist").await?;
+    let now = Timestamp::now();
+    // Adults of the demo clinic (their ages are in `demo::PATIENTS`).
+    for (i, mrn) in ["KC-1001", "KC-1002", "KC-1003"].into_iter().enumerate() {
+        let Some(p) = store
+            .search_patients(&nurse, mrn, 1)
+            .await?
+            .into_iter()
+            .find(|p| p.mrn == mrn)
+        else {
+            continue;
+        };
+        let body = SimpleDose {
+            protocol: protocol.id.clone(),
+            weight_kg: 70.0,
+            age_years: Some([42, 35, 29][i]),
+            esketamine_dose_mg: Some(56.0),
+            first_dose_of_course: true,
+            ..SimpleDose::default()
+        }
+        .to_json(&library)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let request = clinical::dose_request(body, &prescriber, now.as_second())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let order = clinical::order_and_store(store, &library, &prescriber, p.id, &request)
+            .await
+            .map_err(|e| anyhow::anyhow!("demo order: {:?}", e.into_app()))?;
+        let verified = clinical::transition(
+            store,
+            &pharmacist,
+            order.id,
+            ketcare_core::Permission::VerifyDose,
+            "dose_order.verify",
+            |o, u, t| o.verify(u, t),
+            now.as_second(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("demo verification: {e}"))?;
+        let devices = verified
+            .order
+            .calculation
+            .esketamine
+            .as_ref()
+            .map_or(2, |e| e.devices);
+        let mut s = Session::new(
+            rules.plan(protocol, &settings, devices),
+            &format!("Chair {}", i + 1),
+            now,
+        );
+        s.dose_order_id = Some(order.id);
+        if let Some(dose) = verified_dose(order.id, &verified.order) {
+            s.apply(&Command::AttachDose { dose }, "nurse", now)
+                .map_err(|e| anyhow::anyhow!("demo session: {e}"))?;
+        }
+        match i {
+            1 => to_running(
+                &mut s,
+                "nurse",
+                Timestamp::from_second(now.as_second() - 3 * 60)?,
+            )?,
+            2 => {
+                let start = Timestamp::from_second(now.as_second() - 60 * 60)?;
+                to_running(&mut s, "nurse", start)?;
+                let at = |m: i64| Timestamp::from_second(start.as_second() + m * 60);
+                for (m, cmd) in [
+                    (5, Command::GiveDevice),
+                    (6, Command::Stop { reason: None }),
+                    (
+                        45,
+                        Command::Score {
+                            kind: ScoreKind::Moaas,
+                            value: 4,
+                        },
+                    ),
+                    (
+                        45,
+                        Command::Score {
+                            kind: ScoreKind::Cadss,
+                            value: 6,
+                        },
+                    ),
+                ] {
+                    s.apply(&cmd, "nurse", at(m)?)
+                        .map_err(|e| anyhow::anyhow!("demo session: {e}"))?;
+                }
+            }
+            _ => {}
+        }
+        store.create_treatment_session(&nurse, p.id, &s).await?;
+    }
+    Ok(())
+}
