@@ -19,12 +19,14 @@ async function freePort() {
   });
 }
 
-export async function startKetcare() {
+export async function startKetcare({ mllp = false } = {}) {
   const bin = process.env.KETCARE_BIN;
   if (!bin) throw new Error('KETCARE_BIN must name the ketcare binary (scripts/browser-test sets it)');
   const data = mkdtempSync(join(tmpdir(), 'ketcare-browser-'));
   const port = await freePort();
-  const child = spawn(bin, ['serve', '--demo', '--data', data, '--addr', `127.0.0.1:${port}`], {
+  const mllpPort = mllp ? await freePort() : null;
+  const extra = mllp ? ['--mllp', `127.0.0.1:${mllpPort}`] : [];
+  const child = spawn(bin, ['serve', '--demo', '--data', data, '--addr', `127.0.0.1:${port}`, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'KETCARE_DATABASE_URL')),
   });
@@ -42,6 +44,7 @@ export async function startKetcare() {
   }
   return {
     base,
+    mllpPort,
     output: () => output,
     async stop() {
       child.kill('SIGINT');
