@@ -491,3 +491,211 @@ async fn links_alerts_outcomes_and_mme_on_both_backends() {
         assert_eq!(r.status, StatusCode::FORBIDDEN);
     }
 }
+
+/// The clinic's licensed wording: uploaded by an administrator (validated line by line,
+/// versioned, audited), then shown on the staff form and the patient page as the clinic's; a
+/// link names its recipient (the patient or a guardian of record).
+#[tokio::test]
+async fn clinic_wording_and_link_recipient_on_both_backends() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("nina", Role::Nurse).await;
+        app.add_user("alex", Role::Administrator).await;
+        let nurse = app.bearer("nina").await;
+        let admin = app.bearer("alex").await;
+        let a = new_patient(&app, &nurse, "CW-1").await;
+        let b = new_patient(&app, &nurse, "CW-2").await;
+
+        // Before: labels only.
+        let session = app.login("nina").await;
+        let form = app
+            .get(
+                &format!("/patients/{a}/measures/enter?instrument=asq"),
+                &session,
+            )
+            .await;
+        assert!(form.body.contains("Screening question 1"), "{}", form.body);
+        assert!(
+            !form
+                .body
+                .contains("licensed wording supplied by the clinic")
+        );
+
+        // A wrong line is refused with its line and field, and nothing is stored.
+        let bad = app
+            .json(
+                Method::POST,
+                "/api/v1/measures/texts",
+                &admin,
+                &json!({"file": "instrument,item,text\nasq,1,Licensed ASQ one\nasq,9,No such item"}),
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+        assert!(
+            bad.body.contains("\"item\"") && bad.body.contains("line 3"),
+            "{}",
+            bad.body
+        );
+        let free = app
+            .json(
+                Method::POST,
+                "/api/v1/measures/texts",
+                &admin,
+                &json!({"file": "phq9,1,Not needed"}),
+            )
+            .await;
+        assert_eq!(free.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(free.body.contains("\"instrument\""), "{}", free.body);
+        // Only administrators upload.
+        let denied = app
+            .json(
+                Method::POST,
+                "/api/v1/measures/texts",
+                &nurse,
+                &json!({"file": "asq,1,x"}),
+            )
+            .await;
+        assert_eq!(denied.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            app.get("/api/v1/measures/texts", &nurse).await.json(),
+            json!([])
+        );
+
+        let ok = app
+            .json(
+                Method::POST,
+                "/api/v1/measures/texts",
+                &admin,
+                &json!({"file": "asq,1,Licensed ASQ one\nqids_sr16,1,\"Licensed QIDS one, as supplied\""}),
+            )
+            .await;
+        assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+        assert_eq!(ok.json().as_array().unwrap().len(), 2);
+        let again = app
+            .json(
+                Method::POST,
+                "/api/v1/measures/texts",
+                &admin,
+                &json!({"file": "asq,1,Licensed ASQ one (revised)"}),
+            )
+            .await;
+        assert_eq!(again.json()[0]["version"], 2);
+        let current = app.get("/api/v1/measures/texts", &nurse).await.json();
+        let asq = current
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["instrument"] == "asq")
+            .unwrap()
+            .clone();
+        assert_eq!(asq["version"], 2);
+        assert_eq!(asq["items"][0]["text"], "Licensed ASQ one (revised)");
+
+        // The staff form shows the clinic's text, marked as the clinic's; other items keep labels.
+        let form = app
+            .get(
+                &format!("/patients/{a}/measures/enter?instrument=asq"),
+                &session,
+            )
+            .await;
+        assert!(
+            form.body.contains("Licensed ASQ one (revised)"),
+            "{}",
+            form.body
+        );
+        assert!(
+            form.body
+                .contains("licensed wording supplied by the clinic")
+        );
+        assert!(
+            form.body
+                .contains("supplied by the clinic under its licence (version 2)")
+        );
+        assert!(form.body.contains("Screening question 2"));
+
+        // The administrator's page lists every version, the newest marked as shown.
+        let admin_session = app.login("alex").await;
+        let page = app.get("/measures/texts", &admin_session).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("data-version=\"2\"") && page.body.contains("(shown)"));
+        let refused = app
+            .post_form(
+                "/measures/texts",
+                &admin_session,
+                &[("file", "qids_sr16,x,y")],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(refused.body.contains("item: line 1"), "{}", refused.body);
+        assert_eq!(
+            app.get("/measures/texts", &session).await.status,
+            StatusCode::FORBIDDEN
+        );
+
+        // A link to a guardian of record: the patient page and the API name the recipient.
+        let g = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{a}/guardians"),
+                &nurse,
+                &json!({"name": "Dana Quill", "relationship": "mother", "phone": "555-0101"}),
+            )
+            .await;
+        assert_eq!(g.status, StatusCode::CREATED, "{}", g.body);
+        let gid = g.json()["id"].as_i64().unwrap();
+        let gid_s = gid.to_string();
+        let page = app
+            .post_form(
+                &format!("/patients/{a}/measures/links"),
+                &session,
+                &[
+                    ("instrument", "qids_sr16"),
+                    ("expires_in_hours", "72"),
+                    ("guardian_id", &gid_s),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::CREATED, "{}", page.body);
+        assert!(
+            page.body.contains("guardian: Dana Quill (mother)"),
+            "{}",
+            page.body
+        );
+        let start = page.body.find("value=\"/q/").unwrap() + "value=\"".len();
+        let path = page.body[start..].split('"').next().unwrap().to_string();
+        let links = app
+            .get(&format!("/api/v1/patients/{a}/links"), &nurse)
+            .await
+            .json();
+        assert_eq!(links[0]["guardian_id"], gid);
+        assert_eq!(links[0]["sent_to"], "Dana Quill (mother)");
+        // The patient-facing page shows the clinic's text too.
+        let q = app.get(&path, &Auth::None).await;
+        assert!(
+            q.body.contains("Licensed QIDS one, as supplied"),
+            "{}",
+            q.body
+        );
+        assert!(q.body.contains("licensed wording supplied by the clinic"));
+        // To the patient by default; another patient's guardian is refused.
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{a}/links"),
+                &nurse,
+                &json!({"instruments": ["phq9"]}),
+            )
+            .await;
+        assert_eq!(r.json()["link"]["sent_to"], "patient");
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{b}/links"),
+                &nurse,
+                &json!({"instruments": ["phq9"], "guardian_id": gid}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body.contains("guardian_id"));
+    }
+}

@@ -8,10 +8,10 @@ use crate::error::{AppError, ErrorBody};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use ketcare_core::PatientId;
+use ketcare_core::{GuardianId, PatientId};
 use ketcare_measures::mme::MmeLine;
 use ketcare_measures::{DoseUnit, Instrument, OpioidEntry, Score};
-use ketcare_store::measures::{AlertAction, MeasureCourse, MeasureLink, SafetyAlert};
+use ketcare_store::measures::{AlertAction, MeasureCourse, MeasureLink, SafetyAlert, TextVersion};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -70,6 +70,9 @@ pub struct LinkRequest {
     pub instruments: Vec<String>,
     #[serde(default)]
     pub expires_in_hours: Option<i64>,
+    /// Send to this guardian of record of the patient instead of the patient.
+    #[serde(default)]
+    pub guardian_id: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -158,6 +161,39 @@ pub async fn mme(
     )
     .map(Json)
     .map_err(|e| AppError::invalid(e.field(), e.to_string()))
+}
+
+/// A clinic text file: one line per item, `instrument,item,text`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TextsUpload {
+    /// e.g. "instrument,item,text\nasq,1,\"…licensed wording…\"".
+    pub file: String,
+}
+
+/// The clinic's current licensed item wording (newest version per instrument), for the
+/// questionnaires shipped as labels only.
+#[utoipa::path(get, path = "/api/v1/measures/texts", responses((status = 200, description = "newest version per instrument", body = [TextVersion]), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn texts(
+    State(s): State<AppState>,
+    _p: Principal,
+) -> Result<Json<Vec<TextVersion>>, AppError> {
+    Ok(Json(super::clinic_texts(s.store.as_ref()).await?))
+}
+
+/// Uploads the clinic's licensed item wording (administrators): validated line by line (a
+/// wrong line is refused with its line and field, and nothing is stored); one new version per
+/// instrument named; audited.
+#[utoipa::path(post, path = "/api/v1/measures/texts", request_body = TextsUpload, responses((status = 201, description = "the new versions", body = [TextVersion]), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn upload_texts(
+    State(s): State<AppState>,
+    p: Principal,
+    JsonBody(req): JsonBody<TextsUpload>,
+) -> Result<(StatusCode, Json<Vec<TextVersion>>), AppError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(super::upload_texts(&s, &p.actor, &req.file).await?),
+    ))
 }
 
 /// Open safety alerts (positive suicide-risk answers awaiting a documented follow-up).
@@ -291,6 +327,7 @@ pub async fn create_link(
         PatientId::new(id),
         &req.instruments,
         req.expires_in_hours,
+        req.guardian_id.map(GuardianId::new),
     )
     .await?;
     Ok((

@@ -13,7 +13,7 @@ use crate::auth::Principal;
 use crate::error::AppError;
 use crate::routes::{Entry, Verb, r};
 use jiff::civil::Date;
-use ketcare_core::{Access, Actor, PatientId, Permission};
+use ketcare_core::{Access, Actor, GuardianId, PatientId, Permission};
 use ketcare_measures::mme::{DatedMme, MmeLine};
 use ketcare_measures::outcome::CourseOutcome;
 use ketcare_measures::{
@@ -21,7 +21,8 @@ use ketcare_measures::{
     ScoreError, SiteSettings,
 };
 use ketcare_store::measures::{
-    MeasureCourse, MeasureLink, NewAlert, NewResponse, OpioidRow, SafetyAlert, StoredResponse,
+    ItemText, MeasureCourse, MeasureLink, NewAlert, NewResponse, OpioidRow, SafetyAlert,
+    StoredResponse, TextVersion,
 };
 use ketcare_store::{RecordKind, Store};
 use serde::Serialize;
@@ -153,6 +154,7 @@ pub async fn create_link(
     patient: PatientId,
     instruments: &[String],
     hours: Option<i64>,
+    guardian: Option<GuardianId>,
 ) -> Result<(MeasureLink, String), AppError> {
     for id in instruments {
         let inst = find(id)
@@ -181,9 +183,51 @@ pub async fn create_link(
             &crate::password::token_hash(&token),
             instruments,
             expires,
+            guardian,
         )
         .await?;
     Ok((link, token))
+}
+
+/// The clinic's current licensed item wording (newest version per instrument).
+pub async fn clinic_texts(store: &dyn Store) -> Result<Vec<TextVersion>, AppError> {
+    Ok(store.current_item_texts().await?)
+}
+
+/// Validates a clinic text file (`instrument,item,text` per line) and stores one new version
+/// per instrument it names. A wrong line refuses the whole file with its line and field, and
+/// nothing is stored.
+pub async fn upload_texts(
+    s: &AppState,
+    actor: &Actor,
+    file: &str,
+) -> Result<Vec<TextVersion>, AppError> {
+    let cat = catalogue().ok_or(AppError::Internal)?;
+    let rows = ketcare_measures::clinic_text::parse(cat, "file", file).map_err(|e| match &e {
+        ketcare_measures::DataError::Invalid {
+            line,
+            field,
+            message,
+            ..
+        } => AppError::invalid(field, format!("line {line}: {message}")),
+        other => AppError::invalid("file", other.to_string()),
+    })?;
+    let mut by_instrument: Vec<(String, Vec<ItemText>)> = Vec::new();
+    for r in rows {
+        let item = ItemText {
+            item: i64::from(r.item),
+            text: r.text,
+        };
+        match by_instrument.iter_mut().find(|(id, _)| *id == r.instrument) {
+            Some((_, v)) => v.push(item),
+            None => by_instrument.push((r.instrument, vec![item])),
+        }
+    }
+    let mut out = Vec::new();
+    for (id, items) in by_instrument {
+        out.push(s.store.upload_item_texts(actor, &id, &items).await?);
+    }
+    Ok(out)
 }
 
 /// The patient-facing path of a link.
@@ -503,6 +547,8 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Post, "/q/{token}", Public, pages::submit_questionnaire),
         // Pages
         r(Get, "/alerts", Requires(PatientRead), pages::alerts),
+        r(Get, "/measures/texts", Requires(SiteSettingsWrite), pages::texts),
+        r(Post, "/measures/texts", Requires(SiteSettingsWrite), pages::upload_texts),
         r(Post, "/alerts/{aid}/resolve", Requires(ResolveSafetyAlert), pages::resolve_alert),
         r(Post, "/alerts/{aid}/notes", Requires(ResolveSafetyAlert), pages::note_alert),
         r(Get, "/patients/{id}/measures", Requires(PatientRead), pages::patient_measures),
@@ -518,6 +564,8 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Get, "/api/v1/instruments", SignedIn, api::instruments),
         r(Post, "/api/v1/score", SignedIn, api::score),
         r(Post, "/api/v1/mme", SignedIn, api::mme),
+        r(Get, "/api/v1/measures/texts", SignedIn, api::texts),
+        r(Post, "/api/v1/measures/texts", Requires(SiteSettingsWrite), api::upload_texts),
         r(Get, "/api/v1/alerts", Requires(PatientRead), api::alerts),
         r(Post, "/api/v1/alerts/{aid}/resolve", Requires(ResolveSafetyAlert), api::resolve_alert),
         r(Post, "/api/v1/alerts/{aid}/notes", Requires(ResolveSafetyAlert), api::note_alert),
@@ -540,6 +588,8 @@ pub(crate) fn routes() -> Vec<Entry> {
         api::instruments,
         api::score,
         api::mme,
+        api::texts,
+        api::upload_texts,
         api::alerts,
         api::resolve_alert,
         api::note_alert,
@@ -556,6 +606,9 @@ pub(crate) fn routes() -> Vec<Entry> {
     components(schemas(
         api::ScoreRequest,
         api::MmeRequest,
+        api::TextsUpload,
+        TextVersion,
+        ItemText,
         api::ResolveRequest,
         api::NoteRequest,
         ketcare_store::measures::AlertAction,
