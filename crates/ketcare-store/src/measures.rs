@@ -220,6 +220,9 @@ pub trait MeasuresStore: Send + Sync {
     ) -> Result<Vec<SafetyAlert>>;
 
     async fn open_alerts(&self, actor: &Actor) -> Result<Vec<SafetyAlert>>;
+    /// How many alerts are open and the newest alert id ever raised: changes whenever an alert
+    /// is raised or closed. Holds no patient data, so pages may poll it without an audit entry.
+    async fn alert_state(&self, actor: &Actor) -> Result<(i64, i64)>;
     async fn patient_alerts(&self, actor: &Actor, patient: PatientId) -> Result<Vec<SafetyAlert>>;
     /// Closes an alert with the documented follow-up (required, non-empty).
     async fn resolve_alert(&self, actor: &Actor, id: i64, follow_up: &str) -> Result<SafetyAlert>;
@@ -872,6 +875,20 @@ impl MeasuresStore for SqlStore {
         }
         tx.commit().await?;
         Ok(raised)
+    }
+
+    async fn alert_state(&self, actor: &Actor) -> Result<(i64, i64)> {
+        require(actor, Permission::PatientRead)?;
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM safety_alerts WHERE status = 'open') AS n,
+                    (SELECT COALESCE(MAX(id), 0) FROM safety_alerts) AS latest",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let state = (row.try_get("n")?, row.try_get("latest")?);
+        tx.commit().await?;
+        Ok(state)
     }
 
     async fn open_alerts(&self, actor: &Actor) -> Result<Vec<SafetyAlert>> {

@@ -699,3 +699,59 @@ async fn clinic_wording_and_link_recipient_on_both_backends() {
         assert!(r.body.contains("guardian_id"));
     }
 }
+
+/// The state pages poll for live alerts: it changes when an alert is raised and when it is
+/// closed, and reading it is not a patient-data read (no audit entry, no patient ids).
+#[tokio::test]
+async fn alert_state_changes_when_raised_and_closed_on_both_backends() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("nina", Role::Nurse).await;
+        app.add_user("pat", Role::Prescriber).await;
+        let nurse = app.bearer("nina").await;
+        let a = new_patient(&app, &nurse, "LS-1").await;
+        let before = app.get("/api/v1/alerts/state", &nurse).await.json();
+        assert_eq!(before, json!({"open": 0, "latest": 0, "stamp": "0:0"}));
+        assert_eq!(
+            app.get("/api/v1/alerts/state", &Auth::None).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{a}/responses"),
+                &nurse,
+                &json!({"instrument": "phq9", "answers": [0,0,0,0,0,0,0,0,2], "taken_on": "2026-06-01", "submission_key": "ls-1"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let raised = app.get("/api/v1/alerts/state", &nurse).await.json();
+        assert_eq!(raised["open"], 1);
+        assert_ne!(raised["stamp"], before["stamp"]);
+        let id = raised["latest"].as_i64().unwrap();
+        let closed = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/alerts/{id}/resolve"),
+                &app.bearer("pat").await,
+                &json!({"follow_up": "Called the patient; safety plan reviewed."}),
+            )
+            .await;
+        assert_eq!(closed.status, StatusCode::OK, "{}", closed.body);
+        let after = app.get("/api/v1/alerts/state", &nurse).await.json();
+        assert_eq!(after["open"], 0);
+        assert_ne!(after["stamp"], raised["stamp"]);
+        // The pages carry the region the script refreshes, and the script is served.
+        let session = app.login("nina").await;
+        let page = app.get("/alerts", &session).await;
+        assert!(
+            page.body.contains(&format!("data-stamp=\"0:{id}\"")),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("src=\"/static/alerts-live.js\""));
+        let js = app.get("/static/alerts-live.js", &Auth::None).await;
+        assert_eq!(js.status, StatusCode::OK);
+        assert!(js.body.contains("/api/v1/alerts/state"));
+    }
+}

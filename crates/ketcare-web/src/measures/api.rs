@@ -196,6 +196,31 @@ pub async fn upload_texts(
     ))
 }
 
+/// The open-alert state pages poll to refresh their alert list without a reload.
+#[derive(Serialize, ToSchema)]
+pub struct AlertState {
+    /// Open alerts.
+    pub open: i64,
+    /// Newest alert id ever raised (0: none).
+    pub latest: i64,
+    /// Changes whenever an alert is raised or closed.
+    pub stamp: String,
+}
+
+/// Whether the open-alert list changed: counts and ids only (no patient data), for polling.
+#[utoipa::path(get, path = "/api/v1/alerts/state", responses((status = 200, description = "open count and newest id", body = AlertState), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn alert_state(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Json<AlertState>, AppError> {
+    let (open, latest) = s.store.alert_state(&p.actor).await?;
+    Ok(Json(AlertState {
+        open,
+        latest,
+        stamp: format!("{open}:{latest}"),
+    }))
+}
+
 /// Open safety alerts (positive suicide-risk answers awaiting a documented follow-up).
 #[utoipa::path(get, path = "/api/v1/alerts", responses((status = 200, description = "open alerts", body = [SafetyAlert]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn alerts(

@@ -361,6 +361,8 @@ pub async fn submit_questionnaire(
 #[template(path = "measures_alerts.html")]
 pub struct AlertsPage {
     nav: Option<Nav>,
+    /// The alert state this page was drawn from (see `/api/v1/alerts/state`).
+    stamp: String,
     alerts: Vec<SafetyAlert>,
     can_resolve: bool,
     error: String,
@@ -372,10 +374,12 @@ async fn alerts_page(
     error: String,
     status: StatusCode,
 ) -> Result<Response, PageError> {
+    let (open, latest) = s.store.alert_state(&p.actor).await?;
     let alerts = s.store.open_alerts(&p.actor).await?;
     let mut r = render_html(&AlertsPage {
         nav: Nav::of(p),
         alerts,
+        stamp: format!("{open}:{latest}"),
         can_resolve: p.user.role.allows(Permission::ResolveSafetyAlert),
         error,
     });
@@ -934,4 +938,13 @@ pub async fn upload_texts(
         }
         Err(e) => Err(PageError(e)),
     }
+}
+
+/// The small script that refreshes a page's open-alert list (`#live-alerts`) without a reload.
+pub async fn alerts_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/alerts-live.js"),
+    )
+        .into_response()
 }
