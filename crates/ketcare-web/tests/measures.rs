@@ -755,3 +755,88 @@ async fn alert_state_changes_when_raised_and_closed_on_both_backends() {
         assert!(js.body.contains("/api/v1/alerts/state"));
     }
 }
+
+/// MME over a chosen course: the opioid chart and change limited to the course's dates, the
+/// same numbers through the API and the page.
+#[tokio::test]
+async fn mme_over_a_course_on_both_backends() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("nina", Role::Nurse).await;
+        let nurse = app.bearer("nina").await;
+        let a = new_patient(&app, &nurse, "MC-1").await;
+        let post = |path: String, body: serde_json::Value| {
+            let (app, nurse) = (&app, &nurse);
+            async move { app.json(Method::POST, &path, nurse, &body).await }
+        };
+        let ox = post(format!("/api/v1/patients/{a}/opioids"), json!({"drug": "oxycodone", "dose": 10, "unit": "mg", "per_day": 2, "started_on": "2026-09-01"})).await;
+        assert_eq!(ox.status, StatusCode::CREATED, "{}", ox.body);
+        post(format!("/api/v1/patients/{a}/opioids"), json!({"drug": "fentanyl_transdermal", "dose": 25, "unit": "mcg/h", "started_on": "2026-10-15"})).await;
+        let c = post(format!("/api/v1/patients/{a}/courses"), json!({"label": "Induction", "instrument": "phq9", "started_on": "2026-10-01", "ended_on": "2026-11-30"})).await;
+        assert_eq!(c.status, StatusCode::CREATED, "{}", c.body);
+        let cid = c.json()["id"].as_i64().unwrap();
+        let early = post(format!("/api/v1/patients/{a}/courses"), json!({"label": "Early", "instrument": "phq9", "started_on": "2026-09-05", "ended_on": "2026-09-20"})).await;
+        let eid = early.json()["id"].as_i64().unwrap();
+
+        let ops = app
+            .get(
+                &format!("/api/v1/patients/{a}/opioids?course={cid}"),
+                &nurse,
+            )
+            .await
+            .json();
+        assert_eq!(ops["course"]["from"], "2026-10-01");
+        assert_eq!(ops["course"]["to"], "2026-11-30");
+        assert_eq!(
+            ops["course"]["timeline"],
+            json!([
+                ["2026-10-01", 30.0],
+                ["2026-10-15", 90.0],
+                ["2026-11-30", 90.0]
+            ])
+        );
+        assert_eq!(ops["course"]["change"], 60.0);
+        // Without a course the whole history stays as before.
+        let all = app
+            .get(&format!("/api/v1/patients/{a}/opioids"), &nurse)
+            .await
+            .json();
+        assert_eq!(all["course"], serde_json::Value::Null);
+        let e = app
+            .get(
+                &format!("/api/v1/patients/{a}/opioids?course={eid}"),
+                &nurse,
+            )
+            .await
+            .json();
+        assert_eq!(e["course"]["change"], 0.0);
+        let bad = app
+            .get(
+                &format!("/api/v1/patients/{a}/opioids?course=999999"),
+                &nurse,
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(bad.fields(), ["course"]);
+
+        let session = app.login("nina").await;
+        let page = app
+            .get(&format!("/patients/{a}/measures?course={cid}"), &session)
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(
+            page.body.contains("id=\"mme-course-change\">+60<"),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("2026-10-01 – 2026-11-30"));
+        let svg = app
+            .get(
+                &format!("/patients/{a}/measures/mme.svg?course={cid}"),
+                &session,
+            )
+            .await;
+        assert_eq!(svg.status, StatusCode::OK);
+        assert!(svg.body.contains("<svg"));
+    }
+}

@@ -6,7 +6,7 @@ use crate::api::JsonBody;
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use ketcare_core::{GuardianId, PatientId};
 use ketcare_measures::mme::MmeLine;
@@ -384,27 +384,36 @@ pub struct OpioidsView {
     pub mme_timeline: Vec<(jiff::civil::Date, f64)>,
     /// Change of the total since the first entry.
     pub mme_change: Option<f64>,
+    /// With `?course=ID`: the timeline and change over that course's dates.
+    pub course: Option<super::MmeOverCourse>,
 }
 
 /// A patient's opioid list with MME per day, the current total and its timeline.
-#[utoipa::path(get, path = "/api/v1/patients/{id}/opioids", params(("id" = i64, Path)), responses((status = 200, description = "entries with MME", body = OpioidsView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/patients/{id}/opioids", params(("id" = i64, Path), ("course" = Option<i64>, Query, description = "limit the timeline and change to this course's dates")), responses((status = 200, description = "entries with MME", body = OpioidsView), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn opioids(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
+    Query(q): Query<super::CourseQuery>,
 ) -> Result<Json<OpioidsView>, AppError> {
+    let o = super::overview(&s, &p, PatientId::new(id)).await?;
+    let course = q
+        .course
+        .map(|c| super::mme_over_course(&o, c, s.today()))
+        .transpose()?;
     let Overview {
         opioids,
         mme_total_now,
         mme_timeline,
         mme_change,
         ..
-    } = super::overview(&s, &p, PatientId::new(id)).await?;
+    } = o;
     Ok(Json(OpioidsView {
         entries: opioids,
         mme_total_now,
         mme_timeline,
         mme_change,
+        course,
     }))
 }
 

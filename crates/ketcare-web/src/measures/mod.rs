@@ -535,6 +535,55 @@ pub async fn overview(
     })
 }
 
+/// Total MME per day over one course's dates, and its change over the course.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MmeOverCourse {
+    pub course_id: i64,
+    pub label: String,
+    #[schema(value_type = String)]
+    pub from: Date,
+    /// The course's end, or today while it runs.
+    #[schema(value_type = String)]
+    pub to: Date,
+    /// The total in force on the first day, every change within, and the total on the last day.
+    #[schema(value_type = Vec<Object>)]
+    pub timeline: Vec<(Date, f64)>,
+    /// Last day minus first day.
+    pub change: Option<f64>,
+}
+
+/// Limits the overview's MME timeline to one of the patient's courses.
+pub fn mme_over_course(o: &Overview, course: i64, today: Date) -> Result<MmeOverCourse, AppError> {
+    let c = o
+        .courses
+        .iter()
+        .find(|c| c.course.id == course)
+        .ok_or_else(|| {
+            AppError::invalid("course", format!("no course {course} for this patient"))
+        })?;
+    let from = date_field("course", &c.course.started_on)?;
+    let to = match c.course.ended_on.as_deref() {
+        Some(e) => date_field("course", e)?,
+        None => today.max(from),
+    };
+    let timeline = ketcare_measures::mme::window(&o.mme_timeline, from, to);
+    Ok(MmeOverCourse {
+        course_id: course,
+        label: c.course.label.clone(),
+        from,
+        to,
+        change: ketcare_measures::mme::change(&timeline),
+        timeline,
+    })
+}
+
+/// `?course=ID`: limit the opioid chart and change to a course's dates.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CourseQuery {
+    #[serde(default)]
+    pub course: Option<i64>,
+}
+
 /// This area's routes, each with its role rule (joined into [`crate::routes::table`]).
 #[rustfmt::skip]
 pub(crate) fn routes() -> Vec<Entry> {
@@ -628,6 +677,7 @@ pub(crate) fn routes() -> Vec<Entry> {
         Marker,
         CourseView,
         AssessmentDue,
+        MmeOverCourse,
         Overview,
         SafetyAlert,
         MeasureLink,

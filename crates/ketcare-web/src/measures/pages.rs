@@ -466,6 +466,8 @@ pub struct PatientMeasuresPage {
     opioid_drugs: Vec<(String, String)>,
     /// (id, "name (relationship)") of the patient's guardians of record.
     guardians: Vec<(i64, String)>,
+    /// The opioid chart and change limited to this course (`?course=ID`).
+    mme_course: Option<super::MmeOverCourse>,
     new_link: String,
     error: String,
     today: String,
@@ -487,15 +489,23 @@ async fn patient_page(
     new_link: String,
     error: String,
     status: StatusCode,
+    course: Option<i64>,
 ) -> Result<Response, PageError> {
     let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
     let o = super::overview(s, p, PatientId::new(id)).await?;
+    let mme_course = course
+        .map(|c| super::mme_over_course(&o, c, s.today()))
+        .transpose()?;
     let series = super::series(&o.responses);
     let chart =
         super::chart::trajectory_svg(&series, &o.markers, &o.courses, super::instrument_name);
-    let mme_chart = super::chart::mme_svg(&o.mme_timeline, s.today());
+    let mme_chart = match &mme_course {
+        Some(c) => super::chart::mme_svg(&c.timeline, c.to),
+        None => super::chart::mme_svg(&o.mme_timeline, s.today()),
+    };
     let cat = super::catalogue().ok_or(AppError::Internal)?;
     let mut r = render_html(&PatientMeasuresPage {
+        mme_course,
         nav: Nav::of(p),
         patient_id: id,
         patient_name: patient.record.full_name(),
@@ -547,8 +557,18 @@ pub async fn patient_measures(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
+    Query(q): Query<super::CourseQuery>,
 ) -> Result<Response, PageError> {
-    patient_page(&s, &p, id, String::new(), String::new(), StatusCode::OK).await
+    patient_page(
+        &s,
+        &p,
+        id,
+        String::new(),
+        String::new(),
+        StatusCode::OK,
+        q.course,
+    )
+    .await
 }
 
 fn svg(body: String) -> Response {
@@ -573,9 +593,16 @@ pub async fn mme_svg(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
+    Query(q): Query<super::CourseQuery>,
 ) -> Result<Response, PageError> {
     let o = super::overview(&s, &p, PatientId::new(id)).await?;
-    Ok(svg(super::chart::mme_svg(&o.mme_timeline, s.today())))
+    Ok(svg(match q.course {
+        Some(c) => {
+            let w = super::mme_over_course(&o, c, s.today())?;
+            super::chart::mme_svg(&w.timeline, w.to)
+        }
+        None => super::chart::mme_svg(&o.mme_timeline, s.today()),
+    }))
 }
 
 /// Re-shows the patient page with the error of a failed form, or passes other errors on.
@@ -588,7 +615,7 @@ async fn or_page(
     match r {
         Ok(resp) => Ok(resp),
         Err(e @ (AppError::Invalid(_) | AppError::Conflict(_))) => {
-            patient_page(s, p, id, String::new(), message(&e), e.status()).await
+            patient_page(s, p, id, String::new(), message(&e), e.status(), None).await
         }
         Err(e) => Err(PageError(e)),
     }
@@ -654,6 +681,7 @@ pub async fn send_link(
                 absolute(&headers, &super::link_path(&token)),
                 String::new(),
                 StatusCode::CREATED,
+                None,
             )
             .await
         }
