@@ -31,7 +31,7 @@ test('PHQ-9 + GAD-7 link answered on a phone; positive item 9 alerts the team; f
   await staff.click('#send-link button');
   const url = await staff.inputValue('#new-link-url');
   assert.match(url, /\/q\/[0-9a-f]{64}$/);
-  assert.match(await staff.textContent('#links'), /phq9, gad7\s*sent/);
+  assert.match(await staff.textContent('#links'), /phq9, gad7\s*patient\s*sent/);
 
   // The patient, on a phone, without signing in.
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
@@ -78,4 +78,52 @@ test('PHQ-9 + GAD-7 link answered on a phone; positive item 9 alerts the team; f
   assert.match(table, /GAD-7\s*7/);
   await staff.screenshot({ path: resultPath('measures-patient.png'), fullPage: true });
   await signOut(staff);
+});
+
+test('an alert raised by a patient answering appears on already-open staff pages without a reload', async () => {
+  const ctx = await browser.newContext();
+  const home = await ctx.newPage();
+  await signIn(home, server.base, 'nurse');
+  const alerts = await ctx.newPage();
+  await alerts.goto(`${server.base}/alerts`);
+  const chart = await ctx.newPage();
+  await chart.goto(`${server.base}/`);
+  await chart.click('nav >> text=Patients');
+  await chart.fill('#q', 'Alvarez');
+  await chart.click('button:has-text("Search")');
+  await chart.click('text=Alvarez, Maria');
+  await chart.click('text=Measures, alerts and opioids');
+  await chart.check('#send-link input[value=phq9]');
+  await chart.click('#send-link button');
+  const url = await chart.inputValue('#new-link-url');
+  // Mark each open page: a reload would lose the mark.
+  for (const p of [home, alerts, chart]) await p.evaluate(() => { window.stillHere = true; });
+  assert.equal(await alerts.isVisible('#no-alerts'), true);
+  assert.equal(await home.isVisible('#home-alerts'), false);
+
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
+  const p = await phone.newPage();
+  await p.goto(url);
+  for (let i = 1; i <= 9; i++) await p.check(`input[name="phq9.${i}"][value="${i === 9 ? 1 : 0}"]`);
+  await p.click('#submit');
+  await p.waitForSelector('#crisis');
+  await phone.close();
+
+  await home.waitForSelector('#home-alerts', { timeout: 15000 });
+  assert.match(await home.textContent('#home-alerts'), /1 open suicide-risk alert/);
+  await alerts.waitForSelector('#alerts .alert-row', { timeout: 15000 });
+  assert.match(await alerts.textContent('#alerts'), /PHQ-9 item 9/);
+  await chart.waitForSelector('#live-alerts [data-alert]', { timeout: 15000 });
+  for (const page of [home, alerts, chart]) {
+    assert.equal(await page.evaluate(() => window.stillHere), true, 'the page was not reloaded');
+  }
+  await alerts.screenshot({ path: resultPath('measures-live-alert.png'), fullPage: true });
+  // Closing it from one page clears it from the others, again without a reload.
+  await alerts.fill('#alerts textarea[name=follow_up]', 'Phoned the patient at once; safety plan reviewed.');
+  await alerts.click('#alerts button');
+  await alerts.waitForSelector('#no-alerts');
+  await home.waitForSelector('#home-alerts', { state: 'detached', timeout: 15000 });
+  await chart.waitForSelector('#live-alerts [data-alert]', { state: 'detached', timeout: 15000 });
+  assert.equal(await home.evaluate(() => window.stillHere), true);
+  await ctx.close();
 });

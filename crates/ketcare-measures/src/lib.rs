@@ -12,6 +12,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod catalogue;
+pub mod clinic_text;
 pub mod mme;
 pub mod outcome;
 pub mod score;

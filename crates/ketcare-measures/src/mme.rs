@@ -272,6 +272,40 @@ pub fn mme(table: &OpioidTable, e: &OpioidEntry) -> Result<MmeLine, MmeError> {
     })
 }
 
+/// The total-MME timeline limited to `from..=to` (a course's dates): the total in force on
+/// `from` (0 when nothing was active), every change inside the window, and the total in force
+/// on `to`. The change over the window is the last value minus the first.
+pub fn window(timeline: &[(Date, f64)], from: Date, to: Date) -> Vec<(Date, f64)> {
+    if to < from {
+        return Vec::new();
+    }
+    let at = |d: Date| {
+        timeline
+            .iter()
+            .rfind(|(t, _)| *t <= d)
+            .map(|(_, v)| *v)
+            .unwrap_or(0.0)
+    };
+    let mut out = vec![(from, at(from))];
+    out.extend(
+        timeline
+            .iter()
+            .filter(|(d, _)| *d > from && *d <= to)
+            .copied(),
+    );
+    if out.last().is_some_and(|(d, _)| *d < to) {
+        out.push((to, at(to)));
+    }
+    out
+}
+
+/// Change of the total over a windowed timeline (last minus first).
+pub fn change(window: &[(Date, f64)]) -> Option<f64> {
+    let (_, first) = window.first()?;
+    let (_, last) = window.last()?;
+    Some(round3(last - first))
+}
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
@@ -308,4 +342,40 @@ pub fn timeline(entries: &[DatedMme]) -> Vec<(Date, f64)> {
             (d, round3(v))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+    use jiff::civil::date;
+
+    #[test]
+    fn window_keeps_the_total_in_force_at_each_end() {
+        let t = vec![
+            (date(2026, 1, 1), 30.0),
+            (date(2026, 2, 1), 50.0),
+            (date(2026, 3, 1), 20.0),
+            (date(2026, 4, 1), 0.0),
+        ];
+        let w = window(&t, date(2026, 1, 15), date(2026, 3, 10));
+        assert_eq!(
+            w,
+            vec![
+                (date(2026, 1, 15), 30.0),
+                (date(2026, 2, 1), 50.0),
+                (date(2026, 3, 1), 20.0),
+                (date(2026, 3, 10), 20.0)
+            ]
+        );
+        assert_eq!(change(&w), Some(-10.0));
+        // Before any entry: starts at 0.
+        let w = window(&t, date(2025, 12, 1), date(2026, 1, 1));
+        assert_eq!(w, vec![(date(2025, 12, 1), 0.0), (date(2026, 1, 1), 30.0)]);
+        assert_eq!(change(&w), Some(30.0));
+        // A window ending on a change date ends there once.
+        let w = window(&t, date(2026, 2, 1), date(2026, 3, 1));
+        assert_eq!(w, vec![(date(2026, 2, 1), 50.0), (date(2026, 3, 1), 20.0)]);
+        assert!(window(&t, date(2026, 3, 1), date(2026, 2, 1)).is_empty());
+        assert_eq!(change(&[]), None);
+    }
 }

@@ -10,7 +10,7 @@ use crate::sql::{Tx, append_audit, load_patient, now_rfc3339};
 use crate::{Result, SqlStore, StoreError, require};
 use async_trait::async_trait;
 use ketcare_core::audit::AuditEvent;
-use ketcare_core::{Actor, FieldErrors, PatientId, Permission};
+use ketcare_core::{Actor, FieldErrors, GuardianId, PatientId, Permission};
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -69,6 +69,10 @@ pub struct MeasureLink {
     pub created_at: String,
     pub opened_at: Option<String>,
     pub completed_at: Option<String>,
+    /// The guardian of record the link was sent to (`None`: the patient).
+    pub guardian_id: Option<i64>,
+    /// To whom it was sent: "patient", or the guardian's name and relationship as they were.
+    pub sent_to: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -144,6 +148,25 @@ pub struct NewCourse {
     pub booster_days: Option<i64>,
 }
 
+/// One version of the clinic's licensed wording for one instrument.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct TextVersion {
+    pub id: i64,
+    pub instrument: String,
+    /// 1, 2, … per instrument; the highest is the one shown.
+    pub version: i64,
+    pub uploaded_by: String,
+    pub uploaded_at: String,
+    pub items: Vec<ItemText>,
+}
+
+/// One item's licensed wording.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ItemText {
+    pub item: i64,
+    pub text: String,
+}
+
 /// The store's part for this area (included in [`crate::Store`]).
 #[async_trait]
 pub trait MeasuresStore: Send + Sync {
@@ -169,6 +192,7 @@ pub trait MeasuresStore: Send + Sync {
         token_hash: &str,
         instruments: &[String],
         expires_at: i64,
+        guardian: Option<GuardianId>,
     ) -> Result<MeasureLink>;
     async fn patient_links(&self, actor: &Actor, patient: PatientId) -> Result<Vec<MeasureLink>>;
     /// Opens a link (no sign-in): refuses an unknown, expired or used link; marks it opened.
@@ -196,6 +220,9 @@ pub trait MeasuresStore: Send + Sync {
     ) -> Result<Vec<SafetyAlert>>;
 
     async fn open_alerts(&self, actor: &Actor) -> Result<Vec<SafetyAlert>>;
+    /// How many alerts are open and the newest alert id ever raised: changes whenever an alert
+    /// is raised or closed. Holds no patient data, so pages may poll it without an audit entry.
+    async fn alert_state(&self, actor: &Actor) -> Result<(i64, i64)>;
     async fn patient_alerts(&self, actor: &Actor, patient: PatientId) -> Result<Vec<SafetyAlert>>;
     /// Closes an alert with the documented follow-up (required, non-empty).
     async fn resolve_alert(&self, actor: &Actor, id: i64, follow_up: &str) -> Result<SafetyAlert>;
@@ -230,10 +257,22 @@ pub trait MeasuresStore: Send + Sync {
         actor: &Actor,
         patient: PatientId,
     ) -> Result<Vec<MeasureCourse>>;
+    /// Stores a new version of the clinic's licensed wording for one instrument (administrators,
+    /// `SiteSettingsWrite`; audited). The caller validates the text against the catalogue.
+    async fn upload_item_texts(
+        &self,
+        actor: &Actor,
+        instrument: &str,
+        items: &[ItemText],
+    ) -> Result<TextVersion>;
+    /// The newest version per instrument: not patient data, read by the public questionnaire.
+    async fn current_item_texts(&self) -> Result<Vec<TextVersion>>;
+    /// Every version, newest first (administrators).
+    async fn item_text_versions(&self, actor: &Actor) -> Result<Vec<TextVersion>>;
 }
 
 const RESPONSE_COLS: &str = "id, patient_id, instrument, answers, total, result, taken_on, link_id, recorded_by, recorded_at";
-const LINK_COLS: &str = "id, patient_id, instruments, status, expires_at, created_by, created_at, opened_at, completed_at";
+const LINK_COLS: &str = "id, patient_id, instruments, status, expires_at, created_by, created_at, opened_at, completed_at, guardian_id, sent_to";
 const ALERT_COLS: &str = "id, patient_id, response_id, instrument, item, answer, detail, status, raised_by, raised_at, closed_by, closed_at, follow_up";
 const OPIOID_COLS: &str =
     "id, patient_id, drug, dose, unit, per_day, route, started_on, stopped_on, recorded_by";
@@ -268,6 +307,8 @@ fn link_row(r: &AnyRow) -> Result<MeasureLink> {
         created_at: r.try_get("created_at")?,
         opened_at: r.try_get("opened_at")?,
         completed_at: r.try_get("completed_at")?,
+        guardian_id: r.try_get("guardian_id")?,
+        sent_to: r.try_get("sent_to")?,
     })
 }
 
@@ -600,6 +641,7 @@ impl MeasuresStore for SqlStore {
         token_hash: &str,
         instruments: &[String],
         expires_at: i64,
+        guardian: Option<GuardianId>,
     ) -> Result<MeasureLink> {
         require(actor, Permission::RecordMeasures)?;
         if instruments.is_empty() {
@@ -609,12 +651,28 @@ impl MeasuresStore for SqlStore {
             )));
         }
         let mut tx = self.begin_write().await?;
-        load_patient(&mut tx, patient).await?;
+        let record = load_patient(&mut tx, patient).await?;
+        let sent_to = match guardian {
+            None => "patient".to_string(),
+            Some(g) => {
+                let Some(found) = record.guardians.iter().find(|x| x.id == g) else {
+                    return Err(StoreError::Invalid(FieldErrors::single(
+                        "guardian_id",
+                        "not a guardian of record of this patient",
+                    )));
+                };
+                format!(
+                    "{} ({})",
+                    found.record.name,
+                    found.record.relationship.as_str().replace('_', " ")
+                )
+            }
+        };
         let set = serde_json::to_string(instruments)
             .map_err(|e| StoreError::Corrupt(format!("instruments: {e}")))?;
         let row = sqlx::query(
-            "INSERT INTO measure_links (patient_id, token_hash, instruments, status, expires_at, created_by, created_at)
-             VALUES ($1, $2, $3, 'sent', $4, $5, $6) RETURNING id",
+            "INSERT INTO measure_links (patient_id, token_hash, instruments, status, expires_at, created_by, created_at, guardian_id, sent_to)
+             VALUES ($1, $2, $3, 'sent', $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(patient.get())
         .bind(token_hash)
@@ -622,6 +680,8 @@ impl MeasuresStore for SqlStore {
         .bind(expires_at)
         .bind(&actor.username)
         .bind(now_rfc3339())
+        .bind(guardian.map(GuardianId::get))
+        .bind(&sent_to)
         .fetch_one(&mut *tx)
         .await?;
         let id: i64 = row.try_get("id")?;
@@ -630,7 +690,7 @@ impl MeasuresStore for SqlStore {
             actor,
             "measure_link.create",
             patient.get(),
-            format!("link {id}: {}", instruments.join(", ")),
+            format!("link {id} to {sent_to}: {}", instruments.join(", ")),
         )
         .await?;
         let link = link_by_id(&mut tx, id).await?;
@@ -815,6 +875,20 @@ impl MeasuresStore for SqlStore {
         }
         tx.commit().await?;
         Ok(raised)
+    }
+
+    async fn alert_state(&self, actor: &Actor) -> Result<(i64, i64)> {
+        require(actor, Permission::PatientRead)?;
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM safety_alerts WHERE status = 'open') AS n,
+                    (SELECT COALESCE(MAX(id), 0) FROM safety_alerts) AS latest",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let state = (row.try_get("n")?, row.try_get("latest")?);
+        tx.commit().await?;
+        Ok(state)
     }
 
     async fn open_alerts(&self, actor: &Actor) -> Result<Vec<SafetyAlert>> {
@@ -1109,6 +1183,122 @@ impl MeasuresStore for SqlStore {
         )
         .await
     }
+
+    async fn upload_item_texts(
+        &self,
+        actor: &Actor,
+        instrument: &str,
+        items: &[ItemText],
+    ) -> Result<TextVersion> {
+        require(actor, Permission::SiteSettingsWrite)?;
+        if items.is_empty() {
+            return Err(StoreError::Invalid(FieldErrors::single(
+                "items",
+                "at least one item text is required",
+            )));
+        }
+        let mut tx = self.begin_write().await?;
+        let last: Option<i64> = sqlx::query(
+            "SELECT MAX(version) AS v FROM measure_text_versions WHERE instrument = $1",
+        )
+        .bind(instrument)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("v")?;
+        let version = last.unwrap_or(0) + 1;
+        let id: i64 = sqlx::query(
+            "INSERT INTO measure_text_versions (instrument, version, uploaded_by, uploaded_at)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(instrument)
+        .bind(version)
+        .bind(&actor.username)
+        .bind(now_rfc3339())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        for it in items {
+            sqlx::query(
+                "INSERT INTO measure_item_texts (version_id, item, text) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(it.item)
+            .bind(&it.text)
+            .execute(&mut *tx)
+            .await?;
+        }
+        append_audit(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                "measure_text.upload",
+                None,
+                format!("{instrument} version {version}: {} items", items.len()),
+            ),
+        )
+        .await?;
+        let stored = text_versions(&mut tx, false)
+            .await?
+            .into_iter()
+            .find(|v| v.id == id)
+            .ok_or_else(|| StoreError::Corrupt("measure_text_versions: row vanished".into()))?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn current_item_texts(&self) -> Result<Vec<TextVersion>> {
+        let mut tx = self.begin_write().await?;
+        let out = text_versions(&mut tx, true).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn item_text_versions(&self, actor: &Actor) -> Result<Vec<TextVersion>> {
+        require(actor, Permission::SiteSettingsWrite)?;
+        let mut tx = self.begin_write().await?;
+        let out = text_versions(&mut tx, false).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+async fn text_versions(tx: &mut Tx, only_current: bool) -> Result<Vec<TextVersion>> {
+    let sql = if only_current {
+        "SELECT id, instrument, version, uploaded_by, uploaded_at FROM measure_text_versions v
+         WHERE version = (SELECT MAX(version) FROM measure_text_versions w WHERE w.instrument = v.instrument)
+         ORDER BY instrument"
+    } else {
+        "SELECT id, instrument, version, uploaded_by, uploaded_at FROM measure_text_versions
+         ORDER BY instrument, version DESC"
+    };
+    let heads = sqlx::query(sql).fetch_all(&mut **tx).await?;
+    let mut out = Vec::with_capacity(heads.len());
+    for h in &heads {
+        let id: i64 = h.try_get("id")?;
+        let items = sqlx::query(
+            "SELECT item, text FROM measure_item_texts WHERE version_id = $1 ORDER BY item",
+        )
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ItemText {
+                item: r.try_get("item")?,
+                text: r.try_get("text")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        out.push(TextVersion {
+            id,
+            instrument: h.try_get("instrument")?,
+            version: h.try_get("version")?,
+            uploaded_by: h.try_get("uploaded_by")?,
+            uploaded_at: h.try_get("uploaded_at")?,
+            items,
+        });
+    }
+    Ok(out)
 }
 
 async fn opioid_by_id(tx: &mut Tx, id: i64) -> Result<OpioidRow> {

@@ -127,7 +127,14 @@ async fn responses_alerts_links_opioids_courses() {
 
         // Links: hash only; one patient, one set; expiry; single use.
         let link = s
-            .create_link(&n, a, "hash-1", &["phq9".into(), "gad7".into()], 1_000)
+            .create_link(
+                &n,
+                a,
+                "hash-1",
+                &["phq9".into(), "gad7".into()],
+                1_000,
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(link.status, "sent");
@@ -192,7 +199,7 @@ async fn responses_alerts_links_opioids_courses() {
             Err(StoreError::Conflict(_))
         ));
         // Expired before use.
-        s.create_link(&n, b, "hash-2", &["phq9".into()], 100)
+        s.create_link(&n, b, "hash-2", &["phq9".into()], 100, None)
             .await
             .unwrap();
         assert!(matches!(
@@ -251,5 +258,98 @@ async fn responses_alerts_links_opioids_courses() {
         let v = store.verify_audit().await.unwrap();
         assert_eq!(v.broken, None);
         assert!(v.records > 20);
+    }
+}
+
+#[tokio::test]
+async fn clinic_texts_are_versioned_and_links_name_their_recipient() {
+    use ketcare_core::patient::{GuardianInput, NewGuardian};
+    use ketcare_store::measures::ItemText;
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let admin = Actor::user(UserId::new(9), "admin", Role::Administrator, "test");
+        let n = nurse();
+        let items = vec![ItemText {
+            item: 1,
+            text: "Licensed wording one".into(),
+        }];
+        // Only administrators upload; nothing is stored otherwise.
+        assert!(matches!(
+            s.upload_item_texts(&n, "asq", &items).await,
+            Err(StoreError::Forbidden { .. })
+        ));
+        assert!(s.current_item_texts().await.unwrap().is_empty());
+        let v1 = s.upload_item_texts(&admin, "asq", &items).await.unwrap();
+        assert_eq!((v1.version, v1.items.len()), (1, 1));
+        let items2 = vec![
+            ItemText {
+                item: 1,
+                text: "Wording one, revised".into(),
+            },
+            ItemText {
+                item: 2,
+                text: "Wording two".into(),
+            },
+        ];
+        let v2 = s.upload_item_texts(&admin, "asq", &items2).await.unwrap();
+        assert_eq!(v2.version, 2);
+        s.upload_item_texts(&admin, "madrs", &items).await.unwrap();
+        let current = s.current_item_texts().await.unwrap();
+        assert_eq!(current.len(), 2);
+        let asq = current.iter().find(|v| v.instrument == "asq").unwrap();
+        assert_eq!((asq.version, asq.items.clone()), (2, items2));
+        let all = s.item_text_versions(&admin).await.unwrap();
+        assert_eq!(all.len(), 3);
+        assert!(s.item_text_versions(&n).await.is_err());
+        assert!(
+            s.upload_item_texts(&admin, "asq", &[]).await.is_err(),
+            "an empty upload is refused"
+        );
+
+        // A link goes to the patient or to one of the patient's guardians of record.
+        let a = patient(s, "T-A").await;
+        let b = patient(s, "T-B").await;
+        let g = NewGuardian::parse(&GuardianInput {
+            name: "Ann Parent".into(),
+            relationship: "legal_guardian".into(),
+            phone: "555-0100".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let ga = s
+            .add_guardian(&Actor::system(Role::Nurse), a, &g)
+            .await
+            .unwrap();
+        let to_patient = s
+            .create_link(&n, a, "h-p", &["phq9".into()], 100, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (to_patient.sent_to.as_str(), to_patient.guardian_id),
+            ("patient", None)
+        );
+        let to_guardian = s
+            .create_link(&n, a, "h-g", &["phq9".into()], 100, Some(ga.id))
+            .await
+            .unwrap();
+        assert_eq!(to_guardian.sent_to, "Ann Parent (legal guardian)");
+        assert_eq!(to_guardian.guardian_id, Some(ga.id.get()));
+        let err = s
+            .create_link(&n, b, "h-x", &["phq9".into()], 100, Some(ga.id))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Invalid(ref f) if f.0[0].field == "guardian_id"),
+            "{err:?}"
+        );
+        let listed = s.patient_links(&n, a).await.unwrap();
+        assert_eq!(listed.len(), 2);
+        assert!(
+            listed
+                .iter()
+                .any(|l| l.sent_to == "Ann Parent (legal guardian)")
+        );
+        assert_eq!(store.verify_audit().await.unwrap().broken, None);
     }
 }

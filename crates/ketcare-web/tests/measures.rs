@@ -491,3 +491,352 @@ async fn links_alerts_outcomes_and_mme_on_both_backends() {
         assert_eq!(r.status, StatusCode::FORBIDDEN);
     }
 }
+
+/// The clinic's licensed wording: uploaded by an administrator (validated line by line,
+/// versioned, audited), then shown on the staff form and the patient page as the clinic's; a
+/// link names its recipient (the patient or a guardian of record).
+#[tokio::test]
+async fn clinic_wording_and_link_recipient_on_both_backends() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("nina", Role::Nurse).await;
+        app.add_user("alex", Role::Administrator).await;
+        let nurse = app.bearer("nina").await;
+        let admin = app.bearer("alex").await;
+        let a = new_patient(&app, &nurse, "CW-1").await;
+        let b = new_patient(&app, &nurse, "CW-2").await;
+
+        // Before: labels only.
+        let session = app.login("nina").await;
+        let form = app
+            .get(
+                &format!("/patients/{a}/measures/enter?instrument=asq"),
+                &session,
+            )
+            .await;
+        assert!(form.body.contains("Screening question 1"), "{}", form.body);
+        assert!(
+            !form
+                .body
+                .contains("licensed wording supplied by the clinic")
+        );
+
+        // A wrong line is refused with its line and field, and nothing is stored.
+        let bad = app
+            .json(
+                Method::POST,
+                "/api/v1/measures/texts",
+                &admin,
+                &json!({"file": "instrument,item,text\nasq,1,Licensed ASQ one\nasq,9,No such item"}),
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+        assert!(
+            bad.body.contains("\"item\"") && bad.body.contains("line 3"),
+            "{}",
+            bad.body
+        );
+        let free = app
+            .json(
+                Method::POST,
+                "/api/v1/measures/texts",
+                &admin,
+                &json!({"file": "phq9,1,Not needed"}),
+            )
+            .await;
+        assert_eq!(free.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(free.body.contains("\"instrument\""), "{}", free.body);
+        // Only administrators upload.
+        let denied = app
+            .json(
+                Method::POST,
+                "/api/v1/measures/texts",
+                &nurse,
+                &json!({"file": "asq,1,x"}),
+            )
+            .await;
+        assert_eq!(denied.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            app.get("/api/v1/measures/texts", &nurse).await.json(),
+            json!([])
+        );
+
+        let ok = app
+            .json(
+                Method::POST,
+                "/api/v1/measures/texts",
+                &admin,
+                &json!({"file": "asq,1,Licensed ASQ one\nqids_sr16,1,\"Licensed QIDS one, as supplied\""}),
+            )
+            .await;
+        assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.body);
+        assert_eq!(ok.json().as_array().unwrap().len(), 2);
+        let again = app
+            .json(
+                Method::POST,
+                "/api/v1/measures/texts",
+                &admin,
+                &json!({"file": "asq,1,Licensed ASQ one (revised)"}),
+            )
+            .await;
+        assert_eq!(again.json()[0]["version"], 2);
+        let current = app.get("/api/v1/measures/texts", &nurse).await.json();
+        let asq = current
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["instrument"] == "asq")
+            .unwrap()
+            .clone();
+        assert_eq!(asq["version"], 2);
+        assert_eq!(asq["items"][0]["text"], "Licensed ASQ one (revised)");
+
+        // The staff form shows the clinic's text, marked as the clinic's; other items keep labels.
+        let form = app
+            .get(
+                &format!("/patients/{a}/measures/enter?instrument=asq"),
+                &session,
+            )
+            .await;
+        assert!(
+            form.body.contains("Licensed ASQ one (revised)"),
+            "{}",
+            form.body
+        );
+        assert!(
+            form.body
+                .contains("licensed wording supplied by the clinic")
+        );
+        assert!(
+            form.body
+                .contains("supplied by the clinic under its licence (version 2)")
+        );
+        assert!(form.body.contains("Screening question 2"));
+
+        // The administrator's page lists every version, the newest marked as shown.
+        let admin_session = app.login("alex").await;
+        let page = app.get("/measures/texts", &admin_session).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("data-version=\"2\"") && page.body.contains("(shown)"));
+        let refused = app
+            .post_form(
+                "/measures/texts",
+                &admin_session,
+                &[("file", "qids_sr16,x,y")],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(refused.body.contains("item: line 1"), "{}", refused.body);
+        assert_eq!(
+            app.get("/measures/texts", &session).await.status,
+            StatusCode::FORBIDDEN
+        );
+
+        // A link to a guardian of record: the patient page and the API name the recipient.
+        let g = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{a}/guardians"),
+                &nurse,
+                &json!({"name": "Dana Quill", "relationship": "mother", "phone": "555-0101"}),
+            )
+            .await;
+        assert_eq!(g.status, StatusCode::CREATED, "{}", g.body);
+        let gid = g.json()["id"].as_i64().unwrap();
+        let gid_s = gid.to_string();
+        let page = app
+            .post_form(
+                &format!("/patients/{a}/measures/links"),
+                &session,
+                &[
+                    ("instrument", "qids_sr16"),
+                    ("expires_in_hours", "72"),
+                    ("guardian_id", &gid_s),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::CREATED, "{}", page.body);
+        assert!(
+            page.body.contains("guardian: Dana Quill (mother)"),
+            "{}",
+            page.body
+        );
+        let start = page.body.find("value=\"/q/").unwrap() + "value=\"".len();
+        let path = page.body[start..].split('"').next().unwrap().to_string();
+        let links = app
+            .get(&format!("/api/v1/patients/{a}/links"), &nurse)
+            .await
+            .json();
+        assert_eq!(links[0]["guardian_id"], gid);
+        assert_eq!(links[0]["sent_to"], "Dana Quill (mother)");
+        // The patient-facing page shows the clinic's text too.
+        let q = app.get(&path, &Auth::None).await;
+        assert!(
+            q.body.contains("Licensed QIDS one, as supplied"),
+            "{}",
+            q.body
+        );
+        assert!(q.body.contains("licensed wording supplied by the clinic"));
+        // To the patient by default; another patient's guardian is refused.
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{a}/links"),
+                &nurse,
+                &json!({"instruments": ["phq9"]}),
+            )
+            .await;
+        assert_eq!(r.json()["link"]["sent_to"], "patient");
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{b}/links"),
+                &nurse,
+                &json!({"instruments": ["phq9"], "guardian_id": gid}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body.contains("guardian_id"));
+    }
+}
+
+/// The state pages poll for live alerts: it changes when an alert is raised and when it is
+/// closed, and reading it is not a patient-data read (no audit entry, no patient ids).
+#[tokio::test]
+async fn alert_state_changes_when_raised_and_closed_on_both_backends() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("nina", Role::Nurse).await;
+        app.add_user("pat", Role::Prescriber).await;
+        let nurse = app.bearer("nina").await;
+        let a = new_patient(&app, &nurse, "LS-1").await;
+        let before = app.get("/api/v1/alerts/state", &nurse).await.json();
+        assert_eq!(before, json!({"open": 0, "latest": 0, "stamp": "0:0"}));
+        assert_eq!(
+            app.get("/api/v1/alerts/state", &Auth::None).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{a}/responses"),
+                &nurse,
+                &json!({"instrument": "phq9", "answers": [0,0,0,0,0,0,0,0,2], "taken_on": "2026-06-01", "submission_key": "ls-1"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let raised = app.get("/api/v1/alerts/state", &nurse).await.json();
+        assert_eq!(raised["open"], 1);
+        assert_ne!(raised["stamp"], before["stamp"]);
+        let id = raised["latest"].as_i64().unwrap();
+        let closed = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/alerts/{id}/resolve"),
+                &app.bearer("pat").await,
+                &json!({"follow_up": "Called the patient; safety plan reviewed."}),
+            )
+            .await;
+        assert_eq!(closed.status, StatusCode::OK, "{}", closed.body);
+        let after = app.get("/api/v1/alerts/state", &nurse).await.json();
+        assert_eq!(after["open"], 0);
+        assert_ne!(after["stamp"], raised["stamp"]);
+        // The pages carry the region the script refreshes, and the script is served.
+        let session = app.login("nina").await;
+        let page = app.get("/alerts", &session).await;
+        assert!(
+            page.body.contains(&format!("data-stamp=\"0:{id}\"")),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("src=\"/static/alerts-live.js\""));
+        let js = app.get("/static/alerts-live.js", &Auth::None).await;
+        assert_eq!(js.status, StatusCode::OK);
+        assert!(js.body.contains("/api/v1/alerts/state"));
+    }
+}
+
+/// MME over a chosen course: the opioid chart and change limited to the course's dates, the
+/// same numbers through the API and the page.
+#[tokio::test]
+async fn mme_over_a_course_on_both_backends() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("nina", Role::Nurse).await;
+        let nurse = app.bearer("nina").await;
+        let a = new_patient(&app, &nurse, "MC-1").await;
+        let post = |path: String, body: serde_json::Value| {
+            let (app, nurse) = (&app, &nurse);
+            async move { app.json(Method::POST, &path, nurse, &body).await }
+        };
+        let ox = post(format!("/api/v1/patients/{a}/opioids"), json!({"drug": "oxycodone", "dose": 10, "unit": "mg", "per_day": 2, "started_on": "2026-09-01"})).await;
+        assert_eq!(ox.status, StatusCode::CREATED, "{}", ox.body);
+        post(format!("/api/v1/patients/{a}/opioids"), json!({"drug": "fentanyl_transdermal", "dose": 25, "unit": "mcg/h", "started_on": "2026-10-15"})).await;
+        let c = post(format!("/api/v1/patients/{a}/courses"), json!({"label": "Induction", "instrument": "phq9", "started_on": "2026-10-01", "ended_on": "2026-11-30"})).await;
+        assert_eq!(c.status, StatusCode::CREATED, "{}", c.body);
+        let cid = c.json()["id"].as_i64().unwrap();
+        let early = post(format!("/api/v1/patients/{a}/courses"), json!({"label": "Early", "instrument": "phq9", "started_on": "2026-09-05", "ended_on": "2026-09-20"})).await;
+        let eid = early.json()["id"].as_i64().unwrap();
+
+        let ops = app
+            .get(
+                &format!("/api/v1/patients/{a}/opioids?course={cid}"),
+                &nurse,
+            )
+            .await
+            .json();
+        assert_eq!(ops["course"]["from"], "2026-10-01");
+        assert_eq!(ops["course"]["to"], "2026-11-30");
+        assert_eq!(
+            ops["course"]["timeline"],
+            json!([
+                ["2026-10-01", 30.0],
+                ["2026-10-15", 90.0],
+                ["2026-11-30", 90.0]
+            ])
+        );
+        assert_eq!(ops["course"]["change"], 60.0);
+        // Without a course the whole history stays as before.
+        let all = app
+            .get(&format!("/api/v1/patients/{a}/opioids"), &nurse)
+            .await
+            .json();
+        assert_eq!(all["course"], serde_json::Value::Null);
+        let e = app
+            .get(
+                &format!("/api/v1/patients/{a}/opioids?course={eid}"),
+                &nurse,
+            )
+            .await
+            .json();
+        assert_eq!(e["course"]["change"], 0.0);
+        let bad = app
+            .get(
+                &format!("/api/v1/patients/{a}/opioids?course=999999"),
+                &nurse,
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(bad.fields(), ["course"]);
+
+        let session = app.login("nina").await;
+        let page = app
+            .get(&format!("/patients/{a}/measures?course={cid}"), &session)
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(
+            page.body.contains("id=\"mme-course-change\">+60<"),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("2026-10-01 – 2026-11-30"));
+        let svg = app
+            .get(
+                &format!("/patients/{a}/measures/mme.svg?course={cid}"),
+                &session,
+            )
+            .await;
+        assert_eq!(svg.status, StatusCode::OK);
+        assert!(svg.body.contains("<svg"));
+    }
+}

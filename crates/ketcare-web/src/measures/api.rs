@@ -6,12 +6,12 @@ use crate::api::JsonBody;
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use ketcare_core::PatientId;
+use ketcare_core::{GuardianId, PatientId};
 use ketcare_measures::mme::MmeLine;
 use ketcare_measures::{DoseUnit, Instrument, OpioidEntry, Score};
-use ketcare_store::measures::{AlertAction, MeasureCourse, MeasureLink, SafetyAlert};
+use ketcare_store::measures::{AlertAction, MeasureCourse, MeasureLink, SafetyAlert, TextVersion};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -70,6 +70,9 @@ pub struct LinkRequest {
     pub instruments: Vec<String>,
     #[serde(default)]
     pub expires_in_hours: Option<i64>,
+    /// Send to this guardian of record of the patient instead of the patient.
+    #[serde(default)]
+    pub guardian_id: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -158,6 +161,64 @@ pub async fn mme(
     )
     .map(Json)
     .map_err(|e| AppError::invalid(e.field(), e.to_string()))
+}
+
+/// A clinic text file: one line per item, `instrument,item,text`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TextsUpload {
+    /// e.g. "instrument,item,text\nasq,1,\"…licensed wording…\"".
+    pub file: String,
+}
+
+/// The clinic's current licensed item wording (newest version per instrument), for the
+/// questionnaires shipped as labels only.
+#[utoipa::path(get, path = "/api/v1/measures/texts", responses((status = 200, description = "newest version per instrument", body = [TextVersion]), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn texts(
+    State(s): State<AppState>,
+    _p: Principal,
+) -> Result<Json<Vec<TextVersion>>, AppError> {
+    Ok(Json(super::clinic_texts(s.store.as_ref()).await?))
+}
+
+/// Uploads the clinic's licensed item wording (administrators): validated line by line (a
+/// wrong line is refused with its line and field, and nothing is stored); one new version per
+/// instrument named; audited.
+#[utoipa::path(post, path = "/api/v1/measures/texts", request_body = TextsUpload, responses((status = 201, description = "the new versions", body = [TextVersion]), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn upload_texts(
+    State(s): State<AppState>,
+    p: Principal,
+    JsonBody(req): JsonBody<TextsUpload>,
+) -> Result<(StatusCode, Json<Vec<TextVersion>>), AppError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(super::upload_texts(&s, &p.actor, &req.file).await?),
+    ))
+}
+
+/// The open-alert state pages poll to refresh their alert list without a reload.
+#[derive(Serialize, ToSchema)]
+pub struct AlertState {
+    /// Open alerts.
+    pub open: i64,
+    /// Newest alert id ever raised (0: none).
+    pub latest: i64,
+    /// Changes whenever an alert is raised or closed.
+    pub stamp: String,
+}
+
+/// Whether the open-alert list changed: counts and ids only (no patient data), for polling.
+#[utoipa::path(get, path = "/api/v1/alerts/state", responses((status = 200, description = "open count and newest id", body = AlertState), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn alert_state(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Json<AlertState>, AppError> {
+    let (open, latest) = s.store.alert_state(&p.actor).await?;
+    Ok(Json(AlertState {
+        open,
+        latest,
+        stamp: format!("{open}:{latest}"),
+    }))
 }
 
 /// Open safety alerts (positive suicide-risk answers awaiting a documented follow-up).
@@ -291,6 +352,7 @@ pub async fn create_link(
         PatientId::new(id),
         &req.instruments,
         req.expires_in_hours,
+        req.guardian_id.map(GuardianId::new),
     )
     .await?;
     Ok((
@@ -322,27 +384,36 @@ pub struct OpioidsView {
     pub mme_timeline: Vec<(jiff::civil::Date, f64)>,
     /// Change of the total since the first entry.
     pub mme_change: Option<f64>,
+    /// With `?course=ID`: the timeline and change over that course's dates.
+    pub course: Option<super::MmeOverCourse>,
 }
 
 /// A patient's opioid list with MME per day, the current total and its timeline.
-#[utoipa::path(get, path = "/api/v1/patients/{id}/opioids", params(("id" = i64, Path)), responses((status = 200, description = "entries with MME", body = OpioidsView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/patients/{id}/opioids", params(("id" = i64, Path), ("course" = Option<i64>, Query, description = "limit the timeline and change to this course's dates")), responses((status = 200, description = "entries with MME", body = OpioidsView), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn opioids(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
+    Query(q): Query<super::CourseQuery>,
 ) -> Result<Json<OpioidsView>, AppError> {
+    let o = super::overview(&s, &p, PatientId::new(id)).await?;
+    let course = q
+        .course
+        .map(|c| super::mme_over_course(&o, c, s.today()))
+        .transpose()?;
     let Overview {
         opioids,
         mme_total_now,
         mme_timeline,
         mme_change,
         ..
-    } = super::overview(&s, &p, PatientId::new(id)).await?;
+    } = o;
     Ok(Json(OpioidsView {
         entries: opioids,
         mme_total_now,
         mme_timeline,
         mme_change,
+        course,
     }))
 }
 

@@ -13,7 +13,7 @@ use crate::auth::Principal;
 use crate::error::AppError;
 use crate::routes::{Entry, Verb, r};
 use jiff::civil::Date;
-use ketcare_core::{Access, Actor, PatientId, Permission};
+use ketcare_core::{Access, Actor, GuardianId, PatientId, Permission};
 use ketcare_measures::mme::{DatedMme, MmeLine};
 use ketcare_measures::outcome::CourseOutcome;
 use ketcare_measures::{
@@ -21,7 +21,8 @@ use ketcare_measures::{
     ScoreError, SiteSettings,
 };
 use ketcare_store::measures::{
-    MeasureCourse, MeasureLink, NewAlert, NewResponse, OpioidRow, SafetyAlert, StoredResponse,
+    ItemText, MeasureCourse, MeasureLink, NewAlert, NewResponse, OpioidRow, SafetyAlert,
+    StoredResponse, TextVersion,
 };
 use ketcare_store::{RecordKind, Store};
 use serde::Serialize;
@@ -153,6 +154,7 @@ pub async fn create_link(
     patient: PatientId,
     instruments: &[String],
     hours: Option<i64>,
+    guardian: Option<GuardianId>,
 ) -> Result<(MeasureLink, String), AppError> {
     for id in instruments {
         let inst = find(id)
@@ -181,9 +183,51 @@ pub async fn create_link(
             &crate::password::token_hash(&token),
             instruments,
             expires,
+            guardian,
         )
         .await?;
     Ok((link, token))
+}
+
+/// The clinic's current licensed item wording (newest version per instrument).
+pub async fn clinic_texts(store: &dyn Store) -> Result<Vec<TextVersion>, AppError> {
+    Ok(store.current_item_texts().await?)
+}
+
+/// Validates a clinic text file (`instrument,item,text` per line) and stores one new version
+/// per instrument it names. A wrong line refuses the whole file with its line and field, and
+/// nothing is stored.
+pub async fn upload_texts(
+    s: &AppState,
+    actor: &Actor,
+    file: &str,
+) -> Result<Vec<TextVersion>, AppError> {
+    let cat = catalogue().ok_or(AppError::Internal)?;
+    let rows = ketcare_measures::clinic_text::parse(cat, "file", file).map_err(|e| match &e {
+        ketcare_measures::DataError::Invalid {
+            line,
+            field,
+            message,
+            ..
+        } => AppError::invalid(field, format!("line {line}: {message}")),
+        other => AppError::invalid("file", other.to_string()),
+    })?;
+    let mut by_instrument: Vec<(String, Vec<ItemText>)> = Vec::new();
+    for r in rows {
+        let item = ItemText {
+            item: i64::from(r.item),
+            text: r.text,
+        };
+        match by_instrument.iter_mut().find(|(id, _)| *id == r.instrument) {
+            Some((_, v)) => v.push(item),
+            None => by_instrument.push((r.instrument, vec![item])),
+        }
+    }
+    let mut out = Vec::new();
+    for (id, items) in by_instrument {
+        out.push(s.store.upload_item_texts(actor, &id, &items).await?);
+    }
+    Ok(out)
 }
 
 /// The patient-facing path of a link.
@@ -491,6 +535,55 @@ pub async fn overview(
     })
 }
 
+/// Total MME per day over one course's dates, and its change over the course.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MmeOverCourse {
+    pub course_id: i64,
+    pub label: String,
+    #[schema(value_type = String)]
+    pub from: Date,
+    /// The course's end, or today while it runs.
+    #[schema(value_type = String)]
+    pub to: Date,
+    /// The total in force on the first day, every change within, and the total on the last day.
+    #[schema(value_type = Vec<Object>)]
+    pub timeline: Vec<(Date, f64)>,
+    /// Last day minus first day.
+    pub change: Option<f64>,
+}
+
+/// Limits the overview's MME timeline to one of the patient's courses.
+pub fn mme_over_course(o: &Overview, course: i64, today: Date) -> Result<MmeOverCourse, AppError> {
+    let c = o
+        .courses
+        .iter()
+        .find(|c| c.course.id == course)
+        .ok_or_else(|| {
+            AppError::invalid("course", format!("no course {course} for this patient"))
+        })?;
+    let from = date_field("course", &c.course.started_on)?;
+    let to = match c.course.ended_on.as_deref() {
+        Some(e) => date_field("course", e)?,
+        None => today.max(from),
+    };
+    let timeline = ketcare_measures::mme::window(&o.mme_timeline, from, to);
+    Ok(MmeOverCourse {
+        course_id: course,
+        label: c.course.label.clone(),
+        from,
+        to,
+        change: ketcare_measures::mme::change(&timeline),
+        timeline,
+    })
+}
+
+/// `?course=ID`: limit the opioid chart and change to a course's dates.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CourseQuery {
+    #[serde(default)]
+    pub course: Option<i64>,
+}
+
 /// This area's routes, each with its role rule (joined into [`crate::routes::table`]).
 #[rustfmt::skip]
 pub(crate) fn routes() -> Vec<Entry> {
@@ -503,6 +596,8 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Post, "/q/{token}", Public, pages::submit_questionnaire),
         // Pages
         r(Get, "/alerts", Requires(PatientRead), pages::alerts),
+        r(Get, "/measures/texts", Requires(SiteSettingsWrite), pages::texts),
+        r(Post, "/measures/texts", Requires(SiteSettingsWrite), pages::upload_texts),
         r(Post, "/alerts/{aid}/resolve", Requires(ResolveSafetyAlert), pages::resolve_alert),
         r(Post, "/alerts/{aid}/notes", Requires(ResolveSafetyAlert), pages::note_alert),
         r(Get, "/patients/{id}/measures", Requires(PatientRead), pages::patient_measures),
@@ -518,7 +613,11 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Get, "/api/v1/instruments", SignedIn, api::instruments),
         r(Post, "/api/v1/score", SignedIn, api::score),
         r(Post, "/api/v1/mme", SignedIn, api::mme),
+        r(Get, "/api/v1/measures/texts", SignedIn, api::texts),
+        r(Post, "/api/v1/measures/texts", Requires(SiteSettingsWrite), api::upload_texts),
         r(Get, "/api/v1/alerts", Requires(PatientRead), api::alerts),
+        r(Get, "/api/v1/alerts/state", Requires(PatientRead), api::alert_state),
+        r(Get, "/static/alerts-live.js", Public, pages::alerts_script),
         r(Post, "/api/v1/alerts/{aid}/resolve", Requires(ResolveSafetyAlert), api::resolve_alert),
         r(Post, "/api/v1/alerts/{aid}/notes", Requires(ResolveSafetyAlert), api::note_alert),
         r(Get, "/api/v1/alerts/{aid}/actions", Requires(PatientRead), api::alert_actions),
@@ -540,6 +639,9 @@ pub(crate) fn routes() -> Vec<Entry> {
         api::instruments,
         api::score,
         api::mme,
+        api::texts,
+        api::upload_texts,
+        api::alert_state,
         api::alerts,
         api::resolve_alert,
         api::note_alert,
@@ -556,6 +658,10 @@ pub(crate) fn routes() -> Vec<Entry> {
     components(schemas(
         api::ScoreRequest,
         api::MmeRequest,
+        api::TextsUpload,
+        api::AlertState,
+        TextVersion,
+        ItemText,
         api::ResolveRequest,
         api::NoteRequest,
         ketcare_store::measures::AlertAction,
@@ -571,6 +677,7 @@ pub(crate) fn routes() -> Vec<Entry> {
         Marker,
         CourseView,
         AssessmentDue,
+        MmeOverCourse,
         Overview,
         SafetyAlert,
         MeasureLink,

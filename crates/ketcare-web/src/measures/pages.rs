@@ -14,7 +14,7 @@ use axum::http::{Extensions, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use ketcare_core::{PatientId, Permission};
 use ketcare_measures::{Instrument, Score};
-use ketcare_store::measures::{MeasureLink, NewResponse, SafetyAlert};
+use ketcare_store::measures::{MeasureLink, NewResponse, SafetyAlert, TextVersion};
 use serde::Deserialize;
 
 fn opt_number<T: std::str::FromStr>(
@@ -52,6 +52,8 @@ pub struct ItemView {
     /// (value, label, checked)
     pub options: Vec<(i32, String, bool)>,
     pub safety: bool,
+    /// The text is the clinic's licensed wording (not shipped with ketcare).
+    pub clinic_text: bool,
 }
 
 /// One instrument as a form shows it.
@@ -61,6 +63,8 @@ pub struct FormView {
     pub stem: Option<String>,
     pub notice: Option<String>,
     pub labels_only: bool,
+    /// Version of the clinic's licensed wording shown, if the clinic supplied it.
+    pub clinic_version: Option<i64>,
     pub items: Vec<ItemView>,
 }
 
@@ -68,13 +72,19 @@ fn form_view(
     inst: &Instrument,
     values: &[(String, String)],
     settings: &ketcare_measures::SiteSettings,
+    clinic: &[TextVersion],
 ) -> FormView {
+    let labels_only = inst.wording == ketcare_measures::Wording::LabelsOnly;
+    let supplied = clinic
+        .iter()
+        .find(|v| labels_only && v.instrument == inst.id);
     FormView {
         id: inst.id.clone(),
         name: inst.name.clone(),
         stem: inst.stem.clone(),
         notice: inst.notice.clone(),
-        labels_only: inst.wording == ketcare_measures::Wording::LabelsOnly,
+        labels_only,
+        clinic_version: supplied.map(|v| v.version),
         items: inst
             .items
             .iter()
@@ -92,11 +102,18 @@ fn form_view(
                         .map(|o| (o.value, o.label.clone(), chosen == o.value.to_string()))
                         .collect()
                 };
+                let clinic = supplied.and_then(|v| {
+                    v.items
+                        .iter()
+                        .find(|t| t.item == i64::from(item.n))
+                        .map(|t| t.text.clone())
+                });
                 ItemView {
                     name,
                     n: item.n,
                     label: item.label.clone(),
-                    text: item.text.clone(),
+                    clinic_text: clinic.is_some(),
+                    text: clinic.or_else(|| item.text.clone()),
                     required: item.required,
                     options,
                     safety: item.safety.is_some(),
@@ -173,22 +190,26 @@ fn csrf_of(mp: &MaybePrincipal) -> String {
         .unwrap_or_default()
 }
 
-fn questionnaire_page(
+async fn questionnaire_page(
+    s: &AppState,
     link: &MeasureLink,
     token: &str,
     csrf: String,
     values: &[(String, String)],
     error: String,
     crisis: bool,
-    settings: &ketcare_measures::SiteSettings,
-) -> QuestionnairePage {
+) -> Result<QuestionnairePage, AppError> {
+    let (settings, _) = crate::clinical::settings(s.store.as_ref()).await?;
+    let clinic = super::clinic_texts(s.store.as_ref()).await?;
+    let settings = &settings;
+    let clinic = clinic.as_slice();
     let forms = link
         .instruments
         .iter()
         .filter_map(|id| super::catalogue()?.instrument(id))
-        .map(|i| form_view(i, values, settings))
+        .map(|i| form_view(i, values, settings, clinic))
         .collect();
-    QuestionnairePage {
+    Ok(QuestionnairePage {
         nav: None,
         csrf,
         action: super::link_path(token),
@@ -197,7 +218,7 @@ fn questionnaire_page(
         error,
         crisis,
         crisis_text: CRISIS_TEXT,
-    }
+    })
 }
 
 pub async fn questionnaire(
@@ -215,16 +236,9 @@ pub async fn questionnaire(
         Ok(l) => l,
         Err(e) => return Ok(link_error(e.into())),
     };
-    let (settings, _) = crate::clinical::settings(s.store.as_ref()).await?;
-    Ok(render_html(&questionnaire_page(
-        &link,
-        &token,
-        csrf_of(&mp),
-        &[],
-        String::new(),
-        false,
-        &settings,
-    )))
+    Ok(render_html(
+        &questionnaire_page(&s, &link, &token, csrf_of(&mp), &[], String::new(), false).await?,
+    ))
 }
 
 pub async fn submit_questionnaire(
@@ -291,15 +305,18 @@ pub async fn submit_questionnaire(
             Ok(l) => l,
             Err(e) => return Ok(link_error(e.into())),
         };
-        let mut r = render_html(&questionnaire_page(
-            &link,
-            &token,
-            csrf_of(&mp),
-            &pairs,
-            errors.join(" "),
-            crisis,
-            &settings,
-        ));
+        let mut r = render_html(
+            &questionnaire_page(
+                &s,
+                &link,
+                &token,
+                csrf_of(&mp),
+                &pairs,
+                errors.join(" "),
+                crisis,
+            )
+            .await?,
+        );
         *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
         return Ok(r);
     }
@@ -344,6 +361,8 @@ pub async fn submit_questionnaire(
 #[template(path = "measures_alerts.html")]
 pub struct AlertsPage {
     nav: Option<Nav>,
+    /// The alert state this page was drawn from (see `/api/v1/alerts/state`).
+    stamp: String,
     alerts: Vec<SafetyAlert>,
     can_resolve: bool,
     error: String,
@@ -355,10 +374,12 @@ async fn alerts_page(
     error: String,
     status: StatusCode,
 ) -> Result<Response, PageError> {
+    let (open, latest) = s.store.alert_state(&p.actor).await?;
     let alerts = s.store.open_alerts(&p.actor).await?;
     let mut r = render_html(&AlertsPage {
         nav: Nav::of(p),
         alerts,
+        stamp: format!("{open}:{latest}"),
         can_resolve: p.user.role.allows(Permission::ResolveSafetyAlert),
         error,
     });
@@ -443,6 +464,10 @@ pub struct PatientMeasuresPage {
     instruments: Vec<(String, String)>,
     self_report: Vec<(String, String)>,
     opioid_drugs: Vec<(String, String)>,
+    /// (id, "name (relationship)") of the patient's guardians of record.
+    guardians: Vec<(i64, String)>,
+    /// The opioid chart and change limited to this course (`?course=ID`).
+    mme_course: Option<super::MmeOverCourse>,
     new_link: String,
     error: String,
     today: String,
@@ -464,15 +489,23 @@ async fn patient_page(
     new_link: String,
     error: String,
     status: StatusCode,
+    course: Option<i64>,
 ) -> Result<Response, PageError> {
     let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
     let o = super::overview(s, p, PatientId::new(id)).await?;
+    let mme_course = course
+        .map(|c| super::mme_over_course(&o, c, s.today()))
+        .transpose()?;
     let series = super::series(&o.responses);
     let chart =
         super::chart::trajectory_svg(&series, &o.markers, &o.courses, super::instrument_name);
-    let mme_chart = super::chart::mme_svg(&o.mme_timeline, s.today());
+    let mme_chart = match &mme_course {
+        Some(c) => super::chart::mme_svg(&c.timeline, c.to),
+        None => super::chart::mme_svg(&o.mme_timeline, s.today()),
+    };
     let cat = super::catalogue().ok_or(AppError::Internal)?;
     let mut r = render_html(&PatientMeasuresPage {
+        mme_course,
         nav: Nav::of(p),
         patient_id: id,
         patient_name: patient.record.full_name(),
@@ -498,6 +531,20 @@ async fn patient_page(
             .iter()
             .map(|o| (o.id.clone(), o.name.clone()))
             .collect(),
+        guardians: patient
+            .guardians
+            .iter()
+            .map(|g| {
+                (
+                    g.id.get(),
+                    format!(
+                        "{} ({})",
+                        g.record.name,
+                        g.record.relationship.as_str().replace('_', " ")
+                    ),
+                )
+            })
+            .collect(),
         new_link,
         error,
         today: s.today().to_string(),
@@ -510,8 +557,18 @@ pub async fn patient_measures(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
+    Query(q): Query<super::CourseQuery>,
 ) -> Result<Response, PageError> {
-    patient_page(&s, &p, id, String::new(), String::new(), StatusCode::OK).await
+    patient_page(
+        &s,
+        &p,
+        id,
+        String::new(),
+        String::new(),
+        StatusCode::OK,
+        q.course,
+    )
+    .await
 }
 
 fn svg(body: String) -> Response {
@@ -536,9 +593,16 @@ pub async fn mme_svg(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
+    Query(q): Query<super::CourseQuery>,
 ) -> Result<Response, PageError> {
     let o = super::overview(&s, &p, PatientId::new(id)).await?;
-    Ok(svg(super::chart::mme_svg(&o.mme_timeline, s.today())))
+    Ok(svg(match q.course {
+        Some(c) => {
+            let w = super::mme_over_course(&o, c, s.today())?;
+            super::chart::mme_svg(&w.timeline, w.to)
+        }
+        None => super::chart::mme_svg(&o.mme_timeline, s.today()),
+    }))
 }
 
 /// Re-shows the patient page with the error of a failed form, or passes other errors on.
@@ -551,7 +615,7 @@ async fn or_page(
     match r {
         Ok(resp) => Ok(resp),
         Err(e @ (AppError::Invalid(_) | AppError::Conflict(_))) => {
-            patient_page(s, p, id, String::new(), message(&e), e.status()).await
+            patient_page(s, p, id, String::new(), message(&e), e.status(), None).await
         }
         Err(e) => Err(PageError(e)),
     }
@@ -592,9 +656,20 @@ pub async fn send_link(
         .filter(|(k, _)| k == "instrument")
         .map(|(_, v)| v.clone())
         .collect();
-    let hours = opt_number::<i64>(&pairs, "expires_in_hours");
-    let made = match hours {
-        Ok(h) => super::create_link(&s, &p.actor, PatientId::new(id), &set, h).await,
+    let parsed = opt_number::<i64>(&pairs, "expires_in_hours")
+        .and_then(|h| Ok((h, opt_number::<i64>(&pairs, "guardian_id")?)));
+    let made = match parsed {
+        Ok((h, g)) => {
+            super::create_link(
+                &s,
+                &p.actor,
+                PatientId::new(id),
+                &set,
+                h,
+                g.map(ketcare_core::GuardianId::new),
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     match made {
@@ -606,6 +681,7 @@ pub async fn send_link(
                 absolute(&headers, &super::link_path(&token)),
                 String::new(),
                 StatusCode::CREATED,
+                None,
             )
             .await
         }
@@ -718,7 +794,12 @@ pub async fn enter_form(
         nav: Nav::of(&p),
         patient_id: id,
         patient_name: patient.record.full_name(),
-        form: form_view(inst, &[], &settings),
+        form: form_view(
+            inst,
+            &[],
+            &settings,
+            &super::clinic_texts(s.store.as_ref()).await?,
+        ),
         taken_on: s.today().to_string(),
         submission_key: crate::password::random_token(),
         error: String::new(),
@@ -762,7 +843,12 @@ pub async fn enter(
                 nav: Nav::of(&p),
                 patient_id: id,
                 patient_name: patient.record.full_name(),
-                form: form_view(inst, &pairs, &settings),
+                form: form_view(
+                    inst,
+                    &pairs,
+                    &settings,
+                    &super::clinic_texts(s.store.as_ref()).await?,
+                ),
                 taken_on: field(&pairs, "taken_on").to_string(),
                 submission_key: field(&pairs, "submission_key").to_string(),
                 error: message(&e),
@@ -772,4 +858,121 @@ pub async fn enter(
         }
         Err(e) => Err(PageError(e)),
     }
+}
+
+// ---- The clinic's licensed item wording ------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "measures_texts.html")]
+pub struct TextsPage {
+    nav: Option<Nav>,
+    /// Every version, newest first within each instrument.
+    versions: Vec<TextVersion>,
+    /// (id, name) of the instruments shipped as labels only.
+    labels_only: Vec<(String, String)>,
+    file: String,
+    error: String,
+    saved: String,
+}
+
+impl TextsPage {
+    /// Whether this version is the one shown (the newest of its instrument).
+    fn current(&self, v: &TextVersion) -> bool {
+        !self
+            .versions
+            .iter()
+            .any(|w| w.instrument == v.instrument && w.version > v.version)
+    }
+}
+
+async fn texts_page(
+    s: &AppState,
+    p: &Principal,
+    file: String,
+    error: String,
+    saved: String,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let cat = super::catalogue().ok_or(AppError::Internal)?;
+    let mut r = render_html(&TextsPage {
+        nav: Nav::of(p),
+        versions: s.store.item_text_versions(&p.actor).await?,
+        labels_only: cat
+            .instruments
+            .iter()
+            .filter(|i| i.wording == ketcare_measures::Wording::LabelsOnly)
+            .map(|i| (i.id.clone(), i.name.clone()))
+            .collect(),
+        file,
+        error,
+        saved,
+    });
+    *r.status_mut() = status;
+    Ok(r)
+}
+
+pub async fn texts(State(s): State<AppState>, p: Principal) -> Result<Response, PageError> {
+    texts_page(
+        &s,
+        &p,
+        String::new(),
+        String::new(),
+        String::new(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+pub async fn upload_texts(
+    State(s): State<AppState>,
+    p: Principal,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(&body)?;
+    let file = field(&pairs, "file").to_string();
+    match super::upload_texts(&s, &p.actor, &file).await {
+        Ok(v) => {
+            let saved = v
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{} version {}",
+                        super::instrument_name(&v.instrument),
+                        v.version
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            texts_page(
+                &s,
+                &p,
+                String::new(),
+                String::new(),
+                saved,
+                StatusCode::CREATED,
+            )
+            .await
+        }
+        Err(e @ AppError::Invalid(_)) => {
+            texts_page(
+                &s,
+                &p,
+                file,
+                message(&e),
+                String::new(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+/// The small script that refreshes a page's open-alert list (`#live-alerts`) without a reload.
+pub async fn alerts_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/alerts-live.js"),
+    )
+        .into_response()
 }
