@@ -73,3 +73,103 @@ async fn the_settings_page_lists_what_blocks_booking_and_billing_and_sets_it() {
         );
     }
 }
+
+/// An adult patient created through the intake page; returns the patient number.
+async fn adult(app: &TestApp, auth: &common::Auth) -> i64 {
+    let mut form = common::minor_form();
+    for (k, v) in form.iter_mut() {
+        if *k == "date_of_birth" {
+            *v = "1980-05-01";
+        }
+        if *k == "mrn" {
+            *v = "A-200";
+        }
+    }
+    let created = app.post_form("/patients", auth, &form).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    created
+        .location()
+        .trim_start_matches("/patients/")
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_consent_is_withdrawn_from_the_consent_page_with_who_when_and_why() {
+    use ketcare_ops::consent::{Section, SectionKind};
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("nina", Role::Nurse).await;
+        app.add_user("sam", Role::Scheduler).await;
+        let nurse = app.login("nina").await;
+        let sched = app.login("sam").await;
+        let pid = adult(&app, &nurse).await;
+        app.store
+            .add_consent_document(
+                &ketcare_core::Actor::system(Role::Nurse),
+                &ketcare_store::NewConsentDocument {
+                    protocol_id: "trd-adult-iv-ketamine".into(),
+                    protocol_version: 1,
+                    off_label: true,
+                    title: "IV ketamine".into(),
+                    sections: SectionKind::ALL
+                        .into_iter()
+                        .map(|kind| Section {
+                            kind,
+                            text: kind.label().to_owned(),
+                        })
+                        .collect(),
+                    valid_days: None,
+                },
+            )
+            .await
+            .unwrap();
+        let page_url = format!("/patients/{pid}/consent");
+        let r = app
+            .post_form(
+                &page_url,
+                &nurse,
+                &[
+                    ("protocol_id", "trd-adult-iv-ketamine"),
+                    ("signer", "patient"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{backend:?} {}", r.body);
+        let page = app.get(&page_url, &nurse).await;
+        assert!(page.body.contains("Valid"), "{}", page.body);
+        let sid: i64 = page
+            .body
+            .split("data-signature=\"")
+            .nth(1)
+            .and_then(|x| x.split('"').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        let withdraw = format!("/patients/{pid}/consent/{sid}/withdraw");
+        assert!(page.body.contains(&withdraw));
+
+        // No reason: refused, naming the field.
+        let r = app.post_form(&withdraw, &nurse, &[("reason", "")]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body.contains("reason"), "{}", r.body);
+        // A scheduler may not withdraw consent.
+        let r = app.post_form(&withdraw, &sched, &[("reason", "x")]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+        let r = app
+            .post_form(&withdraw, &nurse, &[("reason", "moving away")])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let page = app.get(&page_url, &nurse).await;
+        let b = &page.body;
+        assert!(b.contains("Not valid: consent was withdrawn"), "{b}");
+        assert!(b.contains("by nina: moving away"), "{b}");
+        assert!(!b.contains(&withdraw), "no withdraw button once withdrawn");
+        // Twice: not found, shown on the page.
+        let r = app
+            .post_form(&withdraw, &nurse, &[("reason", "again")])
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    }
+}

@@ -29,6 +29,7 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Post, "/schedule/bookings/{bid}/move", Requires(Schedule), pages::move_booking),
         r(Get, "/patients/{id}/consent", Requires(PatientRead), pages::consent),
         r(Post, "/patients/{id}/consent", Requires(RecordConsent), pages::sign_consent),
+        r(Post, "/patients/{id}/consent/{sid}/withdraw", Requires(RecordConsent), pages::withdraw_consent),
         r(Get, "/consent/documents", Requires(PatientRead), pages::consent_documents),
         r(Post, "/consent/documents", Requires(RecordConsent), pages::add_consent_document),
         r(Get, "/ledger", Requires(LedgerRead), pages::ledger),
