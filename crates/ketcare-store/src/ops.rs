@@ -272,6 +272,16 @@ fn signature_from_row(r: &AnyRow) -> Result<ConsentSignature> {
     })
 }
 
+async fn load_signature(tx: &mut Tx, id: i64) -> Result<ConsentSignature> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    signature_from_row(&row)
+}
+
 fn ledger_from_row(r: &AnyRow) -> Result<LedgerRecord> {
     Ok(LedgerRecord {
         seq: r.try_get("seq")?,
@@ -939,13 +949,7 @@ impl OpsStore for SqlStore {
             format!("{} document version {}", doc.protocol_id, doc.version),
         )
         .await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let out = signature_from_row(&row)?;
+        let out = load_signature(&mut tx, id).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -984,13 +988,7 @@ impl OpsStore for SqlStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let out = signature_from_row(&row)?;
+        let out = load_signature(&mut tx, id).await?;
         audit(
             &mut tx,
             actor,
