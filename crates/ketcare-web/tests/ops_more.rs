@@ -173,3 +173,141 @@ async fn a_consent_is_withdrawn_from_the_consent_page_with_who_when_and_why() {
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
     }
 }
+
+#[tokio::test]
+async fn counts_per_shift_and_printable_inventory_and_theft_loss_documents() {
+    use axum::http::Method;
+    use serde_json::json;
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("phil", Role::Pharmacist).await;
+        app.add_user("sam", Role::Scheduler).await;
+        let pharm = app.login("phil").await;
+        let pharm_api = app.bearer("phil").await;
+        let receive = json!({"event": {"kind": "receive", "product": "ketamine-50", "ndc": "67457-108-10", "lot": "K1",
+                             "expiry": "2030-06-30", "quantity": 2, "invoice": "INV-77", "supplier": "Wholesaler"}});
+        let r = app
+            .json(Method::POST, "/api/v1/ledger/events", &pharm_api, &receive)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{backend:?} {}", r.body);
+        let counts = app.get("/ledger/counts", &pharm).await;
+        assert_eq!(counts.status, StatusCode::OK);
+        assert!(counts.body.contains("No count recorded yet"));
+
+        // Two shifts: the day shift balances, the night shift is short on container 1.
+        for (period, c1) in [("day shift", "10"), ("night shift", "9.5")] {
+            let r = app
+                .post_form(
+                    "/ledger",
+                    &pharm,
+                    &[
+                        ("kind", "count"),
+                        ("period", period),
+                        ("counted_1", c1),
+                        ("counted_2", "10"),
+                    ],
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        }
+        let ledger = app.get("/ledger", &pharm).await;
+        assert!(ledger.body.contains("href=\"/ledger/counts\""));
+        let b = app.get("/ledger/counts", &pharm).await.body;
+        let night = b.find("night shift").unwrap();
+        let day = b.find("day shift").unwrap();
+        assert!(night < day, "newest first");
+        let night_sheet = &b[night..day];
+        assert!(night_sheet.contains("does not balance"), "{night_sheet}");
+        assert!(
+            night_sheet.contains("<td>10 mL</td><td>9.5 mL</td><td>-0.5 mL</td>"),
+            "{night_sheet}"
+        );
+        assert!(b[day..].contains("balances"));
+        assert!(b[day..].contains("<td>10 mL</td><td>10 mL</td><td>—</td>"));
+
+        // A biennial inventory and a theft report, each with a printable document.
+        let r = app
+            .post_form(
+                "/ledger",
+                &pharm,
+                &[
+                    ("kind", "inventory"),
+                    ("inventory", "biennial"),
+                    ("taken", "2026-11-23"),
+                    ("time", "close"),
+                    ("registrant_name", "Hill Clinic"),
+                    ("registrant_address", "1 Main St"),
+                    ("dea_number", "AB1234563"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let r = app
+            .post_form(
+                "/ledger",
+                &pharm,
+                &[
+                    ("kind", "theft_loss"),
+                    ("discovered", "2026-11-20"),
+                    ("theft", "1"),
+                    ("containers", "2"),
+                    ("description", "vial missing from the safe"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let records = app
+            .store
+            .ledger_records(&ketcare_core::Actor::system(Role::Pharmacist))
+            .await
+            .unwrap();
+        let seq_of = |kind: &str| records.iter().find(|r| r.kind == kind).unwrap().seq;
+        let ledger = app.get("/ledger", &pharm).await.body;
+        let inv_url = format!("/ledger/documents/{}", seq_of("inventory"));
+        let theft_url = format!("/ledger/documents/{}", seq_of("theft_loss"));
+        assert!(ledger.contains(&inv_url) && ledger.contains(&theft_url));
+
+        let inv = app.get(&inv_url, &pharm).await;
+        assert_eq!(inv.status, StatusCode::OK, "{}", inv.body);
+        let d = &inv.body;
+        for text in [
+            "Biennial inventory",
+            "2026-11-23",
+            "close of business",
+            "Hill Clinic",
+            "1 Main St",
+            "AB1234563",
+            "Drug name",
+            "Strength",
+            "Total quantity",
+            "2028-11-23",
+            "/static/ops-print.css",
+        ] {
+            assert!(d.contains(text), "{text} missing: {d}");
+        }
+        let t = app.get(&theft_url, &pharm).await;
+        assert_eq!(t.status, StatusCode::OK, "{}", t.body);
+        let d = &t.body;
+        // Discovered on a Friday: notice by Monday; Form 106 within 45 days.
+        assert!(
+            d.contains("<strong id=\"notice-due\">2026-11-23</strong>"),
+            "{d}"
+        );
+        assert!(
+            d.contains("<strong id=\"form-106-due\">2027-01-04</strong>"),
+            "{d}"
+        );
+        assert!(d.contains("vial missing from the safe") && d.contains("67457-108-10"));
+        assert!(d.contains("R44"));
+        // Other entries have no document; a scheduler may not read the ledger.
+        let r = app.get("/ledger/documents/1", &pharm).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let sched = app.login("sam").await;
+        assert_eq!(
+            app.get(&inv_url, &sched).await.status,
+            StatusCode::FORBIDDEN
+        );
+        let css = app.get("/static/ops-print.css", &sched).await;
+        assert!(css.body.contains("@media print"));
+    }
+}

@@ -895,7 +895,8 @@ pub struct LedgerPage {
     live: Vec<(i64, String, String)>,
     on_hand: Vec<(String, u32, String)>,
     discrepancies: Vec<(i64, i64, String, String)>,
-    reports: Vec<String>,
+    /// (ledger entry, text)
+    reports: Vec<(i64, String)>,
     entries: Vec<(i64, String, String, String, String)>,
     products: Vec<(String, String)>,
     may_manage: bool,
@@ -950,7 +951,7 @@ async fn ledger_page(
             .reports
             .iter()
             .map(|r| {
-                format!(
+                (r.seq, format!(
                     "{} discovered {}: {} mg — notice to the DEA Field Division by {}; DEA Form 106 by {} [{}]",
                     if r.theft { "Theft" } else { "Loss" },
                     r.discovered,
@@ -958,7 +959,7 @@ async fn ledger_page(
                     r.deadlines.notice_due,
                     r.deadlines.form_106_due,
                     r.deadlines.sources.join(", ")
-                )
+                ))
             })
             .collect(),
         entries: records
