@@ -158,6 +158,12 @@ pub struct ConsentSignature {
     pub expires_at: Option<Timestamp>,
     #[schema(value_type = Option<String>)]
     pub withdrawn_at: Option<Timestamp>,
+    /// Who recorded the withdrawal (username).
+    #[serde(default)]
+    pub withdrawn_by: Option<String>,
+    /// Why the consent was withdrawn, as recorded.
+    #[serde(default)]
+    pub withdrawal_reason: Option<String>,
     pub recorded_by: i64,
 }
 
@@ -289,8 +295,15 @@ pub fn consent_valid(q: &ConsentQuery<'_>, signatures: &[ConsentSignature]) -> C
             "no consent has been signed for this protocol".into(),
         );
     };
-    if s.withdrawn_at.is_some_and(|w| w <= q.at) {
-        return invalid(InvalidReason::Withdrawn, "consent was withdrawn".into());
+    if let Some(w) = s.withdrawn_at.filter(|w| *w <= q.at) {
+        let mut message = format!("consent was withdrawn on {}", w.strftime("%Y-%m-%d"));
+        if let Some(by) = &s.withdrawn_by {
+            message.push_str(&format!(" (recorded by {by})"));
+        }
+        if let Some(why) = &s.withdrawal_reason {
+            message.push_str(&format!(": {why}"));
+        }
+        return invalid(InvalidReason::Withdrawn, message);
     }
     if s.expires_at.is_some_and(|e| e <= q.at) {
         return invalid(
@@ -379,6 +392,8 @@ mod tests {
             signed_at: at,
             expires_at: expiry(d, at),
             withdrawn_at: None,
+            withdrawn_by: None,
+            withdrawal_reason: None,
             recorded_by: 2,
         }
     }

@@ -144,7 +144,16 @@ pub trait OpsStore: Send + Sync {
         protocol_id: &str,
     ) -> Result<Option<ConsentDocument>>;
     async fn record_consent(&self, actor: &Actor, sig: &NewSignature) -> Result<ConsentSignature>;
-    async fn withdraw_consent(&self, actor: &Actor, id: i64, at: Timestamp) -> Result<()>;
+    /// Withdraws one of the patient's consents as of `at`, recording who and why; from then on
+    /// it is not valid. A consent already withdrawn, or another patient's, is not found.
+    async fn withdraw_consent(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        id: i64,
+        at: Timestamp,
+        reason: &str,
+    ) -> Result<ConsentSignature>;
     async fn consent_signatures(
         &self,
         actor: &Actor,
@@ -239,7 +248,7 @@ fn document_from_row(r: &AnyRow) -> Result<ConsentDocument> {
     })
 }
 
-const SIG_COLUMNS: &str = "id, patient_id, document_id, protocol_id, document_version, protocol_version, signer, assent, signed_at, expires_at, withdrawn_at, recorded_by";
+const SIG_COLUMNS: &str = "id, patient_id, document_id, protocol_id, document_version, protocol_version, signer, assent, signed_at, expires_at, withdrawn_at, withdrawn_by, withdrawal_reason, recorded_by";
 
 fn signature_from_row(r: &AnyRow) -> Result<ConsentSignature> {
     let assent: Option<String> = r.try_get("assent")?;
@@ -257,8 +266,20 @@ fn signature_from_row(r: &AnyRow) -> Result<ConsentSignature> {
         signed_at: timestamp(r, "signed_at")?.ok_or_else(|| corrupt("signed_at", "(empty)"))?,
         expires_at: timestamp(r, "expires_at")?,
         withdrawn_at: timestamp(r, "withdrawn_at")?,
+        withdrawn_by: r.try_get("withdrawn_by")?,
+        withdrawal_reason: r.try_get("withdrawal_reason")?,
         recorded_by: r.try_get("recorded_by")?,
     })
+}
+
+async fn load_signature(tx: &mut Tx, id: i64) -> Result<ConsentSignature> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    signature_from_row(&row)
 }
 
 fn ledger_from_row(r: &AnyRow) -> Result<LedgerRecord> {
@@ -928,45 +949,56 @@ impl OpsStore for SqlStore {
             format!("{} document version {}", doc.protocol_id, doc.version),
         )
         .await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let out = signature_from_row(&row)?;
+        let out = load_signature(&mut tx, id).await?;
         tx.commit().await?;
         Ok(out)
     }
 
-    async fn withdraw_consent(&self, actor: &Actor, id: i64, at: Timestamp) -> Result<()> {
+    async fn withdraw_consent(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        id: i64,
+        at: Timestamp,
+        reason: &str,
+    ) -> Result<ConsentSignature> {
         require(actor, Permission::RecordConsent)?;
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(invalid("reason", "say why the consent is withdrawn"));
+        }
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(
-            "SELECT patient_id FROM ops_consent_signatures WHERE id = $1 AND withdrawn_at IS NULL",
+        load_patient(&mut tx, patient).await?;
+        sqlx::query(
+            "SELECT id FROM ops_consent_signatures WHERE id = $1 AND patient_id = $2 AND withdrawn_at IS NULL",
         )
         .bind(id)
+        .bind(patient.get())
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::NotFound {
-            what: format!("consent {id}"),
+            what: format!("consent {id} in force for patient {}", patient.get()),
         })?;
-        let patient: i64 = row.try_get("patient_id")?;
-        sqlx::query("UPDATE ops_consent_signatures SET withdrawn_at = $1 WHERE id = $2")
-            .bind(at.to_string())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE ops_consent_signatures SET withdrawn_at = $1, withdrawn_by = $2, withdrawal_reason = $3 WHERE id = $4",
+        )
+        .bind(at.to_string())
+        .bind(actor.username.as_str())
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let out = load_signature(&mut tx, id).await?;
         audit(
             &mut tx,
             actor,
             "consent.withdraw",
-            Some(patient),
-            format!("consent {id}"),
+            Some(patient.get()),
+            format!("consent {id} ({}) withdrawn: {reason}", out.protocol_id),
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(out)
     }
 
     async fn consent_signatures(

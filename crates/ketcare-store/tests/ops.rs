@@ -577,3 +577,117 @@ async fn prices_are_set_by_an_administrator_and_read_for_billing() {
         assert!(s.prices(&c.nurse).await.is_err());
     }
 }
+
+#[tokio::test]
+async fn a_withdrawn_consent_is_not_valid_and_the_withdrawal_says_who_when_and_why() {
+    for backend in BACKENDS {
+        let c = clinic(backend).await;
+        let s = c.store.as_ref();
+        let pid = "trd-adult-iv-ketamine";
+        let doc = NewConsentDocument {
+            protocol_id: pid.into(),
+            protocol_version: 1,
+            off_label: true,
+            title: "IV ketamine".into(),
+            sections: sections(),
+            valid_days: None,
+        };
+        s.add_consent_document(&c.nurse, &doc).await.unwrap();
+        let sig = s
+            .record_consent(
+                &c.nurse,
+                &NewSignature {
+                    patient_id: c.adult,
+                    protocol_id: pid.into(),
+                    signer: Signer::Patient,
+                    assent: None,
+                    signed_at: "2026-12-01T10:00:00Z".parse().unwrap(),
+                },
+            )
+            .await
+            .unwrap();
+        let before: Timestamp = "2026-12-04T09:00:00Z".parse().unwrap();
+        let when: Timestamp = "2026-12-05T09:00:00Z".parse().unwrap();
+        let after: Timestamp = "2026-12-06T09:00:00Z".parse().unwrap();
+        let status = |t| s.consent_status(&c.nurse, c.adult, pid, 1, t);
+        assert!(status(after).await.unwrap().is_valid(), "{backend:?}");
+
+        // A reason is required; a scheduler may not withdraw; another patient's is not found.
+        assert!(matches!(
+            s.withdraw_consent(&c.nurse, c.adult, sig.id, when, "  ").await,
+            Err(StoreError::Invalid(e)) if e.get("reason").is_some()
+        ));
+        assert!(matches!(
+            s.withdraw_consent(&c.scheduler, c.adult, sig.id, when, "asked")
+                .await,
+            Err(StoreError::Forbidden { .. })
+        ));
+        assert!(matches!(
+            s.withdraw_consent(&c.nurse, c.minor, sig.id, when, "asked")
+                .await,
+            Err(StoreError::NotFound { .. })
+        ));
+
+        let w = s
+            .withdraw_consent(&c.nurse, c.adult, sig.id, when, "patient asked to stop")
+            .await
+            .unwrap();
+        assert_eq!(w.withdrawn_at, Some(when));
+        assert_eq!(w.withdrawn_by.as_deref(), Some("nurse"));
+        assert_eq!(
+            w.withdrawal_reason.as_deref(),
+            Some("patient asked to stop")
+        );
+        // Valid before the withdrawal, not after; the reason is in the message.
+        assert!(status(before).await.unwrap().is_valid());
+        match status(after).await.unwrap() {
+            ConsentStatus::Invalid { reason, message } => {
+                assert_eq!(reason, InvalidReason::Withdrawn);
+                assert!(message.contains("patient asked to stop"), "{message}");
+                assert!(message.contains("nurse"), "{message}");
+            }
+            v => panic!("{backend:?}: still valid: {v:?}"),
+        }
+        // Stored: the list shows it; a second withdrawal is refused.
+        let listed = s.consent_signatures(&c.nurse, c.adult).await.unwrap();
+        assert_eq!(
+            listed[0].withdrawal_reason.as_deref(),
+            Some("patient asked to stop")
+        );
+        assert!(matches!(
+            s.withdraw_consent(&c.nurse, c.adult, sig.id, after, "again")
+                .await,
+            Err(StoreError::NotFound { .. })
+        ));
+        // Audited with the patient, the user and the reason.
+        let audit = s
+            .audit_records(
+                &c.admin,
+                &ketcare_store::AuditFilter {
+                    action: Some("consent.withdraw".into()),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(audit.len(), 1, "{backend:?}");
+        assert_eq!(audit[0].username, "nurse");
+        assert_eq!(audit[0].patient_id, Some(c.adult.get()));
+        assert!(audit[0].detail.contains("patient asked to stop"));
+        // Re-consent after a withdrawal makes consent valid again.
+        s.record_consent(
+            &c.nurse,
+            &NewSignature {
+                patient_id: c.adult,
+                protocol_id: pid.into(),
+                signer: Signer::Patient,
+                assent: None,
+                signed_at: after,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(status(after).await.unwrap().is_valid());
+    }
+}

@@ -211,6 +211,8 @@ pub struct SettingsPage {
     /// (id, what, proposed by, reason, state, may approve)
     proposals: Vec<(i64, String, String, String, String, bool)>,
     site_protocols: Vec<(String, String, String)>,
+    /// Operations settings: (key, purpose, what it blocks, used by, current value or "").
+    ops_needs: Vec<(String, String, String, String, String)>,
 }
 
 async fn settings_page(
@@ -274,6 +276,30 @@ async fn settings_page_with(
             needed.extend(r.missing.into_iter().map(|m| m.key));
         }
     }
+    let ops_needs: Vec<_> = ketcare_ops::site_needs::settings_needed(
+        &crate::ops::service::templates()?,
+        &crate::ops::service::code_book()?,
+    )
+    .into_iter()
+    .map(|n| {
+        let value = settings
+            .value(&n.key)
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        (
+            n.key,
+            n.purpose,
+            n.blocks.describe().to_owned(),
+            n.used_by.join("; "),
+            value,
+        )
+    })
+    .collect();
+    for (key, _, _, _, value) in &ops_needs {
+        if value.is_empty() {
+            needed.insert(key.clone());
+        }
+    }
     let mut r = render_html(&SettingsPage {
         nav: Nav::of(p),
         version,
@@ -289,6 +315,7 @@ async fn settings_page_with(
         overrides,
         proposals,
         site_protocols,
+        ops_needs,
     });
     *r.status_mut() = status;
     Ok(r)

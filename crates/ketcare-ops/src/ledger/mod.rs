@@ -197,6 +197,16 @@ pub struct Container {
     pub status: ContainerStatus,
 }
 
+impl Container {
+    /// What the book says is in the container, in µL: nothing once destroyed or lost.
+    pub fn book_ul(&self) -> i64 {
+        match self.status {
+            ContainerStatus::Destroyed | ContainerStatus::Lost => 0,
+            _ => self.remaining_ul,
+        }
+    }
+}
+
 /// What the ledger knows about one session.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SessionLedger {
@@ -532,10 +542,7 @@ impl LedgerState {
                     if lines[..i].iter().any(|m| m.container == l.container) {
                         return Err(refuse(&format!("lines[{i}].container"), "listed twice"));
                     }
-                    let expected = match c.status {
-                        ContainerStatus::Destroyed | ContainerStatus::Lost => 0,
-                        _ => c.remaining_ul,
-                    };
+                    let expected = c.book_ul();
                     if expected != l.counted_ul {
                         self.discrepancies.push(Discrepancy {
                             id: seq,

@@ -1,7 +1,9 @@
 //! Dates the regulations set: theft/loss notices and Form 106 [R44, R44b], the next biennial
 //! inventory [R45].
 
+use super::chain::{LedgerBreak, LedgerRecord, replay};
 use super::products::LedgerRules;
+use super::{LedgerEvent, LedgerState};
 use jiff::ToSpan;
 use jiff::civil::{Date, Weekday};
 use serde::Serialize;
@@ -50,6 +52,70 @@ pub fn deadlines(discovered: Date, rules: &LedgerRules) -> Deadlines {
 pub fn next_inventory_due(last: Date, rules: &LedgerRules) -> Date {
     last.checked_add(i64::from(rules.biennial_inventory_years.value).years())
         .unwrap_or(last)
+}
+
+/// One container of a count: the book and the count side by side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CountSheetLine {
+    pub container: i64,
+    pub product: String,
+    pub lot: String,
+    /// What the book held just before the count, in µL.
+    pub expected_ul: i64,
+    pub counted_ul: i64,
+}
+
+impl CountSheetLine {
+    pub fn matches(&self) -> bool {
+        self.expected_ul == self.counted_ul
+    }
+}
+
+/// A recorded count (per shift or day) with what the book expected at that moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CountSheet {
+    pub seq: i64,
+    pub at: String,
+    pub by: String,
+    pub period: String,
+    pub lines: Vec<CountSheetLine>,
+}
+
+/// Every count in the ledger, oldest first, each line with the book balance just before it was
+/// recorded (the ledger is replayed, so this is what the counter was checked against).
+pub fn count_sheets(
+    records: &[LedgerRecord],
+    state: LedgerState,
+) -> Result<Vec<CountSheet>, LedgerBreak> {
+    let mut state = state;
+    let mut out = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        if r.kind == "count"
+            && let Ok(LedgerEvent::Count { period, lines }) = r.event()
+        {
+            out.push(CountSheet {
+                seq: r.seq,
+                at: r.at.clone(),
+                by: r.username.clone(),
+                period,
+                lines: lines
+                    .iter()
+                    .map(|l| {
+                        let c = state.container(l.container);
+                        CountSheetLine {
+                            container: l.container,
+                            product: c.map(|c| c.product.clone()).unwrap_or_default(),
+                            lot: c.map(|c| c.lot.clone()).unwrap_or_default(),
+                            expected_ul: c.map(|c| c.book_ul()).unwrap_or(0),
+                            counted_ul: l.counted_ul,
+                        }
+                    })
+                    .collect(),
+            });
+        }
+        state = replay(&records[i..=i], state)?;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

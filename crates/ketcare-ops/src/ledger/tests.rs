@@ -531,3 +531,43 @@ fn a_rewritten_chain_that_breaks_a_rule_fails_replay() {
     let broken = chain::replay(&forged, LedgerState::new(stock)).err();
     assert_eq!(broken.map(|b| b.seq), Some(4));
 }
+
+#[test]
+fn count_sheets_show_the_book_before_each_count_beside_the_count() {
+    let mut b = Book::new();
+    b.ok(NURSE, Role::Nurse, draw(1, 100, 700));
+    let count = |period: &str, c1: i64| LedgerEvent::Count {
+        period: period.into(),
+        lines: vec![
+            CountLine {
+                container: 1,
+                counted_ul: c1,
+            },
+            CountLine {
+                container: 2,
+                counted_ul: 10_000,
+            },
+        ],
+    };
+    b.ok(PHARMACIST, Role::Pharmacist, count("day shift", 9_300));
+    b.ok(NURSE, Role::Nurse, draw(1, 101, 1_000));
+    b.ok(PHARMACIST, Role::Pharmacist, count("night shift", 8_000));
+    let stock = Stock::builtin().unwrap_or_else(|e| unreachable!("{e}"));
+    let sheets = reports::count_sheets(&b.records, LedgerState::new(stock))
+        .unwrap_or_else(|e| unreachable!("{e}"));
+    assert_eq!(sheets.len(), 2);
+    assert_eq!(sheets[0].period, "day shift");
+    assert_eq!(sheets[0].by, format!("user{PHARMACIST}"));
+    assert_eq!(
+        sheets[0]
+            .lines
+            .iter()
+            .map(|l| (l.container, l.expected_ul, l.counted_ul, l.matches()))
+            .collect::<Vec<_>>(),
+        vec![(1, 9_300, 9_300, true), (2, 10_000, 10_000, true)]
+    );
+    // The second count is checked against the book after the second draw.
+    assert_eq!(sheets[1].lines[0].expected_ul, 8_300);
+    assert!(!sheets[1].lines[0].matches());
+    assert_eq!(sheets[1].lines[0].product, "ketamine-50");
+}

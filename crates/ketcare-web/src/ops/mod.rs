@@ -4,6 +4,7 @@
 //! store inside its transactions.
 
 pub mod api;
+pub mod documents;
 pub mod pages;
 pub mod service;
 
@@ -15,7 +16,7 @@ use utoipa::OpenApi;
 /// This area's routes, each with its role rule (joined into [`crate::routes::table`]).
 #[rustfmt::skip]
 pub(crate) fn routes() -> Vec<Entry> {
-    use Access::Requires;
+    use Access::{Public, Requires};
     use Permission::*;
     use Verb::*;
     vec![
@@ -29,10 +30,14 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Post, "/schedule/bookings/{bid}/move", Requires(Schedule), pages::move_booking),
         r(Get, "/patients/{id}/consent", Requires(PatientRead), pages::consent),
         r(Post, "/patients/{id}/consent", Requires(RecordConsent), pages::sign_consent),
+        r(Post, "/patients/{id}/consent/{sid}/withdraw", Requires(RecordConsent), pages::withdraw_consent),
         r(Get, "/consent/documents", Requires(PatientRead), pages::consent_documents),
         r(Post, "/consent/documents", Requires(RecordConsent), pages::add_consent_document),
         r(Get, "/ledger", Requires(LedgerRead), pages::ledger),
         r(Post, "/ledger", Requires(LedgerDraw), pages::ledger_post),
+        r(Get, "/static/ops-print.css", Public, documents::print_css),
+        r(Get, "/ledger/counts", Requires(LedgerRead), documents::counts),
+        r(Get, "/ledger/documents/{seq}", Requires(LedgerRead), documents::document),
         r(Get, "/billing", Requires(BillingRead), pages::billing_page),
         // API
         r(Get, "/api/v1/schedule/bookings", Requires(Schedule), api::bookings),

@@ -519,7 +519,8 @@ pub struct ConsentPage {
     guardians: Vec<(i64, String)>,
     statuses: Vec<(String, String, bool, String)>,
     protocols: Vec<(String, String)>,
-    signatures: Vec<String>,
+    /// (signature id, text, in force)
+    signatures: Vec<(i64, String, bool)>,
     can_sign: bool,
     message: String,
     error: String,
@@ -588,18 +589,25 @@ async fn consent_page(
                 }
                 None => String::new(),
             };
-            format!(
-                "{} — {} document v{} (protocol v{}) signed by {who}{assent}{}",
+            let withdrawn = match g.withdrawn_at {
+                Some(w) => format!(
+                    " — withdrawn {} by {}: {}",
+                    w.strftime("%Y-%m-%d %H:%M"),
+                    g.withdrawn_by.as_deref().unwrap_or("(not recorded)"),
+                    g.withdrawal_reason
+                        .as_deref()
+                        .unwrap_or("(no reason recorded)")
+                ),
+                None => String::new(),
+            };
+            let text = format!(
+                "{} — {} document v{} (protocol v{}) signed by {who}{assent}{withdrawn}",
                 g.signed_at.strftime("%Y-%m-%d %H:%M"),
                 g.protocol_id,
                 g.document_version,
                 g.protocol_version,
-                if g.withdrawn_at.is_some() {
-                    " — withdrawn"
-                } else {
-                    ""
-                }
-            )
+            );
+            (g.id, text, g.withdrawn_at.is_none())
         })
         .collect();
     let page = ConsentPage {
@@ -697,6 +705,43 @@ pub async fn sign_consent(
             e.status(),
             consent_page(&s, &p, id, String::new(), error_text(&e)).await?,
         )),
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+/// Withdraws a consent from the patient's consent page: who (the signed-in user), when (now),
+/// why (required); audited by the store.
+pub async fn withdraw_consent(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((id, sid)): Path<(i64, i64)>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let f = form_pairs(&body)?;
+    let r = async {
+        s.store
+            .withdraw_consent(
+                &p.actor,
+                PatientId::new(id),
+                sid,
+                now(&s)?,
+                field(&f, "reason"),
+            )
+            .await
+            .map_err(AppError::from)
+    }
+    .await;
+    match r {
+        Ok(_) => Ok(back(
+            &format!("/patients/{id}/consent"),
+            "Consent withdrawn",
+        )),
+        Err(e @ (AppError::Invalid(_) | AppError::Conflict(_) | AppError::NotFound(_))) => {
+            Ok(with_status(
+                e.status(),
+                consent_page(&s, &p, id, String::new(), error_text(&e)).await?,
+            ))
+        }
         Err(e) => Err(PageError(e)),
     }
 }
@@ -850,7 +895,8 @@ pub struct LedgerPage {
     live: Vec<(i64, String, String)>,
     on_hand: Vec<(String, u32, String)>,
     discrepancies: Vec<(i64, i64, String, String)>,
-    reports: Vec<String>,
+    /// (ledger entry, text)
+    reports: Vec<(i64, String)>,
     entries: Vec<(i64, String, String, String, String)>,
     products: Vec<(String, String)>,
     may_manage: bool,
@@ -905,7 +951,7 @@ async fn ledger_page(
             .reports
             .iter()
             .map(|r| {
-                format!(
+                (r.seq, format!(
                     "{} discovered {}: {} mg — notice to the DEA Field Division by {}; DEA Form 106 by {} [{}]",
                     if r.theft { "Theft" } else { "Loss" },
                     r.discovered,
@@ -913,7 +959,7 @@ async fn ledger_page(
                     r.deadlines.notice_due,
                     r.deadlines.form_106_due,
                     r.deadlines.sources.join(", ")
-                )
+                ))
             })
             .collect(),
         entries: records
