@@ -19,6 +19,7 @@ async fn settings(app: &TestApp) {
     for (k, v) in [
         ("session.ketamine.bp_gate_systolic_mmhg", 140.0),
         ("session.ketamine.bp_gate_diastolic_mmhg", 90.0),
+        ("measures.link_before_session", 1.0),
     ] {
         values.insert(k.into(), v.into());
     }
@@ -87,6 +88,48 @@ async fn a_session_gives_its_dose_history_to_the_chart_and_the_pk_engine() {
             .await;
         assert_eq!(s.status, StatusCode::CREATED, "{backend:?}: {}", s.body);
         let sid = s.json()["id"].as_i64().unwrap();
+
+        // Questionnaires before the session: the open course's set is asked for by the site.
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/courses"),
+                &nurse,
+                &json!({"label": "Induction", "instrument": "phq9", "started_on": "2026-10-01"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let m = app
+            .get(&format!("/api/v1/sessions/{sid}/measures"), &nurse)
+            .await;
+        assert_eq!(m.status, StatusCode::OK, "{}", m.body);
+        let m = m.json();
+        assert_eq!(m["courses"][0]["instrument"], "phq9");
+        assert!(m["courses"][0]["latest_score"].is_null());
+        assert_eq!(m["link_set"], json!(["phq9"]));
+        assert_eq!(m["link_due"], true);
+        let page = app.get(&format!("/sessions/{sid}"), &writer).await;
+        assert!(
+            page.body.contains("Questionnaires before this session")
+                && page.body.contains("send-pre-link"),
+            "{}",
+            page.body
+        );
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/links"),
+                &nurse,
+                &json!({"instruments": ["phq9"]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let m = app
+            .get(&format!("/api/v1/sessions/{sid}/measures"), &nurse)
+            .await
+            .json();
+        assert_eq!(m["link_due"], false);
+        assert_eq!(m["open_links"][0][1], "sent");
         let cmd = |c: serde_json::Value| {
             let app = &app;
             let nurse = nurse.clone();

@@ -60,7 +60,7 @@ pub fn catalogue() -> Option<&'static Catalogue> {
     Catalogue::builtin().ok()
 }
 
-fn find(id: &str) -> Result<&'static Instrument, ScoreError> {
+pub(crate) fn find(id: &str) -> Result<&'static Instrument, ScoreError> {
     catalogue()
         .and_then(|c| c.instrument(id))
         .ok_or_else(|| ScoreError::UnknownInstrument { id: id.to_string() })

@@ -11,6 +11,7 @@ pub mod history;
 pub mod live;
 pub mod mllp;
 pub mod pages;
+pub mod pre_measures;
 pub mod service;
 
 use crate::routes::{Entry, Verb, r};
@@ -45,6 +46,7 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Get, "/api/v1/sessions/{sid}/rems-form", Requires(PatientRead), api::rems_form),
         r(Get, "/sessions/{sid}/predicted", Requires(PatientRead), history::predicted_page),
         r(Get, "/api/v1/sessions/{sid}/predicted", Requires(PatientRead), history::predicted_api),
+        r(Get, "/api/v1/sessions/{sid}/measures", Requires(PatientRead), pre_measures::measures_api),
     ]
 }
 
@@ -58,6 +60,7 @@ pub(crate) fn routes() -> Vec<Entry> {
     api::list_vitals,
     api::post_vitals,
     api::rems_form,
-    history::predicted_api
+    history::predicted_api,
+    pre_measures::measures_api
 ))]
 pub struct SessionsApiDoc;
