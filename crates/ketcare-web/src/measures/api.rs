@@ -376,6 +376,33 @@ pub async fn outcomes(
     ))
 }
 
+/// A patient's score series and the chart's markers (sessions given, and dose orders no
+/// session has given yet).
+#[derive(Serialize, ToSchema)]
+pub struct TrajectoryView {
+    /// Per instrument: its id and (date, total) points in date order.
+    #[schema(value_type = Vec<Object>)]
+    pub series: Vec<(String, Vec<ketcare_measures::Point>)>,
+    pub markers: Vec<super::Marker>,
+    pub notes: Vec<String>,
+}
+
+/// The score chart's data: every score over time, with the sessions marked (date, drug, route,
+/// dose given from the session record).
+#[utoipa::path(get, path = "/api/v1/patients/{id}/trajectory", params(("id" = i64, Path)), responses((status = 200, description = "score series and markers", body = TrajectoryView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn trajectory(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Json<TrajectoryView>, AppError> {
+    let o = super::overview(&s, &p, PatientId::new(id)).await?;
+    Ok(Json(TrajectoryView {
+        series: super::series(&o.responses),
+        markers: o.markers,
+        notes: o.notes,
+    }))
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct OpioidsView {
     pub entries: Vec<OpioidView>,

@@ -61,7 +61,7 @@ pub fn catalogue() -> Option<&'static Catalogue> {
     Catalogue::builtin().ok()
 }
 
-fn find(id: &str) -> Result<&'static Instrument, ScoreError> {
+pub(crate) fn find(id: &str) -> Result<&'static Instrument, ScoreError> {
     catalogue()
         .and_then(|c| c.instrument(id))
         .ok_or_else(|| ScoreError::UnknownInstrument { id: id.to_string() })
@@ -290,12 +290,24 @@ pub struct OpioidView {
     pub error: Option<String>,
 }
 
-/// A session (or, until sessions exist, a dose order) drawn on the chart.
+/// A session that gave a dose (or a dose order no session has given yet) drawn on the chart.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Marker {
     #[schema(value_type = String)]
     pub date: Date,
     pub label: String,
+    /// The session (absent for a dose order).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<i64>,
+    /// "ketamine" or "esketamine" (sessions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drug: Option<String>,
+    /// The route given (sessions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// mg given, from the session's administrations (sessions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dose_mg: Option<f64>,
 }
 
 /// A course with its outcome and booster flag.
@@ -381,8 +393,41 @@ pub fn opioid_mme(e: &OpioidRow) -> Result<MmeLine, AppError> {
     .map_err(|err| AppError::invalid(err.field(), err.to_string()))
 }
 
-/// Dose orders as chart markers (until sessions exist).
-async fn order_markers(store: &dyn Store, actor: &Actor, patient: PatientId) -> Vec<Marker> {
+/// Sessions that gave a dose as chart markers, then the dose orders no session belongs to.
+async fn markers(s: &AppState, actor: &Actor, patient: PatientId) -> Vec<Marker> {
+    let (sessions, given) = crate::sessions::history::patient_markers(s, actor, patient)
+        .await
+        .unwrap_or_default();
+    let mut out: Vec<Marker> = sessions
+        .into_iter()
+        .map(|m| Marker {
+            date: m.date,
+            label: format!(
+                "session {}: {} {} {} mg",
+                m.session_id,
+                m.drug,
+                m.route,
+                ketcare_core::units::trim_float(m.dose_mg)
+            ),
+            session_id: Some(m.session_id),
+            drug: Some(m.drug),
+            route: Some(m.route),
+            dose_mg: Some(m.dose_mg),
+        })
+        .collect();
+    out.extend(
+        order_markers(s.store.as_ref(), actor, patient)
+            .await
+            .into_iter()
+            .filter(|(id, _)| !given.contains(id))
+            .map(|(_, m)| m),
+    );
+    out.sort_by_key(|m| m.date);
+    out
+}
+
+/// Dose orders as chart markers, with their ids.
+async fn order_markers(store: &dyn Store, actor: &Actor, patient: PatientId) -> Vec<(i64, Marker)> {
     let Ok(records) = store
         .patient_records(actor, patient, RecordKind::DoseOrder)
         .await
@@ -394,17 +439,24 @@ async fn order_markers(store: &dyn Store, actor: &Actor, patient: PatientId) -> 
         .filter_map(|r| {
             let o = crate::clinical::order_of(r).ok()?;
             let date = r.created_at.get(..10)?.parse::<Date>().ok()?;
-            Some(Marker {
-                date,
-                label: format!(
-                    "order {} ({:?}): {} — {} {}",
-                    o.id,
-                    o.order.state,
-                    o.order.calculation.protocol_title,
-                    ketcare_core::units::trim_float(o.order.calculation.session_total_mg.value),
-                    o.order.calculation.session_total_mg.unit
-                ),
-            })
+            Some((
+                o.id,
+                Marker {
+                    date,
+                    session_id: None,
+                    drug: None,
+                    route: None,
+                    dose_mg: None,
+                    label: format!(
+                        "order {} ({:?}): {} — {} {}",
+                        o.id,
+                        o.order.state,
+                        o.order.calculation.protocol_title,
+                        ketcare_core::units::trim_float(o.order.calculation.session_total_mg.value),
+                        o.order.calculation.session_total_mg.unit
+                    ),
+                },
+            ))
         })
         .collect()
 }
@@ -424,13 +476,19 @@ pub async fn overview(
         .map(response_view)
         .collect();
     let markers = if p.user.role.allows(Permission::PatientRead) {
-        order_markers(store, &p.actor, patient).await
+        markers(s, &p.actor, patient).await
     } else {
         Vec::new()
     };
     let today = s.today();
     let all_series = series(&responses);
-    let last_session = markers.iter().map(|m| m.date).filter(|d| *d <= today).max();
+    let last_session = markers
+        .iter()
+        .filter(|m| m.session_id.is_some())
+        .map(|m| m.date)
+        .filter(|d| *d <= today)
+        .max()
+        .or_else(|| markers.iter().map(|m| m.date).filter(|d| *d <= today).max());
     let mut courses = Vec::new();
     for c in store.patient_courses(&p.actor, patient).await? {
         let Ok(inst) = find(&c.instrument) else {
@@ -518,8 +576,11 @@ pub async fn overview(
         .first()
         .map(|(_, first)| ((mme_total_now - first) * 1000.0).round() / 1000.0);
     let mut notes = Vec::new();
-    if !markers.is_empty() {
-        notes.push("Chart markers are dose orders (date the order was written).".into());
+    if markers.iter().any(|m| m.session_id.is_none()) {
+        notes.push(
+            "Markers without a session are dose orders no session has given yet (date the order was written)."
+                .into(),
+        );
     }
     Ok(Overview {
         responses,
@@ -626,6 +687,7 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Get, "/api/v1/patients/{id}/links", Requires(PatientRead), api::links),
         r(Post, "/api/v1/patients/{id}/links", Requires(RecordMeasures), api::create_link),
         r(Get, "/api/v1/patients/{id}/outcomes", Requires(PatientRead), api::outcomes),
+        r(Get, "/api/v1/patients/{id}/trajectory", Requires(PatientRead), api::trajectory),
         r(Get, "/api/v1/patients/{id}/opioids", Requires(PatientRead), api::opioids),
         r(Post, "/api/v1/patients/{id}/opioids", Requires(RecordMeasures), api::add_opioid),
         r(Post, "/api/v1/patients/{id}/courses", Requires(RecordMeasures), api::add_course),
@@ -651,6 +713,7 @@ pub(crate) fn routes() -> Vec<Entry> {
         api::links,
         api::create_link,
         api::outcomes,
+        api::trajectory,
         api::opioids,
         api::add_opioid,
         api::add_course
@@ -672,6 +735,7 @@ pub(crate) fn routes() -> Vec<Entry> {
         api::CourseRequest,
         api::Recorded,
         api::OpioidsView,
+        api::TrajectoryView,
         ResponseView,
         OpioidView,
         Marker,

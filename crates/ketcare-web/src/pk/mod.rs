@@ -42,7 +42,7 @@ pub(crate) fn routes() -> Vec<Entry> {
 #[openapi(paths(models, simulate_api, tci_api))]
 pub struct PkApiDoc;
 
-fn pk_error(e: PkError) -> AppError {
+pub(crate) fn pk_error(e: PkError) -> AppError {
     match e {
         PkError::Input { field, message } => AppError::invalid(&field, message),
         PkError::Data { .. } => {
@@ -52,7 +52,7 @@ fn pk_error(e: PkError) -> AppError {
     }
 }
 
-fn library(s: &AppState) -> Result<&Library, AppError> {
+pub(crate) fn library(s: &AppState) -> Result<&Library, AppError> {
     s.pk.as_ref().as_ref().map_err(|e| {
         tracing::error!(error = %e, "pk model library");
         AppError::Internal

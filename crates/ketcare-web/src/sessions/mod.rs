@@ -7,9 +7,11 @@
 //! channel ([`live::Live`]) that the suite dashboard streams as server-sent events.
 
 pub mod api;
+pub mod history;
 pub mod live;
 pub mod mllp;
 pub mod pages;
+pub mod pre_measures;
 pub mod service;
 
 use crate::routes::{Entry, Verb, r};
@@ -42,6 +44,9 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Get, "/api/v1/sessions/{sid}/vitals", Requires(PatientRead), api::list_vitals),
         r(Post, "/api/v1/sessions/{sid}/vitals", Requires(RunSession), api::post_vitals),
         r(Get, "/api/v1/sessions/{sid}/rems-form", Requires(PatientRead), api::rems_form),
+        r(Get, "/sessions/{sid}/predicted", Requires(PatientRead), history::predicted_page),
+        r(Get, "/api/v1/sessions/{sid}/predicted", Requires(PatientRead), history::predicted_api),
+        r(Get, "/api/v1/sessions/{sid}/measures", Requires(PatientRead), pre_measures::measures_api),
     ]
 }
 
@@ -54,6 +59,8 @@ pub(crate) fn routes() -> Vec<Entry> {
     api::command,
     api::list_vitals,
     api::post_vitals,
-    api::rems_form
+    api::rems_form,
+    history::predicted_api,
+    pre_measures::measures_api
 ))]
 pub struct SessionsApiDoc;

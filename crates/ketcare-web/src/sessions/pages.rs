@@ -323,6 +323,7 @@ pub struct SessionPage {
     pub show_discharge_form: bool,
     pub in_chair: bool,
     pub rems: Vec<Row>,
+    pub measures: Option<super::pre_measures::PreSession>,
 }
 
 fn yes(v: Option<bool>) -> String {
@@ -774,6 +775,7 @@ pub async fn page_of(
         show_discharge_form: matches!(se.phase, Phase::Observation | Phase::ReadyForDischarge),
         in_chair: se.phase.is_active() && se.signature.is_none(),
         rems,
+        measures: super::pre_measures::panel(s, p, r).await.ok(),
     })
 }
 

@@ -1,0 +1,452 @@
+//! What a session actually gave: its administrations (start, rate changes, pauses, stop,
+//! esketamine devices) read with the verified dose order (concentration, device strength, the
+//! protocol's drug and route) become a dose history — a PK regimen in minutes from the first
+//! administration. The patient's score chart marks it, and the PK engine predicts its curve
+//! (`GET /api/v1/sessions/{sid}/predicted`, the page `/sessions/{sid}/predicted`).
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::{AppError, ErrorBody, PageError};
+use crate::pages::{Nav, render_html};
+use askama::Template;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use jiff::Timestamp;
+use ketcare_clinical::DoseOrder;
+use ketcare_clinical::protocol::{Drug, Role, Route as ClinicalRoute};
+use ketcare_core::{Actor, PatientId};
+use ketcare_pk::{Covariates, Dose, Options, RateStep, Regimen, Route, SimRequest, SimResult};
+use ketcare_session::Session;
+use ketcare_session::session::AdminEvent;
+use ketcare_store::{RecordKind, SessionRecord, Store};
+use serde::{Deserialize, Serialize};
+
+/// The doses a session gave, as a PK regimen (times in minutes from `started_at`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DoseHistory {
+    /// The first administration.
+    pub started_at: Timestamp,
+    /// "ketamine" or "esketamine".
+    pub drug: String,
+    /// The protocol's route (PK route name).
+    pub route: String,
+    pub regimen: Regimen,
+    /// Total mg given by the end of the record.
+    pub total_mg: f64,
+    /// How the record was read, where it leaves something open.
+    pub assumptions: Vec<String>,
+}
+
+fn pk_route(r: ClinicalRoute) -> Route {
+    match r {
+        ClinicalRoute::IvInfusion => Route::IvInfusion,
+        ClinicalRoute::IvBolus => Route::IvBolus,
+        ClinicalRoute::Im => Route::Intramuscular,
+        ClinicalRoute::Intranasal => Route::Intranasal,
+        ClinicalRoute::Oral => Route::Oral,
+        ClinicalRoute::Sublingual => Route::Sublingual,
+        ClinicalRoute::Subcutaneous => Route::Subcutaneous,
+    }
+}
+
+fn minutes(from: Timestamp, at: Timestamp) -> f64 {
+    let s = at.as_second() - from.as_second();
+    (s.max(0) as f64 + f64::from(at.subsec_nanosecond() - from.subsec_nanosecond()) * 1e-9).max(0.0)
+        / 60.0
+}
+
+/// Reads a session's administrations with its dose order. `Ok(None)` when nothing was given yet;
+/// an error (naming what is missing) when the record cannot be converted.
+pub fn dose_history(
+    session: &Session,
+    order: &DoseOrder,
+    drug: Drug,
+    route: ClinicalRoute,
+) -> Result<Option<DoseHistory>, String> {
+    let Some(first) = session.administrations.first() else {
+        return Ok(None);
+    };
+    let t0 = first.at;
+    let calc = &order.calculation;
+    let mut doses = Vec::new();
+    let mut rates: Vec<RateStep> = Vec::new();
+    let mut assumptions = Vec::new();
+    let mut current = 0.0;
+    let step = |rates: &mut Vec<RateStep>, t: f64, mg_per_min: f64| {
+        if let Some(last) = rates.last_mut()
+            && last.time_min == t
+        {
+            last.rate_mg_per_min = mg_per_min;
+        } else {
+            rates.push(RateStep {
+                time_min: t,
+                rate_mg_per_min: mg_per_min,
+            });
+        }
+    };
+    let infusion_conc = || -> Result<f64, String> {
+        calc.components
+            .iter()
+            .filter(|c| c.role == Role::Infusion)
+            .find_map(|c| c.preparation.as_ref().map(|p| p.final_concentration.value))
+            .filter(|c| c.is_finite() && *c > 0.0)
+            .ok_or_else(|| {
+                "the dose order gives no infusion concentration (mg/mL): the pump rate cannot be read as mg"
+                    .to_owned()
+            })
+    };
+    for a in &session.administrations {
+        let t = minutes(t0, a.at);
+        match &a.event {
+            AdminEvent::Start { rate_ml_per_h } => {
+                if let Some(b) = calc.components.iter().find(|c| c.role == Role::Bolus) {
+                    doses.push(Dose {
+                        time_min: t,
+                        amount_mg: b.dose_mg.value,
+                        route: Route::IvBolus,
+                        duration_min: None,
+                    });
+                    assumptions.push(format!(
+                        "the order's IV bolus ({} mg) is taken as given at the start: the record has no separate bolus time",
+                        ketcare_core::units::trim_float(b.dose_mg.value)
+                    ));
+                }
+                match rate_ml_per_h {
+                    Some(r) => {
+                        current = r * infusion_conc()? / 60.0;
+                        step(&mut rates, t, current);
+                    }
+                    None => {
+                        if let Some(d) = calc.components.iter().find(|c| c.role == Role::Dose) {
+                            doses.push(Dose {
+                                time_min: t,
+                                amount_mg: d.dose_mg.value,
+                                route: pk_route(route),
+                                duration_min: None,
+                            });
+                        }
+                    }
+                }
+            }
+            AdminEvent::RateChange { rate_ml_per_h } => {
+                current = rate_ml_per_h * infusion_conc()? / 60.0;
+                step(&mut rates, t, current);
+            }
+            AdminEvent::Pause { .. } | AdminEvent::Stop { .. } => {
+                if !rates.is_empty() {
+                    step(&mut rates, t, 0.0);
+                }
+            }
+            AdminEvent::Resume => {
+                if !rates.is_empty() {
+                    step(&mut rates, t, current);
+                }
+            }
+            AdminEvent::Device { .. } => {
+                let e = calc
+                    .esketamine
+                    .as_ref()
+                    .ok_or("dose order gives no esketamine device strength")?;
+                doses.push(Dose {
+                    time_min: t,
+                    amount_mg: e.device_mg.value,
+                    route: Route::Intranasal,
+                    duration_min: None,
+                });
+            }
+        }
+    }
+    let end = rates
+        .iter()
+        .map(|r| r.time_min)
+        .chain(doses.iter().map(|d| d.time_min))
+        .fold(0.0, f64::max);
+    if rates.last().is_some_and(|r| r.rate_mg_per_min > 0.0) {
+        assumptions.push(
+            "the infusion has not been stopped: the prediction continues it at the current rate"
+                .into(),
+        );
+    }
+    let regimen = Regimen {
+        doses,
+        iv_rates: rates,
+    };
+    let total_mg = regimen.total_mg(end);
+    Ok(Some(DoseHistory {
+        started_at: t0,
+        drug: match drug {
+            Drug::RacemicKetamine => "ketamine".into(),
+            Drug::Esketamine => "esketamine".into(),
+        },
+        route: pk_route(route).as_str().to_owned(),
+        regimen,
+        total_mg: (total_mg * 1000.0).round() / 1000.0,
+        assumptions,
+    }))
+}
+
+/// The dose history of a stored session (reads its dose order: audited by the store).
+pub async fn of_record(
+    state: &AppState,
+    actor: &Actor,
+    r: &SessionRecord,
+) -> Result<Option<DoseHistory>, AppError> {
+    let Some(order_id) = r.session.dose_order_id else {
+        return Ok(None);
+    };
+    if r.session.administrations.is_empty() {
+        return Ok(None);
+    }
+    let order = crate::clinical::order_of(
+        &state
+            .store
+            .record(actor, RecordKind::DoseOrder, order_id)
+            .await?,
+    )?
+    .order;
+    let library = state.library();
+    let protocol = library
+        .get(&order.calculation.protocol_id)
+        .map_err(|e| AppError::Conflict(e.to_string()))?;
+    dose_history(&r.session, &order, protocol.drug, protocol.route).map_err(AppError::Conflict)
+}
+
+/// A marker on the patient's score chart for every session that gave something (date of the
+/// first administration, drug, route, dose given); the dose orders these sessions gave.
+pub async fn patient_markers(
+    state: &AppState,
+    actor: &Actor,
+    patient: PatientId,
+) -> Result<(Vec<SessionMarker>, Vec<i64>), AppError> {
+    let store: &dyn Store = state.store.as_ref();
+    let mut out = Vec::new();
+    let mut orders = Vec::new();
+    for r in store.patient_sessions(actor, patient).await? {
+        if let Some(o) = r.session.dose_order_id {
+            orders.push(o);
+        }
+        let Some(h) = of_record(state, actor, &r).await.ok().flatten() else {
+            continue;
+        };
+        out.push(SessionMarker {
+            session_id: r.id,
+            date: h.started_at.to_zoned(jiff::tz::TimeZone::system()).date(),
+            drug: h.drug,
+            route: h.route,
+            dose_mg: h.total_mg,
+        });
+    }
+    out.sort_by_key(|m| (m.date, m.session_id));
+    Ok((out, orders))
+}
+
+/// A session as marked on the chart.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionMarker {
+    pub session_id: i64,
+    pub date: jiff::civil::Date,
+    pub drug: String,
+    pub route: String,
+    pub dose_mg: f64,
+}
+
+/// Default PK model for what the session gave (overridable with `?model=`).
+fn default_model(h: &DoseHistory) -> &'static str {
+    if h.drug == "esketamine" {
+        "perez_ruixo_2021"
+    } else {
+        "domino"
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PredictedQuery {
+    /// A PK model id (default: Domino for ketamine, Perez-Ruixo 2021 for esketamine).
+    pub model: Option<String>,
+}
+
+/// The predicted curve of what a session gave.
+#[derive(Debug, Clone, Serialize)]
+pub struct Predicted {
+    pub session_id: i64,
+    pub patient_id: PatientId,
+    pub history: DoseHistory,
+    pub weight_kg: f64,
+    pub age_years: Option<f64>,
+    pub result: SimResult,
+}
+
+/// Builds the prediction (patient weight and age from the record: reads are audited).
+pub async fn predicted(
+    state: &AppState,
+    p: &Principal,
+    sid: i64,
+    q: &PredictedQuery,
+) -> Result<Predicted, AppError> {
+    let r = state.store.session_record(&p.actor, sid).await?;
+    let Some(history) = of_record(state, &p.actor, &r).await? else {
+        return Err(AppError::Conflict(
+            "this session has given nothing yet: there is no dose history to predict from".into(),
+        ));
+    };
+    let pt = state.store.get_patient(&p.actor, r.patient_id).await?;
+    let rec = &pt.record;
+    let weight_kg = rec.weight.map(|w| f64::from(w.value)).ok_or_else(|| {
+        AppError::invalid(
+            "weight_kg",
+            "the patient's record has no weight: record it to predict a curve",
+        )
+    })?;
+    let age_years = rec
+        .day_of_care(state.today(), &state.bands)
+        .map(|d| f64::from(d.age.completed_months) / 12.0);
+    let end = history
+        .regimen
+        .iv_rates
+        .iter()
+        .map(|r| r.time_min)
+        .chain(history.regimen.doses.iter().map(|d| d.time_min))
+        .fold(0.0, f64::max);
+    let req = SimRequest {
+        model: q
+            .model
+            .clone()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| default_model(&history).to_owned()),
+        regimen: history.regimen.clone(),
+        covariates: Covariates {
+            weight_kg,
+            age_years,
+        },
+        options: Options::default(),
+        horizon_min: (end + 240.0).max(360.0).ceil(),
+        step_min: 1.0,
+        population: None,
+        label: Some(format!("session {sid}: {} {}", history.drug, history.route)),
+    };
+    let st = state.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let lib = crate::pk::library(&st)?;
+        ketcare_pk::simulate(lib, &req, None).map_err(crate::pk::pk_error)
+    })
+    .await
+    .map_err(|_| AppError::Internal)??;
+    Ok(Predicted {
+        session_id: sid,
+        patient_id: r.patient_id,
+        history,
+        weight_kg,
+        age_years,
+        result,
+    })
+}
+
+/// The predicted plasma concentration of the doses and IV rate steps the session actually gave
+/// (its administrations with the verified order's concentration or device strength), for this
+/// patient's weight and age. Advisory; nothing is stored.
+#[utoipa::path(get, path = "/api/v1/sessions/{sid}/predicted", params(("sid" = i64, Path), ("model" = Option<String>, Query, description = "PK model id (default: domino for ketamine, perez_ruixo_2021 for esketamine)")), responses((status = 200, description = "dose history (regimen from the first administration, assumptions) and the predicted curve", body = Object), (status = 409, description = "nothing given yet", body = ErrorBody), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn predicted_api(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(sid): Path<i64>,
+    Query(q): Query<PredictedQuery>,
+) -> Result<Json<Predicted>, AppError> {
+    Ok(Json(predicted(&s, &p, sid, &q).await?))
+}
+
+#[derive(Template)]
+#[template(path = "sessions_predicted.html")]
+pub struct PredictedPage {
+    pub nav: Option<Nav>,
+    pub id: i64,
+    pub model: String,
+    pub models: Vec<(String, String)>,
+    pub summary: String,
+    pub events: Vec<String>,
+    pub assumptions: Vec<String>,
+    pub warnings: Vec<String>,
+    pub key: Vec<(String, String)>,
+    pub chart: String,
+    pub advisory: &'static str,
+}
+
+fn f(v: f64) -> String {
+    ketcare_core::units::trim_float((v * 100.0).round() / 100.0)
+}
+
+/// The session's "Predicted concentration" page.
+pub async fn predicted_page(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(sid): Path<i64>,
+    Query(q): Query<PredictedQuery>,
+) -> Result<Response, PageError> {
+    let pr = predicted(&s, &p, sid, &q).await?;
+    let h = &pr.history;
+    let mut events: Vec<String> = h
+        .regimen
+        .doses
+        .iter()
+        .map(|d| {
+            format!(
+                "+{} min: {} mg {}",
+                f(d.time_min),
+                f(d.amount_mg),
+                d.route.as_str()
+            )
+        })
+        .collect();
+    events.extend(h.regimen.iv_rates.iter().map(|r| {
+        format!(
+            "+{} min: IV rate {} mg/min ({} mg/h)",
+            f(r.time_min),
+            f(r.rate_mg_per_min),
+            f(r.rate_mg_per_min * 60.0)
+        )
+    }));
+    let res = &pr.result;
+    let mut assumptions = h.assumptions.clone();
+    assumptions.extend(res.assumptions.iter().map(|a| {
+        format!(
+            "{}{}: {}",
+            a.name,
+            a.value
+                .map(|v| format!(" = {} {}", f(v), a.unit))
+                .unwrap_or_default(),
+            a.note
+        )
+    }));
+    let lib = crate::pk::library(&s)?;
+    Ok(render_html(&PredictedPage {
+        nav: Nav::of(&p),
+        id: sid,
+        model: res.model.id.clone(),
+        models: lib
+            .models
+            .iter()
+            .map(|m| (m.file.id.clone(), m.file.name.clone()))
+            .collect(),
+        summary: format!(
+            "{} {}, {} mg given from {} · weight {} kg{}",
+            h.drug,
+            h.route,
+            f(h.total_mg),
+            h.started_at,
+            f(pr.weight_kg),
+            pr.age_years
+                .map(|a| format!(", age {a:.1} y"))
+                .unwrap_or_default()
+        ),
+        events,
+        assumptions,
+        warnings: res.warnings.clone(),
+        key: vec![
+            ("Cmax (ng/mL)".into(), f(res.key.cmax_ng_ml)),
+            ("Tmax (min)".into(), f(res.key.tmax_min)),
+            ("AUC (ng·min/mL)".into(), f(res.key.auc_ng_min_ml)),
+        ],
+        chart: crate::pk::chart::svg(std::slice::from_ref(res), None, 860, 420),
+        advisory: ketcare_pk::ADVISORY,
+    }))
+}
