@@ -569,37 +569,56 @@ impl SessionStore for SqlStore {
 
     async fn tick_sessions(&self, actor: &Actor, now: Timestamp) -> Result<Vec<(i64, Vec<Alarm>)>> {
         require(actor, Permission::RunSession)?;
-        let mut tx = self.begin_write().await?;
+        // Evaluate outside the write lock (vitals keep flowing); only sessions with something to
+        // raise are re-read and written, in a write transaction each.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE phase IN ('running', 'paused', 'observation', 'escalated') AND signed = 0"
         )))
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::new();
+        let mut due = Vec::new();
         for row in &rows {
             let mut rec = session_from_row(row)?;
-            let readings: Vec<VitalReading> = load_vitals(&mut tx, rec.id)
+            let readings: Vec<VitalReading> = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {VITAL_COLUMNS} FROM session_vitals WHERE session_id = $1 ORDER BY at_epoch, id"
+            )))
+            .bind(rec.id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| vital_from_row(r).map(|v| v.reading))
+            .collect::<Result<_>>()?;
+            if !rec.session.on_tick(&readings, now).is_empty() {
+                due.push(rec.id);
+            }
+        }
+        let mut out = Vec::new();
+        for id in due {
+            let mut tx = self.begin_write().await?;
+            let mut rec = load_session(&mut tx, id).await?;
+            let readings: Vec<VitalReading> = load_vitals(&mut tx, id)
                 .await?
                 .into_iter()
                 .map(|v| v.reading)
                 .collect();
             let new = rec.session.on_tick(&readings, now);
-            if !new.is_empty() {
-                write_session(&mut tx, rec.id, &rec.session).await?;
-                append_audit(
-                    &mut tx,
-                    actor,
-                    &AuditEvent::new(
-                        "session.alarm.raise",
-                        Some(rec.patient_id.get()),
-                        format!("session {}: raised {}", rec.id, alarm_summary(&new)),
-                    ),
-                )
-                .await?;
-                out.push((rec.id, new));
+            if new.is_empty() {
+                continue;
             }
+            write_session(&mut tx, id, &rec.session).await?;
+            append_audit(
+                &mut tx,
+                actor,
+                &AuditEvent::new(
+                    "session.alarm.raise",
+                    Some(rec.patient_id.get()),
+                    format!("session {id}: raised {}", alarm_summary(&new)),
+                ),
+            )
+            .await?;
+            tx.commit().await?;
+            out.push((id, new));
         }
-        tx.commit().await?;
         Ok(out)
     }
 }
