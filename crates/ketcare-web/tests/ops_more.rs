@@ -171,6 +171,37 @@ async fn a_consent_is_withdrawn_from_the_consent_page_with_who_when_and_why() {
             .post_form(&withdraw, &nurse, &[("reason", "again")])
             .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+        // The API: a new consent, withdrawn with a reason; the status says why.
+        let api = app.bearer("nina").await;
+        let r = app
+            .json(
+                axum::http::Method::POST,
+                &format!("/api/v1/patients/{pid}/consents"),
+                &api,
+                &serde_json::json!({"protocol_id": "trd-adult-iv-ketamine", "signer": {"kind": "patient"}, "assent": null}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let sid2 = r.json()["id"].as_i64().unwrap();
+        let r = app
+            .json(
+                axum::http::Method::POST,
+                &format!("/api/v1/patients/{pid}/consents/{sid2}/withdraw"),
+                &api,
+                &serde_json::json!({"reason": "changed her mind"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json()["withdrawal_reason"], "changed her mind");
+        assert_eq!(r.json()["withdrawn_by"], "nina");
+        let st = app
+            .get(
+                &format!("/api/v1/patients/{pid}/consent-status?protocol=trd-adult-iv-ketamine"),
+                &api,
+            )
+            .await
+            .json();
+        assert_eq!(st["reason"], "withdrawn", "{st}");
     }
 }
 

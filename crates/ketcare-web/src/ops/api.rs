@@ -224,6 +224,28 @@ pub async fn sign_consent(
     Ok((StatusCode::CREATED, Json(sig)))
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct WithdrawRequest {
+    /// Why the consent is withdrawn (required; recorded and audited).
+    pub reason: String,
+}
+
+/// Withdraws one of the patient's consents now, recording who and why; it is no longer valid.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/consents/{sid}/withdraw", params(("id" = i64, Path), ("sid" = i64, Path)), request_body = WithdrawRequest, responses((status = 200, body = ConsentSignature), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn withdraw_consent(
+    State(s): State<AppState>,
+    p: Principal,
+    Path((id, sid)): Path<(i64, i64)>,
+    JsonBody(r): JsonBody<WithdrawRequest>,
+) -> Result<Json<ConsentSignature>, AppError> {
+    let at = Timestamp::from_second(s.now()).map_err(|_| AppError::Internal)?;
+    Ok(Json(
+        s.store
+            .withdraw_consent(&p.actor, PatientId::new(id), sid, at, &r.reason)
+            .await?,
+    ))
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct LedgerView {
     pub containers: Vec<Container>,
