@@ -33,6 +33,8 @@ pub struct DoseHistory {
     pub regimen: Regimen,
     /// Total mg given by the end of the record.
     pub total_mg: f64,
+    /// Minutes from the first to the last dosing event.
+    pub last_event_min: f64,
     /// How the record was read, where it leaves something open.
     pub assumptions: Vec<String>,
 }
@@ -181,6 +183,7 @@ pub fn dose_history(
         route: pk_route(route).as_str().to_owned(),
         regimen,
         total_mg: (total_mg * 1000.0).round() / 1000.0,
+        last_event_min: end,
         assumptions,
     }))
 }
@@ -306,13 +309,7 @@ pub async fn predicted(
     let age_years = rec
         .day_of_care(state.today(), &state.bands)
         .map(|d| f64::from(d.age.completed_months) / 12.0);
-    let end = history
-        .regimen
-        .iv_rates
-        .iter()
-        .map(|r| r.time_min)
-        .chain(history.regimen.doses.iter().map(|d| d.time_min))
-        .fold(0.0, f64::max);
+    let end = history.last_event_min;
     let req = SimRequest {
         model: q
             .model
