@@ -20,6 +20,7 @@ async fn settings(app: &TestApp) {
         ("session.ketamine.bp_gate_systolic_mmhg", 140.0),
         ("session.ketamine.bp_gate_diastolic_mmhg", 90.0),
         ("measures.link_before_session", 1.0),
+        ("measures.cadss.item_max", 4.0),
     ] {
         values.insert(k.into(), v.into());
     }
@@ -166,6 +167,46 @@ async fn a_session_gives_its_dose_history_to_the_chart_and_the_pk_engine() {
         cmd(json!({"command": "change_rate", "rate_ml_per_h": 17.5})).await;
         app.advance(10 * 60);
         cmd(json!({"command": "stop", "reason": "test"})).await;
+        // Session scores are checked with the measures instruments' scoring: CADSS's total is at
+        // most 23 items × the site's highest item score (4 here).
+        for (c, ok) in [
+            (
+                json!({"command": "score", "kind": "cadss", "value": 93}),
+                false,
+            ),
+            (
+                json!({"command": "score", "kind": "moaas", "value": 6}),
+                false,
+            ),
+            (
+                json!({"command": "score", "kind": "cadss", "value": 92}),
+                true,
+            ),
+            (
+                json!({"command": "score", "kind": "moaas", "value": 5}),
+                true,
+            ),
+        ] {
+            let r = app
+                .json(
+                    Method::POST,
+                    &format!("/api/v1/sessions/{sid}/commands"),
+                    &nurse,
+                    &c,
+                )
+                .await;
+            if ok {
+                assert_eq!(r.status, StatusCode::OK, "{c}: {}", r.body);
+            } else {
+                assert_eq!(
+                    r.status,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "{c}: {}",
+                    r.body
+                );
+                assert_eq!(r.fields(), vec!["value"], "{}", r.body);
+            }
+        }
 
         // The API: the rate steps the session gave, in mg/min, from the first administration.
         let r = app

@@ -17,8 +17,7 @@ use ketcare_clinical::DoseOrder;
 use ketcare_clinical::protocol::{Drug, Role, Route as ClinicalRoute};
 use ketcare_core::{Actor, PatientId};
 use ketcare_pk::{Covariates, Dose, Options, RateStep, Regimen, Route, SimRequest, SimResult};
-use ketcare_session::Session;
-use ketcare_session::session::AdminEvent;
+use ketcare_session::session::{AdminEvent, Administration};
 use ketcare_store::{RecordKind, SessionRecord, Store};
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +33,8 @@ pub struct DoseHistory {
     pub regimen: Regimen,
     /// Total mg given by the end of the record.
     pub total_mg: f64,
+    /// Minutes from the first to the last dosing event.
+    pub last_event_min: f64,
     /// How the record was read, where it leaves something open.
     pub assumptions: Vec<String>,
 }
@@ -59,12 +60,12 @@ fn minutes(from: Timestamp, at: Timestamp) -> f64 {
 /// Reads a session's administrations with its dose order. `Ok(None)` when nothing was given yet;
 /// an error (naming what is missing) when the record cannot be converted.
 pub fn dose_history(
-    session: &Session,
+    administrations: &[Administration],
     order: &DoseOrder,
     drug: Drug,
     route: ClinicalRoute,
 ) -> Result<Option<DoseHistory>, String> {
-    let Some(first) = session.administrations.first() else {
+    let Some(first) = administrations.first() else {
         return Ok(None);
     };
     let t0 = first.at;
@@ -96,7 +97,7 @@ pub fn dose_history(
                     .to_owned()
             })
     };
-    for a in &session.administrations {
+    for a in administrations {
         let t = minutes(t0, a.at);
         match &a.event {
             AdminEvent::Start { rate_ml_per_h } => {
@@ -182,6 +183,7 @@ pub fn dose_history(
         route: pk_route(route).as_str().to_owned(),
         regimen,
         total_mg: (total_mg * 1000.0).round() / 1000.0,
+        last_event_min: end,
         assumptions,
     }))
 }
@@ -209,7 +211,13 @@ pub async fn of_record(
     let protocol = library
         .get(&order.calculation.protocol_id)
         .map_err(|e| AppError::Conflict(e.to_string()))?;
-    dose_history(&r.session, &order, protocol.drug, protocol.route).map_err(AppError::Conflict)
+    dose_history(
+        &r.session.administrations,
+        &order,
+        protocol.drug,
+        protocol.route,
+    )
+    .map_err(AppError::Conflict)
 }
 
 /// A marker on the patient's score chart for every session that gave something (date of the
@@ -301,13 +309,7 @@ pub async fn predicted(
     let age_years = rec
         .day_of_care(state.today(), &state.bands)
         .map(|d| f64::from(d.age.completed_months) / 12.0);
-    let end = history
-        .regimen
-        .iv_rates
-        .iter()
-        .map(|r| r.time_min)
-        .chain(history.regimen.doses.iter().map(|d| d.time_min))
-        .fold(0.0, f64::max);
+    let end = history.last_event_min;
     let req = SimRequest {
         model: q
             .model
@@ -449,4 +451,150 @@ pub async fn predicted_page(
         chart: crate::pk::chart::svg(std::slice::from_ref(res), None, 860, 420),
         advisory: ketcare_pk::ADVISORY,
     }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use ketcare_clinical::{Library, SiteSettings};
+    use serde_json::json;
+
+    fn order(body: serde_json::Value) -> DoseOrder {
+        let lib = Library::builtin().unwrap();
+        let mut settings = SiteSettings::new();
+        for (k, v) in [
+            ("rounding.dose_mg_increment", 1.0),
+            ("rounding.pump_ml_per_h_increment", 0.1),
+            ("rounding.syringe_ml_increment", 0.1),
+            ("observation.ketamine_psychiatric_minutes", 120.0),
+        ] {
+            settings = settings.with(k, v);
+        }
+        let actor = Actor::system(ketcare_core::Role::Prescriber);
+        let req = crate::clinical::dose_request(body, &actor, 1_800_000_000).unwrap();
+        ketcare_clinical::calculate(&lib, &settings, &req).unwrap()
+    }
+
+    fn at(min: i64, event: AdminEvent) -> Administration {
+        Administration {
+            at: Timestamp::from_second(1_800_000_000 + min * 60).unwrap(),
+            by: "nurse".into(),
+            event,
+        }
+    }
+
+    fn iv_order(prepared: bool) -> DoseOrder {
+        let mut body = json!({"protocol_id": "trd-adult-iv-ketamine",
+            "patient": {"weight_kg": 70, "age": {"years": 46}}});
+        if prepared {
+            body["preparation"] = json!({"concentration_mg_per_ml": 50, "final_volume_ml": 100});
+        }
+        order(body)
+    }
+
+    #[test]
+    fn rate_steps_pauses_and_stop_become_the_regimen() {
+        let o = iv_order(true);
+        let admin = [
+            at(
+                0,
+                AdminEvent::Start {
+                    rate_ml_per_h: Some(8.75),
+                },
+            ),
+            at(
+                5,
+                AdminEvent::Pause {
+                    reason: "nausea".into(),
+                },
+            ),
+            at(7, AdminEvent::Resume),
+            at(
+                10,
+                AdminEvent::RateChange {
+                    rate_ml_per_h: 17.5,
+                },
+            ),
+            at(20, AdminEvent::Stop { reason: None }),
+        ];
+        let h = dose_history(&admin, &o, Drug::RacemicKetamine, ClinicalRoute::IvInfusion)
+            .unwrap()
+            .unwrap();
+        let steps: Vec<(f64, f64)> = h
+            .regimen
+            .iv_rates
+            .iter()
+            .map(|r| (r.time_min, r.rate_mg_per_min))
+            .collect();
+        let r = steps[0].1;
+        assert!(r > 0.0);
+        assert_eq!(
+            steps,
+            vec![(0.0, r), (5.0, 0.0), (7.0, r), (10.0, 2.0 * r), (20.0, 0.0)]
+        );
+        assert!((h.total_mg - (r * 8.0 + 2.0 * r * 10.0)).abs() < 1e-3);
+        assert_eq!(
+            (h.drug.as_str(), h.route.as_str()),
+            ("ketamine", "iv_infusion")
+        );
+        assert!(h.assumptions.is_empty(), "{:?}", h.assumptions);
+        // Still running: continued at the current rate, and said so.
+        let h = dose_history(
+            &admin[..4],
+            &o,
+            Drug::RacemicKetamine,
+            ClinicalRoute::IvInfusion,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(h.assumptions.iter().any(|a| a.contains("not been stopped")));
+    }
+
+    #[test]
+    fn nothing_given_is_none_and_a_rate_without_concentration_is_refused() {
+        let o = iv_order(false);
+        assert_eq!(
+            dose_history(&[], &o, Drug::RacemicKetamine, ClinicalRoute::IvInfusion).unwrap(),
+            None
+        );
+        let e = dose_history(
+            &[at(
+                0,
+                AdminEvent::Start {
+                    rate_ml_per_h: Some(8.75),
+                },
+            )],
+            &o,
+            Drug::RacemicKetamine,
+            ClinicalRoute::IvInfusion,
+        )
+        .unwrap_err();
+        assert!(e.contains("concentration"), "{e}");
+    }
+
+    #[test]
+    fn esketamine_devices_are_intranasal_doses_of_the_device_strength() {
+        let o = order(json!({"protocol_id": "trd-adult-esketamine",
+            "patient": {"weight_kg": 70, "age": {"years": 42}},
+            "esketamine_dose_mg": 56, "first_dose_of_course": true}));
+        let device = o.calculation.esketamine.as_ref().unwrap().device_mg.value;
+        let admin = [
+            at(0, AdminEvent::Device { number: 1 }),
+            at(5, AdminEvent::Device { number: 2 }),
+        ];
+        let h = dose_history(&admin, &o, Drug::Esketamine, ClinicalRoute::Intranasal)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.regimen.doses.len(), 2);
+        assert!(
+            h.regimen
+                .doses
+                .iter()
+                .all(|d| d.route == Route::Intranasal && d.amount_mg == device)
+        );
+        assert_eq!(h.regimen.doses[1].time_min, 5.0);
+        assert_eq!(h.total_mg, 2.0 * device);
+        assert_eq!(h.drug, "esketamine");
+    }
 }

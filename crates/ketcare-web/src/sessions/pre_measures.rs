@@ -10,6 +10,8 @@ use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 use axum::Json;
 use axum::extract::{Path, State};
+use ketcare_session::Command;
+use ketcare_session::session::ScoreKind;
 use ketcare_store::SessionRecord;
 use serde::Serialize;
 
@@ -113,4 +115,36 @@ pub async fn measures_api(
 ) -> Result<Json<PreSession>, AppError> {
     let r = s.store.session_record(&p.actor, sid).await?;
     Ok(Json(panel(&s, &p, &r).await?))
+}
+
+/// The measures instrument a session score is recorded with.
+fn instrument_of(kind: ScoreKind) -> &'static str {
+    match kind {
+        ScoreKind::Moaas => "moaas",
+        ScoreKind::Cadss => "cadss",
+    }
+}
+
+/// Checks a session's MOAA/S or CADSS score against the measures catalogue's scoring (the
+/// instrument's total range; CADSS's highest item score is the site setting
+/// `measures.cadss.item_max`, so without it only a non-negative total is checked).
+pub async fn check_score(s: &AppState, cmd: &Command) -> Result<(), AppError> {
+    let Command::Score { kind, value } = cmd else {
+        return Ok(());
+    };
+    let inst = crate::measures::find(instrument_of(*kind))?;
+    let (settings, _) = crate::clinical::settings(s.store.as_ref()).await?;
+    let (min, max) = (inst.total_min(), inst.total_max(&settings));
+    let v = i64::from(*value);
+    if v < i64::from(min) || max.is_some_and(|m| v > i64::from(m)) {
+        return Err(AppError::invalid(
+            "value",
+            format!(
+                "{}: a total from {min} to {}",
+                inst.name,
+                max.map_or("—".into(), |m| m.to_string())
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -179,6 +179,7 @@ pub async fn command(
     cmd: &Command,
 ) -> Result<SessionRecord, AppError> {
     let now = now(state)?;
+    super::pre_measures::check_score(state, cmd).await?;
     let rec = state
         .store
         .apply_session_command(actor, sid, cmd, now)
