@@ -164,7 +164,9 @@ pub struct RemsSetting {
 /// The pre-assessment checklist.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Checklist {
-    pub consent_valid: Option<bool>,
+    /// Consent as the operations consent record answered it (never ticked by hand).
+    #[serde(default)]
+    pub consent: Option<ConsentCheck>,
     pub fasting_confirmed: Option<bool>,
     pub baseline: Option<VitalReading>,
     pub bp_gate_accepted: Option<Accepted>,
@@ -177,10 +179,25 @@ pub struct Checklist {
     pub rems: RemsSetting,
 }
 
+/// What the consent record said for this patient, the session's protocol and version, at `at`.
+/// The store fills it in from the operations consent record before every command until dosing
+/// starts; the session only reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentCheck {
+    pub valid: bool,
+    /// `none`, `expired`, `old_document_version`, `protocol_changed`, `minor_without_assent`,
+    /// `withdrawn`, … when not valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub message: String,
+    pub at: Timestamp,
+}
+
 /// A change to the checklist: fields present are set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChecklistUpdate {
+    /// Refused when present: consent comes from the consent record, not from a tick.
     #[serde(default)]
     pub consent_valid: Option<bool>,
     #[serde(default)]
@@ -467,13 +484,13 @@ pub struct Session {
     pub addenda: Vec<Note>,
 }
 
-/// The one place the session asks whether consent is valid. Today consent comes from the
-/// checklist item the nurse confirms; the operations area replaces this with its consent record.
+/// The one place the session asks whether consent is valid: the answer of the operations
+/// consent record, as last checked (see [`Session::set_consent`]).
 pub fn consent_valid(checklist: &Checklist) -> Result<(), String> {
-    match checklist.consent_valid {
-        Some(true) => Ok(()),
-        Some(false) => Err("consent is not valid".into()),
-        None => Err("consent not confirmed".into()),
+    match &checklist.consent {
+        Some(c) if c.valid => Ok(()),
+        Some(c) => Err(format!("consent is not valid: {}", c.message)),
+        None => Err("consent not checked against the consent record".into()),
     }
 }
 
@@ -573,6 +590,23 @@ impl Session {
 
     pub fn latest_score(&self, kind: ScoreKind) -> Option<&Score> {
         self.scores.iter().rev().find(|s| s.kind == kind)
+    }
+
+    /// Whether consent is still checked before each command: until dosing starts.
+    pub fn consent_pending(&self) -> bool {
+        self.signature.is_none()
+            && matches!(
+                self.phase,
+                Phase::Scheduled | Phase::CheckedIn | Phase::PreAssessment | Phase::DoseVerified
+            )
+    }
+
+    /// Records the consent record's answer (ignored once dosing has started or the session
+    /// ended: the check that let it start stays on the record).
+    pub fn set_consent(&mut self, check: ConsentCheck) {
+        if self.consent_pending() {
+            self.checklist.consent = Some(check);
+        }
     }
 
     /// What the pre-assessment still needs before the dose can be confirmed.
@@ -806,10 +840,13 @@ impl Session {
                 if !matches!(phase, CheckedIn | PreAssessment) {
                     return Err(wrong_phase(self, "check-in or pre-assessment"));
                 }
-                let mut c = self.checklist.clone();
-                if let Some(v) = u.consent_valid {
-                    c.consent_valid = Some(v);
+                if u.consent_valid.is_some() {
+                    return Err(self.refuse(
+                        cmd,
+                        vec!["consent_valid: consent comes from the consent record (record it under Operations), it is not ticked".into()],
+                    ));
                 }
+                let mut c = self.checklist.clone();
                 if let Some(v) = u.fasting_confirmed {
                     c.fasting_confirmed = Some(v);
                 }
@@ -894,6 +931,9 @@ impl Session {
             Command::Start { rate_ml_per_h } => {
                 if phase != DoseVerified {
                     return Err(wrong_phase(self, "a verified dose"));
+                }
+                if let Err(e) = consent_valid(&self.checklist) {
+                    return Err(self.refuse(cmd, vec![e]));
                 }
                 match self.plan.mode {
                     Mode::Esketamine => {

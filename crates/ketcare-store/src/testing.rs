@@ -68,3 +68,69 @@ pub async fn fresh_store(backend: Backend) -> Arc<dyn Store> {
 
 /// Both backends, for tests that run the same story on each.
 pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+/// A valid consent on file: the protocol's document (added if it has none yet, valid 365 days)
+/// signed by the adult patient at `signed_at`, recorded by a nurse account made for it.
+pub async fn consent_on_file(
+    store: &dyn Store,
+    patient: ketcare_core::PatientId,
+    protocol_id: &str,
+    protocol_version: u32,
+    signed_at: jiff::Timestamp,
+) -> ketcare_ops::consent::ConsentSignature {
+    use ketcare_core::{Actor, Role};
+    use ketcare_ops::consent::{Section, Signer, required_sections};
+    let username = unique("consent_nurse");
+    let user = store
+        .create_user(
+            &Actor::system(Role::Administrator),
+            &crate::NewUser {
+                username: username.clone(),
+                display_name: "Consent nurse".into(),
+                role: Role::Nurse,
+                password_hash: "x".into(),
+            },
+        )
+        .await
+        .expect("a nurse for consent");
+    let nurse = Actor::user(user.id, &username, Role::Nurse, "127.0.0.1");
+    let current = store
+        .current_consent_document(&nurse, protocol_id)
+        .await
+        .expect("consent documents");
+    if current.is_none_or(|d| d.protocol_version != protocol_version) {
+        store
+            .add_consent_document(
+                &nurse,
+                &crate::NewConsentDocument {
+                    protocol_id: protocol_id.into(),
+                    protocol_version,
+                    off_label: true,
+                    title: format!("Consent for {protocol_id}"),
+                    sections: required_sections(true)
+                        .into_iter()
+                        .map(|kind| Section {
+                            kind,
+                            text: format!("{} — text", kind.label()),
+                        })
+                        .collect(),
+                    valid_days: Some(365),
+                },
+            )
+            .await
+            .expect("a consent document");
+    }
+    store
+        .record_consent(
+            &nurse,
+            &crate::NewSignature {
+                patient_id: patient,
+                protocol_id: protocol_id.into(),
+                signer: Signer::Patient,
+                assent: None,
+                signed_at,
+            },
+        )
+        .await
+        .expect("a consent signature")
+}

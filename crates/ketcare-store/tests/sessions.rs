@@ -11,7 +11,7 @@ use ketcare_session::session::{
     ChecklistUpdate, DischargeConfirmations, Pregnancy, RiskScreen, ScoreKind, VerifiedDose,
 };
 use ketcare_session::{Command, Phase, RulesFile, Session, VitalReading, VitalSource, Vitals};
-use ketcare_store::testing::{BACKENDS, fresh_store};
+use ketcare_store::testing::{BACKENDS, consent_on_file, fresh_store};
 use ketcare_store::{Store, StoreError, VitalOutcome};
 
 const T0: i64 = 1_767_258_000;
@@ -26,11 +26,15 @@ async fn patient(store: &dyn Store, mrn: &str) -> PatientId {
     }))
     .unwrap();
     let p = NewPatient::parse(&input, jiff::civil::date(2026, 1, 1)).unwrap();
-    store
+    let id = store
         .create_patient(&Actor::system(Role::Nurse), &p)
         .await
         .unwrap()
-        .id
+        .id;
+    // Consent on file for the protocol the sessions here give.
+    let plan = &session("-").plan;
+    consent_on_file(store, id, &plan.protocol_id, plan.protocol_version, at(-60)).await;
+    id
 }
 
 fn session(chair: &str) -> Session {
@@ -96,7 +100,6 @@ async fn a_session_from_check_in_to_signed_record() {
             Command::CheckIn,
             Command::BeginPreAssessment,
             Command::UpdateChecklist(ChecklistUpdate {
-                consent_valid: Some(true),
                 fasting_confirmed: Some(true),
                 pregnancy: Some(Pregnancy::NotPregnant),
                 escort_home: Some(true),
@@ -345,7 +348,6 @@ async fn tick_raises_missed_vitals_once_and_roles_are_checked() {
             (
                 2,
                 Command::UpdateChecklist(ChecklistUpdate {
-                    consent_valid: Some(true),
                     fasting_confirmed: Some(true),
                     pregnancy: Some(Pregnancy::NotApplicable),
                     escort_home: Some(true),

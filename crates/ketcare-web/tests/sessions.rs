@@ -142,10 +142,24 @@ async fn a_nurse_runs_a_session_end_to_end() {
             .post_form(&format!("/sessions/{sid}/dose"), &writer, &[])
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        // Consent on file for the protocol (the session reads the consent record).
+        let plan_version = ketcare_clinical::Library::builtin()
+            .unwrap()
+            .get("trd-adult-iv-ketamine")
+            .unwrap()
+            .version;
+        ketcare_store::testing::consent_on_file(
+            app.store.as_ref(),
+            ketcare_core::PatientId::new(pid.parse().unwrap()),
+            "trd-adult-iv-ketamine",
+            plan_version,
+            jiff::Timestamp::from_second(app.now.load(Ordering::SeqCst) - 86_400).unwrap(),
+        )
+        .await;
         for c in [
             json!({"command": "check_in"}),
             json!({"command": "begin_pre_assessment"}),
-            json!({"command": "update_checklist", "consent_valid": true, "fasting_confirmed": true, "pregnancy": "not_pregnant",
+            json!({"command": "update_checklist", "fasting_confirmed": true, "pregnancy": "not_pregnant",
                    "escort_home": true, "eligibility_reconfirmed": true, "suicide_risk": "negative"}),
             json!({"command": "set_baseline", "vitals": {"systolic": 128, "diastolic": 82, "heart_rate": 70, "spo2": 98}}),
             json!({"command": "verify_dose"}),

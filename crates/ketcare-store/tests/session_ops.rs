@@ -1,0 +1,269 @@
+//! Sessions joined to operations, on SQLite and PostgreSQL: the consent record gates the start
+//! of a session (each reason it can be invalid, through the session commands).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use jiff::Timestamp;
+use ketcare_clinical::{Library, SiteSettings};
+use ketcare_core::patient::{GuardianInput, NewGuardian, NewPatient, PatientInput};
+use ketcare_core::{Actor, PatientId, Role};
+use ketcare_ops::consent::{Assent, Signer};
+use ketcare_session::session::{ChecklistUpdate, Pregnancy, RiskScreen, VerifiedDose};
+use ketcare_session::{Command, Phase, RulesFile, Session, Vitals};
+use ketcare_store::testing::{BACKENDS, consent_on_file, fresh_store};
+use ketcare_store::{NewConsentDocument, NewSignature, NewUser, Store, StoreError};
+
+const T0: i64 = 1_767_258_000; // 2026-01-01T09:00:00Z
+fn at(min: i64) -> Timestamp {
+    Timestamp::from_second(T0 + min * 60).unwrap()
+}
+fn days_before(d: i64) -> Timestamp {
+    Timestamp::from_second(T0 - d * 86_400).unwrap()
+}
+
+fn session() -> Session {
+    let lib = Library::builtin().unwrap();
+    let rules = RulesFile::builtin(lib.sources()).unwrap();
+    let settings = SiteSettings::new()
+        .with("observation.ketamine_psychiatric_minutes", 60.0)
+        .with("session.ketamine.bp_gate_systolic_mmhg", 140.0)
+        .with("session.ketamine.bp_gate_diastolic_mmhg", 90.0);
+    let plan = rules.plan(lib.get("trd-adult-iv-ketamine").unwrap(), &settings, 0);
+    Session::new(plan, "Chair 1", at(0))
+}
+
+fn nurse() -> Actor {
+    Actor::system(Role::Nurse)
+}
+
+async fn patient(store: &dyn Store, mrn: &str, dob: &str) -> PatientId {
+    let input = PatientInput {
+        mrn: mrn.into(),
+        given_name: "Pat".into(),
+        family_name: mrn.into(),
+        date_of_birth: dob.into(),
+        sex: "female".into(),
+        ..Default::default()
+    };
+    let p = NewPatient::parse(&input, jiff::civil::date(2026, 1, 1)).unwrap();
+    store.create_patient(&nurse(), &p).await.unwrap().id
+}
+
+/// Checks in and completes everything but consent; returns the session id and its consent
+/// reason as the pre-assessment shows it.
+async fn pre_assessed(store: &dyn Store, pid: PatientId) -> (i64, Option<String>) {
+    let id = store
+        .create_treatment_session(&nurse(), pid, &session())
+        .await
+        .unwrap()
+        .id;
+    let steps = [
+        Command::CheckIn,
+        Command::BeginPreAssessment,
+        Command::UpdateChecklist(ChecklistUpdate {
+            fasting_confirmed: Some(true),
+            pregnancy: Some(Pregnancy::NotPregnant),
+            escort_home: Some(true),
+            eligibility_reconfirmed: Some(true),
+            suicide_risk: Some(RiskScreen::Negative),
+            ..Default::default()
+        }),
+        Command::SetBaseline {
+            vitals: Vitals {
+                systolic: Some(120.0),
+                diastolic: Some(80.0),
+                ..Vitals::default()
+            },
+        },
+        Command::AttachDose {
+            dose: VerifiedDose {
+                order_id: 1,
+                summary: "0.5 mg/kg".into(),
+                author: "prescriber".into(),
+                verified_by: "pharmacist".into(),
+                devices: 0,
+            },
+        },
+    ];
+    let mut rec = None;
+    for (i, c) in steps.iter().enumerate() {
+        rec = Some(
+            store
+                .apply_session_command(&nurse(), id, c, at(i as i64))
+                .await
+                .unwrap(),
+        );
+    }
+    let c = rec.unwrap().session.checklist.consent.unwrap();
+    (id, c.reason)
+}
+
+async fn verify(store: &dyn Store, id: i64) -> Result<Phase, String> {
+    store
+        .apply_session_command(&nurse(), id, &Command::VerifyDose, at(8))
+        .await
+        .map(|r| r.session.phase)
+        .map_err(|e| match e {
+            StoreError::Conflict(m) => m,
+            e => panic!("{e}"),
+        })
+}
+
+#[tokio::test]
+async fn the_consent_record_gates_the_session_for_each_reason() {
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let plan = session().plan;
+        let (proto, version) = (plan.protocol_id.as_str(), plan.protocol_version);
+        let u = s
+            .create_user(
+                &Actor::system(Role::Administrator),
+                &NewUser {
+                    username: "consenter".into(),
+                    display_name: "Consenter".into(),
+                    role: Role::Nurse,
+                    password_hash: "x".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let consenter = Actor::user(u.id, "consenter", Role::Nurse, "127.0.0.1");
+
+        // Valid: the session goes ahead and the record keeps the check.
+        let ok = patient(s, "OK-1", "1980-01-01").await;
+        consent_on_file(s, ok, proto, version, days_before(10)).await;
+        let (ok_id, reason) = pre_assessed(s, ok).await;
+        assert_eq!(reason, None, "{backend:?}");
+        assert_eq!(verify(s, ok_id).await, Ok(Phase::DoseVerified));
+
+        // None on file.
+        let none = patient(s, "NONE-1", "1980-01-01").await;
+        let (id, reason) = pre_assessed(s, none).await;
+        assert_eq!(reason.as_deref(), Some("no_consent"), "{backend:?}");
+        let e = verify(s, id).await.unwrap_err();
+        assert!(e.contains("no consent has been signed"), "{e}");
+
+        // Expired (the document is valid 365 days).
+        let old = patient(s, "EXP-1", "1980-01-01").await;
+        consent_on_file(s, old, proto, version, days_before(400)).await;
+        let (id, reason) = pre_assessed(s, old).await;
+        assert_eq!(reason.as_deref(), Some("expired"));
+        assert!(verify(s, id).await.unwrap_err().contains("consent expired"));
+
+        // Withdrawn.
+        let wd = patient(s, "WD-1", "1980-01-01").await;
+        let sig = consent_on_file(s, wd, proto, version, days_before(5)).await;
+        s.withdraw_consent(&consenter, sig.id, days_before(1))
+            .await
+            .unwrap();
+        let (id, reason) = pre_assessed(s, wd).await;
+        assert_eq!(reason.as_deref(), Some("withdrawn"));
+        assert!(verify(s, id).await.unwrap_err().contains("withdrawn"));
+
+        // Minor without assent (a record from before assent was required at signing).
+        let minor = patient(s, "MIN-1", "2012-03-03").await;
+        let g = s
+            .add_guardian(
+                &consenter,
+                minor,
+                &NewGuardian::parse(&GuardianInput {
+                    name: "Ann Parent".into(),
+                    relationship: "mother".into(),
+                    phone: "555-0100".into(),
+                    ..Default::default()
+                })
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        s.record_consent(
+            &consenter,
+            &NewSignature {
+                patient_id: minor,
+                protocol_id: proto.into(),
+                signer: Signer::Guardian {
+                    guardian_id: g.id.get(),
+                    name: "Ann Parent".into(),
+                    relationship: "mother".into(),
+                },
+                assent: Some(Assent::Given {
+                    obtained_by: u.id.get(),
+                }),
+                signed_at: days_before(3),
+            },
+        )
+        .await
+        .unwrap();
+        s.execute_raw(&format!(
+            "UPDATE ops_consent_signatures SET assent = NULL WHERE patient_id = {}",
+            minor.get()
+        ))
+        .await
+        .unwrap();
+        let (id, reason) = pre_assessed(s, minor).await;
+        assert_eq!(reason.as_deref(), Some("minor_without_assent"));
+        assert!(verify(s, id).await.unwrap_err().contains("assent"));
+
+        // Protocol changed: signed for another protocol version.
+        let pc = patient(s, "PC-1", "1980-01-01").await;
+        consent_on_file(s, pc, proto, version + 1, days_before(2)).await;
+        let (id, reason) = pre_assessed(s, pc).await;
+        assert_eq!(reason.as_deref(), Some("protocol_changed"));
+        assert!(verify(s, id).await.unwrap_err().contains("re-consent"));
+
+        // Old document version: a new version supersedes what was signed; the patient who was
+        // valid above can no longer start (checked again at the start itself).
+        let doc = s
+            .current_consent_document(&consenter, proto)
+            .await
+            .unwrap()
+            .unwrap();
+        s.add_consent_document(
+            &consenter,
+            &NewConsentDocument {
+                protocol_id: proto.into(),
+                protocol_version: version,
+                off_label: true,
+                title: doc.title.clone(),
+                sections: doc.sections.clone(),
+                valid_days: doc.valid_days,
+            },
+        )
+        .await
+        .unwrap();
+        let (id2, reason) = pre_assessed(s, ok).await;
+        assert_eq!(reason.as_deref(), Some("old_document_version"));
+        assert!(verify(s, id2).await.unwrap_err().contains("re-consent"));
+        let e = s
+            .apply_session_command(
+                &nurse(),
+                ok_id,
+                &Command::Start {
+                    rate_ml_per_h: None,
+                },
+                at(9),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("consent is not valid"),
+            "{backend:?}: {e}"
+        );
+        let rec = s.session_record(&nurse(), ok_id).await.unwrap();
+        assert_eq!(rec.session.phase, Phase::DoseVerified);
+        // The nurse cannot tick consent by hand.
+        let e = s
+            .apply_session_command(
+                &nurse(),
+                id2,
+                &Command::UpdateChecklist(ChecklistUpdate {
+                    consent_valid: Some(true),
+                    ..Default::default()
+                }),
+                at(9),
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("consent_valid"), "{e}");
+    }
+}
