@@ -65,6 +65,7 @@ fn commands() -> Vec<Command> {
         Command::Addendum {
             text: "late entry".into(),
         },
+        Command::RecordGiven { given_mg: 20.0 },
     ]
 }
 
@@ -103,6 +104,10 @@ fn legal(phase: Phase, cmd: &Command) -> bool {
         }
         Command::Sign => matches!(phase, Discharged | Transferred | Cancelled),
         Command::Addendum { .. } => false, // not signed yet
+        Command::RecordGiven { .. } => matches!(
+            phase,
+            Observation | ReadyForDischarge | Escalated | Discharged | Transferred
+        ),
         Command::AcknowledgeAlarm { .. } | Command::ResolveAlarm { .. } => unreachable!(),
     }
 }
@@ -149,7 +154,7 @@ fn every_command_in_every_phase() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 12 * 25);
+    assert_eq!(checked, 12 * 26);
 }
 
 #[test]

@@ -356,7 +356,7 @@ async fn user_exists(tx: &mut Tx, id: i64) -> Result<Option<(String, Role)>> {
     .transpose()
 }
 
-async fn ledger_records_tx(tx: &mut Tx) -> Result<Vec<LedgerRecord>> {
+pub(crate) async fn ledger_records_tx(tx: &mut Tx) -> Result<Vec<LedgerRecord>> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {LEDGER_COLUMNS} FROM ops_ledger ORDER BY seq"
     )))
@@ -371,7 +371,7 @@ fn stock() -> Result<Stock> {
     Stock::builtin().map_err(|e| StoreError::Config(e.to_string()))
 }
 
-fn replay(records: &[LedgerRecord]) -> Result<LedgerState> {
+pub(crate) fn replay(records: &[LedgerRecord]) -> Result<LedgerState> {
     chain::replay(records, LedgerState::new(stock()?))
         .map_err(|b| StoreError::Corrupt(b.to_string()))
 }

@@ -6,9 +6,9 @@
 use crate::Result;
 use crate::sql::Tx;
 use jiff::Timestamp;
-use ketcare_ops::ConsentStatus;
-use ketcare_session::Session;
-use ketcare_session::session::ConsentCheck;
+use ketcare_ops::{ConsentStatus, Drug, Micrograms, SessionFacts, session_balance};
+use ketcare_session::session::{ConsentCheck, LedgerCheck};
+use ketcare_session::{Mode, Phase, Session};
 
 /// The consent record's answer in the session's words.
 pub fn consent_check(status: &ConsentStatus, at: Timestamp) -> ConsentCheck {
@@ -53,5 +53,63 @@ pub(crate) async fn refresh_consent(
     )
     .await?;
     session.set_consent(consent_check(&status, now));
+    Ok(())
+}
+
+/// What the session record documents, as operations reads it (the ledger's `given`, billing's
+/// times and doses). `Err` names what the record is missing.
+pub fn session_facts(
+    session_id: i64,
+    patient: ketcare_core::PatientId,
+    session: &Session,
+) -> std::result::Result<SessionFacts, String> {
+    use ketcare_ops::session_facts::Route;
+    let given = session.given_mg()?;
+    let (drug, route) = match session.plan.mode {
+        Mode::Infusion => (Drug::RacemicKetamine, Route::IvInfusion),
+        Mode::Esketamine => (Drug::Esketamine, Route::Intranasal),
+    };
+    Ok(SessionFacts {
+        session_id,
+        patient_id: patient.get(),
+        drug,
+        route,
+        infusion_start: session.dose_start(),
+        infusion_stop: session.dose_end(),
+        // Micrograms: the ledger's unit (mg × 1000, rounded to the microgram).
+        given: Micrograms((given * 1000.0).round() as i64),
+        cancelled: session.phase == Phase::Cancelled,
+        em_level: None,
+    })
+}
+
+/// Before a signature: reconciles the ledger for this session (drawn = given + wasted, `given`
+/// from the record) and puts the answer on the record; signing is refused unless it balances.
+/// A session that gave nothing and drew nothing balances; one that gave drug must have draws.
+pub(crate) async fn refresh_ledger(
+    tx: &mut Tx,
+    session_id: i64,
+    patient: ketcare_core::PatientId,
+    session: &mut Session,
+    now: Timestamp,
+) -> Result<()> {
+    let check = match session_facts(session_id, patient, session) {
+        Err(message) => LedgerCheck {
+            balanced: false,
+            message,
+            at: now,
+        },
+        Ok(facts) => {
+            let records = crate::ops::ledger_records_tx(tx).await?;
+            let state = crate::ops::replay(&records)?;
+            let b = session_balance(&facts, &state);
+            LedgerCheck {
+                balanced: b.balanced,
+                message: b.message,
+                at: now,
+            }
+        }
+    };
+    session.set_ledger(check);
     Ok(())
 }

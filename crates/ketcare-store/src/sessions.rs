@@ -333,6 +333,10 @@ impl SessionStore for SqlStore {
         let before = rec.session.phase;
         let addenda_before = rec.session.addenda.len();
         crate::session_ops::refresh_consent(&mut tx, rec.patient_id, &mut rec.session, now).await?;
+        if let Command::Sign = command {
+            crate::session_ops::refresh_ledger(&mut tx, id, rec.patient_id, &mut rec.session, now)
+                .await?;
+        }
         rec.session
             .apply(command, &actor.username, now)
             .map_err(|r| StoreError::Conflict(r.to_string()))?;

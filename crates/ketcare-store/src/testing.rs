@@ -134,3 +134,56 @@ pub async fn consent_on_file(
         .await
         .expect("a consent signature")
 }
+
+/// Staff with accounts for ledger entries: a pharmacist, a nurse and a second nurse (witness).
+pub async fn ledger_staff(store: &dyn Store) -> [ketcare_core::Actor; 3] {
+    use ketcare_core::{Actor, Role};
+    let mut out = Vec::new();
+    for role in [Role::Pharmacist, Role::Nurse, Role::Nurse] {
+        let username = unique("ledger_staff");
+        let u = store
+            .create_user(
+                &Actor::system(Role::Administrator),
+                &crate::NewUser {
+                    username: username.clone(),
+                    display_name: username.clone(),
+                    role,
+                    password_hash: "x".into(),
+                },
+            )
+            .await
+            .expect("a ledger user");
+        out.push(Actor::user(u.id, &username, role, "127.0.0.1"));
+    }
+    let [a, b, c]: [Actor; 3] = out.try_into().expect("three users");
+    [a, b, c]
+}
+
+/// Receives one ketamine 50 mg/mL vial and returns its container id.
+pub async fn receive_vial(store: &dyn Store, pharmacist: &ketcare_core::Actor) -> i64 {
+    use ketcare_ops::ledger::LedgerEvent;
+    store
+        .ledger_append(
+            pharmacist,
+            &LedgerEvent::Receive {
+                product: "ketamine-50".into(),
+                ndc: "67457-108-10".into(),
+                lot: "T1".into(),
+                expiry: jiff::civil::date(2030, 1, 31),
+                quantity: 1,
+                invoice: "INV-T".into(),
+                supplier: "Wholesaler".into(),
+            },
+        )
+        .await
+        .expect("receive a vial");
+    store
+        .ledger_state(pharmacist)
+        .await
+        .expect("ledger state")
+        .containers
+        .iter()
+        .map(|c| c.id)
+        .max()
+        .expect("a container")
+}

@@ -1,5 +1,6 @@
 //! Sessions joined to operations, on SQLite and PostgreSQL: the consent record gates the start
-//! of a session (each reason it can be invalid, through the session commands).
+//! of a session (each reason it can be invalid, through the session commands) and the
+//! controlled-substance ledger gates its signature (drawn = given + wasted).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use jiff::Timestamp;
@@ -7,9 +8,10 @@ use ketcare_clinical::{Library, SiteSettings};
 use ketcare_core::patient::{GuardianInput, NewGuardian, NewPatient, PatientInput};
 use ketcare_core::{Actor, PatientId, Role};
 use ketcare_ops::consent::{Assent, Signer};
+use ketcare_ops::ledger::{LedgerEvent, Witness};
 use ketcare_session::session::{ChecklistUpdate, Pregnancy, RiskScreen, VerifiedDose};
 use ketcare_session::{Command, Phase, RulesFile, Session, Vitals};
-use ketcare_store::testing::{BACKENDS, consent_on_file, fresh_store};
+use ketcare_store::testing::{BACKENDS, consent_on_file, fresh_store, ledger_staff, receive_vial};
 use ketcare_store::{NewConsentDocument, NewSignature, NewUser, Store, StoreError};
 
 const T0: i64 = 1_767_258_000; // 2026-01-01T09:00:00Z
@@ -81,6 +83,7 @@ async fn pre_assessed(store: &dyn Store, pid: PatientId) -> (i64, Option<String>
                 author: "prescriber".into(),
                 verified_by: "pharmacist".into(),
                 devices: 0,
+                dose_mg: Some(35.0),
             },
         },
     ];
@@ -265,5 +268,181 @@ async fn the_consent_record_gates_the_session_for_each_reason() {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("consent_valid"), "{e}");
+    }
+}
+
+fn witness(a: &Actor) -> Option<Witness> {
+    Some(Witness {
+        user_id: a.user_id.unwrap().get(),
+        username: a.username.clone(),
+        role: Role::Nurse,
+    })
+}
+
+async fn sign(store: &dyn Store, id: i64, m: i64) -> Result<(), String> {
+    store
+        .apply_session_command(&Actor::system(Role::Prescriber), id, &Command::Sign, at(m))
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// A session dosed and transferred (the infusion interrupted), with `given_mg` documented.
+async fn transferred(store: &dyn Store, pid: PatientId, given_mg: f64) -> i64 {
+    let (id, _) = pre_assessed(store, pid).await;
+    for (m, c) in [
+        (8, Command::VerifyDose),
+        (
+            10,
+            Command::Start {
+                rate_ml_per_h: None,
+            },
+        ),
+        (
+            20,
+            Command::Escalate {
+                reason: "hypertension".into(),
+            },
+        ),
+        (
+            30,
+            Command::Transfer {
+                destination: "ED".into(),
+            },
+        ),
+    ] {
+        store
+            .apply_session_command(&nurse(), id, &c, at(m))
+            .await
+            .unwrap();
+    }
+    // Interrupted: signing needs the mg given documented first.
+    let e = sign(store, id, 31).await.unwrap_err();
+    assert!(e.contains("document the mg given"), "{e}");
+    store
+        .apply_session_command(&nurse(), id, &Command::RecordGiven { given_mg }, at(32))
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn the_ledger_gates_signing_on_every_path_that_could_lose_a_milligram() {
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let plan = session().plan;
+        let [pharm, drawer, wit] = ledger_staff(s).await;
+        let draw = |container, id, pid: PatientId, volume_ul| LedgerEvent::Draw {
+            container,
+            session_id: id,
+            patient_id: pid.get(),
+            volume_ul,
+        };
+        let waste = |id, amount_ug| LedgerEvent::Waste {
+            session_id: id,
+            amount_ug,
+            witness: witness(&wit),
+            note: String::new(),
+        };
+
+        // Balance: 50 mg drawn = 35 mg given + 15 mg wasted.
+        let p1 = patient(s, "L-1", "1980-01-01").await;
+        consent_on_file(
+            s,
+            p1,
+            &plan.protocol_id,
+            plan.protocol_version,
+            days_before(1),
+        )
+        .await;
+        let id = transferred(s, p1, 35.0).await;
+        // No draw at all for a session that gave ketamine: refused, naming the numbers.
+        let e = sign(s, id, 33).await.unwrap_err();
+        assert!(
+            e.contains("35 mg more given and wasted than drawn"),
+            "{backend:?}: {e}"
+        );
+        let vial = receive_vial(s, &pharm).await;
+        s.ledger_append(&drawer, &draw(vial, id, p1, 1_000))
+            .await
+            .unwrap();
+        // Waste missing: 15 mg unaccounted for.
+        let e = sign(s, id, 34).await.unwrap_err();
+        assert!(
+            e.contains("15 mg drawn is not accounted for (drawn 50 mg, given 35 mg, wasted 0 mg)"),
+            "{e}"
+        );
+        s.ledger_append(&drawer, &waste(id, 15_000)).await.unwrap();
+        sign(s, id, 35).await.unwrap();
+        let rec = s.session_record(&nurse(), id).await.unwrap();
+        let l = rec.session.ledger.unwrap();
+        assert!(
+            l.balanced && l.message.starts_with("balanced: 50 mg drawn"),
+            "{}",
+            l.message
+        );
+
+        // Partial vial: 0.4 mL (20 mg) drawn from the opened vial, 20 mg given.
+        let p2 = patient(s, "L-2", "1980-01-01").await;
+        consent_on_file(
+            s,
+            p2,
+            &plan.protocol_id,
+            plan.protocol_version,
+            days_before(1),
+        )
+        .await;
+        let id = transferred(s, p2, 20.0).await;
+        s.ledger_append(&drawer, &draw(vial, id, p2, 400))
+            .await
+            .unwrap();
+        sign(s, id, 35).await.unwrap();
+        let state = s.ledger_state(&pharm).await.unwrap();
+        let c = state.container(vial).unwrap();
+        assert_eq!(c.remaining_ul, 10_000 - 1_000 - 400, "{backend:?}");
+
+        // Cancelled after a draw: nothing given, all drawn must be wasted before signing.
+        let p3 = patient(s, "L-3", "1980-01-01").await;
+        consent_on_file(
+            s,
+            p3,
+            &plan.protocol_id,
+            plan.protocol_version,
+            days_before(1),
+        )
+        .await;
+        let (id, _) = pre_assessed(s, p3).await;
+        s.ledger_append(&drawer, &draw(vial, id, p3, 700))
+            .await
+            .unwrap();
+        s.apply_session_command(
+            &nurse(),
+            id,
+            &Command::Cancel {
+                reason: "BP above the gate".into(),
+            },
+            at(9),
+        )
+        .await
+        .unwrap();
+        let e = sign(s, id, 10).await.unwrap_err();
+        assert!(e.contains("35 mg drawn is not accounted for"), "{e}");
+        s.ledger_append(&drawer, &waste(id, 35_000)).await.unwrap();
+        sign(s, id, 11).await.unwrap();
+
+        // Cancelled before anything was drawn: nothing to reconcile.
+        let (id, _) = pre_assessed(s, p3).await;
+        s.apply_session_command(
+            &nurse(),
+            id,
+            &Command::Cancel {
+                reason: "no escort".into(),
+            },
+            at(9),
+        )
+        .await
+        .unwrap();
+        sign(s, id, 10).await.unwrap();
     }
 }

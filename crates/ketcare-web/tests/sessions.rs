@@ -286,14 +286,42 @@ async fn a_nurse_runs_a_session_end_to_end() {
             let r = cmd(c.clone()).await;
             assert_eq!(r.status, StatusCode::OK, "{c}: {}", r.body);
         }
-        let r = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/sessions/{sid}/commands"),
-                &doc,
-                &json!({"command": "sign"}),
-            )
-            .await;
+        let sign_path = format!("/api/v1/sessions/{sid}/commands");
+        let sign_body = json!({"command": "sign"});
+        let sign = || app.json(Method::POST, &sign_path, &doc, &sign_body);
+        // The session gave 35 mg and nothing was drawn: signing is blocked, naming the numbers.
+        let r = sign().await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert!(
+            r.body.contains("35 mg more given and wasted than drawn"),
+            "{}",
+            r.body
+        );
+        // 0.8 mL of 50 mg/mL drawn, 35 mg given, 5 mg wasted before a witness: it balances.
+        let sid_num: i64 = sid.to_string().parse().unwrap();
+        let [ph, drawer, wit] = ketcare_store::testing::ledger_staff(app.store.as_ref()).await;
+        let vial = ketcare_store::testing::receive_vial(app.store.as_ref(), &ph).await;
+        for e in [
+            ketcare_ops::ledger::LedgerEvent::Draw {
+                container: vial,
+                session_id: sid_num,
+                patient_id: pid.parse().unwrap(),
+                volume_ul: 800,
+            },
+            ketcare_ops::ledger::LedgerEvent::Waste {
+                session_id: sid_num,
+                amount_ug: 5_000,
+                witness: Some(ketcare_ops::ledger::Witness {
+                    user_id: wit.user_id.unwrap().get(),
+                    username: wit.username.clone(),
+                    role: Role::Nurse,
+                }),
+                note: String::new(),
+            },
+        ] {
+            app.store.ledger_append(&drawer, &e).await.unwrap();
+        }
+        let r = sign().await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         let r = cmd(json!({"command": "score", "kind": "moaas", "value": 5})).await;
         assert_eq!(r.status, StatusCode::CONFLICT);

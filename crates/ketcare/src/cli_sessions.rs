@@ -78,6 +78,7 @@ async fn seed_chairs(store: &dyn Store, n: usize, tag: &str) -> Result<Vec<Strin
                     author: "bench-prescriber".into(),
                     verified_by: "bench-pharmacist".into(),
                     devices: 2,
+                    dose_mg: None,
                 },
             },
             "bench",

@@ -72,6 +72,7 @@ pub fn dose(devices: u32) -> VerifiedDose {
         author: "prescriber".into(),
         verified_by: "pharmacist".into(),
         devices,
+        dose_mg: Some(35.0),
     }
 }
 
@@ -95,6 +96,11 @@ pub fn session_in(plan: Plan, phase: Phase) -> Session {
     let devices = plan.devices_planned;
     let mut s = Session::new(plan, "Chair 1", at(0.0));
     s.set_consent(valid_consent());
+    s.set_ledger(ketcare_session::session::LedgerCheck {
+        balanced: true,
+        message: "balanced".into(),
+        at: at(0.0),
+    });
     if phase == Phase::Scheduled {
         return s;
     }
