@@ -446,3 +446,62 @@ async fn the_ledger_gates_signing_on_every_path_that_could_lose_a_milligram() {
         sign(s, id, 10).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn billing_reads_infusion_time_from_the_session_record_at_the_96365_96366_boundaries() {
+    use ketcare_ops::billing::{CodeBook, PriceList, SiteBilling, superbill};
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let plan = session().plan;
+        let pid = patient(s, "B-1", "1980-01-01").await;
+        consent_on_file(
+            s,
+            pid,
+            &plan.protocol_id,
+            plan.protocol_version,
+            days_before(1),
+        )
+        .await;
+        for (minutes, expected) in [
+            (15, vec![("96374", 1)]),
+            (16, vec![("96365", 1)]),
+            (90, vec![("96365", 1)]),
+            (91, vec![("96365", 1), ("96366", 1)]),
+        ] {
+            let (id, _) = pre_assessed(s, pid).await;
+            for (m, c) in [
+                (8, Command::VerifyDose),
+                (
+                    10,
+                    Command::Start {
+                        rate_ml_per_h: None,
+                    },
+                ),
+                (10 + minutes, Command::Stop { reason: None }),
+            ] {
+                s.apply_session_command(&nurse(), id, &c, at(m))
+                    .await
+                    .unwrap();
+            }
+            let rec = s.session_record(&nurse(), id).await.unwrap();
+            let facts = ketcare_store::session_ops::session_facts(id, rec.patient_id, &rec.session)
+                .unwrap();
+            assert_eq!(facts.given.0, 35_000, "the whole order ran");
+            let bill = superbill(
+                &facts,
+                &CodeBook::builtin().unwrap(),
+                &PriceList::default(),
+                SiteBilling::from_settings(&|_| None),
+            )
+            .unwrap();
+            let infusion: Vec<(&str, u32)> = bill
+                .lines
+                .iter()
+                .filter(|l| l.code.starts_with("963"))
+                .map(|l| (l.code.as_str(), l.units))
+                .collect();
+            assert_eq!(infusion, expected, "{backend:?}: {minutes} min");
+        }
+    }
+}

@@ -323,6 +323,16 @@ async fn a_nurse_runs_a_session_end_to_end() {
         }
         let r = sign().await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        // The superbill comes from the signed record (a 40-minute infusion: 96365).
+        let bill = app
+            .get(&format!("/api/v1/sessions/{sid}/superbill"), &doc)
+            .await;
+        assert_eq!(bill.status, StatusCode::OK, "{}", bill.body);
+        assert!(bill.body.contains("\"96365\""), "{}", bill.body);
+        assert!(!bill.body.contains("\"96366\""), "{}", bill.body);
+        let page = app.get(&format!("/billing?session={sid}"), &doc).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("96365"), "{}", page.body);
         let r = cmd(json!({"command": "score", "kind": "moaas", "value": 5})).await;
         assert_eq!(r.status, StatusCode::CONFLICT);
         assert!(r.body.contains("signed and locked"));
