@@ -210,7 +210,7 @@ pub async fn seed(store: &dyn Store) -> Result<()> {
             }
             _ => {}
         }
-        store.create_treatment_session(&nurse, p.id, &s).await?;
+        store.create_treatment_session(nurse, p.id, &s).await?;
     }
     Ok(())
 }
