@@ -146,6 +146,9 @@ pub struct VerifiedDose {
     pub verified_by: String,
     /// Devices to give (esketamine), else 0.
     pub devices: u32,
+    /// The total mg the order gives (all components, or the esketamine dose), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dose_mg: Option<f64>,
 }
 
 /// Esketamine REMS setting items (§4a) confirmed before dosing.
@@ -164,7 +167,9 @@ pub struct RemsSetting {
 /// The pre-assessment checklist.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Checklist {
-    pub consent_valid: Option<bool>,
+    /// Consent as the operations consent record answered it (never ticked by hand).
+    #[serde(default)]
+    pub consent: Option<ConsentCheck>,
     pub fasting_confirmed: Option<bool>,
     pub baseline: Option<VitalReading>,
     pub bp_gate_accepted: Option<Accepted>,
@@ -177,10 +182,34 @@ pub struct Checklist {
     pub rems: RemsSetting,
 }
 
+/// What the consent record said for this patient, the session's protocol and version, at `at`.
+/// The store fills it in from the operations consent record before every command until dosing
+/// starts; the session only reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentCheck {
+    pub valid: bool,
+    /// `none`, `expired`, `old_document_version`, `protocol_changed`, `minor_without_assent`,
+    /// `withdrawn`, … when not valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub message: String,
+    pub at: Timestamp,
+}
+
+/// What the controlled-substance ledger said for this session when it was signed (or when the
+/// signature was refused): drawn = given + wasted, with the numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerCheck {
+    pub balanced: bool,
+    pub message: String,
+    pub at: Timestamp,
+}
+
 /// A change to the checklist: fields present are set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChecklistUpdate {
+    /// Refused when present: consent comes from the consent record, not from a tick.
     #[serde(default)]
     pub consent_valid: Option<bool>,
     #[serde(default)]
@@ -381,6 +410,11 @@ pub enum Command {
     Addendum {
         text: String,
     },
+    /// The mg actually given, when dosing did not run as ordered (an infusion stopped early,
+    /// escalated or transferred); the ledger reconciles against it.
+    RecordGiven {
+        given_mg: f64,
+    },
 }
 
 impl Command {
@@ -413,6 +447,7 @@ impl Command {
             Command::ResolveAlarm { .. } => "resolve an alarm",
             Command::Sign => "sign the record",
             Command::Addendum { .. } => "add an addendum",
+            Command::RecordGiven { .. } => "document the mg given",
         }
     }
 
@@ -465,22 +500,36 @@ pub struct Session {
     pub signature: Option<Signature>,
     #[serde(default)]
     pub addenda: Vec<Note>,
+    /// The mg given as documented by a clinician (see [`Session::given_mg`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_mg: Option<f64>,
+    /// The ledger's answer when signing was last asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<LedgerCheck>,
 }
 
-/// The one place the session asks whether consent is valid. Today consent comes from the
-/// checklist item the nurse confirms; the operations area replaces this with its consent record.
+/// The one place the session asks whether consent is valid: the answer of the operations
+/// consent record, as last checked (see [`Session::set_consent`]).
 pub fn consent_valid(checklist: &Checklist) -> Result<(), String> {
-    match checklist.consent_valid {
-        Some(true) => Ok(()),
-        Some(false) => Err("consent is not valid".into()),
-        None => Err("consent not confirmed".into()),
+    match &checklist.consent {
+        Some(c) if c.valid => Ok(()),
+        Some(c) => Err(format!("consent is not valid: {}", c.message)),
+        None => Err("consent not checked against the consent record".into()),
     }
 }
 
-/// The one place signing asks whether the controlled-substance ledger balances for this session.
-/// Today this is a no-op that returns `Ok`: the operations area will supply the reconciliation.
-pub fn ledger_balances(_session: &Session) -> Result<(), String> {
-    Ok(())
+/// The one place signing asks whether the controlled-substance ledger balances for this session:
+/// the ledger's answer as the store put it on the record before the signature
+/// (see [`Session::set_ledger`]).
+pub fn ledger_balances(session: &Session) -> Result<(), String> {
+    match &session.ledger {
+        Some(l) if l.balanced => Ok(()),
+        Some(l) => Err(format!(
+            "the controlled-substance ledger does not balance: {}",
+            l.message
+        )),
+        None => Err("the controlled-substance ledger has not been reconciled".into()),
+    }
 }
 
 fn nonempty(field: &str, s: &str) -> Result<String, FieldError> {
@@ -514,6 +563,8 @@ impl Session {
             reason: None,
             signature: None,
             addenda: vec![],
+            given_mg: None,
+            ledger: None,
         }
     }
 
@@ -573,6 +624,71 @@ impl Session {
 
     pub fn latest_score(&self, kind: ScoreKind) -> Option<&Score> {
         self.scores.iter().rev().find(|s| s.kind == kind)
+    }
+
+    /// Records the ledger's answer for this session (ignored once signed).
+    pub fn set_ledger(&mut self, check: LedgerCheck) {
+        if self.signature.is_none() {
+            self.ledger = Some(check);
+        }
+    }
+
+    /// The mg this record documents as given: what a clinician recorded, else nothing before
+    /// dosing started, else the devices given (esketamine) or the whole order when the
+    /// infusion ran as ordered. An infusion stopped early or interrupted needs the mg recorded.
+    pub fn given_mg(&self) -> Result<f64, String> {
+        if let Some(mg) = self.given_mg {
+            return Ok(mg);
+        }
+        if self.dose_start().is_none() {
+            return Ok(0.0);
+        }
+        let Some(total) = self.checklist.dose.as_ref().and_then(|d| d.dose_mg) else {
+            return Err("the verified dose names no mg: document the mg given".into());
+        };
+        match self.plan.mode {
+            Mode::Esketamine => {
+                let planned = self.checklist.dose.as_ref().map_or(0, |d| d.devices);
+                if planned == 0 {
+                    return Err("the verified dose names no devices: document the mg given".into());
+                }
+                Ok(total * f64::from(self.devices_given()) / f64::from(planned))
+            }
+            Mode::Infusion => {
+                let last_stop = self
+                    .administrations
+                    .iter()
+                    .rev()
+                    .find_map(|a| match &a.event {
+                        AdminEvent::Stop { reason } => Some(reason.clone()),
+                        _ => None,
+                    });
+                match last_stop {
+                    Some(None) => Ok(total),
+                    _ => Err(
+                        "the infusion did not run as ordered (stopped early or interrupted): document the mg given"
+                            .into(),
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Whether consent is still checked before each command: until dosing starts.
+    pub fn consent_pending(&self) -> bool {
+        self.signature.is_none()
+            && matches!(
+                self.phase,
+                Phase::Scheduled | Phase::CheckedIn | Phase::PreAssessment | Phase::DoseVerified
+            )
+    }
+
+    /// Records the consent record's answer (ignored once dosing has started or the session
+    /// ended: the check that let it start stays on the record).
+    pub fn set_consent(&mut self, check: ConsentCheck) {
+        if self.consent_pending() {
+            self.checklist.consent = Some(check);
+        }
     }
 
     /// What the pre-assessment still needs before the dose can be confirmed.
@@ -806,10 +922,13 @@ impl Session {
                 if !matches!(phase, CheckedIn | PreAssessment) {
                     return Err(wrong_phase(self, "check-in or pre-assessment"));
                 }
-                let mut c = self.checklist.clone();
-                if let Some(v) = u.consent_valid {
-                    c.consent_valid = Some(v);
+                if u.consent_valid.is_some() {
+                    return Err(self.refuse(
+                        cmd,
+                        vec!["consent_valid: consent comes from the consent record (record it under Operations), it is not ticked".into()],
+                    ));
                 }
+                let mut c = self.checklist.clone();
                 if let Some(v) = u.fasting_confirmed {
                     c.fasting_confirmed = Some(v);
                 }
@@ -894,6 +1013,9 @@ impl Session {
             Command::Start { rate_ml_per_h } => {
                 if phase != DoseVerified {
                     return Err(wrong_phase(self, "a verified dose"));
+                }
+                if let Err(e) = consent_valid(&self.checklist) {
+                    return Err(self.refuse(cmd, vec![e]));
                 }
                 match self.plan.mode {
                     Mode::Esketamine => {
@@ -1246,6 +1368,24 @@ impl Session {
                     return Err(self.refuse(cmd, missing));
                 }
                 self.signature = Some(Signature { by: by.into(), at });
+            }
+            Command::RecordGiven { given_mg } => {
+                if !matches!(
+                    phase,
+                    Observation | ReadyForDischarge | Escalated | Discharged | Transferred
+                ) || self.dose_start().is_none()
+                {
+                    return Err(wrong_phase(self, "dosing that has ended"));
+                }
+                if !(given_mg.is_finite() && *given_mg >= 0.0 && *given_mg <= 10_000.0) {
+                    return Err(self.refuse(
+                        cmd,
+                        vec![format!(
+                            "given_mg: {given_mg} is not an amount in mg (0–10000)"
+                        )],
+                    ));
+                }
+                self.given_mg = Some(*given_mg);
             }
             Command::Addendum { text } => {
                 if self.signature.is_none() {

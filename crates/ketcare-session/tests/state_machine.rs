@@ -65,6 +65,7 @@ fn commands() -> Vec<Command> {
         Command::Addendum {
             text: "late entry".into(),
         },
+        Command::RecordGiven { given_mg: 20.0 },
     ]
 }
 
@@ -103,6 +104,10 @@ fn legal(phase: Phase, cmd: &Command) -> bool {
         }
         Command::Sign => matches!(phase, Discharged | Transferred | Cancelled),
         Command::Addendum { .. } => false, // not signed yet
+        Command::RecordGiven { .. } => matches!(
+            phase,
+            Observation | ReadyForDischarge | Escalated | Discharged | Transferred
+        ),
         Command::AcknowledgeAlarm { .. } | Command::ResolveAlarm { .. } => unreachable!(),
     }
 }
@@ -149,7 +154,7 @@ fn every_command_in_every_phase() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 12 * 25);
+    assert_eq!(checked, 12 * 26);
 }
 
 #[test]
@@ -183,7 +188,7 @@ fn verify_dose_lists_everything_missing() {
     let e = s.apply(&Command::VerifyDose, "nurse", at(2.0)).unwrap_err();
     let text = e.to_string();
     for needle in [
-        "consent not confirmed",
+        "consent not checked against the consent record",
         "fasting not confirmed",
         "baseline vitals not recorded",
         "pregnancy status",
@@ -450,4 +455,56 @@ fn signing_needs_alarms_resolved() {
     );
     let e = s.apply(&Command::Sign, "prescriber", at(30.0)).unwrap_err();
     assert!(e.to_string().contains("open alarms 1"), "{e}");
+}
+
+#[test]
+fn consent_comes_from_the_consent_record_and_gates_the_start() {
+    // The nurse cannot tick consent.
+    let mut s = session_in(infusion_plan(), Phase::PreAssessment);
+    let e = s
+        .apply(
+            &Command::UpdateChecklist(ketcare_session::session::ChecklistUpdate {
+                consent_valid: Some(true),
+                ..Default::default()
+            }),
+            "nurse",
+            at(5.0),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("consent_valid"), "{e}");
+    // Withdrawn after the dose was verified: the start is refused with the reason.
+    let mut s = session_in(infusion_plan(), Phase::DoseVerified);
+    s.set_consent(ketcare_session::session::ConsentCheck {
+        valid: false,
+        reason: Some("withdrawn".into()),
+        message: "consent was withdrawn".into(),
+        at: at(6.0),
+    });
+    let e = s
+        .apply(
+            &Command::Start {
+                rate_ml_per_h: None,
+            },
+            "nurse",
+            at(6.0),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("consent was withdrawn"), "{e}");
+    assert_eq!(s.phase, Phase::DoseVerified);
+    s.set_consent(valid_consent());
+    ok(
+        &mut s,
+        Command::Start {
+            rate_ml_per_h: None,
+        },
+        7.0,
+    );
+    // Once dosing started the check that let it start stays on the record.
+    s.set_consent(ketcare_session::session::ConsentCheck {
+        valid: false,
+        reason: Some("expired".into()),
+        message: "expired".into(),
+        at: at(8.0),
+    });
+    assert!(s.checklist.consent.as_ref().unwrap().valid);
 }

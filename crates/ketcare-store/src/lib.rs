@@ -11,6 +11,7 @@
 
 pub mod measures;
 mod ops;
+pub mod session_ops;
 mod sessions;
 mod sql;
 pub mod testing;

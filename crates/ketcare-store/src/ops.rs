@@ -377,7 +377,7 @@ async fn user_exists(tx: &mut Tx, id: i64) -> Result<Option<(String, Role)>> {
     .transpose()
 }
 
-async fn ledger_records_tx(tx: &mut Tx) -> Result<Vec<LedgerRecord>> {
+pub(crate) async fn ledger_records_tx(tx: &mut Tx) -> Result<Vec<LedgerRecord>> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {LEDGER_COLUMNS} FROM ops_ledger ORDER BY seq"
     )))
@@ -392,9 +392,58 @@ fn stock() -> Result<Stock> {
     Stock::builtin().map_err(|e| StoreError::Config(e.to_string()))
 }
 
-fn replay(records: &[LedgerRecord]) -> Result<LedgerState> {
+pub(crate) fn replay(records: &[LedgerRecord]) -> Result<LedgerState> {
     chain::replay(records, LedgerState::new(stock()?))
         .map_err(|b| StoreError::Corrupt(b.to_string()))
+}
+
+/// The consent record's answer inside a transaction (the session gate calls it in its own).
+pub(crate) async fn consent_status_tx(
+    tx: &mut Tx,
+    patient: PatientId,
+    protocol_id: &str,
+    protocol_version: u32,
+    at: Timestamp,
+) -> Result<ConsentStatus> {
+    let p = load_patient(tx, patient).await?;
+    let bands = AgeBands::builtin().map_err(|e| StoreError::Config(e.to_string()))?;
+    let day = at.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let is_minor = p
+        .record
+        .day_of_care(day, &bands)
+        .map(|d| d.band.is_minor())
+        .unwrap_or(true);
+    let doc = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DOC_COLUMNS} FROM ops_consent_documents WHERE protocol_id = $1 ORDER BY version DESC LIMIT 1"
+        )))
+        .bind(protocol_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .as_ref()
+        .map(document_from_row)
+        .transpose()?;
+    let sigs = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE patient_id = $1 AND protocol_id = $2"
+        )))
+        .bind(patient.get())
+        .bind(protocol_id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(signature_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    let status = consent::consent_valid(
+        &ConsentQuery {
+            patient_id: patient.get(),
+            is_minor,
+            protocol_id,
+            protocol_version,
+            current_document: doc.as_ref(),
+            at,
+        },
+        &sigs,
+    );
+    Ok(status)
 }
 
 fn ledger_actor(actor: &Actor) -> Result<LedgerActor> {
@@ -1040,44 +1089,7 @@ impl OpsStore for SqlStore {
     ) -> Result<ConsentStatus> {
         require(actor, Permission::PatientRead)?;
         let mut tx = self.begin_write().await?;
-        let p = load_patient(&mut tx, patient).await?;
-        let bands = AgeBands::builtin().map_err(|e| StoreError::Config(e.to_string()))?;
-        let day = at.to_zoned(jiff::tz::TimeZone::UTC).date();
-        let is_minor = p
-            .record
-            .day_of_care(day, &bands)
-            .map(|d| d.band.is_minor())
-            .unwrap_or(true);
-        let doc = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {DOC_COLUMNS} FROM ops_consent_documents WHERE protocol_id = $1 ORDER BY version DESC LIMIT 1"
-        )))
-        .bind(protocol_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(document_from_row)
-        .transpose()?;
-        let sigs = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE patient_id = $1 AND protocol_id = $2"
-        )))
-        .bind(patient.get())
-        .bind(protocol_id)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(signature_from_row)
-        .collect::<Result<Vec<_>>>()?;
-        let status = consent::consent_valid(
-            &ConsentQuery {
-                patient_id: patient.get(),
-                is_minor,
-                protocol_id,
-                protocol_version,
-                current_document: doc.as_ref(),
-                at,
-            },
-            &sigs,
-        );
+        let status = consent_status_tx(&mut tx, patient, protocol_id, protocol_version, at).await?;
         audit(
             &mut tx,
             actor,

@@ -332,6 +332,11 @@ impl SessionStore for SqlStore {
         let mut rec = load_session(&mut tx, id).await?;
         let before = rec.session.phase;
         let addenda_before = rec.session.addenda.len();
+        crate::session_ops::refresh_consent(&mut tx, rec.patient_id, &mut rec.session, now).await?;
+        if let Command::Sign = command {
+            crate::session_ops::refresh_ledger(&mut tx, id, rec.patient_id, &mut rec.session, now)
+                .await?;
+        }
         rec.session
             .apply(command, &actor.username, now)
             .map_err(|r| StoreError::Conflict(r.to_string()))?;
@@ -424,6 +429,9 @@ impl SessionStore for SqlStore {
             "INSERT INTO session_vitals (session_id, at, at_epoch, received_at, source, recorded_by, message_key, systolic, diastolic, heart_rate, spo2, resp_rate, etco2, temperature_c)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
         )
+        // Not cached: a statement prepared with an absent (NULL) reading would type that
+        // parameter for every later message on PostgreSQL.
+        .persistent(false)
         .bind(id)
         .bind(reading.at.to_string())
         .bind(reading.at.as_second())

@@ -68,3 +68,122 @@ pub async fn fresh_store(backend: Backend) -> Arc<dyn Store> {
 
 /// Both backends, for tests that run the same story on each.
 pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+/// A valid consent on file: the protocol's document (added if it has none yet, valid 365 days)
+/// signed by the adult patient at `signed_at`, recorded by a nurse account made for it.
+pub async fn consent_on_file(
+    store: &dyn Store,
+    patient: ketcare_core::PatientId,
+    protocol_id: &str,
+    protocol_version: u32,
+    signed_at: jiff::Timestamp,
+) -> ketcare_ops::consent::ConsentSignature {
+    use ketcare_core::{Actor, Role};
+    use ketcare_ops::consent::{Section, Signer, required_sections};
+    let username = unique("consent_nurse");
+    let user = store
+        .create_user(
+            &Actor::system(Role::Administrator),
+            &crate::NewUser {
+                username: username.clone(),
+                display_name: "Consent nurse".into(),
+                role: Role::Nurse,
+                password_hash: "x".into(),
+            },
+        )
+        .await
+        .expect("a nurse for consent");
+    let nurse = Actor::user(user.id, &username, Role::Nurse, "127.0.0.1");
+    let current = store
+        .current_consent_document(&nurse, protocol_id)
+        .await
+        .expect("consent documents");
+    if current.is_none_or(|d| d.protocol_version != protocol_version) {
+        store
+            .add_consent_document(
+                &nurse,
+                &crate::NewConsentDocument {
+                    protocol_id: protocol_id.into(),
+                    protocol_version,
+                    off_label: true,
+                    title: format!("Consent for {protocol_id}"),
+                    sections: required_sections(true)
+                        .into_iter()
+                        .map(|kind| Section {
+                            kind,
+                            text: format!("{} — text", kind.label()),
+                        })
+                        .collect(),
+                    valid_days: Some(365),
+                },
+            )
+            .await
+            .expect("a consent document");
+    }
+    store
+        .record_consent(
+            &nurse,
+            &crate::NewSignature {
+                patient_id: patient,
+                protocol_id: protocol_id.into(),
+                signer: Signer::Patient,
+                assent: None,
+                signed_at,
+            },
+        )
+        .await
+        .expect("a consent signature")
+}
+
+/// Staff with accounts for ledger entries: a pharmacist, a nurse and a second nurse (witness).
+pub async fn ledger_staff(store: &dyn Store) -> [ketcare_core::Actor; 3] {
+    use ketcare_core::{Actor, Role};
+    let mut out = Vec::new();
+    for role in [Role::Pharmacist, Role::Nurse, Role::Nurse] {
+        let username = unique("ledger_staff");
+        let u = store
+            .create_user(
+                &Actor::system(Role::Administrator),
+                &crate::NewUser {
+                    username: username.clone(),
+                    display_name: username.clone(),
+                    role,
+                    password_hash: "x".into(),
+                },
+            )
+            .await
+            .expect("a ledger user");
+        out.push(Actor::user(u.id, &username, role, "127.0.0.1"));
+    }
+    let [a, b, c]: [Actor; 3] = out.try_into().expect("three users");
+    [a, b, c]
+}
+
+/// Receives one ketamine 50 mg/mL vial and returns its container id.
+pub async fn receive_vial(store: &dyn Store, pharmacist: &ketcare_core::Actor) -> i64 {
+    use ketcare_ops::ledger::LedgerEvent;
+    store
+        .ledger_append(
+            pharmacist,
+            &LedgerEvent::Receive {
+                product: "ketamine-50".into(),
+                ndc: "67457-108-10".into(),
+                lot: "T1".into(),
+                expiry: jiff::civil::date(2030, 1, 31),
+                quantity: 1,
+                invoice: "INV-T".into(),
+                supplier: "Wholesaler".into(),
+            },
+        )
+        .await
+        .expect("receive a vial");
+    store
+        .ledger_state(pharmacist)
+        .await
+        .expect("ledger state")
+        .containers
+        .iter()
+        .map(|c| c.id)
+        .max()
+        .expect("a container")
+}

@@ -7,11 +7,12 @@ use jiff::Timestamp;
 use ketcare_clinical::{Library, SiteSettings};
 use ketcare_core::patient::{NewPatient, PatientInput};
 use ketcare_core::{Actor, PatientId, Role};
+use ketcare_ops::ledger::{LedgerEvent, Witness};
 use ketcare_session::session::{
     ChecklistUpdate, DischargeConfirmations, Pregnancy, RiskScreen, ScoreKind, VerifiedDose,
 };
 use ketcare_session::{Command, Phase, RulesFile, Session, VitalReading, VitalSource, Vitals};
-use ketcare_store::testing::{BACKENDS, fresh_store};
+use ketcare_store::testing::{BACKENDS, consent_on_file, fresh_store, ledger_staff, receive_vial};
 use ketcare_store::{Store, StoreError, VitalOutcome};
 
 const T0: i64 = 1_767_258_000;
@@ -26,11 +27,15 @@ async fn patient(store: &dyn Store, mrn: &str) -> PatientId {
     }))
     .unwrap();
     let p = NewPatient::parse(&input, jiff::civil::date(2026, 1, 1)).unwrap();
-    store
+    let id = store
         .create_patient(&Actor::system(Role::Nurse), &p)
         .await
         .unwrap()
-        .id
+        .id;
+    // Consent on file for the protocol the sessions here give.
+    let plan = &session("-").plan;
+    consent_on_file(store, id, &plan.protocol_id, plan.protocol_version, at(-60)).await;
+    id
 }
 
 fn session(chair: &str) -> Session {
@@ -96,7 +101,6 @@ async fn a_session_from_check_in_to_signed_record() {
             Command::CheckIn,
             Command::BeginPreAssessment,
             Command::UpdateChecklist(ChecklistUpdate {
-                consent_valid: Some(true),
                 fasting_confirmed: Some(true),
                 pregnancy: Some(Pregnancy::NotPregnant),
                 escort_home: Some(true),
@@ -114,6 +118,7 @@ async fn a_session_from_check_in_to_signed_record() {
                     author: "prescriber".into(),
                     verified_by: "pharmacist".into(),
                     devices: 0,
+                    dose_mg: Some(35.0),
                 },
             },
         ];
@@ -247,6 +252,29 @@ async fn a_session_from_check_in_to_signed_record() {
                 .await,
             Err(StoreError::Forbidden { .. })
         ));
+        // The ledger balances: 50 mg drawn = 35 mg given + 15 mg wasted before a witness.
+        let [pharm, drawer, witness] = ledger_staff(s).await;
+        let vial = receive_vial(s, &pharm).await;
+        for e in [
+            LedgerEvent::Draw {
+                container: vial,
+                session_id: id,
+                patient_id: pid.get(),
+                volume_ul: 1_000,
+            },
+            LedgerEvent::Waste {
+                session_id: id,
+                amount_ug: 15_000,
+                witness: Some(Witness {
+                    user_id: witness.user_id.unwrap().get(),
+                    username: witness.username.clone(),
+                    role: Role::Nurse,
+                }),
+                note: String::new(),
+            },
+        ] {
+            s.ledger_append(&drawer, &e).await.unwrap();
+        }
         s.apply_session_command(
             &Actor::system(Role::Prescriber),
             id,
@@ -345,7 +373,6 @@ async fn tick_raises_missed_vitals_once_and_roles_are_checked() {
             (
                 2,
                 Command::UpdateChecklist(ChecklistUpdate {
-                    consent_valid: Some(true),
                     fasting_confirmed: Some(true),
                     pregnancy: Some(Pregnancy::NotApplicable),
                     escort_home: Some(true),
@@ -369,6 +396,7 @@ async fn tick_raises_missed_vitals_once_and_roles_are_checked() {
                         author: "a".into(),
                         verified_by: "b".into(),
                         devices: 0,
+                        dose_mg: Some(35.0),
                     },
                 },
             ),

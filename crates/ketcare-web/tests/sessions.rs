@@ -142,10 +142,24 @@ async fn a_nurse_runs_a_session_end_to_end() {
             .post_form(&format!("/sessions/{sid}/dose"), &writer, &[])
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        // Consent on file for the protocol (the session reads the consent record).
+        let plan_version = ketcare_clinical::Library::builtin()
+            .unwrap()
+            .get("trd-adult-iv-ketamine")
+            .unwrap()
+            .version;
+        ketcare_store::testing::consent_on_file(
+            app.store.as_ref(),
+            ketcare_core::PatientId::new(pid.parse().unwrap()),
+            "trd-adult-iv-ketamine",
+            plan_version,
+            jiff::Timestamp::from_second(app.now.load(Ordering::SeqCst) - 86_400).unwrap(),
+        )
+        .await;
         for c in [
             json!({"command": "check_in"}),
             json!({"command": "begin_pre_assessment"}),
-            json!({"command": "update_checklist", "consent_valid": true, "fasting_confirmed": true, "pregnancy": "not_pregnant",
+            json!({"command": "update_checklist", "fasting_confirmed": true, "pregnancy": "not_pregnant",
                    "escort_home": true, "eligibility_reconfirmed": true, "suicide_risk": "negative"}),
             json!({"command": "set_baseline", "vitals": {"systolic": 128, "diastolic": 82, "heart_rate": 70, "spo2": 98}}),
             json!({"command": "verify_dose"}),
@@ -272,15 +286,53 @@ async fn a_nurse_runs_a_session_end_to_end() {
             let r = cmd(c.clone()).await;
             assert_eq!(r.status, StatusCode::OK, "{c}: {}", r.body);
         }
-        let r = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/sessions/{sid}/commands"),
-                &doc,
-                &json!({"command": "sign"}),
-            )
-            .await;
+        let sign_path = format!("/api/v1/sessions/{sid}/commands");
+        let sign_body = json!({"command": "sign"});
+        let sign = || app.json(Method::POST, &sign_path, &doc, &sign_body);
+        // The session gave 35 mg and nothing was drawn: signing is blocked, naming the numbers.
+        let r = sign().await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert!(
+            r.body.contains("35 mg more given and wasted than drawn"),
+            "{}",
+            r.body
+        );
+        // 0.8 mL of 50 mg/mL drawn, 35 mg given, 5 mg wasted before a witness: it balances.
+        let sid_num: i64 = sid.to_string().parse().unwrap();
+        let [ph, drawer, wit] = ketcare_store::testing::ledger_staff(app.store.as_ref()).await;
+        let vial = ketcare_store::testing::receive_vial(app.store.as_ref(), &ph).await;
+        for e in [
+            ketcare_ops::ledger::LedgerEvent::Draw {
+                container: vial,
+                session_id: sid_num,
+                patient_id: pid.parse().unwrap(),
+                volume_ul: 800,
+            },
+            ketcare_ops::ledger::LedgerEvent::Waste {
+                session_id: sid_num,
+                amount_ug: 5_000,
+                witness: Some(ketcare_ops::ledger::Witness {
+                    user_id: wit.user_id.unwrap().get(),
+                    username: wit.username.clone(),
+                    role: Role::Nurse,
+                }),
+                note: String::new(),
+            },
+        ] {
+            app.store.ledger_append(&drawer, &e).await.unwrap();
+        }
+        let r = sign().await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        // The superbill comes from the signed record (a 40-minute infusion: 96365).
+        let bill = app
+            .get(&format!("/api/v1/sessions/{sid}/superbill"), &doc)
+            .await;
+        assert_eq!(bill.status, StatusCode::OK, "{}", bill.body);
+        assert!(bill.body.contains("\"96365\""), "{}", bill.body);
+        assert!(!bill.body.contains("\"96366\""), "{}", bill.body);
+        let page = app.get(&format!("/billing?session={sid}"), &doc).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("96365"), "{}", page.body);
         let r = cmd(json!({"command": "score", "kind": "moaas", "value": 5})).await;
         assert_eq!(r.status, StatusCode::CONFLICT);
         assert!(r.body.contains("signed and locked"));

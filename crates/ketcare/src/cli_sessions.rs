@@ -78,13 +78,21 @@ async fn seed_chairs(store: &dyn Store, n: usize, tag: &str) -> Result<Vec<Strin
                     author: "bench-prescriber".into(),
                     verified_by: "bench-pharmacist".into(),
                     devices: 2,
+                    dose_mg: None,
                 },
             },
             "bench",
             now,
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-        crate::demo_sessions::to_running(&mut s, "bench", now)?;
+        // Synthetic chairs for the vitals benchmark: no consent record, like no dose order.
+        let consent = ketcare_session::session::ConsentCheck {
+            valid: true,
+            reason: None,
+            message: "benchmark session (no consent record)".into(),
+            at: now,
+        };
+        crate::demo_sessions::to_running(&mut s, "bench", now, consent)?;
         store.create_treatment_session(&nurse, pid, &s).await?;
         mrns.push(mrn);
     }

@@ -6,7 +6,9 @@ use anyhow::{Context, Result};
 use jiff::Timestamp;
 use ketcare_clinical::Library;
 use ketcare_core::{Actor, Role};
-use ketcare_session::session::{ChecklistUpdate, Pregnancy, RemsSetting, RiskScreen, ScoreKind};
+use ketcare_session::session::{
+    ChecklistUpdate, ConsentCheck, Pregnancy, RemsSetting, RiskScreen, ScoreKind,
+};
 use ketcare_session::{Command, RulesFile, Session, Vitals};
 use ketcare_store::Store;
 use ketcare_web::clinical::{self, SimpleDose};
@@ -15,7 +17,7 @@ use ketcare_web::sessions::service::verified_dose;
 /// The pre-assessment a demo or benchmark patient passes (every item answered).
 pub fn full_checklist() -> ChecklistUpdate {
     ChecklistUpdate {
-        consent_valid: Some(true),
+        consent_valid: None,
         fasting_confirmed: Some(true),
         pregnancy: Some(Pregnancy::NotApplicable),
         escort_home: Some(true),
@@ -44,8 +46,15 @@ pub fn demo_baseline() -> Vitals {
     }
 }
 
-/// Drives a session from scheduled to dosing (device 1 given) at `start`.
-pub fn to_running(s: &mut Session, by: &str, start: Timestamp) -> Result<()> {
+/// Drives a session from scheduled to dosing (device 1 given) at `start`, with `consent` as the
+/// consent record answered it.
+pub fn to_running(
+    s: &mut Session,
+    by: &str,
+    start: Timestamp,
+    consent: ConsentCheck,
+) -> Result<()> {
+    s.set_consent(consent);
     let t = |min: i64| Timestamp::from_second(start.as_second() - min * 60).context("demo time");
     for (min, cmd) in [
         (15, Command::CheckIn),
@@ -92,6 +101,7 @@ pub async fn seed(store: &dyn Store) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let prescriber = user_actor(store, "prescriber").await?;
     let pharmacist = user_actor(store, "pharmacist").await?;
+    let nurse_user = user_actor(store, "nurse").await?;
     let now = Timestamp::now();
     // Adults of the demo clinic (their ages are in `demo::PATIENTS`).
     for (i, mrn) in ["KC-1001", "KC-1002", "KC-1003"].into_iter().enumerate() {
@@ -145,15 +155,36 @@ pub async fn seed(store: &dyn Store) -> Result<()> {
             s.apply(&Command::AttachDose { dose }, "nurse", now)
                 .map_err(|e| anyhow::anyhow!("demo session: {e}"))?;
         }
+        // The patient signed the protocol's consent document last week.
+        let week_ago = Timestamp::from_second(now.as_second() - 7 * 86_400)?;
+        store
+            .record_consent(
+                &nurse_user,
+                &ketcare_store::NewSignature {
+                    patient_id: p.id,
+                    protocol_id: protocol.id.clone(),
+                    signer: ketcare_ops::consent::Signer::Patient,
+                    assent: None,
+                    signed_at: week_ago,
+                },
+            )
+            .await?;
+        let nurse = &nurse;
+        let protocol = &protocol;
+        let consent = |at: Timestamp| async move {
+            let status = store
+                .consent_status(nurse, p.id, &protocol.id, protocol.version, at)
+                .await?;
+            anyhow::Ok(ketcare_store::session_ops::consent_check(&status, at))
+        };
         match i {
-            1 => to_running(
-                &mut s,
-                "nurse",
-                Timestamp::from_second(now.as_second() - 3 * 60)?,
-            )?,
+            1 => {
+                let start = Timestamp::from_second(now.as_second() - 3 * 60)?;
+                to_running(&mut s, "nurse", start, consent(start).await?)?;
+            }
             2 => {
                 let start = Timestamp::from_second(now.as_second() - 60 * 60)?;
-                to_running(&mut s, "nurse", start)?;
+                to_running(&mut s, "nurse", start, consent(start).await?)?;
                 let at = |m: i64| Timestamp::from_second(start.as_second() + m * 60);
                 for (m, cmd) in [
                     (5, Command::GiveDevice),
@@ -179,7 +210,7 @@ pub async fn seed(store: &dyn Store) -> Result<()> {
             }
             _ => {}
         }
-        store.create_treatment_session(&nurse, p.id, &s).await?;
+        store.create_treatment_session(nurse, p.id, &s).await?;
     }
     Ok(())
 }

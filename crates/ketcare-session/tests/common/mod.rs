@@ -2,8 +2,8 @@
 use jiff::Timestamp;
 use ketcare_clinical::{Library, SiteSettings};
 use ketcare_session::session::{
-    ChecklistUpdate, DischargeConfirmations, Pregnancy, RemsSetting, RiskScreen, ScoreKind,
-    VerifiedDose,
+    ChecklistUpdate, ConsentCheck, DischargeConfirmations, Pregnancy, RemsSetting, RiskScreen,
+    ScoreKind, VerifiedDose,
 };
 use ketcare_session::{Command, Phase, Plan, RulesFile, Session, Vitals};
 
@@ -47,7 +47,7 @@ pub fn baseline() -> Vitals {
 
 pub fn full_checklist() -> ChecklistUpdate {
     ChecklistUpdate {
-        consent_valid: Some(true),
+        consent_valid: None,
         fasting_confirmed: Some(true),
         pregnancy: Some(Pregnancy::NotPregnant),
         escort_home: Some(true),
@@ -72,6 +72,17 @@ pub fn dose(devices: u32) -> VerifiedDose {
         author: "prescriber".into(),
         verified_by: "pharmacist".into(),
         devices,
+        dose_mg: Some(35.0),
+    }
+}
+
+/// What the consent record answers for a patient who signed the current document.
+pub fn valid_consent() -> ConsentCheck {
+    ConsentCheck {
+        valid: true,
+        reason: None,
+        message: "valid".into(),
+        at: at(0.0),
     }
 }
 
@@ -84,6 +95,12 @@ pub fn ok(s: &mut Session, c: Command, min: f64) {
 pub fn session_in(plan: Plan, phase: Phase) -> Session {
     let devices = plan.devices_planned;
     let mut s = Session::new(plan, "Chair 1", at(0.0));
+    s.set_consent(valid_consent());
+    s.set_ledger(ketcare_session::session::LedgerCheck {
+        balanced: true,
+        message: "balanced".into(),
+        at: at(0.0),
+    });
     if phase == Phase::Scheduled {
         return s;
     }

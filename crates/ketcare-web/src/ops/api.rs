@@ -347,6 +347,18 @@ pub async fn superbill(
     .map_err(|e| AppError::invalid(&e.field, e.message))
 }
 
+/// The superbill for a session from its own record (signed or current): infusion start and
+/// stop, the drug and the mg given as the session documents them.
+#[utoipa::path(get, path = "/api/v1/sessions/{sid}/superbill", params(("sid" = i64, Path, description = "session id")), responses((status = 200, body = Superbill), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn session_superbill(
+    State(s): State<AppState>,
+    p: Principal,
+    axum::extract::Path(sid): axum::extract::Path<i64>,
+) -> Result<Json<Superbill>, AppError> {
+    let f = service::facts_of_session(&s, &p.actor, sid).await?;
+    superbill(State(s), p, JsonBody(f)).await
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct EstimateRequest {
     pub template_id: String,

@@ -52,6 +52,7 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Post, "/api/v1/ledger/events", Requires(LedgerDraw), api::ledger_event),
         r(Post, "/api/v1/ledger/balance", Requires(LedgerRead), api::balance),
         r(Post, "/api/v1/billing/superbill", Requires(BillingRead), api::superbill),
+        r(Get, "/api/v1/sessions/{sid}/superbill", Requires(BillingRead), api::session_superbill),
         r(Post, "/api/v1/billing/estimate", Requires(BillingRead), api::estimate),
         r(Put, "/api/v1/billing/prices/{code}", Requires(SiteSettingsWrite), api::set_price),
     ]
@@ -72,6 +73,7 @@ pub(crate) fn routes() -> Vec<Entry> {
     api::ledger_event,
     api::balance,
     api::superbill,
+    api::session_superbill,
     api::estimate,
     api::set_price
 ))]

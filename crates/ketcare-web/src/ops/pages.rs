@@ -1294,7 +1294,7 @@ pub async fn billing_page(
             .collect(),
         error: String::new(),
     };
-    if q(&query, "drug").is_empty() {
+    if q(&query, "drug").is_empty() && q(&query, "session").is_empty() {
         return Ok(render_html(&page));
     }
     let values = service::site_values(s.store.as_ref()).await?;
@@ -1302,7 +1302,16 @@ pub async fn billing_page(
     let book = service::code_book()?;
     let site = service::billing_site(&values);
     let r = async {
-        let facts = facts_from(&query)?;
+        // From a session's own record (the session page links here), or from the form.
+        let facts = match q(&query, "session") {
+            "" => facts_from(&query)?,
+            sid => {
+                let sid = sid
+                    .parse()
+                    .map_err(|_| AppError::invalid("session", "a session id"))?;
+                service::facts_of_session(&s, &p.actor, sid).await?
+            }
+        };
         let bill = billing::superbill(&facts, &book, &prices, site)
             .map_err(|e| AppError::invalid(&e.field, e.message))?;
         let estimate = match q(&query, "template_id") {

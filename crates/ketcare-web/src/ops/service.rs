@@ -288,3 +288,14 @@ pub async fn book_session(
         .await?;
     Ok((b, outcome))
 }
+
+/// What a session's record documents, for billing (its superbill) and the ledger.
+pub async fn facts_of_session(
+    s: &AppState,
+    actor: &Actor,
+    sid: i64,
+) -> Result<ketcare_ops::SessionFacts, AppError> {
+    let rec = s.store.session_record(actor, sid).await?;
+    ketcare_store::session_ops::session_facts(sid, rec.patient_id, &rec.session)
+        .map_err(AppError::Conflict)
+}

@@ -443,8 +443,17 @@ pub async fn page_of(
     let c = &se.checklist;
     let mut checklist = vec![
         Row {
-            label: "Consent valid".into(),
-            value: yes(c.consent_valid),
+            label: "Consent (from the consent record)".into(),
+            value: match &c.consent {
+                Some(k) if k.valid => format!("valid — {} (checked {})", k.message, hm(&k.at)),
+                Some(k) => format!(
+                    "not valid: {} — {} (checked {})",
+                    k.reason.as_deref().unwrap_or("unknown").replace('_', " "),
+                    k.message,
+                    hm(&k.at)
+                ),
+                None => "not checked yet (checked at every step until dosing starts)".into(),
+            },
         },
         Row {
             label: "Fasting confirmed".into(),
@@ -903,7 +912,7 @@ pub fn command_of(f: &[(String, String)]) -> Result<Command, AppError> {
                 }
             };
             Command::UpdateChecklist(ChecklistUpdate {
-                consent_valid: flag(f, "consent_valid"),
+                consent_valid: None,
                 fasting_confirmed: flag(f, "fasting_confirmed"),
                 pregnancy: pick("pregnancy")?
                     .map(serde_json::from_value)

@@ -57,8 +57,10 @@ pub fn verified_dose(order_id: i64, order: &ketcare_clinical::DoseOrder) -> Opti
         })
         .collect();
     let mut devices = 0;
+    let mut dose_mg: f64 = c.components.iter().map(|x| x.dose_mg.value).sum();
     if let Some(e) = &c.esketamine {
         devices = e.devices;
+        dose_mg = e.dose_mg.value;
         parts.push(format!(
             "{} mg = {} devices",
             ketcare_core::units::trim_float(e.dose_mg.value),
@@ -71,6 +73,7 @@ pub fn verified_dose(order_id: i64, order: &ketcare_clinical::DoseOrder) -> Opti
         author: order.author.to_string(),
         verified_by: v.by.to_string(),
         devices,
+        dose_mg: (dose_mg > 0.0).then_some(dose_mg),
     })
 }
 
