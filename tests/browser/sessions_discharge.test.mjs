@@ -6,8 +6,7 @@
 // completes the discharge checklist, discharges, signs and opens the printable signed record.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { startKetcare, openBrowser, signIn, signOut, resultPath } from './harness.mjs';
+import { startKetcare, openBrowser, signIn, signOut, resultPath, sendOru } from './harness.mjs';
 
 let server;
 let browser;
@@ -21,20 +20,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-function sendOru(port, controlId, mrn, fields) {
-  const obx = fields.map(([code, name, value], i) => `OBX|${i + 1}|NM|${code}^${name}^MDC||${value}|||||F`).join('\r');
-  const msg = `MSH|^~\\&|SIM|SUITE|KETCARE|SITE|20260101090000||ORU^R01|${controlId}|P|2.6\rPID|||${mrn}^^^H^MR\r${obx}\r`;
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1', () => sock.write(Buffer.concat([Buffer.from([0x0b]), Buffer.from(msg), Buffer.from([0x1c, 0x0d])])));
-    let data = '';
-    sock.on('data', (d) => {
-      data += d.toString();
-      if (data.endsWith('\x1c\r')) { sock.end(); resolve(data); }
-    });
-    sock.on('error', reject);
-  });
-}
 
 // A JSON API call with the signed-in browser session (and its CSRF token on unsafe requests).
 async function api(page, method, path, body) {
