@@ -80,3 +80,19 @@ export function resultPath(name) {
   mkdirSync(dir, { recursive: true });
   return join(dir, name);
 }
+
+// Sends one HL7 v2 ORU^R01 (OBX numeric fields [code, name, value]) over MLLP, as a bedside
+// monitor would, and resolves with the raw ACK.
+export function sendOru(port, controlId, mrn, fields) {
+  const obx = fields.map(([code, name, value], i) => `OBX|${i + 1}|NM|${code}^${name}^MDC||${value}|||||F`).join('\r');
+  const msg = `MSH|^~\\&|SIM|SUITE|KETCARE|SITE|20260101090000||ORU^R01|${controlId}|P|2.6\rPID|||${mrn}^^^H^MR\r${obx}\r`;
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1', () => sock.write(Buffer.concat([Buffer.from([0x0b]), Buffer.from(msg), Buffer.from([0x1c, 0x0d])])));
+    let data = '';
+    sock.on('data', (d) => {
+      data += d.toString();
+      if (data.endsWith('\x1c\r')) { sock.end(); resolve(data); }
+    });
+    sock.on('error', reject);
+  });
+}

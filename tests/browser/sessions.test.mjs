@@ -4,8 +4,7 @@
 // first device and an early stop, and opens the printable record.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { startKetcare, openBrowser, signIn, resultPath } from './harness.mjs';
+import { startKetcare, openBrowser, signIn, resultPath, sendOru } from './harness.mjs';
 
 let server;
 let browser;
@@ -19,20 +18,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-function sendOru(port, controlId, mrn, fields) {
-  const obx = fields.map(([code, name, value], i) => `OBX|${i + 1}|NM|${code}^${name}^MDC||${value}|||||F`).join('\r');
-  const msg = `MSH|^~\\&|SIM|SUITE|KETCARE|SITE|20260101090000||ORU^R01|${controlId}|P|2.6\rPID|||${mrn}^^^H^MR\r${obx}\r`;
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1', () => sock.write(Buffer.concat([Buffer.from([0x0b]), Buffer.from(msg), Buffer.from([0x1c, 0x0d])])));
-    let data = '';
-    sock.on('data', (d) => {
-      data += d.toString();
-      if (data.endsWith('\x1c\r')) { sock.end(); resolve(data); }
-    });
-    sock.on('error', reject);
-  });
-}
 
 test('nurse sees a streamed vital live, acknowledges an alarm, runs a session and opens its record', async () => {
   const page = await browser.newPage();

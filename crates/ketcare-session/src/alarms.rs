@@ -307,10 +307,12 @@ pub fn check_time(
         let mut missed: Option<i64> = None;
         for &t in &due {
             if now_s > t + grace {
-                let satisfied = readings.iter().any(|r| {
-                    let at = r.at.as_second();
-                    prev.is_none_or(|p| at > p) && at <= t + grace
-                });
+                // On time (after the previous check, up to `t + grace`) or late: a reading
+                // recorded after the check was missed clears it (the suggested action is to
+                // record vitals now; a check at 0 min cannot be met in the same second).
+                let satisfied = readings
+                    .iter()
+                    .any(|r| prev.is_none_or(|p| r.at.as_second() > p));
                 if !satisfied {
                     missed = Some(t);
                 }

@@ -209,6 +209,35 @@ fn missed_scheduled_vitals_both_sides() {
 }
 
 #[test]
+fn late_vitals_clear_a_missed_check() {
+    let plan = infusion_plan();
+    let start = Some(at(10.0));
+    let after = |min: f64, s: i64| jiff::Timestamp::from_second(at(min).as_second() + s).unwrap();
+    // No grace set: the check at 0 min is missed one second after the start...
+    assert_eq!(check_time(&plan, start, None, &[], after(10.0, 1)).len(), 1);
+    // ...and a reading recorded after it (a monitor, seconds later) clears it.
+    let late = vec![VitalReading {
+        at: after(10.0, 2),
+        ..reading(10.0, baseline())
+    }];
+    assert!(check_time(&plan, start, None, &late, after(10.0, 3)).is_empty());
+    // The next check (15 min) still needs a reading after the 0-min check time.
+    assert_eq!(
+        check_time(
+            &plan,
+            start,
+            None,
+            &[reading(10.0, baseline())],
+            after(25.0, 1)
+        )
+        .len(),
+        1
+    );
+    let rs = vec![reading(10.0, baseline()), reading(30.0, baseline())];
+    assert!(check_time(&plan, start, None, &rs, at(31.0)).is_empty());
+}
+
+#[test]
 fn vitals_interval_after_schedule_is_a_site_setting() {
     let rs: Vec<_> = [10.0, 25.0, 40.0, 55.0, 70.0, 100.0]
         .iter()

@@ -257,7 +257,7 @@ async fn a_nurse_runs_a_session_end_to_end() {
                 &[("systolic", "132"), ("diastolic", "84"), ("spo2", "97")],
             )
             .await;
-        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{backend:?}: {}", r.body);
 
         // Stop at +40 min; discharge is refused until the site's 120 min of observation pass.
         app.now.fetch_add(40 * 60, Ordering::SeqCst);
