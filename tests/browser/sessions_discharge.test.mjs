@@ -1,0 +1,218 @@
+// A racemic IV ketamine session in a real browser, from check-in to discharge: the administrator
+// sets the site settings the session reads (SpO2 alarm threshold, the shortest minimum
+// observation); a prescriber orders and a pharmacist verifies the dose (API); the nurse schedules
+// and runs the session in the browser, a monitor streams a low SpO2 over MLLP, the alarm reaches
+// the suite live, she acknowledges and resolves it, stops the infusion, waits out the observation,
+// completes the discharge checklist, discharges, signs and opens the printable signed record.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startKetcare, openBrowser, signIn, signOut, resultPath, sendOru } from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startKetcare({ mllp: true });
+  browser = await openBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+// A JSON API call with the signed-in browser session (and its CSRF token on unsafe requests).
+async function api(page, method, path, body) {
+  return page.evaluate(async ({ method, path, body }) => {
+    const csrf = document.querySelector('input[name=csrf_token]')?.value ?? '';
+    const r = await fetch(path, {
+      method,
+      headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: r.status, text, json };
+  }, { method, path, body });
+}
+
+// The computed pump rate (mL/h) of the order's infusion.
+function findNum(v, key) {
+  if (v && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v)) {
+      if (k === key && typeof x === 'number') return x;
+      const inner = findNum(x, key);
+      if (inner !== undefined) return inner;
+    }
+  }
+  return undefined;
+}
+
+function pumpRate(v) {
+  if (v && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v)) {
+      if (k === 'rate_ml_per_h' && typeof x?.value === 'number') return x.value;
+      const inner = pumpRate(x);
+      if (inner !== undefined) return inner;
+    }
+  }
+  return undefined;
+}
+
+test('nurse runs an IV ketamine session to discharge with a streamed SpO2 alarm and prints the signed record', async () => {
+  const page = await browser.newPage();
+
+  // The administrator sets the site's values: the SpO2 alarm, the ketamine BP gate, the ordering
+  // settings and the shortest minimum observation (1 min) — the site's choice, not a default.
+  await signIn(page, server.base, 'admin');
+  await page.goto(`${server.base}/`);
+  const current = await api(page, 'GET', '/api/v1/site-settings');
+  assert.equal(current.status, 200, current.text);
+  const settings = current.json.settings;
+  Object.assign(settings.values, {
+    'eligibility.ketamine_bp_systolic_max_mmhg': 160,
+    'eligibility.ketamine_bp_diastolic_max_mmhg': 100,
+    'eligibility.trd_adequate_trial_min_weeks': 6,
+    'observation.ketamine_psychiatric_minutes': 1,
+    'rounding.dose_mg_increment': 1,
+    'rounding.pump_ml_per_h_increment': 0.1,
+    'rounding.syringe_ml_increment': 0.1,
+    'session.ketamine.bp_gate_systolic_mmhg': 140,
+    'session.ketamine.bp_gate_diastolic_mmhg': 90,
+    'session.alarm.spo2_low_percent': 92,
+  });
+  const put = await api(page, 'PUT', '/api/v1/site-settings', { settings, reason: 'browser test clinic policy' });
+  assert.equal(put.status, 200, put.text);
+  await signOut(page);
+
+  // The patient (KC-1010, treatment-resistant depression, no session yet).
+  await signIn(page, server.base, 'prescriber');
+  await page.goto(`${server.base}/`);
+  const found = await api(page, 'GET', '/api/v1/patients?q=KC-1010');
+  assert.equal(found.status, 200, found.text);
+  const patients = Array.isArray(found.json) ? found.json : found.json.patients ?? found.json.items;
+  const pid = patients[0].id;
+
+  // A prescriber orders, a pharmacist verifies.
+  const order = await api(page, 'POST', `/api/v1/patients/${pid}/orders`, {
+    protocol_id: 'trd-adult-iv-ketamine', patient: { weight_kg: 64, age: { years: 33 } },
+    preparation: { concentration_mg_per_ml: 10, final_volume_ml: 50 } });
+  assert.equal(order.status, 201, order.text);
+  const oid = order.json.id;
+  const rate = pumpRate(order.json);
+  assert.ok(rate > 0, `a pump rate in the order: ${order.text}`);
+  await signOut(page);
+  await signIn(page, server.base, 'pharmacist');
+  await page.goto(`${server.base}/`);
+  const verified = await api(page, 'POST', `/api/v1/orders/${oid}/verify`, {});
+  assert.equal(verified.status, 200, verified.text);
+  await signOut(page);
+
+  // The nurse schedules the session in the browser; the patient's consent is on file (the
+  // session reads it from the consent record).
+  await signIn(page, server.base, 'nurse');
+  await page.goto(`${server.base}/`);
+  const consent = await api(page, 'POST', `/api/v1/patients/${pid}/consents`, {
+    protocol_id: 'trd-adult-iv-ketamine', signer: { kind: 'patient' } });
+  assert.equal(consent.status, 201, consent.text);
+  await page.goto(`${server.base}/patients/${pid}/sessions/new`);
+  await page.selectOption('#order_id', String(oid));
+  await page.fill('#chair', 'Chair 7');
+  await page.click('form.record button[type=submit]');
+  await page.waitForURL(/\/sessions\/\d+$/);
+  const sid = Number(new URL(page.url()).pathname.split('/').pop());
+  assert.match(await page.textContent('h1'), /Chair 7/);
+  if (await page.locator('#attach-dose').count()) await page.click('#attach-dose');
+
+  // Check-in, checklist, baseline, dose, start.
+  await page.click('#check-in');
+  await page.click('#begin-pre-assessment');
+  for (const id of ['fasting_confirmed', 'escort_home', 'eligibility_reconfirmed']) {
+    await page.selectOption(`#${id}`, 'yes');
+  }
+  await page.selectOption('#pregnancy', 'not_pregnant');
+  await page.selectOption('#suicide_risk', 'negative');
+  await page.click('#save-checklist');
+  await page.fill('#b-sys', '124');
+  await page.fill('#b-dia', '78');
+  await page.fill('#b-hr', '72');
+  await page.fill('#b-spo2', '98');
+  await page.click('#save-baseline');
+  assert.equal(await page.locator('#checklist-missing').count(), 0, await page.textContent('main'));
+  await page.click('#verify-dose');
+  assert.match(await page.textContent('#phase'), /Dose verified/);
+  await page.fill('#rate', String(rate));
+  await page.click('#start');
+  assert.match(await page.textContent('#phase'), /Running/);
+
+  // A monitor streams a low SpO2 for this patient over MLLP; the alarm reaches the suite live.
+  await page.goto(`${server.base}/suite`);
+  await page.waitForFunction(() => document.getElementById('live-status')?.textContent === 'live');
+  const chair = page.locator(`#chair-${sid}`);
+  const ack = await sendOru(server.mllpPort, 'SIM-SPO2-1', 'KC-1010', [
+    ['150456', 'MDC_PULS_OXIM_SAT_O2', 88], ['147842', 'MDC_ECG_HEART_RATE', 90]]);
+  assert.match(ack, /MSA\|AA\|SIM-SPO2-1/);
+  await page.waitForFunction((id) => document.getElementById(`chair-${id}`)?.getAttribute('data-last-control-id') === 'SIM-SPO2-1', sid, { timeout: 5000 });
+  await chair.locator('.alarm', { hasText: /SpO2|desaturation|oxygen/i }).first().waitFor({ timeout: 5000 });
+  await chair.locator('.alarm button', { hasText: 'Acknowledge' }).first().click();
+  await page.waitForURL(/\/sessions\/\d+$/);
+  assert.match(await page.textContent('#alarms'), /acknowledged by/);
+  const open = page.locator('#alarms .alarm', { has: page.locator('button', { hasText: 'Resolve' }) });
+  while (await open.count()) {
+    await open.first().locator('input[name=note]').fill('chin lift, oxygen; SpO2 97');
+    await open.first().locator('button', { hasText: 'Resolve' }).click();
+    await page.waitForURL(/\/sessions\/\d+$/);
+  }
+  await page.fill('#v-sys', '128');
+  await page.fill('#v-dia', '80');
+  await page.fill('#v-spo2', '97');
+  await page.click('#save-vitals');
+
+  // Stop, observe, score, discharge checklist; discharge waits for the site's minimum observation.
+  await page.click('#stop');
+  assert.match(await page.textContent('#phase'), /Observation/);
+  assert.match(await page.textContent('#discharge-missing'), /minimum observation not elapsed/);
+  await page.selectOption('#score-kind', 'moaas');
+  await page.fill('#score-value', '5');
+  await page.click('#save-score');
+  await page.selectOption('#score-kind', 'cadss');
+  await page.fill('#score-value', '2');
+  await page.click('#save-score');
+  await page.selectOption('#dissociation_resolved', 'yes');
+  await page.selectOption('#escort_present', 'yes');
+  await page.click('#save-discharge');
+  const missing = await page.textContent('#discharge-missing');
+  assert.match(missing, /minimum observation not elapsed/);
+  assert.match(missing, /observation\.ketamine_psychiatric_minutes/);
+  for (let i = 0; i < 90 && await page.locator('#discharge-missing').count(); i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    await page.reload();
+  }
+  assert.equal(await page.locator('#discharge-ok').count(), 1, await page.textContent('main'));
+  await page.click('#ready');
+  await page.click('#discharge');
+  assert.match(await page.textContent('#phase'), /Discharged/);
+  // What was given was drawn from a 50 mg/mL vial: drawn = given, so the ledger balances.
+  const session = await api(page, 'GET', `/api/v1/sessions/${sid}`);
+  assert.equal(session.status, 200, session.text);
+  const doseMg = findNum(session.json, 'dose_mg');
+  assert.ok(doseMg > 0, `the verified dose in mg: ${session.text}`);
+  const draw = await api(page, 'POST', '/api/v1/ledger/events', { event: {
+    kind: 'draw', container: 1, session_id: sid, patient_id: pid, volume_ul: Math.round(doseMg * 1000 / 50) } });
+  assert.equal(draw.status, 201, draw.text);
+  await page.click('#sign');
+  assert.match(await page.textContent('#signed'), /Signed by/);
+
+  // The printable signed record shows the signature and the streamed vital.
+  await page.click('#print-link');
+  const record = await page.textContent('#record');
+  assert.match(record, /Treatment session record/);
+  assert.match(record, /SpO2 88 %/);
+  assert.match(record, /chin lift, oxygen; SpO2 97/);
+  assert.match(await page.textContent('#signature'), /Signed by .*nurse/i);
+  assert.equal(await page.locator('#unsigned').count(), 0);
+  await page.emulateMedia({ media: 'print' });
+  await page.pdf({ path: resultPath('session-discharge-record.pdf') });
+  await page.screenshot({ path: resultPath('session-discharge-record.png'), fullPage: true });
+});
