@@ -50,7 +50,7 @@ test('nurse sees a streamed vital live, acknowledges an alarm, runs a session an
   await page.goto(`${server.base}/sessions/${sid1}`);
   await page.click('#check-in');
   await page.click('#begin-pre-assessment');
-  for (const id of ['consent_valid', 'fasting_confirmed', 'escort_home', 'eligibility_reconfirmed',
+  for (const id of ['fasting_confirmed', 'escort_home', 'eligibility_reconfirmed',
     'setting_certified', 'patient_enrolled', 'prescriber_on_site', 'pulse_oximeter_on_site']) {
     await page.selectOption(`#${id}`, 'yes');
   }
