@@ -52,6 +52,12 @@ impl Role {
     /// - The researcher never sees an identified record (de-identified registry only).
     /// - Screening: prescriber and nurse; dose orders and clinical overrides: prescriber;
     ///   second-person verification: prescriber, nurse or pharmacist (never the order's author).
+    /// - Questionnaires, links, opioid lists and closing safety alerts: the clinicians who follow the
+    ///   patient (prescriber, nurse, therapist). Sessions are run and signed by prescriber or nurse.
+    /// - Booking: scheduler, nurse, prescriber; consent is recorded by a clinician.
+    /// - The Schedule III ledger: read, draw, waste and witness by prescriber, nurse, pharmacist;
+    ///   receipt, counts, discrepancies, destruction and loss reports by the pharmacist alone.
+    /// - Superbills: scheduler and prescriber.
     pub fn allows(self, p: Permission) -> bool {
         use Permission::*;
         use Role::*;
