@@ -413,7 +413,7 @@ fn cases() -> Vec<Case> {
             name: "Yale 90 kg: 45 mg capped at 40 mg",
             row: YALE,
             settings: settings_a,
-            req: req("trd-adolescent-iv-ketamine-yale", 90.0),
+            req: with(req("trd-adolescent-iv-ketamine-yale", 90.0), |r| r.patient.age = age(16, 0)),
             expect: Ok(Want {
                 dose_mg: vec![40.0],
                 cap_applied: true,
@@ -424,14 +424,14 @@ fn cases() -> Vec<Case> {
             name: "Yale 80 kg: 40 mg exactly, no cap",
             row: YALE,
             settings: settings_a,
-            req: req("trd-adolescent-iv-ketamine-yale", 80.0),
+            req: with(req("trd-adolescent-iv-ketamine-yale", 80.0), |r| r.patient.age = age(16, 0)),
             expect: Ok(ok(&[40.0])),
         },
         Case {
             name: "Yale 61 kg: 30.5 mg",
             row: YALE,
             settings: settings_a,
-            req: req("trd-adolescent-iv-ketamine-yale", 61.0),
+            req: with(req("trd-adolescent-iv-ketamine-yale", 61.0), |r| r.patient.age = age(16, 0)),
             expect: Ok(ok(&[30.5])),
         },
         Case {
@@ -439,6 +439,7 @@ fn cases() -> Vec<Case> {
             row: YALE,
             settings: settings_a,
             req: with(req("trd-adolescent-iv-ketamine-yale", 120.0), |r| {
+                r.patient.age = age(16, 0);
                 r.preparation = prep(10.0, Some(40.0))
             }),
             expect: Ok(Want {
@@ -1201,6 +1202,86 @@ fn cases() -> Vec<Case> {
                 r.preparation = prep(50.0, None)
             }),
             expect: Err("ConcentrationNotAllowed", "100"),
+        },
+        // ---- The patient against the protocol's population and the weight's plausibility ----
+        Case {
+            name: "Adult IM sedation for a 2-month-old refused (population adult)",
+            row: SED_IM,
+            settings: settings_a,
+            req: with(req("sedation-adult-im-ketamine", 5.0), |r| {
+                r.patient.age = age(0, 2);
+                r.dose.amount = per_kg(4.0);
+            }),
+            expect: Err("AgeOutsidePopulation", "infant"),
+        },
+        Case {
+            name: "Adult PTSD protocol for a 5-year-old refused (population adult)",
+            row: PTSD,
+            settings: settings_a,
+            req: with(req("ptsd-adult-iv-ketamine", 20.0), |r| r.patient.age = age(5, 0)),
+            expect: Err("AgeOutsidePopulation", "child"),
+        },
+        Case {
+            name: "Yale adolescent protocol for a 40-year-old refused (its age limits are unset U values)",
+            row: YALE,
+            settings: settings_a,
+            req: req("trd-adolescent-iv-ketamine-yale", 70.0),
+            expect: Err("AgeOutsidePopulation", "adult"),
+        },
+        Case {
+            name: "Adult PTSD (no age limit of its own) without an age refused: every protocol checks its population",
+            row: PTSD,
+            settings: settings_a,
+            req: with(req("ptsd-adult-iv-ketamine", 70.0), |r| r.patient.age = None),
+            expect: Err("AgeRequired", "population adult"),
+        },
+        Case {
+            name: "700 kg refused: heavier than any person recorded (635 kg)",
+            row: TRD,
+            settings: settings_a,
+            req: req("trd-adult-iv-ketamine", 700.0),
+            expect: Err("WeightImpossible", "GWR-HEAVIEST-PERSON"),
+        },
+        Case {
+            name: "0.1 kg refused: lighter than any surviving birth (212 g)",
+            row: SED_C_IV,
+            settings: settings_a,
+            req: with(req("sedation-child-iv-ketamine", 0.1), |r| r.patient.age = age(0, 6)),
+            expect: Err("WeightImpossible", "GWR-LIGHTEST-BIRTH"),
+        },
+        Case {
+            name: "250 kg above the site's plausible 200 kg: an order that needs a prescriber's reason",
+            row: TRD,
+            settings: || settings_a().with("patient.weight_soft_max_kg", 200.0),
+            req: req("trd-adult-iv-ketamine", 250.0),
+            expect: Ok(Want {
+                dose_mg: vec![125.0],
+                needs_override: true,
+                ..Want::default()
+            }),
+        },
+        Case {
+            name: "Sedation adult IV: a chosen 0.5 mg/kg bolus is used, not the 1 mg/kg default",
+            row: SED_A_IV,
+            settings: settings_a,
+            req: with(req("sedation-adult-iv-ketamine", 70.0), |r| r.bolus.amount = per_kg(0.5)),
+            expect: Ok(ok(&[35.0])),
+        },
+        Case {
+            name: "Sedation adult IV: a chosen 5 mg/kg bolus is above the 4.5 mg/kg label limit",
+            row: SED_A_IV,
+            settings: settings_a,
+            req: with(req("sedation-adult-iv-ketamine", 70.0), |r| r.bolus.amount = per_kg(5.0)),
+            expect: Err("HardLimit", "4.5"),
+        },
+        Case {
+            name: "Sedation adult IV: an infusion choice is refused (the protocol has none)",
+            row: SED_A_IV,
+            settings: settings_a,
+            req: with(req("sedation-adult-iv-ketamine", 70.0), |r| {
+                r.infusion.amount = per_kg(0.5)
+            }),
+            expect: Err("NoSuchComponent", "Infusion"),
         },
     ]
 }

@@ -30,7 +30,10 @@ fn weight_based(id: usize, w: f64) -> DoseRequest {
             r = req("trd-adolescent-iv-ketamine-dwyer", w);
             r.patient.age = age(15, 0);
         }
-        2 => r = req("trd-adolescent-iv-ketamine-yale", w),
+        2 => {
+            r = req("trd-adolescent-iv-ketamine-yale", w);
+            r.patient.age = age(16, 0);
+        }
         3 => r = req("ptsd-adult-iv-ketamine", w),
         4 => r = req("social-anxiety-adult-iv-ketamine", w),
         5 => r = req("anxiety-adult-sc-ketamine", w),

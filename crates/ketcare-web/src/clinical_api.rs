@@ -174,30 +174,32 @@ pub async fn dose(
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Json<DoseOrder>, AppError> {
     let request = clinical::dose_request(body, &p.actor, s.now())?;
-    clinical::calculate(s.store.as_ref(), &s.library(), &request)
-        .await
-        .map(Json)
-        .map_err(|e| e.into_app())
+    Ok(Json(
+        clinical::calculate(s.store.as_ref(), &s.library(), &request).await?,
+    ))
 }
 
 /// Calculates a dose for a patient and keeps the order, pending verification (or override).
-#[utoipa::path(post, path = "/api/v1/patients/{id}/orders", params(("id" = i64, Path)), request_body(content = Object, description = "DoseRequest without author and created_at"), responses((status = 201, description = "stored order: needs_override or pending_verification", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+/// The patient's age, weight, height, sex and whether this is the first esketamine dose of the
+/// course come from the record; the body may leave them out, and one that contradicts the
+/// record is refused naming the field.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/orders", params(("id" = i64, Path)), request_body(content = Object, description = "the prescriber's choices: protocol_id, bolus/infusion/dose/repeat choices, esketamine_dose_mg, preparation; patient facts optional (checked against the record)"), responses((status = 201, description = "stored order: needs_override or pending_verification", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn order(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<(StatusCode, Json<StoredOrder>), AppError> {
-    let request = clinical::dose_request(body, &p.actor, s.now())?;
-    let stored = clinical::order_and_store(
+    let request = ketcare_app::orders::OrderRequest::from_json(body)?;
+    let stored = ketcare_app::orders::sign(
         s.store.as_ref(),
         &s.library(),
         &p.actor,
         PatientId::new(id),
         &request,
+        s.now(),
     )
-    .await
-    .map_err(|e| e.into_app())?;
+    .await?;
     Ok((StatusCode::CREATED, Json(stored)))
 }
 
@@ -337,7 +339,7 @@ pub async fn add_site_protocol(
     p: Principal,
     JsonBody(b): JsonBody<SiteProtocolBody>,
 ) -> Result<StatusCode, AppError> {
-    clinical::add_site_protocol(&s, &p.actor, &b.file_name, &b.toml).await?;
+    clinical::add_site_protocol_in_force(&s, &p.actor, &b.file_name, &b.toml).await?;
     Ok(StatusCode::CREATED)
 }
 

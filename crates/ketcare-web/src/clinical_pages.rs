@@ -4,7 +4,7 @@
 use crate::AppState;
 use crate::auth::Principal;
 use crate::clinical::{
-    self, DoseRefusal, SimpleDose, StoredOrder, StoredScreening, provenance_text,
+    self, SimpleDose, StoredOrder, StoredScreening, provenance_text,
 };
 use crate::error::{AppError, PageError};
 use crate::pages::{Nav, render_html};
@@ -369,7 +369,10 @@ pub async fn set_setting(
     }
     let (mut next, _) = clinical::settings(s.store.as_ref()).await?;
     next.values.insert(key, value);
-    match clinical::save_values(s.store.as_ref(), &s.library(), &p.actor, &next, &reason).await {
+    match clinical::save_values(s.store.as_ref(), &s.library(), &p.actor, &next, &reason)
+        .await
+        .map_err(AppError::from)
+    {
         Ok(_) => Ok(Redirect::to("/settings").into_response()),
         Err(AppError::Invalid(f)) => {
             let msg =
@@ -426,6 +429,7 @@ pub async fn change_limit(
         field(&pairs, "limit_reason"),
     )
     .await
+    .map_err(AppError::from)
     {
         Ok(clinical::LimitChange::Applied { version }) => {
             settings_page_with(
@@ -462,7 +466,10 @@ pub async fn approve_proposal(
     p: Principal,
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
-    match clinical::approve_limit(s.store.as_ref(), &s.library(), &p.actor, id).await {
+    match clinical::approve_limit(s.store.as_ref(), &s.library(), &p.actor, id)
+        .await
+        .map_err(AppError::from)
+    {
         Ok(version) => {
             settings_page_with(
                 &s,
@@ -486,7 +493,7 @@ pub async fn add_site_protocol(
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;
-    match clinical::add_site_protocol(
+    match clinical::add_site_protocol_in_force(
         &s,
         &p.actor,
         field(&pairs, "file_name"),
@@ -660,7 +667,10 @@ pub async fn screen_patient(
         Ok(i) => i,
         Err(e) => return Ok(refuse(patient, e)),
     };
-    match clinical::screen_and_store(s.store.as_ref(), &s.library(), &p.actor, pid, input).await {
+    match clinical::screen_and_store(s.store.as_ref(), &s.library(), &p.actor, pid, input)
+        .await
+        .map_err(AppError::from)
+    {
         Ok(stored) => Ok(Redirect::to(&format!("/screenings/{}", stored.id)).into_response()),
         Err(e @ AppError::Invalid(_)) => Ok(refuse(patient, e)),
         Err(e) => Err(e.into()),
@@ -802,12 +812,24 @@ async fn dose_form(
         weight: patient
             .record
             .weight
-            .map(|w| ketcare_core::units::trim_float(w.value.kg()))
+            .map(|w| {
+                format!(
+                    "{} kg, measured {}",
+                    ketcare_core::units::trim_float(w.value.kg()),
+                    w.measured_on
+                )
+            })
             .unwrap_or_default(),
         height: patient
             .record
             .height
-            .map(|h| ketcare_core::units::trim_float(h.value.cm()))
+            .map(|h| {
+                format!(
+                    "{} cm, measured {}",
+                    ketcare_core::units::trim_float(h.value.cm()),
+                    h.measured_on
+                )
+            })
             .unwrap_or_default(),
         age: day
             .map(|d| format!("{} ({})", d.age, d.band))
@@ -848,60 +870,65 @@ pub async fn order_dose(
     let patient = s.store.get_patient(&p.actor, pid).await?;
     let pairs = form_pairs(&body)?;
     let chosen = field(&pairs, "protocol").to_owned();
-    let day = patient.record.day_of_care(s.today(), &s.bands);
     let built = (|| -> Result<_, AppError> {
-        let weight_kg = number(&pairs, "weight_kg")?
-            .ok_or_else(|| AppError::invalid("weight_kg", "required"))?;
         let simple = SimpleDose {
             protocol: chosen.clone(),
-            weight_kg,
-            height_cm: number(&pairs, "height_cm")?,
-            sex: Some(patient.record.sex.as_str().to_owned()),
-            age_years: day.map(|d| d.age.years()),
-            age_months: day.map(|d| d.age.completed_months % 12),
             concentration_mg_per_ml: number(&pairs, "concentration_mg_per_ml")?,
             final_volume_ml: number(&pairs, "final_volume_ml")?,
             step: number(&pairs, "step")?.map(|v| v as u32),
             amount_mg_per_kg: number(&pairs, "amount_mg_per_kg")?,
+            amount_mg_per_kg_per_h: number(&pairs, "amount_mg_per_kg_per_h")?,
+            bolus_mg_per_kg: number(&pairs, "bolus_mg_per_kg")?,
+            omit_bolus: field(&pairs, "omit_bolus") == "on",
             esketamine_dose_mg: number(&pairs, "esketamine_dose_mg")?,
-            first_dose_of_course: field(&pairs, "first_dose_of_course") == "on",
+            ..SimpleDose::default()
         };
-        clinical::dose_request(simple.to_json(&s.library())?, &p.actor, s.now())
+        Ok(simple.order_request(&s.library())?)
     })();
+    let refused = |e: AppError| {
+        e.body()
+            .fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
     let request = match built {
         Ok(r) => r,
         Err(e) => {
-            let msg = e
-                .body()
-                .fields
-                .iter()
-                .map(|f| format!("{}: {}", f.field, f.message))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let page = dose_form(
-                &s,
-                &p,
-                patient,
-                chosen,
-                if msg.is_empty() { e.to_string() } else { msg },
-                Vec::new(),
-            )
-            .await?;
+            let msg = refused(e);
+            let page = dose_form(&s, &p, patient, chosen, msg, Vec::new()).await?;
             let mut r = render_html(&page);
             *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             return Ok(r);
         }
     };
-    match clinical::order_and_store(s.store.as_ref(), &s.library(), &p.actor, pid, &request).await {
+    match ketcare_app::orders::sign(
+        s.store.as_ref(),
+        &s.library(),
+        &p.actor,
+        pid,
+        &request,
+        s.now(),
+    )
+    .await
+    {
         Ok(stored) => Ok(Redirect::to(&format!("/orders/{}", stored.id)).into_response()),
-        Err(DoseRefusal::Dose(e)) => {
+        Err(ketcare_app::Error::Dose(e)) => {
             let page =
                 dose_form(&s, &p, patient, chosen, String::new(), vec![e.to_string()]).await?;
             let mut r = render_html(&page);
             *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             Ok(r)
         }
-        Err(DoseRefusal::App(e)) => Err(e.into()),
+        Err(e @ ketcare_app::Error::Invalid(_)) => {
+            let msg = refused(e.into());
+            let page = dose_form(&s, &p, patient, chosen, msg, Vec::new()).await?;
+            let mut r = render_html(&page);
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(r)
+        }
+        Err(e) => Err(AppError::from(e).into()),
     }
 }
 

@@ -89,6 +89,20 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<ketcare_app::Error> for AppError {
+    fn from(e: ketcare_app::Error) -> Self {
+        use ketcare_app::Error as E;
+        match e {
+            E::Forbidden(m) => AppError::Forbidden(m),
+            E::NotFound(w) => AppError::NotFound(w),
+            E::Conflict(m) => AppError::Conflict(m),
+            E::Invalid(f) => AppError::Invalid(f),
+            E::Dose(d) => AppError::Invalid(FieldErrors::single(&d.field(), d.to_string())),
+            E::Internal => AppError::Internal,
+        }
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         (self.status(), Json(self.body())).into_response()

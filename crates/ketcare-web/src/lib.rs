@@ -14,7 +14,7 @@ pub mod error;
 pub mod measures;
 pub mod ops;
 pub mod pages;
-pub mod password;
+pub use ketcare_app::password;
 pub mod pk;
 pub mod routes;
 pub mod sessions;
@@ -109,9 +109,7 @@ impl AppState {
 
     /// Today in the clinic's time zone (the system's), from the injected clock.
     pub fn today(&self) -> jiff::civil::Date {
-        jiff::Timestamp::from_second(self.now())
-            .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).date())
-            .unwrap_or(jiff::civil::Date::ZERO)
+        ketcare_app::today(self.now())
     }
 }
 

@@ -52,7 +52,7 @@ fn catalogue() -> Result<&'static Catalogue> {
 
 pub async fn score(db: &DbArgs, a: ScoreArgs) -> Result<()> {
     let store = db.open().await?;
-    let (settings, _) = ketcare_web::clinical::settings(store.as_ref())
+    let (settings, _) = ketcare_app::clinical::settings(store.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let r = ketcare_web::measures::score_text(&a.instrument, &a.answers, &settings)

@@ -314,7 +314,7 @@ fn print(r: &RunResult, label: &str) {
 /// rate up to find the highest rate that keeps ACK p99 under 50 ms, dashboard p99 under 1 s and
 /// loses nothing.
 pub async fn bench_vitals(store: Arc<dyn Store>, args: BenchVitalsArgs) -> Result<()> {
-    let library = ketcare_web::clinical::load_library(store.as_ref())
+    let library = ketcare_app::clinical::load_library(store.as_ref())
         .await
         .map_err(anyhow::Error::msg)?;
     let bands = ketcare_core::AgeBands::builtin().context("age bands")?;
@@ -356,7 +356,7 @@ pub async fn bench_vitals(store: Arc<dyn Store>, args: BenchVitalsArgs) -> Resul
         .create_api_token(
             &admin,
             user.id,
-            &ketcare_web::password::token_hash(&token),
+            &ketcare_app::password::token_hash(&token),
             "bench",
         )
         .await?;

@@ -9,7 +9,7 @@ use ketcare_core::patient::{
 };
 use ketcare_core::{Actor, Role};
 use ketcare_store::{NewUser, Store};
-use ketcare_web::password::hash_password;
+use ketcare_app::password::hash_password;
 
 /// The shared demo password (printed at start; demo data only).
 pub const DEMO_PASSWORD: &str = "ketcare-demo";

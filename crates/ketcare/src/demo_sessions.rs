@@ -11,7 +11,7 @@ use ketcare_session::session::{
 };
 use ketcare_session::{Command, RulesFile, Session, Vitals};
 use ketcare_store::Store;
-use ketcare_web::clinical::{self, SimpleDose};
+use ketcare_app::clinical::{self, SimpleDose};
 use ketcare_web::sessions::service::verified_dose;
 
 /// The pre-assessment a demo or benchmark patient passes (every item answered).
@@ -113,21 +113,24 @@ pub async fn seed(store: &dyn Store) -> Result<()> {
         else {
             continue;
         };
-        let body = SimpleDose {
+        // The order takes age, weight and "first dose of the course" from the record.
+        let request = SimpleDose {
             protocol: protocol.id.clone(),
-            weight_kg: 70.0,
-            age_years: Some([42, 35, 29][i]),
             esketamine_dose_mg: Some(56.0),
-            first_dose_of_course: true,
             ..SimpleDose::default()
         }
-        .to_json(&library)
+        .order_request(&library)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let request = clinical::dose_request(body, &prescriber, now.as_second())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let order = clinical::order_and_store(store, &library, &prescriber, p.id, &request)
-            .await
-            .map_err(|e| anyhow::anyhow!("demo order: {:?}", e.into_app()))?;
+        let order = ketcare_app::orders::sign(
+            store,
+            &library,
+            &prescriber,
+            p.id,
+            &request,
+            now.as_second(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("demo order: {:?}", e.fields()))?;
         let verified = clinical::transition(
             store,
             &pharmacist,

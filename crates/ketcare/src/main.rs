@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use ketcare_core::{Actor, AgeBands, ApiTokenId, Role};
 use ketcare_store::{NewUser, Store};
-use ketcare_web::password::{hash_password, new_api_token, token_hash};
+use ketcare_app::password::{hash_password, new_api_token, token_hash};
 use ketcare_web::{AppState, WebConfig};
 use std::io::Read;
 use std::net::SocketAddr;
@@ -127,8 +127,12 @@ struct DoseArgs {
     /// female or male.
     #[arg(long)]
     sex: Option<String>,
+    /// Completed years of age (every protocol checks its population and age limits).
     #[arg(long)]
     age_years: Option<u32>,
+    /// Completed months beyond the years (for infants and children).
+    #[arg(long)]
+    age_months: Option<u32>,
     /// Vial strength in mg/mL (10, 50 or 100).
     #[arg(long)]
     concentration_mg_per_ml: Option<f64>,
@@ -141,6 +145,15 @@ struct DoseArgs {
     /// A chosen amount in mg/kg for the main component (instead of a step).
     #[arg(long)]
     mg_per_kg: Option<f64>,
+    /// A chosen rate in mg/kg/h for an infusion dosed per hour (instead of a step).
+    #[arg(long = "mg-per-kg-per-h")]
+    mg_per_kg_per_h: Option<f64>,
+    /// The bolus before an infusion, in mg/kg (protocol default when absent).
+    #[arg(long)]
+    bolus_mg_per_kg: Option<f64>,
+    /// Leave out the bolus before an infusion.
+    #[arg(long)]
+    no_bolus: bool,
     /// Esketamine dose in mg (28 mg devices).
     #[arg(long)]
     esketamine_dose_mg: Option<f64>,
@@ -484,7 +497,7 @@ async fn token(db: &DbArgs, cmd: TokenCommand) -> Result<()> {
 
 /// The built-in protocol library plus the site's own protocol files, validated together.
 async fn clinical_library(store: &dyn Store) -> Result<ketcare_clinical::Library> {
-    ketcare_web::clinical::load_library(store)
+    ketcare_app::clinical::load_library(store)
         .await
         .map_err(anyhow::Error::msg)
         .context("loading the protocol library")
@@ -496,13 +509,13 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 }
 
 fn provenance(p: &ketcare_clinical::source::Provenance) -> String {
-    ketcare_web::clinical::provenance_text(p)
+    ketcare_app::clinical::provenance_text(p)
 }
 
 async fn protocol(db: &DbArgs, cmd: ProtocolCommand) -> Result<()> {
     let store = db.open().await?;
     let library = clinical_library(store.as_ref()).await?;
-    let (settings, _) = ketcare_web::clinical::settings(store.as_ref())
+    let (settings, _) = ketcare_app::clinical::settings(store.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     match cmd {
@@ -542,9 +555,7 @@ async fn protocol(db: &DbArgs, cmd: ProtocolCommand) -> Result<()> {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .context("the protocol file needs a name ending in .toml")?;
-            let bands = AgeBands::builtin()?;
-            let state = AppState::new(store.clone(), WebConfig::default(), bands, library);
-            ketcare_web::clinical::add_site_protocol(&state, &cli_admin(), name, &text)
+            ketcare_app::clinical::add_site_protocol(store.as_ref(), &cli_admin(), name, &text)
                 .await
                 .map_err(app_error)?;
             println!("added site protocol {name}");
@@ -601,13 +612,13 @@ async fn screen(db: &DbArgs, input: &std::path::Path, json: bool) -> Result<()> 
     let de = &mut serde_json::Deserializer::from_str(&text);
     let input: ketcare_clinical::ScreeningInput = serde_path_to_error::deserialize(de)
         .map_err(|e| anyhow::anyhow!("{}: field `{}`: {}", input.display(), e.path(), e.inner()))?;
-    let outcome = ketcare_web::clinical::screen(store.as_ref(), &library, &input)
+    let outcome = ketcare_app::clinical::screen(store.as_ref(), &library, &input)
         .await
         .map_err(|e| {
             anyhow::anyhow!(
                 "{}",
-                e.body()
-                    .fields
+                e.fields()
+                    .0
                     .iter()
                     .map(|f| f.message.clone())
                     .next()
@@ -635,33 +646,35 @@ async fn dose(db: &DbArgs, a: DoseArgs) -> Result<()> {
     let store = db.open().await?;
     let library = clinical_library(store.as_ref()).await?;
     let json = a.json;
-    let simple = ketcare_web::clinical::SimpleDose {
+    let simple = ketcare_app::clinical::SimpleDose {
         protocol: a.protocol,
-        weight_kg: a.weight_kg,
+        weight_kg: Some(a.weight_kg),
         height_cm: a.height_cm,
         sex: a.sex,
         age_years: a.age_years,
-        age_months: None,
+        age_months: a.age_months,
         concentration_mg_per_ml: a.concentration_mg_per_ml,
         final_volume_ml: a.final_volume_ml,
         step: a.step,
         amount_mg_per_kg: a.mg_per_kg,
+        amount_mg_per_kg_per_h: a.mg_per_kg_per_h,
+        bolus_mg_per_kg: a.bolus_mg_per_kg,
+        omit_bolus: a.no_bolus,
         esketamine_dose_mg: a.esketamine_dose_mg,
-        first_dose_of_course: a.first_dose_of_course,
+        first_dose_of_course: Some(a.first_dose_of_course),
     };
-    let body = simple.to_json(&library).map_err(app_error)?;
-    let request =
-        ketcare_web::clinical::dose_request(body, &cli_admin(), jiff::Timestamp::now().as_second())
-            .map_err(app_error)?;
-    let order = match ketcare_web::clinical::calculate(store.as_ref(), &library, &request).await {
+    let request = simple
+        .bare_request(&library, &cli_admin(), jiff::Timestamp::now().as_second())
+        .map_err(app_error)?;
+    let order = match ketcare_app::clinical::calculate(store.as_ref(), &library, &request).await {
         Ok(o) => o,
-        Err(ketcare_web::clinical::DoseRefusal::Dose(e)) => {
+        Err(ketcare_app::Error::Dose(e)) => {
             if json {
                 print_json(&e)?;
             }
-            bail!("{e}")
+            bail!("{}: {e}", e.field())
         }
-        Err(ketcare_web::clinical::DoseRefusal::App(e)) => return Err(app_error(e)),
+        Err(e) => return Err(app_error(e)),
     };
     if json {
         return print_json(&order);
@@ -728,7 +741,7 @@ async fn dose(db: &DbArgs, a: DoseArgs) -> Result<()> {
 async fn settings(db: &DbArgs, cmd: SettingsCommand) -> Result<()> {
     let store = db.open().await?;
     let library = clinical_library(store.as_ref()).await?;
-    let (current, version) = ketcare_web::clinical::settings(store.as_ref())
+    let (current, version) = ketcare_app::clinical::settings(store.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     match cmd {
@@ -758,7 +771,7 @@ async fn settings(db: &DbArgs, cmd: SettingsCommand) -> Result<()> {
             by,
         } => {
             let actor = named_admin(store.as_ref(), &by).await?;
-            match ketcare_web::clinical::change_limit(
+            match ketcare_app::clinical::change_limit(
                 store.as_ref(),
                 &library,
                 &actor,
@@ -770,10 +783,10 @@ async fn settings(db: &DbArgs, cmd: SettingsCommand) -> Result<()> {
             .await
             .map_err(app_error)?
             {
-                ketcare_web::clinical::LimitChange::Applied { version } => {
+                ketcare_app::clinical::LimitChange::Applied { version } => {
                     println!("{protocol}/{limit} = {value} (settings version {version})")
                 }
-                ketcare_web::clinical::LimitChange::AwaitingSecondApprover {
+                ketcare_app::clinical::LimitChange::AwaitingSecondApprover {
                     proposal_id,
                     reason,
                 } => {
@@ -783,7 +796,7 @@ async fn settings(db: &DbArgs, cmd: SettingsCommand) -> Result<()> {
         }
         SettingsCommand::Approve { id, by } => {
             let actor = named_admin(store.as_ref(), &by).await?;
-            let v = ketcare_web::clinical::approve_limit(store.as_ref(), &library, &actor, id)
+            let v = ketcare_app::clinical::approve_limit(store.as_ref(), &library, &actor, id)
                 .await
                 .map_err(app_error)?;
             println!("approved proposal {id} (settings version {v})");
@@ -791,7 +804,7 @@ async fn settings(db: &DbArgs, cmd: SettingsCommand) -> Result<()> {
         SettingsCommand::Set { key, value, reason } => {
             let mut next = current;
             next.values.insert(key.clone(), value);
-            let v = ketcare_web::clinical::save_settings(
+            let v = ketcare_app::clinical::save_settings(
                 store.as_ref(),
                 &library,
                 &cli_admin(),
@@ -802,8 +815,8 @@ async fn settings(db: &DbArgs, cmd: SettingsCommand) -> Result<()> {
             .map_err(|e| {
                 anyhow::anyhow!(
                     "{}",
-                    e.body()
-                        .fields
+                    e.fields()
+                        .0
                         .iter()
                         .map(|f| f.message.clone())
                         .collect::<Vec<_>>()
@@ -816,10 +829,14 @@ async fn settings(db: &DbArgs, cmd: SettingsCommand) -> Result<()> {
     Ok(())
 }
 
-fn app_error(e: ketcare_web::error::AppError) -> anyhow::Error {
+fn app_error(e: impl Into<ketcare_app::Error>) -> anyhow::Error {
+    let e: ketcare_app::Error = e.into();
+    if matches!(e, ketcare_app::Error::Internal) {
+        return anyhow::anyhow!("{e}");
+    }
     let detail: Vec<String> = e
-        .body()
-        .fields
+        .fields()
+        .0
         .iter()
         .map(|f| format!("{}: {}", f.field, f.message))
         .collect();

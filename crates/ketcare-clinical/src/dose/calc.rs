@@ -5,7 +5,7 @@ use super::round::{Direction, clean, round_to};
 use super::types::*;
 use crate::protocol::library::{EffectiveLimit, effective_limit, readiness};
 use crate::protocol::{
-    Bound, Component, DoseBasis, Drug, Library, LimitQuantity, LimitScope, LimitSeverity, Protocol,
+    Bound, Component, DoseBasis, Drug, Indication, Library, LimitQuantity, LimitScope, LimitSeverity, Protocol,
     Role, SCited, WeightBasis,
 };
 use crate::settings::{SiteSettings, keys};
@@ -60,7 +60,7 @@ impl Frame {
             LimitQuantity::MgPerHour => per_hour,
             LimitQuantity::MgPerKgPerHour => per_hour.map(|h| h / self.basis_kg),
             LimitQuantity::Minutes => self.duration_min,
-            LimitQuantity::AgeYears | LimitQuantity::AgeMonths => None,
+            LimitQuantity::AgeYears | LimitQuantity::AgeMonths | LimitQuantity::Kg => None,
         }
     }
 }
@@ -184,6 +184,8 @@ pub fn calculate(
     let mut notes: Vec<String> = Vec::new();
     let mut roundings: Vec<Rounding> = Vec::new();
 
+    check_weight(lib, settings, &req.patient, &mut checks)?;
+    check_choices(p, req)?;
     let weight = weight_report(p, &req.patient)?;
     let basis_kg = weight.basis_kg.value;
 
@@ -206,6 +208,8 @@ pub fn calculate(
         };
         check(l, v, x, "patient".into(), &mut checks, p)?;
     }
+    // Then the population, on each side the protocol's own age limits leave open.
+    check_population(lib, p, &req.patient, &limits)?;
 
     let mut components = Vec::new();
     let mut esketamine = None;
@@ -429,6 +433,155 @@ fn increment(
         }],
         settings_problems: Vec::new(),
     })
+}
+
+/// A weight outside the possible human range is refused (hard); outside the site's plausible
+/// range (optional settings) it is a soft limit the prescriber passes with a reason.
+fn check_weight(
+    lib: &Library,
+    settings: &SiteSettings,
+    m: &PatientMeasures,
+    checks: &mut Vec<LimitCheck>,
+) -> Result<(), DoseError> {
+    let t = &lib.eligibility_rules().thresholds;
+    let w = m.weight_kg.value();
+    let (lo, hi) = (t.weight_min_kg.get_ref(), t.weight_max_kg.get_ref());
+    if let (Some(min), Some(max)) = (lo.resolve(settings), hi.resolve(settings))
+        && !(min.value..=max.value).contains(&w)
+    {
+        let mut sources = lo.source.clone();
+        sources.extend(hi.source.iter().cloned());
+        return Err(DoseError::WeightImpossible {
+            weight_kg: clean(w),
+            min_kg: min.value,
+            max_kg: max.value,
+            sources,
+        });
+    }
+    for (id, c, bound) in [
+        ("weight-soft-min", t.weight_soft_min_kg.get_ref(), Bound::Min),
+        ("weight-soft-max", t.weight_soft_max_kg.get_ref(), Bound::Max),
+    ] {
+        let Some(r) = c.resolve(settings) else {
+            continue;
+        };
+        let crossed = match bound {
+            Bound::Max => over(w, r.value),
+            Bound::Min => under(w, r.value),
+        };
+        checks.push(LimitCheck {
+            limit_id: id.into(),
+            label: format!(
+                "the site's plausible weight ({} {} kg)",
+                if bound == Bound::Max {
+                    "at most"
+                } else {
+                    "at least"
+                },
+                r.value
+            ),
+            applies_to: "patient".into(),
+            severity: LimitSeverity::Soft,
+            bound,
+            quantity: LimitQuantity::Kg,
+            limit: r.value,
+            computed: clean(w),
+            unit: "kg".into(),
+            provenance: r.provenance,
+            within: !crossed,
+        });
+    }
+    Ok(())
+}
+
+/// Every protocol is for a population (`adult`, `adolescent`, `child`): the patient's age band
+/// on the day of care must be one it admits, and ketamine sedation has a cited age floor.
+fn check_population(
+    lib: &Library,
+    p: &Protocol,
+    m: &PatientMeasures,
+    limits: &Limits,
+) -> Result<(), DoseError> {
+    let Some(age) = m.age else {
+        return Err(DoseError::AgeRequired {
+            limit_id: format!("population {}", p.population.as_str()),
+        });
+    };
+    let months = age.total_months();
+    let bands = lib.age_bands();
+    let band = bands.band_for(ketcare_core::age::Age {
+        completed_months: u32::try_from(months).unwrap_or(u32::MAX),
+    });
+    // A side the protocol bounds with an age limit of its own (applied above, with its own
+    // severity) is decided by that limit; the population decides the sides it leaves open.
+    let covered = |bound: Bound| {
+        limits.all.iter().any(|l| {
+            l.applies_to == LimitScope::Patient && l.bound == bound && l.value.is_some()
+        })
+    };
+    let younger = ketcare_core::AgeBand::ALL
+        .into_iter()
+        .find(|b| p.population.admits(*b))
+        .is_some_and(|first| band < first);
+    let side = if younger { Bound::Min } else { Bound::Max };
+    if !p.population.admits(band) && !covered(side) {
+        let sources = bands
+            .rules
+            .iter()
+            .filter(|r| r.band == band || p.population.admits(r.band))
+            .map(|r| r.source.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        return Err(DoseError::AgeOutsidePopulation {
+            protocol_id: p.id.clone(),
+            population: p.population.as_str().into(),
+            age_months: months,
+            band: band.as_str().into(),
+            sources,
+        });
+    }
+    if p.drug == Drug::RacemicKetamine && p.indication == Indication::ProceduralSedation {
+        let c = lib
+            .eligibility_rules()
+            .thresholds
+            .sedation_min_age_months
+            .get_ref();
+        if let Some(min) = c.resolve(&SiteSettings::default())
+            && (months as f64) < min.value
+        {
+            return Err(DoseError::AgeBelowFloor {
+                protocol_id: p.id.clone(),
+                min_months: min.value,
+                age_months: months,
+                sources: c.source.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A choice aimed at a component the protocol does not have is refused naming it, so a chosen
+/// amount is never silently replaced by a default.
+fn check_choices(p: &Protocol, req: &DoseRequest) -> Result<(), DoseError> {
+    let mut available: Vec<String> = p
+        .components()
+        .into_iter()
+        .map(|(r, _)| r.as_str().to_string())
+        .collect();
+    if p.repeat.is_some() {
+        available.push(Role::Repeat.as_str().into());
+    }
+    for role in Role::ALL {
+        if p.component(role).is_none() && *req.choice(role) != DoseChoice::default() {
+            return Err(DoseError::NoSuchComponent {
+                protocol_id: p.id.clone(),
+                role,
+                available,
+            });
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -403,4 +403,68 @@ pub enum DoseError {
     Unit(#[from] crate::units::UnitError),
     #[error("{what} does not apply to {protocol_id}")]
     NotApplicable { protocol_id: String, what: String },
+    #[error("{role:?}: protocol {protocol_id} has no {role:?} component; expected a choice for one of: {}", .available.join(", "))]
+    NoSuchComponent {
+        protocol_id: String,
+        role: Role,
+        available: Vec<String>,
+    },
+    #[error("protocol {protocol_id} is for the {population} population; the patient is {age_months} months old ({band}) [{}]", .sources.join(", "))]
+    AgeOutsidePopulation {
+        protocol_id: String,
+        population: String,
+        age_months: u64,
+        band: String,
+        sources: Vec<String>,
+    },
+    #[error("ketamine sedation is contraindicated under {min_months} months of age; the patient is {age_months} months old [{}]", .sources.join(", "))]
+    AgeBelowFloor {
+        protocol_id: String,
+        min_months: f64,
+        age_months: u64,
+        sources: Vec<String>,
+    },
+    #[error("weight {weight_kg} kg is not a possible human weight ({min_kg} to {max_kg} kg) [{}]; expected the weight in kg", .sources.join(", "))]
+    WeightImpossible {
+        weight_kg: f64,
+        min_kg: f64,
+        max_kg: f64,
+        sources: Vec<String>,
+    },
+}
+
+impl DoseError {
+    /// The request field a refusal is about, for an edge to show the message beside it.
+    pub fn field(&self) -> String {
+        match self {
+            DoseError::UnknownProtocol(_) | DoseError::Blocked { .. } => "protocol_id".into(),
+            DoseError::AgeRequired { .. }
+            | DoseError::AgeOutsidePopulation { .. }
+            | DoseError::AgeBelowFloor { .. } => "patient.age".into(),
+            DoseError::WeightImpossible { .. } | DoseError::WeightBasisUnavailable { .. } => {
+                "patient.weight_kg".into()
+            }
+            DoseError::NoSuchComponent { role, .. }
+            | DoseError::ChoiceRequired { role, .. }
+            | DoseError::WrongUnit { role, .. }
+            | DoseError::StepOutOfRange { role, .. }
+            | DoseError::NoTitration { role }
+            | DoseError::DurationRequired { role } => role.as_str().into(),
+            DoseError::ConcentrationNotStocked { .. }
+            | DoseError::ConcentrationNotAllowed { .. } => {
+                "preparation.concentration_mg_per_ml".into()
+            }
+            DoseError::DilutionRequired { .. } | DoseError::FinalVolumeTooSmall { .. } => {
+                "preparation.final_volume_ml".into()
+            }
+            DoseError::EsketamineDoseNotOffered { .. }
+            | DoseError::EsketamineFirstDose { .. }
+            | DoseError::NotWholeDevices { .. } => "esketamine_dose_mg".into(),
+            DoseError::NoRepeatDose { .. } => "administration".into(),
+            DoseError::HardLimit(_) | DoseError::RoundsToZero { .. } | DoseError::Unit(_) => {
+                "dose".into()
+            }
+            DoseError::NotApplicable { .. } => "request".into(),
+        }
+    }
 }

@@ -14,6 +14,12 @@ use crate::source::{SourceCatalogue, Status};
 pub struct Thresholds {
     pub esketamine_min_age_years: SCited,
     pub sedation_min_age_months: SCited,
+    /// Body weight outside this range is not a human weight (hard, every calculation).
+    pub weight_min_kg: SCited,
+    pub weight_max_kg: SCited,
+    /// The site's plausible range inside it (soft; optional settings).
+    pub weight_soft_min_kg: SCited,
+    pub weight_soft_max_kg: SCited,
     pub esketamine_bp_systolic_max_mmhg: SCited,
     pub esketamine_bp_diastolic_max_mmhg: SCited,
     pub ketamine_bp_systolic_max_mmhg: SCited,
@@ -130,6 +136,10 @@ impl RuleSet {
         for (n, c) in [
             ("esketamine_min_age_years", &t.esketamine_min_age_years),
             ("sedation_min_age_months", &t.sedation_min_age_months),
+            ("weight_min_kg", &t.weight_min_kg),
+            ("weight_max_kg", &t.weight_max_kg),
+            ("weight_soft_min_kg", &t.weight_soft_min_kg),
+            ("weight_soft_max_kg", &t.weight_soft_max_kg),
             (
                 "esketamine_bp_systolic_max_mmhg",
                 &t.esketamine_bp_systolic_max_mmhg,

@@ -154,6 +154,8 @@ pub struct Library {
     sources: SourceCatalogue,
     vials: Vec<VialProduct>,
     rules: RuleSet,
+    /// The age bands (`data/age_bands.toml`) a protocol's population is checked against.
+    age_bands: ketcare_core::AgeBands,
 }
 
 impl Library {
@@ -174,6 +176,12 @@ impl Library {
         let sources = SourceCatalogue::parse(SOURCES.0, SOURCES.1)?;
         let vials = parse_products(PRODUCTS.0, PRODUCTS.1, &sources)?;
         let rules = RuleSet::parse(RULES.0, RULES.1, &sources)?;
+        let age_bands = ketcare_core::AgeBands::builtin().map_err(|e| DataError::Invalid {
+            file: ketcare_core::age::BUILTIN_FILE.into(),
+            line: 0,
+            field: "band".into(),
+            message: e.to_string(),
+        })?;
         let mut protocols: BTreeMap<String, (String, Protocol)> = BTreeMap::new();
         for (file, text) in protocol_files {
             let p = parse_protocol(file, text, &sources)?;
@@ -191,7 +199,12 @@ impl Library {
             sources,
             vials,
             rules,
+            age_bands,
         })
+    }
+
+    pub fn age_bands(&self) -> &ketcare_core::AgeBands {
+        &self.age_bands
     }
 
     pub fn sources(&self) -> &SourceCatalogue {

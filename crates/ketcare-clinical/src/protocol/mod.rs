@@ -120,6 +120,28 @@ pub enum Population {
     Child,
 }
 
+impl Population {
+    /// The age bands (`data/age_bands.toml`: ICH E11 and the esketamine label's 18 years) a
+    /// protocol's population admits. `child` protocols are the paediatric ones (ICH E11's
+    /// paediatric population: every band below adult); their own age limits narrow it further.
+    pub fn admits(self, band: ketcare_core::AgeBand) -> bool {
+        use ketcare_core::AgeBand as B;
+        match self {
+            Population::Adult => band == B::Adult,
+            Population::Adolescent => band == B::Adolescent,
+            Population::Child => band != B::Adult,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Population::Adult => "adult",
+            Population::Adolescent => "adolescent",
+            Population::Child => "child",
+        }
+    }
+}
+
 /// Which body weight a weight-based dose uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -172,6 +194,20 @@ pub enum Role {
     Dose,
     /// Repeat dose during the same session (e.g. procedural sedation top-up).
     Repeat,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Bolus, Role::Infusion, Role::Dose, Role::Repeat];
+
+    /// The request field of this component (`bolus`, `infusion`, `dose`, `repeat`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Bolus => "bolus",
+            Role::Infusion => "infusion",
+            Role::Dose => "dose",
+            Role::Repeat => "repeat",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -262,6 +298,8 @@ pub enum LimitQuantity {
     Minutes,
     AgeYears,
     AgeMonths,
+    /// Body weight (the plausibility range; not a protocol limit).
+    Kg,
 }
 
 impl LimitQuantity {
@@ -274,6 +312,7 @@ impl LimitQuantity {
             LimitQuantity::Minutes => "min",
             LimitQuantity::AgeYears => "years",
             LimitQuantity::AgeMonths => "months",
+            LimitQuantity::Kg => "kg",
         }
     }
 }

@@ -146,6 +146,13 @@ pub(crate) fn parse_protocol(
             lim.quantity,
             LimitQuantity::AgeYears | LimitQuantity::AgeMonths
         );
+        if lim.quantity == LimitQuantity::Kg {
+            return Err(cx.invalid(
+                span,
+                format!("{field}.quantity"),
+                "`kg` is not a protocol limit (body weight is checked against the plausibility range); expected a dose, rate, duration or age quantity",
+            ));
+        }
         if age != (lim.applies_to == LimitScope::Patient) {
             return Err(cx.invalid(
                 span,

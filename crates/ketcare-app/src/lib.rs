@@ -1,0 +1,27 @@
+//! ketcare's application layer. Each use case is one function: it takes typed inputs and the
+//! acting user, **loads every clinical fact it depends on from the store** (age on the day of care
+//! from the date of birth, the chart's weight, the patient's earlier sessions, …), calls the pure
+//! core, and writes the change with its audit record in one transaction. The web pages, the JSON
+//! API, the MLLP listener and the CLI are edges over it: they decode, call one function here and
+//! encode the answer, so no edge can decide on a fact the request made up.
+//!
+//! Invariant: every clinical decision is made on facts loaded from the record; a request may only
+//! add what the record cannot know (the protocol chosen, an amount, the vial used today), and a
+//! request that restates a fact differently from the record is refused naming the field.
+#![forbid(unsafe_code)]
+
+pub mod clinical;
+pub mod error;
+pub mod facts;
+pub mod orders;
+pub mod password;
+
+pub use error::{Error, Result};
+pub use facts::PatientFacts;
+
+/// The clinic's date at the epoch second `now`, in the system's time zone.
+pub fn today(now: i64) -> jiff::civil::Date {
+    jiff::Timestamp::from_second(now)
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).date())
+        .unwrap_or(jiff::civil::Date::ZERO)
+}

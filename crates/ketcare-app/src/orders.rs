@@ -1,0 +1,270 @@
+//! Dose orders for a stored patient. The calculator is given the record's facts — age on the day
+//! of care, the chart's weight, height and sex, whether this is the first esketamine dose of
+//! the course — and the request adds only what the record cannot know (the protocol, the chosen
+//! amount, the vial). A request that restates a fact differently from the record is refused
+//! naming the field; one that leaves it out is completed from the record.
+
+use crate::clinical::{StoredOrder, calculate_with_settings, store_order, timestamp, user_id};
+use crate::error::{Error, Result};
+use crate::facts::PatientFacts;
+use ketcare_clinical::dose::{Administration, DoseChoice, DoseRequest, Preparation};
+use ketcare_clinical::eligibility::Age as ClinicalAge;
+use ketcare_clinical::protocol::Drug;
+use ketcare_clinical::units::DoseMg;
+use ketcare_clinical::{DoseOrder, Library};
+use ketcare_core::{Actor, FieldErrors, PatientId, Permission};
+use ketcare_session::rules::Mode;
+use ketcare_store::Store;
+use serde::Deserialize;
+
+/// What a caller may say about the patient. Each value is optional and, when given, must agree
+/// with the record (it is a confirmation, never a source).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatientClaims {
+    #[serde(default)]
+    pub weight_kg: Option<f64>,
+    #[serde(default)]
+    pub height_cm: Option<f64>,
+    #[serde(default)]
+    pub sex: Option<String>,
+    #[serde(default)]
+    pub age: Option<ClinicalAge>,
+}
+
+/// A dose order request for a stored patient: the prescriber's choices. `patient` and
+/// `first_dose_of_course` may be omitted; when present they are checked against the record.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRequest {
+    pub protocol_id: String,
+    #[serde(default)]
+    pub patient: Option<PatientClaims>,
+    #[serde(default)]
+    pub administration: Administration,
+    #[serde(default)]
+    pub bolus: DoseChoice,
+    #[serde(default)]
+    pub infusion: DoseChoice,
+    #[serde(default)]
+    pub dose: DoseChoice,
+    #[serde(default)]
+    pub repeat: DoseChoice,
+    #[serde(default)]
+    pub esketamine_dose_mg: Option<DoseMg>,
+    #[serde(default)]
+    pub first_dose_of_course: Option<bool>,
+    #[serde(default)]
+    pub preparation: Option<Preparation>,
+    #[serde(default)]
+    pub bolus_preparation: Option<Preparation>,
+    #[serde(default)]
+    pub given_this_session_mg: Option<DoseMg>,
+}
+
+impl OrderRequest {
+    /// Decodes a JSON body, naming the first bad field by its path.
+    pub fn from_json(body: serde_json::Value) -> Result<Self> {
+        serde_path_to_error::deserialize(body).map_err(|e| {
+            let field = e.path().to_string();
+            Error::invalid(
+                if field == "." { "body" } else { &field },
+                e.into_inner().to_string(),
+            )
+        })
+    }
+}
+
+/// Agreement within this many kg counts as the same weight (the chart keeps lb converted to kg).
+const WEIGHT_SAME_KG: f64 = 0.005;
+/// Likewise for height, in cm.
+const HEIGHT_SAME_CM: f64 = 0.05;
+
+/// Every claim that contradicts the record, each naming its field.
+pub fn contradictions(facts: &PatientFacts, claims: &PatientClaims) -> FieldErrors {
+    let mut errors = FieldErrors::new();
+    let record = &facts.patient.record;
+    if let Some(w) = claims.weight_kg {
+        match facts.weight() {
+            Some((kg, on)) if (kg - w).abs() <= WEIGHT_SAME_KG && w.is_finite() => {
+                let _ = on;
+            }
+            Some((kg, on)) => errors.push(
+                "patient.weight_kg",
+                format!(
+                    "{w} kg contradicts the chart ({kg} kg, measured {on}); record a new weight on the chart to change it"
+                ),
+            ),
+            None => errors.push(
+                "patient.weight_kg",
+                "the chart has no weight: record it on the chart (with the date measured) rather than in the order",
+            ),
+        }
+    }
+    if let Some(h) = claims.height_cm {
+        match record.height {
+            Some(m) if (m.value.cm() - h).abs() <= HEIGHT_SAME_CM && h.is_finite() => {}
+            Some(m) => errors.push(
+                "patient.height_cm",
+                format!(
+                    "{h} cm contradicts the chart ({} cm, measured {}); record a new height on the chart to change it",
+                    m.value.cm(),
+                    m.measured_on
+                ),
+            ),
+            None => errors.push(
+                "patient.height_cm",
+                "the chart has no height: record it on the chart rather than in the order",
+            ),
+        }
+    }
+    if let Some(s) = &claims.sex
+        && s != record.sex.as_str()
+    {
+        errors.push(
+            "patient.sex",
+            format!(
+                "{s:?} contradicts the record ({})",
+                record.sex.as_str()
+            ),
+        );
+    }
+    if let Some(a) = claims.age {
+        let ours = facts.clinical_age();
+        if a.total_months() != ours.total_months() {
+            errors.push(
+                "patient.age",
+                format!(
+                    "{} y {} m contradicts the record: born {}, so {} y {} m on {}",
+                    a.years,
+                    a.months,
+                    record.date_of_birth,
+                    ours.years,
+                    ours.months,
+                    facts.today
+                ),
+            );
+        }
+    }
+    errors
+}
+
+/// Whether the next esketamine dose is the first of the course: no earlier session of this
+/// patient has given esketamine (conservative: an order never given does not count).
+pub async fn first_esketamine_dose(
+    store: &dyn Store,
+    actor: &Actor,
+    patient: PatientId,
+) -> Result<bool> {
+    let sessions = store.patient_sessions(actor, patient).await?;
+    Ok(!sessions
+        .iter()
+        .any(|r| r.session.plan.mode == Mode::Esketamine && r.session.devices_given() > 0))
+}
+
+/// The calculator's request for this patient: the record's facts plus the caller's choices.
+pub async fn dose_request(
+    store: &dyn Store,
+    library: &Library,
+    actor: &Actor,
+    facts: &PatientFacts,
+    req: &OrderRequest,
+    now: i64,
+) -> Result<DoseRequest> {
+    let protocol = library
+        .get(&req.protocol_id)
+        .map_err(|e| Error::invalid("protocol_id", e.to_string()))?;
+    let mut errors = req
+        .patient
+        .as_ref()
+        .map(|c| contradictions(facts, c))
+        .unwrap_or_default();
+    let first_dose_of_course = if protocol.drug == Drug::Esketamine {
+        let derived = first_esketamine_dose(store, actor, facts.patient.id).await?;
+        if let Some(claimed) = req.first_dose_of_course
+            && claimed != derived
+        {
+            errors.push(
+                "first_dose_of_course",
+                format!(
+                    "the record says this is {}the first esketamine dose of the course (from the patient's sessions); leave the field out",
+                    if derived { "" } else { "not " }
+                ),
+            );
+        }
+        derived
+    } else {
+        if req.first_dose_of_course == Some(true) {
+            errors.push(
+                "first_dose_of_course",
+                "only esketamine protocols have a first dose of the course",
+            );
+        }
+        false
+    };
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    Ok(DoseRequest {
+        protocol_id: req.protocol_id.clone(),
+        patient: facts.measures()?,
+        administration: req.administration,
+        bolus: req.bolus.clone(),
+        infusion: req.infusion.clone(),
+        dose: req.dose.clone(),
+        repeat: req.repeat.clone(),
+        esketamine_dose_mg: req.esketamine_dose_mg,
+        first_dose_of_course,
+        preparation: req.preparation.clone(),
+        bolus_preparation: req.bolus_preparation.clone(),
+        given_this_session_mg: req.given_this_session_mg,
+        author: user_id(actor)?,
+        created_at: timestamp(now)?,
+    })
+}
+
+/// Calculates (without storing) an order for a stored patient from the record's facts.
+pub async fn preview(
+    store: &dyn Store,
+    library: &Library,
+    actor: &Actor,
+    patient: PatientId,
+    req: &OrderRequest,
+    now: i64,
+) -> Result<DoseOrder> {
+    let facts = load(store, library, actor, patient, now).await?;
+    let request = dose_request(store, library, actor, &facts, req, now).await?;
+    calculate_with_settings(store, library, &request).await
+}
+
+/// Calculates an order for a stored patient from the record's facts and keeps it, pending
+/// verification (or needing an override of a soft limit). Only a prescriber signs.
+pub async fn sign(
+    store: &dyn Store,
+    library: &Library,
+    actor: &Actor,
+    patient: PatientId,
+    req: &OrderRequest,
+    now: i64,
+) -> Result<StoredOrder> {
+    if !actor.may(Permission::OrderDose) {
+        return Err(Error::Forbidden(
+            "only a prescriber signs a dose order".into(),
+        ));
+    }
+    let facts = load(store, library, actor, patient, now).await?;
+    let request = dose_request(store, library, actor, &facts, req, now).await?;
+    let order = calculate_with_settings(store, library, &request).await?;
+    store_order(store, actor, patient, &order).await
+}
+
+async fn load(
+    store: &dyn Store,
+    library: &Library,
+    actor: &Actor,
+    patient: PatientId,
+    now: i64,
+) -> Result<PatientFacts> {
+    let today = crate::today(now);
+    PatientFacts::load(store, actor, patient, today, library.age_bands()).await
+}
