@@ -131,7 +131,13 @@ pub fn contradictions(facts: &PatientFacts, claims: &PatientClaims) -> FieldErro
     }
     if let Some(a) = claims.age {
         let ours = facts.clinical_age();
-        if a.total_months() != ours.total_months() {
+        // "46 years" (no months) is true of a patient of 46 years and 6 months.
+        let same = if a.months == 0 {
+            a.years == ours.years
+        } else {
+            a.total_months() == ours.total_months()
+        };
+        if !same {
             errors.push(
                 "patient.age",
                 format!(

@@ -6,7 +6,7 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
-use common::{TestApp, minor_form};
+use common::{TestApp, adult_form, minor_form};
 use ketcare_core::Role;
 use ketcare_store::testing::BACKENDS;
 use serde_json::json;
@@ -22,7 +22,7 @@ async fn screen_dose_override_verify_on_both_backends() {
         let doc = app.bearer("priya").await;
         let nurse = app.bearer("nina").await;
         let created = app
-            .post_form("/patients", &app.login("nina").await, &minor_form())
+            .post_form("/patients", &app.login("nina").await, &adult_form())
             .await;
         let pid = created
             .location()

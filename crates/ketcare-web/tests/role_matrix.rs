@@ -4,7 +4,7 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
-use common::{Auth, TestApp, minor_form};
+use common::{Auth, TestApp, adult_form};
 use ketcare_core::{Access, Role};
 use ketcare_store::Backend;
 use ketcare_web::routes::{Verb, rules};
@@ -15,7 +15,7 @@ async fn every_route_obeys_its_role_rule() {
     let app = TestApp::new(Backend::Sqlite).await;
     app.add_user("writer", Role::Nurse).await;
     let writer = app.login("writer").await;
-    let created = app.post_form("/patients", &writer, &minor_form()).await;
+    let created = app.post_form("/patients", &writer, &adult_form()).await;
     let pid = created
         .location()
         .trim_start_matches("/patients/")

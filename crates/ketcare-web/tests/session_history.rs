@@ -59,7 +59,7 @@ async fn a_session_gives_its_dose_history_to_the_chart_and_the_pk_engine() {
         let nurse = app.bearer("nurse").await;
         let order = app
             .json(Method::POST, &format!("/api/v1/patients/{pid}/orders"), &doc, &json!({
-                "protocol_id": "trd-adult-iv-ketamine", "patient": {"weight_kg": 70, "age": {"years": 46}},
+                "protocol_id": "trd-adult-iv-ketamine",
                 "preparation": {"concentration_mg_per_ml": 50, "final_volume_ml": 100}}))
             .await;
         assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);

@@ -42,9 +42,10 @@ async fn a_nurse_runs_a_session_end_to_end() {
         app.add_user("writer", Role::Nurse).await;
         let writer = app.login("writer").await;
         let mut form = minor_form();
-        form.retain(|(k, _)| *k != "date_of_birth" && *k != "mrn");
+        form.retain(|(k, _)| !matches!(*k, "date_of_birth" | "mrn" | "weight_value"));
         form.push(("date_of_birth", "1980-05-01"));
         form.push(("mrn", "S-200"));
+        form.push(("weight_value", "70"));
         let created = app.post_form("/patients", &writer, &form).await;
         let pid = created
             .location()
@@ -60,7 +61,7 @@ async fn a_nurse_runs_a_session_end_to_end() {
         let ther = app.bearer("ther").await;
         let order = app
             .json(Method::POST, &format!("/api/v1/patients/{pid}/orders"), &doc, &json!({
-                "protocol_id": "trd-adult-iv-ketamine", "patient": {"weight_kg": 70, "age": {"years": 46}}}))
+                "protocol_id": "trd-adult-iv-ketamine"}))
             .await;
         assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
         let oid = order.json()["id"].as_i64().unwrap();

@@ -331,6 +331,19 @@ pub fn hidden_csrf(html: &str) -> String {
     html[start..].split('"').next().unwrap().to_owned()
 }
 
+/// An adult's intake form (born 1986-05-01: 40 years old on the test clock's date; 70 kg).
+pub fn adult_form() -> Vec<(&'static str, &'static str)> {
+    let mut form = minor_form();
+    form.retain(|(k, _)| !matches!(*k, "date_of_birth" | "mrn" | "weight_value" | "given_name"));
+    form.extend([
+        ("mrn", "T-200"),
+        ("given_name", "Sam"),
+        ("date_of_birth", "1986-05-01"),
+        ("weight_value", "70"),
+    ]);
+    form
+}
+
 /// A minor's intake form (born 2012-05-01: 14 years old on the test clock's date).
 pub fn minor_form() -> Vec<(&'static str, &'static str)> {
     vec![
