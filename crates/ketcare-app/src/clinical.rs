@@ -358,14 +358,21 @@ pub struct SimpleDose {
     pub first_dose_of_course: Option<bool>,
 }
 
-fn typed<T>(field: &str, v: Option<f64>, new: impl Fn(f64) -> Result<T, ketcare_clinical::units::UnitError>) -> Result<Option<T>, AppError> {
+fn typed<T>(
+    field: &str,
+    v: Option<f64>,
+    new: impl Fn(f64) -> Result<T, ketcare_clinical::units::UnitError>,
+) -> Result<Option<T>, AppError> {
     v.map(|x| new(x).map_err(|e| AppError::invalid(field, e.to_string())))
         .transpose()
 }
 
 impl SimpleDose {
     /// The prescriber's choices as an order request (no patient facts).
-    pub fn order_request(&self, library: &Library) -> Result<crate::orders::OrderRequest, AppError> {
+    pub fn order_request(
+        &self,
+        library: &Library,
+    ) -> Result<crate::orders::OrderRequest, AppError> {
         use ketcare_clinical::dose::{Amount, DoseChoice, Preparation};
         use ketcare_clinical::protocol::Role;
         use ketcare_clinical::units::{
@@ -379,7 +386,11 @@ impl SimpleDose {
             first_dose_of_course: self.first_dose_of_course,
             ..Default::default()
         };
-        if let Some(c) = typed("concentration_mg_per_ml", self.concentration_mg_per_ml, ConcentrationMgPerMl::new)? {
+        if let Some(c) = typed(
+            "concentration_mg_per_ml",
+            self.concentration_mg_per_ml,
+            ConcentrationMgPerMl::new,
+        )? {
             req.preparation = Some(Preparation {
                 concentration_mg_per_ml: c,
                 final_volume_ml: typed("final_volume_ml", self.final_volume_ml, VolumeMl::new)?,
@@ -414,13 +425,20 @@ impl SimpleDose {
             let Some(main) = main else {
                 return Err(AppError::invalid(
                     "amount_mg_per_kg",
-                    format!("protocol {} has no component to choose an amount for", self.protocol),
+                    format!(
+                        "protocol {} has no component to choose an amount for",
+                        self.protocol
+                    ),
                 ));
             };
             let choice = DoseChoice {
                 amount: match (
                     typed("amount_mg_per_kg", self.amount_mg_per_kg, MgPerKg::new)?,
-                    typed("amount_mg_per_kg_per_h", self.amount_mg_per_kg_per_h, MgPerKgPerHour::new)?,
+                    typed(
+                        "amount_mg_per_kg_per_h",
+                        self.amount_mg_per_kg_per_h,
+                        MgPerKgPerHour::new,
+                    )?,
                 ) {
                     (Some(a), _) => Some(Amount::MgPerKg(a)),
                     (None, Some(r)) => Some(Amount::MgPerKgPerHour(r)),
@@ -466,9 +484,9 @@ impl SimpleDose {
         use ketcare_clinical::dose::{PatientMeasures, Sex};
         use ketcare_clinical::units::{HeightCm, WeightKg};
         let r = self.order_request(library)?;
-        let weight_kg = self
-            .weight_kg
-            .ok_or_else(|| AppError::invalid("weight_kg", "required: the patient's weight in kg"))?;
+        let weight_kg = self.weight_kg.ok_or_else(|| {
+            AppError::invalid("weight_kg", "required: the patient's weight in kg")
+        })?;
         Ok(DoseRequest {
             protocol_id: r.protocol_id,
             patient: PatientMeasures {
@@ -480,10 +498,12 @@ impl SimpleDose {
                     Some("male") => Some(Sex::Male),
                     _ => None,
                 },
-                age: self.age_years.map(|years| ketcare_clinical::eligibility::Age {
-                    years,
-                    months: self.age_months.unwrap_or(0),
-                }),
+                age: self
+                    .age_years
+                    .map(|years| ketcare_clinical::eligibility::Age {
+                        years,
+                        months: self.age_months.unwrap_or(0),
+                    }),
             },
             administration: r.administration,
             bolus: r.bolus,

@@ -123,10 +123,7 @@ pub fn contradictions(facts: &PatientFacts, claims: &PatientClaims) -> FieldErro
     {
         errors.push(
             "patient.sex",
-            format!(
-                "{s:?} contradicts the record ({})",
-                record.sex.as_str()
-            ),
+            format!("{s:?} contradicts the record ({})", record.sex.as_str()),
         );
     }
     if let Some(a) = claims.age {
@@ -142,12 +139,7 @@ pub fn contradictions(facts: &PatientFacts, claims: &PatientClaims) -> FieldErro
                 "patient.age",
                 format!(
                     "{} y {} m contradicts the record: born {}, so {} y {} m on {}",
-                    a.years,
-                    a.months,
-                    record.date_of_birth,
-                    ours.years,
-                    ours.months,
-                    facts.today
+                    a.years, a.months, record.date_of_birth, ours.years, ours.months, facts.today
                 ),
             );
         }

@@ -413,7 +413,9 @@ fn cases() -> Vec<Case> {
             name: "Yale 90 kg: 45 mg capped at 40 mg",
             row: YALE,
             settings: settings_a,
-            req: with(req("trd-adolescent-iv-ketamine-yale", 90.0), |r| r.patient.age = age(16, 0)),
+            req: with(req("trd-adolescent-iv-ketamine-yale", 90.0), |r| {
+                r.patient.age = age(16, 0)
+            }),
             expect: Ok(Want {
                 dose_mg: vec![40.0],
                 cap_applied: true,
@@ -424,14 +426,18 @@ fn cases() -> Vec<Case> {
             name: "Yale 80 kg: 40 mg exactly, no cap",
             row: YALE,
             settings: settings_a,
-            req: with(req("trd-adolescent-iv-ketamine-yale", 80.0), |r| r.patient.age = age(16, 0)),
+            req: with(req("trd-adolescent-iv-ketamine-yale", 80.0), |r| {
+                r.patient.age = age(16, 0)
+            }),
             expect: Ok(ok(&[40.0])),
         },
         Case {
             name: "Yale 61 kg: 30.5 mg",
             row: YALE,
             settings: settings_a,
-            req: with(req("trd-adolescent-iv-ketamine-yale", 61.0), |r| r.patient.age = age(16, 0)),
+            req: with(req("trd-adolescent-iv-ketamine-yale", 61.0), |r| {
+                r.patient.age = age(16, 0)
+            }),
             expect: Ok(ok(&[30.5])),
         },
         Case {
@@ -1218,7 +1224,9 @@ fn cases() -> Vec<Case> {
             name: "Adult PTSD protocol for a 5-year-old refused (population adult)",
             row: PTSD,
             settings: settings_a,
-            req: with(req("ptsd-adult-iv-ketamine", 20.0), |r| r.patient.age = age(5, 0)),
+            req: with(req("ptsd-adult-iv-ketamine", 20.0), |r| {
+                r.patient.age = age(5, 0)
+            }),
             expect: Err("AgeOutsidePopulation", "child"),
         },
         Case {
@@ -1232,7 +1240,9 @@ fn cases() -> Vec<Case> {
             name: "Adult PTSD (no age limit of its own) without an age refused: every protocol checks its population",
             row: PTSD,
             settings: settings_a,
-            req: with(req("ptsd-adult-iv-ketamine", 70.0), |r| r.patient.age = None),
+            req: with(req("ptsd-adult-iv-ketamine", 70.0), |r| {
+                r.patient.age = None
+            }),
             expect: Err("AgeRequired", "population adult"),
         },
         Case {
@@ -1246,7 +1256,9 @@ fn cases() -> Vec<Case> {
             name: "0.1 kg refused: lighter than any surviving birth (212 g)",
             row: SED_C_IV,
             settings: settings_a,
-            req: with(req("sedation-child-iv-ketamine", 0.1), |r| r.patient.age = age(0, 6)),
+            req: with(req("sedation-child-iv-ketamine", 0.1), |r| {
+                r.patient.age = age(0, 6)
+            }),
             expect: Err("WeightImpossible", "GWR-LIGHTEST-BIRTH"),
         },
         Case {
@@ -1264,14 +1276,18 @@ fn cases() -> Vec<Case> {
             name: "Sedation adult IV: a chosen 0.5 mg/kg bolus is used, not the 1 mg/kg default",
             row: SED_A_IV,
             settings: settings_a,
-            req: with(req("sedation-adult-iv-ketamine", 70.0), |r| r.bolus.amount = per_kg(0.5)),
+            req: with(req("sedation-adult-iv-ketamine", 70.0), |r| {
+                r.bolus.amount = per_kg(0.5)
+            }),
             expect: Ok(ok(&[35.0])),
         },
         Case {
             name: "Sedation adult IV: a chosen 5 mg/kg bolus is above the 4.5 mg/kg label limit",
             row: SED_A_IV,
             settings: settings_a,
-            req: with(req("sedation-adult-iv-ketamine", 70.0), |r| r.bolus.amount = per_kg(5.0)),
+            req: with(req("sedation-adult-iv-ketamine", 70.0), |r| {
+                r.bolus.amount = per_kg(5.0)
+            }),
             expect: Err("HardLimit", "4.5"),
         },
         Case {

@@ -3,9 +3,7 @@
 
 use crate::AppState;
 use crate::auth::Principal;
-use crate::clinical::{
-    self, SimpleDose, StoredOrder, StoredScreening, provenance_text,
-};
+use crate::clinical::{self, SimpleDose, StoredOrder, StoredScreening, provenance_text};
 use crate::error::{AppError, PageError};
 use crate::pages::{Nav, render_html};
 use askama::Template;

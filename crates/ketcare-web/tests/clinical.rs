@@ -311,3 +311,227 @@ async fn screen_dose_override_verify_on_both_backends() {
         }
     }
 }
+
+/// The field names a 422 body refuses, for asserting that every refusal names its field.
+fn refused_fields(body: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    v["fields"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Orders are calculated on the record's facts, through the API and the page: a body that
+/// contradicts the chart is refused naming the field, one that leaves the facts out is completed
+/// from the chart, the protocol's population is checked against the age from the date of birth,
+/// a choice aimed at a component the protocol lacks is refused, and the first esketamine dose of
+/// a course is derived from the patient's sessions.
+#[tokio::test]
+async fn orders_take_their_facts_from_the_record() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.set_test_site_settings().await;
+        app.add_user("priya", Role::Prescriber).await;
+        app.add_user("nina", Role::Nurse).await;
+        let doc = app.bearer("priya").await;
+        let nina = app.login("nina").await;
+        let adult = app.post_form("/patients", &nina, &adult_form()).await;
+        let adult = adult.location().trim_start_matches("/patients/").to_owned();
+        let minor = app.post_form("/patients", &nina, &minor_form()).await;
+        let minor = minor.location().trim_start_matches("/patients/").to_owned();
+        let order = |pid: &str, body: serde_json::Value| {
+            let path = format!("/api/v1/patients/{pid}/orders");
+            let doc = doc.clone();
+            let app = &app;
+            async move { app.json(Method::POST, &path, &doc, &body).await }
+        };
+
+        // A 14-year-old stated to be 40 and 70 kg: refused naming both facts.
+        let r = order(
+            &minor,
+            json!({"protocol_id": "trd-adult-esketamine",
+            "patient": {"weight_kg": 70, "age": {"years": 40}}, "esketamine_dose_mg": 56}),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{backend:?} {}",
+            r.body
+        );
+        let fields = refused_fields(&r.body);
+        assert!(fields.contains(&"patient.age".to_owned()), "{}", r.body);
+        assert!(
+            fields.contains(&"patient.weight_kg".to_owned()),
+            "{}",
+            r.body
+        );
+        assert!(r.body.contains("born 2012-05-01"), "{}", r.body);
+        // Without the claims, the record's age refuses esketamine under 18 by its hard limit.
+        let r = order(
+            &minor,
+            json!({"protocol_id": "trd-adult-esketamine", "esketamine_dose_mg": 56}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(refused_fields(&r.body), vec!["patient.age"], "{}", r.body);
+        // An adult protocol without an age limit of its own refuses the minor by population.
+        let r = order(&minor, json!({"protocol_id": "ptsd-adult-iv-ketamine"})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(refused_fields(&r.body), vec!["patient.age"], "{}", r.body);
+        assert!(r.body.contains("adult population"), "{}", r.body);
+
+        // The adult with the facts left out: 0.5 mg/kg × the chart's 70 kg = 35 mg.
+        let r = order(&adult, json!({"protocol_id": "trd-adult-iv-ketamine"})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let o = r.json();
+        assert_eq!(
+            o["order"]["calculation"]["weight"]["actual_kg"]["value"],
+            70.0
+        );
+        assert_eq!(
+            o["order"]["calculation"]["components"][0]["dose_mg"]["value"],
+            35.0
+        );
+        // Facts that agree with the record are accepted ("40 years" of a 40-year-old).
+        let r = order(
+            &adult,
+            json!({"protocol_id": "trd-adult-iv-ketamine",
+            "patient": {"weight_kg": 70, "age": {"years": 40}, "sex": "female"}}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let r = order(
+            &adult,
+            json!({"protocol_id": "trd-adult-iv-ketamine",
+            "patient": {"weight_kg": 700}}),
+        )
+        .await;
+        assert_eq!(
+            refused_fields(&r.body),
+            vec!["patient.weight_kg"],
+            "{}",
+            r.body
+        );
+        assert!(
+            r.body.contains("contradicts the chart (70 kg"),
+            "{}",
+            r.body
+        );
+
+        // A choice for a component the protocol lacks is refused naming it; the bolus of a
+        // bolus-only protocol takes the chosen amount; above its hard limit it is refused.
+        let r = order(
+            &adult,
+            json!({"protocol_id": "sedation-adult-iv-ketamine",
+            "infusion": {"amount": {"mg_per_kg": 0.5}}}),
+        )
+        .await;
+        assert_eq!(refused_fields(&r.body), vec!["infusion"], "{}", r.body);
+        let r = order(
+            &adult,
+            json!({"protocol_id": "sedation-adult-iv-ketamine",
+            "bolus": {"amount": {"mg_per_kg": 0.5}}}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert_eq!(
+            r.json()["order"]["calculation"]["components"][0]["dose_mg"]["value"],
+            35.0
+        );
+        let r = order(
+            &adult,
+            json!({"protocol_id": "sedation-adult-iv-ketamine",
+            "bolus": {"amount": {"mg_per_kg": 5}}}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body.contains("4.5"), "{}", r.body);
+
+        // Esketamine: with no session given yet, this is the first dose of the course, whatever
+        // the body leaves out: 84 mg is refused (day 1 is 56 mg), and claiming otherwise is too.
+        let r = order(
+            &adult,
+            json!({"protocol_id": "trd-adult-esketamine", "esketamine_dose_mg": 84}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(
+            refused_fields(&r.body),
+            vec!["esketamine_dose_mg"],
+            "{}",
+            r.body
+        );
+        let r = order(
+            &adult,
+            json!({"protocol_id": "trd-adult-esketamine", "esketamine_dose_mg": 84,
+            "first_dose_of_course": false}),
+        )
+        .await;
+        assert_eq!(
+            refused_fields(&r.body),
+            vec!["first_dose_of_course"],
+            "{}",
+            r.body
+        );
+        let r = order(
+            &adult,
+            json!({"protocol_id": "trd-adult-esketamine", "esketamine_dose_mg": 56}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+        // The page: the chart's facts are shown, not typed; a chosen mg/kg reaches the bolus.
+        let form = app
+            .get(
+                &format!("/patients/{adult}/dose"),
+                &app.login("priya").await,
+            )
+            .await;
+        assert!(
+            form.body.contains("70 kg, measured 2026-11-20"),
+            "{}",
+            form.body
+        );
+        assert!(!form.body.contains("name=\"weight_kg\""), "{}", form.body);
+        let prescriber = app.login("priya").await;
+        let r = app
+            .post_form(
+                &format!("/patients/{adult}/orders"),
+                &prescriber,
+                &[
+                    ("protocol", "sedation-adult-iv-ketamine"),
+                    ("amount_mg_per_kg", "0.5"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let page = app.get(&r.location(), &prescriber).await;
+        assert!(page.body.contains("35 mg"), "{}", page.body);
+        let r = app
+            .post_form(
+                &format!("/patients/{adult}/orders"),
+                &prescriber,
+                &[
+                    ("protocol", "sedation-adult-iv-ketamine"),
+                    ("amount_mg_per_kg", "5"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.body.contains("4.5"), "{}", r.body);
+        let r = app
+            .post_form(
+                &format!("/patients/{minor}/orders"),
+                &prescriber,
+                &[("protocol", "ptsd-adult-iv-ketamine")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.body.contains("adult population"), "{}", r.body);
+    }
+}

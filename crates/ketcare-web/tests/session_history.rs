@@ -58,9 +58,14 @@ async fn a_session_gives_its_dose_history_to_the_chart_and_the_pk_engine() {
         let pharm = app.bearer("pharm").await;
         let nurse = app.bearer("nurse").await;
         let order = app
-            .json(Method::POST, &format!("/api/v1/patients/{pid}/orders"), &doc, &json!({
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/orders"),
+                &doc,
+                &json!({
                 "protocol_id": "trd-adult-iv-ketamine",
-                "preparation": {"concentration_mg_per_ml": 50, "final_volume_ml": 100}}))
+                "preparation": {"concentration_mg_per_ml": 50, "final_volume_ml": 100}}),
+            )
             .await;
         assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
         let oid = order.json()["id"].as_i64().unwrap();

@@ -60,8 +60,13 @@ async fn a_nurse_runs_a_session_end_to_end() {
         let nurse = app.bearer("nurse").await;
         let ther = app.bearer("ther").await;
         let order = app
-            .json(Method::POST, &format!("/api/v1/patients/{pid}/orders"), &doc, &json!({
-                "protocol_id": "trd-adult-iv-ketamine"}))
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/orders"),
+                &doc,
+                &json!({
+                "protocol_id": "trd-adult-iv-ketamine"}),
+            )
             .await;
         assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
         let oid = order.json()["id"].as_i64().unwrap();

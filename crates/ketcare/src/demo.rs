@@ -4,12 +4,12 @@
 
 use anyhow::{Context, Result};
 use jiff::civil::Date;
+use ketcare_app::password::hash_password;
 use ketcare_core::patient::{
     GuardianInput, ListInput, NewGuardian, NewPatient, NumberInput, PatientInput,
 };
 use ketcare_core::{Actor, Role};
 use ketcare_store::{NewUser, Store};
-use ketcare_app::password::hash_password;
 
 /// The shared demo password (printed at start; demo data only).
 pub const DEMO_PASSWORD: &str = "ketcare-demo";

@@ -13,9 +13,9 @@ mod demo_sessions;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use ketcare_app::password::{hash_password, new_api_token, token_hash};
 use ketcare_core::{Actor, AgeBands, ApiTokenId, Role};
 use ketcare_store::{NewUser, Store};
-use ketcare_app::password::{hash_password, new_api_token, token_hash};
 use ketcare_web::{AppState, WebConfig};
 use std::io::Read;
 use std::net::SocketAddr;

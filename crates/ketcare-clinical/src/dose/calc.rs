@@ -5,8 +5,8 @@ use super::round::{Direction, clean, round_to};
 use super::types::*;
 use crate::protocol::library::{EffectiveLimit, effective_limit, readiness};
 use crate::protocol::{
-    Bound, Component, DoseBasis, Drug, Indication, Library, LimitQuantity, LimitScope, LimitSeverity, Protocol,
-    Role, SCited, WeightBasis,
+    Bound, Component, DoseBasis, Drug, Indication, Library, LimitQuantity, LimitScope,
+    LimitSeverity, Protocol, Role, SCited, WeightBasis,
 };
 use crate::settings::{SiteSettings, keys};
 use crate::source::{Provenance, Resolved};
@@ -459,8 +459,16 @@ fn check_weight(
         });
     }
     for (id, c, bound) in [
-        ("weight-soft-min", t.weight_soft_min_kg.get_ref(), Bound::Min),
-        ("weight-soft-max", t.weight_soft_max_kg.get_ref(), Bound::Max),
+        (
+            "weight-soft-min",
+            t.weight_soft_min_kg.get_ref(),
+            Bound::Min,
+        ),
+        (
+            "weight-soft-max",
+            t.weight_soft_max_kg.get_ref(),
+            Bound::Max,
+        ),
     ] {
         let Some(r) = c.resolve(settings) else {
             continue;
@@ -515,9 +523,10 @@ fn check_population(
     // A side the protocol bounds with an age limit of its own (applied above, with its own
     // severity) is decided by that limit; the population decides the sides it leaves open.
     let covered = |bound: Bound| {
-        limits.all.iter().any(|l| {
-            l.applies_to == LimitScope::Patient && l.bound == bound && l.value.is_some()
-        })
+        limits
+            .all
+            .iter()
+            .any(|l| l.applies_to == LimitScope::Patient && l.bound == bound && l.value.is_some())
     };
     let younger = ketcare_core::AgeBand::ALL
         .into_iter()

@@ -461,6 +461,7 @@ impl DoseError {
             | DoseError::EsketamineFirstDose { .. }
             | DoseError::NotWholeDevices { .. } => "esketamine_dose_mg".into(),
             DoseError::NoRepeatDose { .. } => "administration".into(),
+            DoseError::HardLimit(h) if h.applies_to == "patient" => "patient.age".into(),
             DoseError::HardLimit(_) | DoseError::RoundsToZero { .. } | DoseError::Unit(_) => {
                 "dose".into()
             }
