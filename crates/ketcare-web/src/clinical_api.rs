@@ -108,19 +108,21 @@ pub async fn screen(
 }
 
 /// Screens a patient and keeps the result in their record.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/screenings", params(("id" = i64, Path)), request_body(content = Object, description = "ScreeningInput"), responses((status = 201, description = "the stored screening", body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/patients/{id}/screenings", params(("id" = i64, Path)), request_body(content = Object, description = "ScreeningInput; age and weight_kg come from the record and may be left out (when given they must agree with it)"), responses((status = 201, description = "the stored screening", body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn screen_patient(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
-    JsonBody(input): JsonBody<ScreeningInput>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<(StatusCode, Json<StoredScreening>), AppError> {
-    let stored = clinical::screen_and_store(
+    let request = ketcare_app::screenings::ScreeningRequest::from_json(body)?;
+    let stored = ketcare_app::screenings::screen_patient(
         s.store.as_ref(),
         &s.library(),
         &p.actor,
         PatientId::new(id),
-        input,
+        request,
+        s.now(),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(stored)))

@@ -485,6 +485,32 @@ async fn orders_take_their_facts_from_the_record() {
         .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 
+        // Screening, likewise: the record's age and weight, a contradiction refused by field.
+        let path = format!("/api/v1/patients/{minor}/screenings");
+        let r = app
+            .json(
+                Method::POST,
+                &path,
+                &doc,
+                &json!({"indication": "trd", "drug": "esketamine",
+                "age": {"years": 40}, "weight_kg": 41.5, "pregnancy": "not_pregnant"}),
+            )
+            .await;
+        assert_eq!(refused_fields(&r.body), vec!["age"], "{}", r.body);
+        let r = app
+            .json(
+                Method::POST,
+                &path,
+                &doc,
+                &json!({"indication": "trd", "drug": "esketamine",
+                "pregnancy": "not_pregnant"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let s = r.json();
+        assert_eq!(s["input"]["age"]["years"], 14, "{s}");
+        assert_eq!(s["outcome"]["decision"], "not_eligible", "{s}");
+
         // The page: the chart's facts are shown, not typed; a chosen mg/kg reaches the bolus.
         let form = app
             .get(
