@@ -561,3 +561,253 @@ async fn orders_take_their_facts_from_the_record() {
         assert!(r.body.contains("adult population"), "{}", r.body);
     }
 }
+
+mod adversarial {
+    //! Generated order requests, through the JSON API and the dose page, with facts that
+    //! contradict the record, out-of-range and non-finite values, choices for components a
+    //! protocol lacks, and other patients' ids. Whatever is sent, the answer is a stored order
+    //! that keeps every hard limit of its protocol computed from the record, or a 422 naming a
+    //! field — never anything else.
+
+    use super::*;
+    use ketcare_clinical::protocol::{Bound, LimitQuantity, LimitScope, LimitSeverity};
+    use ketcare_clinical::{Library, SiteSettings};
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+    fn number() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            (0.0f64..10.0).prop_map(|x| json!(x)),
+            (-100.0f64..0.0).prop_map(|x| json!(x)),
+            (10.0f64..5000.0).prop_map(|x| json!(x)),
+            Just(json!(0)),
+            Just(json!(1e300)),
+            Just(json!("12")),
+            Just(json!(null)),
+        ]
+    }
+
+    fn choice() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            6 => Just(json!({})),
+            1 => (0u32..12).prop_map(|s| json!({ "step": s })),
+            2 => (
+                prop::sample::select(vec!["mg_per_kg", "mg", "mg_per_kg_per_hour", "mg_per_hour"]),
+                number()
+            )
+                .prop_map(|(u, v)| json!({ "amount": { u: v } })),
+            1 => Just(json!({"omit": true})),
+        ]
+    }
+
+    fn claims() -> impl Strategy<Value = Option<serde_json::Value>> {
+        prop_oneof![
+            4 => Just(None),
+            1 => number().prop_map(|w| Some(json!({ "weight_kg": w }))),
+            1 => (0u32..90, 0u32..12).prop_map(|(y, m)| Some(json!({"age": {"years": y, "months": m}}))),
+            1 => Just(Some(json!({"weight_kg": 70, "age": {"years": 40}}))),
+        ]
+    }
+
+    /// (which patient, protocol, body)
+    fn request(protocols: Vec<String>) -> impl Strategy<Value = (usize, serde_json::Value)> {
+        (
+            0usize..3,
+            prop::sample::select(protocols),
+            claims(),
+            prop::sample::select(vec!["bolus", "infusion", "dose", "repeat"]),
+            choice(),
+            prop::option::of(prop::sample::select(vec![28.0, 56.0, 84.0, 112.0, 30.0])),
+            prop::option::weighted(0.2, any::<bool>()),
+            prop::option::of((
+                prop::sample::select(vec![10.0, 50.0, 100.0, 7.0]),
+                prop::option::of(number()),
+            )),
+        )
+            .prop_map(|(who, protocol, claims, role, choice, esk, first, prep)| {
+                let mut body = json!({ "protocol_id": protocol });
+                if let Some(c) = claims {
+                    body["patient"] = c;
+                }
+                body[role] = choice;
+                if let Some(mg) = esk {
+                    body["esketamine_dose_mg"] = json!(mg);
+                }
+                if let Some(f) = first {
+                    body["first_dose_of_course"] = json!(f);
+                }
+                if let Some((c, v)) = prep {
+                    body["preparation"] = json!({ "concentration_mg_per_ml": c });
+                    if let Some(v) = v {
+                        body["preparation"]["final_volume_ml"] = v;
+                    }
+                }
+                (who, body)
+            })
+    }
+
+    fn settings() -> SiteSettings {
+        common::TEST_SITE_SETTINGS
+            .iter()
+            .fold(SiteSettings::new(), |s, (k, v)| s.with(k, *v))
+    }
+
+    /// Every hard dose limit of the protocol, resolved from the data file and the settings,
+    /// checked against a stored order's components independently of the calculator.
+    fn keeps_hard_limits(
+        library: &Library,
+        order: &serde_json::Value,
+        chart_kg: f64,
+    ) -> Result<(), String> {
+        let c = &order["calculation"];
+        let pid = c["protocol_id"].as_str().unwrap_or_default();
+        let p = library.get(pid).map_err(|e| e.to_string())?;
+        let actual = c["weight"]["actual_kg"]["value"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        if (actual - chart_kg).abs() > 1e-9 {
+            return Err(format!(
+                "ordered on {actual} kg, the chart says {chart_kg} kg"
+            ));
+        }
+        let basis = c["weight"]["basis_kg"]["value"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        let settings = settings();
+        for comp in c["components"].as_array().into_iter().flatten() {
+            let role = comp["role"].as_str().unwrap_or_default();
+            let mg = comp["dose_mg"]["value"].as_f64().unwrap_or(f64::NAN);
+            for l in &p.limits {
+                let l = l.get_ref();
+                let scope_ok = match l.applies_to {
+                    LimitScope::EachAdministration => true,
+                    LimitScope::Bolus => role == "bolus",
+                    LimitScope::Infusion => role == "infusion",
+                    LimitScope::Dose => role == "dose",
+                    LimitScope::Repeat => role == "repeat",
+                    _ => false,
+                };
+                if !scope_ok || l.severity == LimitSeverity::Soft || l.bound != Bound::Max {
+                    continue;
+                }
+                let Some(v) = l.value.get_ref().resolve(&settings) else {
+                    continue;
+                };
+                let x = match l.quantity {
+                    LimitQuantity::Mg => mg,
+                    LimitQuantity::MgPerKg => mg / basis,
+                    _ => continue,
+                };
+                if x > v.value * (1.0 + 1e-9) {
+                    return Err(format!(
+                        "{pid} {role}: {x} above hard limit {} = {}",
+                        l.id, v.value
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn generated_orders_never_pass_a_hard_limit_and_every_refusal_names_a_field() {
+        let library = Library::builtin().unwrap();
+        // Mostly protocols the test settings make ready, some still blocked.
+        let ready: Vec<String> = library
+            .list()
+            .into_iter()
+            .map(|p| p.id)
+            .filter(|id| library.readiness(id, &settings()).is_ok_and(|r| r.ready))
+            .collect();
+        let mut protocols: Vec<String> = library.list().into_iter().map(|p| p.id).collect();
+        for _ in 0..3 {
+            protocols.extend(ready.iter().cloned());
+        }
+        let mut runner = TestRunner::new_with_rng(
+            Config::default(),
+            TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+        );
+        let strategy = request(protocols);
+        let cases: Vec<(usize, serde_json::Value)> = (0..200)
+            .map(|_| strategy.new_tree(&mut runner).unwrap().current())
+            .collect();
+        for backend in BACKENDS {
+            let app = TestApp::new(backend).await;
+            app.set_test_site_settings().await;
+            app.add_user("priya", Role::Prescriber).await;
+            app.add_user("nina", Role::Nurse).await;
+            let doc = app.bearer("priya").await;
+            let nina = app.login("nina").await;
+            let page_auth = app.login("priya").await;
+            let mut pids = Vec::new();
+            for form in [adult_form(), minor_form()] {
+                let r = app.post_form("/patients", &nina, &form).await;
+                pids.push(r.location().trim_start_matches("/patients/").to_owned());
+            }
+            let charts = [70.0, 41.5];
+            let (mut stored, mut refused) = (0, 0);
+            for (i, (who, body)) in cases.iter().enumerate() {
+                // The third "patient" is an id no patient has.
+                let pid = pids.get(*who).cloned().unwrap_or_else(|| "999999".into());
+                let path = format!("/api/v1/patients/{pid}/orders");
+                let r = app.json(Method::POST, &path, &doc, body).await;
+                match r.status {
+                    StatusCode::CREATED => {
+                        stored += 1;
+                        let o = r.json();
+                        keeps_hard_limits(&library, &o["order"], charts[*who])
+                            .unwrap_or_else(|e| panic!("{backend:?} case {i} {body}: {e}"));
+                    }
+                    StatusCode::UNPROCESSABLE_ENTITY => {
+                        refused += 1;
+                        let fields = refused_fields(&r.body);
+                        assert!(
+                            !fields.is_empty() && fields.iter().all(|f| !f.is_empty()),
+                            "{backend:?} case {i} {body}: a refusal without a field: {}",
+                            r.body
+                        );
+                    }
+                    StatusCode::NOT_FOUND if *who == 2 => {}
+                    other => panic!("{backend:?} case {i} {body}: {other} {}", r.body),
+                }
+                // The page form with the same protocol and a chosen amount.
+                if *who < 2 && i % 4 == 0 {
+                    let amount = body[["bolus", "infusion", "dose", "repeat"]
+                        .into_iter()
+                        .find(|k| body[*k]["amount"]["mg_per_kg"].is_number())
+                        .unwrap_or("none")]["amount"]["mg_per_kg"]
+                        .to_string();
+                    let r = app
+                        .post_form(
+                            &format!("/patients/{pid}/orders"),
+                            &page_auth,
+                            &[
+                                ("protocol", body["protocol_id"].as_str().unwrap_or_default()),
+                                ("amount_mg_per_kg", amount.trim_matches('"')),
+                            ],
+                        )
+                        .await;
+                    assert!(
+                        matches!(
+                            r.status,
+                            StatusCode::SEE_OTHER | StatusCode::UNPROCESSABLE_ENTITY
+                        ),
+                        "{backend:?} page case {i}: {} {}",
+                        r.status,
+                        r.body
+                    );
+                }
+            }
+            // The generator reaches both outcomes (a vacuous pass would hide a broken edge).
+            eprintln!("{backend:?}: {stored} stored, {refused} refused");
+            assert!(
+                stored > 5 && refused > 5,
+                "{backend:?}: {stored} stored, {refused} refused"
+            );
+            // Nothing stored for another patient id, and every stored order is the record's.
+            let orders: i64 = app.store.count("clinical_records").await.unwrap();
+            assert!(orders >= stored, "{orders} records for {stored} orders");
+        }
+    }
+}
