@@ -348,6 +348,9 @@ pub struct SimpleDose {
     pub amount_mg_per_kg: Option<f64>,
     /// A chosen rate for the main component, in mg/kg/h (infusions dosed per hour).
     pub amount_mg_per_kg_per_h: Option<f64>,
+    /// The main component's duration in minutes (protocol default when absent; needed where
+    /// the protocol gives none, e.g. an infusion run as long as the prescriber decides).
+    pub duration_minutes: Option<f64>,
     /// A chosen bolus, in mg/kg (protocols with a bolus before an infusion).
     pub bolus_mg_per_kg: Option<f64>,
     /// Leave out the bolus that precedes an infusion.
@@ -376,7 +379,7 @@ impl SimpleDose {
         use ketcare_clinical::dose::{Amount, DoseChoice, Preparation};
         use ketcare_clinical::protocol::Role;
         use ketcare_clinical::units::{
-            ConcentrationMgPerMl, DoseMg, MgPerKg, MgPerKgPerHour, VolumeMl,
+            ConcentrationMgPerMl, DoseMg, MgPerKg, MgPerKgPerHour, Minutes, VolumeMl,
         };
         let protocol = library
             .get(&self.protocol)
@@ -421,7 +424,7 @@ impl SimpleDose {
                 "choose one of a titration step, an amount in mg/kg or a rate in mg/kg/h",
             ));
         }
-        if chosen == 1 {
+        if chosen == 1 || self.duration_minutes.is_some() {
             let Some(main) = main else {
                 return Err(AppError::invalid(
                     "amount_mg_per_kg",
@@ -445,6 +448,7 @@ impl SimpleDose {
                     (None, None) => None,
                 },
                 step: self.step,
+                duration_minutes: typed("duration_minutes", self.duration_minutes, Minutes::new)?,
                 ..DoseChoice::default()
             };
             match main {

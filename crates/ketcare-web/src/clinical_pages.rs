@@ -876,6 +876,7 @@ pub async fn order_dose(
             step: number(&pairs, "step")?.map(|v| v as u32),
             amount_mg_per_kg: number(&pairs, "amount_mg_per_kg")?,
             amount_mg_per_kg_per_h: number(&pairs, "amount_mg_per_kg_per_h")?,
+            duration_minutes: number(&pairs, "duration_minutes")?,
             bolus_mg_per_kg: number(&pairs, "bolus_mg_per_kg")?,
             omit_bolus: field(&pairs, "omit_bolus") == "on",
             esketamine_dose_mg: number(&pairs, "esketamine_dose_mg")?,

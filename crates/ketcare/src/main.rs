@@ -148,6 +148,9 @@ struct DoseArgs {
     /// A chosen rate in mg/kg/h for an infusion dosed per hour (instead of a step).
     #[arg(long = "mg-per-kg-per-h")]
     mg_per_kg_per_h: Option<f64>,
+    /// The main component's duration in minutes (where the protocol gives none).
+    #[arg(long)]
+    duration_min: Option<f64>,
     /// The bolus before an infusion, in mg/kg (protocol default when absent).
     #[arg(long)]
     bolus_mg_per_kg: Option<f64>,
@@ -658,6 +661,7 @@ async fn dose(db: &DbArgs, a: DoseArgs) -> Result<()> {
         step: a.step,
         amount_mg_per_kg: a.mg_per_kg,
         amount_mg_per_kg_per_h: a.mg_per_kg_per_h,
+        duration_minutes: a.duration_min,
         bolus_mg_per_kg: a.bolus_mg_per_kg,
         omit_bolus: a.no_bolus,
         esketamine_dose_mg: a.esketamine_dose_mg,

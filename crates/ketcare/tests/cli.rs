@@ -98,3 +98,221 @@ async fn users_tokens_and_audit_verify() {
     );
     std::fs::remove_dir_all(&data).ok();
 }
+
+/// `ketcare dose` for every protocol shape (infusion, bolus only, bolus + infusion, per kg per
+/// hour, fixed dose, esketamine devices) gives the numbers of the pure library for the same
+/// typed request — the function the API and the pages call — and refuses what it must.
+#[test]
+fn dose_for_every_protocol_shape_matches_the_library() {
+    use ketcare_clinical::dose::{Amount, DoseChoice, DoseRequest, Preparation};
+    use ketcare_clinical::eligibility::Age;
+    use ketcare_clinical::units::*;
+    use ketcare_clinical::{Library, SiteSettings, Timestamp, UserId};
+
+    let data = std::env::temp_dir().join(format!("ketcare-cli-dose-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let values = [
+        ("rounding.dose_mg_increment", "1"),
+        ("rounding.pump_ml_per_h_increment", "0.1"),
+        ("rounding.syringe_ml_increment", "0.1"),
+        ("observation.ketamine_psychiatric_minutes", "120"),
+        ("observation.ketamine_pain_minutes", "120"),
+    ];
+    let mut settings = SiteSettings::new();
+    for (k, v) in values {
+        let o = ketcare(
+            &data,
+            &["settings", "set", k, v, "--reason", "test clinic"],
+            "",
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        settings = settings.with(k, v.parse().unwrap());
+    }
+    let lib = Library::builtin().unwrap();
+    let base = |protocol: &str| {
+        let mut r = DoseRequest::new(
+            protocol,
+            WeightKg::new(70.0).unwrap(),
+            UserId::new("cli").unwrap(),
+            Timestamp::parse("2026-12-01T09:00:00Z").unwrap(),
+        );
+        r.patient.age = Some(Age {
+            years: 40,
+            months: 0,
+        });
+        r
+    };
+    let prep = |c: f64, v: Option<f64>| {
+        Some(Preparation {
+            concentration_mg_per_ml: ConcentrationMgPerMl::new(c).unwrap(),
+            final_volume_ml: v.map(|v| VolumeMl::new(v).unwrap()),
+        })
+    };
+    let per_kg = |x: f64| DoseChoice {
+        amount: Some(Amount::MgPerKg(MgPerKg::new(x).unwrap())),
+        ..DoseChoice::default()
+    };
+    let cases: Vec<(&[&str], DoseRequest, &str)> = vec![
+        (
+            &[
+                "--protocol",
+                "trd-adult-iv-ketamine",
+                "--concentration-mg-per-ml",
+                "10",
+                "--final-volume-ml",
+                "50",
+            ],
+            {
+                let mut r = base("trd-adult-iv-ketamine");
+                r.preparation = prep(10.0, Some(50.0));
+                r
+            },
+            "pump 75 mL/h for 40 min",
+        ),
+        (
+            &[
+                "--protocol",
+                "sedation-adult-iv-ketamine",
+                "--mg-per-kg",
+                "0.5",
+            ],
+            {
+                let mut r = base("sedation-adult-iv-ketamine");
+                r.bolus = per_kg(0.5);
+                r
+            },
+            "Bolus: 0.5 mg/kg → 35 mg",
+        ),
+        (
+            &[
+                "--protocol",
+                "acute-pain-adult-iv-ketamine",
+                "--bolus-mg-per-kg",
+                "0.3",
+                "--mg-per-kg-per-h",
+                "0.2",
+                "--duration-min",
+                "60",
+            ],
+            {
+                let mut r = base("acute-pain-adult-iv-ketamine");
+                r.bolus = per_kg(0.3);
+                r.infusion = DoseChoice {
+                    amount: Some(Amount::MgPerKgPerHour(MgPerKgPerHour::new(0.2).unwrap())),
+                    duration_minutes: Some(Minutes::new(60.0).unwrap()),
+                    ..DoseChoice::default()
+                };
+                r
+            },
+            "Infusion: 0.2 mg/kg/h → 14 mg",
+        ),
+        (
+            &[
+                "--protocol",
+                "crps-adult-iv-ketamine-035mgkgh",
+                "--mg-per-kg-per-h",
+                "0.3",
+            ],
+            {
+                let mut r = base("crps-adult-iv-ketamine-035mgkgh");
+                r.infusion = DoseChoice {
+                    amount: Some(Amount::MgPerKgPerHour(MgPerKgPerHour::new(0.3).unwrap())),
+                    ..DoseChoice::default()
+                };
+                r
+            },
+            "Infusion: 0.3 mg/kg/h → 84 mg",
+        ),
+        (
+            &["--protocol", "trd-adult-oral-ketamine-fixed"],
+            base("trd-adult-oral-ketamine-fixed"),
+            "Dose: 50 mg → 50 mg",
+        ),
+        (
+            &[
+                "--protocol",
+                "trd-adult-esketamine",
+                "--esketamine-dose-mg",
+                "56",
+                "--first-dose-of-course",
+            ],
+            {
+                let mut r = base("trd-adult-esketamine");
+                r.esketamine_dose_mg = Some(DoseMg::new(56.0).unwrap());
+                r.first_dose_of_course = true;
+                r
+            },
+            "esketamine 56 mg = 2 devices of 28 mg",
+        ),
+    ];
+    let common = ["dose", "--weight-kg", "70", "--age-years", "40"];
+    for (args, request, line) in cases {
+        let mut all: Vec<&str> = common.to_vec();
+        all.extend_from_slice(args);
+        let o = ketcare(&data, &all, "");
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(line), "{args:?}: {}", text(&o));
+        all.push("--json");
+        let o = ketcare(&data, &all, "");
+        let cli: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let lib_order = lib.calculate(&settings, &request).unwrap();
+        let ours = serde_json::to_value(&lib_order.calculation).unwrap();
+        for key in ["components", "esketamine", "limit_checks", "weight"] {
+            assert_eq!(cli["calculation"][key], ours[key], "{args:?} {key}");
+        }
+    }
+    // Refusals name the field and the reason.
+    for (args, want) in [
+        (
+            &[
+                "--protocol",
+                "sedation-adult-iv-ketamine",
+                "--mg-per-kg",
+                "5",
+            ][..],
+            "iv-max-hard",
+        ),
+        (
+            &["--protocol", "ptsd-adult-iv-ketamine", "--age-years", "5"][..],
+            "patient.age",
+        ),
+        (
+            &[
+                "--protocol",
+                "trd-adult-esketamine",
+                "--esketamine-dose-mg",
+                "84",
+                "--first-dose-of-course",
+            ][..],
+            "esketamine_dose_mg",
+        ),
+    ] {
+        let mut all = vec!["dose", "--weight-kg", "70"];
+        all.extend_from_slice(args);
+        if !args.contains(&"--age-years") {
+            all.extend(["--age-years", "40"]);
+        }
+        let o = ketcare(&data, &all, "");
+        assert!(!o.status.success(), "{args:?}");
+        assert!(text(&o).contains(want), "{args:?}: {}", text(&o));
+    }
+    let o = ketcare(
+        &data,
+        &[
+            "dose",
+            "--weight-kg",
+            "700",
+            "--age-years",
+            "40",
+            "--protocol",
+            "trd-adult-iv-ketamine",
+        ],
+        "",
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("not a possible human weight"),
+        "{}",
+        text(&o)
+    );
+}
