@@ -72,6 +72,85 @@ impl SqlStore {
     }
 }
 
+/// One audited unit of work: the role was checked, the write transaction holds the audit-chain
+/// lock, and it commits only after at least one audit record was appended to it. Dropping it
+/// rolls back. Every change of the foundation goes through [`SqlStore::write`]; every audited
+/// read through [`SqlStore::read_audited`] (the same unit, so a read is recorded or not done).
+pub(crate) struct Unit<'a> {
+    tx: Tx,
+    actor: &'a Actor,
+    audited: bool,
+}
+
+impl std::ops::Deref for Unit<'_> {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Unit<'_> {
+    fn deref_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+}
+
+impl Unit<'_> {
+    /// The connection of the transaction, for queries.
+    pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+
+    /// Appends the audit record of this unit's actor.
+    pub(crate) async fn audit(&mut self, event: &AuditEvent) -> Result<()> {
+        append_audit(&mut self.tx, self.actor, event).await?;
+        self.audited = true;
+        Ok(())
+    }
+
+    /// Commits; a unit that wrote no audit record is refused (and rolled back).
+    pub(crate) async fn commit(self) -> Result<()> {
+        if !self.audited {
+            return Err(StoreError::Corrupt(
+                "a unit of work without an audit record was not committed".into(),
+            ));
+        }
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl SqlStore {
+    /// A write by `actor`, who must hold `permission`.
+    pub(crate) async fn write<'a>(
+        &self,
+        actor: &'a Actor,
+        permission: Permission,
+    ) -> Result<Unit<'a>> {
+        require(actor, permission)?;
+        self.unit(actor).await
+    }
+
+    /// An audited read by `actor`, who must hold `permission` (the read's record is its write).
+    pub(crate) async fn read_audited<'a>(
+        &self,
+        actor: &'a Actor,
+        permission: Permission,
+    ) -> Result<Unit<'a>> {
+        self.write(actor, permission).await
+    }
+
+    /// A unit for an actor whose right was established otherwise (a sign-in attempt, an
+    /// actor-specific rule checked by the caller).
+    pub(crate) async fn unit<'a>(&self, actor: &'a Actor) -> Result<Unit<'a>> {
+        Ok(Unit {
+            tx: self.begin_write().await?,
+            actor,
+            audited: false,
+        })
+    }
+}
+
 /// Appends one audit record inside `tx` (which must have come from `begin_write`).
 pub(crate) async fn append_audit(tx: &mut Tx, actor: &Actor, event: &AuditEvent) -> Result<()> {
     let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
@@ -384,13 +463,13 @@ fn proposal_from_row(r: &AnyRow) -> Result<SettingsProposal> {
 }
 
 async fn insert_settings_version(
-    tx: &mut Tx,
-    actor: &Actor,
+    tx: &mut Unit<'_>,
     body: &str,
     reason: &str,
 ) -> Result<SiteSettingsVersion> {
+    let actor = tx.actor;
     let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM site_settings")
-        .fetch_one(&mut **tx)
+        .fetch_one(tx.conn())
         .await?;
     let version: i64 = row.try_get::<i64, _>("v")? + 1;
     let saved = SiteSettingsVersion {
@@ -406,17 +485,13 @@ async fn insert_settings_version(
         .bind(&saved.set_by)
         .bind(&saved.set_at)
         .bind(&saved.reason)
-        .execute(&mut **tx)
+        .execute(tx.conn())
         .await?;
-    append_audit(
-        tx,
-        actor,
-        &AuditEvent::new(
-            "settings.update",
-            None,
-            format!("version {version}: {}", saved.reason),
-        ),
-    )
+    tx.audit(&AuditEvent::new(
+        "settings.update",
+        None,
+        format!("version {version}: {}", saved.reason),
+    ))
     .await?;
     Ok(saved)
 }
@@ -463,10 +538,10 @@ impl Store for SqlStore {
         if !errors.is_empty() {
             return Err(StoreError::Invalid(errors));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let exists = sqlx::query("SELECT id FROM users WHERE username = $1")
             .bind(username)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         if exists.is_some() {
             return Err(StoreError::Invalid(ketcare_core::FieldErrors::single(
@@ -484,18 +559,14 @@ impl Store for SqlStore {
         .bind(user.role.as_str())
         .bind(&user.password_hash)
         .bind(now_rfc3339())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let created = user_from_row(&row)?;
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "user.create",
-                None,
-                format!("user {} ({})", created.username, created.role),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            "user.create",
+            None,
+            format!("user {} ({})", created.username, created.role),
+        ))
         .await?;
         tx.commit().await?;
         Ok(created)
@@ -549,37 +620,33 @@ impl Store for SqlStore {
         address: &str,
         lock_until: Option<i64>,
     ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let actor = Actor::user(user.id, &user.username, user.role, address);
+        let mut tx = self.unit(&actor).await?;
         sqlx::query(
             "UPDATE users SET failed_logins = failed_logins + 1, locked_until = COALESCE($1, locked_until) WHERE id = $2",
         )
         .bind(lock_until)
         .bind(user.id.get())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        let actor = Actor::user(user.id, &user.username, user.role, address);
         let detail = match lock_until {
             Some(_) => "wrong password; account locked",
             None => "wrong password",
         };
-        append_audit(
-            &mut tx,
-            &actor,
-            &AuditEvent::new("login.failed", None, detail),
-        )
-        .await?;
+        tx.audit(&AuditEvent::new("login.failed", None, detail))
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn login_succeeded(&self, user: &User, address: &str) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let actor = Actor::user(user.id, &user.username, user.role, address);
+        let mut tx = self.unit(&actor).await?;
         sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
             .bind(user.id.get())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        let actor = Actor::user(user.id, &user.username, user.role, address);
-        append_audit(&mut tx, &actor, &AuditEvent::new("login.ok", None, "")).await?;
+        tx.audit(&AuditEvent::new("login.ok", None, "")).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -635,12 +702,12 @@ impl Store for SqlStore {
     }
 
     async fn end_session(&self, token_hash: &str, actor: &Actor) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         sqlx::query("DELETE FROM web_sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        append_audit(&mut tx, actor, &AuditEvent::new("logout", None, "")).await?;
+        tx.audit(&AuditEvent::new("logout", None, "")).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -652,11 +719,10 @@ impl Store for SqlStore {
         token_hash: &str,
         label: &str,
     ) -> Result<ApiToken> {
-        require(actor, Permission::UserAdmin)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::UserAdmin).await?;
         let owner = sqlx::query("SELECT username FROM users WHERE id = $1")
             .bind(user.get())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .ok_or_else(|| StoreError::NotFound {
                 what: format!("user {user}"),
@@ -670,18 +736,14 @@ impl Store for SqlStore {
         .bind(token_hash)
         .bind(label)
         .bind(&created_at)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let id = ApiTokenId::new(row.try_get("id")?);
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "token.create",
-                None,
-                format!("token {id} for {owner}: {label}"),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            "token.create",
+            None,
+            format!("token {id} for {owner}: {label}"),
+        ))
         .await?;
         tx.commit().await?;
         Ok(ApiToken {
@@ -725,33 +787,31 @@ impl Store for SqlStore {
     }
 
     async fn revoke_api_token(&self, actor: &Actor, id: ApiTokenId) -> Result<()> {
-        require(actor, Permission::UserAdmin)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::UserAdmin).await?;
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
         )
         .bind(now_rfc3339())
         .bind(id.get())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound {
                 what: format!("active API token {id}"),
             });
         }
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new("token.revoke", None, format!("token {id}")),
-        )
+        tx.audit(&AuditEvent::new(
+            "token.revoke",
+            None,
+            format!("token {id}"),
+        ))
         .await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn create_patient(&self, actor: &Actor, p: &NewPatient) -> Result<Patient> {
-        require(actor, Permission::PatientWrite)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::PatientWrite).await?;
         if mrn_taken(&mut tx, &p.mrn, None).await? {
             return Err(mrn_conflict());
         }
@@ -764,14 +824,14 @@ impl Store for SqlStore {
         )
         .bind_patient(p)
         .bind(&now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let id = PatientId::new(row.try_get("id")?);
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new("patient.create", Some(id.get()), format!("MRN {}", p.mrn)),
-        )
+        tx.audit(&AuditEvent::new(
+            "patient.create",
+            Some(id.get()),
+            format!("MRN {}", p.mrn),
+        ))
         .await?;
         let created = load_patient(&mut tx, id).await?;
         tx.commit().await?;
@@ -784,8 +844,7 @@ impl Store for SqlStore {
         id: PatientId,
         p: &NewPatient,
     ) -> Result<Patient> {
-        require(actor, Permission::PatientWrite)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::PatientWrite).await?;
         let old = load_patient(&mut tx, id).await?;
         if mrn_taken(&mut tx, &p.mrn, Some(id)).await? {
             return Err(mrn_conflict());
@@ -800,17 +859,13 @@ impl Store for SqlStore {
         .bind_patient(p)
         .bind(now_rfc3339())
         .bind(id.get())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "patient.update",
-                Some(id.get()),
-                changed_fields(&old.record, p),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            "patient.update",
+            Some(id.get()),
+            changed_fields(&old.record, p),
+        ))
         .await?;
         let updated = load_patient(&mut tx, id).await?;
         tx.commit().await?;
@@ -818,15 +873,10 @@ impl Store for SqlStore {
     }
 
     async fn get_patient(&self, actor: &Actor, id: PatientId) -> Result<Patient> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let patient = load_patient(&mut tx, id).await?;
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new("patient.read", Some(id.get()), ""),
-        )
-        .await?;
+        tx.audit(&AuditEvent::new("patient.read", Some(id.get()), ""))
+            .await?;
         tx.commit().await?;
         Ok(patient)
     }
@@ -837,10 +887,9 @@ impl Store for SqlStore {
         query: &str,
         limit: i64,
     ) -> Result<Vec<PatientSummary>> {
-        require(actor, Permission::PatientRead)?;
         let q = query.trim().to_lowercase();
         let like = format!("%{}%", q.replace(['\\', '%', '_'], ""));
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let rows = sqlx::query(
             "SELECT id, mrn, given_name, family_name, date_of_birth, sex FROM patients
              WHERE $1 = '' OR lower(family_name) LIKE $2 OR lower(given_name) LIKE $2
@@ -850,7 +899,7 @@ impl Store for SqlStore {
         .bind(&q)
         .bind(&like)
         .bind(limit)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         let found = rows
             .iter()
@@ -865,23 +914,19 @@ impl Store for SqlStore {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "patient.search",
-                None,
-                format!("query `{}`: {} found", query.trim(), found.len()),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            "patient.search",
+            None,
+            format!("query `{}`: {} found", query.trim(), found.len()),
+        ))
         .await?;
         // Each patient shown in a result list is an access to that patient's record.
         for p in &found {
-            append_audit(
-                &mut tx,
-                actor,
-                &AuditEvent::new("patient.listed", Some(p.id.get()), "search result"),
-            )
+            tx.audit(&AuditEvent::new(
+                "patient.listed",
+                Some(p.id.get()),
+                "search result",
+            ))
             .await?;
         }
         tx.commit().await?;
@@ -894,8 +939,7 @@ impl Store for SqlStore {
         patient: PatientId,
         g: &NewGuardian,
     ) -> Result<Guardian> {
-        require(actor, Permission::PatientWrite)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::PatientWrite).await?;
         load_patient(&mut tx, patient).await?;
         let row = sqlx::query(
             "INSERT INTO guardians (patient_id, name, relationship, phone, email, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -906,18 +950,14 @@ impl Store for SqlStore {
         .bind(&g.phone)
         .bind(&g.email)
         .bind(now_rfc3339())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let id = GuardianId::new(row.try_get("id")?);
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "guardian.add",
-                Some(patient.get()),
-                format!("guardian {id} ({})", g.relationship.as_str()),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            "guardian.add",
+            Some(patient.get()),
+            format!("guardian {id} ({})", g.relationship.as_str()),
+        ))
         .await?;
         tx.commit().await?;
         Ok(Guardian {
@@ -932,35 +972,30 @@ impl Store for SqlStore {
         patient: PatientId,
         guardian: GuardianId,
     ) -> Result<()> {
-        require(actor, Permission::PatientWrite)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::PatientWrite).await?;
         let done = sqlx::query("DELETE FROM guardians WHERE id = $1 AND patient_id = $2")
             .bind(guardian.get())
             .bind(patient.get())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound {
                 what: format!("guardian {guardian} of patient {patient}"),
             });
         }
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "guardian.remove",
-                Some(patient.get()),
-                format!("guardian {guardian}"),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            "guardian.remove",
+            Some(patient.get()),
+            format!("guardian {guardian}"),
+        ))
         .await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn audit(&self, actor: &Actor, event: AuditEvent) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        append_audit(&mut tx, actor, &event).await?;
+        let mut tx = self.unit(actor).await?;
+        tx.audit(&event).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1047,8 +1082,8 @@ impl Store for SqlStore {
                 "say why the settings change",
             )));
         }
-        let mut tx = self.begin_write().await?;
-        let saved = insert_settings_version(&mut tx, actor, body, reason).await?;
+        let mut tx = self.unit(actor).await?;
+        let saved = insert_settings_version(&mut tx, body, reason).await?;
         tx.commit().await?;
         Ok(saved)
     }
@@ -1066,7 +1101,7 @@ impl Store for SqlStore {
                 "say why the limit changes",
             )));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let row = sqlx::query(
             "INSERT INTO settings_proposals (body, reason, state, proposed_by, created_at) VALUES ($1, $2, 'pending', $3, $4) RETURNING id",
         )
@@ -1074,22 +1109,18 @@ impl Store for SqlStore {
         .bind(reason.trim())
         .bind(&actor.username)
         .bind(now_rfc3339())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let id: i64 = row.try_get("id")?;
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "settings.propose",
-                None,
-                format!("proposal {id}: {}", reason.trim()),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            "settings.propose",
+            None,
+            format!("proposal {id}: {}", reason.trim()),
+        ))
         .await?;
         let p = sqlx::query("SELECT id, body, reason, state, proposed_by, decided_by, created_at FROM settings_proposals WHERE id = $1")
             .bind(id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
         let p = proposal_from_row(&p)?;
         tx.commit().await?;
@@ -1122,11 +1153,10 @@ impl Store for SqlStore {
         id: i64,
         new_settings: &str,
     ) -> Result<SiteSettingsVersion> {
-        require(actor, Permission::SiteSettingsWrite)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::SiteSettingsWrite).await?;
         let p = sqlx::query("SELECT id, body, reason, state, proposed_by, decided_by, created_at FROM settings_proposals WHERE id = $1")
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .as_ref()
             .map(proposal_from_row)
@@ -1148,21 +1178,16 @@ impl Store for SqlStore {
             .bind(&actor.username)
             .bind(now_rfc3339())
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "settings.approve",
-                None,
-                format!("proposal {id} by {}", p.proposed_by),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            "settings.approve",
+            None,
+            format!("proposal {id} by {}", p.proposed_by),
+        ))
         .await?;
         let saved = insert_settings_version(
             &mut tx,
-            actor,
             new_settings,
             &format!("approved proposal {id}: {}", p.reason),
         )
@@ -1197,26 +1222,21 @@ impl Store for SqlStore {
         file_name: &str,
         body: &str,
     ) -> Result<SiteProtocol> {
-        require(actor, Permission::SiteSettingsWrite)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::SiteSettingsWrite).await?;
         let added_at = now_rfc3339();
         let row = sqlx::query("INSERT INTO site_protocols (file_name, body, added_by, added_at) VALUES ($1, $2, $3, $4) RETURNING id")
             .bind(file_name)
             .bind(body)
             .bind(&actor.username)
             .bind(&added_at)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
         let id: i64 = row.try_get("id")?;
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "protocol.add",
-                None,
-                format!("site protocol file {file_name} (row {id})"),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            "protocol.add",
+            None,
+            format!("site protocol file {file_name} (row {id})"),
+        ))
         .await?;
         tx.commit().await?;
         Ok(SiteProtocol {
@@ -1241,8 +1261,7 @@ impl Store for SqlStore {
             body,
             action,
         } = *change;
-        require(actor, permission)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, permission).await?;
         load_patient(&mut tx, patient).await?;
         let now = now_rfc3339();
         let row = sqlx::query(
@@ -1255,18 +1274,14 @@ impl Store for SqlStore {
         .bind(body)
         .bind(&actor.username)
         .bind(&now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let id: i64 = row.try_get("id")?;
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                action,
-                Some(patient.get()),
-                format!("{} {id}: {state}", kind.as_str()),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            action,
+            Some(patient.get()),
+            format!("{} {id}: {state}", kind.as_str()),
+        ))
         .await?;
         let created = load_record(&mut tx, kind, id).await?;
         tx.commit().await?;
@@ -1274,18 +1289,13 @@ impl Store for SqlStore {
     }
 
     async fn record(&self, actor: &Actor, kind: RecordKind, id: i64) -> Result<ClinicalRecord> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let r = load_record(&mut tx, kind, id).await?;
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                &format!("{}.read", kind.as_str()),
-                Some(r.patient_id.get()),
-                format!("{} {id}", kind.as_str()),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            &format!("{}.read", kind.as_str()),
+            Some(r.patient_id.get()),
+            format!("{} {id}", kind.as_str()),
+        ))
         .await?;
         tx.commit().await?;
         Ok(r)
@@ -1305,8 +1315,7 @@ impl Store for SqlStore {
             body,
             action,
         } = *change;
-        require(actor, permission)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, permission).await?;
         let current = load_record(&mut tx, kind, id).await?;
         if current.revision != revision {
             return Err(StoreError::Conflict(format!(
@@ -1320,17 +1329,13 @@ impl Store for SqlStore {
             .bind(body)
             .bind(now_rfc3339())
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                action,
-                Some(current.patient_id.get()),
-                format!("{} {id}: {} -> {state}", kind.as_str(), current.state),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            action,
+            Some(current.patient_id.get()),
+            format!("{} {id}: {} -> {state}", kind.as_str(), current.state),
+        ))
         .await?;
         let updated = load_record(&mut tx, kind, id).await?;
         tx.commit().await?;
@@ -1395,4 +1400,36 @@ fn audit_from_row(r: &AnyRow) -> Result<AuditRecord> {
         prev_hash: r.try_get("prev_hash")?,
         hash: r.try_get("hash")?,
     })
+}
+
+#[cfg(test)]
+mod unit_of_work {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_unit_commits_only_with_its_audit_record() {
+        let url = crate::testing::fresh_url(Backend::Sqlite).await;
+        let store = SqlStore::open(&url).await.unwrap();
+        let nurse = Actor::system(Role::Nurse);
+        // The role is checked before anything starts.
+        assert!(matches!(
+            store.write(&nurse, Permission::UserAdmin).await,
+            Err(StoreError::Forbidden { .. })
+        ));
+        // A unit that changed something but recorded nothing is refused and rolled back.
+        let admin = Actor::system(Role::Administrator);
+        let mut tx = store.write(&admin, Permission::UserAdmin).await.unwrap();
+        sqlx::query("DELETE FROM web_sessions")
+            .execute(tx.conn())
+            .await
+            .unwrap();
+        assert!(matches!(tx.commit().await, Err(StoreError::Corrupt(_))));
+        // With its record it commits, and the chain holds.
+        let mut tx = store.write(&admin, Permission::UserAdmin).await.unwrap();
+        tx.audit(&AuditEvent::new("test.unit", None, ""))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(store.verify_audit().await.unwrap().broken.is_none());
+    }
 }
