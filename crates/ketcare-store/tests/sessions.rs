@@ -13,7 +13,7 @@ use ketcare_session::session::{
 };
 use ketcare_session::{Command, Phase, RulesFile, Session, VitalReading, VitalSource, Vitals};
 use ketcare_store::testing::{BACKENDS, consent_on_file, fresh_store, ledger_staff, receive_vial};
-use ketcare_store::{Store, StoreError, VitalOutcome};
+use ketcare_store::{MessageKey, MonitorMatch, Store, StoreError, VitalOutcome};
 
 const T0: i64 = 1_767_258_000;
 fn at(min: i64) -> Timestamp {
@@ -90,7 +90,9 @@ async fn a_session_from_check_in_to_signed_record() {
             s.match_active_session(&["MRN-S1".into()], &[])
                 .await
                 .unwrap(),
-            None
+            MonitorMatch::NoActiveSession {
+                mrn: "MRN-S1".into()
+            }
         );
         assert!(matches!(
             s.record_vital(&nurse(), id, &reading(0, 98.0, None), None)
@@ -154,19 +156,26 @@ async fn a_session_from_check_in_to_signed_record() {
         assert_eq!(
             s.match_active_session(&["nope".into(), "MRN-S1".into()], &[])
                 .await
-                .unwrap(),
+                .unwrap()
+                .session(),
             Some(id)
         );
         assert_eq!(
             s.match_active_session(&[], &["SUITE".into(), "chair 1".into()])
                 .await
-                .unwrap(),
+                .unwrap()
+                .session(),
             Some(id)
         );
 
         // A monitor message stored once; a low SpO2 raises an alarm in the same transaction.
         let out = s
-            .record_vital(&nurse(), id, &reading(12, 90.0, Some("C1")), Some("MON|C1"))
+            .record_vital(
+                &nurse(),
+                id,
+                &reading(12, 90.0, Some("C1")),
+                Some(&MessageKey::new("MON", "", "C1")),
+            )
             .await
             .unwrap();
         match &out {
@@ -174,7 +183,12 @@ async fn a_session_from_check_in_to_signed_record() {
             other => panic!("{other:?}"),
         }
         let dup = s
-            .record_vital(&nurse(), id, &reading(12, 90.0, Some("C1")), Some("MON|C1"))
+            .record_vital(
+                &nurse(),
+                id,
+                &reading(12, 90.0, Some("C1")),
+                Some(&MessageKey::new("MON", "", "C1")),
+            )
             .await
             .unwrap();
         assert!(matches!(dup, VitalOutcome::Duplicate { session_id, .. } if session_id == id));
