@@ -5,8 +5,9 @@
 //! decodes escape sequences (\F\ \S\ \T\ \R\ \E\ \Xhh\ \.br\), reads the first repetition of
 //! repeated fields, tolerates missing trailing fields, and collects vitals from every OBX
 //! group. Observation identifiers are matched by MDC code or reference id (ISO/IEEE 11073-10101,
-//! as IHE PCD-01 sends them) or by LOINC. It never panics: every problem is an error naming the
-//! segment and field.
+//! as IHE PCD-01 sends them) or by LOINC. OBX-6 units are converted to the stored unit (kPa →
+//! mmHg, °F → °C, with the cited constants of `data/sessions/units.toml`) or refused naming OBX-6
+//! and the unit. It never panics: every problem is an error naming the segment and field.
 
 use serde::{Deserialize, Serialize};
 
