@@ -428,6 +428,21 @@ async fn impossible_vitals_are_refused_on_every_edge() {
             "{}",
             r.body
         );
+        // Baseline vitals on the checklist (page and API command) go through the same check.
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/sessions/{sid}/commands"),
+                &bearer,
+                &json!({"command": "set_baseline", "vitals": {"systolic": 120, "diastolic": 80, "spo2": 150}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert!(
+            r.body.contains("spo2: 150 % is physiologically impossible"),
+            "{}",
+            r.body
+        );
         // MLLP: AE naming the field.
         let mut mon = Monitor::connect(listener(&app).await).await;
         let (code, _, text) = mon
