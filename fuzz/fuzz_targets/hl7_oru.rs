@@ -1,10 +1,12 @@
-//! Feeds arbitrary bytes to the HL7 parser, the ACK builder and the MLLP deframer.
+//! Feeds arbitrary bytes to the HL7 parser, the ACK builder, the MLLP deframer and the
+//! listener's MLLP reader.
 #![no_main]
 use ketcare_session::hl7;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = hl7::mllp_deframe(data);
+    let _ = hl7::MllpReader::new().push(data);
     let text = String::from_utf8_lossy(data);
     match hl7::parse_oru(&text) {
         Ok(m) => {

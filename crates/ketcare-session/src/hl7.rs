@@ -5,8 +5,9 @@
 //! decodes escape sequences (\F\ \S\ \T\ \R\ \E\ \Xhh\ \.br\), reads the first repetition of
 //! repeated fields, tolerates missing trailing fields, and collects vitals from every OBX
 //! group. Observation identifiers are matched by MDC code or reference id (ISO/IEEE 11073-10101,
-//! as IHE PCD-01 sends them) or by LOINC. It never panics: every problem is an error naming the
-//! segment and field.
+//! as IHE PCD-01 sends them) or by LOINC. OBX-6 units are converted to the stored unit (kPa →
+//! mmHg, °F → °C, with the cited constants of `data/sessions/units.toml`) or refused naming OBX-6
+//! and the unit. It never panics: every problem is an error naming the segment and field.
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +40,9 @@ pub enum Frame {
     Garbage { skip: usize },
 }
 
-/// Finds the first MLLP frame in `buf`.
+/// Finds the first MLLP frame in `buf` (for clients reading ACKs; the listener uses
+/// [`MllpReader`]). A start block before the end block means the frame was torn: the torn part
+/// is garbage, and the frame that starts again is read on its own.
 pub fn mllp_deframe(buf: &[u8]) -> Frame {
     let Some(start) = buf.iter().position(|b| *b == MLLP_START) else {
         return if buf.is_empty() {
@@ -52,13 +55,114 @@ pub fn mllp_deframe(buf: &[u8]) -> Frame {
         return Frame::Garbage { skip: start };
     }
     let body = &buf[1..];
-    match body.windows(2).position(|w| w == MLLP_END) {
-        Some(end) => Frame::Complete {
+    let end = body.windows(2).position(|w| w == MLLP_END);
+    let restart = body.iter().position(|b| *b == MLLP_START);
+    match (end, restart) {
+        (Some(end), Some(r)) if r < end => Frame::Garbage { skip: r + 1 },
+        (None, Some(r)) => Frame::Garbage { skip: r + 1 },
+        (Some(end), _) if end > MAX_MESSAGE => Frame::Garbage { skip: end + 3 },
+        (Some(end), _) => Frame::Complete {
             payload: body[..end].to_vec(),
             consumed: end + 3,
         },
-        None if body.len() > MAX_MESSAGE => Frame::Garbage { skip: buf.len() },
-        None => Frame::Incomplete,
+        (None, None) if body.len() > MAX_MESSAGE + 1 => Frame::Garbage { skip: buf.len() },
+        (None, None) => Frame::Incomplete,
+    }
+}
+
+/// What the listener reads from a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MllpEvent {
+    /// A whole message (the payload between the start and end blocks).
+    Message(Vec<u8>),
+    /// A frame whose payload was over [`MAX_MESSAGE`]: `size` bytes were discarded; `head` is
+    /// its beginning (up to [`OVERSIZE_HEAD`] bytes), so the refusal can name its MSH.
+    Oversize { head: Vec<u8>, size: usize },
+    /// A start block came before the end block: the `discarded` bytes of the torn frame were
+    /// dropped, and the new frame is read on its own.
+    Torn { discarded: usize },
+}
+
+/// How much of an oversize frame is kept to read its MSH.
+pub const OVERSIZE_HEAD: usize = 4096;
+
+/// MLLP framing as a byte-by-byte state machine, so the result never depends on how TCP split
+/// the stream: the same bytes give the same events whatever the chunk sizes.
+///
+/// - Bytes outside a frame (before a start block, the CR after an end block) are ignored.
+/// - A start block inside a frame discards the torn frame ([`MllpEvent::Torn`]) and starts anew.
+/// - A frame whose payload grows over [`MAX_MESSAGE`] is not buffered further: its bytes are
+///   counted and dropped up to its end block, which gives one [`MllpEvent::Oversize`]; the
+///   connection then reads the next frame normally.
+#[derive(Debug, Default)]
+pub struct MllpReader {
+    in_frame: bool,
+    buf: Vec<u8>,
+    oversize: Option<usize>,
+    head: Vec<u8>,
+    last: u8,
+}
+
+impl MllpReader {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds bytes read from the connection; returns the events they complete, in order.
+    pub fn push(&mut self, data: &[u8]) -> Vec<MllpEvent> {
+        let mut out = Vec::new();
+        for &b in data {
+            if !self.in_frame {
+                if b == MLLP_START {
+                    self.start();
+                }
+                continue;
+            }
+            if b == MLLP_START {
+                let discarded = self.oversize.unwrap_or(self.buf.len());
+                out.push(MllpEvent::Torn { discarded });
+                self.start();
+                continue;
+            }
+            if b == MLLP_END[1] && self.last == MLLP_END[0] {
+                self.in_frame = false;
+                match self.oversize.take() {
+                    Some(n) => out.push(MllpEvent::Oversize {
+                        head: std::mem::take(&mut self.head),
+                        size: n.saturating_sub(1),
+                    }),
+                    None => {
+                        let mut payload = std::mem::take(&mut self.buf);
+                        payload.pop();
+                        out.push(MllpEvent::Message(payload));
+                    }
+                }
+                self.last = 0;
+                continue;
+            }
+            self.last = b;
+            match &mut self.oversize {
+                Some(n) => *n += 1,
+                None => {
+                    self.buf.push(b);
+                    // One more byte than the limit may still be the end block's first byte.
+                    if self.buf.len() > MAX_MESSAGE + 1 {
+                        self.head = self.buf[..OVERSIZE_HEAD.min(self.buf.len())].to_vec();
+                        self.oversize = Some(self.buf.len());
+                        self.buf = Vec::new();
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn start(&mut self) {
+        self.in_frame = true;
+        self.buf.clear();
+        self.oversize = None;
+        self.head.clear();
+        self.last = 0;
     }
 }
 
@@ -105,7 +209,11 @@ pub struct Observation {
     pub text: String,
     pub system: String,
     pub value: String,
+    /// OBX-6 identifier (e.g. an MDC code or a UCUM unit).
     pub units: String,
+    /// OBX-6 text (e.g. `MDC_DIM_MMHG`).
+    #[serde(default)]
+    pub units_text: String,
     pub status: String,
     pub time: String,
     /// What it maps to, if recognised.
@@ -437,6 +545,7 @@ pub fn parse_oru(text: &str) -> Result<OruMessage, Hl7Error> {
                     system: seg.comp(3, 3, &enc),
                     value: seg.comp(5, 1, &enc),
                     units: seg.comp(6, 1, &enc),
+                    units_text: seg.comp(6, 2, &enc),
                     status: seg.comp(11, 1, &enc),
                     time: seg.comp(14, 1, &enc),
                 };
@@ -471,13 +580,7 @@ pub fn parse_oru(text: &str) -> Result<OruMessage, Hl7Error> {
                 o.code
             )));
         }
-        if kind == VitalKind::Temperature {
-            let u = o.units.to_ascii_lowercase();
-            if u.contains("fahr") || u == "[degf]" || u == "degf" || u == "268160" {
-                value = (value - 32.0) * 5.0 / 9.0;
-                value = (value * 10.0).round() / 10.0;
-            }
-        }
+        value = to_canonical_unit(kind, value, o)?;
         let slot = match kind {
             VitalKind::Systolic => &mut vitals.systolic,
             VitalKind::Diastolic => &mut vitals.diastolic,
@@ -513,6 +616,136 @@ pub fn parse_oru(text: &str) -> Result<OruMessage, Hl7Error> {
         observations,
         vitals,
     })
+}
+
+/// The unit a vital is stored in, and the other units ketcare converts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    MmHg,
+    KPa,
+    Celsius,
+    Fahrenheit,
+    PerMinute,
+    Percent,
+}
+
+/// Spellings of OBX-6 (identifier or text, compared without case): UCUM, MDC (ISO/IEEE
+/// 11073-10101 reference ids and the codes the IHE PCD-01 examples use) and common text.
+const UNIT_NAMES: &[(&str, Unit)] = &[
+    ("mmHg", Unit::MmHg),
+    ("mm[Hg]", Unit::MmHg),
+    ("mm Hg", Unit::MmHg),
+    ("266016", Unit::MmHg),
+    ("MDC_DIM_MMHG", Unit::MmHg),
+    ("kPa", Unit::KPa),
+    ("MDC_DIM_KILO_PASCAL", Unit::KPa),
+    ("Cel", Unit::Celsius),
+    ("°C", Unit::Celsius),
+    ("degC", Unit::Celsius),
+    ("C", Unit::Celsius),
+    ("268192", Unit::Celsius),
+    ("MDC_DIM_DEGC", Unit::Celsius),
+    ("[degF]", Unit::Fahrenheit),
+    ("°F", Unit::Fahrenheit),
+    ("degF", Unit::Fahrenheit),
+    ("F", Unit::Fahrenheit),
+    ("MDC_DIM_FAHR", Unit::Fahrenheit),
+    ("/min", Unit::PerMinute),
+    ("1/min", Unit::PerMinute),
+    ("bpm", Unit::PerMinute),
+    ("{beats}/min", Unit::PerMinute),
+    ("{beat}/min", Unit::PerMinute),
+    ("beats/min", Unit::PerMinute),
+    ("{breaths}/min", Unit::PerMinute),
+    ("breaths/min", Unit::PerMinute),
+    ("264864", Unit::PerMinute),
+    ("MDC_DIM_BEAT_PER_MIN", Unit::PerMinute),
+    ("264928", Unit::PerMinute),
+    ("MDC_DIM_RESP_PER_MIN", Unit::PerMinute),
+    ("%", Unit::Percent),
+    ("262688", Unit::Percent),
+    ("MDC_DIM_PERCENT", Unit::Percent),
+];
+
+fn unit_of(id: &str, text: &str) -> Option<Unit> {
+    let find = |s: &str| {
+        let s = s.trim();
+        UNIT_NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(s))
+            .map(|(_, u)| *u)
+    };
+    find(id).or_else(|| find(text))
+}
+
+impl VitalKind {
+    /// The field name ketcare uses for this vital (as in the API and the page forms).
+    pub fn field(self) -> &'static str {
+        match self {
+            VitalKind::Systolic => "systolic",
+            VitalKind::Diastolic => "diastolic",
+            VitalKind::HeartRate => "heart_rate",
+            VitalKind::Spo2 => "spo2",
+            VitalKind::RespRate => "resp_rate",
+            VitalKind::Etco2 => "etco2",
+            VitalKind::Temperature => "temperature_c",
+        }
+    }
+
+    /// The stored unit and the units accepted for conversion, as named to a sender.
+    fn units(self) -> (Unit, &'static [Unit], &'static str) {
+        match self {
+            VitalKind::Systolic | VitalKind::Diastolic | VitalKind::Etco2 => {
+                (Unit::MmHg, &[Unit::MmHg, Unit::KPa], "mmHg or kPa")
+            }
+            VitalKind::Temperature => (
+                Unit::Celsius,
+                &[Unit::Celsius, Unit::Fahrenheit],
+                "Cel (°C) or [degF] (°F)",
+            ),
+            VitalKind::HeartRate | VitalKind::RespRate => {
+                (Unit::PerMinute, &[Unit::PerMinute], "/min")
+            }
+            VitalKind::Spo2 => (Unit::Percent, &[Unit::Percent], "%"),
+        }
+    }
+}
+
+/// Converts an observation's value to the unit ketcare stores (kPa → mmHg, °F → °C, with the
+/// cited constants of `data/sessions/units.toml`; rounded to 0.1). A missing OBX-6 means the
+/// stored unit; a unit that is not known for this vital is refused naming OBX-6 and the unit.
+fn to_canonical_unit(kind: VitalKind, value: f64, o: &Observation) -> Result<f64, Hl7Error> {
+    if o.units.trim().is_empty() && o.units_text.trim().is_empty() {
+        return Ok(value);
+    }
+    let (stored, accepted, names) = kind.units();
+    let shown = if o.units_text.is_empty() {
+        o.units.clone()
+    } else if o.units.is_empty() {
+        o.units_text.clone()
+    } else {
+        format!("{}^{}", o.units, o.units_text)
+    };
+    let unit = unit_of(&o.units, &o.units_text)
+        .filter(|u| accepted.contains(u))
+        .ok_or_else(|| {
+            Hl7Error::Error(format!(
+                "OBX-6: unit {shown:?} is not known for {} ({}); expected {names}",
+                kind.field(),
+                if o.text.is_empty() { &o.code } else { &o.text }
+            ))
+        })?;
+    if unit == stored {
+        return Ok(value);
+    }
+    let units = crate::limits::Units::builtin()
+        .map_err(|e| Hl7Error::Error(format!("unit conversions unavailable: {e}")))?;
+    let converted = match unit {
+        Unit::KPa => units.kpa_to_mmhg(value),
+        Unit::Fahrenheit => units.fahrenheit_to_celsius(value),
+        _ => value,
+    };
+    Ok((converted * 10.0).round() / 10.0)
 }
 
 /// Parses an HL7 TS (YYYY[MM[DD[HH[MM[SS[.S…]]]]]][+/-ZZZZ]) to a timestamp; a time without an

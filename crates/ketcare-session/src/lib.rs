@@ -13,6 +13,7 @@
 
 pub mod alarms;
 pub mod hl7;
+pub mod limits;
 pub mod rules;
 pub mod session;
 pub mod vitals;

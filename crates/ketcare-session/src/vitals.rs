@@ -48,18 +48,6 @@ impl FieldError {
     }
 }
 
-/// Ranges a measuring device can physically report (input plausibility, not clinical limits:
-/// a value outside is a unit or entry error, not a patient state).
-const PLAUSIBLE: [(&str, f64, f64); 7] = [
-    ("systolic", 0.0, 400.0),
-    ("diastolic", 0.0, 300.0),
-    ("heart_rate", 0.0, 350.0),
-    ("spo2", 0.0, 100.0),
-    ("resp_rate", 0.0, 150.0),
-    ("etco2", 0.0, 200.0),
-    ("temperature_c", 20.0, 46.0),
-];
-
 impl Vitals {
     /// The fields as (name, value).
     pub fn fields(&self) -> [(&'static str, Option<f64>); 7] {
@@ -82,19 +70,20 @@ impl Vitals {
         self.systolic.is_some() && self.diastolic.is_some()
     }
 
-    /// Every bad field at once; at least one value is required.
+    /// Every bad field at once; at least one value is required. Physiologically impossible
+    /// values are refused by [`crate::limits::check_reading`] against the cited ranges of
+    /// `data/sessions/plausibility.toml`.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
-        let mut errs = Vec::new();
-        for ((name, v), (_, lo, hi)) in self.fields().iter().zip(PLAUSIBLE.iter()) {
-            if let Some(v) = v
-                && (!v.is_finite() || *v < *lo || *v > *hi)
-            {
-                errs.push(FieldError::new(
-                    *name,
-                    format!("{v} is outside what a device can report ({lo}–{hi}); check the unit"),
-                ));
-            }
-        }
+        let mut errs = match crate::limits::Plausibility::builtin() {
+            Ok(p) => crate::limits::check_reading(p, self)
+                .err()
+                .unwrap_or_default(),
+            // The embedded file is checked by a unit test; refuse rather than accept unchecked.
+            Err(e) => vec![FieldError::new(
+                "vitals",
+                format!("plausibility ranges: {e}"),
+            )],
+        };
         if self.systolic.is_some() != self.diastolic.is_some() {
             errs.push(FieldError::new(
                 if self.systolic.is_some() {
@@ -214,6 +203,21 @@ mod tests {
             ..Vitals::default()
         };
         assert_eq!(nan.validate().unwrap_err()[0].field, "heart_rate");
+        // The examples of issue 12: SpO2 150 and HR 700 are impossible; the bounds are cited.
+        let impossible = Vitals {
+            systolic: Some(500.0),
+            diastolic: Some(90.0),
+            heart_rate: Some(700.0),
+            spo2: Some(150.0),
+            ..Vitals::default()
+        };
+        let errs = impossible.validate().unwrap_err();
+        let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec!["systolic", "heart_rate", "spo2"]);
+        assert!(
+            errs.iter()
+                .all(|e| e.message.contains("physiologically impossible"))
+        );
     }
 
     #[test]

@@ -194,6 +194,181 @@ fn mllp_framing() {
 }
 
 #[test]
+fn obx6_units_are_converted_or_refused() {
+    // 16.0/10.7 kPa is 120.0/80.3 mmHg (1 kPa = 1000/133.322387415 mmHg, data/sessions/units.toml).
+    let kpa = "MSH|^~\\&|M|W|||20260101||ORU^R01|K1|P|2.6\r\
+OBX|1|NM|150021^MDC_PRESS_BLD_NONINV_SYS^MDC||16.0|kPa^kilopascal^UCUM\r\
+OBX|2|NM|150022^MDC_PRESS_BLD_NONINV_DIA^MDC||10.7|^MDC_DIM_KILO_PASCAL^MDC\r\
+OBX|3|NM|151708^MDC_AWAY_CO2_ET^MDC||5.3|kPa\r";
+    let m = parse_oru(kpa).unwrap();
+    assert_eq!(m.vitals.systolic, Some(120.0));
+    assert_eq!(m.vitals.diastolic, Some(80.3));
+    assert_eq!(m.vitals.etco2, Some(39.8));
+    // °F → °C.
+    let f = "MSH|^~\\&|M|W|||20260101||ORU^R01|F1|P|2.6\rOBX|1|NM|8310-5^Body temperature^LN||100.4|[degF]\r";
+    assert_eq!(parse_oru(f).unwrap().vitals.temperature_c, Some(38.0));
+    // mmHg, °C, % and /min spelled as UCUM, MDC or text are the stored units: unchanged.
+    let same = "MSH|^~\\&|M|W|||20260101||ORU^R01|S1|P|2.6\r\
+OBX|1|NM|8480-6^SBP^LN||121|mm[Hg]\rOBX|2|NM|8462-4^DBP^LN||79|mmHg\r\
+OBX|3|NM|8310-5^T^LN||36.8|Cel\rOBX|4|NM|8867-4^HR^LN||64|{beats}/min\r\
+OBX|5|NM|9279-1^RR^LN||14|/min\rOBX|6|NM|59408-5^SpO2^LN||98|%\r";
+    let v = parse_oru(same).unwrap().vitals;
+    assert_eq!(
+        (
+            v.systolic,
+            v.diastolic,
+            v.temperature_c,
+            v.heart_rate,
+            v.resp_rate,
+            v.spo2
+        ),
+        (
+            Some(121.0),
+            Some(79.0),
+            Some(36.8),
+            Some(64.0),
+            Some(14.0),
+            Some(98.0)
+        )
+    );
+    // No OBX-6: the code's own unit, as before.
+    let none = "MSH|^~\\&|M|W|||20260101||ORU^R01|N1|P|2.6\rOBX|1|NM|150021^^MDC||130\rOBX|2|NM|150022^^MDC||85\r";
+    assert_eq!(parse_oru(none).unwrap().vitals.systolic, Some(130.0));
+    // An unknown unit, or a unit of another quantity, is refused naming OBX-6, the unit and the field.
+    for (unit, field) in [
+        ("mbar", "systolic"),
+        ("cmH2O", "systolic"),
+        ("Hz", "heart_rate"),
+        ("K", "temperature_c"),
+        ("kPa", "spo2"),
+        ("1", "spo2"),
+    ] {
+        let code = match field {
+            "systolic" => "150021^MDC_PRESS_BLD_NONINV_SYS^MDC",
+            "heart_rate" => "147842^MDC_ECG_HEART_RATE^MDC",
+            "temperature_c" => "150344^MDC_TEMP^MDC",
+            _ => "150456^MDC_PULS_OXIM_SAT_O2^MDC",
+        };
+        let msg =
+            format!("MSH|^~\\&|M|W|||20260101||ORU^R01|U1|P|2.6\rOBX|1|NM|{code}||1|{unit}\r");
+        match parse_oru(&msg) {
+            Err(Hl7Error::Error(e)) => assert!(
+                e.starts_with("OBX-6") && e.contains(&format!("{unit:?}")) && e.contains(field),
+                "{unit}: {e}"
+            ),
+            other => panic!("{unit}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn impossible_values_are_refused_naming_the_field() {
+    for (obx, field) in [
+        ("150456^MDC_PULS_OXIM_SAT_O2^MDC||150|%", "spo2"),
+        ("147842^MDC_ECG_HEART_RATE^MDC||700|/min", "heart_rate"),
+        ("150344^MDC_TEMP^MDC||50|Cel", "temperature_c"),
+    ] {
+        let msg = format!("MSH|^~\\&|M|W|||20260101||ORU^R01|I1|P|2.6\rOBX|1|NM|{obx}\r");
+        match parse_oru(&msg) {
+            Err(Hl7Error::Error(e)) => assert!(
+                e.contains(field) && e.contains("physiologically impossible"),
+                "{field}: {e}"
+            ),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+}
+
+fn events(bytes: &[u8], chunk: usize) -> Vec<MllpEvent> {
+    let mut r = MllpReader::new();
+    bytes.chunks(chunk.max(1)).flat_map(|c| r.push(c)).collect()
+}
+
+#[test]
+fn a_torn_frame_is_discarded_not_merged_into_the_next() {
+    let torn = "MSH|^~\\&|MON|W|||20260101||ORU^R01|T1|P|2.6\rOBX|1|NM|150456^^MDC||91";
+    let whole = "MSH|^~\\&|MON|W|||20260101||ORU^R01|T2|P|2.6\rOBX|1|NM|150456^^MDC||97\r";
+    let mut bytes = vec![MLLP_START];
+    bytes.extend_from_slice(torn.as_bytes());
+    bytes.extend(mllp_frame(whole));
+    for chunk in [1, 2, 5, 64, bytes.len()] {
+        let ev = events(&bytes, chunk);
+        assert_eq!(
+            ev,
+            vec![
+                MllpEvent::Torn {
+                    discarded: torn.len()
+                },
+                MllpEvent::Message(whole.as_bytes().to_vec())
+            ],
+            "chunk {chunk}"
+        );
+    }
+    // The client-side deframer skips the torn part too.
+    match mllp_deframe(&bytes) {
+        Frame::Garbage { skip } => {
+            assert_eq!(skip, torn.len() + 1);
+            assert!(
+                matches!(mllp_deframe(&bytes[skip..]), Frame::Complete { payload, .. } if payload == whole.as_bytes())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_oversize_frame_is_refused_the_same_way_whatever_the_chunking() {
+    let big = format!(
+        "MSH|^~\\&|MON|W|||20260101||ORU^R01|BIG1|P|2.6\rNTE|1||{}\r",
+        "x".repeat(MAX_MESSAGE)
+    );
+    let next = "MSH|^~\\&|MON|W|||20260101||ORU^R01|N2|P|2.6\rOBX|1|NM|150456^^MDC||97\r";
+    let mut bytes = mllp_frame(&big);
+    bytes.extend(mllp_frame(next));
+    let mut seen = Vec::new();
+    for chunk in [1, 3, 1000, 4096, 65_536, bytes.len()] {
+        let ev = events(&bytes, chunk);
+        assert_eq!(
+            ev.len(),
+            2,
+            "chunk {chunk}: {:?}",
+            ev.iter().map(std::mem::discriminant).collect::<Vec<_>>()
+        );
+        match &ev[0] {
+            MllpEvent::Oversize { head, size } => {
+                assert_eq!(*size, big.len(), "chunk {chunk}");
+                assert_eq!(head.len(), OVERSIZE_HEAD);
+                assert_eq!(
+                    parse_header(&String::from_utf8_lossy(head))
+                        .unwrap()
+                        .control_id,
+                    "BIG1"
+                );
+            }
+            other => panic!("chunk {chunk}: {other:?}"),
+        }
+        assert_eq!(
+            ev[1],
+            MllpEvent::Message(next.as_bytes().to_vec()),
+            "chunk {chunk}"
+        );
+        seen.push(ev);
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]));
+    // Exactly at the limit is accepted; one byte over is not.
+    let at_limit = "M".repeat(MAX_MESSAGE);
+    assert_eq!(
+        events(&mllp_frame(&at_limit), 4096),
+        vec![MllpEvent::Message(at_limit.as_bytes().to_vec())]
+    );
+    let over = "M".repeat(MAX_MESSAGE + 1);
+    assert!(matches!(
+        events(&mllp_frame(&over), 4096).as_slice(),
+        [MllpEvent::Oversize { size, .. }] if *size == MAX_MESSAGE + 1
+    ));
+}
+
+#[test]
 fn built_oru_round_trips() {
     let v = Vitals {
         systolic: Some(131.0),
@@ -238,6 +413,17 @@ proptest! {
         let _ = parse_ack(&s);
         let _ = parse_ts(&s);
         let _ = mllp_deframe(s.as_bytes());
+    }
+
+    #[test]
+    fn mllp_reader_does_not_depend_on_chunking(
+        parts in prop::collection::vec(prop::sample::select(vec![
+            "\u{0b}".to_owned(), "\u{1c}".to_owned(), "\r".to_owned(), "MSH|x".to_owned(), "\u{1c}\r".to_owned(),
+        ]), 0..40),
+        cut in 1usize..17,
+    ) {
+        let bytes = parts.concat().into_bytes();
+        prop_assert_eq!(events(&bytes, bytes.len().max(1)), events(&bytes, cut));
     }
 
     #[test]

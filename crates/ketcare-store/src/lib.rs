@@ -20,7 +20,9 @@ pub use measures::MeasuresStore;
 pub use ops::{
     BookOutcome, Chair, LedgerVerification, NewConsentDocument, NewCourse, NewSignature, OpsStore,
 };
-pub use sessions::{SessionRecord, SessionStore, StoredVital, VitalOutcome};
+pub use sessions::{
+    MessageKey, MonitorMatch, SessionRecord, SessionStore, StoredVital, VitalOutcome,
+};
 pub use sql::SqlStore;
 
 use async_trait::async_trait;

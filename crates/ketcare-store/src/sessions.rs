@@ -54,6 +54,110 @@ pub enum VitalOutcome {
     Duplicate { vital_id: i64, session_id: i64 },
 }
 
+/// Identifies one monitor message: MSH-3 sending application, MSH-4 sending facility and
+/// MSH-10 control id, stored as three columns with one unique index (migration 0009).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MessageKey {
+    pub sending_application: String,
+    pub sending_facility: String,
+    pub control_id: String,
+}
+
+impl MessageKey {
+    pub fn new(
+        sending_application: impl Into<String>,
+        sending_facility: impl Into<String>,
+        control_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            sending_application: sending_application.into(),
+            sending_facility: sending_facility.into(),
+            control_id: control_id.into(),
+        }
+    }
+
+    /// The key as rows stored before migration 0009 hold it (joined with `|`).
+    fn legacy(&self) -> String {
+        format!(
+            "{}|{}|{}",
+            self.sending_application, self.sending_facility, self.control_id
+        )
+    }
+}
+
+/// Which session a monitor message belongs to, or why none.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "match", rename_all = "snake_case")]
+pub enum MonitorMatch {
+    /// The active session of the patient PID-3 names, or, with PID-3 empty, of the patient in
+    /// the chair PV1-3 names.
+    Session {
+        session_id: i64,
+        patient_id: PatientId,
+    },
+    /// PID-3 names no patient ketcare knows.
+    UnknownPatient { ids: Vec<String> },
+    /// PID-3's identifiers name more than one patient.
+    SeveralPatients { mrns: Vec<String> },
+    /// The patient PID-3 names has no session in a chair.
+    NoActiveSession { mrn: String },
+    /// PID-3's patient is not the patient seated in the chair PV1-3 names.
+    ChairMismatch {
+        mrn: String,
+        patient_chair: String,
+        location: String,
+        seated_chair: String,
+    },
+    /// PID-3 is empty and no patient is in the chair PV1-3 names (or PV1-3 is empty too).
+    NoSessionAtLocation { location: Vec<String> },
+}
+
+impl MonitorMatch {
+    /// The session, when the message matched one.
+    pub fn session(&self) -> Option<i64> {
+        match self {
+            MonitorMatch::Session { session_id, .. } => Some(*session_id),
+            _ => None,
+        }
+    }
+
+    /// Why the message matched no session (empty when it matched), for an ACK AE.
+    pub fn reason(&self) -> String {
+        match self {
+            MonitorMatch::Session { .. } => String::new(),
+            MonitorMatch::UnknownPatient { ids } => format!(
+                "PID-3: no patient with identifier [{}]; nothing stored",
+                ids.join(", ")
+            ),
+            MonitorMatch::SeveralPatients { mrns } => format!(
+                "PID-3: the identifiers name more than one patient (MRN {}); nothing stored",
+                mrns.join(", ")
+            ),
+            MonitorMatch::NoActiveSession { mrn } => {
+                format!("PID-3: patient {mrn} has no session in a chair; nothing stored")
+            }
+            MonitorMatch::ChairMismatch {
+                mrn,
+                patient_chair,
+                location,
+                seated_chair,
+            } => format!(
+                "PID-3 and PV1-3 disagree: patient {mrn} is in {patient_chair}, but PV1-3 [{location}] names {seated_chair}, where another patient is seated; nothing stored"
+            ),
+            MonitorMatch::NoSessionAtLocation { location } => {
+                if location.is_empty() {
+                    "PID-3 and PV1-3 are empty: no patient to match; nothing stored".into()
+                } else {
+                    format!(
+                        "PID-3 is empty and no patient is in a chair at PV1-3 [{}]; nothing stored",
+                        location.join("/")
+                    )
+                }
+            }
+        }
+    }
+}
+
 /// The store's part for this area (included in [`crate::Store`]).
 #[async_trait]
 pub trait SessionStore: Send + Sync {
@@ -75,14 +179,16 @@ pub trait SessionStore: Send + Sync {
         command: &Command,
         now: Timestamp,
     ) -> Result<SessionRecord>;
-    /// Stores a reading and raises the alarms it triggers, in one transaction. With a
-    /// `message_key`, a repeated key returns `Duplicate` and stores nothing.
+    /// Stores a reading and raises the alarms it triggers, in one transaction. The reading is
+    /// checked first ([`Vitals::validate`]: physiologically impossible values are refused
+    /// naming the field), whatever edge sent it. With a `message_key`, a repeated key returns
+    /// `Duplicate` and stores nothing.
     async fn record_vital(
         &self,
         actor: &Actor,
         id: i64,
         reading: &VitalReading,
-        message_key: Option<&str>,
+        message_key: Option<&MessageKey>,
     ) -> Result<VitalOutcome>;
     /// The readings of a session, oldest first.
     async fn session_vitals(&self, actor: &Actor, id: i64) -> Result<Vec<StoredVital>>;
@@ -94,13 +200,15 @@ pub trait SessionStore: Send + Sync {
         actor: &Actor,
         patient: PatientId,
     ) -> Result<Vec<SessionRecord>>;
-    /// The active session a monitor message belongs to: by patient identifier (MRN), else by
-    /// chair/bed name. `None` when nothing matches.
+    /// The active session a monitor message belongs to, by patient identity first: the patient
+    /// PID-3 names (MRN) must exist and have a session in a chair, and when PV1-3 names a chair
+    /// where another patient is seated the message is refused. Only with PID-3 empty is the
+    /// chair/bed (PV1-3) used to find the patient.
     async fn match_active_session(
         &self,
         patient_ids: &[String],
         locations: &[String],
-    ) -> Result<Option<i64>>;
+    ) -> Result<MonitorMatch>;
     /// Runs the time rules (missed vitals, esketamine BP check) on every active session at
     /// `now`; returns the alarms raised, by session.
     async fn tick_sessions(&self, actor: &Actor, now: Timestamp) -> Result<Vec<(i64, Vec<Alarm>)>>;
@@ -144,12 +252,13 @@ fn session_from_row(row: &AnyRow) -> Result<SessionRecord> {
     })
 }
 
-const VITAL_COLUMNS: &str = "id, session_id, at, received_at, source, recorded_by, message_key, systolic, diastolic, heart_rate, spo2, resp_rate, etco2, temperature_c";
+const VITAL_COLUMNS: &str = "id, session_id, at, received_at, source, recorded_by, message_key, control_id, systolic, diastolic, heart_rate, spo2, resp_rate, etco2, temperature_c";
 
 fn vital_from_row(row: &AnyRow) -> Result<StoredVital> {
     let at: String = row.try_get("at")?;
     let source: String = row.try_get("source")?;
     let key: Option<String> = row.try_get("message_key")?;
+    let control_id: Option<String> = row.try_get("control_id")?;
     Ok(StoredVital {
         id: row.try_get("id")?,
         session_id: row.try_get("session_id")?,
@@ -169,7 +278,9 @@ fn vital_from_row(row: &AnyRow) -> Result<StoredVital> {
             source: VitalSource::parse(&source)
                 .ok_or_else(|| StoreError::Corrupt(format!("vital source `{source}`")))?,
             by: row.try_get("recorded_by")?,
-            control_id: key.map(|k| k.rsplit('|').next().unwrap_or_default().to_owned()),
+            // Rows before migration 0009 hold only the joined key.
+            control_id: control_id
+                .or_else(|| key.map(|k| k.rsplit('|').next().unwrap_or_default().to_owned())),
         },
         received_at: row.try_get("received_at")?,
     })
@@ -389,7 +500,7 @@ impl SessionStore for SqlStore {
         actor: &Actor,
         id: i64,
         reading: &VitalReading,
-        message_key: Option<&str>,
+        message_key: Option<&MessageKey>,
     ) -> Result<VitalOutcome> {
         require(actor, Permission::RunSession)?;
         if let Err(errs) = reading.vitals.validate() {
@@ -407,11 +518,17 @@ impl SessionStore for SqlStore {
         };
         let mut tx = self.begin_write().await?;
         if let Some(key) = message_key {
-            let dup =
-                sqlx::query("SELECT id, session_id FROM session_vitals WHERE message_key = $1")
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let dup = sqlx::query(
+                "SELECT id, session_id FROM session_vitals
+                 WHERE (sending_application = $1 AND sending_facility = $2 AND control_id = $3)
+                    OR (control_id IS NULL AND message_key = $4)",
+            )
+            .bind(&key.sending_application)
+            .bind(&key.sending_facility)
+            .bind(&key.control_id)
+            .bind(key.legacy())
+            .fetch_optional(&mut *tx)
+            .await?;
             if let Some(row) = dup {
                 return Ok(VitalOutcome::Duplicate {
                     vital_id: row.try_get("id")?,
@@ -426,8 +543,8 @@ impl SessionStore for SqlStore {
         let v = &reading.vitals;
         let received_at = now_rfc3339();
         let row = sqlx::query(
-            "INSERT INTO session_vitals (session_id, at, at_epoch, received_at, source, recorded_by, message_key, systolic, diastolic, heart_rate, spo2, resp_rate, etco2, temperature_c)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+            "INSERT INTO session_vitals (session_id, at, at_epoch, received_at, source, recorded_by, sending_application, sending_facility, control_id, systolic, diastolic, heart_rate, spo2, resp_rate, etco2, temperature_c)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
         )
         // Not cached: a statement prepared with an absent (NULL) reading would type that
         // parameter for every later message on PostgreSQL.
@@ -438,7 +555,9 @@ impl SessionStore for SqlStore {
         .bind(&received_at)
         .bind(reading.source.as_str())
         .bind(&reading.by)
-        .bind(message_key)
+        .bind(message_key.map(|k| k.sending_application.as_str()))
+        .bind(message_key.map(|k| k.sending_facility.as_str()))
+        .bind(message_key.map(|k| k.control_id.as_str()))
         .bind(v.systolic)
         .bind(v.diastolic)
         .bind(v.heart_rate)
@@ -546,33 +665,88 @@ impl SessionStore for SqlStore {
         &self,
         patient_ids: &[String],
         locations: &[String],
-    ) -> Result<Option<i64>> {
-        for pid in patient_ids.iter().filter(|p| !p.trim().is_empty()) {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT s.id FROM treatment_sessions s JOIN patients p ON p.id = s.patient_id
-                 WHERE p.mrn = $1 AND s.phase IN ({}) ORDER BY s.id DESC",
-                active_list()
-            )))
-            .bind(pid.trim())
-            .fetch_optional(&self.pool)
-            .await?;
-            if let Some(r) = row {
-                return Ok(Some(r.try_get("id")?));
+    ) -> Result<MonitorMatch> {
+        let mut ids: Vec<String> = Vec::new();
+        for p in patient_ids
+            .iter()
+            .map(|p| p.trim())
+            .filter(|p| !p.is_empty())
+        {
+            if !ids.iter().any(|i| i == p) {
+                ids.push(p.to_owned());
             }
         }
-        for loc in locations.iter().rev().filter(|l| !l.trim().is_empty()) {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT id FROM treatment_sessions WHERE LOWER(chair) = LOWER($1) AND phase IN ({}) ORDER BY id DESC",
-                active_list()
-            )))
-            .bind(loc.trim())
-            .fetch_optional(&self.pool)
-            .await?;
-            if let Some(r) = row {
-                return Ok(Some(r.try_get("id")?));
+        let locs: Vec<String> = locations
+            .iter()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect();
+        if ids.is_empty() {
+            // Only without a patient identifier: the patient seated at the location (the most
+            // specific part first).
+            for loc in locs.iter().rev() {
+                if let Some((session_id, patient_id, _)) = self.seated_at(loc).await? {
+                    return Ok(MonitorMatch::Session {
+                        session_id,
+                        patient_id,
+                    });
+                }
+            }
+            return Ok(MonitorMatch::NoSessionAtLocation { location: locs });
+        }
+        let mut patients: Vec<(PatientId, String)> = Vec::new();
+        for id in &ids {
+            if let Some(r) = sqlx::query("SELECT id, mrn FROM patients WHERE mrn = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+            {
+                let pid = PatientId::new(r.try_get("id")?);
+                if !patients.iter().any(|(p, _)| *p == pid) {
+                    patients.push((pid, r.try_get("mrn")?));
+                }
             }
         }
-        Ok(None)
+        let (patient_id, mrn) = match patients.as_slice() {
+            [] => return Ok(MonitorMatch::UnknownPatient { ids }),
+            [one] => one.clone(),
+            several => {
+                return Ok(MonitorMatch::SeveralPatients {
+                    mrns: several.iter().map(|(_, m)| m.clone()).collect(),
+                });
+            }
+        };
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, chair FROM treatment_sessions WHERE patient_id = $1 AND phase IN ({}) ORDER BY id DESC",
+            active_list()
+        )))
+        .bind(patient_id.get())
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(MonitorMatch::NoActiveSession { mrn });
+        };
+        let session_id: i64 = row.try_get("id")?;
+        let patient_chair: String = row.try_get("chair")?;
+        if !locs.iter().any(|l| l.eq_ignore_ascii_case(&patient_chair)) {
+            // PV1-3 names another chair: refused when another patient is seated there.
+            for loc in locs.iter().rev() {
+                if let Some((other, _, seated_chair)) = self.seated_at(loc).await?
+                    && other != session_id
+                {
+                    return Ok(MonitorMatch::ChairMismatch {
+                        mrn,
+                        patient_chair,
+                        location: locs.join("/"),
+                        seated_chair,
+                    });
+                }
+            }
+        }
+        Ok(MonitorMatch::Session {
+            session_id,
+            patient_id,
+        })
     }
 
     async fn tick_sessions(&self, actor: &Actor, now: Timestamp) -> Result<Vec<(i64, Vec<Alarm>)>> {
@@ -628,5 +802,26 @@ impl SessionStore for SqlStore {
             out.push((id, new));
         }
         Ok(out)
+    }
+}
+
+impl SqlStore {
+    /// The active session seated at a chair named `location` (any case): id, patient, chair.
+    async fn seated_at(&self, location: &str) -> Result<Option<(i64, PatientId, String)>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, patient_id, chair FROM treatment_sessions WHERE LOWER(chair) = LOWER($1) AND phase IN ({}) ORDER BY id DESC",
+            active_list()
+        )))
+        .bind(location)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| -> Result<(i64, PatientId, String)> {
+            Ok((
+                r.try_get("id")?,
+                PatientId::new(r.try_get("patient_id")?),
+                r.try_get("chair")?,
+            ))
+        })
+        .transpose()
     }
 }

@@ -13,7 +13,7 @@ use ketcare_session::session::{
 };
 use ketcare_session::{Command, Phase, RulesFile, Session, VitalReading, VitalSource, Vitals};
 use ketcare_store::testing::{BACKENDS, consent_on_file, fresh_store, ledger_staff, receive_vial};
-use ketcare_store::{Store, StoreError, VitalOutcome};
+use ketcare_store::{MessageKey, MonitorMatch, Store, StoreError, VitalOutcome};
 
 const T0: i64 = 1_767_258_000;
 fn at(min: i64) -> Timestamp {
@@ -90,7 +90,9 @@ async fn a_session_from_check_in_to_signed_record() {
             s.match_active_session(&["MRN-S1".into()], &[])
                 .await
                 .unwrap(),
-            None
+            MonitorMatch::NoActiveSession {
+                mrn: "MRN-S1".into()
+            }
         );
         assert!(matches!(
             s.record_vital(&nurse(), id, &reading(0, 98.0, None), None)
@@ -154,19 +156,26 @@ async fn a_session_from_check_in_to_signed_record() {
         assert_eq!(
             s.match_active_session(&["nope".into(), "MRN-S1".into()], &[])
                 .await
-                .unwrap(),
+                .unwrap()
+                .session(),
             Some(id)
         );
         assert_eq!(
             s.match_active_session(&[], &["SUITE".into(), "chair 1".into()])
                 .await
-                .unwrap(),
+                .unwrap()
+                .session(),
             Some(id)
         );
 
         // A monitor message stored once; a low SpO2 raises an alarm in the same transaction.
         let out = s
-            .record_vital(&nurse(), id, &reading(12, 90.0, Some("C1")), Some("MON|C1"))
+            .record_vital(
+                &nurse(),
+                id,
+                &reading(12, 90.0, Some("C1")),
+                Some(&MessageKey::new("MON", "", "C1")),
+            )
             .await
             .unwrap();
         match &out {
@@ -174,7 +183,12 @@ async fn a_session_from_check_in_to_signed_record() {
             other => panic!("{other:?}"),
         }
         let dup = s
-            .record_vital(&nurse(), id, &reading(12, 90.0, Some("C1")), Some("MON|C1"))
+            .record_vital(
+                &nurse(),
+                id,
+                &reading(12, 90.0, Some("C1")),
+                Some(&MessageKey::new("MON", "", "C1")),
+            )
             .await
             .unwrap();
         assert!(matches!(dup, VitalOutcome::Duplicate { session_id, .. } if session_id == id));
@@ -420,5 +434,218 @@ async fn tick_raises_missed_vitals_once_and_roles_are_checked() {
         assert_eq!(raised.len(), 1, "{backend:?}");
         assert_eq!(raised[0].0, id);
         assert!(s.tick_sessions(&nurse(), at(27)).await.unwrap().is_empty());
+    }
+}
+
+/// A checked-in session for a new patient in `chair`.
+async fn seated(store: &dyn Store, mrn: &str, chair: &str) -> i64 {
+    let p = patient(store, mrn).await;
+    let id = store
+        .create_treatment_session(&nurse(), p, &session(chair))
+        .await
+        .unwrap()
+        .id;
+    store
+        .apply_session_command(&nurse(), id, &Command::CheckIn, at(1))
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn monitors_are_matched_by_patient_identity_first() {
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let a = seated(s, "MRN-A", "Chair 1").await;
+        let b = seated(s, "MRN-B", "Chair 2").await;
+        patient(s, "MRN-C").await; // registered, no session
+        let m = |ids: &[&str], loc: &[&str]| {
+            let ids: Vec<String> = ids.iter().map(|x| x.to_string()).collect();
+            let loc: Vec<String> = loc.iter().map(|x| x.to_string()).collect();
+            async move { s.match_active_session(&ids, &loc).await.unwrap() }
+        };
+        // PID-3 and PV1-3 agree; PV1-3 names no occupied chair (PID-3 decides); PID-3 alone.
+        assert_eq!(
+            m(&["MRN-A"], &["SUITE", "Chair 1"]).await.session(),
+            Some(a)
+        );
+        assert_eq!(m(&["MRN-A"], &["SUITE", "Bed 9"]).await.session(), Some(a));
+        assert_eq!(m(&["MRN-B"], &[]).await.session(), Some(b));
+        // PID-3 names the patient of another chair: refused, naming both.
+        let mismatch = m(&["MRN-B"], &["SUITE", "chair 1"]).await;
+        assert_eq!(
+            mismatch,
+            MonitorMatch::ChairMismatch {
+                mrn: "MRN-B".into(),
+                patient_chair: "Chair 2".into(),
+                location: "SUITE/chair 1".into(),
+                seated_chair: "Chair 1".into(),
+            },
+            "{backend:?}"
+        );
+        let why = mismatch.reason();
+        assert!(
+            why.contains("PID-3 and PV1-3 disagree") && why.contains("MRN-B"),
+            "{why}"
+        );
+        // PID-3 naming nobody is refused even though someone sits in the chair PV1-3 names.
+        let unknown = m(&["MRN-NOBODY"], &["Chair 1"]).await;
+        assert_eq!(
+            unknown,
+            MonitorMatch::UnknownPatient {
+                ids: vec!["MRN-NOBODY".into()]
+            }
+        );
+        assert!(unknown.reason().starts_with("PID-3: no patient"));
+        // A registered patient with no session in a chair.
+        assert_eq!(
+            m(&["MRN-C"], &["Chair 2"]).await,
+            MonitorMatch::NoActiveSession {
+                mrn: "MRN-C".into()
+            }
+        );
+        // Repetitions naming two patients.
+        assert!(matches!(
+            m(&["MRN-A", "MRN-B"], &[]).await,
+            MonitorMatch::SeveralPatients { mrns } if mrns == ["MRN-A", "MRN-B"]
+        ));
+        // Only with PID-3 empty does the chair decide.
+        assert_eq!(m(&[], &["SUITE", "Chair 2"]).await.session(), Some(b));
+        assert_eq!(m(&[" "], &["Chair 1"]).await.session(), Some(a));
+        assert_eq!(
+            m(&[], &["Chair 7"]).await,
+            MonitorMatch::NoSessionAtLocation {
+                location: vec!["Chair 7".into()]
+            }
+        );
+        assert!(m(&[], &[]).await.session().is_none());
+    }
+}
+
+#[tokio::test]
+async fn the_message_key_is_three_columns() {
+    for backend in BACKENDS {
+        let url = ketcare_store::testing::fresh_url(backend).await;
+        let store = ketcare_store::open(&url).await.unwrap();
+        let s = store.as_ref();
+        let id = seated(s, "MRN-K", "Chair 1").await;
+        let monitor = |spo2: f64| reading(5, spo2, Some("C"));
+        // "A|B" + "C" and "A" + "B|C" joined with '|' were the same key: now two messages.
+        let k1 = MessageKey::new("A|B", "C", "77");
+        let k2 = MessageKey::new("A", "B|C", "77");
+        for (k, spo2) in [(&k1, 97.0), (&k2, 96.0)] {
+            assert!(
+                matches!(
+                    s.record_vital(&nurse(), id, &monitor(spo2), Some(k))
+                        .await
+                        .unwrap(),
+                    VitalOutcome::Stored { .. }
+                ),
+                "{backend:?} {k:?}"
+            );
+        }
+        // A true repeat is acknowledged once and stored once.
+        let again = s
+            .record_vital(&nurse(), id, &monitor(97.0), Some(&k1))
+            .await
+            .unwrap();
+        assert!(matches!(again, VitalOutcome::Duplicate { session_id, .. } if session_id == id));
+        assert_eq!(s.count("session_vitals").await.unwrap(), 2);
+        let stored = s.session_vitals(&nurse(), id).await.unwrap();
+        assert_eq!(
+            stored
+                .iter()
+                .map(|v| (v.reading.control_id.clone(), v.reading.vitals.spo2))
+                .collect::<Vec<_>>(),
+            vec![
+                (Some("77".into()), Some(97.0)),
+                (Some("77".into()), Some(96.0))
+            ]
+        );
+
+        // A row stored before migration 0009 (joined key only) is still found by its key.
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO session_vitals (session_id, at, at_epoch, received_at, source, recorded_by, message_key, spo2)
+             VALUES ($1, $2, $3, $2, 'monitor', 'monitor:OLD', 'OLD|FAC|X1', 95)",
+        )
+        .bind(id)
+        .bind(at(6).to_string())
+        .bind(at(6).as_second())
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        let old = s
+            .record_vital(
+                &nurse(),
+                id,
+                &monitor(95.0),
+                Some(&MessageKey::new("OLD", "FAC", "X1")),
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(old, VitalOutcome::Duplicate { .. }),
+            "{backend:?}: {old:?}"
+        );
+        let stored = s.session_vitals(&nurse(), id).await.unwrap();
+        assert_eq!(stored.len(), 3);
+        assert_eq!(stored[2].reading.control_id.as_deref(), Some("X1"));
+    }
+}
+
+#[tokio::test]
+async fn impossible_vitals_are_refused_by_the_store_naming_the_field() {
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let id = seated(s, "MRN-P", "Chair 1").await;
+        for (field, v) in [
+            (
+                "spo2",
+                Vitals {
+                    spo2: Some(150.0),
+                    ..Vitals::default()
+                },
+            ),
+            (
+                "heart_rate",
+                Vitals {
+                    heart_rate: Some(700.0),
+                    ..Vitals::default()
+                },
+            ),
+            (
+                "systolic",
+                Vitals {
+                    systolic: Some(500.0),
+                    diastolic: Some(90.0),
+                    ..Vitals::default()
+                },
+            ),
+            (
+                "temperature_c",
+                Vitals {
+                    temperature_c: Some(12.0),
+                    ..Vitals::default()
+                },
+            ),
+        ] {
+            let r = VitalReading {
+                vitals: v,
+                ..reading(3, 98.0, None)
+            };
+            match s.record_vital(&nurse(), id, &r, None).await {
+                Err(StoreError::Invalid(f)) => {
+                    let msg = f.get(field).unwrap_or_else(|| panic!("{field}: {f:?}"));
+                    assert!(msg.contains("physiologically impossible"), "{msg}");
+                }
+                other => panic!("{backend:?} {field}: {other:?}"),
+            }
+        }
+        assert_eq!(s.count("session_vitals").await.unwrap(), 0);
     }
 }

@@ -135,6 +135,7 @@ fn acknowledged_vitals_survive_sigkill_exactly_once() {
             .match_active_session(&["KC-1002".into()], &[])
             .await
             .unwrap()
+            .session()
             .expect("the demo's dosing session");
         let stored: Vec<String> = store
             .session_vitals(&nurse, sid)

@@ -123,7 +123,9 @@ pub async fn list_vitals(
 }
 
 /// Records a set of vitals (any of systolic, diastolic, heart_rate, spo2, resp_rate, etco2,
-/// temperature_c); alarms it raises are in the answer and on the live suite.
+/// temperature_c); alarms it raises are in the answer and on the live suite. A physiologically
+/// impossible value (outside the cited ranges of `data/sessions/plausibility.toml`) is a 422
+/// naming the field, the bound and its source.
 #[utoipa::path(post, path = "/api/v1/sessions/{sid}/vitals", params(("sid" = i64, Path)), request_body(content = Object, description = "{systolic?, diastolic?, heart_rate?, spo2?, resp_rate?, etco2?, temperature_c?, at?}"), responses((status = 201, description = "stored, with any alarms raised", body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn post_vitals(
     State(s): State<AppState>,

@@ -2,20 +2,28 @@
 //!
 //! Each connection is served by its own task, so many monitors can be connected at once;
 //! messages on one connection are handled in order. A message is matched to the active session
-//! by patient identifier (PID-3, the MRN) or by bed/chair (PV1-3), stored, and only after the
-//! commit answered with ACK AA. Unreadable messages get AR, readable ones that cannot be stored
-//! (unknown patient, wrong type, no session in the chair, a refused value) AE with the reason. A
-//! repeated message control id (per sending application and facility) is acknowledged again and
-//! not stored twice.
+//! by patient identity first: the patient PID-3 names (MRN); PV1-3 (bed/chair) only when PID-3
+//! is empty. PID-3 naming no patient, a patient with no session in a chair, or a patient other
+//! than the one seated in the chair PV1-3 names is answered AE with the reason, and nothing is
+//! stored. OBX-6 units are converted (kPa → mmHg, °F → °C) or refused. The reading is stored,
+//! and only after the commit answered with ACK AA. Unreadable messages get AR, readable ones
+//! that cannot be stored (wrong type, an unknown unit, an impossible value) AE with the reason.
+//! A repeated message (same sending application, sending facility and control id) is
+//! acknowledged again and not stored twice.
+//!
+//! Framing ([`hl7::MllpReader`]) does not depend on how TCP splits the stream: a start block
+//! before an end block discards the torn frame (no ACK: it was never received whole, so the
+//! monitor resends it), and a frame over 1 MiB is discarded up to its end block and answered
+//! with one ACK AR naming the limit, every time; the connection stays open and the next frame
+//! is read normally.
 
 use super::service;
 use crate::AppState;
 use crate::error::AppError;
-use bytes::BytesMut;
 use ketcare_core::{Actor, Role};
-use ketcare_session::hl7::{self, AckCode, Frame, Header, Hl7Error};
+use ketcare_session::hl7::{self, AckCode, Header, Hl7Error, MllpEvent, MllpReader};
 use ketcare_session::{VitalReading, VitalSource};
-use ketcare_store::VitalOutcome;
+use ketcare_store::{MessageKey, MonitorMatch, VitalOutcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -45,26 +53,44 @@ async fn connection(state: AppState, mut stream: TcpStream) -> std::io::Result<(
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "unknown".into());
-    let mut buf = BytesMut::with_capacity(8192);
+    let mut reader = MllpReader::new();
+    let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        loop {
-            match hl7::mllp_deframe(&buf) {
-                Frame::Complete { payload, consumed } => {
-                    let _ = buf.split_to(consumed);
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        for event in reader.push(&chunk[..n]) {
+            match event {
+                MllpEvent::Message(payload) => {
                     let text = String::from_utf8_lossy(&payload).into_owned();
                     let ack = handle(&state, &text, &peer).await;
                     stream.write_all(&hl7::mllp_frame(&ack)).await?;
                 }
-                Frame::Garbage { skip } => {
-                    let _ = buf.split_to(skip);
+                MllpEvent::Oversize { head, size } => {
+                    let ack = oversize_ack(&head, size);
+                    stream.write_all(&hl7::mllp_frame(&ack)).await?;
                 }
-                Frame::Incomplete => break,
+                MllpEvent::Torn { discarded } => {
+                    tracing::warn!(%peer, discarded, "MLLP: torn frame discarded (a start block came before its end block)");
+                }
             }
         }
-        if stream.read_buf(&mut buf).await? == 0 {
-            return Ok(());
-        }
     }
+}
+
+/// The ACK AR for a frame over the size limit: the same answer whatever the TCP chunking,
+/// naming the message's control id when its MSH could be read from its first bytes.
+pub fn oversize_ack(head: &[u8], size: usize) -> String {
+    let header = hl7::parse_header(&String::from_utf8_lossy(head)).unwrap_or_default();
+    ack(
+        &header,
+        AckCode::AR,
+        &format!(
+            "message of {size} bytes is over the {} byte limit: refused, nothing stored",
+            hl7::MAX_MESSAGE
+        ),
+    )
 }
 
 fn hl7_now() -> String {
@@ -94,18 +120,8 @@ pub async fn handle(state: &AppState, text: &str, peer: &str) -> String {
         .match_active_session(&msg.patient_ids, &msg.location)
         .await
     {
-        Ok(Some(sid)) => sid,
-        Ok(None) => {
-            return ack(
-                &header,
-                AckCode::AE,
-                &format!(
-                    "no patient in a chair for patient id [{}] or location [{}]",
-                    msg.patient_ids.join(", "),
-                    msg.location.join("/")
-                ),
-            );
-        }
+        Ok(MonitorMatch::Session { session_id, .. }) => session_id,
+        Ok(refused) => return ack(&header, AckCode::AE, &refused.reason()),
         Err(e) => {
             tracing::error!(error = %e, "MLLP session lookup");
             return ack(
@@ -141,9 +157,10 @@ pub async fn handle(state: &AppState, text: &str, peer: &str) -> String {
         by: format!("monitor:{sender}"),
         control_id: Some(header.control_id.clone()),
     };
-    let key = format!(
-        "{}|{}|{}",
-        header.sending_application, header.sending_facility, header.control_id
+    let key = MessageKey::new(
+        header.sending_application.clone(),
+        header.sending_facility.clone(),
+        header.control_id.clone(),
     );
     match service::record_vital(state, &actor, sid, &reading, Some(&key)).await {
         Ok(VitalOutcome::Stored { .. }) => ack(&header, AckCode::AA, ""),

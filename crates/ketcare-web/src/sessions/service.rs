@@ -7,7 +7,7 @@ use ketcare_clinical::dose::OrderState;
 use ketcare_core::{Actor, PatientId};
 use ketcare_session::session::VerifiedDose;
 use ketcare_session::{Command, RulesFile, Session, VitalReading};
-use ketcare_store::{RecordKind, SessionRecord, VitalOutcome};
+use ketcare_store::{MessageKey, RecordKind, SessionRecord, VitalOutcome};
 
 /// The built-in monitoring rules, validated against the library's sources.
 pub fn rules(state: &AppState) -> Result<RulesFile, AppError> {
@@ -200,13 +200,15 @@ pub async fn command(
     Ok(rec)
 }
 
-/// Stores a reading and publishes it (and any alarm it raised) after the commit.
+/// Stores a reading and publishes it (and any alarm it raised) after the commit. Every edge
+/// (page, API, monitors) comes through here, and the store refuses a physiologically impossible
+/// reading before writing it (`ketcare_session::limits::check_reading`), naming the field.
 pub async fn record_vital(
     state: &AppState,
     actor: &Actor,
     sid: i64,
     reading: &VitalReading,
-    message_key: Option<&str>,
+    message_key: Option<&MessageKey>,
 ) -> Result<VitalOutcome, AppError> {
     let out = state
         .store
