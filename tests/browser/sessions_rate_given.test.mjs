@@ -145,6 +145,16 @@ test('a rate other than the order is refused without a reason, flagged with one;
   assert.match(flag, /NOT the ordered rate: given 80 mL\/h, ordered 75 mL\/h/);
   assert.match(flag, /prescriber at the chair asked for 80 mL\/h \(nurse,/);
 
+  // The rate-change form holds the ordered rate too: another rate needs a reason, back to the
+  // order's does not.
+  assert.equal(await page.inputValue('#new-rate'), '75');
+  await page.fill('#new-rate', '90');
+  await page.click('#change-rate');
+  assert.match(await page.textContent('#error'), /rate_reason: 90 mL\/h is not the verified order's 75 mL\/h/);
+  await page.click('#change-rate');
+  assert.equal(await page.locator('#error').count(), 0);
+  assert.match(await page.textContent('#administrations'), /rate changed to 75 mL\/h/);
+
   // Stopped early after a few seconds, then escalated and transferred.
   await new Promise((r) => setTimeout(r, 3000));
   await page.fill('#stop-reason', 'patient asked to stop');

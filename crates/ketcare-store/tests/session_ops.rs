@@ -688,3 +688,61 @@ async fn a_paused_early_stop_bills_and_balances_what_actually_ran() {
         assert!(rec.session.ledger.unwrap().balanced);
     }
 }
+
+/// The store itself schedules a session only for a verified dose order of that patient: it reads
+/// the order's row in the creating transaction, whatever the caller's copy says.
+#[tokio::test]
+async fn a_session_is_created_only_for_a_verified_order_of_its_patient() {
+    use ketcare_store::{RecordChange, RecordKind};
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let pid = patient(s, "O-1", "1980-01-01").await;
+        let other = patient(s, "O-2", "1980-01-01").await;
+        let prescriber = Actor::system(Role::Prescriber);
+        let order = |state: &'static str| RecordChange {
+            permission: ketcare_core::Permission::OrderDose,
+            kind: RecordKind::DoseOrder,
+            state,
+            body: "{}",
+            action: "dose_order.create",
+        };
+        let pending = s
+            .create_record(&prescriber, pid, &order("pending_verification"))
+            .await
+            .unwrap()
+            .id;
+        let verified = s
+            .create_record(&prescriber, pid, &order("verified"))
+            .await
+            .unwrap()
+            .id;
+        let with_order = |id: i64| {
+            let mut sess = session();
+            sess.dose_order_id = Some(id);
+            sess
+        };
+        for (who, id, needle) in [
+            (pid, pending, "is pending verification"),
+            (other, verified, "belongs to another patient"),
+            (pid, 9_999, "no dose order 9999"),
+        ] {
+            match s
+                .create_treatment_session(&nurse(), who, &with_order(id))
+                .await
+            {
+                Err(StoreError::Invalid(f)) => {
+                    let e = &f.0[0];
+                    assert_eq!(e.field, "order_id", "{backend:?}");
+                    assert!(e.message.contains(needle), "{backend:?}: {}", e.message);
+                }
+                other => panic!("{backend:?}: expected a refusal naming order_id, got {other:?}"),
+            }
+        }
+        let rec = s
+            .create_treatment_session(&nurse(), pid, &with_order(verified))
+            .await
+            .unwrap();
+        assert_eq!(rec.session.dose_order_id, Some(verified));
+    }
+}
