@@ -55,6 +55,9 @@ pub struct OrderedInfusion {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OrderedDelivery {
     pub infusion: Option<OrderedInfusion>,
+    /// The infusion component's mg, whether or not the order prepared it (a pump rate).
+    #[serde(default)]
+    pub infusion_mg: Option<f64>,
     pub bolus_mg: Option<f64>,
     pub single_dose_mg: Option<f64>,
     pub device_mg: Option<f64>,
@@ -105,6 +108,7 @@ pub fn ordered_delivery(calc: &DoseCalculation) -> OrderedDelivery {
     };
     OrderedDelivery {
         infusion,
+        infusion_mg: mg_of(Role::Infusion),
         bolus_mg: mg_of(Role::Bolus),
         single_dose_mg: mg_of(Role::Dose),
         device_mg: calc.esketamine.as_ref().map(|e| e.device_mg.value),
@@ -370,6 +374,12 @@ impl Session {
                             conc()?;
                             rate = Some(*r);
                             running = true;
+                        }
+                        None if dose.delivery.infusion_mg.is_some() => {
+                            return Err(
+                                "the start names no pump rate, so the infusion's mg cannot be computed"
+                                    .into(),
+                            );
                         }
                         None => match dose.delivery.single_dose_mg {
                             Some(mg) => out.doses.push(GivenDose {

@@ -819,3 +819,26 @@ fn esketamine_devices_are_counted_as_given() {
     assert_eq!(d.doses.len(), 2);
     assert_eq!(d.running_minutes, 0.0);
 }
+
+#[test]
+fn an_infusion_started_without_a_rate_is_not_counted_as_nothing() {
+    // An order with a bolus and an infusion but no prepared concentration: the start names no
+    // rate, so the record cannot compute the infusion's mg (the bolus alone would understate it).
+    let mut s = session_in(infusion_plan(), Phase::DoseVerified);
+    if let Some(d) = s.checklist.dose.as_mut() {
+        d.delivery.infusion = None;
+        d.delivery.infusion_mg = Some(35.0);
+        d.delivery.bolus_mg = Some(10.0);
+    }
+    ok(
+        &mut s,
+        Command::Start {
+            rate_ml_per_h: None,
+            rate_reason: None,
+        },
+        10.0,
+    );
+    let e = s.delivered().unwrap_err();
+    assert!(e.contains("no pump rate"), "{e}");
+    assert!(s.given_mg().unwrap_err().contains("record_given"));
+}
