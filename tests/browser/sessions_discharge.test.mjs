@@ -3,7 +3,8 @@
 // observation); a prescriber orders and a pharmacist verifies the dose (API); the nurse schedules
 // and runs the session in the browser, a monitor streams a low SpO2 over MLLP, the alarm reaches
 // the suite live, she acknowledges and resolves it, stops the infusion, waits out the observation,
-// completes the discharge checklist, discharges, signs and opens the printable signed record.
+// completes the discharge checklist, discharges, confirms the mg the record computes as given,
+// signs and opens the printable signed record.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startKetcare, openBrowser, signIn, signOut, resultPath, sendOru } from './harness.mjs';
@@ -142,7 +143,7 @@ test('nurse runs an IV ketamine session to discharge with a streamed SpO2 alarm 
   assert.equal(await page.locator('#checklist-missing').count(), 0, await page.textContent('main'));
   await page.click('#verify-dose');
   assert.match(await page.textContent('#phase'), /Dose verified/);
-  await page.fill('#rate', String(rate));
+  assert.equal(await page.inputValue('#rate'), String(rate), 'the start form holds the ordered rate');
   await page.click('#start');
   assert.match(await page.textContent('#phase'), /Running/);
 
@@ -193,14 +194,27 @@ test('nurse runs an IV ketamine session to discharge with a streamed SpO2 alarm 
   await page.click('#ready');
   await page.click('#discharge');
   assert.match(await page.textContent('#phase'), /Discharged/);
-  // What was given was drawn from a 50 mg/mL vial: drawn = given, so the ledger balances.
+  // What the record computes as given (rate × running time × the order's concentration) was
+  // drawn from a 50 mg/mL vial in whole µL, the rest wasted before a witness; the nurse confirms
+  // the computed mg, so the ledger balances.
   const session = await api(page, 'GET', `/api/v1/sessions/${sid}`);
   assert.equal(session.status, 200, session.text);
-  const doseMg = findNum(session.json, 'dose_mg');
-  assert.ok(doseMg > 0, `the verified dose in mg: ${session.text}`);
+  const givenMg = session.json.delivered.mg;
+  assert.ok(givenMg > 0, `the mg given from the record: ${session.text}`);
+  const givenUg = Math.round(givenMg * 1000);
+  const ul = Math.ceil(givenUg / 50);
   const draw = await api(page, 'POST', '/api/v1/ledger/events', { event: {
-    kind: 'draw', container: 1, session_id: sid, patient_id: pid, volume_ul: Math.round(doseMg * 1000 / 50) } });
+    kind: 'draw', container: 1, session_id: sid, patient_id: pid, volume_ul: ul } });
   assert.equal(draw.status, 201, draw.text);
+  if (ul * 50 > givenUg) {
+    const waste = await api(page, 'POST', '/api/v1/ledger/events', {
+      event: { kind: 'waste', session_id: sid, amount_ug: ul * 50 - givenUg, witness: null, note: 'left in the line' },
+      witnesses: [{ username: 'prescriber', password: 'ketcare-demo' }] });
+    assert.equal(waste.status, 201, waste.text);
+  }
+  await page.reload();
+  assert.equal(await page.inputValue('#given-mg'), String(givenMg));
+  await page.click('#confirm-given');
   await page.click('#sign');
   assert.match(await page.textContent('#signed'), /Signed by/);
 

@@ -217,7 +217,15 @@ pub fn superbill(
         match facts.route {
             Route::IvInfusion | Route::IvPush => {
                 let minutes = match (facts.infusion_start, facts.infusion_stop) {
-                    (Some(a), Some(b)) if b > a => b.duration_since(a).as_secs() / 60,
+                    _ if facts.infusion_minutes.is_some_and(|m| m < 0) => {
+                        return Err(BillingError {
+                            field: "infusion_minutes".into(),
+                            message: "the running time cannot be negative".into(),
+                        });
+                    }
+                    (Some(a), Some(b)) if b > a => facts
+                        .infusion_minutes
+                        .unwrap_or(b.duration_since(a).as_secs() / 60),
                     (Some(_), Some(_)) => {
                         return Err(BillingError {
                             field: "infusion_stop".into(),
@@ -369,6 +377,7 @@ mod tests {
             .parse()
             .unwrap_or(Timestamp::UNIX_EPOCH);
         SessionFacts {
+            infusion_minutes: None,
             session_id: 1,
             patient_id: 2,
             drug: Drug::RacemicKetamine,
@@ -419,6 +428,24 @@ mod tests {
             codes(&iv(240, 0)),
             c(&[("96365", 1), ("96366", 3), ("J3490", 1)])
         );
+    }
+
+    #[test]
+    fn running_time_not_stop_minus_start_is_coded() {
+        // Paused from minute 8 to 17, stopped at 19: 10 minutes ran → 96374, not 96365.
+        let mut f = iv(19, 0);
+        f.infusion_minutes = Some(10);
+        assert_eq!(codes(&f), c(&[("96374", 1), ("J3490", 1)]));
+        let book = CodeBook::builtin().unwrap_or_else(|e| unreachable!("{e}"));
+        let sb = superbill(&f, &book, &PriceList::default(), SiteBilling::default())
+            .unwrap_or_else(|e| unreachable!("{e:?}"));
+        assert!(
+            sb.lines[0].basis.contains("infusion time 10 min"),
+            "{:?}",
+            sb.lines[0]
+        );
+        f.infusion_minutes = Some(-1);
+        assert!(superbill(&f, &book, &PriceList::default(), SiteBilling::default()).is_err());
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub struct SessionFacts {
     pub infusion_start: Option<Timestamp>,
     #[schema(value_type = Option<String>)]
     pub infusion_stop: Option<Timestamp>,
+    /// Minutes the infusion actually ran (pauses excluded), when the session record computes
+    /// it; billing codes these rather than stop − start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infusion_minutes: Option<i64>,
     /// What the session record says was given, in micrograms (racemic ketamine or esketamine).
     #[schema(value_type = i64)]
     pub given: Micrograms,

@@ -12,6 +12,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod alarms;
+pub mod delivery;
 pub mod hl7;
 pub mod limits;
 pub mod rules;
@@ -19,6 +20,7 @@ pub mod session;
 pub mod vitals;
 
 pub use alarms::{Alarm, AlarmKind, AlarmState};
+pub use delivery::{Delivered, OrderedDelivery, RateDeviation, ordered_delivery};
 pub use rules::{Mode, Plan, RulesFile, Setting};
 pub use session::{Command, Phase, Refusal, Session, consent_valid, ledger_balances};
 pub use vitals::{FieldError, VitalReading, VitalSource, Vitals};

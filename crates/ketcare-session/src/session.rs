@@ -10,8 +10,11 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::alarms::{self, Alarm, AlarmState, Finding, Stamp};
+use crate::delivery::{GivenConfirmation, OrderedDelivery, RateDeviation};
 use crate::rules::{Mode, Plan};
 use crate::vitals::{FieldError, VitalReading, Vitals};
+use ketcare_clinical::protocol::LimitSeverity;
+use ketcare_clinical::units::RateMlPerH;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -149,6 +152,10 @@ pub struct VerifiedDose {
     /// The total mg the order gives (all components, or the esketamine dose), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dose_mg: Option<f64>,
+    /// What the order says about delivery: pump rate, prepared concentration, bolus, single
+    /// dose, device strength and the protocol's limits as the order applied them.
+    #[serde(default)]
+    pub delivery: OrderedDelivery,
 }
 
 /// Esketamine REMS setting items (§4a) confirmed before dosing.
@@ -252,9 +259,14 @@ pub enum AdminEvent {
     Start {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rate_ml_per_h: Option<f64>,
+        /// Set when the rate is not the verified order's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deviation: Option<RateDeviation>,
     },
     RateChange {
         rate_ml_per_h: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deviation: Option<RateDeviation>,
     },
     Pause {
         reason: String,
@@ -350,13 +362,20 @@ pub enum Command {
         dose: VerifiedDose,
     },
     VerifyDose,
+    /// Starts dosing. An infusion runs at the verified order's rate unless another rate is
+    /// given; another rate must stay within the protocol's hard limits and needs `rate_reason`.
     Start {
         #[serde(default)]
-        rate_ml_per_h: Option<f64>,
+        rate_ml_per_h: Option<RateMlPerH>,
+        #[serde(default)]
+        rate_reason: Option<String>,
     },
     GiveDevice,
+    /// Changes the pump rate; a rate other than the verified order's needs `rate_reason`.
     ChangeRate {
-        rate_ml_per_h: f64,
+        rate_ml_per_h: RateMlPerH,
+        #[serde(default)]
+        rate_reason: Option<String>,
     },
     Pause {
         reason: String,
@@ -410,10 +429,12 @@ pub enum Command {
     Addendum {
         text: String,
     },
-    /// The mg actually given, when dosing did not run as ordered (an infusion stopped early,
-    /// escalated or transferred); the ledger reconciles against it.
+    /// Confirms the mg given that the administration record computes ([`Session::delivered`]),
+    /// or corrects it with a `reason`; signing needs it once dosing started.
     RecordGiven {
         given_mg: f64,
+        #[serde(default)]
+        reason: Option<String>,
     },
 }
 
@@ -447,7 +468,7 @@ impl Command {
             Command::ResolveAlarm { .. } => "resolve an alarm",
             Command::Sign => "sign the record",
             Command::Addendum { .. } => "add an addendum",
-            Command::RecordGiven { .. } => "document the mg given",
+            Command::RecordGiven { .. } => "confirm the mg given",
         }
     }
 
@@ -500,9 +521,13 @@ pub struct Session {
     pub signature: Option<Signature>,
     #[serde(default)]
     pub addenda: Vec<Note>,
-    /// The mg given as documented by a clinician (see [`Session::given_mg`]).
+    /// The mg given as documented by a clinician before confirmations carried who, when and
+    /// why (older records only; see [`Session::given_mg`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub given_mg: Option<f64>,
+    /// The mg given as confirmed (or corrected with a reason) before signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_confirmation: Option<GivenConfirmation>,
     /// The ledger's answer when signing was last asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger: Option<LedgerCheck>,
@@ -564,6 +589,7 @@ impl Session {
             signature: None,
             addenda: vec![],
             given_mg: None,
+            given_confirmation: None,
             ledger: None,
         }
     }
@@ -612,8 +638,8 @@ impl Session {
             .iter()
             .rev()
             .find_map(|a| match a.event {
-                AdminEvent::Start { rate_ml_per_h } => rate_ml_per_h,
-                AdminEvent::RateChange { rate_ml_per_h } => Some(rate_ml_per_h),
+                AdminEvent::Start { rate_ml_per_h, .. } => rate_ml_per_h,
+                AdminEvent::RateChange { rate_ml_per_h, .. } => Some(rate_ml_per_h),
                 _ => None,
             })
     }
@@ -633,45 +659,88 @@ impl Session {
         }
     }
 
-    /// The mg this record documents as given: what a clinician recorded, else nothing before
-    /// dosing started, else the devices given (esketamine) or the whole order when the
-    /// infusion ran as ordered. An infusion stopped early or interrupted needs the mg recorded.
+    /// The mg this record documents as given: what a clinician confirmed (or corrected with a
+    /// reason), else what the administration record computes ([`Session::delivered`]).
     pub fn given_mg(&self) -> Result<f64, String> {
+        if let Some(c) = &self.given_confirmation {
+            return Ok(c.mg);
+        }
         if let Some(mg) = self.given_mg {
             return Ok(mg);
         }
-        if self.dose_start().is_none() {
-            return Ok(0.0);
-        }
-        let Some(total) = self.checklist.dose.as_ref().and_then(|d| d.dose_mg) else {
-            return Err("the verified dose names no mg: document the mg given".into());
+        self.delivered()
+            .map(|d| d.mg)
+            .map_err(|e| format!("{e}; document the mg given with a reason (record_given)"))
+    }
+
+    /// The pump rate a start or rate change asks for, checked against the verified order: the
+    /// order's rate needs nothing; another rate is refused if it crosses a hard limit (or a
+    /// cap) of the protocol as the order applied it, and otherwise needs a reason (which also
+    /// passes the soft limits it crosses). Returns the rate and the deviation to record.
+    fn checked_rate(
+        &self,
+        rate: Option<RateMlPerH>,
+        reason: Option<&str>,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<(Option<f64>, Option<RateDeviation>), Vec<String>> {
+        let ordered = self
+            .checklist
+            .dose
+            .as_ref()
+            .and_then(|d| d.delivery.infusion.as_ref());
+        let Some(r) = rate.map(f64::from).or(ordered.map(|o| o.rate_ml_per_h)) else {
+            return Ok((None, None));
         };
-        match self.plan.mode {
-            Mode::Esketamine => {
-                let planned = self.checklist.dose.as_ref().map_or(0, |d| d.devices);
-                if planned == 0 {
-                    return Err("the verified dose names no devices: document the mg given".into());
-                }
-                Ok(total * f64::from(self.devices_given()) / f64::from(planned))
-            }
-            Mode::Infusion => {
-                let last_stop = self
-                    .administrations
-                    .iter()
-                    .rev()
-                    .find_map(|a| match &a.event {
-                        AdminEvent::Stop { reason } => Some(reason.clone()),
-                        _ => None,
-                    });
-                match last_stop {
-                    Some(None) => Ok(total),
-                    _ => Err(
-                        "the infusion did not run as ordered (stopped early or interrupted): document the mg given"
-                            .into(),
-                    ),
-                }
-            }
+        if !(r > 0.0 && r <= 2000.0) {
+            return Err(vec![format!(
+                "rate_ml_per_h: {r} is not a pump rate (0–2000 mL/h)"
+            )]);
         }
+        let Some(o) = ordered else {
+            return Err(vec![format!(
+                "rate_ml_per_h: the verified order gives no pump rate (no prepared concentration), so {r} mL/h cannot be checked against it: start without a rate, or have the order recalculated with its preparation"
+            )]);
+        };
+        if o.is_ordered(r) {
+            return Ok((Some(r), None));
+        }
+        let crossed = o.crossed(r);
+        let hard: Vec<String> = crossed
+            .iter()
+            .filter(|c| c.severity != LimitSeverity::Soft)
+            .map(|c| format!("rate_ml_per_h: {}", c.text))
+            .collect();
+        if !hard.is_empty() {
+            let mut m = vec![format!(
+                "rate_ml_per_h: {r} mL/h is not the verified order's {} mL/h and crosses a hard limit: it is refused, with or without a reason",
+                o.rate_ml_per_h
+            )];
+            m.extend(hard);
+            return Err(m);
+        }
+        let soft: Vec<String> = crossed.into_iter().map(|c| c.text).collect();
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        let Some(reason) = reason else {
+            let mut m = vec![format!(
+                "rate_reason: {r} mL/h is not the verified order's {} mL/h: confirm it with a reason, or run at the ordered rate",
+                o.rate_ml_per_h
+            )];
+            m.extend(soft.iter().map(|t| format!("rate_ml_per_h: {t}")));
+            return Err(m);
+        };
+        let reason = nonempty("rate_reason", reason).map_err(|e| vec![e.to_string()])?;
+        Ok((
+            Some(r),
+            Some(RateDeviation {
+                ordered_ml_per_h: o.rate_ml_per_h,
+                given_ml_per_h: r,
+                reason,
+                by: by.into(),
+                at,
+                soft_limits_crossed: soft,
+            }),
+        ))
     }
 
     /// Whether consent is still checked before each command: until dosing starts.
@@ -1010,7 +1079,10 @@ impl Session {
                 }
                 self.go(DoseVerified, by, at, None);
             }
-            Command::Start { rate_ml_per_h } => {
+            Command::Start {
+                rate_ml_per_h,
+                rate_reason,
+            } => {
                 if phase != DoseVerified {
                     return Err(wrong_phase(self, "a verified dose"));
                 }
@@ -1019,7 +1091,7 @@ impl Session {
                 }
                 match self.plan.mode {
                     Mode::Esketamine => {
-                        if rate_ml_per_h.is_some() {
+                        if rate_ml_per_h.is_some() || rate_reason.is_some() {
                             return Err(self.refuse(
                                 cmd,
                                 vec!["rate_ml_per_h: esketamine is given device by device".into()],
@@ -1028,21 +1100,15 @@ impl Session {
                         self.admin(by, at, AdminEvent::Device { number: 1 });
                     }
                     Mode::Infusion => {
-                        if let Some(r) = rate_ml_per_h
-                            && !(r.is_finite() && *r > 0.0 && *r <= 2000.0)
-                        {
-                            return Err(self.refuse(
-                                cmd,
-                                vec![format!(
-                                    "rate_ml_per_h: {r} is not a pump rate (0–2000 mL/h)"
-                                )],
-                            ));
-                        }
+                        let (rate, deviation) = self
+                            .checked_rate(*rate_ml_per_h, rate_reason.as_deref(), by, at)
+                            .map_err(|m| self.refuse(cmd, m))?;
                         self.admin(
                             by,
                             at,
                             AdminEvent::Start {
-                                rate_ml_per_h: *rate_ml_per_h,
+                                rate_ml_per_h: rate,
+                                deviation,
                             },
                         );
                     }
@@ -1094,23 +1160,30 @@ impl Session {
                 }
                 self.admin(by, at, AdminEvent::Device { number: n + 1 });
             }
-            Command::ChangeRate { rate_ml_per_h } => {
+            Command::ChangeRate {
+                rate_ml_per_h,
+                rate_reason,
+            } => {
                 if phase != Running {
                     return Err(wrong_phase(self, "a running infusion"));
                 }
                 if self.plan.mode != Mode::Infusion {
                     return Err(self.refuse(cmd, vec!["esketamine has no rate".into()]));
                 }
-                let r = *rate_ml_per_h;
-                if !(r.is_finite() && r > 0.0 && r <= 2000.0) {
-                    return Err(self.refuse(
-                        cmd,
-                        vec![format!(
-                            "rate_ml_per_h: {r} is not a pump rate (0–2000 mL/h)"
-                        )],
-                    ));
-                }
-                self.admin(by, at, AdminEvent::RateChange { rate_ml_per_h: r });
+                let (rate, deviation) = self
+                    .checked_rate(Some(*rate_ml_per_h), rate_reason.as_deref(), by, at)
+                    .map_err(|m| self.refuse(cmd, m))?;
+                let Some(rate) = rate else {
+                    return Err(self.refuse(cmd, vec!["rate_ml_per_h: required".into()]));
+                };
+                self.admin(
+                    by,
+                    at,
+                    AdminEvent::RateChange {
+                        rate_ml_per_h: rate,
+                        deviation,
+                    },
+                );
             }
             Command::Pause { reason } => {
                 if phase != Running {
@@ -1354,6 +1427,18 @@ impl Session {
                     ));
                 }
                 let mut missing = Vec::new();
+                if self.dose_start().is_some() && self.given_confirmation.is_none() {
+                    missing.push(match self.delivered() {
+                        Ok(d) => format!(
+                            "the mg given is not confirmed: the administration record computes {} mg (infusion running {} min); confirm it or correct it with a reason (record_given)",
+                            d.mg,
+                            (d.running_minutes * 10.0).round() / 10.0
+                        ),
+                        Err(e) => format!(
+                            "the mg given is not confirmed ({e}): document it with a reason (record_given)"
+                        ),
+                    });
+                }
                 if let Err(e) = ledger_balances(self) {
                     missing.push(e);
                 }
@@ -1369,7 +1454,7 @@ impl Session {
                 }
                 self.signature = Some(Signature { by: by.into(), at });
             }
-            Command::RecordGiven { given_mg } => {
+            Command::RecordGiven { given_mg, reason } => {
                 if !matches!(
                     phase,
                     Observation | ReadyForDischarge | Escalated | Discharged | Transferred
@@ -1385,7 +1470,39 @@ impl Session {
                         )],
                     ));
                 }
-                self.given_mg = Some(*given_mg);
+                let computed = self.delivered();
+                let reason = reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+                let reason = match reason {
+                    Some(r) => Some(nonempty("reason", r).map_err(|e| field(self, e))?),
+                    None => None,
+                };
+                match (&computed, &reason) {
+                    (Ok(d), None) if (d.mg - given_mg).abs() > 0.0005 => {
+                        return Err(self.refuse(
+                            cmd,
+                            vec![format!(
+                                "reason: {given_mg} mg differs from the {} mg the administration record computes: give a reason to correct it",
+                                d.mg
+                            )],
+                        ));
+                    }
+                    (Err(e), None) => {
+                        return Err(self.refuse(
+                            cmd,
+                            vec![format!(
+                                "reason: the administration record cannot compute the mg given ({e}): say how {given_mg} mg was established"
+                            )],
+                        ));
+                    }
+                    _ => {}
+                }
+                self.given_confirmation = Some(GivenConfirmation {
+                    mg: *given_mg,
+                    computed_mg: computed.ok().map(|d| d.mg),
+                    reason,
+                    by: by.into(),
+                    at,
+                });
             }
             Command::Addendum { text } => {
                 if self.signature.is_none() {

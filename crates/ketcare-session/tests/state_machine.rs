@@ -15,11 +15,13 @@ fn commands() -> Vec<Command> {
         Command::AttachDose { dose: dose(0) },
         Command::VerifyDose,
         Command::Start {
-            rate_ml_per_h: Some(8.75),
+            rate_ml_per_h: Some(rate(8.75)),
+            rate_reason: None,
         },
         Command::GiveDevice,
         Command::ChangeRate {
-            rate_ml_per_h: 10.0,
+            rate_ml_per_h: rate(10.0),
+            rate_reason: Some("slow response, per the prescriber".into()),
         },
         Command::Pause {
             reason: "nausea".into(),
@@ -65,7 +67,10 @@ fn commands() -> Vec<Command> {
         Command::Addendum {
             text: "late entry".into(),
         },
-        Command::RecordGiven { given_mg: 20.0 },
+        Command::RecordGiven {
+            given_mg: 20.0,
+            reason: Some("pump log read after the alarm".into()),
+        },
     ]
 }
 
@@ -282,7 +287,10 @@ fn esketamine_devices_five_minutes_apart() {
     // Esketamine has no rate.
     assert!(
         s.apply(
-            &Command::ChangeRate { rate_ml_per_h: 5.0 },
+            &Command::ChangeRate {
+                rate_ml_per_h: rate(5.0),
+                rate_reason: Some("test".into()),
+            },
             "nurse",
             at(31.0)
         )
@@ -484,6 +492,7 @@ fn consent_comes_from_the_consent_record_and_gates_the_start() {
         .apply(
             &Command::Start {
                 rate_ml_per_h: None,
+                rate_reason: None,
             },
             "nurse",
             at(6.0),
@@ -496,6 +505,7 @@ fn consent_comes_from_the_consent_record_and_gates_the_start() {
         &mut s,
         Command::Start {
             rate_ml_per_h: None,
+            rate_reason: None,
         },
         7.0,
     );
@@ -507,4 +517,328 @@ fn consent_comes_from_the_consent_record_and_gates_the_start() {
         at: at(8.0),
     });
     assert!(s.checklist.consent.as_ref().unwrap().valid);
+}
+
+fn secs(s: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(T0 + s).unwrap()
+}
+
+#[test]
+fn start_rate_is_the_verified_orders_unless_another_is_confirmed_within_limits() {
+    // No rate given: the pump runs at the verified order's 8.75 mL/h, no deviation.
+    let mut s = session_in(infusion_plan(), Phase::DoseVerified);
+    ok(
+        &mut s,
+        Command::Start {
+            rate_ml_per_h: None,
+            rate_reason: None,
+        },
+        10.0,
+    );
+    assert_eq!(s.rate(), Some(8.75));
+    assert!(s.rate_deviations().is_empty());
+
+    // Ten times the order (87.5 mL/h → 5 mg/kg over 40 min): over the hard 1.0 mg/kg,
+    // refused with or without a reason, naming the limit.
+    for reason in [None, Some("prescriber asked".to_string())] {
+        let mut s = session_in(infusion_plan(), Phase::DoseVerified);
+        let before = s.clone();
+        let e = s
+            .apply(
+                &Command::Start {
+                    rate_ml_per_h: Some(rate(87.5)),
+                    rate_reason: reason,
+                },
+                "nurse",
+                at(10.0),
+            )
+            .unwrap_err();
+        let t = e.to_string();
+        assert!(t.contains("rate_ml_per_h"), "{t}");
+        assert!(t.contains("max-mg-per-kg-hard"), "{t}");
+        assert!(t.contains("5 mg/kg"), "{t}");
+        assert_eq!(s, before);
+    }
+
+    // 9.5 mL/h is within every limit: refused without a reason (naming rate_reason and both
+    // rates), accepted with one and flagged with who, when, why, ordered and given.
+    let mut s = session_in(infusion_plan(), Phase::DoseVerified);
+    let e = s
+        .apply(
+            &Command::Start {
+                rate_ml_per_h: Some(rate(9.5)),
+                rate_reason: Some("  ".into()),
+            },
+            "nurse",
+            at(10.0),
+        )
+        .unwrap_err();
+    let t = e.to_string();
+    assert!(t.contains("rate_reason"), "{t}");
+    assert!(t.contains("9.5 mL/h") && t.contains("8.75 mL/h"), "{t}");
+    assert_eq!(s.phase, Phase::DoseVerified);
+    s.apply(
+        &Command::Start {
+            rate_ml_per_h: Some(rate(9.5)),
+            rate_reason: Some("pump set to the prescriber's verbal order".into()),
+        },
+        "nurse2",
+        at(10.0),
+    )
+    .unwrap();
+    let d = s.rate_deviations();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].ordered_ml_per_h, 8.75);
+    assert_eq!(d[0].given_ml_per_h, 9.5);
+    assert_eq!(d[0].by, "nurse2");
+    assert_eq!(d[0].at, at(10.0));
+    assert_eq!(d[0].reason, "pump set to the prescriber's verbal order");
+    assert!(d[0].soft_limits_crossed.is_empty());
+
+    // A rate change above the soft 0.75 mg/kg (14 mL/h → 0.8 mg/kg over 40 min) needs a reason
+    // and lists the soft limit; back to the ordered rate needs none.
+    let e = s
+        .apply(
+            &Command::ChangeRate {
+                rate_ml_per_h: rate(14.0),
+                rate_reason: None,
+            },
+            "nurse",
+            at(12.0),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("max-mg-per-kg-soft"), "{e}");
+    ok(
+        &mut s,
+        Command::ChangeRate {
+            rate_ml_per_h: rate(14.0),
+            rate_reason: Some("prescriber at the chair".into()),
+        },
+        12.0,
+    );
+    assert!(s.rate_deviations()[1].soft_limits_crossed[0].contains("max-mg-per-kg-soft"));
+    ok(
+        &mut s,
+        Command::ChangeRate {
+            rate_ml_per_h: rate(8.75),
+            rate_reason: None,
+        },
+        13.0,
+    );
+    assert_eq!(s.rate_deviations().len(), 2);
+    // Nonsense rates are refused by type (zero, negative) or range.
+    assert!(
+        serde_json::from_value::<Command>(
+            serde_json::json!({"command": "change_rate", "rate_ml_per_h": 0})
+        )
+        .is_err()
+    );
+    let e = s
+        .apply(
+            &Command::ChangeRate {
+                rate_ml_per_h: rate(5000.0),
+                rate_reason: Some("x".into()),
+            },
+            "nurse",
+            at(14.0),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("not a pump rate"), "{e}");
+}
+
+#[test]
+fn an_order_without_a_pump_rate_refuses_a_typed_rate() {
+    let mut s = session_in(infusion_plan(), Phase::DoseVerified);
+    if let Some(d) = s.checklist.dose.as_mut() {
+        d.delivery.infusion = None;
+    }
+    let e = s
+        .apply(
+            &Command::Start {
+                rate_ml_per_h: Some(rate(8.75)),
+                rate_reason: Some("x".into()),
+            },
+            "nurse",
+            at(10.0),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("gives no pump rate"), "{e}");
+}
+
+#[test]
+fn delivered_follows_rates_pauses_resumes_and_the_stop() {
+    let mut s = session_in(infusion_plan(), Phase::DoseVerified);
+    ok(
+        &mut s,
+        Command::Start {
+            rate_ml_per_h: None,
+            rate_reason: None,
+        },
+        10.0,
+    );
+    ok(
+        &mut s,
+        Command::ChangeRate {
+            rate_ml_per_h: rate(17.5),
+            rate_reason: Some("prescriber".into()),
+        },
+        20.0,
+    );
+    ok(
+        &mut s,
+        Command::Pause {
+            reason: "nausea".into(),
+        },
+        25.0,
+    );
+    ok(&mut s, Command::Resume, 30.0);
+    // Running, not stopped: counted to the last event, still running.
+    let d = s.delivered().unwrap();
+    assert!(d.running);
+    ok(&mut s, Command::Stop { reason: None }, 35.0);
+    let d = s.delivered().unwrap();
+    // 10 min × 8.75 mL/h × 6 mg/mL = 8.75 mg; 5 min and 5 min at 17.5 mL/h = 17.5 mg.
+    assert!((d.mg - 26.25).abs() < 1e-9, "{d:?}");
+    assert!((d.running_minutes - 20.0).abs() < 1e-9, "{d:?}");
+    assert!(!d.running);
+    assert_eq!(d.intervals.len(), 3);
+    assert_eq!(s.given_mg().unwrap(), 26.25);
+}
+
+#[test]
+fn paused_from_8_to_17_and_stopped_at_19_ran_10_minutes() {
+    let mut s = session_in(infusion_plan(), Phase::DoseVerified);
+    ok(
+        &mut s,
+        Command::Start {
+            rate_ml_per_h: None,
+            rate_reason: None,
+        },
+        0.0,
+    );
+    ok(
+        &mut s,
+        Command::Pause {
+            reason: "BP".into(),
+        },
+        8.0,
+    );
+    ok(&mut s, Command::Resume, 17.0);
+    ok(&mut s, Command::Stop { reason: None }, 19.0);
+    let d = s.delivered().unwrap();
+    assert!((d.running_minutes - 10.0).abs() < 1e-9, "{d:?}");
+    assert!((d.mg - 8.75).abs() < 1e-9, "{d:?}");
+}
+
+#[test]
+fn stopped_early_counts_what_ran_and_signing_needs_the_nurses_confirmation() {
+    let mut s = session_in(infusion_plan(), Phase::DoseVerified);
+    s.apply(
+        &Command::Start {
+            rate_ml_per_h: None,
+            rate_reason: None,
+        },
+        "nurse",
+        secs(0),
+    )
+    .unwrap();
+    s.apply(
+        &Command::Stop {
+            reason: Some("patient asked to stop".into()),
+        },
+        "nurse",
+        secs(43),
+    )
+    .unwrap();
+    // 8.75 mL/h × 6 mg/mL × 43 s = 0.627 mg, not the order's 35 mg.
+    let d = s.delivered().unwrap();
+    assert_eq!(d.mg, 0.627);
+    assert_eq!(s.given_mg().unwrap(), 0.627);
+    ok(&mut s, Command::Escalate { reason: "x".into() }, 5.0);
+    ok(
+        &mut s,
+        Command::Transfer {
+            destination: "ED".into(),
+        },
+        6.0,
+    );
+    let e = s.apply(&Command::Sign, "nurse", at(7.0)).unwrap_err();
+    assert!(e.to_string().contains("0.627 mg"), "{e}");
+    assert!(e.to_string().contains("not confirmed"), "{e}");
+    // A different amount needs a reason.
+    let e = s
+        .apply(
+            &Command::RecordGiven {
+                given_mg: 35.0,
+                reason: None,
+            },
+            "nurse",
+            at(7.0),
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("reason: 35 mg differs from the 0.627 mg"),
+        "{e}"
+    );
+    ok(
+        &mut s,
+        Command::RecordGiven {
+            given_mg: 0.627,
+            reason: None,
+        },
+        8.0,
+    );
+    let c = s.given_confirmation.clone().unwrap();
+    assert_eq!(
+        (c.mg, c.computed_mg, c.by.as_str()),
+        (0.627, Some(0.627), "nurse")
+    );
+    ok(&mut s, Command::Sign, 9.0);
+    // A correction keeps who, when, why and what the record computed.
+    let mut s2 = session_in(infusion_plan(), Phase::Transferred);
+    ok(
+        &mut s2,
+        Command::RecordGiven {
+            given_mg: 3.0,
+            reason: Some("pump history shows 3 mg".into()),
+        },
+        30.0,
+    );
+    let c = s2.given_confirmation.clone().unwrap();
+    assert_eq!(c.mg, 3.0);
+    assert_eq!(c.reason.as_deref(), Some("pump history shows 3 mg"));
+    assert_eq!(s2.given_mg().unwrap(), 3.0);
+}
+
+#[test]
+fn esketamine_devices_are_counted_as_given() {
+    let s = session_in(esketamine_plan(), Phase::Observation);
+    let d = s.delivered().unwrap();
+    assert_eq!(d.mg, 56.0);
+    assert_eq!(d.doses.len(), 2);
+    assert_eq!(d.running_minutes, 0.0);
+}
+
+#[test]
+fn an_infusion_started_without_a_rate_is_not_counted_as_nothing() {
+    // An order with a bolus and an infusion but no prepared concentration: the start names no
+    // rate, so the record cannot compute the infusion's mg (the bolus alone would understate it).
+    let mut s = session_in(infusion_plan(), Phase::DoseVerified);
+    if let Some(d) = s.checklist.dose.as_mut() {
+        d.delivery.infusion = None;
+        d.delivery.infusion_mg = Some(35.0);
+        d.delivery.bolus_mg = Some(10.0);
+    }
+    ok(
+        &mut s,
+        Command::Start {
+            rate_ml_per_h: None,
+            rate_reason: None,
+        },
+        10.0,
+    );
+    let e = s.delivered().unwrap_err();
+    assert!(e.contains("no pump rate"), "{e}");
+    assert!(s.given_mg().unwrap_err().contains("record_given"));
 }

@@ -57,7 +57,9 @@ pub(crate) async fn refresh_consent(
 }
 
 /// What the session record documents, as operations reads it (the ledger's `given`, billing's
-/// times and doses). `Err` names what the record is missing.
+/// times and doses). The mg given and the running time come from [`Session::delivered`] (the
+/// one computation from the administration record), or the mg the nurse confirmed or
+/// corrected. `Err` names what the record is missing.
 pub fn session_facts(
     session_id: i64,
     patient: ketcare_core::PatientId,
@@ -69,6 +71,14 @@ pub fn session_facts(
         Mode::Infusion => (Drug::RacemicKetamine, Route::IvInfusion),
         Mode::Esketamine => (Drug::Esketamine, Route::Intranasal),
     };
+    let infusion_minutes = match session.plan.mode {
+        Mode::Infusion => session
+            .delivered()
+            .ok()
+            .filter(|d| !d.running)
+            .map(|d| (d.running_minutes + 1e-9).floor() as i64),
+        Mode::Esketamine => None,
+    };
     Ok(SessionFacts {
         session_id,
         patient_id: patient.get(),
@@ -76,6 +86,7 @@ pub fn session_facts(
         route,
         infusion_start: session.dose_start(),
         infusion_stop: session.dose_end(),
+        infusion_minutes,
         // Micrograms: the ledger's unit (mg × 1000, rounded to the microgram).
         given: Micrograms((given * 1000.0).round() as i64),
         cancelled: session.phase == Phase::Cancelled,

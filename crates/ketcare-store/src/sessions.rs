@@ -214,6 +214,53 @@ pub trait SessionStore: Send + Sync {
     async fn tick_sessions(&self, actor: &Actor, now: Timestamp) -> Result<Vec<(i64, Vec<Alarm>)>>;
 }
 
+/// A session is scheduled only for a verified dose order of its own patient: the order's row
+/// (not the caller's copy) is read in the creating transaction. Refusals name `order_id` and
+/// the order's state.
+async fn check_order_for_session(
+    tx: &mut crate::sql::Tx,
+    patient: PatientId,
+    session: &Session,
+) -> Result<()> {
+    let Some(order_id) = session.dose_order_id else {
+        return Ok(());
+    };
+    let bad = |m: String| StoreError::Invalid(FieldErrors::single("order_id", m));
+    let row = sqlx::query(
+        "SELECT patient_id, state FROM clinical_records WHERE id = $1 AND kind = 'dose_order'",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Err(bad(format!("no dose order {order_id}")));
+    };
+    let owner: i64 = row.try_get("patient_id")?;
+    let state: String = row.try_get("state")?;
+    if owner != patient.get() {
+        return Err(bad(format!(
+            "dose order {order_id} belongs to another patient"
+        )));
+    }
+    if state != "verified" {
+        return Err(bad(format!(
+            "dose order {order_id} is {}: a session is scheduled only for an order verified by a second clinician",
+            state.replace('_', " ")
+        )));
+    }
+    if session
+        .checklist
+        .dose
+        .as_ref()
+        .is_some_and(|d| d.order_id != order_id)
+    {
+        return Err(bad(format!(
+            "the attached dose is not dose order {order_id}"
+        )));
+    }
+    Ok(())
+}
+
 static VITAL_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const ACTIVE: [Phase; 8] = [
@@ -374,6 +421,7 @@ impl SessionStore for SqlStore {
         }
         let mut tx = self.begin_write().await?;
         crate::sql::load_patient(&mut tx, patient).await?;
+        check_order_for_session(&mut tx, patient, session).await?;
         let now = now_rfc3339();
         let row = sqlx::query(
             "INSERT INTO treatment_sessions (patient_id, chair, phase, body, revision, signed, created_by, created_at, updated_at)

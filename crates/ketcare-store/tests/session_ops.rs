@@ -50,6 +50,33 @@ async fn patient(store: &dyn Store, mrn: &str, dob: &str) -> PatientId {
     store.create_patient(&nurse(), &p).await.unwrap().id
 }
 
+/// The verified order's delivery facts: 35 mg over 40 min at 8.75 mL/h of 6 mg/mL for 70 kg
+/// (52.5 mg/h), with the adult TRD protocol's hard 1.0 mg/kg.
+fn delivery() -> ketcare_session::OrderedDelivery {
+    use ketcare_clinical::protocol::{Bound, LimitQuantity, LimitSeverity};
+    ketcare_session::OrderedDelivery {
+        infusion: Some(ketcare_session::delivery::OrderedInfusion {
+            rate_ml_per_h: 8.75,
+            concentration_mg_per_ml: 6.0,
+            dose_mg: 35.0,
+            duration_minutes: Some(40.0),
+            basis_kg: 70.0,
+            other_session_mg: 0.0,
+            limits: vec![ketcare_session::delivery::RateLimit {
+                limit_id: "max-mg-per-kg-hard".into(),
+                label: "highest dose tested".into(),
+                applies_to: "infusion".into(),
+                severity: LimitSeverity::Hard,
+                bound: Bound::Max,
+                quantity: LimitQuantity::MgPerKg,
+                limit: 1.0,
+                unit: "mg/kg".into(),
+            }],
+        }),
+        ..Default::default()
+    }
+}
+
 /// Checks in and completes everything but consent; returns the session id and its consent
 /// reason as the pre-assessment shows it.
 async fn pre_assessed(store: &dyn Store, pid: PatientId) -> (i64, Option<String>) {
@@ -84,6 +111,7 @@ async fn pre_assessed(store: &dyn Store, pid: PatientId) -> (i64, Option<String>
                 verified_by: "pharmacist".into(),
                 devices: 0,
                 dose_mg: Some(35.0),
+                delivery: delivery(),
             },
         },
     ];
@@ -249,6 +277,7 @@ async fn the_consent_record_gates_the_session_for_each_reason() {
                 ok_id,
                 &Command::Start {
                     rate_ml_per_h: None,
+                    rate_reason: None,
                 },
                 at(9),
             )
@@ -293,7 +322,8 @@ async fn sign(store: &dyn Store, id: i64, m: i64) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// A session dosed and transferred (the infusion interrupted), with `given_mg` documented.
+/// A session dosed and transferred (the infusion interrupted: 10 min at 8.75 mL/h, 8.75 mg by
+/// the record), with `given_mg` documented as a correction with a reason.
 async fn transferred(store: &dyn Store, pid: PatientId, given_mg: f64) -> i64 {
     let (id, _) = pre_assessed(store, pid).await;
     for (m, c) in [
@@ -302,6 +332,7 @@ async fn transferred(store: &dyn Store, pid: PatientId, given_mg: f64) -> i64 {
             10,
             Command::Start {
                 rate_ml_per_h: None,
+                rate_reason: None,
             },
         ),
         (
@@ -322,11 +353,20 @@ async fn transferred(store: &dyn Store, pid: PatientId, given_mg: f64) -> i64 {
             .await
             .unwrap();
     }
-    // Interrupted: signing needs the mg given documented first.
+    // Signing needs the mg given confirmed first; the record computes 8.75 mg.
     let e = sign(store, id, 31).await.unwrap_err();
-    assert!(e.contains("document the mg given"), "{e}");
+    assert!(e.contains("mg given is not confirmed"), "{e}");
+    assert!(e.contains("computes 8.75 mg"), "{e}");
     store
-        .apply_session_command(&nurse(), id, &Command::RecordGiven { given_mg }, at(32))
+        .apply_session_command(
+            &nurse(),
+            id,
+            &Command::RecordGiven {
+                given_mg,
+                reason: Some("pump history read after the transfer".into()),
+            },
+            at(32),
+        )
         .await
         .unwrap();
     id
@@ -482,6 +522,7 @@ async fn billing_reads_infusion_time_from_the_session_record_at_the_96365_96366_
                     10,
                     Command::Start {
                         rate_ml_per_h: None,
+                        rate_reason: None,
                     },
                 ),
                 (10 + minutes, Command::Stop { reason: None }),
@@ -493,7 +534,13 @@ async fn billing_reads_infusion_time_from_the_session_record_at_the_96365_96366_
             let rec = s.session_record(&nurse(), id).await.unwrap();
             let facts = ketcare_store::session_ops::session_facts(id, rec.patient_id, &rec.session)
                 .unwrap();
-            assert_eq!(facts.given.0, 35_000, "the whole order ran");
+            // What ran: 8.75 mL/h × 6 mg/mL for the minutes it ran, not the whole order.
+            assert_eq!(
+                facts.given.0,
+                (52.5 * minutes as f64 / 60.0 * 1000.0).round() as i64,
+                "{backend:?}: {minutes} min"
+            );
+            assert_eq!(facts.infusion_minutes, Some(minutes));
             let bill = superbill(
                 &facts,
                 &CodeBook::builtin().unwrap(),
@@ -509,5 +556,193 @@ async fn billing_reads_infusion_time_from_the_session_record_at_the_96365_96366_
                 .collect();
             assert_eq!(infusion, expected, "{backend:?}: {minutes} min");
         }
+    }
+}
+
+/// Paused from minute 8 to 17 and stopped at 19: 10 minutes ran (96374, not 96365) and 8.75 mg
+/// was given (not the order's 35 mg); signing balances against that once the nurse confirms it.
+#[tokio::test]
+async fn a_paused_early_stop_bills_and_balances_what_actually_ran() {
+    use ketcare_ops::billing::{CodeBook, PriceList, SiteBilling, superbill};
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let plan = session().plan;
+        let [pharm, drawer, _wit] = ledger_staff(s).await;
+        let pid = patient(s, "P-1", "1980-01-01").await;
+        consent_on_file(
+            s,
+            pid,
+            &plan.protocol_id,
+            plan.protocol_version,
+            days_before(1),
+        )
+        .await;
+        let (id, _) = pre_assessed(s, pid).await;
+        for (m, c) in [
+            (9, Command::VerifyDose),
+            (
+                10,
+                Command::Start {
+                    rate_ml_per_h: None,
+                    rate_reason: None,
+                },
+            ),
+            (
+                18,
+                Command::Pause {
+                    reason: "BP".into(),
+                },
+            ),
+            (27, Command::Resume),
+            (
+                29,
+                Command::Stop {
+                    reason: Some("patient asked to stop".into()),
+                },
+            ),
+            (
+                30,
+                Command::Escalate {
+                    reason: "agitation".into(),
+                },
+            ),
+            (
+                31,
+                Command::Transfer {
+                    destination: "ED".into(),
+                },
+            ),
+        ] {
+            s.apply_session_command(&nurse(), id, &c, at(m))
+                .await
+                .unwrap();
+        }
+        let rec = s.session_record(&nurse(), id).await.unwrap();
+        let facts =
+            ketcare_store::session_ops::session_facts(id, rec.patient_id, &rec.session).unwrap();
+        assert_eq!(facts.infusion_minutes, Some(10), "{backend:?}");
+        assert_eq!(facts.given.0, 8_750, "{backend:?}");
+        let bill = superbill(
+            &facts,
+            &CodeBook::builtin().unwrap(),
+            &PriceList::default(),
+            SiteBilling::from_settings(&|_| None),
+        )
+        .unwrap();
+        let codes: Vec<&str> = bill
+            .lines
+            .iter()
+            .filter(|l| l.code.starts_with("963"))
+            .map(|l| l.code.as_str())
+            .collect();
+        assert_eq!(codes, vec!["96374"], "{backend:?}");
+        // 175 µL of 50 mg/mL = 8.75 mg drawn, all given.
+        let vial = receive_vial(s, &pharm).await;
+        s.ledger_append(
+            &drawer,
+            &LedgerEvent::Draw {
+                container: vial,
+                session_id: id,
+                patient_id: pid.get(),
+                volume_ul: 175,
+            },
+        )
+        .await
+        .unwrap();
+        let e = sign(s, id, 32).await.unwrap_err();
+        assert!(e.contains("computes 8.75 mg"), "{backend:?}: {e}");
+        // Correcting to the whole order without a reason is refused.
+        let e = s
+            .apply_session_command(
+                &nurse(),
+                id,
+                &Command::RecordGiven {
+                    given_mg: 35.0,
+                    reason: None,
+                },
+                at(33),
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("reason: 35 mg differs"), "{e}");
+        s.apply_session_command(
+            &nurse(),
+            id,
+            &Command::RecordGiven {
+                given_mg: 8.75,
+                reason: None,
+            },
+            at(34),
+        )
+        .await
+        .unwrap();
+        sign(s, id, 35).await.unwrap();
+        let rec = s.session_record(&nurse(), id).await.unwrap();
+        let c = rec.session.given_confirmation.unwrap();
+        assert_eq!(
+            (c.mg, c.by.as_str()),
+            (8.75, nurse().username.as_str()),
+            "{backend:?}"
+        );
+        assert!(rec.session.ledger.unwrap().balanced);
+    }
+}
+
+/// The store itself schedules a session only for a verified dose order of that patient: it reads
+/// the order's row in the creating transaction, whatever the caller's copy says.
+#[tokio::test]
+async fn a_session_is_created_only_for_a_verified_order_of_its_patient() {
+    use ketcare_store::{RecordChange, RecordKind};
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let pid = patient(s, "O-1", "1980-01-01").await;
+        let other = patient(s, "O-2", "1980-01-01").await;
+        let prescriber = Actor::system(Role::Prescriber);
+        let order = |state: &'static str| RecordChange {
+            permission: ketcare_core::Permission::OrderDose,
+            kind: RecordKind::DoseOrder,
+            state,
+            body: "{}",
+            action: "dose_order.create",
+        };
+        let pending = s
+            .create_record(&prescriber, pid, &order("pending_verification"))
+            .await
+            .unwrap()
+            .id;
+        let verified = s
+            .create_record(&prescriber, pid, &order("verified"))
+            .await
+            .unwrap()
+            .id;
+        let with_order = |id: i64| {
+            let mut sess = session();
+            sess.dose_order_id = Some(id);
+            sess
+        };
+        for (who, id, needle) in [
+            (pid, pending, "is pending verification"),
+            (other, verified, "belongs to another patient"),
+            (pid, 9_999, "no dose order 9999"),
+        ] {
+            match s
+                .create_treatment_session(&nurse(), who, &with_order(id))
+                .await
+            {
+                Err(StoreError::Invalid(f)) => {
+                    let e = &f.0[0];
+                    assert_eq!(e.field, "order_id", "{backend:?}");
+                    assert!(e.message.contains(needle), "{backend:?}: {}", e.message);
+                }
+                other => panic!("{backend:?}: expected a refusal naming order_id, got {other:?}"),
+            }
+        }
+        let rec = s
+            .create_treatment_session(&nurse(), pid, &with_order(verified))
+            .await
+            .unwrap();
+        assert_eq!(rec.session.dose_order_id, Some(verified));
     }
 }

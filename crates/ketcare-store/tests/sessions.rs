@@ -121,6 +121,7 @@ async fn a_session_from_check_in_to_signed_record() {
                     verified_by: "pharmacist".into(),
                     devices: 0,
                     dose_mg: Some(35.0),
+                    delivery: Default::default(),
                 },
             },
         ];
@@ -147,7 +148,8 @@ async fn a_session_from_check_in_to_signed_record() {
             &nurse(),
             id,
             &Command::Start {
-                rate_ml_per_h: Some(8.75),
+                rate_ml_per_h: None,
+                rate_reason: None,
             },
             at(10),
         )
@@ -289,6 +291,19 @@ async fn a_session_from_check_in_to_signed_record() {
         ] {
             s.ledger_append(&drawer, &e).await.unwrap();
         }
+        // This order names no pump rate, so the record cannot compute the mg given: the nurse
+        // documents it with a reason before signing.
+        s.apply_session_command(
+            &nurse(),
+            id,
+            &Command::RecordGiven {
+                given_mg: 35.0,
+                reason: Some("whole syringe given, per the pump's log".into()),
+            },
+            at(113),
+        )
+        .await
+        .unwrap();
         s.apply_session_command(
             &Actor::system(Role::Prescriber),
             id,
@@ -411,6 +426,7 @@ async fn tick_raises_missed_vitals_once_and_roles_are_checked() {
                         verified_by: "b".into(),
                         devices: 0,
                         dose_mg: Some(35.0),
+                        delivery: Default::default(),
                     },
                 },
             ),
@@ -419,6 +435,7 @@ async fn tick_raises_missed_vitals_once_and_roles_are_checked() {
                 10,
                 Command::Start {
                     rate_ml_per_h: None,
+                    rate_reason: None,
                 },
             ),
         ] {

@@ -179,12 +179,12 @@ async fn a_session_gives_its_dose_history_to_the_chart_and_the_pk_engine() {
                    "escort_home": true, "eligibility_reconfirmed": true, "suicide_risk": "negative"}),
             json!({"command": "set_baseline", "vitals": {"systolic": 128, "diastolic": 82, "heart_rate": 70, "spo2": 98}}),
             json!({"command": "verify_dose"}),
-            json!({"command": "start", "rate_ml_per_h": 8.75}),
+            json!({"command": "start", "rate_ml_per_h": 8.75, "rate_reason": "slow start (test)"}),
         ] {
             cmd(c).await;
         }
         app.advance(10 * 60);
-        cmd(json!({"command": "change_rate", "rate_ml_per_h": 17.5})).await;
+        cmd(json!({"command": "change_rate", "rate_ml_per_h": 17.5, "rate_reason": "test"})).await;
         app.advance(10 * 60);
         cmd(json!({"command": "stop", "reason": "test"})).await;
         // Session scores are checked with the measures instruments' scoring: CADSS's total is at
@@ -253,6 +253,13 @@ async fn a_session_gives_its_dose_history_to_the_chart_and_the_pk_engine() {
         assert!(
             (total - (rate[0] * 10.0 + rate[1] * 10.0)).abs() < 1e-3,
             "{total}"
+        );
+        // The same mg as the session's own computation (signing, ledger and billing read it).
+        let got = app.get(&format!("/api/v1/sessions/{sid}"), &nurse).await;
+        assert_eq!(got.json()["delivered"]["mg"].as_f64().unwrap(), total);
+        assert_eq!(
+            got.json()["delivered"]["running_minutes"].as_f64().unwrap(),
+            20.0
         );
         // The patient's recorded weight, and a curve peaking when the infusion stopped.
         assert_eq!(p["weight_kg"].as_f64().unwrap(), 41.5);

@@ -60,18 +60,76 @@ async fn a_nurse_runs_a_session_end_to_end() {
         let nurse = app.bearer("nurse").await;
         let ther = app.bearer("ther").await;
         let order = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/patients/{pid}/orders"),
-                &doc,
-                &json!({
-                "protocol_id": "trd-adult-iv-ketamine"}),
-            )
+            .json(Method::POST, &format!("/api/v1/patients/{pid}/orders"), &doc, &json!({
+                "protocol_id": "trd-adult-iv-ketamine",
+                "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50}}))
             .await;
         assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
         let oid = order.json()["id"].as_i64().unwrap();
 
-        // Scheduled before verification: the checklist says the dose is missing.
+        // Not verified yet: scheduling is refused on the API and the page, naming order_id and
+        // the order's state.
+        let s = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/sessions"),
+                &nurse,
+                &json!({"order_id": oid, "chair": "Chair 5"}),
+            )
+            .await;
+        assert_eq!(
+            s.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{backend:?}: {}",
+            s.body
+        );
+        assert_eq!(s.fields(), vec!["order_id"]);
+        assert!(s.body.contains("pending verification"), "{}", s.body);
+        let page = app
+            .post_form(
+                &format!("/patients/{pid}/sessions"),
+                &writer,
+                &[("order_id", &oid.to_string()), ("chair", "Chair 5")],
+            )
+            .await;
+        assert_eq!(
+            page.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            page.body
+        );
+        assert!(
+            page.body.contains("order_id: dose order")
+                && page.body.contains("pending verification"),
+            "{}",
+            page.body
+        );
+        let v = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/orders/{oid}/verify"),
+                &pharm,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(v.status, StatusCode::OK, "{}", v.body);
+        // Another patient's order is refused too.
+        let mut other = minor_form();
+        other.retain(|(k, _)| *k != "date_of_birth" && *k != "mrn");
+        other.push(("date_of_birth", "1981-05-01"));
+        other.push(("mrn", "S-201"));
+        let other = app.post_form("/patients", &writer, &other).await;
+        let other_pid = other.location().trim_start_matches("/patients/").to_owned();
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{other_pid}/sessions"),
+                &nurse,
+                &json!({"order_id": oid, "chair": "Chair 6"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body.contains("another patient"), "{}", r.body);
         let s = app
             .json(
                 Method::POST,
@@ -82,11 +140,7 @@ async fn a_nurse_runs_a_session_end_to_end() {
             .await;
         assert_eq!(s.status, StatusCode::CREATED, "{backend:?}: {}", s.body);
         let sid = s.json()["id"].as_i64().unwrap();
-        assert!(
-            s.body.contains("no verified dose order attached"),
-            "{}",
-            s.body
-        );
+        assert_eq!(s.json()["ordered_rate_ml_per_h"], 75.0, "{}", s.body);
         let bad = app
             .json(
                 Method::POST,
@@ -96,15 +150,6 @@ async fn a_nurse_runs_a_session_end_to_end() {
             )
             .await;
         assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-        let v = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/orders/{oid}/verify"),
-                &pharm,
-                &json!({}),
-            )
-            .await;
-        assert_eq!(v.status, StatusCode::OK, "{}", v.body);
 
         let cmd = |c: serde_json::Value| {
             let app = &app;
@@ -137,17 +182,6 @@ async fn a_nurse_runs_a_session_end_to_end() {
             )
             .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
-        // Attach the now-verified order from the page.
-        let page = app.get(&format!("/sessions/{sid}"), &writer).await;
-        assert!(
-            page.body.contains("Attach the verified dose order"),
-            "{}",
-            page.body
-        );
-        let r = app
-            .post_form(&format!("/sessions/{sid}/dose"), &writer, &[])
-            .await;
-        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
         // Consent on file for the protocol (the session reads the consent record).
         let plan_version = ketcare_clinical::Library::builtin()
             .unwrap()
@@ -169,11 +203,68 @@ async fn a_nurse_runs_a_session_end_to_end() {
                    "escort_home": true, "eligibility_reconfirmed": true, "suicide_risk": "negative"}),
             json!({"command": "set_baseline", "vitals": {"systolic": 128, "diastolic": 82, "heart_rate": 70, "spo2": 98}}),
             json!({"command": "verify_dose"}),
-            json!({"command": "start", "rate_ml_per_h": 8.75}),
         ] {
             let r = cmd(c.clone()).await;
             assert_eq!(r.status, StatusCode::OK, "{backend:?} {c}: {}", r.body);
         }
+        // The start form is pre-filled with the verified order's 75 mL/h.
+        let page = app.get(&format!("/sessions/{sid}"), &writer).await;
+        assert!(
+            page.body
+                .contains(r#"name="rate_ml_per_h" inputmode="decimal" value="75""#),
+            "{}",
+            page.body
+        );
+        // 750 mL/h (ten times the order: 3.75 mg/kg over 40 min) crosses the hard 1.0 mg/kg:
+        // refused with or without a reason, on the API and the page.
+        let r =
+            cmd(json!({"command": "start", "rate_ml_per_h": 750, "rate_reason": "asked"})).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert!(
+            r.body.contains("max-mg-per-kg-hard") && r.body.contains("rate_ml_per_h"),
+            "{}",
+            r.body
+        );
+        let r = app
+            .post_form(
+                &format!("/sessions/{sid}/commands"),
+                &writer,
+                &[("command", "start"), ("rate_ml_per_h", "750")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert!(r.body.contains("crosses a hard limit"), "{}", r.body);
+        // 80 mL/h is within the limits but not the order's: refused without a reason…
+        let r = app
+            .post_form(
+                &format!("/sessions/{sid}/commands"),
+                &writer,
+                &[("command", "start"), ("rate_ml_per_h", "80")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert!(
+            r.body
+                .contains("rate_reason: 80 mL/h is not the verified order"),
+            "{}",
+            r.body
+        );
+        let r = cmd(json!({"command": "start", "rate_ml_per_h": 0})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        // …and accepted with one, flagged with who, when, why, ordered and given.
+        let r = cmd(json!({"command": "start", "rate_ml_per_h": 80,
+            "rate_reason": "prescriber at the chair asked for 80"}))
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let d = &r.json()["rate_deviations"][0];
+        assert_eq!(
+            (d["ordered_ml_per_h"].as_f64(), d["given_ml_per_h"].as_f64()),
+            (Some(75.0), Some(80.0)),
+            "{}",
+            r.body
+        );
+        assert_eq!(d["by"], "nurse");
+        assert_eq!(d["reason"], "prescriber at the chair asked for 80");
 
         // The suite shows the chair; its event stream answers.
         let suite = app.get("/suite", &writer).await;
@@ -295,15 +386,51 @@ async fn a_nurse_runs_a_session_end_to_end() {
         let sign_path = format!("/api/v1/sessions/{sid}/commands");
         let sign_body = json!({"command": "sign"});
         let sign = || app.json(Method::POST, &sign_path, &doc, &sign_body);
-        // The session gave 35 mg and nothing was drawn: signing is blocked, naming the numbers.
+        // 40 min at 80 mL/h of 0.7 mg/mL gave 37.333 mg (not the order's 35). Unconfirmed and
+        // nothing drawn: signing is blocked, naming the numbers.
         let r = sign().await;
         assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
         assert!(
-            r.body.contains("35 mg more given and wasted than drawn"),
+            r.body
+                .contains("computes 37.333 mg (infusion running 40 min)")
+                && r.body
+                    .contains("37.333 mg more given and wasted than drawn"),
             "{}",
             r.body
         );
-        // 0.8 mL of 50 mg/mL drawn, 35 mg given, 5 mg wasted before a witness: it balances.
+        let got = app.get(&format!("/api/v1/sessions/{sid}"), &nurse).await;
+        assert_eq!(got.json()["delivered"]["mg"], 37.333, "{}", got.body);
+        assert_eq!(got.json()["delivered"]["running_minutes"], 40.0);
+        // The nurse confirms the computed mg from the page (a different figure needs a reason).
+        let page = app.get(&format!("/sessions/{sid}"), &writer).await;
+        assert!(
+            page.body
+                .contains(r#"id="given-mg" name="given_mg" inputmode="decimal" value="37.333""#),
+            "{}",
+            page.body
+        );
+        let r = app
+            .post_form(
+                &format!("/sessions/{sid}/commands"),
+                &writer,
+                &[("command", "record_given"), ("given_mg", "35")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert!(
+            r.body.contains("reason: 35 mg differs from the 37.333 mg"),
+            "{}",
+            r.body
+        );
+        let r = app
+            .post_form(
+                &format!("/sessions/{sid}/commands"),
+                &writer,
+                &[("command", "record_given"), ("given_mg", "37.333")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        // 0.8 mL of 50 mg/mL drawn, 37.333 mg given, 2.667 mg wasted before a witness: it balances.
         let sid_num: i64 = sid.to_string().parse().unwrap();
         let [ph, drawer, wit] = ketcare_store::testing::ledger_staff(app.store.as_ref()).await;
         let vial = ketcare_store::testing::receive_vial(app.store.as_ref(), &ph).await;
@@ -316,7 +443,7 @@ async fn a_nurse_runs_a_session_end_to_end() {
             },
             ketcare_ops::ledger::LedgerEvent::Waste {
                 session_id: sid_num,
-                amount_ug: 5_000,
+                amount_ug: 2_667,
                 witness: Some(ketcare_ops::ledger::Witness {
                     user_id: wit.user_id.unwrap().get(),
                     username: wit.username.clone(),
@@ -352,6 +479,9 @@ async fn a_nurse_runs_a_session_end_to_end() {
             "chin lift; SpO2 97",
             "Discharged",
             "SpO2 89 %",
+            "NOT the ordered rate: given 80 mL/h, ordered 75 mL/h — reason: prescriber at the chair asked for 80 (nurse,",
+            "37.333 mg given; infusion ran 40 min",
+            "37.333 mg by writer",
         ] {
             assert!(rec.body.contains(needle), "{needle}: {}", rec.body);
         }

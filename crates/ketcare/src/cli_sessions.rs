@@ -79,6 +79,7 @@ async fn seed_chairs(store: &dyn Store, n: usize, tag: &str) -> Result<Vec<Strin
                     verified_by: "bench-pharmacist".into(),
                     devices: 2,
                     dose_mg: None,
+                    delivery: Default::default(),
                 },
             },
             "bench",

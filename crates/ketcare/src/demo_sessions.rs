@@ -71,6 +71,7 @@ pub fn to_running(
             0,
             Command::Start {
                 rate_ml_per_h: None,
+                rate_reason: None,
             },
         ),
     ] {
@@ -154,10 +155,15 @@ pub async fn seed(store: &dyn Store) -> Result<()> {
             now,
         );
         s.dose_order_id = Some(order.id);
-        if let Some(dose) = verified_dose(order.id, &verified.order) {
-            s.apply(&Command::AttachDose { dose }, "nurse", now)
-                .map_err(|e| anyhow::anyhow!("demo session: {e}"))?;
-        }
+        // A session is scheduled only for a verified order.
+        let dose = verified_dose(order.id, &verified.order).with_context(|| {
+            format!(
+                "demo session: order_id {} is {:?}, not verified",
+                order.id, verified.order.state
+            )
+        })?;
+        s.apply(&Command::AttachDose { dose }, "nurse", now)
+            .map_err(|e| anyhow::anyhow!("demo session: {e}"))?;
         // The patient signed the protocol's consent document last week.
         let week_ago = Timestamp::from_second(now.as_second() - 7 * 86_400)?;
         store

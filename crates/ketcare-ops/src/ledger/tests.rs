@@ -68,6 +68,7 @@ impl Book {
     fn balance(&self, session: i64, given_mg: i64, cancelled: bool) -> Balance {
         session_balance(
             &SessionFacts {
+                infusion_minutes: None,
                 session_id: session,
                 patient_id: 9,
                 drug: Drug::RacemicKetamine,

@@ -1,6 +1,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 use jiff::Timestamp;
+use ketcare_clinical::protocol::{Bound, LimitQuantity, LimitSeverity};
 use ketcare_clinical::{Library, SiteSettings};
+use ketcare_session::delivery::{OrderedDelivery, OrderedInfusion, RateLimit};
 use ketcare_session::session::{
     ChecklistUpdate, ConsentCheck, DischargeConfirmations, Pregnancy, RemsSetting, RiskScreen,
     ScoreKind, VerifiedDose,
@@ -72,7 +74,54 @@ pub fn dose(devices: u32) -> VerifiedDose {
         author: "prescriber".into(),
         verified_by: "pharmacist".into(),
         devices,
-        dose_mg: Some(35.0),
+        dose_mg: Some(if devices > 0 { 56.0 } else { 35.0 }),
+        delivery: if devices > 0 {
+            OrderedDelivery {
+                device_mg: Some(28.0),
+                ..Default::default()
+            }
+        } else {
+            OrderedDelivery {
+                infusion: Some(trd_infusion()),
+                ..Default::default()
+            }
+        },
+    }
+}
+
+fn limit(id: &str, severity: LimitSeverity, bound: Bound, q: LimitQuantity, v: f64) -> RateLimit {
+    RateLimit {
+        limit_id: id.into(),
+        label: id.into(),
+        applies_to: "infusion".into(),
+        severity,
+        bound,
+        quantity: q,
+        limit: v,
+        unit: q.unit().into(),
+    }
+}
+
+/// 0.5 mg/kg for 70 kg = 35 mg over 40 min at 8.75 mL/h of 6 mg/mL, with the adult TRD
+/// protocol's limits (soft 0.1–0.75 mg/kg, hard 1.0 mg/kg, soft 2–100 min).
+pub fn trd_infusion() -> OrderedInfusion {
+    use Bound::*;
+    use LimitQuantity::*;
+    use LimitSeverity::*;
+    OrderedInfusion {
+        rate_ml_per_h: 8.75,
+        concentration_mg_per_ml: 6.0,
+        dose_mg: 35.0,
+        duration_minutes: Some(40.0),
+        basis_kg: 70.0,
+        other_session_mg: 0.0,
+        limits: vec![
+            limit("max-mg-per-kg-soft", Soft, Max, MgPerKg, 0.75),
+            limit("min-mg-per-kg-soft", Soft, Min, MgPerKg, 0.1),
+            limit("max-mg-per-kg-hard", Hard, Max, MgPerKg, 1.0),
+            limit("min-duration-soft", Soft, Min, Minutes, 2.0),
+            limit("max-duration-soft", Soft, Max, Minutes, 100.0),
+        ],
     }
 }
 
@@ -84,6 +133,10 @@ pub fn valid_consent() -> ConsentCheck {
         message: "valid".into(),
         at: at(0.0),
     }
+}
+
+pub fn rate(r: f64) -> ketcare_clinical::units::RateMlPerH {
+    ketcare_clinical::units::RateMlPerH::new(r).unwrap()
 }
 
 pub fn ok(s: &mut Session, c: Command, min: f64) {
@@ -139,6 +192,7 @@ pub fn session_in(plan: Plan, phase: Phase) -> Session {
         &mut s,
         Command::Start {
             rate_ml_per_h: None,
+            rate_reason: None,
         },
         10.0,
     );
@@ -171,6 +225,7 @@ pub fn session_in(plan: Plan, phase: Phase) -> Session {
                 },
                 25.0,
             );
+            confirm_given(&mut s, 26.0);
         }
         return s;
     }
@@ -215,5 +270,19 @@ pub fn session_in(plan: Plan, phase: Phase) -> Session {
         return s;
     }
     ok(&mut s, Command::Discharge, 201.0);
+    confirm_given(&mut s, 202.0);
     s
+}
+
+/// The nurse confirms the mg the administration record computes (signing needs it).
+pub fn confirm_given(s: &mut Session, min: f64) {
+    let mg = s.delivered().unwrap().mg;
+    ok(
+        s,
+        Command::RecordGiven {
+            given_mg: mg,
+            reason: None,
+        },
+        min,
+    );
 }

@@ -1007,6 +1007,7 @@ pub async fn ledger(
             .map_err(|e| AppError::invalid(&e.field, e.message))?;
             let st = s.store.ledger_state(&p.actor).await?;
             let facts = SessionFacts {
+                infusion_minutes: None,
                 session_id,
                 patient_id: 0,
                 drug: Drug::RacemicKetamine,
@@ -1239,6 +1240,7 @@ fn facts_from(query: &HashMap<String, String>) -> Result<SessionFacts, AppError>
     };
     let start = Timestamp::UNIX_EPOCH;
     Ok(SessionFacts {
+        infusion_minutes: None,
         session_id: match q(query, "session_id") {
             "" => 0,
             x => x

@@ -27,11 +27,36 @@ pub struct SessionView {
     pub next_check: Option<String>,
     /// Alarm rules inactive because the site has not set their threshold: (rule, setting key).
     pub inactive_rules: Vec<(String, String)>,
+    /// The verified order's pump rate (mL/h), the rate a start without one runs at.
+    pub ordered_rate_ml_per_h: Option<f64>,
+    /// Pump rates other than the verified order's: who, when, why, ordered and given.
+    pub rate_deviations: Vec<ketcare_session::RateDeviation>,
+    /// The mg given and the infusion's running minutes, computed from the administration
+    /// record (the figure signing, the ledger, billing and the predicted curve use).
+    pub delivered: Option<ketcare_session::Delivered>,
+    /// Why `delivered` cannot be computed, when it cannot.
+    pub delivered_error: Option<String>,
 }
 
 pub fn view(s: &AppState, record: SessionRecord) -> Result<SessionView, AppError> {
     let now = service::now(s)?;
+    let delivered = record.session.delivered();
     Ok(SessionView {
+        ordered_rate_ml_per_h: record
+            .session
+            .checklist
+            .dose
+            .as_ref()
+            .and_then(|d| d.delivery.infusion.as_ref())
+            .map(|i| i.rate_ml_per_h),
+        rate_deviations: record
+            .session
+            .rate_deviations()
+            .into_iter()
+            .cloned()
+            .collect(),
+        delivered_error: delivered.as_ref().err().cloned(),
+        delivered: delivered.ok(),
         checklist_missing: record.session.checklist_missing(),
         discharge_missing: record.session.discharge_missing(now),
         next_check: record.session.next_check(now).map(|t| t.to_string()),
@@ -98,7 +123,8 @@ pub async fn get(
     Ok(Json(view(&s, rec)?))
 }
 
-/// Applies one command (`{"command": "check_in"}`, `{"command": "start", "rate_ml_per_h": 8.75}`,
+/// Applies one command (`{"command": "check_in"}`, `{"command": "start"}` (at the verified
+/// order's rate; another needs `"rate_ml_per_h"` and `"rate_reason"`),
 /// `{"command": "acknowledge_alarm", "alarm": 1}`, …). A command the phase or the record does not
 /// allow is refused with 409 naming what is missing.
 #[utoipa::path(post, path = "/api/v1/sessions/{sid}/commands", params(("sid" = i64, Path)), request_body(content = Object, description = "a command"), responses((status = 200, description = "the session after the command", body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]

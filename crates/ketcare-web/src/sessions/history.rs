@@ -13,12 +13,12 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use jiff::Timestamp;
-use ketcare_clinical::DoseOrder;
-use ketcare_clinical::protocol::{Drug, Role, Route as ClinicalRoute};
+use ketcare_clinical::protocol::{Drug, Route as ClinicalRoute};
 use ketcare_core::{Actor, PatientId};
 use ketcare_pk::{Covariates, Dose, Options, RateStep, Regimen, Route, SimRequest, SimResult};
-use ketcare_session::session::{AdminEvent, Administration};
-use ketcare_store::{RecordKind, SessionRecord, Store};
+use ketcare_session::Session;
+use ketcare_session::delivery::GivenKind;
+use ketcare_store::{SessionRecord, Store};
 use serde::{Deserialize, Serialize};
 
 /// The doses a session gave, as a PK regimen (times in minutes from `started_at`).
@@ -57,23 +57,21 @@ fn minutes(from: Timestamp, at: Timestamp) -> f64 {
         / 60.0
 }
 
-/// Reads a session's administrations with its dose order. `Ok(None)` when nothing was given yet;
-/// an error (naming what is missing) when the record cannot be converted.
+/// Reads what a session gave — [`Session::delivered`], the same computation signing, the
+/// ledger and billing use — as a PK regimen. `Ok(None)` when nothing was given yet; an error
+/// (naming what is missing) when the record cannot be converted.
 pub fn dose_history(
-    administrations: &[Administration],
-    order: &DoseOrder,
+    session: &Session,
     drug: Drug,
     route: ClinicalRoute,
 ) -> Result<Option<DoseHistory>, String> {
-    let Some(first) = administrations.first() else {
+    let d = session.delivered()?;
+    let Some(t0) = d.started_at else {
         return Ok(None);
     };
-    let t0 = first.at;
-    let calc = &order.calculation;
     let mut doses = Vec::new();
     let mut rates: Vec<RateStep> = Vec::new();
     let mut assumptions = Vec::new();
-    let mut current = 0.0;
     let step = |rates: &mut Vec<RateStep>, t: f64, mg_per_min: f64| {
         if let Some(last) = rates.last_mut()
             && last.time_min == t
@@ -86,94 +84,42 @@ pub fn dose_history(
             });
         }
     };
-    let infusion_conc = || -> Result<f64, String> {
-        calc.components
-            .iter()
-            .filter(|c| c.role == Role::Infusion)
-            .find_map(|c| c.preparation.as_ref().map(|p| p.final_concentration.value))
-            .filter(|c| c.is_finite() && *c > 0.0)
-            .ok_or_else(|| {
-                "the dose order gives no infusion concentration (mg/mL): the pump rate cannot be read as mg"
-                    .to_owned()
-            })
-    };
-    for a in administrations {
-        let t = minutes(t0, a.at);
-        match &a.event {
-            AdminEvent::Start { rate_ml_per_h } => {
-                if let Some(b) = calc.components.iter().find(|c| c.role == Role::Bolus) {
-                    doses.push(Dose {
-                        time_min: t,
-                        amount_mg: b.dose_mg.value,
-                        route: Route::IvBolus,
-                        duration_min: None,
-                    });
-                    assumptions.push(format!(
-                        "the order's IV bolus ({} mg) is taken as given at the start: the record has no separate bolus time",
-                        ketcare_core::units::trim_float(b.dose_mg.value)
-                    ));
-                }
-                match rate_ml_per_h {
-                    Some(r) => {
-                        current = r * infusion_conc()? / 60.0;
-                        step(&mut rates, t, current);
-                    }
-                    None => {
-                        if let Some(d) = calc.components.iter().find(|c| c.role == Role::Dose) {
-                            doses.push(Dose {
-                                time_min: t,
-                                amount_mg: d.dose_mg.value,
-                                route: pk_route(route),
-                                duration_min: None,
-                            });
-                        }
-                    }
-                }
+    for g in &d.doses {
+        let pk = match g.kind {
+            GivenKind::Bolus => {
+                assumptions.push(format!(
+                    "the order's IV bolus ({} mg) is taken as given at the start: the record has no separate bolus time",
+                    ketcare_core::units::trim_float(g.mg)
+                ));
+                Route::IvBolus
             }
-            AdminEvent::RateChange { rate_ml_per_h } => {
-                current = rate_ml_per_h * infusion_conc()? / 60.0;
-                step(&mut rates, t, current);
-            }
-            AdminEvent::Pause { .. } | AdminEvent::Stop { .. } => {
-                if !rates.is_empty() {
-                    step(&mut rates, t, 0.0);
-                }
-            }
-            AdminEvent::Resume => {
-                if !rates.is_empty() {
-                    step(&mut rates, t, current);
-                }
-            }
-            AdminEvent::Device { .. } => {
-                let e = calc
-                    .esketamine
-                    .as_ref()
-                    .ok_or("dose order gives no esketamine device strength")?;
-                doses.push(Dose {
-                    time_min: t,
-                    amount_mg: e.device_mg.value,
-                    route: Route::Intranasal,
-                    duration_min: None,
-                });
-            }
+            GivenKind::Single => pk_route(route),
+            GivenKind::Device => Route::Intranasal,
+        };
+        doses.push(Dose {
+            time_min: minutes(t0, g.at),
+            amount_mg: g.mg,
+            route: pk,
+            duration_min: None,
+        });
+    }
+    for i in &d.intervals {
+        step(&mut rates, minutes(t0, i.from), i.mg_per_min);
+        if let Some(to) = i.to {
+            step(&mut rates, minutes(t0, to), 0.0);
         }
     }
-    let end = rates
-        .iter()
-        .map(|r| r.time_min)
-        .chain(doses.iter().map(|d| d.time_min))
-        .fold(0.0, f64::max);
-    if rates.last().is_some_and(|r| r.rate_mg_per_min > 0.0) {
+    if d.running {
         assumptions.push(
             "the infusion has not been stopped: the prediction continues it at the current rate"
                 .into(),
         );
     }
-    let regimen = Regimen {
-        doses,
-        iv_rates: rates,
-    };
-    let total_mg = regimen.total_mg(end);
+    let end = session
+        .administrations
+        .last()
+        .map(|a| minutes(t0, a.at))
+        .unwrap_or(0.0);
     Ok(Some(DoseHistory {
         started_at: t0,
         drug: match drug {
@@ -181,43 +127,31 @@ pub fn dose_history(
             Drug::Esketamine => "esketamine".into(),
         },
         route: pk_route(route).as_str().to_owned(),
-        regimen,
-        total_mg: (total_mg * 1000.0).round() / 1000.0,
+        regimen: Regimen {
+            doses,
+            iv_rates: rates,
+        },
+        total_mg: d.mg,
         last_event_min: end,
         assumptions,
     }))
 }
 
-/// The dose history of a stored session (reads its dose order: audited by the store).
+/// The dose history of a stored session (its administrations with the verified order it
+/// carries; the protocol gives the drug and route).
 pub async fn of_record(
     state: &AppState,
-    actor: &Actor,
+    _actor: &Actor,
     r: &SessionRecord,
 ) -> Result<Option<DoseHistory>, AppError> {
-    let Some(order_id) = r.session.dose_order_id else {
-        return Ok(None);
-    };
     if r.session.administrations.is_empty() {
         return Ok(None);
     }
-    let order = crate::clinical::order_of(
-        &state
-            .store
-            .record(actor, RecordKind::DoseOrder, order_id)
-            .await?,
-    )?
-    .order;
     let library = state.library();
     let protocol = library
-        .get(&order.calculation.protocol_id)
+        .get(&r.session.plan.protocol_id)
         .map_err(|e| AppError::Conflict(e.to_string()))?;
-    dose_history(
-        &r.session.administrations,
-        &order,
-        protocol.drug,
-        protocol.route,
-    )
-    .map_err(AppError::Conflict)
+    dose_history(&r.session, protocol.drug, protocol.route).map_err(AppError::Conflict)
 }
 
 /// A marker on the patient's score chart for every session that gave something (date of the
@@ -457,8 +391,39 @@ pub async fn predicted_page(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use ketcare_clinical::{Library, SiteSettings};
+    use ketcare_clinical::{DoseOrder, Library, SiteSettings};
+    use ketcare_session::RulesFile;
+    use ketcare_session::session::{AdminEvent, Administration, VerifiedDose};
     use serde_json::json;
+
+    /// A session of the order's protocol carrying the order's delivery facts, with `admin`.
+    fn session(o: &DoseOrder, admin: &[Administration]) -> Session {
+        let lib = Library::builtin().unwrap();
+        let rules = RulesFile::builtin(lib.sources()).unwrap();
+        let c = &o.calculation;
+        let devices = c.esketamine.as_ref().map_or(0, |e| e.devices);
+        let plan = rules.plan(
+            lib.get(&c.protocol_id).unwrap(),
+            &SiteSettings::new(),
+            devices,
+        );
+        let mut s = Session::new(
+            plan,
+            "Chair 1",
+            Timestamp::from_second(1_800_000_000).unwrap(),
+        );
+        s.checklist.dose = Some(VerifiedDose {
+            order_id: 1,
+            summary: String::new(),
+            author: "a".into(),
+            verified_by: "b".into(),
+            devices,
+            dose_mg: None,
+            delivery: ketcare_session::ordered_delivery(c),
+        });
+        s.administrations = admin.to_vec();
+        s
+    }
 
     fn order(body: serde_json::Value) -> DoseOrder {
         let lib = Library::builtin().unwrap();
@@ -501,6 +466,7 @@ mod tests {
                 0,
                 AdminEvent::Start {
                     rate_ml_per_h: Some(8.75),
+                    deviation: None,
                 },
             ),
             at(
@@ -514,13 +480,18 @@ mod tests {
                 10,
                 AdminEvent::RateChange {
                     rate_ml_per_h: 17.5,
+                    deviation: None,
                 },
             ),
             at(20, AdminEvent::Stop { reason: None }),
         ];
-        let h = dose_history(&admin, &o, Drug::RacemicKetamine, ClinicalRoute::IvInfusion)
-            .unwrap()
-            .unwrap();
+        let h = dose_history(
+            &session(&o, &admin),
+            Drug::RacemicKetamine,
+            ClinicalRoute::IvInfusion,
+        )
+        .unwrap()
+        .unwrap();
         let steps: Vec<(f64, f64)> = h
             .regimen
             .iv_rates
@@ -534,6 +505,10 @@ mod tests {
             vec![(0.0, r), (5.0, 0.0), (7.0, r), (10.0, 2.0 * r), (20.0, 0.0)]
         );
         assert!((h.total_mg - (r * 8.0 + 2.0 * r * 10.0)).abs() < 1e-3);
+        // The one computation: the same mg and running time signing and billing read.
+        let d = session(&o, &admin).delivered().unwrap();
+        assert_eq!(h.total_mg, d.mg);
+        assert!((d.running_minutes - 18.0).abs() < 1e-9);
         assert_eq!(
             (h.drug.as_str(), h.route.as_str()),
             ("ketamine", "iv_infusion")
@@ -541,8 +516,7 @@ mod tests {
         assert!(h.assumptions.is_empty(), "{:?}", h.assumptions);
         // Still running: continued at the current rate, and said so.
         let h = dose_history(
-            &admin[..4],
-            &o,
+            &session(&o, &admin[..4]),
             Drug::RacemicKetamine,
             ClinicalRoute::IvInfusion,
         )
@@ -555,17 +529,25 @@ mod tests {
     fn nothing_given_is_none_and_a_rate_without_concentration_is_refused() {
         let o = iv_order(false);
         assert_eq!(
-            dose_history(&[], &o, Drug::RacemicKetamine, ClinicalRoute::IvInfusion).unwrap(),
+            dose_history(
+                &session(&o, &[]),
+                Drug::RacemicKetamine,
+                ClinicalRoute::IvInfusion
+            )
+            .unwrap(),
             None
         );
         let e = dose_history(
-            &[at(
-                0,
-                AdminEvent::Start {
-                    rate_ml_per_h: Some(8.75),
-                },
-            )],
-            &o,
+            &session(
+                &o,
+                &[at(
+                    0,
+                    AdminEvent::Start {
+                        rate_ml_per_h: Some(8.75),
+                        deviation: None,
+                    },
+                )],
+            ),
             Drug::RacemicKetamine,
             ClinicalRoute::IvInfusion,
         )
@@ -583,9 +565,13 @@ mod tests {
             at(0, AdminEvent::Device { number: 1 }),
             at(5, AdminEvent::Device { number: 2 }),
         ];
-        let h = dose_history(&admin, &o, Drug::Esketamine, ClinicalRoute::Intranasal)
-            .unwrap()
-            .unwrap();
+        let h = dose_history(
+            &session(&o, &admin),
+            Drug::Esketamine,
+            ClinicalRoute::Intranasal,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(h.regimen.doses.len(), 2);
         assert!(
             h.regimen

@@ -324,6 +324,15 @@ pub struct SessionPage {
     pub in_chair: bool,
     pub rems: Vec<Row>,
     pub measures: Option<super::pre_measures::PreSession>,
+    /// The verified order's pump rate (mL/h), pre-filled in the start and rate forms.
+    pub ordered_rate: String,
+    /// Rates other than the order's, with who, when, why.
+    pub deviations: Vec<Row>,
+    /// The mg given and running time computed from the record, and the nurse's confirmation.
+    pub given: Vec<Row>,
+    /// Whether the confirm/correct form is offered, and its pre-filled mg.
+    pub show_given_form: bool,
+    pub given_prefill: String,
 }
 
 fn yes(v: Option<bool>) -> String {
@@ -334,15 +343,49 @@ fn yes(v: Option<bool>) -> String {
     }
 }
 
+/// "NOT the ordered rate: …": the flag a rate other than the verified order's carries.
+pub fn deviation_text(d: &ketcare_session::RateDeviation) -> String {
+    let mut t = format!(
+        "NOT the ordered rate: given {} mL/h, ordered {} mL/h — reason: {} ({}, {})",
+        ketcare_core::units::trim_float(d.given_ml_per_h),
+        ketcare_core::units::trim_float(d.ordered_ml_per_h),
+        d.reason,
+        d.by,
+        time_text(&d.at)
+    );
+    if !d.soft_limits_crossed.is_empty() {
+        t.push_str(&format!(
+            "; soft limits passed: {}",
+            d.soft_limits_crossed.join("; ")
+        ));
+    }
+    t
+}
+
+/// An amount in mg to the microgram (the ledger's unit), without trailing zeros.
+fn mg_text(mg: f64) -> String {
+    format!("{}", (mg * 1000.0).round() / 1000.0)
+}
+
 fn admin_text(e: &AdminEvent) -> String {
+    let flag = |d: &Option<ketcare_session::RateDeviation>| {
+        d.as_ref()
+            .map(|d| format!(" — {}", deviation_text(d)))
+            .unwrap_or_default()
+    };
     match e {
         AdminEvent::Start {
             rate_ml_per_h: Some(r),
-        } => format!("start at {r} mL/h"),
+            deviation,
+        } => format!("start at {r} mL/h{}", flag(deviation)),
         AdminEvent::Start {
             rate_ml_per_h: None,
+            ..
         } => "start".into(),
-        AdminEvent::RateChange { rate_ml_per_h } => format!("rate changed to {rate_ml_per_h} mL/h"),
+        AdminEvent::RateChange {
+            rate_ml_per_h,
+            deviation,
+        } => format!("rate changed to {rate_ml_per_h} mL/h{}", flag(deviation)),
         AdminEvent::Pause { reason } => format!("paused: {reason}"),
         AdminEvent::Resume => "resumed".into(),
         AdminEvent::Stop { reason: Some(r) } => format!("stopped: {r}"),
@@ -545,6 +588,79 @@ pub async fn page_of(
             value: admin_text(&a.event),
         })
         .collect();
+    let ordered_rate = c
+        .dose
+        .as_ref()
+        .and_then(|d| d.delivery.infusion.as_ref())
+        .map(|i| ketcare_core::units::trim_float(i.rate_ml_per_h))
+        .unwrap_or_default();
+    if !ordered_rate.is_empty() {
+        plan.push(Row {
+            label: "Ordered pump rate".into(),
+            value: format!("{ordered_rate} mL/h (from the verified order)"),
+        });
+    }
+    let deviations: Vec<Row> = se
+        .rate_deviations()
+        .into_iter()
+        .map(|d| Row {
+            label: format!("{} · {}", hm(&d.at), d.by),
+            value: deviation_text(d),
+        })
+        .collect();
+    let delivered = se.delivered();
+    let mut given = Vec::new();
+    let mut given_prefill = String::new();
+    if se.dose_start().is_some() {
+        match &delivered {
+            Ok(d) => {
+                given_prefill = mg_text(d.mg);
+                given.push(Row {
+                    label: "Computed from the administration record".into(),
+                    value: format!(
+                        "{} mg given{}{}",
+                        given_prefill,
+                        if pl.mode == Mode::Infusion {
+                            format!(
+                                "; infusion ran {} min",
+                                ketcare_core::units::trim_float(
+                                    (d.running_minutes * 10.0).round() / 10.0
+                                )
+                            )
+                        } else {
+                            String::new()
+                        },
+                        if d.running { " (still running)" } else { "" }
+                    ),
+                });
+            }
+            Err(e) => given.push(Row {
+                label: "Computed from the administration record".into(),
+                value: format!("cannot be computed: {e}"),
+            }),
+        }
+        given.push(Row {
+            label: "Confirmed by the nurse".into(),
+            value: match &se.given_confirmation {
+                Some(g) => format!(
+                    "{} mg by {} at {}{}",
+                    mg_text(g.mg),
+                    g.by,
+                    time_text(&g.at),
+                    match &g.reason {
+                        Some(r) => format!(
+                            " — corrected{}: {r}",
+                            g.computed_mg
+                                .map(|c| format!(" from {} mg", mg_text(c)))
+                                .unwrap_or_default()
+                        ),
+                        None => String::new(),
+                    }
+                ),
+                None => "not yet (signing needs it)".into(),
+            },
+        });
+    }
     let vitals_rows = vitals
         .iter()
         .map(|v| VitalRow {
@@ -785,6 +901,20 @@ pub async fn page_of(
         in_chair: se.phase.is_active() && se.signature.is_none(),
         rems,
         measures: super::pre_measures::panel(s, p, r).await.ok(),
+        ordered_rate,
+        deviations,
+        given,
+        show_given_form: se.signature.is_none()
+            && se.dose_start().is_some()
+            && matches!(
+                se.phase,
+                Phase::Observation
+                    | Phase::ReadyForDischarge
+                    | Phase::Escalated
+                    | Phase::Discharged
+                    | Phase::Transferred
+            ),
+        given_prefill,
     })
 }
 
@@ -858,6 +988,11 @@ fn num(f: &[(String, String)], k: &str) -> Result<Option<f64>, AppError> {
             .map(Some)
             .map_err(|_| AppError::invalid(k, format!("{v:?} is not a number"))),
     }
+}
+
+fn pump_rate(r: f64) -> Result<ketcare_clinical::units::RateMlPerH, AppError> {
+    ketcare_clinical::units::RateMlPerH::new(r)
+        .map_err(|e| AppError::invalid("rate_ml_per_h", e.to_string()))
 }
 
 fn flag(f: &[(String, String)], k: &str) -> Option<bool> {
@@ -939,11 +1074,20 @@ pub fn command_of(f: &[(String, String)]) -> Result<Command, AppError> {
             transport_advice_given: flag(f, "transport_advice_given"),
         }),
         "start" => Command::Start {
-            rate_ml_per_h: num(f, "rate_ml_per_h")?,
+            rate_ml_per_h: num(f, "rate_ml_per_h")?.map(pump_rate).transpose()?,
+            rate_reason: text(f, "rate_reason"),
         },
         "change_rate" => Command::ChangeRate {
-            rate_ml_per_h: num(f, "rate_ml_per_h")?
-                .ok_or_else(|| AppError::invalid("rate_ml_per_h", "required"))?,
+            rate_ml_per_h: pump_rate(
+                num(f, "rate_ml_per_h")?
+                    .ok_or_else(|| AppError::invalid("rate_ml_per_h", "required"))?,
+            )?,
+            rate_reason: text(f, "rate_reason"),
+        },
+        "record_given" => Command::RecordGiven {
+            given_mg: num(f, "given_mg")?
+                .ok_or_else(|| AppError::invalid("given_mg", "required"))?,
+            reason: text(f, "reason"),
         },
         "stop" => Command::Stop {
             reason: text(f, "reason"),

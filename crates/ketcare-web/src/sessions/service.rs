@@ -74,6 +74,7 @@ pub fn verified_dose(order_id: i64, order: &ketcare_clinical::DoseOrder) -> Opti
         verified_by: v.by.to_string(),
         devices,
         dose_mg: (dose_mg > 0.0).then_some(dose_mg),
+        delivery: ketcare_session::ordered_delivery(c),
     })
 }
 
@@ -109,6 +110,18 @@ pub async fn create(
         ));
     }
     let order = clinical::order_of(&rec)?.order;
+    if order.state != OrderState::Verified {
+        return Err(AppError::invalid(
+            "order_id",
+            format!(
+                "dose order {order_id} is {}: a session is scheduled only for an order verified by a second clinician",
+                serde_json::to_value(order.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
     let library = state.library();
     let protocol = library
         .get(&order.calculation.protocol_id)
@@ -122,15 +135,19 @@ pub async fn create(
     let plan = rules(state)?.plan(protocol, &settings, devices);
     let mut session = Session::new(plan, chair, scheduled_for);
     session.dose_order_id = Some(order_id);
-    if let Some(dose) = verified_dose(order_id, &order) {
-        session
-            .apply(
-                &Command::AttachDose { dose },
-                &actor.username,
-                scheduled_for,
-            )
-            .map_err(|r| AppError::Conflict(r.to_string()))?;
-    }
+    let Some(dose) = verified_dose(order_id, &order) else {
+        return Err(AppError::invalid(
+            "order_id",
+            format!("dose order {order_id} has no verification"),
+        ));
+    };
+    session
+        .apply(
+            &Command::AttachDose { dose },
+            &actor.username,
+            scheduled_for,
+        )
+        .map_err(|r| AppError::Conflict(r.to_string()))?;
     let created = state
         .store
         .create_treatment_session(actor, patient, &session)
