@@ -193,13 +193,18 @@ test('nurse runs an IV ketamine session to discharge with a streamed SpO2 alarm 
   await page.click('#ready');
   await page.click('#discharge');
   assert.match(await page.textContent('#phase'), /Discharged/);
-  // What was given was drawn from a 50 mg/mL vial: drawn = given, so the ledger balances.
+  // What was given was drawn from a 10 mg/mL vial, the strength the order was prepared from
+  // (the ledger refuses another strength): drawn = given, so the ledger balances.
   const session = await api(page, 'GET', `/api/v1/sessions/${sid}`);
   assert.equal(session.status, 200, session.text);
   const doseMg = findNum(session.json, 'dose_mg');
   assert.ok(doseMg > 0, `the verified dose in mg: ${session.text}`);
+  const ledger = await api(page, 'GET', '/api/v1/ledger');
+  assert.equal(ledger.status, 200, ledger.text);
+  const vial = ledger.json.containers.find((c) => c.product === 'ketamine-10' && c.status !== 'empty');
+  assert.ok(vial, `a 10 mg/mL vial in stock: ${ledger.text}`);
   const draw = await api(page, 'POST', '/api/v1/ledger/events', { event: {
-    kind: 'draw', container: 1, session_id: sid, patient_id: pid, volume_ul: Math.round(doseMg * 1000 / 50) } });
+    kind: 'draw', container: vial.id, session_id: sid, patient_id: pid, volume_ul: Math.round(doseMg * 1000 / 10) } });
   assert.equal(draw.status, 201, draw.text);
   await page.click('#sign');
   assert.match(await page.textContent('#signed'), /Signed by/);
