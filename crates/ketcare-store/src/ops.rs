@@ -1293,14 +1293,14 @@ impl OpsStore for SqlStore {
         {
             *patient_id = t.patient_id;
         }
-        if let LedgerEvent::Draw { patient_id, .. } = &event {
-            load_patient(&mut tx, PatientId::new(*patient_id)).await?;
-        }
         let records = ledger_records_tx(&mut tx).await?;
         let mut state = replay(&records)?;
         state
             .check_session(&event, target.as_ref())
             .map_err(|e| invalid(&e.field, e.message))?;
+        if let LedgerEvent::Draw { patient_id, .. } = &event {
+            load_patient(&mut tx, PatientId::new(*patient_id)).await?;
+        }
         // An inventory records what the ledger holds at that moment, whatever the request says.
         let event = match event {
             LedgerEvent::Inventory {

@@ -590,6 +590,11 @@ async fn a_draw_is_tied_to_a_real_session_of_that_patient_and_the_drug_of_its_or
             "{backend:?}"
         );
         assert_eq!(
+            field_of(s.ledger_append(&c.nurse, &draw(iv + 1000, 0)).await),
+            "session_id",
+            "{backend:?}: no such session, no patient named"
+        );
+        assert_eq!(
             field_of(s.ledger_append(&c.nurse, &draw(iv, c.minor.get())).await),
             "patient_id",
             "{backend:?}"

@@ -626,6 +626,72 @@ async fn draws_are_tied_to_the_session_record_through_the_api_and_the_page() {
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+        // A session from a stored, verified order prepared from a 10 mg/mL vial: a 50 mg/mL
+        // vial is refused, a 10 mg/mL one accepted.
+        app.add_user("priya", Role::Prescriber).await;
+        app.set_test_site_settings().await;
+        let doc = app.bearer("priya").await;
+        let order = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{adult}/orders"),
+                &doc,
+                &json!({"protocol_id": "trd-adult-iv-ketamine", "patient": {"weight_kg": 41.5, "age": {"years": 46}},
+                        "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50}}),
+            )
+            .await;
+        assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
+        let oid = order.json()["id"].as_i64().unwrap();
+        let v = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/orders/{oid}/verify"),
+                &pharm,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(v.status, StatusCode::OK, "{}", v.body);
+        let created = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{adult}/sessions"),
+                &nurse_api,
+                &json!({"order_id": oid, "chair": "Chair 3"}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        let ordered = created.json()["id"].as_i64().unwrap();
+        let r = app
+            .json(
+                Method::POST,
+                "/api/v1/ledger/events",
+                &nurse_api,
+                &draw(ordered, adult),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{backend:?}: {}",
+            r.body
+        );
+        assert!(
+            r.body.contains("\"container\"") && r.body.contains("10 mg/mL"),
+            "{}",
+            r.body
+        );
+        let receive10 = json!({"event": {"kind": "receive", "product": "ketamine-10", "ndc": "67457-108-10", "lot": "K10",
+                               "expiry": "2030-06-30", "quantity": 1, "invoice": "INV-79", "supplier": "Wholesaler"}});
+        let r = app
+            .json(Method::POST, "/api/v1/ledger/events", &pharm, &receive10)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let ten = json!({"event": {"kind": "draw", "container": 2, "session_id": ordered, "volume_ul": 2000}});
+        let r = app
+            .json(Method::POST, "/api/v1/ledger/events", &nurse_api, &ten)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{backend:?}: {}", r.body);
     }
 }
 
