@@ -59,29 +59,112 @@ test('scheduler books a course; a clashing course is refused with reasons', asyn
   await page.close();
 });
 
+// A JSON API call from the signed-in page (the page's CSRF token, the session cookie).
+async function api(page, method, path, body) {
+  return page.evaluate(async ({ method, path, body }) => {
+    const csrf = document.querySelector('input[name=csrf_token]')?.value ?? '';
+    const r = await fetch(path, {
+      method,
+      headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: r.status, text, json };
+  }, { method, path, body });
+}
+
 test('a nurse draws and records waste with a witness; the session balances', async () => {
   const page = await browser.newPage();
+  // A real IV ketamine session for KC-1010: ordered by the prescriber, verified by the
+  // pharmacist, scheduled by the nurse (a draw must name an existing session of that patient).
+  // The administrator sets the ordering values for it, and puts the site's settings back after.
+  await signIn(page, server.base, 'admin');
+  await page.goto(`${server.base}/`);
+  const current = await api(page, 'GET', '/api/v1/site-settings');
+  assert.equal(current.status, 200, current.text);
+  const original = structuredClone(current.json.settings);
+  const settings = current.json.settings;
+  Object.assign(settings.values, {
+    'observation.ketamine_psychiatric_minutes': 60,
+    'rounding.dose_mg_increment': 1,
+    'rounding.pump_ml_per_h_increment': 0.1,
+    'rounding.syringe_ml_increment': 0.1,
+  });
+  const put = await api(page, 'PUT', '/api/v1/site-settings', { settings, reason: 'browser test: IV ketamine order' });
+  assert.equal(put.status, 200, put.text);
+  await signOut(page);
+  await signIn(page, server.base, 'prescriber');
+  await page.goto(`${server.base}/`);
+  const found = await api(page, 'GET', '/api/v1/patients?q=KC-1010');
+  const patients = Array.isArray(found.json) ? found.json : found.json.patients ?? found.json.items;
+  const pid = patients[0].id;
+  const order = await api(page, 'POST', `/api/v1/patients/${pid}/orders`, {
+    protocol_id: 'trd-adult-iv-ketamine', patient: { weight_kg: 64, age: { years: 33 } } });
+  assert.equal(order.status, 201, order.text);
+  await signOut(page);
+  await signIn(page, server.base, 'pharmacist');
+  await page.goto(`${server.base}/`);
+  const verified = await api(page, 'POST', `/api/v1/orders/${order.json.id}/verify`, {});
+  assert.equal(verified.status, 200, verified.text);
+  await signOut(page);
   await signIn(page, server.base, 'nurse');
+  await page.goto(`${server.base}/`);
+  const created = await api(page, 'POST', `/api/v1/patients/${pid}/sessions`, { order_id: order.json.id, chair: 'Chair 9' });
+  assert.equal(created.status, 201, created.text);
+  const sid = String(created.json.id);
+  await signOut(page);
+  await signIn(page, server.base, 'admin');
+  await page.goto(`${server.base}/`);
+  const restored = await api(page, 'PUT', '/api/v1/site-settings', { settings: original, reason: 'browser test: settings as they were' });
+  assert.equal(restored.status, 200, restored.text);
+  await signOut(page);
+  await signIn(page, server.base, 'nurse');
+
   await page.click('nav >> text=Ledger');
   assert.match(await page.textContent('#on-hand'), /Ketamine 50 mg\/mL/);
 
-  // 1 mL of 50 mg/mL = 50 mg drawn for session 9001 (patient 1).
+  // A session that does not exist, and another patient's session: refused, naming the field.
   await page.selectOption('#draw-container', '1');
   await page.fill('#draw-session', '9001');
-  await page.fill('#draw-patient', '1');
+  await page.fill('#draw-volume', '1');
+  await page.click('#draw-form button[type=submit]');
+  await page.waitForSelector('#ledger-error');
+  assert.match(await page.textContent('#ledger-error'), /session_id/);
+  await page.selectOption('#draw-container', '1');
+  await page.fill('#draw-session', sid);
+  await page.fill('#draw-patient', String(pid === 1 ? 2 : 1));
+  await page.fill('#draw-volume', '1');
+  await page.click('#draw-form button[type=submit]');
+  await page.waitForSelector('#ledger-error');
+  assert.match(await page.textContent('#ledger-error'), /patient_id/);
+  // A racemic ketamine vial for the demo's esketamine session 1: refused, naming the container.
+  await page.selectOption('#draw-container', '1');
+  await page.fill('#draw-session', '1');
+  await page.fill('#draw-patient', '');
+  await page.fill('#draw-volume', '1');
+  await page.click('#draw-form button[type=submit]');
+  await page.waitForSelector('#ledger-error');
+  assert.match(await page.textContent('#ledger-error'), /container.*esketamine/);
+
+  // 1 mL of 50 mg/mL = 50 mg drawn for the session (its patient comes from the session).
+  await page.selectOption('#draw-container', '1');
+  await page.fill('#draw-session', sid);
+  await page.fill('#draw-patient', '');
   await page.fill('#draw-volume', '1');
   await page.click('#draw-form button[type=submit]');
   await page.waitForSelector('#ledger-message');
   assert.match(await page.textContent('#ledger-message'), /recorded \(draw\)/);
 
   // 35 mg given: not balanced yet.
-  await page.fill('#bal-session', '9001');
+  await page.fill('#bal-session', sid);
   await page.fill('#bal-given', '35');
   await page.click('#balance-form button[type=submit]');
   assert.match(await page.textContent('#balance'), /15 mg drawn is not accounted for/);
 
   // The nurse cannot witness her own waste.
-  await page.fill('#waste-session', '9001');
+  await page.fill('#waste-session', sid);
   await page.fill('#waste-amount', '15');
   await page.fill('#witness-username', 'nurse');
   await page.fill('#witness-password', 'ketcare-demo');
@@ -90,7 +173,7 @@ test('a nurse draws and records waste with a witness; the session balances', asy
   assert.match(await page.textContent('#ledger-error'), /different person/);
 
   // The prescriber witnesses, typing their own password on the nurse's screen.
-  await page.fill('#waste-session', '9001');
+  await page.fill('#waste-session', sid);
   await page.fill('#waste-amount', '15');
   await page.fill('#waste-note', 'left in syringe after the infusion');
   await page.fill('#witness-username', 'prescriber');
@@ -100,7 +183,7 @@ test('a nurse draws and records waste with a witness; the session balances', asy
   assert.match(await page.textContent('#ledger-message'), /recorded \(waste\)/);
   assert.match(await page.textContent('#entries'), /"username":"prescriber"/);
 
-  await page.fill('#bal-session', '9001');
+  await page.fill('#bal-session', sid);
   await page.fill('#bal-given', '35');
   await page.click('#balance-form button[type=submit]');
   assert.match(await page.textContent('#balance'), /balanced: 50 mg drawn = 35 mg given \+ 15 mg wasted/);

@@ -124,9 +124,13 @@ impl ConsentDocument {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Signer {
     Patient,
+    /// A guardian of record, named by id. The name and relationship stored are the guardian
+    /// record's: a request may omit them; typed ones that contradict the record are refused.
     Guardian {
         guardian_id: i64,
+        #[serde(default)]
         name: String,
+        #[serde(default)]
         relationship: String,
     },
 }
@@ -257,6 +261,8 @@ pub enum InvalidReason {
     ProtocolChanged,
     MinorWithoutGuardian,
     MinorWithoutAssent,
+    /// The guardian who signed for a minor is no longer a guardian of record.
+    GuardianUnlinked,
 }
 
 /// What `consent_valid` needs to know about the patient and protocol at time `at`.
@@ -269,6 +275,10 @@ pub struct ConsentQuery<'a> {
     pub protocol_version: u32,
     /// The protocol's current consent document, if one exists.
     pub current_document: Option<&'a ConsentDocument>,
+    /// The patient's guardians of record now (id, name): a minor's consent signed by a
+    /// guardian who has since been unlinked (or whose id now names someone else) is no longer
+    /// valid.
+    pub guardians: &'a [(i64, String)],
     pub at: Timestamp,
 }
 
@@ -339,6 +349,22 @@ pub fn consent_valid(q: &ConsentQuery<'_>, signatures: &[ConsentSignature]) -> C
                 "a minor's consent must be signed by a guardian".into(),
             );
         }
+        if let Signer::Guardian {
+            guardian_id, name, ..
+        } = &s.signer
+            && !q
+                .guardians
+                .iter()
+                .any(|(id, n)| id == guardian_id && n.trim().eq_ignore_ascii_case(name.trim()))
+        {
+            return invalid(
+                InvalidReason::GuardianUnlinked,
+                format!(
+                    "signed by {} (guardian {guardian_id}), who is no longer a guardian of record: a guardian of record must re-consent",
+                    if name.is_empty() { "a guardian" } else { name }
+                ),
+            );
+        }
         if s.assent.is_none() {
             return invalid(
                 InvalidReason::MinorWithoutAssent,
@@ -405,6 +431,7 @@ mod tests {
             protocol_id: "trd-adult-iv-ketamine",
             protocol_version: 1,
             current_document: Some(d),
+            guardians: Box::leak(Box::new([(3, "Ann".to_owned())])),
             at: ts(at),
         }
     }
@@ -485,6 +512,16 @@ mod tests {
         );
         let s = [sig(&d, g, Some(Assent::Given { obtained_by: 2 }))];
         assert!(consent_valid(&query(&d, true, "2026-12-02T00:00:00Z"), &s).is_valid());
+        // The signing guardian is unlinked: no longer valid, and the status says why.
+        let mut q = query(&d, true, "2026-12-02T00:00:00Z");
+        let others = [(4, "Bob".to_owned())];
+        q.guardians = &others;
+        let st = consent_valid(&q, &s);
+        assert_eq!(reason(st.clone()), Some(InvalidReason::GuardianUnlinked));
+        assert!(
+            matches!(&st, ConsentStatus::Invalid { message, .. } if message.contains("Ann (guardian 3)")),
+            "{st:?}"
+        );
     }
 
     #[test]

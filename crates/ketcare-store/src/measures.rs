@@ -219,6 +219,21 @@ pub trait MeasuresStore: Send + Sync {
         alerts: &[NewAlert],
     ) -> Result<Vec<SafetyAlert>>;
 
+    /// Raises alerts from a staff-entered form that could not be stored yet (incomplete
+    /// answers), as the link path does: a positive suicide-risk answer alerts the team at once,
+    /// and nothing is stored as a score. Not raised twice while open.
+    async fn raise_incomplete_alerts(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        instrument: &str,
+        alerts: &[NewAlert],
+    ) -> Result<Vec<SafetyAlert>>;
+
+    /// The questionnaires of a link, as stored (no sign-in: the token is the key; nothing is
+    /// written). Refuses an unknown link.
+    async fn link_instruments(&self, token_hash: &str) -> Result<Vec<String>>;
+
     async fn open_alerts(&self, actor: &Actor) -> Result<Vec<SafetyAlert>>;
     /// How many alerts are open and the newest alert id ever raised: changes whenever an alert
     /// is raised or closed. Holds no patient data, so pages may poll it without an audit entry.
@@ -526,6 +541,62 @@ async fn alert_action(
     Ok(())
 }
 
+/// Raises alerts from a form that could not be stored yet (incomplete answers), by whoever
+/// entered it; an alert already open for the same patient, questionnaire, item and author is not
+/// raised twice (and is joined to the response once the complete form is stored).
+async fn raise_alerts_tx(
+    tx: &mut Tx,
+    actor: &Actor,
+    patient: i64,
+    instrument: &str,
+    alerts: &[NewAlert],
+) -> Result<Vec<SafetyAlert>> {
+    let mut raised = Vec::new();
+    for a in alerts {
+        let existing = sqlx::query(
+            "SELECT id FROM safety_alerts WHERE patient_id = $1 AND instrument = $2 AND item = $3 AND raised_by = $4 AND status = 'open'",
+        )
+        .bind(patient)
+        .bind(instrument)
+        .bind(a.item)
+        .bind(&actor.username)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if existing.is_some() {
+            continue;
+        }
+        let at = now_rfc3339();
+        let row = sqlx::query(
+            "INSERT INTO safety_alerts (patient_id, instrument, item, answer, detail, status, raised_by, raised_at)
+             VALUES ($1, $2, $3, $4, $5, 'open', $6, $7) RETURNING id",
+        )
+        .bind(patient)
+        .bind(instrument)
+        .bind(a.item)
+        .bind(a.answer)
+        .bind(&a.detail)
+        .bind(&actor.username)
+        .bind(&at)
+        .fetch_one(&mut **tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        alert_action(tx, id, "raised", &a.detail, &actor.username, &at).await?;
+        audit(
+            tx,
+            actor,
+            "safety_alert.raise",
+            patient,
+            format!(
+                "alert {id}: {instrument} item {} (form not complete)",
+                a.item
+            ),
+        )
+        .await?;
+        raised.push(alert_by_id(tx, id).await?);
+    }
+    Ok(raised)
+}
+
 async fn link_by_hash(tx: &mut Tx, token_hash: &str) -> Result<MeasureLink> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {LINK_COLS} FROM measure_links WHERE token_hash = $1"
@@ -829,52 +900,39 @@ impl MeasuresStore for SqlStore {
             ));
         }
         check_expiry(&link, now)?;
-        let actor = link_actor(link.id, address);
-        let mut raised = Vec::new();
-        for a in alerts {
-            let existing = sqlx::query(
-                "SELECT id FROM safety_alerts WHERE patient_id = $1 AND instrument = $2 AND item = $3 AND raised_by = $4 AND status = 'open'",
-            )
-            .bind(link.patient_id)
-            .bind(instrument)
-            .bind(a.item)
-            .bind(&actor.username)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if existing.is_some() {
-                continue;
-            }
-            let at = now_rfc3339();
-            let row = sqlx::query(
-                "INSERT INTO safety_alerts (patient_id, instrument, item, answer, detail, status, raised_by, raised_at)
-                 VALUES ($1, $2, $3, $4, $5, 'open', $6, $7) RETURNING id",
-            )
-            .bind(link.patient_id)
-            .bind(instrument)
-            .bind(a.item)
-            .bind(a.answer)
-            .bind(&a.detail)
-            .bind(&actor.username)
-            .bind(&at)
-            .fetch_one(&mut *tx)
-            .await?;
-            let id: i64 = row.try_get("id")?;
-            alert_action(&mut tx, id, "raised", &a.detail, &actor.username, &at).await?;
-            audit(
-                &mut tx,
-                &actor,
-                "safety_alert.raise",
-                link.patient_id,
-                format!(
-                    "alert {id}: {instrument} item {} (form not complete)",
-                    a.item
-                ),
-            )
-            .await?;
-            raised.push(alert_by_id(&mut tx, id).await?);
+        // Only the link's own questionnaires raise alerts through it.
+        if !link.instruments.iter().any(|i| i == instrument) {
+            return Err(StoreError::Invalid(FieldErrors::single(
+                "instruments",
+                format!("{instrument} is not part of this link's set"),
+            )));
         }
+        let actor = link_actor(link.id, address);
+        let raised = raise_alerts_tx(&mut tx, &actor, link.patient_id, instrument, alerts).await?;
         tx.commit().await?;
         Ok(raised)
+    }
+
+    async fn raise_incomplete_alerts(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        instrument: &str,
+        alerts: &[NewAlert],
+    ) -> Result<Vec<SafetyAlert>> {
+        require(actor, Permission::RecordMeasures)?;
+        let mut tx = self.begin_write().await?;
+        load_patient(&mut tx, patient).await?;
+        let raised = raise_alerts_tx(&mut tx, actor, patient.get(), instrument, alerts).await?;
+        tx.commit().await?;
+        Ok(raised)
+    }
+
+    async fn link_instruments(&self, token_hash: &str) -> Result<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        let link = link_by_hash(&mut tx, token_hash).await?;
+        tx.commit().await?;
+        Ok(link.instruments)
     }
 
     async fn alert_state(&self, actor: &Actor) -> Result<(i64, i64)> {

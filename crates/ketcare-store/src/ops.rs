@@ -12,13 +12,14 @@ use jiff::Timestamp;
 use jiff::civil::DateTime;
 use ketcare_core::audit::AuditEvent;
 use ketcare_core::{Actor, AgeBands, FieldErrors, PatientId, Permission, Role, UserId};
+use ketcare_ops::Drug;
 use ketcare_ops::billing::PriceList;
 use ketcare_ops::consent::{
     self, Assent, ConsentDocument, ConsentQuery, ConsentSignature, ConsentStatus, Section, Signer,
 };
 use ketcare_ops::ledger::chain::{self, LedgerBreak, LedgerRecord};
 use ketcare_ops::ledger::products::Stock;
-use ketcare_ops::ledger::{LedgerActor, LedgerEvent, LedgerState, Witness};
+use ketcare_ops::ledger::{LedgerActor, LedgerEvent, LedgerState, SessionTarget, Witness};
 use ketcare_ops::schedule::{
     Booking, BookingStatus, Conflict, MoveMode, MovePlan, OnSite, PhaseKind, Staffing,
 };
@@ -422,6 +423,11 @@ pub(crate) async fn consent_status_tx(
         .as_ref()
         .map(document_from_row)
         .transpose()?;
+    let guardians: Vec<(i64, String)> = p
+        .guardians
+        .iter()
+        .map(|g| (g.id.get(), g.record.name.clone()))
+        .collect();
     let sigs = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE patient_id = $1 AND protocol_id = $2"
         )))
@@ -439,11 +445,99 @@ pub(crate) async fn consent_status_tx(
             protocol_id,
             protocol_version,
             current_document: doc.as_ref(),
+            guardians: &guardians,
             at,
         },
         &sigs,
     );
     Ok(status)
+}
+
+/// The session a ledger draw or waste names, from its record: its patient, the drug of its
+/// verified order (and the vial strength the order was prepared from, where the stored order
+/// names one), and whether its state allows a draw or a waste. `None` when there is no such
+/// session.
+///
+/// A draw is allowed once a verified dose order is attached to the session and until the
+/// record is signed, except in a cancelled session: the ledger is reconciled before the
+/// signature, so a draw made before dosing may still be entered after discharge or transfer,
+/// but nothing is drawn for a session that was cancelled or is signed. A waste is allowed
+/// until the record is signed (drug drawn for a session later cancelled is wasted).
+async fn session_target(tx: &mut Tx, session_id: i64) -> Result<Option<SessionTarget>> {
+    use ketcare_session::{Mode, Phase, Session};
+    let Some(row) =
+        sqlx::query("SELECT patient_id, body, signed FROM treatment_sessions WHERE id = $1")
+            .bind(session_id)
+            .fetch_optional(&mut **tx)
+            .await?
+    else {
+        return Ok(None);
+    };
+    let patient_id: i64 = row.try_get("patient_id")?;
+    let body: String = row.try_get("body")?;
+    let signed: i64 = row.try_get("signed")?;
+    let session: Session =
+        serde_json::from_str(&body).map_err(|_| corrupt("treatment_sessions.body", &body))?;
+    let mut drug = match session.plan.mode {
+        Mode::Infusion => Drug::RacemicKetamine,
+        Mode::Esketamine => Drug::Esketamine,
+    };
+    let mut vial = None;
+    let dose = session.checklist.dose.as_ref();
+    if let Some(d) = dose {
+        // The stored order, where it is this patient's: its drug and vial strength.
+        let order = sqlx::query(
+            "SELECT body FROM clinical_records WHERE id = $1 AND patient_id = $2 AND kind = 'dose_order'",
+        )
+        .bind(d.order_id)
+        .bind(patient_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(o) = order {
+            let body: String = o.try_get("body")?;
+            let v: serde_json::Value =
+                serde_json::from_str(&body).map_err(|_| corrupt("clinical_records.body", &body))?;
+            let calc = &v["calculation"];
+            if !calc["esketamine"].is_null() {
+                drug = Drug::Esketamine;
+            } else if calc["components"].is_array() {
+                drug = Drug::RacemicKetamine;
+                vial = calc["components"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["preparation"]["vial_concentration"]["value"].as_f64())
+                    .map(|mg_per_ml| (mg_per_ml * 1000.0).round() as i64)
+                    .next();
+            }
+        }
+    }
+    let signed = signed != 0 || session.signature.is_some();
+    let draw_refused = if signed {
+        Some(format!(
+            "session {session_id} is signed: its ledger is closed"
+        ))
+    } else if session.phase == Phase::Cancelled {
+        Some(format!(
+            "session {session_id} was cancelled: nothing is drawn for it"
+        ))
+    } else if dose.is_none() {
+        Some(format!(
+            "session {session_id} has no verified dose order attached: attach the verified order before drawing"
+        ))
+    } else {
+        None
+    };
+    let waste_refused =
+        signed.then(|| format!("session {session_id} is signed: its ledger is closed"));
+    Ok(Some(SessionTarget {
+        session_id,
+        patient_id,
+        drug,
+        vial_milli_mg_per_ml: vial,
+        draw_refused,
+        waste_refused,
+    }))
 }
 
 fn ledger_actor(actor: &Actor) -> Result<LedgerActor> {
@@ -972,6 +1066,76 @@ impl OpsStore for SqlStore {
         let guardians: Vec<i64> = patient.guardians.iter().map(|g| g.id.get()).collect();
         consent::check_signer(minor, &sig.signer, sig.assent.as_ref(), &guardians)
             .map_err(|e| invalid(&e.field, e.message))?;
+        // The guardian's name and relationship are the guardian record's, never the request's.
+        let signer = match &sig.signer {
+            Signer::Patient => Signer::Patient,
+            Signer::Guardian {
+                guardian_id,
+                name,
+                relationship,
+            } => {
+                let g = patient
+                    .guardians
+                    .iter()
+                    .find(|g| g.id.get() == *guardian_id)
+                    .ok_or_else(|| {
+                        invalid(
+                            "guardian_id",
+                            "this person is not a guardian of record of the patient",
+                        )
+                    })?;
+                let rec_name = g.record.name.trim().to_owned();
+                let rec_rel = g.record.relationship.as_str().to_owned();
+                let norm = |v: &str| v.trim().replace('_', " ").to_lowercase();
+                let differs =
+                    |typed: &str, held: &str| !typed.trim().is_empty() && norm(typed) != norm(held);
+                if differs(name, &rec_name) {
+                    return Err(invalid(
+                        "signer.name",
+                        format!(
+                            "guardian {guardian_id} is {rec_name} on the patient's record, not {:?}",
+                            name.trim()
+                        ),
+                    ));
+                }
+                if differs(relationship, &rec_rel) {
+                    return Err(invalid(
+                        "signer.relationship",
+                        format!(
+                            "guardian {guardian_id} is the patient's {rec_rel} on the record, not {:?}",
+                            relationship.trim()
+                        ),
+                    ));
+                }
+                Signer::Guardian {
+                    guardian_id: *guardian_id,
+                    name: rec_name,
+                    relationship: rec_rel,
+                }
+            }
+        };
+        // Whoever obtained the assent is an existing clinician account.
+        if let Some(Assent::Given { obtained_by } | Assent::NotCapable { obtained_by, .. }) =
+            &sig.assent
+        {
+            match user_exists(&mut tx, *obtained_by).await? {
+                None => {
+                    return Err(invalid(
+                        "assent.obtained_by",
+                        format!("no user {obtained_by}"),
+                    ));
+                }
+                Some((username, role)) if !role.allows(Permission::RecordConsent) => {
+                    return Err(invalid(
+                        "assent.obtained_by",
+                        format!(
+                            "{username} is a {role}; assent is obtained by a clinician (prescriber or nurse)"
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
         let expires = consent::expiry(&doc, sig.signed_at);
         let id: i64 = sqlx::query(
             "INSERT INTO ops_consent_signatures (patient_id, document_id, protocol_id, document_version, protocol_version, signer, assent, signed_at, expires_at, recorded_by)
@@ -982,7 +1146,7 @@ impl OpsStore for SqlStore {
         .bind(&doc.protocol_id)
         .bind(i64::from(doc.version))
         .bind(i64::from(doc.protocol_version))
-        .bind(to_json(&sig.signer)?)
+        .bind(to_json(&signer)?)
         .bind(sig.assent.as_ref().map(to_json).transpose()?)
         .bind(sig.signed_at.to_string())
         .bind(expires.map(|e| e.to_string()))
@@ -1118,12 +1282,25 @@ impl OpsStore for SqlStore {
         sqlx::query("UPDATE ops_ledger_head SET seq = seq WHERE id = 1")
             .execute(&mut *tx)
             .await?;
-        let event = self.resolve_witnesses(&mut tx, event).await?;
-        if let LedgerEvent::Draw { patient_id, .. } = &event {
-            load_patient(&mut tx, PatientId::new(*patient_id)).await?;
+        let mut event = self.resolve_witnesses(&mut tx, event).await?;
+        // A draw or a waste is checked against the session it names, as the record has it.
+        let target = match event.session_id() {
+            Some(sid) => session_target(&mut tx, sid).await?,
+            None => None,
+        };
+        if let (LedgerEvent::Draw { patient_id, .. }, Some(t)) = (&mut event, &target)
+            && *patient_id == 0
+        {
+            *patient_id = t.patient_id;
         }
         let records = ledger_records_tx(&mut tx).await?;
         let mut state = replay(&records)?;
+        state
+            .check_session(&event, target.as_ref())
+            .map_err(|e| invalid(&e.field, e.message))?;
+        if let LedgerEvent::Draw { patient_id, .. } = &event {
+            load_patient(&mut tx, PatientId::new(*patient_id)).await?;
+        }
         // An inventory records what the ledger holds at that moment, whatever the request says.
         let event = match event {
             LedgerEvent::Inventory {

@@ -353,3 +353,66 @@ async fn clinic_texts_are_versioned_and_links_name_their_recipient() {
         assert_eq!(store.verify_audit().await.unwrap().broken, None);
     }
 }
+
+#[tokio::test]
+async fn incomplete_forms_alert_from_staff_and_links_only_for_their_own_questionnaires() {
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let a = patient(s, "I-A").await;
+        let n = nurse();
+        let item9 = [NewAlert {
+            item: 9,
+            answer: 2,
+            detail: "PHQ-9 item 9 answered 2".into(),
+        }];
+        // Staff: the incomplete form raises the alert once (not again while it is open), and a
+        // role that may not record measures cannot raise one.
+        let raised = s
+            .raise_incomplete_alerts(&n, a, "phq9", &item9)
+            .await
+            .unwrap();
+        assert_eq!(raised.len(), 1, "{backend:?}");
+        assert!(
+            s.raise_incomplete_alerts(&n, a, "phq9", &item9)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(matches!(
+            s.raise_incomplete_alerts(&Actor::system(Role::Scheduler), a, "phq9", &item9)
+                .await,
+            Err(StoreError::Forbidden { .. })
+        ));
+        assert!(s.patient_responses(&n, a).await.unwrap().is_empty());
+        assert_eq!(s.patient_alerts(&n, a).await.unwrap().len(), 1);
+        // The complete form joins the alert already raised instead of raising another.
+        s.record_response(&n, a, &response("phq9", "staff-1", 2))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.patient_alerts(&n, a).await.unwrap().len(),
+            1,
+            "{backend:?}"
+        );
+
+        // Links: the set is the stored one; an alert for another questionnaire is refused.
+        s.create_link(&n, a, "hash-i", &["gad7".into()], 1_000, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.link_instruments("hash-i").await.unwrap(),
+            vec!["gad7".to_owned()]
+        );
+        assert!(matches!(
+            s.link_instruments("nope").await,
+            Err(StoreError::NotFound { .. })
+        ));
+        let e = s.raise_link_alerts("hash-i", 10, "x", "phq9", &item9).await;
+        assert!(
+            matches!(&e, Err(StoreError::Invalid(f)) if f.get("instruments").is_some()),
+            "{backend:?}: {e:?}"
+        );
+        assert_eq!(s.patient_alerts(&n, a).await.unwrap().len(), 1);
+    }
+}

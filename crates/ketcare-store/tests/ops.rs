@@ -422,6 +422,261 @@ async fn consent_gating_none_expired_old_version_and_minor_assent() {
     }
 }
 
+#[tokio::test]
+async fn consent_signers_come_from_the_records_and_unlinking_the_guardian_voids_the_consent() {
+    for backend in BACKENDS {
+        let c = clinic(backend).await;
+        let s = c.store.as_ref();
+        let pid = "trd-adolescent-iv-ketamine-yale";
+        s.add_consent_document(
+            &c.nurse,
+            &NewConsentDocument {
+                protocol_id: pid.into(),
+                protocol_version: 1,
+                off_label: true,
+                title: "IV ketamine for adolescents".into(),
+                sections: sections(),
+                valid_days: None,
+            },
+        )
+        .await
+        .unwrap();
+        let guardian = |name: &str, relationship: &str| Signer::Guardian {
+            guardian_id: c.guardian,
+            name: name.into(),
+            relationship: relationship.into(),
+        };
+        let sig = |signer, obtained_by| NewSignature {
+            patient_id: c.minor,
+            protocol_id: pid.into(),
+            signer,
+            assent: Some(Assent::Given { obtained_by }),
+            signed_at: "2026-12-01T10:00:00Z".parse().unwrap(),
+        };
+        let nurse = uid(&c.nurse);
+        // Typed names and relationships that contradict the guardian of record are refused.
+        assert_eq!(
+            field_of(
+                s.record_consent(&c.nurse, &sig(guardian("Someone Else", ""), nurse))
+                    .await
+            ),
+            "signer.name",
+            "{backend:?}"
+        );
+        assert_eq!(
+            field_of(
+                s.record_consent(&c.nurse, &sig(guardian("", "father"), nurse))
+                    .await
+            ),
+            "signer.relationship",
+            "{backend:?}"
+        );
+        // The assent is obtained by an existing clinician account.
+        assert_eq!(
+            field_of(
+                s.record_consent(&c.nurse, &sig(guardian("", ""), 987_654))
+                    .await
+            ),
+            "assent.obtained_by",
+            "{backend:?}: an unknown user"
+        );
+        assert_eq!(
+            field_of(
+                s.record_consent(&c.nurse, &sig(guardian("", ""), uid(&c.scheduler)))
+                    .await
+            ),
+            "assent.obtained_by",
+            "{backend:?}: a scheduler is not a clinician"
+        );
+        assert!(
+            s.consent_signatures(&c.nurse, c.minor)
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing was stored"
+        );
+        // Names left out are the record's.
+        let stored = s
+            .record_consent(&c.nurse, &sig(guardian("", ""), nurse))
+            .await
+            .unwrap();
+        assert_eq!(
+            stored.signer,
+            guardian("Ann Parent", "mother"),
+            "{backend:?}"
+        );
+        let now: Timestamp = "2026-12-07T09:00:00Z".parse().unwrap();
+        assert!(
+            s.consent_status(&c.nurse, c.minor, pid, 1, now)
+                .await
+                .unwrap()
+                .is_valid()
+        );
+        // The signing guardian is unlinked: the consent is no longer valid, and says why.
+        s.remove_guardian(
+            &c.scheduler,
+            c.minor,
+            ketcare_core::GuardianId::new(c.guardian),
+        )
+        .await
+        .unwrap();
+        let st = s
+            .consent_status(&c.nurse, c.minor, pid, 1, now)
+            .await
+            .unwrap();
+        assert!(
+            matches!(&st, ConsentStatus::Invalid { reason: InvalidReason::GuardianUnlinked, message } if message.contains("no longer a guardian of record")),
+            "{backend:?}: {st:?}"
+        );
+    }
+}
+
+/// A scheduled session of `protocol` for `patient` with a verified dose order attached (the
+/// order itself is not stored: the ledger then reads the drug from the session's plan).
+async fn session_with_order(c: &Clinic, patient: PatientId, protocol: &str, devices: u32) -> i64 {
+    let lib = ketcare_clinical::Library::builtin().unwrap();
+    let rules = ketcare_session::RulesFile::builtin(lib.sources()).unwrap();
+    let plan = rules.plan(
+        lib.get(protocol).unwrap(),
+        &ketcare_clinical::SiteSettings::new(),
+        devices,
+    );
+    let mut session =
+        ketcare_session::Session::new(plan, "Chair 1", "2026-12-07T09:00:00Z".parse().unwrap());
+    session.checklist.dose = Some(ketcare_session::session::VerifiedDose {
+        order_id: 900_000 + i64::from(devices),
+        summary: "verified".into(),
+        author: "doc".into(),
+        verified_by: "pharm".into(),
+        devices,
+        dose_mg: Some(35.0),
+    });
+    c.store
+        .create_treatment_session(&c.nurse, patient, &session)
+        .await
+        .unwrap()
+        .id
+}
+
+fn field_of<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {
+    match r {
+        Err(StoreError::Invalid(e)) => e.0.first().map(|f| f.field.clone()).unwrap_or_default(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_draw_is_tied_to_a_real_session_of_that_patient_and_the_drug_of_its_order() {
+    for backend in BACKENDS {
+        let c = clinic(backend).await;
+        let s = c.store.as_ref();
+        let [pharm, _, _] = ketcare_store::testing::ledger_staff(s).await;
+        // Container 1: racemic ketamine 50 mg/mL.
+        let vial = ketcare_store::testing::receive_vial(s, &pharm).await;
+        let iv = session_with_order(&c, c.adult, "trd-adult-iv-ketamine", 0).await;
+        let esk = session_with_order(&c, c.adult, "trd-adult-esketamine", 2).await;
+        let draw = |session_id, patient_id: i64| LedgerEvent::Draw {
+            container: vial,
+            session_id,
+            patient_id,
+            volume_ul: 500,
+        };
+        let a = c.adult.get();
+        // A session that does not exist; another patient's session; a racemic vial for an
+        // esketamine session: each refused, naming the field, and nothing is written.
+        assert_eq!(
+            field_of(s.ledger_append(&c.nurse, &draw(iv + 1000, a)).await),
+            "session_id",
+            "{backend:?}"
+        );
+        assert_eq!(
+            field_of(s.ledger_append(&c.nurse, &draw(iv + 1000, 0)).await),
+            "session_id",
+            "{backend:?}: no such session, no patient named"
+        );
+        assert_eq!(
+            field_of(s.ledger_append(&c.nurse, &draw(iv, c.minor.get())).await),
+            "patient_id",
+            "{backend:?}"
+        );
+        assert_eq!(
+            field_of(s.ledger_append(&c.nurse, &draw(esk, a)).await),
+            "container",
+            "{backend:?}"
+        );
+        let state = s.ledger_state(&pharm).await.unwrap();
+        assert!(state.sessions.is_empty(), "{backend:?}: nothing was drawn");
+        // A session without a verified order attached, and a cancelled one, allow no draw.
+        let lib = ketcare_clinical::Library::builtin().unwrap();
+        let rules = ketcare_session::RulesFile::builtin(lib.sources()).unwrap();
+        let bare = ketcare_session::Session::new(
+            rules.plan(
+                lib.get("trd-adult-iv-ketamine").unwrap(),
+                &ketcare_clinical::SiteSettings::new(),
+                0,
+            ),
+            "Chair 2",
+            "2026-12-07T09:00:00Z".parse().unwrap(),
+        );
+        let unordered = s
+            .create_treatment_session(&c.nurse, c.adult, &bare)
+            .await
+            .unwrap()
+            .id;
+        let e = s.ledger_append(&c.nurse, &draw(unordered, a)).await;
+        assert!(
+            matches!(&e, Err(StoreError::Invalid(f)) if f.get("session_id").is_some_and(|m| m.contains("no verified dose order"))),
+            "{backend:?}: {e:?}"
+        );
+        let cancelled = session_with_order(&c, c.adult, "trd-adult-iv-ketamine", 0).await;
+        s.apply_session_command(
+            &c.nurse,
+            cancelled,
+            &ketcare_session::Command::Cancel {
+                reason: "patient unwell".into(),
+            },
+            "2026-12-07T09:05:00Z".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            field_of(s.ledger_append(&c.nurse, &draw(cancelled, a)).await),
+            "session_id",
+            "{backend:?}"
+        );
+        // A waste for a session that does not exist, or one with no draws, is refused.
+        let waste = |session_id| LedgerEvent::Waste {
+            session_id,
+            amount_ug: 1_000,
+            witness: w(&c.nurse_b),
+            note: String::new(),
+        };
+        assert_eq!(
+            field_of(s.ledger_append(&c.nurse, &waste(iv + 1000)).await),
+            "session_id"
+        );
+        assert_eq!(
+            field_of(s.ledger_append(&c.nurse, &waste(iv)).await),
+            "session_id"
+        );
+        // The session's own patient, the drug of its order: accepted. The patient may be left
+        // out (0): the ledger takes it from the session.
+        let rec = s.ledger_append(&c.nurse, &draw(iv, 0)).await.unwrap();
+        assert!(
+            rec.body.contains(&format!("\"patient_id\":{a}")),
+            "{backend:?}: {}",
+            rec.body
+        );
+        s.ledger_append(&c.nurse, &waste(iv)).await.unwrap();
+        let state = s.ledger_state(&pharm).await.unwrap();
+        assert_eq!(state.sessions[&iv].patient_id, a);
+        assert_eq!(
+            (state.sessions[&iv].drawn_ug, state.sessions[&iv].wasted_ug),
+            (25_000, 1_000)
+        );
+    }
+}
+
 fn w(a: &Actor) -> Option<Witness> {
     Some(Witness {
         user_id: uid(a),
@@ -449,15 +704,16 @@ async fn ledger_rules_hold_in_the_store_and_tampering_is_detected() {
             Err(StoreError::Forbidden { .. })
         ));
         s.ledger_append(&c.pharmacist, &receive).await.unwrap();
+        let sid = session_with_order(&c, c.adult, "trd-adult-iv-ketamine", 0).await;
         let draw = LedgerEvent::Draw {
             container: 1,
-            session_id: 41,
+            session_id: sid,
             patient_id: c.adult.get(),
             volume_ul: 1_000,
         };
         s.ledger_append(&c.nurse, &draw).await.unwrap();
         let waste = |witness| LedgerEvent::Waste {
-            session_id: 41,
+            session_id: sid,
             amount_ug: 15_000,
             witness,
             note: String::new(),
@@ -479,7 +735,10 @@ async fn ledger_rules_hold_in_the_store_and_tampering_is_detected() {
         );
         let state = s.ledger_state(&c.pharmacist).await.unwrap();
         assert_eq!(
-            (state.sessions[&41].drawn_ug, state.sessions[&41].wasted_ug),
+            (
+                state.sessions[&sid].drawn_ug,
+                state.sessions[&sid].wasted_ug
+            ),
             (50_000, 15_000)
         );
 

@@ -428,6 +428,14 @@ async fn the_ledger_gates_signing_on_every_path_that_could_lose_a_milligram() {
             "{}",
             l.message
         );
+        // Signed: its ledger is closed to draws and waste alike.
+        for e in [draw(vial, id, p1, 100), waste(id, 1_000)] {
+            let r = s.ledger_append(&drawer, &e).await;
+            assert!(
+                matches!(&r, Err(StoreError::Invalid(f)) if f.get("session_id").is_some_and(|m| m.contains("signed"))),
+                "{backend:?}: {r:?}"
+            );
+        }
 
         // Partial vial: 0.4 mL (20 mg) drawn from the opened vial, 20 mg given.
         let p2 = patient(s, "L-2", "1980-01-01").await;

@@ -615,6 +615,13 @@ fn screening_input(
             ));
         }
     };
+    // Pregnancy status is a required choice: the form starts unanswered.
+    if field(pairs, "pregnancy").trim().is_empty() {
+        return Err(AppError::invalid(
+            "pregnancy",
+            "choose the pregnancy status (pregnant, not pregnant, unknown or not applicable)",
+        ));
+    }
     let history: Vec<&str> = pairs
         .iter()
         .filter(|(k, _)| k == "history")

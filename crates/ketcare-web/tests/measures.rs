@@ -840,3 +840,119 @@ async fn mme_over_a_course_on_both_backends() {
         assert!(svg.body.contains("<svg"));
     }
 }
+
+#[tokio::test]
+async fn incomplete_staff_forms_alert_and_links_answer_only_their_own_questionnaires() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("nina", Role::Nurse).await;
+        let nurse = app.bearer("nina").await;
+        let page = app.login("nina").await;
+        let a = new_patient(&app, &nurse, "I-1").await;
+        let b = new_patient(&app, &nurse, "I-2").await;
+        let open_for = |v: &serde_json::Value, p: i64| {
+            v.as_array()
+                .map(|x| x.iter().filter(|al| al["patient_id"] == p).count())
+                .unwrap_or(0)
+        };
+        // API: item 9 answered 2, the other items blank: refused (nothing stored as a score),
+        // and the urgent alert is raised.
+        let mut answers = vec![serde_json::Value::Null; 8];
+        answers.push(json!(2));
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{a}/responses"),
+                &nurse,
+                &json!({"instrument": "phq9", "answers": answers, "submission_key": "inc-1"}),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{backend:?}: {}",
+            r.body
+        );
+        assert!(r.body.contains("urgent safety alert"), "{}", r.body);
+        let alerts = app.get("/api/v1/alerts", &nurse).await.json();
+        assert_eq!(open_for(&alerts, a), 1, "{backend:?}: {alerts}");
+        let rows = app
+            .get(&format!("/api/v1/patients/{a}/responses"), &nurse)
+            .await
+            .json();
+        assert_eq!(rows.as_array().map(Vec::len), Some(0), "{rows}");
+        // The same form again does not raise a second alert.
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{a}/responses"),
+                &nurse,
+                &json!({"instrument": "phq9", "answers": answers, "submission_key": "inc-2"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            open_for(&app.get("/api/v1/alerts", &nurse).await.json(), a),
+            1
+        );
+        // The page: the same.
+        let r = app
+            .post_form(
+                &format!("/patients/{b}/measures/responses"),
+                &page,
+                &[
+                    ("instrument", "phq9"),
+                    ("phq9.9", "3"),
+                    ("taken_on", "2026-12-01"),
+                    ("submission_key", "inc-page"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{backend:?}: {}",
+            r.body
+        );
+        assert!(r.body.contains("urgent safety alert"), "{}", r.body);
+        assert_eq!(
+            open_for(&app.get("/api/v1/alerts", &nurse).await.json(), b),
+            1
+        );
+
+        // A GAD-7 link: the form may not add PHQ-9 (its item 9 would raise an alert).
+        let made = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{b}/links"),
+                &nurse,
+                &json!({"instruments": ["gad7"]}),
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+        let path = made.json()["path"].as_str().unwrap().to_string();
+        let mut form = q_form(&["", "", "", "", "", "", "", "", "3"], &["1"]);
+        let r = post_public(&app, &path, &form).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{backend:?}: {}",
+            r.body
+        );
+        assert!(r.body.contains("instruments"), "{}", r.body);
+        assert_eq!(
+            open_for(&app.get("/api/v1/alerts", &nurse).await.json(), b),
+            1,
+            "no alert from a questionnaire outside the link"
+        );
+        // Without the field, the stored set is answered: GAD-7 incomplete, re-shown; PHQ-9
+        // answers are not read.
+        form.retain(|(k, _)| k != "instruments");
+        let r = post_public(&app, &path, &form).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(
+            open_for(&app.get("/api/v1/alerts", &nurse).await.json(), b),
+            1
+        );
+    }
+}

@@ -26,6 +26,37 @@ async fn settings(app: &TestApp, extra: &[(&str, f64)]) {
         .unwrap();
 }
 
+/// A scheduled session of `protocol` for `patient` with a verified dose order attached (the
+/// order itself is not stored: the ledger reads the drug from the session's plan).
+pub async fn session_with_order(app: &TestApp, patient: i64, protocol: &str, devices: u32) -> i64 {
+    let lib = ketcare_clinical::Library::builtin().unwrap();
+    let rules = ketcare_session::RulesFile::builtin(lib.sources()).unwrap();
+    let plan = rules.plan(
+        lib.get(protocol).unwrap(),
+        &ketcare_clinical::SiteSettings::new(),
+        devices,
+    );
+    let mut session =
+        ketcare_session::Session::new(plan, "Chair 1", "2026-12-07T09:00:00Z".parse().unwrap());
+    session.checklist.dose = Some(ketcare_session::session::VerifiedDose {
+        order_id: 900_000 + i64::from(devices),
+        summary: "verified".into(),
+        author: "priya".into(),
+        verified_by: "phil".into(),
+        devices,
+        dose_mg: Some(35.0),
+    });
+    app.store
+        .create_treatment_session(
+            &Actor::system(Role::Nurse),
+            ketcare_core::PatientId::new(patient),
+            &session,
+        )
+        .await
+        .unwrap()
+        .id
+}
+
 #[tokio::test]
 async fn the_operations_story_on_both_backends() {
     for backend in BACKENDS {
@@ -249,7 +280,9 @@ async fn the_operations_story_on_both_backends() {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 
-        // The nurse draws 1 mL (50 mg) for session 501 and gives 35 mg.
+        // The nurse draws 1 mL (50 mg) for the patient's session and gives 35 mg.
+        let sid = session_with_order(&app, pid, "trd-adolescent-iv-ketamine-yale", 0).await;
+        let sid_text = sid.to_string();
         let r = app
             .post_form(
                 "/ledger",
@@ -257,14 +290,14 @@ async fn the_operations_story_on_both_backends() {
                 &[
                     ("kind", "draw"),
                     ("container", "1"),
-                    ("session_id", "501"),
+                    ("session_id", &sid_text),
                     ("patient_id", &pid.to_string()),
                     ("volume_ml", "1"),
                 ],
             )
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-        let facts = json!({"session_id": 501, "patient_id": pid, "drug": "racemic_ketamine", "route": "iv_infusion",
+        let facts = json!({"session_id": sid, "patient_id": pid, "drug": "racemic_ketamine", "route": "iv_infusion",
                            "infusion_start": "2026-12-07T09:00:00Z", "infusion_stop": "2026-12-07T09:40:00Z",
                            "given": 35000, "cancelled": false, "em_level": null});
         let b = app
@@ -283,7 +316,7 @@ async fn the_operations_story_on_both_backends() {
                     &nurse,
                     &[
                         ("kind", "waste"),
-                        ("session_id", "501"),
+                        ("session_id", &sid_text),
                         ("amount_mg", "15"),
                         ("witness_username", who),
                         ("witness_password", pw),
@@ -304,7 +337,7 @@ async fn the_operations_story_on_both_backends() {
                 &nurse,
                 &[
                     ("kind", "waste"),
-                    ("session_id", "501"),
+                    ("session_id", &sid_text),
                     ("amount_mg", "15"),
                     ("witness_username", "nell"),
                     ("witness_password", PASSWORD),
@@ -326,7 +359,7 @@ async fn the_operations_story_on_both_backends() {
                     &nurse,
                     &[
                         ("kind", "waste"),
-                        ("session_id", "501"),
+                        ("session_id", &sid_text),
                         ("amount_mg", "1"),
                         ("witness_username", "wendy"),
                         ("witness_password", "guess"),
@@ -341,7 +374,7 @@ async fn the_operations_story_on_both_backends() {
                 &nurse,
                 &[
                     ("kind", "waste"),
-                    ("session_id", "501"),
+                    ("session_id", &sid_text),
                     ("amount_mg", "1"),
                     ("witness_username", "wendy"),
                     ("witness_password", PASSWORD),
@@ -458,5 +491,344 @@ async fn the_operations_story_on_both_backends() {
             )
             .await;
         assert_eq!(bad.fields(), vec!["code"]);
+    }
+}
+
+/// A patient created through the intake page with another date of birth and MRN.
+async fn patient_born(
+    app: &TestApp,
+    auth: &common::Auth,
+    mrn: &'static str,
+    dob: &'static str,
+) -> i64 {
+    let mut form = minor_form();
+    for (k, v) in form.iter_mut() {
+        if *k == "date_of_birth" {
+            *v = dob;
+        }
+        if *k == "mrn" {
+            *v = mrn;
+        }
+    }
+    let created = app.post_form("/patients", auth, &form).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    created
+        .location()
+        .trim_start_matches("/patients/")
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn draws_are_tied_to_the_session_record_through_the_api_and_the_page() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("nina", Role::Nurse).await;
+        app.add_user("nell", Role::Nurse).await;
+        app.add_user("phil", Role::Pharmacist).await;
+        let nurse = app.login("nina").await;
+        let nurse_api = app.bearer("nina").await;
+        let pharm = app.bearer("phil").await;
+        let adult = patient_born(&app, &nurse, "A-300", "1980-05-01").await;
+        let other = patient_born(&app, &nurse, "A-301", "1981-05-01").await;
+        let receive = json!({"event": {"kind": "receive", "product": "ketamine-50", "ndc": "67457-108-10", "lot": "K1",
+                             "expiry": "2030-06-30", "quantity": 1, "invoice": "INV-78", "supplier": "Wholesaler"}});
+        let r = app
+            .json(Method::POST, "/api/v1/ledger/events", &pharm, &receive)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let iv = session_with_order(&app, adult, "trd-adult-iv-ketamine", 0).await;
+        let esk = session_with_order(&app, adult, "trd-adult-esketamine", 2).await;
+        let others = session_with_order(&app, other, "trd-adult-iv-ketamine", 0).await;
+        let draw = |session: i64, patient: i64| json!({"event": {"kind": "draw", "container": 1, "session_id": session, "patient_id": patient, "volume_ul": 500}});
+        // API: no such session; another patient's session; a racemic vial for esketamine.
+        for (body, field) in [
+            (draw(iv + 1000, adult), "session_id"),
+            (draw(others, adult), "patient_id"),
+            (draw(esk, adult), "container"),
+        ] {
+            let r = app
+                .json(Method::POST, "/api/v1/ledger/events", &nurse_api, &body)
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{backend:?} {body}: {}",
+                r.body
+            );
+            assert!(
+                r.body.contains(&format!("\"{field}\"")),
+                "{field}: {}",
+                r.body
+            );
+        }
+        // The page: the same refusals, naming the field.
+        for (session, patient, field) in [
+            (iv + 1000, adult.to_string(), "session_id"),
+            (others, adult.to_string(), "patient_id"),
+            (esk, String::new(), "container"),
+        ] {
+            let r = app
+                .post_form(
+                    "/ledger",
+                    &nurse,
+                    &[
+                        ("kind", "draw"),
+                        ("container", "1"),
+                        ("session_id", &session.to_string()),
+                        ("patient_id", &patient),
+                        ("volume_ml", "0.5"),
+                    ],
+                )
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{backend:?} {field}: {}",
+                r.body
+            );
+            assert!(r.body.contains(field), "{field}: {}", r.body);
+        }
+        // A waste for a session that does not exist is refused too.
+        let waste = json!({"event": {"kind": "waste", "session_id": iv + 1000, "amount_ug": 1000, "note": "", "witness": null},
+                           "witnesses": [{"username": "nell", "password": PASSWORD}]});
+        let r = app
+            .json(Method::POST, "/api/v1/ledger/events", &nurse_api, &waste)
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body.contains("\"session_id\""), "{}", r.body);
+        let ledger = app.get("/api/v1/ledger", &pharm).await.json();
+        assert_eq!(
+            ledger["containers"][0]["status"], "sealed",
+            "nothing was drawn: {ledger}"
+        );
+        // The session's own patient (taken from the session when left out) and drug: accepted.
+        let r = app
+            .post_form(
+                "/ledger",
+                &nurse,
+                &[
+                    ("kind", "draw"),
+                    ("container", "1"),
+                    ("session_id", &iv.to_string()),
+                    ("patient_id", ""),
+                    ("volume_ml", "0.5"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{backend:?}: {}", r.body);
+        let r = app
+            .json(
+                Method::POST,
+                "/api/v1/ledger/events",
+                &nurse_api,
+                &draw(iv, adult),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+        // A session from a stored, verified order prepared from a 10 mg/mL vial: a 50 mg/mL
+        // vial is refused, a 10 mg/mL one accepted.
+        app.add_user("priya", Role::Prescriber).await;
+        app.set_test_site_settings().await;
+        let doc = app.bearer("priya").await;
+        let order = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{adult}/orders"),
+                &doc,
+                &json!({"protocol_id": "trd-adult-iv-ketamine", "patient": {"weight_kg": 41.5, "age": {"years": 46}},
+                        "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50}}),
+            )
+            .await;
+        assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
+        let oid = order.json()["id"].as_i64().unwrap();
+        let v = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/orders/{oid}/verify"),
+                &pharm,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(v.status, StatusCode::OK, "{}", v.body);
+        let created = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{adult}/sessions"),
+                &nurse_api,
+                &json!({"order_id": oid, "chair": "Chair 3"}),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        let ordered = created.json()["id"].as_i64().unwrap();
+        let r = app
+            .json(
+                Method::POST,
+                "/api/v1/ledger/events",
+                &nurse_api,
+                &draw(ordered, adult),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{backend:?}: {}",
+            r.body
+        );
+        assert!(
+            r.body.contains("\"container\"") && r.body.contains("10 mg/mL"),
+            "{}",
+            r.body
+        );
+        let receive10 = json!({"event": {"kind": "receive", "product": "ketamine-10", "ndc": "67457-108-10", "lot": "K10",
+                               "expiry": "2030-06-30", "quantity": 1, "invoice": "INV-79", "supplier": "Wholesaler"}});
+        let r = app
+            .json(Method::POST, "/api/v1/ledger/events", &pharm, &receive10)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let ten = json!({"event": {"kind": "draw", "container": 2, "session_id": ordered, "volume_ul": 2000}});
+        let r = app
+            .json(Method::POST, "/api/v1/ledger/events", &nurse_api, &ten)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{backend:?}: {}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn consent_signers_come_from_the_records_through_the_api_and_the_page() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        let nina = app.add_user("nina", Role::Nurse).await;
+        let sam = app.add_user("sam", Role::Scheduler).await;
+        let nurse = app.login("nina").await;
+        let nurse_api = app.bearer("nina").await;
+        let proto = "trd-adolescent-iv-ketamine-yale";
+        app.store
+            .add_consent_document(
+                &Actor::system(Role::Nurse),
+                &ketcare_store::NewConsentDocument {
+                    protocol_id: proto.into(),
+                    protocol_version: 1,
+                    off_label: true,
+                    title: "IV ketamine for adolescents".into(),
+                    sections: ketcare_ops::consent::SectionKind::ALL
+                        .into_iter()
+                        .map(|kind| ketcare_ops::consent::Section {
+                            kind,
+                            text: kind.label().into(),
+                        })
+                        .collect(),
+                    valid_days: None,
+                },
+            )
+            .await
+            .unwrap();
+        let minor = patient_born(&app, &nurse, "M-300", "2012-05-01").await;
+        let adult = patient_born(&app, &nurse, "A-302", "1980-05-01").await;
+        let g = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{minor}/guardians"),
+                &nurse_api,
+                &json!({"name": "Dana Quill", "relationship": "mother", "phone": "555-0101"}),
+            )
+            .await;
+        assert_eq!(g.status, StatusCode::CREATED, "{}", g.body);
+        let gid = g.json()["id"].as_i64().unwrap();
+        let url = format!("/api/v1/patients/{minor}/consents");
+        let sign = |signer: serde_json::Value, obtained_by: i64| {
+            json!({"protocol_id": proto, "signer": signer,
+                   "assent": {"kind": "given", "obtained_by": obtained_by}})
+        };
+        let me = nina.id.get();
+        for (body, field) in [
+            (
+                sign(
+                    json!({"kind": "guardian", "guardian_id": gid, "name": "Someone Else", "relationship": "mother"}),
+                    me,
+                ),
+                "signer.name",
+            ),
+            (
+                sign(
+                    json!({"kind": "guardian", "guardian_id": gid, "relationship": "father"}),
+                    me,
+                ),
+                "signer.relationship",
+            ),
+            (
+                sign(json!({"kind": "guardian", "guardian_id": gid}), 987_654),
+                "assent.obtained_by",
+            ),
+            (
+                sign(
+                    json!({"kind": "guardian", "guardian_id": gid}),
+                    sam.id.get(),
+                ),
+                "assent.obtained_by",
+            ),
+        ] {
+            let r = app.json(Method::POST, &url, &nurse_api, &body).await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{backend:?} {body}: {}",
+                r.body
+            );
+            assert!(r.body.contains(field), "{field}: {}", r.body);
+        }
+        // Name and relationship left out: the guardian record's are stored.
+        let r = app
+            .json(
+                Method::POST,
+                &url,
+                &nurse_api,
+                &sign(json!({"kind": "guardian", "guardian_id": gid}), me),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{backend:?}: {}", r.body);
+        assert_eq!(r.json()["signer"]["name"], "Dana Quill");
+        assert_eq!(r.json()["signer"]["relationship"], "mother");
+        let status_url = format!("/api/v1/patients/{minor}/consent-status?protocol={proto}");
+        assert_eq!(
+            app.get(&status_url, &nurse_api).await.json()["status"],
+            "valid"
+        );
+        // The guardian is unlinked: the consent is no longer valid, and the status says why.
+        let r = app
+            .json(
+                Method::DELETE,
+                &format!("/api/v1/patients/{minor}/guardians/{gid}"),
+                &nurse_api,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+        let st = app.get(&status_url, &nurse_api).await.json();
+        assert_eq!(st["reason"], "guardian_unlinked", "{backend:?}: {st}");
+        let page = app.get(&format!("/patients/{minor}/consent"), &nurse).await;
+        assert!(
+            page.body.contains("no longer a guardian of record"),
+            "{}",
+            page.body
+        );
+
+        // The consent page names no protocol by default; a submit without one is refused.
+        let page = app.get(&format!("/patients/{adult}/consent"), &nurse).await;
+        assert!(
+            page.body.contains(r#"<option value="" selected>"#),
+            "{}",
+            page.body
+        );
+        let r = app
+            .post_form(
+                &format!("/patients/{adult}/consent"),
+                &nurse,
+                &[("protocol_id", ""), ("signer", "patient")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body.contains("protocol_id"), "{}", r.body);
     }
 }

@@ -12,7 +12,7 @@ pub mod products;
 pub mod reports;
 
 use crate::amount::Micrograms;
-use crate::session_facts::SessionFacts;
+use crate::session_facts::{Drug, SessionFacts};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use ketcare_core::{Permission, Role};
@@ -92,6 +92,9 @@ pub enum LedgerEvent {
     Draw {
         container: i64,
         session_id: i64,
+        /// The session's patient; may be omitted (0), when the ledger takes it from the
+        /// session record. A different patient is refused.
+        #[serde(default)]
         patient_id: i64,
         volume_ul: i64,
     },
@@ -719,6 +722,113 @@ impl LedgerState {
             });
         }
         out
+    }
+}
+
+/// What the session record says about the session a draw or a waste names. The store loads it
+/// from the session (and its verified order) in the transaction that appends the event; the
+/// request's copy is never used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionTarget {
+    pub session_id: i64,
+    /// The session's patient.
+    pub patient_id: i64,
+    /// The drug of the session's verified order.
+    pub drug: Drug,
+    /// The vial strength the verified order was prepared from (mg/mL in thousandths, as
+    /// [`Product::milli_mg_per_ml`]), where the order names one.
+    pub vial_milli_mg_per_ml: Option<i64>,
+    /// Why a draw for this session is refused in its present state (no verified order yet,
+    /// cancelled, signed); `None` when a draw is allowed.
+    pub draw_refused: Option<String>,
+    /// Why a waste for this session is refused (signed: the ledger balanced at the signature).
+    pub waste_refused: Option<String>,
+}
+
+impl LedgerState {
+    /// Checks a draw or a waste against the session it names, as the session record has it
+    /// (`None`: no such session). A draw must name an existing session of that patient, in a
+    /// phase that allows a draw, from a container of the drug (and vial strength, where the
+    /// order names one) of the session's verified order; a waste must name an existing session
+    /// with draws. Other events pass. Each refusal names the field.
+    pub fn check_session(
+        &self,
+        event: &LedgerEvent,
+        target: Option<&SessionTarget>,
+    ) -> Result<(), LedgerError> {
+        match event {
+            LedgerEvent::Draw {
+                container,
+                session_id,
+                patient_id,
+                ..
+            } => {
+                let t = target
+                    .ok_or_else(|| refuse("session_id", format!("no session {session_id}")))?;
+                if t.patient_id != *patient_id {
+                    return Err(refuse(
+                        "patient_id",
+                        format!("session {session_id} is another patient's"),
+                    ));
+                }
+                if let Some(why) = &t.draw_refused {
+                    return Err(refuse("session_id", why.clone()));
+                }
+                let c = self
+                    .container(*container)
+                    .ok_or_else(|| refuse("container", format!("no container {container}")))?;
+                let p = self
+                    .product_of(c)
+                    .ok_or_else(|| refuse("container", "its product is no longer known"))?;
+                if p.drug != t.drug {
+                    return Err(refuse(
+                        "container",
+                        format!(
+                            "container {container} holds {} ({}); session {session_id}'s verified order gives {}",
+                            drug_name(p.drug),
+                            p.label,
+                            drug_name(t.drug)
+                        ),
+                    ));
+                }
+                if let Some(want) = t.vial_milli_mg_per_ml
+                    && p.form == Form::Vial
+                    && want != p.milli_mg_per_ml
+                {
+                    return Err(refuse(
+                        "container",
+                        format!(
+                            "container {container} is {}; session {session_id}'s verified order was prepared from a {} mg/mL vial",
+                            p.concentration_label(),
+                            Micrograms(want)
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            LedgerEvent::Waste { session_id, .. } => {
+                let t = target
+                    .ok_or_else(|| refuse("session_id", format!("no session {session_id}")))?;
+                if let Some(why) = &t.waste_refused {
+                    return Err(refuse("session_id", why.clone()));
+                }
+                if !self.sessions.contains_key(session_id) {
+                    return Err(refuse(
+                        "session_id",
+                        format!("nothing was drawn for session {session_id}"),
+                    ));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn drug_name(d: Drug) -> &'static str {
+    match d {
+        Drug::RacemicKetamine => "racemic ketamine",
+        Drug::Esketamine => "esketamine",
     }
 }
 

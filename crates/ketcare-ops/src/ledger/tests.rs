@@ -572,3 +572,68 @@ fn count_sheets_show_the_book_before_each_count_beside_the_count() {
     assert!(!sheets[1].lines[0].matches());
     assert_eq!(sheets[1].lines[0].product, "ketamine-50");
 }
+
+fn target(patient: i64, drug: Drug) -> SessionTarget {
+    SessionTarget {
+        session_id: 7,
+        patient_id: patient,
+        drug,
+        vial_milli_mg_per_ml: None,
+        draw_refused: None,
+        waste_refused: None,
+    }
+}
+
+#[test]
+fn a_draw_must_name_a_real_session_of_that_patient_and_the_drug_of_its_order() {
+    let b = Book::new();
+    // Container 1 is racemic ketamine 50 mg/mL; container 3 an esketamine device.
+    let d = LedgerEvent::Draw {
+        container: 1,
+        session_id: 7,
+        patient_id: 9,
+        volume_ul: 1_000,
+    };
+    let field = |t: Option<&SessionTarget>, e: &LedgerEvent| {
+        b.state
+            .check_session(e, t)
+            .map_err(|e| e.field)
+            .err()
+            .unwrap_or_else(|| "accepted".into())
+    };
+    assert_eq!(field(None, &d), "session_id", "no such session");
+    assert_eq!(
+        field(Some(&target(10, Drug::RacemicKetamine)), &d),
+        "patient_id",
+        "another patient's session"
+    );
+    assert_eq!(
+        field(Some(&target(9, Drug::Esketamine)), &d),
+        "container",
+        "a racemic vial for an esketamine session"
+    );
+    let mut closed = target(9, Drug::RacemicKetamine);
+    closed.draw_refused = Some("cancelled".into());
+    assert_eq!(field(Some(&closed), &d), "session_id");
+    let mut strength = target(9, Drug::RacemicKetamine);
+    strength.vial_milli_mg_per_ml = Some(10_000);
+    assert_eq!(
+        field(Some(&strength), &d),
+        "container",
+        "a 50 mg/mL vial for an order prepared from 10 mg/mL"
+    );
+    strength.vial_milli_mg_per_ml = Some(50_000);
+    assert_eq!(field(Some(&strength), &d), "accepted");
+    assert_eq!(
+        field(Some(&target(9, Drug::RacemicKetamine)), &d),
+        "accepted"
+    );
+    // A waste names a real session with draws.
+    let w = waste(7, 1, witness(NURSE_B, Role::Nurse));
+    assert_eq!(field(None, &w), "session_id");
+    assert_eq!(
+        field(Some(&target(9, Drug::RacemicKetamine)), &w),
+        "session_id",
+        "nothing drawn yet"
+    );
+}

@@ -130,7 +130,9 @@ pub fn instrument_name(id: &str) -> String {
 }
 
 /// Scores and stores a staff-entered form. Returns the stored row, the score, and whether it
-/// is new (a repeated submission key stores nothing).
+/// is new (a repeated submission key stores nothing). A form that cannot be scored (items left
+/// blank) is refused, but a positive suicide-risk answer on it raises the urgent alert first,
+/// as the patient link does.
 pub async fn record(
     s: &AppState,
     actor: &Actor,
@@ -141,7 +143,28 @@ pub async fn record(
     submission_key: &str,
 ) -> Result<(StoredResponse, Score, bool), AppError> {
     let (settings, _) = crate::clinical::settings(s.store.as_ref()).await?;
-    let score = score_answers(instrument, answers, &settings)?;
+    let score = match score_answers(instrument, answers, &settings) {
+        Ok(score) => score,
+        Err(e) => {
+            // As on the patient link: an incomplete form is not stored as a score, but a
+            // positive suicide-risk answer alerts the team now.
+            let flags = find(instrument)
+                .map(|inst| ketcare_measures::safety_flags(inst, answers))
+                .unwrap_or_default();
+            if flags.is_empty() {
+                return Err(e.into());
+            }
+            s.store
+                .raise_incomplete_alerts(actor, patient, instrument, &alerts_of(&flags))
+                .await?;
+            return Err(AppError::invalid(
+                e.field(),
+                format!(
+                    "{e} — the form is not stored, but a positive suicide-risk answer has raised an urgent safety alert"
+                ),
+            ));
+        }
+    };
     let row = new_response(&score, taken_on, submission_key)?;
     let (stored, new) = s.store.record_response(actor, patient, &row).await?;
     Ok((stored, score, new))

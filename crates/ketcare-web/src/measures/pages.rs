@@ -171,7 +171,7 @@ fn link_error(e: AppError) -> Response {
                 m.trim_start_matches("link: ")
             ),
         ),
-        other => (other.status(), other.to_string()),
+        other => (other.status(), message(other)),
     };
     let mut r = render_html(&QuestionnaireDone {
         nav: None,
@@ -251,11 +251,21 @@ pub async fn submit_questionnaire(
     let pairs = form_pairs(&body)?;
     let hash = crate::password::token_hash(&token);
     let (settings, _) = crate::clinical::settings(s.store.as_ref()).await?;
-    let ids: Vec<String> = field(&pairs, "instruments")
+    // The questionnaires are the stored link's; the form's own list may only repeat them.
+    let ids: Vec<String> = match s.store.link_instruments(&hash).await {
+        Ok(ids) => ids,
+        Err(e) => return Ok(link_error(e.into())),
+    };
+    if let Some(other) = field(&pairs, "instruments")
         .split(',')
-        .filter(|x| !x.is_empty())
-        .map(str::to_string)
-        .collect();
+        .map(str::trim)
+        .find(|x| !x.is_empty() && !ids.iter().any(|i| i == x))
+    {
+        return Ok(link_error(AppError::invalid(
+            "instruments",
+            format!("{other} is not one of this link's questionnaires"),
+        )));
+    }
     let today = s.today();
     let mut rows: Vec<NewResponse> = Vec::new();
     let mut errors = Vec::new();

@@ -656,6 +656,13 @@ pub async fn sign_consent(
 ) -> Result<Response, PageError> {
     let f = form_pairs(&body)?;
     let r = async {
+        // The protocol is a required choice: the form names none by default.
+        if field(&f, "protocol_id").trim().is_empty() {
+            return Err(AppError::invalid(
+                "protocol_id",
+                "choose the protocol this consent is for",
+            ));
+        }
         let me = p.actor.user_id.map(|u| u.get()).unwrap_or(0);
         let signer = match field(&f, "signer") {
             "patient" => Signer::Patient,
@@ -1066,7 +1073,11 @@ pub async fn ledger_post(
             "draw" => LedgerEvent::Draw {
                 container: int(&f, "container")?,
                 session_id: int(&f, "session_id")?,
-                patient_id: int(&f, "patient_id")?,
+                // The session's patient; left empty, the ledger takes it from the session.
+                patient_id: match field(&f, "patient_id").trim() {
+                    "" => 0,
+                    _ => int(&f, "patient_id")?,
+                },
                 volume_ul: ml_field(&f, "volume_ml")?,
             },
             "waste" => {
