@@ -90,7 +90,9 @@ test('prescriber doses a demo patient; hard limit stops, soft limit needs a reas
   await page.click('text=Calculate a dose');
   const doseUrl = page.url();
   await page.selectOption('#protocol', 'trd-adult-iv-ketamine');
-  assert.equal(await page.inputValue('#weight_kg'), '68');
+  // The chart's weight, with its date, is shown; it is not typed into the order.
+  assert.match(await page.textContent('#fact-weight'), /68 kg, measured/);
+  assert.equal(await page.locator('#weight_kg').count(), 0);
 
   // A hard limit refuses, naming the limit and its source.
   await page.fill('#amount_mg_per_kg', '1.5');

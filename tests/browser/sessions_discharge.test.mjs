@@ -97,7 +97,7 @@ test('nurse runs an IV ketamine session to discharge with a streamed SpO2 alarm 
 
   // A prescriber orders, a pharmacist verifies.
   const order = await api(page, 'POST', `/api/v1/patients/${pid}/orders`, {
-    protocol_id: 'trd-adult-iv-ketamine', patient: { weight_kg: 64, age: { years: 33 } },
+    protocol_id: 'trd-adult-iv-ketamine',
     preparation: { concentration_mg_per_ml: 10, final_volume_ml: 50 } });
   assert.equal(order.status, 201, order.text);
   const oid = order.json.id;

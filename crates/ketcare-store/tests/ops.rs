@@ -550,6 +550,7 @@ async fn session_with_order(c: &Clinic, patient: PatientId, protocol: &str, devi
         verified_by: "pharm".into(),
         devices,
         dose_mg: Some(35.0),
+        delivery: Default::default(),
     });
     c.store
         .create_treatment_session(&c.nurse, patient, &session)

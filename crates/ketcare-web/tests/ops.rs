@@ -45,6 +45,7 @@ pub async fn session_with_order(app: &TestApp, patient: i64, protocol: &str, dev
         verified_by: "phil".into(),
         devices,
         dose_mg: Some(35.0),
+        delivery: Default::default(),
     });
     app.store
         .create_treatment_session(

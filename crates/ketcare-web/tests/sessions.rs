@@ -60,9 +60,14 @@ async fn a_nurse_runs_a_session_end_to_end() {
         let nurse = app.bearer("nurse").await;
         let ther = app.bearer("ther").await;
         let order = app
-            .json(Method::POST, &format!("/api/v1/patients/{pid}/orders"), &doc, &json!({
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/orders"),
+                &doc,
+                &json!({
                 "protocol_id": "trd-adult-iv-ketamine",
-                "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50}}))
+                "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50}}),
+            )
             .await;
         assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
         let oid = order.json()["id"].as_i64().unwrap();
