@@ -161,12 +161,21 @@ pub async fn ledger_staff(store: &dyn Store) -> [ketcare_core::Actor; 3] {
 
 /// Receives one ketamine 50 mg/mL vial and returns its container id.
 pub async fn receive_vial(store: &dyn Store, pharmacist: &ketcare_core::Actor) -> i64 {
+    receive_product(store, pharmacist, "ketamine-50").await
+}
+
+/// Receives one container of a product (`ketamine-10`, `ketamine-50`, …) and returns its id.
+pub async fn receive_product(
+    store: &dyn Store,
+    pharmacist: &ketcare_core::Actor,
+    product: &str,
+) -> i64 {
     use ketcare_ops::ledger::LedgerEvent;
     store
         .ledger_append(
             pharmacist,
             &LedgerEvent::Receive {
-                product: "ketamine-50".into(),
+                product: product.into(),
                 ndc: "67457-108-10".into(),
                 lot: "T1".into(),
                 expiry: jiff::civil::date(2030, 1, 31),

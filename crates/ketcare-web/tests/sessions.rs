@@ -435,16 +435,18 @@ async fn a_nurse_runs_a_session_end_to_end() {
             )
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-        // 0.8 mL of 50 mg/mL drawn, 37.333 mg given, 2.667 mg wasted before a witness: it balances.
+        // 4 mL of 10 mg/mL (the strength the order was prepared from) drawn, 37.333 mg given,
+        // 2.667 mg wasted before a witness: it balances.
         let sid_num: i64 = sid.to_string().parse().unwrap();
         let [ph, drawer, wit] = ketcare_store::testing::ledger_staff(app.store.as_ref()).await;
-        let vial = ketcare_store::testing::receive_vial(app.store.as_ref(), &ph).await;
+        let vial =
+            ketcare_store::testing::receive_product(app.store.as_ref(), &ph, "ketamine-10").await;
         for e in [
             ketcare_ops::ledger::LedgerEvent::Draw {
                 container: vial,
                 session_id: sid_num,
                 patient_id: pid.parse().unwrap(),
-                volume_ul: 800,
+                volume_ul: 4_000,
             },
             ketcare_ops::ledger::LedgerEvent::Waste {
                 session_id: sid_num,
