@@ -11,9 +11,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use ketcare_clinical::OrderState;
 use ketcare_clinical::eligibility::{Condition, MedicationClass, PregnancyStatus};
 use ketcare_clinical::protocol::{Drug, Indication};
-use ketcare_clinical::{OrderState, ScreeningInput};
 use ketcare_core::patient::Patient;
 use ketcare_core::{PatientId, Permission};
 use ketcare_store::RecordKind;
@@ -554,20 +554,11 @@ pub async fn screen_form_page(
     Ok(render_html(&screen_form(&s, &p, patient, String::new())))
 }
 
-/// Builds the screening input from the form and the patient's record (age and weight today).
-fn screening_input(
-    s: &AppState,
-    patient: &Patient,
+/// Decodes the screening form: the answers the record cannot know. Age and weight are not on the
+/// form; the application layer takes them from the record.
+fn screening_request(
     pairs: &[(String, String)],
-) -> Result<ScreeningInput, AppError> {
-    let day = patient
-        .record
-        .day_of_care(s.today(), &s.bands)
-        .ok_or_else(|| AppError::invalid("date_of_birth", "the date of birth is after today"))?;
-    let weight = patient
-        .record
-        .weight
-        .ok_or_else(|| AppError::invalid("weight", "record the patient's weight first"))?;
+) -> Result<ketcare_app::screenings::ScreeningRequest, AppError> {
     let mut medications = Vec::new();
     for i in 0..4 {
         let name = field(pairs, &format!("med{i}_name"));
@@ -630,8 +621,6 @@ fn screening_input(
     let input = json!({
         "indication": field(pairs, "indication"),
         "drug": field(pairs, "drug"),
-        "age": { "years": day.age.years(), "months": day.age.completed_months % 12 },
-        "weight_kg": weight.value.kg(),
         "history": history,
         "medications": medications,
         "pregnancy": field(pairs, "pregnancy"),
@@ -668,13 +657,20 @@ pub async fn screen_patient(
         *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
         r
     };
-    let input = match screening_input(&s, &patient, &pairs) {
-        Ok(i) => i,
+    let request = match screening_request(&pairs) {
+        Ok(r) => r,
         Err(e) => return Ok(refuse(patient, e)),
     };
-    match clinical::screen_and_store(s.store.as_ref(), &s.library(), &p.actor, pid, input)
-        .await
-        .map_err(AppError::from)
+    match ketcare_app::screenings::screen_patient(
+        s.store.as_ref(),
+        &s.library(),
+        &p.actor,
+        pid,
+        request,
+        s.now(),
+    )
+    .await
+    .map_err(AppError::from)
     {
         Ok(stored) => Ok(Redirect::to(&format!("/screenings/{}", stored.id)).into_response()),
         Err(e @ AppError::Invalid(_)) => Ok(refuse(patient, e)),
