@@ -175,15 +175,20 @@ test('a rate other than the order is refused without a reason, flagged with one;
   assert.equal(await page.inputValue('#given-mg'), String(givenMg));
   assert.match(await page.textContent('#given'), /not yet \(signing needs it\)/);
 
-  // Drawn from the 50 mg/mL vial (in whole µL), the rest wasted before a witness.
+  // Drawn from a 10 mg/mL vial, the strength the order was prepared from (the ledger refuses
+  // another), in whole µL, the rest wasted before a witness.
   const givenUg = Math.round(givenMg * 1000);
-  const ul = Math.ceil(givenUg / 50);
+  const ledger = await api(page, 'GET', '/api/v1/ledger');
+  assert.equal(ledger.status, 200, ledger.text);
+  const vial = ledger.json.containers.find((c) => c.product === 'ketamine-10' && c.status !== 'empty');
+  assert.ok(vial, `a 10 mg/mL vial in stock: ${ledger.text}`);
+  const ul = Math.ceil(givenUg / 10);
   const draw = await api(page, 'POST', '/api/v1/ledger/events', { event: {
-    kind: 'draw', container: 1, session_id: sid, patient_id: pid, volume_ul: ul } });
+    kind: 'draw', container: vial.id, session_id: sid, patient_id: pid, volume_ul: ul } });
   assert.equal(draw.status, 201, draw.text);
-  if (ul * 50 > givenUg) {
+  if (ul * 10 > givenUg) {
     const waste = await api(page, 'POST', '/api/v1/ledger/events', {
-      event: { kind: 'waste', session_id: sid, amount_ug: ul * 50 - givenUg, witness: null, note: 'left in the line' },
+      event: { kind: 'waste', session_id: sid, amount_ug: ul * 10 - givenUg, witness: null, note: 'left in the line' },
       witnesses: [{ username: 'prescriber', password: 'ketcare-demo' }] });
     assert.equal(waste.status, 201, waste.text);
   }
