@@ -15,6 +15,7 @@ pub mod error;
 pub mod facts;
 pub mod orders;
 pub mod password;
+pub mod patients;
 pub mod screenings;
 
 pub use error::{Error, Result};

@@ -10,8 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ketcare_core::audit::{AuditEvent, AuditRecord};
 use ketcare_core::patient::{
-    DayOfCare, Guardian, GuardianInput, NewGuardian, NewPatient, Patient, PatientInput,
-    PatientSummary,
+    DayOfCare, Guardian, GuardianInput, NewGuardian, Patient, PatientInput, PatientSummary,
 };
 use ketcare_core::{GuardianId, PatientId, Role};
 use ketcare_store::{AuditFilter, AuditVerification};
@@ -146,7 +145,8 @@ pub async fn create_patient(
     p: Principal,
     JsonBody(input): JsonBody<PatientInput>,
 ) -> Result<(StatusCode, Json<PatientView>), AppError> {
-    let record = NewPatient::parse(&input, s.today()).map_err(AppError::Invalid)?;
+    let record =
+        ketcare_app::patients::parse(&s.library(), &input, s.today()).map_err(AppError::Invalid)?;
     let created = s.store.create_patient(&p.actor, &record).await?;
     Ok((StatusCode::CREATED, Json(view(&s, created))))
 }
@@ -175,7 +175,8 @@ pub async fn update_patient(
     Path(id): Path<i64>,
     JsonBody(input): JsonBody<PatientInput>,
 ) -> Result<Json<PatientView>, AppError> {
-    let record = NewPatient::parse(&input, s.today()).map_err(AppError::Invalid)?;
+    let record =
+        ketcare_app::patients::parse(&s.library(), &input, s.today()).map_err(AppError::Invalid)?;
     let updated = s
         .store
         .update_patient(&p.actor, PatientId::new(id), &record)

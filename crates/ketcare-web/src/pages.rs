@@ -491,7 +491,7 @@ pub async fn create_patient(
     p: Principal,
     FormBody(input): FormBody<PatientInput>,
 ) -> Result<Response, PageError> {
-    let record = match NewPatient::parse(&input, s.today()) {
+    let record = match ketcare_app::patients::parse(&s.library(), &input, s.today()) {
         Ok(r) => r,
         Err(errors) => {
             return Ok(refused_form(
@@ -626,7 +626,7 @@ pub async fn update_patient(
     FormBody(input): FormBody<PatientInput>,
 ) -> Result<Response, PageError> {
     let (action, cancel) = (format!("/patients/{id}"), format!("/patients/{id}"));
-    let record = match NewPatient::parse(&input, s.today()) {
+    let record = match ketcare_app::patients::parse(&s.library(), &input, s.today()) {
         Ok(r) => r,
         Err(errors) => {
             return Ok(refused_form(

@@ -485,6 +485,24 @@ async fn orders_take_their_facts_from_the_record() {
         .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 
+        // The chart itself refuses an impossible weight (700 kg on the page, 1600 lb = 726 kg on
+        // the API), so no dose is ever calculated from one.
+        let mut heavy: Vec<(&str, &str)> = adult_form()
+            .into_iter()
+            .filter(|(k, _)| !matches!(*k, "weight_value" | "mrn"))
+            .collect();
+        heavy.extend([("weight_value", "700"), ("mrn", "T-700")]);
+        let r = app.post_form("/patients", &nina, &heavy).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body.contains("not a possible human weight"), "{}", r.body);
+        let nurse_token = app.bearer("nina").await;
+        let r = app
+            .json(Method::POST, "/api/v1/patients", &nurse_token, &json!({
+                "mrn": "T-701", "given_name": "Al", "family_name": "Heavy", "date_of_birth": "1980-01-01",
+                "sex": "male", "weight_value": 1600, "weight_unit": "lb", "weight_measured_on": "2026-11-20"}))
+            .await;
+        assert_eq!(refused_fields(&r.body), vec!["weight_value"], "{}", r.body);
+
         // Screening, likewise: the record's age and weight, a contradiction refused by field.
         let path = format!("/api/v1/patients/{minor}/screenings");
         let r = app
