@@ -160,6 +160,21 @@ pub async fn first_esketamine_dose(
         .any(|r| r.session.plan.mode == Mode::Esketamine && r.session.devices_given() > 0))
 }
 
+/// What the patient has been given in the session now in a chair (none when no session is
+/// active): `Ok(None)` when the record cannot compute it (an infusion without a prepared
+/// concentration), for the caller to state.
+async fn given_in_active_session(
+    store: &dyn Store,
+    actor: &Actor,
+    patient: PatientId,
+) -> Result<Option<f64>> {
+    let sessions = store.patient_sessions(actor, patient).await?;
+    match sessions.iter().find(|r| r.session.phase.is_active()) {
+        None => Ok(Some(0.0)),
+        Some(r) => Ok(r.session.delivered().ok().map(|d| d.mg)),
+    }
+}
+
 /// The calculator's request for this patient: the record's facts plus the caller's choices.
 pub async fn dose_request(
     store: &dyn Store,
@@ -200,6 +215,30 @@ pub async fn dose_request(
         }
         false
     };
+    let claimed = req.given_this_session_mg.map(|d| d.value());
+    let given_this_session_mg = match (
+        given_in_active_session(store, actor, facts.patient.id).await?,
+        claimed,
+    ) {
+        (Some(ours), Some(c)) if (ours - c).abs() > 0.001 => {
+            errors.push(
+                "given_this_session_mg",
+                format!(
+                    "{c} mg contradicts the record: {ours} mg given in the patient's current session; leave the field out"
+                ),
+            );
+            None
+        }
+        (Some(ours), _) => (ours > 0.0).then_some(ours),
+        (None, Some(c)) => Some(c),
+        (None, None) => {
+            errors.push(
+                "given_this_session_mg",
+                "the current session's record cannot compute what was given (no prepared concentration): state the mg given",
+            );
+            None
+        }
+    };
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
     }
@@ -215,7 +254,10 @@ pub async fn dose_request(
         first_dose_of_course,
         preparation: req.preparation.clone(),
         bolus_preparation: req.bolus_preparation.clone(),
-        given_this_session_mg: req.given_this_session_mg,
+        given_this_session_mg: given_this_session_mg
+            .map(DoseMg::new)
+            .transpose()
+            .map_err(|e| Error::invalid("given_this_session_mg", e.to_string()))?,
         author: user_id(actor)?,
         created_at: timestamp(now)?,
     })

@@ -452,6 +452,21 @@ async fn orders_take_their_facts_from_the_record() {
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
         assert!(r.body.contains("4.5"), "{}", r.body);
 
+        // What was given in the session comes from the session record: with no session in a
+        // chair it is nothing, and a body claiming otherwise is refused.
+        let r = order(
+            &adult,
+            json!({"protocol_id": "sedation-adult-iv-ketamine",
+            "given_this_session_mg": 20}),
+        )
+        .await;
+        assert_eq!(
+            refused_fields(&r.body),
+            vec!["given_this_session_mg"],
+            "{}",
+            r.body
+        );
+
         // Esketamine: with no session given yet, this is the first dose of the course, whatever
         // the body leaves out: 84 mg is refused (day 1 is 56 mg), and claiming otherwise is too.
         let r = order(
