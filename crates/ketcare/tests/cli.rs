@@ -316,3 +316,108 @@ fn dose_for_every_protocol_shape_matches_the_library() {
         text(&o)
     );
 }
+
+/// Generated `ketcare dose` invocations with out-of-range, non-finite and contradictory values:
+/// each either prints an order whose every hard limit holds and whose weight is a human one, or
+/// fails with a message that starts by naming the field.
+#[test]
+fn generated_dose_commands_keep_hard_limits_and_name_the_field() {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+    let data = std::env::temp_dir().join(format!("ketcare-cli-gen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    for (k, v) in [
+        ("rounding.dose_mg_increment", "1"),
+        ("rounding.pump_ml_per_h_increment", "0.1"),
+        ("rounding.syringe_ml_increment", "0.1"),
+        ("observation.ketamine_psychiatric_minutes", "120"),
+        ("observation.ketamine_pain_minutes", "120"),
+    ] {
+        assert!(
+            ketcare(&data, &["settings", "set", k, v, "--reason", "t"], "")
+                .status
+                .success()
+        );
+    }
+    let number = prop_oneof![
+        (0.0f64..10.0).prop_map(|x| format!("{x}")),
+        (10.0f64..2000.0).prop_map(|x| format!("{x}")),
+        Just("0".to_owned()),
+        Just("nan".to_owned()),
+        Just("inf".to_owned()),
+        Just("1e308".to_owned()),
+    ];
+    let protocols = ketcare_clinical::Library::builtin()
+        .unwrap()
+        .list()
+        .into_iter()
+        .map(|p| p.id)
+        .collect::<Vec<_>>();
+    let option = prop::sample::select(vec![
+        "--mg-per-kg",
+        "--mg-per-kg-per-h",
+        "--bolus-mg-per-kg",
+        "--duration-min",
+        "--esketamine-dose-mg",
+        "--concentration-mg-per-ml",
+        "--final-volume-ml",
+    ]);
+    let strategy = (
+        prop::sample::select(protocols),
+        number.clone(),
+        0u32..90,
+        prop::collection::vec((option, number), 0..3),
+    );
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[11; 32]),
+    );
+    let (mut ok, mut refused) = (0, 0);
+    for _ in 0..60 {
+        let (protocol, weight, age, extra) = strategy.new_tree(&mut runner).unwrap().current();
+        let age = age.to_string();
+        let mut args: Vec<&str> = vec![
+            "dose",
+            "--json",
+            "--protocol",
+            &protocol,
+            "--weight-kg",
+            &weight,
+            "--age-years",
+            &age,
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for (o, v) in &extra {
+            if seen.insert(*o) {
+                args.extend([*o, v.as_str()]);
+            }
+        }
+        let o = ketcare(&data, &args, "");
+        if o.status.success() {
+            ok += 1;
+            let order: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            let c = &order["calculation"];
+            let kg = c["weight"]["actual_kg"]["value"].as_f64().unwrap();
+            assert!((0.212..=635.0).contains(&kg), "{args:?}: {kg} kg");
+            for check in c["limit_checks"].as_array().unwrap() {
+                if check["severity"] == "hard" {
+                    assert_eq!(check["within"], true, "{args:?}: {check}");
+                }
+            }
+        } else {
+            refused += 1;
+            let err = String::from_utf8_lossy(&o.stderr);
+            let named = err.lines().any(|l| {
+                l.starts_with("Error: ")
+                    && l["Error: ".len()..]
+                        .split(':')
+                        .next()
+                        .is_some_and(|f| !f.is_empty() && !f.contains(' '))
+            }) || err.contains("error: invalid value");
+            assert!(named, "{args:?}: {err}");
+        }
+    }
+    assert!(ok > 3 && refused > 3, "{ok} ok, {refused} refused");
+}
