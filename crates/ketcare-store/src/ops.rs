@@ -5,7 +5,7 @@
 //! replayed against every earlier entry), so two schedulers or two nurses cannot race past a
 //! rule. Counts and discrepancies are ledger entries; their state is the ledger replayed.
 
-use crate::sql::{Tx, corrupt, load_patient, now_rfc3339};
+use crate::sql::{Tx, Unit, corrupt, load_patient, now_rfc3339};
 use crate::{Result, SqlStore, StoreError, require};
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -302,13 +302,12 @@ const LEDGER_COLUMNS: &str =
     "seq, at, user_id, username, role, kind, session_id, body, prev_hash, hash";
 
 async fn audit(
-    tx: &mut Tx,
-    actor: &Actor,
+    tx: &mut Unit<'_>,
     action: &str,
     patient: Option<i64>,
     detail: String,
 ) -> Result<()> {
-    crate::sql::append_audit(tx, actor, &AuditEvent::new(action, patient, detail)).await
+    tx.audit(&AuditEvent::new(action, patient, detail)).await
 }
 
 async fn load_booking(tx: &mut Tx, id: i64) -> Result<Booking> {
@@ -588,10 +587,10 @@ impl OpsStore for SqlStore {
         if name.is_empty() || name.chars().count() > 60 {
             return Err(invalid("name", "a chair needs a name of 1–60 characters"));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let taken = sqlx::query("SELECT id FROM ops_chairs WHERE name = $1")
             .bind(name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         if taken.is_some() {
             return Err(invalid("name", "a chair of that name exists"));
@@ -600,17 +599,10 @@ impl OpsStore for SqlStore {
             sqlx::query("INSERT INTO ops_chairs (name, created_at) VALUES ($1, $2) RETURNING id")
                 .bind(name)
                 .bind(now_rfc3339())
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?
                 .try_get("id")?;
-        audit(
-            &mut tx,
-            actor,
-            "chair.create",
-            None,
-            format!("chair {id}: {name}"),
-        )
-        .await?;
+        audit(&mut tx, "chair.create", None, format!("chair {id}: {name}")).await?;
         tx.commit().await?;
         Ok(Chair {
             id,
@@ -644,7 +636,7 @@ impl OpsStore for SqlStore {
         if end <= start {
             return Err(invalid("end", "must be after the start"));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let (_, role) = user_exists(&mut tx, user.get())
             .await?
             .ok_or_else(|| invalid("user_id", "no such user"))?;
@@ -655,11 +647,10 @@ impl OpsStore for SqlStore {
             .bind(user.get())
             .bind(start.to_string())
             .bind(end.to_string())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         audit(
             &mut tx,
-            actor,
             "roster.prescriber_on_site",
             None,
             format!("user {user}: {start} – {end}"),
@@ -705,34 +696,28 @@ impl OpsStore for SqlStore {
     }
 
     async fn bookings(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<Booking>> {
-        require(actor, Permission::Schedule)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::Schedule).await?;
         let out = bookings_in(&mut tx, from, to).await?;
         // Each patient shown on the calendar is an audited access.
         let mut patients: Vec<i64> = out.iter().map(|b| b.patient_id).collect();
         patients.sort_unstable();
         patients.dedup();
+        if patients.is_empty() {
+            // No patient shown, nothing to record: the unit is dropped (nothing was written).
+            return Ok(out);
+        }
         for p in patients {
-            audit(
-                &mut tx,
-                actor,
-                "schedule.view",
-                Some(p),
-                format!("{from} – {to}"),
-            )
-            .await?;
+            audit(&mut tx, "schedule.view", Some(p), format!("{from} – {to}")).await?;
         }
         tx.commit().await?;
         Ok(out)
     }
 
     async fn booking(&self, actor: &Actor, id: i64) -> Result<Booking> {
-        require(actor, Permission::Schedule)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::Schedule).await?;
         let b = load_booking(&mut tx, id).await?;
         audit(
             &mut tx,
-            actor,
             "booking.read",
             Some(b.patient_id),
             format!("booking {id}"),
@@ -753,7 +738,7 @@ impl OpsStore for SqlStore {
         let Some((from, to)) = span(requests) else {
             return Err(invalid("sessions", "nothing to book"));
         };
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let mut patients: Vec<i64> = requests.iter().map(|b| b.patient_id).collect();
         patients.dedup();
         for p in &patients {
@@ -762,7 +747,7 @@ impl OpsStore for SqlStore {
         for b in requests {
             let chair = sqlx::query("SELECT id FROM ops_chairs WHERE id = $1")
                 .bind(b.chair_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
             if chair.is_none() {
                 return Err(invalid("chair_id", format!("no chair {}", b.chair_id)));
@@ -800,7 +785,7 @@ impl OpsStore for SqlStore {
                     .bind(&c.protocol_id)
                     .bind(&actor.username)
                     .bind(&now)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await?
                     .try_get::<i64, _>("id")?,
                 )
@@ -822,12 +807,11 @@ impl OpsStore for SqlStore {
             .bind(b.end.to_string())
             .bind(b.phase.as_str())
             .bind(&now)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?
             .try_get("id")?;
             audit(
                 &mut tx,
-                actor,
                 "booking.create",
                 Some(b.patient_id),
                 format!("booking {id}: chair {} {} – {}", b.chair_id, b.start, b.end),
@@ -851,8 +835,7 @@ impl OpsStore for SqlStore {
         staffing: Staffing,
         apply: bool,
     ) -> Result<MovePlan> {
-        require(actor, Permission::Schedule)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::Schedule).await?;
         let target = load_booking(&mut tx, id).await?;
         // Everything from the earlier of the two starts onwards may be involved.
         let from = target.start.min(new_start);
@@ -875,7 +858,8 @@ impl OpsStore for SqlStore {
             staffing,
         )
         .map_err(|e| invalid("start", e.to_string()))?;
-        if apply && plan.is_clear() {
+        // A clear plan with no move changes nothing (and has nothing to record).
+        if apply && plan.is_clear() && !plan.moves.is_empty() {
             let now = now_rfc3339();
             for m in &plan.moves {
                 let b = existing
@@ -894,11 +878,10 @@ impl OpsStore for SqlStore {
                     .bind(end.to_string())
                     .bind(&now)
                     .bind(m.booking_id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 audit(
                     &mut tx,
-                    actor,
                     "booking.move",
                     Some(b.patient_id),
                     format!("booking {}: {} → {}", m.booking_id, m.from, m.to),
@@ -923,7 +906,7 @@ impl OpsStore for SqlStore {
         {
             return Err(invalid("reason", "say why"));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let b = load_booking(&mut tx, id).await?;
         let to = b
             .status
@@ -934,11 +917,10 @@ impl OpsStore for SqlStore {
             .bind(reason.trim())
             .bind(now_rfc3339())
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         audit(
             &mut tx,
-            actor,
             &format!("booking.{}", to.as_str()),
             Some(b.patient_id),
             format!("booking {id}: {}", reason.trim()),
@@ -958,12 +940,12 @@ impl OpsStore for SqlStore {
         if doc.protocol_id.trim().is_empty() {
             return Err(invalid("protocol_id", "required"));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let last: Option<i64> = sqlx::query(
             "SELECT MAX(version) AS v FROM ops_consent_documents WHERE protocol_id = $1",
         )
         .bind(&doc.protocol_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("v")?;
         let version =
@@ -991,12 +973,11 @@ impl OpsStore for SqlStore {
         .bind(d.valid_days.map(i64::from))
         .bind(&actor.username)
         .bind(now_rfc3339())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("id")?;
         audit(
             &mut tx,
-            actor,
             "consent_document.create",
             None,
             format!("{} version {version}", d.protocol_id),
@@ -1043,13 +1024,13 @@ impl OpsStore for SqlStore {
                 permission: Permission::RecordConsent,
             })?
             .get();
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let patient = load_patient(&mut tx, sig.patient_id).await?;
         let doc = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {DOC_COLUMNS} FROM ops_consent_documents WHERE protocol_id = $1 ORDER BY version DESC LIMIT 1"
         )))
         .bind(&sig.protocol_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         .as_ref()
         .map(document_from_row)
@@ -1151,12 +1132,11 @@ impl OpsStore for SqlStore {
         .bind(sig.signed_at.to_string())
         .bind(expires.map(|e| e.to_string()))
         .bind(recorded_by)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("id")?;
         audit(
             &mut tx,
-            actor,
             "consent.sign",
             Some(sig.patient_id.get()),
             format!("{} document version {}", doc.protocol_id, doc.version),
@@ -1180,14 +1160,14 @@ impl OpsStore for SqlStore {
         if reason.is_empty() {
             return Err(invalid("reason", "say why the consent is withdrawn"));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         load_patient(&mut tx, patient).await?;
         sqlx::query(
             "SELECT id FROM ops_consent_signatures WHERE id = $1 AND patient_id = $2 AND withdrawn_at IS NULL",
         )
         .bind(id)
         .bind(patient.get())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: format!("consent {id} in force for patient {}", patient.get()),
@@ -1199,12 +1179,11 @@ impl OpsStore for SqlStore {
         .bind(actor.username.as_str())
         .bind(reason)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let out = load_signature(&mut tx, id).await?;
         audit(
             &mut tx,
-            actor,
             "consent.withdraw",
             Some(patient.get()),
             format!("consent {id} ({}) withdrawn: {reason}", out.protocol_id),
@@ -1219,26 +1198,18 @@ impl OpsStore for SqlStore {
         actor: &Actor,
         patient: PatientId,
     ) -> Result<Vec<ConsentSignature>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::PatientRead).await?;
         load_patient(&mut tx, patient).await?;
         let out = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE patient_id = $1 ORDER BY signed_at DESC, id DESC"
         )))
         .bind(patient.get())
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?
         .iter()
         .map(signature_from_row)
         .collect::<Result<Vec<_>>>()?;
-        audit(
-            &mut tx,
-            actor,
-            "consent.read",
-            Some(patient.get()),
-            String::new(),
-        )
-        .await?;
+        audit(&mut tx, "consent.read", Some(patient.get()), String::new()).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -1251,12 +1222,10 @@ impl OpsStore for SqlStore {
         protocol_version: u32,
         at: Timestamp,
     ) -> Result<ConsentStatus> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::PatientRead).await?;
         let status = consent_status_tx(&mut tx, patient, protocol_id, protocol_version, at).await?;
         audit(
             &mut tx,
-            actor,
             "consent.check",
             Some(patient.get()),
             format!(
@@ -1276,11 +1245,11 @@ impl OpsStore for SqlStore {
     async fn ledger_append(&self, actor: &Actor, event: &LedgerEvent) -> Result<LedgerRecord> {
         require(actor, event.permission())?;
         let la = ledger_actor(actor)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         // Lock the ledger's head too: the chain stays linear even if a future writer skips the
         // audit head.
         sqlx::query("UPDATE ops_ledger_head SET seq = seq WHERE id = 1")
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let mut event = self.resolve_witnesses(&mut tx, event).await?;
         // A draw or a waste is checked against the session it names, as the record has it.
@@ -1323,7 +1292,7 @@ impl OpsStore for SqlStore {
             other => other,
         };
         let head = sqlx::query("SELECT seq, hash FROM ops_ledger_head WHERE id = 1")
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
         let (hseq, hhash): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
         let prev = (hseq > 0).then_some((hseq, hhash.as_str()));
@@ -1346,12 +1315,12 @@ impl OpsStore for SqlStore {
         .bind(&rec.body)
         .bind(&rec.prev_hash)
         .bind(&rec.hash)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         sqlx::query("UPDATE ops_ledger_head SET seq = $1, hash = $2 WHERE id = 1")
             .bind(rec.seq)
             .bind(&rec.hash)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let patient = match &event {
             LedgerEvent::Draw { patient_id, .. } => Some(*patient_id),
@@ -1362,7 +1331,6 @@ impl OpsStore for SqlStore {
         };
         audit(
             &mut tx,
-            actor,
             &format!("ledger.{}", rec.kind),
             patient,
             format!("ledger entry {}", rec.seq),
@@ -1373,12 +1341,10 @@ impl OpsStore for SqlStore {
     }
 
     async fn ledger_records(&self, actor: &Actor) -> Result<Vec<LedgerRecord>> {
-        require(actor, Permission::LedgerRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::LedgerRead).await?;
         let out = ledger_records_tx(&mut tx).await?;
         audit(
             &mut tx,
-            actor,
             "ledger.read",
             None,
             format!("{} entries", out.len()),
@@ -1389,12 +1355,10 @@ impl OpsStore for SqlStore {
     }
 
     async fn ledger_state(&self, actor: &Actor) -> Result<LedgerState> {
-        require(actor, Permission::LedgerRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::LedgerRead).await?;
         let records = ledger_records_tx(&mut tx).await?;
         audit(
             &mut tx,
-            actor,
             "ledger.read",
             None,
             format!("{} entries", records.len()),
@@ -1443,7 +1407,7 @@ impl OpsStore for SqlStore {
         if !(0..=100_000_000).contains(&cents) {
             return Err(invalid("price", "between 0 and 1,000,000.00"));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let now = now_rfc3339();
         sqlx::query(
             "INSERT INTO ops_billing_prices (code, cents, set_by, set_at) VALUES ($1, $2, $3, $4)
@@ -1453,11 +1417,10 @@ impl OpsStore for SqlStore {
         .bind(cents)
         .bind(&actor.username)
         .bind(&now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         audit(
             &mut tx,
-            actor,
             "billing.price",
             None,
             format!("{code}: {cents} cents"),
