@@ -6,7 +6,7 @@
 //! instruments, expire, and are used once. A safety alert stays open until a clinician with
 //! `ResolveSafetyAlert` documents the follow-up; every action on it is recorded.
 
-use crate::sql::{Tx, append_audit, load_patient, now_rfc3339};
+use crate::sql::{Tx, Unit, load_patient, now_rfc3339};
 use crate::{Result, SqlStore, StoreError, require};
 use async_trait::async_trait;
 use ketcare_core::audit::AuditEvent;
@@ -382,14 +382,9 @@ fn link_actor(link_id: i64, address: &str) -> Actor {
     }
 }
 
-async fn audit(
-    tx: &mut Tx,
-    actor: &Actor,
-    action: &str,
-    patient: i64,
-    detail: String,
-) -> Result<()> {
-    append_audit(tx, actor, &AuditEvent::new(action, Some(patient), detail)).await
+async fn audit(tx: &mut Unit<'_>, action: &str, patient: i64, detail: String) -> Result<()> {
+    tx.audit(&AuditEvent::new(action, Some(patient), detail))
+        .await
 }
 
 /// Reads rows of one table for a patient.
@@ -422,8 +417,7 @@ async fn response_by_key(tx: &mut Tx, key: &str) -> Result<Option<StoredResponse
 
 /// Inserts a response and its alerts (with their "raised" actions), or returns the stored one.
 async fn insert_response(
-    tx: &mut Tx,
-    actor: &Actor,
+    tx: &mut Unit<'_>,
     patient: i64,
     link_id: Option<i64>,
     r: &NewResponse,
@@ -442,6 +436,7 @@ async fn insert_response(
         }
         return Ok((existing, false));
     }
+    let actor = tx.actor();
     let now = now_rfc3339();
     let row = sqlx::query(
         "INSERT INTO measure_responses (patient_id, instrument, answers, total, result, taken_on, link_id, submission_key, recorded_by, recorded_at)
@@ -457,12 +452,11 @@ async fn insert_response(
     .bind(&r.submission_key)
     .bind(&actor.username)
     .bind(&now)
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await?;
     let id: i64 = row.try_get("id")?;
     audit(
         tx,
-        actor,
         "measure.record",
         patient,
         format!("response {id}: {}", r.instrument),
@@ -477,14 +471,14 @@ async fn insert_response(
         .bind(&r.instrument)
         .bind(a.item)
         .bind(&actor.username)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(tx.conn())
         .await?;
         if let Some(e) = earlier {
             let alert_id: i64 = e.try_get("id")?;
             sqlx::query("UPDATE safety_alerts SET response_id = $1 WHERE id = $2")
                 .bind(id)
                 .bind(alert_id)
-                .execute(&mut **tx)
+                .execute(tx.conn())
                 .await?;
             continue;
         }
@@ -500,13 +494,12 @@ async fn insert_response(
         .bind(&a.detail)
         .bind(&actor.username)
         .bind(&now)
-        .fetch_one(&mut **tx)
+        .fetch_one(tx.conn())
         .await?;
         let alert_id: i64 = row.try_get("id")?;
         alert_action(tx, alert_id, "raised", &a.detail, &actor.username, &now).await?;
         audit(
             tx,
-            actor,
             "safety_alert.raise",
             patient,
             format!("alert {alert_id}: {} item {}", r.instrument, a.item),
@@ -517,7 +510,7 @@ async fn insert_response(
         "SELECT {RESPONSE_COLS} FROM measure_responses WHERE id = $1"
     )))
     .bind(id)
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await?;
     Ok((response_row(&stored)?, true))
 }
@@ -545,12 +538,12 @@ async fn alert_action(
 /// entered it; an alert already open for the same patient, questionnaire, item and author is not
 /// raised twice (and is joined to the response once the complete form is stored).
 async fn raise_alerts_tx(
-    tx: &mut Tx,
-    actor: &Actor,
+    tx: &mut Unit<'_>,
     patient: i64,
     instrument: &str,
     alerts: &[NewAlert],
 ) -> Result<Vec<SafetyAlert>> {
+    let actor = tx.actor();
     let mut raised = Vec::new();
     for a in alerts {
         let existing = sqlx::query(
@@ -560,7 +553,7 @@ async fn raise_alerts_tx(
         .bind(instrument)
         .bind(a.item)
         .bind(&actor.username)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(tx.conn())
         .await?;
         if existing.is_some() {
             continue;
@@ -577,13 +570,12 @@ async fn raise_alerts_tx(
         .bind(&a.detail)
         .bind(&actor.username)
         .bind(&at)
-        .fetch_one(&mut **tx)
+        .fetch_one(tx.conn())
         .await?;
         let id: i64 = row.try_get("id")?;
         alert_action(tx, id, "raised", &a.detail, &actor.username, &at).await?;
         audit(
             tx,
-            actor,
             "safety_alert.raise",
             patient,
             format!(
@@ -637,6 +629,41 @@ async fn alert_by_id(tx: &mut Tx, id: i64) -> Result<SafetyAlert> {
     })
 }
 
+impl SqlStore {
+    /// The link's own actor (`patient-link:{id}`), from the stored link, for the unit its action
+    /// runs in; `NotFound` when no link has this token.
+    async fn link_actor_for(&self, token_hash: &str, address: &str) -> Result<Actor> {
+        let row = sqlx::query("SELECT id FROM measure_links WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "questionnaire link".into(),
+            })?;
+        Ok(link_actor(row.try_get("id")?, address))
+    }
+}
+
+/// The link, read again inside the unit of its actor (the token names the same link).
+async fn link_in_unit(tx: &mut Unit<'_>, token_hash: &str, actor: &Actor) -> Result<MeasureLink> {
+    let link = link_by_hash(tx, token_hash).await?;
+    if actor.username != format!("patient-link:{}", link.id) {
+        return Err(StoreError::NotFound {
+            what: "questionnaire link".into(),
+        });
+    }
+    Ok(link)
+}
+
+/// Commits a unit that raised alerts; one that raised none (all already open, or none given)
+/// wrote nothing and has no record, so it is dropped.
+async fn commit_if_raised(tx: Unit<'_>, raised: &[SafetyAlert]) -> Result<()> {
+    if !raised.is_empty() {
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
 /// Refuses an expired link (used links are handled by the caller).
 fn check_expiry(link: &MeasureLink, now: i64) -> Result<()> {
     if now >= link.expires_at {
@@ -656,13 +683,11 @@ impl SqlStore {
         action: &str,
         what: &str,
     ) -> Result<Vec<T>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         load_patient(&mut tx, patient).await?;
         let rows = rows_for(&mut tx, sql, patient.get(), f).await?;
         audit(
             &mut tx,
-            actor,
             action,
             patient.get(),
             format!("{} {what}", rows.len()),
@@ -681,11 +706,14 @@ impl MeasuresStore for SqlStore {
         patient: PatientId,
         response: &NewResponse,
     ) -> Result<(StoredResponse, bool)> {
-        require(actor, Permission::RecordMeasures)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::RecordMeasures).await?;
         load_patient(&mut tx, patient).await?;
-        let out = insert_response(&mut tx, actor, patient.get(), None, response).await?;
-        tx.commit().await?;
+        let out = insert_response(&mut tx, patient.get(), None, response).await?;
+        // A repeated submission key returns the stored response and writes nothing: the unit
+        // has no record and is dropped (rolled back) rather than committed.
+        if out.1 {
+            tx.commit().await?;
+        }
         Ok(out)
     }
 
@@ -721,7 +749,7 @@ impl MeasuresStore for SqlStore {
                 "choose at least one questionnaire",
             )));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let record = load_patient(&mut tx, patient).await?;
         let sent_to = match guardian {
             None => "patient".to_string(),
@@ -753,12 +781,11 @@ impl MeasuresStore for SqlStore {
         .bind(now_rfc3339())
         .bind(guardian.map(GuardianId::get))
         .bind(&sent_to)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let id: i64 = row.try_get("id")?;
         audit(
             &mut tx,
-            actor,
             "measure_link.create",
             patient.get(),
             format!("link {id} to {sent_to}: {}", instruments.join(", ")),
@@ -782,8 +809,9 @@ impl MeasuresStore for SqlStore {
     }
 
     async fn open_link(&self, token_hash: &str, now: i64, address: &str) -> Result<MeasureLink> {
-        let mut tx = self.begin_write().await?;
-        let link = link_by_hash(&mut tx, token_hash).await?;
+        let actor = self.link_actor_for(token_hash, address).await?;
+        let mut tx = self.unit(&actor).await?;
+        let link = link_in_unit(&mut tx, token_hash, &actor).await?;
         if link.status == "completed" {
             return Err(StoreError::Conflict(
                 "link: this link has already been used".into(),
@@ -794,13 +822,11 @@ impl MeasuresStore for SqlStore {
             sqlx::query("UPDATE measure_links SET status = 'opened', opened_at = $1 WHERE id = $2")
                 .bind(now_rfc3339())
                 .bind(link.id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        let actor = link_actor(link.id, address);
         audit(
             &mut tx,
-            &actor,
             "measure_link.open",
             link.patient_id,
             format!("link {}", link.id),
@@ -818,9 +844,9 @@ impl MeasuresStore for SqlStore {
         address: &str,
         responses: &[NewResponse],
     ) -> Result<(MeasureLink, Vec<StoredResponse>, bool)> {
-        let mut tx = self.begin_write().await?;
-        let link = link_by_hash(&mut tx, token_hash).await?;
-        let actor = link_actor(link.id, address);
+        let actor = self.link_actor_for(token_hash, address).await?;
+        let mut tx = self.unit(&actor).await?;
+        let link = link_in_unit(&mut tx, token_hash, &actor).await?;
         if link.status == "completed" {
             // A reload or double submit of the same answers: the stored rows, nothing new;
             // other answers on a used link are refused.
@@ -837,6 +863,7 @@ impl MeasuresStore for SqlStore {
                     }
                 }
             }
+            // Nothing was written or newly shown: the unit is dropped, not committed.
             return Ok((link, stored, false));
         }
         check_expiry(&link, now)?;
@@ -849,7 +876,7 @@ impl MeasuresStore for SqlStore {
                 )));
             }
             stored.push(
-                insert_response(&mut tx, &actor, link.patient_id, Some(link.id), r)
+                insert_response(&mut tx, link.patient_id, Some(link.id), r)
                     .await?
                     .0,
             );
@@ -869,11 +896,10 @@ impl MeasuresStore for SqlStore {
         )
         .bind(now_rfc3339())
         .bind(link.id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         audit(
             &mut tx,
-            &actor,
             "measure_link.complete",
             link.patient_id,
             format!("link {}", link.id),
@@ -892,8 +918,9 @@ impl MeasuresStore for SqlStore {
         instrument: &str,
         alerts: &[NewAlert],
     ) -> Result<Vec<SafetyAlert>> {
-        let mut tx = self.begin_write().await?;
-        let link = link_by_hash(&mut tx, token_hash).await?;
+        let actor = self.link_actor_for(token_hash, address).await?;
+        let mut tx = self.unit(&actor).await?;
+        let link = link_in_unit(&mut tx, token_hash, &actor).await?;
         if link.status == "completed" {
             return Err(StoreError::Conflict(
                 "link: this link has already been used".into(),
@@ -907,9 +934,8 @@ impl MeasuresStore for SqlStore {
                 format!("{instrument} is not part of this link's set"),
             )));
         }
-        let actor = link_actor(link.id, address);
-        let raised = raise_alerts_tx(&mut tx, &actor, link.patient_id, instrument, alerts).await?;
-        tx.commit().await?;
+        let raised = raise_alerts_tx(&mut tx, link.patient_id, instrument, alerts).await?;
+        commit_if_raised(tx, &raised).await?;
         Ok(raised)
     }
 
@@ -920,11 +946,10 @@ impl MeasuresStore for SqlStore {
         instrument: &str,
         alerts: &[NewAlert],
     ) -> Result<Vec<SafetyAlert>> {
-        require(actor, Permission::RecordMeasures)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::RecordMeasures).await?;
         load_patient(&mut tx, patient).await?;
-        let raised = raise_alerts_tx(&mut tx, actor, patient.get(), instrument, alerts).await?;
-        tx.commit().await?;
+        let raised = raise_alerts_tx(&mut tx, patient.get(), instrument, alerts).await?;
+        commit_if_raised(tx, &raised).await?;
         Ok(raised)
     }
 
@@ -937,33 +962,33 @@ impl MeasuresStore for SqlStore {
 
     async fn alert_state(&self, actor: &Actor) -> Result<(i64, i64)> {
         require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        // Counts only, no patient's data: polled without an audit record, so no unit either.
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM safety_alerts WHERE status = 'open') AS n,
                     (SELECT COALESCE(MAX(id), 0) FROM safety_alerts) AS latest",
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        let state = (row.try_get("n")?, row.try_get("latest")?);
-        tx.commit().await?;
-        Ok(state)
+        Ok((row.try_get("n")?, row.try_get("latest")?))
     }
 
     async fn open_alerts(&self, actor: &Actor) -> Result<Vec<SafetyAlert>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let rows: Vec<SafetyAlert> = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ALERT_COLS} FROM safety_alerts WHERE status = 'open' ORDER BY id"
         )))
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?
         .iter()
         .map(alert_row)
         .collect::<Result<_>>()?;
+        if rows.is_empty() {
+            // No alert, no patient shown: nothing to record, the unit is dropped.
+            return Ok(rows);
+        }
         for a in &rows {
             audit(
                 &mut tx,
-                actor,
                 "safety_alert.read",
                 a.patient_id,
                 format!("alert {}", a.id),
@@ -997,7 +1022,7 @@ impl MeasuresStore for SqlStore {
                 "required: document the follow-up (who assessed the patient, what was decided)",
             )));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let alert = alert_by_id(&mut tx, id).await?;
         if alert.status != "open" {
             return Err(StoreError::Conflict(format!(
@@ -1010,12 +1035,11 @@ impl MeasuresStore for SqlStore {
             .bind(&now)
             .bind(follow_up)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         alert_action(&mut tx, id, "resolved", follow_up, &actor.username, &now).await?;
         audit(
             &mut tx,
-            actor,
             "safety_alert.resolve",
             alert.patient_id,
             format!("alert {id}"),
@@ -1035,7 +1059,7 @@ impl MeasuresStore for SqlStore {
                 "required: what was done",
             )));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let alert = alert_by_id(&mut tx, id).await?;
         if alert.status != "open" {
             return Err(StoreError::Conflict(format!(
@@ -1046,7 +1070,6 @@ impl MeasuresStore for SqlStore {
         alert_action(&mut tx, id, "note", note, &actor.username, &now).await?;
         audit(
             &mut tx,
-            actor,
             "safety_alert.note",
             alert.patient_id,
             format!("alert {id}"),
@@ -1063,12 +1086,11 @@ impl MeasuresStore for SqlStore {
     }
 
     async fn alert_actions(&self, actor: &Actor, id: i64) -> Result<Vec<AlertAction>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let alert = alert_by_id(&mut tx, id).await?;
         let rows = sqlx::query("SELECT alert_id, action, note, done_by, done_at FROM safety_alert_actions WHERE alert_id = $1 ORDER BY id")
             .bind(id)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?
             .iter()
             .map(|r| {
@@ -1083,7 +1105,6 @@ impl MeasuresStore for SqlStore {
             .collect::<Result<Vec<_>>>()?;
         audit(
             &mut tx,
-            actor,
             "safety_alert.read",
             alert.patient_id,
             format!("alert {id} actions"),
@@ -1099,8 +1120,7 @@ impl MeasuresStore for SqlStore {
         patient: PatientId,
         e: &NewOpioid,
     ) -> Result<OpioidRow> {
-        require(actor, Permission::RecordMeasures)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::RecordMeasures).await?;
         load_patient(&mut tx, patient).await?;
         let row = sqlx::query(
             "INSERT INTO opioid_entries (patient_id, drug, dose, unit, per_day, route, started_on, recorded_by, recorded_at)
@@ -1115,12 +1135,11 @@ impl MeasuresStore for SqlStore {
         .bind(&e.started_on)
         .bind(&actor.username)
         .bind(now_rfc3339())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let id: i64 = row.try_get("id")?;
         audit(
             &mut tx,
-            actor,
             "opioid.add",
             patient.get(),
             format!("opioid {id}: {}", e.drug),
@@ -1138,8 +1157,7 @@ impl MeasuresStore for SqlStore {
         id: i64,
         stopped_on: &str,
     ) -> Result<OpioidRow> {
-        require(actor, Permission::RecordMeasures)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::RecordMeasures).await?;
         let before = opioid_by_id(&mut tx, id).await?;
         if before.patient_id != patient.get() {
             return Err(StoreError::NotFound {
@@ -1155,11 +1173,10 @@ impl MeasuresStore for SqlStore {
         sqlx::query("UPDATE opioid_entries SET stopped_on = $1 WHERE id = $2")
             .bind(stopped_on)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         audit(
             &mut tx,
-            actor,
             "opioid.stop",
             before.patient_id,
             format!("opioid {id}"),
@@ -1188,8 +1205,7 @@ impl MeasuresStore for SqlStore {
         patient: PatientId,
         c: &NewCourse,
     ) -> Result<MeasureCourse> {
-        require(actor, Permission::RecordMeasures)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::RecordMeasures).await?;
         load_patient(&mut tx, patient).await?;
         let row = sqlx::query(
             "INSERT INTO measure_courses (patient_id, label, instrument, started_on, ended_on, booster_score_at_least, booster_days, created_by, created_at)
@@ -1204,12 +1220,11 @@ impl MeasuresStore for SqlStore {
         .bind(c.booster_days)
         .bind(&actor.username)
         .bind(now_rfc3339())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let id: i64 = row.try_get("id")?;
         audit(
             &mut tx,
-            actor,
             "measure_course.save",
             patient.get(),
             format!("course {id}: {}", c.instrument),
@@ -1219,7 +1234,7 @@ impl MeasuresStore for SqlStore {
             "SELECT {COURSE_COLS} FROM measure_courses WHERE id = $1"
         )))
         .bind(id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let course = course_row(&r)?;
         tx.commit().await?;
@@ -1255,12 +1270,12 @@ impl MeasuresStore for SqlStore {
                 "at least one item text is required",
             )));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let last: Option<i64> = sqlx::query(
             "SELECT MAX(version) AS v FROM measure_text_versions WHERE instrument = $1",
         )
         .bind(instrument)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("v")?;
         let version = last.unwrap_or(0) + 1;
@@ -1272,7 +1287,7 @@ impl MeasuresStore for SqlStore {
         .bind(version)
         .bind(&actor.username)
         .bind(now_rfc3339())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("id")?;
         for it in items {
@@ -1282,18 +1297,14 @@ impl MeasuresStore for SqlStore {
             .bind(id)
             .bind(it.item)
             .bind(&it.text)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "measure_text.upload",
-                None,
-                format!("{instrument} version {version}: {} items", items.len()),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            "measure_text.upload",
+            None,
+            format!("{instrument} version {version}: {} items", items.len()),
+        ))
         .await?;
         let stored = text_versions(&mut tx, false)
             .await?
@@ -1305,7 +1316,8 @@ impl MeasuresStore for SqlStore {
     }
 
     async fn current_item_texts(&self) -> Result<Vec<TextVersion>> {
-        let mut tx = self.begin_write().await?;
+        // Not patient data, read without an actor: no audit record, and a read transaction only.
+        let mut tx = self.pool.begin().await?;
         let out = text_versions(&mut tx, true).await?;
         tx.commit().await?;
         Ok(out)
@@ -1313,7 +1325,8 @@ impl MeasuresStore for SqlStore {
 
     async fn item_text_versions(&self, actor: &Actor) -> Result<Vec<TextVersion>> {
         require(actor, Permission::SiteSettingsWrite)?;
-        let mut tx = self.begin_write().await?;
+        // The clinic's wording, not patient data: not audited, so a read transaction only.
+        let mut tx = self.pool.begin().await?;
         let out = text_versions(&mut tx, false).await?;
         tx.commit().await?;
         Ok(out)

@@ -95,7 +95,12 @@ impl std::ops::DerefMut for Unit<'_> {
     }
 }
 
-impl Unit<'_> {
+impl<'a> Unit<'a> {
+    /// The actor whose unit this is (and whose audit records it appends).
+    pub(crate) fn actor(&self) -> &'a Actor {
+        self.actor
+    }
+
     /// The connection of the transaction, for queries.
     pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.tx
