@@ -6,7 +6,7 @@
 //! Vitals are rows (source, who, and for monitor messages a UNIQUE message key: a repeated
 //! message is acknowledged but stored once). A signed record is locked by the database too.
 
-use crate::sql::{Tx, append_audit, now_rfc3339};
+use crate::sql::{Tx, now_rfc3339};
 use crate::{Result, SqlStore, StoreError, require};
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -261,8 +261,6 @@ async fn check_order_for_session(
     Ok(())
 }
 
-static VITAL_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 const ACTIVE: [Phase; 8] = [
     Phase::CheckedIn,
     Phase::PreAssessment,
@@ -419,7 +417,7 @@ impl SessionStore for SqlStore {
                 "chair", "required",
             )));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         crate::sql::load_patient(&mut tx, patient).await?;
         check_order_for_session(&mut tx, patient, session).await?;
         let now = now_rfc3339();
@@ -433,21 +431,17 @@ impl SessionStore for SqlStore {
         .bind(body_of(session)?)
         .bind(&actor.username)
         .bind(&now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let id: i64 = row.try_get("id")?;
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "session.create",
-                Some(patient.get()),
-                format!(
-                    "session {id}: {} on {}",
-                    session.plan.protocol_id, session.chair
-                ),
+        tx.audit(&AuditEvent::new(
+            "session.create",
+            Some(patient.get()),
+            format!(
+                "session {id}: {} on {}",
+                session.plan.protocol_id, session.chair
             ),
-        )
+        ))
         .await?;
         let rec = load_session(&mut tx, id).await?;
         tx.commit().await?;
@@ -455,18 +449,13 @@ impl SessionStore for SqlStore {
     }
 
     async fn session_record(&self, actor: &Actor, id: i64) -> Result<SessionRecord> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let rec = load_session(&mut tx, id).await?;
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "session.read",
-                Some(rec.patient_id.get()),
-                format!("session {id}"),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            "session.read",
+            Some(rec.patient_id.get()),
+            format!("session {id}"),
+        ))
         .await?;
         tx.commit().await?;
         Ok(rec)
@@ -479,15 +468,12 @@ impl SessionStore for SqlStore {
         command: &Command,
         now: Timestamp,
     ) -> Result<SessionRecord> {
-        require(
-            actor,
-            if command.needs_sign_permission() {
-                Permission::SignSession
-            } else {
-                Permission::RunSession
-            },
-        )?;
-        let mut tx = self.begin_write().await?;
+        let permission = if command.needs_sign_permission() {
+            Permission::SignSession
+        } else {
+            Permission::RunSession
+        };
+        let mut tx = self.write(actor, permission).await?;
         let mut rec = load_session(&mut tx, id).await?;
         let before = rec.session.phase;
         let addenda_before = rec.session.addenda.len();
@@ -508,7 +494,7 @@ impl SessionStore for SqlStore {
                 .bind(a.at.to_string())
                 .bind(&a.by)
                 .bind(&a.text)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
         } else {
@@ -532,12 +518,8 @@ impl SessionStore for SqlStore {
             Command::ResolveAlarm { .. } => "session.alarm.resolve",
             _ => "session.update",
         };
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(action, Some(rec.patient_id.get()), detail),
-        )
-        .await?;
+        tx.audit(&AuditEvent::new(action, Some(rec.patient_id.get()), detail))
+            .await?;
         let rec = load_session(&mut tx, id).await?;
         tx.commit().await?;
         Ok(rec)
@@ -561,10 +543,10 @@ impl SessionStore for SqlStore {
         // Vitals arrive from many monitors at once: queue them here rather than in SQLite's busy
         // handler, whose sleeps would show as latency spikes (PostgreSQL queues on the row lock).
         let _queue = match self.backend {
-            crate::Backend::Sqlite => Some(VITAL_WRITES.lock().await),
+            crate::Backend::Sqlite => Some(self.vital_writes.lock().await),
             crate::Backend::Postgres => None,
         };
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         if let Some(key) = message_key {
             let dup = sqlx::query(
                 "SELECT id, session_id FROM session_vitals
@@ -575,9 +557,11 @@ impl SessionStore for SqlStore {
             .bind(&key.sending_facility)
             .bind(&key.control_id)
             .bind(key.legacy())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
             if let Some(row) = dup {
+                // A message already stored: nothing written, nothing to record; the unit is
+                // dropped.
                 return Ok(VitalOutcome::Duplicate {
                     vital_id: row.try_get("id")?,
                     session_id: row.try_get("session_id")?,
@@ -613,7 +597,7 @@ impl SessionStore for SqlStore {
         .bind(v.resp_rate)
         .bind(v.etco2)
         .bind(v.temperature_c)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let vital_id: i64 = row.try_get("id")?;
         let alarms = rec.session.on_vital(reading);
@@ -628,11 +612,11 @@ impl SessionStore for SqlStore {
         if !alarms.is_empty() {
             detail.push_str(&format!("; raised {}", alarm_summary(&alarms)));
         }
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new("session.vitals", Some(rec.patient_id.get()), detail),
-        )
+        tx.audit(&AuditEvent::new(
+            "session.vitals",
+            Some(rec.patient_id.get()),
+            detail,
+        ))
         .await?;
         tx.commit().await?;
         Ok(VitalOutcome::Stored {
@@ -648,44 +632,38 @@ impl SessionStore for SqlStore {
     }
 
     async fn session_vitals(&self, actor: &Actor, id: i64) -> Result<Vec<StoredVital>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let rec = load_session(&mut tx, id).await?;
         let vitals = load_vitals(&mut tx, id).await?;
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "session.vitals.read",
-                Some(rec.patient_id.get()),
-                format!("session {id}: {} readings", vitals.len()),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            "session.vitals.read",
+            Some(rec.patient_id.get()),
+            format!("session {id}: {} readings", vitals.len()),
+        ))
         .await?;
         tx.commit().await?;
         Ok(vitals)
     }
 
     async fn active_sessions(&self, actor: &Actor) -> Result<Vec<SessionRecord>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE phase IN ({}) ORDER BY chair, id",
             active_list()
         )))
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         let recs: Vec<SessionRecord> = rows.iter().map(session_from_row).collect::<Result<_>>()?;
+        if recs.is_empty() {
+            // No session, no patient shown: nothing to record, the unit is dropped.
+            return Ok(recs);
+        }
         for r in &recs {
-            append_audit(
-                &mut tx,
-                actor,
-                &AuditEvent::new(
-                    "session.read",
-                    Some(r.patient_id.get()),
-                    format!("session {} on the suite dashboard", r.id),
-                ),
-            )
+            tx.audit(&AuditEvent::new(
+                "session.read",
+                Some(r.patient_id.get()),
+                format!("session {} on the suite dashboard", r.id),
+            ))
             .await?;
         }
         tx.commit().await?;
@@ -824,7 +802,7 @@ impl SessionStore for SqlStore {
         }
         let mut out = Vec::new();
         for id in due {
-            let mut tx = self.begin_write().await?;
+            let mut tx = self.unit(actor).await?;
             let mut rec = load_session(&mut tx, id).await?;
             let readings: Vec<VitalReading> = load_vitals(&mut tx, id)
                 .await?
@@ -833,18 +811,15 @@ impl SessionStore for SqlStore {
                 .collect();
             let new = rec.session.on_tick(&readings, now);
             if new.is_empty() {
+                // Raised meanwhile (or nothing due any more): nothing written, unit dropped.
                 continue;
             }
             write_session(&mut tx, id, &rec.session).await?;
-            append_audit(
-                &mut tx,
-                actor,
-                &AuditEvent::new(
-                    "session.alarm.raise",
-                    Some(rec.patient_id.get()),
-                    format!("session {id}: raised {}", alarm_summary(&new)),
-                ),
-            )
+            tx.audit(&AuditEvent::new(
+                "session.alarm.raise",
+                Some(rec.patient_id.get()),
+                format!("session {id}: raised {}", alarm_summary(&new)),
+            ))
             .await?;
             tx.commit().await?;
             out.push((id, new));

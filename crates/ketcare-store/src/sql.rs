@@ -24,6 +24,9 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
+    /// Queues this store's vital-sign writes on SQLite (see `record_vital`): one queue per
+    /// store, so two stores in one process (tests, tools) do not wait on each other.
+    pub(crate) vital_writes: tokio::sync::Mutex<()>,
 }
 
 pub(crate) type Tx = Transaction<'static, Any>;
@@ -58,12 +61,16 @@ impl SqlStore {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            vital_writes: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// Starts a write transaction. Its first statement locks the audit head row, so writers are
     /// serialised on both backends (SQLite takes its write lock here, PostgreSQL a row lock).
-    pub(crate) async fn begin_write(&self) -> Result<Tx> {
+    async fn begin_write(&self) -> Result<Tx> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
             .execute(&mut *tx)
@@ -156,8 +163,9 @@ impl SqlStore {
     }
 }
 
-/// Appends one audit record inside `tx` (which must have come from `begin_write`).
-pub(crate) async fn append_audit(tx: &mut Tx, actor: &Actor, event: &AuditEvent) -> Result<()> {
+/// Appends one audit record inside `tx` (which must have come from `begin_write`); only a
+/// [`Unit`] calls it, so a record is never appended outside one.
+async fn append_audit(tx: &mut Tx, actor: &Actor, event: &AuditEvent) -> Result<()> {
     let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
         .fetch_one(&mut **tx)
         .await?;
