@@ -14,6 +14,9 @@ mod ops;
 pub mod session_ops;
 mod sessions;
 mod sql;
+/// Test-only hooks: fresh databases and fixtures (the `testing` feature; always in this crate's
+/// own unit tests).
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use measures::MeasuresStore;

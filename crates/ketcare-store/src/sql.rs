@@ -672,6 +672,8 @@ impl Store for SqlStore {
         now: i64,
         expires_at: i64,
     ) -> Result<()> {
+        // Not a unit of work: sign-in cookie bookkeeping, audited by the sign-in itself
+        // (`login_succeeded`, `login.ok`); the sign-out that ends a session is audited.
         sqlx::query(
             "INSERT INTO web_sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
