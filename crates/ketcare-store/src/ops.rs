@@ -24,7 +24,6 @@ use ketcare_ops::schedule::{
     Booking, BookingStatus, Conflict, MoveMode, MovePlan, OnSite, PhaseKind, Staffing,
 };
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
 /// A treatment chair.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -189,113 +188,179 @@ fn invalid(field: &str, message: impl Into<String>) -> StoreError {
     StoreError::Invalid(FieldErrors::single(field, message))
 }
 
-fn datetime(row: &AnyRow, col: &str) -> Result<DateTime> {
-    let s: String = row.try_get(col)?;
-    s.parse().map_err(|_| corrupt(col, &s))
+fn parse_datetime(col: &str, s: &str) -> Result<DateTime> {
+    s.parse().map_err(|_| corrupt(col, s))
 }
 
-fn timestamp(row: &AnyRow, col: &str) -> Result<Option<Timestamp>> {
-    let s: Option<String> = row.try_get(col)?;
-    s.map(|s| s.parse().map_err(|_| corrupt(col, &s)))
+fn parse_timestamp(col: &str, s: Option<&str>) -> Result<Option<Timestamp>> {
+    s.map(|s| s.parse().map_err(|_| corrupt(col, s)))
         .transpose()
 }
 
-fn json<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &str) -> Result<T> {
-    let s: String = row.try_get(col)?;
-    serde_json::from_str(&s).map_err(|_| corrupt(col, &s))
+fn parse_json<T: serde::de::DeserializeOwned>(col: &str, s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|_| corrupt(col, s))
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn u32_col(row: &AnyRow, col: &str) -> Result<u32> {
-    let v: i64 = row.try_get(col)?;
+fn to_u32(col: &str, v: i64) -> Result<u32> {
     u32::try_from(v).map_err(|_| corrupt(col, &v.to_string()))
 }
 
 const BOOKING_COLUMNS: &str = "id, course_id, patient_id, chair_id, nurse_id, prescriber_required, start_at, end_at, status, phase";
 
-fn booking_from_row(r: &AnyRow) -> Result<Booking> {
-    let status: String = r.try_get("status")?;
-    let phase: String = r.try_get("phase")?;
-    let pr: i64 = r.try_get("prescriber_required")?;
-    Ok(Booking {
-        id: r.try_get("id")?,
-        course_id: r.try_get("course_id")?,
-        patient_id: r.try_get("patient_id")?,
-        chair_id: r.try_get("chair_id")?,
-        nurse_id: r.try_get("nurse_id")?,
-        prescriber_required: pr != 0,
-        start: datetime(r, "start_at")?,
-        end: datetime(r, "end_at")?,
-        status: BookingStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
-        phase: PhaseKind::parse(&phase).ok_or_else(|| corrupt("phase", &phase))?,
-    })
+/// An `ops_bookings` row as stored (`BOOKING_COLUMNS`).
+#[derive(sqlx::FromRow)]
+struct BookingRow {
+    id: i64,
+    course_id: Option<i64>,
+    patient_id: i64,
+    chair_id: i64,
+    nurse_id: i64,
+    prescriber_required: i64,
+    start_at: String,
+    end_at: String,
+    status: String,
+    phase: String,
+}
+
+impl TryFrom<BookingRow> for Booking {
+    type Error = StoreError;
+    fn try_from(r: BookingRow) -> Result<Self> {
+        Ok(Booking {
+            id: r.id,
+            course_id: r.course_id,
+            patient_id: r.patient_id,
+            chair_id: r.chair_id,
+            nurse_id: r.nurse_id,
+            prescriber_required: r.prescriber_required != 0,
+            start: parse_datetime("start_at", &r.start_at)?,
+            end: parse_datetime("end_at", &r.end_at)?,
+            status: BookingStatus::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?,
+            phase: PhaseKind::parse(&r.phase).ok_or_else(|| corrupt("phase", &r.phase))?,
+        })
+    }
 }
 
 const DOC_COLUMNS: &str = "id, protocol_id, protocol_version, version, title, sections, valid_days";
 
-fn document_from_row(r: &AnyRow) -> Result<ConsentDocument> {
-    let valid: Option<i64> = r.try_get("valid_days")?;
-    Ok(ConsentDocument {
-        id: r.try_get("id")?,
-        protocol_id: r.try_get("protocol_id")?,
-        protocol_version: u32_col(r, "protocol_version")?,
-        version: u32_col(r, "version")?,
-        title: r.try_get("title")?,
-        sections: json(r, "sections")?,
-        valid_days: valid.and_then(|v| u32::try_from(v).ok()),
-    })
+/// An `ops_consent_documents` row as stored (`DOC_COLUMNS`).
+#[derive(sqlx::FromRow)]
+struct DocumentRow {
+    id: i64,
+    protocol_id: String,
+    protocol_version: i64,
+    version: i64,
+    title: String,
+    sections: String,
+    valid_days: Option<i64>,
+}
+
+impl TryFrom<DocumentRow> for ConsentDocument {
+    type Error = StoreError;
+    fn try_from(r: DocumentRow) -> Result<Self> {
+        Ok(ConsentDocument {
+            id: r.id,
+            protocol_version: to_u32("protocol_version", r.protocol_version)?,
+            version: to_u32("version", r.version)?,
+            sections: parse_json("sections", &r.sections)?,
+            valid_days: r.valid_days.and_then(|v| u32::try_from(v).ok()),
+            protocol_id: r.protocol_id,
+            title: r.title,
+        })
+    }
 }
 
 const SIG_COLUMNS: &str = "id, patient_id, document_id, protocol_id, document_version, protocol_version, signer, assent, signed_at, expires_at, withdrawn_at, withdrawn_by, withdrawal_reason, recorded_by";
 
-fn signature_from_row(r: &AnyRow) -> Result<ConsentSignature> {
-    let assent: Option<String> = r.try_get("assent")?;
-    Ok(ConsentSignature {
-        id: r.try_get("id")?,
-        patient_id: r.try_get("patient_id")?,
-        document_id: r.try_get("document_id")?,
-        protocol_id: r.try_get("protocol_id")?,
-        document_version: u32_col(r, "document_version")?,
-        protocol_version: u32_col(r, "protocol_version")?,
-        signer: json(r, "signer")?,
-        assent: assent
-            .map(|a| serde_json::from_str(&a).map_err(|_| corrupt("assent", &a)))
-            .transpose()?,
-        signed_at: timestamp(r, "signed_at")?.ok_or_else(|| corrupt("signed_at", "(empty)"))?,
-        expires_at: timestamp(r, "expires_at")?,
-        withdrawn_at: timestamp(r, "withdrawn_at")?,
-        withdrawn_by: r.try_get("withdrawn_by")?,
-        withdrawal_reason: r.try_get("withdrawal_reason")?,
-        recorded_by: r.try_get("recorded_by")?,
-    })
+/// An `ops_consent_signatures` row as stored (`SIG_COLUMNS`).
+#[derive(sqlx::FromRow)]
+struct SignatureRow {
+    id: i64,
+    patient_id: i64,
+    document_id: i64,
+    protocol_id: String,
+    document_version: i64,
+    protocol_version: i64,
+    signer: String,
+    assent: Option<String>,
+    signed_at: String,
+    expires_at: Option<String>,
+    withdrawn_at: Option<String>,
+    withdrawn_by: Option<String>,
+    withdrawal_reason: Option<String>,
+    recorded_by: i64,
+}
+
+impl TryFrom<SignatureRow> for ConsentSignature {
+    type Error = StoreError;
+    fn try_from(r: SignatureRow) -> Result<Self> {
+        Ok(ConsentSignature {
+            id: r.id,
+            patient_id: r.patient_id,
+            document_id: r.document_id,
+            document_version: to_u32("document_version", r.document_version)?,
+            protocol_version: to_u32("protocol_version", r.protocol_version)?,
+            signer: parse_json("signer", &r.signer)?,
+            assent: r
+                .assent
+                .as_deref()
+                .map(|a| parse_json("assent", a))
+                .transpose()?,
+            signed_at: parse_timestamp("signed_at", Some(&r.signed_at))?
+                .ok_or_else(|| corrupt("signed_at", "(empty)"))?,
+            expires_at: parse_timestamp("expires_at", r.expires_at.as_deref())?,
+            withdrawn_at: parse_timestamp("withdrawn_at", r.withdrawn_at.as_deref())?,
+            protocol_id: r.protocol_id,
+            withdrawn_by: r.withdrawn_by,
+            withdrawal_reason: r.withdrawal_reason,
+            recorded_by: r.recorded_by,
+        })
+    }
 }
 
 async fn load_signature(tx: &mut Tx, id: i64) -> Result<ConsentSignature> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as::<_, SignatureRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE id = $1"
     )))
     .bind(id)
     .fetch_one(&mut **tx)
-    .await?;
-    signature_from_row(&row)
+    .await?
+    .try_into()
 }
 
-fn ledger_from_row(r: &AnyRow) -> Result<LedgerRecord> {
-    Ok(LedgerRecord {
-        seq: r.try_get("seq")?,
-        at: r.try_get("at")?,
-        user_id: r.try_get("user_id")?,
-        username: r.try_get("username")?,
-        role: r.try_get("role")?,
-        kind: r.try_get("kind")?,
-        session_id: r.try_get("session_id")?,
-        body: r.try_get("body")?,
-        prev_hash: r.try_get("prev_hash")?,
-        hash: r.try_get("hash")?,
-    })
+/// An `ops_ledger` row as stored (`LEDGER_COLUMNS`).
+#[derive(sqlx::FromRow)]
+struct LedgerRow {
+    seq: i64,
+    at: String,
+    user_id: i64,
+    username: String,
+    role: String,
+    kind: String,
+    session_id: Option<i64>,
+    body: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<LedgerRow> for LedgerRecord {
+    fn from(r: LedgerRow) -> Self {
+        LedgerRecord {
+            seq: r.seq,
+            at: r.at,
+            user_id: r.user_id,
+            username: r.username,
+            role: r.role,
+            kind: r.kind,
+            session_id: r.session_id,
+            body: r.body,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
 }
 
 const LEDGER_COLUMNS: &str =
@@ -311,7 +376,7 @@ async fn audit(
 }
 
 async fn load_booking(tx: &mut Tx, id: i64) -> Result<Booking> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let row = sqlx::query_as::<_, BookingRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {BOOKING_COLUMNS} FROM ops_bookings WHERE id = $1"
     )))
     .bind(id)
@@ -320,36 +385,36 @@ async fn load_booking(tx: &mut Tx, id: i64) -> Result<Booking> {
     .ok_or_else(|| StoreError::NotFound {
         what: format!("booking {id}"),
     })?;
-    booking_from_row(&row)
+    Booking::try_from(row)
 }
 
 async fn bookings_in(tx: &mut Tx, from: DateTime, to: DateTime) -> Result<Vec<Booking>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as::<_, BookingRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {BOOKING_COLUMNS} FROM ops_bookings WHERE start_at < $1 AND end_at > $2 ORDER BY start_at, id"
     )))
     .bind(to.to_string())
     .bind(from.to_string())
     .fetch_all(&mut **tx)
     .await?
-    .iter()
-    .map(booking_from_row)
+    .into_iter()
+    .map(Booking::try_from)
     .collect()
 }
 
 async fn on_site_in(tx: &mut Tx, from: DateTime, to: DateTime) -> Result<Vec<OnSite>> {
-    sqlx::query(
+    sqlx::query_as::<_, (i64, String, String)>(
         "SELECT user_id, start_at, end_at FROM ops_on_site WHERE start_at < $1 AND end_at > $2 ORDER BY start_at",
     )
     .bind(to.to_string())
     .bind(from.to_string())
     .fetch_all(&mut **tx)
     .await?
-    .iter()
-    .map(|r| {
+    .into_iter()
+    .map(|(user_id, start, end)| {
         Ok(OnSite {
-            user_id: r.try_get("user_id")?,
-            start: datetime(r, "start_at")?,
-            end: datetime(r, "end_at")?,
+            user_id,
+            start: parse_datetime("start_at", &start)?,
+            end: parse_datetime("end_at", &end)?,
         })
     })
     .collect()
@@ -363,14 +428,14 @@ fn span(bs: &[Booking]) -> Option<(DateTime, DateTime)> {
 }
 
 async fn user_exists(tx: &mut Tx, id: i64) -> Result<Option<(String, Role)>> {
-    let row = sqlx::query("SELECT username, role FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.map(|r| {
-        let role: String = r.try_get("role")?;
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT username, role FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    row.map(|(username, role)| {
         Ok((
-            r.try_get("username")?,
+            username,
             Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
         ))
     })
@@ -378,14 +443,14 @@ async fn user_exists(tx: &mut Tx, id: i64) -> Result<Option<(String, Role)>> {
 }
 
 pub(crate) async fn ledger_records_tx(tx: &mut Tx) -> Result<Vec<LedgerRecord>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as::<_, LedgerRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {LEDGER_COLUMNS} FROM ops_ledger ORDER BY seq"
     )))
     .fetch_all(&mut **tx)
     .await?
-    .iter()
-    .map(ledger_from_row)
-    .collect()
+    .into_iter()
+    .map(LedgerRecord::from)
+    .collect())
 }
 
 fn stock() -> Result<Stock> {
@@ -413,29 +478,28 @@ pub(crate) async fn consent_status_tx(
         .day_of_care(day, &bands)
         .map(|d| d.band.is_minor())
         .unwrap_or(true);
-    let doc = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let doc = sqlx::query_as::<_, DocumentRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {DOC_COLUMNS} FROM ops_consent_documents WHERE protocol_id = $1 ORDER BY version DESC LIMIT 1"
         )))
         .bind(protocol_id)
         .fetch_optional(&mut **tx)
         .await?
-        .as_ref()
-        .map(document_from_row)
+        .map(ConsentDocument::try_from)
         .transpose()?;
     let guardians: Vec<(i64, String)> = p
         .guardians
         .iter()
         .map(|g| (g.id.get(), g.record.name.clone()))
         .collect();
-    let sigs = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let sigs = sqlx::query_as::<_, SignatureRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE patient_id = $1 AND protocol_id = $2"
         )))
         .bind(patient.get())
         .bind(protocol_id)
         .fetch_all(&mut **tx)
         .await?
-        .iter()
-        .map(signature_from_row)
+        .into_iter()
+        .map(ConsentSignature::try_from)
         .collect::<Result<Vec<_>>>()?;
     let status = consent::consent_valid(
         &ConsentQuery {
@@ -464,17 +528,15 @@ pub(crate) async fn consent_status_tx(
 /// until the record is signed (drug drawn for a session later cancelled is wasted).
 async fn session_target(tx: &mut Tx, session_id: i64) -> Result<Option<SessionTarget>> {
     use ketcare_session::{Mode, Phase, Session};
-    let Some(row) =
-        sqlx::query("SELECT patient_id, body, signed FROM treatment_sessions WHERE id = $1")
-            .bind(session_id)
-            .fetch_optional(&mut **tx)
-            .await?
+    let Some((patient_id, body, signed)) = sqlx::query_as::<_, (i64, String, i64)>(
+        "SELECT patient_id, body, signed FROM treatment_sessions WHERE id = $1",
+    )
+    .bind(session_id)
+    .fetch_optional(&mut **tx)
+    .await?
     else {
         return Ok(None);
     };
-    let patient_id: i64 = row.try_get("patient_id")?;
-    let body: String = row.try_get("body")?;
-    let signed: i64 = row.try_get("signed")?;
     let session: Session =
         serde_json::from_str(&body).map_err(|_| corrupt("treatment_sessions.body", &body))?;
     let mut drug = match session.plan.mode {
@@ -612,17 +674,14 @@ impl OpsStore for SqlStore {
 
     async fn chairs(&self, actor: &Actor) -> Result<Vec<Chair>> {
         require(actor, Permission::Schedule)?;
-        sqlx::query("SELECT id, name FROM ops_chairs ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(Chair {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                })
-            })
-            .collect()
+        Ok(
+            sqlx::query_as::<_, (i64, String)>("SELECT id, name FROM ops_chairs ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|(id, name)| Chair { id, name })
+                .collect(),
+        )
     }
 
     async fn add_on_site(
@@ -678,21 +737,12 @@ impl OpsStore for SqlStore {
                 permission: Permission::Schedule,
             });
         }
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, username, display_name FROM users WHERE role = $1 ORDER BY username",
         )
         .bind(role.as_str())
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get("id")?,
-                r.try_get("username")?,
-                r.try_get("display_name")?,
-            ))
-        })
-        .collect()
+        .await?)
     }
 
     async fn bookings(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<Booking>> {
@@ -989,13 +1039,13 @@ impl OpsStore for SqlStore {
 
     async fn consent_documents(&self, actor: &Actor) -> Result<Vec<ConsentDocument>> {
         require(actor, Permission::PatientRead)?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        sqlx::query_as::<_, DocumentRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {DOC_COLUMNS} FROM ops_consent_documents ORDER BY protocol_id, version DESC"
         )))
         .fetch_all(&self.pool)
         .await?
-        .iter()
-        .map(document_from_row)
+        .into_iter()
+        .map(ConsentDocument::try_from)
         .collect()
     }
 
@@ -1005,14 +1055,13 @@ impl OpsStore for SqlStore {
         protocol_id: &str,
     ) -> Result<Option<ConsentDocument>> {
         require(actor, Permission::PatientRead)?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        sqlx::query_as::<_, DocumentRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {DOC_COLUMNS} FROM ops_consent_documents WHERE protocol_id = $1 ORDER BY version DESC LIMIT 1"
         )))
         .bind(protocol_id)
         .fetch_optional(&self.pool)
         .await?
-        .as_ref()
-        .map(document_from_row)
+        .map(ConsentDocument::try_from)
         .transpose()
     }
 
@@ -1026,14 +1075,13 @@ impl OpsStore for SqlStore {
             .get();
         let mut tx = self.unit(actor).await?;
         let patient = load_patient(&mut tx, sig.patient_id).await?;
-        let doc = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let doc = sqlx::query_as::<_, DocumentRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {DOC_COLUMNS} FROM ops_consent_documents WHERE protocol_id = $1 ORDER BY version DESC LIMIT 1"
         )))
         .bind(&sig.protocol_id)
         .fetch_optional(&mut **tx)
         .await?
-        .as_ref()
-        .map(document_from_row)
+        .map(ConsentDocument::try_from)
         .transpose()?
         .ok_or_else(|| invalid("protocol_id", "this protocol has no consent document"))?;
         let bands = AgeBands::builtin().map_err(|e| StoreError::Config(e.to_string()))?;
@@ -1200,14 +1248,14 @@ impl OpsStore for SqlStore {
     ) -> Result<Vec<ConsentSignature>> {
         let mut tx = self.write(actor, Permission::PatientRead).await?;
         load_patient(&mut tx, patient).await?;
-        let out = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let out = sqlx::query_as::<_, SignatureRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE patient_id = $1 ORDER BY signed_at DESC, id DESC"
         )))
         .bind(patient.get())
         .fetch_all(&mut **tx)
         .await?
-        .iter()
-        .map(signature_from_row)
+        .into_iter()
+        .map(ConsentSignature::try_from)
         .collect::<Result<Vec<_>>>()?;
         audit(&mut tx, "consent.read", Some(patient.get()), String::new()).await?;
         tx.commit().await?;
@@ -1291,10 +1339,10 @@ impl OpsStore for SqlStore {
             },
             other => other,
         };
-        let head = sqlx::query("SELECT seq, hash FROM ops_ledger_head WHERE id = 1")
-            .fetch_one(&mut **tx)
-            .await?;
-        let (hseq, hhash): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
+        let (hseq, hhash): (i64, String) =
+            sqlx::query_as("SELECT seq, hash FROM ops_ledger_head WHERE id = 1")
+                .fetch_one(&mut **tx)
+                .await?;
         let prev = (hseq > 0).then_some((hseq, hhash.as_str()));
         let now = Timestamp::now();
         let rec =
@@ -1371,14 +1419,11 @@ impl OpsStore for SqlStore {
     async fn verify_ledger(&self) -> Result<LedgerVerification> {
         let mut tx = self.pool.begin().await?;
         let records = ledger_records_tx(&mut tx).await?;
-        let head = sqlx::query("SELECT seq, hash FROM ops_ledger_head WHERE id = 1")
-            .fetch_optional(&mut *tx)
-            .await?;
+        let head: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM ops_ledger_head WHERE id = 1")
+                .fetch_optional(&mut *tx)
+                .await?;
         tx.commit().await?;
-        let head: Option<(i64, String)> = match head {
-            Some(r) => Some((r.try_get("seq")?, r.try_get("hash")?)),
-            None => None,
-        };
         let head_ref = head
             .as_ref()
             .map(|(s, h)| (*s, h.as_str()))
@@ -1437,11 +1482,13 @@ impl OpsStore for SqlStore {
             });
         }
         let mut out = PriceList::default();
-        for r in sqlx::query("SELECT code, cents FROM ops_billing_prices ORDER BY code")
-            .fetch_all(&self.pool)
-            .await?
+        for (code, cents) in sqlx::query_as::<_, (String, i64)>(
+            "SELECT code, cents FROM ops_billing_prices ORDER BY code",
+        )
+        .fetch_all(&self.pool)
+        .await?
         {
-            out.0.insert(r.try_get("code")?, r.try_get("cents")?);
+            out.0.insert(code, cents);
         }
         Ok(out)
     }
