@@ -6,7 +6,7 @@
 //! instruments, expire, and are used once. A safety alert stays open until a clinician with
 //! `ResolveSafetyAlert` documents the follow-up; every action on it is recorded.
 
-use crate::sql::{Tx, Unit, load_patient, now_rfc3339};
+use crate::sql::{Tx, Unit, corrupt, load_patient, now_rfc3339};
 use crate::{Result, SqlStore, StoreError, require};
 use async_trait::async_trait;
 use ketcare_core::audit::AuditEvent;
@@ -40,7 +40,7 @@ pub struct NewAlert {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct StoredResponse {
     pub id: i64,
     pub patient_id: i64,
@@ -75,7 +75,7 @@ pub struct MeasureLink {
     pub sent_to: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct SafetyAlert {
     pub id: i64,
     pub patient_id: i64,
@@ -93,7 +93,7 @@ pub struct SafetyAlert {
     pub follow_up: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct AlertAction {
     pub alert_id: i64,
     pub action: String,
@@ -102,7 +102,7 @@ pub struct AlertAction {
     pub done_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct OpioidRow {
     pub id: i64,
     pub patient_id: i64,
@@ -126,7 +126,7 @@ pub struct NewOpioid {
     pub started_on: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct MeasureCourse {
     pub id: i64,
     pub patient_id: i64,
@@ -161,7 +161,7 @@ pub struct TextVersion {
 }
 
 /// One item's licensed wording.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct ItemText {
     pub item: i64,
     pub text: String,
@@ -294,83 +294,43 @@ const OPIOID_COLS: &str =
 const COURSE_COLS: &str =
     "id, patient_id, label, instrument, started_on, ended_on, booster_score_at_least, booster_days";
 
-fn response_row(r: &AnyRow) -> Result<StoredResponse> {
-    Ok(StoredResponse {
-        id: r.try_get("id")?,
-        patient_id: r.try_get("patient_id")?,
-        instrument: r.try_get("instrument")?,
-        answers: r.try_get("answers")?,
-        total: r.try_get("total")?,
-        result: r.try_get("result")?,
-        taken_on: r.try_get("taken_on")?,
-        link_id: r.try_get("link_id")?,
-        recorded_by: r.try_get("recorded_by")?,
-        recorded_at: r.try_get("recorded_at")?,
-    })
+// Responses, alerts, alert actions, opioid entries and courses are stored as they are shown
+// (plain columns), so their types derive `FromRow` themselves; a link's instrument set is JSON.
+
+/// A `measure_links` row as stored (`LINK_COLS`).
+#[derive(sqlx::FromRow)]
+struct LinkRow {
+    id: i64,
+    patient_id: i64,
+    instruments: String,
+    status: String,
+    expires_at: i64,
+    created_by: String,
+    created_at: String,
+    opened_at: Option<String>,
+    completed_at: Option<String>,
+    guardian_id: Option<i64>,
+    sent_to: String,
 }
 
-fn link_row(r: &AnyRow) -> Result<MeasureLink> {
-    let instruments: String = r.try_get("instruments")?;
-    Ok(MeasureLink {
-        id: r.try_get("id")?,
-        patient_id: r.try_get("patient_id")?,
-        instruments: serde_json::from_str(&instruments)
-            .map_err(|e| StoreError::Corrupt(format!("measure_links.instruments: {e}")))?,
-        status: r.try_get("status")?,
-        expires_at: r.try_get("expires_at")?,
-        created_by: r.try_get("created_by")?,
-        created_at: r.try_get("created_at")?,
-        opened_at: r.try_get("opened_at")?,
-        completed_at: r.try_get("completed_at")?,
-        guardian_id: r.try_get("guardian_id")?,
-        sent_to: r.try_get("sent_to")?,
-    })
-}
-
-fn alert_row(r: &AnyRow) -> Result<SafetyAlert> {
-    Ok(SafetyAlert {
-        id: r.try_get("id")?,
-        patient_id: r.try_get("patient_id")?,
-        response_id: r.try_get("response_id")?,
-        instrument: r.try_get("instrument")?,
-        item: r.try_get("item")?,
-        answer: r.try_get("answer")?,
-        detail: r.try_get("detail")?,
-        status: r.try_get("status")?,
-        raised_by: r.try_get("raised_by")?,
-        raised_at: r.try_get("raised_at")?,
-        closed_by: r.try_get("closed_by")?,
-        closed_at: r.try_get("closed_at")?,
-        follow_up: r.try_get("follow_up")?,
-    })
-}
-
-fn opioid_row(r: &AnyRow) -> Result<OpioidRow> {
-    Ok(OpioidRow {
-        id: r.try_get("id")?,
-        patient_id: r.try_get("patient_id")?,
-        drug: r.try_get("drug")?,
-        dose: r.try_get("dose")?,
-        unit: r.try_get("unit")?,
-        per_day: r.try_get("per_day")?,
-        route: r.try_get("route")?,
-        started_on: r.try_get("started_on")?,
-        stopped_on: r.try_get("stopped_on")?,
-        recorded_by: r.try_get("recorded_by")?,
-    })
-}
-
-fn course_row(r: &AnyRow) -> Result<MeasureCourse> {
-    Ok(MeasureCourse {
-        id: r.try_get("id")?,
-        patient_id: r.try_get("patient_id")?,
-        label: r.try_get("label")?,
-        instrument: r.try_get("instrument")?,
-        started_on: r.try_get("started_on")?,
-        ended_on: r.try_get("ended_on")?,
-        booster_score_at_least: r.try_get("booster_score_at_least")?,
-        booster_days: r.try_get("booster_days")?,
-    })
+impl TryFrom<LinkRow> for MeasureLink {
+    type Error = StoreError;
+    fn try_from(r: LinkRow) -> Result<Self> {
+        Ok(MeasureLink {
+            instruments: serde_json::from_str(&r.instruments)
+                .map_err(|_| corrupt("measure_links.instruments", &r.instruments))?,
+            id: r.id,
+            patient_id: r.patient_id,
+            status: r.status,
+            expires_at: r.expires_at,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            opened_at: r.opened_at,
+            completed_at: r.completed_at,
+            guardian_id: r.guardian_id,
+            sent_to: r.sent_to,
+        })
+    }
 }
 
 fn link_actor(link_id: i64, address: &str) -> Actor {
@@ -387,32 +347,34 @@ async fn audit(tx: &mut Unit<'_>, action: &str, patient: i64, detail: String) ->
         .await
 }
 
-/// Reads rows of one table for a patient.
-async fn rows_for<T>(
+/// Reads rows of one table for a patient, each converted by `f`.
+async fn rows_for<R, T>(
     tx: &mut Tx,
     sql: String,
     patient: i64,
-    f: fn(&AnyRow) -> Result<T>,
-) -> Result<Vec<T>> {
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    f: fn(R) -> Result<T>,
+) -> Result<Vec<T>>
+where
+    R: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
+{
+    sqlx::query_as::<_, R>(sqlx::AssertSqlSafe(sql))
         .bind(patient)
         .fetch_all(&mut **tx)
         .await?
-        .iter()
+        .into_iter()
         .map(f)
         .collect()
 }
 
 async fn response_by_key(tx: &mut Tx, key: &str) -> Result<Option<StoredResponse>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {RESPONSE_COLS} FROM measure_responses WHERE submission_key = $1"
-    )))
-    .bind(key)
-    .fetch_optional(&mut **tx)
-    .await?
-    .as_ref()
-    .map(response_row)
-    .transpose()
+    Ok(
+        sqlx::query_as::<_, StoredResponse>(sqlx::AssertSqlSafe(format!(
+            "SELECT {RESPONSE_COLS} FROM measure_responses WHERE submission_key = $1"
+        )))
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?,
+    )
 }
 
 /// Inserts a response and its alerts (with their "raised" actions), or returns the stored one.
@@ -506,13 +468,13 @@ async fn insert_response(
         )
         .await?;
     }
-    let stored = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let stored = sqlx::query_as::<_, StoredResponse>(sqlx::AssertSqlSafe(format!(
         "SELECT {RESPONSE_COLS} FROM measure_responses WHERE id = $1"
     )))
     .bind(id)
     .fetch_one(tx.conn())
     .await?;
-    Ok((response_row(&stored)?, true))
+    Ok((stored, true))
 }
 
 async fn alert_action(
@@ -590,14 +552,13 @@ async fn raise_alerts_tx(
 }
 
 async fn link_by_hash(tx: &mut Tx, token_hash: &str) -> Result<MeasureLink> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as::<_, LinkRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {LINK_COLS} FROM measure_links WHERE token_hash = $1"
     )))
     .bind(token_hash)
     .fetch_optional(&mut **tx)
     .await?
-    .as_ref()
-    .map(link_row)
+    .map(MeasureLink::try_from)
     .transpose()?
     .ok_or_else(|| StoreError::NotFound {
         what: "questionnaire link".into(),
@@ -605,25 +566,22 @@ async fn link_by_hash(tx: &mut Tx, token_hash: &str) -> Result<MeasureLink> {
 }
 
 async fn link_by_id(tx: &mut Tx, id: i64) -> Result<MeasureLink> {
-    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let r = sqlx::query_as::<_, LinkRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {LINK_COLS} FROM measure_links WHERE id = $1"
     )))
     .bind(id)
     .fetch_one(&mut **tx)
     .await?;
-    link_row(&r)
+    MeasureLink::try_from(r)
 }
 
 async fn alert_by_id(tx: &mut Tx, id: i64) -> Result<SafetyAlert> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as::<_, SafetyAlert>(sqlx::AssertSqlSafe(format!(
         "SELECT {ALERT_COLS} FROM safety_alerts WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(&mut **tx)
     .await?
-    .as_ref()
-    .map(alert_row)
-    .transpose()?
     .ok_or_else(|| StoreError::NotFound {
         what: format!("safety alert {id}"),
     })
@@ -674,15 +632,18 @@ fn check_expiry(link: &MeasureLink, now: i64) -> Result<()> {
 
 impl SqlStore {
     /// Reads a patient's rows of one table: role-checked and audited.
-    async fn patient_rows<T: Send>(
+    async fn patient_rows<R, T: Send>(
         &self,
         actor: &Actor,
         patient: PatientId,
         sql: String,
-        f: fn(&AnyRow) -> Result<T>,
+        f: fn(R) -> Result<T>,
         action: &str,
         what: &str,
-    ) -> Result<Vec<T>> {
+    ) -> Result<Vec<T>>
+    where
+        R: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
+    {
         let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         load_patient(&mut tx, patient).await?;
         let rows = rows_for(&mut tx, sql, patient.get(), f).await?;
@@ -726,7 +687,7 @@ impl MeasuresStore for SqlStore {
             actor,
             patient,
             format!("SELECT {RESPONSE_COLS} FROM measure_responses WHERE patient_id = $1 ORDER BY taken_on, id"),
-            response_row,
+            Ok,
             "measure.read",
             "responses",
         )
@@ -801,7 +762,7 @@ impl MeasuresStore for SqlStore {
             actor,
             patient,
             format!("SELECT {LINK_COLS} FROM measure_links WHERE patient_id = $1 ORDER BY id DESC"),
-            link_row,
+            <MeasureLink as TryFrom<LinkRow>>::try_from,
             "measure_link.read",
             "links",
         )
@@ -974,14 +935,11 @@ impl MeasuresStore for SqlStore {
 
     async fn open_alerts(&self, actor: &Actor) -> Result<Vec<SafetyAlert>> {
         let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
-        let rows: Vec<SafetyAlert> = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ALERT_COLS} FROM safety_alerts WHERE status = 'open' ORDER BY id"
-        )))
+        let rows: Vec<SafetyAlert> = sqlx::query_as::<_, SafetyAlert>(sqlx::AssertSqlSafe(
+            format!("SELECT {ALERT_COLS} FROM safety_alerts WHERE status = 'open' ORDER BY id"),
+        ))
         .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(alert_row)
-        .collect::<Result<_>>()?;
+        .await?;
         if rows.is_empty() {
             // No alert, no patient shown: nothing to record, the unit is dropped.
             return Ok(rows);
@@ -1006,7 +964,7 @@ impl MeasuresStore for SqlStore {
             format!(
                 "SELECT {ALERT_COLS} FROM safety_alerts WHERE patient_id = $1 ORDER BY id DESC"
             ),
-            alert_row,
+            Ok,
             "safety_alert.read",
             "alerts",
         )
@@ -1088,21 +1046,10 @@ impl MeasuresStore for SqlStore {
     async fn alert_actions(&self, actor: &Actor, id: i64) -> Result<Vec<AlertAction>> {
         let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let alert = alert_by_id(&mut tx, id).await?;
-        let rows = sqlx::query("SELECT alert_id, action, note, done_by, done_at FROM safety_alert_actions WHERE alert_id = $1 ORDER BY id")
+        let rows = sqlx::query_as::<_, AlertAction>("SELECT alert_id, action, note, done_by, done_at FROM safety_alert_actions WHERE alert_id = $1 ORDER BY id")
             .bind(id)
             .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(AlertAction {
-                    alert_id: r.try_get("alert_id")?,
-                    action: r.try_get("action")?,
-                    note: r.try_get("note")?,
-                    done_by: r.try_get("done_by")?,
-                    done_at: r.try_get("done_at")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .await?;
         audit(
             &mut tx,
             "safety_alert.read",
@@ -1192,7 +1139,7 @@ impl MeasuresStore for SqlStore {
             actor,
             patient,
             format!("SELECT {OPIOID_COLS} FROM opioid_entries WHERE patient_id = $1 ORDER BY started_on, id"),
-            opioid_row,
+            Ok,
             "opioid.read",
             "entries",
         )
@@ -1230,13 +1177,13 @@ impl MeasuresStore for SqlStore {
             format!("course {id}: {}", c.instrument),
         )
         .await?;
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let r = sqlx::query_as::<_, MeasureCourse>(sqlx::AssertSqlSafe(format!(
             "SELECT {COURSE_COLS} FROM measure_courses WHERE id = $1"
         )))
         .bind(id)
         .fetch_one(&mut **tx)
         .await?;
-        let course = course_row(&r)?;
+        let course = r;
         tx.commit().await?;
         Ok(course)
     }
@@ -1250,7 +1197,7 @@ impl MeasuresStore for SqlStore {
             actor,
             patient,
             format!("SELECT {COURSE_COLS} FROM measure_courses WHERE patient_id = $1 ORDER BY started_on, id"),
-            course_row,
+            Ok,
             "measure_course.read",
             "courses",
         )
@@ -1342,30 +1289,22 @@ async fn text_versions(tx: &mut Tx, only_current: bool) -> Result<Vec<TextVersio
         "SELECT id, instrument, version, uploaded_by, uploaded_at FROM measure_text_versions
          ORDER BY instrument, version DESC"
     };
-    let heads = sqlx::query(sql).fetch_all(&mut **tx).await?;
+    let heads: Vec<(i64, String, i64, String, String)> =
+        sqlx::query_as(sql).fetch_all(&mut **tx).await?;
     let mut out = Vec::with_capacity(heads.len());
-    for h in &heads {
-        let id: i64 = h.try_get("id")?;
-        let items = sqlx::query(
+    for (id, instrument, version, uploaded_by, uploaded_at) in heads {
+        let items = sqlx::query_as::<_, ItemText>(
             "SELECT item, text FROM measure_item_texts WHERE version_id = $1 ORDER BY item",
         )
         .bind(id)
         .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(ItemText {
-                item: r.try_get("item")?,
-                text: r.try_get("text")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+        .await?;
         out.push(TextVersion {
             id,
-            instrument: h.try_get("instrument")?,
-            version: h.try_get("version")?,
-            uploaded_by: h.try_get("uploaded_by")?,
-            uploaded_at: h.try_get("uploaded_at")?,
+            instrument,
+            version,
+            uploaded_by,
+            uploaded_at,
             items,
         });
     }
@@ -1373,15 +1312,12 @@ async fn text_versions(tx: &mut Tx, only_current: bool) -> Result<Vec<TextVersio
 }
 
 async fn opioid_by_id(tx: &mut Tx, id: i64) -> Result<OpioidRow> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as::<_, OpioidRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {OPIOID_COLS} FROM opioid_entries WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(&mut **tx)
     .await?
-    .as_ref()
-    .map(opioid_row)
-    .transpose()?
     .ok_or_else(|| StoreError::NotFound {
         what: format!("opioid entry {id}"),
     })
