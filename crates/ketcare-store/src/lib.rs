@@ -2,7 +2,8 @@
 //! data in an embedded SQLite file or in PostgreSQL, chosen by the URL's scheme.
 //!
 //! Invariants:
-//! - Every change is one transaction; the audit record describing it commits with it or not at all.
+//! - Every change is one transaction; the audit record describing it commits with it or not at all
+//!   (a unit of work, `SqlStore::write`/`read_audited`/`unit`, commits only with its record).
 //! - Every read or write of patient data checks the actor's role here too (defence in depth behind
 //!   the web's route rules) and appends an audit record.
 //! - Every write transaction first locks the audit chain's head row, which serialises writers on
@@ -14,6 +15,9 @@ mod ops;
 pub mod session_ops;
 mod sessions;
 mod sql;
+/// Test-only hooks: fresh databases and fixtures (the `testing` feature; always in this crate's
+/// own unit tests).
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use measures::MeasuresStore;

@@ -6,7 +6,7 @@
 //! instruments, expire, and are used once. A safety alert stays open until a clinician with
 //! `ResolveSafetyAlert` documents the follow-up; every action on it is recorded.
 
-use crate::sql::{Tx, append_audit, load_patient, now_rfc3339};
+use crate::sql::{Tx, Unit, corrupt, load_patient, now_rfc3339};
 use crate::{Result, SqlStore, StoreError, require};
 use async_trait::async_trait;
 use ketcare_core::audit::AuditEvent;
@@ -40,7 +40,7 @@ pub struct NewAlert {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct StoredResponse {
     pub id: i64,
     pub patient_id: i64,
@@ -75,7 +75,7 @@ pub struct MeasureLink {
     pub sent_to: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct SafetyAlert {
     pub id: i64,
     pub patient_id: i64,
@@ -93,7 +93,7 @@ pub struct SafetyAlert {
     pub follow_up: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct AlertAction {
     pub alert_id: i64,
     pub action: String,
@@ -102,7 +102,7 @@ pub struct AlertAction {
     pub done_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct OpioidRow {
     pub id: i64,
     pub patient_id: i64,
@@ -126,7 +126,7 @@ pub struct NewOpioid {
     pub started_on: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct MeasureCourse {
     pub id: i64,
     pub patient_id: i64,
@@ -161,7 +161,7 @@ pub struct TextVersion {
 }
 
 /// One item's licensed wording.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct ItemText {
     pub item: i64,
     pub text: String,
@@ -294,83 +294,43 @@ const OPIOID_COLS: &str =
 const COURSE_COLS: &str =
     "id, patient_id, label, instrument, started_on, ended_on, booster_score_at_least, booster_days";
 
-fn response_row(r: &AnyRow) -> Result<StoredResponse> {
-    Ok(StoredResponse {
-        id: r.try_get("id")?,
-        patient_id: r.try_get("patient_id")?,
-        instrument: r.try_get("instrument")?,
-        answers: r.try_get("answers")?,
-        total: r.try_get("total")?,
-        result: r.try_get("result")?,
-        taken_on: r.try_get("taken_on")?,
-        link_id: r.try_get("link_id")?,
-        recorded_by: r.try_get("recorded_by")?,
-        recorded_at: r.try_get("recorded_at")?,
-    })
+// Responses, alerts, alert actions, opioid entries and courses are stored as they are shown
+// (plain columns), so their types derive `FromRow` themselves; a link's instrument set is JSON.
+
+/// A `measure_links` row as stored (`LINK_COLS`).
+#[derive(sqlx::FromRow)]
+struct LinkRow {
+    id: i64,
+    patient_id: i64,
+    instruments: String,
+    status: String,
+    expires_at: i64,
+    created_by: String,
+    created_at: String,
+    opened_at: Option<String>,
+    completed_at: Option<String>,
+    guardian_id: Option<i64>,
+    sent_to: String,
 }
 
-fn link_row(r: &AnyRow) -> Result<MeasureLink> {
-    let instruments: String = r.try_get("instruments")?;
-    Ok(MeasureLink {
-        id: r.try_get("id")?,
-        patient_id: r.try_get("patient_id")?,
-        instruments: serde_json::from_str(&instruments)
-            .map_err(|e| StoreError::Corrupt(format!("measure_links.instruments: {e}")))?,
-        status: r.try_get("status")?,
-        expires_at: r.try_get("expires_at")?,
-        created_by: r.try_get("created_by")?,
-        created_at: r.try_get("created_at")?,
-        opened_at: r.try_get("opened_at")?,
-        completed_at: r.try_get("completed_at")?,
-        guardian_id: r.try_get("guardian_id")?,
-        sent_to: r.try_get("sent_to")?,
-    })
-}
-
-fn alert_row(r: &AnyRow) -> Result<SafetyAlert> {
-    Ok(SafetyAlert {
-        id: r.try_get("id")?,
-        patient_id: r.try_get("patient_id")?,
-        response_id: r.try_get("response_id")?,
-        instrument: r.try_get("instrument")?,
-        item: r.try_get("item")?,
-        answer: r.try_get("answer")?,
-        detail: r.try_get("detail")?,
-        status: r.try_get("status")?,
-        raised_by: r.try_get("raised_by")?,
-        raised_at: r.try_get("raised_at")?,
-        closed_by: r.try_get("closed_by")?,
-        closed_at: r.try_get("closed_at")?,
-        follow_up: r.try_get("follow_up")?,
-    })
-}
-
-fn opioid_row(r: &AnyRow) -> Result<OpioidRow> {
-    Ok(OpioidRow {
-        id: r.try_get("id")?,
-        patient_id: r.try_get("patient_id")?,
-        drug: r.try_get("drug")?,
-        dose: r.try_get("dose")?,
-        unit: r.try_get("unit")?,
-        per_day: r.try_get("per_day")?,
-        route: r.try_get("route")?,
-        started_on: r.try_get("started_on")?,
-        stopped_on: r.try_get("stopped_on")?,
-        recorded_by: r.try_get("recorded_by")?,
-    })
-}
-
-fn course_row(r: &AnyRow) -> Result<MeasureCourse> {
-    Ok(MeasureCourse {
-        id: r.try_get("id")?,
-        patient_id: r.try_get("patient_id")?,
-        label: r.try_get("label")?,
-        instrument: r.try_get("instrument")?,
-        started_on: r.try_get("started_on")?,
-        ended_on: r.try_get("ended_on")?,
-        booster_score_at_least: r.try_get("booster_score_at_least")?,
-        booster_days: r.try_get("booster_days")?,
-    })
+impl TryFrom<LinkRow> for MeasureLink {
+    type Error = StoreError;
+    fn try_from(r: LinkRow) -> Result<Self> {
+        Ok(MeasureLink {
+            instruments: serde_json::from_str(&r.instruments)
+                .map_err(|_| corrupt("measure_links.instruments", &r.instruments))?,
+            id: r.id,
+            patient_id: r.patient_id,
+            status: r.status,
+            expires_at: r.expires_at,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            opened_at: r.opened_at,
+            completed_at: r.completed_at,
+            guardian_id: r.guardian_id,
+            sent_to: r.sent_to,
+        })
+    }
 }
 
 fn link_actor(link_id: i64, address: &str) -> Actor {
@@ -382,48 +342,44 @@ fn link_actor(link_id: i64, address: &str) -> Actor {
     }
 }
 
-async fn audit(
-    tx: &mut Tx,
-    actor: &Actor,
-    action: &str,
-    patient: i64,
-    detail: String,
-) -> Result<()> {
-    append_audit(tx, actor, &AuditEvent::new(action, Some(patient), detail)).await
+async fn audit(tx: &mut Unit<'_>, action: &str, patient: i64, detail: String) -> Result<()> {
+    tx.audit(&AuditEvent::new(action, Some(patient), detail))
+        .await
 }
 
-/// Reads rows of one table for a patient.
-async fn rows_for<T>(
+/// Reads rows of one table for a patient, each converted by `f`.
+async fn rows_for<R, T>(
     tx: &mut Tx,
     sql: String,
     patient: i64,
-    f: fn(&AnyRow) -> Result<T>,
-) -> Result<Vec<T>> {
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    f: fn(R) -> Result<T>,
+) -> Result<Vec<T>>
+where
+    R: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
+{
+    sqlx::query_as::<_, R>(sqlx::AssertSqlSafe(sql))
         .bind(patient)
         .fetch_all(&mut **tx)
         .await?
-        .iter()
+        .into_iter()
         .map(f)
         .collect()
 }
 
 async fn response_by_key(tx: &mut Tx, key: &str) -> Result<Option<StoredResponse>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {RESPONSE_COLS} FROM measure_responses WHERE submission_key = $1"
-    )))
-    .bind(key)
-    .fetch_optional(&mut **tx)
-    .await?
-    .as_ref()
-    .map(response_row)
-    .transpose()
+    Ok(
+        sqlx::query_as::<_, StoredResponse>(sqlx::AssertSqlSafe(format!(
+            "SELECT {RESPONSE_COLS} FROM measure_responses WHERE submission_key = $1"
+        )))
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?,
+    )
 }
 
 /// Inserts a response and its alerts (with their "raised" actions), or returns the stored one.
 async fn insert_response(
-    tx: &mut Tx,
-    actor: &Actor,
+    tx: &mut Unit<'_>,
     patient: i64,
     link_id: Option<i64>,
     r: &NewResponse,
@@ -442,6 +398,7 @@ async fn insert_response(
         }
         return Ok((existing, false));
     }
+    let actor = tx.actor();
     let now = now_rfc3339();
     let row = sqlx::query(
         "INSERT INTO measure_responses (patient_id, instrument, answers, total, result, taken_on, link_id, submission_key, recorded_by, recorded_at)
@@ -457,12 +414,11 @@ async fn insert_response(
     .bind(&r.submission_key)
     .bind(&actor.username)
     .bind(&now)
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await?;
     let id: i64 = row.try_get("id")?;
     audit(
         tx,
-        actor,
         "measure.record",
         patient,
         format!("response {id}: {}", r.instrument),
@@ -477,14 +433,14 @@ async fn insert_response(
         .bind(&r.instrument)
         .bind(a.item)
         .bind(&actor.username)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(tx.conn())
         .await?;
         if let Some(e) = earlier {
             let alert_id: i64 = e.try_get("id")?;
             sqlx::query("UPDATE safety_alerts SET response_id = $1 WHERE id = $2")
                 .bind(id)
                 .bind(alert_id)
-                .execute(&mut **tx)
+                .execute(tx.conn())
                 .await?;
             continue;
         }
@@ -500,26 +456,25 @@ async fn insert_response(
         .bind(&a.detail)
         .bind(&actor.username)
         .bind(&now)
-        .fetch_one(&mut **tx)
+        .fetch_one(tx.conn())
         .await?;
         let alert_id: i64 = row.try_get("id")?;
         alert_action(tx, alert_id, "raised", &a.detail, &actor.username, &now).await?;
         audit(
             tx,
-            actor,
             "safety_alert.raise",
             patient,
             format!("alert {alert_id}: {} item {}", r.instrument, a.item),
         )
         .await?;
     }
-    let stored = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let stored = sqlx::query_as::<_, StoredResponse>(sqlx::AssertSqlSafe(format!(
         "SELECT {RESPONSE_COLS} FROM measure_responses WHERE id = $1"
     )))
     .bind(id)
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn())
     .await?;
-    Ok((response_row(&stored)?, true))
+    Ok((stored, true))
 }
 
 async fn alert_action(
@@ -545,12 +500,12 @@ async fn alert_action(
 /// entered it; an alert already open for the same patient, questionnaire, item and author is not
 /// raised twice (and is joined to the response once the complete form is stored).
 async fn raise_alerts_tx(
-    tx: &mut Tx,
-    actor: &Actor,
+    tx: &mut Unit<'_>,
     patient: i64,
     instrument: &str,
     alerts: &[NewAlert],
 ) -> Result<Vec<SafetyAlert>> {
+    let actor = tx.actor();
     let mut raised = Vec::new();
     for a in alerts {
         let existing = sqlx::query(
@@ -560,7 +515,7 @@ async fn raise_alerts_tx(
         .bind(instrument)
         .bind(a.item)
         .bind(&actor.username)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(tx.conn())
         .await?;
         if existing.is_some() {
             continue;
@@ -577,13 +532,12 @@ async fn raise_alerts_tx(
         .bind(&a.detail)
         .bind(&actor.username)
         .bind(&at)
-        .fetch_one(&mut **tx)
+        .fetch_one(tx.conn())
         .await?;
         let id: i64 = row.try_get("id")?;
         alert_action(tx, id, "raised", &a.detail, &actor.username, &at).await?;
         audit(
             tx,
-            actor,
             "safety_alert.raise",
             patient,
             format!(
@@ -598,14 +552,13 @@ async fn raise_alerts_tx(
 }
 
 async fn link_by_hash(tx: &mut Tx, token_hash: &str) -> Result<MeasureLink> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as::<_, LinkRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {LINK_COLS} FROM measure_links WHERE token_hash = $1"
     )))
     .bind(token_hash)
     .fetch_optional(&mut **tx)
     .await?
-    .as_ref()
-    .map(link_row)
+    .map(MeasureLink::try_from)
     .transpose()?
     .ok_or_else(|| StoreError::NotFound {
         what: "questionnaire link".into(),
@@ -613,28 +566,60 @@ async fn link_by_hash(tx: &mut Tx, token_hash: &str) -> Result<MeasureLink> {
 }
 
 async fn link_by_id(tx: &mut Tx, id: i64) -> Result<MeasureLink> {
-    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let r = sqlx::query_as::<_, LinkRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {LINK_COLS} FROM measure_links WHERE id = $1"
     )))
     .bind(id)
     .fetch_one(&mut **tx)
     .await?;
-    link_row(&r)
+    MeasureLink::try_from(r)
 }
 
 async fn alert_by_id(tx: &mut Tx, id: i64) -> Result<SafetyAlert> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as::<_, SafetyAlert>(sqlx::AssertSqlSafe(format!(
         "SELECT {ALERT_COLS} FROM safety_alerts WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(&mut **tx)
     .await?
-    .as_ref()
-    .map(alert_row)
-    .transpose()?
     .ok_or_else(|| StoreError::NotFound {
         what: format!("safety alert {id}"),
     })
+}
+
+impl SqlStore {
+    /// The link's own actor (`patient-link:{id}`), from the stored link, for the unit its action
+    /// runs in; `NotFound` when no link has this token.
+    async fn link_actor_for(&self, token_hash: &str, address: &str) -> Result<Actor> {
+        let row = sqlx::query("SELECT id FROM measure_links WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "questionnaire link".into(),
+            })?;
+        Ok(link_actor(row.try_get("id")?, address))
+    }
+}
+
+/// The link, read again inside the unit of its actor (the token names the same link).
+async fn link_in_unit(tx: &mut Unit<'_>, token_hash: &str, actor: &Actor) -> Result<MeasureLink> {
+    let link = link_by_hash(tx, token_hash).await?;
+    if actor.username != format!("patient-link:{}", link.id) {
+        return Err(StoreError::NotFound {
+            what: "questionnaire link".into(),
+        });
+    }
+    Ok(link)
+}
+
+/// Commits a unit that raised alerts; one that raised none (all already open, or none given)
+/// wrote nothing and has no record, so it is dropped.
+async fn commit_if_raised(tx: Unit<'_>, raised: &[SafetyAlert]) -> Result<()> {
+    if !raised.is_empty() {
+        tx.commit().await?;
+    }
+    Ok(())
 }
 
 /// Refuses an expired link (used links are handled by the caller).
@@ -647,22 +632,23 @@ fn check_expiry(link: &MeasureLink, now: i64) -> Result<()> {
 
 impl SqlStore {
     /// Reads a patient's rows of one table: role-checked and audited.
-    async fn patient_rows<T: Send>(
+    async fn patient_rows<R, T: Send>(
         &self,
         actor: &Actor,
         patient: PatientId,
         sql: String,
-        f: fn(&AnyRow) -> Result<T>,
+        f: fn(R) -> Result<T>,
         action: &str,
         what: &str,
-    ) -> Result<Vec<T>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+    ) -> Result<Vec<T>>
+    where
+        R: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         load_patient(&mut tx, patient).await?;
         let rows = rows_for(&mut tx, sql, patient.get(), f).await?;
         audit(
             &mut tx,
-            actor,
             action,
             patient.get(),
             format!("{} {what}", rows.len()),
@@ -681,11 +667,14 @@ impl MeasuresStore for SqlStore {
         patient: PatientId,
         response: &NewResponse,
     ) -> Result<(StoredResponse, bool)> {
-        require(actor, Permission::RecordMeasures)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::RecordMeasures).await?;
         load_patient(&mut tx, patient).await?;
-        let out = insert_response(&mut tx, actor, patient.get(), None, response).await?;
-        tx.commit().await?;
+        let out = insert_response(&mut tx, patient.get(), None, response).await?;
+        // A repeated submission key returns the stored response and writes nothing: the unit
+        // has no record and is dropped (rolled back) rather than committed.
+        if out.1 {
+            tx.commit().await?;
+        }
         Ok(out)
     }
 
@@ -698,7 +687,7 @@ impl MeasuresStore for SqlStore {
             actor,
             patient,
             format!("SELECT {RESPONSE_COLS} FROM measure_responses WHERE patient_id = $1 ORDER BY taken_on, id"),
-            response_row,
+            Ok,
             "measure.read",
             "responses",
         )
@@ -721,7 +710,7 @@ impl MeasuresStore for SqlStore {
                 "choose at least one questionnaire",
             )));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let record = load_patient(&mut tx, patient).await?;
         let sent_to = match guardian {
             None => "patient".to_string(),
@@ -753,12 +742,11 @@ impl MeasuresStore for SqlStore {
         .bind(now_rfc3339())
         .bind(guardian.map(GuardianId::get))
         .bind(&sent_to)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let id: i64 = row.try_get("id")?;
         audit(
             &mut tx,
-            actor,
             "measure_link.create",
             patient.get(),
             format!("link {id} to {sent_to}: {}", instruments.join(", ")),
@@ -774,7 +762,7 @@ impl MeasuresStore for SqlStore {
             actor,
             patient,
             format!("SELECT {LINK_COLS} FROM measure_links WHERE patient_id = $1 ORDER BY id DESC"),
-            link_row,
+            <MeasureLink as TryFrom<LinkRow>>::try_from,
             "measure_link.read",
             "links",
         )
@@ -782,8 +770,9 @@ impl MeasuresStore for SqlStore {
     }
 
     async fn open_link(&self, token_hash: &str, now: i64, address: &str) -> Result<MeasureLink> {
-        let mut tx = self.begin_write().await?;
-        let link = link_by_hash(&mut tx, token_hash).await?;
+        let actor = self.link_actor_for(token_hash, address).await?;
+        let mut tx = self.unit(&actor).await?;
+        let link = link_in_unit(&mut tx, token_hash, &actor).await?;
         if link.status == "completed" {
             return Err(StoreError::Conflict(
                 "link: this link has already been used".into(),
@@ -794,13 +783,11 @@ impl MeasuresStore for SqlStore {
             sqlx::query("UPDATE measure_links SET status = 'opened', opened_at = $1 WHERE id = $2")
                 .bind(now_rfc3339())
                 .bind(link.id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        let actor = link_actor(link.id, address);
         audit(
             &mut tx,
-            &actor,
             "measure_link.open",
             link.patient_id,
             format!("link {}", link.id),
@@ -818,9 +805,9 @@ impl MeasuresStore for SqlStore {
         address: &str,
         responses: &[NewResponse],
     ) -> Result<(MeasureLink, Vec<StoredResponse>, bool)> {
-        let mut tx = self.begin_write().await?;
-        let link = link_by_hash(&mut tx, token_hash).await?;
-        let actor = link_actor(link.id, address);
+        let actor = self.link_actor_for(token_hash, address).await?;
+        let mut tx = self.unit(&actor).await?;
+        let link = link_in_unit(&mut tx, token_hash, &actor).await?;
         if link.status == "completed" {
             // A reload or double submit of the same answers: the stored rows, nothing new;
             // other answers on a used link are refused.
@@ -837,6 +824,7 @@ impl MeasuresStore for SqlStore {
                     }
                 }
             }
+            // Nothing was written or newly shown: the unit is dropped, not committed.
             return Ok((link, stored, false));
         }
         check_expiry(&link, now)?;
@@ -849,7 +837,7 @@ impl MeasuresStore for SqlStore {
                 )));
             }
             stored.push(
-                insert_response(&mut tx, &actor, link.patient_id, Some(link.id), r)
+                insert_response(&mut tx, link.patient_id, Some(link.id), r)
                     .await?
                     .0,
             );
@@ -869,11 +857,10 @@ impl MeasuresStore for SqlStore {
         )
         .bind(now_rfc3339())
         .bind(link.id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         audit(
             &mut tx,
-            &actor,
             "measure_link.complete",
             link.patient_id,
             format!("link {}", link.id),
@@ -892,8 +879,9 @@ impl MeasuresStore for SqlStore {
         instrument: &str,
         alerts: &[NewAlert],
     ) -> Result<Vec<SafetyAlert>> {
-        let mut tx = self.begin_write().await?;
-        let link = link_by_hash(&mut tx, token_hash).await?;
+        let actor = self.link_actor_for(token_hash, address).await?;
+        let mut tx = self.unit(&actor).await?;
+        let link = link_in_unit(&mut tx, token_hash, &actor).await?;
         if link.status == "completed" {
             return Err(StoreError::Conflict(
                 "link: this link has already been used".into(),
@@ -907,9 +895,8 @@ impl MeasuresStore for SqlStore {
                 format!("{instrument} is not part of this link's set"),
             )));
         }
-        let actor = link_actor(link.id, address);
-        let raised = raise_alerts_tx(&mut tx, &actor, link.patient_id, instrument, alerts).await?;
-        tx.commit().await?;
+        let raised = raise_alerts_tx(&mut tx, link.patient_id, instrument, alerts).await?;
+        commit_if_raised(tx, &raised).await?;
         Ok(raised)
     }
 
@@ -920,11 +907,10 @@ impl MeasuresStore for SqlStore {
         instrument: &str,
         alerts: &[NewAlert],
     ) -> Result<Vec<SafetyAlert>> {
-        require(actor, Permission::RecordMeasures)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::RecordMeasures).await?;
         load_patient(&mut tx, patient).await?;
-        let raised = raise_alerts_tx(&mut tx, actor, patient.get(), instrument, alerts).await?;
-        tx.commit().await?;
+        let raised = raise_alerts_tx(&mut tx, patient.get(), instrument, alerts).await?;
+        commit_if_raised(tx, &raised).await?;
         Ok(raised)
     }
 
@@ -937,33 +923,30 @@ impl MeasuresStore for SqlStore {
 
     async fn alert_state(&self, actor: &Actor) -> Result<(i64, i64)> {
         require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        // Counts only, no patient's data: polled without an audit record, so no unit either.
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM safety_alerts WHERE status = 'open') AS n,
                     (SELECT COALESCE(MAX(id), 0) FROM safety_alerts) AS latest",
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        let state = (row.try_get("n")?, row.try_get("latest")?);
-        tx.commit().await?;
-        Ok(state)
+        Ok((row.try_get("n")?, row.try_get("latest")?))
     }
 
     async fn open_alerts(&self, actor: &Actor) -> Result<Vec<SafetyAlert>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
-        let rows: Vec<SafetyAlert> = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ALERT_COLS} FROM safety_alerts WHERE status = 'open' ORDER BY id"
-        )))
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(alert_row)
-        .collect::<Result<_>>()?;
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        let rows: Vec<SafetyAlert> = sqlx::query_as::<_, SafetyAlert>(sqlx::AssertSqlSafe(
+            format!("SELECT {ALERT_COLS} FROM safety_alerts WHERE status = 'open' ORDER BY id"),
+        ))
+        .fetch_all(&mut **tx)
+        .await?;
+        if rows.is_empty() {
+            // No alert, no patient shown: nothing to record, the unit is dropped.
+            return Ok(rows);
+        }
         for a in &rows {
             audit(
                 &mut tx,
-                actor,
                 "safety_alert.read",
                 a.patient_id,
                 format!("alert {}", a.id),
@@ -981,7 +964,7 @@ impl MeasuresStore for SqlStore {
             format!(
                 "SELECT {ALERT_COLS} FROM safety_alerts WHERE patient_id = $1 ORDER BY id DESC"
             ),
-            alert_row,
+            Ok,
             "safety_alert.read",
             "alerts",
         )
@@ -997,7 +980,7 @@ impl MeasuresStore for SqlStore {
                 "required: document the follow-up (who assessed the patient, what was decided)",
             )));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let alert = alert_by_id(&mut tx, id).await?;
         if alert.status != "open" {
             return Err(StoreError::Conflict(format!(
@@ -1010,12 +993,11 @@ impl MeasuresStore for SqlStore {
             .bind(&now)
             .bind(follow_up)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         alert_action(&mut tx, id, "resolved", follow_up, &actor.username, &now).await?;
         audit(
             &mut tx,
-            actor,
             "safety_alert.resolve",
             alert.patient_id,
             format!("alert {id}"),
@@ -1035,7 +1017,7 @@ impl MeasuresStore for SqlStore {
                 "required: what was done",
             )));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let alert = alert_by_id(&mut tx, id).await?;
         if alert.status != "open" {
             return Err(StoreError::Conflict(format!(
@@ -1046,7 +1028,6 @@ impl MeasuresStore for SqlStore {
         alert_action(&mut tx, id, "note", note, &actor.username, &now).await?;
         audit(
             &mut tx,
-            actor,
             "safety_alert.note",
             alert.patient_id,
             format!("alert {id}"),
@@ -1063,27 +1044,14 @@ impl MeasuresStore for SqlStore {
     }
 
     async fn alert_actions(&self, actor: &Actor, id: i64) -> Result<Vec<AlertAction>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let alert = alert_by_id(&mut tx, id).await?;
-        let rows = sqlx::query("SELECT alert_id, action, note, done_by, done_at FROM safety_alert_actions WHERE alert_id = $1 ORDER BY id")
+        let rows = sqlx::query_as::<_, AlertAction>("SELECT alert_id, action, note, done_by, done_at FROM safety_alert_actions WHERE alert_id = $1 ORDER BY id")
             .bind(id)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(AlertAction {
-                    alert_id: r.try_get("alert_id")?,
-                    action: r.try_get("action")?,
-                    note: r.try_get("note")?,
-                    done_by: r.try_get("done_by")?,
-                    done_at: r.try_get("done_at")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .fetch_all(&mut **tx)
+            .await?;
         audit(
             &mut tx,
-            actor,
             "safety_alert.read",
             alert.patient_id,
             format!("alert {id} actions"),
@@ -1099,8 +1067,7 @@ impl MeasuresStore for SqlStore {
         patient: PatientId,
         e: &NewOpioid,
     ) -> Result<OpioidRow> {
-        require(actor, Permission::RecordMeasures)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::RecordMeasures).await?;
         load_patient(&mut tx, patient).await?;
         let row = sqlx::query(
             "INSERT INTO opioid_entries (patient_id, drug, dose, unit, per_day, route, started_on, recorded_by, recorded_at)
@@ -1115,12 +1082,11 @@ impl MeasuresStore for SqlStore {
         .bind(&e.started_on)
         .bind(&actor.username)
         .bind(now_rfc3339())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let id: i64 = row.try_get("id")?;
         audit(
             &mut tx,
-            actor,
             "opioid.add",
             patient.get(),
             format!("opioid {id}: {}", e.drug),
@@ -1138,8 +1104,7 @@ impl MeasuresStore for SqlStore {
         id: i64,
         stopped_on: &str,
     ) -> Result<OpioidRow> {
-        require(actor, Permission::RecordMeasures)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::RecordMeasures).await?;
         let before = opioid_by_id(&mut tx, id).await?;
         if before.patient_id != patient.get() {
             return Err(StoreError::NotFound {
@@ -1155,11 +1120,10 @@ impl MeasuresStore for SqlStore {
         sqlx::query("UPDATE opioid_entries SET stopped_on = $1 WHERE id = $2")
             .bind(stopped_on)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         audit(
             &mut tx,
-            actor,
             "opioid.stop",
             before.patient_id,
             format!("opioid {id}"),
@@ -1175,7 +1139,7 @@ impl MeasuresStore for SqlStore {
             actor,
             patient,
             format!("SELECT {OPIOID_COLS} FROM opioid_entries WHERE patient_id = $1 ORDER BY started_on, id"),
-            opioid_row,
+            Ok,
             "opioid.read",
             "entries",
         )
@@ -1188,8 +1152,7 @@ impl MeasuresStore for SqlStore {
         patient: PatientId,
         c: &NewCourse,
     ) -> Result<MeasureCourse> {
-        require(actor, Permission::RecordMeasures)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::RecordMeasures).await?;
         load_patient(&mut tx, patient).await?;
         let row = sqlx::query(
             "INSERT INTO measure_courses (patient_id, label, instrument, started_on, ended_on, booster_score_at_least, booster_days, created_by, created_at)
@@ -1204,24 +1167,23 @@ impl MeasuresStore for SqlStore {
         .bind(c.booster_days)
         .bind(&actor.username)
         .bind(now_rfc3339())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let id: i64 = row.try_get("id")?;
         audit(
             &mut tx,
-            actor,
             "measure_course.save",
             patient.get(),
             format!("course {id}: {}", c.instrument),
         )
         .await?;
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let r = sqlx::query_as::<_, MeasureCourse>(sqlx::AssertSqlSafe(format!(
             "SELECT {COURSE_COLS} FROM measure_courses WHERE id = $1"
         )))
         .bind(id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
-        let course = course_row(&r)?;
+        let course = r;
         tx.commit().await?;
         Ok(course)
     }
@@ -1235,7 +1197,7 @@ impl MeasuresStore for SqlStore {
             actor,
             patient,
             format!("SELECT {COURSE_COLS} FROM measure_courses WHERE patient_id = $1 ORDER BY started_on, id"),
-            course_row,
+            Ok,
             "measure_course.read",
             "courses",
         )
@@ -1255,12 +1217,12 @@ impl MeasuresStore for SqlStore {
                 "at least one item text is required",
             )));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let last: Option<i64> = sqlx::query(
             "SELECT MAX(version) AS v FROM measure_text_versions WHERE instrument = $1",
         )
         .bind(instrument)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("v")?;
         let version = last.unwrap_or(0) + 1;
@@ -1272,7 +1234,7 @@ impl MeasuresStore for SqlStore {
         .bind(version)
         .bind(&actor.username)
         .bind(now_rfc3339())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("id")?;
         for it in items {
@@ -1282,18 +1244,14 @@ impl MeasuresStore for SqlStore {
             .bind(id)
             .bind(it.item)
             .bind(&it.text)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "measure_text.upload",
-                None,
-                format!("{instrument} version {version}: {} items", items.len()),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            "measure_text.upload",
+            None,
+            format!("{instrument} version {version}: {} items", items.len()),
+        ))
         .await?;
         let stored = text_versions(&mut tx, false)
             .await?
@@ -1305,7 +1263,8 @@ impl MeasuresStore for SqlStore {
     }
 
     async fn current_item_texts(&self) -> Result<Vec<TextVersion>> {
-        let mut tx = self.begin_write().await?;
+        // Not patient data, read without an actor: no audit record, and a read transaction only.
+        let mut tx = self.pool.begin().await?;
         let out = text_versions(&mut tx, true).await?;
         tx.commit().await?;
         Ok(out)
@@ -1313,7 +1272,8 @@ impl MeasuresStore for SqlStore {
 
     async fn item_text_versions(&self, actor: &Actor) -> Result<Vec<TextVersion>> {
         require(actor, Permission::SiteSettingsWrite)?;
-        let mut tx = self.begin_write().await?;
+        // The clinic's wording, not patient data: not audited, so a read transaction only.
+        let mut tx = self.pool.begin().await?;
         let out = text_versions(&mut tx, false).await?;
         tx.commit().await?;
         Ok(out)
@@ -1329,30 +1289,22 @@ async fn text_versions(tx: &mut Tx, only_current: bool) -> Result<Vec<TextVersio
         "SELECT id, instrument, version, uploaded_by, uploaded_at FROM measure_text_versions
          ORDER BY instrument, version DESC"
     };
-    let heads = sqlx::query(sql).fetch_all(&mut **tx).await?;
+    let heads: Vec<(i64, String, i64, String, String)> =
+        sqlx::query_as(sql).fetch_all(&mut **tx).await?;
     let mut out = Vec::with_capacity(heads.len());
-    for h in &heads {
-        let id: i64 = h.try_get("id")?;
-        let items = sqlx::query(
+    for (id, instrument, version, uploaded_by, uploaded_at) in heads {
+        let items = sqlx::query_as::<_, ItemText>(
             "SELECT item, text FROM measure_item_texts WHERE version_id = $1 ORDER BY item",
         )
         .bind(id)
         .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(ItemText {
-                item: r.try_get("item")?,
-                text: r.try_get("text")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+        .await?;
         out.push(TextVersion {
             id,
-            instrument: h.try_get("instrument")?,
-            version: h.try_get("version")?,
-            uploaded_by: h.try_get("uploaded_by")?,
-            uploaded_at: h.try_get("uploaded_at")?,
+            instrument,
+            version,
+            uploaded_by,
+            uploaded_at,
             items,
         });
     }
@@ -1360,15 +1312,12 @@ async fn text_versions(tx: &mut Tx, only_current: bool) -> Result<Vec<TextVersio
 }
 
 async fn opioid_by_id(tx: &mut Tx, id: i64) -> Result<OpioidRow> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as::<_, OpioidRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {OPIOID_COLS} FROM opioid_entries WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(&mut **tx)
     .await?
-    .as_ref()
-    .map(opioid_row)
-    .transpose()?
     .ok_or_else(|| StoreError::NotFound {
         what: format!("opioid entry {id}"),
     })

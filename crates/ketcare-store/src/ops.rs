@@ -5,7 +5,7 @@
 //! replayed against every earlier entry), so two schedulers or two nurses cannot race past a
 //! rule. Counts and discrepancies are ledger entries; their state is the ledger replayed.
 
-use crate::sql::{Tx, corrupt, load_patient, now_rfc3339};
+use crate::sql::{Tx, Unit, corrupt, load_patient, now_rfc3339};
 use crate::{Result, SqlStore, StoreError, require};
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -24,7 +24,6 @@ use ketcare_ops::schedule::{
     Booking, BookingStatus, Conflict, MoveMode, MovePlan, OnSite, PhaseKind, Staffing,
 };
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
 /// A treatment chair.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -189,130 +188,195 @@ fn invalid(field: &str, message: impl Into<String>) -> StoreError {
     StoreError::Invalid(FieldErrors::single(field, message))
 }
 
-fn datetime(row: &AnyRow, col: &str) -> Result<DateTime> {
-    let s: String = row.try_get(col)?;
-    s.parse().map_err(|_| corrupt(col, &s))
+fn parse_datetime(col: &str, s: &str) -> Result<DateTime> {
+    s.parse().map_err(|_| corrupt(col, s))
 }
 
-fn timestamp(row: &AnyRow, col: &str) -> Result<Option<Timestamp>> {
-    let s: Option<String> = row.try_get(col)?;
-    s.map(|s| s.parse().map_err(|_| corrupt(col, &s)))
+fn parse_timestamp(col: &str, s: Option<&str>) -> Result<Option<Timestamp>> {
+    s.map(|s| s.parse().map_err(|_| corrupt(col, s)))
         .transpose()
 }
 
-fn json<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &str) -> Result<T> {
-    let s: String = row.try_get(col)?;
-    serde_json::from_str(&s).map_err(|_| corrupt(col, &s))
+fn parse_json<T: serde::de::DeserializeOwned>(col: &str, s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|_| corrupt(col, s))
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn u32_col(row: &AnyRow, col: &str) -> Result<u32> {
-    let v: i64 = row.try_get(col)?;
+fn to_u32(col: &str, v: i64) -> Result<u32> {
     u32::try_from(v).map_err(|_| corrupt(col, &v.to_string()))
 }
 
 const BOOKING_COLUMNS: &str = "id, course_id, patient_id, chair_id, nurse_id, prescriber_required, start_at, end_at, status, phase";
 
-fn booking_from_row(r: &AnyRow) -> Result<Booking> {
-    let status: String = r.try_get("status")?;
-    let phase: String = r.try_get("phase")?;
-    let pr: i64 = r.try_get("prescriber_required")?;
-    Ok(Booking {
-        id: r.try_get("id")?,
-        course_id: r.try_get("course_id")?,
-        patient_id: r.try_get("patient_id")?,
-        chair_id: r.try_get("chair_id")?,
-        nurse_id: r.try_get("nurse_id")?,
-        prescriber_required: pr != 0,
-        start: datetime(r, "start_at")?,
-        end: datetime(r, "end_at")?,
-        status: BookingStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
-        phase: PhaseKind::parse(&phase).ok_or_else(|| corrupt("phase", &phase))?,
-    })
+/// An `ops_bookings` row as stored (`BOOKING_COLUMNS`).
+#[derive(sqlx::FromRow)]
+struct BookingRow {
+    id: i64,
+    course_id: Option<i64>,
+    patient_id: i64,
+    chair_id: i64,
+    nurse_id: i64,
+    prescriber_required: i64,
+    start_at: String,
+    end_at: String,
+    status: String,
+    phase: String,
+}
+
+impl TryFrom<BookingRow> for Booking {
+    type Error = StoreError;
+    fn try_from(r: BookingRow) -> Result<Self> {
+        Ok(Booking {
+            id: r.id,
+            course_id: r.course_id,
+            patient_id: r.patient_id,
+            chair_id: r.chair_id,
+            nurse_id: r.nurse_id,
+            prescriber_required: r.prescriber_required != 0,
+            start: parse_datetime("start_at", &r.start_at)?,
+            end: parse_datetime("end_at", &r.end_at)?,
+            status: BookingStatus::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?,
+            phase: PhaseKind::parse(&r.phase).ok_or_else(|| corrupt("phase", &r.phase))?,
+        })
+    }
 }
 
 const DOC_COLUMNS: &str = "id, protocol_id, protocol_version, version, title, sections, valid_days";
 
-fn document_from_row(r: &AnyRow) -> Result<ConsentDocument> {
-    let valid: Option<i64> = r.try_get("valid_days")?;
-    Ok(ConsentDocument {
-        id: r.try_get("id")?,
-        protocol_id: r.try_get("protocol_id")?,
-        protocol_version: u32_col(r, "protocol_version")?,
-        version: u32_col(r, "version")?,
-        title: r.try_get("title")?,
-        sections: json(r, "sections")?,
-        valid_days: valid.and_then(|v| u32::try_from(v).ok()),
-    })
+/// An `ops_consent_documents` row as stored (`DOC_COLUMNS`).
+#[derive(sqlx::FromRow)]
+struct DocumentRow {
+    id: i64,
+    protocol_id: String,
+    protocol_version: i64,
+    version: i64,
+    title: String,
+    sections: String,
+    valid_days: Option<i64>,
+}
+
+impl TryFrom<DocumentRow> for ConsentDocument {
+    type Error = StoreError;
+    fn try_from(r: DocumentRow) -> Result<Self> {
+        Ok(ConsentDocument {
+            id: r.id,
+            protocol_version: to_u32("protocol_version", r.protocol_version)?,
+            version: to_u32("version", r.version)?,
+            sections: parse_json("sections", &r.sections)?,
+            valid_days: r.valid_days.and_then(|v| u32::try_from(v).ok()),
+            protocol_id: r.protocol_id,
+            title: r.title,
+        })
+    }
 }
 
 const SIG_COLUMNS: &str = "id, patient_id, document_id, protocol_id, document_version, protocol_version, signer, assent, signed_at, expires_at, withdrawn_at, withdrawn_by, withdrawal_reason, recorded_by";
 
-fn signature_from_row(r: &AnyRow) -> Result<ConsentSignature> {
-    let assent: Option<String> = r.try_get("assent")?;
-    Ok(ConsentSignature {
-        id: r.try_get("id")?,
-        patient_id: r.try_get("patient_id")?,
-        document_id: r.try_get("document_id")?,
-        protocol_id: r.try_get("protocol_id")?,
-        document_version: u32_col(r, "document_version")?,
-        protocol_version: u32_col(r, "protocol_version")?,
-        signer: json(r, "signer")?,
-        assent: assent
-            .map(|a| serde_json::from_str(&a).map_err(|_| corrupt("assent", &a)))
-            .transpose()?,
-        signed_at: timestamp(r, "signed_at")?.ok_or_else(|| corrupt("signed_at", "(empty)"))?,
-        expires_at: timestamp(r, "expires_at")?,
-        withdrawn_at: timestamp(r, "withdrawn_at")?,
-        withdrawn_by: r.try_get("withdrawn_by")?,
-        withdrawal_reason: r.try_get("withdrawal_reason")?,
-        recorded_by: r.try_get("recorded_by")?,
-    })
+/// An `ops_consent_signatures` row as stored (`SIG_COLUMNS`).
+#[derive(sqlx::FromRow)]
+struct SignatureRow {
+    id: i64,
+    patient_id: i64,
+    document_id: i64,
+    protocol_id: String,
+    document_version: i64,
+    protocol_version: i64,
+    signer: String,
+    assent: Option<String>,
+    signed_at: String,
+    expires_at: Option<String>,
+    withdrawn_at: Option<String>,
+    withdrawn_by: Option<String>,
+    withdrawal_reason: Option<String>,
+    recorded_by: i64,
+}
+
+impl TryFrom<SignatureRow> for ConsentSignature {
+    type Error = StoreError;
+    fn try_from(r: SignatureRow) -> Result<Self> {
+        Ok(ConsentSignature {
+            id: r.id,
+            patient_id: r.patient_id,
+            document_id: r.document_id,
+            document_version: to_u32("document_version", r.document_version)?,
+            protocol_version: to_u32("protocol_version", r.protocol_version)?,
+            signer: parse_json("signer", &r.signer)?,
+            assent: r
+                .assent
+                .as_deref()
+                .map(|a| parse_json("assent", a))
+                .transpose()?,
+            signed_at: parse_timestamp("signed_at", Some(&r.signed_at))?
+                .ok_or_else(|| corrupt("signed_at", "(empty)"))?,
+            expires_at: parse_timestamp("expires_at", r.expires_at.as_deref())?,
+            withdrawn_at: parse_timestamp("withdrawn_at", r.withdrawn_at.as_deref())?,
+            protocol_id: r.protocol_id,
+            withdrawn_by: r.withdrawn_by,
+            withdrawal_reason: r.withdrawal_reason,
+            recorded_by: r.recorded_by,
+        })
+    }
 }
 
 async fn load_signature(tx: &mut Tx, id: i64) -> Result<ConsentSignature> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as::<_, SignatureRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE id = $1"
     )))
     .bind(id)
     .fetch_one(&mut **tx)
-    .await?;
-    signature_from_row(&row)
+    .await?
+    .try_into()
 }
 
-fn ledger_from_row(r: &AnyRow) -> Result<LedgerRecord> {
-    Ok(LedgerRecord {
-        seq: r.try_get("seq")?,
-        at: r.try_get("at")?,
-        user_id: r.try_get("user_id")?,
-        username: r.try_get("username")?,
-        role: r.try_get("role")?,
-        kind: r.try_get("kind")?,
-        session_id: r.try_get("session_id")?,
-        body: r.try_get("body")?,
-        prev_hash: r.try_get("prev_hash")?,
-        hash: r.try_get("hash")?,
-    })
+/// An `ops_ledger` row as stored (`LEDGER_COLUMNS`).
+#[derive(sqlx::FromRow)]
+struct LedgerRow {
+    seq: i64,
+    at: String,
+    user_id: i64,
+    username: String,
+    role: String,
+    kind: String,
+    session_id: Option<i64>,
+    body: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<LedgerRow> for LedgerRecord {
+    fn from(r: LedgerRow) -> Self {
+        LedgerRecord {
+            seq: r.seq,
+            at: r.at,
+            user_id: r.user_id,
+            username: r.username,
+            role: r.role,
+            kind: r.kind,
+            session_id: r.session_id,
+            body: r.body,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
 }
 
 const LEDGER_COLUMNS: &str =
     "seq, at, user_id, username, role, kind, session_id, body, prev_hash, hash";
 
 async fn audit(
-    tx: &mut Tx,
-    actor: &Actor,
+    tx: &mut Unit<'_>,
     action: &str,
     patient: Option<i64>,
     detail: String,
 ) -> Result<()> {
-    crate::sql::append_audit(tx, actor, &AuditEvent::new(action, patient, detail)).await
+    tx.audit(&AuditEvent::new(action, patient, detail)).await
 }
 
 async fn load_booking(tx: &mut Tx, id: i64) -> Result<Booking> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let row = sqlx::query_as::<_, BookingRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {BOOKING_COLUMNS} FROM ops_bookings WHERE id = $1"
     )))
     .bind(id)
@@ -321,36 +385,36 @@ async fn load_booking(tx: &mut Tx, id: i64) -> Result<Booking> {
     .ok_or_else(|| StoreError::NotFound {
         what: format!("booking {id}"),
     })?;
-    booking_from_row(&row)
+    Booking::try_from(row)
 }
 
 async fn bookings_in(tx: &mut Tx, from: DateTime, to: DateTime) -> Result<Vec<Booking>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as::<_, BookingRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {BOOKING_COLUMNS} FROM ops_bookings WHERE start_at < $1 AND end_at > $2 ORDER BY start_at, id"
     )))
     .bind(to.to_string())
     .bind(from.to_string())
     .fetch_all(&mut **tx)
     .await?
-    .iter()
-    .map(booking_from_row)
+    .into_iter()
+    .map(Booking::try_from)
     .collect()
 }
 
 async fn on_site_in(tx: &mut Tx, from: DateTime, to: DateTime) -> Result<Vec<OnSite>> {
-    sqlx::query(
+    sqlx::query_as::<_, (i64, String, String)>(
         "SELECT user_id, start_at, end_at FROM ops_on_site WHERE start_at < $1 AND end_at > $2 ORDER BY start_at",
     )
     .bind(to.to_string())
     .bind(from.to_string())
     .fetch_all(&mut **tx)
     .await?
-    .iter()
-    .map(|r| {
+    .into_iter()
+    .map(|(user_id, start, end)| {
         Ok(OnSite {
-            user_id: r.try_get("user_id")?,
-            start: datetime(r, "start_at")?,
-            end: datetime(r, "end_at")?,
+            user_id,
+            start: parse_datetime("start_at", &start)?,
+            end: parse_datetime("end_at", &end)?,
         })
     })
     .collect()
@@ -364,14 +428,14 @@ fn span(bs: &[Booking]) -> Option<(DateTime, DateTime)> {
 }
 
 async fn user_exists(tx: &mut Tx, id: i64) -> Result<Option<(String, Role)>> {
-    let row = sqlx::query("SELECT username, role FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.map(|r| {
-        let role: String = r.try_get("role")?;
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT username, role FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    row.map(|(username, role)| {
         Ok((
-            r.try_get("username")?,
+            username,
             Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
         ))
     })
@@ -379,14 +443,14 @@ async fn user_exists(tx: &mut Tx, id: i64) -> Result<Option<(String, Role)>> {
 }
 
 pub(crate) async fn ledger_records_tx(tx: &mut Tx) -> Result<Vec<LedgerRecord>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as::<_, LedgerRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {LEDGER_COLUMNS} FROM ops_ledger ORDER BY seq"
     )))
     .fetch_all(&mut **tx)
     .await?
-    .iter()
-    .map(ledger_from_row)
-    .collect()
+    .into_iter()
+    .map(LedgerRecord::from)
+    .collect())
 }
 
 fn stock() -> Result<Stock> {
@@ -414,29 +478,28 @@ pub(crate) async fn consent_status_tx(
         .day_of_care(day, &bands)
         .map(|d| d.band.is_minor())
         .unwrap_or(true);
-    let doc = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let doc = sqlx::query_as::<_, DocumentRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {DOC_COLUMNS} FROM ops_consent_documents WHERE protocol_id = $1 ORDER BY version DESC LIMIT 1"
         )))
         .bind(protocol_id)
         .fetch_optional(&mut **tx)
         .await?
-        .as_ref()
-        .map(document_from_row)
+        .map(ConsentDocument::try_from)
         .transpose()?;
     let guardians: Vec<(i64, String)> = p
         .guardians
         .iter()
         .map(|g| (g.id.get(), g.record.name.clone()))
         .collect();
-    let sigs = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let sigs = sqlx::query_as::<_, SignatureRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE patient_id = $1 AND protocol_id = $2"
         )))
         .bind(patient.get())
         .bind(protocol_id)
         .fetch_all(&mut **tx)
         .await?
-        .iter()
-        .map(signature_from_row)
+        .into_iter()
+        .map(ConsentSignature::try_from)
         .collect::<Result<Vec<_>>>()?;
     let status = consent::consent_valid(
         &ConsentQuery {
@@ -465,17 +528,15 @@ pub(crate) async fn consent_status_tx(
 /// until the record is signed (drug drawn for a session later cancelled is wasted).
 async fn session_target(tx: &mut Tx, session_id: i64) -> Result<Option<SessionTarget>> {
     use ketcare_session::{Mode, Phase, Session};
-    let Some(row) =
-        sqlx::query("SELECT patient_id, body, signed FROM treatment_sessions WHERE id = $1")
-            .bind(session_id)
-            .fetch_optional(&mut **tx)
-            .await?
+    let Some((patient_id, body, signed)) = sqlx::query_as::<_, (i64, String, i64)>(
+        "SELECT patient_id, body, signed FROM treatment_sessions WHERE id = $1",
+    )
+    .bind(session_id)
+    .fetch_optional(&mut **tx)
+    .await?
     else {
         return Ok(None);
     };
-    let patient_id: i64 = row.try_get("patient_id")?;
-    let body: String = row.try_get("body")?;
-    let signed: i64 = row.try_get("signed")?;
     let session: Session =
         serde_json::from_str(&body).map_err(|_| corrupt("treatment_sessions.body", &body))?;
     let mut drug = match session.plan.mode {
@@ -588,10 +649,10 @@ impl OpsStore for SqlStore {
         if name.is_empty() || name.chars().count() > 60 {
             return Err(invalid("name", "a chair needs a name of 1–60 characters"));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let taken = sqlx::query("SELECT id FROM ops_chairs WHERE name = $1")
             .bind(name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         if taken.is_some() {
             return Err(invalid("name", "a chair of that name exists"));
@@ -600,17 +661,10 @@ impl OpsStore for SqlStore {
             sqlx::query("INSERT INTO ops_chairs (name, created_at) VALUES ($1, $2) RETURNING id")
                 .bind(name)
                 .bind(now_rfc3339())
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?
                 .try_get("id")?;
-        audit(
-            &mut tx,
-            actor,
-            "chair.create",
-            None,
-            format!("chair {id}: {name}"),
-        )
-        .await?;
+        audit(&mut tx, "chair.create", None, format!("chair {id}: {name}")).await?;
         tx.commit().await?;
         Ok(Chair {
             id,
@@ -620,17 +674,14 @@ impl OpsStore for SqlStore {
 
     async fn chairs(&self, actor: &Actor) -> Result<Vec<Chair>> {
         require(actor, Permission::Schedule)?;
-        sqlx::query("SELECT id, name FROM ops_chairs ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(Chair {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                })
-            })
-            .collect()
+        Ok(
+            sqlx::query_as::<_, (i64, String)>("SELECT id, name FROM ops_chairs ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|(id, name)| Chair { id, name })
+                .collect(),
+        )
     }
 
     async fn add_on_site(
@@ -644,7 +695,7 @@ impl OpsStore for SqlStore {
         if end <= start {
             return Err(invalid("end", "must be after the start"));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let (_, role) = user_exists(&mut tx, user.get())
             .await?
             .ok_or_else(|| invalid("user_id", "no such user"))?;
@@ -655,11 +706,10 @@ impl OpsStore for SqlStore {
             .bind(user.get())
             .bind(start.to_string())
             .bind(end.to_string())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         audit(
             &mut tx,
-            actor,
             "roster.prescriber_on_site",
             None,
             format!("user {user}: {start} – {end}"),
@@ -687,52 +737,37 @@ impl OpsStore for SqlStore {
                 permission: Permission::Schedule,
             });
         }
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, username, display_name FROM users WHERE role = $1 ORDER BY username",
         )
         .bind(role.as_str())
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get("id")?,
-                r.try_get("username")?,
-                r.try_get("display_name")?,
-            ))
-        })
-        .collect()
+        .await?)
     }
 
     async fn bookings(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<Booking>> {
-        require(actor, Permission::Schedule)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::Schedule).await?;
         let out = bookings_in(&mut tx, from, to).await?;
         // Each patient shown on the calendar is an audited access.
         let mut patients: Vec<i64> = out.iter().map(|b| b.patient_id).collect();
         patients.sort_unstable();
         patients.dedup();
+        if patients.is_empty() {
+            // No patient shown, nothing to record: the unit is dropped (nothing was written).
+            return Ok(out);
+        }
         for p in patients {
-            audit(
-                &mut tx,
-                actor,
-                "schedule.view",
-                Some(p),
-                format!("{from} – {to}"),
-            )
-            .await?;
+            audit(&mut tx, "schedule.view", Some(p), format!("{from} – {to}")).await?;
         }
         tx.commit().await?;
         Ok(out)
     }
 
     async fn booking(&self, actor: &Actor, id: i64) -> Result<Booking> {
-        require(actor, Permission::Schedule)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::Schedule).await?;
         let b = load_booking(&mut tx, id).await?;
         audit(
             &mut tx,
-            actor,
             "booking.read",
             Some(b.patient_id),
             format!("booking {id}"),
@@ -753,7 +788,7 @@ impl OpsStore for SqlStore {
         let Some((from, to)) = span(requests) else {
             return Err(invalid("sessions", "nothing to book"));
         };
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let mut patients: Vec<i64> = requests.iter().map(|b| b.patient_id).collect();
         patients.dedup();
         for p in &patients {
@@ -762,7 +797,7 @@ impl OpsStore for SqlStore {
         for b in requests {
             let chair = sqlx::query("SELECT id FROM ops_chairs WHERE id = $1")
                 .bind(b.chair_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
             if chair.is_none() {
                 return Err(invalid("chair_id", format!("no chair {}", b.chair_id)));
@@ -800,7 +835,7 @@ impl OpsStore for SqlStore {
                     .bind(&c.protocol_id)
                     .bind(&actor.username)
                     .bind(&now)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut **tx)
                     .await?
                     .try_get::<i64, _>("id")?,
                 )
@@ -822,12 +857,11 @@ impl OpsStore for SqlStore {
             .bind(b.end.to_string())
             .bind(b.phase.as_str())
             .bind(&now)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?
             .try_get("id")?;
             audit(
                 &mut tx,
-                actor,
                 "booking.create",
                 Some(b.patient_id),
                 format!("booking {id}: chair {} {} – {}", b.chair_id, b.start, b.end),
@@ -851,8 +885,7 @@ impl OpsStore for SqlStore {
         staffing: Staffing,
         apply: bool,
     ) -> Result<MovePlan> {
-        require(actor, Permission::Schedule)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::Schedule).await?;
         let target = load_booking(&mut tx, id).await?;
         // Everything from the earlier of the two starts onwards may be involved.
         let from = target.start.min(new_start);
@@ -875,7 +908,8 @@ impl OpsStore for SqlStore {
             staffing,
         )
         .map_err(|e| invalid("start", e.to_string()))?;
-        if apply && plan.is_clear() {
+        // A clear plan with no move changes nothing (and has nothing to record).
+        if apply && plan.is_clear() && !plan.moves.is_empty() {
             let now = now_rfc3339();
             for m in &plan.moves {
                 let b = existing
@@ -894,11 +928,10 @@ impl OpsStore for SqlStore {
                     .bind(end.to_string())
                     .bind(&now)
                     .bind(m.booking_id)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 audit(
                     &mut tx,
-                    actor,
                     "booking.move",
                     Some(b.patient_id),
                     format!("booking {}: {} → {}", m.booking_id, m.from, m.to),
@@ -923,7 +956,7 @@ impl OpsStore for SqlStore {
         {
             return Err(invalid("reason", "say why"));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let b = load_booking(&mut tx, id).await?;
         let to = b
             .status
@@ -934,11 +967,10 @@ impl OpsStore for SqlStore {
             .bind(reason.trim())
             .bind(now_rfc3339())
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         audit(
             &mut tx,
-            actor,
             &format!("booking.{}", to.as_str()),
             Some(b.patient_id),
             format!("booking {id}: {}", reason.trim()),
@@ -958,12 +990,12 @@ impl OpsStore for SqlStore {
         if doc.protocol_id.trim().is_empty() {
             return Err(invalid("protocol_id", "required"));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let last: Option<i64> = sqlx::query(
             "SELECT MAX(version) AS v FROM ops_consent_documents WHERE protocol_id = $1",
         )
         .bind(&doc.protocol_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("v")?;
         let version =
@@ -991,12 +1023,11 @@ impl OpsStore for SqlStore {
         .bind(d.valid_days.map(i64::from))
         .bind(&actor.username)
         .bind(now_rfc3339())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("id")?;
         audit(
             &mut tx,
-            actor,
             "consent_document.create",
             None,
             format!("{} version {version}", d.protocol_id),
@@ -1008,13 +1039,13 @@ impl OpsStore for SqlStore {
 
     async fn consent_documents(&self, actor: &Actor) -> Result<Vec<ConsentDocument>> {
         require(actor, Permission::PatientRead)?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        sqlx::query_as::<_, DocumentRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {DOC_COLUMNS} FROM ops_consent_documents ORDER BY protocol_id, version DESC"
         )))
         .fetch_all(&self.pool)
         .await?
-        .iter()
-        .map(document_from_row)
+        .into_iter()
+        .map(ConsentDocument::try_from)
         .collect()
     }
 
@@ -1024,14 +1055,13 @@ impl OpsStore for SqlStore {
         protocol_id: &str,
     ) -> Result<Option<ConsentDocument>> {
         require(actor, Permission::PatientRead)?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        sqlx::query_as::<_, DocumentRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {DOC_COLUMNS} FROM ops_consent_documents WHERE protocol_id = $1 ORDER BY version DESC LIMIT 1"
         )))
         .bind(protocol_id)
         .fetch_optional(&self.pool)
         .await?
-        .as_ref()
-        .map(document_from_row)
+        .map(ConsentDocument::try_from)
         .transpose()
     }
 
@@ -1043,16 +1073,15 @@ impl OpsStore for SqlStore {
                 permission: Permission::RecordConsent,
             })?
             .get();
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let patient = load_patient(&mut tx, sig.patient_id).await?;
-        let doc = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let doc = sqlx::query_as::<_, DocumentRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {DOC_COLUMNS} FROM ops_consent_documents WHERE protocol_id = $1 ORDER BY version DESC LIMIT 1"
         )))
         .bind(&sig.protocol_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
-        .as_ref()
-        .map(document_from_row)
+        .map(ConsentDocument::try_from)
         .transpose()?
         .ok_or_else(|| invalid("protocol_id", "this protocol has no consent document"))?;
         let bands = AgeBands::builtin().map_err(|e| StoreError::Config(e.to_string()))?;
@@ -1151,12 +1180,11 @@ impl OpsStore for SqlStore {
         .bind(sig.signed_at.to_string())
         .bind(expires.map(|e| e.to_string()))
         .bind(recorded_by)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("id")?;
         audit(
             &mut tx,
-            actor,
             "consent.sign",
             Some(sig.patient_id.get()),
             format!("{} document version {}", doc.protocol_id, doc.version),
@@ -1180,14 +1208,14 @@ impl OpsStore for SqlStore {
         if reason.is_empty() {
             return Err(invalid("reason", "say why the consent is withdrawn"));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         load_patient(&mut tx, patient).await?;
         sqlx::query(
             "SELECT id FROM ops_consent_signatures WHERE id = $1 AND patient_id = $2 AND withdrawn_at IS NULL",
         )
         .bind(id)
         .bind(patient.get())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             what: format!("consent {id} in force for patient {}", patient.get()),
@@ -1199,12 +1227,11 @@ impl OpsStore for SqlStore {
         .bind(actor.username.as_str())
         .bind(reason)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let out = load_signature(&mut tx, id).await?;
         audit(
             &mut tx,
-            actor,
             "consent.withdraw",
             Some(patient.get()),
             format!("consent {id} ({}) withdrawn: {reason}", out.protocol_id),
@@ -1219,26 +1246,18 @@ impl OpsStore for SqlStore {
         actor: &Actor,
         patient: PatientId,
     ) -> Result<Vec<ConsentSignature>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::PatientRead).await?;
         load_patient(&mut tx, patient).await?;
-        let out = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let out = sqlx::query_as::<_, SignatureRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE patient_id = $1 ORDER BY signed_at DESC, id DESC"
         )))
         .bind(patient.get())
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?
-        .iter()
-        .map(signature_from_row)
+        .into_iter()
+        .map(ConsentSignature::try_from)
         .collect::<Result<Vec<_>>>()?;
-        audit(
-            &mut tx,
-            actor,
-            "consent.read",
-            Some(patient.get()),
-            String::new(),
-        )
-        .await?;
+        audit(&mut tx, "consent.read", Some(patient.get()), String::new()).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -1251,12 +1270,10 @@ impl OpsStore for SqlStore {
         protocol_version: u32,
         at: Timestamp,
     ) -> Result<ConsentStatus> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::PatientRead).await?;
         let status = consent_status_tx(&mut tx, patient, protocol_id, protocol_version, at).await?;
         audit(
             &mut tx,
-            actor,
             "consent.check",
             Some(patient.get()),
             format!(
@@ -1276,11 +1293,11 @@ impl OpsStore for SqlStore {
     async fn ledger_append(&self, actor: &Actor, event: &LedgerEvent) -> Result<LedgerRecord> {
         require(actor, event.permission())?;
         let la = ledger_actor(actor)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         // Lock the ledger's head too: the chain stays linear even if a future writer skips the
         // audit head.
         sqlx::query("UPDATE ops_ledger_head SET seq = seq WHERE id = 1")
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let mut event = self.resolve_witnesses(&mut tx, event).await?;
         // A draw or a waste is checked against the session it names, as the record has it.
@@ -1322,10 +1339,10 @@ impl OpsStore for SqlStore {
             },
             other => other,
         };
-        let head = sqlx::query("SELECT seq, hash FROM ops_ledger_head WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
-        let (hseq, hhash): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
+        let (hseq, hhash): (i64, String) =
+            sqlx::query_as("SELECT seq, hash FROM ops_ledger_head WHERE id = 1")
+                .fetch_one(&mut **tx)
+                .await?;
         let prev = (hseq > 0).then_some((hseq, hhash.as_str()));
         let now = Timestamp::now();
         let rec =
@@ -1346,12 +1363,12 @@ impl OpsStore for SqlStore {
         .bind(&rec.body)
         .bind(&rec.prev_hash)
         .bind(&rec.hash)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         sqlx::query("UPDATE ops_ledger_head SET seq = $1, hash = $2 WHERE id = 1")
             .bind(rec.seq)
             .bind(&rec.hash)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let patient = match &event {
             LedgerEvent::Draw { patient_id, .. } => Some(*patient_id),
@@ -1362,7 +1379,6 @@ impl OpsStore for SqlStore {
         };
         audit(
             &mut tx,
-            actor,
             &format!("ledger.{}", rec.kind),
             patient,
             format!("ledger entry {}", rec.seq),
@@ -1373,12 +1389,10 @@ impl OpsStore for SqlStore {
     }
 
     async fn ledger_records(&self, actor: &Actor) -> Result<Vec<LedgerRecord>> {
-        require(actor, Permission::LedgerRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::LedgerRead).await?;
         let out = ledger_records_tx(&mut tx).await?;
         audit(
             &mut tx,
-            actor,
             "ledger.read",
             None,
             format!("{} entries", out.len()),
@@ -1389,12 +1403,10 @@ impl OpsStore for SqlStore {
     }
 
     async fn ledger_state(&self, actor: &Actor) -> Result<LedgerState> {
-        require(actor, Permission::LedgerRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.write(actor, Permission::LedgerRead).await?;
         let records = ledger_records_tx(&mut tx).await?;
         audit(
             &mut tx,
-            actor,
             "ledger.read",
             None,
             format!("{} entries", records.len()),
@@ -1407,14 +1419,11 @@ impl OpsStore for SqlStore {
     async fn verify_ledger(&self) -> Result<LedgerVerification> {
         let mut tx = self.pool.begin().await?;
         let records = ledger_records_tx(&mut tx).await?;
-        let head = sqlx::query("SELECT seq, hash FROM ops_ledger_head WHERE id = 1")
-            .fetch_optional(&mut *tx)
-            .await?;
+        let head: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM ops_ledger_head WHERE id = 1")
+                .fetch_optional(&mut *tx)
+                .await?;
         tx.commit().await?;
-        let head: Option<(i64, String)> = match head {
-            Some(r) => Some((r.try_get("seq")?, r.try_get("hash")?)),
-            None => None,
-        };
         let head_ref = head
             .as_ref()
             .map(|(s, h)| (*s, h.as_str()))
@@ -1443,7 +1452,7 @@ impl OpsStore for SqlStore {
         if !(0..=100_000_000).contains(&cents) {
             return Err(invalid("price", "between 0 and 1,000,000.00"));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         let now = now_rfc3339();
         sqlx::query(
             "INSERT INTO ops_billing_prices (code, cents, set_by, set_at) VALUES ($1, $2, $3, $4)
@@ -1453,11 +1462,10 @@ impl OpsStore for SqlStore {
         .bind(cents)
         .bind(&actor.username)
         .bind(&now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         audit(
             &mut tx,
-            actor,
             "billing.price",
             None,
             format!("{code}: {cents} cents"),
@@ -1474,11 +1482,13 @@ impl OpsStore for SqlStore {
             });
         }
         let mut out = PriceList::default();
-        for r in sqlx::query("SELECT code, cents FROM ops_billing_prices ORDER BY code")
-            .fetch_all(&self.pool)
-            .await?
+        for (code, cents) in sqlx::query_as::<_, (String, i64)>(
+            "SELECT code, cents FROM ops_billing_prices ORDER BY code",
+        )
+        .fetch_all(&self.pool)
+        .await?
         {
-            out.0.insert(r.try_get("code")?, r.try_get("cents")?);
+            out.0.insert(code, cents);
         }
         Ok(out)
     }

@@ -6,7 +6,7 @@
 //! Vitals are rows (source, who, and for monitor messages a UNIQUE message key: a repeated
 //! message is acknowledged but stored once). A signed record is locked by the database too.
 
-use crate::sql::{Tx, append_audit, now_rfc3339};
+use crate::sql::{Tx, corrupt, now_rfc3339};
 use crate::{Result, SqlStore, StoreError, require};
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -17,7 +17,6 @@ use ketcare_session::alarms::Alarm;
 use ketcare_session::session::Note;
 use ketcare_session::{Command, Phase, Session, VitalReading, VitalSource, Vitals};
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
 /// A stored session.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -226,17 +225,15 @@ async fn check_order_for_session(
         return Ok(());
     };
     let bad = |m: String| StoreError::Invalid(FieldErrors::single("order_id", m));
-    let row = sqlx::query(
+    let row: Option<(i64, String)> = sqlx::query_as(
         "SELECT patient_id, state FROM clinical_records WHERE id = $1 AND kind = 'dose_order'",
     )
     .bind(order_id)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some(row) = row else {
+    let Some((owner, state)) = row else {
         return Err(bad(format!("no dose order {order_id}")));
     };
-    let owner: i64 = row.try_get("patient_id")?;
-    let state: String = row.try_get("state")?;
     if owner != patient.get() {
         return Err(bad(format!(
             "dose order {order_id} belongs to another patient"
@@ -261,8 +258,6 @@ async fn check_order_for_session(
     Ok(())
 }
 
-static VITAL_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 const ACTIVE: [Phase; 8] = [
     Phase::CheckedIn,
     Phase::PreAssessment,
@@ -284,57 +279,110 @@ fn active_list() -> String {
 
 const SESSION_COLUMNS: &str = "id, patient_id, revision, body, created_by, created_at, updated_at";
 
-fn session_from_row(row: &AnyRow) -> Result<SessionRecord> {
-    let body: String = row.try_get("body")?;
-    let session: Session = serde_json::from_str(&body)
-        .map_err(|e| StoreError::Corrupt(format!("session document: {e}")))?;
-    Ok(SessionRecord {
-        id: row.try_get("id")?,
-        patient_id: PatientId::new(row.try_get("patient_id")?),
-        revision: row.try_get("revision")?,
-        session,
-        created_by: row.try_get("created_by")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
+/// A `treatment_sessions` row as stored (`SESSION_COLUMNS`).
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: i64,
+    patient_id: i64,
+    revision: i64,
+    body: String,
+    created_by: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl TryFrom<SessionRow> for SessionRecord {
+    type Error = StoreError;
+    fn try_from(r: SessionRow) -> Result<Self> {
+        let session: Session = serde_json::from_str(&r.body)
+            .map_err(|e| StoreError::Corrupt(format!("session document: {e}")))?;
+        Ok(SessionRecord {
+            id: r.id,
+            patient_id: PatientId::new(r.patient_id),
+            revision: r.revision,
+            session,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
 }
 
 const VITAL_COLUMNS: &str = "id, session_id, at, received_at, source, recorded_by, message_key, control_id, systolic, diastolic, heart_rate, spo2, resp_rate, etco2, temperature_c";
 
-fn vital_from_row(row: &AnyRow) -> Result<StoredVital> {
-    let at: String = row.try_get("at")?;
-    let source: String = row.try_get("source")?;
-    let key: Option<String> = row.try_get("message_key")?;
-    let control_id: Option<String> = row.try_get("control_id")?;
-    Ok(StoredVital {
-        id: row.try_get("id")?,
-        session_id: row.try_get("session_id")?,
-        reading: VitalReading {
-            at: at
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("vital time `{at}`")))?,
-            vitals: Vitals {
-                systolic: row.try_get("systolic")?,
-                diastolic: row.try_get("diastolic")?,
-                heart_rate: row.try_get("heart_rate")?,
-                spo2: row.try_get("spo2")?,
-                resp_rate: row.try_get("resp_rate")?,
-                etco2: row.try_get("etco2")?,
-                temperature_c: row.try_get("temperature_c")?,
+/// A `session_vitals` row as stored (`VITAL_COLUMNS`).
+#[derive(sqlx::FromRow)]
+struct VitalRow {
+    id: i64,
+    session_id: i64,
+    at: String,
+    received_at: String,
+    source: String,
+    recorded_by: String,
+    message_key: Option<String>,
+    control_id: Option<String>,
+    systolic: Option<f64>,
+    diastolic: Option<f64>,
+    heart_rate: Option<f64>,
+    spo2: Option<f64>,
+    resp_rate: Option<f64>,
+    etco2: Option<f64>,
+    temperature_c: Option<f64>,
+}
+
+impl TryFrom<VitalRow> for StoredVital {
+    type Error = StoreError;
+    fn try_from(r: VitalRow) -> Result<Self> {
+        Ok(StoredVital {
+            id: r.id,
+            session_id: r.session_id,
+            reading: VitalReading {
+                at: r.at.parse().map_err(|_| corrupt("vital time", &r.at))?,
+                vitals: Vitals {
+                    systolic: r.systolic,
+                    diastolic: r.diastolic,
+                    heart_rate: r.heart_rate,
+                    spo2: r.spo2,
+                    resp_rate: r.resp_rate,
+                    etco2: r.etco2,
+                    temperature_c: r.temperature_c,
+                },
+                source: VitalSource::parse(&r.source)
+                    .ok_or_else(|| corrupt("vital source", &r.source))?,
+                by: r.recorded_by,
+                // Rows before migration 0009 hold only the joined key.
+                control_id: r.control_id.or_else(|| {
+                    r.message_key
+                        .map(|k| k.rsplit('|').next().unwrap_or_default().to_owned())
+                }),
             },
-            source: VitalSource::parse(&source)
-                .ok_or_else(|| StoreError::Corrupt(format!("vital source `{source}`")))?,
-            by: row.try_get("recorded_by")?,
-            // Rows before migration 0009 hold only the joined key.
-            control_id: control_id
-                .or_else(|| key.map(|k| k.rsplit('|').next().unwrap_or_default().to_owned())),
-        },
-        received_at: row.try_get("received_at")?,
-    })
+            received_at: r.received_at,
+        })
+    }
+}
+
+/// A `session_addenda` row as stored.
+#[derive(sqlx::FromRow)]
+struct AddendumRow {
+    at: String,
+    written_by: String,
+    text: String,
+}
+
+impl TryFrom<AddendumRow> for Note {
+    type Error = StoreError;
+    fn try_from(a: AddendumRow) -> Result<Self> {
+        Ok(Note {
+            at: a.at.parse().map_err(|_| corrupt("addendum time", &a.at))?,
+            by: a.written_by,
+            text: a.text,
+            severity: None,
+        })
+    }
 }
 
 async fn load_session(tx: &mut Tx, id: i64) -> Result<SessionRecord> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let mut rec: SessionRecord = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE id = $1"
     )))
     .bind(id)
@@ -342,37 +390,29 @@ async fn load_session(tx: &mut Tx, id: i64) -> Result<SessionRecord> {
     .await?
     .ok_or_else(|| StoreError::NotFound {
         what: format!("session {id}"),
-    })?;
-    let mut rec = session_from_row(&row)?;
-    let addenda = sqlx::query(
+    })?
+    .try_into()?;
+    let addenda = sqlx::query_as::<_, AddendumRow>(
         "SELECT at, written_by, text FROM session_addenda WHERE session_id = $1 ORDER BY id",
     )
     .bind(id)
     .fetch_all(&mut **tx)
     .await?;
     for a in addenda {
-        let at: String = a.try_get("at")?;
-        rec.session.addenda.push(Note {
-            at: at
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("addendum time `{at}`")))?,
-            by: a.try_get("written_by")?,
-            text: a.try_get("text")?,
-            severity: None,
-        });
+        rec.session.addenda.push(a.try_into()?);
     }
     Ok(rec)
 }
 
 async fn load_vitals(tx: &mut Tx, id: i64) -> Result<Vec<StoredVital>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as::<_, VitalRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {VITAL_COLUMNS} FROM session_vitals WHERE session_id = $1 ORDER BY at_epoch, id"
     )))
     .bind(id)
     .fetch_all(&mut **tx)
     .await?
-    .iter()
-    .map(vital_from_row)
+    .into_iter()
+    .map(StoredVital::try_from)
     .collect()
 }
 
@@ -419,7 +459,7 @@ impl SessionStore for SqlStore {
                 "chair", "required",
             )));
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         crate::sql::load_patient(&mut tx, patient).await?;
         check_order_for_session(&mut tx, patient, session).await?;
         let now = now_rfc3339();
@@ -433,21 +473,17 @@ impl SessionStore for SqlStore {
         .bind(body_of(session)?)
         .bind(&actor.username)
         .bind(&now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let id: i64 = row.try_get("id")?;
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "session.create",
-                Some(patient.get()),
-                format!(
-                    "session {id}: {} on {}",
-                    session.plan.protocol_id, session.chair
-                ),
+        tx.audit(&AuditEvent::new(
+            "session.create",
+            Some(patient.get()),
+            format!(
+                "session {id}: {} on {}",
+                session.plan.protocol_id, session.chair
             ),
-        )
+        ))
         .await?;
         let rec = load_session(&mut tx, id).await?;
         tx.commit().await?;
@@ -455,18 +491,13 @@ impl SessionStore for SqlStore {
     }
 
     async fn session_record(&self, actor: &Actor, id: i64) -> Result<SessionRecord> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let rec = load_session(&mut tx, id).await?;
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "session.read",
-                Some(rec.patient_id.get()),
-                format!("session {id}"),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            "session.read",
+            Some(rec.patient_id.get()),
+            format!("session {id}"),
+        ))
         .await?;
         tx.commit().await?;
         Ok(rec)
@@ -479,15 +510,12 @@ impl SessionStore for SqlStore {
         command: &Command,
         now: Timestamp,
     ) -> Result<SessionRecord> {
-        require(
-            actor,
-            if command.needs_sign_permission() {
-                Permission::SignSession
-            } else {
-                Permission::RunSession
-            },
-        )?;
-        let mut tx = self.begin_write().await?;
+        let permission = if command.needs_sign_permission() {
+            Permission::SignSession
+        } else {
+            Permission::RunSession
+        };
+        let mut tx = self.write(actor, permission).await?;
         let mut rec = load_session(&mut tx, id).await?;
         let before = rec.session.phase;
         let addenda_before = rec.session.addenda.len();
@@ -508,7 +536,7 @@ impl SessionStore for SqlStore {
                 .bind(a.at.to_string())
                 .bind(&a.by)
                 .bind(&a.text)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
         } else {
@@ -532,12 +560,8 @@ impl SessionStore for SqlStore {
             Command::ResolveAlarm { .. } => "session.alarm.resolve",
             _ => "session.update",
         };
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(action, Some(rec.patient_id.get()), detail),
-        )
-        .await?;
+        tx.audit(&AuditEvent::new(action, Some(rec.patient_id.get()), detail))
+            .await?;
         let rec = load_session(&mut tx, id).await?;
         tx.commit().await?;
         Ok(rec)
@@ -561,12 +585,12 @@ impl SessionStore for SqlStore {
         // Vitals arrive from many monitors at once: queue them here rather than in SQLite's busy
         // handler, whose sleeps would show as latency spikes (PostgreSQL queues on the row lock).
         let _queue = match self.backend {
-            crate::Backend::Sqlite => Some(VITAL_WRITES.lock().await),
+            crate::Backend::Sqlite => Some(self.vital_writes.lock().await),
             crate::Backend::Postgres => None,
         };
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.unit(actor).await?;
         if let Some(key) = message_key {
-            let dup = sqlx::query(
+            let dup: Option<(i64, i64)> = sqlx::query_as(
                 "SELECT id, session_id FROM session_vitals
                  WHERE (sending_application = $1 AND sending_facility = $2 AND control_id = $3)
                     OR (control_id IS NULL AND message_key = $4)",
@@ -575,12 +599,14 @@ impl SessionStore for SqlStore {
             .bind(&key.sending_facility)
             .bind(&key.control_id)
             .bind(key.legacy())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
-            if let Some(row) = dup {
+            if let Some((vital_id, session_id)) = dup {
+                // A message already stored: nothing written, nothing to record; the unit is
+                // dropped.
                 return Ok(VitalOutcome::Duplicate {
-                    vital_id: row.try_get("id")?,
-                    session_id: row.try_get("session_id")?,
+                    vital_id,
+                    session_id,
                 });
             }
         }
@@ -613,7 +639,7 @@ impl SessionStore for SqlStore {
         .bind(v.resp_rate)
         .bind(v.etco2)
         .bind(v.temperature_c)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let vital_id: i64 = row.try_get("id")?;
         let alarms = rec.session.on_vital(reading);
@@ -628,11 +654,11 @@ impl SessionStore for SqlStore {
         if !alarms.is_empty() {
             detail.push_str(&format!("; raised {}", alarm_summary(&alarms)));
         }
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new("session.vitals", Some(rec.patient_id.get()), detail),
-        )
+        tx.audit(&AuditEvent::new(
+            "session.vitals",
+            Some(rec.patient_id.get()),
+            detail,
+        ))
         .await?;
         tx.commit().await?;
         Ok(VitalOutcome::Stored {
@@ -648,44 +674,41 @@ impl SessionStore for SqlStore {
     }
 
     async fn session_vitals(&self, actor: &Actor, id: i64) -> Result<Vec<StoredVital>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let rec = load_session(&mut tx, id).await?;
         let vitals = load_vitals(&mut tx, id).await?;
-        append_audit(
-            &mut tx,
-            actor,
-            &AuditEvent::new(
-                "session.vitals.read",
-                Some(rec.patient_id.get()),
-                format!("session {id}: {} readings", vitals.len()),
-            ),
-        )
+        tx.audit(&AuditEvent::new(
+            "session.vitals.read",
+            Some(rec.patient_id.get()),
+            format!("session {id}: {} readings", vitals.len()),
+        ))
         .await?;
         tx.commit().await?;
         Ok(vitals)
     }
 
     async fn active_sessions(&self, actor: &Actor) -> Result<Vec<SessionRecord>> {
-        require(actor, Permission::PatientRead)?;
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        let rows = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE phase IN ({}) ORDER BY chair, id",
             active_list()
         )))
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
-        let recs: Vec<SessionRecord> = rows.iter().map(session_from_row).collect::<Result<_>>()?;
+        let recs: Vec<SessionRecord> = rows
+            .into_iter()
+            .map(SessionRecord::try_from)
+            .collect::<Result<_>>()?;
+        if recs.is_empty() {
+            // No session, no patient shown: nothing to record, the unit is dropped.
+            return Ok(recs);
+        }
         for r in &recs {
-            append_audit(
-                &mut tx,
-                actor,
-                &AuditEvent::new(
-                    "session.read",
-                    Some(r.patient_id.get()),
-                    format!("session {} on the suite dashboard", r.id),
-                ),
-            )
+            tx.audit(&AuditEvent::new(
+                "session.read",
+                Some(r.patient_id.get()),
+                format!("session {} on the suite dashboard", r.id),
+            ))
             .await?;
         }
         tx.commit().await?;
@@ -698,14 +721,14 @@ impl SessionStore for SqlStore {
         patient: PatientId,
     ) -> Result<Vec<SessionRecord>> {
         require(actor, Permission::PatientRead)?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE patient_id = $1 ORDER BY id DESC"
         )))
         .bind(patient.get())
         .fetch_all(&self.pool)
         .await?
-        .iter()
-        .map(session_from_row)
+        .into_iter()
+        .map(SessionRecord::try_from)
         .collect()
     }
 
@@ -744,14 +767,15 @@ impl SessionStore for SqlStore {
         }
         let mut patients: Vec<(PatientId, String)> = Vec::new();
         for id in &ids {
-            if let Some(r) = sqlx::query("SELECT id, mrn FROM patients WHERE mrn = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?
+            if let Some((pid, mrn)) =
+                sqlx::query_as::<_, (i64, String)>("SELECT id, mrn FROM patients WHERE mrn = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
             {
-                let pid = PatientId::new(r.try_get("id")?);
+                let pid = PatientId::new(pid);
                 if !patients.iter().any(|(p, _)| *p == pid) {
-                    patients.push((pid, r.try_get("mrn")?));
+                    patients.push((pid, mrn));
                 }
             }
         }
@@ -764,7 +788,7 @@ impl SessionStore for SqlStore {
                 });
             }
         };
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let Some((session_id, patient_chair)) = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(format!(
             "SELECT id, chair FROM treatment_sessions WHERE patient_id = $1 AND phase IN ({}) ORDER BY id DESC",
             active_list()
         )))
@@ -774,8 +798,6 @@ impl SessionStore for SqlStore {
         else {
             return Ok(MonitorMatch::NoActiveSession { mrn });
         };
-        let session_id: i64 = row.try_get("id")?;
-        let patient_chair: String = row.try_get("chair")?;
         if !locs.iter().any(|l| l.eq_ignore_ascii_case(&patient_chair)) {
             // PV1-3 names another chair: refused when another patient is seated there.
             for loc in locs.iter().rev() {
@@ -801,22 +823,22 @@ impl SessionStore for SqlStore {
         require(actor, Permission::RunSession)?;
         // Evaluate outside the write lock (vitals keep flowing); only sessions with something to
         // raise are re-read and written, in a write transaction each.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE phase IN ('running', 'paused', 'observation', 'escalated') AND signed = 0"
         )))
         .fetch_all(&self.pool)
         .await?;
         let mut due = Vec::new();
-        for row in &rows {
-            let mut rec = session_from_row(row)?;
-            let readings: Vec<VitalReading> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        for row in rows {
+            let mut rec = SessionRecord::try_from(row)?;
+            let readings: Vec<VitalReading> = sqlx::query_as::<_, VitalRow>(sqlx::AssertSqlSafe(format!(
                 "SELECT {VITAL_COLUMNS} FROM session_vitals WHERE session_id = $1 ORDER BY at_epoch, id"
             )))
             .bind(rec.id)
             .fetch_all(&self.pool)
             .await?
-            .iter()
-            .map(|r| vital_from_row(r).map(|v| v.reading))
+            .into_iter()
+            .map(|r| StoredVital::try_from(r).map(|v| v.reading))
             .collect::<Result<_>>()?;
             if !rec.session.on_tick(&readings, now).is_empty() {
                 due.push(rec.id);
@@ -824,7 +846,7 @@ impl SessionStore for SqlStore {
         }
         let mut out = Vec::new();
         for id in due {
-            let mut tx = self.begin_write().await?;
+            let mut tx = self.unit(actor).await?;
             let mut rec = load_session(&mut tx, id).await?;
             let readings: Vec<VitalReading> = load_vitals(&mut tx, id)
                 .await?
@@ -833,18 +855,15 @@ impl SessionStore for SqlStore {
                 .collect();
             let new = rec.session.on_tick(&readings, now);
             if new.is_empty() {
+                // Raised meanwhile (or nothing due any more): nothing written, unit dropped.
                 continue;
             }
             write_session(&mut tx, id, &rec.session).await?;
-            append_audit(
-                &mut tx,
-                actor,
-                &AuditEvent::new(
-                    "session.alarm.raise",
-                    Some(rec.patient_id.get()),
-                    format!("session {id}: raised {}", alarm_summary(&new)),
-                ),
-            )
+            tx.audit(&AuditEvent::new(
+                "session.alarm.raise",
+                Some(rec.patient_id.get()),
+                format!("session {id}: raised {}", alarm_summary(&new)),
+            ))
             .await?;
             tx.commit().await?;
             out.push((id, new));
@@ -856,20 +875,13 @@ impl SessionStore for SqlStore {
 impl SqlStore {
     /// The active session seated at a chair named `location` (any case): id, patient, chair.
     async fn seated_at(&self, location: &str) -> Result<Option<(i64, PatientId, String)>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let row: Option<(i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT id, patient_id, chair FROM treatment_sessions WHERE LOWER(chair) = LOWER($1) AND phase IN ({}) ORDER BY id DESC",
             active_list()
         )))
         .bind(location)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| -> Result<(i64, PatientId, String)> {
-            Ok((
-                r.try_get("id")?,
-                PatientId::new(r.try_get("patient_id")?),
-                r.try_get("chair")?,
-            ))
-        })
-        .transpose()
+        Ok(row.map(|(id, patient, chair)| (id, PatientId::new(patient), chair)))
     }
 }

@@ -15,7 +15,7 @@ use ketcare_core::patient::{
 };
 use ketcare_core::units::{HeightCm, WeightKg};
 use ketcare_core::{Actor, ApiTokenId, GuardianId, PatientId, Permission, Role, UserId};
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -24,6 +24,9 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
+    /// Queues this store's vital-sign writes on SQLite (see `record_vital`): one queue per
+    /// store, so two stores in one process (tests, tools) do not wait on each other.
+    pub(crate) vital_writes: tokio::sync::Mutex<()>,
 }
 
 pub(crate) type Tx = Transaction<'static, Any>;
@@ -58,12 +61,16 @@ impl SqlStore {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            vital_writes: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// Starts a write transaction. Its first statement locks the audit head row, so writers are
     /// serialised on both backends (SQLite takes its write lock here, PostgreSQL a row lock).
-    pub(crate) async fn begin_write(&self) -> Result<Tx> {
+    async fn begin_write(&self) -> Result<Tx> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
             .execute(&mut *tx)
@@ -95,7 +102,12 @@ impl std::ops::DerefMut for Unit<'_> {
     }
 }
 
-impl Unit<'_> {
+impl<'a> Unit<'a> {
+    /// The actor whose unit this is (and whose audit records it appends).
+    pub(crate) fn actor(&self) -> &'a Actor {
+        self.actor
+    }
+
     /// The connection of the transaction, for queries.
     pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.tx
@@ -151,13 +163,13 @@ impl SqlStore {
     }
 }
 
-/// Appends one audit record inside `tx` (which must have come from `begin_write`).
-pub(crate) async fn append_audit(tx: &mut Tx, actor: &Actor, event: &AuditEvent) -> Result<()> {
-    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_one(&mut **tx)
-        .await?;
-    let prev_seq: i64 = head.try_get("seq")?;
-    let prev_hash: String = head.try_get("hash")?;
+/// Appends one audit record inside `tx` (which must have come from `begin_write`); only a
+/// [`Unit`] calls it, so a record is never appended outside one.
+async fn append_audit(tx: &mut Tx, actor: &Actor, event: &AuditEvent) -> Result<()> {
+    let (prev_seq, prev_hash): (i64, String) =
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut **tx)
+            .await?;
     let seq = prev_seq + 1;
     let at = now_rfc3339();
     let role = actor.role.map(Role::as_str).unwrap_or("");
@@ -203,17 +215,31 @@ pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} `{value}`"))
 }
 
-fn user_from_row(row: &AnyRow) -> Result<User> {
-    let role: String = row.try_get("role")?;
-    Ok(User {
-        id: UserId::new(row.try_get("id")?),
-        username: row.try_get("username")?,
-        display_name: row.try_get("display_name")?,
-        role: Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
-        password_hash: row.try_get("password_hash")?,
-        failed_logins: row.try_get("failed_logins")?,
-        locked_until: row.try_get("locked_until")?,
-    })
+/// A `users` row as stored.
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: i64,
+    username: String,
+    display_name: String,
+    role: String,
+    password_hash: String,
+    failed_logins: i64,
+    locked_until: Option<i64>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(r: UserRow) -> Result<Self> {
+        Ok(User {
+            id: UserId::new(r.id),
+            username: r.username,
+            display_name: r.display_name,
+            role: Role::parse(&r.role).ok_or_else(|| corrupt("role", &r.role))?,
+            password_hash: r.password_hash,
+            failed_logins: r.failed_logins,
+            locked_until: r.locked_until,
+        })
+    }
 }
 
 macro_rules! user_columns {
@@ -228,64 +254,142 @@ macro_rules! patient_columns {
     };
 }
 
-fn date(row: &AnyRow, col: &str) -> Result<jiff::civil::Date> {
-    let s: String = row.try_get(col)?;
-    s.parse().map_err(|_| corrupt(col, &s))
+fn parse_date(col: &str, s: &str) -> Result<jiff::civil::Date> {
+    s.parse().map_err(|_| corrupt(col, s))
 }
 
-fn opt_date(row: &AnyRow, col: &str) -> Result<Option<jiff::civil::Date>> {
-    let s: Option<String> = row.try_get(col)?;
-    s.map(|s| s.parse().map_err(|_| corrupt(col, &s)))
-        .transpose()
+fn parse_list(col: &str, s: &str) -> Result<Vec<String>> {
+    serde_json::from_str(s).map_err(|_| corrupt(col, s))
 }
 
-fn list(row: &AnyRow, col: &str) -> Result<Vec<String>> {
-    let s: String = row.try_get(col)?;
-    serde_json::from_str(&s).map_err(|_| corrupt(col, &s))
+fn parse_sex(s: &str) -> Result<Sex> {
+    Sex::parse(s).ok_or_else(|| corrupt("sex", s))
 }
 
-fn sex(row: &AnyRow) -> Result<Sex> {
-    let s: String = row.try_get("sex")?;
-    Sex::parse(&s).ok_or_else(|| corrupt("sex", &s))
-}
-
-fn record_from_row(row: &AnyRow) -> Result<NewPatient> {
-    let weight = match (
-        row.try_get::<Option<f64>, _>("weight_kg")?,
-        opt_date(row, "weight_measured_on")?,
-    ) {
+/// A value with the day it was measured, when both are stored.
+fn measured<T, E>(
+    col: &str,
+    value: Option<f64>,
+    on_col: &str,
+    on: Option<String>,
+    make: impl Fn(f64) -> std::result::Result<T, E>,
+) -> Result<Option<Measured<T>>> {
+    let on = on.map(|d| parse_date(on_col, &d)).transpose()?;
+    Ok(match (value, on) {
         (Some(v), Some(on)) => Some(Measured {
-            value: WeightKg::new(v).map_err(|_| corrupt("weight_kg", &v.to_string()))?,
+            value: make(v).map_err(|_| corrupt(col, &v.to_string()))?,
             measured_on: on,
         }),
         _ => None,
-    };
-    let height = match (
-        row.try_get::<Option<f64>, _>("height_cm")?,
-        opt_date(row, "height_measured_on")?,
-    ) {
-        (Some(v), Some(on)) => Some(Measured {
-            value: HeightCm::new(v).map_err(|_| corrupt("height_cm", &v.to_string()))?,
-            measured_on: on,
-        }),
-        _ => None,
-    };
-    Ok(NewPatient {
-        mrn: row.try_get("mrn")?,
-        given_name: row.try_get("given_name")?,
-        family_name: row.try_get("family_name")?,
-        date_of_birth: date(row, "date_of_birth")?,
-        sex: sex(row)?,
-        weight,
-        height,
-        indications: list(row, "indications")?,
-        psychiatric_history: row.try_get("psychiatric_history")?,
-        substance_use_history: row.try_get("substance_use_history")?,
-        medications: list(row, "medications")?,
-        allergies: list(row, "allergies")?,
-        phone: row.try_get("phone")?,
-        email: row.try_get("email")?,
     })
+}
+
+/// A `patients` row as stored (`patient_columns!`).
+#[derive(sqlx::FromRow)]
+struct PatientRow {
+    mrn: String,
+    given_name: String,
+    family_name: String,
+    date_of_birth: String,
+    sex: String,
+    weight_kg: Option<f64>,
+    weight_measured_on: Option<String>,
+    height_cm: Option<f64>,
+    height_measured_on: Option<String>,
+    indications: String,
+    psychiatric_history: String,
+    substance_use_history: String,
+    medications: String,
+    allergies: String,
+    phone: String,
+    email: String,
+    updated_at: String,
+}
+
+impl PatientRow {
+    /// The patient's record and when it was last changed.
+    fn into_record(self) -> Result<(NewPatient, String)> {
+        let record = NewPatient {
+            weight: measured(
+                "weight_kg",
+                self.weight_kg,
+                "weight_measured_on",
+                self.weight_measured_on,
+                WeightKg::new,
+            )?,
+            height: measured(
+                "height_cm",
+                self.height_cm,
+                "height_measured_on",
+                self.height_measured_on,
+                HeightCm::new,
+            )?,
+            date_of_birth: parse_date("date_of_birth", &self.date_of_birth)?,
+            sex: parse_sex(&self.sex)?,
+            indications: parse_list("indications", &self.indications)?,
+            medications: parse_list("medications", &self.medications)?,
+            allergies: parse_list("allergies", &self.allergies)?,
+            mrn: self.mrn,
+            given_name: self.given_name,
+            family_name: self.family_name,
+            psychiatric_history: self.psychiatric_history,
+            substance_use_history: self.substance_use_history,
+            phone: self.phone,
+            email: self.email,
+        };
+        Ok((record, self.updated_at))
+    }
+}
+
+/// A `guardians` row as stored.
+#[derive(sqlx::FromRow)]
+struct GuardianRow {
+    id: i64,
+    name: String,
+    relationship: String,
+    phone: String,
+    email: String,
+}
+
+impl TryFrom<GuardianRow> for Guardian {
+    type Error = StoreError;
+    fn try_from(g: GuardianRow) -> Result<Self> {
+        Ok(Guardian {
+            id: GuardianId::new(g.id),
+            record: NewGuardian {
+                name: g.name,
+                relationship: Relationship::parse(&g.relationship)
+                    .ok_or_else(|| corrupt("relationship", &g.relationship))?,
+                phone: g.phone,
+                email: g.email,
+            },
+        })
+    }
+}
+
+/// A patient as a search result lists them.
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    id: i64,
+    mrn: String,
+    given_name: String,
+    family_name: String,
+    date_of_birth: String,
+    sex: String,
+}
+
+impl TryFrom<SummaryRow> for PatientSummary {
+    type Error = StoreError;
+    fn try_from(r: SummaryRow) -> Result<Self> {
+        Ok(PatientSummary {
+            id: PatientId::new(r.id),
+            date_of_birth: parse_date("date_of_birth", &r.date_of_birth)?,
+            sex: parse_sex(&r.sex)?,
+            mrn: r.mrn,
+            given_name: r.given_name,
+            family_name: r.family_name,
+        })
+    }
 }
 
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
@@ -321,7 +425,7 @@ fn json_list(v: &[String]) -> String {
 }
 
 pub(crate) async fn load_patient(tx: &mut Tx, id: PatientId) -> Result<Patient> {
-    let row = sqlx::query(concat!(
+    let (record, updated_at) = sqlx::query_as::<_, PatientRow>(concat!(
         "SELECT ",
         patient_columns!(),
         " FROM patients WHERE id = $1"
@@ -331,32 +435,22 @@ pub(crate) async fn load_patient(tx: &mut Tx, id: PatientId) -> Result<Patient> 
     .await?
     .ok_or_else(|| StoreError::NotFound {
         what: format!("patient {id}"),
-    })?;
-    let guardians = sqlx::query(
+    })?
+    .into_record()?;
+    let guardians = sqlx::query_as::<_, GuardianRow>(
         "SELECT id, name, relationship, phone, email FROM guardians WHERE patient_id = $1 ORDER BY id",
     )
     .bind(id.get())
     .fetch_all(&mut **tx)
     .await?
-    .iter()
-    .map(|g| {
-        let rel: String = g.try_get("relationship")?;
-        Ok(Guardian {
-            id: GuardianId::new(g.try_get("id")?),
-            record: NewGuardian {
-                name: g.try_get("name")?,
-                relationship: Relationship::parse(&rel).ok_or_else(|| corrupt("relationship", &rel))?,
-                phone: g.try_get("phone")?,
-                email: g.try_get("email")?,
-            },
-        })
-    })
+    .into_iter()
+    .map(Guardian::try_from)
     .collect::<Result<Vec<_>>>()?;
     Ok(Patient {
         id,
-        record: record_from_row(&row)?,
+        record,
         guardians,
-        updated_at: row.try_get("updated_at")?,
+        updated_at,
     })
 }
 
@@ -413,27 +507,43 @@ macro_rules! record_columns {
     };
 }
 
-fn clinical_from_row(r: &AnyRow) -> Result<ClinicalRecord> {
-    let kind: String = r.try_get("kind")?;
-    Ok(ClinicalRecord {
-        id: r.try_get("id")?,
-        patient_id: PatientId::new(r.try_get("patient_id")?),
-        kind: match kind.as_str() {
-            "screening" => RecordKind::Screening,
-            "dose_order" => RecordKind::DoseOrder,
-            other => return Err(corrupt("kind", other)),
-        },
-        state: r.try_get("state")?,
-        body: r.try_get("body")?,
-        revision: r.try_get("revision")?,
-        created_by: r.try_get("created_by")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
+/// A `clinical_records` row as stored (`record_columns!`).
+#[derive(sqlx::FromRow)]
+struct ClinicalRow {
+    id: i64,
+    patient_id: i64,
+    kind: String,
+    state: String,
+    body: String,
+    revision: i64,
+    created_by: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl TryFrom<ClinicalRow> for ClinicalRecord {
+    type Error = StoreError;
+    fn try_from(r: ClinicalRow) -> Result<Self> {
+        Ok(ClinicalRecord {
+            id: r.id,
+            patient_id: PatientId::new(r.patient_id),
+            kind: match r.kind.as_str() {
+                "screening" => RecordKind::Screening,
+                "dose_order" => RecordKind::DoseOrder,
+                other => return Err(corrupt("kind", other)),
+            },
+            state: r.state,
+            body: r.body,
+            revision: r.revision,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
 }
 
 async fn load_record(tx: &mut Tx, kind: RecordKind, id: i64) -> Result<ClinicalRecord> {
-    sqlx::query(concat!(
+    sqlx::query_as::<_, ClinicalRow>(concat!(
         "SELECT ",
         record_columns!(),
         " FROM clinical_records WHERE id = $1 AND kind = $2"
@@ -442,25 +552,41 @@ async fn load_record(tx: &mut Tx, kind: RecordKind, id: i64) -> Result<ClinicalR
     .bind(kind.as_str())
     .fetch_optional(&mut **tx)
     .await?
-    .as_ref()
-    .map(clinical_from_row)
+    .map(ClinicalRecord::try_from)
     .transpose()?
     .ok_or_else(|| StoreError::NotFound {
         what: format!("{} {id}", kind.as_str().replace('_', " ")),
     })
 }
 
-fn proposal_from_row(r: &AnyRow) -> Result<SettingsProposal> {
-    Ok(SettingsProposal {
-        id: r.try_get("id")?,
-        body: r.try_get("body")?,
-        reason: r.try_get("reason")?,
-        state: r.try_get("state")?,
-        proposed_by: r.try_get("proposed_by")?,
-        decided_by: r.try_get("decided_by")?,
-        created_at: r.try_get("created_at")?,
-    })
+/// A `settings_proposals` row as stored.
+#[derive(sqlx::FromRow)]
+struct ProposalRow {
+    id: i64,
+    body: String,
+    reason: String,
+    state: String,
+    proposed_by: String,
+    decided_by: Option<String>,
+    created_at: String,
 }
+
+impl From<ProposalRow> for SettingsProposal {
+    fn from(r: ProposalRow) -> Self {
+        SettingsProposal {
+            id: r.id,
+            body: r.body,
+            reason: r.reason,
+            state: r.state,
+            proposed_by: r.proposed_by,
+            decided_by: r.decided_by,
+            created_at: r.created_at,
+        }
+    }
+}
+
+const PROPOSAL_SELECT: &str =
+    "SELECT id, body, reason, state, proposed_by, decided_by, created_at FROM settings_proposals";
 
 async fn insert_settings_version(
     tx: &mut Unit<'_>,
@@ -549,7 +675,7 @@ impl Store for SqlStore {
                 "this username is taken",
             )));
         }
-        let row = sqlx::query(concat!(
+        let row = sqlx::query_as::<_, UserRow>(concat!(
             "INSERT INTO users (username, display_name, role, password_hash, failed_logins, created_at)
              VALUES ($1, $2, $3, $4, 0, $5) RETURNING ",
             user_columns!()
@@ -561,7 +687,7 @@ impl Store for SqlStore {
         .bind(now_rfc3339())
         .fetch_one(&mut **tx)
         .await?;
-        let created = user_from_row(&row)?;
+        let created = User::try_from(row)?;
         tx.audit(&AuditEvent::new(
             "user.create",
             None,
@@ -573,7 +699,7 @@ impl Store for SqlStore {
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
-        sqlx::query(concat!(
+        sqlx::query_as::<_, UserRow>(concat!(
             "SELECT ",
             user_columns!(),
             " FROM users WHERE username = $1"
@@ -581,13 +707,12 @@ impl Store for SqlStore {
         .bind(username)
         .fetch_optional(&self.pool)
         .await?
-        .as_ref()
-        .map(user_from_row)
+        .map(User::try_from)
         .transpose()
     }
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
-        sqlx::query(concat!(
+        sqlx::query_as::<_, UserRow>(concat!(
             "SELECT ",
             user_columns!(),
             " FROM users WHERE id = $1"
@@ -595,22 +720,21 @@ impl Store for SqlStore {
         .bind(id.get())
         .fetch_optional(&self.pool)
         .await?
-        .as_ref()
-        .map(user_from_row)
+        .map(User::try_from)
         .transpose()
     }
 
     async fn list_users(&self, actor: &Actor) -> Result<Vec<User>> {
         require(actor, Permission::UserAdmin)?;
-        sqlx::query(concat!(
+        sqlx::query_as::<_, UserRow>(concat!(
             "SELECT ",
             user_columns!(),
             " FROM users ORDER BY username"
         ))
         .fetch_all(&self.pool)
         .await?
-        .iter()
-        .map(user_from_row)
+        .into_iter()
+        .map(User::try_from)
         .collect()
     }
 
@@ -659,6 +783,8 @@ impl Store for SqlStore {
         now: i64,
         expires_at: i64,
     ) -> Result<()> {
+        // Not a unit of work: sign-in cookie bookkeeping, audited by the sign-in itself
+        // (`login_succeeded`, `login.ok`); the sign-out that ends a session is audited.
         sqlx::query(
             "INSERT INTO web_sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -678,7 +804,7 @@ impl Store for SqlStore {
     }
 
     async fn session(&self, token_hash: &str, now: i64) -> Result<Option<WebSession>> {
-        let Some(row) = sqlx::query(
+        let Some((user_id, csrf_token, expires_at)) = sqlx::query_as::<_, (i64, String, i64)>(
             "SELECT user_id, csrf_token, expires_at FROM web_sessions WHERE token_hash = $1 AND expires_at > $2",
         )
         .bind(token_hash)
@@ -688,17 +814,12 @@ impl Store for SqlStore {
         else {
             return Ok(None);
         };
-        let user = self
-            .user_by_id(UserId::new(row.try_get("user_id")?))
-            .await?;
-        Ok(match user {
-            Some(user) => Some(WebSession {
-                user,
-                csrf_token: row.try_get("csrf_token")?,
-                expires_at: row.try_get("expires_at")?,
-            }),
-            None => None,
-        })
+        let user = self.user_by_id(UserId::new(user_id)).await?;
+        Ok(user.map(|user| WebSession {
+            user,
+            csrf_token,
+            expires_at,
+        }))
     }
 
     async fn end_session(&self, token_hash: &str, actor: &Actor) -> Result<()> {
@@ -769,21 +890,13 @@ impl Store for SqlStore {
     }
 
     async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiToken>> {
-        sqlx::query("SELECT id, user_id, label, created_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY id")
+        Ok(sqlx::query_as::<_, TokenRow>("SELECT id, user_id, label, created_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY id")
             .bind(user.get())
             .fetch_all(&self.pool)
             .await?
-            .iter()
-            .map(|r| {
-                Ok(ApiToken {
-                    id: ApiTokenId::new(r.try_get("id")?),
-                    user_id: UserId::new(r.try_get("user_id")?),
-                    label: r.try_get("label")?,
-                    created_at: r.try_get("created_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
-                })
-            })
-            .collect()
+            .into_iter()
+            .map(ApiToken::from)
+            .collect())
     }
 
     async fn revoke_api_token(&self, actor: &Actor, id: ApiTokenId) -> Result<()> {
@@ -890,7 +1003,7 @@ impl Store for SqlStore {
         let q = query.trim().to_lowercase();
         let like = format!("%{}%", q.replace(['\\', '%', '_'], ""));
         let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
-        let rows = sqlx::query(
+        let found = sqlx::query_as::<_, SummaryRow>(
             "SELECT id, mrn, given_name, family_name, date_of_birth, sex FROM patients
              WHERE $1 = '' OR lower(family_name) LIKE $2 OR lower(given_name) LIKE $2
                 OR lower(given_name || ' ' || family_name) LIKE $2 OR lower(mrn) = $1 OR date_of_birth = $1
@@ -900,20 +1013,10 @@ impl Store for SqlStore {
         .bind(&like)
         .bind(limit)
         .fetch_all(&mut **tx)
-        .await?;
-        let found = rows
-            .iter()
-            .map(|r| {
-                Ok(PatientSummary {
-                    id: PatientId::new(r.try_get("id")?),
-                    mrn: r.try_get("mrn")?,
-                    given_name: r.try_get("given_name")?,
-                    family_name: r.try_get("family_name")?,
-                    date_of_birth: date(r, "date_of_birth")?,
-                    sex: sex(r)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        .await?
+        .into_iter()
+        .map(PatientSummary::try_from)
+        .collect::<Result<Vec<_>>>()?;
         tx.audit(&AuditEvent::new(
             "patient.search",
             None,
@@ -1002,7 +1105,7 @@ impl Store for SqlStore {
 
     async fn audit_records(&self, actor: &Actor, f: &AuditFilter) -> Result<Vec<AuditRecord>> {
         require(actor, Permission::AuditRead)?;
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, AuditRow>(
             "SELECT seq, at, user_id, username, role, address, action, patient_id, detail, prev_hash, hash
              FROM audit_log
              WHERE ($1 = '' OR username = $1) AND ($2 = '' OR action LIKE $3)
@@ -1018,26 +1121,23 @@ impl Store for SqlStore {
         .bind(if f.limit > 0 { f.limit } else { 100 })
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(audit_from_row).collect()
+        Ok(rows.into_iter().map(AuditRecord::from).collect())
     }
 
     async fn verify_audit(&self) -> Result<AuditVerification> {
-        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await?;
-        let head: Option<(i64, String)> = match head {
-            Some(r) => Some((r.try_get("seq")?, r.try_get("hash")?)),
-            None => None,
-        };
-        let records = sqlx::query(
+        let head: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        let records: Vec<AuditRecord> = sqlx::query_as::<_, AuditRow>(
             "SELECT seq, at, user_id, username, role, address, action, patient_id, detail, prev_hash, hash
              FROM audit_log ORDER BY seq",
         )
         .fetch_all(&self.pool)
         .await?
-        .iter()
-        .map(audit_from_row)
-        .collect::<Result<Vec<_>>>()?;
+        .into_iter()
+        .map(AuditRecord::from)
+        .collect();
         let head_ref = head.as_ref().map(|(s, h)| (*s, h.as_str()));
         // An empty chain has the genesis head (seq 0); treat that as "no head".
         let head_ref = head_ref.filter(|(s, _)| *s > 0);
@@ -1054,19 +1154,10 @@ impl Store for SqlStore {
     }
 
     async fn site_settings(&self) -> Result<Option<SiteSettingsVersion>> {
-        sqlx::query("SELECT version, body, set_by, set_at, reason FROM site_settings ORDER BY version DESC LIMIT 1")
+        Ok(sqlx::query_as::<_, SettingsRow>("SELECT version, body, set_by, set_at, reason FROM site_settings ORDER BY version DESC LIMIT 1")
             .fetch_optional(&self.pool)
             .await?
-            .map(|r| {
-                Ok(SiteSettingsVersion {
-                    version: r.try_get("version")?,
-                    body: r.try_get("body")?,
-                    set_by: r.try_get("set_by")?,
-                    set_at: r.try_get("set_at")?,
-                    reason: r.try_get("reason")?,
-                })
-            })
-            .transpose()
+            .map(SiteSettingsVersion::from))
     }
 
     async fn save_site_settings(
@@ -1118,33 +1209,41 @@ impl Store for SqlStore {
             format!("proposal {id}: {}", reason.trim()),
         ))
         .await?;
-        let p = sqlx::query("SELECT id, body, reason, state, proposed_by, decided_by, created_at FROM settings_proposals WHERE id = $1")
-            .bind(id)
-            .fetch_one(&mut **tx)
-            .await?;
-        let p = proposal_from_row(&p)?;
+        let p: SettingsProposal = sqlx::query_as::<_, ProposalRow>(sqlx::AssertSqlSafe(format!(
+            "{PROPOSAL_SELECT} WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?
+        .into();
         tx.commit().await?;
         Ok(p)
     }
 
     async fn settings_proposals(&self) -> Result<Vec<SettingsProposal>> {
-        sqlx::query("SELECT id, body, reason, state, proposed_by, decided_by, created_at FROM settings_proposals ORDER BY id DESC")
+        Ok(
+            sqlx::query_as::<_, ProposalRow>(sqlx::AssertSqlSafe(format!(
+                "{PROPOSAL_SELECT} ORDER BY id DESC"
+            )))
             .fetch_all(&self.pool)
             .await?
-            .iter()
-            .map(proposal_from_row)
-            .collect()
+            .into_iter()
+            .map(SettingsProposal::from)
+            .collect(),
+        )
     }
 
     async fn settings_proposal(&self, id: i64) -> Result<SettingsProposal> {
-        sqlx::query("SELECT id, body, reason, state, proposed_by, decided_by, created_at FROM settings_proposals WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(proposal_from_row)
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound { what: format!("settings proposal {id}") })
+        sqlx::query_as::<_, ProposalRow>(sqlx::AssertSqlSafe(format!(
+            "{PROPOSAL_SELECT} WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(SettingsProposal::from)
+        .ok_or_else(|| StoreError::NotFound {
+            what: format!("settings proposal {id}"),
+        })
     }
 
     async fn approve_settings_change(
@@ -1154,14 +1253,16 @@ impl Store for SqlStore {
         new_settings: &str,
     ) -> Result<SiteSettingsVersion> {
         let mut tx = self.write(actor, Permission::SiteSettingsWrite).await?;
-        let p = sqlx::query("SELECT id, body, reason, state, proposed_by, decided_by, created_at FROM settings_proposals WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .as_ref()
-            .map(proposal_from_row)
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound { what: format!("settings proposal {id}") })?;
+        let p = sqlx::query_as::<_, ProposalRow>(sqlx::AssertSqlSafe(format!(
+            "{PROPOSAL_SELECT} WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(SettingsProposal::from)
+        .ok_or_else(|| StoreError::NotFound {
+            what: format!("settings proposal {id}"),
+        })?;
         if p.state != "pending" {
             return Err(StoreError::Conflict(format!(
                 "proposal {id} is already {}",
@@ -1197,23 +1298,15 @@ impl Store for SqlStore {
     }
 
     async fn site_protocols(&self) -> Result<Vec<SiteProtocol>> {
-        sqlx::query(
+        Ok(sqlx::query_as::<_, ProtocolRow>(
             "SELECT id, file_name, body, added_by, added_at FROM site_protocols s
              WHERE id = (SELECT MAX(id) FROM site_protocols t WHERE t.file_name = s.file_name) ORDER BY file_name",
         )
         .fetch_all(&self.pool)
         .await?
-        .iter()
-        .map(|r| {
-            Ok(SiteProtocol {
-                id: r.try_get("id")?,
-                file_name: r.try_get("file_name")?,
-                body: r.try_get("body")?,
-                added_by: r.try_get("added_by")?,
-                added_at: r.try_get("added_at")?,
-            })
-        })
-        .collect()
+        .into_iter()
+        .map(SiteProtocol::from)
+        .collect())
     }
 
     async fn add_site_protocol(
@@ -1349,7 +1442,7 @@ impl Store for SqlStore {
         kind: RecordKind,
     ) -> Result<Vec<ClinicalRecord>> {
         require(actor, Permission::PatientRead)?;
-        sqlx::query(concat!(
+        sqlx::query_as::<_, ClinicalRow>(concat!(
             "SELECT ",
             record_columns!(),
             " FROM clinical_records WHERE patient_id = $1 AND kind = $2 ORDER BY id DESC"
@@ -1358,8 +1451,8 @@ impl Store for SqlStore {
         .bind(kind.as_str())
         .fetch_all(&self.pool)
         .await?
-        .iter()
-        .map(clinical_from_row)
+        .into_iter()
+        .map(ClinicalRecord::try_from)
         .collect()
     }
 
@@ -1386,20 +1479,104 @@ impl Store for SqlStore {
     }
 }
 
-fn audit_from_row(r: &AnyRow) -> Result<AuditRecord> {
-    Ok(AuditRecord {
-        seq: r.try_get("seq")?,
-        at: r.try_get("at")?,
-        user_id: r.try_get("user_id")?,
-        username: r.try_get("username")?,
-        role: r.try_get("role")?,
-        address: r.try_get("address")?,
-        action: r.try_get("action")?,
-        patient_id: r.try_get("patient_id")?,
-        detail: r.try_get("detail")?,
-        prev_hash: r.try_get("prev_hash")?,
-        hash: r.try_get("hash")?,
-    })
+/// An `audit_log` row as stored.
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    seq: i64,
+    at: String,
+    user_id: Option<i64>,
+    username: String,
+    role: String,
+    address: String,
+    action: String,
+    patient_id: Option<i64>,
+    detail: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<AuditRow> for AuditRecord {
+    fn from(r: AuditRow) -> Self {
+        AuditRecord {
+            seq: r.seq,
+            at: r.at,
+            user_id: r.user_id,
+            username: r.username,
+            role: r.role,
+            address: r.address,
+            action: r.action,
+            patient_id: r.patient_id,
+            detail: r.detail,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+/// An `api_tokens` row as listed (never the hash).
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: i64,
+    user_id: i64,
+    label: String,
+    created_at: String,
+    revoked_at: Option<String>,
+}
+
+impl From<TokenRow> for ApiToken {
+    fn from(r: TokenRow) -> Self {
+        ApiToken {
+            id: ApiTokenId::new(r.id),
+            user_id: UserId::new(r.user_id),
+            label: r.label,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+/// A `site_settings` row as stored.
+#[derive(sqlx::FromRow)]
+struct SettingsRow {
+    version: i64,
+    body: String,
+    set_by: String,
+    set_at: String,
+    reason: String,
+}
+
+impl From<SettingsRow> for SiteSettingsVersion {
+    fn from(r: SettingsRow) -> Self {
+        SiteSettingsVersion {
+            version: r.version,
+            body: r.body,
+            set_by: r.set_by,
+            set_at: r.set_at,
+            reason: r.reason,
+        }
+    }
+}
+
+/// A `site_protocols` row as stored.
+#[derive(sqlx::FromRow)]
+struct ProtocolRow {
+    id: i64,
+    file_name: String,
+    body: String,
+    added_by: String,
+    added_at: String,
+}
+
+impl From<ProtocolRow> for SiteProtocol {
+    fn from(r: ProtocolRow) -> Self {
+        SiteProtocol {
+            id: r.id,
+            file_name: r.file_name,
+            body: r.body,
+            added_by: r.added_by,
+            added_at: r.added_at,
+        }
+    }
 }
 
 #[cfg(test)]
