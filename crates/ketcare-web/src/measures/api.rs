@@ -82,38 +82,7 @@ pub struct LinkCreated {
     pub path: String,
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OpioidRequest {
-    pub drug: String,
-    pub dose: f64,
-    /// `mg` or `mcg/h`.
-    pub unit: String,
-    #[serde(default)]
-    pub per_day: Option<f64>,
-    #[serde(default)]
-    pub route: Option<String>,
-    /// YYYY-MM-DD.
-    pub started_on: String,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CourseRequest {
-    #[serde(default)]
-    pub label: String,
-    /// Instrument the course is followed with (baseline = its first score in the course).
-    pub instrument: String,
-    pub started_on: String,
-    #[serde(default)]
-    pub ended_on: Option<String>,
-    /// Booster due when the latest score is at least this (site rule per course).
-    #[serde(default)]
-    pub booster_score_at_least: Option<i64>,
-    /// Booster due when this many days have passed since the last session.
-    #[serde(default)]
-    pub booster_days: Option<i64>,
-}
+pub use ketcare_app::measures::{CourseRequest, OpioidRequest};
 
 /// Every instrument: items (wording only where the licence allows), scoring, bands, cut-offs,
 /// LOINC codes, response and remission rules, each with its source.

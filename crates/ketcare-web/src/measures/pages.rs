@@ -507,11 +507,15 @@ async fn patient_page(
         .map(|c| super::mme_over_course(&o, c, s.today()))
         .transpose()?;
     let series = super::series(&o.responses);
-    let chart =
-        super::chart::trajectory_svg(&series, &o.markers, &o.courses, super::instrument_name);
+    let chart = ketcare_app::charts::trajectory_svg(
+        &series,
+        &o.markers,
+        &o.courses,
+        super::instrument_name,
+    );
     let mme_chart = match &mme_course {
-        Some(c) => super::chart::mme_svg(&c.timeline, c.to),
-        None => super::chart::mme_svg(&o.mme_timeline, s.today()),
+        Some(c) => ketcare_app::charts::mme_svg(&c.timeline, c.to),
+        None => ketcare_app::charts::mme_svg(&o.mme_timeline, s.today()),
     };
     let cat = super::catalogue().ok_or(AppError::Internal)?;
     let mut r = render_html(&PatientMeasuresPage {
@@ -591,7 +595,7 @@ pub async fn chart_svg(
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
     let o = super::overview(&s, &p, PatientId::new(id)).await?;
-    Ok(svg(super::chart::trajectory_svg(
+    Ok(svg(ketcare_app::charts::trajectory_svg(
         &super::series(&o.responses),
         &o.markers,
         &o.courses,
@@ -609,9 +613,9 @@ pub async fn mme_svg(
     Ok(svg(match q.course {
         Some(c) => {
             let w = super::mme_over_course(&o, c, s.today())?;
-            super::chart::mme_svg(&w.timeline, w.to)
+            ketcare_app::charts::mme_svg(&w.timeline, w.to)
         }
-        None => super::chart::mme_svg(&o.mme_timeline, s.today()),
+        None => ketcare_app::charts::mme_svg(&o.mme_timeline, s.today()),
     }))
 }
 

@@ -19,8 +19,6 @@ use ketcare_pk::{
 use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
-pub mod chart;
-
 /// Most virtual subjects per regimen through the web.
 pub const MAX_WEB_SUBJECTS: usize = 20_000;
 
@@ -497,7 +495,7 @@ pub async fn simulate_page(
         let svg = if ok.is_empty() {
             String::new()
         } else {
-            chart::svg(&ok, target, 860, 480)
+            ketcare_app::charts::pk_svg(&ok, target, 860, 480)
         };
         (results, svg)
     })
