@@ -16,6 +16,7 @@ pub mod error;
 pub mod facts;
 pub mod given;
 pub mod measures;
+pub mod ops;
 pub mod orders;
 pub mod password;
 pub mod pk;
