@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::pk::PkLibrary;
 use jiff::civil::Date;
 use ketcare_clinical::Library;
-use ketcare_core::{Actor, AgeBands, PatientId};
+use ketcare_core::{Actor, PatientId};
 use ketcare_pk::{Covariates, Options, SimRequest, SimResult};
 use ketcare_store::Store;
 use serde::{Deserialize, Serialize};
@@ -39,12 +39,12 @@ pub struct Predicted {
     pub result: SimResult,
 }
 
-/// Builds the prediction (patient weight and age from the record: reads are audited).
+/// Builds the prediction: the patient's weight and age on `today` come from the record (reads
+/// are audited), the doses from what the session gave.
 pub async fn predicted(
     store: &dyn Store,
     library: &Library,
     pk: PkLibrary,
-    bands: &AgeBands,
     actor: &Actor,
     sid: i64,
     q: &PredictedQuery,
@@ -65,7 +65,7 @@ pub async fn predicted(
         )
     })?;
     let age_years = rec
-        .day_of_care(today, bands)
+        .day_of_care(today, library.age_bands())
         .map(|d| f64::from(d.age.completed_months) / 12.0);
     let end = history.last_event_min;
     let req = SimRequest {

@@ -26,7 +26,6 @@ pub async fn predicted(
         s.store.as_ref(),
         &s.library(),
         s.pk.clone(),
-        &s.bands,
         &p.actor,
         sid,
         q,
