@@ -161,7 +161,7 @@ pub async fn upload_texts(
 ) -> Result<(StatusCode, Json<Vec<TextVersion>>), AppError> {
     Ok((
         StatusCode::CREATED,
-        Json(super::upload_texts(&s, &p.actor, &req.file).await?),
+        Json(ketcare_app::measures::upload_texts(s.store.as_ref(), &p.actor, &req.file).await?),
     ))
 }
 
@@ -270,8 +270,8 @@ pub async fn record_response(
         Some(v) => super::date_field("taken_on", v)?,
         None => s.today(),
     };
-    let (row, score, created) = super::record(
-        &s,
+    let (row, score, created) = ketcare_app::measures::record(
+        s.store.as_ref(),
         &p.actor,
         PatientId::new(id),
         &req.instrument,
@@ -315,13 +315,14 @@ pub async fn create_link(
     Path(id): Path<i64>,
     JsonBody(req): JsonBody<LinkRequest>,
 ) -> Result<(StatusCode, Json<LinkCreated>), AppError> {
-    let (link, token) = super::create_link(
-        &s,
+    let (link, token) = ketcare_app::measures::create_link(
+        s.store.as_ref(),
         &p.actor,
         PatientId::new(id),
         &req.instruments,
         req.expires_in_hours,
         req.guardian_id.map(GuardianId::new),
+        s.now(),
     )
     .await?;
     Ok((
@@ -341,7 +342,15 @@ pub async fn outcomes(
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<CourseView>>, AppError> {
     Ok(Json(
-        super::overview(&s, &p, PatientId::new(id)).await?.courses,
+        ketcare_app::measures::overview(
+            s.store.as_ref(),
+            &s.library(),
+            &p.actor,
+            PatientId::new(id),
+            s.today(),
+        )
+        .await?
+        .courses,
     ))
 }
 
@@ -364,7 +373,14 @@ pub async fn trajectory(
     p: Principal,
     Path(id): Path<i64>,
 ) -> Result<Json<TrajectoryView>, AppError> {
-    let o = super::overview(&s, &p, PatientId::new(id)).await?;
+    let o = ketcare_app::measures::overview(
+        s.store.as_ref(),
+        &s.library(),
+        &p.actor,
+        PatientId::new(id),
+        s.today(),
+    )
+    .await?;
     Ok(Json(TrajectoryView {
         series: super::series(&o.responses),
         markers: o.markers,
@@ -392,7 +408,14 @@ pub async fn opioids(
     Path(id): Path<i64>,
     Query(q): Query<super::CourseQuery>,
 ) -> Result<Json<OpioidsView>, AppError> {
-    let o = super::overview(&s, &p, PatientId::new(id)).await?;
+    let o = ketcare_app::measures::overview(
+        s.store.as_ref(),
+        &s.library(),
+        &p.actor,
+        PatientId::new(id),
+        s.today(),
+    )
+    .await?;
     let course = q
         .course
         .map(|c| super::mme_over_course(&o, c, s.today()))
@@ -423,7 +446,15 @@ pub async fn add_opioid(
 ) -> Result<(StatusCode, Json<OpioidView>), AppError> {
     Ok((
         StatusCode::CREATED,
-        Json(super::save_opioid(&s, &p.actor, PatientId::new(id), &req).await?),
+        Json(
+            ketcare_app::measures::save_opioid(
+                s.store.as_ref(),
+                &p.actor,
+                PatientId::new(id),
+                &req,
+            )
+            .await?,
+        ),
     ))
 }
 
@@ -437,6 +468,14 @@ pub async fn add_course(
 ) -> Result<(StatusCode, Json<MeasureCourse>), AppError> {
     Ok((
         StatusCode::CREATED,
-        Json(super::save_course(&s, &p.actor, PatientId::new(id), &req).await?),
+        Json(
+            ketcare_app::measures::save_course(
+                s.store.as_ref(),
+                &p.actor,
+                PatientId::new(id),
+                &req,
+            )
+            .await?,
+        ),
     ))
 }

@@ -2,19 +2,16 @@
 //! trajectories, opioid MME.
 //!
 //! The use cases live in [`ketcare_app::measures`] (re-exported here), which the pages
-//! ([`pages`]), the JSON API ([`api`]) and the CLI all call, so they give the same numbers. The
-//! functions below only take what a use case needs from [`AppState`] and the signed-in user.
+//! ([`pages`]), the JSON API ([`api`]) and the CLI all call, so they give the same numbers; this
+//! module holds the area's routes and its part of the OpenAPI document.
 
 pub mod api;
 pub mod pages;
 
-use crate::AppState;
-use crate::auth::Principal;
 use crate::error::AppError;
 use crate::routes::{Entry, Verb, r};
-use jiff::civil::Date;
-use ketcare_core::{Access, Actor, GuardianId, PatientId, Permission};
-use ketcare_measures::{Score, ScoreError};
+use ketcare_core::{Access, Permission};
+use ketcare_measures::ScoreError;
 use ketcare_store::measures::{
     ItemText, MeasureCourse, MeasureLink, OpioidRow, SafetyAlert, StoredResponse, TextVersion,
 };
@@ -26,108 +23,6 @@ impl From<ScoreError> for AppError {
     fn from(e: ScoreError) -> Self {
         AppError::invalid(e.field(), e.to_string())
     }
-}
-
-/// Scores and stores a staff-entered form ([`ketcare_app::measures::record`]).
-pub async fn record(
-    s: &AppState,
-    actor: &Actor,
-    patient: PatientId,
-    instrument: &str,
-    answers: &[Option<i32>],
-    taken_on: Date,
-    submission_key: &str,
-) -> Result<(StoredResponse, Score, bool), AppError> {
-    Ok(ketcare_app::measures::record(
-        s.store.as_ref(),
-        actor,
-        patient,
-        instrument,
-        answers,
-        taken_on,
-        submission_key,
-    )
-    .await?)
-}
-
-/// A new link: the token is returned once (only its hash is stored).
-pub async fn create_link(
-    s: &AppState,
-    actor: &Actor,
-    patient: PatientId,
-    instruments: &[String],
-    hours: Option<i64>,
-    guardian: Option<GuardianId>,
-) -> Result<(MeasureLink, String), AppError> {
-    Ok(ketcare_app::measures::create_link(
-        s.store.as_ref(),
-        actor,
-        patient,
-        instruments,
-        hours,
-        guardian,
-        s.now(),
-    )
-    .await?)
-}
-
-/// Stores a clinic text file ([`ketcare_app::measures::upload_texts`]).
-pub async fn upload_texts(
-    s: &AppState,
-    actor: &Actor,
-    file: &str,
-) -> Result<Vec<TextVersion>, AppError> {
-    Ok(ketcare_app::measures::upload_texts(s.store.as_ref(), actor, file).await?)
-}
-
-/// The overview of a patient's measures on today's date.
-pub async fn overview(
-    s: &AppState,
-    p: &Principal,
-    patient: PatientId,
-) -> Result<Overview, AppError> {
-    Ok(ketcare_app::measures::overview(
-        s.store.as_ref(),
-        &s.library(),
-        &p.actor,
-        patient,
-        s.today(),
-    )
-    .await?)
-}
-
-/// Validates and stores an opioid entry.
-pub async fn save_opioid(
-    s: &AppState,
-    actor: &Actor,
-    patient: PatientId,
-    req: &OpioidRequest,
-) -> Result<OpioidView, AppError> {
-    Ok(ketcare_app::measures::save_opioid(s.store.as_ref(), actor, patient, req).await?)
-}
-
-/// Validates and stores a course with its booster rule.
-pub async fn save_course(
-    s: &AppState,
-    actor: &Actor,
-    patient: PatientId,
-    req: &CourseRequest,
-) -> Result<MeasureCourse, AppError> {
-    Ok(ketcare_app::measures::save_course(s.store.as_ref(), actor, patient, req).await?)
-}
-
-/// Open alerts for the dashboard (empty for roles that may not read patient data).
-pub async fn open_alerts(s: &AppState, p: &Principal) -> Vec<SafetyAlert> {
-    ketcare_app::measures::open_alerts(s.store.as_ref(), &p.actor).await
-}
-
-/// A patient's open alerts for the patient page.
-pub async fn patient_open_alerts(
-    s: &AppState,
-    p: &Principal,
-    patient: PatientId,
-) -> Vec<SafetyAlert> {
-    ketcare_app::measures::patient_open_alerts(s.store.as_ref(), &p.actor, patient).await
 }
 
 /// This area's routes, each with its role rule (joined into [`crate::routes::table`]).
