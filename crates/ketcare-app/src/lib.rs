@@ -10,13 +10,19 @@
 //! request that restates a fact differently from the record is refused naming the field.
 #![forbid(unsafe_code)]
 
+pub mod charts;
 pub mod clinical;
 pub mod error;
 pub mod facts;
+pub mod given;
+pub mod measures;
+pub mod ops;
 pub mod orders;
 pub mod password;
 pub mod patients;
+pub mod pk;
 pub mod screenings;
+pub mod sessions;
 
 pub use error::{Error, Result};
 pub use facts::PatientFacts;

@@ -1,6 +1,6 @@
 //! ketcare's web edge: server-rendered pages for staff and the JSON API under `/api/v1/`.
 //!
-//! Handlers decode, make one call into the store or the core, and encode. Every route is declared
+//! Handlers decode, make one call into the application layer ([`ketcare_app`]), and encode. Every route is declared
 //! once in [`routes::table`] together with the role rule that guards it; the router is built
 //! only from that table, so a route without a role rule cannot exist.
 #![forbid(unsafe_code)]

@@ -297,7 +297,7 @@ pub async fn home(State(s): State<AppState>, p: Principal) -> Response {
         nav: Nav::of(&p),
         display_name: p.user.display_name.clone(),
         role: p.user.role.to_string(),
-        safety_alerts: crate::measures::open_alerts(&s, &p).await,
+        safety_alerts: ketcare_app::measures::open_alerts(s.store.as_ref(), &p.actor).await,
     })
 }
 
@@ -598,7 +598,9 @@ pub async fn patient(
         GuardianInput::default(),
         FieldErrors::new(),
     );
-    page.safety_alerts = crate::measures::patient_open_alerts(&s, &p, PatientId::new(id)).await;
+    page.safety_alerts =
+        ketcare_app::measures::patient_open_alerts(s.store.as_ref(), &p.actor, PatientId::new(id))
+            .await;
     Ok(render_html(&page))
 }
 

@@ -55,7 +55,7 @@ pub async fn score(db: &DbArgs, a: ScoreArgs) -> Result<()> {
     let (settings, _) = ketcare_app::clinical::settings(store.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let r = ketcare_web::measures::score_text(&a.instrument, &a.answers, &settings)
+    let r = ketcare_app::measures::score_text(&a.instrument, &a.answers, &settings)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if a.json {
         return print_json(&r);

@@ -180,7 +180,7 @@ pub fn simulate(a: &SimulateArgs) -> Result<()> {
     }
     if let Some(path) = &a.plot {
         let svg =
-            ketcare_web::pk::chart::svg(std::slice::from_ref(&result), a.target_ng_ml, 900, 520);
+            ketcare_app::charts::pk_svg(std::slice::from_ref(&result), a.target_ng_ml, 900, 520);
         std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
     }
     if a.json {

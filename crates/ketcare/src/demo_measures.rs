@@ -48,7 +48,7 @@ pub async fn seed(store: &dyn Store, today: Date) -> Result<()> {
         let on = days_before(today, *n)?;
         let a: Vec<Option<i32>> = answers.iter().copied().map(Some).collect();
         let score = ketcare_measures::score(phq9, &a, &Default::default())?;
-        let row = ketcare_web::measures::new_response(&score, on, &format!("demo:phq9:{on}"))
+        let row = ketcare_app::measures::new_response(&score, on, &format!("demo:phq9:{on}"))
             .map_err(|e| anyhow::anyhow!("demo response: {e}"))?;
         store.record_response(&nurse, depressed, &row).await?;
     }

@@ -5,6 +5,7 @@
 use anyhow::{Context, Result};
 use jiff::Timestamp;
 use ketcare_app::clinical::{self, SimpleDose};
+use ketcare_app::sessions::service::verified_dose;
 use ketcare_clinical::Library;
 use ketcare_core::{Actor, Role};
 use ketcare_session::session::{
@@ -12,7 +13,6 @@ use ketcare_session::session::{
 };
 use ketcare_session::{Command, RulesFile, Session, Vitals};
 use ketcare_store::Store;
-use ketcare_web::sessions::service::verified_dose;
 
 /// The pre-assessment a demo or benchmark patient passes (every item answered).
 pub fn full_checklist() -> ChecklistUpdate {

@@ -82,38 +82,7 @@ pub struct LinkCreated {
     pub path: String,
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OpioidRequest {
-    pub drug: String,
-    pub dose: f64,
-    /// `mg` or `mcg/h`.
-    pub unit: String,
-    #[serde(default)]
-    pub per_day: Option<f64>,
-    #[serde(default)]
-    pub route: Option<String>,
-    /// YYYY-MM-DD.
-    pub started_on: String,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CourseRequest {
-    #[serde(default)]
-    pub label: String,
-    /// Instrument the course is followed with (baseline = its first score in the course).
-    pub instrument: String,
-    pub started_on: String,
-    #[serde(default)]
-    pub ended_on: Option<String>,
-    /// Booster due when the latest score is at least this (site rule per course).
-    #[serde(default)]
-    pub booster_score_at_least: Option<i64>,
-    /// Booster due when this many days have passed since the last session.
-    #[serde(default)]
-    pub booster_days: Option<i64>,
-}
+pub use ketcare_app::measures::{CourseRequest, OpioidRequest};
 
 /// Every instrument: items (wording only where the licence allows), scoring, bands, cut-offs,
 /// LOINC codes, response and remission rules, each with its source.
@@ -192,7 +161,7 @@ pub async fn upload_texts(
 ) -> Result<(StatusCode, Json<Vec<TextVersion>>), AppError> {
     Ok((
         StatusCode::CREATED,
-        Json(super::upload_texts(&s, &p.actor, &req.file).await?),
+        Json(ketcare_app::measures::upload_texts(s.store.as_ref(), &p.actor, &req.file).await?),
     ))
 }
 
@@ -301,8 +270,8 @@ pub async fn record_response(
         Some(v) => super::date_field("taken_on", v)?,
         None => s.today(),
     };
-    let (row, score, created) = super::record(
-        &s,
+    let (row, score, created) = ketcare_app::measures::record(
+        s.store.as_ref(),
         &p.actor,
         PatientId::new(id),
         &req.instrument,
@@ -346,13 +315,14 @@ pub async fn create_link(
     Path(id): Path<i64>,
     JsonBody(req): JsonBody<LinkRequest>,
 ) -> Result<(StatusCode, Json<LinkCreated>), AppError> {
-    let (link, token) = super::create_link(
-        &s,
+    let (link, token) = ketcare_app::measures::create_link(
+        s.store.as_ref(),
         &p.actor,
         PatientId::new(id),
         &req.instruments,
         req.expires_in_hours,
         req.guardian_id.map(GuardianId::new),
+        s.now(),
     )
     .await?;
     Ok((
@@ -372,7 +342,15 @@ pub async fn outcomes(
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<CourseView>>, AppError> {
     Ok(Json(
-        super::overview(&s, &p, PatientId::new(id)).await?.courses,
+        ketcare_app::measures::overview(
+            s.store.as_ref(),
+            &s.library(),
+            &p.actor,
+            PatientId::new(id),
+            s.today(),
+        )
+        .await?
+        .courses,
     ))
 }
 
@@ -395,7 +373,14 @@ pub async fn trajectory(
     p: Principal,
     Path(id): Path<i64>,
 ) -> Result<Json<TrajectoryView>, AppError> {
-    let o = super::overview(&s, &p, PatientId::new(id)).await?;
+    let o = ketcare_app::measures::overview(
+        s.store.as_ref(),
+        &s.library(),
+        &p.actor,
+        PatientId::new(id),
+        s.today(),
+    )
+    .await?;
     Ok(Json(TrajectoryView {
         series: super::series(&o.responses),
         markers: o.markers,
@@ -423,7 +408,14 @@ pub async fn opioids(
     Path(id): Path<i64>,
     Query(q): Query<super::CourseQuery>,
 ) -> Result<Json<OpioidsView>, AppError> {
-    let o = super::overview(&s, &p, PatientId::new(id)).await?;
+    let o = ketcare_app::measures::overview(
+        s.store.as_ref(),
+        &s.library(),
+        &p.actor,
+        PatientId::new(id),
+        s.today(),
+    )
+    .await?;
     let course = q
         .course
         .map(|c| super::mme_over_course(&o, c, s.today()))
@@ -454,7 +446,15 @@ pub async fn add_opioid(
 ) -> Result<(StatusCode, Json<OpioidView>), AppError> {
     Ok((
         StatusCode::CREATED,
-        Json(super::save_opioid(&s, &p.actor, PatientId::new(id), &req).await?),
+        Json(
+            ketcare_app::measures::save_opioid(
+                s.store.as_ref(),
+                &p.actor,
+                PatientId::new(id),
+                &req,
+            )
+            .await?,
+        ),
     ))
 }
 
@@ -468,6 +468,14 @@ pub async fn add_course(
 ) -> Result<(StatusCode, Json<MeasureCourse>), AppError> {
     Ok((
         StatusCode::CREATED,
-        Json(super::save_course(&s, &p.actor, PatientId::new(id), &req).await?),
+        Json(
+            ketcare_app::measures::save_course(
+                s.store.as_ref(),
+                &p.actor,
+                PatientId::new(id),
+                &req,
+            )
+            .await?,
+        ),
     ))
 }

@@ -502,16 +502,27 @@ async fn patient_page(
     course: Option<i64>,
 ) -> Result<Response, PageError> {
     let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
-    let o = super::overview(s, p, PatientId::new(id)).await?;
+    let o = ketcare_app::measures::overview(
+        s.store.as_ref(),
+        &s.library(),
+        &p.actor,
+        PatientId::new(id),
+        s.today(),
+    )
+    .await?;
     let mme_course = course
         .map(|c| super::mme_over_course(&o, c, s.today()))
         .transpose()?;
     let series = super::series(&o.responses);
-    let chart =
-        super::chart::trajectory_svg(&series, &o.markers, &o.courses, super::instrument_name);
+    let chart = ketcare_app::charts::trajectory_svg(
+        &series,
+        &o.markers,
+        &o.courses,
+        super::instrument_name,
+    );
     let mme_chart = match &mme_course {
-        Some(c) => super::chart::mme_svg(&c.timeline, c.to),
-        None => super::chart::mme_svg(&o.mme_timeline, s.today()),
+        Some(c) => ketcare_app::charts::mme_svg(&c.timeline, c.to),
+        None => ketcare_app::charts::mme_svg(&o.mme_timeline, s.today()),
     };
     let cat = super::catalogue().ok_or(AppError::Internal)?;
     let mut r = render_html(&PatientMeasuresPage {
@@ -590,8 +601,15 @@ pub async fn chart_svg(
     p: Principal,
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
-    let o = super::overview(&s, &p, PatientId::new(id)).await?;
-    Ok(svg(super::chart::trajectory_svg(
+    let o = ketcare_app::measures::overview(
+        s.store.as_ref(),
+        &s.library(),
+        &p.actor,
+        PatientId::new(id),
+        s.today(),
+    )
+    .await?;
+    Ok(svg(ketcare_app::charts::trajectory_svg(
         &super::series(&o.responses),
         &o.markers,
         &o.courses,
@@ -605,13 +623,20 @@ pub async fn mme_svg(
     Path(id): Path<i64>,
     Query(q): Query<super::CourseQuery>,
 ) -> Result<Response, PageError> {
-    let o = super::overview(&s, &p, PatientId::new(id)).await?;
+    let o = ketcare_app::measures::overview(
+        s.store.as_ref(),
+        &s.library(),
+        &p.actor,
+        PatientId::new(id),
+        s.today(),
+    )
+    .await?;
     Ok(svg(match q.course {
         Some(c) => {
             let w = super::mme_over_course(&o, c, s.today())?;
-            super::chart::mme_svg(&w.timeline, w.to)
+            ketcare_app::charts::mme_svg(&w.timeline, w.to)
         }
-        None => super::chart::mme_svg(&o.mme_timeline, s.today()),
+        None => ketcare_app::charts::mme_svg(&o.mme_timeline, s.today()),
     }))
 }
 
@@ -669,17 +694,17 @@ pub async fn send_link(
     let parsed = opt_number::<i64>(&pairs, "expires_in_hours")
         .and_then(|h| Ok((h, opt_number::<i64>(&pairs, "guardian_id")?)));
     let made = match parsed {
-        Ok((h, g)) => {
-            super::create_link(
-                &s,
-                &p.actor,
-                PatientId::new(id),
-                &set,
-                h,
-                g.map(ketcare_core::GuardianId::new),
-            )
-            .await
-        }
+        Ok((h, g)) => ketcare_app::measures::create_link(
+            s.store.as_ref(),
+            &p.actor,
+            PatientId::new(id),
+            &set,
+            h,
+            g.map(ketcare_core::GuardianId::new),
+            s.now(),
+        )
+        .await
+        .map_err(AppError::from),
         Err(e) => Err(e),
     };
     match made {
@@ -716,7 +741,8 @@ pub async fn add_opioid(
             route: Some(field(&pairs, "route").to_string()),
             started_on: field(&pairs, "started_on").to_string(),
         };
-        super::save_opioid(&s, &p.actor, PatientId::new(id), &req).await?;
+        ketcare_app::measures::save_opioid(s.store.as_ref(), &p.actor, PatientId::new(id), &req)
+            .await?;
         Ok(Redirect::to(&format!("/patients/{id}/measures")).into_response())
     }
     .await;
@@ -757,7 +783,8 @@ pub async fn add_course(
             booster_score_at_least: opt_number(&pairs, "booster_score_at_least")?,
             booster_days: opt_number(&pairs, "booster_days")?,
         };
-        super::save_course(&s, &p.actor, PatientId::new(id), &req).await?;
+        ketcare_app::measures::save_course(s.store.as_ref(), &p.actor, PatientId::new(id), &req)
+            .await?;
         Ok(Redirect::to(&format!("/patients/{id}/measures")).into_response())
     }
     .await;
@@ -832,8 +859,8 @@ pub async fn enter(
     let r = async {
         let answers = answers_of(inst, &pairs)?;
         let taken_on = super::date_field("taken_on", field(&pairs, "taken_on"))?;
-        super::record(
-            &s,
+        ketcare_app::measures::record(
+            s.store.as_ref(),
             &p.actor,
             PatientId::new(id),
             &instrument,
@@ -842,6 +869,7 @@ pub async fn enter(
             field(&pairs, "submission_key"),
         )
         .await
+        .map_err(AppError::from)
     }
     .await;
     match r {
@@ -940,7 +968,10 @@ pub async fn upload_texts(
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;
     let file = field(&pairs, "file").to_string();
-    match super::upload_texts(&s, &p.actor, &file).await {
+    match ketcare_app::measures::upload_texts(s.store.as_ref(), &p.actor, &file)
+        .await
+        .map_err(AppError::from)
+    {
         Ok(v) => {
             let saved = v
                 .iter()

@@ -70,7 +70,7 @@ pub async fn book_course(
     p: Principal,
     JsonBody(req): JsonBody<CourseRequest>,
 ) -> Result<Response, AppError> {
-    let (planned, outcome) = service::book_course(&s, &p.actor, &req).await?;
+    let (planned, outcome) = service::book_course(s.store.as_ref(), &p.actor, &req).await?;
     Ok(match outcome {
         BookOutcome::Booked {
             course_id,
@@ -355,7 +355,7 @@ pub async fn session_superbill(
     p: Principal,
     axum::extract::Path(sid): axum::extract::Path<i64>,
 ) -> Result<Json<Superbill>, AppError> {
-    let f = service::facts_of_session(&s, &p.actor, sid).await?;
+    let f = service::facts_of_session(s.store.as_ref(), &p.actor, sid).await?;
     superbill(State(s), p, JsonBody(f)).await
 }
 
@@ -399,7 +399,7 @@ pub async fn book_session(
     p: Principal,
     JsonBody(req): JsonBody<service::SessionRequest>,
 ) -> Result<Response, AppError> {
-    let (requested, outcome) = service::book_session(&s, &p.actor, &req).await?;
+    let (requested, outcome) = service::book_session(s.store.as_ref(), &p.actor, &req).await?;
     Ok(match outcome {
         BookOutcome::Booked { mut bookings, .. } => match bookings.pop() {
             Some(b) => (StatusCode::CREATED, Json(b)).into_response(),

@@ -187,7 +187,7 @@ async fn schedule_page(
         next: date.checked_add(step.days()).unwrap_or(date).to_string(),
         rows,
         chairs: chairs.iter().map(|c| (c.id, c.name.clone())).collect(),
-        nurses: service::nurses(s, &p.actor).await?,
+        nurses: service::nurses(s.store.as_ref(), &p.actor).await?,
         prescribers: s.store.staff(&p.actor, Role::Prescriber).await?,
         templates,
         on_site,
@@ -257,7 +257,10 @@ pub async fn book_course(
         },
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return schedule_error(&s, &p, e).await,
     };
-    match service::book_course(&s, &p.actor, &req).await {
+    match service::book_course(s.store.as_ref(), &p.actor, &req)
+        .await
+        .map_err(AppError::from)
+    {
         Ok((_, BookOutcome::Booked { bookings, .. })) => {
             let first = bookings
                 .first()
@@ -323,7 +326,10 @@ pub async fn book_session(
         },
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return schedule_error(&s, &p, e).await,
     };
-    match service::book_session(&s, &p.actor, &req).await {
+    match service::book_session(s.store.as_ref(), &p.actor, &req)
+        .await
+        .map_err(AppError::from)
+    {
         Ok((b, BookOutcome::Booked { .. })) => Ok(back(
             &format!("/schedule?date={}", b.start.date()),
             &format!("{} session booked", b.phase.as_str()),
@@ -427,7 +433,7 @@ pub async fn move_booking(
     let f = form_pairs(&body)?;
     let start = match service::parse_datetime("start", field(&f, "start")) {
         Ok(t) => t,
-        Err(e) => return schedule_error(&s, &p, e).await,
+        Err(e) => return schedule_error(&s, &p, e.into()).await,
     };
     let mode = if field(&f, "mode") == "this_and_later" {
         MoveMode::ThisAndLater
@@ -1322,7 +1328,7 @@ pub async fn billing_page(
                 let sid = sid
                     .parse()
                     .map_err(|_| AppError::invalid("session", "a session id"))?;
-                service::facts_of_session(&s, &p.actor, sid).await?
+                service::facts_of_session(s.store.as_ref(), &p.actor, sid).await?
             }
         };
         let bill = billing::superbill(&facts, &book, &prices, site)
@@ -1331,7 +1337,7 @@ pub async fn billing_page(
             "" => String::new(),
             t => match service::plan(&values, t, s.today(), jiff::civil::Time::midnight()) {
                 // A course that cannot be planned yet (a site setting missing) still gets its superbill.
-                Err(e) => format!("No course estimate: {}", error_text(&e)),
+                Err(e) => format!("No course estimate: {}", error_text(&e.into())),
                 Ok((_, _, sessions)) => {
                     let e = billing::course_estimate(
                         &facts,

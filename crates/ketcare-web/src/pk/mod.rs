@@ -19,8 +19,6 @@ use ketcare_pk::{
 use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
-pub mod chart;
-
 /// Most virtual subjects per regimen through the web.
 pub const MAX_WEB_SUBJECTS: usize = 20_000;
 
@@ -43,20 +41,11 @@ pub(crate) fn routes() -> Vec<Entry> {
 pub struct PkApiDoc;
 
 pub(crate) fn pk_error(e: PkError) -> AppError {
-    match e {
-        PkError::Input { field, message } => AppError::invalid(&field, message),
-        PkError::Data { .. } => {
-            tracing::error!(error = %e, "pk model library");
-            AppError::Internal
-        }
-    }
+    ketcare_app::pk::pk_error(e).into()
 }
 
 pub(crate) fn library(s: &AppState) -> Result<&Library, AppError> {
-    s.pk.as_ref().as_ref().map_err(|e| {
-        tracing::error!(error = %e, "pk model library");
-        AppError::Internal
-    })
+    Ok(ketcare_app::pk::library(&s.pk)?)
 }
 
 fn check_size(reqs: &[SimRequest]) -> Result<(), AppError> {
@@ -497,7 +486,7 @@ pub async fn simulate_page(
         let svg = if ok.is_empty() {
             String::new()
         } else {
-            chart::svg(&ok, target, 860, 480)
+            ketcare_app::charts::pk_svg(&ok, target, 860, 480)
         };
         (results, svg)
     })

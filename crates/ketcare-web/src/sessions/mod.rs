@@ -1,10 +1,12 @@
 //! Treatment sessions: checklist, administration, vitals, alarms, the live suite, discharge, and
 //! bedside monitors over HL7 v2 / MLLP.
 //!
-//! [`service`] is the one place pages, the API, the MLLP listener and the CLI call: it builds the
-//! session's plan from the verified dose order, the protocol and the site settings, applies
-//! commands through the store, stores vitals and publishes every vital and alarm on the live
-//! channel ([`live::Live`]) that the suite dashboard streams as server-sent events.
+//! The use cases (the plan from the verified dose order, commands, vitals, the time rules, the
+//! predicted curve, the questionnaire panel) are [`ketcare_app::sessions`]. [`service`] is the
+//! web's side of them: the pages, the API and the MLLP listener call it, it makes one call into
+//! the app and then publishes every change, vital and alarm on the live channel
+//! ([`live::Live`]) that the suite dashboard streams as server-sent events; it also runs the
+//! 10-second ticker for the time rules.
 
 pub mod api;
 pub mod history;

@@ -1,7 +1,7 @@
 //! SVG charts (plotters): score trajectories with sessions marked and response/remission
 //! labelled, and total MME per day over time.
 
-use super::{CourseView, Marker};
+use crate::measures::{CourseView, Marker};
 use jiff::Span;
 use jiff::civil::Date;
 use ketcare_measures::Point;

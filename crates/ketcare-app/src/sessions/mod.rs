@@ -1,0 +1,8 @@
+//! Treatment sessions: scheduling from the verified order, commands, vitals ([`service`]); the
+//! predicted curve of what a session gave ([`history`]); questionnaires before a session and
+//! the bounds of a session score ([`pre_measures`]). Sessions may use measures; measures reads
+//! what sessions gave only through [`crate::given`].
+
+pub mod history;
+pub mod pre_measures;
+pub mod service;

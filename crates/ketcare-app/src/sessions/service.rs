@@ -1,0 +1,223 @@
+//! The session use cases: the plan from the verified order, commands and vitals. Pages, the
+//! API, the MLLP listener and the CLI call these; the web edge publishes each change on its
+//! live channel after the call returns (i.e. after the commit).
+
+use crate::clinical;
+use crate::error::{Error, Result};
+use jiff::Timestamp;
+use ketcare_clinical::Library;
+use ketcare_clinical::dose::OrderState;
+use ketcare_core::{Actor, PatientId};
+use ketcare_session::alarms::Alarm;
+use ketcare_session::session::VerifiedDose;
+use ketcare_session::{Command, RulesFile, Session, VitalReading};
+use ketcare_store::{MessageKey, RecordKind, SessionRecord, Store, VitalOutcome};
+
+/// The built-in monitoring rules, validated against the library's sources.
+pub fn rules(library: &Library) -> Result<RulesFile> {
+    RulesFile::builtin(library.sources()).map_err(|e| {
+        tracing::error!(error = %e, "monitoring rules");
+        Error::Internal
+    })
+}
+
+/// The dose a verified order gives, for the checklist; `None` while it is not verified.
+pub fn verified_dose(order_id: i64, order: &ketcare_clinical::DoseOrder) -> Option<VerifiedDose> {
+    let v = order.verification.as_ref()?;
+    if order.state != OrderState::Verified {
+        return None;
+    }
+    let c = &order.calculation;
+    let mut parts: Vec<String> = c
+        .components
+        .iter()
+        .map(|x| {
+            let mut s = format!(
+                "{} {} mg ({} mg/kg)",
+                serde_json::to_value(x.role)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                ketcare_core::units::trim_float(x.dose_mg.value),
+                ketcare_core::units::trim_float(x.mg_per_kg.value)
+            );
+            if let Some(d) = &x.duration_minutes {
+                s.push_str(&format!(
+                    " over {} min",
+                    ketcare_core::units::trim_float(d.value)
+                ));
+            }
+            if let Some(rate) = x
+                .preparation
+                .as_ref()
+                .and_then(|p| p.rate_ml_per_h.as_ref())
+            {
+                s.push_str(&format!(
+                    " at {} mL/h",
+                    ketcare_core::units::trim_float(rate.value)
+                ));
+            }
+            s
+        })
+        .collect();
+    let mut devices = 0;
+    let mut dose_mg: f64 = c.components.iter().map(|x| x.dose_mg.value).sum();
+    if let Some(e) = &c.esketamine {
+        devices = e.devices;
+        dose_mg = e.dose_mg.value;
+        parts.push(format!(
+            "{} mg = {} devices",
+            ketcare_core::units::trim_float(e.dose_mg.value),
+            e.devices
+        ));
+    }
+    Some(VerifiedDose {
+        order_id,
+        summary: format!("{} — {}", c.protocol_title, parts.join("; ")),
+        author: order.author.to_string(),
+        verified_by: v.by.to_string(),
+        devices,
+        dose_mg: (dose_mg > 0.0).then_some(dose_mg),
+        delivery: ketcare_session::ordered_delivery(c),
+    })
+}
+
+/// Schedules a session for a patient from one of their dose orders.
+pub async fn create(
+    store: &dyn Store,
+    library: &Library,
+    actor: &Actor,
+    patient: PatientId,
+    order_id: i64,
+    chair: &str,
+    scheduled_for: Timestamp,
+) -> Result<SessionRecord> {
+    if chair.trim().is_empty() {
+        return Err(Error::invalid("chair", "required"));
+    }
+    if chair.trim().chars().count() > 60 {
+        return Err(Error::invalid("chair", "at most 60 characters"));
+    }
+    let rec = store
+        .record(actor, RecordKind::DoseOrder, order_id)
+        .await
+        .map_err(|e| match e {
+            ketcare_store::StoreError::NotFound { .. } => {
+                Error::invalid("order_id", format!("no dose order {order_id}"))
+            }
+            e => e.into(),
+        })?;
+    if rec.patient_id != patient {
+        return Err(Error::invalid(
+            "order_id",
+            format!("dose order {order_id} belongs to another patient"),
+        ));
+    }
+    let order = clinical::order_of(&rec)?.order;
+    if order.state != OrderState::Verified {
+        return Err(Error::invalid(
+            "order_id",
+            format!(
+                "dose order {order_id} is {}: a session is scheduled only for an order verified by a second clinician",
+                serde_json::to_value(order.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let protocol = library
+        .get(&order.calculation.protocol_id)
+        .map_err(|e| Error::invalid("order_id", e.to_string()))?;
+    let (settings, _) = clinical::settings(store).await?;
+    let devices = order
+        .calculation
+        .esketamine
+        .as_ref()
+        .map_or(0, |e| e.devices);
+    let plan = rules(library)?.plan(protocol, &settings, devices);
+    let mut session = Session::new(plan, chair, scheduled_for);
+    session.dose_order_id = Some(order_id);
+    let Some(dose) = verified_dose(order_id, &order) else {
+        return Err(Error::invalid(
+            "order_id",
+            format!("dose order {order_id} has no verification"),
+        ));
+    };
+    session
+        .apply(
+            &Command::AttachDose { dose },
+            &actor.username,
+            scheduled_for,
+        )
+        .map_err(|r| Error::Conflict(r.to_string()))?;
+    Ok(store
+        .create_treatment_session(actor, patient, &session)
+        .await?)
+}
+
+/// Re-reads the session's dose order and attaches it once it is verified.
+pub async fn attach_dose(
+    store: &dyn Store,
+    actor: &Actor,
+    sid: i64,
+    now: Timestamp,
+) -> Result<SessionRecord> {
+    let rec = store.session_record(actor, sid).await?;
+    let Some(order_id) = rec.session.dose_order_id else {
+        return Err(Error::Conflict("this session has no dose order".into()));
+    };
+    let order = clinical::order_of(&store.record(actor, RecordKind::DoseOrder, order_id).await?)?;
+    let Some(dose) = verified_dose(order_id, &order.order) else {
+        return Err(Error::Conflict(format!(
+            "dose order {order_id} is not verified by a second clinician yet"
+        )));
+    };
+    command(store, actor, sid, &Command::AttachDose { dose }, now).await
+}
+
+/// Applies a command at `now` (a session score is first checked against the measures
+/// catalogue).
+pub async fn command(
+    store: &dyn Store,
+    actor: &Actor,
+    sid: i64,
+    cmd: &Command,
+    now: Timestamp,
+) -> Result<SessionRecord> {
+    super::pre_measures::check_score(store, cmd).await?;
+    Ok(store.apply_session_command(actor, sid, cmd, now).await?)
+}
+
+/// Stores a reading. Every edge (page, API, monitors) comes through here, and the store refuses
+/// a physiologically impossible reading before writing it
+/// (`ketcare_session::limits::check_reading`), naming the field.
+pub async fn record_vital(
+    store: &dyn Store,
+    actor: &Actor,
+    sid: i64,
+    reading: &VitalReading,
+    message_key: Option<&MessageKey>,
+) -> Result<VitalOutcome> {
+    Ok(store.record_vital(actor, sid, reading, message_key).await?)
+}
+
+/// The account the time rules run as.
+pub fn rules_actor() -> Actor {
+    Actor {
+        user_id: None,
+        username: "system:session-rules".into(),
+        role: Some(ketcare_core::Role::Nurse),
+        address: "local".into(),
+    }
+}
+
+/// Runs the time rules at `now`; returns the alarms raised, by session.
+pub async fn tick(store: &dyn Store, now: Timestamp) -> Result<Vec<(i64, Vec<Alarm>)>> {
+    Ok(store.tick_sessions(&rules_actor(), now).await?)
+}
+
+/// The epoch second `now` as a timestamp.
+pub fn at(now: i64) -> Result<Timestamp> {
+    Timestamp::from_second(now).map_err(|_| Error::Internal)
+}
