@@ -217,13 +217,7 @@ pub fn dose_request(
         "created_at".into(),
         serde_json::to_value(timestamp(now)?).map_err(|_| AppError::Internal)?,
     );
-    serde_path_to_error::deserialize(body).map_err(|e| {
-        let field = e.path().to_string();
-        AppError::invalid(
-            if field == "." { "body" } else { &field },
-            e.into_inner().to_string(),
-        )
-    })
+    crate::error::decode(body)
 }
 
 /// Calculates (pure) with the site's current settings. The request's facts are used as given:

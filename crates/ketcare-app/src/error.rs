@@ -43,6 +43,17 @@ impl Error {
     }
 }
 
+/// Decodes a JSON body into a typed request, naming the first bad field by its path.
+pub fn decode<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let field = e.path().to_string();
+        Error::invalid(
+            if field == "." { "body" } else { &field },
+            e.into_inner().to_string(),
+        )
+    })
+}
+
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {

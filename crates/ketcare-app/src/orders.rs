@@ -65,13 +65,7 @@ pub struct OrderRequest {
 impl OrderRequest {
     /// Decodes a JSON body, naming the first bad field by its path.
     pub fn from_json(body: serde_json::Value) -> Result<Self> {
-        serde_path_to_error::deserialize(body).map_err(|e| {
-            let field = e.path().to_string();
-            Error::invalid(
-                if field == "." { "body" } else { &field },
-                e.into_inner().to_string(),
-            )
-        })
+        crate::error::decode(body)
     }
 }
 

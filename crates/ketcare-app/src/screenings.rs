@@ -42,13 +42,7 @@ pub struct ScreeningRequest {
 
 impl ScreeningRequest {
     pub fn from_json(body: serde_json::Value) -> Result<Self> {
-        serde_path_to_error::deserialize(body).map_err(|e| {
-            let field = e.path().to_string();
-            Error::invalid(
-                if field == "." { "body" } else { &field },
-                e.into_inner().to_string(),
-            )
-        })
+        crate::error::decode(body)
     }
 }
 

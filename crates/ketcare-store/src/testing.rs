@@ -196,3 +196,40 @@ pub async fn receive_product(
         .max()
         .expect("a container")
 }
+
+/// A scheduled session of `protocol` for `patient`, created by `actor`, with a verified dose
+/// attached whose order is not stored (the ledger then reads the drug from the session's plan).
+pub async fn session_with_order(
+    store: &dyn Store,
+    actor: &ketcare_core::Actor,
+    patient: ketcare_core::PatientId,
+    protocol: &str,
+    devices: u32,
+) -> i64 {
+    let lib = ketcare_clinical::Library::builtin().expect("the built-in library");
+    let rules = ketcare_session::RulesFile::builtin(lib.sources()).expect("the monitoring rules");
+    let plan = rules.plan(
+        lib.get(protocol).expect("a built-in protocol"),
+        &ketcare_clinical::SiteSettings::new(),
+        devices,
+    );
+    let mut session = ketcare_session::Session::new(
+        plan,
+        "Chair 1",
+        "2026-12-07T09:00:00Z".parse().expect("a timestamp"),
+    );
+    session.checklist.dose = Some(ketcare_session::session::VerifiedDose {
+        order_id: 900_000 + i64::from(devices),
+        summary: "verified".into(),
+        author: "doc".into(),
+        verified_by: "pharm".into(),
+        devices,
+        dose_mg: Some(35.0),
+        delivery: Default::default(),
+    });
+    store
+        .create_treatment_session(actor, patient, &session)
+        .await
+        .expect("a scheduled session")
+        .id
+}

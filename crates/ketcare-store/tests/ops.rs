@@ -531,32 +531,16 @@ async fn consent_signers_come_from_the_records_and_unlinking_the_guardian_voids_
     }
 }
 
-/// A scheduled session of `protocol` for `patient` with a verified dose order attached (the
-/// order itself is not stored: the ledger then reads the drug from the session's plan).
+/// A scheduled session of `protocol` for `patient` with a verified dose order attached.
 async fn session_with_order(c: &Clinic, patient: PatientId, protocol: &str, devices: u32) -> i64 {
-    let lib = ketcare_clinical::Library::builtin().unwrap();
-    let rules = ketcare_session::RulesFile::builtin(lib.sources()).unwrap();
-    let plan = rules.plan(
-        lib.get(protocol).unwrap(),
-        &ketcare_clinical::SiteSettings::new(),
+    ketcare_store::testing::session_with_order(
+        c.store.as_ref(),
+        &c.nurse,
+        patient,
+        protocol,
         devices,
-    );
-    let mut session =
-        ketcare_session::Session::new(plan, "Chair 1", "2026-12-07T09:00:00Z".parse().unwrap());
-    session.checklist.dose = Some(ketcare_session::session::VerifiedDose {
-        order_id: 900_000 + i64::from(devices),
-        summary: "verified".into(),
-        author: "doc".into(),
-        verified_by: "pharm".into(),
-        devices,
-        dose_mg: Some(35.0),
-        delivery: Default::default(),
-    });
-    c.store
-        .create_treatment_session(&c.nurse, patient, &session)
-        .await
-        .unwrap()
-        .id
+    )
+    .await
 }
 
 fn field_of<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {

@@ -29,33 +29,14 @@ async fn settings(app: &TestApp, extra: &[(&str, f64)]) {
 /// A scheduled session of `protocol` for `patient` with a verified dose order attached (the
 /// order itself is not stored: the ledger reads the drug from the session's plan).
 pub async fn session_with_order(app: &TestApp, patient: i64, protocol: &str, devices: u32) -> i64 {
-    let lib = ketcare_clinical::Library::builtin().unwrap();
-    let rules = ketcare_session::RulesFile::builtin(lib.sources()).unwrap();
-    let plan = rules.plan(
-        lib.get(protocol).unwrap(),
-        &ketcare_clinical::SiteSettings::new(),
+    ketcare_store::testing::session_with_order(
+        app.store.as_ref(),
+        &Actor::system(Role::Nurse),
+        ketcare_core::PatientId::new(patient),
+        protocol,
         devices,
-    );
-    let mut session =
-        ketcare_session::Session::new(plan, "Chair 1", "2026-12-07T09:00:00Z".parse().unwrap());
-    session.checklist.dose = Some(ketcare_session::session::VerifiedDose {
-        order_id: 900_000 + i64::from(devices),
-        summary: "verified".into(),
-        author: "priya".into(),
-        verified_by: "phil".into(),
-        devices,
-        dose_mg: Some(35.0),
-        delivery: Default::default(),
-    });
-    app.store
-        .create_treatment_session(
-            &Actor::system(Role::Nurse),
-            ketcare_core::PatientId::new(patient),
-            &session,
-        )
-        .await
-        .unwrap()
-        .id
+    )
+    .await
 }
 
 #[tokio::test]

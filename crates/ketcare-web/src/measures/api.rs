@@ -341,17 +341,7 @@ pub async fn outcomes(
     p: Principal,
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<CourseView>>, AppError> {
-    Ok(Json(
-        ketcare_app::measures::overview(
-            s.store.as_ref(),
-            &s.library(),
-            &p.actor,
-            PatientId::new(id),
-            s.today(),
-        )
-        .await?
-        .courses,
-    ))
+    Ok(Json(super::overview_of(&s, &p.actor, id).await?.courses))
 }
 
 /// A patient's score series and the chart's markers (sessions given, and dose orders no
@@ -373,14 +363,7 @@ pub async fn trajectory(
     p: Principal,
     Path(id): Path<i64>,
 ) -> Result<Json<TrajectoryView>, AppError> {
-    let o = ketcare_app::measures::overview(
-        s.store.as_ref(),
-        &s.library(),
-        &p.actor,
-        PatientId::new(id),
-        s.today(),
-    )
-    .await?;
+    let o = super::overview_of(&s, &p.actor, id).await?;
     Ok(Json(TrajectoryView {
         series: super::series(&o.responses),
         markers: o.markers,
@@ -408,14 +391,7 @@ pub async fn opioids(
     Path(id): Path<i64>,
     Query(q): Query<super::CourseQuery>,
 ) -> Result<Json<OpioidsView>, AppError> {
-    let o = ketcare_app::measures::overview(
-        s.store.as_ref(),
-        &s.library(),
-        &p.actor,
-        PatientId::new(id),
-        s.today(),
-    )
-    .await?;
+    let o = super::overview_of(&s, &p.actor, id).await?;
     let course = q
         .course
         .map(|c| super::mme_over_course(&o, c, s.today()))

@@ -131,3 +131,19 @@ pub(crate) fn routes() -> Vec<Entry> {
     ))
 )]
 pub struct MeasuresApiDoc;
+
+/// The patient's measurement overview for a page or API handler (one audited read).
+pub(crate) async fn overview_of(
+    s: &crate::AppState,
+    actor: &ketcare_core::Actor,
+    id: i64,
+) -> Result<ketcare_app::measures::Overview, AppError> {
+    Ok(ketcare_app::measures::overview(
+        s.store.as_ref(),
+        &s.library(),
+        actor,
+        ketcare_core::PatientId::new(id),
+        s.today(),
+    )
+    .await?)
+}

@@ -502,14 +502,7 @@ async fn patient_page(
     course: Option<i64>,
 ) -> Result<Response, PageError> {
     let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
-    let o = ketcare_app::measures::overview(
-        s.store.as_ref(),
-        &s.library(),
-        &p.actor,
-        PatientId::new(id),
-        s.today(),
-    )
-    .await?;
+    let o = super::overview_of(s, &p.actor, id).await?;
     let mme_course = course
         .map(|c| super::mme_over_course(&o, c, s.today()))
         .transpose()?;
@@ -601,14 +594,7 @@ pub async fn chart_svg(
     p: Principal,
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
-    let o = ketcare_app::measures::overview(
-        s.store.as_ref(),
-        &s.library(),
-        &p.actor,
-        PatientId::new(id),
-        s.today(),
-    )
-    .await?;
+    let o = super::overview_of(&s, &p.actor, id).await?;
     Ok(svg(ketcare_app::charts::trajectory_svg(
         &super::series(&o.responses),
         &o.markers,
@@ -623,14 +609,7 @@ pub async fn mme_svg(
     Path(id): Path<i64>,
     Query(q): Query<super::CourseQuery>,
 ) -> Result<Response, PageError> {
-    let o = ketcare_app::measures::overview(
-        s.store.as_ref(),
-        &s.library(),
-        &p.actor,
-        PatientId::new(id),
-        s.today(),
-    )
-    .await?;
+    let o = super::overview_of(&s, &p.actor, id).await?;
     Ok(svg(match q.course {
         Some(c) => {
             let w = super::mme_over_course(&o, c, s.today())?;
