@@ -96,3 +96,15 @@ export function sendOru(port, controlId, mrn, fields) {
     sock.on('error', reject);
   });
 }
+
+// Prints the page to a PDF. Chromium's PDF stream read (`IO.read`) fails now and then on a busy
+// machine; the page is unchanged between tries, so a retry prints the same document.
+export async function printPdf(page, path, tries = 3) {
+  for (let i = 1; ; i += 1) {
+    try {
+      return await page.pdf({ path });
+    } catch (e) {
+      if (i >= tries || !String(e).includes('IO.read')) throw e;
+    }
+  }
+}

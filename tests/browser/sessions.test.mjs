@@ -4,7 +4,7 @@
 // first device and an early stop, and opens the printable record.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startKetcare, openBrowser, signIn, resultPath, sendOru } from './harness.mjs';
+import { startKetcare, openBrowser, signIn, resultPath, sendOru, printPdf } from './harness.mjs';
 
 let server;
 let browser;
@@ -83,6 +83,6 @@ test('nurse sees a streamed vital live, acknowledges an alarm, runs a session an
   assert.match(await page.textContent('#record'), /REMS Patient Monitoring Form/);
   await page.emulateMedia({ media: 'print' });
   assert.equal(await page.locator('header.top').isVisible(), false);
-  await page.pdf({ path: resultPath('session-record.pdf') });
+  await printPdf(page, resultPath('session-record.pdf'));
   await page.screenshot({ path: resultPath('session-record.png'), fullPage: true });
 });

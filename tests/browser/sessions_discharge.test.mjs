@@ -7,7 +7,7 @@
 // signs and opens the printable signed record.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startKetcare, openBrowser, signIn, signOut, resultPath, sendOru } from './harness.mjs';
+import { startKetcare, openBrowser, signIn, signOut, resultPath, sendOru, printPdf } from './harness.mjs';
 
 let server;
 let browser;
@@ -232,6 +232,6 @@ test('nurse runs an IV ketamine session to discharge with a streamed SpO2 alarm 
   assert.match(await page.textContent('#signature'), /Signed by .*nurse/i);
   assert.equal(await page.locator('#unsigned').count(), 0);
   await page.emulateMedia({ media: 'print' });
-  await page.pdf({ path: resultPath('session-discharge-record.pdf') });
+  await printPdf(page, resultPath('session-discharge-record.pdf'));
   await page.screenshot({ path: resultPath('session-discharge-record.png'), fullPage: true });
 });
