@@ -2,7 +2,7 @@
 //! before the chair, OBX-6 units, torn and oversize frames, the three-column message key, and
 //! physiologically impossible vitals refused on every edge (MLLP, API, page form).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::*;

@@ -3,7 +3,7 @@
 //! from the page, observation against the test clock, discharge, signature, locked record,
 //! addendum, printable record, the suite dashboard and its event stream.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::*;

@@ -2,7 +2,7 @@
 //! every setting booking and billing need, consent withdrawal from the patient's consent page,
 //! the printable inventory and theft/loss documents, and the count per shift.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::TestApp;

@@ -1,7 +1,7 @@
 //! Every route in the table, called by every role and by nobody: the answer matches the route's
 //! role rule. The router is built only from the same table, so a route cannot exist without a rule.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::{Auth, TestApp, adult_form};

@@ -1,7 +1,7 @@
 //! CSRF, lock-out, session expiry, token revocation, cookie flags, and 422 bodies naming the field
 //! for every form and JSON body.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::{Auth, PASSWORD, TestApp, cookie_attributes, minor_form};

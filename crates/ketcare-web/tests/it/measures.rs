@@ -4,7 +4,7 @@
 //! another patient refused; outcomes and MME; the API, the CLI's function and the page give the
 //! same numbers.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::{Auth, TestApp};

@@ -2,7 +2,7 @@
 //! screening form's pregnancy status is a required choice (no "pregnant" by default), and a
 //! submit without one is refused naming the field.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::{TestApp, minor_form};

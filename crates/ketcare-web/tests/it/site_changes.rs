@@ -2,7 +2,7 @@
 //! second administrator; nobody can write another's name as approver; site protocols are validated
 //! with the whole library and a malformed one is refused naming line and field.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::TestApp;
@@ -152,7 +152,8 @@ async fn site_protocols_are_validated_with_the_library() {
     app.add_user("ann", Role::Administrator).await;
     app.add_user("priya", Role::Prescriber).await;
     let ann = app.bearer("ann").await;
-    let builtin = include_str!("../../ketcare-clinical/data/protocols/trd-adult-iv-ketamine.toml");
+    let builtin =
+        include_str!("../../../ketcare-clinical/data/protocols/trd-adult-iv-ketamine.toml");
     let mine = builtin
         .replace("id = \"trd-adult-iv-ketamine\"", "id = \"site-trd-adult-iv-ketamine-60min\"")
         .replace("duration_minutes = { value = 40, source = [\"R17\", \"R19\"], status = \"V\" }", "duration_minutes = { value = 60, source = [\"R20\"], status = \"V\", note = \"site: 60 min sessions (R20: 2-100 min shown safe)\" }");

@@ -1,7 +1,7 @@
 //! The foundation's story, told the same way against SQLite and against PostgreSQL: staff created,
 //! sign-in, a minor with a guardian registered, edited, searched, and the audit chain verified.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::{Auth, TestApp, minor_form};

@@ -3,7 +3,7 @@
 //! page predict its curve with the PK engine, and the patient's score chart marks the session
 //! (date, drug, route, dose given) instead of its dose order.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::*;

@@ -3,7 +3,7 @@
 //! only with a reason, and only a second clinician verifies. The API, the page and the pure
 //! library give the same numbers.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::{TestApp, adult_form, minor_form};

@@ -3,7 +3,7 @@
 //! receives stock, a nurse draws and wastes with a witness who signs with their own password,
 //! the count holds a discrepancy open, and the superbill follows the infusion time boundaries.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::{PASSWORD, TestApp, minor_form};

@@ -1,7 +1,7 @@
 //! PK simulation through the web edge: the comparison page (with a patient's weight and age
 //! filled in from the record, read under PatientRead and audited) and the JSON API.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::{Auth, TestApp, minor_form};

@@ -1,0 +1,7 @@
+//! The store's integration tests, one binary (it links once), each on SQLite and PostgreSQL.
+
+mod audit_chain;
+mod measures;
+mod ops;
+mod session_ops;
+mod sessions;

@@ -1,0 +1,18 @@
+//! The web edge's integration tests, one binary (it links once): every area through the real
+//! router over a fresh SQLite file and a fresh PostgreSQL database.
+
+mod common;
+
+mod clinical;
+mod form_defaults;
+mod measures;
+mod monitors;
+mod ops;
+mod ops_more;
+mod pk;
+mod role_matrix;
+mod security;
+mod session_history;
+mod sessions;
+mod site_changes;
+mod story;

@@ -1,0 +1,7 @@
+//! The `ketcare` command's integration tests, one binary (it links once).
+
+mod cli;
+mod ledger;
+mod measures;
+mod pk;
+mod sessions_durability;
