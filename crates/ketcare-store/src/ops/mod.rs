@@ -1,0 +1,372 @@
+//! Operations: chairs and bookings, consent, the controlled-substance ledger, billing.
+//!
+//! Decisions are made by `ketcare_ops` inside the write transaction (conflicts are checked
+//! against the bookings as they are while the audit head is locked, and a ledger event is
+//! replayed against every earlier entry), so two schedulers or two nurses cannot race past a
+//! rule. Counts and discrepancies are ledger entries; their state is the ledger replayed.
+//!
+//! This module holds the `OpsStore` trait, its shared types and helpers; each aggregate's
+//! queries and row types are in its own file (`schedule`, `consent`, `ledger`, `billing`).
+
+use crate::sql::{Tx, Unit, corrupt, load_patient, now_rfc3339};
+use crate::{Result, SqlStore, StoreError, require};
+use async_trait::async_trait;
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use ketcare_core::audit::AuditEvent;
+use ketcare_core::{Actor, AgeBands, FieldErrors, PatientId, Permission, Role, UserId};
+use ketcare_ops::Drug;
+use ketcare_ops::billing::PriceList;
+use ketcare_ops::consent::{
+    Assent, ConsentDocument, ConsentQuery, ConsentSignature, ConsentStatus, Section, Signer,
+};
+use ketcare_ops::ledger::chain::{self, LedgerBreak, LedgerRecord};
+use ketcare_ops::ledger::products::Stock;
+use ketcare_ops::ledger::{LedgerActor, LedgerEvent, LedgerState, SessionTarget, Witness};
+use ketcare_ops::schedule::{
+    Booking, BookingStatus, Conflict, MoveMode, MovePlan, OnSite, PhaseKind, Staffing,
+};
+use sqlx::Row;
+
+mod billing;
+mod consent;
+mod ledger;
+mod schedule;
+
+pub(crate) use consent::consent_status_tx;
+pub(crate) use ledger::{ledger_records_tx, replay};
+
+/// A treatment chair.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Chair {
+    pub id: i64,
+    pub name: String,
+}
+
+/// A course being booked: its patient, template and protocol.
+#[derive(Debug, Clone)]
+pub struct NewCourse {
+    pub patient_id: PatientId,
+    pub template_id: String,
+    pub protocol_id: String,
+}
+
+/// The outcome of a booking request: booked, or refused with each session's conflicts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum BookOutcome {
+    Booked {
+        course_id: Option<i64>,
+        bookings: Vec<Booking>,
+    },
+    /// (index of the requested session, its conflicts); nothing was written.
+    Refused(Vec<(usize, Vec<Conflict>)>),
+}
+
+/// A new consent document version (the version number is the next one for the protocol).
+#[derive(Debug, Clone)]
+pub struct NewConsentDocument {
+    pub protocol_id: String,
+    pub protocol_version: u32,
+    pub off_label: bool,
+    pub title: String,
+    pub sections: Vec<Section>,
+    pub valid_days: Option<u32>,
+}
+
+/// A signature to record under the protocol's current document.
+#[derive(Debug, Clone)]
+pub struct NewSignature {
+    pub patient_id: PatientId,
+    pub protocol_id: String,
+    pub signer: Signer,
+    pub assent: Option<Assent>,
+    pub signed_at: Timestamp,
+}
+
+/// The result of checking the ledger's chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LedgerVerification {
+    pub entries: u64,
+    pub broken: Option<LedgerBreak>,
+}
+
+/// The store's part for this area (included in [`crate::Store`]).
+#[async_trait]
+pub trait OpsStore: Send + Sync {
+    // Chairs and rosters
+    async fn add_chair(&self, actor: &Actor, name: &str) -> Result<Chair>;
+    async fn chairs(&self, actor: &Actor) -> Result<Vec<Chair>>;
+    /// Puts a prescriber on site from `start` to `end` (clinic wall-clock time).
+    async fn add_on_site(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        start: DateTime,
+        end: DateTime,
+    ) -> Result<OnSite>;
+    async fn on_site(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<OnSite>>;
+    /// Staff of one role, for choosing a nurse, a prescriber or a witness (id, username, name).
+    async fn staff(&self, actor: &Actor, role: Role) -> Result<Vec<(i64, String, String)>>;
+
+    // Bookings
+    /// Bookings that start before `to` and end after `from` (every status).
+    async fn bookings(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<Booking>>;
+    async fn booking(&self, actor: &Actor, id: i64) -> Result<Booking>;
+    /// Books sessions (a course when `course` is given) if none conflicts; else writes nothing
+    /// and returns every conflict. `id`, `course_id` and `status` of the requests are ignored.
+    async fn book(
+        &self,
+        actor: &Actor,
+        course: Option<&NewCourse>,
+        requests: &[Booking],
+        staffing: Staffing,
+    ) -> Result<BookOutcome>;
+    /// Plans moving a booking; when `apply` and the plan is clear, moves every booking in it.
+    async fn move_booking(
+        &self,
+        actor: &Actor,
+        id: i64,
+        new_start: DateTime,
+        mode: MoveMode,
+        staffing: Staffing,
+        apply: bool,
+    ) -> Result<MovePlan>;
+    /// Records attendance, a cancellation or a no-show (with a reason).
+    async fn set_booking_status(
+        &self,
+        actor: &Actor,
+        id: i64,
+        status: BookingStatus,
+        reason: &str,
+    ) -> Result<Booking>;
+
+    // Consent
+    async fn add_consent_document(
+        &self,
+        actor: &Actor,
+        doc: &NewConsentDocument,
+    ) -> Result<ConsentDocument>;
+    /// Every version of every document, newest first.
+    async fn consent_documents(&self, actor: &Actor) -> Result<Vec<ConsentDocument>>;
+    /// The newest document version of a protocol.
+    async fn current_consent_document(
+        &self,
+        actor: &Actor,
+        protocol_id: &str,
+    ) -> Result<Option<ConsentDocument>>;
+    async fn record_consent(&self, actor: &Actor, sig: &NewSignature) -> Result<ConsentSignature>;
+    /// Withdraws one of the patient's consents as of `at`, recording who and why; from then on
+    /// it is not valid. A consent already withdrawn, or another patient's, is not found.
+    async fn withdraw_consent(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        id: i64,
+        at: Timestamp,
+        reason: &str,
+    ) -> Result<ConsentSignature>;
+    async fn consent_signatures(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+    ) -> Result<Vec<ConsentSignature>>;
+    /// Is consent valid for this patient under this protocol version at `at`? (audited)
+    async fn consent_status(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        protocol_id: &str,
+        protocol_version: u32,
+        at: Timestamp,
+    ) -> Result<ConsentStatus>;
+
+    // Ledger
+    /// Appends an event if the ledger's rules accept it. Witnesses are named by user id; their
+    /// name and role are taken from their accounts, never from the request.
+    async fn ledger_append(&self, actor: &Actor, event: &LedgerEvent) -> Result<LedgerRecord>;
+    async fn ledger_records(&self, actor: &Actor) -> Result<Vec<LedgerRecord>>;
+    /// The ledger replayed: containers, sessions, discrepancies, reports.
+    async fn ledger_state(&self, actor: &Actor) -> Result<LedgerState>;
+    /// Checks the whole chain and names the first broken entry.
+    async fn verify_ledger(&self) -> Result<LedgerVerification>;
+
+    // Billing
+    async fn set_price(&self, actor: &Actor, code: &str, cents: i64) -> Result<()>;
+    async fn prices(&self, actor: &Actor) -> Result<PriceList>;
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> StoreError {
+    StoreError::Invalid(FieldErrors::single(field, message))
+}
+
+async fn audit(
+    tx: &mut Unit<'_>,
+    action: &str,
+    patient: Option<i64>,
+    detail: String,
+) -> Result<()> {
+    tx.audit(&AuditEvent::new(action, patient, detail)).await
+}
+
+async fn user_exists(tx: &mut Tx, id: i64) -> Result<Option<(String, Role)>> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT username, role FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    row.map(|(username, role)| {
+        Ok((
+            username,
+            Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
+        ))
+    })
+    .transpose()
+}
+
+/// Each method calls the function of the same name in its aggregate's file.
+#[async_trait]
+impl OpsStore for SqlStore {
+    async fn add_chair(&self, actor: &Actor, name: &str) -> Result<Chair> {
+        SqlStore::add_chair(self, actor, name).await
+    }
+
+    async fn chairs(&self, actor: &Actor) -> Result<Vec<Chair>> {
+        SqlStore::chairs(self, actor).await
+    }
+
+    async fn add_on_site(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        start: DateTime,
+        end: DateTime,
+    ) -> Result<OnSite> {
+        SqlStore::add_on_site(self, actor, user, start, end).await
+    }
+
+    async fn on_site(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<OnSite>> {
+        SqlStore::on_site(self, actor, from, to).await
+    }
+
+    async fn staff(&self, actor: &Actor, role: Role) -> Result<Vec<(i64, String, String)>> {
+        SqlStore::staff(self, actor, role).await
+    }
+
+    async fn bookings(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<Booking>> {
+        SqlStore::bookings(self, actor, from, to).await
+    }
+
+    async fn booking(&self, actor: &Actor, id: i64) -> Result<Booking> {
+        SqlStore::booking(self, actor, id).await
+    }
+
+    async fn book(
+        &self,
+        actor: &Actor,
+        course: Option<&NewCourse>,
+        requests: &[Booking],
+        staffing: Staffing,
+    ) -> Result<BookOutcome> {
+        SqlStore::book(self, actor, course, requests, staffing).await
+    }
+
+    async fn move_booking(
+        &self,
+        actor: &Actor,
+        id: i64,
+        new_start: DateTime,
+        mode: MoveMode,
+        staffing: Staffing,
+        apply: bool,
+    ) -> Result<MovePlan> {
+        SqlStore::move_booking(self, actor, id, new_start, mode, staffing, apply).await
+    }
+
+    async fn set_booking_status(
+        &self,
+        actor: &Actor,
+        id: i64,
+        status: BookingStatus,
+        reason: &str,
+    ) -> Result<Booking> {
+        SqlStore::set_booking_status(self, actor, id, status, reason).await
+    }
+
+    async fn add_consent_document(
+        &self,
+        actor: &Actor,
+        doc: &NewConsentDocument,
+    ) -> Result<ConsentDocument> {
+        SqlStore::add_consent_document(self, actor, doc).await
+    }
+
+    async fn consent_documents(&self, actor: &Actor) -> Result<Vec<ConsentDocument>> {
+        SqlStore::consent_documents(self, actor).await
+    }
+
+    async fn current_consent_document(
+        &self,
+        actor: &Actor,
+        protocol_id: &str,
+    ) -> Result<Option<ConsentDocument>> {
+        SqlStore::current_consent_document(self, actor, protocol_id).await
+    }
+
+    async fn record_consent(&self, actor: &Actor, sig: &NewSignature) -> Result<ConsentSignature> {
+        SqlStore::record_consent(self, actor, sig).await
+    }
+
+    async fn withdraw_consent(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        id: i64,
+        at: Timestamp,
+        reason: &str,
+    ) -> Result<ConsentSignature> {
+        SqlStore::withdraw_consent(self, actor, patient, id, at, reason).await
+    }
+
+    async fn consent_signatures(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+    ) -> Result<Vec<ConsentSignature>> {
+        SqlStore::consent_signatures(self, actor, patient).await
+    }
+
+    async fn consent_status(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        protocol_id: &str,
+        protocol_version: u32,
+        at: Timestamp,
+    ) -> Result<ConsentStatus> {
+        SqlStore::consent_status(self, actor, patient, protocol_id, protocol_version, at).await
+    }
+
+    async fn ledger_append(&self, actor: &Actor, event: &LedgerEvent) -> Result<LedgerRecord> {
+        SqlStore::ledger_append(self, actor, event).await
+    }
+
+    async fn ledger_records(&self, actor: &Actor) -> Result<Vec<LedgerRecord>> {
+        SqlStore::ledger_records(self, actor).await
+    }
+
+    async fn ledger_state(&self, actor: &Actor) -> Result<LedgerState> {
+        SqlStore::ledger_state(self, actor).await
+    }
+
+    async fn verify_ledger(&self) -> Result<LedgerVerification> {
+        SqlStore::verify_ledger(self).await
+    }
+
+    async fn set_price(&self, actor: &Actor, code: &str, cents: i64) -> Result<()> {
+        SqlStore::set_price(self, actor, code, cents).await
+    }
+
+    async fn prices(&self, actor: &Actor) -> Result<PriceList> {
+        SqlStore::prices(self, actor).await
+    }
+}

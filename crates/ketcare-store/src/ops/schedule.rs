@@ -1,0 +1,447 @@
+//! Chairs, staff on site and bookings: planning a course, moving and cancelling, with the
+//! conflicts checked inside the write transaction.
+
+use super::*;
+
+fn parse_datetime(col: &str, s: &str) -> Result<DateTime> {
+    s.parse().map_err(|_| corrupt(col, s))
+}
+const BOOKING_COLUMNS: &str = "id, course_id, patient_id, chair_id, nurse_id, prescriber_required, start_at, end_at, status, phase";
+
+/// An `ops_bookings` row as stored (`BOOKING_COLUMNS`).
+#[derive(sqlx::FromRow)]
+struct BookingRow {
+    id: i64,
+    course_id: Option<i64>,
+    patient_id: i64,
+    chair_id: i64,
+    nurse_id: i64,
+    prescriber_required: i64,
+    start_at: String,
+    end_at: String,
+    status: String,
+    phase: String,
+}
+
+impl TryFrom<BookingRow> for Booking {
+    type Error = StoreError;
+    fn try_from(r: BookingRow) -> Result<Self> {
+        Ok(Booking {
+            id: r.id,
+            course_id: r.course_id,
+            patient_id: r.patient_id,
+            chair_id: r.chair_id,
+            nurse_id: r.nurse_id,
+            prescriber_required: r.prescriber_required != 0,
+            start: parse_datetime("start_at", &r.start_at)?,
+            end: parse_datetime("end_at", &r.end_at)?,
+            status: BookingStatus::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?,
+            phase: PhaseKind::parse(&r.phase).ok_or_else(|| corrupt("phase", &r.phase))?,
+        })
+    }
+}
+async fn load_booking(tx: &mut Tx, id: i64) -> Result<Booking> {
+    let row = sqlx::query_as::<_, BookingRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {BOOKING_COLUMNS} FROM ops_bookings WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| StoreError::NotFound {
+        what: format!("booking {id}"),
+    })?;
+    Booking::try_from(row)
+}
+
+async fn bookings_in(tx: &mut Tx, from: DateTime, to: DateTime) -> Result<Vec<Booking>> {
+    sqlx::query_as::<_, BookingRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {BOOKING_COLUMNS} FROM ops_bookings WHERE start_at < $1 AND end_at > $2 ORDER BY start_at, id"
+    )))
+    .bind(to.to_string())
+    .bind(from.to_string())
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(Booking::try_from)
+    .collect()
+}
+
+async fn on_site_in(tx: &mut Tx, from: DateTime, to: DateTime) -> Result<Vec<OnSite>> {
+    sqlx::query_as::<_, (i64, String, String)>(
+        "SELECT user_id, start_at, end_at FROM ops_on_site WHERE start_at < $1 AND end_at > $2 ORDER BY start_at",
+    )
+    .bind(to.to_string())
+    .bind(from.to_string())
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|(user_id, start, end)| {
+        Ok(OnSite {
+            user_id,
+            start: parse_datetime("start_at", &start)?,
+            end: parse_datetime("end_at", &end)?,
+        })
+    })
+    .collect()
+}
+
+/// The window a set of bookings spans (for loading what they could conflict with).
+fn span(bs: &[Booking]) -> Option<(DateTime, DateTime)> {
+    let from = bs.iter().map(|b| b.start).min()?;
+    let to = bs.iter().map(|b| b.end).max()?;
+    Some((from, to))
+}
+
+impl SqlStore {
+    pub(crate) async fn add_chair(&self, actor: &Actor, name: &str) -> Result<Chair> {
+        require(actor, Permission::Schedule)?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 60 {
+            return Err(invalid("name", "a chair needs a name of 1–60 characters"));
+        }
+        let mut tx = self.unit(actor).await?;
+        let taken = sqlx::query("SELECT id FROM ops_chairs WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if taken.is_some() {
+            return Err(invalid("name", "a chair of that name exists"));
+        }
+        let id: i64 =
+            sqlx::query("INSERT INTO ops_chairs (name, created_at) VALUES ($1, $2) RETURNING id")
+                .bind(name)
+                .bind(now_rfc3339())
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("id")?;
+        audit(&mut tx, "chair.create", None, format!("chair {id}: {name}")).await?;
+        tx.commit().await?;
+        Ok(Chair {
+            id,
+            name: name.to_owned(),
+        })
+    }
+
+    pub(crate) async fn chairs(&self, actor: &Actor) -> Result<Vec<Chair>> {
+        require(actor, Permission::Schedule)?;
+        Ok(
+            sqlx::query_as::<_, (i64, String)>("SELECT id, name FROM ops_chairs ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(|(id, name)| Chair { id, name })
+                .collect(),
+        )
+    }
+
+    pub(crate) async fn add_on_site(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        start: DateTime,
+        end: DateTime,
+    ) -> Result<OnSite> {
+        require(actor, Permission::Schedule)?;
+        if end <= start {
+            return Err(invalid("end", "must be after the start"));
+        }
+        let mut tx = self.unit(actor).await?;
+        let (_, role) = user_exists(&mut tx, user.get())
+            .await?
+            .ok_or_else(|| invalid("user_id", "no such user"))?;
+        if role != Role::Prescriber {
+            return Err(invalid("user_id", "only a prescriber is rostered on site"));
+        }
+        sqlx::query("INSERT INTO ops_on_site (user_id, start_at, end_at) VALUES ($1, $2, $3)")
+            .bind(user.get())
+            .bind(start.to_string())
+            .bind(end.to_string())
+            .execute(&mut **tx)
+            .await?;
+        audit(
+            &mut tx,
+            "roster.prescriber_on_site",
+            None,
+            format!("user {user}: {start} – {end}"),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(OnSite {
+            user_id: user.get(),
+            start,
+            end,
+        })
+    }
+
+    pub(crate) async fn on_site(
+        &self,
+        actor: &Actor,
+        from: DateTime,
+        to: DateTime,
+    ) -> Result<Vec<OnSite>> {
+        require(actor, Permission::Schedule)?;
+        let mut tx = self.pool.begin().await?;
+        let out = on_site_in(&mut tx, from, to).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub(crate) async fn staff(
+        &self,
+        actor: &Actor,
+        role: Role,
+    ) -> Result<Vec<(i64, String, String)>> {
+        if !(actor.may(Permission::Schedule) || actor.may(Permission::LedgerRead)) {
+            return Err(StoreError::Forbidden {
+                permission: Permission::Schedule,
+            });
+        }
+        Ok(sqlx::query_as(
+            "SELECT id, username, display_name FROM users WHERE role = $1 ORDER BY username",
+        )
+        .bind(role.as_str())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub(crate) async fn bookings(
+        &self,
+        actor: &Actor,
+        from: DateTime,
+        to: DateTime,
+    ) -> Result<Vec<Booking>> {
+        let mut tx = self.write(actor, Permission::Schedule).await?;
+        let out = bookings_in(&mut tx, from, to).await?;
+        // Each patient shown on the calendar is an audited access.
+        let mut patients: Vec<i64> = out.iter().map(|b| b.patient_id).collect();
+        patients.sort_unstable();
+        patients.dedup();
+        if patients.is_empty() {
+            // No patient shown, nothing to record: the unit is dropped (nothing was written).
+            return Ok(out);
+        }
+        for p in patients {
+            audit(&mut tx, "schedule.view", Some(p), format!("{from} – {to}")).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub(crate) async fn booking(&self, actor: &Actor, id: i64) -> Result<Booking> {
+        let mut tx = self.write(actor, Permission::Schedule).await?;
+        let b = load_booking(&mut tx, id).await?;
+        audit(
+            &mut tx,
+            "booking.read",
+            Some(b.patient_id),
+            format!("booking {id}"),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(b)
+    }
+
+    pub(crate) async fn book(
+        &self,
+        actor: &Actor,
+        course: Option<&NewCourse>,
+        requests: &[Booking],
+        staffing: Staffing,
+    ) -> Result<BookOutcome> {
+        require(actor, Permission::Schedule)?;
+        let Some((from, to)) = span(requests) else {
+            return Err(invalid("sessions", "nothing to book"));
+        };
+        let mut tx = self.unit(actor).await?;
+        let mut patients: Vec<i64> = requests.iter().map(|b| b.patient_id).collect();
+        patients.dedup();
+        for p in &patients {
+            load_patient(&mut tx, PatientId::new(*p)).await?;
+        }
+        for b in requests {
+            let chair = sqlx::query("SELECT id FROM ops_chairs WHERE id = $1")
+                .bind(b.chair_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if chair.is_none() {
+                return Err(invalid("chair_id", format!("no chair {}", b.chair_id)));
+            }
+            match user_exists(&mut tx, b.nurse_id).await? {
+                Some((_, Role::Nurse)) => {}
+                _ => {
+                    return Err(invalid(
+                        "nurse_id",
+                        format!("user {} is not a nurse", b.nurse_id),
+                    ));
+                }
+            }
+        }
+        let existing = bookings_in(&mut tx, from, to).await?;
+        let prescribers = on_site_in(&mut tx, from, to).await?;
+        let refused =
+            ketcare_ops::schedule::conflicts_all(&existing, requests, &prescribers, staffing);
+        if !refused.is_empty() {
+            return Ok(BookOutcome::Refused(refused));
+        }
+        let now = now_rfc3339();
+        let course_id = match course {
+            Some(c) => {
+                if patients != [c.patient_id.get()] {
+                    return Err(invalid("patient_id", "a course is for one patient"));
+                }
+                Some(
+                    sqlx::query(
+                        "INSERT INTO ops_courses (patient_id, template_id, protocol_id, created_by, created_at)
+                         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    )
+                    .bind(c.patient_id.get())
+                    .bind(&c.template_id)
+                    .bind(&c.protocol_id)
+                    .bind(&actor.username)
+                    .bind(&now)
+                    .fetch_one(&mut **tx)
+                    .await?
+                    .try_get::<i64, _>("id")?,
+                )
+            }
+            None => None,
+        };
+        let mut booked = Vec::new();
+        for b in requests {
+            let id: i64 = sqlx::query(
+                "INSERT INTO ops_bookings (course_id, patient_id, chair_id, nurse_id, prescriber_required, start_at, end_at, status, phase, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'booked', $8, $9) RETURNING id",
+            )
+            .bind(course_id)
+            .bind(b.patient_id)
+            .bind(b.chair_id)
+            .bind(b.nurse_id)
+            .bind(i64::from(b.prescriber_required))
+            .bind(b.start.to_string())
+            .bind(b.end.to_string())
+            .bind(b.phase.as_str())
+            .bind(&now)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("id")?;
+            audit(
+                &mut tx,
+                "booking.create",
+                Some(b.patient_id),
+                format!("booking {id}: chair {} {} – {}", b.chair_id, b.start, b.end),
+            )
+            .await?;
+            booked.push(load_booking(&mut tx, id).await?);
+        }
+        tx.commit().await?;
+        Ok(BookOutcome::Booked {
+            course_id,
+            bookings: booked,
+        })
+    }
+
+    pub(crate) async fn move_booking(
+        &self,
+        actor: &Actor,
+        id: i64,
+        new_start: DateTime,
+        mode: MoveMode,
+        staffing: Staffing,
+        apply: bool,
+    ) -> Result<MovePlan> {
+        let mut tx = self.write(actor, Permission::Schedule).await?;
+        let target = load_booking(&mut tx, id).await?;
+        // Everything from the earlier of the two starts onwards may be involved.
+        let from = target.start.min(new_start);
+        let horizon = from
+            .checked_add(jiff::Span::new().days(400))
+            .map_err(|_| invalid("start", "out of range"))?;
+        let existing = bookings_in(
+            &mut tx,
+            from.saturating_sub(jiff::Span::new().days(1)),
+            horizon,
+        )
+        .await?;
+        let prescribers = on_site_in(&mut tx, from, horizon).await?;
+        let plan = ketcare_ops::schedule::plan_move(
+            &existing,
+            id,
+            new_start,
+            mode,
+            &prescribers,
+            staffing,
+        )
+        .map_err(|e| invalid("start", e.to_string()))?;
+        // A clear plan with no move changes nothing (and has nothing to record).
+        if apply && plan.is_clear() && !plan.moves.is_empty() {
+            let now = now_rfc3339();
+            for m in &plan.moves {
+                let b = existing
+                    .iter()
+                    .find(|b| b.id == m.booking_id)
+                    .ok_or_else(|| StoreError::Corrupt(format!("booking {}", m.booking_id)))?;
+                let len = b
+                    .start
+                    .until(b.end)
+                    .map_err(|_| corrupt("booking", &b.id.to_string()))?;
+                let end =
+                    m.to.checked_add(len)
+                        .map_err(|_| invalid("start", "out of range"))?;
+                sqlx::query("UPDATE ops_bookings SET start_at = $1, end_at = $2, updated_at = $3 WHERE id = $4")
+                    .bind(m.to.to_string())
+                    .bind(end.to_string())
+                    .bind(&now)
+                    .bind(m.booking_id)
+                    .execute(&mut **tx)
+                    .await?;
+                audit(
+                    &mut tx,
+                    "booking.move",
+                    Some(b.patient_id),
+                    format!("booking {}: {} → {}", m.booking_id, m.from, m.to),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(plan)
+    }
+
+    pub(crate) async fn set_booking_status(
+        &self,
+        actor: &Actor,
+        id: i64,
+        status: BookingStatus,
+        reason: &str,
+    ) -> Result<Booking> {
+        require(actor, Permission::Schedule)?;
+        if matches!(status, BookingStatus::Cancelled | BookingStatus::NoShow)
+            && reason.trim().is_empty()
+        {
+            return Err(invalid("reason", "say why"));
+        }
+        let mut tx = self.unit(actor).await?;
+        let b = load_booking(&mut tx, id).await?;
+        let to = b
+            .status
+            .transition(status)
+            .map_err(|e| StoreError::Conflict(e.to_string()))?;
+        sqlx::query("UPDATE ops_bookings SET status = $1, status_reason = $2, updated_at = $3 WHERE id = $4")
+            .bind(to.as_str())
+            .bind(reason.trim())
+            .bind(now_rfc3339())
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        audit(
+            &mut tx,
+            &format!("booking.{}", to.as_str()),
+            Some(b.patient_id),
+            format!("booking {id}: {}", reason.trim()),
+        )
+        .await?;
+        let out = load_booking(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}

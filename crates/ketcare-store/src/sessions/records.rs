@@ -1,0 +1,216 @@
+//! Treatment session records: scheduling from a verified order, reading, listing and applying
+//! commands with the pure core.
+
+use super::*;
+
+/// A session is scheduled only for a verified dose order of its own patient: the order's row
+/// (not the caller's copy) is read in the creating transaction. Refusals name `order_id` and
+/// the order's state.
+async fn check_order_for_session(
+    tx: &mut crate::sql::Tx,
+    patient: PatientId,
+    session: &Session,
+) -> Result<()> {
+    let Some(order_id) = session.dose_order_id else {
+        return Ok(());
+    };
+    let bad = |m: String| StoreError::Invalid(FieldErrors::single("order_id", m));
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT patient_id, state FROM clinical_records WHERE id = $1 AND kind = 'dose_order'",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((owner, state)) = row else {
+        return Err(bad(format!("no dose order {order_id}")));
+    };
+    if owner != patient.get() {
+        return Err(bad(format!(
+            "dose order {order_id} belongs to another patient"
+        )));
+    }
+    if state != "verified" {
+        return Err(bad(format!(
+            "dose order {order_id} is {}: a session is scheduled only for an order verified by a second clinician",
+            state.replace('_', " ")
+        )));
+    }
+    if session
+        .checklist
+        .dose
+        .as_ref()
+        .is_some_and(|d| d.order_id != order_id)
+    {
+        return Err(bad(format!(
+            "the attached dose is not dose order {order_id}"
+        )));
+    }
+    Ok(())
+}
+
+impl SqlStore {
+    pub(crate) async fn create_treatment_session(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        session: &Session,
+    ) -> Result<SessionRecord> {
+        require(actor, Permission::RunSession)?;
+        if session.chair.is_empty() {
+            return Err(StoreError::Invalid(FieldErrors::single(
+                "chair", "required",
+            )));
+        }
+        let mut tx = self.unit(actor).await?;
+        crate::sql::load_patient(&mut tx, patient).await?;
+        check_order_for_session(&mut tx, patient, session).await?;
+        let now = now_rfc3339();
+        let row = sqlx::query(
+            "INSERT INTO treatment_sessions (patient_id, chair, phase, body, revision, signed, created_by, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 1, 0, $5, $6, $6) RETURNING id",
+        )
+        .bind(patient.get())
+        .bind(&session.chair)
+        .bind(session.phase.as_str())
+        .bind(body_of(session)?)
+        .bind(&actor.username)
+        .bind(&now)
+        .fetch_one(&mut **tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        tx.audit(&AuditEvent::new(
+            "session.create",
+            Some(patient.get()),
+            format!(
+                "session {id}: {} on {}",
+                session.plan.protocol_id, session.chair
+            ),
+        ))
+        .await?;
+        let rec = load_session(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    pub(crate) async fn session_record(&self, actor: &Actor, id: i64) -> Result<SessionRecord> {
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        let rec = load_session(&mut tx, id).await?;
+        tx.audit(&AuditEvent::new(
+            "session.read",
+            Some(rec.patient_id.get()),
+            format!("session {id}"),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    pub(crate) async fn apply_session_command(
+        &self,
+        actor: &Actor,
+        id: i64,
+        command: &Command,
+        now: Timestamp,
+    ) -> Result<SessionRecord> {
+        let permission = if command.needs_sign_permission() {
+            Permission::SignSession
+        } else {
+            Permission::RunSession
+        };
+        let mut tx = self.write(actor, permission).await?;
+        let mut rec = load_session(&mut tx, id).await?;
+        let before = rec.session.phase;
+        let addenda_before = rec.session.addenda.len();
+        crate::session_ops::refresh_consent(&mut tx, rec.patient_id, &mut rec.session, now).await?;
+        if let Command::Sign = command {
+            crate::session_ops::refresh_ledger(&mut tx, id, rec.patient_id, &mut rec.session, now)
+                .await?;
+        }
+        rec.session
+            .apply(command, &actor.username, now)
+            .map_err(|r| StoreError::Conflict(r.to_string()))?;
+        if let Command::Addendum { .. } = command {
+            for a in &rec.session.addenda[addenda_before..] {
+                sqlx::query(
+                    "INSERT INTO session_addenda (session_id, at, written_by, text) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(id)
+                .bind(a.at.to_string())
+                .bind(&a.by)
+                .bind(&a.text)
+                .execute(&mut **tx)
+                .await?;
+            }
+        } else {
+            write_session(&mut tx, id, &rec.session).await?;
+        }
+        let after = rec.session.phase;
+        let detail = if before == after {
+            format!("session {id}: {}", command.name())
+        } else {
+            format!(
+                "session {id}: {} ({} -> {})",
+                command.name(),
+                before.as_str(),
+                after.as_str()
+            )
+        };
+        let action = match command {
+            Command::Sign => "session.sign",
+            Command::Addendum { .. } => "session.addendum",
+            Command::AcknowledgeAlarm { .. } => "session.alarm.acknowledge",
+            Command::ResolveAlarm { .. } => "session.alarm.resolve",
+            _ => "session.update",
+        };
+        tx.audit(&AuditEvent::new(action, Some(rec.patient_id.get()), detail))
+            .await?;
+        let rec = load_session(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    pub(crate) async fn active_sessions(&self, actor: &Actor) -> Result<Vec<SessionRecord>> {
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        let rows = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE phase IN ({}) ORDER BY chair, id",
+            active_list()
+        )))
+        .fetch_all(&mut **tx)
+        .await?;
+        let recs: Vec<SessionRecord> = rows
+            .into_iter()
+            .map(SessionRecord::try_from)
+            .collect::<Result<_>>()?;
+        if recs.is_empty() {
+            // No session, no patient shown: nothing to record, the unit is dropped.
+            return Ok(recs);
+        }
+        for r in &recs {
+            tx.audit(&AuditEvent::new(
+                "session.read",
+                Some(r.patient_id.get()),
+                format!("session {} on the suite dashboard", r.id),
+            ))
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(recs)
+    }
+
+    pub(crate) async fn patient_sessions(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+    ) -> Result<Vec<SessionRecord>> {
+        require(actor, Permission::PatientRead)?;
+        sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE patient_id = $1 ORDER BY id DESC"
+        )))
+        .bind(patient.get())
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(SessionRecord::try_from)
+        .collect()
+    }
+}

@@ -1,0 +1,522 @@
+//! The SQL implementation of [`Store`], over sqlx's `Any` driver so that one body of queries
+//! serves SQLite and PostgreSQL. Only the DDL differs (`migrations/sqlite`, `migrations/postgres`);
+//! every query here uses `$n` placeholders, `RETURNING` and types both backends share
+//! (integers, floats, text). Times are RFC 3339 text; instants compared in SQL are epoch seconds.
+//!
+//! This module holds the store itself, its units of work and the audit chain's writer; each
+//! aggregate's queries and row types are in its own file (`users`, `patients`, `audit`,
+//! `settings`, `records`) as `impl SqlStore` functions, which `impl Store` below calls.
+
+use crate::{
+    ApiToken, AuditFilter, AuditVerification, Backend, ClinicalRecord, NewUser, RecordKind, Result,
+    SiteSettingsVersion, Store, StoreError, User, WebSession, require,
+};
+use crate::{RecordChange, SettingsProposal, SiteProtocol};
+use async_trait::async_trait;
+use ketcare_core::audit::{AuditEvent, AuditRecord, HashInput, record_hash, verify_chain};
+use ketcare_core::patient::{
+    Guardian, Measured, NewGuardian, NewPatient, Patient, PatientSummary, Relationship, Sex,
+};
+use ketcare_core::units::{HeightCm, WeightKg};
+use ketcare_core::{Actor, ApiTokenId, GuardianId, PatientId, Permission, Role, UserId};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+
+mod audit;
+mod patients;
+mod records;
+mod settings;
+mod users;
+
+pub(crate) use patients::load_patient;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct SqlStore {
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
+    /// Queues this store's vital-sign writes on SQLite (see `record_vital`): one queue per
+    /// store, so two stores in one process (tests, tools) do not wait on each other.
+    pub(crate) vital_writes: tokio::sync::Mutex<()>,
+}
+
+pub(crate) type Tx = Transaction<'static, Any>;
+
+pub(crate) fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+impl SqlStore {
+    /// Connects, applies pending migrations, and returns the store.
+    pub async fn open(url: &str) -> Result<Self> {
+        let backend = Backend::from_url(url)?;
+        sqlx::any::install_default_drivers();
+        let mut options = AnyPoolOptions::new();
+        if backend == Backend::Sqlite {
+            options = options
+                .max_connections(4)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                });
+        } else {
+            options = options.max_connections(8);
+        }
+        let pool = options.connect(url).await?;
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Self {
+            pool,
+            backend,
+            vital_writes: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Starts a write transaction. Its first statement locks the audit head row, so writers are
+    /// serialised on both backends (SQLite takes its write lock here, PostgreSQL a row lock).
+    async fn begin_write(&self) -> Result<Tx> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
+/// One audited unit of work: the role was checked, the write transaction holds the audit-chain
+/// lock, and it commits only after at least one audit record was appended to it. Dropping it
+/// rolls back. Every change of the foundation goes through [`SqlStore::write`]; every audited
+/// read through [`SqlStore::read_audited`] (the same unit, so a read is recorded or not done).
+pub(crate) struct Unit<'a> {
+    tx: Tx,
+    actor: &'a Actor,
+    audited: bool,
+}
+
+impl std::ops::Deref for Unit<'_> {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Unit<'_> {
+    fn deref_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+}
+
+impl<'a> Unit<'a> {
+    /// The actor whose unit this is (and whose audit records it appends).
+    pub(crate) fn actor(&self) -> &'a Actor {
+        self.actor
+    }
+
+    /// The connection of the transaction, for queries.
+    pub(crate) fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+
+    /// Appends the audit record of this unit's actor.
+    pub(crate) async fn audit(&mut self, event: &AuditEvent) -> Result<()> {
+        append_audit(&mut self.tx, self.actor, event).await?;
+        self.audited = true;
+        Ok(())
+    }
+
+    /// Commits; a unit that wrote no audit record is refused (and rolled back).
+    pub(crate) async fn commit(self) -> Result<()> {
+        if !self.audited {
+            return Err(StoreError::Corrupt(
+                "a unit of work without an audit record was not committed".into(),
+            ));
+        }
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl SqlStore {
+    /// A write by `actor`, who must hold `permission`.
+    pub(crate) async fn write<'a>(
+        &self,
+        actor: &'a Actor,
+        permission: Permission,
+    ) -> Result<Unit<'a>> {
+        require(actor, permission)?;
+        self.unit(actor).await
+    }
+
+    /// An audited read by `actor`, who must hold `permission` (the read's record is its write).
+    pub(crate) async fn read_audited<'a>(
+        &self,
+        actor: &'a Actor,
+        permission: Permission,
+    ) -> Result<Unit<'a>> {
+        self.write(actor, permission).await
+    }
+
+    /// A unit for an actor whose right was established otherwise (a sign-in attempt, an
+    /// actor-specific rule checked by the caller).
+    pub(crate) async fn unit<'a>(&self, actor: &'a Actor) -> Result<Unit<'a>> {
+        Ok(Unit {
+            tx: self.begin_write().await?,
+            actor,
+            audited: false,
+        })
+    }
+}
+
+/// Appends one audit record inside `tx` (which must have come from `begin_write`); only a
+/// [`Unit`] calls it, so a record is never appended outside one.
+async fn append_audit(tx: &mut Tx, actor: &Actor, event: &AuditEvent) -> Result<()> {
+    let (prev_seq, prev_hash): (i64, String) =
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut **tx)
+            .await?;
+    let seq = prev_seq + 1;
+    let at = now_rfc3339();
+    let role = actor.role.map(Role::as_str).unwrap_or("");
+    let user_id = actor.user_id.map(UserId::get);
+    let hash = record_hash(&HashInput {
+        seq,
+        at: &at,
+        user_id,
+        username: &actor.username,
+        role,
+        address: &actor.address,
+        action: &event.action,
+        patient_id: event.patient_id,
+        detail: &event.detail,
+        prev_hash: &prev_hash,
+    });
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, user_id, username, role, address, action, patient_id, detail, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(seq)
+    .bind(&at)
+    .bind(user_id)
+    .bind(&actor.username)
+    .bind(role)
+    .bind(&actor.address)
+    .bind(&event.action)
+    .bind(event.patient_id)
+    .bind(&event.detail)
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(seq)
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} `{value}`"))
+}
+
+const KNOWN_TABLES: [&str; 14] = [
+    "treatment_sessions",
+    "session_vitals",
+    "session_addenda",
+    "settings_proposals",
+    "site_protocols",
+    "site_settings",
+    "clinical_records",
+    "users",
+    "web_sessions",
+    "api_tokens",
+    "patients",
+    "guardians",
+    "audit_log",
+    "audit_head",
+];
+
+/// Each method calls the function of the same name in its aggregate's file.
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, actor: &Actor, user: &NewUser) -> Result<User> {
+        SqlStore::create_user(self, actor, user).await
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        SqlStore::user_by_username(self, username).await
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
+        SqlStore::user_by_id(self, id).await
+    }
+
+    async fn list_users(&self, actor: &Actor) -> Result<Vec<User>> {
+        SqlStore::list_users(self, actor).await
+    }
+
+    async fn login_failed(
+        &self,
+        user: &User,
+        address: &str,
+        lock_until: Option<i64>,
+    ) -> Result<()> {
+        SqlStore::login_failed(self, user, address, lock_until).await
+    }
+
+    async fn login_succeeded(&self, user: &User, address: &str) -> Result<()> {
+        SqlStore::login_succeeded(self, user, address).await
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        csrf: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        SqlStore::create_session(self, token_hash, user, csrf, now, expires_at).await
+    }
+
+    async fn session(&self, token_hash: &str, now: i64) -> Result<Option<WebSession>> {
+        SqlStore::session(self, token_hash, now).await
+    }
+
+    async fn end_session(&self, token_hash: &str, actor: &Actor) -> Result<()> {
+        SqlStore::end_session(self, token_hash, actor).await
+    }
+
+    async fn create_api_token(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        token_hash: &str,
+        label: &str,
+    ) -> Result<ApiToken> {
+        SqlStore::create_api_token(self, actor, user, token_hash, label).await
+    }
+
+    async fn api_token_user(&self, token_hash: &str) -> Result<Option<User>> {
+        SqlStore::api_token_user(self, token_hash).await
+    }
+
+    async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiToken>> {
+        SqlStore::list_api_tokens(self, user).await
+    }
+
+    async fn revoke_api_token(&self, actor: &Actor, id: ApiTokenId) -> Result<()> {
+        SqlStore::revoke_api_token(self, actor, id).await
+    }
+
+    async fn create_patient(&self, actor: &Actor, p: &NewPatient) -> Result<Patient> {
+        SqlStore::create_patient(self, actor, p).await
+    }
+
+    async fn update_patient(
+        &self,
+        actor: &Actor,
+        id: PatientId,
+        p: &NewPatient,
+    ) -> Result<Patient> {
+        SqlStore::update_patient(self, actor, id, p).await
+    }
+
+    async fn get_patient(&self, actor: &Actor, id: PatientId) -> Result<Patient> {
+        SqlStore::get_patient(self, actor, id).await
+    }
+
+    async fn search_patients(
+        &self,
+        actor: &Actor,
+        query: &str,
+        limit: i64,
+    ) -> Result<Vec<PatientSummary>> {
+        SqlStore::search_patients(self, actor, query, limit).await
+    }
+
+    async fn add_guardian(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        g: &NewGuardian,
+    ) -> Result<Guardian> {
+        SqlStore::add_guardian(self, actor, patient, g).await
+    }
+
+    async fn remove_guardian(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        guardian: GuardianId,
+    ) -> Result<()> {
+        SqlStore::remove_guardian(self, actor, patient, guardian).await
+    }
+
+    async fn audit(&self, actor: &Actor, event: AuditEvent) -> Result<()> {
+        SqlStore::audit(self, actor, event).await
+    }
+
+    async fn audit_records(&self, actor: &Actor, f: &AuditFilter) -> Result<Vec<AuditRecord>> {
+        SqlStore::audit_records(self, actor, f).await
+    }
+
+    async fn verify_audit(&self) -> Result<AuditVerification> {
+        SqlStore::verify_audit(self).await
+    }
+
+    async fn site_settings(&self) -> Result<Option<SiteSettingsVersion>> {
+        SqlStore::site_settings(self).await
+    }
+
+    async fn save_site_settings(
+        &self,
+        actor: &Actor,
+        body: &str,
+        reason: &str,
+    ) -> Result<SiteSettingsVersion> {
+        SqlStore::save_site_settings(self, actor, body, reason).await
+    }
+
+    async fn propose_settings_change(
+        &self,
+        actor: &Actor,
+        body: &str,
+        reason: &str,
+    ) -> Result<SettingsProposal> {
+        SqlStore::propose_settings_change(self, actor, body, reason).await
+    }
+
+    async fn settings_proposals(&self) -> Result<Vec<SettingsProposal>> {
+        SqlStore::settings_proposals(self).await
+    }
+
+    async fn settings_proposal(&self, id: i64) -> Result<SettingsProposal> {
+        SqlStore::settings_proposal(self, id).await
+    }
+
+    async fn approve_settings_change(
+        &self,
+        actor: &Actor,
+        id: i64,
+        new_settings: &str,
+    ) -> Result<SiteSettingsVersion> {
+        SqlStore::approve_settings_change(self, actor, id, new_settings).await
+    }
+
+    async fn site_protocols(&self) -> Result<Vec<SiteProtocol>> {
+        SqlStore::site_protocols(self).await
+    }
+
+    async fn add_site_protocol(
+        &self,
+        actor: &Actor,
+        file_name: &str,
+        body: &str,
+    ) -> Result<SiteProtocol> {
+        SqlStore::add_site_protocol(self, actor, file_name, body).await
+    }
+
+    async fn create_record(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        change: &RecordChange<'_>,
+    ) -> Result<ClinicalRecord> {
+        SqlStore::create_record(self, actor, patient, change).await
+    }
+
+    async fn record(&self, actor: &Actor, kind: RecordKind, id: i64) -> Result<ClinicalRecord> {
+        SqlStore::record(self, actor, kind, id).await
+    }
+
+    async fn update_record(
+        &self,
+        actor: &Actor,
+        id: i64,
+        revision: i64,
+        change: &RecordChange<'_>,
+    ) -> Result<ClinicalRecord> {
+        SqlStore::update_record(self, actor, id, revision, change).await
+    }
+
+    async fn patient_records(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        kind: RecordKind,
+    ) -> Result<Vec<ClinicalRecord>> {
+        SqlStore::patient_records(self, actor, patient, kind).await
+    }
+
+    async fn execute_raw(&self, sql: &str) -> Result<u64> {
+        Ok(sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn count(&self, table: &str) -> Result<i64> {
+        if !KNOWN_TABLES.contains(&table) {
+            return Err(StoreError::NotFound {
+                what: format!("table {table}"),
+            });
+        }
+        // The table name was checked against KNOWN_TABLES above.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM {table}"
+        )))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+#[cfg(test)]
+mod unit_of_work {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_unit_commits_only_with_its_audit_record() {
+        let url = crate::testing::fresh_url(Backend::Sqlite).await;
+        let store = SqlStore::open(&url).await.unwrap();
+        let nurse = Actor::system(Role::Nurse);
+        // The role is checked before anything starts.
+        assert!(matches!(
+            store.write(&nurse, Permission::UserAdmin).await,
+            Err(StoreError::Forbidden { .. })
+        ));
+        // A unit that changed something but recorded nothing is refused and rolled back.
+        let admin = Actor::system(Role::Administrator);
+        let mut tx = store.write(&admin, Permission::UserAdmin).await.unwrap();
+        sqlx::query("DELETE FROM web_sessions")
+            .execute(tx.conn())
+            .await
+            .unwrap();
+        assert!(matches!(tx.commit().await, Err(StoreError::Corrupt(_))));
+        // With its record it commits, and the chain holds.
+        let mut tx = store.write(&admin, Permission::UserAdmin).await.unwrap();
+        tx.audit(&AuditEvent::new("test.unit", None, ""))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(store.verify_audit().await.unwrap().broken.is_none());
+    }
+}

@@ -1,0 +1,300 @@
+//! Site settings versions, settings proposals awaiting a second administrator, and the site's
+//! protocol files.
+
+use super::*;
+
+/// A `settings_proposals` row as stored.
+#[derive(sqlx::FromRow)]
+struct ProposalRow {
+    id: i64,
+    body: String,
+    reason: String,
+    state: String,
+    proposed_by: String,
+    decided_by: Option<String>,
+    created_at: String,
+}
+
+impl From<ProposalRow> for SettingsProposal {
+    fn from(r: ProposalRow) -> Self {
+        SettingsProposal {
+            id: r.id,
+            body: r.body,
+            reason: r.reason,
+            state: r.state,
+            proposed_by: r.proposed_by,
+            decided_by: r.decided_by,
+            created_at: r.created_at,
+        }
+    }
+}
+
+const PROPOSAL_SELECT: &str =
+    "SELECT id, body, reason, state, proposed_by, decided_by, created_at FROM settings_proposals";
+
+async fn insert_settings_version(
+    tx: &mut Unit<'_>,
+    body: &str,
+    reason: &str,
+) -> Result<SiteSettingsVersion> {
+    let actor = tx.actor;
+    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM site_settings")
+        .fetch_one(tx.conn())
+        .await?;
+    let version: i64 = row.try_get::<i64, _>("v")? + 1;
+    let saved = SiteSettingsVersion {
+        version,
+        body: body.to_owned(),
+        set_by: actor.username.clone(),
+        set_at: now_rfc3339(),
+        reason: reason.trim().to_owned(),
+    };
+    sqlx::query("INSERT INTO site_settings (version, body, set_by, set_at, reason) VALUES ($1, $2, $3, $4, $5)")
+        .bind(saved.version)
+        .bind(&saved.body)
+        .bind(&saved.set_by)
+        .bind(&saved.set_at)
+        .bind(&saved.reason)
+        .execute(tx.conn())
+        .await?;
+    tx.audit(&AuditEvent::new(
+        "settings.update",
+        None,
+        format!("version {version}: {}", saved.reason),
+    ))
+    .await?;
+    Ok(saved)
+}
+/// A `site_settings` row as stored.
+#[derive(sqlx::FromRow)]
+struct SettingsRow {
+    version: i64,
+    body: String,
+    set_by: String,
+    set_at: String,
+    reason: String,
+}
+
+impl From<SettingsRow> for SiteSettingsVersion {
+    fn from(r: SettingsRow) -> Self {
+        SiteSettingsVersion {
+            version: r.version,
+            body: r.body,
+            set_by: r.set_by,
+            set_at: r.set_at,
+            reason: r.reason,
+        }
+    }
+}
+
+/// A `site_protocols` row as stored.
+#[derive(sqlx::FromRow)]
+struct ProtocolRow {
+    id: i64,
+    file_name: String,
+    body: String,
+    added_by: String,
+    added_at: String,
+}
+
+impl From<ProtocolRow> for SiteProtocol {
+    fn from(r: ProtocolRow) -> Self {
+        SiteProtocol {
+            id: r.id,
+            file_name: r.file_name,
+            body: r.body,
+            added_by: r.added_by,
+            added_at: r.added_at,
+        }
+    }
+}
+
+impl SqlStore {
+    pub(crate) async fn site_settings(&self) -> Result<Option<SiteSettingsVersion>> {
+        Ok(sqlx::query_as::<_, SettingsRow>("SELECT version, body, set_by, set_at, reason FROM site_settings ORDER BY version DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?
+            .map(SiteSettingsVersion::from))
+    }
+
+    pub(crate) async fn save_site_settings(
+        &self,
+        actor: &Actor,
+        body: &str,
+        reason: &str,
+    ) -> Result<SiteSettingsVersion> {
+        require(actor, Permission::SiteSettingsWrite)?;
+        if reason.trim().is_empty() {
+            return Err(StoreError::Invalid(ketcare_core::FieldErrors::single(
+                "reason",
+                "say why the settings change",
+            )));
+        }
+        let mut tx = self.unit(actor).await?;
+        let saved = insert_settings_version(&mut tx, body, reason).await?;
+        tx.commit().await?;
+        Ok(saved)
+    }
+
+    pub(crate) async fn propose_settings_change(
+        &self,
+        actor: &Actor,
+        body: &str,
+        reason: &str,
+    ) -> Result<SettingsProposal> {
+        require(actor, Permission::SiteSettingsWrite)?;
+        if reason.trim().is_empty() {
+            return Err(StoreError::Invalid(ketcare_core::FieldErrors::single(
+                "reason",
+                "say why the limit changes",
+            )));
+        }
+        let mut tx = self.unit(actor).await?;
+        let row = sqlx::query(
+            "INSERT INTO settings_proposals (body, reason, state, proposed_by, created_at) VALUES ($1, $2, 'pending', $3, $4) RETURNING id",
+        )
+        .bind(body)
+        .bind(reason.trim())
+        .bind(&actor.username)
+        .bind(now_rfc3339())
+        .fetch_one(&mut **tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        tx.audit(&AuditEvent::new(
+            "settings.propose",
+            None,
+            format!("proposal {id}: {}", reason.trim()),
+        ))
+        .await?;
+        let p: SettingsProposal = sqlx::query_as::<_, ProposalRow>(sqlx::AssertSqlSafe(format!(
+            "{PROPOSAL_SELECT} WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?
+        .into();
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    pub(crate) async fn settings_proposals(&self) -> Result<Vec<SettingsProposal>> {
+        Ok(
+            sqlx::query_as::<_, ProposalRow>(sqlx::AssertSqlSafe(format!(
+                "{PROPOSAL_SELECT} ORDER BY id DESC"
+            )))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(SettingsProposal::from)
+            .collect(),
+        )
+    }
+
+    pub(crate) async fn settings_proposal(&self, id: i64) -> Result<SettingsProposal> {
+        sqlx::query_as::<_, ProposalRow>(sqlx::AssertSqlSafe(format!(
+            "{PROPOSAL_SELECT} WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(SettingsProposal::from)
+        .ok_or_else(|| StoreError::NotFound {
+            what: format!("settings proposal {id}"),
+        })
+    }
+
+    pub(crate) async fn approve_settings_change(
+        &self,
+        actor: &Actor,
+        id: i64,
+        new_settings: &str,
+    ) -> Result<SiteSettingsVersion> {
+        let mut tx = self.write(actor, Permission::SiteSettingsWrite).await?;
+        let p = sqlx::query_as::<_, ProposalRow>(sqlx::AssertSqlSafe(format!(
+            "{PROPOSAL_SELECT} WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(SettingsProposal::from)
+        .ok_or_else(|| StoreError::NotFound {
+            what: format!("settings proposal {id}"),
+        })?;
+        if p.state != "pending" {
+            return Err(StoreError::Conflict(format!(
+                "proposal {id} is already {}",
+                p.state
+            )));
+        }
+        if p.proposed_by == actor.username {
+            return Err(StoreError::Invalid(ketcare_core::FieldErrors::single(
+                "approver",
+                "a second administrator, not the one who proposed it, must approve",
+            )));
+        }
+        sqlx::query("UPDATE settings_proposals SET state = 'approved', decided_by = $1, decided_at = $2 WHERE id = $3")
+            .bind(&actor.username)
+            .bind(now_rfc3339())
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        tx.audit(&AuditEvent::new(
+            "settings.approve",
+            None,
+            format!("proposal {id} by {}", p.proposed_by),
+        ))
+        .await?;
+        let saved = insert_settings_version(
+            &mut tx,
+            new_settings,
+            &format!("approved proposal {id}: {}", p.reason),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(saved)
+    }
+
+    pub(crate) async fn site_protocols(&self) -> Result<Vec<SiteProtocol>> {
+        Ok(sqlx::query_as::<_, ProtocolRow>(
+            "SELECT id, file_name, body, added_by, added_at FROM site_protocols s
+             WHERE id = (SELECT MAX(id) FROM site_protocols t WHERE t.file_name = s.file_name) ORDER BY file_name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(SiteProtocol::from)
+        .collect())
+    }
+
+    pub(crate) async fn add_site_protocol(
+        &self,
+        actor: &Actor,
+        file_name: &str,
+        body: &str,
+    ) -> Result<SiteProtocol> {
+        let mut tx = self.write(actor, Permission::SiteSettingsWrite).await?;
+        let added_at = now_rfc3339();
+        let row = sqlx::query("INSERT INTO site_protocols (file_name, body, added_by, added_at) VALUES ($1, $2, $3, $4) RETURNING id")
+            .bind(file_name)
+            .bind(body)
+            .bind(&actor.username)
+            .bind(&added_at)
+            .fetch_one(&mut **tx)
+            .await?;
+        let id: i64 = row.try_get("id")?;
+        tx.audit(&AuditEvent::new(
+            "protocol.add",
+            None,
+            format!("site protocol file {file_name} (row {id})"),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(SiteProtocol {
+            id,
+            file_name: file_name.to_owned(),
+            body: body.to_owned(),
+            added_by: actor.username.clone(),
+            added_at,
+        })
+    }
+}

@@ -1,0 +1,333 @@
+//! Staff accounts, sign-in (failed and successful logins, lock-out), browser sessions and API
+//! tokens (both stored as hashes).
+
+use super::*;
+
+/// A `users` row as stored.
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: i64,
+    username: String,
+    display_name: String,
+    role: String,
+    password_hash: String,
+    failed_logins: i64,
+    locked_until: Option<i64>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(r: UserRow) -> Result<Self> {
+        Ok(User {
+            id: UserId::new(r.id),
+            username: r.username,
+            display_name: r.display_name,
+            role: Role::parse(&r.role).ok_or_else(|| corrupt("role", &r.role))?,
+            password_hash: r.password_hash,
+            failed_logins: r.failed_logins,
+            locked_until: r.locked_until,
+        })
+    }
+}
+
+macro_rules! user_columns {
+    () => {
+        "id, username, display_name, role, password_hash, failed_logins, locked_until"
+    };
+}
+/// An `api_tokens` row as listed (never the hash).
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: i64,
+    user_id: i64,
+    label: String,
+    created_at: String,
+    revoked_at: Option<String>,
+}
+
+impl From<TokenRow> for ApiToken {
+    fn from(r: TokenRow) -> Self {
+        ApiToken {
+            id: ApiTokenId::new(r.id),
+            user_id: UserId::new(r.user_id),
+            label: r.label,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+impl SqlStore {
+    pub(crate) async fn create_user(&self, actor: &Actor, user: &NewUser) -> Result<User> {
+        require(actor, Permission::UserAdmin)?;
+        let mut errors = ketcare_core::FieldErrors::new();
+        let username = user.username.trim();
+        if username.is_empty()
+            || !username
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            errors.push("username", "use letters, digits, '.', '_' or '-'");
+        }
+        if !errors.is_empty() {
+            return Err(StoreError::Invalid(errors));
+        }
+        let mut tx = self.unit(actor).await?;
+        let exists = sqlx::query("SELECT id FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if exists.is_some() {
+            return Err(StoreError::Invalid(ketcare_core::FieldErrors::single(
+                "username",
+                "this username is taken",
+            )));
+        }
+        let row = sqlx::query_as::<_, UserRow>(concat!(
+            "INSERT INTO users (username, display_name, role, password_hash, failed_logins, created_at)
+             VALUES ($1, $2, $3, $4, 0, $5) RETURNING ",
+            user_columns!()
+        ))
+        .bind(username)
+        .bind(&user.display_name)
+        .bind(user.role.as_str())
+        .bind(&user.password_hash)
+        .bind(now_rfc3339())
+        .fetch_one(&mut **tx)
+        .await?;
+        let created = User::try_from(row)?;
+        tx.audit(&AuditEvent::new(
+            "user.create",
+            None,
+            format!("user {} ({})", created.username, created.role),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    pub(crate) async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        sqlx::query_as::<_, UserRow>(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(User::try_from)
+        .transpose()
+    }
+
+    pub(crate) async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
+        sqlx::query_as::<_, UserRow>(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id.get())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(User::try_from)
+        .transpose()
+    }
+
+    pub(crate) async fn list_users(&self, actor: &Actor) -> Result<Vec<User>> {
+        require(actor, Permission::UserAdmin)?;
+        sqlx::query_as::<_, UserRow>(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users ORDER BY username"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(User::try_from)
+        .collect()
+    }
+
+    pub(crate) async fn login_failed(
+        &self,
+        user: &User,
+        address: &str,
+        lock_until: Option<i64>,
+    ) -> Result<()> {
+        let actor = Actor::user(user.id, &user.username, user.role, address);
+        let mut tx = self.unit(&actor).await?;
+        sqlx::query(
+            "UPDATE users SET failed_logins = failed_logins + 1, locked_until = COALESCE($1, locked_until) WHERE id = $2",
+        )
+        .bind(lock_until)
+        .bind(user.id.get())
+        .execute(&mut **tx)
+        .await?;
+        let detail = match lock_until {
+            Some(_) => "wrong password; account locked",
+            None => "wrong password",
+        };
+        tx.audit(&AuditEvent::new("login.failed", None, detail))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn login_succeeded(&self, user: &User, address: &str) -> Result<()> {
+        let actor = Actor::user(user.id, &user.username, user.role, address);
+        let mut tx = self.unit(&actor).await?;
+        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+            .bind(user.id.get())
+            .execute(&mut **tx)
+            .await?;
+        tx.audit(&AuditEvent::new("login.ok", None, "")).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn create_session(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        csrf: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        // Not a unit of work: sign-in cookie bookkeeping, audited by the sign-in itself
+        // (`login_succeeded`, `login.ok`); the sign-out that ends a session is audited.
+        sqlx::query(
+            "INSERT INTO web_sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash)
+        .bind(user.get())
+        .bind(csrf)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        // Expired sessions are of no use to anyone; drop them while we are here.
+        sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn session(&self, token_hash: &str, now: i64) -> Result<Option<WebSession>> {
+        let Some((user_id, csrf_token, expires_at)) = sqlx::query_as::<_, (i64, String, i64)>(
+            "SELECT user_id, csrf_token, expires_at FROM web_sessions WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let user = self.user_by_id(UserId::new(user_id)).await?;
+        Ok(user.map(|user| WebSession {
+            user,
+            csrf_token,
+            expires_at,
+        }))
+    }
+
+    pub(crate) async fn end_session(&self, token_hash: &str, actor: &Actor) -> Result<()> {
+        let mut tx = self.unit(actor).await?;
+        sqlx::query("DELETE FROM web_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&mut **tx)
+            .await?;
+        tx.audit(&AuditEvent::new("logout", None, "")).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn create_api_token(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        token_hash: &str,
+        label: &str,
+    ) -> Result<ApiToken> {
+        let mut tx = self.write(actor, Permission::UserAdmin).await?;
+        let owner = sqlx::query("SELECT username FROM users WHERE id = $1")
+            .bind(user.get())
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("user {user}"),
+            })?;
+        let owner: String = owner.try_get("username")?;
+        let created_at = now_rfc3339();
+        let row = sqlx::query(
+            "INSERT INTO api_tokens (user_id, token_hash, label, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(user.get())
+        .bind(token_hash)
+        .bind(label)
+        .bind(&created_at)
+        .fetch_one(&mut **tx)
+        .await?;
+        let id = ApiTokenId::new(row.try_get("id")?);
+        tx.audit(&AuditEvent::new(
+            "token.create",
+            None,
+            format!("token {id} for {owner}: {label}"),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(ApiToken {
+            id,
+            user_id: user,
+            label: label.to_owned(),
+            created_at,
+            revoked_at: None,
+        })
+    }
+
+    pub(crate) async fn api_token_user(&self, token_hash: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT user_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => self.user_by_id(UserId::new(r.try_get("user_id")?)).await,
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiToken>> {
+        Ok(sqlx::query_as::<_, TokenRow>("SELECT id, user_id, label, created_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY id")
+            .bind(user.get())
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(ApiToken::from)
+            .collect())
+    }
+
+    pub(crate) async fn revoke_api_token(&self, actor: &Actor, id: ApiTokenId) -> Result<()> {
+        let mut tx = self.write(actor, Permission::UserAdmin).await?;
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_rfc3339())
+        .bind(id.get())
+        .execute(&mut **tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: format!("active API token {id}"),
+            });
+        }
+        tx.audit(&AuditEvent::new(
+            "token.revoke",
+            None,
+            format!("token {id}"),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
