@@ -6,7 +6,6 @@ use crate::error::{Error, Result};
 use jiff::civil::Date;
 use ketcare_clinical::dose::{PatientMeasures, Sex as DoseSex};
 use ketcare_clinical::eligibility::Age as ClinicalAge;
-use ketcare_clinical::units::{HeightCm, WeightKg};
 use ketcare_core::age::Age;
 use ketcare_core::patient::{Patient, Sex};
 use ketcare_core::{Actor, AgeBand, AgeBands, PatientId};
@@ -71,24 +70,15 @@ impl PatientFacts {
     /// The calculator's view of the patient, entirely from the record. A chart without a
     /// weight cannot be dosed: the refusal names `patient.weight_kg`.
     pub fn measures(&self) -> Result<PatientMeasures> {
-        let Some((kg, _)) = self.weight() else {
+        let Some(weight) = self.patient.record.weight else {
             return Err(Error::invalid(
                 "patient.weight_kg",
                 "the chart has no weight: record the patient's weight (with the date measured) first",
             ));
         };
-        let weight_kg =
-            WeightKg::new(kg).map_err(|e| Error::invalid("patient.weight_kg", e.to_string()))?;
-        let height_cm = match self.patient.record.height {
-            Some(h) => Some(
-                HeightCm::new(h.value.cm())
-                    .map_err(|e| Error::invalid("patient.height_cm", e.to_string()))?,
-            ),
-            None => None,
-        };
         Ok(PatientMeasures {
-            weight_kg,
-            height_cm,
+            weight_kg: weight.value,
+            height_cm: self.patient.record.height.map(|h| h.value),
             sex: match self.patient.record.sex {
                 Sex::Female => Some(DoseSex::Female),
                 Sex::Male => Some(DoseSex::Male),

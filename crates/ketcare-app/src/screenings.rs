@@ -11,7 +11,6 @@ use ketcare_clinical::eligibility::{
     Age, AntidepressantTrial, Baseline, Condition, Medication, PregnancyStatus,
 };
 use ketcare_clinical::protocol::{Drug, Indication};
-use ketcare_clinical::units::WeightKg;
 use ketcare_clinical::{Library, ScreeningInput};
 use ketcare_core::{Actor, PatientId};
 use ketcare_store::Store;
@@ -61,7 +60,7 @@ pub fn input(facts: &PatientFacts, req: ScreeningRequest) -> Result<ScreeningInp
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
     }
-    let Some((kg, _)) = facts.weight() else {
+    let Some(weight) = facts.patient.record.weight else {
         return Err(Error::invalid(
             "weight_kg",
             "the chart has no weight: record the patient's weight (with the date measured) first",
@@ -71,7 +70,7 @@ pub fn input(facts: &PatientFacts, req: ScreeningRequest) -> Result<ScreeningInp
         indication: req.indication,
         drug: req.drug,
         age: facts.clinical_age(),
-        weight_kg: WeightKg::new(kg).map_err(|e| Error::invalid("weight_kg", e.to_string()))?,
+        weight_kg: weight.value,
         history: req.history,
         medications: req.medications,
         pregnancy: req.pregnancy,
