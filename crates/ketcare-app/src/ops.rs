@@ -309,3 +309,27 @@ pub async fn facts_of_session(
     ketcare_store::session_ops::session_facts(sid, rec.patient_id, &rec.session)
         .map_err(AppError::Conflict)
 }
+
+/// Records a consent for a patient under a protocol's current document. The protocol must fit the
+/// patient as the record has them: the same age rule every dose calculation applies (the
+/// protocol's hard age limits, its population, the cited floors), refused naming `protocol_id`.
+pub async fn record_consent(
+    store: &dyn Store,
+    library: &ketcare_clinical::Library,
+    actor: &Actor,
+    sig: &ketcare_store::NewSignature,
+    today: Date,
+) -> Result<ketcare_ops::consent::ConsentSignature, AppError> {
+    let facts =
+        crate::facts::PatientFacts::load(store, actor, sig.patient_id, today, library.age_bands())
+            .await?;
+    let (settings, _) = crate::clinical::settings(store).await?;
+    ketcare_clinical::dose::check_patient_age(
+        library,
+        &settings,
+        &sig.protocol_id,
+        facts.clinical_age(),
+    )
+    .map_err(|e| AppError::invalid("protocol_id", e.to_string()))?;
+    Ok(store.record_consent(actor, sig).await?)
+}

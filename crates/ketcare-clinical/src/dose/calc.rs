@@ -3,6 +3,7 @@
 use super::order::{DoseOrder, OrderState};
 use super::round::{Direction, clean, round_to};
 use super::types::*;
+use crate::eligibility::Age;
 use crate::protocol::library::{EffectiveLimit, effective_limit, readiness};
 use crate::protocol::{
     Bound, Component, DoseBasis, Drug, Indication, Library, LimitQuantity, LimitScope,
@@ -189,27 +190,7 @@ pub fn calculate(
     let weight = weight_report(p, &req.patient)?;
     let basis_kg = weight.basis_kg.value;
 
-    // Patient (age) limits.
-    for l in limits
-        .all
-        .iter()
-        .filter(|l| l.applies_to == LimitScope::Patient)
-    {
-        let Some(v) = l.value else { continue };
-        let Some(age) = req.patient.age else {
-            return Err(DoseError::AgeRequired {
-                limit_id: l.id.clone(),
-            });
-        };
-        let x = match l.quantity {
-            LimitQuantity::AgeMonths => age.total_months() as f64,
-            // Completed years: "ages 13–17" includes 17 y 11 m.
-            _ => f64::from(age.years),
-        };
-        check(l, v, x, "patient".into(), &mut checks, p)?;
-    }
-    // Then the population, on each side the protocol's own age limits leave open.
-    check_population(lib, p, &req.patient, &limits)?;
+    check_age(lib, p, req.patient.age, &limits, &mut checks)?;
 
     let mut components = Vec::new();
     let mut esketamine = None;
@@ -502,15 +483,64 @@ fn check_weight(
     Ok(())
 }
 
+/// The protocol's own age limits (with their severities), then its population on each side
+/// those limits leave open, and the cited age floors.
+fn check_age(
+    lib: &Library,
+    p: &Protocol,
+    age: Option<Age>,
+    limits: &Limits,
+    checks: &mut Vec<LimitCheck>,
+) -> Result<(), DoseError> {
+    for l in limits
+        .all
+        .iter()
+        .filter(|l| l.applies_to == LimitScope::Patient)
+    {
+        let Some(v) = l.value else { continue };
+        let Some(age) = age else {
+            return Err(DoseError::AgeRequired {
+                limit_id: l.id.clone(),
+            });
+        };
+        let x = match l.quantity {
+            LimitQuantity::AgeMonths => age.total_months() as f64,
+            // Completed years: "ages 13–17" includes 17 y 11 m.
+            _ => f64::from(age.years),
+        };
+        check(l, v, x, "patient".into(), checks, p)?;
+    }
+    check_population(lib, p, age, limits)
+}
+
+/// Whether a patient of `age` may be treated under `protocol_id` as far as age goes — the same
+/// rule every dose calculation applies (hard age limits, the population, the cited floors).
+/// A soft age limit crossed is not a refusal here: the order will need a prescriber's reason.
+/// Used where a protocol is chosen before any dose, such as consent.
+pub fn check_patient_age(
+    lib: &Library,
+    settings: &SiteSettings,
+    protocol_id: &str,
+    age: Age,
+) -> Result<(), DoseError> {
+    let p = lib.get(protocol_id)?;
+    let all = p
+        .limits
+        .iter()
+        .filter_map(|l| effective_limit(p, l.get_ref(), settings).ok())
+        .collect();
+    check_age(lib, p, Some(age), &Limits { all }, &mut Vec::new())
+}
+
 /// Every protocol is for a population (`adult`, `adolescent`, `child`): the patient's age band
 /// on the day of care must be one it admits, and ketamine sedation has a cited age floor.
 fn check_population(
     lib: &Library,
     p: &Protocol,
-    m: &PatientMeasures,
+    age: Option<Age>,
     limits: &Limits,
 ) -> Result<(), DoseError> {
-    let Some(age) = m.age else {
+    let Some(age) = age else {
         return Err(DoseError::AgeRequired {
             limit_id: format!("population {}", p.population.as_str()),
         });

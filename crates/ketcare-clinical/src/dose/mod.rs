@@ -5,7 +5,7 @@ mod order;
 mod round;
 mod types;
 
-pub use calc::calculate;
+pub use calc::{calculate, check_patient_age};
 pub use order::{DoseOrder, OrderError, OrderState, SoftLimitOverride, Verification};
 pub use round::{Direction, round_to};
 pub use types::*;

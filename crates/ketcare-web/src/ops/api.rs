@@ -208,19 +208,20 @@ pub async fn sign_consent(
     Path(id): Path<i64>,
     JsonBody(r): JsonBody<SignRequest>,
 ) -> Result<(StatusCode, Json<ConsentSignature>), AppError> {
-    let sig = s
-        .store
-        .record_consent(
-            &p.actor,
-            &NewSignature {
-                patient_id: PatientId::new(id),
-                protocol_id: r.protocol_id,
-                signer: r.signer,
-                assent: r.assent,
-                signed_at: Timestamp::from_second(s.now()).map_err(|_| AppError::Internal)?,
-            },
-        )
-        .await?;
+    let sig = ketcare_app::ops::record_consent(
+        s.store.as_ref(),
+        &s.library(),
+        &p.actor,
+        &NewSignature {
+            patient_id: PatientId::new(id),
+            protocol_id: r.protocol_id,
+            signer: r.signer,
+            assent: r.assent,
+            signed_at: Timestamp::from_second(s.now()).map_err(|_| AppError::Internal)?,
+        },
+        s.today(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(sig)))
 }
 

@@ -697,19 +697,21 @@ pub async fn sign_consent(
             }),
             _ => None,
         };
-        s.store
-            .record_consent(
-                &p.actor,
-                &NewSignature {
-                    patient_id: PatientId::new(id),
-                    protocol_id: field(&f, "protocol_id").to_owned(),
-                    signer,
-                    assent,
-                    signed_at: now(&s)?,
-                },
-            )
-            .await
-            .map_err(AppError::from)
+        ketcare_app::ops::record_consent(
+            s.store.as_ref(),
+            &s.library(),
+            &p.actor,
+            &NewSignature {
+                patient_id: PatientId::new(id),
+                protocol_id: field(&f, "protocol_id").to_owned(),
+                signer,
+                assent,
+                signed_at: now(&s)?,
+            },
+            s.today(),
+        )
+        .await
+        .map_err(AppError::from)
     }
     .await;
     match r {

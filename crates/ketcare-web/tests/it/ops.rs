@@ -812,5 +812,27 @@ async fn consent_signers_come_from_the_records_through_the_api_and_the_page() {
             .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
         assert!(r.body.contains("protocol_id"), "{}", r.body);
+
+        // A protocol whose population does not fit the patient's age from the record is
+        // refused, naming the protocol: the adult cannot consent to the adolescent protocol.
+        let r = app
+            .post_form(
+                &format!("/patients/{adult}/consent"),
+                &nurse,
+                &[("protocol_id", proto), ("signer", "patient")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body.contains("adolescent population"), "{}", r.body);
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{adult}/consents"),
+                &nurse_api,
+                &json!({"protocol_id": proto, "signer": {"kind": "patient"}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.json()["fields"][0]["field"], "protocol_id", "{}", r.body);
     }
 }
