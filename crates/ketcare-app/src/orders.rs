@@ -80,9 +80,7 @@ pub fn contradictions(facts: &PatientFacts, claims: &PatientClaims) -> FieldErro
     let record = &facts.patient.record;
     if let Some(w) = claims.weight_kg {
         match facts.weight() {
-            Some((kg, on)) if (kg - w).abs() <= WEIGHT_SAME_KG && w.is_finite() => {
-                let _ = on;
-            }
+            Some((kg, _)) if (kg - w).abs() <= WEIGHT_SAME_KG && w.is_finite() => {}
             Some((kg, on)) => errors.push(
                 "patient.weight_kg",
                 format!(

@@ -876,7 +876,19 @@ pub async fn order_dose(
             protocol: chosen.clone(),
             concentration_mg_per_ml: number(&pairs, "concentration_mg_per_ml")?,
             final_volume_ml: number(&pairs, "final_volume_ml")?,
-            step: number(&pairs, "step")?.map(|v| v as u32),
+            step: match number(&pairs, "step")? {
+                // A step is a whole number from 0; "-3" or "1.5" is refused, never truncated.
+                Some(v) if v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v) => {
+                    Some(v as u32)
+                }
+                Some(v) => {
+                    return Err(AppError::invalid(
+                        "step",
+                        format!("{v} is not a titration step; expected a whole number from 0"),
+                    ));
+                }
+                None => None,
+            },
             amount_mg_per_kg: number(&pairs, "amount_mg_per_kg")?,
             amount_mg_per_kg_per_h: number(&pairs, "amount_mg_per_kg_per_h")?,
             duration_minutes: number(&pairs, "duration_minutes")?,

@@ -583,6 +583,16 @@ async fn orders_take_their_facts_from_the_record() {
             .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(r.body.contains("4.5"), "{}", r.body);
+        // A negative or fractional step is refused by name, never truncated to step 0.
+        let r = app
+            .post_form(
+                &format!("/patients/{adult}/orders"),
+                &prescriber,
+                &[("protocol", "trd-adult-iv-ketamine"), ("step", "-3")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.body.contains("not a titration step"), "{}", r.body);
         let r = app
             .post_form(
                 &format!("/patients/{minor}/orders"),
