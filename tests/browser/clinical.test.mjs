@@ -32,22 +32,30 @@ const SITE = [
 test('prescriber doses a demo patient; hard limit stops, soft limit needs a reason, nurse verifies', async () => {
   const page = await browser.newPage();
 
-  // Blocked at first, and the page says which site settings are missing.
-  await signIn(page, server.base, 'prescriber');
-  await page.goto(`${server.base}/protocols/trd-adult-iv-ketamine`);
-  assert.match(await page.textContent('#readiness'), /Blocked until the site sets: .*rounding\.dose_mg_increment/);
-  await signOut(page);
-
+  // The demo clinic ships its own settings, shown as its choice on every page; an
+  // administrator changes them through typed inputs.
   await signIn(page, server.base, 'admin');
+  assert.match(await page.textContent('#demo-banner'), /Demo clinic/);
   await page.click('nav >> text=Settings');
+  assert.match(await page.textContent('#demo-settings'), /not a recommendation/);
   for (const [key, value] of SITE) {
     await page.fill('#key', key);
     await page.fill('#value', value);
     await page.fill('#reason', 'demo clinic policy');
     await page.click('button:has-text("Save new version")');
-    await page.waitForURL(`${server.base}/settings`);
+    await page.waitForURL(new RegExp(`${server.base}/settings`));
   }
-  assert.match(await page.textContent('#site-values'), /rounding\.syringe_ml_increment\s*0\.1/);
+  const row = page.locator('tr[data-key="rounding.syringe_ml_increment"]');
+  assert.match(await row.textContent(), /0\.1 mL/);
+  // A typed input per setting: a misspelt key cannot be chosen, and an impossible value is refused.
+  const gate = page.locator('tr[data-key="session.alarm.systolic_high_mmhg"]');
+  assert.equal(await gate.locator('input[type=number]').getAttribute('max'), '480');
+  await page.fill('#key', 'session.alarm.systolc_high_mmhg');
+  await page.fill('#value', '170');
+  await page.fill('#reason', 'typo');
+  await page.click('button:has-text("Save new version")');
+  assert.match(await page.textContent('#settings-error'), /systolc_high_mmhg.*not a setting ketcare reads/);
+  await page.screenshot({ path: resultPath('settings-registry.png'), fullPage: false });
   await signOut(page);
 
   await signIn(page, server.base, 'prescriber');

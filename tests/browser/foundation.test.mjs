@@ -23,7 +23,7 @@ test('nurse registers a minor with a guardian, finds them, and the audit page sh
   await page.waitForURL(`${server.base}/`);
   assert.match(await page.textContent('h1'), /Welcome, Nina Nurse/);
 
-  await page.click('text=Patients');
+  await page.click('nav >> text=Patients');
   await page.click('text=New patient');
   // A first try with a missing name shows the message beside the field.
   await page.fill('#mrn', 'BR-7001');
@@ -52,7 +52,7 @@ test('nurse registers a minor with a guardian, finds them, and the audit page sh
   await page.waitForURL(patientUrl);
   assert.match(await page.textContent('#guardians'), /Ada Okoro\s*mother/);
 
-  await page.click('text=Patients');
+  await page.click('nav >> text=Patients');
   await page.fill('#q', 'okoro');
   await page.click('button:has-text("Search")');
   await page.click('text=Okoro, Tobi');
@@ -78,7 +78,7 @@ test('a new user signs in as the demo prescriber and finds a demo patient', asyn
   await signIn(page, server.base, 'prescriber', 'wrong password');
   assert.match(await page.textContent('#login-error'), /Wrong username or password/);
   await signIn(page, server.base, 'prescriber');
-  await page.click('text=Patients');
+  await page.click('nav >> text=Patients');
   await page.fill('#q', 'Alvarez');
   await page.click('button:has-text("Search")');
   await page.click('text=Alvarez, Maria');

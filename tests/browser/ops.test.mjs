@@ -251,8 +251,8 @@ test('a guardian consents with the minor\'s assent; a pharmacist receives and co
   assert.match(bill, /J3490/);
   assert.doesNotMatch(bill, /96366/);
   assert.match(await page.textContent('#total'), /not priced 96365, J3490/);
-  // The demo clinic has not set IV ketamine's observation time, so the course cannot be planned yet.
-  assert.match(await page.textContent('#estimate'), /observation\.ketamine_psychiatric_minutes/);
+  // The demo clinic's observation time lets the course be planned; the unpriced codes are named.
+  assert.match(await page.textContent('#estimate'), /Self-pay estimate for 6 sessions: the site has not priced 96365, J3490/);
   await page.screenshot({ path: resultPath('ops-superbill.png'), fullPage: true });
   await signOut(page);
   await page.close();

@@ -34,12 +34,21 @@ pub async fn save_settings(
     new: &SiteSettings,
     reason: &str,
 ) -> Result<i64, AppError> {
-    let problems = library.check_settings(new);
-    if !problems.is_empty() {
-        let mut errors = FieldErrors::new();
-        for p in problems {
-            errors.push("settings", p.to_string());
+    let mut errors = FieldErrors::new();
+    // Every key that changes must be one the code reads, with a value its input allows.
+    let (current, _) = settings(store).await?;
+    let registry = crate::settings_registry::load(store, library).await?;
+    for (key, value) in &new.values {
+        if current.values.get(key) != Some(value)
+            && let Err(e) = registry.check(key, *value)
+        {
+            errors.push(key, e);
         }
+    }
+    for p in library.check_settings(new) {
+        errors.push("settings", p.to_string());
+    }
+    if !errors.is_empty() {
         return Err(AppError::Invalid(errors));
     }
     let body = serde_json::to_string(new).map_err(|_| AppError::Internal)?;

@@ -23,6 +23,7 @@ pub mod patients;
 pub mod pk;
 pub mod screenings;
 pub mod sessions;
+pub mod settings_registry;
 
 pub use error::{Error, Result};
 pub use facts::PatientFacts;

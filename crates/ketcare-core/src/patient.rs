@@ -126,6 +126,41 @@ pub struct NewPatient {
     pub email: String,
 }
 
+impl NewPatient {
+    /// The text the patient is found by: names both ways round, MRN and indications, folded
+    /// with [`search_fold`]. The store keeps it beside the record, so a search compares folded
+    /// text with folded text on either backend.
+    pub fn search_text(&self) -> String {
+        let mut parts = vec![
+            format!("{} {}", self.given_name, self.family_name),
+            format!("{} {}", self.family_name, self.given_name),
+            self.mrn.clone(),
+        ];
+        parts.extend(self.indications.iter().cloned());
+        search_fold(&parts.join("\n"))
+    }
+}
+
+/// Folds text for searching: Unicode lower case, accents removed (É → e, ö → o), runs of
+/// white space made one space. "Émond", "EMOND" and "emond" fold alike.
+pub fn search_fold(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    let folded: String = s
+        .nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .collect::<String>()
+        .to_lowercase();
+    let mut out = String::with_capacity(folded.len());
+    for line in folded.split('\n') {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&line.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    out
+}
+
 /// A stored patient with guardians.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Patient {
@@ -464,6 +499,17 @@ mod tests {
             indications: Some(ListInput::Lines("TRD\n\n  anxiety \n".into())),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn search_folds_case_and_accents() {
+        assert_eq!(search_fold("  Émond "), "emond");
+        assert_eq!(search_fold("ÖZTÜRK"), "ozturk");
+        assert_eq!(search_fold("Ødegaard"), "ødegaard");
+        assert_eq!(
+            search_fold("Treatment-resistant  Depression"),
+            "treatment-resistant depression"
+        );
     }
 
     #[test]

@@ -221,30 +221,51 @@ impl CourseTemplate {
         })
     }
 
-    /// Lays the whole course out from `first_day` at `time`: the n-th week of a phase falls
-    /// after all weeks of the phases before it.
+    /// Lays the whole course out from `first_day` at `time`.
+    ///
+    /// A phase's `days` are weekdays (Monday = 0), as `data/ops/courses.toml` says, so a course
+    /// keeps its weekdays whatever day it starts on. The first phase's weeks are counted from
+    /// the Monday of `first_day`'s week; pattern days before `first_day` are skipped and made
+    /// up at the end, so every phase keeps its number of sessions (a Monday–Wednesday–Friday
+    /// course started on a Wednesday runs Wed, Fri, Mon, Wed, Fri, Mon). Each later phase
+    /// starts in the week after the previous phase's last session.
     pub fn plan(&self, rules: &SlotRules, first_day: Date, time: Time) -> Vec<PlannedSession> {
         let mut out = Vec::new();
-        let mut week0 = 0i64;
+        let monday = |d: Date| {
+            d.checked_sub(i64::from(d.weekday().to_monday_zero_offset()).days())
+                .ok()
+        };
+        let Some(mut anchor) = monday(first_day) else {
+            return out;
+        };
+        let mut not_before = first_day;
         for phase in &self.phase {
             let v = |c: &Cited<u32>| match c {
                 Cited::Value { value, .. } => i64::from(*value),
                 Cited::SiteSetting { .. } => 1,
             };
             let (weeks, every) = (v(&phase.weeks), v(&phase.every_weeks).max(1));
-            for w in 0..weeks {
-                if w % every != 0 {
-                    continue;
-                }
-                for d in &phase.days {
-                    let offset = (week0 + w) * 7 + i64::from(*d);
-                    let Ok(day) = first_day.checked_add(offset.days()) else {
-                        continue;
+            let target = (0..weeks).filter(|w| w % every == 0).count() * phase.days.len();
+            let mut days = phase.days.clone();
+            days.sort_unstable();
+            let mut taken = 0usize;
+            let mut last = None;
+            // The skipped days of the first week are made up within one extra period.
+            'weeks: for w in (0..weeks + every).step_by(every as usize) {
+                for d in &days {
+                    if taken == target {
+                        break 'weeks;
+                    }
+                    let Ok(day) = anchor.checked_add((w * 7 + i64::from(*d)).days()) else {
+                        break 'weeks;
                     };
+                    if day < not_before {
+                        continue;
+                    }
                     let start = day.to_datetime(time);
                     let Ok(end) = start.checked_add(i64::from(rules.slot_minutes()).minutes())
                     else {
-                        continue;
+                        break 'weeks;
                     };
                     out.push(PlannedSession {
                         index: out.len() as u32 + 1,
@@ -252,9 +273,18 @@ impl CourseTemplate {
                         start,
                         end,
                     });
+                    taken += 1;
+                    last = Some(day);
                 }
             }
-            week0 += weeks;
+            let Some(next) = last
+                .and_then(&monday)
+                .and_then(|m| m.checked_add(7.days()).ok())
+            else {
+                break;
+            };
+            anchor = next;
+            not_before = next;
         }
         out
     }
@@ -666,6 +696,64 @@ mod tests {
         assert_eq!(plan[0].start, date(2026, 12, 7).at(9, 0, 0, 0));
         assert_eq!(plan[0].end, date(2026, 12, 7).at(10, 40, 0, 0));
         assert_eq!(plan[5].start.date(), date(2026, 12, 18));
+    }
+
+    #[test]
+    fn a_course_started_midweek_keeps_its_weekdays_and_its_count() {
+        let ts = Templates::builtin().unwrap_or_else(|e| unreachable!("{e}"));
+        let t = ts
+            .get("iv-ketamine-induction-6")
+            .unwrap_or_else(|| unreachable!());
+        let rules = t
+            .slot_rules(&settings)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        // 2026-12-09 is a Wednesday; the template's days are Monday, Wednesday, Friday.
+        let plan = t.plan(&rules, date(2026, 12, 9), time(9, 0, 0, 0));
+        let days: Vec<Date> = plan.iter().map(|p| p.start.date()).collect();
+        assert_eq!(
+            days,
+            [
+                date(2026, 12, 9),
+                date(2026, 12, 11),
+                date(2026, 12, 14),
+                date(2026, 12, 16),
+                date(2026, 12, 18),
+                date(2026, 12, 21)
+            ]
+        );
+    }
+
+    #[test]
+    fn every_template_keeps_its_weekdays_and_count_from_any_first_day() {
+        let ts = Templates::builtin().unwrap_or_else(|e| unreachable!("{e}"));
+        for t in ts.all() {
+            let Ok(rules) = t.slot_rules(&|_| Some("2".to_owned())) else {
+                continue;
+            };
+            let monday = t.plan(&rules, date(2026, 12, 7), time(9, 0, 0, 0));
+            for offset in 0..7 {
+                let first = date(2026, 12, 7 + offset);
+                let plan = t.plan(&rules, first, time(9, 0, 0, 0));
+                assert_eq!(plan.len(), monday.len(), "{} from {first}", t.id);
+                assert!(plan[0].start.date() >= first);
+                for (p, m) in plan.iter().zip(&monday) {
+                    assert_eq!(p.phase, m.phase, "{} from {first}", t.id);
+                }
+                for p in &plan {
+                    let phase = t.phase.iter().find(|ph| ph.kind == p.phase);
+                    let wd = p.start.date().weekday().to_monday_zero_offset();
+                    assert!(
+                        phase.is_some_and(|ph| ph.days.contains(&(wd as u8))),
+                        "{} from {first}: {} is not one of the template's weekdays",
+                        t.id,
+                        p.start
+                    );
+                }
+                for w in plan.windows(2) {
+                    assert!(w[0].start < w[1].start);
+                }
+            }
+        }
     }
 
     #[test]

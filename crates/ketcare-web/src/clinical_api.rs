@@ -89,6 +89,7 @@ pub async fn put_site_settings(
         &c.reason,
     )
     .await?;
+    s.refresh_demo().await?;
     Ok(Json(SettingsView {
         version,
         settings: c.settings,

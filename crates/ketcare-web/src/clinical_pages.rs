@@ -199,8 +199,15 @@ pub async fn protocol(
 pub struct SettingsPage {
     nav: Option<Nav>,
     version: i64,
-    values: Vec<(String, String)>,
-    needed: Vec<String>,
+    /// Every setting the code reads, grouped: (group title, rows).
+    groups: Vec<(String, Vec<SettingRow>)>,
+    /// Settings that refuse something while unset and are unset: (key, what waits).
+    needed: Vec<(String, String)>,
+    /// Stored values no part of ketcare reads (set before the registry refused unknown keys).
+    unread: Vec<(String, String)>,
+    /// The benzodiazepine factor family: (prefix, what the name is, values set).
+    families: Vec<Family>,
+    demo: bool,
     error: String,
     message: String,
     can_edit: bool,
@@ -209,8 +216,102 @@ pub struct SettingsPage {
     /// (id, what, proposed by, reason, state, may approve)
     proposals: Vec<(i64, String, String, String, String, bool)>,
     site_protocols: Vec<(String, String, String)>,
-    /// Operations settings: (key, purpose, what it blocks, used by, current value or "").
-    ops_needs: Vec<(String, String, String, String, String)>,
+}
+
+/// A key family on the settings page: (prefix, what the name is, (name, value) set).
+type Family = (String, String, Vec<(String, String)>);
+
+/// One row of the settings page.
+pub struct SettingRow {
+    key: String,
+    purpose: String,
+    /// "number" or "yesno".
+    kind: &'static str,
+    unit: String,
+    min: String,
+    max: String,
+    step: String,
+    /// The allowed range in words, with where it comes from.
+    range: String,
+    when_unset: String,
+    /// Something is refused while it is unset.
+    blocks: bool,
+    sources: String,
+    used_by: String,
+    /// The value as set ("" when unset), and in words for yes/no.
+    value: String,
+    value_words: String,
+}
+
+fn group_title(key: &str) -> &'static str {
+    match key.split('.').next().unwrap_or_default() {
+        "eligibility" => "Screening",
+        "session" => "Sessions: gates, alarms and checks",
+        "observation" | "fasting" => "Observation and fasting",
+        "rounding" => "Dose rounding",
+        "schedule" => "Scheduling",
+        "billing" => "Billing",
+        "measures" => "Questionnaires and outcomes",
+        "patient" => "Patient chart",
+        "site" => "This site",
+        _ => "One protocol",
+    }
+}
+
+fn setting_row(
+    spec: &ketcare_app::settings_registry::SettingSpec,
+    value: Option<f64>,
+) -> SettingRow {
+    use ketcare_app::settings_registry::Input;
+    let num = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    let (kind, unit, min, max, step, range) = match &spec.input {
+        Input::YesNo => (
+            "yesno",
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            "yes or no".to_owned(),
+        ),
+        Input::Number {
+            unit,
+            min,
+            above,
+            max,
+            step,
+            ..
+        } => (
+            "number",
+            unit.clone(),
+            num(min.or(*above)),
+            num(*max),
+            step.map(|x| x.to_string()).unwrap_or_else(|| "any".into()),
+            spec.input.range_words(),
+        ),
+    };
+    let value_words = match (kind, value) {
+        ("yesno", Some(1.0)) => "yes".to_owned(),
+        ("yesno", Some(2.0)) => "no".to_owned(),
+        (_, Some(v)) if unit.is_empty() => v.to_string(),
+        (_, Some(v)) => format!("{v} {unit}"),
+        (_, None) => String::new(),
+    };
+    SettingRow {
+        key: spec.key.clone(),
+        purpose: spec.purpose.clone(),
+        kind,
+        unit,
+        min,
+        max,
+        step,
+        range,
+        when_unset: spec.when_unset.clone(),
+        blocks: spec.blocks,
+        sources: spec.sources.join(", "),
+        used_by: spec.used_by.join("; "),
+        value: num(value),
+        value_words,
+    }
 }
 
 async fn settings_page(
@@ -268,52 +369,59 @@ async fn settings_page_with(
         .into_iter()
         .map(|x| (x.file_name, x.added_by, x.added_at))
         .collect();
-    let mut needed = std::collections::BTreeSet::new();
-    for summary in s.library().list() {
-        if let Ok(r) = s.library().readiness(&summary.id, &settings) {
-            needed.extend(r.missing.into_iter().map(|m| m.key));
+    let registry = ketcare_app::settings_registry::load(s.store.as_ref(), &s.library()).await?;
+    let mut groups: Vec<(String, Vec<SettingRow>)> = Vec::new();
+    let mut needed = Vec::new();
+    for spec in &registry.settings {
+        let value = settings.value(&spec.key);
+        if spec.blocks && value.is_none() {
+            needed.push((spec.key.clone(), spec.when_unset.clone()));
+        }
+        let title = group_title(&spec.key);
+        let row = setting_row(spec, value);
+        match groups.iter_mut().find(|(t, _)| t == title) {
+            Some((_, rows)) => rows.push(row),
+            None => groups.push((title.to_owned(), vec![row])),
         }
     }
-    let ops_needs: Vec<_> = ketcare_ops::site_needs::settings_needed(
-        &crate::ops::service::templates()?,
-        &crate::ops::service::code_book()?,
-    )
-    .into_iter()
-    .map(|n| {
-        let value = settings
-            .value(&n.key)
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        (
-            n.key,
-            n.purpose,
-            n.blocks.describe().to_owned(),
-            n.used_by.join("; "),
-            value,
-        )
-    })
-    .collect();
-    for (key, _, _, _, value) in &ops_needs {
-        if value.is_empty() {
-            needed.insert(key.clone());
-        }
-    }
+    groups.sort_by_key(|(t, _)| t == "One protocol");
+    let families = registry
+        .families
+        .iter()
+        .map(|f| {
+            let set = settings
+                .values
+                .iter()
+                .filter_map(|(k, v)| {
+                    k.strip_prefix(&f.prefix)
+                        .and_then(|n| n.strip_prefix('.'))
+                        .map(|n| (n.to_owned(), v.to_string()))
+                })
+                .collect();
+            (f.prefix.clone(), f.name_is.clone(), set)
+        })
+        .collect();
+    let unread = settings
+        .values
+        .iter()
+        .filter(|(k, _)| registry.get(k).is_none())
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect();
+    let demo = settings.value(ketcare_app::settings_registry::DEMO_CLINIC) == Some(1.0);
     let mut r = render_html(&SettingsPage {
         nav: Nav::of(p),
         version,
-        values: settings
-            .values
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect(),
-        needed: needed.into_iter().collect(),
+        groups,
+        needed,
+        unread,
+        families,
+        demo,
         error,
         message,
         can_edit: p.user.role.allows(Permission::SiteSettingsWrite),
         overrides,
         proposals,
         site_protocols,
-        ops_needs,
     });
     *r.status_mut() = status;
     Ok(r)
@@ -366,12 +474,15 @@ pub async fn set_setting(
         .await;
     }
     let (mut next, _) = clinical::settings(s.store.as_ref()).await?;
-    next.values.insert(key, value);
+    next.values.insert(key.clone(), value);
     match clinical::save_values(s.store.as_ref(), &s.library(), &p.actor, &next, &reason)
         .await
         .map_err(AppError::from)
     {
-        Ok(_) => Ok(Redirect::to("/settings").into_response()),
+        Ok(_) => {
+            s.refresh_demo().await?;
+            Ok(Redirect::to(&format!("/settings#setting-{}", url_fragment(&key))).into_response())
+        }
         Err(AppError::Invalid(f)) => {
             let msg =
                 f.0.iter()
@@ -382,6 +493,13 @@ pub async fn set_setting(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// A settings key as a URL fragment (keys are letters, digits, `_`, `-` and `.`).
+fn url_fragment(key: &str) -> String {
+    key.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .collect()
 }
 
 fn invalid_text(e: &AppError) -> String {

@@ -65,6 +65,9 @@ pub struct AppState {
     pub pk: Arc<Result<ketcare_pk::Library, ketcare_pk::PkError>>,
     /// Live updates of the infusion suite (vitals, alarms, session changes).
     pub live: sessions::Live,
+    /// Whether the database is a demo clinic (its settings say so): every page then carries
+    /// the demo banner. Read from the settings at start and after every settings change.
+    demo: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -83,7 +86,21 @@ impl AppState {
             version: env!("CARGO_PKG_VERSION"),
             pk: Arc::new(ketcare_pk::Library::builtin()),
             live: sessions::Live::default(),
+            demo: Arc::default(),
         }
+    }
+
+    /// Whether this database is a demo clinic.
+    pub fn is_demo(&self) -> bool {
+        self.demo.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Re-reads whether the database is a demo clinic from the site settings.
+    pub async fn refresh_demo(&self) -> Result<(), ketcare_app::Error> {
+        let (settings, _) = ketcare_app::clinical::settings(self.store.as_ref()).await?;
+        let demo = settings.value(ketcare_app::settings_registry::DEMO_CLINIC) == Some(1.0);
+        self.demo.store(demo, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// The library in force now.

@@ -88,6 +88,37 @@ pub struct ErrorPage {
     pub message: String,
 }
 
+/// The banner every page of a demo database carries.
+pub const DEMO_BANNER: &str = "<div class=\"demo-banner\" id=\"demo-banner\" role=\"note\">Demo clinic — everyone in it is fictional, and its site values are the demo clinic's choices, not recommendations. Not for clinical use.</div>";
+
+/// Puts the demo banner at the top of every HTML page while the database is a demo clinic.
+pub async fn demo_banner(
+    axum::extract::State(s): axum::extract::State<crate::AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let res = next.run(req).await;
+    let html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !html || !s.is_demo() {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "response body").into_response();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let out = match text.find("<body>") {
+        Some(i) => format!("{}{DEMO_BANNER}{}", &text[..i + 6], &text[i + 6..]),
+        None => text.into_owned(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(out))
+}
+
 pub async fn stylesheet() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],

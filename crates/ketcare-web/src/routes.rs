@@ -161,6 +161,10 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::pages::demo_banner,
+        ))
         .layer(RequestBodyLimitLayer::new(auth::MAX_BODY_BYTES))
         .layer(header("x-content-type-options", "nosniff"))
         .layer(header("x-frame-options", "DENY"))

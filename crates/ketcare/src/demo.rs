@@ -441,10 +441,30 @@ pub async fn seed(store: &dyn Store, today: Date) -> Result<bool> {
             store.add_guardian(&intake, created.id, &g).await?;
         }
     }
+    seed_settings(store).await?;
     crate::demo_measures::seed(store, today).await?;
     crate::demo_ops::seed(store, today).await?;
     crate::demo_sessions::seed(store).await?;
     Ok(true)
+}
+
+/// The demo clinic's own site settings (`demo/settings.toml`): its choices, not ketcare's.
+const DEMO_SETTINGS: &str = include_str!("../demo/settings.toml");
+
+/// Why the demo's settings were saved, as the settings history shows it.
+pub const DEMO_SETTINGS_REASON: &str = "Demo clinic's choice — not a recommendation";
+
+/// Saves the demo clinic's settings as one version, through the same checks an administrator's
+/// change passes (every key known to the registry, every value in its range).
+async fn seed_settings(store: &dyn Store) -> Result<()> {
+    let settings: ketcare_clinical::SiteSettings =
+        toml::from_str(DEMO_SETTINGS).context("demo/settings.toml")?;
+    let library = ketcare_clinical::Library::builtin().context("the protocol library")?;
+    let admin = Actor::system(Role::Administrator);
+    ketcare_app::clinical::save_values(store, &library, &admin, &settings, DEMO_SETTINGS_REASON)
+        .await
+        .map_err(|e| anyhow::anyhow!("demo/settings.toml: {e:?}"))?;
+    Ok(())
 }
 
 pub fn print_logins() {

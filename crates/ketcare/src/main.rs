@@ -372,13 +372,10 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
             println!("Seeded the demo clinic.");
         }
         demo::print_logins();
-        if store.site_settings().await?.is_none() {
-            println!(
-                "The demo clinic has set no clinical site settings: protocols that need a value the \
-                 reference leaves unconfirmed stay blocked until an administrator sets it \
-                 (Settings page, or `ketcare settings set KEY VALUE --reason …`)."
-            );
-        }
+        println!(
+            "The demo clinic's own site settings are in place (Settings page): they are its \
+             choices, not recommendations."
+        );
     }
     let config = WebConfig {
         session_minutes: args.session_minutes,
@@ -387,6 +384,10 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         secure_cookies: args.secure_cookies,
     };
     let state = AppState::new(store.clone(), config, bands, library);
+    state
+        .refresh_demo()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the site settings: {e}"))?;
     cli_sessions::start(&state, args.mllp).await?;
     let app = ketcare_web::router(state);
     let listener = tokio::net::TcpListener::bind(args.addr)

@@ -19,7 +19,8 @@ const PRODUCTS: (&str, &str) = (
     "data/products.toml",
     include_str!("../../data/products.toml"),
 );
-const RULES: (&str, &str) = (
+/// The eligibility rules file (thresholds, condition rules), embedded at compile time.
+pub const RULES: (&str, &str) = (
     "data/eligibility/rules.toml",
     include_str!("../../data/eligibility/rules.toml"),
 );

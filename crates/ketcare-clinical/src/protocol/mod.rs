@@ -5,7 +5,7 @@ mod validate;
 
 pub use library::{
     BUILTIN_PROTOCOLS, EffectiveLimit, Library, LookupError, MissingSetting, ProtocolSummary,
-    ProtocolView, Readiness, VialProduct,
+    ProtocolView, RULES, Readiness, VialProduct,
 };
 
 use serde::{Deserialize, Serialize};

@@ -73,11 +73,32 @@ impl SqlStore {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Self {
+        let store = Self {
             pool,
             backend,
             vital_writes: tokio::sync::Mutex::new(()),
-        })
+        };
+        store.fill_search_text().await?;
+        Ok(store)
+    }
+
+    /// Writes the folded search text of patients stored before the column existed (migration
+    /// 0010). It is derived from the record itself, so no audit event is written.
+    async fn fill_search_text(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM patients WHERE search_text = ''")
+            .fetch_all(&mut *tx)
+            .await?;
+        for id in ids {
+            let p = load_patient(&mut tx, ketcare_core::PatientId::new(id)).await?;
+            sqlx::query("UPDATE patients SET search_text = $1 WHERE id = $2")
+                .bind(p.record.search_text())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Starts a write transaction. Its first statement locks the audit head row, so writers are

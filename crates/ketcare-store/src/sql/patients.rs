@@ -265,11 +265,12 @@ impl SqlStore {
         let row = sqlx::query(
             "INSERT INTO patients (mrn, given_name, family_name, date_of_birth, sex, weight_kg, weight_measured_on,
                 height_cm, height_measured_on, indications, psychiatric_history, substance_use_history, medications,
-                allergies, phone, email, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) RETURNING id",
+                allergies, phone, email, created_at, updated_at, search_text)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18) RETURNING id",
         )
         .bind_patient(p)
         .bind(&now)
+        .bind(p.search_text())
         .fetch_one(&mut **tx)
         .await?;
         let id = PatientId::new(row.try_get("id")?);
@@ -299,11 +300,12 @@ impl SqlStore {
             "UPDATE patients SET mrn = $1, given_name = $2, family_name = $3, date_of_birth = $4, sex = $5,
                 weight_kg = $6, weight_measured_on = $7, height_cm = $8, height_measured_on = $9, indications = $10,
                 psychiatric_history = $11, substance_use_history = $12, medications = $13, allergies = $14,
-                phone = $15, email = $16, updated_at = $17
-             WHERE id = $18",
+                phone = $15, email = $16, updated_at = $17, search_text = $18
+             WHERE id = $19",
         )
         .bind_patient(p)
         .bind(now_rfc3339())
+        .bind(p.search_text())
         .bind(id.get())
         .execute(&mut **tx)
         .await?;
@@ -333,13 +335,15 @@ impl SqlStore {
         query: &str,
         limit: i64,
     ) -> Result<Vec<PatientSummary>> {
-        let q = query.trim().to_lowercase();
+        // Names, MRN fragments and indications are compared folded on both sides (the column is
+        // written folded by Rust), so SQLite's ASCII-only lower() plays no part; a date of birth
+        // is compared as written.
+        let q = ketcare_core::patient::search_fold(query.trim());
         let like = format!("%{}%", q.replace(['\\', '%', '_'], ""));
         let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let found = sqlx::query_as::<_, SummaryRow>(
             "SELECT id, mrn, given_name, family_name, date_of_birth, sex FROM patients
-             WHERE $1 = '' OR lower(family_name) LIKE $2 OR lower(given_name) LIKE $2
-                OR lower(given_name || ' ' || family_name) LIKE $2 OR lower(mrn) = $1 OR date_of_birth = $1
+             WHERE $1 = '' OR search_text LIKE $2 OR date_of_birth = $1
              ORDER BY family_name, given_name, id LIMIT $3",
         )
         .bind(&q)

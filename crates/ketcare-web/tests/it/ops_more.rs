@@ -12,7 +12,7 @@ use ketcare_store::testing::BACKENDS;
 /// The row of the operations settings table for `key`.
 fn ops_row<'a>(html: &'a str, key: &str) -> &'a str {
     let start = html
-        .find(&format!("<tr data-key=\"{key}\">"))
+        .find(&format!("<tr id=\"setting-{key}\" data-key=\"{key}\">"))
         .unwrap_or_else(|| panic!("no row for {key}"));
     let rest = &html[start..];
     &rest[..rest.find("</tr>").unwrap_or(rest.len())]
@@ -28,12 +28,19 @@ async fn the_settings_page_lists_what_blocks_booking_and_billing_and_sets_it() {
         let page = app.get("/settings", &admin).await;
         assert_eq!(page.status, StatusCode::OK, "{backend:?}");
         let b = &page.body;
-        assert!(b.contains("this site sets them"), "{b}");
         let row = ops_row(b, "schedule.ketamine_prescriber_on_site");
-        assert!(row.contains("Not set: booking is refused"), "{row}");
-        assert!(row.contains("iv-ketamine-induction-6"), "{row}");
+        assert!(
+            row.contains("Not set: booking this course is refused"),
+            "{row}"
+        );
+        assert!(row.contains("courses.toml"), "{row}");
+        assert!(
+            row.contains("<select id=\"v-schedule.ketamine_prescriber_on_site\""),
+            "{row}"
+        );
         let row = ops_row(b, "observation.ketamine_psychiatric_minutes");
-        assert!(row.contains("120"), "{row}");
+        assert!(row.contains("120 min"), "{row}");
+        assert!(row.contains("set by this site"), "{row}");
         assert!(!row.contains("Not set"), "{row}");
         for key in [
             "billing.em_codes_enabled",
@@ -46,8 +53,14 @@ async fn the_settings_page_lists_what_blocks_booking_and_billing_and_sets_it() {
             );
         }
         assert!(ops_row(b, "schedule.nurse_max_concurrent_patients").contains("strictest"));
-        // Offered in the form's list of keys to set.
-        assert!(b.contains("<option value=\"schedule.ketamine_prescriber_on_site\">"));
+        // The keys the walk of the data files finds, with typed inputs and their cited ranges.
+        let gate = ops_row(b, "session.ketamine.bp_gate_systolic_mmhg");
+        assert!(gate.contains("cannot start"), "{gate}");
+        assert!(gate.contains("type=\"number\""), "{gate}");
+        assert!(gate.contains("max=\"480\""), "{gate}");
+        assert!(ops_row(b, "eligibility.trd_min_failed_trials").contains("R56 (S)"));
+        // Listed as needed and not set, with a link to its row.
+        assert!(b.contains("<a href=\"#setting-schedule.ketamine_prescriber_on_site\">"));
 
         // The administrator sets it; the page shows the value as set by the site.
         let r = app
@@ -65,11 +78,63 @@ async fn the_settings_page_lists_what_blocks_booking_and_billing_and_sets_it() {
         let page = app.get("/settings", &admin).await;
         let row = ops_row(&page.body, "schedule.ketamine_prescriber_on_site");
         assert!(!row.contains("Not set"), "{row}");
-        assert!(row.contains(">1<"), "{row}");
+        assert!(row.contains(">yes<"), "{row}");
         assert!(
             !page
                 .body
-                .contains("<option value=\"schedule.ketamine_prescriber_on_site\">")
+                .contains("<a href=\"#setting-schedule.ketamine_prescriber_on_site\">")
+        );
+
+        // A misspelt key, or a value outside the input, is refused naming the key; nothing is saved.
+        for (key, value, says) in [
+            (
+                "session.alarm.systolc_high_mmhg",
+                "170",
+                "not a setting ketcare reads",
+            ),
+            ("session.alarm.systolic_high_mmhg", "900", "at most 480"),
+            (
+                "schedule.ketamine_prescriber_on_site",
+                "3",
+                "1 (yes) or 2 (no)",
+            ),
+        ] {
+            let r = app
+                .post_form(
+                    "/settings",
+                    &admin,
+                    &[("key", key), ("value", value), ("reason", "typo")],
+                )
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{key}: {}",
+                r.body
+            );
+            assert!(
+                r.body.contains(key) && r.body.contains(says),
+                "{key}: {}",
+                r.body
+            );
+        }
+        let bearer = app.bearer("alex").await;
+        let current = app.get("/api/v1/site-settings", &bearer).await.json();
+        let mut values = current["settings"]["values"].clone();
+        values["eligibility.bp_systolc_max_mmhg"] = serde_json::json!(150);
+        let r = app
+            .json(
+                axum::http::Method::PUT,
+                "/api/v1/site-settings",
+                &bearer,
+                &serde_json::json!({"settings": {"values": values}, "reason": "typo"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(
+            r.body.contains("eligibility.bp_systolc_max_mmhg"),
+            "{}",
+            r.body
         );
     }
 }

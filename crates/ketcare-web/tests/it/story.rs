@@ -148,3 +148,69 @@ async fn foundation_story_on_both_backends() {
         assert_eq!(h["database"], backend.as_str());
     }
 }
+
+#[tokio::test]
+async fn names_with_accents_mrn_fragments_and_indications_are_found_on_both_backends() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("nina", Role::Nurse).await;
+        let nurse = app.bearer("nina").await;
+        for (mrn, given, family, indication) in [
+            (
+                "ACC-0101",
+                "Élodie",
+                "Émond",
+                "treatment-resistant depression",
+            ),
+            ("ACC-0202", "Søren", "Ødegaard", "chronic pain"),
+            ("ACC-0303", "Ümit", "Öztürk", "PTSD"),
+        ] {
+            let r = app
+                .json(
+                    Method::POST,
+                    "/api/v1/patients",
+                    &nurse,
+                    &serde_json::json!({"mrn": mrn, "given_name": given, "family_name": family,
+                        "date_of_birth": "1980-01-01", "sex": "female", "indications": [indication]}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{backend:?}: {}", r.body);
+        }
+        for (q, want) in [
+            ("Émond", "ACC-0101"),
+            ("émond", "ACC-0101"),
+            ("EMOND", "ACC-0101"),
+            ("elodie emond", "ACC-0101"),
+            ("Ødegaard", "ACC-0202"),
+            ("ødegaard", "ACC-0202"),
+            ("ÖZTÜRK", "ACC-0303"),
+            ("oztürk", "ACC-0303"),
+            ("0202", "ACC-0202"),
+            ("acc-03", "ACC-0303"),
+            ("Depression", "ACC-0101"),
+            ("ptsd", "ACC-0303"),
+        ] {
+            let r = app
+                .get(&format!("/api/v1/patients?q={}", urlencoding(q)), &nurse)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{backend:?} q={q}: {}", r.body);
+            let mrns: Vec<String> = r
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["mrn"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            assert_eq!(mrns, vec![want.to_owned()], "{backend:?} q={q}");
+        }
+    }
+}
+
+fn urlencoding(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
