@@ -52,10 +52,15 @@ pub async fn save_settings(
         return Err(AppError::Invalid(errors));
     }
     let body = serde_json::to_string(new).map_err(|_| AppError::Internal)?;
-    Ok(store
+    let version = store
         .save_site_settings(actor, &body, reason)
         .await?
-        .version)
+        .version;
+    // Thresholds read at the time of use follow the new version in every open session at once
+    // (the store writes the time of the settings version the same way: the wall clock).
+    crate::sessions::service::apply_settings(store, library, new, version, jiff::Timestamp::now())
+        .await?;
+    Ok(version)
 }
 
 pub fn user_id(actor: &Actor) -> Result<UserId, AppError> {

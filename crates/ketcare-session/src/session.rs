@@ -436,6 +436,14 @@ pub enum Command {
         #[serde(default)]
         reason: Option<String>,
     },
+    /// Applies the site's settings of `version` (resolved into `plan` by the application
+    /// layer) to the thresholds read at the time of use ([`Session::apply_settings`]). Never
+    /// read from a request: a caller cannot send thresholds.
+    #[serde(skip_deserializing)]
+    ApplySettings {
+        version: i64,
+        plan: Box<Plan>,
+    },
 }
 
 impl Command {
@@ -469,6 +477,7 @@ impl Command {
             Command::Sign => "sign the record",
             Command::Addendum { .. } => "add an addendum",
             Command::RecordGiven { .. } => "confirm the mg given",
+            Command::ApplySettings { .. } => "apply the site's settings",
         }
     }
 
@@ -531,6 +540,25 @@ pub struct Session {
     /// The ledger's answer when signing was last asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger: Option<LedgerCheck>,
+    /// Site settings changed while the session was open and applied to it (see
+    /// [`Session::apply_settings`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings_applied: Vec<SettingsApplied>,
+    /// The site settings version the thresholds were last resolved from (0: before versions
+    /// were recorded).
+    #[serde(default)]
+    pub settings_version: i64,
+}
+
+/// A change of the site's settings applied to an open session: what changed, when and by whom.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingsApplied {
+    pub at: Timestamp,
+    pub by: String,
+    /// The settings version now in force.
+    pub version: i64,
+    /// One line per changed threshold, e.g. "systolic high: not set → 170 (site setting …)".
+    pub changes: Vec<String>,
 }
 
 /// The one place the session asks whether consent is valid: the answer of the operations
@@ -591,7 +619,128 @@ impl Session {
             given_mg: None,
             given_confirmation: None,
             ledger: None,
+            settings_applied: vec![],
+            settings_version: 0,
         }
+    }
+
+    /// Whether the session can still change: not ended and not signed.
+    pub fn is_open(&self) -> bool {
+        self.signature.is_none()
+            && !matches!(
+                self.phase,
+                Phase::Discharged | Phase::Transferred | Phase::Cancelled
+            )
+    }
+
+    /// Applies the parts of a freshly resolved plan that are read at the time of use — the alarm
+    /// thresholds, the vital-sign interval and grace, and the blood-pressure gate before dosing —
+    /// so a threshold the site changes applies to an open session from that moment. What must
+    /// not change mid-session stays as it was when the session was planned: the protocol, the
+    /// devices and the verified dose, the cited vitals schedule and the minimum observation time
+    /// (a discharge rule the patient was prepared for). Returns the changes, also kept in
+    /// [`Session::settings_applied`]; nothing is recorded when nothing changed or the session is
+    /// no longer open.
+    pub fn apply_settings(
+        &mut self,
+        fresh: &Plan,
+        version: i64,
+        by: &str,
+        at: Timestamp,
+    ) -> Vec<String> {
+        if !self.is_open() || fresh.protocol_id != self.plan.protocol_id {
+            return vec![];
+        }
+        self.settings_version = version;
+        let mut changes = Vec::new();
+        let mut take =
+            |name: &str, old: &mut crate::rules::Setting, new: &crate::rules::Setting| {
+                if old != new {
+                    let v = |s: &crate::rules::Setting| {
+                        s.value()
+                            .map(|x| format!("{x} ({})", s.provenance_text()))
+                            .unwrap_or_else(|| "not set".into())
+                    };
+                    changes.push(format!("{name}: {} → {}", v(old), v(new)));
+                    *old = new.clone();
+                }
+            };
+        let (a, f) = (&mut self.plan.alarms, &fresh.alarms);
+        take(
+            "systolic high alarm",
+            &mut a.systolic_high,
+            &f.systolic_high,
+        );
+        take(
+            "diastolic high alarm",
+            &mut a.diastolic_high,
+            &f.diastolic_high,
+        );
+        take("systolic low alarm", &mut a.systolic_low, &f.systolic_low);
+        take(
+            "heart rate high alarm",
+            &mut a.heart_rate_high,
+            &f.heart_rate_high,
+        );
+        take(
+            "heart rate low alarm",
+            &mut a.heart_rate_low,
+            &f.heart_rate_low,
+        );
+        take("SpO2 low alarm", &mut a.spo2_low, &f.spo2_low);
+        take(
+            "respiratory rate low alarm",
+            &mut a.resp_rate_low,
+            &f.resp_rate_low,
+        );
+        take(
+            "respiratory rate high alarm",
+            &mut a.resp_rate_high,
+            &f.resp_rate_high,
+        );
+        take("EtCO2 high alarm", &mut a.etco2_high, &f.etco2_high);
+        take(
+            "systolic rise alarm",
+            &mut a.systolic_rise,
+            &f.systolic_rise,
+        );
+        take(
+            "diastolic rise alarm",
+            &mut a.diastolic_rise,
+            &f.diastolic_rise,
+        );
+        take(
+            "vitals interval",
+            &mut a.vitals_interval,
+            &f.vitals_interval,
+        );
+        take("vitals grace", &mut a.vitals_grace, &f.vitals_grace);
+        // The BP gate is read when dosing starts: it follows the settings until then.
+        if matches!(
+            self.phase,
+            Phase::Scheduled | Phase::CheckedIn | Phase::PreAssessment | Phase::DoseVerified
+        ) {
+            let p = &mut self.plan;
+            take(
+                "BP gate (systolic)",
+                &mut p.bp_gate_systolic,
+                &fresh.bp_gate_systolic,
+            );
+            take(
+                "BP gate (diastolic)",
+                &mut p.bp_gate_diastolic,
+                &fresh.bp_gate_diastolic,
+            );
+        }
+        if !changes.is_empty() {
+            self.settings_applied.push(SettingsApplied {
+                at,
+                by: by.into(),
+                version,
+                changes: changes.clone(),
+            });
+        }
+        changes
     }
 
     /// When dosing started.
@@ -1503,6 +1652,12 @@ impl Session {
                     by: by.into(),
                     at,
                 });
+            }
+            Command::ApplySettings { version, plan } => {
+                if !self.is_open() {
+                    return Err(wrong_phase(self, "an open session"));
+                }
+                self.apply_settings(plan, *version, by, at);
             }
             Command::Addendum { text } => {
                 if self.signature.is_none() {

@@ -385,3 +385,66 @@ fn bad_rules_file_names_file_line_and_field() {
     .to_string();
     assert!(e.starts_with("m.toml:"), "{e}");
 }
+
+#[test]
+fn a_threshold_set_while_a_session_runs_applies_from_then_and_the_record_says_so() {
+    let mut s = session_in(infusion_plan(), Phase::Running);
+    let high = Vitals {
+        systolic: Some(190.0),
+        ..baseline()
+    };
+    assert!(kinds(&s.plan, None, &high).is_empty(), "no threshold yet");
+    let observation_before = s.plan.minimum_observation_minutes.clone();
+    let gate_before = s.plan.bp_gate_systolic.clone();
+
+    let fresh = plan_with(
+        "trd-adult-iv-ketamine",
+        &settings()
+            .with("session.alarm.systolic_high_mmhg", 170.0)
+            .with("session.ketamine.bp_gate_systolic_mmhg", 150.0)
+            .with("observation.ketamine_psychiatric_minutes", 90.0),
+        0,
+    );
+    let changes = s.apply_settings(&fresh, 7, "admin", at(12.0));
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(
+        changes[0].starts_with("systolic high alarm: not set → 170"),
+        "{changes:?}"
+    );
+    assert_eq!(kinds(&s.plan, None, &high), vec![AlarmKind::SystolicHigh]);
+    // Frozen: the observation time the patient was prepared for, and the gate already passed.
+    assert_eq!(s.plan.minimum_observation_minutes, observation_before);
+    assert_eq!(s.plan.bp_gate_systolic, gate_before);
+    assert_eq!(s.settings_applied.len(), 1);
+    assert_eq!(s.settings_applied[0].version, 7);
+    // The same settings again change nothing and record nothing.
+    assert!(s.apply_settings(&fresh, 8, "admin", at(13.0)).is_empty());
+    assert_eq!(s.settings_applied.len(), 1);
+}
+
+#[test]
+fn a_bp_gate_set_after_scheduling_applies_before_dosing_and_ended_sessions_are_left_alone() {
+    let unset = plan_with(
+        "trd-adult-iv-ketamine",
+        &SiteSettings::new().with("observation.ketamine_psychiatric_minutes", 60.0),
+        0,
+    );
+    let mut s = session_in(unset.clone(), Phase::CheckedIn);
+    assert_eq!(s.plan.bp_gate_systolic.value(), None);
+    let changes = s.apply_settings(&infusion_plan(), 3, "admin", at(1.0));
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert_eq!(s.plan.bp_gate_systolic.value(), Some(140.0));
+
+    let mut done = session_in(infusion_plan(), Phase::Discharged);
+    let stricter = plan_with(
+        "trd-adult-iv-ketamine",
+        &settings().with("session.alarm.systolic_high_mmhg", 170.0),
+        0,
+    );
+    assert!(
+        done.apply_settings(&stricter, 4, "admin", at(99.0))
+            .is_empty()
+    );
+    assert_eq!(done.plan.alarms.systolic_high.value(), None);
+    assert!(done.settings_applied.is_empty());
+}

@@ -71,6 +71,10 @@ fn commands() -> Vec<Command> {
             given_mg: 20.0,
             reason: Some("pump log read after the alarm".into()),
         },
+        Command::ApplySettings {
+            version: 1,
+            plan: Box::new(infusion_plan()),
+        },
     ]
 }
 
@@ -113,6 +117,7 @@ fn legal(phase: Phase, cmd: &Command) -> bool {
             phase,
             Observation | ReadyForDischarge | Escalated | Discharged | Transferred
         ),
+        Command::ApplySettings { .. } => !matches!(phase, Discharged | Transferred | Cancelled),
         Command::AcknowledgeAlarm { .. } | Command::ResolveAlarm { .. } => unreachable!(),
     }
 }
@@ -159,7 +164,7 @@ fn every_command_in_every_phase() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 12 * 26);
+    assert_eq!(checked, 12 * 27);
 }
 
 #[test]

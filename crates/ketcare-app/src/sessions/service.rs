@@ -129,7 +129,7 @@ pub async fn create(
     let protocol = library
         .get(&order.calculation.protocol_id)
         .map_err(|e| Error::invalid("order_id", e.to_string()))?;
-    let (settings, _) = clinical::settings(store).await?;
+    let (settings, version) = clinical::settings(store).await?;
     let devices = order
         .calculation
         .esketamine
@@ -137,6 +137,7 @@ pub async fn create(
         .map_or(0, |e| e.devices);
     let plan = rules(library)?.plan(protocol, &settings, devices);
     let mut session = Session::new(plan, chair, scheduled_for);
+    session.settings_version = version;
     session.dose_order_id = Some(order_id);
     let Some(dose) = verified_dose(order_id, &order) else {
         return Err(Error::invalid(
@@ -200,6 +201,48 @@ pub async fn record_vital(
     message_key: Option<&MessageKey>,
 ) -> Result<VitalOutcome> {
     Ok(store.record_vital(actor, sid, reading, message_key).await?)
+}
+
+/// Applies the site's settings of `version` to every open session (scheduled, or with the
+/// patient in the chair): alarm thresholds, the vitals interval and the BP gate before dosing
+/// follow the settings from the moment they are saved ([`Session::apply_settings`]); each
+/// session's record lists what changed. Runs as the session-rules account. Returns the ids of
+/// the sessions that changed.
+pub async fn apply_settings(
+    store: &dyn Store,
+    library: &Library,
+    settings: &ketcare_clinical::SiteSettings,
+    version: i64,
+    now: Timestamp,
+) -> Result<Vec<i64>> {
+    let rules = rules(library)?;
+    let actor = rules_actor();
+    let mut changed = Vec::new();
+    for sid in store.open_session_ids().await? {
+        let rec = store.session_record(&actor, sid).await?;
+        let s = &rec.session;
+        if !s.is_open() || s.settings_version == version {
+            continue;
+        }
+        let Ok(protocol) = library.get(&s.plan.protocol_id) else {
+            continue;
+        };
+        let fresh = rules.plan(protocol, settings, s.plan.devices_planned);
+        let mut probe = s.clone();
+        if probe
+            .apply_settings(&fresh, version, &actor.username, now)
+            .is_empty()
+        {
+            continue;
+        }
+        let cmd = Command::ApplySettings {
+            version,
+            plan: Box::new(fresh),
+        };
+        store.apply_session_command(&actor, sid, &cmd, now).await?;
+        changed.push(sid);
+    }
+    Ok(changed)
 }
 
 /// The account the time rules run as.

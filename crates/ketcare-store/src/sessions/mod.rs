@@ -218,6 +218,9 @@ pub trait SessionStore: Send + Sync {
     /// Runs the time rules (missed vitals, esketamine BP check) on every active session at
     /// `now`; returns the alarms raised, by session.
     async fn tick_sessions(&self, actor: &Actor, now: Timestamp) -> Result<Vec<(i64, Vec<Alarm>)>>;
+    /// The ids of the sessions that can still change (scheduled, or with the patient in the
+    /// chair), oldest first. Ids only: no patient data is read.
+    async fn open_session_ids(&self) -> Result<Vec<i64>>;
 }
 
 const ACTIVE: [Phase; 8] = [
@@ -396,5 +399,15 @@ impl SessionStore for SqlStore {
 
     async fn tick_sessions(&self, actor: &Actor, now: Timestamp) -> Result<Vec<(i64, Vec<Alarm>)>> {
         SqlStore::tick_sessions(self, actor, now).await
+    }
+
+    async fn open_session_ids(&self) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM treatment_sessions WHERE phase IN ('{}', {}) ORDER BY id",
+            Phase::Scheduled.as_str(),
+            active_list()
+        )))
+        .fetch_all(&self.pool)
+        .await?)
     }
 }

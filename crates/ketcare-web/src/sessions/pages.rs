@@ -313,6 +313,8 @@ pub struct SessionPage {
     pub alarms: Vec<AlarmView>,
     pub inactive: Vec<Row>,
     pub transitions: Vec<Row>,
+    /// Site settings changed while the session was open, as applied to it.
+    pub settings_applied: Vec<Row>,
     pub addenda: Vec<Row>,
     pub next_check: String,
     pub devices: String,
@@ -875,6 +877,14 @@ pub async fn page_of(
                         .map(|n| format!(" ({n})"))
                         .unwrap_or_default()
                 ),
+            })
+            .collect(),
+        settings_applied: se
+            .settings_applied
+            .iter()
+            .map(|a| Row {
+                label: format!("{} · site settings version {}", time_text(&a.at), a.version),
+                value: a.changes.join("; "),
             })
             .collect(),
         addenda: se
