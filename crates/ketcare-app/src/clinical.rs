@@ -9,7 +9,7 @@ use ketcare_clinical::{
     DoseOrder, DoseRequest, Library, OrderState, ScreeningInput, ScreeningOutcome, SiteSettings,
     Timestamp, UserId,
 };
-use ketcare_core::{Actor, FieldErrors, PatientId, Permission};
+use ketcare_core::{Actor, FieldErrors, PatientId, Permission, RecordId};
 use ketcare_store::{ClinicalRecord, RecordChange, RecordKind, Store};
 use serde::Serialize;
 
@@ -67,7 +67,7 @@ pub struct ScreeningDoc {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredScreening {
-    pub id: i64,
+    pub id: RecordId,
     pub patient_id: PatientId,
     pub revision: i64,
     pub created_by: String,
@@ -78,7 +78,7 @@ pub struct StoredScreening {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredOrder {
-    pub id: i64,
+    pub id: RecordId,
     pub patient_id: PatientId,
     pub revision: i64,
     pub created_at: String,
@@ -87,7 +87,7 @@ pub struct StoredOrder {
 
 fn parse_body<T: serde::de::DeserializeOwned>(r: &ClinicalRecord) -> Result<T, AppError> {
     serde_json::from_str(&r.body).map_err(|e| {
-        tracing::error!(error = %e, id = r.id, "stored clinical record does not parse");
+        tracing::error!(error = %e, id = r.id.get(), "stored clinical record does not parse");
         AppError::Internal
     })
 }
@@ -171,7 +171,7 @@ pub async fn screen_and_store(
 pub async fn override_finding(
     store: &dyn Store,
     actor: &Actor,
-    id: i64,
+    id: RecordId,
     finding_id: &str,
     reason: &str,
     now: i64,
@@ -267,7 +267,7 @@ pub(crate) async fn store_order(
 pub async fn transition(
     store: &dyn Store,
     actor: &Actor,
-    id: i64,
+    id: RecordId,
     permission: Permission,
     action: &str,
     step: impl FnOnce(&DoseOrder, UserId, Timestamp) -> Result<DoseOrder, ketcare_clinical::OrderError>,

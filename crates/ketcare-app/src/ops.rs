@@ -4,7 +4,7 @@
 use crate::error::Error as AppError;
 use crate::password::{verify_dummy, verify_password};
 use jiff::civil::{Date, Time};
-use ketcare_core::{Actor, PatientId, Permission, Role};
+use ketcare_core::{Actor, PatientId, Permission, Role, SessionId};
 use ketcare_ops::billing::{CodeBook, SiteBilling};
 use ketcare_ops::ledger::Witness;
 use ketcare_ops::schedule::{
@@ -303,7 +303,7 @@ pub async fn book_session(
 pub async fn facts_of_session(
     store: &dyn Store,
     actor: &Actor,
-    sid: i64,
+    sid: SessionId,
 ) -> Result<ketcare_ops::SessionFacts, AppError> {
     let rec = store.session_record(actor, sid).await?;
     ketcare_store::session_ops::session_facts(sid, rec.patient_id, &rec.session)

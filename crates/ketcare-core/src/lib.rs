@@ -15,6 +15,8 @@ pub mod units;
 pub mod validation;
 
 pub use age::{AgeBand, AgeBands};
-pub use ids::{ApiTokenId, GuardianId, PatientId, UserId};
+pub use ids::{
+    AlertId, ApiTokenId, GuardianId, LinkId, PatientId, RecordId, ResponseId, SessionId, UserId,
+};
 pub use role::{Access, Actor, Permission, Role};
 pub use validation::{FieldError, FieldErrors};

@@ -354,7 +354,7 @@ pub async fn superbill(
 pub async fn session_superbill(
     State(s): State<AppState>,
     p: Principal,
-    axum::extract::Path(sid): axum::extract::Path<i64>,
+    axum::extract::Path(sid): axum::extract::Path<ketcare_core::SessionId>,
 ) -> Result<Json<Superbill>, AppError> {
     let f = service::facts_of_session(s.store.as_ref(), &p.actor, sid).await?;
     superbill(State(s), p, JsonBody(f)).await
