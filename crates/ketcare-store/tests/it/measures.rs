@@ -124,6 +124,23 @@ async fn responses_alerts_links_opioids_courses() {
                 .collect::<Vec<_>>(),
             ["raised", "note", "resolved"]
         );
+        // A status ketcare did not write is corrupt data, named, not a database failure.
+        s.execute_raw(&format!(
+            "UPDATE safety_alerts SET status = 'dismissed' WHERE id = {id}"
+        ))
+        .await
+        .unwrap();
+        match s.patient_alerts(&n, a).await {
+            Err(StoreError::Corrupt(m)) => {
+                assert!(m.contains("safety_alerts.status `dismissed`"), "{m}")
+            }
+            other => panic!("{backend:?}: expected Corrupt, got {other:?}"),
+        }
+        s.execute_raw(&format!(
+            "UPDATE safety_alerts SET status = 'closed' WHERE id = {id}"
+        ))
+        .await
+        .unwrap();
 
         // Links: hash only; one patient, one set; expiry; single use.
         let link = s
