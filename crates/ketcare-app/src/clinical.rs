@@ -7,7 +7,7 @@ use crate::error::Error as AppError;
 use ketcare_clinical::source::Provenance;
 use ketcare_clinical::{
     DoseOrder, DoseRequest, Library, OrderState, ScreeningInput, ScreeningOutcome, SiteSettings,
-    Timestamp, UserId,
+    Timestamp, Username,
 };
 use ketcare_core::{Actor, FieldErrors, PatientId, Permission, RecordId};
 use ketcare_store::{ClinicalRecord, RecordChange, RecordKind, Store};
@@ -49,8 +49,8 @@ pub async fn save_settings(
         .version)
 }
 
-pub fn user_id(actor: &Actor) -> Result<UserId, AppError> {
-    UserId::new(actor.username.clone()).map_err(|e| AppError::invalid("user", e.to_string()))
+pub fn user_id(actor: &Actor) -> Result<Username, AppError> {
+    Username::new(actor.username.clone()).map_err(|e| AppError::invalid("user", e.to_string()))
 }
 
 pub fn timestamp(seconds: i64) -> Result<Timestamp, AppError> {
@@ -270,7 +270,11 @@ pub async fn transition(
     id: RecordId,
     permission: Permission,
     action: &str,
-    step: impl FnOnce(&DoseOrder, UserId, Timestamp) -> Result<DoseOrder, ketcare_clinical::OrderError>,
+    step: impl FnOnce(
+        &DoseOrder,
+        Username,
+        Timestamp,
+    ) -> Result<DoseOrder, ketcare_clinical::OrderError>,
     now: i64,
 ) -> Result<StoredOrder, AppError> {
     let r = store.record(actor, RecordKind::DoseOrder, id).await?;
