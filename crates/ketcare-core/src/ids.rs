@@ -80,3 +80,7 @@ typed_id!(
     /// A stored questionnaire response.
     ResponseId
 );
+typed_id!(
+    /// A booked session on a chair (the calendar's booking).
+    BookingId
+);

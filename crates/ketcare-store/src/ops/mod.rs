@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 use ketcare_core::audit::AuditEvent;
-use ketcare_core::{Actor, AgeBands, FieldErrors, PatientId, Permission, Role, UserId};
+use ketcare_core::{Actor, AgeBands, BookingId, FieldErrors, PatientId, Permission, Role, UserId};
 use ketcare_ops::Drug;
 use ketcare_ops::billing::PriceList;
 use ketcare_ops::consent::{
@@ -111,7 +111,7 @@ pub trait OpsStore: Send + Sync {
     // Bookings
     /// Bookings that start before `to` and end after `from` (every status).
     async fn bookings(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<Booking>>;
-    async fn booking(&self, actor: &Actor, id: i64) -> Result<Booking>;
+    async fn booking(&self, actor: &Actor, id: BookingId) -> Result<Booking>;
     /// Books sessions (a course when `course` is given) if none conflicts; else writes nothing
     /// and returns every conflict. `id`, `course_id` and `status` of the requests are ignored.
     async fn book(
@@ -125,7 +125,7 @@ pub trait OpsStore: Send + Sync {
     async fn move_booking(
         &self,
         actor: &Actor,
-        id: i64,
+        id: BookingId,
         new_start: DateTime,
         mode: MoveMode,
         staffing: Staffing,
@@ -135,7 +135,7 @@ pub trait OpsStore: Send + Sync {
     async fn set_booking_status(
         &self,
         actor: &Actor,
-        id: i64,
+        id: BookingId,
         status: BookingStatus,
         reason: &str,
     ) -> Result<Booking>;
@@ -256,7 +256,7 @@ impl OpsStore for SqlStore {
         SqlStore::bookings(self, actor, from, to).await
     }
 
-    async fn booking(&self, actor: &Actor, id: i64) -> Result<Booking> {
+    async fn booking(&self, actor: &Actor, id: BookingId) -> Result<Booking> {
         SqlStore::booking(self, actor, id).await
     }
 
@@ -273,7 +273,7 @@ impl OpsStore for SqlStore {
     async fn move_booking(
         &self,
         actor: &Actor,
-        id: i64,
+        id: BookingId,
         new_start: DateTime,
         mode: MoveMode,
         staffing: Staffing,
@@ -285,7 +285,7 @@ impl OpsStore for SqlStore {
     async fn set_booking_status(
         &self,
         actor: &Actor,
-        id: i64,
+        id: BookingId,
         status: BookingStatus,
         reason: &str,
     ) -> Result<Booking> {

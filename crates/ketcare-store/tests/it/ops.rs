@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use jiff::civil::{DateTime, date};
 use ketcare_core::patient::{GuardianInput, NewGuardian, NewPatient, PatientInput};
-use ketcare_core::{Actor, PatientId, Role, SessionId, UserId};
+use ketcare_core::{Actor, BookingId, PatientId, Role, SessionId, UserId};
 use ketcare_ops::consent::{Assent, ConsentStatus, InvalidReason, Section, SectionKind, Signer};
 use ketcare_ops::ledger::{BusinessTime, CountLine, InventoryKind, LedgerEvent, Witness};
 use ketcare_ops::schedule::{Booking, BookingStatus, Conflict, MoveMode, PhaseKind, Staffing};
@@ -111,7 +111,7 @@ fn req(
     minutes: i64,
 ) -> Booking {
     Booking {
-        id: 0,
+        id: BookingId::new(0),
         course_id: None,
         patient_id: patient.get(),
         chair_id: chair,

@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
-use ketcare_core::PatientId;
+use ketcare_core::{BookingId, PatientId};
 use ketcare_ops::billing::{self, Estimate, Superbill};
 use ketcare_ops::consent::{Assent, ConsentSignature, ConsentStatus, Signer};
 use ketcare_ops::ledger::chain::LedgerRecord;
@@ -119,7 +119,7 @@ pub struct MoveRequest {
 pub async fn move_booking(
     State(s): State<AppState>,
     p: Principal,
-    Path(bid): Path<i64>,
+    Path(bid): Path<BookingId>,
     JsonBody(m): JsonBody<MoveRequest>,
 ) -> Result<Json<MovePlan>, AppError> {
     let start = service::parse_datetime("start", &m.start)?;
@@ -150,7 +150,7 @@ pub struct StatusChange {
 pub async fn booking_status(
     State(s): State<AppState>,
     p: Principal,
-    Path(bid): Path<i64>,
+    Path(bid): Path<BookingId>,
     JsonBody(c): JsonBody<StatusChange>,
 ) -> Result<Json<Booking>, AppError> {
     Ok(Json(
