@@ -84,3 +84,11 @@ typed_id!(
     /// A booked session on a chair (the calendar's booking).
     BookingId
 );
+typed_id!(
+    /// A version of a protocol's consent document.
+    ConsentDocumentId
+);
+typed_id!(
+    /// A signed consent (one signature under one document version).
+    ConsentId
+);

@@ -16,8 +16,8 @@ pub mod validation;
 
 pub use age::{AgeBand, AgeBands};
 pub use ids::{
-    AlertId, ApiTokenId, BookingId, GuardianId, LinkId, PatientId, RecordId, ResponseId, SessionId,
-    UserId,
+    AlertId, ApiTokenId, BookingId, ConsentDocumentId, ConsentId, GuardianId, LinkId, PatientId,
+    RecordId, ResponseId, SessionId, UserId,
 };
 pub use role::{Access, Actor, Permission, Role};
 pub use validation::{FieldError, FieldErrors};

@@ -14,7 +14,10 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 use ketcare_core::audit::AuditEvent;
-use ketcare_core::{Actor, AgeBands, BookingId, FieldErrors, PatientId, Permission, Role, UserId};
+use ketcare_core::{
+    Actor, AgeBands, BookingId, ConsentDocumentId, ConsentId, FieldErrors, PatientId, Permission,
+    Role, UserId,
+};
 use ketcare_ops::Drug;
 use ketcare_ops::billing::PriceList;
 use ketcare_ops::consent::{
@@ -161,7 +164,7 @@ pub trait OpsStore: Send + Sync {
         &self,
         actor: &Actor,
         patient: PatientId,
-        id: i64,
+        id: ConsentId,
         at: Timestamp,
         reason: &str,
     ) -> Result<ConsentSignature>;
@@ -320,7 +323,7 @@ impl OpsStore for SqlStore {
         &self,
         actor: &Actor,
         patient: PatientId,
-        id: i64,
+        id: ConsentId,
         at: Timestamp,
         reason: &str,
     ) -> Result<ConsentSignature> {

@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
-use ketcare_core::{BookingId, PatientId};
+use ketcare_core::{BookingId, ConsentId, PatientId};
 use ketcare_ops::billing::{self, Estimate, Superbill};
 use ketcare_ops::consent::{Assent, ConsentSignature, ConsentStatus, Signer};
 use ketcare_ops::ledger::chain::LedgerRecord;
@@ -236,7 +236,7 @@ pub struct WithdrawRequest {
 pub async fn withdraw_consent(
     State(s): State<AppState>,
     p: Principal,
-    Path((id, sid)): Path<(i64, i64)>,
+    Path((id, sid)): Path<(i64, ConsentId)>,
     JsonBody(r): JsonBody<WithdrawRequest>,
 ) -> Result<Json<ConsentSignature>, AppError> {
     let at = Timestamp::from_second(s.now()).map_err(|_| AppError::Internal)?;

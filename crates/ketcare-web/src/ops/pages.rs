@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use jiff::civil::Date;
 use jiff::{Timestamp, ToSpan};
-use ketcare_core::{BookingId, PatientId, Permission, Role};
+use ketcare_core::{BookingId, ConsentId, PatientId, Permission, Role};
 use ketcare_ops::amount::Microlitres;
 use ketcare_ops::billing::{self, money};
 use ketcare_ops::consent::{Assent, ConsentStatus, Section, SectionKind, Signer};
@@ -526,7 +526,7 @@ pub struct ConsentPage {
     statuses: Vec<(String, String, bool, String)>,
     protocols: Vec<(String, String)>,
     /// (signature id, text, in force)
-    signatures: Vec<(i64, String, bool)>,
+    signatures: Vec<(ConsentId, String, bool)>,
     can_sign: bool,
     message: String,
     error: String,
@@ -729,7 +729,7 @@ pub async fn sign_consent(
 pub async fn withdraw_consent(
     State(s): State<AppState>,
     p: Principal,
-    Path((id, sid)): Path<(i64, i64)>,
+    Path((id, sid)): Path<(i64, ConsentId)>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let f = form_pairs(&body)?;
