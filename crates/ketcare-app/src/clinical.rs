@@ -49,7 +49,7 @@ pub async fn save_settings(
         .version)
 }
 
-pub fn user_id(actor: &Actor) -> Result<Username, AppError> {
+pub fn username(actor: &Actor) -> Result<Username, AppError> {
     Username::new(actor.username.clone()).map_err(|e| AppError::invalid("user", e.to_string()))
 }
 
@@ -181,7 +181,7 @@ pub async fn override_finding(
     s.doc.outcome = s
         .doc
         .outcome
-        .override_finding(finding_id, user_id(actor)?, reason, timestamp(now)?)
+        .override_finding(finding_id, username(actor)?, reason, timestamp(now)?)
         .map_err(|e| AppError::invalid("reason", e.to_string()))?;
     let r = store
         .update_record(
@@ -211,7 +211,7 @@ pub fn dose_request(
         .ok_or_else(|| AppError::invalid("body", "expected a JSON object"))?;
     obj.insert(
         "author".into(),
-        serde_json::to_value(user_id(actor)?).map_err(|_| AppError::Internal)?,
+        serde_json::to_value(username(actor)?).map_err(|_| AppError::Internal)?,
     );
     obj.insert(
         "created_at".into(),
@@ -279,7 +279,7 @@ pub async fn transition(
 ) -> Result<StoredOrder, AppError> {
     let r = store.record(actor, RecordKind::DoseOrder, id).await?;
     let current = order_of(&r)?;
-    let next = step(&current.order, user_id(actor)?, timestamp(now)?).map_err(|e| {
+    let next = step(&current.order, username(actor)?, timestamp(now)?).map_err(|e| {
         AppError::invalid(
             if action.ends_with("override") {
                 "reason"
@@ -517,7 +517,7 @@ impl SimpleDose {
             preparation: r.preparation,
             bolus_preparation: r.bolus_preparation,
             given_this_session_mg: None,
-            author: user_id(actor)?,
+            author: username(actor)?,
             created_at: timestamp(now)?,
         })
     }
@@ -568,7 +568,7 @@ pub async fn change_limit(
         protocol_id: protocol_id.to_owned(),
         limit_id: limit_id.to_owned(),
         value,
-        set_by: user_id(actor)?,
+        set_by: username(actor)?,
         second_approver: None,
         reason: reason.trim().to_owned(),
     };
@@ -641,7 +641,7 @@ pub async fn approve_limit(
     let p = store.settings_proposal(proposal_id).await?;
     let mut o: ketcare_clinical::LimitOverride =
         serde_json::from_str(&p.body).map_err(|_| AppError::Internal)?;
-    o.second_approver = Some(user_id(actor)?);
+    o.second_approver = Some(username(actor)?);
     let (current, _) = settings(store).await?;
     let next = with_override(&current, o);
     let problems = library.check_settings(&next);
