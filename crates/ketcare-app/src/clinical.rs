@@ -7,9 +7,9 @@ use crate::error::Error as AppError;
 use ketcare_clinical::source::Provenance;
 use ketcare_clinical::{
     DoseOrder, DoseRequest, Library, OrderState, ScreeningInput, ScreeningOutcome, SiteSettings,
-    Timestamp, UserId,
+    Timestamp, Username,
 };
-use ketcare_core::{Actor, FieldErrors, PatientId, Permission};
+use ketcare_core::{Actor, FieldErrors, PatientId, Permission, RecordId};
 use ketcare_store::{ClinicalRecord, RecordChange, RecordKind, Store};
 use serde::Serialize;
 
@@ -63,8 +63,8 @@ pub async fn save_settings(
     Ok(version)
 }
 
-pub fn user_id(actor: &Actor) -> Result<UserId, AppError> {
-    UserId::new(actor.username.clone()).map_err(|e| AppError::invalid("user", e.to_string()))
+pub fn username(actor: &Actor) -> Result<Username, AppError> {
+    Username::new(actor.username.clone()).map_err(|e| AppError::invalid("user", e.to_string()))
 }
 
 pub fn timestamp(seconds: i64) -> Result<Timestamp, AppError> {
@@ -81,7 +81,7 @@ pub struct ScreeningDoc {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredScreening {
-    pub id: i64,
+    pub id: RecordId,
     pub patient_id: PatientId,
     pub revision: i64,
     pub created_by: String,
@@ -92,7 +92,7 @@ pub struct StoredScreening {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StoredOrder {
-    pub id: i64,
+    pub id: RecordId,
     pub patient_id: PatientId,
     pub revision: i64,
     pub created_at: String,
@@ -101,7 +101,7 @@ pub struct StoredOrder {
 
 fn parse_body<T: serde::de::DeserializeOwned>(r: &ClinicalRecord) -> Result<T, AppError> {
     serde_json::from_str(&r.body).map_err(|e| {
-        tracing::error!(error = %e, id = r.id, "stored clinical record does not parse");
+        tracing::error!(error = %e, id = r.id.get(), "stored clinical record does not parse");
         AppError::Internal
     })
 }
@@ -185,7 +185,7 @@ pub async fn screen_and_store(
 pub async fn override_finding(
     store: &dyn Store,
     actor: &Actor,
-    id: i64,
+    id: RecordId,
     finding_id: &str,
     reason: &str,
     now: i64,
@@ -195,7 +195,7 @@ pub async fn override_finding(
     s.doc.outcome = s
         .doc
         .outcome
-        .override_finding(finding_id, user_id(actor)?, reason, timestamp(now)?)
+        .override_finding(finding_id, username(actor)?, reason, timestamp(now)?)
         .map_err(|e| AppError::invalid("reason", e.to_string()))?;
     let r = store
         .update_record(
@@ -225,7 +225,7 @@ pub fn dose_request(
         .ok_or_else(|| AppError::invalid("body", "expected a JSON object"))?;
     obj.insert(
         "author".into(),
-        serde_json::to_value(user_id(actor)?).map_err(|_| AppError::Internal)?,
+        serde_json::to_value(username(actor)?).map_err(|_| AppError::Internal)?,
     );
     obj.insert(
         "created_at".into(),
@@ -281,15 +281,19 @@ pub(crate) async fn store_order(
 pub async fn transition(
     store: &dyn Store,
     actor: &Actor,
-    id: i64,
+    id: RecordId,
     permission: Permission,
     action: &str,
-    step: impl FnOnce(&DoseOrder, UserId, Timestamp) -> Result<DoseOrder, ketcare_clinical::OrderError>,
+    step: impl FnOnce(
+        &DoseOrder,
+        Username,
+        Timestamp,
+    ) -> Result<DoseOrder, ketcare_clinical::OrderError>,
     now: i64,
 ) -> Result<StoredOrder, AppError> {
     let r = store.record(actor, RecordKind::DoseOrder, id).await?;
     let current = order_of(&r)?;
-    let next = step(&current.order, user_id(actor)?, timestamp(now)?).map_err(|e| {
+    let next = step(&current.order, username(actor)?, timestamp(now)?).map_err(|e| {
         AppError::invalid(
             if action.ends_with("override") {
                 "reason"
@@ -527,7 +531,7 @@ impl SimpleDose {
             preparation: r.preparation,
             bolus_preparation: r.bolus_preparation,
             given_this_session_mg: None,
-            author: user_id(actor)?,
+            author: username(actor)?,
             created_at: timestamp(now)?,
         })
     }
@@ -578,7 +582,7 @@ pub async fn change_limit(
         protocol_id: protocol_id.to_owned(),
         limit_id: limit_id.to_owned(),
         value,
-        set_by: user_id(actor)?,
+        set_by: username(actor)?,
         second_approver: None,
         reason: reason.trim().to_owned(),
     };
@@ -651,7 +655,7 @@ pub async fn approve_limit(
     let p = store.settings_proposal(proposal_id).await?;
     let mut o: ketcare_clinical::LimitOverride =
         serde_json::from_str(&p.body).map_err(|_| AppError::Internal)?;
-    o.second_approver = Some(user_id(actor)?);
+    o.second_approver = Some(username(actor)?);
     let (current, _) = settings(store).await?;
     let next = with_override(&current, o);
     let problems = library.check_settings(&next);

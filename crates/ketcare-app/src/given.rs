@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use jiff::Timestamp;
 use ketcare_clinical::Library;
 use ketcare_clinical::protocol::{Drug, Route as ClinicalRoute};
-use ketcare_core::{Actor, PatientId};
+use ketcare_core::{Actor, PatientId, RecordId, SessionId};
 use ketcare_pk::{Dose, RateStep, Regimen, Route};
 use ketcare_session::Session;
 use ketcare_session::delivery::GivenKind;
@@ -151,12 +151,12 @@ pub async fn patient_markers(
     library: &Library,
     actor: &Actor,
     patient: PatientId,
-) -> Result<(Vec<SessionMarker>, Vec<i64>)> {
+) -> Result<(Vec<SessionMarker>, Vec<RecordId>)> {
     let mut out = Vec::new();
     let mut orders = Vec::new();
     for r in store.patient_sessions(actor, patient).await? {
         if let Some(o) = r.session.dose_order_id {
-            orders.push(o);
+            orders.push(RecordId::new(o));
         }
         let Some(h) = of_record(library, &r).ok().flatten() else {
             continue;
@@ -176,7 +176,7 @@ pub async fn patient_markers(
 /// A session as marked on the chart.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SessionMarker {
-    pub session_id: i64,
+    pub session_id: SessionId,
     pub date: jiff::civil::Date,
     pub drug: String,
     pub route: String,

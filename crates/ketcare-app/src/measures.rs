@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use jiff::civil::Date;
 use ketcare_clinical::Library;
-use ketcare_core::{Actor, GuardianId, PatientId, Permission};
+use ketcare_core::{Actor, GuardianId, PatientId, Permission, RecordId, ResponseId, SessionId};
 use ketcare_measures::mme::{DatedMme, MmeLine};
 use ketcare_measures::outcome::CourseOutcome;
 use ketcare_measures::{
@@ -18,7 +18,7 @@ use ketcare_store::measures::{
     ItemText, MeasureCourse, MeasureLink, NewAlert, NewResponse, OpioidRow, SafetyAlert,
     StoredResponse, TextVersion,
 };
-use ketcare_store::{RecordKind, Store};
+use ketcare_store::{AlertStatus, RecordKind, Store};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -261,7 +261,7 @@ pub fn link_key(link: &MeasureLink, instrument: &str) -> String {
 /// A scored response as shown in lists.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ResponseView {
-    pub id: i64,
+    pub id: ResponseId,
     pub instrument: String,
     pub name: String,
     pub taken_on: String,
@@ -315,7 +315,7 @@ pub struct Marker {
     pub label: String,
     /// The session (absent for a dose order).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<i64>,
+    pub session_id: Option<SessionId>,
     /// "ketamine" or "esketamine" (sessions).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drug: Option<String>,
@@ -448,7 +448,11 @@ async fn markers(
 }
 
 /// Dose orders as chart markers, with their ids.
-async fn order_markers(store: &dyn Store, actor: &Actor, patient: PatientId) -> Vec<(i64, Marker)> {
+async fn order_markers(
+    store: &dyn Store,
+    actor: &Actor,
+    patient: PatientId,
+) -> Vec<(RecordId, Marker)> {
     let Ok(records) = store
         .patient_records(actor, patient, RecordKind::DoseOrder)
         .await
@@ -687,7 +691,7 @@ pub async fn save_opioid(
     };
     let probe = OpioidRow {
         id: 0,
-        patient_id: patient.get(),
+        patient_id: patient,
         drug: entry.drug.clone(),
         dose: entry.dose,
         unit: entry.unit.clone(),
@@ -780,7 +784,10 @@ pub async fn patient_open_alerts(
         return Vec::new();
     }
     match store.patient_alerts(actor, patient).await {
-        Ok(v) => v.into_iter().filter(|a| a.status == "open").collect(),
+        Ok(v) => v
+            .into_iter()
+            .filter(|a| a.status == AlertStatus::Open)
+            .collect(),
         Err(e) => {
             tracing::error!(error = %e, "reading a patient's safety alerts");
             Vec::new()

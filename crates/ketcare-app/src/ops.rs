@@ -4,7 +4,7 @@
 use crate::error::Error as AppError;
 use crate::password::{verify_dummy, verify_password};
 use jiff::civil::{Date, Time};
-use ketcare_core::{Actor, PatientId, Permission, Role};
+use ketcare_core::{Actor, BookingId, PatientId, Permission, Role, SessionId};
 use ketcare_ops::billing::{CodeBook, SiteBilling};
 use ketcare_ops::ledger::Witness;
 use ketcare_ops::schedule::{
@@ -151,7 +151,7 @@ pub async fn book_course(
     let requests: Vec<Booking> = sessions
         .iter()
         .map(|p| Booking {
-            id: 0,
+            id: BookingId::new(0),
             course_id: None,
             patient_id: req.patient_id,
             chair_id: req.chair_id,
@@ -282,7 +282,7 @@ pub async fn book_session(
         .checked_add(jiff::Span::new().minutes(i64::from(rules.slot_minutes())))
         .map_err(|_| AppError::invalid("start", "out of range"))?;
     let b = Booking {
-        id: 0,
+        id: BookingId::new(0),
         course_id: None,
         patient_id: req.patient_id,
         chair_id: req.chair_id,
@@ -303,7 +303,7 @@ pub async fn book_session(
 pub async fn facts_of_session(
     store: &dyn Store,
     actor: &Actor,
-    sid: i64,
+    sid: SessionId,
 ) -> Result<ketcare_ops::SessionFacts, AppError> {
     let rec = store.session_record(actor, sid).await?;
     ketcare_store::session_ops::session_facts(sid, rec.patient_id, &rec.session)

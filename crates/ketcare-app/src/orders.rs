@@ -4,7 +4,7 @@
 //! amount, the vial). A request that restates a fact differently from the record is refused
 //! naming the field; one that leaves it out is completed from the record.
 
-use crate::clinical::{StoredOrder, calculate_with_settings, store_order, timestamp, user_id};
+use crate::clinical::{StoredOrder, calculate_with_settings, store_order, timestamp, username};
 use crate::error::{Error, Result};
 use crate::facts::PatientFacts;
 use ketcare_clinical::dose::{Administration, DoseChoice, DoseRequest, Preparation};
@@ -250,7 +250,7 @@ pub async fn dose_request(
             .map(DoseMg::new)
             .transpose()
             .map_err(|e| Error::invalid("given_this_session_mg", e.to_string()))?,
-        author: user_id(actor)?,
+        author: username(actor)?,
         created_at: timestamp(now)?,
     })
 }

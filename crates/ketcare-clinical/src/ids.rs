@@ -11,12 +11,17 @@ pub enum IdError {
     BadTimestamp(String),
 }
 
-/// A clinician or administrator identifier.
+/// A clinician or administrator, by username (the text `Actor::username` carries): who authored,
+/// verified, overrode or approved, as recorded inside clinical documents.
+///
+/// Not `ketcare_core::UserId`, the staff account's numeric database key: clinical documents are
+/// pure and name people as the audit log does, by username, so this one is text. (`IdError`'s
+/// `BadUserId` keeps its name: it is part of the error's serialized form.)
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct UserId(String);
+pub struct Username(String);
 
-impl UserId {
+impl Username {
     pub fn new(id: impl Into<String>) -> Result<Self, IdError> {
         let id = id.into();
         if id.is_empty() || id.trim() != id {
@@ -29,18 +34,18 @@ impl UserId {
     }
 }
 
-impl TryFrom<String> for UserId {
+impl TryFrom<String> for Username {
     type Error = IdError;
     fn try_from(s: String) -> Result<Self, IdError> {
         Self::new(s)
     }
 }
-impl From<UserId> for String {
-    fn from(u: UserId) -> String {
+impl From<Username> for String {
+    fn from(u: Username) -> String {
         u.0
     }
 }
-impl std::fmt::Display for UserId {
+impl std::fmt::Display for Username {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
@@ -137,7 +142,7 @@ mod tests {
         assert!(Timestamp::parse("2026-13-22T09:30:00Z").is_err());
         assert!(Timestamp::parse("yesterday").is_err());
         assert!(Timestamp::parse("2026-11-22T09:30:00").is_err());
-        assert!(UserId::new("").is_err());
-        assert!(UserId::new(" a").is_err());
+        assert!(Username::new("").is_err());
+        assert!(Username::new(" a").is_err());
     }
 }

@@ -24,6 +24,6 @@ pub mod units;
 pub use data::DataError;
 pub use dose::{DoseError, DoseOrder, DoseRequest, OrderError, OrderState, calculate};
 pub use eligibility::{ScreenError, ScreeningInput, ScreeningOutcome, screen};
-pub use ids::{Timestamp, UserId};
+pub use ids::{Timestamp, Username};
 pub use protocol::{Library, Protocol, Readiness};
 pub use settings::{LimitOverride, SiteSettings};

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::ids::UserId;
+use crate::ids::Username;
 
 /// Key → value settings of one site, plus limit overrides. Read from JSON or TOML by the edges.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -26,9 +26,9 @@ pub struct LimitOverride {
     pub protocol_id: String,
     pub limit_id: String,
     pub value: f64,
-    pub set_by: UserId,
+    pub set_by: Username,
     #[serde(default)]
-    pub second_approver: Option<UserId>,
+    pub second_approver: Option<Username>,
     pub reason: String,
 }
 

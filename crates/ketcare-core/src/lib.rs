@@ -15,6 +15,9 @@ pub mod units;
 pub mod validation;
 
 pub use age::{AgeBand, AgeBands};
-pub use ids::{ApiTokenId, GuardianId, PatientId, UserId};
+pub use ids::{
+    AlertId, ApiTokenId, BookingId, ConsentDocumentId, ConsentId, GuardianId, LinkId, PatientId,
+    RecordId, ResponseId, SessionId, UserId,
+};
 pub use role::{Access, Actor, Permission, Role};
 pub use validation::{FieldError, FieldErrors};

@@ -3,6 +3,7 @@
 //! the one question a session asks before it starts: [`consent_valid`].
 
 use jiff::Timestamp;
+use ketcare_core::{ConsentDocumentId, ConsentId};
 use serde::{Deserialize, Serialize};
 
 /// A part every consent document must contain (the list: off-label use where it applies,
@@ -70,7 +71,7 @@ pub struct Section {
 /// One version of a protocol's consent document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsentDocument {
-    pub id: i64,
+    pub id: ConsentDocumentId,
     pub protocol_id: String,
     /// The protocol version this document was written for.
     pub protocol_version: u32,
@@ -148,9 +149,9 @@ pub enum Assent {
 /// A signed consent, tied to the document version and protocol version it was given for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsentSignature {
-    pub id: i64,
+    pub id: ConsentId,
     pub patient_id: i64,
-    pub document_id: i64,
+    pub document_id: ConsentDocumentId,
     pub protocol_id: String,
     pub document_version: u32,
     pub protocol_version: u32,
@@ -234,7 +235,7 @@ pub fn expiry(doc: &ConsentDocument, at: Timestamp) -> Option<Timestamp> {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum ConsentStatus {
     Valid {
-        signature_id: i64,
+        signature_id: ConsentId,
         #[schema(value_type = Option<String>)]
         expires_at: Option<Timestamp>,
     },
@@ -384,7 +385,7 @@ mod tests {
 
     fn doc(version: u32, valid_days: Option<u32>) -> ConsentDocument {
         ConsentDocument {
-            id: 1,
+            id: ConsentDocumentId::new(1),
             protocol_id: "trd-adult-iv-ketamine".into(),
             protocol_version: 1,
             version,
@@ -407,7 +408,7 @@ mod tests {
     fn sig(d: &ConsentDocument, signer: Signer, assent: Option<Assent>) -> ConsentSignature {
         let at = ts("2026-12-01T10:00:00Z");
         ConsentSignature {
-            id: 1,
+            id: ConsentId::new(1),
             patient_id: 5,
             document_id: d.id,
             protocol_id: d.protocol_id.clone(),

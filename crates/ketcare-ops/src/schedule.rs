@@ -7,6 +7,7 @@ use crate::cited::{Cited, MissingSetting, Provenance, data_error, line_near, par
 use crate::session_facts::Drug;
 use jiff::civil::{Date, DateTime, Time};
 use jiff::{Span, ToSpan};
+use ketcare_core::BookingId;
 use ketcare_core::data::DataFileError;
 use serde::{Deserialize, Serialize};
 
@@ -347,7 +348,7 @@ impl BookingStatus {
 /// A session on a chair with its nurse, as the calendar knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Booking {
-    pub id: i64,
+    pub id: BookingId,
     pub course_id: Option<i64>,
     pub patient_id: i64,
     pub chair_id: i64,
@@ -395,7 +396,7 @@ pub enum Conflict {
     #[error("chair {chair_id} is taken by booking {booking_id} ({start} – {end})")]
     ChairBusy {
         chair_id: i64,
-        booking_id: i64,
+        booking_id: BookingId,
         start: String,
         end: String,
     },
@@ -406,7 +407,7 @@ pub enum Conflict {
         nurse_id: i64,
         count: u32,
         max: u32,
-        bookings: Vec<i64>,
+        bookings: Vec<BookingId>,
     },
     #[error(
         "the protocol needs a prescriber on site from {start} to {end}, and none is rostered for the whole time"
@@ -415,7 +416,7 @@ pub enum Conflict {
     #[error("patient {patient_id} is already booked then (booking {booking_id}, {start} – {end})")]
     PatientDoubleBooked {
         patient_id: i64,
-        booking_id: i64,
+        booking_id: BookingId,
         start: String,
         end: String,
     },
@@ -431,7 +432,7 @@ pub enum ScheduleError {
         to: &'static str,
     },
     #[error("no booking {0}")]
-    UnknownBooking(i64),
+    UnknownBooking(BookingId),
 }
 
 fn overlaps(a: &Booking, s: DateTime, e: DateTime) -> bool {
@@ -563,7 +564,7 @@ pub enum MoveMode {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Move {
-    pub booking_id: i64,
+    pub booking_id: BookingId,
     #[schema(value_type = String)]
     pub from: DateTime,
     #[schema(value_type = String)]
@@ -574,7 +575,7 @@ pub struct Move {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MovePlan {
     pub moves: Vec<Move>,
-    pub conflicts: Vec<(i64, Vec<Conflict>)>,
+    pub conflicts: Vec<(BookingId, Vec<Conflict>)>,
 }
 
 impl MovePlan {
@@ -586,7 +587,7 @@ impl MovePlan {
 /// Plans a move of booking `id` to `new_start` (the slot length is kept).
 pub fn plan_move(
     existing: &[Booking],
-    id: i64,
+    id: BookingId,
     new_start: DateTime,
     mode: MoveMode,
     prescribers: &[OnSite],
@@ -662,7 +663,7 @@ mod tests {
     fn booking(id: i64, patient: i64, chair: i64, nurse: i64, h: i8, m: i64) -> Booking {
         let start = date(2026, 12, 7).at(h, 0, 0, 0);
         Booking {
-            id,
+            id: BookingId::new(id),
             course_id: None,
             patient_id: patient,
             chair_id: chair,
@@ -800,7 +801,7 @@ mod tests {
             Staffing::default(),
         );
         assert!(
-            matches!(cs[..], [Conflict::ChairBusy { booking_id: 1, .. }]),
+            matches!(cs[..], [Conflict::ChairBusy { booking_id, .. }] if booking_id == BookingId::new(1)),
             "{cs:?}"
         );
     }
@@ -913,7 +914,7 @@ mod tests {
         bs[3].end = date(2026, 12, 10).at(10, 0, 0, 0);
         let plan = plan_move(
             &bs,
-            2,
+            BookingId::new(2),
             date(2026, 12, 10).at(9, 30, 0, 0),
             MoveMode::ThisAndLater,
             &[],
@@ -921,15 +922,18 @@ mod tests {
         )
         .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(
-            plan.moves.iter().map(|m| m.booking_id).collect::<Vec<_>>(),
+            plan.moves
+                .iter()
+                .map(|m| m.booking_id.get())
+                .collect::<Vec<_>>(),
             vec![2, 3]
         );
         assert_eq!(plan.moves[1].to, date(2026, 12, 12).at(9, 30, 0, 0));
         assert_eq!(plan.conflicts.len(), 1);
-        assert_eq!(plan.conflicts[0].0, 2);
+        assert_eq!(plan.conflicts[0].0, BookingId::new(2));
         let only = plan_move(
             &bs,
-            2,
+            BookingId::new(2),
             date(2026, 12, 9).at(12, 0, 0, 0),
             MoveMode::OnlyThis,
             &[],

@@ -15,6 +15,7 @@ mod ops;
 pub mod session_ops;
 mod sessions;
 mod sql;
+pub mod status;
 /// Test-only hooks: fresh databases and fixtures (the `testing` feature; always in this crate's
 /// own unit tests).
 #[cfg(any(test, feature = "testing"))]
@@ -28,12 +29,13 @@ pub use sessions::{
     MessageKey, MonitorMatch, SessionRecord, SessionStore, StoredVital, VitalOutcome,
 };
 pub use sql::SqlStore;
+pub use status::{AlertStatus, LinkStatus, ProposalState};
 
 use async_trait::async_trait;
 use ketcare_core::audit::{AuditEvent, AuditRecord, ChainBreak};
 use ketcare_core::patient::{Guardian, NewGuardian, NewPatient, Patient, PatientSummary};
 use ketcare_core::{
-    Actor, ApiTokenId, FieldErrors, GuardianId, PatientId, Permission, Role, UserId,
+    Actor, ApiTokenId, FieldErrors, GuardianId, PatientId, Permission, RecordId, Role, UserId,
 };
 
 /// Which database is behind the store.
@@ -81,9 +83,22 @@ pub enum StoreError {
     #[error("stored data is not as ketcare wrote it: {0}")]
     Corrupt(String),
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// A status column whose text is none of its enum's values is corrupt data, not a database
+    /// failure.
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::ColumnDecode { source, .. } = &e
+            && let Some(unknown) = source.downcast_ref::<status::Unknown>()
+        {
+            return StoreError::Corrupt(unknown.to_string());
+        }
+        StoreError::Database(e)
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -145,8 +160,7 @@ pub struct SettingsProposal {
     /// The override as JSON (the clinical crate's `LimitOverride`).
     pub body: String,
     pub reason: String,
-    /// `pending`, `approved` or `rejected`.
-    pub state: String,
+    pub state: ProposalState,
     pub proposed_by: String,
     pub decided_by: Option<String>,
     pub created_at: String,
@@ -182,7 +196,7 @@ impl RecordKind {
 /// A clinical document (a screening with its outcome, a dose order) stored as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ClinicalRecord {
-    pub id: i64,
+    pub id: RecordId,
     pub patient_id: PatientId,
     pub kind: RecordKind,
     pub state: String,
@@ -345,12 +359,13 @@ pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore {
         patient: PatientId,
         change: &RecordChange<'_>,
     ) -> Result<ClinicalRecord>;
-    async fn record(&self, actor: &Actor, kind: RecordKind, id: i64) -> Result<ClinicalRecord>;
+    async fn record(&self, actor: &Actor, kind: RecordKind, id: RecordId)
+    -> Result<ClinicalRecord>;
     /// Replaces a document if it is still at `revision` (else `Conflict`).
     async fn update_record(
         &self,
         actor: &Actor,
-        id: i64,
+        id: RecordId,
         revision: i64,
         change: &RecordChange<'_>,
     ) -> Result<ClinicalRecord>;

@@ -61,7 +61,7 @@ pub(crate) async fn refresh_consent(
 /// one computation from the administration record), or the mg the nurse confirmed or
 /// corrected. `Err` names what the record is missing.
 pub fn session_facts(
-    session_id: i64,
+    session_id: ketcare_core::SessionId,
     patient: ketcare_core::PatientId,
     session: &Session,
 ) -> std::result::Result<SessionFacts, String> {
@@ -80,7 +80,7 @@ pub fn session_facts(
         Mode::Esketamine => None,
     };
     Ok(SessionFacts {
-        session_id,
+        session_id: session_id.get(),
         patient_id: patient.get(),
         drug,
         route,
@@ -99,7 +99,7 @@ pub fn session_facts(
 /// A session that gave nothing and drew nothing balances; one that gave drug must have draws.
 pub(crate) async fn refresh_ledger(
     tx: &mut Tx,
-    session_id: i64,
+    session_id: ketcare_core::SessionId,
     patient: ketcare_core::PatientId,
     session: &mut Session,
     now: Timestamp,

@@ -205,7 +205,7 @@ pub async fn session_with_order(
     patient: ketcare_core::PatientId,
     protocol: &str,
     devices: u32,
-) -> i64 {
+) -> ketcare_core::SessionId {
     let lib = ketcare_clinical::Library::builtin().expect("the built-in library");
     let rules = ketcare_session::RulesFile::builtin(lib.sources()).expect("the monitoring rules");
     let plan = rules.plan(

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ketcare_clinical::protocol::{ProtocolSummary, ProtocolView, Readiness};
 use ketcare_clinical::{DoseOrder, ScreeningInput, ScreeningOutcome, SiteSettings};
-use ketcare_core::{PatientId, Permission};
+use ketcare_core::{PatientId, Permission, RecordId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize)]
@@ -133,7 +133,7 @@ pub async fn screen_patient(
 pub async fn get_screening(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    Path(id): Path<RecordId>,
 ) -> Result<Json<StoredScreening>, AppError> {
     let r = s
         .store
@@ -153,7 +153,7 @@ pub struct FindingOverrideBody {
 pub async fn override_finding(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    Path(id): Path<RecordId>,
     JsonBody(b): JsonBody<FindingOverrideBody>,
 ) -> Result<Json<StoredScreening>, AppError> {
     Ok(Json(
@@ -210,7 +210,7 @@ pub async fn order(
 pub async fn get_order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    Path(id): Path<RecordId>,
 ) -> Result<Json<StoredOrder>, AppError> {
     let r = s
         .store
@@ -229,7 +229,7 @@ pub struct ReasonBody {
 pub async fn override_order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    Path(id): Path<RecordId>,
     JsonBody(b): JsonBody<ReasonBody>,
 ) -> Result<Json<StoredOrder>, AppError> {
     let reason = b.reason;
@@ -252,7 +252,7 @@ pub async fn override_order(
 pub async fn verify_order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    Path(id): Path<RecordId>,
 ) -> Result<Json<StoredOrder>, AppError> {
     Ok(Json(
         clinical::transition(

@@ -15,8 +15,8 @@ use ketcare_clinical::OrderState;
 use ketcare_clinical::eligibility::{Condition, MedicationClass, PregnancyStatus};
 use ketcare_clinical::protocol::{Drug, Indication};
 use ketcare_core::patient::Patient;
-use ketcare_core::{PatientId, Permission};
-use ketcare_store::RecordKind;
+use ketcare_core::{PatientId, Permission, RecordId};
+use ketcare_store::{ProposalState, RecordKind};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -214,7 +214,7 @@ pub struct SettingsPage {
     /// (protocol/limit, value, set by, approved by, reason)
     overrides: Vec<(String, String, String, String, String)>,
     /// (id, what, proposed by, reason, state, may approve)
-    proposals: Vec<(i64, String, String, String, String, bool)>,
+    proposals: Vec<(i64, String, String, String, ProposalState, bool)>,
     site_protocols: Vec<(String, String, String)>,
 }
 
@@ -356,7 +356,7 @@ async fn settings_page_with(
             let what = serde_json::from_str::<ketcare_clinical::LimitOverride>(&x.body)
                 .map(|o| format!("{}/{} → {}", o.protocol_id, o.limit_id, o.value))
                 .unwrap_or_else(|_| x.body.clone());
-            let may = x.state == "pending"
+            let may = x.state == ProposalState::Pending
                 && x.proposed_by != p.actor.username
                 && p.user.role.allows(Permission::SiteSettingsWrite);
             (x.id, what, x.proposed_by, x.reason, x.state, may)
@@ -800,7 +800,7 @@ pub async fn screen_patient(
 #[template(path = "screening.html")]
 pub struct ScreeningPage {
     nav: Option<Nav>,
-    id: i64,
+    id: RecordId,
     patient_id: i64,
     decision: String,
     indication: String,
@@ -858,7 +858,7 @@ fn screening_page(p: &Principal, s: &StoredScreening) -> ScreeningPage {
 pub async fn screening(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    Path(id): Path<RecordId>,
 ) -> Result<Response, PageError> {
     let r = s.store.record(&p.actor, RecordKind::Screening, id).await?;
     Ok(render_html(&screening_page(
@@ -870,7 +870,7 @@ pub async fn screening(
 pub async fn override_finding(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    Path(id): Path<RecordId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;
@@ -1068,7 +1068,7 @@ pub async fn order_dose(
 #[template(path = "order.html")]
 pub struct OrderPage {
     nav: Option<Nav>,
-    id: i64,
+    id: RecordId,
     patient_id: i64,
     title: String,
     protocol: String,
@@ -1246,7 +1246,7 @@ fn order_page(p: &Principal, o: &StoredOrder) -> OrderPage {
 pub async fn order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    Path(id): Path<RecordId>,
 ) -> Result<Response, PageError> {
     let r = s.store.record(&p.actor, RecordKind::DoseOrder, id).await?;
     Ok(render_html(&order_page(&p, &clinical::order_of(&r)?)))
@@ -1255,7 +1255,7 @@ pub async fn order(
 pub async fn override_order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    Path(id): Path<RecordId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;
@@ -1276,7 +1276,7 @@ pub async fn override_order(
 pub async fn verify_order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    Path(id): Path<RecordId>,
 ) -> Result<Response, PageError> {
     clinical::transition(
         s.store.as_ref(),
@@ -1296,7 +1296,13 @@ pub async fn patient_clinical_links(
     s: &AppState,
     p: &Principal,
     id: PatientId,
-) -> Result<(Vec<(i64, String, String)>, Vec<(i64, String, String)>), AppError> {
+) -> Result<
+    (
+        Vec<(RecordId, String, String)>,
+        Vec<(RecordId, String, String)>,
+    ),
+    AppError,
+> {
     let screenings = s
         .store
         .patient_records(&p.actor, id, RecordKind::Screening)

@@ -154,7 +154,7 @@ pub async fn seed(store: &dyn Store) -> Result<()> {
             &format!("Chair {}", i + 1),
             now,
         );
-        s.dose_order_id = Some(order.id);
+        s.dose_order_id = Some(order.id.get());
         // A session is scheduled only for a verified order.
         let dose = verified_dose(order.id, &verified.order).with_context(|| {
             format!(

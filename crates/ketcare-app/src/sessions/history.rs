@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::pk::PkLibrary;
 use jiff::civil::Date;
 use ketcare_clinical::Library;
-use ketcare_core::{Actor, PatientId};
+use ketcare_core::{Actor, PatientId, SessionId};
 use ketcare_pk::{Covariates, Options, SimRequest, SimResult};
 use ketcare_store::Store;
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,7 @@ pub struct PredictedQuery {
 /// The predicted curve of what a session gave.
 #[derive(Debug, Clone, Serialize)]
 pub struct Predicted {
-    pub session_id: i64,
+    pub session_id: SessionId,
     pub patient_id: PatientId,
     pub history: DoseHistory,
     pub weight_kg: f64,
@@ -46,7 +46,7 @@ pub async fn predicted(
     library: &Library,
     pk: PkLibrary,
     actor: &Actor,
-    sid: i64,
+    sid: SessionId,
     q: &PredictedQuery,
     today: Date,
 ) -> Result<Predicted> {

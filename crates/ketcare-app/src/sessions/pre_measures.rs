@@ -10,7 +10,7 @@ use ketcare_clinical::Library;
 use ketcare_core::Actor;
 use ketcare_session::Command;
 use ketcare_session::session::ScoreKind;
-use ketcare_store::{SessionRecord, Store};
+use ketcare_store::{LinkStatus, SessionRecord, Store};
 use serde::Serialize;
 
 /// Site setting: 1 asks for the courses' questionnaire set before every session.
@@ -35,7 +35,7 @@ pub struct PreCourse {
 pub struct PreSession {
     pub courses: Vec<PreCourse>,
     /// Open links: (instruments, status, sent at).
-    pub open_links: Vec<(Vec<String>, String, String)>,
+    pub open_links: Vec<(Vec<String>, LinkStatus, String)>,
     /// The self-report instruments of the open courses (the set a link would carry).
     pub link_set: Vec<String>,
     /// Whether the site asks for a set before every session.
@@ -82,11 +82,11 @@ pub async fn panel(
     let open: Vec<_> = o
         .links
         .iter()
-        .filter(|l| l.status != "completed" && l.expires_at > now)
+        .filter(|l| l.status != LinkStatus::Completed && l.expires_at > now)
         .collect();
     let since = r.created_at.as_str();
     let covered = o.links.iter().any(|l| {
-        (l.status == "completed" || l.expires_at > now)
+        (l.status == LinkStatus::Completed || l.expires_at > now)
             && l.created_at.as_str() >= since
             && link_set.iter().all(|i| l.instruments.contains(i))
     });
@@ -94,13 +94,7 @@ pub async fn panel(
         courses,
         open_links: open
             .iter()
-            .map(|l| {
-                (
-                    l.instruments.clone(),
-                    l.status.clone(),
-                    l.created_at.clone(),
-                )
-            })
+            .map(|l| (l.instruments.clone(), l.status, l.created_at.clone()))
             .collect(),
         link_due: asked_by_site && !link_set.is_empty() && !covered,
         link_set,

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use jiff::Timestamp;
 use ketcare_clinical::Library;
 use ketcare_clinical::dose::OrderState;
-use ketcare_core::{Actor, PatientId};
+use ketcare_core::{Actor, PatientId, RecordId, SessionId};
 use ketcare_session::alarms::Alarm;
 use ketcare_session::session::VerifiedDose;
 use ketcare_session::{Command, RulesFile, Session, VitalReading};
@@ -22,7 +22,10 @@ pub fn rules(library: &Library) -> Result<RulesFile> {
 }
 
 /// The dose a verified order gives, for the checklist; `None` while it is not verified.
-pub fn verified_dose(order_id: i64, order: &ketcare_clinical::DoseOrder) -> Option<VerifiedDose> {
+pub fn verified_dose(
+    order_id: RecordId,
+    order: &ketcare_clinical::DoseOrder,
+) -> Option<VerifiedDose> {
     let v = order.verification.as_ref()?;
     if order.state != OrderState::Verified {
         return None;
@@ -72,7 +75,7 @@ pub fn verified_dose(order_id: i64, order: &ketcare_clinical::DoseOrder) -> Opti
         ));
     }
     Some(VerifiedDose {
-        order_id,
+        order_id: order_id.get(),
         summary: format!("{} — {}", c.protocol_title, parts.join("; ")),
         author: order.author.to_string(),
         verified_by: v.by.to_string(),
@@ -88,7 +91,7 @@ pub async fn create(
     library: &Library,
     actor: &Actor,
     patient: PatientId,
-    order_id: i64,
+    order_id: RecordId,
     chair: &str,
     scheduled_for: Timestamp,
 ) -> Result<SessionRecord> {
@@ -138,7 +141,7 @@ pub async fn create(
     let plan = rules(library)?.plan(protocol, &settings, devices);
     let mut session = Session::new(plan, chair, scheduled_for);
     session.settings_version = version;
-    session.dose_order_id = Some(order_id);
+    session.dose_order_id = Some(order_id.get());
     let Some(dose) = verified_dose(order_id, &order) else {
         return Err(Error::invalid(
             "order_id",
@@ -161,11 +164,12 @@ pub async fn create(
 pub async fn attach_dose(
     store: &dyn Store,
     actor: &Actor,
-    sid: i64,
+    sid: SessionId,
     now: Timestamp,
 ) -> Result<SessionRecord> {
     let rec = store.session_record(actor, sid).await?;
-    let Some(order_id) = rec.session.dose_order_id else {
+    // The session document (ketcare-session) keeps the order's key as a bare integer.
+    let Some(order_id) = rec.session.dose_order_id.map(RecordId::new) else {
         return Err(Error::Conflict("this session has no dose order".into()));
     };
     let order = clinical::order_of(&store.record(actor, RecordKind::DoseOrder, order_id).await?)?;
@@ -182,7 +186,7 @@ pub async fn attach_dose(
 pub async fn command(
     store: &dyn Store,
     actor: &Actor,
-    sid: i64,
+    sid: SessionId,
     cmd: &Command,
     now: Timestamp,
 ) -> Result<SessionRecord> {
@@ -196,7 +200,7 @@ pub async fn command(
 pub async fn record_vital(
     store: &dyn Store,
     actor: &Actor,
-    sid: i64,
+    sid: SessionId,
     reading: &VitalReading,
     message_key: Option<&MessageKey>,
 ) -> Result<VitalOutcome> {
@@ -214,7 +218,7 @@ pub async fn apply_settings(
     settings: &ketcare_clinical::SiteSettings,
     version: i64,
     now: Timestamp,
-) -> Result<Vec<i64>> {
+) -> Result<Vec<ketcare_core::SessionId>> {
     let rules = rules(library)?;
     let actor = rules_actor();
     let mut changed = Vec::new();
@@ -256,7 +260,7 @@ pub fn rules_actor() -> Actor {
 }
 
 /// Runs the time rules at `now`; returns the alarms raised, by session.
-pub async fn tick(store: &dyn Store, now: Timestamp) -> Result<Vec<(i64, Vec<Alarm>)>> {
+pub async fn tick(store: &dyn Store, now: Timestamp) -> Result<Vec<(SessionId, Vec<Alarm>)>> {
     Ok(store.tick_sessions(&rules_actor(), now).await?)
 }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::types::DoseCalculation;
-use crate::ids::{Timestamp, UserId};
+use crate::ids::{Timestamp, Username};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -19,14 +19,14 @@ pub enum OrderState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SoftLimitOverride {
     pub limit_ids: Vec<String>,
-    pub by: UserId,
+    pub by: Username,
     pub reason: String,
     pub at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verification {
-    pub by: UserId,
+    pub by: Username,
     pub at: Timestamp,
 }
 
@@ -34,7 +34,7 @@ pub struct Verification {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DoseOrder {
     pub calculation: DoseCalculation,
-    pub author: UserId,
+    pub author: Username,
     pub created_at: Timestamp,
     pub state: OrderState,
     pub soft_override: Option<SoftLimitOverride>,
@@ -58,7 +58,7 @@ impl DoseOrder {
     /// Records the override of every crossed soft limit; the order then awaits verification.
     pub fn override_soft_limits(
         &self,
-        by: UserId,
+        by: Username,
         reason: &str,
         at: Timestamp,
     ) -> Result<DoseOrder, OrderError> {
@@ -88,7 +88,7 @@ impl DoseOrder {
     }
 
     /// A second clinician (not the author) confirms the order.
-    pub fn verify(&self, by: UserId, at: Timestamp) -> Result<DoseOrder, OrderError> {
+    pub fn verify(&self, by: Username, at: Timestamp) -> Result<DoseOrder, OrderError> {
         if self.state != OrderState::PendingVerification {
             return Err(OrderError::WrongState {
                 state: self.state,

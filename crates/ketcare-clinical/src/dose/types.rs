@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::round::Direction;
 use crate::eligibility::Age;
-use crate::ids::{Timestamp, UserId};
+use crate::ids::{Timestamp, Username};
 use crate::protocol::{
     Bound, DoseBasis, LimitQuantity, LimitSeverity, MissingSetting, Role, WeightBasis,
 };
@@ -130,7 +130,7 @@ pub struct DoseRequest {
     /// Ketamine already given in this session, in mg (for session totals).
     #[serde(default)]
     pub given_this_session_mg: Option<DoseMg>,
-    pub author: UserId,
+    pub author: Username,
     pub created_at: Timestamp,
 }
 
@@ -139,7 +139,7 @@ impl DoseRequest {
     pub fn new(
         protocol_id: &str,
         weight_kg: WeightKg,
-        author: UserId,
+        author: Username,
         created_at: Timestamp,
     ) -> Self {
         DoseRequest {

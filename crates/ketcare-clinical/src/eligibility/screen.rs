@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::rules::{RuleSet, StatusTrigger};
-use crate::ids::{Timestamp, UserId};
+use crate::ids::{Timestamp, Username};
 use crate::protocol::{Context, Drug, Indication, MissingSetting};
 use crate::settings::SiteSettings;
 use crate::source::{Cited, Status};
@@ -259,7 +259,7 @@ pub enum Decision {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FindingOverride {
     pub finding_id: String,
-    pub by: UserId,
+    pub by: Username,
     pub reason: String,
     pub at: Timestamp,
 }
@@ -307,7 +307,7 @@ impl ScreeningOutcome {
     pub fn override_finding(
         &self,
         finding_id: &str,
-        by: UserId,
+        by: Username,
         reason: &str,
         at: Timestamp,
     ) -> Result<ScreeningOutcome, OverrideError> {

@@ -4,7 +4,7 @@
 use ketcare_clinical::dose::{Amount, DoseRequest, Preparation};
 use ketcare_clinical::eligibility::Age;
 use ketcare_clinical::units::*;
-use ketcare_clinical::{Library, SiteSettings, Timestamp, UserId};
+use ketcare_clinical::{Library, SiteSettings, Timestamp, Username};
 
 pub fn lib() -> Library {
     static LIB: std::sync::OnceLock<Library> = std::sync::OnceLock::new();
@@ -39,8 +39,8 @@ fn base() -> SiteSettings {
         .with("observation.ketamine_paediatric_ed_minutes", 60.0)
 }
 
-pub fn user(id: &str) -> UserId {
-    match UserId::new(id) {
+pub fn user(id: &str) -> Username {
+    match Username::new(id) {
         Ok(u) => u,
         Err(e) => panic!("{e}"),
     }

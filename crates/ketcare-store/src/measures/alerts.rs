@@ -6,7 +6,7 @@ use super::*;
 const ALERT_COLS: &str = "id, patient_id, response_id, instrument, item, answer, detail, status, raised_by, raised_at, closed_by, closed_at, follow_up";
 pub(super) async fn alert_action(
     tx: &mut Tx,
-    alert: i64,
+    alert: AlertId,
     action: &str,
     note: &str,
     by: &str,
@@ -28,7 +28,7 @@ pub(super) async fn alert_action(
 /// raised twice (and is joined to the response once the complete form is stored).
 async fn raise_alerts_tx(
     tx: &mut Unit<'_>,
-    patient: i64,
+    patient: PatientId,
     instrument: &str,
     alerts: &[NewAlert],
 ) -> Result<Vec<SafetyAlert>> {
@@ -61,7 +61,7 @@ async fn raise_alerts_tx(
         .bind(&at)
         .fetch_one(tx.conn())
         .await?;
-        let id: i64 = row.try_get("id")?;
+        let id: AlertId = row.try_get("id")?;
         alert_action(tx, id, "raised", &a.detail, &actor.username, &at).await?;
         audit(
             tx,
@@ -77,7 +77,7 @@ async fn raise_alerts_tx(
     }
     Ok(raised)
 }
-async fn alert_by_id(tx: &mut Tx, id: i64) -> Result<SafetyAlert> {
+async fn alert_by_id(tx: &mut Tx, id: AlertId) -> Result<SafetyAlert> {
     sqlx::query_as::<_, SafetyAlert>(sqlx::AssertSqlSafe(format!(
         "SELECT {ALERT_COLS} FROM safety_alerts WHERE id = $1"
     )))
@@ -109,7 +109,7 @@ impl SqlStore {
         let actor = self.link_actor_for(token_hash, address).await?;
         let mut tx = self.unit(&actor).await?;
         let link = link_in_unit(&mut tx, token_hash, &actor).await?;
-        if link.status == "completed" {
+        if link.status == LinkStatus::Completed {
             return Err(StoreError::Conflict(
                 "link: this link has already been used".into(),
             ));
@@ -136,7 +136,7 @@ impl SqlStore {
     ) -> Result<Vec<SafetyAlert>> {
         let mut tx = self.write(actor, Permission::RecordMeasures).await?;
         load_patient(&mut tx, patient).await?;
-        let raised = raise_alerts_tx(&mut tx, patient.get(), instrument, alerts).await?;
+        let raised = raise_alerts_tx(&mut tx, patient, instrument, alerts).await?;
         commit_if_raised(tx, &raised).await?;
         Ok(raised)
     }
@@ -198,7 +198,7 @@ impl SqlStore {
     pub(crate) async fn resolve_alert(
         &self,
         actor: &Actor,
-        id: i64,
+        id: AlertId,
         follow_up: &str,
     ) -> Result<SafetyAlert> {
         require(actor, Permission::ResolveSafetyAlert)?;
@@ -211,7 +211,7 @@ impl SqlStore {
         }
         let mut tx = self.unit(actor).await?;
         let alert = alert_by_id(&mut tx, id).await?;
-        if alert.status != "open" {
+        if alert.status != AlertStatus::Open {
             return Err(StoreError::Conflict(format!(
                 "safety alert {id} is already closed"
             )));
@@ -240,7 +240,7 @@ impl SqlStore {
     pub(crate) async fn note_alert(
         &self,
         actor: &Actor,
-        id: i64,
+        id: AlertId,
         note: &str,
     ) -> Result<AlertAction> {
         require(actor, Permission::ResolveSafetyAlert)?;
@@ -253,7 +253,7 @@ impl SqlStore {
         }
         let mut tx = self.unit(actor).await?;
         let alert = alert_by_id(&mut tx, id).await?;
-        if alert.status != "open" {
+        if alert.status != AlertStatus::Open {
             return Err(StoreError::Conflict(format!(
                 "safety alert {id} is already closed"
             )));
@@ -277,7 +277,11 @@ impl SqlStore {
         })
     }
 
-    pub(crate) async fn alert_actions(&self, actor: &Actor, id: i64) -> Result<Vec<AlertAction>> {
+    pub(crate) async fn alert_actions(
+        &self,
+        actor: &Actor,
+        id: AlertId,
+    ) -> Result<Vec<AlertAction>> {
         let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let alert = alert_by_id(&mut tx, id).await?;
         let rows = sqlx::query_as::<_, AlertAction>("SELECT alert_id, action, note, done_by, done_at FROM safety_alert_actions WHERE alert_id = $1 ORDER BY id")

@@ -33,7 +33,7 @@ impl SqlStore {
         audit(
             &mut tx,
             "measure_course.save",
-            patient.get(),
+            patient,
             format!("course {id}: {}", c.instrument),
         )
         .await?;

@@ -7,16 +7,16 @@ const LINK_COLS: &str = "id, patient_id, instruments, status, expires_at, create
 /// A `measure_links` row as stored (`LINK_COLS`).
 #[derive(sqlx::FromRow)]
 struct LinkRow {
-    id: i64,
-    patient_id: i64,
+    id: LinkId,
+    patient_id: PatientId,
     instruments: String,
-    status: String,
+    status: LinkStatus,
     expires_at: i64,
     created_by: String,
     created_at: String,
     opened_at: Option<String>,
     completed_at: Option<String>,
-    guardian_id: Option<i64>,
+    guardian_id: Option<GuardianId>,
     sent_to: String,
 }
 
@@ -40,7 +40,7 @@ impl TryFrom<LinkRow> for MeasureLink {
     }
 }
 
-fn link_actor(link_id: i64, address: &str) -> Actor {
+fn link_actor(link_id: LinkId, address: &str) -> Actor {
     Actor {
         user_id: None,
         username: format!("patient-link:{link_id}"),
@@ -62,7 +62,7 @@ async fn link_by_hash(tx: &mut Tx, token_hash: &str) -> Result<MeasureLink> {
     })
 }
 
-async fn link_by_id(tx: &mut Tx, id: i64) -> Result<MeasureLink> {
+async fn link_by_id(tx: &mut Tx, id: LinkId) -> Result<MeasureLink> {
     let r = sqlx::query_as::<_, LinkRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {LINK_COLS} FROM measure_links WHERE id = $1"
     )))
@@ -149,21 +149,21 @@ impl SqlStore {
             "INSERT INTO measure_links (patient_id, token_hash, instruments, status, expires_at, created_by, created_at, guardian_id, sent_to)
              VALUES ($1, $2, $3, 'sent', $4, $5, $6, $7, $8) RETURNING id",
         )
-        .bind(patient.get())
+        .bind(patient)
         .bind(token_hash)
         .bind(&set)
         .bind(expires_at)
         .bind(&actor.username)
         .bind(now_rfc3339())
-        .bind(guardian.map(GuardianId::get))
+        .bind(guardian)
         .bind(&sent_to)
         .fetch_one(&mut **tx)
         .await?;
-        let id: i64 = row.try_get("id")?;
+        let id: LinkId = row.try_get("id")?;
         audit(
             &mut tx,
             "measure_link.create",
-            patient.get(),
+            patient,
             format!("link {id} to {sent_to}: {}", instruments.join(", ")),
         )
         .await?;
@@ -197,13 +197,13 @@ impl SqlStore {
         let actor = self.link_actor_for(token_hash, address).await?;
         let mut tx = self.unit(&actor).await?;
         let link = link_in_unit(&mut tx, token_hash, &actor).await?;
-        if link.status == "completed" {
+        if link.status == LinkStatus::Completed {
             return Err(StoreError::Conflict(
                 "link: this link has already been used".into(),
             ));
         }
         check_expiry(&link, now)?;
-        if link.status == "sent" {
+        if link.status == LinkStatus::Sent {
             sqlx::query("UPDATE measure_links SET status = 'opened', opened_at = $1 WHERE id = $2")
                 .bind(now_rfc3339())
                 .bind(link.id)
@@ -232,7 +232,7 @@ impl SqlStore {
         let actor = self.link_actor_for(token_hash, address).await?;
         let mut tx = self.unit(&actor).await?;
         let link = link_in_unit(&mut tx, token_hash, &actor).await?;
-        if link.status == "completed" {
+        if link.status == LinkStatus::Completed {
             // A reload or double submit of the same answers: the stored rows, nothing new;
             // other answers on a used link are refused.
             let mut stored = Vec::new();

@@ -11,10 +11,13 @@
 //! `opioids`, `courses`, `texts`).
 
 use crate::sql::{Tx, Unit, corrupt, load_patient, now_rfc3339};
+use crate::status::{AlertStatus, LinkStatus};
 use crate::{Result, SqlStore, StoreError, require};
 use async_trait::async_trait;
 use ketcare_core::audit::AuditEvent;
-use ketcare_core::{Actor, FieldErrors, GuardianId, PatientId, Permission};
+use ketcare_core::{
+    Actor, AlertId, FieldErrors, GuardianId, LinkId, PatientId, Permission, ResponseId,
+};
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -57,8 +60,8 @@ pub struct NewAlert {
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct StoredResponse {
-    pub id: i64,
-    pub patient_id: i64,
+    pub id: ResponseId,
+    pub patient_id: PatientId,
     pub instrument: String,
     /// JSON array of answers.
     pub answers: String,
@@ -66,18 +69,17 @@ pub struct StoredResponse {
     /// JSON of the scored result.
     pub result: String,
     pub taken_on: String,
-    pub link_id: Option<i64>,
+    pub link_id: Option<LinkId>,
     pub recorded_by: String,
     pub recorded_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MeasureLink {
-    pub id: i64,
-    pub patient_id: i64,
+    pub id: LinkId,
+    pub patient_id: PatientId,
     pub instruments: Vec<String>,
-    /// sent, opened or completed.
-    pub status: String,
+    pub status: LinkStatus,
     /// Epoch seconds.
     pub expires_at: i64,
     pub created_by: String,
@@ -85,22 +87,21 @@ pub struct MeasureLink {
     pub opened_at: Option<String>,
     pub completed_at: Option<String>,
     /// The guardian of record the link was sent to (`None`: the patient).
-    pub guardian_id: Option<i64>,
+    pub guardian_id: Option<GuardianId>,
     /// To whom it was sent: "patient", or the guardian's name and relationship as they were.
     pub sent_to: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct SafetyAlert {
-    pub id: i64,
-    pub patient_id: i64,
-    pub response_id: Option<i64>,
+    pub id: AlertId,
+    pub patient_id: PatientId,
+    pub response_id: Option<ResponseId>,
     pub instrument: String,
     pub item: i64,
     pub answer: i64,
     pub detail: String,
-    /// open or closed.
-    pub status: String,
+    pub status: AlertStatus,
     pub raised_by: String,
     pub raised_at: String,
     pub closed_by: Option<String>,
@@ -110,7 +111,7 @@ pub struct SafetyAlert {
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct AlertAction {
-    pub alert_id: i64,
+    pub alert_id: AlertId,
     pub action: String,
     pub note: String,
     pub done_by: String,
@@ -120,7 +121,7 @@ pub struct AlertAction {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct OpioidRow {
     pub id: i64,
-    pub patient_id: i64,
+    pub patient_id: PatientId,
     pub drug: String,
     pub dose: f64,
     pub unit: String,
@@ -144,7 +145,7 @@ pub struct NewOpioid {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct MeasureCourse {
     pub id: i64,
-    pub patient_id: i64,
+    pub patient_id: PatientId,
     pub label: String,
     pub instrument: String,
     pub started_on: String,
@@ -255,10 +256,15 @@ pub trait MeasuresStore: Send + Sync {
     async fn alert_state(&self, actor: &Actor) -> Result<(i64, i64)>;
     async fn patient_alerts(&self, actor: &Actor, patient: PatientId) -> Result<Vec<SafetyAlert>>;
     /// Closes an alert with the documented follow-up (required, non-empty).
-    async fn resolve_alert(&self, actor: &Actor, id: i64, follow_up: &str) -> Result<SafetyAlert>;
+    async fn resolve_alert(
+        &self,
+        actor: &Actor,
+        id: AlertId,
+        follow_up: &str,
+    ) -> Result<SafetyAlert>;
     /// Records an action on an open alert without closing it (a call attempt, a message left).
-    async fn note_alert(&self, actor: &Actor, id: i64, note: &str) -> Result<AlertAction>;
-    async fn alert_actions(&self, actor: &Actor, id: i64) -> Result<Vec<AlertAction>>;
+    async fn note_alert(&self, actor: &Actor, id: AlertId, note: &str) -> Result<AlertAction>;
+    async fn alert_actions(&self, actor: &Actor, id: AlertId) -> Result<Vec<AlertAction>>;
 
     async fn add_opioid(
         &self,
@@ -304,8 +310,8 @@ pub trait MeasuresStore: Send + Sync {
 // Responses, alerts, alert actions, opioid entries and courses are stored as they are shown
 // (plain columns), so their types derive `FromRow` themselves; a link's instrument set is JSON.
 
-async fn audit(tx: &mut Unit<'_>, action: &str, patient: i64, detail: String) -> Result<()> {
-    tx.audit(&AuditEvent::new(action, Some(patient), detail))
+async fn audit(tx: &mut Unit<'_>, action: &str, patient: PatientId, detail: String) -> Result<()> {
+    tx.audit(&AuditEvent::new(action, Some(patient.get()), detail))
         .await
 }
 
@@ -313,7 +319,7 @@ async fn audit(tx: &mut Unit<'_>, action: &str, patient: i64, detail: String) ->
 async fn rows_for<R, T>(
     tx: &mut Tx,
     sql: String,
-    patient: i64,
+    patient: PatientId,
     f: fn(R) -> Result<T>,
 ) -> Result<Vec<T>>
 where
@@ -344,14 +350,8 @@ impl SqlStore {
     {
         let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         load_patient(&mut tx, patient).await?;
-        let rows = rows_for(&mut tx, sql, patient.get(), f).await?;
-        audit(
-            &mut tx,
-            action,
-            patient.get(),
-            format!("{} {what}", rows.len()),
-        )
-        .await?;
+        let rows = rows_for(&mut tx, sql, patient, f).await?;
+        audit(&mut tx, action, patient, format!("{} {what}", rows.len())).await?;
         tx.commit().await?;
         Ok(rows)
     }
@@ -453,15 +453,20 @@ impl MeasuresStore for SqlStore {
         SqlStore::patient_alerts(self, actor, patient).await
     }
 
-    async fn resolve_alert(&self, actor: &Actor, id: i64, follow_up: &str) -> Result<SafetyAlert> {
+    async fn resolve_alert(
+        &self,
+        actor: &Actor,
+        id: AlertId,
+        follow_up: &str,
+    ) -> Result<SafetyAlert> {
         SqlStore::resolve_alert(self, actor, id, follow_up).await
     }
 
-    async fn note_alert(&self, actor: &Actor, id: i64, note: &str) -> Result<AlertAction> {
+    async fn note_alert(&self, actor: &Actor, id: AlertId, note: &str) -> Result<AlertAction> {
         SqlStore::note_alert(self, actor, id, note).await
     }
 
-    async fn alert_actions(&self, actor: &Actor, id: i64) -> Result<Vec<AlertAction>> {
+    async fn alert_actions(&self, actor: &Actor, id: AlertId) -> Result<Vec<AlertAction>> {
         SqlStore::alert_actions(self, actor, id).await
     }
 

@@ -44,7 +44,7 @@ impl SqlStore {
         audit(
             &mut tx,
             "opioid.add",
-            patient.get(),
+            patient,
             format!("opioid {id}: {}", e.drug),
         )
         .await?;
@@ -62,7 +62,7 @@ impl SqlStore {
     ) -> Result<OpioidRow> {
         let mut tx = self.write(actor, Permission::RecordMeasures).await?;
         let before = opioid_by_id(&mut tx, id).await?;
-        if before.patient_id != patient.get() {
+        if before.patient_id != patient {
             return Err(StoreError::NotFound {
                 what: format!("opioid entry {id}"),
             });

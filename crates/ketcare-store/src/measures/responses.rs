@@ -17,8 +17,8 @@ pub(super) async fn response_by_key(tx: &mut Tx, key: &str) -> Result<Option<Sto
 /// Inserts a response and its alerts (with their "raised" actions), or returns the stored one.
 pub(super) async fn insert_response(
     tx: &mut Unit<'_>,
-    patient: i64,
-    link_id: Option<i64>,
+    patient: PatientId,
+    link_id: Option<LinkId>,
     r: &NewResponse,
 ) -> Result<(StoredResponse, bool)> {
     if r.submission_key.trim().is_empty() {
@@ -53,7 +53,7 @@ pub(super) async fn insert_response(
     .bind(&now)
     .fetch_one(tx.conn())
     .await?;
-    let id: i64 = row.try_get("id")?;
+    let id: ResponseId = row.try_get("id")?;
     audit(
         tx,
         "measure.record",
@@ -73,7 +73,7 @@ pub(super) async fn insert_response(
         .fetch_optional(tx.conn())
         .await?;
         if let Some(e) = earlier {
-            let alert_id: i64 = e.try_get("id")?;
+            let alert_id: AlertId = e.try_get("id")?;
             sqlx::query("UPDATE safety_alerts SET response_id = $1 WHERE id = $2")
                 .bind(id)
                 .bind(alert_id)
@@ -95,7 +95,7 @@ pub(super) async fn insert_response(
         .bind(&now)
         .fetch_one(tx.conn())
         .await?;
-        let alert_id: i64 = row.try_get("id")?;
+        let alert_id: AlertId = row.try_get("id")?;
         alert_action(tx, alert_id, "raised", &a.detail, &actor.username, &now).await?;
         audit(
             tx,
@@ -123,7 +123,7 @@ impl SqlStore {
     ) -> Result<(StoredResponse, bool)> {
         let mut tx = self.write(actor, Permission::RecordMeasures).await?;
         load_patient(&mut tx, patient).await?;
-        let out = insert_response(&mut tx, patient.get(), None, response).await?;
+        let out = insert_response(&mut tx, patient, None, response).await?;
         // A repeated submission key returns the stored response and writes nothing: the unit
         // has no record and is dropped (rolled back) rather than committed.
         if out.1 {

@@ -25,7 +25,7 @@ const DOC_COLUMNS: &str = "id, protocol_id, protocol_version, version, title, se
 /// An `ops_consent_documents` row as stored (`DOC_COLUMNS`).
 #[derive(sqlx::FromRow)]
 struct DocumentRow {
-    id: i64,
+    id: ConsentDocumentId,
     protocol_id: String,
     protocol_version: i64,
     version: i64,
@@ -54,9 +54,9 @@ const SIG_COLUMNS: &str = "id, patient_id, document_id, protocol_id, document_ve
 /// An `ops_consent_signatures` row as stored (`SIG_COLUMNS`).
 #[derive(sqlx::FromRow)]
 struct SignatureRow {
-    id: i64,
+    id: ConsentId,
     patient_id: i64,
-    document_id: i64,
+    document_id: ConsentDocumentId,
     protocol_id: String,
     document_version: i64,
     protocol_version: i64,
@@ -97,7 +97,7 @@ impl TryFrom<SignatureRow> for ConsentSignature {
     }
 }
 
-async fn load_signature(tx: &mut Tx, id: i64) -> Result<ConsentSignature> {
+async fn load_signature(tx: &mut Tx, id: ConsentId) -> Result<ConsentSignature> {
     sqlx::query_as::<_, SignatureRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE id = $1"
     )))
@@ -181,7 +181,7 @@ impl SqlStore {
         let version =
             u32::try_from(last.unwrap_or(0) + 1).map_err(|_| corrupt("version", "overflow"))?;
         let d = ConsentDocument {
-            id: 0,
+            id: ConsentDocumentId::new(0),
             protocol_id: doc.protocol_id.clone(),
             protocol_version: doc.protocol_version,
             version,
@@ -191,7 +191,7 @@ impl SqlStore {
         };
         d.check(doc.off_label)
             .map_err(|e| invalid(&e.field, e.message))?;
-        let id: i64 = sqlx::query(
+        let id: ConsentDocumentId = sqlx::query(
             "INSERT INTO ops_consent_documents (protocol_id, protocol_version, version, title, sections, valid_days, created_by, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
@@ -350,7 +350,7 @@ impl SqlStore {
             }
         }
         let expires = consent::expiry(&doc, sig.signed_at);
-        let id: i64 = sqlx::query(
+        let id: ConsentId = sqlx::query(
             "INSERT INTO ops_consent_signatures (patient_id, document_id, protocol_id, document_version, protocol_version, signer, assent, signed_at, expires_at, recorded_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
@@ -383,7 +383,7 @@ impl SqlStore {
         &self,
         actor: &Actor,
         patient: PatientId,
-        id: i64,
+        id: ConsentId,
         at: Timestamp,
         reason: &str,
     ) -> Result<ConsentSignature> {

@@ -14,7 +14,10 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 use ketcare_core::audit::AuditEvent;
-use ketcare_core::{Actor, AgeBands, FieldErrors, PatientId, Permission, Role, UserId};
+use ketcare_core::{
+    Actor, AgeBands, BookingId, ConsentDocumentId, ConsentId, FieldErrors, PatientId, Permission,
+    Role, UserId,
+};
 use ketcare_ops::Drug;
 use ketcare_ops::billing::PriceList;
 use ketcare_ops::consent::{
@@ -111,7 +114,7 @@ pub trait OpsStore: Send + Sync {
     // Bookings
     /// Bookings that start before `to` and end after `from` (every status).
     async fn bookings(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<Booking>>;
-    async fn booking(&self, actor: &Actor, id: i64) -> Result<Booking>;
+    async fn booking(&self, actor: &Actor, id: BookingId) -> Result<Booking>;
     /// Books sessions (a course when `course` is given) if none conflicts; else writes nothing
     /// and returns every conflict. `id`, `course_id` and `status` of the requests are ignored.
     async fn book(
@@ -125,7 +128,7 @@ pub trait OpsStore: Send + Sync {
     async fn move_booking(
         &self,
         actor: &Actor,
-        id: i64,
+        id: BookingId,
         new_start: DateTime,
         mode: MoveMode,
         staffing: Staffing,
@@ -135,7 +138,7 @@ pub trait OpsStore: Send + Sync {
     async fn set_booking_status(
         &self,
         actor: &Actor,
-        id: i64,
+        id: BookingId,
         status: BookingStatus,
         reason: &str,
     ) -> Result<Booking>;
@@ -161,7 +164,7 @@ pub trait OpsStore: Send + Sync {
         &self,
         actor: &Actor,
         patient: PatientId,
-        id: i64,
+        id: ConsentId,
         at: Timestamp,
         reason: &str,
     ) -> Result<ConsentSignature>;
@@ -256,7 +259,7 @@ impl OpsStore for SqlStore {
         SqlStore::bookings(self, actor, from, to).await
     }
 
-    async fn booking(&self, actor: &Actor, id: i64) -> Result<Booking> {
+    async fn booking(&self, actor: &Actor, id: BookingId) -> Result<Booking> {
         SqlStore::booking(self, actor, id).await
     }
 
@@ -273,7 +276,7 @@ impl OpsStore for SqlStore {
     async fn move_booking(
         &self,
         actor: &Actor,
-        id: i64,
+        id: BookingId,
         new_start: DateTime,
         mode: MoveMode,
         staffing: Staffing,
@@ -285,7 +288,7 @@ impl OpsStore for SqlStore {
     async fn set_booking_status(
         &self,
         actor: &Actor,
-        id: i64,
+        id: BookingId,
         status: BookingStatus,
         reason: &str,
     ) -> Result<Booking> {
@@ -320,7 +323,7 @@ impl OpsStore for SqlStore {
         &self,
         actor: &Actor,
         patient: PatientId,
-        id: i64,
+        id: ConsentId,
         at: Timestamp,
         reason: &str,
     ) -> Result<ConsentSignature> {

@@ -11,7 +11,7 @@ const BOOKING_COLUMNS: &str = "id, course_id, patient_id, chair_id, nurse_id, pr
 /// An `ops_bookings` row as stored (`BOOKING_COLUMNS`).
 #[derive(sqlx::FromRow)]
 struct BookingRow {
-    id: i64,
+    id: BookingId,
     course_id: Option<i64>,
     patient_id: i64,
     chair_id: i64,
@@ -40,7 +40,7 @@ impl TryFrom<BookingRow> for Booking {
         })
     }
 }
-async fn load_booking(tx: &mut Tx, id: i64) -> Result<Booking> {
+async fn load_booking(tx: &mut Tx, id: BookingId) -> Result<Booking> {
     let row = sqlx::query_as::<_, BookingRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {BOOKING_COLUMNS} FROM ops_bookings WHERE id = $1"
     )))
@@ -227,7 +227,7 @@ impl SqlStore {
         Ok(out)
     }
 
-    pub(crate) async fn booking(&self, actor: &Actor, id: i64) -> Result<Booking> {
+    pub(crate) async fn booking(&self, actor: &Actor, id: BookingId) -> Result<Booking> {
         let mut tx = self.write(actor, Permission::Schedule).await?;
         let b = load_booking(&mut tx, id).await?;
         audit(
@@ -308,7 +308,7 @@ impl SqlStore {
         };
         let mut booked = Vec::new();
         for b in requests {
-            let id: i64 = sqlx::query(
+            let id: BookingId = sqlx::query(
                 "INSERT INTO ops_bookings (course_id, patient_id, chair_id, nurse_id, prescriber_required, start_at, end_at, status, phase, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 'booked', $8, $9) RETURNING id",
             )
@@ -343,7 +343,7 @@ impl SqlStore {
     pub(crate) async fn move_booking(
         &self,
         actor: &Actor,
-        id: i64,
+        id: BookingId,
         new_start: DateTime,
         mode: MoveMode,
         staffing: Staffing,
@@ -410,7 +410,7 @@ impl SqlStore {
     pub(crate) async fn set_booking_status(
         &self,
         actor: &Actor,
-        id: i64,
+        id: BookingId,
         status: BookingStatus,
         reason: &str,
     ) -> Result<Booking> {

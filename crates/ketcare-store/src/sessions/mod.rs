@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use ketcare_core::audit::AuditEvent;
 use ketcare_core::validation::FieldErrors;
-use ketcare_core::{Actor, PatientId, Permission};
+use ketcare_core::{Actor, PatientId, Permission, SessionId};
 use ketcare_session::alarms::Alarm;
 use ketcare_session::session::Note;
 use ketcare_session::{Command, Phase, Session, VitalReading, VitalSource, Vitals};
@@ -28,7 +28,7 @@ mod vitals;
 /// A stored session.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SessionRecord {
-    pub id: i64,
+    pub id: SessionId,
     pub patient_id: PatientId,
     pub revision: i64,
     pub session: Session,
@@ -41,7 +41,7 @@ pub struct SessionRecord {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct StoredVital {
     pub id: i64,
-    pub session_id: i64,
+    pub session_id: SessionId,
     pub reading: VitalReading,
     pub received_at: String,
 }
@@ -57,7 +57,10 @@ pub enum VitalOutcome {
         patient_id: PatientId,
     },
     /// The message key was stored before: nothing new.
-    Duplicate { vital_id: i64, session_id: i64 },
+    Duplicate {
+        vital_id: i64,
+        session_id: SessionId,
+    },
 }
 
 /// Identifies one monitor message: MSH-3 sending application, MSH-4 sending facility and
@@ -98,7 +101,7 @@ pub enum MonitorMatch {
     /// The active session of the patient PID-3 names, or, with PID-3 empty, of the patient in
     /// the chair PV1-3 names.
     Session {
-        session_id: i64,
+        session_id: SessionId,
         patient_id: PatientId,
     },
     /// PID-3 names no patient ketcare knows.
@@ -120,7 +123,7 @@ pub enum MonitorMatch {
 
 impl MonitorMatch {
     /// The session, when the message matched one.
-    pub fn session(&self) -> Option<i64> {
+    pub fn session(&self) -> Option<SessionId> {
         match self {
             MonitorMatch::Session { session_id, .. } => Some(*session_id),
             _ => None,
@@ -175,13 +178,13 @@ pub trait SessionStore: Send + Sync {
         session: &Session,
     ) -> Result<SessionRecord>;
     /// One session (an audited read).
-    async fn session_record(&self, actor: &Actor, id: i64) -> Result<SessionRecord>;
+    async fn session_record(&self, actor: &Actor, id: SessionId) -> Result<SessionRecord>;
     /// Applies a command with the pure core at `now` and stores the result with its audit
     /// record. A refused command is `Conflict` naming what is missing.
     async fn apply_session_command(
         &self,
         actor: &Actor,
-        id: i64,
+        id: SessionId,
         command: &Command,
         now: Timestamp,
     ) -> Result<SessionRecord>;
@@ -192,12 +195,12 @@ pub trait SessionStore: Send + Sync {
     async fn record_vital(
         &self,
         actor: &Actor,
-        id: i64,
+        id: SessionId,
         reading: &VitalReading,
         message_key: Option<&MessageKey>,
     ) -> Result<VitalOutcome>;
     /// The readings of a session, oldest first.
-    async fn session_vitals(&self, actor: &Actor, id: i64) -> Result<Vec<StoredVital>>;
+    async fn session_vitals(&self, actor: &Actor, id: SessionId) -> Result<Vec<StoredVital>>;
     /// Sessions whose patient is in the chair (checked in … ready for discharge, escalated).
     async fn active_sessions(&self, actor: &Actor) -> Result<Vec<SessionRecord>>;
     /// Sessions of one patient, newest first.
@@ -217,10 +220,14 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<MonitorMatch>;
     /// Runs the time rules (missed vitals, esketamine BP check) on every active session at
     /// `now`; returns the alarms raised, by session.
-    async fn tick_sessions(&self, actor: &Actor, now: Timestamp) -> Result<Vec<(i64, Vec<Alarm>)>>;
+    async fn tick_sessions(
+        &self,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Vec<(SessionId, Vec<Alarm>)>>;
     /// The ids of the sessions that can still change (scheduled, or with the patient in the
     /// chair), oldest first. Ids only: no patient data is read.
-    async fn open_session_ids(&self) -> Result<Vec<i64>>;
+    async fn open_session_ids(&self) -> Result<Vec<SessionId>>;
 }
 
 const ACTIVE: [Phase; 8] = [
@@ -247,8 +254,8 @@ const SESSION_COLUMNS: &str = "id, patient_id, revision, body, created_by, creat
 /// A `treatment_sessions` row as stored (`SESSION_COLUMNS`).
 #[derive(sqlx::FromRow)]
 struct SessionRow {
-    id: i64,
-    patient_id: i64,
+    id: SessionId,
+    patient_id: PatientId,
     revision: i64,
     body: String,
     created_by: String,
@@ -263,7 +270,7 @@ impl TryFrom<SessionRow> for SessionRecord {
             .map_err(|e| StoreError::Corrupt(format!("session document: {e}")))?;
         Ok(SessionRecord {
             id: r.id,
-            patient_id: PatientId::new(r.patient_id),
+            patient_id: r.patient_id,
             revision: r.revision,
             session,
             created_by: r.created_by,
@@ -293,7 +300,7 @@ impl TryFrom<AddendumRow> for Note {
     }
 }
 
-async fn load_session(tx: &mut Tx, id: i64) -> Result<SessionRecord> {
+async fn load_session(tx: &mut Tx, id: SessionId) -> Result<SessionRecord> {
     let mut rec: SessionRecord = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE id = $1"
     )))
@@ -323,7 +330,7 @@ fn body_of(session: &Session) -> Result<String> {
     serde_json::to_string(&s).map_err(|e| StoreError::Corrupt(format!("session document: {e}")))
 }
 
-async fn write_session(tx: &mut Tx, id: i64, session: &Session) -> Result<()> {
+async fn write_session(tx: &mut Tx, id: SessionId, session: &Session) -> Result<()> {
     sqlx::query(
         "UPDATE treatment_sessions SET phase = $1, body = $2, revision = revision + 1, signed = $3, updated_at = $4 WHERE id = $5",
     )
@@ -349,14 +356,14 @@ impl SessionStore for SqlStore {
         SqlStore::create_treatment_session(self, actor, patient, session).await
     }
 
-    async fn session_record(&self, actor: &Actor, id: i64) -> Result<SessionRecord> {
+    async fn session_record(&self, actor: &Actor, id: SessionId) -> Result<SessionRecord> {
         SqlStore::session_record(self, actor, id).await
     }
 
     async fn apply_session_command(
         &self,
         actor: &Actor,
-        id: i64,
+        id: SessionId,
         command: &Command,
         now: Timestamp,
     ) -> Result<SessionRecord> {
@@ -366,14 +373,14 @@ impl SessionStore for SqlStore {
     async fn record_vital(
         &self,
         actor: &Actor,
-        id: i64,
+        id: SessionId,
         reading: &VitalReading,
         message_key: Option<&MessageKey>,
     ) -> Result<VitalOutcome> {
         SqlStore::record_vital(self, actor, id, reading, message_key).await
     }
 
-    async fn session_vitals(&self, actor: &Actor, id: i64) -> Result<Vec<StoredVital>> {
+    async fn session_vitals(&self, actor: &Actor, id: SessionId) -> Result<Vec<StoredVital>> {
         SqlStore::session_vitals(self, actor, id).await
     }
 
@@ -397,11 +404,15 @@ impl SessionStore for SqlStore {
         SqlStore::match_active_session(self, patient_ids, locations).await
     }
 
-    async fn tick_sessions(&self, actor: &Actor, now: Timestamp) -> Result<Vec<(i64, Vec<Alarm>)>> {
+    async fn tick_sessions(
+        &self,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Vec<(SessionId, Vec<Alarm>)>> {
         SqlStore::tick_sessions(self, actor, now).await
     }
 
-    async fn open_session_ids(&self) -> Result<Vec<i64>> {
+    async fn open_session_ids(&self) -> Result<Vec<SessionId>> {
         Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT id FROM treatment_sessions WHERE phase IN ('{}', {}) ORDER BY id",
             Phase::Scheduled.as_str(),

@@ -77,7 +77,7 @@ impl SqlStore {
         .bind(&now)
         .fetch_one(&mut **tx)
         .await?;
-        let id: i64 = row.try_get("id")?;
+        let id: SessionId = row.try_get("id")?;
         tx.audit(&AuditEvent::new(
             "session.create",
             Some(patient.get()),
@@ -92,7 +92,11 @@ impl SqlStore {
         Ok(rec)
     }
 
-    pub(crate) async fn session_record(&self, actor: &Actor, id: i64) -> Result<SessionRecord> {
+    pub(crate) async fn session_record(
+        &self,
+        actor: &Actor,
+        id: SessionId,
+    ) -> Result<SessionRecord> {
         let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let rec = load_session(&mut tx, id).await?;
         tx.audit(&AuditEvent::new(
@@ -108,7 +112,7 @@ impl SqlStore {
     pub(crate) async fn apply_session_command(
         &self,
         actor: &Actor,
-        id: i64,
+        id: SessionId,
         command: &Command,
         now: Timestamp,
     ) -> Result<SessionRecord> {

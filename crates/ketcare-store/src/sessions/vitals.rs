@@ -9,7 +9,7 @@ const VITAL_COLUMNS: &str = "id, session_id, at, received_at, source, recorded_b
 #[derive(sqlx::FromRow)]
 struct VitalRow {
     id: i64,
-    session_id: i64,
+    session_id: SessionId,
     at: String,
     received_at: String,
     source: String,
@@ -55,7 +55,7 @@ impl TryFrom<VitalRow> for StoredVital {
         })
     }
 }
-async fn load_vitals(tx: &mut Tx, id: i64) -> Result<Vec<StoredVital>> {
+async fn load_vitals(tx: &mut Tx, id: SessionId) -> Result<Vec<StoredVital>> {
     sqlx::query_as::<_, VitalRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {VITAL_COLUMNS} FROM session_vitals WHERE session_id = $1 ORDER BY at_epoch, id"
     )))
@@ -75,15 +75,15 @@ fn alarm_summary(alarms: &[Alarm]) -> String {
 }
 impl SqlStore {
     /// The active session seated at a chair named `location` (any case): id, patient, chair.
-    async fn seated_at(&self, location: &str) -> Result<Option<(i64, PatientId, String)>> {
-        let row: Option<(i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    async fn seated_at(&self, location: &str) -> Result<Option<(SessionId, PatientId, String)>> {
+        let row: Option<(SessionId, PatientId, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT id, patient_id, chair FROM treatment_sessions WHERE LOWER(chair) = LOWER($1) AND phase IN ({}) ORDER BY id DESC",
             active_list()
         )))
         .bind(location)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(id, patient, chair)| (id, PatientId::new(patient), chair)))
+        Ok(row)
     }
 }
 
@@ -91,7 +91,7 @@ impl SqlStore {
     pub(crate) async fn record_vital(
         &self,
         actor: &Actor,
-        id: i64,
+        id: SessionId,
         reading: &VitalReading,
         message_key: Option<&MessageKey>,
     ) -> Result<VitalOutcome> {
@@ -111,7 +111,7 @@ impl SqlStore {
         };
         let mut tx = self.unit(actor).await?;
         if let Some(key) = message_key {
-            let dup: Option<(i64, i64)> = sqlx::query_as(
+            let dup: Option<(i64, SessionId)> = sqlx::query_as(
                 "SELECT id, session_id FROM session_vitals
                  WHERE (sending_application = $1 AND sending_facility = $2 AND control_id = $3)
                     OR (control_id IS NULL AND message_key = $4)",
@@ -194,7 +194,11 @@ impl SqlStore {
         })
     }
 
-    pub(crate) async fn session_vitals(&self, actor: &Actor, id: i64) -> Result<Vec<StoredVital>> {
+    pub(crate) async fn session_vitals(
+        &self,
+        actor: &Actor,
+        id: SessionId,
+    ) -> Result<Vec<StoredVital>> {
         let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let rec = load_session(&mut tx, id).await?;
         let vitals = load_vitals(&mut tx, id).await?;
@@ -264,7 +268,7 @@ impl SqlStore {
                 });
             }
         };
-        let Some((session_id, patient_chair)) = sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(format!(
+        let Some((session_id, patient_chair)) = sqlx::query_as::<_, (SessionId, String)>(sqlx::AssertSqlSafe(format!(
             "SELECT id, chair FROM treatment_sessions WHERE patient_id = $1 AND phase IN ({}) ORDER BY id DESC",
             active_list()
         )))
@@ -299,7 +303,7 @@ impl SqlStore {
         &self,
         actor: &Actor,
         now: Timestamp,
-    ) -> Result<Vec<(i64, Vec<Alarm>)>> {
+    ) -> Result<Vec<(SessionId, Vec<Alarm>)>> {
         require(actor, Permission::RunSession)?;
         // Evaluate outside the write lock (vitals keep flowing); only sessions with something to
         // raise are re-read and written, in a write transaction each.

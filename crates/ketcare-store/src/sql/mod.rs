@@ -18,7 +18,7 @@ use ketcare_core::patient::{
     Guardian, Measured, NewGuardian, NewPatient, Patient, PatientSummary, Relationship, Sex,
 };
 use ketcare_core::units::{HeightCm, WeightKg};
-use ketcare_core::{Actor, ApiTokenId, GuardianId, PatientId, Permission, Role, UserId};
+use ketcare_core::{Actor, ApiTokenId, GuardianId, PatientId, Permission, RecordId, Role, UserId};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
@@ -464,14 +464,19 @@ impl Store for SqlStore {
         SqlStore::create_record(self, actor, patient, change).await
     }
 
-    async fn record(&self, actor: &Actor, kind: RecordKind, id: i64) -> Result<ClinicalRecord> {
+    async fn record(
+        &self,
+        actor: &Actor,
+        kind: RecordKind,
+        id: RecordId,
+    ) -> Result<ClinicalRecord> {
         SqlStore::record(self, actor, kind, id).await
     }
 
     async fn update_record(
         &self,
         actor: &Actor,
-        id: i64,
+        id: RecordId,
         revision: i64,
         change: &RecordChange<'_>,
     ) -> Result<ClinicalRecord> {

@@ -11,8 +11,8 @@ macro_rules! record_columns {
 /// A `clinical_records` row as stored (`record_columns!`).
 #[derive(sqlx::FromRow)]
 struct ClinicalRow {
-    id: i64,
-    patient_id: i64,
+    id: RecordId,
+    patient_id: PatientId,
     kind: String,
     state: String,
     body: String,
@@ -27,7 +27,7 @@ impl TryFrom<ClinicalRow> for ClinicalRecord {
     fn try_from(r: ClinicalRow) -> Result<Self> {
         Ok(ClinicalRecord {
             id: r.id,
-            patient_id: PatientId::new(r.patient_id),
+            patient_id: r.patient_id,
             kind: match r.kind.as_str() {
                 "screening" => RecordKind::Screening,
                 "dose_order" => RecordKind::DoseOrder,
@@ -43,7 +43,7 @@ impl TryFrom<ClinicalRow> for ClinicalRecord {
     }
 }
 
-async fn load_record(tx: &mut Tx, kind: RecordKind, id: i64) -> Result<ClinicalRecord> {
+async fn load_record(tx: &mut Tx, kind: RecordKind, id: RecordId) -> Result<ClinicalRecord> {
     sqlx::query_as::<_, ClinicalRow>(concat!(
         "SELECT ",
         record_columns!(),
@@ -89,7 +89,7 @@ impl SqlStore {
         .bind(&now)
         .fetch_one(&mut **tx)
         .await?;
-        let id: i64 = row.try_get("id")?;
+        let id: RecordId = row.try_get("id")?;
         tx.audit(&AuditEvent::new(
             action,
             Some(patient.get()),
@@ -105,7 +105,7 @@ impl SqlStore {
         &self,
         actor: &Actor,
         kind: RecordKind,
-        id: i64,
+        id: RecordId,
     ) -> Result<ClinicalRecord> {
         let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
         let r = load_record(&mut tx, kind, id).await?;
@@ -122,7 +122,7 @@ impl SqlStore {
     pub(crate) async fn update_record(
         &self,
         actor: &Actor,
-        id: i64,
+        id: RecordId,
         revision: i64,
         change: &RecordChange<'_>,
     ) -> Result<ClinicalRecord> {

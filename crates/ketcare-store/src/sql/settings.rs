@@ -2,6 +2,7 @@
 //! protocol files.
 
 use super::*;
+use crate::status::ProposalState;
 
 /// A `settings_proposals` row as stored.
 #[derive(sqlx::FromRow)]
@@ -9,7 +10,7 @@ struct ProposalRow {
     id: i64,
     body: String,
     reason: String,
-    state: String,
+    state: ProposalState,
     proposed_by: String,
     decided_by: Option<String>,
     created_at: String,
@@ -220,7 +221,7 @@ impl SqlStore {
         .ok_or_else(|| StoreError::NotFound {
             what: format!("settings proposal {id}"),
         })?;
-        if p.state != "pending" {
+        if p.state != ProposalState::Pending {
             return Err(StoreError::Conflict(format!(
                 "proposal {id} is already {}",
                 p.state

@@ -6,7 +6,7 @@ use ketcare_core::patient::{NewPatient, PatientInput};
 use ketcare_core::{Actor, PatientId, Role, UserId};
 use ketcare_store::measures::{NewAlert, NewCourse, NewOpioid, NewResponse};
 use ketcare_store::testing::{BACKENDS, fresh_store};
-use ketcare_store::{Store, StoreError};
+use ketcare_store::{AlertStatus, LinkStatus, Store, StoreError};
 
 fn nurse() -> Actor {
     Actor::user(UserId::new(1), "nurse", Role::Nurse, "test")
@@ -109,7 +109,7 @@ async fn responses_alerts_links_opioids_courses() {
             .resolve_alert(&n, id, "Called the patient; safety plan reviewed")
             .await
             .unwrap();
-        assert_eq!(closed.status, "closed");
+        assert_eq!(closed.status, AlertStatus::Closed);
         assert_eq!(closed.closed_by.as_deref(), Some("nurse"));
         assert!(s.open_alerts(&n).await.unwrap().is_empty());
         assert!(matches!(
@@ -124,6 +124,23 @@ async fn responses_alerts_links_opioids_courses() {
                 .collect::<Vec<_>>(),
             ["raised", "note", "resolved"]
         );
+        // A status ketcare did not write is corrupt data, named, not a database failure.
+        s.execute_raw(&format!(
+            "UPDATE safety_alerts SET status = 'dismissed' WHERE id = {id}"
+        ))
+        .await
+        .unwrap();
+        match s.patient_alerts(&n, a).await {
+            Err(StoreError::Corrupt(m)) => {
+                assert!(m.contains("safety_alerts.status `dismissed`"), "{m}")
+            }
+            other => panic!("{backend:?}: expected Corrupt, got {other:?}"),
+        }
+        s.execute_raw(&format!(
+            "UPDATE safety_alerts SET status = 'closed' WHERE id = {id}"
+        ))
+        .await
+        .unwrap();
 
         // Links: hash only; one patient, one set; expiry; single use.
         let link = s
@@ -137,7 +154,7 @@ async fn responses_alerts_links_opioids_courses() {
             )
             .await
             .unwrap();
-        assert_eq!(link.status, "sent");
+        assert_eq!(link.status, LinkStatus::Sent);
         assert!(matches!(
             s.open_link("nope", 10, "x").await,
             Err(StoreError::NotFound { .. })
@@ -148,7 +165,7 @@ async fn responses_alerts_links_opioids_courses() {
         ));
         assert_eq!(
             s.open_link("hash-1", 10, "x").await.unwrap().status,
-            "opened"
+            LinkStatus::Opened
         );
         // A questionnaire outside the set is refused; a partial set is refused.
         let err = s
@@ -171,10 +188,10 @@ async fn responses_alerts_links_opioids_courses() {
         ];
         let (l, rows, new) = s.submit_link("hash-1", 20, "x", &both).await.unwrap();
         assert!(new);
-        assert_eq!(l.status, "completed");
+        assert_eq!(l.status, LinkStatus::Completed);
         assert!(
             rows.iter()
-                .all(|r| r.patient_id == a.get() && r.link_id == Some(l.id))
+                .all(|r| r.patient_id == a && r.link_id == Some(l.id))
         );
         // A double submit returns the stored rows; nothing is duplicated.
         let (_, again, new) = s.submit_link("hash-1", 21, "x", &both).await.unwrap();
@@ -334,7 +351,7 @@ async fn clinic_texts_are_versioned_and_links_name_their_recipient() {
             .await
             .unwrap();
         assert_eq!(to_guardian.sent_to, "Ann Parent (legal guardian)");
-        assert_eq!(to_guardian.guardian_id, Some(ga.id.get()));
+        assert_eq!(to_guardian.guardian_id, Some(ga.id));
         let err = s
             .create_link(&n, b, "h-x", &["phq9".into()], 100, Some(ga.id))
             .await

@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use jiff::civil::{DateTime, date};
 use ketcare_core::patient::{GuardianInput, NewGuardian, NewPatient, PatientInput};
-use ketcare_core::{Actor, PatientId, Role, UserId};
+use ketcare_core::{Actor, BookingId, PatientId, Role, SessionId, UserId};
 use ketcare_ops::consent::{Assent, ConsentStatus, InvalidReason, Section, SectionKind, Signer};
 use ketcare_ops::ledger::{BusinessTime, CountLine, InventoryKind, LedgerEvent, Witness};
 use ketcare_ops::schedule::{Booking, BookingStatus, Conflict, MoveMode, PhaseKind, Staffing};
@@ -111,7 +111,7 @@ fn req(
     minutes: i64,
 ) -> Booking {
     Booking {
-        id: 0,
+        id: BookingId::new(0),
         course_id: None,
         patient_id: patient.get(),
         chair_id: chair,
@@ -532,7 +532,12 @@ async fn consent_signers_come_from_the_records_and_unlinking_the_guardian_voids_
 }
 
 /// A scheduled session of `protocol` for `patient` with a verified dose order attached.
-async fn session_with_order(c: &Clinic, patient: PatientId, protocol: &str, devices: u32) -> i64 {
+async fn session_with_order(
+    c: &Clinic,
+    patient: PatientId,
+    protocol: &str,
+    devices: u32,
+) -> SessionId {
     ketcare_store::testing::session_with_order(
         c.store.as_ref(),
         &c.nurse,
@@ -558,8 +563,12 @@ async fn a_draw_is_tied_to_a_real_session_of_that_patient_and_the_drug_of_its_or
         let [pharm, _, _] = ketcare_store::testing::ledger_staff(s).await;
         // Container 1: racemic ketamine 50 mg/mL.
         let vial = ketcare_store::testing::receive_vial(s, &pharm).await;
-        let iv = session_with_order(&c, c.adult, "trd-adult-iv-ketamine", 0).await;
-        let esk = session_with_order(&c, c.adult, "trd-adult-esketamine", 2).await;
+        let iv = session_with_order(&c, c.adult, "trd-adult-iv-ketamine", 0)
+            .await
+            .get();
+        let esk = session_with_order(&c, c.adult, "trd-adult-esketamine", 2)
+            .await
+            .get();
         let draw = |session_id, patient_id: i64| LedgerEvent::Draw {
             container: vial,
             session_id,
@@ -608,7 +617,7 @@ async fn a_draw_is_tied_to_a_real_session_of_that_patient_and_the_drug_of_its_or
             .await
             .unwrap()
             .id;
-        let e = s.ledger_append(&c.nurse, &draw(unordered, a)).await;
+        let e = s.ledger_append(&c.nurse, &draw(unordered.get(), a)).await;
         assert!(
             matches!(&e, Err(StoreError::Invalid(f)) if f.get("session_id").is_some_and(|m| m.contains("no verified dose order"))),
             "{backend:?}: {e:?}"
@@ -625,7 +634,7 @@ async fn a_draw_is_tied_to_a_real_session_of_that_patient_and_the_drug_of_its_or
         .await
         .unwrap();
         assert_eq!(
-            field_of(s.ledger_append(&c.nurse, &draw(cancelled, a)).await),
+            field_of(s.ledger_append(&c.nurse, &draw(cancelled.get(), a)).await),
             "session_id",
             "{backend:?}"
         );
@@ -689,7 +698,9 @@ async fn ledger_rules_hold_in_the_store_and_tampering_is_detected() {
             Err(StoreError::Forbidden { .. })
         ));
         s.ledger_append(&c.pharmacist, &receive).await.unwrap();
-        let sid = session_with_order(&c, c.adult, "trd-adult-iv-ketamine", 0).await;
+        let sid = session_with_order(&c, c.adult, "trd-adult-iv-ketamine", 0)
+            .await
+            .get();
         let draw = LedgerEvent::Draw {
             container: 1,
             session_id: sid,

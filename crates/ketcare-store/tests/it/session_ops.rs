@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 use ketcare_clinical::{Library, SiteSettings};
 use ketcare_core::patient::{GuardianInput, NewGuardian, NewPatient, PatientInput};
-use ketcare_core::{Actor, PatientId, Role};
+use ketcare_core::{Actor, PatientId, RecordId, Role, SessionId};
 use ketcare_ops::consent::{Assent, Signer};
 use ketcare_ops::ledger::{LedgerEvent, Witness};
 use ketcare_session::session::{ChecklistUpdate, Pregnancy, RiskScreen, VerifiedDose};
@@ -79,7 +79,7 @@ fn delivery() -> ketcare_session::OrderedDelivery {
 
 /// Checks in and completes everything but consent; returns the session id and its consent
 /// reason as the pre-assessment shows it.
-async fn pre_assessed(store: &dyn Store, pid: PatientId) -> (i64, Option<String>) {
+async fn pre_assessed(store: &dyn Store, pid: PatientId) -> (SessionId, Option<String>) {
     let id = store
         .create_treatment_session(&nurse(), pid, &session())
         .await
@@ -128,7 +128,7 @@ async fn pre_assessed(store: &dyn Store, pid: PatientId) -> (i64, Option<String>
     (id, c.reason)
 }
 
-async fn verify(store: &dyn Store, id: i64) -> Result<Phase, String> {
+async fn verify(store: &dyn Store, id: SessionId) -> Result<Phase, String> {
     store
         .apply_session_command(&nurse(), id, &Command::VerifyDose, at(8))
         .await
@@ -314,7 +314,7 @@ fn witness(a: &Actor) -> Option<Witness> {
     })
 }
 
-async fn sign(store: &dyn Store, id: i64, m: i64) -> Result<(), String> {
+async fn sign(store: &dyn Store, id: SessionId, m: i64) -> Result<(), String> {
     store
         .apply_session_command(&Actor::system(Role::Prescriber), id, &Command::Sign, at(m))
         .await
@@ -324,7 +324,7 @@ async fn sign(store: &dyn Store, id: i64, m: i64) -> Result<(), String> {
 
 /// A session dosed and transferred (the infusion interrupted: 10 min at 8.75 mL/h, 8.75 mg by
 /// the record), with `given_mg` documented as a correction with a reason.
-async fn transferred(store: &dyn Store, pid: PatientId, given_mg: f64) -> i64 {
+async fn transferred(store: &dyn Store, pid: PatientId, given_mg: f64) -> SessionId {
     let (id, _) = pre_assessed(store, pid).await;
     for (m, c) in [
         (8, Command::VerifyDose),
@@ -379,14 +379,14 @@ async fn the_ledger_gates_signing_on_every_path_that_could_lose_a_milligram() {
         let s = store.as_ref();
         let plan = session().plan;
         let [pharm, drawer, wit] = ledger_staff(s).await;
-        let draw = |container, id, pid: PatientId, volume_ul| LedgerEvent::Draw {
+        let draw = |container, id: SessionId, pid: PatientId, volume_ul| LedgerEvent::Draw {
             container,
-            session_id: id,
+            session_id: id.get(),
             patient_id: pid.get(),
             volume_ul,
         };
-        let waste = |id, amount_ug| LedgerEvent::Waste {
-            session_id: id,
+        let waste = |id: SessionId, amount_ug| LedgerEvent::Waste {
+            session_id: id.get(),
             amount_ug,
             witness: witness(&wit),
             note: String::new(),
@@ -651,7 +651,7 @@ async fn a_paused_early_stop_bills_and_balances_what_actually_ran() {
             &drawer,
             &LedgerEvent::Draw {
                 container: vial,
-                session_id: id,
+                session_id: id.get(),
                 patient_id: pid.get(),
                 volume_ul: 175,
             },
@@ -725,15 +725,15 @@ async fn a_session_is_created_only_for_a_verified_order_of_its_patient() {
             .await
             .unwrap()
             .id;
-        let with_order = |id: i64| {
+        let with_order = |id: RecordId| {
             let mut sess = session();
-            sess.dose_order_id = Some(id);
+            sess.dose_order_id = Some(id.get());
             sess
         };
         for (who, id, needle) in [
             (pid, pending, "is pending verification"),
             (other, verified, "belongs to another patient"),
-            (pid, 9_999, "no dose order 9999"),
+            (pid, RecordId::new(9_999), "no dose order 9999"),
         ] {
             match s
                 .create_treatment_session(&nurse(), who, &with_order(id))
@@ -751,6 +751,6 @@ async fn a_session_is_created_only_for_a_verified_order_of_its_patient() {
             .create_treatment_session(&nurse(), pid, &with_order(verified))
             .await
             .unwrap();
-        assert_eq!(rec.session.dose_order_id, Some(verified));
+        assert_eq!(rec.session.dose_order_id, Some(verified.get()));
     }
 }

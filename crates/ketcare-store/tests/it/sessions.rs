@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 use ketcare_clinical::{Library, SiteSettings};
 use ketcare_core::patient::{NewPatient, PatientInput};
-use ketcare_core::{Actor, PatientId, Role};
+use ketcare_core::{Actor, PatientId, Role, SessionId};
 use ketcare_ops::ledger::{LedgerEvent, Witness};
 use ketcare_session::session::{
     ChecklistUpdate, DischargeConfirmations, Pregnancy, RiskScreen, ScoreKind, VerifiedDose,
@@ -274,12 +274,12 @@ async fn a_session_from_check_in_to_signed_record() {
         for e in [
             LedgerEvent::Draw {
                 container: vial,
-                session_id: id,
+                session_id: id.get(),
                 patient_id: pid.get(),
                 volume_ul: 1_000,
             },
             LedgerEvent::Waste {
-                session_id: id,
+                session_id: id.get(),
                 amount_ug: 15_000,
                 witness: Some(Witness {
                     user_id: witness.user_id.unwrap().get(),
@@ -455,7 +455,7 @@ async fn tick_raises_missed_vitals_once_and_roles_are_checked() {
 }
 
 /// A checked-in session for a new patient in `chair`.
-async fn seated(store: &dyn Store, mrn: &str, chair: &str) -> i64 {
+async fn seated(store: &dyn Store, mrn: &str, chair: &str) -> SessionId {
     let p = patient(store, mrn).await;
     let id = store
         .create_treatment_session(&nurse(), p, &session(chair))

@@ -8,7 +8,7 @@ use crate::error::{AppError, ErrorBody};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use ketcare_core::{GuardianId, PatientId};
+use ketcare_core::{AlertId, GuardianId, PatientId};
 use ketcare_measures::mme::MmeLine;
 use ketcare_measures::{DoseUnit, Instrument, OpioidEntry, Score};
 use ketcare_store::measures::{AlertAction, MeasureCourse, MeasureLink, SafetyAlert, TextVersion};
@@ -204,7 +204,7 @@ pub async fn alerts(
 pub async fn resolve_alert(
     State(s): State<AppState>,
     p: Principal,
-    Path(aid): Path<i64>,
+    Path(aid): Path<AlertId>,
     JsonBody(req): JsonBody<ResolveRequest>,
 ) -> Result<Json<SafetyAlert>, AppError> {
     Ok(Json(
@@ -224,7 +224,7 @@ pub struct NoteRequest {
 pub async fn note_alert(
     State(s): State<AppState>,
     p: Principal,
-    Path(aid): Path<i64>,
+    Path(aid): Path<AlertId>,
     JsonBody(req): JsonBody<NoteRequest>,
 ) -> Result<(StatusCode, Json<AlertAction>), AppError> {
     Ok((
@@ -238,7 +238,7 @@ pub async fn note_alert(
 pub async fn alert_actions(
     State(s): State<AppState>,
     p: Principal,
-    Path(aid): Path<i64>,
+    Path(aid): Path<AlertId>,
 ) -> Result<Json<Vec<AlertAction>>, AppError> {
     Ok(Json(s.store.alert_actions(&p.actor, aid).await?))
 }

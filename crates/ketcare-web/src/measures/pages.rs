@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{Extensions, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use ketcare_core::{PatientId, Permission};
+use ketcare_core::{AlertId, PatientId, Permission};
 use ketcare_measures::{Instrument, Score};
 use ketcare_store::measures::{MeasureLink, NewResponse, SafetyAlert, TextVersion};
 use serde::Deserialize;
@@ -404,7 +404,7 @@ pub async fn alerts(State(s): State<AppState>, p: Principal) -> Result<Response,
 pub async fn resolve_alert(
     State(s): State<AppState>,
     p: Principal,
-    Path(aid): Path<i64>,
+    Path(aid): Path<AlertId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;
@@ -435,7 +435,7 @@ pub async fn resolve_alert(
 pub async fn note_alert(
     State(s): State<AppState>,
     p: Principal,
-    Path(aid): Path<i64>,
+    Path(aid): Path<AlertId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;

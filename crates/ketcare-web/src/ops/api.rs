@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
-use ketcare_core::PatientId;
+use ketcare_core::{BookingId, ConsentId, PatientId};
 use ketcare_ops::billing::{self, Estimate, Superbill};
 use ketcare_ops::consent::{Assent, ConsentSignature, ConsentStatus, Signer};
 use ketcare_ops::ledger::chain::LedgerRecord;
@@ -119,7 +119,7 @@ pub struct MoveRequest {
 pub async fn move_booking(
     State(s): State<AppState>,
     p: Principal,
-    Path(bid): Path<i64>,
+    Path(bid): Path<BookingId>,
     JsonBody(m): JsonBody<MoveRequest>,
 ) -> Result<Json<MovePlan>, AppError> {
     let start = service::parse_datetime("start", &m.start)?;
@@ -150,7 +150,7 @@ pub struct StatusChange {
 pub async fn booking_status(
     State(s): State<AppState>,
     p: Principal,
-    Path(bid): Path<i64>,
+    Path(bid): Path<BookingId>,
     JsonBody(c): JsonBody<StatusChange>,
 ) -> Result<Json<Booking>, AppError> {
     Ok(Json(
@@ -236,7 +236,7 @@ pub struct WithdrawRequest {
 pub async fn withdraw_consent(
     State(s): State<AppState>,
     p: Principal,
-    Path((id, sid)): Path<(i64, i64)>,
+    Path((id, sid)): Path<(i64, ConsentId)>,
     JsonBody(r): JsonBody<WithdrawRequest>,
 ) -> Result<Json<ConsentSignature>, AppError> {
     let at = Timestamp::from_second(s.now()).map_err(|_| AppError::Internal)?;
@@ -354,7 +354,7 @@ pub async fn superbill(
 pub async fn session_superbill(
     State(s): State<AppState>,
     p: Principal,
-    axum::extract::Path(sid): axum::extract::Path<i64>,
+    axum::extract::Path(sid): axum::extract::Path<ketcare_core::SessionId>,
 ) -> Result<Json<Superbill>, AppError> {
     let f = service::facts_of_session(s.store.as_ref(), &p.actor, sid).await?;
     superbill(State(s), p, JsonBody(f)).await

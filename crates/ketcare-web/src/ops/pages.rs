@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use jiff::civil::Date;
 use jiff::{Timestamp, ToSpan};
-use ketcare_core::{PatientId, Permission, Role};
+use ketcare_core::{BookingId, ConsentId, PatientId, Permission, Role};
 use ketcare_ops::amount::Microlitres;
 use ketcare_ops::billing::{self, money};
 use ketcare_ops::consent::{Assent, ConsentStatus, Section, SectionKind, Signer};
@@ -62,7 +62,7 @@ fn now(s: &AppState) -> Result<Timestamp, AppError> {
 // ---- Schedule --------------------------------------------------------------------------------
 
 pub struct BookingRow {
-    pub id: i64,
+    pub id: BookingId,
     pub time: String,
     pub patient: i64,
     pub phase: String,
@@ -95,7 +95,7 @@ pub struct SchedulePage {
     error: String,
     conflicts: Vec<(String, Vec<String>)>,
     move_plan: Vec<String>,
-    move_apply: Option<(i64, String, String)>,
+    move_apply: Option<(BookingId, String, String)>,
 }
 
 fn row(b: &Booking) -> BookingRow {
@@ -120,7 +120,7 @@ struct Extra {
     error: String,
     conflicts: Vec<(String, Vec<String>)>,
     move_plan: Vec<String>,
-    move_apply: Option<(i64, String, String)>,
+    move_apply: Option<(BookingId, String, String)>,
 }
 
 async fn schedule_page(
@@ -399,7 +399,7 @@ pub async fn add_on_site(
 pub async fn booking_status(
     State(s): State<AppState>,
     p: Principal,
-    Path(bid): Path<i64>,
+    Path(bid): Path<BookingId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let f = form_pairs(&body)?;
@@ -427,7 +427,7 @@ pub async fn booking_status(
 pub async fn move_booking(
     State(s): State<AppState>,
     p: Principal,
-    Path(bid): Path<i64>,
+    Path(bid): Path<BookingId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let f = form_pairs(&body)?;
@@ -526,7 +526,7 @@ pub struct ConsentPage {
     statuses: Vec<(String, String, bool, String)>,
     protocols: Vec<(String, String)>,
     /// (signature id, text, in force)
-    signatures: Vec<(i64, String, bool)>,
+    signatures: Vec<(ConsentId, String, bool)>,
     can_sign: bool,
     message: String,
     error: String,
@@ -729,7 +729,7 @@ pub async fn sign_consent(
 pub async fn withdraw_consent(
     State(s): State<AppState>,
     p: Principal,
-    Path((id, sid)): Path<(i64, i64)>,
+    Path((id, sid)): Path<(i64, ConsentId)>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let f = form_pairs(&body)?;

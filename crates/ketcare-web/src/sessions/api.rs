@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use ketcare_core::PatientId;
+use ketcare_core::{PatientId, RecordId, SessionId};
 use ketcare_session::{Command, VitalReading, VitalSource, Vitals};
 use ketcare_store::{SessionRecord, VitalOutcome};
 use serde::{Deserialize, Serialize};
@@ -78,7 +78,7 @@ pub async fn active(
 #[serde(deny_unknown_fields)]
 pub struct NewSession {
     /// The patient's dose order this session gives.
-    pub order_id: i64,
+    pub order_id: RecordId,
     /// Chair or bed in the suite.
     pub chair: String,
     /// RFC 3339; now when absent.
@@ -117,7 +117,7 @@ pub async fn create(
 pub async fn get(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<i64>,
+    Path(sid): Path<SessionId>,
 ) -> Result<Json<SessionView>, AppError> {
     let rec = s.store.session_record(&p.actor, sid).await?;
     Ok(Json(view(&s, rec)?))
@@ -131,7 +131,7 @@ pub async fn get(
 pub async fn command(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<i64>,
+    Path(sid): Path<SessionId>,
     JsonBody(cmd): JsonBody<Command>,
 ) -> Result<Json<SessionView>, AppError> {
     let rec = service::command(&s, &p.actor, sid, &cmd).await?;
@@ -143,7 +143,7 @@ pub async fn command(
 pub async fn list_vitals(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<i64>,
+    Path(sid): Path<SessionId>,
 ) -> Result<Response, AppError> {
     Ok(Json(s.store.session_vitals(&p.actor, sid).await?).into_response())
 }
@@ -156,7 +156,7 @@ pub async fn list_vitals(
 pub async fn post_vitals(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<i64>,
+    Path(sid): Path<SessionId>,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
     // `flatten` and `deny_unknown_fields` do not combine: check the keys by hand.
@@ -227,7 +227,7 @@ pub async fn post_vitals(
 pub async fn rems_form(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<i64>,
+    Path(sid): Path<SessionId>,
 ) -> Result<Response, AppError> {
     let rec = s.store.session_record(&p.actor, sid).await?;
     let readings: Vec<VitalReading> = s

@@ -10,6 +10,7 @@ use askama::Template;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use ketcare_core::SessionId;
 
 pub use ketcare_app::sessions::history::{
     DoseHistory, Predicted, PredictedQuery, SessionMarker, dose_history,
@@ -19,7 +20,7 @@ pub use ketcare_app::sessions::history::{
 pub async fn predicted(
     s: &AppState,
     p: &Principal,
-    sid: i64,
+    sid: SessionId,
     q: &PredictedQuery,
 ) -> Result<Predicted, AppError> {
     Ok(ketcare_app::sessions::history::predicted(
@@ -41,7 +42,7 @@ pub async fn predicted(
 pub async fn predicted_api(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<i64>,
+    Path(sid): Path<SessionId>,
     Query(q): Query<PredictedQuery>,
 ) -> Result<Json<Predicted>, AppError> {
     Ok(Json(predicted(&s, &p, sid, &q).await?))
@@ -51,7 +52,7 @@ pub async fn predicted_api(
 #[template(path = "sessions_predicted.html")]
 pub struct PredictedPage {
     pub nav: Option<Nav>,
-    pub id: i64,
+    pub id: SessionId,
     pub model: String,
     pub models: Vec<(String, String)>,
     pub summary: String,
@@ -71,7 +72,7 @@ fn f(v: f64) -> String {
 pub async fn predicted_page(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<i64>,
+    Path(sid): Path<SessionId>,
     Query(q): Query<PredictedQuery>,
 ) -> Result<Response, PageError> {
     let pr = predicted(&s, &p, sid, &q).await?;

@@ -8,6 +8,7 @@ use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::Stream;
+use ketcare_core::SessionId;
 use serde::Serialize;
 use std::convert::Infallible;
 use tokio::sync::broadcast;
@@ -17,7 +18,7 @@ use tokio::sync::broadcast;
 pub struct LiveEvent {
     /// `vital`, `alarm` or `session`.
     pub kind: &'static str,
-    pub session_id: i64,
+    pub session_id: SessionId,
     /// Milliseconds since the epoch when the server published it (for latency measurement).
     pub sent_at_ms: i64,
     pub data: serde_json::Value,
@@ -41,7 +42,7 @@ pub fn now_ms() -> i64 {
 }
 
 impl Live {
-    pub fn publish(&self, kind: &'static str, session_id: i64, data: serde_json::Value) {
+    pub fn publish(&self, kind: &'static str, session_id: SessionId, data: serde_json::Value) {
         // No subscriber is fine: nobody is watching the suite.
         let _ = self.tx.send(LiveEvent {
             kind,

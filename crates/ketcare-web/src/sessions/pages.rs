@@ -11,7 +11,7 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use ketcare_core::{PatientId, Permission};
+use ketcare_core::{PatientId, Permission, RecordId, SessionId};
 use ketcare_session::alarms::Alarm;
 use ketcare_session::session::{AdminEvent, ScoreKind};
 use ketcare_session::{Command, Mode, Phase, VitalReading, VitalSource, Vitals};
@@ -43,7 +43,7 @@ fn hm(t: &jiff::Timestamp) -> String {
 // ---- Suite dashboard -----------------------------------------------------------------------
 
 pub struct ChairRow {
-    pub session_id: i64,
+    pub session_id: SessionId,
     pub chair: String,
     pub patient: String,
     pub mrn: String,
@@ -57,7 +57,7 @@ pub struct ChairRow {
 
 pub struct AlarmView {
     pub id: u32,
-    pub session_id: i64,
+    pub session_id: SessionId,
     pub label: String,
     pub detail: String,
     pub action: String,
@@ -68,7 +68,7 @@ pub struct AlarmView {
     pub acknowledged: bool,
 }
 
-fn alarm_view(sid: i64, a: &Alarm) -> AlarmView {
+fn alarm_view(sid: SessionId, a: &Alarm) -> AlarmView {
     let mut who = Vec::new();
     if let Some(s) = &a.acknowledged {
         who.push(format!("acknowledged by {} at {}", s.by, hm(&s.at)));
@@ -159,12 +159,12 @@ pub async fn suite(State(s): State<AppState>, p: Principal) -> Result<Response, 
 // ---- Scheduling ----------------------------------------------------------------------------
 
 pub struct OrderOption {
-    pub id: i64,
+    pub id: RecordId,
     pub label: String,
 }
 
 pub struct SessionLink {
-    pub id: i64,
+    pub id: SessionId,
     pub label: String,
 }
 
@@ -243,7 +243,7 @@ pub async fn create_session(
     body: Bytes,
 ) -> Result<Response, PageError> {
     let f = pairs(&body)?;
-    let order_id: i64 = get(&f, "order_id")
+    let order_id: RecordId = get(&f, "order_id")
         .parse()
         .map_err(|_| AppError::invalid("order_id", "choose a dose order"))?;
     let now = service::now(&s)?;
@@ -291,7 +291,7 @@ pub struct VitalRow {
 pub struct SessionPage {
     pub nav: Option<Nav>,
     pub csrf: String,
-    pub id: i64,
+    pub id: SessionId,
     pub patient_id: i64,
     pub patient: String,
     pub mrn: String,
@@ -931,7 +931,7 @@ pub async fn page_of(
 pub async fn session_page(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<i64>,
+    Path(sid): Path<SessionId>,
 ) -> Result<Response, PageError> {
     let r = s.store.session_record(&p.actor, sid).await?;
     let v = s.store.session_vitals(&p.actor, sid).await?;
@@ -948,7 +948,7 @@ pub struct RecordPage {
 pub async fn record_page(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<i64>,
+    Path(sid): Path<SessionId>,
 ) -> Result<Response, PageError> {
     let r = s.store.session_record(&p.actor, sid).await?;
     let v = s.store.session_vitals(&p.actor, sid).await?;
@@ -961,7 +961,7 @@ pub async fn record_page(
 async fn after(
     s: &AppState,
     p: &Principal,
-    sid: i64,
+    sid: SessionId,
     res: Result<(), AppError>,
 ) -> Result<Response, PageError> {
     match res {
@@ -1138,7 +1138,7 @@ pub fn command_of(f: &[(String, String)]) -> Result<Command, AppError> {
 pub async fn command(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<i64>,
+    Path(sid): Path<SessionId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let f = pairs(&body)?;
@@ -1152,7 +1152,7 @@ pub async fn command(
 pub async fn vitals(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<i64>,
+    Path(sid): Path<SessionId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let f = pairs(&body)?;
@@ -1175,7 +1175,7 @@ pub async fn vitals(
 pub async fn attach_dose(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<i64>,
+    Path(sid): Path<SessionId>,
 ) -> Result<Response, PageError> {
     let res = service::attach_dose(&s, &p.actor, sid).await.map(|_| ());
     after(&s, &p, sid, res).await

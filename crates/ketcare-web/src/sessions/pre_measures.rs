@@ -7,6 +7,7 @@ use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 use axum::Json;
 use axum::extract::{Path, State};
+use ketcare_core::SessionId;
 use ketcare_store::SessionRecord;
 
 pub use ketcare_app::sessions::pre_measures::{LINK_BEFORE_SESSION, PreCourse, PreSession};
@@ -30,7 +31,7 @@ pub async fn panel(s: &AppState, p: &Principal, r: &SessionRecord) -> Result<Pre
 pub async fn measures_api(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<i64>,
+    Path(sid): Path<SessionId>,
 ) -> Result<Json<PreSession>, AppError> {
     let r = s.store.session_record(&p.actor, sid).await?;
     Ok(Json(panel(&s, &p, &r).await?))

@@ -7,7 +7,7 @@ use crate::AppState;
 use crate::error::AppError;
 use jiff::Timestamp;
 use ketcare_app::sessions::service as app;
-use ketcare_core::{Actor, PatientId};
+use ketcare_core::{Actor, PatientId, RecordId, SessionId};
 use ketcare_session::{Command, VitalReading};
 use ketcare_store::{MessageKey, SessionRecord, VitalOutcome};
 
@@ -18,7 +18,7 @@ pub async fn create(
     state: &AppState,
     actor: &Actor,
     patient: PatientId,
-    order_id: i64,
+    order_id: RecordId,
     chair: &str,
     scheduled_for: Timestamp,
 ) -> Result<SessionRecord, AppError> {
@@ -51,7 +51,7 @@ fn phase_json(r: &SessionRecord) -> serde_json::Value {
 pub async fn attach_dose(
     state: &AppState,
     actor: &Actor,
-    sid: i64,
+    sid: SessionId,
 ) -> Result<SessionRecord, AppError> {
     let rec = app::attach_dose(state.store.as_ref(), actor, sid, now(state)?).await?;
     state.live.publish("session", sid, phase_json(&rec));
@@ -62,7 +62,7 @@ pub async fn attach_dose(
 pub async fn command(
     state: &AppState,
     actor: &Actor,
-    sid: i64,
+    sid: SessionId,
     cmd: &Command,
 ) -> Result<SessionRecord, AppError> {
     let rec = app::command(state.store.as_ref(), actor, sid, cmd, now(state)?).await?;
@@ -72,7 +72,7 @@ pub async fn command(
 
 /// Publishes a command's result: the session's phase, and the alarm it acknowledged or
 /// resolved.
-fn publish_command(state: &AppState, sid: i64, cmd: &Command, rec: &SessionRecord) {
+fn publish_command(state: &AppState, sid: SessionId, cmd: &Command, rec: &SessionRecord) {
     state.live.publish("session", sid, phase_json(rec));
     if let Command::AcknowledgeAlarm { alarm } | Command::ResolveAlarm { alarm, .. } = cmd
         && let Some(a) = rec.session.alarms.iter().find(|a| a.id == *alarm)
@@ -90,7 +90,7 @@ fn publish_command(state: &AppState, sid: i64, cmd: &Command, rec: &SessionRecor
 pub async fn record_vital(
     state: &AppState,
     actor: &Actor,
-    sid: i64,
+    sid: SessionId,
     reading: &VitalReading,
     message_key: Option<&MessageKey>,
 ) -> Result<VitalOutcome, AppError> {

@@ -29,7 +29,7 @@ fn t0() -> Timestamp {
 }
 
 /// A checked-in session for a new patient (MRN `mrn`) in `chair`.
-async fn seated(app: &TestApp, mrn: &str, chair: &str) -> i64 {
+async fn seated(app: &TestApp, mrn: &str, chair: &str) -> ketcare_core::SessionId {
     let input: PatientInput = serde_json::from_value(json!({
         "mrn": mrn, "given_name": "Ada", "family_name": "Monitor", "date_of_birth": "1980-02-03",
         "sex": "female"
@@ -146,7 +146,7 @@ impl Monitor {
     }
 }
 
-async fn vitals(app: &TestApp, sid: i64) -> Vec<StoredVital> {
+async fn vitals(app: &TestApp, sid: ketcare_core::SessionId) -> Vec<StoredVital> {
     app.store.session_vitals(&nurse(), sid).await.unwrap()
 }
 

@@ -28,7 +28,12 @@ async fn settings(app: &TestApp, extra: &[(&str, f64)]) {
 
 /// A scheduled session of `protocol` for `patient` with a verified dose order attached (the
 /// order itself is not stored: the ledger reads the drug from the session's plan).
-pub async fn session_with_order(app: &TestApp, patient: i64, protocol: &str, devices: u32) -> i64 {
+pub async fn session_with_order(
+    app: &TestApp,
+    patient: i64,
+    protocol: &str,
+    devices: u32,
+) -> ketcare_core::SessionId {
     ketcare_store::testing::session_with_order(
         app.store.as_ref(),
         &Actor::system(Role::Nurse),
@@ -519,9 +524,15 @@ async fn draws_are_tied_to_the_session_record_through_the_api_and_the_page() {
             .json(Method::POST, "/api/v1/ledger/events", &pharm, &receive)
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        let iv = session_with_order(&app, adult, "trd-adult-iv-ketamine", 0).await;
-        let esk = session_with_order(&app, adult, "trd-adult-esketamine", 2).await;
-        let others = session_with_order(&app, other, "trd-adult-iv-ketamine", 0).await;
+        let iv = session_with_order(&app, adult, "trd-adult-iv-ketamine", 0)
+            .await
+            .get();
+        let esk = session_with_order(&app, adult, "trd-adult-esketamine", 2)
+            .await
+            .get();
+        let others = session_with_order(&app, other, "trd-adult-iv-ketamine", 0)
+            .await
+            .get();
         let draw = |session: i64, patient: i64| json!({"event": {"kind": "draw", "container": 1, "session_id": session, "patient_id": patient, "volume_ul": 500}});
         // API: no such session; another patient's session; a racemic vial for esketamine.
         for (body, field) in [

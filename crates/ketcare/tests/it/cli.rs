@@ -107,7 +107,7 @@ fn dose_for_every_protocol_shape_matches_the_library() {
     use ketcare_clinical::dose::{Amount, DoseChoice, DoseRequest, Preparation};
     use ketcare_clinical::eligibility::Age;
     use ketcare_clinical::units::*;
-    use ketcare_clinical::{Library, SiteSettings, Timestamp, UserId};
+    use ketcare_clinical::{Library, SiteSettings, Timestamp, Username};
 
     let data = std::env::temp_dir().join(format!("ketcare-cli-dose-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
@@ -133,7 +133,7 @@ fn dose_for_every_protocol_shape_matches_the_library() {
         let mut r = DoseRequest::new(
             protocol,
             WeightKg::new(70.0).unwrap(),
-            UserId::new("cli").unwrap(),
+            Username::new("cli").unwrap(),
             Timestamp::parse("2026-12-01T09:00:00Z").unwrap(),
         );
         r.patient.age = Some(Age {
