@@ -33,6 +33,7 @@ pub async fn save_settings(
     actor: &Actor,
     new: &SiteSettings,
     reason: &str,
+    now: jiff::Timestamp,
 ) -> Result<i64, AppError> {
     let mut errors = FieldErrors::new();
     // Every key that changes must be one the code reads, with a value its input allows.
@@ -56,10 +57,8 @@ pub async fn save_settings(
         .save_site_settings(actor, &body, reason)
         .await?
         .version;
-    // Thresholds read at the time of use follow the new version in every open session at once
-    // (the store writes the time of the settings version the same way: the wall clock).
-    crate::sessions::service::apply_settings(store, library, new, version, jiff::Timestamp::now())
-        .await?;
+    // Thresholds read at the time of use follow the new version in every open session at once.
+    crate::sessions::service::apply_settings(store, library, new, version, now).await?;
     Ok(version)
 }
 
@@ -680,6 +679,7 @@ pub async fn save_values(
     actor: &Actor,
     new: &SiteSettings,
     reason: &str,
+    now: jiff::Timestamp,
 ) -> Result<i64, AppError> {
     let (current, _) = settings(store).await?;
     if new.limit_overrides != current.limit_overrides {
@@ -688,7 +688,7 @@ pub async fn save_values(
             "change limits through /api/v1/site-settings/limits (a widening needs a second administrator)",
         ));
     }
-    save_settings(store, library, actor, new, reason).await
+    save_settings(store, library, actor, new, reason, now).await
 }
 
 /// Adds (or replaces, by file name) a site protocol after validating the whole library with it;

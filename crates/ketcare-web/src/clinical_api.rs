@@ -87,6 +87,7 @@ pub async fn put_site_settings(
         &p.actor,
         &c.settings,
         &c.reason,
+        ketcare_app::sessions::service::at(s.now())?,
     )
     .await?;
     s.refresh_demo().await?;

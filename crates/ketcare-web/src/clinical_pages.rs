@@ -475,9 +475,17 @@ pub async fn set_setting(
     }
     let (mut next, _) = clinical::settings(s.store.as_ref()).await?;
     next.values.insert(key.clone(), value);
-    match clinical::save_values(s.store.as_ref(), &s.library(), &p.actor, &next, &reason)
-        .await
-        .map_err(AppError::from)
+    let now = ketcare_app::sessions::service::at(s.now())?;
+    match clinical::save_values(
+        s.store.as_ref(),
+        &s.library(),
+        &p.actor,
+        &next,
+        &reason,
+        now,
+    )
+    .await
+    .map_err(AppError::from)
     {
         Ok(_) => {
             s.refresh_demo().await?;

@@ -461,9 +461,16 @@ async fn seed_settings(store: &dyn Store) -> Result<()> {
         toml::from_str(DEMO_SETTINGS).context("demo/settings.toml")?;
     let library = ketcare_clinical::Library::builtin().context("the protocol library")?;
     let admin = Actor::system(Role::Administrator);
-    ketcare_app::clinical::save_values(store, &library, &admin, &settings, DEMO_SETTINGS_REASON)
-        .await
-        .map_err(|e| anyhow::anyhow!("demo/settings.toml: {e:?}"))?;
+    ketcare_app::clinical::save_values(
+        store,
+        &library,
+        &admin,
+        &settings,
+        DEMO_SETTINGS_REASON,
+        jiff::Timestamp::now(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("demo/settings.toml: {e:?}"))?;
     Ok(())
 }
 

@@ -815,6 +815,7 @@ async fn settings(db: &DbArgs, cmd: SettingsCommand) -> Result<()> {
                 &cli_admin(),
                 &next,
                 &reason,
+                jiff::Timestamp::now(),
             )
             .await
             .map_err(|e| {

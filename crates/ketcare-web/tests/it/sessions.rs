@@ -508,3 +508,195 @@ async fn a_nurse_runs_a_session_end_to_end() {
         assert_eq!(active.json().as_array().unwrap().len(), 0);
     }
 }
+
+/// Settings read at the time of use follow the site: a BP gate set after the session was
+/// scheduled lets it proceed, and an alarm threshold saved while it runs applies to the next
+/// vital; the session's record says which version changed what, and the observation time stays.
+#[tokio::test]
+async fn settings_saved_during_a_session_apply_to_it_from_then() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let app = TestApp::new(backend).await;
+        // The site's settings without a ketamine BP gate and without a systolic alarm.
+        app.set_test_site_settings().await;
+        app.add_user("doc", Role::Prescriber).await;
+        app.add_user("pharm", Role::Pharmacist).await;
+        app.add_user("nurse", Role::Nurse).await;
+        app.add_user("alex", Role::Administrator).await;
+        let (doc, pharm, nurse, admin) = (
+            app.bearer("doc").await,
+            app.bearer("pharm").await,
+            app.bearer("nurse").await,
+            app.bearer("alex").await,
+        );
+        let mut form = minor_form();
+        form.retain(|(k, _)| !matches!(*k, "date_of_birth" | "mrn" | "weight_value"));
+        form.extend([
+            ("date_of_birth", "1980-05-01"),
+            ("mrn", "LS-1"),
+            ("weight_value", "70"),
+        ]);
+        let writer = app.login("nurse").await;
+        let pid = app
+            .post_form("/patients", &writer, &form)
+            .await
+            .location()
+            .trim_start_matches("/patients/")
+            .to_owned();
+        let order = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/orders"),
+                &doc,
+                &json!({
+                "protocol_id": "trd-adult-iv-ketamine",
+                "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50}}),
+            )
+            .await;
+        let oid = order.json()["id"].as_i64().unwrap();
+        let v = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/orders/{oid}/verify"),
+                &pharm,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(v.status, StatusCode::OK, "{}", v.body);
+        let s = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/sessions"),
+                &nurse,
+                &json!({"order_id": oid, "chair": "Chair 2"}),
+            )
+            .await;
+        assert_eq!(s.status, StatusCode::CREATED, "{}", s.body);
+        let sid = s.json()["id"].as_i64().unwrap();
+        let plan_version = ketcare_clinical::Library::builtin()
+            .unwrap()
+            .get("trd-adult-iv-ketamine")
+            .unwrap()
+            .version;
+        ketcare_store::testing::consent_on_file(
+            app.store.as_ref(),
+            ketcare_core::PatientId::new(pid.parse().unwrap()),
+            "trd-adult-iv-ketamine",
+            plan_version,
+            jiff::Timestamp::from_second(app.now.load(Ordering::SeqCst) - 86_400).unwrap(),
+        )
+        .await;
+        let cmd = |c: serde_json::Value| {
+            let (app, nurse) = (&app, nurse.clone());
+            async move {
+                app.json(
+                    Method::POST,
+                    &format!("/api/v1/sessions/{sid}/commands"),
+                    &nurse,
+                    &c,
+                )
+                .await
+            }
+        };
+        for c in [
+            json!({"command": "check_in"}),
+            json!({"command": "begin_pre_assessment"}),
+            json!({"command": "update_checklist", "fasting_confirmed": true, "pregnancy": "not_pregnant",
+                   "escort_home": true, "eligibility_reconfirmed": true, "suicide_risk": "negative"}),
+            json!({"command": "set_baseline", "vitals": {"systolic": 128, "diastolic": 82, "heart_rate": 70, "spo2": 98}}),
+        ] {
+            let r = cmd(c.clone()).await;
+            assert_eq!(r.status, StatusCode::OK, "{backend:?} {c}: {}", r.body);
+        }
+        // No gate set: dosing cannot be confirmed.
+        let r = cmd(json!({"command": "verify_dose"})).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert!(r.body.contains("BP gate"), "{}", r.body);
+
+        let save = |extra: serde_json::Value| {
+            let (app, admin) = (&app, admin.clone());
+            async move {
+                let current = app.get("/api/v1/site-settings", &admin).await.json();
+                let mut values = current["settings"]["values"].clone();
+                for (k, v) in extra.as_object().unwrap() {
+                    values[k] = v.clone();
+                }
+                app.json(
+                    Method::PUT,
+                    "/api/v1/site-settings",
+                    &admin,
+                    &json!({"settings": {"values": values}, "reason": "clinic policy"}),
+                )
+                .await
+            }
+        };
+        let r = save(json!({"session.ketamine.bp_gate_systolic_mmhg": 140,
+                            "session.ketamine.bp_gate_diastolic_mmhg": 90}))
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        // The gate now applies to the session scheduled before it was set.
+        for c in [
+            json!({"command": "verify_dose"}),
+            json!({"command": "start"}),
+        ] {
+            let r = cmd(c.clone()).await;
+            assert_eq!(r.status, StatusCode::OK, "{backend:?} {c}: {}", r.body);
+        }
+        let vital = || {
+            let (app, nurse) = (&app, nurse.clone());
+            async move {
+                app.json(
+                    Method::POST,
+                    &format!("/api/v1/sessions/{sid}/vitals"),
+                    &nurse,
+                    &json!({"systolic": 190, "diastolic": 95, "heart_rate": 80, "spo2": 97}),
+                )
+                .await
+            }
+        };
+        let r = vital().await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert!(
+            r.json()["alarms"].as_array().unwrap().is_empty(),
+            "{}",
+            r.body
+        );
+
+        // The administrator sets a systolic alarm at 170 while the infusion runs.
+        let r = save(json!({"session.alarm.systolic_high_mmhg": 170,
+                            "observation.ketamine_psychiatric_minutes": 30}))
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let version = r.json()["version"].as_i64().unwrap();
+        let r = vital().await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert_eq!(r.json()["alarms"][0]["kind"], "systolic_high", "{}", r.body);
+
+        let rec = app
+            .get(&format!("/api/v1/sessions/{sid}"), &nurse)
+            .await
+            .json();
+        let applied = &rec["session"]["settings_applied"];
+        assert_eq!(applied.as_array().unwrap().len(), 2, "{rec}");
+        assert_eq!(applied[1]["version"], version);
+        let text = applied[1]["changes"].to_string();
+        assert!(
+            text.contains("systolic high alarm: not set → 170"),
+            "{text}"
+        );
+        // The observation time the patient was prepared for stays (120 min from the test site).
+        assert_eq!(
+            rec["session"]["plan"]["minimum_observation_minutes"]["Set"]["value"], 120.0,
+            "{rec}"
+        );
+        let page = app.get(&format!("/sessions/{sid}"), &writer).await;
+        assert!(
+            page.body.contains("id=\"settings-applied\""),
+            "{}",
+            page.body
+        );
+        assert!(
+            page.body
+                .contains(&format!("site settings version {version}"))
+        );
+    }
+}
