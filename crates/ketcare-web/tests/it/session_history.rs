@@ -10,7 +10,6 @@ use common::*;
 use ketcare_core::{Actor, Role};
 use ketcare_store::Backend;
 use serde_json::json;
-use std::sync::atomic::Ordering;
 
 async fn settings(app: &TestApp) {
     let mut values = serde_json::Map::new();
@@ -159,19 +158,7 @@ async fn a_session_gives_its_dose_history_to_the_chart_and_the_pk_engine() {
         assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
         assert!(r.body.contains("given nothing yet"), "{}", r.body);
         // Consent on file for the protocol (the session reads the consent record).
-        let plan_version = ketcare_clinical::Library::builtin()
-            .unwrap()
-            .get("trd-adult-iv-ketamine")
-            .unwrap()
-            .version;
-        ketcare_store::testing::consent_on_file(
-            app.store.as_ref(),
-            ketcare_core::PatientId::new(pid.parse().unwrap()),
-            "trd-adult-iv-ketamine",
-            plan_version,
-            jiff::Timestamp::from_second(app.now.load(Ordering::SeqCst) - 86_400).unwrap(),
-        )
-        .await;
+        app.consent_for(&pid, "trd-adult-iv-ketamine").await;
         for c in [
             json!({"command": "check_in"}),
             json!({"command": "begin_pre_assessment"}),

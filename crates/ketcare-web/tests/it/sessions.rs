@@ -188,19 +188,7 @@ async fn a_nurse_runs_a_session_end_to_end() {
             .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
         // Consent on file for the protocol (the session reads the consent record).
-        let plan_version = ketcare_clinical::Library::builtin()
-            .unwrap()
-            .get("trd-adult-iv-ketamine")
-            .unwrap()
-            .version;
-        ketcare_store::testing::consent_on_file(
-            app.store.as_ref(),
-            ketcare_core::PatientId::new(pid.parse().unwrap()),
-            "trd-adult-iv-ketamine",
-            plan_version,
-            jiff::Timestamp::from_second(app.now.load(Ordering::SeqCst) - 86_400).unwrap(),
-        )
-        .await;
+        app.consent_for(&pid, "trd-adult-iv-ketamine").await;
         for c in [
             json!({"command": "check_in"}),
             json!({"command": "begin_pre_assessment"}),
@@ -542,49 +530,16 @@ async fn settings_saved_during_a_session_apply_to_it_from_then() {
             .location()
             .trim_start_matches("/patients/")
             .to_owned();
-        let order = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/patients/{pid}/orders"),
-                &doc,
-                &json!({
-                "protocol_id": "trd-adult-iv-ketamine",
-                "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50}}),
+        let (_, sid) = app
+            .verified_order_session(
+                &pid,
+                (&doc, &pharm, &nurse),
+                &json!({"protocol_id": "trd-adult-iv-ketamine",
+                    "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50}}),
+                "Chair 2",
             )
             .await;
-        let oid = order.json()["id"].as_i64().unwrap();
-        let v = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/orders/{oid}/verify"),
-                &pharm,
-                &json!({}),
-            )
-            .await;
-        assert_eq!(v.status, StatusCode::OK, "{}", v.body);
-        let s = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/patients/{pid}/sessions"),
-                &nurse,
-                &json!({"order_id": oid, "chair": "Chair 2"}),
-            )
-            .await;
-        assert_eq!(s.status, StatusCode::CREATED, "{}", s.body);
-        let sid = s.json()["id"].as_i64().unwrap();
-        let plan_version = ketcare_clinical::Library::builtin()
-            .unwrap()
-            .get("trd-adult-iv-ketamine")
-            .unwrap()
-            .version;
-        ketcare_store::testing::consent_on_file(
-            app.store.as_ref(),
-            ketcare_core::PatientId::new(pid.parse().unwrap()),
-            "trd-adult-iv-ketamine",
-            plan_version,
-            jiff::Timestamp::from_second(app.now.load(Ordering::SeqCst) - 86_400).unwrap(),
-        )
-        .await;
+        app.consent_for(&pid, "trd-adult-iv-ketamine").await;
         let cmd = |c: serde_json::Value| {
             let (app, nurse) = (&app, nurse.clone());
             async move {

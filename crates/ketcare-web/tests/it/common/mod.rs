@@ -298,6 +298,66 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Orders `body` for patient `pid` as `doc`, verifies it as `pharm` and schedules it in
+    /// `chair` as `nurse`, asserting each step; returns (order id, session id).
+    pub async fn verified_order_session(
+        &self,
+        pid: &str,
+        (doc, pharm, nurse): (&Auth, &Auth, &Auth),
+        body: &serde_json::Value,
+        chair: &str,
+    ) -> (i64, i64) {
+        let order = self
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/orders"),
+                doc,
+                body,
+            )
+            .await;
+        assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
+        let oid = order.json()["id"].as_i64().unwrap();
+        let v = self
+            .json(
+                Method::POST,
+                &format!("/api/v1/orders/{oid}/verify"),
+                pharm,
+                &serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(v.status, StatusCode::OK, "{}", v.body);
+        let s = self
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/sessions"),
+                nurse,
+                &serde_json::json!({"order_id": oid, "chair": chair}),
+            )
+            .await;
+        assert_eq!(s.status, StatusCode::CREATED, "{}", s.body);
+        (oid, s.json()["id"].as_i64().unwrap())
+    }
+
+    /// A consent on file for `protocol` (its current version), signed a day before the test
+    /// clock.
+    pub async fn consent_for(&self, pid: &str, protocol: &str) {
+        let version = ketcare_clinical::Library::builtin()
+            .unwrap()
+            .get(protocol)
+            .unwrap()
+            .version;
+        ketcare_store::testing::consent_on_file(
+            self.store.as_ref(),
+            ketcare_core::PatientId::new(pid.parse().unwrap()),
+            protocol,
+            version,
+            jiff::Timestamp::from_second(self.now.load(Ordering::SeqCst) - 86_400).unwrap(),
+        )
+        .await;
+    }
+}
+
 pub fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::SET_COOKIE)
