@@ -104,13 +104,19 @@ test('prescriber doses a demo patient; hard limit stops, soft limit needs a reas
 
   // A hard limit refuses, naming the limit and its source.
   await page.fill('#amount_mg_per_kg', '1.5');
-  await page.click('button:has-text("Calculate and sign")');
+  await page.click('button:has-text("Calculate and check")');
   assert.match(await page.textContent('#dose-refusal'), /hard limit/);
+  // The refused form keeps what was typed.
+  assert.equal(await page.inputValue('#amount_mg_per_kg'), '1.5');
 
   await page.fill('#amount_mg_per_kg', '');
   await page.selectOption('#concentration_mg_per_ml', '10');
   await page.fill('#final_volume_ml', '50');
-  await page.click('button:has-text("Calculate and sign")');
+  // First the whole calculation and every limit check; nothing is signed yet.
+  await page.click('button:has-text("Calculate and check")');
+  assert.match(await page.locator('#preview-numbers').innerText(), /pump rate\s+75 mL\/h/);
+  await page.screenshot({ path: resultPath('dose-preview.png'), fullPage: true });
+  await page.click('#sign-order');
   await page.waitForURL(/\/orders\/\d+$/);
   const numbers = await page.locator('#numbers').innerText();
   assert.match(numbers, /infusion: dose\s+34 mg/);
@@ -124,7 +130,9 @@ test('prescriber doses a demo patient; hard limit stops, soft limit needs a reas
   await page.goto(doseUrl);
   await page.selectOption('#protocol', 'trd-adult-iv-ketamine');
   await page.fill('#step', '4');
-  await page.click('button:has-text("Calculate and sign")');
+  await page.click('button:has-text("Calculate and check")');
+  assert.match(await page.textContent('#preview-soft'), /R20/);
+  await page.click('#sign-order');
   await page.waitForURL(/\/orders\/\d+$/);
   assert.match(await page.textContent('#order-state'), /needs_override/);
   assert.match(await page.textContent('#soft'), /R20/);

@@ -271,6 +271,15 @@ pub async fn preview(
 
 /// Calculates an order for a stored patient from the record's facts and keeps it, pending
 /// verification (or needing an override of a soft limit). Only a prescriber signs.
+/// A short fingerprint of a previewed calculation. The page that shows a preview carries it, and
+/// signing from that page is refused if the calculation made now differs (the record or the
+/// settings changed since, or the form was edited after the preview).
+pub fn preview_digest(order: &DoseOrder) -> String {
+    use sha2::{Digest, Sha256};
+    let body = serde_json::to_vec(&order.calculation).unwrap_or_default();
+    hex::encode(&Sha256::digest(&body)[..12])
+}
+
 pub async fn sign(
     store: &dyn Store,
     library: &Library,

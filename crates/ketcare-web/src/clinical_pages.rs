@@ -909,208 +909,34 @@ pub struct DoseFormPage {
     concentrations: Vec<String>,
     error: String,
     refusal: Vec<String>,
+    /// What was typed, kept when the page is shown again.
+    form: Vec<(String, String)>,
+    /// The calculation and every limit check, before signing.
+    preview: Option<CalculationView>,
+    /// The fingerprint of the previewed calculation, sent back with "Sign".
+    digest: String,
 }
 
-async fn dose_form(
-    s: &AppState,
-    p: &Principal,
-    patient: Patient,
-    chosen: String,
-    error: String,
-    refusal: Vec<String>,
-) -> Result<DoseFormPage, AppError> {
-    let (settings, _) = clinical::settings(s.store.as_ref()).await?;
-    let protocols = s
-        .library()
-        .list()
-        .into_iter()
-        .map(|summary| {
-            let ready = s
-                .library()
-                .readiness(&summary.id, &settings)
-                .map(|r| r.ready)
-                .unwrap_or(false);
-            (summary.id, summary.title, ready)
-        })
-        .collect();
-    let day = patient.record.day_of_care(s.today(), &s.bands);
-    Ok(DoseFormPage {
-        nav: Nav::of(p),
-        weight: patient
-            .record
-            .weight
-            .map(|w| {
-                format!(
-                    "{} kg, measured {}",
-                    ketcare_core::units::trim_float(w.value.kg()),
-                    w.measured_on
-                )
-            })
-            .unwrap_or_default(),
-        height: patient
-            .record
-            .height
-            .map(|h| {
-                format!(
-                    "{} cm, measured {}",
-                    ketcare_core::units::trim_float(h.value.cm()),
-                    h.measured_on
-                )
-            })
-            .unwrap_or_default(),
-        age: day
-            .map(|d| format!("{} ({})", d.age, d.band))
-            .unwrap_or_default(),
-        patient,
-        protocols,
-        chosen,
-        concentrations: s
-            .library()
-            .vials()
+impl DoseFormPage {
+    /// The value typed into `name` ("" when none).
+    fn v(&self, name: &str) -> &str {
+        self.form
             .iter()
-            .filter_map(|v| v.concentration_mg_per_ml.get_ref().value)
-            .map(|c| c.to_string())
-            .collect(),
-        error,
-        refusal,
-    })
-}
-
-pub async fn dose_form_page(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(id): Path<i64>,
-) -> Result<Response, PageError> {
-    let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
-    Ok(render_html(
-        &dose_form(&s, &p, patient, String::new(), String::new(), Vec::new()).await?,
-    ))
-}
-
-pub async fn order_dose(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(id): Path<i64>,
-    body: Bytes,
-) -> Result<Response, PageError> {
-    let pid = PatientId::new(id);
-    let patient = s.store.get_patient(&p.actor, pid).await?;
-    let pairs = form_pairs(&body)?;
-    let chosen = field(&pairs, "protocol").to_owned();
-    let built = (|| -> Result<_, AppError> {
-        let simple = SimpleDose {
-            protocol: chosen.clone(),
-            concentration_mg_per_ml: number(&pairs, "concentration_mg_per_ml")?,
-            final_volume_ml: number(&pairs, "final_volume_ml")?,
-            step: match number(&pairs, "step")? {
-                // A step is a whole number from 0; "-3" or "1.5" is refused, never truncated.
-                Some(v) if v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v) => {
-                    Some(v as u32)
-                }
-                Some(v) => {
-                    return Err(AppError::invalid(
-                        "step",
-                        format!("{v} is not a titration step; expected a whole number from 0"),
-                    ));
-                }
-                None => None,
-            },
-            amount_mg_per_kg: number(&pairs, "amount_mg_per_kg")?,
-            amount_mg_per_kg_per_h: number(&pairs, "amount_mg_per_kg_per_h")?,
-            duration_minutes: number(&pairs, "duration_minutes")?,
-            bolus_mg_per_kg: number(&pairs, "bolus_mg_per_kg")?,
-            omit_bolus: field(&pairs, "omit_bolus") == "on",
-            esketamine_dose_mg: number(&pairs, "esketamine_dose_mg")?,
-            ..SimpleDose::default()
-        };
-        Ok(simple.order_request(&s.library())?)
-    })();
-    let refused = |e: AppError| {
-        e.body()
-            .fields
-            .iter()
-            .map(|f| format!("{}: {}", f.field, f.message))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    let request = match built {
-        Ok(r) => r,
-        Err(e) => {
-            let msg = refused(e);
-            let page = dose_form(&s, &p, patient, chosen, msg, Vec::new()).await?;
-            let mut r = render_html(&page);
-            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            return Ok(r);
-        }
-    };
-    match ketcare_app::orders::sign(
-        s.store.as_ref(),
-        &s.library(),
-        &p.actor,
-        pid,
-        &request,
-        s.now(),
-    )
-    .await
-    {
-        Ok(stored) => Ok(Redirect::to(&format!("/orders/{}", stored.id)).into_response()),
-        Err(ketcare_app::Error::Dose(e)) => {
-            let page =
-                dose_form(&s, &p, patient, chosen, String::new(), vec![e.to_string()]).await?;
-            let mut r = render_html(&page);
-            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            Ok(r)
-        }
-        Err(e @ ketcare_app::Error::Invalid(_)) => {
-            let msg = refused(e.into());
-            let page = dose_form(&s, &p, patient, chosen, msg, Vec::new()).await?;
-            let mut r = render_html(&page);
-            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            Ok(r)
-        }
-        Err(e) => Err(AppError::from(e).into()),
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
     }
 }
 
-#[derive(Template)]
-#[template(path = "order.html")]
-pub struct OrderPage {
-    nav: Option<Nav>,
-    id: RecordId,
-    patient_id: i64,
-    title: String,
-    protocol: String,
-    state: String,
-    author: String,
-    created_at: String,
+/// A dose calculation as the order and preview pages show it.
+pub struct CalculationView {
     numbers: Vec<Row>,
     limits: Vec<Row>,
     soft: Vec<Row>,
     roundings: Vec<String>,
     notes: Vec<String>,
-    soft_override: String,
-    verification: String,
-    can_override: bool,
-    can_verify: bool,
 }
 
-/// "by USER at TIME: REASON" for an override or a verification record.
-fn who_when<T: Serialize>(record: &T) -> String {
-    let v = serde_json::to_value(record).unwrap_or_default();
-    let text = |k: &str| v[k].as_str().unwrap_or("").to_owned();
-    let mut out = format!("by {} at {}", text("by"), text("at"));
-    if !text("reason").is_empty() {
-        out.push_str(&format!(": {}", text("reason")));
-    }
-    out
-}
-
-fn num(n: &ketcare_clinical::dose::Number) -> String {
-    format!("{} {}", ketcare_core::units::trim_float(n.value), n.unit)
-}
-
-fn order_page(p: &Principal, o: &StoredOrder) -> OrderPage {
-    let c = &o.order.calculation;
+fn calculation_view(c: &ketcare_clinical::dose::DoseCalculation) -> CalculationView {
     let mut numbers = vec![
         Row {
             label: "Actual weight".into(),
@@ -1207,15 +1033,7 @@ fn order_page(p: &Principal, o: &StoredOrder) -> OrderPage {
         ),
         source: provenance_text(&l.provenance),
     };
-    let state = code(&o.order.state);
-    OrderPage {
-        nav: Nav::of(p),
-        id: o.id,
-        patient_id: o.patient_id.get(),
-        title: c.protocol_title.clone(),
-        protocol: format!("{} v{}", c.protocol_id, c.protocol_version),
-        author: o.order.author.as_str().to_owned(),
-        created_at: o.order.created_at.as_str().to_owned(),
+    CalculationView {
         numbers,
         limits: c.limit_checks.iter().map(limit_row).collect(),
         soft: c.soft_limits_crossed.iter().map(limit_row).collect(),
@@ -1230,6 +1048,284 @@ fn order_page(p: &Principal, o: &StoredOrder) -> OrderPage {
             })
             .collect(),
         notes: c.notes.clone(),
+    }
+}
+
+/// What the dose form shows besides the chart's facts.
+#[derive(Default)]
+struct DoseFormState {
+    chosen: String,
+    error: String,
+    refusal: Vec<String>,
+    form: Vec<(String, String)>,
+    preview: Option<CalculationView>,
+    digest: String,
+}
+
+async fn dose_form(
+    s: &AppState,
+    p: &Principal,
+    patient: Patient,
+    state: DoseFormState,
+) -> Result<DoseFormPage, AppError> {
+    let (settings, _) = clinical::settings(s.store.as_ref()).await?;
+    let protocols = s
+        .library()
+        .list()
+        .into_iter()
+        .map(|summary| {
+            let ready = s
+                .library()
+                .readiness(&summary.id, &settings)
+                .map(|r| r.ready)
+                .unwrap_or(false);
+            (summary.id, summary.title, ready)
+        })
+        .collect();
+    let day = patient.record.day_of_care(s.today(), &s.bands);
+    Ok(DoseFormPage {
+        nav: Nav::of(p),
+        weight: patient
+            .record
+            .weight
+            .map(|w| {
+                format!(
+                    "{} kg, measured {}",
+                    ketcare_core::units::trim_float(w.value.kg()),
+                    w.measured_on
+                )
+            })
+            .unwrap_or_default(),
+        height: patient
+            .record
+            .height
+            .map(|h| {
+                format!(
+                    "{} cm, measured {}",
+                    ketcare_core::units::trim_float(h.value.cm()),
+                    h.measured_on
+                )
+            })
+            .unwrap_or_default(),
+        age: day
+            .map(|d| format!("{} ({})", d.age, d.band))
+            .unwrap_or_default(),
+        patient,
+        protocols,
+        chosen: state.chosen,
+        concentrations: s
+            .library()
+            .vials()
+            .iter()
+            .filter_map(|v| v.concentration_mg_per_ml.get_ref().value)
+            .map(|c| c.to_string())
+            .collect(),
+        error: state.error,
+        refusal: state.refusal,
+        form: state.form,
+        preview: state.preview,
+        digest: state.digest,
+    })
+}
+
+pub async fn dose_form_page(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
+    Ok(render_html(
+        &dose_form(&s, &p, patient, DoseFormState::default()).await?,
+    ))
+}
+
+pub async fn order_dose(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pid = PatientId::new(id);
+    let patient = s.store.get_patient(&p.actor, pid).await?;
+    let pairs = form_pairs(&body)?;
+    let chosen = field(&pairs, "protocol").to_owned();
+    let built = (|| -> Result<_, AppError> {
+        let simple = SimpleDose {
+            protocol: chosen.clone(),
+            concentration_mg_per_ml: number(&pairs, "concentration_mg_per_ml")?,
+            final_volume_ml: number(&pairs, "final_volume_ml")?,
+            step: match number(&pairs, "step")? {
+                // A step is a whole number from 0; "-3" or "1.5" is refused, never truncated.
+                Some(v) if v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v) => {
+                    Some(v as u32)
+                }
+                Some(v) => {
+                    return Err(AppError::invalid(
+                        "step",
+                        format!("{v} is not a titration step; expected a whole number from 0"),
+                    ));
+                }
+                None => None,
+            },
+            amount_mg_per_kg: number(&pairs, "amount_mg_per_kg")?,
+            amount_mg_per_kg_per_h: number(&pairs, "amount_mg_per_kg_per_h")?,
+            duration_minutes: number(&pairs, "duration_minutes")?,
+            bolus_mg_per_kg: number(&pairs, "bolus_mg_per_kg")?,
+            omit_bolus: field(&pairs, "omit_bolus") == "on",
+            esketamine_dose_mg: number(&pairs, "esketamine_dose_mg")?,
+            ..SimpleDose::default()
+        };
+        Ok(simple.order_request(&s.library())?)
+    })();
+    let refused = |e: AppError| {
+        e.body()
+            .fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    // Everything typed comes back with the page, whatever the outcome.
+    let typed: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "csrf_token" | "intent" | "preview_digest"))
+        .cloned()
+        .collect();
+    let again = |state: DoseFormState, status: StatusCode| {
+        let (s, p, patient) = (&s, &p, patient.clone());
+        async move {
+            let mut r = render_html(&dose_form(s, p, patient, state).await?);
+            *r.status_mut() = status;
+            Ok::<Response, PageError>(r)
+        }
+    };
+    let base = || DoseFormState {
+        chosen: chosen.clone(),
+        form: typed.clone(),
+        ..DoseFormState::default()
+    };
+    let request = match built {
+        Ok(r) => r,
+        Err(e) => {
+            let error = refused(e);
+            return again(
+                DoseFormState { error, ..base() },
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    // First the full calculation and every limit check; signing is a second, explicit action
+    // on the calculation shown.
+    let previewed = ketcare_app::orders::preview(
+        s.store.as_ref(),
+        &s.library(),
+        &p.actor,
+        pid,
+        &request,
+        s.now(),
+    )
+    .await;
+    // A refusal of the calculator or of a field is shown beside what was typed.
+    let refusal = |e: ketcare_app::Error| -> Result<DoseFormState, PageError> {
+        match e {
+            ketcare_app::Error::Dose(e) => Ok(DoseFormState {
+                refusal: vec![e.to_string()],
+                ..base()
+            }),
+            e @ ketcare_app::Error::Invalid(_) => Ok(DoseFormState {
+                error: refused(e.into()),
+                ..base()
+            }),
+            e => Err(AppError::from(e).into()),
+        }
+    };
+    let order = match previewed {
+        Ok(o) => o,
+        Err(e) => return again(refusal(e)?, StatusCode::UNPROCESSABLE_ENTITY).await,
+    };
+    let digest = ketcare_app::orders::preview_digest(&order);
+    let shown = || DoseFormState {
+        preview: Some(calculation_view(&order.calculation)),
+        digest: digest.clone(),
+        ..base()
+    };
+    if field(&pairs, "intent") != "sign" {
+        return again(shown(), StatusCode::OK).await;
+    }
+    if field(&pairs, "preview_digest") != digest {
+        let error = "The calculation is not the one you checked (the form, the record or the site's settings changed since): check it again, then sign.".to_owned();
+        return again(DoseFormState { error, ..shown() }, StatusCode::CONFLICT).await;
+    }
+    match ketcare_app::orders::sign(
+        s.store.as_ref(),
+        &s.library(),
+        &p.actor,
+        pid,
+        &request,
+        s.now(),
+    )
+    .await
+    {
+        Ok(stored) => Ok(Redirect::to(&format!("/orders/{}", stored.id)).into_response()),
+        Err(e) => again(refusal(e)?, StatusCode::UNPROCESSABLE_ENTITY).await,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "order.html")]
+pub struct OrderPage {
+    nav: Option<Nav>,
+    id: RecordId,
+    patient_id: i64,
+    title: String,
+    protocol: String,
+    state: String,
+    author: String,
+    created_at: String,
+    numbers: Vec<Row>,
+    limits: Vec<Row>,
+    soft: Vec<Row>,
+    roundings: Vec<String>,
+    notes: Vec<String>,
+    soft_override: String,
+    verification: String,
+    can_override: bool,
+    can_verify: bool,
+}
+
+/// "by USER at TIME: REASON" for an override or a verification record.
+fn who_when<T: Serialize>(record: &T) -> String {
+    let v = serde_json::to_value(record).unwrap_or_default();
+    let text = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+    let mut out = format!("by {} at {}", text("by"), text("at"));
+    if !text("reason").is_empty() {
+        out.push_str(&format!(": {}", text("reason")));
+    }
+    out
+}
+
+fn num(n: &ketcare_clinical::dose::Number) -> String {
+    format!("{} {}", ketcare_core::units::trim_float(n.value), n.unit)
+}
+
+fn order_page(p: &Principal, o: &StoredOrder) -> OrderPage {
+    let c = &o.order.calculation;
+    let view = calculation_view(c);
+    let state = code(&o.order.state);
+    OrderPage {
+        nav: Nav::of(p),
+        id: o.id,
+        patient_id: o.patient_id.get(),
+        title: c.protocol_title.clone(),
+        protocol: format!("{} v{}", c.protocol_id, c.protocol_version),
+        author: o.order.author.as_str().to_owned(),
+        created_at: o.order.created_at.as_str().to_owned(),
+        numbers: view.numbers,
+        limits: view.limits,
+        soft: view.soft,
+        roundings: view.roundings,
+        notes: view.notes,
         soft_override: o
             .order
             .soft_override

@@ -558,8 +558,52 @@ async fn orders_take_their_facts_from_the_record() {
         );
         assert!(!form.body.contains("name=\"weight_kg\""), "{}", form.body);
         let prescriber = app.login("priya").await;
-        let r = app
+        // "Calculate and check" shows the calculation and stores nothing; signing is a second
+        // action on that calculation.
+        let records = app.store.count("clinical_records").await.unwrap();
+        let shown = app
             .post_form(
+                &format!("/patients/{adult}/orders"),
+                &prescriber,
+                &[
+                    ("protocol", "sedation-adult-iv-ketamine"),
+                    ("amount_mg_per_kg", "0.5"),
+                    ("intent", "preview"),
+                ],
+            )
+            .await;
+        assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+        assert!(shown.body.contains("id=\"preview-numbers\"") && shown.body.contains("35 mg"));
+        assert!(shown.body.contains("Sign this order"));
+        // What was typed stays in the form.
+        assert!(
+            shown
+                .body
+                .contains("name=\"amount_mg_per_kg\" inputmode=\"decimal\" value=\"0.5\"")
+        );
+        assert_eq!(app.store.count("clinical_records").await.unwrap(), records);
+        // A stale fingerprint (the form changed after the preview) signs nothing.
+        let stale = app
+            .post_form(
+                &format!("/patients/{adult}/orders"),
+                &prescriber,
+                &[
+                    ("protocol", "sedation-adult-iv-ketamine"),
+                    ("amount_mg_per_kg", "0.6"),
+                    ("intent", "sign"),
+                    ("preview_digest", "not-the-preview"),
+                ],
+            )
+            .await;
+        assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+        assert!(
+            stale.body.contains("not the one you checked"),
+            "{}",
+            stale.body
+        );
+        assert_eq!(app.store.count("clinical_records").await.unwrap(), records);
+        let r = app
+            .sign_dose_on_page(
                 &format!("/patients/{adult}/orders"),
                 &prescriber,
                 &[
@@ -822,7 +866,7 @@ mod adversarial {
                         .unwrap_or("none")]["amount"]["mg_per_kg"]
                         .to_string();
                     let r = app
-                        .post_form(
+                        .sign_dose_on_page(
                             &format!("/patients/{pid}/orders"),
                             &page_auth,
                             &[

@@ -339,6 +339,38 @@ impl TestApp {
         (oid, s.json()["id"].as_i64().unwrap())
     }
 
+    /// Orders a dose on the page as a prescriber does: "Calculate and check" shows the
+    /// calculation, then "Sign this order" sends the preview's fingerprint back. A refused
+    /// preview is returned as it is.
+    pub async fn sign_dose_on_page(
+        &self,
+        path: &str,
+        auth: &Auth,
+        fields: &[(&str, &str)],
+    ) -> Reply {
+        let mut preview: Vec<(&str, &str)> = fields.to_vec();
+        preview.push(("intent", "preview"));
+        let shown = self.post_form(path, auth, &preview).await;
+        if shown.status != StatusCode::OK {
+            return shown;
+        }
+        let marker = "name=\"preview_digest\" value=\"";
+        let start = shown
+            .body
+            .find(marker)
+            .expect("a preview carries its fingerprint")
+            + marker.len();
+        let digest = shown.body[start..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let mut sign: Vec<(&str, &str)> = fields.to_vec();
+        sign.push(("intent", "sign"));
+        sign.push(("preview_digest", &digest));
+        self.post_form(path, auth, &sign).await
+    }
+
     /// A consent on file for `protocol` (its current version), signed a day before the test
     /// clock.
     pub async fn consent_for(&self, pid: &str, protocol: &str) {
