@@ -24,6 +24,7 @@ pub mod pk;
 pub mod screenings;
 pub mod sessions;
 pub mod settings_registry;
+pub mod worklists;
 
 pub use error::{Error, Result};
 pub use facts::PatientFacts;

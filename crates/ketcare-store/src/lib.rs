@@ -378,6 +378,19 @@ pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore {
 
     /// Raw access for tests that tamper with stored data on purpose.
     async fn execute_raw(&self, sql: &str) -> Result<u64>;
+    /// Records of `kind` in one of `states` (worklists), oldest first; each an audited access.
+    async fn records_in_states(
+        &self,
+        actor: &Actor,
+        kind: RecordKind,
+        states: &[&str],
+    ) -> Result<Vec<ClinicalRecord>>;
+    /// Name, MRN and date of birth of these patients (worklists); each an audited access.
+    async fn patient_summaries(
+        &self,
+        actor: &Actor,
+        ids: &[PatientId],
+    ) -> Result<Vec<PatientSummary>>;
     /// Rows in one of ketcare's tables (for tests and `ketcare status`).
     async fn count(&self, table: &str) -> Result<i64>;
 }

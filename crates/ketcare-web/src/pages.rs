@@ -320,15 +320,63 @@ pub struct HomePage {
     nav: Option<Nav>,
     display_name: String,
     role: String,
-    safety_alerts: Vec<ketcare_store::measures::SafetyAlert>,
+    /// Open suicide-risk alerts with the patient's name and MRN.
+    safety_alerts: Vec<(ketcare_store::measures::SafetyAlert, String)>,
+    /// The role's work queues.
+    queues: Vec<ketcare_app::worklists::Queue>,
+    /// A queue could not be read (the page still shows what it could).
+    queue_error: String,
 }
 
 pub async fn home(State(s): State<AppState>, p: Principal) -> Response {
+    let alerts = ketcare_app::measures::open_alerts(s.store.as_ref(), &p.actor).await;
+    let mut ids: Vec<PatientId> = alerts.iter().map(|a| a.patient_id).collect();
+    ids.sort();
+    ids.dedup();
+    let names: std::collections::BTreeMap<PatientId, String> = if ids.is_empty() {
+        Default::default()
+    } else {
+        s.store
+            .patient_summaries(&p.actor, &ids)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|x| {
+                (
+                    x.id,
+                    format!("{}, {} ({})", x.family_name, x.given_name, x.mrn),
+                )
+            })
+            .collect()
+    };
+    let safety_alerts = alerts
+        .into_iter()
+        .map(|a| {
+            let who = names
+                .get(&a.patient_id)
+                .cloned()
+                .unwrap_or_else(|| format!("Patient {}", a.patient_id));
+            (a, who)
+        })
+        .collect();
+    let (queues, queue_error) =
+        match ketcare_app::worklists::home(s.store.as_ref(), &s.library(), &p.actor).await {
+            Ok(q) => (q, String::new()),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the work queues");
+                (
+                    Vec::new(),
+                    "The work queues could not be read; try again.".into(),
+                )
+            }
+        };
     render_html(&HomePage {
         nav: Nav::of(&p),
         display_name: p.user.display_name.clone(),
         role: p.user.role.to_string(),
-        safety_alerts: ketcare_app::measures::open_alerts(s.store.as_ref(), &p.actor).await,
+        safety_alerts,
+        queues,
+        queue_error,
     })
 }
 

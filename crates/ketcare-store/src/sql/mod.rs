@@ -499,6 +499,23 @@ impl Store for SqlStore {
             .rows_affected())
     }
 
+    async fn records_in_states(
+        &self,
+        actor: &Actor,
+        kind: RecordKind,
+        states: &[&str],
+    ) -> Result<Vec<ClinicalRecord>> {
+        SqlStore::records_in_states(self, actor, kind, states).await
+    }
+
+    async fn patient_summaries(
+        &self,
+        actor: &Actor,
+        ids: &[PatientId],
+    ) -> Result<Vec<PatientSummary>> {
+        SqlStore::patient_summaries(self, actor, ids).await
+    }
+
     async fn count(&self, table: &str) -> Result<i64> {
         if !KNOWN_TABLES.contains(&table) {
             return Err(StoreError::NotFound {

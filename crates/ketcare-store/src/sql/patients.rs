@@ -373,6 +373,39 @@ impl SqlStore {
         Ok(found)
     }
 
+    /// The summaries (name, MRN, date of birth) of these patients, for a worklist; each is an
+    /// audited access.
+    pub(crate) async fn patient_summaries(
+        &self,
+        actor: &Actor,
+        ids: &[PatientId],
+    ) -> Result<Vec<PatientSummary>> {
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        let mut out = Vec::new();
+        for id in ids {
+            let row = sqlx::query_as::<_, SummaryRow>(
+                "SELECT id, mrn, given_name, family_name, date_of_birth, sex FROM patients WHERE id = $1",
+            )
+            .bind(id.get())
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(r) = row {
+                out.push(PatientSummary::try_from(r)?);
+                tx.audit(&AuditEvent::new(
+                    "patient.listed",
+                    Some(id.get()),
+                    "worklist",
+                ))
+                .await?;
+            }
+        }
+        if out.is_empty() {
+            return Ok(out);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
     pub(crate) async fn add_guardian(
         &self,
         actor: &Actor,

@@ -180,4 +180,44 @@ impl SqlStore {
         .map(ClinicalRecord::try_from)
         .collect()
     }
+
+    /// Records of `kind` in one of `states`, oldest first, for a worklist; each listed record is
+    /// an audited access to its patient.
+    pub(crate) async fn records_in_states(
+        &self,
+        actor: &Actor,
+        kind: RecordKind,
+        states: &[&str],
+    ) -> Result<Vec<ClinicalRecord>> {
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        let mut found = Vec::new();
+        for state in states {
+            let rows = sqlx::query_as::<_, ClinicalRow>(concat!(
+                "SELECT ",
+                record_columns!(),
+                " FROM clinical_records WHERE kind = $1 AND state = $2 ORDER BY id"
+            ))
+            .bind(kind.as_str())
+            .bind(*state)
+            .fetch_all(&mut **tx)
+            .await?;
+            for r in rows {
+                found.push(ClinicalRecord::try_from(r)?);
+            }
+        }
+        if found.is_empty() {
+            return Ok(found);
+        }
+        found.sort_by_key(|r| r.id);
+        for r in &found {
+            tx.audit(&AuditEvent::new(
+                &format!("{}.listed", kind.as_str()),
+                Some(r.patient_id.get()),
+                format!("{} {} on a worklist ({})", kind.as_str(), r.id, r.state),
+            ))
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(found)
+    }
 }

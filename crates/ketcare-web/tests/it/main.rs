@@ -16,3 +16,4 @@ mod session_history;
 mod sessions;
 mod site_changes;
 mod story;
+mod worklists;

@@ -1,0 +1,208 @@
+//! The work waiting for the signed-in user, by what their role may do: orders to verify or to
+//! pass with a reason, the sessions in the chairs with their open alarms, the ledger's open
+//! discrepancies and the site settings that still block something. Each item links to the page
+//! where the work is done. Every patient shown is an audited access.
+
+use crate::clinical;
+use crate::error::Result;
+use ketcare_clinical::Library;
+use ketcare_clinical::dose::OrderState;
+use ketcare_core::patient::PatientSummary;
+use ketcare_core::{Actor, PatientId, Permission};
+use ketcare_store::{RecordKind, Store};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One piece of work.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct WorkItem {
+    /// Who or what it is about, e.g. "Alvarez, Maria (KC-1001)".
+    pub label: String,
+    /// What is waiting, in words.
+    pub detail: String,
+    /// Where the work is done.
+    pub href: String,
+    /// Needs attention now (an open alarm, a crossed limit).
+    pub urgent: bool,
+}
+
+/// One queue of the home page.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Queue {
+    /// Stable id for pages and tests, e.g. "orders-to-verify".
+    pub id: &'static str,
+    pub title: &'static str,
+    /// What the empty queue says.
+    pub empty: &'static str,
+    pub items: Vec<WorkItem>,
+}
+
+fn name(p: Option<&PatientSummary>) -> String {
+    p.map(|p| format!("{}, {} ({})", p.family_name, p.given_name, p.mrn))
+        .unwrap_or_else(|| "a patient".into())
+}
+
+/// The queues the actor's role works on, in the order of a clinic's day.
+pub async fn home(store: &dyn Store, library: &Library, actor: &Actor) -> Result<Vec<Queue>> {
+    let mut queues = Vec::new();
+    let may = |p: Permission| actor.may(p);
+
+    // Dose orders: verification by a second clinician, and soft limits awaiting a reason.
+    let mut orders = Vec::new();
+    if may(Permission::VerifyDose) || may(Permission::OverrideClinical) {
+        let states = ["pending_verification", "needs_override"];
+        for r in store
+            .records_in_states(actor, RecordKind::DoseOrder, &states)
+            .await?
+        {
+            orders.push(clinical::order_of(&r)?);
+        }
+    }
+    let mut sessions = Vec::new();
+    if may(Permission::RunSession) {
+        sessions = store.active_sessions(actor).await?;
+    }
+    let mut ids: Vec<PatientId> = orders
+        .iter()
+        .map(|o| o.patient_id)
+        .chain(sessions.iter().map(|s| s.patient_id))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let people: BTreeMap<PatientId, PatientSummary> = if ids.is_empty() {
+        BTreeMap::new()
+    } else {
+        store
+            .patient_summaries(actor, &ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p))
+            .collect()
+    };
+    let order_item = |o: &crate::clinical::StoredOrder, detail: String| WorkItem {
+        label: name(people.get(&o.patient_id)),
+        detail,
+        href: format!("/orders/{}", o.id),
+        urgent: false,
+    };
+    if may(Permission::VerifyDose) {
+        queues.push(Queue {
+            id: "orders-to-verify",
+            title: "Dose orders to verify",
+            empty: "No order waits for a second clinician.",
+            items: orders
+                .iter()
+                .filter(|o| {
+                    o.order.state == OrderState::PendingVerification
+                        && o.order.author.as_str() != actor.username
+                })
+                .map(|o| {
+                    order_item(
+                        o,
+                        format!(
+                            "{} — signed by {}",
+                            o.order.calculation.protocol_title,
+                            o.order.author.as_str()
+                        ),
+                    )
+                })
+                .collect(),
+        });
+    }
+    if may(Permission::OverrideClinical) {
+        queues.push(Queue {
+            id: "orders-to-override",
+            title: "Orders past a soft limit",
+            empty: "No order waits for a reason to pass a soft limit.",
+            items: orders
+                .iter()
+                .filter(|o| o.order.state == OrderState::NeedsOverride)
+                .map(|o| WorkItem {
+                    urgent: true,
+                    ..order_item(
+                        o,
+                        format!(
+                            "{} — soft limit crossed: {}",
+                            o.order.calculation.protocol_title,
+                            o.order
+                                .calculation
+                                .soft_limits_crossed
+                                .iter()
+                                .map(|l| l.label.as_str())
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        ),
+                    )
+                })
+                .collect(),
+        });
+    }
+    if may(Permission::RunSession) {
+        queues.push(Queue {
+            id: "sessions-now",
+            title: "Patients in the chairs",
+            empty: "No patient is checked in.",
+            items: sessions
+                .iter()
+                .map(|s| {
+                    let open = s.session.alarms.iter().filter(|a| a.is_open()).count();
+                    let mut detail = format!("{} — {}", s.session.chair, s.session.phase.label());
+                    if open > 0 {
+                        detail.push_str(&format!(
+                            " — {open} open alarm{}",
+                            if open == 1 { "" } else { "s" }
+                        ));
+                    }
+                    WorkItem {
+                        label: name(people.get(&s.patient_id)),
+                        detail,
+                        href: format!("/sessions/{}", s.id),
+                        urgent: open > 0,
+                    }
+                })
+                .collect(),
+        });
+    }
+    if may(Permission::LedgerManage) {
+        let ledger = store.ledger_state(actor).await?;
+        queues.push(Queue {
+            id: "ledger-discrepancies",
+            title: "Open count discrepancies",
+            empty: "No discrepancy is open.",
+            items: ledger
+                .open_discrepancies()
+                .map(|d| WorkItem {
+                    label: format!("Container {}", d.container),
+                    detail: format!(
+                        "counted {} mL, book {} mL",
+                        ketcare_core::units::trim_float(d.counted_ul as f64 / 1000.0),
+                        ketcare_core::units::trim_float(d.expected_ul as f64 / 1000.0)
+                    ),
+                    href: "/ledger#discrepancies".into(),
+                    urgent: true,
+                })
+                .collect(),
+        });
+    }
+    if may(Permission::SiteSettingsWrite) {
+        let (settings, _) = clinical::settings(store).await?;
+        let registry = crate::settings_registry::load(store, library).await?;
+        queues.push(Queue {
+            id: "settings-needed",
+            title: "Site settings that still block something",
+            empty: "Nothing waits for a site setting.",
+            items: registry
+                .settings
+                .iter()
+                .filter(|s| s.blocks && settings.value(&s.key).is_none())
+                .map(|s| WorkItem {
+                    label: s.key.clone(),
+                    detail: s.when_unset.clone(),
+                    href: format!("/settings#setting-{}", s.key),
+                    urgent: false,
+                })
+                .collect(),
+        });
+    }
+    Ok(queues)
+}

@@ -1,0 +1,120 @@
+//! The home page's work queues, on SQLite and PostgreSQL: each role sees the work waiting for
+//! it, by patient name and MRN, one click from where it is done.
+
+use crate::common;
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use ketcare_core::Role;
+use ketcare_store::testing::BACKENDS;
+use serde_json::json;
+
+/// The text of one queue section of the home page.
+fn queue<'a>(html: &'a str, id: &str) -> &'a str {
+    let start = html
+        .find(&format!("<section class=\"queue\" id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no queue {id} in {html}"));
+    let rest = &html[start..];
+    &rest[..rest.find("</section>").unwrap_or(rest.len())]
+}
+
+#[tokio::test]
+async fn each_role_sees_its_queue_by_name_and_mrn() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.set_test_site_settings().await;
+        for (u, r) in [
+            ("doc", Role::Prescriber),
+            ("pharm", Role::Pharmacist),
+            ("nurse", Role::Nurse),
+            ("alex", Role::Administrator),
+            ("sam", Role::Scheduler),
+        ] {
+            app.add_user(u, r).await;
+        }
+        let nurse_page = app.login("nurse").await;
+        let mut form = minor_form();
+        form.retain(|(k, _)| !matches!(*k, "date_of_birth" | "mrn" | "weight_value"));
+        form.extend([
+            ("date_of_birth", "1980-05-01"),
+            ("mrn", "WQ-7"),
+            ("weight_value", "70"),
+        ]);
+        let pid = app
+            .post_form("/patients", &nurse_page, &form)
+            .await
+            .location()
+            .trim_start_matches("/patients/")
+            .to_owned();
+        let doc = app.bearer("doc").await;
+        let order = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/orders"),
+                &doc,
+                &json!({
+                "protocol_id": "trd-adult-iv-ketamine",
+                "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50}}),
+            )
+            .await;
+        assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
+        let oid = order.json()["id"].as_i64().unwrap();
+
+        // The nurse's queue holds the order to verify, by name and MRN, linking to it.
+        let home = app.get("/", &nurse_page).await;
+        let q = queue(&home.body, "orders-to-verify");
+        assert!(q.contains("Quill, Robin (WQ-7)"), "{backend:?}: {q}");
+        assert!(q.contains(&format!("href=\"/orders/{oid}\"")), "{q}");
+        assert!(q.contains("aria-label=\"1 waiting\""), "{q}");
+        // The author does not see their own order to verify.
+        let doc_page = app.login("doc").await;
+        let home = app.get("/", &doc_page).await;
+        assert!(!queue(&home.body, "orders-to-verify").contains("WQ-7"));
+        // A scheduler has no clinical queue; the administrator sees what settings still block.
+        let home = app.get("/", &app.login("sam").await).await;
+        assert!(!home.body.contains("orders-to-verify"), "{}", home.body);
+        let home = app.get("/", &app.login("alex").await).await;
+        let q = queue(&home.body, "settings-needed");
+        assert!(q.contains("session.ketamine.bp_gate_systolic_mmhg"), "{q}");
+        assert!(q.contains("href=\"/settings#setting-"), "{q}");
+
+        // Verified: gone from the queue; scheduled and checked in: in the chairs.
+        let pharm = app.bearer("pharm").await;
+        let v = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/orders/{oid}/verify"),
+                &pharm,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(v.status, StatusCode::OK, "{}", v.body);
+        let nurse = app.bearer("nurse").await;
+        let s = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/sessions"),
+                &nurse,
+                &json!({"order_id": oid, "chair": "Chair 4"}),
+            )
+            .await;
+        let sid = s.json()["id"].as_i64().unwrap();
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/sessions/{sid}/commands"),
+                &nurse,
+                &json!({"command": "check_in"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let home = app.get("/", &nurse_page).await;
+        assert!(queue(&home.body, "orders-to-verify").contains("No order waits"));
+        let q = queue(&home.body, "sessions-now");
+        assert!(
+            q.contains("Quill, Robin (WQ-7)") && q.contains("Chair 4"),
+            "{q}"
+        );
+        assert!(q.contains(&format!("href=\"/sessions/{sid}\"")), "{q}");
+    }
+}
