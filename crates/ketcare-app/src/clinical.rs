@@ -294,7 +294,7 @@ pub async fn transition(
     let current = order_of(&r)?;
     let next = step(&current.order, username(actor)?, timestamp(now)?).map_err(|e| {
         AppError::invalid(
-            if action.ends_with("override") {
+            if action.ends_with("override") || action.ends_with("withdraw") {
                 "reason"
             } else {
                 "order"

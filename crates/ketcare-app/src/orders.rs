@@ -309,3 +309,58 @@ async fn load(
     let today = crate::today(now);
     PatientFacts::load(store, actor, patient, today, library.age_bands()).await
 }
+
+/// Withdraws a dose order with a reason, before anything of it is given. Refused while a session
+/// that uses it is still open (cancel the session first), and once a session has given any of it.
+pub async fn withdraw(
+    store: &dyn Store,
+    actor: &Actor,
+    id: ketcare_core::RecordId,
+    reason: &str,
+    now: i64,
+) -> Result<StoredOrder> {
+    if !actor.may(Permission::OrderDose) {
+        return Err(Error::Forbidden(
+            "only a prescriber withdraws a dose order".into(),
+        ));
+    }
+    if reason.trim().is_empty() {
+        return Err(Error::invalid(
+            "reason",
+            "say why the order is withdrawn (recorded with your name and the time)",
+        ));
+    }
+    let current = crate::clinical::order_of(
+        &store
+            .record(actor, ketcare_store::RecordKind::DoseOrder, id)
+            .await?,
+    )?;
+    for s in store.patient_sessions(actor, current.patient_id).await? {
+        if s.session.dose_order_id != Some(id.get()) {
+            continue;
+        }
+        if !s.session.administrations.is_empty() {
+            return Err(Error::Conflict(format!(
+                "session {} has given this order: it cannot be withdrawn; record what happened in the session",
+                s.id
+            )));
+        }
+        if s.session.is_open() {
+            return Err(Error::Conflict(format!(
+                "session {} ({}) uses this order: cancel the session first, then withdraw the order",
+                s.id,
+                s.session.phase.label()
+            )));
+        }
+    }
+    crate::clinical::transition(
+        store,
+        actor,
+        id,
+        Permission::OrderDose,
+        "dose_order.withdraw",
+        |o, u, t| o.withdraw(u, reason, t),
+        now,
+    )
+    .await
+}

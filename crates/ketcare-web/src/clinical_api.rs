@@ -269,6 +269,19 @@ pub async fn verify_order(
     ))
 }
 
+/// A prescriber withdraws a wrong order with a reason, before anything of it is given.
+#[utoipa::path(post, path = "/api/v1/orders/{oid}/withdraw", params(("oid" = i64, Path)), request_body(content = Object, description = "{reason}"), responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn withdraw_order(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<RecordId>,
+    JsonBody(b): JsonBody<ReasonBody>,
+) -> Result<Json<StoredOrder>, AppError> {
+    Ok(Json(
+        ketcare_app::orders::withdraw(s.store.as_ref(), &p.actor, id, &b.reason, s.now()).await?,
+    ))
+}
+
 #[derive(Deserialize)]
 pub struct LimitChangeBody {
     pub protocol_id: String,
@@ -367,6 +380,7 @@ pub async fn add_site_protocol(
     order,
     get_order,
     override_order,
-    verify_order
+    verify_order,
+    withdraw_order
 ))]
 pub struct ClinicalApiDoc;

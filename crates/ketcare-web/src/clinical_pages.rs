@@ -1292,6 +1292,11 @@ pub struct OrderPage {
     verification: String,
     can_override: bool,
     can_verify: bool,
+    /// Who withdrew it, when and why ("" while in force).
+    withdrawal: String,
+    can_withdraw: bool,
+    withdraw_error: String,
+    withdraw_reason: String,
 }
 
 /// "by USER at TIME: REASON" for an override or a verification record.
@@ -1343,6 +1348,16 @@ fn order_page(p: &Principal, o: &StoredOrder) -> OrderPage {
         can_verify: o.order.state == OrderState::PendingVerification
             && p.user.role.allows(Permission::VerifyDose)
             && o.order.author.as_str() != p.actor.username,
+        withdrawal: o
+            .order
+            .withdrawal
+            .as_ref()
+            .map(who_when)
+            .unwrap_or_default(),
+        can_withdraw: o.order.state != OrderState::Withdrawn
+            && p.user.role.allows(Permission::OrderDose),
+        withdraw_error: String::new(),
+        withdraw_reason: String::new(),
         state,
     }
 }
@@ -1393,6 +1408,29 @@ pub async fn verify_order(
     )
     .await?;
     Ok(Redirect::to(&format!("/orders/{id}")).into_response())
+}
+
+pub async fn withdraw_order(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<RecordId>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let pairs = form_pairs(&body)?;
+    let reason = field(&pairs, "withdraw_reason").to_owned();
+    match ketcare_app::orders::withdraw(s.store.as_ref(), &p.actor, id, &reason, s.now()).await {
+        Ok(_) => Ok(Redirect::to(&format!("/orders/{id}")).into_response()),
+        Err(e @ (ketcare_app::Error::Invalid(_) | ketcare_app::Error::Conflict(_))) => {
+            let r = s.store.record(&p.actor, RecordKind::DoseOrder, id).await?;
+            let mut page = order_page(&p, &clinical::order_of(&r)?);
+            page.withdraw_error = invalid_text(&AppError::from(e));
+            page.withdraw_reason = reason;
+            let mut resp = render_html(&page);
+            *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(resp)
+        }
+        Err(e) => Err(AppError::from(e).into()),
+    }
 }
 
 /// Links from the patient page: the patient's screenings and orders, newest first.

@@ -119,6 +119,7 @@ fn core_table() -> Vec<Entry> {
         r(Get, "/orders/{oid}", Requires(PatientRead), cpages::order),
         r(Post, "/orders/{oid}/override", Requires(OverrideClinical), cpages::override_order),
         r(Post, "/orders/{oid}/verify", Requires(VerifyDose), cpages::verify_order),
+        r(Post, "/orders/{oid}/withdraw", Requires(OrderDose), cpages::withdraw_order),
         // Clinical core: API
         r(Get, "/api/v1/protocols", SignedIn, capi::protocols),
         r(Get, "/api/v1/protocols/{pid}", SignedIn, capi::protocol),
@@ -138,6 +139,7 @@ fn core_table() -> Vec<Entry> {
         r(Get, "/api/v1/orders/{oid}", Requires(PatientRead), capi::get_order),
         r(Post, "/api/v1/orders/{oid}/override", Requires(OverrideClinical), capi::override_order),
         r(Post, "/api/v1/orders/{oid}/verify", Requires(VerifyDose), capi::verify_order),
+        r(Post, "/api/v1/orders/{oid}/withdraw", Requires(OrderDose), capi::withdraw_order),
         // Administration
         r(Get, "/audit", Requires(AuditRead), pages::audit),
         r(Get, "/api/v1/audit", Requires(AuditRead), api::audit_records),

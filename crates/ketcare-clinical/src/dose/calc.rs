@@ -360,6 +360,7 @@ pub fn calculate(
         state,
         soft_override: None,
         verification: None,
+        withdrawal: None,
     })
 }
 

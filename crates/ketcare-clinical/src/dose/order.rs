@@ -1,4 +1,5 @@
-//! The order lifecycle: soft-limit override, then verification by a second clinician.
+//! The order lifecycle: soft-limit override, then verification by a second clinician; a wrong
+//! order is withdrawn with a reason before it is given.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +14,28 @@ pub enum OrderState {
     /// Waiting for a second clinician (not the author) to verify.
     PendingVerification,
     Verified,
+    /// Withdrawn with a reason before it was given; it can no longer be verified or scheduled.
+    Withdrawn,
+}
+
+impl OrderState {
+    /// The state in words, for pages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::NeedsOverride => "needs a reason to pass a soft limit",
+            Self::PendingVerification => "waiting for a second clinician",
+            Self::Verified => "verified",
+            Self::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+/// Who withdrew an order, why and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    pub by: Username,
+    pub reason: String,
+    pub at: Timestamp,
 }
 
 /// Who passed the soft limits, why and when.
@@ -39,6 +62,8 @@ pub struct DoseOrder {
     pub state: OrderState,
     pub soft_override: Option<SoftLimitOverride>,
     pub verification: Option<Verification>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawal: Option<Withdrawal>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
@@ -52,6 +77,8 @@ pub enum OrderError {
     EmptyReason,
     #[error("the verifier must be a second clinician, not the author {author}")]
     VerifierIsAuthor { author: String },
+    #[error("the order is already withdrawn")]
+    AlreadyWithdrawn,
 }
 
 impl DoseOrder {
@@ -84,6 +111,29 @@ impl DoseOrder {
             at,
         });
         next.state = OrderState::PendingVerification;
+        Ok(next)
+    }
+
+    /// Withdraws the order with a reason (the caller checks that nothing of it was given).
+    pub fn withdraw(
+        &self,
+        by: Username,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<DoseOrder, OrderError> {
+        if self.state == OrderState::Withdrawn {
+            return Err(OrderError::AlreadyWithdrawn);
+        }
+        if reason.trim().is_empty() {
+            return Err(OrderError::EmptyReason);
+        }
+        let mut next = self.clone();
+        next.withdrawal = Some(Withdrawal {
+            by,
+            reason: reason.trim().to_string(),
+            at,
+        });
+        next.state = OrderState::Withdrawn;
         Ok(next)
     }
 

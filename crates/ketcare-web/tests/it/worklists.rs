@@ -118,3 +118,120 @@ async fn each_role_sees_its_queue_by_name_and_mrn() {
         assert!(q.contains(&format!("href=\"/sessions/{sid}\"")), "{q}");
     }
 }
+
+/// A wrong order is withdrawn with a reason, on the page and the API, and can then no longer be
+/// verified or scheduled; while a session uses it, the session must be cancelled first.
+#[tokio::test]
+async fn a_wrong_order_is_withdrawn_with_a_reason_before_it_is_given() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.set_test_site_settings().await;
+        for (u, r) in [
+            ("doc", Role::Prescriber),
+            ("pharm", Role::Pharmacist),
+            ("nurse", Role::Nurse),
+        ] {
+            app.add_user(u, r).await;
+        }
+        let nurse_page = app.login("nurse").await;
+        let mut form = minor_form();
+        form.retain(|(k, _)| !matches!(*k, "date_of_birth" | "mrn"));
+        form.extend([("date_of_birth", "1980-05-01"), ("mrn", "WD-1")]);
+        let pid = app
+            .post_form("/patients", &nurse_page, &form)
+            .await
+            .location()
+            .trim_start_matches("/patients/")
+            .to_owned();
+        let (doc, pharm, nurse) = (
+            app.bearer("doc").await,
+            app.bearer("pharm").await,
+            app.bearer("nurse").await,
+        );
+        let body = json!({"protocol_id": "trd-adult-iv-ketamine",
+            "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50}});
+        let (oid, sid) = app
+            .verified_order_session(&pid, (&doc, &pharm, &nurse), &body, "Chair 1")
+            .await;
+        let withdraw = |reason: &'static str| {
+            let (app, doc) = (&app, doc.clone());
+            async move {
+                app.json(
+                    Method::POST,
+                    &format!("/api/v1/orders/{oid}/withdraw"),
+                    &doc,
+                    &json!({"reason": reason}),
+                )
+                .await
+            }
+        };
+        // A nurse may not withdraw; a session that uses the order must be cancelled first.
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/orders/{oid}/withdraw"),
+                &nurse,
+                &json!({"reason": "x"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        let r = withdraw("wrong patient weight").await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{backend:?}: {}", r.body);
+        assert!(r.body.contains(&format!("session {sid}")), "{}", r.body);
+        let c = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/sessions/{sid}/commands"),
+                &nurse,
+                &json!({"command": "cancel", "reason": "order to be withdrawn"}),
+            )
+            .await;
+        assert_eq!(c.status, StatusCode::OK, "{}", c.body);
+        // The page asks for a reason, keeping the form.
+        let doc_page = app.login("doc").await;
+        let r = app
+            .post_form(
+                &format!("/orders/{oid}/withdraw"),
+                &doc_page,
+                &[("withdraw_reason", " ")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(
+            r.body.contains("id=\"withdraw-error\"") && r.body.contains("reason"),
+            "{}",
+            r.body
+        );
+        let r = app
+            .post_form(
+                &format!("/orders/{oid}/withdraw"),
+                &doc_page,
+                &[("withdraw_reason", "wrong patient weight")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let page = app.get(&format!("/orders/{oid}"), &doc_page).await;
+        assert!(
+            page.body.contains("id=\"withdrawal\"") && page.body.contains("wrong patient weight")
+        );
+        assert!(!page.body.contains("id=\"withdraw-form\""));
+        let o = app.get(&format!("/api/v1/orders/{oid}"), &doc).await.json();
+        assert_eq!(o["order"]["state"], "withdrawn", "{o}");
+        assert_eq!(o["order"]["withdrawal"]["by"], "doc");
+        // Withdrawn: not scheduled again, not withdrawn twice.
+        let s = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/sessions"),
+                &nurse,
+                &json!({"order_id": oid, "chair": "Chair 2"}),
+            )
+            .await;
+        assert_eq!(s.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", s.body);
+        assert!(s.body.contains("withdrawn"), "{}", s.body);
+        assert_eq!(
+            withdraw("again").await.status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+}
