@@ -1732,7 +1732,8 @@ impl Session {
         self.raise(findings, reading.at)
     }
 
-    /// Time rules (missed vitals, esketamine BP check) at `now`, given the session's readings.
+    /// Time rules (missed vitals, esketamine BP check) at `now`, given the session's readings (the
+    /// baseline on the checklist counts as one).
     pub fn on_tick(&mut self, readings: &[VitalReading], now: Timestamp) -> Vec<Alarm> {
         if !matches!(
             self.phase,
@@ -1746,7 +1747,17 @@ impl Session {
         } else {
             None
         };
-        let findings = alarms::check_time(&self.plan, self.dose_start(), last, readings, now);
+        // The check at 0 min is due the moment dosing starts and is met by the vitals taken for
+        // it before dosing (the checklist's baseline, which dosing needs); they are kept on the
+        // session, not among the stored readings.
+        let readings: Vec<VitalReading> = self
+            .checklist
+            .baseline
+            .iter()
+            .chain(readings)
+            .cloned()
+            .collect();
+        let findings = alarms::check_time(&self.plan, self.dose_start(), last, &readings, now);
         self.raise(findings, now)
     }
 
