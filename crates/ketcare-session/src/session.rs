@@ -1735,11 +1735,7 @@ impl Session {
     /// Time rules (missed vitals, esketamine BP check) at `now`, given the session's readings (the
     /// baseline on the checklist counts as one).
     pub fn on_tick(&mut self, readings: &[VitalReading], now: Timestamp) -> Vec<Alarm> {
-        if !matches!(
-            self.phase,
-            Phase::Running | Phase::Paused | Phase::Observation | Phase::Escalated
-        ) || self.signature.is_some()
-        {
+        if !self.on_the_clock() {
             return vec![];
         }
         let last = if self.plan.mode == Mode::Esketamine {
@@ -1761,8 +1757,21 @@ impl Session {
         self.raise(findings, now)
     }
 
-    /// The next scheduled check at or after `now`, if any.
+    /// Whether the time rules run: from the start of dosing through observation (or an
+    /// escalation), unsigned; not once the session is ready for discharge or has ended.
+    fn on_the_clock(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Running | Phase::Paused | Phase::Observation | Phase::Escalated
+        ) && self.signature.is_none()
+    }
+
+    /// The next scheduled check at or after `now`, while the time rules run (none once the
+    /// session is ready for discharge, discharged, transferred or cancelled).
     pub fn next_check(&self, now: Timestamp) -> Option<Timestamp> {
+        if !self.on_the_clock() {
+            return None;
+        }
         let start = self.dose_start()?;
         let horizon = Timestamp::from_second(now.as_second() + 24 * 3600).ok()?;
         let mut due = alarms::schedule(&self.plan, start, horizon);

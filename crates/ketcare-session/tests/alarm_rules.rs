@@ -405,6 +405,35 @@ proptest! {
 }
 
 #[test]
+fn no_next_check_once_the_session_has_ended() {
+    // With a site interval the checks go on after the cited schedule; they stop with the session.
+    let plan = || plan_set("session.alarm.vitals_interval_minutes", 30.0);
+    for phase in [
+        Phase::Running,
+        Phase::Paused,
+        Phase::Escalated,
+        Phase::Observation,
+    ] {
+        assert!(
+            session_in(plan(), phase).next_check(at(200.0)).is_some(),
+            "{phase:?}"
+        );
+    }
+    for phase in [
+        Phase::ReadyForDischarge,
+        Phase::Discharged,
+        Phase::Transferred,
+        Phase::Cancelled,
+    ] {
+        assert_eq!(
+            session_in(plan(), phase).next_check(at(200.0)),
+            None,
+            "{phase:?}"
+        );
+    }
+}
+
+#[test]
 fn vitals_before_dosing_raise_nothing() {
     let plan = plan_set("session.alarm.systolic_high_mmhg", 150.0);
     let mut s = session_in(plan, Phase::PreAssessment);
