@@ -226,8 +226,12 @@ test('a guardian consents with the minor\'s assent; a pharmacist receives and co
   await page.click('#receive-form button[type=submit]');
   await page.waitForSelector('#ledger-message');
   assert.match(await page.textContent('#ledger-message'), /recorded \(receive\)/);
-  await page.fill('#period', 'close of business');
+  // The count is blind: empty boxes, no book on the form.
+  await page.click('#count-link');
   const last = page.locator('#count-form input[name^=counted_]').last();
+  assert.equal(await last.inputValue(), '');
+  assert.doesNotMatch(await page.textContent('#count-form'), /mL left/);
+  await page.fill('#period', 'close of business');
   await last.fill('4.5');
   await page.click('#count-form button[type=submit]');
   await page.waitForSelector('#discrepancies');

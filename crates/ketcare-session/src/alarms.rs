@@ -309,7 +309,9 @@ pub fn check_time(
             if now_s > t + grace {
                 // On time (after the previous check, up to `t + grace`) or late: a reading
                 // recorded after the check was missed clears it (the suggested action is to
-                // record vitals now; a check at 0 min cannot be met in the same second).
+                // record vitals now). The check at 0 min is due the second dosing starts, so any
+                // reading meets it, one taken before dosing included (the session passes its
+                // baseline).
                 let satisfied = readings
                     .iter()
                     .any(|r| prev.is_none_or(|p| r.at.as_second() > p));

@@ -1732,13 +1732,10 @@ impl Session {
         self.raise(findings, reading.at)
     }
 
-    /// Time rules (missed vitals, esketamine BP check) at `now`, given the session's readings.
+    /// Time rules (missed vitals, esketamine BP check) at `now`, given the session's readings (the
+    /// baseline on the checklist counts as one).
     pub fn on_tick(&mut self, readings: &[VitalReading], now: Timestamp) -> Vec<Alarm> {
-        if !matches!(
-            self.phase,
-            Phase::Running | Phase::Paused | Phase::Observation | Phase::Escalated
-        ) || self.signature.is_some()
-        {
+        if !self.on_the_clock() {
             return vec![];
         }
         let last = if self.plan.mode == Mode::Esketamine {
@@ -1746,12 +1743,35 @@ impl Session {
         } else {
             None
         };
-        let findings = alarms::check_time(&self.plan, self.dose_start(), last, readings, now);
+        // The check at 0 min is due the moment dosing starts and is met by the vitals taken for
+        // it before dosing (the checklist's baseline, which dosing needs); they are kept on the
+        // session, not among the stored readings.
+        let readings: Vec<VitalReading> = self
+            .checklist
+            .baseline
+            .iter()
+            .chain(readings)
+            .cloned()
+            .collect();
+        let findings = alarms::check_time(&self.plan, self.dose_start(), last, &readings, now);
         self.raise(findings, now)
     }
 
-    /// The next scheduled check at or after `now`, if any.
+    /// Whether the time rules run: from the start of dosing through observation (or an
+    /// escalation), unsigned; not once the session is ready for discharge or has ended.
+    fn on_the_clock(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Running | Phase::Paused | Phase::Observation | Phase::Escalated
+        ) && self.signature.is_none()
+    }
+
+    /// The next scheduled check at or after `now`, while the time rules run (none once the
+    /// session is ready for discharge, discharged, transferred or cancelled).
     pub fn next_check(&self, now: Timestamp) -> Option<Timestamp> {
+        if !self.on_the_clock() {
+            return None;
+        }
         let start = self.dose_start()?;
         let horizon = Timestamp::from_second(now.as_second() + 24 * 3600).ok()?;
         let mut due = alarms::schedule(&self.plan, start, horizon);

@@ -6,6 +6,7 @@ use common::*;
 use ketcare_clinical::SiteSettings;
 use ketcare_session::alarms::{check_reading, check_time, inactive_rules};
 use ketcare_session::{AlarmKind, Command, Phase, VitalReading, VitalSource, Vitals};
+use proptest::prelude::*;
 
 fn plan_set(key: &str, v: f64) -> ketcare_session::Plan {
     plan_with("trd-adult-iv-ketamine", &settings().with(key, v), 0)
@@ -331,6 +332,105 @@ fn session_tick_raises_missed_vitals_once() {
         },
         28.0,
     );
+}
+
+/// `min` minutes and `s` seconds after the epoch the tests count from.
+fn after(min: f64, s: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(at(min).as_second() + s).unwrap()
+}
+
+#[test]
+fn the_check_at_the_start_is_met_by_the_baseline_taken_before_dosing() {
+    // The false "scheduled vitals missed" seconds after the start: the check at 0 min is due the
+    // moment dosing starts, and the vitals taken for it (the checklist's baseline, which dosing
+    // needs) are kept on the session, not among the readings the ticker loads; a tick before the
+    // first new reading raised the alarm.
+    let mut s = session_in(infusion_plan(), Phase::Running); // baseline at 3 min, start at 10
+    for secs in [1, 2, 5, 10, 59, 60, 14 * 60 + 59, 15 * 60] {
+        assert!(s.on_tick(&[], after(10.0, secs)).is_empty(), "{secs} s");
+    }
+    // The check at 15 min still needs a reading taken after the start.
+    let f = s.on_tick(&[], after(25.0, 1));
+    assert_eq!(f.len(), 1);
+    assert!(
+        f[0].detail.contains("15 min after the start"),
+        "{}",
+        f[0].detail
+    );
+    // A session whose baseline was never recorded (not reachable through the commands) still
+    // has the check at 0 min missed.
+    let mut none = session_in(infusion_plan(), Phase::Running);
+    none.checklist.baseline = None;
+    assert_eq!(none.on_tick(&[], after(10.0, 1)).len(), 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// Whatever the grace (unset or set) and whenever the ticks come before the check at 15 min
+    /// falls due, no "vitals missed" is raised for a session started after its baseline.
+    #[test]
+    fn no_missed_vitals_before_the_second_check(
+        ticks in proptest::collection::vec(1i64..=15 * 60, 1..8),
+        grace in proptest::option::of(0u8..10),
+    ) {
+        let plan = match grace {
+            None => infusion_plan(),
+            Some(g) => plan_set("session.alarm.vitals_grace_minutes", f64::from(g)),
+        };
+        let mut s = session_in(plan, Phase::Running);
+        let mut ticks = ticks;
+        ticks.sort_unstable();
+        for t in ticks {
+            let raised = s.on_tick(&[], after(10.0, t));
+            prop_assert!(raised.is_empty(), "{} s after the start: {:?}", t, raised);
+        }
+    }
+
+    /// A check is missed exactly when its due time plus the grace has passed with no reading
+    /// after the previous check: readings every 15 min from the start keep the session quiet.
+    #[test]
+    fn readings_on_schedule_never_raise_missed_vitals(
+        late in 0i64..60,
+        now in 1i64..=100 * 60,
+    ) {
+        let mut s = session_in(infusion_plan(), Phase::Running);
+        let rs: Vec<_> = [10.0, 25.0, 40.0, 55.0, 70.0, 100.0]
+            .iter()
+            .map(|m| VitalReading { at: after(*m, -late), ..reading(*m, baseline()) })
+            .filter(|r| r.at <= after(10.0, now))
+            .collect();
+        let raised = s.on_tick(&rs, after(10.0, now));
+        prop_assert!(raised.is_empty(), "{} s: {:?}", now, raised);
+    }
+}
+
+#[test]
+fn no_next_check_once_the_session_has_ended() {
+    // With a site interval the checks go on after the cited schedule; they stop with the session.
+    let plan = || plan_set("session.alarm.vitals_interval_minutes", 30.0);
+    for phase in [
+        Phase::Running,
+        Phase::Paused,
+        Phase::Escalated,
+        Phase::Observation,
+    ] {
+        assert!(
+            session_in(plan(), phase).next_check(at(200.0)).is_some(),
+            "{phase:?}"
+        );
+    }
+    for phase in [
+        Phase::ReadyForDischarge,
+        Phase::Discharged,
+        Phase::Transferred,
+        Phase::Cancelled,
+    ] {
+        assert_eq!(
+            session_in(plan(), phase).next_check(at(200.0)),
+            None,
+            "{phase:?}"
+        );
+    }
 }
 
 #[test]

@@ -443,6 +443,15 @@ async fn tick_raises_missed_vitals_once_and_roles_are_checked() {
                 .await
                 .unwrap();
         }
+        // Ticks in the seconds after the start, before the first new reading: the check at 0
+        // min is met by the baseline (it once raised a false "scheduled vitals missed").
+        for secs in [1, 5, 10] {
+            let t = Timestamp::from_second(at(10).as_second() + secs).unwrap();
+            assert!(
+                s.tick_sessions(&nurse(), t).await.unwrap().is_empty(),
+                "{backend:?} {secs} s"
+            );
+        }
         s.record_vital(&nurse(), id, &reading(10, 98.0, None), None)
             .await
             .unwrap();

@@ -37,6 +37,7 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Post, "/ledger", Requires(LedgerDraw), pages::ledger_post),
         r(Get, "/static/ops-print.css", Public, documents::print_css),
         r(Get, "/ledger/counts", Requires(LedgerRead), documents::counts),
+        r(Get, "/ledger/count", Requires(LedgerManage), pages::count_form),
         r(Get, "/ledger/documents/{seq}", Requires(LedgerRead), documents::document),
         r(Get, "/billing", Requires(BillingRead), pages::billing_page),
         // API

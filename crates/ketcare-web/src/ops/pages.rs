@@ -907,7 +907,8 @@ type ContainerRow = (i64, String, String, String, String, String, String, String
 pub struct LedgerPage {
     nav: Option<Nav>,
     containers: Vec<ContainerRow>,
-    live: Vec<(i64, String, String)>,
+    /// Sealed and open containers: id, label with what is left (for the draw and destroy forms).
+    live: Vec<(i64, String)>,
     on_hand: Vec<(String, u32, String)>,
     discrepancies: Vec<(i64, i64, String, String)>,
     /// (ledger entry, text)
@@ -955,7 +956,7 @@ async fn ledger_page(
             .containers
             .iter()
             .filter(|c| matches!(c.status, ContainerStatus::Sealed | ContainerStatus::Open))
-            .map(|c| (c.id, format!("#{} {} lot {} — {} left", c.id, c.product, c.lot, ml(c.remaining_ul)), Microlitres(c.remaining_ul).to_string()))
+            .map(|c| (c.id, format!("#{} {} lot {} — {} left", c.id, c.product, c.lot, ml(c.remaining_ul))))
             .collect(),
         on_hand: st.inventory_lines().into_iter().map(|l| (l.label, l.containers, mg(l.total_ug))).collect(),
         discrepancies: st
@@ -999,6 +1000,51 @@ async fn ledger_page(
         error,
     };
     Ok(render_html(&page))
+}
+
+/// The count form: blind, so every sealed or open container has an empty box and the book is
+/// not shown; once the count is recorded the ledger page and `/ledger/counts` set the book
+/// beside it.
+#[derive(Template)]
+#[template(path = "ops_count.html")]
+pub struct CountPage {
+    nav: Option<Nav>,
+    /// id, product and lot, what was typed (after a refused count)
+    containers: Vec<(i64, String, String)>,
+    period: String,
+    error: String,
+}
+
+/// The blind count form, with what was typed when a count was refused.
+async fn count_page(
+    s: &AppState,
+    p: &Principal,
+    typed: &[(String, String)],
+    error: String,
+) -> Result<Response, AppError> {
+    let st = s.store.ledger_state(&p.actor).await?;
+    let page = CountPage {
+        nav: Nav::of(p),
+        containers: st
+            .containers
+            .iter()
+            .filter(|c| matches!(c.status, ContainerStatus::Sealed | ContainerStatus::Open))
+            .map(|c| {
+                (
+                    c.id,
+                    format!("#{} {} lot {}", c.id, c.product, c.lot),
+                    field(typed, &format!("counted_{}", c.id)).to_owned(),
+                )
+            })
+            .collect(),
+        period: field(typed, "period").to_owned(),
+        error,
+    };
+    Ok(render_html(&page))
+}
+
+pub async fn count_form(State(s): State<AppState>, p: Principal) -> Result<Response, PageError> {
+    Ok(count_page(&s, &p, &[], String::new()).await?)
 }
 
 pub async fn ledger(
@@ -1201,9 +1247,14 @@ pub async fn ledger_post(
     .await;
     match r {
         Ok(m) => Ok(back("/ledger", &m)),
+        // A refused count goes back to the blind form with what was typed.
         Err(e @ (AppError::Invalid(_) | AppError::Conflict(_))) => Ok(with_status(
             e.status(),
-            ledger_page(&s, &p, None, String::new(), error_text(&e)).await?,
+            if field(&f, "kind") == "count" {
+                count_page(&s, &p, &f, error_text(&e)).await?
+            } else {
+                ledger_page(&s, &p, None, String::new(), error_text(&e)).await?
+            },
         )),
         Err(e) => Err(PageError(e)),
     }

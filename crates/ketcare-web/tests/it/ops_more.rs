@@ -289,6 +289,44 @@ async fn counts_per_shift_and_printable_inventory_and_theft_loss_documents() {
         let counts = app.get("/ledger/counts", &pharm).await;
         assert_eq!(counts.status, StatusCode::OK);
         assert!(counts.body.contains("No count recorded yet"));
+        // The count is blind: the ledger page links to the form, whose boxes are empty and which
+        // shows no book amount (two 10 mL vials here).
+        let ledger = app.get("/ledger", &pharm).await;
+        assert!(ledger.body.contains(r#"href="/ledger/count""#));
+        assert!(!ledger.body.contains("counted_"), "{}", ledger.body);
+        let form = app.get("/ledger/count", &pharm).await;
+        assert_eq!(form.status, StatusCode::OK);
+        for id in [1, 2] {
+            assert!(
+                form.body
+                    .contains(&format!(r#"name="counted_{id}" value="""#)),
+                "{}",
+                form.body
+            );
+        }
+        assert!(!form.body.contains("10 mL"), "{}", form.body);
+        // A refused count returns to the blind form with what was typed, still without the book.
+        let r = app
+            .post_form(
+                "/ledger",
+                &pharm,
+                &[
+                    ("kind", "count"),
+                    ("period", "day shift"),
+                    ("counted_1", "ten"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(
+            r.body.contains(r#"id="count-form""#)
+                && r.body.contains(r#"name="counted_1" value="ten""#)
+                && r.body.contains(r#"name="period" value="day shift""#)
+                && r.body.contains(r#"id="ledger-error""#)
+                && !r.body.contains("10 mL"),
+            "{}",
+            r.body
+        );
 
         // Two shifts: the day shift balances, the night shift is short on container 1.
         for (period, c1) in [("day shift", "10"), ("night shift", "9.5")] {

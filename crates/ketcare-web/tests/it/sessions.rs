@@ -21,6 +21,7 @@ async fn settings(app: &TestApp) {
         ("session.ketamine.bp_gate_systolic_mmhg", 140.0),
         ("session.ketamine.bp_gate_diastolic_mmhg", 90.0),
         ("session.alarm.spo2_low_percent", 92.0),
+        ("session.alarm.vitals_interval_minutes", 30.0),
     ] {
         values.insert(k.into(), v.into());
     }
@@ -360,6 +361,9 @@ async fn a_nurse_runs_a_session_end_to_end() {
             let r = cmd(c.clone()).await;
             assert_eq!(r.status, StatusCode::OK, "{c}: {}", r.body);
         }
+        // In observation the checks go on (the site's 30-min interval after the schedule).
+        let page = app.get(&format!("/sessions/{sid}"), &writer).await;
+        assert!(page.body.contains("next check due"), "{}", page.body);
         let r = cmd(json!({"command": "ready_for_discharge"})).await;
         assert_eq!(r.status, StatusCode::CONFLICT);
         assert!(
@@ -393,6 +397,10 @@ async fn a_nurse_runs_a_session_end_to_end() {
         );
         let got = app.get(&format!("/api/v1/sessions/{sid}"), &nurse).await;
         assert_eq!(got.json()["delivered"]["mg"], 37.333, "{}", got.body);
+        // Discharged: no check is due any more, on the page or in the API.
+        assert!(got.json()["next_check"].is_null(), "{}", got.body);
+        let page = app.get(&format!("/sessions/{sid}"), &writer).await;
+        assert!(!page.body.contains("next check due"), "{}", page.body);
         assert_eq!(got.json()["delivered"]["running_minutes"], 40.0);
         // The nurse confirms the computed mg from the page (a different figure needs a reason).
         let page = app.get(&format!("/sessions/{sid}"), &writer).await;
