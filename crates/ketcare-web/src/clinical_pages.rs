@@ -1433,31 +1433,76 @@ pub async fn withdraw_order(
     }
 }
 
-/// Links from the patient page: the patient's screenings and orders, newest first.
+/// The patient's screenings, orders and sessions for the chart, newest first: (link, what, when).
+pub struct ChartLinks {
+    pub screenings: Vec<(String, String, String)>,
+    pub orders: Vec<(String, String, String)>,
+    pub sessions: Vec<(String, String, String)>,
+}
+
+/// Reads the chart's history (an audited read of each kind).
 pub async fn patient_clinical_links(
     s: &AppState,
     p: &Principal,
     id: PatientId,
-) -> Result<
-    (
-        Vec<(RecordId, String, String)>,
-        Vec<(RecordId, String, String)>,
-    ),
-    AppError,
-> {
+) -> Result<ChartLinks, AppError> {
     let screenings = s
         .store
         .patient_records(&p.actor, id, RecordKind::Screening)
         .await?
         .into_iter()
-        .map(|r| (r.id, r.state, r.created_at))
+        .map(|r| {
+            let what = clinical::screening_of(&r)
+                .map(|x| {
+                    format!(
+                        "{} — {}",
+                        code(&x.doc.outcome.indication).replace('_', " "),
+                        r.state.replace('_', " ")
+                    )
+                })
+                .unwrap_or_else(|_| r.state.replace('_', " "));
+            (format!("/screenings/{}", r.id), what, r.created_at)
+        })
         .collect();
     let orders = s
         .store
         .patient_records(&p.actor, id, RecordKind::DoseOrder)
         .await?
         .into_iter()
-        .map(|r| (r.id, r.state, r.created_at))
+        .map(|r| {
+            let what = clinical::order_of(&r)
+                .map(|o| {
+                    format!(
+                        "{} — {}",
+                        o.order.calculation.protocol_title,
+                        o.order.state.label()
+                    )
+                })
+                .unwrap_or_else(|_| r.state.replace('_', " "));
+            (format!("/orders/{}", r.id), what, r.created_at)
+        })
         .collect();
-    Ok((screenings, orders))
+    let sessions = s
+        .store
+        .patient_sessions(&p.actor, id)
+        .await?
+        .into_iter()
+        .map(|r| {
+            (
+                format!("/sessions/{}", r.id),
+                format!(
+                    "{} — {} — {}",
+                    r.session.plan.protocol_title,
+                    r.session.chair,
+                    r.session.phase.label()
+                ),
+                r.session.scheduled_for.to_string(),
+            )
+        })
+        .collect();
+    Ok(ChartLinks {
+        screenings,
+        orders,
+        sessions,
+    })
 }

@@ -614,8 +614,10 @@ pub struct PatientPage {
     relationships: Vec<&'static str>,
     can_screen: bool,
     can_order: bool,
-    screenings: Vec<(i64, String, String)>,
-    orders: Vec<(i64, String, String)>,
+    /// The chart's history: (link, what, when), newest first.
+    screenings: Vec<(String, String, String)>,
+    orders: Vec<(String, String, String)>,
+    sessions: Vec<(String, String, String)>,
     safety_alerts: Vec<ketcare_store::measures::SafetyAlert>,
 }
 
@@ -660,6 +662,7 @@ fn patient_page(
         can_order: p.user.role.allows(Permission::OrderDose),
         screenings: Vec::new(),
         orders: Vec::new(),
+        sessions: Vec::new(),
         safety_alerts: Vec::new(),
     }
 }
@@ -680,6 +683,10 @@ pub async fn patient(
     page.safety_alerts =
         ketcare_app::measures::patient_open_alerts(s.store.as_ref(), &p.actor, PatientId::new(id))
             .await;
+    let links = crate::clinical_pages::patient_clinical_links(&s, &p, PatientId::new(id)).await?;
+    page.screenings = links.screenings;
+    page.orders = links.orders;
+    page.sessions = links.sessions;
     Ok(render_html(&page))
 }
 

@@ -2,6 +2,7 @@
 //! audit log from the shell.
 #![forbid(unsafe_code)]
 
+mod cli_bench_pages;
 mod cli_measures;
 mod cli_ops;
 mod cli_pk;
@@ -207,6 +208,10 @@ enum BenchCommand {
     Pk,
     /// Vitals over MLLP: messages per second, ACK and dashboard latency, losses.
     Vitals(cli_sessions::BenchVitalsArgs),
+    /// Server-side time of the chart, the session page, the suite and the home queues on a
+    /// synthetic clinic with years of history (seeded into the database given by --db/--data:
+    /// use a fresh one). Prints p50/p95 per page.
+    Pages(cli_bench_pages::BenchPagesArgs),
 }
 
 #[derive(Args)]
@@ -340,6 +345,9 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(&cli.db, args).await,
         Command::Bench(BenchCommand::Pk) => cli_pk::bench(),
+        Command::Bench(BenchCommand::Pages(a)) => {
+            cli_bench_pages::bench_pages(cli.db.open().await?, a).await
+        }
         Command::Bench(BenchCommand::Vitals(a)) => {
             cli_sessions::bench_vitals(cli.db.open().await?, a).await
         }

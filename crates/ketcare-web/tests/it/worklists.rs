@@ -116,6 +116,27 @@ async fn each_role_sees_its_queue_by_name_and_mrn() {
             "{q}"
         );
         assert!(q.contains(&format!("href=\"/sessions/{sid}\"")), "{q}");
+        // The chart lists the patient's orders and sessions, each a link.
+        let chart = app.get(&format!("/patients/{pid}"), &nurse_page).await;
+        assert!(
+            chart
+                .body
+                .contains(&format!("<a href=\"/orders/{oid}\">Adult TRD")),
+            "{}",
+            chart.body
+        );
+        assert!(
+            chart
+                .body
+                .contains(&format!("<a href=\"/sessions/{sid}\">")),
+            "{}",
+            chart.body
+        );
+        assert!(
+            chart.body.contains("Chair 4 — Checked in"),
+            "{}",
+            chart.body
+        );
     }
 }
 

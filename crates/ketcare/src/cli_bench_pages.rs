@@ -1,0 +1,285 @@
+//! `ketcare bench pages`: server-side time of the pages staff live in — the patient's chart, a
+//! session's page, the infusion suite and the home queues — on a synthetic clinic with years of
+//! history, through the same router the server runs (in process, no network).
+
+use anyhow::{Context, Result};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use jiff::{Timestamp, ToSpan};
+use ketcare_clinical::{Library, SiteSettings};
+use ketcare_core::{Actor, PatientId, Role};
+use ketcare_session::session::{ConsentCheck, DischargeConfirmations, ScoreKind, VerifiedDose};
+use ketcare_session::{Command, RulesFile, Session};
+use ketcare_store::Store;
+use ketcare_web::AppState;
+use std::sync::Arc;
+use std::time::Instant;
+use tower::ServiceExt;
+
+#[derive(clap::Args)]
+pub struct BenchPagesArgs {
+    /// Patients in the synthetic clinic.
+    #[arg(long, default_value_t = 300)]
+    pub patients: usize,
+    /// Years of history: one session every four weeks and a PHQ-9 every two.
+    #[arg(long, default_value_t = 2)]
+    pub years: i64,
+    /// Patients in the chairs now (running sessions on the suite).
+    #[arg(long, default_value_t = 12)]
+    pub chairs: usize,
+    /// Requests timed per page.
+    #[arg(long, default_value_t = 200)]
+    pub requests: usize,
+}
+
+/// A session given and discharged at `start`, built with the session's own commands.
+fn discharged(plan: &ketcare_session::Plan, chair: &str, start: Timestamp) -> Result<Session> {
+    let mut s = running(plan, chair, start)?;
+    let t = |min: i64| start.checked_add(min.minutes()).context("bench time");
+    for (min, cmd) in [
+        (40, Command::Stop { reason: None }),
+        (
+            45,
+            Command::Score {
+                kind: ScoreKind::Moaas,
+                value: 5,
+            },
+        ),
+        (
+            46,
+            Command::Score {
+                kind: ScoreKind::Cadss,
+                value: 0,
+            },
+        ),
+        (
+            100,
+            Command::ConfirmDischarge(DischargeConfirmations {
+                clinically_stable: Some(true),
+                dissociation_resolved: Some(true),
+                respiratory_depression_resolved: Some(true),
+                escort_present: Some(true),
+                transport_advice_given: Some(true),
+            }),
+        ),
+        (101, Command::ReadyForDischarge),
+        (102, Command::Discharge),
+    ] {
+        s.apply(&cmd, "bench", t(min)?)
+            .map_err(|e| anyhow::anyhow!("bench session: {e}"))?;
+    }
+    Ok(s)
+}
+
+fn running(plan: &ketcare_session::Plan, chair: &str, start: Timestamp) -> Result<Session> {
+    let mut s = Session::new(plan.clone(), chair, start);
+    s.apply(
+        &Command::AttachDose {
+            dose: VerifiedDose {
+                order_id: 0,
+                summary: "benchmark (no order)".into(),
+                author: "bench-prescriber".into(),
+                verified_by: "bench-pharmacist".into(),
+                devices: 0,
+                dose_mg: Some(35.0),
+                delivery: Default::default(),
+            },
+        },
+        "bench",
+        start,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let consent = ConsentCheck {
+        valid: true,
+        reason: None,
+        message: "benchmark session (no consent record)".into(),
+        at: start,
+    };
+    crate::demo_sessions::to_running(&mut s, "bench", start, consent)?;
+    Ok(s)
+}
+
+struct Clinic {
+    patients: Vec<PatientId>,
+    sessions: Vec<i64>,
+}
+
+async fn seed(store: &dyn Store, args: &BenchPagesArgs, tag: &str) -> Result<Clinic> {
+    let nurse = Actor::system(Role::Nurse);
+    let library = Library::builtin().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rules = RulesFile::builtin(library.sources()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The synthetic clinic's own settings, so its sessions can run and be discharged: its
+    // configuration, not recommendations (the real site's settings are not touched).
+    let settings = SiteSettings::new()
+        .with("session.ketamine.bp_gate_systolic_mmhg", 160.0)
+        .with("session.ketamine.bp_gate_diastolic_mmhg", 100.0)
+        .with("observation.ketamine_psychiatric_minutes", 60.0);
+    let protocol = library
+        .get("trd-adult-iv-ketamine")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let plan = rules.plan(protocol, &settings, 0);
+    let now = Timestamp::now();
+    let today = jiff::Zoned::now().date();
+    let sessions_each = (args.years * 13).max(1);
+    let mut clinic = Clinic {
+        patients: Vec::new(),
+        sessions: Vec::new(),
+    };
+    for i in 0..args.patients {
+        let input: ketcare_core::patient::PatientInput =
+            serde_json::from_value(serde_json::json!({
+                "mrn": format!("BP-{tag}-{i:05}"), "given_name": "Bench",
+                "family_name": format!("Patient {i}"), "date_of_birth": "1980-01-01",
+                "sex": "female", "weight_value": 70, "weight_unit": "kg",
+                "weight_measured_on": today.to_string(),
+                "indications": ["Treatment-resistant depression"]
+            }))?;
+        let p = ketcare_core::patient::NewPatient::parse(&input, today)
+            .map_err(|e| anyhow::anyhow!("bench patient: {e:?}"))?;
+        let pid = store.create_patient(&nurse, &p).await?.id;
+        clinic.patients.push(pid);
+        for k in 0..sessions_each {
+            let start = now
+                .checked_sub(((sessions_each - k) * 28 * 24).hours())
+                .context("bench time")?;
+            let s = discharged(&plan, "Chair 1", start)?;
+            let rec = store.create_treatment_session(&nurse, pid, &s).await?;
+            clinic.sessions.push(rec.id.get());
+            for half in 0..2 {
+                let day = start
+                    .checked_add((half * 14 * 24).hours())
+                    .context("bench time")?
+                    .to_zoned(jiff::tz::TimeZone::UTC)
+                    .date();
+                let answers: Vec<Option<i32>> = (0..9)
+                    .map(|j| Some(((i + j + k as usize) % 3) as i32))
+                    .collect();
+                ketcare_app::measures::record(
+                    store,
+                    &nurse,
+                    pid,
+                    "phq9",
+                    &answers
+                        .iter()
+                        .enumerate()
+                        .map(|(j, a)| if j == 8 { Some(0) } else { *a })
+                        .collect::<Vec<_>>(),
+                    day,
+                    &format!("bench-{tag}-{i}-{k}-{half}"),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("bench questionnaire: {e}"))?;
+            }
+        }
+        if (i + 1) % 50 == 0 {
+            println!("  {} patients seeded", i + 1);
+        }
+    }
+    for (c, pid) in clinic.patients.iter().take(args.chairs).enumerate() {
+        let s = running(&plan, &format!("Chair {}", c + 1), now)?;
+        store.create_treatment_session(&nurse, *pid, &s).await?;
+    }
+    Ok(clinic)
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((p / 100.0) * (v.len() as f64 - 1.0)).round() as usize;
+    v[i.min(v.len().saturating_sub(1))]
+}
+
+/// Seeds the synthetic clinic into `store` and prints p50/p95 of each page.
+pub async fn bench_pages(store: Arc<dyn Store>, args: BenchPagesArgs) -> Result<()> {
+    let library = ketcare_app::clinical::load_library(store.as_ref())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let bands = ketcare_core::AgeBands::builtin().context("age bands")?;
+    let state = AppState::new(
+        store.clone(),
+        ketcare_web::WebConfig::default(),
+        bands,
+        library,
+    );
+    let app = ketcare_web::router(state);
+    let tag = format!("{}", Timestamp::now().as_second() % 100_000);
+    println!(
+        "seeding {} patients × {} years ({} database)…",
+        args.patients,
+        args.years,
+        store.backend().as_str()
+    );
+    let t0 = Instant::now();
+    let clinic = seed(store.as_ref(), &args, &tag).await?;
+    println!(
+        "seeded {} patients, {} sessions and {} questionnaires in {:.1} s",
+        clinic.patients.len(),
+        clinic.sessions.len() + args.chairs.min(clinic.patients.len()),
+        clinic.sessions.len() * 2,
+        t0.elapsed().as_secs_f64()
+    );
+    // A nurse with an API token reads the pages, as a signed-in nurse would.
+    let admin = Actor::system(Role::Administrator);
+    let user = store
+        .create_user(
+            &admin,
+            &ketcare_store::NewUser {
+                username: format!("bench-pages-{tag}"),
+                display_name: "Benchmark nurse".into(),
+                role: Role::Nurse,
+                password_hash: "!".into(),
+            },
+        )
+        .await?;
+    let token = format!("benchpages{tag}{}", std::process::id());
+    store
+        .create_api_token(
+            &admin,
+            user.id,
+            &ketcare_app::password::token_hash(&token),
+            "bench pages",
+        )
+        .await?;
+    let pages: [(&str, Box<dyn Fn(usize) -> String>); 4] = [
+        (
+            "patient chart",
+            Box::new(|i| format!("/patients/{}", clinic.patients[i % clinic.patients.len()])),
+        ),
+        (
+            "session page",
+            Box::new(|i| {
+                format!(
+                    "/sessions/{}",
+                    clinic.sessions[(i * 7) % clinic.sessions.len()]
+                )
+            }),
+        ),
+        ("infusion suite", Box::new(|_| "/suite".to_owned())),
+        ("home queues", Box::new(|_| "/".to_owned())),
+    ];
+    println!("page             requests   p50 ms   p95 ms   max ms");
+    for (name, path) in &pages {
+        let mut ms = Vec::with_capacity(args.requests);
+        for i in 0..args.requests {
+            let req = Request::get(path(i))
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())?;
+            let t = Instant::now();
+            let res = app.clone().oneshot(req).await?;
+            let status = res.status();
+            let _ = axum::body::to_bytes(res.into_body(), usize::MAX).await?;
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            if status != StatusCode::OK {
+                anyhow::bail!("{name} {}: {status}", path(i));
+            }
+        }
+        let max = ms.iter().copied().fold(0.0, f64::max);
+        println!(
+            "{name:<16} {:>8} {:>8.1} {:>8.1} {:>8.1}",
+            args.requests,
+            pct(&mut ms, 50.0),
+            pct(&mut ms, 95.0),
+            max
+        );
+    }
+    Ok(())
+}
