@@ -114,6 +114,8 @@ test('an alert raised by a patient answering appears on already-open staff pages
   await alerts.waitForSelector('#alerts .alert-row', { timeout: 15000 });
   assert.match(await alerts.textContent('#alerts'), /PHQ-9 item 9/);
   await chart.waitForSelector('#live-alerts [data-alert]', { timeout: 15000 });
+  // The navigation counts the open alert on every page, also without a reload.
+  await chart.waitForFunction(() => document.getElementById('nav-alert-badge')?.textContent === '1', null, { timeout: 15000 });
   for (const page of [home, alerts, chart]) {
     assert.equal(await page.evaluate(() => window.stillHere), true, 'the page was not reloaded');
   }
@@ -123,6 +125,7 @@ test('an alert raised by a patient answering appears on already-open staff pages
   await alerts.click('#alerts button');
   await alerts.waitForSelector('#no-alerts');
   await home.waitForSelector('#home-alerts', { state: 'detached', timeout: 15000 });
+  await home.waitForFunction(() => document.getElementById('nav-alert-badge')?.hidden === true, null, { timeout: 15000 });
   await chart.waitForSelector('#live-alerts [data-alert]', { state: 'detached', timeout: 15000 });
   assert.equal(await home.evaluate(() => window.stillHere), true);
   await ctx.close();

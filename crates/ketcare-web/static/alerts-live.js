@@ -4,7 +4,9 @@
 (function () {
   'use strict';
   var region = document.getElementById('live-alerts');
-  if (!region) return;
+  // The navigation's count of open alerts, on every page (empty until the first answer).
+  var badge = document.getElementById('nav-alert-badge');
+  if (!region && !badge) return;
   var every = 3000;
   var stamp = null;
 
@@ -38,6 +40,12 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (s) {
         if (!s) return null;
+        if (badge) {
+          badge.textContent = s.open > 0 ? String(s.open) : '';
+          badge.hidden = !(s.open > 0);
+          badge.setAttribute('aria-label', s.open + ' open safety alert' + (s.open === 1 ? '' : 's'));
+        }
+        if (!region) return null;
         var changed = stamp !== null && s.stamp !== stamp;
         // A page that knows the state it was drawn from catches a change since; otherwise the
         // first answer is the baseline.
