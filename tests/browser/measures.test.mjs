@@ -113,6 +113,8 @@ test('an alert raised by a patient answering appears on already-open staff pages
   assert.match(await home.textContent('#home-alerts'), /1 open suicide-risk alert/);
   await alerts.waitForSelector('#alerts .alert-row', { timeout: 15000 });
   assert.match(await alerts.textContent('#alerts'), /PHQ-9 item 9/);
+  // Who it is and a tap-to-call number, on the alert itself.
+  assert.match(await alerts.getAttribute('#alerts a.tel', 'href'), /^tel:\+1555\d+$/);
   await chart.waitForSelector('#live-alerts [data-alert]', { timeout: 15000 });
   // The navigation counts the open alert on every page, also without a reload.
   await chart.waitForFunction(() => document.getElementById('nav-alert-badge')?.textContent === '1', null, { timeout: 15000 });

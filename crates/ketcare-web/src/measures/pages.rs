@@ -373,9 +373,77 @@ pub struct AlertsPage {
     nav: Option<Nav>,
     /// The alert state this page was drawn from (see `/api/v1/alerts/state`).
     stamp: String,
-    alerts: Vec<SafetyAlert>,
+    alerts: Vec<AlertRow>,
     can_resolve: bool,
     error: String,
+}
+
+/// An open alert with what the clinician needs to act on it: who, how to reach them and their
+/// guardians, and what has been done so far.
+pub struct AlertRow {
+    alert: SafetyAlert,
+    name: String,
+    mrn: String,
+    phone: String,
+    /// (name, relationship, phone) of each guardian of record.
+    guardians: Vec<(String, String, String)>,
+    /// (when, who, what) of each action recorded on the alert, oldest first.
+    actions: Vec<(String, String, String)>,
+}
+
+/// A phone number as a `tel:` link target (digits and a leading +).
+pub fn tel(phone: &str) -> String {
+    phone
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect()
+}
+
+async fn alert_rows(
+    s: &AppState,
+    p: &Principal,
+    alerts: Vec<SafetyAlert>,
+) -> Result<Vec<AlertRow>, AppError> {
+    let mut rows = Vec::new();
+    for alert in alerts {
+        let patient = s.store.get_patient(&p.actor, alert.patient_id).await?;
+        let actions = s
+            .store
+            .alert_actions(&p.actor, alert.id)
+            .await?
+            .into_iter()
+            .map(|a| {
+                let what = if a.note.is_empty() {
+                    a.action.replace('_', " ")
+                } else {
+                    format!("{}: {}", a.action.replace('_', " "), a.note)
+                };
+                (a.done_at, a.done_by, what)
+            })
+            .collect();
+        rows.push(AlertRow {
+            name: format!(
+                "{}, {}",
+                patient.record.family_name, patient.record.given_name
+            ),
+            mrn: patient.record.mrn.clone(),
+            phone: patient.record.phone.clone(),
+            guardians: patient
+                .guardians
+                .iter()
+                .map(|g| {
+                    (
+                        g.record.name.clone(),
+                        g.record.relationship.as_str().to_owned(),
+                        g.record.phone.clone(),
+                    )
+                })
+                .collect(),
+            actions,
+            alert,
+        });
+    }
+    Ok(rows)
 }
 
 async fn alerts_page(
@@ -385,7 +453,7 @@ async fn alerts_page(
     status: StatusCode,
 ) -> Result<Response, PageError> {
     let (open, latest) = s.store.alert_state(&p.actor).await?;
-    let alerts = s.store.open_alerts(&p.actor).await?;
+    let alerts = alert_rows(s, p, s.store.open_alerts(&p.actor).await?).await?;
     let mut r = render_html(&AlertsPage {
         nav: Nav::of(p),
         alerts,
@@ -995,4 +1063,13 @@ pub async fn alerts_script() -> Response {
         include_str!("../../static/alerts-live.js"),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tel_tests {
+    #[test]
+    fn a_phone_number_becomes_a_tel_target() {
+        assert_eq!(super::tel("+1 555 0100"), "+15550100");
+        assert_eq!(super::tel("(020) 7946-0958"), "02079460958");
+    }
 }

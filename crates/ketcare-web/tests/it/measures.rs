@@ -241,6 +241,16 @@ async fn links_alerts_outcomes_and_mme_on_both_backends() {
             )
             .await;
         assert_eq!(noted.status, StatusCode::CREATED, "{}", noted.body);
+        // The alerts page names the patient with MRN and how to reach them, and lists what has
+        // been done so far.
+        let page = app.get("/alerts", &session).await;
+        assert!(page.body.contains(">Lee, Sam</a>"), "{}", page.body);
+        assert!(page.body.contains("No phone on record"), "{}", page.body);
+        assert!(
+            page.body.contains("Called, no answer; message left"),
+            "{}",
+            page.body
+        );
         assert_eq!(
             app.get("/api/v1/alerts", &nurse)
                 .await
