@@ -1023,7 +1023,7 @@ fn calculation_view(c: &ketcare_clinical::dose::DoseCalculation) -> CalculationV
         source: provenance_text(&c.session_total_mg.provenance),
     });
     let limit_row = |l: &ketcare_clinical::dose::LimitCheck| Row {
-        label: format!("{} ({:?})", l.label, l.severity),
+        label: format!("{} ({})", l.label, crate::fmt::words(&l.severity)),
         value: format!(
             "{} vs limit {} {} — {}",
             ketcare_core::units::trim_float(l.computed),
@@ -1325,7 +1325,7 @@ fn order_page(p: &Principal, o: &StoredOrder) -> OrderPage {
         title: c.protocol_title.clone(),
         protocol: format!("{} v{}", c.protocol_id, c.protocol_version),
         author: o.order.author.as_str().to_owned(),
-        created_at: o.order.created_at.as_str().to_owned(),
+        created_at: crate::fmt::when(o.order.created_at.as_str()),
         numbers: view.numbers,
         limits: view.limits,
         soft: view.soft,
@@ -1461,7 +1461,11 @@ pub async fn patient_clinical_links(
                     )
                 })
                 .unwrap_or_else(|_| r.state.replace('_', " "));
-            (format!("/screenings/{}", r.id), what, r.created_at)
+            (
+                format!("/screenings/{}", r.id),
+                what,
+                crate::fmt::when(&r.created_at),
+            )
         })
         .collect();
     let orders = s
@@ -1479,7 +1483,11 @@ pub async fn patient_clinical_links(
                     )
                 })
                 .unwrap_or_else(|_| r.state.replace('_', " "));
-            (format!("/orders/{}", r.id), what, r.created_at)
+            (
+                format!("/orders/{}", r.id),
+                what,
+                crate::fmt::when(&r.created_at),
+            )
         })
         .collect();
     let sessions = s
@@ -1496,7 +1504,7 @@ pub async fn patient_clinical_links(
                     r.session.chair,
                     r.session.phase.label()
                 ),
-                r.session.scheduled_for.to_string(),
+                crate::fmt::when(&r.session.scheduled_for.to_string()),
             )
         })
         .collect();

@@ -11,6 +11,7 @@ pub mod clinical;
 pub mod clinical_api;
 pub mod clinical_pages;
 pub mod error;
+pub mod fmt;
 pub mod measures;
 pub mod ops;
 pub mod pages;

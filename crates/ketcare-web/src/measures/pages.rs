@@ -418,7 +418,7 @@ async fn alert_rows(
                 } else {
                     format!("{}: {}", a.action.replace('_', " "), a.note)
                 };
-                (a.done_at, a.done_by, what)
+                (crate::fmt::when(&a.done_at), a.done_by, what)
             })
             .collect();
         rows.push(AlertRow {

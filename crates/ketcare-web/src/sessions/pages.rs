@@ -516,7 +516,7 @@ pub async fn page_of(
             label: "Pregnancy status".into(),
             value: c
                 .pregnancy
-                .map(|x| format!("{x:?}"))
+                .map(|x| crate::fmt::words(&x))
                 .unwrap_or_else(|| "—".into()),
         },
         Row {
