@@ -122,10 +122,20 @@ impl<E: Into<AppError>> From<E> for PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let status = self.0.status();
+        // A refused field is named with its message, never a bare "not valid".
+        let message = match &self.0 {
+            AppError::Invalid(f) if !f.0.is_empty() => {
+                f.0.iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+            other => other.to_string(),
+        };
         let page = crate::pages::ErrorPage {
             nav: None,
             status: status.as_u16(),
-            message: self.0.to_string(),
+            message,
         };
         (status, crate::pages::render_html(&page)).into_response()
     }

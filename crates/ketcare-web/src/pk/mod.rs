@@ -339,16 +339,43 @@ pub async fn simulate_page(
         let pt = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
         let rec = &pt.record;
         let day = rec.day_of_care(s.today(), &s.bands);
-        if weight.is_none() {
-            weight = rec.weight.map(|w| f64::from(w.value));
+        // The record's facts win: a typed weight or age that contradicts them is refused naming
+        // the field; one the record lacks may be entered, and the note says so.
+        let rec_weight = rec.weight.map(|w| f64::from(w.value));
+        let rec_age = day
+            .as_ref()
+            .map(|d| f64::from(d.age.completed_months) / 12.0);
+        if let (Some(typed), Some(w)) = (weight, rec_weight)
+            && (typed - w).abs() > 0.05
+        {
+            return Err(AppError::invalid(
+                "weight_kg",
+                format!(
+                    "{typed} kg contradicts the record's {w:.1} kg: a patient's simulation uses the record's weight (clear the box, or update the record)"
+                ),
+            )
+            .into());
         }
-        if age.is_none() {
-            age = day
-                .as_ref()
-                .map(|d| f64::from(d.age.completed_months) / 12.0);
+        if let (Some(typed), Some(a)) = (age, rec_age)
+            && (typed - a).abs() >= 1.0
+        {
+            return Err(AppError::invalid(
+                "age_years",
+                format!(
+                    "{typed} years contradicts the record's age of {a:.1} years: a patient's simulation uses the record's age (clear the box)"
+                ),
+            )
+            .into());
         }
+        let weight_from = if rec_weight.is_some() {
+            "from the record"
+        } else {
+            "as entered (the record has none)"
+        };
+        weight = rec_weight.or(weight);
+        age = rec_age.or(age);
         patient_note = format!(
-            "{} {} (MRN {}): weight {} and age {} from the record.",
+            "{} {} (MRN {}): weight {} {weight_from}, age {} from the record.",
             rec.given_name,
             rec.family_name,
             rec.mrn,

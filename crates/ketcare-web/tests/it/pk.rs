@@ -55,6 +55,27 @@ async fn compare_page_with_a_patient_and_the_api_on_both_backends() {
             "weight from the record"
         );
         assert!(page.body.contains("from the record"));
+        // A typed weight that contradicts the record is refused naming the field, never dosed.
+        let r = app
+            .get(
+                &format!("/simulate?patient={pid}&model=herd_2007&weight_kg=90"),
+                &session,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(
+            r.body.contains("weight_kg") && r.body.contains("41.5 kg"),
+            "{}",
+            r.body
+        );
+        // The record's own value, as the page fills it in, is accepted.
+        let r = app
+            .get(
+                &format!("/simulate?patient={pid}&model=herd_2007&weight_kg=41.5"),
+                &session,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         let log = app
             .get(
                 &format!("/api/v1/audit?patient_id={pid}"),
