@@ -30,8 +30,11 @@ fn x_range(dates: impl Iterator<Item = Date>) -> Option<(Date, f64)> {
 }
 
 fn empty(text: &str) -> String {
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"60\" role=\"img\"><text x=\"10\" y=\"35\" font-family=\"sans-serif\" font-size=\"14\">{text}</text></svg>"
+    super::titled(
+        format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"60\"><text x=\"10\" y=\"35\" font-family=\"sans-serif\" font-size=\"14\">{text}</text></svg>"
+        ),
+        text,
     )
 }
 
@@ -125,7 +128,7 @@ pub fn trajectory_svg(
         Ok(())
     })();
     match drawn {
-        Ok(()) => out,
+        Ok(()) => super::titled(out, "Questionnaire scores over time, with sessions marked"),
         Err(e) => {
             tracing::error!(error = %e, "drawing the trajectory chart");
             empty("The chart could not be drawn.")
@@ -175,7 +178,7 @@ pub fn mme_svg(timeline: &[(Date, f64)], today: Date) -> String {
         Ok(())
     })();
     match drawn {
-        Ok(()) => out,
+        Ok(()) => super::titled(out, "Opioid dose in morphine milligram equivalents per day"),
         Err(e) => {
             tracing::error!(error = %e, "drawing the MME chart");
             empty("The chart could not be drawn.")

@@ -7,3 +7,41 @@ pub mod pk;
 
 pub use measures::{mme_svg, trajectory_svg};
 pub use pk::svg as pk_svg;
+
+/// Gives an SVG chart its accessible name: `role="img"`, an `aria-label` and a `<title>` child,
+/// so a screen reader announces what the chart shows.
+pub fn titled(svg: String, title: &str) -> String {
+    let Some(start) = svg.find("<svg") else {
+        return svg;
+    };
+    let Some(len) = svg[start..].find('>') else {
+        return svg;
+    };
+    let end = start + len;
+    let t = title
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    let open = svg[start..end].replace(" role=\"img\"", "");
+    format!(
+        "{}{open} role=\"img\" aria-label=\"{t}\"><title>{t}</title>{}",
+        &svg[..start],
+        &svg[end + 1..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_chart_gets_its_name() {
+        let s = super::titled(
+            "<svg width=\"10\" role=\"img\"><g/></svg>".into(),
+            "Scores & dates",
+        );
+        assert_eq!(
+            s,
+            "<svg width=\"10\" role=\"img\" aria-label=\"Scores &amp; dates\"><title>Scores &amp; dates</title><g/></svg>"
+        );
+    }
+}

@@ -19,12 +19,15 @@ const COLOURS: [RGBColor; 6] = [
 pub fn svg(results: &[SimResult], target_ng_ml: Option<f64>, width: u32, height: u32) -> String {
     let mut out = String::new();
     if let Err(e) = draw(&mut out, results, target_ng_ml, width, height) {
-        return format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\"><text x=\"10\" y=\"20\">chart unavailable: {}</text></svg>",
-            xml_escape(&e)
+        return super::titled(
+            format!(
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\"><text x=\"10\" y=\"20\">chart unavailable: {}</text></svg>",
+                xml_escape(&e)
+            ),
+            "Chart unavailable",
         );
     }
-    out
+    super::titled(out, "Predicted concentration over time")
 }
 
 fn xml_escape(s: &str) -> String {
