@@ -232,6 +232,11 @@ test('nurse runs an IV ketamine session to discharge with a streamed SpO2 alarm 
   assert.match(record, /Treatment session record/);
   assert.match(record, /SpO2 88 %/);
   assert.match(record, /chin lift, oxygen; SpO2 97/);
+  // It stands on its own: date of birth, drawn/given/wasted, discharge checklist, full names.
+  assert.match(await page.textContent('#record-born'), /^\d{4}-\d{2}-\d{2}$/);
+  assert.match(await page.textContent('#record-figures'), /Drawn \(ledger\)\s*[\d.]+ mg/);
+  assert.match(await page.textContent('#record-discharge'), /Escort present\s*yes/);
+  assert.match(await page.textContent('#record-staff'), /Nina Nurse \(nurse\)/);
   assert.match(await page.textContent('#signature'), /Signed by .*nurse/i);
   assert.equal(await page.locator('#unsigned').count(), 0);
   await page.emulateMedia({ media: 'print' });

@@ -943,6 +943,45 @@ pub async fn session_page(
 pub struct RecordPage {
     pub nav: Option<Nav>,
     pub p: SessionPage,
+    /// Date of birth, as the record has it.
+    pub born: String,
+    /// The discharge checklist as confirmed.
+    pub discharge: Vec<Row>,
+    /// Drawn, given and wasted from the ledger and the administration record.
+    pub figures: Vec<Row>,
+    /// Everyone who acted on the record: username → full name and role.
+    pub staff: Vec<Row>,
+}
+
+fn mg_of_ug(ug: i64) -> String {
+    format!("{} mg", ketcare_core::units::trim_float(ug as f64 / 1000.0))
+}
+
+/// The usernames that acted on a session record, each once, in order of first appearance.
+fn actors(se: &ketcare_session::Session) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |u: &str| {
+        if !u.is_empty() && !u.starts_with("system:") && !out.iter().any(|x| x == u) {
+            out.push(u.to_owned());
+        }
+    };
+    if let Some(d) = &se.checklist.dose {
+        add(&d.author);
+        add(&d.verified_by);
+    }
+    for t in &se.transitions {
+        add(&t.by);
+    }
+    for a in &se.administrations {
+        add(&a.by);
+    }
+    if let Some(g) = &se.given_confirmation {
+        add(&g.by);
+    }
+    if let Some(sig) = &se.signature {
+        add(&sig.by);
+    }
+    out
 }
 
 pub async fn record_page(
@@ -952,8 +991,65 @@ pub async fn record_page(
 ) -> Result<Response, PageError> {
     let r = s.store.session_record(&p.actor, sid).await?;
     let v = s.store.session_vitals(&p.actor, sid).await?;
+    let patient = s.store.get_patient(&p.actor, r.patient_id).await?;
+    let se = &r.session;
+    let d = &se.discharge;
+    let discharge = [
+        ("Dissociation resolved", d.dissociation_resolved),
+        (
+            "Respiratory depression resolved",
+            d.respiratory_depression_resolved,
+        ),
+        ("Clinically stable", d.clinically_stable),
+        ("Escort present", d.escort_present),
+        ("Transport advice given", d.transport_advice_given),
+    ]
+    .into_iter()
+    .map(|(label, v)| Row {
+        label: label.into(),
+        value: yes(v),
+    })
+    .collect();
+    let mut figures = Vec::new();
+    if p.user.role.allows(Permission::LedgerRead) {
+        let ledger = s.store.ledger_state(&p.actor).await?;
+        if let Some(l) = ledger.sessions.get(&sid.get()) {
+            figures.push(Row {
+                label: "Drawn (ledger)".into(),
+                value: mg_of_ug(l.drawn_ug),
+            });
+            figures.push(Row {
+                label: "Wasted (ledger, witnessed)".into(),
+                value: mg_of_ug(l.wasted_ug),
+            });
+        } else {
+            figures.push(Row {
+                label: "Ledger".into(),
+                value: "no draw recorded for this session".into(),
+            });
+        }
+    }
+    figures.push(Row {
+        label: "Given (administration record)".into(),
+        value: se
+            .given_mg()
+            .map(|mg| format!("{} mg", ketcare_core::units::trim_float(mg)))
+            .unwrap_or_else(|e| e),
+    });
+    let mut staff = Vec::new();
+    for u in actors(se) {
+        let value = match s.store.user_by_username(&u).await? {
+            Some(user) => format!("{} ({})", user.display_name, user.role),
+            None => "not a current account".into(),
+        };
+        staff.push(Row { label: u, value });
+    }
     Ok(render_html(&RecordPage {
         nav: Nav::of(&p),
+        born: patient.record.date_of_birth.to_string(),
+        discharge,
+        figures,
+        staff,
         p: page_of(&s, &p, &r, &v, String::new()).await?,
     }))
 }

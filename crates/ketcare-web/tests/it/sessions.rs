@@ -485,6 +485,12 @@ async fn a_nurse_runs_a_session_end_to_end() {
             "NOT the ordered rate: given 80 mL/h, ordered 75 mL/h — reason: prescriber at the chair asked for 80 (nurse,",
             "37.333 mg given; infusion ran 40 min",
             "37.333 mg by writer",
+            // It stands on its own: date of birth, the discharge checklist, the mg given, and
+            // the full name and role of everyone on it.
+            "born <span id=\"record-born\">1980-05-01</span>",
+            "id=\"record-discharge\"",
+            "Given (administration record)",
+            "doc (test) (prescriber)",
         ] {
             assert!(rec.body.contains(needle), "{needle}: {}", rec.body);
         }
