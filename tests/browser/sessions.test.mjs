@@ -40,7 +40,7 @@ test('nurse sees a streamed vital live, acknowledges an alarm, runs a session an
   await chair3.locator('.alarm').first().waitFor({ timeout: 20000 });
   assert.match(await chair3.locator('.alarm').first().textContent(), /blood pressure/i);
   await chair3.locator('.alarm button', { hasText: 'Acknowledge' }).first().click();
-  await page.waitForURL(/\/sessions\/\d+$/);
+  await page.waitForURL(/\/sessions\/\d+(#[\w-]+)?$/);
   assert.match(await page.textContent('#alarms'), /acknowledged by/);
 
   // Chair 1: the scheduled esketamine session, from check-in to the first device.

@@ -121,7 +121,7 @@ test('nurse runs an IV ketamine session to discharge with a streamed SpO2 alarm 
   await page.selectOption('#order_id', String(oid));
   await page.fill('#chair', 'Chair 7');
   await page.click('form.record button[type=submit]');
-  await page.waitForURL(/\/sessions\/\d+$/);
+  await page.waitForURL(/\/sessions\/\d+(#[\w-]+)?$/);
   const sid = Number(new URL(page.url()).pathname.split('/').pop());
   assert.match(await page.textContent('h1'), /Chair 7/);
   if (await page.locator('#attach-dose').count()) await page.click('#attach-dose');
@@ -157,13 +157,13 @@ test('nurse runs an IV ketamine session to discharge with a streamed SpO2 alarm 
   await page.waitForFunction((id) => document.getElementById(`chair-${id}`)?.getAttribute('data-last-control-id') === 'SIM-SPO2-1', sid, { timeout: 5000 });
   await chair.locator('.alarm', { hasText: /SpO2|desaturation|oxygen/i }).first().waitFor({ timeout: 5000 });
   await chair.locator('.alarm button', { hasText: 'Acknowledge' }).first().click();
-  await page.waitForURL(/\/sessions\/\d+$/);
+  await page.waitForURL(/\/sessions\/\d+(#[\w-]+)?$/);
   assert.match(await page.textContent('#alarms'), /acknowledged by/);
   const open = page.locator('#alarms .alarm', { has: page.locator('button', { hasText: 'Resolve' }) });
   while (await open.count()) {
     await open.first().locator('input[name=note]').fill('chin lift, oxygen; SpO2 97');
     await open.first().locator('button', { hasText: 'Resolve' }).click();
-    await page.waitForURL(/\/sessions\/\d+$/);
+    await page.waitForURL(/\/sessions\/\d+(#[\w-]+)?$/);
   }
   await page.fill('#v-sys', '128');
   await page.fill('#v-dia', '80');

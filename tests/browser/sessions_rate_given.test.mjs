@@ -101,7 +101,7 @@ test('a rate other than the order is refused without a reason, flagged with one;
   await page.selectOption('#order_id', String(oid));
   await page.fill('#chair', 'Chair 8');
   await page.click('form.record button[type=submit]');
-  await page.waitForURL(/\/sessions\/\d+$/);
+  await page.waitForURL(/\/sessions\/\d+(#[\w-]+)?$/);
   const sid = Number(new URL(page.url()).pathname.split('/').pop());
   await page.click('#check-in');
   await page.click('#begin-pre-assessment');
@@ -200,7 +200,7 @@ test('a rate other than the order is refused without a reason, flagged with one;
   while (await open.count()) {
     await open.first().locator('input[name=note]').fill('vitals taken in the emergency department');
     await open.first().locator('button', { hasText: 'Resolve' }).click();
-    await page.waitForURL(/\/sessions\/\d+$/);
+    await page.waitForURL(/\/sessions\/\d+(#[\w-]+)?$/);
   }
   await page.click('#sign');
   assert.match(await page.textContent('#error'), /the mg given is not confirmed/);

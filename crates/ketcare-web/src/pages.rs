@@ -119,6 +119,15 @@ pub async fn demo_banner(
     Response::from_parts(parts, axum::body::Body::from(out))
 }
 
+/// The same-origin script that asks before a destructive action (`data-confirm`).
+pub async fn confirm_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../static/confirm.js"),
+    )
+        .into_response()
+}
+
 pub async fn stylesheet() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],

@@ -1054,14 +1054,26 @@ pub async fn record_page(
     }))
 }
 
+/// Where the page opens again after a form: the section the nurse was working in, so recording
+/// a vital, a score or an alarm's handling keeps her place; a phase change opens at the top.
+fn section_of(command: &str) -> &'static str {
+    match command {
+        "vitals" => "#vitals-section",
+        "score" | "side_effect" | "intervene" | "adverse_event" => "#notes-section",
+        "acknowledge_alarm" | "resolve_alarm" => "#alarms-section",
+        _ => "",
+    }
+}
+
 async fn after(
     s: &AppState,
     p: &Principal,
     sid: SessionId,
     res: Result<(), AppError>,
+    section: &str,
 ) -> Result<Response, PageError> {
     match res {
-        Ok(()) => Ok(Redirect::to(&format!("/sessions/{sid}")).into_response()),
+        Ok(()) => Ok(Redirect::to(&format!("/sessions/{sid}{section}")).into_response()),
         Err(e @ (AppError::Conflict(_) | AppError::Invalid(_))) => {
             let msg = match &e {
                 AppError::Invalid(f) => {
@@ -1242,7 +1254,7 @@ pub async fn command(
         Ok(cmd) => service::command(&s, &p.actor, sid, &cmd).await.map(|_| ()),
         Err(e) => Err(e),
     };
-    after(&s, &p, sid, res).await
+    after(&s, &p, sid, res, section_of(get(&f, "command"))).await
 }
 
 pub async fn vitals(
@@ -1265,7 +1277,7 @@ pub async fn vitals(
             .map(|_| ())
     }
     .await;
-    after(&s, &p, sid, res).await
+    after(&s, &p, sid, res, section_of("vitals")).await
 }
 
 pub async fn attach_dose(
@@ -1274,5 +1286,5 @@ pub async fn attach_dose(
     Path(sid): Path<SessionId>,
 ) -> Result<Response, PageError> {
     let res = service::attach_dose(&s, &p.actor, sid).await.map(|_| ());
-    after(&s, &p, sid, res).await
+    after(&s, &p, sid, res, "").await
 }

@@ -349,6 +349,10 @@ async fn a_nurse_runs_a_session_end_to_end() {
             )
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{backend:?}: {}", r.body);
+        // The page opens again where the nurse was working, not at the top.
+        assert_eq!(r.location(), format!("/sessions/{sid}#vitals-section"));
+        let page = app.get(&format!("/sessions/{sid}"), &writer).await;
+        assert!(page.body.contains("id=\"vitals-section\""));
 
         // Stop at +40 min; discharge is refused until the site's 120 min of observation pass.
         app.now.fetch_add(40 * 60, Ordering::SeqCst);
