@@ -63,6 +63,8 @@ pub struct Nav {
     pub role: String,
     pub csrf: String,
     pub patients: bool,
+    /// May register and update patients (not every role that reads them may).
+    pub patient_write: bool,
     pub audit: bool,
     pub users: bool,
 }
@@ -74,6 +76,7 @@ impl Nav {
             role: p.user.role.to_string(),
             csrf: p.csrf().to_owned(),
             patients: p.user.role.allows(Permission::PatientRead),
+            patient_write: p.user.role.allows(Permission::PatientWrite),
             audit: p.user.role.allows(Permission::AuditRead),
             users: p.user.role.allows(Permission::UserAdmin),
         })
