@@ -38,3 +38,45 @@ pub fn parse(
     }
     Ok(record)
 }
+
+/// The patient a form names by MRN ("KC-1001"), by "Name (MRN)" as a picker writes it, or by
+/// patient number; `field` is named in the refusal when it names no one, or more than one.
+pub async fn resolve(
+    store: &dyn ketcare_store::Store,
+    actor: &ketcare_core::Actor,
+    field: &str,
+    text: &str,
+) -> Result<ketcare_core::PatientId, crate::Error> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(crate::Error::invalid(
+            field,
+            "name the patient by MRN or name",
+        ));
+    }
+    if let Ok(n) = t.parse::<i64>() {
+        return Ok(ketcare_core::PatientId::new(n));
+    }
+    // "Alvarez, Maria (KC-1001)": the MRN in the last parentheses.
+    let mrn = match (t.rfind('('), t.ends_with(')')) {
+        (Some(i), true) => t[i + 1..t.len() - 1].trim(),
+        _ => t,
+    };
+    let found = store.search_patients(actor, mrn, 20).await?;
+    let exact: Vec<_> = found
+        .iter()
+        .filter(|p| p.mrn.eq_ignore_ascii_case(mrn))
+        .collect();
+    match (exact.as_slice(), found.as_slice()) {
+        ([one], _) => Ok(one.id),
+        ([], [one]) => Ok(one.id),
+        ([], []) => Err(crate::Error::invalid(
+            field,
+            format!("no patient matches {t:?}: give the MRN"),
+        )),
+        _ => Err(crate::Error::invalid(
+            field,
+            format!("{t:?} matches more than one patient: give the MRN"),
+        )),
+    }
+}

@@ -245,7 +245,16 @@ pub async fn book_course(
             .parse()
             .map_err(|_| AppError::invalid(k, "choose one"))
     };
-    let req = match (id("patient_id"), id("chair_id"), id("nurse_id")) {
+    let patient = ketcare_app::patients::resolve(
+        s.store.as_ref(),
+        &p.actor,
+        "patient_id",
+        field(&f, "patient_id"),
+    )
+    .await
+    .map(|x| x.get())
+    .map_err(AppError::from);
+    let req = match (patient, id("chair_id"), id("nurse_id")) {
         (Ok(patient_id), Ok(chair_id), Ok(nurse_id)) => service::CourseRequest {
             patient_id,
             template_id: field(&f, "template_id").to_owned(),
@@ -315,7 +324,16 @@ pub async fn book_session(
             .parse()
             .map_err(|_| AppError::invalid(k, "choose one"))
     };
-    let req = match (id("patient_id"), id("chair_id"), id("nurse_id")) {
+    let patient = ketcare_app::patients::resolve(
+        s.store.as_ref(),
+        &p.actor,
+        "patient_id",
+        field(&f, "patient_id"),
+    )
+    .await
+    .map(|x| x.get())
+    .map_err(AppError::from);
+    let req = match (patient, id("chair_id"), id("nurse_id")) {
         (Ok(patient_id), Ok(chair_id), Ok(nurse_id)) => service::SessionRequest {
             patient_id,
             template_id: field(&f, "template_id").to_owned(),

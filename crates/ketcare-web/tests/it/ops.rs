@@ -141,6 +141,29 @@ async fn the_operations_story_on_both_backends() {
             "{}",
             r.body
         );
+        // The scheduler names the patient by MRN, or as a picker writes it; an unknown one is
+        // refused naming the field.
+        for (who, status) in [
+            ("T-100", StatusCode::CONFLICT),
+            ("Quill, Robin (T-100)", StatusCode::CONFLICT),
+            ("T-999", StatusCode::UNPROCESSABLE_ENTITY),
+        ] {
+            let r = app
+                .post_form(
+                    "/schedule/courses",
+                    &sched,
+                    &[
+                        ("patient_id", who),
+                        ("template_id", "iv-ketamine-induction-6-twice-weekly"),
+                        ("first_day", "2026-12-07"),
+                        ("time", "10:00"),
+                        ("chair_id", &chair_id.to_string()),
+                        ("nurse_id", &nina.id.get().to_string()),
+                    ],
+                )
+                .await;
+            assert_eq!(r.status, status, "{who}: {}", r.body);
+        }
         let week = app.get("/schedule?date=2026-12-07&view=week", &sched).await;
         assert_eq!(week.status, StatusCode::OK);
         assert_eq!(
