@@ -1145,10 +1145,18 @@ pub async fn ledger_post(
             "draw" => LedgerEvent::Draw {
                 container: int(&f, "container")?,
                 session_id: int(&f, "session_id")?,
-                // The session's patient; left empty, the ledger takes it from the session.
+                // The session's patient (by MRN or "Name (MRN)"); left empty, the ledger takes
+                // it from the session, and a named one must be the session's.
                 patient_id: match field(&f, "patient_id").trim() {
                     "" => 0,
-                    _ => int(&f, "patient_id")?,
+                    named => ketcare_app::patients::resolve(
+                        s.store.as_ref(),
+                        &p.actor,
+                        "patient_id",
+                        named,
+                    )
+                    .await?
+                    .get(),
                 },
                 volume_ul: ml_field(&f, "volume_ml")?,
             },

@@ -582,6 +582,9 @@ async fn draws_are_tied_to_the_session_record_through_the_api_and_the_page() {
         for (session, patient, field) in [
             (iv + 1000, adult.to_string(), "session_id"),
             (others, adult.to_string(), "patient_id"),
+            // Named by MRN, as staff know the patient: still not that session's patient.
+            (others, "A-300".to_owned(), "patient_id"),
+            (others, "A-999".to_owned(), "patient_id"),
             (esk, String::new(), "container"),
         ] {
             let r = app
