@@ -67,16 +67,46 @@ pub async fn resolve(
         .iter()
         .filter(|p| p.mrn.eq_ignore_ascii_case(mrn))
         .collect();
-    match (exact.as_slice(), found.as_slice()) {
-        ([one], _) => Ok(one.id),
-        ([], [one]) => Ok(one.id),
-        ([], []) => Err(crate::Error::invalid(
+    // Only an exact MRN names a patient: a name or a fragment that happens to match one
+    // patient today must not pick them silently.
+    let named = match (t.rfind('('), t.ends_with(')')) {
+        (Some(i), true) => t[..i].trim(),
+        _ => "",
+    };
+    match exact.as_slice() {
+        // "Name (MRN)" whose name is not that patient's is a contradiction, not a choice.
+        [one]
+            if !named.is_empty()
+                && ketcare_core::patient::search_fold(named)
+                    != ketcare_core::patient::search_fold(&format!(
+                        "{}, {}",
+                        one.family_name, one.given_name
+                    )) =>
+        {
+            Err(crate::Error::invalid(
+                field,
+                format!(
+                    "MRN {mrn} is {}, {}, not {named:?}",
+                    one.family_name, one.given_name
+                ),
+            ))
+        }
+        [one] => Ok(one.id),
+        [] if found.is_empty() => Err(crate::Error::invalid(
             field,
-            format!("no patient matches {t:?}: give the MRN"),
+            format!("no patient has the MRN {mrn:?}"),
+        )),
+        [] => Err(crate::Error::invalid(
+            field,
+            format!(
+                "{t:?} is not an MRN; it matches {} patient(s) by name: give the MRN, e.g. {:?}",
+                found.len(),
+                found[0].mrn
+            ),
         )),
         _ => Err(crate::Error::invalid(
             field,
-            format!("{t:?} matches more than one patient: give the MRN"),
+            format!("more than one patient has the MRN {mrn:?}"),
         )),
     }
 }

@@ -17,7 +17,6 @@ pub mod consent;
 pub mod ledger;
 pub mod schedule;
 pub mod session_facts;
-pub mod site_needs;
 
 pub use consent::{ConsentStatus, consent_valid};
 pub use ledger::{Balance, session_balance};

@@ -1456,7 +1456,7 @@ pub async fn patient_clinical_links(
                 .map(|x| {
                     format!(
                         "{} — {}",
-                        code(&x.doc.outcome.indication).replace('_', " "),
+                        crate::fmt::words(&x.doc.outcome.indication),
                         r.state.replace('_', " ")
                     )
                 })

@@ -147,6 +147,11 @@ async fn the_operations_story_on_both_backends() {
             ("T-100", StatusCode::CONFLICT),
             ("Quill, Robin (T-100)", StatusCode::CONFLICT),
             ("T-999", StatusCode::UNPROCESSABLE_ENTITY),
+            // A name (or an MRN fragment) that matches one patient today is not an MRN.
+            ("Quill", StatusCode::UNPROCESSABLE_ENTITY),
+            ("T-10", StatusCode::UNPROCESSABLE_ENTITY),
+            // The right MRN with another person's name is a contradiction.
+            ("Smith, Jo (T-100)", StatusCode::UNPROCESSABLE_ENTITY),
         ] {
             let r = app
                 .post_form(
@@ -504,31 +509,6 @@ async fn the_operations_story_on_both_backends() {
     }
 }
 
-/// A patient created through the intake page with another date of birth and MRN.
-async fn patient_born(
-    app: &TestApp,
-    auth: &common::Auth,
-    mrn: &'static str,
-    dob: &'static str,
-) -> i64 {
-    let mut form = minor_form();
-    for (k, v) in form.iter_mut() {
-        if *k == "date_of_birth" {
-            *v = dob;
-        }
-        if *k == "mrn" {
-            *v = mrn;
-        }
-    }
-    let created = app.post_form("/patients", auth, &form).await;
-    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
-    created
-        .location()
-        .trim_start_matches("/patients/")
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn draws_are_tied_to_the_session_record_through_the_api_and_the_page() {
     for backend in BACKENDS {
@@ -539,8 +519,8 @@ async fn draws_are_tied_to_the_session_record_through_the_api_and_the_page() {
         let nurse = app.login("nina").await;
         let nurse_api = app.bearer("nina").await;
         let pharm = app.bearer("phil").await;
-        let adult = patient_born(&app, &nurse, "A-300", "1980-05-01").await;
-        let other = patient_born(&app, &nurse, "A-301", "1981-05-01").await;
+        let adult = common::patient_born(&app, &nurse, "A-300", "1980-05-01").await;
+        let other = common::patient_born(&app, &nurse, "A-301", "1981-05-01").await;
         let receive = json!({"event": {"kind": "receive", "product": "ketamine-50", "ndc": "67457-108-10", "lot": "K1",
                              "expiry": "2030-06-30", "quantity": 1, "invoice": "INV-78", "supplier": "Wholesaler"}});
         let r = app
@@ -743,8 +723,8 @@ async fn consent_signers_come_from_the_records_through_the_api_and_the_page() {
             )
             .await
             .unwrap();
-        let minor = patient_born(&app, &nurse, "M-300", "2012-05-01").await;
-        let adult = patient_born(&app, &nurse, "A-302", "1980-05-01").await;
+        let minor = common::patient_born(&app, &nurse, "M-300", "2012-05-01").await;
+        let adult = common::patient_born(&app, &nurse, "A-302", "1980-05-01").await;
         let g = app
             .json(
                 Method::POST,

@@ -534,20 +534,10 @@ async fn settings_saved_during_a_session_apply_to_it_from_then() {
             app.bearer("nurse").await,
             app.bearer("alex").await,
         );
-        let mut form = minor_form();
-        form.retain(|(k, _)| !matches!(*k, "date_of_birth" | "mrn" | "weight_value"));
-        form.extend([
-            ("date_of_birth", "1980-05-01"),
-            ("mrn", "LS-1"),
-            ("weight_value", "70"),
-        ]);
         let writer = app.login("nurse").await;
-        let pid = app
-            .post_form("/patients", &writer, &form)
+        let pid = patient_born(&app, &writer, "LS-1", "1980-05-01")
             .await
-            .location()
-            .trim_start_matches("/patients/")
-            .to_owned();
+            .to_string();
         let (_, sid) = app
             .verified_order_session(
                 &pid,

@@ -33,19 +33,9 @@ async fn each_role_sees_its_queue_by_name_and_mrn() {
             app.add_user(u, r).await;
         }
         let nurse_page = app.login("nurse").await;
-        let mut form = minor_form();
-        form.retain(|(k, _)| !matches!(*k, "date_of_birth" | "mrn" | "weight_value"));
-        form.extend([
-            ("date_of_birth", "1980-05-01"),
-            ("mrn", "WQ-7"),
-            ("weight_value", "70"),
-        ]);
-        let pid = app
-            .post_form("/patients", &nurse_page, &form)
+        let pid = patient_born(&app, &nurse_page, "WQ-7", "1980-05-01")
             .await
-            .location()
-            .trim_start_matches("/patients/")
-            .to_owned();
+            .to_string();
         let doc = app.bearer("doc").await;
         let order = app
             .json(
@@ -155,15 +145,9 @@ async fn a_wrong_order_is_withdrawn_with_a_reason_before_it_is_given() {
             app.add_user(u, r).await;
         }
         let nurse_page = app.login("nurse").await;
-        let mut form = minor_form();
-        form.retain(|(k, _)| !matches!(*k, "date_of_birth" | "mrn"));
-        form.extend([("date_of_birth", "1980-05-01"), ("mrn", "WD-1")]);
-        let pid = app
-            .post_form("/patients", &nurse_page, &form)
+        let pid = patient_born(&app, &nurse_page, "WD-1", "1980-05-01")
             .await
-            .location()
-            .trim_start_matches("/patients/")
-            .to_owned();
+            .to_string();
         let (doc, pharm, nurse) = (
             app.bearer("doc").await,
             app.bearer("pharm").await,

@@ -456,3 +456,23 @@ pub fn minor_form() -> Vec<(&'static str, &'static str)> {
         ("allergies", ""),
     ]
 }
+
+/// A patient created through the intake page with another date of birth and MRN.
+pub async fn patient_born(app: &TestApp, auth: &Auth, mrn: &'static str, dob: &'static str) -> i64 {
+    let mut form = minor_form();
+    for (k, v) in form.iter_mut() {
+        if *k == "date_of_birth" {
+            *v = dob;
+        }
+        if *k == "mrn" {
+            *v = mrn;
+        }
+    }
+    let created = app.post_form("/patients", auth, &form).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    created
+        .location()
+        .trim_start_matches("/patients/")
+        .parse()
+        .unwrap()
+}
