@@ -3,7 +3,7 @@
 // only with a reason; a nurse verifies as the second clinician.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startKetcare, openBrowser, signIn, signOut, resultPath } from './harness.mjs';
+import { startKetcare, openBrowser, signIn, signOut, resultPath, fillTrdScreening } from './harness.mjs';
 
 let server;
 let browser;
@@ -73,17 +73,7 @@ test('prescriber doses a demo patient; hard limit stops, soft limit needs a reas
 
   // Screening: a raised baseline BP is a relative finding the prescriber may override with a reason.
   await page.click('text=Screen for eligibility');
-  await page.selectOption('#indication', 'trd');
-  await page.selectOption('#drug', 'racemic_ketamine');
-  await page.selectOption('#pregnancy', 'not_pregnant');
-  await page.fill('#systolic', '170');
-  await page.fill('#diastolic', '82');
-  await page.fill('input[name=trial0_drug]', 'sertraline');
-  await page.fill('input[name=trial0_dose]', '150');
-  await page.fill('input[name=trial0_weeks]', '8');
-  await page.fill('input[name=trial1_drug]', 'bupropion');
-  await page.fill('input[name=trial1_dose]', '300');
-  await page.fill('input[name=trial1_weeks]', '8');
+  await fillTrdScreening(page, 170, 82);
   await page.click('button:has-text("Screen")');
   await page.waitForURL(/\/screenings\/\d+$/);
   assert.match(await page.textContent('#decision'), /needs_prescriber_review/);
@@ -122,7 +112,7 @@ test('prescriber doses a demo patient; hard limit stops, soft limit needs a reas
   assert.match(numbers, /infusion: dose\s+34 mg/);
   assert.match(numbers, /volume to draw\s+3\.4 mL/);
   assert.match(numbers, /pump rate\s+75 mL\/h/);
-  assert.match(await page.textContent('#order-state'), /pending_verification/);
+  assert.match(await page.textContent('#order-state'), /waiting for a second clinician/);
   assert.equal(await page.locator('text=Verify as second clinician').count(), 0, 'the author cannot verify');
   const firstOrder = page.url();
 
@@ -134,11 +124,11 @@ test('prescriber doses a demo patient; hard limit stops, soft limit needs a reas
   assert.match(await page.textContent('#preview-soft'), /R20/);
   await page.click('#sign-order');
   await page.waitForURL(/\/orders\/\d+$/);
-  assert.match(await page.textContent('#order-state'), /needs_override/);
+  assert.match(await page.textContent('#order-state'), /needs a reason to pass a soft limit/);
   assert.match(await page.textContent('#soft'), /R20/);
   await page.fill('#reason', 'partial response at 0.75 mg/kg');
   await page.click('button:has-text("Override soft limits")');
-  assert.match(await page.textContent('#order-state'), /pending_verification/);
+  assert.match(await page.textContent('#order-state'), /waiting for a second clinician/);
   assert.match(await page.textContent('#override-record'), /prescriber/);
   await page.screenshot({ path: resultPath('order.png'), fullPage: true });
   await signOut(page);

@@ -108,3 +108,37 @@ export async function printPdf(page, path, tries = 3) {
     }
   }
 }
+
+// On a scheduled session's page: checks the patient in and completes the pre-assessment (the
+// checklist and a baseline of BP 124/78, HR 72, SpO2 98 %), ready to verify the dose.
+export async function preAssess(page) {
+  await page.click('#check-in');
+  await page.click('#begin-pre-assessment');
+  for (const id of ['fasting_confirmed', 'escort_home', 'eligibility_reconfirmed']) {
+    await page.selectOption(`#${id}`, 'yes');
+  }
+  await page.selectOption('#pregnancy', 'not_pregnant');
+  await page.selectOption('#suicide_risk', 'negative');
+  await page.click('#save-checklist');
+  await page.fill('#b-sys', '124');
+  await page.fill('#b-dia', '78');
+  await page.fill('#b-hr', '72');
+  await page.fill('#b-spo2', '98');
+  await page.click('#save-baseline');
+}
+
+// On a patient's screening form: an adult with treatment-resistant depression for racemic
+// ketamine, not pregnant, two adequate antidepressant trials, baseline BP as given.
+export async function fillTrdScreening(page, systolic, diastolic) {
+  await page.selectOption('#indication', 'trd');
+  await page.selectOption('#drug', 'racemic_ketamine');
+  await page.selectOption('#pregnancy', 'not_pregnant');
+  await page.fill('#systolic', String(systolic));
+  await page.fill('#diastolic', String(diastolic));
+  await page.fill('input[name=trial0_drug]', 'sertraline');
+  await page.fill('input[name=trial0_dose]', '150');
+  await page.fill('input[name=trial0_weeks]', '8');
+  await page.fill('input[name=trial1_drug]', 'bupropion');
+  await page.fill('input[name=trial1_dose]', '300');
+  await page.fill('input[name=trial1_weeks]', '8');
+}

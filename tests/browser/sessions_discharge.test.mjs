@@ -7,7 +7,7 @@
 // signs and opens the printable signed record.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startKetcare, openBrowser, signIn, signOut, resultPath, sendOru, printPdf } from './harness.mjs';
+import { startKetcare, openBrowser, signIn, signOut, resultPath, sendOru, printPdf, preAssess } from './harness.mjs';
 
 let server;
 let browser;
@@ -127,19 +127,7 @@ test('nurse runs an IV ketamine session to discharge with a streamed SpO2 alarm 
   if (await page.locator('#attach-dose').count()) await page.click('#attach-dose');
 
   // Check-in, checklist, baseline, dose, start.
-  await page.click('#check-in');
-  await page.click('#begin-pre-assessment');
-  for (const id of ['fasting_confirmed', 'escort_home', 'eligibility_reconfirmed']) {
-    await page.selectOption(`#${id}`, 'yes');
-  }
-  await page.selectOption('#pregnancy', 'not_pregnant');
-  await page.selectOption('#suicide_risk', 'negative');
-  await page.click('#save-checklist');
-  await page.fill('#b-sys', '124');
-  await page.fill('#b-dia', '78');
-  await page.fill('#b-hr', '72');
-  await page.fill('#b-spo2', '98');
-  await page.click('#save-baseline');
+  await preAssess(page);
   assert.equal(await page.locator('#checklist-missing').count(), 0, await page.textContent('main'));
   await page.click('#verify-dose');
   assert.match(await page.textContent('#phase'), /Dose verified/);

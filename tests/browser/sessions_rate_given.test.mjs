@@ -6,7 +6,7 @@
 // the administration record computes (not the whole order) before the record is signed.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startKetcare, openBrowser, signIn, signOut, resultPath } from './harness.mjs';
+import { startKetcare, openBrowser, signIn, signOut, resultPath, preAssess } from './harness.mjs';
 
 let server;
 let browser;
@@ -103,19 +103,7 @@ test('a rate other than the order is refused without a reason, flagged with one;
   await page.click('form.record button[type=submit]');
   await page.waitForURL(/\/sessions\/\d+(#[\w-]+)?$/);
   const sid = Number(new URL(page.url()).pathname.split('/').pop());
-  await page.click('#check-in');
-  await page.click('#begin-pre-assessment');
-  for (const id of ['fasting_confirmed', 'escort_home', 'eligibility_reconfirmed']) {
-    await page.selectOption(`#${id}`, 'yes');
-  }
-  await page.selectOption('#pregnancy', 'not_pregnant');
-  await page.selectOption('#suicide_risk', 'negative');
-  await page.click('#save-checklist');
-  await page.fill('#b-sys', '124');
-  await page.fill('#b-dia', '78');
-  await page.fill('#b-hr', '72');
-  await page.fill('#b-spo2', '98');
-  await page.click('#save-baseline');
+  await preAssess(page);
   await page.click('#verify-dose');
   assert.match(await page.textContent('#phase'), /Dose verified/);
 

@@ -110,3 +110,29 @@ pub async fn resolve(
         )),
     }
 }
+
+/// "Alvarez, Maria (KC-1001)" for each of `ids` that exists, as lists and queues name people
+/// (one audited read of the patients shown).
+pub async fn labels(
+    store: &dyn ketcare_store::Store,
+    actor: &ketcare_core::Actor,
+    ids: &[ketcare_core::PatientId],
+) -> Result<std::collections::BTreeMap<ketcare_core::PatientId, String>, crate::Error> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(store
+        .patient_summaries(actor, &ids)
+        .await?
+        .into_iter()
+        .map(|p| {
+            (
+                p.id,
+                format!("{}, {} ({})", p.family_name, p.given_name, p.mrn),
+            )
+        })
+        .collect())
+}

@@ -1,14 +1,20 @@
 //! The work waiting for the signed-in user, by what their role may do: orders to verify or to
 //! pass with a reason, the sessions in the chairs with their open alarms, the ledger's open
-//! discrepancies and the site settings that still block something. Each item links to the page
+//! discrepancies, the bookings of the coming days that are not ready (no verified dose order
+//! waiting, or no consent in force at the booking's start) and the site settings that still
+//! block something. Each item links to the page
 //! where the work is done. Every patient shown is an audited access.
 
 use crate::clinical;
 use crate::error::Result;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use ketcare_clinical::Library;
 use ketcare_clinical::dose::OrderState;
 use ketcare_core::patient::PatientSummary;
 use ketcare_core::{Actor, PatientId, Permission};
+use ketcare_ops::consent::ConsentStatus;
+use ketcare_ops::schedule::BookingStatus;
 use ketcare_store::{RecordKind, Store};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -42,8 +48,19 @@ fn name(p: Option<&PatientSummary>) -> String {
         .unwrap_or_else(|| "a patient".into())
 }
 
-/// The queues the actor's role works on, in the order of a clinic's day.
-pub async fn home(store: &dyn Store, library: &Library, actor: &Actor) -> Result<Vec<Queue>> {
+/// How far ahead the bookings queue looks: today and the next two days. This is how much of
+/// the schedule a working list shows, not a clinical limit.
+pub const BOOKINGS_AHEAD_DAYS: i64 = 2;
+
+/// The queues the actor's role works on, in the order of a clinic's day. `now` is the instant
+/// the page is built; bookings are in the site's local time (`tz`).
+pub async fn home(
+    store: &dyn Store,
+    library: &Library,
+    actor: &Actor,
+    now: Timestamp,
+    tz: &TimeZone,
+) -> Result<Vec<Queue>> {
     let mut queues = Vec::new();
     let may = |p: Permission| actor.may(p);
 
@@ -163,6 +180,9 @@ pub async fn home(store: &dyn Store, library: &Library, actor: &Actor) -> Result
                 .collect(),
         });
     }
+    if may(Permission::Schedule) {
+        queues.push(bookings_not_ready(store, actor, now, tz).await?);
+    }
     if may(Permission::LedgerManage) {
         let ledger = store.ledger_state(actor).await?;
         queues.push(Queue {
@@ -205,4 +225,112 @@ pub async fn home(store: &dyn Store, library: &Library, actor: &Actor) -> Result
         });
     }
     Ok(queues)
+}
+
+/// Bookings from now to the end of [`BOOKINGS_AHEAD_DAYS`] whose patient has no verified dose
+/// order that no session has used yet, or whose consent for that order's protocol will not be in
+/// force when the booking starts. Each item links to the patient's chart.
+async fn bookings_not_ready(
+    store: &dyn Store,
+    actor: &Actor,
+    now: Timestamp,
+    tz: &TimeZone,
+) -> Result<Queue> {
+    let local = now.to_zoned(tz.clone()).datetime();
+    let end = local
+        .date()
+        .checked_add(jiff::Span::new().days(BOOKINGS_AHEAD_DAYS + 1))
+        .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+        .unwrap_or(local);
+    let bookings: Vec<_> = store
+        .bookings(actor, local, end)
+        .await?
+        .into_iter()
+        .filter(|b| b.status == BookingStatus::Booked && b.start >= local)
+        .collect();
+    let mut items = Vec::new();
+    if bookings.is_empty() {
+        return Ok(not_ready_queue(items));
+    }
+    let mut ids: Vec<PatientId> = bookings
+        .iter()
+        .map(|b| PatientId::new(b.patient_id))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let people = crate::patients::labels(store, actor, &ids).await?;
+    let mut verified: BTreeMap<PatientId, Vec<crate::clinical::StoredOrder>> = BTreeMap::new();
+    for r in store
+        .records_in_states(actor, RecordKind::DoseOrder, &["verified"])
+        .await?
+    {
+        let o = clinical::order_of(&r)?;
+        if ids.contains(&o.patient_id) {
+            verified.entry(o.patient_id).or_default().push(o);
+        }
+    }
+    // The order each patient's next session would use: the newest verified order no session
+    // has been created from.
+    let mut waiting: BTreeMap<PatientId, Option<crate::clinical::StoredOrder>> = BTreeMap::new();
+    for id in &ids {
+        let mut orders = verified.remove(id).unwrap_or_default();
+        if !orders.is_empty() {
+            let used: Vec<i64> = store
+                .patient_sessions(actor, *id)
+                .await?
+                .iter()
+                .filter_map(|s| s.session.dose_order_id)
+                .collect();
+            orders.retain(|o| !used.contains(&o.id.get()));
+        }
+        waiting.insert(*id, orders.into_iter().max_by_key(|o| o.id));
+    }
+    for b in &bookings {
+        let pid = PatientId::new(b.patient_id);
+        let when = b.start.strftime("%a %d %b %H:%M").to_string();
+        let mut problems = Vec::new();
+        match waiting.get(&pid).and_then(Option::as_ref) {
+            None => problems.push("no verified dose order waiting".to_owned()),
+            Some(o) => {
+                let c = &o.order.calculation;
+                let at = b
+                    .start
+                    .to_zoned(tz.clone())
+                    .map(|z| z.timestamp())
+                    .unwrap_or(now);
+                if let ConsentStatus::Invalid { message, .. } = store
+                    .consent_status(actor, pid, &c.protocol_id, c.protocol_version, at)
+                    .await?
+                {
+                    problems.push(format!("consent not in force then: {message}"));
+                }
+            }
+        }
+        if problems.is_empty() {
+            continue;
+        }
+        items.push(WorkItem {
+            label: people
+                .get(&pid)
+                .cloned()
+                .unwrap_or_else(|| "a patient".into()),
+            detail: format!(
+                "{} session {when} — {}",
+                b.phase.as_str(),
+                problems.join("; ")
+            ),
+            href: format!("/patients/{pid}"),
+            urgent: b.start.date() == local.date(),
+        });
+    }
+    Ok(not_ready_queue(items))
+}
+
+fn not_ready_queue(items: Vec<WorkItem>) -> Queue {
+    Queue {
+        id: "bookings-not-ready",
+        title: "Bookings not ready (today and the next two days)",
+        empty: "Every booking of the coming days has a verified order and consent in force.",
+        items,
+    }
 }

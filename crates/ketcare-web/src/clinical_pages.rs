@@ -655,11 +655,18 @@ pub struct ScreenFormPage {
     classes: Vec<String>,
     pregnancy: Vec<String>,
     error: String,
+    /// The patient header (name, MRN, age, weight, allergies, alerts, consent) and tabs.
+    header: Option<crate::chart::PatientHeader>,
 }
 
-fn screen_form(s: &AppState, p: &Principal, patient: Patient, error: String) -> ScreenFormPage {
-    let _ = s;
+fn screen_form(
+    p: &Principal,
+    patient: Patient,
+    error: String,
+    header: Option<crate::chart::PatientHeader>,
+) -> ScreenFormPage {
     ScreenFormPage {
+        header,
         nav: Nav::of(p),
         patient,
         indications: codes(Indication::ALL),
@@ -677,7 +684,15 @@ pub async fn screen_form_page(
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
     let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
-    Ok(render_html(&screen_form(&s, &p, patient, String::new())))
+    let header = crate::chart::header(&s, &p, patient.id, "screen")
+        .await
+        .ok();
+    Ok(render_html(&screen_form(
+        &p,
+        patient,
+        String::new(),
+        header,
+    )))
 }
 
 /// Decodes the screening form: the answers the record cannot know. Age and weight are not on the
@@ -769,6 +784,7 @@ pub async fn screen_patient(
     let pid = PatientId::new(id);
     let patient = s.store.get_patient(&p.actor, pid).await?;
     let pairs = form_pairs(&body)?;
+    let header = crate::chart::header(&s, &p, pid, "screen").await.ok();
     let refuse = |patient: Patient, e: AppError| {
         let msg = match &e {
             AppError::Invalid(f) => {
@@ -779,7 +795,7 @@ pub async fn screen_patient(
             }
             other => other.to_string(),
         };
-        let mut r = render_html(&screen_form(&s, &p, patient, msg));
+        let mut r = render_html(&screen_form(&p, patient, msg, header.clone()));
         *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
         r
     };
@@ -819,11 +835,14 @@ pub struct ScreeningPage {
     /// (id, severity, reason, sources, overridden by)
     findings: Vec<(String, String, String, String, String)>,
     can_override: bool,
+    /// The patient header (name, MRN, age, weight, allergies, alerts, consent) and tabs.
+    header: Option<crate::chart::PatientHeader>,
 }
 
 fn screening_page(p: &Principal, s: &StoredScreening) -> ScreeningPage {
     let o = &s.doc.outcome;
     ScreeningPage {
+        header: None,
         nav: Nav::of(p),
         id: s.id,
         patient_id: s.patient_id.get(),
@@ -869,10 +888,11 @@ pub async fn screening(
     Path(id): Path<RecordId>,
 ) -> Result<Response, PageError> {
     let r = s.store.record(&p.actor, RecordKind::Screening, id).await?;
-    Ok(render_html(&screening_page(
-        &p,
-        &clinical::screening_of(&r)?,
-    )))
+    let mut page = screening_page(&p, &clinical::screening_of(&r)?);
+    page.header = crate::chart::header(&s, &p, PatientId::new(page.patient_id), "")
+        .await
+        .ok();
+    Ok(render_html(&page))
 }
 
 pub async fn override_finding(
@@ -915,6 +935,8 @@ pub struct DoseFormPage {
     preview: Option<CalculationView>,
     /// The fingerprint of the previewed calculation, sent back with "Sign".
     digest: String,
+    /// The patient header (name, MRN, age, weight, allergies, alerts, consent) and tabs.
+    header: Option<crate::chart::PatientHeader>,
 }
 
 impl DoseFormPage {
@@ -1083,7 +1105,9 @@ async fn dose_form(
         })
         .collect();
     let day = patient.record.day_of_care(s.today(), &s.bands);
+    let header = crate::chart::header(s, p, patient.id, "dose").await.ok();
     Ok(DoseFormPage {
+        header,
         nav: Nav::of(p),
         weight: patient
             .record
@@ -1297,6 +1321,12 @@ pub struct OrderPage {
     can_withdraw: bool,
     withdraw_error: String,
     withdraw_reason: String,
+    /// May schedule a session from this order (shown once it is verified).
+    can_run: bool,
+    /// The state in words.
+    state_words: String,
+    /// The patient header (name, MRN, age, weight, allergies, alerts, consent) and tabs.
+    header: Option<crate::chart::PatientHeader>,
 }
 
 /// "by USER at TIME: REASON" for an override or a verification record.
@@ -1319,6 +1349,9 @@ fn order_page(p: &Principal, o: &StoredOrder) -> OrderPage {
     let view = calculation_view(c);
     let state = code(&o.order.state);
     OrderPage {
+        header: None,
+        state_words: o.order.state.label().to_owned(),
+        can_run: p.user.role.allows(Permission::RunSession),
         nav: Nav::of(p),
         id: o.id,
         patient_id: o.patient_id.get(),
@@ -1368,7 +1401,11 @@ pub async fn order(
     Path(id): Path<RecordId>,
 ) -> Result<Response, PageError> {
     let r = s.store.record(&p.actor, RecordKind::DoseOrder, id).await?;
-    Ok(render_html(&order_page(&p, &clinical::order_of(&r)?)))
+    let mut page = order_page(&p, &clinical::order_of(&r)?);
+    page.header = crate::chart::header(&s, &p, PatientId::new(page.patient_id), "")
+        .await
+        .ok();
+    Ok(render_html(&page))
 }
 
 pub async fn override_order(
@@ -1423,6 +1460,9 @@ pub async fn withdraw_order(
         Err(e @ (ketcare_app::Error::Invalid(_) | ketcare_app::Error::Conflict(_))) => {
             let r = s.store.record(&p.actor, RecordKind::DoseOrder, id).await?;
             let mut page = order_page(&p, &clinical::order_of(&r)?);
+            page.header = crate::chart::header(&s, &p, PatientId::new(page.patient_id), "")
+                .await
+                .ok();
             page.withdraw_error = invalid_text(&AppError::from(e));
             page.withdraw_reason = reason;
             let mut resp = render_html(&page);

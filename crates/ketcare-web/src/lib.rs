@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod chart;
 pub mod clinical;
 pub mod clinical_api;
 pub mod clinical_pages;

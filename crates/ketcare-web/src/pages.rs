@@ -131,6 +131,15 @@ pub async fn confirm_script() -> Response {
         .into_response()
 }
 
+/// The same-origin type-ahead for fields that name a patient (`data-patient-picker`).
+pub async fn patient_picker_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../static/patient-picker.js"),
+    )
+        .into_response()
+}
+
 pub async fn stylesheet() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
@@ -371,17 +380,24 @@ pub async fn home(State(s): State<AppState>, p: Principal) -> Response {
             (a, who)
         })
         .collect();
-    let (queues, queue_error) =
-        match ketcare_app::worklists::home(s.store.as_ref(), &s.library(), &p.actor).await {
-            Ok(q) => (q, String::new()),
-            Err(e) => {
-                tracing::error!(error = %e, "reading the work queues");
-                (
-                    Vec::new(),
-                    "The work queues could not be read; try again.".into(),
-                )
-            }
-        };
+    let (queues, queue_error) = match ketcare_app::worklists::home(
+        s.store.as_ref(),
+        &s.library(),
+        &p.actor,
+        jiff::Timestamp::from_second(s.now()).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+        &jiff::tz::TimeZone::system(),
+    )
+    .await
+    {
+        Ok(q) => (q, String::new()),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the work queues");
+            (
+                Vec::new(),
+                "The work queues could not be read; try again.".into(),
+            )
+        }
+    };
     render_html(&HomePage {
         nav: Nav::of(&p),
         display_name: p.user.display_name.clone(),
@@ -631,6 +647,8 @@ pub struct PatientPage {
     orders: Vec<(String, String, String)>,
     sessions: Vec<(String, String, String)>,
     safety_alerts: Vec<ketcare_store::measures::SafetyAlert>,
+    /// The patient header (name, MRN, age, weight, allergies, alerts, consent) and tabs.
+    header: Option<crate::chart::PatientHeader>,
 }
 
 impl PatientPage {
@@ -676,6 +694,7 @@ fn patient_page(
         orders: Vec::new(),
         sessions: Vec::new(),
         safety_alerts: Vec::new(),
+        header: None,
     }
 }
 
@@ -692,13 +711,19 @@ pub async fn patient(
         GuardianInput::default(),
         FieldErrors::new(),
     );
-    page.safety_alerts =
-        ketcare_app::measures::patient_open_alerts(s.store.as_ref(), &p.actor, PatientId::new(id))
-            .await;
+    // Every safety alert, open and closed, with its follow-up: the chart keeps their history.
+    page.safety_alerts = if p.user.role.allows(Permission::PatientRead) {
+        s.store.patient_alerts(&p.actor, PatientId::new(id)).await?
+    } else {
+        Vec::new()
+    };
     let links = crate::clinical_pages::patient_clinical_links(&s, &p, PatientId::new(id)).await?;
     page.screenings = links.screenings;
     page.orders = links.orders;
     page.sessions = links.sessions;
+    page.header = crate::chart::header(&s, &p, PatientId::new(id), "chart")
+        .await
+        .ok();
     Ok(render_html(&page))
 }
 
@@ -771,10 +796,9 @@ pub async fn add_guardian(
         }
         Err(errors) => {
             let patient = s.store.get_patient(&p.actor, pid).await?;
-            Ok(render_with(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &patient_page(&s, &p, patient, input, errors),
-            ))
+            let mut page = patient_page(&s, &p, patient, input, errors);
+            page.header = crate::chart::header(&s, &p, pid, "chart").await.ok();
+            Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
     }
 }

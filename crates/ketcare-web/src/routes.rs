@@ -80,6 +80,7 @@ fn core_table() -> Vec<Entry> {
         r(Get, "/healthz", Public, api::healthz),
         r(Get, "/static/app.css", Public, pages::stylesheet),
         r(Get, "/static/confirm.js", Public, pages::confirm_script),
+        r(Get, "/static/patient-picker.js", Public, pages::patient_picker_script),
         r(Get, "/login", Public, pages::login_form),
         r(Post, "/login", Public, pages::login),
         r(Get, "/api/v1/openapi.json", Public, api::openapi_json),

@@ -549,6 +549,8 @@ pub struct PatientMeasuresPage {
     new_link: String,
     error: String,
     today: String,
+    /// The patient header (name, MRN, age, weight, allergies, alerts, consent) and tabs.
+    header: Option<crate::chart::PatientHeader>,
 }
 
 impl PatientMeasuresPage {
@@ -586,7 +588,11 @@ async fn patient_page(
         None => ketcare_app::charts::mme_svg(&o.mme_timeline, s.today()),
     };
     let cat = super::catalogue().ok_or(AppError::Internal)?;
+    let header = crate::chart::header(s, p, PatientId::new(id), "measures")
+        .await
+        .ok();
     let mut r = render_html(&PatientMeasuresPage {
+        header,
         mme_course,
         nav: Nav::of(p),
         patient_id: id,

@@ -18,13 +18,13 @@ use jiff::{Timestamp, ToSpan};
 use ketcare_core::{BookingId, ConsentId, PatientId, Permission, Role};
 use ketcare_ops::amount::Microlitres;
 use ketcare_ops::billing::{self, money};
-use ketcare_ops::consent::{Assent, ConsentStatus, Section, SectionKind, Signer};
+use ketcare_ops::consent::{Assent, Section, SectionKind, Signer};
 use ketcare_ops::ledger::{BusinessTime, ContainerStatus, CountLine, InventoryKind, LedgerEvent};
 use ketcare_ops::schedule::{Booking, BookingStatus, MoveMode};
 use ketcare_ops::session_facts::{Drug, EmLevel, Route};
 use ketcare_ops::{Micrograms, SessionFacts, session_balance};
 use ketcare_store::{BookOutcome, NewConsentDocument, NewSignature};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 type Q = Query<HashMap<String, String>>;
 
@@ -65,6 +65,8 @@ pub struct BookingRow {
     pub id: BookingId,
     pub time: String,
     pub patient: i64,
+    /// "Alvarez, Maria (KC-1001)" (the patient number only if the record cannot be read).
+    pub patient_name: String,
     pub phase: String,
     pub status: String,
     pub booked: bool,
@@ -98,8 +100,12 @@ pub struct SchedulePage {
     move_apply: Option<(BookingId, String, String)>,
 }
 
-fn row(b: &Booking) -> BookingRow {
+fn row(b: &Booking, names: &BTreeMap<PatientId, String>) -> BookingRow {
     BookingRow {
+        patient_name: names
+            .get(&PatientId::new(b.patient_id))
+            .cloned()
+            .unwrap_or_else(|| format!("patient {}", b.patient_id)),
         id: b.id,
         time: format!(
             "{} – {}",
@@ -143,6 +149,12 @@ async fn schedule_page(
         .map_err(|_| AppError::invalid("date", "out of range"))?;
     let chairs = s.store.chairs(&p.actor).await?;
     let bookings = s.store.bookings(&p.actor, from, to).await?;
+    let ids: Vec<PatientId> = bookings
+        .iter()
+        .map(|b| PatientId::new(b.patient_id))
+        .collect();
+    // Who each booking is for, by name and MRN (one audited read of the day's patients).
+    let names = ketcare_app::patients::labels(s.store.as_ref(), &p.actor, &ids).await?;
     let rows = chairs
         .iter()
         .map(|c| ChairRow {
@@ -153,7 +165,7 @@ async fn schedule_page(
                     bookings
                         .iter()
                         .filter(|b| b.chair_id == c.id && b.start.date() == day)
-                        .map(row)
+                        .map(|b| row(b, &names))
                         .collect()
                 })
                 .collect(),
@@ -537,7 +549,6 @@ pub async fn move_booking(
 pub struct ConsentPage {
     nav: Option<Nav>,
     patient_id: i64,
-    patient_name: String,
     minor: bool,
     band: String,
     guardians: Vec<(i64, String)>,
@@ -548,6 +559,8 @@ pub struct ConsentPage {
     can_sign: bool,
     message: String,
     error: String,
+    /// The patient header (name, MRN, age, weight, allergies, alerts, consent) and tabs.
+    header: Option<crate::chart::PatientHeader>,
 }
 
 async fn consent_page(
@@ -563,37 +576,19 @@ async fn consent_page(
     let minor = day.map(|d| d.band.is_minor()).unwrap_or(true);
     let docs = s.store.consent_documents(&p.actor).await?;
     let mut protocols: Vec<(String, String)> = Vec::new();
-    let mut statuses = Vec::new();
-    let at = now(s)?;
     for d in &docs {
-        if protocols.iter().any(|(pid, _)| *pid == d.protocol_id) {
-            continue;
+        if !protocols.iter().any(|(pid, _)| *pid == d.protocol_id) {
+            protocols.push((
+                d.protocol_id.clone(),
+                format!("{} (document version {})", d.protocol_id, d.version),
+            ));
         }
-        protocols.push((
-            d.protocol_id.clone(),
-            format!("{} (document version {})", d.protocol_id, d.version),
-        ));
-        let version = s
-            .library()
-            .get(&d.protocol_id)
-            .map(|p| p.version)
-            .unwrap_or(d.protocol_version);
-        let st = s
-            .store
-            .consent_status(&p.actor, PatientId::new(id), &d.protocol_id, version, at)
-            .await?;
-        let (ok, text) = match st {
-            ConsentStatus::Valid { expires_at, .. } => (
-                true,
-                match expires_at {
-                    Some(e) => format!("valid until {}", e.strftime("%Y-%m-%d")),
-                    None => "valid".into(),
-                },
-            ),
-            ConsentStatus::Invalid { message, .. } => (false, message),
-        };
-        statuses.push((d.protocol_id.clone(), format!("v{}", d.version), ok, text));
     }
+    let statuses = crate::chart::consent_lines(s, p, PatientId::new(id), now(s)?)
+        .await?
+        .into_iter()
+        .map(|l| (l.protocol_id, l.document_version, l.in_force, l.text))
+        .collect();
     let signatures = s
         .store
         .consent_signatures(&p.actor, PatientId::new(id))
@@ -634,13 +629,13 @@ async fn consent_page(
             (g.id, text, g.withdrawn_at.is_none())
         })
         .collect();
+    let header = crate::chart::header(s, p, PatientId::new(id), "consent")
+        .await
+        .ok();
     let page = ConsentPage {
+        header,
         nav: Nav::of(p),
         patient_id: id,
-        patient_name: format!(
-            "{} {}",
-            patient.record.given_name, patient.record.family_name
-        ),
         minor,
         band: day.map(|d| d.band.to_string()).unwrap_or_default(),
         guardians: patient

@@ -177,6 +177,10 @@ pub struct NewSessionPage {
     pub orders: Vec<OrderOption>,
     pub sessions: Vec<SessionLink>,
     pub error: String,
+    /// The order chosen when the page opens (from the order page's link).
+    pub chosen: String,
+    /// The patient header (name, MRN, age, weight, allergies, alerts, consent) and tabs.
+    pub header: Option<crate::chart::PatientHeader>,
 }
 
 async fn new_page(
@@ -184,6 +188,7 @@ async fn new_page(
     p: &Principal,
     id: i64,
     error: String,
+    chosen: String,
 ) -> Result<NewSessionPage, AppError> {
     let pid = PatientId::new(id);
     let patient = s.store.get_patient(&p.actor, pid).await?;
@@ -194,14 +199,22 @@ async fn new_page(
         .await?
     {
         let o = clinical::order_of(&r)?;
-        orders.push(OrderOption {
-            id: r.id,
-            label: format!(
-                "Order {} — {} ({})",
-                r.id, o.order.calculation.protocol_title, r.state
-            ),
-        });
+        // Only a verified order can be scheduled; the others are listed to say why not.
+        orders.push((
+            o.order.state != ketcare_clinical::dose::OrderState::Verified,
+            OrderOption {
+                id: r.id,
+                label: format!(
+                    "Order {} — {} ({})",
+                    r.id,
+                    o.order.calculation.protocol_title,
+                    o.order.state.label()
+                ),
+            },
+        ));
     }
+    orders.sort_by_key(|(not_verified, o)| (*not_verified, std::cmp::Reverse(o.id)));
+    let orders = orders.into_iter().map(|(_, o)| o).collect();
     let sessions = s
         .store
         .patient_sessions(&p.actor, pid)
@@ -225,6 +238,8 @@ async fn new_page(
         orders,
         sessions,
         error,
+        chosen,
+        header: crate::chart::header(s, p, pid, "sessions").await.ok(),
     })
 }
 
@@ -232,8 +247,12 @@ pub async fn new_session_form(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    Ok(render_html(&new_page(&s, &p, id, String::new()).await?))
+    let chosen = q.get("order_id").cloned().unwrap_or_default();
+    Ok(render_html(
+        &new_page(&s, &p, id, String::new(), chosen).await?,
+    ))
 }
 
 pub async fn create_session(
@@ -264,7 +283,8 @@ pub async fn create_session(
                     .map(|e| format!("{}: {}", e.field, e.message))
                     .collect::<Vec<_>>()
                     .join("; ");
-            let mut r = render_html(&new_page(&s, &p, id, msg).await?);
+            let chosen = get(&f, "order_id").to_owned();
+            let mut r = render_html(&new_page(&s, &p, id, msg, chosen).await?);
             *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
             Ok(r)
         }
