@@ -181,7 +181,19 @@ test('a nurse draws and records waste with a witness; the session balances', asy
   await page.click('#waste-form button[type=submit]');
   await page.waitForSelector('#ledger-message');
   assert.match(await page.textContent('#ledger-message'), /recorded \(waste\)/);
-  assert.match(await page.textContent('#entries'), /"username":"prescriber"/);
+  assert.match(await page.textContent('#entries'), /Wasted 15 mg drawn for session \d+, witnessed by prescriber/);
+  assert.doesNotMatch(await page.textContent('#entries'), /volume_ul|_ug|µL/);
+  // On a tablet (768 px wide) the page does not scroll sideways: wide tables scroll in their box.
+  await page.setViewportSize({ width: 768, height: 1024 });
+  const scrollWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(scrollWidth <= 768, `the ledger fits a tablet (scrollWidth ${scrollWidth})`);
+  // Filter the entries to the waste: only waste rows, and the filter stays chosen.
+  await page.selectOption('#f-kind', 'waste');
+  await page.click('#entries-filter button[type=submit]');
+  await page.waitForSelector('#entries-range');
+  assert.match(await page.textContent('#entries-range'), /Entries 1–1 of 1 matching/);
+  assert.deepEqual(await page.$$eval('#entries tbody tr', (rows) => rows.map((r) => r.dataset.kind)), ['waste']);
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   await page.fill('#bal-session', sid);
   await page.fill('#bal-given', '35');

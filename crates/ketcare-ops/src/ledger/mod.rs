@@ -8,6 +8,7 @@
 //! The question the session asks before signing is [`session_balance`].
 
 pub mod chain;
+pub mod entries;
 pub mod products;
 pub mod reports;
 

@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use ketcare_ops::Micrograms;
 use ketcare_ops::amount::Microlitres;
 use ketcare_ops::ledger::products::Stock;
-use ketcare_ops::ledger::{BusinessTime, InventoryKind, LedgerEvent, LedgerState, reports};
+use ketcare_ops::ledger::{
+    BusinessTime, InventoryKind, LedgerEvent, LedgerState, entries, reports,
+};
 
 /// The print style sheet of the ledger documents.
 pub async fn print_css() -> Response {
@@ -95,6 +97,8 @@ pub struct InventoryDocument {
     dea_number: String,
     recorded_by: String,
     recorded_at: String,
+    /// The entry in words, as the ledger page shows it.
+    summary: String,
     /// drug, strength, form, containers, total volume, total amount
     lines: Vec<(String, String, String, u32, String, String)>,
     next_due: String,
@@ -111,6 +115,8 @@ pub struct TheftLossDocument {
     discovered: String,
     recorded_by: String,
     recorded_at: String,
+    /// The entry in words, as the ledger page shows it.
+    summary: String,
     /// container, product, NDC, lot
     containers: Vec<(i64, String, String, String)>,
     amount: String,
@@ -137,6 +143,11 @@ pub async fn document(
     })?;
     let stock = stock()?;
     let nav = Nav::of(&p);
+    let summary = entries::entries(&records, LedgerState::new(stock.clone()))
+        .into_iter()
+        .find(|e| e.seq == seq)
+        .map(|e| e.text)
+        .unwrap_or_default();
     match event {
         LedgerEvent::Inventory {
             inventory,
@@ -168,7 +179,8 @@ pub async fn document(
                 registrant_address,
                 dea_number,
                 recorded_by: r.username.clone(),
-                recorded_at: r.at.clone(),
+                recorded_at: crate::fmt::when(&r.at),
+                summary: summary.clone(),
                 lines: lines
                     .into_iter()
                     .map(|l| {
@@ -202,11 +214,19 @@ pub async fn document(
                 theft,
                 discovered: discovered.to_string(),
                 recorded_by: r.username.clone(),
-                recorded_at: r.at.clone(),
+                recorded_at: crate::fmt::when(&r.at),
+                summary: summary.clone(),
                 containers: containers
                     .iter()
                     .map(|id| match st.container(*id) {
-                        Some(c) => (*id, c.product.clone(), c.ndc.clone(), c.lot.clone()),
+                        Some(c) => (
+                            *id,
+                            st.product_of(c)
+                                .map(|p| p.label.clone())
+                                .unwrap_or_else(|| c.product.clone()),
+                            c.ndc.clone(),
+                            c.lot.clone(),
+                        ),
                         None => (*id, String::new(), String::new(), String::new()),
                     })
                     .collect(),

@@ -19,7 +19,9 @@ use ketcare_core::{BookingId, ConsentId, PatientId, Permission, Role};
 use ketcare_ops::amount::Microlitres;
 use ketcare_ops::billing::{self, money};
 use ketcare_ops::consent::{Assent, Section, SectionKind, Signer};
-use ketcare_ops::ledger::{BusinessTime, ContainerStatus, CountLine, InventoryKind, LedgerEvent};
+use ketcare_ops::ledger::{
+    BusinessTime, ContainerStatus, CountLine, InventoryKind, LedgerEvent, LedgerState, entries,
+};
 use ketcare_ops::schedule::{Booking, BookingStatus, MoveMode};
 use ketcare_ops::session_facts::{Drug, EmLevel, Route};
 use ketcare_ops::{Micrograms, SessionFacts, session_balance};
@@ -926,7 +928,16 @@ pub struct LedgerPage {
     discrepancies: Vec<(i64, i64, String, String)>,
     /// (ledger entry, text)
     reports: Vec<(i64, String)>,
-    entries: Vec<(i64, String, String, String, String)>,
+    /// The page of entries shown: number, time, by, kind, kind in words, the entry in words.
+    entries: Vec<EntryRow>,
+    /// The entries filter as typed, and the kinds to choose from (stored kind, words).
+    filter: EntryFilter,
+    kinds: Vec<(&'static str, &'static str)>,
+    /// "Entries 1–25 of 73", or that none match.
+    range: String,
+    /// Links to the previous and next pages, with the filters kept.
+    prev: Option<String>,
+    next: Option<String>,
     products: Vec<(String, String)>,
     may_manage: bool,
     may_draw: bool,
@@ -936,10 +947,151 @@ pub struct LedgerPage {
     error: String,
 }
 
+/// seq, time, by, kind, kind in words, text
+type EntryRow = (i64, String, String, String, String, String);
+
+/// Entries per page of the ledger's entries table.
+const ENTRIES_PER_PAGE: usize = 25;
+
+/// The entries table's filters: the text as typed (kept in the form and the page links) and
+/// the values checked from it.
+#[derive(Debug, Default, Clone)]
+pub struct EntryFilter {
+    kind: String,
+    container: String,
+    session: String,
+    from: String,
+    to: String,
+    container_id: Option<i64>,
+    session_id: Option<i64>,
+    from_date: Option<Date>,
+    to_date: Option<Date>,
+    page: usize,
+}
+
+impl EntryFilter {
+    /// Reads `kind`, `container`, `session`, `from`, `to` and `page` from the query; a bad
+    /// value is refused naming its field.
+    fn parse(query: &HashMap<String, String>) -> Result<Self, AppError> {
+        let number = |k: &str, what: &str| -> Result<Option<i64>, AppError> {
+            match q(query, k) {
+                "" => Ok(None),
+                t => t
+                    .trim_start_matches('#')
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        AppError::invalid(
+                            k,
+                            format!("`{t}` is not a {what} (a whole number, e.g. 3)"),
+                        )
+                    }),
+            }
+        };
+        let date = |k: &str| -> Result<Option<Date>, AppError> {
+            match q(query, k) {
+                "" => Ok(None),
+                t => Ok(Some(service::parse_date(k, t)?)),
+            }
+        };
+        let mut f = Self::typed(query);
+        if !f.kind.is_empty() && !entries::KINDS.iter().any(|(k, _)| *k == f.kind) {
+            return Err(AppError::invalid(
+                "kind",
+                format!(
+                    "`{}` is not a kind of entry; choose one of {}",
+                    f.kind,
+                    entries::KINDS
+                        .iter()
+                        .map(|(_, w)| *w)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        f.container_id = number("container", "container number")?;
+        f.session_id = number("session", "session number")?;
+        f.from_date = date("from")?;
+        f.to_date = date("to")?;
+        if let (Some(a), Some(b)) = (f.from_date, f.to_date)
+            && b < a
+        {
+            return Err(AppError::invalid(
+                "to",
+                format!("{b} is before the from date {a}"),
+            ));
+        }
+        f.page =
+            match q(query, "page") {
+                "" => 1,
+                t => t.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    AppError::invalid("page", format!("`{t}` is not a page number"))
+                })?,
+            };
+        Ok(f)
+    }
+
+    /// The filters as typed, unchecked (kept in the form when one is refused).
+    fn typed(query: &HashMap<String, String>) -> Self {
+        Self {
+            kind: q(query, "kind").to_owned(),
+            container: q(query, "container").to_owned(),
+            session: q(query, "session").to_owned(),
+            from: q(query, "from").to_owned(),
+            to: q(query, "to").to_owned(),
+            ..Self::default()
+        }
+    }
+
+    fn keeps(&self, e: &entries::Entry) -> bool {
+        let day = || {
+            e.at.parse::<Timestamp>()
+                .ok()
+                .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).date())
+        };
+        (self.kind.is_empty() || e.kind == self.kind)
+            && self.container_id.is_none_or(|c| e.containers.contains(&c))
+            && self.session_id.is_none_or(|sid| e.session_id == Some(sid))
+            && self.from_date.is_none_or(|d| day().is_some_and(|x| x >= d))
+            && self.to_date.is_none_or(|d| day().is_some_and(|x| x <= d))
+    }
+
+    /// The link to `page` of the entries with these filters.
+    fn link(&self, page: usize) -> String {
+        let mut pairs: Vec<(&str, String)> = [
+            ("kind", &self.kind),
+            ("container", &self.container),
+            ("session", &self.session),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k, v.clone()))
+        .collect();
+        pairs.push(("page", page.to_string()));
+        format!(
+            "/ledger?{}#entries",
+            serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        )
+    }
+
+    fn is_set(&self) -> bool {
+        !(self.kind.is_empty()
+            && self.container.is_empty()
+            && self.session.is_empty()
+            && self.from.is_empty()
+            && self.to.is_empty())
+    }
+}
+
 async fn ledger_page(
     s: &AppState,
     p: &Principal,
     balance: Option<(bool, String)>,
+    filter: Result<EntryFilter, EntryFilter>,
     message: String,
     error: String,
 ) -> Result<Response, AppError> {
@@ -947,6 +1099,52 @@ async fn ledger_page(
     let records = s.store.ledger_records(&p.actor).await?;
     let ml = |ul: i64| format!("{} mL", Microlitres(ul));
     let mg = |ug: i64| format!("{} mg", Micrograms(ug));
+    // A filter that was refused shows no entries (the error names the field) and keeps what
+    // was typed in the form.
+    let refused = filter.is_err();
+    let filter = filter.unwrap_or_else(|typed| typed);
+    let all = entries::entries(&records, LedgerState::new(st.stock().clone()));
+    let matching: Vec<&entries::Entry> = all.iter().rev().filter(|e| filter.keeps(e)).collect();
+    let total = matching.len();
+    let pages = total.div_ceil(ENTRIES_PER_PAGE).max(1);
+    let page = filter.page.clamp(1, pages);
+    let shown: Vec<EntryRow> = if refused {
+        Vec::new()
+    } else {
+        matching
+            .iter()
+            .skip((page - 1) * ENTRIES_PER_PAGE)
+            .take(ENTRIES_PER_PAGE)
+            .map(|e| {
+                (
+                    e.seq,
+                    crate::fmt::when(&e.at),
+                    e.by.clone(),
+                    e.kind.clone(),
+                    e.kind_words.clone(),
+                    e.text.clone(),
+                )
+            })
+            .collect()
+    };
+    let range = if refused {
+        "Correct the filter to see entries.".to_owned()
+    } else if total == 0 {
+        if filter.is_set() {
+            "No entries match these filters.".to_owned()
+        } else {
+            "No entries yet.".to_owned()
+        }
+    } else {
+        let first = (page - 1) * ENTRIES_PER_PAGE + 1;
+        format!(
+            "Entries {first}–{} of {total}{}",
+            first + shown.len() - 1,
+            if filter.is_set() { " matching" } else { "" }
+        )
+    };
+    let prev = (!refused && page > 1).then(|| filter.link(page - 1));
+    let next = (!refused && page < pages).then(|| filter.link(page + 1));
     let page = LedgerPage {
         nav: Nav::of(p),
         containers: st
@@ -959,9 +1157,9 @@ async fn ledger_page(
                     c.ndc.clone(),
                     c.lot.clone(),
                     c.expiry.to_string(),
-                    ml(c.remaining_ul),
-                    mg(c.remaining_ug),
-                    format!("{:?}", c.status).to_lowercase(),
+                    Microlitres(c.remaining_ul).to_string(),
+                    Micrograms(c.remaining_ug).to_string(),
+                    crate::fmt::words(&c.status),
                 )
             })
             .collect(),
@@ -991,12 +1189,12 @@ async fn ledger_page(
                 ))
             })
             .collect(),
-        entries: records
-            .iter()
-            .rev()
-            .take(40)
-            .map(|r| (r.seq, r.at.clone(), r.username.clone(), r.kind.clone(), r.body.clone()))
-            .collect(),
+        entries: shown,
+        filter,
+        kinds: entries::KINDS.to_vec(),
+        range,
+        prev,
+        next,
         products: st.stock().products.iter().map(|x| (x.key.clone(), x.label.clone())).collect(),
         may_manage: p.user.role.allows(Permission::LedgerManage),
         may_draw: p.user.role.allows(Permission::LedgerDraw),
@@ -1096,7 +1294,22 @@ pub async fn ledger(
             Some((b.balanced, format!("Session {session_id}: {}", b.message)))
         }
     };
-    Ok(ledger_page(&s, &p, balance, q(&query, "msg").to_owned(), String::new()).await?)
+    let msg = q(&query, "msg").to_owned();
+    match EntryFilter::parse(&query) {
+        Ok(f) => Ok(ledger_page(&s, &p, balance, Ok(f), msg, String::new()).await?),
+        Err(e) => Ok(with_status(
+            StatusCode::BAD_REQUEST,
+            ledger_page(
+                &s,
+                &p,
+                balance,
+                Err(EntryFilter::typed(&query)),
+                msg,
+                error_text(&e),
+            )
+            .await?,
+        )),
+    }
 }
 
 fn int(f: &[(String, String)], k: &str) -> Result<i64, AppError> {
@@ -1274,7 +1487,15 @@ pub async fn ledger_post(
             if field(&f, "kind") == "count" {
                 count_page(&s, &p, &f, error_text(&e)).await?
             } else {
-                ledger_page(&s, &p, None, String::new(), error_text(&e)).await?
+                ledger_page(
+                    &s,
+                    &p,
+                    None,
+                    Ok(EntryFilter::default()),
+                    String::new(),
+                    error_text(&e),
+                )
+                .await?
             },
         )),
         Err(e) => Err(PageError(e)),

@@ -5,6 +5,7 @@ mod common;
 
 mod clinical;
 mod form_defaults;
+mod ledger_page;
 mod measures;
 mod monitors;
 mod ops;
