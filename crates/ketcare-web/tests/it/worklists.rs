@@ -240,3 +240,152 @@ async fn a_wrong_order_is_withdrawn_with_a_reason_before_it_is_given() {
         );
     }
 }
+
+/// A booking of the coming days waits in the bookings-not-ready queue until its patient has a
+/// verified order no session has used and a consent in force at the booking's start; the
+/// schedule names the patient, and every patient page carries the patient header.
+#[tokio::test]
+async fn bookings_wait_until_an_order_and_consent_are_ready() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        let mut values = serde_json::Map::new();
+        for (k, v) in TEST_SITE_SETTINGS {
+            values.insert(k.into(), v.into());
+        }
+        values.insert("schedule.ketamine_prescriber_on_site".into(), 2.0.into());
+        app.store
+            .save_site_settings(
+                &ketcare_core::Actor::system(Role::Administrator),
+                &json!({ "values": values }).to_string(),
+                "test clinic policy",
+            )
+            .await
+            .unwrap();
+        for (u, r) in [
+            ("doc", Role::Prescriber),
+            ("pharm", Role::Pharmacist),
+            ("sam", Role::Scheduler),
+        ] {
+            app.add_user(u, r).await;
+        }
+        let nina = app.add_user("nurse", Role::Nurse).await;
+        let nurse_page = app.login("nurse").await;
+        let sam = app.login("sam").await;
+        let pid = patient_born(&app, &nurse_page, "WQ-8", "1980-05-01")
+            .await
+            .to_string();
+        let r = app
+            .post_form("/schedule/chairs", &sam, &[("name", "Chair A")])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let chair_id = app
+            .store
+            .chairs(&ketcare_core::Actor::system(Role::Scheduler))
+            .await
+            .unwrap()[0]
+            .id;
+        // Tomorrow at 10:00, the clinic's local time.
+        let tomorrow = jiff::Timestamp::from_second(START + 86_400)
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::system())
+            .date();
+        let start = format!("{tomorrow}T10:00");
+        let r = app
+            .json(
+                Method::POST,
+                "/api/v1/schedule/sessions",
+                &sam,
+                &json!({"patient_id": pid, "template_id": "iv-ketamine-induction-6",
+                        "phase": "induction", "start": start, "chair_id": chair_id,
+                        "nurse_id": nina.id.get()}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{backend:?} {}", r.body);
+
+        // No order yet: the scheduler's queue says so, by name and MRN, linking to the chart.
+        let home = app.get("/", &sam).await;
+        let q = queue(&home.body, "bookings-not-ready");
+        assert!(q.contains("Quill, Robin (WQ-8)"), "{backend:?}: {q}");
+        assert!(q.contains("no verified dose order waiting"), "{q}");
+        assert!(q.contains(&format!("href=\"/patients/{pid}\"")), "{q}");
+        // The schedule names the patient, not a number.
+        let week = app
+            .get(&format!("/schedule?date={tomorrow}&view=week"), &sam)
+            .await;
+        assert!(week.body.contains("Quill, Robin (WQ-8)"), "{}", week.body);
+        assert!(!week.body.contains("patient #"), "{}", week.body);
+
+        // A verified order: now the consent is what is missing at the booking's start.
+        let doc = app.bearer("doc").await;
+        let order = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/orders"),
+                &doc,
+                &json!({"protocol_id": "trd-adult-iv-ketamine",
+                        "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50}}),
+            )
+            .await;
+        assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
+        let oid = order.json()["id"].as_i64().unwrap();
+        let v = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/orders/{oid}/verify"),
+                &app.bearer("pharm").await,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(v.status, StatusCode::OK, "{}", v.body);
+        let home = app.get("/", &sam).await;
+        let q = queue(&home.body, "bookings-not-ready");
+        assert!(q.contains("consent not in force then"), "{backend:?}: {q}");
+
+        // Consent on file: the booking is ready and leaves the queue.
+        app.consent_for(&pid, "trd-adult-iv-ketamine").await;
+        let home = app.get("/", &sam).await;
+        let q = queue(&home.body, "bookings-not-ready");
+        assert!(!q.contains("WQ-8"), "{backend:?}: {q}");
+        assert!(q.contains("Every booking of the coming days"), "{q}");
+
+        // The patient header: on the chart, the order and the session form, with the consent.
+        for path in [
+            format!("/patients/{pid}"),
+            format!("/orders/{oid}"),
+            format!("/patients/{pid}/consent"),
+            format!("/patients/{pid}/measures"),
+            format!("/patients/{pid}/sessions/new?order_id={oid}"),
+        ] {
+            let page = app.get(&path, &nurse_page).await;
+            assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+            assert!(
+                page.body.contains("id=\"patient-header\"")
+                    && page.body.contains("<strong id=\"ph-mrn\">WQ-8</strong>"),
+                "{path}: {}",
+                page.body
+            );
+            assert!(page.body.contains("valid until"), "{path}: {}", page.body);
+        }
+        // From the verified order, one click schedules a session with the order chosen.
+        let page = app.get(&format!("/orders/{oid}"), &nurse_page).await;
+        assert!(
+            page.body.contains(&format!(
+                "href=\"/patients/{pid}/sessions/new?order_id={oid}\""
+            )),
+            "{}",
+            page.body
+        );
+        let form = app
+            .get(
+                &format!("/patients/{pid}/sessions/new?order_id={oid}"),
+                &nurse_page,
+            )
+            .await;
+        assert!(
+            form.body
+                .contains(&format!("<option value=\"{oid}\" selected>")),
+            "{}",
+            form.body
+        );
+    }
+}
