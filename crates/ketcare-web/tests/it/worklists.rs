@@ -295,8 +295,8 @@ async fn bookings_wait_until_an_order_and_consent_are_ready() {
                 Method::POST,
                 "/api/v1/schedule/sessions",
                 &sam,
-                &json!({"patient_id": pid, "template_id": "iv-ketamine-induction-6",
-                        "phase": "induction", "start": start, "chair_id": chair_id,
+                &json!({"patient_id": pid.parse::<i64>().unwrap(), "template_id": "iv-ketamine-induction-6",
+                        "phase": "booster", "start": start, "chair_id": chair_id,
                         "nurse_id": nina.id.get()}),
             )
             .await;
