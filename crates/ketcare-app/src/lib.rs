@@ -10,6 +10,7 @@
 //! request that restates a fact differently from the record is refused naming the field.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod charts;
 pub mod clinical;
 pub mod error;

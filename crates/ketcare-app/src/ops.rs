@@ -204,6 +204,10 @@ pub async fn witness(
         verify_dummy(password);
         return Err(wrong());
     };
+    if u.disabled {
+        verify_dummy(password);
+        return Err(wrong());
+    }
     if u.locked_until.is_some_and(|t| t > now) {
         return Err(AppError::invalid(field, "the witness's account is locked"));
     }

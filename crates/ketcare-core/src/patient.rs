@@ -268,7 +268,29 @@ impl NewPatient {
                 }
             },
         );
-        let email = optional_text(&input.email);
+        let email = optional_text(&mut errors, "email", &input.email, false);
+        let psychiatric_history = optional_text(
+            &mut errors,
+            "psychiatric_history",
+            &input.psychiatric_history,
+            true,
+        );
+        let substance_use_history = optional_text(
+            &mut errors,
+            "substance_use_history",
+            &input.substance_use_history,
+            true,
+        );
+        let phone = optional_text(&mut errors, "phone", &input.phone, false);
+        for (field, l) in [
+            ("indications", &input.indications),
+            ("medications", &input.medications),
+            ("allergies", &input.allergies),
+        ] {
+            for item in l.as_ref().map(ListInput::items).unwrap_or_default() {
+                no_control(&mut errors, field, &item, false);
+            }
+        }
         if !email.is_empty() && !email.contains('@') {
             errors.push("email", "an email address contains @");
         }
@@ -285,11 +307,11 @@ impl NewPatient {
             weight,
             height,
             indications: list(&input.indications),
-            psychiatric_history: optional_text(&input.psychiatric_history),
-            substance_use_history: optional_text(&input.substance_use_history),
+            psychiatric_history,
+            substance_use_history,
             medications: list(&input.medications),
             allergies: list(&input.allergies),
-            phone: optional_text(&input.phone),
+            phone,
             email,
         })
     }
@@ -314,11 +336,37 @@ fn required(errors: &mut FieldErrors, field: &str, value: &str, max: usize) -> S
     } else if v.chars().count() > max {
         errors.push(field, format!("at most {max} characters"));
     }
+    no_control(errors, field, v, false);
     v.to_owned()
 }
 
-fn optional_text(v: &Option<String>) -> String {
-    v.as_deref().map(str::trim).unwrap_or("").to_owned()
+/// Refuses control characters (NUL, escape, bell, …), which no name, number or note contains
+/// and which can forge log lines or break documents. A multi-line field keeps its line breaks
+/// and tabs.
+pub fn no_control(errors: &mut FieldErrors, field: &str, v: &str, multiline: bool) {
+    let bad = v
+        .chars()
+        .find(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')));
+    if let Some(c) = bad {
+        errors.push(
+            field,
+            format!(
+                "contains a control character (U+{:04X}); remove it",
+                c as u32
+            ),
+        );
+    }
+}
+
+fn optional_text(
+    errors: &mut FieldErrors,
+    field: &str,
+    v: &Option<String>,
+    multiline: bool,
+) -> String {
+    let v = v.as_deref().map(str::trim).unwrap_or("");
+    no_control(errors, field, v, multiline);
+    v.to_owned()
 }
 
 /// Parses an ISO date (`YYYY-MM-DD`).
@@ -463,6 +511,8 @@ impl NewGuardian {
         }
         let phone = input.phone.trim().to_owned();
         let email = input.email.trim().to_owned();
+        no_control(&mut errors, "phone", &phone, false);
+        no_control(&mut errors, "email", &email, false);
         if phone.is_empty() && email.is_empty() {
             errors.push("phone", "give a phone number or an email address");
         }
@@ -499,6 +549,38 @@ mod tests {
             indications: Some(ListInput::Lines("TRD\n\n  anxiety \n".into())),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn control_characters_are_refused_naming_the_field() {
+        let today = date(2026, 12, 6);
+        let mut input = PatientInput {
+            mrn: "KC-9".into(),
+            given_name: "Ro\u{0}bin".into(),
+            family_name: "Quill\u{1b}[31m".into(),
+            date_of_birth: "1980-05-01".into(),
+            sex: "female".into(),
+            psychiatric_history: Some("line one\nline two\ttabbed".into()),
+            allergies: Some(ListInput::Items(vec!["pea\u{7}nut".into()])),
+            ..PatientInput::default()
+        };
+        let e = NewPatient::parse(&input, today).unwrap_err();
+        assert!(e.get("given_name").unwrap().contains("U+0000"), "{e:?}");
+        assert!(e.get("family_name").unwrap().contains("U+001B"), "{e:?}");
+        assert!(e.get("allergies").unwrap().contains("U+0007"), "{e:?}");
+        // Line breaks and tabs belong in a history.
+        assert!(e.get("psychiatric_history").is_none(), "{e:?}");
+        input.given_name = "Robin".into();
+        input.family_name = "Quill".into();
+        input.allergies = None;
+        assert!(NewPatient::parse(&input, today).is_ok());
+        let g = GuardianInput {
+            name: "Helen\u{8}".into(),
+            relationship: "mother".into(),
+            phone: "+1 555 0100".into(),
+            email: String::new(),
+        };
+        assert!(NewGuardian::parse(&g).unwrap_err().get("name").is_some());
     }
 
     #[test]

@@ -113,8 +113,46 @@ pub struct User {
     #[serde(skip)]
     pub password_hash: String,
     pub failed_logins: i64,
-    /// Epoch seconds until which logins are refused.
+    /// Epoch seconds until which a witness sign-off is refused (repeated wrong witness
+    /// passwords); cleared by an administrator's unlock.
     pub locked_until: Option<i64>,
+    /// Disabled by an administrator: cannot sign in; its sessions and tokens were ended.
+    pub disabled: bool,
+    /// Signed in with a temporary password an administrator set: must choose a new one first.
+    pub must_change_password: bool,
+}
+
+/// An administrator's change to an account ([`Store::change_account`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountChange {
+    /// Cannot sign in; every browser session ends and every API token is revoked.
+    Disable,
+    Enable,
+    /// Clears failed-attempt counts and the witness lock.
+    Unlock,
+    SetRole(Role),
+    /// A new password hash; `temporary` makes the user choose their own at the next sign-in.
+    /// Every browser session of the account ends.
+    SetPassword {
+        hash: String,
+        temporary: bool,
+    },
+    /// Ends every browser session and revokes every API token, leaving the account enabled.
+    EndSessions,
+}
+
+impl AccountChange {
+    /// The audit action name (ids and action names only in the detail, never a password).
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::Disable => "user.disable",
+            Self::Enable => "user.enable",
+            Self::Unlock => "user.unlock",
+            Self::SetRole(_) => "user.role",
+            Self::SetPassword { .. } => "user.password",
+            Self::EndSessions => "user.end_sessions",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -254,6 +292,14 @@ pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore {
     async fn login_failed(&self, user: &User, address: &str, lock_until: Option<i64>)
     -> Result<()>;
     async fn login_succeeded(&self, user: &User, address: &str) -> Result<()>;
+    /// An administrator's change to account `id`, audited (the actor needs `UserAdmin`, except
+    /// that a user may set their own password: `SetPassword` with `actor` = the account).
+    async fn change_account(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        change: &AccountChange,
+    ) -> Result<User>;
 
     // Browser sessions (tokens are stored hashed)
     async fn create_session(

@@ -305,7 +305,77 @@ pub struct UserView {
     pub username: String,
     pub display_name: String,
     pub role: Role,
+    /// Witness sign-off locked after repeated wrong witness passwords.
     pub locked: bool,
+    pub disabled: bool,
+    /// Must choose a new password at the next sign-in (after an administrator's reset).
+    pub must_change_password: bool,
+}
+
+fn user_view(u: ketcare_store::User, now: i64) -> UserView {
+    UserView {
+        id: u.id.get(),
+        locked: u.locked_until.is_some_and(|t| t > now),
+        disabled: u.disabled,
+        must_change_password: u.must_change_password,
+        username: u.username,
+        display_name: u.display_name,
+        role: u.role,
+    }
+}
+
+/// An administrator's action on an account.
+#[derive(Deserialize, ToSchema)]
+pub struct AccountAction {
+    /// disable, enable, unlock, role, reset_password or end_sessions.
+    pub action: String,
+    /// The new role (for `role`).
+    #[serde(default)]
+    pub role: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountResult {
+    pub user: UserView,
+    /// Only for `reset_password`: shown this once; the user must replace it at the next sign-in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temporary_password: Option<String>,
+}
+
+/// Disables, re-enables, unlocks, changes the role of, resets the password of, or ends the
+/// sessions and tokens of an account (audited).
+#[utoipa::path(post, path = "/api/v1/users/{id}/account", request_body = AccountAction, responses(
+    (status = 200, body = AccountResult), (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn account_action(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<AccountAction>,
+) -> Result<Json<AccountResult>, AppError> {
+    let id = ketcare_core::UserId::new(id);
+    let (user, temporary_password) =
+        match ketcare_app::accounts::parse_change(&body.action, &body.role)? {
+            Some(change) => {
+                let u =
+                    ketcare_app::accounts::change(s.store.as_ref(), &p.actor, id, &change).await?;
+                if change == ketcare_store::AccountChange::Unlock {
+                    s.throttle.clear_account(&u.username);
+                }
+                (u, None)
+            }
+            None => {
+                let (u, t) =
+                    ketcare_app::accounts::reset_password(s.store.as_ref(), &p.actor, id).await?;
+                s.throttle.clear_account(&u.username);
+                (u, Some(t))
+            }
+        };
+    Ok(Json(AccountResult {
+        user: user_view(user, s.now()),
+        temporary_password,
+    }))
 }
 
 /// Staff accounts.
@@ -318,18 +388,7 @@ pub async fn users(
 ) -> Result<Json<Vec<UserView>>, AppError> {
     let now = s.now();
     let users = s.store.list_users(&p.actor).await?;
-    Ok(Json(
-        users
-            .into_iter()
-            .map(|u| UserView {
-                id: u.id.get(),
-                locked: u.locked_until.is_some_and(|t| t > now),
-                username: u.username,
-                display_name: u.display_name,
-                role: u.role,
-            })
-            .collect(),
-    ))
+    Ok(Json(users.into_iter().map(|u| user_view(u, now)).collect()))
 }
 
 struct BearerScheme;
@@ -353,7 +412,7 @@ impl Modify for BearerScheme {
             or with a browser session plus an `x-csrf-token` header on unsafe requests."
     ),
     paths(healthz, me, search_patients, create_patient, get_patient, update_patient, add_guardian,
-          remove_guardian, audit_records, verify_audit, users),
+          remove_guardian, audit_records, verify_audit, users, account_action),
     modifiers(&BearerScheme)
 )]
 pub struct ApiDoc;

@@ -234,6 +234,22 @@ pub async fn guard(
             }
         };
     }
+    // After an administrator's reset, nothing but choosing a new password (or signing out).
+    if let Some(p) = &principal
+        && p.user.must_change_password
+        && !matches!(path.as_str(), "/account/password" | "/logout")
+        && !path.starts_with("/static/")
+    {
+        if path.starts_with("/api/") {
+            return reject(
+                &path,
+                AppError::Forbidden(
+                    "this account must choose a new password first (sign in on the web)".into(),
+                ),
+            );
+        }
+        return axum::response::Redirect::to("/account/password").into_response();
+    }
     let mut req = req;
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if let Some(Principal {

@@ -510,7 +510,7 @@ fn url_fragment(key: &str) -> String {
         .collect()
 }
 
-fn invalid_text(e: &AppError) -> String {
+pub fn invalid_text(e: &AppError) -> String {
     match e {
         AppError::Invalid(f) => {
             f.0.iter()

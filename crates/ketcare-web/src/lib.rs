@@ -20,6 +20,7 @@ pub use ketcare_app::password;
 pub mod pk;
 pub mod routes;
 pub mod sessions;
+pub mod throttle;
 
 use ketcare_core::AgeBands;
 use ketcare_store::Store;
@@ -33,9 +34,10 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 pub struct WebConfig {
     /// A browser session ends this long after sign-in.
     pub session_minutes: i64,
-    /// Failed sign-ins in a row before the account is locked.
+    /// Failed sign-ins for one account from one address before that address is paused for that
+    /// account (an address is refused outright after four times as many, whatever the accounts).
     pub lockout_attempts: i64,
-    /// How long a locked account stays locked.
+    /// The counting window and the first pause; each further pause doubles, up to a day.
     pub lockout_minutes: i64,
     /// Mark cookies `Secure` even when the request did not say it came over TLS.
     pub secure_cookies: bool,
@@ -70,6 +72,8 @@ pub struct AppState {
     /// Whether the database is a demo clinic (its settings say so): every page then carries
     /// the demo banner. Read from the settings at start and after every settings change.
     demo: Arc<std::sync::atomic::AtomicBool>,
+    /// Failed sign-ins per (address, account) and per address ([`throttle`]).
+    pub throttle: Arc<throttle::SignInThrottle>,
 }
 
 impl AppState {
@@ -89,6 +93,7 @@ impl AppState {
             pk: Arc::new(ketcare_pk::Library::builtin()),
             live: sessions::Live::default(),
             demo: Arc::default(),
+            throttle: Arc::default(),
         }
     }
 

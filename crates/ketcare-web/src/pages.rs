@@ -19,7 +19,7 @@ use ketcare_core::patient::{
     PatientSummary, Relationship, Sex,
 };
 use ketcare_core::units::trim_float;
-use ketcare_core::{Actor, FieldErrors, GuardianId, PatientId, Permission};
+use ketcare_core::{Actor, FieldErrors, GuardianId, PatientId, Permission, Role};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -166,12 +166,43 @@ pub struct NextQuery {
     next: String,
 }
 
-/// Only same-site paths are followed after sign-in.
-fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next.to_owned()
-    } else {
-        "/".to_owned()
+/// Only plain same-site paths are followed after sign-in. Browsers drop tab, CR and LF from a
+/// URL, so control characters are removed before the check: `/\t/evil.example/` would otherwise
+/// pass as a path and land on `//evil.example/`, another origin.
+pub fn safe_next(next: &str) -> String {
+    let path: String = next.chars().filter(|c| !c.is_control()).collect();
+    let plain = path.starts_with('/') && !path.starts_with("//") && !path.contains('\\');
+    if plain { path } else { "/".to_owned() }
+}
+
+#[cfg(test)]
+mod next_tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_plain_same_site_paths_are_followed() {
+        assert_eq!(safe_next("/patients/3?q=a"), "/patients/3?q=a");
+        for evil in [
+            "//evil.example/",
+            "/\t/evil.example/",
+            "/\n/evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "https://evil.example/",
+            "/\r\n/evil.example",
+            "javascript:alert(1)",
+            "/x/../\t/evil.example",
+        ] {
+            let got = safe_next(evil);
+            assert!(
+                got == "/" || (got.starts_with('/') && !got.starts_with("//")),
+                "{evil:?} → {got:?}"
+            );
+            assert!(!got.chars().any(char::is_control), "{evil:?} → {got:?}");
+        }
+        assert_eq!(safe_next("/\t/evil.example/"), "/");
+        // No header can be injected: what is left is one line.
+        assert_eq!(safe_next("/ok\r\nSet-Cookie: x=1"), "/okSet-Cookie: x=1");
     }
 }
 
@@ -223,6 +254,10 @@ pub struct LoginForm {
     next: String,
 }
 
+/// The one answer to every refused sign-in.
+pub const SIGN_IN_REFUSED: &str = "Wrong username or password, or too many attempts from here: \
+     wait a few minutes and try again, or ask an administrator.";
+
 pub async fn login(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -254,8 +289,45 @@ pub async fn login(
     };
     let now = s.now();
     let username = form.username.trim();
+    let window = s.config.lockout_minutes * 60;
+    // One answer for an unknown username, a wrong password and a paused sign-in, so the page
+    // tells no one which accounts exist.
+    match s.throttle.check(&address, username, now) {
+        crate::throttle::Verdict::Allowed => {}
+        crate::throttle::Verdict::AccountPaused(_) => {
+            let who = Actor {
+                user_id: None,
+                username: username.to_owned(),
+                role: None,
+                address: address.clone(),
+            };
+            s.store
+                .audit(
+                    &who,
+                    AuditEvent::new("login.paused", None, "attempt while paused"),
+                )
+                .await?;
+            return Ok(refuse(SIGN_IN_REFUSED));
+        }
+        crate::throttle::Verdict::AddressPaused(wait) => {
+            let mut r = login_page(
+                &s,
+                &headers,
+                &form.next,
+                &form.username,
+                SIGN_IN_REFUSED,
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            if let Ok(v) = wait.to_string().parse() {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return Ok(r);
+        }
+    }
     let Some(user) = s.store.user_by_username(username).await? else {
         verify_dummy(&form.password);
+        s.throttle
+            .failed(&address, username, now, s.config.lockout_attempts, window);
         let who = Actor {
             user_id: None,
             username: username.to_owned(),
@@ -268,31 +340,15 @@ pub async fn login(
                 AuditEvent::new("login.failed", None, "unknown username"),
             )
             .await?;
-        return Ok(refuse("Wrong username or password."));
+        return Ok(refuse(SIGN_IN_REFUSED));
     };
-    if let Some(until) = user.locked_until.filter(|t| *t > now) {
-        let actor = Actor::user(user.id, &user.username, user.role, &address);
-        s.store
-            .audit(
-                &actor,
-                AuditEvent::new("login.locked", None, "attempt while locked"),
-            )
-            .await?;
-        let minutes = (until - now + 59) / 60;
-        return Ok(refuse(&format!(
-            "This account is locked after repeated failed sign-ins. Try again in {minutes} minute(s) or ask an administrator."
-        )));
+    if user.disabled || !verify_password(&form.password, &user.password_hash) {
+        s.throttle
+            .failed(&address, username, now, s.config.lockout_attempts, window);
+        s.store.login_failed(&user, &address, None).await?;
+        return Ok(refuse(SIGN_IN_REFUSED));
     }
-    if !verify_password(&form.password, &user.password_hash) {
-        let lock = (user.failed_logins + 1 >= s.config.lockout_attempts)
-            .then_some(now + s.config.lockout_minutes * 60);
-        s.store.login_failed(&user, &address, lock).await?;
-        return Ok(refuse(if lock.is_some() {
-            "Wrong username or password. The account is now locked for a while."
-        } else {
-            "Wrong username or password."
-        }));
-    }
+    s.throttle.succeeded(&address, username);
     s.store.login_succeeded(&user, &address).await?;
     let token = random_token();
     let expires = now + s.config.session_minutes * 60;
@@ -896,10 +952,31 @@ pub async fn audit(
 #[template(path = "users.html")]
 pub struct UsersPage {
     nav: Option<Nav>,
-    users: Vec<(String, String, String, bool)>,
+    users: Vec<UserRow>,
+    roles: Vec<&'static str>,
+    /// The signed-in administrator (who cannot disable themselves or change their own role).
+    me: i64,
+    message: String,
+    error: String,
 }
 
-pub async fn users(State(s): State<AppState>, p: Principal) -> Result<Response, PageError> {
+pub struct UserRow {
+    id: i64,
+    username: String,
+    name: String,
+    role: &'static str,
+    /// In words: active, disabled, must change password, witness sign-off locked.
+    status: String,
+    disabled: bool,
+}
+
+async fn users_page(
+    s: &AppState,
+    p: &Principal,
+    message: String,
+    error: String,
+    status: StatusCode,
+) -> Result<Response, AppError> {
     let now = s.now();
     let users = s
         .store
@@ -907,16 +984,178 @@ pub async fn users(State(s): State<AppState>, p: Principal) -> Result<Response, 
         .await?
         .into_iter()
         .map(|u| {
-            (
-                u.username,
-                u.display_name,
-                u.role.to_string(),
-                u.locked_until.is_some_and(|t| t > now),
-            )
+            let mut status = Vec::new();
+            if u.disabled {
+                status.push("disabled");
+            }
+            if u.must_change_password {
+                status.push("must choose a new password");
+            }
+            if u.locked_until.is_some_and(|t| t > now) {
+                status.push("witness sign-off locked");
+            }
+            UserRow {
+                id: u.id.get(),
+                status: if status.is_empty() {
+                    "active".into()
+                } else {
+                    status.join("; ")
+                },
+                disabled: u.disabled,
+                username: u.username,
+                name: u.display_name,
+                role: u.role.as_str(),
+            }
         })
         .collect();
-    Ok(render_html(&UsersPage {
+    Ok(render_with(
+        status,
+        &UsersPage {
+            nav: Nav::of(p),
+            users,
+            roles: Role::ALL.iter().map(|r| r.as_str()).collect(),
+            me: p.user.id.get(),
+            message,
+            error,
+        },
+    ))
+}
+
+pub async fn users(State(s): State<AppState>, p: Principal) -> Result<Response, PageError> {
+    Ok(users_page(&s, &p, String::new(), String::new(), StatusCode::OK).await?)
+}
+
+#[derive(Deserialize, Default)]
+pub struct AccountForm {
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// An administrator's action on an account, from the users page. The page is shown again with
+/// what was done (a temporary password is shown this once and never stored in clear).
+pub async fn account_action(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<i64>,
+    FormBody(form): FormBody<AccountForm>,
+) -> Result<Response, PageError> {
+    let id = ketcare_core::UserId::new(id);
+    let done = async {
+        match ketcare_app::accounts::parse_change(&form.action, &form.role)? {
+            Some(change) => {
+                let u =
+                    ketcare_app::accounts::change(s.store.as_ref(), &p.actor, id, &change).await?;
+                if change == ketcare_store::AccountChange::Unlock {
+                    s.throttle.clear_account(&u.username);
+                }
+                Ok::<_, ketcare_app::Error>(format!(
+                    "{}: {}",
+                    u.username,
+                    crate::fmt::words(&form.action)
+                ))
+            }
+            None => {
+                let (u, temporary) =
+                    ketcare_app::accounts::reset_password(s.store.as_ref(), &p.actor, id).await?;
+                s.throttle.clear_account(&u.username);
+                Ok(format!(
+                    "Temporary password for {}: {temporary} — give it to them in person; it is \
+                     shown only now, and they must choose their own at their next sign-in.",
+                    u.username
+                ))
+            }
+        }
+    }
+    .await;
+    Ok(match done {
+        Ok(m) => users_page(&s, &p, m, String::new(), StatusCode::OK).await?,
+        Err(e) => {
+            let e = AppError::from(e);
+            let text = crate::clinical_pages::invalid_text(&e);
+            users_page(
+                &s,
+                &p,
+                String::new(),
+                text,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await?
+        }
+    })
+}
+
+#[derive(Template)]
+#[template(path = "account_password.html")]
+pub struct PasswordPage {
+    nav: Option<Nav>,
+    required: bool,
+    error: String,
+    field: String,
+}
+
+/// Any signed-in user chooses a new password (and must, after an administrator's reset).
+pub async fn password_form(p: Principal) -> Response {
+    render_html(&PasswordPage {
         nav: Nav::of(&p),
-        users,
-    }))
+        required: p.user.must_change_password,
+        error: String::new(),
+        field: String::new(),
+    })
+}
+
+#[derive(Deserialize, Default)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    new: String,
+    #[serde(default)]
+    repeat: String,
+}
+
+pub async fn password_change(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    FormBody(form): FormBody<PasswordForm>,
+) -> Result<Response, PageError> {
+    match ketcare_app::accounts::set_own_password(
+        s.store.as_ref(),
+        &p.actor,
+        &form.current,
+        &form.new,
+        &form.repeat,
+    )
+    .await
+    {
+        Ok(_) => {
+            // Every session of the account ended with the change, this one too: sign in anew.
+            let mut r = Redirect::to("/login").into_response();
+            let c = auth::set_cookie(SESSION_COOKIE, "", 0, auth::is_tls(&s, &headers));
+            if let Ok(v) = c.parse() {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+            Ok(r)
+        }
+        Err(e) => {
+            let e = AppError::from(e);
+            let field = e
+                .body()
+                .fields
+                .first()
+                .map(|f| f.field.clone())
+                .unwrap_or_default();
+            Ok(render_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &PasswordPage {
+                    nav: Nav::of(&p),
+                    required: p.user.must_change_password,
+                    error: crate::clinical_pages::invalid_text(&e),
+                    field,
+                },
+            ))
+        }
+    }
 }

@@ -147,6 +147,10 @@ fn core_table() -> Vec<Entry> {
         r(Get, "/api/v1/audit", Requires(AuditRead), api::audit_records),
         r(Get, "/api/v1/audit/verify", Requires(AuditRead), api::verify_audit),
         r(Get, "/users", Requires(UserAdmin), pages::users),
+        r(Post, "/users/{id}/account", Requires(UserAdmin), pages::account_action),
+        r(Post, "/api/v1/users/{id}/account", Requires(UserAdmin), api::account_action),
+        r(Get, "/account/password", SignedIn, pages::password_form),
+        r(Post, "/account/password", SignedIn, pages::password_change),
         r(Get, "/api/v1/users", Requires(UserAdmin), api::users),
     ]
 }
@@ -169,6 +173,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::pages::demo_banner,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), hsts))
         .layer(RequestBodyLimitLayer::new(auth::MAX_BODY_BYTES))
         .layer(header("x-content-type-options", "nosniff"))
         .layer(header("x-frame-options", "DENY"))
@@ -181,6 +186,25 @@ pub fn router(state: AppState) -> Router {
         .layer(header("cache-control", "no-store"))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Strict-Transport-Security (RFC 6797) on every answer to a request that arrived over TLS, or
+/// through a proxy that says it did (`X-Forwarded-Proto: https`): the browser then refuses plain
+/// HTTP to this host for a year. Never on plain HTTP, where the header means nothing.
+async fn hsts(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let tls = auth::is_tls(&s, req.headers());
+    let mut res = next.run(req).await;
+    if tls {
+        res.headers_mut().insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    res
 }
 
 fn header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {

@@ -376,10 +376,23 @@ fn born(today: Date, years: i16, days: i16) -> Result<Date> {
 
 /// Seeds the demo clinic unless it is already there. Returns true when it seeded.
 pub async fn seed(store: &dyn Store, today: Date) -> Result<bool> {
-    if store.user_by_username(STAFF[0].0).await?.is_some() {
-        return Ok(false);
-    }
     let admin = Actor::system(Role::Administrator);
+    // A database that holds anything is seeded never: if it is the demo clinic (its settings say
+    // so) there is nothing to do; otherwise it is a clinic's own data, and demo accounts with a
+    // published password and fictional patients must not be added to it.
+    if !store.list_users(&admin).await?.is_empty() {
+        let (settings, _) = ketcare_app::clinical::settings(store)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the site settings: {e}"))?;
+        if settings.value(ketcare_app::settings_registry::DEMO_CLINIC) == Some(1.0) {
+            return Ok(false);
+        }
+        anyhow::bail!(
+            "--demo refused: this database already holds a clinic's own accounts and records \
+             (it is not the demo clinic). Start the demo on an empty data folder, e.g. \
+             `ketcare serve --demo --data ketcare-demo`."
+        );
+    }
     let hash = hash_password(DEMO_PASSWORD).map_err(anyhow::Error::msg)?;
     for (username, name, role) in STAFF {
         store

@@ -252,8 +252,41 @@ enum UserCommand {
         #[arg(long)]
         display_name: Option<String>,
     },
-    /// List staff accounts.
+    /// List staff accounts with their status.
     List,
+    /// Disable an account: it cannot sign in; its sessions end and its API tokens are revoked.
+    Disable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Re-enable a disabled account.
+    Enable {
+        #[arg(long)]
+        username: String,
+    },
+    /// Clear an account's failed attempts and witness lock.
+    Unlock {
+        #[arg(long)]
+        username: String,
+    },
+    /// Change an account's role.
+    Role {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Set a temporary password (printed once) that the user must replace at the next sign-in;
+    /// their sessions end.
+    ResetPassword {
+        #[arg(long)]
+        username: String,
+    },
+    /// End every browser session and revoke every API token of an account.
+    EndSessions {
+        #[arg(long)]
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -295,16 +328,41 @@ impl DbArgs {
         }
         std::fs::create_dir_all(&self.data)
             .with_context(|| format!("creating data folder {}", self.data.display()))?;
+        owner_only(&self.data, 0o700)?;
         let file = self.data.join("ketcare.db");
         Ok(format!("sqlite://{}?mode=rwc", file.display()))
     }
 
     async fn open(&self) -> Result<Arc<dyn Store>> {
         let url = self.url()?;
-        ketcare_store::open(&url)
+        let store = ketcare_store::open(&url)
             .await
-            .with_context(|| format!("opening the database ({})", redact(&url)))
+            .with_context(|| format!("opening the database ({})", redact(&url)))?;
+        // The embedded database holds patient records and password hashes: only the account
+        // that runs ketcare may read it (the folder 0700, the files 0600).
+        if !url.starts_with("postgres") {
+            for name in ["ketcare.db", "ketcare.db-wal", "ketcare.db-shm"] {
+                let f = self.data.join(name);
+                if f.exists() {
+                    owner_only(&f, 0o600)?;
+                }
+            }
+        }
+        Ok(store)
     }
+}
+
+/// Sets `path`'s permission bits (Unix; elsewhere the platform's defaults stand).
+fn owner_only(path: &std::path::Path, mode: u32) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("restricting {} to its owner", path.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
 }
 
 /// Hides a password in a database URL before it is printed.
@@ -453,11 +511,66 @@ async fn user(db: &DbArgs, cmd: UserCommand) -> Result<()> {
         }
         UserCommand::List => {
             for u in store.list_users(&cli_admin()).await? {
-                println!("{:<20} {:<14} {}", u.username, u.role, u.display_name);
+                let status = match (u.disabled, u.must_change_password) {
+                    (true, _) => "disabled",
+                    (false, true) => "must choose a new password",
+                    _ => "active",
+                };
+                println!(
+                    "{:<20} {:<14} {:<28} {}",
+                    u.username, u.role, status, u.display_name
+                );
             }
+        }
+        UserCommand::ResetPassword { username } => {
+            let u = account(store.as_ref(), &username).await?;
+            let (u, temporary) =
+                ketcare_app::accounts::reset_password(store.as_ref(), &cli_admin(), u.id)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "temporary password for {}: {temporary}\n(shown once; they must choose their own at the next sign-in)",
+                u.username
+            );
+        }
+        UserCommand::Disable { username } => {
+            change_account(store.as_ref(), &username, "disable", "").await?
+        }
+        UserCommand::Enable { username } => {
+            change_account(store.as_ref(), &username, "enable", "").await?
+        }
+        UserCommand::Unlock { username } => {
+            change_account(store.as_ref(), &username, "unlock", "").await?
+        }
+        UserCommand::EndSessions { username } => {
+            change_account(store.as_ref(), &username, "end_sessions", "").await?
+        }
+        UserCommand::Role { username, role } => {
+            change_account(store.as_ref(), &username, "role", &role).await?
         }
     }
     Ok(())
+}
+
+/// Applies an account action (the same use case as the users page and the API).
+async fn change_account(store: &dyn Store, username: &str, action: &str, role: &str) -> Result<()> {
+    let u = account(store, username).await?;
+    let change = ketcare_app::accounts::parse_change(action, role)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .context("a password reset is `ketcare user reset-password`")?;
+    let u = ketcare_app::accounts::change(store, &cli_admin(), u.id, &change)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}: {}", u.username, action.replace('_', " "));
+    Ok(())
+}
+
+/// The account named `username`, or an error naming it.
+async fn account(store: &dyn Store, username: &str) -> Result<ketcare_store::User> {
+    store
+        .user_by_username(username.trim())
+        .await?
+        .with_context(|| format!("no user `{username}`"))
 }
 
 async fn token(db: &DbArgs, cmd: TokenCommand) -> Result<()> {
@@ -902,6 +1015,49 @@ mod tests {
             "postgres://ket:***@db:5432/k"
         );
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[tokio::test]
+    async fn demo_is_refused_on_a_clinics_own_database() {
+        let dir = std::env::temp_dir().join(format!("ketcare-own-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("own.db").display());
+        let store = ketcare_store::open(&url).await.unwrap();
+        store
+            .create_user(
+                &Actor::system(Role::Administrator),
+                &ketcare_store::NewUser {
+                    username: "chief".into(),
+                    display_name: "Chief Admin".into(),
+                    role: Role::Administrator,
+                    password_hash: "not-a-hash".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let e = demo::seed(store.as_ref(), jiff::civil::date(2026, 11, 22))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("--demo refused"), "{e}");
+        assert_eq!(store.count("users").await.unwrap(), 1);
+        assert_eq!(store.count("patients").await.unwrap(), 0);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_data_folder_and_database_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ketcare-perm-{}", std::process::id()));
+        let db = DbArgs {
+            data: dir.clone(),
+            database_url: None,
+        };
+        let _store = db.open().await.unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("ketcare.db")), 0o600);
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[tokio::test]

@@ -7,11 +7,11 @@
 //! aggregate's queries and row types are in its own file (`users`, `patients`, `audit`,
 //! `settings`, `records`) as `impl SqlStore` functions, which `impl Store` below calls.
 
+use crate::{AccountChange, RecordChange, SettingsProposal, SiteProtocol};
 use crate::{
     ApiToken, AuditFilter, AuditVerification, Backend, ClinicalRecord, NewUser, RecordKind, Result,
     SiteSettingsVersion, Store, StoreError, User, WebSession, require,
 };
-use crate::{RecordChange, SettingsProposal, SiteProtocol};
 use async_trait::async_trait;
 use ketcare_core::audit::{AuditEvent, AuditRecord, HashInput, record_hash, verify_chain};
 use ketcare_core::patient::{
@@ -287,6 +287,15 @@ impl Store for SqlStore {
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<User>> {
         SqlStore::user_by_id(self, id).await
+    }
+
+    async fn change_account(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        change: &AccountChange,
+    ) -> Result<User> {
+        SqlStore::change_account(self, actor, id, change).await
     }
 
     async fn list_users(&self, actor: &Actor) -> Result<Vec<User>> {

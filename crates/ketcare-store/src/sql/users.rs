@@ -13,6 +13,8 @@ struct UserRow {
     password_hash: String,
     failed_logins: i64,
     locked_until: Option<i64>,
+    disabled_at: Option<String>,
+    must_change_password: i64,
 }
 
 impl TryFrom<UserRow> for User {
@@ -26,13 +28,15 @@ impl TryFrom<UserRow> for User {
             password_hash: r.password_hash,
             failed_logins: r.failed_logins,
             locked_until: r.locked_until,
+            disabled: r.disabled_at.is_some(),
+            must_change_password: r.must_change_password != 0,
         })
     }
 }
 
 macro_rules! user_columns {
     () => {
-        "id, username, display_name, role, password_hash, failed_logins, locked_until"
+        "id, username, display_name, role, password_hash, failed_logins, locked_until, disabled_at, must_change_password"
     };
 }
 /// An `api_tokens` row as listed (never the hash).
@@ -223,7 +227,7 @@ impl SqlStore {
             return Ok(None);
         };
         let user = self.user_by_id(UserId::new(user_id)).await?;
-        Ok(user.map(|user| WebSession {
+        Ok(user.filter(|u| !u.disabled).map(|user| WebSession {
             user,
             csrf_token,
             expires_at,
@@ -292,9 +296,107 @@ impl SqlStore {
         .fetch_optional(&self.pool)
         .await?;
         match row {
-            Some(r) => self.user_by_id(UserId::new(r.try_get("user_id")?)).await,
+            Some(r) => Ok(self
+                .user_by_id(UserId::new(r.try_get("user_id")?))
+                .await?
+                .filter(|u| !u.disabled)),
             None => Ok(None),
         }
+    }
+
+    pub(crate) async fn change_account(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        change: &AccountChange,
+    ) -> Result<User> {
+        let own_password =
+            matches!(change, AccountChange::SetPassword { .. }) && actor.user_id == Some(id);
+        if !own_password {
+            require(actor, Permission::UserAdmin)?;
+        }
+        if actor.user_id == Some(id)
+            && matches!(change, AccountChange::Disable | AccountChange::SetRole(_))
+        {
+            // An administrator cannot lock themselves out or drop their own rights by mistake.
+            return Err(StoreError::Invalid(ketcare_core::FieldErrors::single(
+                "user",
+                "another administrator must disable your account or change your role",
+            )));
+        }
+        let mut tx = self.unit(actor).await?;
+        let detail = match change {
+            AccountChange::Disable => {
+                sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
+                    .bind(now_rfc3339())
+                    .bind(id.get())
+                    .execute(&mut **tx)
+                    .await?;
+                end_sessions(&mut tx, id).await?;
+                revoke_tokens(&mut tx, id).await?;
+                format!("user {id}: disabled; sessions ended, tokens revoked")
+            }
+            AccountChange::Enable => {
+                sqlx::query("UPDATE users SET disabled_at = NULL WHERE id = $1")
+                    .bind(id.get())
+                    .execute(&mut **tx)
+                    .await?;
+                format!("user {id}: enabled")
+            }
+            AccountChange::Unlock => {
+                sqlx::query(
+                    "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1",
+                )
+                .bind(id.get())
+                .execute(&mut **tx)
+                .await?;
+                format!("user {id}: unlocked")
+            }
+            AccountChange::SetRole(role) => {
+                sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+                    .bind(role.as_str())
+                    .bind(id.get())
+                    .execute(&mut **tx)
+                    .await?;
+                format!("user {id}: role {role}")
+            }
+            AccountChange::SetPassword { hash, temporary } => {
+                sqlx::query(
+                    "UPDATE users SET password_hash = $1, must_change_password = $2, failed_logins = 0, locked_until = NULL WHERE id = $3",
+                )
+                .bind(hash)
+                .bind(i64::from(*temporary))
+                .bind(id.get())
+                .execute(&mut **tx)
+                .await?;
+                end_sessions(&mut tx, id).await?;
+                if *temporary {
+                    format!("user {id}: temporary password set; sessions ended")
+                } else {
+                    format!("user {id}: password changed; sessions ended")
+                }
+            }
+            AccountChange::EndSessions => {
+                end_sessions(&mut tx, id).await?;
+                revoke_tokens(&mut tx, id).await?;
+                format!("user {id}: sessions ended, tokens revoked")
+            }
+        };
+        let row = sqlx::query_as::<_, UserRow>(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id.get())
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: format!("user {id}"),
+        })?;
+        tx.audit(&AuditEvent::new(change.action(), None, detail))
+            .await?;
+        tx.commit().await?;
+        User::try_from(row)
     }
 
     pub(crate) async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiToken>> {
@@ -330,4 +432,23 @@ impl SqlStore {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Ends every browser session of account `id` (within the caller's unit of work).
+async fn end_sessions(tx: &mut Unit<'_>, id: UserId) -> Result<()> {
+    sqlx::query("DELETE FROM web_sessions WHERE user_id = $1")
+        .bind(id.get())
+        .execute(&mut ***tx)
+        .await?;
+    Ok(())
+}
+
+/// Revokes every API token of account `id` (within the caller's unit of work).
+async fn revoke_tokens(tx: &mut Unit<'_>, id: UserId) -> Result<()> {
+    sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+        .bind(now_rfc3339())
+        .bind(id.get())
+        .execute(&mut ***tx)
+        .await?;
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod accounts;
 mod clinical;
 mod form_defaults;
 mod ledger_page;

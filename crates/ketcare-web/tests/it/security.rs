@@ -3,8 +3,8 @@
 
 use crate::common;
 
-use axum::http::{Method, StatusCode};
-use common::{Auth, PASSWORD, TestApp, cookie_attributes, minor_form};
+use axum::http::{Method, StatusCode, header};
+use common::{Auth, PASSWORD, TestApp, cookie_attributes, hidden_csrf, minor_form, set_cookie};
 use ketcare_core::{Actor, ApiTokenId, Role};
 use ketcare_store::Backend;
 use serde_json::json;
@@ -61,28 +61,109 @@ async fn forms_without_the_csrf_token_are_refused() {
 }
 
 #[tokio::test]
-async fn repeated_failures_lock_the_account_for_a_while() {
+async fn repeated_failures_pause_this_address_for_the_account_with_one_answer() {
     let app = TestApp::new(Backend::Sqlite).await;
     app.add_user("nina", Role::Nurse).await;
     for _ in 0..app.config.lockout_attempts {
         let (r, auth) = app.try_login("nina", "not the password").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         assert!(matches!(auth, Auth::None));
+        assert!(r.body.contains("Wrong username or password, or too many attempts"));
     }
-    let (r, _) = app.try_login("nina", PASSWORD).await;
-    assert_eq!(
-        r.status,
-        StatusCode::UNAUTHORIZED,
-        "locked even with the right password"
-    );
-    assert!(r.body.contains("locked"), "{}", r.body);
+    // Paused for this address, with the same words as a wrong password or an unknown user.
+    let (paused, _) = app.try_login("nina", PASSWORD).await;
+    assert_eq!(paused.status, StatusCode::UNAUTHORIZED, "paused even with the right password");
+    let (unknown, _) = app.try_login("nobody-here", "whatever-it-is").await;
+    let words = |body: &str| body.contains("Wrong username or password, or too many attempts");
+    assert!(words(&paused.body) && words(&unknown.body));
+    assert!(!paused.body.contains("locked"), "{}", paused.body);
     app.advance(app.config.lockout_minutes * 60 + 1);
     let (r, _) = app.try_login("nina", PASSWORD).await;
-    assert_eq!(
-        r.status,
-        StatusCode::SEE_OTHER,
-        "unlocked after the lock-out time"
-    );
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "open again after the pause");
+}
+
+#[tokio::test]
+async fn one_address_failing_on_many_accounts_gets_429_with_retry_after() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    let limit = app.config.lockout_attempts * ketcare_web::throttle::ADDRESS_FACTOR;
+    for i in 0..limit {
+        let (r, _) = app.try_login(&format!("guess{i}"), "wrong-password").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let (r, _) = app.try_login("guess-more", "wrong-password").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    let wait: i64 = r.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!(wait > 0 && wait <= app.config.lockout_minutes * 60);
+}
+
+#[tokio::test]
+async fn sign_in_follows_only_plain_same_site_paths() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    app.add_user("nina", Role::Nurse).await;
+    for (next, expected) in [
+        ("/\t/evil.example/", "/"),
+        ("//evil.example/", "/"),
+        ("/patients\r\nSet-Cookie: x=1", "/patientsSet-Cookie: x=1"),
+        ("/patients?q=ab", "/patients?q=ab"),
+    ] {
+        let form = app.get("/login", &Auth::None).await;
+        let cookie = set_cookie(&form.headers, "ketcare_login_csrf").unwrap();
+        let body = serde_urlencoded::to_string([
+            ("username", "nina"),
+            ("password", PASSWORD),
+            ("csrf_token", hidden_csrf(&form.body).as_str()),
+            ("next", next),
+        ])
+        .unwrap();
+        let r = app
+            .send(
+                Method::POST,
+                "/login",
+                &Auth::None,
+                Some("application/x-www-form-urlencoded"),
+                body,
+                &[("cookie", &format!("ketcare_login_csrf={cookie}"))],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{next:?}: {}", r.body);
+        assert_eq!(r.headers[header::LOCATION], expected, "{next:?}");
+    }
+}
+
+#[tokio::test]
+async fn hsts_only_over_tls() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    let plain = app.get("/login", &Auth::None).await;
+    assert!(plain.headers.get(header::STRICT_TRANSPORT_SECURITY).is_none());
+    let tls = app
+        .send(
+            Method::GET,
+            "/login",
+            &Auth::None,
+            None,
+            String::new(),
+            &[("x-forwarded-proto", "https")],
+        )
+        .await;
+    assert_eq!(tls.headers[header::STRICT_TRANSPORT_SECURITY], "max-age=31536000");
+}
+
+#[tokio::test]
+async fn control_characters_in_names_are_refused_naming_the_field() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    app.add_user("nina", Role::Nurse).await;
+    let api = app.bearer("nina").await;
+    let r = app
+        .json(
+            Method::POST,
+            "/api/v1/patients",
+            &api,
+            &serde_json::json!({"mrn": "CC-1", "given_name": "Ro\u0000bin", "family_name": "Quill",
+                                "date_of_birth": "1980-05-01", "sex": "female"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.fields().contains(&"given_name".to_owned()), "{}", r.body);
 }
 
 #[tokio::test]

@@ -215,6 +215,11 @@ impl TestApp {
 
     /// Signs in through the login form; returns the reply to the POST.
     pub async fn try_login(&self, username: &str, password: &str) -> (Reply, Auth) {
+        self.try_login_to(username, password, "/").await
+    }
+
+    /// Signs in and reads the form token from `page` (the page the account may open first).
+    pub async fn try_login_to(&self, username: &str, password: &str, page: &str) -> (Reply, Auth) {
         let form = self.get("/login", &Auth::None).await;
         assert_eq!(form.status, StatusCode::OK);
         let login_cookie = set_cookie(&form.headers, "ketcare_login_csrf")
@@ -244,7 +249,7 @@ impl TestApp {
         let cookie = format!("ketcare_session={session}");
         let home = self
             .get(
-                "/",
+                page,
                 &Auth::Session {
                     cookie: cookie.clone(),
                     csrf: String::new(),
