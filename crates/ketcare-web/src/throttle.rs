@@ -76,8 +76,13 @@ impl SignInThrottle {
     /// Counts a failed sign-in; `attempts` and `window` (seconds) are the site's settings.
     pub fn failed(&self, address: &str, username: &str, now: i64, attempts: i64, window: i64) {
         self.with(|m| {
-            // Forget what has aged out, so the map does not grow without bound.
-            m.retain(|_, b| b.blocked_until > now || now - b.window_start < window);
+            // Forget what has aged out, so the map does not grow without bound; a pause is
+            // remembered for a day after it ends, so the next one is longer.
+            m.retain(|_, b| {
+                b.blocked_until > now
+                    || now - b.window_start < window
+                    || (b.blocks > 0 && now - b.blocked_until < MAX_BLOCK_SECONDS)
+            });
             for (key, limit) in [
                 (pair(address, username), attempts),
                 (addr(address), attempts * ADDRESS_FACTOR),

@@ -43,7 +43,10 @@ async fn an_administrator_runs_the_accounts_and_users_follow() {
         );
         let (r, _) = app.try_login("nina", PASSWORD).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-        assert!(r.body.contains("Wrong username or password, or too many attempts"));
+        assert!(
+            r.body
+                .contains("Wrong username or password, or too many attempts")
+        );
         // An administrator cannot disable themselves.
         let own = app
             .post_form(
@@ -79,18 +82,28 @@ async fn an_administrator_runs_the_accounts_and_users_follow() {
         let temporary = r.json()["temporary_password"].as_str().unwrap().to_owned();
         assert_eq!(r.json()["user"]["must_change_password"], true);
         assert_eq!(app.get("/", &nurse).await.status, StatusCode::SEE_OTHER);
-        let (r, temp) = app.try_login_to("nina", &temporary, "/account/password").await;
+        let (r, temp) = app
+            .try_login_to("nina", &temporary, "/account/password")
+            .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
         let patients = app.get("/patients", &temp).await;
         assert_eq!(patients.status, StatusCode::SEE_OTHER);
         assert_eq!(patients.headers[header::LOCATION], "/account/password");
         let form = app.get("/account/password", &temp).await;
-        assert!(form.body.contains("id=\"password-required\""), "{}", form.body);
+        assert!(
+            form.body.contains("id=\"password-required\""),
+            "{}",
+            form.body
+        );
         let r = app
             .post_form(
                 "/account/password",
                 &temp,
-                &[("current", &temporary), ("new", "short"), ("repeat", "short")],
+                &[
+                    ("current", &temporary),
+                    ("new", "short"),
+                    ("repeat", "short"),
+                ],
             )
             .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -104,7 +117,11 @@ async fn an_administrator_runs_the_accounts_and_users_follow() {
             )
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-        assert_eq!(app.get("/", &temp).await.status, StatusCode::SEE_OTHER, "session ended");
+        assert_eq!(
+            app.get("/", &temp).await.status,
+            StatusCode::SEE_OTHER,
+            "session ended"
+        );
         let (r, _) = app.try_login("nina", new).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
 
@@ -119,8 +136,18 @@ async fn an_administrator_runs_the_accounts_and_users_follow() {
         assert!(page.body.contains("data-user=\"nina\""), "{}", page.body);
         // Every change is audited by action and account id, never with a password.
         let audit = app.get("/api/v1/audit?limit=200", &api_admin).await;
-        for action in ["user.disable", "user.enable", "user.role", "user.password", "user.end_sessions"] {
-            assert!(audit.body.contains(action), "{backend:?} {action}: {}", audit.body);
+        for action in [
+            "user.disable",
+            "user.enable",
+            "user.role",
+            "user.password",
+            "user.end_sessions",
+        ] {
+            assert!(
+                audit.body.contains(action),
+                "{backend:?} {action}: {}",
+                audit.body
+            );
         }
         assert!(!audit.body.contains(&temporary));
         assert!(!audit.body.contains(new));

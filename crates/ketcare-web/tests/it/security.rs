@@ -68,18 +68,29 @@ async fn repeated_failures_pause_this_address_for_the_account_with_one_answer() 
         let (r, auth) = app.try_login("nina", "not the password").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         assert!(matches!(auth, Auth::None));
-        assert!(r.body.contains("Wrong username or password, or too many attempts"));
+        assert!(
+            r.body
+                .contains("Wrong username or password, or too many attempts")
+        );
     }
     // Paused for this address, with the same words as a wrong password or an unknown user.
     let (paused, _) = app.try_login("nina", PASSWORD).await;
-    assert_eq!(paused.status, StatusCode::UNAUTHORIZED, "paused even with the right password");
+    assert_eq!(
+        paused.status,
+        StatusCode::UNAUTHORIZED,
+        "paused even with the right password"
+    );
     let (unknown, _) = app.try_login("nobody-here", "whatever-it-is").await;
     let words = |body: &str| body.contains("Wrong username or password, or too many attempts");
     assert!(words(&paused.body) && words(&unknown.body));
     assert!(!paused.body.contains("locked"), "{}", paused.body);
     app.advance(app.config.lockout_minutes * 60 + 1);
     let (r, _) = app.try_login("nina", PASSWORD).await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "open again after the pause");
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "open again after the pause"
+    );
 }
 
 #[tokio::test]
@@ -92,7 +103,11 @@ async fn one_address_failing_on_many_accounts_gets_429_with_retry_after() {
     }
     let (r, _) = app.try_login("guess-more", "wrong-password").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
-    let wait: i64 = r.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    let wait: i64 = r.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(wait > 0 && wait <= app.config.lockout_minutes * 60);
 }
 
@@ -134,7 +149,12 @@ async fn sign_in_follows_only_plain_same_site_paths() {
 async fn hsts_only_over_tls() {
     let app = TestApp::new(Backend::Sqlite).await;
     let plain = app.get("/login", &Auth::None).await;
-    assert!(plain.headers.get(header::STRICT_TRANSPORT_SECURITY).is_none());
+    assert!(
+        plain
+            .headers
+            .get(header::STRICT_TRANSPORT_SECURITY)
+            .is_none()
+    );
     let tls = app
         .send(
             Method::GET,
@@ -145,7 +165,10 @@ async fn hsts_only_over_tls() {
             &[("x-forwarded-proto", "https")],
         )
         .await;
-    assert_eq!(tls.headers[header::STRICT_TRANSPORT_SECURITY], "max-age=31536000");
+    assert_eq!(
+        tls.headers[header::STRICT_TRANSPORT_SECURITY],
+        "max-age=31536000"
+    );
 }
 
 #[tokio::test]
@@ -158,7 +181,7 @@ async fn control_characters_in_names_are_refused_naming_the_field() {
             Method::POST,
             "/api/v1/patients",
             &api,
-            &serde_json::json!({"mrn": "CC-1", "given_name": "Ro\u0000bin", "family_name": "Quill",
+            &serde_json::json!({"mrn": "CC-1", "given_name": "Ro\u{0}bin", "family_name": "Quill",
                                 "date_of_birth": "1980-05-01", "sex": "female"}),
         )
         .await;
