@@ -41,13 +41,7 @@ impl SqlStore {
         .fetch_one(&mut **tx)
         .await?;
         let id: i64 = row.try_get("id")?;
-        audit(
-            &mut tx,
-            "opioid.add",
-            patient,
-            format!("opioid {id}: {}", e.drug),
-        )
-        .await?;
+        audit(&mut tx, "opioid.add", patient, format!("opioid {id}")).await?;
         let r = opioid_by_id(&mut tx, id).await?;
         tx.commit().await?;
         Ok(r)

@@ -101,7 +101,7 @@ pub(super) async fn insert_response(
             tx,
             "safety_alert.raise",
             patient,
-            format!("alert {alert_id}: {} item {}", r.instrument, a.item),
+            format!("alert {alert_id}"),
         )
         .await?;
     }

@@ -277,7 +277,7 @@ impl SqlStore {
         tx.audit(&AuditEvent::new(
             "patient.create",
             Some(id.get()),
-            format!("MRN {}", p.mrn),
+            format!("patient {id}"),
         ))
         .await?;
         let created = load_patient(&mut tx, id).await?;
@@ -357,7 +357,8 @@ impl SqlStore {
         tx.audit(&AuditEvent::new(
             "patient.search",
             None,
-            format!("query `{}`: {} found", query.trim(), found.len()),
+            // The number found, never the search text (a name or MRN is PHI).
+            format!("{} found", found.len()),
         ))
         .await?;
         // Each patient shown in a result list is an access to that patient's record.

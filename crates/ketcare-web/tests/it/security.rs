@@ -397,3 +397,34 @@ async fn bad_input_gets_422_naming_each_field() {
     assert!(r.body.contains("choose mother, father"), "{}", r.body);
     assert_eq!(app.store.count("guardians").await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn the_audit_log_holds_ids_and_actions_not_names_mrns_or_search_text() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    app.add_user("nina", Role::Nurse).await;
+    app.add_user("alex", Role::Administrator).await;
+    let nurse = app.bearer("nina").await;
+    let r = app
+        .json(
+            Method::POST,
+            "/api/v1/patients",
+            &nurse,
+            &json!({"mrn": "PHI-77", "given_name": "Robin", "family_name": "Quillfeather",
+                    "date_of_birth": "1980-05-01", "sex": "female"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let found = app.get("/api/v1/patients?q=Quillfeather", &nurse).await;
+    assert_eq!(found.status, StatusCode::OK);
+    let audit = app
+        .get("/api/v1/audit?limit=200", &app.bearer("alex").await)
+        .await;
+    assert!(audit.body.contains("patient.search"), "{}", audit.body);
+    for phi in ["PHI-77", "Quillfeather", "Robin"] {
+        assert!(
+            !audit.body.contains(phi),
+            "{phi} in the audit log: {}",
+            audit.body
+        );
+    }
+}
