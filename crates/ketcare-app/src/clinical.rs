@@ -46,6 +46,13 @@ pub async fn save_settings(
             errors.push(key, e);
         }
     }
+    for (key, value) in &new.texts {
+        if current.texts.get(key) != Some(value)
+            && let Err(e) = registry.check_text(key, value)
+        {
+            errors.push(key, e);
+        }
+    }
     for p in library.check_settings(new) {
         errors.push("settings", p.to_string());
     }

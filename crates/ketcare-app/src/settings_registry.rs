@@ -34,6 +34,35 @@ pub enum Input {
     },
     /// 1 = yes, 2 = no (settings are numbers; 0 would read as unset).
     YesNo,
+    /// A telephone number, kept as text (digits, spaces, `+`, `-`, parentheses; at most 32
+    /// characters), offered as a tap-to-call link.
+    Phone,
+}
+
+/// The crisis line the patient's questionnaire page offers as a tap-to-call number.
+pub const CRISIS_LINE: &str = "measures.crisis_line";
+
+/// Checks a telephone number as [`Input::Phone`] accepts it.
+pub fn check_phone(value: &str) -> Result<(), String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err("a telephone number is required".into());
+    }
+    if v.chars().count() > 32 {
+        return Err("at most 32 characters".into());
+    }
+    if !v.chars().any(|c| c.is_ascii_digit()) {
+        return Err("a telephone number has digits".into());
+    }
+    if let Some(c) = v
+        .chars()
+        .find(|c| !(c.is_ascii_digit() || " +-()".contains(*c)))
+    {
+        return Err(format!(
+            "use digits, spaces, +, - and parentheses only (found {c:?})"
+        ));
+    }
+    Ok(())
 }
 
 impl Input {
@@ -49,6 +78,7 @@ impl Input {
     pub fn range_words(&self) -> String {
         match self {
             Input::YesNo => "yes or no".into(),
+            Input::Phone => "a telephone number (digits, spaces, +, -, parentheses)".into(),
             Input::Number {
                 min,
                 above,
@@ -246,6 +276,7 @@ impl Registry {
             return Err(format!("expected a number, got {value}"));
         }
         match &spec.input {
+            Input::Phone => Err("a telephone number is text: enter it on the settings page".into()),
             Input::YesNo if value != 1.0 && value != 2.0 => {
                 Err(format!("expected 1 (yes) or 2 (no), got {value}"))
             }
@@ -288,12 +319,30 @@ impl Registry {
         }
     }
 
+    /// Checks one text value: the key must be a known text setting and the text must fit.
+    pub fn check_text(&self, key: &str, value: &str) -> Result<(), String> {
+        match self.get(key).map(|s| s.input) {
+            None => Err(
+                "not a setting ketcare reads (a misspelt key?); the settings page lists every key"
+                    .to_owned(),
+            ),
+            Some(Input::Phone) => check_phone(value),
+            Some(_) => Err("this setting is a number, not text".into()),
+        }
+    }
+
     /// Checks every value of a settings body; one message per refused key, keyed by the key.
     pub fn check_all(&self, settings: &SiteSettings) -> Vec<(String, String)> {
         settings
             .values
             .iter()
             .filter_map(|(k, v)| self.check(k, *v).err().map(|e| (k.clone(), e)))
+            .chain(
+                settings
+                    .texts
+                    .iter()
+                    .filter_map(|(k, v)| self.check_text(k, v).err().map(|e| (k.clone(), e))),
+            )
             .collect()
     }
 }
@@ -465,6 +514,9 @@ fn vital(unit: &str, r: &Range) -> Input {
 /// percentage is at most 100) or of the cited plausibility ranges for vital signs; a clinical
 /// choice within them is the site's.
 fn input_for(key: &str) -> Input {
+    if key == CRISIS_LINE {
+        return Input::Phone;
+    }
     let positive = "a positive quantity";
     let count = "a whole count";
     let p = Plausibility::builtin().ok();
@@ -595,6 +647,16 @@ fn code_settings(library: &Library) -> Vec<SettingSpec> {
             "Days between scheduled questionnaire sets of a course.".into(),
             "unset: no questionnaire is shown as due".into(),
             vec!["measures: questionnaires due".into()],
+        ),
+        spec(
+            CRISIS_LINE,
+            "The crisis line a patient is offered, as a tap-to-call number, beside the urgent \
+             message after a suicide-risk answer (the reference gives no number: it is the site's \
+             own, for its country)."
+                .into(),
+            "unset: the patient is told to call their local emergency number, with no number shown"
+                .into(),
+            vec!["measures: questionnaire page".into()],
         ),
         spec(
             ketcare_measures::outcome::RELAPSE_CONSECUTIVE,

@@ -180,6 +180,9 @@ pub async fn home(
                 .collect(),
         });
     }
+    if may(Permission::RecordMeasures) {
+        queues.push(questionnaires_due(store, actor, now, tz).await?);
+    }
     if may(Permission::Schedule) {
         queues.push(bookings_not_ready(store, actor, now, tz).await?);
     }
@@ -333,4 +336,58 @@ fn not_ready_queue(items: Vec<WorkItem>) -> Queue {
         empty: "Every booking of the coming days has a verified order and consent in force.",
         items,
     }
+}
+
+/// Courses whose scheduled questionnaire set is due today (site setting
+/// `measures.assessment_every_days`: none since the course started, or the last one at least
+/// that many days ago), each linking to the patient's scores page where a link is sent or the
+/// answers entered.
+async fn questionnaires_due(
+    store: &dyn Store,
+    actor: &Actor,
+    now: Timestamp,
+    tz: &TimeZone,
+) -> Result<Queue> {
+    let today = now.to_zoned(tz.clone()).date();
+    let (settings, _) = clinical::settings(store).await?;
+    let every = settings.value(ketcare_measures::outcome::ASSESSMENT_EVERY_DAYS);
+    let mut items = Vec::new();
+    if every.is_some() {
+        let courses = store.open_courses(actor, &today.to_string()).await?;
+        let ids: Vec<PatientId> = courses.iter().map(|(c, _)| c.patient_id).collect();
+        let people = crate::patients::labels(store, actor, &ids).await?;
+        for (c, latest) in courses {
+            let Ok(start) = c.started_on.parse::<jiff::civil::Date>() else {
+                continue;
+            };
+            let latest = latest.and_then(|d| d.parse::<jiff::civil::Date>().ok());
+            if let Some((true, from)) =
+                ketcare_measures::outcome::assessment_due(every, start, latest, today)
+            {
+                items.push(WorkItem {
+                    label: people
+                        .get(&c.patient_id)
+                        .cloned()
+                        .unwrap_or_else(|| "a patient".into()),
+                    detail: format!(
+                        "{} ({}) — questionnaire set due since {from}",
+                        c.label,
+                        crate::measures::instrument_name(&c.instrument)
+                    ),
+                    href: format!("/patients/{}/measures", c.patient_id),
+                    urgent: false,
+                });
+            }
+        }
+    }
+    Ok(Queue {
+        id: "questionnaires-due",
+        title: "Questionnaires due",
+        empty: if every.is_some() {
+            "No course's questionnaire set is due."
+        } else {
+            "The site has set no questionnaire schedule (setting measures.assessment_every_days)."
+        },
+        items,
+    })
 }

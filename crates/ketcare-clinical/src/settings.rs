@@ -12,6 +12,10 @@ use crate::ids::Username;
 pub struct SiteSettings {
     #[serde(default)]
     pub values: BTreeMap<String, f64>,
+    /// Settings that are text, not numbers (a telephone number: its leading zero and `+` are
+    /// part of it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub texts: BTreeMap<String, String>,
     #[serde(default)]
     pub limit_overrides: Vec<LimitOverride>,
 }
@@ -36,6 +40,14 @@ impl SiteSettings {
     /// Empty settings.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A text setting, if set and not blank.
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.texts
+            .get(key)
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
     }
 
     /// Sets a key (builder style).

@@ -225,7 +225,7 @@ type Family = (String, String, Vec<(String, String)>);
 pub struct SettingRow {
     key: String,
     purpose: String,
-    /// "number" or "yesno".
+    /// "number", "yesno" or "phone".
     kind: &'static str,
     unit: String,
     min: String,
@@ -261,6 +261,7 @@ fn group_title(key: &str) -> &'static str {
 fn setting_row(
     spec: &ketcare_app::settings_registry::SettingSpec,
     value: Option<f64>,
+    text: Option<&str>,
 ) -> SettingRow {
     use ketcare_app::settings_registry::Input;
     let num = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
@@ -272,6 +273,14 @@ fn setting_row(
             String::new(),
             String::new(),
             "yes or no".to_owned(),
+        ),
+        Input::Phone => (
+            "phone",
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            spec.input.range_words(),
         ),
         Input::Number {
             unit,
@@ -289,6 +298,24 @@ fn setting_row(
             spec.input.range_words(),
         ),
     };
+    if let Some(t) = text {
+        return SettingRow {
+            key: spec.key.clone(),
+            purpose: spec.purpose.clone(),
+            kind,
+            unit,
+            min,
+            max,
+            step,
+            range,
+            when_unset: spec.when_unset.clone(),
+            blocks: spec.blocks,
+            sources: spec.sources.join(", "),
+            used_by: spec.used_by.join("; "),
+            value: t.to_owned(),
+            value_words: t.to_owned(),
+        };
+    }
     let value_words = match (kind, value) {
         ("yesno", Some(1.0)) => "yes".to_owned(),
         ("yesno", Some(2.0)) => "no".to_owned(),
@@ -374,11 +401,12 @@ async fn settings_page_with(
     let mut needed = Vec::new();
     for spec in &registry.settings {
         let value = settings.value(&spec.key);
-        if spec.blocks && value.is_none() {
+        let text = settings.text(&spec.key);
+        if spec.blocks && value.is_none() && text.is_none() {
             needed.push((spec.key.clone(), spec.when_unset.clone()));
         }
         let title = group_title(&spec.key);
-        let row = setting_row(spec, value);
+        let row = setting_row(spec, value, text);
         match groups.iter_mut().find(|(t, _)| t == title) {
             Some((_, rows)) => rows.push(row),
             None => groups.push((title.to_owned(), vec![row])),
@@ -439,29 +467,41 @@ pub async fn set_setting(
     let pairs = form_pairs(&body)?;
     let key = field(&pairs, "key").to_owned();
     let reason = field(&pairs, "reason").to_owned();
-    let value = match number(&pairs, "value") {
-        Ok(Some(v)) => v,
-        Ok(None) => {
-            return settings_page(
-                &s,
-                &p,
-                "value: required".into(),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await;
-        }
-        Err(e) => {
-            return settings_page(
-                &s,
-                &p,
-                e.body()
-                    .fields
-                    .first()
-                    .map(|f| format!("{}: {}", f.field, f.message))
-                    .unwrap_or_default(),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await;
+    let (mut next, _) = clinical::settings(s.store.as_ref()).await?;
+    // A text setting (a telephone number) is kept as typed; every other setting is a number.
+    let is_text = ketcare_app::settings_registry::load(s.store.as_ref(), &s.library())
+        .await?
+        .get(&key)
+        .is_some_and(|spec| spec.input == ketcare_app::settings_registry::Input::Phone);
+    let value = if is_text {
+        next.texts
+            .insert(key.clone(), field(&pairs, "value").trim().to_owned());
+        0.0
+    } else {
+        match number(&pairs, "value") {
+            Ok(Some(v)) => v,
+            Ok(None) => {
+                return settings_page(
+                    &s,
+                    &p,
+                    "value: required".into(),
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )
+                .await;
+            }
+            Err(e) => {
+                return settings_page(
+                    &s,
+                    &p,
+                    e.body()
+                        .fields
+                        .first()
+                        .map(|f| format!("{}: {}", f.field, f.message))
+                        .unwrap_or_default(),
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )
+                .await;
+            }
         }
     };
     if key.is_empty() {
@@ -473,8 +513,9 @@ pub async fn set_setting(
         )
         .await;
     }
-    let (mut next, _) = clinical::settings(s.store.as_ref()).await?;
-    next.values.insert(key.clone(), value);
+    if !is_text {
+        next.values.insert(key.clone(), value);
+    }
     let now = ketcare_app::sessions::service::at(s.now())?;
     match clinical::save_values(
         s.store.as_ref(),

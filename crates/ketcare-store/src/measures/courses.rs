@@ -1,6 +1,7 @@
 //! Measurement courses (booster rule per course).
 
 use super::*;
+use sqlx::{FromRow, Row};
 
 const COURSE_COLS: &str =
     "id, patient_id, label, instrument, started_on, ended_on, booster_score_at_least, booster_days";
@@ -34,7 +35,7 @@ impl SqlStore {
             &mut tx,
             "measure_course.save",
             patient,
-            format!("course {id}: {}", c.instrument),
+            format!("course {id}"),
         )
         .await?;
         let r = sqlx::query_as::<_, MeasureCourse>(sqlx::AssertSqlSafe(format!(
@@ -46,6 +47,49 @@ impl SqlStore {
         let course = r;
         tx.commit().await?;
         Ok(course)
+    }
+
+    pub(crate) async fn open_courses(
+        &self,
+        actor: &Actor,
+        today: &str,
+    ) -> Result<Vec<(MeasureCourse, Option<String>)>> {
+        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {cols}, (SELECT MAX(r.taken_on) FROM measure_responses r
+                 WHERE r.patient_id = c.patient_id AND r.instrument = c.instrument
+                   AND r.taken_on >= c.started_on) AS latest
+             FROM measure_courses c WHERE c.ended_on IS NULL OR c.ended_on >= $1
+             ORDER BY c.started_on, c.id",
+            cols = COURSE_COLS
+                .split(", ")
+                .map(|c| format!("c.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+        .bind(today)
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let course = MeasureCourse::from_row(row)?;
+            let latest: Option<String> = row.try_get("latest")?;
+            out.push((course, latest));
+        }
+        let mut patients: Vec<PatientId> = out.iter().map(|(c, _)| c.patient_id).collect();
+        patients.sort();
+        patients.dedup();
+        for p in patients {
+            audit(
+                &mut tx,
+                "measure_course.listed",
+                p,
+                "questionnaires due".into(),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     pub(crate) async fn patient_courses(

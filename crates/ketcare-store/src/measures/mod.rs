@@ -293,6 +293,14 @@ pub trait MeasuresStore: Send + Sync {
         actor: &Actor,
         patient: PatientId,
     ) -> Result<Vec<MeasureCourse>>;
+    /// Every course still open on `today` (YYYY-MM-DD), with the date of the latest response
+    /// to its instrument since it started: what the questionnaires-due list is computed from.
+    /// Each listed patient is an audited access.
+    async fn open_courses(
+        &self,
+        actor: &Actor,
+        today: &str,
+    ) -> Result<Vec<(MeasureCourse, Option<String>)>>;
     /// Stores a new version of the clinic's licensed wording for one instrument (administrators,
     /// `SiteSettingsWrite`; audited). The caller validates the text against the catalogue.
     async fn upload_item_texts(
@@ -508,6 +516,14 @@ impl MeasuresStore for SqlStore {
         patient: PatientId,
     ) -> Result<Vec<MeasureCourse>> {
         SqlStore::patient_courses(self, actor, patient).await
+    }
+
+    async fn open_courses(
+        &self,
+        actor: &Actor,
+        today: &str,
+    ) -> Result<Vec<(MeasureCourse, Option<String>)>> {
+        SqlStore::open_courses(self, actor, today).await
     }
 
     async fn upload_item_texts(

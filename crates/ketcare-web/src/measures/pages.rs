@@ -146,6 +146,8 @@ pub struct QuestionnairePage {
     error: String,
     crisis: bool,
     crisis_text: &'static str,
+    /// The site's crisis line as set (`measures.crisis_line`), "" when unset.
+    crisis_line: String,
 }
 
 #[derive(Template)]
@@ -156,6 +158,8 @@ pub struct QuestionnaireDone {
     message: String,
     crisis: bool,
     crisis_text: &'static str,
+    /// The site's crisis line as set (`measures.crisis_line`), "" when unset.
+    crisis_line: String,
 }
 
 fn link_error(e: AppError) -> Response {
@@ -179,6 +183,7 @@ fn link_error(e: AppError) -> Response {
         message: msg,
         crisis: false,
         crisis_text: CRISIS_TEXT,
+        crisis_line: String::new(),
     });
     *r.status_mut() = status;
     r
@@ -218,6 +223,7 @@ async fn questionnaire_page(
         error,
         crisis,
         crisis_text: CRISIS_TEXT,
+        crisis_line: crisis_line(settings),
     })
 }
 
@@ -345,6 +351,7 @@ pub async fn submit_questionnaire(
                 message: "Your answers have been sent to your care team.".into(),
                 crisis,
                 crisis_text: CRISIS_TEXT,
+                crisis_line: site_crisis_line(&s).await,
             }))
         }
         Err(e) => {
@@ -356,6 +363,7 @@ pub async fn submit_questionnaire(
                     message: message(&e),
                     crisis,
                     crisis_text: CRISIS_TEXT,
+                    crisis_line: site_crisis_line(&s).await,
                 });
                 *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
                 return Ok(r);
@@ -392,6 +400,24 @@ pub struct AlertRow {
 }
 
 /// A phone number as a `tel:` link target (digits and a leading +).
+/// The site's crisis line (`measures.crisis_line`), "" when unset.
+fn crisis_line(settings: &ketcare_clinical::SiteSettings) -> String {
+    settings
+        .text(ketcare_app::settings_registry::CRISIS_LINE)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn site_crisis_line(s: &AppState) -> String {
+    match crate::clinical::settings(s.store.as_ref()).await {
+        Ok((settings, _)) => crisis_line(&settings),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the crisis line setting");
+            String::new()
+        }
+    }
+}
+
 pub fn tel(phone: &str) -> String {
     phone
         .chars()

@@ -389,3 +389,122 @@ async fn bookings_wait_until_an_order_and_consent_are_ready() {
         );
     }
 }
+
+/// A course's questionnaire set waits in the questionnaires-due queue once the site has a
+/// schedule; the crisis line is a text setting, checked, and offered as a tap-to-call link on the
+/// patient's questionnaire page.
+#[tokio::test]
+async fn questionnaires_due_and_the_crisis_line() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.set_test_site_settings().await;
+        app.add_user("alex", Role::Administrator).await;
+        app.add_user("nurse", Role::Nurse).await;
+        let admin = app.login("alex").await;
+        let nurse_page = app.login("nurse").await;
+        let nurse = app.bearer("nurse").await;
+        let pid = patient_born(&app, &nurse_page, "QD-1", "1980-05-01").await;
+
+        // No schedule yet: the queue says which setting it waits for.
+        let today = jiff::Timestamp::from_second(START)
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::system())
+            .date();
+        let c = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/courses"),
+                &nurse,
+                &json!({"label": "Induction", "instrument": "phq9",
+                        "started_on": today.to_string()}),
+            )
+            .await;
+        assert_eq!(c.status, StatusCode::CREATED, "{backend:?} {}", c.body);
+        let home = app.get("/", &nurse_page).await;
+        assert!(
+            queue(&home.body, "questionnaires-due").contains("measures.assessment_every_days"),
+            "{}",
+            home.body
+        );
+        // The administrator sets the schedule and the crisis line on the settings page.
+        for (key, value) in [
+            ("measures.assessment_every_days", "14"),
+            ("measures.crisis_line", "+1 (555) 0199"),
+        ] {
+            let r = app
+                .post_form(
+                    "/settings",
+                    &admin,
+                    &[("key", key), ("value", value), ("reason", "clinic policy")],
+                )
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::SEE_OTHER,
+                "{backend:?} {key}: {}",
+                r.body
+            );
+        }
+        let r = app
+            .post_form(
+                "/settings",
+                &admin,
+                &[
+                    ("key", "measures.crisis_line"),
+                    ("value", "call Dr Who"),
+                    ("reason", "typo"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.body.contains("measures.crisis_line"), "{}", r.body);
+        let page = app.get("/settings", &admin).await;
+        assert!(page.body.contains("+1 (555) 0199"), "{}", page.body);
+
+        // A new course with no answers yet is due from its first day.
+        let home = app.get("/", &nurse_page).await;
+        let q = queue(&home.body, "questionnaires-due");
+        assert!(
+            q.contains("Quill, Robin (QD-1)") && q.contains("PHQ-9"),
+            "{backend:?}: {q}"
+        );
+        assert!(
+            q.contains(&format!("href=\"/patients/{pid}/measures\"")),
+            "{q}"
+        );
+
+        // The patient's questionnaire page offers the crisis line to call.
+        let link = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/links"),
+                &nurse,
+                &json!({"instruments": ["phq9"], "expires_in_hours": 24}),
+            )
+            .await;
+        assert_eq!(link.status, StatusCode::CREATED, "{}", link.body);
+        let path = link.json()["path"].as_str().unwrap().to_owned();
+        let form = app.get(&path, &Auth::None).await;
+        assert!(
+            form.body.contains("href=\"tel:+15550199\""),
+            "{backend:?}: {}",
+            form.body
+        );
+        // Answered: the set is no longer due.
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/responses"),
+                &nurse,
+                &json!({"instrument": "phq9", "answers": [0, 0, 0, 0, 0, 0, 0, 0, 0],
+                        "taken_on": today.to_string(), "submission_key": "qd-1"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let home = app.get("/", &nurse_page).await;
+        assert!(
+            !queue(&home.body, "questionnaires-due").contains("QD-1"),
+            "{backend:?}"
+        );
+    }
+}
