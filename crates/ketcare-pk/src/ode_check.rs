@@ -10,10 +10,13 @@ fn lib() -> Library {
     Library::builtin().unwrap()
 }
 
+/// Right-hand side `f(t, interval midpoint, x)`.
+type Rhs<'a> = &'a dyn Fn(f64, f64, &[f64]) -> Vec<f64>;
+
 /// RK4 over `[t_a, t_b]` in sub-steps of at most `h` for `dx/dt = f(t, m, x)`, where `m` is the
 /// interval's midpoint (for inputs constant between breakpoints: a stage evaluated at `t_b`
 /// must not see the next interval's input).
-fn rk4(f: &dyn Fn(f64, f64, &[f64]) -> Vec<f64>, x: &mut [f64], t_a: f64, t_b: f64, h: f64) {
+fn rk4(f: Rhs, x: &mut [f64], t_a: f64, t_b: f64, h: f64) {
     if t_b <= t_a {
         return;
     }

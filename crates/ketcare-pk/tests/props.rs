@@ -55,8 +55,8 @@ proptest! {
         // Doses superpose unless the model is deliberately not linear in them: a time effect
         // counts from a regimen's first input (Flint's CL_snk), and Perez-Ruixo's devices after the
         // first of a dosing occasion absorb FRn × 0.62 (so the split depends on the other doses).
-        let linear = !prep.has_time_effect()
-            && !(model == "perez_ruixo_2021" && both.doses.iter().any(|d| d.route == Route::Intranasal));
+        let devices = model == "perez_ruixo_2021" && both.doses.iter().any(|d| d.route == Route::Intranasal);
+        let linear = !(prep.has_time_effect() || devices);
         for o in 0..pa.conc.len() {
             for k in 0..times.len() {
                 let s = pa.conc[o][k] + pb.conc[o][k];
