@@ -233,6 +233,40 @@ pub struct CorrelationDef {
     pub source: Vec<String>,
 }
 
+/// Devices after the first within one dosing occasion absorb a scaled fraction (Perez-Ruixo
+/// 2021: "Subsequent 28-mg sprays on FRn × 0.62", pkpd.md §2.12). Within an occasion the first
+/// `device_mg` of drug is split by `fraction`; every further mg by `fraction × subsequent_factor`.
+/// A dose given `occasion_gap_min` or more after the previous dose of the route starts a new
+/// occasion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRule {
+    pub route: crate::Route,
+    /// The scheme's fraction parameter the rule scales (e.g. `frn`).
+    pub fraction: String,
+    /// The parameter (unit "fraction") multiplying `fraction` for subsequent devices.
+    pub subsequent_factor: String,
+    /// Drug per device (mg).
+    pub device_mg: CitedValue,
+    /// Gap (min) from the previous dose that starts a new dosing occasion.
+    pub occasion_gap_min: CitedValue,
+}
+
+/// A parameter changing linearly with time since the first dose of the regimen:
+/// `param(t) = param × (1 + per_hour × t_h)` (Flint 2017: CL_snk +0.870 %/h of infusion).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeEffect {
+    pub param: String,
+    /// Fractional change per hour (0.0087 = +0.870 %/h).
+    pub per_hour: f64,
+    pub status: Status,
+    #[serde(default)]
+    pub source: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
 /// One model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -267,6 +301,10 @@ pub struct ModelFile {
     pub route_scheme: Vec<RouteScheme>,
     #[serde(default)]
     pub route_default: Vec<RouteDefault>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_rule: Vec<DeviceRule>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time_effect: Vec<TimeEffect>,
     #[serde(default)]
     pub covariate: Vec<CovariateDef>,
     pub param: BTreeMap<String, ParamDef>,
@@ -309,6 +347,8 @@ pub struct RoutesFile {
     pub route: Vec<RouteRow>,
     /// Default maximum rate of the advisory target-controlled infusion (mg/kg/min).
     pub tci_max_rate: CitedValue,
+    /// Highest TCI target accepted (ng/mL).
+    pub tci_max_target: CitedValue,
 }
 
 /// 1-based line of a byte offset.

@@ -16,6 +16,9 @@ pub mod population;
 pub mod sim;
 pub mod tci;
 
+#[cfg(test)]
+mod ode_check;
+
 pub use data::{Drug, Status};
 pub use error::PkError;
 pub use model::{Covariates, Library, Model};
@@ -136,23 +139,50 @@ pub struct SimResult {
 /// Shown with every result.
 pub const ADVISORY: &str = "Model prediction for decision support only: it does not replace clinical judgement, and ketcare never drives an infusion pump.";
 
-/// The output grid `0, step, …, horizon`.
-pub fn grid(horizon_min: f64, step_min: f64) -> Result<Vec<f64>, PkError> {
+/// Number of points of [`grid`] (validating horizon and step the same way).
+pub fn grid_len(horizon_min: f64, step_min: f64) -> Result<usize, PkError> {
     error::positive("horizon_min", horizon_min)?;
     error::positive("step_min", step_min)?;
     if horizon_min > 14.0 * 24.0 * 60.0 {
         return Err(PkError::input("horizon_min", "at most 14 days"));
     }
-    let n = (horizon_min / step_min).round() as usize;
-    if n > 100_000 {
+    let ratio = horizon_min / step_min;
+    if ratio > 100_000.0 {
         return Err(PkError::input(
             "step_min",
             "too fine for the horizon (more than 100,000 points)",
         ));
     }
-    Ok((0..=n)
-        .map(|i| (i as f64 * step_min).min(horizon_min))
-        .collect())
+    // Whole steps that fall before the horizon (a step within 1e-9 of it counts as reaching it),
+    // then the horizon itself.
+    let whole = (ratio * (1.0 + 1e-12)).floor() as usize;
+    let n = if (whole as f64 * step_min - horizon_min).abs() <= 1e-9 * horizon_min {
+        whole
+    } else {
+        whole + 1
+    };
+    Ok(n + 1)
+}
+
+/// The output grid `0, step, 2·step, …, horizon`: it always ends exactly at the horizon, also when
+/// the step does not divide it (the last interval is then shorter).
+pub fn grid(horizon_min: f64, step_min: f64) -> Result<Vec<f64>, PkError> {
+    let len = grid_len(horizon_min, step_min)?;
+    let mut g: Vec<f64> = (0..len - 1).map(|i| i as f64 * step_min).collect();
+    g.push(horizon_min);
+    Ok(g)
+}
+
+impl SimRequest {
+    /// Values the request keeps while it runs: grid points × model outputs × subjects (1 without
+    /// a population). A population run holds every subject's curves (8 bytes each) and merges
+    /// them once (about 16 bytes per value at the peak).
+    pub fn cells(&self, lib: &Library) -> Result<usize, PkError> {
+        let points = grid_len(self.horizon_min, self.step_min)?;
+        let outputs = lib.model(&self.model)?.file.output.len();
+        let subjects = self.population.as_ref().map_or(1, |p| p.subjects.max(1));
+        Ok(points.saturating_mul(outputs).saturating_mul(subjects))
+    }
 }
 
 /// Run one request (typical person, and the population if asked).
@@ -169,6 +199,8 @@ pub fn simulate(
         ));
     }
     let times = grid(req.horizon_min, req.step_min)?;
+    req.regimen
+        .check_plausible(req.covariates.weight_kg, req.horizon_min)?;
     let prep = Prepared::new(
         lib,
         model,
@@ -177,6 +209,17 @@ pub fn simulate(
         &req.options,
     )?;
     let prof = prep.simulate(&prep.typical, &req.regimen, &times, false)?;
+    if prof
+        .conc
+        .iter()
+        .chain(prof.effect.iter())
+        .any(|c| c.iter().any(|v| !v.is_finite()))
+    {
+        return Err(PkError::input(
+            "regimen",
+            "the prediction is not a finite number for this regimen",
+        ));
+    }
     let c = &prof.conc[0];
     let (mut cmax, mut tmax) = (0.0, 0.0);
     for (k, &v) in c.iter().enumerate() {

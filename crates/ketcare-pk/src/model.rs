@@ -363,6 +363,71 @@ fn validate(ctx: &Ctx, f: &ModelFile) -> Result<(), PkError> {
             &r.f.source,
         )?;
     }
+    for (i, d) in f.device_rule.iter().enumerate() {
+        let field = format!("device_rule[{i}]");
+        let Some(scheme) = f.route_scheme.iter().find(|s| s.route == d.route) else {
+            return Err(ctx.err(
+                "[[device_rule]]",
+                &format!("{field}.route"),
+                "the model has no route_scheme for this route",
+            ));
+        };
+        need_fraction(ctx, f, &d.fraction, &format!("{field}.fraction"))?;
+        need_fraction(
+            ctx,
+            f,
+            &d.subsequent_factor,
+            &format!("{field}.subsequent_factor"),
+        )?;
+        let used = scheme.inputs.iter().any(|i| {
+            i.fraction.as_deref() == Some(&d.fraction)
+                || i.complement.as_deref() == Some(&d.fraction)
+        });
+        if !used {
+            return Err(ctx.err(
+                "[[device_rule]]",
+                &format!("{field}.fraction"),
+                "must be a fraction the route's scheme uses",
+            ));
+        }
+        for (name, v, unit) in [
+            ("device_mg", &d.device_mg, "mg"),
+            ("occasion_gap_min", &d.occasion_gap_min, "min"),
+        ] {
+            if !(v.value.is_finite() && v.value > 0.0) || v.unit.as_deref() != Some(unit) {
+                return Err(ctx.err(
+                    "[[device_rule]]",
+                    &format!("{field}.{name}"),
+                    format!("needs a positive value in {unit}"),
+                ));
+            }
+            data::check_sources(
+                ctx,
+                "[[device_rule]]",
+                &format!("{field}.{name}.source"),
+                v.status,
+                &v.source,
+            )?;
+        }
+    }
+    for (i, t) in f.time_effect.iter().enumerate() {
+        let field = format!("time_effect[{i}]");
+        need_param(ctx, f, &t.param, &format!("{field}.param"))?;
+        if !(t.per_hour.is_finite() && t.per_hour >= 0.0 && t.per_hour < 1.0) {
+            return Err(ctx.err(
+                "[[time_effect]]",
+                &format!("{field}.per_hour"),
+                "a fractional increase per hour in [0, 1)",
+            ));
+        }
+        data::check_sources(
+            ctx,
+            "[[time_effect]]",
+            &format!("{field}.source"),
+            t.status,
+            &t.source,
+        )?;
+    }
     for (i, c) in f.covariate.iter().enumerate() {
         need_param(ctx, f, &c.param, &format!("covariate[{i}].param"))?;
         if !matches!(c.covariate.as_str(), "age_years" | "weight_kg") {

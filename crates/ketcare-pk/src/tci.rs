@@ -3,6 +3,12 @@
 //! (`(target − Cp without drug) / unit response`), or for effect-site targeting the rate whose
 //! effect-site peak reaches the target, iterated on the peak time; bounded by 0 and a maximum
 //! rate. Advisory only: ketcare never drives a pump.
+//!
+//! Plausibility: every number must be finite; the target must be positive and at most
+//! `tci_max_target` of `data/pk/routes.toml` (STANPUMP's ketamine `max_concentration`, 10 µg/mL,
+//! pkpd.md §2.1 [P1] — the only maximum concentration the reference gives). When the rate is
+//! held at its maximum and the predicted concentration has not reached the target (within 1 %)
+//! by the end, the result warns.
 
 use crate::error::{PkError, positive};
 use crate::linalg;
@@ -44,6 +50,12 @@ pub struct TciRequest {
 pub struct TciResult {
     pub schedule: Vec<RateStep>,
     pub max_rate_mg_per_min: f64,
+    /// Minutes during which the advised rate was held at the maximum (the unbounded rate was
+    /// higher).
+    pub held_at_max_min: f64,
+    /// First time the predicted (plasma or effect-site) concentration reached the target
+    /// (within 1 %), if it did.
+    pub target_reached_min: Option<f64>,
     pub times_min: Vec<f64>,
     pub plasma_ng_ml: Vec<f64>,
     pub effect_ng_ml: Option<Vec<f64>>,
@@ -57,12 +69,28 @@ pub struct TciResult {
 pub fn tci(lib: &Library, req: &TciRequest) -> Result<TciResult, PkError> {
     let model = lib.model(&req.model)?;
     let target = positive("target_ng_ml", req.target_ng_ml)?;
+    let max_target = &lib.routes.tci_max_target;
+    if target > max_target.value {
+        return Err(PkError::input(
+            "target_ng_ml",
+            format!(
+                "{target} ng/mL is above the highest accepted target, {} ng/mL ({:?}, {}: {})",
+                max_target.value,
+                max_target.status,
+                max_target.source.join(", "),
+                max_target.note.as_deref().unwrap_or("")
+            ),
+        ));
+    }
     positive("duration_min", req.duration_min)?;
+    if let Some(k) = req.ke0_per_min {
+        positive("ke0_per_min", k)?;
+    }
     if req.duration_min > 24.0 * 60.0 {
         return Err(PkError::input("duration_min", "at most 24 h"));
     }
     let update_s = req.update_s.unwrap_or(10.0);
-    if !(10.0..=60.0).contains(&update_s) {
+    if !(update_s.is_finite() && (10.0..=60.0).contains(&update_s)) {
         return Err(PkError::input(
             "update_s",
             "must be between 10 and 60 s (STANPUMP's range)",
@@ -145,6 +173,7 @@ pub fn tci(lib: &Library, req: &TciRequest) -> Result<TciResult, PkError> {
     let steps = (req.duration_min / dt).round() as usize;
     let mut x = vec![0.0; n];
     let mut schedule: Vec<RateStep> = Vec::new();
+    let mut held_steps = 0usize;
     for k in 0..steps {
         let mut free = vec![0.0; n];
         linalg::matvec_add(&phi, &x, &mut free);
@@ -163,6 +192,9 @@ pub fn tci(lib: &Library, req: &TciRequest) -> Result<TciResult, PkError> {
                 }
             }
         };
+        if rate.is_finite() && rate > max_rate {
+            held_steps += 1;
+        }
         let rate = if rate.is_finite() {
             rate.clamp(0.0, max_rate)
         } else {
@@ -197,15 +229,38 @@ pub fn tci(lib: &Library, req: &TciRequest) -> Result<TciResult, PkError> {
     let times = crate::grid(req.duration_min, dt)?;
     let prof = prep.simulate(p, &reg, &times, false)?;
     let total_mg = reg.total_mg(req.duration_min);
+    let watched = match (req.site, &prof.effect) {
+        (TciSite::EffectSite, Some(e)) => e,
+        _ => &prof.conc[0],
+    };
+    let target_reached_min = watched
+        .iter()
+        .position(|&c| c >= 0.99 * target)
+        .map(|k| times[k]);
+    let held_at_max_min = held_steps as f64 * dt;
+    let mut warnings = prep.warnings.clone();
+    if held_steps > 0 && target_reached_min.is_none() {
+        let peak = watched.iter().copied().fold(0.0, f64::max);
+        let site = match req.site {
+            TciSite::Plasma => "plasma",
+            TciSite::EffectSite => "effect-site",
+        };
+        warnings.push(format!(
+            "target not reached: the rate was held at its maximum {max_rate:.3} mg/min ({max_per_kg} mg/kg/min) for {held_at_max_min:.1} min and the predicted {site} concentration peaks at {peak:.1} ng/mL, below the {target} ng/mL target, within {} min",
+            req.duration_min
+        ));
+    }
     Ok(TciResult {
         schedule,
         max_rate_mg_per_min: max_rate,
+        held_at_max_min,
+        target_reached_min,
         times_min: times,
         plasma_ng_ml: prof.conc[0].clone(),
         effect_ng_ml: prof.effect,
         total_mg,
         assumptions,
-        warnings: prep.warnings.clone(),
+        warnings,
         advisory: ADVISORY,
     })
 }

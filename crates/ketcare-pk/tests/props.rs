@@ -52,11 +52,18 @@ proptest! {
         let pa = prep.simulate(&prep.typical, &ra, &times, false).unwrap();
         let pb = prep.simulate(&prep.typical, &rb, &times, false).unwrap();
         let pab = prep.simulate(&prep.typical, &both, &times, true).unwrap();
+        // Doses superpose unless the model is deliberately not linear in them: a time effect
+        // counts from a regimen's first input (Flint's CL_snk), and Perez-Ruixo's devices after the
+        // first of a dosing occasion absorb FRn × 0.62 (so the split depends on the other doses).
+        let devices = model == "perez_ruixo_2021" && both.doses.iter().any(|d| d.route == Route::Intranasal);
+        let linear = !(prep.has_time_effect() || devices);
         for o in 0..pa.conc.len() {
             for k in 0..times.len() {
                 let s = pa.conc[o][k] + pb.conc[o][k];
                 prop_assert!(pab.conc[o][k].is_finite() && pab.conc[o][k] >= -1e-9 * s.max(1.0));
-                prop_assert!((pab.conc[o][k] - s).abs() <= 1e-8 * s.abs() + 1e-9);
+                if linear {
+                    prop_assert!((pab.conc[o][k] - s).abs() <= 1e-8 * s.abs() + 1e-9);
+                }
             }
         }
         // Mass: what is in the body, the depots and eliminated never exceeds what was given.

@@ -1,4 +1,5 @@
-//! `ketcare simulate`, `ketcare model list` and `ketcare bench pk`: the PK engine from the shell.
+//! `ketcare simulate`, `ketcare tci`, `ketcare model list` and `ketcare bench pk`: the PK engine
+//! from the shell.
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
@@ -65,6 +66,124 @@ pub struct SimulateArgs {
     /// Print the whole result as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// `ketcare tci`: the advisory rate schedule `POST /api/v1/pk/tci` gives, through the same
+/// application function. Advisory only: ketcare never drives a pump.
+#[derive(Args)]
+pub struct TciArgs {
+    /// Model id (`ketcare model list`).
+    #[arg(long)]
+    model: String,
+    #[arg(long, default_value_t = 70.0)]
+    weight_kg: f64,
+    #[arg(long)]
+    age_years: Option<f64>,
+    /// Target concentration (ng/mL); at most the cited maximum (routes.toml `tci_max_target`).
+    #[arg(long)]
+    target_ng_ml: f64,
+    /// plasma or effect-site (effect-site needs --ke0-per-min, an assumption).
+    #[arg(long, default_value = "plasma")]
+    site: String,
+    /// Maximum rate (mg/kg/min); default the cited `tci_max_rate`.
+    #[arg(long)]
+    max_rate_mg_per_kg_min: Option<f64>,
+    /// Update interval (s), 10–60.
+    #[arg(long)]
+    update_s: Option<f64>,
+    #[arg(long, default_value_t = 60.0)]
+    duration_min: f64,
+    #[arg(long)]
+    ke0_per_min: Option<f64>,
+    /// Print the whole result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn tci(a: &TciArgs) -> Result<()> {
+    use ketcare_pk::tci::{TciRequest, TciSite};
+    let lib = library()?;
+    let site = match a
+        .site
+        .trim()
+        .to_ascii_lowercase()
+        .replace('_', "-")
+        .as_str()
+    {
+        "plasma" => TciSite::Plasma,
+        "effect-site" | "effect" => TciSite::EffectSite,
+        other => {
+            return Err(anyhow!(
+                "site: expected plasma or effect-site, got `{other}`"
+            ));
+        }
+    };
+    let req = TciRequest {
+        model: a.model.clone(),
+        covariates: Covariates {
+            weight_kg: a.weight_kg,
+            age_years: a.age_years,
+        },
+        target_ng_ml: a.target_ng_ml,
+        site,
+        max_rate_mg_per_kg_min: a.max_rate_mg_per_kg_min,
+        update_s: a.update_s,
+        duration_min: a.duration_min,
+        ke0_per_min: a.ke0_per_min,
+    };
+    let r = ketcare_app::pk::tci(&lib, &req).map_err(|e| anyhow!("{}", e.fields()))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    print!("{}", tci_text(&r, a.weight_kg, a.target_ng_ml));
+    Ok(())
+}
+
+fn tci_text(r: &ketcare_pk::tci::TciResult, weight_kg: f64, target: f64) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "advisory TCI schedule, target {target} ng/mL (maximum rate {:.3} mg/min):",
+        r.max_rate_mg_per_min
+    );
+    for step in &r.schedule {
+        let _ = writeln!(
+            s,
+            "  from {:>7.2} min: {:>9.4} mg/min ({:.3} mg/kg/h)",
+            step.time_min,
+            step.rate_mg_per_min,
+            step.rate_mg_per_min * 60.0 / weight_kg
+        );
+    }
+    let peak = r.plasma_ng_ml.iter().copied().fold(0.0, f64::max);
+    let _ = writeln!(
+        s,
+        "total {:.1} mg; predicted plasma peak {:.1} ng/mL, at the end {:.1} ng/mL; target reached: {}",
+        r.total_mg,
+        peak,
+        r.plasma_ng_ml.last().copied().unwrap_or(0.0),
+        r.target_reached_min
+            .map_or("no".to_owned(), |t| format!("at {t:.1} min"))
+    );
+    for a in &r.assumptions {
+        let status = a.status.map_or("user".to_owned(), |st| format!("{st:?}"));
+        let value = a
+            .value
+            .map_or(String::new(), |v| format!(" = {v} {}", a.unit));
+        let _ = writeln!(
+            s,
+            "assumption: {}{value} [{status}; {}] {}",
+            a.name,
+            a.source.join(", "),
+            a.note
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    let _ = writeln!(s, "{}", r.advisory);
+    s
 }
 
 fn parse_pair(s: &str) -> Result<(String, f64), String> {

@@ -82,6 +82,8 @@ enum Command {
     Settings(SettingsCommand),
     /// Predicted concentrations for a dose by a route, for a person or a population.
     Simulate(Box<cli_pk::SimulateArgs>),
+    /// Advisory target-controlled infusion schedule (ketcare never drives a pump).
+    Tci(Box<cli_pk::TciArgs>),
     /// The pharmacokinetic model library.
     #[command(subcommand)]
     Model(cli_pk::ModelCommand),
@@ -417,6 +419,7 @@ async fn main() -> Result<()> {
         Command::Dose(args) => dose(&cli.db, args).await,
         Command::Settings(cmd) => settings(&cli.db, cmd).await,
         Command::Simulate(args) => cli_pk::simulate(&args),
+        Command::Tci(args) => cli_pk::tci(&args),
         Command::Model(cmd) => cli_pk::model(cmd),
         Command::Score(args) => cli_measures::score(&cli.db, args).await,
         Command::Instrument(cmd) => cli_measures::instrument(cmd),

@@ -40,14 +40,12 @@ pub(crate) fn routes() -> Vec<Entry> {
 #[openapi(paths(models, simulate_api, tci_api))]
 pub struct PkApiDoc;
 
-pub(crate) fn pk_error(e: PkError) -> AppError {
-    ketcare_app::pk::pk_error(e).into()
-}
-
 pub(crate) fn library(s: &AppState) -> Result<&Library, AppError> {
     Ok(ketcare_app::pk::library(&s.pk)?)
 }
 
+/// Per regimen at most [`MAX_WEB_SUBJECTS`]; the whole request within the application's bounds
+/// ([`ketcare_app::pk::MAX_REGIMENS`] regimens, [`ketcare_app::pk::MAX_CELLS`] values).
 fn check_size(reqs: &[SimRequest]) -> Result<(), AppError> {
     for (i, q) in reqs.iter().enumerate() {
         if q.population
@@ -89,7 +87,9 @@ pub struct SimulateResponse {
 
 /// Simulate and compare regimens (typical person, and a population when `population` is given):
 /// curves, bands, Cmax/Tmax/AUC, time above and target attainment, with every assumption and the
-/// model's validity. Nothing is stored; no patient data is read.
+/// model's validity. Nothing is stored; no patient data is read. Bounded: at most 3 regimens,
+/// 20,000 subjects per regimen and 10,000,000 values (subjects × grid points × outputs) per
+/// request — over the bound, 422 naming the field.
 #[utoipa::path(post, path = "/api/v1/simulate", request_body(content = Object, description = "{regimens: [{model, regimen: {doses: [{time_min, amount_mg, route, duration_min?}], iv_rates: [{time_min, rate_mg_per_min}]}, covariates: {weight_kg, age_years?}, options?: {ke0_per_min?, route_assumptions?: [{route, f?, ka_per_min?}]}, horizon_min?, step_min?, population?: {subjects, seed, iiv_cv?: [[param, cv]], weight_sd_kg?, target_ng_ml?}, label?}]}"), responses((status = 200, description = "one result per regimen", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn simulate_api(
     State(s): State<AppState>,
@@ -97,10 +97,11 @@ pub async fn simulate_api(
     JsonBody(body): JsonBody<SimulateBody>,
 ) -> Result<Json<SimulateResponse>, AppError> {
     check_size(&body.regimens)?;
+    ketcare_app::pk::check_bounds(library(&s)?, &body.regimens)?;
     let state = s.clone();
     let results = tokio::task::spawn_blocking(move || {
         let lib = library(&state)?;
-        ketcare_pk::compare(lib, &body.regimens).map_err(pk_error)
+        Ok::<_, AppError>(ketcare_app::pk::simulate(lib, &body.regimens)?)
     })
     .await
     .map_err(|_| AppError::Internal)??;
@@ -117,7 +118,7 @@ pub async fn tci_api(
 ) -> Result<Json<ketcare_pk::tci::TciResult>, AppError> {
     let state = s.clone();
     let r = tokio::task::spawn_blocking(move || {
-        ketcare_pk::tci::tci(library(&state)?, &req).map_err(pk_error)
+        Ok::<_, AppError>(ketcare_app::pk::tci(library(&state)?, &req)?)
     })
     .await
     .map_err(|_| AppError::Internal)??;
@@ -494,6 +495,24 @@ pub async fn simulate_page(
             reqs.push((label, req));
         }
         rows.push(row);
+    }
+    // The page's regimens within the same bounds as the API; subjects is the page's lever.
+    let ok_reqs: Vec<SimRequest> = reqs
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().cloned())
+        .collect();
+    if !ok_reqs.is_empty()
+        && let Err(e) = ketcare_app::pk::check_bounds(lib, &ok_reqs)
+    {
+        let msg = e.fields().to_string();
+        return Err(AppError::invalid(
+            "subjects",
+            format!(
+                "too many subjects for these regimens: at most {} values (subjects × time points × outputs) per request ({msg})",
+                ketcare_app::pk::MAX_CELLS
+            ),
+        )
+        .into());
     }
     let work = reqs;
     let pk = s.pk.clone();

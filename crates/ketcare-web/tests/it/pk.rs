@@ -143,3 +143,96 @@ async fn compare_page_with_a_patient_and_the_api_on_both_backends() {
         );
     }
 }
+
+/// Requests are bounded and implausible numbers refused, each with a 422 naming the field: more
+/// than 3 regimens, subjects × grid points × outputs over the bound (API and page), a bolus of
+/// 1e308 mg, a TCI target above the cited maximum; an unreached TCI target is warned.
+#[tokio::test]
+async fn simulate_and_tci_requests_are_bounded_naming_the_field() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("priya", Role::Prescriber).await;
+        let token = app.bearer("priya").await;
+        let esk = |subjects: usize| {
+            json!({"model": "perez_ruixo_2021", "regimen": {"doses": [{"time_min": 0, "amount_mg": 28, "route": "intranasal"}, {"time_min": 5, "amount_mg": 28, "route": "intranasal"}]},
+                   "covariates": {"weight_kg": 70, "age_years": 45}, "population": {"subjects": subjects, "seed": 1}})
+        };
+        let post = |body: serde_json::Value| {
+            let (app, token) = (&app, &token);
+            async move {
+                app.json(Method::POST, "/api/v1/simulate", token, &body)
+                    .await
+            }
+        };
+        // 3 × 5,000 subjects × 361 points × 2 outputs = 10.8 M values: refused before any work.
+        let r = post(json!({"regimens": [esk(5000), esk(5000), esk(5000)]})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(
+            r.fields(),
+            vec!["regimens[2].population.subjects".to_owned()]
+        );
+        // A fine grid without a population still counts.
+        let fine = json!({"model": "domino", "regimen": {"doses": [{"time_min": 0, "amount_mg": 35, "route": "iv_bolus"}]},
+                          "covariates": {"weight_kg": 70}, "horizon_min": 20000, "step_min": 0.2,
+                          "population": {"subjects": 2000, "seed": 1, "iiv_cv": [["v1", 0.3]]}});
+        let r = post(json!({"regimens": [fine]})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(
+            r.fields(),
+            vec!["regimens[0].population.subjects".to_owned()]
+        );
+        let r = post(json!({"regimens": [esk(10), esk(10), esk(10), esk(10)]})).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.fields(), vec!["regimens".to_owned()]);
+        // A bolus of 1e308 mg is refused (it used to give inf/NaN with 200).
+        let huge = json!({"regimens": [{"model": "domino", "regimen": {"doses": [{"time_min": 0, "amount_mg": 1e308, "route": "iv_bolus"}]}, "covariates": {"weight_kg": 70}}]});
+        let r = post(huge).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(
+            r.fields(),
+            vec!["regimens[0].doses[0].amount_mg".to_owned()]
+        );
+        // Within the bounds: 56 mg as two devices, the second at FRn × 0.62.
+        let r = post(json!({"regimens": [esk(100)]})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let v = r.json();
+        assert!(
+            v["results"][0]["assumptions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["name"] == "subsequent devices (intranasal)" && a["value"] == 0.62),
+            "{v}"
+        );
+
+        // TCI: a target above STANPUMP's 10 µg/mL is refused; an unreachable one is warned.
+        let tci = |target: f64, max_rate: f64| json!({"model": "domino", "covariates": {"weight_kg": 70}, "target_ng_ml": target, "site": "plasma", "duration_min": 30, "max_rate_mg_per_kg_min": max_rate});
+        let r = app
+            .json(Method::POST, "/api/v1/pk/tci", &token, &tci(20_000.0, 0.75))
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.fields(), vec!["target_ng_ml".to_owned()]);
+        let r = app
+            .json(Method::POST, "/api/v1/pk/tci", &token, &tci(5000.0, 0.001))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let v = r.json();
+        assert!(v["target_reached_min"].is_null());
+        assert!(
+            v["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w.as_str().unwrap().contains("target not reached")),
+            "{v}"
+        );
+
+        // The page: 20,000 subjects for three esketamine-sized rows is over the bound.
+        let session = app.login("priya").await;
+        let r = app
+            .get("/simulate?model=perez_ruixo_2021&weight_kg=70&age_years=40&subjects=20000&seed=1&r0_route=intranasal&r0_dose=0.4&r1_route=intranasal&r1_dose=0.8&r2_route=intranasal&r2_dose=1.2", &session)
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body.contains("subjects"), "{}", r.body);
+    }
+}

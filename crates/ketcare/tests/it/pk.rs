@@ -262,3 +262,77 @@ fn a_dose_history_gives_its_predicted_curve() {
     assert!(text(&o).contains("doses[0].amount_mg"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `ketcare tci`: the rate schedule through the API's function; an unreachable target is warned,
+/// an implausible one refused naming the field with a failing exit status.
+#[test]
+fn tci_prints_the_schedule_and_warns_when_the_target_is_not_reached() {
+    let o = ketcare(&[
+        "tci",
+        "--model",
+        "domino",
+        "--weight-kg",
+        "70",
+        "--target-ng-ml",
+        "150",
+        "--duration-min",
+        "30",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("advisory TCI schedule") && t.contains("from    0.00 min"),
+        "{t}"
+    );
+    assert!(
+        t.contains("target reached: at") && !t.contains("target not reached"),
+        "{t}"
+    );
+    assert!(t.contains("never drives an infusion pump"), "{t}");
+    let o = ketcare(&[
+        "tci",
+        "--model",
+        "domino",
+        "--target-ng-ml",
+        "5000",
+        "--max-rate-mg-per-kg-min",
+        "0.001",
+        "--duration-min",
+        "20",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("warning: target not reached"),
+        "{}",
+        text(&o)
+    );
+    let o = ketcare(&["tci", "--model", "domino", "--target-ng-ml", "20000"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("target_ng_ml"), "{}", text(&o));
+    let o = ketcare(&["tci", "--model", "domino", "--target-ng-ml", "NaN"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("target_ng_ml"), "{}", text(&o));
+}
+
+/// A 1e308-mg bolus is refused naming the field (it used to print inf/NaN with exit 0).
+#[test]
+fn simulate_refuses_an_impossible_amount() {
+    let dir = std::env::temp_dir().join(format!("ketcare-pk-huge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("huge.json");
+    std::fs::write(
+        &path,
+        r#"{"doses": [{"time_min": 0, "amount_mg": 1e308, "route": "iv_bolus"}]}"#,
+    )
+    .unwrap();
+    let o = ketcare(&[
+        "simulate",
+        "--model",
+        "domino",
+        "--regimen",
+        path.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("doses[0].amount_mg"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
