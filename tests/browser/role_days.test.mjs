@@ -235,10 +235,13 @@ test('patient answers on a phone; the clinician closes the alert from the naviga
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   const p = await phone.newPage();
   await p.goto(url);
+  assert.match(await p.textContent('#crisis-line'), /call 988/);
   for (let i = 1; i <= 9; i++) await p.check(`input[name="phq9.${i}"][value="${i === 9 ? 1 : 2}"]`);
   await p.screenshot({ path: resultPath('day-patient-1-phone.png'), fullPage: true });
   await p.click('#submit');
   await p.waitForSelector('#crisis');
+  // The clinic's crisis line, one tap away (the demo clinic set 988).
+  assert.equal(await p.getAttribute('#crisis-call', 'href'), 'tel:988');
   await p.screenshot({ path: resultPath('day-patient-2-crisis.png'), fullPage: true });
   await phone.close();
 
