@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod anchors;
 pub mod charts;
 pub mod clinical;
 pub mod error;

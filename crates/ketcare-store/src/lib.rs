@@ -276,6 +276,38 @@ pub struct AuditVerification {
     pub broken: Option<ChainBreak>,
 }
 
+/// One of the two hash chains ketcare keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Chain {
+    /// The audit log (`audit_log`, head in `audit_head`).
+    Audit,
+    /// The controlled-substance ledger (`ops_ledger`, head in `ops_ledger_head`).
+    Ledger,
+}
+
+impl Chain {
+    pub const ALL: [Chain; 2] = [Chain::Audit, Chain::Ledger];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Chain::Audit => "audit",
+            Chain::Ledger => "ledger",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Chain> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    fn tables(self) -> (&'static str, &'static str) {
+        match self {
+            Chain::Audit => ("audit_log", "audit_head"),
+            Chain::Ledger => ("ops_ledger", "ops_ledger_head"),
+        }
+    }
+}
+
 /// Everything ketcare persists, behind one interface. Each later area (measurement-based care,
 /// sessions, operations) declares its part in its own trait, which `Store` includes.
 #[async_trait]
@@ -362,6 +394,10 @@ pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore {
     async fn audit_records(&self, actor: &Actor, filter: &AuditFilter) -> Result<Vec<AuditRecord>>;
     /// Checks the whole chain and names the first broken record.
     async fn verify_audit(&self) -> Result<AuditVerification>;
+    /// The chain's head: the newest record's seq and hash (seq 0 while it is empty).
+    async fn chain_head(&self, chain: Chain) -> Result<(i64, String)>;
+    /// The stored hash of record `seq` of the chain, if that record exists.
+    async fn chain_hash_at(&self, chain: Chain, seq: i64) -> Result<Option<String>>;
 
     // Site settings
     async fn site_settings(&self) -> Result<Option<SiteSettingsVersion>>;

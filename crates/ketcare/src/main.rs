@@ -315,8 +315,13 @@ enum TokenCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check the hash chain and name the first broken record.
+    /// Check the hash chain and name the first broken record, then every anchor of the chain
+    /// kept outside the database (`<data>/anchors.log`): a rewrite that recomputed every hash
+    /// still fails there.
     Verify,
+    /// Append the current heads of the audit and ledger chains to the anchor file now (`serve`
+    /// does this every minute).
+    Anchor,
 }
 
 impl DbArgs {
@@ -424,7 +429,27 @@ async fn main() -> Result<()> {
         Command::Score(args) => cli_measures::score(&cli.db, args).await,
         Command::Instrument(cmd) => cli_measures::instrument(cmd),
         Command::Mme(args) => cli_measures::mme(args),
-        Command::Ledger(cmd) => cli_ops::run(cli.db.open().await?.as_ref(), cmd).await,
+        Command::Ledger(cmd) => {
+            let store = cli.db.open().await?;
+            cli_ops::run(store.as_ref(), cmd).await?;
+            verify_anchors(&cli.db, store.as_ref(), ketcare_store::Chain::Ledger).await
+        }
+        Command::Audit(AuditCommand::Anchor) => {
+            let store = cli.db.open().await?;
+            let anchors = ketcare_app::anchors::Anchors::open(&cli.db.data)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let added = anchors
+                .record(store.as_ref(), jiff::Timestamp::now())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for a in &added {
+                println!("anchored {} record {}", a.chain.as_str(), a.seq);
+            }
+            if added.is_empty() {
+                println!("nothing new to anchor");
+            }
+            Ok(())
+        }
         Command::Billing(cmd) => {
             cli_ops::billing(cli.db.open().await?.as_ref(), &cli_admin(), cmd).await
         }
@@ -458,6 +483,22 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("reading the site settings: {e}"))?;
     cli_sessions::start(&state, args.mllp).await?;
+    // The chain heads are anchored outside the database at start and every minute after, so a
+    // rewrite of the database that recomputes every hash is still found by `verify`.
+    let anchors =
+        ketcare_app::anchors::Anchors::open(&db.data).map_err(|e| anyhow::anyhow!("{e}"))?;
+    {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                if let Err(e) = anchors.record(store.as_ref(), jiff::Timestamp::now()).await {
+                    tracing::error!(error = %e, "anchoring the chain heads");
+                }
+            }
+        });
+    }
     let app = ketcare_web::router(state);
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -996,14 +1037,39 @@ async fn audit_verify(db: &DbArgs) -> Result<()> {
     let store = db.open().await?;
     let v = store.verify_audit().await?;
     match v.broken {
-        None => {
-            println!("audit chain intact: {} records", v.records);
-            Ok(())
-        }
+        None => println!("audit chain intact: {} records", v.records),
         Some(b) => {
             println!("{b}");
             bail!("the audit log has been altered")
         }
+    }
+    verify_anchors(db, store.as_ref(), ketcare_store::Chain::Audit).await
+}
+
+/// Checks the chain's anchors kept outside the database, when there are any (after a `verify`
+/// of the chain itself, which a rewrite of every hash would pass).
+async fn verify_anchors(db: &DbArgs, store: &dyn Store, chain: ketcare_store::Chain) -> Result<()> {
+    if !db.data.join(ketcare_app::anchors::ANCHOR_FILE).exists() {
+        println!(
+            "no anchors outside the database yet ({} is written by `serve` and `ketcare audit anchor`)",
+            ketcare_app::anchors::ANCHOR_FILE
+        );
+        return Ok(());
+    }
+    let anchors =
+        ketcare_app::anchors::Anchors::open(&db.data).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = anchors
+        .verify(store, chain)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if report.is_clean() {
+        println!("{} anchors outside the database agree", report.checked);
+        Ok(())
+    } else {
+        for p in &report.problems {
+            println!("{p}");
+        }
+        bail!("the {} chain disagrees with its anchors", chain.as_str())
     }
 }
 

@@ -7,7 +7,7 @@
 //! aggregate's queries and row types are in its own file (`users`, `patients`, `audit`,
 //! `settings`, `records`) as `impl SqlStore` functions, which `impl Store` below calls.
 
-use crate::{AccountChange, RecordChange, SettingsProposal, SiteProtocol};
+use crate::{AccountChange, Chain, RecordChange, SettingsProposal, SiteProtocol};
 use crate::{
     ApiToken, AuditFilter, AuditVerification, Backend, ClinicalRecord, NewUser, RecordKind, Result,
     SiteSettingsVersion, Store, StoreError, User, WebSession, require,
@@ -410,6 +410,28 @@ impl Store for SqlStore {
 
     async fn verify_audit(&self) -> Result<AuditVerification> {
         SqlStore::verify_audit(self).await
+    }
+
+    async fn chain_head(&self, chain: Chain) -> Result<(i64, String)> {
+        let (_, head) = chain.tables();
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT seq, hash FROM {head} WHERE id = 1"
+        )))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("seq")?, row.try_get("hash")?))
+    }
+
+    async fn chain_hash_at(&self, chain: Chain, seq: i64) -> Result<Option<String>> {
+        let (log, _) = chain.tables();
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT hash FROM {log} WHERE seq = $1"
+        )))
+        .bind(seq)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get("hash").map_err(StoreError::from))
+            .transpose()
     }
 
     async fn site_settings(&self) -> Result<Option<SiteSettingsVersion>> {

@@ -428,3 +428,123 @@ async fn the_audit_log_holds_ids_and_actions_not_names_mrns_or_search_text() {
         );
     }
 }
+
+/// The attack the chains alone cannot see: whoever can write the database rewrites a record,
+/// recomputes every later hash and the head, and `verify` says intact. The anchors kept outside
+/// the database (HMAC under a key that is not in the database) find it, and a forged anchor
+/// line fails its HMAC.
+#[tokio::test]
+async fn a_rewrite_that_recomputes_every_hash_is_found_by_the_anchors() {
+    use ketcare_app::anchors::Anchors;
+    use ketcare_core::audit::record_hash;
+    use ketcare_store::{AuditFilter, Chain};
+    for backend in ketcare_store::testing::BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("nina", Role::Nurse).await;
+        app.add_user("alex", Role::Administrator).await;
+        let nurse = app.bearer("nina").await;
+        let r = app
+            .json(
+                Method::POST,
+                "/api/v1/patients",
+                &nurse,
+                &json!({"mrn": "AN-1", "given_name": "Robin", "family_name": "Quill",
+                        "date_of_birth": "1980-05-01", "sex": "female"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        let dir = std::env::temp_dir().join(format!(
+            "ketcare-anchors-{}-{backend:?}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let anchors = Anchors::open(&dir).unwrap();
+        let store = app.store.as_ref();
+        let added = anchors.record(store, jiff::Timestamp::now()).await.unwrap();
+        assert!(added.iter().any(|a| a.chain == Chain::Audit), "{added:?}");
+        let clean = anchors.verify(store, Chain::Audit).await.unwrap();
+        assert!(clean.is_clean() && clean.checked == 1, "{clean:?}");
+
+        // The attack: change record 2, then recompute every later hash and the head.
+        let admin = Actor::system(Role::Administrator);
+        let mut records = store
+            .audit_records(
+                &admin,
+                &AuditFilter {
+                    limit: 100_000,
+                    ..AuditFilter::default()
+                },
+            )
+            .await
+            .unwrap();
+        records.sort_by_key(|r| r.seq);
+        let drop = match backend {
+            Backend::Sqlite => "DROP TRIGGER audit_log_no_update",
+            Backend::Postgres => "DROP TRIGGER audit_log_no_change ON audit_log",
+        };
+        store.execute_raw(drop).await.unwrap();
+        let mut prev = records[0].hash.clone();
+        for r in records.iter_mut().skip(1) {
+            if r.seq == 2 {
+                r.detail = "nothing happened here".into();
+            }
+            r.prev_hash = prev.clone();
+            r.hash = record_hash(&r.hash_input());
+            store
+                .execute_raw(&format!(
+                    "UPDATE audit_log SET detail = '{}', prev_hash = '{}', hash = '{}' WHERE seq = {}",
+                    r.detail.replace('\'', "''"),
+                    r.prev_hash,
+                    r.hash,
+                    r.seq
+                ))
+                .await
+                .unwrap();
+            prev = r.hash.clone();
+        }
+        store
+            .execute_raw(&format!(
+                "UPDATE audit_head SET hash = '{prev}' WHERE id = 1"
+            ))
+            .await
+            .unwrap();
+        // The chain alone is fooled…
+        let v = store.verify_audit().await.unwrap();
+        assert!(v.broken.is_none(), "{backend:?}: {v:?}");
+        // …the anchors are not.
+        let found = anchors.verify(store, Chain::Audit).await.unwrap();
+        assert!(!found.is_clean(), "{backend:?}");
+        assert!(
+            found.problems[0].contains("differs from its anchor"),
+            "{found:?}"
+        );
+
+        // A forged anchor line (no key) fails its HMAC.
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(anchors.file())
+            .unwrap();
+        writeln!(
+            f,
+            "v1 audit 1 {} 2026-01-01T00:00:00Z {}",
+            records[0].hash,
+            "00".repeat(32)
+        )
+        .unwrap();
+        let forged = anchors.verify(store, Chain::Audit).await.unwrap();
+        assert!(
+            forged.problems.iter().any(|p| p.contains("fails its HMAC")),
+            "{forged:?}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode =
+                |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir.join(ketcare_app::anchors::KEY_FILE)), 0o600);
+            assert_eq!(mode(&anchors.file()), 0o600);
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
