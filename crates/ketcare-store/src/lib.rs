@@ -475,6 +475,10 @@ pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore {
     ) -> Result<Vec<PatientSummary>>;
     /// Rows in one of ketcare's tables (for tests and `ketcare status`).
     async fn count(&self, table: &str) -> Result<i64>;
+    /// Writes one consistent copy of the whole database to `path` while it is in use (SQLite's
+    /// `VACUUM INTO`: a single read transaction, so the copy is a snapshot of one moment).
+    /// PostgreSQL is backed up with `pg_dump` instead (refused here, naming `to`).
+    async fn backup_into(&self, path: &std::path::Path) -> Result<()>;
 }
 
 /// Refuses an actor whose role lacks `p`.

@@ -97,6 +97,23 @@ enum Command {
     /// The controlled-substance (Schedule III) ledger.
     #[command(subcommand)]
     Ledger(cli_ops::LedgerCommand),
+    /// Copy the embedded database to FILE while ketcare runs (one consistent snapshot), then
+    /// verify the copy's audit and ledger chains. PostgreSQL: use pg_dump (README).
+    Backup {
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Open a backup copy (never the file itself) and verify its audit and ledger chains.
+    VerifyBackup { file: PathBuf },
+    /// Put a verified backup in place as the data folder's database (ketcare must be stopped).
+    /// An existing database is refused unless --replace, which keeps it beside as
+    /// `ketcare.db.before-restore-<time>`.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        replace: bool,
+    },
     /// The site's billing prices.
     #[command(subcommand)]
     Billing(cli_ops::BillingCommand),
@@ -359,6 +376,100 @@ impl DbArgs {
     }
 }
 
+async fn backup(db: &DbArgs, to: &std::path::Path) -> Result<()> {
+    let store = db.open().await?;
+    store
+        .backup_into(to)
+        .await
+        .with_context(|| format!("backing up to {}", to.display()))?;
+    owner_only(to, 0o600)?;
+    println!("backed up to {}", to.display());
+    verify_backup(to).await.map(|_| ())
+}
+
+/// Verifies a backup on a private copy (so not even a migration touches the file); returns the
+/// heads of its chains.
+async fn verify_backup(file: &std::path::Path) -> Result<[(i64, String); 2]> {
+    if !file.is_file() {
+        bail!("{} is not a file", file.display());
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "ketcare-verify-{}-{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_nanosecond()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    owner_only(&dir, 0o700)?;
+    let copy = dir.join("ketcare.db");
+    std::fs::copy(file, &copy).with_context(|| format!("copying {}", file.display()))?;
+    let result = async {
+        let store = ketcare_store::open(&format!("sqlite://{}?mode=rw", copy.display()))
+            .await
+            .with_context(|| format!("{} is not a ketcare database", file.display()))?;
+        let audit = store.verify_audit().await?;
+        if let Some(b) = audit.broken {
+            bail!("the backup's audit log is altered: {b}");
+        }
+        let ledger = store.verify_ledger().await?;
+        if let Some(b) = ledger.broken {
+            bail!("the backup's ledger is altered: {b}");
+        }
+        let heads = [
+            store.chain_head(ketcare_store::Chain::Audit).await?,
+            store.chain_head(ketcare_store::Chain::Ledger).await?,
+        ];
+        println!(
+            "backup verified: audit chain intact ({} records), ledger chain intact ({} entries), {} patients",
+            audit.records,
+            ledger.entries,
+            store.count("patients").await?
+        );
+        Ok(heads)
+    }
+    .await;
+    std::fs::remove_dir_all(&dir).ok();
+    result
+}
+
+async fn restore(db: &DbArgs, from: &std::path::Path, replace: bool) -> Result<()> {
+    if db
+        .database_url
+        .as_deref()
+        .is_some_and(|u| !u.trim().is_empty())
+    {
+        bail!(
+            "restore puts a backup in place in --data; a PostgreSQL database is restored with pg_restore (README)"
+        );
+    }
+    verify_backup(from).await?;
+    std::fs::create_dir_all(&db.data)?;
+    owner_only(&db.data, 0o700)?;
+    let target = db.data.join("ketcare.db");
+    if target.exists() {
+        if !replace {
+            bail!(
+                "{} exists; add --replace to keep it beside and put the backup in its place",
+                target.display()
+            );
+        }
+        let stamp = jiff::Timestamp::now().as_second();
+        for suffix in ["", "-wal", "-shm"] {
+            let f = db.data.join(format!("ketcare.db{suffix}"));
+            if f.exists() {
+                let kept = db
+                    .data
+                    .join(format!("ketcare.db.before-restore-{stamp}{suffix}"));
+                std::fs::rename(&f, &kept)
+                    .with_context(|| format!("keeping {} as {}", f.display(), kept.display()))?;
+            }
+        }
+    }
+    std::fs::copy(from, &target).with_context(|| format!("copying {}", from.display()))?;
+    owner_only(&target, 0o600)?;
+    println!("restored {} into {}", from.display(), target.display());
+    Ok(())
+}
+
 /// Sets `path`'s permission bits (Unix; elsewhere the platform's defaults stand).
 fn owner_only(path: &std::path::Path, mode: u32) -> Result<()> {
     #[cfg(unix)]
@@ -419,6 +530,9 @@ async fn main() -> Result<()> {
         Command::User(cmd) => user(&cli.db, cmd).await,
         Command::Token(cmd) => token(&cli.db, cmd).await,
         Command::Audit(AuditCommand::Verify) => audit_verify(&cli.db).await,
+        Command::Backup { to } => backup(&cli.db, &to).await,
+        Command::VerifyBackup { file } => verify_backup(&file).await.map(|_| ()),
+        Command::Restore { from, replace } => restore(&cli.db, &from, replace).await,
         Command::Protocol(cmd) => protocol(&cli.db, cmd).await,
         Command::Screen { input, json } => screen(&cli.db, &input, json).await,
         Command::Dose(args) => dose(&cli.db, args).await,

@@ -248,7 +248,7 @@ pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} `{value}`"))
 }
 
-const KNOWN_TABLES: [&str; 14] = [
+const KNOWN_TABLES: [&str; 15] = [
     "treatment_sessions",
     "session_vitals",
     "session_addenda",
@@ -263,6 +263,7 @@ const KNOWN_TABLES: [&str; 14] = [
     "guardians",
     "audit_log",
     "audit_head",
+    "ops_ledger",
 ];
 
 /// Each method calls the function of the same name in its aggregate's file.
@@ -521,6 +522,31 @@ impl Store for SqlStore {
         kind: RecordKind,
     ) -> Result<Vec<ClinicalRecord>> {
         SqlStore::patient_records(self, actor, patient, kind).await
+    }
+
+    async fn backup_into(&self, path: &std::path::Path) -> Result<()> {
+        match self.backend() {
+            Backend::Sqlite => {
+                if path.exists() {
+                    return Err(StoreError::Invalid(ketcare_core::FieldErrors::single(
+                        "to",
+                        format!(
+                            "{} exists: a backup never overwrites a file",
+                            path.display()
+                        ),
+                    )));
+                }
+                let p = path.to_string_lossy().replace('\'', "''");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM INTO '{p}'")))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+            Backend::Postgres => Err(StoreError::Invalid(ketcare_core::FieldErrors::single(
+                "to",
+                "a PostgreSQL database is backed up with pg_dump (see the README's backup section)",
+            ))),
+        }
     }
 
     async fn execute_raw(&self, sql: &str) -> Result<u64> {

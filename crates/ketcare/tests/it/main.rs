@@ -1,5 +1,6 @@
 //! The `ketcare` command's integration tests, one binary (it links once).
 
+mod backup;
 mod cli;
 mod ledger;
 mod measures;

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn start(data: &std::path::Path, demo: bool) -> (Child, SocketAddr) {
+pub(crate) fn start(data: &std::path::Path, demo: bool) -> (Child, SocketAddr) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ketcare"));
     cmd.arg("--data")
         .arg(data)
@@ -65,7 +65,7 @@ fn read_ack(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
 }
 
 /// Streams until the connection breaks; records every control id acknowledged with AA.
-fn stream(addr: SocketAddr, monitor: usize, acked: Arc<Mutex<Vec<String>>>) {
+pub(crate) fn stream(addr: SocketAddr, monitor: usize, acked: Arc<Mutex<Vec<String>>>) {
     let Ok(mut s) = TcpStream::connect(addr) else {
         return;
     };
