@@ -3,28 +3,10 @@
 //! holds exactly what the backup held.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::common::{ketcare, text};
 use crate::sessions_durability::{start, stream};
-use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn ketcare(data: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ketcare"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("KETCARE_DATABASE_URL")
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn a_backup_under_load_verifies_and_restores_identically() {

@@ -1,28 +1,10 @@
 //! `ketcare ledger verify` on an embedded SQLite file: intact, then named after an edit.
 
+use crate::common::{ketcare, text};
 use jiff::civil::date;
 use ketcare_core::{Actor, Role};
 use ketcare_ops::ledger::LedgerEvent;
 use ketcare_store::NewUser;
-use std::process::{Command, Output};
-
-fn ketcare(data: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ketcare"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("KETCARE_DATABASE_URL")
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[tokio::test]
 async fn ledger_verify_detects_an_edit() {

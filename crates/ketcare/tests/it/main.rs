@@ -2,6 +2,7 @@
 
 mod backup;
 mod cli;
+mod common;
 mod ledger;
 mod measures;
 mod pk;

@@ -1,17 +1,7 @@
 //! `ketcare score`, `ketcare instrument list` and `ketcare mme` end to end.
 
-use std::process::{Command, Output};
-
-fn ketcare(data: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ketcare"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("KETCARE_DATABASE_URL")
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap()
-}
+use crate::common::ketcare;
+use std::process::Output;
 
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

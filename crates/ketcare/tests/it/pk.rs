@@ -1,6 +1,7 @@
 //! `ketcare simulate` and `ketcare model list` end to end: CSV, SVG and JSON outputs, errors
 //! naming the field.
 
+use crate::common::text;
 use std::process::{Command, Output};
 
 fn ketcare(args: &[&str]) -> Output {
@@ -10,14 +11,6 @@ fn ketcare(args: &[&str]) -> Output {
         .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]
