@@ -158,6 +158,16 @@ fn reject(path: &str, e: AppError) -> Response {
     }
 }
 
+/// Seconds since the process started, from the monotonic clock (pacing must not follow a
+/// clock that can be set back).
+fn monotonic_seconds() -> f64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64()
+}
+
 fn urlencode(s: &str) -> String {
     serde_urlencoded::to_string([("", s)])
         .map(|v| v.trim_start_matches('=').to_owned())
@@ -215,6 +225,34 @@ pub async fn guard(
     let method = req.method().clone();
     let address = client_address(req.extensions());
     let headers = req.headers().clone();
+    // The API is paced per credential (a token, a browser session, or the address of a caller
+    // with neither), before the credential is even looked up.
+    if is_api(&path) {
+        let key = match (
+            headers.get(header::AUTHORIZATION),
+            cookie(&headers, SESSION_COOKIE),
+        ) {
+            (Some(a), _) => format!("t:{}", token_hash(a.to_str().unwrap_or(""))),
+            (None, Some(c)) => format!("c:{}", token_hash(c)),
+            (None, None) => format!("a:{address}"),
+        };
+        let now = monotonic_seconds();
+        if let Err(wait) = state.api_rate.take(
+            &key,
+            now,
+            state.config.api_burst,
+            state.config.api_per_second,
+        ) {
+            let mut r = AppError::TooManyRequests(format!(
+                "too many requests from this credential: try again in {wait} s"
+            ))
+            .into_response();
+            if let Ok(v) = wait.to_string().parse() {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return r;
+        }
+    }
     let principal = match resolve(&state, &headers, &address).await {
         Ok(p) => p,
         Err(e) => return reject(&path, e),
@@ -223,9 +261,17 @@ pub async fn guard(
         return match principal {
             None => reject(&path, AppError::Unauthorized),
             Some(p) => {
-                let event = AuditEvent::new("access.denied", None, format!("{method} {path}"));
-                if let Err(e) = state.store.audit(&p.actor, event).await {
-                    tracing::error!(error = %e, "could not audit a refusal");
+                // Counted, and written at most once a minute per user with the count since.
+                if let Some(before) = state.refusals.note(p.user.id.get(), state.now()) {
+                    let detail = if before == 0 {
+                        format!("{method} {path}")
+                    } else {
+                        format!("{method} {path} (and {before} more refusals counted before it)")
+                    };
+                    let event = AuditEvent::new("access.denied", None, detail);
+                    if let Err(e) = state.store.audit(&p.actor, event).await {
+                        tracing::error!(error = %e, "could not audit a refusal");
+                    }
                 }
                 reject(
                     &path,

@@ -20,6 +20,9 @@ pub enum AppError {
     Conflict(String),
     #[error("some fields are not valid")]
     Invalid(FieldErrors),
+    /// Paced: the caller sent more than its share; answered 429 with `Retry-After`.
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("something went wrong on our side; it has been logged")]
     Internal,
 }
@@ -27,7 +30,8 @@ pub enum AppError {
 /// The JSON body of every API error.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// `unauthorized`, `forbidden`, `not_found`, `conflict`, `invalid` or `internal`.
+    /// `unauthorized`, `forbidden`, `not_found`, `conflict`, `invalid`, `too_many_requests` or
+    /// `internal`.
     pub error: &'static str,
     pub message: String,
     /// For `invalid`: each bad field and what was expected.
@@ -43,6 +47,7 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -54,6 +59,7 @@ impl AppError {
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
             AppError::Invalid(_) => "invalid",
+            AppError::TooManyRequests(_) => "too_many_requests",
             AppError::Internal => "internal",
         }
     }

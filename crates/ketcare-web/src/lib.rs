@@ -41,6 +41,11 @@ pub struct WebConfig {
     pub lockout_minutes: i64,
     /// Mark cookies `Secure` even when the request did not say it came over TLS.
     pub secure_cookies: bool,
+    /// API requests one credential (token, browser session, or an address without either) may
+    /// make at once before it is slowed down…
+    pub api_burst: f64,
+    /// …and per second after that; beyond, 429 with `Retry-After`.
+    pub api_per_second: f64,
 }
 
 impl Default for WebConfig {
@@ -50,6 +55,8 @@ impl Default for WebConfig {
             lockout_attempts: 5,
             lockout_minutes: 15,
             secure_cookies: false,
+            api_burst: 300.0,
+            api_per_second: 50.0,
         }
     }
 }
@@ -74,6 +81,10 @@ pub struct AppState {
     demo: Arc<std::sync::atomic::AtomicBool>,
     /// Failed sign-ins per (address, account) and per address ([`throttle`]).
     pub throttle: Arc<throttle::SignInThrottle>,
+    /// API requests per credential ([`throttle::RateLimiter`]).
+    pub api_rate: Arc<throttle::RateLimiter>,
+    /// Refusals (403) audited as counted summaries ([`throttle::RefusalLog`]).
+    pub refusals: Arc<throttle::RefusalLog>,
 }
 
 impl AppState {
@@ -94,6 +105,8 @@ impl AppState {
             live: sessions::Live::default(),
             demo: Arc::default(),
             throttle: Arc::default(),
+            api_rate: Arc::default(),
+            refusals: Arc::default(),
         }
     }
 

@@ -120,6 +120,67 @@ impl SignInThrottle {
     }
 }
 
+/// A token bucket per credential: `burst` requests at once, refilled at `per_second`.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    buckets: Mutex<HashMap<String, (f64, f64)>>,
+}
+
+impl RateLimiter {
+    /// Takes one request for `key` at `now` (seconds, fractional); `Err(wait)` with the whole
+    /// seconds until one is available again.
+    pub fn take(&self, key: &str, now: f64, burst: f64, per_second: f64) -> Result<(), i64> {
+        let mut m = match self.buckets.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if m.len() > 100_000 {
+            // Forget full buckets (idle callers): they would be full again anyway.
+            m.retain(|_, (tokens, at)| *tokens + (now - *at) * per_second < burst);
+        }
+        let (tokens, at) = m.entry(key.to_owned()).or_insert((burst, now));
+        *tokens = (*tokens + (now - *at).max(0.0) * per_second).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / per_second).ceil().max(1.0) as i64)
+        }
+    }
+}
+
+/// Refusals are audited as counted summaries: the first refusal of a user in a minute is a
+/// record of its own; the rest of that minute are counted, and the count goes into the next
+/// record, so a user probing routes cannot grow the log without bound.
+#[derive(Debug, Default)]
+pub struct RefusalLog {
+    windows: Mutex<HashMap<i64, (i64, u64)>>,
+}
+
+/// The window of [`RefusalLog`], in seconds.
+pub const REFUSAL_WINDOW_SECONDS: i64 = 60;
+
+impl RefusalLog {
+    /// `Some(suppressed before)` when this refusal is to be audited (with how many were counted
+    /// but not written since the last record), `None` when it is only counted.
+    pub fn note(&self, user: i64, now: i64) -> Option<u64> {
+        let mut m = match self.windows.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let w = m.entry(user).or_insert((i64::MIN / 2, 0));
+        if now - w.0 >= REFUSAL_WINDOW_SECONDS {
+            let before = w.1;
+            *w = (now, 0);
+            Some(before)
+        } else {
+            w.1 += 1;
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +207,29 @@ mod tests {
         );
         t.clear_account("admin");
         assert_eq!(t.check("6.6.6.6", "admin", 1004 + 10), Verdict::Allowed);
+    }
+
+    #[test]
+    fn the_api_bucket_allows_a_burst_then_the_rate() {
+        let r = RateLimiter::default();
+        for _ in 0..10 {
+            assert!(r.take("t", 0.0, 10.0, 2.0).is_ok());
+        }
+        assert_eq!(r.take("t", 0.0, 10.0, 2.0), Err(1));
+        assert!(r.take("other", 0.0, 10.0, 2.0).is_ok());
+        assert!(r.take("t", 0.5, 10.0, 2.0).is_ok());
+        assert!(r.take("t", 0.5, 10.0, 2.0).is_err());
+    }
+
+    #[test]
+    fn refusals_are_written_once_a_minute_with_the_count() {
+        let l = RefusalLog::default();
+        assert_eq!(l.note(7, 100), Some(0));
+        for t in 101..130 {
+            assert_eq!(l.note(7, t), None);
+        }
+        assert_eq!(l.note(8, 120), Some(0));
+        assert_eq!(l.note(7, 160), Some(29));
     }
 
     #[test]

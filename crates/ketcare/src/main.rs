@@ -247,15 +247,21 @@ struct ServeArgs {
     /// Minutes a browser session lasts.
     #[arg(long, env = "KETCARE_SESSION_MINUTES", default_value_t = 480)]
     session_minutes: i64,
-    /// Failed sign-ins in a row before an account locks.
+    /// Failed sign-ins for one account from one address before that address is paused for it.
     #[arg(long, env = "KETCARE_LOCKOUT_ATTEMPTS", default_value_t = 5)]
     lockout_attempts: i64,
-    /// Minutes a locked account stays locked.
+    /// The counting window and first pause, in minutes (each further pause doubles, up to a day).
     #[arg(long, env = "KETCARE_LOCKOUT_MINUTES", default_value_t = 15)]
     lockout_minutes: i64,
     /// Always mark cookies Secure (set this when a TLS proxy does not send X-Forwarded-Proto).
     #[arg(long, env = "KETCARE_SECURE_COOKIES")]
     secure_cookies: bool,
+    /// API requests one token, browser session or address may make at once…
+    #[arg(long, env = "KETCARE_API_BURST", default_value_t = 300.0)]
+    api_burst: f64,
+    /// …and per second after that (beyond: 429 with Retry-After).
+    #[arg(long, env = "KETCARE_API_PER_SECOND", default_value_t = 50.0)]
+    api_per_second: f64,
 }
 
 #[derive(Subcommand)]
@@ -590,6 +596,8 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         lockout_attempts: args.lockout_attempts,
         lockout_minutes: args.lockout_minutes,
         secure_cookies: args.secure_cookies,
+        api_burst: args.api_burst,
+        api_per_second: args.api_per_second,
     };
     let state = AppState::new(store.clone(), config, bands, library);
     state

@@ -548,3 +548,80 @@ async fn a_rewrite_that_recomputes_every_hash_is_found_by_the_anchors() {
         std::fs::remove_dir_all(&dir).ok();
     }
 }
+
+#[tokio::test]
+async fn the_api_is_paced_per_credential_with_429_and_retry_after() {
+    let app = TestApp::with_config(
+        Backend::Sqlite,
+        ketcare_web::WebConfig {
+            api_burst: 20.0,
+            api_per_second: 1.0,
+            ..ketcare_web::WebConfig::default()
+        },
+    )
+    .await;
+    app.add_user("nina", Role::Nurse).await;
+    app.add_user("sam", Role::Scheduler).await;
+    let nina = app.bearer("nina").await;
+    let sam = app.bearer("sam").await;
+    let mut statuses = Vec::new();
+    for _ in 0..60 {
+        statuses.push(app.get("/api/v1/me", &nina).await);
+    }
+    let ok = statuses
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    let paced: Vec<_> = statuses
+        .iter()
+        .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert!((20..=25).contains(&ok), "{ok} answered");
+    assert!(!paced.is_empty());
+    assert!(paced[0].headers.contains_key(header::RETRY_AFTER));
+    assert!(
+        paced[0].body.contains("too_many_requests"),
+        "{}",
+        paced[0].body
+    );
+    // Another credential is not slowed by the first.
+    assert_eq!(app.get("/api/v1/me", &sam).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn refusals_are_audited_as_counted_summaries() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    app.add_user("sam", Role::Scheduler).await;
+    app.add_user("alex", Role::Administrator).await;
+    let sam = app.bearer("sam").await;
+    for _ in 0..50 {
+        let r = app.get("/api/v1/audit", &sam).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+    let audit = app
+        .get(
+            "/api/v1/audit?action=access.denied",
+            &app.bearer("alex").await,
+        )
+        .await;
+    let records = audit.json().as_array().unwrap().len();
+    assert_eq!(
+        records, 1,
+        "one record for a minute of refusals: {}",
+        audit.body
+    );
+    // The next minute's first refusal carries the count of the last.
+    app.advance(61);
+    app.get("/api/v1/audit", &sam).await;
+    let audit = app
+        .get(
+            "/api/v1/audit?action=access.denied",
+            &app.bearer("alex").await,
+        )
+        .await;
+    assert!(
+        audit.body.contains("and 49 more refusals"),
+        "{}",
+        audit.body
+    );
+}

@@ -65,9 +65,20 @@ impl Reply {
 
 impl TestApp {
     pub async fn new(backend: Backend) -> Self {
+        // Tests fire requests far faster than any clinic: pacing is tested on its own.
+        Self::with_config(
+            backend,
+            WebConfig {
+                api_burst: 1e9,
+                ..WebConfig::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn with_config(backend: Backend, config: WebConfig) -> Self {
         let store = fresh_store(backend).await;
         let now = Arc::new(AtomicI64::new(START));
-        let config = WebConfig::default();
         let mut state = AppState::new(
             store.clone(),
             config.clone(),
