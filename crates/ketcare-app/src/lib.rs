@@ -24,6 +24,7 @@ pub mod password;
 pub mod patients;
 pub mod pk;
 pub mod screenings;
+pub mod senders;
 pub mod sessions;
 pub mod settings_registry;
 pub mod worklists;

@@ -37,6 +37,8 @@ pub enum Input {
     /// A telephone number, kept as text (digits, spaces, `+`, `-`, parentheses; at most 32
     /// characters), offered as a tap-to-call link.
     Phone,
+    /// A list of sending facilities and network addresses ([`crate::senders`]).
+    SenderList,
 }
 
 /// The crisis line the patient's questionnaire page offers as a tap-to-call number.
@@ -79,6 +81,11 @@ impl Input {
         match self {
             Input::YesNo => "yes or no".into(),
             Input::Phone => "a telephone number (digits, spaces, +, -, parentheses)".into(),
+            Input::SenderList => {
+                "facility names (MSH-4) and addresses or networks (10.0.0.5, 10.0.0.0/24), \
+                 separated by commas"
+                    .into()
+            }
             Input::Number {
                 min,
                 above,
@@ -276,7 +283,9 @@ impl Registry {
             return Err(format!("expected a number, got {value}"));
         }
         match &spec.input {
-            Input::Phone => Err("a telephone number is text: enter it on the settings page".into()),
+            Input::Phone | Input::SenderList => {
+                Err("this setting is text: enter it on the settings page".into())
+            }
             Input::YesNo if value != 1.0 && value != 2.0 => {
                 Err(format!("expected 1 (yes) or 2 (no), got {value}"))
             }
@@ -327,6 +336,7 @@ impl Registry {
                     .to_owned(),
             ),
             Some(Input::Phone) => check_phone(value),
+            Some(Input::SenderList) => crate::senders::parse(value).map(|_| ()),
             Some(_) => Err("this setting is a number, not text".into()),
         }
     }
@@ -517,6 +527,9 @@ fn input_for(key: &str) -> Input {
     if key == CRISIS_LINE {
         return Input::Phone;
     }
+    if key == crate::senders::MLLP_ALLOWED_SENDERS {
+        return Input::SenderList;
+    }
     let positive = "a positive quantity";
     let count = "a whole count";
     let p = Plausibility::builtin().ok();
@@ -647,6 +660,14 @@ fn code_settings(library: &Library) -> Vec<SettingSpec> {
             "Days between scheduled questionnaire sets of a course.".into(),
             "unset: no questionnaire is shown as due".into(),
             vec!["measures: questionnaires due".into()],
+        ),
+        spec(
+            crate::senders::MLLP_ALLOWED_SENDERS,
+            "The bedside monitors allowed to send vitals over MLLP: their sending facilities \
+             (MSH-4) and network addresses; any other sender gets ACK AR and an audit record."
+                .into(),
+            "unset: any host that reaches the MLLP port can store vitals".into(),
+            vec!["sessions: bedside monitor feed".into()],
         ),
         spec(
             CRISIS_LINE,

@@ -225,7 +225,7 @@ type Family = (String, String, Vec<(String, String)>);
 pub struct SettingRow {
     key: String,
     purpose: String,
-    /// "number", "yesno" or "phone".
+    /// "number", "yesno", "phone" or "text".
     kind: &'static str,
     unit: String,
     min: String,
@@ -273,6 +273,14 @@ fn setting_row(
             String::new(),
             String::new(),
             "yes or no".to_owned(),
+        ),
+        Input::SenderList => (
+            "text",
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            spec.input.range_words(),
         ),
         Input::Phone => (
             "phone",
@@ -472,7 +480,13 @@ pub async fn set_setting(
     let is_text = ketcare_app::settings_registry::load(s.store.as_ref(), &s.library())
         .await?
         .get(&key)
-        .is_some_and(|spec| spec.input == ketcare_app::settings_registry::Input::Phone);
+        .is_some_and(|spec| {
+            matches!(
+                spec.input,
+                ketcare_app::settings_registry::Input::Phone
+                    | ketcare_app::settings_registry::Input::SenderList
+            )
+        });
     let value = if is_text {
         next.texts
             .insert(key.clone(), field(&pairs, "value").trim().to_owned());

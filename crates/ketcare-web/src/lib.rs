@@ -85,6 +85,9 @@ pub struct AppState {
     pub api_rate: Arc<throttle::RateLimiter>,
     /// Refusals (403) audited as counted summaries ([`throttle::RefusalLog`]).
     pub refusals: Arc<throttle::RefusalLog>,
+    /// The monitors allowed to send vitals (`mllp.allowed_senders`; `None`: any), read from the
+    /// settings at start and after every settings change.
+    pub senders: Arc<std::sync::RwLock<Option<ketcare_app::senders::SenderAllowList>>>,
 }
 
 impl AppState {
@@ -107,6 +110,7 @@ impl AppState {
             throttle: Arc::default(),
             api_rate: Arc::default(),
             refusals: Arc::default(),
+            senders: Arc::default(),
         }
     }
 
@@ -120,6 +124,14 @@ impl AppState {
         let (settings, _) = ketcare_app::clinical::settings(self.store.as_ref()).await?;
         let demo = settings.value(ketcare_app::settings_registry::DEMO_CLINIC) == Some(1.0);
         self.demo.store(demo, std::sync::atomic::Ordering::Relaxed);
+        // A stored list was checked when it was saved; one that no longer parses admits nothing.
+        let senders = settings
+            .text(ketcare_app::senders::MLLP_ALLOWED_SENDERS)
+            .map(|t| ketcare_app::senders::parse(t).unwrap_or_default());
+        match self.senders.write() {
+            Ok(mut g) => *g = senders,
+            Err(p) => *p.into_inner() = senders,
+        }
         Ok(())
     }
 

@@ -110,6 +110,52 @@ pub async fn handle(state: &AppState, text: &str, peer: &str) -> String {
         Ok(h) => h,
         Err(e) => return ack(&Header::default(), AckCode::AR, &e.to_string()),
     };
+    // Only the site's listed monitors may store vitals (when the site keeps a list).
+    let allowed = match state.senders.read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    if let Some(list) = allowed {
+        let ip = peer
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip())
+            .ok()
+            .or_else(|| peer.parse().ok());
+        if !list.admits(ip, &header.sending_facility) {
+            let actor = Actor {
+                user_id: None,
+                username: format!("monitor:{}", header.sending_facility),
+                role: None,
+                address: peer.to_owned(),
+            };
+            let event = ketcare_core::audit::AuditEvent::new(
+                "mllp.refused",
+                None,
+                format!(
+                    "facility {:?} from {peer}: not on the site's list",
+                    header.sending_facility
+                ),
+            );
+            // Audited as counted summaries per address, like refused pages: a flood of messages
+            // from an unlisted host cannot grow the log without bound.
+            let key = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                ("mllp", ip).hash(&mut h);
+                h.finish() as i64
+            };
+            if state.refusals.note(key, state.now()).is_some()
+                && let Err(e) = state.store.audit(&actor, event).await
+            {
+                tracing::error!(error = %e, "could not audit an MLLP refusal");
+            }
+            return ack(
+                &header,
+                AckCode::AR,
+                "sender not on this site's list of monitors (setting mllp.allowed_senders)",
+            );
+        }
+    }
     let msg = match hl7::parse_oru(text) {
         Ok(m) => m,
         Err(Hl7Error::Reject(e)) => return ack(&header, AckCode::AR, &e),

@@ -478,3 +478,79 @@ async fn impossible_vitals_are_refused_on_every_edge() {
         assert_eq!(vitals(&app, sid).await.len(), 2);
     }
 }
+
+/// With a list of monitors set, an unlisted sender (address or facility) gets AR and an audit
+/// record and stores nothing; a listed one is accepted as before.
+#[tokio::test]
+async fn only_the_sites_listed_monitors_store_vitals() {
+    for backend in ketcare_store::testing::BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.set_test_site_settings().await;
+        app.add_user("alex", Role::Administrator).await;
+        let sid = seated(&app, "AL-1", "Chair 9").await;
+        let state = AppState::new(
+            app.store.clone(),
+            WebConfig::default(),
+            AgeBands::builtin().unwrap(),
+            Library::builtin().unwrap(),
+        );
+        // The administrator lists the suite's monitors on the settings page.
+        let admin = app.login("alex").await;
+        let bad = app
+            .post_form(
+                "/settings",
+                &admin,
+                &[
+                    ("key", "mllp.allowed_senders"),
+                    ("value", "Ward 7!"),
+                    ("reason", "typo"),
+                ],
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+        assert!(bad.body.contains("mllp.allowed_senders"), "{}", bad.body);
+        let r = app
+            .post_form(
+                "/settings",
+                &admin,
+                &[
+                    ("key", "mllp.allowed_senders"),
+                    ("value", "SUITE-A, 10.20.0.0/16"),
+                    ("reason", "only the suite's monitors"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        state.refresh_demo().await.unwrap();
+        let msg = |fac: &str, id: &str| {
+            oru(
+                ("MON", fac),
+                id,
+                "AL-1",
+                "Chair 9",
+                &[&format!("{SPO2}97|%")],
+            )
+        };
+        let refused =
+            ketcare_web::sessions::mllp::handle(&state, &msg("SUITE-A", "X1"), "172.16.0.9:4000")
+                .await;
+        assert!(refused.contains("MSA|AR|X1"), "{refused}");
+        assert!(refused.contains("mllp.allowed_senders"), "{refused}");
+        let refused =
+            ketcare_web::sessions::mllp::handle(&state, &msg("ICU", "X2"), "10.20.1.2:4000").await;
+        assert!(refused.contains("MSA|AR|X2"), "{refused}");
+        let ok =
+            ketcare_web::sessions::mllp::handle(&state, &msg("SUITE-A", "X3"), "10.20.1.2:4000")
+                .await;
+        assert!(ok.contains("MSA|AA|X3"), "{backend:?} {ok}");
+        let stored = app.store.session_vitals(&nurse(), sid).await.unwrap();
+        assert_eq!(stored.len(), 1, "only the listed monitor's vital");
+        let audit = app
+            .get(
+                "/api/v1/audit?action=mllp.refused",
+                &app.bearer("alex").await,
+            )
+            .await;
+        assert!(audit.body.contains("172.16.0.9"), "{}", audit.body);
+    }
+}
