@@ -11,7 +11,7 @@ use crate::pages::{Nav, render_html};
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use jiff::civil::Date;
 use jiff::{Timestamp, ToSpan};
@@ -51,10 +51,38 @@ fn with_status(status: StatusCode, r: Response) -> Response {
     (status, r).into_response()
 }
 
+/// The one-shot message shown on the page a form redirects to. It travels in a short-lived
+/// cookie the server sets, never in the address, so no link can make a ketcare page say
+/// something ketcare did not.
+const FLASH_COOKIE: &str = "ketcare_flash";
+
 fn back(path: &str, msg: &str) -> Response {
-    let m: String = serde_urlencoded::to_string([("msg", msg)]).unwrap_or_default();
-    let sep = if path.contains('?') { '&' } else { '?' };
-    Redirect::to(&format!("{path}{sep}{m}")).into_response()
+    let mut r = Redirect::to(path).into_response();
+    let v = serde_urlencoded::to_string([("m", msg)]).unwrap_or_default();
+    let v = v.trim_start_matches("m=");
+    if let Ok(h) = crate::auth::set_cookie(FLASH_COOKIE, v, 60, false).parse() {
+        r.headers_mut().append(axum::http::header::SET_COOKIE, h);
+    }
+    r
+}
+
+/// The message a redirect left for this page ("" when none).
+fn flash(headers: &HeaderMap) -> String {
+    crate::auth::cookie(headers, FLASH_COOKIE)
+        .and_then(|v| serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("m={v}")).ok())
+        .and_then(|mut v| v.pop())
+        .map(|(_, m)| m)
+        .unwrap_or_default()
+}
+
+/// Clears the message once shown.
+fn shown(mut r: Response, headers: &HeaderMap) -> Response {
+    if crate::auth::cookie(headers, FLASH_COOKIE).is_some()
+        && let Ok(h) = crate::auth::set_cookie(FLASH_COOKIE, "", 0, false).parse()
+    {
+        r.headers_mut().append(axum::http::header::SET_COOKIE, h);
+    }
+    r
 }
 
 fn now(s: &AppState) -> Result<Timestamp, AppError> {
@@ -216,6 +244,7 @@ async fn schedule_page(
 
 pub async fn schedule(
     State(s): State<AppState>,
+    headers: HeaderMap,
     p: Principal,
     Query(query): Q,
 ) -> Result<Response, PageError> {
@@ -224,10 +253,13 @@ pub async fn schedule(
         d => service::parse_date("date", d)?,
     };
     let x = Extra {
-        message: q(&query, "msg").to_owned(),
+        message: flash(&headers),
         ..Extra::default()
     };
-    Ok(schedule_page(&s, &p, date, q(&query, "view") == "week", x).await?)
+    Ok(shown(
+        schedule_page(&s, &p, date, q(&query, "view") == "week", x).await?,
+        &headers,
+    ))
 }
 
 async fn schedule_error(s: &AppState, p: &Principal, e: AppError) -> Result<Response, PageError> {
@@ -662,11 +694,14 @@ async fn consent_page(
 
 pub async fn consent(
     State(s): State<AppState>,
+    headers: HeaderMap,
     p: Principal,
     Path(id): Path<i64>,
-    Query(query): Q,
 ) -> Result<Response, PageError> {
-    Ok(consent_page(&s, &p, id, q(&query, "msg").to_owned(), String::new()).await?)
+    Ok(shown(
+        consent_page(&s, &p, id, flash(&headers), String::new()).await?,
+        &headers,
+    ))
 }
 
 pub async fn sign_consent(
@@ -837,10 +872,13 @@ async fn documents_page(
 
 pub async fn consent_documents(
     State(s): State<AppState>,
+    headers: HeaderMap,
     p: Principal,
-    Query(query): Q,
 ) -> Result<Response, PageError> {
-    Ok(documents_page(&s, &p, q(&query, "msg").to_owned(), String::new()).await?)
+    Ok(shown(
+        documents_page(&s, &p, flash(&headers), String::new()).await?,
+        &headers,
+    ))
 }
 
 /// Whether a protocol is off-label, as its own cited evidence and title say.
@@ -1260,6 +1298,7 @@ pub async fn count_form(State(s): State<AppState>, p: Principal) -> Result<Respo
 
 pub async fn ledger(
     State(s): State<AppState>,
+    headers: HeaderMap,
     p: Principal,
     Query(query): Q,
 ) -> Result<Response, PageError> {
@@ -1294,9 +1333,12 @@ pub async fn ledger(
             Some((b.balanced, format!("Session {session_id}: {}", b.message)))
         }
     };
-    let msg = q(&query, "msg").to_owned();
+    let msg = flash(&headers);
     match EntryFilter::parse(&query) {
-        Ok(f) => Ok(ledger_page(&s, &p, balance, Ok(f), msg, String::new()).await?),
+        Ok(f) => Ok(shown(
+            ledger_page(&s, &p, balance, Ok(f), msg, String::new()).await?,
+            &headers,
+        )),
         Err(e) => Ok(with_status(
             StatusCode::BAD_REQUEST,
             ledger_page(

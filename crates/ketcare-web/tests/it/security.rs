@@ -625,3 +625,47 @@ async fn refusals_are_audited_as_counted_summaries() {
         audit.body
     );
 }
+
+/// A page says only what ketcare said: `?msg=` in a link shows nothing; the message after a
+/// form travels in a one-shot cookie the server sets, shown once and cleared.
+#[tokio::test]
+async fn messages_after_a_form_are_not_in_the_address() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    app.add_user("sam", Role::Scheduler).await;
+    let sam = app.login("sam").await;
+    let forged = app
+        .get(
+            "/schedule?msg=Your+account+is+locked%3A+call+555-0199",
+            &sam,
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::OK);
+    assert!(!forged.body.contains("call 555-0199"), "{}", forged.body);
+    let r = app
+        .post_form("/schedule/chairs", &sam, &[("name", "Chair Z")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers[header::LOCATION], "/schedule");
+    let flash = set_cookie(&r.headers, "ketcare_flash").expect("a flash cookie");
+    let page = app
+        .send(
+            Method::GET,
+            "/schedule",
+            &sam,
+            None,
+            String::new(),
+            &[("cookie", &format!("ketcare_flash={flash}"))],
+        )
+        .await;
+    assert!(
+        page.body.contains("Chair \"Chair Z\" added")
+            || page.body.contains("Chair &quot;Chair Z&quot; added"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        set_cookie(&page.headers, "ketcare_flash").as_deref(),
+        Some(""),
+        "cleared once shown"
+    );
+}
