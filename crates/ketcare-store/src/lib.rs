@@ -169,6 +169,8 @@ pub struct WebSession {
     pub user: User,
     pub csrf_token: String,
     pub expires_at: i64,
+    /// Epoch seconds of the last request noted (coarsely: at most once a minute).
+    pub last_seen: i64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -178,6 +180,8 @@ pub struct ApiToken {
     pub label: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    /// Epoch seconds after which the token is refused (`None`: tokens made before expiry dates).
+    pub expires_at: Option<i64>,
 }
 
 /// A version of the site's settings (U values and narrowed limits), as stored.
@@ -345,6 +349,8 @@ pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore {
     /// The session if it exists and has not expired at `now`.
     async fn session(&self, token_hash: &str, now: i64) -> Result<Option<WebSession>>;
     async fn end_session(&self, token_hash: &str, actor: &Actor) -> Result<()>;
+    /// Notes that the session was used at `now` (for the inactivity time-out).
+    async fn touch_session(&self, token_hash: &str, now: i64) -> Result<()>;
 
     // API tokens (stored hashed)
     async fn create_api_token(
@@ -353,9 +359,10 @@ pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore {
         user: UserId,
         token_hash: &str,
         label: &str,
+        expires_at: Option<i64>,
     ) -> Result<ApiToken>;
-    /// The token's user, if the token exists and is not revoked.
-    async fn api_token_user(&self, token_hash: &str) -> Result<Option<User>>;
+    /// The token's user, if the token exists, is not revoked and has not expired at `now`.
+    async fn api_token_user(&self, token_hash: &str, now: i64) -> Result<Option<User>>;
     async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiToken>>;
     async fn revoke_api_token(&self, actor: &Actor, id: ApiTokenId) -> Result<()>;
 

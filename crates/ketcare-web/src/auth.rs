@@ -116,7 +116,7 @@ async fn resolve(
             .ok_or(AppError::Unauthorized)?;
         let user = state
             .store
-            .api_token_user(&token_hash(token.trim()))
+            .api_token_user(&token_hash(token.trim()), state.now())
             .await?
             .ok_or(AppError::Unauthorized)?;
         let actor = Actor::user(user.id, &user.username, user.role, address);
@@ -130,18 +130,39 @@ async fn resolve(
         return Ok(None);
     };
     let hash = token_hash(token);
-    Ok(state
-        .store
-        .session(&hash, state.now())
-        .await?
-        .map(|s| Principal {
-            actor: Actor::user(s.user.id, &s.user.username, s.user.role, address),
-            user: s.user,
-            credential: Credential::Session {
-                token_hash: hash,
-                csrf: s.csrf_token,
-            },
-        }))
+    let now = state.now();
+    let Some(session) = state.store.session(&hash, now).await? else {
+        return Ok(None);
+    };
+    // Idle too long: the session ends, as if signed out (a session from before the time of use
+    // was kept has none, and is only noted now).
+    if session.last_seen > 0 && now - session.last_seen > state.config.idle_minutes * 60 {
+        let actor = Actor::user(
+            session.user.id,
+            &session.user.username,
+            session.user.role,
+            address,
+        );
+        state.store.end_session(&hash, &actor).await?;
+        return Ok(None);
+    }
+    // Noted at most once a minute, so reading pages does not write on every request.
+    if now - session.last_seen >= 60 {
+        state.store.touch_session(&hash, now).await?;
+    }
+    Ok(Some(Principal {
+        actor: Actor::user(
+            session.user.id,
+            &session.user.username,
+            session.user.role,
+            address,
+        ),
+        user: session.user,
+        credential: Credential::Session {
+            token_hash: hash,
+            csrf: session.csrf_token,
+        },
+    }))
 }
 
 fn is_api(path: &str) -> bool {

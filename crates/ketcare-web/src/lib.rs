@@ -32,8 +32,10 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 /// Security settings (not clinical values: these are ketcare's own defaults, changeable per site).
 #[derive(Debug, Clone)]
 pub struct WebConfig {
-    /// A browser session ends this long after sign-in.
+    /// A browser session ends this long after sign-in…
     pub session_minutes: i64,
+    /// …or after this long without a request (inactivity time-out).
+    pub idle_minutes: i64,
     /// Failed sign-ins for one account from one address before that address is paused for that
     /// account (an address is refused outright after four times as many, whatever the accounts).
     pub lockout_attempts: i64,
@@ -52,6 +54,7 @@ impl Default for WebConfig {
     fn default() -> Self {
         Self {
             session_minutes: 8 * 60,
+            idle_minutes: 30,
             lockout_attempts: 5,
             lockout_minutes: 15,
             secure_cookies: false,

@@ -237,6 +237,7 @@ pub async fn bench_pages(store: Arc<dyn Store>, args: BenchPagesArgs) -> Result<
             user.id,
             &ketcare_app::password::token_hash(&token),
             "bench pages",
+            None,
         )
         .await?;
     // The paths each page is read at: every patient's chart and a spread of past sessions.

@@ -359,6 +359,7 @@ pub async fn bench_vitals(store: Arc<dyn Store>, args: BenchVitalsArgs) -> Resul
             user.id,
             &ketcare_app::password::token_hash(&token),
             "bench",
+            None,
         )
         .await?;
     println!("seeding {} running sessions…", args.chairs);

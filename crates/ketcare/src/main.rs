@@ -253,6 +253,9 @@ struct ServeArgs {
     /// The counting window and first pause, in minutes (each further pause doubles, up to a day).
     #[arg(long, env = "KETCARE_LOCKOUT_MINUTES", default_value_t = 15)]
     lockout_minutes: i64,
+    /// Minutes without a request after which a browser session ends.
+    #[arg(long, env = "KETCARE_IDLE_MINUTES", default_value_t = 30)]
+    idle_minutes: i64,
     /// Always mark cookies Secure (set this when a TLS proxy does not send X-Forwarded-Proto).
     #[arg(long, env = "KETCARE_SECURE_COOKIES")]
     secure_cookies: bool,
@@ -323,6 +326,9 @@ enum TokenCommand {
         /// What the token is for.
         #[arg(long, default_value = "api")]
         label: String,
+        /// Days until the token is refused (1–366): every token has an end date.
+        #[arg(long, default_value_t = 90)]
+        days: i64,
     },
     /// List a user's tokens (never the secrets).
     List {
@@ -593,6 +599,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
     }
     let config = WebConfig {
         session_minutes: args.session_minutes,
+        idle_minutes: args.idle_minutes,
         lockout_attempts: args.lockout_attempts,
         lockout_minutes: args.lockout_minutes,
         secure_cookies: args.secure_cookies,
@@ -751,25 +758,47 @@ async fn token(db: &DbArgs, cmd: TokenCommand) -> Result<()> {
         }
     };
     match cmd {
-        TokenCommand::Create { user, label } => {
+        TokenCommand::Create { user, label, days } => {
+            if !(1..=366).contains(&days) {
+                bail!("--days: from 1 to 366 (every token has an end date)");
+            }
             let owner = find(user).await?;
             let secret = new_api_token();
+            let expires = jiff::Timestamp::now().as_second() + days * 86_400;
             let t = store
-                .create_api_token(&cli_admin(), owner.id, &token_hash(&secret), &label)
+                .create_api_token(
+                    &cli_admin(),
+                    owner.id,
+                    &token_hash(&secret),
+                    &label,
+                    Some(expires),
+                )
                 .await?;
             eprintln!(
-                "token {} for {} — shown once; send it as `Authorization: Bearer <token>`:",
-                t.id, owner.username
+                "token {} for {} (until {}) — shown once; send it as `Authorization: Bearer <token>`:",
+                t.id,
+                owner.username,
+                jiff::Timestamp::from_second(expires)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
             );
             println!("{secret}");
         }
         TokenCommand::List { user } => {
             let owner = find(user).await?;
             for t in store.list_api_tokens(owner.id).await? {
-                let state = t
-                    .revoked_at
-                    .map(|r| format!("revoked {r}"))
-                    .unwrap_or("active".into());
+                let now = jiff::Timestamp::now().as_second();
+                let state = match (t.revoked_at, t.expires_at) {
+                    (Some(r), _) => format!("revoked {r}"),
+                    (None, Some(e)) if e <= now => "expired".into(),
+                    (None, Some(e)) => format!(
+                        "active until {}",
+                        jiff::Timestamp::from_second(e)
+                            .map(|t| t.to_string())
+                            .unwrap_or_default()
+                    ),
+                    (None, None) => "active (no end date: made before tokens had one)".into(),
+                };
                 println!(
                     "{:<6} {:<20} created {} {}",
                     t.id, t.label, t.created_at, state

@@ -341,12 +341,17 @@ impl Store for SqlStore {
         user: UserId,
         token_hash: &str,
         label: &str,
+        expires_at: Option<i64>,
     ) -> Result<ApiToken> {
-        SqlStore::create_api_token(self, actor, user, token_hash, label).await
+        SqlStore::create_api_token(self, actor, user, token_hash, label, expires_at).await
     }
 
-    async fn api_token_user(&self, token_hash: &str) -> Result<Option<User>> {
-        SqlStore::api_token_user(self, token_hash).await
+    async fn api_token_user(&self, token_hash: &str, now: i64) -> Result<Option<User>> {
+        SqlStore::api_token_user(self, token_hash, now).await
+    }
+
+    async fn touch_session(&self, token_hash: &str, now: i64) -> Result<()> {
+        SqlStore::touch_session(self, token_hash, now).await
     }
 
     async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiToken>> {

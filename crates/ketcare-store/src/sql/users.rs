@@ -47,6 +47,7 @@ struct TokenRow {
     label: String,
     created_at: String,
     revoked_at: Option<String>,
+    expires_at: Option<i64>,
 }
 
 impl From<TokenRow> for ApiToken {
@@ -57,6 +58,7 @@ impl From<TokenRow> for ApiToken {
             label: r.label,
             created_at: r.created_at,
             revoked_at: r.revoked_at,
+            expires_at: r.expires_at,
         }
     }
 }
@@ -198,13 +200,14 @@ impl SqlStore {
         // Not a unit of work: sign-in cookie bookkeeping, audited by the sign-in itself
         // (`login_succeeded`, `login.ok`); the sign-out that ends a session is audited.
         sqlx::query(
-            "INSERT INTO web_sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO web_sessions (token_hash, user_id, csrf_token, created_at, expires_at, last_seen) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(token_hash)
         .bind(user.get())
         .bind(csrf)
         .bind(now)
         .bind(expires_at)
+        .bind(now)
         .execute(&self.pool)
         .await?;
         // Expired sessions are of no use to anyone; drop them while we are here.
@@ -216,8 +219,8 @@ impl SqlStore {
     }
 
     pub(crate) async fn session(&self, token_hash: &str, now: i64) -> Result<Option<WebSession>> {
-        let Some((user_id, csrf_token, expires_at)) = sqlx::query_as::<_, (i64, String, i64)>(
-            "SELECT user_id, csrf_token, expires_at FROM web_sessions WHERE token_hash = $1 AND expires_at > $2",
+        let Some((user_id, csrf_token, expires_at, last_seen)) = sqlx::query_as::<_, (i64, String, i64, i64)>(
+            "SELECT user_id, csrf_token, expires_at, last_seen FROM web_sessions WHERE token_hash = $1 AND expires_at > $2",
         )
         .bind(token_hash)
         .bind(now)
@@ -231,7 +234,18 @@ impl SqlStore {
             user,
             csrf_token,
             expires_at,
+            last_seen,
         }))
+    }
+
+    pub(crate) async fn touch_session(&self, token_hash: &str, now: i64) -> Result<()> {
+        // Not a unit of work: the time of use, bookkeeping like the sign-in cookie.
+        sqlx::query("UPDATE web_sessions SET last_seen = $1 WHERE token_hash = $2")
+            .bind(now)
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub(crate) async fn end_session(&self, token_hash: &str, actor: &Actor) -> Result<()> {
@@ -251,6 +265,7 @@ impl SqlStore {
         user: UserId,
         token_hash: &str,
         label: &str,
+        expires_at: Option<i64>,
     ) -> Result<ApiToken> {
         let mut tx = self.write(actor, Permission::UserAdmin).await?;
         let owner = sqlx::query("SELECT username FROM users WHERE id = $1")
@@ -263,12 +278,13 @@ impl SqlStore {
         let owner: String = owner.try_get("username")?;
         let created_at = now_rfc3339();
         let row = sqlx::query(
-            "INSERT INTO api_tokens (user_id, token_hash, label, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO api_tokens (user_id, token_hash, label, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(user.get())
         .bind(token_hash)
         .bind(label)
         .bind(&created_at)
+        .bind(expires_at)
         .fetch_one(&mut **tx)
         .await?;
         let id = ApiTokenId::new(row.try_get("id")?);
@@ -285,14 +301,17 @@ impl SqlStore {
             label: label.to_owned(),
             created_at,
             revoked_at: None,
+            expires_at,
         })
     }
 
-    pub(crate) async fn api_token_user(&self, token_hash: &str) -> Result<Option<User>> {
+    pub(crate) async fn api_token_user(&self, token_hash: &str, now: i64) -> Result<Option<User>> {
         let row = sqlx::query(
-            "SELECT user_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+            "SELECT user_id FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL
+               AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(token_hash)
+        .bind(now)
         .fetch_optional(&self.pool)
         .await?;
         match row {
@@ -400,7 +419,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiToken>> {
-        Ok(sqlx::query_as::<_, TokenRow>("SELECT id, user_id, label, created_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY id")
+        Ok(sqlx::query_as::<_, TokenRow>("SELECT id, user_id, label, created_at, revoked_at, expires_at FROM api_tokens WHERE user_id = $1 ORDER BY id")
             .bind(user.get())
             .fetch_all(&self.pool)
             .await?

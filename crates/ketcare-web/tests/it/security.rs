@@ -669,3 +669,48 @@ async fn messages_after_a_form_are_not_in_the_address() {
         "cleared once shown"
     );
 }
+
+#[tokio::test]
+async fn sessions_end_after_idling_and_tokens_after_their_date() {
+    let app = TestApp::with_config(
+        Backend::Sqlite,
+        ketcare_web::WebConfig {
+            idle_minutes: 30,
+            api_burst: 1e9,
+            ..ketcare_web::WebConfig::default()
+        },
+    )
+    .await;
+    let nina = app.add_user("nina", Role::Nurse).await;
+    let page = app.login("nina").await;
+    // In use every 20 minutes: the session lives on past 30 minutes from sign-in.
+    for _ in 0..3 {
+        app.advance(20 * 60);
+        assert_eq!(app.get("/", &page).await.status, StatusCode::OK);
+    }
+    // Left alone for 31 minutes: it has ended.
+    app.advance(31 * 60);
+    let r = app.get("/", &page).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+
+    // A token with an end date answers until then, and not after.
+    let secret = "kc_expiring_test_token";
+    let now = common::START + (3 * 20 + 31) * 60;
+    app.store
+        .create_api_token(
+            &Actor::system(Role::Administrator),
+            nina.id,
+            &ketcare_app::password::token_hash(secret),
+            "short-lived",
+            Some(now + 3600),
+        )
+        .await
+        .unwrap();
+    let token = Auth::Bearer(secret.into());
+    assert_eq!(app.get("/api/v1/me", &token).await.status, StatusCode::OK);
+    app.advance(3601);
+    assert_eq!(
+        app.get("/api/v1/me", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}

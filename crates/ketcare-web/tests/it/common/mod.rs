@@ -70,6 +70,8 @@ impl TestApp {
             backend,
             WebConfig {
                 api_burst: 1e9,
+                // The test clock jumps hours (observation times); idling is tested on its own.
+                idle_minutes: 1_000_000,
                 ..WebConfig::default()
             },
         )
@@ -128,6 +130,7 @@ impl TestApp {
                 user.id,
                 &token_hash(&secret),
                 "test",
+                None,
             )
             .await
             .unwrap();
