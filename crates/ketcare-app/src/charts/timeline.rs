@@ -46,6 +46,15 @@ pub fn timeline_svg(t: &Timeline, width: u32, height: u32) -> String {
     }
 }
 
+/// Labels near the right edge sit left of their point, so the chart does not cut them.
+fn anchor(x: f64, xmax: f64, v: VPos) -> Pos {
+    if x > xmax * 0.85 {
+        Pos::new(HPos::Right, v)
+    } else {
+        Pos::new(HPos::Left, v)
+    }
+}
+
 fn within(s: &Series, from: f64, to: f64) -> Vec<(f64, f64)> {
     s.t_min
         .iter()
@@ -191,19 +200,13 @@ fn concentration(area: &DrawingArea<SVGBackend, Shift>, t: &Timeline, xmax: f64)
             [(now_end, 0.0), (now_end, ymax)],
             BLACK.mix(0.7).stroke_width(1),
         ))?;
-        // Near the right edge the label sits left of the line.
-        let h = if now_end > xmax * 0.9 {
-            HPos::Right
-        } else {
-            HPos::Left
-        };
         chart.draw_series(std::iter::once(Text::new(
             " now ",
-            (now_end, ymax * 0.98),
+            (now_end, ymax * 0.04),
             ("sans-serif", 12)
                 .into_font()
                 .into_text_style(area)
-                .pos(Pos::new(h, VPos::Top)),
+                .pos(anchor(now_end, xmax, VPos::Bottom)),
         )))?;
     }
     chart
@@ -331,7 +334,9 @@ fn strip(area: &DrawingArea<SVGBackend, Shift>, t: &Timeline, xmax: f64) -> Res 
         chart.draw_series(std::iter::once(Text::new(
             format!("{name} {}", s.value),
             (s.t_min, y + 0.3),
-            font.clone(),
+            font.clone()
+                .into_text_style(area)
+                .pos(anchor(s.t_min, xmax, VPos::Top)),
         )))?;
     }
     for (i, a) in t
@@ -349,7 +354,9 @@ fn strip(area: &DrawingArea<SVGBackend, Shift>, t: &Timeline, xmax: f64) -> Res 
         chart.draw_series(std::iter::once(Text::new(
             a.label.clone(),
             (a.t_min, y + 0.3),
-            font.clone(),
+            font.clone()
+                .into_text_style(area)
+                .pos(anchor(a.t_min, xmax, VPos::Top)),
         )))?;
     }
     for a in t.alarms.iter().filter(|a| a.t_min <= xmax) {
@@ -361,7 +368,9 @@ fn strip(area: &DrawingArea<SVGBackend, Shift>, t: &Timeline, xmax: f64) -> Res 
         chart.draw_series(std::iter::once(Text::new(
             format!("#{} {}", a.id, a.label),
             (a.t_min, 0.75),
-            font.clone().color(&ALARM),
+            font.clone()
+                .color(&ALARM)
+                .pos(anchor(a.t_min, xmax, VPos::Top)),
         )))?;
     }
     Ok(())

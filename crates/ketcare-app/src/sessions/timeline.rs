@@ -265,7 +265,20 @@ fn as_ordered(
     if mg_per_min <= 0.0 {
         return None;
     }
-    let done = se.delivered().ok()?.infusion_mg;
+    // `delivered` counts an infusion that still runs to the record's last event: add what it
+    // gave from there to now.
+    let d = se.delivered().ok()?;
+    let last_min = se
+        .administrations
+        .last()
+        .map_or(now_min, |a| minutes(started_at, a.at));
+    let open_mg: f64 = d
+        .intervals
+        .iter()
+        .filter(|i| i.to.is_none())
+        .map(|i| i.mg_per_min * (now_min - last_min).max(0.0))
+        .sum();
+    let done = d.infusion_mg + open_mg;
     let left = inf.dose_mg - done;
     let mut reg = given.clone();
     if left <= 0.0 {
