@@ -167,7 +167,22 @@ async fn the_timeline_carries_what_was_recorded_and_the_engines_curve() {
                 .unwrap()
                 .contains("ordered")
         );
-        // Stopping now gives less than running on as ordered, an hour from now.
+        // As ordered: the order's rate from now until the order's mg is given, counting what
+        // the running pump gave up to now (10 min at 8.75 mL/h).
+        let got = app
+            .get(&format!("/api/v1/sessions/{sid}"), &nurse)
+            .await
+            .json();
+        let inf = &got["session"]["checklist"]["dose"]["delivery"]["infusion"];
+        let conc = inf["concentration_mg_per_ml"].as_f64().unwrap();
+        let ordered = inf["rate_ml_per_h"].as_f64().unwrap() * conc / 60.0;
+        let left = inf["dose_mg"].as_f64().unwrap() - 8.75 * conc / 60.0 * 10.0;
+        let ao = &c["as_ordered"];
+        assert!(
+            (ao["dosing_end_min"].as_f64().unwrap() - 15.0 - left / ordered).abs() < 1e-6,
+            "{ao} {inf}"
+        );
+        // Stopping now gives less than running on as ordered.
         let at = |p: &str, min: f64| {
             let s = &c[p]["series"][0];
             let i = floats(&s["t_min"])
