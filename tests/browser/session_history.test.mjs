@@ -1,9 +1,9 @@
 // Sessions with measures and PK in a real browser: a nurse opens a demo esketamine session,
 // follows "Predicted concentration" to the curve of the devices it gave, and finds the session
-// marked on the patient's score chart data.
+// marked on the patient's score chart data; the session page shows the session timeline.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startKetcare, openBrowser, signIn } from './harness.mjs';
+import { startKetcare, openBrowser, signIn, resultPath } from './harness.mjs';
 
 let server;
 let browser;
@@ -43,4 +43,23 @@ test('nurse sees the predicted curve of what a session gave, and the session on 
   assert.equal(m.drug, 'esketamine');
   assert.equal(m.route, 'intranasal');
   assert.equal(m.dose_mg, 56);
+});
+
+test('the session page shows the timeline: concentration, vitals, markers, as SVG with its name', async () => {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 1600 } });
+  await signIn(page, server.base, 'nurse');
+  await page.goto(`${server.base}/sessions/3`);
+  const svg = page.locator('#timeline svg[role="img"]');
+  await svg.waitFor();
+  assert.match(await svg.getAttribute('aria-label'), /Session timeline: predicted plasma concentration/);
+  assert.match(await page.textContent('#timeline'), /never drives/);
+  assert.match(await page.textContent('#timeline'), /esketamine intranasal/);
+  await page.locator('#timeline').screenshot({ path: resultPath('session-timeline.png') });
+  const r = await page.request.get(`${server.base}/api/v1/sessions/3/timeline`);
+  assert.equal(r.status(), 200);
+  const t = await r.json();
+  assert.deepEqual(t.administrations.map((a) => a.kind), ['device', 'device']);
+  assert.ok(t.concentration.given[0].ng_ml.length > 0);
+  await page.goto(`${server.base}/sessions/3/record`);
+  await page.locator('#record-timeline svg[role="img"]').waitFor();
 });

@@ -1,12 +1,14 @@
 //! SVG charts (plotters), shared by the pages and the CLI: a patient's score trajectory with
-//! session markers and their opioid MME ([`measures`]), and simulated concentration curves
-//! ([`pk`]).
+//! session markers and their opioid MME ([`measures`]), simulated concentration curves
+//! ([`pk`]), and a session's timeline ([`timeline`]).
 
 pub mod measures;
 pub mod pk;
+pub mod timeline;
 
 pub use measures::{mme_svg, trajectory_svg};
 pub use pk::svg as pk_svg;
+pub use timeline::timeline_svg;
 
 /// Gives an SVG chart its accessible name: `role="img"`, an `aria-label` and a `<title>` child,
 /// so a screen reader announces what the chart shows.

@@ -22,6 +22,22 @@ fn default_model(h: &DoseHistory) -> &'static str {
     }
 }
 
+/// The prediction's horizon after the last dosing event at `end_min` (minutes from the first
+/// administration): the curve's fall after dosing is part of the picture.
+pub fn horizon_after(end_min: f64) -> f64 {
+    (end_min + 240.0).max(360.0).ceil()
+}
+
+/// Runs one simulation off the async runtime.
+pub(crate) async fn run(pk: PkLibrary, req: SimRequest) -> Result<SimResult> {
+    tokio::task::spawn_blocking(move || {
+        let lib = crate::pk::library(&pk)?;
+        ketcare_pk::simulate(lib, &req, None).map_err(crate::pk::pk_error)
+    })
+    .await
+    .map_err(|_| Error::Internal)?
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct PredictedQuery {
     /// A PK model id (default: Domino for ketamine, Perez-Ruixo 2021 for esketamine).
@@ -80,17 +96,12 @@ pub async fn predicted(
             age_years,
         },
         options: Options::default(),
-        horizon_min: (end + 240.0).max(360.0).ceil(),
+        horizon_min: horizon_after(end),
         step_min: 1.0,
         population: None,
         label: Some(format!("session {sid}: {} {}", history.drug, history.route)),
     };
-    let result = tokio::task::spawn_blocking(move || {
-        let lib = crate::pk::library(&pk)?;
-        ketcare_pk::simulate(lib, &req, None).map_err(crate::pk::pk_error)
-    })
-    .await
-    .map_err(|_| Error::Internal)??;
+    let result = run(pk, req).await?;
     Ok(Predicted {
         session_id: sid,
         patient_id: r.patient_id,

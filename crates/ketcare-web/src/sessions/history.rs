@@ -143,3 +143,128 @@ pub async fn predicted_page(
         advisory: ketcare_pk::ADVISORY,
     }))
 }
+
+// ---- The session timeline --------------------------------------------------------------------
+
+pub use ketcare_app::sessions::Timeline;
+
+/// Builds the session timeline at the server's now (one call into
+/// [`ketcare_app::sessions::timeline`], for the API, the session page and the printable record).
+pub async fn timeline(
+    s: &AppState,
+    p: &Principal,
+    sid: SessionId,
+    q: &PredictedQuery,
+) -> Result<Timeline, AppError> {
+    let now = super::service::now(s)?;
+    Ok(ketcare_app::sessions::timeline(
+        s.store.as_ref(),
+        &s.library(),
+        s.pk.clone(),
+        &p.actor,
+        sid,
+        q,
+        s.today(),
+        now,
+    )
+    .await?)
+}
+
+/// The session timeline: one axis (minutes from check-in) with the predicted plasma
+/// concentration of what was given (the same prediction as `/predicted`; its other outputs, a
+/// metabolite where the model has one), while dosing is open the projections "as ordered" and
+/// "if stopped now", the vitals (monitor and manual), MOAA/S and CADSS scores, administrations
+/// and alarms. The curves are a model prediction, advisory; nothing is stored.
+#[utoipa::path(get, path = "/api/v1/sessions/{sid}/timeline", params(("sid" = i64, Path), ("model" = Option<String>, Query, description = "PK model id (default: as /predicted)")), responses((status = 200, description = "the timeline: origin, end, concentration (given, band, as_ordered, if_stopped_now) or concentration_note, vitals, scores, administrations, alarms", body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn timeline_api(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(sid): Path<SessionId>,
+    Query(q): Query<PredictedQuery>,
+) -> Result<Json<Timeline>, AppError> {
+    Ok(Json(timeline(&s, &p, sid, &q).await?))
+}
+
+/// The timeline's SVG and the lines under it (the page's `#timeline` section shows these).
+pub struct TimelineView {
+    pub svg: String,
+    pub advisory: &'static str,
+    pub notes: Vec<String>,
+    /// Whether the session is open (the page then refreshes the chart).
+    pub live: bool,
+}
+
+/// The view of the timeline for the pages (an error becomes a note, the page still renders).
+pub async fn timeline_view(s: &AppState, p: &Principal, sid: SessionId) -> TimelineView {
+    match timeline(s, p, sid, &PredictedQuery::default()).await {
+        Ok(t) => {
+            let mut notes = Vec::new();
+            if let Some(n) = &t.concentration_note {
+                notes.push(format!("No concentration curve: {n}"));
+            }
+            if let Some(c) = &t.concentration {
+                notes.push(format!(
+                    "{} {} · model {} · weight {} kg{}",
+                    c.drug,
+                    c.route,
+                    c.model_name,
+                    f(c.weight_kg),
+                    c.age_years
+                        .map(|a| format!(", age {a:.1} y"))
+                        .unwrap_or_default()
+                ));
+                if c.band.is_none() {
+                    notes.push("Typical patient for these covariates; the prediction has no population band.".into());
+                }
+                if let Some(pr) = &c.as_ordered {
+                    notes.push(format!("As ordered: {}.", pr.assumes));
+                }
+                if let Some(pr) = &c.if_stopped_now {
+                    notes.push(format!("If stopped now: {}.", pr.assumes));
+                }
+                notes.extend(c.warnings.iter().cloned());
+            }
+            TimelineView {
+                svg: ketcare_app::charts::timeline_svg(&t, 860, 620),
+                advisory: t.advisory,
+                notes,
+                live: t.end_is == "now",
+            }
+        }
+        Err(e) => TimelineView {
+            svg: String::new(),
+            advisory: ketcare_pk::ADVISORY,
+            notes: vec![format!("The timeline is unavailable: {e}")],
+            live: false,
+        },
+    }
+}
+
+/// `GET /sessions/{sid}/timeline`: the timeline section's inner HTML, which the session page's
+/// script fetches again when the session changes (and every 15 s while it is open).
+pub async fn timeline_fragment(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(sid): Path<SessionId>,
+) -> Result<Response, PageError> {
+    let v = timeline_view(&s, &p, sid).await;
+    Ok(render_html(&TimelineFragment { tl: v }))
+}
+
+#[derive(Template)]
+#[template(path = "sessions_timeline.html")]
+pub struct TimelineFragment {
+    pub tl: TimelineView,
+}
+
+/// The session page's script: re-fetches the timeline when the live channel reports a change to
+/// this session, and every 15 s while it is open (the page works without it).
+pub async fn timeline_script() -> Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/timeline.js"),
+    )
+        .into_response()
+}

@@ -48,6 +48,9 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Get, "/api/v1/sessions/{sid}/rems-form", Requires(PatientRead), api::rems_form),
         r(Get, "/sessions/{sid}/predicted", Requires(PatientRead), history::predicted_page),
         r(Get, "/api/v1/sessions/{sid}/predicted", Requires(PatientRead), history::predicted_api),
+        r(Get, "/static/timeline.js", Public, history::timeline_script),
+        r(Get, "/sessions/{sid}/timeline", Requires(PatientRead), history::timeline_fragment),
+        r(Get, "/api/v1/sessions/{sid}/timeline", Requires(PatientRead), history::timeline_api),
         r(Get, "/api/v1/sessions/{sid}/measures", Requires(PatientRead), pre_measures::measures_api),
     ]
 }
@@ -63,6 +66,7 @@ pub(crate) fn routes() -> Vec<Entry> {
     api::post_vitals,
     api::rems_form,
     history::predicted_api,
+    history::timeline_api,
     pre_measures::measures_api
 ))]
 pub struct SessionsApiDoc;

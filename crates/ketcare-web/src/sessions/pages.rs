@@ -355,6 +355,8 @@ pub struct SessionPage {
     /// Whether the confirm/correct form is offered, and its pre-filled mg.
     pub show_given_form: bool,
     pub given_prefill: String,
+    /// The session timeline (predicted concentration, vitals, scores, administrations, alarms).
+    pub tl: super::history::TimelineView,
 }
 
 fn yes(v: Option<bool>) -> String {
@@ -945,6 +947,7 @@ pub async fn page_of(
                     | Phase::Transferred
             ),
         given_prefill,
+        tl: super::history::timeline_view(s, p, r.id).await,
     })
 }
 

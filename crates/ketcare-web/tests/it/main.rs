@@ -15,6 +15,7 @@ mod pk;
 mod role_matrix;
 mod security;
 mod session_history;
+mod session_timeline;
 mod sessions;
 mod site_changes;
 mod story;
