@@ -658,8 +658,8 @@ async fn messages_after_a_form_are_not_in_the_address() {
         )
         .await;
     assert!(
-        page.body.contains("Chair \"Chair Z\" added")
-            || page.body.contains("Chair &quot;Chair Z&quot; added"),
+        page.body
+            .contains("id=\"schedule-message\">Chair &#34;Chair Z&#34; added<"),
         "{}",
         page.body
     );
