@@ -106,6 +106,8 @@ pub async fn set_own_password(
             "a password must not contain the username",
         ));
     }
+    crate::password::check_strength(new, &[&user.username, &user.display_name])
+        .map_err(|m| Error::invalid("new", m))?;
     let hash = hash_password(new).map_err(|m| Error::invalid("new", m))?;
     Ok(store
         .change_account(

@@ -9,6 +9,35 @@ use sha2::{Digest, Sha256};
 /// The shortest password ketcare accepts for a staff account.
 pub const MIN_PASSWORD_CHARS: usize = 10;
 
+/// The least zxcvbn score (0–4) a password a person chooses must reach: 3, "safely
+/// unguessable" (an estimated 10^8–10^10 guesses), the level zxcvbn's authors suggest for
+/// accounts protected by a slow hash and online throttling, as ketcare's are.
+pub const MIN_STRENGTH: u8 = 3;
+
+/// Checks a password a person chooses (a new account, a changed password) with the zxcvbn
+/// strength estimator, which knows common passwords, names, dictionary words, keyboard patterns,
+/// dates and repeats, and here also the account's own `user_inputs` (username, name); a
+/// character-class rule would accept `Password1!` and refuse a long phrase.
+pub fn check_strength(password: &str, user_inputs: &[&str]) -> Result<(), String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(format!(
+            "a password needs at least {MIN_PASSWORD_CHARS} characters"
+        ));
+    }
+    let e = zxcvbn::zxcvbn(password, user_inputs);
+    if (e.score() as u8) < MIN_STRENGTH {
+        let why = e
+            .feedback()
+            .and_then(|f| f.warning())
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
+        return Err(format!(
+            "too easy to guess{why}: use a longer phrase of unrelated words"
+        ));
+    }
+    Ok(())
+}
+
 /// Hashes a password with argon2id and a fresh random salt.
 pub fn hash_password(password: &str) -> Result<String, String> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
@@ -66,6 +95,17 @@ mod tests {
         assert!(verify_password("correct horse battery", &h));
         assert!(!verify_password("wrong horse battery", &h));
         assert!(hash_password("short").is_err());
+    }
+
+    #[test]
+    fn common_and_personal_passwords_are_refused_long_phrases_accepted() {
+        for weak in ["password1234", "Password1234!", "qwertyuiop12", "ninanurse2026"] {
+            assert!(check_strength(weak, &["nina", "Nina Nurse"]).is_err(), "{weak}");
+        }
+        assert!(check_strength("correct horse battery staple", &["nina"]).is_ok());
+        assert!(check_strength("a much longer pass phrase", &["nina"]).is_ok());
+        assert!(check_strength("a long enough password", &["nina"]).is_ok());
+        assert!(check_strength("tess chooses a long phrase", &["therapist"]).is_ok());
     }
 
     #[test]

@@ -667,6 +667,9 @@ async fn user(db: &DbArgs, cmd: UserCommand) -> Result<()> {
                 .read_to_string(&mut password)
                 .context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']);
+            let name = display_name.clone().unwrap_or_else(|| username.clone());
+            ketcare_app::password::check_strength(password, &[&username, &name])
+                .map_err(|m| anyhow::anyhow!("password: {m}"))?;
             let hash = hash_password(password).map_err(anyhow::Error::msg)?;
             let user = store
                 .create_user(

@@ -56,6 +56,14 @@ async fn users_tokens_and_audit_verify() {
         "short\n",
     );
     assert!(!o.status.success());
+    // A common password is refused by the strength estimator, saying why.
+    let o = ketcare(
+        &data,
+        &["user", "add", "--username", "z", "--role", "nurse"],
+        "password1234\n",
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("too easy to guess"), "{}", text(&o));
 
     let o = ketcare(&data, &["token", "create", "--user", "nina"], "");
     assert!(o.status.success(), "{}", text(&o));
