@@ -160,12 +160,7 @@ async fn append_only_tables_refuse_delete_and_truncate() {
             "{backend:?}: DELETE"
         );
         if backend == Backend::Postgres {
-            for table in [
-                "audit_log",
-                "ops_ledger",
-                "session_vitals",
-                "session_addenda",
-            ] {
+            for table in ["audit_log", "ops_ledger", "session_vitals", "session_addenda"] {
                 let e = store
                     .execute_raw(&format!("TRUNCATE {table} CASCADE"))
                     .await
