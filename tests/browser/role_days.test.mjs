@@ -143,9 +143,22 @@ test('nurse: verifies from her queue, records consent, runs and discharges the s
   await page.selectOption('#draw-container', vial);
   await page.fill('#draw-session', String(sid));
   await page.fill('#draw-patient', 'Haddad, Fatima (KC-1010)');
-  await page.fill('#draw-volume', String(Math.ceil(givenMg * 100) / 1000));
+  // Drawn in whole µL (0.01 mg at 10 mg/mL): what is left over is wasted before a witness, so
+  // drawn = given + wasted and the record can be signed.
+  const drawnUl = Math.ceil(givenMg * 100);
+  await page.fill('#draw-volume', String(drawnUl / 1000));
   await page.click('#draw-form button[type=submit]');
   assert.equal(await page.locator('#ledger-error').count(), 0, await page.textContent('main'));
+  const wasteUg = drawnUl * 10 - Math.round(givenMg * 1000);
+  if (wasteUg > 0) {
+    await page.fill('#waste-session', String(sid));
+    await page.fill('#waste-amount', String(wasteUg / 1000));
+    await page.fill('#waste-note', 'left in the syringe');
+    await page.fill('#witness-username', 'prescriber');
+    await page.fill('#witness-password', 'ketcare-demo');
+    await page.click('#waste-form button[type=submit]');
+    assert.equal(await page.locator('#ledger-error').count(), 0, await page.textContent('main'));
+  }
   // Back to the session from her queue of the day's sessions… it left the chairs: from the chart.
   await openChart(page, 'Haddad', 'Haddad, Fatima');
   await page.locator('#sessions a').first().click();
