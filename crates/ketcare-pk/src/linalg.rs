@@ -34,7 +34,8 @@ fn norm1(a: &[f64], n: usize) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// `exp(a)` for an `n × n` matrix.
+/// `exp(a)` for an `n × n` matrix (the independent check of [`propagator`]).
+#[cfg(test)]
 pub(crate) fn expm(a: &[f64], n: usize) -> Vec<f64> {
     let norm = norm1(a, n);
     let s = if norm > 0.25 {
@@ -73,22 +74,53 @@ pub(crate) fn expm(a: &[f64], n: usize) -> Vec<f64> {
 }
 
 /// For `dx/dt = A x + u` with constant `u` over a step `h`: returns (Φ, Γ) with
-/// `x(h) = Φ x(0) + Γ u`, from the exponential of the block matrix `[[A, I], [0, 0]]·h`.
+/// `x(h) = Φ x(0) + Γ u`, i.e. `Φ = exp(A h)` and `Γ = ∫₀ʰ exp(A s) ds`.
+///
+/// Both come from one Taylor series on `n × n` matrices (the upper blocks of the exponential of
+/// `[[A, I], [0, 0]]·h`, without forming the `2n × 2n` matrix): `h` is halved until
+/// `‖A h‖₁ ≤ 1/4`, the series `Φ = Σ Xᵏ/k!`, `Γ = h Σ Xᵏ/(k+1)!` (`X = A h`) is carried to
+/// machine precision, then each doubling applies `Γ(2t) = (I + Φ(t)) Γ(t)` and `Φ(2t) = Φ(t)²`.
 pub(crate) fn propagator(a: &[f64], n: usize, h: f64) -> (Vec<f64>, Vec<f64>) {
-    let m = 2 * n;
-    let mut big = vec![0.0; m * m];
-    for i in 0..n {
-        for j in 0..n {
-            big[i * m + j] = a[i * n + j] * h;
-        }
-        big[i * m + n + i] = h;
-    }
-    let e = expm(&big, m);
+    let norm = norm1(a, n) * h;
+    let s = if norm > 0.25 {
+        (norm / 0.25).log2().ceil() as i32
+    } else {
+        0
+    };
+    let hs = h * 0.5f64.powi(s);
+    let x: Vec<f64> = a.iter().map(|v| v * hs).collect();
     let mut phi = vec![0.0; n * n];
     let mut gamma = vec![0.0; n * n];
+    let mut term = vec![0.0; n * n];
     for i in 0..n {
-        phi[i * n..(i + 1) * n].copy_from_slice(&e[i * m..i * m + n]);
-        gamma[i * n..(i + 1) * n].copy_from_slice(&e[i * m + n..i * m + m]);
+        phi[i * n + i] = 1.0;
+        gamma[i * n + i] = hs;
+        term[i * n + i] = 1.0;
+    }
+    for k in 1..=24 {
+        term = matmul(&term, &x, n);
+        let inv = 1.0 / k as f64;
+        term.iter_mut().for_each(|t| *t *= inv);
+        let g = hs / (k + 1) as f64;
+        let mut small = true;
+        for ((p, gm), t) in phi.iter_mut().zip(gamma.iter_mut()).zip(&term) {
+            *p += t;
+            *gm += t * g;
+            if t.abs() > 1e-18 * p.abs().max(1e-300) {
+                small = false;
+            }
+        }
+        if small {
+            break;
+        }
+    }
+    for _ in 0..s {
+        let mut ip = phi.clone();
+        for i in 0..n {
+            ip[i * n + i] += 1.0;
+        }
+        gamma = matmul(&ip, &gamma, n);
+        phi = matmul(&phi, &phi, n);
     }
     (phi, gamma)
 }
@@ -105,6 +137,35 @@ mod tests {
         let t = 3.0f64;
         let r = expm(&[0.0, -t, t, 0.0], 2);
         assert!((r[0] - t.cos()).abs() < 1e-13 && (r[2] - t.sin()).abs() < 1e-13);
+    }
+
+    /// The `n × n` series agrees with the exponential of the `2n × 2n` block matrix.
+    #[test]
+    fn propagator_equals_the_block_exponential() {
+        let a = [
+            -0.31, 0.02, 0.004, 0.0, 0.2, -0.02, 0.0, 0.0, 0.1, 0.0, -0.004, 0.0, 0.01, 0.0, 0.0,
+            -0.6,
+        ];
+        let n = 4;
+        for h in [0.01, 1.0, 7.5, 240.0] {
+            let m = 2 * n;
+            let mut big = vec![0.0; m * m];
+            for i in 0..n {
+                for j in 0..n {
+                    big[i * m + j] = a[i * n + j] * h;
+                }
+                big[i * m + n + i] = h;
+            }
+            let e = expm(&big, m);
+            let (phi, gamma) = propagator(&a, n, h);
+            for i in 0..n {
+                for j in 0..n {
+                    let (p, g) = (e[i * m + j], e[i * m + n + j]);
+                    assert!((phi[i * n + j] - p).abs() <= 1e-12 * p.abs().max(1.0), "Φ h={h}");
+                    assert!((gamma[i * n + j] - g).abs() <= 1e-11 * g.abs().max(1.0), "Γ h={h}");
+                }
+            }
+        }
     }
 
     #[test]

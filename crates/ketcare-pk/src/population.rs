@@ -2,7 +2,8 @@
 //! bands, Cmax, Tmax, AUC, time above a concentration and probability of target attainment.
 
 use crate::error::{PkError, non_negative};
-use crate::sim::{Prepared, Regimen};
+use crate::sim::{Prepared, Regimen, Workspace};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -160,7 +161,197 @@ pub fn time_above(times: &[f64], conc: &[f64], c: f64) -> f64 {
     total
 }
 
-/// Run N subjects. `progress` is called with the number of subjects done so far.
+/// Bits of mantissa a [`Sketch`] bin keeps: 128 bins per octave, so a bin is at most 2⁻⁷ of its
+/// lower edge wide and its midpoint within 2⁻⁸ (0.39 %) of any value in it.
+pub const SKETCH_BITS: u32 = 7;
+/// Relative error of a quantile read from a [`Sketch`] (half a bin).
+pub const SKETCH_REL_ERROR: f64 = 1.0 / 256.0;
+/// Values below 2⁻¹⁶ (1.5e-5 ng/mL, ng·min/mL or min) count as 0.
+pub const SKETCH_FLOOR: f64 = 1.0 / 65_536.0;
+const MIN_EXP: i64 = -16;
+const MAX_EXP: i64 = 40;
+const SHIFT: u32 = 52 - SKETCH_BITS;
+
+fn bin_of(v: f64) -> Option<u64> {
+    if v.is_nan() || v < SKETCH_FLOOR {
+        return None;
+    }
+    let base = ((MIN_EXP + 1023) as u64) << SKETCH_BITS;
+    let top = (((MAX_EXP + 1023) as u64) << SKETCH_BITS) - 1;
+    Some((v.to_bits() >> SHIFT).clamp(base, top) - base)
+}
+
+fn bin_mid(i: u64) -> f64 {
+    let base = ((MIN_EXP + 1023) as u64) << SKETCH_BITS;
+    let lo = f64::from_bits((i + base) << SHIFT);
+    let hi = f64::from_bits((i + base + 1) << SHIFT);
+    (lo + hi) / 2.0
+}
+
+/// A quantile sketch of non-negative values with a fixed relative resolution: counts per
+/// logarithmic bin (the top bits of the value's floating-point representation), kept only over
+/// the range of bins the values reached. Memory depends on the spread of the values, not their
+/// number; counts merge by addition, so the result does not depend on the order of insertion or
+/// on the number of threads. A quantile is the midpoint of the bin holding the nearest-rank
+/// element: within [`SKETCH_REL_ERROR`] of the exact nearest-rank quantile, or 0 when that
+/// element is below [`SKETCH_FLOOR`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sketch {
+    n: u64,
+    zeros: u64,
+    lo: u64,
+    counts: Vec<u32>,
+}
+
+impl Sketch {
+    pub fn insert(&mut self, v: f64) {
+        self.n += 1;
+        let Some(b) = bin_of(v) else {
+            self.zeros += 1;
+            return;
+        };
+        if self.counts.is_empty() {
+            self.lo = b;
+            self.counts.push(0);
+        } else if b < self.lo {
+            let grow = (self.lo - b) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.lo = b;
+        } else if b >= self.lo + self.counts.len() as u64 {
+            self.counts.resize((b - self.lo) as usize + 1, 0);
+        }
+        self.counts[(b - self.lo) as usize] += 1;
+    }
+
+    /// Add another sketch's counts to this one.
+    pub fn merge(&mut self, o: &Sketch) {
+        self.n += o.n;
+        self.zeros += o.zeros;
+        if o.counts.is_empty() {
+            return;
+        }
+        if self.counts.is_empty() {
+            self.lo = o.lo;
+            self.counts = o.counts.clone();
+            return;
+        }
+        let lo = self.lo.min(o.lo);
+        let hi = (self.lo + self.counts.len() as u64).max(o.lo + o.counts.len() as u64);
+        if lo < self.lo {
+            self.counts
+                .splice(0..0, std::iter::repeat_n(0, (self.lo - lo) as usize));
+            self.lo = lo;
+        }
+        self.counts.resize((hi - lo) as usize, 0);
+        let off = (o.lo - lo) as usize;
+        for (c, v) in self.counts[off..].iter_mut().zip(&o.counts) {
+            *c += v;
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Nearest-rank quantiles (`q` ascending) read in one pass.
+    pub fn quantiles<const K: usize>(&self, qs: [f64; K]) -> [f64; K] {
+        let mut out = [f64::NAN; K];
+        if self.n == 0 {
+            return out;
+        }
+        let ranks = qs.map(|q| ((self.n - 1) as f64 * q).round() as u64);
+        let mut seen = self.zeros;
+        let mut j = 0;
+        while j < K && ranks[j] < seen {
+            out[j] = 0.0;
+            j += 1;
+        }
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += u64::from(c);
+            while j < K && ranks[j] < seen {
+                out[j] = bin_mid(self.lo + i as u64);
+                j += 1;
+            }
+        }
+        out
+    }
+
+    /// Bytes the sketch holds.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Sketch>() + self.counts.capacity() * 4
+    }
+}
+
+/// At most this many band rows (grid points × model outputs) per population run: each keeps a
+/// [`Sketch`] per worker thread (a few kB each).
+pub const MAX_BAND_ROWS: usize = 4_000;
+
+/// Subjects per unit of work: a worker takes the next block; results do not depend on the
+/// number of workers or their order.
+const BLOCK: usize = 512;
+
+/// What one worker gathers: per band row and per summary a sketch, Tmax per grid index,
+/// attainment, and the sums of each block for exact means.
+struct Gather {
+    rows: Vec<Sketch>,
+    cmax: Sketch,
+    auc: Sketch,
+    above: Sketch,
+    tmax: Vec<u64>,
+    attained: u64,
+    sums: Vec<(usize, [f64; 4])>,
+}
+
+impl Gather {
+    fn new(rows: usize, nt: usize) -> Gather {
+        Gather {
+            rows: vec![Sketch::default(); rows],
+            cmax: Sketch::default(),
+            auc: Sketch::default(),
+            above: Sketch::default(),
+            tmax: vec![0; nt],
+            attained: 0,
+            sums: Vec::new(),
+        }
+    }
+
+    fn merge(&mut self, o: Gather) {
+        for (a, b) in self.rows.iter_mut().zip(&o.rows) {
+            a.merge(b);
+        }
+        self.cmax.merge(&o.cmax);
+        self.auc.merge(&o.auc);
+        self.above.merge(&o.above);
+        for (a, b) in self.tmax.iter_mut().zip(&o.tmax) {
+            *a += b;
+        }
+        self.attained += o.attained;
+        self.sums.extend(o.sums);
+    }
+}
+
+fn stat_of(s: &Sketch, mean: f64) -> Stat {
+    let [p5, median, p95] = s.quantiles([0.05, 0.5, 0.95]);
+    Stat {
+        p5,
+        median,
+        p95,
+        mean,
+    }
+}
+
+/// Run N subjects in one streaming pass. Each subject is solved exactly
+/// ([`Prepared::solve`], the same solver as the typical person) and folded at once into the
+/// per-time-point [`Sketch`]es and per-subject summaries; no subject's curve is kept, so
+/// memory does not grow with N. Workers on every core take blocks of subjects; subject `i`
+/// draws from [`subject_rng`]`(seed, i)`, so the result depends on the seed alone.
+/// Bands and Cmax/AUC/time-above percentiles carry the sketch's stated error
+/// ([`SKETCH_REL_ERROR`]); Tmax percentiles, means and target attainment are exact.
+/// `progress` is called with the number of subjects done so far.
 pub fn run(
     prep: &Prepared,
     reg: &Regimen,
@@ -173,6 +364,17 @@ pub fn run(
         return Err(PkError::input(
             "subjects",
             "must be between 1 and 1,000,000",
+        ));
+    }
+    crate::sim::check_times(times)?;
+    let n_out = prep.outputs.len();
+    let nt = times.len();
+    if nt.saturating_mul(n_out) > MAX_BAND_ROWS {
+        return Err(PkError::input(
+            "step_min",
+            format!(
+                "a population run gives bands at most {MAX_BAND_ROWS} grid points × model outputs; this grid has {nt} points × {n_out} outputs: use a coarser step_min or a shorter horizon_min"
+            ),
         ));
     }
     let mut omega = prep.omega2.clone();
@@ -225,73 +427,100 @@ pub fn run(
         )
     })?;
     let n = spec.subjects;
-    let nt = times.len();
-    let n_out = prep.outputs.len();
+    let blocks = n.div_ceil(BLOCK);
     let threads = std::thread::available_parallelism()
         .map_or(1, |t| t.get())
-        .min(n);
-    let chunk = n.div_ceil(threads);
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    // Per subject: outputs × times, then (cmax, tmax, auc, time above).
-    type Part = (Vec<f64>, Vec<[f64; 4]>);
-    let parts: Vec<Result<Part, PkError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (sds, done, chol) = (&sds, &done, &chol);
-                s.spawn(move || -> Result<Part, PkError> {
-                    let lo = t * chunk;
-                    let hi = ((t + 1) * chunk).min(n);
-                    let mut curves = Vec::with_capacity((hi - lo) * nt * n_out);
-                    let mut stats = Vec::with_capacity(hi - lo);
-                    for i in lo..hi {
-                        let mut rng = subject_rng(spec.seed, i as u64);
-                        let mut p = prep.typical.clone();
-                        let z: Vec<f64> =
-                            (0..p.len()).map(|_| rng.sample(StandardNormal)).collect();
-                        for (k, (pi, sd)) in p.iter_mut().zip(sds).enumerate() {
-                            // Correlated standard normals: row k of the Cholesky factor times z.
-                            let zk: f64 = (0..=k).map(|j| chol[k * z.len() + j] * z[j]).sum();
-                            if *sd > 0.0 {
-                                *pi *= (sd * zk).exp();
-                            }
-                        }
-                        if let Some(sd) = spec.weight_sd_kg.filter(|s| *s > 0.0) {
-                            let z: f64 = rng.sample(StandardNormal);
-                            let w = (weight_kg + sd * z).clamp(weight_kg * 0.5, weight_kg * 1.5);
-                            // Weight-proportional parameters follow the sampled weight.
-                            let r = w / weight_kg;
-                            for (pi, name) in p.iter_mut().zip(&prep.names) {
-                                if prep.weight_exponent(name) != 0.0 {
-                                    *pi *= r.powf(prep.weight_exponent(name));
-                                }
-                            }
-                        }
-                        let prof = prep.simulate(&p, reg, times, false)?;
-                        let c = &prof.conc[0];
-                        let (mut cmax, mut tmax) = (f64::MIN, 0.0);
-                        for (k, &v) in c.iter().enumerate() {
-                            if v > cmax {
-                                cmax = v;
-                                tmax = times[k];
-                            }
-                        }
-                        let auc = prof.auc.last().copied().unwrap_or(0.0);
-                        let ta = spec.target_ng_ml.map_or(0.0, |tc| time_above(times, c, tc));
-                        stats.push([cmax, tmax, auc, ta]);
-                        for o in &prof.conc {
-                            curves.extend_from_slice(o);
-                        }
-                        let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                        if let Some(f) = progress
-                            && d % 256 == 0
-                        {
-                            f(d);
+        .min(blocks);
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let np = prep.names.len();
+    let worker = || -> Result<Gather, PkError> {
+        let mut g = Gather::new(nt * n_out, nt);
+        let mut ws = Workspace::default();
+        let mut p = vec![0.0; np];
+        let mut z = vec![0.0; np];
+        loop {
+            let b = next.fetch_add(1, Ordering::Relaxed);
+            if b >= blocks || failed.load(Ordering::Relaxed) {
+                return Ok(g);
+            }
+            let mut sums = [0.0; 4];
+            for i in b * BLOCK..((b + 1) * BLOCK).min(n) {
+                let mut rng = subject_rng(spec.seed, i as u64);
+                p.copy_from_slice(&prep.typical);
+                z.iter_mut()
+                    .for_each(|v| *v = rng.sample(StandardNormal));
+                for (k, (pi, sd)) in p.iter_mut().zip(&sds).enumerate() {
+                    // Correlated standard normals: row k of the Cholesky factor times z.
+                    let zk: f64 = (0..=k).map(|j| chol[k * np + j] * z[j]).sum();
+                    if *sd > 0.0 {
+                        *pi *= (sd * zk).exp();
+                    }
+                }
+                if let Some(sd) = spec.weight_sd_kg.filter(|s| *s > 0.0) {
+                    let z: f64 = rng.sample(StandardNormal);
+                    let w = (weight_kg + sd * z).clamp(weight_kg * 0.5, weight_kg * 1.5);
+                    // Weight-proportional parameters follow the sampled weight.
+                    let r = w / weight_kg;
+                    for (pi, name) in p.iter_mut().zip(&prep.names) {
+                        let e = prep.weight_exponent(name);
+                        if e != 0.0 {
+                            *pi *= r.powf(e);
                         }
                     }
-                    Ok((curves, stats))
-                })
-            })
-            .collect();
+                }
+                let (mut cmax, mut kmax, mut auc, mut above) = (f64::MIN, 0usize, 0.0, 0.0);
+                let mut prev: Option<(f64, f64)> = None;
+                let mut finite = true;
+                prep.solve(&p, reg, times, &mut ws, |k, x| {
+                    for o in 0..n_out {
+                        let c = prep.conc_of(&p, x, o);
+                        finite &= c.is_finite();
+                        g.rows[o * nt + k].insert(c);
+                        if o == 0 {
+                            if c > cmax {
+                                cmax = c;
+                                kmax = k;
+                            }
+                            if let (Some(tc), Some((t0, c0))) = (spec.target_ng_ml, prev) {
+                                above += time_above(&[t0, times[k]], &[c0, c], tc);
+                            }
+                            prev = Some((times[k], c));
+                        }
+                    }
+                    if k + 1 == nt {
+                        auc = prep.auc_of(x);
+                    }
+                })?;
+                if !finite || !auc.is_finite() {
+                    failed.store(true, Ordering::Relaxed);
+                    return Err(PkError::input(
+                        "regimen",
+                        "the prediction is not a finite number for this regimen",
+                    ));
+                }
+                g.cmax.insert(cmax);
+                g.auc.insert(auc);
+                g.tmax[kmax] += 1;
+                if let Some(tc) = spec.target_ng_ml {
+                    g.above.insert(above);
+                    g.attained += u64::from(cmax >= tc);
+                }
+                sums[0] += cmax;
+                sums[1] += times[kmax];
+                sums[2] += auc;
+                sums[3] += above;
+            }
+            g.sums.push((b, sums));
+            let d = done.fetch_add(((b + 1) * BLOCK).min(n) - b * BLOCK, Ordering::Relaxed);
+            if let Some(f) = progress {
+                f(d + ((b + 1) * BLOCK).min(n) - b * BLOCK);
+            }
+        }
+    };
+    let parts: Vec<Result<Gather, PkError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|_| s.spawn(&worker)).collect();
         handles
             .into_iter()
             .map(|h| {
@@ -300,48 +529,63 @@ pub fn run(
             })
             .collect()
     });
-    let mut curves = Vec::with_capacity(n * nt * n_out);
-    let mut stats = Vec::with_capacity(n);
-    for p in parts {
-        let (c, s) = p?;
-        curves.extend(c);
-        stats.extend(s);
+    let mut all = Gather::new(nt * n_out, nt);
+    for part in parts {
+        all.merge(part?);
     }
-    if let Some(f) = progress {
-        f(n);
+    // Means: block sums added in block order, so they do not depend on the workers either.
+    all.sums.sort_by_key(|s| s.0);
+    let mut sum = [0.0; 4];
+    for (_, s) in &all.sums {
+        for j in 0..4 {
+            sum[j] += s[j];
+        }
     }
+    let mean = |j: usize| sum[j] / n as f64;
     let mut bands = Vec::new();
-    let mut col = vec![0.0; n];
     for (o, (id, _)) in prep.outputs.iter().enumerate() {
         let mut b = Bands {
             output: id.clone(),
-            p5: vec![],
-            median: vec![],
-            p95: vec![],
+            p5: Vec::with_capacity(nt),
+            median: Vec::with_capacity(nt),
+            p95: Vec::with_capacity(nt),
         };
         for k in 0..nt {
-            for (i, c) in col.iter_mut().enumerate() {
-                *c = curves[(i * n_out + o) * nt + k];
-            }
-            let [a, m, z] = bands3(&mut col);
+            let [a, m, z] = all.rows[o * nt + k].quantiles([0.05, 0.5, 0.95]);
             b.p5.push(a);
             b.median.push(m);
             b.p95.push(z);
         }
         bands.push(b);
     }
-    let pick = |j: usize| stats.iter().map(|s| s[j]).collect::<Vec<f64>>();
+    // Tmax lies on the grid: its percentiles are exact, read from the counts per grid index.
+    let tmax_q = |q: f64| {
+        let rank = ((n - 1) as f64 * q).round() as u64;
+        let mut seen = 0;
+        for (k, c) in all.tmax.iter().enumerate() {
+            seen += c;
+            if rank < seen {
+                return times[k];
+            }
+        }
+        f64::NAN
+    };
     Ok(PopulationSummary {
         subjects: n,
         seed: spec.seed,
         bands,
-        cmax_ng_ml: Stat::of(&pick(0)),
-        tmax_min: Stat::of(&pick(1)),
-        auc_ng_min_ml: Stat::of(&pick(2)),
-        time_above_min: spec.target_ng_ml.map(|_| Stat::of(&pick(3))),
+        cmax_ng_ml: stat_of(&all.cmax, mean(0)),
+        tmax_min: Stat {
+            p5: tmax_q(0.05),
+            median: tmax_q(0.5),
+            p95: tmax_q(0.95),
+            mean: mean(1),
+        },
+        auc_ng_min_ml: stat_of(&all.auc, mean(2)),
+        time_above_min: spec.target_ng_ml.map(|_| stat_of(&all.above, mean(3))),
         target_attainment: spec
             .target_ng_ml
-            .map(|tc| stats.iter().filter(|s| s[0] >= tc).count() as f64 / n as f64),
+            .map(|_| all.attained as f64 / n as f64),
         target_ng_ml: spec.target_ng_ml,
         iiv,
     })

@@ -13,7 +13,6 @@ use crate::error::{PkError, non_negative, positive};
 use crate::linalg;
 use crate::model::{Covariates, Library, Model};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// How a dose is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -862,14 +861,52 @@ impl Prepared {
         times: &[f64],
         keep_states: bool,
     ) -> Result<Profile, PkError> {
-        if let Some(i) = (0..times.len()).find(|&i| {
-            !times[i].is_finite() || times[i] < 0.0 || (i > 0 && times[i] < times[i - 1])
-        }) {
-            return Err(PkError::input(
-                format!("times[{i}]"),
-                "times must be finite, ≥ 0 and ascending",
-            ));
-        }
+        check_times(times)?;
+        let mut prof = Profile {
+            times: times.to_vec(),
+            conc: vec![Vec::with_capacity(times.len()); self.out_states.len()],
+            effect: self.ce.map(|_| Vec::with_capacity(times.len())),
+            auc: Vec::with_capacity(times.len()),
+            states: keep_states.then(Vec::new),
+        };
+        self.solve(p, reg, times, &mut Workspace::default(), |_, x| {
+            for (o, &(s, v)) in self.out_states.iter().enumerate() {
+                prof.conc[o].push(x[s] / p[v] * 1000.0);
+            }
+            if let (Some(e), Some((ce, _))) = (prof.effect.as_mut(), self.ce) {
+                e.push(x[ce] * 1000.0);
+            }
+            prof.auc.push(x[self.auc] * 1000.0);
+            if let Some(st) = prof.states.as_mut() {
+                st.push(x.to_vec());
+            }
+        })?;
+        Ok(prof)
+    }
+
+    /// Concentration (ng/mL) of output `o` in state vector `x` for parameters `p`.
+    pub fn conc_of(&self, p: &[f64], x: &[f64], o: usize) -> f64 {
+        let (s, v) = self.out_states[o];
+        x[s] / p[v] * 1000.0
+    }
+
+    /// Exact AUC of the first output (ng·min/mL) in state vector `x`.
+    pub fn auc_of(&self, x: &[f64]) -> f64 {
+        x[self.auc] * 1000.0
+    }
+
+    /// The exact solution for one parameter vector at `times` (already checked by
+    /// [`check_times`]): `at(k, x)` receives the state vector at `times[k]`, in order. The one
+    /// solver of the engine: [`Prepared::simulate`] and the population run both call it; a
+    /// [`Workspace`] carries its buffers from subject to subject.
+    pub fn solve(
+        &self,
+        p: &[f64],
+        reg: &Regimen,
+        times: &[f64],
+        ws: &mut Workspace,
+        mut at: impl FnMut(usize, &[f64]),
+    ) -> Result<(), PkError> {
         for (i, v) in p.iter().enumerate() {
             if !(v.is_finite() && *v > 0.0) {
                 return Err(PkError::input(
@@ -898,18 +935,14 @@ impl Prepared {
         } else {
             self.matrix(p)
         };
-        let mut cache: HashMap<u64, (Vec<f64>, Vec<f64>)> = HashMap::new();
-        let mut x = vec![0.0; n];
-        let mut u = vec![0.0; n];
+        ws.cache.clear();
+        ws.x.clear();
+        ws.x.resize(n, 0.0);
+        ws.u.clear();
+        ws.u.resize(n, 0.0);
+        ws.y.resize(n, 0.0);
         let mut t = 0.0;
         let (mut bi, mut ri) = (0, 0);
-        let mut prof = Profile {
-            times: times.to_vec(),
-            conc: vec![Vec::with_capacity(times.len()); self.out_states.len()],
-            effect: self.ce.map(|_| Vec::with_capacity(times.len())),
-            auc: Vec::with_capacity(times.len()),
-            states: keep_states.then(Vec::new),
-        };
         let mut g = 0;
         while g < times.len() {
             let te = ins
@@ -921,49 +954,50 @@ impl Prepared {
                 step_j += 1;
                 step_end = t0 + (step_j + 1) as f64 * TIME_EFFECT_STEP_MIN;
                 a = self.matrix(&self.params_on_step(p, step_j));
-                cache.clear();
+                ws.cache.clear();
             }
             let target = te.min(times[g]).min(step_end);
             if target > t {
                 let h = target - t;
-                let (phi, gamma) = cache
-                    .entry(h.to_bits())
-                    .or_insert_with(|| linalg::propagator(&a, n, h));
-                let mut y = vec![0.0; n];
-                linalg::matvec_add(phi, &x, &mut y);
-                if u.iter().any(|&v| v != 0.0) {
-                    linalg::matvec_add(gamma, &u, &mut y);
+                let key = h.to_bits();
+                let ci = match ws.cache.iter().position(|c| c.0 == key) {
+                    Some(i) => i,
+                    None => {
+                        if ws.cache.len() >= 16 {
+                            ws.cache.clear(); // an irregular grid: keep the search short
+                        }
+                        let (phi, gamma) = linalg::propagator(&a, n, h);
+                        ws.cache.push((key, phi, gamma));
+                        ws.cache.len() - 1
+                    }
+                };
+                let (_, phi, gamma) = &ws.cache[ci];
+                ws.y.iter_mut().for_each(|v| *v = 0.0);
+                linalg::matvec_add(phi, &ws.x, &mut ws.y);
+                if ws.u.iter().any(|&v| v != 0.0) {
+                    linalg::matvec_add(gamma, &ws.u, &mut ws.y);
                 }
-                x = y;
+                std::mem::swap(&mut ws.x, &mut ws.y);
                 t = target;
             }
             while bi < ins.boluses.len() && ins.boluses[bi].0 <= t {
-                x[ins.boluses[bi].1] += ins.boluses[bi].2;
+                ws.x[ins.boluses[bi].1] += ins.boluses[bi].2;
                 bi += 1;
             }
             while ri < ins.rates.len() && ins.rates[ri].0 <= t {
                 let s = ins.rates[ri].1;
-                u[s] += ins.rates[ri].2;
-                if u[s].abs() < 1e-12 {
-                    u[s] = 0.0;
+                ws.u[s] += ins.rates[ri].2;
+                if ws.u[s].abs() < 1e-12 {
+                    ws.u[s] = 0.0;
                 }
                 ri += 1;
             }
             while g < times.len() && times[g] <= t {
-                for (o, &(s, v)) in self.out_states.iter().enumerate() {
-                    prof.conc[o].push(x[s] / p[v] * 1000.0);
-                }
-                if let (Some(e), Some((ce, _))) = (prof.effect.as_mut(), self.ce) {
-                    e.push(x[ce] * 1000.0);
-                }
-                prof.auc.push(x[self.auc] * 1000.0);
-                if let Some(st) = prof.states.as_mut() {
-                    st.push(x.clone());
-                }
+                at(g, &ws.x);
                 g += 1;
             }
         }
-        Ok(prof)
+        Ok(())
     }
 
     /// State of the effect site (with a ke0 assumption).
@@ -988,6 +1022,29 @@ trait IivOmega {
 impl IivOmega for crate::data::ParamDef {
     fn iv_omega2(&self) -> f64 {
         self.iiv.as_ref().map_or(0.0, |i| i.omega2())
+    }
+}
+
+/// Buffers of [`Prepared::solve`], reused from one subject to the next: the propagators of the
+/// step lengths met so far (a uniform grid needs one or two), and the state and input vectors.
+#[derive(Debug, Clone, Default)]
+pub struct Workspace {
+    cache: Vec<(u64, Vec<f64>, Vec<f64>)>,
+    x: Vec<f64>,
+    y: Vec<f64>,
+    u: Vec<f64>,
+}
+
+/// Output times must be finite, ≥ 0 and ascending.
+pub fn check_times(times: &[f64]) -> Result<(), PkError> {
+    match (0..times.len())
+        .find(|&i| !times[i].is_finite() || times[i] < 0.0 || (i > 0 && times[i] < times[i - 1]))
+    {
+        Some(i) => Err(PkError::input(
+            format!("times[{i}]"),
+            "times must be finite, ≥ 0 and ascending",
+        )),
+        None => Ok(()),
     }
 }
 
