@@ -1,11 +1,14 @@
 //! SVG charts (plotters), shared by the pages and the CLI: a patient's score trajectory with
 //! session markers and their opioid MME ([`measures`]), simulated concentration curves
-//! ([`pk`]), and a session's timeline ([`timeline`]).
+//! ([`pk`]), a session's timeline ([`timeline`]), and a response against predicted exposure
+//! across the clinic's sessions ([`exposure`]).
 
+pub mod exposure;
 pub mod measures;
 pub mod pk;
 pub mod timeline;
 
+pub use exposure::exposure_svg;
 pub use measures::{mme_svg, trajectory_svg};
 pub use pk::svg as pk_svg;
 pub use timeline::timeline_svg;
