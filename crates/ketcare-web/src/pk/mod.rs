@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
 pub mod exposure;
+pub mod tci;
 
 /// Most virtual subjects per regimen through the web.
 pub const MAX_WEB_SUBJECTS: usize = 20_000;
@@ -32,6 +33,7 @@ pub(crate) fn routes() -> Vec<Entry> {
     use ketcare_core::Permission::RunSession;
     vec![
         r(Get, "/simulate", SignedIn, simulate_page),
+        r(Post, "/simulate/tci", SignedIn, tci::tci_page),
         r(Get, "/pk/exposure", Requires(RunSession), exposure::exposure_page),
         r(Get, "/api/v1/pk/exposure-response", Requires(RunSession), exposure::exposure_api),
         r(Get, "/api/v1/pk/models", SignedIn, models),
@@ -172,6 +174,7 @@ pub struct SimulatePage {
     error: String,
     chart: String,
     outcomes: Vec<Outcome>,
+    tci: tci::TciPanel,
     advisory: &'static str,
 }
 
@@ -574,6 +577,7 @@ pub async fn simulate_page(
         },
         chart: svg,
         outcomes,
+        tci: tci::TciPanel::empty(&s),
         advisory: ketcare_pk::ADVISORY,
     }))
 }

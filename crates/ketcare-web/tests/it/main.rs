@@ -20,4 +20,5 @@ mod session_timeline;
 mod sessions;
 mod site_changes;
 mod story;
+mod tci_page;
 mod worklists;
