@@ -175,6 +175,10 @@ fn show(panel: &mut TciPanel, req: &TciRequest, r: &TciResult) {
     let at_max = |rate: f64| (rate - r.max_rate_mg_per_min).abs() <= 1e-9 * r.max_rate_mg_per_min;
     for (i, step) in r.schedule.iter().enumerate() {
         let to = r.schedule.get(i + 1).map_or(end, |n| n.time_min);
+        if to <= step.time_min {
+            // A step at the end of the duration (the pump set to 0) lasts no time here.
+            continue;
+        }
         let shown = num(step.rate_mg_per_min);
         match rows.last_mut() {
             Some(last)
