@@ -1,7 +1,8 @@
 //! Exposure beside response, per clinic (`GET /api/v1/pk/exposure-response`, the page
 //! `/pk/exposure`): for every signed session, the predicted Cmax and AUC of what was actually
 //! given — the same prediction as the session page and its timeline
-//! ([`crate::sessions::history::predicted`], so the figures cannot differ) — beside the peak
+//! ([`crate::sessions::history::predicted_of`], which `predicted` runs, so the figures cannot
+//! differ) — beside the peak
 //! CADSS, the lowest MOAA/S and the systolic rise over baseline recorded in that session, grouped
 //! by protocol and age band, with a descriptive least-squares line of each response against
 //! predicted Cmax and its 95% confidence band.
@@ -13,7 +14,7 @@
 
 use crate::error::{Error, Result};
 use crate::pk::PkLibrary;
-use crate::sessions::history::{PredictedQuery, predicted};
+use crate::sessions::history::{PredictedQuery, predicted_of};
 use jiff::civil::Date;
 use ketcare_clinical::Library;
 use ketcare_core::audit::AuditEvent;
@@ -196,8 +197,9 @@ pub struct ExposureResponse {
     pub advisory: &'static str,
 }
 
-/// Reads every signed session (each an audited access), predicts what it gave with
-/// [`predicted`] (the session page's prediction: default model, the record's weight and age on
+/// Reads every signed session and its patient (each an audited access), predicts what it gave
+/// with [`predicted_of`] (what [`crate::sessions::history::predicted`] runs: the session page's
+/// prediction: default model, the record's weight and age on
 /// `today`), and groups and fits the responses. Prescribers and nurses — the clinicians who run
 /// and sign sessions — may read it.
 pub async fn exposure_response(
@@ -270,17 +272,9 @@ async fn session_exposure(
     sid: SessionId,
     today: Date,
 ) -> Result<std::result::Result<SessionExposure, String>> {
-    let p = match predicted(
-        store,
-        library,
-        pk,
-        actor,
-        sid,
-        &PredictedQuery::default(),
-        today,
-    )
-    .await
-    {
+    let r = store.session_record(actor, sid).await?;
+    let pt = store.get_patient(actor, r.patient_id).await?;
+    let p = match predicted_of(library, pk, &r, &pt, &PredictedQuery::default(), today).await {
         Ok(p) => p,
         Err(Error::Conflict(m)) => return Ok(Err(m)),
         Err(Error::Invalid(f)) => {
@@ -293,9 +287,7 @@ async fn session_exposure(
         }
         Err(e) => return Err(e),
     };
-    let r = store.session_record(actor, sid).await?;
     let se = &r.session;
-    let pt = store.get_patient(actor, r.patient_id).await?;
     let started = p.history.started_at;
     let date = started.to_zoned(jiff::tz::TimeZone::system()).date();
     let Some(day) = pt.record.day_of_care(date, library.age_bands()) else {
