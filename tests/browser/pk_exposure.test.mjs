@@ -6,7 +6,10 @@
 // impossible target beside its field.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import { startKetcare, openBrowser, signIn, resultPath } from './harness.mjs';
+
+const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 let server;
 let browser;
@@ -37,8 +40,20 @@ async function api(page, method, path, body) {
   }, { method, path, body });
 }
 
+// No serious or critical WCAG 2 A/AA violation on the page as it is now (axe-core).
+async function assertAccessible(page, what) {
+  await page.addScriptTag({ path: axePath });
+  const result = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] },
+  }));
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} at ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}`);
+  assert.deepEqual(bad, [], what);
+}
+
 async function as(username) {
-  const ctx = await browser.newContext({ viewport: { width: 1200, height: 1600 } });
+  // The checker is injected by the test browser only (the pages' CSP allows no inline script).
+  const ctx = await browser.newContext({ viewport: { width: 1200, height: 1600 }, bypassCSP: true });
   const page = await ctx.newPage();
   await signIn(page, server.base, username);
   await page.goto(`${server.base}/`);
@@ -170,6 +185,7 @@ test('exposure beside response: empty on the demo, then five signed sessions wit
   assert.equal(await cadss.locator('line.fit').count(), 1);
   assert.equal(await cadss.locator('polygon.band').count(), 1);
   assert.equal(await nurse.locator('table.exposure-table tbody tr').count(), 5);
+  await assertAccessible(nurse, '/pk/exposure with sessions');
   await nurse.locator('section.exposure-group').first().screenshot({ path: resultPath('pk-exposure-group.png') });
   await nurse.screenshot({ path: resultPath('pk-exposure.png'), fullPage: true });
 
@@ -191,6 +207,7 @@ test('the TCI panel on the simulate page advises a schedule and refuses beside t
   assert.match(await page.textContent('#tci-schedule caption'), /never drives a pump/);
   assert.ok(await page.locator('#tci-schedule tbody tr').count() > 1);
   assert.match(await page.locator('#tci-chart svg').getAttribute('aria-label'), /Advisory TCI/);
+  await assertAccessible(page, 'the TCI panel with a schedule');
   await page.locator('#tci-panel').screenshot({ path: resultPath('pk-tci.png') });
 
   // Held at a tiny maximum rate: the warning.
@@ -208,5 +225,6 @@ test('the TCI panel on the simulate page advises a schedule and refuses beside t
   await page.waitForSelector('#tci-target_ng_ml-error');
   assert.match(await page.textContent('#tci-target_ng_ml-error'), /above the highest accepted target/);
   assert.equal(await page.getAttribute('#tci-target_ng_ml', 'aria-invalid'), 'true');
+  await assertAccessible(page, 'the TCI panel with a refusal');
   await page.locator('#tci-panel').screenshot({ path: resultPath('pk-tci-refused.png') });
 });
