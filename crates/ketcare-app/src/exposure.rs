@@ -643,6 +643,79 @@ mod tests {
         assert!((o.band[BAND_POINTS - 1].cmax_ng_ml - 5.0).abs() < 1e-12);
     }
 
+    fn row(sid: i64, protocol: &str, band: &str, cmax: f64, cadss: Option<u32>) -> SessionExposure {
+        SessionExposure {
+            session_id: SessionId::new(sid),
+            patient_id: PatientId::new(1),
+            protocol_id: protocol.into(),
+            protocol_title: protocol.into(),
+            age_band: band.into(),
+            date: Date::constant(2026, 12, 6),
+            drug: "ketamine".into(),
+            route: "iv_infusion".into(),
+            model: "domino".into(),
+            total_mg: 1.0,
+            cmax_ng_ml: cmax,
+            tmax_min: 1.0,
+            auc_ng_min_ml: 1.0,
+            auc_horizon_min: 360.0,
+            peak_cadss: cadss,
+            lowest_moaas: None,
+            baseline_systolic: Some(120.0),
+            baseline_from: Some("checklist"),
+            max_systolic: Some(120.0 + cmax / 10.0),
+            systolic_rise: Some(cmax / 10.0),
+        }
+    }
+
+    #[test]
+    fn groups_by_protocol_then_band_and_fits_only_the_sessions_with_the_response() {
+        let mut rows = vec![
+            row(1, "b-proto", "adult", 10.0, Some(1)),
+            row(2, "a-proto", "adult", 10.0, Some(1)),
+            row(3, "a-proto", "adolescent", 10.0, Some(1)),
+        ];
+        for i in 0..6 {
+            let c = 20.0 + 10.0 * f64::from(i);
+            // One of them without a CADSS: five with the response, six with the rise.
+            rows.push(row(
+                10 + i64::from(i),
+                "b-proto",
+                "adult",
+                c,
+                (i != 2).then_some(i as u32 * 3),
+            ));
+        }
+        let g = group(rows);
+        let keys: Vec<(&str, &str, usize)> = g
+            .iter()
+            .map(|g| {
+                (
+                    g.protocol_id.as_str(),
+                    g.age_band.as_str(),
+                    g.sessions.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("a-proto", "adolescent", 1),
+                ("a-proto", "adult", 1),
+                ("b-proto", "adult", 7)
+            ]
+        );
+        let b = &g[2];
+        assert_eq!(b.cadss.n, 6);
+        assert_eq!(b.systolic_rise.n, 7);
+        assert!(b.cadss.ols.is_some() && b.systolic_rise.ols.is_some());
+        // The rise is exactly Cmax / 10 here: the line is that, with no residual.
+        let o = b.systolic_rise.ols.as_ref().unwrap();
+        assert!((o.slope - 0.1).abs() < 1e-12 && o.intercept.abs() < 1e-9);
+        assert!(o.residual_se < 1e-9 && o.r_squared.unwrap() > 1.0 - 1e-12);
+        assert!(g[0].cadss.ols.is_none() && g[0].cadss.note.as_ref().unwrap().contains("too few"));
+    }
+
     #[test]
     fn too_few_or_no_spread_is_said_not_fitted() {
         let f = fit("peak_cadss", "points", &[(1.0, 1.0); 4]);
