@@ -27,7 +27,7 @@ const PAGES = [
   ['nurse', ['/', '/patients', '/patients/1', '/patients/1/measures', '/patients/1/consent',
     '/alerts', '/suite', '/schedule', '/ledger', '/sessions/1']],
   ['prescriber', ['/', '/patients/1/dose', '/patients/1/screen', '/protocols',
-    '/protocols/trd-adult-iv-ketamine', '/simulate']],
+    '/protocols/trd-adult-iv-ketamine', '/simulate', '/pk/exposure']],
   ['pharmacist', ['/', '/ledger', '/ledger/count']],
   ['admin', ['/', '/settings', '/users', '/audit']],
 ];

@@ -15,6 +15,7 @@ pub mod anchors;
 pub mod charts;
 pub mod clinical;
 pub mod error;
+pub mod exposure;
 pub mod facts;
 pub mod given;
 pub mod measures;

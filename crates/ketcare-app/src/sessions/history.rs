@@ -6,9 +6,10 @@ use crate::error::{Error, Result};
 use crate::pk::PkLibrary;
 use jiff::civil::Date;
 use ketcare_clinical::Library;
+use ketcare_core::patient::Patient;
 use ketcare_core::{Actor, PatientId, SessionId};
 use ketcare_pk::{Covariates, Options, SimRequest, SimResult};
-use ketcare_store::Store;
+use ketcare_store::{SessionRecord, Store};
 use serde::{Deserialize, Serialize};
 
 pub use crate::given::{DoseHistory, SessionMarker, dose_history, of_record, patient_markers};
@@ -67,12 +68,26 @@ pub async fn predicted(
     today: Date,
 ) -> Result<Predicted> {
     let r = store.session_record(actor, sid).await?;
-    let Some(history) = of_record(library, &r)? else {
+    let pt = store.get_patient(actor, r.patient_id).await?;
+    predicted_of(library, pk, &r, &pt, q, today).await
+}
+
+/// The prediction of a session record already read with its patient: what [`predicted`] runs
+/// (callers that read the record themselves, such as [`crate::exposure`], get the same curve).
+pub async fn predicted_of(
+    library: &Library,
+    pk: PkLibrary,
+    r: &SessionRecord,
+    pt: &Patient,
+    q: &PredictedQuery,
+    today: Date,
+) -> Result<Predicted> {
+    let sid = r.id;
+    let Some(history) = of_record(library, r)? else {
         return Err(Error::Conflict(
             "this session has given nothing yet: there is no dose history to predict from".into(),
         ));
     };
-    let pt = store.get_patient(actor, r.patient_id).await?;
     let rec = &pt.record;
     let weight_kg = rec.weight.map(|w| f64::from(w.value)).ok_or_else(|| {
         Error::invalid(

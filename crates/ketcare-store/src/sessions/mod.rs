@@ -228,6 +228,9 @@ pub trait SessionStore: Send + Sync {
     /// The ids of the sessions that can still change (scheduled, or with the patient in the
     /// chair), oldest first. Ids only: no patient data is read.
     async fn open_session_ids(&self) -> Result<Vec<SessionId>>;
+    /// The ids of the signed (locked) sessions, oldest first. Ids only: no patient data is read;
+    /// each record is then read through [`SessionStore::session_record`], an audited access.
+    async fn signed_session_ids(&self) -> Result<Vec<SessionId>>;
 }
 
 const ACTIVE: [Phase; 8] = [
@@ -420,5 +423,13 @@ impl SessionStore for SqlStore {
         )))
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    async fn signed_session_ids(&self) -> Result<Vec<SessionId>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM treatment_sessions WHERE signed = 1 ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }

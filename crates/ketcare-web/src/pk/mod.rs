@@ -19,6 +19,9 @@ use ketcare_pk::{
 use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
+pub mod exposure;
+pub mod tci;
+
 /// Most virtual subjects per regimen through the web.
 pub const MAX_WEB_SUBJECTS: usize = 20_000;
 
@@ -26,9 +29,13 @@ pub const MAX_WEB_SUBJECTS: usize = 20_000;
 #[rustfmt::skip]
 pub(crate) fn routes() -> Vec<Entry> {
     use crate::routes::Verb::{Get, Post};
-    use ketcare_core::Access::SignedIn;
+    use ketcare_core::Access::{Requires, SignedIn};
+    use ketcare_core::Permission::RunSession;
     vec![
         r(Get, "/simulate", SignedIn, simulate_page),
+        r(Post, "/simulate/tci", SignedIn, tci::tci_page),
+        r(Get, "/pk/exposure", Requires(RunSession), exposure::exposure_page),
+        r(Get, "/api/v1/pk/exposure-response", Requires(RunSession), exposure::exposure_api),
         r(Get, "/api/v1/pk/models", SignedIn, models),
         r(Post, "/api/v1/simulate", SignedIn, simulate_api),
         r(Post, "/api/v1/pk/tci", SignedIn, tci_api),
@@ -37,7 +44,7 @@ pub(crate) fn routes() -> Vec<Entry> {
 
 /// This area's part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(models, simulate_api, tci_api))]
+#[openapi(paths(models, simulate_api, tci_api, exposure::exposure_api))]
 pub struct PkApiDoc;
 
 pub(crate) fn library(s: &AppState) -> Result<&Library, AppError> {
@@ -167,6 +174,7 @@ pub struct SimulatePage {
     error: String,
     chart: String,
     outcomes: Vec<Outcome>,
+    tci: tci::TciPanel,
     advisory: &'static str,
 }
 
@@ -569,6 +577,7 @@ pub async fn simulate_page(
         },
         chart: svg,
         outcomes,
+        tci: tci::TciPanel::empty(&s),
         advisory: ketcare_pk::ADVISORY,
     }))
 }

@@ -5,6 +5,7 @@ mod common;
 
 mod accounts;
 mod clinical;
+mod exposure;
 mod form_defaults;
 mod ledger_page;
 mod measures;
@@ -19,4 +20,5 @@ mod session_timeline;
 mod sessions;
 mod site_changes;
 mod story;
+mod tci_page;
 mod worklists;

@@ -1,0 +1,454 @@
+//! Exposure beside response, on SQLite and PostgreSQL: signed IV ketamine sessions run end to
+//! end with different infusion lengths; each session's predicted Cmax equals its timeline's
+//! curve, the responses are the recorded ones, the least-squares line and band equal an
+//! independent computation, too few sessions are listed without a line, bad filters are
+//! refused by name, the roles that do not run sessions are refused, and the read is audited.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+use crate::common;
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use ketcare_core::{Actor, Role};
+use ketcare_store::Backend;
+use serde_json::{Value, json};
+
+const PROTOCOL: &str = "trd-adult-iv-ketamine";
+
+async fn settings(app: &TestApp) {
+    let mut values = serde_json::Map::new();
+    for (k, v) in TEST_SITE_SETTINGS {
+        values.insert(k.into(), v.into());
+    }
+    for (k, v) in [
+        ("session.ketamine.bp_gate_systolic_mmhg", 140.0),
+        ("session.ketamine.bp_gate_diastolic_mmhg", 90.0),
+        ("measures.cadss.item_max", 4.0),
+    ] {
+        values.insert(k.into(), v.into());
+    }
+    app.store
+        .save_site_settings(
+            &Actor::system(Role::Administrator),
+            &json!({ "values": values }).to_string(),
+            "test clinic policy",
+        )
+        .await
+        .unwrap();
+}
+
+struct Staff {
+    doc: Auth,
+    pharm: Auth,
+    nurse: Auth,
+}
+
+/// What one session records.
+struct Plan {
+    infusion_min: i64,
+    baseline_systolic: u32,
+    max_systolic: u32,
+    moaas: u32,
+    cadss: u32,
+}
+
+async fn patient(app: &TestApp, mrn: &'static str) -> String {
+    let mut form = minor_form();
+    form.retain(|(k, _)| !matches!(*k, "date_of_birth" | "mrn" | "weight_value"));
+    form.push(("date_of_birth", "1980-05-01"));
+    form.push(("mrn", mrn));
+    form.push(("weight_value", "70"));
+    let writer = app.login("writer").await;
+    let created = app.post_form("/patients", &writer, &form).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let pid = created
+        .location()
+        .trim_start_matches("/patients/")
+        .to_owned();
+    app.consent_for(&pid, PROTOCOL).await;
+    pid
+}
+
+/// Runs an IV ketamine session from the order to the signed record; returns its id.
+async fn signed_session(app: &TestApp, st: &Staff, pid: &str, plan: &Plan) -> i64 {
+    let (_, sid) = app
+        .verified_order_session(
+            pid,
+            (&st.doc, &st.pharm, &st.nurse),
+            &json!({"protocol_id": PROTOCOL,
+                "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50}}),
+            "Chair 1",
+        )
+        .await;
+    let cmd = |c: Value| async move {
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/sessions/{sid}/commands"),
+                &st.nurse,
+                &c,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{c}: {}", r.body);
+    };
+    for c in [
+        json!({"command": "check_in"}),
+        json!({"command": "begin_pre_assessment"}),
+        json!({"command": "update_checklist", "fasting_confirmed": true, "pregnancy": "not_pregnant",
+               "escort_home": true, "eligibility_reconfirmed": true, "suicide_risk": "negative"}),
+        json!({"command": "set_baseline", "vitals": {"systolic": plan.baseline_systolic, "diastolic": 80, "heart_rate": 70, "spo2": 98}}),
+        json!({"command": "verify_dose"}),
+    ] {
+        cmd(c).await;
+    }
+    app.advance(5 * 60);
+    cmd(json!({"command": "start"})).await;
+    app.advance(plan.infusion_min / 2 * 60);
+    let v = app
+        .json(
+            Method::POST,
+            &format!("/api/v1/sessions/{sid}/vitals"),
+            &st.nurse,
+            &json!({"systolic": plan.max_systolic, "diastolic": 84, "heart_rate": 80, "spo2": 98}),
+        )
+        .await;
+    assert_eq!(v.status, StatusCode::CREATED, "{}", v.body);
+    // A lower reading later: the maximum is the highest, not the last.
+    let v = app
+        .json(
+            Method::POST,
+            &format!("/api/v1/sessions/{sid}/vitals"),
+            &st.nurse,
+            &json!({"systolic": plan.baseline_systolic + 1, "diastolic": 80, "spo2": 98}),
+        )
+        .await;
+    assert_eq!(v.status, StatusCode::CREATED, "{}", v.body);
+    cmd(json!({"command": "score", "kind": "moaas", "value": plan.moaas})).await;
+    cmd(json!({"command": "score", "kind": "cadss", "value": plan.cadss})).await;
+    app.advance((plan.infusion_min - plan.infusion_min / 2) * 60);
+    cmd(json!({"command": "stop", "reason": "as planned for the test"})).await;
+    // A later, lower CADSS and a higher MOAA/S: the peak and the lowest are kept.
+    cmd(json!({"command": "score", "kind": "moaas", "value": 5})).await;
+    cmd(json!({"command": "score", "kind": "cadss", "value": 1})).await;
+    cmd(json!({"command": "confirm_discharge", "dissociation_resolved": true, "escort_present": true}))
+        .await;
+    app.advance(121 * 60);
+    cmd(json!({"command": "ready_for_discharge"})).await;
+    cmd(json!({"command": "discharge"})).await;
+    let got = app
+        .get(&format!("/api/v1/sessions/{sid}"), &st.nurse)
+        .await
+        .json();
+    let given = got["delivered"]["mg"].as_f64().unwrap();
+    cmd(json!({"command": "record_given", "given_mg": given})).await;
+    let [ph, drawer, wit] = ketcare_store::testing::ledger_staff(app.store.as_ref()).await;
+    let vial =
+        ketcare_store::testing::receive_product(app.store.as_ref(), &ph, "ketamine-10").await;
+    for e in [
+        ketcare_ops::ledger::LedgerEvent::Draw {
+            container: vial,
+            session_id: sid,
+            patient_id: pid.parse().unwrap(),
+            volume_ul: 4_000,
+        },
+        ketcare_ops::ledger::LedgerEvent::Waste {
+            session_id: sid,
+            amount_ug: ((40.0 - given) * 1000.0).round() as i64,
+            witness: Some(ketcare_ops::ledger::Witness {
+                user_id: wit.user_id.unwrap().get(),
+                username: wit.username.clone(),
+                role: Role::Nurse,
+            }),
+            note: String::new(),
+        },
+    ] {
+        app.store.ledger_append(&drawer, &e).await.unwrap();
+    }
+    let r = app
+        .json(
+            Method::POST,
+            &format!("/api/v1/sessions/{sid}/commands"),
+            &st.doc,
+            &json!({"command": "sign"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "sign: {}", r.body);
+    sid
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn close(a: f64, b: f64, what: &str) {
+    assert!(
+        (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+        "{what}: {a} vs {b}"
+    );
+}
+
+/// OLS of y on x written out here, independently of the application's code, with the printed
+/// t(0.975, 4) = 2.776445105 (the test has 6 points).
+fn independent_ols(pts: &[(f64, f64)], g: &Value) {
+    assert_eq!(pts.len(), 6);
+    let n = pts.len() as f64;
+    let (sx, sy): (f64, f64) = pts.iter().fold((0.0, 0.0), |(a, b), p| (a + p.0, b + p.1));
+    let (sxx_raw, sxy_raw): (f64, f64) = pts
+        .iter()
+        .fold((0.0, 0.0), |(a, b), p| (a + p.0 * p.0, b + p.0 * p.1));
+    // Normal equations in raw sums.
+    let slope = (n * sxy_raw - sx * sy) / (n * sxx_raw - sx * sx);
+    let intercept = (sy - slope * sx) / n;
+    let sse: f64 = pts
+        .iter()
+        .map(|p| (p.1 - intercept - slope * p.0).powi(2))
+        .sum();
+    let s = (sse / (n - 2.0)).sqrt();
+    let xbar = sx / n;
+    let sxx = sxx_raw - sx * sx / n;
+    let o = &g["ols"];
+    close(f(&o["slope"]), slope, "slope");
+    close(f(&o["intercept"]), intercept, "intercept");
+    close(f(&o["residual_se"]), s, "residual SE");
+    assert_eq!(o["df"], 4);
+    assert!((f(&o["t_975"]) - 2.776_445_105).abs() < 1e-7, "{o}");
+    let band = o["band"].as_array().unwrap();
+    assert!(band.len() >= 2);
+    let xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
+    let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    close(f(&band[0]["cmax_ng_ml"]), lo, "band start");
+    close(f(&band[band.len() - 1]["cmax_ng_ml"]), hi, "band end");
+    for b in band {
+        let x = f(&b["cmax_ng_ml"]);
+        let y = intercept + slope * x;
+        let h = 2.776_445_105 * s * (1.0 / n + (x - xbar).powi(2) / sxx).sqrt();
+        close(f(&b["fitted"]), y, "fitted");
+        assert!((f(&b["lower"]) - (y - h)).abs() < 1e-6, "lower at {x}");
+        assert!((f(&b["upper"]) - (y + h)).abs() < 1e-6, "upper at {x}");
+    }
+}
+
+#[tokio::test]
+async fn exposure_beside_response_across_signed_sessions() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let app = TestApp::new(backend).await;
+        settings(&app).await;
+        app.add_user("writer", Role::Nurse).await;
+        app.add_user("doc", Role::Prescriber).await;
+        app.add_user("pharm", Role::Pharmacist).await;
+        app.add_user("nurse", Role::Nurse).await;
+        let st = Staff {
+            doc: app.bearer("doc").await,
+            pharm: app.bearer("pharm").await,
+            nurse: app.bearer("nurse").await,
+        };
+        // A signed-in page user (the test clock runs hours between sessions: sign in afresh).
+        let writer = || app.login("writer");
+        let api = |q: &'static str| {
+            let app = &app;
+            let auth = st.nurse.clone();
+            async move {
+                let r = app
+                    .get(&format!("/api/v1/pk/exposure-response{q}"), &auth)
+                    .await;
+                assert_eq!(r.status, StatusCode::OK, "{backend:?}: {}", r.body);
+                r.json()
+            }
+        };
+
+        // Nothing signed yet: no group.
+        let r = api("").await;
+        assert_eq!(r["groups"].as_array().unwrap().len(), 0, "{r}");
+        assert!(
+            r["descriptive"]
+                .as_str()
+                .unwrap()
+                .contains("not a dosing recommendation")
+        );
+
+        let plans = [
+            (8, 120, 124, 4, 3),
+            (16, 118, 127, 4, 9),
+            (24, 122, 131, 3, 11),
+            (32, 120, 129, 3, 19),
+            (40, 116, 133, 2, 22),
+            (12, 124, 130, 4, 6),
+        ];
+        let mrns = ["E-1", "E-2", "E-3", "E-4", "E-5", "E-6"];
+        let mut sids = Vec::new();
+        for (i, (m, b, x, mo, c)) in plans.iter().enumerate() {
+            let pid = patient(&app, mrns[i]).await;
+            let plan = Plan {
+                infusion_min: *m,
+                baseline_systolic: *b,
+                max_systolic: *x,
+                moaas: *mo,
+                cadss: *c,
+            };
+            sids.push(signed_session(&app, &st, &pid, &plan).await);
+            if i == 3 {
+                // Four sessions: listed, but too few to fit a line.
+                let r = api("").await;
+                let g = &r["groups"][0];
+                assert_eq!(g["sessions"].as_array().unwrap().len(), 4, "{r}");
+                for fit in ["cadss", "systolic_rise"] {
+                    assert!(g[fit]["ols"].is_null(), "{fit}: {g}");
+                    assert!(g[fit]["note"].as_str().unwrap().contains("too few"), "{g}");
+                }
+                let page = app.get("/pk/exposure", &writer().await).await;
+                assert!(page.body.contains("too few to fit a line"), "{}", page.body);
+                assert!(!page.body.contains("class=\"fit\""));
+            }
+        }
+        // A session still open is not part of it.
+        let open_pid = patient(&app, "E-7").await;
+        app.verified_order_session(
+            &open_pid,
+            (&st.doc, &st.pharm, &st.nurse),
+            &json!({"protocol_id": PROTOCOL,
+                "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50}}),
+            "Chair 2",
+        )
+        .await;
+
+        let r = api("").await;
+        let groups = r["groups"].as_array().unwrap();
+        assert_eq!(groups.len(), 1, "{r}");
+        let g = &groups[0];
+        assert_eq!(g["protocol_id"], PROTOCOL);
+        assert_eq!(g["age_band"], "adult");
+        let sessions = g["sessions"].as_array().unwrap();
+        assert_eq!(sessions.len(), 6);
+        let mut cadss_pts = Vec::new();
+        let mut rise_pts = Vec::new();
+        for (s, ((_, b, x, mo, c), sid)) in sessions.iter().zip(plans.iter().zip(&sids)) {
+            assert_eq!(s["session_id"], *sid);
+            // The same prediction as the session's timeline.
+            let t = app
+                .get(&format!("/api/v1/sessions/{sid}/timeline"), &st.nurse)
+                .await
+                .json();
+            let curve = &t["concentration"]["given"][0]["ng_ml"];
+            let tmax = curve
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(f)
+                .fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!(f(&s["cmax_ng_ml"]), tmax, "{backend:?} session {sid}");
+            let p = app
+                .get(&format!("/api/v1/sessions/{sid}/predicted"), &st.nurse)
+                .await
+                .json();
+            assert_eq!(s["auc_ng_min_ml"], p["result"]["key"]["auc_ng_min_ml"]);
+            assert_eq!(s["total_mg"], p["history"]["total_mg"]);
+            assert_eq!(s["model"], "domino");
+            // The responses as recorded.
+            assert_eq!(s["peak_cadss"], *c);
+            assert_eq!(s["lowest_moaas"], *mo);
+            assert_eq!(f(&s["baseline_systolic"]), f64::from(*b));
+            assert_eq!(s["baseline_from"], "checklist");
+            assert_eq!(f(&s["max_systolic"]), f64::from(*x));
+            assert_eq!(f(&s["systolic_rise"]), f64::from(*x) - f64::from(*b));
+            cadss_pts.push((f(&s["cmax_ng_ml"]), f64::from(*c)));
+            rise_pts.push((f(&s["cmax_ng_ml"]), f64::from(*x) - f64::from(*b)));
+        }
+        // Longer infusions of the same rate: higher predicted exposure.
+        assert!(cadss_pts[0].0 < cadss_pts[1].0 && cadss_pts[3].0 < cadss_pts[4].0);
+        assert!(f(&g["cadss"]["ols"]["slope"]) > 0.0);
+        independent_ols(&cadss_pts, &g["cadss"]);
+        independent_ols(&rise_pts, &g["systolic_rise"]);
+
+        // Filters, and refusals naming the field.
+        let r = api("?protocol=trd-adult-iv-ketamine&age_band=adult").await;
+        assert_eq!(r["groups"][0]["sessions"].as_array().unwrap().len(), 6);
+        let r = api("?age_band=child").await;
+        assert_eq!(r["groups"].as_array().unwrap().len(), 0);
+        for (q, field) in [
+            ("?protocol=no-such-protocol", "protocol"),
+            ("?age_band=elderly", "age_band"),
+            ("?dose=1", "dose"),
+        ] {
+            let r = app
+                .get(&format!("/api/v1/pk/exposure-response{q}"), &st.nurse)
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{q}: {}",
+                r.body
+            );
+            assert_eq!(r.fields(), vec![field], "{q}");
+        }
+
+        // The page: two named charts with points, line and band, and the table.
+        let page = app.get("/pk/exposure", &writer().await).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let b = &page.body;
+        assert!(
+            b.contains("role=\"img\" aria-label=\"Peak CADSS against predicted Cmax")
+                && b.contains("aria-label=\"Systolic rise over baseline against predicted Cmax"),
+            "{b}"
+        );
+        assert_eq!(b.matches("class=\"point\"").count(), 12);
+        assert_eq!(b.matches("class=\"fit\"").count(), 2);
+        assert_eq!(b.matches("class=\"band\"").count(), 2);
+        for sid in &sids {
+            assert!(b.contains(&format!("data-session=\"{sid}\"")));
+        }
+        assert!(b.contains("not a dosing recommendation"));
+        assert!(
+            b.contains("href=\"/pk/exposure\""),
+            "the navigation links it"
+        );
+        let sim = app.get("/simulate", &writer().await).await;
+        assert!(sim.body.contains("id=\"exposure-link\""));
+        let bad = app
+            .get("/pk/exposure?age_band=elderly", &writer().await)
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+        // Roles: prescribers and nurses; not the scheduler, pharmacist, therapist, researcher or
+        // administrator, and nobody signed out.
+        let r = app.get("/api/v1/pk/exposure-response", &st.doc).await;
+        assert_eq!(r.status, StatusCode::OK);
+        for role in [
+            Role::Scheduler,
+            Role::Pharmacist,
+            Role::Therapist,
+            Role::Researcher,
+            Role::Administrator,
+        ] {
+            let name = format!("r-{role}");
+            app.add_user(&name, role).await;
+            let auth = app.bearer(&name).await;
+            let r = app.get("/api/v1/pk/exposure-response", &auth).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{role}");
+            let r = app.get("/pk/exposure", &auth).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{role}");
+            let sim = app.get("/simulate", &auth).await;
+            assert!(!sim.body.contains("href=\"/pk/exposure\""), "{role}");
+        }
+        let r = app.get("/api/v1/pk/exposure-response", &Auth::None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+        // The read is audited: the view, and each session read.
+        app.add_user("boss", Role::Administrator).await;
+        let boss = app.bearer("boss").await;
+        let log = app.get("/api/v1/audit", &boss).await;
+        assert_eq!(log.status, StatusCode::OK, "{}", log.body);
+        let records = log.json();
+        let records = records.as_array().unwrap();
+        let view = records
+            .iter()
+            .find(|r| r["action"] == "pk.exposure.read" && r["username"] == "doc")
+            .expect("the view is audited");
+        assert_eq!(view["detail"], "protocol=* age_band=* sessions=6");
+        assert!(
+            records
+                .iter()
+                .any(|r| r["action"] == "session.read" && r["username"] == "doc"),
+            "each session read is audited"
+        );
+    }
+}
