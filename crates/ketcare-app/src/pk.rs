@@ -33,11 +33,44 @@ pub fn library(pk: &PkLibrary) -> Result<&Library> {
 pub const MAX_REGIMENS: usize = 3;
 
 /// At most this many values per request: grid points × model outputs × subjects (1 without a
-/// population), summed over its regimens. A population run holds every subject's curves
-/// (8 bytes a value) and merges them once (about 16 bytes a value at the peak), so a request
-/// stays under about 160 MB even if its regimens were held at the same time; for more, use
-/// `ketcare simulate` from the shell.
-pub const MAX_CELLS: usize = 10_000_000;
+/// population), summed over its regimens — a bound on the work (about a second on two cores;
+/// for more, use `ketcare simulate` from the shell). Memory does not grow with it: a population
+/// run keeps no subject's curve, only per-time-point quantile sketches
+/// ([`ketcare_pk::population::MAX_BAND_ROWS`] rows at most).
+pub const MAX_CELLS: usize = 50_000_000;
+
+/// At most this many population runs at once (one per core); a further request waits its turn
+/// instead of sharing the cores with the bedside feed.
+fn population_gate() -> &'static (std::sync::Mutex<usize>, std::sync::Condvar) {
+    static GATE: std::sync::OnceLock<(std::sync::Mutex<usize>, std::sync::Condvar)> =
+        std::sync::OnceLock::new();
+    GATE.get_or_init(|| (std::sync::Mutex::new(0), std::sync::Condvar::new()))
+}
+
+/// Holds one place in [`population_gate`] until dropped.
+struct GatePlace;
+
+impl GatePlace {
+    fn take() -> GatePlace {
+        let max = std::thread::available_parallelism().map_or(1, |t| t.get());
+        let (m, cv) = population_gate();
+        let mut running = m.lock().unwrap_or_else(|e| e.into_inner());
+        while *running >= max {
+            running = cv.wait(running).unwrap_or_else(|e| e.into_inner());
+        }
+        *running += 1;
+        GatePlace
+    }
+}
+
+impl Drop for GatePlace {
+    fn drop(&mut self) {
+        let (m, cv) = population_gate();
+        let mut running = m.lock().unwrap_or_else(|e| e.into_inner());
+        *running = running.saturating_sub(1);
+        cv.notify_one();
+    }
+}
 
 /// Refuses a comparison request that could use more memory than [`MAX_CELLS`] allows, or has
 /// more than [`MAX_REGIMENS`] regimens, naming the field (`regimens`,
@@ -81,6 +114,10 @@ pub fn check_bounds(lib: &Library, reqs: &[SimRequest]) -> Result<()> {
 /// Simulate and compare bounded regimens: what `POST /api/v1/simulate` runs.
 pub fn simulate(lib: &Library, reqs: &[SimRequest]) -> Result<Vec<SimResult>> {
     check_bounds(lib, reqs)?;
+    let _place = reqs
+        .iter()
+        .any(|r| r.population.is_some())
+        .then(GatePlace::take);
     ketcare_pk::compare(lib, reqs).map_err(pk_error)
 }
 
@@ -134,11 +171,11 @@ mod tests {
     #[test]
     fn requests_are_bounded_naming_the_field() {
         let lib = Library::builtin().unwrap();
-        // 3 × 5,000 subjects × 361 points × 2 outputs = 10.8 M values: over.
-        let e = check_bounds(&lib, &vec![req(Some(5000), 1.0); 3]).unwrap_err();
+        // 3 × 25,000 subjects × 361 points × 2 outputs = 54 M values: over.
+        let e = check_bounds(&lib, &vec![req(Some(25_000), 1.0); 3]).unwrap_err();
         assert!(field(e).contains("regimens[2].population.subjects"));
-        // Two of them fit (7.2 M).
-        check_bounds(&lib, &vec![req(Some(5000), 1.0); 2]).unwrap();
+        // Two of them fit (36 M).
+        check_bounds(&lib, &vec![req(Some(25_000), 1.0); 2]).unwrap();
         // A fine grid without a population: 3 × 90,001 points × 2 outputs fits.
         check_bounds(&lib, &vec![req(None, 0.004); 3]).unwrap();
         let e = check_bounds(&lib, &vec![req(None, 1.0); 4]).unwrap_err();

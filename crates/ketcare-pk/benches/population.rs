@@ -1,5 +1,6 @@
-//! Population benchmark: Domino, 0.5 mg/kg over 40 min, 70 kg, 30% CV on V1, k10 and k12,
-//! every minute for 6 h, N = 10,000 and 100,000, with percentile bands and per-subject Cmax/AUC.
+//! Population benchmark of the public path (`ketcare_pk::simulate`, what the CLI, API and page
+//! call): Domino, 0.5 mg/kg over 40 min, 70 kg, 30% CV on V1,
+//! every minute for 6 h, N = 10,000 and 100,000, with percentile bands and per-subject Cmax/Tmax/AUC/time above.
 //! Run with `cargo bench -p ketcare-pk` (release). `PK_BENCH_ONCE=N` runs one population of N
 //! subjects without repetitions (for instruction counting).
 
@@ -15,11 +16,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
     {
-        match ketcare_pk::fast::population_3cmt(&lib, &ketcare_pk::fast::BenchSpec::domino(n)) {
-            Ok(r) => println!(
+        match ketcare_pk::fast::public_run(&lib, n) {
+            Ok((secs, _)) => println!(
                 "N = {n}: {:.1} ms, {:.0} subjects/s",
-                r.seconds * 1e3,
-                r.subjects_per_second
+                secs * 1e3,
+                n as f64 / secs
             ),
             Err(e) => eprintln!("{e}"),
         }

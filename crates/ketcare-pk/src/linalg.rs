@@ -161,8 +161,14 @@ mod tests {
             for i in 0..n {
                 for j in 0..n {
                     let (p, g) = (e[i * m + j], e[i * m + n + j]);
-                    assert!((phi[i * n + j] - p).abs() <= 1e-12 * p.abs().max(1.0), "Φ h={h}");
-                    assert!((gamma[i * n + j] - g).abs() <= 1e-11 * g.abs().max(1.0), "Γ h={h}");
+                    assert!(
+                        (phi[i * n + j] - p).abs() <= 1e-12 * p.abs().max(1.0),
+                        "Φ h={h}"
+                    );
+                    assert!(
+                        (gamma[i * n + j] - g).abs() <= 1e-11 * g.abs().max(1.0),
+                        "Γ h={h}"
+                    );
                 }
             }
         }

@@ -3,11 +3,11 @@
 
 use crate::error::{PkError, non_negative};
 use crate::sim::{Prepared, Regimen, Workspace};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// The RNG of subject `i` of a run with `seed`: independent of thread count and order.
 pub fn subject_rng(seed: u64, i: u64) -> ChaCha8Rng {
@@ -449,8 +449,7 @@ pub fn run(
             for i in b * BLOCK..((b + 1) * BLOCK).min(n) {
                 let mut rng = subject_rng(spec.seed, i as u64);
                 p.copy_from_slice(&prep.typical);
-                z.iter_mut()
-                    .for_each(|v| *v = rng.sample(StandardNormal));
+                z.iter_mut().for_each(|v| *v = rng.sample(StandardNormal));
                 for (k, (pi, sd)) in p.iter_mut().zip(&sds).enumerate() {
                     // Correlated standard normals: row k of the Cholesky factor times z.
                     let zk: f64 = (0..=k).map(|j| chol[k * np + j] * z[j]).sum();
@@ -583,9 +582,7 @@ pub fn run(
         },
         auc_ng_min_ml: stat_of(&all.auc, mean(2)),
         time_above_min: spec.target_ng_ml.map(|_| stat_of(&all.above, mean(3))),
-        target_attainment: spec
-            .target_ng_ml
-            .map(|_| all.attained as f64 / n as f64),
+        target_attainment: spec.target_ng_ml.map(|_| all.attained as f64 / n as f64),
         target_ng_ml: spec.target_ng_ml,
         iiv,
     })
@@ -627,6 +624,48 @@ mod tests {
         let r = sxy / (sxx * syy).sqrt();
         assert!((r - 0.5).abs() < 0.03, "{r}");
         assert!(cholesky(2, &[(0, 1, 1.5)]).is_none());
+    }
+
+    /// Sketch quantiles are within the stated relative error of exact nearest-rank quantiles,
+    /// whatever the spread, and merging sketches equals inserting everything into one.
+    #[test]
+    fn sketch_quantiles_are_within_the_stated_error() {
+        let mut rng = subject_rng(5, 0);
+        for (n, spread) in [
+            (1usize, 0.3),
+            (7, 0.3),
+            (1000, 0.05),
+            (50_000, 0.6),
+            (20_001, 3.0),
+        ] {
+            let v: Vec<f64> = (0..n)
+                .map(|_| {
+                    let z: f64 = rng.sample(StandardNormal);
+                    200.0 * (spread * z).exp()
+                })
+                .collect();
+            let (mut one, mut a, mut b) = (Sketch::default(), Sketch::default(), Sketch::default());
+            for (i, &x) in v.iter().enumerate() {
+                one.insert(x);
+                if i % 3 == 0 { a.insert(x) } else { b.insert(x) }
+            }
+            a.merge(&b);
+            assert_eq!(
+                a.quantiles([0.05, 0.5, 0.95]),
+                one.quantiles([0.05, 0.5, 0.95])
+            );
+            let exact = bands3(&mut v.clone());
+            let got = one.quantiles([0.05, 0.5, 0.95]);
+            for (g, e) in got.iter().zip(exact) {
+                assert!((g - e).abs() <= SKETCH_REL_ERROR * e, "n {n}: {g} vs {e}");
+            }
+            // Memory follows the spread of the values, not their number.
+            assert!(one.bytes() < 64 * 1024, "{}", one.bytes());
+        }
+        let mut z = Sketch::default();
+        (0..10).for_each(|_| z.insert(0.0));
+        z.insert(1e-9);
+        assert_eq!(z.quantiles([0.05, 0.5, 0.95]), [0.0; 3]);
     }
 
     #[test]

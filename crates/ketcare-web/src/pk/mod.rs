@@ -95,7 +95,7 @@ pub struct SimulateResponse {
 /// Simulate and compare regimens (typical person, and a population when `population` is given):
 /// curves, bands, Cmax/Tmax/AUC, time above and target attainment, with every assumption and the
 /// model's validity. Nothing is stored; no patient data is read. Bounded: at most 3 regimens,
-/// 20,000 subjects per regimen and 10,000,000 values (subjects × grid points × outputs) per
+/// 20,000 subjects per regimen and 50,000,000 values (subjects × grid points × outputs) per
 /// request — over the bound, 422 naming the field.
 #[utoipa::path(post, path = "/api/v1/simulate", request_body(content = Object, description = "{regimens: [{model, regimen: {doses: [{time_min, amount_mg, route, duration_min?}], iv_rates: [{time_min, rate_mg_per_min}]}, covariates: {weight_kg, age_years?}, options?: {ke0_per_min?, route_assumptions?: [{route, f?, ka_per_min?}]}, horizon_min?, step_min?, population?: {subjects, seed, iiv_cv?: [[param, cv]], weight_sd_kg?, target_ng_ml?}, label?}]}"), responses((status = 200, description = "one result per regimen", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn simulate_api(

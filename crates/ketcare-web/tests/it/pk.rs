@@ -164,12 +164,19 @@ async fn simulate_and_tci_requests_are_bounded_naming_the_field() {
                     .await
             }
         };
-        // 3 × 5,000 subjects × 361 points × 2 outputs = 10.8 M values: refused before any work.
-        let r = post(json!({"regimens": [esk(5000), esk(5000), esk(5000)]})).await;
+        // 20,000 subjects × 721 points (every half minute) × 2 outputs = 28.8 M values a
+        // regimen: the second passes the 50 M bound and is refused before any work.
+        let half = |mut v: serde_json::Value| {
+            v["step_min"] = json!(0.5);
+            v
+        };
+        let r =
+            post(json!({"regimens": [half(esk(20_000)), half(esk(20_000)), half(esk(20_000))]}))
+                .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
         assert_eq!(
             r.fields(),
-            vec!["regimens[2].population.subjects".to_owned()]
+            vec!["regimens[1].population.subjects".to_owned()]
         );
         // A fine grid without a population still counts.
         let fine = json!({"model": "domino", "regimen": {"doses": [{"time_min": 0, "amount_mg": 35, "route": "iv_bolus"}]},
@@ -227,10 +234,10 @@ async fn simulate_and_tci_requests_are_bounded_naming_the_field() {
             "{v}"
         );
 
-        // The page: 20,000 subjects for three esketamine-sized rows is over the bound.
+        // The page: more than 20,000 subjects a row is over the bound.
         let session = app.login("priya").await;
         let r = app
-            .get("/simulate?model=perez_ruixo_2021&weight_kg=70&age_years=40&subjects=20000&seed=1&r0_route=intranasal&r0_dose=0.4&r1_route=intranasal&r1_dose=0.8&r2_route=intranasal&r2_dose=1.2", &session)
+            .get("/simulate?model=perez_ruixo_2021&weight_kg=70&age_years=40&subjects=20001&seed=1&r0_route=intranasal&r0_dose=0.4&r1_route=intranasal&r1_dose=0.8&r2_route=intranasal&r2_dose=1.2", &session)
             .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
         assert!(r.body.contains("subjects"), "{}", r.body);
