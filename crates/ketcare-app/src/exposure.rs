@@ -177,6 +177,24 @@ pub struct Group {
     pub systolic_rise: Fit,
 }
 
+impl Group {
+    /// (predicted Cmax, peak CADSS) of the sessions that recorded a CADSS.
+    pub fn cadss_points(&self) -> Vec<(f64, f64)> {
+        self.sessions
+            .iter()
+            .filter_map(|s| s.peak_cadss.map(|c| (s.cmax_ng_ml, f64::from(c))))
+            .collect()
+    }
+
+    /// (predicted Cmax, systolic rise) of the sessions with a baseline and a later systolic.
+    pub fn rise_points(&self) -> Vec<(f64, f64)> {
+        self.sessions
+            .iter()
+            .filter_map(|s| s.systolic_rise.map(|r| (s.cmax_ng_ml, r)))
+            .collect()
+    }
+}
+
 /// A signed session left out, and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Excluded {
@@ -388,18 +406,8 @@ fn group(rows: Vec<SessionExposure>) -> Vec<Group> {
         }
     }
     for g in &mut groups {
-        let cadss: Vec<(f64, f64)> = g
-            .sessions
-            .iter()
-            .filter_map(|s| s.peak_cadss.map(|c| (s.cmax_ng_ml, f64::from(c))))
-            .collect();
-        let rise: Vec<(f64, f64)> = g
-            .sessions
-            .iter()
-            .filter_map(|s| s.systolic_rise.map(|r| (s.cmax_ng_ml, r)))
-            .collect();
-        g.cadss = fit("peak_cadss", "points", &cadss);
-        g.systolic_rise = fit("systolic_rise", "mmHg", &rise);
+        g.cadss = fit("peak_cadss", "points", &g.cadss_points());
+        g.systolic_rise = fit("systolic_rise", "mmHg", &g.rise_points());
     }
     groups.sort_by(|a, b| {
         a.protocol_id

@@ -121,6 +121,14 @@ pub fn simulate(lib: &Library, reqs: &[SimRequest]) -> Result<Vec<SimResult>> {
     ketcare_pk::compare(lib, reqs).map_err(pk_error)
 }
 
+/// One regimen of the simulate page (its bounds checked with [`check_bounds`] beforehand):
+/// the engine behind the same one-run-per-core gate as [`simulate`]; the page shows each
+/// regimen's refusal beside it, so the engine's error is returned as it is.
+pub fn simulate_one(lib: &Library, req: &SimRequest) -> std::result::Result<SimResult, PkError> {
+    let _place = req.population.is_some().then(GatePlace::take);
+    ketcare_pk::simulate(lib, req, None)
+}
+
 /// An advisory target-controlled infusion schedule: what `POST /api/v1/pk/tci` and
 /// `ketcare tci` run. The pure engine refuses implausible targets and rates naming the field and
 /// warns when the rate is held at its maximum and the target is not reached.

@@ -142,16 +142,8 @@ fn group_view(g: &Group) -> GroupView {
         g.sessions.len(),
         if g.sessions.len() == 1 { "" } else { "s" }
     );
-    let cadss: Vec<(f64, f64)> = g
-        .sessions
-        .iter()
-        .filter_map(|s| s.peak_cadss.map(|c| (s.cmax_ng_ml, f64::from(c))))
-        .collect();
-    let rise: Vec<(f64, f64)> = g
-        .sessions
-        .iter()
-        .filter_map(|s| s.systolic_rise.map(|r| (s.cmax_ng_ml, r)))
-        .collect();
+    let cadss = g.cadss_points();
+    let rise = g.rise_points();
     let name = |what: &str, f: &Fit| {
         format!(
             "{what} against predicted Cmax, {} {}: {} session(s){}",

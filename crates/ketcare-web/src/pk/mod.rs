@@ -531,7 +531,7 @@ pub async fn simulate_page(
         };
         let results: Vec<(String, Result<SimResult, PkError>)> = work
             .into_iter()
-            .map(|(l, r)| (l, r.and_then(|r| ketcare_pk::simulate(lib, &r, None))))
+            .map(|(l, r)| (l, r.and_then(|r| ketcare_app::pk::simulate_one(lib, &r))))
             .collect();
         let ok: Vec<SimResult> = results
             .iter()

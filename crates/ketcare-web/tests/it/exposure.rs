@@ -8,32 +8,19 @@ use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::*;
-use ketcare_core::{Actor, Role};
+use ketcare_core::Role;
 use ketcare_store::Backend;
 use serde_json::{Value, json};
 
 const PROTOCOL: &str = "trd-adult-iv-ketamine";
 
 async fn settings(app: &TestApp) {
-    let mut values = serde_json::Map::new();
-    for (k, v) in TEST_SITE_SETTINGS {
-        values.insert(k.into(), v.into());
-    }
-    for (k, v) in [
+    app.set_test_site_settings_with(&[
         ("session.ketamine.bp_gate_systolic_mmhg", 140.0),
         ("session.ketamine.bp_gate_diastolic_mmhg", 90.0),
         ("measures.cadss.item_max", 4.0),
-    ] {
-        values.insert(k.into(), v.into());
-    }
-    app.store
-        .save_site_settings(
-            &Actor::system(Role::Administrator),
-            &json!({ "values": values }).to_string(),
-            "test clinic policy",
-        )
-        .await
-        .unwrap();
+    ])
+    .await;
 }
 
 struct Staff {

@@ -301,9 +301,14 @@ pub const TEST_SITE_SETTINGS: [(&str, f64); 7] = [
 
 impl TestApp {
     pub async fn set_test_site_settings(&self) {
+        self.set_test_site_settings_with(&[]).await;
+    }
+
+    /// [`TEST_SITE_SETTINGS`] with further keys set (or overridden), saved as the administrator.
+    pub async fn set_test_site_settings_with(&self, extra: &[(&str, f64)]) {
         let mut values = serde_json::Map::new();
-        for (k, v) in TEST_SITE_SETTINGS {
-            values.insert(k.into(), v.into());
+        for (k, v) in TEST_SITE_SETTINGS.iter().chain(extra) {
+            values.insert((*k).into(), (*v).into());
         }
         let body = serde_json::json!({ "values": values }).to_string();
         self.store
