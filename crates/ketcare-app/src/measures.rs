@@ -501,7 +501,7 @@ pub async fn overview(
         .iter()
         .map(response_view)
         .collect();
-    let markers = if actor.may(Permission::PatientRead) {
+    let markers = if actor.may(Permission::ClinicalRead) {
         markers(store, library, actor, patient).await
     } else {
         Vec::new()
@@ -763,9 +763,9 @@ pub async fn save_course(
         .await?)
 }
 
-/// Open alerts for the dashboard (empty for roles that may not read patient data).
+/// Open alerts for the dashboard (empty for roles that may not read the clinical record).
 pub async fn open_alerts(store: &dyn Store, actor: &Actor) -> Vec<SafetyAlert> {
-    if !actor.may(Permission::PatientRead) {
+    if !actor.may(Permission::ClinicalRead) {
         return Vec::new();
     }
     store.open_alerts(actor).await.unwrap_or_else(|e| {
@@ -780,7 +780,7 @@ pub async fn patient_open_alerts(
     actor: &Actor,
     patient: PatientId,
 ) -> Vec<SafetyAlert> {
-    if !actor.may(Permission::PatientRead) {
+    if !actor.may(Permission::ClinicalRead) {
         return Vec::new();
     }
     match store.patient_alerts(actor, patient).await {

@@ -303,13 +303,14 @@ pub async fn book_session(
     Ok((b, outcome))
 }
 
-/// What a session's record documents, for billing (its superbill) and the ledger.
+/// What a session's record documents, for its superbill: read under the billing right (a
+/// scheduler bills without reading the clinical record).
 pub async fn facts_of_session(
     store: &dyn Store,
     actor: &Actor,
     sid: SessionId,
 ) -> Result<ketcare_ops::SessionFacts, AppError> {
-    let rec = store.session_record(actor, sid).await?;
+    let rec = store.session_record_for_billing(actor, sid).await?;
     ketcare_store::session_ops::session_facts(sid, rec.patient_id, &rec.session)
         .map_err(AppError::Conflict)
 }

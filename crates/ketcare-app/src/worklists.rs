@@ -183,7 +183,9 @@ pub async fn home(
     if may(Permission::RecordMeasures) {
         queues.push(questionnaires_due(store, actor, now, tz).await?);
     }
-    if may(Permission::Schedule) {
+    // Readiness rests on the clinical record (the verified order, the consent in force), so it
+    // is shown to those who book and may read that record: nurses and prescribers.
+    if may(Permission::Schedule) && may(Permission::ClinicalRead) {
         queues.push(bookings_not_ready(store, actor, now, tz).await?);
     }
     if may(Permission::LedgerManage) {

@@ -172,6 +172,117 @@ pub struct Patient {
     pub updated_at: String,
 }
 
+/// The part of a patient's record that booking needs and nothing more (minimum necessary): who
+/// the patient is and how to reach them and their guardians. No weight, history, medication,
+/// allergy or indication.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PatientDemographics {
+    pub id: PatientId,
+    pub mrn: String,
+    pub given_name: String,
+    pub family_name: String,
+    #[schema(value_type = String, format = Date)]
+    pub date_of_birth: Date,
+    pub sex: Sex,
+    pub phone: String,
+    pub email: String,
+    pub guardians: Vec<Guardian>,
+    /// RFC 3339 time of the last change.
+    pub updated_at: String,
+}
+
+impl PatientDemographics {
+    pub fn day_of_care(&self, on: Date, bands: &AgeBands) -> Option<DayOfCare> {
+        DayOfCare::of(self.date_of_birth, on, bands)
+    }
+}
+
+impl From<Patient> for PatientDemographics {
+    fn from(p: Patient) -> Self {
+        Self {
+            id: p.id,
+            mrn: p.record.mrn,
+            given_name: p.record.given_name,
+            family_name: p.record.family_name,
+            date_of_birth: p.record.date_of_birth,
+            sex: p.record.sex,
+            phone: p.record.phone,
+            email: p.record.email,
+            guardians: p.guardians,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// A patient as the reader may see them: the whole record for a clinician, the demographics for
+/// a role that only books (`view` says which).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(tag = "view", rename_all = "snake_case")]
+pub enum VisiblePatient {
+    Full(Patient),
+    Demographics(PatientDemographics),
+}
+
+impl VisiblePatient {
+    /// `patient` cut to what a reader with (or without) the clinical-read right may see.
+    pub fn of(patient: Patient, may_read_clinical: bool) -> Self {
+        if may_read_clinical {
+            Self::Full(patient)
+        } else {
+            Self::Demographics(patient.into())
+        }
+    }
+
+    pub fn day_of_care(&self, on: Date, bands: &AgeBands) -> Option<DayOfCare> {
+        match self {
+            Self::Full(p) => p.record.day_of_care(on, bands),
+            Self::Demographics(d) => d.day_of_care(on, bands),
+        }
+    }
+}
+
+impl NewPatient {
+    /// The fields of the clinical part that hold something, by input field name.
+    pub fn clinical_fields_given(&self) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        if self.weight.is_some() {
+            given.push("weight_value");
+        }
+        if self.height.is_some() {
+            given.push("height_value");
+        }
+        for (field, empty) in [
+            ("indications", self.indications.is_empty()),
+            ("psychiatric_history", self.psychiatric_history.is_empty()),
+            (
+                "substance_use_history",
+                self.substance_use_history.is_empty(),
+            ),
+            ("medications", self.medications.is_empty()),
+            ("allergies", self.allergies.is_empty()),
+        ] {
+            if !empty {
+                given.push(field);
+            }
+        }
+        given
+    }
+
+    /// This record with its clinical part (weight, height, indications, histories, medications,
+    /// allergies) taken from `stored`: what an edit by someone who may not read that part
+    /// changes.
+    pub fn with_clinical_part_of(mut self, stored: &NewPatient) -> Self {
+        self.weight = stored.weight;
+        self.height = stored.height;
+        self.indications = stored.indications.clone();
+        self.psychiatric_history = stored.psychiatric_history.clone();
+        self.substance_use_history = stored.substance_use_history.clone();
+        self.medications = stored.medications.clone();
+        self.allergies = stored.allergies.clone();
+        self
+    }
+}
+
 /// One line of a search result.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PatientSummary {
@@ -184,6 +295,20 @@ pub struct PatientSummary {
     pub sex: Sex,
 }
 
+impl PatientSummary {
+    /// Whether `folded_query` (folded with [`search_fold`]) is in the names or the MRN, or is
+    /// the date of birth — a search by someone who may not read indications.
+    pub fn demographics_match(&self, folded_query: &str) -> bool {
+        folded_query.is_empty()
+            || search_fold(&format!(
+                "{} {}\n{} {}\n{}",
+                self.given_name, self.family_name, self.family_name, self.given_name, self.mrn
+            ))
+            .contains(folded_query)
+            || self.date_of_birth.to_string() == folded_query
+    }
+}
+
 /// What a patient looks like on the day of care.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DayOfCare {
@@ -191,6 +316,17 @@ pub struct DayOfCare {
     pub band: AgeBand,
     /// Version of the age-band table that decided the band.
     pub bands_version: u32,
+}
+
+impl DayOfCare {
+    /// Age and band on `on` of someone born on `born` (None before birth).
+    pub fn of(born: Date, on: Date, bands: &AgeBands) -> Option<Self> {
+        Age::on(born, on).map(|age| Self {
+            age,
+            band: bands.band_for(age),
+            bands_version: bands.version,
+        })
+    }
 }
 
 impl NewPatient {
@@ -317,11 +453,7 @@ impl NewPatient {
     }
 
     pub fn day_of_care(&self, on: Date, bands: &AgeBands) -> Option<DayOfCare> {
-        Age::on(self.date_of_birth, on).map(|age| DayOfCare {
-            age,
-            band: bands.band_for(age),
-            bands_version: bands.version,
-        })
+        DayOfCare::of(self.date_of_birth, on, bands)
     }
 
     pub fn full_name(&self) -> String {

@@ -45,9 +45,13 @@ impl Role {
 
     /// The least-privilege table. Every route and every store call asks this one function.
     ///
-    /// - Patient records are read by the care team: prescriber, nurse, pharmacist (dispensing needs
-    ///   the patient and weight), therapist, scheduler (booking needs demographics).
-    /// - They are created and edited by the staff who do intake: prescriber, nurse, scheduler.
+    /// - Minimum necessary: a patient's demographics (name, MRN, date of birth, sex, contact,
+    ///   guardians) are read by the care team and the scheduler, who books; the clinical content
+    ///   (history, medications, allergies, weight, indications, questionnaires, alerts,
+    ///   screenings, orders, sessions, consent records) only by the clinicians: prescriber, nurse,
+    ///   pharmacist (dispensing needs the patient and weight) and therapist.
+    /// - Records are created and edited by the staff who do intake: prescriber, nurse, scheduler;
+    ///   a scheduler's edit changes the demographics only (the store keeps the clinical part).
     /// - The administrator manages accounts and reads the audit log but not clinical records.
     /// - The researcher never sees an identified record (de-identified registry only).
     /// - Screening: prescriber and nurse; dose orders and clinical overrides: prescriber;
@@ -66,6 +70,7 @@ impl Role {
                 self,
                 Prescriber | Nurse | Pharmacist | Therapist | Scheduler
             ),
+            ClinicalRead => matches!(self, Prescriber | Nurse | Pharmacist | Therapist),
             PatientWrite => matches!(self, Prescriber | Nurse | Scheduler),
             AuditRead | UserAdmin | SiteSettingsWrite => self == Administrator,
             Screen => matches!(self, Prescriber | Nurse),
@@ -92,7 +97,11 @@ impl fmt::Display for Role {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum Permission {
+    /// A patient's demographics: name, MRN, date of birth, sex, contact, guardians.
     PatientRead,
+    /// A patient's clinical content: history, medications, allergies, weight and height,
+    /// indications, questionnaires, alerts, screenings, orders, sessions and consent records.
+    ClinicalRead,
     PatientWrite,
     AuditRead,
     UserAdmin,
@@ -205,6 +214,19 @@ mod tests {
                 assert!(r.allows(Permission::PatientRead), "{r}");
             }
         }
+    }
+
+    #[test]
+    fn clinical_content_is_a_subset_of_the_record() {
+        for r in Role::ALL {
+            if r.allows(Permission::ClinicalRead) {
+                assert!(r.allows(Permission::PatientRead), "{r}");
+            }
+        }
+        assert!(Role::Scheduler.allows(Permission::PatientRead));
+        assert!(!Role::Scheduler.allows(Permission::ClinicalRead));
+        assert!(!Role::Researcher.allows(Permission::ClinicalRead));
+        assert!(!Role::Administrator.allows(Permission::ClinicalRead));
     }
 
     #[test]

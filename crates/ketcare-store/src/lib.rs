@@ -33,7 +33,9 @@ pub use status::{AlertStatus, LinkStatus, ProposalState};
 
 use async_trait::async_trait;
 use ketcare_core::audit::{AuditEvent, AuditRecord, ChainBreak};
-use ketcare_core::patient::{Guardian, NewGuardian, NewPatient, Patient, PatientSummary};
+use ketcare_core::patient::{
+    Guardian, NewGuardian, NewPatient, Patient, PatientSummary, VisiblePatient,
+};
 use ketcare_core::{
     Actor, ApiTokenId, FieldErrors, GuardianId, PatientId, Permission, RecordId, Role, UserId,
 };
@@ -374,7 +376,11 @@ pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore {
         id: PatientId,
         patient: &NewPatient,
     ) -> Result<Patient>;
+    /// The whole record; needs the clinical-read right. Audited.
     async fn get_patient(&self, actor: &Actor, id: PatientId) -> Result<Patient>;
+    /// The record as this reader may see it (demographics only without the clinical-read
+    /// right). Audited.
+    async fn patient_view(&self, actor: &Actor, id: PatientId) -> Result<VisiblePatient>;
     /// Matches name, MRN or ISO date of birth; at most `limit` results, each access audited.
     async fn search_patients(
         &self,

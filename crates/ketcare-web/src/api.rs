@@ -11,8 +11,9 @@ use axum::response::{IntoResponse, Response};
 use ketcare_core::audit::{AuditEvent, AuditRecord};
 use ketcare_core::patient::{
     DayOfCare, Guardian, GuardianInput, NewGuardian, Patient, PatientInput, PatientSummary,
+    VisiblePatient,
 };
-use ketcare_core::{GuardianId, PatientId, Role};
+use ketcare_core::{GuardianId, PatientId, Permission, Role};
 use ketcare_store::{AuditFilter, AuditVerification};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -120,19 +121,21 @@ pub async fn search_patients(
     Ok(Json(s.store.search_patients(&p.actor, &q.q, limit).await?))
 }
 
-/// A patient with what applies on the day of care.
+/// A patient with what applies on the day of care: the whole record for a clinician
+/// (`view` = `full`), the demographics for a role that only books (`view` = `demographics`).
 #[derive(Serialize, ToSchema)]
 pub struct PatientView {
     #[serde(flatten)]
-    pub patient: Patient,
+    pub patient: VisiblePatient,
     /// Age and age band today (the clinic's date).
     pub day_of_care: Option<DayOfCare>,
 }
 
-fn view(s: &AppState, patient: Patient) -> PatientView {
+fn view(s: &AppState, p: &Principal, patient: Patient) -> PatientView {
+    let day_of_care = patient.record.day_of_care(s.today(), &s.bands);
     PatientView {
-        day_of_care: patient.record.day_of_care(s.today(), &s.bands),
-        patient,
+        day_of_care,
+        patient: VisiblePatient::of(patient, p.actor.may(Permission::ClinicalRead)),
     }
 }
 
@@ -148,7 +151,7 @@ pub async fn create_patient(
     let record =
         ketcare_app::patients::parse(&s.library(), &input, s.today()).map_err(AppError::Invalid)?;
     let created = s.store.create_patient(&p.actor, &record).await?;
-    Ok((StatusCode::CREATED, Json(view(&s, created))))
+    Ok((StatusCode::CREATED, Json(view(&s, &p, created))))
 }
 
 /// One patient, with guardians.
@@ -160,8 +163,12 @@ pub async fn get_patient(
     p: Principal,
     Path(id): Path<i64>,
 ) -> Result<Json<PatientView>, AppError> {
-    let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
-    Ok(Json(view(&s, patient)))
+    let patient = s.store.patient_view(&p.actor, PatientId::new(id)).await?;
+    let day_of_care = patient.day_of_care(s.today(), &s.bands);
+    Ok(Json(PatientView {
+        patient,
+        day_of_care,
+    }))
 }
 
 /// Replaces a patient's record (guardians are changed through their own routes).
@@ -181,7 +188,7 @@ pub async fn update_patient(
         .store
         .update_patient(&p.actor, PatientId::new(id), &record)
         .await?;
-    Ok(Json(view(&s, updated)))
+    Ok(Json(view(&s, &p, updated)))
 }
 
 /// Links a guardian to a patient.

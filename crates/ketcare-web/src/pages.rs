@@ -15,8 +15,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use ketcare_core::audit::{AuditEvent, AuditRecord};
 use ketcare_core::patient::{
-    GuardianInput, ListInput, NewGuardian, NewPatient, NumberInput, Patient, PatientInput,
-    PatientSummary, Relationship, Sex,
+    GuardianInput, ListInput, NewGuardian, NewPatient, NumberInput, Patient, PatientDemographics,
+    PatientInput, PatientSummary, Relationship, Sex, VisiblePatient,
 };
 use ketcare_core::units::trim_float;
 use ketcare_core::{Actor, FieldErrors, GuardianId, PatientId, Permission, Role};
@@ -63,6 +63,8 @@ pub struct Nav {
     pub role: String,
     pub csrf: String,
     pub patients: bool,
+    /// May read the clinical record (alerts, the suite), not only demographics.
+    pub clinical: bool,
     /// May register and update patients (not every role that reads them may).
     pub patient_write: bool,
     pub audit: bool,
@@ -76,6 +78,7 @@ impl Nav {
             role: p.user.role.to_string(),
             csrf: p.csrf().to_owned(),
             patients: p.user.role.allows(Permission::PatientRead),
+            clinical: p.user.role.allows(Permission::ClinicalRead),
             patient_write: p.user.role.allows(Permission::PatientWrite),
             audit: p.user.role.allows(Permission::AuditRead),
             users: p.user.role.allows(Permission::UserAdmin),
@@ -553,6 +556,23 @@ impl PatientFormValues {
         }
     }
 
+    /// The demographic fields of a record whose clinical part this reader may not see; the
+    /// units stay at their defaults for a form that does not show measurements.
+    fn from_demographics(d: &PatientDemographics) -> Self {
+        Self {
+            mrn: d.mrn.clone(),
+            given_name: d.given_name.clone(),
+            family_name: d.family_name.clone(),
+            date_of_birth: d.date_of_birth.to_string(),
+            sex: d.sex.as_str().to_owned(),
+            weight_unit: "kg".into(),
+            height_unit: "cm".into(),
+            phone: d.phone.clone(),
+            email: d.email.clone(),
+            ..Default::default()
+        }
+    }
+
     fn from_patient(p: &NewPatient) -> Self {
         Self {
             mrn: p.mrn.clone(),
@@ -599,6 +619,9 @@ pub struct PatientFormPage {
     v: PatientFormValues,
     errors: FieldErrors,
     sexes: Vec<&'static str>,
+    /// Whether the form shows the clinical part (measurements and history): not when a reader
+    /// who may not see it (a scheduler) edits the record, whose edit keeps that part as stored.
+    clinical: bool,
 }
 
 impl PatientFormPage {
@@ -624,6 +647,7 @@ pub async fn new_patient_form(p: Principal) -> Response {
         },
         errors: FieldErrors::new(),
         sexes: sexes(),
+        clinical: true,
     })
 }
 
@@ -634,6 +658,7 @@ fn refused_form(
     cancel: String,
     input: &PatientInput,
     errors: FieldErrors,
+    clinical: bool,
 ) -> Response {
     render_with(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -645,6 +670,7 @@ fn refused_form(
             v: PatientFormValues::from_input(input),
             errors,
             sexes: sexes(),
+            clinical,
         },
     )
 }
@@ -664,6 +690,7 @@ pub async fn create_patient(
                 "/patients".into(),
                 &input,
                 errors,
+                true,
             ));
         }
     };
@@ -676,6 +703,7 @@ pub async fn create_patient(
             "/patients".into(),
             &input,
             errors,
+            true,
         )),
         Err(e) => Err(e.into()),
     }
@@ -693,9 +721,7 @@ pub struct PatientPage {
     weight: String,
     height: String,
     can_write: bool,
-    guardian: GuardianInput,
-    guardian_errors: FieldErrors,
-    relationships: Vec<&'static str>,
+    gf: GuardianForm,
     can_screen: bool,
     can_order: bool,
     /// The chart's history: (link, what, when), newest first.
@@ -707,9 +733,24 @@ pub struct PatientPage {
     header: Option<crate::chart::PatientHeader>,
 }
 
-impl PatientPage {
-    fn gerr(&self, field: &str) -> String {
-        self.guardian_errors.get(field).unwrap_or("").to_owned()
+/// The add-a-guardian form of a patient's page, as the user left it.
+pub struct GuardianForm {
+    input: GuardianInput,
+    errors: FieldErrors,
+    relationships: Vec<&'static str>,
+}
+
+impl GuardianForm {
+    fn new(input: GuardianInput, errors: FieldErrors) -> Self {
+        Self {
+            input,
+            errors,
+            relationships: Relationship::ALL.iter().map(|r| r.as_str()).collect(),
+        }
+    }
+
+    fn err(&self, field: &str) -> String {
+        self.errors.get(field).unwrap_or("").to_owned()
     }
 }
 
@@ -741,9 +782,7 @@ fn patient_page(
             .unwrap_or_else(|| "not recorded".into()),
         can_write: p.user.role.allows(Permission::PatientWrite),
         patient,
-        guardian,
-        guardian_errors,
-        relationships: Relationship::ALL.iter().map(|r| r.as_str()).collect(),
+        gf: GuardianForm::new(guardian, guardian_errors),
         can_screen: p.user.role.allows(Permission::Screen),
         can_order: p.user.role.allows(Permission::OrderDose),
         screenings: Vec::new(),
@@ -754,12 +793,60 @@ fn patient_page(
     }
 }
 
+/// A patient's page for a role that sees demographics only (minimum necessary): identity,
+/// contact and guardians.
+#[derive(Template)]
+#[template(path = "patient_demographics.html")]
+pub struct DemographicsPage {
+    nav: Option<Nav>,
+    patient: PatientDemographics,
+    age: String,
+    band: String,
+    bands_version: u32,
+    minor: bool,
+    can_write: bool,
+    gf: GuardianForm,
+}
+
+fn demographics_page(
+    s: &AppState,
+    p: &Principal,
+    patient: PatientDemographics,
+    guardian: GuardianInput,
+    guardian_errors: FieldErrors,
+) -> DemographicsPage {
+    let day = patient.day_of_care(s.today(), &s.bands);
+    DemographicsPage {
+        nav: Nav::of(p),
+        age: day.map(|d| d.age.to_string()).unwrap_or_else(|| "—".into()),
+        band: day
+            .map(|d| d.band.to_string())
+            .unwrap_or_else(|| "—".into()),
+        bands_version: s.bands.version,
+        minor: day.is_some_and(|d| d.band.is_minor()),
+        can_write: p.user.role.allows(Permission::PatientWrite),
+        patient,
+        gf: GuardianForm::new(guardian, guardian_errors),
+    }
+}
+
 pub async fn patient(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
-    let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
+    let patient = match s.store.patient_view(&p.actor, PatientId::new(id)).await? {
+        VisiblePatient::Full(patient) => patient,
+        VisiblePatient::Demographics(d) => {
+            return Ok(render_html(&demographics_page(
+                &s,
+                &p,
+                d,
+                GuardianInput::default(),
+                FieldErrors::new(),
+            )));
+        }
+    };
     let mut page = patient_page(
         &s,
         &p,
@@ -768,11 +855,7 @@ pub async fn patient(
         FieldErrors::new(),
     );
     // Every safety alert, open and closed, with its follow-up: the chart keeps their history.
-    page.safety_alerts = if p.user.role.allows(Permission::PatientRead) {
-        s.store.patient_alerts(&p.actor, PatientId::new(id)).await?
-    } else {
-        Vec::new()
-    };
+    page.safety_alerts = s.store.patient_alerts(&p.actor, PatientId::new(id)).await?;
     let links = crate::clinical_pages::patient_clinical_links(&s, &p, PatientId::new(id)).await?;
     page.screenings = links.screenings;
     page.orders = links.orders;
@@ -788,15 +871,27 @@ pub async fn edit_patient_form(
     p: Principal,
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
-    let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
+    let (title, v, clinical) = match s.store.patient_view(&p.actor, PatientId::new(id)).await? {
+        VisiblePatient::Full(patient) => (
+            patient.record.full_name(),
+            PatientFormValues::from_patient(&patient.record),
+            true,
+        ),
+        VisiblePatient::Demographics(d) => (
+            format!("{} {}", d.given_name, d.family_name),
+            PatientFormValues::from_demographics(&d),
+            false,
+        ),
+    };
     Ok(render_html(&PatientFormPage {
         nav: Nav::of(&p),
-        title: format!("Edit {}", patient.record.full_name()),
+        title: format!("Edit {title}"),
         action: format!("/patients/{id}"),
         cancel: format!("/patients/{id}"),
-        v: PatientFormValues::from_patient(&patient.record),
+        v,
         errors: FieldErrors::new(),
         sexes: sexes(),
+        clinical,
     }))
 }
 
@@ -807,6 +902,7 @@ pub async fn update_patient(
     FormBody(input): FormBody<PatientInput>,
 ) -> Result<Response, PageError> {
     let (action, cancel) = (format!("/patients/{id}"), format!("/patients/{id}"));
+    let clinical = p.actor.may(Permission::ClinicalRead);
     let record = match ketcare_app::patients::parse(&s.library(), &input, s.today()) {
         Ok(r) => r,
         Err(errors) => {
@@ -817,6 +913,7 @@ pub async fn update_patient(
                 cancel,
                 &input,
                 errors,
+                clinical,
             ));
         }
     };
@@ -833,6 +930,7 @@ pub async fn update_patient(
             cancel,
             &input,
             errors,
+            clinical,
         )),
         Err(e) => Err(e.into()),
     }
@@ -850,12 +948,17 @@ pub async fn add_guardian(
             s.store.add_guardian(&p.actor, pid, &g).await?;
             Ok(Redirect::to(&format!("/patients/{id}")).into_response())
         }
-        Err(errors) => {
-            let patient = s.store.get_patient(&p.actor, pid).await?;
-            let mut page = patient_page(&s, &p, patient, input, errors);
-            page.header = crate::chart::header(&s, &p, pid, "chart").await.ok();
-            Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
-        }
+        Err(errors) => match s.store.patient_view(&p.actor, pid).await? {
+            VisiblePatient::Full(patient) => {
+                let mut page = patient_page(&s, &p, patient, input, errors);
+                page.header = crate::chart::header(&s, &p, pid, "chart").await.ok();
+                Ok(render_with(StatusCode::UNPROCESSABLE_ENTITY, &page))
+            }
+            VisiblePatient::Demographics(d) => Ok(render_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &demographics_page(&s, &p, d, input, errors),
+            )),
+        },
     }
 }
 

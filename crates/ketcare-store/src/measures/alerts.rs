@@ -142,7 +142,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn alert_state(&self, actor: &Actor) -> Result<(i64, i64)> {
-        require(actor, Permission::PatientRead)?;
+        require(actor, Permission::ClinicalRead)?;
         // Counts only, no patient's data: polled without an audit record, so no unit either.
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM safety_alerts WHERE status = 'open') AS n,
@@ -154,7 +154,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn open_alerts(&self, actor: &Actor) -> Result<Vec<SafetyAlert>> {
-        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
         let rows: Vec<SafetyAlert> = sqlx::query_as::<_, SafetyAlert>(sqlx::AssertSqlSafe(
             format!("SELECT {ALERT_COLS} FROM safety_alerts WHERE status = 'open' ORDER BY id"),
         ))
@@ -282,7 +282,7 @@ impl SqlStore {
         actor: &Actor,
         id: AlertId,
     ) -> Result<Vec<AlertAction>> {
-        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
         let alert = alert_by_id(&mut tx, id).await?;
         let rows = sqlx::query_as::<_, AlertAction>("SELECT alert_id, action, note, done_by, done_at FROM safety_alert_actions WHERE alert_id = $1 ORDER BY id")
             .bind(id)

@@ -54,7 +54,7 @@ impl SqlStore {
         actor: &Actor,
         today: &str,
     ) -> Result<Vec<(MeasureCourse, Option<String>)>> {
-        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {cols}, (SELECT MAX(r.taken_on) FROM measure_responses r
                  WHERE r.patient_id = c.patient_id AND r.instrument = c.instrument

@@ -356,7 +356,7 @@ impl SqlStore {
     where
         R: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
     {
-        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
         load_patient(&mut tx, patient).await?;
         let rows = rows_for(&mut tx, sql, patient, f).await?;
         audit(&mut tx, action, patient, format!("{} {what}", rows.len())).await?;

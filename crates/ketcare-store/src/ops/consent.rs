@@ -430,7 +430,7 @@ impl SqlStore {
         actor: &Actor,
         patient: PatientId,
     ) -> Result<Vec<ConsentSignature>> {
-        let mut tx = self.write(actor, Permission::PatientRead).await?;
+        let mut tx = self.write(actor, Permission::ClinicalRead).await?;
         load_patient(&mut tx, patient).await?;
         let out = sqlx::query_as::<_, SignatureRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {SIG_COLUMNS} FROM ops_consent_signatures WHERE patient_id = $1 ORDER BY signed_at DESC, id DESC"
@@ -454,7 +454,7 @@ impl SqlStore {
         protocol_version: u32,
         at: Timestamp,
     ) -> Result<ConsentStatus> {
-        let mut tx = self.write(actor, Permission::PatientRead).await?;
+        let mut tx = self.write(actor, Permission::ClinicalRead).await?;
         let status = consent_status_tx(&mut tx, patient, protocol_id, protocol_version, at).await?;
         audit(
             &mut tx,

@@ -179,6 +179,13 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<SessionRecord>;
     /// One session (an audited read).
     async fn session_record(&self, actor: &Actor, id: SessionId) -> Result<SessionRecord>;
+    /// A session's record read for billing (the billing-read right, not the clinical one): the
+    /// caller keeps only what a superbill needs. Audited as a billing read.
+    async fn session_record_for_billing(
+        &self,
+        actor: &Actor,
+        id: SessionId,
+    ) -> Result<SessionRecord>;
     /// Applies a command with the pure core at `now` and stores the result with its audit
     /// record. A refused command is `Conflict` naming what is missing.
     async fn apply_session_command(
@@ -357,6 +364,21 @@ impl SessionStore for SqlStore {
         session: &Session,
     ) -> Result<SessionRecord> {
         SqlStore::create_treatment_session(self, actor, patient, session).await
+    }
+
+    async fn session_record_for_billing(
+        &self,
+        actor: &Actor,
+        id: SessionId,
+    ) -> Result<SessionRecord> {
+        SqlStore::session_record_as(
+            self,
+            actor,
+            id,
+            Permission::BillingRead,
+            "session.billing_read",
+        )
+        .await
     }
 
     async fn session_record(&self, actor: &Actor, id: SessionId) -> Result<SessionRecord> {

@@ -97,10 +97,22 @@ impl SqlStore {
         actor: &Actor,
         id: SessionId,
     ) -> Result<SessionRecord> {
-        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        self.session_record_as(actor, id, Permission::ClinicalRead, "session.read")
+            .await
+    }
+
+    /// A session's record read under `permission`, audited as `action`.
+    pub(crate) async fn session_record_as(
+        &self,
+        actor: &Actor,
+        id: SessionId,
+        permission: Permission,
+        action: &str,
+    ) -> Result<SessionRecord> {
+        let mut tx = self.read_audited(actor, permission).await?;
         let rec = load_session(&mut tx, id).await?;
         tx.audit(&AuditEvent::new(
-            "session.read",
+            action,
             Some(rec.patient_id.get()),
             format!("session {id}"),
         ))
@@ -174,7 +186,7 @@ impl SqlStore {
     }
 
     pub(crate) async fn active_sessions(&self, actor: &Actor) -> Result<Vec<SessionRecord>> {
-        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
         let rows = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE phase IN ({}) ORDER BY chair, id",
             active_list()
@@ -206,7 +218,7 @@ impl SqlStore {
         actor: &Actor,
         patient: PatientId,
     ) -> Result<Vec<SessionRecord>> {
-        require(actor, Permission::PatientRead)?;
+        require(actor, Permission::ClinicalRead)?;
         sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE patient_id = $1 ORDER BY id DESC"
         )))

@@ -199,7 +199,7 @@ impl SqlStore {
         actor: &Actor,
         id: SessionId,
     ) -> Result<Vec<StoredVital>> {
-        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
         let rec = load_session(&mut tx, id).await?;
         let vitals = load_vitals(&mut tx, id).await?;
         tx.audit(&AuditEvent::new(

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use ketcare_core::audit::{AuditEvent, AuditRecord, HashInput, record_hash, verify_chain};
 use ketcare_core::patient::{
     Guardian, Measured, NewGuardian, NewPatient, Patient, PatientSummary, Relationship, Sex,
+    VisiblePatient,
 };
 use ketcare_core::units::{HeightCm, WeightKg};
 use ketcare_core::{Actor, ApiTokenId, GuardianId, PatientId, Permission, RecordId, Role, UserId};
@@ -377,6 +378,10 @@ impl Store for SqlStore {
 
     async fn get_patient(&self, actor: &Actor, id: PatientId) -> Result<Patient> {
         SqlStore::get_patient(self, actor, id).await
+    }
+
+    async fn patient_view(&self, actor: &Actor, id: PatientId) -> Result<VisiblePatient> {
+        SqlStore::patient_view(self, actor, id).await
     }
 
     async fn search_patients(

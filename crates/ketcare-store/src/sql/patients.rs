@@ -293,6 +293,27 @@ impl SqlStore {
     ) -> Result<Patient> {
         let mut tx = self.write(actor, Permission::PatientWrite).await?;
         let old = load_patient(&mut tx, id).await?;
+        // Someone who may not read the clinical part (a scheduler) cannot change it either: an
+        // edit of theirs that carries any of it is refused naming the field, and one without it
+        // keeps what the record holds.
+        let merged;
+        let p = if actor.may(Permission::ClinicalRead) {
+            p
+        } else {
+            let given = p.clinical_fields_given();
+            if !given.is_empty() {
+                let mut errors = ketcare_core::FieldErrors::new();
+                for field in given {
+                    errors.push(
+                        field,
+                        "your role does not change the clinical record: leave this out",
+                    );
+                }
+                return Err(StoreError::Invalid(errors));
+            }
+            merged = p.clone().with_clinical_part_of(&old.record);
+            &merged
+        };
         if mrn_taken(&mut tx, &p.mrn, Some(id)).await? {
             return Err(mrn_conflict());
         }
@@ -320,8 +341,29 @@ impl SqlStore {
         Ok(updated)
     }
 
-    pub(crate) async fn get_patient(&self, actor: &Actor, id: PatientId) -> Result<Patient> {
+    /// The patient as this reader may see them: the whole record with the clinical-read right,
+    /// the demographics with the patient-read right alone.
+    pub(crate) async fn patient_view(
+        &self,
+        actor: &Actor,
+        id: PatientId,
+    ) -> Result<VisiblePatient> {
+        let clinical = actor.may(Permission::ClinicalRead);
         let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        let patient = load_patient(&mut tx, id).await?;
+        let action = if clinical {
+            "patient.read"
+        } else {
+            "patient.demographics.read"
+        };
+        tx.audit(&AuditEvent::new(action, Some(id.get()), ""))
+            .await?;
+        tx.commit().await?;
+        Ok(VisiblePatient::of(patient, clinical))
+    }
+
+    pub(crate) async fn get_patient(&self, actor: &Actor, id: PatientId) -> Result<Patient> {
+        let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
         let patient = load_patient(&mut tx, id).await?;
         tx.audit(&AuditEvent::new("patient.read", Some(id.get()), ""))
             .await?;
@@ -341,19 +383,27 @@ impl SqlStore {
         let q = ketcare_core::patient::search_fold(query.trim());
         let like = format!("%{}%", q.replace(['\\', '%', '_'], ""));
         let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
-        let found = sqlx::query_as::<_, SummaryRow>(
+        // The folded text holds indications too; someone who may not read them (a scheduler)
+        // finds patients by name, MRN or date of birth only, so a search cannot tell them who
+        // has which indication.
+        let clinical = actor.may(Permission::ClinicalRead);
+        let mut found = sqlx::query_as::<_, SummaryRow>(
             "SELECT id, mrn, given_name, family_name, date_of_birth, sex FROM patients
              WHERE $1 = '' OR search_text LIKE $2 OR date_of_birth = $1
              ORDER BY family_name, given_name, id LIMIT $3",
         )
         .bind(&q)
         .bind(&like)
-        .bind(limit)
+        .bind(if clinical { limit } else { i64::MAX })
         .fetch_all(&mut **tx)
         .await?
         .into_iter()
         .map(PatientSummary::try_from)
         .collect::<Result<Vec<_>>>()?;
+        if !clinical {
+            found.retain(|p| p.demographics_match(&q));
+            found.truncate(usize::try_from(limit).unwrap_or(0));
+        }
         tx.audit(&AuditEvent::new(
             "patient.search",
             None,

@@ -107,7 +107,7 @@ impl SqlStore {
         kind: RecordKind,
         id: RecordId,
     ) -> Result<ClinicalRecord> {
-        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
         let r = load_record(&mut tx, kind, id).await?;
         tx.audit(&AuditEvent::new(
             &format!("{}.read", kind.as_str()),
@@ -166,7 +166,7 @@ impl SqlStore {
         patient: PatientId,
         kind: RecordKind,
     ) -> Result<Vec<ClinicalRecord>> {
-        require(actor, Permission::PatientRead)?;
+        require(actor, Permission::ClinicalRead)?;
         sqlx::query_as::<_, ClinicalRow>(concat!(
             "SELECT ",
             record_columns!(),
@@ -189,7 +189,7 @@ impl SqlStore {
         kind: RecordKind,
         states: &[&str],
     ) -> Result<Vec<ClinicalRecord>> {
-        let mut tx = self.read_audited(actor, Permission::PatientRead).await?;
+        let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
         let mut found = Vec::new();
         for state in states {
             let rows = sqlx::query_as::<_, ClinicalRow>(concat!(

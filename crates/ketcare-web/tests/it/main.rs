@@ -9,6 +9,7 @@ mod exposure;
 mod form_defaults;
 mod ledger_page;
 mod measures;
+mod minimum_necessary;
 mod monitors;
 mod ops;
 mod ops_more;

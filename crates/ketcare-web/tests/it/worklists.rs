@@ -302,8 +302,11 @@ async fn bookings_wait_until_an_order_and_consent_are_ready() {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{backend:?} {}", r.body);
 
-        // No order yet: the scheduler's queue says so, by name and MRN, linking to the chart.
+        // No order yet: the nurse's queue says so, by name and MRN, linking to the chart. The
+        // scheduler, who may not read the clinical record readiness rests on, has no such queue.
         let home = app.get("/", &sam).await;
+        assert!(!home.body.contains("bookings-not-ready"), "{}", home.body);
+        let home = app.get("/", &nurse_page).await;
         let q = queue(&home.body, "bookings-not-ready");
         assert!(q.contains("Quill, Robin (WQ-8)"), "{backend:?}: {q}");
         assert!(q.contains("no verified dose order waiting"), "{q}");
@@ -337,13 +340,13 @@ async fn bookings_wait_until_an_order_and_consent_are_ready() {
             )
             .await;
         assert_eq!(v.status, StatusCode::OK, "{}", v.body);
-        let home = app.get("/", &sam).await;
+        let home = app.get("/", &nurse_page).await;
         let q = queue(&home.body, "bookings-not-ready");
         assert!(q.contains("consent not in force then"), "{backend:?}: {q}");
 
         // Consent on file: the booking is ready and leaves the queue.
         app.consent_for(&pid, "trd-adult-iv-ketamine").await;
-        let home = app.get("/", &sam).await;
+        let home = app.get("/", &nurse_page).await;
         let q = queue(&home.body, "bookings-not-ready");
         assert!(!q.contains("WQ-8"), "{backend:?}: {q}");
         assert!(q.contains("Every booking of the coming days"), "{q}");
