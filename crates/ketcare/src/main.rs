@@ -53,6 +53,9 @@ struct DbArgs {
 enum Command {
     /// Start the web app and JSON API.
     Serve(ServeArgs),
+    /// Create or update the database's tables, then stop. On PostgreSQL run it as the tables'
+    /// owner; the server can then run as a role that owns nothing (README).
+    Migrate,
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -542,6 +545,11 @@ async fn main() -> Result<()> {
         Command::User(cmd) => user(&cli.db, cmd).await,
         Command::Token(cmd) => token(&cli.db, cmd).await,
         Command::Audit(AuditCommand::Verify) => audit_verify(&cli.db).await,
+        Command::Migrate => {
+            cli.db.open().await?;
+            println!("the database is up to date");
+            Ok(())
+        }
         Command::Backup { to } => backup(&cli.db, &to).await,
         Command::VerifyBackup { file } => verify_backup(&file).await.map(|_| ()),
         Command::Restore { from, replace } => restore(&cli.db, &from, replace).await,

@@ -34,6 +34,20 @@ pub(crate) use patients::load_patient;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// Whether every migration of `migrator` is recorded as applied (false when the history table
+/// does not exist yet).
+async fn migrations_applied(pool: &AnyPool, migrator: &sqlx::migrate::Migrator) -> bool {
+    let applied: Vec<i64> =
+        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(v) => v,
+            Err(_) => return false,
+        };
+    migrator.iter().all(|m| applied.contains(&m.version))
+}
+
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
@@ -72,6 +86,9 @@ impl SqlStore {
         let pool = options.connect(url).await?;
         match backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            // A server that runs as the least-privilege role (it owns no table) cannot migrate;
+            // when every migration is applied there is nothing to run, so it starts.
+            Backend::Postgres if migrations_applied(&pool, &POSTGRES_MIGRATIONS).await => {}
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
         let store = Self {
@@ -81,6 +98,12 @@ impl SqlStore {
         };
         store.fill_search_text().await?;
         Ok(store)
+    }
+
+    /// The grants that make a PostgreSQL role ketcare's least-privilege server role (see
+    /// `sql/postgres_app_role.sql`), for the role named `role`.
+    pub fn postgres_app_role_grants(role: &str) -> String {
+        include_str!("../../sql/postgres_app_role.sql").replace("ketcare_app", role)
     }
 
     /// Writes the folded search text of patients stored before the column existed (migration
