@@ -17,6 +17,7 @@ pub mod clinical;
 pub mod error;
 pub mod exposure;
 pub mod facts;
+pub mod fhir;
 pub mod given;
 pub mod measures;
 pub mod ops;

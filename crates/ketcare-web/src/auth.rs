@@ -165,12 +165,15 @@ async fn resolve(
     }))
 }
 
+/// The machine interfaces: the JSON API and FHIR (paced per credential, never redirected).
 fn is_api(path: &str) -> bool {
-    path.starts_with("/api/")
+    path.starts_with("/api/") || path.starts_with("/fhir/")
 }
 
 fn reject(path: &str, e: AppError) -> Response {
-    if is_api(path) {
+    if path.starts_with("/fhir/") {
+        crate::fhir::error_response(e)
+    } else if is_api(path) {
         e.into_response()
     } else if matches!(e, AppError::Unauthorized) {
         Redirect::to(&format!("/login?next={}", urlencode(path))).into_response()
@@ -307,7 +310,7 @@ pub async fn guard(
         && !matches!(path.as_str(), "/account/password" | "/logout")
         && !path.starts_with("/static/")
     {
-        if path.starts_with("/api/") {
+        if is_api(&path) {
             return reject(
                 &path,
                 AppError::Forbidden(

@@ -12,6 +12,7 @@ pub mod clinical;
 pub mod clinical_api;
 pub mod clinical_pages;
 pub mod error;
+pub mod fhir;
 pub mod fmt;
 pub mod measures;
 pub mod ops;

@@ -6,6 +6,7 @@ mod common;
 mod accounts;
 mod clinical;
 mod exposure;
+mod fhir;
 mod form_defaults;
 mod ledger_page;
 mod measures;

@@ -1,0 +1,218 @@
+//! The FHIR R4 use cases: each loads the records through the same role-checked, audited store
+//! calls as the pages and the JSON API, and translates them with `ketcare-fhir`. A search's
+//! parameters are checked first, each refusal naming its parameter.
+
+use crate::error::{Error, Result};
+use jiff::Timestamp;
+use ketcare_core::patient::{PatientDemographics, VisiblePatient};
+use ketcare_core::{Actor, PatientId};
+use ketcare_fhir::resources::{self, ReadingOf};
+use ketcare_fhir::search::{DateParam, ParamError, token};
+use ketcare_store::Store;
+use serde_json::Value;
+
+/// The most patients one search reads (the paging then shows them page by page).
+pub const MAX_MATCHES: i64 = 10_000;
+
+impl From<ParamError> for Error {
+    fn from(e: ParamError) -> Self {
+        Error::invalid(&e.param, e.message)
+    }
+}
+
+fn time_of(rfc3339: &str) -> Timestamp {
+    rfc3339.parse().unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn demographics(v: VisiblePatient) -> PatientDemographics {
+    match v {
+        VisiblePatient::Full(p) => p.into(),
+        VisiblePatient::Demographics(d) => d,
+    }
+}
+
+/// A search's parameters as (name, value) pairs, refused naming any not in `allowed`.
+pub fn check_params(params: &[(String, String)], allowed: &[&str]) -> Result<()> {
+    match params.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        Some((k, _)) => Err(Error::invalid(
+            k,
+            format!(
+                "not a search parameter of this resource (use {})",
+                allowed.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn patient_param(params: &[(String, String)]) -> Result<PatientId> {
+    let text = param(params, "patient").ok_or_else(|| Error::invalid("patient", "required"))?;
+    text.trim_start_matches("Patient/")
+        .parse::<i64>()
+        .map(PatientId::new)
+        .map_err(|_| Error::invalid("patient", "use a patient id or Patient/{id}"))
+}
+
+/// `Patient/{id}`: the demographics (what minimum necessary lets a patient reader see).
+pub async fn read_patient(store: &dyn Store, actor: &Actor, id: PatientId) -> Result<Value> {
+    let d = demographics(store.patient_view(actor, id).await?);
+    let updated = time_of(&d.updated_at);
+    Ok(resources::patient(&d, updated))
+}
+
+/// `Patient?…`: by `_id`, `identifier` (the MRN), `name` and `birthdate` (all that are given
+/// must match), in name order.
+pub async fn search_patients(
+    store: &dyn Store,
+    actor: &Actor,
+    params: &[(String, String)],
+) -> Result<Vec<Value>> {
+    check_params(
+        params,
+        &[
+            "_id",
+            "identifier",
+            "name",
+            "birthdate",
+            "_count",
+            "_offset",
+        ],
+    )?;
+    let mrn = param(params, "identifier")
+        .map(|t| token("identifier", t, ketcare_fhir::MRN_SYSTEM))
+        .transpose()?;
+    let birthdate = param(params, "birthdate")
+        .map(|t| DateParam::parse("birthdate", t))
+        .transpose()?;
+    let id = param(params, "_id")
+        .map(|t| {
+            t.parse::<i64>()
+                .map_err(|_| Error::invalid("_id", "use a patient id"))
+        })
+        .transpose()?;
+    let name = param(params, "name").unwrap_or("");
+    let query = mrn.unwrap_or(name);
+    let found = store.search_patients(actor, query, MAX_MATCHES).await?;
+    let folded_name = ketcare_core::patient::search_fold(name.trim());
+    let mut out = Vec::new();
+    for s in found {
+        if mrn.is_some_and(|m| s.mrn != m)
+            || id.is_some_and(|i| s.id.get() != i)
+            || birthdate.is_some_and(|b| !b.matches_date(s.date_of_birth))
+            || !name_matches(&s, &folded_name)
+        {
+            continue;
+        }
+        out.push(read_patient(store, actor, s.id).await?);
+    }
+    Ok(out)
+}
+
+/// FHIR's `name`: in the given or family name (folded: any case, accents ignored); an indication
+/// or an MRN is not a name.
+fn name_matches(s: &ketcare_core::patient::PatientSummary, folded: &str) -> bool {
+    folded.is_empty()
+        || ketcare_core::patient::search_fold(&format!(
+            "{} {}\n{} {}",
+            s.given_name, s.family_name, s.family_name, s.given_name
+        ))
+        .contains(folded)
+}
+
+/// `RelatedPerson?patient=…`: the patient's guardians.
+pub async fn search_related_persons(
+    store: &dyn Store,
+    actor: &Actor,
+    params: &[(String, String)],
+) -> Result<Vec<Value>> {
+    check_params(params, &["patient", "_count", "_offset"])?;
+    let pid = patient_param(params)?;
+    let d = demographics(store.patient_view(actor, pid).await?);
+    let updated = time_of(&d.updated_at);
+    Ok(d.guardians
+        .iter()
+        .map(|g| resources::related_person(g, pid.get(), updated))
+        .collect())
+}
+
+/// `Observation?patient=…`: the patient's vital signs from every session (monitor, page and
+/// API readings), filtered by `category`, `code` and `date`, newest first unless `_sort=date`.
+pub async fn search_observations(
+    store: &dyn Store,
+    actor: &Actor,
+    params: &[(String, String)],
+) -> Result<Vec<Value>> {
+    check_params(
+        params,
+        &[
+            "patient", "category", "code", "date", "_sort", "_count", "_offset",
+        ],
+    )?;
+    let pid = patient_param(params)?;
+    if let Some(c) = param(params, "category") {
+        let c = token(
+            "category",
+            c,
+            "http://terminology.hl7.org/CodeSystem/observation-category",
+        )?;
+        if c != "vital-signs" {
+            // ketcare keeps no other category as Observations yet: an empty result.
+            return Ok(Vec::new());
+        }
+    }
+    let code = param(params, "code")
+        .map(|t| token("code", t, "http://loinc.org"))
+        .transpose()?;
+    let dates: Vec<DateParam> = params
+        .iter()
+        .filter(|(k, _)| k == "date")
+        .map(|(_, v)| DateParam::parse("date", v))
+        .collect::<std::result::Result<_, _>>()?;
+    let ascending = match param(params, "_sort") {
+        None | Some("-date") => false,
+        Some("date") => true,
+        Some(_) => return Err(Error::invalid("_sort", "use date or -date")),
+    };
+    let mut found: Vec<(Timestamp, Value)> = Vec::new();
+    for s in store.patient_sessions(actor, pid).await? {
+        for v in store.session_vitals(actor, s.id).await? {
+            let at = v.reading.at;
+            if !dates.iter().all(|d| d.matches(at)) {
+                continue;
+            }
+            let of = ReadingOf {
+                vital_id: v.id,
+                session_id: s.id.get(),
+                patient_id: pid.get(),
+                stored_at: time_of(&v.received_at),
+            };
+            for o in resources::vital_observations(of, &v.reading) {
+                let suffix = o["id"]
+                    .as_str()
+                    .and_then(resources::parse_observation_id)
+                    .map(|(_, s)| s)
+                    .unwrap_or("");
+                if code.is_some_and(|c| !resources::observation_codes(suffix).contains(&c)) {
+                    continue;
+                }
+                found.push((at, o));
+            }
+        }
+    }
+    // Stable: readings of the same instant keep their order.
+    found.sort_by(|a, b| {
+        if ascending {
+            a.0.cmp(&b.0)
+        } else {
+            b.0.cmp(&a.0)
+        }
+    });
+    Ok(found.into_iter().map(|(_, o)| o).collect())
+}

@@ -1,0 +1,205 @@
+//! The FHIR R4 edge under `/fhir/r4`: JSON (`application/fhir+json`), errors as
+//! `OperationOutcome`. Each handler decodes the search, calls one `ketcare_app::fhir` use case
+//! (role-checked and audited like every read) and wraps the result in a searchset `Bundle`. The
+//! routes and `/metadata` are both made from `ketcare_fhir::capability::RESOURCES`.
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::AppError;
+use crate::routes::{Entry, Verb, r};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ketcare_app::fhir as app;
+use ketcare_core::{Access, PatientId, Permission};
+use ketcare_fhir::search::Paging;
+use ketcare_fhir::{FHIR_JSON, bundle, capability, outcome};
+use serde_json::Value;
+
+/// The FHIR routes, each with its role rule: patients and their guardians need the patient-read
+/// right (they carry demographics only), observations the clinical-read right.
+#[rustfmt::skip]
+pub fn routes() -> Vec<Entry> {
+    use Access::{Public, Requires};
+    use Permission::*;
+    use Verb::Get;
+    vec![
+        r(Get, "/fhir/r4/metadata", Public, metadata),
+        r(Get, "/fhir/r4/Patient", Requires(PatientRead), search_patient),
+        r(Get, "/fhir/r4/Patient/{id}", Requires(PatientRead), read_patient),
+        r(Get, "/fhir/r4/RelatedPerson", Requires(PatientRead), search_related_person),
+        r(Get, "/fhir/r4/Observation", Requires(ClinicalRead), search_observation),
+    ]
+}
+
+/// A FHIR answer: a resource with the FHIR media type.
+pub struct Fhir(pub StatusCode, pub Value);
+
+impl IntoResponse for Fhir {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, self.1.to_string()).into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+        r
+    }
+}
+
+/// Every error as an `OperationOutcome`: a refused search parameter is a 400 with the
+/// parameter as its expression.
+pub fn error_response(e: AppError) -> Response {
+    let (status, code, expression) = match &e {
+        AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "login", None),
+        AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
+        AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", None),
+        AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
+        AppError::Invalid(f) => (
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            f.0.first().map(|x| x.field.clone()),
+        ),
+        AppError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "throttled", None),
+        AppError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "exception", None),
+    };
+    let text = match &e {
+        AppError::Invalid(f) if !f.0.is_empty() => {
+            f.0.iter()
+                .map(|x| format!("{}: {}", x.field, x.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        }
+        other => other.to_string(),
+    };
+    Fhir(status, outcome::outcome(code, &text, expression.as_deref())).into_response()
+}
+
+/// A FHIR handler's error.
+pub struct FhirError(AppError);
+
+impl<E: Into<AppError>> From<E> for FhirError {
+    fn from(e: E) -> Self {
+        FhirError(e.into())
+    }
+}
+
+impl IntoResponse for FhirError {
+    fn into_response(self) -> Response {
+        error_response(self.0)
+    }
+}
+
+/// The server's FHIR base, absolute, on the host the client used.
+fn base(s: &AppState, headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        })
+        .unwrap_or("localhost");
+    let scheme = if crate::auth::is_tls(s, headers) {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}/fhir/r4")
+}
+
+fn pairs(q: &Option<String>) -> Result<Vec<(String, String)>, AppError> {
+    match q.as_deref() {
+        None | Some("") => Ok(vec![]),
+        Some(q) => serde_urlencoded::from_str(q)
+            .map_err(|_| AppError::invalid("query", "not a valid query string")),
+    }
+}
+
+fn paging(params: &[(String, String)]) -> Result<Paging, AppError> {
+    let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    Paging::parse(get("_count"), get("_offset")).map_err(|e| AppError::invalid(&e.param, e.message))
+}
+
+/// The search's own URL (without paging), for the bundle's links.
+fn self_url(base: &str, kind: &str, params: &[(String, String)]) -> String {
+    let kept: Vec<(&str, &str)> = params
+        .iter()
+        .filter(|(k, _)| k != "_count" && k != "_offset")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    match serde_urlencoded::to_string(&kept) {
+        Ok(q) if !q.is_empty() => format!("{base}/{kind}?{q}"),
+        _ => format!("{base}/{kind}"),
+    }
+}
+
+fn searchset(
+    s: &AppState,
+    headers: &HeaderMap,
+    kind: &str,
+    params: &[(String, String)],
+    found: Vec<Value>,
+) -> Result<Fhir, FhirError> {
+    let base = base(s, headers);
+    let page = paging(params)?;
+    Ok(Fhir(
+        StatusCode::OK,
+        bundle::searchset(&base, &self_url(&base, kind, params), found, page),
+    ))
+}
+
+pub async fn metadata(State(s): State<AppState>, headers: HeaderMap) -> Fhir {
+    let date = ketcare_fhir::resources::instant(
+        jiff::Timestamp::from_second(s.now()).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+    );
+    Fhir(
+        StatusCode::OK,
+        capability::statement(&base(&s, &headers), env!("CARGO_PKG_VERSION"), &date),
+    )
+}
+
+pub async fn read_patient(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Fhir, FhirError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| AppError::NotFound(format!("Patient/{id}")))?;
+    Ok(Fhir(
+        StatusCode::OK,
+        app::read_patient(s.store.as_ref(), &p.actor, PatientId::new(id)).await?,
+    ))
+}
+
+pub async fn search_patient(
+    State(s): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Fhir, FhirError> {
+    let params = pairs(&q)?;
+    let found = app::search_patients(s.store.as_ref(), &p.actor, &params).await?;
+    searchset(&s, &headers, "Patient", &params, found)
+}
+
+pub async fn search_related_person(
+    State(s): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Fhir, FhirError> {
+    let params = pairs(&q)?;
+    let found = app::search_related_persons(s.store.as_ref(), &p.actor, &params).await?;
+    searchset(&s, &headers, "RelatedPerson", &params, found)
+}
+
+pub async fn search_observation(
+    State(s): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Fhir, FhirError> {
+    let params = pairs(&q)?;
+    let found = app::search_observations(s.store.as_ref(), &p.actor, &params).await?;
+    searchset(&s, &headers, "Observation", &params, found)
+}

@@ -1,0 +1,311 @@
+//! The FHIR R4 edge on both backends: the capability statement made from the same table as the
+//! routes, Patient read and search (identifier, name, birthdate with prefixes, paging with
+//! absolute next links), RelatedPerson, vital-sign Observations from a session's readings, and
+//! every error as an OperationOutcome naming the parameter.
+
+use crate::common;
+
+use axum::http::{Method, StatusCode, header};
+use common::*;
+use ketcare_core::Role;
+use ketcare_store::testing::BACKENDS;
+use ketcare_web::routes::{Verb, rules};
+use serde_json::json;
+
+#[tokio::test]
+async fn the_capability_statement_and_the_routes_are_one_table() {
+    let rules = rules();
+    for def in ketcare_fhir::capability::RESOURCES {
+        let search = format!("/fhir/r4/{}", def.kind);
+        let read = format!("/fhir/r4/{}/{{id}}", def.kind);
+        let has = |p: &str| rules.iter().any(|r| r.verb == Verb::Get && r.path == p);
+        assert_eq!(has(&search), def.search, "{}", def.kind);
+        assert_eq!(has(&read), def.read, "{}", def.kind);
+    }
+    let app = TestApp::new(ketcare_store::Backend::Sqlite).await;
+    let r = app.get("/fhir/r4/metadata", &Auth::None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/fhir+json");
+    let c = r.json();
+    assert_eq!(c["resourceType"], "CapabilityStatement");
+    assert_eq!(c["fhirVersion"], "4.0.1");
+    assert_eq!(
+        c["rest"][0]["resource"].as_array().map(Vec::len),
+        Some(ketcare_fhir::capability::RESOURCES.len())
+    );
+}
+
+#[tokio::test]
+async fn patients_guardians_and_vital_signs_over_fhir() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.set_test_site_settings_with(&[
+            ("session.ketamine.bp_gate_systolic_mmhg", 140.0),
+            ("session.ketamine.bp_gate_diastolic_mmhg", 90.0),
+            ("session.alarm.spo2_low_percent", 92.0),
+            ("session.alarm.vitals_interval_minutes", 30.0),
+        ])
+        .await;
+        for (u, r) in [
+            ("doc", Role::Prescriber),
+            ("pharm", Role::Pharmacist),
+            ("nina", Role::Nurse),
+            ("sam", Role::Scheduler),
+            ("rita", Role::Researcher),
+        ] {
+            app.add_user(u, r).await;
+        }
+        let nurse_page = app.login("nina").await;
+        let (doc, pharm, nurse) = (
+            app.bearer("doc").await,
+            app.bearer("pharm").await,
+            app.bearer("nina").await,
+        );
+        let minor = patient_born(&app, &nurse_page, "F-1", "2012-05-01").await;
+        let g = app
+            .post_form(
+                &format!("/patients/{minor}/guardians"),
+                &nurse_page,
+                &[
+                    ("name", "Ada Quill"),
+                    ("relationship", "mother"),
+                    ("phone", "555-0101"),
+                ],
+            )
+            .await;
+        assert_eq!(g.status, StatusCode::SEE_OTHER);
+        let adult = app.post_form("/patients", &nurse_page, &adult_form()).await;
+        let adult = adult.location().trim_start_matches("/patients/").to_owned();
+
+        // Read: the demographics as a Patient, with the MRN as identifier.
+        let r = app.get(&format!("/fhir/r4/Patient/{minor}"), &nurse).await;
+        assert_eq!(r.status, StatusCode::OK, "{backend:?}: {}", r.body);
+        assert_eq!(r.headers[header::CONTENT_TYPE], "application/fhir+json");
+        let p = r.json();
+        assert_eq!(p["resourceType"], "Patient");
+        assert_eq!(p["identifier"][0]["system"], "urn:ketcare:mrn");
+        assert_eq!(p["identifier"][0]["value"], "F-1");
+        assert_eq!(p["birthDate"], "2012-05-01");
+        assert_eq!(p["gender"], "female");
+        assert!(
+            p["meta"]["lastUpdated"]
+                .as_str()
+                .is_some_and(|s| s.ends_with('Z'))
+        );
+        assert!(
+            !r.body.contains("Fluoxetine"),
+            "no clinical content in a Patient"
+        );
+
+        // Search: by identifier (with or without its system), name, birth date prefixes.
+        let ids = |b: &serde_json::Value| -> Vec<String> {
+            b["entry"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|e| e["resource"]["id"].as_str().unwrap_or("").to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let search = |q: &str| {
+            let (app, nurse) = (&app, &nurse);
+            let q = q.to_owned();
+            async move { app.get(&format!("/fhir/r4/Patient?{q}"), nurse).await }
+        };
+        let minor_id = minor.to_string();
+        for (q, want) in [
+            ("identifier=F-1", vec![minor_id.clone()]),
+            ("identifier=urn:ketcare:mrn%7CT-200", vec![adult.clone()]),
+            ("name=robin", vec![minor_id.clone()]),
+            ("name=QUILL", vec![minor_id.clone(), adult.clone()]),
+            ("name=quill&identifier=F-1", vec![minor_id.clone()]),
+            ("name=sam", vec![adult.clone()]),
+            ("name=depression", vec![]),
+            ("birthdate=2012-05-01", vec![minor_id.clone()]),
+            ("birthdate=lt2012-05-01", vec![adult.clone()]),
+            ("birthdate=ge2012-05-01", vec![minor_id.clone()]),
+            ("birthdate=gt2012-05-01", vec![]),
+            ("birthdate=le1986-05-01", vec![adult.clone()]),
+            ("birthdate=1986", vec![adult.clone()]),
+        ] {
+            let r = search(q).await;
+            assert_eq!(r.status, StatusCode::OK, "{backend:?} {q}: {}", r.body);
+            let b = r.json();
+            assert_eq!(b["resourceType"], "Bundle");
+            assert_eq!(b["type"], "searchset");
+            let mut got = ids(&b);
+            got.sort();
+            let mut want = want;
+            want.sort();
+            assert_eq!(got, want, "{backend:?} {q}");
+            assert_eq!(b["total"], want.len(), "{q}");
+        }
+        // Paging: one per page, an absolute next link on the same host, the last page without.
+        let first = search("_count=1").await.json();
+        assert_eq!(first["total"], 2);
+        let next = first["link"]
+            .as_array()
+            .and_then(|l| l.iter().find(|x| x["relation"] == "next"))
+            .and_then(|x| x["url"].as_str())
+            .expect("a next link")
+            .to_owned();
+        assert!(next.starts_with("http://"), "{next}");
+        let path = next.split_once("/fhir/r4").map(|(_, p)| p).unwrap_or("");
+        let second = app.get(&format!("/fhir/r4{path}"), &nurse).await.json();
+        assert_eq!(ids(&second).len(), 1);
+        assert_ne!(ids(&second), ids(&first));
+        assert!(
+            !second["link"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|x| x["relation"] == "next"))
+        );
+
+        // Errors: an OperationOutcome naming the parameter; a missing patient is not-found.
+        for (q, param) in [
+            ("birthdate=yesterday", "birthdate"),
+            ("birthdate=ap2012", "birthdate"),
+            ("_count=0", "_count"),
+            ("gender=female", "gender"),
+            ("identifier=http://other%7CF-1", "identifier"),
+        ] {
+            let r = search(q).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}: {}", r.body);
+            let o = r.json();
+            assert_eq!(o["resourceType"], "OperationOutcome", "{q}");
+            assert_eq!(o["issue"][0]["expression"][0], param, "{q}");
+        }
+        let r = app.get("/fhir/r4/Patient/999999", &nurse).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        assert_eq!(r.json()["issue"][0]["code"], "not-found");
+
+        // Roles: none signed in is told to log in; the researcher is refused; the scheduler
+        // reads patients but not observations.
+        let r = app.get("/fhir/r4/Patient", &Auth::None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(r.json()["issue"][0]["code"], "login");
+        let r = app.get("/fhir/r4/Patient", &app.bearer("rita").await).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert_eq!(r.json()["resourceType"], "OperationOutcome");
+        let sam = app.bearer("sam").await;
+        assert_eq!(
+            app.get(&format!("/fhir/r4/Patient/{minor}"), &sam)
+                .await
+                .status,
+            StatusCode::OK
+        );
+        let r = app
+            .get(&format!("/fhir/r4/Observation?patient={adult}"), &sam)
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+        // RelatedPerson: the minor's guardian.
+        let r = app
+            .get(
+                &format!("/fhir/r4/RelatedPerson?patient=Patient/{minor}"),
+                &nurse,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let rp = &r.json()["entry"][0]["resource"];
+        assert_eq!(rp["patient"]["reference"], format!("Patient/{minor}"));
+        assert_eq!(rp["relationship"][0]["text"], "mother");
+        assert_eq!(rp["telecom"][0]["value"], "555-0101");
+
+        // Observations: a session's readings as vital signs, searchable by code and date.
+        app.consent_for(&adult, "trd-adult-iv-ketamine").await;
+        let (_, sid) = app
+            .verified_order_session(
+                &adult,
+                (&doc, &pharm, &nurse),
+                &json!({"protocol_id": "trd-adult-iv-ketamine"}),
+                "Chair 1",
+            )
+            .await;
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/sessions/{sid}/commands"),
+                &nurse,
+                &json!({"command": "check_in"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        for body in [
+            json!({"systolic": 128, "diastolic": 82, "heart_rate": 70, "spo2": 98}),
+            json!({"heart_rate": 88, "resp_rate": 14}),
+        ] {
+            let r = app
+                .json(
+                    Method::POST,
+                    &format!("/api/v1/sessions/{sid}/vitals"),
+                    &nurse,
+                    &body,
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{backend:?}: {}", r.body);
+            app.advance(60);
+        }
+        let obs = |q: &str| {
+            let (app, nurse, adult) = (&app, &nurse, &adult);
+            let q = q.to_owned();
+            async move {
+                app.get(&format!("/fhir/r4/Observation?patient={adult}{q}"), nurse)
+                    .await
+            }
+        };
+        let all = obs("&category=vital-signs").await;
+        assert_eq!(all.status, StatusCode::OK, "{backend:?}: {}", all.body);
+        let all = all.json();
+        assert_eq!(all["total"], 5, "{all}");
+        let bp = &all["entry"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|e| e["resource"]["code"]["coding"][0]["code"] == "85354-9")
+            })
+            .expect("the blood pressure panel")["resource"];
+        assert_eq!(bp["component"][0]["code"]["coding"][0]["code"], "8480-6");
+        assert_eq!(bp["component"][0]["valueQuantity"]["value"], 128.0);
+        assert_eq!(bp["component"][1]["valueQuantity"]["code"], "mm[Hg]");
+        assert_eq!(bp["subject"]["reference"], format!("Patient/{adult}"));
+        assert_eq!(bp["encounter"]["reference"], format!("Encounter/{sid}"));
+        assert_eq!(bp["performer"][0]["display"], "nina");
+        // Newest first: the second reading's heart rate leads.
+        let hr = obs("&code=http://loinc.org%7C8867-4").await.json();
+        assert_eq!(hr["total"], 2);
+        assert_eq!(hr["entry"][0]["resource"]["valueQuantity"]["value"], 88.0);
+        let oldest_first = obs("&code=8867-4&_sort=date").await.json();
+        assert_eq!(
+            oldest_first["entry"][0]["resource"]["valueQuantity"]["value"],
+            70.0
+        );
+        // Date prefixes at the second reading's instant.
+        let second_at = hr["entry"][0]["resource"]["effectiveDateTime"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        for (prefix, want) in [
+            ("ge", 2),
+            ("gt", 0),
+            ("lt", 3),
+            ("le", 5),
+            ("eq", 2),
+            ("ne", 3),
+        ] {
+            let b = obs(&format!("&date={prefix}{}", second_at.replace('+', "%2B"))).await;
+            assert_eq!(b.status, StatusCode::OK, "{prefix}: {}", b.body);
+            assert_eq!(
+                b.json()["total"],
+                want,
+                "{backend:?} date={prefix}{second_at}"
+            );
+        }
+        let none = obs("&category=laboratory").await.json();
+        assert_eq!(none["total"], 0);
+        let r = obs("&code=http://snomed.info/sct%7C1").await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        let r = app.get("/fhir/r4/Observation", &nurse).await;
+        assert_eq!(r.json()["issue"][0]["expression"][0], "patient");
+    }
+}
