@@ -1,0 +1,134 @@
+"""FHIR clients nobody here wrote, against a live ketcare demo server.
+
+- fhirclient (SMART on FHIR's Python client, R4 models) reads /metadata and follows the
+  searchset's next links page by page.
+- fhirpy searches with paging (fetch_all follows next links) and by identifier and date.
+- fhir.resources validates every resource ketcare returned (CapabilityStatement, every Bundle,
+  Patient, RelatedPerson, Observation, OperationOutcome) with its R4B models.
+
+Usage: clients.py BASE_URL TOKEN   (BASE_URL ends in /fhir/r4; TOKEN is a nurse's API token).
+Exits non-zero on any failure, printing what failed.
+"""
+
+import json
+import sys
+import urllib.error
+import urllib.request
+
+from fhir.resources.R4B import get_fhir_model_class
+from fhirclient import client as fhirclient_client
+from fhirclient.models.fhirsearch import FHIRSearch
+from fhirclient.models.patient import Patient as FhirclientPatient
+from fhirpy import SyncFHIRClient
+
+base, token = sys.argv[1], sys.argv[2]
+api = base.rsplit("/fhir/r4", 1)[0] + "/api/v1"
+auth = {"Authorization": f"Bearer {token}"}
+seen = {}  # resourceType -> count validated
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print(f"FAIL {what}", file=sys.stderr)
+
+
+def validate(obj):
+    """Validates one resource (and, for a Bundle, each entry's resource) with fhir.resources."""
+    kind = obj.get("resourceType")
+    try:
+        get_fhir_model_class(kind).model_validate(obj)
+    except Exception as e:  # noqa: BLE001 - the validator's message is the failure
+        failures.append(f"{kind} {obj.get('id')}: {e}")
+        print(f"FAIL {kind} {obj.get('id')} does not validate: {e}", file=sys.stderr)
+        return
+    seen[kind] = seen.get(kind, 0) + 1
+    if kind == "Bundle":
+        for entry in obj.get("entry", []):
+            validate(entry["resource"])
+
+
+def get(path, expect=200):
+    url = path if path.startswith("http") else base + path
+    req = urllib.request.Request(url, headers=auth)
+    try:
+        with urllib.request.urlopen(req) as r:
+            status, body, ctype = r.status, r.read(), r.headers.get("Content-Type")
+    except urllib.error.HTTPError as e:
+        status, body, ctype = e.code, e.read(), e.headers.get("Content-Type")
+    check(status == expect, f"GET {path}: {status}, expected {expect}")
+    if base in url:
+        check(ctype == "application/fhir+json", f"GET {path}: content type {ctype}")
+    obj = json.loads(body)
+    validate(obj)
+    return obj
+
+
+def post_api(path, body):
+    req = urllib.request.Request(
+        api + path,
+        data=json.dumps(body).encode(),
+        headers={**auth, "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read())
+
+
+# Readings for a patient in a chair of the demo clinic, so there are Observations to read.
+with urllib.request.urlopen(urllib.request.Request(api + "/sessions", headers=auth)) as r:
+    active = json.loads(r.read())
+check(len(active) > 0, "the demo clinic has a patient in a chair")
+patient_id = active[0]["patient_id"]
+for vitals in (
+    {"systolic": 126, "diastolic": 80, "heart_rate": 72, "spo2": 98},
+    {"heart_rate": 76, "resp_rate": 14, "temperature_c": 36.8},
+):
+    post_api(f"/sessions/{active[0]['id']}/vitals", vitals)
+
+# fhir.resources over everything the server answers.
+get("/metadata")
+everyone = get("/Patient?_count=200")
+check(everyone["total"] >= 20, f"the demo's patients: {everyone['total']}")
+for entry in everyone["entry"]:
+    get(f"/Patient/{entry['resource']['id']}")
+    get(f"/RelatedPerson?patient={entry['resource']['id']}")
+obs = get(f"/Observation?patient={patient_id}&category=vital-signs")
+check(obs["total"] >= 6, f"observations of the patient in the chair: {obs['total']}")
+get(f"/Observation?patient={patient_id}&code=http://loinc.org|85354-9")
+get("/Patient?birthdate=yesterday", expect=400)
+get("/Patient/999999999", expect=404)
+
+# fhirclient: the capability statement, then a search followed through its next links.
+smart = fhirclient_client.FHIRClient(settings={"app_id": "ketcare-test", "api_base": base})
+smart.server.session.headers.update(auth)
+smart.prepare()
+capability = smart.server.capabilityStatement
+check(capability is not None and capability.fhirVersion == "4.0.1", "fhirclient reads /metadata")
+kinds = {r.type for r in capability.rest[0].resource}
+check({"Patient", "Observation", "RelatedPerson"} <= kinds, f"capability lists {kinds}")
+pages = list(FHIRSearch(FhirclientPatient, {"_count": "5"}).perform_iter(smart.server))
+check(len(pages) >= 4, f"fhirclient followed next links: {len(pages)} pages")
+ids = [e.resource.id for p in pages for e in (p.entry or [])]
+check(len(ids) == everyone["total"] and len(set(ids)) == len(ids),
+      f"fhirclient's pages hold each patient once: {len(ids)} of {everyone['total']}")
+
+# fhirpy: paging with fetch_all, and searches by identifier and date.
+fp = SyncFHIRClient(base, authorization=f"Bearer {token}")
+all_patients = fp.resources("Patient").limit(7).fetch_all()
+check(len(all_patients) == everyone["total"], f"fhirpy fetch_all: {len(all_patients)}")
+one = all_patients[0]
+by_mrn = fp.resources("Patient").search(identifier=one["identifier"][0]["value"]).fetch()
+check([p["id"] for p in by_mrn] == [one["id"]], "fhirpy finds a patient by MRN")
+born = one["birthDate"]
+same_day = fp.resources("Patient").search(birthdate=born).fetch_all()
+check(one["id"] in [p["id"] for p in same_day], "fhirpy searches by birth date")
+vit = fp.resources("Observation").search(patient=patient_id, date=f"ge{born}").fetch_all()
+check(len(vit) == obs["total"], f"fhirpy reads the vital signs: {len(vit)}")
+
+print("validated with fhir.resources (R4B): " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))
+print(f"fhirclient: {len(pages)} pages; fhirpy: {len(all_patients)} patients, {len(vit)} observations")
+if failures:
+    print(f"{len(failures)} failure(s)", file=sys.stderr)
+    sys.exit(1)
