@@ -92,8 +92,11 @@ get("/metadata")
 everyone = get("/Patient?_count=200")
 check(everyone["total"] >= 20, f"the demo's patients: {everyone['total']}")
 for entry in everyone["entry"]:
-    get(f"/Patient/{entry['resource']['id']}")
-    get(f"/RelatedPerson?patient={entry['resource']['id']}")
+    pid = entry["resource"]["id"]
+    get(f"/Patient/{pid}")
+    for kind in ("RelatedPerson", "Encounter", "Condition", "AllergyIntolerance",
+                 "MedicationStatement", "Flag", "Observation"):
+        get(f"/{kind}?patient={pid}")
 obs = get(f"/Observation?patient={patient_id}&category=vital-signs")
 check(obs["total"] >= 6, f"observations of the patient in the chair: {obs['total']}")
 get(f"/Observation?patient={patient_id}&code=http://loinc.org|85354-9")

@@ -142,8 +142,61 @@ pub async fn search_related_persons(
         .collect())
 }
 
+/// `{kind}?patient=…` for the resources searched by patient alone: `Condition` (indications),
+/// `AllergyIntolerance`, `MedicationStatement` (from the clinical record), `Encounter` (the
+/// treatment sessions) and `Flag` (suicide-risk safety alerts, open and closed).
+pub async fn search_by_patient(
+    store: &dyn Store,
+    actor: &Actor,
+    kind: &str,
+    params: &[(String, String)],
+) -> Result<Vec<Value>> {
+    check_params(params, &["patient", "_count", "_offset"])?;
+    let pid = patient_param(params)?;
+    Ok(match kind {
+        "Condition" | "AllergyIntolerance" | "MedicationStatement" => {
+            let p = store.get_patient(actor, pid).await?;
+            resources::record_resources(pid.get(), &p.record, time_of(&p.updated_at))
+                .into_iter()
+                .filter(|r| r["resourceType"] == kind)
+                .collect()
+        }
+        "Encounter" => store
+            .patient_sessions(actor, pid)
+            .await?
+            .iter()
+            .map(|s| {
+                resources::encounter(
+                    s.id.get(),
+                    pid.get(),
+                    s.revision,
+                    &s.session,
+                    time_of(&s.updated_at),
+                )
+            })
+            .collect(),
+        "Flag" => store
+            .patient_alerts(actor, pid)
+            .await?
+            .iter()
+            .map(|a| {
+                resources::flag(
+                    a.id.get(),
+                    pid.get(),
+                    &a.detail,
+                    time_of(&a.raised_at),
+                    a.closed_at.as_deref().map(time_of),
+                )
+            })
+            .collect(),
+        other => return Err(Error::NotFound(format!("resource type {other}"))),
+    })
+}
+
 /// `Observation?patient=…`: the patient's vital signs from every session (monitor, page and
-/// API readings), filtered by `category`, `code` and `date`, newest first unless `_sort=date`.
+/// API readings) and the sessions' MOAA/S and CADSS scores (`survey`), filtered by `category`,
+/// `code` (vital signs only: the scores have no code) and `date`, newest first unless
+/// `_sort=date`.
 pub async fn search_observations(
     store: &dyn Store,
     actor: &Actor,
@@ -156,17 +209,17 @@ pub async fn search_observations(
         ],
     )?;
     let pid = patient_param(params)?;
-    if let Some(c) = param(params, "category") {
-        let c = token(
-            "category",
-            c,
-            "http://terminology.hl7.org/CodeSystem/observation-category",
-        )?;
-        if c != "vital-signs" {
-            // ketcare keeps no other category as Observations yet: an empty result.
-            return Ok(Vec::new());
-        }
-    }
+    let category = param(params, "category")
+        .map(|c| {
+            token(
+                "category",
+                c,
+                "http://terminology.hl7.org/CodeSystem/observation-category",
+            )
+        })
+        .transpose()?;
+    let vitals = category.is_none_or(|c| c == "vital-signs");
+    let scores = category.is_none_or(|c| c == "survey");
     let code = param(params, "code")
         .map(|t| token("code", t, "http://loinc.org"))
         .transpose()?;
@@ -182,6 +235,25 @@ pub async fn search_observations(
     };
     let mut found: Vec<(Timestamp, Value)> = Vec::new();
     for s in store.patient_sessions(actor, pid).await? {
+        if scores && code.is_none() {
+            for o in resources::score_observations(
+                s.id.get(),
+                pid.get(),
+                &s.session,
+                time_of(&s.updated_at),
+            ) {
+                let at = o["effectiveDateTime"]
+                    .as_str()
+                    .map(time_of)
+                    .unwrap_or(Timestamp::UNIX_EPOCH);
+                if dates.iter().all(|d| d.matches(at)) {
+                    found.push((at, o));
+                }
+            }
+        }
+        if !vitals {
+            continue;
+        }
         for v in store.session_vitals(actor, s.id).await? {
             let at = v.reading.at;
             if !dates.iter().all(|d| d.matches(at)) {

@@ -82,7 +82,11 @@ pub const RESOURCES: &[ResourceDef] = &[
         search: true,
         params: &[
             p("patient", "reference", "the patient (required)"),
-            p("category", "token", "`vital-signs`"),
+            p(
+                "category",
+                "token",
+                "`vital-signs` or `survey` (MOAA/S, CADSS)",
+            ),
             p(
                 "code",
                 "token",
@@ -98,7 +102,29 @@ pub const RESOURCES: &[ResourceDef] = &[
             COMMON[1],
         ],
     },
+    by_patient("Encounter", None),
+    by_patient("Condition", None),
+    by_patient("AllergyIntolerance", None),
+    by_patient("MedicationStatement", None),
+    by_patient("Flag", None),
 ];
+
+const BY_PATIENT: [SearchParam; 3] = [
+    p("patient", "reference", "the patient (required)"),
+    COMMON[0],
+    COMMON[1],
+];
+
+/// A resource searched by patient only.
+const fn by_patient(kind: &'static str, profile: Option<&'static str>) -> ResourceDef {
+    ResourceDef {
+        kind,
+        profile,
+        read: false,
+        search: true,
+        params: &BY_PATIENT,
+    }
+}
 
 /// The definition of `kind`, if the server offers it.
 pub fn resource(kind: &str) -> Option<&'static ResourceDef> {

@@ -238,6 +238,163 @@ pub fn parse_observation_id(id: &str) -> Option<(i64, &str)> {
     (!observation_codes(suffix).is_empty()).then_some((n, suffix))
 }
 
+/// The clinical part of a patient's record as FHIR: one `Condition` per indication, one
+/// `AllergyIntolerance` per allergy, one `MedicationStatement` per current medication, each
+/// coded as text (as the record keeps them). Ids are `{patient}-{n}`, by position in the record.
+pub fn record_resources(
+    patient: i64,
+    record: &ketcare_core::patient::NewPatient,
+    updated: Timestamp,
+) -> Vec<Value> {
+    let version = updated.as_second().to_string();
+    let subject = json!({"reference": format!("Patient/{patient}")});
+    let mut out = Vec::new();
+    for (n, text) in record.indications.iter().enumerate() {
+        out.push(json!({
+            "resourceType": "Condition",
+            "id": format!("{patient}-{n}"),
+            "meta": meta(&version, updated),
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category", "code": "problem-list-item", "display": "Problem List Item"}], "text": "indication for treatment"}],
+            "code": {"text": text},
+            "subject": subject,
+        }));
+    }
+    for (n, text) in record.allergies.iter().enumerate() {
+        out.push(json!({
+            "resourceType": "AllergyIntolerance",
+            "id": format!("{patient}-{n}"),
+            "meta": meta(&version, updated),
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}]},
+            "code": {"text": text},
+            "patient": subject,
+        }));
+    }
+    for (n, text) in record.medications.iter().enumerate() {
+        out.push(json!({
+            "resourceType": "MedicationStatement",
+            "id": format!("{patient}-{n}"),
+            "meta": meta(&version, updated),
+            "status": "active",
+            "medicationCodeableConcept": {"text": text},
+            "subject": subject,
+            "dateAsserted": instant(updated),
+        }));
+    }
+    out
+}
+
+/// A treatment session as an ambulatory `Encounter`: its period from check-in to discharge (or
+/// transfer or cancellation), the chair as its location.
+pub fn encounter(
+    session_id: i64,
+    patient: i64,
+    revision: i64,
+    session: &ketcare_session::session::Session,
+    updated: Timestamp,
+) -> Value {
+    use ketcare_session::session::Phase;
+    let status = match session.phase {
+        Phase::Scheduled => "planned",
+        Phase::Discharged | Phase::Transferred => "finished",
+        Phase::Cancelled => "cancelled",
+        _ => "in-progress",
+    };
+    let started = session
+        .transitions
+        .iter()
+        .find(|t| t.from == Phase::Scheduled && t.to != Phase::Cancelled)
+        .map(|t| t.at);
+    let ended = session
+        .transitions
+        .iter()
+        .rev()
+        .find(|t| {
+            matches!(
+                t.to,
+                Phase::Discharged | Phase::Transferred | Phase::Cancelled
+            )
+        })
+        .map(|t| t.at);
+    let mut v = json!({
+        "resourceType": "Encounter",
+        "id": session_id.to_string(),
+        "meta": meta(&revision.to_string(), updated),
+        "status": status,
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB", "display": "ambulatory"},
+        "type": [{"text": "ketamine or esketamine treatment session"}],
+        "subject": {"reference": format!("Patient/{patient}")},
+        "location": [{"location": {"display": session.chair}}],
+    });
+    match (started, ended) {
+        (Some(s), Some(e)) => v["period"] = json!({"start": instant(s), "end": instant(e)}),
+        (Some(s), None) => v["period"] = json!({"start": instant(s)}),
+        (None, Some(e)) => v["period"] = json!({"end": instant(e)}),
+        (None, None) => v["period"] = json!({"start": instant(session.scheduled_for)}),
+    }
+    v
+}
+
+/// The dissociation and sedation scores a session recorded (MOAA/S, CADSS) as `survey`
+/// Observations coded as text (the reference gives them no LOINC code). Ids are
+/// `s{session}-{n}`.
+pub fn score_observations(
+    session_id: i64,
+    patient: i64,
+    session: &ketcare_session::session::Session,
+    updated: Timestamp,
+) -> Vec<Value> {
+    use ketcare_session::session::ScoreKind;
+    session
+        .scores
+        .iter()
+        .enumerate()
+        .map(|(n, s)| {
+            let text = match s.kind {
+                ScoreKind::Moaas => "MOAA/S (Modified Observer's Assessment of Alertness/Sedation)",
+                ScoreKind::Cadss => "CADSS total (Clinician-Administered Dissociative States Scale)",
+            };
+            json!({
+                "resourceType": "Observation",
+                "id": format!("s{session_id}-{n}"),
+                "meta": meta("1", updated),
+                "status": "final",
+                "category": [{"coding": [{"system": CATEGORY, "code": "survey", "display": "Survey"}], "text": "Survey"}],
+                "code": {"text": text},
+                "subject": {"reference": format!("Patient/{patient}")},
+                "encounter": {"reference": format!("Encounter/{session_id}")},
+                "effectiveDateTime": instant(s.at),
+                "performer": [{"display": s.by}],
+                "valueInteger": s.value,
+            })
+        })
+        .collect()
+}
+
+/// A suicide-risk safety alert as a `Flag`: active until its follow-up closed it.
+pub fn flag(
+    alert_id: i64,
+    patient: i64,
+    detail: &str,
+    raised_at: Timestamp,
+    closed_at: Option<Timestamp>,
+) -> Value {
+    let mut period = json!({"start": instant(raised_at)});
+    if let Some(c) = closed_at {
+        period["end"] = json!(instant(c));
+    }
+    json!({
+        "resourceType": "Flag",
+        "id": alert_id.to_string(),
+        "meta": meta("1", closed_at.unwrap_or(raised_at)),
+        "status": if closed_at.is_some() { "inactive" } else { "active" },
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/flag-category", "code": "clinical", "display": "Clinical"}]}],
+        "code": {"text": format!("Suicide-risk safety alert: {detail}")},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "period": period,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

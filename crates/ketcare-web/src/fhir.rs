@@ -29,7 +29,29 @@ pub fn routes() -> Vec<Entry> {
         r(Get, "/fhir/r4/Patient/{id}", Requires(PatientRead), read_patient),
         r(Get, "/fhir/r4/RelatedPerson", Requires(PatientRead), search_related_person),
         r(Get, "/fhir/r4/Observation", Requires(ClinicalRead), search_observation),
+        r(Get, "/fhir/r4/Encounter", Requires(ClinicalRead), by_patient("Encounter")),
+        r(Get, "/fhir/r4/Condition", Requires(ClinicalRead), by_patient("Condition")),
+        r(Get, "/fhir/r4/AllergyIntolerance", Requires(ClinicalRead), by_patient("AllergyIntolerance")),
+        r(Get, "/fhir/r4/MedicationStatement", Requires(ClinicalRead), by_patient("MedicationStatement")),
+        r(Get, "/fhir/r4/Flag", Requires(ClinicalRead), by_patient("Flag")),
     ]
+}
+
+/// What a handler made by [`by_patient`] returns.
+type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Fhir, FhirError>> + Send>>;
+
+/// The search handler of a resource type searched by patient alone.
+fn by_patient(
+    kind: &'static str,
+) -> impl Fn(State<AppState>, Principal, HeaderMap, RawQuery) -> Answer + Clone + Send + Sync + 'static
+{
+    move |State(s): State<AppState>, p: Principal, headers: HeaderMap, RawQuery(q): RawQuery| {
+        Box::pin(async move {
+            let params = pairs(&q)?;
+            let found = app::search_by_patient(s.store.as_ref(), &p.actor, kind, &params).await?;
+            searchset(&s, &headers, kind, &params, found)
+        })
+    }
 }
 
 /// A FHIR answer: a resource with the FHIR media type.

@@ -307,5 +307,54 @@ async fn patients_guardians_and_vital_signs_over_fhir() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         let r = app.get("/fhir/r4/Observation", &nurse).await;
         assert_eq!(r.json()["issue"][0]["expression"][0], "patient");
+        assert_eq!(obs("&category=survey").await.json()["total"], 0);
+
+        // The session as an Encounter; the record's clinical part as Conditions and
+        // MedicationStatements (no allergy recorded: no AllergyIntolerance, which would claim
+        // one); no safety alert: no Flag.
+        let by = |kind: &str| {
+            let (app, nurse, adult) = (&app, &nurse, &adult);
+            let kind = kind.to_owned();
+            async move {
+                let r = app
+                    .get(&format!("/fhir/r4/{kind}?patient={adult}"), nurse)
+                    .await;
+                assert_eq!(r.status, StatusCode::OK, "{kind}: {}", r.body);
+                r.json()
+            }
+        };
+        let enc = by("Encounter").await;
+        assert_eq!(enc["total"], 1, "{enc}");
+        let e = &enc["entry"][0]["resource"];
+        assert_eq!(e["id"], sid.to_string());
+        assert_eq!(e["status"], "in-progress");
+        assert_eq!(e["class"]["code"], "AMB");
+        assert_eq!(e["location"][0]["location"]["display"], "Chair 1");
+        assert!(e["period"]["start"].as_str().is_some(), "{e}");
+        let cond = by("Condition").await;
+        assert_eq!(
+            cond["entry"][0]["resource"]["code"]["text"],
+            "Treatment-resistant depression"
+        );
+        let meds = by("MedicationStatement").await;
+        assert_eq!(
+            meds["entry"][0]["resource"]["medicationCodeableConcept"]["text"],
+            "Fluoxetine 20 mg daily"
+        );
+        assert_eq!(by("AllergyIntolerance").await["total"], 0);
+        assert_eq!(by("Flag").await["total"], 0);
+        // The scheduler reads none of them.
+        for kind in [
+            "Encounter",
+            "Condition",
+            "AllergyIntolerance",
+            "MedicationStatement",
+            "Flag",
+        ] {
+            let r = app
+                .get(&format!("/fhir/r4/{kind}?patient={adult}"), &sam)
+                .await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{kind}");
+        }
     }
 }
