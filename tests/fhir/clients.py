@@ -127,7 +127,7 @@ check([p["id"] for p in by_mrn] == [one["id"]], "fhirpy finds a patient by MRN")
 born = one["birthDate"]
 same_day = fp.resources("Patient").search(birthdate=born).fetch_all()
 check(one["id"] in [p["id"] for p in same_day], "fhirpy searches by birth date")
-vit = fp.resources("Observation").search(patient=patient_id, date=f"ge{born}").fetch_all()
+vit = fp.resources("Observation").search(patient=patient_id, category="vital-signs", date=f"ge{born}").fetch_all()
 check(len(vit) == obs["total"], f"fhirpy reads the vital signs: {len(vit)}")
 
 print("validated with fhir.resources (R4B): " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))

@@ -194,9 +194,9 @@ pub async fn search_by_patient(
 }
 
 /// `Observation?patient=…`: the patient's vital signs from every session (monitor, page and
-/// API readings) and the sessions' MOAA/S and CADSS scores (`survey`), filtered by `category`,
-/// `code` (vital signs only: the scores have no code) and `date`, newest first unless
-/// `_sort=date`.
+/// API readings), and as `survey` the questionnaire totals (LOINC-coded where the instrument's
+/// data has a code) and the sessions' MOAA/S and CADSS scores (which have no code), filtered by
+/// `category`, `code` and `date`, newest first unless `_sort=date`.
 pub async fn search_observations(
     store: &dyn Store,
     actor: &Actor,
@@ -234,6 +234,42 @@ pub async fn search_observations(
         Some(_) => return Err(Error::invalid("_sort", "use date or -date")),
     };
     let mut found: Vec<(Timestamp, Value)> = Vec::new();
+    // Questionnaire totals (survey), coded by LOINC where the instrument's data has the code.
+    if scores {
+        let catalogue = crate::measures::catalogue().ok_or(Error::Internal)?;
+        for r in store.patient_responses(actor, pid).await? {
+            let Some(total) = r.total else { continue };
+            let instrument = catalogue.instrument(&r.instrument);
+            let loinc = instrument
+                .and_then(|i| i.loinc_total.as_ref())
+                .map(|c| c.code.as_str());
+            if code.is_some_and(|c| loinc != Some(c)) {
+                continue;
+            }
+            let at = r
+                .taken_on
+                .parse::<jiff::civil::Date>()
+                .ok()
+                .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+                .map(|z| z.timestamp())
+                .unwrap_or_else(|| time_of(&r.recorded_at));
+            if !dates.iter().all(|d| d.matches(at)) {
+                continue;
+            }
+            found.push((
+                at,
+                resources::questionnaire_total(
+                    r.id.get(),
+                    pid.get(),
+                    instrument.map(|i| i.name.as_str()).unwrap_or(&r.instrument),
+                    loinc,
+                    total,
+                    &r.taken_on,
+                    time_of(&r.recorded_at),
+                ),
+            ));
+        }
+    }
     for s in store.patient_sessions(actor, pid).await? {
         if scores && code.is_none() {
             for o in resources::score_observations(

@@ -371,6 +371,37 @@ pub fn score_observations(
         .collect()
 }
 
+/// A questionnaire's total as a `survey` Observation (US Core's screening assessment): coded with
+/// the instrument's LOINC total code where its data file has one, otherwise by name. `taken_on`
+/// is the date it was answered; the id is `q{response}`.
+pub fn questionnaire_total(
+    response_id: i64,
+    patient: i64,
+    instrument_name: &str,
+    loinc_total: Option<&str>,
+    total: i64,
+    taken_on: &str,
+    recorded_at: Timestamp,
+) -> Value {
+    let code = match loinc_total {
+        Some(c) => {
+            json!({"coding": [{"system": LOINC, "code": c, "display": format!("{instrument_name} total score")}], "text": format!("{instrument_name} total score")})
+        }
+        None => json!({"text": format!("{instrument_name} total score")}),
+    };
+    json!({
+        "resourceType": "Observation",
+        "id": format!("q{response_id}"),
+        "meta": meta("1", recorded_at),
+        "status": "final",
+        "category": [{"coding": [{"system": CATEGORY, "code": "survey", "display": "Survey"}], "text": "Survey"}],
+        "code": code,
+        "subject": {"reference": format!("Patient/{patient}")},
+        "effectiveDateTime": taken_on,
+        "valueInteger": total,
+    })
+}
+
 /// A suicide-risk safety alert as a `Flag`: active until its follow-up closed it.
 pub fn flag(
     alert_id: i64,

@@ -74,6 +74,18 @@ fn vital_sign_observations() {
         stored_at: at("2026-12-06T10:15:01Z"),
     };
     insta::assert_json_snapshot!("observations", resources::vital_observations(of, &reading));
+    insta::assert_json_snapshot!(
+        "questionnaire_total",
+        resources::questionnaire_total(
+            31,
+            12,
+            "PHQ-9",
+            Some("44261-6"),
+            8,
+            "2026-11-20",
+            at("2026-11-20T10:00:00Z")
+        )
+    );
 }
 
 #[test]

@@ -308,6 +308,29 @@ async fn patients_guardians_and_vital_signs_over_fhir() {
         let r = app.get("/fhir/r4/Observation", &nurse).await;
         assert_eq!(r.json()["issue"][0]["expression"][0], "patient");
         assert_eq!(obs("&category=survey").await.json()["total"], 0);
+        // A PHQ-9 total as a survey Observation coded with the instrument's LOINC total.
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{adult}/responses"),
+                &nurse,
+                &json!({"instrument": "phq9", "answers": [1, 1, 1, 1, 1, 1, 1, 1, 0],
+                        "taken_on": "2026-11-20", "submission_key": "fhir-1"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let survey = obs("&category=survey").await.json();
+        assert_eq!(survey["total"], 1, "{survey}");
+        let q = &survey["entry"][0]["resource"];
+        assert_eq!(q["code"]["coding"][0]["code"], "44261-6");
+        assert_eq!(q["valueInteger"], 8);
+        assert_eq!(q["effectiveDateTime"], "2026-11-20");
+        assert_eq!(obs("&code=44261-6").await.json()["total"], 1);
+        assert_eq!(
+            obs("&code=44261-6&date=lt2026-11-20").await.json()["total"],
+            0
+        );
+        assert_eq!(obs("&category=vital-signs").await.json()["total"], 5);
 
         // The session as an Encounter; the record's clinical part as Conditions and
         // MedicationStatements (no allergy recorded: no AllergyIntolerance, which would claim
