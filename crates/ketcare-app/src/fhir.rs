@@ -324,3 +324,126 @@ pub async fn search_observations(
     });
     Ok(found.into_iter().map(|(_, o)| o).collect())
 }
+
+/// The resource types a bulk export can hold, in the order it writes them.
+pub const EXPORT_TYPES: [&str; 8] = [
+    "Patient",
+    "RelatedPerson",
+    "Encounter",
+    "Condition",
+    "AllergyIntolerance",
+    "MedicationStatement",
+    "Flag",
+    "Observation",
+];
+
+/// What a Bulk Data `$export` asks: the types (`_type`, all of [`EXPORT_TYPES`] by default) and
+/// `_since` (only resources changed at or after it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportRequest {
+    pub types: Vec<&'static str>,
+    pub since: Option<Timestamp>,
+}
+
+impl ExportRequest {
+    /// Reads `_type`, `_since` and `_outputFormat` (NDJSON only), refusing anything else by name.
+    pub fn parse(params: &[(String, String)]) -> Result<Self> {
+        check_params(params, &["_type", "_since", "_outputFormat"])?;
+        if let Some(f) = param(params, "_outputFormat")
+            && !matches!(
+                f,
+                "application/fhir+ndjson" | "application/ndjson" | "ndjson"
+            )
+        {
+            return Err(Error::invalid(
+                "_outputFormat",
+                "only application/fhir+ndjson is offered",
+            ));
+        }
+        let types = match param(params, "_type") {
+            None => EXPORT_TYPES.to_vec(),
+            Some(list) => {
+                let mut types = Vec::new();
+                for t in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                    let known = EXPORT_TYPES.iter().find(|k| **k == t).ok_or_else(|| {
+                        Error::invalid(
+                            "_type",
+                            format!("{t} is not exported (use {})", EXPORT_TYPES.join(", ")),
+                        )
+                    })?;
+                    if !types.contains(known) {
+                        types.push(*known);
+                    }
+                }
+                types
+            }
+        };
+        let since = param(params, "_since")
+            .map(|s| {
+                s.parse::<Timestamp>().map_err(|_| {
+                    Error::invalid("_since", "use an instant with a time zone (FHIR instant)")
+                })
+            })
+            .transpose()?;
+        Ok(Self { types, since })
+    }
+}
+
+/// Writes every resource the export asks for, patient by patient, to `sink` (type, resource):
+/// nothing is held beyond one patient's resources, so memory does not grow with the clinic.
+/// Each read is the same audited call as a search by that user. `cancelled` is checked between
+/// patients; `done` counts the patients written.
+pub async fn export(
+    store: &dyn Store,
+    actor: &Actor,
+    request: &ExportRequest,
+    sink: &mut (dyn FnMut(&str, &Value) -> std::io::Result<()> + Send),
+    cancelled: &std::sync::atomic::AtomicBool,
+    progress: &ExportProgress,
+) -> Result<()> {
+    use std::sync::atomic::Ordering;
+    if !actor.may(ketcare_core::Permission::ClinicalRead) {
+        return Err(Error::Forbidden(
+            "a bulk export holds clinical records: your role may not read them".into(),
+        ));
+    }
+    let patients = store.search_patients(actor, "", MAX_MATCHES).await?;
+    progress.total.store(patients.len(), Ordering::Relaxed);
+    let changed = |r: &Value| {
+        request.since.is_none_or(|since| {
+            r["meta"]["lastUpdated"]
+                .as_str()
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .is_some_and(|t| t >= since)
+        })
+    };
+    for p in patients {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(Error::Conflict("the export was cancelled".into()));
+        }
+        let by = [("patient".to_owned(), p.id.get().to_string())];
+        for kind in &request.types {
+            let resources = match *kind {
+                "Patient" => vec![read_patient(store, actor, p.id).await?],
+                "RelatedPerson" => search_related_persons(store, actor, &by).await?,
+                "Observation" => search_observations(store, actor, &by).await?,
+                other => search_by_patient(store, actor, other, &by).await?,
+            };
+            for r in resources.iter().filter(|r| changed(r)) {
+                sink(kind, r).map_err(|e| {
+                    tracing::error!(error = %e, "writing an export file");
+                    Error::Internal
+                })?;
+            }
+        }
+        progress.done.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// How far an export has come: patients written of patients to write.
+#[derive(Debug, Default)]
+pub struct ExportProgress {
+    pub done: std::sync::atomic::AtomicUsize,
+    pub total: std::sync::atomic::AtomicUsize,
+}

@@ -173,7 +173,12 @@ pub fn statement(base: &str, software_version: &str, date: &str) -> Value {
                 "description": "A ketcare API token (Authorization: Bearer) or a signed-in browser session; every read is checked against the user's role and audited.",
             },
             "resource": resources,
+            "operation": [{
+                "name": "export",
+                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+            }],
         }],
+        "instantiates": ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"],
     })
 }
 

@@ -92,6 +92,8 @@ pub struct AppState {
     /// The monitors allowed to send vitals (`mllp.allowed_senders`; `None`: any), read from the
     /// settings at start and after every settings change.
     pub senders: Arc<std::sync::RwLock<Option<ketcare_app::senders::SenderAllowList>>>,
+    /// FHIR bulk exports: their jobs and the private folder of their files.
+    pub exports: Arc<fhir::export::Exports>,
 }
 
 impl AppState {
@@ -115,7 +117,15 @@ impl AppState {
             api_rate: Arc::default(),
             refusals: Arc::default(),
             senders: Arc::default(),
+            exports: Arc::default(),
         }
+    }
+
+    /// Writes FHIR bulk exports under `dir` (by default a private folder in the system's
+    /// temporary directory).
+    pub fn with_export_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.exports = Arc::new(fhir::export::Exports::new(dir));
+        self
     }
 
     /// Whether this database is a demo clinic.

@@ -614,7 +614,9 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         api_burst: args.api_burst,
         api_per_second: args.api_per_second,
     };
-    let state = AppState::new(store.clone(), config, bands, library);
+    // FHIR bulk exports are written in the data folder (0700), beside the database.
+    let state = AppState::new(store.clone(), config, bands, library)
+        .with_export_dir(db.data.join("exports"));
     state
         .refresh_demo()
         .await

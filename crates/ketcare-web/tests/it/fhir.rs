@@ -381,3 +381,182 @@ async fn patients_guardians_and_vital_signs_over_fhir() {
         }
     }
 }
+
+/// Bulk Data `$export`: kick-off (GET and POST), status polling, the manifest, NDJSON files for
+/// the owner only, `_type` and `_since`, cancellation, and the refusals, on both backends.
+#[tokio::test]
+async fn a_bulk_export_of_the_clinic() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        for (u, r) in [
+            ("nina", Role::Nurse),
+            ("nora", Role::Nurse),
+            ("rita", Role::Researcher),
+        ] {
+            app.add_user(u, r).await;
+        }
+        let page = app.login("nina").await;
+        let nurse = app.bearer("nina").await;
+        let minor = patient_born(&app, &page, "X-1", "2012-05-01").await;
+        app.post_form(
+            &format!("/patients/{minor}/guardians"),
+            &page,
+            &[
+                ("name", "Ada Quill"),
+                ("relationship", "mother"),
+                ("phone", "555-0101"),
+            ],
+        )
+        .await;
+        app.post_form("/patients", &page, &adult_form()).await;
+        let async_ = [
+            ("prefer", "respond-async"),
+            ("accept", "application/fhir+json"),
+        ];
+        let kick = |path: &str, auth: &Auth, method: Method, body: &str| {
+            let (app, path, auth, body) = (&app, path.to_owned(), auth.clone(), body.to_owned());
+            async move {
+                let ct = (!body.is_empty()).then_some("application/fhir+json");
+                app.send(method, &path, &auth, ct, body, &async_).await
+            }
+        };
+        // Without Prefer: respond-async, refused naming it.
+        let r = app.get("/fhir/r4/$export", &nurse).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{backend:?}: {}", r.body);
+        assert_eq!(r.json()["issue"][0]["expression"][0], "Prefer");
+        let r = kick("/fhir/r4/$export?_type=Claim", &nurse, Method::GET, "").await;
+        assert_eq!(r.json()["issue"][0]["expression"][0], "_type");
+        let r = kick(
+            "/fhir/r4/$export",
+            &app.bearer("rita").await,
+            Method::GET,
+            "",
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+        let wait = |location: String| {
+            let (app, nurse) = (&app, &nurse);
+            async move {
+                let path = location
+                    .split_once("/fhir/r4")
+                    .map(|(_, p)| format!("/fhir/r4{p}"))
+                    .unwrap_or_default();
+                for _ in 0..200 {
+                    let r = app.get(&path, nurse).await;
+                    if r.status == StatusCode::OK {
+                        return r.json();
+                    }
+                    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+                    assert!(r.headers.contains_key("x-progress"));
+                    assert!(r.headers.contains_key(header::RETRY_AFTER));
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                panic!("the export did not finish");
+            }
+        };
+        let r = kick("/fhir/r4/$export", &nurse, Method::GET, "").await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{backend:?}: {}", r.body);
+        let location = r.headers[header::CONTENT_LOCATION]
+            .to_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(
+            location.starts_with("http://") && location.contains("/$export-status/"),
+            "{location}"
+        );
+        let manifest = wait(location.clone()).await;
+        assert_eq!(manifest["requiresAccessToken"], true);
+        let count = |kind: &str| {
+            manifest["output"]
+                .as_array()
+                .and_then(|o| o.iter().find(|x| x["type"] == kind))
+                .map(|x| x["count"].as_u64().unwrap_or(0))
+                .unwrap_or(0)
+        };
+        assert_eq!(count("Patient"), 2, "{manifest}");
+        assert_eq!(count("RelatedPerson"), 1);
+        assert_eq!(count("Condition"), 2);
+        assert_eq!(count("MedicationStatement"), 2);
+        // Each file: NDJSON of its type, to the owner only.
+        let url = manifest["output"][0]["url"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        let path = url
+            .split_once("/fhir/r4")
+            .map(|(_, p)| format!("/fhir/r4{p}"))
+            .unwrap_or_default();
+        let f = app.get(&path, &nurse).await;
+        assert_eq!(f.status, StatusCode::OK);
+        assert_eq!(f.headers[header::CONTENT_TYPE], "application/fhir+ndjson");
+        let lines: Vec<serde_json::Value> = f
+            .body
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_default())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines.iter().all(|l| l["resourceType"] == "Patient"));
+        let nora = app.bearer("nora").await;
+        assert_eq!(app.get(&path, &nora).await.status, StatusCode::NOT_FOUND);
+        let status_path = location
+            .split_once("/fhir/r4")
+            .map(|(_, p)| format!("/fhir/r4{p}"))
+            .unwrap_or_default();
+        assert_eq!(
+            app.get(&status_path, &nora).await.status,
+            StatusCode::NOT_FOUND
+        );
+
+        // POST with Parameters: one type; _since in the future: nothing changed since.
+        let body = json!({"resourceType": "Parameters", "parameter": [
+            {"name": "_type", "valueString": "Patient,RelatedPerson"}]})
+        .to_string();
+        let r = kick("/fhir/r4/Patient/$export", &nurse, Method::POST, &body).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        let m = wait(
+            r.headers[header::CONTENT_LOCATION]
+                .to_str()
+                .unwrap_or("")
+                .to_owned(),
+        )
+        .await;
+        let types: Vec<_> = m["output"]
+            .as_array()
+            .map(|o| o.iter().map(|x| x["type"].clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(types, vec![json!("Patient"), json!("RelatedPerson")]);
+        let r = kick(
+            "/fhir/r4/$export?_since=2999-01-01T00:00:00Z",
+            &nurse,
+            Method::GET,
+            "",
+        )
+        .await;
+        let m = wait(
+            r.headers[header::CONTENT_LOCATION]
+                .to_str()
+                .unwrap_or("")
+                .to_owned(),
+        )
+        .await;
+        assert_eq!(m["output"].as_array().map(Vec::len), Some(0), "{m}");
+
+        // Cancelled: the status is gone.
+        let d = app
+            .send(
+                Method::DELETE,
+                &status_path,
+                &nurse,
+                None,
+                String::new(),
+                &[],
+            )
+            .await;
+        assert_eq!(d.status, StatusCode::ACCEPTED);
+        assert_eq!(
+            app.get(&status_path, &nurse).await.status,
+            StatusCode::NOT_FOUND
+        );
+    }
+}

@@ -16,13 +16,15 @@ use ketcare_fhir::search::Paging;
 use ketcare_fhir::{FHIR_JSON, bundle, capability, outcome};
 use serde_json::Value;
 
+pub mod export;
+
 /// The FHIR routes, each with its role rule: patients and their guardians need the patient-read
 /// right (they carry demographics only), observations the clinical-read right.
 #[rustfmt::skip]
 pub fn routes() -> Vec<Entry> {
     use Access::{Public, Requires};
     use Permission::*;
-    use Verb::Get;
+    use Verb::{Delete, Get, Post};
     vec![
         r(Get, "/fhir/r4/metadata", Public, metadata),
         r(Get, "/fhir/r4/Patient", Requires(PatientRead), search_patient),
@@ -34,6 +36,14 @@ pub fn routes() -> Vec<Entry> {
         r(Get, "/fhir/r4/AllergyIntolerance", Requires(ClinicalRead), by_patient("AllergyIntolerance")),
         r(Get, "/fhir/r4/MedicationStatement", Requires(ClinicalRead), by_patient("MedicationStatement")),
         r(Get, "/fhir/r4/Flag", Requires(ClinicalRead), by_patient("Flag")),
+        // Bulk Data export
+        r(Get, "/fhir/r4/$export", Requires(ClinicalRead), export::system_export),
+        r(Post, "/fhir/r4/$export", Requires(ClinicalRead), export::system_export),
+        r(Get, "/fhir/r4/Patient/$export", Requires(ClinicalRead), export::patient_export),
+        r(Post, "/fhir/r4/Patient/$export", Requires(ClinicalRead), export::patient_export),
+        r(Get, "/fhir/r4/$export-status/{id}", Requires(ClinicalRead), export::status),
+        r(Delete, "/fhir/r4/$export-status/{id}", Requires(ClinicalRead), export::cancel),
+        r(Get, "/fhir/r4/$export-file/{id}/{file}", Requires(ClinicalRead), export::file),
     ]
 }
 
@@ -110,7 +120,7 @@ impl IntoResponse for FhirError {
 }
 
 /// The server's FHIR base, absolute, on the host the client used.
-fn base(s: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn base(s: &AppState, headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -128,7 +138,7 @@ fn base(s: &AppState, headers: &HeaderMap) -> String {
     format!("{scheme}://{host}/fhir/r4")
 }
 
-fn pairs(q: &Option<String>) -> Result<Vec<(String, String)>, AppError> {
+pub(crate) fn pairs(q: &Option<String>) -> Result<Vec<(String, String)>, AppError> {
     match q.as_deref() {
         None | Some("") => Ok(vec![]),
         Some(q) => serde_urlencoded::from_str(q)
