@@ -1,7 +1,7 @@
 //! Account administration, the same for the users page, the API and the CLI: disable and
 //! re-enable an account, clear its failed attempts, change its role, set a temporary password the
-//! user must replace at their next sign-in, end its sessions and tokens — and a user choosing
-//! their own new password. Each change is one audited unit of work in the store.
+//! user must replace at their next sign-in, end its sessions and tokens, remove its second factor
+//! (a lost phone) — and a user choosing their own new password. Each change is one audited unit of work in the store.
 
 use crate::error::{Error, Result};
 use crate::password::{hash_password, random_token, verify_password};
@@ -15,6 +15,7 @@ pub fn parse_change(action: &str, role: &str) -> Result<Option<AccountChange>> {
         "enable" => AccountChange::Enable,
         "unlock" => AccountChange::Unlock,
         "end_sessions" => AccountChange::EndSessions,
+        "reset_second_factor" => AccountChange::ResetSecondFactor,
         "role" => AccountChange::SetRole(Role::parse(role.trim()).ok_or_else(|| {
             Error::invalid(
                 "role",
@@ -28,7 +29,7 @@ pub fn parse_change(action: &str, role: &str) -> Result<Option<AccountChange>> {
                 "action",
                 format!(
                     "`{other}` is not an account action; use disable, enable, unlock, role, \
-                     reset_password or end_sessions"
+                     reset_password, end_sessions or reset_second_factor"
                 ),
             ));
         }
