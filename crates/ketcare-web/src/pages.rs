@@ -1154,16 +1154,15 @@ async fn users_page(
             if u.locked_until.is_some_and(|t| t > now) {
                 status.push("witness sign-off locked");
             }
+            if status.is_empty() {
+                status.push("active");
+            }
             if u.second_factor {
                 status.push("second factor on");
             }
             UserRow {
                 id: u.id.get(),
-                status: if status.is_empty() {
-                    "active".into()
-                } else {
-                    status.join("; ")
-                },
+                status: status.join("; "),
                 disabled: u.disabled,
                 second_factor: u.second_factor,
                 username: u.username,
