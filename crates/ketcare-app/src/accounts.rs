@@ -43,6 +43,14 @@ pub async fn change(
     id: UserId,
     change: &AccountChange,
 ) -> Result<User> {
+    if *change == AccountChange::ResetSecondFactor && actor.user_id == Some(id) {
+        // One's own second factor goes only with a current code (`second_factor::turn_off`),
+        // so an open session alone cannot remove it.
+        return Err(Error::invalid(
+            "user",
+            "turn your own second factor off on your account page, with a current code",
+        ));
+    }
     Ok(store.change_account(actor, id, change).await?)
 }
 

@@ -461,6 +461,23 @@ async fn an_administrator_resets_a_lost_second_factor_on_the_page_and_the_api() 
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(r.json()["user"]["second_factor"], false);
+        // An administrator's own goes only with a current code, on their account page.
+        let alex_id = app
+            .store
+            .user_by_username("alex")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let own = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/users/{}/account", alex_id.get()),
+                &token,
+                &json!({"action": "reset_second_factor"}),
+            )
+            .await;
+        assert_eq!(own.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", own.body);
         // Only an administrator resets another's second factor.
         let nurse = app.bearer("nina").await;
         let r = app
