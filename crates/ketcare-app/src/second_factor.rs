@@ -35,12 +35,14 @@ pub struct Status {
     pub pending: Option<Enrolment>,
 }
 
-/// A secret being set up, as the user copies it into an authenticator app: the base32 text and
-/// the `otpauth://` URI (both the secret; `Debug` prints neither).
+/// A secret being set up, as the user copies it into an authenticator app: the base32 text, the
+/// `otpauth://` URI and that URI as a QR code (an SVG document); all three are the secret, and
+/// `Debug` prints none.
 #[derive(Debug, Clone)]
 pub struct Enrolment {
     pub secret: SecretText,
     pub uri: SecretText,
+    pub qr_svg: SecretText,
 }
 
 /// The TOTP of a base32 secret for `username`.
@@ -72,9 +74,23 @@ fn enrolment(secret: &SecretText, username: &str) -> Result<Enrolment> {
         tracing::error!(error = %e, "could not write an otpauth URI");
         Error::Internal
     })?;
+    // The page shows the code inline: the XML declaration has no place inside HTML.
+    let qr_svg = qrcode::QrCode::new(uri.as_bytes())
+        .map(|q| {
+            let svg = q
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(200, 200)
+                .build();
+            match svg.find("<svg") {
+                Some(i) => svg[i..].to_owned(),
+                None => svg,
+            }
+        })
+        .unwrap_or_default();
     Ok(Enrolment {
         secret: secret.clone(),
         uri: SecretText::new(uri),
+        qr_svg: SecretText::new(qr_svg),
     })
 }
 
@@ -309,10 +325,20 @@ mod tests {
     }
 
     #[test]
+    fn the_qr_code_is_an_inline_svg() {
+        let secret = SecretText::new(Secret::from([9u8; 20].to_vec()).to_base32());
+        let e = enrolment(&secret, "nina").unwrap();
+        let svg = e.qr_svg.expose();
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"), "{svg}");
+        assert!(!svg.contains("<?xml") && !svg.contains("style"), "{svg}");
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let e = Enrolment {
             secret: SecretText::new("JBSWY3DPEHPK3PXP"),
             uri: SecretText::new("otpauth://totp/ketcare:a?secret=JBSWY3DPEHPK3PXP"),
+            qr_svg: SecretText::new("<svg>JBSWY3DPEHPK3PXP</svg>"),
         };
         assert!(!format!("{e:?}").contains("JBSWY3DPEHPK3PXP"));
     }

@@ -1336,6 +1336,8 @@ pub struct SecondFactorPage {
     /// A set-up under way: the secret as base32 text and as an `otpauth://` URI.
     secret: String,
     uri: String,
+    /// The URI as a QR code: an SVG document ketcare drew (no text of the user's in it).
+    qr_svg: String,
     /// Shown once, right after the second factor was turned on.
     recovery_codes: Vec<String>,
     message: String,
@@ -1354,9 +1356,15 @@ async fn second_factor_page(
     let st = ketcare_app::second_factor::status(store, &p.actor).await?;
     let user = store.user_by_id(p.user.id).await?.unwrap_or(p.user.clone());
     let required = ketcare_app::second_factor::must_enrol(store, &user).await?;
-    let (secret, uri) = st
+    let (secret, uri, qr_svg) = st
         .pending
-        .map(|e| (e.secret.expose().to_owned(), e.uri.expose().to_owned()))
+        .map(|e| {
+            (
+                e.secret.expose().to_owned(),
+                e.uri.expose().to_owned(),
+                e.qr_svg.expose().to_owned(),
+            )
+        })
         .unwrap_or_default();
     Ok(render_with(
         status,
@@ -1367,6 +1375,7 @@ async fn second_factor_page(
             recovery_codes_left: st.recovery_codes_left,
             secret,
             uri,
+            qr_svg,
             recovery_codes,
             message,
             error,
