@@ -1,7 +1,8 @@
 //! Account administration, the same for the users page, the API and the CLI: disable and
 //! re-enable an account, clear its failed attempts, change its role, set a temporary password the
 //! user must replace at their next sign-in, end its sessions and tokens, remove its second factor
-//! (a lost phone) — and a user choosing their own new password. Each change is one audited unit of work in the store.
+//! (a lost phone) — and a user choosing their own new password. Each change is one audited unit
+//! of work in the store.
 
 use crate::error::{Error, Result};
 use crate::password::{hash_password, random_token, verify_password};

@@ -487,10 +487,15 @@ pub async fn login_second_factor(
         ));
     };
     let username = user.username.clone();
-    if !matches!(
-        s.throttle.check(&address, &username, now),
-        crate::throttle::Verdict::Allowed
-    ) {
+    // Paused as the password step would be: the same answer, and the challenge ends with it.
+    let paused = match s.throttle.check(&address, &username, now) {
+        crate::throttle::Verdict::Allowed => None,
+        crate::throttle::Verdict::AccountPaused(_) => Some((StatusCode::UNAUTHORIZED, None)),
+        crate::throttle::Verdict::AddressPaused(wait) => {
+            Some((StatusCode::TOO_MANY_REQUESTS, Some(wait)))
+        }
+    };
+    if let Some((status, wait)) = paused {
         s.store.end_sign_in_challenge(&hash, now).await?;
         s.store
             .audit(
@@ -498,14 +503,11 @@ pub async fn login_second_factor(
                 AuditEvent::new("login.paused", None, "second step while paused"),
             )
             .await?;
-        return Ok(login_page(
-            &s,
-            &headers,
-            &form.next,
-            &username,
-            SIGN_IN_REFUSED,
-            StatusCode::UNAUTHORIZED,
-        ));
+        let mut r = login_page(&s, &headers, &form.next, &username, SIGN_IN_REFUSED, status);
+        if let Some(v) = wait.and_then(|w| w.to_string().parse().ok()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(r);
     }
     let accepted =
         ketcare_app::second_factor::second_step(s.store.as_ref(), &user, &address, &form.code, now)
