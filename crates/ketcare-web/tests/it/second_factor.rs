@@ -565,6 +565,12 @@ async fn the_site_can_require_a_second_factor_of_administrators_and_prescribers(
 async fn the_settings_page_offers_the_requirement_as_yes_or_no() {
     let app = TestApp::new(ketcare_store::Backend::Sqlite).await;
     app.add_user("alex", Role::Administrator).await;
+    let page = app.get("/settings", &app.login("alex").await).await;
+    assert!(
+        page.body.contains("security.second_factor_required"),
+        "{}",
+        page.body
+    );
     let token = app.bearer("alex").await;
     let bad = app
         .json(
