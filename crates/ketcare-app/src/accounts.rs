@@ -1,7 +1,8 @@
 //! Account administration, the same for the users page, the API and the CLI: disable and
 //! re-enable an account, clear its failed attempts, change its role, set a temporary password the
-//! user must replace at their next sign-in, end its sessions and tokens — and a user choosing
-//! their own new password. Each change is one audited unit of work in the store.
+//! user must replace at their next sign-in, end its sessions and tokens, remove its second factor
+//! (a lost phone) — and a user choosing their own new password. Each change is one audited unit
+//! of work in the store.
 
 use crate::error::{Error, Result};
 use crate::password::{hash_password, random_token, verify_password};
@@ -15,6 +16,7 @@ pub fn parse_change(action: &str, role: &str) -> Result<Option<AccountChange>> {
         "enable" => AccountChange::Enable,
         "unlock" => AccountChange::Unlock,
         "end_sessions" => AccountChange::EndSessions,
+        "reset_second_factor" => AccountChange::ResetSecondFactor,
         "role" => AccountChange::SetRole(Role::parse(role.trim()).ok_or_else(|| {
             Error::invalid(
                 "role",
@@ -28,7 +30,7 @@ pub fn parse_change(action: &str, role: &str) -> Result<Option<AccountChange>> {
                 "action",
                 format!(
                     "`{other}` is not an account action; use disable, enable, unlock, role, \
-                     reset_password or end_sessions"
+                     reset_password, end_sessions or reset_second_factor"
                 ),
             ));
         }
@@ -42,6 +44,14 @@ pub async fn change(
     id: UserId,
     change: &AccountChange,
 ) -> Result<User> {
+    if *change == AccountChange::ResetSecondFactor && actor.user_id == Some(id) {
+        // One's own second factor goes only with a current code (`second_factor::turn_off`),
+        // so an open session alone cannot remove it.
+        return Err(Error::invalid(
+            "user",
+            "turn your own second factor off on your account page, with a current code",
+        ));
+    }
     Ok(store.change_account(actor, id, change).await?)
 }
 

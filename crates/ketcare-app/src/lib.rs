@@ -26,6 +26,7 @@ pub mod password;
 pub mod patients;
 pub mod pk;
 pub mod screenings;
+pub mod second_factor;
 pub mod senders;
 pub mod sessions;
 pub mod settings_registry;

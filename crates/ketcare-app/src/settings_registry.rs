@@ -540,6 +540,7 @@ fn input_for(key: &str) -> Input {
             "billing.esketamine_drug_line"
                 | "schedule.ketamine_prescriber_on_site"
                 | "measures.link_before_session"
+                | crate::second_factor::REQUIRED_SETTING
         )
     {
         return Input::YesNo;
@@ -692,6 +693,15 @@ fn code_settings(library: &Library) -> Vec<SettingSpec> {
             vec!["sessions: check-in".into()],
         ),
         spec(
+            crate::second_factor::REQUIRED_SETTING,
+            "Require a second factor (an authenticator app's code, RFC 6238) of administrators \
+             and prescribers: signed in without one, they can do nothing but set it up. A \
+             security policy of the site, not a clinical value."
+                .into(),
+            "unset: a second factor is each user's choice".into(),
+            vec!["sign-in: second factor".into()],
+        ),
+        spec(
             DEMO_CLINIC,
             "Marks this database as a demo clinic: every page says so, and the demo's settings are shown as its choice.".into(),
             "unset: a clinic's own database".into(),
@@ -801,6 +811,10 @@ mod tests {
         assert!(r.check("session.alarm.spo2_low_percent", 101.0).is_err());
         assert!(r.check("billing.em_codes_enabled", 3.0).is_err());
         assert!(r.check("billing.em_codes_enabled", 2.0).is_ok());
+        let sf = crate::second_factor::REQUIRED_SETTING;
+        assert_eq!(r.get(sf).map(|s| s.input), Some(Input::YesNo));
+        assert!(r.check(sf, 1.0).is_ok());
+        assert!(r.check(sf, 0.5).is_err());
         assert!(
             r.check("eligibility.trd_adequate_trial_min_weeks", 4.5)
                 .is_err()

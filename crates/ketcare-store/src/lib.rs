@@ -122,6 +122,8 @@ pub struct User {
     pub disabled: bool,
     /// Signed in with a temporary password an administrator set: must choose a new one first.
     pub must_change_password: bool,
+    /// Has a second factor (TOTP): a sign-in needs a code or a recovery code after the password.
+    pub second_factor: bool,
 }
 
 /// An administrator's change to an account ([`Store::change_account`]).
@@ -141,6 +143,9 @@ pub enum AccountChange {
     },
     /// Ends every browser session and revokes every API token, leaving the account enabled.
     EndSessions,
+    /// Removes the account's second factor and its recovery codes (a lost phone; or the user
+    /// turning it off, which the application allows only with a current code).
+    ResetSecondFactor,
 }
 
 impl AccountChange {
@@ -153,6 +158,7 @@ impl AccountChange {
             Self::SetRole(_) => "user.role",
             Self::SetPassword { .. } => "user.password",
             Self::EndSessions => "user.end_sessions",
+            Self::ResetSecondFactor => "user.second_factor_reset",
         }
     }
 }
@@ -163,6 +169,52 @@ pub struct NewUser {
     pub display_name: String,
     pub role: Role,
     pub password_hash: String,
+}
+
+/// A secret kept as text (a TOTP shared secret in base32): `Debug` never prints it, so it cannot
+/// reach a log through a derived `Debug` or an error.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretText(String);
+
+impl SecretText {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The secret itself, for the one place that needs it (a code check, the enrolment page).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(redacted)")
+    }
+}
+
+/// An account's second factor as stored ([`Store::second_factor`]).
+#[derive(Debug, Clone, Default)]
+pub struct SecondFactorState {
+    /// The confirmed shared secret, if the account has a second factor.
+    pub secret: Option<SecretText>,
+    /// A secret being set up, shown to the user and not yet confirmed with a code.
+    pub pending: Option<SecretText>,
+    /// The last TOTP time step a code was accepted for (0: none); only later steps are accepted.
+    pub last_step: i64,
+    /// Recovery codes not yet used.
+    pub recovery_codes_left: i64,
+}
+
+/// What the second step of a sign-in offers ([`Store::second_factor_sign_in`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecondFactorProof {
+    /// A TOTP code that matched this time step (accepted only if later than the last one).
+    Step(i64),
+    /// The SHA-256 of a recovery code (accepted once).
+    RecoveryCodeHash(String),
+    /// A code that matched nothing.
+    Wrong,
 }
 
 /// A signed-in browser session.
@@ -330,6 +382,45 @@ pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore {
     async fn login_failed(&self, user: &User, address: &str, lock_until: Option<i64>)
     -> Result<()>;
     async fn login_succeeded(&self, user: &User, address: &str) -> Result<()>;
+    /// The second factor of account `id` as stored (its secrets are for the application's
+    /// checks and the owner's enrolment page only).
+    async fn second_factor(&self, id: UserId) -> Result<SecondFactorState>;
+    /// The actor sets up a second factor for their own account: `secret` waits, unconfirmed,
+    /// in place of any earlier one being set up (audited, without the secret).
+    async fn begin_second_factor(&self, actor: &Actor, secret: &SecretText) -> Result<()>;
+    /// Confirms the actor's pending `secret` (checked by the caller with a code of time step
+    /// `step`): it becomes the account's second factor, `step` the last accepted, and
+    /// `recovery_code_hashes` its only recovery codes. Refused if the pending secret changed.
+    async fn confirm_second_factor(
+        &self,
+        actor: &Actor,
+        secret: &SecretText,
+        step: i64,
+        recovery_code_hashes: &[String],
+    ) -> Result<User>;
+    /// The second step of a sign-in: accepts a later time step or an unused recovery code
+    /// (which is used up), or records the failure (audited and counted like a wrong password).
+    /// True when accepted.
+    async fn second_factor_sign_in(
+        &self,
+        user: &User,
+        address: &str,
+        proof: &SecondFactorProof,
+    ) -> Result<bool>;
+    /// A sign-in whose password was right waits for its second step: a challenge (not a
+    /// session) for `user`, by its token's hash, until `expires_at` (audited).
+    async fn create_sign_in_challenge(
+        &self,
+        user: &User,
+        address: &str,
+        token_hash: &str,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// The challenge's account, if the challenge exists, has not expired at `now` and the
+    /// account is enabled.
+    async fn sign_in_challenge(&self, token_hash: &str, now: i64) -> Result<Option<User>>;
+    /// Ends a challenge (its sign-in completed), and any that expired before `now`.
+    async fn end_sign_in_challenge(&self, token_hash: &str, now: i64) -> Result<()>;
     /// An administrator's change to account `id`, audited (the actor needs `UserAdmin`, except
     /// that a user may set their own password: `SetPassword` with `actor` = the account).
     async fn change_account(

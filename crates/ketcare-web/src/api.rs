@@ -317,6 +317,8 @@ pub struct UserView {
     pub disabled: bool,
     /// Must choose a new password at the next sign-in (after an administrator's reset).
     pub must_change_password: bool,
+    /// Sign-in asks for a code from an authenticator app (or a recovery code).
+    pub second_factor: bool,
 }
 
 fn user_view(u: ketcare_store::User, now: i64) -> UserView {
@@ -325,6 +327,7 @@ fn user_view(u: ketcare_store::User, now: i64) -> UserView {
         locked: u.locked_until.is_some_and(|t| t > now),
         disabled: u.disabled,
         must_change_password: u.must_change_password,
+        second_factor: u.second_factor,
         username: u.username,
         display_name: u.display_name,
         role: u.role,
@@ -334,7 +337,7 @@ fn user_view(u: ketcare_store::User, now: i64) -> UserView {
 /// An administrator's action on an account.
 #[derive(Deserialize, ToSchema)]
 pub struct AccountAction {
-    /// disable, enable, unlock, role, reset_password or end_sessions.
+    /// disable, enable, unlock, role, reset_password, end_sessions or reset_second_factor.
     pub action: String,
     /// The new role (for `role`).
     #[serde(default)]
@@ -349,8 +352,8 @@ pub struct AccountResult {
     pub temporary_password: Option<String>,
 }
 
-/// Disables, re-enables, unlocks, changes the role of, resets the password of, or ends the
-/// sessions and tokens of an account (audited).
+/// Disables, re-enables, unlocks, changes the role of, resets the password of, ends the
+/// sessions and tokens of, or removes the second factor of an account (audited).
 #[utoipa::path(post, path = "/api/v1/users/{id}/account", request_body = AccountAction, responses(
     (status = 200, body = AccountResult), (status = 401, body = ErrorBody),
     (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),

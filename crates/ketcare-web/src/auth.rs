@@ -320,6 +320,32 @@ pub async fn guard(
         }
         return axum::response::Redirect::to("/account/password").into_response();
     }
+    // The site requires a second factor of this role and the account has none: nothing but
+    // setting one up (a browser session only: API tokens are machine credentials).
+    if let Some(p) = &principal
+        && matches!(p.credential, Credential::Session { .. })
+        && !p.user.second_factor
+        && ketcare_app::second_factor::REQUIRED_FOR.contains(&p.user.role)
+        && !matches!(
+            path.as_str(),
+            "/account/second-factor" | "/account/password" | "/logout"
+        )
+        && !path.starts_with("/static/")
+    {
+        match ketcare_app::second_factor::must_enrol(state.store.as_ref(), &p.user).await {
+            Ok(false) => {}
+            Ok(true) if path.starts_with("/api/") => {
+                return reject(
+                    &path,
+                    AppError::Forbidden(
+                        "this account must set up a second factor first (on the web)".into(),
+                    ),
+                );
+            }
+            Ok(true) => return Redirect::to("/account/second-factor").into_response(),
+            Err(e) => return reject(&path, e.into()),
+        }
+    }
     let mut req = req;
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if let Some(Principal {

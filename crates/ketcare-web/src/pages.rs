@@ -351,15 +351,56 @@ pub async fn login(
         s.store.login_failed(&user, &address, None).await?;
         return Ok(refuse(SIGN_IN_REFUSED));
     }
+    if user.second_factor {
+        // The password was right; the second step waits under a challenge of its own, which
+        // no page but the second step reads: it is not a session. The throttle is not reset
+        // until the second step succeeds, so wrong codes count with wrong passwords.
+        let token = random_token();
+        s.store
+            .create_sign_in_challenge(
+                &user,
+                &address,
+                &token_hash(&token),
+                now + ketcare_app::second_factor::CHALLENGE_SECONDS,
+            )
+            .await?;
+        let mut r = second_step_page(&form.csrf_token, &form.next, "", StatusCode::OK);
+        let c = auth::set_cookie(
+            SIGN_IN_COOKIE,
+            &token,
+            ketcare_app::second_factor::CHALLENGE_SECONDS,
+            auth::is_tls(&s, &headers),
+        );
+        if let Ok(v) = c.parse() {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+        return Ok(r);
+    }
     s.throttle.succeeded(&address, username);
-    s.store.login_succeeded(&user, &address).await?;
+    start_session(&s, &headers, &user, &address, &form.next).await
+}
+
+/// The cookie that carries a sign-in's second-step challenge (not a session).
+pub const SIGN_IN_COOKIE: &str = "ketcare_sign_in";
+
+/// Signs `user` in: the sign-in is audited, a session is created, and the sign-in cookies are
+/// cleared.
+async fn start_session(
+    s: &AppState,
+    headers: &HeaderMap,
+    user: &ketcare_store::User,
+    address: &str,
+    next: &str,
+) -> Result<Response, PageError> {
+    let now = s.now();
+    s.store.login_succeeded(user, address).await?;
     let token = random_token();
     let expires = now + s.config.session_minutes * 60;
     s.store
         .create_session(&token_hash(&token), user.id, &random_token(), now, expires)
         .await?;
-    let secure = auth::is_tls(&s, &headers);
-    let mut r = Redirect::to(&safe_next(&form.next)).into_response();
+    let secure = auth::is_tls(s, headers);
+    let mut r = Redirect::to(&safe_next(next)).into_response();
     for c in [
         auth::set_cookie(
             SESSION_COOKIE,
@@ -368,12 +409,132 @@ pub async fn login(
             secure,
         ),
         auth::set_cookie(LOGIN_CSRF_COOKIE, "", 0, secure),
+        auth::set_cookie(SIGN_IN_COOKIE, "", 0, secure),
     ] {
         if let Ok(v) = c.parse() {
             r.headers_mut().append(header::SET_COOKIE, v);
         }
     }
     Ok(r)
+}
+
+#[derive(Template)]
+#[template(path = "login_second_factor.html")]
+pub struct SecondStepPage {
+    nav: Option<Nav>,
+    csrf: String,
+    next: String,
+    error: String,
+}
+
+/// The sign-in's second step; `csrf` is the sign-in form's double-submit token, still in its
+/// cookie.
+fn second_step_page(csrf: &str, next: &str, error: &str, status: StatusCode) -> Response {
+    render_with(
+        status,
+        &SecondStepPage {
+            nav: None,
+            csrf: csrf.to_owned(),
+            next: safe_next(next),
+            error: error.to_owned(),
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub struct SecondStepForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// The second step of a sign-in: a code from the authenticator app or a recovery code, for the
+/// account whose password was right (named by the challenge cookie, never by the form).
+pub async fn login_second_factor(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    req: Request,
+) -> Result<Response, PageError> {
+    let address = auth::client_address(req.extensions());
+    let FormBody(form): FormBody<SecondStepForm> = FormBody::from_request(req, &()).await?;
+    let cookie_token = auth::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    if cookie_token.is_empty() || cookie_token != form.csrf_token {
+        return Ok(login_page(
+            &s,
+            &headers,
+            &form.next,
+            "",
+            "The sign-in form expired. Please try again.",
+            StatusCode::FORBIDDEN,
+        ));
+    }
+    let now = s.now();
+    let challenge = auth::cookie(&headers, SIGN_IN_COOKIE)
+        .filter(|t| !t.is_empty())
+        .map(token_hash);
+    let user = match &challenge {
+        Some(hash) => s.store.sign_in_challenge(hash, now).await?,
+        None => None,
+    };
+    let (Some(hash), Some(user)) = (challenge, user) else {
+        return Ok(login_page(
+            &s,
+            &headers,
+            &form.next,
+            "",
+            "The sign-in took too long (or was finished already): sign in again.",
+            StatusCode::UNAUTHORIZED,
+        ));
+    };
+    let username = user.username.clone();
+    // Paused as the password step would be: the same answer, and the challenge ends with it.
+    let paused = match s.throttle.check(&address, &username, now) {
+        crate::throttle::Verdict::Allowed => None,
+        crate::throttle::Verdict::AccountPaused(_) => Some((StatusCode::UNAUTHORIZED, None)),
+        crate::throttle::Verdict::AddressPaused(wait) => {
+            Some((StatusCode::TOO_MANY_REQUESTS, Some(wait)))
+        }
+    };
+    if let Some((status, wait)) = paused {
+        s.store.end_sign_in_challenge(&hash, now).await?;
+        s.store
+            .audit(
+                &Actor::user(user.id, &user.username, user.role, &address),
+                AuditEvent::new("login.paused", None, "second step while paused"),
+            )
+            .await?;
+        let mut r = login_page(&s, &headers, &form.next, &username, SIGN_IN_REFUSED, status);
+        if let Some(v) = wait.and_then(|w| w.to_string().parse().ok()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(r);
+    }
+    let accepted =
+        ketcare_app::second_factor::second_step(s.store.as_ref(), &user, &address, &form.code, now)
+            .await
+            .map_err(AppError::from)?;
+    if !accepted {
+        s.throttle.failed(
+            &address,
+            &username,
+            now,
+            s.config.lockout_attempts,
+            s.config.lockout_minutes * 60,
+        );
+        return Ok(second_step_page(
+            &form.csrf_token,
+            &form.next,
+            "That code is not right, or it was used already: enter the app's current code, or \
+             an unused recovery code.",
+            StatusCode::UNAUTHORIZED,
+        ));
+    }
+    s.store.end_sign_in_challenge(&hash, now).await?;
+    s.throttle.succeeded(&address, &username);
+    start_session(&s, &headers, &user, &address, &form.next).await
 }
 
 pub async fn logout(
@@ -1071,6 +1232,7 @@ pub struct UserRow {
     /// In words: active, disabled, must change password, witness sign-off locked.
     status: String,
     disabled: bool,
+    second_factor: bool,
 }
 
 async fn users_page(
@@ -1097,14 +1259,17 @@ async fn users_page(
             if u.locked_until.is_some_and(|t| t > now) {
                 status.push("witness sign-off locked");
             }
+            if status.is_empty() {
+                status.push("active");
+            }
+            if u.second_factor {
+                status.push("second factor on");
+            }
             UserRow {
                 id: u.id.get(),
-                status: if status.is_empty() {
-                    "active".into()
-                } else {
-                    status.join("; ")
-                },
+                status: status.join("; "),
                 disabled: u.disabled,
+                second_factor: u.second_factor,
                 username: u.username,
                 name: u.display_name,
                 role: u.role.as_str(),
@@ -1261,4 +1426,132 @@ pub async fn password_change(
             ))
         }
     }
+}
+
+// ---- Second factor --------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "account_second_factor.html")]
+pub struct SecondFactorPage {
+    nav: Option<Nav>,
+    /// The site requires one of this account, which has none: nothing else opens until it does.
+    required: bool,
+    on: bool,
+    recovery_codes_left: i64,
+    /// A set-up under way: the secret as base32 text and as an `otpauth://` URI.
+    secret: String,
+    uri: String,
+    /// The URI as a QR code: an SVG document ketcare drew (no text of the user's in it).
+    qr_svg: String,
+    /// Shown once, right after the second factor was turned on.
+    recovery_codes: Vec<String>,
+    message: String,
+    error: String,
+}
+
+async fn second_factor_page(
+    s: &AppState,
+    p: &Principal,
+    recovery_codes: Vec<String>,
+    message: String,
+    error: String,
+    status: StatusCode,
+) -> Result<Response, AppError> {
+    let store = s.store.as_ref();
+    let st = ketcare_app::second_factor::status(store, &p.actor).await?;
+    let user = store.user_by_id(p.user.id).await?.unwrap_or(p.user.clone());
+    let required = ketcare_app::second_factor::must_enrol(store, &user).await?;
+    let (secret, uri, qr_svg) = st
+        .pending
+        .map(|e| {
+            (
+                e.secret.expose().to_owned(),
+                e.uri.expose().to_owned(),
+                e.qr_svg.expose().to_owned(),
+            )
+        })
+        .unwrap_or_default();
+    Ok(render_with(
+        status,
+        &SecondFactorPage {
+            nav: Nav::of(p),
+            required,
+            on: st.on,
+            recovery_codes_left: st.recovery_codes_left,
+            secret,
+            uri,
+            qr_svg,
+            recovery_codes,
+            message,
+            error,
+        },
+    ))
+}
+
+/// The signed-in user's second factor: set it up, see how many recovery codes are left, turn it
+/// off with a current code.
+pub async fn second_factor_form(
+    State(s): State<AppState>,
+    p: Principal,
+) -> Result<Response, PageError> {
+    Ok(second_factor_page(
+        &s,
+        &p,
+        Vec::new(),
+        String::new(),
+        String::new(),
+        StatusCode::OK,
+    )
+    .await?)
+}
+
+#[derive(Deserialize, Default)]
+pub struct SecondFactorForm {
+    /// begin, confirm or off.
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    code: String,
+}
+
+pub async fn second_factor_action(
+    State(s): State<AppState>,
+    p: Principal,
+    FormBody(form): FormBody<SecondFactorForm>,
+) -> Result<Response, PageError> {
+    use ketcare_app::second_factor as sf;
+    let store = s.store.as_ref();
+    let now = s.now();
+    let done = match form.action.as_str() {
+        "begin" => sf::begin(store, &p.actor).await.map(|_| {
+            (
+                Vec::new(),
+                "Add this account to your authenticator app, then enter the code it shows.".into(),
+            )
+        }),
+        "confirm" => sf::confirm(store, &p.actor, &form.code, now)
+            .await
+            .map(|(_, codes)| (codes, "Your second factor is on.".to_owned())),
+        "off" => sf::turn_off(store, &p.actor, &form.code, now)
+            .await
+            .map(|_| (Vec::new(), "Your second factor is off.".to_owned())),
+        other => Err(ketcare_app::Error::invalid(
+            "action",
+            format!("`{other}` is not a second-factor action; use begin, confirm or off"),
+        )),
+    };
+    Ok(match done {
+        Ok((codes, message)) => {
+            second_factor_page(&s, &p, codes, message, String::new(), StatusCode::OK).await?
+        }
+        Err(e) => {
+            let e = AppError::from(e);
+            if matches!(e, AppError::Internal) {
+                return Err(e.into());
+            }
+            let status = e.status();
+            let text = crate::clinical_pages::invalid_text(&e);
+            second_factor_page(&s, &p, Vec::new(), String::new(), text, status).await?
+        }
+    })
 }

@@ -84,6 +84,7 @@ fn core_table() -> Vec<Entry> {
         r(Get, "/static/patient-picker.js", Public, pages::patient_picker_script),
         r(Get, "/login", Public, pages::login_form),
         r(Post, "/login", Public, pages::login),
+        r(Post, "/login/second-factor", Public, pages::login_second_factor),
         r(Get, "/api/v1/openapi.json", Public, api::openapi_json),
         // Any signed-in user
         r(Get, "/", SignedIn, pages::home),
@@ -152,6 +153,8 @@ fn core_table() -> Vec<Entry> {
         r(Post, "/api/v1/users/{id}/account", Requires(UserAdmin), api::account_action),
         r(Get, "/account/password", SignedIn, pages::password_form),
         r(Post, "/account/password", SignedIn, pages::password_change),
+        r(Get, "/account/second-factor", SignedIn, pages::second_factor_form),
+        r(Post, "/account/second-factor", SignedIn, pages::second_factor_action),
         r(Get, "/api/v1/users", Requires(UserAdmin), api::users),
     ]
 }

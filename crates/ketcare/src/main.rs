@@ -318,6 +318,12 @@ enum UserCommand {
         #[arg(long)]
         username: String,
     },
+    /// Remove an account's second factor and recovery codes (a lost phone): the password alone
+    /// signs in until the user sets up a new one.
+    ResetSecondFactor {
+        #[arg(long)]
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -697,9 +703,10 @@ async fn user(db: &DbArgs, cmd: UserCommand) -> Result<()> {
         }
         UserCommand::List => {
             for u in store.list_users(&cli_admin()).await? {
-                let status = match (u.disabled, u.must_change_password) {
-                    (true, _) => "disabled",
-                    (false, true) => "must choose a new password",
+                let status = match (u.disabled, u.must_change_password, u.second_factor) {
+                    (true, _, _) => "disabled",
+                    (false, true, _) => "must choose a new password",
+                    (false, false, true) => "active, second factor",
                     _ => "active",
                 };
                 println!(
@@ -730,6 +737,9 @@ async fn user(db: &DbArgs, cmd: UserCommand) -> Result<()> {
         }
         UserCommand::EndSessions { username } => {
             change_account(store.as_ref(), &username, "end_sessions", "").await?
+        }
+        UserCommand::ResetSecondFactor { username } => {
+            change_account(store.as_ref(), &username, "reset_second_factor", "").await?
         }
         UserCommand::Role { username, role } => {
             change_account(store.as_ref(), &username, "role", &role).await?

@@ -12,6 +12,7 @@ use crate::{
     ApiToken, AuditFilter, AuditVerification, Backend, ClinicalRecord, NewUser, RecordKind, Result,
     SiteSettingsVersion, Store, StoreError, User, WebSession, require,
 };
+use crate::{SecondFactorProof, SecondFactorState, SecretText};
 use async_trait::async_trait;
 use ketcare_core::audit::{AuditEvent, AuditRecord, HashInput, record_hash, verify_chain};
 use ketcare_core::patient::{
@@ -338,6 +339,51 @@ impl Store for SqlStore {
 
     async fn login_succeeded(&self, user: &User, address: &str) -> Result<()> {
         SqlStore::login_succeeded(self, user, address).await
+    }
+
+    async fn second_factor(&self, id: UserId) -> Result<SecondFactorState> {
+        SqlStore::second_factor(self, id).await
+    }
+
+    async fn begin_second_factor(&self, actor: &Actor, secret: &SecretText) -> Result<()> {
+        SqlStore::begin_second_factor(self, actor, secret).await
+    }
+
+    async fn confirm_second_factor(
+        &self,
+        actor: &Actor,
+        secret: &SecretText,
+        step: i64,
+        recovery_code_hashes: &[String],
+    ) -> Result<User> {
+        SqlStore::confirm_second_factor(self, actor, secret, step, recovery_code_hashes).await
+    }
+
+    async fn second_factor_sign_in(
+        &self,
+        user: &User,
+        address: &str,
+        proof: &SecondFactorProof,
+    ) -> Result<bool> {
+        SqlStore::second_factor_sign_in(self, user, address, proof).await
+    }
+
+    async fn create_sign_in_challenge(
+        &self,
+        user: &User,
+        address: &str,
+        token_hash: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        SqlStore::create_sign_in_challenge(self, user, address, token_hash, expires_at).await
+    }
+
+    async fn sign_in_challenge(&self, token_hash: &str, now: i64) -> Result<Option<User>> {
+        SqlStore::sign_in_challenge(self, token_hash, now).await
+    }
+
+    async fn end_sign_in_challenge(&self, token_hash: &str, now: i64) -> Result<()> {
+        SqlStore::end_sign_in_challenge(self, token_hash, now).await
     }
 
     async fn create_session(

@@ -15,6 +15,8 @@ struct UserRow {
     locked_until: Option<i64>,
     disabled_at: Option<String>,
     must_change_password: i64,
+    /// Read only to know whether there is one; the secret is dropped with the row.
+    totp_secret: Option<String>,
 }
 
 impl TryFrom<UserRow> for User {
@@ -30,13 +32,14 @@ impl TryFrom<UserRow> for User {
             locked_until: r.locked_until,
             disabled: r.disabled_at.is_some(),
             must_change_password: r.must_change_password != 0,
+            second_factor: r.totp_secret.is_some(),
         })
     }
 }
 
 macro_rules! user_columns {
     () => {
-        "id, username, display_name, role, password_hash, failed_logins, locked_until, disabled_at, must_change_password"
+        "id, username, display_name, role, password_hash, failed_logins, locked_until, disabled_at, must_change_password, totp_secret"
     };
 }
 /// An `api_tokens` row as listed (never the hash).
@@ -329,9 +332,13 @@ impl SqlStore {
         id: UserId,
         change: &AccountChange,
     ) -> Result<User> {
-        let own_password =
-            matches!(change, AccountChange::SetPassword { .. }) && actor.user_id == Some(id);
-        if !own_password {
+        // A user may change their own password and turn off their own second factor (the
+        // application checks the current password or a current code first).
+        let own = matches!(
+            change,
+            AccountChange::SetPassword { .. } | AccountChange::ResetSecondFactor
+        ) && actor.user_id == Some(id);
+        if !own {
             require(actor, Permission::UserAdmin)?;
         }
         if actor.user_id == Some(id)
@@ -400,6 +407,27 @@ impl SqlStore {
                 revoke_tokens(&mut tx, id).await?;
                 format!("user {id}: sessions ended, tokens revoked")
             }
+            AccountChange::ResetSecondFactor => {
+                sqlx::query(
+                    "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = 0 WHERE id = $1",
+                )
+                .bind(id.get())
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                    .bind(id.get())
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query("DELETE FROM sign_in_challenges WHERE user_id = $1")
+                    .bind(id.get())
+                    .execute(&mut **tx)
+                    .await?;
+                if actor.user_id == Some(id) {
+                    format!("user {id}: second factor turned off by its owner")
+                } else {
+                    format!("user {id}: second factor reset")
+                }
+            }
         };
         let row = sqlx::query_as::<_, UserRow>(concat!(
             "SELECT ",
@@ -451,6 +479,237 @@ impl SqlStore {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// A `users` row's second-factor columns.
+#[derive(sqlx::FromRow)]
+struct SecondFactorRow {
+    totp_secret: Option<String>,
+    totp_pending: Option<String>,
+    totp_last_step: i64,
+}
+
+impl SqlStore {
+    pub(crate) async fn second_factor(&self, id: UserId) -> Result<SecondFactorState> {
+        let Some(row) = sqlx::query_as::<_, SecondFactorRow>(
+            "SELECT totp_secret, totp_pending, totp_last_step FROM users WHERE id = $1",
+        )
+        .bind(id.get())
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Err(StoreError::NotFound {
+                what: format!("user {id}"),
+            });
+        };
+        let (left,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+        )
+        .bind(id.get())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(SecondFactorState {
+            secret: row.totp_secret.map(SecretText::new),
+            pending: row.totp_pending.map(SecretText::new),
+            last_step: row.totp_last_step,
+            recovery_codes_left: left,
+        })
+    }
+
+    pub(crate) async fn begin_second_factor(
+        &self,
+        actor: &Actor,
+        secret: &SecretText,
+    ) -> Result<()> {
+        let id = own_account(actor)?;
+        let mut tx = self.unit(actor).await?;
+        sqlx::query("UPDATE users SET totp_pending = $1 WHERE id = $2")
+            .bind(secret.expose())
+            .bind(id.get())
+            .execute(&mut **tx)
+            .await?;
+        tx.audit(&AuditEvent::new(
+            "user.second_factor_begin",
+            None,
+            format!("user {id}"),
+        ))
+        .await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn confirm_second_factor(
+        &self,
+        actor: &Actor,
+        secret: &SecretText,
+        step: i64,
+        recovery_code_hashes: &[String],
+    ) -> Result<User> {
+        let id = own_account(actor)?;
+        let mut tx = self.unit(actor).await?;
+        let done = sqlx::query(
+            "UPDATE users SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = $1
+             WHERE id = $2 AND totp_pending = $3",
+        )
+        .bind(step)
+        .bind(id.get())
+        .bind(secret.expose())
+        .execute(&mut **tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(
+                "the set-up changed (begun again elsewhere?): start again".into(),
+            ));
+        }
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+            .bind(id.get())
+            .execute(&mut **tx)
+            .await?;
+        for hash in recovery_code_hashes {
+            sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                .bind(id.get())
+                .bind(hash)
+                .execute(&mut **tx)
+                .await?;
+        }
+        let row = sqlx::query_as::<_, UserRow>(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id.get())
+        .fetch_one(&mut **tx)
+        .await?;
+        tx.audit(&AuditEvent::new(
+            "user.second_factor_on",
+            None,
+            format!("user {id}"),
+        ))
+        .await?;
+        tx.commit().await?;
+        User::try_from(row)
+    }
+
+    pub(crate) async fn second_factor_sign_in(
+        &self,
+        user: &User,
+        address: &str,
+        proof: &SecondFactorProof,
+    ) -> Result<bool> {
+        let actor = Actor::user(user.id, &user.username, user.role, address);
+        let mut tx = self.unit(&actor).await?;
+        // Each update names the state it expects, so two requests racing with one code cannot
+        // both succeed: the second finds the step already taken or the code already used.
+        let accepted = match proof {
+            SecondFactorProof::Step(step) => {
+                sqlx::query(
+                    "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_secret IS NOT NULL AND totp_last_step < $1",
+                )
+                .bind(step)
+                .bind(user.id.get())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+                    == 1
+            }
+            SecondFactorProof::RecoveryCodeHash(hash) => {
+                sqlx::query(
+                    "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
+                )
+                .bind(now_rfc3339())
+                .bind(user.id.get())
+                .bind(hash)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+                    == 1
+            }
+            SecondFactorProof::Wrong => false,
+        };
+        let event = match (accepted, proof) {
+            (true, SecondFactorProof::RecoveryCodeHash(_)) => {
+                AuditEvent::new("login.second_factor", None, "recovery code used")
+            }
+            (true, _) => AuditEvent::new("login.second_factor", None, "code"),
+            (false, _) => {
+                sqlx::query("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1")
+                    .bind(user.id.get())
+                    .execute(&mut **tx)
+                    .await?;
+                AuditEvent::new("login.second_factor_failed", None, "wrong or used code")
+            }
+        };
+        tx.audit(&event).await?;
+        tx.commit().await?;
+        Ok(accepted)
+    }
+
+    pub(crate) async fn create_sign_in_challenge(
+        &self,
+        user: &User,
+        address: &str,
+        token_hash: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        let actor = Actor::user(user.id, &user.username, user.role, address);
+        let mut tx = self.unit(&actor).await?;
+        sqlx::query(
+            "INSERT INTO sign_in_challenges (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash)
+        .bind(user.id.get())
+        .bind(expires_at)
+        .execute(&mut **tx)
+        .await?;
+        tx.audit(&AuditEvent::new(
+            "login.password_ok",
+            None,
+            "second factor asked",
+        ))
+        .await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn sign_in_challenge(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<User>> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT user_id FROM sign_in_challenges WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some((id,)) => Ok(self
+                .user_by_id(UserId::new(id))
+                .await?
+                .filter(|u| !u.disabled && u.second_factor)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) async fn end_sign_in_challenge(&self, token_hash: &str, now: i64) -> Result<()> {
+        // Not a unit of work: sign-in bookkeeping like `create_session`; the sign-in it
+        // completes is audited (`login.second_factor`, `login.ok`).
+        sqlx::query("DELETE FROM sign_in_challenges WHERE token_hash = $1 OR expires_at <= $2")
+            .bind(token_hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The actor's own account: setting up a second factor is for oneself only.
+fn own_account(actor: &Actor) -> Result<UserId> {
+    actor.user_id.ok_or_else(|| {
+        StoreError::Invalid(ketcare_core::FieldErrors::single(
+            "user",
+            "a second factor is set up by a signed-in user for their own account",
+        ))
+    })
 }
 
 /// Ends every browser session of account `id` (within the caller's unit of work).

@@ -3,5 +3,6 @@
 mod audit_chain;
 mod measures;
 mod ops;
+mod second_factor;
 mod session_ops;
 mod sessions;

@@ -16,6 +16,7 @@ mod ops;
 mod ops_more;
 mod pk;
 mod role_matrix;
+mod second_factor;
 mod security;
 mod session_history;
 mod session_timeline;

@@ -429,3 +429,77 @@ fn generated_dose_commands_keep_hard_limits_and_name_the_field() {
     }
     assert!(ok > 3 && refused > 3, "{ok} ok, {refused} refused");
 }
+
+/// `ketcare user reset-second-factor` removes a lost second factor (the same use case as the
+/// users page and the API), audited by action and account id.
+#[tokio::test]
+async fn an_administrator_resets_a_second_factor_from_the_shell() {
+    let data = std::env::temp_dir().join(format!("ketcare-cli-2fa-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let o = ketcare(
+        &data,
+        &["user", "add", "--username", "nina", "--role", "nurse"],
+        "a long enough password\n",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    // Nina set one up on the web (here written straight into the file: the enrolment itself is
+    // tested through the pages).
+    let url = format!("sqlite://{}?mode=rw", data.join("ketcare.db").display());
+    let store = ketcare_store::open(&url).await.unwrap();
+    store
+        .execute_raw("UPDATE users SET totp_secret = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP' WHERE username = 'nina'")
+        .await
+        .unwrap();
+    let o = ketcare(&data, &["user", "list"], "");
+    assert!(text(&o).contains("active, second factor"), "{}", text(&o));
+    let o = ketcare(
+        &data,
+        &["user", "reset-second-factor", "--username", "nina"],
+        "",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("nina: reset second factor"),
+        "{}",
+        text(&o)
+    );
+    let o = ketcare(&data, &["user", "list"], "");
+    assert!(!text(&o).contains("second factor"), "{}", text(&o));
+    let o = ketcare(
+        &data,
+        &["user", "reset-second-factor", "--username", "ghost"],
+        "",
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no user `ghost`"), "{}", text(&o));
+    let o = ketcare(&data, &["audit", "verify"], "");
+    assert!(o.status.success(), "{}", text(&o));
+    let detail: Vec<(String, String)> = audit_pairs(&data).await;
+    assert!(
+        detail
+            .iter()
+            .any(|(a, d)| a == "user.second_factor_reset" && d.ends_with(": second factor reset")),
+        "{detail:?}"
+    );
+    std::fs::remove_dir_all(&data).ok();
+}
+
+/// The audit log's (action, detail) pairs, read through the store as an administrator.
+async fn audit_pairs(data: &std::path::Path) -> Vec<(String, String)> {
+    use ketcare_core::{Actor, Role};
+    let url = format!("sqlite://{}?mode=rw", data.join("ketcare.db").display());
+    let store = ketcare_store::open(&url).await.unwrap();
+    store
+        .audit_records(
+            &Actor::system(Role::Administrator),
+            &ketcare_store::AuditFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.action, r.detail))
+        .collect()
+}
