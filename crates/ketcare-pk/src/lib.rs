@@ -299,6 +299,10 @@ pub fn compare(lib: &Library, reqs: &[SimRequest]) -> Result<Vec<SimResult>, PkE
 }
 
 /// A simple regimen: `mg_per_kg × weight` by `route` at time 0 (IV infusion over `duration_min`).
+/// No clinical ceiling is applied here (the reference gives none for a simulation): the
+/// regimen meets the same physical check as every other when it is simulated
+/// ([`Regimen::check_plausible`]: never more drug than the body weighs, never a non-finite
+/// amount).
 pub fn simple_regimen(
     route: Route,
     mg_per_kg: f64,
@@ -307,12 +311,6 @@ pub fn simple_regimen(
 ) -> Result<Regimen, PkError> {
     error::positive("dose_mg_per_kg", mg_per_kg)?;
     error::positive("weight_kg", weight_kg)?;
-    if mg_per_kg > 20.0 {
-        return Err(PkError::input(
-            "dose_mg_per_kg",
-            format!("{mg_per_kg} mg/kg is not a plausible ketamine dose"),
-        ));
-    }
     let duration_min = match (route, duration_min) {
         (Route::IvInfusion, None) => {
             return Err(PkError::input(
