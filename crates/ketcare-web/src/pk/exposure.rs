@@ -188,8 +188,8 @@ fn group_view(g: &Group) -> GroupView {
             given: format!(
                 "{} mg {} {} ({})",
                 num(s.total_mg),
-                s.drug,
-                s.route,
+                s.drug.replace('_', " "),
+                s.route.replace('_', " ").replace("iv ", "IV "),
                 s.model
             ),
             cmax: format!("{} at {} min", num(s.cmax_ng_ml), num(s.tmax_min)),
