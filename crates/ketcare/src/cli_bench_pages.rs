@@ -71,7 +71,11 @@ fn discharged(plan: &ketcare_session::Plan, chair: &str, start: Timestamp) -> Re
     Ok(s)
 }
 
-fn running(plan: &ketcare_session::Plan, chair: &str, start: Timestamp) -> Result<Session> {
+pub(crate) fn running(
+    plan: &ketcare_session::Plan,
+    chair: &str,
+    start: Timestamp,
+) -> Result<Session> {
     let mut s = Session::new(plan.clone(), chair, start);
     s.apply(
         &Command::AttachDose {
@@ -182,7 +186,7 @@ async fn seed(store: &dyn Store, args: &BenchPagesArgs, tag: &str) -> Result<Cli
     Ok(clinic)
 }
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
+pub(crate) fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let i = ((p / 100.0) * (v.len() as f64 - 1.0)).round() as usize;
     v[i.min(v.len().saturating_sub(1))]

@@ -2,6 +2,7 @@
 //! audit log from the shell.
 #![forbid(unsafe_code)]
 
+mod cli_bench_fhir;
 mod cli_bench_pages;
 mod cli_measures;
 mod cli_ops;
@@ -234,6 +235,10 @@ enum BenchCommand {
     /// synthetic clinic with years of history (seeded into the database given by --db/--data:
     /// use a fresh one). Prints p50/p95 per page.
     Pages(cli_bench_pages::BenchPagesArgs),
+    /// The FHIR edge on a synthetic clinic (seeded into the database given by --db/--data: use
+    /// a fresh one): p50/p95 of a patient's vital-sign search, and a system export's
+    /// resources/s and peak memory.
+    Fhir(cli_bench_fhir::BenchFhirArgs),
 }
 
 #[derive(Args)]
@@ -544,6 +549,9 @@ async fn main() -> Result<()> {
         Command::Bench(BenchCommand::Pk) => cli_pk::bench(),
         Command::Bench(BenchCommand::Pages(a)) => {
             cli_bench_pages::bench_pages(cli.db.open().await?, a).await
+        }
+        Command::Bench(BenchCommand::Fhir(a)) => {
+            cli_bench_fhir::bench_fhir(cli.db.open().await?, a).await
         }
         Command::Bench(BenchCommand::Vitals(a)) => {
             cli_sessions::bench_vitals(cli.db.open().await?, a).await
