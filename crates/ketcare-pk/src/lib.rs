@@ -30,7 +30,7 @@ pub use sim::{
 use serde::{Deserialize, Serialize};
 
 /// A simulation request: the same for the CLI, the pages and the JSON API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SimRequest {
     pub model: String,
     pub regimen: Regimen,

@@ -104,7 +104,7 @@ impl Stat {
 }
 
 /// Population settings.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, Serialize, utoipa::ToSchema)]
 pub struct PopulationSpec {
     pub subjects: usize,
     pub seed: u64,

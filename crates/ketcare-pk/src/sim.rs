@@ -15,7 +15,19 @@ use crate::model::{Covariates, Library, Model};
 use serde::{Deserialize, Serialize};
 
 /// How a dose is given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Route {
     IvBolus,
@@ -83,7 +95,7 @@ impl std::str::FromStr for Route {
 }
 
 /// One dose. `duration_min` is the length of an IV infusion (required for `iv_infusion`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dose {
     pub time_min: f64,
     pub amount_mg: f64,
@@ -93,7 +105,7 @@ pub struct Dose {
 }
 
 /// From `time_min` on, the IV infusion runs at `rate_mg_per_min` (until the next step).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RateStep {
     pub time_min: f64,
     pub rate_mg_per_min: f64,
@@ -101,7 +113,7 @@ pub struct RateStep {
 
 /// What is given: doses by any route, and an IV infusion with any sequence of rate changes
 /// (also the form of a dose history).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Regimen {
     #[serde(default)]
     pub doses: Vec<Dose>,
@@ -226,7 +238,7 @@ impl Regimen {
 }
 
 /// Changeable assumptions for a route without the model's own absorption scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RouteAssumption {
     pub route: Route,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -236,7 +248,7 @@ pub struct RouteAssumption {
 }
 
 /// Options of one simulation.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Options {
     /// Effect-site rate constant: no value is published for ketamine; when given, the effect-site
     /// curve is drawn and labelled as resting on this assumption.

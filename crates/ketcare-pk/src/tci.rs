@@ -18,7 +18,7 @@ use crate::{ADVISORY, Covariates};
 use serde::{Deserialize, Serialize};
 
 /// What to target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TciSite {
     Plasma,
@@ -27,7 +27,7 @@ pub enum TciSite {
 }
 
 /// A TCI request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TciRequest {
     pub model: String,
     pub covariates: Covariates,

@@ -111,7 +111,7 @@ impl Phase {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Pregnancy {
     NotPregnant,
@@ -120,7 +120,7 @@ pub enum Pregnancy {
     NotApplicable,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskScreen {
     /// Screen done, no current risk found.
@@ -159,7 +159,7 @@ pub struct VerifiedDose {
 }
 
 /// Esketamine REMS setting items (§4a) confirmed before dosing.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RemsSetting {
     pub setting_certified: Option<bool>,
     pub patient_enrolled: Option<bool>,
@@ -213,7 +213,7 @@ pub struct LedgerCheck {
 }
 
 /// A change to the checklist: fields present are set.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChecklistUpdate {
     /// Refused when present: consent comes from the consent record, not from a tick.
@@ -237,7 +237,7 @@ pub struct ChecklistUpdate {
 }
 
 /// The discharge checklist items a clinician confirms (the rest is computed).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DischargeConfirmations {
     #[serde(default)]
@@ -289,7 +289,7 @@ pub struct Administration {
     pub event: AdminEvent,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScoreKind {
     /// MOAA/S, 0–5 version (5 = responds readily to name in a normal tone) — instruments.md §2.12.
@@ -306,7 +306,7 @@ pub struct Score {
     pub value: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Mild,
@@ -349,7 +349,7 @@ pub struct Signature {
 }
 
 /// Every command a session accepts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
     CheckIn,
@@ -358,6 +358,9 @@ pub enum Command {
     SetBaseline {
         vitals: Vitals,
     },
+    /// Attaches the verified order's dose. Built by the application layer from the stored,
+    /// verified order; never read from a request, so a caller cannot supply a dose of its own.
+    #[serde(skip_deserializing)]
     AttachDose {
         dose: VerifiedDose,
     },

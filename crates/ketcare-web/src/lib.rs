@@ -14,6 +14,7 @@ pub mod clinical_pages;
 pub mod error;
 pub mod fmt;
 pub mod measures;
+pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub use ketcare_app::password;

@@ -15,7 +15,7 @@ use crate::units::{
     WeightKg,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Sex {
     Female,
@@ -23,7 +23,7 @@ pub enum Sex {
 }
 
 /// The patient's measurements.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientMeasures {
     pub weight_kg: WeightKg,
@@ -36,7 +36,7 @@ pub struct PatientMeasures {
 }
 
 /// A prescriber-chosen amount, typed by unit so a rate cannot land in a dose field.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Amount {
     MgPerKg(MgPerKg),
@@ -65,7 +65,7 @@ impl Amount {
 }
 
 /// The prescriber's choices for one component; everything left out takes the protocol default.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DoseChoice {
     #[serde(default)]
@@ -81,7 +81,7 @@ pub struct DoseChoice {
 }
 
 /// Vial strength and optional dilution.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Preparation {
     pub concentration_mg_per_ml: ConcentrationMgPerMl,
@@ -89,7 +89,7 @@ pub struct Preparation {
     pub final_volume_ml: Option<VolumeMl>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Administration {
     /// The protocol's bolus / infusion / dose.
@@ -100,7 +100,7 @@ pub enum Administration {
 }
 
 /// Everything the calculator reads.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DoseRequest {
     pub protocol_id: String,

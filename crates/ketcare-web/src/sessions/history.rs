@@ -3,6 +3,7 @@
 //! [`ketcare_app::sessions::history::predicted`].
 
 use crate::AppState;
+use crate::api::{ApiPath, ApiQuery};
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody, PageError};
 use crate::pages::{Nav, render_html};
@@ -42,8 +43,8 @@ pub async fn predicted(
 pub async fn predicted_api(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
-    Query(q): Query<PredictedQuery>,
+    ApiPath(sid): ApiPath<SessionId>,
+    ApiQuery(q): ApiQuery<PredictedQuery>,
 ) -> Result<Json<Predicted>, AppError> {
     Ok(Json(predicted(&s, &p, sid, &q).await?))
 }
@@ -179,8 +180,8 @@ pub async fn timeline(
 pub async fn timeline_api(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
-    Query(q): Query<PredictedQuery>,
+    ApiPath(sid): ApiPath<SessionId>,
+    ApiQuery(q): ApiQuery<PredictedQuery>,
 ) -> Result<Json<Timeline>, AppError> {
     Ok(Json(timeline(&s, &p, sid, &q).await?))
 }

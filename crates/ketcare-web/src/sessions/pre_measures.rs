@@ -3,10 +3,11 @@
 //! [`ketcare_app::sessions::pre_measures`].
 
 use crate::AppState;
+use crate::api::ApiPath;
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use ketcare_core::SessionId;
 use ketcare_store::SessionRecord;
 
@@ -31,7 +32,7 @@ pub async fn panel(s: &AppState, p: &Principal, r: &SessionRecord) -> Result<Pre
 pub async fn measures_api(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
+    ApiPath(sid): ApiPath<SessionId>,
 ) -> Result<Json<PreSession>, AppError> {
     let r = s.store.session_record(&p.actor, sid).await?;
     Ok(Json(panel(&s, &p, &r).await?))

@@ -1,0 +1,121 @@
+//! The OpenAPI 3.1 document of the JSON API, served at `/api/v1/openapi.json`.
+//!
+//! Each area describes its own operations (its `…ApiDoc`); [`document`] joins them and then adds
+//! the answers every operation can give whatever its handler does, from the same route table the
+//! router is built from: 401 and 403 where the route needs a credential or a role, 429 on every
+//! `/api/` route (the pacing guard), 404 where the path names a record, and 422 where the
+//! operation takes a parameter or a body (every rejection at the edge is that JSON 422 naming the
+//! field). An operation can still document one of these itself, with its own words.
+
+use crate::routes::{RouteRule, Verb};
+use ketcare_core::Access;
+use utoipa::OpenApi;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::{
+    ContentBuilder, Header, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Type,
+};
+
+/// The whole document: every area's operations, with the common answers added.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = crate::api::ApiDoc::openapi();
+    doc.merge(crate::clinical_api::ClinicalApiDoc::openapi());
+    doc.merge(crate::pk::PkApiDoc::openapi());
+    doc.merge(crate::measures::MeasuresApiDoc::openapi());
+    doc.merge(crate::sessions::SessionsApiDoc::openapi());
+    doc.merge(crate::ops::OpsApiDoc::openapi());
+    add_common_responses(&mut doc, &crate::routes::rules());
+    doc
+}
+
+/// What each common status means, the words every operation's answer carries unless it says more.
+fn meaning(status: &str) -> Option<&'static str> {
+    Some(match status {
+        "400" => "the request could not be read",
+        "401" => "no valid credential: send `Authorization: Bearer <token>` or sign in",
+        "403" => {
+            "the role may not do this, or the account must choose a new password first \
+             (the refusal is audited)"
+        }
+        "404" => "no such record (or route)",
+        "409" => "the record's state does not allow this now; the message says what is missing",
+        "422" => {
+            "a parameter or a field of the body is not valid; `fields` names each one and what was expected"
+        }
+        "429" => "too many requests from this credential; retry after `Retry-After` seconds",
+        "503" => "the database does not answer",
+        _ => return None,
+    })
+}
+
+fn error_response(status: &str) -> Response {
+    let mut b = ResponseBuilder::new()
+        .description(meaning(status).unwrap_or("an error"))
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        );
+    if status == "429" {
+        b = b.header(
+            "Retry-After",
+            Header::new(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            ),
+        );
+    }
+    b.build()
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> [(Verb, Option<&mut Operation>); 4] {
+    [
+        (Verb::Get, item.get.as_mut()),
+        (Verb::Post, item.post.as_mut()),
+        (Verb::Put, item.put.as_mut()),
+        (Verb::Delete, item.delete.as_mut()),
+    ]
+}
+
+fn add_common_responses(doc: &mut utoipa::openapi::OpenApi, rules: &[RouteRule]) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (verb, op) in operations(item) {
+            let Some(op) = op else { continue };
+            let access = rules
+                .iter()
+                .find(|r| r.path == path && r.verb == verb)
+                .map_or(Access::Public, |r| r.access);
+            let takes_input =
+                op.parameters.as_ref().is_some_and(|p| !p.is_empty()) || op.request_body.is_some();
+            let mut statuses = Vec::new();
+            if access != Access::Public {
+                statuses.extend(["401", "403"]);
+            }
+            if path.starts_with("/api/") {
+                statuses.push("429");
+            }
+            if path.contains('{') {
+                statuses.push("404");
+            }
+            if takes_input {
+                statuses.push("422");
+            }
+            let responses = &mut op.responses.responses;
+            for status in statuses {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| RefOr::T(error_response(status)));
+            }
+            // An error an operation documents without words gets the common ones.
+            for (status, response) in responses.iter_mut() {
+                if let RefOr::T(r) = response
+                    && r.description.trim().is_empty()
+                    && let Some(words) = meaning(status)
+                {
+                    r.description = words.to_owned();
+                }
+            }
+        }
+    }
+}
