@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
     Deserialize,
     utoipa::ToSchema,
 )]
+#[schema(as = PkRoute)]
 #[serde(rename_all = "snake_case")]
 pub enum Route {
     IvBolus,
@@ -260,7 +261,7 @@ pub struct Options {
 }
 
 /// A value a result depends on that is not a plain model parameter: shown beside the result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Assumption {
     pub name: String,
     pub value: Option<f64>,

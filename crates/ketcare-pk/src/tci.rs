@@ -46,7 +46,7 @@ pub struct TciRequest {
 }
 
 /// The advised schedule and its predicted curves.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TciResult {
     pub schedule: Vec<RateStep>,
     pub max_rate_mg_per_min: f64,

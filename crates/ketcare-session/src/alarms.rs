@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::rules::{Action, Plan, Setting};
 use crate::vitals::{VitalReading, Vitals};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlarmKind {
     SystolicHigh,
@@ -120,7 +120,8 @@ impl Alarm {
 }
 
 /// An alarm a rule wants raised (the session numbers it and skips kinds already open).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AlarmFinding)]
 pub struct Finding {
     pub kind: AlarmKind,
     pub detail: String,

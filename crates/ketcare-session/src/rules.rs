@@ -321,7 +321,7 @@ pub fn provenance_text(p: &Provenance) -> String {
 }
 
 /// A suggested action with its sources.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Action {
     pub text: String,
     pub source: Vec<String>,

@@ -298,7 +298,8 @@ pub enum ScoreKind {
     Cadss,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SessionScore)]
 pub struct Score {
     pub at: Timestamp,
     pub by: String,
@@ -307,6 +308,7 @@ pub struct Score {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SessionSeverity)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Mild,

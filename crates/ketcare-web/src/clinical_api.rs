@@ -56,13 +56,14 @@ pub async fn protocol(
         .map_err(|e| AppError::NotFound(e.to_string()))
 }
 
-#[derive(Serialize)]
+/// The site's settings in force and their version.
+#[derive(Serialize, ToSchema)]
 pub struct SettingsView {
     pub version: i64,
     pub settings: SiteSettings,
 }
 
-#[utoipa::path(get, path = "/api/v1/site-settings", responses((status = 200, description = "current version and settings", body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/site-settings", responses((status = 200, description = "current version and settings", body = SettingsView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn site_settings(
     State(s): State<AppState>,
     _p: Principal,
@@ -81,7 +82,7 @@ pub struct SettingsChange {
 
 /// Replaces the site's values with a new version (administrators; audited). Limits change only
 /// through `/api/v1/site-settings/limits`.
-#[utoipa::path(put, path = "/api/v1/site-settings", request_body = SettingsChange, responses((status = 200, description = "the new settings version", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/site-settings", request_body = SettingsChange, responses((status = 200, description = "the new settings version", body = SettingsView), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn put_site_settings(
     State(s): State<AppState>,
     p: Principal,
@@ -104,7 +105,7 @@ pub async fn put_site_settings(
 }
 
 /// Screens without storing (for what-if questions; nothing identifies the patient).
-#[utoipa::path(post, path = "/api/v1/screen", request_body = ScreeningInput, responses((status = 200, description = "decision and findings, not stored", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/screen", request_body = ScreeningInput, responses((status = 200, description = "decision and findings, not stored", body = ScreeningOutcome), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn screen(
     State(s): State<AppState>,
     _p: Principal,
@@ -116,7 +117,7 @@ pub async fn screen(
 }
 
 /// Screens a patient and keeps the result in their record.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/screenings", params(("id" = i64, Path)), request_body = ketcare_app::screenings::ScreeningRequest, responses((status = 201, description = "the stored screening", body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/patients/{id}/screenings", params(("id" = i64, Path)), request_body = ketcare_app::screenings::ScreeningRequest, responses((status = 201, description = "the stored screening", body = StoredScreening), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn screen_patient(
     State(s): State<AppState>,
     p: Principal,
@@ -136,7 +137,7 @@ pub async fn screen_patient(
     Ok((StatusCode::CREATED, Json(stored)))
 }
 
-#[utoipa::path(get, path = "/api/v1/screenings/{sid}", params(("sid" = i64, Path)), responses((status = 200, description = "the stored screening", body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/screenings/{sid}", params(("sid" = i64, Path)), responses((status = 200, description = "the stored screening", body = StoredScreening), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_screening(
     State(s): State<AppState>,
     p: Principal,
@@ -157,7 +158,7 @@ pub struct FindingOverrideBody {
 }
 
 /// A prescriber overrides a relative finding with a reason; absolute findings cannot be.
-#[utoipa::path(post, path = "/api/v1/screenings/{sid}/overrides", params(("sid" = i64, Path)), request_body = FindingOverrideBody, responses((status = 200, description = "the screening with the override", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/screenings/{sid}/overrides", params(("sid" = i64, Path)), request_body = FindingOverrideBody, responses((status = 200, description = "the screening with the override", body = StoredScreening), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn override_finding(
     State(s): State<AppState>,
     p: Principal,
@@ -332,7 +333,7 @@ pub struct LimitChangeBody {
 }
 
 /// Narrows a limit at once; a widening of a hard limit waits for a second administrator (202).
-#[utoipa::path(post, path = "/api/v1/site-settings/limits", request_body = LimitChangeBody, responses((status = 200, description = "applied", body = Object), (status = 202, description = "widening: waits for a second administrator", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/site-settings/limits", request_body = LimitChangeBody, responses((status = 200, description = "applied", body = clinical::LimitChange), (status = 202, description = "widening: waits for a second administrator", body = clinical::LimitChange), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn change_limit(
     State(s): State<AppState>,
     p: Principal,
@@ -355,7 +356,7 @@ pub async fn change_limit(
     Ok((status, Json(outcome)))
 }
 
-#[utoipa::path(get, path = "/api/v1/site-settings/proposals", responses((status = 200, description = "limit widenings and their approvals", body = [Object]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/site-settings/proposals", responses((status = 200, description = "limit widenings and their approvals", body = [ketcare_store::SettingsProposal]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn proposals(
     State(s): State<AppState>,
     _p: Principal,
@@ -364,7 +365,7 @@ pub async fn proposals(
 }
 
 /// A second administrator approves a widening.
-#[utoipa::path(post, path = "/api/v1/site-settings/proposals/{prop}/approve", params(("prop" = i64, Path)), responses((status = 200, description = "the settings version with the widening applied", body = Object), (status = 409, body = ErrorBody), (status = 422, description = "the proposer cannot approve", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/site-settings/proposals/{prop}/approve", params(("prop" = i64, Path)), responses((status = 200, description = "the settings version with the widening applied", body = SettingsView), (status = 409, body = ErrorBody), (status = 422, description = "the proposer cannot approve", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn approve_proposal(
     State(s): State<AppState>,
     p: Principal,
@@ -375,7 +376,7 @@ pub async fn approve_proposal(
     Ok(Json(SettingsView { version, settings }))
 }
 
-#[utoipa::path(get, path = "/api/v1/site-protocols", responses((status = 200, description = "the site's own protocol files", body = [Object]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/site-protocols", responses((status = 200, description = "the site's own protocol files", body = [ketcare_store::SiteProtocol]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn site_protocols(
     State(s): State<AppState>,
     _p: Principal,

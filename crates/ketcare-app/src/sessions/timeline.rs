@@ -33,7 +33,8 @@ pub struct Series {
 }
 
 /// The population's 5th–95th percentile band of the first output, where the prediction has one.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = TimelineBand)]
 pub struct Band {
     pub output: String,
     pub subjects: usize,

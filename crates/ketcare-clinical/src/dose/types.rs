@@ -16,6 +16,7 @@ use crate::units::{
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DoseSex)]
 #[serde(rename_all = "snake_case")]
 pub enum Sex {
     Female,

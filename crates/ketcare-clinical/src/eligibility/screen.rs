@@ -10,7 +10,19 @@ use crate::source::{Cited, Status};
 use crate::units::WeightKg;
 
 /// Severity of a finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Not eligible; can never be overridden.
@@ -165,6 +177,7 @@ impl MedicationClass {
 
 /// Age in whole years plus months (0–11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ScreeningAge)]
 #[serde(deny_unknown_fields)]
 pub struct Age {
     pub years: u32,
@@ -261,7 +274,7 @@ pub struct ScreeningInput {
 }
 
 /// One reason in the outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     /// Rule id (stable; used to override).
     pub id: String,
@@ -271,7 +284,7 @@ pub struct Finding {
     pub status: Status,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     Eligible,
@@ -280,7 +293,7 @@ pub enum Decision {
 }
 
 /// A prescriber's override of a relative finding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FindingOverride {
     pub finding_id: String,
     pub by: Username,
@@ -289,7 +302,7 @@ pub struct FindingOverride {
 }
 
 /// The decision with every finding and every override.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScreeningOutcome {
     pub ruleset_version: u32,
     pub indication: Indication,

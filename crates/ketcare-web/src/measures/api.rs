@@ -57,7 +57,6 @@ pub struct ResponseRequest {
 #[derive(Serialize, ToSchema)]
 pub struct Recorded {
     pub response: ResponseView,
-    #[schema(value_type = Object)]
     pub score: Score,
     /// False when the submission key was already stored.
     pub created: bool,
@@ -88,7 +87,7 @@ pub use ketcare_app::measures::{CourseRequest, OpioidRequest};
 
 /// Every instrument: items (wording only where the licence allows), scoring, bands, cut-offs,
 /// LOINC codes, response and remission rules, each with its source.
-#[utoipa::path(get, path = "/api/v1/instruments", responses((status = 200, description = "the instrument catalogue", body = [Object]), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/instruments", responses((status = 200, description = "the instrument catalogue", body = [Instrument]), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn instruments(_p: Principal) -> Result<Json<&'static [Instrument]>, AppError> {
     Ok(Json(
         &super::catalogue().ok_or(AppError::Internal)?.instruments,
@@ -96,7 +95,7 @@ pub async fn instruments(_p: Principal) -> Result<Json<&'static [Instrument]>, A
 }
 
 /// Scores answers (nothing is stored).
-#[utoipa::path(post, path = "/api/v1/score", request_body = ScoreRequest, responses((status = 200, description = "total, band, cut-offs, safety flags", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/score", request_body = ScoreRequest, responses((status = 200, description = "total, band, cut-offs, safety flags", body = Score), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn score(
     State(s): State<AppState>,
     _p: Principal,
@@ -111,7 +110,7 @@ pub async fn score(
 }
 
 /// Morphine milligram equivalents per day of one opioid (CDC 2022 factors).
-#[utoipa::path(post, path = "/api/v1/mme", request_body = MmeRequest, responses((status = 200, description = "MME per day with factor, formula and notes", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/mme", request_body = MmeRequest, responses((status = 200, description = "MME per day with factor, formula and notes", body = MmeLine), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn mme(
     _p: Principal,
     JsonBody(req): JsonBody<MmeRequest>,
