@@ -96,7 +96,7 @@ pub struct StoredScreening {
     pub doc: ScreeningDoc,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredOrder {
     pub id: RecordId,
     pub patient_id: PatientId,

@@ -87,7 +87,7 @@ pub mod keys {
 }
 
 /// A problem with the site settings.
-#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, utoipa::ToSchema)]
 pub enum SettingsError {
     #[error("setting {key}: expected a finite number between 1e-9 and 1e9, got {value}")]
     BadValue { key: String, value: f64 },

@@ -82,7 +82,7 @@ pub enum Provenance {
 }
 
 /// A resolved number with its provenance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Resolved {
     pub value: f64,
     pub provenance: Provenance,

@@ -37,6 +37,7 @@ pub enum Provenance {
 
 /// A value the site must set before this can be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, utoipa::ToSchema)]
+#[schema(as = OpsMissingSetting)]
 #[error("site setting `{key}` is not set ({why})")]
 pub struct MissingSetting {
     pub key: String,

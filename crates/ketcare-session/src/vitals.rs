@@ -134,7 +134,7 @@ impl Vitals {
 }
 
 /// Where a reading came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VitalSource {
     /// Entered on the session page.
@@ -164,7 +164,7 @@ impl VitalSource {
 }
 
 /// One reading with its time and origin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VitalReading {
     pub at: Timestamp,
     pub vitals: Vitals,

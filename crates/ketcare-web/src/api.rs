@@ -513,7 +513,7 @@ pub struct ApiDoc;
 
 /// The OpenAPI 3.1 document ([`crate::openapi::document`]).
 pub async fn openapi_json() -> Response {
-    match crate::openapi::document().to_pretty_json() {
+    match crate::openapi::json().and_then(|doc| serde_json::to_string_pretty(&doc)) {
         Ok(json) => ([("content-type", "application/json")], json).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "openapi");

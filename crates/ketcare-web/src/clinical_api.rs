@@ -17,7 +17,8 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 use utoipa::{PartialSchema, ToSchema};
 
-#[derive(Serialize)]
+/// A protocol of the library and whether the site's settings let it be used.
+#[derive(Serialize, ToSchema)]
 pub struct ProtocolListItem {
     #[serde(flatten)]
     pub summary: ProtocolSummary,
@@ -25,7 +26,7 @@ pub struct ProtocolListItem {
 }
 
 /// Every protocol with whether the site's settings let it be used.
-#[utoipa::path(get, path = "/api/v1/protocols", responses((status = 200, description = "every protocol with its readiness at this site", body = [Object]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/protocols", responses((status = 200, description = "every protocol with its readiness at this site", body = [ProtocolListItem]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn protocols(
     State(s): State<AppState>,
     _p: Principal,
@@ -203,7 +204,7 @@ impl PartialSchema for DoseCalculation {
 
 impl ToSchema for DoseCalculation {
     fn name() -> Cow<'static, str> {
-        Cow::Borrowed("DoseCalculation")
+        Cow::Borrowed("DoseCalculationRequest")
     }
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         <DoseRequest as ToSchema>::schemas(schemas);
@@ -211,7 +212,7 @@ impl ToSchema for DoseCalculation {
 }
 
 /// Calculates a dose without storing it.
-#[utoipa::path(post, path = "/api/v1/dose", request_body = DoseCalculation, responses((status = 200, description = "the calculated order, not stored", body = Object), (status = 422, description = "hard limit, blocked protocol or bad choice", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/dose", request_body = DoseCalculation, responses((status = 200, description = "the calculated order, not stored", body = DoseOrder), (status = 422, description = "hard limit, blocked protocol or bad choice", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn dose(
     State(s): State<AppState>,
     p: Principal,
@@ -227,7 +228,7 @@ pub async fn dose(
 /// The patient's age, weight, height, sex and whether this is the first esketamine dose of the
 /// course come from the record; the body may leave them out, and one that contradicts the
 /// record is refused naming the field.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/orders", params(("id" = i64, Path)), request_body = ketcare_app::orders::OrderRequest, responses((status = 201, description = "stored order: needs_override or pending_verification", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/patients/{id}/orders", params(("id" = i64, Path)), request_body = ketcare_app::orders::OrderRequest, responses((status = 201, description = "stored order: needs_override or pending_verification", body = StoredOrder), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn order(
     State(s): State<AppState>,
     p: Principal,
@@ -247,7 +248,7 @@ pub async fn order(
     Ok((StatusCode::CREATED, Json(stored)))
 }
 
-#[utoipa::path(get, path = "/api/v1/orders/{oid}", params(("oid" = i64, Path)), responses((status = 200, description = "the stored order with its state", body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/orders/{oid}", params(("oid" = i64, Path)), responses((status = 200, description = "the stored order with its state", body = StoredOrder), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_order(
     State(s): State<AppState>,
     p: Principal,
@@ -267,7 +268,7 @@ pub struct ReasonBody {
 }
 
 /// The prescriber passes the order's soft limits with a reason.
-#[utoipa::path(post, path = "/api/v1/orders/{oid}/override", params(("oid" = i64, Path)), request_body = ReasonBody, responses((status = 200, description = "the order after the override", body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/orders/{oid}/override", params(("oid" = i64, Path)), request_body = ReasonBody, responses((status = 200, description = "the order after the override", body = StoredOrder), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn override_order(
     State(s): State<AppState>,
     p: Principal,
@@ -290,7 +291,7 @@ pub async fn override_order(
 }
 
 /// A second clinician, not the author, verifies the order.
-#[utoipa::path(post, path = "/api/v1/orders/{oid}/verify", params(("oid" = i64, Path)), responses((status = 200, description = "the verified order", body = Object), (status = 422, description = "the author cannot verify; wrong state", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/orders/{oid}/verify", params(("oid" = i64, Path)), responses((status = 200, description = "the verified order", body = StoredOrder), (status = 422, description = "the author cannot verify; wrong state", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn verify_order(
     State(s): State<AppState>,
     p: Principal,
@@ -311,7 +312,7 @@ pub async fn verify_order(
 }
 
 /// A prescriber withdraws a wrong order with a reason, before anything of it is given.
-#[utoipa::path(post, path = "/api/v1/orders/{oid}/withdraw", params(("oid" = i64, Path)), request_body = ReasonBody, responses((status = 200, description = "the withdrawn order", body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/orders/{oid}/withdraw", params(("oid" = i64, Path)), request_body = ReasonBody, responses((status = 200, description = "the withdrawn order", body = StoredOrder), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn withdraw_order(
     State(s): State<AppState>,
     p: Principal,

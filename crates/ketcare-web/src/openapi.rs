@@ -27,6 +27,35 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The document as JSON, with every tuple (`prefixItems`, as utoipa writes a Rust tuple in
+/// OpenAPI 3.1) spelled as a plain array instead: `items` any of the members' schemas, exactly as
+/// many items as members (the members' order is left to the field's description). Contract
+/// testers and client generators that do not read `prefixItems` (schemathesis rejects the
+/// schema) can then use every answer's schema.
+pub fn json() -> Result<serde_json::Value, serde_json::Error> {
+    let mut doc = serde_json::to_value(document())?;
+    spell_tuples_as_arrays(&mut doc);
+    Ok(doc)
+}
+
+fn spell_tuples_as_arrays(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::Array(members)) = o.get("prefixItems").cloned() {
+                let n = members.len();
+                o.remove("prefixItems");
+                o.insert("items".into(), serde_json::json!({ "anyOf": members }));
+                o.insert("minItems".into(), n.into());
+                o.insert("maxItems".into(), n.into());
+            }
+            o.values_mut().for_each(spell_tuples_as_arrays);
+        }
+        Value::Array(a) => a.iter_mut().for_each(spell_tuples_as_arrays),
+        _ => {}
+    }
+}
+
 /// What each common status means, the words every operation's answer carries unless it says more.
 fn meaning(status: &str) -> Option<&'static str> {
     Some(match status {

@@ -177,7 +177,7 @@ impl DoseRequest {
 }
 
 /// A number in a result, with its unit and where it came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Number {
     pub value: f64,
     pub unit: String,
@@ -185,7 +185,7 @@ pub struct Number {
 }
 
 /// Weight used and how.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WeightReport {
     pub actual_kg: Number,
     pub basis: WeightBasis,
@@ -199,7 +199,7 @@ pub struct WeightReport {
 }
 
 /// Vial, volume and pump settings of one component.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PreparationResult {
     pub vial_concentration: Number,
     pub volume_to_draw: Number,
@@ -211,7 +211,7 @@ pub struct PreparationResult {
 }
 
 /// One computed component.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ComponentResult {
     pub role: Role,
     pub basis: DoseBasis,
@@ -230,14 +230,14 @@ pub struct ComponentResult {
 }
 
 /// One esketamine device in the administration schedule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceStep {
     pub device: u32,
     pub at_minute: f64,
 }
 
 /// Esketamine dose in devices.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceResult {
     pub dose_mg: Number,
     pub device_mg: Number,
@@ -248,7 +248,7 @@ pub struct DeviceResult {
 }
 
 /// A rounding that was applied, stated.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rounding {
     pub what: String,
     pub from: f64,
@@ -261,7 +261,7 @@ pub struct Rounding {
 }
 
 /// One limit compared with a computed number.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LimitCheck {
     pub limit_id: String,
     pub label: String,
@@ -278,7 +278,7 @@ pub struct LimitCheck {
 }
 
 /// The full, explained calculation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DoseCalculation {
     pub protocol_id: String,
     pub protocol_version: u32,

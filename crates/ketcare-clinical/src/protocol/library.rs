@@ -78,7 +78,7 @@ struct ProductsFile {
 }
 
 /// Short description for `protocol list`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ProtocolSummary {
     pub id: String,
     pub version: u32,
@@ -91,7 +91,9 @@ pub struct ProtocolSummary {
 }
 
 /// A site setting the protocol (or rule) needs.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct MissingSetting {
     pub key: String,
     /// Which value it supplies (field path).
@@ -99,7 +101,7 @@ pub struct MissingSetting {
 }
 
 /// Whether a protocol can be used with these settings.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub protocol_id: String,
     pub version: u32,

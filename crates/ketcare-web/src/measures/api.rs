@@ -350,7 +350,6 @@ pub async fn outcomes(
 #[derive(Serialize, ToSchema)]
 pub struct TrajectoryView {
     /// Per instrument: its id and (date, total) points in date order.
-    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
     pub series: Vec<(String, Vec<ketcare_measures::Point>)>,
     pub markers: Vec<super::Marker>,
     pub notes: Vec<String>,
@@ -377,7 +376,6 @@ pub struct OpioidsView {
     pub entries: Vec<OpioidView>,
     pub mme_total_now: f64,
     /// (date, MME per day) pairs in date order.
-    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
     pub mme_timeline: Vec<(jiff::civil::Date, f64)>,
     /// Change of the total since the first entry.
     pub mme_change: Option<f64>,

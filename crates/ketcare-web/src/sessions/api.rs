@@ -15,7 +15,7 @@ use ketcare_store::{SessionRecord, VitalOutcome};
 use serde::{Deserialize, Serialize};
 
 /// A session with what it still needs.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     #[serde(flatten)]
     pub record: SessionRecord,
@@ -26,6 +26,7 @@ pub struct SessionView {
     /// The next scheduled vital check (RFC 3339), if any.
     pub next_check: Option<String>,
     /// Alarm rules inactive because the site has not set their threshold: (rule, setting key).
+    #[schema(value_type = Vec<Vec<String>>)]
     pub inactive_rules: Vec<(String, String)>,
     /// The verified order's pump rate (mL/h), the rate a start without one runs at.
     pub ordered_rate_ml_per_h: Option<f64>,
@@ -66,7 +67,7 @@ pub fn view(s: &AppState, record: SessionRecord) -> Result<SessionView, AppError
 }
 
 /// Sessions whose patient is in the chair now.
-#[utoipa::path(get, path = "/api/v1/sessions", responses((status = 200, description = "active sessions", body = [Object]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/sessions", responses((status = 200, description = "active sessions", body = [SessionRecord]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn active(
     State(s): State<AppState>,
     p: Principal,
@@ -89,7 +90,7 @@ pub struct NewSession {
 }
 
 /// Schedules a session from a dose order.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/sessions", params(("id" = i64, Path)), request_body = NewSession, responses((status = 201, description = "the session", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/patients/{id}/sessions", params(("id" = i64, Path)), request_body = NewSession, responses((status = 201, description = "the session", body = SessionView), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
     p: Principal,
@@ -115,7 +116,7 @@ pub async fn create(
 }
 
 /// One session with its checklist and discharge status.
-#[utoipa::path(get, path = "/api/v1/sessions/{sid}", params(("sid" = i64, Path)), responses((status = 200, description = "the session", body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/sessions/{sid}", params(("sid" = i64, Path)), responses((status = 200, description = "the session", body = SessionView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get(
     State(s): State<AppState>,
     p: Principal,
@@ -129,7 +130,7 @@ pub async fn get(
 /// order's rate; another needs `"rate_ml_per_h"` and `"rate_reason"`),
 /// `{"command": "acknowledge_alarm", "alarm": 1}`, …). A command the phase or the record does not
 /// allow is refused with 409 naming what is missing.
-#[utoipa::path(post, path = "/api/v1/sessions/{sid}/commands", params(("sid" = i64, Path)), request_body = Command, responses((status = 200, description = "the session after the command", body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/sessions/{sid}/commands", params(("sid" = i64, Path)), request_body = Command, responses((status = 200, description = "the session after the command", body = SessionView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn command(
     State(s): State<AppState>,
     p: Principal,
@@ -141,7 +142,7 @@ pub async fn command(
 }
 
 /// The session's vitals, oldest first.
-#[utoipa::path(get, path = "/api/v1/sessions/{sid}/vitals", params(("sid" = i64, Path)), responses((status = 200, description = "readings", body = [Object]), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/sessions/{sid}/vitals", params(("sid" = i64, Path)), responses((status = 200, description = "readings", body = [ketcare_store::StoredVital]), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list_vitals(
     State(s): State<AppState>,
     p: Principal,
@@ -154,7 +155,7 @@ pub async fn list_vitals(
 /// temperature_c); alarms it raises are in the answer and on the live suite. A physiologically
 /// impossible value (outside the cited ranges of `data/sessions/plausibility.toml`) is a 422
 /// naming the field, the bound and its source.
-#[utoipa::path(post, path = "/api/v1/sessions/{sid}/vitals", params(("sid" = i64, Path)), request_body = VitalsBody, responses((status = 201, description = "stored, with any alarms raised", body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/sessions/{sid}/vitals", params(("sid" = i64, Path)), request_body = VitalsBody, responses((status = 201, description = "stored, with any alarms raised", body = VitalOutcome), (status = 200, description = "the same reading was already stored (a repeat of the same message)", body = VitalOutcome), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn post_vitals(
     State(s): State<AppState>,
     p: Principal,
@@ -249,7 +250,7 @@ pub struct VitalsBody {
 }
 
 /// The esketamine REMS Patient Monitoring Form (clinical.md §4a) of a session.
-#[utoipa::path(get, path = "/api/v1/sessions/{sid}/rems-form", params(("sid" = i64, Path)), responses((status = 200, description = "every item of the form", body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/sessions/{sid}/rems-form", params(("sid" = i64, Path)), responses((status = 200, description = "every item of the form", body = ketcare_session::session::RemsForm), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn rems_form(
     State(s): State<AppState>,
     p: Principal,

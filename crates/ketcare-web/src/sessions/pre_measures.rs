@@ -28,7 +28,7 @@ pub async fn panel(s: &AppState, p: &Principal, r: &SessionRecord) -> Result<Pre
 /// Questionnaires before this session: the patient's open courses with their latest score and
 /// whether their set is due, open links, and whether the site's set before every session
 /// (`measures.link_before_session`) is still to be sent.
-#[utoipa::path(get, path = "/api/v1/sessions/{sid}/measures", params(("sid" = i64, Path)), responses((status = 200, description = "courses (latest score, due), open links, link due", body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/sessions/{sid}/measures", params(("sid" = i64, Path)), responses((status = 200, description = "courses (latest score, due), open links, link due", body = PreSession), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn measures_api(
     State(s): State<AppState>,
     p: Principal,
