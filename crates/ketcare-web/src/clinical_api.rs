@@ -44,7 +44,7 @@ pub async fn protocols(
 }
 
 /// One protocol: every value with its source, its readiness, and the limits in force here.
-#[utoipa::path(get, path = "/api/v1/protocols/{pid}", params(("pid" = String, Path)), responses((status = 200, description = "the protocol, every value with its source, readiness, limits in force, citations", body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/protocols/{pid}", params(("pid" = String, Path)), responses((status = 200, description = "the protocol, every value with its source, readiness, limits in force, citations", body = ProtocolView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn protocol(
     State(s): State<AppState>,
     _p: Principal,

@@ -35,7 +35,67 @@ pub fn document() -> utoipa::openapi::OpenApi {
 pub fn json() -> Result<serde_json::Value, serde_json::Error> {
     let mut doc = serde_json::to_value(document())?;
     spell_tuples_as_arrays(&mut doc);
+    describe_path_parameters(&mut doc);
     Ok(doc)
+}
+
+/// What a path parameter names, from the path segment before it, and an example value (the
+/// demo clinic's first record of that kind, so a contract tester's examples reach real records).
+fn path_parameter(collection: &str) -> Option<(&'static str, serde_json::Value)> {
+    use serde_json::json;
+    Some(match collection {
+        "patients" => ("the patient's id", json!(1)),
+        "sessions" => ("the treatment session's id", json!(1)),
+        "screenings" => ("the screening's id", json!(1)),
+        "orders" => ("the dose order's id", json!(1)),
+        "alerts" => ("the safety alert's id", json!(1)),
+        "bookings" => ("the booking's id", json!(1)),
+        "consents" => ("the consent signature's id", json!(1)),
+        "guardians" => ("the guardian's id", json!(1)),
+        "proposals" => ("the settings proposal's id", json!(1)),
+        "users" => ("the account's id", json!(1)),
+        "protocols" => ("the protocol's id", json!("trd-adult-iv-ketamine")),
+        "prices" => ("the billing code (CPT/HCPCS)", json!("96365")),
+        _ => return None,
+    })
+}
+
+/// Gives every path parameter that has none a description and an example.
+fn describe_path_parameters(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let segments: Vec<&str> = path.split('/').collect();
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            let Some(params) = op.get_mut("parameters").and_then(|p| p.as_array_mut()) else {
+                continue;
+            };
+            for param in params.iter_mut().filter(|p| p["in"] == "path") {
+                let Some(name) = param["name"].as_str() else {
+                    continue;
+                };
+                let placeholder = format!("{{{name}}}");
+                let before = segments
+                    .iter()
+                    .position(|s| *s == placeholder)
+                    .and_then(|i| i.checked_sub(1))
+                    .map(|i| segments[i]);
+                let Some((words, example)) = before.and_then(path_parameter) else {
+                    continue;
+                };
+                if param.get("description").is_none() {
+                    param["description"] = words.into();
+                }
+                if param.get("example").is_none() {
+                    param["example"] = example;
+                }
+            }
+        }
+    }
 }
 
 fn spell_tuples_as_arrays(v: &mut serde_json::Value) {

@@ -115,7 +115,7 @@ pub struct Readiness {
 }
 
 /// A limit as it applies at this site.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EffectiveLimit {
     pub id: String,
     pub label: String,
@@ -132,9 +132,13 @@ pub struct EffectiveLimit {
 }
 
 /// Everything `protocol show` displays.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ProtocolView {
     pub file: String,
+    /// The protocol as its file states it: every value with its source and status (described
+    /// field by field in `ketcare-clinical/README.md` and its data files, not here: the loaded
+    /// file keeps its TOML spans).
+    #[schema(value_type = Object)]
     pub protocol: Protocol,
     pub readiness: Readiness,
     pub effective_limits: Vec<EffectiveLimit>,
