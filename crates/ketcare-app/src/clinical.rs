@@ -79,13 +79,13 @@ pub fn timestamp(seconds: i64) -> Result<Timestamp, AppError> {
 }
 
 /// A stored screening: the input, the outcome, and the record's revision.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ScreeningDoc {
     pub input: ScreeningInput,
     pub outcome: ScreeningOutcome,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredScreening {
     pub id: RecordId,
     pub patient_id: PatientId,
@@ -96,7 +96,7 @@ pub struct StoredScreening {
     pub doc: ScreeningDoc,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredOrder {
     pub id: RecordId,
     pub patient_id: PatientId,
@@ -558,7 +558,7 @@ pub async fn load_library(store: &dyn Store) -> Result<Library, String> {
 }
 
 /// What happened to a limit change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum LimitChange {
     /// Narrowed (or widened within the cited value): in force as a new settings version.

@@ -90,7 +90,7 @@ impl Filter {
 }
 
 /// One signed session's exposure and responses.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SessionExposure {
     pub session_id: SessionId,
     pub patient_id: PatientId,
@@ -119,7 +119,7 @@ pub struct SessionExposure {
 }
 
 /// A point of the fitted line and its band.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BandPoint {
     pub cmax_ng_ml: f64,
     pub fitted: f64,
@@ -128,7 +128,7 @@ pub struct BandPoint {
 }
 
 /// An ordinary least-squares line with its 95% confidence band of the mean.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Ols {
     pub n: usize,
     pub intercept: f64,
@@ -154,7 +154,7 @@ impl Ols {
 }
 
 /// One response against predicted Cmax in a group.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Fit {
     /// `peak_cadss` or `systolic_rise`.
     pub response: &'static str,
@@ -167,7 +167,7 @@ pub struct Fit {
 }
 
 /// The sessions of one protocol and age band.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Group {
     pub protocol_id: String,
     pub protocol_title: String,
@@ -196,14 +196,14 @@ impl Group {
 }
 
 /// A signed session left out, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Excluded {
     pub session_id: SessionId,
     pub reason: String,
 }
 
 /// The clinic's exposure and responses.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ExposureResponse {
     pub protocol: Option<String>,
     pub age_band: Option<String>,

@@ -17,7 +17,7 @@ use ketcare_store::{SessionRecord, Store};
 use serde::Serialize;
 
 /// The doses a session gave, as a PK regimen (times in minutes from `started_at`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DoseHistory {
     /// The first administration.
     pub started_at: Timestamp,

@@ -824,8 +824,10 @@ pub struct CourseRequest {
     pub ended_on: Option<String>,
     /// Booster due when the latest score is at least this (site rule per course).
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub booster_score_at_least: Option<i64>,
-    /// Booster due when this many days have passed since the last session.
+    /// Booster due when this many days have passed since the last session (1–3650).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
     pub booster_days: Option<i64>,
 }

@@ -63,6 +63,7 @@ pub fn code_book() -> Result<CodeBook, AppError> {
 /// A course to book: the patient, the template, where and when it starts, on which chair with
 /// which nurse.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(as = BookingCourseRequest)]
 pub struct CourseRequest {
     pub patient_id: i64,
     pub template_id: String,

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 /// What a caller may say about the patient. Each value is optional and, when given, must agree
 /// with the record (it is a confirmation, never a source).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientClaims {
     #[serde(default)]
@@ -34,7 +34,7 @@ pub struct PatientClaims {
 
 /// A dose order request for a stored patient: the prescriber's choices. `patient` and
 /// `first_dose_of_course` may be omitted; when present they are checked against the record.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
     pub protocol_id: String,

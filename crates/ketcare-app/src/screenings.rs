@@ -17,7 +17,7 @@ use ketcare_store::Store;
 use serde::Deserialize;
 
 /// A screening request for a stored patient; `age` and `weight_kg` may be left out.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScreeningRequest {
     pub indication: Indication,

@@ -17,7 +17,9 @@ pub enum IdError {
 /// Not `ketcare_core::UserId`, the staff account's numeric database key: clinical documents are
 /// pure and name people as the audit log does, by username, so this one is text. (`IdError`'s
 /// `BadUserId` keeps its name: it is part of the error's serialized form.)
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct Username(String);
 
@@ -52,7 +54,9 @@ impl std::fmt::Display for Username {
 }
 
 /// An RFC 3339 timestamp supplied by the caller (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct Timestamp(String);
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::ids::Username;
 
 /// Key → value settings of one site, plus limit overrides. Read from JSON or TOML by the edges.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SiteSettings {
     #[serde(default)]
@@ -24,7 +24,7 @@ pub struct SiteSettings {
 ///
 /// Narrowing is always allowed. Widening a hard limit past the cited value needs a
 /// `second_approver` who is not `set_by`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitOverride {
     pub protocol_id: String,
@@ -87,7 +87,7 @@ pub mod keys {
 }
 
 /// A problem with the site settings.
-#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, utoipa::ToSchema)]
 pub enum SettingsError {
     #[error("setting {key}: expected a finite number between 1e-9 and 1e9, got {value}")]
     BadValue { key: String, value: f64 },

@@ -7,7 +7,19 @@ use std::collections::BTreeMap;
 use crate::settings::SiteSettings;
 
 /// Status of a reference row (see "How to read the tables" in clinical.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum Status {
     /// Read in the primary document (or its official abstract / faithful summary).
     V,
@@ -18,7 +30,7 @@ pub enum Status {
 }
 
 /// A number from the reference, or (status U) the site setting that supplies it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cited {
     /// The value (V and S rows only).
@@ -40,7 +52,7 @@ pub struct Cited {
 }
 
 /// A non-numeric statement from the reference (course text, monitoring item, fasting rule).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CitedText {
     pub text: String,
@@ -50,7 +62,7 @@ pub struct CitedText {
 }
 
 /// Where a number in a result came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Provenance {
     /// A reference row.
@@ -70,7 +82,7 @@ pub enum Provenance {
 }
 
 /// A resolved number with its provenance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Resolved {
     pub value: f64,
     pub provenance: Provenance,

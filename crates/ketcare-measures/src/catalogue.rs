@@ -28,7 +28,7 @@ pub const OPIOIDS_FILE: (&str, &str) = (
 );
 
 /// Where a rule comes from: source IDs and the reference row's status.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cite {
     #[serde(default)]
@@ -39,7 +39,7 @@ pub struct Cite {
 }
 
 /// A LOINC code with its source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Code {
     pub code: String,
@@ -51,7 +51,7 @@ pub struct Code {
 }
 
 /// Who answers the instrument.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Rater {
     #[serde(rename = "self")]
@@ -69,7 +69,7 @@ impl Rater {
 }
 
 /// How the total is formed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScoringKind {
     /// Sum of the scored items.
@@ -85,7 +85,7 @@ pub enum ScoringKind {
 }
 
 /// Whether item wording may be shipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Wording {
     /// The licence allows the text.
@@ -95,7 +95,7 @@ pub enum Wording {
 }
 
 /// An answer option.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerOption {
     pub value: i32,
@@ -103,7 +103,7 @@ pub struct AnswerOption {
 }
 
 /// A positive suicide-risk answer rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SafetyRule {
     pub at_least: i32,
@@ -114,7 +114,7 @@ pub struct SafetyRule {
 }
 
 /// One item.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Item {
     pub n: u8,
@@ -145,7 +145,7 @@ fn yes() -> bool {
 }
 
 /// A severity band (inclusive bounds).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Band {
     pub min: i32,
@@ -154,7 +154,7 @@ pub struct Band {
 }
 
 /// A cut-off: met when the total is at least `at_least` (a site may replace an S default).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cutoff {
     pub id: String,
@@ -167,7 +167,7 @@ pub struct Cutoff {
 }
 
 /// A domain of a domain-scored instrument: the maximum of its items.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Domain {
     pub label: String,
@@ -175,7 +175,7 @@ pub struct Domain {
 }
 
 /// A sum of selected items (CADSS-6).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Subscore {
     pub id: String,
@@ -186,7 +186,7 @@ pub struct Subscore {
 }
 
 /// One instrument, as in the data file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Instrument {
     pub id: String,

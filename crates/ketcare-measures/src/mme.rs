@@ -10,7 +10,7 @@ use ketcare_clinical::data::{line_of, parse_toml};
 use ketcare_clinical::source::Status;
 
 /// The unit a dose is written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DoseUnit {
     /// Milligrams per dose (oral and other mg-dosed forms).
@@ -151,7 +151,7 @@ pub struct OpioidEntry {
 }
 
 /// The MME of one entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MmeLine {
     pub drug: String,
     pub name: String,

@@ -23,7 +23,7 @@ pub fn relapse_key(instrument: &str) -> String {
 }
 
 /// One score on a date.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Point {
     pub date: Date,
     pub score: i32,

@@ -84,7 +84,7 @@ pub fn parse_answers(text: &str) -> Result<Vec<Option<i32>>, ScoreError> {
 }
 
 /// A positive suicide-risk answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SafetyFlag {
     pub instrument: String,
     pub item: u8,
@@ -98,7 +98,7 @@ pub struct SafetyFlag {
 }
 
 /// The band a total falls in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BandResult {
     pub label: String,
     pub min: i32,
@@ -106,7 +106,7 @@ pub struct BandResult {
 }
 
 /// A cut-off and whether the total meets it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CutoffResult {
     pub id: String,
     pub label: String,
@@ -116,14 +116,14 @@ pub struct CutoffResult {
 }
 
 /// A named partial score.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PartScore {
     pub label: String,
     pub value: i32,
 }
 
 /// A scored form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Score {
     pub instrument: String,
     pub answers: Vec<Option<i32>>,

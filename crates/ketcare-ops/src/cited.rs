@@ -5,7 +5,8 @@ use ketcare_core::data::{DataFileError, from_toml_error};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// A value from `data/ops/`, as the file states it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = OpsCited)]
 #[serde(untagged)]
 pub enum Cited<T> {
     Value {
@@ -25,6 +26,7 @@ pub enum Cited<T> {
 
 /// Where a number used in a decision came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = OpsProvenance)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Provenance {
     /// A row of the clinical reference.
@@ -35,6 +37,7 @@ pub enum Provenance {
 
 /// A value the site must set before this can be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, utoipa::ToSchema)]
+#[schema(as = OpsMissingSetting)]
 #[error("site setting `{key}` is not set ({why})")]
 pub struct MissingSetting {
     pub key: String,

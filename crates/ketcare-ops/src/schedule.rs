@@ -575,6 +575,7 @@ pub struct Move {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MovePlan {
     pub moves: Vec<Move>,
+    /// (booking id, its conflicts) pairs.
     pub conflicts: Vec<(BookingId, Vec<Conflict>)>,
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// The controlled substance a session gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SessionFactsDrug)]
 #[serde(rename_all = "snake_case")]
 pub enum Drug {
     RacemicKetamine,
@@ -31,6 +32,7 @@ impl Drug {
 
 /// How the drug went in, as far as billing cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SessionFactsRoute)]
 #[serde(rename_all = "snake_case")]
 pub enum Route {
     IvInfusion,

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::collections::BTreeMap;
 
 /// Status of a reference row (pkpd.md "How to read this file").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = PkStatus)]
 pub enum Status {
     /// Read in the primary paper, label or primary source code.
     V,
@@ -19,7 +20,8 @@ pub enum Status {
 }
 
 /// Which drug a model describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = PkDrug)]
 #[serde(rename_all = "kebab-case")]
 pub enum Drug {
     Racemic,
@@ -40,7 +42,8 @@ pub enum WeightScaling {
 }
 
 /// A statement with its sources.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = PkCitedText)]
 #[serde(deny_unknown_fields)]
 pub struct CitedText {
     pub text: String,

@@ -30,7 +30,7 @@ pub use sim::{
 use serde::{Deserialize, Serialize};
 
 /// A simulation request: the same for the CLI, the pages and the JSON API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SimRequest {
     pub model: String,
     pub regimen: Regimen,
@@ -59,7 +59,7 @@ fn default_step() -> f64 {
 }
 
 /// Key numbers of the typical curve.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct KeyNumbers {
     pub cmax_ng_ml: f64,
     pub tmax_min: f64,
@@ -71,7 +71,7 @@ pub struct KeyNumbers {
 }
 
 /// What a model is and where it holds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ModelInfo {
     pub id: String,
     pub name: String,
@@ -120,7 +120,7 @@ impl ModelInfo {
 }
 
 /// A simulation result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SimResult {
     pub label: Option<String>,
     pub model: ModelInfo,

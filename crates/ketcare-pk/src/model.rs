@@ -205,7 +205,7 @@ impl Model {
 }
 
 /// Covariates of one person.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Covariates {
     pub weight_kg: f64,
     #[serde(default)]

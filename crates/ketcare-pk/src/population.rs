@@ -82,7 +82,7 @@ pub fn cholesky(n: usize, pairs: &[(usize, usize, f64)]) -> Option<Vec<f64>> {
 }
 
 /// Summary of one quantity across subjects.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Stat {
     pub p5: f64,
     pub median: f64,
@@ -104,7 +104,7 @@ impl Stat {
 }
 
 /// Population settings.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, Serialize, utoipa::ToSchema)]
 pub struct PopulationSpec {
     pub subjects: usize,
     pub seed: u64,
@@ -120,7 +120,7 @@ pub struct PopulationSpec {
 }
 
 /// Bands over time of one output.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Bands {
     pub output: String,
     pub p5: Vec<f64>,
@@ -129,7 +129,7 @@ pub struct Bands {
 }
 
 /// Summary of a population run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PopulationSummary {
     pub subjects: usize,
     pub seed: u64,

@@ -15,7 +15,20 @@ use crate::model::{Covariates, Library, Model};
 use serde::{Deserialize, Serialize};
 
 /// How a dose is given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[schema(as = PkRoute)]
 #[serde(rename_all = "snake_case")]
 pub enum Route {
     IvBolus,
@@ -83,7 +96,7 @@ impl std::str::FromStr for Route {
 }
 
 /// One dose. `duration_min` is the length of an IV infusion (required for `iv_infusion`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dose {
     pub time_min: f64,
     pub amount_mg: f64,
@@ -93,7 +106,7 @@ pub struct Dose {
 }
 
 /// From `time_min` on, the IV infusion runs at `rate_mg_per_min` (until the next step).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RateStep {
     pub time_min: f64,
     pub rate_mg_per_min: f64,
@@ -101,7 +114,7 @@ pub struct RateStep {
 
 /// What is given: doses by any route, and an IV infusion with any sequence of rate changes
 /// (also the form of a dose history).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Regimen {
     #[serde(default)]
     pub doses: Vec<Dose>,
@@ -226,7 +239,7 @@ impl Regimen {
 }
 
 /// Changeable assumptions for a route without the model's own absorption scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RouteAssumption {
     pub route: Route,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -236,7 +249,7 @@ pub struct RouteAssumption {
 }
 
 /// Options of one simulation.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Options {
     /// Effect-site rate constant: no value is published for ketamine; when given, the effect-site
     /// curve is drawn and labelled as resting on this assumption.
@@ -248,7 +261,7 @@ pub struct Options {
 }
 
 /// A value a result depends on that is not a plain model parameter: shown beside the result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Assumption {
     pub name: String,
     pub value: Option<f64>,

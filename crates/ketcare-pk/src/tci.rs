@@ -18,7 +18,7 @@ use crate::{ADVISORY, Covariates};
 use serde::{Deserialize, Serialize};
 
 /// What to target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TciSite {
     Plasma,
@@ -27,7 +27,7 @@ pub enum TciSite {
 }
 
 /// A TCI request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TciRequest {
     pub model: String,
     pub covariates: Covariates,
@@ -46,7 +46,7 @@ pub struct TciRequest {
 }
 
 /// The advised schedule and its predicted curves.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TciResult {
     pub schedule: Vec<RateStep>,
     pub max_rate_mg_per_min: f64,

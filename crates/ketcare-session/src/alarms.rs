@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::rules::{Action, Plan, Setting};
 use crate::vitals::{VitalReading, Vitals};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlarmKind {
     SystolicHigh,
@@ -50,7 +50,7 @@ impl AlarmKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlarmState {
     Raised,
@@ -59,13 +59,13 @@ pub enum AlarmState {
 }
 
 /// Who did something and when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stamp {
     pub by: String,
     pub at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Alarm {
     /// Number within the session, from 1.
     pub id: u32,
@@ -120,7 +120,8 @@ impl Alarm {
 }
 
 /// An alarm a rule wants raised (the session numbers it and skips kinds already open).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AlarmFinding)]
 pub struct Finding {
     pub kind: AlarmKind,
     pub detail: String,

@@ -16,7 +16,7 @@ use crate::session::{AdminEvent, Session};
 const TOL: f64 = 1e-9;
 
 /// A protocol limit as the verified order applied it, re-checked against a pump rate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RateLimit {
     pub limit_id: String,
     pub label: String,
@@ -30,7 +30,7 @@ pub struct RateLimit {
 }
 
 /// The verified order's infusion: what the pump should run and what bounds it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderedInfusion {
     /// The ordered pump rate (mL/h).
     pub rate_ml_per_h: f64,
@@ -52,7 +52,7 @@ pub struct OrderedInfusion {
 }
 
 /// What a verified order says about delivery, read from its calculation.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderedDelivery {
     pub infusion: Option<OrderedInfusion>,
     /// The infusion component's mg, whether or not the order prepared it (a pump rate).
@@ -211,7 +211,7 @@ fn trim(x: f64) -> String {
 }
 
 /// A pump rate other than the verified order's, accepted with a reason.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RateDeviation {
     pub ordered_ml_per_h: f64,
     pub given_ml_per_h: f64,
@@ -224,7 +224,7 @@ pub struct RateDeviation {
 }
 
 /// How an amount came to be counted as given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GivenKind {
     /// The order's IV bolus, given at the start.
@@ -236,7 +236,7 @@ pub enum GivenKind {
 }
 
 /// An amount given at one time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GivenDose {
     pub at: Timestamp,
     pub mg: f64,
@@ -244,7 +244,7 @@ pub struct GivenDose {
 }
 
 /// A stretch of time the pump ran at one rate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunningInterval {
     pub from: Timestamp,
     /// `None`: still running at the end of the record.
@@ -254,7 +254,7 @@ pub struct RunningInterval {
 }
 
 /// What the administration record says was given.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Delivered {
     /// Total mg given (infusion + bolus, single dose and devices), to the microgram.
     pub mg: f64,
@@ -271,7 +271,7 @@ pub struct Delivered {
 }
 
 /// The nurse's confirmation (or correction, with a reason) of the mg given before signing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GivenConfirmation {
     pub mg: f64,
     /// What the administration record computed when it was confirmed.

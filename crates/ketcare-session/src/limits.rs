@@ -27,7 +27,8 @@ pub const UNITS: (&str, &str) = (
 );
 
 /// One cited bound.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = PlausibleBound)]
 #[serde(deny_unknown_fields)]
 pub struct Bound {
     pub value: f64,

@@ -274,7 +274,7 @@ fn cited_problem(c: &Cited, sources: &SourceCatalogue) -> Option<String> {
 
 /// A threshold or duration as used: its value and where it came from, or the site-setting key
 /// that is missing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Setting {
     Set(Resolved),
     /// Not set by the site; the rule using it is inactive (or the step blocked) and the page says so.
@@ -321,7 +321,7 @@ pub fn provenance_text(p: &Provenance) -> String {
 }
 
 /// A suggested action with its sources.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Action {
     pub text: String,
     pub source: Vec<String>,
@@ -337,7 +337,7 @@ impl From<&CitedText> for Action {
 }
 
 /// What kind of administration the session runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Esketamine nasal spray, device by device.
@@ -348,7 +348,7 @@ pub enum Mode {
 
 /// Everything a session needs from the protocol, the rules and the site settings, resolved
 /// once by the edge (so the state machine and the alarm rules are pure).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Plan {
     pub protocol_id: String,
     pub protocol_version: u32,
@@ -369,7 +369,7 @@ pub struct Plan {
 }
 
 /// The alarm thresholds as resolved for one site.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResolvedAlarms {
     pub systolic_high: Setting,
     pub diastolic_high: Setting,
@@ -387,7 +387,7 @@ pub struct ResolvedAlarms {
     pub actions: ResolvedActions,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResolvedActions {
     pub hypertension: Action,
     pub hypotension: Action,

@@ -16,7 +16,7 @@ use crate::vitals::{FieldError, VitalReading, Vitals};
 use ketcare_clinical::protocol::LimitSeverity;
 use ketcare_clinical::units::RateMlPerH;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Scheduled,
@@ -111,7 +111,7 @@ impl Phase {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Pregnancy {
     NotPregnant,
@@ -120,7 +120,7 @@ pub enum Pregnancy {
     NotApplicable,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskScreen {
     /// Screen done, no current risk found.
@@ -132,7 +132,7 @@ pub enum RiskScreen {
 }
 
 /// A relative finding accepted by a clinician, with the reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Accepted {
     pub by: String,
     pub at: Timestamp,
@@ -140,7 +140,7 @@ pub struct Accepted {
 }
 
 /// The verified dose order the session gives (from the clinical core's dose orders).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerifiedDose {
     pub order_id: i64,
     /// "0.5 mg/kg = 35 mg over 40 min at 8.75 mL/h" or "56 mg = 2 devices".
@@ -159,7 +159,7 @@ pub struct VerifiedDose {
 }
 
 /// Esketamine REMS setting items (§4a) confirmed before dosing.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RemsSetting {
     pub setting_certified: Option<bool>,
     pub patient_enrolled: Option<bool>,
@@ -172,7 +172,7 @@ pub struct RemsSetting {
 }
 
 /// The pre-assessment checklist.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Checklist {
     /// Consent as the operations consent record answered it (never ticked by hand).
     #[serde(default)]
@@ -192,7 +192,7 @@ pub struct Checklist {
 /// What the consent record said for this patient, the session's protocol and version, at `at`.
 /// The store fills it in from the operations consent record before every command until dosing
 /// starts; the session only reads it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsentCheck {
     pub valid: bool,
     /// `none`, `expired`, `old_document_version`, `protocol_changed`, `minor_without_assent`,
@@ -205,7 +205,7 @@ pub struct ConsentCheck {
 
 /// What the controlled-substance ledger said for this session when it was signed (or when the
 /// signature was refused): drawn = given + wasted, with the numbers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LedgerCheck {
     pub balanced: bool,
     pub message: String,
@@ -213,7 +213,7 @@ pub struct LedgerCheck {
 }
 
 /// A change to the checklist: fields present are set.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChecklistUpdate {
     /// Refused when present: consent comes from the consent record, not from a tick.
@@ -237,7 +237,7 @@ pub struct ChecklistUpdate {
 }
 
 /// The discharge checklist items a clinician confirms (the rest is computed).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DischargeConfirmations {
     #[serde(default)]
@@ -253,7 +253,7 @@ pub struct DischargeConfirmations {
     pub transport_advice_given: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AdminEvent {
     Start {
@@ -282,14 +282,15 @@ pub enum AdminEvent {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SessionAdministration)]
 pub struct Administration {
     pub at: Timestamp,
     pub by: String,
     pub event: AdminEvent,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScoreKind {
     /// MOAA/S, 0–5 version (5 = responds readily to name in a normal tone) — instruments.md §2.12.
@@ -298,7 +299,8 @@ pub enum ScoreKind {
     Cadss,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SessionScore)]
 pub struct Score {
     pub at: Timestamp,
     pub by: String,
@@ -306,7 +308,8 @@ pub struct Score {
     pub value: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SessionSeverity)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Mild,
@@ -314,7 +317,7 @@ pub enum Severity {
     Severe,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Note {
     pub at: Timestamp,
     pub by: String,
@@ -323,7 +326,7 @@ pub struct Note {
     pub severity: Option<Severity>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Intervention {
     pub at: Timestamp,
     pub by: String,
@@ -332,7 +335,7 @@ pub struct Intervention {
     pub route: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Transition {
     pub at: Timestamp,
     pub by: String,
@@ -342,14 +345,14 @@ pub struct Transition {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Signature {
     pub by: String,
     pub at: Timestamp,
 }
 
 /// Every command a session accepts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
     CheckIn,
@@ -358,6 +361,9 @@ pub enum Command {
     SetBaseline {
         vitals: Vitals,
     },
+    /// Attaches the verified order's dose. Built by the application layer from the stored,
+    /// verified order; never read from a request, so a caller cannot supply a dose of its own.
+    #[serde(skip_deserializing)]
     AttachDose {
         dose: VerifiedDose,
     },
@@ -497,7 +503,7 @@ pub struct Refusal {
 }
 
 /// The session record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Session {
     pub phase: Phase,
     pub plan: Plan,
@@ -551,7 +557,7 @@ pub struct Session {
 }
 
 /// A change of the site's settings applied to an open session: what changed, when and by whom.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SettingsApplied {
     pub at: Timestamp,
     pub by: String,
@@ -1791,13 +1797,14 @@ impl Session {
 
 /// The REMS Patient Monitoring Form (clinical.md §4a) for an esketamine session: every item,
 /// from the record.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RemsForm {
     pub setting_certified: Option<bool>,
     pub patient_enrolled: Option<bool>,
     pub prescriber_on_site: Option<bool>,
     pub pulse_oximeter_on_site: Option<bool>,
     pub dose: Option<String>,
+    /// (device number, time given) pairs.
     pub devices: Vec<(u32, Timestamp)>,
     pub bp_before_dose: Option<String>,
     pub bp_about_40_min: Option<String>,

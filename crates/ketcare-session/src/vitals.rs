@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// One set of vital signs. Every value is optional: a monitor may send only some.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Vitals {
     /// Systolic blood pressure, mmHg.
@@ -134,7 +134,7 @@ impl Vitals {
 }
 
 /// Where a reading came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VitalSource {
     /// Entered on the session page.
@@ -164,7 +164,7 @@ impl VitalSource {
 }
 
 /// One reading with its time and origin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VitalReading {
     pub at: Timestamp,
     pub vitals: Vitals,

@@ -250,7 +250,7 @@ pub struct SiteSettingsVersion {
 }
 
 /// A settings change waiting for a second administrator (widening a hard limit).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct SettingsProposal {
     pub id: i64,
     /// The override as JSON (the clinical crate's `LimitOverride`).
@@ -263,7 +263,7 @@ pub struct SettingsProposal {
 }
 
 /// A protocol file a site added to the library (the newest row per file name is in force).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct SiteProtocol {
     pub id: i64,
     pub file_name: String,

@@ -5,8 +5,10 @@ use crate::auth::{MAX_BODY_BYTES, Principal};
 use crate::error::{AppError, ErrorBody};
 use axum::Json;
 use axum::body::to_bytes;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use ketcare_core::audit::{AuditEvent, AuditRecord};
 use ketcare_core::patient::{
@@ -34,20 +36,108 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             .map(JsonBody)
             .map_err(|e| {
                 let path = e.path().to_string();
-                let inner = e.into_inner();
-                // serde names a missing field only in its message.
-                let field = match path.as_str() {
-                    "." | "" => inner
-                        .to_string()
-                        .split('`')
-                        .nth(1)
-                        .filter(|_| inner.to_string().starts_with("missing field"))
-                        .unwrap_or("body")
-                        .to_owned(),
-                    p => p.to_owned(),
-                };
-                AppError::invalid(&field, inner.to_string())
+                let inner = e.into_inner().to_string();
+                AppError::invalid(&error_field(&path, &inner, "body"), inner)
             })
+    }
+}
+
+/// A path parameter whose decoding errors become the documented 422 naming the parameter
+/// (axum's own `Path` answers 400 in plain text).
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(rejection) => {
+                let names: Vec<String> = RawPathParams::from_request_parts(parts, state)
+                    .await
+                    .map(|raw| raw.iter().map(|(k, _)| k.to_owned()).collect())
+                    .unwrap_or_default();
+                Err(path_error(rejection, &names))
+            }
+        }
+    }
+}
+
+fn path_error(rejection: PathRejection, names: &[String]) -> AppError {
+    use axum::extract::path::ErrorKind;
+    let PathRejection::FailedToDeserializePathParams(e) = rejection else {
+        tracing::error!(error = %rejection, "path parameters missing from the route");
+        return AppError::Internal;
+    };
+    let kind = e.into_kind();
+    let message = kind.to_string();
+    let field = match &kind {
+        ErrorKind::ParseErrorAtKey { key, .. }
+        | ErrorKind::InvalidUtf8InPathParam { key }
+        | ErrorKind::DeserializeError { key, .. } => key.clone(),
+        ErrorKind::ParseErrorAtIndex { index, .. } => {
+            names.get(*index).cloned().unwrap_or_else(|| "path".into())
+        }
+        ErrorKind::ParseError { .. } if names.len() == 1 => names[0].clone(),
+        _ => "path".into(),
+    };
+    let message = match kind {
+        ErrorKind::ParseErrorAtKey { expected_type, .. }
+        | ErrorKind::ParseErrorAtIndex { expected_type, .. }
+        | ErrorKind::ParseError { expected_type, .. } => expected(expected_type),
+        _ => message,
+    };
+    AppError::invalid(&field, message)
+}
+
+/// What a client should send instead, in words rather than Rust type names.
+fn expected(rust_type: &str) -> String {
+    let what = match rust_type {
+        "i64" | "i32" | "u64" | "u32" | "usize" => "a whole number",
+        "f64" | "f32" => "a number",
+        "bool" => "true or false",
+        _ => "a valid value",
+    };
+    format!("expected {what}")
+}
+
+/// A query string whose decoding errors become the documented 422 naming the parameter
+/// (axum's own `Query` answers 400 in plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                AppError::invalid(&error_field(&path, &inner, "query"), inner)
+            })
+    }
+}
+
+/// The field a serde error is about: its path, or for a missing field the name serde puts only
+/// in its message.
+fn error_field(path: &str, message: &str, whole: &str) -> String {
+    match path {
+        "." | "" => message
+            .split('`')
+            .nth(1)
+            .filter(|_| message.starts_with("missing field"))
+            .unwrap_or(whole)
+            .to_owned(),
+        p => p.to_owned(),
     }
 }
 
@@ -62,7 +152,7 @@ pub struct Health {
 
 /// Liveness and database reachability.
 #[utoipa::path(get, path = "/healthz", responses(
-    (status = 200, body = Health), (status = 503, body = Health)))]
+    (status = 200, description = "the server and its database answer", body = Health), (status = 503, description = "the database does not answer", body = Health)))]
 pub async fn healthz(State(s): State<AppState>) -> Response {
     let ok = s.store.ping().await.is_ok();
     let body = Health {
@@ -87,7 +177,7 @@ pub struct Me {
 
 /// The signed-in user.
 #[utoipa::path(get, path = "/api/v1/me", responses(
-    (status = 200, body = Me), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+    (status = 200, description = "the signed-in user", body = Me), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn me(p: Principal) -> Json<Me> {
     Json(Me {
         username: p.user.username,
@@ -97,22 +187,24 @@ pub async fn me(p: Principal) -> Json<Me> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// Part of a name, an MRN, or a date of birth (YYYY-MM-DD). Empty lists everyone.
     #[serde(default)]
     pub q: String,
     /// At most this many results (1–200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
 /// Searches the registry; every patient returned is recorded in the audit log.
 #[utoipa::path(get, path = "/api/v1/patients", params(SearchQuery), responses(
-    (status = 200, body = [PatientSummary]), (status = 401, body = ErrorBody),
+    (status = 200, description = "matching patients (each read is audited)", body = [PatientSummary]), (status = 401, body = ErrorBody),
     (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn search_patients(
     State(s): State<AppState>,
     p: Principal,
-    Query(q): Query<SearchQuery>,
+    ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> Result<Json<Vec<PatientSummary>>, AppError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
@@ -141,7 +233,7 @@ fn view(s: &AppState, p: &Principal, patient: Patient) -> PatientView {
 
 /// Registers a patient.
 #[utoipa::path(post, path = "/api/v1/patients", request_body = PatientInput, responses(
-    (status = 201, body = PatientView), (status = 422, body = ErrorBody),
+    (status = 201, description = "the registered patient", body = PatientView), (status = 422, body = ErrorBody),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn create_patient(
     State(s): State<AppState>,
@@ -156,12 +248,12 @@ pub async fn create_patient(
 
 /// One patient, with guardians.
 #[utoipa::path(get, path = "/api/v1/patients/{id}", params(("id" = i64, Path)), responses(
-    (status = 200, body = PatientView), (status = 404, body = ErrorBody),
+    (status = 200, description = "the patient with guardians and the day of care", body = PatientView), (status = 404, body = ErrorBody),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_patient(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<PatientView>, AppError> {
     let patient = s.store.patient_view(&p.actor, PatientId::new(id)).await?;
     let day_of_care = patient.day_of_care(s.today(), &s.bands);
@@ -174,12 +266,12 @@ pub async fn get_patient(
 /// Replaces a patient's record (guardians are changed through their own routes).
 #[utoipa::path(put, path = "/api/v1/patients/{id}", params(("id" = i64, Path)),
     request_body = PatientInput, responses(
-    (status = 200, body = PatientView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    (status = 200, description = "the patient as now recorded", body = PatientView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn update_patient(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     JsonBody(input): JsonBody<PatientInput>,
 ) -> Result<Json<PatientView>, AppError> {
     let record =
@@ -194,12 +286,12 @@ pub async fn update_patient(
 /// Links a guardian to a patient.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/guardians", params(("id" = i64, Path)),
     request_body = GuardianInput, responses(
-    (status = 201, body = Guardian), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    (status = 201, description = "the linked guardian", body = Guardian), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn add_guardian(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     JsonBody(input): JsonBody<GuardianInput>,
 ) -> Result<(StatusCode, Json<Guardian>), AppError> {
     let g = NewGuardian::parse(&input).map_err(AppError::Invalid)?;
@@ -213,12 +305,12 @@ pub async fn add_guardian(
 /// Unlinks a guardian.
 #[utoipa::path(delete, path = "/api/v1/patients/{id}/guardians/{gid}",
     params(("id" = i64, Path), ("gid" = i64, Path)), responses(
-    (status = 204), (status = 404, body = ErrorBody),
+    (status = 204, description = "the guardian is unlinked"), (status = 404, body = ErrorBody),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn remove_guardian(
     State(s): State<AppState>,
     p: Principal,
-    Path((id, gid)): Path<(i64, i64)>,
+    ApiPath((id, gid)): ApiPath<(i64, i64)>,
 ) -> Result<StatusCode, AppError> {
     s.store
         .remove_guardian(&p.actor, PatientId::new(id), GuardianId::new(gid))
@@ -227,6 +319,7 @@ pub async fn remove_guardian(
 }
 
 #[derive(Deserialize, IntoParams, Default)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     pub username: Option<String>,
     /// Action, or its prefix (`patient.` for all patient actions).
@@ -235,6 +328,7 @@ pub struct AuditQuery {
     /// Records older than this sequence number.
     pub before: Option<i64>,
     /// At most this many (1–500, default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -262,12 +356,12 @@ impl AuditQuery {
 
 /// Browses the audit log, newest first. Viewing it is itself audited.
 #[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), responses(
-    (status = 200, body = [AuditRecord]), (status = 401, body = ErrorBody),
+    (status = 200, description = "audit records, newest first", body = [AuditRecord]), (status = 401, body = ErrorBody),
     (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn audit_records(
     State(s): State<AppState>,
     p: Principal,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<Vec<AuditRecord>>, AppError> {
     let f = q.filter()?;
     let records = s.store.audit_records(&p.actor, &f).await?;
@@ -288,7 +382,7 @@ pub struct VerifyBody {
 
 /// Checks the audit log's hash chain.
 #[utoipa::path(get, path = "/api/v1/audit/verify", responses(
-    (status = 200, body = VerifyBody), (status = 401, body = ErrorBody),
+    (status = 200, description = "the result of checking the hash chain", body = VerifyBody), (status = 401, body = ErrorBody),
     (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn verify_audit(
     State(s): State<AppState>,
@@ -354,14 +448,14 @@ pub struct AccountResult {
 
 /// Disables, re-enables, unlocks, changes the role of, resets the password of, ends the
 /// sessions and tokens of, or removes the second factor of an account (audited).
-#[utoipa::path(post, path = "/api/v1/users/{id}/account", request_body = AccountAction, responses(
-    (status = 200, body = AccountResult), (status = 401, body = ErrorBody),
+#[utoipa::path(post, path = "/api/v1/users/{id}/account", params(("id" = i64, Path)), request_body = AccountAction, responses(
+    (status = 200, description = "the account after the action", body = AccountResult), (status = 401, body = ErrorBody),
     (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn account_action(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     JsonBody(body): JsonBody<AccountAction>,
 ) -> Result<Json<AccountResult>, AppError> {
     let id = ketcare_core::UserId::new(id);
@@ -390,7 +484,7 @@ pub async fn account_action(
 
 /// Staff accounts.
 #[utoipa::path(get, path = "/api/v1/users", responses(
-    (status = 200, body = [UserView]), (status = 401, body = ErrorBody),
+    (status = 200, description = "staff accounts", body = [UserView]), (status = 401, body = ErrorBody),
     (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn users(
     State(s): State<AppState>,
@@ -427,15 +521,9 @@ impl Modify for BearerScheme {
 )]
 pub struct ApiDoc;
 
-/// The OpenAPI 3 document.
+/// The OpenAPI 3.1 document ([`crate::openapi::document`]).
 pub async fn openapi_json() -> Response {
-    let mut doc = ApiDoc::openapi();
-    doc.merge(crate::clinical_api::ClinicalApiDoc::openapi());
-    doc.merge(crate::pk::PkApiDoc::openapi());
-    doc.merge(crate::measures::MeasuresApiDoc::openapi());
-    doc.merge(crate::sessions::SessionsApiDoc::openapi());
-    doc.merge(crate::ops::OpsApiDoc::openapi());
-    match doc.to_pretty_json() {
+    match crate::openapi::json().and_then(|doc| serde_json::to_string_pretty(&doc)) {
         Ok(json) => ([("content-type", "application/json")], json).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "openapi");

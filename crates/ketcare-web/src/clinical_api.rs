@@ -1,19 +1,24 @@
 //! JSON API for the clinical core: protocols, site settings, eligibility screening, dose orders.
 
 use crate::AppState;
-use crate::api::JsonBody;
+use crate::api::{ApiPath, JsonBody};
 use crate::auth::Principal;
 use crate::clinical::{self, StoredOrder, StoredScreening};
 use crate::error::{AppError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use ketcare_clinical::protocol::{ProtocolSummary, ProtocolView, Readiness};
-use ketcare_clinical::{DoseOrder, ScreeningInput, ScreeningOutcome, SiteSettings};
+use ketcare_clinical::{DoseOrder, DoseRequest, ScreeningInput, ScreeningOutcome, SiteSettings};
 use ketcare_core::{PatientId, Permission, RecordId};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
+use utoipa::{PartialSchema, ToSchema};
 
-#[derive(Serialize)]
+/// A protocol of the library and whether the site's settings let it be used.
+#[derive(Serialize, ToSchema)]
 pub struct ProtocolListItem {
     #[serde(flatten)]
     pub summary: ProtocolSummary,
@@ -21,7 +26,7 @@ pub struct ProtocolListItem {
 }
 
 /// Every protocol with whether the site's settings let it be used.
-#[utoipa::path(get, path = "/api/v1/protocols", responses((status = 200, description = "every protocol with its readiness at this site", body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/protocols", responses((status = 200, description = "every protocol with its readiness at this site", body = [ProtocolListItem]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn protocols(
     State(s): State<AppState>,
     _p: Principal,
@@ -39,11 +44,11 @@ pub async fn protocols(
 }
 
 /// One protocol: every value with its source, its readiness, and the limits in force here.
-#[utoipa::path(get, path = "/api/v1/protocols/{pid}", params(("pid" = String, Path)), responses((status = 200, description = "the protocol, every value with its source, readiness, limits in force, citations", body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/protocols/{pid}", params(("pid" = String, Path)), responses((status = 200, description = "the protocol, every value with its source, readiness, limits in force, citations", body = ProtocolView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn protocol(
     State(s): State<AppState>,
     _p: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ProtocolView>, AppError> {
     let (settings, _) = clinical::settings(s.store.as_ref()).await?;
     s.library()
@@ -52,13 +57,14 @@ pub async fn protocol(
         .map_err(|e| AppError::NotFound(e.to_string()))
 }
 
-#[derive(Serialize)]
+/// The site's settings in force and their version.
+#[derive(Serialize, ToSchema)]
 pub struct SettingsView {
     pub version: i64,
     pub settings: SiteSettings,
 }
 
-#[utoipa::path(get, path = "/api/v1/site-settings", responses((status = 200, description = "current version and settings", body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/site-settings", responses((status = 200, description = "current version and settings", body = SettingsView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn site_settings(
     State(s): State<AppState>,
     _p: Principal,
@@ -67,15 +73,17 @@ pub async fn site_settings(
     Ok(Json(SettingsView { version, settings }))
 }
 
-#[derive(Deserialize)]
+/// A new version of the site's values, with why.
+#[derive(Deserialize, ToSchema)]
 pub struct SettingsChange {
+    /// Every value and text setting; `limit_overrides` must be the ones in force, unchanged.
     pub settings: SiteSettings,
     pub reason: String,
 }
 
 /// Replaces the site's values with a new version (administrators; audited). Limits change only
 /// through `/api/v1/site-settings/limits`.
-#[utoipa::path(put, path = "/api/v1/site-settings", request_body(content = Object, description = "{settings: {values: {key: number}, limit_overrides: unchanged}, reason}"), responses((status = 200, body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/site-settings", request_body = SettingsChange, responses((status = 200, description = "the new settings version", body = SettingsView), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn put_site_settings(
     State(s): State<AppState>,
     p: Principal,
@@ -98,7 +106,7 @@ pub async fn put_site_settings(
 }
 
 /// Screens without storing (for what-if questions; nothing identifies the patient).
-#[utoipa::path(post, path = "/api/v1/screen", request_body(content = Object, description = "ScreeningInput (see README)"), responses((status = 200, description = "decision and findings, not stored", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/screen", request_body = ScreeningInput, responses((status = 200, description = "decision and findings, not stored", body = ScreeningOutcome), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn screen(
     State(s): State<AppState>,
     _p: Principal,
@@ -110,11 +118,11 @@ pub async fn screen(
 }
 
 /// Screens a patient and keeps the result in their record.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/screenings", params(("id" = i64, Path)), request_body(content = Object, description = "ScreeningInput; age and weight_kg come from the record and may be left out (when given they must agree with it)"), responses((status = 201, description = "the stored screening", body = Object), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/patients/{id}/screenings", params(("id" = i64, Path)), request_body = ketcare_app::screenings::ScreeningRequest, responses((status = 201, description = "the stored screening", body = StoredScreening), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn screen_patient(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<(StatusCode, Json<StoredScreening>), AppError> {
     let request = ketcare_app::screenings::ScreeningRequest::from_json(body)?;
@@ -130,11 +138,11 @@ pub async fn screen_patient(
     Ok((StatusCode::CREATED, Json(stored)))
 }
 
-#[utoipa::path(get, path = "/api/v1/screenings/{sid}", params(("sid" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/screenings/{sid}", params(("sid" = i64, Path)), responses((status = 200, description = "the stored screening", body = StoredScreening), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_screening(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<RecordId>,
+    ApiPath(id): ApiPath<RecordId>,
 ) -> Result<Json<StoredScreening>, AppError> {
     let r = s
         .store
@@ -143,18 +151,19 @@ pub async fn get_screening(
     Ok(Json(clinical::screening_of(&r)?))
 }
 
-#[derive(Deserialize)]
+/// Which relative finding to override, and why.
+#[derive(Deserialize, ToSchema)]
 pub struct FindingOverrideBody {
     pub finding_id: String,
     pub reason: String,
 }
 
 /// A prescriber overrides a relative finding with a reason; absolute findings cannot be.
-#[utoipa::path(post, path = "/api/v1/screenings/{sid}/overrides", params(("sid" = i64, Path)), request_body(content = Object, description = "{finding_id, reason}; relative findings only"), responses((status = 200, body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/screenings/{sid}/overrides", params(("sid" = i64, Path)), request_body = FindingOverrideBody, responses((status = 200, description = "the screening with the override", body = StoredScreening), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn override_finding(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<RecordId>,
+    ApiPath(id): ApiPath<RecordId>,
     JsonBody(b): JsonBody<FindingOverrideBody>,
 ) -> Result<Json<StoredScreening>, AppError> {
     Ok(Json(
@@ -170,8 +179,40 @@ pub async fn override_finding(
     ))
 }
 
+/// The calculator's input through the API: a [`DoseRequest`] without `author` and
+/// `created_at`, which the server fills in (the signed-in user, now). Its schema is
+/// `DoseRequest`'s with those two left out, so the two cannot drift apart.
+pub struct DoseCalculation;
+
+impl PartialSchema for DoseCalculation {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = DoseRequest::schema();
+        if let RefOr::T(Schema::Object(o)) = &mut schema {
+            for server_side in ["author", "created_at"] {
+                o.properties.remove(server_side);
+                o.required.retain(|r| r != server_side);
+            }
+            o.description = Some(
+                "The prescriber's choices and the patient's measurements; the author and time \
+                 are the signed-in user and now."
+                    .into(),
+            );
+        }
+        schema
+    }
+}
+
+impl ToSchema for DoseCalculation {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("DoseCalculationRequest")
+    }
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        <DoseRequest as ToSchema>::schemas(schemas);
+    }
+}
+
 /// Calculates a dose without storing it.
-#[utoipa::path(post, path = "/api/v1/dose", request_body(content = Object, description = "DoseRequest without author and created_at"), responses((status = 200, description = "the calculated order, not stored", body = Object), (status = 422, description = "hard limit, blocked protocol or bad choice", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/dose", request_body = DoseCalculation, responses((status = 200, description = "the calculated order, not stored", body = DoseOrder), (status = 422, description = "hard limit, blocked protocol or bad choice", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn dose(
     State(s): State<AppState>,
     p: Principal,
@@ -187,11 +228,11 @@ pub async fn dose(
 /// The patient's age, weight, height, sex and whether this is the first esketamine dose of the
 /// course come from the record; the body may leave them out, and one that contradicts the
 /// record is refused naming the field.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/orders", params(("id" = i64, Path)), request_body(content = Object, description = "the prescriber's choices: protocol_id, bolus/infusion/dose/repeat choices, esketamine_dose_mg, preparation; patient facts optional (checked against the record)"), responses((status = 201, description = "stored order: needs_override or pending_verification", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/patients/{id}/orders", params(("id" = i64, Path)), request_body = ketcare_app::orders::OrderRequest, responses((status = 201, description = "stored order: needs_override or pending_verification", body = StoredOrder), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<(StatusCode, Json<StoredOrder>), AppError> {
     let request = ketcare_app::orders::OrderRequest::from_json(body)?;
@@ -207,11 +248,11 @@ pub async fn order(
     Ok((StatusCode::CREATED, Json(stored)))
 }
 
-#[utoipa::path(get, path = "/api/v1/orders/{oid}", params(("oid" = i64, Path)), responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/orders/{oid}", params(("oid" = i64, Path)), responses((status = 200, description = "the stored order with its state", body = StoredOrder), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<RecordId>,
+    ApiPath(id): ApiPath<RecordId>,
 ) -> Result<Json<StoredOrder>, AppError> {
     let r = s
         .store
@@ -220,17 +261,18 @@ pub async fn get_order(
     Ok(Json(clinical::order_of(&r)?))
 }
 
-#[derive(Deserialize)]
+/// Why (kept on the order and in the audit log).
+#[derive(Deserialize, ToSchema)]
 pub struct ReasonBody {
     pub reason: String,
 }
 
 /// The prescriber passes the order's soft limits with a reason.
-#[utoipa::path(post, path = "/api/v1/orders/{oid}/override", params(("oid" = i64, Path)), request_body(content = Object, description = "{reason}"), responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/orders/{oid}/override", params(("oid" = i64, Path)), request_body = ReasonBody, responses((status = 200, description = "the order after the override", body = StoredOrder), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn override_order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<RecordId>,
+    ApiPath(id): ApiPath<RecordId>,
     JsonBody(b): JsonBody<ReasonBody>,
 ) -> Result<Json<StoredOrder>, AppError> {
     let reason = b.reason;
@@ -249,11 +291,11 @@ pub async fn override_order(
 }
 
 /// A second clinician, not the author, verifies the order.
-#[utoipa::path(post, path = "/api/v1/orders/{oid}/verify", params(("oid" = i64, Path)), responses((status = 200, body = Object), (status = 422, description = "the author cannot verify; wrong state", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/orders/{oid}/verify", params(("oid" = i64, Path)), responses((status = 200, description = "the verified order", body = StoredOrder), (status = 422, description = "the author cannot verify; wrong state", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn verify_order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<RecordId>,
+    ApiPath(id): ApiPath<RecordId>,
 ) -> Result<Json<StoredOrder>, AppError> {
     Ok(Json(
         clinical::transition(
@@ -270,11 +312,11 @@ pub async fn verify_order(
 }
 
 /// A prescriber withdraws a wrong order with a reason, before anything of it is given.
-#[utoipa::path(post, path = "/api/v1/orders/{oid}/withdraw", params(("oid" = i64, Path)), request_body(content = Object, description = "{reason}"), responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/orders/{oid}/withdraw", params(("oid" = i64, Path)), request_body = ReasonBody, responses((status = 200, description = "the withdrawn order", body = StoredOrder), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn withdraw_order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<RecordId>,
+    ApiPath(id): ApiPath<RecordId>,
     JsonBody(b): JsonBody<ReasonBody>,
 ) -> Result<Json<StoredOrder>, AppError> {
     Ok(Json(
@@ -282,7 +324,8 @@ pub async fn withdraw_order(
     ))
 }
 
-#[derive(Deserialize)]
+/// One limit of one protocol, its new value and why.
+#[derive(Deserialize, ToSchema)]
 pub struct LimitChangeBody {
     pub protocol_id: String,
     pub limit_id: String,
@@ -291,7 +334,7 @@ pub struct LimitChangeBody {
 }
 
 /// Narrows a limit at once; a widening of a hard limit waits for a second administrator (202).
-#[utoipa::path(post, path = "/api/v1/site-settings/limits", request_body(content = Object, description = "{protocol_id, limit_id, value, reason}"), responses((status = 200, description = "applied", body = Object), (status = 202, description = "widening: waits for a second administrator", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/site-settings/limits", request_body = LimitChangeBody, responses((status = 200, description = "applied", body = clinical::LimitChange), (status = 202, description = "widening: waits for a second administrator", body = clinical::LimitChange), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn change_limit(
     State(s): State<AppState>,
     p: Principal,
@@ -314,7 +357,7 @@ pub async fn change_limit(
     Ok((status, Json(outcome)))
 }
 
-#[utoipa::path(get, path = "/api/v1/site-settings/proposals", responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/site-settings/proposals", responses((status = 200, description = "limit widenings and their approvals", body = [ketcare_store::SettingsProposal]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn proposals(
     State(s): State<AppState>,
     _p: Principal,
@@ -323,18 +366,18 @@ pub async fn proposals(
 }
 
 /// A second administrator approves a widening.
-#[utoipa::path(post, path = "/api/v1/site-settings/proposals/{prop}/approve", params(("prop" = i64, Path)), responses((status = 200, body = Object), (status = 409, body = ErrorBody), (status = 422, description = "the proposer cannot approve", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/site-settings/proposals/{prop}/approve", params(("prop" = i64, Path)), responses((status = 200, description = "the settings version with the widening applied", body = SettingsView), (status = 409, body = ErrorBody), (status = 422, description = "the proposer cannot approve", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn approve_proposal(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<SettingsView>, AppError> {
     let version = clinical::approve_limit(s.store.as_ref(), &s.library(), &p.actor, id).await?;
     let (settings, _) = clinical::settings(s.store.as_ref()).await?;
     Ok(Json(SettingsView { version, settings }))
 }
 
-#[utoipa::path(get, path = "/api/v1/site-protocols", responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/site-protocols", responses((status = 200, description = "the site's own protocol files", body = [ketcare_store::SiteProtocol]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn site_protocols(
     State(s): State<AppState>,
     _p: Principal,
@@ -342,7 +385,8 @@ pub async fn site_protocols(
     Ok(Json(s.store.site_protocols().await?))
 }
 
-#[derive(Deserialize)]
+/// A site protocol file.
+#[derive(Deserialize, ToSchema)]
 pub struct SiteProtocolBody {
     pub file_name: String,
     /// The protocol file (same format as the built-in ones; every value cited).
@@ -350,7 +394,7 @@ pub struct SiteProtocolBody {
 }
 
 /// Adds a site protocol; a malformed file is refused naming file, line and field.
-#[utoipa::path(post, path = "/api/v1/site-protocols", request_body(content = Object, description = "{file_name, toml}"), responses((status = 201), (status = 422, description = "names file, line and field", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/site-protocols", request_body = SiteProtocolBody, responses((status = 201, description = "the protocol is added and in force"), (status = 422, description = "names file, line and field", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn add_site_protocol(
     State(s): State<AppState>,
     p: Principal,

@@ -15,6 +15,7 @@ pub mod error;
 pub mod fhir;
 pub mod fmt;
 pub mod measures;
+pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub use ketcare_app::password;

@@ -46,7 +46,7 @@ pub struct PredictedQuery {
 }
 
 /// The predicted curve of what a session gave.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Predicted {
     pub session_id: SessionId,
     pub patient_id: PatientId,

@@ -17,7 +17,7 @@ use serde::Serialize;
 pub const LINK_BEFORE_SESSION: &str = "measures.link_before_session";
 
 /// One open course as seen before a session.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PreCourse {
     pub course_id: i64,
     pub label: String,
@@ -31,7 +31,7 @@ pub struct PreCourse {
 }
 
 /// What the session page shows about questionnaires.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PreSession {
     pub courses: Vec<PreCourse>,
     /// Open links: (instruments, status, sent at).

@@ -23,7 +23,7 @@ use ketcare_store::Store;
 use serde::Serialize;
 
 /// One output of the model over the axis (minutes from [`Timeline::origin`]).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Series {
     /// The model's output id (the first is the parent drug; a second, where the model has it,
     /// is the metabolite).
@@ -33,7 +33,8 @@ pub struct Series {
 }
 
 /// The population's 5th–95th percentile band of the first output, where the prediction has one.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = TimelineBand)]
 pub struct Band {
     pub output: String,
     pub subjects: usize,
@@ -44,7 +45,7 @@ pub struct Band {
 }
 
 /// A prediction of what would follow from now under a stated assumption.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Projection {
     /// Where on the axis the projection departs from what was given (now).
     pub from_min: f64,
@@ -56,7 +57,7 @@ pub struct Projection {
 }
 
 /// The predicted concentration of what the session gave.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Concentration {
     pub model: String,
     pub model_name: String,
@@ -79,7 +80,7 @@ pub struct Concentration {
 }
 
 /// One vital-signs reading on the axis.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct VitalPoint {
     pub t_min: f64,
     pub at: Timestamp,
@@ -94,7 +95,7 @@ pub struct VitalPoint {
 }
 
 /// A MOAA/S or CADSS score.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ScorePoint {
     pub t_min: f64,
     pub at: Timestamp,
@@ -105,7 +106,7 @@ pub struct ScorePoint {
 }
 
 /// An administration event (start, rate change, pause, resume, stop, device).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AdminMarker {
     pub t_min: f64,
     pub at: Timestamp,
@@ -115,7 +116,7 @@ pub struct AdminMarker {
 }
 
 /// An alarm, at the time it was raised.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AlarmMarker {
     pub t_min: f64,
     pub at: Timestamp,
@@ -126,7 +127,7 @@ pub struct AlarmMarker {
 }
 
 /// The session timeline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Timeline {
     pub session_id: SessionId,
     pub patient_id: PatientId,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::types::DoseCalculation;
 use crate::ids::{Timestamp, Username};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderState {
     /// A soft limit was crossed: needs an override with a reason before verification.
@@ -31,7 +31,7 @@ impl OrderState {
 }
 
 /// Who withdrew an order, why and when.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Withdrawal {
     pub by: Username,
     pub reason: String,
@@ -39,7 +39,7 @@ pub struct Withdrawal {
 }
 
 /// Who passed the soft limits, why and when.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SoftLimitOverride {
     pub limit_ids: Vec<String>,
     pub by: Username,
@@ -47,14 +47,14 @@ pub struct SoftLimitOverride {
     pub at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Verification {
     pub by: Username,
     pub at: Timestamp,
 }
 
 /// A calculated order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DoseOrder {
     pub calculation: DoseCalculation,
     pub author: Username,

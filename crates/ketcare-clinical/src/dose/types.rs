@@ -15,7 +15,8 @@ use crate::units::{
     WeightKg,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DoseSex)]
 #[serde(rename_all = "snake_case")]
 pub enum Sex {
     Female,
@@ -23,7 +24,7 @@ pub enum Sex {
 }
 
 /// The patient's measurements.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientMeasures {
     pub weight_kg: WeightKg,
@@ -36,7 +37,7 @@ pub struct PatientMeasures {
 }
 
 /// A prescriber-chosen amount, typed by unit so a rate cannot land in a dose field.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Amount {
     MgPerKg(MgPerKg),
@@ -65,7 +66,7 @@ impl Amount {
 }
 
 /// The prescriber's choices for one component; everything left out takes the protocol default.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DoseChoice {
     #[serde(default)]
@@ -81,7 +82,7 @@ pub struct DoseChoice {
 }
 
 /// Vial strength and optional dilution.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Preparation {
     pub concentration_mg_per_ml: ConcentrationMgPerMl,
@@ -89,7 +90,7 @@ pub struct Preparation {
     pub final_volume_ml: Option<VolumeMl>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Administration {
     /// The protocol's bolus / infusion / dose.
@@ -100,7 +101,7 @@ pub enum Administration {
 }
 
 /// Everything the calculator reads.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DoseRequest {
     pub protocol_id: String,
@@ -176,7 +177,7 @@ impl DoseRequest {
 }
 
 /// A number in a result, with its unit and where it came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Number {
     pub value: f64,
     pub unit: String,
@@ -184,7 +185,7 @@ pub struct Number {
 }
 
 /// Weight used and how.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WeightReport {
     pub actual_kg: Number,
     pub basis: WeightBasis,
@@ -198,7 +199,7 @@ pub struct WeightReport {
 }
 
 /// Vial, volume and pump settings of one component.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PreparationResult {
     pub vial_concentration: Number,
     pub volume_to_draw: Number,
@@ -210,7 +211,7 @@ pub struct PreparationResult {
 }
 
 /// One computed component.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ComponentResult {
     pub role: Role,
     pub basis: DoseBasis,
@@ -229,14 +230,14 @@ pub struct ComponentResult {
 }
 
 /// One esketamine device in the administration schedule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceStep {
     pub device: u32,
     pub at_minute: f64,
 }
 
 /// Esketamine dose in devices.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceResult {
     pub dose_mg: Number,
     pub device_mg: Number,
@@ -247,7 +248,7 @@ pub struct DeviceResult {
 }
 
 /// A rounding that was applied, stated.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rounding {
     pub what: String,
     pub from: f64,
@@ -260,7 +261,7 @@ pub struct Rounding {
 }
 
 /// One limit compared with a computed number.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LimitCheck {
     pub limit_id: String,
     pub label: String,
@@ -277,7 +278,7 @@ pub struct LimitCheck {
 }
 
 /// The full, explained calculation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DoseCalculation {
     pub protocol_id: String,
     pub protocol_version: u32,

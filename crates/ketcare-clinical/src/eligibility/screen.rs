@@ -10,7 +10,19 @@ use crate::source::{Cited, Status};
 use crate::units::WeightKg;
 
 /// Severity of a finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Not eligible; can never be overridden.
@@ -24,7 +36,19 @@ pub enum Severity {
 }
 
 /// History items the rules know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
     AneurysmalVascularDisease,
@@ -90,7 +114,19 @@ impl Condition {
 }
 
 /// Medication classes the rules know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MedicationClass {
     Benzodiazepine,
@@ -140,7 +176,8 @@ impl MedicationClass {
 }
 
 /// Age in whole years plus months (0–11).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ScreeningAge)]
 #[serde(deny_unknown_fields)]
 pub struct Age {
     pub years: u32,
@@ -158,7 +195,7 @@ impl Age {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PregnancyStatus {
     Pregnant,
@@ -177,7 +214,7 @@ impl PregnancyStatus {
     ];
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Medication {
     pub name: String,
@@ -190,7 +227,7 @@ pub struct Medication {
     pub diazepam_equivalent_mg_per_day: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Baseline {
     pub systolic_mmhg: f64,
@@ -202,7 +239,7 @@ pub struct Baseline {
 }
 
 /// An antidepressant trial in the patient's history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AntidepressantTrial {
     pub drug: String,
@@ -216,7 +253,7 @@ pub struct AntidepressantTrial {
 }
 
 /// Everything screening reads. Deserializable from the JSON the CLI and API receive.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScreeningInput {
     pub indication: Indication,
@@ -237,7 +274,7 @@ pub struct ScreeningInput {
 }
 
 /// One reason in the outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     /// Rule id (stable; used to override).
     pub id: String,
@@ -247,7 +284,7 @@ pub struct Finding {
     pub status: Status,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     Eligible,
@@ -256,7 +293,7 @@ pub enum Decision {
 }
 
 /// A prescriber's override of a relative finding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FindingOverride {
     pub finding_id: String,
     pub by: Username,
@@ -265,7 +302,7 @@ pub struct FindingOverride {
 }
 
 /// The decision with every finding and every override.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScreeningOutcome {
     pub ruleset_version: u32,
     pub indication: Indication,

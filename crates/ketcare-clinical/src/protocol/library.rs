@@ -78,7 +78,7 @@ struct ProductsFile {
 }
 
 /// Short description for `protocol list`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ProtocolSummary {
     pub id: String,
     pub version: u32,
@@ -91,7 +91,9 @@ pub struct ProtocolSummary {
 }
 
 /// A site setting the protocol (or rule) needs.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct MissingSetting {
     pub key: String,
     /// Which value it supplies (field path).
@@ -99,7 +101,7 @@ pub struct MissingSetting {
 }
 
 /// Whether a protocol can be used with these settings.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub protocol_id: String,
     pub version: u32,
@@ -113,7 +115,7 @@ pub struct Readiness {
 }
 
 /// A limit as it applies at this site.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EffectiveLimit {
     pub id: String,
     pub label: String,
@@ -130,9 +132,13 @@ pub struct EffectiveLimit {
 }
 
 /// Everything `protocol show` displays.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ProtocolView {
     pub file: String,
+    /// The protocol as its file states it: every value with its source and status (described
+    /// field by field in `ketcare-clinical/README.md` and its data files, not here: the loaded
+    /// file keeps its TOML spans).
+    #[schema(value_type = Object)]
     pub protocol: Protocol,
     pub readiness: Readiness,
     pub effective_limits: Vec<EffectiveLimit>,

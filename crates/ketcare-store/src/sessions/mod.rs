@@ -26,7 +26,7 @@ mod records;
 mod vitals;
 
 /// A stored session.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct SessionRecord {
     pub id: SessionId,
     pub patient_id: PatientId,
@@ -38,7 +38,7 @@ pub struct SessionRecord {
 }
 
 /// A stored reading.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct StoredVital {
     pub id: i64,
     pub session_id: SessionId,
@@ -47,7 +47,7 @@ pub struct StoredVital {
 }
 
 /// What storing a reading did.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum VitalOutcome {
     /// Stored (and committed); alarms it raised.

@@ -2,11 +2,11 @@
 
 use super::{CourseView, OpioidView, Overview, ResponseView};
 use crate::AppState;
-use crate::api::JsonBody;
+use crate::api::{ApiPath, ApiQuery, JsonBody};
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use ketcare_core::{AlertId, GuardianId, PatientId};
 use ketcare_measures::mme::MmeLine;
@@ -57,7 +57,6 @@ pub struct ResponseRequest {
 #[derive(Serialize, ToSchema)]
 pub struct Recorded {
     pub response: ResponseView,
-    #[schema(value_type = Object)]
     pub score: Score,
     /// False when the submission key was already stored.
     pub created: bool,
@@ -68,7 +67,9 @@ pub struct Recorded {
 pub struct LinkRequest {
     /// Self-report instrument ids, e.g. ["phq9", "gad7"].
     pub instruments: Vec<String>,
+    /// Hours until the link expires (1–720; default 72).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 720)]
     pub expires_in_hours: Option<i64>,
     /// Send to this guardian of record of the patient instead of the patient.
     #[serde(default)]
@@ -86,7 +87,7 @@ pub use ketcare_app::measures::{CourseRequest, OpioidRequest};
 
 /// Every instrument: items (wording only where the licence allows), scoring, bands, cut-offs,
 /// LOINC codes, response and remission rules, each with its source.
-#[utoipa::path(get, path = "/api/v1/instruments", responses((status = 200, description = "the instrument catalogue", body = Object), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/instruments", responses((status = 200, description = "the instrument catalogue", body = [Instrument]), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn instruments(_p: Principal) -> Result<Json<&'static [Instrument]>, AppError> {
     Ok(Json(
         &super::catalogue().ok_or(AppError::Internal)?.instruments,
@@ -94,7 +95,7 @@ pub async fn instruments(_p: Principal) -> Result<Json<&'static [Instrument]>, A
 }
 
 /// Scores answers (nothing is stored).
-#[utoipa::path(post, path = "/api/v1/score", request_body = ScoreRequest, responses((status = 200, description = "total, band, cut-offs, safety flags", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/score", request_body = ScoreRequest, responses((status = 200, description = "total, band, cut-offs, safety flags", body = Score), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn score(
     State(s): State<AppState>,
     _p: Principal,
@@ -109,7 +110,7 @@ pub async fn score(
 }
 
 /// Morphine milligram equivalents per day of one opioid (CDC 2022 factors).
-#[utoipa::path(post, path = "/api/v1/mme", request_body = MmeRequest, responses((status = 200, description = "MME per day with factor, formula and notes", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/mme", request_body = MmeRequest, responses((status = 200, description = "MME per day with factor, formula and notes", body = MmeLine), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn mme(
     _p: Principal,
     JsonBody(req): JsonBody<MmeRequest>,
@@ -204,7 +205,7 @@ pub async fn alerts(
 pub async fn resolve_alert(
     State(s): State<AppState>,
     p: Principal,
-    Path(aid): Path<AlertId>,
+    ApiPath(aid): ApiPath<AlertId>,
     JsonBody(req): JsonBody<ResolveRequest>,
 ) -> Result<Json<SafetyAlert>, AppError> {
     Ok(Json(
@@ -224,7 +225,7 @@ pub struct NoteRequest {
 pub async fn note_alert(
     State(s): State<AppState>,
     p: Principal,
-    Path(aid): Path<AlertId>,
+    ApiPath(aid): ApiPath<AlertId>,
     JsonBody(req): JsonBody<NoteRequest>,
 ) -> Result<(StatusCode, Json<AlertAction>), AppError> {
     Ok((
@@ -238,7 +239,7 @@ pub async fn note_alert(
 pub async fn alert_actions(
     State(s): State<AppState>,
     p: Principal,
-    Path(aid): Path<AlertId>,
+    ApiPath(aid): ApiPath<AlertId>,
 ) -> Result<Json<Vec<AlertAction>>, AppError> {
     Ok(Json(s.store.alert_actions(&p.actor, aid).await?))
 }
@@ -248,7 +249,7 @@ pub async fn alert_actions(
 pub async fn responses(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Vec<ResponseView>>, AppError> {
     let rows = s
         .store
@@ -263,7 +264,7 @@ pub async fn responses(
 pub async fn record_response(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     JsonBody(req): JsonBody<ResponseRequest>,
 ) -> Result<(StatusCode, Json<Recorded>), AppError> {
     let taken_on = match req.taken_on.as_deref() {
@@ -300,7 +301,7 @@ pub async fn record_response(
 pub async fn links(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Vec<MeasureLink>>, AppError> {
     Ok(Json(
         s.store.patient_links(&p.actor, PatientId::new(id)).await?,
@@ -312,7 +313,7 @@ pub async fn links(
 pub async fn create_link(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     JsonBody(req): JsonBody<LinkRequest>,
 ) -> Result<(StatusCode, Json<LinkCreated>), AppError> {
     let (link, token) = ketcare_app::measures::create_link(
@@ -339,7 +340,7 @@ pub async fn create_link(
 pub async fn outcomes(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Vec<CourseView>>, AppError> {
     Ok(Json(super::overview_of(&s, &p.actor, id).await?.courses))
 }
@@ -349,7 +350,6 @@ pub async fn outcomes(
 #[derive(Serialize, ToSchema)]
 pub struct TrajectoryView {
     /// Per instrument: its id and (date, total) points in date order.
-    #[schema(value_type = Vec<Object>)]
     pub series: Vec<(String, Vec<ketcare_measures::Point>)>,
     pub markers: Vec<super::Marker>,
     pub notes: Vec<String>,
@@ -361,7 +361,7 @@ pub struct TrajectoryView {
 pub async fn trajectory(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<TrajectoryView>, AppError> {
     let o = super::overview_of(&s, &p.actor, id).await?;
     Ok(Json(TrajectoryView {
@@ -375,7 +375,7 @@ pub async fn trajectory(
 pub struct OpioidsView {
     pub entries: Vec<OpioidView>,
     pub mme_total_now: f64,
-    #[schema(value_type = Vec<Object>)]
+    /// (date, MME per day) pairs in date order.
     pub mme_timeline: Vec<(jiff::civil::Date, f64)>,
     /// Change of the total since the first entry.
     pub mme_change: Option<f64>,
@@ -388,8 +388,8 @@ pub struct OpioidsView {
 pub async fn opioids(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
-    Query(q): Query<super::CourseQuery>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<super::CourseQuery>,
 ) -> Result<Json<OpioidsView>, AppError> {
     let o = super::overview_of(&s, &p.actor, id).await?;
     let course = q
@@ -417,7 +417,7 @@ pub async fn opioids(
 pub async fn add_opioid(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     JsonBody(req): JsonBody<OpioidRequest>,
 ) -> Result<(StatusCode, Json<OpioidView>), AppError> {
     Ok((
@@ -439,7 +439,7 @@ pub async fn add_opioid(
 pub async fn add_course(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     JsonBody(req): JsonBody<CourseRequest>,
 ) -> Result<(StatusCode, Json<MeasureCourse>), AppError> {
     Ok((

@@ -2,11 +2,11 @@
 
 use super::service::{self, CourseRequest};
 use crate::AppState;
-use crate::api::JsonBody;
+use crate::api::{ApiPath, ApiQuery, JsonBody};
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
@@ -23,6 +23,7 @@ use ketcare_store::{BookOutcome, NewSignature};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Window {
     /// `YYYY-MM-DDTHH:MM` (clinic time)
     pub from: String,
@@ -30,11 +31,11 @@ pub struct Window {
 }
 
 /// Bookings in a time window (clinic wall-clock time).
-#[utoipa::path(get, path = "/api/v1/schedule/bookings", params(Window), responses((status = 200, body = [Booking]), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/schedule/bookings", params(Window), responses((status = 200, description = "bookings in the window", body = [Booking]), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn bookings(
     State(s): State<AppState>,
     p: Principal,
-    Query(w): Query<Window>,
+    ApiQuery(w): ApiQuery<Window>,
 ) -> Result<Json<Vec<Booking>>, AppError> {
     let from = service::parse_datetime("from", &w.from)?;
     let to = service::parse_datetime("to", &w.to)?;
@@ -64,7 +65,7 @@ pub struct CourseRefused {
 }
 
 /// Books a course from its template (every session, or none with each conflict's reason).
-#[utoipa::path(post, path = "/api/v1/schedule/courses", request_body = CourseRequest, responses((status = 201, body = CourseBooked), (status = 409, description = "conflicts, nothing booked", body = CourseRefused), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/schedule/courses", request_body = CourseRequest, responses((status = 201, description = "the booked course", body = CourseBooked), (status = 409, description = "conflicts, nothing booked", body = CourseRefused), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn book_course(
     State(s): State<AppState>,
     p: Principal,
@@ -115,11 +116,11 @@ pub struct MoveRequest {
 }
 
 /// Shows what moving a session moves (and any conflicts); applies it when asked and clear.
-#[utoipa::path(post, path = "/api/v1/schedule/bookings/{bid}/move", params(("bid" = i64, Path)), request_body = MoveRequest, responses((status = 200, body = MovePlan), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/schedule/bookings/{bid}/move", params(("bid" = i64, Path)), request_body = MoveRequest, responses((status = 200, description = "the move plan: what moved and what conflicts", body = MovePlan), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn move_booking(
     State(s): State<AppState>,
     p: Principal,
-    Path(bid): Path<BookingId>,
+    ApiPath(bid): ApiPath<BookingId>,
     JsonBody(m): JsonBody<MoveRequest>,
 ) -> Result<Json<MovePlan>, AppError> {
     let start = service::parse_datetime("start", &m.start)?;
@@ -146,11 +147,11 @@ pub struct StatusChange {
 }
 
 /// Records attendance, a cancellation or a no-show (the last two with a reason).
-#[utoipa::path(post, path = "/api/v1/schedule/bookings/{bid}/status", params(("bid" = i64, Path)), request_body = StatusChange, responses((status = 200, body = Booking), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/schedule/bookings/{bid}/status", params(("bid" = i64, Path)), request_body = StatusChange, responses((status = 200, description = "the booking with its new status", body = Booking), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn booking_status(
     State(s): State<AppState>,
     p: Principal,
-    Path(bid): Path<BookingId>,
+    ApiPath(bid): ApiPath<BookingId>,
     JsonBody(c): JsonBody<StatusChange>,
 ) -> Result<Json<Booking>, AppError> {
     Ok(Json(
@@ -161,6 +162,7 @@ pub async fn booking_status(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConsentQuery {
     pub protocol: String,
     /// RFC 3339; now when omitted.
@@ -168,12 +170,12 @@ pub struct ConsentQuery {
 }
 
 /// Is consent valid for this patient under this protocol (its current version) at a time?
-#[utoipa::path(get, path = "/api/v1/patients/{id}/consent-status", params(("id" = i64, Path), ConsentQuery), responses((status = 200, body = ConsentStatus), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/patients/{id}/consent-status", params(("id" = i64, Path), ConsentQuery), responses((status = 200, description = "whether a consent is in force, or why not", body = ConsentStatus), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn consent_status(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
-    Query(q): Query<ConsentQuery>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<ConsentQuery>,
 ) -> Result<Json<ConsentStatus>, AppError> {
     let at = match q.at.as_deref() {
         Some(t) => t
@@ -201,11 +203,11 @@ pub struct SignRequest {
 }
 
 /// Records consent under the protocol's current document (a minor: guardian and assent).
-#[utoipa::path(post, path = "/api/v1/patients/{id}/consents", params(("id" = i64, Path)), request_body = SignRequest, responses((status = 201, body = ConsentSignature), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/patients/{id}/consents", params(("id" = i64, Path)), request_body = SignRequest, responses((status = 201, description = "the recorded consent signature", body = ConsentSignature), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn sign_consent(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     JsonBody(r): JsonBody<SignRequest>,
 ) -> Result<(StatusCode, Json<ConsentSignature>), AppError> {
     let sig = ketcare_app::ops::record_consent(
@@ -232,11 +234,11 @@ pub struct WithdrawRequest {
 }
 
 /// Withdraws one of the patient's consents now, recording who and why; it is no longer valid.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/consents/{sid}/withdraw", params(("id" = i64, Path), ("sid" = i64, Path)), request_body = WithdrawRequest, responses((status = 200, body = ConsentSignature), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/patients/{id}/consents/{sid}/withdraw", params(("id" = i64, Path), ("sid" = i64, Path)), request_body = WithdrawRequest, responses((status = 200, description = "the withdrawn consent", body = ConsentSignature), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn withdraw_consent(
     State(s): State<AppState>,
     p: Principal,
-    Path((id, sid)): Path<(i64, ConsentId)>,
+    ApiPath((id, sid)): ApiPath<(i64, ConsentId)>,
     JsonBody(r): JsonBody<WithdrawRequest>,
 ) -> Result<Json<ConsentSignature>, AppError> {
     let at = Timestamp::from_second(s.now()).map_err(|_| AppError::Internal)?;
@@ -258,7 +260,7 @@ pub struct LedgerView {
 }
 
 /// Stock by container, what is on hand, open discrepancies and theft/loss reports.
-#[utoipa::path(get, path = "/api/v1/ledger", responses((status = 200, body = LedgerView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/ledger", responses((status = 200, description = "ledger entries, stock on hand and open discrepancies", body = LedgerView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn ledger(State(s): State<AppState>, p: Principal) -> Result<Json<LedgerView>, AppError> {
     let st = s.store.ledger_state(&p.actor).await?;
     Ok(Json(LedgerView {
@@ -287,7 +289,7 @@ pub struct LedgerEntryRequest {
 
 /// Appends a ledger entry (receipt, draw, waste, count, resolution, destruction, theft/loss,
 /// inventory) if the ledger's rules and the caller's role allow it.
-#[utoipa::path(post, path = "/api/v1/ledger/events", request_body = LedgerEntryRequest, responses((status = 201, body = LedgerRecord), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/ledger/events", request_body = LedgerEntryRequest, responses((status = 201, description = "the appended ledger record", body = LedgerRecord), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn ledger_event(
     State(s): State<AppState>,
     p: Principal,
@@ -319,7 +321,7 @@ pub async fn ledger_event(
 }
 
 /// Does this session's ledger balance (drawn = given + wasted)? `given` comes from the session.
-#[utoipa::path(post, path = "/api/v1/ledger/balance", request_body = SessionFacts, responses((status = 200, body = Balance), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/ledger/balance", request_body = SessionFacts, responses((status = 200, description = "whether drawn = given + wasted, with the numbers", body = Balance), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn balance(
     State(s): State<AppState>,
     p: Principal,
@@ -330,7 +332,7 @@ pub async fn balance(
 }
 
 /// The superbill for a session, from what its record documents.
-#[utoipa::path(post, path = "/api/v1/billing/superbill", request_body = SessionFacts, responses((status = 200, body = Superbill), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/billing/superbill", request_body = SessionFacts, responses((status = 200, description = "the superbill coded from the facts given", body = Superbill), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn superbill(
     State(s): State<AppState>,
     p: Principal,
@@ -350,11 +352,11 @@ pub async fn superbill(
 
 /// The superbill for a session from its own record (signed or current): infusion start and
 /// stop, the drug and the mg given as the session documents them.
-#[utoipa::path(get, path = "/api/v1/sessions/{sid}/superbill", params(("sid" = i64, Path, description = "session id")), responses((status = 200, body = Superbill), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/sessions/{sid}/superbill", params(("sid" = i64, Path, description = "session id")), responses((status = 200, description = "the superbill coded from the session record", body = Superbill), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn session_superbill(
     State(s): State<AppState>,
     p: Principal,
-    axum::extract::Path(sid): axum::extract::Path<ketcare_core::SessionId>,
+    ApiPath(sid): ApiPath<ketcare_core::SessionId>,
 ) -> Result<Json<Superbill>, AppError> {
     let f = service::facts_of_session(s.store.as_ref(), &p.actor, sid).await?;
     superbill(State(s), p, JsonBody(f)).await
@@ -368,7 +370,7 @@ pub struct EstimateRequest {
 }
 
 /// A self-pay estimate for a whole course: the template's sessions × a typical superbill.
-#[utoipa::path(post, path = "/api/v1/billing/estimate", request_body = EstimateRequest, responses((status = 200, body = Estimate), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/billing/estimate", request_body = EstimateRequest, responses((status = 200, description = "the self-pay estimate", body = Estimate), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn estimate(
     State(s): State<AppState>,
     p: Principal,
@@ -394,7 +396,7 @@ pub async fn estimate(
 }
 
 /// Books one maintenance or booster session (its length from the template's slot rules).
-#[utoipa::path(post, path = "/api/v1/schedule/sessions", request_body = service::SessionRequest, responses((status = 201, body = Booking), (status = 409, description = "conflicts, nothing booked", body = CourseRefused), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/schedule/sessions", request_body = service::SessionRequest, responses((status = 201, description = "the booking", body = Booking), (status = 409, description = "conflicts, nothing booked", body = CourseRefused), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn book_session(
     State(s): State<AppState>,
     p: Principal,
@@ -441,7 +443,7 @@ pub struct PriceChange {
 pub async fn set_price(
     State(s): State<AppState>,
     p: Principal,
-    Path(code): Path<String>,
+    ApiPath(code): ApiPath<String>,
     JsonBody(c): JsonBody<PriceChange>,
 ) -> Result<StatusCode, AppError> {
     s.store.set_price(&p.actor, &code, c.cents).await?;

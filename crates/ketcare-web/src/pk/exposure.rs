@@ -53,7 +53,7 @@ async fn load(
 /// confidence band (no line under 5 sessions). Descriptive of this clinic's sessions only, not a
 /// dosing recommendation. Each session and patient read is audited, and the view as
 /// `pk.exposure.read`.
-#[utoipa::path(get, path = "/api/v1/pk/exposure-response", params(("protocol" = Option<String>, Query, description = "a protocol id of the library"), ("age_band" = Option<String>, Query, description = "infant, child, adolescent or adult (on the day of the session)")), responses((status = 200, description = "groups (protocol, age band) with their sessions and fits (cadss, systolic_rise: n, ols {intercept, slope, residual_se, r_squared, df, t_975, band} or note), excluded sessions with the reason, method, baseline_definition, descriptive", body = Object), (status = 422, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/pk/exposure-response", params(("protocol" = Option<String>, Query, description = "a protocol id of the library"), ("age_band" = Option<String>, Query, description = "infant, child, adolescent or adult (on the day of the session)")), responses((status = 200, description = "groups (protocol, age band) with their sessions and fits (cadss, systolic_rise: n, ols {intercept, slope, residual_se, r_squared, df, t_975, band} or note), excluded sessions with the reason, method, baseline_definition, descriptive", body = ExposureResponse), (status = 422, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn exposure_api(
     State(s): State<AppState>,
     p: Principal,

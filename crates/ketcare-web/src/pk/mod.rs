@@ -71,7 +71,7 @@ fn check_size(reqs: &[SimRequest]) -> Result<(), AppError> {
 }
 
 /// The model library: drug, structure, population, validity, sources, what is not published.
-#[utoipa::path(get, path = "/api/v1/pk/models", responses((status = 200, description = "every PK model with its sources, population and validity range", body = Object), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/pk/models", responses((status = 200, description = "every PK model with its sources, population and validity range", body = [ModelInfo]), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn models(
     State(s): State<AppState>,
     _p: Principal,
@@ -82,12 +82,16 @@ pub async fn models(
 }
 
 /// One or more regimens to simulate side by side.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SimulateBody {
+    /// At most 3 (`ketcare_app::pk::MAX_REGIMENS`); each population at most 20,000 subjects
+    /// through the web.
+    #[schema(max_items = 3)]
     pub regimens: Vec<SimRequest>,
 }
 
-#[derive(Debug, Serialize)]
+/// One result per regimen, in the order asked.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SimulateResponse {
     pub results: Vec<SimResult>,
 }
@@ -97,7 +101,7 @@ pub struct SimulateResponse {
 /// model's validity. Nothing is stored; no patient data is read. Bounded: at most 3 regimens,
 /// 20,000 subjects per regimen and 50,000,000 values (subjects × grid points × outputs) per
 /// request — over the bound, 422 naming the field.
-#[utoipa::path(post, path = "/api/v1/simulate", request_body(content = Object, description = "{regimens: [{model, regimen: {doses: [{time_min, amount_mg, route, duration_min?}], iv_rates: [{time_min, rate_mg_per_min}]}, covariates: {weight_kg, age_years?}, options?: {ke0_per_min?, route_assumptions?: [{route, f?, ka_per_min?}]}, horizon_min?, step_min?, population?: {subjects, seed, iiv_cv?: [[param, cv]], weight_sd_kg?, target_ng_ml?}, label?}]}"), responses((status = 200, description = "one result per regimen", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/simulate", request_body = SimulateBody, responses((status = 200, description = "one result per regimen", body = SimulateResponse), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn simulate_api(
     State(s): State<AppState>,
     _p: Principal,
@@ -117,7 +121,7 @@ pub async fn simulate_api(
 
 /// Advisory target-controlled infusion schedule (STANPUMP-style) for a plasma or (with an assumed
 /// ke0) effect-site target, bounded by a maximum rate.
-#[utoipa::path(post, path = "/api/v1/pk/tci", request_body(content = Object, description = "{model, covariates: {weight_kg, age_years?}, target_ng_ml, site: plasma|effect_site, max_rate_mg_per_kg_min?, update_s?, duration_min, ke0_per_min?}"), responses((status = 200, description = "rate schedule and predicted curves", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/pk/tci", request_body = ketcare_pk::tci::TciRequest, responses((status = 200, description = "rate schedule and predicted curves", body = ketcare_pk::tci::TciResult), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn tci_api(
     State(s): State<AppState>,
     _p: Principal,

@@ -2,11 +2,11 @@
 
 use super::service;
 use crate::AppState;
-use crate::api::JsonBody;
+use crate::api::{ApiPath, JsonBody};
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ketcare_core::{PatientId, RecordId, SessionId};
@@ -15,7 +15,7 @@ use ketcare_store::{SessionRecord, VitalOutcome};
 use serde::{Deserialize, Serialize};
 
 /// A session with what it still needs.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     #[serde(flatten)]
     pub record: SessionRecord,
@@ -26,6 +26,7 @@ pub struct SessionView {
     /// The next scheduled vital check (RFC 3339), if any.
     pub next_check: Option<String>,
     /// Alarm rules inactive because the site has not set their threshold: (rule, setting key).
+    #[schema(value_type = Vec<Vec<String>>)]
     pub inactive_rules: Vec<(String, String)>,
     /// The verified order's pump rate (mL/h), the rate a start without one runs at.
     pub ordered_rate_ml_per_h: Option<f64>,
@@ -66,7 +67,7 @@ pub fn view(s: &AppState, record: SessionRecord) -> Result<SessionView, AppError
 }
 
 /// Sessions whose patient is in the chair now.
-#[utoipa::path(get, path = "/api/v1/sessions", responses((status = 200, description = "active sessions", body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/sessions", responses((status = 200, description = "active sessions", body = [SessionRecord]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn active(
     State(s): State<AppState>,
     p: Principal,
@@ -74,12 +75,14 @@ pub async fn active(
     Ok(Json(s.store.active_sessions(&p.actor).await?))
 }
 
-#[derive(Deserialize)]
+/// A session to schedule from one of the patient's verified dose orders.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSession {
     /// The patient's dose order this session gives.
     pub order_id: RecordId,
-    /// Chair or bed in the suite.
+    /// Chair or bed in the suite (at most 60 characters).
+    #[schema(max_length = 60)]
     pub chair: String,
     /// RFC 3339; now when absent.
     #[serde(default)]
@@ -87,11 +90,11 @@ pub struct NewSession {
 }
 
 /// Schedules a session from a dose order.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/sessions", params(("id" = i64, Path)), request_body(content = Object, description = "{order_id, chair, scheduled_for?}"), responses((status = 201, description = "the session", body = Object), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/patients/{id}/sessions", params(("id" = i64, Path)), request_body = NewSession, responses((status = 201, description = "the session", body = SessionView), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     JsonBody(body): JsonBody<NewSession>,
 ) -> Result<Response, AppError> {
     let at = match body.scheduled_for.as_deref() {
@@ -113,11 +116,11 @@ pub async fn create(
 }
 
 /// One session with its checklist and discharge status.
-#[utoipa::path(get, path = "/api/v1/sessions/{sid}", params(("sid" = i64, Path)), responses((status = 200, description = "the session", body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/sessions/{sid}", params(("sid" = i64, Path)), responses((status = 200, description = "the session", body = SessionView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
+    ApiPath(sid): ApiPath<SessionId>,
 ) -> Result<Json<SessionView>, AppError> {
     let rec = s.store.session_record(&p.actor, sid).await?;
     Ok(Json(view(&s, rec)?))
@@ -127,11 +130,11 @@ pub async fn get(
 /// order's rate; another needs `"rate_ml_per_h"` and `"rate_reason"`),
 /// `{"command": "acknowledge_alarm", "alarm": 1}`, …). A command the phase or the record does not
 /// allow is refused with 409 naming what is missing.
-#[utoipa::path(post, path = "/api/v1/sessions/{sid}/commands", params(("sid" = i64, Path)), request_body(content = Object, description = "a command"), responses((status = 200, description = "the session after the command", body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/sessions/{sid}/commands", params(("sid" = i64, Path)), request_body = Command, responses((status = 200, description = "the session after the command", body = SessionView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn command(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
+    ApiPath(sid): ApiPath<SessionId>,
     JsonBody(cmd): JsonBody<Command>,
 ) -> Result<Json<SessionView>, AppError> {
     let rec = service::command(&s, &p.actor, sid, &cmd).await?;
@@ -139,11 +142,11 @@ pub async fn command(
 }
 
 /// The session's vitals, oldest first.
-#[utoipa::path(get, path = "/api/v1/sessions/{sid}/vitals", params(("sid" = i64, Path)), responses((status = 200, description = "readings", body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/sessions/{sid}/vitals", params(("sid" = i64, Path)), responses((status = 200, description = "readings", body = [ketcare_store::StoredVital]), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list_vitals(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
+    ApiPath(sid): ApiPath<SessionId>,
 ) -> Result<Response, AppError> {
     Ok(Json(s.store.session_vitals(&p.actor, sid).await?).into_response())
 }
@@ -152,11 +155,11 @@ pub async fn list_vitals(
 /// temperature_c); alarms it raises are in the answer and on the live suite. A physiologically
 /// impossible value (outside the cited ranges of `data/sessions/plausibility.toml`) is a 422
 /// naming the field, the bound and its source.
-#[utoipa::path(post, path = "/api/v1/sessions/{sid}/vitals", params(("sid" = i64, Path)), request_body(content = Object, description = "{systolic?, diastolic?, heart_rate?, spo2?, resp_rate?, etco2?, temperature_c?, at?}"), responses((status = 201, description = "stored, with any alarms raised", body = Object), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/sessions/{sid}/vitals", params(("sid" = i64, Path)), request_body = VitalsBody, responses((status = 201, description = "stored, with any alarms raised", body = VitalOutcome), (status = 200, description = "the same reading was already stored (a repeat of the same message)", body = VitalOutcome), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn post_vitals(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
+    ApiPath(sid): ApiPath<SessionId>,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
     // `flatten` and `deny_unknown_fields` do not combine: check the keys by hand.
@@ -222,12 +225,36 @@ pub async fn post_vitals(
     Ok((status, Json(out)).into_response())
 }
 
+/// A set of vitals as the API takes them (read by hand in [`post_vitals`], which names an
+/// unknown key; this type only describes the body). Each value is checked against the cited
+/// plausibility ranges when stored.
+#[derive(utoipa::ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct VitalsBody {
+    /// Systolic blood pressure, mmHg.
+    systolic: Option<f64>,
+    /// Diastolic blood pressure, mmHg.
+    diastolic: Option<f64>,
+    /// Beats per minute.
+    heart_rate: Option<f64>,
+    /// Oxygen saturation, %.
+    spo2: Option<f64>,
+    /// Breaths per minute.
+    resp_rate: Option<f64>,
+    /// End-tidal CO2, mmHg.
+    etco2: Option<f64>,
+    temperature_c: Option<f64>,
+    /// RFC 3339 time of the reading; now when absent.
+    at: Option<String>,
+}
+
 /// The esketamine REMS Patient Monitoring Form (clinical.md §4a) of a session.
-#[utoipa::path(get, path = "/api/v1/sessions/{sid}/rems-form", params(("sid" = i64, Path)), responses((status = 200, description = "every item of the form", body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/sessions/{sid}/rems-form", params(("sid" = i64, Path)), responses((status = 200, description = "every item of the form", body = ketcare_session::session::RemsForm), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn rems_form(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
+    ApiPath(sid): ApiPath<SessionId>,
 ) -> Result<Response, AppError> {
     let rec = s.store.session_record(&p.actor, sid).await?;
     let readings: Vec<VitalReading> = s

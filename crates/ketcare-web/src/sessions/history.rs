@@ -3,6 +3,7 @@
 //! [`ketcare_app::sessions::history::predicted`].
 
 use crate::AppState;
+use crate::api::{ApiPath, ApiQuery};
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody, PageError};
 use crate::pages::{Nav, render_html};
@@ -38,12 +39,12 @@ pub async fn predicted(
 /// The predicted plasma concentration of the doses and IV rate steps the session actually gave
 /// (its administrations with the verified order's concentration or device strength), for this
 /// patient's weight and age. Advisory; nothing is stored.
-#[utoipa::path(get, path = "/api/v1/sessions/{sid}/predicted", params(("sid" = i64, Path), ("model" = Option<String>, Query, description = "PK model id (default: domino for ketamine, perez_ruixo_2021 for esketamine)")), responses((status = 200, description = "dose history (regimen from the first administration, assumptions) and the predicted curve", body = Object), (status = 409, description = "nothing given yet", body = ErrorBody), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/sessions/{sid}/predicted", params(("sid" = i64, Path), ("model" = Option<String>, Query, description = "PK model id (default: domino for ketamine, perez_ruixo_2021 for esketamine)")), responses((status = 200, description = "dose history (regimen from the first administration, assumptions) and the predicted curve", body = Predicted), (status = 409, description = "nothing given yet", body = ErrorBody), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn predicted_api(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
-    Query(q): Query<PredictedQuery>,
+    ApiPath(sid): ApiPath<SessionId>,
+    ApiQuery(q): ApiQuery<PredictedQuery>,
 ) -> Result<Json<Predicted>, AppError> {
     Ok(Json(predicted(&s, &p, sid, &q).await?))
 }
@@ -175,12 +176,12 @@ pub async fn timeline(
 /// metabolite where the model has one), while dosing is open the projections "as ordered" and
 /// "if stopped now", the vitals (monitor and manual), MOAA/S and CADSS scores, administrations
 /// and alarms. The curves are a model prediction, advisory; nothing is stored.
-#[utoipa::path(get, path = "/api/v1/sessions/{sid}/timeline", params(("sid" = i64, Path), ("model" = Option<String>, Query, description = "PK model id (default: as /predicted)")), responses((status = 200, description = "the timeline: origin, end, concentration (given, band, as_ordered, if_stopped_now) or concentration_note, vitals, scores, administrations, alarms", body = Object), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/sessions/{sid}/timeline", params(("sid" = i64, Path), ("model" = Option<String>, Query, description = "PK model id (default: as /predicted)")), responses((status = 200, description = "the timeline: origin, end, concentration (given, band, as_ordered, if_stopped_now) or concentration_note, vitals, scores, administrations, alarms", body = Timeline), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn timeline_api(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
-    Query(q): Query<PredictedQuery>,
+    ApiPath(sid): ApiPath<SessionId>,
+    ApiQuery(q): ApiQuery<PredictedQuery>,
 ) -> Result<Json<Timeline>, AppError> {
     Ok(Json(timeline(&s, &p, sid, &q).await?))
 }

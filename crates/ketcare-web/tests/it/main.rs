@@ -5,6 +5,7 @@ mod common;
 
 mod accounts;
 mod clinical;
+mod contract;
 mod exposure;
 mod fhir;
 mod form_defaults;
