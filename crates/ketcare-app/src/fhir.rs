@@ -142,6 +142,21 @@ pub async fn search_related_persons(
         .collect())
 }
 
+/// A search of any resource type the server offers (the one entry the FHIR edge calls).
+pub async fn search(
+    store: &dyn Store,
+    actor: &Actor,
+    kind: &str,
+    params: &[(String, String)],
+) -> Result<Vec<Value>> {
+    match kind {
+        "Patient" => search_patients(store, actor, params).await,
+        "RelatedPerson" => search_related_persons(store, actor, params).await,
+        "Observation" => search_observations(store, actor, params).await,
+        other => search_by_patient(store, actor, other, params).await,
+    }
+}
+
 /// `{kind}?patient=…` for the resources searched by patient alone: `Condition` (indications),
 /// `AllergyIntolerance`, `MedicationStatement` (from the clinical record), `Encounter` (the
 /// treatment sessions) and `Flag` (suicide-risk safety alerts, open and closed).
@@ -425,9 +440,7 @@ pub async fn export(
         for kind in &request.types {
             let resources = match *kind {
                 "Patient" => vec![read_patient(store, actor, p.id).await?],
-                "RelatedPerson" => search_related_persons(store, actor, &by).await?,
-                "Observation" => search_observations(store, actor, &by).await?,
-                other => search_by_patient(store, actor, other, &by).await?,
+                other => search(store, actor, other, &by).await?,
             };
             for r in resources.iter().filter(|r| changed(r)) {
                 sink(kind, r).map_err(|e| {

@@ -3,7 +3,7 @@
 //! date=ge…` and a system Bulk Data export's rate (resources/s) and the process's peak memory
 //! before and after it.
 
-use crate::cli_bench_pages::{pct, running};
+use crate::cli_bench_pages::{bench_nurse_token, pct, running};
 use anyhow::{Context, Result};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -135,7 +135,7 @@ pub async fn bench_fhir(store: Arc<dyn Store>, args: BenchFhirArgs) -> Result<()
         patients.len() * args.readings,
         t0.elapsed().as_secs_f64()
     );
-    let token = bench_token(store.as_ref(), &tag).await?;
+    let token = bench_nurse_token(store.as_ref(), "fhir", &tag).await?;
     let bearer = format!("Bearer {token}");
     let since = today.to_string();
 
@@ -218,30 +218,4 @@ fn tempfile_dir() -> Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("ketcare-bench-fhir-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
-}
-
-async fn bench_token(store: &dyn Store, tag: &str) -> Result<String> {
-    let admin = Actor::system(Role::Administrator);
-    let user = store
-        .create_user(
-            &admin,
-            &ketcare_store::NewUser {
-                username: format!("bench-fhir-{tag}"),
-                display_name: "Benchmark nurse".into(),
-                role: Role::Nurse,
-                password_hash: "!".into(),
-            },
-        )
-        .await?;
-    let token = format!("benchfhir{tag}{}", std::process::id());
-    store
-        .create_api_token(
-            &admin,
-            user.id,
-            &ketcare_app::password::token_hash(&token),
-            "bench fhir",
-            None,
-        )
-        .await?;
-    Ok(token)
 }

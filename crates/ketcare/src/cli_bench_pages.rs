@@ -222,28 +222,7 @@ pub async fn bench_pages(store: Arc<dyn Store>, args: BenchPagesArgs) -> Result<
         t0.elapsed().as_secs_f64()
     );
     // A nurse with an API token reads the pages, as a signed-in nurse would.
-    let admin = Actor::system(Role::Administrator);
-    let user = store
-        .create_user(
-            &admin,
-            &ketcare_store::NewUser {
-                username: format!("bench-pages-{tag}"),
-                display_name: "Benchmark nurse".into(),
-                role: Role::Nurse,
-                password_hash: "!".into(),
-            },
-        )
-        .await?;
-    let token = format!("benchpages{tag}{}", std::process::id());
-    store
-        .create_api_token(
-            &admin,
-            user.id,
-            &ketcare_app::password::token_hash(&token),
-            "bench pages",
-            None,
-        )
-        .await?;
+    let token = bench_nurse_token(store.as_ref(), "pages", &tag).await?;
     // The paths each page is read at: every patient's chart and a spread of past sessions.
     let n = args.requests;
     let pages: [(&str, Vec<String>); 4] = [
@@ -293,4 +272,31 @@ pub async fn bench_pages(store: Arc<dyn Store>, args: BenchPagesArgs) -> Result<
         );
     }
     Ok(())
+}
+
+/// A nurse account made for a benchmark and an API token for it (`what` names the benchmark).
+pub(crate) async fn bench_nurse_token(store: &dyn Store, what: &str, tag: &str) -> Result<String> {
+    let admin = Actor::system(Role::Administrator);
+    let user = store
+        .create_user(
+            &admin,
+            &ketcare_store::NewUser {
+                username: format!("bench-{what}-{tag}"),
+                display_name: "Benchmark nurse".into(),
+                role: Role::Nurse,
+                password_hash: "!".into(),
+            },
+        )
+        .await?;
+    let token = format!("bench{what}{tag}{}", std::process::id());
+    store
+        .create_api_token(
+            &admin,
+            user.id,
+            &ketcare_app::password::token_hash(&token),
+            &format!("bench {what}"),
+            None,
+        )
+        .await?;
+    Ok(token)
 }

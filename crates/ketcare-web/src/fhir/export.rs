@@ -81,8 +81,14 @@ impl Exports {
         });
     }
 
-    fn job_of(&self, id: &str, owner: i64) -> Option<Arc<Job>> {
-        self.jobs().get(id).filter(|j| j.owner == owner).cloned()
+    /// The export `id` if `owner` asked for it: another user's is not found, as if it did
+    /// not exist.
+    fn job_of(&self, id: &str, owner: i64) -> Result<Arc<Job>, AppError> {
+        self.jobs()
+            .get(id)
+            .filter(|j| j.owner == owner)
+            .cloned()
+            .ok_or_else(|| AppError::NotFound(format!("export {id}")))
     }
 }
 
@@ -290,10 +296,7 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> Result<Response, FhirError> {
     s.exports.sweep(s.now());
-    let job = s
-        .exports
-        .job_of(&id, p.user.id.get())
-        .ok_or_else(|| AppError::NotFound(format!("export {id}")))?;
+    let job = s.exports.job_of(&id, p.user.id.get())?;
     let state = job.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
     match state {
         State_::Running => {
@@ -340,10 +343,7 @@ pub async fn cancel(
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Response, FhirError> {
-    let job = s
-        .exports
-        .job_of(&id, p.user.id.get())
-        .ok_or_else(|| AppError::NotFound(format!("export {id}")))?;
+    let job = s.exports.job_of(&id, p.user.id.get())?;
     job.cancelled.store(true, Ordering::Relaxed);
     s.exports.jobs().remove(&id);
     let dir = job.dir.clone();
@@ -371,10 +371,7 @@ pub async fn file(
     p: Principal,
     Path((id, file)): Path<(String, String)>,
 ) -> Result<Response, FhirError> {
-    let job = s
-        .exports
-        .job_of(&id, p.user.id.get())
-        .ok_or_else(|| AppError::NotFound(format!("export {id}")))?;
+    let job = s.exports.job_of(&id, p.user.id.get())?;
     let kind = file
         .strip_suffix(".ndjson")
         .filter(|k| ketcare_app::fhir::EXPORT_TYPES.contains(k))

@@ -27,15 +27,15 @@ pub fn routes() -> Vec<Entry> {
     use Verb::{Delete, Get, Post};
     vec![
         r(Get, "/fhir/r4/metadata", Public, metadata),
-        r(Get, "/fhir/r4/Patient", Requires(PatientRead), search_patient),
+        r(Get, "/fhir/r4/Patient", Requires(PatientRead), search("Patient")),
         r(Get, "/fhir/r4/Patient/{id}", Requires(PatientRead), read_patient),
-        r(Get, "/fhir/r4/RelatedPerson", Requires(PatientRead), search_related_person),
-        r(Get, "/fhir/r4/Observation", Requires(ClinicalRead), search_observation),
-        r(Get, "/fhir/r4/Encounter", Requires(ClinicalRead), by_patient("Encounter")),
-        r(Get, "/fhir/r4/Condition", Requires(ClinicalRead), by_patient("Condition")),
-        r(Get, "/fhir/r4/AllergyIntolerance", Requires(ClinicalRead), by_patient("AllergyIntolerance")),
-        r(Get, "/fhir/r4/MedicationStatement", Requires(ClinicalRead), by_patient("MedicationStatement")),
-        r(Get, "/fhir/r4/Flag", Requires(ClinicalRead), by_patient("Flag")),
+        r(Get, "/fhir/r4/RelatedPerson", Requires(PatientRead), search("RelatedPerson")),
+        r(Get, "/fhir/r4/Observation", Requires(ClinicalRead), search("Observation")),
+        r(Get, "/fhir/r4/Encounter", Requires(ClinicalRead), search("Encounter")),
+        r(Get, "/fhir/r4/Condition", Requires(ClinicalRead), search("Condition")),
+        r(Get, "/fhir/r4/AllergyIntolerance", Requires(ClinicalRead), search("AllergyIntolerance")),
+        r(Get, "/fhir/r4/MedicationStatement", Requires(ClinicalRead), search("MedicationStatement")),
+        r(Get, "/fhir/r4/Flag", Requires(ClinicalRead), search("Flag")),
         // Bulk Data export
         r(Get, "/fhir/r4/$export", Requires(ClinicalRead), export::system_export),
         r(Post, "/fhir/r4/$export", Requires(ClinicalRead), export::system_export),
@@ -47,18 +47,19 @@ pub fn routes() -> Vec<Entry> {
     ]
 }
 
-/// What a handler made by [`by_patient`] returns.
+/// What a handler made by [`search`] returns.
 type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Fhir, FhirError>> + Send>>;
 
-/// The search handler of a resource type searched by patient alone.
-fn by_patient(
+/// The search handler of a resource type: the parameters decoded, one call into
+/// `ketcare_app::fhir::search`, the matches as a searchset.
+fn search(
     kind: &'static str,
 ) -> impl Fn(State<AppState>, Principal, HeaderMap, RawQuery) -> Answer + Clone + Send + Sync + 'static
 {
     move |State(s): State<AppState>, p: Principal, headers: HeaderMap, RawQuery(q): RawQuery| {
         Box::pin(async move {
             let params = pairs(&q)?;
-            let found = app::search_by_patient(s.store.as_ref(), &p.actor, kind, &params).await?;
+            let found = app::search(s.store.as_ref(), &p.actor, kind, &params).await?;
             searchset(&s, &headers, kind, &params, found)
         })
     }
@@ -201,37 +202,4 @@ pub async fn read_patient(
         StatusCode::OK,
         app::read_patient(s.store.as_ref(), &p.actor, PatientId::new(id)).await?,
     ))
-}
-
-pub async fn search_patient(
-    State(s): State<AppState>,
-    p: Principal,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Result<Fhir, FhirError> {
-    let params = pairs(&q)?;
-    let found = app::search_patients(s.store.as_ref(), &p.actor, &params).await?;
-    searchset(&s, &headers, "Patient", &params, found)
-}
-
-pub async fn search_related_person(
-    State(s): State<AppState>,
-    p: Principal,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Result<Fhir, FhirError> {
-    let params = pairs(&q)?;
-    let found = app::search_related_persons(s.store.as_ref(), &p.actor, &params).await?;
-    searchset(&s, &headers, "RelatedPerson", &params, found)
-}
-
-pub async fn search_observation(
-    State(s): State<AppState>,
-    p: Principal,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Result<Fhir, FhirError> {
-    let params = pairs(&q)?;
-    let found = app::search_observations(s.store.as_ref(), &p.actor, &params).await?;
-    searchset(&s, &headers, "Observation", &params, found)
 }
