@@ -5,10 +5,11 @@ use crate::AppState;
 use crate::auth::Principal;
 use crate::clinical::{self, SimpleDose, StoredOrder, StoredScreening, provenance_text};
 use crate::error::{AppError, PageError};
+use crate::pages::PagePath;
 use crate::pages::{Nav, render_html};
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use ketcare_clinical::OrderState;
@@ -123,7 +124,7 @@ pub struct ProtocolPage {
 pub async fn protocol(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<String>,
+    PagePath(id): PagePath<String>,
 ) -> Result<Response, PageError> {
     let (settings, _) = clinical::settings(s.store.as_ref()).await?;
     let view = s
@@ -643,7 +644,7 @@ pub async fn change_limit(
 pub async fn approve_proposal(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
 ) -> Result<Response, PageError> {
     match clinical::approve_limit(s.store.as_ref(), &s.library(), &p.actor, id)
         .await
@@ -736,7 +737,7 @@ fn screen_form(
 pub async fn screen_form_page(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
 ) -> Result<Response, PageError> {
     let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
     let header = crate::chart::header(&s, &p, patient.id, "screen")
@@ -833,7 +834,7 @@ fn screening_request(
 pub async fn screen_patient(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pid = PatientId::new(id);
@@ -940,7 +941,7 @@ fn screening_page(p: &Principal, s: &StoredScreening) -> ScreeningPage {
 pub async fn screening(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<RecordId>,
+    PagePath(id): PagePath<RecordId>,
 ) -> Result<Response, PageError> {
     let r = s.store.record(&p.actor, RecordKind::Screening, id).await?;
     let mut page = screening_page(&p, &clinical::screening_of(&r)?);
@@ -953,7 +954,7 @@ pub async fn screening(
 pub async fn override_finding(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<RecordId>,
+    PagePath(id): PagePath<RecordId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;
@@ -1210,7 +1211,7 @@ async fn dose_form(
 pub async fn dose_form_page(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
 ) -> Result<Response, PageError> {
     let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
     Ok(render_html(
@@ -1221,7 +1222,7 @@ pub async fn dose_form_page(
 pub async fn order_dose(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pid = PatientId::new(id);
@@ -1453,7 +1454,7 @@ fn order_page(p: &Principal, o: &StoredOrder) -> OrderPage {
 pub async fn order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<RecordId>,
+    PagePath(id): PagePath<RecordId>,
 ) -> Result<Response, PageError> {
     let r = s.store.record(&p.actor, RecordKind::DoseOrder, id).await?;
     let mut page = order_page(&p, &clinical::order_of(&r)?);
@@ -1466,7 +1467,7 @@ pub async fn order(
 pub async fn override_order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<RecordId>,
+    PagePath(id): PagePath<RecordId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;
@@ -1487,7 +1488,7 @@ pub async fn override_order(
 pub async fn verify_order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<RecordId>,
+    PagePath(id): PagePath<RecordId>,
 ) -> Result<Response, PageError> {
     clinical::transition(
         s.store.as_ref(),
@@ -1505,7 +1506,7 @@ pub async fn verify_order(
 pub async fn withdraw_order(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<RecordId>,
+    PagePath(id): PagePath<RecordId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;

@@ -659,6 +659,27 @@ pub async fn patients(
     }))
 }
 
+/// A page's path parameter: one that does not decode (`/patients/abc`) is a page that does not
+/// exist, answered with the 404 page rather than axum's plain-text 400.
+pub struct PagePath<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for PagePath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = PageError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, PageError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| PagePath(v))
+            .map_err(|_| PageError(AppError::NotFound("this page".into())))
+    }
+}
+
 /// The patient form's values as typed, so a refused form comes back as the user left it.
 #[derive(Default, Clone)]
 pub struct PatientFormValues {
@@ -994,7 +1015,7 @@ fn demographics_page(
 pub async fn patient(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
 ) -> Result<Response, PageError> {
     let patient = match s.store.patient_view(&p.actor, PatientId::new(id)).await? {
         VisiblePatient::Full(patient) => patient,
@@ -1030,7 +1051,7 @@ pub async fn patient(
 pub async fn edit_patient_form(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
 ) -> Result<Response, PageError> {
     let (title, v, clinical) = match s.store.patient_view(&p.actor, PatientId::new(id)).await? {
         VisiblePatient::Full(patient) => (
@@ -1059,7 +1080,7 @@ pub async fn edit_patient_form(
 pub async fn update_patient(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     FormBody(input): FormBody<PatientInput>,
 ) -> Result<Response, PageError> {
     let (action, cancel) = (format!("/patients/{id}"), format!("/patients/{id}"));
@@ -1100,7 +1121,7 @@ pub async fn update_patient(
 pub async fn add_guardian(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     FormBody(input): FormBody<GuardianInput>,
 ) -> Result<Response, PageError> {
     let pid = PatientId::new(id);
@@ -1126,7 +1147,7 @@ pub async fn add_guardian(
 pub async fn remove_guardian(
     State(s): State<AppState>,
     p: Principal,
-    Path((id, gid)): Path<(i64, i64)>,
+    PagePath((id, gid)): PagePath<(i64, i64)>,
 ) -> Result<Response, PageError> {
     s.store
         .remove_guardian(&p.actor, PatientId::new(id), GuardianId::new(gid))
@@ -1306,7 +1327,7 @@ pub struct AccountForm {
 pub async fn account_action(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     FormBody(form): FormBody<AccountForm>,
 ) -> Result<Response, PageError> {
     let id = ketcare_core::UserId::new(id);

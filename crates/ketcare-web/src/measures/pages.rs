@@ -6,10 +6,11 @@ use crate::AppState;
 use crate::auth::{MaybePrincipal, Principal, client_address};
 use crate::clinical_pages::{field, form_pairs};
 use crate::error::{AppError, PageError};
+use crate::pages::PagePath;
 use crate::pages::{Nav, render_html};
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{Extensions, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use ketcare_core::{AlertId, PatientId, Permission};
@@ -230,7 +231,7 @@ async fn questionnaire_page(
 pub async fn questionnaire(
     State(s): State<AppState>,
     mp: MaybePrincipal,
-    Path(token): Path<String>,
+    PagePath(token): PagePath<String>,
     ext: Extensions,
 ) -> Result<Response, PageError> {
     let hash = crate::password::token_hash(&token);
@@ -250,7 +251,7 @@ pub async fn questionnaire(
 pub async fn submit_questionnaire(
     State(s): State<AppState>,
     mp: MaybePrincipal,
-    Path(token): Path<String>,
+    PagePath(token): PagePath<String>,
     ext: Extensions,
     body: Bytes,
 ) -> Result<Response, PageError> {
@@ -498,7 +499,7 @@ pub async fn alerts(State(s): State<AppState>, p: Principal) -> Result<Response,
 pub async fn resolve_alert(
     State(s): State<AppState>,
     p: Principal,
-    Path(aid): Path<AlertId>,
+    PagePath(aid): PagePath<AlertId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;
@@ -529,7 +530,7 @@ pub async fn resolve_alert(
 pub async fn note_alert(
     State(s): State<AppState>,
     p: Principal,
-    Path(aid): Path<AlertId>,
+    PagePath(aid): PagePath<AlertId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;
@@ -670,7 +671,7 @@ async fn patient_page(
 pub async fn patient_measures(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     Query(q): Query<super::CourseQuery>,
 ) -> Result<Response, PageError> {
     patient_page(
@@ -692,7 +693,7 @@ fn svg(body: String) -> Response {
 pub async fn chart_svg(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
 ) -> Result<Response, PageError> {
     let o = super::overview_of(&s, &p.actor, id).await?;
     Ok(svg(ketcare_app::charts::trajectory_svg(
@@ -706,7 +707,7 @@ pub async fn chart_svg(
 pub async fn mme_svg(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     Query(q): Query<super::CourseQuery>,
 ) -> Result<Response, PageError> {
     let o = super::overview_of(&s, &p.actor, id).await?;
@@ -760,7 +761,7 @@ fn absolute(headers: &axum::http::HeaderMap, path: &str) -> String {
 pub async fn send_link(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
@@ -806,7 +807,7 @@ pub async fn send_link(
 pub async fn add_opioid(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;
@@ -831,7 +832,7 @@ pub async fn add_opioid(
 pub async fn stop_opioid(
     State(s): State<AppState>,
     p: Principal,
-    Path((id, oid)): Path<(i64, i64)>,
+    PagePath((id, oid)): PagePath<(i64, i64)>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;
@@ -849,7 +850,7 @@ pub async fn stop_opioid(
 pub async fn add_course(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;
@@ -893,7 +894,7 @@ pub struct EnterQuery {
 pub async fn enter_form(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     Query(q): Query<EnterQuery>,
 ) -> Result<Response, PageError> {
     let patient = s.store.get_patient(&p.actor, PatientId::new(id)).await?;
@@ -925,7 +926,7 @@ pub async fn enter_form(
 pub async fn enter(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;

@@ -5,9 +5,10 @@
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::{AppError, PageError};
+use crate::pages::PagePath;
 use crate::pages::{Nav, render_html};
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use ketcare_ops::Micrograms;
@@ -130,7 +131,7 @@ pub struct TheftLossDocument {
 pub async fn document(
     State(s): State<AppState>,
     p: Principal,
-    Path(seq): Path<i64>,
+    PagePath(seq): PagePath<i64>,
 ) -> Result<Response, PageError> {
     let records = s.store.ledger_records(&p.actor).await?;
     let r = records

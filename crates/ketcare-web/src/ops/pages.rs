@@ -7,10 +7,11 @@ use crate::AppState;
 use crate::auth::Principal;
 use crate::clinical_pages::{field, form_pairs};
 use crate::error::{AppError, PageError};
+use crate::pages::PagePath;
 use crate::pages::{Nav, render_html};
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use jiff::civil::Date;
@@ -463,7 +464,7 @@ pub async fn add_on_site(
 pub async fn booking_status(
     State(s): State<AppState>,
     p: Principal,
-    Path(bid): Path<BookingId>,
+    PagePath(bid): PagePath<BookingId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let f = form_pairs(&body)?;
@@ -491,7 +492,7 @@ pub async fn booking_status(
 pub async fn move_booking(
     State(s): State<AppState>,
     p: Principal,
-    Path(bid): Path<BookingId>,
+    PagePath(bid): PagePath<BookingId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let f = form_pairs(&body)?;
@@ -696,7 +697,7 @@ pub async fn consent(
     State(s): State<AppState>,
     headers: HeaderMap,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
 ) -> Result<Response, PageError> {
     Ok(shown(
         consent_page(&s, &p, id, flash(&headers), String::new()).await?,
@@ -707,7 +708,7 @@ pub async fn consent(
 pub async fn sign_consent(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let f = form_pairs(&body)?;
@@ -779,7 +780,7 @@ pub async fn sign_consent(
 pub async fn withdraw_consent(
     State(s): State<AppState>,
     p: Principal,
-    Path((id, sid)): Path<(i64, ConsentId)>,
+    PagePath((id, sid)): PagePath<(i64, ConsentId)>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let f = form_pairs(&body)?;

@@ -6,10 +6,11 @@ use crate::AppState;
 use crate::api::{ApiPath, ApiQuery};
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody, PageError};
+use crate::pages::PagePath;
 use crate::pages::{Nav, render_html};
 use askama::Template;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Response;
 use ketcare_core::SessionId;
 
@@ -73,7 +74,7 @@ fn f(v: f64) -> String {
 pub async fn predicted_page(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
+    PagePath(sid): PagePath<SessionId>,
     Query(q): Query<PredictedQuery>,
 ) -> Result<Response, PageError> {
     let pr = predicted(&s, &p, sid, &q).await?;
@@ -246,7 +247,7 @@ pub async fn timeline_view(s: &AppState, p: &Principal, sid: SessionId) -> Timel
 pub async fn timeline_fragment(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
+    PagePath(sid): PagePath<SessionId>,
 ) -> Result<Response, PageError> {
     let v = timeline_view(&s, &p, sid).await;
     Ok(render_html(&TimelineFragment { tl: v }))

@@ -6,10 +6,11 @@ use crate::AppState;
 use crate::auth::Principal;
 use crate::clinical;
 use crate::error::{AppError, PageError};
+use crate::pages::PagePath;
 use crate::pages::{Nav, render_html};
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use ketcare_core::{PatientId, Permission, RecordId, SessionId};
 use ketcare_session::alarms::Alarm;
@@ -246,7 +247,7 @@ async fn new_page(
 pub async fn new_session_form(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     let chosen = q.get("order_id").cloned().unwrap_or_default();
@@ -258,7 +259,7 @@ pub async fn new_session_form(
 pub async fn create_session(
     State(s): State<AppState>,
     p: Principal,
-    Path(id): Path<i64>,
+    PagePath(id): PagePath<i64>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let f = pairs(&body)?;
@@ -954,7 +955,7 @@ pub async fn page_of(
 pub async fn session_page(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
+    PagePath(sid): PagePath<SessionId>,
 ) -> Result<Response, PageError> {
     let r = s.store.session_record(&p.actor, sid).await?;
     let v = s.store.session_vitals(&p.actor, sid).await?;
@@ -1010,7 +1011,7 @@ fn actors(se: &ketcare_session::Session) -> Vec<String> {
 pub async fn record_page(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
+    PagePath(sid): PagePath<SessionId>,
 ) -> Result<Response, PageError> {
     let r = s.store.session_record(&p.actor, sid).await?;
     let v = s.store.session_vitals(&p.actor, sid).await?;
@@ -1269,7 +1270,7 @@ pub fn command_of(f: &[(String, String)]) -> Result<Command, AppError> {
 pub async fn command(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
+    PagePath(sid): PagePath<SessionId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let f = pairs(&body)?;
@@ -1283,7 +1284,7 @@ pub async fn command(
 pub async fn vitals(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
+    PagePath(sid): PagePath<SessionId>,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let f = pairs(&body)?;
@@ -1306,7 +1307,7 @@ pub async fn vitals(
 pub async fn attach_dose(
     State(s): State<AppState>,
     p: Principal,
-    Path(sid): Path<SessionId>,
+    PagePath(sid): PagePath<SessionId>,
 ) -> Result<Response, PageError> {
     let res = service::attach_dose(&s, &p.actor, sid).await.map(|_| ());
     after(&s, &p, sid, res, "").await

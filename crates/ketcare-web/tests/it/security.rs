@@ -714,3 +714,30 @@ async fn sessions_end_after_idling_and_tokens_after_their_date() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// A page address with a malformed id (a typo, a truncated link) is the 404 page, never a
+/// plain-text parser message.
+#[tokio::test]
+async fn a_malformed_page_address_is_the_not_found_page() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    app.add_user("nina", Role::Nurse).await;
+    let nurse = app.login("nina").await;
+    for path in [
+        "/patients/abc",
+        "/patients/new/edit",
+        "/sessions/12x",
+        "/orders/-",
+        "/patients/1e3/measures",
+    ] {
+        let r = app.get(path, &nurse).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.body);
+        assert!(
+            r.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap_or("")
+                .starts_with("text/html"),
+            "{path}"
+        );
+        assert!(!r.body.contains("Cannot parse"), "{path}: {}", r.body);
+    }
+}
