@@ -99,31 +99,41 @@ pub async fn search_patients(
         .transpose()?;
     let name = param(params, "name").unwrap_or("");
     let query = mrn.unwrap_or(name);
-    let found = store.search_patients(actor, query, MAX_MATCHES).await?;
+    let found = match id {
+        // By id: that one record (or none), whatever the size of the clinic.
+        Some(i) => match store.patient_view(actor, PatientId::new(i)).await {
+            Ok(v) => vec![demographics(v).into()],
+            Err(ketcare_store::StoreError::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        },
+        None => store.search_patients(actor, query, MAX_MATCHES).await?,
+    };
+    // A search is never cut short silently: past the cap it is refused, asking for more terms.
+    if found.len() as i64 >= MAX_MATCHES {
+        return Err(Error::invalid(
+            if name.is_empty() {
+                "name"
+            } else {
+                "identifier"
+            },
+            format!(
+                "{MAX_MATCHES} or more patients match: narrow the search (name, identifier or birthdate)"
+            ),
+        ));
+    }
     let folded_name = ketcare_core::patient::search_fold(name.trim());
     let mut out = Vec::new();
     for s in found {
         if mrn.is_some_and(|m| s.mrn != m)
             || id.is_some_and(|i| s.id.get() != i)
             || birthdate.is_some_and(|b| !b.matches_date(s.date_of_birth))
-            || !name_matches(&s, &folded_name)
+            || !s.name_matches(&folded_name)
         {
             continue;
         }
         out.push(read_patient(store, actor, s.id).await?);
     }
     Ok(out)
-}
-
-/// FHIR's `name`: in the given or family name (folded: any case, accents ignored); an indication
-/// or an MRN is not a name.
-fn name_matches(s: &ketcare_core::patient::PatientSummary, folded: &str) -> bool {
-    folded.is_empty()
-        || ketcare_core::patient::search_fold(&format!(
-            "{} {}\n{} {}",
-            s.given_name, s.family_name, s.family_name, s.given_name
-        ))
-        .contains(folded)
 }
 
 /// `RelatedPerson?patient=…`: the patient's guardians.
@@ -422,7 +432,8 @@ pub async fn export(
             "a bulk export holds clinical records: your role may not read them".into(),
         ));
     }
-    let patients = store.search_patients(actor, "", MAX_MATCHES).await?;
+    // Every patient, however many: the export never stops at a search's cap.
+    let patients = store.all_patient_ids(actor).await?;
     progress.total.store(patients.len(), Ordering::Relaxed);
     let changed = |r: &Value| {
         request.since.is_none_or(|since| {
@@ -432,14 +443,14 @@ pub async fn export(
                 .is_some_and(|t| t >= since)
         })
     };
-    for p in patients {
+    for pid in patients {
         if cancelled.load(Ordering::Relaxed) {
             return Err(Error::Conflict("the export was cancelled".into()));
         }
-        let by = [("patient".to_owned(), p.id.get().to_string())];
+        let by = [("patient".to_owned(), pid.get().to_string())];
         for kind in &request.types {
             let resources = match *kind {
-                "Patient" => vec![read_patient(store, actor, p.id).await?],
+                "Patient" => vec![read_patient(store, actor, pid).await?],
                 other => search(store, actor, other, &by).await?,
             };
             for r in resources.iter().filter(|r| changed(r)) {

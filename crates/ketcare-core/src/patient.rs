@@ -295,17 +295,37 @@ pub struct PatientSummary {
     pub sex: Sex,
 }
 
+impl From<PatientDemographics> for PatientSummary {
+    fn from(d: PatientDemographics) -> Self {
+        Self {
+            id: d.id,
+            mrn: d.mrn,
+            given_name: d.given_name,
+            family_name: d.family_name,
+            date_of_birth: d.date_of_birth,
+            sex: d.sex,
+        }
+    }
+}
+
 impl PatientSummary {
     /// Whether `folded_query` (folded with [`search_fold`]) is in the names or the MRN, or is
     /// the date of birth — a search by someone who may not read indications.
     pub fn demographics_match(&self, folded_query: &str) -> bool {
+        self.name_matches(folded_query)
+            || search_fold(&self.mrn).contains(folded_query)
+            || self.date_of_birth.to_string() == folded_query
+    }
+
+    /// Whether `folded_query` is in the given or family name, either way round (any case,
+    /// accents ignored): a name search, which an MRN or an indication does not answer.
+    pub fn name_matches(&self, folded_query: &str) -> bool {
         folded_query.is_empty()
             || search_fold(&format!(
-                "{} {}\n{} {}\n{}",
-                self.given_name, self.family_name, self.family_name, self.given_name, self.mrn
+                "{} {}\n{} {}",
+                self.given_name, self.family_name, self.family_name, self.given_name
             ))
             .contains(folded_query)
-            || self.date_of_birth.to_string() == folded_query
     }
 }
 

@@ -467,6 +467,9 @@ pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore {
         id: PatientId,
         patient: &NewPatient,
     ) -> Result<Patient>;
+    /// Every patient's id, in id order, for a whole-clinic export (the clinical-read right; one
+    /// audited read — each record read after it is audited on its own).
+    async fn all_patient_ids(&self, actor: &Actor) -> Result<Vec<PatientId>>;
     /// The whole record; needs the clinical-read right. Audited.
     async fn get_patient(&self, actor: &Actor, id: PatientId) -> Result<Patient>;
     /// The record as this reader may see it (demographics only without the clinical-read

@@ -449,6 +449,10 @@ impl Store for SqlStore {
         SqlStore::get_patient(self, actor, id).await
     }
 
+    async fn all_patient_ids(&self, actor: &Actor) -> Result<Vec<PatientId>> {
+        SqlStore::all_patient_ids(self, actor).await
+    }
+
     async fn patient_view(&self, actor: &Actor, id: PatientId) -> Result<VisiblePatient> {
         SqlStore::patient_view(self, actor, id).await
     }

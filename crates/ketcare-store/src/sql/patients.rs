@@ -341,6 +341,21 @@ impl SqlStore {
         Ok(updated)
     }
 
+    pub(crate) async fn all_patient_ids(&self, actor: &Actor) -> Result<Vec<PatientId>> {
+        let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM patients ORDER BY id")
+            .fetch_all(&mut **tx)
+            .await?;
+        tx.audit(&AuditEvent::new(
+            "patient.list_all",
+            None,
+            format!("{} patients", ids.len()),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(ids.into_iter().map(PatientId::new).collect())
+    }
+
     /// The patient as this reader may see them: the whole record with the clinical-read right,
     /// the demographics with the patient-read right alone.
     pub(crate) async fn patient_view(

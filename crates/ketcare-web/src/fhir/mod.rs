@@ -6,6 +6,7 @@
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
+pub(crate) use crate::pk::exposure::query_pairs as pairs;
 use crate::routes::{Entry, Verb, r};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -137,14 +138,6 @@ pub(crate) fn base(s: &AppState, headers: &HeaderMap) -> String {
         "http"
     };
     format!("{scheme}://{host}/fhir/r4")
-}
-
-pub(crate) fn pairs(q: &Option<String>) -> Result<Vec<(String, String)>, AppError> {
-    match q.as_deref() {
-        None | Some("") => Ok(vec![]),
-        Some(q) => serde_urlencoded::from_str(q)
-            .map_err(|_| AppError::invalid("query", "not a valid query string")),
-    }
 }
 
 fn paging(params: &[(String, String)]) -> Result<Paging, AppError> {

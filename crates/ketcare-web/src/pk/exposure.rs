@@ -20,7 +20,8 @@ impl Nav {
     }
 }
 
-fn pairs(q: &Option<String>) -> Result<Vec<(String, String)>, AppError> {
+/// A query string as (name, value) pairs; one that does not decode is refused naming `query`.
+pub(crate) fn query_pairs(q: &Option<String>) -> Result<Vec<(String, String)>, AppError> {
     match q.as_deref() {
         None | Some("") => Ok(vec![]),
         Some(q) => serde_urlencoded::from_str(q)
@@ -34,7 +35,7 @@ async fn load(
     q: &Option<String>,
 ) -> Result<ExposureResponse, AppError> {
     let library = s.library();
-    let filter = Filter::parse(&pairs(q)?, &library)?;
+    let filter = Filter::parse(&query_pairs(q)?, &library)?;
     Ok(exposure_response(
         s.store.as_ref(),
         &library,

@@ -116,6 +116,9 @@ async fn patients_guardians_and_vital_signs_over_fhir() {
         let minor_id = minor.to_string();
         for (q, want) in [
             ("identifier=F-1", vec![minor_id.clone()]),
+            (&format!("_id={minor}"), vec![minor_id.clone()]),
+            (&format!("_id={minor}&birthdate=lt2000"), vec![]),
+            ("_id=999999", vec![]),
             ("identifier=urn:ketcare:mrn%7CT-200", vec![adult.clone()]),
             ("name=robin", vec![minor_id.clone()]),
             ("name=QUILL", vec![minor_id.clone(), adult.clone()]),
