@@ -4,23 +4,29 @@
 use crate::search::Paging;
 use serde_json::{Value, json};
 
-/// One page of `all` (every match, in order) as a searchset. `self_url` is the absolute URL of
-/// the search without `_count`/`_offset` (it ends in `?` or `&`-joined parameters); the links add
-/// them.
-pub fn searchset(base: &str, self_url: &str, all: Vec<Value>, paging: Paging) -> Value {
-    let total = all.len();
-    let page: Vec<Value> = all
+/// One page of a search as a searchset: `total` matches in all, `matches` the page's (from
+/// `paging.offset`), then the resources they `include` (search mode `include`). `self_url` is
+/// the absolute URL of the search without `_count`/`_offset`; the links add them.
+pub fn searchset(
+    base: &str,
+    self_url: &str,
+    total: usize,
+    matches: Vec<Value>,
+    included: Vec<Value>,
+    paging: Paging,
+) -> Value {
+    let entry = |r: Value, mode: &str| {
+        let full_url = format!(
+            "{base}/{}/{}",
+            r["resourceType"].as_str().unwrap_or(""),
+            r["id"].as_str().unwrap_or("")
+        );
+        json!({"fullUrl": full_url, "resource": r, "search": {"mode": mode}})
+    };
+    let page: Vec<Value> = matches
         .into_iter()
-        .skip(paging.offset)
-        .take(paging.count)
-        .map(|r| {
-            let full_url = format!(
-                "{base}/{}/{}",
-                r["resourceType"].as_str().unwrap_or(""),
-                r["id"].as_str().unwrap_or("")
-            );
-            json!({"fullUrl": full_url, "resource": r, "search": {"mode": "match"}})
-        })
+        .map(|r| entry(r, "match"))
+        .chain(included.into_iter().map(|r| entry(r, "include")))
         .collect();
     let join = if self_url.contains('?') { '&' } else { '?' };
     let link = |offset: usize| format!("{self_url}{join}_count={}&_offset={offset}", paging.count);
@@ -49,14 +55,17 @@ mod tests {
         let b = searchset(
             "http://h/fhir/r4",
             "http://h/fhir/r4/Patient?name=x",
-            all.clone(),
+            5,
+            all[2..4].to_vec(),
+            vec![json!({"resourceType": "Observation", "id": "q1"})],
             Paging {
                 count: 2,
                 offset: 2,
             },
         );
         assert_eq!(b["total"], 5);
-        assert_eq!(b["entry"].as_array().map(Vec::len), Some(2));
+        assert_eq!(b["entry"].as_array().map(Vec::len), Some(3));
+        assert_eq!(b["entry"][2]["search"]["mode"], "include");
         assert_eq!(b["entry"][0]["fullUrl"], "http://h/fhir/r4/Patient/2");
         assert_eq!(
             b["link"][1]["url"],
@@ -65,7 +74,9 @@ mod tests {
         let last = searchset(
             "http://h/fhir/r4",
             "http://h/fhir/r4/Patient",
-            all,
+            5,
+            all[4..].to_vec(),
+            Vec::new(),
             Paging {
                 count: 2,
                 offset: 4,

@@ -31,14 +31,36 @@ const fn p(name: &'static str, kind: &'static str, documentation: &'static str) 
     }
 }
 
-const COMMON: [SearchParam; 2] = [
+const COMMON: [SearchParam; 5] = [
     p("_count", "number", "page size, 1 to 200 (default 50)"),
     p(
         "_offset",
         "number",
         "how many matches to skip (the next link carries it)",
     ),
+    p(
+        "_lastUpdated",
+        "date",
+        "when the resource last changed, with a prefix",
+    ),
+    p(
+        "_include",
+        "special",
+        "`{type}:patient` (or `:subject`), and the references listed for the type",
+    ),
+    p(
+        "_revinclude",
+        "special",
+        "on Patient: `{type}:patient` for each type searched by patient",
+    ),
 ];
+
+const PATIENT: SearchParam = p("patient", "reference", "the patient (required)");
+const STATUS: SearchParam = p(
+    "status",
+    "token",
+    "the status code (MedicationRequest: active = verified, draft = awaiting verification, revoked = withdrawn; Consent: active, inactive; Appointment: booked, fulfilled, cancelled, noshow)",
+);
 
 /// Every resource type, in the order the capability statement lists them.
 pub const RESOURCES: &[ResourceDef] = &[
@@ -62,30 +84,22 @@ pub const RESOURCES: &[ResourceDef] = &[
             p("birthdate", "date", "date of birth, with a prefix"),
             COMMON[0],
             COMMON[1],
+            COMMON[2],
+            COMMON[4],
         ],
     },
-    ResourceDef {
-        kind: "RelatedPerson",
-        profile: None,
-        read: false,
-        search: true,
-        params: &[
-            p("patient", "reference", "the patient (required)"),
-            COMMON[0],
-            COMMON[1],
-        ],
-    },
+    by_patient("RelatedPerson", None),
     ResourceDef {
         kind: "Observation",
         profile: Some("http://hl7.org/fhir/StructureDefinition/vitalsigns"),
-        read: false,
+        read: true,
         search: true,
         params: &[
-            p("patient", "reference", "the patient (required)"),
+            PATIENT,
             p(
                 "category",
                 "token",
-                "`vital-signs` or `survey` (MOAA/S, CADSS)",
+                "`vital-signs` or `survey` (questionnaire totals, MOAA/S, CADSS)",
             ),
             p(
                 "code",
@@ -100,31 +114,147 @@ pub const RESOURCES: &[ResourceDef] = &[
             p("_sort", "string", "`date` or `-date` (the default)"),
             COMMON[0],
             COMMON[1],
+            COMMON[2],
+            p(
+                "_include",
+                "special",
+                "`Observation:patient`, `Observation:encounter`",
+            ),
         ],
     },
     by_patient("Encounter", None),
     by_patient("Condition", None),
     by_patient("AllergyIntolerance", None),
     by_patient("MedicationStatement", None),
+    with_status("MedicationRequest"),
+    ResourceDef {
+        kind: "MedicationAdministration",
+        profile: None,
+        read: true,
+        search: true,
+        params: &[
+            PATIENT,
+            p("status", "token", "`in-progress` or `completed`"),
+            COMMON[0],
+            COMMON[1],
+            COMMON[2],
+            p(
+                "_include",
+                "special",
+                "`MedicationAdministration:patient`, `:request` (the order), `:context` (the session)",
+            ),
+        ],
+    },
+    ResourceDef {
+        kind: "QuestionnaireResponse",
+        profile: None,
+        read: true,
+        search: true,
+        params: &[
+            PATIENT,
+            p(
+                "questionnaire",
+                "reference",
+                "the questionnaire: its canonical `urn:ketcare:questionnaire:{id}`, `Questionnaire/{id}` or id",
+            ),
+            COMMON[0],
+            COMMON[1],
+            COMMON[2],
+            p(
+                "_include",
+                "special",
+                "`QuestionnaireResponse:patient`, `:questionnaire`",
+            ),
+        ],
+    },
+    ResourceDef {
+        kind: "Questionnaire",
+        profile: None,
+        read: true,
+        search: true,
+        params: &[
+            p("_id", "token", "the instrument's id"),
+            p(
+                "url",
+                "uri",
+                "the canonical `urn:ketcare:questionnaire:{id}`",
+            ),
+            COMMON[0],
+            COMMON[1],
+        ],
+    },
+    with_status("Consent"),
+    with_status("Appointment"),
     by_patient("Flag", None),
+    staff("Practitioner"),
+    staff("PractitionerRole"),
+    ResourceDef {
+        kind: "AuditEvent",
+        profile: None,
+        read: true,
+        search: true,
+        params: &[
+            p("patient", "reference", "the patient the record is about"),
+            p("agent", "token", "the user name of who acted"),
+            p(
+                "subtype",
+                "token",
+                "the action, or its start (e.g. `patient.` for every patient action)",
+            ),
+            COMMON[0],
+            COMMON[1],
+        ],
+    },
 ];
 
-const BY_PATIENT: [SearchParam; 3] = [
-    p("patient", "reference", "the patient (required)"),
-    COMMON[0],
-    COMMON[1],
-];
+const BY_PATIENT: [SearchParam; 5] = [PATIENT, COMMON[0], COMMON[1], COMMON[2], COMMON[3]];
 
 /// A resource searched by patient only.
 const fn by_patient(kind: &'static str, profile: Option<&'static str>) -> ResourceDef {
     ResourceDef {
         kind,
         profile,
-        read: false,
+        read: true,
         search: true,
         params: &BY_PATIENT,
     }
 }
+
+/// A resource searched by patient and status.
+const fn with_status(kind: &'static str) -> ResourceDef {
+    ResourceDef {
+        kind,
+        profile: None,
+        read: true,
+        search: true,
+        params: &WITH_STATUS,
+    }
+}
+
+const WITH_STATUS: [SearchParam; 6] = [PATIENT, STATUS, COMMON[0], COMMON[1], COMMON[2], COMMON[3]];
+
+/// A staff resource: by id, role and name.
+const fn staff(kind: &'static str) -> ResourceDef {
+    ResourceDef {
+        kind,
+        profile: None,
+        read: true,
+        search: true,
+        params: &STAFF,
+    }
+}
+
+const STAFF: [SearchParam; 5] = [
+    p("_id", "token", "the user's id"),
+    p(
+        "role",
+        "token",
+        "prescriber, nurse, pharmacist or therapist",
+    ),
+    p("name", "string", "part of the display name"),
+    COMMON[0],
+    COMMON[1],
+];
 
 /// The definition of `kind`, if the server offers it.
 pub fn resource(kind: &str) -> Option<&'static ResourceDef> {

@@ -7,9 +7,12 @@
 
 pub mod bundle;
 pub mod capability;
+pub mod medication;
 pub mod outcome;
+pub mod questionnaire;
 pub mod resources;
 pub mod search;
+pub mod workflow;
 
 /// The FHIR version ketcare speaks.
 pub const FHIR_VERSION: &str = "4.0.1";

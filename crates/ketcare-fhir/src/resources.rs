@@ -17,7 +17,7 @@ const UCUM: &str = "http://unitsofmeasure.org";
 const CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 
 /// `meta` of a resource: `versionId` and `lastUpdated` (an instant, RFC 3339 UTC).
-fn meta(version: &str, last_updated: Timestamp) -> Value {
+pub(crate) fn meta(version: &str, last_updated: Timestamp) -> Value {
     json!({"versionId": version, "lastUpdated": instant(last_updated)})
 }
 

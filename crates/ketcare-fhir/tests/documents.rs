@@ -124,7 +124,9 @@ fn record_session_alert_and_bundle() {
     let page = bundle::searchset(
         "https://clinic.example/fhir/r4",
         "https://clinic.example/fhir/r4/Patient?name=quill",
+        1,
         vec![resources::patient(&demographics(), updated)],
+        Vec::new(),
         Paging {
             count: 50,
             offset: 0,

@@ -272,6 +272,37 @@ pub struct SiteProtocol {
     pub added_at: String,
 }
 
+/// A kind of row that belongs to one patient, for [`Store::owner_of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnedRow {
+    Guardian,
+    Vital,
+    Response,
+    Alert,
+    Consent,
+    Session,
+    Record,
+    Booking,
+}
+
+impl OwnedRow {
+    /// The query that finds the row's patient.
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            OwnedRow::Guardian => "SELECT patient_id FROM guardians WHERE id = $1",
+            OwnedRow::Vital => {
+                "SELECT s.patient_id FROM session_vitals v JOIN treatment_sessions s ON s.id = v.session_id WHERE v.id = $1"
+            }
+            OwnedRow::Response => "SELECT patient_id FROM measure_responses WHERE id = $1",
+            OwnedRow::Alert => "SELECT patient_id FROM safety_alerts WHERE id = $1",
+            OwnedRow::Consent => "SELECT patient_id FROM ops_consent_signatures WHERE id = $1",
+            OwnedRow::Session => "SELECT patient_id FROM treatment_sessions WHERE id = $1",
+            OwnedRow::Record => "SELECT patient_id FROM clinical_records WHERE id = $1",
+            OwnedRow::Booking => "SELECT patient_id FROM ops_bookings WHERE id = $1",
+        }
+    }
+}
+
 /// Kinds of clinical document kept per patient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -470,6 +501,10 @@ pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore {
     /// Every patient's id, in id order, for a whole-clinic export (the clinical-read right; one
     /// audited read — each record read after it is audited on its own).
     async fn all_patient_ids(&self, actor: &Actor) -> Result<Vec<PatientId>>;
+    /// The patient a row belongs to (a FHIR read by id finds its patient this way, then reads
+    /// the record through the usual audited calls); `None` when there is no such row. Needs the
+    /// patient-read right; reads ids only, so nothing is audited here.
+    async fn owner_of(&self, actor: &Actor, row: OwnedRow, id: i64) -> Result<Option<PatientId>>;
     /// The whole record; needs the clinical-read right. Audited.
     async fn get_patient(&self, actor: &Actor, id: PatientId) -> Result<Patient>;
     /// The record as this reader may see it (demographics only without the clinical-read

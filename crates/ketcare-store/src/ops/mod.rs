@@ -108,13 +108,16 @@ pub trait OpsStore: Send + Sync {
         end: DateTime,
     ) -> Result<OnSite>;
     async fn on_site(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<OnSite>>;
-    /// Staff of one role, for choosing a nurse, a prescriber or a witness (id, username, name).
+    /// Staff of one role, for choosing a nurse, a prescriber or a witness, and the FHIR staff
+    /// directory (id, username, name; the patient-read right).
     async fn staff(&self, actor: &Actor, role: Role) -> Result<Vec<(i64, String, String)>>;
 
     // Bookings
     /// Bookings that start before `to` and end after `from` (every status).
     async fn bookings(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<Booking>>;
     async fn booking(&self, actor: &Actor, id: BookingId) -> Result<Booking>;
+    /// One patient's bookings, every status, in start order (the patient-read right; audited).
+    async fn patient_bookings(&self, actor: &Actor, patient: PatientId) -> Result<Vec<Booking>>;
     /// Books sessions (a course when `course` is given) if none conflicts; else writes nothing
     /// and returns every conflict. `id`, `course_id` and `status` of the requests are ignored.
     async fn book(
@@ -257,6 +260,10 @@ impl OpsStore for SqlStore {
 
     async fn bookings(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<Booking>> {
         SqlStore::bookings(self, actor, from, to).await
+    }
+
+    async fn patient_bookings(&self, actor: &Actor, patient: PatientId) -> Result<Vec<Booking>> {
+        SqlStore::patient_bookings(self, actor, patient).await
     }
 
     async fn booking(&self, actor: &Actor, id: BookingId) -> Result<Booking> {

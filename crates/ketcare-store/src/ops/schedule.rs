@@ -191,7 +191,12 @@ impl SqlStore {
         actor: &Actor,
         role: Role,
     ) -> Result<Vec<(i64, String, String)>> {
-        if !(actor.may(Permission::Schedule) || actor.may(Permission::LedgerRead)) {
+        // The staff directory (names and roles, no credentials) is also the care team's: whoever
+        // may read a patient may see who acts on the record.
+        if !(actor.may(Permission::Schedule)
+            || actor.may(Permission::LedgerRead)
+            || actor.may(Permission::PatientRead))
+        {
             return Err(StoreError::Forbidden {
                 permission: Permission::Schedule,
             });
@@ -223,6 +228,32 @@ impl SqlStore {
         for p in patients {
             audit(&mut tx, "schedule.view", Some(p), format!("{from} – {to}")).await?;
         }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub(crate) async fn patient_bookings(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+    ) -> Result<Vec<Booking>> {
+        let mut tx = self.write(actor, Permission::PatientRead).await?;
+        let out = sqlx::query_as::<_, BookingRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {BOOKING_COLUMNS} FROM ops_bookings WHERE patient_id = $1 ORDER BY start_at, id"
+        )))
+        .bind(patient)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(Booking::try_from)
+        .collect::<Result<Vec<_>>>()?;
+        audit(
+            &mut tx,
+            "booking.read",
+            Some(patient.get()),
+            format!("{} bookings", out.len()),
+        )
+        .await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -9,8 +9,8 @@
 
 use crate::{AccountChange, Chain, RecordChange, SettingsProposal, SiteProtocol};
 use crate::{
-    ApiToken, AuditFilter, AuditVerification, Backend, ClinicalRecord, NewUser, RecordKind, Result,
-    SiteSettingsVersion, Store, StoreError, User, WebSession, require,
+    ApiToken, AuditFilter, AuditVerification, Backend, ClinicalRecord, NewUser, OwnedRow,
+    RecordKind, Result, SiteSettingsVersion, Store, StoreError, User, WebSession, require,
 };
 use crate::{SecondFactorProof, SecondFactorState, SecretText};
 use async_trait::async_trait;
@@ -451,6 +451,10 @@ impl Store for SqlStore {
 
     async fn all_patient_ids(&self, actor: &Actor) -> Result<Vec<PatientId>> {
         SqlStore::all_patient_ids(self, actor).await
+    }
+
+    async fn owner_of(&self, actor: &Actor, row: OwnedRow, id: i64) -> Result<Option<PatientId>> {
+        SqlStore::owner_of(self, actor, row, id).await
     }
 
     async fn patient_view(&self, actor: &Actor, id: PatientId) -> Result<VisiblePatient> {

@@ -341,6 +341,20 @@ impl SqlStore {
         Ok(updated)
     }
 
+    pub(crate) async fn owner_of(
+        &self,
+        actor: &Actor,
+        row: OwnedRow,
+        id: i64,
+    ) -> Result<Option<PatientId>> {
+        require(actor, Permission::PatientRead)?;
+        let found: Option<i64> = sqlx::query_scalar(row.sql())
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.map(PatientId::new))
+    }
+
     pub(crate) async fn all_patient_ids(&self, actor: &Actor) -> Result<Vec<PatientId>> {
         let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM patients ORDER BY id")

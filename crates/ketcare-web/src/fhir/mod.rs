@@ -12,8 +12,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ketcare_app::fhir as app;
-use ketcare_core::{Access, PatientId, Permission};
-use ketcare_fhir::search::Paging;
+use ketcare_core::{Access, Permission};
 use ketcare_fhir::{FHIR_JSON, bundle, capability, outcome};
 use serde_json::Value;
 
@@ -26,17 +25,8 @@ pub fn routes() -> Vec<Entry> {
     use Access::{Public, Requires};
     use Permission::*;
     use Verb::{Delete, Get, Post};
-    vec![
+    let mut routes = vec![
         r(Get, "/fhir/r4/metadata", Public, metadata),
-        r(Get, "/fhir/r4/Patient", Requires(PatientRead), search("Patient")),
-        r(Get, "/fhir/r4/Patient/{id}", Requires(PatientRead), read_patient),
-        r(Get, "/fhir/r4/RelatedPerson", Requires(PatientRead), search("RelatedPerson")),
-        r(Get, "/fhir/r4/Observation", Requires(ClinicalRead), search("Observation")),
-        r(Get, "/fhir/r4/Encounter", Requires(ClinicalRead), search("Encounter")),
-        r(Get, "/fhir/r4/Condition", Requires(ClinicalRead), search("Condition")),
-        r(Get, "/fhir/r4/AllergyIntolerance", Requires(ClinicalRead), search("AllergyIntolerance")),
-        r(Get, "/fhir/r4/MedicationStatement", Requires(ClinicalRead), search("MedicationStatement")),
-        r(Get, "/fhir/r4/Flag", Requires(ClinicalRead), search("Flag")),
         // Bulk Data export
         r(Get, "/fhir/r4/$export", Requires(ClinicalRead), export::system_export),
         r(Post, "/fhir/r4/$export", Requires(ClinicalRead), export::system_export),
@@ -45,7 +35,65 @@ pub fn routes() -> Vec<Entry> {
         r(Get, "/fhir/r4/$export-status/{id}", Requires(ClinicalRead), export::status),
         r(Delete, "/fhir/r4/$export-status/{id}", Requires(ClinicalRead), export::cancel),
         r(Get, "/fhir/r4/$export-file/{id}/{file}", Requires(ClinicalRead), export::file),
-    ]
+    ];
+    // Search and read of every type the capability table lists, each with its role rule.
+    for def in capability::RESOURCES {
+        let rule = Requires(right(def.kind));
+        if def.search {
+            routes.push(r(Get, type_path(def.kind), rule, search(def.kind)));
+        }
+        if def.read {
+            routes.push(r(Get, instance_path(def.kind), rule, read(def.kind)));
+        }
+    }
+    routes
+}
+
+/// The right a resource type needs: demographics (patients, guardians, bookings and the staff
+/// list) the patient-read right; the audit log the audit-read right; questionnaires (no
+/// patient data) the patient-read right; everything clinical the clinical-read right.
+pub fn right(kind: &str) -> Permission {
+    match kind {
+        "Patient" | "RelatedPerson" | "Appointment" | "Practitioner" | "PractitionerRole"
+        | "Questionnaire" => Permission::PatientRead,
+        "AuditEvent" => Permission::AuditRead,
+        _ => Permission::ClinicalRead,
+    }
+}
+
+/// The `'static` paths the router wants for each type, `/fhir/r4/{kind}` and
+/// `/fhir/r4/{kind}/{id}`, made once per process.
+fn paths() -> &'static [(&'static str, String, String)] {
+    static PATHS: std::sync::OnceLock<Vec<(&'static str, String, String)>> =
+        std::sync::OnceLock::new();
+    PATHS.get_or_init(|| {
+        capability::RESOURCES
+            .iter()
+            .map(|d| {
+                (
+                    d.kind,
+                    format!("/fhir/r4/{}", d.kind),
+                    format!("/fhir/r4/{}/{{id}}", d.kind),
+                )
+            })
+            .collect()
+    })
+}
+
+fn type_path(kind: &str) -> &'static str {
+    paths()
+        .iter()
+        .find(|(k, _, _)| *k == kind)
+        .map(|(_, t, _)| t.as_str())
+        .unwrap_or("/fhir/r4")
+}
+
+fn instance_path(kind: &str) -> &'static str {
+    paths()
+        .iter()
+        .find(|(k, _, _)| *k == kind)
+        .map(|(_, _, i)| i.as_str())
+        .unwrap_or("/fhir/r4")
 }
 
 /// What a handler made by [`search`] returns.
@@ -60,8 +108,8 @@ fn search(
     move |State(s): State<AppState>, p: Principal, headers: HeaderMap, RawQuery(q): RawQuery| {
         Box::pin(async move {
             let params = pairs(&q)?;
-            let found = app::search(s.store.as_ref(), &p.actor, kind, &params).await?;
-            searchset(&s, &headers, kind, &params, found)
+            let page = app::search(s.store.as_ref(), &p.actor, kind, &params).await?;
+            Ok(searchset(&s, &headers, kind, &params, page))
         })
     }
 }
@@ -140,11 +188,6 @@ pub(crate) fn base(s: &AppState, headers: &HeaderMap) -> String {
     format!("{scheme}://{host}/fhir/r4")
 }
 
-fn paging(params: &[(String, String)]) -> Result<Paging, AppError> {
-    let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-    Paging::parse(get("_count"), get("_offset")).map_err(|e| AppError::invalid(&e.param, e.message))
-}
-
 /// The search's own URL (without paging), for the bundle's links.
 fn self_url(base: &str, kind: &str, params: &[(String, String)]) -> String {
     let kept: Vec<(&str, &str)> = params
@@ -163,14 +206,20 @@ fn searchset(
     headers: &HeaderMap,
     kind: &str,
     params: &[(String, String)],
-    found: Vec<Value>,
-) -> Result<Fhir, FhirError> {
+    page: app::Page,
+) -> Fhir {
     let base = base(s, headers);
-    let page = paging(params)?;
-    Ok(Fhir(
+    Fhir(
         StatusCode::OK,
-        bundle::searchset(&base, &self_url(&base, kind, params), found, page),
-    ))
+        bundle::searchset(
+            &base,
+            &self_url(&base, kind, params),
+            page.total,
+            page.matches,
+            page.included,
+            page.paging,
+        ),
+    )
 }
 
 pub async fn metadata(State(s): State<AppState>, headers: HeaderMap) -> Fhir {
@@ -183,16 +232,16 @@ pub async fn metadata(State(s): State<AppState>, headers: HeaderMap) -> Fhir {
     )
 }
 
-pub async fn read_patient(
-    State(s): State<AppState>,
-    p: Principal,
-    Path(id): Path<String>,
-) -> Result<Fhir, FhirError> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| AppError::NotFound(format!("Patient/{id}")))?;
-    Ok(Fhir(
-        StatusCode::OK,
-        app::read_patient(s.store.as_ref(), &p.actor, PatientId::new(id)).await?,
-    ))
+/// The read handler of a resource type: `{kind}/{id}` through `ketcare_app::fhir::read`.
+fn read(
+    kind: &'static str,
+) -> impl Fn(State<AppState>, Principal, Path<String>) -> Answer + Clone + Send + Sync + 'static {
+    move |State(s): State<AppState>, p: Principal, Path(id): Path<String>| {
+        Box::pin(async move {
+            Ok(Fhir(
+                StatusCode::OK,
+                app::read(s.store.as_ref(), &p.actor, kind, &id).await?,
+            ))
+        })
+    }
 }

@@ -39,13 +39,7 @@ async fn the_capability_statement_and_the_routes_are_one_table() {
 async fn patients_guardians_and_vital_signs_over_fhir() {
     for backend in BACKENDS {
         let app = TestApp::new(backend).await;
-        app.set_test_site_settings_with(&[
-            ("session.ketamine.bp_gate_systolic_mmhg", 140.0),
-            ("session.ketamine.bp_gate_diastolic_mmhg", 90.0),
-            ("session.alarm.spo2_low_percent", 92.0),
-            ("session.alarm.vitals_interval_minutes", 30.0),
-        ])
-        .await;
+        app.set_test_site_settings_with(&SESSION_SETTINGS).await;
         for (u, r) in [
             ("doc", Role::Prescriber),
             ("pharm", Role::Pharmacist),

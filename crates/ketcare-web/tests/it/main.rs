@@ -8,6 +8,7 @@ mod clinical;
 mod contract;
 mod exposure;
 mod fhir;
+mod fhir_care;
 mod form_defaults;
 mod ledger_page;
 mod measures;

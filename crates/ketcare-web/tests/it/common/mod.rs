@@ -19,6 +19,15 @@ pub const PASSWORD: &str = "correct horse battery";
 /// 2026-11-22T12:00:00Z
 pub const START: i64 = 1_795_348_800;
 
+/// The site settings a session needs to run: the blood-pressure gate, the SpO2 alarm and the
+/// vitals interval (test values; the reference leaves them to the site).
+pub const SESSION_SETTINGS: [(&str, f64); 4] = [
+    ("session.ketamine.bp_gate_systolic_mmhg", 140.0),
+    ("session.ketamine.bp_gate_diastolic_mmhg", 90.0),
+    ("session.alarm.spo2_low_percent", 92.0),
+    ("session.alarm.vitals_interval_minutes", 30.0),
+];
+
 pub struct TestApp {
     pub router: Router,
     pub store: Arc<dyn Store>,
@@ -393,6 +402,47 @@ impl TestApp {
         sign.push(("intent", "sign"));
         sign.push(("preview_digest", &digest));
         self.post_form(path, auth, &sign).await
+    }
+
+    /// Adds a chair named `chair` (on the scheduler's page) and books a booster session of the
+    /// IV induction template in it for `pid` tomorrow at 10:00 (the clinic's local time) with
+    /// nurse `nurse_id`, through the API; returns the booking's id.
+    pub async fn book_tomorrow(
+        &self,
+        (sched_page, sched): (&Auth, &Auth),
+        pid: i64,
+        nurse_id: i64,
+        chair: &str,
+    ) -> i64 {
+        let r = self
+            .post_form("/schedule/chairs", sched_page, &[("name", chair)])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let chair_id = self
+            .store
+            .chairs(&ketcare_core::Actor::system(Role::Scheduler))
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name == chair)
+            .unwrap()
+            .id;
+        let tomorrow = jiff::Timestamp::from_second(START + 86_400)
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::system())
+            .date();
+        let r = self
+            .json(
+                Method::POST,
+                "/api/v1/schedule/sessions",
+                sched,
+                &serde_json::json!({"patient_id": pid, "template_id": "iv-ketamine-induction-6",
+                        "phase": "booster", "start": format!("{tomorrow}T10:00"), "chair_id": chair_id,
+                        "nurse_id": nurse_id}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.json()["id"].as_i64().unwrap()
     }
 
     /// A consent on file for `protocol` (its current version), signed a day before the test

@@ -7,9 +7,14 @@ use jiff::Timestamp;
 use ketcare_core::patient::{PatientDemographics, VisiblePatient};
 use ketcare_core::{Actor, PatientId};
 use ketcare_fhir::resources::{self, ReadingOf};
-use ketcare_fhir::search::{DateParam, ParamError, token};
+use ketcare_fhir::search::{DateParam, Paging, ParamError, token};
 use ketcare_store::Store;
 use serde_json::Value;
+
+mod care;
+mod read;
+
+pub use read::read;
 
 /// The most patients one search reads (the paging then shows them page by page).
 pub const MAX_MATCHES: i64 = 10_000;
@@ -20,7 +25,7 @@ impl From<ParamError> for Error {
     }
 }
 
-fn time_of(rfc3339: &str) -> Timestamp {
+pub(crate) fn time_of(rfc3339: &str) -> Timestamp {
     rfc3339.parse().unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
@@ -45,14 +50,14 @@ pub fn check_params(params: &[(String, String)], allowed: &[&str]) -> Result<()>
     }
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
 
-fn patient_param(params: &[(String, String)]) -> Result<PatientId> {
+pub(crate) fn patient_param(params: &[(String, String)]) -> Result<PatientId> {
     let text = param(params, "patient").ok_or_else(|| Error::invalid("patient", "required"))?;
     text.trim_start_matches("Patient/")
         .parse::<i64>()
@@ -74,17 +79,7 @@ pub async fn search_patients(
     actor: &Actor,
     params: &[(String, String)],
 ) -> Result<Vec<Value>> {
-    check_params(
-        params,
-        &[
-            "_id",
-            "identifier",
-            "name",
-            "birthdate",
-            "_count",
-            "_offset",
-        ],
-    )?;
+    check_params(params, &["_id", "identifier", "name", "birthdate"])?;
     let mrn = param(params, "identifier")
         .map(|t| token("identifier", t, ketcare_fhir::MRN_SYSTEM))
         .transpose()?;
@@ -142,7 +137,7 @@ pub async fn search_related_persons(
     actor: &Actor,
     params: &[(String, String)],
 ) -> Result<Vec<Value>> {
-    check_params(params, &["patient", "_count", "_offset"])?;
+    check_params(params, &["patient"])?;
     let pid = patient_param(params)?;
     let d = demographics(store.patient_view(actor, pid).await?);
     let updated = time_of(&d.updated_at);
@@ -152,19 +147,100 @@ pub async fn search_related_persons(
         .collect())
 }
 
-/// A search of any resource type the server offers (the one entry the FHIR edge calls).
-pub async fn search(
+/// The parameters every search takes, handled here for every type: paging, `_lastUpdated`,
+/// `_include` and `_revinclude`.
+const COMMON: [&str; 5] = [
+    "_count",
+    "_offset",
+    "_lastUpdated",
+    "_include",
+    "_revinclude",
+];
+
+/// Every match of a search of `kind` (any resource type the server offers), in the type's
+/// order, filtered by `_lastUpdated`: the one entry the FHIR edge and the export call.
+pub async fn matches(
     store: &dyn Store,
     actor: &Actor,
     kind: &str,
     params: &[(String, String)],
 ) -> Result<Vec<Value>> {
-    match kind {
-        "Patient" => search_patients(store, actor, params).await,
-        "RelatedPerson" => search_related_persons(store, actor, params).await,
-        "Observation" => search_observations(store, actor, params).await,
-        other => search_by_patient(store, actor, other, params).await,
+    let own: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| !COMMON.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    let updated: Vec<DateParam> = params
+        .iter()
+        .filter(|(k, _)| k == "_lastUpdated")
+        .map(|(_, v)| DateParam::parse("_lastUpdated", v))
+        .collect::<std::result::Result<_, _>>()?;
+    let params = own.as_slice();
+    let found = match kind {
+        "Patient" => search_patients(store, actor, params).await?,
+        "RelatedPerson" => search_related_persons(store, actor, params).await?,
+        "Observation" => search_observations(store, actor, params).await?,
+        "MedicationRequest" => care::medication_requests(store, actor, params).await?,
+        "MedicationAdministration" => {
+            care::medication_administrations(store, actor, params).await?
+        }
+        "QuestionnaireResponse" => care::questionnaire_responses(store, actor, params).await?,
+        "Questionnaire" => care::questionnaires(params)?,
+        "Consent" => care::consents(store, actor, params, Timestamp::now()).await?,
+        "Appointment" => care::appointments(store, actor, params).await?,
+        "Practitioner" | "PractitionerRole" => care::staff(store, actor, kind, params).await?,
+        "AuditEvent" => care::audit_events(store, actor, params).await?,
+        other => search_by_patient(store, actor, other, params).await?,
+    };
+    if updated.is_empty() {
+        return Ok(found);
     }
+    Ok(found
+        .into_iter()
+        .filter(|r| {
+            r["meta"]["lastUpdated"]
+                .as_str()
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .is_some_and(|t| updated.iter().all(|d| d.matches(t)))
+        })
+        .collect())
+}
+
+/// One page of a search: the matches on it, what they include, and how many match in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub total: usize,
+    pub paging: Paging,
+    pub matches: Vec<Value>,
+    pub included: Vec<Value>,
+}
+
+/// A search as a client asks it: the matches, the page `_count`/`_offset` asks for, and the
+/// resources its `_include`/`_revinclude` add to that page. Every parameter is checked before
+/// anything is read.
+pub async fn search(
+    store: &dyn Store,
+    actor: &Actor,
+    kind: &str,
+    params: &[(String, String)],
+) -> Result<Page> {
+    let paging = Paging::parse(param(params, "_count"), param(params, "_offset"))?;
+    let includes = read::includes(kind, params)?;
+    let revincludes = read::revincludes(kind, params)?;
+    let all = matches(store, actor, kind, params).await?;
+    let total = all.len();
+    let page: Vec<Value> = all
+        .into_iter()
+        .skip(paging.offset)
+        .take(paging.count)
+        .collect();
+    let included = read::included(store, actor, kind, &page, &includes, &revincludes).await?;
+    Ok(Page {
+        total,
+        paging,
+        matches: page,
+        included,
+    })
 }
 
 /// `{kind}?patient=…` for the resources searched by patient alone: `Condition` (indications),
@@ -176,7 +252,7 @@ pub async fn search_by_patient(
     kind: &str,
     params: &[(String, String)],
 ) -> Result<Vec<Value>> {
-    check_params(params, &["patient", "_count", "_offset"])?;
+    check_params(params, &["patient"])?;
     let pid = patient_param(params)?;
     Ok(match kind {
         "Condition" | "AllergyIntolerance" | "MedicationStatement" => {
@@ -227,12 +303,7 @@ pub async fn search_observations(
     actor: &Actor,
     params: &[(String, String)],
 ) -> Result<Vec<Value>> {
-    check_params(
-        params,
-        &[
-            "patient", "category", "code", "date", "_sort", "_count", "_offset",
-        ],
-    )?;
+    check_params(params, &["patient", "category", "code", "date", "_sort"])?;
     let pid = patient_param(params)?;
     let category = param(params, "category")
         .map(|c| {
@@ -351,14 +422,19 @@ pub async fn search_observations(
 }
 
 /// The resource types a bulk export can hold, in the order it writes them.
-pub const EXPORT_TYPES: [&str; 8] = [
+pub const EXPORT_TYPES: [&str; 13] = [
     "Patient",
     "RelatedPerson",
     "Encounter",
     "Condition",
     "AllergyIntolerance",
     "MedicationStatement",
+    "MedicationRequest",
+    "MedicationAdministration",
+    "Consent",
+    "Appointment",
     "Flag",
+    "QuestionnaireResponse",
     "Observation",
 ];
 
@@ -451,7 +527,7 @@ pub async fn export(
         for kind in &request.types {
             let resources = match *kind {
                 "Patient" => vec![read_patient(store, actor, pid).await?],
-                other => search(store, actor, other, &by).await?,
+                other => matches(store, actor, other, &by).await?,
             };
             for r in resources.iter().filter(|r| changed(r)) {
                 sink(kind, r).map_err(|e| {
