@@ -15,6 +15,9 @@ pub enum Error {
     /// The record changed meanwhile, or the step is not allowed in its current state.
     #[error("{0}")]
     Conflict(String),
+    /// A conditional write whose condition (`If-Match`) no longer holds: nothing written.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// Bad input, or a request that contradicts the record: each field and what was expected.
     #[error("some fields are not valid")]
     Invalid(FieldErrors),

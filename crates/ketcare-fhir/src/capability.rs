@@ -20,6 +20,10 @@ pub struct ResourceDef {
     pub profile: Option<&'static str>,
     pub read: bool,
     pub search: bool,
+    /// `POST {type}`: a client may bring this type in.
+    pub create: bool,
+    /// `PUT {type}/{id}` (with `If-Match`).
+    pub update: bool,
     pub params: &'static [SearchParam],
 }
 
@@ -69,6 +73,8 @@ pub const RESOURCES: &[ResourceDef] = &[
         profile: Some("http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"),
         read: true,
         search: true,
+        create: true,
+        update: true,
         params: &[
             p("_id", "token", "the patient's id"),
             p(
@@ -94,6 +100,8 @@ pub const RESOURCES: &[ResourceDef] = &[
         profile: Some("http://hl7.org/fhir/StructureDefinition/vitalsigns"),
         read: true,
         search: true,
+        create: true,
+        update: false,
         params: &[
             PATIENT,
             p(
@@ -132,6 +140,8 @@ pub const RESOURCES: &[ResourceDef] = &[
         profile: None,
         read: true,
         search: true,
+        create: false,
+        update: false,
         params: &[
             PATIENT,
             p("status", "token", "`in-progress` or `completed`"),
@@ -150,6 +160,8 @@ pub const RESOURCES: &[ResourceDef] = &[
         profile: None,
         read: true,
         search: true,
+        create: true,
+        update: false,
         params: &[
             PATIENT,
             p(
@@ -172,6 +184,8 @@ pub const RESOURCES: &[ResourceDef] = &[
         profile: None,
         read: true,
         search: true,
+        create: false,
+        update: false,
         params: &[
             p("_id", "token", "the instrument's id"),
             p(
@@ -193,6 +207,8 @@ pub const RESOURCES: &[ResourceDef] = &[
         profile: None,
         read: true,
         search: true,
+        create: false,
+        update: false,
         params: &[
             p("patient", "reference", "the patient the record is about"),
             p("agent", "token", "the user name of who acted"),
@@ -216,6 +232,8 @@ const fn by_patient(kind: &'static str, profile: Option<&'static str>) -> Resour
         profile,
         read: true,
         search: true,
+        create: false,
+        update: false,
         params: &BY_PATIENT,
     }
 }
@@ -227,6 +245,8 @@ const fn with_status(kind: &'static str) -> ResourceDef {
         profile: None,
         read: true,
         search: true,
+        create: false,
+        update: false,
         params: &WITH_STATUS,
     }
 }
@@ -240,6 +260,8 @@ const fn staff(kind: &'static str) -> ResourceDef {
         profile: None,
         read: true,
         search: true,
+        create: false,
+        update: false,
         params: &STAFF,
     }
 }
@@ -274,9 +296,17 @@ pub fn statement(base: &str, software_version: &str, date: &str) -> Value {
             if r.search {
                 interaction.push(json!({"code": "search-type"}));
             }
+            if r.create {
+                interaction.push(json!({"code": "create"}));
+            }
+            if r.update {
+                interaction.push(json!({"code": "update"}));
+            }
             let mut v = json!({
                 "type": r.kind,
                 "interaction": interaction,
+                "versioning": if r.update { "versioned-update" } else { "versioned" },
+                "conditionalUpdate": false,
                 "searchParam": r.params.iter().map(|s| json!({
                     "name": s.name, "type": s.kind, "documentation": s.documentation,
                 })).collect::<Vec<_>>(),

@@ -13,6 +13,7 @@ pub mod questionnaire;
 pub mod resources;
 pub mod search;
 pub mod workflow;
+pub mod write;
 
 /// The FHIR version ketcare speaks.
 pub const FHIR_VERSION: &str = "4.0.1";

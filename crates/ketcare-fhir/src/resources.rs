@@ -21,6 +21,12 @@ pub(crate) fn meta(version: &str, last_updated: Timestamp) -> Value {
     json!({"versionId": version, "lastUpdated": instant(last_updated)})
 }
 
+/// The version of a record last changed at `updated`: its microsecond, so every change makes a
+/// new version.
+pub fn version_of(updated: Timestamp) -> String {
+    updated.as_microsecond().to_string()
+}
+
 /// FHIR `instant`: UTC to the second.
 pub fn instant(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -47,12 +53,12 @@ fn telecom(phone: &str, email: &str) -> Vec<Value> {
 }
 
 /// A patient's demographics as a `Patient`. `updated` is when the record last changed: its
-/// epoch second is the version.
+/// version is [`version_of`] it.
 pub fn patient(p: &PatientDemographics, updated: Timestamp) -> Value {
     let mut v = json!({
         "resourceType": "Patient",
         "id": p.id.get().to_string(),
-        "meta": meta(&updated.as_second().to_string(), updated),
+        "meta": meta(&version_of(updated), updated),
         "identifier": [{
             "use": "usual",
             "type": {"coding": [{

@@ -501,6 +501,16 @@ pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore {
     /// Every patient's id, in id order, for a whole-clinic export (the clinical-read right; one
     /// audited read — each record read after it is audited on its own).
     async fn all_patient_ids(&self, actor: &Actor) -> Result<Vec<PatientId>>;
+    /// Changes the demographics only (the clinical part is kept as stored, whatever the role),
+    /// if the record's `updated_at` is still `read_at` — else a conflict, nothing written.
+    /// Audited as any update.
+    async fn update_demographics(
+        &self,
+        actor: &Actor,
+        id: PatientId,
+        patient: &NewPatient,
+        read_at: &str,
+    ) -> Result<Patient>;
     /// The patient a row belongs to (a FHIR read by id finds its patient this way, then reads
     /// the record through the usual audited calls); `None` when there is no such row. Needs the
     /// patient-read right; reads ids only, so nothing is audited here.

@@ -18,6 +18,9 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A conditional write whose condition (`If-Match`) no longer holds: 412, nothing written.
+    #[error("{0}")]
+    PreconditionFailed(String),
     #[error("some fields are not valid")]
     Invalid(FieldErrors),
     /// Paced: the caller sent more than its share; answered 429 with `Retry-After`.
@@ -46,6 +49,7 @@ impl AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -58,6 +62,7 @@ impl AppError {
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
+            AppError::PreconditionFailed(_) => "precondition_failed",
             AppError::Invalid(_) => "invalid",
             AppError::TooManyRequests(_) => "too_many_requests",
             AppError::Internal => "internal",
@@ -102,6 +107,7 @@ impl From<ketcare_app::Error> for AppError {
             E::Forbidden(m) => AppError::Forbidden(m),
             E::NotFound(w) => AppError::NotFound(w),
             E::Conflict(m) => AppError::Conflict(m),
+            E::PreconditionFailed(m) => AppError::PreconditionFailed(m),
             E::Invalid(f) => AppError::Invalid(f),
             E::Dose(d) => AppError::Invalid(FieldErrors::single(&d.field(), d.to_string())),
             E::Internal => AppError::Internal,

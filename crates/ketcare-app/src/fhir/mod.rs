@@ -13,8 +13,10 @@ use serde_json::Value;
 
 mod care;
 mod read;
+mod write;
 
 pub use read::read;
+pub use write::{create_patient, create_response, update_patient, vital_reading};
 
 /// The most patients one search reads (the paging then shows them page by page).
 pub const MAX_MATCHES: i64 = 10_000;
@@ -29,7 +31,7 @@ pub(crate) fn time_of(rfc3339: &str) -> Timestamp {
     rfc3339.parse().unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-fn demographics(v: VisiblePatient) -> PatientDemographics {
+pub(crate) fn demographics(v: VisiblePatient) -> PatientDemographics {
     match v {
         VisiblePatient::Full(p) => p.into(),
         VisiblePatient::Demographics(d) => d,

@@ -453,6 +453,16 @@ impl Store for SqlStore {
         SqlStore::all_patient_ids(self, actor).await
     }
 
+    async fn update_demographics(
+        &self,
+        actor: &Actor,
+        id: PatientId,
+        p: &NewPatient,
+        read_at: &str,
+    ) -> Result<Patient> {
+        SqlStore::update_demographics(self, actor, id, p, read_at).await
+    }
+
     async fn owner_of(&self, actor: &Actor, row: OwnedRow, id: i64) -> Result<Option<PatientId>> {
         SqlStore::owner_of(self, actor, row, id).await
     }

@@ -291,13 +291,45 @@ impl SqlStore {
         id: PatientId,
         p: &NewPatient,
     ) -> Result<Patient> {
+        self.write_patient(actor, id, p, None).await
+    }
+
+    pub(crate) async fn update_demographics(
+        &self,
+        actor: &Actor,
+        id: PatientId,
+        p: &NewPatient,
+        read_at: &str,
+    ) -> Result<Patient> {
+        self.write_patient(actor, id, p, Some(read_at)).await
+    }
+
+    /// Writes a patient's record. With `read_at` (the `updated_at` the caller read), only the
+    /// demographics change — the clinical part is kept whatever the role — and only if nobody
+    /// changed the record since.
+    async fn write_patient(
+        &self,
+        actor: &Actor,
+        id: PatientId,
+        p: &NewPatient,
+        read_at: Option<&str>,
+    ) -> Result<Patient> {
         let mut tx = self.write(actor, Permission::PatientWrite).await?;
         let old = load_patient(&mut tx, id).await?;
+        if read_at.is_some_and(|r| r != old.updated_at) {
+            return Err(StoreError::Conflict(format!(
+                "patient {id} changed since it was read (at {}): read it again",
+                old.updated_at
+            )));
+        }
         // Someone who may not read the clinical part (a scheduler) cannot change it either: an
         // edit of theirs that carries any of it is refused naming the field, and one without it
         // keeps what the record holds.
         let merged;
-        let p = if actor.may(Permission::ClinicalRead) {
+        let p = if read_at.is_some() {
+            merged = p.clone().with_clinical_part_of(&old.record);
+            &merged
+        } else if actor.may(Permission::ClinicalRead) {
             p
         } else {
             let given = p.clinical_fields_given();

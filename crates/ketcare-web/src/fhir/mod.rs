@@ -17,6 +17,7 @@ use ketcare_fhir::{FHIR_JSON, bundle, capability, outcome};
 use serde_json::Value;
 
 pub mod export;
+mod write;
 
 /// The FHIR routes, each with its role rule: patients and their guardians need the patient-read
 /// right (they carry demographics only), observations the clinical-read right.
@@ -24,7 +25,7 @@ pub mod export;
 pub fn routes() -> Vec<Entry> {
     use Access::{Public, Requires};
     use Permission::*;
-    use Verb::{Delete, Get, Post};
+    use Verb::{Delete, Get, Post, Put};
     let mut routes = vec![
         r(Get, "/fhir/r4/metadata", Public, metadata),
         // Bulk Data export
@@ -46,6 +47,13 @@ pub fn routes() -> Vec<Entry> {
             routes.push(r(Get, instance_path(def.kind), rule, read(def.kind)));
         }
     }
+    // What a client may bring in (the capability table marks each; a test checks they agree).
+    routes.extend([
+        r(Post, "/fhir/r4/Patient", Requires(PatientWrite), write::create_patient),
+        r(Put, "/fhir/r4/Patient/{id}", Requires(PatientWrite), write::update_patient),
+        r(Post, "/fhir/r4/Observation", Requires(RunSession), write::create_observation),
+        r(Post, "/fhir/r4/QuestionnaireResponse", Requires(RecordMeasures), write::create_response),
+    ]);
     routes
 }
 
@@ -96,8 +104,9 @@ fn instance_path(kind: &str) -> &'static str {
         .unwrap_or("/fhir/r4")
 }
 
-/// What a handler made by [`search`] returns.
-type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Fhir, FhirError>> + Send>>;
+/// What a handler made by [`search`] or [`read`] returns.
+type Answer =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, FhirError>> + Send>>;
 
 /// The search handler of a resource type: the parameters decoded, one call into
 /// `ketcare_app::fhir::search`, the matches as a searchset.
@@ -109,13 +118,24 @@ fn search(
         Box::pin(async move {
             let params = pairs(&q)?;
             let page = app::search(s.store.as_ref(), &p.actor, kind, &params).await?;
-            Ok(searchset(&s, &headers, kind, &params, page))
+            Ok(searchset(&s, &headers, kind, &params, page).into_response())
         })
     }
 }
 
 /// A FHIR answer: a resource with the FHIR media type.
 pub struct Fhir(pub StatusCode, pub Value);
+
+impl Fhir {
+    /// The answer with an `ETag` (the resource's version), when it has one.
+    fn with_etag(self, etag: Option<String>) -> Response {
+        let mut r = self.into_response();
+        if let Some(v) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+            r.headers_mut().insert(header::ETAG, v);
+        }
+        r
+    }
+}
 
 impl IntoResponse for Fhir {
     fn into_response(self) -> Response {
@@ -134,6 +154,7 @@ pub fn error_response(e: AppError) -> Response {
         AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
         AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", None),
         AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
+        AppError::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "conflict", None),
         AppError::Invalid(f) => (
             StatusCode::BAD_REQUEST,
             "invalid",
@@ -238,10 +259,11 @@ fn read(
 ) -> impl Fn(State<AppState>, Principal, Path<String>) -> Answer + Clone + Send + Sync + 'static {
     move |State(s): State<AppState>, p: Principal, Path(id): Path<String>| {
         Box::pin(async move {
-            Ok(Fhir(
-                StatusCode::OK,
-                app::read(s.store.as_ref(), &p.actor, kind, &id).await?,
-            ))
+            let r = app::read(s.store.as_ref(), &p.actor, kind, &id).await?;
+            let etag = r["meta"]["versionId"]
+                .as_str()
+                .map(|v| format!("W/\"{v}\""));
+            Ok(Fhir(StatusCode::OK, r).with_etag(etag))
         })
     }
 }

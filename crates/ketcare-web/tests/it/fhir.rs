@@ -18,9 +18,11 @@ async fn the_capability_statement_and_the_routes_are_one_table() {
     for def in ketcare_fhir::capability::RESOURCES {
         let search = format!("/fhir/r4/{}", def.kind);
         let read = format!("/fhir/r4/{}/{{id}}", def.kind);
-        let has = |p: &str| rules.iter().any(|r| r.verb == Verb::Get && r.path == p);
-        assert_eq!(has(&search), def.search, "{}", def.kind);
-        assert_eq!(has(&read), def.read, "{}", def.kind);
+        let has = |v: Verb, p: &str| rules.iter().any(|r| r.verb == v && r.path == p);
+        assert_eq!(has(Verb::Get, &search), def.search, "{}", def.kind);
+        assert_eq!(has(Verb::Get, &read), def.read, "{}", def.kind);
+        assert_eq!(has(Verb::Post, &search), def.create, "{}", def.kind);
+        assert_eq!(has(Verb::Put, &read), def.update, "{}", def.kind);
     }
     let app = TestApp::new(ketcare_store::Backend::Sqlite).await;
     let r = app.get("/fhir/r4/metadata", &Auth::None).await;

@@ -359,3 +359,320 @@ async fn orders_administrations_answers_consents_bookings_staff_and_audit_over_f
         }
     }
 }
+
+/// What a FHIR client brings in, on both backends: a Patient created and its demographics
+/// updated with `If-Match` (a stale version is 412, the clinical record kept), a blood-pressure
+/// panel stored as a session's reading (its patient checked against the session, its units
+/// against UCUM), a QuestionnaireResponse scored like a form (a positive suicide-risk answer
+/// raises the alert; a repeat stores nothing new); every refusal names its FHIRPath.
+#[tokio::test]
+async fn a_fhir_client_writes_patients_vitals_and_answers() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.set_test_site_settings_with(&SESSION_SETTINGS).await;
+        for (u, r) in [
+            ("doc", Role::Prescriber),
+            ("pharm", Role::Pharmacist),
+            ("nina", Role::Nurse),
+            ("sam", Role::Scheduler),
+        ] {
+            app.add_user(u, r).await;
+        }
+        let (doc, pharm, nurse, sam) = (
+            app.bearer("doc").await,
+            app.bearer("pharm").await,
+            app.bearer("nina").await,
+            app.bearer("sam").await,
+        );
+        let fhir =
+            |method: Method, path: &str, auth: &Auth, body: &Value, headers: &[(&str, &str)]| {
+                let (app, path, auth, body) =
+                    (&app, path.to_owned(), auth.clone(), body.to_string());
+                let headers: Vec<(String, String)> = headers
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect();
+                async move {
+                    let h: Vec<(&str, &str)> = headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    app.send(
+                        method,
+                        &path,
+                        &auth,
+                        Some("application/fhir+json"),
+                        body,
+                        &h,
+                    )
+                    .await
+                }
+            };
+        let patient = json!({"resourceType": "Patient",
+            "identifier": [{"system": "urn:ketcare:mrn", "value": "FW-1"}],
+            "name": [{"use": "official", "family": "Quill", "given": ["Robin"]}],
+            "birthDate": "1980-05-01", "gender": "female"});
+        let r = fhir(Method::POST, "/fhir/r4/Patient", &sam, &patient, &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{backend:?}: {}", r.body);
+        let created = r.json();
+        let pid = created["id"].as_str().unwrap_or("").to_owned();
+        let version = created["meta"]["versionId"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(
+            r.headers[axum::http::header::LOCATION]
+                .to_str()
+                .is_ok_and(|l| l.ends_with(&format!("/fhir/r4/Patient/{pid}/_history/{version}")))
+        );
+        assert_eq!(
+            r.headers[axum::http::header::ETAG],
+            format!("W/\"{version}\"").as_str()
+        );
+        let dup = fhir(Method::POST, "/fhir/r4/Patient", &sam, &patient, &[]).await;
+        assert_eq!(
+            dup.status,
+            StatusCode::BAD_REQUEST,
+            "the MRN is taken: {}",
+            dup.body
+        );
+        assert_eq!(
+            dup.json()["issue"][0]["expression"][0],
+            "Patient.identifier"
+        );
+        let mut bad = patient.clone();
+        bad["birthDate"] = json!("1980-13-01");
+        bad["identifier"][0]["value"] = json!("FW-2");
+        let r = fhir(Method::POST, "/fhir/r4/Patient", &sam, &bad, &[]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert_eq!(r.json()["issue"][0]["expression"][0], "Patient.birthDate");
+        let r = fhir(
+            Method::POST,
+            "/fhir/r4/Patient",
+            &sam,
+            &json!({"resourceType": "Observation"}),
+            &[],
+        )
+        .await;
+        assert_eq!(r.json()["issue"][0]["expression"][0], "resourceType");
+
+        // A clinician adds the clinical record; a FHIR update of the demographics keeps it.
+        let mut chart: serde_json::Map<String, Value> = adult_form()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), json!(v)))
+            .collect();
+        for (k, v) in [
+            ("mrn", "FW-1"),
+            ("given_name", "Robin"),
+            ("family_name", "Quill"),
+            ("date_of_birth", "1980-05-01"),
+            ("sex", "female"),
+        ] {
+            chart.insert(k.into(), json!(v));
+        }
+        let r = app
+            .json(
+                Method::PUT,
+                &format!("/api/v1/patients/{pid}"),
+                &nurse,
+                &Value::Object(chart),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let version = app
+            .get(&format!("/fhir/r4/Patient/{pid}"), &sam)
+            .await
+            .json()["meta"]["versionId"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        let mut edited = patient.clone();
+        edited["id"] = json!(pid);
+        edited["telecom"] = json!([{"system": "phone", "value": "555-0199"}]);
+        let stale = fhir(
+            Method::PUT,
+            &format!("/fhir/r4/Patient/{pid}"),
+            &sam,
+            &edited,
+            &[("if-match", "W/\"1\"")],
+        )
+        .await;
+        assert_eq!(
+            stale.status,
+            StatusCode::PRECONDITION_FAILED,
+            "{}",
+            stale.body
+        );
+        let etag = format!("W/\"{version}\"");
+        let r = fhir(
+            Method::PUT,
+            &format!("/fhir/r4/Patient/{pid}"),
+            &sam,
+            &edited,
+            &[("if-match", &etag)],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json()["telecom"][0]["value"], "555-0199");
+        assert_ne!(r.json()["meta"]["versionId"], version.as_str());
+        let kept = app.get(&format!("/api/v1/patients/{pid}"), &nurse).await.json();
+        assert!(
+            kept.to_string().contains("Fluoxetine"),
+            "the clinical record is kept: {kept}"
+        );
+        let again = fhir(
+            Method::PUT,
+            &format!("/fhir/r4/Patient/{pid}"),
+            &sam,
+            &edited,
+            &[("if-match", &etag)],
+        )
+        .await;
+        assert_eq!(
+            again.status,
+            StatusCode::PRECONDITION_FAILED,
+            "the old version again"
+        );
+        let mut other = edited.clone();
+        other["id"] = json!("999");
+        let r = fhir(
+            Method::PUT,
+            &format!("/fhir/r4/Patient/{pid}"),
+            &sam,
+            &other,
+            &[],
+        )
+        .await;
+        assert_eq!(r.json()["issue"][0]["expression"][0], "Patient.id");
+
+        // A blood-pressure panel for the patient's session.
+        app.consent_for(&pid, "trd-adult-iv-ketamine").await;
+        let (_, sid) = app
+            .verified_order_session(
+                &pid,
+                (&doc, &pharm, &nurse),
+                &json!({"protocol_id": "trd-adult-iv-ketamine", "patient": {"weight_kg": 70}}),
+                "Chair 1",
+            )
+            .await;
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/sessions/{sid}/commands"),
+                &nurse,
+                &json!({"command": "check_in"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let panel = |sys: f64, unit: &str, subject: &str| {
+            json!({"resourceType": "Observation", "status": "final",
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+                "subject": {"reference": subject}, "encounter": {"reference": format!("Encounter/{sid}")},
+                "component": [
+                    {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]}, "valueQuantity": {"value": sys, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}},
+                    {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]}, "valueQuantity": {"value": 84, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}]})
+        };
+        let me = format!("Patient/{pid}");
+        let r = fhir(
+            Method::POST,
+            "/fhir/r4/Observation",
+            &nurse,
+            &panel(131.0, "mm[Hg]", &me),
+            &[],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{backend:?}: {}", r.body);
+        let o = r.json();
+        assert_eq!(o["component"][0]["valueQuantity"]["value"], 131.0);
+        let vitals = app
+            .get(&format!("/api/v1/sessions/{sid}/vitals"), &nurse)
+            .await
+            .json();
+        assert_eq!(
+            vitals[0]["reading"]["vitals"]["systolic"], 131.0,
+            "{vitals}"
+        );
+        for (body, field) in [
+            (
+                panel(131.0, "kPa", &me),
+                "Observation.component[0].valueQuantity.code",
+            ),
+            (panel(131.0, "mm[Hg]", "Patient/999"), "Observation.subject"),
+            (panel(900.0, "mm[Hg]", &me), "systolic"),
+        ] {
+            let r = fhir(Method::POST, "/fhir/r4/Observation", &nurse, &body, &[]).await;
+            assert!(r.status.is_client_error(), "{field}: {}", r.body);
+            assert_eq!(r.json()["issue"][0]["expression"][0], field, "{}", r.body);
+        }
+        let r = fhir(
+            Method::POST,
+            "/fhir/r4/Observation",
+            &sam,
+            &panel(131.0, "mm[Hg]", &me),
+            &[],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+        // A PHQ-9 with item 9 positive: stored, scored, the safety alert raised; a repeat is 200.
+        let items: Vec<Value> = [1, 1, 1, 1, 1, 1, 1, 1, 1]
+            .iter()
+            .enumerate()
+            .map(|(n, a)| json!({"linkId": (n + 1).to_string(), "answer": [{"valueInteger": a}]}))
+            .collect();
+        let qr = json!({"resourceType": "QuestionnaireResponse", "status": "completed",
+            "questionnaire": "urn:ketcare:questionnaire:phq9", "subject": {"reference": me},
+            "authored": "2026-12-01", "identifier": {"value": "ehr-77"}, "item": items});
+        let r = fhir(
+            Method::POST,
+            "/fhir/r4/QuestionnaireResponse",
+            &nurse,
+            &qr,
+            &[],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{backend:?}: {}", r.body);
+        let flags = app
+            .get(&format!("/fhir/r4/Flag?patient={pid}"), &nurse)
+            .await
+            .json();
+        assert_eq!(flags["total"], 1, "{flags}");
+        let total = app
+            .get(
+                &format!("/fhir/r4/Observation?patient={pid}&code=44261-6"),
+                &nurse,
+            )
+            .await
+            .json();
+        assert_eq!(total["entry"][0]["resource"]["valueInteger"], 9);
+        let r = fhir(
+            Method::POST,
+            "/fhir/r4/QuestionnaireResponse",
+            &nurse,
+            &qr,
+            &[],
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "a repeat stores nothing new: {}",
+            r.body
+        );
+        let mut wrong = qr.clone();
+        wrong["questionnaire"] = json!("urn:ketcare:questionnaire:nope");
+        let r = fhir(
+            Method::POST,
+            "/fhir/r4/QuestionnaireResponse",
+            &nurse,
+            &wrong,
+            &[],
+        )
+        .await;
+        assert_eq!(
+            r.json()["issue"][0]["expression"][0],
+            "QuestionnaireResponse.questionnaire"
+        );
+    }
+}
