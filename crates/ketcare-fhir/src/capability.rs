@@ -200,6 +200,23 @@ pub const RESOURCES: &[ResourceDef] = &[
     with_status("Consent"),
     with_status("Appointment"),
     by_patient("Flag", None),
+    ResourceDef {
+        kind: "Group",
+        profile: None,
+        read: true,
+        search: true,
+        create: false,
+        update: false,
+        params: &[
+            p(
+                "_id",
+                "token",
+                "`protocol-{protocol id}`: the patients with a booked course of that protocol",
+            ),
+            COMMON[0],
+            COMMON[1],
+        ],
+    },
     staff("Practitioner"),
     staff("PractitionerRole"),
     ResourceDef {
@@ -333,10 +350,11 @@ pub fn statement(base: &str, software_version: &str, date: &str) -> Value {
                 "description": "A ketcare API token (Authorization: Bearer) or a signed-in browser session; every read is checked against the user's role and audited.",
             },
             "resource": resources,
-            "operation": [{
-                "name": "export",
-                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
-            }],
+            "operation": [
+                {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"},
+                {"name": "patient-export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"},
+                {"name": "group-export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"},
+            ],
         }],
         "instantiates": ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"],
     })

@@ -156,3 +156,25 @@ pub fn audit_event(r: &AuditRecord) -> Value {
     }
     v
 }
+
+/// The `Group` id of a protocol's cohort.
+pub fn group_id(protocol_id: &str) -> String {
+    format!("protocol-{protocol_id}")
+}
+
+/// The patients with a booked course of one protocol as a `Group` (an actual group of persons):
+/// what a group-level bulk export exports.
+pub fn group(protocol_id: &str, title: &str, members: &[i64]) -> Value {
+    json!({
+        "resourceType": "Group",
+        "id": group_id(protocol_id),
+        "meta": {"versionId": "1"},
+        "identifier": [{"system": "urn:ketcare:protocol", "value": protocol_id}],
+        "active": true,
+        "type": "person",
+        "actual": true,
+        "name": format!("Patients with a course of {title}"),
+        "quantity": members.len(),
+        "member": members.iter().map(|m| json!({"entity": {"reference": format!("Patient/{m}")}})).collect::<Vec<_>>(),
+    })
+}

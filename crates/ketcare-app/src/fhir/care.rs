@@ -315,3 +315,46 @@ pub async fn audit_events(
         .map(workflow::audit_event)
         .collect())
 }
+
+/// `Group[?_id=protocol-{id}]`: one group per protocol with a booked course, its members the
+/// patients with such a course.
+pub async fn groups(
+    store: &dyn Store,
+    actor: &Actor,
+    params: &[(String, String)],
+) -> Result<Vec<Value>> {
+    check_params(params, &["_id"])?;
+    let id = param(params, "_id");
+    let protocols = Protocols::load(store).await;
+    Ok(store
+        .course_groups(actor)
+        .await?
+        .iter()
+        .filter(|(protocol, _)| id.is_none_or(|i| i == workflow::group_id(protocol)))
+        .map(|(protocol, members)| {
+            let title = protocols
+                .0
+                .as_ref()
+                .and_then(|l| l.get(protocol).ok())
+                .map(|p| p.title.clone())
+                .unwrap_or_else(|| protocol.clone());
+            let members: Vec<i64> = members.iter().map(|m| m.get()).collect();
+            workflow::group(protocol, &title, &members)
+        })
+        .collect())
+}
+
+/// The members of group `id`, for a group-level export; not found when there is no such group.
+pub async fn group_members(
+    store: &dyn Store,
+    actor: &Actor,
+    id: &str,
+) -> Result<Vec<ketcare_core::PatientId>> {
+    store
+        .course_groups(actor)
+        .await?
+        .into_iter()
+        .find(|(protocol, _)| workflow::group_id(protocol) == id)
+        .map(|(_, members)| members)
+        .ok_or_else(|| Error::NotFound(format!("Group/{id}")))
+}

@@ -15,6 +15,7 @@ mod care;
 mod read;
 mod write;
 
+pub use care::group_members;
 pub use read::read;
 pub use write::{create_patient, create_response, update_patient, vital_reading};
 
@@ -192,6 +193,7 @@ pub async fn matches(
         "Appointment" => care::appointments(store, actor, params).await?,
         "Practitioner" | "PractitionerRole" => care::staff(store, actor, kind, params).await?,
         "AuditEvent" => care::audit_events(store, actor, params).await?,
+        "Group" => care::groups(store, actor, params).await?,
         other => search_by_patient(store, actor, other, params).await?,
     };
     if updated.is_empty() {
@@ -446,6 +448,8 @@ pub const EXPORT_TYPES: [&str; 13] = [
 pub struct ExportRequest {
     pub types: Vec<&'static str>,
     pub since: Option<Timestamp>,
+    /// A group export's members ([`group_members`]); every patient when `None`.
+    pub patients: Option<Vec<PatientId>>,
 }
 
 impl ExportRequest {
@@ -488,7 +492,11 @@ impl ExportRequest {
                 })
             })
             .transpose()?;
-        Ok(Self { types, since })
+        Ok(Self {
+            types,
+            since,
+            patients: None,
+        })
     }
 }
 
@@ -511,7 +519,10 @@ pub async fn export(
         ));
     }
     // Every patient, however many: the export never stops at a search's cap.
-    let patients = store.all_patient_ids(actor).await?;
+    let patients = match &request.patients {
+        Some(members) => members.clone(),
+        None => store.all_patient_ids(actor).await?,
+    };
     progress.total.store(patients.len(), Ordering::Relaxed);
     let changed = |r: &Value| {
         request.since.is_none_or(|since| {

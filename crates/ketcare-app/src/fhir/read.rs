@@ -62,8 +62,8 @@ pub async fn read(store: &dyn Store, actor: &Actor, kind: &str, id: &str) -> Res
             let n = id.parse::<i64>().map_err(|_| not_found(kind, id))?;
             return read_patient(store, actor, PatientId::new(n)).await;
         }
-        "Questionnaire" | "Practitioner" | "PractitionerRole" | "AuditEvent" => {
-            if id.parse::<i64>().is_err() && kind != "Questionnaire" {
+        "Questionnaire" | "Practitioner" | "PractitionerRole" | "AuditEvent" | "Group" => {
+            if id.parse::<i64>().is_err() && !matches!(kind, "Questionnaire" | "Group") {
                 return Err(not_found(kind, id));
             }
             matches(store, actor, kind, &by_id).await?

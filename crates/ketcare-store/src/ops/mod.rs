@@ -116,6 +116,9 @@ pub trait OpsStore: Send + Sync {
     /// Bookings that start before `to` and end after `from` (every status).
     async fn bookings(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<Booking>>;
     async fn booking(&self, actor: &Actor, id: BookingId) -> Result<Booking>;
+    /// The patients with a booked course of each protocol (protocol id, patient ids in id
+    /// order), for FHIR `Group`s and group exports. The clinical-read right; one audited read.
+    async fn course_groups(&self, actor: &Actor) -> Result<Vec<(String, Vec<PatientId>)>>;
     /// One patient's bookings, every status, in start order (the patient-read right; audited).
     async fn patient_bookings(&self, actor: &Actor, patient: PatientId) -> Result<Vec<Booking>>;
     /// Books sessions (a course when `course` is given) if none conflicts; else writes nothing
@@ -264,6 +267,10 @@ impl OpsStore for SqlStore {
 
     async fn patient_bookings(&self, actor: &Actor, patient: PatientId) -> Result<Vec<Booking>> {
         SqlStore::patient_bookings(self, actor, patient).await
+    }
+
+    async fn course_groups(&self, actor: &Actor) -> Result<Vec<(String, Vec<PatientId>)>> {
+        SqlStore::course_groups(self, actor).await
     }
 
     async fn booking(&self, actor: &Actor, id: BookingId) -> Result<Booking> {

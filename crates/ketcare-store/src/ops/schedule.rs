@@ -232,6 +232,34 @@ impl SqlStore {
         Ok(out)
     }
 
+    pub(crate) async fn course_groups(
+        &self,
+        actor: &Actor,
+    ) -> Result<Vec<(String, Vec<PatientId>)>> {
+        let mut tx = self.write(actor, Permission::ClinicalRead).await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT DISTINCT protocol_id, patient_id FROM ops_courses ORDER BY protocol_id, patient_id",
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut groups: Vec<(String, Vec<PatientId>)> = Vec::new();
+        for (protocol, patient) in rows {
+            match groups.last_mut() {
+                Some((p, members)) if *p == protocol => members.push(PatientId::new(patient)),
+                _ => groups.push((protocol, vec![PatientId::new(patient)])),
+            }
+        }
+        audit(
+            &mut tx,
+            "group.list",
+            None,
+            format!("{} course groups", groups.len()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(groups)
+    }
+
     pub(crate) async fn patient_bookings(
         &self,
         actor: &Actor,

@@ -4,8 +4,10 @@
 //! the background through `ketcare_app::fhir::export` as the user who asked, writing one NDJSON
 //! file per type into a private folder (0700, files 0600), patient by patient, so memory does not
 //! grow with the clinic. Files are served to that user only and removed an hour after the
-//! export ends (or when it is cancelled). Jobs live in the server's memory: after a restart a
-//! client polls a 404 and starts again.
+//! export ends (or when it is cancelled). Each job is kept beside its files (`job.json`, 0600,
+//! replaced atomically), so a finished export's manifest and files outlive a restart of the
+//! server; an export the restart interrupted reports that it failed and asks to be started again.
+//! A `Group` export exports the group's members only.
 
 use super::{FhirError, base, pairs};
 use crate::AppState;
@@ -17,6 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use ketcare_app::fhir::{ExportProgress, ExportRequest};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::Write;
@@ -29,11 +32,12 @@ pub const KEEP_SECONDS: i64 = 3600;
 /// Exports running at once (each reads the whole clinic); beyond, 429.
 pub const MAX_RUNNING: usize = 2;
 
-#[derive(Debug, Clone)]
-enum State_ {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum JobState {
     Running,
     Done { files: Vec<(String, usize)> },
-    Failed(String),
+    Failed { message: String },
 }
 
 struct Job {
@@ -41,10 +45,86 @@ struct Job {
     request: String,
     transaction_time: Timestamp,
     dir: PathBuf,
-    state: Mutex<State_>,
+    state: Mutex<JobState>,
     ended_at: Mutex<Option<i64>>,
     cancelled: AtomicBool,
     progress: ExportProgress,
+}
+
+/// What `job.json` keeps of a job.
+#[derive(Serialize, Deserialize)]
+struct SavedJob {
+    owner: i64,
+    request: String,
+    transaction_time: Timestamp,
+    #[serde(flatten)]
+    state: JobState,
+    ended_at: Option<i64>,
+}
+
+const JOB_FILE: &str = "job.json";
+
+impl Job {
+    fn state(&self) -> JobState {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn ended_at(&self) -> Option<i64> {
+        *self.ended_at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the state (and when it ended) and keeps it on disk.
+    fn finish(&self, state: JobState, at: Option<i64>) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        *self.ended_at.lock().unwrap_or_else(|e| e.into_inner()) = at;
+        if let Err(e) = self.save() {
+            tracing::error!(error = %e, dir = %self.dir.display(), "keeping an export's state");
+        }
+    }
+
+    /// Writes `job.json` beside the files: a new private file, then renamed over the old one.
+    fn save(&self) -> std::io::Result<()> {
+        let saved = SavedJob {
+            owner: self.owner,
+            request: self.request.clone(),
+            transaction_time: self.transaction_time,
+            state: self.state(),
+            ended_at: self.ended_at(),
+        };
+        let tmp = self.dir.join(format!("{JOB_FILE}.new"));
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = private_file(&tmp)?;
+        serde_json::to_writer(&mut f, &saved)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, self.dir.join(JOB_FILE))
+    }
+
+    /// The job kept in `dir`, if it holds one. One that was running when the server stopped is
+    /// failed now (its files are incomplete), ending at `now`.
+    fn load(dir: PathBuf, now: i64) -> Option<Self> {
+        let text = std::fs::read(dir.join(JOB_FILE)).ok()?;
+        let saved: SavedJob = serde_json::from_slice(&text).ok()?;
+        let interrupted = matches!(saved.state, JobState::Running);
+        let job = Job {
+            owner: saved.owner,
+            request: saved.request,
+            transaction_time: saved.transaction_time,
+            dir,
+            state: Mutex::new(saved.state),
+            ended_at: Mutex::new(saved.ended_at),
+            cancelled: AtomicBool::new(false),
+            progress: ExportProgress::default(),
+        };
+        if interrupted {
+            job.finish(
+                JobState::Failed {
+                    message: "the server restarted during this export: start it again".into(),
+                },
+                Some(now),
+            );
+        }
+        Some(job)
+    }
 }
 
 /// The server's exports.
@@ -54,11 +134,22 @@ pub struct Exports {
 }
 
 impl Exports {
-    /// Exports written under `dir` (made 0700 when first used).
+    /// Exports written under `dir` (made 0700 when first used), with the jobs kept there by an
+    /// earlier run of the server.
     pub fn new(dir: PathBuf) -> Self {
+        let now = jiff::Timestamp::now().as_second();
+        let jobs = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let id = e.file_name().to_str()?.to_owned();
+                Job::load(e.path(), now).map(|j| (id, Arc::new(j)))
+            })
+            .collect();
         Self {
             dir,
-            jobs: Mutex::default(),
+            jobs: Mutex::new(jobs),
         }
     }
 
@@ -72,8 +163,7 @@ impl Exports {
     /// Removes jobs whose files have been kept long enough.
     fn sweep(&self, now: i64) {
         self.jobs().retain(|_, j| {
-            let ended = *j.ended_at.lock().unwrap_or_else(|p| p.into_inner());
-            let keep = ended.is_none_or(|e| now - e < KEEP_SECONDS);
+            let keep = j.ended_at().is_none_or(|e| now - e < KEEP_SECONDS);
             if !keep {
                 let _ = std::fs::remove_dir_all(&j.dir);
             }
@@ -148,6 +238,7 @@ async fn kick_off(
     query: Option<String>,
     body: Bytes,
     level: &str,
+    members: Option<Vec<ketcare_core::PatientId>>,
 ) -> Result<Response, FhirError> {
     let prefer = headers
         .get("prefer")
@@ -160,7 +251,8 @@ async fn kick_off(
         )
         .into());
     }
-    let request = ExportRequest::parse(&request_params(&query, &body)?)?;
+    let mut request = ExportRequest::parse(&request_params(&query, &body)?)?;
+    request.patients = members;
     // The same refusal the export itself would give, before any job exists.
     if !p.actor.may(ketcare_core::Permission::ClinicalRead) {
         return Err(AppError::Forbidden("your role may not export clinical records".into()).into());
@@ -170,12 +262,7 @@ async fn kick_off(
     let running = exports
         .jobs()
         .values()
-        .filter(|j| {
-            matches!(
-                *j.state.lock().unwrap_or_else(|e| e.into_inner()),
-                State_::Running
-            )
-        })
+        .filter(|j| matches!(j.state(), JobState::Running))
         .count();
     if running >= MAX_RUNNING {
         let mut r = super::error_response(AppError::TooManyRequests(
@@ -203,11 +290,15 @@ async fn kick_off(
         request: format!("{base}/{level}$export{suffix}"),
         transaction_time: Timestamp::from_second(s.now()).unwrap_or(Timestamp::UNIX_EPOCH),
         dir: dir.clone(),
-        state: Mutex::new(State_::Running),
+        state: Mutex::new(JobState::Running),
         ended_at: Mutex::new(None),
         cancelled: AtomicBool::new(false),
         progress: ExportProgress::default(),
     });
+    job.save().map_err(|e| {
+        tracing::error!(error = %e, "keeping an export's state");
+        AppError::Internal
+    })?;
     exports.jobs().insert(id.clone(), job.clone());
     let store = s.store.clone();
     let actor = p.actor.clone();
@@ -248,15 +339,18 @@ async fn kick_off(
                 .unwrap_or(usize::MAX)
         });
         let state = match (result, flushed) {
-            (Ok(()), Ok(())) => State_::Done { files: written },
-            (Err(e), _) => State_::Failed(e.to_string()),
+            (Ok(()), Ok(())) => JobState::Done { files: written },
+            (Err(e), _) => JobState::Failed {
+                message: e.to_string(),
+            },
             (_, Err(e)) => {
                 tracing::error!(error = %e, "flushing an export file");
-                State_::Failed("the export could not be written".into())
+                JobState::Failed {
+                    message: "the export could not be written".into(),
+                }
             }
         };
-        *job.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
-        *job.ended_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(clock.now());
+        job.finish(state, Some(clock.now()));
     });
     let mut r = StatusCode::ACCEPTED.into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("{base}/$export-status/{id}")) {
@@ -273,7 +367,7 @@ pub async fn system_export(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Result<Response, FhirError> {
-    kick_off(s, p, headers, q, body, "").await
+    kick_off(s, p, headers, q, body, "", None).await
 }
 
 /// `GET|POST /fhir/r4/Patient/$export`: every patient's compartment (here the same as the
@@ -285,7 +379,21 @@ pub async fn patient_export(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Result<Response, FhirError> {
-    kick_off(s, p, headers, q, body, "Patient/").await
+    kick_off(s, p, headers, q, body, "Patient/", None).await
+}
+
+/// `GET|POST /fhir/r4/Group/{id}/$export`: the compartments of the group's members.
+pub async fn group_export(
+    State(s): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Result<Response, FhirError> {
+    let members = ketcare_app::fhir::group_members(s.store.as_ref(), &p.actor, &id).await?;
+    let level = format!("Group/{id}/");
+    kick_off(s, p, headers, q, body, &level, Some(members)).await
 }
 
 /// `GET /fhir/r4/$export-status/{id}`: 202 with progress while it runs, then the manifest.
@@ -297,9 +405,8 @@ pub async fn status(
 ) -> Result<Response, FhirError> {
     s.exports.sweep(s.now());
     let job = s.exports.job_of(&id, p.user.id.get())?;
-    let state = job.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    match state {
-        State_::Running => {
+    match job.state() {
+        JobState::Running => {
             let done = job.progress.done.load(Ordering::Relaxed);
             let total = job.progress.total.load(Ordering::Relaxed);
             let mut r = StatusCode::ACCEPTED.into_response();
@@ -310,8 +417,8 @@ pub async fn status(
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
             Ok(r)
         }
-        State_::Failed(message) => Err(AppError::Conflict(message).into()),
-        State_::Done { files } => {
+        JobState::Failed { message } => Err(AppError::Conflict(message).into()),
+        JobState::Done { files } => {
             let base = base(&s, &headers);
             let output: Vec<Value> = files
                 .iter()
@@ -350,12 +457,7 @@ pub async fn cancel(
     // A running export stops at its next patient; its folder goes once it has.
     tokio::spawn(async move {
         for _ in 0..600 {
-            let ended = job
-                .ended_at
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_some();
-            if ended {
+            if job.ended_at().is_some() {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -386,4 +488,71 @@ pub async fn file(
         HeaderValue::from_static("application/fhir+ndjson"),
     );
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(dir: PathBuf, state: JobState, ended_at: Option<i64>) -> Job {
+        Job {
+            owner: 7,
+            request: "http://h/fhir/r4/$export".into(),
+            transaction_time: Timestamp::UNIX_EPOCH,
+            dir,
+            state: Mutex::new(state),
+            ended_at: Mutex::new(ended_at),
+            cancelled: AtomicBool::new(false),
+            progress: ExportProgress::default(),
+        }
+    }
+
+    /// A restart keeps a finished export (manifest and files) and fails one it interrupted.
+    #[test]
+    fn jobs_outlive_a_restart() {
+        let root = std::env::temp_dir().join(format!(
+            "ketcare-export-test-{}",
+            ketcare_app::password::random_token()
+        ));
+        let (done, running) = (root.join("done"), root.join("running"));
+        for d in [&root, &done, &running] {
+            assert!(private_dir(d).is_ok());
+        }
+        let files = vec![("Patient".to_owned(), 2)];
+        assert!(
+            job(
+                done.clone(),
+                JobState::Done {
+                    files: files.clone()
+                },
+                Some(100)
+            )
+            .save()
+            .is_ok()
+        );
+        assert!(job(running.clone(), JobState::Running, None).save().is_ok());
+        // Saved twice: the second replaces the first.
+        assert!(job(running, JobState::Running, None).save().is_ok());
+
+        let exports = Exports::new(root.clone());
+        let done = exports.job_of("done", 7).map(|j| j.state());
+        assert!(matches!(done, Ok(JobState::Done { files: f }) if f == files));
+        assert!(
+            exports.job_of("done", 8).is_err(),
+            "another user's is not found"
+        );
+        let interrupted = exports.job_of("running", 7).ok();
+        assert!(matches!(
+            interrupted.as_ref().map(|j| j.state()),
+            Some(JobState::Failed { .. })
+        ));
+        assert!(interrupted.and_then(|j| j.ended_at()).is_some());
+        // And the failure is kept: a second restart sees it too.
+        let again = Exports::new(root.clone());
+        assert!(matches!(
+            again.job_of("running", 7).map(|j| j.state()),
+            Ok(JobState::Failed { .. })
+        ));
+        let _ = std::fs::remove_dir_all(root);
+    }
 }

@@ -33,6 +33,8 @@ pub fn routes() -> Vec<Entry> {
         r(Post, "/fhir/r4/$export", Requires(ClinicalRead), export::system_export),
         r(Get, "/fhir/r4/Patient/$export", Requires(ClinicalRead), export::patient_export),
         r(Post, "/fhir/r4/Patient/$export", Requires(ClinicalRead), export::patient_export),
+        r(Get, "/fhir/r4/Group/{id}/$export", Requires(ClinicalRead), export::group_export),
+        r(Post, "/fhir/r4/Group/{id}/$export", Requires(ClinicalRead), export::group_export),
         r(Get, "/fhir/r4/$export-status/{id}", Requires(ClinicalRead), export::status),
         r(Delete, "/fhir/r4/$export-status/{id}", Requires(ClinicalRead), export::cancel),
         r(Get, "/fhir/r4/$export-file/{id}/{file}", Requires(ClinicalRead), export::file),

@@ -541,6 +541,56 @@ async fn a_bulk_export_of_the_clinic() {
         .await;
         assert_eq!(m["output"].as_array().map(Vec::len), Some(0), "{m}");
 
+        // A group export: the members of a protocol's course group only.
+        app.set_test_site_settings_with(&[("schedule.ketamine_prescriber_on_site", 2.0)])
+            .await;
+        app.add_user("sam", Role::Scheduler).await;
+        let sam = (app.login("sam").await, app.bearer("sam").await);
+        let nina_id = app
+            .store
+            .user_by_username("nina")
+            .await
+            .ok()
+            .flatten()
+            .map(|u| u.id.get())
+            .unwrap_or_default();
+        app.book_course_tomorrow((&sam.0, &sam.1), minor, nina_id, "Chair A")
+            .await;
+        let groups = app.get("/fhir/r4/Group", &nurse).await.json();
+        let gid = groups["entry"][0]["resource"]["id"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        let r = kick(
+            &format!("/fhir/r4/Group/{gid}/$export"),
+            &nurse,
+            Method::GET,
+            "",
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{gid}: {}", r.body);
+        let m = wait(
+            r.headers[header::CONTENT_LOCATION]
+                .to_str()
+                .unwrap_or("")
+                .to_owned(),
+        )
+        .await;
+        let patients = m["output"]
+            .as_array()
+            .and_then(|o| o.iter().find(|x| x["type"] == "Patient"))
+            .map(|x| x["count"].clone());
+        assert_eq!(patients, Some(json!(1)), "{m}");
+        assert!(m["request"].as_str().is_some_and(|r| r.contains("/Group/")));
+        let r = kick(
+            "/fhir/r4/Group/protocol-nope/$export",
+            &nurse,
+            Method::GET,
+            "",
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+
         // Cancelled: the status is gone.
         let d = app
             .send(

@@ -102,8 +102,8 @@ async fn orders_administrations_answers_consents_bookings_staff_and_audit_over_f
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        let bid = app
-            .book_tomorrow(
+        let bookings = app
+            .book_course_tomorrow(
                 (&sam_page, &sam),
                 pid.parse().unwrap_or_default(),
                 nina.id.get(),
@@ -226,9 +226,9 @@ async fn orders_administrations_answers_consents_bookings_staff_and_audit_over_f
             "treatment"
         );
         let ap = get(by("Appointment", ""), &sam).await;
-        assert_eq!(ap["total"], 1, "{ap}");
+        assert_eq!(ap["total"], 6, "{ap}");
         let b = &ap["entry"][0]["resource"];
-        assert_eq!(b["id"], bid.to_string());
+        assert_eq!(b["id"], bookings[0].to_string());
         assert_eq!(b["status"], "booked");
         assert_eq!(b["participant"][2]["actor"]["display"], "Chair A");
         assert_eq!(
@@ -341,6 +341,17 @@ async fn orders_administrations_answers_consents_bookings_staff_and_audit_over_f
         .await;
         assert_eq!(&one, e);
 
+        // The course's protocol as a Group of its patients.
+        let groups = get("/fhir/r4/Group".into(), &nurse).await;
+        assert_eq!(groups["total"], 1, "{groups}");
+        let g = &groups["entry"][0]["resource"];
+        assert_eq!(
+            g["member"][0]["entity"]["reference"],
+            format!("Patient/{pid}")
+        );
+        let gid = g["id"].as_str().unwrap_or("").to_owned();
+        assert_eq!(&get(format!("/fhir/r4/Group/{gid}"), &nurse).await, g);
+
         // Each type behind its role.
         for (path, auth, want) in [
             (by("MedicationRequest", ""), &sam, StatusCode::FORBIDDEN),
@@ -352,6 +363,7 @@ async fn orders_administrations_answers_consents_bookings_staff_and_audit_over_f
             ),
             ("/fhir/r4/AuditEvent".into(), &nurse, StatusCode::FORBIDDEN),
             (by("Appointment", ""), &sam, StatusCode::OK),
+            ("/fhir/r4/Group".into(), &sam, StatusCode::FORBIDDEN),
             ("/fhir/r4/Questionnaire/phq9".into(), &sam, StatusCode::OK),
         ] {
             let r = app.get(&path, auth).await;
@@ -515,7 +527,10 @@ async fn a_fhir_client_writes_patients_vitals_and_answers() {
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(r.json()["telecom"][0]["value"], "555-0199");
         assert_ne!(r.json()["meta"]["versionId"], version.as_str());
-        let kept = app.get(&format!("/api/v1/patients/{pid}"), &nurse).await.json();
+        let kept = app
+            .get(&format!("/api/v1/patients/{pid}"), &nurse)
+            .await
+            .json();
         assert!(
             kept.to_string().contains("Fluoxetine"),
             "the clinical record is kept: {kept}"

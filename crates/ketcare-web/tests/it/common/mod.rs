@@ -404,16 +404,16 @@ impl TestApp {
         self.post_form(path, auth, &sign).await
     }
 
-    /// Adds a chair named `chair` (on the scheduler's page) and books a booster session of the
-    /// IV induction template in it for `pid` tomorrow at 10:00 (the clinic's local time) with
-    /// nurse `nurse_id`, through the API; returns the booking's id.
-    pub async fn book_tomorrow(
+    /// Adds a chair named `chair` (on the scheduler's page) and books the twice-weekly IV
+    /// induction course (six sessions) in it for `pid` from tomorrow at 10:00 (the clinic's
+    /// local time) with nurse `nurse_id`, through the API; returns the bookings' ids.
+    pub async fn book_course_tomorrow(
         &self,
         (sched_page, sched): (&Auth, &Auth),
         pid: i64,
         nurse_id: i64,
         chair: &str,
-    ) -> i64 {
+    ) -> Vec<i64> {
         let r = self
             .post_form("/schedule/chairs", sched_page, &[("name", chair)])
             .await;
@@ -434,15 +434,20 @@ impl TestApp {
         let r = self
             .json(
                 Method::POST,
-                "/api/v1/schedule/sessions",
+                "/api/v1/schedule/courses",
                 sched,
-                &serde_json::json!({"patient_id": pid, "template_id": "iv-ketamine-induction-6",
-                        "phase": "booster", "start": format!("{tomorrow}T10:00"), "chair_id": chair_id,
+                &serde_json::json!({"patient_id": pid, "template_id": "iv-ketamine-induction-6-twice-weekly",
+                        "first_day": tomorrow.to_string(), "time": "10:00", "chair_id": chair_id,
                         "nurse_id": nurse_id}),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        r.json()["id"].as_i64().unwrap()
+        r.json()["bookings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_i64().unwrap())
+            .collect()
     }
 
     /// A consent on file for `protocol` (its current version), signed a day before the test
