@@ -2,9 +2,11 @@
 
 - fhirclient (SMART on FHIR's Python client, R4 models) reads /metadata and follows the
   searchset's next links page by page.
-- fhirpy searches with paging (fetch_all follows next links) and by identifier and date.
+- fhirpy searches with paging (fetch_all follows next links), by identifier and date, with
+  `_include` and `_revinclude`, and creates: a Patient, a session's blood-pressure panel and a
+  QuestionnaireResponse (then updates the Patient).
 - fhir.resources validates every resource ketcare returned (CapabilityStatement, every Bundle,
-  Patient, RelatedPerson, Observation, OperationOutcome) with its R4B models.
+  every resource type, each read by id too, OperationOutcome) with its R4B models.
 
 Usage: clients.py BASE_URL TOKEN   (BASE_URL ends in /fhir/r4; TOKEN is a nurse's API token).
 Exits non-zero on any failure, printing what failed.
@@ -88,18 +90,37 @@ for vitals in (
     post_api(f"/sessions/{active[0]['id']}/vitals", vitals)
 
 # fhir.resources over everything the server answers.
+PATIENT_TYPES = ("RelatedPerson", "Encounter", "Condition", "AllergyIntolerance", "MedicationStatement",
+                 "MedicationRequest", "MedicationAdministration", "QuestionnaireResponse", "Consent",
+                 "Appointment", "Flag", "Observation")
 get("/metadata")
+for path in ("/Questionnaire", "/Practitioner", "/PractitionerRole", "/Group"):
+    found = get(path)
+    check(found["total"] >= 1, f"{path}: {found['total']}")
+    for entry in found["entry"]:
+        r = entry["resource"]
+        check(get(f"/{r['resourceType']}/{r['id']}") == r, f"{path}: read by id as searched")
 everyone = get("/Patient?_count=200")
+totals = {}  # resourceType -> how many the per-patient searches found
 check(everyone["total"] >= 20, f"the demo's patients: {everyone['total']}")
 for entry in everyone["entry"]:
     pid = entry["resource"]["id"]
     get(f"/Patient/{pid}")
-    for kind in ("RelatedPerson", "Encounter", "Condition", "AllergyIntolerance",
-                 "MedicationStatement", "Flag", "Observation"):
-        get(f"/{kind}?patient={pid}")
+    for kind in PATIENT_TYPES:
+        totals[kind] = totals.get(kind, 0) + get(f"/{kind}?patient={pid}")["total"]
 obs = get(f"/Observation?patient={patient_id}&category=vital-signs")
 check(obs["total"] >= 6, f"observations of the patient in the chair: {obs['total']}")
 get(f"/Observation?patient={patient_id}&code=http://loinc.org|85354-9")
+# Every type of the patient in the chair read by id, exactly as its search shows it.
+for kind in PATIENT_TYPES:
+    for entry in get(f"/{kind}?patient={patient_id}").get("entry", []):
+        r = entry["resource"]
+        check(get(f"/{kind}/{r['id']}") == r, f"{kind}/{r['id']}: read by id as searched")
+for kind in ("MedicationRequest", "MedicationAdministration", "Consent"):
+    check(get(f"/{kind}?patient={patient_id}")["total"] >= 1, f"the patient in the chair has a {kind}")
+for kind in PATIENT_TYPES:
+    if kind not in ("AllergyIntolerance", "Flag"):
+        check(totals.get(kind, 0) >= 1, f"the demo clinic holds a {kind}: {totals}")
 get("/Patient?birthdate=yesterday", expect=400)
 get("/Patient/999999999", expect=404)
 
@@ -129,6 +150,46 @@ same_day = fp.resources("Patient").search(birthdate=born).fetch_all()
 check(one["id"] in [p["id"] for p in same_day], "fhirpy searches by birth date")
 vit = fp.resources("Observation").search(patient=patient_id, category="vital-signs", date=f"ge{born}").fetch_all()
 check(len(vit) == obs["total"], f"fhirpy reads the vital signs: {len(vit)}")
+
+# fhirpy: _include and _revinclude.
+given = fp.resources("MedicationAdministration").search(patient=patient_id) \
+    .include("MedicationAdministration", "request").fetch_raw()
+validate(json.loads(json.dumps(given)))
+modes = [e["search"]["mode"] for e in given["entry"]]
+check("include" in modes, f"fhirpy _include brings the order: {modes}")
+rev = fp.resources("Patient").search(_id=patient_id).revinclude("Encounter", "patient").fetch_raw()
+rev_kinds = {e["resource"]["resourceType"] for e in rev["entry"]}
+check(rev_kinds == {"Patient", "Encounter"}, f"fhirpy _revinclude: {rev_kinds}")
+
+# fhirpy creates: a patient (then updates them), a blood-pressure panel in the chair's session,
+# a PHQ-9 response.
+new = fp.resource("Patient", identifier=[{"system": "urn:ketcare:mrn", "value": "FHIR-PY-1"}],
+                  name=[{"use": "official", "family": "Client", "given": ["Py"]}],
+                  birthDate="1990-02-03", gender="other")
+new.save()
+check(bool(new.get("id")), "fhirpy created a Patient")
+new["telecom"] = [{"system": "phone", "value": "555-0142"}]
+new.save()
+check(get(f"/Patient/{new['id']}")["telecom"][0]["value"] == "555-0142", "fhirpy updated the Patient")
+bp = fp.resource("Observation", status="final",
+                 category=[{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                        "code": "vital-signs"}]}],
+                 code={"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+                 subject={"reference": f"Patient/{patient_id}"},
+                 encounter={"reference": f"Encounter/{active[0]['id']}"},
+                 component=[{"code": {"coding": [{"system": "http://loinc.org", "code": c}]},
+                             "valueQuantity": {"value": v, "unit": "mm[Hg]",
+                                               "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}
+                            for c, v in (("8480-6", 124), ("8462-4", 79))])
+bp.save()
+check(bp.get("id", "").endswith("-bp"), f"fhirpy created an Observation: {bp.get('id')}")
+answers = fp.resource("QuestionnaireResponse", status="completed",
+                      questionnaire="urn:ketcare:questionnaire:phq9",
+                      subject={"reference": f"Patient/{patient_id}"},
+                      item=[{"linkId": str(n), "answer": [{"valueInteger": 0}]} for n in range(1, 10)])
+answers.save()
+check(bool(answers.get("id")), "fhirpy created a QuestionnaireResponse")
+validate(get(f"/QuestionnaireResponse/{answers['id']}"))
 
 # Bulk Data export of the whole demo clinic: kick-off, polling, the manifest; pandas reads every
 # NDJSON file and fhir.resources validates every line.
@@ -161,7 +222,8 @@ for out in (manifest or {}).get("output", []):
     for line in text.splitlines():
         validate(json.loads(line))
     exported[out["type"]] = len(frame)
-check(exported.get("Patient") == everyone["total"], f"the export holds every patient: {exported}")
+check(exported.get("Patient") == get("/Patient?_count=1")["total"],
+      f"the export holds every patient (the demo's and the one fhirpy created): {exported}")
 print("bulk export read by pandas: " + ", ".join(f"{k} {v}" for k, v in exported.items()))
 
 print("validated with fhir.resources (R4B): " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))

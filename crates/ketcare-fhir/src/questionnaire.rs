@@ -14,9 +14,20 @@ use serde_json::{Value, json};
 
 const CANONICAL_PREFIX: &str = "urn:ketcare:questionnaire:";
 
+/// An instrument's `Questionnaire` id: its id with `_` as `-` (a FHIR id allows letters,
+/// digits, `-` and `.` only).
+pub fn fhir_id(instrument: &str) -> String {
+    instrument.replace('_', "-")
+}
+
+/// Whether a questionnaire named in a request (by [`instrument_of`]) is this instrument.
+pub fn names(requested: &str, instrument: &str) -> bool {
+    requested == instrument || requested == fhir_id(instrument)
+}
+
 /// The canonical URL of an instrument's `Questionnaire`.
 pub fn canonical(instrument: &str) -> String {
-    format!("{CANONICAL_PREFIX}{instrument}")
+    format!("{CANONICAL_PREFIX}{}", fhir_id(instrument))
 }
 
 /// The instrument a `questionnaire` search value names: the canonical (with or without a
@@ -68,7 +79,7 @@ pub fn questionnaire(i: &Instrument) -> Value {
         .collect();
     let mut v = json!({
         "resourceType": "Questionnaire",
-        "id": i.id,
+        "id": fhir_id(&i.id),
         "meta": {"versionId": "1"},
         "url": canonical(&i.id),
         "name": i.id.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
@@ -132,5 +143,11 @@ mod tests {
         assert_eq!(instrument_of("Questionnaire/gad7"), "gad7");
         assert_eq!(instrument_of("http://h/fhir/r4/Questionnaire/gad7"), "gad7");
         assert_eq!(instrument_of("cssrs"), "cssrs");
+        assert_eq!(
+            canonical("qids_sr16"),
+            "urn:ketcare:questionnaire:qids-sr16"
+        );
+        assert!(names(instrument_of(&canonical("qids_sr16")), "qids_sr16"));
+        assert!(names("qids_sr16", "qids_sr16") && !names("qids", "qids_sr16"));
     }
 }

@@ -146,3 +146,102 @@ fn record_session_alert_and_bundle() {
         )
     );
 }
+
+#[test]
+fn consent_booking_staff_audit_group_and_questionnaires() {
+    use ketcare_core::{BookingId, ConsentDocumentId, ConsentId, Role};
+    use ketcare_fhir::{questionnaire, workflow};
+    use ketcare_ops::consent::{Assent, ConsentSignature, Signer};
+    use ketcare_ops::schedule::{Booking, BookingStatus, PhaseKind};
+
+    let consent = ConsentSignature {
+        id: ConsentId::new(3),
+        patient_id: 12,
+        document_id: ConsentDocumentId::new(2),
+        protocol_id: "trd-adolescent-iv-ketamine-yale".into(),
+        document_version: 1,
+        protocol_version: 1,
+        signer: Signer::Guardian {
+            guardian_id: 4,
+            name: "Ada Quill".into(),
+            relationship: "mother".into(),
+        },
+        assent: Some(Assent::Given { obtained_by: 5 }),
+        signed_at: at("2026-11-30T09:00:00Z"),
+        expires_at: Some(at("2027-11-30T09:00:00Z")),
+        withdrawn_at: None,
+        withdrawn_by: None,
+        withdrawal_reason: None,
+        recorded_by: 5,
+    };
+    insta::assert_json_snapshot!(
+        "consent",
+        workflow::consent(&consent, at("2026-12-06T00:00:00Z"))
+    );
+    let booking = Booking {
+        id: BookingId::new(8),
+        course_id: Some(2),
+        patient_id: 12,
+        chair_id: 1,
+        nurse_id: 5,
+        prescriber_required: true,
+        start: jiff::civil::date(2026, 12, 7).at(9, 0, 0, 0),
+        end: jiff::civil::date(2026, 12, 7).at(11, 40, 0, 0),
+        status: BookingStatus::Booked,
+        phase: PhaseKind::Induction,
+    };
+    insta::assert_json_snapshot!(
+        "appointment",
+        workflow::appointment(
+            &booking,
+            at("2026-12-07T09:00:00Z"),
+            at("2026-12-07T11:40:00Z"),
+            "Chair 1"
+        )
+    );
+    insta::assert_json_snapshot!(
+        "practitioner",
+        workflow::practitioner(5, "nina", "Nina Patel, RN", true)
+    );
+    insta::assert_json_snapshot!(
+        "practitioner_role",
+        workflow::practitioner_role(5, Role::Nurse, true)
+    );
+    let record = ketcare_core::audit::AuditRecord {
+        seq: 41,
+        at: "2026-12-06T10:15:00.123Z".into(),
+        user_id: Some(5),
+        username: "nina".into(),
+        role: "nurse".into(),
+        address: "10.0.0.8".into(),
+        action: "patient.read".into(),
+        patient_id: Some(12),
+        detail: "Robin Quill, KC-1001".into(),
+        prev_hash: "a".into(),
+        hash: "b".into(),
+    };
+    let event = workflow::audit_event(&record);
+    assert!(!event.to_string().contains("Quill"), "no free text");
+    insta::assert_json_snapshot!("audit_event", event);
+    insta::assert_json_snapshot!(
+        "group",
+        workflow::group("trd-adult-iv-ketamine", "IV ketamine for TRD", &[12, 14])
+    );
+    let catalogue = ketcare_measures::Catalogue::builtin().unwrap_or_else(|e| panic!("{e}"));
+    let phq9 = catalogue
+        .instrument("phq9")
+        .unwrap_or_else(|| panic!("phq9"));
+    insta::assert_json_snapshot!("questionnaire", questionnaire::questionnaire(phq9));
+    insta::assert_json_snapshot!(
+        "questionnaire_response",
+        questionnaire::questionnaire_response(questionnaire::ResponseOf {
+            response_id: 31,
+            patient: 12,
+            instrument: "phq9",
+            answers: "[1,1,1,1,1,1,1,1,0,null]",
+            taken_on: "2026-11-20",
+            recorded_by: "nina",
+            recorded_at: at("2026-11-20T10:00:00Z"),
+        })
+    );
+}

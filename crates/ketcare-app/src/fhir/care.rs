@@ -129,7 +129,7 @@ pub async fn questionnaire_responses(
         .patient_responses(actor, pid)
         .await?
         .iter()
-        .filter(|r| wanted.is_none_or(|w| w == r.instrument))
+        .filter(|r| wanted.is_none_or(|w| questionnaire::names(w, &r.instrument)))
         .map(|r| {
             questionnaire::questionnaire_response(questionnaire::ResponseOf {
                 response_id: r.id.get(),
@@ -153,7 +153,10 @@ pub fn questionnaires(params: &[(String, String)]) -> Result<Vec<Value>> {
     Ok(catalogue
         .instruments
         .iter()
-        .filter(|i| id.is_none_or(|x| x == i.id) && url.is_none_or(|x| x == i.id))
+        .filter(|i| {
+            id.is_none_or(|x| questionnaire::names(x, &i.id))
+                && url.is_none_or(|x| questionnaire::names(x, &i.id))
+        })
         .map(questionnaire::questionnaire)
         .collect())
 }

@@ -152,12 +152,18 @@ pub async fn create_response(
     today: Date,
 ) -> Result<(Value, bool)> {
     let r = fhir_in::response_in(resource)?;
-    let instrument = crate::measures::find(&r.instrument).map_err(|_| {
-        Error::invalid(
-            "QuestionnaireResponse.questionnaire",
-            format!("{} is not a questionnaire ketcare scores", r.instrument),
-        )
-    })?;
+    let instrument = crate::measures::catalogue()
+        .and_then(|c| {
+            c.instruments
+                .iter()
+                .find(|i| ketcare_fhir::questionnaire::names(&r.instrument, &i.id))
+        })
+        .ok_or_else(|| {
+            Error::invalid(
+                "QuestionnaireResponse.questionnaire",
+                format!("{} is not a questionnaire ketcare scores", r.instrument),
+            )
+        })?;
     let mut answers: Vec<Option<i32>> = vec![None; instrument.items.len()];
     for (n, a) in &r.answers {
         let slot = answers.get_mut(n - 1).ok_or_else(|| {
@@ -186,7 +192,7 @@ pub async fn create_response(
         None => format!(
             "fhir:{}:{}:{taken_on}:{}",
             r.patient,
-            r.instrument,
+            instrument.id,
             serde_json::to_string(&answers).map_err(|_| Error::Internal)?
         ),
     };
