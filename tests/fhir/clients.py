@@ -8,7 +8,8 @@
 - fhir.resources validates every resource ketcare returned (CapabilityStatement, every Bundle,
   every resource type, each read by id too, OperationOutcome) with its R4B models.
 
-Usage: clients.py BASE_URL TOKEN   (BASE_URL ends in /fhir/r4; TOKEN is a nurse's API token).
+Usage: clients.py BASE_URL TOKEN MRN_SYSTEM   (BASE_URL ends in /fhir/r4; TOKEN is a nurse's API
+token; MRN_SYSTEM the identifier system the server was started with).
 Exits non-zero on any failure, printing what failed.
 """
 
@@ -23,7 +24,7 @@ from fhirclient.models.fhirsearch import FHIRSearch
 from fhirclient.models.patient import Patient as FhirclientPatient
 from fhirpy import SyncFHIRClient
 
-base, token = sys.argv[1], sys.argv[2]
+base, token, mrn_system = sys.argv[1], sys.argv[2], sys.argv[3]
 api = base.rsplit("/fhir/r4", 1)[0] + "/api/v1"
 auth = {"Authorization": f"Bearer {token}"}
 seen = {}  # resourceType -> count validated
@@ -143,8 +144,11 @@ fp = SyncFHIRClient(base, authorization=f"Bearer {token}")
 all_patients = fp.resources("Patient").limit(7).fetch_all()
 check(len(all_patients) == everyone["total"], f"fhirpy fetch_all: {len(all_patients)}")
 one = all_patients[0]
+check(one["identifier"][0]["system"] == mrn_system, f"the site's MRN system: {one['identifier'][0]}")
 by_mrn = fp.resources("Patient").search(identifier=one["identifier"][0]["value"]).fetch()
 check([p["id"] for p in by_mrn] == [one["id"]], "fhirpy finds a patient by MRN")
+with_system = fp.resources("Patient").search(identifier=f"{mrn_system}|{one['identifier'][0]['value']}").fetch()
+check([p["id"] for p in with_system] == [one["id"]], "fhirpy finds a patient by system|MRN")
 born = one["birthDate"]
 same_day = fp.resources("Patient").search(birthdate=born).fetch_all()
 check(one["id"] in [p["id"] for p in same_day], "fhirpy searches by birth date")
@@ -163,7 +167,7 @@ check(rev_kinds == {"Patient", "Encounter"}, f"fhirpy _revinclude: {rev_kinds}")
 
 # fhirpy creates: a patient (then updates them), a blood-pressure panel in the chair's session,
 # a PHQ-9 response.
-new = fp.resource("Patient", identifier=[{"system": "urn:ketcare:mrn", "value": "FHIR-PY-1"}],
+new = fp.resource("Patient", identifier=[{"system": mrn_system, "value": "FHIR-PY-1"}],
                   name=[{"use": "official", "family": "Client", "given": ["Py"]}],
                   birthDate="1990-02-03", gender="other")
 new.save()

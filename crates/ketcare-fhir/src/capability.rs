@@ -80,7 +80,7 @@ pub const RESOURCES: &[ResourceDef] = &[
             p(
                 "identifier",
                 "token",
-                "the MRN, as `value` or `urn:ketcare:mrn|value`",
+                "the MRN, as `value` or `{system}|value` (the system the site names, `urn:ketcare:mrn` by default)",
             ),
             p(
                 "name",

@@ -19,5 +19,21 @@ pub mod write;
 pub const FHIR_VERSION: &str = "4.0.1";
 /// The media type of every FHIR answer.
 pub const FHIR_JSON: &str = "application/fhir+json";
-/// The identifier system of ketcare's medical record numbers.
+/// The identifier system of ketcare's medical record numbers unless the site names its own.
 pub const MRN_SYSTEM: &str = "urn:ketcare:mrn";
+
+static SITE_MRN_SYSTEM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names the site's MRN identifier system (a URI its EHR and registries know the MRNs by), once,
+/// as the server starts (`ketcare serve --mrn-system`). Returns false when one was set already.
+pub fn set_mrn_system(system: &str) -> bool {
+    SITE_MRN_SYSTEM.set(system.to_owned()).is_ok()
+}
+
+/// The MRN identifier system: the site's, or [`MRN_SYSTEM`].
+pub fn mrn_system() -> &'static str {
+    SITE_MRN_SYSTEM
+        .get()
+        .map(String::as_str)
+        .unwrap_or(MRN_SYSTEM)
+}

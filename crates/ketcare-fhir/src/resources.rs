@@ -66,7 +66,7 @@ pub fn patient(p: &PatientDemographics, updated: Timestamp) -> Value {
                 "code": "MR",
                 "display": "Medical record number",
             }]},
-            "system": crate::MRN_SYSTEM,
+            "system": crate::mrn_system(),
             "value": p.mrn,
         }],
         "active": true,

@@ -43,7 +43,7 @@ pub fn patient_input(v: &Value) -> Result<PatientInput, ParamError> {
     let identifiers = v["identifier"].as_array().cloned().unwrap_or_default();
     let mrn = identifiers
         .iter()
-        .find(|i| i["system"] == crate::MRN_SYSTEM)
+        .find(|i| i["system"] == crate::mrn_system())
         .or(match identifiers.as_slice() {
             [one] => Some(one),
             _ => None,
@@ -54,7 +54,7 @@ pub fn patient_input(v: &Value) -> Result<PatientInput, ParamError> {
                 "Patient.identifier",
                 format!(
                     "give the medical record number as an identifier with system {}",
-                    crate::MRN_SYSTEM
+                    crate::mrn_system()
                 ),
             )
         })?;

@@ -273,6 +273,10 @@ struct ServeArgs {
     /// …and per second after that (beyond: 429 with Retry-After).
     #[arg(long, env = "KETCARE_API_PER_SECOND", default_value_t = 50.0)]
     api_per_second: f64,
+    /// The URI the site's medical record numbers are known by (FHIR `Patient.identifier.system`);
+    /// `urn:ketcare:mrn` when not given.
+    #[arg(long, env = "KETCARE_MRN_SYSTEM")]
+    mrn_system: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -618,6 +622,13 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
             "The demo clinic's own site settings are in place (Settings page): they are its \
              choices, not recommendations."
         );
+    }
+    if let Some(system) = args.mrn_system.as_deref() {
+        anyhow::ensure!(
+            system.contains(':') && !system.contains(char::is_whitespace) && !system.contains('|'),
+            "--mrn-system: give a URI (for example https://clinic.example/mrn or urn:oid:…)"
+        );
+        ketcare_fhir::set_mrn_system(system);
     }
     let config = WebConfig {
         session_minutes: args.session_minutes,

@@ -84,7 +84,7 @@ pub async fn search_patients(
 ) -> Result<Vec<Value>> {
     check_params(params, &["_id", "identifier", "name", "birthdate"])?;
     let mrn = param(params, "identifier")
-        .map(|t| token("identifier", t, ketcare_fhir::MRN_SYSTEM))
+        .map(|t| token("identifier", t, ketcare_fhir::mrn_system()))
         .transpose()?;
     let birthdate = param(params, "birthdate")
         .map(|t| DateParam::parse("birthdate", t))
