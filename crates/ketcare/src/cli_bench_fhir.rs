@@ -20,9 +20,14 @@ use tower::ServiceExt;
 
 #[derive(clap::Args)]
 pub struct BenchFhirArgs {
-    /// Patients in the synthetic clinic, each with a session in a chair.
+    /// Patients in the synthetic clinic.
     #[arg(long, default_value_t = 300)]
     pub patients: usize,
+    /// How many of them (the first) have a session in a chair with readings; all when not
+    /// given. The rest are registered patients with a clinical record only, as most of a large
+    /// clinic's patients are between courses.
+    #[arg(long)]
+    pub sessions: Option<usize>,
     /// Readings per session (one every 5 minutes; each gives 3 to 4 Observations).
     #[arg(long, default_value_t = 24)]
     pub readings: usize,
@@ -82,8 +87,9 @@ pub async fn bench_fhir(store: Arc<dyn Store>, args: BenchFhirArgs) -> Result<()
     let start = Timestamp::now()
         .checked_sub(((args.readings as i64) * 5 + 5).minutes())
         .context("bench time")?;
+    let with_sessions = args.sessions.unwrap_or(args.patients).min(args.patients);
     println!(
-        "seeding {} patients × {} readings ({} database)…",
+        "seeding {} patients, {with_sessions} of them with a session × {} readings ({} database)…",
         args.patients,
         args.readings,
         store.backend().as_str()
@@ -102,6 +108,13 @@ pub async fn bench_fhir(store: Arc<dyn Store>, args: BenchFhirArgs) -> Result<()
         let p = ketcare_core::patient::NewPatient::parse(&input, today)
             .map_err(|e| anyhow::anyhow!("bench patient: {e:?}"))?;
         let pid = store.create_patient(&nurse, &p).await?.id;
+        if i >= with_sessions {
+            patients.push(pid);
+            if (i + 1) % 5000 == 0 {
+                println!("  {} patients seeded", i + 1);
+            }
+            continue;
+        }
         let s = running(&plan, &format!("Chair {i}"), start)?;
         let rec = store.create_treatment_session(&nurse, pid, &s).await?;
         for k in 0..args.readings {
@@ -132,7 +145,7 @@ pub async fn bench_fhir(store: Arc<dyn Store>, args: BenchFhirArgs) -> Result<()
     println!(
         "seeded {} patients and {} readings in {:.1} s",
         patients.len(),
-        patients.len() * args.readings,
+        with_sessions * args.readings,
         t0.elapsed().as_secs_f64()
     );
     let token = bench_nurse_token(store.as_ref(), "fhir", &tag).await?;
@@ -143,7 +156,7 @@ pub async fn bench_fhir(store: Arc<dyn Store>, args: BenchFhirArgs) -> Result<()
     let mut ms = Vec::with_capacity(args.requests);
     let mut found = 0usize;
     for i in 0..args.requests {
-        let pid = patients[(i * 7) % patients.len()];
+        let pid = patients[(i * 7) % with_sessions.max(1)];
         let req = Request::get(format!(
             "/fhir/r4/Observation?patient={pid}&category=vital-signs&date=ge{since}"
         ))
