@@ -10,6 +10,7 @@ pub mod capability;
 pub mod outcome;
 pub mod resources;
 pub mod search;
+pub mod smart;
 
 /// The FHIR version ketcare speaks.
 pub const FHIR_VERSION: &str = "4.0.1";

@@ -17,10 +17,13 @@ use ketcare_fhir::search::Paging;
 use ketcare_fhir::{FHIR_JSON, bundle, capability, outcome};
 use serde_json::Value;
 
+pub mod clients;
 pub mod export;
+pub mod smart;
 
 /// The FHIR routes, each with its role rule: patients and their guardians need the patient-read
-/// right (they carry demographics only), observations the clinical-read right.
+/// right (they carry demographics only), observations the clinical-read right; and the
+/// administrators' API of SMART backend clients.
 #[rustfmt::skip]
 pub fn routes() -> Vec<Entry> {
     use Access::{Public, Requires};
@@ -28,6 +31,9 @@ pub fn routes() -> Vec<Entry> {
     use Verb::{Delete, Get, Post};
     vec![
         r(Get, "/fhir/r4/metadata", Public, metadata),
+        // SMART Backend Services: discovery and the token endpoint (the assertion is the credential)
+        r(Get, "/fhir/r4/.well-known/smart-configuration", Public, smart::configuration),
+        r(Post, "/fhir/r4/auth/token", Public, smart::token),
         r(Get, "/fhir/r4/Patient", Requires(PatientRead), search("Patient")),
         r(Get, "/fhir/r4/Patient/{id}", Requires(PatientRead), read_patient),
         r(Get, "/fhir/r4/RelatedPerson", Requires(PatientRead), search("RelatedPerson")),
@@ -45,6 +51,10 @@ pub fn routes() -> Vec<Entry> {
         r(Get, "/fhir/r4/$export-status/{id}", Requires(ClinicalRead), export::status),
         r(Delete, "/fhir/r4/$export-status/{id}", Requires(ClinicalRead), export::cancel),
         r(Get, "/fhir/r4/$export-file/{id}/{file}", Requires(ClinicalRead), export::file),
+        // SMART backend clients, registered by administrators
+        r(Get, "/api/v1/fhir-clients", Requires(UserAdmin), clients::list),
+        r(Post, "/api/v1/fhir-clients", Requires(UserAdmin), clients::register),
+        r(Post, "/api/v1/fhir-clients/{cid}/disable", Requires(UserAdmin), clients::disable),
     ]
 }
 
