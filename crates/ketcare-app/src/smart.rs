@@ -110,15 +110,20 @@ pub async fn register(store: &dyn Store, actor: &Actor, r: &Registration) -> Res
             errors.push(&f.field, f.message);
         }
     }
-    match Scopes::parse(&r.scopes) {
-        Ok(s) if s.is_empty() => errors.push("scope", "give at least one scope (system/*.read)"),
-        Ok(_) => {}
-        Err(e) => errors.push("scope", e.to_string()),
-    }
-    let (Some(user), true) = (user, errors.is_empty()) else {
+    let scopes = match Scopes::parse(&r.scopes) {
+        Ok(s) if s.is_empty() => {
+            errors.push("scope", "give at least one scope (system/*.read)");
+            None
+        }
+        Ok(s) => Some(s),
+        Err(e) => {
+            errors.push("scope", e.to_string());
+            None
+        }
+    };
+    let (Some(user), Some(scopes), true) = (user, scopes, errors.is_empty()) else {
         return Err(Error::Invalid(errors));
     };
-    let scopes = Scopes::parse(&r.scopes).map_err(|e| Error::invalid("scope", e.to_string()))?;
     Ok(store
         .register_fhir_client(
             actor,

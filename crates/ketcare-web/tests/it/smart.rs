@@ -132,6 +132,16 @@ async fn patient_app(backend: ketcare_store::Backend) -> TestApp {
     .await
 }
 
+/// The newest 100 audit records matching `filter`.
+async fn audit(app: &TestApp, filter: AuditFilter) -> Vec<ketcare_core::audit::AuditRecord> {
+    let filter = AuditFilter {
+        limit: 100,
+        ..filter
+    };
+    let admin = ketcare_core::Actor::system(Role::Administrator);
+    app.store.audit_records(&admin, &filter).await.unwrap()
+}
+
 fn bearer(r: &Reply) -> Auth {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     Auth::Bearer(r.json()["access_token"].as_str().unwrap().to_owned())
@@ -227,18 +237,14 @@ async fn a_backend_client_reads_as_its_account_and_every_bad_assertion_is_refuse
         }
 
         // The grant and the read are audited as the service account; no assertion text.
-        let records = app
-            .store
-            .audit_records(
-                &ketcare_core::Actor::system(Role::Administrator),
-                &AuditFilter {
-                    username: Some("svc".into()),
-                    limit: 100,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let records = audit(
+            &app,
+            AuditFilter {
+                username: Some("svc".into()),
+                ..Default::default()
+            },
+        )
+        .await;
         assert!(records.iter().any(|r| r.action == "fhir.token.grant"));
         assert!(records.iter().any(|r| r.patient_id == Some(pid)));
 
@@ -350,18 +356,14 @@ async fn a_backend_client_reads_as_its_account_and_every_bad_assertion_is_refuse
         );
 
         // Refusals are audited, never with the assertion's text.
-        let all = app
-            .store
-            .audit_records(
-                &ketcare_core::Actor::system(Role::Administrator),
-                &AuditFilter {
-                    action: Some("fhir.token.refuse".into()),
-                    limit: 100,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let all = audit(
+            &app,
+            AuditFilter {
+                action: Some("fhir.token.refuse".into()),
+                ..Default::default()
+            },
+        )
+        .await;
         assert!(all.len() >= 10, "{} refusals audited", all.len());
         assert!(all.iter().all(|r| !r.detail.contains(&replayed[..40])));
 
