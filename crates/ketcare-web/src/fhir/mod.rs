@@ -19,11 +19,12 @@ use serde_json::Value;
 
 pub mod clients;
 pub mod export;
+pub mod pages;
 pub mod smart;
 
 /// The FHIR routes, each with its role rule: patients and their guardians need the patient-read
 /// right (they carry demographics only), observations the clinical-read right; and the
-/// administrators' API of SMART backend clients.
+/// administrators' API and page of SMART backend clients.
 #[rustfmt::skip]
 pub fn routes() -> Vec<Entry> {
     use Access::{Public, Requires};
@@ -55,6 +56,9 @@ pub fn routes() -> Vec<Entry> {
         r(Get, "/api/v1/fhir-clients", Requires(UserAdmin), clients::list),
         r(Post, "/api/v1/fhir-clients", Requires(UserAdmin), clients::register),
         r(Post, "/api/v1/fhir-clients/{cid}/disable", Requires(UserAdmin), clients::disable),
+        r(Get, "/fhir-clients", Requires(UserAdmin), pages::clients),
+        r(Post, "/fhir-clients", Requires(UserAdmin), pages::register),
+        r(Post, "/fhir-clients/{cid}/disable", Requires(UserAdmin), pages::disable),
     ]
 }
 

@@ -555,3 +555,68 @@ async fn failed_token_requests_are_paused_like_sign_in() {
     app.advance(app.config.lockout_minutes * 60);
     assert_eq!(ask_badly().await.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn an_administrator_registers_and_disables_a_client_on_the_page() {
+    let app = TestApp::new(ketcare_store::Backend::Sqlite).await;
+    app.add_user("admin", Role::Administrator).await;
+    app.add_user("svc", Role::Pharmacist).await;
+    let admin = app.login("admin").await;
+    let r = app.get("/fhir-clients", &admin).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body.contains("No backend client is registered"),
+        "{}",
+        r.body
+    );
+    let keys = jwks(&[&Key::ec("ec-1")]).to_string();
+    // A refused form comes back as typed, naming the fields.
+    let bad = [
+        ("name", "feed"),
+        ("user", "nobody"),
+        ("scope", "system/*.write"),
+        ("jwks", "{}"),
+    ];
+    let r = app.post_form("/fhir-clients", &admin, &bad).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("user: there is no account"), "{}", r.body);
+    assert!(
+        r.body.contains("scope: scope `system/*.write`"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("value=\"nobody\""), "{}", r.body);
+    let good = [
+        ("name", "feed"),
+        ("user", "svc"),
+        ("scope", "system/*.read"),
+        ("jwks", keys.as_str()),
+    ];
+    let r = app.post_form("/fhir-clients", &admin, &good).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let client = app
+        .get("/api/v1/fhir-clients", &app.bearer("admin").await)
+        .await
+        .json()[0]["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        r.body.contains(&format!("its client_id is {client}")),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("ec-1"));
+    let r = app
+        .post_form(&format!("/fhir-clients/{client}/disable"), &admin, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("its tokens ended"), "{}", r.body);
+    // Not for other roles.
+    app.add_user("nina", Role::Nurse).await;
+    let nurse = app.login("nina").await;
+    assert_eq!(
+        app.get("/fhir-clients", &nurse).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
