@@ -29,7 +29,7 @@ const PAGES = [
   ['prescriber', ['/', '/patients/1/dose', '/patients/1/screen', '/protocols',
     '/protocols/trd-adult-iv-ketamine', '/simulate', '/pk/exposure']],
   ['pharmacist', ['/', '/ledger', '/ledger/count']],
-  ['admin', ['/', '/settings', '/users', '/audit']],
+  ['admin', ['/', '/settings', '/users', '/audit', '/fhir-clients']],
 ];
 
 test('every role\'s main pages have no serious accessibility violation (axe-core, WCAG 2 A/AA)', async () => {

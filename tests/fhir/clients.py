@@ -7,15 +7,20 @@
   QuestionnaireResponse (then updates the Patient).
 - fhir.resources validates every resource ketcare returned (CapabilityStatement, every Bundle,
   every resource type, each read by id too, OperationOutcome) with its R4B models.
+- PyJWT (with cryptography) is a SMART backend client: registered by an administrator through
+  the API with an ES384 and an RS384 key made here, it finds the token endpoint in
+  .well-known/smart-configuration, signs its assertions, and reads Patient with the token.
 
-Usage: clients.py BASE_URL TOKEN MRN_SYSTEM   (BASE_URL ends in /fhir/r4; TOKEN is a nurse's API
-token; MRN_SYSTEM the identifier system the server was started with).
+Usage: clients.py BASE_URL TOKEN ADMIN_TOKEN MRN_SYSTEM   (BASE_URL ends in /fhir/r4; TOKEN is a
+nurse's API token, ADMIN_TOKEN an administrator's; MRN_SYSTEM the identifier system the server
+was started with).
 Exits non-zero on any failure, printing what failed.
 """
 
 import json
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -24,7 +29,7 @@ from fhirclient.models.fhirsearch import FHIRSearch
 from fhirclient.models.patient import Patient as FhirclientPatient
 from fhirpy import SyncFHIRClient
 
-base, token, mrn_system = sys.argv[1], sys.argv[2], sys.argv[3]
+base, token, admin_token, mrn_system = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 api = base.rsplit("/fhir/r4", 1)[0] + "/api/v1"
 auth = {"Authorization": f"Bearer {token}"}
 seen = {}  # resourceType -> count validated
@@ -229,6 +234,62 @@ for out in (manifest or {}).get("output", []):
 check(exported.get("Patient") == get("/Patient?_count=1")["total"],
       f"the export holds every patient (the demo's and the one fhirpy created): {exported}")
 print("bulk export read by pandas: " + ", ".join(f"{k} {v}" for k, v in exported.items()))
+
+# A SMART backend client (PyJWT): registered by the administrator, acting as the demo's
+# pharmacist, it signs assertions with keys made here and reads Patient with its access token.
+import uuid
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+keys = {"ES384": ec.generate_private_key(ec.SECP384R1()),
+        "RS384": rsa.generate_private_key(public_exponent=65537, key_size=2048)}
+public = []
+for alg, key in keys.items():
+    algorithm = jwt.algorithms.ECAlgorithm if alg == "ES384" else jwt.algorithms.RSAAlgorithm
+    jwk = algorithm.to_jwk(key.public_key(), as_dict=True)
+    public.append({**jwk, "kid": f"py-{alg.lower()}", "alg": alg})
+req = urllib.request.Request(
+    api + "/fhir-clients",
+    data=json.dumps({"name": "python backend", "user": "pharmacist", "jwks": {"keys": public},
+                     "scope": "system/*.read"}).encode(),
+    headers={"Authorization": f"Bearer {admin_token}", "Content-Type": "application/json"},
+    method="POST",
+)
+with urllib.request.urlopen(req) as r:
+    client_id = json.loads(r.read())["client_id"]
+with urllib.request.urlopen(base + "/.well-known/smart-configuration") as r:
+    discovery = json.loads(r.read())
+token_url = discovery["token_endpoint"]
+check(discovery["grant_types_supported"] == ["client_credentials"], "SMART discovery")
+for alg, key in keys.items():
+    now = int(time.time())
+    assertion = jwt.encode(
+        {"iss": client_id, "sub": client_id, "aud": token_url, "exp": now + 240,
+         "jti": str(uuid.uuid4())},
+        key, algorithm=alg, headers={"kid": f"py-{alg.lower()}"})
+    form = urllib.parse.urlencode({
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion,
+        "scope": "system/Patient.read",
+    }).encode()
+    with urllib.request.urlopen(urllib.request.Request(token_url, data=form, method="POST")) as r:
+        granted = json.loads(r.read())
+    check(granted["token_type"] == "bearer" and granted["expires_in"] == 300
+          and granted["scope"] == "system/Patient.read", f"{alg} token: {granted}")
+    smart_auth = {"Authorization": f"Bearer {granted['access_token']}"}
+    with urllib.request.urlopen(urllib.request.Request(base + "/Patient?_count=5",
+                                                       headers=smart_auth)) as r:
+        patients = json.loads(r.read())
+    validate(patients)
+    check(patients["total"] == everyone["total"], f"{alg} token reads Patient: {patients['total']}")
+    try:
+        urllib.request.urlopen(urllib.request.Request(api + "/me", headers=smart_auth))
+        check(False, f"{alg} token refused on the JSON API")
+    except urllib.error.HTTPError as e:
+        check(e.code == 401, f"{alg} token on the JSON API: {e.code}, expected 401")
+print(f"SMART backend client {client_id}: ES384 and RS384 tokens read Patient")
 
 print("validated with fhir.resources (R4B): " + ", ".join(f"{k} {v}" for k, v in sorted(seen.items())))
 print(f"fhirclient: {len(pages)} pages; fhirpy: {len(all_patients)} patients, {len(vit)} observations")

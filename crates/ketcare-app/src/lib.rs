@@ -30,6 +30,7 @@ pub mod second_factor;
 pub mod senders;
 pub mod sessions;
 pub mod settings_registry;
+pub mod smart;
 pub mod worklists;
 
 pub use error::{Error, Result};

@@ -346,9 +346,7 @@ pub fn statement(base: &str, software_version: &str, date: &str) -> Value {
         "format": [crate::FHIR_JSON, "json"],
         "rest": [{
             "mode": "server",
-            "security": {
-                "description": "A ketcare API token (Authorization: Bearer) or a signed-in browser session; every read is checked against the user's role and audited.",
-            },
+            "security": crate::smart::security(base),
             "resource": resources,
             "operation": [
                 {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"},

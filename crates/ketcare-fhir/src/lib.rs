@@ -12,6 +12,7 @@ pub mod outcome;
 pub mod questionnaire;
 pub mod resources;
 pub mod search;
+pub mod smart;
 pub mod workflow;
 pub mod write;
 

@@ -238,6 +238,59 @@ pub struct ApiToken {
     pub expires_at: Option<i64>,
 }
 
+/// A SMART Backend Services client (`ketcare fhir-client add`, `/api/v1/fhir-clients`): it
+/// proves itself with JWTs signed by a key of its JWK Set and acts as the account `user_id`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FhirClient {
+    pub client_id: String,
+    pub name: String,
+    /// The account it acts as: its role decides what it reads, and the audit names it.
+    pub user_id: UserId,
+    pub username: String,
+    /// The public JWK Set (JSON) its assertions are checked against.
+    pub jwks: String,
+    /// The scopes it may be granted, space-separated (`system/*.read`, `system/<Type>.read`).
+    pub scopes: String,
+    pub created_at: String,
+    pub disabled: bool,
+}
+
+/// A backend client to register (checked by the application layer).
+#[derive(Debug, Clone)]
+pub struct NewFhirClient {
+    pub client_id: String,
+    pub name: String,
+    pub user_id: UserId,
+    pub jwks: String,
+    pub scopes: String,
+}
+
+/// An access token to grant a backend client whose assertion was checked
+/// ([`Store::grant_fhir_token`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FhirGrant<'a> {
+    pub client_id: &'a str,
+    /// The assertion's `jti`, refused if seen before, kept until `jti_expires_at` (its `exp`).
+    pub jti: &'a str,
+    pub jti_expires_at: i64,
+    /// The SHA-256 of the access token (the token itself is never stored).
+    pub token_hash: &'a str,
+    /// The scopes granted, space-separated.
+    pub scopes: &'a str,
+    pub expires_at: i64,
+    pub now: i64,
+}
+
+/// What [`Store::grant_fhir_token`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantOutcome {
+    Granted,
+    /// The assertion's `jti` was used before (a replay): nothing granted.
+    Replayed,
+    /// The client was disabled (after its assertion was checked): nothing granted.
+    Disabled,
+}
+
 /// A version of the site's settings (U values and narrowed limits), as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SiteSettingsVersion {
@@ -489,6 +542,27 @@ pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore {
     async fn api_token_user(&self, token_hash: &str, now: i64) -> Result<Option<User>>;
     async fn list_api_tokens(&self, user: UserId) -> Result<Vec<ApiToken>>;
     async fn revoke_api_token(&self, actor: &Actor, id: ApiTokenId) -> Result<()>;
+
+    // SMART Backend Services clients (tokens stored hashed)
+    /// Registers a backend client acting as `client.user_id` (`UserAdmin`; audited).
+    async fn register_fhir_client(
+        &self,
+        actor: &Actor,
+        client: &NewFhirClient,
+    ) -> Result<FhirClient>;
+    /// Every backend client (`UserAdmin`).
+    async fn list_fhir_clients(&self, actor: &Actor) -> Result<Vec<FhirClient>>;
+    /// One backend client, for the token endpoint.
+    async fn fhir_client(&self, client_id: &str) -> Result<Option<FhirClient>>;
+    /// Disables a backend client and ends its access tokens (`UserAdmin`; audited).
+    async fn disable_fhir_client(&self, actor: &Actor, client_id: &str) -> Result<FhirClient>;
+    /// In one unit of work, audited as `actor` (the client's account): records the assertion's
+    /// `jti` (refusing one seen before) and stores the access token, unless the client is
+    /// disabled.
+    async fn grant_fhir_token(&self, actor: &Actor, grant: &FhirGrant<'_>) -> Result<GrantOutcome>;
+    /// The account and granted scopes of a backend client's access token, if it exists, has not
+    /// expired at `now`, and neither the client nor the account is disabled.
+    async fn fhir_token(&self, token_hash: &str, now: i64) -> Result<Option<(User, String)>>;
 
     // Patients
     async fn create_patient(&self, actor: &Actor, patient: &NewPatient) -> Result<Patient>;

@@ -26,6 +26,9 @@ pub enum Credential {
     Session { token_hash: String, csrf: String },
     /// An API token; not sent automatically by browsers, so no CSRF token is needed.
     ApiToken,
+    /// A SMART backend client's access token (`/fhir/r4/auth/token`): accepted only on the FHIR
+    /// reads and Bulk Data routes ([`smart_token_admits`]), and only for its scopes' types.
+    SmartToken { scopes: ketcare_fhir::smart::Scopes },
 }
 
 /// The signed-in caller, put in the request by the guard.
@@ -41,8 +44,22 @@ impl Principal {
     pub fn csrf(&self) -> &str {
         match &self.credential {
             Credential::Session { csrf, .. } => csrf,
-            Credential::ApiToken => "",
+            Credential::ApiToken | Credential::SmartToken { .. } => "",
         }
+    }
+
+    /// The scopes of a SMART backend client's token (`None` for every other credential, whose
+    /// role alone decides).
+    pub fn scopes(&self) -> Option<&ketcare_fhir::smart::Scopes> {
+        match &self.credential {
+            Credential::SmartToken { scopes } => Some(scopes),
+            _ => None,
+        }
+    }
+
+    /// Whether this caller may read resources of type `kind` (a SMART token: its scopes).
+    pub fn may_read(&self, kind: &str) -> bool {
+        self.scopes().is_none_or(|s| s.allows(kind))
     }
 }
 
@@ -114,16 +131,26 @@ async fn resolve(
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(AppError::Unauthorized)?;
-        let user = state
+        let token = token.trim();
+        let (user, credential) = match state
             .store
-            .api_token_user(&token_hash(token.trim()), state.now())
+            .api_token_user(&token_hash(token), state.now())
             .await?
-            .ok_or(AppError::Unauthorized)?;
+        {
+            Some(user) => (user, Credential::ApiToken),
+            None => {
+                let (user, scopes) =
+                    ketcare_app::smart::access(state.store.as_ref(), token, state.now())
+                        .await?
+                        .ok_or(AppError::Unauthorized)?;
+                (user, Credential::SmartToken { scopes })
+            }
+        };
         let actor = Actor::user(user.id, &user.username, user.role, address);
         return Ok(Some(Principal {
             user,
             actor,
-            credential: Credential::ApiToken,
+            credential,
         }));
     }
     let Some(token) = cookie(headers, SESSION_COOKIE) else {
@@ -163,6 +190,36 @@ async fn resolve(
             csrf: session.csrf_token,
         },
     }))
+}
+
+/// Where a SMART backend client's access token is accepted: the FHIR reads (GET), the Bulk Data
+/// kick-off (which the spec makes a POST), and an export's status (GET, DELETE to cancel) and
+/// files. Anywhere else it is no credential (401).
+pub fn smart_token_admits(method: &Method, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/fhir/r4/") else {
+        return false;
+    };
+    match *method {
+        Method::GET | Method::HEAD => true,
+        Method::POST => {
+            matches!(rest, "$export" | "Patient/$export")
+                || rest
+                    .strip_prefix("Group/")
+                    .and_then(|g| g.strip_suffix("/$export"))
+                    .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        }
+        Method::DELETE => rest.starts_with("$export-status/"),
+        _ => false,
+    }
+}
+
+/// The resource type a FHIR read names (`/fhir/r4/Observation?…`, `/fhir/r4/Patient/7`), for a
+/// SMART token's scope check; a Bulk Data kick-off checks its `_type` itself.
+fn fhir_resource(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/fhir/r4/")?;
+    let kind = rest.split('/').next()?;
+    ketcare_fhir::capability::resource(kind)?;
+    (!rest.ends_with("/$export")).then_some(kind)
 }
 
 /// The machine interfaces: the JSON API and FHIR (paced per credential, never redirected).
@@ -238,6 +295,29 @@ async fn check_csrf(req: Request, expected: &str) -> Result<Request, AppError> {
     }
 }
 
+/// A signed-in caller refused (403): counted, and written to the audit log at most once a minute
+/// per user with the count since.
+async fn refuse(
+    state: &AppState,
+    p: &Principal,
+    method: &Method,
+    path: &str,
+    message: String,
+) -> Response {
+    if let Some(before) = state.refusals.note(p.user.id.get(), state.now()) {
+        let detail = if before == 0 {
+            format!("{method} {path}")
+        } else {
+            format!("{method} {path} (and {before} more refusals counted before it)")
+        };
+        let event = AuditEvent::new("access.denied", None, detail);
+        if let Err(e) = state.store.audit(&p.actor, event).await {
+            tracing::error!(error = %e, "could not audit a refusal");
+        }
+    }
+    reject(path, AppError::Forbidden(message))
+}
+
 /// The guard every route passes through: resolves the caller, applies the route's role rule,
 /// checks CSRF on unsafe session requests, and records refusals in the audit log.
 pub async fn guard(
@@ -281,28 +361,27 @@ pub async fn guard(
         Ok(p) => p,
         Err(e) => return reject(&path, e),
     };
+    if let Some(p) = &principal
+        && p.scopes().is_some()
+        && !smart_token_admits(&method, &path)
+    {
+        return reject(&path, AppError::Unauthorized);
+    }
     if !access.admits(principal.as_ref().map(|p| p.user.role)) {
         return match principal {
             None => reject(&path, AppError::Unauthorized),
             Some(p) => {
-                // Counted, and written at most once a minute per user with the count since.
-                if let Some(before) = state.refusals.note(p.user.id.get(), state.now()) {
-                    let detail = if before == 0 {
-                        format!("{method} {path}")
-                    } else {
-                        format!("{method} {path} (and {before} more refusals counted before it)")
-                    };
-                    let event = AuditEvent::new("access.denied", None, detail);
-                    if let Err(e) = state.store.audit(&p.actor, event).await {
-                        tracing::error!(error = %e, "could not audit a refusal");
-                    }
-                }
-                reject(
-                    &path,
-                    AppError::Forbidden(format!("the {} role may not open this page", p.user.role)),
-                )
+                let message = format!("the {} role may not open this page", p.user.role);
+                refuse(&state, &p, &method, &path, message).await
             }
         };
+    }
+    if let Some(p) = &principal
+        && let Some(kind) = fhir_resource(&path)
+        && !p.may_read(kind)
+    {
+        let message = format!("the token's scopes do not include system/{kind}.read");
+        return refuse(&state, p, &method, &path, message).await;
     }
     // After an administrator's reset, nothing but choosing a new password (or signing out).
     if let Some(p) = &principal
@@ -363,4 +442,31 @@ pub async fn guard(
         req.extensions_mut().insert(p);
     }
     next.run(req).await
+}
+
+#[cfg(test)]
+mod smart_tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_token_reads_and_exports_and_never_writes() {
+        for (method, path, admitted) in [
+            (Method::GET, "/fhir/r4/Patient", true),
+            (Method::GET, "/fhir/r4/Group/protocol-x", true),
+            (Method::POST, "/fhir/r4/$export", true),
+            (Method::POST, "/fhir/r4/Patient/$export", true),
+            (Method::POST, "/fhir/r4/Group/protocol-x/$export", true),
+            (Method::POST, "/fhir/r4/Group//$export", false),
+            (Method::POST, "/fhir/r4/Patient", false),
+            (Method::POST, "/fhir/r4/Observation", false),
+            (Method::PUT, "/fhir/r4/Patient/3", false),
+            (Method::DELETE, "/fhir/r4/$export-status/abc", true),
+            (Method::GET, "/api/v1/patients", false),
+        ] {
+            assert_eq!(smart_token_admits(&method, path), admitted, "{method} {path}");
+        }
+        assert_eq!(fhir_resource("/fhir/r4/Group/protocol-x/$export"), None);
+        assert_eq!(fhir_resource("/fhir/r4/Group/protocol-x"), Some("Group"));
+        assert_eq!(fhir_resource("/fhir/r4/Observation"), Some("Observation"));
+    }
 }

@@ -23,6 +23,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::measures::MeasuresApiDoc::openapi());
     doc.merge(crate::sessions::SessionsApiDoc::openapi());
     doc.merge(crate::ops::OpsApiDoc::openapi());
+    doc.merge(crate::fhir::clients::FhirClientsApiDoc::openapi());
     add_common_responses(&mut doc, &crate::routes::rules());
     doc
 }
@@ -56,6 +57,10 @@ fn path_parameter(collection: &str) -> Option<(&'static str, serde_json::Value)>
         "users" => ("the account's id", json!(1)),
         "protocols" => ("the protocol's id", json!("trd-adult-iv-ketamine")),
         "prices" => ("the billing code (CPT/HCPCS)", json!("96365")),
+        "fhir-clients" => (
+            "the backend client's client_id",
+            json!("kc-client-000000000000000000000000"),
+        ),
         _ => return None,
     })
 }

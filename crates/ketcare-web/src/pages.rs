@@ -34,7 +34,7 @@ pub fn render_html<T: Template>(t: &T) -> Response {
     }
 }
 
-fn render_with<T: Template>(status: StatusCode, t: &T) -> Response {
+pub(crate) fn render_with<T: Template>(status: StatusCode, t: &T) -> Response {
     let mut r = render_html(t);
     if r.status() == StatusCode::OK {
         *r.status_mut() = status;

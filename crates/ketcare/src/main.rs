@@ -4,6 +4,7 @@
 
 mod cli_bench_fhir;
 mod cli_bench_pages;
+mod cli_fhir_client;
 mod cli_measures;
 mod cli_ops;
 mod cli_pk;
@@ -66,6 +67,9 @@ enum Command {
     /// API tokens for machine clients.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// SMART backend clients of the FHIR API (client credentials with a signed JWT).
+    #[command(subcommand)]
+    FhirClient(cli_fhir_client::FhirClientCommand),
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -562,6 +566,9 @@ async fn main() -> Result<()> {
         }
         Command::User(cmd) => user(&cli.db, cmd).await,
         Command::Token(cmd) => token(&cli.db, cmd).await,
+        Command::FhirClient(cmd) => {
+            cli_fhir_client::run(cli.db.open().await?.as_ref(), &cli_admin(), cmd).await
+        }
         Command::Audit(AuditCommand::Verify) => audit_verify(&cli.db).await,
         Command::Migrate => {
             cli.db.open().await?;

@@ -12,6 +12,7 @@ use crate::{
     ApiToken, AuditFilter, AuditVerification, Backend, ClinicalRecord, NewUser, OwnedRow,
     RecordKind, Result, SiteSettingsVersion, Store, StoreError, User, WebSession, require,
 };
+use crate::{FhirClient, FhirGrant, GrantOutcome, NewFhirClient};
 use crate::{SecondFactorProof, SecondFactorState, SecretText};
 use async_trait::async_trait;
 use ketcare_core::audit::{AuditEvent, AuditRecord, HashInput, record_hash, verify_chain};
@@ -25,6 +26,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
 mod audit;
+mod fhir_clients;
 mod patients;
 mod records;
 mod settings;
@@ -273,7 +275,7 @@ pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} `{value}`"))
 }
 
-const KNOWN_TABLES: [&str; 15] = [
+const KNOWN_TABLES: [&str; 18] = [
     "treatment_sessions",
     "session_vitals",
     "session_addenda",
@@ -289,6 +291,9 @@ const KNOWN_TABLES: [&str; 15] = [
     "audit_log",
     "audit_head",
     "ops_ledger",
+    "fhir_clients",
+    "fhir_client_jtis",
+    "fhir_access_tokens",
 ];
 
 /// Each method calls the function of the same name in its aggregate's file.
@@ -430,6 +435,34 @@ impl Store for SqlStore {
 
     async fn revoke_api_token(&self, actor: &Actor, id: ApiTokenId) -> Result<()> {
         SqlStore::revoke_api_token(self, actor, id).await
+    }
+
+    async fn register_fhir_client(
+        &self,
+        actor: &Actor,
+        client: &NewFhirClient,
+    ) -> Result<FhirClient> {
+        SqlStore::register_fhir_client(self, actor, client).await
+    }
+
+    async fn list_fhir_clients(&self, actor: &Actor) -> Result<Vec<FhirClient>> {
+        SqlStore::list_fhir_clients(self, actor).await
+    }
+
+    async fn fhir_client(&self, client_id: &str) -> Result<Option<FhirClient>> {
+        SqlStore::fhir_client(self, client_id).await
+    }
+
+    async fn disable_fhir_client(&self, actor: &Actor, client_id: &str) -> Result<FhirClient> {
+        SqlStore::disable_fhir_client(self, actor, client_id).await
+    }
+
+    async fn grant_fhir_token(&self, actor: &Actor, grant: &FhirGrant<'_>) -> Result<GrantOutcome> {
+        SqlStore::grant_fhir_token(self, actor, grant).await
+    }
+
+    async fn fhir_token(&self, token_hash: &str, now: i64) -> Result<Option<(User, String)>> {
+        SqlStore::fhir_token(self, token_hash, now).await
     }
 
     async fn create_patient(&self, actor: &Actor, p: &NewPatient) -> Result<Patient> {

@@ -1,6 +1,7 @@
 //! The store's integration tests, one binary (it links once), each on SQLite and PostgreSQL.
 
 mod audit_chain;
+mod fhir_clients;
 mod measures;
 mod ops;
 mod second_factor;

@@ -251,8 +251,29 @@ async fn kick_off(
         )
         .into());
     }
-    let mut request = ExportRequest::parse(&request_params(&query, &body)?)?;
+    let params = request_params(&query, &body)?;
+    let mut request = ExportRequest::parse(&params)?;
     request.patients = members;
+    if let Some(scopes) = p.scopes() {
+        // A SMART token exports only its scopes' types: a `_type` naming another is refused;
+        // without `_type`, the export holds the scoped types only.
+        if params.iter().any(|(k, _)| k == "_type") {
+            if let Some(t) = request.types.iter().find(|t| !scopes.allows(t)) {
+                return Err(AppError::Forbidden(format!(
+                    "_type: the token's scopes do not include system/{t}.read"
+                ))
+                .into());
+            }
+        } else {
+            request.types.retain(|t| scopes.allows(t));
+            if request.types.is_empty() {
+                return Err(AppError::Forbidden(
+                    "the token's scopes include no exported type".into(),
+                )
+                .into());
+            }
+        }
+    }
     // The same refusal the export itself would give, before any job exists.
     if !p.actor.may(ketcare_core::Permission::ClinicalRead) {
         return Err(AppError::Forbidden("your role may not export clinical records".into()).into());

@@ -16,11 +16,15 @@ use ketcare_core::{Access, Permission};
 use ketcare_fhir::{FHIR_JSON, bundle, capability, outcome};
 use serde_json::Value;
 
+pub mod clients;
 pub mod export;
+pub mod pages;
+pub mod smart;
 mod write;
 
 /// The FHIR routes, each with its role rule: patients and their guardians need the patient-read
-/// right (they carry demographics only), observations the clinical-read right.
+/// right (they carry demographics only), observations the clinical-read right; and the
+/// administrators' API and page of SMART backend clients.
 #[rustfmt::skip]
 pub fn routes() -> Vec<Entry> {
     use Access::{Public, Requires};
@@ -28,6 +32,9 @@ pub fn routes() -> Vec<Entry> {
     use Verb::{Delete, Get, Post, Put};
     let mut routes = vec![
         r(Get, "/fhir/r4/metadata", Public, metadata),
+        // SMART Backend Services: discovery and the token endpoint (the assertion is the credential)
+        r(Get, "/fhir/r4/.well-known/smart-configuration", Public, smart::configuration),
+        r(Post, "/fhir/r4/auth/token", Public, smart::token),
         // Bulk Data export
         r(Get, "/fhir/r4/$export", Requires(ClinicalRead), export::system_export),
         r(Post, "/fhir/r4/$export", Requires(ClinicalRead), export::system_export),
@@ -38,6 +45,13 @@ pub fn routes() -> Vec<Entry> {
         r(Get, "/fhir/r4/$export-status/{id}", Requires(ClinicalRead), export::status),
         r(Delete, "/fhir/r4/$export-status/{id}", Requires(ClinicalRead), export::cancel),
         r(Get, "/fhir/r4/$export-file/{id}/{file}", Requires(ClinicalRead), export::file),
+        // SMART backend clients, registered by administrators
+        r(Get, "/api/v1/fhir-clients", Requires(UserAdmin), clients::list),
+        r(Post, "/api/v1/fhir-clients", Requires(UserAdmin), clients::register),
+        r(Post, "/api/v1/fhir-clients/{cid}/disable", Requires(UserAdmin), clients::disable),
+        r(Get, "/fhir-clients", Requires(UserAdmin), pages::clients),
+        r(Post, "/fhir-clients", Requires(UserAdmin), pages::register),
+        r(Post, "/fhir-clients/{cid}/disable", Requires(UserAdmin), pages::disable),
     ];
     // Search and read of every type the capability table lists, each with its role rule.
     for def in capability::RESOURCES {

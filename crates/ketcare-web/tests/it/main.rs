@@ -24,6 +24,7 @@ mod session_history;
 mod session_timeline;
 mod sessions;
 mod site_changes;
+mod smart;
 mod story;
 mod tci_page;
 mod worklists;

@@ -432,6 +432,76 @@ fn generated_dose_commands_keep_hard_limits_and_name_the_field() {
 
 /// `ketcare user reset-second-factor` removes a lost second factor (the same use case as the
 /// users page and the API), audited by action and account id.
+/// A public P-384 key (ES384) as a JWK Set: the public half of the web tests' `ec384.pem`.
+const JWKS: &str = r#"{"keys": [{"kty": "EC", "crv": "P-384", "x": "qDp-_6h0xhHYFUaBTMw89HQD0J0uCC-HvW0TAYywCn4_YK6nYSLpj3FydIztXVUo", "y": "1gRCsB5niHQPhnQIodhYzDH4MRIEC7HizeQf6oVIgdauC2JnCWBO5uYTmjI7MaKs", "kid": "ec-1", "alg": "ES384"}]}"#;
+
+#[tokio::test]
+async fn fhir_backend_clients_from_the_shell() {
+    let data = std::env::temp_dir().join(format!("ketcare-cli-fhir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let o = ketcare(
+        &data,
+        &["user", "add", "--username", "feed", "--role", "pharmacist"],
+        "a long enough password\n",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::create_dir_all(&data).unwrap();
+    let jwks = data.join("feed-jwks.json");
+    std::fs::write(&jwks, JWKS).unwrap();
+    let jwks = jwks.to_str().unwrap();
+    let add = |name: &str, user: &str, scopes: &[&str]| {
+        let mut args = vec![
+            "fhir-client",
+            "add",
+            "--name",
+            name,
+            "--user",
+            user,
+            "--jwks",
+            jwks,
+        ];
+        for s in scopes {
+            args.extend(["--scope", s]);
+        }
+        ketcare(&data, &args, "")
+    };
+    // Refused by field: an unknown account, a write scope.
+    for (user, scope, refusal) in [
+        (
+            "nobody",
+            "system/*.read",
+            "user: there is no account `nobody`",
+        ),
+        ("feed", "system/*.write", "scope: scope `system/*.write`"),
+    ] {
+        let o = add("feed", user, &[scope]);
+        assert!(!o.status.success());
+        assert!(text(&o).contains(refusal), "{}", text(&o));
+    }
+    let o = add(
+        "registry feed",
+        "feed",
+        &["system/Patient.read", "system/Observation.read"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let client_id = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    assert!(client_id.starts_with("kc-client-"), "{client_id}");
+    let listed = text(&ketcare(&data, &["fhir-client", "list"], ""));
+    assert!(
+        listed.contains(&client_id)
+            && listed.contains("enabled")
+            && listed.contains("ec-1")
+            && listed.contains("system/Patient.read system/Observation.read"),
+        "{listed}"
+    );
+    let o = ketcare(&data, &["fhir-client", "disable", &client_id], "");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&ketcare(&data, &["fhir-client", "list"], "")).contains("disabled"));
+    let o = ketcare(&data, &["fhir-client", "disable", &client_id], "");
+    assert!(!o.status.success());
+    let _ = std::fs::remove_dir_all(&data);
+}
+
 #[tokio::test]
 async fn an_administrator_resets_a_second_factor_from_the_shell() {
     let data = std::env::temp_dir().join(format!("ketcare-cli-2fa-{}", std::process::id()));
