@@ -463,7 +463,11 @@ mod smart_tests {
             (Method::DELETE, "/fhir/r4/$export-status/abc", true),
             (Method::GET, "/api/v1/patients", false),
         ] {
-            assert_eq!(smart_token_admits(&method, path), admitted, "{method} {path}");
+            assert_eq!(
+                smart_token_admits(&method, path),
+                admitted,
+                "{method} {path}"
+            );
         }
         assert_eq!(fhir_resource("/fhir/r4/Group/protocol-x/$export"), None);
         assert_eq!(fhir_resource("/fhir/r4/Group/protocol-x"), Some("Group"));

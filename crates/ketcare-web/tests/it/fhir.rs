@@ -221,15 +221,8 @@ async fn patients_guardians_and_vital_signs_over_fhir() {
                 "Chair 1",
             )
             .await;
-        let r = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/sessions/{sid}/commands"),
-                &nurse,
-                &json!({"command": "check_in"}),
-            )
+        app.commands(sid, &nurse, &[json!({"command": "check_in"})])
             .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         for body in [
             json!({"systolic": 128, "diastolic": 82, "heart_rate": 70, "spo2": 98}),
             json!({"heart_rate": 88, "resp_rate": 14}),

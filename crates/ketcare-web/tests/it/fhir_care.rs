@@ -63,7 +63,10 @@ async fn orders_administrations_answers_consents_bookings_staff_and_audit_over_f
                 "Chair 1",
             )
             .await;
-        for c in [
+        app.commands(
+            sid,
+            &nurse,
+            &[
             json!({"command": "check_in"}),
             json!({"command": "begin_pre_assessment"}),
             json!({"command": "update_checklist", "fasting_confirmed": true, "pregnancy": "not_pregnant",
@@ -71,17 +74,9 @@ async fn orders_administrations_answers_consents_bookings_staff_and_audit_over_f
             json!({"command": "set_baseline", "vitals": {"systolic": 120, "diastolic": 80, "heart_rate": 70, "spo2": 98}}),
             json!({"command": "verify_dose"}),
             json!({"command": "start"}),
-        ] {
-            let r = app
-                .json(
-                    Method::POST,
-                    &format!("/api/v1/sessions/{sid}/commands"),
-                    &nurse,
-                    &c,
-                )
-                .await;
-            assert_eq!(r.status, StatusCode::OK, "{c}: {}", r.body);
-        }
+        ],
+        )
+        .await;
         app.advance(60);
         let r = app
             .json(
@@ -570,15 +565,8 @@ async fn a_fhir_client_writes_patients_vitals_and_answers() {
                 "Chair 1",
             )
             .await;
-        let r = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/sessions/{sid}/commands"),
-                &nurse,
-                &json!({"command": "check_in"}),
-            )
+        app.commands(sid, &nurse, &[json!({"command": "check_in"})])
             .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         let panel = |sys: f64, unit: &str, subject: &str| {
             json!({"resourceType": "Observation", "status": "final",
                 "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],

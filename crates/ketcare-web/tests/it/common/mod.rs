@@ -450,6 +450,21 @@ impl TestApp {
             .collect()
     }
 
+    /// Sends each session command through the API as `auth`, expecting each to be applied.
+    pub async fn commands(&self, sid: i64, auth: &Auth, commands: &[serde_json::Value]) {
+        for c in commands {
+            let r = self
+                .json(
+                    Method::POST,
+                    &format!("/api/v1/sessions/{sid}/commands"),
+                    auth,
+                    c,
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{c}: {}", r.body);
+        }
+    }
+
     /// A consent on file for `protocol` (its current version), signed a day before the test
     /// clock.
     pub async fn consent_for(&self, pid: &str, protocol: &str) {
