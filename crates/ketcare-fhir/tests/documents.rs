@@ -245,3 +245,129 @@ fn consent_booking_staff_audit_group_and_questionnaires() {
         })
     );
 }
+
+/// The dose order as calculated and verified by the calculator itself, what a session gave
+/// (start, a rate change, stop; the session signed), the session as an Encounter and its
+/// MOAA/S and CADSS scores.
+#[test]
+fn order_administration_encounter_and_scores() {
+    use ketcare_clinical::{Library, SiteSettings, Username};
+    use ketcare_fhir::medication;
+    use ketcare_session::session::{
+        AdminEvent, Administration, Phase, Score, ScoreKind, Session, Signature, Transition,
+    };
+
+    let library = Library::builtin().unwrap_or_else(|e| panic!("{e}"));
+    let settings = SiteSettings::new()
+        .with("rounding.dose_mg_increment", 0.5)
+        .with("rounding.syringe_ml_increment", 0.1)
+        .with("rounding.pump_ml_per_h_increment", 0.1)
+        .with("observation.ketamine_psychiatric_minutes", 120.0);
+    let request: ketcare_clinical::DoseRequest = serde_json::from_value(serde_json::json!({
+        "protocol_id": "trd-adult-iv-ketamine",
+        "patient": {"weight_kg": 70, "age": {"years": 40}},
+        "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50},
+        "author": "doc",
+        "created_at": "2026-12-06T09:00:00Z",
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let order = ketcare_clinical::calculate(&library, &settings, &request)
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .verify(
+            Username::new("pharm").unwrap_or_else(|e| panic!("{e:?}")),
+            ketcare_clinical::Timestamp::parse("2026-12-06T09:05:00Z")
+                .unwrap_or_else(|e| panic!("{e:?}")),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let protocol = library
+        .get("trd-adult-iv-ketamine")
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    insta::assert_json_snapshot!(
+        "medication_request",
+        medication::medication_request(medication::OrderOf {
+            order_id: 17,
+            patient: 12,
+            revision: 2,
+            drug: Some(protocol.drug),
+            route: Some(protocol.route),
+            updated: at("2026-12-06T09:05:00Z"),
+            order: &order,
+        })
+    );
+
+    let rules =
+        ketcare_session::RulesFile::builtin(library.sources()).unwrap_or_else(|e| panic!("{e}"));
+    let plan = rules.plan(protocol, &settings, 0);
+    let mut session = Session::new(plan, "Chair 2", at("2026-12-06T10:00:00Z"));
+    session.dose_order_id = Some(17);
+    let step = |t: &str, from: Phase, to: Phase| Transition {
+        at: at(t),
+        by: "nina".into(),
+        from,
+        to,
+        note: None,
+    };
+    session.transitions = vec![
+        step("2026-12-06T09:50:00Z", Phase::Scheduled, Phase::CheckedIn),
+        step(
+            "2026-12-06T12:45:00Z",
+            Phase::ReadyForDischarge,
+            Phase::Discharged,
+        ),
+    ];
+    session.phase = Phase::Discharged;
+    let given = |t: &str, event: AdminEvent| Administration {
+        at: at(t),
+        by: "nina".into(),
+        event,
+    };
+    session.administrations = vec![
+        given(
+            "2026-12-06T10:05:00Z",
+            AdminEvent::Start {
+                rate_ml_per_h: Some(52.5),
+                deviation: None,
+            },
+        ),
+        given(
+            "2026-12-06T10:20:00Z",
+            AdminEvent::Pause {
+                reason: "nausea".into(),
+            },
+        ),
+        given("2026-12-06T10:25:00Z", AdminEvent::Resume),
+        given("2026-12-06T10:50:00Z", AdminEvent::Stop { reason: None }),
+    ];
+    session.given_mg = Some(35.0);
+    session.signature = Some(Signature {
+        by: "doc".into(),
+        at: at("2026-12-06T12:50:00Z"),
+    });
+    session.scores = vec![
+        Score {
+            at: at("2026-12-06T10:45:00Z"),
+            by: "nina".into(),
+            kind: ScoreKind::Moaas,
+            value: 4,
+        },
+        Score {
+            at: at("2026-12-06T11:05:00Z"),
+            by: "nina".into(),
+            kind: ScoreKind::Cadss,
+            value: 9,
+        },
+    ];
+    let updated = at("2026-12-06T12:50:00Z");
+    insta::assert_json_snapshot!(
+        "medication_administration",
+        medication::medication_administration(3, 12, 9, &session, Some(protocol.drug), updated)
+    );
+    insta::assert_json_snapshot!(
+        "encounter",
+        resources::encounter(3, 12, 9, &session, updated)
+    );
+    insta::assert_json_snapshot!(
+        "score_observations",
+        resources::score_observations(3, 12, &session, updated)
+    );
+}
