@@ -17,6 +17,7 @@ was started with).
 Exits non-zero on any failure, printing what failed.
 """
 
+import datetime
 import json
 import sys
 import urllib.error
@@ -94,6 +95,19 @@ for vitals in (
     {"heart_rate": 76, "resp_rate": 14, "temperature_c": 36.8},
 ):
     post_api(f"/sessions/{active[0]['id']}/vitals", vitals)
+
+# A course booked for the patient in the chair (from tomorrow, in the demo's third chair), so
+# there are Appointments and a course Group to read.
+with urllib.request.urlopen(urllib.request.Request(api + "/me", headers=auth)) as r:
+    me = json.loads(r.read())
+nurses = get("/Practitioner?role=nurse")["entry"]
+my_id = next(int(e["resource"]["id"]) for e in nurses
+             if e["resource"]["identifier"][0]["value"] == me["username"])
+tomorrow = (datetime.date.today() + datetime.timedelta(days=1)).isoformat()
+booked = post_api("/schedule/courses", {"patient_id": patient_id, "template_id": "esketamine-trd",
+                                        "first_day": tomorrow, "time": "15:00", "chair_id": 3,
+                                        "nurse_id": my_id})
+check(len(booked.get("bookings", [])) > 0, f"a course is booked: {booked}")
 
 # fhir.resources over everything the server answers.
 PATIENT_TYPES = ("RelatedPerson", "Encounter", "Condition", "AllergyIntolerance", "MedicationStatement",
@@ -283,7 +297,7 @@ for alg, key in keys.items():
                                                        headers=smart_auth)) as r:
         patients = json.loads(r.read())
     validate(patients)
-    check(patients["total"] == everyone["total"], f"{alg} token reads Patient: {patients['total']}")
+    check(patients["total"] == get("/Patient?_count=1")["total"], f"{alg} token reads Patient: {patients['total']}")
     try:
         urllib.request.urlopen(urllib.request.Request(api + "/me", headers=smart_auth))
         check(False, f"{alg} token refused on the JSON API")

@@ -1,6 +1,5 @@
 //! The demo clinic's operations: three chairs, the prescriber on site on weekdays, consent
-//! documents for three protocols, stock received by the pharmacist, and an esketamine course
-//! booked for the first demo patient from tomorrow. Demo data only: the
+//! documents for three protocols, and stock received by the pharmacist. Demo data only: the
 //! ketamine NDCs and lots are made up (marked DEMO); the esketamine kit NDC is the one the
 //! reference cites [R5].
 
@@ -134,33 +133,5 @@ pub async fn seed(store: &dyn Store, today: Date) -> Result<()> {
             )
             .await?;
     }
-    // An esketamine induction course for KC-1001, in Chair 1 with the demo nurse.
-    let patient = store
-        .search_patients(&nurse, "KC-1001", 1)
-        .await?
-        .into_iter()
-        .find(|p| p.mrn == "KC-1001")
-        .context("demo patient KC-1001")?;
-    let chair = store.chairs(&scheduler).await?[0].id;
-    let nurse_id = nurse.user_id.context("demo nurse")?.get();
-    let (_, outcome) = ketcare_app::ops::book_course(
-        store,
-        &scheduler,
-        &ketcare_app::ops::CourseRequest {
-            patient_id: patient.id.get(),
-            template_id: "esketamine-trd".into(),
-            protocol_id: None,
-            first_day: today.checked_add(1.day())?.to_string(),
-            time: "09:00".into(),
-            chair_id: chair,
-            nurse_id,
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("booking the demo course: {e}"))?;
-    anyhow::ensure!(
-        matches!(outcome, ketcare_store::BookOutcome::Booked { .. }),
-        "the demo course conflicts: {outcome:?}"
-    );
     Ok(())
 }
