@@ -34,6 +34,9 @@ pub struct BenchFhirArgs {
     /// Searches timed.
     #[arg(long, default_value_t = 200)]
     pub requests: usize,
+    /// The export's `_type` (comma-separated); every exported type when not given.
+    #[arg(long)]
+    pub export_types: Option<String>,
 }
 
 /// The process's peak resident memory so far (VmHWM), in MB, where the system says.
@@ -185,7 +188,11 @@ pub async fn bench_fhir(store: Arc<dyn Store>, args: BenchFhirArgs) -> Result<()
     // A system export of the whole clinic.
     let before = peak_mb();
     let t = Instant::now();
-    let req = Request::get("/fhir/r4/$export")
+    let export_path = match &args.export_types {
+        Some(t) => format!("/fhir/r4/$export?_type={t}"),
+        None => "/fhir/r4/$export".to_owned(),
+    };
+    let req = Request::get(export_path.as_str())
         .header(header::AUTHORIZATION, &bearer)
         .header("prefer", "respond-async")
         .body(Body::empty())?;
