@@ -130,7 +130,11 @@ pub async fn overview(
 }
 
 /// One encounter's structured part (never its notes).
-pub async fn encounter(store: &dyn Store, actor: &Actor, id: EncounterId) -> Result<StoredEncounter> {
+pub async fn encounter(
+    store: &dyn Store,
+    actor: &Actor,
+    id: EncounterId,
+) -> Result<StoredEncounter> {
     Ok(store.encounter(actor, id).await?)
 }
 

@@ -267,10 +267,9 @@ pub fn integration_status(
             let integration = match window_days {
                 None => IntegrationState::WindowUnset,
                 Some(days) => {
-                    let by = d
-                        .on
-                        .checked_add(jiff::Span::new().days(days))
-                        .unwrap_or(d.on);
+                    let by =
+                        d.on.checked_add(jiff::Span::new().days(days))
+                            .unwrap_or(d.on);
                     let held = integrations.iter().find(|i| {
                         i.session_id.is_none_or(|s| s == d.session_id) && i.on >= d.on && i.on <= by
                     });

@@ -16,11 +16,11 @@ pub mod session_ops;
 mod sessions;
 mod sql;
 pub mod status;
-pub mod therapy;
 /// Test-only hooks: fresh databases and fixtures (the `testing` feature; always in this crate's
 /// own unit tests).
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod therapy;
 
 pub use measures::MeasuresStore;
 pub use ops::{

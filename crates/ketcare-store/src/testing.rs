@@ -245,7 +245,8 @@ pub async fn dosed_session(
     let lib = ketcare_clinical::Library::builtin().expect("the built-in library");
     let rules = ketcare_session::RulesFile::builtin(lib.sources()).expect("the monitoring rules");
     let plan = rules.plan(
-        lib.get("trd-adult-iv-ketamine").expect("a built-in protocol"),
+        lib.get("trd-adult-iv-ketamine")
+            .expect("a built-in protocol"),
         &ketcare_clinical::SiteSettings::new(),
         0,
     );

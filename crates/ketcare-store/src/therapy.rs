@@ -156,8 +156,11 @@ pub trait TherapyStore: Send + Sync {
     /// The notes of an encounter that `actor` may read, oldest first: their own and, where the
     /// site allows, those of a patient they treat. Audited as `therapy_note.read` (ids and
     /// counts, never text), also when nothing was shown.
-    async fn therapy_notes(&self, actor: &Actor, encounter: EncounterId)
-    -> Result<Vec<TherapyNote>>;
+    async fn therapy_notes(
+        &self,
+        actor: &Actor,
+        encounter: EncounterId,
+    ) -> Result<Vec<TherapyNote>>;
 }
 
 async fn audit(tx: &mut Unit<'_>, action: &str, patient: PatientId, detail: String) -> Result<()> {
@@ -192,12 +195,9 @@ async fn notes_shared(tx: &mut Unit<'_>) -> Result<bool> {
 }
 
 fn user_id(actor: &Actor) -> Result<i64> {
-    actor
-        .user_id
-        .map(|u| u.get())
-        .ok_or(StoreError::Forbidden {
-            permission: Permission::PsychotherapyNotes,
-        })
+    actor.user_id.map(|u| u.get()).ok_or(StoreError::Forbidden {
+        permission: Permission::PsychotherapyNotes,
+    })
 }
 
 impl SqlStore {

@@ -334,7 +334,12 @@ async fn yesterdays_infusion(
     let observed = settings
         .value("observation.ketamine_psychiatric_minutes")
         .map_or(120, |m| m.ceil() as i64);
-    let s = discharged(&rules.plan(protocol, settings, 0), "Chair 3", start, observed + 5)?;
+    let s = discharged(
+        &rules.plan(protocol, settings, 0),
+        "Chair 3",
+        start,
+        observed + 5,
+    )?;
     store.create_treatment_session(&nurse, p.id, &s).await?;
     Ok(())
 }

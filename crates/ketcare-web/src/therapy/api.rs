@@ -67,8 +67,7 @@ pub async fn encounter(
     ApiPath(eid): ApiPath<i64>,
 ) -> Result<Json<StoredEncounter>, AppError> {
     Ok(Json(
-        ketcare_app::therapy::encounter(s.store.as_ref(), &p.actor, EncounterId::new(eid))
-            .await?,
+        ketcare_app::therapy::encounter(s.store.as_ref(), &p.actor, EncounterId::new(eid)).await?,
     ))
 }
 

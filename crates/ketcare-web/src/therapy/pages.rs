@@ -44,7 +44,9 @@ impl TherapyPage {
             IntegrationState::Held { encounter_id } => format!("held (encounter {encounter_id})"),
             IntegrationState::Due { by } => format!("due by {by}"),
             IntegrationState::Missed { by } => format!("missed: none by {by}"),
-            IntegrationState::WindowUnset => "not evaluated: the site has not set the window".into(),
+            IntegrationState::WindowUnset => {
+                "not evaluated: the site has not set the window".into()
+            }
         }
     }
 }
@@ -57,8 +59,9 @@ async fn therapy_page(
     error: String,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let o = ketcare_app::therapy::overview(s.store.as_ref(), &p.actor, PatientId::new(id), s.today())
-        .await?;
+    let o =
+        ketcare_app::therapy::overview(s.store.as_ref(), &p.actor, PatientId::new(id), s.today())
+            .await?;
     let header = crate::chart::header(s, p, PatientId::new(id), "therapy")
         .await
         .ok();
@@ -167,7 +170,9 @@ async fn encounter_page(
     let id = EncounterId::new(eid);
     let e = ketcare_app::therapy::encounter(s.store.as_ref(), &p.actor, id).await?;
     let notes = ketcare_app::therapy::notes_for_page(s.store.as_ref(), &p.actor, id).await?;
-    let header = crate::chart::header(s, p, e.patient_id, "therapy").await.ok();
+    let header = crate::chart::header(s, p, e.patient_id, "therapy")
+        .await
+        .ok();
     Ok(render_with(
         status,
         &EncounterPage {
@@ -211,16 +216,12 @@ pub async fn add_note(
             amends,
         )
         .await?;
-        Ok::<_, AppError>(
-            Redirect::to(&format!("/therapy/encounters/{eid}#notes")).into_response(),
-        )
+        Ok::<_, AppError>(Redirect::to(&format!("/therapy/encounters/{eid}#notes")).into_response())
     }
     .await;
     match r {
         Ok(resp) => Ok(resp),
-        Err(e @ AppError::Invalid(_)) => {
-            encounter_page(&s, &p, eid, message(&e), e.status()).await
-        }
+        Err(e @ AppError::Invalid(_)) => encounter_page(&s, &p, eid, message(&e), e.status()).await,
         Err(e) => Err(PageError(e)),
     }
 }

@@ -73,7 +73,14 @@ async fn export_everything(app: &TestApp, auth: &Auth) -> String {
         ("accept", "application/fhir+json"),
     ];
     let r = app
-        .send(Method::GET, "/fhir/r4/$export", auth, None, String::new(), &headers)
+        .send(
+            Method::GET,
+            "/fhir/r4/$export",
+            auth,
+            None,
+            String::new(),
+            &headers,
+        )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     let local = |url: &str| {
@@ -160,7 +167,11 @@ async fn the_psychotherapy_note_is_read_by_its_author_and_no_other_role() {
                 r.json().as_array().unwrap().len()
             }
         };
-        assert_eq!(count("theo").await, 0, "{backend:?}: the site has not allowed it");
+        assert_eq!(
+            count("theo").await,
+            0,
+            "{backend:?}: the site has not allowed it"
+        );
         assert_eq!(count("tess").await, 0);
         // Another therapist may not amend the author's note.
         let r = app
@@ -174,8 +185,16 @@ async fn the_psychotherapy_note_is_read_by_its_author_and_no_other_role() {
         assert_eq!(r.fields(), ["amends_id"], "{}", r.body);
         app.set_test_site_settings_with(&[("therapy.notes_to_treating_therapists_enabled", 1.0)])
             .await;
-        assert_eq!(count("theo").await, 2, "{backend:?}: a treating therapist, with the site's yes");
-        assert_eq!(count("tess").await, 0, "{backend:?}: not treating this patient");
+        assert_eq!(
+            count("theo").await,
+            2,
+            "{backend:?}: a treating therapist, with the site's yes"
+        );
+        assert_eq!(
+            count("tess").await,
+            0,
+            "{backend:?}: not treating this patient"
+        );
 
         // The store itself refuses every other role, whatever the edge.
         for (name, role, user, auth) in &users {
@@ -244,8 +263,14 @@ async fn the_psychotherapy_note_is_read_by_its_author_and_no_other_role() {
         let reads = log.as_array().unwrap();
         assert!(reads.iter().any(|r| r["username"] == "thea"), "{log}");
         assert!(reads.iter().any(|r| r["username"] == "tess"), "{log}");
-        let therapy = app.get("/api/v1/audit?action=therapy&limit=500", &admin).await;
-        assert!(therapy.body.contains("therapy_note.write"), "{}", therapy.body);
+        let therapy = app
+            .get("/api/v1/audit?action=therapy&limit=500", &admin)
+            .await;
+        assert!(
+            therapy.body.contains("therapy_note.write"),
+            "{}",
+            therapy.body
+        );
         for path in [
             "/api/v1/audit?action=therapy&limit=500".to_owned(),
             format!("/api/v1/audit?patient_id={pid}&limit=500"),
@@ -253,7 +278,10 @@ async fn the_psychotherapy_note_is_read_by_its_author_and_no_other_role() {
         ] {
             let r = app.get(&path, &admin).await;
             assert_eq!(r.status, StatusCode::OK);
-            assert!(!r.body.contains("lake"), "{backend:?}: the audit holds no note text");
+            assert!(
+                !r.body.contains("lake"),
+                "{backend:?}: the audit holds no note text"
+            );
         }
     }
 }
@@ -369,7 +397,11 @@ async fn a_dose_without_integration_in_the_window_is_flagged() {
         let thea = app.bearer("thea").await;
         let tpage = app.login("thea").await;
         // Until the site sets the window, nothing is guessed.
-        assert_eq!(state(&app, &thea, pid, sid).await, "window_unset", "{backend:?}");
+        assert_eq!(
+            state(&app, &thea, pid, sid).await,
+            "window_unset",
+            "{backend:?}"
+        );
         let chart = app.get(&format!("/patients/{pid}"), &tpage).await;
         assert!(
             chart.body.contains("has not set the integration window"),
