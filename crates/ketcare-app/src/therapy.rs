@@ -3,15 +3,18 @@
 //! window, and the psychotherapy notes (whose readers the store decides).
 
 use crate::Result;
+use crate::worklists::{Queue, WorkItem};
+use jiff::Timestamp;
 use jiff::civil::{Date, DateTime};
+use jiff::tz::TimeZone;
 use ketcare_core::therapy::{
-    Dose, EncounterInput, EncounterKind, Integration, IntegrationLine, NewEncounter, SuicideRisk,
-    integration_status,
+    Dose, EncounterInput, EncounterKind, Integration, IntegrationLine, IntegrationState,
+    NewEncounter, SuicideRisk, integration_status,
 };
 use ketcare_core::{Actor, EncounterId, PatientId, Permission, TherapyNoteId};
-use ketcare_store::Store;
 use ketcare_store::measures::NewAlert;
 use ketcare_store::therapy::{StoredEncounter, TherapyNote};
+use ketcare_store::{SessionRecord, Store};
 use serde::Serialize;
 
 pub use ketcare_store::therapy::NOTES_SHARED_SETTING;
@@ -71,6 +74,110 @@ fn encounter_date(at: &str) -> Option<Date> {
     at.parse::<DateTime>().ok().map(|d| d.date())
 }
 
+/// The doses the sessions gave, on the clinic's date of each.
+fn doses_of(sessions: &[SessionRecord], zone: &TimeZone) -> Vec<Dose> {
+    sessions
+        .iter()
+        .filter_map(|s| {
+            s.session.dose_start().map(|t| Dose {
+                session_id: s.id,
+                on: t.to_zoned(zone.clone()).date(),
+            })
+        })
+        .collect()
+}
+
+/// The integration encounters, as the integration check reads them.
+fn integrations_of(encounters: &[StoredEncounter]) -> Vec<Integration> {
+    encounters
+        .iter()
+        .filter(|e| e.kind == EncounterKind::Integration)
+        .filter_map(|e| {
+            encounter_date(&e.at).map(|on| Integration {
+                id: e.id,
+                session_id: e.session_id,
+                on,
+            })
+        })
+        .collect()
+}
+
+/// The site's integration window in days (`None`: not set).
+async fn window_days(store: &dyn Store) -> Result<Option<i64>> {
+    let (settings, _) = crate::clinical::settings(store).await?;
+    Ok(settings
+        .value(INTEGRATION_WINDOW_DAYS)
+        .map(|d| d.round() as i64))
+}
+
+/// How many days past the end of its window a missed integration stays on the home queue: the
+/// reach of a working list, not a clinical limit.
+pub const QUEUE_MISSED_FOR_DAYS: i64 = 7;
+
+/// The home queue of integration sessions due or missed (doses from the window plus
+/// [`QUEUE_MISSED_FOR_DAYS`] back). Until the site sets the window it says so and lists nothing.
+pub async fn integration_queue(store: &dyn Store, actor: &Actor, now: Timestamp) -> Result<Queue> {
+    let zone = TimeZone::system();
+    let today = now.to_zoned(zone.clone()).date();
+    let window = window_days(store).await?;
+    let mut items = Vec::new();
+    if let Some(days) = window {
+        let since = now
+            .checked_sub(jiff::SignedDuration::from_hours(
+                24 * (days + QUEUE_MISSED_FOR_DAYS + 1),
+            ))
+            .unwrap_or(now);
+        let (sessions, encounters) = store.integration_watch(actor, &since.to_string()).await?;
+        let ids: Vec<PatientId> = sessions.iter().map(|s| s.patient_id).collect();
+        let people = crate::patients::labels(store, actor, &ids).await?;
+        let held = integrations_of(&encounters);
+        let oldest = today
+            .checked_sub(jiff::Span::new().days(days + QUEUE_MISSED_FOR_DAYS))
+            .unwrap_or(today);
+        for s in &sessions {
+            let doses: Vec<Dose> = doses_of(std::slice::from_ref(s), &zone)
+                .into_iter()
+                .filter(|d| d.on >= oldest)
+                .collect();
+            let mine: Vec<Integration> = held
+                .iter()
+                .zip(&encounters)
+                .filter(|(_, e)| e.patient_id == s.patient_id)
+                .map(|(i, _)| *i)
+                .collect();
+            for line in integration_status(&doses, &mine, window, today) {
+                let (detail, urgent) = match line.integration {
+                    IntegrationState::Due { by } => (format!("due by {by}"), false),
+                    IntegrationState::Missed { by } => (format!("missed: none by {by}"), true),
+                    _ => continue,
+                };
+                items.push(WorkItem {
+                    label: people
+                        .get(&s.patient_id)
+                        .cloned()
+                        .unwrap_or_else(|| "a patient".into()),
+                    detail: format!(
+                        "dosed {} (session {}) — integration {detail}",
+                        line.dosed_on, line.session_id
+                    ),
+                    href: format!("/patients/{}/therapy", s.patient_id),
+                    urgent,
+                });
+            }
+        }
+    }
+    Ok(Queue {
+        id: "integration-due",
+        title: "Integration sessions due or missed",
+        empty: if window.is_some() {
+            "No dose waits for its integration session."
+        } else {
+            "The site has not set the integration window (setting therapy.integration_window_days)."
+        },
+        items,
+    })
+}
+
 /// The encounters and the integration status (audited reads of encounters and sessions).
 pub async fn overview(
     store: &dyn Store,
@@ -94,30 +201,9 @@ pub async fn overview(
             },
         })
         .collect();
-    let doses: Vec<Dose> = sessions
-        .iter()
-        .filter_map(|s| {
-            s.session.dose_start().map(|t| Dose {
-                session_id: s.id,
-                on: t.to_zoned(zone.clone()).date(),
-            })
-        })
-        .collect();
-    let held: Vec<Integration> = encounters
-        .iter()
-        .filter(|e| e.kind == EncounterKind::Integration)
-        .filter_map(|e| {
-            encounter_date(&e.at).map(|on| Integration {
-                id: e.id,
-                session_id: e.session_id,
-                on,
-            })
-        })
-        .collect();
-    let (settings, _) = crate::clinical::settings(store).await?;
-    let window_days = settings
-        .value(INTEGRATION_WINDOW_DAYS)
-        .map(|d| d.round() as i64);
+    let doses = doses_of(&sessions, &zone);
+    let held = integrations_of(&encounters);
+    let window_days = window_days(store).await?;
     let integration = integration_status(&doses, &held, window_days, today);
     let missed = integration.iter().filter(|l| l.missed()).count();
     Ok(TherapyOverview {

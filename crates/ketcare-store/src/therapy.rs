@@ -12,6 +12,7 @@
 //! Notes are append-only: a correction is an amendment naming the note it amends. The audit
 //! records the note's id and counts, never its text.
 
+use crate::SessionRecord;
 use crate::measures::{NewAlert, SafetyAlert, raise_alert_tx};
 use crate::sql::{Unit, corrupt, load_patient, now_rfc3339};
 use crate::{Result, SqlStore, StoreError};
@@ -161,6 +162,14 @@ pub trait TherapyStore: Send + Sync {
         actor: &Actor,
         encounter: EncounterId,
     ) -> Result<Vec<TherapyNote>>;
+    /// For the therapists' home queue: the sessions changed since `since` (RFC 3339) that gave
+    /// a dose, and every integration encounter of their patients. Each patient shown is an
+    /// audited access (`therapy.integration_watch`).
+    async fn integration_watch(
+        &self,
+        actor: &Actor,
+        since: &str,
+    ) -> Result<(Vec<SessionRecord>, Vec<StoredEncounter>)>;
 }
 
 async fn audit(tx: &mut Unit<'_>, action: &str, patient: PatientId, detail: String) -> Result<()> {
@@ -417,6 +426,49 @@ impl SqlStore {
     }
 }
 
+impl SqlStore {
+    async fn integration_watch_impl(
+        &self,
+        actor: &Actor,
+        since: &str,
+    ) -> Result<(Vec<SessionRecord>, Vec<StoredEncounter>)> {
+        let mut tx = self.read_audited(actor, Permission::RecordTherapy).await?;
+        let dosed: Vec<SessionRecord> = crate::sessions::sessions_changed_since(&mut tx, since)
+            .await?
+            .into_iter()
+            .filter(|s| s.session.dose_start().is_some())
+            .collect();
+        let mut patients: Vec<PatientId> = dosed.iter().map(|s| s.patient_id).collect();
+        patients.sort();
+        patients.dedup();
+        let mut encounters = Vec::new();
+        for p in &patients {
+            let rows = sqlx::query_as::<_, EncounterRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {ENCOUNTER_COLS} FROM therapy_encounters WHERE patient_id = $1 AND kind = 'integration' ORDER BY id"
+            )))
+            .bind(*p)
+            .fetch_all(tx.conn())
+            .await?;
+            for r in rows {
+                encounters.push(r.into_encounter()?);
+            }
+            audit(
+                &mut tx,
+                "therapy.integration_watch",
+                *p,
+                "doses and integration encounters on the home queue".into(),
+            )
+            .await?;
+        }
+        if patients.is_empty() {
+            // No patient shown: nothing to record, the unit is dropped.
+            return Ok((dosed, encounters));
+        }
+        tx.commit().await?;
+        Ok((dosed, encounters))
+    }
+}
+
 /// Each method calls the function of the same name above.
 #[async_trait]
 impl TherapyStore for SqlStore {
@@ -460,5 +512,13 @@ impl TherapyStore for SqlStore {
         encounter: EncounterId,
     ) -> Result<Vec<TherapyNote>> {
         self.therapy_notes_impl(actor, encounter).await
+    }
+
+    async fn integration_watch(
+        &self,
+        actor: &Actor,
+        since: &str,
+    ) -> Result<(Vec<SessionRecord>, Vec<StoredEncounter>)> {
+        self.integration_watch_impl(actor, since).await
     }
 }

@@ -408,9 +408,28 @@ async fn a_dose_without_integration_in_the_window_is_flagged() {
             "{}",
             chart.body
         );
+        let home = app.get("/", &tpage).await;
+        assert!(
+            home.body
+                .contains("The site has not set the integration window (setting therapy.integration_window_days)."),
+            "{}",
+            home.body
+        );
         app.set_test_site_settings_with(&[("therapy.integration_window_days", 3.0)])
             .await;
         assert_eq!(state(&app, &thea, pid, sid).await, "missed");
+        // The therapist's home queue lists the missed integration, linked to the therapy page.
+        let home = app.get("/", &tpage).await;
+        let queue = home
+            .body
+            .split("id=\"integration-due\"")
+            .nth(1)
+            .unwrap_or_default();
+        assert!(
+            queue.contains(&format!("(session {sid}) — integration missed")),
+            "{backend:?}: {queue}"
+        );
+        assert!(queue.contains(&format!("/patients/{pid}/therapy")));
         let chart = app.get(&format!("/patients/{pid}"), &tpage).await;
         assert!(
             chart
