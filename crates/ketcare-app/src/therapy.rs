@@ -116,8 +116,12 @@ pub const QUEUE_MISSED_FOR_DAYS: i64 = 7;
 
 /// The home queue of integration sessions due or missed (doses from the window plus
 /// [`QUEUE_MISSED_FOR_DAYS`] back). Until the site sets the window it says so and lists nothing.
-pub async fn integration_queue(store: &dyn Store, actor: &Actor, now: Timestamp) -> Result<Queue> {
-    let zone = TimeZone::system();
+pub async fn integration_queue(
+    store: &dyn Store,
+    actor: &Actor,
+    now: Timestamp,
+    zone: &TimeZone,
+) -> Result<Queue> {
     let today = now.to_zoned(zone.clone()).date();
     let window = window_days(store).await?;
     let mut items = Vec::new();
@@ -130,21 +134,20 @@ pub async fn integration_queue(store: &dyn Store, actor: &Actor, now: Timestamp)
         let (sessions, encounters) = store.integration_watch(actor, &since.to_string()).await?;
         let ids: Vec<PatientId> = sessions.iter().map(|s| s.patient_id).collect();
         let people = crate::patients::labels(store, actor, &ids).await?;
-        let held = integrations_of(&encounters);
         let oldest = today
             .checked_sub(jiff::Span::new().days(days + QUEUE_MISSED_FOR_DAYS))
             .unwrap_or(today);
         for s in &sessions {
-            let doses: Vec<Dose> = doses_of(std::slice::from_ref(s), &zone)
+            let doses: Vec<Dose> = doses_of(std::slice::from_ref(s), zone)
                 .into_iter()
                 .filter(|d| d.on >= oldest)
                 .collect();
-            let mine: Vec<Integration> = held
+            let theirs: Vec<StoredEncounter> = encounters
                 .iter()
-                .zip(&encounters)
-                .filter(|(_, e)| e.patient_id == s.patient_id)
-                .map(|(i, _)| *i)
+                .filter(|e| e.patient_id == s.patient_id)
+                .cloned()
                 .collect();
+            let mine = integrations_of(&theirs);
             for line in integration_status(&doses, &mine, window, today) {
                 let (detail, urgent) = match line.integration {
                     IntegrationState::Due { by } => (format!("due by {by}"), false),
@@ -178,7 +181,8 @@ pub async fn integration_queue(store: &dyn Store, actor: &Actor, now: Timestamp)
     })
 }
 
-/// The encounters and the integration status (audited reads of encounters and sessions).
+/// The encounters (an audited read) and the integration status of each dose the patient's
+/// sessions record.
 pub async fn overview(
     store: &dyn Store,
     actor: &Actor,
