@@ -29,6 +29,7 @@ const PAGES = [
   ['prescriber', ['/', '/patients/1/dose', '/patients/1/screen', '/protocols',
     '/protocols/trd-adult-iv-ketamine', '/simulate', '/pk/exposure']],
   ['pharmacist', ['/', '/ledger', '/ledger/count']],
+  ['therapist', ['/', '/patients/3', '/patients/3/therapy']],
   ['admin', ['/', '/settings', '/users', '/audit', '/fhir-clients']],
 ];
 

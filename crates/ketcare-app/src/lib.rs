@@ -31,6 +31,7 @@ pub mod senders;
 pub mod sessions;
 pub mod settings_registry;
 pub mod smart;
+pub mod therapy;
 pub mod worklists;
 
 pub use error::{Error, Result};

@@ -702,6 +702,25 @@ fn code_settings(library: &Library) -> Vec<SettingSpec> {
             vec!["sign-in: second factor".into()],
         ),
         spec(
+            crate::therapy::INTEGRATION_WINDOW_DAYS,
+            "How many days after a dose its integration session is due (the reference gives no \
+             number: it is the site's own program)."
+                .into(),
+            "unset: no dose is called due or missed for integration, and the therapy page says \
+             the site has not set the window"
+                .into(),
+            vec!["therapy: integration after each dose".into()],
+        ),
+        spec(
+            crate::therapy::NOTES_SHARED_SETTING,
+            "May the patient's other treating therapists (therapists who have recorded an \
+             encounter with the patient) read a psychotherapy note, beside its author? HIPAA \
+             §164.501 notes; never any other role."
+                .into(),
+            "unset: only the note's author reads it".into(),
+            vec!["therapy: psychotherapy notes".into()],
+        ),
+        spec(
             DEMO_CLINIC,
             "Marks this database as a demo clinic: every page says so, and the demo's settings are shown as its choice.".into(),
             "unset: a clinic's own database".into(),

@@ -183,6 +183,9 @@ pub async fn home(
     if may(Permission::RecordMeasures) {
         queues.push(questionnaires_due(store, actor, now, tz).await?);
     }
+    if may(Permission::PsychotherapyNotes) {
+        queues.push(crate::therapy::integration_queue(store, actor, now, tz).await?);
+    }
     // Readiness rests on the clinical record (the verified order, the consent in force), so it
     // is shown to those who book and may read that record: nurses and prescribers.
     if may(Permission::Schedule) && may(Permission::ClinicalRead) {

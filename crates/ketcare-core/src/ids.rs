@@ -92,3 +92,11 @@ typed_id!(
     /// A signed consent (one signature under one document version).
     ConsentId
 );
+typed_id!(
+    /// A therapy encounter (preparation, integration or ongoing psychotherapy).
+    EncounterId
+);
+typed_id!(
+    /// A psychotherapy note (HIPAA §164.501), kept apart from the encounter it belongs to.
+    TherapyNoteId
+);

@@ -11,13 +11,14 @@ pub mod data;
 pub mod ids;
 pub mod patient;
 pub mod role;
+pub mod therapy;
 pub mod units;
 pub mod validation;
 
 pub use age::{AgeBand, AgeBands};
 pub use ids::{
-    AlertId, ApiTokenId, BookingId, ConsentDocumentId, ConsentId, GuardianId, LinkId, PatientId,
-    RecordId, ResponseId, SessionId, UserId,
+    AlertId, ApiTokenId, BookingId, ConsentDocumentId, ConsentId, EncounterId, GuardianId, LinkId,
+    PatientId, RecordId, ResponseId, SessionId, TherapyNoteId, UserId,
 };
 pub use role::{Access, Actor, Permission, Role};
 pub use validation::{FieldError, FieldErrors};

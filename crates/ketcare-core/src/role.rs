@@ -62,6 +62,10 @@ impl Role {
     /// - The Schedule III ledger: read, draw, waste and witness by prescriber, nurse, pharmacist;
     ///   receipt, counts, discrepancies, destruction and loss reports by the pharmacist alone.
     /// - Superbills: scheduler and prescriber.
+    /// - Therapy encounters (their structured part belongs to the medical record): written by
+    ///   therapists and prescribers, read with `ClinicalRead`. Psychotherapy notes (HIPAA
+    ///   §164.501) are written and read by therapists only, and the store narrows a read further
+    ///   to the note's author and, where the site allows, the patient's treating therapists.
     pub fn allows(self, p: Permission) -> bool {
         use Permission::*;
         use Role::*;
@@ -85,6 +89,8 @@ impl Role {
             LedgerDraw => matches!(self, Prescriber | Nurse | Pharmacist),
             LedgerManage => self == Pharmacist,
             BillingRead => matches!(self, Scheduler | Prescriber),
+            RecordTherapy => matches!(self, Therapist | Prescriber),
+            PsychotherapyNotes => self == Therapist,
         }
     }
 }
@@ -138,6 +144,13 @@ pub enum Permission {
     LedgerManage,
     /// Read superbills and estimates.
     BillingRead,
+    // Psychotherapy integration
+    /// Record a therapy encounter's structured part (kind, modality, themes, risk assessment).
+    RecordTherapy,
+    /// Write and read psychotherapy notes. Holding it is necessary, not sufficient: the store
+    /// shows a note only to its author and, where the site allows, the patient's other treating
+    /// therapists.
+    PsychotherapyNotes,
 }
 
 /// Who may call a route.
@@ -227,6 +240,17 @@ mod tests {
         assert!(!Role::Scheduler.allows(Permission::ClinicalRead));
         assert!(!Role::Researcher.allows(Permission::ClinicalRead));
         assert!(!Role::Administrator.allows(Permission::ClinicalRead));
+    }
+
+    #[test]
+    fn psychotherapy_notes_are_for_therapists_alone() {
+        for r in Role::ALL {
+            assert_eq!(
+                r.allows(Permission::PsychotherapyNotes),
+                r == Role::Therapist,
+                "{r}"
+            );
+        }
     }
 
     #[test]

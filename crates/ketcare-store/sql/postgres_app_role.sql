@@ -8,6 +8,7 @@
 GRANT USAGE ON SCHEMA public TO ketcare_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ketcare_app;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ketcare_app;
-REVOKE UPDATE, DELETE, TRUNCATE ON audit_log, ops_ledger, session_vitals, session_addenda
+REVOKE UPDATE, DELETE, TRUNCATE ON audit_log, ops_ledger, session_vitals, session_addenda,
+    therapy_encounters, therapy_notes
     FROM ketcare_app;
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON _sqlx_migrations FROM ketcare_app;

@@ -20,6 +20,7 @@ pub mod status;
 /// own unit tests).
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod therapy;
 
 pub use measures::MeasuresStore;
 pub use ops::{
@@ -30,6 +31,7 @@ pub use sessions::{
 };
 pub use sql::SqlStore;
 pub use status::{AlertStatus, LinkStatus, ProposalState};
+pub use therapy::TherapyStore;
 
 use async_trait::async_trait;
 use ketcare_core::audit::{AuditEvent, AuditRecord, ChainBreak};
@@ -453,7 +455,7 @@ impl Chain {
 /// Everything ketcare persists, behind one interface. Each later area (measurement-based care,
 /// sessions, operations) declares its part in its own trait, which `Store` includes.
 #[async_trait]
-pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore {
+pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore + TherapyStore {
     fn backend(&self) -> Backend;
     async fn ping(&self) -> Result<()>;
 

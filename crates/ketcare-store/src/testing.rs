@@ -233,3 +233,37 @@ pub async fn session_with_order(
         .expect("a scheduled session")
         .id
 }
+
+/// A session of `patient` whose record says the first dose was given at `dosed_at` (a fixture
+/// for what comes after a dose: integration, follow-up), created by `actor` (who runs sessions).
+pub async fn dosed_session(
+    store: &dyn Store,
+    actor: &ketcare_core::Actor,
+    patient: ketcare_core::PatientId,
+    dosed_at: jiff::Timestamp,
+) -> ketcare_core::SessionId {
+    let lib = ketcare_clinical::Library::builtin().expect("the built-in library");
+    let rules = ketcare_session::RulesFile::builtin(lib.sources()).expect("the monitoring rules");
+    let plan = rules.plan(
+        lib.get("trd-adult-iv-ketamine")
+            .expect("a built-in protocol"),
+        &ketcare_clinical::SiteSettings::new(),
+        0,
+    );
+    let mut session = ketcare_session::Session::new(plan, "Chair 1", dosed_at);
+    session
+        .administrations
+        .push(ketcare_session::session::Administration {
+            at: dosed_at,
+            by: "nurse".into(),
+            event: ketcare_session::session::AdminEvent::Start {
+                rate_ml_per_h: None,
+                deviation: None,
+            },
+        });
+    store
+        .create_treatment_session(actor, patient, &session)
+        .await
+        .expect("a dosed session")
+        .id
+}

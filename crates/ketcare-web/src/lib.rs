@@ -22,6 +22,7 @@ pub use ketcare_app::password;
 pub mod pk;
 pub mod routes;
 pub mod sessions;
+pub mod therapy;
 pub mod throttle;
 
 use ketcare_core::AgeBands;

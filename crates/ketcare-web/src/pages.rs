@@ -913,6 +913,8 @@ pub struct PatientPage {
     safety_alerts: Vec<ketcare_store::measures::SafetyAlert>,
     /// The patient header (name, MRN, age, weight, allergies, alerts, consent) and tabs.
     header: Option<crate::chart::PatientHeader>,
+    /// Integration after each dose (None: not read).
+    therapy: Option<ketcare_app::therapy::TherapyOverview>,
 }
 
 /// The add-a-guardian form of a patient's page, as the user left it.
@@ -972,6 +974,7 @@ fn patient_page(
         sessions: Vec::new(),
         safety_alerts: Vec::new(),
         header: None,
+        therapy: None,
     }
 }
 
@@ -1042,6 +1045,10 @@ pub async fn patient(
     page.screenings = links.screenings;
     page.orders = links.orders;
     page.sessions = links.sessions;
+    page.therapy =
+        ketcare_app::therapy::overview(s.store.as_ref(), &p.actor, PatientId::new(id), s.today())
+            .await
+            .ok();
     page.header = crate::chart::header(&s, &p, PatientId::new(id), "chart")
         .await
         .ok();

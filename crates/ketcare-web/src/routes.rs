@@ -67,6 +67,7 @@ pub fn table() -> Vec<Entry> {
     table.extend(crate::measures::routes());
     table.extend(crate::sessions::routes());
     table.extend(crate::ops::routes());
+    table.extend(crate::therapy::routes());
     table.extend(crate::fhir::routes());
     table
 }

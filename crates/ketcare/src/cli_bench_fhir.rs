@@ -3,7 +3,8 @@
 //! date=ge…` and a system Bulk Data export's rate (resources/s) and the process's peak memory
 //! before and after it.
 
-use crate::cli_bench_pages::{bench_nurse_token, pct, running};
+use crate::cli_bench_pages::{bench_nurse_token, pct};
+use crate::demo_sessions::running;
 use anyhow::{Context, Result};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

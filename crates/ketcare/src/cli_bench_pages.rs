@@ -8,8 +8,7 @@ use axum::http::{Request, StatusCode, header};
 use jiff::{Timestamp, ToSpan};
 use ketcare_clinical::{Library, SiteSettings};
 use ketcare_core::{Actor, PatientId, Role};
-use ketcare_session::session::{ConsentCheck, DischargeConfirmations, ScoreKind, VerifiedDose};
-use ketcare_session::{Command, RulesFile, Session};
+use ketcare_session::RulesFile;
 use ketcare_store::Store;
 use ketcare_web::AppState;
 use std::sync::Arc;
@@ -30,77 +29,6 @@ pub struct BenchPagesArgs {
     /// Requests timed per page.
     #[arg(long, default_value_t = 200)]
     pub requests: usize,
-}
-
-/// A session given and discharged at `start`, built with the session's own commands.
-fn discharged(plan: &ketcare_session::Plan, chair: &str, start: Timestamp) -> Result<Session> {
-    let mut s = running(plan, chair, start)?;
-    let t = |min: i64| start.checked_add(min.minutes()).context("bench time");
-    for (min, cmd) in [
-        (40, Command::Stop { reason: None }),
-        (
-            45,
-            Command::Score {
-                kind: ScoreKind::Moaas,
-                value: 5,
-            },
-        ),
-        (
-            46,
-            Command::Score {
-                kind: ScoreKind::Cadss,
-                value: 0,
-            },
-        ),
-        (
-            100,
-            Command::ConfirmDischarge(DischargeConfirmations {
-                clinically_stable: Some(true),
-                dissociation_resolved: Some(true),
-                respiratory_depression_resolved: Some(true),
-                escort_present: Some(true),
-                transport_advice_given: Some(true),
-            }),
-        ),
-        (101, Command::ReadyForDischarge),
-        (102, Command::Discharge),
-    ] {
-        s.apply(&cmd, "bench", t(min)?)
-            .map_err(|e| anyhow::anyhow!("bench session: {e}"))?;
-    }
-    Ok(s)
-}
-
-pub(crate) fn running(
-    plan: &ketcare_session::Plan,
-    chair: &str,
-    start: Timestamp,
-) -> Result<Session> {
-    let mut s = Session::new(plan.clone(), chair, start);
-    s.apply(
-        &Command::AttachDose {
-            dose: VerifiedDose {
-                order_id: 0,
-                summary: "benchmark (no order)".into(),
-                author: "bench-prescriber".into(),
-                verified_by: "bench-pharmacist".into(),
-                devices: 0,
-                dose_mg: Some(35.0),
-                delivery: Default::default(),
-            },
-        },
-        "bench",
-        start,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let consent = ConsentCheck {
-        valid: true,
-        reason: None,
-        message: "benchmark session (no consent record)".into(),
-        at: start,
-    };
-    crate::demo_sessions::to_running(&mut s, "bench", start, consent)?;
-    Ok(s)
 }
 
 struct Clinic {
@@ -146,7 +74,7 @@ async fn seed(store: &dyn Store, args: &BenchPagesArgs, tag: &str) -> Result<Cli
             let start = now
                 .checked_sub(((sessions_each - k) * 28 * 24).hours())
                 .context("bench time")?;
-            let s = discharged(&plan, "Chair 1", start)?;
+            let s = crate::demo_sessions::discharged(&plan, "Chair 1", start, 60)?;
             let rec = store.create_treatment_session(&nurse, pid, &s).await?;
             clinic.sessions.push(rec.id.get());
             for half in 0..2 {
@@ -180,7 +108,7 @@ async fn seed(store: &dyn Store, args: &BenchPagesArgs, tag: &str) -> Result<Cli
         }
     }
     for (c, pid) in clinic.patients.iter().take(args.chairs).enumerate() {
-        let s = running(&plan, &format!("Chair {}", c + 1), now)?;
+        let s = crate::demo_sessions::running(&plan, &format!("Chair {}", c + 1), now)?;
         store.create_treatment_session(&nurse, *pid, &s).await?;
     }
     Ok(clinic)

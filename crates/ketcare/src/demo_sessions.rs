@@ -3,13 +3,14 @@
 //! show and a monitor simulator has a patient to stream to.
 
 use anyhow::{Context, Result};
-use jiff::Timestamp;
+use jiff::{Timestamp, ToSpan};
 use ketcare_app::clinical::{self, SimpleDose};
 use ketcare_app::sessions::service::verified_dose;
 use ketcare_clinical::Library;
 use ketcare_core::{Actor, Role};
 use ketcare_session::session::{
-    ChecklistUpdate, ConsentCheck, Pregnancy, RemsSetting, RiskScreen, ScoreKind,
+    ChecklistUpdate, ConsentCheck, DischargeConfirmations, Pregnancy, RemsSetting, RiskScreen,
+    ScoreKind, VerifiedDose,
 };
 use ketcare_session::{Command, RulesFile, Session, Vitals};
 use ketcare_store::Store;
@@ -79,6 +80,83 @@ pub fn to_running(
             .map_err(|e| anyhow::anyhow!("demo session: {e}"))?;
     }
     Ok(())
+}
+
+/// A session given at `start` (an infusion stopped after 40 minutes) and discharged
+/// `observed` minutes after the stop, built with the session's own commands.
+pub(crate) fn discharged(
+    plan: &ketcare_session::Plan,
+    chair: &str,
+    start: Timestamp,
+    observed: i64,
+) -> Result<Session> {
+    let mut s = running(plan, chair, start)?;
+    let t = |min: i64| start.checked_add(min.minutes()).context("demo time");
+    for (min, cmd) in [
+        (40, Command::Stop { reason: None }),
+        (
+            45,
+            Command::Score {
+                kind: ScoreKind::Moaas,
+                value: 5,
+            },
+        ),
+        (
+            46,
+            Command::Score {
+                kind: ScoreKind::Cadss,
+                value: 0,
+            },
+        ),
+        (
+            40 + observed,
+            Command::ConfirmDischarge(DischargeConfirmations {
+                clinically_stable: Some(true),
+                dissociation_resolved: Some(true),
+                respiratory_depression_resolved: Some(true),
+                escort_present: Some(true),
+                transport_advice_given: Some(true),
+            }),
+        ),
+        (41 + observed, Command::ReadyForDischarge),
+        (42 + observed, Command::Discharge),
+    ] {
+        s.apply(&cmd, "nurse", t(min)?)
+            .map_err(|e| anyhow::anyhow!("demo session: {e}"))?;
+    }
+    Ok(s)
+}
+
+pub(crate) fn running(
+    plan: &ketcare_session::Plan,
+    chair: &str,
+    start: Timestamp,
+) -> Result<Session> {
+    let mut s = Session::new(plan.clone(), chair, start);
+    s.apply(
+        &Command::AttachDose {
+            dose: VerifiedDose {
+                order_id: 0,
+                summary: "no order on file".into(),
+                author: "prescriber".into(),
+                verified_by: "pharmacist".into(),
+                devices: 0,
+                dose_mg: Some(35.0),
+                delivery: Default::default(),
+            },
+        },
+        "nurse",
+        start,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let consent = ConsentCheck {
+        valid: true,
+        reason: None,
+        message: "no consent record on file".into(),
+        at: start,
+    };
+    to_running(&mut s, "nurse", start, consent)?;
+    Ok(s)
 }
 
 async fn user_actor(store: &dyn Store, username: &str) -> Result<Actor> {
@@ -221,5 +299,47 @@ pub async fn seed(store: &dyn Store) -> Result<()> {
         }
         store.create_treatment_session(nurse, p.id, &s).await?;
     }
+    yesterdays_infusion(store, &library, &rules, &settings, now).await
+}
+
+/// KC-1003 also had an IV infusion yesterday at 10:00, given and discharged: the dose a
+/// therapist's integration session follows (created after the three above, so their ids stay).
+async fn yesterdays_infusion(
+    store: &dyn Store,
+    library: &Library,
+    rules: &RulesFile,
+    settings: &ketcare_clinical::SiteSettings,
+    now: Timestamp,
+) -> Result<()> {
+    let nurse = Actor::system(Role::Nurse);
+    let Some(p) = store
+        .search_patients(&nurse, "KC-1003", 1)
+        .await?
+        .into_iter()
+        .find(|p| p.mrn == "KC-1003")
+    else {
+        return Ok(());
+    };
+    let zone = jiff::tz::TimeZone::system();
+    let start = now
+        .to_zoned(zone.clone())
+        .date()
+        .yesterday()?
+        .at(10, 0, 0, 0)
+        .to_zoned(zone)?
+        .timestamp();
+    let protocol = library
+        .get("trd-adult-iv-ketamine")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let observed = settings
+        .value("observation.ketamine_psychiatric_minutes")
+        .map_or(120, |m| m.ceil() as i64);
+    let s = discharged(
+        &rules.plan(protocol, settings, 0),
+        "Chair 3",
+        start,
+        observed + 5,
+    )?;
+    store.create_treatment_session(&nurse, p.id, &s).await?;
     Ok(())
 }

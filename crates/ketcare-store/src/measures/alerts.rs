@@ -47,35 +47,46 @@ async fn raise_alerts_tx(
         if existing.is_some() {
             continue;
         }
-        let at = now_rfc3339();
-        let row = sqlx::query(
-            "INSERT INTO safety_alerts (patient_id, instrument, item, answer, detail, status, raised_by, raised_at)
-             VALUES ($1, $2, $3, $4, $5, 'open', $6, $7) RETURNING id",
-        )
-        .bind(patient)
-        .bind(instrument)
-        .bind(a.item)
-        .bind(a.answer)
-        .bind(&a.detail)
-        .bind(&actor.username)
-        .bind(&at)
-        .fetch_one(tx.conn())
-        .await?;
-        let id: AlertId = row.try_get("id")?;
-        alert_action(tx, id, "raised", &a.detail, &actor.username, &at).await?;
-        audit(
-            tx,
-            "safety_alert.raise",
-            patient,
-            format!(
-                "alert {id}: {instrument} item {} (form not complete)",
-                a.item
-            ),
-        )
-        .await?;
-        raised.push(alert_by_id(tx, id).await?);
+        raised.push(raise_alert_tx(tx, patient, instrument, a, "form not complete").await?);
     }
     Ok(raised)
+}
+
+/// Raises one alert in the unit: the alert, its "raised" action and the audit record
+/// `safety_alert.raise` (`why` says what raised it, no clinical text). Every path that raises an
+/// alert outside a stored response comes here, so they land in the same queue.
+pub(crate) async fn raise_alert_tx(
+    tx: &mut Unit<'_>,
+    patient: PatientId,
+    instrument: &str,
+    a: &NewAlert,
+    why: &str,
+) -> Result<SafetyAlert> {
+    let actor = tx.actor();
+    let at = now_rfc3339();
+    let row = sqlx::query(
+        "INSERT INTO safety_alerts (patient_id, instrument, item, answer, detail, status, raised_by, raised_at)
+         VALUES ($1, $2, $3, $4, $5, 'open', $6, $7) RETURNING id",
+    )
+    .bind(patient)
+    .bind(instrument)
+    .bind(a.item)
+    .bind(a.answer)
+    .bind(&a.detail)
+    .bind(&actor.username)
+    .bind(&at)
+    .fetch_one(tx.conn())
+    .await?;
+    let id: AlertId = row.try_get("id")?;
+    alert_action(tx, id, "raised", &a.detail, &actor.username, &at).await?;
+    audit(
+        tx,
+        "safety_alert.raise",
+        patient,
+        format!("alert {id}: {instrument} item {} ({why})", a.item),
+    )
+    .await?;
+    alert_by_id(tx, id).await
 }
 async fn alert_by_id(tx: &mut Tx, id: AlertId) -> Result<SafetyAlert> {
     sqlx::query_as::<_, SafetyAlert>(sqlx::AssertSqlSafe(format!(

@@ -30,6 +30,7 @@ mod responses;
 mod texts;
 
 use alerts::alert_action;
+pub(crate) use alerts::raise_alert_tx;
 use links::{check_expiry, link_in_unit};
 use responses::{insert_response, response_by_key};
 

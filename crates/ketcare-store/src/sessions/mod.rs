@@ -310,6 +310,20 @@ impl TryFrom<AddendumRow> for Note {
     }
 }
 
+/// Every session changed at or after `since` (RFC 3339), oldest first, in the caller's unit
+/// (which audits each patient it shows).
+pub(crate) async fn sessions_changed_since(tx: &mut Tx, since: &str) -> Result<Vec<SessionRecord>> {
+    sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE updated_at >= $1 ORDER BY id"
+    )))
+    .bind(since)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(SessionRecord::try_from)
+    .collect()
+}
+
 async fn load_session(tx: &mut Tx, id: SessionId) -> Result<SessionRecord> {
     let mut rec: SessionRecord = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE id = $1"

@@ -275,7 +275,9 @@ pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} `{value}`"))
 }
 
-const KNOWN_TABLES: [&str; 18] = [
+const KNOWN_TABLES: [&str; 20] = [
+    "therapy_encounters",
+    "therapy_notes",
     "treatment_sessions",
     "session_vitals",
     "session_addenda",

@@ -165,6 +165,8 @@ async fn append_only_tables_refuse_delete_and_truncate() {
                 "ops_ledger",
                 "session_vitals",
                 "session_addenda",
+                "therapy_encounters",
+                "therapy_notes",
             ] {
                 let e = store
                     .execute_raw(&format!("TRUNCATE {table} CASCADE"))

@@ -7,3 +7,4 @@ mod ops;
 mod second_factor;
 mod session_ops;
 mod sessions;
+mod therapy;

@@ -31,7 +31,8 @@ fn opt_number<T: std::str::FromStr>(
     }
 }
 
-fn message(e: &AppError) -> String {
+/// A refusal as one line for a page (each field and its message).
+pub(crate) fn message(e: &AppError) -> String {
     match e {
         AppError::Invalid(f) => {
             f.0.iter()

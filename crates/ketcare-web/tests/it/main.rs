@@ -27,4 +27,5 @@ mod site_changes;
 mod smart;
 mod story;
 mod tci_page;
+mod therapy;
 mod worklists;

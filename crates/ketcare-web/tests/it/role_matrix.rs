@@ -43,6 +43,13 @@ async fn every_route_obeys_its_role_rule() {
         .await;
     assert_eq!(proposal.status, StatusCode::ACCEPTED, "{}", proposal.body);
     let prop = proposal.json()["proposal_id"].to_string();
+    app.add_user("thera", Role::Therapist).await;
+    let encounter = app
+        .json(Method::POST, &format!("/api/v1/patients/{pid}/therapy/encounters"), &app.bearer("thera").await, &serde_json::json!({
+            "kind": "ongoing", "at": "2026-11-22T09:00", "duration_minutes": 50, "modality": "individual", "suicide_risk": "negative"}))
+        .await;
+    assert_eq!(encounter.status, StatusCode::CREATED, "{}", encounter.body);
+    let eid = encounter.json()["id"].to_string();
     let mut tokens = Vec::new();
     for role in Role::ALL {
         let name = format!("u-{role}");
@@ -80,7 +87,8 @@ async fn every_route_obeys_its_role_rule() {
                 .replace("{pid}", "trd-adult-iv-ketamine")
                 .replace("{sid}", &sid)
                 .replace("{oid}", &oid)
-                .replace("{prop}", &prop);
+                .replace("{prop}", &prop)
+                .replace("{eid}", &eid);
             let method = Method::from_bytes(rule.verb.as_str().as_bytes()).unwrap();
             let body = if matches!(rule.verb, Verb::Post | Verb::Put) && path.starts_with("/api/") {
                 "{}"
