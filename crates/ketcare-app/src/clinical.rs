@@ -545,7 +545,10 @@ impl SimpleDose {
 
 /// The built-in library plus the site's own protocol files, validated together.
 pub async fn load_library(store: &dyn Store) -> Result<Library, String> {
-    let site = store.site_protocols().await.map_err(|e| e.to_string())?;
+    library_of(store.site_protocols().await.map_err(|e| e.to_string())?)
+}
+
+fn library_of(site: Vec<ketcare_store::SiteProtocol>) -> Result<Library, String> {
     let files: Vec<(String, String)> = site
         .into_iter()
         .map(|p| (format!("site/{}", p.file_name), p.body))
@@ -555,6 +558,24 @@ pub async fn load_library(store: &dyn Store) -> Result<Library, String> {
         .map(|(f, b)| (f.as_str(), b.as_str()))
         .collect();
     Library::builtin_with_site(&refs).map_err(|e| e.to_string())
+}
+
+/// The library of [`load_library`], rebuilt only when the site's protocol files change (keyed by
+/// the ids of their newest versions): for reads that only look protocols up, many times over
+/// (a bulk export maps every order and session of every patient).
+pub async fn cached_library(store: &dyn Store) -> Result<std::sync::Arc<Library>, String> {
+    type Cached = Option<(Vec<i64>, std::sync::Arc<Library>)>;
+    static CACHE: std::sync::Mutex<Cached> = std::sync::Mutex::new(None);
+    let site = store.site_protocols().await.map_err(|e| e.to_string())?;
+    let key: Vec<i64> = site.iter().map(|p| p.id).collect();
+    if let Some((k, lib)) = CACHE.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+        && *k == key
+    {
+        return Ok(lib.clone());
+    }
+    let lib = std::sync::Arc::new(library_of(site)?);
+    *CACHE.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, lib.clone()));
+    Ok(lib)
 }
 
 /// What happened to a limit change.

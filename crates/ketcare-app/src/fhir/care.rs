@@ -15,13 +15,13 @@ use serde_json::Value;
 
 /// The drug and route of each protocol, from the library the orders were calculated with
 /// (the built-in protocols and the site's own).
-struct Protocols(Option<ketcare_clinical::Library>);
+struct Protocols(Option<std::sync::Arc<ketcare_clinical::Library>>);
 
 impl Protocols {
     async fn load(store: &dyn Store) -> Self {
         // An order whose protocol cannot be found still maps, with the drug and route left
         // out: the library failing to load is logged, never a failed read of the record.
-        match crate::clinical::load_library(store).await {
+        match crate::clinical::cached_library(store).await {
             Ok(l) => Self(Some(l)),
             Err(e) => {
                 tracing::error!(error = %e, "loading the protocol library for FHIR");
