@@ -347,10 +347,13 @@ pub async fn guard(
             state.config.api_burst,
             state.config.api_per_second,
         ) {
-            let mut r = AppError::TooManyRequests(format!(
-                "too many requests from this credential: try again in {wait} s"
-            ))
-            .into_response();
+            // FHIR clients get an OperationOutcome, like every other FHIR refusal.
+            let mut r = reject(
+                &path,
+                AppError::TooManyRequests(format!(
+                    "too many requests from this credential: try again in {wait} s"
+                )),
+            );
             if let Ok(v) = wait.to_string().parse() {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }

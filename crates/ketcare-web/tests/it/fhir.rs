@@ -602,3 +602,28 @@ async fn a_bulk_export_of_the_clinic() {
         );
     }
 }
+
+/// A FHIR client that asks too fast is paced with an `OperationOutcome` and `Retry-After`, like
+/// every other FHIR refusal.
+#[tokio::test]
+async fn a_paced_fhir_client_gets_an_operation_outcome() {
+    let app = TestApp::with_config(
+        ketcare_store::Backend::Sqlite,
+        ketcare_web::WebConfig {
+            api_burst: 1.0,
+            api_per_second: 0.001,
+            idle_minutes: 1_000_000,
+            ..ketcare_web::WebConfig::default()
+        },
+    )
+    .await;
+    app.add_user("nina", Role::Nurse).await;
+    let nurse = app.bearer("nina").await;
+    let first = app.get("/fhir/r4/Patient", &nurse).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let paced = app.get("/fhir/r4/Patient", &nurse).await;
+    assert_eq!(paced.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(paced.headers[header::CONTENT_TYPE], "application/fhir+json");
+    assert!(paced.headers.contains_key(header::RETRY_AFTER));
+    assert_eq!(paced.json()["resourceType"], "OperationOutcome");
+}
