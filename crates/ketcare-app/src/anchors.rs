@@ -15,6 +15,7 @@
 //! `v1 <chain> <seq> <hash> <at> <hmac>`.
 
 use crate::error::{Error, Result};
+use crate::files::owner_only;
 use hmac::{Hmac, KeyInit, Mac};
 use ketcare_store::{Chain, Store};
 use rand::RngExt;
@@ -58,17 +59,6 @@ impl Report {
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
     }
-}
-
-#[cfg(unix)]
-fn owner_only(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-}
-
-#[cfg(not(unix))]
-fn owner_only(_: &Path, _: u32) -> std::io::Result<()> {
-    Ok(())
 }
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> Error {

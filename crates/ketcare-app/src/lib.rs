@@ -18,6 +18,7 @@ pub mod error;
 pub mod exposure;
 pub mod facts;
 pub mod fhir;
+pub mod files;
 pub mod given;
 pub mod measures;
 pub mod ops;

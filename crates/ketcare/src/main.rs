@@ -506,15 +506,8 @@ async fn restore(db: &DbArgs, from: &std::path::Path, replace: bool) -> Result<(
 
 /// Sets `path`'s permission bits (Unix; elsewhere the platform's defaults stand).
 fn owner_only(path: &std::path::Path, mode: u32) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("restricting {} to its owner", path.display()))?;
-    }
-    #[cfg(not(unix))]
-    let _ = (path, mode);
-    Ok(())
+    ketcare_app::files::owner_only(path, mode)
+        .with_context(|| format!("restricting {} to its owner", path.display()))
 }
 
 /// Hides a password in a database URL before it is printed.
