@@ -169,6 +169,29 @@ fn sign<'a>(v: &'a mut Vitals, code: &str) -> Option<&'a mut Option<f64>> {
     })
 }
 
+/// The FHIRPath of a vital sign ketcare refused by its field name (`systolic`, `spo2`, …) in the
+/// `Observation` that carried it: the panel component holding its code, or the value.
+pub fn vital_path(field: &str, v: &Value) -> String {
+    let codes: &[&str] = match field {
+        "systolic" => &["8480-6"],
+        "diastolic" => &["8462-4"],
+        "heart_rate" => &["8867-4"],
+        "spo2" => &["59408-5", "2708-6"],
+        "resp_rate" => &["9279-1"],
+        "temperature_c" => &["8310-5"],
+        "etco2" => &["19935-6"],
+        _ => return field.to_owned(),
+    };
+    let component = v["component"].as_array().and_then(|cs| {
+        cs.iter()
+            .position(|c| loinc_code(&c["code"]).is_some_and(|x| codes.contains(&x)))
+    });
+    match component {
+        Some(n) => format!("Observation.component[{n}].valueQuantity.value"),
+        None => "Observation.valueQuantity.value".to_owned(),
+    }
+}
+
 /// Reads a vital-sign `Observation` (one sign with `valueQuantity`, or the blood-pressure panel
 /// 85354-9 with systolic and diastolic components), its units checked against UCUM.
 pub fn vital_in(v: &Value) -> Result<VitalIn, ParamError> {
@@ -328,6 +351,14 @@ mod tests {
         assert!(
             vital_in(&temp).is_err(),
             "Fahrenheit is refused, not converted"
+        );
+        assert_eq!(
+            vital_path("diastolic", &bp),
+            "Observation.component[1].valueQuantity.value"
+        );
+        assert_eq!(
+            vital_path("heart_rate", &hr),
+            "Observation.valueQuantity.value"
         );
         let mut no_enc = hr;
         no_enc["encounter"] = Value::Null;

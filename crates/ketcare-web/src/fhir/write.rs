@@ -89,9 +89,25 @@ pub async fn create_observation(
     bytes: Bytes,
 ) -> Result<Response, FhirError> {
     let now = crate::sessions::service::now(&s)?;
-    let (sid, reading) =
-        app::vital_reading(s.store.as_ref(), &p.actor, &body(&bytes)?, now).await?;
-    let out = crate::sessions::service::record_vital(&s, &p.actor, sid, &reading, None).await?;
+    let resource = body(&bytes)?;
+    let (sid, reading) = app::vital_reading(s.store.as_ref(), &p.actor, &resource, now).await?;
+    // An implausible value is refused by the same check as every edge, naming the sign: here
+    // by the FHIRPath of the element that carried it.
+    let out = crate::sessions::service::record_vital(&s, &p.actor, sid, &reading, None)
+        .await
+        .map_err(|e| match e {
+            AppError::Invalid(f) => {
+                let mut named = ketcare_core::FieldErrors::new();
+                for x in f.0 {
+                    named.push(
+                        &ketcare_fhir::write::vital_path(&x.field, &resource),
+                        x.message,
+                    );
+                }
+                AppError::Invalid(named)
+            }
+            other => other,
+        })?;
     let VitalOutcome::Stored { vital, .. } = out else {
         return Err(AppError::Conflict("the reading was already stored".into()).into());
     };

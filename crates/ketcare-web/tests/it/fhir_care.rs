@@ -602,7 +602,10 @@ async fn a_fhir_client_writes_patients_vitals_and_answers() {
                 "Observation.component[0].valueQuantity.code",
             ),
             (panel(131.0, "mm[Hg]", "Patient/999"), "Observation.subject"),
-            (panel(900.0, "mm[Hg]", &me), "systolic"),
+            (
+                panel(900.0, "mm[Hg]", &me),
+                "Observation.component[0].valueQuantity.value",
+            ),
         ] {
             let r = fhir(Method::POST, "/fhir/r4/Observation", &nurse, &body, &[]).await;
             assert!(r.status.is_client_error(), "{field}: {}", r.body);
