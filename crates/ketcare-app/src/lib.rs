@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod anchors;
+pub mod care_plan;
 pub mod charts;
 pub mod clinical;
 pub mod error;

@@ -100,3 +100,7 @@ typed_id!(
     /// A psychotherapy note (HIPAA §164.501), kept apart from the encounter it belongs to.
     TherapyNoteId
 );
+typed_id!(
+    /// A care plan item (a goal or an agreed adjunct) of a treatment course.
+    PlanItemId
+);

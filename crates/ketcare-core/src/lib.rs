@@ -18,7 +18,7 @@ pub mod validation;
 pub use age::{AgeBand, AgeBands};
 pub use ids::{
     AlertId, ApiTokenId, BookingId, ConsentDocumentId, ConsentId, EncounterId, GuardianId, LinkId,
-    PatientId, RecordId, ResponseId, SessionId, TherapyNoteId, UserId,
+    PatientId, PlanItemId, RecordId, ResponseId, SessionId, TherapyNoteId, UserId,
 };
 pub use role::{Access, Actor, Permission, Role};
 pub use validation::{FieldError, FieldErrors};

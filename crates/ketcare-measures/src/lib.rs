@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod care_plan;
 pub mod catalogue;
 pub mod clinic_text;
 pub mod mme;

@@ -10,6 +10,7 @@
 //!   both backends and keeps the chain linear.
 #![forbid(unsafe_code)]
 
+pub mod care_plan;
 pub mod measures;
 mod ops;
 pub mod session_ops;
@@ -22,6 +23,7 @@ pub mod status;
 pub mod testing;
 pub mod therapy;
 
+pub use care_plan::CarePlanStore;
 pub use measures::MeasuresStore;
 pub use ops::{
     BookOutcome, Chair, LedgerVerification, NewConsentDocument, NewCourse, NewSignature, OpsStore,
@@ -455,7 +457,9 @@ impl Chain {
 /// Everything ketcare persists, behind one interface. Each later area (measurement-based care,
 /// sessions, operations) declares its part in its own trait, which `Store` includes.
 #[async_trait]
-pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore + TherapyStore {
+pub trait Store:
+    Send + Sync + MeasuresStore + SessionStore + OpsStore + TherapyStore + CarePlanStore
+{
     fn backend(&self) -> Backend;
     async fn ping(&self) -> Result<()>;
 

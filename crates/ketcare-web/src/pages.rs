@@ -915,6 +915,8 @@ pub struct PatientPage {
     header: Option<crate::chart::PatientHeader>,
     /// Integration after each dose (None: not read).
     therapy: Option<ketcare_app::therapy::TherapyOverview>,
+    /// The care plan (clinicians; `None` for other roles or when it cannot be read).
+    care_plan: Option<ketcare_app::care_plan::PlanView>,
 }
 
 /// The add-a-guardian form of a patient's page, as the user left it.
@@ -975,6 +977,7 @@ fn patient_page(
         safety_alerts: Vec::new(),
         header: None,
         therapy: None,
+        care_plan: None,
     }
 }
 
@@ -1047,6 +1050,10 @@ pub async fn patient(
     page.sessions = links.sessions;
     page.therapy =
         ketcare_app::therapy::overview(s.store.as_ref(), &p.actor, PatientId::new(id), s.today())
+            .await
+            .ok();
+    page.care_plan =
+        ketcare_app::care_plan::plan(s.store.as_ref(), &p.actor, PatientId::new(id), s.today())
             .await
             .ok();
     page.header = crate::chart::header(&s, &p, PatientId::new(id), "chart")

@@ -68,6 +68,7 @@ pub fn table() -> Vec<Entry> {
     table.extend(crate::sessions::routes());
     table.extend(crate::ops::routes());
     table.extend(crate::therapy::routes());
+    table.extend(crate::care_plan::routes());
     table.extend(crate::fhir::routes());
     table
 }

@@ -28,6 +28,7 @@ mod links;
 mod opioids;
 mod responses;
 mod texts;
+mod view;
 
 use alerts::alert_action;
 pub(crate) use alerts::raise_alert_tx;

@@ -2,7 +2,7 @@
 
 use super::*;
 
-const RESPONSE_COLS: &str = "id, patient_id, instrument, answers, total, result, taken_on, link_id, recorded_by, recorded_at";
+pub(crate) const RESPONSE_COLS: &str = "id, patient_id, instrument, answers, total, result, taken_on, link_id, recorded_by, recorded_at";
 pub(super) async fn response_by_key(tx: &mut Tx, key: &str) -> Result<Option<StoredResponse>> {
     Ok(
         sqlx::query_as::<_, StoredResponse>(sqlx::AssertSqlSafe(format!(

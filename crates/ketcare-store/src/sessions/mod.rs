@@ -259,11 +259,12 @@ fn active_list() -> String {
         .join(", ")
 }
 
-const SESSION_COLUMNS: &str = "id, patient_id, revision, body, created_by, created_at, updated_at";
+pub(crate) const SESSION_COLUMNS: &str =
+    "id, patient_id, revision, body, created_by, created_at, updated_at";
 
 /// A `treatment_sessions` row as stored (`SESSION_COLUMNS`).
 #[derive(sqlx::FromRow)]
-struct SessionRow {
+pub(crate) struct SessionRow {
     id: SessionId,
     patient_id: PatientId,
     revision: i64,

@@ -162,9 +162,16 @@ pub struct QuestionnaireDone {
     crisis_text: &'static str,
     /// The site's crisis line as set (`measures.crisis_line`), "" when unset.
     crisis_line: String,
+    /// The link's own view (`/q/{token}/me`), "" when not offered.
+    own_view: String,
 }
 
 fn link_error(e: AppError) -> Response {
+    link_refused(e, "Questionnaire")
+}
+
+/// The patient-facing page for a link that cannot be used (unknown, expired, used).
+pub(crate) fn link_refused(e: AppError, title: &str) -> Response {
     let (status, msg) = match &e {
         AppError::NotFound(_) => (
             StatusCode::NOT_FOUND,
@@ -179,13 +186,19 @@ fn link_error(e: AppError) -> Response {
         ),
         other => (other.status(), message(other)),
     };
+    link_message(status, title, msg)
+}
+
+/// A patient-facing page that only says `msg` (a refused or finished link).
+pub(crate) fn link_message(status: StatusCode, title: &str, msg: String) -> Response {
     let mut r = render_html(&QuestionnaireDone {
         nav: None,
-        title: "Questionnaire".into(),
+        title: title.into(),
         message: msg,
         crisis: false,
         crisis_text: CRISIS_TEXT,
         crisis_line: String::new(),
+        own_view: String::new(),
     });
     *r.status_mut() = status;
     r
@@ -242,6 +255,10 @@ pub async fn questionnaire(
         .await
     {
         Ok(l) => l,
+        // A used link opens the patient's own view (it refuses the link once it has expired).
+        Err(ketcare_store::StoreError::Conflict(m)) if m.contains("already been used") => {
+            return Ok(Redirect::to(&format!("/q/{token}/me")).into_response());
+        }
         Err(e) => return Ok(link_error(e.into())),
     };
     Ok(render_html(
@@ -354,6 +371,7 @@ pub async fn submit_questionnaire(
                 crisis,
                 crisis_text: CRISIS_TEXT,
                 crisis_line: site_crisis_line(&s).await,
+                own_view: format!("/q/{token}/me"),
             }))
         }
         Err(e) => {
@@ -366,6 +384,7 @@ pub async fn submit_questionnaire(
                     crisis,
                     crisis_text: CRISIS_TEXT,
                     crisis_line: site_crisis_line(&s).await,
+                    own_view: String::new(),
                 });
                 *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
                 return Ok(r);
@@ -410,7 +429,7 @@ fn crisis_line(settings: &ketcare_clinical::SiteSettings) -> String {
         .to_owned()
 }
 
-async fn site_crisis_line(s: &AppState) -> String {
+pub(crate) async fn site_crisis_line(s: &AppState) -> String {
     match crate::clinical::settings(s.store.as_ref()).await {
         Ok((settings, _)) => crisis_line(&settings),
         Err(e) => {

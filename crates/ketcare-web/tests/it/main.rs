@@ -4,6 +4,7 @@
 mod common;
 
 mod accounts;
+mod care_plan;
 mod clinical;
 mod contract;
 mod exposure;

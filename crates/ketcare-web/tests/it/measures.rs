@@ -40,19 +40,6 @@ fn q_form(phq9: &[&str], gad7: &[&str]) -> Vec<(String, String)> {
     f
 }
 
-async fn post_public(app: &TestApp, path: &str, fields: &[(String, String)]) -> common::Reply {
-    let body = serde_urlencoded::to_string(fields).unwrap();
-    app.send(
-        Method::POST,
-        path,
-        &Auth::None,
-        Some("application/x-www-form-urlencoded"),
-        body,
-        &[],
-    )
-    .await
-}
-
 #[tokio::test]
 async fn links_alerts_outcomes_and_mme_on_both_backends() {
     for backend in BACKENDS {
@@ -118,7 +105,7 @@ async fn links_alerts_outcomes_and_mme_on_both_backends() {
             &["1", "1", "1", "1", "1", "1", "1", "1", "2"],
             &["1", "", "1", "1", "1", "1", "1"],
         );
-        let r = post_public(&app, &path, &partial).await;
+        let r = app.post_public(&path, &partial).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(
             r.body.contains("items 2 of GAD-7 are not answered"),
@@ -136,7 +123,7 @@ async fn links_alerts_outcomes_and_mme_on_both_backends() {
                 .len(),
             1
         );
-        let r = post_public(&app, &path, &partial).await;
+        let r = app.post_public(&path, &partial).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(
             app.get("/api/v1/alerts", &nurse)
@@ -153,7 +140,7 @@ async fn links_alerts_outcomes_and_mme_on_both_backends() {
             &["1", "1", "1", "1", "1", "1", "1", "1", "2"],
             &["1", "2", "1", "1", "1", "1", "1"],
         );
-        let r = post_public(&app, &path, &full).await;
+        let r = app.post_public(&path, &full).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert!(r.body.contains("id=\"crisis\""));
         let alerts = app.get("/api/v1/alerts", &nurse).await.json();
@@ -163,7 +150,7 @@ async fn links_alerts_outcomes_and_mme_on_both_backends() {
         assert!(alerts[0]["response_id"].is_i64(), "{alerts}");
         let alert_id = alerts[0]["id"].as_i64().unwrap();
         // A double submit or reload stores nothing new; the link is then used.
-        let r = post_public(&app, &path, &full).await;
+        let r = app.post_public(&path, &full).await;
         assert_eq!(r.status, StatusCode::OK);
         let resp = app
             .get(&format!("/api/v1/patients/{a}/responses"), &nurse)
@@ -174,10 +161,13 @@ async fn links_alerts_outcomes_and_mme_on_both_backends() {
             resp[0]["total"].as_i64().unwrap() + resp[1]["total"].as_i64().unwrap(),
             10 + 8
         );
-        assert_eq!(app.get(&path, &Auth::None).await.status, StatusCode::GONE);
+        // A used link opens the patient's own view instead of the form; new answers are refused.
+        let reopened = app.get(&path, &Auth::None).await;
+        assert_eq!(reopened.status, StatusCode::SEE_OTHER);
+        assert_eq!(reopened.location(), format!("{path}/me"));
         let other = q_form(&["0"; 9], &["0"; 7]);
         assert_eq!(
-            post_public(&app, &path, &other).await.status,
+            app.post_public(&path, &other).await.status,
             StatusCode::GONE
         );
         assert_eq!(
@@ -942,7 +932,7 @@ async fn incomplete_staff_forms_alert_and_links_answer_only_their_own_questionna
         assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
         let path = made.json()["path"].as_str().unwrap().to_string();
         let mut form = q_form(&["", "", "", "", "", "", "", "", "3"], &["1"]);
-        let r = post_public(&app, &path, &form).await;
+        let r = app.post_public(&path, &form).await;
         assert_eq!(
             r.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -958,7 +948,7 @@ async fn incomplete_staff_forms_alert_and_links_answer_only_their_own_questionna
         // Without the field, the stored set is answered: GAD-7 incomplete, re-shown; PHQ-9
         // answers are not read.
         form.retain(|(k, _)| k != "instruments");
-        let r = post_public(&app, &path, &form).await;
+        let r = app.post_public(&path, &form).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
         assert_eq!(
             open_for(&app.get("/api/v1/alerts", &nurse).await.json(), b),

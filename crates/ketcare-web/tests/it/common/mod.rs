@@ -197,6 +197,24 @@ impl TestApp {
     }
 
     /// Posts a form the way the page does: with the session's CSRF token added.
+    /// A form posted without signing in (a patient's link).
+    pub async fn post_public<K: serde::Serialize, V: serde::Serialize>(
+        &self,
+        path: &str,
+        fields: &[(K, V)],
+    ) -> Reply {
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        self.send(
+            Method::POST,
+            path,
+            &Auth::None,
+            Some("application/x-www-form-urlencoded"),
+            body,
+            &[],
+        )
+        .await
+    }
+
     pub async fn post_form(&self, path: &str, auth: &Auth, fields: &[(&str, &str)]) -> Reply {
         let mut pairs: Vec<(&str, &str)> = fields.to_vec();
         if let Auth::Session { csrf, .. } = auth {
