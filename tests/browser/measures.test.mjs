@@ -50,9 +50,11 @@ test('PHQ-9 + GAD-7 link answered on a phone; positive item 9 alerts the team; f
   assert.match(await p.textContent('#crisis'), /emergency/);
   assert.match(await p.textContent('#done-message'), /sent to your care team/);
   await p.screenshot({ path: resultPath('measures-phone-crisis.png'), fullPage: true });
-  // The link is used up.
+  // The link is used up: opening it again shows the patient's own page, not the form.
   const again = await p.goto(url);
-  assert.equal(again.status(), 410);
+  assert.equal(again.status(), 200);
+  assert.match(p.url(), /\/me$/);
+  assert.equal(await p.isVisible('#submit'), false);
   await phone.close();
 
   // The team sees the alert at once.
