@@ -27,6 +27,7 @@ pub mod orders;
 pub mod password;
 pub mod patients;
 pub mod pk;
+pub mod registry;
 pub mod screenings;
 pub mod second_factor;
 pub mod senders;

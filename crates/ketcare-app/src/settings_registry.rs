@@ -600,7 +600,7 @@ fn input_for(key: &str) -> Input {
     if suffix("_days") {
         return number("days", Some(0.0), None, Some(1.0), count);
     }
-    if suffix("_trials") || suffix("_consecutive") || suffix("_patients") {
+    if suffix("_trials") || suffix("_consecutive") || suffix("_patients") || suffix("_sessions") {
         return number("", Some(0.0), None, Some(1.0), count);
     }
     if suffix("_at_least") || suffix("_at_most") || last == "item_max" {
@@ -679,6 +679,44 @@ fn code_settings(library: &Library) -> Vec<SettingSpec> {
             "unset: the patient is told to call their local emergency number, with no number shown"
                 .into(),
             vec!["measures: questionnaire page".into()],
+        ),
+        spec(
+            crate::registry::SMALL_CELL,
+            "The smallest count the research registry shows in a table or export: smaller counts \
+             are suppressed, and export rows of an age band, sex and indication group smaller \
+             than it are left out (the reference gives no number)."
+                .into(),
+            "unset: the registry shows no table until it is set".into(),
+            vec!["research: every table and export".into()],
+        ),
+        spec(
+            crate::registry::WINDOW_FROM,
+            "First day after the first treatment on which a score counts as the course's outcome \
+             (the reference gives no window)."
+                .into(),
+            "unset: response and remission are not evaluated".into(),
+            vec!["research: outcome table".into()],
+        ),
+        spec(
+            crate::registry::WINDOW_TO,
+            "Last day after the first treatment on which a score counts as the course's outcome."
+                .into(),
+            "unset: response and remission are not evaluated".into(),
+            vec!["research: outcome table".into()],
+        ),
+        spec(
+            crate::registry::INDUCTION_SESSIONS,
+            "Sessions that make an induction completed (within the days below; the reference \
+             gives no number)."
+                .into(),
+            "unset: induction completion is not evaluated".into(),
+            vec!["research: outcome table".into()],
+        ),
+        spec(
+            crate::registry::INDUCTION_DAYS,
+            "Days from the first treatment within which those sessions count.".into(),
+            "unset: induction completion is not evaluated".into(),
+            vec!["research: outcome table".into()],
         ),
         spec(
             ketcare_measures::outcome::RELAPSE_CONSECUTIVE,

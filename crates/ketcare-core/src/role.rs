@@ -53,7 +53,8 @@ impl Role {
     /// - Records are created and edited by the staff who do intake: prescriber, nurse, scheduler;
     ///   a scheduler's edit changes the demographics only (the store keeps the clinical part).
     /// - The administrator manages accounts and reads the audit log but not clinical records.
-    /// - The researcher never sees an identified record (de-identified registry only).
+    /// - The researcher never sees an identified record: the de-identified registry only
+    ///   (`RegistryRead`, theirs alone).
     /// - Screening: prescriber and nurse; dose orders and clinical overrides: prescriber;
     ///   second-person verification: prescriber, nurse or pharmacist (never the order's author).
     /// - Questionnaires, links, opioid lists and closing safety alerts: the clinicians who follow the
@@ -91,6 +92,7 @@ impl Role {
             BillingRead => matches!(self, Scheduler | Prescriber),
             RecordTherapy => matches!(self, Therapist | Prescriber),
             PsychotherapyNotes => self == Therapist,
+            RegistryRead => self == Researcher,
         }
     }
 }
@@ -151,6 +153,10 @@ pub enum Permission {
     /// shows a note only to its author and, where the site allows, the patient's other treating
     /// therapists.
     PsychotherapyNotes,
+    // Research
+    /// Read the de-identified research registry (study ids, day offsets, Safe Harbor ages; no
+    /// identifier of a patient).
+    RegistryRead,
 }
 
 /// Who may call a route.

@@ -21,6 +21,7 @@ pub mod pages;
 pub use ketcare_app::password;
 pub mod care_plan;
 pub mod pk;
+pub mod research;
 pub mod routes;
 pub mod sessions;
 pub mod therapy;

@@ -69,6 +69,8 @@ pub struct Nav {
     pub patient_write: bool,
     pub audit: bool,
     pub users: bool,
+    /// May read the de-identified research registry.
+    pub research: bool,
 }
 
 impl Nav {
@@ -82,6 +84,7 @@ impl Nav {
             patient_write: p.user.role.allows(Permission::PatientWrite),
             audit: p.user.role.allows(Permission::AuditRead),
             users: p.user.role.allows(Permission::UserAdmin),
+            research: p.user.role.allows(Permission::RegistryRead),
         })
     }
 }

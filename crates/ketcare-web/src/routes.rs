@@ -69,6 +69,7 @@ pub fn table() -> Vec<Entry> {
     table.extend(crate::ops::routes());
     table.extend(crate::therapy::routes());
     table.extend(crate::care_plan::routes());
+    table.extend(crate::research::routes());
     table.extend(crate::fhir::routes());
     table
 }

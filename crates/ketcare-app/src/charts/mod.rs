@@ -1,17 +1,19 @@
 //! SVG charts (plotters), shared by the pages and the CLI: a patient's score trajectory with
 //! session markers and their opioid MME ([`measures`]), simulated concentration curves
 //! ([`pk`]), a session's timeline ([`timeline`]), and a response against predicted exposure
-//! across the clinic's sessions ([`exposure`]), and an advisory TCI schedule's curve ([`tci`]).
+//! across the clinic's sessions ([`exposure`]), an advisory TCI schedule's curve ([`tci`]), and a Kaplan-Meier curve ([`survival`]).
 
 pub mod exposure;
 pub mod measures;
 pub mod pk;
+pub mod survival;
 pub mod tci;
 pub mod timeline;
 
 pub use exposure::exposure_svg;
 pub use measures::{mme_svg, trajectory_svg};
 pub use pk::svg as pk_svg;
+pub use survival::km_svg;
 pub use tci::tci_svg;
 pub use timeline::timeline_svg;
 

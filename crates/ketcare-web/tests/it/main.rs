@@ -18,6 +18,7 @@ mod monitors;
 mod ops;
 mod ops_more;
 mod pk;
+mod research;
 mod role_matrix;
 mod second_factor;
 mod security;

@@ -1,0 +1,728 @@
+//! The research registry's use cases: a cohort of de-identified subjects (the store builds them;
+//! no identifier reaches this layer for a researcher), its outcome table, its durability curve
+//! and its predictors, and the CSV export with its data dictionary.
+//!
+//! Definitions: response and remission are the instrument's own cited rules (the catalogue's
+//! response fraction and remission bound, as every course outcome uses); relapse is the
+//! catalogue's rule with the site's consecutive count. When each is measured is the site's:
+//! the reference gives no window, so the window and the induction's definition are site
+//! settings, unset until the site sets them, and the tables say so. Cells under the site's small-cell
+//! count are suppressed in every table and export.
+
+use crate::Error;
+use crate::measures::find;
+use jiff::civil::Date;
+use ketcare_clinical::{Library, SiteSettings};
+use ketcare_core::Actor;
+use ketcare_measures::Point;
+use ketcare_research::deid::{Cell, cell, events_per_variable_minimum, small_groups};
+use ketcare_research::proportion::{Proportion, wilson};
+use ketcare_research::survival::{KaplanMeier, kaplan_meier};
+use ketcare_research::{Coefficient, cox, logistic};
+use ketcare_store::Store;
+use ketcare_store::registry::RegistrySubject;
+use serde::{Deserialize, Serialize};
+
+/// Site setting: the smallest count a table or export shows (smaller counts are suppressed).
+pub const SMALL_CELL: &str = "research.small_cell_patients";
+/// Site settings: the outcome window, in days after the first treatment.
+pub const WINDOW_FROM: &str = "research.response_window_from_days";
+pub const WINDOW_TO: &str = "research.response_window_to_days";
+/// Site settings: an induction is completed with at least this many sessions within this many
+/// days of the first.
+pub const INDUCTION_SESSIONS: &str = "research.induction_min_sessions";
+pub const INDUCTION_DAYS: &str = "research.induction_within_days";
+
+/// The cohort a researcher asks for (every field optional: all subjects).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CohortQuery {
+    /// The outcome instrument (default `phq9`).
+    #[serde(default)]
+    pub instrument: Option<String>,
+    /// The indication of the first session's protocol (`trd`, `mdsi`, `ptsd` …).
+    #[serde(default)]
+    pub indication: Option<String>,
+    /// `ketamine` or `esketamine` (the first session's protocol).
+    #[serde(default)]
+    pub drug: Option<String>,
+    /// The route of the first session's protocol.
+    #[serde(default)]
+    pub route: Option<String>,
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// The ICH E11 band at first treatment: `adult`, `adolescent`, `child`, `infant`.
+    #[serde(default)]
+    pub age_band: Option<String>,
+    #[serde(default)]
+    pub sex: Option<String>,
+    /// The instrument's severity band of the baseline score (its own band label).
+    #[serde(default)]
+    pub baseline_band: Option<String>,
+    /// First treatment in this calendar year or later.
+    #[serde(default)]
+    pub year_from: Option<i16>,
+    #[serde(default)]
+    pub year_to: Option<i16>,
+}
+
+/// One subject's derived outcome (de-identified).
+#[derive(Debug, Clone, Serialize)]
+pub struct SubjectOutcome {
+    pub study_id: String,
+    pub age: String,
+    pub age_band: String,
+    pub sex: String,
+    pub indication: String,
+    pub drug: String,
+    pub route: String,
+    pub protocol: String,
+    pub sessions: usize,
+    pub induction_completed: Option<bool>,
+    pub baseline: Option<i64>,
+    pub baseline_band: Option<String>,
+    /// The last score within the window.
+    pub window_score: Option<i64>,
+    pub response: Option<bool>,
+    pub remission: Option<bool>,
+    pub days_to_response: Option<i64>,
+    /// Responders: days from first response to relapse, or to the last score (censored).
+    pub durability_days: Option<i64>,
+    pub relapsed: Option<bool>,
+    pub mean_dose_mg: Option<f64>,
+    pub adverse_events: u32,
+    pub alarms: u32,
+    pub max_systolic_rise: Option<f64>,
+    pub max_dissociation: Option<u32>,
+    pub alerts: usize,
+    /// Days of those alerts (for the table's periods; not a column of the export).
+    #[serde(skip)]
+    pub alert_days: Vec<i64>,
+}
+
+/// A proportion as a table shows it: suppressed under the small-cell count.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rate {
+    pub k: Cell,
+    pub n: Cell,
+    /// Shown only when neither count is suppressed.
+    pub estimate: Option<Proportion>,
+}
+
+/// A predictor model's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Model {
+    pub n: usize,
+    pub events: usize,
+    pub coefficients: Vec<Coefficient>,
+    /// A plain warning when events per covariate are too few (with the rule's source), or why
+    /// the model could not be fitted.
+    pub warnings: Vec<String>,
+}
+
+/// The cohort's outcome table.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutcomeTable {
+    pub instrument: String,
+    pub small_cell: u64,
+    pub window: Option<(i64, i64)>,
+    pub subjects: Cell,
+    pub induction_completed: Option<Rate>,
+    pub response: Option<Rate>,
+    pub remission: Option<Rate>,
+    pub median_days_to_response: Option<f64>,
+    /// Kaplan-Meier of time from response to relapse (responders), when enough to show.
+    pub durability: Option<KaplanMeier>,
+    pub sessions_per_subject_median: Option<f64>,
+    pub adverse_events_per_session: Option<f64>,
+    pub alarms_per_session: Option<f64>,
+    pub systolic_rise_quartiles: Option<[f64; 3]>,
+    pub dissociation_quartiles: Option<[f64; 3]>,
+    /// Suicide-risk alerts raised in days 0–30, 31–90 and later.
+    pub alerts_by_period: [Cell; 3],
+    /// Response by mean dose tertile (lowest first).
+    pub response_by_dose_tertile: Vec<(String, Rate)>,
+    pub logistic: Option<Model>,
+    pub cox: Option<Model>,
+    /// What could not be evaluated and why (unset settings, no rule).
+    pub notes: Vec<String>,
+}
+
+fn setting(settings: &SiteSettings, key: &str) -> Option<i64> {
+    settings.value(key).map(|v| v.round() as i64)
+}
+
+/// Derives each subject's outcome under the site's definitions.
+pub fn outcomes(
+    subjects: &[RegistrySubject],
+    library: &Library,
+    settings: &SiteSettings,
+    instrument: &str,
+) -> Result<Vec<SubjectOutcome>, Error> {
+    let inst = find(instrument)
+        .map_err(|_| Error::invalid("instrument", format!("unknown instrument {instrument:?}")))?;
+    let window = setting(settings, WINDOW_FROM).zip(setting(settings, WINDOW_TO));
+    let induction = setting(settings, INDUCTION_SESSIONS).zip(setting(settings, INDUCTION_DAYS));
+    // Day offsets become dates on an arbitrary origin only to reuse the course-outcome rules.
+    let origin = Date::constant(2000, 1, 1);
+    let at = |day: i64| {
+        origin
+            .checked_add(jiff::Span::new().days(day))
+            .unwrap_or(origin)
+    };
+    let mut out = Vec::with_capacity(subjects.len());
+    for s in subjects {
+        let first = s.sessions.first();
+        let protocol = first.and_then(|x| library.get(&x.protocol_id).ok());
+        let word = |v: serde_json::Result<serde_json::Value>| {
+            v.ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "unknown".into())
+        };
+        let pts: Vec<(i64, i64)> = s
+            .scores
+            .iter()
+            .filter(|x| x.instrument == inst.id)
+            .map(|x| (x.day, x.total))
+            .collect();
+        // The baseline is the last score on or before the first treatment.
+        let baseline = pts
+            .iter()
+            .filter(|(d, _)| *d <= 0)
+            .max_by_key(|(d, _)| *d)
+            .copied();
+        let from_baseline: Vec<Point> = baseline
+            .into_iter()
+            .chain(pts.iter().copied().filter(|(d, _)| *d > 0))
+            .map(|(d, v)| Point {
+                date: at(d),
+                score: i32::try_from(v).unwrap_or(i32::MAX),
+            })
+            .collect();
+        let course = (baseline.is_some() && from_baseline.len() > 1)
+            .then(|| ketcare_measures::course_outcome(inst, &from_baseline, settings));
+        let window_score = window.and_then(|(lo, hi)| {
+            pts.iter()
+                .filter(|(d, _)| *d >= lo && *d <= hi)
+                .max_by_key(|(d, _)| *d)
+                .map(|(_, v)| *v)
+        });
+        let (response, remission) = match (baseline, window_score, &course) {
+            (Some((_, b)), Some(w), Some(c)) => (
+                c.response_rule
+                    .as_ref()
+                    .filter(|_| b > 0)
+                    .map(|r| (b - w) as f64 >= r.value * b as f64 - 1e-9),
+                c.remission_rule.as_ref().map(|r| (w as f64) <= r.value),
+            ),
+            _ => (None, None),
+        };
+        let day_of = |d: Option<Date>| {
+            d.and_then(|d| origin.until(d).ok())
+                .map(|s| i64::from(s.get_days()))
+        };
+        let first_response = course.as_ref().and_then(|c| day_of(c.first_response));
+        let relapse = course.as_ref().and_then(|c| day_of(c.relapse));
+        let last_score = pts.iter().map(|(d, _)| *d).max();
+        let (durability_days, relapsed) = match (first_response, relapse, last_score) {
+            (Some(r), Some(l), _) => (Some(l - r), Some(true)),
+            (Some(r), None, Some(last)) => (Some(last - r), Some(false)),
+            _ => (None, None),
+        };
+        let doses: Vec<f64> = s.sessions.iter().filter_map(|x| x.given_mg).collect();
+        out.push(SubjectOutcome {
+            study_id: s.study_id.clone(),
+            age: s.age.clone(),
+            age_band: s.age_band.clone(),
+            sex: s.sex.clone(),
+            indication: protocol.map_or_else(
+                || "unknown".into(),
+                |p| word(serde_json::to_value(p.indication)),
+            ),
+            drug: protocol.map_or_else(|| "unknown".into(), |p| word(serde_json::to_value(p.drug))),
+            route: protocol
+                .map_or_else(|| "unknown".into(), |p| word(serde_json::to_value(p.route))),
+            protocol: first.map_or_else(String::new, |x| x.protocol_id.clone()),
+            sessions: s.sessions.len(),
+            induction_completed: induction
+                .map(|(n, days)| s.sessions.iter().filter(|x| x.day <= days).count() as i64 >= n),
+            baseline: baseline.map(|(_, v)| v),
+            baseline_band: baseline.and_then(|(_, v)| band_of(inst, v)),
+            window_score,
+            response,
+            remission,
+            days_to_response: first_response,
+            durability_days,
+            relapsed,
+            mean_dose_mg: (!doses.is_empty())
+                .then(|| doses.iter().sum::<f64>() / doses.len() as f64),
+            adverse_events: s.sessions.iter().map(|x| x.adverse_events).sum(),
+            alarms: s.sessions.iter().map(|x| x.alarms).sum(),
+            max_systolic_rise: s
+                .sessions
+                .iter()
+                .filter_map(|x| x.systolic_rise)
+                .reduce(f64::max),
+            max_dissociation: s.sessions.iter().filter_map(|x| x.max_dissociation).max(),
+            alerts: s.alert_days.len(),
+            alert_days: s.alert_days.clone(),
+        });
+    }
+    Ok(out)
+}
+
+fn band_of(inst: &ketcare_measures::Instrument, total: i64) -> Option<String> {
+    inst.bands
+        .iter()
+        .find(|b| i64::from(b.min) <= total && total <= i64::from(b.max))
+        .map(|b| b.label.clone())
+}
+
+/// Keeps the subjects the query asks for.
+pub fn select(
+    all: Vec<SubjectOutcome>,
+    q: &CohortQuery,
+    years: &[(String, i16)],
+) -> Vec<SubjectOutcome> {
+    let eq = |want: &Option<String>, have: &str| {
+        want.as_deref()
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .is_none_or(|w| w == have)
+    };
+    all.into_iter()
+        .filter(|s| {
+            let year = years
+                .iter()
+                .find(|(id, _)| *id == s.study_id)
+                .map(|(_, y)| *y);
+            eq(&q.indication, &s.indication)
+                && eq(&q.drug, &s.drug)
+                && eq(&q.route, &s.route)
+                && eq(&q.protocol, &s.protocol)
+                && eq(&q.age_band, &s.age_band)
+                && eq(&q.sex, &s.sex)
+                && eq(&q.baseline_band, s.baseline_band.as_deref().unwrap_or(""))
+                && q.year_from.is_none_or(|y| year.is_some_and(|v| v >= y))
+                && q.year_to.is_none_or(|y| year.is_some_and(|v| v <= y))
+        })
+        .collect()
+}
+
+fn rate(k: u64, n: u64, small: u64) -> Rate {
+    let (kc, nc) = (cell(k, small), cell(n, small));
+    let shown = matches!((kc, nc), (Cell::Count(_), Cell::Count(_)));
+    Rate {
+        k: kc,
+        n: nc,
+        estimate: if shown { wilson(k, n) } else { None },
+    }
+}
+
+fn quartiles(mut v: Vec<f64>) -> Option<[f64; 3]> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let q = |p: f64| {
+        let h = (v.len() - 1) as f64 * p;
+        let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
+        v[lo] + (v[hi] - v[lo]) * (h - lo as f64)
+    };
+    Some([q(0.25), q(0.5), q(0.75)])
+}
+
+/// The covariates the predictor models use, by name, from a subject (`None`: missing).
+fn covariates(s: &SubjectOutcome) -> Option<Vec<f64>> {
+    Some(vec![
+        s.baseline? as f64,
+        s.age.parse::<f64>().ok()?,
+        f64::from(u8::from(s.sex == "female")),
+        f64::from(u8::from(s.drug == "esketamine")),
+    ])
+}
+const COVARIATES: [&str; 4] = ["baseline score", "age (years)", "female", "esketamine"];
+
+fn epv_warnings(events: usize, covariates: usize) -> Vec<String> {
+    match events_per_variable_minimum() {
+        Ok((min, source)) if (events as f64) < (min as f64) * covariates as f64 => vec![format!(
+            "only {events} events for {covariates} covariates: fewer than {min} per covariate, so \
+             the estimates and their intervals are unreliable ({source})"
+        )],
+        Ok(_) => Vec::new(),
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+/// A fitted model (or why it could not be fitted) with the events-per-variable warning.
+/// `events`: the rarer outcome's count (logistic) or the events (Cox).
+fn model(
+    n: usize,
+    events: usize,
+    fit: Result<Vec<Coefficient>, ketcare_research::FitError>,
+) -> Model {
+    match fit {
+        Ok(coefficients) => Model {
+            n,
+            events,
+            coefficients,
+            warnings: epv_warnings(events, COVARIATES.len()),
+        },
+        Err(e) => Model {
+            n,
+            events,
+            coefficients: Vec::new(),
+            warnings: vec![e.to_string()],
+        },
+    }
+}
+
+/// The outcome table of a cohort of derived outcomes.
+pub fn table(
+    cohort: &[SubjectOutcome],
+    settings: &SiteSettings,
+    instrument: &str,
+) -> Result<OutcomeTable, Error> {
+    let small = setting(settings, SMALL_CELL).filter(|k| *k >= 1).ok_or_else(|| {
+        Error::Conflict(format!(
+            "the registry shows nothing until the site sets {SMALL_CELL} (the smallest count a table may show)"
+        ))
+    })? as u64;
+    let mut notes = Vec::new();
+    let window = setting(settings, WINDOW_FROM).zip(setting(settings, WINDOW_TO));
+    if window.is_none() {
+        notes.push(format!(
+            "response and remission are not evaluated: the site has not set {WINDOW_FROM} and {WINDOW_TO}"
+        ));
+    }
+    if setting(settings, INDUCTION_SESSIONS)
+        .zip(setting(settings, INDUCTION_DAYS))
+        .is_none()
+    {
+        notes.push(format!(
+            "induction completion is not evaluated: the site has not set {INDUCTION_SESSIONS} and {INDUCTION_DAYS}"
+        ));
+    }
+    let n = cohort.len() as u64;
+    let count = |f: &dyn Fn(&SubjectOutcome) -> Option<bool>| {
+        let evaluable: Vec<bool> = cohort.iter().filter_map(f).collect();
+        (!evaluable.is_empty()).then(|| {
+            rate(
+                evaluable.iter().filter(|b| **b).count() as u64,
+                evaluable.len() as u64,
+                small,
+            )
+        })
+    };
+    let median = |mut v: Vec<f64>| quartiles(std::mem::take(&mut v)).map(|q| q[1]);
+    let sessions: usize = cohort.iter().map(|s| s.sessions).sum();
+    let per_session = |total: u32| (sessions > 0).then(|| f64::from(total) / sessions as f64);
+    // Durability: responders only, shown when there are at least the small-cell count of them.
+    let durable: Vec<(f64, bool)> = cohort
+        .iter()
+        .filter_map(|s| Some((s.durability_days? as f64, s.relapsed?)))
+        .collect();
+    let durability = (durable.len() as u64 >= small)
+        .then(|| kaplan_meier(&durable))
+        .flatten();
+    let mut alerts = [0u64; 3];
+    for d in cohort.iter().flat_map(|s| &s.alert_days) {
+        alerts[match *d {
+            ..=30 => 0,
+            31..=90 => 1,
+            _ => 2,
+        }] += 1;
+    }
+    let alerts_by_period = alerts.map(|n| cell(n, small));
+    // Dose tertiles among subjects with a response evaluated and a mean dose.
+    let mut dosed: Vec<(f64, bool)> = cohort
+        .iter()
+        .filter_map(|s| Some((s.mean_dose_mg?, s.response?)))
+        .collect();
+    dosed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let response_by_dose_tertile = if dosed.len() >= 3 {
+        let third = dosed.len().div_ceil(3);
+        dosed
+            .chunks(third)
+            .map(|c| {
+                let label = format!(
+                    "{}–{} mg",
+                    ketcare_core::units::trim_float(c[0].0),
+                    ketcare_core::units::trim_float(c[c.len() - 1].0)
+                );
+                (
+                    label,
+                    rate(
+                        c.iter().filter(|x| x.1).count() as u64,
+                        c.len() as u64,
+                        small,
+                    ),
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // Predictors: logistic regression of response; Cox regression of time to relapse.
+    let rows: Vec<(Vec<f64>, bool)> = cohort
+        .iter()
+        .filter_map(|s| Some((covariates(s)?, s.response?)))
+        .collect();
+    let logistic = (!rows.is_empty()).then(|| {
+        let (x, y): (Vec<Vec<f64>>, Vec<bool>) = rows.iter().cloned().unzip();
+        let events = y
+            .iter()
+            .filter(|v| **v)
+            .count()
+            .min(y.iter().filter(|v| !**v).count());
+        model(
+            y.len(),
+            events,
+            logistic::fit(&COVARIATES, &x, &y).map(|f| f.coefficients),
+        )
+    });
+    let surv: Vec<(Vec<f64>, f64, bool)> = cohort
+        .iter()
+        .filter_map(|s| Some((covariates(s)?, s.durability_days? as f64, s.relapsed?)))
+        .collect();
+    let cox = (!surv.is_empty()).then(|| {
+        let subjects: Vec<cox::Subject<'_>> = surv
+            .iter()
+            .map(|(x, t, e)| cox::Subject {
+                time: *t,
+                event: *e,
+                x,
+            })
+            .collect();
+        let events = surv.iter().filter(|s| s.2).count();
+        model(
+            surv.len(),
+            events,
+            cox::fit(&COVARIATES, &subjects).map(|f| f.coefficients),
+        )
+    });
+    // Models on fewer subjects than the small-cell count are not shown.
+    let shown = |m: Option<Model>| m.filter(|m| m.n as u64 >= small);
+    Ok(OutcomeTable {
+        instrument: instrument.to_owned(),
+        small_cell: small,
+        window,
+        subjects: cell(n, small),
+        induction_completed: count(&|s| s.induction_completed),
+        response: count(&|s| s.response),
+        remission: count(&|s| s.remission),
+        median_days_to_response: median(
+            cohort
+                .iter()
+                .filter_map(|s| s.days_to_response)
+                .map(|d| d as f64)
+                .collect(),
+        ),
+        durability,
+        sessions_per_subject_median: median(cohort.iter().map(|s| s.sessions as f64).collect()),
+        adverse_events_per_session: per_session(cohort.iter().map(|s| s.adverse_events).sum()),
+        alarms_per_session: per_session(cohort.iter().map(|s| s.alarms).sum()),
+        systolic_rise_quartiles: quartiles(
+            cohort.iter().filter_map(|s| s.max_systolic_rise).collect(),
+        ),
+        dissociation_quartiles: quartiles(
+            cohort
+                .iter()
+                .filter_map(|s| s.max_dissociation)
+                .map(f64::from)
+                .collect(),
+        ),
+        alerts_by_period,
+        response_by_dose_tertile,
+        logistic: shown(logistic),
+        cox: shown(cox),
+        notes,
+    })
+}
+
+/// A researcher's cohort: the store's de-identified subjects, their outcomes, the rows of the
+/// quasi-identifier groups under the small-cell count left out, the query applied.
+pub async fn cohort(
+    store: &dyn Store,
+    library: &Library,
+    actor: &Actor,
+    q: &CohortQuery,
+) -> Result<(Vec<SubjectOutcome>, OutcomeTable), Error> {
+    let (settings, _) = crate::clinical::settings(store).await?;
+    let instrument = q.instrument.clone().unwrap_or_else(|| "phq9".into());
+    let subjects = store.registry(actor).await?;
+    let years: Vec<(String, i16)> = subjects
+        .iter()
+        .map(|s| (s.study_id.clone(), s.year))
+        .collect();
+    let all = outcomes(&subjects, library, &settings, &instrument)?;
+    let chosen = select(all, q, &years);
+    let t = table(&chosen, &settings, &instrument)?;
+    Ok((chosen, t))
+}
+
+/// The export's columns: name, unit, definition (the data dictionary).
+pub const DICTIONARY: &[(&str, &str, &str)] = &[
+    (
+        "study_id",
+        "",
+        "Random study id; not derived from any identifier",
+    ),
+    (
+        "age",
+        "years",
+        "Age at first treatment; 90+ above 89 (HIPAA Safe Harbor)",
+    ),
+    ("age_band", "", "ICH E11 age band at first treatment"),
+    ("sex", "", "female, male, other or unknown"),
+    (
+        "indication",
+        "",
+        "Indication of the first session's protocol",
+    ),
+    ("drug", "", "Drug of the first session's protocol"),
+    ("route", "", "Route of the first session's protocol"),
+    ("protocol", "", "Protocol id of the first session"),
+    ("sessions", "count", "Sessions that gave a dose"),
+    (
+        "induction_completed",
+        "",
+        "At least the site's number of sessions within the site's days of the first (empty: not evaluated)",
+    ),
+    (
+        "baseline",
+        "points",
+        "Last score of the instrument on or before the first treatment",
+    ),
+    (
+        "baseline_band",
+        "",
+        "The instrument's severity band of the baseline",
+    ),
+    (
+        "window_score",
+        "points",
+        "Last score within the site's outcome window",
+    ),
+    (
+        "response",
+        "",
+        "Fall from baseline at the window of at least the instrument's cited response fraction",
+    ),
+    (
+        "remission",
+        "",
+        "Window score at or below the instrument's cited remission bound",
+    ),
+    (
+        "days_to_response",
+        "days",
+        "Days from the first treatment to the first response",
+    ),
+    (
+        "durability_days",
+        "days",
+        "Responders: days from first response to relapse, or to the last score if none",
+    ),
+    (
+        "relapsed",
+        "",
+        "Responders: relapse by the instrument's cited rule (false: censored)",
+    ),
+    ("mean_dose_mg", "mg", "Mean dose given per session"),
+    (
+        "adverse_events",
+        "count",
+        "Adverse events recorded in sessions",
+    ),
+    ("alarms", "count", "Alarms raised in sessions"),
+    (
+        "max_systolic_rise",
+        "mmHg",
+        "Largest systolic rise over the last pre-dose reading in any session",
+    ),
+    (
+        "max_dissociation",
+        "points",
+        "Highest dissociation score recorded in any session",
+    ),
+    ("alerts", "count", "Suicide-risk safety alerts raised"),
+];
+
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_owned()
+    }
+}
+
+/// The cohort as CSV (one row per subject, the dictionary's columns), the rows of quasi-identifier
+/// groups (age band, sex, indication) smaller than the small-cell count left out.
+pub fn csv(cohort: &[SubjectOutcome], small_cell: u64) -> String {
+    let keys: Vec<(String, String, String)> = cohort
+        .iter()
+        .map(|s| (s.age_band.clone(), s.sex.clone(), s.indication.clone()))
+        .collect();
+    let small = small_groups(&keys, small_cell);
+    let mut out = DICTIONARY
+        .iter()
+        .map(|(n, _, _)| *n)
+        .collect::<Vec<_>>()
+        .join(",");
+    out.push('\n');
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    for (s, key) in cohort.iter().zip(&keys) {
+        if small.contains(key) {
+            continue;
+        }
+        let row = [
+            s.study_id.clone(),
+            s.age.clone(),
+            s.age_band.clone(),
+            s.sex.clone(),
+            s.indication.clone(),
+            s.drug.clone(),
+            s.route.clone(),
+            s.protocol.clone(),
+            s.sessions.to_string(),
+            opt(s.induction_completed.map(|b| b.to_string())),
+            opt(s.baseline.map(|v| v.to_string())),
+            opt(s.baseline_band.clone()),
+            opt(s.window_score.map(|v| v.to_string())),
+            opt(s.response.map(|b| b.to_string())),
+            opt(s.remission.map(|b| b.to_string())),
+            opt(s.days_to_response.map(|v| v.to_string())),
+            opt(s.durability_days.map(|v| v.to_string())),
+            opt(s.relapsed.map(|b| b.to_string())),
+            opt(s.mean_dose_mg.map(ketcare_core::units::trim_float)),
+            s.adverse_events.to_string(),
+            s.alarms.to_string(),
+            opt(s.max_systolic_rise.map(ketcare_core::units::trim_float)),
+            opt(s.max_dissociation.map(|v| v.to_string())),
+            s.alerts.to_string(),
+        ];
+        out.push_str(
+            &row.iter()
+                .map(|v| csv_field(v))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        out.push('\n');
+    }
+    out
+}
+
+/// The data dictionary as CSV.
+pub fn dictionary_csv() -> String {
+    let mut out = String::from("column,unit,definition\n");
+    for (n, u, d) in DICTIONARY {
+        out.push_str(&format!(
+            "{},{},{}\n",
+            csv_field(n),
+            csv_field(u),
+            csv_field(d)
+        ));
+    }
+    out
+}

@@ -1,0 +1,241 @@
+//! The de-identified research registry, built here, inside the researcher's unit, so that no
+//! identifier leaves the store for a `RegistryRead` actor: each treated patient becomes a
+//! subject with a random study id (`registry_keys`), an age at first treatment under Safe Harbor
+//! ("90+" above 89), a sex, the calendar year of the first treatment, and their sessions, scores
+//! and safety alerts as whole days since the first treatment. No name, MRN, date of birth,
+//! contact, address, free text or date leaves it. Every read is audited with the study ids shown.
+
+use crate::sessions::{SESSION_COLUMNS, SessionRow};
+use crate::sql::{Unit, now_rfc3339};
+use crate::{Result, SessionRecord, SqlStore, StoreError};
+use async_trait::async_trait;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use ketcare_core::age::{Age, AgeBands};
+use ketcare_core::audit::AuditEvent;
+use ketcare_core::{Actor, Permission};
+use ketcare_research::deid::{age_shown, day_of};
+use rand::RngExt;
+use serde::Serialize;
+
+/// One treatment session as the registry shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RegistrySession {
+    /// Days since the subject's first treatment (0 = that day).
+    pub day: i64,
+    /// The protocol it ran (a protocol id is not an identifier).
+    pub protocol_id: String,
+    /// The mg given as confirmed, when the record says.
+    pub given_mg: Option<f64>,
+    pub adverse_events: u32,
+    pub alarms: u32,
+    /// The highest dissociation score recorded in the session (its scale's own number).
+    pub max_dissociation: Option<u32>,
+    /// The highest systolic rise over the pre-dose reading, mmHg, when both were recorded.
+    pub systolic_rise: Option<f64>,
+}
+
+/// One questionnaire total.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RegistryScore {
+    pub instrument: String,
+    pub day: i64,
+    pub total: i64,
+}
+
+/// A treated patient, de-identified.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RegistrySubject {
+    /// Random; never derived from an identifier.
+    pub study_id: String,
+    /// Age in years at the first treatment, "90+" above 89 (Safe Harbor).
+    pub age: String,
+    /// The ICH E11 band at the first treatment.
+    pub age_band: String,
+    pub sex: String,
+    /// The calendar year of the first treatment (shown only where a table asks for it).
+    pub year: i16,
+    /// Oldest first.
+    pub sessions: Vec<RegistrySession>,
+    pub scores: Vec<RegistryScore>,
+    /// Days of the suicide-risk safety alerts raised.
+    pub alert_days: Vec<i64>,
+}
+
+/// The store's part for this area (included in [`crate::Store`]).
+#[async_trait]
+pub trait RegistryStore: Send + Sync {
+    /// Every patient with at least one dosed session, de-identified (`RegistryRead`; audited
+    /// `registry.read` with the study ids shown). A patient without a study id gets one here.
+    async fn registry(&self, actor: &Actor) -> Result<Vec<RegistrySubject>>;
+}
+
+/// A study id: `S-` and 12 random characters of an alphabet without look-alikes.
+fn new_study_id() -> String {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let mut rng = rand::rng();
+    let tail: String = (0..12)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect();
+    format!("S-{tail}")
+}
+
+async fn study_id(tx: &mut Unit<'_>, patient: i64) -> Result<String> {
+    if let Some(id) =
+        sqlx::query_scalar::<_, String>("SELECT study_id FROM registry_keys WHERE patient_id = $1")
+            .bind(patient)
+            .fetch_optional(tx.conn())
+            .await?
+    {
+        return Ok(id);
+    }
+    let id = new_study_id();
+    sqlx::query("INSERT INTO registry_keys (patient_id, study_id, created_at) VALUES ($1, $2, $3)")
+        .bind(patient)
+        .bind(&id)
+        .bind(now_rfc3339())
+        .execute(tx.conn())
+        .await?;
+    Ok(id)
+}
+
+fn local_date(t: jiff::Timestamp) -> Date {
+    t.to_zoned(TimeZone::system()).date()
+}
+
+/// `systolic`: the session's systolic readings (epoch seconds, mmHg), oldest first.
+fn session_of(r: &SessionRecord, first: Date, systolic: &[(i64, f64)]) -> Option<RegistrySession> {
+    let s = &r.session;
+    let start = s.dose_start()?;
+    let pre = systolic
+        .iter()
+        .rfind(|(at, _)| *at <= start.as_second())
+        .map(|(_, v)| *v);
+    let peak = systolic
+        .iter()
+        .filter(|(at, _)| *at > start.as_second())
+        .map(|(_, v)| *v)
+        .reduce(f64::max);
+    Some(RegistrySession {
+        day: day_of(first, local_date(start)),
+        protocol_id: s.plan.protocol_id.clone(),
+        given_mg: s.given_mg().ok(),
+        adverse_events: u32::try_from(s.adverse_events.len()).unwrap_or(u32::MAX),
+        alarms: u32::try_from(s.alarms.len()).unwrap_or(u32::MAX),
+        max_dissociation: s.scores.iter().map(|x| x.value).max(),
+        systolic_rise: match (pre, peak) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        },
+    })
+}
+
+impl SqlStore {
+    async fn registry_impl(&self, actor: &Actor) -> Result<Vec<RegistrySubject>> {
+        let mut tx = self.read_audited(actor, Permission::RegistryRead).await?;
+        let bands = AgeBands::builtin().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let sessions: Vec<SessionRecord> = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(
+            format!("SELECT {SESSION_COLUMNS} FROM treatment_sessions ORDER BY patient_id, id"),
+        ))
+        .fetch_all(tx.conn())
+        .await?
+        .into_iter()
+        .map(SessionRecord::try_from)
+        .collect::<Result<_>>()?;
+        let mut by_patient: std::collections::BTreeMap<i64, Vec<SessionRecord>> =
+            std::collections::BTreeMap::new();
+        for r in sessions {
+            if r.session.dose_start().is_some() {
+                by_patient.entry(r.patient_id.get()).or_default().push(r);
+            }
+        }
+        let mut out = Vec::with_capacity(by_patient.len());
+        for (pid, records) in by_patient {
+            let Some(first) = records
+                .iter()
+                .filter_map(|r| r.session.dose_start())
+                .min()
+                .map(local_date)
+            else {
+                continue;
+            };
+            let (dob, sex): (String, String) =
+                sqlx::query_as("SELECT date_of_birth, sex FROM patients WHERE id = $1")
+                    .bind(pid)
+                    .fetch_one(tx.conn())
+                    .await?;
+            let dob: Date = dob
+                .parse()
+                .map_err(|_| crate::sql::corrupt("patients.date_of_birth", &dob))?;
+            let age = Age::on(dob, first);
+            let mut sessions = Vec::with_capacity(records.len());
+            for r in &records {
+                let systolic: Vec<(i64, f64)> = sqlx::query_as(
+                    "SELECT at_epoch, systolic FROM session_vitals WHERE session_id = $1 AND systolic IS NOT NULL ORDER BY at_epoch, id",
+                )
+                .bind(r.id)
+                .fetch_all(tx.conn())
+                .await?;
+                sessions.extend(session_of(r, first, &systolic));
+            }
+            sessions.sort_by_key(|s| s.day);
+            let scores = sqlx::query_as::<_, (String, String, i64)>(
+                "SELECT instrument, taken_on, total FROM measure_responses WHERE patient_id = $1 AND total IS NOT NULL ORDER BY taken_on, id",
+            )
+            .bind(pid)
+            .fetch_all(tx.conn())
+            .await?
+            .into_iter()
+            .filter_map(|(instrument, on, total)| {
+                Some(RegistryScore {
+                    instrument,
+                    day: day_of(first, on.parse().ok()?),
+                    total,
+                })
+            })
+            .collect();
+            let alert_days = sqlx::query_scalar::<_, String>(
+                "SELECT raised_at FROM safety_alerts WHERE patient_id = $1 ORDER BY id",
+            )
+            .bind(pid)
+            .fetch_all(tx.conn())
+            .await?
+            .into_iter()
+            .filter_map(|at| at.parse::<jiff::Timestamp>().ok())
+            .map(|t| day_of(first, local_date(t)))
+            .collect();
+            out.push(RegistrySubject {
+                study_id: study_id(&mut tx, pid).await?,
+                age: match age {
+                    Some(a) => age_shown(i64::from(a.years()))
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    None => "unknown".into(),
+                },
+                age_band: age
+                    .map(|a| bands.band_for(a).as_str().to_owned())
+                    .unwrap_or_else(|| "unknown".into()),
+                sex,
+                year: first.year(),
+                sessions,
+                scores,
+                alert_days,
+            });
+        }
+        let ids: Vec<&str> = out.iter().map(|s| s.study_id.as_str()).collect();
+        tx.audit(&AuditEvent::new(
+            "registry.read",
+            None,
+            format!("{} subjects: {}", ids.len(), ids.join(", ")),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl RegistryStore for SqlStore {
+    async fn registry(&self, actor: &Actor) -> Result<Vec<RegistrySubject>> {
+        self.registry_impl(actor).await
+    }
+}

@@ -1,0 +1,189 @@
+//! The researcher's pages: build a cohort, read its outcome table, durability curve and
+//! predictors, download the CSV export and its data dictionary.
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::{AppError, PageError};
+use crate::pages::{Nav, render_html};
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use ketcare_app::registry::{CohortQuery, OutcomeTable, Rate};
+use ketcare_research::deid::Cell;
+
+#[derive(Template)]
+#[template(path = "research.html")]
+pub struct ResearchPage {
+    nav: Option<Nav>,
+    q: CohortQuery,
+    /// The query string the export and chart links carry.
+    query: String,
+    table: Option<OutcomeTable>,
+    error: String,
+    instruments: Vec<(String, String)>,
+}
+
+impl ResearchPage {
+    fn v<'a>(&self, o: &'a Option<String>) -> &'a str {
+        o.as_deref().unwrap_or("")
+    }
+    fn year(&self, y: &Option<i16>) -> String {
+        y.map(|y| y.to_string()).unwrap_or_default()
+    }
+    fn cell(&self, c: &Cell) -> String {
+        match c {
+            Cell::Count(n) => n.to_string(),
+            Cell::Suppressed { below } => format!("< {below}"),
+        }
+    }
+    fn rate(&self, r: &Option<Rate>) -> String {
+        match r {
+            None => "not evaluated".into(),
+            Some(r) => match &r.estimate {
+                Some(p) => format!(
+                    "{} of {} — {:.1} % (95 % CI {:.1}–{:.1} %)",
+                    p.k,
+                    p.n,
+                    p.p * 100.0,
+                    p.lower * 100.0,
+                    p.upper * 100.0
+                ),
+                None => format!("{} of {} (suppressed)", self.cell(&r.k), self.cell(&r.n)),
+            },
+        }
+    }
+    fn models(
+        &self,
+        t: &OutcomeTable,
+    ) -> Vec<(&'static str, Option<ketcare_app::registry::Model>)> {
+        vec![
+            (
+                "Response (logistic regression: odds ratios)",
+                t.logistic.clone(),
+            ),
+            (
+                "Time to relapse among responders (Cox regression: hazard ratios)",
+                t.cox.clone(),
+            ),
+        ]
+    }
+    fn rate_of(&self, r: &Rate) -> String {
+        self.rate(&Some(r.clone()))
+    }
+    fn num(&self, v: &Option<f64>) -> String {
+        v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "—".into())
+    }
+    fn quart(&self, v: &Option<[f64; 3]>) -> String {
+        v.map(|q| format!("median {:.1} (IQR {:.1}–{:.1})", q[1], q[0], q[2]))
+            .unwrap_or_else(|| "—".into())
+    }
+    fn opt_day(&self, v: &Option<f64>) -> String {
+        v.map(|x| format!("{x:.0}"))
+            .unwrap_or_else(|| "not reached".into())
+    }
+}
+
+fn query_string(q: &CohortQuery) -> String {
+    serde_urlencoded::to_string(q).unwrap_or_default()
+}
+
+pub async fn research(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(q): Query<CohortQuery>,
+) -> Result<Response, PageError> {
+    let library = s.library();
+    let (table, error) =
+        match ketcare_app::registry::cohort(s.store.as_ref(), &library, &p.actor, &q).await {
+            Ok((_, t)) => (Some(t), String::new()),
+            Err(e) => {
+                let e: AppError = e.into();
+                match e {
+                    AppError::Conflict(_) | AppError::Invalid(_) => {
+                        (None, crate::measures::pages::message(&e))
+                    }
+                    other => return Err(PageError(other)),
+                }
+            }
+        };
+    let instruments = ketcare_app::measures::catalogue()
+        .map(|c| {
+            c.instruments
+                .iter()
+                .filter(|i| {
+                    i.response_fraction(&ketcare_measures::SiteSettings::default())
+                        .is_some()
+                })
+                .map(|i| (i.id.clone(), i.name.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(render_html(&ResearchPage {
+        nav: Nav::of(&p),
+        query: query_string(&q),
+        q,
+        table,
+        error,
+        instruments,
+    }))
+}
+
+pub async fn durability_svg(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(q): Query<CohortQuery>,
+) -> Result<Response, PageError> {
+    let library = s.library();
+    let (_, t) = ketcare_app::registry::cohort(s.store.as_ref(), &library, &p.actor, &q)
+        .await
+        .map_err(AppError::from)?;
+    let svg = t
+        .durability
+        .as_ref()
+        .map(|km| {
+            ketcare_app::charts::km_svg(
+                km,
+                "days since first response",
+                "Durability of response: Kaplan-Meier estimate with its 95 % band",
+            )
+        })
+        .unwrap_or_default();
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}
+
+pub async fn export_csv(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(q): Query<CohortQuery>,
+) -> Result<Response, PageError> {
+    let library = s.library();
+    let (cohort, t) = ketcare_app::registry::cohort(s.store.as_ref(), &library, &p.actor, &q)
+        .await
+        .map_err(AppError::from)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"registry.csv\"",
+            ),
+        ],
+        ketcare_app::registry::csv(&cohort, t.small_cell),
+    )
+        .into_response())
+}
+
+pub async fn dictionary_csv(_p: Principal) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"registry-dictionary.csv\"",
+            ),
+        ],
+        ketcare_app::registry::dictionary_csv(),
+    )
+        .into_response()
+}

@@ -1,0 +1,209 @@
+//! The research registry through the real router on both backends: nothing until the site sets
+//! its small-cell count; response and remission read at the site's window (day 13 vs 14, 31 vs
+//! 32) by the instrument's cited rule (a 50 % fall responds, 47.6 % does not); small cells
+//! suppressed; no identifier in the page, the API or the export; the researcher alone reads it,
+//! every read audited by study id.
+
+use crate::common;
+
+use axum::http::{Method, StatusCode};
+use common::{Auth, START, TestApp, adult_form};
+use ketcare_core::{Actor, PatientId, Role};
+use ketcare_store::testing::{BACKENDS, dosed_session};
+use serde_json::json;
+
+/// PHQ-9 answers with item 9 (self-harm) at 0 that total `t` (at most 24).
+fn answers(t: i64) -> Vec<i64> {
+    let mut left = t;
+    let mut a: Vec<i64> = (0..8)
+        .map(|_| {
+            let v = left.min(3);
+            left -= v;
+            v
+        })
+        .collect();
+    a.push(0);
+    a
+}
+
+fn date_of(ts: i64) -> String {
+    jiff::Timestamp::from_second(ts)
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::system())
+        .date()
+        .to_string()
+}
+
+const DAY: i64 = 86_400;
+
+/// A patient first dosed 60 days before the test clock, with a baseline PHQ-9 the day before and
+/// the given (day, total) scores after.
+async fn subject(app: &TestApp, page: &Auth, nurse: &Auth, n: usize, scores: &[(i64, i64)]) {
+    let mrn = format!("RG-{n}");
+    let name = format!("Zebedee{n}");
+    let form: Vec<(&str, &str)> = adult_form()
+        .into_iter()
+        .map(|(k, v)| match k {
+            "mrn" => (k, mrn.as_str()),
+            "family_name" => (k, name.as_str()),
+            _ => (k, v),
+        })
+        .collect();
+    let created = app.post_form("/patients", page, &form).await;
+    let pid: i64 = created
+        .location()
+        .trim_start_matches("/patients/")
+        .parse()
+        .unwrap();
+    let first = START - 60 * DAY;
+    dosed_session(
+        app.store.as_ref(),
+        &Actor::system(Role::Nurse),
+        PatientId::new(pid),
+        jiff::Timestamp::from_second(first).unwrap(),
+    )
+    .await;
+    for (i, (day, total)) in scores.iter().enumerate() {
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/responses"),
+                nurse,
+                &json!({"instrument": "phq9", "answers": answers(*total),
+                        "taken_on": date_of(first + day * DAY),
+                        "submission_key": format!("rg-{n}-{i}")}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn the_registry_reads_outcomes_at_the_window_and_shows_no_identifier() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("nina", Role::Nurse).await;
+        app.add_user("rae", Role::Researcher).await;
+        app.add_user("alex", Role::Administrator).await;
+        let page = app.login("nina").await;
+        let nurse = app.bearer("nina").await;
+        let rae = app.bearer("rae").await;
+        // A: 20 → 10 on day 14 (a 50 % fall: response). B: 21 → 11 on day 14 (47.6 %: none).
+        // C: 20 → 4 on day 31 (response and remission). D: scores on days 13 and 32 only, E: on
+        // day 32 only (outside the window: not evaluated).
+        subject(&app, &page, &nurse, 1, &[(-1, 20), (14, 10)]).await;
+        subject(&app, &page, &nurse, 2, &[(-1, 21), (14, 11)]).await;
+        subject(&app, &page, &nurse, 3, &[(-1, 20), (31, 4)]).await;
+        subject(&app, &page, &nurse, 4, &[(-1, 20), (13, 4), (32, 20)]).await;
+        subject(&app, &page, &nurse, 5, &[(-1, 20), (32, 10)]).await;
+
+        // Nothing until the site sets its small-cell count.
+        let r = app.get("/api/v1/registry/outcomes", &rae).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{backend:?}: {}", r.body);
+        assert!(
+            r.body.contains("research.small_cell_patients"),
+            "{}",
+            r.body
+        );
+
+        app.set_test_site_settings_with(&[
+            ("research.small_cell_patients", 1.0),
+            ("research.response_window_from_days", 14.0),
+            ("research.response_window_to_days", 31.0),
+            ("research.induction_min_sessions", 1.0),
+            ("research.induction_within_days", 28.0),
+        ])
+        .await;
+        let r = app.get("/api/v1/registry/outcomes", &rae).await;
+        assert_eq!(r.status, StatusCode::OK, "{backend:?}: {}", r.body);
+        let t = r.json();
+        assert_eq!(t["subjects"], 5, "{t}");
+        assert_eq!(t["response"]["estimate"]["k"], 2, "{t}");
+        assert_eq!(t["response"]["estimate"]["n"], 3, "{t}");
+        assert_eq!(t["remission"]["estimate"]["k"], 1);
+        assert_eq!(t["induction_completed"]["estimate"]["k"], 5);
+        // The Wilson interval of 2 of 3.
+        let lo = t["response"]["estimate"]["lower"].as_f64().unwrap();
+        assert!((lo - 0.2077).abs() < 1e-3, "{lo}");
+
+        // The same cohort filtered: a protocol nobody had is empty, not an error.
+        let r = app
+            .get("/api/v1/registry/outcomes?sex=male&indication=ptsd", &rae)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json()["subjects"], 0);
+        let r = app.get("/api/v1/registry/outcomes?colour=red", &rae).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+
+        // Small cells suppressed, in the table and its rates.
+        app.set_test_site_settings_with(&[
+            ("research.small_cell_patients", 4.0),
+            ("research.response_window_from_days", 14.0),
+            ("research.response_window_to_days", 31.0),
+        ])
+        .await;
+        let t = app.get("/api/v1/registry/outcomes", &rae).await.json();
+        assert_eq!(t["subjects"], 5);
+        assert_eq!(t["response"]["k"]["below"], 4, "{t}");
+        assert!(t["response"]["estimate"].is_null());
+
+        // No identifier anywhere the researcher reads.
+        let page_r = app.login("rae").await;
+        let html = app.get("/research", &page_r).await;
+        assert_eq!(html.status, StatusCode::OK, "{}", html.body);
+        assert!(html.body.contains("id=\"outcome-table\""), "{}", html.body);
+        let csv = app.get("/research/export.csv", &page_r).await;
+        assert_eq!(csv.status, StatusCode::OK);
+        let dict = app.get("/research/dictionary.csv", &page_r).await;
+        assert!(dict.body.contains("study_id"));
+        let api = app.get("/api/v1/registry/outcomes", &rae).await;
+        let date = regex_lite_date();
+        for (what, body) in [("page", &html.body), ("csv", &csv.body), ("api", &api.body)] {
+            for n in 1..=5 {
+                assert!(
+                    !body.contains(&format!("Zebedee{n}")),
+                    "{what} holds a name"
+                );
+                assert!(!body.contains(&format!("RG-{n}")), "{what} holds an MRN");
+            }
+            assert!(!body.contains("1986-05-01"), "{what} holds a birth date");
+            assert!(!date(body), "{what} holds a date: {body}");
+            assert!(!body.contains('@'), "{what} holds an email address");
+        }
+        // The export: one row per subject of groups at or above k (all five share the group).
+        let lines: Vec<&str> = csv.body.lines().collect();
+        assert_eq!(lines.len(), 6, "{}", csv.body);
+        assert!(lines[1].starts_with("S-"), "{}", lines[1]);
+
+        // The researcher alone; every read audited with the study ids shown.
+        for who in [&nurse, &app.bearer("alex").await] {
+            let r = app.get("/api/v1/registry/outcomes", who).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN);
+        }
+        assert_eq!(
+            app.get("/research", &page).await.status,
+            StatusCode::FORBIDDEN
+        );
+        let audit = app
+            .get("/api/v1/audit", &app.bearer("alex").await)
+            .await
+            .body;
+        assert!(audit.contains("registry.read"), "{audit}");
+        let study = lines[1].split(',').next().unwrap();
+        assert!(audit.contains(study), "the audit names the study ids");
+    }
+}
+
+/// Whether `body` holds a calendar date (YYYY-MM-DD).
+fn regex_lite_date() -> impl Fn(&str) -> bool {
+    |body: &str| {
+        let b = body.as_bytes();
+        b.windows(10).any(|w| {
+            w[..4].iter().all(u8::is_ascii_digit)
+                && w[4] == b'-'
+                && w[5..7].iter().all(u8::is_ascii_digit)
+                && w[7] == b'-'
+                && w[8..10].iter().all(u8::is_ascii_digit)
+        })
+    }
+}
