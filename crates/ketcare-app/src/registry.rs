@@ -59,11 +59,12 @@ pub struct CohortQuery {
     /// The instrument's severity band of the baseline score (its own band label).
     #[serde(default)]
     pub baseline_band: Option<String>,
-    /// First treatment in this calendar year or later.
+    /// First treatment in this calendar year or later (empty: any).
     #[serde(default)]
-    pub year_from: Option<i16>,
+    pub year_from: Option<String>,
+    /// First treatment in this calendar year or earlier (empty: any).
     #[serde(default)]
-    pub year_to: Option<i16>,
+    pub year_to: Option<String>,
 }
 
 /// One subject's derived outcome (de-identified).
@@ -278,19 +279,36 @@ fn band_of(inst: &ketcare_measures::Instrument, total: i64) -> Option<String> {
         .map(|b| b.label.clone())
 }
 
+fn year(field: &str, v: &Option<String>) -> Result<Option<i16>, Error> {
+    match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(y) => y
+            .parse::<i16>()
+            .ok()
+            .filter(|y| (1900..=9999).contains(y))
+            .map(Some)
+            .ok_or_else(|| Error::invalid(field, format!("expected a calendar year, got {y:?}"))),
+    }
+}
+
 /// Keeps the subjects the query asks for.
 pub fn select(
     all: Vec<SubjectOutcome>,
     q: &CohortQuery,
     years: &[(String, i16)],
-) -> Vec<SubjectOutcome> {
+) -> Result<Vec<SubjectOutcome>, Error> {
+    let (from, to) = (
+        year("year_from", &q.year_from)?,
+        year("year_to", &q.year_to)?,
+    );
     let eq = |want: &Option<String>, have: &str| {
         want.as_deref()
             .map(str::trim)
             .filter(|w| !w.is_empty())
             .is_none_or(|w| w == have)
     };
-    all.into_iter()
+    Ok(all
+        .into_iter()
         .filter(|s| {
             let year = years
                 .iter()
@@ -303,10 +321,10 @@ pub fn select(
                 && eq(&q.age_band, &s.age_band)
                 && eq(&q.sex, &s.sex)
                 && eq(&q.baseline_band, s.baseline_band.as_deref().unwrap_or(""))
-                && q.year_from.is_none_or(|y| year.is_some_and(|v| v >= y))
-                && q.year_to.is_none_or(|y| year.is_some_and(|v| v <= y))
+                && from.is_none_or(|y| year.is_some_and(|v| v >= y))
+                && to.is_none_or(|y| year.is_some_and(|v| v <= y))
         })
-        .collect()
+        .collect())
 }
 
 fn rate(k: u64, n: u64, small: u64) -> Rate {
@@ -501,8 +519,13 @@ pub fn table(
             cox::fit(&COVARIATES, &subjects).map(|f| f.coefficients),
         )
     });
-    // Models on fewer subjects than the small-cell count are not shown.
+    // Models on fewer subjects than the small-cell count are not shown, and no distribution of
+    // a cohort smaller than it (a median of two is two people's values).
     let shown = |m: Option<Model>| m.filter(|m| m.n as u64 >= small);
+    let enough = n >= small;
+    let median = |v: Vec<f64>| if enough { median(v) } else { None };
+    let quartiles = |v: Vec<f64>| if enough { quartiles(v) } else { None };
+    let per_session = |total: u32| if enough { per_session(total) } else { None };
     Ok(OutcomeTable {
         instrument: instrument.to_owned(),
         small_cell: small,
@@ -549,14 +572,18 @@ pub async fn cohort(
     q: &CohortQuery,
 ) -> Result<(Vec<SubjectOutcome>, OutcomeTable), Error> {
     let (settings, _) = crate::clinical::settings(store).await?;
-    let instrument = q.instrument.clone().unwrap_or_else(|| "phq9".into());
+    let instrument = q
+        .instrument
+        .clone()
+        .filter(|i| !i.trim().is_empty())
+        .unwrap_or_else(|| "phq9".into());
     let subjects = store.registry(actor).await?;
     let years: Vec<(String, i16)> = subjects
         .iter()
         .map(|s| (s.study_id.clone(), s.year))
         .collect();
     let all = outcomes(&subjects, library, &settings, &instrument)?;
-    let chosen = select(all, q, &years);
+    let chosen = select(all, q, &years)?;
     let t = table(&chosen, &settings, &instrument)?;
     Ok((chosen, t))
 }

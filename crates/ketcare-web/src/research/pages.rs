@@ -22,14 +22,35 @@ pub struct ResearchPage {
     table: Option<OutcomeTable>,
     error: String,
     instruments: Vec<(String, String)>,
+    indications: Vec<String>,
+    drugs: Vec<String>,
+    routes: Vec<String>,
+}
+
+/// Every route a protocol may have.
+const ROUTES: &[ketcare_clinical::protocol::Route] = {
+    use ketcare_clinical::protocol::Route::*;
+    &[
+        IvInfusion,
+        IvBolus,
+        Im,
+        Intranasal,
+        Oral,
+        Sublingual,
+        Subcutaneous,
+    ]
+};
+
+/// The words a protocol field is stored and filtered by (its serde names).
+fn words<T: serde::Serialize>(all: &[T]) -> Vec<String> {
+    all.iter()
+        .filter_map(|v| serde_json::to_value(v).ok()?.as_str().map(str::to_owned))
+        .collect()
 }
 
 impl ResearchPage {
     fn v<'a>(&self, o: &'a Option<String>) -> &'a str {
         o.as_deref().unwrap_or("")
-    }
-    fn year(&self, y: &Option<i16>) -> String {
-        y.map(|y| y.to_string()).unwrap_or_default()
     }
     fn cell(&self, c: &Cell) -> String {
         match c {
@@ -126,6 +147,9 @@ pub async fn research(
         table,
         error,
         instruments,
+        indications: words(ketcare_clinical::protocol::Indication::ALL),
+        drugs: words(ketcare_clinical::protocol::Drug::ALL),
+        routes: words(ROUTES),
     }))
 }
 

@@ -146,6 +146,20 @@ async fn the_registry_reads_outcomes_at_the_window_and_shows_no_identifier() {
         assert_eq!(t["subjects"], 5);
         assert_eq!(t["response"]["k"]["below"], 4, "{t}");
         assert!(t["response"]["estimate"].is_null());
+        assert!(t["sessions_per_subject_median"].is_number(), "{t}");
+        // A cohort smaller than k shows no distribution either.
+        app.set_test_site_settings_with(&[("research.small_cell_patients", 6.0)])
+            .await;
+        let t = app.get("/api/v1/registry/outcomes", &rae).await.json();
+        assert_eq!(t["subjects"]["below"], 6, "{t}");
+        assert!(t["sessions_per_subject_median"].is_null(), "{t}");
+        assert!(t["alarms_per_session"].is_null(), "{t}");
+        app.set_test_site_settings_with(&[
+            ("research.small_cell_patients", 4.0),
+            ("research.response_window_from_days", 14.0),
+            ("research.response_window_to_days", 31.0),
+        ])
+        .await;
 
         // No identifier anywhere the researcher reads.
         let page_r = app.login("rae").await;
