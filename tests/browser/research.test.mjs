@@ -35,6 +35,13 @@ test('a researcher builds a cohort, reads its outcomes and downloads the de-iden
   assert.match(text, /Response \(days 14–31\)/);
   assert.doesNotMatch(text, DATE, 'no calendar date on the page');
   assert.doesNotMatch(text, /KC-\d{4}|Alvarez/, 'no MRN or name on the page');
+  // Saved under a name; saving it again is its next version.
+  for (const version of [1, 2]) {
+    await page.fill('#cohort-name', 'Adults on PHQ-9');
+    await page.click('#save-cohort button[type=submit]');
+    await page.waitForSelector(`#saved li:has-text("version ${version}")`);
+  }
+  assert.match(await page.getAttribute('#saved li a', 'href'), /age_band=adult/);
   await page.screenshot({ path: resultPath('research-cohort.png'), fullPage: true });
 
   const href = await page.getAttribute('#export-csv', 'href');

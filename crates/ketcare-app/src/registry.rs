@@ -588,6 +588,38 @@ pub async fn cohort(
     Ok((chosen, t))
 }
 
+/// Saves the query under `name` as that name's next version (the query is checked first: a
+/// bad year or instrument is refused naming its field).
+pub async fn save_cohort(
+    store: &dyn Store,
+    actor: &Actor,
+    name: &str,
+    q: &CohortQuery,
+) -> Result<ketcare_store::registry::SavedCohort, Error> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::invalid("name", "a name of 1 to 100 characters"));
+    }
+    select(Vec::new(), q, &[])?;
+    if let Some(i) = q.instrument.as_deref().filter(|i| !i.trim().is_empty()) {
+        find(i).map_err(|_| Error::invalid("instrument", format!("unknown instrument {i:?}")))?;
+    }
+    let query = serde_json::to_string(q).map_err(|e| Error::Conflict(e.to_string()))?;
+    Ok(store.save_cohort(actor, name, &query).await?)
+}
+
+/// A saved cohort's query.
+pub async fn saved_query(
+    store: &dyn Store,
+    actor: &Actor,
+    id: i64,
+) -> Result<(ketcare_store::registry::SavedCohort, CohortQuery), Error> {
+    let c = store.saved_cohort(actor, id).await?;
+    let q = serde_json::from_str(&c.query)
+        .map_err(|e| Error::Conflict(format!("saved cohort {id}: {e}")))?;
+    Ok((c, q))
+}
+
 /// The export's columns: name, unit, definition (the data dictionary).
 pub const DICTIONARY: &[(&str, &str, &str)] = &[
     (

@@ -62,13 +62,33 @@ pub struct RegistrySubject {
     pub alert_days: Vec<i64>,
 }
 
+/// A saved cohort: a name, its version, and the query (JSON) as saved.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
+pub struct SavedCohort {
+    pub id: i64,
+    pub name: String,
+    pub version: i64,
+    pub query: String,
+    pub created_by: String,
+    pub created_at: String,
+}
+
 /// The store's part for this area (included in [`crate::Store`]).
 #[async_trait]
 pub trait RegistryStore: Send + Sync {
     /// Every patient with at least one dosed session, de-identified (`RegistryRead`; audited
     /// `registry.read` with the study ids shown). A patient without a study id gets one here.
     async fn registry(&self, actor: &Actor) -> Result<Vec<RegistrySubject>>;
+    /// Saves a cohort's query under `name`: the next version of that name (`RegistryRead`;
+    /// audited).
+    async fn save_cohort(&self, actor: &Actor, name: &str, query: &str) -> Result<SavedCohort>;
+    /// Every saved cohort version, newest first (`RegistryRead`).
+    async fn cohorts(&self, actor: &Actor) -> Result<Vec<SavedCohort>>;
+    /// One saved cohort version (`RegistryRead`).
+    async fn saved_cohort(&self, actor: &Actor, id: i64) -> Result<SavedCohort>;
 }
+
+const COHORT_COLS: &str = "id, name, version, query, created_by, created_at";
 
 /// A study id: `S-` and 12 random characters of an alphabet without look-alikes.
 fn new_study_id() -> String {
@@ -238,4 +258,68 @@ impl RegistryStore for SqlStore {
     async fn registry(&self, actor: &Actor) -> Result<Vec<RegistrySubject>> {
         self.registry_impl(actor).await
     }
+
+    async fn save_cohort(&self, actor: &Actor, name: &str, query: &str) -> Result<SavedCohort> {
+        let mut tx = self.write(actor, Permission::RegistryRead).await?;
+        let version: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM registry_cohorts WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_one(tx.conn())
+        .await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO registry_cohorts (name, version, query, created_by, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(query)
+        .bind(&actor.username)
+        .bind(now_rfc3339())
+        .fetch_one(tx.conn())
+        .await?;
+        tx.audit(&AuditEvent::new(
+            "registry.cohort_save",
+            None,
+            format!("cohort {id}: {name} v{version}"),
+        ))
+        .await?;
+        let saved = cohort_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(saved)
+    }
+
+    async fn cohorts(&self, actor: &Actor) -> Result<Vec<SavedCohort>> {
+        crate::require(actor, Permission::RegistryRead)?;
+        Ok(
+            sqlx::query_as::<_, SavedCohort>(sqlx::AssertSqlSafe(format!(
+                "SELECT {COHORT_COLS} FROM registry_cohorts ORDER BY name, version DESC"
+            )))
+            .fetch_all(&self.pool)
+            .await?,
+        )
+    }
+
+    async fn saved_cohort(&self, actor: &Actor, id: i64) -> Result<SavedCohort> {
+        crate::require(actor, Permission::RegistryRead)?;
+        sqlx::query_as::<_, SavedCohort>(sqlx::AssertSqlSafe(format!(
+            "SELECT {COHORT_COLS} FROM registry_cohorts WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: format!("saved cohort {id}"),
+        })
+    }
+}
+
+async fn cohort_in(tx: &mut Unit<'_>, id: i64) -> Result<SavedCohort> {
+    Ok(
+        sqlx::query_as::<_, SavedCohort>(sqlx::AssertSqlSafe(format!(
+            "SELECT {COHORT_COLS} FROM registry_cohorts WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_one(tx.conn())
+        .await?,
+    )
 }

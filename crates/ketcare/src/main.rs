@@ -8,6 +8,7 @@ mod cli_fhir_client;
 mod cli_measures;
 mod cli_ops;
 mod cli_pk;
+mod cli_registry;
 mod cli_sessions;
 mod demo;
 mod demo_measures;
@@ -105,6 +106,9 @@ enum Command {
     /// The controlled-substance (Schedule III) ledger.
     #[command(subcommand)]
     Ledger(cli_ops::LedgerCommand),
+    /// The de-identified research registry (as a researcher account).
+    #[command(subcommand)]
+    Registry(cli_registry::RegistryCommand),
     /// Copy the embedded database to FILE while ketcare runs (one consistent snapshot), then
     /// verify the copy's audit and ledger chains. PostgreSQL: use pg_dump (README).
     Backup {
@@ -581,6 +585,10 @@ async fn main() -> Result<()> {
         Command::Score(args) => cli_measures::score(&cli.db, args).await,
         Command::Instrument(cmd) => cli_measures::instrument(cmd),
         Command::Mme(args) => cli_measures::mme(args),
+        Command::Registry(cmd) => {
+            let store = cli.db.open().await?;
+            cli_registry::run(store.as_ref(), cmd).await
+        }
         Command::Ledger(cmd) => {
             let store = cli.db.open().await?;
             cli_ops::run(store.as_ref(), cmd).await?;

@@ -14,3 +14,19 @@ CREATE TRIGGER registry_keys_no_delete BEFORE DELETE ON registry_keys
 BEGIN
     SELECT RAISE(ABORT, 'study ids never change');
 END;
+
+-- Saved cohorts: a researcher's query under a name; saving the same name again is a new version,
+-- and every version stays (a published table can name the version it came from).
+CREATE TABLE registry_cohorts (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    query TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (name, version)
+);
+CREATE TRIGGER registry_cohorts_append_only BEFORE UPDATE ON registry_cohorts
+BEGIN
+    SELECT RAISE(ABORT, 'a saved cohort version never changes');
+END;

@@ -25,6 +25,8 @@ pub struct ResearchPage {
     indications: Vec<String>,
     drugs: Vec<String>,
     routes: Vec<String>,
+    /// (name, version, link to the page with its query)
+    saved: Vec<(String, i64, String)>,
 }
 
 /// Every route a protocol may have.
@@ -49,6 +51,10 @@ fn words<T: serde::Serialize>(all: &[T]) -> Vec<String> {
 }
 
 impl ResearchPage {
+    /// The query's fields as the save form carries them.
+    fn pairs(&self) -> Vec<(String, String)> {
+        serde_urlencoded::from_str(&self.query).unwrap_or_default()
+    }
     fn v<'a>(&self, o: &'a Option<String>) -> &'a str {
         o.as_deref().unwrap_or("")
     }
@@ -128,6 +134,19 @@ pub async fn research(
                 }
             }
         };
+    let saved = s
+        .store
+        .cohorts(&p.actor)
+        .await
+        .map_err(|e| PageError(AppError::from(ketcare_app::Error::from(e))))?
+        .into_iter()
+        .map(|c| {
+            let link = serde_json::from_str::<CohortQuery>(&c.query)
+                .map(|q| format!("/research?{}", query_string(&q)))
+                .unwrap_or_default();
+            (c.name, c.version, link)
+        })
+        .collect();
     let instruments = ketcare_app::measures::catalogue()
         .map(|c| {
             c.instruments
@@ -150,6 +169,7 @@ pub async fn research(
         indications: words(ketcare_clinical::protocol::Indication::ALL),
         drugs: words(ketcare_clinical::protocol::Drug::ALL),
         routes: words(ROUTES),
+        saved,
     }))
 }
 
@@ -210,4 +230,27 @@ pub async fn dictionary_csv(_p: Principal) -> Response {
         ketcare_app::registry::dictionary_csv(),
     )
         .into_response()
+}
+
+pub async fn save_cohort(
+    State(s): State<AppState>,
+    p: Principal,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let pairs = crate::clinical_pages::form_pairs(&body)?;
+    let name = crate::clinical_pages::field(&pairs, "name").to_owned();
+    let query: Vec<(String, String)> = pairs
+        .into_iter()
+        .filter(|(k, _)| k != "name" && k != "csrf_token")
+        .collect();
+    let q: CohortQuery =
+        serde_urlencoded::from_str(&serde_urlencoded::to_string(&query).unwrap_or_default())
+            .map_err(|e| AppError::invalid("query", e.to_string()))?;
+    ketcare_app::registry::save_cohort(s.store.as_ref(), &p.actor, &name, &q)
+        .await
+        .map_err(AppError::from)?;
+    Ok(
+        axum::response::Redirect::to(&format!("/research?{}#saved", query_string(&q)))
+            .into_response(),
+    )
 }

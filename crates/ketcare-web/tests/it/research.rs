@@ -161,6 +161,31 @@ async fn the_registry_reads_outcomes_at_the_window_and_shows_no_identifier() {
         ])
         .await;
 
+        // A saved cohort: the same name again is its next version; its table is the query's.
+        let save = |name: &str, q: serde_json::Value| {
+            let (app, rae) = (&app, rae.clone());
+            let body = json!({"name": name, "query": q});
+            async move {
+                app.json(Method::POST, "/api/v1/registry/cohorts", &rae, &body)
+                    .await
+            }
+        };
+        let v1 = save("all adults", json!({"age_band": "adult"})).await;
+        assert_eq!(v1.status, StatusCode::CREATED, "{}", v1.body);
+        assert_eq!(v1.json()["version"], 1);
+        let v2 = save("all adults", json!({"age_band": "adult", "sex": "female"})).await;
+        assert_eq!(v2.json()["version"], 2);
+        let bad = save("bad", json!({"year_from": "20x6"})).await;
+        assert_eq!(bad.fields(), ["year_from"], "{}", bad.body);
+        let list = app.get("/api/v1/registry/cohorts", &rae).await.json();
+        assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+        let id = v1.json()["id"].as_i64().unwrap();
+        let t = app
+            .get(&format!("/api/v1/registry/cohorts/{id}/outcomes"), &rae)
+            .await;
+        assert_eq!(t.status, StatusCode::OK, "{}", t.body);
+        assert_eq!(t.json()["subjects"], 5);
+
         // No identifier anywhere the researcher reads.
         let page_r = app.login("rae").await;
         let html = app.get("/research", &page_r).await;

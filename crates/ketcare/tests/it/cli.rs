@@ -573,3 +573,68 @@ async fn audit_pairs(data: &std::path::Path) -> Vec<(String, String)> {
         .map(|r| (r.action, r.detail))
         .collect()
 }
+
+#[tokio::test]
+async fn registry_export_as_a_researcher_writes_the_csv_and_its_dictionary() {
+    let data = std::env::temp_dir().join(format!("ketcare-registry-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    for (user, role) in [("rae", "researcher"), ("nina", "nurse")] {
+        let o = ketcare(
+            &data,
+            &["user", "add", "--username", user, "--role", role],
+            "a long enough password\n",
+        );
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let out = data.join("export");
+    let out_s = out.to_str().unwrap();
+    let export = |who: &str| {
+        ketcare(
+            &data,
+            &["registry", "export", "--as", who, "--out", out_s],
+            "",
+        )
+    };
+    let o = export("nina");
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("may not read the research registry"),
+        "{}",
+        text(&o)
+    );
+    let o = export("rae");
+    assert!(!o.status.success(), "nothing until the site sets k");
+    assert!(
+        text(&o).contains("research.small_cell_patients"),
+        "{}",
+        text(&o)
+    );
+    let o = ketcare(
+        &data,
+        &[
+            "settings",
+            "set",
+            "research.small_cell_patients",
+            "5",
+            "--reason",
+            "t",
+        ],
+        "",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = export("rae");
+    assert!(o.status.success(), "{}", text(&o));
+    let csv = std::fs::read_to_string(out.join("registry.csv")).unwrap();
+    assert!(csv.starts_with("study_id,age,age_band,sex,"), "{csv}");
+    let dict = std::fs::read_to_string(out.join("registry-dictionary.csv")).unwrap();
+    assert!(dict.contains("durability_days,days,"), "{dict}");
+    let o = ketcare(
+        &data,
+        &[
+            "registry", "export", "--as", "rae", "--out", out_s, "--format", "xlsx",
+        ],
+        "",
+    );
+    assert!(text(&o).contains("only csv"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&data);
+}

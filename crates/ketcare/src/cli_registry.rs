@@ -1,0 +1,95 @@
+//! `ketcare registry`: the de-identified research registry from the command line, as a
+//! researcher account (every read audited by study id, as on the web).
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use ketcare_core::{Actor, Permission};
+use ketcare_store::Store;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum RegistryCommand {
+    /// List the saved cohorts (every version).
+    Cohorts {
+        /// The researcher account reading the registry.
+        #[arg(long = "as")]
+        as_user: String,
+    },
+    /// Write a saved cohort (or the whole registry) as CSV with its data dictionary into DIR:
+    /// `registry.csv` and `registry-dictionary.csv`.
+    Export {
+        #[arg(long = "as")]
+        as_user: String,
+        /// A saved cohort's id (`ketcare registry cohorts`); without it, every subject.
+        #[arg(long)]
+        cohort: Option<i64>,
+        /// `csv` (the only format so far).
+        #[arg(long, default_value = "csv")]
+        format: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+async fn researcher(store: &dyn Store, username: &str) -> Result<Actor> {
+    let u = store
+        .user_by_username(username)
+        .await?
+        .with_context(|| format!("no user `{username}`"))?;
+    if !u.role.allows(Permission::RegistryRead) {
+        bail!("a {} may not read the research registry", u.role);
+    }
+    Ok(Actor::user(u.id, &u.username, u.role, "cli"))
+}
+
+pub async fn run(store: &dyn Store, cmd: RegistryCommand) -> Result<()> {
+    match cmd {
+        RegistryCommand::Cohorts { as_user } => {
+            let actor = researcher(store, &as_user).await?;
+            for c in store.cohorts(&actor).await? {
+                println!("{}\t{} v{}\t{}", c.id, c.name, c.version, c.query);
+            }
+            Ok(())
+        }
+        RegistryCommand::Export {
+            as_user,
+            cohort,
+            format,
+            out,
+        } => {
+            if format != "csv" {
+                bail!("--format: only csv is written so far");
+            }
+            let actor = researcher(store, &as_user).await?;
+            let q = match cohort {
+                Some(id) => {
+                    ketcare_app::registry::saved_query(store, &actor, id)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                        .1
+                }
+                None => ketcare_app::registry::CohortQuery::default(),
+            };
+            let library = ketcare_app::clinical::cached_library(store)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (rows, table) = ketcare_app::registry::cohort(store, &library, &actor, &q)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
+            let csv = ketcare_app::registry::csv(&rows, table.small_cell);
+            std::fs::write(out.join("registry.csv"), &csv)?;
+            std::fs::write(
+                out.join("registry-dictionary.csv"),
+                ketcare_app::registry::dictionary_csv(),
+            )?;
+            println!(
+                "wrote {} rows to {} (groups under {} left out)",
+                csv.lines().count().saturating_sub(1),
+                out.join("registry.csv").display(),
+                table.small_cell
+            );
+            Ok(())
+        }
+    }
+}
