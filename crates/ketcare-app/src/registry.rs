@@ -59,6 +59,10 @@ pub struct CohortQuery {
     /// The instrument's severity band of the baseline score (its own band label).
     #[serde(default)]
     pub baseline_band: Option<String>,
+    /// The predictors' covariates, comma-separated (default: baseline, age, female, esketamine);
+    /// see [`COVARIATES`].
+    #[serde(default)]
+    pub covariates: Option<String>,
     /// First treatment in this calendar year or later (empty: any).
     #[serde(default)]
     pub year_from: Option<String>,
@@ -96,6 +100,13 @@ pub struct SubjectOutcome {
     pub max_systolic_rise: Option<f64>,
     pub max_dissociation: Option<u32>,
     pub alerts: usize,
+    pub bmi: Option<f64>,
+    pub family_history_alcohol_use_disorder: Option<bool>,
+    pub prior_suicide_attempt: Option<bool>,
+    pub prior_ect_or_tms: Option<bool>,
+    pub comorbid_anxiety: Option<bool>,
+    pub ptsd: Option<bool>,
+    pub chronic_pain: Option<bool>,
     /// Days of those alerts (for the table's periods; not a column of the export).
     #[serde(skip)]
     pub alert_days: Vec<i64>,
@@ -266,6 +277,13 @@ pub fn outcomes(
                 .reduce(f64::max),
             max_dissociation: s.sessions.iter().filter_map(|x| x.max_dissociation).max(),
             alerts: s.alert_days.len(),
+            bmi: s.bmi,
+            family_history_alcohol_use_disorder: s.intake.family_history_alcohol_use_disorder,
+            prior_suicide_attempt: s.intake.prior_suicide_attempt,
+            prior_ect_or_tms: s.intake.prior_ect_or_tms,
+            comorbid_anxiety: s.intake.comorbid_anxiety,
+            ptsd: s.intake.ptsd,
+            chronic_pain: s.intake.chronic_pain,
             alert_days: s.alert_days.clone(),
         });
     }
@@ -350,16 +368,76 @@ fn quartiles(mut v: Vec<f64>) -> Option<[f64; 3]> {
     Some([q(0.25), q(0.5), q(0.75)])
 }
 
-/// The covariates the predictor models use, by name, from a subject (`None`: missing).
-fn covariates(s: &SubjectOutcome) -> Option<Vec<f64>> {
-    Some(vec![
-        s.baseline? as f64,
-        s.age.parse::<f64>().ok()?,
-        f64::from(u8::from(s.sex == "female")),
-        f64::from(u8::from(s.drug == "esketamine")),
-    ])
+fn flag(b: Option<bool>) -> Option<f64> {
+    b.map(|b| f64::from(u8::from(b)))
 }
-const COVARIATES: [&str; 4] = ["baseline score", "age (years)", "female", "esketamine"];
+
+/// A covariate's name and how a subject's value is read.
+pub type Covariate = (&'static str, fn(&SubjectOutcome) -> Option<f64>);
+
+/// Every covariate a predictor model may use: its name and its value for a subject (`None`:
+/// missing; a subject missing a chosen covariate is left out of that model).
+pub const COVARIATES: &[Covariate] = &[
+    ("baseline", |s| s.baseline.map(|v| v as f64)),
+    ("age", |s| s.age.parse::<f64>().ok()),
+    ("female", |s| Some(f64::from(u8::from(s.sex == "female")))),
+    ("esketamine", |s| {
+        Some(f64::from(u8::from(s.drug == "esketamine")))
+    }),
+    ("bmi", |s| s.bmi),
+    ("family_history_alcohol_use_disorder", |s| {
+        flag(s.family_history_alcohol_use_disorder)
+    }),
+    ("prior_suicide_attempt", |s| flag(s.prior_suicide_attempt)),
+    ("prior_ect_or_tms", |s| flag(s.prior_ect_or_tms)),
+    ("comorbid_anxiety", |s| flag(s.comorbid_anxiety)),
+    ("ptsd", |s| flag(s.ptsd)),
+    ("chronic_pain", |s| flag(s.chronic_pain)),
+    ("max_dissociation", |s| s.max_dissociation.map(f64::from)),
+];
+
+/// The default covariates.
+pub const DEFAULT_COVARIATES: [&str; 4] = ["baseline", "age", "female", "esketamine"];
+
+/// The covariates a query chooses (default [`DEFAULT_COVARIATES`]); an unknown name is refused
+/// naming `covariates`.
+pub fn chosen_covariates(q: &CohortQuery) -> Result<Vec<&'static str>, Error> {
+    let Some(list) = q.covariates.as_deref().filter(|v| !v.trim().is_empty()) else {
+        return Ok(DEFAULT_COVARIATES.to_vec());
+    };
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let Some((known, _)) = COVARIATES.iter().find(|(n, _)| *n == name) else {
+            return Err(Error::invalid(
+                "covariates",
+                format!(
+                    "unknown covariate {name:?}; one of {}",
+                    COVARIATES
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        };
+        if !out.contains(known) {
+            out.push(*known);
+        }
+    }
+    Ok(out)
+}
+
+fn covariates(s: &SubjectOutcome, names: &[&str]) -> Option<Vec<f64>> {
+    names
+        .iter()
+        .map(|n| {
+            COVARIATES
+                .iter()
+                .find(|(k, _)| k == n)
+                .and_then(|(_, f)| f(s))
+        })
+        .collect()
+}
 
 fn epv_warnings(events: usize, covariates: usize) -> Vec<String> {
     match events_per_variable_minimum() {
@@ -375,6 +453,7 @@ fn epv_warnings(events: usize, covariates: usize) -> Vec<String> {
 /// A fitted model (or why it could not be fitted) with the events-per-variable warning.
 /// `events`: the rarer outcome's count (logistic) or the events (Cox).
 fn model(
+    names: &[&str],
     n: usize,
     events: usize,
     fit: Result<Vec<Coefficient>, ketcare_research::FitError>,
@@ -384,7 +463,7 @@ fn model(
             n,
             events,
             coefficients,
-            warnings: epv_warnings(events, COVARIATES.len()),
+            warnings: epv_warnings(events, names.len()),
         },
         Err(e) => Model {
             n,
@@ -400,6 +479,7 @@ pub fn table(
     cohort: &[SubjectOutcome],
     settings: &SiteSettings,
     instrument: &str,
+    names: &[&str],
 ) -> Result<OutcomeTable, Error> {
     let small = setting(settings, SMALL_CELL).filter(|k| *k >= 1).ok_or_else(|| {
         Error::Conflict(format!(
@@ -484,7 +564,7 @@ pub fn table(
     // Predictors: logistic regression of response; Cox regression of time to relapse.
     let rows: Vec<(Vec<f64>, bool)> = cohort
         .iter()
-        .filter_map(|s| Some((covariates(s)?, s.response?)))
+        .filter_map(|s| Some((covariates(s, names)?, s.response?)))
         .collect();
     let logistic = (!rows.is_empty()).then(|| {
         let (x, y): (Vec<Vec<f64>>, Vec<bool>) = rows.iter().cloned().unzip();
@@ -494,14 +574,21 @@ pub fn table(
             .count()
             .min(y.iter().filter(|v| !**v).count());
         model(
+            names,
             y.len(),
             events,
-            logistic::fit(&COVARIATES, &x, &y).map(|f| f.coefficients),
+            logistic::fit(names, &x, &y).map(|f| f.coefficients),
         )
     });
     let surv: Vec<(Vec<f64>, f64, bool)> = cohort
         .iter()
-        .filter_map(|s| Some((covariates(s)?, s.durability_days? as f64, s.relapsed?)))
+        .filter_map(|s| {
+            Some((
+                covariates(s, names)?,
+                s.durability_days? as f64,
+                s.relapsed?,
+            ))
+        })
         .collect();
     let cox = (!surv.is_empty()).then(|| {
         let subjects: Vec<cox::Subject<'_>> = surv
@@ -514,9 +601,10 @@ pub fn table(
             .collect();
         let events = surv.iter().filter(|s| s.2).count();
         model(
+            names,
             surv.len(),
             events,
-            cox::fit(&COVARIATES, &subjects).map(|f| f.coefficients),
+            cox::fit(names, &subjects).map(|f| f.coefficients),
         )
     });
     // Models on fewer subjects than the small-cell count are not shown, and no distribution of
@@ -584,7 +672,8 @@ pub async fn cohort(
         .collect();
     let all = outcomes(&subjects, library, &settings, &instrument)?;
     let chosen = select(all, q, &years)?;
-    let t = table(&chosen, &settings, &instrument)?;
+    let names = chosen_covariates(q)?;
+    let t = table(&chosen, &settings, &instrument, &names)?;
     Ok((chosen, t))
 }
 
@@ -601,6 +690,7 @@ pub async fn save_cohort(
         return Err(Error::invalid("name", "a name of 1 to 100 characters"));
     }
     select(Vec::new(), q, &[])?;
+    chosen_covariates(q)?;
     if let Some(i) = q.instrument.as_deref().filter(|i| !i.trim().is_empty()) {
         find(i).map_err(|_| Error::invalid("instrument", format!("unknown instrument {i:?}")))?;
     }
@@ -706,6 +796,37 @@ pub const DICTIONARY: &[(&str, &str, &str)] = &[
         "Highest dissociation score recorded in any session",
     ),
     ("alerts", "count", "Suicide-risk safety alerts raised"),
+    (
+        "bmi",
+        "kg/m2",
+        "Body-mass index from the recorded weight and height",
+    ),
+    (
+        "family_history_alcohol_use_disorder",
+        "",
+        "Intake: a first-degree relative with alcohol use disorder (empty: not asked)",
+    ),
+    (
+        "prior_suicide_attempt",
+        "",
+        "Intake: a suicide attempt before (empty: not asked)",
+    ),
+    (
+        "prior_ect_or_tms",
+        "",
+        "Intake: ECT or TMS before (empty: not asked)",
+    ),
+    (
+        "comorbid_anxiety",
+        "",
+        "Intake: a comorbid anxiety disorder (empty: not asked)",
+    ),
+    ("ptsd", "", "Intake: PTSD (empty: not asked)"),
+    (
+        "chronic_pain",
+        "",
+        "Intake: chronic pain (empty: not asked)",
+    ),
 ];
 
 fn csv_field(v: &str) -> String {
@@ -760,6 +881,13 @@ pub fn csv(cohort: &[SubjectOutcome], small_cell: u64) -> String {
             opt(s.max_systolic_rise.map(ketcare_core::units::trim_float)),
             opt(s.max_dissociation.map(|v| v.to_string())),
             s.alerts.to_string(),
+            opt(s.bmi.map(ketcare_core::units::trim_float)),
+            opt(s.family_history_alcohol_use_disorder.map(|b| b.to_string())),
+            opt(s.prior_suicide_attempt.map(|b| b.to_string())),
+            opt(s.prior_ect_or_tms.map(|b| b.to_string())),
+            opt(s.comorbid_anxiety.map(|b| b.to_string())),
+            opt(s.ptsd.map(|b| b.to_string())),
+            opt(s.chronic_pain.map(|b| b.to_string())),
         ];
         out.push_str(
             &row.iter()

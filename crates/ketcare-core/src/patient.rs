@@ -41,6 +41,83 @@ pub enum NumberInput {
     Text(String),
 }
 
+/// A yes/no answer given as a JSON boolean or as form text (`yes`, `no`, or empty: not asked).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum YesNoInput {
+    Bool(bool),
+    Text(String),
+}
+
+/// The intake questions the program's outcome analyses use (the research registry's
+/// covariates): each yes, no, or not asked (`None`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Intake {
+    /// A first-degree relative with alcohol use disorder.
+    #[serde(default)]
+    pub family_history_alcohol_use_disorder: Option<bool>,
+    #[serde(default)]
+    pub prior_suicide_attempt: Option<bool>,
+    /// Electroconvulsive therapy or transcranial magnetic stimulation before.
+    #[serde(default)]
+    pub prior_ect_or_tms: Option<bool>,
+    #[serde(default)]
+    pub comorbid_anxiety: Option<bool>,
+    #[serde(default)]
+    pub ptsd: Option<bool>,
+    #[serde(default)]
+    pub chronic_pain: Option<bool>,
+}
+
+impl Intake {
+    /// Every question: its field name, the words a form shows, and the answer.
+    pub fn answers(&self) -> [(&'static str, &'static str, Option<bool>); 6] {
+        [
+            (
+                "family_history_alcohol_use_disorder",
+                "Family history of alcohol use disorder",
+                self.family_history_alcohol_use_disorder,
+            ),
+            (
+                "prior_suicide_attempt",
+                "Prior suicide attempt",
+                self.prior_suicide_attempt,
+            ),
+            (
+                "prior_ect_or_tms",
+                "Prior ECT or TMS",
+                self.prior_ect_or_tms,
+            ),
+            (
+                "comorbid_anxiety",
+                "Comorbid anxiety disorder",
+                self.comorbid_anxiety,
+            ),
+            ("ptsd", "PTSD", self.ptsd),
+            ("chronic_pain", "Chronic pain", self.chronic_pain),
+        ]
+    }
+}
+
+fn yes_no(errors: &mut FieldErrors, field: &str, v: &Option<YesNoInput>) -> Option<bool> {
+    match v {
+        None => None,
+        Some(YesNoInput::Bool(b)) => Some(*b),
+        Some(YesNoInput::Text(t)) => match t.trim() {
+            "" => None,
+            "yes" | "true" => Some(true),
+            "no" | "false" => Some(false),
+            other => {
+                errors.push(
+                    field,
+                    format!("answer yes, no or leave it empty, not {other:?}"),
+                );
+                None
+            }
+        },
+    }
+}
+
 /// A list given as a JSON array or as form text with one item per line.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
@@ -94,6 +171,13 @@ pub struct PatientInput {
     pub allergies: Option<ListInput>,
     pub phone: Option<String>,
     pub email: Option<String>,
+    /// Intake questions (yes, no, or empty: not asked).
+    pub family_history_alcohol_use_disorder: Option<YesNoInput>,
+    pub prior_suicide_attempt: Option<YesNoInput>,
+    pub prior_ect_or_tms: Option<YesNoInput>,
+    pub comorbid_anxiety: Option<YesNoInput>,
+    pub ptsd: Option<YesNoInput>,
+    pub chronic_pain: Option<YesNoInput>,
 }
 
 /// A measurement with the date it was taken.
@@ -124,6 +208,9 @@ pub struct NewPatient {
     pub allergies: Vec<String>,
     pub phone: String,
     pub email: String,
+    /// The intake questions (part of the clinical record).
+    #[serde(flatten)]
+    pub intake: Intake,
 }
 
 impl NewPatient {
@@ -251,6 +338,11 @@ impl NewPatient {
         if self.height.is_some() {
             given.push("height_value");
         }
+        for (field, _, answer) in self.intake.answers() {
+            if answer.is_some() {
+                given.push(field);
+            }
+        }
         for (field, empty) in [
             ("indications", self.indications.is_empty()),
             ("psychiatric_history", self.psychiatric_history.is_empty()),
@@ -279,7 +371,15 @@ impl NewPatient {
         self.substance_use_history = stored.substance_use_history.clone();
         self.medications = stored.medications.clone();
         self.allergies = stored.allergies.clone();
+        self.intake = stored.intake;
         self
+    }
+
+    /// Body-mass index (kg/m²) from the recorded weight and height, when both are recorded.
+    pub fn bmi(&self) -> Option<f64> {
+        let (w, h) = (self.weight?, self.height?);
+        let m = h.value.cm() / 100.0;
+        (m > 0.0).then(|| w.value.kg() / (m * m))
     }
 }
 
@@ -451,6 +551,22 @@ impl NewPatient {
             errors.push("email", "an email address contains @");
         }
         let list = |l: &Option<ListInput>| l.as_ref().map(ListInput::items).unwrap_or_default();
+        let intake = Intake {
+            family_history_alcohol_use_disorder: yes_no(
+                &mut errors,
+                "family_history_alcohol_use_disorder",
+                &input.family_history_alcohol_use_disorder,
+            ),
+            prior_suicide_attempt: yes_no(
+                &mut errors,
+                "prior_suicide_attempt",
+                &input.prior_suicide_attempt,
+            ),
+            prior_ect_or_tms: yes_no(&mut errors, "prior_ect_or_tms", &input.prior_ect_or_tms),
+            comorbid_anxiety: yes_no(&mut errors, "comorbid_anxiety", &input.comorbid_anxiety),
+            ptsd: yes_no(&mut errors, "ptsd", &input.ptsd),
+            chronic_pain: yes_no(&mut errors, "chronic_pain", &input.chronic_pain),
+        };
         let (Some(date_of_birth), Some(sex)) = (date_of_birth, sex) else {
             return Err(errors);
         };
@@ -469,6 +585,7 @@ impl NewPatient {
             allergies: list(&input.allergies),
             phone,
             email,
+            intake,
         })
     }
 
@@ -687,6 +804,29 @@ impl NewGuardian {
 mod tests {
     use super::*;
     use jiff::civil::date;
+
+    #[test]
+    fn intake_answers_are_yes_no_or_not_asked_and_bmi_comes_from_the_record() {
+        let mut i = input();
+        i.prior_suicide_attempt = Some(YesNoInput::Text("yes".into()));
+        i.ptsd = Some(YesNoInput::Bool(false));
+        i.chronic_pain = Some(YesNoInput::Text(String::new()));
+        i.height_value = Some(NumberInput::Text("150".into()));
+        i.height_measured_on = Some("2026-11-01".into());
+        let today = jiff::civil::date(2026, 11, 20);
+        let p = NewPatient::parse(&i, today).unwrap();
+        assert_eq!(p.intake.prior_suicide_attempt, Some(true));
+        assert_eq!(p.intake.ptsd, Some(false));
+        assert_eq!(p.intake.chronic_pain, None);
+        assert!(p.clinical_fields_given().contains(&"prior_suicide_attempt"));
+        i.comorbid_anxiety = Some(YesNoInput::Text("maybe".into()));
+        let e = NewPatient::parse(&i, today).unwrap_err();
+        assert_eq!(e.0[0].field, "comorbid_anxiety");
+        // 88 lb (39.916 kg) at 150 cm: 17.74 kg/m².
+        let w = p.weight.unwrap().value.kg();
+        assert!((p.bmi().unwrap() - w / 1.5 / 1.5).abs() < 1e-12);
+        assert!((p.bmi().unwrap() - 17.74).abs() < 0.01);
+    }
 
     fn input() -> PatientInput {
         PatientInput {

@@ -105,6 +105,7 @@ fn record_session_alert_and_bundle() {
         allergies: vec!["Penicillin".into()],
         phone: String::new(),
         email: String::new(),
+        intake: Default::default(),
     };
     let updated = at("2026-12-01T09:30:00Z");
     insta::assert_json_snapshot!(

@@ -27,8 +27,17 @@ pub fn wilson(k: u64, n: u64) -> Option<Proportion> {
         k,
         n,
         p,
-        lower: (centre - half).max(0.0),
-        upper: (centre + half).min(1.0),
+        // At 0 % and 100 % the bound is exactly the estimate (rounding could put it a hair away).
+        lower: if k == 0 {
+            0.0
+        } else {
+            (centre - half).clamp(0.0, p)
+        },
+        upper: if k == n {
+            1.0
+        } else {
+            (centre + half).clamp(p, 1.0)
+        },
     })
 }
 

@@ -55,6 +55,10 @@ pub struct RegistrySubject {
     pub sex: String,
     /// The calendar year of the first treatment (shown only where a table asks for it).
     pub year: i16,
+    /// The intake questions (yes, no, not asked).
+    pub intake: ketcare_core::patient::Intake,
+    /// Body-mass index from the recorded weight and height, one decimal.
+    pub bmi: Option<f64>,
     /// Oldest first.
     pub sessions: Vec<RegistrySession>,
     pub scores: Vec<RegistryScore>,
@@ -179,11 +183,26 @@ impl SqlStore {
             else {
                 continue;
             };
-            let (dob, sex): (String, String) =
-                sqlx::query_as("SELECT date_of_birth, sex FROM patients WHERE id = $1")
-                    .bind(pid)
-                    .fetch_one(tx.conn())
-                    .await?;
+            let (dob, sex, intake, weight, height): (
+                String,
+                String,
+                String,
+                Option<f64>,
+                Option<f64>,
+            ) = sqlx::query_as(
+                "SELECT date_of_birth, sex, intake, weight_kg, height_cm FROM patients WHERE id = $1",
+            )
+            .bind(pid)
+            .fetch_one(tx.conn())
+            .await?;
+            let intake = serde_json::from_str(&intake)
+                .map_err(|_| crate::sql::corrupt("patients.intake", &intake))?;
+            let bmi = match (weight, height) {
+                (Some(w), Some(h)) if h > 0.0 => {
+                    Some((w / (h / 100.0).powi(2) * 10.0).round() / 10.0)
+                }
+                _ => None,
+            };
             let dob: Date = dob
                 .parse()
                 .map_err(|_| crate::sql::corrupt("patients.date_of_birth", &dob))?;
@@ -236,6 +255,8 @@ impl SqlStore {
                     .unwrap_or_else(|| "unknown".into()),
                 sex,
                 year: first.year(),
+                intake,
+                bmi,
                 sessions,
                 scores,
                 alert_days,

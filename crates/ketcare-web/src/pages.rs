@@ -704,6 +704,25 @@ pub struct PatientFormValues {
     pub allergies: String,
     pub phone: String,
     pub email: String,
+    /// The intake questions: (field, words, "yes" / "no" / "" not asked). Empty for a reader
+    /// who may not see the clinical part.
+    pub intake: Vec<(&'static str, &'static str, String)>,
+}
+
+fn intake_values(
+    answers: [(&'static str, &'static str, Option<bool>); 6],
+) -> Vec<(&'static str, &'static str, String)> {
+    answers
+        .into_iter()
+        .map(|(f, w, a)| {
+            let v = match a {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "",
+            };
+            (f, w, v.to_owned())
+        })
+        .collect()
 }
 
 impl PatientFormValues {
@@ -719,7 +738,27 @@ impl PatientFormValues {
             None => String::new(),
         };
         let o = |s: &Option<String>| s.clone().unwrap_or_default();
+        let yn = |v: &Option<ketcare_core::patient::YesNoInput>| match v {
+            Some(ketcare_core::patient::YesNoInput::Bool(true)) => "yes".to_owned(),
+            Some(ketcare_core::patient::YesNoInput::Bool(false)) => "no".to_owned(),
+            Some(ketcare_core::patient::YesNoInput::Text(t)) => t.clone(),
+            None => String::new(),
+        };
+        let words = ketcare_core::patient::Intake::default().answers();
+        let typed = [
+            &i.family_history_alcohol_use_disorder,
+            &i.prior_suicide_attempt,
+            &i.prior_ect_or_tms,
+            &i.comorbid_anxiety,
+            &i.ptsd,
+            &i.chronic_pain,
+        ];
         Self {
+            intake: words
+                .iter()
+                .zip(typed)
+                .map(|((f, w, _), v)| (*f, *w, yn(v)))
+                .collect(),
             mrn: i.mrn.clone(),
             given_name: i.given_name.clone(),
             family_name: i.family_name.clone(),
@@ -790,6 +829,7 @@ impl PatientFormValues {
             allergies: p.allergies.join("\n"),
             phone: p.phone.clone(),
             email: p.email.clone(),
+            intake: intake_values(p.intake.answers()),
         }
     }
 }
@@ -828,6 +868,7 @@ pub async fn new_patient_form(p: Principal) -> Response {
         v: PatientFormValues {
             weight_unit: "kg".into(),
             height_unit: "cm".into(),
+            intake: intake_values(ketcare_core::patient::Intake::default().answers()),
             ..Default::default()
         },
         errors: FieldErrors::new(),

@@ -439,6 +439,7 @@ pub async fn seed(store: &dyn Store, today: Date) -> Result<bool> {
             )),
             phone: Some("+1 555 0100".into()),
             email: None,
+            ..Default::default()
         };
         let record = NewPatient::parse(&input, today)
             .map_err(|e| anyhow::anyhow!("demo patient {}: {e}", p.mrn))?;

@@ -4,7 +4,7 @@ use super::*;
 
 macro_rules! patient_columns {
     () => {
-        "id, mrn, given_name, family_name, date_of_birth, sex, weight_kg, weight_measured_on, height_cm, height_measured_on, indications, psychiatric_history, substance_use_history, medications, allergies, phone, email, updated_at"
+        "id, mrn, given_name, family_name, date_of_birth, sex, weight_kg, weight_measured_on, height_cm, height_measured_on, indications, psychiatric_history, substance_use_history, medications, allergies, phone, email, intake, updated_at"
     };
 }
 
@@ -57,6 +57,7 @@ struct PatientRow {
     allergies: String,
     phone: String,
     email: String,
+    intake: String,
     updated_at: String,
 }
 
@@ -90,6 +91,8 @@ impl PatientRow {
             substance_use_history: self.substance_use_history,
             phone: self.phone,
             email: self.email,
+            intake: serde_json::from_str(&self.intake)
+                .map_err(|_| corrupt("patients.intake", &self.intake))?,
         };
         Ok((record, self.updated_at))
     }
@@ -171,6 +174,7 @@ impl<'q> BindPatient<'q> for AnyQuery<'q> {
             .bind(json_list(&p.allergies))
             .bind(&p.phone)
             .bind(&p.email)
+            .bind(serde_json::to_string(&p.intake).unwrap_or_else(|_| "{}".into()))
     }
 }
 
@@ -265,8 +269,8 @@ impl SqlStore {
         let row = sqlx::query(
             "INSERT INTO patients (mrn, given_name, family_name, date_of_birth, sex, weight_kg, weight_measured_on,
                 height_cm, height_measured_on, indications, psychiatric_history, substance_use_history, medications,
-                allergies, phone, email, created_at, updated_at, search_text)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18) RETURNING id",
+                allergies, phone, email, intake, created_at, updated_at, search_text)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19) RETURNING id",
         )
         .bind_patient(p)
         .bind(&now)
@@ -353,8 +357,8 @@ impl SqlStore {
             "UPDATE patients SET mrn = $1, given_name = $2, family_name = $3, date_of_birth = $4, sex = $5,
                 weight_kg = $6, weight_measured_on = $7, height_cm = $8, height_measured_on = $9, indications = $10,
                 psychiatric_history = $11, substance_use_history = $12, medications = $13, allergies = $14,
-                phone = $15, email = $16, updated_at = $17, search_text = $18
-             WHERE id = $19",
+                phone = $15, email = $16, intake = $17, updated_at = $18, search_text = $19
+             WHERE id = $20",
         )
         .bind_patient(p)
         .bind(now_rfc3339())

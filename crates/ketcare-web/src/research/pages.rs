@@ -95,6 +95,13 @@ impl ResearchPage {
             ),
         ]
     }
+    fn covariate_names(&self) -> String {
+        ketcare_app::registry::COVARIATES
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
     fn rate_of(&self, r: &Rate) -> String {
         self.rate(&Some(r.clone()))
     }

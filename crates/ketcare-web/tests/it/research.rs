@@ -41,7 +41,7 @@ const DAY: i64 = 86_400;
 async fn subject(app: &TestApp, page: &Auth, nurse: &Auth, n: usize, scores: &[(i64, i64)]) {
     let mrn = format!("RG-{n}");
     let name = format!("Zebedee{n}");
-    let form: Vec<(&str, &str)> = adult_form()
+    let mut form: Vec<(&str, &str)> = adult_form()
         .into_iter()
         .map(|(k, v)| match k {
             "mrn" => (k, mrn.as_str()),
@@ -49,6 +49,12 @@ async fn subject(app: &TestApp, page: &Auth, nurse: &Auth, n: usize, scores: &[(
             _ => (k, v),
         })
         .collect();
+    // The intake questions: a prior suicide attempt on even subjects; PTSD not asked.
+    form.push((
+        "prior_suicide_attempt",
+        if n.is_multiple_of(2) { "yes" } else { "no" },
+    ));
+    form.push(("comorbid_anxiety", "no"));
     let created = app.post_form("/patients", page, &form).await;
     let pid: i64 = created
         .location()
@@ -132,6 +138,21 @@ async fn the_registry_reads_outcomes_at_the_window_and_shows_no_identifier() {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         assert_eq!(r.json()["subjects"], 0);
+        // Predictors on the covariates asked for, the intake's among them; an unknown one named.
+        let r = app
+            .get(
+                "/api/v1/registry/outcomes?covariates=baseline,prior_suicide_attempt",
+                &rae,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let r = app
+            .get(
+                "/api/v1/registry/outcomes?covariates=baseline,shoe_size",
+                &rae,
+            )
+            .await;
+        assert_eq!(r.fields(), ["covariates"], "{}", r.body);
         let r = app.get("/api/v1/registry/outcomes?colour=red", &rae).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
 
@@ -213,6 +234,25 @@ async fn the_registry_reads_outcomes_at_the_window_and_shows_no_identifier() {
         let lines: Vec<&str> = csv.body.lines().collect();
         assert_eq!(lines.len(), 6, "{}", csv.body);
         assert!(lines[1].starts_with("S-"), "{}", lines[1]);
+        let header: Vec<&str> = lines[0].split(',').collect();
+        let col = header
+            .iter()
+            .position(|c| *c == "prior_suicide_attempt")
+            .unwrap();
+        let mut answers: Vec<&str> = lines[1..]
+            .iter()
+            .map(|l| l.split(',').nth(col).unwrap())
+            .collect();
+        answers.sort();
+        assert_eq!(answers, ["false", "false", "false", "true", "true"]);
+        let ptsd = header.iter().position(|c| *c == "ptsd").unwrap();
+        assert!(
+            lines[1..]
+                .iter()
+                .all(|l| l.split(',').nth(ptsd) == Some(""))
+        );
+        let bmi = header.iter().position(|c| *c == "bmi").unwrap();
+        assert!(lines[1].split(',').nth(bmi).unwrap().parse::<f64>().is_ok());
 
         // The researcher alone; every read audited with the study ids shown.
         for who in [&nurse, &app.bearer("alex").await] {
