@@ -12,6 +12,7 @@
 
 pub mod measures;
 mod ops;
+pub mod outreach;
 pub mod session_ops;
 mod sessions;
 mod sql;
@@ -26,6 +27,7 @@ pub use measures::MeasuresStore;
 pub use ops::{
     BookOutcome, Chair, LedgerVerification, NewConsentDocument, NewCourse, NewSignature, OpsStore,
 };
+pub use outreach::OutreachStore;
 pub use sessions::{
     MessageKey, MonitorMatch, SessionRecord, SessionStore, StoredVital, VitalOutcome,
 };
@@ -455,7 +457,9 @@ impl Chain {
 /// Everything ketcare persists, behind one interface. Each later area (measurement-based care,
 /// sessions, operations) declares its part in its own trait, which `Store` includes.
 #[async_trait]
-pub trait Store: Send + Sync + MeasuresStore + SessionStore + OpsStore + TherapyStore {
+pub trait Store:
+    Send + Sync + MeasuresStore + SessionStore + OpsStore + TherapyStore + OutreachStore
+{
     fn backend(&self) -> Backend;
     async fn ping(&self) -> Result<()>;
 

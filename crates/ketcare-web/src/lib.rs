@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub use ketcare_app::password;
+pub mod outreach;
 pub mod pk;
 pub mod routes;
 pub mod sessions;

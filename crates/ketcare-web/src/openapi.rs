@@ -24,6 +24,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::sessions::SessionsApiDoc::openapi());
     doc.merge(crate::ops::OpsApiDoc::openapi());
     doc.merge(crate::therapy::TherapyApiDoc::openapi());
+    doc.merge(crate::outreach::OutreachApiDoc::openapi());
     doc.merge(crate::fhir::clients::FhirClientsApiDoc::openapi());
     add_common_responses(&mut doc, &crate::routes::rules());
     doc

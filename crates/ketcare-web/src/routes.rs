@@ -68,6 +68,7 @@ pub fn table() -> Vec<Entry> {
     table.extend(crate::sessions::routes());
     table.extend(crate::ops::routes());
     table.extend(crate::therapy::routes());
+    table.extend(crate::outreach::routes());
     table.extend(crate::fhir::routes());
     table
 }

@@ -31,6 +31,7 @@ mod texts;
 
 use alerts::alert_action;
 pub(crate) use alerts::raise_alert_tx;
+pub(crate) use links::insert_link;
 use links::{check_expiry, link_in_unit};
 use responses::{insert_response, response_by_key};
 
@@ -344,9 +345,12 @@ where
 }
 
 impl SqlStore {
-    /// Reads a patient's rows of one table: role-checked and audited.
-    async fn patient_rows<R, T: Send>(
+    /// Reads a patient's rows of one table (`sql` binds the patient as `$1`) for a reader
+    /// holding `permission`: role-checked, the patient checked to exist, and audited.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn patient_rows<R, T: Send>(
         &self,
+        permission: Permission,
         actor: &Actor,
         patient: PatientId,
         sql: String,
@@ -357,7 +361,7 @@ impl SqlStore {
     where
         R: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
     {
-        let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
+        let mut tx = self.read_audited(actor, permission).await?;
         load_patient(&mut tx, patient).await?;
         let rows = rows_for(&mut tx, sql, patient, f).await?;
         audit(&mut tx, action, patient, format!("{} {what}", rows.len())).await?;

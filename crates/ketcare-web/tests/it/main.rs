@@ -16,6 +16,7 @@ mod minimum_necessary;
 mod monitors;
 mod ops;
 mod ops_more;
+mod outreach;
 mod pk;
 mod role_matrix;
 mod second_factor;

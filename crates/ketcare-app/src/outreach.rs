@@ -1,0 +1,401 @@
+//! Reaching patients between sessions: contact preferences and consent to be contacted, sending
+//! a questionnaire link through the outbox, and draining the outbox through the site's channels.
+//!
+//! The decisions are `ketcare_ops::outreach`'s (who may be contacted, on which channel, the
+//! words, the back-off, quiet hours); this module loads the facts — the preference in force, the
+//! addresses on the record, the site's delivery settings — and has the store write.
+
+use crate::{Error, Result};
+use async_trait::async_trait;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use ketcare_clinical::SiteSettings;
+use ketcare_core::patient::{PatientDemographics, VisiblePatient};
+use ketcare_core::{Actor, GuardianId, PatientId};
+use ketcare_ops::outreach::{
+    Attempt, CLAIM_SECONDS, Channel, Next, QuietHours, Reach, Unreachable, after_attempt,
+    link_message, route,
+};
+use ketcare_store::Store;
+use ketcare_store::measures::MeasureLink;
+use ketcare_store::outreach::{
+    ContactPreference, NewContactPreference, NewLink, NewMessage, OutboxMessage,
+};
+use serde::{Deserialize, Serialize};
+
+/// Site setting (text): the address patients open links at, e.g. `https://care.example.org`.
+pub const PUBLIC_URL: &str = "outreach.public_url";
+/// Site setting (text): the SMTP relay's host name.
+pub const SMTP_HOST: &str = "outreach.smtp_host";
+/// Site setting (number): the SMTP relay's port.
+pub const SMTP_PORT: &str = "outreach.smtp_port";
+/// Site setting (text): `tls` (implicit TLS), `starttls` or `none` (a relay on this host only).
+pub const SMTP_SECURITY: &str = "outreach.smtp_security";
+/// Site setting (text): the sender's address.
+pub const EMAIL_FROM: &str = "outreach.email_from";
+/// Site setting (text): the SMS gateway's webhook URL.
+pub const SMS_GATEWAY_URL: &str = "outreach.sms_gateway_url";
+/// Site setting (text): quiet hours, `HH:MM-HH:MM` in the site's time zone.
+pub const QUIET_HOURS: &str = "outreach.quiet_hours";
+
+/// The form of a delivery text setting, or `None` for another key.
+pub fn text_format(key: &str) -> Option<crate::settings_registry::TextFormat> {
+    use crate::settings_registry::TextFormat;
+    match key {
+        PUBLIC_URL | SMS_GATEWAY_URL => Some(TextFormat::Url),
+        SMTP_HOST => Some(TextFormat::Host),
+        EMAIL_FROM => Some(TextFormat::Email),
+        SMTP_SECURITY => Some(TextFormat::SmtpSecurity),
+        QUIET_HOURS => Some(TextFormat::QuietHours),
+        _ => None,
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// Plain connection upgraded with STARTTLS, required (port 587).
+    StartTls,
+    /// No TLS: only for a relay on the same host or a test server.
+    None,
+}
+
+impl SmtpSecurity {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "tls" => Some(Self::Tls),
+            "starttls" => Some(Self::StartTls),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+}
+
+/// The site's delivery settings, as saved (read at the time of use).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliverySettings {
+    pub public_url: Option<String>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub smtp_security: SmtpSecurity,
+    pub email_from: Option<String>,
+    pub sms_gateway_url: Option<String>,
+    pub quiet_hours: Option<QuietHours>,
+}
+
+impl DeliverySettings {
+    pub fn of(s: &SiteSettings) -> Self {
+        let text = |k: &str| s.text(k).map(str::to_owned);
+        DeliverySettings {
+            public_url: text(PUBLIC_URL).map(|u| u.trim_end_matches('/').to_owned()),
+            smtp_host: text(SMTP_HOST),
+            smtp_port: s
+                .value(SMTP_PORT)
+                .filter(|p| p.fract() == 0.0 && (1.0..=65535.0).contains(p))
+                .map(|p| p as u16),
+            smtp_security: s
+                .text(SMTP_SECURITY)
+                .and_then(SmtpSecurity::parse)
+                .unwrap_or(SmtpSecurity::StartTls),
+            email_from: text(EMAIL_FROM),
+            sms_gateway_url: text(SMS_GATEWAY_URL),
+            quiet_hours: s.text(QUIET_HOURS).and_then(|q| QuietHours::parse(q).ok()),
+        }
+    }
+
+    /// Email can be sent: a relay, a sender and the address links are opened at.
+    pub fn email_ready(&self) -> bool {
+        self.public_url.is_some() && self.smtp_host.is_some() && self.email_from.is_some()
+    }
+
+    /// SMS can be sent: a gateway and the address links are opened at.
+    pub fn sms_ready(&self) -> bool {
+        self.public_url.is_some() && self.sms_gateway_url.is_some()
+    }
+
+    /// When a message due at `at` may go, after the quiet hours.
+    pub fn release(&self, at: i64, zone: &TimeZone) -> i64 {
+        match (self.quiet_hours, Timestamp::from_second(at)) {
+            (Some(q), Ok(t)) => q.release(t, zone).as_second(),
+            _ => at,
+        }
+    }
+}
+
+/// The site's delivery settings as saved now.
+pub async fn delivery_settings(store: &dyn Store) -> Result<DeliverySettings> {
+    let (s, _) = crate::clinical::settings(store).await?;
+    Ok(DeliverySettings::of(&s))
+}
+
+/// A preference as a request carries it.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct ContactInput {
+    /// The guardian of record it is for; absent: the patient.
+    #[serde(default)]
+    pub guardian_id: Option<i64>,
+    /// `email`, `sms` or `none`.
+    pub channel: String,
+    /// Consent to be contacted on that channel, as stated by the patient or guardian.
+    pub consented: bool,
+}
+
+/// Records a contact preference (the patient's, or a guardian's of record).
+pub async fn record_contact(
+    store: &dyn Store,
+    actor: &Actor,
+    patient: PatientId,
+    input: &ContactInput,
+) -> Result<ContactPreference> {
+    let channel = Channel::parse(input.channel.trim())
+        .ok_or_else(|| Error::invalid("channel", "expected email, sms or none"))?;
+    if channel == Channel::None && input.consented {
+        return Err(Error::invalid(
+            "consented",
+            "consent to be contacted needs a channel (email or sms)",
+        ));
+    }
+    Ok(store
+        .record_contact_preference(
+            actor,
+            patient,
+            &NewContactPreference {
+                guardian_id: input.guardian_id.map(GuardianId::new),
+                channel,
+                consented: input.consented,
+            },
+        )
+        .await?)
+}
+
+/// One recipient's contact: who, their addresses on the record, the preference in force.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Contact {
+    /// `None`: the patient.
+    #[schema(value_type = Option<i64>)]
+    pub guardian_id: Option<GuardianId>,
+    /// "patient", or the guardian's name and relationship.
+    pub who: String,
+    pub email: String,
+    pub phone: String,
+    pub preference: Option<ContactPreference>,
+    /// Why a link would not be sent to them now (`None`: it would be).
+    pub not_sent_because: Option<String>,
+}
+
+/// The patient's and guardians' contacts, and every preference recorded (newest first).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Contacts {
+    pub contacts: Vec<Contact>,
+    pub history: Vec<ContactPreference>,
+}
+
+fn demographics(v: VisiblePatient) -> PatientDemographics {
+    match v {
+        VisiblePatient::Full(p) => p.into(),
+        VisiblePatient::Demographics(d) => d,
+    }
+}
+
+fn in_force(
+    history: &[ContactPreference],
+    guardian: Option<GuardianId>,
+) -> Option<&ContactPreference> {
+    // Newest first: the first of the recipient is the one in force.
+    history.iter().find(|p| p.guardian_id == guardian)
+}
+
+fn reach_of<'a>(
+    pref: Option<&ContactPreference>,
+    email: &'a str,
+    phone: &'a str,
+) -> Option<Reach<'a>> {
+    pref.map(|p| Reach {
+        channel: p.channel,
+        consented: p.consented,
+        email,
+        phone,
+    })
+}
+
+/// The patient's contacts (`PatientRead`).
+pub async fn contacts(store: &dyn Store, actor: &Actor, patient: PatientId) -> Result<Contacts> {
+    let record = demographics(Store::patient_view(store, actor, patient).await?);
+    let history = store.contact_preferences(actor, patient).await?;
+    let settings = delivery_settings(store).await?;
+    let mut out = Vec::new();
+    let mut add = |guardian: Option<GuardianId>, who: String, email: &str, phone: &str| {
+        let pref = in_force(&history, guardian).cloned();
+        let why = route(
+            reach_of(pref.as_ref(), email, phone).as_ref(),
+            settings.email_ready(),
+            settings.sms_ready(),
+        )
+        .err()
+        .map(|e| e.to_string());
+        out.push(Contact {
+            guardian_id: guardian,
+            who,
+            email: email.to_owned(),
+            phone: phone.to_owned(),
+            preference: pref,
+            not_sent_because: why,
+        });
+    };
+    add(None, "patient".into(), &record.email, &record.phone);
+    for g in &record.guardians {
+        add(
+            Some(g.id),
+            format!(
+                "{} ({})",
+                g.record.name,
+                g.record.relationship.as_str().replace('_', " ")
+            ),
+            &g.record.email,
+            &g.record.phone,
+        );
+    }
+    Ok(Contacts {
+        contacts: out,
+        history,
+    })
+}
+
+/// A link made for a patient: the token (shown once), and the message queued, or why none was.
+#[derive(Debug, Clone)]
+pub struct SentLink {
+    pub link: MeasureLink,
+    pub token: String,
+    pub message: Option<OutboxMessage>,
+    pub not_sent: Option<Unreachable>,
+}
+
+/// Creates a questionnaire link and, where the recipient consents to be contacted on a channel
+/// the site has configured, queues its message in the same transaction. Otherwise the link is
+/// made as before, to be handed over, and `not_sent` says why no message was queued.
+#[allow(clippy::too_many_arguments)]
+pub async fn send_link(
+    store: &dyn Store,
+    actor: &Actor,
+    patient: PatientId,
+    instruments: &[String],
+    hours: Option<i64>,
+    guardian: Option<GuardianId>,
+    now: i64,
+    zone: &TimeZone,
+) -> Result<SentLink> {
+    let expires_at = crate::measures::link_expiry(instruments, hours, now)?;
+    let record = demographics(Store::patient_view(store, actor, patient).await?);
+    let (email, phone) = match guardian {
+        None => (record.email.clone(), record.phone.clone()),
+        Some(g) => match record.guardians.iter().find(|x| x.id == g) {
+            Some(x) => (x.record.email.clone(), x.record.phone.clone()),
+            None => {
+                return Err(Error::invalid(
+                    "guardian_id",
+                    "not a guardian of record of this patient",
+                ));
+            }
+        },
+    };
+    let history = store.contact_preferences(actor, patient).await?;
+    let pref = in_force(&history, guardian);
+    let settings = delivery_settings(store).await?;
+    let routed = route(
+        reach_of(pref, &email, &phone).as_ref(),
+        settings.email_ready(),
+        settings.sms_ready(),
+    );
+    let token = crate::password::random_token();
+    let token_hash = crate::password::token_hash(&token);
+    let (Ok(r), Some(pref), Some(base)) = (&routed, pref, settings.public_url.as_deref()) else {
+        let link = store
+            .create_link(
+                actor,
+                patient,
+                &token_hash,
+                instruments,
+                expires_at,
+                guardian,
+            )
+            .await?;
+        return Ok(SentLink {
+            link,
+            token,
+            message: None,
+            not_sent: routed.err(),
+        });
+    };
+    let url = format!("{base}{}", crate::measures::link_path(&token));
+    let text = link_message(r.channel, &url, false);
+    let (link, message) = store
+        .create_link_with_message(
+            actor,
+            patient,
+            &NewLink {
+                token_hash: &token_hash,
+                instruments,
+                expires_at,
+                guardian,
+            },
+            &NewMessage {
+                preference_id: pref.id,
+                channel: r.channel,
+                recipient: r.address.clone(),
+                subject: text.subject,
+                body: text.body,
+                first_attempt_at: settings.release(now, zone),
+            },
+        )
+        .await?;
+    Ok(SentLink {
+        link,
+        token,
+        message: Some(message),
+        not_sent: None,
+    })
+}
+
+/// A patient's messages, newest first.
+pub async fn messages(
+    store: &dyn Store,
+    actor: &Actor,
+    patient: PatientId,
+) -> Result<Vec<OutboxMessage>> {
+    Ok(store.patient_messages(actor, patient).await?)
+}
+
+/// The channels a message is handed to (SMTP and the SMS webhook in the server; a recorder in
+/// tests).
+#[async_trait]
+pub trait Channels: Send + Sync {
+    async fn send(&self, message: &OutboxMessage, settings: &DeliverySettings) -> Attempt;
+}
+
+/// Hands every message due at `now` to its channel, one at a time, and records each outcome;
+/// returns the messages as they were left. A failed try is retried after the back-off (moved
+/// past the quiet hours), a last or permanent failure fails the message.
+pub async fn deliver_due(
+    store: &dyn Store,
+    channels: &dyn Channels,
+    now: i64,
+    zone: &TimeZone,
+) -> Result<Vec<OutboxMessage>> {
+    let settings = delivery_settings(store).await?;
+    let mut done = Vec::new();
+    while let Some(m) = store.claim_due_message(now, now + CLAIM_SECONDS).await? {
+        let outcome = channels.send(&m, &settings).await;
+        let attempts = u32::try_from(m.attempts).unwrap_or(u32::MAX);
+        let next = match after_attempt(attempts, outcome, now) {
+            Next::Retry { at, error } => Next::Retry {
+                at: settings.release(at, zone),
+                error,
+            },
+            other => other,
+        };
+        done.push(store.finish_attempt(&m, &next).await?);
+    }
+    Ok(done)
+}

@@ -1,0 +1,49 @@
+-- Reaching patients between sessions. A contact preference is recorded per patient, or per
+-- guardian of record: the channel (email, sms, none) and consent to be contacted, with who
+-- recorded it and when. Rows are never changed: a new row replaces the preference in force
+-- (the newest row of its patient and guardian), so the history of consent stays.
+CREATE TABLE contact_preferences (
+    id INTEGER PRIMARY KEY,
+    patient_id INTEGER NOT NULL REFERENCES patients(id),
+    guardian_id INTEGER REFERENCES guardians(id),
+    channel TEXT NOT NULL,
+    consented INTEGER NOT NULL,
+    recorded_by TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
+CREATE INDEX contact_preferences_patient ON contact_preferences (patient_id, id);
+
+CREATE TRIGGER contact_preferences_no_update BEFORE UPDATE ON contact_preferences
+BEGIN
+    SELECT RAISE(ABORT, 'contact_preferences is append-only');
+END;
+CREATE TRIGGER contact_preferences_no_delete BEFORE DELETE ON contact_preferences
+BEGIN
+    SELECT RAISE(ABORT, 'contact_preferences is append-only');
+END;
+
+-- The outbox: one row per message, inserted in the transaction of the link it carries. `body`
+-- holds the link (its token) only while the message waits: it is emptied once the message is
+-- sent or failed. `next_attempt_at` is epoch seconds; a worker holds a message it is sending by
+-- moving it forward (a claim), so a crash mid-send only delays the next try.
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    patient_id INTEGER NOT NULL REFERENCES patients(id),
+    guardian_id INTEGER REFERENCES guardians(id),
+    link_id INTEGER REFERENCES measure_links(id),
+    preference_id INTEGER NOT NULL REFERENCES contact_preferences(id),
+    channel TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    last_error TEXT,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    sent_at TEXT,
+    finished_at TEXT
+);
+CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+CREATE INDEX outbox_patient ON outbox (patient_id);
