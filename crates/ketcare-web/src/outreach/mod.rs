@@ -1,10 +1,12 @@
 //! Reaching patients between sessions on the web: contact preferences and consent to be
 //! contacted (a page and the API), and a patient's messages. Sending a link through the outbox
-//! is the measures area's "send link" ([`crate::measures`]).
+//! is the measures area's "send link" ([`crate::measures`]); the worker that drains the outbox
+//! through the real channels runs in the server ([`delivery`]).
 //!
 //! The use cases live in [`ketcare_app::outreach`].
 
 pub mod api;
+pub mod delivery;
 pub mod pages;
 
 use crate::routes::{Entry, Verb, r};

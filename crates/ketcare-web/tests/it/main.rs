@@ -17,6 +17,7 @@ mod monitors;
 mod ops;
 mod ops_more;
 mod outreach;
+mod outreach_delivery;
 mod pk;
 mod role_matrix;
 mod second_factor;

@@ -18,6 +18,15 @@ use std::sync::Mutex;
 
 /// Saves the site's delivery settings (text) beside the test clinic's numbers.
 pub(crate) async fn delivery_settings(app: &TestApp, extra: &[(&str, &str)]) {
+    delivery_settings_with(app, extra, &[]).await;
+}
+
+/// [`delivery_settings`] with further numbers (the relay's port).
+pub(crate) async fn delivery_settings_with(
+    app: &TestApp,
+    extra: &[(&str, &str)],
+    numbers: &[(&str, f64)],
+) {
     let mut texts = serde_json::Map::new();
     for (k, v) in [
         ("outreach.public_url", "https://care.example.org"),
@@ -31,8 +40,8 @@ pub(crate) async fn delivery_settings(app: &TestApp, extra: &[(&str, &str)]) {
         texts.insert((*k).into(), (*v).into());
     }
     let mut values = serde_json::Map::new();
-    for (k, v) in common::TEST_SITE_SETTINGS {
-        values.insert(k.into(), v.into());
+    for (k, v) in common::TEST_SITE_SETTINGS.iter().chain(numbers) {
+        values.insert((*k).into(), (*v).into());
     }
     let body = json!({ "values": values, "texts": texts }).to_string();
     app.store
@@ -57,7 +66,7 @@ pub(crate) async fn patient_with_email(app: &TestApp) -> (i64, Auth) {
     (pid, app.bearer("nina").await)
 }
 
-async fn link(app: &TestApp, pid: i64, auth: &Auth) -> serde_json::Value {
+pub(crate) async fn link(app: &TestApp, pid: i64, auth: &Auth) -> serde_json::Value {
     let r = app
         .json(
             Method::POST,
@@ -70,7 +79,12 @@ async fn link(app: &TestApp, pid: i64, auth: &Auth) -> serde_json::Value {
     r.json()
 }
 
-async fn prefer(app: &TestApp, pid: i64, auth: &Auth, body: serde_json::Value) -> common::Reply {
+pub(crate) async fn prefer(
+    app: &TestApp,
+    pid: i64,
+    auth: &Auth,
+    body: serde_json::Value,
+) -> common::Reply {
     app.json(
         Method::POST,
         &format!("/api/v1/patients/{pid}/contact"),
