@@ -12,6 +12,7 @@ use jiff::tz::TimeZone;
 use ketcare_clinical::SiteSettings;
 use ketcare_core::patient::{PatientDemographics, VisiblePatient};
 use ketcare_core::{Actor, GuardianId, PatientId};
+use ketcare_measures::sending::{CourseFacts, SendSchedule, occurrences};
 use ketcare_ops::outreach::{
     Attempt, CLAIM_SECONDS, Channel, Next, QuietHours, Reach, Unreachable, after_attempt,
     link_message, route,
@@ -19,7 +20,7 @@ use ketcare_ops::outreach::{
 use ketcare_store::Store;
 use ketcare_store::measures::MeasureLink;
 use ketcare_store::outreach::{
-    ContactPreference, NewContactPreference, NewLink, NewMessage, OutboxMessage,
+    ContactPreference, NewContactPreference, NewLink, NewMessage, OutboxMessage, StoredSchedule,
 };
 use serde::{Deserialize, Serialize};
 
@@ -287,6 +288,60 @@ pub async fn send_link(
     zone: &TimeZone,
 ) -> Result<SentLink> {
     let expires_at = crate::measures::link_expiry(instruments, hours, now)?;
+    let p = prepare(store, actor, patient, guardian, now, zone).await?;
+    let link = NewLink {
+        token_hash: &p.token_hash,
+        instruments,
+        expires_at,
+        guardian,
+    };
+    let Some(m) = &p.message else {
+        let link = store
+            .create_link(
+                actor,
+                patient,
+                &p.token_hash,
+                instruments,
+                expires_at,
+                guardian,
+            )
+            .await?;
+        return Ok(SentLink {
+            link,
+            token: p.token,
+            message: None,
+            not_sent: p.not_sent,
+        });
+    };
+    let (link, message) = store
+        .create_link_with_message(actor, patient, &link, m)
+        .await?;
+    Ok(SentLink {
+        link,
+        token: p.token,
+        message: Some(message),
+        not_sent: None,
+    })
+}
+
+/// A new link's token and, where the recipient may be reached, its message.
+struct Prepared {
+    token: String,
+    token_hash: String,
+    message: Option<NewMessage>,
+    not_sent: Option<Unreachable>,
+}
+
+/// Makes a token and routes its message from the record: the recipient's addresses, the
+/// preference in force and the site's delivery settings.
+async fn prepare(
+    store: &dyn Store,
+    actor: &Actor,
+    patient: PatientId,
+    guardian: Option<GuardianId>,
+    now: i64,
+    zone: &TimeZone,
+) -> Result<Prepared> {
     let record = demographics(Store::patient_view(store, actor, patient).await?);
     let (email, phone) = match guardian {
         None => (record.email.clone(), record.phone.clone()),
@@ -310,52 +365,138 @@ pub async fn send_link(
     );
     let token = crate::password::random_token();
     let token_hash = crate::password::token_hash(&token);
-    let (Ok(r), Some(pref), Some(base)) = (&routed, pref, settings.public_url.as_deref()) else {
-        let link = store
-            .create_link(
-                actor,
-                patient,
-                &token_hash,
-                instruments,
-                expires_at,
-                guardian,
-            )
-            .await?;
-        return Ok(SentLink {
-            link,
-            token,
-            message: None,
-            not_sent: routed.err(),
-        });
-    };
-    let url = format!("{base}{}", crate::measures::link_path(&token));
-    let text = link_message(r.channel, &url, false);
-    let (link, message) = store
-        .create_link_with_message(
-            actor,
-            patient,
-            &NewLink {
-                token_hash: &token_hash,
-                instruments,
-                expires_at,
-                guardian,
-            },
-            &NewMessage {
+    let message = match (&routed, pref, settings.public_url.as_deref()) {
+        (Ok(r), Some(pref), Some(base)) => {
+            let url = format!("{base}{}", crate::measures::link_path(&token));
+            let text = link_message(r.channel, &url, false);
+            Some(NewMessage {
                 preference_id: pref.id,
                 channel: r.channel,
                 recipient: r.address.clone(),
                 subject: text.subject,
                 body: text.body,
                 first_attempt_at: settings.release(now, zone),
-            },
-        )
-        .await?;
-    Ok(SentLink {
-        link,
+            })
+        }
+        _ => None,
+    };
+    Ok(Prepared {
         token,
-        message: Some(message),
-        not_sent: None,
+        token_hash,
+        message,
+        not_sent: routed.err(),
     })
+}
+
+/// The account the schedule runner acts as: a nurse's rights (it reads the course and its
+/// sessions and creates links), recorded under its own name.
+pub fn schedules_actor() -> Actor {
+    Actor {
+        user_id: None,
+        username: "system:schedules".into(),
+        role: Some(ketcare_core::Role::Nurse),
+        address: "local".into(),
+    }
+}
+
+/// Adds a schedule to a patient's course: its questionnaire (the course's instrument) is then
+/// sent by itself. Occurrences due before the schedule was added are not sent.
+pub async fn add_schedule(
+    store: &dyn Store,
+    actor: &Actor,
+    patient: PatientId,
+    course_id: i64,
+    schedule: &SendSchedule,
+    guardian: Option<GuardianId>,
+    now: i64,
+) -> Result<StoredSchedule> {
+    schedule
+        .check()
+        .map_err(|e| Error::invalid(e.field(), e.to_string()))?;
+    let json = serde_json::to_string(schedule).map_err(|_| Error::Internal)?;
+    Ok(store
+        .add_schedule(actor, patient, course_id, &json, guardian, now)
+        .await?)
+}
+
+/// One pass of the schedule runner at `now`: for each schedule, the newest occurrence due (after
+/// the schedule was added) is sent once — a link for the course's questionnaire, and its message
+/// where the recipient may be reached — the store's unique key on (schedule, occurrence) making
+/// a second pass, another runner or a restart send nothing more. After a pause only the newest
+/// due occurrence goes: the patient gets one current questionnaire, not the ones missed.
+/// Returns the links made.
+pub async fn run_schedules(
+    store: &dyn Store,
+    now: i64,
+    zone: &TimeZone,
+) -> Result<Vec<MeasureLink>> {
+    let actor = schedules_actor();
+    let until = Timestamp::from_second(now)
+        .map_err(|_| Error::Internal)?
+        .to_zoned(zone.clone())
+        .datetime();
+    let mut made = Vec::new();
+    for sch in store.active_schedules().await? {
+        let Ok(rule) = serde_json::from_str::<SendSchedule>(&sch.schedule) else {
+            tracing::error!(schedule = sch.id, "a stored schedule does not parse");
+            continue;
+        };
+        let courses = store.patient_courses(&actor, sch.patient_id).await?;
+        let Some(course) = courses.iter().find(|c| c.id == sch.course_id) else {
+            continue;
+        };
+        let (Ok(first_day), last_day) = (
+            course.started_on.parse::<jiff::civil::Date>(),
+            course.ended_on.as_deref().and_then(|d| d.parse().ok()),
+        ) else {
+            continue;
+        };
+        let sessions = store.patient_sessions(&actor, sch.patient_id).await?;
+        let facts = CourseFacts {
+            first_day,
+            last_day,
+            dose_days: sessions
+                .iter()
+                .filter_map(|s| s.session.dose_start())
+                .map(|t| t.to_zoned(zone.clone()).date())
+                .collect(),
+            sessions: Vec::new(),
+        };
+        let due = occurrences(&rule, &facts, until);
+        let newest = due.iter().rev().find(|o| {
+            o.at.to_zoned(zone.clone())
+                .is_ok_and(|z| z.timestamp().as_second() >= sch.created_epoch)
+        });
+        let Some(occ) = newest else { continue };
+        if store.occurrence_sent(sch.id, &occ.key).await? {
+            continue;
+        }
+        let instruments = vec![course.instrument.clone()];
+        let expires_at = crate::measures::link_expiry(&instruments, None, now)?;
+        let p = prepare(store, &actor, sch.patient_id, sch.guardian_id, now, zone).await?;
+        let sent = store
+            .send_occurrence(
+                &actor,
+                &sch,
+                &occ.key,
+                &NewLink {
+                    token_hash: &p.token_hash,
+                    instruments: &instruments,
+                    expires_at,
+                    guardian: sch.guardian_id,
+                },
+                p.message.as_ref(),
+            )
+            .await;
+        match sent {
+            Ok(Some(link)) => made.push(link),
+            Ok(None) => {}
+            // A preference changed between routing and sending: the next pass routes again.
+            Err(ketcare_store::StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(made)
 }
 
 /// A patient's messages, newest first.

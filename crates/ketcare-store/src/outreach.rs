@@ -185,6 +185,26 @@ pub struct NewLink<'a> {
     pub guardian: Option<GuardianId>,
 }
 
+/// A schedule of a course (its rule is `ketcare_measures::sending::SendSchedule` as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
+pub struct StoredSchedule {
+    pub id: i64,
+    #[schema(value_type = i64)]
+    pub patient_id: PatientId,
+    pub course_id: i64,
+    #[schema(value_type = Option<i64>)]
+    pub guardian_id: Option<GuardianId>,
+    /// The rule, as JSON.
+    pub schedule: String,
+    pub created_by: String,
+    pub created_at: String,
+    /// Epoch seconds it was added: no occurrence due earlier is sent.
+    pub created_epoch: i64,
+}
+
+const SCHEDULE_COLS: &str =
+    "id, patient_id, course_id, guardian_id, schedule, created_by, created_at, created_epoch";
+
 /// The store's part for this area (included in [`crate::Store`]).
 #[async_trait]
 pub trait OutreachStore: Send + Sync {
@@ -226,6 +246,31 @@ pub trait OutreachStore: Send + Sync {
     /// started, as `system:outbox`. A try already finished, or a claim another worker has since
     /// taken again, is refused (conflict).
     async fn finish_attempt(&self, claimed: &OutboxMessage, next: &Next) -> Result<OutboxMessage>;
+    /// Adds a schedule to one of the patient's courses (`RecordMeasures`; audited).
+    async fn add_schedule(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        course_id: i64,
+        schedule_json: &str,
+        guardian: Option<GuardianId>,
+        now: i64,
+    ) -> Result<StoredSchedule>;
+    /// Every schedule, for the runner (ids and rules only; not audited).
+    async fn active_schedules(&self) -> Result<Vec<StoredSchedule>>;
+    /// Whether the occurrence `key` of a schedule has been sent (not audited).
+    async fn occurrence_sent(&self, schedule_id: i64, key: &str) -> Result<bool>;
+    /// Sends occurrence `key` of `schedule` once: in one unit, inserts it under its unique key
+    /// and, only if it was not there yet, creates its link and queues its message (checked as
+    /// [`Self::create_link_with_message`] does). `None`: it had been sent already.
+    async fn send_occurrence(
+        &self,
+        actor: &Actor,
+        schedule: &StoredSchedule,
+        key: &str,
+        link: &NewLink<'_>,
+        message: Option<&NewMessage>,
+    ) -> Result<Option<MeasureLink>>;
 }
 
 async fn message_by_id(tx: &mut Unit<'_>, id: MessageId) -> Result<OutboxMessage> {
@@ -268,6 +313,55 @@ async fn preference_in_force(
         .await?
         .map(ContactPreference::try_from)
         .transpose()
+}
+
+/// Queues `m` for link `link` in the caller's unit, after checking that the preference it was
+/// routed by is still the one in force, consents and names the same channel.
+async fn queue_message(
+    tx: &mut Unit<'_>,
+    patient: PatientId,
+    link: &MeasureLink,
+    m: &NewMessage,
+) -> Result<MessageId> {
+    let current = preference_in_force(tx, patient, link.guardian_id).await?;
+    match current {
+        Some(p) if p.id == m.preference_id && p.consented && p.channel == m.channel => {}
+        _ => {
+            return Err(StoreError::Conflict(
+                "consent: the contact preference changed; nothing was sent".into(),
+            ));
+        }
+    }
+    let row = sqlx::query(
+        "INSERT INTO outbox (patient_id, guardian_id, link_id, preference_id, channel, recipient, subject, body, status, attempts, next_attempt_at, created_by, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $10, $11) RETURNING id",
+    )
+    .bind(patient)
+    .bind(link.guardian_id)
+    .bind(link.id)
+    .bind(m.preference_id)
+    .bind(m.channel.as_str())
+    .bind(&m.recipient)
+    .bind(&m.subject)
+    .bind(&m.body)
+    .bind(m.first_attempt_at)
+    .bind(&tx.actor().username)
+    .bind(now_rfc3339())
+    .fetch_one(&mut ***tx)
+    .await?;
+    let id: MessageId = sqlx::Row::try_get(&row, "id")?;
+    audit(
+        tx,
+        "outbox.queue",
+        patient,
+        format!(
+            "message {id} for link {} by {}",
+            link.id,
+            m.channel.as_str()
+        ),
+    )
+    .await?;
+    Ok(id)
 }
 
 /// The queries are written here, in the trait's one implementation.
@@ -358,44 +452,7 @@ impl OutreachStore for SqlStore {
             link.guardian,
         )
         .await?;
-        let current = preference_in_force(&mut tx, patient, link.guardian).await?;
-        match current {
-            Some(p) if p.id == m.preference_id && p.consented && p.channel == m.channel => {}
-            _ => {
-                return Err(StoreError::Conflict(
-                    "consent: the contact preference changed; nothing was sent".into(),
-                ));
-            }
-        }
-        let row = sqlx::query(
-            "INSERT INTO outbox (patient_id, guardian_id, link_id, preference_id, channel, recipient, subject, body, status, attempts, next_attempt_at, created_by, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $10, $11) RETURNING id",
-        )
-        .bind(patient)
-        .bind(link.guardian)
-        .bind(stored.id)
-        .bind(m.preference_id)
-        .bind(m.channel.as_str())
-        .bind(&m.recipient)
-        .bind(&m.subject)
-        .bind(&m.body)
-        .bind(m.first_attempt_at)
-        .bind(&actor.username)
-        .bind(now_rfc3339())
-        .fetch_one(&mut **tx)
-        .await?;
-        let id: MessageId = sqlx::Row::try_get(&row, "id")?;
-        audit(
-            &mut tx,
-            "outbox.queue",
-            patient,
-            format!(
-                "message {id} for link {} by {}",
-                stored.id,
-                m.channel.as_str()
-            ),
-        )
-        .await?;
+        let id = queue_message(&mut tx, patient, &stored, m).await?;
         let msg = message_by_id(&mut tx, id).await?;
         tx.commit().await?;
         Ok((stored, msg))
@@ -506,5 +563,138 @@ impl OutreachStore for SqlStore {
         let msg = message_by_id(&mut tx, id).await?;
         tx.commit().await?;
         Ok(msg)
+    }
+
+    async fn add_schedule(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        course_id: i64,
+        schedule_json: &str,
+        guardian: Option<GuardianId>,
+        now: i64,
+    ) -> Result<StoredSchedule> {
+        let mut tx = self.write(actor, Permission::RecordMeasures).await?;
+        let record = load_patient(&mut tx, patient).await?;
+        if let Some(g) = guardian
+            && !record.guardians.iter().any(|x| x.id == g)
+        {
+            return Err(StoreError::Invalid(FieldErrors::single(
+                "guardian_id",
+                "not a guardian of record of this patient",
+            )));
+        }
+        let owner: Option<PatientId> =
+            sqlx::query_scalar("SELECT patient_id FROM measure_courses WHERE id = $1")
+                .bind(course_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if owner != Some(patient) {
+            return Err(StoreError::Invalid(FieldErrors::single(
+                "course_id",
+                "not a course of this patient",
+            )));
+        }
+        let saved = sqlx::query_as::<_, StoredSchedule>(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO measure_schedules (patient_id, course_id, guardian_id, schedule, created_by, created_at, created_epoch)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {SCHEDULE_COLS}"
+        )))
+        .bind(patient)
+        .bind(course_id)
+        .bind(guardian)
+        .bind(schedule_json)
+        .bind(&actor.username)
+        .bind(now_rfc3339())
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?;
+        audit(
+            &mut tx,
+            "measure_schedule.create",
+            patient,
+            format!(
+                "schedule {} for course {course_id}: {schedule_json}",
+                saved.id
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(saved)
+    }
+
+    async fn active_schedules(&self) -> Result<Vec<StoredSchedule>> {
+        Ok(
+            sqlx::query_as::<_, StoredSchedule>(sqlx::AssertSqlSafe(format!(
+                "SELECT {SCHEDULE_COLS} FROM measure_schedules ORDER BY id"
+            )))
+            .fetch_all(&self.pool)
+            .await?,
+        )
+    }
+
+    async fn occurrence_sent(&self, schedule_id: i64, key: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM schedule_occurrences WHERE schedule_id = $1 AND occurrence = $2",
+        )
+        .bind(schedule_id)
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+
+    async fn send_occurrence(
+        &self,
+        actor: &Actor,
+        schedule: &StoredSchedule,
+        key: &str,
+        link: &NewLink<'_>,
+        message: Option<&NewMessage>,
+    ) -> Result<Option<MeasureLink>> {
+        require(actor, Permission::RecordMeasures)?;
+        let mut tx = self.unit(actor).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO schedule_occurrences (schedule_id, occurrence, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (schedule_id, occurrence) DO NOTHING RETURNING id",
+        )
+        .bind(schedule.id)
+        .bind(key)
+        .bind(now_rfc3339())
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = inserted else {
+            // Sent already: nothing is written, the unit is dropped.
+            return Ok(None);
+        };
+        let occurrence: i64 = sqlx::Row::try_get(&row, "id")?;
+        let stored = insert_link(
+            &mut tx,
+            schedule.patient_id,
+            link.token_hash,
+            link.instruments,
+            link.expires_at,
+            link.guardian,
+        )
+        .await?;
+        if let Some(m) = message {
+            queue_message(&mut tx, schedule.patient_id, &stored, m).await?;
+        }
+        sqlx::query("UPDATE schedule_occurrences SET link_id = $1 WHERE id = $2")
+            .bind(stored.id)
+            .bind(occurrence)
+            .execute(&mut **tx)
+            .await?;
+        audit(
+            &mut tx,
+            "measure_schedule.send",
+            schedule.patient_id,
+            format!(
+                "schedule {} occurrence {key}: link {}",
+                schedule.id, stored.id
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(stored))
     }
 }

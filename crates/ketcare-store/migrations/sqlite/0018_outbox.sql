@@ -47,3 +47,28 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
 CREATE INDEX outbox_patient ON outbox (patient_id);
+
+-- Schedules that send a course's questionnaire by themselves, and each occurrence sent. The
+-- UNIQUE key on (schedule, occurrence key) is what makes an occurrence go once: the runner
+-- inserts it in the unit that creates its link and queues its message, so two runners, a second
+-- pass or a restart find it there and send nothing more.
+CREATE TABLE measure_schedules (
+    id INTEGER PRIMARY KEY,
+    patient_id INTEGER NOT NULL REFERENCES patients(id),
+    course_id INTEGER NOT NULL REFERENCES measure_courses(id),
+    guardian_id INTEGER REFERENCES guardians(id),
+    schedule TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    created_epoch INTEGER NOT NULL
+);
+CREATE INDEX measure_schedules_patient ON measure_schedules (patient_id);
+
+CREATE TABLE schedule_occurrences (
+    id INTEGER PRIMARY KEY,
+    schedule_id INTEGER NOT NULL REFERENCES measure_schedules(id),
+    occurrence TEXT NOT NULL,
+    link_id INTEGER REFERENCES measure_links(id),
+    created_at TEXT NOT NULL,
+    UNIQUE (schedule_id, occurrence)
+);

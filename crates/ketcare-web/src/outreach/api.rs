@@ -8,8 +8,24 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use ketcare_app::outreach::{ContactInput, Contacts};
+use ketcare_core::GuardianId;
 use ketcare_core::PatientId;
-use ketcare_store::outreach::{ContactPreference, OutboxMessage};
+use ketcare_measures::sending::SendSchedule;
+use ketcare_store::outreach::{ContactPreference, OutboxMessage, StoredSchedule};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRequest {
+    /// When the course's questionnaire is sent: `{"kind": "every_days", "days": 14,
+    /// "restart_at_treatment": true}`, `{"kind": "after_first_dose", "days": [1, 7, 14]}` or
+    /// `{"kind": "before_each_session", "hours": 24}`.
+    pub schedule: SendSchedule,
+    /// Send to this guardian of record instead of the patient.
+    #[serde(default)]
+    pub guardian_id: Option<i64>,
+}
 
 /// The patient's and guardians' contacts: addresses on the record, the preference in force
 /// (channel, consent to be contacted, who recorded it and when), and why a link would not be
@@ -53,4 +69,26 @@ pub async fn messages(
     Ok(Json(
         ketcare_app::outreach::messages(s.store.as_ref(), &p.actor, PatientId::new(id)).await?,
     ))
+}
+
+/// Adds a schedule to one of the patient's courses: the course's questionnaire is then sent by
+/// itself (a link, and a message where the recipient has consented), each occurrence once.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/courses/{cid}/schedules", params(("id" = i64, Path), ("cid" = i64, Path)), request_body = ScheduleRequest, responses((status = 201, description = "the schedule", body = StoredSchedule), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn add_schedule(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath((id, cid)): ApiPath<(i64, i64)>,
+    JsonBody(req): JsonBody<ScheduleRequest>,
+) -> Result<(StatusCode, Json<StoredSchedule>), AppError> {
+    let saved = ketcare_app::outreach::add_schedule(
+        s.store.as_ref(),
+        &p.actor,
+        PatientId::new(id),
+        cid,
+        &req.schedule,
+        req.guardian_id.map(GuardianId::new),
+        s.now(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(saved)))
 }

@@ -248,8 +248,9 @@ where
     Ok(answer.status())
 }
 
-/// Drains the outbox every `every_seconds` (and at once) until the server stops: one pass hands
-/// every due message to its channel. Errors are logged; the next pass tries again.
+/// Runs the course schedules and drains the outbox every `every_seconds` (and at once) until the
+/// server stops: one pass sends each schedule's newest due occurrence (once: the store's unique
+/// key) and hands every due message to its channel. Errors are logged; the next pass tries again.
 pub fn spawn_worker(
     state: AppState,
     channels: Arc<dyn Channels>,
@@ -260,6 +261,11 @@ pub fn spawn_worker(
         let zone = jiff::tz::TimeZone::system();
         loop {
             interval.tick().await;
+            if let Err(e) =
+                ketcare_app::outreach::run_schedules(state.store.as_ref(), state.now(), &zone).await
+            {
+                tracing::warn!(error = %e, "course schedules");
+            }
             if let Err(e) = ketcare_app::outreach::deliver_due(
                 state.store.as_ref(),
                 channels.as_ref(),

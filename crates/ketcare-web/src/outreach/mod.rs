@@ -27,19 +27,23 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Get, "/api/v1/patients/{id}/contact", Requires(PatientRead), api::contacts),
         r(Post, "/api/v1/patients/{id}/contact", Requires(PatientWrite), api::record_contact),
         r(Get, "/api/v1/patients/{id}/messages", Requires(ClinicalRead), api::messages),
+        r(Post, "/api/v1/patients/{id}/courses/{cid}/schedules", Requires(RecordMeasures), api::add_schedule),
     ]
 }
 
 /// This area's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(api::contacts, api::record_contact, api::messages),
+    paths(api::contacts, api::record_contact, api::messages, api::add_schedule),
     components(schemas(
         ketcare_app::outreach::ContactInput,
         ketcare_app::outreach::Contact,
         ketcare_app::outreach::Contacts,
         ketcare_store::outreach::ContactPreference,
         ketcare_store::outreach::OutboxMessage,
+        ketcare_store::outreach::StoredSchedule,
+        ketcare_measures::sending::SendSchedule,
+        api::ScheduleRequest,
         ketcare_ops::outreach::Channel,
         ketcare_ops::outreach::MessageState
     ))

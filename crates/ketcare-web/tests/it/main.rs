@@ -18,6 +18,7 @@ mod ops;
 mod ops_more;
 mod outreach;
 mod outreach_delivery;
+mod outreach_schedules;
 mod pk;
 mod role_matrix;
 mod second_factor;

@@ -66,6 +66,21 @@ pub(crate) async fn patient_with_email(app: &TestApp) -> (i64, Auth) {
     (pid, app.bearer("nina").await)
 }
 
+/// [`patient_with_email`], the site's email set up, and the patient's consent to email.
+pub(crate) async fn consenting_patient(app: &TestApp) -> (i64, Auth) {
+    let (pid, nurse) = patient_with_email(app).await;
+    delivery_settings(app, &[]).await;
+    let r = prefer(
+        app,
+        pid,
+        &nurse,
+        json!({"channel": "email", "consented": true}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    (pid, nurse)
+}
+
 pub(crate) async fn link(app: &TestApp, pid: i64, auth: &Auth) -> serde_json::Value {
     let r = app
         .json(
@@ -299,15 +314,7 @@ async fn a_failed_try_is_retried_after_its_back_off_and_quiet_hours_defer_sendin
     let utc = jiff::tz::TimeZone::UTC;
     for backend in BACKENDS {
         let app = TestApp::new(backend).await;
-        let (pid, nurse) = patient_with_email(&app).await;
-        delivery_settings(&app, &[]).await;
-        prefer(
-            &app,
-            pid,
-            &nurse,
-            json!({"channel": "email", "consented": true}),
-        )
-        .await;
+        let (pid, nurse) = consenting_patient(&app).await;
         let l = link(&app, pid, &nurse).await;
         let path = l["path"].as_str().unwrap().to_owned();
 

@@ -1,0 +1,133 @@
+//! Course schedules on both backends: the runner sends each occurrence once at its time, and a
+//! second runner on its own connection to the same database (a restart, or two servers) finds it
+//! sent; after a pause only the newest due occurrence goes; consent decides whether a message
+//! goes with the link. The API adds a schedule and refuses a bad one by field.
+
+use crate::common;
+use crate::outreach::{consenting_patient, prefer};
+
+use axum::http::{Method, StatusCode};
+use common::{START, TestApp};
+use ketcare_store::testing::BACKENDS;
+use serde_json::json;
+
+const DAY: i64 = 86_400;
+
+#[tokio::test]
+async fn occurrences_go_once_at_their_time_across_runners() {
+    let utc = jiff::tz::TimeZone::UTC;
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        let (pid, nurse) = consenting_patient(&app).await;
+        let today = jiff::Timestamp::from_second(START)
+            .unwrap()
+            .to_zoned(utc.clone())
+            .date()
+            .to_string();
+        let c = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/courses"),
+                &nurse,
+                &json!({"label": "Induction", "instrument": "phq9", "started_on": today}),
+            )
+            .await;
+        assert_eq!(c.status, StatusCode::CREATED, "{}", c.body);
+        let cid = c.json()["id"].as_i64().unwrap();
+
+        let bad = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/courses/{cid}/schedules"),
+                &nurse,
+                &json!({"schedule": {"kind": "every_days", "days": 0}}),
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(bad.fields(), vec!["days"]);
+        let other = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/courses/{}/schedules", cid + 1000),
+                &nurse,
+                &json!({"schedule": {"kind": "every_days", "days": 14}}),
+            )
+            .await;
+        assert_eq!(other.fields(), vec!["course_id"]);
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/courses/{cid}/schedules"),
+                &nurse,
+                &json!({"schedule": {"kind": "every_days", "days": 14, "restart_at_treatment": true}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+        let s = app.store.as_ref();
+        let run = |at: i64| ketcare_app::outreach::run_schedules(s, at, &utc);
+        assert!(run(START).await.unwrap().is_empty(), "nothing due on day 0");
+        assert!(run(START + 13 * DAY).await.unwrap().is_empty());
+        // Day 14 (from midnight): one link, its message queued with it.
+        let made = run(START + 14 * DAY).await.unwrap();
+        assert_eq!(made.len(), 1);
+        assert_eq!(made[0].instruments, vec!["phq9".to_string()]);
+        assert!(
+            run(START + 14 * DAY + 60).await.unwrap().is_empty(),
+            "not twice"
+        );
+
+        // A second runner with its own store on the same database finds it sent, and two
+        // runners at once send the next occurrence once between them.
+        let second = ketcare_store::open(&app.url).await.unwrap();
+        assert!(
+            ketcare_app::outreach::run_schedules(second.as_ref(), START + 15 * DAY, &utc)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let (a, b) = tokio::join!(
+            ketcare_app::outreach::run_schedules(s, START + 28 * DAY, &utc),
+            ketcare_app::outreach::run_schedules(second.as_ref(), START + 28 * DAY, &utc),
+        );
+        assert_eq!(a.unwrap().len() + b.unwrap().len(), 1);
+
+        // After a pause of six weeks only the newest due occurrence is sent.
+        let made = run(START + 70 * DAY).await.unwrap();
+        assert_eq!(made.len(), 1);
+        assert!(run(START + 70 * DAY).await.unwrap().is_empty());
+
+        let links = app
+            .get(&format!("/api/v1/patients/{pid}/links"), &nurse)
+            .await
+            .json();
+        assert_eq!(links.as_array().unwrap().len(), 3);
+        let messages = app
+            .get(&format!("/api/v1/patients/{pid}/messages"), &nurse)
+            .await
+            .json();
+        assert_eq!(messages.as_array().unwrap().len(), 3);
+        assert!(
+            messages
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["status"] == "queued")
+        );
+
+        // Consent withdrawn: the next occurrence still makes its link, with no message.
+        prefer(
+            &app,
+            pid,
+            &nurse,
+            json!({"channel": "email", "consented": false}),
+        )
+        .await;
+        assert_eq!(run(START + 84 * DAY).await.unwrap().len(), 1);
+        let messages = app
+            .get(&format!("/api/v1/patients/{pid}/messages"), &nurse)
+            .await
+            .json();
+        assert_eq!(messages.as_array().unwrap().len(), 3);
+    }
+}
