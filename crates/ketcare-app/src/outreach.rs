@@ -451,16 +451,32 @@ pub async fn run_schedules(
         ) else {
             continue;
         };
-        let sessions = store.patient_sessions(&actor, sch.patient_id).await?;
-        let facts = CourseFacts {
-            first_day,
-            last_day,
-            dose_days: sessions
+        // Only the facts the rule reads are loaded (each read is audited).
+        let dose_days = match rule {
+            SendSchedule::BeforeEachSession { .. } => Vec::new(),
+            _ => store
+                .patient_sessions(&actor, sch.patient_id)
+                .await?
                 .iter()
                 .filter_map(|s| s.session.dose_start())
                 .map(|t| t.to_zoned(zone.clone()).date())
                 .collect(),
-            sessions: Vec::new(),
+        };
+        let booked = match rule {
+            SendSchedule::BeforeEachSession { .. } => store
+                .patient_bookings(&actor, sch.patient_id)
+                .await?
+                .into_iter()
+                .filter(|b| b.status == ketcare_ops::schedule::BookingStatus::Booked)
+                .map(|b| (b.id.get(), b.start))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let facts = CourseFacts {
+            first_day,
+            last_day,
+            dose_days,
+            sessions: booked,
         };
         let due = occurrences(&rule, &facts, until);
         let newest = due.iter().rev().find(|o| {

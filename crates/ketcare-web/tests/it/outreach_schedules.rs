@@ -4,10 +4,11 @@
 //! goes with the link. The API adds a schedule and refuses a bad one by field.
 
 use crate::common;
-use crate::outreach::{consenting_patient, prefer};
+use crate::outreach::{consenting_patient, delivery_settings_with, prefer};
 
 use axum::http::{Method, StatusCode};
 use common::{START, TestApp};
+use ketcare_core::{Actor, BookingId, Role};
 use ketcare_store::testing::BACKENDS;
 use serde_json::json;
 
@@ -129,5 +130,82 @@ async fn occurrences_go_once_at_their_time_across_runners() {
             .await
             .json();
         assert_eq!(messages.as_array().unwrap().len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn a_questionnaire_goes_a_day_before_each_booked_session() {
+    let zone = jiff::tz::TimeZone::system();
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        let (pid, nurse) = consenting_patient(&app).await;
+        let today = jiff::Timestamp::from_second(START)
+            .unwrap()
+            .to_zoned(zone.clone())
+            .date()
+            .to_string();
+        let c = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/courses"),
+                &nurse,
+                &json!({"label": "Induction", "instrument": "phq9", "started_on": today}),
+            )
+            .await;
+        let cid = c.json()["id"].as_i64().unwrap();
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/courses/{cid}/schedules"),
+                &nurse,
+                &json!({"schedule": {"kind": "before_each_session", "hours": 24}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        // Booking needs the site's answer on a prescriber on site (test clinic: not required).
+        delivery_settings_with(&app, &[], &[("schedule.ketamine_prescriber_on_site", 2.0)]).await;
+        app.add_user("sam-sched", Role::Scheduler).await;
+        let sched_page = app.login("sam-sched").await;
+        let sched = app.bearer("sam-sched").await;
+        let nurse_id = app.add_user("nora", Role::Nurse).await.id.get();
+        let ids = app
+            .book_course_tomorrow((&sched_page, &sched), pid, nurse_id, "Chair 1")
+            .await;
+        let second = app
+            .store
+            .booking(&Actor::system(Role::Scheduler), BookingId::new(ids[1]))
+            .await
+            .unwrap();
+        let due = second
+            .start
+            .to_zoned(zone.clone())
+            .unwrap()
+            .timestamp()
+            .as_second()
+            - 24 * 3600;
+        let s = app.store.as_ref();
+        // Tomorrow's session was due a day before, before the schedule was added: not sent.
+        assert!(
+            ketcare_app::outreach::run_schedules(s, START, &zone)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            ketcare_app::outreach::run_schedules(s, due - 1, &zone)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let made = ketcare_app::outreach::run_schedules(s, due, &zone)
+            .await
+            .unwrap();
+        assert_eq!(made.len(), 1);
+        assert!(
+            ketcare_app::outreach::run_schedules(s, due + 60, &zone)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }
