@@ -556,3 +556,83 @@ pub async fn deliver_due(
     }
     Ok(done)
 }
+
+/// How far back the unanswered-links queue looks: links that expired in the last two weeks.
+/// How much a working list shows, not a clinical limit (a newer answered link also clears one).
+pub const UNANSWERED_QUEUE_DAYS: i64 = 14;
+
+/// The clinicians' queue of questionnaire links that expired unanswered, one item per patient
+/// (their newest such link), urgent when the patient's last suicide-risk screen was positive
+/// (`ketcare_measures::sending::last_screen_positive`, from their responses and alerts).
+pub async fn unanswered_queue(
+    store: &dyn Store,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<crate::worklists::Queue> {
+    let to = now.as_second();
+    let links = store
+        .expired_unanswered_links(actor, to - UNANSWERED_QUEUE_DAYS * 86_400, to)
+        .await?;
+    let mut newest: std::collections::BTreeMap<PatientId, &MeasureLink> = Default::default();
+    for l in &links {
+        newest.insert(l.patient_id, l);
+    }
+    let ids: Vec<PatientId> = newest.keys().copied().collect();
+    let people = crate::patients::labels(store, actor, &ids).await?;
+    let screening: Vec<String> = crate::measures::catalogue()
+        .map(|c| {
+            c.instruments
+                .iter()
+                .filter(|i| i.has_safety_items())
+                .map(|i| i.id.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut items = Vec::new();
+    for (pid, link) in newest {
+        let at = |s: &str| s.parse::<Timestamp>().ok();
+        let screens: Vec<(Timestamp, i64)> = store
+            .patient_responses(actor, pid)
+            .await?
+            .iter()
+            .filter(|r| screening.contains(&r.instrument))
+            .filter_map(|r| at(&r.recorded_at).map(|t| (t, r.id.get())))
+            .collect();
+        let alerts: Vec<(Timestamp, Option<i64>)> = store
+            .patient_alerts(actor, pid)
+            .await?
+            .iter()
+            .filter_map(|a| at(&a.raised_at).map(|t| (t, a.response_id.map(|r| r.get()))))
+            .collect();
+        let urgent = ketcare_measures::sending::last_screen_positive(&screens, &alerts);
+        let expired = Timestamp::from_second(link.expires_at)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default();
+        items.push(crate::worklists::WorkItem {
+            label: people
+                .get(&pid)
+                .cloned()
+                .unwrap_or_else(|| "a patient".into()),
+            detail: format!(
+                "{} — link to {} expired unanswered {expired}{}",
+                link.instruments.join(", "),
+                link.sent_to,
+                if urgent {
+                    "; last suicide-risk screen positive: reach them now"
+                } else {
+                    ""
+                }
+            ),
+            href: format!("/patients/{pid}/measures"),
+            urgent,
+        });
+    }
+    // Urgent first, as the other queues put what needs attention now.
+    items.sort_by_key(|i| !i.urgent);
+    Ok(crate::worklists::Queue {
+        id: "links-unanswered",
+        title: "Questionnaire links expired unanswered",
+        empty: "No questionnaire link has expired unanswered in the last two weeks.",
+        items,
+    })
+}

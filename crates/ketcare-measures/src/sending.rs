@@ -172,6 +172,22 @@ pub fn occurrences(schedule: &SendSchedule, f: &CourseFacts, until: DateTime) ->
     out
 }
 
+/// Whether the patient's last suicide-risk screen was positive: the newest screen (a response
+/// to a questionnaire with a suicide-risk item: `(recorded at, response id)`) raised an alert, or
+/// an alert was raised at or after it (an incomplete form's alert has no response). Instants are
+/// RFC 3339 text as stored, compared as instants; with no screen, any alert counts.
+pub fn last_screen_positive(
+    screens: &[(jiff::Timestamp, i64)],
+    alerts: &[(jiff::Timestamp, Option<i64>)],
+) -> bool {
+    match screens.iter().max() {
+        None => !alerts.is_empty(),
+        Some((at, id)) => alerts
+            .iter()
+            .any(|(raised, response)| *response == Some(*id) || raised >= at),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -299,6 +315,35 @@ mod tests {
                 .check()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn the_last_screen_decides() {
+        let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        let screens = [
+            (t("2026-06-01T10:00:00Z"), 1),
+            (t("2026-06-08T10:00:00Z"), 2),
+        ];
+        assert!(!last_screen_positive(&screens, &[]));
+        // An alert of the earlier screen, then a negative screen: not positive.
+        assert!(!last_screen_positive(
+            &screens,
+            &[(t("2026-06-01T10:00:00Z"), Some(1))]
+        ));
+        assert!(last_screen_positive(
+            &screens,
+            &[(t("2026-06-08T10:00:00Z"), Some(2))]
+        ));
+        // An incomplete form's alert after the last screen counts.
+        assert!(last_screen_positive(
+            &screens,
+            &[(t("2026-06-09T10:00:00Z"), None)]
+        ));
+        assert!(last_screen_positive(
+            &[],
+            &[(t("2026-06-09T10:00:00Z"), None)]
+        ));
+        assert!(!last_screen_positive(&[], &[]));
     }
 
     proptest! {

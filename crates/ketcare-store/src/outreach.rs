@@ -246,6 +246,15 @@ pub trait OutreachStore: Send + Sync {
     /// started, as `system:outbox`. A try already finished, or a claim another worker has since
     /// taken again, is refused (conflict).
     async fn finish_attempt(&self, claimed: &OutboxMessage, next: &Next) -> Result<OutboxMessage>;
+    /// Questionnaire links that expired unanswered in `[from, to)` (epoch seconds) and whose
+    /// patient has completed no later link, oldest first (`ClinicalRead`; each listed patient an
+    /// audited access).
+    async fn expired_unanswered_links(
+        &self,
+        actor: &Actor,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<MeasureLink>>;
     /// Adds a schedule to one of the patient's courses (`RecordMeasures`; audited).
     async fn add_schedule(
         &self,
@@ -696,5 +705,14 @@ impl OutreachStore for SqlStore {
         .await?;
         tx.commit().await?;
         Ok(Some(stored))
+    }
+
+    async fn expired_unanswered_links(
+        &self,
+        actor: &Actor,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<MeasureLink>> {
+        SqlStore::expired_unanswered_links(self, actor, from, to).await
     }
 }

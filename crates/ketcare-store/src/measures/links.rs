@@ -326,3 +326,48 @@ pub(crate) async fn insert_link(
     let link = link_by_id(tx, id).await?;
     Ok(link)
 }
+
+impl SqlStore {
+    /// Links that expired unanswered in `[from, to)` whose patient has completed no later link,
+    /// oldest first (`ClinicalRead`; each listed patient an audited access).
+    pub(crate) async fn expired_unanswered_links(
+        &self,
+        actor: &Actor,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<MeasureLink>> {
+        let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
+        let links = sqlx::query_as::<_, LinkRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {LINK_COLS} FROM measure_links l
+             WHERE l.status <> 'completed' AND l.expires_at >= $1 AND l.expires_at < $2
+               AND NOT EXISTS (SELECT 1 FROM measure_links n
+                               WHERE n.patient_id = l.patient_id AND n.status = 'completed' AND n.id > l.id)
+             ORDER BY l.expires_at, l.id"
+        )))
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(MeasureLink::try_from)
+        .collect::<Result<Vec<_>>>()?;
+        let mut patients: Vec<PatientId> = links.iter().map(|l| l.patient_id).collect();
+        patients.sort_unstable();
+        patients.dedup();
+        for p in &patients {
+            audit(
+                &mut tx,
+                "measure_link.unanswered_read",
+                *p,
+                "links expired unanswered".into(),
+            )
+            .await?;
+        }
+        if patients.is_empty() {
+            // Nothing listed: nothing to record; the unit is dropped.
+            return Ok(links);
+        }
+        tx.commit().await?;
+        Ok(links)
+    }
+}

@@ -399,3 +399,64 @@ async fn a_failed_try_is_retried_after_its_back_off_and_quiet_hours_defer_sendin
         );
     }
 }
+
+use crate::worklists::queue as home_queue;
+
+#[tokio::test]
+async fn a_link_that_expires_unanswered_reaches_the_clinicians_queue_escalated_after_a_positive_screen()
+ {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        let (pid, nurse) = patient_with_email(&app).await;
+        let page = app.login("nina").await;
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/links"),
+                &nurse,
+                &json!({"instruments": ["phq9"], "expires_in_hours": 24}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let home = app.get("/", &page).await;
+        assert!(home_queue(&home.body, "links-unanswered").contains("No questionnaire link"));
+
+        app.advance(25 * 3600);
+        // A day later: a new browser session (the first one has ended).
+        let page = app.login("nina").await;
+        let home = app.get("/", &page).await;
+        let q = home_queue(&home.body, "links-unanswered");
+        assert!(
+            q.contains("expired unanswered") && q.contains("(T-200)"),
+            "{q}"
+        );
+        assert!(!q.contains("reach them now"), "{q}");
+
+        // A positive PHQ-9 item 9 on the last screen: the next unanswered link is urgent.
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/responses"),
+                &nurse,
+                &json!({"instrument": "phq9", "answers": [1, 1, 1, 1, 1, 1, 1, 1, 2],
+                        "taken_on": "2026-11-23", "submission_key": "screen-1"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let home = app.get("/", &page).await;
+        let q = home_queue(&home.body, "links-unanswered");
+        assert!(q.contains("reach them now"), "{q}");
+
+        // A newer link answered clears the item (the test marks it completed directly).
+        let l = link(&app, pid, &nurse).await;
+        let id = l["link"]["id"].as_i64().unwrap();
+        app.store
+            .execute_raw(&format!(
+                "UPDATE measure_links SET status = 'completed' WHERE id = {id}"
+            ))
+            .await
+            .unwrap();
+        let home = app.get("/", &page).await;
+        assert!(home_queue(&home.body, "links-unanswered").contains("No questionnaire link"));
+    }
+}

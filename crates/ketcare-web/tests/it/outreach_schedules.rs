@@ -14,27 +14,37 @@ use serde_json::json;
 
 const DAY: i64 = 86_400;
 
+/// A PHQ-9 course starting on the test clock's day (in `zone`), made through the API.
+async fn course_today(
+    app: &TestApp,
+    pid: i64,
+    nurse: &common::Auth,
+    zone: &jiff::tz::TimeZone,
+) -> i64 {
+    let today = jiff::Timestamp::from_second(START)
+        .unwrap()
+        .to_zoned(zone.clone())
+        .date()
+        .to_string();
+    let c = app
+        .json(
+            Method::POST,
+            &format!("/api/v1/patients/{pid}/courses"),
+            nurse,
+            &json!({"label": "Induction", "instrument": "phq9", "started_on": today}),
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.body);
+    c.json()["id"].as_i64().unwrap()
+}
+
 #[tokio::test]
 async fn occurrences_go_once_at_their_time_across_runners() {
     let utc = jiff::tz::TimeZone::UTC;
     for backend in BACKENDS {
         let app = TestApp::new(backend).await;
         let (pid, nurse) = consenting_patient(&app).await;
-        let today = jiff::Timestamp::from_second(START)
-            .unwrap()
-            .to_zoned(utc.clone())
-            .date()
-            .to_string();
-        let c = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/patients/{pid}/courses"),
-                &nurse,
-                &json!({"label": "Induction", "instrument": "phq9", "started_on": today}),
-            )
-            .await;
-        assert_eq!(c.status, StatusCode::CREATED, "{}", c.body);
-        let cid = c.json()["id"].as_i64().unwrap();
+        let cid = course_today(&app, pid, &nurse, &utc).await;
 
         let bad = app
             .json(
@@ -139,20 +149,7 @@ async fn a_questionnaire_goes_a_day_before_each_booked_session() {
     for backend in BACKENDS {
         let app = TestApp::new(backend).await;
         let (pid, nurse) = consenting_patient(&app).await;
-        let today = jiff::Timestamp::from_second(START)
-            .unwrap()
-            .to_zoned(zone.clone())
-            .date()
-            .to_string();
-        let c = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/patients/{pid}/courses"),
-                &nurse,
-                &json!({"label": "Induction", "instrument": "phq9", "started_on": today}),
-            )
-            .await;
-        let cid = c.json()["id"].as_i64().unwrap();
+        let cid = course_today(&app, pid, &nurse, &zone).await;
         let r = app
             .json(
                 Method::POST,
