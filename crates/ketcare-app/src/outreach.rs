@@ -36,6 +36,9 @@ pub const SMTP_SECURITY: &str = "outreach.smtp_security";
 pub const EMAIL_FROM: &str = "outreach.email_from";
 /// Site setting (text): the SMS gateway's webhook URL.
 pub const SMS_GATEWAY_URL: &str = "outreach.sms_gateway_url";
+/// Site setting (number): days after a link's message before an unanswered link is reminded of
+/// (once).
+pub const REMINDER_AFTER_DAYS: &str = "outreach.reminder_after_days";
 /// Site setting (text): quiet hours, `HH:MM-HH:MM` in the site's time zone.
 pub const QUIET_HOURS: &str = "outreach.quiet_hours";
 
@@ -288,7 +291,7 @@ pub async fn send_link(
     zone: &TimeZone,
 ) -> Result<SentLink> {
     let expires_at = crate::measures::link_expiry(instruments, hours, now)?;
-    let p = prepare(store, actor, patient, guardian, now, zone).await?;
+    let p = prepare(store, actor, patient, guardian, (now, zone), false).await?;
     let link = NewLink {
         token_hash: &p.token_hash,
         instruments,
@@ -339,8 +342,8 @@ async fn prepare(
     actor: &Actor,
     patient: PatientId,
     guardian: Option<GuardianId>,
-    now: i64,
-    zone: &TimeZone,
+    (now, zone): (i64, &TimeZone),
+    reminder: bool,
 ) -> Result<Prepared> {
     let record = demographics(Store::patient_view(store, actor, patient).await?);
     let (email, phone) = match guardian {
@@ -368,7 +371,7 @@ async fn prepare(
     let message = match (&routed, pref, settings.public_url.as_deref()) {
         (Ok(r), Some(pref), Some(base)) => {
             let url = format!("{base}{}", crate::measures::link_path(&token));
-            let text = link_message(r.channel, &url, false);
+            let text = link_message(r.channel, &url, reminder);
             Some(NewMessage {
                 preference_id: pref.id,
                 channel: r.channel,
@@ -376,6 +379,7 @@ async fn prepare(
                 subject: text.subject,
                 body: text.body,
                 first_attempt_at: settings.release(now, zone),
+                reminder,
             })
         }
         _ => None,
@@ -489,7 +493,15 @@ pub async fn run_schedules(
         }
         let instruments = vec![course.instrument.clone()];
         let expires_at = crate::measures::link_expiry(&instruments, None, now)?;
-        let p = prepare(store, &actor, sch.patient_id, sch.guardian_id, now, zone).await?;
+        let p = prepare(
+            store,
+            &actor,
+            sch.patient_id,
+            sch.guardian_id,
+            (now, zone),
+            false,
+        )
+        .await?;
         let sent = store
             .send_occurrence(
                 &actor,
@@ -635,4 +647,42 @@ pub async fn unanswered_queue(
         empty: "No questionnaire link has expired unanswered in the last two weeks.",
         items,
     })
+}
+
+/// One pass of reminders at `now`: each unanswered, unexpired link whose message was first due
+/// `outreach.reminder_after_days` days ago or more, and which has had no reminder, gets a new
+/// token and a reminder message with it (the old address stops working), once — where its
+/// recipient may still be reached. Nothing while the site has not set the number of days.
+pub async fn send_reminders(
+    store: &dyn Store,
+    now: i64,
+    zone: &TimeZone,
+) -> Result<Vec<OutboxMessage>> {
+    let (site, _) = crate::clinical::settings(store).await?;
+    let Some(days) = site.value(REMINDER_AFTER_DAYS) else {
+        return Ok(Vec::new());
+    };
+    let actor = schedules_actor();
+    let mut sent = Vec::new();
+    for link in store
+        .links_to_remind(now - (days * 86_400.0) as i64, now)
+        .await?
+    {
+        let p = prepare(
+            store,
+            &actor,
+            link.patient_id,
+            link.guardian_id,
+            (now, zone),
+            true,
+        )
+        .await?;
+        let Some(m) = &p.message else { continue };
+        match store.remind(&actor, &link, &p.token_hash, m, now).await {
+            Ok(Some(msg)) => sent.push(msg),
+            Ok(None) | Err(ketcare_store::StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(sent)
 }

@@ -855,6 +855,14 @@ fn code_settings(library: &Library) -> Vec<SettingSpec> {
             vec!["outreach: text messages".into()],
         ),
         spec(
+            crate::outreach::REMINDER_AFTER_DAYS,
+            "Days after a questionnaire link's message before an unanswered link is reminded of, \
+             once, with a new address (the reference gives none: the site's choice)."
+                .into(),
+            "unset: no reminder is sent".into(),
+            vec!["outreach: reminders".into()],
+        ),
+        spec(
             crate::outreach::QUIET_HOURS,
             "Hours in the site's time zone when no message is sent; a message due then waits \
              until they end (the reference gives none: the site's choice)."

@@ -174,6 +174,8 @@ pub struct NewMessage {
     pub body: String,
     /// Epoch seconds of the first try (later than now in quiet hours).
     pub first_attempt_at: i64,
+    /// A reminder of an unanswered link (else the link's first message).
+    pub reminder: bool,
 }
 
 /// A link to create (see [`crate::MeasuresStore::create_link`]).
@@ -246,6 +248,20 @@ pub trait OutreachStore: Send + Sync {
     /// started, as `system:outbox`. A try already finished, or a claim another worker has since
     /// taken again, is refused (conflict).
     async fn finish_attempt(&self, claimed: &OutboxMessage, next: &Next) -> Result<OutboxMessage>;
+    /// Unanswered, unexpired links at `now` whose first message was due at or before
+    /// `due_before` and which have had no reminder (the runner's; ids only, not audited).
+    async fn links_to_remind(&self, due_before: i64, now: i64) -> Result<Vec<MeasureLink>>;
+    /// Reminds the patient of link `link`: in one unit, gives it a new token (the old address
+    /// stops working; the link, its questionnaires and expiry stay) and queues `message` with it
+    /// (checked as [`Self::create_link_with_message`] does). `None`: answered or expired meanwhile.
+    async fn remind(
+        &self,
+        actor: &Actor,
+        link: &MeasureLink,
+        new_token_hash: &str,
+        message: &NewMessage,
+        now: i64,
+    ) -> Result<Option<OutboxMessage>>;
     /// Questionnaire links that expired unanswered in `[from, to)` (epoch seconds) and whose
     /// patient has completed no later link, oldest first (`ClinicalRead`; each listed patient an
     /// audited access).
@@ -342,8 +358,8 @@ async fn queue_message(
         }
     }
     let row = sqlx::query(
-        "INSERT INTO outbox (patient_id, guardian_id, link_id, preference_id, channel, recipient, subject, body, status, attempts, next_attempt_at, created_by, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $10, $11) RETURNING id",
+        "INSERT INTO outbox (patient_id, guardian_id, link_id, preference_id, channel, recipient, subject, body, status, attempts, next_attempt_at, first_due_at, kind, created_by, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $9, $10, $11, $12) RETURNING id",
     )
     .bind(patient)
     .bind(link.guardian_id)
@@ -354,6 +370,7 @@ async fn queue_message(
     .bind(&m.subject)
     .bind(&m.body)
     .bind(m.first_attempt_at)
+    .bind(if m.reminder { "reminder" } else { "link" })
     .bind(&tx.actor().username)
     .bind(now_rfc3339())
     .fetch_one(&mut ***tx)
@@ -714,5 +731,59 @@ impl OutreachStore for SqlStore {
         to: i64,
     ) -> Result<Vec<MeasureLink>> {
         SqlStore::expired_unanswered_links(self, actor, from, to).await
+    }
+
+    async fn links_to_remind(&self, due_before: i64, now: i64) -> Result<Vec<MeasureLink>> {
+        let ids: Vec<LinkId> = sqlx::query_scalar(
+            "SELECT l.id FROM measure_links l
+             WHERE l.status <> 'completed' AND l.expires_at > $2
+               AND EXISTS (SELECT 1 FROM outbox o WHERE o.link_id = l.id AND o.kind = 'link' AND o.first_due_at <= $1)
+               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.link_id = l.id AND o.kind = 'reminder')
+             ORDER BY l.id",
+        )
+        .bind(due_before)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for id in ids {
+            out.push(crate::measures::link_by_id_pool(&self.pool, id).await?);
+        }
+        Ok(out)
+    }
+
+    async fn remind(
+        &self,
+        actor: &Actor,
+        link: &MeasureLink,
+        new_token_hash: &str,
+        message: &NewMessage,
+        now: i64,
+    ) -> Result<Option<OutboxMessage>> {
+        require(actor, Permission::RecordMeasures)?;
+        let mut tx = self.unit(actor).await?;
+        let changed = sqlx::query(
+            "UPDATE measure_links SET token_hash = $1 WHERE id = $2 AND status <> 'completed' AND expires_at > $3",
+        )
+        .bind(new_token_hash)
+        .bind(link.id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if changed != 1 {
+            return Ok(None);
+        }
+        let id = queue_message(&mut tx, link.patient_id, link, message).await?;
+        audit(
+            &mut tx,
+            "measure_link.remind",
+            link.patient_id,
+            format!("link {}: new token, reminder message {id}", link.id),
+        )
+        .await?;
+        let msg = message_by_id(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(Some(msg))
     }
 }

@@ -38,6 +38,10 @@ CREATE TABLE outbox (
     status TEXT NOT NULL,
     attempts BIGINT NOT NULL,
     next_attempt_at BIGINT NOT NULL,
+    -- When it was first due (epoch seconds), and whether it is the link's first message or a
+    -- reminder (which carries a new token for the same link).
+    first_due_at BIGINT NOT NULL,
+    kind TEXT NOT NULL,
     last_error TEXT,
     created_by TEXT NOT NULL,
     created_at TEXT NOT NULL,

@@ -371,3 +371,14 @@ impl SqlStore {
         Ok(links)
     }
 }
+
+/// One link by id, outside a unit (the schedule runner's bookkeeping read).
+pub(crate) async fn link_by_id_pool(pool: &sqlx::AnyPool, id: LinkId) -> Result<MeasureLink> {
+    let r = sqlx::query_as::<_, LinkRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {LINK_COLS} FROM measure_links WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_one(pool)
+    .await?;
+    MeasureLink::try_from(r)
+}

@@ -31,8 +31,8 @@ mod texts;
 
 use alerts::alert_action;
 pub(crate) use alerts::raise_alert_tx;
-pub(crate) use links::insert_link;
 use links::{check_expiry, link_in_unit};
+pub(crate) use links::{insert_link, link_by_id_pool};
 use responses::{insert_response, response_by_key};
 
 /// A response to store (scored by the caller with the pure core).

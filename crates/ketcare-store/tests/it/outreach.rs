@@ -55,6 +55,7 @@ fn message(pref: ketcare_core::ContactPreferenceId, at: i64) -> NewMessage {
         subject: "A form is waiting for you".into(),
         body: "Hello https://x/q/tok".into(),
         first_attempt_at: at,
+        reminder: false,
     }
 }
 

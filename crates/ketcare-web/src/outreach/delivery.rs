@@ -248,9 +248,10 @@ where
     Ok(answer.status())
 }
 
-/// Runs the course schedules and drains the outbox every `every_seconds` (and at once) until the
-/// server stops: one pass sends each schedule's newest due occurrence (once: the store's unique
-/// key) and hands every due message to its channel. Errors are logged; the next pass tries again.
+/// Runs the course schedules, the reminders and the outbox every `every_seconds` (and at once)
+/// until the server stops: one pass sends each schedule's newest due occurrence (once: the
+/// store's unique key), reminds of unanswered links (once each) and hands every due message to
+/// its channel. Errors are logged; the next pass tries again.
 pub fn spawn_worker(
     state: AppState,
     channels: Arc<dyn Channels>,
@@ -265,6 +266,12 @@ pub fn spawn_worker(
                 ketcare_app::outreach::run_schedules(state.store.as_ref(), state.now(), &zone).await
             {
                 tracing::warn!(error = %e, "course schedules");
+            }
+            if let Err(e) =
+                ketcare_app::outreach::send_reminders(state.store.as_ref(), state.now(), &zone)
+                    .await
+            {
+                tracing::warn!(error = %e, "reminders");
             }
             if let Err(e) = ketcare_app::outreach::deliver_due(
                 state.store.as_ref(),

@@ -460,3 +460,66 @@ async fn a_link_that_expires_unanswered_reaches_the_clinicians_queue_escalated_a
         assert!(home_queue(&home.body, "links-unanswered").contains("No questionnaire link"));
     }
 }
+
+#[tokio::test]
+async fn an_unanswered_link_is_reminded_once_with_a_new_address() {
+    let utc = jiff::tz::TimeZone::UTC;
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        let (pid, nurse) = consenting_patient(&app).await;
+        let s = app.store.as_ref();
+        let l = link(&app, pid, &nurse).await;
+        let old = l["path"].as_str().unwrap().to_owned();
+        let ch = Scripted {
+            answers: Mutex::new(Vec::new()),
+            seen: Mutex::new(Vec::new()),
+        };
+        ketcare_app::outreach::deliver_due(s, &ch, START, &utc)
+            .await
+            .unwrap();
+        // Unset: no reminder.
+        assert!(
+            ketcare_app::outreach::send_reminders(s, START + 86_400, &utc)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        delivery_settings_with(&app, &[], &[("outreach.reminder_after_days", 1.0)]).await;
+        assert!(
+            ketcare_app::outreach::send_reminders(s, START + 86_399, &utc)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let sent = ketcare_app::outreach::send_reminders(s, START + 86_400, &utc)
+            .await
+            .unwrap();
+        assert_eq!(sent.len(), 1);
+        assert!(
+            ketcare_app::outreach::send_reminders(s, START + 2 * 86_400, &utc)
+                .await
+                .unwrap()
+                .is_empty(),
+            "once"
+        );
+        ketcare_app::outreach::deliver_due(s, &ch, START + 86_400, &utc)
+            .await
+            .unwrap();
+        let (_, subject, body) = ch.seen.lock().unwrap()[1].clone();
+        assert!(subject.starts_with("Reminder") && body.contains("a reminder"), "{body}");
+        let new = body
+            .split_whitespace()
+            .find(|w| w.contains("/q/"))
+            .unwrap()
+            .trim_start_matches("https://care.example.org")
+            .to_owned();
+        assert_ne!(new, old);
+        assert_eq!(app.get(&new, &Auth::None).await.status, StatusCode::OK);
+        assert_ne!(app.get(&old, &Auth::None).await.status, StatusCode::OK);
+        let m = app
+            .get(&format!("/api/v1/patients/{pid}/messages"), &nurse)
+            .await
+            .json();
+        assert_eq!(m.as_array().unwrap().len(), 2);
+    }
+}
