@@ -457,7 +457,11 @@ pub async fn run_schedules(
         };
         // Only the facts the rule reads are loaded (each read is audited).
         let dose_days = match rule {
-            SendSchedule::BeforeEachSession { .. } => Vec::new(),
+            SendSchedule::BeforeEachSession { .. }
+            | SendSchedule::EveryDays {
+                restart_at_treatment: false,
+                ..
+            } => Vec::new(),
             _ => store
                 .patient_sessions(&actor, sch.patient_id)
                 .await?

@@ -28,6 +28,9 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How often the worker runs the course schedules and reminders (the outbox itself every pass).
+pub const SCHEDULES_EVERY_SECONDS: i64 = 300;
+
 /// How long one try may take on either channel (connection, TLS, the exchange).
 const TRY_SECONDS: u64 = 60;
 
@@ -183,6 +186,10 @@ async fn post(
         .host()
         .ok_or_else(|| format!("{url}: no host"))?
         .to_owned();
+    // The body carries a patient's link: plain HTTP only to a gateway on this host.
+    if !https && !matches!(host.as_str(), "127.0.0.1" | "[::1]" | "::1" | "localhost") {
+        return Err(format!("{url}: a gateway on another host needs https://"));
+    }
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let authority = uri
         .authority()
@@ -260,18 +267,25 @@ pub fn spawn_worker(
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_secs(every_seconds.max(1)));
         let zone = jiff::tz::TimeZone::system();
+        let mut schedules_at = i64::MIN;
         loop {
             interval.tick().await;
-            if let Err(e) =
-                ketcare_app::outreach::run_schedules(state.store.as_ref(), state.now(), &zone).await
-            {
-                tracing::warn!(error = %e, "course schedules");
-            }
-            if let Err(e) =
-                ketcare_app::outreach::send_reminders(state.store.as_ref(), state.now(), &zone)
-                    .await
-            {
-                tracing::warn!(error = %e, "reminders");
+            // Schedules read each patient's course (audited reads): every few minutes is
+            // enough for occurrences due by the day or the hour.
+            if state.now() >= schedules_at.saturating_add(SCHEDULES_EVERY_SECONDS) {
+                schedules_at = state.now();
+                if let Err(e) =
+                    ketcare_app::outreach::run_schedules(state.store.as_ref(), state.now(), &zone)
+                        .await
+                {
+                    tracing::warn!(error = %e, "course schedules");
+                }
+                if let Err(e) =
+                    ketcare_app::outreach::send_reminders(state.store.as_ref(), state.now(), &zone)
+                        .await
+                {
+                    tracing::warn!(error = %e, "reminders");
+                }
             }
             if let Err(e) = ketcare_app::outreach::deliver_due(
                 state.store.as_ref(),

@@ -506,7 +506,10 @@ async fn an_unanswered_link_is_reminded_once_with_a_new_address() {
             .await
             .unwrap();
         let (_, subject, body) = ch.seen.lock().unwrap()[1].clone();
-        assert!(subject.starts_with("Reminder") && body.contains("a reminder"), "{body}");
+        assert!(
+            subject.starts_with("Reminder") && body.contains("a reminder"),
+            "{body}"
+        );
         let new = body
             .split_whitespace()
             .find(|w| w.contains("/q/"))

@@ -309,3 +309,39 @@ async fn a_text_message_reaches_a_signed_webhook_after_a_failed_try() {
         assert!(!received.lock().unwrap()[0].0);
     }
 }
+
+#[tokio::test]
+async fn a_remote_gateway_must_be_https() {
+    use ketcare_app::outreach::Channels;
+    let msg = ketcare_store::outreach::OutboxMessage {
+        id: ketcare_core::MessageId::new(1),
+        patient_id: ketcare_core::PatientId::new(1),
+        guardian_id: None,
+        link_id: None,
+        channel: ketcare_ops::outreach::Channel::Sms,
+        recipient: "+1 555 0100".into(),
+        status: ketcare_ops::outreach::MessageState::Queued,
+        attempts: 1,
+        next_attempt_at: 0,
+        last_error: None,
+        created_by: "test".into(),
+        created_at: String::new(),
+        sent_at: None,
+        finished_at: None,
+        subject: String::new(),
+        body: "Hello https://care.example.org/q/x".into(),
+    };
+    let mut site = ketcare_clinical::SiteSettings::default();
+    site.texts.insert(
+        "outreach.sms_gateway_url".into(),
+        "http://sms.example.invalid/send".into(),
+    );
+    let settings = ketcare_app::outreach::DeliverySettings::of(&site);
+    // Refused before any connection is made: nothing leaves the machine.
+    match channels(Some("s")).send(&msg, &settings).await {
+        ketcare_ops::outreach::Attempt::Transient(e) => {
+            assert!(e.contains("needs https://"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
