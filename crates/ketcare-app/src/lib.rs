@@ -24,6 +24,7 @@ pub mod given;
 pub mod measures;
 pub mod ops;
 pub mod orders;
+pub mod outreach;
 pub mod password;
 pub mod patients;
 pub mod pk;

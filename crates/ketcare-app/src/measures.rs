@@ -174,6 +174,24 @@ pub async fn create_link(
     guardian: Option<GuardianId>,
     now: i64,
 ) -> Result<(MeasureLink, String), Error> {
+    let expires = link_expiry(instruments, hours, now)?;
+    let token = crate::password::random_token();
+    let link = store
+        .create_link(
+            actor,
+            patient,
+            &crate::password::token_hash(&token),
+            instruments,
+            expires,
+            guardian,
+        )
+        .await?;
+    Ok((link, token))
+}
+
+/// When a new link for `instruments` expires (epoch seconds), after checking that each is a
+/// self-report questionnaire and that `hours` (default [`DEFAULT_LINK_HOURS`]) is 1 to 720.
+pub fn link_expiry(instruments: &[String], hours: Option<i64>, now: i64) -> Result<i64, Error> {
     for id in instruments {
         let inst = find(id)
             .map_err(|_| Error::invalid("instruments", format!("unknown instrument {id:?}")))?;
@@ -191,19 +209,7 @@ pub async fn create_link(
             "expected 1 to 720 hours",
         ));
     }
-    let token = crate::password::random_token();
-    let expires = now + hours * 3600;
-    let link = store
-        .create_link(
-            actor,
-            patient,
-            &crate::password::token_hash(&token),
-            instruments,
-            expires,
-            guardian,
-        )
-        .await?;
-    Ok((link, token))
+    Ok(now + hours * 3600)
 }
 
 /// The clinic's current licensed item wording (newest version per instrument).

@@ -39,6 +39,76 @@ pub enum Input {
     Phone,
     /// A list of sending facilities and network addresses ([`crate::senders`]).
     SenderList,
+    /// Text of a delivery setting ([`crate::outreach`]), in the form `format` names.
+    Text { format: TextFormat },
+}
+
+/// The forms of the text settings that configure delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TextFormat {
+    /// An `https://` (or `http://`) address without query or fragment.
+    Url,
+    /// A host name or IP address.
+    Host,
+    /// An email address.
+    Email,
+    /// `tls`, `starttls` or `none`.
+    SmtpSecurity,
+    /// `HH:MM-HH:MM`.
+    QuietHours,
+}
+
+impl TextFormat {
+    fn words(self) -> &'static str {
+        match self {
+            TextFormat::Url => "an address starting https:// (or http://)",
+            TextFormat::Host => "a host name or IP address",
+            TextFormat::Email => "an email address",
+            TextFormat::SmtpSecurity => "tls, starttls or none",
+            TextFormat::QuietHours => "HH:MM-HH:MM on a 24-hour clock, e.g. 21:00-08:00",
+        }
+    }
+
+    /// Checks a value of this form.
+    pub fn check(self, value: &str) -> Result<(), String> {
+        let v = value.trim();
+        let plain = |v: &str| {
+            !v.is_empty()
+                && v.len() <= 253
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        };
+        let ok = match self {
+            TextFormat::Url => {
+                let rest = v
+                    .strip_prefix("https://")
+                    .or_else(|| v.strip_prefix("http://"));
+                rest.is_some_and(|r| {
+                    let host = r.split('/').next().unwrap_or_default();
+                    plain(host)
+                        && !r.contains(['?', '#', ' ', '"', '<', '>'])
+                        && r.chars().all(|c| c.is_ascii_graphic())
+                })
+            }
+            TextFormat::Host => plain(v),
+            TextFormat::Email => v.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && plain(domain)
+                    && !local.contains([' ', '<', '>', '"', '\\', ',', ';'])
+                    && local.chars().all(|c| c.is_ascii_graphic())
+            }),
+            TextFormat::SmtpSecurity => crate::outreach::SmtpSecurity::parse(v).is_some(),
+            TextFormat::QuietHours => {
+                return ketcare_ops::outreach::QuietHours::parse(v).map(|_| ());
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("expected {}", self.words()))
+        }
+    }
 }
 
 /// The crisis line the patient's questionnaire page offers as a tap-to-call number.
@@ -68,6 +138,11 @@ pub fn check_phone(value: &str) -> Result<(), String> {
 }
 
 impl Input {
+    /// Whether the setting is kept as text (not a number).
+    pub fn is_text(&self) -> bool {
+        matches!(self, Input::Phone | Input::SenderList | Input::Text { .. })
+    }
+
     /// The unit with a leading space, or nothing.
     fn unit_suffix(&self) -> String {
         match self {
@@ -81,6 +156,7 @@ impl Input {
         match self {
             Input::YesNo => "yes or no".into(),
             Input::Phone => "a telephone number (digits, spaces, +, -, parentheses)".into(),
+            Input::Text { format } => format.words().into(),
             Input::SenderList => {
                 "facility names (MSH-4) and addresses or networks (10.0.0.5, 10.0.0.0/24), \
                  separated by commas"
@@ -283,7 +359,7 @@ impl Registry {
             return Err(format!("expected a number, got {value}"));
         }
         match &spec.input {
-            Input::Phone | Input::SenderList => {
+            Input::Phone | Input::SenderList | Input::Text { .. } => {
                 Err("this setting is text: enter it on the settings page".into())
             }
             Input::YesNo if value != 1.0 && value != 2.0 => {
@@ -337,6 +413,7 @@ impl Registry {
             ),
             Some(Input::Phone) => check_phone(value),
             Some(Input::SenderList) => crate::senders::parse(value).map(|_| ()),
+            Some(Input::Text { format }) => format.check(value),
             Some(_) => Err("this setting is a number, not text".into()),
         }
     }
@@ -529,6 +606,19 @@ fn input_for(key: &str) -> Input {
     }
     if key == crate::senders::MLLP_ALLOWED_SENDERS {
         return Input::SenderList;
+    }
+    if let Some(format) = crate::outreach::text_format(key) {
+        return Input::Text { format };
+    }
+    if key == crate::outreach::SMTP_PORT {
+        return Input::Number {
+            unit: String::new(),
+            min: Some(1.0),
+            above: None,
+            max: Some(65535.0),
+            step: Some(1.0),
+            range_source: "a TCP port".into(),
+        };
     }
     let positive = "a positive quantity";
     let count = "a whole count";
@@ -757,6 +847,66 @@ fn code_settings(library: &Library) -> Vec<SettingSpec> {
                 .into(),
             "unset: only the note's author reads it".into(),
             vec!["therapy: psychotherapy notes".into()],
+        ),
+        spec(
+            crate::outreach::PUBLIC_URL,
+            "The address patients open questionnaire links at (this server as patients reach \
+             it, e.g. https://care.example.org): messages carry links under it."
+                .into(),
+            "unset: no link is sent by email or text message; links are handed over".into(),
+            vec!["outreach: messages".into()],
+        ),
+        spec(
+            crate::outreach::SMTP_HOST,
+            "The site's own SMTP relay that sends email (its user name and password are given \
+             to `ketcare serve`, never stored here)."
+                .into(),
+            "unset: no email is sent".into(),
+            vec!["outreach: email".into()],
+        ),
+        spec(
+            crate::outreach::SMTP_PORT,
+            "The SMTP relay's port.".into(),
+            "unset: 465 with tls, 587 with starttls, 25 with none".into(),
+            vec!["outreach: email".into()],
+        ),
+        spec(
+            crate::outreach::SMTP_SECURITY,
+            "How the connection to the relay is secured: tls (from the first byte), starttls \
+             (required) or none (only for a relay on this host)."
+                .into(),
+            "unset: starttls".into(),
+            vec!["outreach: email".into()],
+        ),
+        spec(
+            crate::outreach::EMAIL_FROM,
+            "The address email is sent from.".into(),
+            "unset: no email is sent".into(),
+            vec!["outreach: email".into()],
+        ),
+        spec(
+            crate::outreach::SMS_GATEWAY_URL,
+            "The SMS gateway's webhook: each text message is POSTed there as JSON, signed with \
+             HMAC-SHA256 under the secret given to `ketcare serve`."
+                .into(),
+            "unset: no text message is sent".into(),
+            vec!["outreach: text messages".into()],
+        ),
+        spec(
+            crate::outreach::REMINDER_AFTER_DAYS,
+            "Days after a questionnaire link's message before an unanswered link is reminded of, \
+             once, with a new address (the reference gives none: the site's choice)."
+                .into(),
+            "unset: no reminder is sent".into(),
+            vec!["outreach: reminders".into()],
+        ),
+        spec(
+            crate::outreach::QUIET_HOURS,
+            "Hours in the site's time zone when no message is sent; a message due then waits \
+             until they end (the reference gives none: the site's choice)."
+                .into(),
+            "unset: messages go at any hour".into(),
+            vec!["outreach: messages".into()],
         ),
         spec(
             DEMO_CLINIC,

@@ -182,6 +182,7 @@ pub async fn home(
     }
     if may(Permission::RecordMeasures) {
         queues.push(questionnaires_due(store, actor, now, tz).await?);
+        queues.push(crate::outreach::unanswered_queue(store, actor, now).await?);
     }
     if may(Permission::PsychotherapyNotes) {
         queues.push(crate::therapy::integration_queue(store, actor, now, tz).await?);

@@ -77,6 +77,14 @@ typed_id!(
     LinkId
 );
 typed_id!(
+    /// A message in the outbox (a link sent by email or text message).
+    MessageId
+);
+typed_id!(
+    /// A recorded contact preference (channel and consent to be contacted).
+    ContactPreferenceId
+);
+typed_id!(
     /// A stored questionnaire response.
     ResponseId
 );

@@ -20,5 +20,6 @@ pub use ids::{
     AlertId, ApiTokenId, BookingId, ConsentDocumentId, ConsentId, EncounterId, GuardianId, LinkId,
     PatientId, PlanItemId, RecordId, ResponseId, SessionId, TherapyNoteId, UserId,
 };
+pub use ids::{ContactPreferenceId, MessageId};
 pub use role::{Access, Actor, Permission, Role};
 pub use validation::{FieldError, FieldErrors};

@@ -17,6 +17,7 @@ pub mod clinic_text;
 pub mod mme;
 pub mod outcome;
 pub mod score;
+pub mod sending;
 
 pub use catalogue::{Catalogue, Instrument, Item, ScoringKind, Wording};
 pub use ketcare_clinical::source::{Provenance, Status};

@@ -15,6 +15,7 @@ pub mod billing;
 pub mod cited;
 pub mod consent;
 pub mod ledger;
+pub mod outreach;
 pub mod schedule;
 pub mod session_facts;
 

@@ -13,6 +13,7 @@
 pub mod care_plan;
 pub mod measures;
 mod ops;
+pub mod outreach;
 pub mod registry;
 pub mod session_ops;
 mod sessions;
@@ -29,6 +30,7 @@ pub use measures::MeasuresStore;
 pub use ops::{
     BookOutcome, Chair, LedgerVerification, NewConsentDocument, NewCourse, NewSignature, OpsStore,
 };
+pub use outreach::OutreachStore;
 pub use registry::RegistryStore;
 pub use sessions::{
     MessageKey, MonitorMatch, SessionRecord, SessionStore, StoredVital, VitalOutcome,
@@ -460,7 +462,15 @@ impl Chain {
 /// sessions, operations) declares its part in its own trait, which `Store` includes.
 #[async_trait]
 pub trait Store:
-    Send + Sync + MeasuresStore + SessionStore + OpsStore + TherapyStore + CarePlanStore + RegistryStore
+    Send
+    + Sync
+    + MeasuresStore
+    + SessionStore
+    + OpsStore
+    + TherapyStore
+    + CarePlanStore
+    + RegistryStore
+    + OutreachStore
 {
     fn backend(&self) -> Backend;
     async fn ping(&self) -> Result<()>;

@@ -283,6 +283,14 @@ fn setting_row(
             String::new(),
             spec.input.range_words(),
         ),
+        Input::Text { .. } => (
+            "text",
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            spec.input.range_words(),
+        ),
         Input::Phone => (
             "phone",
             String::new(),
@@ -481,13 +489,7 @@ pub async fn set_setting(
     let is_text = ketcare_app::settings_registry::load(s.store.as_ref(), &s.library())
         .await?
         .get(&key)
-        .is_some_and(|spec| {
-            matches!(
-                spec.input,
-                ketcare_app::settings_registry::Input::Phone
-                    | ketcare_app::settings_registry::Input::SenderList
-            )
-        });
+        .is_some_and(|spec| spec.input.is_text());
     let value = if is_text {
         next.texts
             .insert(key.clone(), field(&pairs, "value").trim().to_owned());

@@ -20,6 +20,7 @@ pub mod ops;
 pub mod pages;
 pub use ketcare_app::password;
 pub mod care_plan;
+pub mod outreach;
 pub mod pk;
 pub mod research;
 pub mod routes;

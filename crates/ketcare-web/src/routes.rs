@@ -70,6 +70,7 @@ pub fn table() -> Vec<Entry> {
     table.extend(crate::therapy::routes());
     table.extend(crate::care_plan::routes());
     table.extend(crate::research::routes());
+    table.extend(crate::outreach::routes());
     table.extend(crate::fhir::routes());
     table
 }

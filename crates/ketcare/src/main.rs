@@ -285,6 +285,37 @@ struct ServeArgs {
     /// `urn:ketcare:mrn` when not given.
     #[arg(long, env = "KETCARE_MRN_SYSTEM")]
     mrn_system: Option<String>,
+    /// The user name on the site's SMTP relay (its host is a site setting).
+    #[arg(long, env = "KETCARE_SMTP_USERNAME")]
+    smtp_username: Option<String>,
+    /// A file holding the SMTP relay's password (or set `KETCARE_SMTP_PASSWORD`).
+    #[arg(long, env = "KETCARE_SMTP_PASSWORD_FILE")]
+    smtp_password_file: Option<PathBuf>,
+    /// A file holding the secret the SMS webhook is signed with (or set
+    /// `KETCARE_SMS_WEBHOOK_SECRET`).
+    #[arg(long, env = "KETCARE_SMS_WEBHOOK_SECRET_FILE")]
+    sms_secret_file: Option<PathBuf>,
+    /// Seconds between passes of the outbox's delivery worker.
+    #[arg(long, env = "KETCARE_OUTBOX_SECONDS", default_value_t = 15)]
+    outbox_seconds: u64,
+}
+
+/// A secret from the environment variable `var`, else from `file`; never from a flag's value,
+/// which other users of the host could read in the process list.
+fn secret(var: &str, file: Option<&std::path::Path>) -> Result<Option<ketcare_store::SecretText>> {
+    if let Ok(v) = std::env::var(var)
+        && !v.trim().is_empty()
+    {
+        return Ok(Some(ketcare_store::SecretText::new(v.trim())));
+    }
+    match file {
+        None => Ok(None),
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("reading the secret in {}", f.display()))?;
+            Ok(Some(ketcare_store::SecretText::new(text.trim())))
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -655,6 +686,20 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("reading the site settings: {e}"))?;
     cli_sessions::start(&state, args.mllp).await?;
+    // The outbox is drained inside the server: questionnaire links by email and text message.
+    let secrets = ketcare_web::outreach::delivery::DeliverySecrets {
+        smtp_username: args.smtp_username.clone(),
+        smtp_password: secret("KETCARE_SMTP_PASSWORD", args.smtp_password_file.as_deref())?,
+        sms_secret: secret(
+            "KETCARE_SMS_WEBHOOK_SECRET",
+            args.sms_secret_file.as_deref(),
+        )?,
+    };
+    ketcare_web::outreach::delivery::spawn_worker(
+        state.clone(),
+        Arc::new(ketcare_web::outreach::delivery::LiveChannels { secrets }),
+        args.outbox_seconds,
+    );
     // The chain heads are anchored outside the database at start and every minute after, so a
     // rewrite of the database that recomputes every hash is still found by `verify`.
     let anchors =

@@ -194,6 +194,7 @@ impl SqlStore {
         patient: PatientId,
     ) -> Result<Vec<SafetyAlert>> {
         self.patient_rows(
+            Permission::ClinicalRead,
             actor,
             patient,
             format!(

@@ -98,6 +98,7 @@ impl SqlStore {
         patient: PatientId,
     ) -> Result<Vec<MeasureCourse>> {
         self.patient_rows(
+            Permission::ClinicalRead,
             actor,
             patient,
             format!("SELECT {COURSE_COLS} FROM measure_courses WHERE patient_id = $1 ORDER BY started_on, id"),

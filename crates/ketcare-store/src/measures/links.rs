@@ -119,55 +119,16 @@ impl SqlStore {
         guardian: Option<GuardianId>,
     ) -> Result<MeasureLink> {
         require(actor, Permission::RecordMeasures)?;
-        if instruments.is_empty() {
-            return Err(StoreError::Invalid(FieldErrors::single(
-                "instruments",
-                "choose at least one questionnaire",
-            )));
-        }
         let mut tx = self.unit(actor).await?;
-        let record = load_patient(&mut tx, patient).await?;
-        let sent_to = match guardian {
-            None => "patient".to_string(),
-            Some(g) => {
-                let Some(found) = record.guardians.iter().find(|x| x.id == g) else {
-                    return Err(StoreError::Invalid(FieldErrors::single(
-                        "guardian_id",
-                        "not a guardian of record of this patient",
-                    )));
-                };
-                format!(
-                    "{} ({})",
-                    found.record.name,
-                    found.record.relationship.as_str().replace('_', " ")
-                )
-            }
-        };
-        let set = serde_json::to_string(instruments)
-            .map_err(|e| StoreError::Corrupt(format!("instruments: {e}")))?;
-        let row = sqlx::query(
-            "INSERT INTO measure_links (patient_id, token_hash, instruments, status, expires_at, created_by, created_at, guardian_id, sent_to)
-             VALUES ($1, $2, $3, 'sent', $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(patient)
-        .bind(token_hash)
-        .bind(&set)
-        .bind(expires_at)
-        .bind(&actor.username)
-        .bind(now_rfc3339())
-        .bind(guardian)
-        .bind(&sent_to)
-        .fetch_one(&mut **tx)
-        .await?;
-        let id: LinkId = row.try_get("id")?;
-        audit(
+        let link = insert_link(
             &mut tx,
-            "measure_link.create",
             patient,
-            format!("link {id} to {sent_to}: {}", instruments.join(", ")),
+            token_hash,
+            instruments,
+            expires_at,
+            guardian,
         )
         .await?;
-        let link = link_by_id(&mut tx, id).await?;
         tx.commit().await?;
         Ok(link)
     }
@@ -178,6 +139,7 @@ impl SqlStore {
         patient: PatientId,
     ) -> Result<Vec<MeasureLink>> {
         self.patient_rows(
+            Permission::ClinicalRead,
             actor,
             patient,
             format!("SELECT {LINK_COLS} FROM measure_links WHERE patient_id = $1 ORDER BY id DESC"),
@@ -301,4 +263,122 @@ impl SqlStore {
         tx.commit().await?;
         Ok(link.instruments)
     }
+}
+
+/// Inserts a link for one patient and one set, with its audit record, inside the caller's unit
+/// (the caller checked `RecordMeasures`): the recipient must be the patient or one of their
+/// guardians of record.
+pub(crate) async fn insert_link(
+    tx: &mut Unit<'_>,
+    patient: PatientId,
+    token_hash: &str,
+    instruments: &[String],
+    expires_at: i64,
+    guardian: Option<GuardianId>,
+) -> Result<MeasureLink> {
+    if instruments.is_empty() {
+        return Err(StoreError::Invalid(FieldErrors::single(
+            "instruments",
+            "choose at least one questionnaire",
+        )));
+    }
+    let record = load_patient(tx, patient).await?;
+    let sent_to = match guardian {
+        None => "patient".to_string(),
+        Some(g) => {
+            let Some(found) = record.guardians.iter().find(|x| x.id == g) else {
+                return Err(StoreError::Invalid(FieldErrors::single(
+                    "guardian_id",
+                    "not a guardian of record of this patient",
+                )));
+            };
+            format!(
+                "{} ({})",
+                found.record.name,
+                found.record.relationship.as_str().replace('_', " ")
+            )
+        }
+    };
+    let set = serde_json::to_string(instruments)
+        .map_err(|e| StoreError::Corrupt(format!("instruments: {e}")))?;
+    let row = sqlx::query(
+        "INSERT INTO measure_links (patient_id, token_hash, instruments, status, expires_at, created_by, created_at, guardian_id, sent_to)
+         VALUES ($1, $2, $3, 'sent', $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(patient)
+    .bind(token_hash)
+    .bind(&set)
+    .bind(expires_at)
+    .bind(&tx.actor().username)
+    .bind(now_rfc3339())
+    .bind(guardian)
+    .bind(&sent_to)
+    .fetch_one(&mut ***tx)
+    .await?;
+    let id: LinkId = row.try_get("id")?;
+    audit(
+        tx,
+        "measure_link.create",
+        patient,
+        format!("link {id} to {sent_to}: {}", instruments.join(", ")),
+    )
+    .await?;
+    let link = link_by_id(tx, id).await?;
+    Ok(link)
+}
+
+impl SqlStore {
+    /// Links that expired unanswered in `[from, to)` whose patient has completed no later link,
+    /// oldest first (`ClinicalRead`; each listed patient an audited access).
+    pub(crate) async fn expired_unanswered_links(
+        &self,
+        actor: &Actor,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<MeasureLink>> {
+        let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
+        let links = sqlx::query_as::<_, LinkRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {LINK_COLS} FROM measure_links l
+             WHERE l.status <> 'completed' AND l.expires_at >= $1 AND l.expires_at < $2
+               AND NOT EXISTS (SELECT 1 FROM measure_links n
+                               WHERE n.patient_id = l.patient_id AND n.status = 'completed' AND n.id > l.id)
+             ORDER BY l.expires_at, l.id"
+        )))
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(MeasureLink::try_from)
+        .collect::<Result<Vec<_>>>()?;
+        let mut patients: Vec<PatientId> = links.iter().map(|l| l.patient_id).collect();
+        patients.sort_unstable();
+        patients.dedup();
+        for p in &patients {
+            audit(
+                &mut tx,
+                "measure_link.unanswered_read",
+                *p,
+                "links expired unanswered".into(),
+            )
+            .await?;
+        }
+        if patients.is_empty() {
+            // Nothing listed: nothing to record; the unit is dropped.
+            return Ok(links);
+        }
+        tx.commit().await?;
+        Ok(links)
+    }
+}
+
+/// One link by id, outside a unit (the schedule runner's bookkeeping read).
+pub(crate) async fn link_by_id_pool(pool: &sqlx::AnyPool, id: LinkId) -> Result<MeasureLink> {
+    let r = sqlx::query_as::<_, LinkRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {LINK_COLS} FROM measure_links WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_one(pool)
+    .await?;
+    MeasureLink::try_from(r)
 }

@@ -33,6 +33,7 @@ mod view;
 use alerts::alert_action;
 pub(crate) use alerts::raise_alert_tx;
 use links::{check_expiry, link_in_unit};
+pub(crate) use links::{insert_link, link_by_id_pool};
 use responses::{insert_response, response_by_key};
 
 /// A response to store (scored by the caller with the pure core).
@@ -345,9 +346,12 @@ where
 }
 
 impl SqlStore {
-    /// Reads a patient's rows of one table: role-checked and audited.
-    async fn patient_rows<R, T: Send>(
+    /// Reads a patient's rows of one table (`sql` binds the patient as `$1`) for a reader
+    /// holding `permission`: role-checked, the patient checked to exist, and audited.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn patient_rows<R, T: Send>(
         &self,
+        permission: Permission,
         actor: &Actor,
         patient: PatientId,
         sql: String,
@@ -358,7 +362,7 @@ impl SqlStore {
     where
         R: for<'r> sqlx::FromRow<'r, AnyRow> + Send + Unpin,
     {
-        let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
+        let mut tx = self.read_audited(actor, permission).await?;
         load_patient(&mut tx, patient).await?;
         let rows = rows_for(&mut tx, sql, patient, f).await?;
         audit(&mut tx, action, patient, format!("{} {what}", rows.len())).await?;

@@ -90,6 +90,7 @@ impl SqlStore {
         patient: PatientId,
     ) -> Result<Vec<OpioidRow>> {
         self.patient_rows(
+            Permission::ClinicalRead,
             actor,
             patient,
             format!("SELECT {OPIOID_COLS} FROM opioid_entries WHERE patient_id = $1 ORDER BY started_on, id"),

@@ -138,6 +138,7 @@ impl SqlStore {
         patient: PatientId,
     ) -> Result<Vec<StoredResponse>> {
         self.patient_rows(
+            Permission::ClinicalRead,
             actor,
             patient,
             format!("SELECT {RESPONSE_COLS} FROM measure_responses WHERE patient_id = $1 ORDER BY taken_on, id"),

@@ -4,6 +4,7 @@ mod audit_chain;
 mod fhir_clients;
 mod measures;
 mod ops;
+mod outreach;
 mod second_factor;
 mod session_ops;
 mod sessions;

@@ -81,6 +81,11 @@ pub struct LinkCreated {
     pub link: MeasureLink,
     /// The path to send to the patient (shown once; only a hash is stored).
     pub path: String,
+    /// The message queued with the link, when its recipient consents to be contacted on a
+    /// channel the site has set up.
+    pub message: Option<ketcare_store::outreach::OutboxMessage>,
+    /// Why no message was queued (the link is to be handed over).
+    pub not_sent: Option<String>,
 }
 
 pub use ketcare_app::measures::{CourseRequest, OpioidRequest};
@@ -316,7 +321,7 @@ pub async fn create_link(
     ApiPath(id): ApiPath<i64>,
     JsonBody(req): JsonBody<LinkRequest>,
 ) -> Result<(StatusCode, Json<LinkCreated>), AppError> {
-    let (link, token) = ketcare_app::measures::create_link(
+    let sent = ketcare_app::outreach::send_link(
         s.store.as_ref(),
         &p.actor,
         PatientId::new(id),
@@ -324,13 +329,16 @@ pub async fn create_link(
         req.expires_in_hours,
         req.guardian_id.map(GuardianId::new),
         s.now(),
+        &jiff::tz::TimeZone::system(),
     )
     .await?;
     Ok((
         StatusCode::CREATED,
         Json(LinkCreated {
-            link,
-            path: super::link_path(&token),
+            link: sent.link,
+            path: super::link_path(&sent.token),
+            message: sent.message,
+            not_sent: sent.not_sent.map(|e| e.to_string()),
         }),
     ))
 }

@@ -594,6 +594,10 @@ pub struct PatientMeasuresPage {
     /// The opioid chart and change limited to this course (`?course=ID`).
     mme_course: Option<super::MmeOverCourse>,
     new_link: String,
+    /// What became of the new link's message: queued (and to whom) or why none was.
+    new_link_sent: String,
+    /// The patient's messages (the outbox), to show each link's message state.
+    messages: Vec<ketcare_store::outreach::OutboxMessage>,
     error: String,
     today: String,
     /// The patient header (name, MRN, age, weight, allergies, alerts, consent) and tabs.
@@ -601,6 +605,28 @@ pub struct PatientMeasuresPage {
 }
 
 impl PatientMeasuresPage {
+    /// The state of the message that carried link `link` (empty: none was sent).
+    fn message_of(&self, link: &ketcare_core::LinkId) -> String {
+        self.messages
+            .iter()
+            .find(|m| m.link_id == Some(*link))
+            .map(|m| {
+                let mut t = format!("{} {}", m.channel.as_str(), m.status.label());
+                if m.status == ketcare_ops::outreach::MessageState::Queued && m.attempts > 0 {
+                    t.push_str(&format!(
+                        " (tried {}×, next try {})",
+                        m.attempts,
+                        self.when(&m.next_attempt_at)
+                    ));
+                }
+                if let Some(e) = &m.last_error {
+                    t.push_str(&format!(": {e}"));
+                }
+                t
+            })
+            .unwrap_or_default()
+    }
+
     /// An epoch-seconds instant as UTC text.
     fn when(&self, secs: &i64) -> String {
         jiff::Timestamp::from_second(*secs)
@@ -609,11 +635,18 @@ impl PatientMeasuresPage {
     }
 }
 
+/// A link just made: its address and what became of its message.
+#[derive(Default)]
+struct NewLinkNote {
+    url: String,
+    sent: String,
+}
+
 async fn patient_page(
     s: &AppState,
     p: &Principal,
     id: i64,
-    new_link: String,
+    new_link: NewLinkNote,
     error: String,
     status: StatusCode,
     course: Option<i64>,
@@ -635,6 +668,8 @@ async fn patient_page(
         None => ketcare_app::charts::mme_svg(&o.mme_timeline, s.today()),
     };
     let cat = super::catalogue().ok_or(AppError::Internal)?;
+    let messages =
+        ketcare_app::outreach::messages(s.store.as_ref(), &p.actor, PatientId::new(id)).await?;
     let header = crate::chart::header(s, p, PatientId::new(id), "measures")
         .await
         .ok();
@@ -680,7 +715,9 @@ async fn patient_page(
                 )
             })
             .collect(),
-        new_link,
+        new_link: new_link.url,
+        new_link_sent: new_link.sent,
+        messages,
         error,
         today: s.today().to_string(),
     });
@@ -698,7 +735,7 @@ pub async fn patient_measures(
         &s,
         &p,
         id,
-        String::new(),
+        NewLinkNote::default(),
         String::new(),
         StatusCode::OK,
         q.course,
@@ -750,7 +787,16 @@ async fn or_page(
     match r {
         Ok(resp) => Ok(resp),
         Err(e @ (AppError::Invalid(_) | AppError::Conflict(_))) => {
-            patient_page(s, p, id, String::new(), message(&e), e.status(), None).await
+            patient_page(
+                s,
+                p,
+                id,
+                NewLinkNote::default(),
+                message(&e),
+                e.status(),
+                None,
+            )
+            .await
         }
         Err(e) => Err(PageError(e)),
     }
@@ -794,7 +840,7 @@ pub async fn send_link(
     let parsed = opt_number::<i64>(&pairs, "expires_in_hours")
         .and_then(|h| Ok((h, opt_number::<i64>(&pairs, "guardian_id")?)));
     let made = match parsed {
-        Ok((h, g)) => ketcare_app::measures::create_link(
+        Ok((h, g)) => ketcare_app::outreach::send_link(
             s.store.as_ref(),
             &p.actor,
             PatientId::new(id),
@@ -802,18 +848,32 @@ pub async fn send_link(
             h,
             g.map(ketcare_core::GuardianId::new),
             s.now(),
+            &jiff::tz::TimeZone::system(),
         )
         .await
         .map_err(AppError::from),
         Err(e) => Err(e),
     };
     match made {
-        Ok((_, token)) => {
+        Ok(sent) => {
+            let note = match (&sent.message, &sent.not_sent) {
+                (Some(m), _) => format!(
+                    "A message with the link was queued by {} to {} ({}); its state is shown below.",
+                    m.channel.as_str(),
+                    m.recipient,
+                    sent.link.sent_to
+                ),
+                (None, Some(why)) => format!("No message was sent: {why}."),
+                (None, None) => String::new(),
+            };
             patient_page(
                 &s,
                 &p,
                 id,
-                absolute(&headers, &super::link_path(&token)),
+                NewLinkNote {
+                    url: absolute(&headers, &super::link_path(&sent.token)),
+                    sent: note,
+                },
                 String::new(),
                 StatusCode::CREATED,
                 None,

@@ -10,7 +10,8 @@ use ketcare_store::testing::BACKENDS;
 use serde_json::json;
 
 /// The text of one queue section of the home page.
-fn queue<'a>(html: &'a str, id: &str) -> &'a str {
+/// The home page's queue `id`.
+pub(crate) fn queue<'a>(html: &'a str, id: &str) -> &'a str {
     let start = html
         .find(&format!("<section class=\"queue\" id=\"{id}\""))
         .unwrap_or_else(|| panic!("no queue {id} in {html}"));

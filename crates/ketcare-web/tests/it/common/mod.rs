@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use ketcare_core::{Actor, AgeBands, Role};
-use ketcare_store::testing::fresh_store;
+use ketcare_store::testing::fresh_url;
 use ketcare_store::{Backend, NewUser, Store, User};
 use ketcare_web::password::{hash_password, new_api_token, token_hash};
 use ketcare_web::{AppState, WebConfig};
@@ -31,6 +31,8 @@ pub const SESSION_SETTINGS: [(&str, f64); 4] = [
 pub struct TestApp {
     pub router: Router,
     pub store: Arc<dyn Store>,
+    /// The database's URL, for a second store on the same database (another server, a restart).
+    pub url: String,
     pub now: Arc<AtomicI64>,
     pub config: WebConfig,
 }
@@ -88,7 +90,8 @@ impl TestApp {
     }
 
     pub async fn with_config(backend: Backend, config: WebConfig) -> Self {
-        let store = fresh_store(backend).await;
+        let url = fresh_url(backend).await;
+        let store = ketcare_store::open(&url).await.unwrap();
         let now = Arc::new(AtomicI64::new(START));
         let mut state = AppState::new(
             store.clone(),
@@ -101,6 +104,7 @@ impl TestApp {
         Self {
             router: ketcare_web::router(state),
             store,
+            url,
             now,
             config,
         }

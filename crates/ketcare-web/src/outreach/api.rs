@@ -1,0 +1,94 @@
+//! JSON API for contact preferences and messages (the same use cases as the pages).
+
+use crate::AppState;
+use crate::api::{ApiPath, JsonBody};
+use crate::auth::Principal;
+use crate::error::{AppError, ErrorBody};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use ketcare_app::outreach::{ContactInput, Contacts};
+use ketcare_core::GuardianId;
+use ketcare_core::PatientId;
+use ketcare_measures::sending::SendSchedule;
+use ketcare_store::outreach::{ContactPreference, OutboxMessage, StoredSchedule};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRequest {
+    /// When the course's questionnaire is sent: `{"kind": "every_days", "days": 14,
+    /// "restart_at_treatment": true}`, `{"kind": "after_first_dose", "days": [1, 7, 14]}` or
+    /// `{"kind": "before_each_session", "hours": 24}`.
+    pub schedule: SendSchedule,
+    /// Send to this guardian of record instead of the patient.
+    #[serde(default)]
+    pub guardian_id: Option<i64>,
+}
+
+/// The patient's and guardians' contacts: addresses on the record, the preference in force
+/// (channel, consent to be contacted, who recorded it and when), and why a link would not be
+/// sent now; then every preference recorded, newest first.
+#[utoipa::path(get, path = "/api/v1/patients/{id}/contact", params(("id" = i64, Path)), responses((status = 200, description = "contacts and preference history", body = Contacts), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn contacts(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Contacts>, AppError> {
+    Ok(Json(
+        ketcare_app::outreach::contacts(s.store.as_ref(), &p.actor, PatientId::new(id)).await?,
+    ))
+}
+
+/// Records the contact preference of the patient or of one of their guardians of record
+/// (`guardian_id`): the channel and consent to be contacted. It replaces the one in force; the
+/// earlier ones stay in the history.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/contact", params(("id" = i64, Path)), request_body = ContactInput, responses((status = 201, description = "the preference recorded", body = ContactPreference), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn record_contact(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<i64>,
+    JsonBody(req): JsonBody<ContactInput>,
+) -> Result<(StatusCode, Json<ContactPreference>), AppError> {
+    let saved =
+        ketcare_app::outreach::record_contact(s.store.as_ref(), &p.actor, PatientId::new(id), &req)
+            .await?;
+    Ok((StatusCode::CREATED, Json(saved)))
+}
+
+/// The patient's messages (links sent by email or text message), newest first, with their
+/// state: queued, sent, delivered or failed, tries, the next try and the last error. Never the
+/// message's text.
+#[utoipa::path(get, path = "/api/v1/patients/{id}/messages", params(("id" = i64, Path)), responses((status = 200, description = "messages, newest first", body = [OutboxMessage]), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn messages(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Vec<OutboxMessage>>, AppError> {
+    Ok(Json(
+        ketcare_app::outreach::messages(s.store.as_ref(), &p.actor, PatientId::new(id)).await?,
+    ))
+}
+
+/// Adds a schedule to one of the patient's courses: the course's questionnaire is then sent by
+/// itself (a link, and a message where the recipient has consented), each occurrence once.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/courses/{cid}/schedules", params(("id" = i64, Path), ("cid" = i64, Path)), request_body = ScheduleRequest, responses((status = 201, description = "the schedule", body = StoredSchedule), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn add_schedule(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath((id, cid)): ApiPath<(i64, i64)>,
+    JsonBody(req): JsonBody<ScheduleRequest>,
+) -> Result<(StatusCode, Json<StoredSchedule>), AppError> {
+    let saved = ketcare_app::outreach::add_schedule(
+        s.store.as_ref(),
+        &p.actor,
+        PatientId::new(id),
+        cid,
+        &req.schedule,
+        req.guardian_id.map(GuardianId::new),
+        s.now(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(saved)))
+}
