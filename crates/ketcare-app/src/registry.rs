@@ -107,6 +107,9 @@ pub struct SubjectOutcome {
     pub comorbid_anxiety: Option<bool>,
     pub ptsd: Option<bool>,
     pub chronic_pain: Option<bool>,
+    /// Every dose had its integration session within the site's window
+    /// (`therapy.integration_window_days`; `None` while it is unset).
+    pub integration_in_window: Option<bool>,
     /// Days of those alerts (for the table's periods; not a column of the export).
     #[serde(skip)]
     pub alert_days: Vec<i64>,
@@ -154,6 +157,9 @@ pub struct OutcomeTable {
     pub alerts_by_period: [Cell; 3],
     /// Response by mean dose tertile (lowest first).
     pub response_by_dose_tertile: Vec<(String, Rate)>,
+    /// Response split by whether every dose had its integration session within the site's
+    /// window (empty while the window is unset).
+    pub response_by_integration: Vec<(String, Rate)>,
     pub logistic: Option<Model>,
     pub cox: Option<Model>,
     /// What could not be evaluated and why (unset settings, no rule).
@@ -175,6 +181,7 @@ pub fn outcomes(
         .map_err(|_| Error::invalid("instrument", format!("unknown instrument {instrument:?}")))?;
     let window = setting(settings, WINDOW_FROM).zip(setting(settings, WINDOW_TO));
     let induction = setting(settings, INDUCTION_SESSIONS).zip(setting(settings, INDUCTION_DAYS));
+    let integration_window = setting(settings, crate::therapy::INTEGRATION_WINDOW_DAYS);
     // Day offsets become dates on an arbitrary origin only to reuse the course-outcome rules.
     let origin = Date::constant(2000, 1, 1);
     let at = |day: i64| {
@@ -284,6 +291,11 @@ pub fn outcomes(
             comorbid_anxiety: s.intake.comorbid_anxiety,
             ptsd: s.intake.ptsd,
             chronic_pain: s.intake.chronic_pain,
+            integration_in_window: integration_window.map(|w| {
+                s.sessions
+                    .iter()
+                    .all(|x| x.integration_after_days.is_some_and(|d| d <= w))
+            }),
             alert_days: s.alert_days.clone(),
         });
     }
@@ -393,6 +405,7 @@ pub const COVARIATES: &[Covariate] = &[
     ("comorbid_anxiety", |s| flag(s.comorbid_anxiety)),
     ("ptsd", |s| flag(s.ptsd)),
     ("chronic_pain", |s| flag(s.chronic_pain)),
+    ("integration_in_window", |s| flag(s.integration_in_window)),
     ("max_dissociation", |s| s.max_dissociation.map(f64::from)),
 ];
 
@@ -561,6 +574,29 @@ pub fn table(
     } else {
         Vec::new()
     };
+    let response_by_integration = [
+        (true, "every dose integrated within the window"),
+        (false, "not every dose"),
+    ]
+    .into_iter()
+    .filter_map(|(want, label)| {
+        let group: Vec<bool> = cohort
+            .iter()
+            .filter(|s| s.integration_in_window == Some(want))
+            .filter_map(|s| s.response)
+            .collect();
+        (!group.is_empty()).then(|| {
+            (
+                label.to_owned(),
+                rate(
+                    group.iter().filter(|r| **r).count() as u64,
+                    group.len() as u64,
+                    small,
+                ),
+            )
+        })
+    })
+    .collect();
     // Predictors: logistic regression of response; Cox regression of time to relapse.
     let rows: Vec<(Vec<f64>, bool)> = cohort
         .iter()
@@ -645,6 +681,7 @@ pub fn table(
         ),
         alerts_by_period,
         response_by_dose_tertile,
+        response_by_integration,
         logistic: shown(logistic),
         cox: shown(cox),
         notes,
@@ -827,6 +864,11 @@ pub const DICTIONARY: &[(&str, &str, &str)] = &[
         "",
         "Intake: chronic pain (empty: not asked)",
     ),
+    (
+        "integration_in_window",
+        "",
+        "Every dose had its integration session within the site's window (empty: window not set)",
+    ),
 ];
 
 fn csv_field(v: &str) -> String {
@@ -888,6 +930,7 @@ pub fn csv(cohort: &[SubjectOutcome], small_cell: u64) -> String {
             opt(s.comorbid_anxiety.map(|b| b.to_string())),
             opt(s.ptsd.map(|b| b.to_string())),
             opt(s.chronic_pain.map(|b| b.to_string())),
+            opt(s.integration_in_window.map(|b| b.to_string())),
         ];
         out.push_str(
             &row.iter()

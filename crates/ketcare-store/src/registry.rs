@@ -33,6 +33,9 @@ pub struct RegistrySession {
     pub max_dissociation: Option<u32>,
     /// The highest systolic rise over the pre-dose reading, mmHg, when both were recorded.
     pub systolic_rise: Option<f64>,
+    /// Days from the dose to its integration session (the first integration encounter linked
+    /// to this session, or unlinked, on or after the dose day); `None`: none recorded.
+    pub integration_after_days: Option<i64>,
 }
 
 /// One questionnaire total.
@@ -151,6 +154,7 @@ fn session_of(r: &SessionRecord, first: Date, systolic: &[(i64, f64)]) -> Option
             (Some(a), Some(b)) => Some(b - a),
             _ => None,
         },
+        integration_after_days: None,
     })
 }
 
@@ -207,6 +211,15 @@ impl SqlStore {
                 .parse()
                 .map_err(|_| crate::sql::corrupt("patients.date_of_birth", &dob))?;
             let age = Age::on(dob, first);
+            let integrations: Vec<(Option<i64>, Date)> = sqlx::query_as::<_, (Option<i64>, String)>(
+                "SELECT session_id, at FROM therapy_encounters WHERE patient_id = $1 AND kind = 'integration' ORDER BY at, id",
+            )
+            .bind(pid)
+            .fetch_all(tx.conn())
+            .await?
+            .into_iter()
+            .filter_map(|(s, at)| Some((s, at.parse::<jiff::civil::DateTime>().ok()?.date())))
+            .collect();
             let mut sessions = Vec::with_capacity(records.len());
             for r in &records {
                 let systolic: Vec<(i64, f64)> = sqlx::query_as(
@@ -215,7 +228,17 @@ impl SqlStore {
                 .bind(r.id)
                 .fetch_all(tx.conn())
                 .await?;
-                sessions.extend(session_of(r, first, &systolic));
+                sessions.extend(session_of(r, first, &systolic).map(|mut s| {
+                    let dosed = r.session.dose_start().map(local_date);
+                    s.integration_after_days = dosed.and_then(|d| {
+                        integrations
+                            .iter()
+                            .filter(|(sid, on)| sid.is_none_or(|x| x == r.id.get()) && *on >= d)
+                            .map(|(_, on)| day_of(d, *on))
+                            .min()
+                    });
+                    s
+                }));
             }
             sessions.sort_by_key(|s| s.day);
             let scores = sqlx::query_as::<_, (String, String, i64)>(

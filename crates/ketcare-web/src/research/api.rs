@@ -25,7 +25,7 @@ pub struct SaveCohort {
 /// site's small-cell count), response and remission with 95 % Wilson intervals, durability
 /// (Kaplan-Meier), predictors (logistic and Cox regression). Audited by study id.
 #[utoipa::path(get, path = "/api/v1/registry/outcomes", params(CohortQuery), responses((status = 200, description = "the outcome table", body = Object), (status = 409, description = "the site has not set the small-cell count", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn outcomes(
+pub async fn registry_outcomes(
     State(s): State<AppState>,
     p: Principal,
     Query(q): Query<CohortQuery>,

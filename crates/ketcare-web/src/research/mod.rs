@@ -22,7 +22,7 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Get, "/research/export.csv", Requires(RegistryRead), pages::export_csv),
         r(Get, "/research/dictionary.csv", Requires(RegistryRead), pages::dictionary_csv),
         r(Post, "/research/cohorts", Requires(RegistryRead), pages::save_cohort),
-        r(Get, "/api/v1/registry/outcomes", Requires(RegistryRead), api::outcomes),
+        r(Get, "/api/v1/registry/outcomes", Requires(RegistryRead), api::registry_outcomes),
         r(Get, "/api/v1/registry/cohorts", Requires(RegistryRead), api::cohorts),
         r(Post, "/api/v1/registry/cohorts", Requires(RegistryRead), api::save_cohort),
         r(Get, "/api/v1/registry/cohorts/{id}/outcomes", Requires(RegistryRead), api::cohort_outcomes),
@@ -32,7 +32,12 @@ pub(crate) fn routes() -> Vec<Entry> {
 /// This area's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(api::outcomes, api::cohorts, api::save_cohort, api::cohort_outcomes),
+    paths(
+        api::registry_outcomes,
+        api::cohorts,
+        api::save_cohort,
+        api::cohort_outcomes
+    ),
     components(schemas(ketcare_store::registry::SavedCohort, api::SaveCohort))
 )]
 pub struct ResearchApiDoc;

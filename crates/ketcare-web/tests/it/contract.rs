@@ -76,7 +76,15 @@ async fn the_document_is_openapi_3_1_with_every_answer_and_body_described() {
     let ops = operations(&doc);
     assert!(ops.len() > 70, "only {} operations", ops.len());
     let mut problems = Vec::new();
+    let mut ids = std::collections::BTreeMap::new();
     for (verb, path, op) in &ops {
+        if let Some(id) = op["operationId"].as_str()
+            && let Some(first) = ids.insert(id.to_owned(), format!("{verb} {path}"))
+        {
+            problems.push(format!(
+                "{verb} {path}: operation id {id:?} is also {first}'s"
+            ));
+        }
         let responses = op["responses"].as_object().expect("responses");
         if !responses.keys().any(|s| s.starts_with('2')) {
             problems.push(format!("{verb} {path}: no success answer"));

@@ -38,7 +38,13 @@ const DAY: i64 = 86_400;
 
 /// A patient first dosed 60 days before the test clock, with a baseline PHQ-9 the day before and
 /// the given (day, total) scores after.
-async fn subject(app: &TestApp, page: &Auth, nurse: &Auth, n: usize, scores: &[(i64, i64)]) {
+async fn subject(
+    app: &TestApp,
+    page: &Auth,
+    nurse: &Auth,
+    n: usize,
+    scores: &[(i64, i64)],
+) -> (i64, i64) {
     let mrn = format!("RG-{n}");
     let name = format!("Zebedee{n}");
     let mut form: Vec<(&str, &str)> = adult_form()
@@ -62,7 +68,7 @@ async fn subject(app: &TestApp, page: &Auth, nurse: &Auth, n: usize, scores: &[(
         .parse()
         .unwrap();
     let first = START - 60 * DAY;
-    dosed_session(
+    let sid = dosed_session(
         app.store.as_ref(),
         &Actor::system(Role::Nurse),
         PatientId::new(pid),
@@ -82,6 +88,7 @@ async fn subject(app: &TestApp, page: &Auth, nurse: &Auth, n: usize, scores: &[(
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     }
+    (pid, sid.get())
 }
 
 #[tokio::test]
@@ -97,11 +104,25 @@ async fn the_registry_reads_outcomes_at_the_window_and_shows_no_identifier() {
         // A: 20 → 10 on day 14 (a 50 % fall: response). B: 21 → 11 on day 14 (47.6 %: none).
         // C: 20 → 4 on day 31 (response and remission). D: scores on days 13 and 32 only, E: on
         // day 32 only (outside the window: not evaluated).
-        subject(&app, &page, &nurse, 1, &[(-1, 20), (14, 10)]).await;
+        let (a, a_session) = subject(&app, &page, &nurse, 1, &[(-1, 20), (14, 10)]).await;
         subject(&app, &page, &nurse, 2, &[(-1, 21), (14, 11)]).await;
         subject(&app, &page, &nurse, 3, &[(-1, 20), (31, 4)]).await;
         subject(&app, &page, &nurse, 4, &[(-1, 20), (13, 4), (32, 20)]).await;
         subject(&app, &page, &nurse, 5, &[(-1, 20), (32, 10)]).await;
+
+        // A's dose had its integration session the next day (the others none).
+        app.add_user("thea", Role::Therapist).await;
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{a}/therapy/encounters"),
+                &app.bearer("thea").await,
+                &json!({"kind": "integration", "at": format!("{}T15:00", date_of(START - 59 * DAY)),
+                        "duration_minutes": 50, "modality": "individual", "session_id": a_session,
+                        "suicide_risk": "negative"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 
         // Nothing until the site sets its small-cell count.
         let r = app.get("/api/v1/registry/outcomes", &rae).await;
@@ -118,6 +139,7 @@ async fn the_registry_reads_outcomes_at_the_window_and_shows_no_identifier() {
             ("research.response_window_to_days", 31.0),
             ("research.induction_min_sessions", 1.0),
             ("research.induction_within_days", 28.0),
+            ("therapy.integration_window_days", 3.0),
         ])
         .await;
         let r = app.get("/api/v1/registry/outcomes", &rae).await;
@@ -128,6 +150,13 @@ async fn the_registry_reads_outcomes_at_the_window_and_shows_no_identifier() {
         assert_eq!(t["response"]["estimate"]["n"], 3, "{t}");
         assert_eq!(t["remission"]["estimate"]["k"], 1);
         assert_eq!(t["induction_completed"]["estimate"]["k"], 5);
+        // Response split by integration within the window: A (integrated, responded); B and C
+        // (not integrated: one response of two).
+        let split = &t["response_by_integration"];
+        assert_eq!(split[0][1]["estimate"]["k"], 1, "{t}");
+        assert_eq!(split[0][1]["estimate"]["n"], 1);
+        assert_eq!(split[1][1]["estimate"]["k"], 1);
+        assert_eq!(split[1][1]["estimate"]["n"], 2);
         // The Wilson interval of 2 of 3.
         let lo = t["response"]["estimate"]["lower"].as_f64().unwrap();
         assert!((lo - 0.2077).abs() < 1e-3, "{lo}");
