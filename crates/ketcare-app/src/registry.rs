@@ -35,6 +35,7 @@ pub const INDUCTION_DAYS: &str = "research.induction_within_days";
 
 /// The cohort a researcher asks for (every field optional: all subjects).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CohortQuery {
     /// The outcome instrument (default `phq9`).

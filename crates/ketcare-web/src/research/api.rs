@@ -1,11 +1,11 @@
 //! JSON API of the research registry.
 
 use crate::AppState;
-use crate::api::{ApiPath, JsonBody};
+use crate::api::{ApiPath, ApiQuery, JsonBody};
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use ketcare_app::registry::CohortQuery;
 use ketcare_store::registry::SavedCohort;
@@ -28,7 +28,7 @@ pub struct SaveCohort {
 pub async fn registry_outcomes(
     State(s): State<AppState>,
     p: Principal,
-    Query(q): Query<CohortQuery>,
+    ApiQuery(q): ApiQuery<CohortQuery>,
 ) -> Result<Json<ketcare_app::registry::OutcomeTable>, AppError> {
     let library = s.library();
     let (_, table) =

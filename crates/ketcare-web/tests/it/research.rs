@@ -183,7 +183,8 @@ async fn the_registry_reads_outcomes_at_the_window_and_shows_no_identifier() {
             .await;
         assert_eq!(r.fields(), ["covariates"], "{}", r.body);
         let r = app.get("/api/v1/registry/outcomes?colour=red", &rae).await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body.contains("colour"), "{}", r.body);
 
         // Small cells suppressed, in the table and its rates.
         app.set_test_site_settings_with(&[
