@@ -1,8 +1,11 @@
 // The research registry in a real browser: the demo researcher builds a cohort, reads its
 // de-identified outcome table (small cells suppressed), durability and predictors, and downloads
-// the CSV export and its data dictionary; nothing on the page or in the file identifies a patient.
+// the CSV and Parquet exports and the data dictionary; nothing on the page or in the file
+// identifies a patient. The prescriber (the medical director) reads the same table for the whole
+// program, identified.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { startKetcare, openBrowser, signIn, resultPath } from './harness.mjs';
 
 let server;
@@ -53,7 +56,18 @@ test('a researcher builds a cohort, reads its outcomes and downloads the de-iden
   assert.doesNotMatch(body, DATE);
   assert.doesNotMatch(body, /KC-\d{4}|Alvarez|@/);
   const dict = await page.request.get(`${server.base}/research/dictionary.csv`);
-  assert.match(await dict.text(), /durability_days,days,/);
+  assert.match(await dict.text(), /durability_days,integer,days,/);
+  // The Parquet export, downloaded as a user would (a real download), is a Parquet file.
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click('#export-parquet'),
+  ]);
+  assert.equal(download.suggestedFilename(), 'registry.parquet');
+  const saved = resultPath('registry.parquet');
+  await download.saveAs(saved);
+  const bytes = readFileSync(saved);
+  assert.equal(bytes.subarray(0, 4).toString(), 'PAR1');
+  assert.equal(bytes.subarray(bytes.length - 4).toString(), 'PAR1');
 
   // Another role does not reach it.
   const nurse = await browser.newPage();
@@ -61,5 +75,28 @@ test('a researcher builds a cohort, reads its outcomes and downloads the de-iden
   const r = await nurse.goto(`${server.base}/research`);
   assert.equal(r.status(), 403);
   await nurse.close();
+  await page.close();
+});
+
+test('the medical director reads the program outcomes, identified, with links to the charts', async () => {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 1400 } });
+  await signIn(page, server.base, 'prescriber');
+  await page.click('nav >> text=Program outcomes');
+  await page.waitForSelector('#outcome-table');
+  await page.waitForSelector('#program-patients');
+  const first = page.locator('#program-patients a').first();
+  const name = (await first.textContent()).trim();
+  assert.ok(name.length > 0);
+  await page.screenshot({ path: resultPath('program-outcomes.png'), fullPage: true });
+  assert.doesNotMatch(await page.textContent('main'), /S-[2-9A-Z]{12}/, 'no study id beside a name');
+  await first.click();
+  await page.waitForURL(/\/patients\/\d+/);
+  assert.match(await page.textContent('main'), new RegExp(name.split(' ')[1] ?? name));
+  // The researcher does not reach the identified dashboard.
+  const rae = await browser.newPage();
+  await signIn(rae, server.base, 'researcher');
+  const r = await rae.goto(`${server.base}/program`);
+  assert.equal(r.status(), 403);
+  await rae.close();
   await page.close();
 });

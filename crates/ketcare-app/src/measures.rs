@@ -399,17 +399,28 @@ pub fn series(responses: &[ResponseView]) -> Vec<(String, Vec<Point>)> {
 
 /// Computes an opioid entry's MME.
 pub fn opioid_mme(e: &OpioidRow) -> Result<MmeLine, Error> {
+    entry_mme(&e.drug, e.dose, &e.unit, e.per_day, e.route.clone())
+}
+
+/// Computes the MME of an opioid given by its fields (the chart's entry, the registry's).
+pub fn entry_mme(
+    drug: &str,
+    dose: f64,
+    unit: &str,
+    per_day: Option<f64>,
+    route: Option<String>,
+) -> Result<MmeLine, Error> {
     let table = &catalogue().ok_or(Error::Internal)?.opioids;
-    let unit = DoseUnit::parse(&e.unit)
-        .ok_or_else(|| Error::invalid("unit", format!("expected mg or mcg/h, got {:?}", e.unit)))?;
+    let unit = DoseUnit::parse(unit)
+        .ok_or_else(|| Error::invalid("unit", format!("expected mg or mcg/h, got {unit:?}")))?;
     ketcare_measures::mme::mme(
         table,
         &OpioidEntry {
-            drug: e.drug.clone(),
-            dose: e.dose,
+            drug: drug.to_owned(),
+            dose,
             unit,
-            per_day: e.per_day,
-            route: e.route.clone(),
+            per_day,
+            route,
         },
     )
     .map_err(|err| Error::invalid(err.field(), err.to_string()))

@@ -15,12 +15,14 @@ use jiff::civil::Date;
 use ketcare_clinical::{Library, SiteSettings};
 use ketcare_core::Actor;
 use ketcare_measures::Point;
+use ketcare_measures::mme::DatedMme;
 use ketcare_research::deid::{Cell, cell, events_per_variable_minimum, small_groups};
+use ketcare_research::export::{self, Column, Kind, Value};
 use ketcare_research::proportion::{Proportion, wilson};
 use ketcare_research::survival::{KaplanMeier, kaplan_meier};
 use ketcare_research::{Coefficient, cox, logistic};
 use ketcare_store::Store;
-use ketcare_store::registry::RegistrySubject;
+use ketcare_store::registry::{ProgramPatient, RegistrySubject};
 use serde::{Deserialize, Serialize};
 
 /// Site setting: the smallest count a table or export shows (smaller counts are suppressed).
@@ -72,6 +74,16 @@ pub struct CohortQuery {
     pub year_to: Option<String>,
 }
 
+impl CohortQuery {
+    /// The outcome instrument asked for, PHQ-9 when none is.
+    pub fn instrument_or_default(&self) -> String {
+        self.instrument
+            .clone()
+            .filter(|i| !i.trim().is_empty())
+            .unwrap_or_else(|| "phq9".into())
+    }
+}
+
 /// One subject's derived outcome (de-identified).
 #[derive(Debug, Clone, Serialize)]
 pub struct SubjectOutcome {
@@ -96,11 +108,17 @@ pub struct SubjectOutcome {
     pub durability_days: Option<i64>,
     pub relapsed: Option<bool>,
     pub mean_dose_mg: Option<f64>,
+    /// Median days between consecutive sessions, counting each session after the site's
+    /// induction days from the session before it.
+    pub maintenance_interval_days: Option<f64>,
     pub adverse_events: u32,
     pub alarms: u32,
     pub max_systolic_rise: Option<f64>,
     pub max_dissociation: Option<u32>,
     pub alerts: usize,
+    /// Total MME per day at the last follow-up minus at the first treatment (subjects with an
+    /// opioid recorded).
+    pub mme_change: Option<f64>,
     pub bmi: Option<f64>,
     pub family_history_alcohol_use_disorder: Option<bool>,
     pub prior_suicide_attempt: Option<bool>,
@@ -114,6 +132,9 @@ pub struct SubjectOutcome {
     /// Days of those alerts (for the table's periods; not a column of the export).
     #[serde(skip)]
     pub alert_days: Vec<i64>,
+    /// The calendar year of the first treatment (for the query's years; not a column).
+    #[serde(skip)]
+    pub year: i16,
 }
 
 /// A proportion as a table shows it: suppressed under the small-cell count.
@@ -150,6 +171,12 @@ pub struct OutcomeTable {
     /// Kaplan-Meier of time from response to relapse (responders), when enough to show.
     pub durability: Option<KaplanMeier>,
     pub sessions_per_subject_median: Option<f64>,
+    /// Quartiles of the subjects' median maintenance interval, days.
+    pub maintenance_interval_quartiles: Option<[f64; 3]>,
+    /// Subjects with an opioid recorded whose total MME per day fell by the last follow-up.
+    pub mme_reduced: Option<Rate>,
+    /// Quartiles of the change of total MME per day (subjects with an opioid recorded).
+    pub mme_change_quartiles: Option<[f64; 3]>,
     pub adverse_events_per_session: Option<f64>,
     pub alarms_per_session: Option<f64>,
     pub systolic_rise_quartiles: Option<[f64; 3]>,
@@ -250,6 +277,23 @@ pub fn outcomes(
             _ => (None, None),
         };
         let doses: Vec<f64> = s.sessions.iter().filter_map(|x| x.given_mg).collect();
+        let maintenance_interval_days = induction.and_then(|(_, days)| {
+            let gaps: Vec<f64> = s
+                .sessions
+                .windows(2)
+                .filter(|w| w[1].day > days)
+                .map(|w| (w[1].day - w[0].day) as f64)
+                .collect();
+            median_of(gaps)
+        });
+        let follow_up = s
+            .sessions
+            .iter()
+            .map(|x| x.day)
+            .chain(s.scores.iter().map(|x| x.day))
+            .max()
+            .unwrap_or(0);
+        let mme_change = mme_change(&s.opioids, follow_up, at);
         out.push(SubjectOutcome {
             study_id: s.study_id.clone(),
             age: s.age.clone(),
@@ -276,6 +320,7 @@ pub fn outcomes(
             relapsed,
             mean_dose_mg: (!doses.is_empty())
                 .then(|| doses.iter().sum::<f64>() / doses.len() as f64),
+            maintenance_interval_days,
             adverse_events: s.sessions.iter().map(|x| x.adverse_events).sum(),
             alarms: s.sessions.iter().map(|x| x.alarms).sum(),
             max_systolic_rise: s
@@ -285,6 +330,7 @@ pub fn outcomes(
                 .reduce(f64::max),
             max_dissociation: s.sessions.iter().filter_map(|x| x.max_dissociation).max(),
             alerts: s.alert_days.len(),
+            mme_change,
             bmi: s.bmi,
             family_history_alcohol_use_disorder: s.intake.family_history_alcohol_use_disorder,
             prior_suicide_attempt: s.intake.prior_suicide_attempt,
@@ -298,9 +344,49 @@ pub fn outcomes(
                     .all(|x| x.integration_after_days.is_some_and(|d| d <= w))
             }),
             alert_days: s.alert_days.clone(),
+            year: s.year,
         });
     }
     Ok(out)
+}
+
+fn median_of(v: Vec<f64>) -> Option<f64> {
+    quartiles(v).map(|q| q[1])
+}
+
+/// Total MME per day at `follow_up` minus at day 0, from the subject's opioid list (`None`
+/// without an opioid whose MME can be computed; one that cannot counts as nothing, as on the
+/// chart).
+fn mme_change(
+    opioids: &[ketcare_store::registry::RegistryOpioid],
+    follow_up: i64,
+    at: impl Fn(i64) -> Date,
+) -> Option<f64> {
+    if opioids.is_empty() {
+        return None;
+    }
+    let dated: Vec<DatedMme> = opioids
+        .iter()
+        .filter_map(|o| {
+            let line =
+                crate::measures::entry_mme(&o.drug, o.dose, &o.unit, o.per_day, o.route.clone())
+                    .ok()?;
+            Some(DatedMme {
+                start: at(o.start_day),
+                stop: o.stop_day.map(&at),
+                mme_per_day: line.mme_per_day?,
+            })
+        })
+        .collect();
+    if dated.is_empty() {
+        return None;
+    }
+    let window = ketcare_measures::mme::window(
+        &ketcare_measures::mme::timeline(&dated),
+        at(0),
+        at(follow_up.max(0)),
+    );
+    ketcare_measures::mme::change(&window)
 }
 
 fn band_of(inst: &ketcare_measures::Instrument, total: i64) -> Option<String> {
@@ -322,12 +408,8 @@ fn year(field: &str, v: &Option<String>) -> Result<Option<i16>, Error> {
     }
 }
 
-/// Keeps the subjects the query asks for.
-pub fn select(
-    all: Vec<SubjectOutcome>,
-    q: &CohortQuery,
-    years: &[(String, i16)],
-) -> Result<Vec<SubjectOutcome>, Error> {
+/// The query as a test of a subject (a bad year is refused naming its field).
+pub fn matcher(q: &CohortQuery) -> Result<impl Fn(&SubjectOutcome) -> bool + '_, Error> {
     let (from, to) = (
         year("year_from", &q.year_from)?,
         year("year_to", &q.year_to)?,
@@ -338,24 +420,23 @@ pub fn select(
             .filter(|w| !w.is_empty())
             .is_none_or(|w| w == have)
     };
-    Ok(all
-        .into_iter()
-        .filter(|s| {
-            let year = years
-                .iter()
-                .find(|(id, _)| *id == s.study_id)
-                .map(|(_, y)| *y);
-            eq(&q.indication, &s.indication)
-                && eq(&q.drug, &s.drug)
-                && eq(&q.route, &s.route)
-                && eq(&q.protocol, &s.protocol)
-                && eq(&q.age_band, &s.age_band)
-                && eq(&q.sex, &s.sex)
-                && eq(&q.baseline_band, s.baseline_band.as_deref().unwrap_or(""))
-                && from.is_none_or(|y| year.is_some_and(|v| v >= y))
-                && to.is_none_or(|y| year.is_some_and(|v| v <= y))
-        })
-        .collect())
+    Ok(move |s: &SubjectOutcome| {
+        eq(&q.indication, &s.indication)
+            && eq(&q.drug, &s.drug)
+            && eq(&q.route, &s.route)
+            && eq(&q.protocol, &s.protocol)
+            && eq(&q.age_band, &s.age_band)
+            && eq(&q.sex, &s.sex)
+            && eq(&q.baseline_band, s.baseline_band.as_deref().unwrap_or(""))
+            && from.is_none_or(|y| s.year >= y)
+            && to.is_none_or(|y| s.year <= y)
+    })
+}
+
+/// Keeps the subjects the query asks for.
+pub fn select(all: Vec<SubjectOutcome>, q: &CohortQuery) -> Result<Vec<SubjectOutcome>, Error> {
+    let keep = matcher(q)?;
+    Ok(all.into_iter().filter(|s| keep(s)).collect())
 }
 
 fn rate(k: u64, n: u64, small: u64) -> Rate {
@@ -500,6 +581,18 @@ pub fn table(
             "the registry shows nothing until the site sets {SMALL_CELL} (the smallest count a table may show)"
         ))
     })? as u64;
+    Ok(table_with(cohort, settings, instrument, names, small))
+}
+
+/// The outcome table with counts under `small` suppressed (1: none, for the identified program
+/// dashboard).
+fn table_with(
+    cohort: &[SubjectOutcome],
+    settings: &SiteSettings,
+    instrument: &str,
+    names: &[&str],
+    small: u64,
+) -> OutcomeTable {
     let mut notes = Vec::new();
     let window = setting(settings, WINDOW_FROM).zip(setting(settings, WINDOW_TO));
     if window.is_none() {
@@ -651,7 +744,7 @@ pub fn table(
     let median = |v: Vec<f64>| if enough { median(v) } else { None };
     let quartiles = |v: Vec<f64>| if enough { quartiles(v) } else { None };
     let per_session = |total: u32| if enough { per_session(total) } else { None };
-    Ok(OutcomeTable {
+    OutcomeTable {
         instrument: instrument.to_owned(),
         small_cell: small,
         window,
@@ -668,6 +761,14 @@ pub fn table(
         ),
         durability,
         sessions_per_subject_median: median(cohort.iter().map(|s| s.sessions as f64).collect()),
+        maintenance_interval_quartiles: quartiles(
+            cohort
+                .iter()
+                .filter_map(|s| s.maintenance_interval_days)
+                .collect(),
+        ),
+        mme_reduced: count(&|s| s.mme_change.map(|c| c < 0.0)),
+        mme_change_quartiles: quartiles(cohort.iter().filter_map(|s| s.mme_change).collect()),
         adverse_events_per_session: per_session(cohort.iter().map(|s| s.adverse_events).sum()),
         alarms_per_session: per_session(cohort.iter().map(|s| s.alarms).sum()),
         systolic_rise_quartiles: quartiles(
@@ -686,7 +787,7 @@ pub fn table(
         logistic: shown(logistic),
         cox: shown(cox),
         notes,
-    })
+    }
 }
 
 /// A researcher's cohort: the store's de-identified subjects, their outcomes, the rows of the
@@ -698,21 +799,51 @@ pub async fn cohort(
     q: &CohortQuery,
 ) -> Result<(Vec<SubjectOutcome>, OutcomeTable), Error> {
     let (settings, _) = crate::clinical::settings(store).await?;
-    let instrument = q
-        .instrument
-        .clone()
-        .filter(|i| !i.trim().is_empty())
-        .unwrap_or_else(|| "phq9".into());
+    let instrument = q.instrument_or_default();
     let subjects = store.registry(actor).await?;
-    let years: Vec<(String, i16)> = subjects
-        .iter()
-        .map(|s| (s.study_id.clone(), s.year))
-        .collect();
     let all = outcomes(&subjects, library, &settings, &instrument)?;
-    let chosen = select(all, q, &years)?;
+    let chosen = select(all, q)?;
     let names = chosen_covariates(q)?;
     let t = table(&chosen, &settings, &instrument, &names)?;
     Ok((chosen, t))
+}
+
+/// A patient of the program dashboard beside their derived outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgramRow {
+    pub patient: ProgramPatient,
+    pub outcome: SubjectOutcome,
+}
+
+/// The program dashboard (the clinic's medical director, identified): the registry's outcome
+/// table over the whole program's patients (or those the query selects) with each patient
+/// beside their outcome. No cell is suppressed (the reader may read every record), and no
+/// study id is shown.
+pub async fn program(
+    store: &dyn Store,
+    library: &Library,
+    actor: &Actor,
+    q: &CohortQuery,
+) -> Result<(Vec<ProgramRow>, OutcomeTable), Error> {
+    let (settings, _) = crate::clinical::settings(store).await?;
+    let instrument = q.instrument_or_default();
+    let names = chosen_covariates(q)?;
+    let keep = matcher(q)?;
+    let (patients, subjects): (Vec<ProgramPatient>, Vec<RegistrySubject>) =
+        store.program(actor).await?.into_iter().unzip();
+    let rows: Vec<ProgramRow> = patients
+        .into_iter()
+        .zip(outcomes(&subjects, library, &settings, &instrument)?)
+        .filter(|(_, o)| keep(o))
+        .map(|(patient, outcome)| ProgramRow { patient, outcome })
+        .collect();
+    let cohort: Vec<SubjectOutcome> = rows.iter().map(|r| r.outcome.clone()).collect();
+    let mut t = table_with(&cohort, &settings, &instrument, &names, 1);
+    t.notes.push(
+        "The program's own records, identified: no count is suppressed (the registry's export suppresses small cells)."
+            .into(),
+    );
+    Ok((rows, t))
 }
 
 /// Saves the query under `name` as that name's next version (the query is checked first: a
@@ -727,7 +858,7 @@ pub async fn save_cohort(
     if name.is_empty() || name.chars().count() > 100 {
         return Err(Error::invalid("name", "a name of 1 to 100 characters"));
     }
-    select(Vec::new(), q, &[])?;
+    let _checked = matcher(q)?;
     chosen_covariates(q)?;
     if let Some(i) = q.instrument.as_deref().filter(|i| !i.trim().is_empty()) {
         find(i).map_err(|_| Error::invalid("instrument", format!("unknown instrument {i:?}")))?;
@@ -748,212 +879,400 @@ pub async fn saved_query(
     Ok((c, q))
 }
 
-/// The export's columns: name, unit, definition (the data dictionary).
-pub const DICTIONARY: &[(&str, &str, &str)] = &[
-    (
+const fn col(
+    name: &'static str,
+    kind: Kind,
+    unit: &'static str,
+    definition: &'static str,
+) -> Column {
+    Column {
+        name,
+        kind,
+        unit,
+        definition,
+    }
+}
+
+/// The export's columns: name, type, unit, definition (the data dictionary). CSV and Parquet are
+/// written from the same typed rows ([`row`]), so the two cannot disagree.
+pub const DICTIONARY: &[Column] = &[
+    col(
         "study_id",
+        Kind::Text,
         "",
         "Random study id; not derived from any identifier",
     ),
-    (
+    col(
         "age",
+        Kind::Text,
         "years",
         "Age at first treatment; 90+ above 89 (HIPAA Safe Harbor)",
     ),
-    ("age_band", "", "ICH E11 age band at first treatment"),
-    ("sex", "", "female, male, other or unknown"),
-    (
+    col(
+        "age_band",
+        Kind::Text,
+        "",
+        "ICH E11 age band at first treatment",
+    ),
+    col("sex", Kind::Text, "", "female, male, other or unknown"),
+    col(
         "indication",
+        Kind::Text,
         "",
         "Indication of the first session's protocol",
     ),
-    ("drug", "", "Drug of the first session's protocol"),
-    ("route", "", "Route of the first session's protocol"),
-    ("protocol", "", "Protocol id of the first session"),
-    ("sessions", "count", "Sessions that gave a dose"),
-    (
+    col(
+        "drug",
+        Kind::Text,
+        "",
+        "Drug of the first session's protocol",
+    ),
+    col(
+        "route",
+        Kind::Text,
+        "",
+        "Route of the first session's protocol",
+    ),
+    col(
+        "protocol",
+        Kind::Text,
+        "",
+        "Protocol id of the first session",
+    ),
+    col(
+        "sessions",
+        Kind::Integer,
+        "count",
+        "Sessions that gave a dose",
+    ),
+    col(
         "induction_completed",
+        Kind::Boolean,
         "",
         "At least the site's number of sessions within the site's days of the first (empty: not evaluated)",
     ),
-    (
+    col(
         "baseline",
+        Kind::Integer,
         "points",
         "Last score of the instrument on or before the first treatment",
     ),
-    (
+    col(
         "baseline_band",
+        Kind::Text,
         "",
         "The instrument's severity band of the baseline",
     ),
-    (
+    col(
         "window_score",
+        Kind::Integer,
         "points",
         "Last score within the site's outcome window",
     ),
-    (
+    col(
         "response",
+        Kind::Boolean,
         "",
         "Fall from baseline at the window of at least the instrument's cited response fraction",
     ),
-    (
+    col(
         "remission",
+        Kind::Boolean,
         "",
         "Window score at or below the instrument's cited remission bound",
     ),
-    (
+    col(
         "days_to_response",
+        Kind::Integer,
         "days",
         "Days from the first treatment to the first response",
     ),
-    (
+    col(
         "durability_days",
+        Kind::Integer,
         "days",
         "Responders: days from first response to relapse, or to the last score if none",
     ),
-    (
+    col(
         "relapsed",
+        Kind::Boolean,
         "",
         "Responders: relapse by the instrument's cited rule (false: censored)",
     ),
-    ("mean_dose_mg", "mg", "Mean dose given per session"),
-    (
+    col(
+        "mean_dose_mg",
+        Kind::Real,
+        "mg",
+        "Mean dose given per session",
+    ),
+    col(
+        "maintenance_interval_days",
+        Kind::Real,
+        "days",
+        "Median days between consecutive sessions after the site's induction days (empty: induction not set, or fewer than two such sessions)",
+    ),
+    col(
         "adverse_events",
+        Kind::Integer,
         "count",
         "Adverse events recorded in sessions",
     ),
-    ("alarms", "count", "Alarms raised in sessions"),
-    (
+    col(
+        "alarms",
+        Kind::Integer,
+        "count",
+        "Alarms raised in sessions",
+    ),
+    col(
         "max_systolic_rise",
+        Kind::Real,
         "mmHg",
         "Largest systolic rise over the last pre-dose reading in any session",
     ),
-    (
+    col(
         "max_dissociation",
+        Kind::Integer,
         "points",
         "Highest dissociation score recorded in any session",
     ),
-    ("alerts", "count", "Suicide-risk safety alerts raised"),
-    (
+    col(
+        "alerts",
+        Kind::Integer,
+        "count",
+        "Suicide-risk safety alerts raised",
+    ),
+    col(
+        "mme_change",
+        Kind::Real,
+        "MME/day",
+        "Total oral morphine milligram equivalents per day at the last follow-up minus at the first treatment (empty: no opioid recorded)",
+    ),
+    col(
         "bmi",
+        Kind::Real,
         "kg/m2",
         "Body-mass index from the recorded weight and height",
     ),
-    (
+    col(
         "family_history_alcohol_use_disorder",
+        Kind::Boolean,
         "",
         "Intake: a first-degree relative with alcohol use disorder (empty: not asked)",
     ),
-    (
+    col(
         "prior_suicide_attempt",
+        Kind::Boolean,
         "",
         "Intake: a suicide attempt before (empty: not asked)",
     ),
-    (
+    col(
         "prior_ect_or_tms",
+        Kind::Boolean,
         "",
         "Intake: ECT or TMS before (empty: not asked)",
     ),
-    (
+    col(
         "comorbid_anxiety",
+        Kind::Boolean,
         "",
         "Intake: a comorbid anxiety disorder (empty: not asked)",
     ),
-    ("ptsd", "", "Intake: PTSD (empty: not asked)"),
-    (
+    col("ptsd", Kind::Boolean, "", "Intake: PTSD (empty: not asked)"),
+    col(
         "chronic_pain",
+        Kind::Boolean,
         "",
         "Intake: chronic pain (empty: not asked)",
     ),
-    (
+    col(
         "integration_in_window",
+        Kind::Boolean,
         "",
         "Every dose had its integration session within the site's window (empty: window not set)",
     ),
 ];
 
-fn csv_field(v: &str) -> String {
-    if v.contains([',', '"', '\n']) {
-        format!("\"{}\"", v.replace('"', "\"\""))
-    } else {
-        v.to_owned()
-    }
+/// One subject's row of the export, in [`DICTIONARY`] order.
+pub fn row(s: &SubjectOutcome) -> Vec<Value> {
+    let text = |v: &str| Value::Text(Some(v.to_owned()));
+    let int = |v: Option<i64>| Value::Integer(v);
+    let count = |v: u64| Value::Integer(i64::try_from(v).ok());
+    vec![
+        text(&s.study_id),
+        text(&s.age),
+        text(&s.age_band),
+        text(&s.sex),
+        text(&s.indication),
+        text(&s.drug),
+        text(&s.route),
+        text(&s.protocol),
+        count(s.sessions as u64),
+        Value::Boolean(s.induction_completed),
+        int(s.baseline),
+        Value::Text(s.baseline_band.clone()),
+        int(s.window_score),
+        Value::Boolean(s.response),
+        Value::Boolean(s.remission),
+        int(s.days_to_response),
+        int(s.durability_days),
+        Value::Boolean(s.relapsed),
+        Value::Real(s.mean_dose_mg),
+        Value::Real(s.maintenance_interval_days),
+        count(u64::from(s.adverse_events)),
+        count(u64::from(s.alarms)),
+        Value::Real(s.max_systolic_rise),
+        int(s.max_dissociation.map(i64::from)),
+        count(s.alerts as u64),
+        Value::Real(s.mme_change),
+        Value::Real(s.bmi),
+        Value::Boolean(s.family_history_alcohol_use_disorder),
+        Value::Boolean(s.prior_suicide_attempt),
+        Value::Boolean(s.prior_ect_or_tms),
+        Value::Boolean(s.comorbid_anxiety),
+        Value::Boolean(s.ptsd),
+        Value::Boolean(s.chronic_pain),
+        Value::Boolean(s.integration_in_window),
+    ]
 }
 
-/// The cohort as CSV (one row per subject, the dictionary's columns), the rows of quasi-identifier
-/// groups (age band, sex, indication) smaller than the small-cell count left out.
-pub fn csv(cohort: &[SubjectOutcome], small_cell: u64) -> String {
+/// The export's rows: one per subject, the rows of quasi-identifier groups (age band, sex,
+/// indication) smaller than the small-cell count left out.
+pub fn rows(cohort: &[SubjectOutcome], small_cell: u64) -> Vec<Vec<Value>> {
     let keys: Vec<(String, String, String)> = cohort
         .iter()
         .map(|s| (s.age_band.clone(), s.sex.clone(), s.indication.clone()))
         .collect();
     let small = small_groups(&keys, small_cell);
-    let mut out = DICTIONARY
+    cohort
         .iter()
-        .map(|(n, _, _)| *n)
-        .collect::<Vec<_>>()
-        .join(",");
-    out.push('\n');
-    let opt = |v: Option<String>| v.unwrap_or_default();
-    for (s, key) in cohort.iter().zip(&keys) {
-        if small.contains(key) {
-            continue;
-        }
-        let row = [
-            s.study_id.clone(),
-            s.age.clone(),
-            s.age_band.clone(),
-            s.sex.clone(),
-            s.indication.clone(),
-            s.drug.clone(),
-            s.route.clone(),
-            s.protocol.clone(),
-            s.sessions.to_string(),
-            opt(s.induction_completed.map(|b| b.to_string())),
-            opt(s.baseline.map(|v| v.to_string())),
-            opt(s.baseline_band.clone()),
-            opt(s.window_score.map(|v| v.to_string())),
-            opt(s.response.map(|b| b.to_string())),
-            opt(s.remission.map(|b| b.to_string())),
-            opt(s.days_to_response.map(|v| v.to_string())),
-            opt(s.durability_days.map(|v| v.to_string())),
-            opt(s.relapsed.map(|b| b.to_string())),
-            opt(s.mean_dose_mg.map(ketcare_core::units::trim_float)),
-            s.adverse_events.to_string(),
-            s.alarms.to_string(),
-            opt(s.max_systolic_rise.map(ketcare_core::units::trim_float)),
-            opt(s.max_dissociation.map(|v| v.to_string())),
-            s.alerts.to_string(),
-            opt(s.bmi.map(ketcare_core::units::trim_float)),
-            opt(s.family_history_alcohol_use_disorder.map(|b| b.to_string())),
-            opt(s.prior_suicide_attempt.map(|b| b.to_string())),
-            opt(s.prior_ect_or_tms.map(|b| b.to_string())),
-            opt(s.comorbid_anxiety.map(|b| b.to_string())),
-            opt(s.ptsd.map(|b| b.to_string())),
-            opt(s.chronic_pain.map(|b| b.to_string())),
-            opt(s.integration_in_window.map(|b| b.to_string())),
-        ];
-        out.push_str(
-            &row.iter()
-                .map(|v| csv_field(v))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        out.push('\n');
-    }
-    out
+        .zip(&keys)
+        .filter(|(_, k)| !small.contains(*k))
+        .map(|(s, _)| row(s))
+        .collect()
 }
 
-/// The data dictionary as CSV.
+/// The export as CSV (see [`rows`]).
+pub fn csv(cohort: &[SubjectOutcome], small_cell: u64) -> Result<String, Error> {
+    export::csv(DICTIONARY, &rows(cohort, small_cell)).map_err(|e| Error::Conflict(e.to_string()))
+}
+
+/// The export as one Parquet file (see [`rows`]), every column typed as the dictionary says.
+pub fn parquet(cohort: &[SubjectOutcome], small_cell: u64) -> Result<Vec<u8>, Error> {
+    export::parquet(DICTIONARY, &rows(cohort, small_cell))
+        .map_err(|e| Error::Conflict(e.to_string()))
+}
+
+/// The data dictionary as CSV (column, type, unit, definition).
 pub fn dictionary_csv() -> String {
-    let mut out = String::from("column,unit,definition\n");
-    for (n, u, d) in DICTIONARY {
-        out.push_str(&format!(
-            "{},{},{}\n",
-            csv_field(n),
-            csv_field(u),
-            csv_field(d)
-        ));
+    export::dictionary_csv(DICTIONARY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ketcare_store::registry::{RegistryOpioid, RegistryScore, RegistrySession};
+
+    fn session(day: i64) -> RegistrySession {
+        RegistrySession {
+            day,
+            protocol_id: "none".into(),
+            given_mg: Some(35.0),
+            adverse_events: 0,
+            alarms: 0,
+            max_dissociation: None,
+            systolic_rise: None,
+            integration_after_days: None,
+        }
     }
-    out
+
+    fn oxycodone(dose: f64, start_day: i64, stop_day: Option<i64>) -> RegistryOpioid {
+        RegistryOpioid {
+            drug: "oxycodone".into(),
+            dose: dose / 2.0,
+            unit: "mg".into(),
+            per_day: Some(2.0),
+            route: None,
+            start_day,
+            stop_day,
+        }
+    }
+
+    fn subject(days: &[i64], opioids: Vec<RegistryOpioid>) -> RegistrySubject {
+        RegistrySubject {
+            study_id: "S-TEST".into(),
+            age: "40".into(),
+            age_band: "adult".into(),
+            sex: "female".into(),
+            year: 2026,
+            intake: Default::default(),
+            bmi: None,
+            sessions: days.iter().map(|d| session(*d)).collect(),
+            scores: vec![RegistryScore {
+                instrument: "phq9".into(),
+                day: -1,
+                total: 20,
+            }],
+            alert_days: Vec::new(),
+            opioids,
+        }
+    }
+
+    #[test]
+    fn maintenance_intervals_count_sessions_after_the_induction_days() {
+        let lib = Library::builtin().unwrap();
+        let s = subject(&[0, 2, 4, 6, 40, 70, 90], Vec::new());
+        let unset = outcomes(std::slice::from_ref(&s), &lib, &SiteSettings::new(), "phq9").unwrap();
+        assert_eq!(unset[0].maintenance_interval_days, None, "induction unset");
+        let settings = SiteSettings::new()
+            .with(INDUCTION_SESSIONS, 4.0)
+            .with(INDUCTION_DAYS, 28.0);
+        let o = outcomes(&[s], &lib, &settings, "phq9").unwrap();
+        // Gaps of the sessions after day 28: 40 − 6, 70 − 40, 90 − 70 → median 30.
+        assert_eq!(o[0].maintenance_interval_days, Some(30.0));
+        let only_induction = subject(&[0, 2, 4, 6], Vec::new());
+        let o = outcomes(&[only_induction], &lib, &settings, "phq9").unwrap();
+        assert_eq!(o[0].maintenance_interval_days, None);
+    }
+
+    #[test]
+    fn mme_change_runs_from_the_first_treatment_to_the_last_follow_up() {
+        let lib = Library::builtin().unwrap();
+        let settings = SiteSettings::new();
+        // 20 mg/day oxycodone (30 MME) until day 50, then 10 mg/day (15 MME); last session day
+        // 90: the total fell by 15 MME/day.
+        let s = subject(
+            &[0, 90],
+            vec![oxycodone(20.0, -100, Some(50)), oxycodone(10.0, 50, None)],
+        );
+        let o = outcomes(&[s], &lib, &settings, "phq9").unwrap();
+        assert_eq!(o[0].mme_change, Some(-15.0));
+        // No opioid recorded: no change to report (not zero).
+        let none = outcomes(&[subject(&[0, 90], Vec::new())], &lib, &settings, "phq9").unwrap();
+        assert_eq!(none[0].mme_change, None);
+        // Started after the first treatment: a rise from 0.
+        let rose = subject(&[0, 90], vec![oxycodone(20.0, 10, None)]);
+        let o = outcomes(&[rose], &lib, &settings, "phq9").unwrap();
+        assert_eq!(o[0].mme_change, Some(30.0));
+    }
+
+    #[test]
+    fn csv_and_parquet_carry_every_dictionary_column() {
+        let lib = Library::builtin().unwrap();
+        let o = outcomes(
+            &[subject(&[0], Vec::new())],
+            &lib,
+            &SiteSettings::new(),
+            "phq9",
+        )
+        .unwrap();
+        assert_eq!(row(&o[0]).len(), DICTIONARY.len());
+        let csv = csv(&o, 1).unwrap();
+        assert_eq!(
+            csv.lines().next().unwrap().split(',').count(),
+            DICTIONARY.len()
+        );
+        assert!(parquet(&o, 1).unwrap().starts_with(b"PAR1"));
+        // A group under the small-cell count leaves the export.
+        assert_eq!(super::csv(&o, 2).unwrap().lines().count(), 1);
+    }
 }

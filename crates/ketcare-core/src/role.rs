@@ -54,7 +54,8 @@ impl Role {
     ///   a scheduler's edit changes the demographics only (the store keeps the clinical part).
     /// - The administrator manages accounts and reads the audit log but not clinical records.
     /// - The researcher never sees an identified record: the de-identified registry only
-    ///   (`RegistryRead`, theirs alone).
+    ///   (`RegistryRead`, theirs alone). The program dashboard (the same outcome tables for the
+    ///   whole clinic, identified) is the prescriber's (`ProgramOutcomes`).
     /// - Screening: prescriber and nurse; dose orders and clinical overrides: prescriber;
     ///   second-person verification: prescriber, nurse or pharmacist (never the order's author).
     /// - Questionnaires, links, opioid lists and closing safety alerts: the clinicians who follow the
@@ -93,6 +94,7 @@ impl Role {
             RecordTherapy => matches!(self, Therapist | Prescriber),
             PsychotherapyNotes => self == Therapist,
             RegistryRead => self == Researcher,
+            ProgramOutcomes => self == Prescriber,
         }
     }
 }
@@ -157,6 +159,10 @@ pub enum Permission {
     /// Read the de-identified research registry (study ids, day offsets, Safe Harbor ages; no
     /// identifier of a patient).
     RegistryRead,
+    /// The program dashboard: the registry's outcome tables for the whole clinic, identified
+    /// (names and MRNs beside the outcomes; never the registry's study ids). The prescriber —
+    /// the clinic's medical director is one.
+    ProgramOutcomes,
 }
 
 /// Who may call a route.

@@ -9,6 +9,7 @@
 
 pub mod cox;
 pub mod deid;
+pub mod export;
 pub mod linalg;
 pub mod logistic;
 pub mod proportion;

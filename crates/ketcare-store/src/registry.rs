@@ -17,6 +17,7 @@ use ketcare_core::{Actor, Permission};
 use ketcare_research::deid::{age_shown, day_of};
 use rand::RngExt;
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// One treatment session as the registry shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -67,6 +68,24 @@ pub struct RegistrySubject {
     pub scores: Vec<RegistryScore>,
     /// Days of the suicide-risk safety alerts raised.
     pub alert_days: Vec<i64>,
+    /// The opioid list (no free text, no author).
+    pub opioids: Vec<RegistryOpioid>,
+}
+
+/// An opioid on the subject's list, its dates as days since the first treatment.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RegistryOpioid {
+    /// The opioid catalogue's id.
+    pub drug: String,
+    pub dose: f64,
+    /// `mg` or `mcg/h`.
+    pub unit: String,
+    /// Doses per day, where the unit is per dose.
+    pub per_day: Option<f64>,
+    pub route: Option<String>,
+    pub start_day: i64,
+    /// Exclusive; `None` while it continues.
+    pub stop_day: Option<i64>,
 }
 
 /// A saved cohort: a name, its version, and the query (JSON) as saved.
@@ -86,6 +105,10 @@ pub trait RegistryStore: Send + Sync {
     /// Every patient with at least one dosed session, de-identified (`RegistryRead`; audited
     /// `registry.read` with the study ids shown). A patient without a study id gets one here.
     async fn registry(&self, actor: &Actor) -> Result<Vec<RegistrySubject>>;
+    /// The program dashboard's view (`ProgramOutcomes`; identified: the clinic's own medical
+    /// director): the same subjects with their patient id, name and MRN, and no study id (the
+    /// registry's key never meets a name). Audited `program.read` with the patient ids shown.
+    async fn program(&self, actor: &Actor) -> Result<Vec<(ProgramPatient, RegistrySubject)>>;
     /// Saves a cohort's query under `name`: the next version of that name (`RegistryRead`;
     /// audited).
     async fn save_cohort(&self, actor: &Actor, name: &str, query: &str) -> Result<SavedCohort>;
@@ -107,14 +130,10 @@ fn new_study_id() -> String {
     format!("S-{tail}")
 }
 
-async fn study_id(tx: &mut Unit<'_>, patient: i64) -> Result<String> {
-    if let Some(id) =
-        sqlx::query_scalar::<_, String>("SELECT study_id FROM registry_keys WHERE patient_id = $1")
-            .bind(patient)
-            .fetch_optional(tx.conn())
-            .await?
-    {
-        return Ok(id);
+/// The patient's study id from `keys` (every key, loaded once), or a new one, stored.
+async fn study_id(tx: &mut Unit<'_>, keys: &HashMap<i64, String>, patient: i64) -> Result<String> {
+    if let Some(id) = keys.get(&patient) {
+        return Ok(id.clone());
     }
     let id = new_study_id();
     sqlx::query("INSERT INTO registry_keys (patient_id, study_id, created_at) VALUES ($1, $2, $3)")
@@ -158,9 +177,33 @@ fn session_of(r: &SessionRecord, first: Date, systolic: &[(i64, f64)]) -> Option
     })
 }
 
+/// A patient's identity as the program dashboard (identified) lists it beside their subject.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ProgramPatient {
+    pub patient_id: i64,
+    pub name: String,
+    pub mrn: String,
+}
+
+/// Rows of one query grouped by their first column (the rows come ordered by it).
+fn grouped<T>(rows: Vec<(i64, T)>) -> HashMap<i64, Vec<T>> {
+    let mut out: HashMap<i64, Vec<T>> = HashMap::new();
+    for (k, v) in rows {
+        out.entry(k).or_default().push(v);
+    }
+    out
+}
+
 impl SqlStore {
-    async fn registry_impl(&self, actor: &Actor) -> Result<Vec<RegistrySubject>> {
-        let mut tx = self.read_audited(actor, Permission::RegistryRead).await?;
+    /// Every patient with a dosed session as a subject, each fact loaded in one query for the
+    /// whole program (not one per patient or session). `study`: give each subject its study
+    /// id (the researcher's view); otherwise the study id is left empty, so that an identified
+    /// reader never sees the key that links a name to the registry.
+    async fn subjects(
+        &self,
+        tx: &mut Unit<'_>,
+        study: bool,
+    ) -> Result<Vec<(i64, RegistrySubject)>> {
         let bands = AgeBands::builtin().map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let sessions: Vec<SessionRecord> = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(
             format!("SELECT {SESSION_COLUMNS} FROM treatment_sessions ORDER BY patient_id, id"),
@@ -177,6 +220,77 @@ impl SqlStore {
                 by_patient.entry(r.patient_id.get()).or_default().push(r);
             }
         }
+        type PatientFacts = (String, String, String, Option<f64>, Option<f64>);
+        let patients: HashMap<i64, PatientFacts> =
+            sqlx::query_as::<_, (i64, String, String, String, Option<f64>, Option<f64>)>(
+                "SELECT id, date_of_birth, sex, intake, weight_kg, height_cm FROM patients",
+            )
+            .fetch_all(tx.conn())
+            .await?
+            .into_iter()
+            .map(|(id, dob, sex, intake, w, h)| (id, (dob, sex, intake, w, h)))
+            .collect();
+        let mut systolic = grouped(
+            sqlx::query_as::<_, (i64, i64, f64)>(
+                "SELECT session_id, at_epoch, systolic FROM session_vitals WHERE systolic IS NOT NULL ORDER BY session_id, at_epoch, id",
+            )
+            .fetch_all(tx.conn())
+            .await?
+            .into_iter()
+            .map(|(s, at, v)| (s, (at, v)))
+            .collect(),
+        );
+        let mut integrations = grouped(
+            sqlx::query_as::<_, (i64, Option<i64>, String)>(
+                "SELECT patient_id, session_id, at FROM therapy_encounters WHERE kind = 'integration' ORDER BY patient_id, at, id",
+            )
+            .fetch_all(tx.conn())
+            .await?
+            .into_iter()
+            .filter_map(|(p, s, at)| Some((p, (s, at.parse::<jiff::civil::DateTime>().ok()?.date()))))
+            .collect(),
+        );
+        let mut scores = grouped(
+            sqlx::query_as::<_, (i64, String, String, i64)>(
+                "SELECT patient_id, instrument, taken_on, total FROM measure_responses WHERE total IS NOT NULL ORDER BY patient_id, taken_on, id",
+            )
+            .fetch_all(tx.conn())
+            .await?
+            .into_iter()
+            .filter_map(|(p, i, on, t)| Some((p, (i, on.parse::<Date>().ok()?, t))))
+            .collect(),
+        );
+        let mut alerts = grouped(
+            sqlx::query_as::<_, (i64, String)>(
+                "SELECT patient_id, raised_at FROM safety_alerts ORDER BY patient_id, id",
+            )
+            .fetch_all(tx.conn())
+            .await?
+            .into_iter()
+            .filter_map(|(p, at)| Some((p, at.parse::<jiff::Timestamp>().ok()?)))
+            .collect(),
+        );
+        let mut opioids = grouped(
+            sqlx::query_as::<_, (i64, String, f64, String, Option<f64>, Option<String>, String, Option<String>)>(
+                "SELECT patient_id, drug, dose, unit, per_day, route, started_on, stopped_on FROM opioid_entries ORDER BY patient_id, id",
+            )
+            .fetch_all(tx.conn())
+            .await?
+            .into_iter()
+            .map(|(p, drug, dose, unit, per_day, route, start, stop)| {
+                (p, (drug, dose, unit, per_day, route, start, stop))
+            })
+            .collect(),
+        );
+        let keys: HashMap<i64, String> = if study {
+            sqlx::query_as::<_, (i64, String)>("SELECT patient_id, study_id FROM registry_keys")
+                .fetch_all(tx.conn())
+                .await?
+                .into_iter()
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let mut out = Vec::with_capacity(by_patient.len());
         for (pid, records) in by_patient {
             let Some(first) = records
@@ -187,47 +301,25 @@ impl SqlStore {
             else {
                 continue;
             };
-            let (dob, sex, intake, weight, height): (
-                String,
-                String,
-                String,
-                Option<f64>,
-                Option<f64>,
-            ) = sqlx::query_as(
-                "SELECT date_of_birth, sex, intake, weight_kg, height_cm FROM patients WHERE id = $1",
-            )
-            .bind(pid)
-            .fetch_one(tx.conn())
-            .await?;
-            let intake = serde_json::from_str(&intake)
-                .map_err(|_| crate::sql::corrupt("patients.intake", &intake))?;
+            let Some((dob, sex, intake, weight, height)) = patients.get(&pid) else {
+                continue;
+            };
+            let intake = serde_json::from_str(intake)
+                .map_err(|_| crate::sql::corrupt("patients.intake", intake))?;
             let bmi = match (weight, height) {
-                (Some(w), Some(h)) if h > 0.0 => {
+                (Some(w), Some(h)) if *h > 0.0 => {
                     Some((w / (h / 100.0).powi(2) * 10.0).round() / 10.0)
                 }
                 _ => None,
             };
             let dob: Date = dob
                 .parse()
-                .map_err(|_| crate::sql::corrupt("patients.date_of_birth", &dob))?;
+                .map_err(|_| crate::sql::corrupt("patients.date_of_birth", dob))?;
             let age = Age::on(dob, first);
-            let integrations: Vec<(Option<i64>, Date)> = sqlx::query_as::<_, (Option<i64>, String)>(
-                "SELECT session_id, at FROM therapy_encounters WHERE patient_id = $1 AND kind = 'integration' ORDER BY at, id",
-            )
-            .bind(pid)
-            .fetch_all(tx.conn())
-            .await?
-            .into_iter()
-            .filter_map(|(s, at)| Some((s, at.parse::<jiff::civil::DateTime>().ok()?.date())))
-            .collect();
+            let integrations = integrations.remove(&pid).unwrap_or_default();
             let mut sessions = Vec::with_capacity(records.len());
             for r in &records {
-                let systolic: Vec<(i64, f64)> = sqlx::query_as(
-                    "SELECT at_epoch, systolic FROM session_vitals WHERE session_id = $1 AND systolic IS NOT NULL ORDER BY at_epoch, id",
-                )
-                .bind(r.id)
-                .fetch_all(tx.conn())
-                .await?;
+                let systolic = systolic.remove(&r.id.get()).unwrap_or_default();
                 sessions.extend(session_of(r, first, &systolic).map(|mut s| {
                     let dosed = r.session.dose_start().map(local_date);
                     s.integration_after_days = dosed.and_then(|d| {
@@ -241,55 +333,121 @@ impl SqlStore {
                 }));
             }
             sessions.sort_by_key(|s| s.day);
-            let scores = sqlx::query_as::<_, (String, String, i64)>(
-                "SELECT instrument, taken_on, total FROM measure_responses WHERE patient_id = $1 AND total IS NOT NULL ORDER BY taken_on, id",
-            )
-            .bind(pid)
-            .fetch_all(tx.conn())
-            .await?
-            .into_iter()
-            .filter_map(|(instrument, on, total)| {
-                Some(RegistryScore {
+            let scores = scores
+                .remove(&pid)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(instrument, on, total)| RegistryScore {
                     instrument,
-                    day: day_of(first, on.parse().ok()?),
+                    day: day_of(first, on),
                     total,
                 })
-            })
-            .collect();
-            let alert_days = sqlx::query_scalar::<_, String>(
-                "SELECT raised_at FROM safety_alerts WHERE patient_id = $1 ORDER BY id",
-            )
-            .bind(pid)
-            .fetch_all(tx.conn())
+                .collect();
+            let alert_days = alerts
+                .remove(&pid)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| day_of(first, local_date(t)))
+                .collect();
+            let day = |d: &str| d.parse::<Date>().ok().map(|d| day_of(first, d));
+            let opioids = opioids
+                .remove(&pid)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(drug, dose, unit, per_day, route, start, stop)| {
+                    Some(RegistryOpioid {
+                        drug,
+                        dose,
+                        unit,
+                        per_day,
+                        route,
+                        start_day: day(&start)?,
+                        stop_day: stop.as_deref().and_then(day),
+                    })
+                })
+                .collect();
+            out.push((
+                pid,
+                RegistrySubject {
+                    study_id: if study {
+                        study_id(tx, &keys, pid).await?
+                    } else {
+                        String::new()
+                    },
+                    age: match age {
+                        Some(a) => age_shown(i64::from(a.years()))
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        None => "unknown".into(),
+                    },
+                    age_band: age
+                        .map(|a| bands.band_for(a).as_str().to_owned())
+                        .unwrap_or_else(|| "unknown".into()),
+                    sex: sex.clone(),
+                    year: first.year(),
+                    intake,
+                    bmi,
+                    sessions,
+                    scores,
+                    alert_days,
+                    opioids,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    async fn registry_impl(&self, actor: &Actor) -> Result<Vec<RegistrySubject>> {
+        let mut tx = self.read_audited(actor, Permission::RegistryRead).await?;
+        let out: Vec<RegistrySubject> = self
+            .subjects(&mut tx, true)
             .await?
             .into_iter()
-            .filter_map(|at| at.parse::<jiff::Timestamp>().ok())
-            .map(|t| day_of(first, local_date(t)))
+            .map(|(_, s)| s)
             .collect();
-            out.push(RegistrySubject {
-                study_id: study_id(&mut tx, pid).await?,
-                age: match age {
-                    Some(a) => age_shown(i64::from(a.years()))
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    None => "unknown".into(),
-                },
-                age_band: age
-                    .map(|a| bands.band_for(a).as_str().to_owned())
-                    .unwrap_or_else(|| "unknown".into()),
-                sex,
-                year: first.year(),
-                intake,
-                bmi,
-                sessions,
-                scores,
-                alert_days,
-            });
-        }
         let ids: Vec<&str> = out.iter().map(|s| s.study_id.as_str()).collect();
         tx.audit(&AuditEvent::new(
             "registry.read",
             None,
             format!("{} subjects: {}", ids.len(), ids.join(", ")),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn program_impl(&self, actor: &Actor) -> Result<Vec<(ProgramPatient, RegistrySubject)>> {
+        let mut tx = self
+            .read_audited(actor, Permission::ProgramOutcomes)
+            .await?;
+        let subjects = self.subjects(&mut tx, false).await?;
+        let names: HashMap<i64, (String, String)> =
+            sqlx::query_as::<_, (i64, String, String, String)>(
+                "SELECT id, given_name, family_name, mrn FROM patients",
+            )
+            .fetch_all(tx.conn())
+            .await?
+            .into_iter()
+            .map(|(id, g, f, mrn)| (id, (format!("{g} {f}"), mrn)))
+            .collect();
+        let out: Vec<(ProgramPatient, RegistrySubject)> = subjects
+            .into_iter()
+            .map(|(pid, s)| {
+                let (name, mrn) = names.get(&pid).cloned().unwrap_or_default();
+                (
+                    ProgramPatient {
+                        patient_id: pid,
+                        name,
+                        mrn,
+                    },
+                    s,
+                )
+            })
+            .collect();
+        let ids: Vec<String> = out.iter().map(|(p, _)| p.patient_id.to_string()).collect();
+        tx.audit(&AuditEvent::new(
+            "program.read",
+            None,
+            format!("{} patients: {}", ids.len(), ids.join(", ")),
         ))
         .await?;
         tx.commit().await?;
@@ -301,6 +459,10 @@ impl SqlStore {
 impl RegistryStore for SqlStore {
     async fn registry(&self, actor: &Actor) -> Result<Vec<RegistrySubject>> {
         self.registry_impl(actor).await
+    }
+
+    async fn program(&self, actor: &Actor) -> Result<Vec<(ProgramPatient, RegistrySubject)>> {
+        self.program_impl(actor).await
     }
 
     async fn save_cohort(&self, actor: &Actor, name: &str, query: &str) -> Result<SavedCohort> {

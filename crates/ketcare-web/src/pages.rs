@@ -71,6 +71,8 @@ pub struct Nav {
     pub users: bool,
     /// May read the de-identified research registry.
     pub research: bool,
+    /// May read the program dashboard (identified outcomes).
+    pub program: bool,
 }
 
 impl Nav {
@@ -85,6 +87,7 @@ impl Nav {
             audit: p.user.role.allows(Permission::AuditRead),
             users: p.user.role.allows(Permission::UserAdmin),
             research: p.user.role.allows(Permission::RegistryRead),
+            program: p.user.role.allows(Permission::ProgramOutcomes),
         })
     }
 }

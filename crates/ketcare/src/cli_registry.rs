@@ -15,16 +15,16 @@ pub enum RegistryCommand {
         #[arg(long = "as")]
         as_user: String,
     },
-    /// Write a saved cohort (or the whole registry) as CSV with its data dictionary into DIR:
-    /// `registry.csv` and `registry-dictionary.csv`.
+    /// Write a saved cohort (or the whole registry) with its data dictionary into DIR:
+    /// `registry.csv` or `registry.parquet`, and `registry-dictionary.csv`.
     Export {
         #[arg(long = "as")]
         as_user: String,
         /// A saved cohort's id (`ketcare registry cohorts`); without it, every subject.
         #[arg(long)]
         cohort: Option<i64>,
-        /// `csv` (the only format so far).
-        #[arg(long, default_value = "csv")]
+        /// `csv` or `parquet` (every column typed as the dictionary says).
+        #[arg(long, default_value = "csv", value_parser = ["csv", "parquet"])]
         format: String,
         #[arg(long)]
         out: PathBuf,
@@ -57,9 +57,6 @@ pub async fn run(store: &dyn Store, cmd: RegistryCommand) -> Result<()> {
             format,
             out,
         } => {
-            if format != "csv" {
-                bail!("--format: only csv is written so far");
-            }
             let actor = researcher(store, &as_user).await?;
             let q = match cohort {
                 Some(id) => {
@@ -77,16 +74,27 @@ pub async fn run(store: &dyn Store, cmd: RegistryCommand) -> Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
-            let csv = ketcare_app::registry::csv(&rows, table.small_cell);
-            std::fs::write(out.join("registry.csv"), &csv)?;
+            let kept = ketcare_app::registry::rows(&rows, table.small_cell).len();
+            let (file, bytes) = if format == "parquet" {
+                (
+                    "registry.parquet",
+                    ketcare_app::registry::parquet(&rows, table.small_cell),
+                )
+            } else {
+                (
+                    "registry.csv",
+                    ketcare_app::registry::csv(&rows, table.small_cell).map(String::into_bytes),
+                )
+            };
+            let bytes = bytes.map_err(|e| anyhow::anyhow!("{e}"))?;
+            std::fs::write(out.join(file), &bytes)?;
             std::fs::write(
                 out.join("registry-dictionary.csv"),
                 ketcare_app::registry::dictionary_csv(),
             )?;
             println!(
-                "wrote {} rows to {} (groups under {} left out)",
-                csv.lines().count().saturating_sub(1),
-                out.join("registry.csv").display(),
+                "wrote {kept} rows to {} (groups under {} left out)",
+                out.join(file).display(),
                 table.small_cell
             );
             Ok(())

@@ -55,8 +55,21 @@ impl ResearchPage {
     fn pairs(&self) -> Vec<(String, String)> {
         serde_urlencoded::from_str(&self.query).unwrap_or_default()
     }
+}
+
+/// How a page with an outcome table (`research_outcomes.html`) writes its figures.
+pub trait OutcomeText {
+    /// Where the durability chart is served (`/research` or `/program`).
+    fn chart_base(&self) -> &'static str;
     fn v<'a>(&self, o: &'a Option<String>) -> &'a str {
         o.as_deref().unwrap_or("")
+    }
+    fn covariate_names(&self) -> String {
+        ketcare_app::registry::COVARIATES
+            .iter()
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
     fn cell(&self, c: &Cell) -> String {
         match c {
@@ -95,13 +108,6 @@ impl ResearchPage {
             ),
         ]
     }
-    fn covariate_names(&self) -> String {
-        ketcare_app::registry::COVARIATES
-            .iter()
-            .map(|(n, _)| *n)
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
     fn rate_of(&self, r: &Rate) -> String {
         self.rate(&Some(r.clone()))
     }
@@ -118,7 +124,75 @@ impl ResearchPage {
     }
 }
 
-fn query_string(q: &CohortQuery) -> String {
+impl OutcomeText for ResearchPage {
+    fn chart_base(&self) -> &'static str {
+        "/research"
+    }
+}
+
+/// What the cohort form offers.
+pub(crate) struct Choices {
+    pub instruments: Vec<(String, String)>,
+    pub indications: Vec<String>,
+    pub drugs: Vec<String>,
+    pub routes: Vec<String>,
+}
+
+impl Choices {
+    pub(crate) fn new() -> Self {
+        Self {
+            instruments: ketcare_app::measures::catalogue()
+                .map(|c| {
+                    c.instruments
+                        .iter()
+                        .filter(|i| {
+                            i.response_fraction(&ketcare_measures::SiteSettings::default())
+                                .is_some()
+                        })
+                        .map(|i| (i.id.clone(), i.name.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            indications: words(ketcare_clinical::protocol::Indication::ALL),
+            drugs: words(ketcare_clinical::protocol::Drug::ALL),
+            routes: words(ROUTES),
+        }
+    }
+}
+
+/// The Kaplan-Meier chart of a table's durability (empty when there is none to show).
+pub(crate) fn durability_chart(t: &OutcomeTable) -> Response {
+    let svg = t
+        .durability
+        .as_ref()
+        .map(|km| {
+            ketcare_app::charts::km_svg(
+                km,
+                "days since first response",
+                "Durability of response: Kaplan-Meier estimate with its 95 % band",
+            )
+        })
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response()
+}
+
+/// A page's answer, or the refusal it shows in place of its table (a setting not made, a bad
+/// field); any other error is the error page.
+pub(crate) fn shown_or_said<T>(
+    r: Result<T, ketcare_app::Error>,
+) -> Result<(Option<T>, String), PageError> {
+    match r {
+        Ok(t) => Ok((Some(t), String::new())),
+        Err(e) => match AppError::from(e) {
+            e @ (AppError::Conflict(_) | AppError::Invalid(_)) => {
+                Ok((None, crate::measures::pages::message(&e)))
+            }
+            other => Err(PageError(other)),
+        },
+    }
+}
+
+pub(crate) fn query_string(q: &CohortQuery) -> String {
     serde_urlencoded::to_string(q).unwrap_or_default()
 }
 
@@ -128,19 +202,11 @@ pub async fn research(
     Query(q): Query<CohortQuery>,
 ) -> Result<Response, PageError> {
     let library = s.library();
-    let (table, error) =
-        match ketcare_app::registry::cohort(s.store.as_ref(), &library, &p.actor, &q).await {
-            Ok((_, t)) => (Some(t), String::new()),
-            Err(e) => {
-                let e: AppError = e.into();
-                match e {
-                    AppError::Conflict(_) | AppError::Invalid(_) => {
-                        (None, crate::measures::pages::message(&e))
-                    }
-                    other => return Err(PageError(other)),
-                }
-            }
-        };
+    let (table, error) = shown_or_said(
+        ketcare_app::registry::cohort(s.store.as_ref(), &library, &p.actor, &q)
+            .await
+            .map(|(_, t)| t),
+    )?;
     let saved = s
         .store
         .cohorts(&p.actor)
@@ -154,28 +220,17 @@ pub async fn research(
             (c.name, c.version, link)
         })
         .collect();
-    let instruments = ketcare_app::measures::catalogue()
-        .map(|c| {
-            c.instruments
-                .iter()
-                .filter(|i| {
-                    i.response_fraction(&ketcare_measures::SiteSettings::default())
-                        .is_some()
-                })
-                .map(|i| (i.id.clone(), i.name.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let c = Choices::new();
     Ok(render_html(&ResearchPage {
         nav: Nav::of(&p),
         query: query_string(&q),
         q,
         table,
         error,
-        instruments,
-        indications: words(ketcare_clinical::protocol::Indication::ALL),
-        drugs: words(ketcare_clinical::protocol::Drug::ALL),
-        routes: words(ROUTES),
+        instruments: c.instruments,
+        indications: c.indications,
+        drugs: c.drugs,
+        routes: c.routes,
         saved,
     }))
 }
@@ -189,18 +244,7 @@ pub async fn durability_svg(
     let (_, t) = ketcare_app::registry::cohort(s.store.as_ref(), &library, &p.actor, &q)
         .await
         .map_err(AppError::from)?;
-    let svg = t
-        .durability
-        .as_ref()
-        .map(|km| {
-            ketcare_app::charts::km_svg(
-                km,
-                "days since first response",
-                "Durability of response: Kaplan-Meier estimate with its 95 % band",
-            )
-        })
-        .unwrap_or_default();
-    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+    Ok(durability_chart(&t))
 }
 
 pub async fn export_csv(
@@ -208,19 +252,47 @@ pub async fn export_csv(
     p: Principal,
     Query(q): Query<CohortQuery>,
 ) -> Result<Response, PageError> {
+    export(&s, &p, &q, false).await
+}
+
+pub async fn export_parquet(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(q): Query<CohortQuery>,
+) -> Result<Response, PageError> {
+    export(&s, &p, &q, true).await
+}
+
+/// The cohort's export as a download: CSV or Parquet, from the same rows.
+async fn export(
+    s: &AppState,
+    p: &Principal,
+    q: &CohortQuery,
+    parquet: bool,
+) -> Result<Response, PageError> {
     let library = s.library();
-    let (cohort, t) = ketcare_app::registry::cohort(s.store.as_ref(), &library, &p.actor, &q)
+    let (cohort, t) = ketcare_app::registry::cohort(s.store.as_ref(), &library, &p.actor, q)
         .await
         .map_err(AppError::from)?;
+    let (kind, name, body) = if parquet {
+        (
+            "application/vnd.apache.parquet",
+            "attachment; filename=\"registry.parquet\"",
+            ketcare_app::registry::parquet(&cohort, t.small_cell),
+        )
+    } else {
+        (
+            "text/csv; charset=utf-8",
+            "attachment; filename=\"registry.csv\"",
+            ketcare_app::registry::csv(&cohort, t.small_cell).map(String::into_bytes),
+        )
+    };
     Ok((
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"registry.csv\"",
-            ),
+            (header::CONTENT_TYPE, kind),
+            (header::CONTENT_DISPOSITION, name),
         ],
-        ketcare_app::registry::csv(&cohort, t.small_cell),
+        body.map_err(AppError::from)?,
     )
         .into_response())
 }

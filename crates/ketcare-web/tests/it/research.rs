@@ -247,8 +247,18 @@ async fn the_registry_reads_outcomes_at_the_window_and_shows_no_identifier() {
         let dict = app.get("/research/dictionary.csv", &page_r).await;
         assert!(dict.body.contains("study_id"));
         let api = app.get("/api/v1/registry/outcomes", &rae).await;
+        let parquet = app.get("/research/export.parquet", &page_r).await;
+        assert_eq!(parquet.status, StatusCode::OK);
+        let parquet_rows = parquet_text(&parquet.bytes);
+        assert_eq!(parquet_rows.lines().count(), 5, "{parquet_rows}");
+        duckdb_reads(&parquet.bytes, &dict_of(&app, &page_r).await, 5);
         let date = regex_lite_date();
-        for (what, body) in [("page", &html.body), ("csv", &csv.body), ("api", &api.body)] {
+        for (what, body) in [
+            ("page", &html.body),
+            ("csv", &csv.body),
+            ("api", &api.body),
+            ("parquet", &parquet_rows),
+        ] {
             for n in 1..=5 {
                 assert!(
                     !body.contains(&format!("Zebedee{n}")),
@@ -300,7 +310,97 @@ async fn the_registry_reads_outcomes_at_the_window_and_shows_no_identifier() {
         assert!(audit.contains("registry.read"), "{audit}");
         let study = lines[1].split(',').next().unwrap();
         assert!(audit.contains(study), "the audit names the study ids");
+
+        // The program dashboard: the same table over the clinic's patients, identified, for
+        // the prescriber (the medical director) alone; never a study id; audited.
+        app.add_user("medi", Role::Prescriber).await;
+        let medi = app.bearer("medi").await;
+        let prog = app.get("/api/v1/program/outcomes", &medi).await;
+        assert_eq!(prog.status, StatusCode::OK, "{}", prog.body);
+        let pj = prog.json();
+        assert_eq!(pj["table"]["subjects"], 5, "{pj}");
+        assert_eq!(
+            pj["table"]["response"]["estimate"]["k"], 2,
+            "the same outcomes as the registry"
+        );
+        let names: Vec<&str> = pj["patients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["patient"]["name"].as_str().unwrap())
+            .collect();
+        assert!(names.iter().any(|n| n.contains("Zebedee1")), "{names:?}");
+        assert!(!prog.body.contains(study), "no study id beside a name");
+        let html = app.get("/program", &app.login("medi").await).await;
+        assert_eq!(html.status, StatusCode::OK, "{}", html.body);
+        assert!(html.body.contains("Zebedee3") && html.body.contains("RG-3"));
+        assert!(html.body.contains("id=\"outcome-table\""));
+        assert!(!html.body.contains(study));
+        for who in [&rae, &nurse] {
+            let r = app.get("/api/v1/program/outcomes", who).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN);
+        }
+        let audit = app
+            .get("/api/v1/audit", &app.bearer("alex").await)
+            .await
+            .body;
+        assert!(audit.contains("program.read"), "{audit}");
     }
+}
+
+async fn dict_of(app: &TestApp, auth: &Auth) -> String {
+    app.get("/research/dictionary.csv", auth).await.body
+}
+
+/// DuckDB (an independent reader, from PyPI) reads the export back with the dictionary's types,
+/// where `KETCARE_TEST_DUCKDB_PYTHON` names a Python that has it (`scripts/parquet-check`
+/// installs it and requires this check; a plain `cargo test` leaves it out).
+fn duckdb_reads(parquet: &[u8], dictionary: &str, rows: usize) {
+    let Ok(python) = std::env::var("KETCARE_TEST_DUCKDB_PYTHON") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("ketcare-parquet-{}-{}", std::process::id(), rows));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (file, dict) = (dir.join("registry.parquet"), dir.join("dictionary.csv"));
+    std::fs::write(&file, parquet).unwrap();
+    std::fs::write(&dict, dictionary).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/parquet_check.py"
+    );
+    let o = std::process::Command::new(python)
+        .arg(script)
+        .arg(&file)
+        .arg(&dict)
+        .arg(rows.to_string())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        o.status.success(),
+        "duckdb: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Every row of a Parquet file as text (each field's value), read back by the parquet crate's
+/// own reader.
+fn parquet_text(bytes: &[u8]) -> String {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes.to_vec())).unwrap();
+    reader
+        .get_row_iter(None)
+        .unwrap()
+        .map(|r| {
+            r.unwrap()
+                .get_column_iter()
+                .map(|(_, f)| f.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Whether `body` holds a calendar date (YYYY-MM-DD).

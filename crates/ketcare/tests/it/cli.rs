@@ -575,7 +575,7 @@ async fn audit_pairs(data: &std::path::Path) -> Vec<(String, String)> {
 }
 
 #[tokio::test]
-async fn registry_export_as_a_researcher_writes_the_csv_and_its_dictionary() {
+async fn registry_export_as_a_researcher_writes_csv_or_parquet_and_its_dictionary() {
     let data = std::env::temp_dir().join(format!("ketcare-registry-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     for (user, role) in [("rae", "researcher"), ("nina", "nurse")] {
@@ -627,7 +627,17 @@ async fn registry_export_as_a_researcher_writes_the_csv_and_its_dictionary() {
     let csv = std::fs::read_to_string(out.join("registry.csv")).unwrap();
     assert!(csv.starts_with("study_id,age,age_band,sex,"), "{csv}");
     let dict = std::fs::read_to_string(out.join("registry-dictionary.csv")).unwrap();
-    assert!(dict.contains("durability_days,days,"), "{dict}");
+    assert!(dict.contains("durability_days,integer,days,"), "{dict}");
+    let o = ketcare(
+        &data,
+        &[
+            "registry", "export", "--as", "rae", "--out", out_s, "--format", "parquet",
+        ],
+        "",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let parquet = std::fs::read(out.join("registry.parquet")).unwrap();
+    assert!(parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"));
     let o = ketcare(
         &data,
         &[
@@ -635,6 +645,7 @@ async fn registry_export_as_a_researcher_writes_the_csv_and_its_dictionary() {
         ],
         "",
     );
-    assert!(text(&o).contains("only csv"), "{}", text(&o));
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--format"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -48,6 +48,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: String,
+    /// The body as sent (binary downloads).
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -192,6 +194,7 @@ impl TestApp {
             status,
             headers,
             body: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes: bytes.to_vec(),
         }
     }
 
