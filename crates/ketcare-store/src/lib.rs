@@ -19,6 +19,7 @@ pub mod session_ops;
 mod sessions;
 mod sql;
 pub mod status;
+pub mod synthetic;
 /// Test-only hooks: fresh databases and fixtures (the `testing` feature; always in this crate's
 /// own unit tests).
 #[cfg(any(test, feature = "testing"))]

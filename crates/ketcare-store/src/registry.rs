@@ -116,6 +116,14 @@ pub trait RegistryStore: Send + Sync {
     async fn cohorts(&self, actor: &Actor) -> Result<Vec<SavedCohort>>;
     /// One saved cohort version (`RegistryRead`).
     async fn saved_cohort(&self, actor: &Actor, id: i64) -> Result<SavedCohort>;
+    /// Writes a batch of synthetic patients with their sessions, vital signs and questionnaire
+    /// totals in one unit (`PatientWrite` and `RunSession`; one audit record for the batch).
+    /// For the synthetic demo clinic only; returns the patients written.
+    async fn insert_synthetic(
+        &self,
+        actor: &Actor,
+        batch: &[crate::synthetic::SyntheticPatient],
+    ) -> Result<usize>;
 }
 
 const COHORT_COLS: &str = "id, name, version, query, created_by, created_at";
@@ -149,32 +157,133 @@ fn local_date(t: jiff::Timestamp) -> Date {
     t.to_zoned(TimeZone::system()).date()
 }
 
-/// `systolic`: the session's systolic readings (epoch seconds, mmHg), oldest first.
-fn session_of(r: &SessionRecord, first: Date, systolic: &[(i64, f64)]) -> Option<RegistrySession> {
-    let s = &r.session;
-    let start = s.dose_start()?;
-    let pre = systolic
-        .iter()
-        .rfind(|(at, _)| *at <= start.as_second())
-        .map(|(_, v)| *v);
-    let peak = systolic
-        .iter()
-        .filter(|(at, _)| *at > start.as_second())
-        .map(|(_, v)| *v)
-        .reduce(f64::max);
-    Some(RegistrySession {
-        day: day_of(first, local_date(start)),
-        protocol_id: s.plan.protocol_id.clone(),
-        given_mg: s.given_mg().ok(),
-        adverse_events: u32::try_from(s.adverse_events.len()).unwrap_or(u32::MAX),
-        alarms: u32::try_from(s.alarms.len()).unwrap_or(u32::MAX),
-        max_dissociation: s.scores.iter().map(|x| x.value).max(),
-        systolic_rise: match (pre, peak) {
-            (Some(a), Some(b)) => Some(b - a),
-            _ => None,
-        },
-        integration_after_days: None,
-    })
+/// A session's registry facts (`registry_session_facts`), derived from its record and its
+/// systolic readings.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Fact {
+    session_id: i64,
+    patient_id: i64,
+    /// The first administration (epoch seconds); `None`: no dose given.
+    dose_epoch: Option<i64>,
+    protocol_id: String,
+    given_mg: Option<f64>,
+    adverse_events: i64,
+    alarms: i64,
+    max_dissociation: Option<i64>,
+    systolic_rise: Option<f64>,
+}
+
+impl Fact {
+    /// The facts of session `session_id` of patient `patient_id`; `systolic`: its systolic
+    /// readings (epoch seconds, mmHg), oldest first.
+    pub(crate) fn of(
+        session_id: i64,
+        patient_id: i64,
+        s: &ketcare_session::Session,
+        systolic: &[(i64, f64)],
+    ) -> Fact {
+        let start = s.dose_start().map(|t| t.as_second());
+        let (pre, peak) = match start {
+            Some(start) => (
+                systolic
+                    .iter()
+                    .rfind(|(at, _)| *at <= start)
+                    .map(|(_, v)| *v),
+                systolic
+                    .iter()
+                    .filter(|(at, _)| *at > start)
+                    .map(|(_, v)| *v)
+                    .reduce(f64::max),
+            ),
+            None => (None, None),
+        };
+        Fact {
+            session_id,
+            patient_id,
+            dose_epoch: start,
+            protocol_id: s.plan.protocol_id.clone(),
+            given_mg: s.given_mg().ok(),
+            adverse_events: i64::try_from(s.adverse_events.len()).unwrap_or(i64::MAX),
+            alarms: i64::try_from(s.alarms.len()).unwrap_or(i64::MAX),
+            max_dissociation: s.scores.iter().map(|x| i64::from(x.value)).max(),
+            systolic_rise: pre.zip(peak).map(|(a, b)| b - a),
+        }
+    }
+}
+
+/// Forgets a session's registry facts (every write to the session or its vitals calls it in
+/// its own transaction; the next registry read derives them again).
+pub(crate) async fn forget_facts(tx: &mut crate::sql::Tx, session: i64) -> Result<()> {
+    sqlx::query("DELETE FROM registry_session_facts WHERE session_id = $1")
+        .bind(session)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Writes a session's facts.
+pub(crate) async fn put_fact(tx: &mut crate::sql::Tx, f: &Fact) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO registry_session_facts (session_id, patient_id, dose_epoch, protocol_id, given_mg, adverse_events, alarms, max_dissociation, systolic_rise)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .persistent(false)
+    .bind(f.session_id)
+    .bind(f.patient_id)
+    .bind(f.dose_epoch)
+    .bind(&f.protocol_id)
+    .bind(f.given_mg)
+    .bind(f.adverse_events)
+    .bind(f.alarms)
+    .bind(f.max_dissociation)
+    .bind(f.systolic_rise)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Derives the facts of every session that has none (new, changed since, or from before the
+/// table), a bounded number of records at a time.
+async fn fill_facts(tx: &mut Unit<'_>) -> Result<()> {
+    let missing: Vec<i64> = sqlx::query_scalar(
+        "SELECT s.id FROM treatment_sessions s LEFT JOIN registry_session_facts f ON f.session_id = s.id WHERE f.session_id IS NULL ORDER BY s.id",
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    for chunk in missing.chunks(500) {
+        let ids = chunk
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let records: Vec<SessionRecord> = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(
+            format!("SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE id IN ({ids})"),
+        ))
+        .fetch_all(tx.conn())
+        .await?
+        .into_iter()
+        .map(SessionRecord::try_from)
+        .collect::<Result<_>>()?;
+        let mut systolic = grouped(
+            sqlx::query_as::<_, (i64, i64, f64)>(sqlx::AssertSqlSafe(format!(
+                "SELECT session_id, at_epoch, systolic FROM session_vitals WHERE session_id IN ({ids}) AND systolic IS NOT NULL ORDER BY session_id, at_epoch, id"
+            )))
+            .fetch_all(tx.conn())
+            .await?
+            .into_iter()
+            .map(|(s, at, v)| (s, (at, v)))
+            .collect(),
+        );
+        for r in &records {
+            let readings = systolic.remove(&r.id.get()).unwrap_or_default();
+            put_fact(
+                tx,
+                &Fact::of(r.id.get(), r.patient_id.get(), &r.session, &readings),
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// A patient's identity as the program dashboard (identified) lists it beside their subject.
@@ -205,20 +314,39 @@ impl SqlStore {
         study: bool,
     ) -> Result<Vec<(i64, RegistrySubject)>> {
         let bands = AgeBands::builtin().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let sessions: Vec<SessionRecord> = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(
-            format!("SELECT {SESSION_COLUMNS} FROM treatment_sessions ORDER BY patient_id, id"),
-        ))
-        .fetch_all(tx.conn())
-        .await?
-        .into_iter()
-        .map(SessionRecord::try_from)
-        .collect::<Result<_>>()?;
-        let mut by_patient: std::collections::BTreeMap<i64, Vec<SessionRecord>> =
+        fill_facts(tx).await?;
+        let mut by_patient: std::collections::BTreeMap<i64, Vec<Fact>> =
             std::collections::BTreeMap::new();
-        for r in sessions {
-            if r.session.dose_start().is_some() {
-                by_patient.entry(r.patient_id.get()).or_default().push(r);
-            }
+        type FactRow = (
+            i64,
+            i64,
+            Option<i64>,
+            String,
+            Option<f64>,
+            i64,
+            i64,
+            Option<i64>,
+            Option<f64>,
+        );
+        for (session_id, patient_id, dose_epoch, protocol_id, given_mg, ae, alarms, diss, rise) in
+            sqlx::query_as::<_, FactRow>(
+                "SELECT session_id, patient_id, dose_epoch, protocol_id, given_mg, adverse_events, alarms, max_dissociation, systolic_rise
+                 FROM registry_session_facts WHERE dose_epoch IS NOT NULL ORDER BY patient_id, session_id",
+            )
+            .fetch_all(tx.conn())
+            .await?
+        {
+            by_patient.entry(patient_id).or_default().push(Fact {
+                session_id,
+                patient_id,
+                dose_epoch,
+                protocol_id,
+                given_mg,
+                adverse_events: ae,
+                alarms,
+                max_dissociation: diss,
+                systolic_rise: rise,
+            });
         }
         type PatientFacts = (String, String, String, Option<f64>, Option<f64>);
         let patients: HashMap<i64, PatientFacts> =
@@ -230,16 +358,6 @@ impl SqlStore {
             .into_iter()
             .map(|(id, dob, sex, intake, w, h)| (id, (dob, sex, intake, w, h)))
             .collect();
-        let mut systolic = grouped(
-            sqlx::query_as::<_, (i64, i64, f64)>(
-                "SELECT session_id, at_epoch, systolic FROM session_vitals WHERE systolic IS NOT NULL ORDER BY session_id, at_epoch, id",
-            )
-            .fetch_all(tx.conn())
-            .await?
-            .into_iter()
-            .map(|(s, at, v)| (s, (at, v)))
-            .collect(),
-        );
         let mut integrations = grouped(
             sqlx::query_as::<_, (i64, Option<i64>, String)>(
                 "SELECT patient_id, session_id, at FROM therapy_encounters WHERE kind = 'integration' ORDER BY patient_id, at, id",
@@ -293,11 +411,12 @@ impl SqlStore {
         };
         let mut out = Vec::with_capacity(by_patient.len());
         for (pid, records) in by_patient {
+            let at = |epoch: i64| jiff::Timestamp::from_second(epoch).ok().map(local_date);
             let Some(first) = records
                 .iter()
-                .filter_map(|r| r.session.dose_start())
+                .filter_map(|f| f.dose_epoch)
                 .min()
-                .map(local_date)
+                .and_then(at)
             else {
                 continue;
             };
@@ -318,19 +437,25 @@ impl SqlStore {
             let age = Age::on(dob, first);
             let integrations = integrations.remove(&pid).unwrap_or_default();
             let mut sessions = Vec::with_capacity(records.len());
-            for r in &records {
-                let systolic = systolic.remove(&r.id.get()).unwrap_or_default();
-                sessions.extend(session_of(r, first, &systolic).map(|mut s| {
-                    let dosed = r.session.dose_start().map(local_date);
-                    s.integration_after_days = dosed.and_then(|d| {
-                        integrations
-                            .iter()
-                            .filter(|(sid, on)| sid.is_none_or(|x| x == r.id.get()) && *on >= d)
-                            .map(|(_, on)| day_of(d, *on))
-                            .min()
-                    });
-                    s
-                }));
+            for f in records {
+                let Some(dosed) = f.dose_epoch.and_then(at) else {
+                    continue;
+                };
+                let integration_after_days = integrations
+                    .iter()
+                    .filter(|(sid, on)| sid.is_none_or(|x| x == f.session_id) && *on >= dosed)
+                    .map(|(_, on)| day_of(dosed, *on))
+                    .min();
+                sessions.push(RegistrySession {
+                    day: day_of(first, dosed),
+                    protocol_id: f.protocol_id,
+                    given_mg: f.given_mg,
+                    adverse_events: u32::try_from(f.adverse_events).unwrap_or(u32::MAX),
+                    alarms: u32::try_from(f.alarms).unwrap_or(u32::MAX),
+                    max_dissociation: f.max_dissociation.and_then(|v| u32::try_from(v).ok()),
+                    systolic_rise: f.systolic_rise,
+                    integration_after_days,
+                });
             }
             sessions.sort_by_key(|s| s.day);
             let scores = scores
@@ -463,6 +588,14 @@ impl RegistryStore for SqlStore {
 
     async fn program(&self, actor: &Actor) -> Result<Vec<(ProgramPatient, RegistrySubject)>> {
         self.program_impl(actor).await
+    }
+
+    async fn insert_synthetic(
+        &self,
+        actor: &Actor,
+        batch: &[crate::synthetic::SyntheticPatient],
+    ) -> Result<usize> {
+        self.insert_synthetic_impl(actor, batch).await
     }
 
     async fn save_cohort(&self, actor: &Actor, name: &str, query: &str) -> Result<SavedCohort> {

@@ -4,6 +4,7 @@
 
 mod cli_bench_fhir;
 mod cli_bench_pages;
+mod cli_bench_registry;
 mod cli_fhir_client;
 mod cli_measures;
 mod cli_ops;
@@ -14,6 +15,7 @@ mod demo;
 mod demo_measures;
 mod demo_ops;
 mod demo_sessions;
+mod demo_synthetic;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -62,6 +64,10 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The demo clinic with a synthetic clinic at scale: N fictional patients with sessions,
+    /// doses, vital signs and PHQ-9 totals (responders, non-responders, drop-outs, relapses),
+    /// deterministic from the seed. Refused on a clinic's own database.
+    Demo(cli_bench_registry::DemoArgs),
     /// Staff accounts.
     #[command(subcommand)]
     User(UserCommand),
@@ -247,6 +253,10 @@ enum BenchCommand {
     /// a fresh one): p50/p95 of a patient's vital-sign search, and a system export's
     /// resources/s and peak memory.
     Fhir(cli_bench_fhir::BenchFhirArgs),
+    /// The research registry's cohort outcome table on the synthetic clinic (`ketcare demo
+    /// --patients …` first), through the function the page and API call; then its Parquet
+    /// export and, with --duckdb, the same table by DuckDB from that export.
+    Registry(cli_bench_registry::BenchRegistryArgs),
 }
 
 #[derive(Args)]
@@ -589,6 +599,12 @@ async fn main() -> Result<()> {
         Command::Bench(BenchCommand::Fhir(a)) => {
             cli_bench_fhir::bench_fhir(cli.db.open().await?, a).await
         }
+        Command::Bench(BenchCommand::Registry(a)) => {
+            let store = cli.db.open().await?;
+            let backend = format!("{:?}", store.backend());
+            cli_bench_registry::bench(store.as_ref(), &backend, a).await
+        }
+        Command::Demo(a) => cli_bench_registry::demo(cli.db.open().await?.as_ref(), a).await,
         Command::Bench(BenchCommand::Vitals(a)) => {
             cli_sessions::bench_vitals(cli.db.open().await?, a).await
         }

@@ -348,7 +348,7 @@ async fn load_session(tx: &mut Tx, id: SessionId) -> Result<SessionRecord> {
     Ok(rec)
 }
 
-fn body_of(session: &Session) -> Result<String> {
+pub(crate) fn body_of(session: &Session) -> Result<String> {
     // Addenda live in their own append-only table.
     let mut s = session.clone();
     s.addenda.clear();
@@ -366,7 +366,7 @@ async fn write_session(tx: &mut Tx, id: SessionId, session: &Session) -> Result<
     .bind(id)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    crate::registry::forget_facts(tx, id.get()).await
 }
 
 /// Each method calls the function of the same name in its aggregate's file.

@@ -163,6 +163,7 @@ impl SqlStore {
         .fetch_one(&mut **tx)
         .await?;
         let vital_id: i64 = row.try_get("id")?;
+        crate::registry::forget_facts(&mut tx, id.get()).await?;
         let alarms = rec.session.on_vital(reading);
         if !alarms.is_empty() {
             write_session(&mut tx, id, &rec.session).await?;

@@ -32,7 +32,7 @@ mod records;
 mod settings;
 mod users;
 
-pub(crate) use patients::load_patient;
+pub(crate) use patients::{BindPatient, INSERT_PATIENT, load_patient};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

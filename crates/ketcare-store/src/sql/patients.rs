@@ -151,8 +151,15 @@ impl TryFrom<SummaryRow> for PatientSummary {
 
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
 
+/// A new patient row: the bound patient ([`BindPatient`]), then its creation time and search
+/// text.
+pub(crate) const INSERT_PATIENT: &str = "INSERT INTO patients (mrn, given_name, family_name, date_of_birth, sex, weight_kg, weight_measured_on,
+                height_cm, height_measured_on, indications, psychiatric_history, substance_use_history, medications,
+                allergies, phone, email, intake, created_at, updated_at, search_text)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19) RETURNING id";
+
 /// Binds the sixteen patient columns, in table order, shared by insert and update.
-trait BindPatient<'q> {
+pub(crate) trait BindPatient<'q> {
     fn bind_patient(self, p: &'q NewPatient) -> Self;
 }
 
@@ -266,17 +273,12 @@ impl SqlStore {
             return Err(mrn_conflict());
         }
         let now = now_rfc3339();
-        let row = sqlx::query(
-            "INSERT INTO patients (mrn, given_name, family_name, date_of_birth, sex, weight_kg, weight_measured_on,
-                height_cm, height_measured_on, indications, psychiatric_history, substance_use_history, medications,
-                allergies, phone, email, intake, created_at, updated_at, search_text)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19) RETURNING id",
-        )
-        .bind_patient(p)
-        .bind(&now)
-        .bind(p.search_text())
-        .fetch_one(&mut **tx)
-        .await?;
+        let row = sqlx::query(INSERT_PATIENT)
+            .bind_patient(p)
+            .bind(&now)
+            .bind(p.search_text())
+            .fetch_one(&mut **tx)
+            .await?;
         let id = PatientId::new(row.try_get("id")?);
         tx.audit(&AuditEvent::new(
             "patient.create",

@@ -170,6 +170,16 @@ async fn a_session_from_check_in_to_signed_record() {
             Some(id)
         );
 
+        // The registry's facts of the session: derived on the first read, and derived again after
+        // a write (the alarm below), not served stale.
+        let alarms_in_registry = || async {
+            let subjects = s.registry(&Actor::system(Role::Researcher)).await.unwrap();
+            assert_eq!(subjects.len(), 1, "{backend:?}");
+            subjects[0].sessions[0].alarms
+        };
+        assert_eq!(alarms_in_registry().await, 0);
+        assert_eq!(alarms_in_registry().await, 0, "read again from the facts");
+
         // A monitor message stored once; a low SpO2 raises an alarm in the same transaction.
         let out = s
             .record_vital(
@@ -184,6 +194,11 @@ async fn a_session_from_check_in_to_signed_record() {
             VitalOutcome::Stored { alarms, .. } => assert_eq!(alarms.len(), 1, "{backend:?}"),
             other => panic!("{other:?}"),
         }
+        assert_eq!(
+            alarms_in_registry().await,
+            1,
+            "{backend:?}: the facts follow the write"
+        );
         let dup = s
             .record_vital(
                 &nurse(),

@@ -649,3 +649,66 @@ async fn registry_export_as_a_researcher_writes_csv_or_parquet_and_its_dictionar
     assert!(text(&o).contains("--format"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[tokio::test]
+async fn a_synthetic_clinic_is_generated_and_its_registry_benchmarked() {
+    let data = std::env::temp_dir().join(format!("ketcare-synthetic-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let o = ketcare(
+        &data,
+        &["demo", "--patients", "40", "--years", "1", "--seed", "3"],
+        "",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("synthetic clinic (seed 3): 40 patients"),
+        "{}",
+        text(&o)
+    );
+    let o = ketcare(&data, &["bench", "registry", "--runs", "1"], "");
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("registry outcome table (Sqlite, indication trd)"),
+        "{out}"
+    );
+    assert!(out.contains("parquet export: "), "{out}");
+    // Its de-identified export holds no name, MRN, date, phone or email of any patient.
+    let dir = data.join("export");
+    let o = ketcare(
+        &data,
+        &[
+            "registry",
+            "export",
+            "--as",
+            "researcher",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let csv = std::fs::read_to_string(dir.join("registry.csv")).unwrap();
+    assert!(csv.lines().count() > 30, "{csv}");
+    for needle in ["SYN-", "Synthetic", "Patient 0", "@", "KC-"] {
+        assert!(!csv.contains(needle), "{needle} in the export");
+    }
+    let date = |b: &[u8]| {
+        b.windows(10).any(|w| {
+            w[..4].iter().all(u8::is_ascii_digit)
+                && w[4] == b'-'
+                && w[5..7].iter().all(u8::is_ascii_digit)
+                && w[7] == b'-'
+                && w[8..10].iter().all(u8::is_ascii_digit)
+        })
+    };
+    assert!(!date(csv.as_bytes()), "a date in the export");
+    // The same seed again is refused (its patients are there), naming the MRN.
+    let o = ketcare(
+        &data,
+        &["demo", "--patients", "5", "--years", "1", "--seed", "3"],
+        "",
+    );
+    assert!(!o.status.success());
+    let _ = std::fs::remove_dir_all(&data);
+}

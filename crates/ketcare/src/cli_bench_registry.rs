@@ -1,0 +1,156 @@
+//! `ketcare demo --patients N --years Y` (the synthetic clinic) and `ketcare bench registry`:
+//! the research registry's cohort outcome table on that clinic, timed through the same public
+//! function the page, the API and the CLI call (`ketcare_app::registry::cohort`), then its
+//! Parquet export, and — with `--duckdb PYTHON` — the same table computed by DuckDB from that
+//! export in the same run, for comparison.
+
+use anyhow::{Context, Result, bail};
+use ketcare_app::registry::{CohortQuery, OutcomeTable};
+use ketcare_core::{Actor, Permission};
+use ketcare_research::deid::Cell;
+use ketcare_store::Store;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Synthetic patients to add to the demo clinic.
+    #[arg(long, default_value_t = 1000)]
+    pub patients: u64,
+    /// Years over which their first treatments fall (ending yesterday).
+    #[arg(long, default_value_t = 2)]
+    pub years: i64,
+    /// The seed: the same seed and day give the same clinic.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// `ketcare demo`: the demo clinic (staff, settings, its twenty patients) if the database is
+/// empty, then the synthetic patients. Refused on a clinic's own database.
+pub async fn demo(store: &dyn Store, args: DemoArgs) -> Result<()> {
+    let today = jiff::Zoned::now().date();
+    crate::demo::seed(store, today).await?;
+    let g =
+        crate::demo_synthetic::generate(store, today, args.patients, args.years, args.seed).await?;
+    println!(
+        "synthetic clinic (seed {}): {} patients, {} sessions, {} vital-sign readings, {} PHQ-9 totals ({} observations) in {:.1} s ({:.0} observations/s)",
+        args.seed,
+        g.patients,
+        g.sessions,
+        g.vitals,
+        g.scores,
+        g.vitals + g.scores,
+        g.seconds,
+        (g.vitals + g.scores) as f64 / g.seconds.max(1e-9)
+    );
+    crate::demo::print_logins();
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct BenchRegistryArgs {
+    /// The researcher account that reads the registry (the demo's by default).
+    #[arg(long = "as", default_value = "researcher")]
+    pub as_user: String,
+    /// The cohort's indication (the table of "all depression patients": trd).
+    #[arg(long, default_value = "trd")]
+    pub indication: String,
+    /// Timed runs of the outcome table (the figures are the median and the best).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// A Python with the `duckdb` package: computes the same table from the Parquet export.
+    #[arg(long)]
+    pub duckdb: Option<PathBuf>,
+}
+
+fn count(c: &Cell) -> String {
+    match c {
+        Cell::Count(n) => n.to_string(),
+        Cell::Suppressed { below } => format!("<{below}"),
+    }
+}
+
+fn rate(r: &Option<ketcare_app::registry::Rate>) -> String {
+    match r {
+        Some(r) => format!("{}/{}", count(&r.k), count(&r.n)),
+        None => "not evaluated".into(),
+    }
+}
+
+fn summary(t: &OutcomeTable) -> String {
+    format!(
+        "subjects {}, induction completed {}, response {}, remission {}, median sessions {}",
+        count(&t.subjects),
+        rate(&t.induction_completed),
+        rate(&t.response),
+        rate(&t.remission),
+        t.sessions_per_subject_median
+            .map_or("-".into(), |m| format!("{m}"))
+    )
+}
+
+pub async fn bench(store: &dyn Store, backend: &str, args: BenchRegistryArgs) -> Result<()> {
+    let u = store
+        .user_by_username(&args.as_user)
+        .await?
+        .with_context(|| format!("no user `{}`", args.as_user))?;
+    if !u.role.allows(Permission::RegistryRead) {
+        bail!("a {} may not read the research registry", u.role);
+    }
+    let actor = Actor::user(u.id, &u.username, u.role, "cli");
+    let library = ketcare_app::clinical::cached_library(store)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let q = CohortQuery {
+        indication: Some(args.indication.clone()),
+        ..CohortQuery::default()
+    };
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..args.runs.max(1) {
+        let t0 = Instant::now();
+        let r = ketcare_app::registry::cohort(store, &library, &actor, &q)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        times.push(t0.elapsed().as_secs_f64());
+        last = Some(r);
+    }
+    let (rows, table) = last.context("no run")?;
+    times.sort_by(f64::total_cmp);
+    println!(
+        "registry outcome table ({backend}, indication {}): median {:.3} s, best {:.3} s over {} runs — {}",
+        args.indication,
+        times[times.len() / 2],
+        times[0],
+        times.len(),
+        summary(&table)
+    );
+    let t0 = Instant::now();
+    let parquet = ketcare_app::registry::parquet(&rows, table.small_cell)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dir = std::env::temp_dir().join(format!("ketcare-bench-registry-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("registry.parquet");
+    std::fs::write(&file, &parquet)?;
+    println!(
+        "parquet export: {} rows, {:.1} MB in {:.3} s",
+        ketcare_app::registry::rows(&rows, table.small_cell).len(),
+        parquet.len() as f64 / 1e6,
+        t0.elapsed().as_secs_f64()
+    );
+    if let Some(python) = &args.duckdb {
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/registry_duckdb.py");
+        let o = std::process::Command::new(python)
+            .arg(&script)
+            .arg(&file)
+            .output()
+            .with_context(|| format!("{}", python.display()))?;
+        print!("{}", String::from_utf8_lossy(&o.stdout));
+        if !o.status.success() {
+            bail!("duckdb: {}", String::from_utf8_lossy(&o.stderr));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
