@@ -15,7 +15,7 @@ use ketcare_core::{Actor, GuardianId, PatientId};
 use ketcare_measures::sending::{CourseFacts, SendSchedule, occurrences};
 use ketcare_ops::outreach::{
     Attempt, CLAIM_SECONDS, Channel, Next, QuietHours, Reach, Unreachable, after_attempt,
-    link_message, route,
+    link_message, reminder_due, route,
 };
 use ketcare_store::Store;
 use ketcare_store::measures::MeasureLink;
@@ -39,6 +39,9 @@ pub const SMS_GATEWAY_URL: &str = "outreach.sms_gateway_url";
 /// Site setting (number): days after a link's message before an unanswered link is reminded of
 /// (once).
 pub const REMINDER_AFTER_DAYS: &str = "outreach.reminder_after_days";
+/// Site setting (number): how many reminders an unanswered link gets, one a day from the first
+/// (1 when unset).
+pub const REMINDER_COUNT: &str = "outreach.reminder_count";
 /// Site setting (text): quiet hours, `HH:MM-HH:MM` in the site's time zone.
 pub const QUIET_HOURS: &str = "outreach.quiet_hours";
 
@@ -573,6 +576,55 @@ pub async fn deliver_due(
     Ok(done)
 }
 
+/// The longest gateway error kept with a message (its words are the gateway's, shown to staff).
+const RECEIPT_ERROR_CHARS: usize = 300;
+
+/// A delivery receipt from the SMS gateway, already authenticated by the edge (its signature).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptInput {
+    /// The `message_id` ketcare sent the message with.
+    pub message_id: i64,
+    /// `delivered` or `failed`.
+    pub status: ketcare_ops::outreach::Receipt,
+    /// The gateway's reason, when it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// What a receipt did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReceiptOutcome {
+    pub message_id: i64,
+    pub status: ketcare_ops::outreach::MessageState,
+    /// `false` when the message was already so (a repeated receipt).
+    pub changed: bool,
+}
+
+/// Records the gateway's delivery receipt: a sent text message becomes delivered or failed,
+/// once (as `system:outbox`, audited). An unknown message is not found; a message not sent yet,
+/// not a text message, or already final the other way is a conflict.
+pub async fn record_receipt(store: &dyn Store, input: &ReceiptInput) -> Result<ReceiptOutcome> {
+    let error = input
+        .error
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| e.chars().take(RECEIPT_ERROR_CHARS).collect::<String>());
+    let (msg, changed) = store
+        .record_receipt(
+            ketcare_core::MessageId::new(input.message_id),
+            input.status,
+            error.as_deref(),
+        )
+        .await?;
+    Ok(ReceiptOutcome {
+        message_id: msg.id.get(),
+        status: msg.status,
+        changed,
+    })
+}
+
 /// How far back the unanswered-links queue looks: links that expired in the last two weeks.
 /// How much a working list shows, not a clinical limit (a newer answered link also clears one).
 pub const UNANSWERED_QUEUE_DAYS: i64 = 14;
@@ -654,9 +706,11 @@ pub async fn unanswered_queue(
 }
 
 /// One pass of reminders at `now`: each unanswered, unexpired link whose message was first due
-/// `outreach.reminder_after_days` days ago or more, and which has had no reminder, gets a new
-/// token and a reminder message with it (the old address stops working), once — where its
-/// recipient may still be reached. Nothing while the site has not set the number of days.
+/// `outreach.reminder_after_days` days ago or more is reminded of, then once a day, up to
+/// `outreach.reminder_count` reminders (1 when unset); each reminder gives the link a new token
+/// and sends it (the old address stops working), once — where its recipient may still be
+/// reached. After a pause only the newest reminder due goes. Nothing while the site has not set
+/// the number of days.
 pub async fn send_reminders(
     store: &dyn Store,
     now: i64,
@@ -666,12 +720,23 @@ pub async fn send_reminders(
     let Some(days) = site.value(REMINDER_AFTER_DAYS) else {
         return Ok(Vec::new());
     };
+    let count = site
+        .value(REMINDER_COUNT)
+        .filter(|c| c.fract() == 0.0 && *c >= 0.0)
+        .map_or(1, |c| c.min(f64::from(u32::MAX)) as u32);
     let actor = schedules_actor();
     let mut sent = Vec::new();
-    for link in store
+    for r in store
         .links_to_remind(now - (days * 86_400.0) as i64, now)
         .await?
     {
+        let Some(number) = reminder_due(r.first_due_at, days, count, now) else {
+            continue;
+        };
+        if number <= r.reminders_sent {
+            continue;
+        }
+        let link = &r.link;
         let p = prepare(
             store,
             &actor,
@@ -682,7 +747,10 @@ pub async fn send_reminders(
         )
         .await?;
         let Some(m) = &p.message else { continue };
-        match store.remind(&actor, &link, &p.token_hash, m, now).await {
+        match store
+            .remind(&actor, link, number, &p.token_hash, m, now)
+            .await
+        {
             Ok(Some(msg)) => sent.push(msg),
             Ok(None) | Err(ketcare_store::StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),

@@ -690,7 +690,12 @@ fn input_for(key: &str) -> Input {
     if suffix("_days") {
         return number("days", Some(0.0), None, Some(1.0), count);
     }
-    if suffix("_trials") || suffix("_consecutive") || suffix("_patients") || suffix("_sessions") {
+    if suffix("_trials")
+        || suffix("_consecutive")
+        || suffix("_patients")
+        || suffix("_sessions")
+        || suffix("_count")
+    {
         return number("", Some(0.0), None, Some(1.0), count);
     }
     if suffix("_at_least") || suffix("_at_most") || last == "item_max" {
@@ -894,10 +899,19 @@ fn code_settings(library: &Library) -> Vec<SettingSpec> {
         ),
         spec(
             crate::outreach::REMINDER_AFTER_DAYS,
-            "Days after a questionnaire link's message before an unanswered link is reminded of, \
-             once, with a new address (the reference gives none: the site's choice)."
+            "Days after a questionnaire link's message before an unanswered link is first \
+             reminded of, with a new address (the reference gives none: the site's choice)."
                 .into(),
             "unset: no reminder is sent".into(),
+            vec!["outreach: reminders".into()],
+        ),
+        spec(
+            crate::outreach::REMINDER_COUNT,
+            "How many reminders an unanswered link gets: the first after \
+             `outreach.reminder_after_days`, then one a day, each with a new address, until it \
+             is answered or expires (the reference gives none: the site's choice)."
+                .into(),
+            "unset: one reminder".into(),
             vec!["outreach: reminders".into()],
         ),
         spec(

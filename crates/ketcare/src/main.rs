@@ -678,14 +678,6 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         api_burst: args.api_burst,
         api_per_second: args.api_per_second,
     };
-    // FHIR bulk exports are written in the data folder (0700), beside the database.
-    let state = AppState::new(store.clone(), config, bands, library)
-        .with_export_dir(db.data.join("exports"));
-    state
-        .refresh_demo()
-        .await
-        .map_err(|e| anyhow::anyhow!("reading the site settings: {e}"))?;
-    cli_sessions::start(&state, args.mllp).await?;
     // The outbox is drained inside the server: questionnaire links by email and text message.
     let secrets = ketcare_web::outreach::delivery::DeliverySecrets {
         smtp_username: args.smtp_username.clone(),
@@ -695,6 +687,15 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
             args.sms_secret_file.as_deref(),
         )?,
     };
+    // FHIR bulk exports are written in the data folder (0700), beside the database.
+    let state = AppState::new(store.clone(), config, bands, library)
+        .with_export_dir(db.data.join("exports"))
+        .with_sms_secret(secrets.sms_secret.clone());
+    state
+        .refresh_demo()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the site settings: {e}"))?;
+    cli_sessions::start(&state, args.mllp).await?;
     ketcare_web::outreach::delivery::spawn_worker(
         state.clone(),
         Arc::new(ketcare_web::outreach::delivery::LiveChannels { secrets }),

@@ -168,6 +168,32 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &str) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// How far a delivery receipt's signed timestamp may be from the server's clock: a captured
+/// receipt cannot be replayed later than this (ketcare's own limit, not a clinical number).
+pub const RECEIPT_WINDOW_SECONDS: i64 = 300;
+
+/// Whether `signature` is `sha256=<hex>` of HMAC-SHA256 under `secret` over
+/// `"<timestamp>.<body>"` (compared in constant time), with `timestamp` within
+/// [`RECEIPT_WINDOW_SECONDS`] of `now`: the scheme of [`sign`], the other way.
+pub fn verify(secret: &[u8], timestamp: &str, body: &[u8], signature: &str, now: i64) -> bool {
+    let Ok(at) = timestamp.trim().parse::<i64>() else {
+        return false;
+    };
+    if (now - at).abs() > RECEIPT_WINDOW_SECONDS {
+        return false;
+    }
+    let Some(Ok(expected)) = signature.strip_prefix("sha256=").map(hex::decode) else {
+        return false;
+    };
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(at.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
 /// One HTTP/1.1 POST to `url` (http or https); the answer's status.
 async fn post(
     url: &str,

@@ -8,7 +8,7 @@
 //! `KETCARE_TEST_REQUIRE_SMTPD` is set, as `scripts/smtp-test` (run by `scripts/test`) sets it.
 
 use crate::common;
-use crate::outreach::{delivery_settings_with, link, patient_with_email, prefer};
+use crate::outreach::{delivery_settings_with, link, patient_with_email, prefer, texting_patient};
 
 use axum::http::{HeaderMap, StatusCode};
 use common::{START, TestApp};
@@ -239,17 +239,8 @@ async fn a_text_message_reaches_a_signed_webhook_after_a_failed_try() {
     let utc = jiff::tz::TimeZone::UTC;
     for backend in BACKENDS {
         let app = TestApp::new(backend).await;
-        let (pid, nurse) = patient_with_email(&app).await;
         let (port, received) = gateway(SECRET).await;
-        let url = format!("http://127.0.0.1:{port}/sms");
-        delivery_settings_with(&app, &[("outreach.sms_gateway_url", url.as_str())], &[]).await;
-        prefer(
-            &app,
-            pid,
-            &nurse,
-            json!({"channel": "sms", "consented": true}),
-        )
-        .await;
+        let (pid, nurse) = texting_patient(&app, &format!("http://127.0.0.1:{port}/sms")).await;
         let l = link(&app, pid, &nurse).await;
         assert_eq!(l["message"]["recipient"], "+1 555 0100");
         let path = l["path"].as_str().unwrap().to_owned();
