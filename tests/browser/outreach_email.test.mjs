@@ -110,5 +110,8 @@ test('a patient on a phone opens the emailed link, answers, then sees their char
   const row = staff.locator('#links tr[data-link]').first();
   assert.match(await row.locator('.message').textContent(), /email sent/);
   assert.match(await row.locator('.status').textContent(), /completed|answered/i);
+  await staff.goto(`${server.base}/patients/1/contact`);
+  assert.match(await staff.textContent('#message-list tr[data-message] .state'), /^sent$/);
+  await staff.screenshot({ path: resultPath('contact-messages.png'), fullPage: true });
   await staff.close();
 });

@@ -426,6 +426,132 @@ pub async fn add_schedule(
         .await?)
 }
 
+/// The facts schedule `sch` (rule `rule`) reads: its course and, where the rule needs them, the
+/// days a dose was given and the booked sessions (each read audited). `None`: the course is
+/// gone or its dates do not parse.
+async fn course_facts(
+    store: &dyn Store,
+    actor: &Actor,
+    sch: &StoredSchedule,
+    rule: &SendSchedule,
+    zone: &TimeZone,
+) -> Result<Option<(ketcare_store::measures::MeasureCourse, CourseFacts)>> {
+    let courses = store.patient_courses(actor, sch.patient_id).await?;
+    let Some(course) = courses.into_iter().find(|c| c.id == sch.course_id) else {
+        return Ok(None);
+    };
+    let (Ok(first_day), last_day) = (
+        course.started_on.parse::<jiff::civil::Date>(),
+        course.ended_on.as_deref().and_then(|d| d.parse().ok()),
+    ) else {
+        return Ok(None);
+    };
+    // Only the facts the rule reads are loaded.
+    let dose_days = match rule {
+        SendSchedule::BeforeEachSession { .. }
+        | SendSchedule::EveryDays {
+            restart_at_treatment: false,
+            ..
+        } => Vec::new(),
+        _ => store
+            .patient_sessions(actor, sch.patient_id)
+            .await?
+            .iter()
+            .filter_map(|s| s.session.dose_start())
+            .map(|t| t.to_zoned(zone.clone()).date())
+            .collect(),
+    };
+    let booked = match rule {
+        SendSchedule::BeforeEachSession { .. } => store
+            .patient_bookings(actor, sch.patient_id)
+            .await?
+            .into_iter()
+            .filter(|b| b.status == ketcare_ops::schedule::BookingStatus::Booked)
+            .map(|b| (b.id.get(), b.start))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Some((
+        course,
+        CourseFacts {
+            first_day,
+            last_day,
+            dose_days,
+            sessions: booked,
+        },
+    )))
+}
+
+/// How far ahead a schedule's next occurrence is looked for (a year: the longest gap a rule
+/// allows).
+const NEXT_WITHIN_DAYS: i64 = 366;
+
+/// A course's schedule as staff see it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ScheduleView {
+    #[serde(flatten)]
+    pub schedule: StoredSchedule,
+    /// The rule in words.
+    pub rule: String,
+    /// The course's questionnaire.
+    pub instrument: Option<String>,
+    /// When the next occurrence is due (civil time in the site's zone, `YYYY-MM-DDTHH:MM:SS`),
+    /// as the record stands now (a dose given later moves a rule counted from treatment);
+    /// `None` when stopped or when none falls within a year.
+    pub next_at: Option<String>,
+}
+
+/// The patient's course schedules, running and stopped, each with its next occurrence after
+/// `now` (reads audited).
+pub async fn schedules(
+    store: &dyn Store,
+    actor: &Actor,
+    patient: PatientId,
+    now: i64,
+    zone: &TimeZone,
+) -> Result<Vec<ScheduleView>> {
+    let now_local = Timestamp::from_second(now)
+        .map_err(|_| Error::Internal)?
+        .to_zoned(zone.clone())
+        .datetime();
+    let until = now_local
+        .checked_add(jiff::Span::new().days(NEXT_WITHIN_DAYS))
+        .unwrap_or(now_local);
+    let mut out = Vec::new();
+    for sch in store.patient_schedules(actor, patient).await? {
+        let Ok(rule) = serde_json::from_str::<SendSchedule>(&sch.schedule) else {
+            tracing::error!(schedule = sch.id, "a stored schedule does not parse");
+            continue;
+        };
+        let facts = course_facts(store, actor, &sch, &rule, zone).await?;
+        let next_at = match (&facts, &sch.stopped_at) {
+            (Some((_, f)), None) => occurrences(&rule, f, until)
+                .into_iter()
+                .find(|o| o.at > now_local)
+                .map(|o| o.at.to_string()),
+            _ => None,
+        };
+        out.push(ScheduleView {
+            rule: rule.describe(),
+            instrument: facts.map(|(c, _)| c.instrument),
+            next_at,
+            schedule: sch,
+        });
+    }
+    Ok(out)
+}
+
+/// Stops one of the patient's schedules: the runner sends nothing more for it (who and when
+/// recorded; audited).
+pub async fn stop_schedule(
+    store: &dyn Store,
+    actor: &Actor,
+    patient: PatientId,
+    schedule_id: i64,
+) -> Result<StoredSchedule> {
+    Ok(store.stop_schedule(actor, patient, schedule_id).await?)
+}
+
 /// One pass of the schedule runner at `now`: for each schedule, the newest occurrence due (after
 /// the schedule was added) is sent once — a link for the course's questionnaire, and its message
 /// where the recipient may be reached — the store's unique key on (schedule, occurrence) making
@@ -448,46 +574,8 @@ pub async fn run_schedules(
             tracing::error!(schedule = sch.id, "a stored schedule does not parse");
             continue;
         };
-        let courses = store.patient_courses(&actor, sch.patient_id).await?;
-        let Some(course) = courses.iter().find(|c| c.id == sch.course_id) else {
+        let Some((course, facts)) = course_facts(store, &actor, &sch, &rule, zone).await? else {
             continue;
-        };
-        let (Ok(first_day), last_day) = (
-            course.started_on.parse::<jiff::civil::Date>(),
-            course.ended_on.as_deref().and_then(|d| d.parse().ok()),
-        ) else {
-            continue;
-        };
-        // Only the facts the rule reads are loaded (each read is audited).
-        let dose_days = match rule {
-            SendSchedule::BeforeEachSession { .. }
-            | SendSchedule::EveryDays {
-                restart_at_treatment: false,
-                ..
-            } => Vec::new(),
-            _ => store
-                .patient_sessions(&actor, sch.patient_id)
-                .await?
-                .iter()
-                .filter_map(|s| s.session.dose_start())
-                .map(|t| t.to_zoned(zone.clone()).date())
-                .collect(),
-        };
-        let booked = match rule {
-            SendSchedule::BeforeEachSession { .. } => store
-                .patient_bookings(&actor, sch.patient_id)
-                .await?
-                .into_iter()
-                .filter(|b| b.status == ketcare_ops::schedule::BookingStatus::Booked)
-                .map(|b| (b.id.get(), b.start))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let facts = CourseFacts {
-            first_day,
-            last_day,
-            dose_days,
-            sessions: booked,
         };
         let due = occurrences(&rule, &facts, until);
         let newest = due.iter().rev().find(|o| {

@@ -212,10 +212,12 @@ pub struct StoredSchedule {
     pub created_at: String,
     /// Epoch seconds it was added: no occurrence due earlier is sent.
     pub created_epoch: i64,
+    /// Who stopped it and when (`None`: it runs).
+    pub stopped_by: Option<String>,
+    pub stopped_at: Option<String>,
 }
 
-const SCHEDULE_COLS: &str =
-    "id, patient_id, course_id, guardian_id, schedule, created_by, created_at, created_epoch";
+const SCHEDULE_COLS: &str = "id, patient_id, course_id, guardian_id, schedule, created_by, created_at, created_epoch, stopped_by, stopped_at";
 
 /// The store's part for this area (included in [`crate::Store`]).
 #[async_trait]
@@ -305,13 +307,28 @@ pub trait OutreachStore: Send + Sync {
         guardian: Option<GuardianId>,
         now: i64,
     ) -> Result<StoredSchedule>;
-    /// Every schedule, for the runner (ids and rules only; not audited).
+    /// Every schedule not stopped, for the runner (ids and rules only; not audited).
     async fn active_schedules(&self) -> Result<Vec<StoredSchedule>>;
+    /// The patient's schedules, running and stopped, oldest first (`ClinicalRead`; audited).
+    async fn patient_schedules(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+    ) -> Result<Vec<StoredSchedule>>;
+    /// Stops one of the patient's schedules (`RecordMeasures`; audited): it sends nothing more.
+    /// Not the patient's: not found; stopped already: a conflict naming who stopped it.
+    async fn stop_schedule(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        schedule_id: i64,
+    ) -> Result<StoredSchedule>;
     /// Whether the occurrence `key` of a schedule has been sent (not audited).
     async fn occurrence_sent(&self, schedule_id: i64, key: &str) -> Result<bool>;
     /// Sends occurrence `key` of `schedule` once: in one unit, inserts it under its unique key
     /// and, only if it was not there yet, creates its link and queues its message (checked as
-    /// [`Self::create_link_with_message`] does). `None`: it had been sent already.
+    /// [`Self::create_link_with_message`] does). `None`: it had been sent already, or the
+    /// schedule has been stopped.
     async fn send_occurrence(
         &self,
         actor: &Actor,
@@ -722,11 +739,80 @@ impl OutreachStore for SqlStore {
     async fn active_schedules(&self) -> Result<Vec<StoredSchedule>> {
         Ok(
             sqlx::query_as::<_, StoredSchedule>(sqlx::AssertSqlSafe(format!(
-                "SELECT {SCHEDULE_COLS} FROM measure_schedules ORDER BY id"
+                "SELECT {SCHEDULE_COLS} FROM measure_schedules WHERE stopped_at IS NULL ORDER BY id"
             )))
             .fetch_all(&self.pool)
             .await?,
         )
+    }
+
+    async fn patient_schedules(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+    ) -> Result<Vec<StoredSchedule>> {
+        self.patient_rows(
+            Permission::ClinicalRead,
+            actor,
+            patient,
+            format!(
+                "SELECT {SCHEDULE_COLS} FROM measure_schedules WHERE patient_id = $1 ORDER BY id"
+            ),
+            Ok::<StoredSchedule, StoreError>,
+            "measure_schedule.read",
+            "schedules",
+        )
+        .await
+    }
+
+    async fn stop_schedule(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        schedule_id: i64,
+    ) -> Result<StoredSchedule> {
+        let mut tx = self.write(actor, Permission::RecordMeasures).await?;
+        let select = format!(
+            "SELECT {SCHEDULE_COLS} FROM measure_schedules WHERE id = $1 AND patient_id = $2"
+        );
+        let found = sqlx::query_as::<_, StoredSchedule>(sqlx::AssertSqlSafe(select.clone()))
+            .bind(schedule_id)
+            .bind(patient)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "schedule".into(),
+            })?;
+        let stopped = sqlx::query(
+            "UPDATE measure_schedules SET stopped_by = $1, stopped_at = $2 WHERE id = $3 AND stopped_at IS NULL",
+        )
+        .bind(&actor.username)
+        .bind(now_rfc3339())
+        .bind(schedule_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if stopped != 1 {
+            return Err(StoreError::Conflict(format!(
+                "schedule {schedule_id}: stopped already by {} at {}",
+                found.stopped_by.unwrap_or_default(),
+                found.stopped_at.unwrap_or_default()
+            )));
+        }
+        audit(
+            &mut tx,
+            "measure_schedule.stop",
+            patient,
+            format!("schedule {schedule_id} for course {}", found.course_id),
+        )
+        .await?;
+        let saved = sqlx::query_as::<_, StoredSchedule>(sqlx::AssertSqlSafe(select))
+            .bind(schedule_id)
+            .bind(patient)
+            .fetch_one(&mut **tx)
+            .await?;
+        tx.commit().await?;
+        Ok(saved)
     }
 
     async fn occurrence_sent(&self, schedule_id: i64, key: &str) -> Result<bool> {
@@ -750,6 +836,19 @@ impl OutreachStore for SqlStore {
     ) -> Result<Option<MeasureLink>> {
         require(actor, Permission::RecordMeasures)?;
         let mut tx = self.unit(actor).await?;
+        // A write on the schedule's row first: a stop committed before it is seen (nothing is
+        // sent), and a stop that comes later waits for this unit (PostgreSQL's row lock,
+        // SQLite's one writer), so nothing is sent after a stop has been acknowledged.
+        let running = sqlx::query(
+            "UPDATE measure_schedules SET stopped_at = NULL WHERE id = $1 AND stopped_at IS NULL",
+        )
+        .bind(schedule.id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if running != 1 {
+            return Ok(None);
+        }
         let inserted = sqlx::query(
             "INSERT INTO schedule_occurrences (schedule_id, occurrence, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (schedule_id, occurrence) DO NOTHING RETURNING id",

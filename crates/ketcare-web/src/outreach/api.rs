@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
-use ketcare_app::outreach::{ContactInput, Contacts, ReceiptInput, ReceiptOutcome};
+use ketcare_app::outreach::{ContactInput, Contacts, ReceiptInput, ReceiptOutcome, ScheduleView};
 use ketcare_core::FieldErrors;
 use ketcare_core::GuardianId;
 use ketcare_core::PatientId;
@@ -94,6 +94,40 @@ pub async fn add_schedule(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(saved)))
+}
+
+/// The patient's course schedules, running and stopped (who stopped each and when), each with
+/// its rule in words and its next occurrence as the record stands now.
+#[utoipa::path(get, path = "/api/v1/patients/{id}/schedules", params(("id" = i64, Path)), responses((status = 200, description = "schedules, oldest first", body = [ScheduleView]), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn schedules(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Vec<ScheduleView>>, AppError> {
+    Ok(Json(
+        ketcare_app::outreach::schedules(
+            s.store.as_ref(),
+            &p.actor,
+            PatientId::new(id),
+            s.now(),
+            &jiff::tz::TimeZone::system(),
+        )
+        .await?,
+    ))
+}
+
+/// Stops one of the patient's course schedules: nothing more is sent for it. Who stopped it and
+/// when are recorded (audited); a schedule stopped already is a conflict naming who stopped it.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/schedules/{schid}/stop", params(("id" = i64, Path), ("schid" = i64, Path)), responses((status = 200, description = "the schedule, stopped", body = StoredSchedule), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn stop_schedule(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath((id, schid)): ApiPath<(i64, i64)>,
+) -> Result<Json<StoredSchedule>, AppError> {
+    Ok(Json(
+        ketcare_app::outreach::stop_schedule(s.store.as_ref(), &p.actor, PatientId::new(id), schid)
+            .await?,
+    ))
 }
 
 /// The SMS gateway's delivery receipt for a message ketcare sent it: `{"message_id": 12,

@@ -23,11 +23,14 @@ pub(crate) fn routes() -> Vec<Entry> {
         // Pages
         r(Get, "/patients/{id}/contact", Requires(PatientRead), pages::contact),
         r(Post, "/patients/{id}/contact", Requires(PatientWrite), pages::record_contact),
+        r(Post, "/patients/{id}/schedules/{schid}/stop", Requires(RecordMeasures), pages::stop_schedule),
         // API
         r(Get, "/api/v1/patients/{id}/contact", Requires(PatientRead), api::contacts),
         r(Post, "/api/v1/patients/{id}/contact", Requires(PatientWrite), api::record_contact),
         r(Get, "/api/v1/patients/{id}/messages", Requires(ClinicalRead), api::messages),
         r(Post, "/api/v1/patients/{id}/courses/{cid}/schedules", Requires(RecordMeasures), api::add_schedule),
+        r(Get, "/api/v1/patients/{id}/schedules", Requires(ClinicalRead), api::schedules),
+        r(Post, "/api/v1/patients/{id}/schedules/{schid}/stop", Requires(RecordMeasures), api::stop_schedule),
         // The SMS gateway's delivery receipts: signed, no account.
         r(Post, "/api/v1/outreach/receipts", Public, api::sms_receipt),
     ]
@@ -41,6 +44,8 @@ pub(crate) fn routes() -> Vec<Entry> {
         api::record_contact,
         api::messages,
         api::add_schedule,
+        api::schedules,
+        api::stop_schedule,
         api::sms_receipt
     ),
     components(schemas(
@@ -50,6 +55,7 @@ pub(crate) fn routes() -> Vec<Entry> {
         ketcare_store::outreach::ContactPreference,
         ketcare_store::outreach::OutboxMessage,
         ketcare_store::outreach::StoredSchedule,
+        ketcare_app::outreach::ScheduleView,
         ketcare_measures::sending::SendSchedule,
         api::ScheduleRequest,
         ketcare_ops::outreach::Channel,
