@@ -915,6 +915,15 @@ fn code_settings(library: &Library) -> Vec<SettingSpec> {
             vec!["outreach: reminders".into()],
         ),
         spec(
+            ketcare_ops::billing::SiteBilling::MONITORING_UNIT,
+            "Minutes of recorded in-person monitoring one 0820T unit stands for (whole units \
+             only). The reference confirms neither the code nor its time unit: the site's \
+             choice, read only when `billing.psychedelic_monitoring_codes_enabled` is on."
+                .into(),
+            "unset: 0820T is not coded (the superbill says why)".into(),
+            vec!["billing: psychedelic-assisted therapy monitoring".into()],
+        ),
+        spec(
             crate::outreach::QUIET_HOURS,
             "Hours in the site's time zone when no message is sent; a message due then waits \
              until they end (the reference gives none: the site's choice)."
