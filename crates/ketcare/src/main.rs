@@ -295,6 +295,10 @@ struct ServeArgs {
     /// `KETCARE_SMS_WEBHOOK_SECRET`).
     #[arg(long, env = "KETCARE_SMS_WEBHOOK_SECRET_FILE")]
     sms_secret_file: Option<PathBuf>,
+    /// A PEM file of an extra certificate authority the SMTP relay's certificate may chain to
+    /// (a relay with the site's own CA); the public roots stay trusted.
+    #[arg(long, env = "KETCARE_SMTP_CA_FILE")]
+    smtp_ca_file: Option<PathBuf>,
     /// Seconds between passes of the outbox's delivery worker.
     #[arg(long, env = "KETCARE_OUTBOX_SECONDS", default_value_t = 15)]
     outbox_seconds: u64,
@@ -686,6 +690,13 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
             "KETCARE_SMS_WEBHOOK_SECRET",
             args.sms_secret_file.as_deref(),
         )?,
+        smtp_ca_pem: match &args.smtp_ca_file {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .with_context(|| format!("reading --smtp-ca-file {}", path.display()))?,
+            ),
+            None => None,
+        },
     };
     // FHIR bulk exports are written in the data folder (0700), beside the database.
     let state = AppState::new(store.clone(), config, bands, library)

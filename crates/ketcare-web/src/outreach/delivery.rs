@@ -41,6 +41,10 @@ pub struct DeliverySecrets {
     pub smtp_password: Option<SecretText>,
     /// The key the SMS webhook's body is signed with.
     pub sms_secret: Option<SecretText>,
+    /// An extra certificate authority (PEM) the relay's certificate may chain to, beside the
+    /// public roots: a relay with the site's private CA, or a test server's. It never turns
+    /// verification off.
+    pub smtp_ca_pem: Option<Vec<u8>>,
 }
 
 /// The channels of a running server.
@@ -74,12 +78,15 @@ impl LiveChannels {
             Ok(x) => x,
             Err(e) => return Attempt::Permanent(e),
         };
-        let builder = match s.smtp_security {
-            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
-            SmtpSecurity::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
-            SmtpSecurity::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+        let builder = match (s.smtp_security, &self.secrets.smtp_ca_pem) {
+            (SmtpSecurity::None, _) => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
                 host,
             )),
+            (security, Some(pem)) => with_extra_ca(host, security, pem),
+            (SmtpSecurity::Tls, None) => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
+            (SmtpSecurity::StartTls, None) => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+            }
         };
         let mut builder = match builder {
             Ok(b) => b,
@@ -137,6 +144,24 @@ impl LiveChannels {
             Err(e) => Attempt::Transient(format!("gateway: {e}")),
         }
     }
+}
+
+/// A relay connection secured as `security` (implicit TLS or required STARTTLS) whose
+/// certificate may also chain to the extra authority `pem`.
+fn with_extra_ca(
+    host: &str,
+    security: SmtpSecurity,
+    pem: &[u8],
+) -> Result<lettre::transport::smtp::AsyncSmtpTransportBuilder, lettre::transport::smtp::Error> {
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    let params = TlsParameters::builder(host.to_owned())
+        .add_root_certificate(Certificate::from_pem(pem)?)
+        .build_rustls()?;
+    let tls = match security {
+        SmtpSecurity::Tls => Tls::Wrapper(params),
+        _ => Tls::Required(params),
+    };
+    Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).tls(tls))
 }
 
 fn build_email(from: &str, m: &OutboxMessage) -> Result<lettre::Message, String> {
