@@ -4,7 +4,7 @@
 // chart, next appointment and plan, and tells the team how the goal is going; the nurse sees it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startKetcare, openBrowser, signIn, signOut, resultPath } from './harness.mjs';
+import { startKetcare, openBrowser, signIn, signOut, resultPath, bookCourse } from './harness.mjs';
 
 let server;
 let browser;
@@ -19,23 +19,10 @@ after(async () => {
   await server?.stop();
 });
 
-function nextMonday() {
-  const d = new Date();
-  d.setDate(d.getDate() + ((8 - d.getDay()) % 7 || 7));
-  return d.toISOString().slice(0, 10);
-}
-
 test('a patient on a phone answers their link, then sees their chart, next appointment and plan', async () => {
   const staff = await browser.newPage({ viewport: { width: 1200, height: 1400 } });
   await signIn(staff, server.base, 'scheduler');
-  await staff.click('nav >> text=Schedule');
-  await staff.fill('#patient_id', '1');
-  await staff.selectOption('#template_id', 'esketamine-trd');
-  await staff.fill('#first_day', nextMonday());
-  await staff.fill('#time', '09:00');
-  await staff.selectOption('#chair_id', { label: 'Chair 1' });
-  await staff.click('#book-course button[type=submit]');
-  await staff.waitForSelector('#schedule-message');
+  await bookCourse(staff, 1);
   await signOut(staff);
 
   // The nurse writes the plan: a refused target names its field; then a goal and an adjunct.

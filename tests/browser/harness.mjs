@@ -19,13 +19,13 @@ async function freePort() {
   });
 }
 
-export async function startKetcare({ mllp = false } = {}) {
+export async function startKetcare({ mllp = false, args = [] } = {}) {
   const bin = process.env.KETCARE_BIN;
   if (!bin) throw new Error('KETCARE_BIN must name the ketcare binary (scripts/browser-test sets it)');
   const data = mkdtempSync(join(tmpdir(), 'ketcare-browser-'));
   const port = await freePort();
   const mllpPort = mllp ? await freePort() : null;
-  const extra = mllp ? ['--mllp', `127.0.0.1:${mllpPort}`] : [];
+  const extra = [...(mllp ? ['--mllp', `127.0.0.1:${mllpPort}`] : []), ...args];
   const child = spawn(bin, ['serve', '--demo', '--data', data, '--addr', `127.0.0.1:${port}`, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'KETCARE_DATABASE_URL')),
@@ -51,6 +51,63 @@ export async function startKetcare({ mllp = false } = {}) {
       await new Promise((r) => child.once('exit', r));
       rmSync(data, { recursive: true, force: true });
     },
+  };
+}
+
+// The next Monday's date (never today), as YYYY-MM-DD.
+export function nextMonday() {
+  const d = new Date();
+  d.setDate(d.getDate() + ((8 - d.getDay()) % 7 || 7));
+  return d.toISOString().slice(0, 10);
+}
+
+// As the signed-in scheduler: books patient `patientId` an esketamine course from next Monday at
+// 09:00 in Chair 1.
+export async function bookCourse(page, patientId) {
+  await page.click('nav >> text=Schedule');
+  await page.fill('#patient_id', String(patientId));
+  await page.selectOption('#template_id', 'esketamine-trd');
+  await page.fill('#first_day', nextMonday());
+  await page.fill('#time', '09:00');
+  await page.selectOption('#chair_id', { label: 'Chair 1' });
+  await page.click('#book-course button[type=submit]');
+  await page.waitForSelector('#schedule-message');
+}
+
+// A local SMTP server that keeps every message it is given (nothing leaves the machine): the
+// site's relay in tests of email delivery. `next()` resolves with the next message, parsed.
+export async function startMailCatcher() {
+  const { SMTPServer } = await import('smtp-server');
+  const { simpleParser } = await import('mailparser');
+  const received = [];
+  const waiting = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onData(stream, _session, callback) {
+      simpleParser(stream).then((mail) => {
+        const w = waiting.shift();
+        if (w) w(mail); else received.push(mail);
+        callback();
+      }, callback);
+    },
+  });
+  const port = await freePort();
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  return {
+    port,
+    next(timeoutMs = 30000) {
+      if (received.length) return Promise.resolve(received.shift());
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no message reached the SMTP server')), timeoutMs);
+        waiting.push((m) => { clearTimeout(timer); resolve(m); });
+      });
+    },
+    close: () => new Promise((resolve) => server.close(resolve)),
   };
 }
 

@@ -312,8 +312,10 @@ pub async fn facts_of_session(
     sid: SessionId,
 ) -> Result<ketcare_ops::SessionFacts, AppError> {
     let rec = store.session_record_for_billing(actor, sid).await?;
-    ketcare_store::session_ops::session_facts(sid, rec.patient_id, &rec.session)
-        .map_err(AppError::Conflict)
+    let mut facts = ketcare_store::session_ops::session_facts(sid, rec.patient_id, &rec.session)
+        .map_err(AppError::Conflict)?;
+    facts.monitoring_minutes = store.session_monitoring_minutes(actor, sid).await?;
+    Ok(facts)
 }
 
 /// Records a consent for a patient under a protocol's current document. The protocol must fit the

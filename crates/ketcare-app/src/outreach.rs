@@ -15,7 +15,7 @@ use ketcare_core::{Actor, GuardianId, PatientId};
 use ketcare_measures::sending::{CourseFacts, SendSchedule, occurrences};
 use ketcare_ops::outreach::{
     Attempt, CLAIM_SECONDS, Channel, Next, QuietHours, Reach, Unreachable, after_attempt,
-    link_message, route,
+    link_message, reminder_due, route,
 };
 use ketcare_store::Store;
 use ketcare_store::measures::MeasureLink;
@@ -39,6 +39,9 @@ pub const SMS_GATEWAY_URL: &str = "outreach.sms_gateway_url";
 /// Site setting (number): days after a link's message before an unanswered link is reminded of
 /// (once).
 pub const REMINDER_AFTER_DAYS: &str = "outreach.reminder_after_days";
+/// Site setting (number): how many reminders an unanswered link gets, one a day from the first
+/// (1 when unset).
+pub const REMINDER_COUNT: &str = "outreach.reminder_count";
 /// Site setting (text): quiet hours, `HH:MM-HH:MM` in the site's time zone.
 pub const QUIET_HOURS: &str = "outreach.quiet_hours";
 
@@ -423,6 +426,132 @@ pub async fn add_schedule(
         .await?)
 }
 
+/// The facts schedule `sch` (rule `rule`) reads: its course and, where the rule needs them, the
+/// days a dose was given and the booked sessions (each read audited). `None`: the course is
+/// gone or its dates do not parse.
+async fn course_facts(
+    store: &dyn Store,
+    actor: &Actor,
+    sch: &StoredSchedule,
+    rule: &SendSchedule,
+    zone: &TimeZone,
+) -> Result<Option<(ketcare_store::measures::MeasureCourse, CourseFacts)>> {
+    let courses = store.patient_courses(actor, sch.patient_id).await?;
+    let Some(course) = courses.into_iter().find(|c| c.id == sch.course_id) else {
+        return Ok(None);
+    };
+    let (Ok(first_day), last_day) = (
+        course.started_on.parse::<jiff::civil::Date>(),
+        course.ended_on.as_deref().and_then(|d| d.parse().ok()),
+    ) else {
+        return Ok(None);
+    };
+    // Only the facts the rule reads are loaded.
+    let dose_days = match rule {
+        SendSchedule::BeforeEachSession { .. }
+        | SendSchedule::EveryDays {
+            restart_at_treatment: false,
+            ..
+        } => Vec::new(),
+        _ => store
+            .patient_sessions(actor, sch.patient_id)
+            .await?
+            .iter()
+            .filter_map(|s| s.session.dose_start())
+            .map(|t| t.to_zoned(zone.clone()).date())
+            .collect(),
+    };
+    let booked = match rule {
+        SendSchedule::BeforeEachSession { .. } => store
+            .patient_bookings(actor, sch.patient_id)
+            .await?
+            .into_iter()
+            .filter(|b| b.status == ketcare_ops::schedule::BookingStatus::Booked)
+            .map(|b| (b.id.get(), b.start))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Some((
+        course,
+        CourseFacts {
+            first_day,
+            last_day,
+            dose_days,
+            sessions: booked,
+        },
+    )))
+}
+
+/// How far ahead a schedule's next occurrence is looked for (a year: the longest gap a rule
+/// allows).
+const NEXT_WITHIN_DAYS: i64 = 366;
+
+/// A course's schedule as staff see it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ScheduleView {
+    #[serde(flatten)]
+    pub schedule: StoredSchedule,
+    /// The rule in words.
+    pub rule: String,
+    /// The course's questionnaire.
+    pub instrument: Option<String>,
+    /// When the next occurrence is due (civil time in the site's zone, `YYYY-MM-DDTHH:MM:SS`),
+    /// as the record stands now (a dose given later moves a rule counted from treatment);
+    /// `None` when stopped or when none falls within a year.
+    pub next_at: Option<String>,
+}
+
+/// The patient's course schedules, running and stopped, each with its next occurrence after
+/// `now` (reads audited).
+pub async fn schedules(
+    store: &dyn Store,
+    actor: &Actor,
+    patient: PatientId,
+    now: i64,
+    zone: &TimeZone,
+) -> Result<Vec<ScheduleView>> {
+    let now_local = Timestamp::from_second(now)
+        .map_err(|_| Error::Internal)?
+        .to_zoned(zone.clone())
+        .datetime();
+    let until = now_local
+        .checked_add(jiff::Span::new().days(NEXT_WITHIN_DAYS))
+        .unwrap_or(now_local);
+    let mut out = Vec::new();
+    for sch in store.patient_schedules(actor, patient).await? {
+        let Ok(rule) = serde_json::from_str::<SendSchedule>(&sch.schedule) else {
+            tracing::error!(schedule = sch.id, "a stored schedule does not parse");
+            continue;
+        };
+        let facts = course_facts(store, actor, &sch, &rule, zone).await?;
+        let next_at = match (&facts, &sch.stopped_at) {
+            (Some((_, f)), None) => occurrences(&rule, f, until)
+                .into_iter()
+                .find(|o| o.at > now_local)
+                .map(|o| o.at.to_string()),
+            _ => None,
+        };
+        out.push(ScheduleView {
+            rule: rule.describe(),
+            instrument: facts.map(|(c, _)| c.instrument),
+            next_at,
+            schedule: sch,
+        });
+    }
+    Ok(out)
+}
+
+/// Stops one of the patient's schedules: the runner sends nothing more for it (who and when
+/// recorded; audited).
+pub async fn stop_schedule(
+    store: &dyn Store,
+    actor: &Actor,
+    patient: PatientId,
+    schedule_id: i64,
+) -> Result<StoredSchedule> {
+    Ok(store.stop_schedule(actor, patient, schedule_id).await?)
+}
+
 /// One pass of the schedule runner at `now`: for each schedule, the newest occurrence due (after
 /// the schedule was added) is sent once — a link for the course's questionnaire, and its message
 /// where the recipient may be reached — the store's unique key on (schedule, occurrence) making
@@ -445,46 +574,8 @@ pub async fn run_schedules(
             tracing::error!(schedule = sch.id, "a stored schedule does not parse");
             continue;
         };
-        let courses = store.patient_courses(&actor, sch.patient_id).await?;
-        let Some(course) = courses.iter().find(|c| c.id == sch.course_id) else {
+        let Some((course, facts)) = course_facts(store, &actor, &sch, &rule, zone).await? else {
             continue;
-        };
-        let (Ok(first_day), last_day) = (
-            course.started_on.parse::<jiff::civil::Date>(),
-            course.ended_on.as_deref().and_then(|d| d.parse().ok()),
-        ) else {
-            continue;
-        };
-        // Only the facts the rule reads are loaded (each read is audited).
-        let dose_days = match rule {
-            SendSchedule::BeforeEachSession { .. }
-            | SendSchedule::EveryDays {
-                restart_at_treatment: false,
-                ..
-            } => Vec::new(),
-            _ => store
-                .patient_sessions(&actor, sch.patient_id)
-                .await?
-                .iter()
-                .filter_map(|s| s.session.dose_start())
-                .map(|t| t.to_zoned(zone.clone()).date())
-                .collect(),
-        };
-        let booked = match rule {
-            SendSchedule::BeforeEachSession { .. } => store
-                .patient_bookings(&actor, sch.patient_id)
-                .await?
-                .into_iter()
-                .filter(|b| b.status == ketcare_ops::schedule::BookingStatus::Booked)
-                .map(|b| (b.id.get(), b.start))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let facts = CourseFacts {
-            first_day,
-            last_day,
-            dose_days,
-            sessions: booked,
         };
         let due = occurrences(&rule, &facts, until);
         let newest = due.iter().rev().find(|o| {
@@ -573,6 +664,55 @@ pub async fn deliver_due(
     Ok(done)
 }
 
+/// The longest gateway error kept with a message (its words are the gateway's, shown to staff).
+const RECEIPT_ERROR_CHARS: usize = 300;
+
+/// A delivery receipt from the SMS gateway, already authenticated by the edge (its signature).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptInput {
+    /// The `message_id` ketcare sent the message with.
+    pub message_id: i64,
+    /// `delivered` or `failed`.
+    pub status: ketcare_ops::outreach::Receipt,
+    /// The gateway's reason, when it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// What a receipt did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReceiptOutcome {
+    pub message_id: i64,
+    pub status: ketcare_ops::outreach::MessageState,
+    /// `false` when the message was already so (a repeated receipt).
+    pub changed: bool,
+}
+
+/// Records the gateway's delivery receipt: a sent text message becomes delivered or failed,
+/// once (as `system:outbox`, audited). An unknown message is not found; a message not sent yet,
+/// not a text message, or already final the other way is a conflict.
+pub async fn record_receipt(store: &dyn Store, input: &ReceiptInput) -> Result<ReceiptOutcome> {
+    let error = input
+        .error
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| e.chars().take(RECEIPT_ERROR_CHARS).collect::<String>());
+    let (msg, changed) = store
+        .record_receipt(
+            ketcare_core::MessageId::new(input.message_id),
+            input.status,
+            error.as_deref(),
+        )
+        .await?;
+    Ok(ReceiptOutcome {
+        message_id: msg.id.get(),
+        status: msg.status,
+        changed,
+    })
+}
+
 /// How far back the unanswered-links queue looks: links that expired in the last two weeks.
 /// How much a working list shows, not a clinical limit (a newer answered link also clears one).
 pub const UNANSWERED_QUEUE_DAYS: i64 = 14;
@@ -654,9 +794,11 @@ pub async fn unanswered_queue(
 }
 
 /// One pass of reminders at `now`: each unanswered, unexpired link whose message was first due
-/// `outreach.reminder_after_days` days ago or more, and which has had no reminder, gets a new
-/// token and a reminder message with it (the old address stops working), once — where its
-/// recipient may still be reached. Nothing while the site has not set the number of days.
+/// `outreach.reminder_after_days` days ago or more is reminded of, then once a day, up to
+/// `outreach.reminder_count` reminders (1 when unset); each reminder gives the link a new token
+/// and sends it (the old address stops working), once — where its recipient may still be
+/// reached. After a pause only the newest reminder due goes. Nothing while the site has not set
+/// the number of days.
 pub async fn send_reminders(
     store: &dyn Store,
     now: i64,
@@ -666,12 +808,23 @@ pub async fn send_reminders(
     let Some(days) = site.value(REMINDER_AFTER_DAYS) else {
         return Ok(Vec::new());
     };
+    let count = site
+        .value(REMINDER_COUNT)
+        .filter(|c| c.fract() == 0.0 && *c >= 0.0)
+        .map_or(1, |c| c.min(f64::from(u32::MAX)) as u32);
     let actor = schedules_actor();
     let mut sent = Vec::new();
-    for link in store
+    for r in store
         .links_to_remind(now - (days * 86_400.0) as i64, now)
         .await?
     {
+        let Some(number) = reminder_due(r.first_due_at, days, count, now) else {
+            continue;
+        };
+        if number <= r.reminders_sent {
+            continue;
+        }
+        let link = &r.link;
         let p = prepare(
             store,
             &actor,
@@ -682,7 +835,10 @@ pub async fn send_reminders(
         )
         .await?;
         let Some(m) = &p.message else { continue };
-        match store.remind(&actor, &link, &p.token_hash, m, now).await {
+        match store
+            .remind(&actor, link, number, &p.token_hash, m, now)
+            .await
+        {
             Ok(Some(msg)) => sent.push(msg),
             Ok(None) | Err(ketcare_store::StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),

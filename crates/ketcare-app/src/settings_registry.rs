@@ -690,7 +690,12 @@ fn input_for(key: &str) -> Input {
     if suffix("_days") {
         return number("days", Some(0.0), None, Some(1.0), count);
     }
-    if suffix("_trials") || suffix("_consecutive") || suffix("_patients") || suffix("_sessions") {
+    if suffix("_trials")
+        || suffix("_consecutive")
+        || suffix("_patients")
+        || suffix("_sessions")
+        || suffix("_count")
+    {
         return number("", Some(0.0), None, Some(1.0), count);
     }
     if suffix("_at_least") || suffix("_at_most") || last == "item_max" {
@@ -894,11 +899,29 @@ fn code_settings(library: &Library) -> Vec<SettingSpec> {
         ),
         spec(
             crate::outreach::REMINDER_AFTER_DAYS,
-            "Days after a questionnaire link's message before an unanswered link is reminded of, \
-             once, with a new address (the reference gives none: the site's choice)."
+            "Days after a questionnaire link's message before an unanswered link is first \
+             reminded of, with a new address (the reference gives none: the site's choice)."
                 .into(),
             "unset: no reminder is sent".into(),
             vec!["outreach: reminders".into()],
+        ),
+        spec(
+            crate::outreach::REMINDER_COUNT,
+            "How many reminders an unanswered link gets: the first after \
+             `outreach.reminder_after_days`, then one a day, each with a new address, until it \
+             is answered or expires (the reference gives none: the site's choice)."
+                .into(),
+            "unset: one reminder".into(),
+            vec!["outreach: reminders".into()],
+        ),
+        spec(
+            ketcare_ops::billing::SiteBilling::MONITORING_UNIT,
+            "Minutes of recorded in-person monitoring one 0820T unit stands for (whole units \
+             only). The reference confirms neither the code nor its time unit: the site's \
+             choice, read only when `billing.psychedelic_monitoring_codes_enabled` is on."
+                .into(),
+            "unset: 0820T is not coded (the superbill says why)".into(),
+            vec!["billing: psychedelic-assisted therapy monitoring".into()],
         ),
         spec(
             crate::outreach::QUIET_HOURS,

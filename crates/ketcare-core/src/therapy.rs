@@ -24,6 +24,9 @@ pub enum EncounterKind {
     Integration,
     /// Psychotherapy between courses or alongside them, not tied to a dose.
     Ongoing,
+    /// Continuous in-person monitoring of the patient during a dosing session (linked to it;
+    /// its duration is the time monitored).
+    Monitoring,
 }
 
 /// How the encounter was held.
@@ -63,7 +66,7 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(EncounterKind { Preparation => "preparation", Integration => "integration", Ongoing => "ongoing" });
+text_enum!(EncounterKind { Preparation => "preparation", Integration => "integration", Ongoing => "ongoing", Monitoring => "monitoring" });
 text_enum!(Modality { Individual => "individual", Group => "group", Family => "family", Other => "other" });
 text_enum!(SuicideRisk { Negative => "negative", Positive => "positive" });
 
@@ -71,7 +74,8 @@ text_enum!(SuicideRisk { Negative => "negative", Positive => "positive" });
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EncounterInput {
-    /// `preparation`, `integration` or `ongoing`.
+    /// `preparation`, `integration`, `ongoing` or `monitoring` (in person, during a dosing
+    /// session).
     pub kind: String,
     /// When it began, the clinic's wall-clock time: `YYYY-MM-DDTHH:MM`.
     pub at: String,
@@ -80,8 +84,8 @@ pub struct EncounterInput {
     pub duration_minutes: i64,
     /// `individual`, `group`, `family` or `other`.
     pub modality: String,
-    /// For preparation and integration: the dosing session it prepares for or integrates (one
-    /// of this patient's sessions).
+    /// For preparation and integration: the dosing session it prepares for or integrates; for
+    /// monitoring (required) the dosing session monitored (one of this patient's sessions).
     #[serde(default)]
     pub session_id: Option<SessionId>,
     #[serde(default)]
@@ -153,7 +157,13 @@ impl NewEncounter {
         if kind == Some(EncounterKind::Ongoing) && i.session_id.is_some() {
             e.push(
                 "session_id",
-                "only a preparation or integration encounter is linked to a dosing session",
+                "only a preparation, integration or monitoring encounter is linked to a dosing session",
+            );
+        }
+        if kind == Some(EncounterKind::Monitoring) && i.session_id.is_none() {
+            e.push(
+                "session_id",
+                "a monitoring encounter names the dosing session it monitored",
             );
         }
         if risk == Some(SuicideRisk::Positive) && i.risk_note.trim().is_empty() {
@@ -328,6 +338,24 @@ mod tests {
         assert_eq!(
             fields,
             ["kind", "modality", "suicide_risk", "at", "duration_minutes"]
+        );
+    }
+
+    #[test]
+    fn monitoring_names_the_dosing_session() {
+        let mut i = input();
+        i.kind = "monitoring".into();
+        i.duration_minutes = 120;
+        assert_eq!(
+            NewEncounter::parse(&i).unwrap().kind,
+            EncounterKind::Monitoring
+        );
+        i.session_id = None;
+        assert!(
+            NewEncounter::parse(&i)
+                .unwrap_err()
+                .get("session_id")
+                .is_some()
         );
     }
 

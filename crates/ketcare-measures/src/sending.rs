@@ -46,6 +46,34 @@ impl ScheduleError {
 }
 
 impl SendSchedule {
+    /// The rule in words, for staff pages.
+    pub fn describe(&self) -> String {
+        match self {
+            SendSchedule::EveryDays {
+                days,
+                restart_at_treatment,
+            } => format!(
+                "every {days} days{}",
+                if *restart_at_treatment {
+                    ", counted again from each treatment"
+                } else {
+                    ""
+                }
+            ),
+            SendSchedule::AfterFirstDose { days } => format!(
+                "on day{} {} after the first dose",
+                if days.len() == 1 { "" } else { "s" },
+                days.iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            SendSchedule::BeforeEachSession { hours } => {
+                format!("{hours} hours before each booked session")
+            }
+        }
+    }
+
     /// Checks the numbers: a day count within a year, an hour count within a week (bounds of a
     /// schedule's shape, not clinical values).
     pub fn check(&self) -> Result<(), ScheduleError> {
@@ -194,6 +222,24 @@ mod tests {
     use super::*;
     use jiff::civil::date;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_rule_reads_as_words() {
+        let every = SendSchedule::EveryDays {
+            days: 14,
+            restart_at_treatment: true,
+        };
+        assert_eq!(
+            every.describe(),
+            "every 14 days, counted again from each treatment"
+        );
+        let after = SendSchedule::AfterFirstDose {
+            days: vec![1, 7, 14],
+        };
+        assert_eq!(after.describe(), "on days 1, 7, 14 after the first dose");
+        let before = SendSchedule::BeforeEachSession { hours: 24 };
+        assert_eq!(before.describe(), "24 hours before each booked session");
+    }
 
     fn facts() -> CourseFacts {
         CourseFacts {

@@ -112,12 +112,18 @@ pub struct SiteBilling {
     pub em_codes_enabled: bool,
     pub code_96372_enabled: bool,
     pub esketamine_drug_line: bool,
+    /// 0820T–0822T turned on.
+    pub psychedelic_monitoring_enabled: bool,
+    /// Minutes of monitoring one 0820T unit stands for (the site's; the reference gives none).
+    pub monitoring_unit_minutes: Option<i64>,
 }
 
 impl SiteBilling {
     pub const EM: &str = "billing.em_codes_enabled";
     pub const C96372: &str = "billing.code_96372_enabled";
     pub const ESK_DRUG: &str = "billing.esketamine_drug_line";
+    pub const MONITORING: &str = "billing.psychedelic_monitoring_codes_enabled";
+    pub const MONITORING_UNIT: &str = "billing.psychedelic_monitoring_unit_minutes";
 
     pub fn from_settings(settings: &dyn Fn(&str) -> Option<String>) -> Self {
         let on = |k: &str| {
@@ -128,6 +134,11 @@ impl SiteBilling {
             em_codes_enabled: on(Self::EM),
             code_96372_enabled: on(Self::C96372),
             esketamine_drug_line: on(Self::ESK_DRUG),
+            psychedelic_monitoring_enabled: on(Self::MONITORING),
+            monitoring_unit_minutes: settings(Self::MONITORING_UNIT)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|m| m.fract() == 0.0 && *m >= 1.0 && *m <= 1440.0)
+                .map(|m| m as i64),
         }
     }
 }
@@ -315,6 +326,32 @@ pub fn superbill(
             }
         }
     }
+    if !facts.cancelled
+        && let Some(minutes) = facts.monitoring_minutes
+    {
+        match (site.psychedelic_monitoring_enabled, site.monitoring_unit_minutes) {
+            (false, _) => notes.push(format!(
+                "{minutes} min of in-person monitoring are recorded, but 0820T is unconfirmed in the reference; the site turns it on with `{}`",
+                SiteBilling::MONITORING
+            )),
+            (true, None) => notes.push(format!(
+                "{minutes} min of in-person monitoring are recorded; 0820T waits for the minutes one unit stands for (`{}`)",
+                SiteBilling::MONITORING_UNIT
+            )),
+            // Whole units only: time not monitored is never billed.
+            (true, Some(unit)) => match u32::try_from(minutes / unit) {
+                Ok(units) if units > 0 => add(
+                    "0820T",
+                    units,
+                    None,
+                    format!("{minutes} min of in-person monitoring recorded ({unit} min per unit, the site's)"),
+                ),
+                _ => notes.push(format!(
+                    "{minutes} min of in-person monitoring are recorded: less than one unit of {unit} min"
+                )),
+            },
+        }
+    }
     let unpriced: Vec<String> = lines
         .iter()
         .filter(|l| l.unit_price_cents.is_none())
@@ -389,6 +426,7 @@ mod tests {
             given: Micrograms::from_mg(35),
             cancelled: false,
             em_level: None,
+            monitoring_minutes: None,
         }
     }
 
@@ -401,6 +439,63 @@ mod tests {
 
     fn c(list: &[(&str, u32)]) -> Vec<(String, u32)> {
         list.iter().map(|(a, b)| ((*a).to_owned(), *b)).collect()
+    }
+
+    #[test]
+    fn monitoring_is_coded_only_when_the_site_turns_it_on_and_sets_its_unit() {
+        let book = CodeBook::builtin().unwrap_or_else(|e| unreachable!("{e}"));
+        let mut f = iv(40, 0);
+        f.monitoring_minutes = Some(150);
+        let bill = |site: SiteBilling| {
+            superbill(&f, &book, &PriceList::default(), site)
+                .unwrap_or_else(|e| unreachable!("{e}"))
+        };
+        // Off by default: a note names the setting, no line.
+        let off = bill(SiteBilling::default());
+        assert!(off.lines.iter().all(|l| l.code != "0820T"));
+        assert!(
+            off.notes
+                .iter()
+                .any(|n| n.contains(SiteBilling::MONITORING))
+        );
+        // On without its unit: still no line; the note names the unit setting.
+        let on = SiteBilling {
+            psychedelic_monitoring_enabled: true,
+            ..SiteBilling::default()
+        };
+        let waiting = bill(on);
+        assert!(waiting.lines.iter().all(|l| l.code != "0820T"));
+        assert!(
+            waiting
+                .notes
+                .iter()
+                .any(|n| n.contains(SiteBilling::MONITORING_UNIT))
+        );
+        // With a unit the site chose: whole units of recorded monitoring only.
+        let sixty = bill(SiteBilling {
+            monitoring_unit_minutes: Some(60),
+            ..on
+        });
+        let Some(line) = sixty.lines.iter().find(|l| l.code == "0820T") else {
+            unreachable!("0820T is coded: {sixty:?}")
+        };
+        assert_eq!((line.units, line.status.as_str()), (2, "U"));
+        assert!(
+            sixty
+                .lines
+                .iter()
+                .all(|l| l.code != "0821T" && l.code != "0822T")
+        );
+        let short = bill(SiteBilling {
+            monitoring_unit_minutes: Some(200),
+            ..on
+        });
+        assert!(short.lines.iter().all(|l| l.code != "0820T"));
+        // No monitoring recorded: nothing about it.
+        f.monitoring_minutes = None;
+        let none =
+            superbill(&f, &book, &PriceList::default(), on).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(none.notes.iter().all(|n| !n.contains("monitoring")));
     }
 
     #[test]

@@ -249,6 +249,86 @@ pub fn after_attempt(attempts: u32, outcome: Attempt, now: i64) -> Next {
     }
 }
 
+/// The number of the newest reminder due at `now` (1, 2, …) for a link whose first message was
+/// due at `first_due` (epoch seconds): the first `after_days` days later, then one a day, at
+/// most `count` in all. `None`: none due yet (or `count` is 0). After a pause only the newest
+/// is due, so a runner that was down sends one reminder, not the ones it missed.
+pub fn reminder_due(first_due: i64, after_days: f64, count: u32, now: i64) -> Option<u32> {
+    const DAY: i64 = 86_400;
+    if count == 0 || !after_days.is_finite() || after_days < 0.0 {
+        return None;
+    }
+    let first = first_due.saturating_add((after_days * DAY as f64) as i64);
+    if now < first {
+        return None;
+    }
+    let later_days = (now - first) / DAY;
+    let number = u32::try_from(later_days.saturating_add(1)).unwrap_or(u32::MAX);
+    Some(number.min(count))
+}
+
+/// What a channel reported about a message it had accepted (the SMS gateway's delivery
+/// receipt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Receipt {
+    Delivered,
+    Failed,
+}
+
+/// Why a delivery receipt cannot be applied to a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptRefused {
+    /// The message has not been accepted by its channel yet (its try is still being recorded,
+    /// or it waits): the gateway should send the receipt again later.
+    #[error("message {0}: not sent yet, expected a sent message")]
+    NotSent(i64),
+    /// The message is already final in the other state.
+    #[error("message {id}: already {state}, the receipt says {receipt}")]
+    Contradicts {
+        id: i64,
+        state: &'static str,
+        receipt: &'static str,
+    },
+    /// Only text messages have delivery receipts.
+    #[error("message {0}: not a text message")]
+    NotSms(i64),
+}
+
+impl Receipt {
+    pub fn state(self) -> MessageState {
+        match self {
+            Receipt::Delivered => MessageState::Delivered,
+            Receipt::Failed => MessageState::Failed,
+        }
+    }
+}
+
+/// The state of message `id` (on `channel`, now `current`) after a delivery receipt:
+/// `Ok(Some(state))` to record, `Ok(None)` when it is already so (a repeated receipt changes
+/// nothing), or why it cannot apply. Only a sent text message takes one.
+pub fn after_receipt(
+    id: i64,
+    channel: Channel,
+    current: MessageState,
+    receipt: Receipt,
+) -> Result<Option<MessageState>, ReceiptRefused> {
+    if channel != Channel::Sms {
+        return Err(ReceiptRefused::NotSms(id));
+    }
+    let wanted = receipt.state();
+    match current {
+        MessageState::Queued => Err(ReceiptRefused::NotSent(id)),
+        MessageState::Sent => Ok(Some(wanted)),
+        state if state == wanted => Ok(None),
+        state => Err(ReceiptRefused::Contradicts {
+            id,
+            state: state.as_str(),
+            receipt: wanted.as_str(),
+        }),
+    }
+}
+
 /// The site's quiet hours: no message is sent between `start` and `end` (local wall-clock time;
 /// `start` after `end` spans midnight).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -324,6 +404,54 @@ mod tests {
             email: "pat@example.org",
             phone: "",
         }
+    }
+
+    #[test]
+    fn reminders_go_daily_after_the_first_up_to_the_count() {
+        const DAY: i64 = 86_400;
+        let due = 1_000_000;
+        // First after 3 days, then daily, three in all.
+        assert_eq!(reminder_due(due, 3.0, 3, due), None);
+        assert_eq!(reminder_due(due, 3.0, 3, due + 3 * DAY - 1), None);
+        assert_eq!(reminder_due(due, 3.0, 3, due + 3 * DAY), Some(1));
+        assert_eq!(reminder_due(due, 3.0, 3, due + 4 * DAY - 1), Some(1));
+        assert_eq!(reminder_due(due, 3.0, 3, due + 4 * DAY), Some(2));
+        assert_eq!(reminder_due(due, 3.0, 3, due + 5 * DAY), Some(3));
+        assert_eq!(reminder_due(due, 3.0, 3, due + 50 * DAY), Some(3));
+        assert_eq!(reminder_due(due, 1.0, 0, due + 5 * DAY), None);
+        assert_eq!(reminder_due(due, 0.5, 1, due + DAY / 2), Some(1));
+    }
+
+    #[test]
+    fn a_receipt_finishes_a_sent_text_message_once() {
+        use MessageState::*;
+        let sms = Channel::Sms;
+        assert_eq!(
+            after_receipt(1, sms, Sent, Receipt::Delivered),
+            Ok(Some(Delivered))
+        );
+        assert_eq!(
+            after_receipt(1, sms, Sent, Receipt::Failed),
+            Ok(Some(Failed))
+        );
+        // Repeated: nothing changes.
+        assert_eq!(
+            after_receipt(1, sms, Delivered, Receipt::Delivered),
+            Ok(None)
+        );
+        assert_eq!(after_receipt(1, sms, Failed, Receipt::Failed), Ok(None));
+        assert_eq!(
+            after_receipt(1, sms, Queued, Receipt::Delivered),
+            Err(ReceiptRefused::NotSent(1))
+        );
+        assert!(matches!(
+            after_receipt(1, sms, Delivered, Receipt::Failed),
+            Err(ReceiptRefused::Contradicts { .. })
+        ));
+        assert_eq!(
+            after_receipt(1, Channel::Email, Sent, Receipt::Delivered),
+            Err(ReceiptRefused::NotSms(1))
+        );
     }
 
     #[test]

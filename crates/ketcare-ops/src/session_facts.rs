@@ -77,4 +77,8 @@ pub struct SessionFacts {
     pub cancelled: bool,
     /// A separately documented E/M service, if any.
     pub em_level: Option<EmLevel>,
+    /// Minutes of continuous in-person monitoring recorded for this dosing session (therapy
+    /// encounters of kind monitoring linked to it); `None` when none is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring_minutes: Option<i64>,
 }

@@ -19,7 +19,7 @@ use ketcare_core::audit::AuditEvent;
 use ketcare_core::{
     Actor, ContactPreferenceId, FieldErrors, GuardianId, LinkId, MessageId, PatientId, Permission,
 };
-use ketcare_ops::outreach::{Channel, MessageState, Next};
+use ketcare_ops::outreach::{Channel, MessageState, Next, Receipt, after_receipt};
 use serde::Serialize;
 
 /// The account the delivery worker records its outcomes as.
@@ -187,6 +187,16 @@ pub struct NewLink<'a> {
     pub guardian: Option<GuardianId>,
 }
 
+/// A link the reminder runner may remind of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemindableLink {
+    pub link: MeasureLink,
+    /// Epoch seconds its first message was due.
+    pub first_due_at: i64,
+    /// Reminders sent so far (the highest number recorded).
+    pub reminders_sent: u32,
+}
+
 /// A schedule of a course (its rule is `ketcare_measures::sending::SendSchedule` as JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct StoredSchedule {
@@ -202,10 +212,12 @@ pub struct StoredSchedule {
     pub created_at: String,
     /// Epoch seconds it was added: no occurrence due earlier is sent.
     pub created_epoch: i64,
+    /// Who stopped it and when (`None`: it runs).
+    pub stopped_by: Option<String>,
+    pub stopped_at: Option<String>,
 }
 
-const SCHEDULE_COLS: &str =
-    "id, patient_id, course_id, guardian_id, schedule, created_by, created_at, created_epoch";
+const SCHEDULE_COLS: &str = "id, patient_id, course_id, guardian_id, schedule, created_by, created_at, created_epoch, stopped_by, stopped_at";
 
 /// The store's part for this area (included in [`crate::Store`]).
 #[async_trait]
@@ -248,16 +260,30 @@ pub trait OutreachStore: Send + Sync {
     /// started, as `system:outbox`. A try already finished, or a claim another worker has since
     /// taken again, is refused (conflict).
     async fn finish_attempt(&self, claimed: &OutboxMessage, next: &Next) -> Result<OutboxMessage>;
+    /// Applies the channel's delivery receipt for message `id` as `system:outbox` (audited
+    /// `outbox.delivered` / `outbox.undelivered`): a sent text message becomes delivered or
+    /// failed. A repeated receipt changes nothing (`false`); unknown `id` is not found; a receipt
+    /// [`ketcare_ops::outreach::after_receipt`] refuses is a conflict.
+    async fn record_receipt(
+        &self,
+        id: MessageId,
+        receipt: Receipt,
+        error: Option<&str>,
+    ) -> Result<(OutboxMessage, bool)>;
     /// Unanswered, unexpired links at `now` whose first message was due at or before
-    /// `due_before` and which have had no reminder (the runner's; ids only, not audited).
-    async fn links_to_remind(&self, due_before: i64, now: i64) -> Result<Vec<MeasureLink>>;
-    /// Reminds the patient of link `link`: in one unit, gives it a new token (the old address
-    /// stops working; the link, its questionnaires and expiry stay) and queues `message` with it
-    /// (checked as [`Self::create_link_with_message`] does). `None`: answered or expired meanwhile.
+    /// `due_before`, with when that was and how many reminders they have had (the runner's; ids
+    /// only, not audited).
+    async fn links_to_remind(&self, due_before: i64, now: i64) -> Result<Vec<RemindableLink>>;
+    /// Sends reminder `number` of link `link` once: in one unit, records it under its unique key
+    /// (link, number) and, only if it was not there yet, gives the link a new token (the old
+    /// address stops working; the link, its questionnaires and expiry stay) and queues `message`
+    /// with it (checked as [`Self::create_link_with_message`] does). `None`: that reminder was
+    /// sent already, or the link was answered or expired meanwhile.
     async fn remind(
         &self,
         actor: &Actor,
         link: &MeasureLink,
+        number: u32,
         new_token_hash: &str,
         message: &NewMessage,
         now: i64,
@@ -281,13 +307,28 @@ pub trait OutreachStore: Send + Sync {
         guardian: Option<GuardianId>,
         now: i64,
     ) -> Result<StoredSchedule>;
-    /// Every schedule, for the runner (ids and rules only; not audited).
+    /// Every schedule not stopped, for the runner (ids and rules only; not audited).
     async fn active_schedules(&self) -> Result<Vec<StoredSchedule>>;
+    /// The patient's schedules, running and stopped, oldest first (`ClinicalRead`; audited).
+    async fn patient_schedules(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+    ) -> Result<Vec<StoredSchedule>>;
+    /// Stops one of the patient's schedules (`RecordMeasures`; audited): it sends nothing more.
+    /// Not the patient's: not found; stopped already: a conflict naming who stopped it.
+    async fn stop_schedule(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        schedule_id: i64,
+    ) -> Result<StoredSchedule>;
     /// Whether the occurrence `key` of a schedule has been sent (not audited).
     async fn occurrence_sent(&self, schedule_id: i64, key: &str) -> Result<bool>;
     /// Sends occurrence `key` of `schedule` once: in one unit, inserts it under its unique key
     /// and, only if it was not there yet, creates its link and queues its message (checked as
-    /// [`Self::create_link_with_message`] does). `None`: it had been sent already.
+    /// [`Self::create_link_with_message`] does). `None`: it had been sent already, or the
+    /// schedule has been stopped.
     async fn send_occurrence(
         &self,
         actor: &Actor,
@@ -591,6 +632,53 @@ impl OutreachStore for SqlStore {
         Ok(msg)
     }
 
+    async fn record_receipt(
+        &self,
+        id: MessageId,
+        receipt: Receipt,
+        error: Option<&str>,
+    ) -> Result<(OutboxMessage, bool)> {
+        let actor = outbox_actor();
+        let mut tx = self.unit(&actor).await?;
+        let msg = message_by_id(&mut tx, id).await?;
+        let next = after_receipt(id.get(), msg.channel, msg.status, receipt)
+            .map_err(|e| StoreError::Conflict(format!("receipt: {e}")))?;
+        let Some(state) = next else {
+            return Ok((msg, false));
+        };
+        // Compare-and-set on the state read, so two receipts at once record one change.
+        let changed = sqlx::query(
+            "UPDATE outbox SET status = $1, finished_at = $2, last_error = COALESCE($3, last_error) WHERE id = $4 AND status = $5",
+        )
+        .bind(state.as_str())
+        .bind(now_rfc3339())
+        .bind(error)
+        .bind(id)
+        .bind(msg.status.as_str())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if changed != 1 {
+            return Err(StoreError::Conflict(
+                "receipt: the message changed meanwhile; send it again".into(),
+            ));
+        }
+        let action = match receipt {
+            Receipt::Delivered => "outbox.delivered",
+            Receipt::Failed => "outbox.undelivered",
+        };
+        audit(
+            &mut tx,
+            action,
+            msg.patient_id,
+            format!("message {id}, by the gateway's receipt"),
+        )
+        .await?;
+        let msg = message_by_id(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok((msg, true))
+    }
+
     async fn add_schedule(
         &self,
         actor: &Actor,
@@ -651,11 +739,80 @@ impl OutreachStore for SqlStore {
     async fn active_schedules(&self) -> Result<Vec<StoredSchedule>> {
         Ok(
             sqlx::query_as::<_, StoredSchedule>(sqlx::AssertSqlSafe(format!(
-                "SELECT {SCHEDULE_COLS} FROM measure_schedules ORDER BY id"
+                "SELECT {SCHEDULE_COLS} FROM measure_schedules WHERE stopped_at IS NULL ORDER BY id"
             )))
             .fetch_all(&self.pool)
             .await?,
         )
+    }
+
+    async fn patient_schedules(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+    ) -> Result<Vec<StoredSchedule>> {
+        self.patient_rows(
+            Permission::ClinicalRead,
+            actor,
+            patient,
+            format!(
+                "SELECT {SCHEDULE_COLS} FROM measure_schedules WHERE patient_id = $1 ORDER BY id"
+            ),
+            Ok::<StoredSchedule, StoreError>,
+            "measure_schedule.read",
+            "schedules",
+        )
+        .await
+    }
+
+    async fn stop_schedule(
+        &self,
+        actor: &Actor,
+        patient: PatientId,
+        schedule_id: i64,
+    ) -> Result<StoredSchedule> {
+        let mut tx = self.write(actor, Permission::RecordMeasures).await?;
+        let select = format!(
+            "SELECT {SCHEDULE_COLS} FROM measure_schedules WHERE id = $1 AND patient_id = $2"
+        );
+        let found = sqlx::query_as::<_, StoredSchedule>(sqlx::AssertSqlSafe(select.clone()))
+            .bind(schedule_id)
+            .bind(patient)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "schedule".into(),
+            })?;
+        let stopped = sqlx::query(
+            "UPDATE measure_schedules SET stopped_by = $1, stopped_at = $2 WHERE id = $3 AND stopped_at IS NULL",
+        )
+        .bind(&actor.username)
+        .bind(now_rfc3339())
+        .bind(schedule_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if stopped != 1 {
+            return Err(StoreError::Conflict(format!(
+                "schedule {schedule_id}: stopped already by {} at {}",
+                found.stopped_by.unwrap_or_default(),
+                found.stopped_at.unwrap_or_default()
+            )));
+        }
+        audit(
+            &mut tx,
+            "measure_schedule.stop",
+            patient,
+            format!("schedule {schedule_id} for course {}", found.course_id),
+        )
+        .await?;
+        let saved = sqlx::query_as::<_, StoredSchedule>(sqlx::AssertSqlSafe(select))
+            .bind(schedule_id)
+            .bind(patient)
+            .fetch_one(&mut **tx)
+            .await?;
+        tx.commit().await?;
+        Ok(saved)
     }
 
     async fn occurrence_sent(&self, schedule_id: i64, key: &str) -> Result<bool> {
@@ -679,6 +836,19 @@ impl OutreachStore for SqlStore {
     ) -> Result<Option<MeasureLink>> {
         require(actor, Permission::RecordMeasures)?;
         let mut tx = self.unit(actor).await?;
+        // A write on the schedule's row first: a stop committed before it is seen (nothing is
+        // sent), and a stop that comes later waits for this unit (PostgreSQL's row lock,
+        // SQLite's one writer), so nothing is sent after a stop has been acknowledged.
+        let running = sqlx::query(
+            "UPDATE measure_schedules SET stopped_at = NULL WHERE id = $1 AND stopped_at IS NULL",
+        )
+        .bind(schedule.id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if running != 1 {
+            return Ok(None);
+        }
         let inserted = sqlx::query(
             "INSERT INTO schedule_occurrences (schedule_id, occurrence, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (schedule_id, occurrence) DO NOTHING RETURNING id",
@@ -733,12 +903,14 @@ impl OutreachStore for SqlStore {
         SqlStore::expired_unanswered_links(self, actor, from, to).await
     }
 
-    async fn links_to_remind(&self, due_before: i64, now: i64) -> Result<Vec<MeasureLink>> {
-        let ids: Vec<LinkId> = sqlx::query_scalar(
-            "SELECT l.id FROM measure_links l
+    async fn links_to_remind(&self, due_before: i64, now: i64) -> Result<Vec<RemindableLink>> {
+        let rows: Vec<(LinkId, i64, i64)> = sqlx::query_as(
+            "SELECT l.id,
+                    (SELECT MIN(o.first_due_at) FROM outbox o WHERE o.link_id = l.id AND o.kind = 'link'),
+                    COALESCE((SELECT MAX(r.number) FROM link_reminders r WHERE r.link_id = l.id), 0)
+             FROM measure_links l
              WHERE l.status <> 'completed' AND l.expires_at > $2
                AND EXISTS (SELECT 1 FROM outbox o WHERE o.link_id = l.id AND o.kind = 'link' AND o.first_due_at <= $1)
-               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.link_id = l.id AND o.kind = 'reminder')
              ORDER BY l.id",
         )
         .bind(due_before)
@@ -746,8 +918,12 @@ impl OutreachStore for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::new();
-        for id in ids {
-            out.push(crate::measures::link_by_id_pool(&self.pool, id).await?);
+        for (id, first_due_at, sent) in rows {
+            out.push(RemindableLink {
+                link: crate::measures::link_by_id_pool(&self.pool, id).await?,
+                first_due_at,
+                reminders_sent: u32::try_from(sent).unwrap_or(u32::MAX),
+            });
         }
         Ok(out)
     }
@@ -756,12 +932,26 @@ impl OutreachStore for SqlStore {
         &self,
         actor: &Actor,
         link: &MeasureLink,
+        number: u32,
         new_token_hash: &str,
         message: &NewMessage,
         now: i64,
     ) -> Result<Option<OutboxMessage>> {
         require(actor, Permission::RecordMeasures)?;
         let mut tx = self.unit(actor).await?;
+        let inserted = sqlx::query(
+            "INSERT INTO link_reminders (link_id, number, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (link_id, number) DO NOTHING RETURNING id",
+        )
+        .bind(link.id)
+        .bind(i64::from(number))
+        .bind(now_rfc3339())
+        .fetch_optional(&mut **tx)
+        .await?;
+        if inserted.is_none() {
+            // Sent already (another pass, a restart, a second server): the unit is dropped.
+            return Ok(None);
+        }
         let changed = sqlx::query(
             "UPDATE measure_links SET token_hash = $1 WHERE id = $2 AND status <> 'completed' AND expires_at > $3",
         )
@@ -779,7 +969,10 @@ impl OutreachStore for SqlStore {
             &mut tx,
             "measure_link.remind",
             link.patient_id,
-            format!("link {}: new token, reminder message {id}", link.id),
+            format!(
+                "link {}: new token, reminder {number}, message {id}",
+                link.id
+            ),
         )
         .await?;
         let msg = message_by_id(&mut tx, id).await?;

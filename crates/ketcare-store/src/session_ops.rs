@@ -91,6 +91,7 @@ pub fn session_facts(
         given: Micrograms((given * 1000.0).round() as i64),
         cancelled: session.phase == Phase::Cancelled,
         em_level: None,
+        monitoring_minutes: None,
     })
 }
 

@@ -145,6 +145,15 @@ pub trait TherapyStore: Send + Sync {
     ) -> Result<Vec<StoredEncounter>>;
     /// One encounter (the clinical-read right; audited).
     async fn encounter(&self, actor: &Actor, id: EncounterId) -> Result<StoredEncounter>;
+    /// Minutes of in-person monitoring recorded for dosing session `session` (the sum of its
+    /// monitoring encounters' durations; `None` when there is none), for its superbill: the
+    /// billing-read right, audited `therapy_encounter.billing_read`. Nothing else of the
+    /// encounters is read.
+    async fn session_monitoring_minutes(
+        &self,
+        actor: &Actor,
+        session: ketcare_core::SessionId,
+    ) -> Result<Option<i64>>;
     /// Appends a psychotherapy note to an encounter, written by `actor` (a therapist), or an
     /// amendment of one of the actor's own notes of that encounter.
     async fn add_therapy_note(
@@ -472,6 +481,36 @@ impl SqlStore {
 /// Each method calls the function of the same name above.
 #[async_trait]
 impl TherapyStore for SqlStore {
+    async fn session_monitoring_minutes(
+        &self,
+        actor: &Actor,
+        session: ketcare_core::SessionId,
+    ) -> Result<Option<i64>> {
+        let mut tx = self
+            .read_audited(actor, ketcare_core::Permission::BillingRead)
+            .await?;
+        let row: Option<(PatientId, i64)> = sqlx::query_as(
+            "SELECT patient_id, CAST(SUM(duration_minutes) AS BIGINT) FROM therapy_encounters
+             WHERE session_id = $1 AND kind = $2 GROUP BY patient_id",
+        )
+        .bind(session)
+        .bind(EncounterKind::Monitoring.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some((patient, minutes)) = row else {
+            return Ok(None);
+        };
+        audit(
+            &mut tx,
+            "therapy_encounter.billing_read",
+            patient,
+            format!("monitoring minutes of session {session}"),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(minutes))
+    }
+
     async fn record_encounter(
         &self,
         actor: &Actor,

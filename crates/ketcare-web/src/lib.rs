@@ -99,6 +99,9 @@ pub struct AppState {
     pub senders: Arc<std::sync::RwLock<Option<ketcare_app::senders::SenderAllowList>>>,
     /// FHIR bulk exports: their jobs and the private folder of their files.
     pub exports: Arc<fhir::export::Exports>,
+    /// The SMS webhook's signing secret: delivery receipts from the gateway are checked with it
+    /// (`None`: every receipt is refused).
+    pub sms_secret: Option<ketcare_store::SecretText>,
 }
 
 impl AppState {
@@ -123,6 +126,7 @@ impl AppState {
             refusals: Arc::default(),
             senders: Arc::default(),
             exports: Arc::default(),
+            sms_secret: None,
         }
     }
 
@@ -130,6 +134,12 @@ impl AppState {
     /// temporary directory).
     pub fn with_export_dir(mut self, dir: std::path::PathBuf) -> Self {
         self.exports = Arc::new(fhir::export::Exports::new(dir));
+        self
+    }
+
+    /// Checks the SMS gateway's delivery receipts with `secret` (the webhook's signing secret).
+    pub fn with_sms_secret(mut self, secret: Option<ketcare_store::SecretText>) -> Self {
+        self.sms_secret = secret;
         self
     }
 

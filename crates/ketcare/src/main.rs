@@ -305,6 +305,10 @@ struct ServeArgs {
     /// `KETCARE_SMS_WEBHOOK_SECRET`).
     #[arg(long, env = "KETCARE_SMS_WEBHOOK_SECRET_FILE")]
     sms_secret_file: Option<PathBuf>,
+    /// A PEM file of an extra certificate authority the SMTP relay's certificate may chain to
+    /// (a relay with the site's own CA); the public roots stay trusted.
+    #[arg(long, env = "KETCARE_SMTP_CA_FILE")]
+    smtp_ca_file: Option<PathBuf>,
     /// Seconds between passes of the outbox's delivery worker.
     #[arg(long, env = "KETCARE_OUTBOX_SECONDS", default_value_t = 15)]
     outbox_seconds: u64,
@@ -694,14 +698,6 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         api_burst: args.api_burst,
         api_per_second: args.api_per_second,
     };
-    // FHIR bulk exports are written in the data folder (0700), beside the database.
-    let state = AppState::new(store.clone(), config, bands, library)
-        .with_export_dir(db.data.join("exports"));
-    state
-        .refresh_demo()
-        .await
-        .map_err(|e| anyhow::anyhow!("reading the site settings: {e}"))?;
-    cli_sessions::start(&state, args.mllp).await?;
     // The outbox is drained inside the server: questionnaire links by email and text message.
     let secrets = ketcare_web::outreach::delivery::DeliverySecrets {
         smtp_username: args.smtp_username.clone(),
@@ -710,7 +706,23 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
             "KETCARE_SMS_WEBHOOK_SECRET",
             args.sms_secret_file.as_deref(),
         )?,
+        smtp_ca_pem: match &args.smtp_ca_file {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .with_context(|| format!("reading --smtp-ca-file {}", path.display()))?,
+            ),
+            None => None,
+        },
     };
+    // FHIR bulk exports are written in the data folder (0700), beside the database.
+    let state = AppState::new(store.clone(), config, bands, library)
+        .with_export_dir(db.data.join("exports"))
+        .with_sms_secret(secrets.sms_secret.clone());
+    state
+        .refresh_demo()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the site settings: {e}"))?;
+    cli_sessions::start(&state, args.mllp).await?;
     ketcare_web::outreach::delivery::spawn_worker(
         state.clone(),
         Arc::new(ketcare_web::outreach::delivery::LiveChannels { secrets }),

@@ -30,17 +30,64 @@ fn x_range(dates: impl Iterator<Item = Date>) -> Option<(Date, f64)> {
 }
 
 fn empty(text: &str) -> String {
+    empty_in(W, text)
+}
+
+fn empty_in(width: u32, text: &str) -> String {
     super::titled(
         format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"60\"><text x=\"10\" y=\"35\" font-family=\"sans-serif\" font-size=\"14\">{text}</text></svg>"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"60\"><text x=\"10\" y=\"35\" font-family=\"sans-serif\" font-size=\"14\">{text}</text></svg>"
         ),
         text,
     )
 }
 
+/// The size and lettering of a trajectory chart.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    pub width: u32,
+    pub height: u32,
+    /// Axis labels and the legend, in px at the chart's own size.
+    pub font: u32,
+    /// Radius of each score's dot.
+    pub dot: u32,
+    /// At most this many dates along the x axis.
+    pub x_labels: usize,
+}
+
+/// Staff pages (a wide screen).
+pub const WIDE: Layout = Layout {
+    width: W,
+    height: H,
+    font: 12,
+    dot: 3,
+    x_labels: 6,
+};
+
+/// The patient's own view, read on a phone: drawn narrow so it is shrunk little to fit a
+/// 390-px screen, with larger letters and dots.
+pub const PHONE: Layout = Layout {
+    width: 400,
+    height: 280,
+    font: 15,
+    dot: 5,
+    x_labels: 3,
+};
+
 /// Score trajectories: one line per instrument, sessions (or dose orders) as vertical lines,
 /// first response and remission of each course labelled.
 pub fn trajectory_svg(
+    series: &[(String, Vec<Point>)],
+    markers: &[Marker],
+    courses: &[CourseView],
+    name: impl Fn(&str) -> String,
+) -> String {
+    trajectory_svg_in(WIDE, series, markers, courses, name)
+}
+
+/// [`trajectory_svg`] drawn in `layout`.
+pub fn trajectory_svg_in(
+    layout: Layout,
     series: &[(String, Vec<Point>)],
     markers: &[Marker],
     courses: &[CourseView],
@@ -51,7 +98,7 @@ pub fn trajectory_svg(
         .flat_map(|(_, v)| v.iter().map(|p| p.date))
         .chain(markers.iter().map(|m| m.date));
     let Some((base, span)) = x_range(dates) else {
-        return empty("No scores yet.");
+        return empty_in(layout.width, "No scores yet.");
     };
     let ymax = series
         .iter()
@@ -61,17 +108,27 @@ pub fn trajectory_svg(
         .max(1);
     let mut out = String::new();
     let drawn = (|| -> Result<(), Box<dyn std::error::Error + '_>> {
-        let root = SVGBackend::with_string(&mut out, (W, H)).into_drawing_area();
+        let root =
+            SVGBackend::with_string(&mut out, (layout.width, layout.height)).into_drawing_area();
         root.fill(&WHITE)?;
+        let font = f64::from(layout.font);
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
-            .x_label_area_size(30)
-            .y_label_area_size(36)
+            .x_label_area_size(layout.font * 5 / 2)
+            .y_label_area_size(layout.font * 4)
             .build_cartesian_2d(-0.5..span + 0.5, 0.0..f64::from(ymax) * 1.15)?;
         chart
             .configure_mesh()
-            .x_labels((span as usize + 1).min(6))
+            .x_labels((span as usize + 1).min(layout.x_labels))
             .x_label_formatter(&|x| label(base, *x))
+            .y_label_formatter(&|y| {
+                if y.fract().abs() < 1e-9 {
+                    format!("{y:.0}")
+                } else {
+                    format!("{y:.1}")
+                }
+            })
+            .label_style(("sans-serif", font))
             .y_desc("score")
             .draw()?;
         for m in markers {
@@ -95,7 +152,7 @@ pub fn trajectory_svg(
                 });
             chart.draw_series(
                 line.iter()
-                    .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
+                    .map(|&(x, y)| Circle::new((x, y), layout.dot, color.filled())),
             )?;
         }
         for c in courses {
@@ -121,6 +178,7 @@ pub fn trajectory_svg(
         }
         chart
             .configure_series_labels()
+            .label_font(("sans-serif", font))
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()?;
@@ -131,7 +189,7 @@ pub fn trajectory_svg(
         Ok(()) => super::titled(out, "Questionnaire scores over time, with sessions marked"),
         Err(e) => {
             tracing::error!(error = %e, "drawing the trajectory chart");
-            empty("The chart could not be drawn.")
+            empty_in(layout.width, "The chart could not be drawn.")
         }
     }
 }

@@ -78,6 +78,7 @@ impl Book {
                 given: Micrograms::from_mg(given_mg),
                 cancelled,
                 em_level: None,
+                monitoring_minutes: None,
             },
             &self.state,
         )

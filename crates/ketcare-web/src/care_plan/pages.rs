@@ -392,16 +392,19 @@ pub async fn own_chart(
     )
     .await
     .map_err(AppError::from)?;
-    let svg = if v.shows_patient_answers {
-        ketcare_app::charts::trajectory_svg(
-            &v.series,
-            &v.markers,
-            &[],
-            ketcare_app::measures::instrument_name,
-        )
+    // Read on a phone: the narrow layout with larger letters.
+    let (series, markers) = if v.shows_patient_answers {
+        (&v.series[..], &v.markers[..])
     } else {
-        ketcare_app::charts::trajectory_svg(&[], &[], &[], ketcare_app::measures::instrument_name)
+        (&[][..], &[][..])
     };
+    let svg = ketcare_app::charts::measures::trajectory_svg_in(
+        ketcare_app::charts::measures::PHONE,
+        series,
+        markers,
+        &[],
+        ketcare_app::measures::instrument_name,
+    );
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }
 

@@ -1329,6 +1329,7 @@ pub async fn ledger(
                 given,
                 cancelled: q(&query, "cancelled") == "1",
                 em_level: None,
+                monitoring_minutes: None,
             };
             let b = session_balance(&facts, &st);
             Some((b.balanced, format!("Session {session_id}: {}", b.message)))
@@ -1628,6 +1629,7 @@ fn facts_from(query: &HashMap<String, String>) -> Result<SessionFacts, AppError>
             "high" => Some(EmLevel::High),
             _ => None,
         },
+        monitoring_minutes: None,
     })
 }
 

@@ -4,10 +4,13 @@ use crate::AppState;
 use crate::api::{ApiPath, JsonBody};
 use crate::auth::Principal;
 use crate::error::{AppError, ErrorBody};
+use crate::outreach::delivery::verify;
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use ketcare_app::outreach::{ContactInput, Contacts};
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use ketcare_app::outreach::{ContactInput, Contacts, ReceiptInput, ReceiptOutcome, ScheduleView};
+use ketcare_core::FieldErrors;
 use ketcare_core::GuardianId;
 use ketcare_core::PatientId;
 use ketcare_measures::sending::SendSchedule;
@@ -91,4 +94,75 @@ pub async fn add_schedule(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(saved)))
+}
+
+/// The patient's course schedules, running and stopped (who stopped each and when), each with
+/// its rule in words and its next occurrence as the record stands now.
+#[utoipa::path(get, path = "/api/v1/patients/{id}/schedules", params(("id" = i64, Path)), responses((status = 200, description = "schedules, oldest first", body = [ScheduleView]), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn schedules(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Vec<ScheduleView>>, AppError> {
+    Ok(Json(
+        ketcare_app::outreach::schedules(
+            s.store.as_ref(),
+            &p.actor,
+            PatientId::new(id),
+            s.now(),
+            &jiff::tz::TimeZone::system(),
+        )
+        .await?,
+    ))
+}
+
+/// Stops one of the patient's course schedules: nothing more is sent for it. Who stopped it and
+/// when are recorded (audited); a schedule stopped already is a conflict naming who stopped it.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/schedules/{schid}/stop", params(("id" = i64, Path), ("schid" = i64, Path)), responses((status = 200, description = "the schedule, stopped", body = StoredSchedule), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn stop_schedule(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath((id, schid)): ApiPath<(i64, i64)>,
+) -> Result<Json<StoredSchedule>, AppError> {
+    Ok(Json(
+        ketcare_app::outreach::stop_schedule(s.store.as_ref(), &p.actor, PatientId::new(id), schid)
+            .await?,
+    ))
+}
+
+/// The SMS gateway's delivery receipt for a message ketcare sent it: `{"message_id": 12,
+/// "status": "delivered"}` or `{"message_id": 12, "status": "failed", "error": "…"}`, signed
+/// like the outgoing webhook (`X-Ketcare-Timestamp`, `X-Ketcare-Signature: sha256=<hex
+/// HMAC-SHA256(secret, "<timestamp>.<body>")>`, the timestamp within 5 minutes). No account: the
+/// signature is the credential. A repeated receipt changes nothing (`changed: false`).
+#[utoipa::path(post, path = "/api/v1/outreach/receipts", request_body = ReceiptInput, responses((status = 200, description = "the message's state after the receipt", body = ReceiptOutcome), (status = 401, description = "missing or bad signature, or a timestamp out of the window", body = ErrorBody), (status = 404, description = "no such message", body = ErrorBody), (status = 409, description = "not a sent text message, or already final the other way", body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn sms_receipt(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ReceiptOutcome>, AppError> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let signed = s.sms_secret.as_ref().is_some_and(|secret| {
+        verify(
+            secret.expose().as_bytes(),
+            header("x-ketcare-timestamp"),
+            &body,
+            header("x-ketcare-signature"),
+            s.now(),
+        )
+    });
+    if !signed {
+        return Err(AppError::Unauthorized);
+    }
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| AppError::Invalid(FieldErrors::single("body", e.to_string())))?;
+    let input: ReceiptInput = ketcare_app::error::decode(value)?;
+    Ok(Json(
+        ketcare_app::outreach::record_receipt(s.store.as_ref(), &input).await?,
+    ))
 }

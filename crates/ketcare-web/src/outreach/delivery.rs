@@ -41,6 +41,10 @@ pub struct DeliverySecrets {
     pub smtp_password: Option<SecretText>,
     /// The key the SMS webhook's body is signed with.
     pub sms_secret: Option<SecretText>,
+    /// An extra certificate authority (PEM) the relay's certificate may chain to, beside the
+    /// public roots: a relay with the site's private CA, or a test server's. It never turns
+    /// verification off.
+    pub smtp_ca_pem: Option<Vec<u8>>,
 }
 
 /// The channels of a running server.
@@ -74,12 +78,15 @@ impl LiveChannels {
             Ok(x) => x,
             Err(e) => return Attempt::Permanent(e),
         };
-        let builder = match s.smtp_security {
-            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
-            SmtpSecurity::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
-            SmtpSecurity::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+        let builder = match (s.smtp_security, &self.secrets.smtp_ca_pem) {
+            (SmtpSecurity::None, _) => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
                 host,
             )),
+            (security, Some(pem)) => with_extra_ca(host, security, pem),
+            (SmtpSecurity::Tls, None) => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
+            (SmtpSecurity::StartTls, None) => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+            }
         };
         let mut builder = match builder {
             Ok(b) => b,
@@ -139,6 +146,24 @@ impl LiveChannels {
     }
 }
 
+/// A relay connection secured as `security` (implicit TLS or required STARTTLS) whose
+/// certificate may also chain to the extra authority `pem`.
+fn with_extra_ca(
+    host: &str,
+    security: SmtpSecurity,
+    pem: &[u8],
+) -> Result<lettre::transport::smtp::AsyncSmtpTransportBuilder, lettre::transport::smtp::Error> {
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    let params = TlsParameters::builder(host.to_owned())
+        .add_root_certificate(Certificate::from_pem(pem)?)
+        .build_rustls()?;
+    let tls = match security {
+        SmtpSecurity::Tls => Tls::Wrapper(params),
+        _ => Tls::Required(params),
+    };
+    Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).tls(tls))
+}
+
 fn build_email(from: &str, m: &OutboxMessage) -> Result<lettre::Message, String> {
     let from: lettre::message::Mailbox =
         from.parse().map_err(|e| format!("sender address: {e}"))?;
@@ -166,6 +191,32 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &str) -> String {
     mac.update(b".");
     mac.update(body.as_bytes());
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// How far a delivery receipt's signed timestamp may be from the server's clock: a captured
+/// receipt cannot be replayed later than this (ketcare's own limit, not a clinical number).
+pub const RECEIPT_WINDOW_SECONDS: i64 = 300;
+
+/// Whether `signature` is `sha256=<hex>` of HMAC-SHA256 under `secret` over
+/// `"<timestamp>.<body>"` (compared in constant time), with `timestamp` within
+/// [`RECEIPT_WINDOW_SECONDS`] of `now`: the scheme of [`sign`], the other way.
+pub fn verify(secret: &[u8], timestamp: &str, body: &[u8], signature: &str, now: i64) -> bool {
+    let Ok(at) = timestamp.trim().parse::<i64>() else {
+        return false;
+    };
+    if (now - at).abs() > RECEIPT_WINDOW_SECONDS {
+        return false;
+    }
+    let Some(Ok(expected)) = signature.strip_prefix("sha256=").map(hex::decode) else {
+        return false;
+    };
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(at.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
 }
 
 /// One HTTP/1.1 POST to `url` (http or https); the answer's status.

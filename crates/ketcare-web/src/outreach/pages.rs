@@ -13,8 +13,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use ketcare_app::outreach::{ContactInput, Contacts};
+use ketcare_app::outreach::{ContactInput, Contacts, ScheduleView};
 use ketcare_core::{PatientId, Permission};
+use ketcare_store::outreach::OutboxMessage;
 
 #[derive(Template)]
 #[template(path = "outreach_contact.html")]
@@ -25,6 +26,21 @@ pub struct ContactPage {
     c: Contacts,
     can_edit: bool,
     error: String,
+    /// The course schedules and the messages (`None`: the role does not read the clinical
+    /// record).
+    schedules: Option<Vec<ScheduleView>>,
+    messages: Option<Vec<OutboxMessage>>,
+    can_stop: bool,
+}
+
+impl ContactPage {
+    fn message_state(&self, m: &OutboxMessage) -> String {
+        let mut t = m.status.label().to_owned();
+        if let Some(e) = &m.last_error {
+            t.push_str(&format!(": {e}"));
+        }
+        t
+    }
 }
 
 async fn contact_page(
@@ -38,6 +54,26 @@ async fn contact_page(
     let header = crate::chart::header(s, p, PatientId::new(id), "contact")
         .await
         .ok();
+    let clinical = p.user.role.allows(Permission::ClinicalRead);
+    let (schedules, messages) = if clinical {
+        let zone = jiff::tz::TimeZone::system();
+        let store = s.store.as_ref();
+        (
+            Some(
+                ketcare_app::outreach::schedules(
+                    store,
+                    &p.actor,
+                    PatientId::new(id),
+                    s.now(),
+                    &zone,
+                )
+                .await?,
+            ),
+            Some(ketcare_app::outreach::messages(store, &p.actor, PatientId::new(id)).await?),
+        )
+    } else {
+        (None, None)
+    };
     Ok(render_with(
         status,
         &ContactPage {
@@ -47,6 +83,9 @@ async fn contact_page(
             c,
             can_edit: p.user.role.allows(Permission::PatientWrite),
             error,
+            schedules,
+            messages,
+            can_stop: p.user.role.allows(Permission::RecordMeasures),
         },
     ))
 }
@@ -93,6 +132,27 @@ pub async fn record_contact(
         Err(e @ (AppError::Invalid(_) | AppError::Conflict(_))) => {
             contact_page(&s, &p, id, message(&e), e.status()).await
         }
+        Err(e) => Err(PageError(e)),
+    }
+}
+
+/// Stops one of the patient's course schedules, then shows the contact page again.
+pub async fn stop_schedule(
+    State(s): State<AppState>,
+    p: Principal,
+    PagePath((id, schedule_id)): PagePath<(i64, i64)>,
+) -> Result<Response, PageError> {
+    match ketcare_app::outreach::stop_schedule(
+        s.store.as_ref(),
+        &p.actor,
+        PatientId::new(id),
+        schedule_id,
+    )
+    .await
+    .map_err(AppError::from)
+    {
+        Ok(_) => Ok(Redirect::to(&format!("/patients/{id}/contact#schedules")).into_response()),
+        Err(e @ AppError::Conflict(_)) => contact_page(&s, &p, id, message(&e), e.status()).await,
         Err(e) => Err(PageError(e)),
     }
 }

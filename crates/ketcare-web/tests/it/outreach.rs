@@ -81,6 +81,22 @@ pub(crate) async fn consenting_patient(app: &TestApp) -> (i64, Auth) {
     (pid, nurse)
 }
 
+/// [`patient_with_email`], the site's text messages set up with `gateway`, and the patient's
+/// consent to them.
+pub(crate) async fn texting_patient(app: &TestApp, gateway: &str) -> (i64, Auth) {
+    let (pid, nurse) = patient_with_email(app).await;
+    delivery_settings(app, &[("outreach.sms_gateway_url", gateway)]).await;
+    let r = prefer(
+        app,
+        pid,
+        &nurse,
+        json!({"channel": "sms", "consented": true}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    (pid, nurse)
+}
+
 pub(crate) async fn link(app: &TestApp, pid: i64, auth: &Auth) -> serde_json::Value {
     let r = app
         .json(
@@ -293,6 +309,16 @@ struct Scripted {
     seen: Mutex<Vec<(String, String, String)>>,
 }
 
+impl Scripted {
+    /// Channels that accept every message.
+    fn accepting() -> Self {
+        Scripted {
+            answers: Mutex::new(Vec::new()),
+            seen: Mutex::new(Vec::new()),
+        }
+    }
+}
+
 #[async_trait]
 impl Channels for Scripted {
     async fn send(&self, m: &OutboxMessage, _: &DeliverySettings) -> Attempt {
@@ -470,10 +496,7 @@ async fn an_unanswered_link_is_reminded_once_with_a_new_address() {
         let s = app.store.as_ref();
         let l = link(&app, pid, &nurse).await;
         let old = l["path"].as_str().unwrap().to_owned();
-        let ch = Scripted {
-            answers: Mutex::new(Vec::new()),
-            seen: Mutex::new(Vec::new()),
-        };
+        let ch = Scripted::accepting();
         ketcare_app::outreach::deliver_due(s, &ch, START, &utc)
             .await
             .unwrap();
@@ -524,5 +547,234 @@ async fn an_unanswered_link_is_reminded_once_with_a_new_address() {
             .await
             .json();
         assert_eq!(m.as_array().unwrap().len(), 2);
+    }
+}
+
+/// Posts a delivery receipt signed with `secret` at `ts` (the gateway's side of the scheme).
+async fn receipt(app: &TestApp, secret: &str, ts: i64, body: &serde_json::Value) -> common::Reply {
+    let body = body.to_string();
+    let signature = ketcare_web::outreach::delivery::sign(secret.as_bytes(), ts, &body);
+    let ts = ts.to_string();
+    app.send(
+        Method::POST,
+        "/api/v1/outreach/receipts",
+        &Auth::None,
+        Some("application/json"),
+        body,
+        &[
+            ("x-ketcare-timestamp", ts.as_str()),
+            ("x-ketcare-signature", signature.as_str()),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_gateway_receipt_marks_a_sent_text_message_delivered_once() {
+    const SECRET: &str = "gateway-shared-secret";
+    let utc = jiff::tz::TimeZone::UTC;
+    for backend in BACKENDS {
+        let app = TestApp::with_sms_secret(backend, SECRET).await;
+        let (pid, nurse) = texting_patient(&app, "http://127.0.0.1:9/sms").await;
+        let sms = link(&app, pid, &nurse).await["message"]["id"]
+            .as_i64()
+            .unwrap();
+        // A text message not yet handed to the gateway takes no receipt.
+        let delivered = json!({"message_id": sms, "status": "delivered"});
+        let r = receipt(&app, SECRET, START, &delivered).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+        assert!(r.body.contains("not sent yet"), "{}", r.body);
+
+        let ch = Scripted::accepting();
+        let done = ketcare_app::outreach::deliver_due(app.store.as_ref(), &ch, START, &utc)
+            .await
+            .unwrap();
+        assert_eq!(done[0].status.as_str(), "sent");
+
+        // Unsigned, signed with another secret, or signed too long ago: refused, nothing changes.
+        let r = app
+            .send(
+                Method::POST,
+                "/api/v1/outreach/receipts",
+                &Auth::None,
+                Some("application/json"),
+                delivered.to_string(),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        let r = receipt(&app, "another-secret", START, &delivered).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        let r = receipt(&app, SECRET, START - 301, &delivered).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        let r = receipt(
+            &app,
+            SECRET,
+            START,
+            &json!({"message_id": 999_999, "status": "delivered"}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+        let r = receipt(
+            &app,
+            SECRET,
+            START,
+            &json!({"message_id": sms, "status": "read"}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+
+        let r = receipt(&app, SECRET, START, &delivered).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(
+            r.json(),
+            json!({"message_id": sms, "status": "delivered", "changed": true})
+        );
+        // The gateway sends it again (its answer was lost): the same, nothing more recorded.
+        let r = receipt(&app, SECRET, START + 60, &delivered).await;
+        assert_eq!(
+            r.json(),
+            json!({"message_id": sms, "status": "delivered", "changed": false})
+        );
+        // A contradicting receipt does not undo it.
+        let r = receipt(
+            &app,
+            SECRET,
+            START,
+            &json!({"message_id": sms, "status": "failed", "error": "no handset"}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+
+        let msgs = app
+            .get(&format!("/api/v1/patients/{pid}/messages"), &nurse)
+            .await
+            .json();
+        assert_eq!(msgs[0]["status"], "delivered");
+        assert!(msgs[0]["finished_at"].is_string());
+        let page = app.login("nina").await;
+        let measures = app.get(&format!("/patients/{pid}/measures"), &page).await;
+        assert!(measures.body.contains("sms delivered"), "{}", measures.body);
+
+        // A second message the gateway could not deliver: failed, with its reason.
+        let sms2 = link(&app, pid, &nurse).await["message"]["id"]
+            .as_i64()
+            .unwrap();
+        ketcare_app::outreach::deliver_due(app.store.as_ref(), &ch, START, &utc)
+            .await
+            .unwrap();
+        let failed = json!({"message_id": sms2, "status": "failed", "error": "no handset"});
+        let r = receipt(&app, SECRET, START, &failed).await;
+        assert_eq!(r.json()["status"], "failed", "{}", r.body);
+        let msgs = app
+            .get(&format!("/api/v1/patients/{pid}/messages"), &nurse)
+            .await
+            .json();
+        assert_eq!(msgs[0]["status"], "failed");
+        assert_eq!(msgs[0]["last_error"], "no handset");
+
+        // Each change is in the audit trail as the outbox's own account.
+        app.add_user("alex", Role::Administrator).await;
+        let admin = app.bearer("alex").await;
+        for (action, n) in [("outbox.delivered", 1), ("outbox.undelivered", 1)] {
+            let log = app
+                .get(&format!("/api/v1/audit?action={action}&limit=500"), &admin)
+                .await
+                .json();
+            let rows = log.as_array().unwrap();
+            assert_eq!(rows.len(), n, "{log}");
+            assert_eq!(rows[0]["username"], "system:outbox", "{log}");
+        }
+    }
+}
+
+/// One pass of reminders at `at` by two runners at once; the links reminded of, sorted.
+async fn reminders_by_two_runners(
+    a: &dyn ketcare_store::Store,
+    b: &dyn ketcare_store::Store,
+    at: i64,
+) -> Vec<i64> {
+    let utc = jiff::tz::TimeZone::UTC;
+    let (x, y) = tokio::join!(
+        ketcare_app::outreach::send_reminders(a, at, &utc),
+        ketcare_app::outreach::send_reminders(b, at, &utc)
+    );
+    let mut sent: Vec<i64> = x
+        .unwrap()
+        .into_iter()
+        .chain(y.unwrap())
+        .map(|m| m.link_id.unwrap().get())
+        .collect();
+    sent.sort_unstable();
+    sent
+}
+
+#[tokio::test]
+async fn reminders_go_daily_once_each_across_two_runners_until_answered_or_expired() {
+    const DAY: i64 = 86_400;
+    let utc = jiff::tz::TimeZone::UTC;
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        let (pid, nurse) = consenting_patient(&app).await;
+        let s = app.store.as_ref();
+        // A second server on the same database.
+        let second = ketcare_store::open(&app.url).await.unwrap();
+        let mut links = Vec::new();
+        for hours in [84, 120] {
+            let r = app
+                .json(
+                    Method::POST,
+                    &format!("/api/v1/patients/{pid}/links"),
+                    &nurse,
+                    &json!({"instruments": ["phq9"], "expires_in_hours": hours}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            links.push(r.json()["link"]["id"].as_i64().unwrap());
+        }
+        let ch = Scripted::accepting();
+        ketcare_app::outreach::deliver_due(s, &ch, START, &utc)
+            .await
+            .unwrap();
+        delivery_settings_with(
+            &app,
+            &[],
+            &[
+                ("outreach.reminder_after_days", 1.0),
+                ("outreach.reminder_count", 5.0),
+            ],
+        )
+        .await;
+        let second = second.as_ref();
+        let both = |at: i64| reminders_by_two_runners(s, second, at);
+        // Day 1: each link is reminded of once, whichever runner got there first.
+        assert_eq!(both(START + DAY).await, links);
+        assert!(both(START + DAY + DAY / 2).await.is_empty(), "once a day");
+        // The second link is answered: its reminders stop.
+        app.store
+            .execute_raw(&format!(
+                "UPDATE measure_links SET status = 'completed' WHERE id = {}",
+                links[1]
+            ))
+            .await
+            .unwrap();
+        assert_eq!(both(START + 2 * DAY).await, vec![links[0]]);
+        assert!(both(START + 2 * DAY + 60).await.is_empty());
+        assert_eq!(both(START + 3 * DAY).await, vec![links[0]]);
+        // The first link expired at 3.5 days: no more, though the count allows five.
+        assert!(both(START + 4 * DAY).await.is_empty(), "expired");
+        let m = app
+            .get(&format!("/api/v1/patients/{pid}/messages"), &nurse)
+            .await
+            .json();
+        let of = |link: i64| {
+            m.as_array()
+                .unwrap()
+                .iter()
+                .filter(|x| x["link_id"] == link)
+                .count()
+        };
+        assert_eq!(of(links[0]), 4, "the message and three reminders");
+        assert_eq!(of(links[1]), 2, "the message and one reminder");
     }
 }

@@ -8,7 +8,7 @@
 //! `KETCARE_TEST_REQUIRE_SMTPD` is set, as `scripts/smtp-test` (run by `scripts/test`) sets it.
 
 use crate::common;
-use crate::outreach::{delivery_settings_with, link, patient_with_email, prefer};
+use crate::outreach::{delivery_settings_with, link, patient_with_email, prefer, texting_patient};
 
 use axum::http::{HeaderMap, StatusCode};
 use common::{START, TestApp};
@@ -54,6 +54,17 @@ struct Sink {
     lines: std::sync::mpsc::Receiver<String>,
 }
 
+impl Sink {
+    /// The next message the sink received (within 20 s), as its JSON line.
+    fn next_message(&self) -> serde_json::Value {
+        let line = self
+            .lines
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
 impl Drop for Sink {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -62,12 +73,30 @@ impl Drop for Sink {
 }
 
 fn start_sink(python: &str, port: u16) -> Sink {
+    start_sink_with(python, port, &[]).expect("the SMTP sink starts")
+}
+
+/// A sink with TLS options on a free port, tried on a fresh port if the first is taken
+/// meanwhile (or the sink's own start-up check times out on a busy machine).
+fn start_tls_sink(python: &str, tls: &[&str]) -> (Sink, u16) {
+    for _ in 0..3 {
+        let port = free_port();
+        if let Some(sink) = start_sink_with(python, port, tls) {
+            return (sink, port);
+        }
+    }
+    panic!("the TLS SMTP sink did not start");
+}
+
+/// [`start_sink`] with the sink's TLS options (`tls|starttls CERT KEY`).
+fn start_sink_with(python: &str, port: u16, tls: &[&str]) -> Option<Sink> {
     let mut child = Command::new(python)
         .arg(format!(
             "{}/../../tests/smtp/sink.py",
             env!("CARGO_MANIFEST_DIR")
         ))
         .arg(port.to_string())
+        .args(tls)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -80,9 +109,24 @@ fn start_sink(python: &str, port: u16) -> Sink {
             }
         }
     });
-    let ready = rx.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
-    assert_eq!(ready, "ready");
-    Sink { child, lines: rx }
+    let sink = Sink { child, lines: rx };
+    let ready = sink.lines.recv_timeout(std::time::Duration::from_secs(20));
+    (ready.as_deref() == Ok("ready")).then_some(sink)
+}
+
+/// A patient with an email address who consents to email, the site's relay on `port` (with the
+/// delivery settings `texts` besides), and a nurse's API token.
+async fn emailing_patient(app: &TestApp, texts: &[(&str, &str)], port: u16) -> (i64, common::Auth) {
+    let (pid, nurse) = patient_with_email(app).await;
+    delivery_settings_with(app, texts, &[("outreach.smtp_port", f64::from(port))]).await;
+    prefer(
+        app,
+        pid,
+        &nurse,
+        json!({"channel": "email", "consented": true}),
+    )
+    .await;
+    (pid, nurse)
 }
 
 fn channels(sms_secret: Option<&str>) -> LiveChannels {
@@ -91,6 +135,7 @@ fn channels(sms_secret: Option<&str>) -> LiveChannels {
             smtp_username: None,
             smtp_password: None,
             sms_secret: sms_secret.map(SecretText::new),
+            smtp_ca_pem: None,
         },
     }
 }
@@ -104,16 +149,8 @@ async fn email_reaches_a_local_smtp_server_after_a_failed_try() {
     let utc = jiff::tz::TimeZone::UTC;
     for backend in BACKENDS {
         let app = TestApp::new(backend).await;
-        let (pid, nurse) = patient_with_email(&app).await;
         let port = free_port();
-        delivery_settings_with(&app, &[], &[("outreach.smtp_port", f64::from(port))]).await;
-        prefer(
-            &app,
-            pid,
-            &nurse,
-            json!({"channel": "email", "consented": true}),
-        )
-        .await;
+        let (pid, nurse) = emailing_patient(&app, &[], port).await;
         let l = link(&app, pid, &nurse).await;
         let path = l["path"].as_str().unwrap().to_owned();
         let live = channels(None);
@@ -139,13 +176,7 @@ async fn email_reaches_a_local_smtp_server_after_a_failed_try() {
             .await
             .unwrap();
         assert_eq!(done[0].status.as_str(), "sent", "{done:?}");
-        let got: serde_json::Value = serde_json::from_str(
-            &sink
-                .lines
-                .recv_timeout(std::time::Duration::from_secs(20))
-                .unwrap(),
-        )
-        .unwrap();
+        let got = sink.next_message();
         assert_eq!(got["to"], json!(["sam@example.org"]));
         assert_eq!(got["from"], "clinic@example.org");
         assert!(
@@ -239,17 +270,8 @@ async fn a_text_message_reaches_a_signed_webhook_after_a_failed_try() {
     let utc = jiff::tz::TimeZone::UTC;
     for backend in BACKENDS {
         let app = TestApp::new(backend).await;
-        let (pid, nurse) = patient_with_email(&app).await;
         let (port, received) = gateway(SECRET).await;
-        let url = format!("http://127.0.0.1:{port}/sms");
-        delivery_settings_with(&app, &[("outreach.sms_gateway_url", url.as_str())], &[]).await;
-        prefer(
-            &app,
-            pid,
-            &nurse,
-            json!({"channel": "sms", "consented": true}),
-        )
-        .await;
+        let (pid, nurse) = texting_patient(&app, &format!("http://127.0.0.1:{port}/sms")).await;
         let l = link(&app, pid, &nurse).await;
         assert_eq!(l["message"]["recipient"], "+1 555 0100");
         let path = l["path"].as_str().unwrap().to_owned();
@@ -344,4 +366,133 @@ async fn a_remote_gateway_must_be_https() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// A test certificate authority and a certificate it issued for `localhost` (and 127.0.0.1),
+/// made with the `openssl` command in a fresh folder: (folder, CA PEM path, cert path, key path).
+fn test_certificates() -> (std::path::PathBuf, String, String, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "ketcare-smtp-tls-{}-{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_nanosecond()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let at = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    std::fs::write(
+        at("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let steps: [Vec<String>; 3] = [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ketcare test CA",
+            "-keyout",
+            &at("ca.key"),
+            "-out",
+            &at("ca.pem"),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect(),
+        vec![
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &at("leaf.key"),
+            "-out",
+            &at("leaf.csr"),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect(),
+        vec![
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            &at("leaf.csr"),
+            "-CA",
+            &at("ca.pem"),
+            "-CAkey",
+            &at("ca.key"),
+            "-CAcreateserial",
+            "-extfile",
+            &at("leaf.ext"),
+            "-out",
+            &at("leaf.pem"),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect(),
+    ];
+    for args in steps {
+        let done = Command::new("openssl")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(done.success(), "openssl {args:?}");
+    }
+    (dir.clone(), at("ca.pem"), at("leaf.pem"), at("leaf.key"))
+}
+
+#[tokio::test]
+async fn email_goes_over_tls_or_starttls_as_the_site_says_verifying_the_relay() {
+    let Some(python) = smtpd_python() else {
+        eprintln!("skipped: no Python with aiosmtpd (scripts/smtp-test installs it)");
+        return;
+    };
+    let (dir, ca, cert, key) = test_certificates();
+    let ca_pem = std::fs::read(&ca).unwrap();
+    let utc = jiff::tz::TimeZone::UTC;
+    for backend in BACKENDS {
+        for mode in ["tls", "starttls"] {
+            let app = TestApp::new(backend).await;
+            let (sink, port) = start_tls_sink(&python, &[mode, &cert, &key]);
+            let texts = [
+                ("outreach.smtp_host", "localhost"),
+                ("outreach.smtp_security", mode),
+            ];
+            let (pid, nurse) = emailing_patient(&app, &texts, port).await;
+            link(&app, pid, &nurse).await;
+            let s = app.store.as_ref();
+
+            // Without the test's authority the relay's certificate is not trusted: not sent.
+            let done = ketcare_app::outreach::deliver_due(s, &channels(None), START, &utc)
+                .await
+                .unwrap();
+            assert_eq!(done[0].status.as_str(), "queued", "{mode}: {done:?}");
+            assert!(
+                sink.lines
+                    .recv_timeout(std::time::Duration::from_millis(300))
+                    .is_err(),
+                "{mode}: nothing reached the relay"
+            );
+
+            let mut trusted = channels(None);
+            trusted.secrets.smtp_ca_pem = Some(ca_pem.clone());
+            let done = ketcare_app::outreach::deliver_due(s, &trusted, START + 300, &utc)
+                .await
+                .unwrap();
+            assert_eq!(done[0].status.as_str(), "sent", "{mode}: {done:?}");
+            let got = sink.next_message();
+            assert_eq!(got["tls"], true, "{mode}: {got}");
+            assert_eq!(got["to"], json!(["sam@example.org"]));
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

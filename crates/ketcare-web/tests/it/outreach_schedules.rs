@@ -206,3 +206,116 @@ async fn a_questionnaire_goes_a_day_before_each_booked_session() {
         );
     }
 }
+
+#[tokio::test]
+async fn staff_list_a_courses_schedules_with_the_next_occurrence_and_stop_one() {
+    let zone = jiff::tz::TimeZone::system();
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        let (pid, nurse) = consenting_patient(&app).await;
+        let cid = course_today(&app, pid, &nurse, &zone).await;
+        let mut ids = Vec::new();
+        for rule in [
+            json!({"kind": "every_days", "days": 14}),
+            json!({"kind": "after_first_dose", "days": [1, 7]}),
+        ] {
+            let r = app
+                .json(
+                    Method::POST,
+                    &format!("/api/v1/patients/{pid}/courses/{cid}/schedules"),
+                    &nurse,
+                    &json!({ "schedule": rule }),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            ids.push(r.json()["id"].as_i64().unwrap());
+        }
+        let list = app
+            .get(&format!("/api/v1/patients/{pid}/schedules"), &nurse)
+            .await
+            .json();
+        let day14 = jiff::Timestamp::from_second(START + 14 * DAY)
+            .unwrap()
+            .to_zoned(zone.clone())
+            .date();
+        assert_eq!(list[0]["rule"], "every 14 days");
+        assert_eq!(list[0]["instrument"], "phq9");
+        assert_eq!(list[0]["next_at"], format!("{day14}T00:00:00"));
+        assert!(list[0]["stopped_at"].is_null());
+        // No dose yet: nothing counted from the first dose is due.
+        assert_eq!(list[1]["rule"], "on days 1, 7 after the first dose");
+        assert!(list[1]["next_at"].is_null());
+
+        // The nurse stops the first: who and when are kept; a second stop is refused.
+        let stop = format!("/api/v1/patients/{pid}/schedules/{}/stop", ids[0]);
+        let r = app.json(Method::POST, &stop, &nurse, &json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json()["stopped_by"], "nina");
+        assert!(r.json()["stopped_at"].is_string());
+        let again = app.json(Method::POST, &stop, &nurse, &json!({})).await;
+        assert_eq!(again.status, StatusCode::CONFLICT);
+        assert!(
+            again.body.contains("stopped already by nina"),
+            "{}",
+            again.body
+        );
+        // Another patient's schedule id under this patient: not found.
+        let other = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{}/schedules/{}/stop", pid + 1000, ids[1]),
+                &nurse,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(other.status, StatusCode::NOT_FOUND);
+
+        // The runner sends nothing for it on its day (nor later).
+        let s = app.store.as_ref();
+        for at in [START + 14 * DAY, START + 28 * DAY] {
+            assert!(
+                ketcare_app::outreach::run_schedules(s, at, &zone)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        let list = app
+            .get(&format!("/api/v1/patients/{pid}/schedules"), &nurse)
+            .await
+            .json();
+        assert!(list[0]["next_at"].is_null());
+
+        // The contact page lists both, the stopped one with who stopped it; the other is
+        // stopped from the page.
+        let page = app.login("nina").await;
+        let contact = app.get(&format!("/patients/{pid}/contact"), &page).await;
+        assert!(contact.body.contains("stopped "), "{}", contact.body);
+        assert!(contact.body.contains("by nina"), "{}", contact.body);
+        assert!(contact.body.contains("on days 1, 7 after the first dose"));
+        let stopped = app
+            .post_form(
+                &format!("/patients/{pid}/schedules/{}/stop", ids[1]),
+                &page,
+                &[],
+            )
+            .await;
+        assert_eq!(stopped.status, StatusCode::SEE_OTHER);
+        let list = app
+            .get(&format!("/api/v1/patients/{pid}/schedules"), &nurse)
+            .await
+            .json();
+        assert!(list[1]["stopped_at"].is_string());
+
+        // Each stop is audited.
+        app.add_user("alex", Role::Administrator).await;
+        let log = app
+            .get(
+                "/api/v1/audit?action=measure_schedule.stop&limit=50",
+                &app.bearer("alex").await,
+            )
+            .await
+            .json();
+        assert_eq!(log.as_array().unwrap().len(), 2, "{log}");
+    }
+}

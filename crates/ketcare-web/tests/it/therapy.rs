@@ -453,3 +453,67 @@ async fn a_dose_without_integration_in_the_window_is_flagged() {
         assert_eq!(o["missed"], 0, "{o}");
     }
 }
+
+#[tokio::test]
+async fn monitoring_recorded_for_a_dosing_session_reaches_its_billing_facts_only() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        let (pid, sid) = patient_with_dose(&app, 0).await;
+        app.add_user("thea", Role::Therapist).await;
+        app.add_user("sue", Role::Scheduler).await;
+        let thea = app.bearer("thea").await;
+        let monitoring = |minutes: i64, session: Option<i64>| {
+            json!({"kind": "monitoring", "at": format!("{}T09:00", day(0)),
+                   "duration_minutes": minutes, "modality": "individual", "session_id": session,
+                   "themes": "", "intentions": "", "homework": "", "suicide_risk": "negative"})
+        };
+        // A monitoring encounter names the session it monitored.
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/therapy/encounters"),
+                &thea,
+                &monitoring(90, None),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.body.contains("session_id"), "{}", r.body);
+        let store = app.store.as_ref();
+        let billing = Actor::system(Role::Scheduler);
+        let session = ketcare_core::SessionId::new(sid);
+        assert_eq!(
+            store
+                .session_monitoring_minutes(&billing, session)
+                .await
+                .unwrap(),
+            None,
+            "nothing recorded yet"
+        );
+        // Two monitoring encounters (90 + 60 min), and an integration that is not
+        // monitoring.
+        encounter(&app, pid, &thea, &monitoring(90, Some(sid))).await;
+        encounter(&app, pid, &thea, &monitoring(60, Some(sid))).await;
+        encounter(&app, pid, &thea, &integration(sid, &day(0))).await;
+        assert_eq!(
+            store
+                .session_monitoring_minutes(&billing, session)
+                .await
+                .unwrap(),
+            Some(150)
+        );
+        // Read under the billing right (a scheduler bills), audited; a researcher may not.
+        let refused = store
+            .session_monitoring_minutes(&Actor::system(Role::Researcher), session)
+            .await;
+        assert!(refused.is_err());
+        app.add_user("alex", Role::Administrator).await;
+        let log = app
+            .get(
+                "/api/v1/audit?action=therapy_encounter.billing_read&limit=50",
+                &app.bearer("alex").await,
+            )
+            .await
+            .json();
+        assert_eq!(log.as_array().unwrap().len(), 1, "{log}");
+    }
+}

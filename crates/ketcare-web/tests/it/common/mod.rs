@@ -78,20 +78,36 @@ impl Reply {
 
 impl TestApp {
     pub async fn new(backend: Backend) -> Self {
+        Self::with_config(backend, Self::config()).await
+    }
+
+    fn config() -> WebConfig {
         // Tests fire requests far faster than any clinic: pacing is tested on its own.
-        Self::with_config(
-            backend,
-            WebConfig {
-                api_burst: 1e9,
-                // The test clock jumps hours (observation times); idling is tested on its own.
-                idle_minutes: 1_000_000,
-                ..WebConfig::default()
-            },
-        )
-        .await
+        WebConfig {
+            api_burst: 1e9,
+            // The test clock jumps hours (observation times); idling is tested on its own.
+            idle_minutes: 1_000_000,
+            ..WebConfig::default()
+        }
     }
 
     pub async fn with_config(backend: Backend, config: WebConfig) -> Self {
+        Self::with_state(backend, config, |s| s).await
+    }
+
+    /// [`TestApp::new`] whose server checks SMS delivery receipts with `secret`.
+    pub async fn with_sms_secret(backend: Backend, secret: &str) -> Self {
+        let config = Self::config();
+        let secret = ketcare_store::SecretText::new(secret);
+        Self::with_state(backend, config, |s| s.with_sms_secret(Some(secret))).await
+    }
+
+    /// A test app whose server state `tweak` adjusts before the router is built.
+    pub async fn with_state(
+        backend: Backend,
+        config: WebConfig,
+        tweak: impl FnOnce(AppState) -> AppState,
+    ) -> Self {
         let url = fresh_url(backend).await;
         let store = ketcare_store::open(&url).await.unwrap();
         let now = Arc::new(AtomicI64::new(START));
@@ -104,7 +120,7 @@ impl TestApp {
         let clock = now.clone();
         state.clock = Arc::new(move || clock.load(Ordering::SeqCst));
         Self {
-            router: ketcare_web::router(state),
+            router: ketcare_web::router(tweak(state)),
             store,
             url,
             now,
