@@ -338,10 +338,11 @@ impl SqlStore {
             Option<i64>,
             Option<f64>,
         );
+        // In session order (the table's own, a scan): each patient's sessions stay in order.
         for (session_id, patient_id, dose_epoch, protocol_id, given_mg, ae, alarms, diss, rise) in
             sqlx::query_as::<_, FactRow>(
                 "SELECT session_id, patient_id, dose_epoch, protocol_id, given_mg, adverse_events, alarms, max_dissociation, systolic_rise
-                 FROM registry_session_facts WHERE dose_epoch IS NOT NULL ORDER BY patient_id, session_id",
+                 FROM registry_session_facts WHERE dose_epoch IS NOT NULL ORDER BY session_id",
             )
             .fetch_all(tx.conn())
             .await?
@@ -380,7 +381,7 @@ impl SqlStore {
         );
         let mut scores = grouped(
             sqlx::query_as::<_, (i64, String, String, i64)>(
-                "SELECT patient_id, instrument, taken_on, total FROM measure_responses WHERE total IS NOT NULL ORDER BY patient_id, taken_on, id",
+                "SELECT patient_id, instrument, taken_on, total FROM measure_responses WHERE total IS NOT NULL ORDER BY id",
             )
             .fetch_all(tx.conn())
             .await?
@@ -468,9 +469,11 @@ impl SqlStore {
                 });
             }
             sessions.sort_by_key(|s| s.day);
-            let scores = scores
-                .remove(&pid)
-                .unwrap_or_default()
+            // Read in the table's order (a scan, not an index walk); by date here, entry order
+            // kept among a day's answers.
+            let mut mine = scores.remove(&pid).unwrap_or_default();
+            mine.sort_by_key(|(_, on, _)| *on);
+            let scores = mine
                 .into_iter()
                 .map(|(instrument, on, total)| RegistryScore {
                     instrument,
