@@ -8,7 +8,7 @@
 use crate::measures::NewResponse;
 use crate::registry::{Fact, put_fact};
 use crate::sql::{BindPatient, INSERT_PATIENT, Unit, now_rfc3339};
-use crate::{Result, SqlStore};
+use crate::{Result, SqlStore, StoreError};
 use jiff::Timestamp;
 use ketcare_core::audit::AuditEvent;
 use ketcare_core::patient::NewPatient;
@@ -41,6 +41,9 @@ pub struct SyntheticPatient {
     pub responses: Vec<NewResponse>,
 }
 
+/// The site setting that marks the demo clinic's database (set by its seeding).
+const DEMO_CLINIC: &str = "site.demo_clinic";
+
 /// Rows per multi-row insert (within both backends' limits on bound parameters).
 const ROWS: usize = 500;
 
@@ -52,6 +55,13 @@ impl SqlStore {
     ) -> Result<usize> {
         crate::require(actor, Permission::RunSession)?;
         let mut tx = self.write(actor, Permission::PatientWrite).await?;
+        // Generated records bypass the session's own commands (their orders, checklists and
+        // limits): they may only enter the demo clinic's database, whatever calls this.
+        if !crate::sql::setting_is_on(&mut tx, DEMO_CLINIC).await? {
+            return Err(StoreError::Conflict(format!(
+                "synthetic patients only enter the demo clinic's database (`{DEMO_CLINIC}` = 1); this is a clinic's own"
+            )));
+        }
         let now = now_rfc3339();
         let mut vitals: Vec<(i64, &SyntheticVital)> = Vec::new();
         let mut responses: Vec<(i64, &NewResponse)> = Vec::new();

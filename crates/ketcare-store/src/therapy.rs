@@ -199,17 +199,9 @@ async fn encounter_in(tx: &mut Unit<'_>, id: EncounterId) -> Result<StoredEncoun
     .into_encounter()
 }
 
-/// Whether the site lets treating therapists read each other's notes (the newest settings
-/// version; unset or anything but 1 is no).
+/// Whether the site lets treating therapists read each other's notes.
 async fn notes_shared(tx: &mut Unit<'_>) -> Result<bool> {
-    let body: Option<String> =
-        sqlx::query_scalar("SELECT body FROM site_settings ORDER BY version DESC LIMIT 1")
-            .fetch_optional(tx.conn())
-            .await?;
-    Ok(body
-        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["values"][NOTES_SHARED_SETTING].as_f64())
-        == Some(1.0))
+    crate::sql::setting_is_on(tx, NOTES_SHARED_SETTING).await
 }
 
 fn user_id(actor: &Actor) -> Result<i64> {

@@ -33,6 +33,7 @@ mod settings;
 mod users;
 
 pub(crate) use patients::{BindPatient, INSERT_PATIENT, load_patient};
+pub(crate) use settings::setting_is_on;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -690,3 +690,18 @@ async fn impossible_vitals_are_refused_by_the_store_naming_the_field() {
         assert_eq!(s.count("session_vitals").await.unwrap(), 0);
     }
 }
+
+#[tokio::test]
+async fn synthetic_patients_are_refused_outside_the_demo_clinic() {
+    for backend in BACKENDS {
+        let s = fresh_store(backend).await;
+        let e = s
+            .insert_synthetic(&Actor::system(Role::Prescriber), &[])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Conflict(m) if m.contains("site.demo_clinic")),
+            "{backend:?}: {e}"
+        );
+    }
+}
