@@ -10,6 +10,7 @@
 pub mod data;
 pub mod error;
 pub mod fast;
+mod lanes;
 mod linalg;
 pub mod model;
 pub mod population;

@@ -28,6 +28,40 @@ pub(crate) fn matvec_add(a: &[f64], x: &[f64], y: &mut [f64]) {
     }
 }
 
+/// Solves `a · y = b` for an `n × n` matrix by Gaussian elimination with partial pivoting,
+/// leaving `y` in `b` (`a` is overwritten); `None` when `a` is singular to working precision.
+pub(crate) fn solve_in_place(a: &mut [f64], b: &mut [f64], n: usize) -> Option<()> {
+    let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for col in 0..n {
+        let piv =
+            (col..n).max_by(|&i, &j| a[i * n + col].abs().total_cmp(&a[j * n + col].abs()))?;
+        let p = a[piv * n + col];
+        if p.is_nan() || p.abs() <= scale * 1e-13 {
+            return None;
+        }
+        if piv != col {
+            for j in 0..n {
+                a.swap(col * n + j, piv * n + j);
+            }
+            b.swap(col, piv);
+        }
+        for i in col + 1..n {
+            let f = a[i * n + col] / p;
+            if f != 0.0 {
+                for j in col..n {
+                    a[i * n + j] -= f * a[col * n + j];
+                }
+                b[i] -= f * b[col];
+            }
+        }
+    }
+    for i in (0..n).rev() {
+        let s: f64 = (i + 1..n).map(|j| a[i * n + j] * b[j]).sum();
+        b[i] = (b[i] - s) / a[i * n + i];
+    }
+    b.iter().all(|v| v.is_finite()).then_some(())
+}
+
 fn norm1(a: &[f64], n: usize) -> f64 {
     (0..n)
         .map(|j| (0..n).map(|i| a[i * n + j].abs()).sum::<f64>())

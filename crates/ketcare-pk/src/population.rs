@@ -2,6 +2,7 @@
 //! bands, Cmax, Tmax, AUC, time above a concentration and probability of target attainment.
 
 use crate::error::{PkError, non_negative};
+use crate::lanes::{self, LANES, Lane, LaneWork};
 use crate::sim::{Prepared, Regimen, Workspace};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -148,17 +149,21 @@ pub struct PopulationSummary {
 
 /// Minutes a curve spends at or above `c` (linear interpolation).
 pub fn time_above(times: &[f64], conc: &[f64], c: f64) -> f64 {
-    let mut total = 0.0;
-    for i in 1..times.len() {
-        let (a, b, dt) = (conc[i - 1], conc[i], times[i] - times[i - 1]);
-        total += match (a >= c, b >= c) {
-            (true, true) => dt,
-            (false, false) => 0.0,
-            (true, false) => dt * (a - c) / (a - b),
-            (false, true) => dt * (b - c) / (b - a),
-        };
+    (1..times.len())
+        .map(|i| segment_above(times[i - 1], conc[i - 1], times[i], conc[i], c))
+        .sum()
+}
+
+/// Minutes at or above `c` on the segment from (`t0`, `a`) to (`t1`, `b`).
+#[inline]
+fn segment_above(t0: f64, a: f64, t1: f64, b: f64, c: f64) -> f64 {
+    let dt = t1 - t0;
+    match (a >= c, b >= c) {
+        (true, true) => dt,
+        (false, false) => 0.0,
+        (true, false) => dt * (a - c) / (a - b),
+        (false, true) => dt * (b - c) / (b - a),
     }
-    total
 }
 
 /// Bits of mantissa a [`Sketch`] bin keeps: 128 bins per octave, so a bin is at most 2⁻⁷ of its
@@ -171,20 +176,21 @@ pub const SKETCH_FLOOR: f64 = 1.0 / 65_536.0;
 const MIN_EXP: i64 = -16;
 const MAX_EXP: i64 = 40;
 const SHIFT: u32 = 52 - SKETCH_BITS;
+/// The top bits of [`SKETCH_FLOOR`]: bin 0.
+const BIN_BASE: u64 = ((MIN_EXP + 1023) as u64) << SKETCH_BITS;
 
+#[inline]
 fn bin_of(v: f64) -> Option<u64> {
     if v.is_nan() || v < SKETCH_FLOOR {
         return None;
     }
-    let base = ((MIN_EXP + 1023) as u64) << SKETCH_BITS;
     let top = (((MAX_EXP + 1023) as u64) << SKETCH_BITS) - 1;
-    Some((v.to_bits() >> SHIFT).clamp(base, top) - base)
+    Some((v.to_bits() >> SHIFT).clamp(BIN_BASE, top) - BIN_BASE)
 }
 
 fn bin_mid(i: u64) -> f64 {
-    let base = ((MIN_EXP + 1023) as u64) << SKETCH_BITS;
-    let lo = f64::from_bits((i + base) << SHIFT);
-    let hi = f64::from_bits((i + base + 1) << SHIFT);
+    let lo = f64::from_bits((i + BIN_BASE) << SHIFT);
+    let hi = f64::from_bits((i + BIN_BASE + 1) << SHIFT);
     (lo + hi) / 2.0
 }
 
@@ -204,8 +210,42 @@ pub struct Sketch {
 }
 
 impl Sketch {
+    #[inline]
     pub fn insert(&mut self, v: f64) {
         self.n += 1;
+        // A value in a bin already held (the usual case): one subtraction and a bounds check.
+        // Values below the floor, negative or not a number fall outside and take the long way.
+        let b = (v.to_bits() >> SHIFT).wrapping_sub(BIN_BASE + self.lo);
+        if let Some(c) = self.counts.get_mut(b as usize) {
+            *c += 1;
+            return;
+        }
+        self.insert_new(v);
+    }
+
+    /// Inserts every value of `vs`: the same counts as [`Sketch::insert`] one by one, with the
+    /// count of values added once rather than once per value.
+    #[inline]
+    pub fn insert_all(&mut self, vs: &[f64]) {
+        let (lo, len) = (BIN_BASE + self.lo, self.counts.len());
+        let bin = |v: f64| ((v.to_bits() >> SHIFT).wrapping_sub(lo)) as usize;
+        let mut missed = 0;
+        for &v in vs {
+            match self.counts.get_mut(bin(v)) {
+                Some(c) => *c += 1,
+                None => missed += 1,
+            }
+        }
+        self.n += (vs.len() - missed) as u64;
+        if missed > 0 {
+            // The values outside the bins held before this call, one by one.
+            for &v in vs.iter().filter(|&&v| bin(v) >= len) {
+                self.insert(v);
+            }
+        }
+    }
+
+    fn insert_new(&mut self, v: f64) {
         let Some(b) = bin_of(v) else {
             self.zeros += 1;
             return;
@@ -344,8 +384,132 @@ fn stat_of(s: &Sketch, mean: f64) -> Stat {
     }
 }
 
-/// Run N subjects in one streaming pass. Each subject is solved exactly
-/// ([`Prepared::solve`], the same solver as the typical person) and folded at once into the
+/// Draws subject `i`'s parameters: log-normal IIV with the model's correlations, and weight.
+struct Draw<'a> {
+    prep: &'a Prepared,
+    spec: &'a PopulationSpec,
+    sds: &'a [f64],
+    chol: &'a [f64],
+    weight_kg: f64,
+}
+
+impl Draw<'_> {
+    fn params(&self, i: usize, p: &mut [f64], z: &mut [f64]) {
+        let np = p.len();
+        let mut rng = subject_rng(self.spec.seed, i as u64);
+        p.copy_from_slice(&self.prep.typical);
+        z.iter_mut().for_each(|v| *v = rng.sample(StandardNormal));
+        for (k, (pi, sd)) in p.iter_mut().zip(self.sds).enumerate() {
+            // Correlated standard normals: row k of the Cholesky factor times z.
+            let zk: f64 = (0..=k).map(|j| self.chol[k * np + j] * z[j]).sum();
+            if *sd > 0.0 {
+                *pi *= (sd * zk).exp();
+            }
+        }
+        if let Some(sd) = self.spec.weight_sd_kg.filter(|s| *s > 0.0) {
+            let z: f64 = rng.sample(StandardNormal);
+            let w = (self.weight_kg + sd * z).clamp(self.weight_kg * 0.5, self.weight_kg * 1.5);
+            // Weight-proportional parameters follow the sampled weight.
+            let r = w / self.weight_kg;
+            for (pi, name) in p.iter_mut().zip(&self.prep.names) {
+                let e = self.prep.weight_exponent(name);
+                if e != 0.0 {
+                    *pi *= r.powf(e);
+                }
+            }
+        }
+    }
+}
+
+/// One subject's summaries, gathered point by point.
+#[derive(Debug, Clone, Copy)]
+struct Acc {
+    cmax: f64,
+    kmax: usize,
+    auc: f64,
+    above: f64,
+    prev: Option<(f64, f64)>,
+    finite: bool,
+}
+
+impl Acc {
+    const NEW: Acc = Acc {
+        cmax: f64::MIN,
+        kmax: 0,
+        auc: 0.0,
+        above: 0.0,
+        prev: None,
+        finite: true,
+    };
+
+    /// The first output's concentration `c` at grid point `k` (time `t`).
+    #[inline]
+    fn point(&mut self, k: usize, t: f64, c: f64, target: Option<f64>) {
+        if c > self.cmax {
+            self.cmax = c;
+            self.kmax = k;
+        }
+        if let (Some(tc), Some((t0, c0))) = (target, self.prev) {
+            self.above += segment_above(t0, c0, t, c, tc);
+        }
+        self.prev = Some((t, c));
+    }
+}
+
+/// Folds a chunk solved in lanes into the sketches and the first `m` subjects' summaries (the
+/// same summaries as [`Acc::point`], computed across the lanes at once).
+#[multiversion::multiversion(targets = "simd")]
+fn fold_lanes(
+    lw: &LaneWork,
+    times: &[f64],
+    n_out: usize,
+    m: usize,
+    target: Option<f64>,
+    rows: &mut [Sketch],
+    acc: &mut [Acc; LANES],
+) {
+    let nt = times.len();
+    let mut finite = [true; LANES];
+    for k in 0..nt {
+        for o in 0..n_out {
+            let c = &lw.conc[k * n_out + o];
+            let row = &mut rows[o * nt + k];
+            row.insert_all(&c[..m]);
+            for l in 0..LANES {
+                finite[l] &= c[l].is_finite();
+            }
+        }
+    }
+    let (mut cmax, mut kmax) = ([f64::MIN; LANES], [0usize; LANES]);
+    for k in 0..nt {
+        let c = &lw.conc[k * n_out];
+        for l in 0..LANES {
+            let gt = c[l] > cmax[l];
+            cmax[l] = if gt { c[l] } else { cmax[l] };
+            kmax[l] = if gt { k } else { kmax[l] };
+        }
+    }
+    let mut above = [0.0; LANES];
+    if let Some(tc) = target {
+        for k in 1..nt {
+            let (a, b) = (&lw.conc[(k - 1) * n_out], &lw.conc[k * n_out]);
+            for l in 0..LANES {
+                above[l] += segment_above(times[k - 1], a[l], times[k], b[l], tc);
+            }
+        }
+    }
+    for (l, a) in acc.iter_mut().enumerate() {
+        a.cmax = cmax[l];
+        a.kmax = kmax[l];
+        a.above = above[l];
+        a.finite = finite[l];
+        a.auc = lw.auc[l];
+    }
+}
+
+/// Run N subjects in one streaming pass. Each subject is solved exactly — 16 at a time in
+/// vector lanes (`lanes.rs`), or alone with [`Prepared::solve`] (the typical person's solver)
+/// where the chunk's subjects do not share their input times — and folded at once into the
 /// per-time-point [`Sketch`]es and per-subject summaries; no subject's curve is kept, so
 /// memory does not grow with N. Workers on every core take blocks of subjects; subject `i`
 /// draws from [`subject_rng`]`(seed, i)`, so the result depends on the seed alone.
@@ -359,6 +523,19 @@ pub fn run(
     spec: &PopulationSpec,
     weight_kg: f64,
     progress: Option<&(dyn Fn(usize) + Sync)>,
+) -> Result<PopulationSummary, PkError> {
+    run_with(prep, reg, times, spec, weight_kg, progress, true)
+}
+
+/// [`run`], with `lanes` false solving every subject alone (tests compare the two).
+fn run_with(
+    prep: &Prepared,
+    reg: &Regimen,
+    times: &[f64],
+    spec: &PopulationSpec,
+    weight_kg: f64,
+    progress: Option<&(dyn Fn(usize) + Sync)>,
+    lanes: bool,
 ) -> Result<PopulationSummary, PkError> {
     if spec.subjects == 0 || spec.subjects > 1_000_000 {
         return Err(PkError::input(
@@ -435,86 +612,105 @@ pub fn run(
     let done = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let np = prep.names.len();
+    let draw = Draw {
+        prep,
+        spec,
+        sds: &sds,
+        chol: &chol,
+        weight_kg,
+    };
+    // Subjects share their input times unless a model parameter changes with time or an
+    // input's duration varies between subjects: then each subject is solved alone.
+    let in_lanes = lanes && !prep.has_time_effect();
     let worker = || -> Result<Gather, PkError> {
         let mut g = Gather::new(nt * n_out, nt);
         let mut ws = Workspace::default();
+        let mut lw = LaneWork::default();
         let mut p = vec![0.0; np];
         let mut z = vec![0.0; np];
+        let mut lp: Vec<Lane> = vec![[0.0; LANES]; np];
         loop {
             let b = next.fetch_add(1, Ordering::Relaxed);
             if b >= blocks || failed.load(Ordering::Relaxed) {
                 return Ok(g);
             }
+            let (lo, hi) = (b * BLOCK, ((b + 1) * BLOCK).min(n));
             let mut sums = [0.0; 4];
-            for i in b * BLOCK..((b + 1) * BLOCK).min(n) {
-                let mut rng = subject_rng(spec.seed, i as u64);
-                p.copy_from_slice(&prep.typical);
-                z.iter_mut().for_each(|v| *v = rng.sample(StandardNormal));
-                for (k, (pi, sd)) in p.iter_mut().zip(&sds).enumerate() {
-                    // Correlated standard normals: row k of the Cholesky factor times z.
-                    let zk: f64 = (0..=k).map(|j| chol[k * np + j] * z[j]).sum();
-                    if *sd > 0.0 {
-                        *pi *= (sd * zk).exp();
+            let mut i = lo;
+            while i < hi {
+                // A chunk of up to LANES subjects; a short last chunk repeats its last subject
+                // in the unused lanes, whose results are dropped.
+                let m = (hi - i).min(LANES);
+                lw.inputs.clear();
+                for l in 0..LANES {
+                    draw.params(i + l.min(m - 1), &mut p, &mut z);
+                    for (lane, v) in lp.iter_mut().zip(&p) {
+                        lane[l] = *v;
+                    }
+                    if in_lanes {
+                        lw.inputs.push(prep.inputs(&p, reg)?);
                     }
                 }
-                if let Some(sd) = spec.weight_sd_kg.filter(|s| *s > 0.0) {
-                    let z: f64 = rng.sample(StandardNormal);
-                    let w = (weight_kg + sd * z).clamp(weight_kg * 0.5, weight_kg * 1.5);
-                    // Weight-proportional parameters follow the sampled weight.
-                    let r = w / weight_kg;
-                    for (pi, name) in p.iter_mut().zip(&prep.names) {
-                        let e = prep.weight_exponent(name);
-                        if e != 0.0 {
-                            *pi *= r.powf(e);
+                let mut acc = [Acc::NEW; LANES];
+                if in_lanes
+                    && lanes::same_events(&lw.inputs)
+                    && lanes::solve(prep, &lp, times, &mut lw)
+                {
+                    fold_lanes(
+                        &lw,
+                        times,
+                        n_out,
+                        m,
+                        spec.target_ng_ml,
+                        &mut g.rows,
+                        &mut acc,
+                    );
+                } else {
+                    for (l, a) in acc.iter_mut().enumerate().take(m) {
+                        for (v, lane) in p.iter_mut().zip(&lp) {
+                            *v = lane[l];
                         }
-                    }
-                }
-                let (mut cmax, mut kmax, mut auc, mut above) = (f64::MIN, 0usize, 0.0, 0.0);
-                let mut prev: Option<(f64, f64)> = None;
-                let mut finite = true;
-                prep.solve(&p, reg, times, &mut ws, |k, x| {
-                    for o in 0..n_out {
-                        let c = prep.conc_of(&p, x, o);
-                        finite &= c.is_finite();
-                        g.rows[o * nt + k].insert(c);
-                        if o == 0 {
-                            if c > cmax {
-                                cmax = c;
-                                kmax = k;
+                        prep.solve(&p, reg, times, &mut ws, |k, x| {
+                            for o in 0..n_out {
+                                let c = prep.conc_of(&p, x, o);
+                                a.finite &= c.is_finite();
+                                g.rows[o * nt + k].insert(c);
+                                if o == 0 {
+                                    a.point(k, times[k], c, spec.target_ng_ml);
+                                }
                             }
-                            if let (Some(tc), Some((t0, c0))) = (spec.target_ng_ml, prev) {
-                                above += time_above(&[t0, times[k]], &[c0, c], tc);
+                            if k + 1 == nt {
+                                a.auc = prep.auc_of(x);
                             }
-                            prev = Some((times[k], c));
-                        }
+                        })?;
                     }
-                    if k + 1 == nt {
-                        auc = prep.auc_of(x);
+                }
+                for a in &acc[..m] {
+                    if !a.finite || !a.auc.is_finite() {
+                        failed.store(true, Ordering::Relaxed);
+                        return Err(PkError::input(
+                            "regimen",
+                            "the prediction is not a finite number for this regimen",
+                        ));
                     }
-                })?;
-                if !finite || !auc.is_finite() {
-                    failed.store(true, Ordering::Relaxed);
-                    return Err(PkError::input(
-                        "regimen",
-                        "the prediction is not a finite number for this regimen",
-                    ));
+                    g.cmax.insert(a.cmax);
+                    g.auc.insert(a.auc);
+                    g.tmax[a.kmax] += 1;
+                    if let Some(tc) = spec.target_ng_ml {
+                        g.above.insert(a.above);
+                        g.attained += u64::from(a.cmax >= tc);
+                    }
+                    sums[0] += a.cmax;
+                    sums[1] += times[a.kmax];
+                    sums[2] += a.auc;
+                    sums[3] += a.above;
                 }
-                g.cmax.insert(cmax);
-                g.auc.insert(auc);
-                g.tmax[kmax] += 1;
-                if let Some(tc) = spec.target_ng_ml {
-                    g.above.insert(above);
-                    g.attained += u64::from(cmax >= tc);
-                }
-                sums[0] += cmax;
-                sums[1] += times[kmax];
-                sums[2] += auc;
-                sums[3] += above;
+                i += m;
             }
             g.sums.push((b, sums));
-            let d = done.fetch_add(((b + 1) * BLOCK).min(n) - b * BLOCK, Ordering::Relaxed);
+            let d = done.fetch_add(hi - lo, Ordering::Relaxed);
             if let Some(f) = progress {
-                f(d + ((b + 1) * BLOCK).min(n) - b * BLOCK);
+                f(d + hi - lo);
             }
         }
     };
@@ -666,6 +862,90 @@ mod tests {
         (0..10).for_each(|_| z.insert(0.0));
         z.insert(1e-9);
         assert_eq!(z.quantiles([0.05, 0.5, 0.95]), [0.0; 3]);
+    }
+
+    /// The run in lanes against the same subjects solved one by one (the typical person's
+    /// solver), for every model and route, on a grid with an event between its points: bands
+    /// within one sketch bin, Cmax/AUC/time-above means within 1e-9, the same attainment.
+    #[test]
+    fn lanes_agree_with_subjects_solved_one_by_one_for_every_model_and_route() {
+        use crate::sim::{Dose, Options, Route};
+        let lib = crate::Library::builtin().unwrap();
+        let times: Vec<f64> = (0..=240).map(|k| f64::from(k) * 2.0).collect();
+        let cov = crate::Covariates {
+            weight_kg: 70.0,
+            age_years: Some(40.0),
+        };
+        let mut ran = Vec::new();
+        for m in &lib.models {
+            for route in Route::ALL {
+                let Ok(prep) = Prepared::new(&lib, m, &cov, &[route], &Options::default()) else {
+                    continue;
+                };
+                let dose = |t: f64| Dose {
+                    time_min: t,
+                    route,
+                    amount_mg: 17.5,
+                    duration_min: (route == Route::IvInfusion).then_some(20.0),
+                };
+                let reg = Regimen {
+                    doses: vec![dose(0.0), dose(37.5)],
+                    iv_rates: vec![],
+                };
+                let spec = PopulationSpec {
+                    subjects: 203,
+                    seed: 5,
+                    iiv_cv: vec![],
+                    weight_sd_kg: Some(8.0),
+                    target_ng_ml: Some(20.0),
+                };
+                let a = run_with(&prep, &reg, &times, &spec, 70.0, None, true).unwrap();
+                let b = run_with(&prep, &reg, &times, &spec, 70.0, None, false).unwrap();
+                let what = format!("{} {}", m.id(), route.as_str());
+                let close =
+                    |x: f64, y: f64, rel: f64| (x - y).abs() <= rel * x.abs().max(y.abs()) + 1e-9;
+                for (ba, bb) in a.bands.iter().zip(&b.bands) {
+                    for (va, vb) in [
+                        (&ba.p5, &bb.p5),
+                        (&ba.median, &bb.median),
+                        (&ba.p95, &bb.p95),
+                    ] {
+                        for (k, (x, y)) in va.iter().zip(vb).enumerate() {
+                            assert!(
+                                close(*x, *y, 1.0 / 100.0),
+                                "{what} {} t={}: {x} vs {y}",
+                                ba.output,
+                                times[k]
+                            );
+                        }
+                    }
+                }
+                assert!(
+                    close(a.cmax_ng_ml.mean, b.cmax_ng_ml.mean, 1e-9),
+                    "{what}: Cmax {:?} vs {:?}",
+                    a.cmax_ng_ml,
+                    b.cmax_ng_ml
+                );
+                assert!(
+                    close(a.auc_ng_min_ml.mean, b.auc_ng_min_ml.mean, 1e-9),
+                    "{what}: AUC {:?} vs {:?}",
+                    a.auc_ng_min_ml,
+                    b.auc_ng_min_ml
+                );
+                let (ta, tb) = (a.time_above_min.unwrap(), b.time_above_min.unwrap());
+                assert!(
+                    close(ta.mean, tb.mean, 1e-9),
+                    "{what}: time above {ta:?} vs {tb:?}"
+                );
+                assert!(
+                    close(a.tmax_min.mean, b.tmax_min.mean, 1e-9),
+                    "{what}: Tmax"
+                );
+                assert_eq!(a.target_attainment, b.target_attainment, "{what}");
+                ran.push(what);
+            }
+        }
+        assert!(ran.len() >= 20, "{ran:?}");
     }
 
     #[test]

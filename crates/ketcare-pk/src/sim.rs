@@ -200,13 +200,24 @@ impl Regimen {
     }
 
     fn validate(&self) -> Result<(), PkError> {
+        // Field names are written out only for an error (a population validates per subject).
+        let nn = |v: f64, field: &dyn Fn() -> String| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(v)
+            } else {
+                non_negative(&field(), v)
+            }
+        };
         for (i, d) in self.doses.iter().enumerate() {
-            non_negative(&format!("doses[{i}].time_min"), d.time_min)?;
-            positive(&format!("doses[{i}].amount_mg"), d.amount_mg)?;
+            nn(d.time_min, &|| format!("doses[{i}].time_min"))?;
+            if !(d.amount_mg.is_finite() && d.amount_mg > 0.0) {
+                positive(&format!("doses[{i}].amount_mg"), d.amount_mg)?;
+            }
             match (d.route, d.duration_min) {
-                (Route::IvInfusion, Some(t)) => {
+                (Route::IvInfusion, Some(t)) if !(t.is_finite() && t > 0.0) => {
                     positive(&format!("doses[{i}].duration_min"), t)?;
                 }
+                (Route::IvInfusion, Some(_)) => {}
                 (Route::IvInfusion, None) => {
                     return Err(PkError::input(
                         format!("doses[{i}].duration_min"),
@@ -224,8 +235,10 @@ impl Regimen {
         }
         let mut last = -1.0;
         for (i, s) in self.iv_rates.iter().enumerate() {
-            non_negative(&format!("iv_rates[{i}].time_min"), s.time_min)?;
-            non_negative(&format!("iv_rates[{i}].rate_mg_per_min"), s.rate_mg_per_min)?;
+            nn(s.time_min, &|| format!("iv_rates[{i}].time_min"))?;
+            nn(s.rate_mg_per_min, &|| {
+                format!("iv_rates[{i}].rate_mg_per_min")
+            })?;
             if s.time_min <= last {
                 return Err(PkError::input(
                     format!("iv_rates[{i}].time_min"),
