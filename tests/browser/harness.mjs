@@ -199,3 +199,44 @@ export async function fillTrdScreening(page, systolic, diastolic) {
   await page.fill('input[name=trial1_dose]', '300');
   await page.fill('input[name=trial1_weeks]', '8');
 }
+
+// A JSON API call with the signed-in browser session (and its CSRF token on unsafe requests).
+export async function api(page, method, path, body) {
+  return page.evaluate(async ({ method, path, body }) => {
+    const csrf = document.querySelector('input[name=csrf_token]')?.value ?? '';
+    const r = await fetch(path, {
+      method,
+      headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: r.status, text, json };
+  }, { method, path, body });
+}
+
+// The administrator sets the site's values an IV ketamine session reads (the ketamine BP limits,
+// the adequate-trial weeks, the shortest minimum observation, rounding) plus `extra` — the site's
+// choice for these tests, not defaults — and signs out.
+export async function setIvPolicy(page, base, extra = {}) {
+  await signIn(page, base, 'admin');
+  await page.goto(`${base}/`);
+  const current = await api(page, 'GET', '/api/v1/site-settings');
+  if (current.status !== 200) throw new Error(current.text);
+  const settings = current.json.settings;
+  Object.assign(settings.values, {
+    'eligibility.ketamine_bp_systolic_max_mmhg': 160,
+    'eligibility.ketamine_bp_diastolic_max_mmhg': 100,
+    'eligibility.trd_adequate_trial_min_weeks': 6,
+    'observation.ketamine_psychiatric_minutes': 1,
+    'rounding.dose_mg_increment': 1,
+    'rounding.pump_ml_per_h_increment': 0.1,
+    'rounding.syringe_ml_increment': 0.1,
+    'session.ketamine.bp_gate_systolic_mmhg': 140,
+    'session.ketamine.bp_gate_diastolic_mmhg': 90,
+  }, extra);
+  const put = await api(page, 'PUT', '/api/v1/site-settings', { settings, reason: 'browser test clinic policy' });
+  if (put.status !== 200) throw new Error(put.text);
+  await signOut(page);
+}

@@ -3,7 +3,7 @@
 // the waste with a prescriber as witness, who signs with their own password; the session balances.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startKetcare, openBrowser, signIn, signOut, resultPath } from './harness.mjs';
+import { startKetcare, openBrowser, signIn, signOut, resultPath, api } from './harness.mjs';
 
 let server;
 let browser;
@@ -58,22 +58,6 @@ test('scheduler books a course; a clashing course is refused with reasons', asyn
   await signOut(page);
   await page.close();
 });
-
-// A JSON API call from the signed-in page (the page's CSRF token, the session cookie).
-async function api(page, method, path, body) {
-  return page.evaluate(async ({ method, path, body }) => {
-    const csrf = document.querySelector('input[name=csrf_token]')?.value ?? '';
-    const r = await fetch(path, {
-      method,
-      headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await r.text();
-    let json = null;
-    try { json = JSON.parse(text); } catch { /* not JSON */ }
-    return { status: r.status, text, json };
-  }, { method, path, body });
-}
 
 test('a nurse draws and records waste with a witness; the session balances', async () => {
   const page = await browser.newPage();

@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { startKetcare, openBrowser, signIn, resultPath } from './harness.mjs';
+import { startKetcare, openBrowser, signIn, resultPath, api } from './harness.mjs';
 
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
@@ -23,22 +23,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-// A JSON API call with the signed-in browser session (and its CSRF token on unsafe requests).
-async function api(page, method, path, body) {
-  return page.evaluate(async ({ method, path, body }) => {
-    const csrf = document.querySelector('input[name=csrf_token]')?.value ?? '';
-    const r = await fetch(path, {
-      method,
-      headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await r.text();
-    let json = null;
-    try { json = JSON.parse(text); } catch { /* not JSON */ }
-    return { status: r.status, text, json };
-  }, { method, path, body });
-}
 
 // No serious or critical WCAG 2 A/AA violation on the page as it is now (axe-core).
 async function assertAccessible(page, what) {

@@ -7,7 +7,7 @@
 // signs and opens the printable signed record.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startKetcare, openBrowser, signIn, signOut, resultPath, sendOru, printPdf, preAssess } from './harness.mjs';
+import { startKetcare, openBrowser, signIn, signOut, resultPath, sendOru, printPdf, preAssess, api, setIvPolicy } from './harness.mjs';
 
 let server;
 let browser;
@@ -21,22 +21,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-// A JSON API call with the signed-in browser session (and its CSRF token on unsafe requests).
-async function api(page, method, path, body) {
-  return page.evaluate(async ({ method, path, body }) => {
-    const csrf = document.querySelector('input[name=csrf_token]')?.value ?? '';
-    const r = await fetch(path, {
-      method,
-      headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await r.text();
-    let json = null;
-    try { json = JSON.parse(text); } catch { /* not JSON */ }
-    return { status: r.status, text, json };
-  }, { method, path, body });
-}
 
 // The computed pump rate (mL/h) of the order's infusion.
 function findNum(v, key) {
@@ -66,26 +50,7 @@ test('nurse runs an IV ketamine session to discharge with a streamed SpO2 alarm 
 
   // The administrator sets the site's values: the SpO2 alarm, the ketamine BP gate, the ordering
   // settings and the shortest minimum observation (1 min) — the site's choice, not a default.
-  await signIn(page, server.base, 'admin');
-  await page.goto(`${server.base}/`);
-  const current = await api(page, 'GET', '/api/v1/site-settings');
-  assert.equal(current.status, 200, current.text);
-  const settings = current.json.settings;
-  Object.assign(settings.values, {
-    'eligibility.ketamine_bp_systolic_max_mmhg': 160,
-    'eligibility.ketamine_bp_diastolic_max_mmhg': 100,
-    'eligibility.trd_adequate_trial_min_weeks': 6,
-    'observation.ketamine_psychiatric_minutes': 1,
-    'rounding.dose_mg_increment': 1,
-    'rounding.pump_ml_per_h_increment': 0.1,
-    'rounding.syringe_ml_increment': 0.1,
-    'session.ketamine.bp_gate_systolic_mmhg': 140,
-    'session.ketamine.bp_gate_diastolic_mmhg': 90,
-    'session.alarm.spo2_low_percent': 92,
-  });
-  const put = await api(page, 'PUT', '/api/v1/site-settings', { settings, reason: 'browser test clinic policy' });
-  assert.equal(put.status, 200, put.text);
-  await signOut(page);
+  await setIvPolicy(page, server.base, { 'session.alarm.spo2_low_percent': 92 });
 
   // The patient (KC-1010, treatment-resistant depression, no session yet).
   await signIn(page, server.base, 'prescriber');

@@ -6,7 +6,7 @@
 // the administration record computes (not the whole order) before the record is signed.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startKetcare, openBrowser, signIn, signOut, resultPath, preAssess } from './harness.mjs';
+import { startKetcare, openBrowser, signIn, signOut, resultPath, preAssess, api, setIvPolicy } from './harness.mjs';
 
 let server;
 let browser;
@@ -21,45 +21,11 @@ after(async () => {
   await server?.stop();
 });
 
-// A JSON API call with the signed-in browser session (and its CSRF token on unsafe requests).
-async function api(page, method, path, body) {
-  return page.evaluate(async ({ method, path, body }) => {
-    const csrf = document.querySelector('input[name=csrf_token]')?.value ?? '';
-    const r = await fetch(path, {
-      method,
-      headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await r.text();
-    let json = null;
-    try { json = JSON.parse(text); } catch { /* not JSON */ }
-    return { status: r.status, text, json };
-  }, { method, path, body });
-}
-
 test('a rate other than the order is refused without a reason, flagged with one; an early stop signs with the mg actually given', async () => {
   const page = await browser.newPage();
 
   // The site's values the order and the session read (the site's choice, not defaults).
-  await signIn(page, server.base, 'admin');
-  await page.goto(`${server.base}/`);
-  const current = await api(page, 'GET', '/api/v1/site-settings');
-  assert.equal(current.status, 200, current.text);
-  const settings = current.json.settings;
-  Object.assign(settings.values, {
-    'eligibility.ketamine_bp_systolic_max_mmhg': 160,
-    'eligibility.ketamine_bp_diastolic_max_mmhg': 100,
-    'eligibility.trd_adequate_trial_min_weeks': 6,
-    'observation.ketamine_psychiatric_minutes': 1,
-    'rounding.dose_mg_increment': 1,
-    'rounding.pump_ml_per_h_increment': 0.1,
-    'rounding.syringe_ml_increment': 0.1,
-    'session.ketamine.bp_gate_systolic_mmhg': 140,
-    'session.ketamine.bp_gate_diastolic_mmhg': 90,
-  });
-  const put = await api(page, 'PUT', '/api/v1/site-settings', { settings, reason: 'browser test clinic policy' });
-  assert.equal(put.status, 200, put.text);
-  await signOut(page);
+  await setIvPolicy(page, server.base);
 
   // A prescriber orders 0.5 mg/kg for 64 kg = 32 mg: 3.2 mL of 10 mg/mL in 50 mL over 40 min
   // = 75 mL/h.

@@ -1,7 +1,8 @@
 //! The session timeline as SVG (plotters): one x axis in minutes from check-in shared by three
 //! panels — the predicted plasma concentration of what was given (solid; a metabolite thinner;
-//! the population band shaded where there is one; "as ordered" dashed and "if stopped now"
-//! dotted from now), the vitals (lines; monitor readings as dots, manual entries as rings), and a
+//! the population band shaded where there is one; "as ordered" dashed, "if the current rate
+//! continues" dashed where it differs from the order, and "if stopped now" dotted from now), the
+//! vitals (lines; monitor readings as dots, manual entries as rings), and a
 //! strip of scores, administrations and alarms. Administrations are drawn as grey vertical lines
 //! and alarms as red ones across the upper panels.
 
@@ -64,6 +65,17 @@ fn within(s: &Series, from: f64, to: f64) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// The value of a polyline (ascending x) at `x`, linearly interpolated; `None` outside it.
+fn at(pts: &[(f64, f64)], x: f64) -> Option<f64> {
+    let i = pts.iter().position(|p| p.0 >= x - 1e-9)?;
+    let (x1, y1) = pts[i];
+    if (x1 - x).abs() <= 1e-9 {
+        return Some(y1);
+    }
+    let (x0, y0) = *pts.get(i.checked_sub(1)?)?;
+    Some(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+}
+
 fn draw(out: &mut String, t: &Timeline, w: u32, h: u32) -> Res {
     let root = SVGBackend::with_string(out, (w, h)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -118,6 +130,26 @@ fn concentration(area: &DrawingArea<SVGBackend, Shift>, t: &Timeline, xmax: f64)
     let stopped = proj(&c.if_stopped_now);
     grow(&ordered);
     grow(&stopped);
+    // While the pump runs at a rate other than the order's, where the current rate leads (the
+    // given prediction's part after now) until the ordered dosing would end; at the ordered rate
+    // it is the "as ordered" line.
+    let until = c
+        .as_ordered
+        .as_ref()
+        .map_or(xmax, |p| p.dosing_end_min.min(xmax));
+    let current: Vec<(f64, f64)> = match (t.end_is, c.given.first()) {
+        ("now", Some(s)) if c.if_stopped_now.is_some() => within(s, now_end, until),
+        _ => Vec::new(),
+    };
+    let current = if current
+        .iter()
+        .any(|&(x, y)| at(&ordered, x).is_none_or(|o| (o - y).abs() > 0.005 * o.abs().max(y.abs())))
+    {
+        current
+    } else {
+        Vec::new()
+    };
+    grow(&current);
     let band: Option<(Points, Points)> = c.band.as_ref().map(|b| {
         let f = |v: &Vec<f64>| -> Vec<(f64, f64)> {
             b.t_min
@@ -183,6 +215,12 @@ fn concentration(area: &DrawingArea<SVGBackend, Shift>, t: &Timeline, xmax: f64)
             ))?
             .label("if it runs as ordered")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], ORDERED.stroke_width(2)));
+    }
+    if !current.is_empty() {
+        chart
+            .draw_series(DashedLineSeries::new(current, 4, 3, GIVEN.stroke_width(2)))?
+            .label("if the current rate continues")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], GIVEN.stroke_width(2)));
     }
     if !stopped.is_empty() {
         chart
