@@ -240,3 +240,38 @@ export async function setIvPolicy(page, base, extra = {}) {
   if (put.status !== 200) throw new Error(put.text);
   await signOut(page);
 }
+
+// A prescriber orders IV ketamine (trd-adult-iv-ketamine, 10 mg/mL in 50 mL) for patient `mrn`, a
+// pharmacist verifies it, and the nurse (left signed in) records the patient's consent and
+// schedules the session in `chair` in the browser. Returns the patient, the order as created and
+// the session id; the page is on the session.
+export async function scheduleIvSession(page, base, mrn, chair) {
+  await signIn(page, base, 'prescriber');
+  await page.goto(`${base}/`);
+  const found = await api(page, 'GET', `/api/v1/patients?q=${mrn}`);
+  if (found.status !== 200) throw new Error(found.text);
+  const patients = Array.isArray(found.json) ? found.json : found.json.patients ?? found.json.items;
+  const pid = patients[0].id;
+  const order = await api(page, 'POST', `/api/v1/patients/${pid}/orders`, {
+    protocol_id: 'trd-adult-iv-ketamine',
+    preparation: { concentration_mg_per_ml: 10, final_volume_ml: 50 } });
+  if (order.status !== 201) throw new Error(order.text);
+  await signOut(page);
+  await signIn(page, base, 'pharmacist');
+  await page.goto(`${base}/`);
+  const verified = await api(page, 'POST', `/api/v1/orders/${order.json.id}/verify`, {});
+  if (verified.status !== 200) throw new Error(verified.text);
+  await signOut(page);
+  await signIn(page, base, 'nurse');
+  await page.goto(`${base}/`);
+  const consent = await api(page, 'POST', `/api/v1/patients/${pid}/consents`, {
+    protocol_id: 'trd-adult-iv-ketamine', signer: { kind: 'patient' } });
+  if (consent.status !== 201) throw new Error(consent.text);
+  await page.goto(`${base}/patients/${pid}/sessions/new`);
+  await page.selectOption('#order_id', String(order.json.id));
+  await page.fill('#chair', chair);
+  await page.click('form.record button[type=submit]');
+  await page.waitForURL(/\/sessions\/\d+(#[\w-]+)?$/);
+  const sid = Number(new URL(page.url()).pathname.split('/').pop());
+  return { pid, order: order.json, sid };
+}

@@ -4,7 +4,7 @@
 // changes the pump rate the predicted curve changes; the printable record carries the timeline.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startKetcare, openBrowser, signIn, signOut, resultPath, preAssess, sendOru, api, setIvPolicy } from './harness.mjs';
+import { startKetcare, openBrowser, resultPath, preAssess, sendOru, api, setIvPolicy, scheduleIvSession } from './harness.mjs';
 
 let server;
 let browser;
@@ -31,37 +31,9 @@ test('the timeline shows the curve and MLLP vitals on one axis, follows a rate c
   // The site's values the order and the session read (the site's choice, not defaults).
   await setIvPolicy(page, server.base);
 
-  // 0.5 mg/kg for 64 kg = 32 mg: 3.2 mL of 10 mg/mL in 50 mL over 40 min = 75 mL/h.
-  await signIn(page, server.base, 'prescriber');
-  await page.goto(`${server.base}/`);
-  const found = await api(page, 'GET', '/api/v1/patients?q=KC-1010');
-  assert.equal(found.status, 200, found.text);
-  const patients = Array.isArray(found.json) ? found.json : found.json.patients ?? found.json.items;
-  const pid = patients[0].id;
-  const order = await api(page, 'POST', `/api/v1/patients/${pid}/orders`, {
-    protocol_id: 'trd-adult-iv-ketamine',
-    preparation: { concentration_mg_per_ml: 10, final_volume_ml: 50 } });
-  assert.equal(order.status, 201, order.text);
-  const oid = order.json.id;
-  await signOut(page);
-  await signIn(page, server.base, 'pharmacist');
-  await page.goto(`${server.base}/`);
-  const verified = await api(page, 'POST', `/api/v1/orders/${oid}/verify`, {});
-  assert.equal(verified.status, 200, verified.text);
-  await signOut(page);
-
-  // The nurse schedules, pre-assesses and starts the pump at the ordered 75 mL/h.
-  await signIn(page, server.base, 'nurse');
-  await page.goto(`${server.base}/`);
-  const consent = await api(page, 'POST', `/api/v1/patients/${pid}/consents`, {
-    protocol_id: 'trd-adult-iv-ketamine', signer: { kind: 'patient' } });
-  assert.equal(consent.status, 201, consent.text);
-  await page.goto(`${server.base}/patients/${pid}/sessions/new`);
-  await page.selectOption('#order_id', String(oid));
-  await page.fill('#chair', 'Chair 9');
-  await page.click('form.record button[type=submit]');
-  await page.waitForURL(/\/sessions\/\d+(#[\w-]+)?$/);
-  const sid = Number(new URL(page.url()).pathname.split('/').pop());
+  // 0.5 mg/kg for 64 kg = 32 mg: 3.2 mL of 10 mg/mL in 50 mL over 40 min = 75 mL/h. Ordered,
+  // verified, scheduled; the nurse pre-assesses and starts the pump at the ordered rate.
+  const { sid } = await scheduleIvSession(page, server.base, 'KC-1010', 'Chair 9');
   await preAssess(page);
   await page.click('#verify-dose');
   await page.click('#start');

@@ -7,7 +7,7 @@
 // signs and opens the printable signed record.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startKetcare, openBrowser, signIn, signOut, resultPath, sendOru, printPdf, preAssess, api, setIvPolicy } from './harness.mjs';
+import { startKetcare, openBrowser, resultPath, sendOru, printPdf, preAssess, api, setIvPolicy, scheduleIvSession } from './harness.mjs';
 
 let server;
 let browser;
@@ -52,42 +52,12 @@ test('nurse runs an IV ketamine session to discharge with a streamed SpO2 alarm 
   // settings and the shortest minimum observation (1 min) — the site's choice, not a default.
   await setIvPolicy(page, server.base, { 'session.alarm.spo2_low_percent': 92 });
 
-  // The patient (KC-1010, treatment-resistant depression, no session yet).
-  await signIn(page, server.base, 'prescriber');
-  await page.goto(`${server.base}/`);
-  const found = await api(page, 'GET', '/api/v1/patients?q=KC-1010');
-  assert.equal(found.status, 200, found.text);
-  const patients = Array.isArray(found.json) ? found.json : found.json.patients ?? found.json.items;
-  const pid = patients[0].id;
-
-  // A prescriber orders, a pharmacist verifies.
-  const order = await api(page, 'POST', `/api/v1/patients/${pid}/orders`, {
-    protocol_id: 'trd-adult-iv-ketamine',
-    preparation: { concentration_mg_per_ml: 10, final_volume_ml: 50 } });
-  assert.equal(order.status, 201, order.text);
-  const oid = order.json.id;
-  const rate = pumpRate(order.json);
-  assert.ok(rate > 0, `a pump rate in the order: ${order.text}`);
-  await signOut(page);
-  await signIn(page, server.base, 'pharmacist');
-  await page.goto(`${server.base}/`);
-  const verified = await api(page, 'POST', `/api/v1/orders/${oid}/verify`, {});
-  assert.equal(verified.status, 200, verified.text);
-  await signOut(page);
-
-  // The nurse schedules the session in the browser; the patient's consent is on file (the
-  // session reads it from the consent record).
-  await signIn(page, server.base, 'nurse');
-  await page.goto(`${server.base}/`);
-  const consent = await api(page, 'POST', `/api/v1/patients/${pid}/consents`, {
-    protocol_id: 'trd-adult-iv-ketamine', signer: { kind: 'patient' } });
-  assert.equal(consent.status, 201, consent.text);
-  await page.goto(`${server.base}/patients/${pid}/sessions/new`);
-  await page.selectOption('#order_id', String(oid));
-  await page.fill('#chair', 'Chair 7');
-  await page.click('form.record button[type=submit]');
-  await page.waitForURL(/\/sessions\/\d+(#[\w-]+)?$/);
-  const sid = Number(new URL(page.url()).pathname.split('/').pop());
+  // The patient (KC-1010, treatment-resistant depression, no session yet): a prescriber orders,
+  // a pharmacist verifies, and the nurse schedules the session in the browser with the patient's
+  // consent on file (the session reads it from the consent record).
+  const { pid, order, sid } = await scheduleIvSession(page, server.base, 'KC-1010', 'Chair 7');
+  const rate = pumpRate(order);
+  assert.ok(rate > 0, `a pump rate in the order: ${JSON.stringify(order)}`);
   assert.match(await page.textContent('h1'), /Chair 7/);
   if (await page.locator('#attach-dose').count()) await page.click('#attach-dose');
 
