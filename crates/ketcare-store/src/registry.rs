@@ -16,11 +16,11 @@ use ketcare_core::audit::AuditEvent;
 use ketcare_core::{Actor, Permission};
 use ketcare_research::deid::{age_shown, day_of};
 use rand::RngExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// One treatment session as the registry shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegistrySession {
     /// Days since the subject's first treatment (0 = that day).
     pub day: i64,
@@ -40,7 +40,7 @@ pub struct RegistrySession {
 }
 
 /// One questionnaire total.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegistryScore {
     pub instrument: String,
     pub day: i64,
@@ -48,7 +48,7 @@ pub struct RegistryScore {
 }
 
 /// A treated patient, de-identified.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegistrySubject {
     /// Random; never derived from an identifier.
     pub study_id: String,
@@ -73,7 +73,7 @@ pub struct RegistrySubject {
 }
 
 /// An opioid on the subject's list, its dates as days since the first treatment.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegistryOpioid {
     /// The opioid catalogue's id.
     pub drug: String,
@@ -313,104 +313,305 @@ fn grouped<T>(rows: Vec<(i64, T)>) -> HashMap<i64, Vec<T>> {
     out
 }
 
+/// ` AND <col> IN (…)` (or ` WHERE …` with `first`) limiting a query to `ids`; empty for all.
+fn only(first: bool, col: &str, ids: Option<&[i64]>) -> String {
+    match ids {
+        None => String::new(),
+        Some(ids) => format!(
+            " {} {col} IN ({})",
+            if first { "WHERE" } else { "AND" },
+            if ids.is_empty() {
+                "NULL".to_owned()
+            } else {
+                ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+            }
+        ),
+    }
+}
+
+/// Above this many dirty patients the subjects are derived from whole-table scans rather than
+/// per-patient lists.
+const SCAN_ABOVE: usize = 2_000;
+
+/// Re-derives the subjects of the patients marked dirty (`registry_dirty`) into
+/// `registry_subject_cache`, and clears each mark whose generation is still the one read.
+async fn refresh_subjects(tx: &mut Unit<'_>) -> Result<()> {
+    let dirty: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT patient_id, gen FROM registry_dirty ORDER BY patient_id")
+            .fetch_all(tx.conn())
+            .await?;
+    if dirty.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = dirty.iter().map(|d| d.0).collect();
+    let mut derived: HashMap<i64, RegistrySubject> =
+        derive_subjects(tx, (ids.len() <= SCAN_ABOVE).then_some(&ids[..]))
+            .await?
+            .into_iter()
+            .collect();
+    for chunk in dirty.chunks(400) {
+        let mut put =
+            String::from("INSERT INTO registry_subject_cache (patient_id, subject) VALUES ");
+        let mut clear = String::from("DELETE FROM registry_dirty WHERE ");
+        for (i, _) in chunk.iter().enumerate() {
+            if i > 0 {
+                put.push_str(", ");
+                clear.push_str(" OR ");
+            }
+            put.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+            clear.push_str(&format!(
+                "(patient_id = ${} AND gen = ${})",
+                2 * i + 1,
+                2 * i + 2
+            ));
+        }
+        put.push_str(" ON CONFLICT (patient_id) DO UPDATE SET subject = excluded.subject");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(put));
+        for (pid, _) in chunk {
+            let json = derived
+                .remove(pid)
+                .map(|s| serde_json::to_string(&s))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            q = q.bind(*pid).bind(json);
+        }
+        q.execute(tx.conn()).await?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(clear));
+        for (pid, generation) in chunk {
+            q = q.bind(*pid).bind(*generation);
+        }
+        q.execute(tx.conn()).await?;
+    }
+    Ok(())
+}
+
+/// Derives the subjects of `ids` (every patient with `None`) from the facts, each loaded in
+/// one query for all of them (not one per patient or session); study ids are left empty.
+async fn derive_subjects(
+    tx: &mut Unit<'_>,
+    ids: Option<&[i64]>,
+) -> Result<Vec<(i64, RegistrySubject)>> {
+    let bands = AgeBands::builtin().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut by_patient: std::collections::BTreeMap<i64, Vec<Fact>> =
+        std::collections::BTreeMap::new();
+    type FactRow = (
+        i64,
+        i64,
+        Option<i64>,
+        String,
+        Option<f64>,
+        i64,
+        i64,
+        Option<i64>,
+        Option<f64>,
+    );
+    // In session order (the table's own, a scan): each patient's sessions stay in order.
+    for (session_id, patient_id, dose_epoch, protocol_id, given_mg, ae, alarms, diss, rise) in
+        sqlx::query_as::<_, FactRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT session_id, patient_id, dose_epoch, protocol_id, given_mg, adverse_events, alarms, max_dissociation, systolic_rise
+             FROM registry_session_facts WHERE dose_epoch IS NOT NULL{} ORDER BY session_id",
+            only(false, "patient_id", ids)
+        )))
+        .fetch_all(tx.conn())
+        .await?
+    {
+        by_patient.entry(patient_id).or_default().push(Fact {
+            session_id,
+            patient_id,
+            dose_epoch,
+            protocol_id,
+            given_mg,
+            adverse_events: ae,
+            alarms,
+            max_dissociation: diss,
+            systolic_rise: rise,
+        });
+    }
+    type PatientFacts = (String, String, String, Option<f64>, Option<f64>);
+    let patients: HashMap<i64, PatientFacts> = sqlx::query_as::<
+        _,
+        (i64, String, String, String, Option<f64>, Option<f64>),
+    >(sqlx::AssertSqlSafe(format!(
+        "SELECT id, date_of_birth, sex, intake, weight_kg, height_cm FROM patients{}",
+        only(true, "id", ids)
+    )))
+    .fetch_all(tx.conn())
+    .await?
+    .into_iter()
+    .map(|(id, dob, sex, intake, w, h)| (id, (dob, sex, intake, w, h)))
+    .collect();
+    let mut integrations = grouped(
+        sqlx::query_as::<_, (i64, Option<i64>, String)>(sqlx::AssertSqlSafe(format!(
+            "SELECT patient_id, session_id, at FROM therapy_encounters WHERE kind = 'integration'{} ORDER BY patient_id, at, id",
+            only(false, "patient_id", ids)
+        )))
+        .fetch_all(tx.conn())
+        .await?
+        .into_iter()
+        .filter_map(|(p, s, at)| Some((p, (s, at.parse::<jiff::civil::DateTime>().ok()?.date()))))
+        .collect(),
+    );
+    let mut scores = grouped(
+        sqlx::query_as::<_, (i64, String, String, i64)>(sqlx::AssertSqlSafe(format!(
+            "SELECT patient_id, instrument, taken_on, total FROM measure_responses WHERE total IS NOT NULL{} ORDER BY id",
+            only(false, "patient_id", ids)
+        )))
+        .fetch_all(tx.conn())
+        .await?
+        .into_iter()
+        .filter_map(|(p, i, on, t)| Some((p, (i, on.parse::<Date>().ok()?, t))))
+        .collect(),
+    );
+    let mut alerts = grouped(
+        sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(format!(
+            "SELECT patient_id, raised_at FROM safety_alerts{} ORDER BY patient_id, id",
+            only(true, "patient_id", ids)
+        )))
+        .fetch_all(tx.conn())
+        .await?
+        .into_iter()
+        .filter_map(|(p, at)| Some((p, at.parse::<jiff::Timestamp>().ok()?)))
+        .collect(),
+    );
+    let mut opioids = grouped(
+        sqlx::query_as::<_, (i64, String, f64, String, Option<f64>, Option<String>, String, Option<String>)>(sqlx::AssertSqlSafe(format!(
+            "SELECT patient_id, drug, dose, unit, per_day, route, started_on, stopped_on FROM opioid_entries{} ORDER BY patient_id, id",
+            only(true, "patient_id", ids)
+        )))
+        .fetch_all(tx.conn())
+        .await?
+        .into_iter()
+        .map(|(p, drug, dose, unit, per_day, route, start, stop)| {
+            (p, (drug, dose, unit, per_day, route, start, stop))
+        })
+        .collect(),
+    );
+    let mut out = Vec::with_capacity(by_patient.len());
+    for (pid, records) in by_patient {
+        let at = |epoch: i64| jiff::Timestamp::from_second(epoch).ok().map(local_date);
+        let Some(first) = records
+            .iter()
+            .filter_map(|f| f.dose_epoch)
+            .min()
+            .and_then(at)
+        else {
+            continue;
+        };
+        let Some((dob, sex, intake, weight, height)) = patients.get(&pid) else {
+            continue;
+        };
+        let intake = serde_json::from_str(intake)
+            .map_err(|_| crate::sql::corrupt("patients.intake", intake))?;
+        let bmi = match (weight, height) {
+            (Some(w), Some(h)) if *h > 0.0 => Some((w / (h / 100.0).powi(2) * 10.0).round() / 10.0),
+            _ => None,
+        };
+        let dob: Date = dob
+            .parse()
+            .map_err(|_| crate::sql::corrupt("patients.date_of_birth", dob))?;
+        let age = Age::on(dob, first);
+        let integrations = integrations.remove(&pid).unwrap_or_default();
+        let mut sessions = Vec::with_capacity(records.len());
+        for f in records {
+            let Some(dosed) = f.dose_epoch.and_then(at) else {
+                continue;
+            };
+            let integration_after_days = integrations
+                .iter()
+                .filter(|(sid, on)| sid.is_none_or(|x| x == f.session_id) && *on >= dosed)
+                .map(|(_, on)| day_of(dosed, *on))
+                .min();
+            sessions.push(RegistrySession {
+                day: day_of(first, dosed),
+                protocol_id: f.protocol_id,
+                given_mg: f.given_mg,
+                adverse_events: u32::try_from(f.adverse_events).unwrap_or(u32::MAX),
+                alarms: u32::try_from(f.alarms).unwrap_or(u32::MAX),
+                max_dissociation: f.max_dissociation.and_then(|v| u32::try_from(v).ok()),
+                systolic_rise: f.systolic_rise,
+                integration_after_days,
+            });
+        }
+        sessions.sort_by_key(|s| s.day);
+        // Read in the table's order (a scan, not an index walk); by date here, entry order
+        // kept among a day's answers.
+        let mut mine = scores.remove(&pid).unwrap_or_default();
+        mine.sort_by_key(|(_, on, _)| *on);
+        let scores = mine
+            .into_iter()
+            .map(|(instrument, on, total)| RegistryScore {
+                instrument,
+                day: day_of(first, on),
+                total,
+            })
+            .collect();
+        let alert_days = alerts
+            .remove(&pid)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| day_of(first, local_date(t)))
+            .collect();
+        let day = |d: &str| d.parse::<Date>().ok().map(|d| day_of(first, d));
+        let opioids = opioids
+            .remove(&pid)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(drug, dose, unit, per_day, route, start, stop)| {
+                Some(RegistryOpioid {
+                    drug,
+                    dose,
+                    unit,
+                    per_day,
+                    route,
+                    start_day: day(&start)?,
+                    stop_day: stop.as_deref().and_then(day),
+                })
+            })
+            .collect();
+        out.push((
+            pid,
+            RegistrySubject {
+                study_id: String::new(),
+                age: match age {
+                    Some(a) => age_shown(i64::from(a.years()))
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    None => "unknown".into(),
+                },
+                age_band: age
+                    .map(|a| bands.band_for(a).as_str().to_owned())
+                    .unwrap_or_else(|| "unknown".into()),
+                sex: sex.clone(),
+                year: first.year(),
+                intake,
+                bmi,
+                sessions,
+                scores,
+                alert_days,
+                opioids,
+            },
+        ));
+    }
+    Ok(out)
+}
+
 impl SqlStore {
-    /// Every patient with a dosed session as a subject, each fact loaded in one query for the
-    /// whole program (not one per patient or session). `study`: give each subject its study
-    /// id (the researcher's view); otherwise the study id is left empty, so that an identified
-    /// reader never sees the key that links a name to the registry.
+    /// Every patient with a dosed session as a subject, from the per-subject cache
+    /// (`registry_subject_cache`, re-derived here for the patients a write marked dirty).
+    /// `study`: give each subject its study id (the researcher's view); otherwise the study id
+    /// is left empty, so that an identified reader never sees the key that links a name to the
+    /// registry.
     async fn subjects(
         &self,
         tx: &mut Unit<'_>,
         study: bool,
     ) -> Result<Vec<(i64, RegistrySubject)>> {
-        let bands = AgeBands::builtin().map_err(|e| StoreError::Corrupt(e.to_string()))?;
         fill_facts(tx).await?;
-        let mut by_patient: std::collections::BTreeMap<i64, Vec<Fact>> =
-            std::collections::BTreeMap::new();
-        type FactRow = (
-            i64,
-            i64,
-            Option<i64>,
-            String,
-            Option<f64>,
-            i64,
-            i64,
-            Option<i64>,
-            Option<f64>,
-        );
-        // In session order (the table's own, a scan): each patient's sessions stay in order.
-        for (session_id, patient_id, dose_epoch, protocol_id, given_mg, ae, alarms, diss, rise) in
-            sqlx::query_as::<_, FactRow>(
-                "SELECT session_id, patient_id, dose_epoch, protocol_id, given_mg, adverse_events, alarms, max_dissociation, systolic_rise
-                 FROM registry_session_facts WHERE dose_epoch IS NOT NULL ORDER BY session_id",
-            )
-            .fetch_all(tx.conn())
-            .await?
-        {
-            by_patient.entry(patient_id).or_default().push(Fact {
-                session_id,
-                patient_id,
-                dose_epoch,
-                protocol_id,
-                given_mg,
-                adverse_events: ae,
-                alarms,
-                max_dissociation: diss,
-                systolic_rise: rise,
-            });
-        }
-        type PatientFacts = (String, String, String, Option<f64>, Option<f64>);
-        let patients: HashMap<i64, PatientFacts> =
-            sqlx::query_as::<_, (i64, String, String, String, Option<f64>, Option<f64>)>(
-                "SELECT id, date_of_birth, sex, intake, weight_kg, height_cm FROM patients",
-            )
-            .fetch_all(tx.conn())
-            .await?
-            .into_iter()
-            .map(|(id, dob, sex, intake, w, h)| (id, (dob, sex, intake, w, h)))
-            .collect();
-        let mut integrations = grouped(
-            sqlx::query_as::<_, (i64, Option<i64>, String)>(
-                "SELECT patient_id, session_id, at FROM therapy_encounters WHERE kind = 'integration' ORDER BY patient_id, at, id",
-            )
-            .fetch_all(tx.conn())
-            .await?
-            .into_iter()
-            .filter_map(|(p, s, at)| Some((p, (s, at.parse::<jiff::civil::DateTime>().ok()?.date()))))
-            .collect(),
-        );
-        let mut scores = grouped(
-            sqlx::query_as::<_, (i64, String, String, i64)>(
-                "SELECT patient_id, instrument, taken_on, total FROM measure_responses WHERE total IS NOT NULL ORDER BY id",
-            )
-            .fetch_all(tx.conn())
-            .await?
-            .into_iter()
-            .filter_map(|(p, i, on, t)| Some((p, (i, on.parse::<Date>().ok()?, t))))
-            .collect(),
-        );
-        let mut alerts = grouped(
-            sqlx::query_as::<_, (i64, String)>(
-                "SELECT patient_id, raised_at FROM safety_alerts ORDER BY patient_id, id",
-            )
-            .fetch_all(tx.conn())
-            .await?
-            .into_iter()
-            .filter_map(|(p, at)| Some((p, at.parse::<jiff::Timestamp>().ok()?)))
-            .collect(),
-        );
-        let mut opioids = grouped(
-            sqlx::query_as::<_, (i64, String, f64, String, Option<f64>, Option<String>, String, Option<String>)>(
-                "SELECT patient_id, drug, dose, unit, per_day, route, started_on, stopped_on FROM opioid_entries ORDER BY patient_id, id",
-            )
-            .fetch_all(tx.conn())
-            .await?
-            .into_iter()
-            .map(|(p, drug, dose, unit, per_day, route, start, stop)| {
-                (p, (drug, dose, unit, per_day, route, start, stop))
-            })
-            .collect(),
-        );
+        refresh_subjects(tx).await?;
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT patient_id, subject FROM registry_subject_cache WHERE subject IS NOT NULL ORDER BY patient_id",
+        )
+        .fetch_all(tx.conn())
+        .await?;
         let keys: HashMap<i64, String> = if study {
             sqlx::query_as::<_, (i64, String)>("SELECT patient_id, study_id FROM registry_keys")
                 .fetch_all(tx.conn())
@@ -420,116 +621,14 @@ impl SqlStore {
         } else {
             HashMap::new()
         };
-        let mut out = Vec::with_capacity(by_patient.len());
-        for (pid, records) in by_patient {
-            let at = |epoch: i64| jiff::Timestamp::from_second(epoch).ok().map(local_date);
-            let Some(first) = records
-                .iter()
-                .filter_map(|f| f.dose_epoch)
-                .min()
-                .and_then(at)
-            else {
-                continue;
-            };
-            let Some((dob, sex, intake, weight, height)) = patients.get(&pid) else {
-                continue;
-            };
-            let intake = serde_json::from_str(intake)
-                .map_err(|_| crate::sql::corrupt("patients.intake", intake))?;
-            let bmi = match (weight, height) {
-                (Some(w), Some(h)) if *h > 0.0 => {
-                    Some((w / (h / 100.0).powi(2) * 10.0).round() / 10.0)
-                }
-                _ => None,
-            };
-            let dob: Date = dob
-                .parse()
-                .map_err(|_| crate::sql::corrupt("patients.date_of_birth", dob))?;
-            let age = Age::on(dob, first);
-            let integrations = integrations.remove(&pid).unwrap_or_default();
-            let mut sessions = Vec::with_capacity(records.len());
-            for f in records {
-                let Some(dosed) = f.dose_epoch.and_then(at) else {
-                    continue;
-                };
-                let integration_after_days = integrations
-                    .iter()
-                    .filter(|(sid, on)| sid.is_none_or(|x| x == f.session_id) && *on >= dosed)
-                    .map(|(_, on)| day_of(dosed, *on))
-                    .min();
-                sessions.push(RegistrySession {
-                    day: day_of(first, dosed),
-                    protocol_id: f.protocol_id,
-                    given_mg: f.given_mg,
-                    adverse_events: u32::try_from(f.adverse_events).unwrap_or(u32::MAX),
-                    alarms: u32::try_from(f.alarms).unwrap_or(u32::MAX),
-                    max_dissociation: f.max_dissociation.and_then(|v| u32::try_from(v).ok()),
-                    systolic_rise: f.systolic_rise,
-                    integration_after_days,
-                });
+        let mut out = Vec::with_capacity(rows.len());
+        for (pid, json) in rows {
+            let mut subject: RegistrySubject = serde_json::from_str(&json)
+                .map_err(|_| crate::sql::corrupt("registry_subject_cache.subject", &json))?;
+            if study {
+                subject.study_id = study_id(tx, &keys, pid).await?;
             }
-            sessions.sort_by_key(|s| s.day);
-            // Read in the table's order (a scan, not an index walk); by date here, entry order
-            // kept among a day's answers.
-            let mut mine = scores.remove(&pid).unwrap_or_default();
-            mine.sort_by_key(|(_, on, _)| *on);
-            let scores = mine
-                .into_iter()
-                .map(|(instrument, on, total)| RegistryScore {
-                    instrument,
-                    day: day_of(first, on),
-                    total,
-                })
-                .collect();
-            let alert_days = alerts
-                .remove(&pid)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|t| day_of(first, local_date(t)))
-                .collect();
-            let day = |d: &str| d.parse::<Date>().ok().map(|d| day_of(first, d));
-            let opioids = opioids
-                .remove(&pid)
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(drug, dose, unit, per_day, route, start, stop)| {
-                    Some(RegistryOpioid {
-                        drug,
-                        dose,
-                        unit,
-                        per_day,
-                        route,
-                        start_day: day(&start)?,
-                        stop_day: stop.as_deref().and_then(day),
-                    })
-                })
-                .collect();
-            out.push((
-                pid,
-                RegistrySubject {
-                    study_id: if study {
-                        study_id(tx, &keys, pid).await?
-                    } else {
-                        String::new()
-                    },
-                    age: match age {
-                        Some(a) => age_shown(i64::from(a.years()))
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                        None => "unknown".into(),
-                    },
-                    age_band: age
-                        .map(|a| bands.band_for(a).as_str().to_owned())
-                        .unwrap_or_else(|| "unknown".into()),
-                    sex: sex.clone(),
-                    year: first.year(),
-                    intake,
-                    bmi,
-                    sessions,
-                    scores,
-                    alert_days,
-                    opioids,
-                },
-            ));
+            out.push((pid, subject));
         }
         Ok(out)
     }

@@ -416,3 +416,99 @@ fn regex_lite_date() -> impl Fn(&str) -> bool {
         })
     }
 }
+
+/// The registry keeps each subject derived from the record (a per-subject cache): after a read,
+/// every kind of write the subject is derived from — a questionnaire total, a safety alert, an
+/// opioid, an integration encounter, the intake questions — shows in the next read, on both
+/// backends, whichever code wrote it.
+#[tokio::test]
+async fn the_registry_follows_every_write_after_a_read() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("nina", Role::Nurse).await;
+        app.add_user("thea", Role::Therapist).await;
+        let page = app.login("nina").await;
+        let nurse = app.bearer("nina").await;
+        let (pid, sid) = subject(&app, &page, &nurse, 7, &[(-1, 20), (14, 16)]).await;
+        let read = || async {
+            let all = app
+                .store
+                .registry(&Actor::system(Role::Researcher))
+                .await
+                .unwrap();
+            assert_eq!(all.len(), 1, "{backend:?}");
+            all.into_iter().next().unwrap()
+        };
+        let before = read().await;
+        assert_eq!(before.scores.len(), 2, "{backend:?}");
+        assert_eq!(read().await, before, "{backend:?}: read again, unchanged");
+        let first = START - 60 * DAY;
+
+        // A total on day 20, with a positive item 9 (a safety alert).
+        let mut a = answers(8);
+        a[8] = 1;
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/responses"),
+                &nurse,
+                &json!({"instrument": "phq9", "answers": a, "taken_on": date_of(first + 20 * DAY),
+                        "submission_key": "rg-7-late"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let s = read().await;
+        assert_eq!(s.scores.len(), 3, "{backend:?}: {s:?}");
+        assert_eq!(s.scores[2].day, 20);
+        assert_eq!(s.alert_days.len(), 1, "{backend:?}: {s:?}");
+
+        // An opioid.
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/opioids"),
+                &nurse,
+                &json!({"drug": "oxycodone", "dose": 10, "unit": "mg", "per_day": 2,
+                        "started_on": date_of(first)}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert_eq!(read().await.opioids.len(), 1, "{backend:?}");
+
+        // The dose's integration session, two days after it.
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid}/therapy/encounters"),
+                &app.bearer("thea").await,
+                &json!({"kind": "integration", "at": format!("{}T15:00", date_of(first + 2 * DAY)),
+                        "duration_minutes": 50, "modality": "individual", "session_id": sid,
+                        "suicide_risk": "negative"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert_eq!(
+            read().await.sessions[0].integration_after_days,
+            Some(2),
+            "{backend:?}"
+        );
+
+        // The intake, edited on the chart's form: PTSD now answered yes.
+        let mut form: Vec<(&str, &str)> = adult_form()
+            .into_iter()
+            .map(|(k, v)| match k {
+                "mrn" => (k, "RG-7"),
+                "family_name" => (k, "Zebedee7"),
+                _ => (k, v),
+            })
+            .collect();
+        form.push(("prior_suicide_attempt", "no"));
+        form.push(("comorbid_anxiety", "no"));
+        form.push(("ptsd", "yes"));
+        let r = app
+            .post_form(&format!("/patients/{pid}"), &page, &form)
+            .await;
+        assert!(r.status.is_redirection(), "{}: {}", r.status, r.body);
+        assert_eq!(read().await.intake.ptsd, Some(true), "{backend:?}");
+    }
+}
