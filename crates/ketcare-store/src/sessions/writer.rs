@@ -10,6 +10,10 @@
 //! rises. A full queue refuses the reading at once ([`StoreError::Busy`]) instead of letting a
 //! backlog grow.
 //!
+//! Per reading the batch makes one statement (the insert, whose unique message key finds a
+//! repeat); per batch a few (the sessions' revisions, the documents that changed, the registry
+//! facts forgotten, the audit records in multi-row inserts, the head).
+//!
 //! A batch that fails on a retryable error (serialization failure, deadlock, lock timeout, busy
 //! SQLite) is run again; one that fails otherwise is split and each reading written on its own,
 //! so one bad row cannot refuse the others.
@@ -17,7 +21,7 @@
 use super::vitals::alarm_summary;
 use super::*;
 use crate::StoreOptions;
-use crate::sql::{Unit, retryable};
+use crate::sql::{Unit, Writers, placeholders, retryable};
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
@@ -33,6 +37,7 @@ struct Job {
 /// The queue in front of the writer task and the writer's own connection.
 pub(crate) struct VitalsWriter {
     pool: sqlx::AnyPool,
+    writers: Writers,
     capacity: usize,
     batch: usize,
     /// Started by the first reading, on the caller's runtime (a store may be opened before a
@@ -44,9 +49,10 @@ pub(crate) struct VitalsWriter {
 const ATTEMPTS: usize = 3;
 
 impl VitalsWriter {
-    pub(crate) fn new(pool: sqlx::AnyPool, o: &StoreOptions) -> Self {
+    pub(crate) fn new(pool: sqlx::AnyPool, writers: Writers, o: &StoreOptions) -> Self {
         Self {
             pool,
+            writers,
             capacity: o.vitals_queue.max(1),
             batch: o.vitals_batch.max(1),
             queue: std::sync::Mutex::new(None),
@@ -62,7 +68,14 @@ impl VitalsWriter {
             Some(tx) if !tx.is_closed() => tx.clone(),
             _ => {
                 let (tx, rx) = mpsc::channel(self.capacity);
-                tokio::spawn(run(self.pool.clone(), rx, self.batch));
+                tokio::spawn(run(
+                    Conn {
+                        pool: self.pool.clone(),
+                        writers: self.writers.clone(),
+                    },
+                    rx,
+                    self.batch,
+                ));
                 *q = Some(tx.clone());
                 tx
             }
@@ -104,20 +117,39 @@ impl VitalsWriter {
     }
 }
 
+/// What the writer task writes with.
+struct Conn {
+    pool: sqlx::AnyPool,
+    writers: Writers,
+}
+
+/// The session documents the writer holds between batches, with the revision they were read
+/// at: a batch reads the revisions of its sessions and parses a document again only when its
+/// revision moved (a command, a tick). Every session write holds the audit-head lock, which the
+/// batch holds too, so the revisions it reads stay current until it commits.
+type Held = HashMap<SessionId, SessionRecord>;
+
+/// Sessions held at most; beyond it the least useful are simply read again.
+const HELD_MAX: usize = 4096;
+
 /// The writer task: takes what has queued (at least one, at most `max`), writes it as one
 /// batch, answers each caller, and goes on until every sender is gone.
-async fn run(pool: sqlx::AnyPool, mut rx: mpsc::Receiver<Job>, max: usize) {
+async fn run(conn: Conn, mut rx: mpsc::Receiver<Job>, max: usize) {
     let mut jobs = Vec::with_capacity(max);
+    let mut held = Held::new();
     while rx.recv_many(&mut jobs, max).await > 0 {
         let batch = std::mem::take(&mut jobs);
-        commit(&pool, batch).await;
+        if held.len() > HELD_MAX {
+            held.clear();
+        }
+        commit(&conn, &mut held, batch).await;
     }
 }
 
-async fn commit(pool: &sqlx::AnyPool, jobs: Vec<Job>) {
+async fn commit(conn: &Conn, held: &mut Held, jobs: Vec<Job>) {
     let mut attempt = 1;
     let outcome = loop {
-        match write_batch(pool, &jobs).await {
+        match write_batch(conn, held, &jobs).await {
             Err(e) if retryable(&e) && attempt < ATTEMPTS => attempt += 1,
             other => break other,
         }
@@ -132,7 +164,7 @@ async fn commit(pool: &sqlx::AnyPool, jobs: Vec<Job>) {
         Err(e) if jobs.len() > 1 && matches!(e, StoreError::Database(sqlx::Error::Database(_))) => {
             tracing::warn!(error = %e, readings = jobs.len(), "vitals batch refused; writing each on its own");
             for job in jobs {
-                let out = match write_batch(pool, std::slice::from_ref(&job)).await {
+                let out = match write_batch(conn, held, std::slice::from_ref(&job)).await {
                     Ok(mut v) => v.pop().unwrap_or_else(|| {
                         Err(StoreError::Corrupt("a batch of one without outcome".into()))
                     }),
@@ -153,56 +185,141 @@ async fn commit(pool: &sqlx::AnyPool, jobs: Vec<Job>) {
     }
 }
 
-/// A session as the batch has it: loaded once, changed by each reading in turn.
+/// A session as the batch has it: changed by each reading in turn.
 struct Seated {
     rec: SessionRecord,
     alarmed: bool,
 }
 
+/// The batch's sessions: those `held` at their current revision, the others read (their
+/// document only: a reading's alarms and the document written back do not involve the
+/// addenda, which live in their own table). A session that does not exist is left out.
+async fn seat(
+    tx: &mut Tx,
+    held: &mut Held,
+    ids: &[SessionId],
+) -> Result<HashMap<SessionId, Seated>> {
+    let mut q = sqlx::query_as::<_, (SessionId, i64)>(sqlx::AssertSqlSafe(format!(
+        "SELECT id, revision FROM treatment_sessions WHERE id IN {}",
+        placeholders(1, ids.len())
+    )));
+    for id in ids {
+        q = q.bind(*id);
+    }
+    let mut seated = HashMap::new();
+    let mut stale = Vec::new();
+    for (id, revision) in q.fetch_all(&mut **tx).await? {
+        match held.remove(&id) {
+            Some(rec) if rec.revision == revision => {
+                seated.insert(
+                    id,
+                    Seated {
+                        rec,
+                        alarmed: false,
+                    },
+                );
+            }
+            _ => stale.push(id),
+        }
+    }
+    if !stale.is_empty() {
+        let mut q = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE id IN {}",
+            placeholders(1, stale.len())
+        )));
+        for id in &stale {
+            q = q.bind(*id);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            let rec = SessionRecord::try_from(row)?;
+            seated.insert(
+                rec.id,
+                Seated {
+                    rec,
+                    alarmed: false,
+                },
+            );
+        }
+    }
+    Ok(seated)
+}
+
 /// Writes `jobs` in one transaction; returns each reading's outcome once committed. A reading
 /// refused for what it is (a session not taking vitals) is refused alone; a database error
 /// fails the whole batch.
-async fn write_batch(pool: &sqlx::AnyPool, jobs: &[Job]) -> Result<Vec<Result<VitalOutcome>>> {
+async fn write_batch(
+    conn: &Conn,
+    held: &mut Held,
+    jobs: &[Job],
+) -> Result<Vec<Result<VitalOutcome>>> {
     let Some(first) = jobs.first() else {
         return Ok(Vec::new());
     };
-    let mut tx = Unit::on(pool, &first.actor).await?;
-    let mut sessions: HashMap<SessionId, Seated> = HashMap::new();
+    let mut tx = Unit::on(&conn.pool, &conn.writers, &first.actor).await?;
+    let mut ids: Vec<SessionId> = jobs.iter().map(|j| j.session).collect();
+    ids.sort();
+    ids.dedup();
+    // Taken out of `held` for the batch; put back only once it committed.
+    let mut sessions = seat(&mut tx, held, &ids).await?;
+    // Rows from before migration 0009 hold only the joined message key, which the unique index
+    // of the insert does not see: only while such rows exist is each key looked for first.
+    let legacy_keys = jobs.iter().any(|j| j.key.is_some())
+        && sqlx::query_scalar::<_, i64>(
+            // `>= ''` rather than IS NOT NULL: a range both backends walk on the key's index.
+            "SELECT id FROM session_vitals WHERE message_key >= '' AND control_id IS NULL LIMIT 1",
+        )
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut events: Vec<(usize, AuditEvent)> = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
-        if let Some(key) = &job.key
+        if legacy_keys
+            && let Some(key) = &job.key
             && let Some((vital_id, session_id)) = stored_key(&mut tx, key).await?
         {
-            // A message already stored (possibly earlier in this batch): nothing written.
             outcomes.push(Ok(VitalOutcome::Duplicate {
                 vital_id,
                 session_id,
             }));
             continue;
         }
-        let seated = match sessions.entry(job.session) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                match load_session(&mut tx, job.session).await {
-                    Ok(rec) => v.insert(Seated {
-                        rec,
-                        alarmed: false,
-                    }),
-                    Err(e @ StoreError::NotFound { .. }) => {
-                        outcomes.push(Err(e));
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+        let Some(seated) = sessions.get_mut(&job.session) else {
+            outcomes.push(Err(StoreError::NotFound {
+                what: format!("session {}", job.session),
+            }));
+            continue;
         };
         if let Err(r) = seated.rec.session.accepts_vitals() {
-            outcomes.push(Err(StoreError::Conflict(r.to_string())));
+            // A repeat of a message stored while the session took vitals is still a repeat.
+            outcomes.push(match &job.key {
+                Some(key) => match stored_key(&mut tx, key).await? {
+                    Some((vital_id, session_id)) => Ok(VitalOutcome::Duplicate {
+                        vital_id,
+                        session_id,
+                    }),
+                    None => Err(StoreError::Conflict(r.to_string())),
+                },
+                None => Err(StoreError::Conflict(r.to_string())),
+            });
             continue;
         }
-        let (vital_id, received_at) =
-            insert_vital(&mut tx, job.session, &job.reading, job.key.as_ref()).await?;
+        let Some((vital_id, received_at)) =
+            insert_vital(&mut tx, job.session, &job.reading, job.key.as_ref()).await?
+        else {
+            // The message key is stored already (possibly earlier in this batch): nothing
+            // written.
+            let (vital_id, session_id) = match &job.key {
+                Some(key) => stored_key(&mut tx, key).await?,
+                None => None,
+            }
+            .ok_or_else(|| StoreError::Corrupt("a repeated message key not found".into()))?;
+            outcomes.push(Ok(VitalOutcome::Duplicate {
+                vital_id,
+                session_id,
+            }));
+            continue;
+        };
         let alarms = seated.rec.session.on_vital(&job.reading);
         seated.alarmed |= !alarms.is_empty();
         let mut detail = format!(
@@ -232,20 +349,25 @@ async fn write_batch(pool: &sqlx::AnyPool, jobs: &[Job]) -> Result<Vec<Result<Vi
     }
     if events.is_empty() {
         // Nothing stored (repeats and refusals only): nothing to commit; the unit is dropped.
+        held.extend(sessions.into_iter().map(|(id, s)| (id, s.rec)));
         return Ok(outcomes);
     }
-    for (id, seated) in &sessions {
+    let mut quiet = Vec::new();
+    for (id, seated) in sessions.iter_mut() {
         if seated.alarmed {
             // Also forgets the session's registry facts.
             write_session(&mut tx, *id, &seated.rec.session).await?;
+            seated.rec.revision += 1;
         } else {
-            crate::registry::forget_facts(&mut tx, id.get()).await?;
+            quiet.push(id.get());
         }
     }
+    crate::registry::forget_facts_of(&mut tx, &quiet).await?;
     let records: Vec<(&Actor, &AuditEvent)> =
         events.iter().map(|(i, e)| (&jobs[*i].actor, e)).collect();
     tx.audit_each(&records).await?;
     tx.commit().await?;
+    held.extend(sessions.into_iter().map(|(id, s)| (id, s.rec)));
     Ok(outcomes)
 }
 
@@ -264,18 +386,20 @@ async fn stored_key(tx: &mut Tx, key: &MessageKey) -> Result<Option<(i64, Sessio
     .await?)
 }
 
-/// Inserts the reading's row; returns its id and the time it was received.
+/// Inserts the reading's row; returns its id and the time it was received, or `None` when its
+/// message key is stored already (the unique index decides, in the same statement).
 async fn insert_vital(
     tx: &mut Tx,
     id: SessionId,
     reading: &VitalReading,
     key: Option<&MessageKey>,
-) -> Result<(i64, String)> {
+) -> Result<Option<(i64, String)>> {
     let v = &reading.vitals;
     let received_at = now_rfc3339();
     let row = sqlx::query(
         "INSERT INTO session_vitals (session_id, at, at_epoch, received_at, source, recorded_by, sending_application, sending_facility, control_id, systolic, diastolic, heart_rate, spo2, resp_rate, etco2, temperature_c)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         ON CONFLICT (sending_application, sending_facility, control_id) DO NOTHING RETURNING id",
     )
     // Not cached: a statement prepared with an absent (NULL) reading would type that
     // parameter for every later message on PostgreSQL.
@@ -296,7 +420,7 @@ async fn insert_vital(
     .bind(v.resp_rate)
     .bind(v.etco2)
     .bind(v.temperature_c)
-    .fetch_one(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    Ok((row.try_get("id")?, received_at))
+    row.map(|r| Ok((r.try_get("id")?, received_at))).transpose()
 }

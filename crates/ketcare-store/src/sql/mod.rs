@@ -60,6 +60,27 @@ pub struct SqlStore {
     pub(crate) vitals: crate::sessions::VitalsWriter,
     /// What the session ticker read last, so each tick reads only what changed.
     pub(crate) tick_cache: tokio::sync::Mutex<crate::sessions::TickCache>,
+    /// SQLite: whose turn it is to write (see [`Writers`]).
+    pub(crate) writers: Writers,
+}
+
+/// The write connections of one store: on SQLite each unit first takes its turn in this
+/// process's queue, first come first served, and only then SQLite's write lock. Without it,
+/// writers waiting for SQLite's lock would retry in its busy handler's growing sleeps, and one
+/// could miss every short gap between two vitals batches; with it, a write waits for at most the
+/// writes queued before it. PostgreSQL queues waiters on the audit head's row lock itself.
+#[derive(Clone)]
+pub(crate) struct Writers {
+    turn: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Writers {
+    fn new(backend: Backend) -> Self {
+        Self {
+            turn: (backend == Backend::Sqlite)
+                .then(|| std::sync::Arc::new(tokio::sync::Mutex::new(()))),
+        }
+    }
 }
 
 pub(crate) type Tx = Transaction<'static, Any>;
@@ -131,11 +152,13 @@ impl SqlStore {
         // The vitals writer's own connection: readers keep the whole pool, and the writer never
         // waits for a pooled connection behind them.
         let writer = pool_options(backend, 1, options).connect_lazy(url)?;
+        let writers = Writers::new(backend);
         let store = Self {
             pool,
             backend,
-            vitals: crate::sessions::VitalsWriter::new(writer, options),
+            vitals: crate::sessions::VitalsWriter::new(writer, writers.clone(), options),
             tick_cache: tokio::sync::Mutex::new(Default::default()),
+            writers,
         };
         store.fill_search_text().await?;
         Ok(store)
@@ -194,6 +217,9 @@ pub(crate) struct Unit<'a> {
     actor: &'a Actor,
     head: Head,
     audited: bool,
+    /// SQLite: this unit's turn, held until it commits or is dropped (after the transaction,
+    /// as fields drop in order).
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl std::ops::Deref for Unit<'_> {
@@ -212,13 +238,22 @@ impl std::ops::DerefMut for Unit<'_> {
 impl<'a> Unit<'a> {
     /// A unit on a connection of `pool` (the shared pool, or the vitals writer's own) for
     /// `actor`.
-    pub(crate) async fn on(pool: &AnyPool, actor: &'a Actor) -> Result<Unit<'a>> {
+    pub(crate) async fn on(
+        pool: &AnyPool,
+        writers: &Writers,
+        actor: &'a Actor,
+    ) -> Result<Unit<'a>> {
+        let turn = match &writers.turn {
+            Some(t) => Some(t.clone().lock_owned().await),
+            None => None,
+        };
         let (tx, head) = begin_write_on(pool).await?;
         Ok(Unit {
             tx,
             actor,
             head,
             audited: false,
+            _turn: turn,
         })
     }
 
@@ -249,23 +284,10 @@ impl<'a> Unit<'a> {
                 self.head = (row.seq, row.hash.clone());
                 rows.push(row);
             }
-            let mut sql = String::from(
-                "INSERT INTO audit_log (seq, at, user_id, username, role, address, action, patient_id, detail, prev_hash, hash) VALUES ",
+            let sql = format!(
+                "INSERT INTO audit_log (seq, at, user_id, username, role, address, action, patient_id, detail, prev_hash, hash) VALUES {}",
+                placeholders(rows.len(), 11)
             );
-            for i in 0..rows.len() {
-                let b = i * 11;
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                sql.push_str(
-                    &(1..=11)
-                        .map(|k| format!("${}", b + k))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                );
-                sql.push(')');
-            }
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in &rows {
                 q = q
@@ -330,7 +352,7 @@ impl SqlStore {
     /// A unit for an actor whose right was established otherwise (a sign-in attempt, an
     /// actor-specific rule checked by the caller).
     pub(crate) async fn unit<'a>(&self, actor: &'a Actor) -> Result<Unit<'a>> {
-        Unit::on(&self.pool, actor).await
+        Unit::on(&self.pool, &self.writers, actor).await
     }
 }
 
@@ -377,6 +399,20 @@ fn chained<'e>(head: &Head, actor: &'e Actor, event: &'e AuditEvent) -> ChainedR
         prev_hash,
     });
     row
+}
+
+/// `rows` × `columns` → "($1, …, $columns), (…)": the placeholders of a multi-row insert, or
+/// with one row of `n`, of an `IN` list.
+pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
