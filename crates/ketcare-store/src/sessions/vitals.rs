@@ -160,37 +160,38 @@ impl SqlStore {
             }
             return Ok(MonitorMatch::NoSessionAtLocation { location: locs });
         }
-        let mut patients: Vec<(PatientId, String)> = Vec::new();
+        // Each identifier's patient with their active session, if any, in one query.
+        let mut patients: Vec<(PatientId, String, Option<(SessionId, String)>)> = Vec::new();
         for id in &ids {
-            if let Some((pid, mrn)) =
-                sqlx::query_as::<_, (i64, String)>("SELECT id, mrn FROM patients WHERE mrn = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?
+            if let Some((pid, mrn, sid, chair)) = sqlx::query_as::<
+                _,
+                (i64, String, Option<SessionId>, Option<String>),
+            >(sqlx::AssertSqlSafe(format!(
+                "SELECT p.id, p.mrn, s.id, s.chair FROM patients p
+                     LEFT JOIN treatment_sessions s ON s.patient_id = p.id AND s.phase IN ({})
+                     WHERE p.mrn = $1 ORDER BY s.id DESC LIMIT 1",
+                active_list()
+            )))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
             {
                 let pid = PatientId::new(pid);
-                if !patients.iter().any(|(p, _)| *p == pid) {
-                    patients.push((pid, mrn));
+                if !patients.iter().any(|(p, _, _)| *p == pid) {
+                    patients.push((pid, mrn, sid.zip(chair)));
                 }
             }
         }
-        let (patient_id, mrn) = match patients.as_slice() {
+        let (patient_id, mrn, active) = match patients.as_slice() {
             [] => return Ok(MonitorMatch::UnknownPatient { ids }),
             [one] => one.clone(),
             several => {
                 return Ok(MonitorMatch::SeveralPatients {
-                    mrns: several.iter().map(|(_, m)| m.clone()).collect(),
+                    mrns: several.iter().map(|(_, m, _)| m.clone()).collect(),
                 });
             }
         };
-        let Some((session_id, patient_chair)) = sqlx::query_as::<_, (SessionId, String)>(sqlx::AssertSqlSafe(format!(
-            "SELECT id, chair FROM treatment_sessions WHERE patient_id = $1 AND phase IN ({}) ORDER BY id DESC",
-            active_list()
-        )))
-        .bind(patient_id.get())
-        .fetch_optional(&self.pool)
-        .await?
-        else {
+        let Some((session_id, patient_chair)) = active else {
             return Ok(MonitorMatch::NoActiveSession { mrn });
         };
         if !locs.iter().any(|l| l.eq_ignore_ascii_case(&patient_chair)) {

@@ -10,9 +10,9 @@
 //! rises. A full queue refuses the reading at once ([`StoreError::Busy`]) instead of letting a
 //! backlog grow.
 //!
-//! Per reading the batch makes one statement (the insert, whose unique message key finds a
-//! repeat); per batch a few (the sessions' revisions, the documents that changed, the registry
-//! facts forgotten, the audit records in multi-row inserts, the head).
+//! A batch makes a few statements whatever its size: the sessions' revisions, the documents that
+//! changed, the readings in multi-row inserts (whose unique message key finds a repeat), the
+//! registry facts forgotten, the audit records in multi-row inserts, the head.
 //!
 //! A batch that fails on a retryable error (serialization failure, deadlock, lock timeout, busy
 //! SQLite) is run again; one that fails otherwise is split and each reading written on its own,
@@ -271,28 +271,31 @@ async fn write_batch(
         .fetch_optional(&mut **tx)
         .await?
         .is_some();
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    let mut events: Vec<(usize, AuditEvent)> = Vec::new();
-    for (i, job) in jobs.iter().enumerate() {
+    // First what each reading is, in queue order, before anything is written: a repeat of a
+    // pre-0009 key, a session that does not exist or does not take vitals (which no reading
+    // changes: alarms never change the phase), or a row to insert.
+    let mut decided: Vec<Option<Result<VitalOutcome>>> = Vec::with_capacity(jobs.len());
+    for job in jobs {
         if legacy_keys
             && let Some(key) = &job.key
             && let Some((vital_id, session_id)) = stored_key(&mut tx, key).await?
         {
-            outcomes.push(Ok(VitalOutcome::Duplicate {
+            decided.push(Some(Ok(VitalOutcome::Duplicate {
                 vital_id,
                 session_id,
-            }));
+            })));
             continue;
         }
-        let Some(seated) = sessions.get_mut(&job.session) else {
-            outcomes.push(Err(StoreError::NotFound {
+        let Some(seated) = sessions.get(&job.session) else {
+            decided.push(Some(Err(StoreError::NotFound {
                 what: format!("session {}", job.session),
-            }));
+            })));
             continue;
         };
-        if let Err(r) = seated.rec.session.accepts_vitals() {
+        decided.push(match seated.rec.session.accepts_vitals() {
+            Ok(()) => None,
             // A repeat of a message stored while the session took vitals is still a repeat.
-            outcomes.push(match &job.key {
+            Err(r) => Some(match &job.key {
                 Some(key) => match stored_key(&mut tx, key).await? {
                     Some((vital_id, session_id)) => Ok(VitalOutcome::Duplicate {
                         vital_id,
@@ -301,12 +304,31 @@ async fn write_batch(
                     None => Err(StoreError::Conflict(r.to_string())),
                 },
                 None => Err(StoreError::Conflict(r.to_string())),
-            });
+            }),
+        });
+    }
+    let to_insert: Vec<&Job> = jobs
+        .iter()
+        .zip(&decided)
+        .filter(|(_, d)| d.is_none())
+        .map(|(j, _)| j)
+        .collect();
+    let mut inserted = insert_vitals(&mut tx, &to_insert).await?.into_iter();
+    // Then each reading in queue order: its alarms on the session as the readings before it
+    // left it, and its audit record.
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut events: Vec<(usize, AuditEvent)> = Vec::new();
+    for (i, (job, decided)) in jobs.iter().zip(decided).enumerate() {
+        if let Some(outcome) = decided {
+            outcomes.push(outcome);
             continue;
         }
-        let Some((vital_id, received_at)) =
-            insert_vital(&mut tx, job.session, &job.reading, job.key.as_ref()).await?
-        else {
+        let (Some(seated), Some(row)) = (sessions.get_mut(&job.session), inserted.next()) else {
+            return Err(StoreError::Corrupt(
+                "a reading without its session or row".into(),
+            ));
+        };
+        let Some((vital_id, received_at)) = row else {
             // The message key is stored already (possibly earlier in this batch): nothing
             // written.
             let (vital_id, session_id) = match &job.key {
@@ -386,41 +408,90 @@ async fn stored_key(tx: &mut Tx, key: &MessageKey) -> Result<Option<(i64, Sessio
     .await?)
 }
 
-/// Inserts the reading's row; returns its id and the time it was received, or `None` when its
-/// message key is stored already (the unique index decides, in the same statement).
-async fn insert_vital(
-    tx: &mut Tx,
-    id: SessionId,
-    reading: &VitalReading,
-    key: Option<&MessageKey>,
-) -> Result<Option<(i64, String)>> {
-    let v = &reading.vitals;
+/// Rows of one multi-row insert at most (16 parameters each).
+const ROWS_PER_INSERT: usize = 100;
+
+/// Inserts the readings' rows in their order; returns for each its id and the time it was
+/// received, or `None` when its message key is stored already (the unique index decides, in the
+/// same statement, also for a repeat within the batch). Readings with a message key go in
+/// multi-row inserts, matched to their rows by the key; one without (entered by hand) alone, so
+/// ids still follow the queue's order.
+async fn insert_vitals(tx: &mut Tx, jobs: &[&Job]) -> Result<Vec<Option<(i64, String)>>> {
+    let mut out = Vec::with_capacity(jobs.len());
+    let mut rest = jobs;
+    while !rest.is_empty() {
+        let run = if rest[0].key.is_none() {
+            1
+        } else {
+            rest.iter()
+                .take(ROWS_PER_INSERT)
+                .take_while(|j| j.key.is_some())
+                .count()
+        };
+        let (now, later) = rest.split_at(run);
+        out.extend(insert_run(tx, now).await?);
+        rest = later;
+    }
+    Ok(out)
+}
+
+async fn insert_run(tx: &mut Tx, jobs: &[&Job]) -> Result<Vec<Option<(i64, String)>>> {
     let received_at = now_rfc3339();
-    let row = sqlx::query(
+    let sql = format!(
         "INSERT INTO session_vitals (session_id, at, at_epoch, received_at, source, recorded_by, sending_application, sending_facility, control_id, systolic, diastolic, heart_rate, spo2, resp_rate, etco2, temperature_c)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-         ON CONFLICT (sending_application, sending_facility, control_id) DO NOTHING RETURNING id",
-    )
+         VALUES {}
+         ON CONFLICT (sending_application, sending_facility, control_id) DO NOTHING
+         RETURNING id, sending_application, sending_facility, control_id",
+        placeholders(jobs.len(), 16)
+    );
     // Not cached: a statement prepared with an absent (NULL) reading would type that
     // parameter for every later message on PostgreSQL.
-    .persistent(false)
-    .bind(id)
-    .bind(reading.at.to_string())
-    .bind(reading.at.as_second())
-    .bind(&received_at)
-    .bind(reading.source.as_str())
-    .bind(&reading.by)
-    .bind(key.map(|k| k.sending_application.as_str()))
-    .bind(key.map(|k| k.sending_facility.as_str()))
-    .bind(key.map(|k| k.control_id.as_str()))
-    .bind(v.systolic)
-    .bind(v.diastolic)
-    .bind(v.heart_rate)
-    .bind(v.spo2)
-    .bind(v.resp_rate)
-    .bind(v.etco2)
-    .bind(v.temperature_c)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|r| Ok((r.try_get("id")?, received_at))).transpose()
+    let mut q = sqlx::query_as::<_, (i64, Option<String>, Option<String>, Option<String>)>(
+        sqlx::AssertSqlSafe(sql),
+    )
+    .persistent(false);
+    for job in jobs {
+        let (r, key, v) = (&job.reading, job.key.as_ref(), &job.reading.vitals);
+        q = q
+            .bind(job.session)
+            .bind(r.at.to_string())
+            .bind(r.at.as_second())
+            .bind(&received_at)
+            .bind(r.source.as_str())
+            .bind(&r.by)
+            .bind(key.map(|k| k.sending_application.as_str()))
+            .bind(key.map(|k| k.sending_facility.as_str()))
+            .bind(key.map(|k| k.control_id.as_str()))
+            .bind(v.systolic)
+            .bind(v.diastolic)
+            .bind(v.heart_rate)
+            .bind(v.spo2)
+            .bind(v.resp_rate)
+            .bind(v.etco2)
+            .bind(v.temperature_c);
+    }
+    let rows = q.fetch_all(&mut **tx).await?;
+    if let [job] = jobs
+        && job.key.is_none()
+    {
+        // No key to match by: the one row is this reading's.
+        return Ok(vec![rows.first().map(|r| (r.0, received_at))]);
+    }
+    let mut ids: HashMap<(String, String, String), i64> = rows
+        .into_iter()
+        .filter_map(|(id, a, f, c)| Some(((a?, f?, c?), id)))
+        .collect();
+    Ok(jobs
+        .iter()
+        .map(|job| {
+            let k = job.key.as_ref()?;
+            // The first reading with a key gets its row; a repeat later in the run finds none.
+            ids.remove(&(
+                k.sending_application.clone(),
+                k.sending_facility.clone(),
+                k.control_id.clone(),
+            ))
+            .map(|id| (id, received_at.clone()))
+        })
+        .collect())
 }
