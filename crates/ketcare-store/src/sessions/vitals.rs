@@ -228,9 +228,12 @@ impl SqlStore {
         let seen = cache.refresh(&self.pool).await?;
         let mut due = Vec::new();
         for (id, w) in &cache.sessions {
-            if !w.rec.session.clone().on_tick(&w.readings(), now).is_empty() {
+            if !w.rec.session.clone().on_tick(&w.readings, now).is_empty() {
                 due.push(*id);
             }
+            // Many long sessions make this loop long: let the monitors' tasks run between
+            // sessions rather than after all of them.
+            tokio::task::yield_now().await;
         }
         let mut out = Vec::new();
         for id in due {
@@ -240,13 +243,12 @@ impl SqlStore {
             let mut readings = cache
                 .sessions
                 .get(&id)
-                .map(|w| w.rows.clone())
+                .map(|w| w.readings.clone())
                 .unwrap_or_default();
-            readings.extend(
+            append_readings(
+                &mut readings,
                 vitals_where(tx.conn(), "session_id = $1 AND id > $2", id.get(), seen).await?,
             );
-            sort_readings(&mut readings);
-            let readings: Vec<VitalReading> = readings.into_iter().map(|v| v.reading).collect();
             let new = rec.session.on_tick(&readings, now);
             if new.is_empty() {
                 // Raised meanwhile (or nothing due any more): nothing written, unit dropped.
@@ -287,17 +289,16 @@ pub(crate) struct TickCache {
 struct Watched {
     rec: SessionRecord,
     /// Sorted by time, then id, as the time rules read them.
-    rows: Vec<StoredVital>,
+    readings: Vec<VitalReading>,
 }
 
-impl Watched {
-    fn readings(&self) -> Vec<VitalReading> {
-        self.rows.iter().map(|v| v.reading.clone()).collect()
+/// Appends readings read in id order, keeping the whole sorted by time, then id (a stable sort
+/// of what arrived in id order), as the time rules read them.
+fn append_readings(readings: &mut Vec<VitalReading>, new: Vec<StoredVital>) {
+    readings.extend(new.into_iter().map(|v| v.reading));
+    if !readings.is_sorted_by_key(|r| r.at) {
+        readings.sort_by_key(|r| r.at);
     }
-}
-
-fn sort_readings(rows: &mut [StoredVital]) {
-    rows.sort_by_key(|v| (v.reading.at.as_second(), v.id));
 }
 
 /// Readings matching `condition` (two parameters: a session id or vital id, then a vital id),
@@ -339,13 +340,16 @@ impl TickCache {
         if let Some(seen) = self.seen
             && hi > seen
         {
+            let mut new: HashMap<SessionId, Vec<StoredVital>> = HashMap::new();
             for v in vitals_where(&mut conn, "id > $1 AND id <= $2", seen, hi).await? {
-                if let Some(w) = self.sessions.get_mut(&v.session_id) {
-                    w.rows.push(v);
+                if self.sessions.contains_key(&v.session_id) {
+                    new.entry(v.session_id).or_default().push(v);
                 }
             }
-            for w in self.sessions.values_mut() {
-                sort_readings(&mut w.rows);
+            for (id, rows) in new {
+                if let Some(w) = self.sessions.get_mut(&id) {
+                    append_readings(&mut w.readings, rows);
+                }
             }
         }
         for (id, revision) in on_clock {
@@ -367,11 +371,13 @@ impl TickCache {
                 Some(w) => w.rec = rec,
                 None => {
                     // A session not seen before: all its readings, once.
-                    let mut rows =
+                    let mut readings = Vec::new();
+                    append_readings(
+                        &mut readings,
                         vitals_where(&mut conn, "session_id = $1 AND id <= $2", id.get(), hi)
-                            .await?;
-                    sort_readings(&mut rows);
-                    self.sessions.insert(id, Watched { rec, rows });
+                            .await?,
+                    );
+                    self.sessions.insert(id, Watched { rec, readings });
                 }
             }
         }

@@ -38,6 +38,8 @@ struct Job {
 pub(crate) struct VitalsWriter {
     pool: sqlx::AnyPool,
     writers: Writers,
+    /// SQLite: the shared pool, on which the write-ahead log is checkpointed beside the writer.
+    checkpoints: Option<sqlx::AnyPool>,
     capacity: usize,
     batch: usize,
     /// Started by the first reading, on the caller's runtime (a store may be opened before a
@@ -49,10 +51,16 @@ pub(crate) struct VitalsWriter {
 const ATTEMPTS: usize = 3;
 
 impl VitalsWriter {
-    pub(crate) fn new(pool: sqlx::AnyPool, writers: Writers, o: &StoreOptions) -> Self {
+    pub(crate) fn new(
+        pool: sqlx::AnyPool,
+        writers: Writers,
+        checkpoints: Option<sqlx::AnyPool>,
+        o: &StoreOptions,
+    ) -> Self {
         Self {
             pool,
             writers,
+            checkpoints,
             capacity: o.vitals_queue.max(1),
             batch: o.vitals_batch.max(1),
             queue: std::sync::Mutex::new(None),
@@ -72,6 +80,7 @@ impl VitalsWriter {
                     Conn {
                         pool: self.pool.clone(),
                         writers: self.writers.clone(),
+                        checkpoints: self.checkpoints.clone().map(Checkpoints::new),
                     },
                     rx,
                     self.batch,
@@ -121,6 +130,48 @@ impl VitalsWriter {
 struct Conn {
     pool: sqlx::AnyPool,
     writers: Writers,
+    checkpoints: Option<Checkpoints>,
+}
+
+/// SQLite: the writer's connection never checkpoints the write-ahead log (a checkpoint copies
+/// pages back into the database and syncs it, which would hold up the acknowledgements of the
+/// batch whose commit triggered it). Instead, at most once a second after a commit, a passive
+/// checkpoint runs on a connection of the shared pool, beside the writer: it never blocks a
+/// write, and keeps the log from growing.
+struct Checkpoints {
+    pool: sqlx::AnyPool,
+    last: std::time::Instant,
+    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Checkpoints {
+    fn new(pool: sqlx::AnyPool) -> Self {
+        Self {
+            pool,
+            last: std::time::Instant::now(),
+            running: Default::default(),
+        }
+    }
+
+    fn after_commit(&mut self) {
+        use std::sync::atomic::Ordering;
+        if self.last.elapsed() < std::time::Duration::from_secs(1)
+            || self.running.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let (pool, running) = (self.pool.clone(), self.running.clone());
+        tokio::spawn(async move {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(error = %e, "write-ahead log checkpoint");
+            }
+            running.store(false, Ordering::Release);
+        });
+    }
 }
 
 /// The session documents the writer holds between batches, with the revision they were read
@@ -134,7 +185,7 @@ const HELD_MAX: usize = 4096;
 
 /// The writer task: takes what has queued (at least one, at most `max`), writes it as one
 /// batch, answers each caller, and goes on until every sender is gone.
-async fn run(conn: Conn, mut rx: mpsc::Receiver<Job>, max: usize) {
+async fn run(mut conn: Conn, mut rx: mpsc::Receiver<Job>, max: usize) {
     let mut jobs = Vec::with_capacity(max);
     let mut held = Held::new();
     while rx.recv_many(&mut jobs, max).await > 0 {
@@ -143,6 +194,9 @@ async fn run(conn: Conn, mut rx: mpsc::Receiver<Job>, max: usize) {
             held.clear();
         }
         commit(&conn, &mut held, batch).await;
+        if let Some(c) = &mut conn.checkpoints {
+            c.after_commit();
+        }
     }
 }
 

@@ -92,11 +92,25 @@ pub(crate) fn now_rfc3339() -> String {
 /// The pool options for `backend`: `size` connections, each set up by ketcare itself (SQLite:
 /// foreign keys, WAL, `synchronous = FULL`, the busy timeout; PostgreSQL: `read committed`,
 /// `synchronous_commit = on`, the lock and statement timeouts), whatever the server's defaults.
-fn pool_options(backend: Backend, size: u32, o: &StoreOptions) -> AnyPoolOptions {
+///
+/// `checkpoints`: whether a SQLite connection copies the write-ahead log back into the database
+/// itself after a commit that grew it (the default); the vitals writer's does not — its pool
+/// does that beside it (`sessions/writer.rs`), so a checkpoint never delays an acknowledgement.
+fn pool_options(
+    backend: Backend,
+    size: u32,
+    o: &StoreOptions,
+    checkpoints: bool,
+) -> AnyPoolOptions {
     let setup = match backend {
         Backend::Sqlite => format!(
-            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
-            o.lock_timeout_ms
+            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;{}",
+            o.lock_timeout_ms,
+            if checkpoints {
+                ""
+            } else {
+                " PRAGMA wal_autocheckpoint = 0;"
+            }
         ),
         Backend::Postgres => format!(
             "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; SET synchronous_commit = on; SET lock_timeout = {}; SET statement_timeout = {};",
@@ -141,7 +155,9 @@ impl SqlStore {
             Backend::Sqlite => 4,
             Backend::Postgres => 16,
         });
-        let pool = pool_options(backend, size, options).connect(url).await?;
+        let pool = pool_options(backend, size, options, true)
+            .connect(url)
+            .await?;
         match backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             // A server that runs as the least-privilege role (it owns no table) cannot migrate;
@@ -151,12 +167,18 @@ impl SqlStore {
         }
         // The vitals writer's own connection: readers keep the whole pool, and the writer never
         // waits for a pooled connection behind them.
-        let writer = pool_options(backend, 1, options).connect_lazy(url)?;
+        let writer = pool_options(backend, 1, options, false).connect_lazy(url)?;
         let writers = Writers::new(backend);
+        let checkpoints = (backend == Backend::Sqlite).then(|| pool.clone());
         let store = Self {
             pool,
             backend,
-            vitals: crate::sessions::VitalsWriter::new(writer, writers.clone(), options),
+            vitals: crate::sessions::VitalsWriter::new(
+                writer,
+                writers.clone(),
+                checkpoints,
+                options,
+            ),
             tick_cache: tokio::sync::Mutex::new(Default::default()),
             writers,
         };
