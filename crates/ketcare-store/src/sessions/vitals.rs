@@ -67,6 +67,15 @@ async fn load_vitals(tx: &mut Tx, id: SessionId) -> Result<Vec<StoredVital>> {
     .map(StoredVital::try_from)
     .collect()
 }
+/// A patient a monitor message names, with their active session (the newest) if any.
+#[derive(Clone, sqlx::FromRow)]
+struct NamedPatient {
+    patient_id: PatientId,
+    mrn: String,
+    session_id: Option<SessionId>,
+    chair: Option<String>,
+}
+
 pub(super) fn alarm_summary(alarms: &[Alarm]) -> String {
     alarms
         .iter()
@@ -161,36 +170,37 @@ impl SqlStore {
             return Ok(MonitorMatch::NoSessionAtLocation { location: locs });
         }
         // Each identifier's patient with their active session, if any, in one query.
-        let mut patients: Vec<(PatientId, String, Option<(SessionId, String)>)> = Vec::new();
+        let mut patients: Vec<NamedPatient> = Vec::new();
         for id in &ids {
-            if let Some((pid, mrn, sid, chair)) = sqlx::query_as::<
-                _,
-                (i64, String, Option<SessionId>, Option<String>),
-            >(sqlx::AssertSqlSafe(format!(
-                "SELECT p.id, p.mrn, s.id, s.chair FROM patients p
-                     LEFT JOIN treatment_sessions s ON s.patient_id = p.id AND s.phase IN ({})
-                     WHERE p.mrn = $1 ORDER BY s.id DESC LIMIT 1",
+            if let Some(p) = sqlx::query_as::<_, NamedPatient>(sqlx::AssertSqlSafe(format!(
+                "SELECT p.id AS patient_id, p.mrn, s.id AS session_id, s.chair FROM patients p
+                 LEFT JOIN treatment_sessions s ON s.patient_id = p.id AND s.phase IN ({})
+                 WHERE p.mrn = $1 ORDER BY s.id DESC LIMIT 1",
                 active_list()
             )))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
+                && !patients.iter().any(|q| q.patient_id == p.patient_id)
             {
-                let pid = PatientId::new(pid);
-                if !patients.iter().any(|(p, _, _)| *p == pid) {
-                    patients.push((pid, mrn, sid.zip(chair)));
-                }
+                patients.push(p);
             }
         }
-        let (patient_id, mrn, active) = match patients.as_slice() {
+        let NamedPatient {
+            patient_id,
+            mrn,
+            session_id,
+            chair,
+        } = match patients.as_slice() {
             [] => return Ok(MonitorMatch::UnknownPatient { ids }),
             [one] => one.clone(),
             several => {
                 return Ok(MonitorMatch::SeveralPatients {
-                    mrns: several.iter().map(|(_, m, _)| m.clone()).collect(),
+                    mrns: several.iter().map(|p| p.mrn.clone()).collect(),
                 });
             }
         };
+        let active = session_id.zip(chair);
         let Some((session_id, patient_chair)) = active else {
             return Ok(MonitorMatch::NoActiveSession { mrn });
         };
