@@ -278,13 +278,17 @@ async fn dashboard_token(store: &dyn Store, tag: &str) -> Result<String> {
 /// reads made meanwhile; then runs each step of `--steps` and reports the highest rate that
 /// keeps ACK p99 under 50 ms, dashboard p99 under 1 s, refuses nothing and loses nothing.
 /// With `--sigkill`, the SIGKILL check instead ([`sigkill`]).
-pub async fn bench_vitals(store: Arc<dyn Store>, url: &str, args: BenchVitalsArgs) -> Result<()> {
+pub async fn bench_vitals(
+    store: Arc<dyn Store>,
+    db: &ServerDb<'_>,
+    args: BenchVitalsArgs,
+) -> Result<()> {
     let tag = format!("{}", Timestamp::now().as_second() % 100000);
     let token = dashboard_token(store.as_ref(), &tag).await?;
     println!("seeding {} running sessions…", args.chairs);
     let chairs = seed_chairs(store.as_ref(), args.chairs, &tag).await?;
     if args.sigkill {
-        return sigkill(&store, url, &args, &chairs, &tag).await;
+        return sigkill(&store, db, &args, &chairs, &tag).await;
     }
     let library = ketcare_app::clinical::load_library(store.as_ref())
         .await
@@ -365,12 +369,21 @@ pub async fn bench_vitals(store: Arc<dyn Store>, url: &str, args: BenchVitalsArg
     Ok(())
 }
 
-/// A `ketcare serve` child process on `url`; returns it with its MLLP address once it listens.
-async fn serve_child(url: &str) -> Result<(tokio::process::Child, SocketAddr)> {
+/// The database a `ketcare serve` child runs on: its URL, and the data folder for its other
+/// files (the anchors).
+pub struct ServerDb<'a> {
+    pub url: &'a str,
+    pub data: &'a std::path::Path,
+}
+
+/// A `ketcare serve` child process on `db`; returns it with its MLLP address once it listens.
+async fn serve_child(db: &ServerDb<'_>) -> Result<(tokio::process::Child, SocketAddr)> {
     use tokio::io::AsyncBufReadExt;
     let exe = std::env::current_exe().context("this program's path")?;
     let mut child = tokio::process::Command::new(exe)
-        .args(["--database-url", url])
+        .arg("--data")
+        .arg(db.data)
+        .args(["--database-url", db.url])
         .args(["serve", "--addr", "127.0.0.1:0", "--mllp", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -402,14 +415,14 @@ async fn serve_child(url: &str) -> Result<(tokio::process::Child, SocketAddr)> {
 /// (through the audited read the session page makes). Fails when one is missing or stored twice.
 async fn sigkill(
     store: &Arc<dyn Store>,
-    url: &str,
+    db: &ServerDb<'_>,
     args: &BenchVitalsArgs,
     chairs: &[SessionId],
     tag: &str,
 ) -> Result<()> {
     let rate = args.steps.last().copied().unwrap_or(2000.0);
     let seconds = args.ramp_seconds.max(4);
-    let (mut server, mllp) = serve_child(url).await?;
+    let (mut server, mllp) = serve_child(db).await?;
     println!(
         "SIGKILL check: {} chairs, {rate:.0} msg/s to a `ketcare serve` child ({} database); SIGKILL after {} s",
         chairs.len(),
@@ -435,7 +448,7 @@ async fn sigkill(
         "killed at full load: {} sent, {} acknowledged AA, {} refused, {} unanswered (in flight when killed)",
         report.sent, report.aa, report.refused, report.unanswered
     );
-    let (mut server, _) = serve_child(url).await?;
+    let (mut server, _) = serve_child(db).await?;
     let nurse = Actor::system(Role::Nurse);
     let mut stored: HashMap<String, usize> = HashMap::new();
     for sid in chairs {

@@ -663,7 +663,12 @@ async fn main() -> Result<()> {
         }
         Command::Demo(a) => cli_bench_registry::demo(cli.db.open().await?.as_ref(), a).await,
         Command::Bench(BenchCommand::Vitals(a)) => {
-            cli_sessions::bench_vitals(cli.db.open().await?, &cli.db.url()?, a).await
+            let url = cli.db.url()?;
+            let db = cli_sessions::ServerDb {
+                url: &url,
+                data: &cli.db.data,
+            };
+            cli_sessions::bench_vitals(cli.db.open().await?, &db, a).await
         }
         Command::User(cmd) => user(&cli.db, cmd).await,
         Command::Token(cmd) => token(&cli.db, cmd).await,

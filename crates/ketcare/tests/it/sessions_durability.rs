@@ -17,17 +17,18 @@ pub(crate) fn start(data: &std::path::Path, demo: bool) -> (Child, SocketAddr) {
     start_on(&Db::Data(data.to_owned()), demo)
 }
 
-/// The database a server runs on: the embedded file in a folder, or a URL.
+/// The database a server runs on: the embedded file in a folder, or a URL (with a folder for
+/// the server's other files, the anchors).
 pub(crate) enum Db {
     Data(std::path::PathBuf),
-    Url(String),
+    Url(String, std::path::PathBuf),
 }
 
 pub(crate) fn start_on(db: &Db, demo: bool) -> (Child, SocketAddr) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ketcare"));
     match db {
         Db::Data(data) => cmd.arg("--data").arg(data),
-        Db::Url(url) => cmd.args(["--database-url", url]),
+        Db::Url(url, data) => cmd.arg("--data").arg(data).args(["--database-url", url]),
     };
     cmd.args(["serve", "--addr", "127.0.0.1:0", "--mllp", "127.0.0.1:0"]);
     if demo {
@@ -105,10 +106,8 @@ fn acknowledged_vitals_survive_sigkill_exactly_once() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let postgres = rt.block_on(ketcare_store::testing::fresh_url(Backend::Postgres));
     let file = format!("sqlite://{}?mode=rw", data.join("ketcare.db").display());
-    for (db, url) in [
-        (Db::Data(data.clone()), file),
-        (Db::Url(postgres.clone()), postgres),
-    ] {
+    let on_postgres = Db::Url(postgres.clone(), data.join("postgres"));
+    for (db, url) in [(Db::Data(data.clone()), file), (on_postgres, postgres)] {
         survives_sigkill(&rt, &db, &url);
     }
     let _ = std::fs::remove_dir_all(&data);
