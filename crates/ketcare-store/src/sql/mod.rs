@@ -163,7 +163,20 @@ impl SqlStore {
             // A server that runs as the least-privilege role (it owns no table) cannot migrate;
             // when every migration is applied there is nothing to run, so it starts.
             Backend::Postgres if migrations_applied(&pool, &POSTGRES_MIGRATIONS).await => {}
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => {
+                // Migrations may run longer than any statement the server makes later: on a
+                // connection of their own, without the lock and statement timeouts.
+                let untimed = StoreOptions {
+                    lock_timeout_ms: 0,
+                    statement_timeout_ms: 0,
+                    ..options.clone()
+                };
+                let migrating = pool_options(backend, 1, &untimed, true)
+                    .connect(url)
+                    .await?;
+                POSTGRES_MIGRATIONS.run(&migrating).await?;
+                migrating.close().await;
+            }
         }
         // The vitals writer's own connection: readers keep the whole pool, and the writer never
         // waits for a pooled connection behind them.
