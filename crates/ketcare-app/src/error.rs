@@ -24,6 +24,9 @@ pub enum Error {
     /// The dose calculator refused (hard limit, blocked protocol, population, bad choice).
     #[error("{0}")]
     Dose(Box<DoseError>),
+    /// More arrived than can be committed: refused, nothing written; send again later.
+    #[error("{0}")]
+    Busy(String),
     /// Something on our side; logged where it happened, never shown.
     #[error("something went wrong on our side; it has been logged")]
     Internal,
@@ -64,6 +67,7 @@ impl From<StoreError> for Error {
             StoreError::Forbidden { .. } => Error::Forbidden(e.to_string()),
             StoreError::Invalid(f) => Error::Invalid(f),
             StoreError::Conflict(m) => Error::Conflict(m),
+            StoreError::Busy(m) => Error::Busy(m),
             other => {
                 tracing::error!(error = %other, "store error");
                 Error::Internal

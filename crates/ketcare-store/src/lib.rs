@@ -93,6 +93,10 @@ pub enum StoreError {
     Config(String),
     #[error("stored data is not as ketcare wrote it: {0}")]
     Corrupt(String),
+    /// More arrived than the store can commit: the bounded queue is full and nothing was
+    /// written (the sender may send again; see [`StoreOptions::vitals_queue`]).
+    #[error("{0}")]
+    Busy(String),
     #[error("database: {0}")]
     Database(sqlx::Error),
     #[error("migration: {0}")]
@@ -737,5 +741,43 @@ pub fn require(actor: &Actor, p: Permission) -> Result<()> {
 
 /// Opens the store for a URL (`sqlite://path` or `postgres://…`) and runs migrations.
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
-    Ok(std::sync::Arc::new(SqlStore::open(url).await?))
+    open_with(url, &StoreOptions::default()).await
+}
+
+/// [`open`] with the connection and queue settings of `options`.
+pub async fn open_with(url: &str, options: &StoreOptions) -> Result<std::sync::Arc<dyn Store>> {
+    Ok(std::sync::Arc::new(
+        SqlStore::open_with(url, options).await?,
+    ))
+}
+
+/// The settings ketcare gives the database connections and the vitals writer; the defaults suit
+/// a clinic of a few hundred chairs (README, "Database connections").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Connections of the shared pool (reads and every write other than vitals); `None`: 16 on
+    /// PostgreSQL, 4 on SQLite. The vitals writer has its own connection besides.
+    pub pool_size: Option<u32>,
+    /// PostgreSQL `lock_timeout` (SQLite: `busy_timeout`), milliseconds: how long a statement
+    /// waits for a lock before it fails (a vitals batch then is retried).
+    pub lock_timeout_ms: u64,
+    /// PostgreSQL `statement_timeout`, milliseconds (0: none).
+    pub statement_timeout_ms: u64,
+    /// Vitals waiting for the writer at most; one more is refused with [`StoreError::Busy`]
+    /// rather than queued, so a flood cannot grow a backlog.
+    pub vitals_queue: usize,
+    /// Vitals committed in one transaction at most.
+    pub vitals_batch: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: None,
+            lock_timeout_ms: 10_000,
+            statement_timeout_ms: 60_000,
+            vitals_queue: 1024,
+            vitals_batch: 256,
+        }
+    }
 }

@@ -221,6 +221,21 @@ pub(crate) async fn forget_facts(tx: &mut crate::sql::Tx, session: i64) -> Resul
     Ok(())
 }
 
+/// [`forget_facts`] for several sessions in one statement.
+pub(crate) async fn forget_facts_of(tx: &mut crate::sql::Tx, sessions: &[i64]) -> Result<()> {
+    for chunk in sessions.chunks(500) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM registry_session_facts WHERE session_id IN {}",
+            crate::sql::placeholders(1, chunk.len())
+        )));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// Writes a session's facts.
 pub(crate) async fn put_fact(tx: &mut crate::sql::Tx, f: &Fact) -> Result<()> {
     sqlx::query(

@@ -7,7 +7,7 @@
 
 use crate::measures::NewResponse;
 use crate::registry::{Fact, put_fact};
-use crate::sql::{BindPatient, INSERT_PATIENT, Unit, now_rfc3339};
+use crate::sql::{BindPatient, INSERT_PATIENT, Unit, now_rfc3339, placeholders};
 use crate::{Result, SqlStore, StoreError};
 use jiff::Timestamp;
 use ketcare_core::audit::AuditEvent;
@@ -137,19 +137,6 @@ impl SqlStore {
         tx.commit().await?;
         Ok(batch.len())
     }
-}
-
-/// `(first, count, columns)` → "($first, …), (…)" placeholders for a multi-row insert.
-fn placeholders(rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cells: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", r * columns + c))
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 async fn insert_vitals(

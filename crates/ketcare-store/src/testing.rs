@@ -66,6 +66,39 @@ pub async fn fresh_store(backend: Backend) -> Arc<dyn Store> {
     crate::open(&url).await.expect("open a fresh test store")
 }
 
+/// The audit chain's write lock, held by a transaction on a connection of its own: every unit of
+/// work, the vitals writer's batches included, waits for it (up to the lock timeout). For tests
+/// that need the writer to be busy for as long as they choose, not for as long as it happens to
+/// take.
+pub struct WriteLock {
+    conn: sqlx::AnyConnection,
+}
+
+/// Takes the write lock of the database at `url`.
+pub async fn hold_write_lock(url: &str) -> WriteLock {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url)
+        .await
+        .expect("a connection to hold the write lock");
+    let begin = if url.starts_with("sqlite:") {
+        "BEGIN IMMEDIATE"
+    } else {
+        "BEGIN"
+    };
+    conn.execute(begin).await.expect("BEGIN");
+    conn.execute("UPDATE audit_head SET seq = seq WHERE id = 1")
+        .await
+        .expect("lock the audit head");
+    WriteLock { conn }
+}
+
+impl WriteLock {
+    /// Lets the writers go on (the holding transaction changed nothing).
+    pub async fn release(mut self) {
+        self.conn.execute("ROLLBACK").await.expect("ROLLBACK");
+    }
+}
+
 /// Both backends, for tests that run the same story on each.
 pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
 

@@ -110,6 +110,8 @@ impl From<ketcare_app::Error> for AppError {
             E::PreconditionFailed(m) => AppError::PreconditionFailed(m),
             E::Invalid(f) => AppError::Invalid(f),
             E::Dose(d) => AppError::Invalid(FieldErrors::single(&d.field(), d.to_string())),
+            // Overload is answered like pacing: 429, send again later.
+            E::Busy(m) => AppError::TooManyRequests(m),
             E::Internal => AppError::Internal,
         }
     }

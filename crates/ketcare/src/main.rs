@@ -6,6 +6,7 @@ mod cli_bench_fhir;
 mod cli_bench_pages;
 mod cli_bench_registry;
 mod cli_fhir_client;
+mod cli_loadgen;
 mod cli_measures;
 mod cli_ops;
 mod cli_pk;
@@ -52,6 +53,44 @@ struct DbArgs {
     /// `postgres://…` (or `sqlite://…`) to use instead of the embedded file.
     #[arg(long, global = true, env = "KETCARE_DATABASE_URL")]
     database_url: Option<String>,
+    /// Connections of the shared pool (default: 16 on PostgreSQL, 4 on SQLite); the vitals
+    /// writer has one more of its own.
+    #[arg(long, global = true, env = "KETCARE_DB_POOL_SIZE")]
+    db_pool_size: Option<u32>,
+    /// How long a statement waits for a lock, in milliseconds (PostgreSQL `lock_timeout`,
+    /// SQLite `busy_timeout`).
+    #[arg(
+        long,
+        global = true,
+        env = "KETCARE_DB_LOCK_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    db_lock_timeout_ms: u64,
+    /// PostgreSQL `statement_timeout` in milliseconds (0: none).
+    #[arg(
+        long,
+        global = true,
+        env = "KETCARE_DB_STATEMENT_TIMEOUT_MS",
+        default_value_t = 60_000
+    )]
+    db_statement_timeout_ms: u64,
+    /// Vital signs waiting to be written at most; one more is refused (monitors: ACK AR) rather
+    /// than queued.
+    #[arg(
+        long,
+        global = true,
+        env = "KETCARE_VITALS_QUEUE",
+        default_value_t = 1024
+    )]
+    vitals_queue: usize,
+    /// Vital signs committed in one transaction at most.
+    #[arg(
+        long,
+        global = true,
+        env = "KETCARE_VITALS_BATCH",
+        default_value_t = 256
+    )]
+    vitals_batch: usize,
 }
 
 #[derive(Subcommand)]
@@ -64,6 +103,9 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// A bedside-monitor load generator (its own process): ORU^R01 over MLLP from one connection
+    /// per chair at a steady rate; prints ACK and dashboard latencies as one JSON line.
+    Loadgen(cli_loadgen::LoadgenArgs),
     /// The demo clinic with a synthetic clinic at scale: N fictional patients with sessions,
     /// doses, vital signs and PHQ-9 totals (responders, non-responders, drop-outs, relapses),
     /// deterministic from the seed. Refused on a clinic's own database.
@@ -425,6 +467,16 @@ enum AuditCommand {
 }
 
 impl DbArgs {
+    fn options(&self) -> ketcare_store::StoreOptions {
+        ketcare_store::StoreOptions {
+            pool_size: self.db_pool_size,
+            lock_timeout_ms: self.db_lock_timeout_ms,
+            statement_timeout_ms: self.db_statement_timeout_ms,
+            vitals_queue: self.vitals_queue,
+            vitals_batch: self.vitals_batch,
+        }
+    }
+
     fn url(&self) -> Result<String> {
         if let Some(url) = self
             .database_url
@@ -442,7 +494,7 @@ impl DbArgs {
 
     async fn open(&self) -> Result<Arc<dyn Store>> {
         let url = self.url()?;
-        let store = ketcare_store::open(&url)
+        let store = ketcare_store::open_with(&url, &self.options())
             .await
             .with_context(|| format!("opening the database ({})", redact(&url)))?;
         // The embedded database holds patient records and password hashes: only the account
@@ -597,6 +649,7 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(&cli.db, args).await,
         Command::Bench(BenchCommand::Pk) => cli_pk::bench(),
+        Command::Loadgen(a) => cli_loadgen::main(a).await,
         Command::Bench(BenchCommand::Pages(a)) => {
             cli_bench_pages::bench_pages(cli.db.open().await?, a).await
         }
@@ -610,7 +663,12 @@ async fn main() -> Result<()> {
         }
         Command::Demo(a) => cli_bench_registry::demo(cli.db.open().await?.as_ref(), a).await,
         Command::Bench(BenchCommand::Vitals(a)) => {
-            cli_sessions::bench_vitals(cli.db.open().await?, a).await
+            let url = cli.db.url()?;
+            let db = cli_sessions::ServerDb {
+                url: &url,
+                data: &cli.db.data,
+            };
+            cli_sessions::bench_vitals(cli.db.open().await?, &db, a).await
         }
         Command::User(cmd) => user(&cli.db, cmd).await,
         Command::Token(cmd) => token(&cli.db, cmd).await,
@@ -1395,6 +1453,11 @@ mod tests {
         let db = DbArgs {
             data: dir.clone(),
             database_url: None,
+            db_pool_size: None,
+            db_lock_timeout_ms: 10_000,
+            db_statement_timeout_ms: 60_000,
+            vitals_queue: 1024,
+            vitals_batch: 256,
         };
         let _store = db.open().await.unwrap();
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;

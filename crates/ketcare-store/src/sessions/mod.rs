@@ -24,6 +24,10 @@ use sqlx::Row;
 
 mod records;
 mod vitals;
+mod writer;
+
+pub(crate) use vitals::TickCache;
+pub(crate) use writer::VitalsWriter;
 
 /// A stored session.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]

@@ -2,6 +2,7 @@
 //! listing readings, and the time rules.
 
 use super::*;
+use std::collections::{HashMap, HashSet};
 
 const VITAL_COLUMNS: &str = "id, session_id, at, received_at, source, recorded_by, message_key, control_id, systolic, diastolic, heart_rate, spo2, resp_rate, etco2, temperature_c";
 
@@ -66,7 +67,16 @@ async fn load_vitals(tx: &mut Tx, id: SessionId) -> Result<Vec<StoredVital>> {
     .map(StoredVital::try_from)
     .collect()
 }
-fn alarm_summary(alarms: &[Alarm]) -> String {
+/// A patient a monitor message names, with their active session (the newest) if any.
+#[derive(Clone, sqlx::FromRow)]
+struct NamedPatient {
+    patient_id: PatientId,
+    mrn: String,
+    session_id: Option<SessionId>,
+    chair: Option<String>,
+}
+
+pub(super) fn alarm_summary(alarms: &[Alarm]) -> String {
     alarms
         .iter()
         .map(|a| format!("alarm {} {}", a.id, a.kind.label()))
@@ -103,96 +113,9 @@ impl SqlStore {
             }
             return Err(StoreError::Invalid(f));
         }
-        // Vitals arrive from many monitors at once: queue them here rather than in SQLite's busy
-        // handler, whose sleeps would show as latency spikes (PostgreSQL queues on the row lock).
-        let _queue = match self.backend {
-            crate::Backend::Sqlite => Some(self.vital_writes.lock().await),
-            crate::Backend::Postgres => None,
-        };
-        let mut tx = self.unit(actor).await?;
-        if let Some(key) = message_key {
-            let dup: Option<(i64, SessionId)> = sqlx::query_as(
-                "SELECT id, session_id FROM session_vitals
-                 WHERE (sending_application = $1 AND sending_facility = $2 AND control_id = $3)
-                    OR (control_id IS NULL AND message_key = $4)",
-            )
-            .bind(&key.sending_application)
-            .bind(&key.sending_facility)
-            .bind(&key.control_id)
-            .bind(key.legacy())
-            .fetch_optional(&mut **tx)
-            .await?;
-            if let Some((vital_id, session_id)) = dup {
-                // A message already stored: nothing written, nothing to record; the unit is
-                // dropped.
-                return Ok(VitalOutcome::Duplicate {
-                    vital_id,
-                    session_id,
-                });
-            }
-        }
-        let mut rec = load_session(&mut tx, id).await?;
-        rec.session
-            .accepts_vitals()
-            .map_err(|r| StoreError::Conflict(r.to_string()))?;
-        let v = &reading.vitals;
-        let received_at = now_rfc3339();
-        let row = sqlx::query(
-            "INSERT INTO session_vitals (session_id, at, at_epoch, received_at, source, recorded_by, sending_application, sending_facility, control_id, systolic, diastolic, heart_rate, spo2, resp_rate, etco2, temperature_c)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
-        )
-        // Not cached: a statement prepared with an absent (NULL) reading would type that
-        // parameter for every later message on PostgreSQL.
-        .persistent(false)
-        .bind(id)
-        .bind(reading.at.to_string())
-        .bind(reading.at.as_second())
-        .bind(&received_at)
-        .bind(reading.source.as_str())
-        .bind(&reading.by)
-        .bind(message_key.map(|k| k.sending_application.as_str()))
-        .bind(message_key.map(|k| k.sending_facility.as_str()))
-        .bind(message_key.map(|k| k.control_id.as_str()))
-        .bind(v.systolic)
-        .bind(v.diastolic)
-        .bind(v.heart_rate)
-        .bind(v.spo2)
-        .bind(v.resp_rate)
-        .bind(v.etco2)
-        .bind(v.temperature_c)
-        .fetch_one(&mut **tx)
-        .await?;
-        let vital_id: i64 = row.try_get("id")?;
-        crate::registry::forget_facts(&mut tx, id.get()).await?;
-        let alarms = rec.session.on_vital(reading);
-        if !alarms.is_empty() {
-            write_session(&mut tx, id, &rec.session).await?;
-        }
-        let mut detail = format!(
-            "session {id}: vitals {} ({})",
-            reading.vitals.summary(),
-            reading.source.as_str()
-        );
-        if !alarms.is_empty() {
-            detail.push_str(&format!("; raised {}", alarm_summary(&alarms)));
-        }
-        tx.audit(&AuditEvent::new(
-            "session.vitals",
-            Some(rec.patient_id.get()),
-            detail,
-        ))
-        .await?;
-        tx.commit().await?;
-        Ok(VitalOutcome::Stored {
-            vital: Box::new(StoredVital {
-                id: vital_id,
-                session_id: id,
-                reading: reading.clone(),
-                received_at,
-            }),
-            alarms,
-            patient_id: rec.patient_id,
-        })
+        // Every reading goes through the one vitals writer (`writer.rs`): committed in a batch,
+        // returned only after its commit.
+        self.vitals.write(actor, id, reading, message_key).await
     }
 
     pub(crate) async fn session_vitals(
@@ -246,37 +169,39 @@ impl SqlStore {
             }
             return Ok(MonitorMatch::NoSessionAtLocation { location: locs });
         }
-        let mut patients: Vec<(PatientId, String)> = Vec::new();
+        // Each identifier's patient with their active session, if any, in one query.
+        let mut patients: Vec<NamedPatient> = Vec::new();
         for id in &ids {
-            if let Some((pid, mrn)) =
-                sqlx::query_as::<_, (i64, String)>("SELECT id, mrn FROM patients WHERE mrn = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?
+            if let Some(p) = sqlx::query_as::<_, NamedPatient>(sqlx::AssertSqlSafe(format!(
+                "SELECT p.id AS patient_id, p.mrn, s.id AS session_id, s.chair FROM patients p
+                 LEFT JOIN treatment_sessions s ON s.patient_id = p.id AND s.phase IN ({})
+                 WHERE p.mrn = $1 ORDER BY s.id DESC LIMIT 1",
+                active_list()
+            )))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+                && !patients.iter().any(|q| q.patient_id == p.patient_id)
             {
-                let pid = PatientId::new(pid);
-                if !patients.iter().any(|(p, _)| *p == pid) {
-                    patients.push((pid, mrn));
-                }
+                patients.push(p);
             }
         }
-        let (patient_id, mrn) = match patients.as_slice() {
+        let NamedPatient {
+            patient_id,
+            mrn,
+            session_id,
+            chair,
+        } = match patients.as_slice() {
             [] => return Ok(MonitorMatch::UnknownPatient { ids }),
             [one] => one.clone(),
             several => {
                 return Ok(MonitorMatch::SeveralPatients {
-                    mrns: several.iter().map(|(_, m)| m.clone()).collect(),
+                    mrns: several.iter().map(|p| p.mrn.clone()).collect(),
                 });
             }
         };
-        let Some((session_id, patient_chair)) = sqlx::query_as::<_, (SessionId, String)>(sqlx::AssertSqlSafe(format!(
-            "SELECT id, chair FROM treatment_sessions WHERE patient_id = $1 AND phase IN ({}) ORDER BY id DESC",
-            active_list()
-        )))
-        .bind(patient_id.get())
-        .fetch_optional(&self.pool)
-        .await?
-        else {
+        let active = session_id.zip(chair);
+        let Some((session_id, patient_chair)) = active else {
             return Ok(MonitorMatch::NoActiveSession { mrn });
         };
         if !locs.iter().any(|l| l.eq_ignore_ascii_case(&patient_chair)) {
@@ -306,38 +231,34 @@ impl SqlStore {
         now: Timestamp,
     ) -> Result<Vec<(SessionId, Vec<Alarm>)>> {
         require(actor, Permission::RunSession)?;
-        // Evaluate outside the write lock (vitals keep flowing); only sessions with something to
-        // raise are re-read and written, in a write transaction each.
-        let rows = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE phase IN ('running', 'paused', 'observation', 'escalated') AND signed = 0"
-        )))
-        .fetch_all(&self.pool)
-        .await?;
+        // Evaluate outside the write lock (vitals keep flowing), on what the last tick read plus
+        // what changed since; only sessions with something to raise are written, in a write
+        // transaction each.
+        let mut cache = self.tick_cache.lock().await;
+        let seen = cache.refresh(&self.pool).await?;
         let mut due = Vec::new();
-        for row in rows {
-            let mut rec = SessionRecord::try_from(row)?;
-            let readings: Vec<VitalReading> = sqlx::query_as::<_, VitalRow>(sqlx::AssertSqlSafe(format!(
-                "SELECT {VITAL_COLUMNS} FROM session_vitals WHERE session_id = $1 ORDER BY at_epoch, id"
-            )))
-            .bind(rec.id)
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|r| StoredVital::try_from(r).map(|v| v.reading))
-            .collect::<Result<_>>()?;
-            if !rec.session.on_tick(&readings, now).is_empty() {
-                due.push(rec.id);
+        for (id, w) in &cache.sessions {
+            if !w.rec.session.clone().on_tick(&w.readings, now).is_empty() {
+                due.push(*id);
             }
+            // Many long sessions make this loop long: let the monitors' tasks run between
+            // sessions rather than after all of them.
+            tokio::task::yield_now().await;
         }
         let mut out = Vec::new();
         for id in due {
             let mut tx = self.unit(actor).await?;
             let mut rec = load_session(&mut tx, id).await?;
-            let readings: Vec<VitalReading> = load_vitals(&mut tx, id)
-                .await?
-                .into_iter()
-                .map(|v| v.reading)
-                .collect();
+            // The readings the tick holds, and any stored since it read them.
+            let mut readings = cache
+                .sessions
+                .get(&id)
+                .map(|w| w.readings.clone())
+                .unwrap_or_default();
+            append_readings(
+                &mut readings,
+                vitals_where(tx.conn(), "session_id = $1 AND id > $2", id.get(), seen).await?,
+            );
             let new = rec.session.on_tick(&readings, now);
             if new.is_empty() {
                 // Raised meanwhile (or nothing due any more): nothing written, unit dropped.
@@ -354,5 +275,123 @@ impl SqlStore {
             out.push((id, new));
         }
         Ok(out)
+    }
+}
+
+/// What the session ticker holds between ticks: the sessions on the clock, each with its
+/// document as of its revision and its readings, and the highest vital id read. Each tick reads
+/// the sessions' revisions, the documents whose revision changed, the vitals stored after that
+/// id, and every vital only of a session it has not seen before — so a tick's reads grow with
+/// what changed, not with the length of the sessions.
+///
+/// Vital ids are read in commit order: every insert into `session_vitals` happens in a unit
+/// holding the audit-chain lock, so no reading with a lower id can commit after a higher one is
+/// visible.
+#[derive(Default)]
+pub(crate) struct TickCache {
+    /// Every vital with an id up to this is in `sessions` (for the sessions there); `None`
+    /// before the first tick.
+    seen: Option<i64>,
+    sessions: HashMap<SessionId, Watched>,
+}
+
+/// One session on the clock, as the ticker holds it.
+struct Watched {
+    rec: SessionRecord,
+    /// Sorted by time, then id, as the time rules read them.
+    readings: Vec<VitalReading>,
+}
+
+/// Appends readings read in id order, keeping the whole sorted by time, then id (a stable sort
+/// of what arrived in id order), as the time rules read them.
+fn append_readings(readings: &mut Vec<VitalReading>, new: Vec<StoredVital>) {
+    readings.extend(new.into_iter().map(|v| v.reading));
+    if !readings.is_sorted_by_key(|r| r.at) {
+        readings.sort_by_key(|r| r.at);
+    }
+}
+
+/// Readings matching `condition` (two parameters: a session id or vital id, then a vital id),
+/// in id order.
+async fn vitals_where(
+    conn: &mut sqlx::AnyConnection,
+    condition: &str,
+    a: i64,
+    b: i64,
+) -> Result<Vec<StoredVital>> {
+    sqlx::query_as::<_, VitalRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {VITAL_COLUMNS} FROM session_vitals WHERE {condition} ORDER BY id"
+    )))
+    .bind(a)
+    .bind(b)
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(StoredVital::try_from)
+    .collect()
+}
+
+impl TickCache {
+    /// Brings the cache up to date; returns the highest vital id it now holds.
+    async fn refresh(&mut self, pool: &sqlx::AnyPool) -> Result<i64> {
+        let mut conn = pool.acquire().await?;
+        // The watermark first: every reading up to it is committed (ids commit in order).
+        let hi: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM session_vitals")
+            .fetch_one(&mut *conn)
+            .await?;
+        let on_clock: Vec<(SessionId, i64)> = sqlx::query_as(
+            "SELECT id, revision FROM treatment_sessions WHERE phase IN ('running', 'paused', 'observation', 'escalated') AND signed = 0",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let ids: HashSet<SessionId> = on_clock.iter().map(|(id, _)| *id).collect();
+        self.sessions.retain(|id, _| ids.contains(id));
+        // Readings stored since the last tick, for the sessions already held.
+        if let Some(seen) = self.seen
+            && hi > seen
+        {
+            let mut new: HashMap<SessionId, Vec<StoredVital>> = HashMap::new();
+            for v in vitals_where(&mut conn, "id > $1 AND id <= $2", seen, hi).await? {
+                if self.sessions.contains_key(&v.session_id) {
+                    new.entry(v.session_id).or_default().push(v);
+                }
+            }
+            for (id, rows) in new {
+                if let Some(w) = self.sessions.get_mut(&id) {
+                    append_readings(&mut w.readings, rows);
+                }
+            }
+        }
+        for (id, revision) in on_clock {
+            let held = self.sessions.get(&id).map(|w| w.rec.revision);
+            if held == Some(revision) {
+                continue;
+            }
+            let Some(row) = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
+                "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+            else {
+                continue;
+            };
+            let rec = SessionRecord::try_from(row)?;
+            match self.sessions.get_mut(&id) {
+                Some(w) => w.rec = rec,
+                None => {
+                    // A session not seen before: all its readings, once.
+                    let mut readings = Vec::new();
+                    append_readings(
+                        &mut readings,
+                        vitals_where(&mut conn, "session_id = $1 AND id <= $2", id.get(), hi)
+                            .await?,
+                    );
+                    self.sessions.insert(id, Watched { rec, readings });
+                }
+            }
+        }
+        self.seen = Some(hi);
+        Ok(hi)
     }
 }

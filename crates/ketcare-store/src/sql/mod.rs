@@ -12,7 +12,7 @@ use crate::{
     ApiToken, AuditFilter, AuditVerification, Backend, ClinicalRecord, NewUser, OwnedRow,
     RecordKind, Result, SiteSettingsVersion, Store, StoreError, User, WebSession, require,
 };
-use crate::{FhirClient, FhirGrant, GrantOutcome, NewFhirClient};
+use crate::{FhirClient, FhirGrant, GrantOutcome, NewFhirClient, StoreOptions};
 use crate::{SecondFactorProof, SecondFactorState, SecretText};
 use async_trait::async_trait;
 use ketcare_core::audit::{AuditEvent, AuditRecord, HashInput, record_hash, verify_chain};
@@ -55,9 +55,32 @@ async fn migrations_applied(pool: &AnyPool, migrator: &sqlx::migrate::Migrator) 
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
-    /// Queues this store's vital-sign writes on SQLite (see `record_vital`): one queue per
-    /// store, so two stores in one process (tests, tools) do not wait on each other.
-    pub(crate) vital_writes: tokio::sync::Mutex<()>,
+    /// The vitals writer: a bounded queue in front of one task with its own connection, which
+    /// commits the queued readings in batches (`sessions/vitals.rs`).
+    pub(crate) vitals: crate::sessions::VitalsWriter,
+    /// What the session ticker read last, so each tick reads only what changed.
+    pub(crate) tick_cache: tokio::sync::Mutex<crate::sessions::TickCache>,
+    /// SQLite: whose turn it is to write (see [`Writers`]).
+    pub(crate) writers: Writers,
+}
+
+/// The write connections of one store: on SQLite each unit first takes its turn in this
+/// process's queue, first come first served, and only then SQLite's write lock. Without it,
+/// writers waiting for SQLite's lock would retry in its busy handler's growing sleeps, and one
+/// could miss every short gap between two vitals batches; with it, a write waits for at most the
+/// writes queued before it. PostgreSQL queues waiters on the audit head's row lock itself.
+#[derive(Clone)]
+pub(crate) struct Writers {
+    turn: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Writers {
+    fn new(backend: Backend) -> Self {
+        Self {
+            turn: (backend == Backend::Sqlite)
+                .then(|| std::sync::Arc::new(tokio::sync::Mutex::new(()))),
+        }
+    }
 }
 
 pub(crate) type Tx = Transaction<'static, Any>;
@@ -66,39 +89,111 @@ pub(crate) fn now_rfc3339() -> String {
     jiff::Timestamp::now().to_string()
 }
 
+/// The pool options for `backend`: `size` connections, each set up by ketcare itself (SQLite:
+/// foreign keys, WAL, `synchronous = FULL`, the busy timeout; PostgreSQL: `read committed`,
+/// `synchronous_commit = on`, the lock and statement timeouts), whatever the server's defaults.
+///
+/// `checkpoints`: whether a SQLite connection copies the write-ahead log back into the database
+/// itself after a commit that grew it (the default); the vitals writer's does not — its pool
+/// does that beside it (`sessions/writer.rs`), so a checkpoint never delays an acknowledgement.
+fn pool_options(
+    backend: Backend,
+    size: u32,
+    o: &StoreOptions,
+    checkpoints: bool,
+) -> AnyPoolOptions {
+    let setup = match backend {
+        Backend::Sqlite => format!(
+            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;{}",
+            o.lock_timeout_ms,
+            if checkpoints {
+                ""
+            } else {
+                " PRAGMA wal_autocheckpoint = 0;"
+            }
+        ),
+        Backend::Postgres => format!(
+            "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; SET synchronous_commit = on; SET lock_timeout = {}; SET statement_timeout = {};",
+            o.lock_timeout_ms, o.statement_timeout_ms
+        ),
+    };
+    AnyPoolOptions::new()
+        .max_connections(size.max(1))
+        .after_connect(move |conn, _meta| {
+            let setup = setup.clone();
+            Box::pin(async move {
+                conn.execute(sqlx::AssertSqlSafe(setup)).await?;
+                Ok(())
+            })
+        })
+}
+
+/// Whether `e` is a failure after which the transaction was rolled back by the database and
+/// may be run again as it was: a serialization failure or deadlock (PostgreSQL 40001, 40P01), a
+/// lock wait over `lock_timeout` (55P03), SQLite busy or locked (5, 6).
+pub(crate) fn retryable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(sqlx::Error::Database(db)) => matches!(
+            db.code().as_deref(),
+            Some("40001" | "40P01" | "55P03" | "5" | "6" | "517")
+        ),
+        _ => false,
+    }
+}
+
 impl SqlStore {
     /// Connects, applies pending migrations, and returns the store.
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, &StoreOptions::default()).await
+    }
+
+    /// [`SqlStore::open`] with the connection and queue settings of `options`.
+    pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Self> {
         let backend = Backend::from_url(url)?;
         sqlx::any::install_default_drivers();
-        let mut options = AnyPoolOptions::new();
-        if backend == Backend::Sqlite {
-            options = options
-                .max_connections(4)
-                .after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        conn.execute(
-                            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
-                        )
-                        .await?;
-                        Ok(())
-                    })
-                });
-        } else {
-            options = options.max_connections(8);
-        }
-        let pool = options.connect(url).await?;
+        let size = options.pool_size.unwrap_or(match backend {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 16,
+        });
+        let pool = pool_options(backend, size, options, true)
+            .connect(url)
+            .await?;
         match backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             // A server that runs as the least-privilege role (it owns no table) cannot migrate;
             // when every migration is applied there is nothing to run, so it starts.
             Backend::Postgres if migrations_applied(&pool, &POSTGRES_MIGRATIONS).await => {}
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => {
+                // Migrations may run longer than any statement the server makes later: on a
+                // connection of their own, without the lock and statement timeouts.
+                let untimed = StoreOptions {
+                    lock_timeout_ms: 0,
+                    statement_timeout_ms: 0,
+                    ..options.clone()
+                };
+                let migrating = pool_options(backend, 1, &untimed, true)
+                    .connect(url)
+                    .await?;
+                POSTGRES_MIGRATIONS.run(&migrating).await?;
+                migrating.close().await;
+            }
         }
+        // The vitals writer's own connection: readers keep the whole pool, and the writer never
+        // waits for a pooled connection behind them.
+        let writer = pool_options(backend, 1, options, false).connect_lazy(url)?;
+        let writers = Writers::new(backend);
+        let checkpoints = (backend == Backend::Sqlite).then(|| pool.clone());
         let store = Self {
             pool,
             backend,
-            vital_writes: tokio::sync::Mutex::new(()),
+            vitals: crate::sessions::VitalsWriter::new(
+                writer,
+                writers.clone(),
+                checkpoints,
+                options,
+            ),
+            tick_cache: tokio::sync::Mutex::new(Default::default()),
+            writers,
         };
         store.fill_search_text().await?;
         Ok(store)
@@ -128,26 +223,38 @@ impl SqlStore {
         tx.commit().await?;
         Ok(())
     }
+}
 
-    /// Starts a write transaction. Its first statement locks the audit head row, so writers are
-    /// serialised on both backends (SQLite takes its write lock here, PostgreSQL a row lock).
-    async fn begin_write(&self) -> Result<Tx> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-            .execute(&mut *tx)
+/// The audit chain's head as the unit holding its lock last wrote it: (seq, hash).
+type Head = (i64, String);
+
+/// Starts a write transaction on `pool`. Its first statement locks the audit head row and reads
+/// it, so writers are serialised on both backends (SQLite takes its write lock here, PostgreSQL a
+/// row lock) and the unit knows the head without reading it again.
+async fn begin_write_on(pool: &AnyPool) -> Result<(Tx, Head)> {
+    let mut tx = pool.begin().await?;
+    let head: Head =
+        sqlx::query_as("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(&mut *tx)
             .await?;
-        Ok(tx)
-    }
+    Ok((tx, head))
 }
 
 /// One audited unit of work: the role was checked, the write transaction holds the audit-chain
 /// lock, and it commits only after at least one audit record was appended to it. Dropping it
 /// rolls back. Every change of the foundation goes through [`SqlStore::write`]; every audited
 /// read through [`SqlStore::read_audited`] (the same unit, so a read is recorded or not done).
+///
+/// The unit keeps the chain's head in memory from the lock it took: each record is one insert,
+/// and the head row is written once, at commit.
 pub(crate) struct Unit<'a> {
     tx: Tx,
     actor: &'a Actor,
+    head: Head,
     audited: bool,
+    /// SQLite: this unit's turn, held until it commits or is dropped (after the transaction,
+    /// as fields drop in order).
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl std::ops::Deref for Unit<'_> {
@@ -164,6 +271,27 @@ impl std::ops::DerefMut for Unit<'_> {
 }
 
 impl<'a> Unit<'a> {
+    /// A unit on a connection of `pool` (the shared pool, or the vitals writer's own) for
+    /// `actor`.
+    pub(crate) async fn on(
+        pool: &AnyPool,
+        writers: &Writers,
+        actor: &'a Actor,
+    ) -> Result<Unit<'a>> {
+        let turn = match &writers.turn {
+            Some(t) => Some(t.clone().lock_owned().await),
+            None => None,
+        };
+        let (tx, head) = begin_write_on(pool).await?;
+        Ok(Unit {
+            tx,
+            actor,
+            head,
+            audited: false,
+            _turn: turn,
+        })
+    }
+
     /// The actor whose unit this is (and whose audit records it appends).
     pub(crate) fn actor(&self) -> &'a Actor {
         self.actor
@@ -176,18 +304,61 @@ impl<'a> Unit<'a> {
 
     /// Appends the audit record of this unit's actor.
     pub(crate) async fn audit(&mut self, event: &AuditEvent) -> Result<()> {
-        append_audit(&mut self.tx, self.actor, event).await?;
-        self.audited = true;
+        let actor = self.actor;
+        self.audit_each(&[(actor, event)]).await
+    }
+
+    /// Appends one record per (actor, event), chained in the order given, with multi-row
+    /// inserts (a vitals batch: each reading's record as its monitor's).
+    pub(crate) async fn audit_each(&mut self, events: &[(&Actor, &AuditEvent)]) -> Result<()> {
+        // 11 parameters a row; 50 rows stay far below both backends' parameter limits.
+        for chunk in events.chunks(50) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for (actor, event) in chunk {
+                let row = chained(&self.head, actor, event);
+                self.head = (row.seq, row.hash.clone());
+                rows.push(row);
+            }
+            let sql = format!(
+                "INSERT INTO audit_log (seq, at, user_id, username, role, address, action, patient_id, detail, prev_hash, hash) VALUES {}",
+                placeholders(rows.len(), 11)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in &rows {
+                q = q
+                    .bind(r.seq)
+                    .bind(&r.at)
+                    .bind(r.user_id())
+                    .bind(&r.actor.username)
+                    .bind(r.role())
+                    .bind(&r.actor.address)
+                    .bind(&r.event.action)
+                    .bind(r.event.patient_id)
+                    .bind(&r.event.detail)
+                    .bind(&r.prev_hash)
+                    .bind(&r.hash);
+            }
+            q.execute(&mut *self.tx).await?;
+        }
+        if !events.is_empty() {
+            self.audited = true;
+        }
         Ok(())
     }
 
-    /// Commits; a unit that wrote no audit record is refused (and rolled back).
-    pub(crate) async fn commit(self) -> Result<()> {
+    /// Commits; a unit that wrote no audit record is refused (and rolled back). The head row
+    /// is written here, once, in the same transaction.
+    pub(crate) async fn commit(mut self) -> Result<()> {
         if !self.audited {
             return Err(StoreError::Corrupt(
                 "a unit of work without an audit record was not committed".into(),
             ));
         }
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(self.head.0)
+            .bind(&self.head.1)
+            .execute(&mut *self.tx)
+            .await?;
         self.tx.commit().await?;
         Ok(())
     }
@@ -216,60 +387,67 @@ impl SqlStore {
     /// A unit for an actor whose right was established otherwise (a sign-in attempt, an
     /// actor-specific rule checked by the caller).
     pub(crate) async fn unit<'a>(&self, actor: &'a Actor) -> Result<Unit<'a>> {
-        Ok(Unit {
-            tx: self.begin_write().await?,
-            actor,
-            audited: false,
-        })
+        Unit::on(&self.pool, &self.writers, actor).await
     }
 }
 
-/// Appends one audit record inside `tx` (which must have come from `begin_write`); only a
-/// [`Unit`] calls it, so a record is never appended outside one.
-async fn append_audit(tx: &mut Tx, actor: &Actor, event: &AuditEvent) -> Result<()> {
-    let (prev_seq, prev_hash): (i64, String) =
-        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(&mut **tx)
-            .await?;
-    let seq = prev_seq + 1;
-    let at = now_rfc3339();
-    let role = actor.role.map(Role::as_str).unwrap_or("");
-    let user_id = actor.user_id.map(UserId::get);
-    let hash = record_hash(&HashInput {
-        seq,
-        at: &at,
-        user_id,
+/// One audit record, chained after `head`: the actor's and event's fields, and its own.
+struct ChainedRow<'e> {
+    actor: &'e Actor,
+    event: &'e AuditEvent,
+    seq: i64,
+    at: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl ChainedRow<'_> {
+    fn role(&self) -> &'static str {
+        self.actor.role.map(Role::as_str).unwrap_or("")
+    }
+
+    fn user_id(&self) -> Option<i64> {
+        self.actor.user_id.map(UserId::get)
+    }
+}
+
+fn chained<'e>(head: &Head, actor: &'e Actor, event: &'e AuditEvent) -> ChainedRow<'e> {
+    let (prev_seq, prev_hash) = head;
+    let mut row = ChainedRow {
+        actor,
+        event,
+        seq: prev_seq + 1,
+        at: now_rfc3339(),
+        prev_hash: prev_hash.clone(),
+        hash: String::new(),
+    };
+    row.hash = record_hash(&HashInput {
+        seq: row.seq,
+        at: &row.at,
+        user_id: row.user_id(),
         username: &actor.username,
-        role,
+        role: row.role(),
         address: &actor.address,
         action: &event.action,
         patient_id: event.patient_id,
         detail: &event.detail,
-        prev_hash: &prev_hash,
+        prev_hash,
     });
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, user_id, username, role, address, action, patient_id, detail, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(seq)
-    .bind(&at)
-    .bind(user_id)
-    .bind(&actor.username)
-    .bind(role)
-    .bind(&actor.address)
-    .bind(&event.action)
-    .bind(event.patient_id)
-    .bind(&event.detail)
-    .bind(&prev_hash)
-    .bind(&hash)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-        .bind(seq)
-        .bind(&hash)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    row
+}
+
+/// `rows` × `columns` → "($1, …, $columns), (…)": the placeholders of a multi-row insert, or
+/// with one row of `n`, of an `IN` list.
+pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {

@@ -11,6 +11,12 @@
 //! A repeated message (same sending application, sending facility and control id) is
 //! acknowledged again and not stored twice.
 //!
+//! Overload: readings are committed in batches by the store's vitals writer behind a bounded
+//! queue; when it is full the message is answered AR ("busy … send again") at once and nothing
+//! is stored, so more load than the database can commit is shed, never queued without bound.
+//! Each connection has at most one message in hand (the next frame is read after the ACK of the
+//! previous one is written), which is the back-pressure on a monitor that sends without waiting.
+//!
 //! Framing ([`hl7::MllpReader`]) does not depend on how TCP splits the stream: a start block
 //! before an end block discards the torn frame (no ACK: it was never received whole, so the
 //! monitor resends it), and a frame over 1 MiB is discarded up to its end block and answered
@@ -216,6 +222,10 @@ pub async fn handle(state: &AppState, text: &str, peer: &str) -> String {
             "duplicate message control id: already stored",
         ),
         Err(AppError::Conflict(m)) => ack(&header, AckCode::AE, &m),
+        // Overload: the writer's queue is full. AR, HL7's answer for a message refused for
+        // reasons other than its content (v2.5 §2.9.2); nothing was stored and the monitor
+        // sends it again.
+        Err(AppError::TooManyRequests(m)) => ack(&header, AckCode::AR, &m),
         Err(AppError::Invalid(f)) => ack(
             &header,
             AckCode::AE,

@@ -67,8 +67,13 @@ async fn seated(app: &TestApp, mrn: &str, chair: &str) -> ketcare_core::SessionI
 
 /// The MLLP listener over the test app's store, on a free port.
 async fn listener(app: &TestApp) -> SocketAddr {
+    listener_on(app.store.clone()).await
+}
+
+/// The MLLP listener over `store`, on a free port.
+async fn listener_on(store: std::sync::Arc<dyn ketcare_store::Store>) -> SocketAddr {
     let state = AppState::new(
-        app.store.clone(),
+        store,
         WebConfig::default(),
         AgeBands::builtin().unwrap(),
         Library::builtin().unwrap(),
@@ -552,5 +557,104 @@ async fn only_the_sites_listed_monitors_store_vitals() {
             )
             .await;
         assert!(audit.body.contains("172.16.0.9"), "{}", audit.body);
+    }
+}
+
+/// Sends `message` on a new connection and waits for its ACK, however long the server takes.
+async fn send_and_wait(addr: SocketAddr, message: String) -> (String, String, String) {
+    let mut mon = Monitor::connect(addr).await;
+    mon.write(&hl7::mllp_frame(&message), usize::MAX).await;
+    loop {
+        if let Some(ack) = mon.ack().await {
+            return ack;
+        }
+    }
+}
+
+/// More load than the store can commit is shed, not queued without bound: with the vitals
+/// writer held up (another transaction holds the audit chain's lock), a flood of monitors fills
+/// the writer's bounded queue and every message beyond it is answered AR at once, nothing
+/// stored. Once the writer goes on, every message it took is answered AA — only after its
+/// commit — and is in the database; each refused one, sent again, is stored. Every message gets
+/// an answer.
+#[tokio::test]
+async fn a_flood_is_shed_with_ar_and_every_aa_is_stored() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let app = TestApp::new(backend).await;
+        let sid = seated(&app, "MRN-F", "Chair F").await;
+        // A queue of 2 and batches of 2: at most 4 messages are in the writer's hands.
+        let options = ketcare_store::StoreOptions {
+            vitals_queue: 2,
+            vitals_batch: 2,
+            lock_timeout_ms: 120_000,
+            ..Default::default()
+        };
+        let store = ketcare_store::open_with(&app.url, &options).await.unwrap();
+        let addr = listener_on(store).await;
+        let message = |id: &str| oru(("MON", "SITE"), id, "MRN-F", "", &[&format!("{SPO2}97|%")]);
+        let lock = ketcare_store::testing::hold_write_lock(&app.url).await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for m in 0..16 {
+            let (tx, msg) = (tx.clone(), message(&format!("F-{m}")));
+            tokio::spawn(async move {
+                let _ = tx.send(send_and_wait(addr, msg).await);
+            });
+        }
+        drop(tx);
+        let guard = Duration::from_secs(60);
+        let mut answers = Vec::new();
+        // Nothing can commit while the lock is held: the first 12 answers (16 less the 4 at most
+        // the writer holds) are all refusals.
+        while answers.len() < 12 {
+            let ack = tokio::time::timeout(guard, rx.recv())
+                .await
+                .expect("answered while the writer is held")
+                .unwrap();
+            assert_eq!(ack.0, "AR", "{backend:?}: {ack:?}");
+            assert!(ack.2.contains("busy"), "{backend:?}: {}", ack.2);
+            answers.push(ack);
+        }
+        lock.release().await;
+        while let Some(ack) = tokio::time::timeout(guard, rx.recv())
+            .await
+            .expect("every message answered")
+        {
+            answers.push(ack);
+        }
+        assert_eq!(answers.len(), 16, "{backend:?}: every message answered");
+        let acked: Vec<&String> = answers
+            .iter()
+            .filter(|(code, _, _)| code == "AA")
+            .map(|(_, ctrl, _)| ctrl)
+            .collect();
+        let refused: Vec<&String> = answers
+            .iter()
+            .filter(|(code, _, _)| code == "AR")
+            .map(|(_, ctrl, _)| ctrl)
+            .collect();
+        assert_eq!(acked.len() + refused.len(), 16, "{backend:?}: {answers:?}");
+        assert!(
+            acked.len() >= 3,
+            "{backend:?}: the writer's messages: {answers:?}"
+        );
+        let stored: Vec<String> = vitals(&app, sid)
+            .await
+            .into_iter()
+            .filter_map(|v| v.reading.control_id)
+            .collect();
+        assert_eq!(
+            stored.len(),
+            acked.len(),
+            "{backend:?}: only the AA'd are stored"
+        );
+        for id in &acked {
+            assert!(stored.contains(id), "{backend:?}: AA'd {id} is stored");
+        }
+        // Sent again, each refused message is stored.
+        for id in refused {
+            let (code, ctrl, text) = send_and_wait(addr, message(id)).await;
+            assert_eq!((code.as_str(), &ctrl), ("AA", id), "{backend:?}: {text}");
+        }
+        assert_eq!(vitals(&app, sid).await.len(), 16, "{backend:?}");
     }
 }

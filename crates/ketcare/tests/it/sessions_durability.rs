@@ -5,6 +5,7 @@
 
 use ketcare_core::{Actor, Role};
 use ketcare_session::{Vitals, hl7};
+use ketcare_store::Backend;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -13,10 +14,23 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub(crate) fn start(data: &std::path::Path, demo: bool) -> (Child, SocketAddr) {
+    start_on(&Db::Data(data.to_owned()), demo)
+}
+
+/// The database a server runs on: the embedded file in a folder, or a URL (with a folder for
+/// the server's other files, the anchors).
+pub(crate) enum Db {
+    Data(std::path::PathBuf),
+    Url(String, std::path::PathBuf),
+}
+
+pub(crate) fn start_on(db: &Db, demo: bool) -> (Child, SocketAddr) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ketcare"));
-    cmd.arg("--data")
-        .arg(data)
-        .args(["serve", "--addr", "127.0.0.1:0", "--mllp", "127.0.0.1:0"]);
+    match db {
+        Db::Data(data) => cmd.arg("--data").arg(data),
+        Db::Url(url, data) => cmd.arg("--data").arg(data).args(["--database-url", url]),
+    };
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--mllp", "127.0.0.1:0"]);
     if demo {
         cmd.arg("--demo");
     }
@@ -83,11 +97,24 @@ pub(crate) fn stream(addr: SocketAddr, monitor: usize, acked: Arc<Mutex<Vec<Stri
     }
 }
 
+/// On both backends: vitals are committed in batches, and a batch's ACKs go out only after its
+/// commit.
 #[test]
 fn acknowledged_vitals_survive_sigkill_exactly_once() {
     let data = std::env::temp_dir().join(format!("ketcare-sigkill-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let (mut server, mllp) = start(&data, true);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let postgres = rt.block_on(ketcare_store::testing::fresh_url(Backend::Postgres));
+    let file = format!("sqlite://{}?mode=rw", data.join("ketcare.db").display());
+    let on_postgres = Db::Url(postgres.clone(), data.join("postgres"));
+    for (db, url) in [(Db::Data(data.clone()), file), (on_postgres, postgres)] {
+        survives_sigkill(&rt, &db, &url);
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+fn survives_sigkill(rt: &tokio::runtime::Runtime, db: &Db, url: &str) {
+    let (mut server, mllp) = start_on(db, true);
     let acked = Arc::new(Mutex::new(Vec::new()));
     let monitors: Vec<_> = (0..4)
         .map(|m| {
@@ -113,7 +140,7 @@ fn acknowledged_vitals_survive_sigkill_exactly_once() {
     );
 
     // Restart on the same database; re-send some acknowledged messages: AA, not stored again.
-    let (mut server, mllp) = start(&data, false);
+    let (mut server, mllp) = start_on(db, false);
     let mut s = TcpStream::connect(mllp).unwrap();
     let mut buf = Vec::new();
     for id in acked.iter().take(5) {
@@ -126,10 +153,8 @@ fn acknowledged_vitals_survive_sigkill_exactly_once() {
     server.kill().unwrap();
     server.wait().unwrap();
 
-    let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let url = format!("sqlite://{}?mode=rw", data.join("ketcare.db").display());
-        let store = ketcare_store::open(&url).await.unwrap();
+        let store = ketcare_store::open(url).await.unwrap();
         let nurse = Actor::system(Role::Nurse);
         let sid = store
             .match_active_session(&["KC-1002".into()], &[])
@@ -155,5 +180,4 @@ fn acknowledged_vitals_survive_sigkill_exactly_once() {
         // At most one unacknowledged message per monitor was in flight when the server died.
         assert!(stored.len() <= acked.len() + 4);
     });
-    let _ = std::fs::remove_dir_all(&data);
 }
