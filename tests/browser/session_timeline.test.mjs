@@ -53,8 +53,15 @@ test('the timeline shows the curve and MLLP vitals on one axis, follows a rate c
   await page.waitForFunction((old) => document.querySelector('#timeline svg[role="img"]')?.innerHTML !== old,
     svgStart, { timeout: 20000 });
   assert.match(await svg.getAttribute('aria-label'), /Session timeline: predicted plasma concentration/);
-  const before = await api(page, 'GET', `/api/v1/sessions/${sid}/timeline`);
-  assert.equal(before.status, 200, before.text);
+  // "If stopped now" exists once the pump has run (the record counts whole seconds): read the
+  // timeline until it has it.
+  let before;
+  for (let i = 0; i < 50; i++) {
+    before = await api(page, 'GET', `/api/v1/sessions/${sid}/timeline`);
+    assert.equal(before.status, 200, before.text);
+    if (before.json.concentration?.if_stopped_now) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   const monitor = before.json.vitals.filter((v) => v.source === 'monitor');
   assert.equal(monitor.length, 1, JSON.stringify(before.json.vitals));
   assert.equal(monitor[0].systolic, 133);
