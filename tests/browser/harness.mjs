@@ -216,6 +216,20 @@ export async function api(page, method, path, body) {
   }, { method, path, body });
 }
 
+// The site's values an IV ketamine session reads, as these tests' clinic sets them (the site's
+// choice for the tests, not defaults).
+export const IV_POLICY = {
+  'eligibility.ketamine_bp_systolic_max_mmhg': 160,
+  'eligibility.ketamine_bp_diastolic_max_mmhg': 100,
+  'eligibility.trd_adequate_trial_min_weeks': 6,
+  'observation.ketamine_psychiatric_minutes': 1,
+  'rounding.dose_mg_increment': 1,
+  'rounding.pump_ml_per_h_increment': 0.1,
+  'rounding.syringe_ml_increment': 0.1,
+  'session.ketamine.bp_gate_systolic_mmhg': 140,
+  'session.ketamine.bp_gate_diastolic_mmhg': 90,
+};
+
 // The administrator sets the site's values an IV ketamine session reads (the ketamine BP limits,
 // the adequate-trial weeks, the shortest minimum observation, rounding) plus `extra` — the site's
 // choice for these tests, not defaults — and signs out.
@@ -225,17 +239,7 @@ export async function setIvPolicy(page, base, extra = {}) {
   const current = await api(page, 'GET', '/api/v1/site-settings');
   if (current.status !== 200) throw new Error(current.text);
   const settings = current.json.settings;
-  Object.assign(settings.values, {
-    'eligibility.ketamine_bp_systolic_max_mmhg': 160,
-    'eligibility.ketamine_bp_diastolic_max_mmhg': 100,
-    'eligibility.trd_adequate_trial_min_weeks': 6,
-    'observation.ketamine_psychiatric_minutes': 1,
-    'rounding.dose_mg_increment': 1,
-    'rounding.pump_ml_per_h_increment': 0.1,
-    'rounding.syringe_ml_increment': 0.1,
-    'session.ketamine.bp_gate_systolic_mmhg': 140,
-    'session.ketamine.bp_gate_diastolic_mmhg': 90,
-  }, extra);
+  Object.assign(settings.values, IV_POLICY, extra);
   const put = await api(page, 'PUT', '/api/v1/site-settings', { settings, reason: 'browser test clinic policy' });
   if (put.status !== 200) throw new Error(put.text);
   await signOut(page);

@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { startKetcare, openBrowser, signIn, resultPath, api } from './harness.mjs';
+import { startKetcare, openBrowser, signIn, resultPath, api, IV_POLICY } from './harness.mjs';
 
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
@@ -56,17 +56,7 @@ test('exposure beside response: empty on the demo, then five signed sessions wit
   const admin = await as('admin');
   const current = await ok(admin, 'GET', '/api/v1/site-settings');
   const settings = current.settings;
-  Object.assign(settings.values, {
-    'eligibility.ketamine_bp_systolic_max_mmhg': 160,
-    'eligibility.ketamine_bp_diastolic_max_mmhg': 100,
-    'eligibility.trd_adequate_trial_min_weeks': 6,
-    'observation.ketamine_psychiatric_minutes': 1,
-    'rounding.dose_mg_increment': 1,
-    'rounding.pump_ml_per_h_increment': 0.1,
-    'rounding.syringe_ml_increment': 0.1,
-    'session.ketamine.bp_gate_systolic_mmhg': 140,
-    'session.ketamine.bp_gate_diastolic_mmhg': 90,
-  });
+  Object.assign(settings.values, IV_POLICY);
   await ok(admin, 'PUT', '/api/v1/site-settings', { settings, reason: 'browser test clinic policy' });
 
   const nurse = await as('nurse');

@@ -882,19 +882,17 @@ mod tests {
         assert_eq!(z.quantiles([0.05, 0.5, 0.95]), [0.0; 3]);
     }
 
-    /// The run in lanes against the same subjects solved one by one (the typical person's
-    /// solver), for every model and route, on a grid with an event between its points: bands
-    /// within one sketch bin, Cmax/AUC/time-above means within 1e-9, the same attainment.
-    #[test]
-    fn lanes_agree_with_subjects_solved_one_by_one_for_every_model_and_route() {
+    /// Every model prepared for every route it can take (an adult of 70 kg, 40 years), each with
+    /// two doses of 17.5 mg, the second at 37.5 min (between grid points); `check(prep, regimen,
+    /// "model route")` for each. Returns how many ran.
+    fn every_model_and_route(mut check: impl FnMut(&Prepared, &Regimen, &str)) -> usize {
         use crate::sim::{Dose, Options, Route};
         let lib = crate::Library::builtin().unwrap();
-        let times: Vec<f64> = (0..=240).map(|k| f64::from(k) * 2.0).collect();
         let cov = crate::Covariates {
             weight_kg: 70.0,
             age_years: Some(40.0),
         };
-        let mut ran = Vec::new();
+        let mut ran = 0;
         for m in &lib.models {
             for route in Route::ALL {
                 let Ok(prep) = Prepared::new(&lib, m, &cov, &[route], &Options::default()) else {
@@ -910,64 +908,75 @@ mod tests {
                     doses: vec![dose(0.0), dose(37.5)],
                     iv_rates: vec![],
                 };
-                let spec = PopulationSpec {
-                    subjects: 203,
-                    seed: 5,
-                    iiv_cv: vec![],
-                    weight_sd_kg: Some(8.0),
-                    target_ng_ml: Some(20.0),
-                };
-                let a = run_with(&prep, &reg, &times, &spec, 70.0, None, true)
-                    .unwrap()
-                    .0;
-                let b = run_with(&prep, &reg, &times, &spec, 70.0, None, false)
-                    .unwrap()
-                    .0;
-                let what = format!("{} {}", m.id(), route.as_str());
-                let close =
-                    |x: f64, y: f64, rel: f64| (x - y).abs() <= rel * x.abs().max(y.abs()) + 1e-9;
-                for (ba, bb) in a.bands.iter().zip(&b.bands) {
-                    for (va, vb) in [
-                        (&ba.p5, &bb.p5),
-                        (&ba.median, &bb.median),
-                        (&ba.p95, &bb.p95),
-                    ] {
-                        for (k, (x, y)) in va.iter().zip(vb).enumerate() {
-                            assert!(
-                                close(*x, *y, 1.0 / 100.0),
-                                "{what} {} t={}: {x} vs {y}",
-                                ba.output,
-                                times[k]
-                            );
-                        }
-                    }
-                }
-                assert!(
-                    close(a.cmax_ng_ml.mean, b.cmax_ng_ml.mean, 1e-9),
-                    "{what}: Cmax {:?} vs {:?}",
-                    a.cmax_ng_ml,
-                    b.cmax_ng_ml
-                );
-                assert!(
-                    close(a.auc_ng_min_ml.mean, b.auc_ng_min_ml.mean, 1e-9),
-                    "{what}: AUC {:?} vs {:?}",
-                    a.auc_ng_min_ml,
-                    b.auc_ng_min_ml
-                );
-                let (ta, tb) = (a.time_above_min.unwrap(), b.time_above_min.unwrap());
-                assert!(
-                    close(ta.mean, tb.mean, 1e-9),
-                    "{what}: time above {ta:?} vs {tb:?}"
-                );
-                assert!(
-                    close(a.tmax_min.mean, b.tmax_min.mean, 1e-9),
-                    "{what}: Tmax"
-                );
-                assert_eq!(a.target_attainment, b.target_attainment, "{what}");
-                ran.push(what);
+                check(&prep, &reg, &format!("{} {}", m.id(), route.as_str()));
+                ran += 1;
             }
         }
-        assert!(ran.len() >= 20, "{ran:?}");
+        ran
+    }
+
+    /// The run in lanes against the same subjects solved one by one (the typical person's
+    /// solver), for every model and route, on a grid with an event between its points: bands
+    /// within one sketch bin, Cmax/AUC/time-above means within 1e-9, the same attainment.
+    #[test]
+    fn lanes_agree_with_subjects_solved_one_by_one_for_every_model_and_route() {
+        let times: Vec<f64> = (0..=240).map(|k| f64::from(k) * 2.0).collect();
+        let ran = every_model_and_route(|prep, reg, what| {
+            let spec = PopulationSpec {
+                subjects: 203,
+                seed: 5,
+                iiv_cv: vec![],
+                weight_sd_kg: Some(8.0),
+                target_ng_ml: Some(20.0),
+            };
+            let a = run_with(prep, reg, &times, &spec, 70.0, None, true)
+                .unwrap()
+                .0;
+            let b = run_with(prep, reg, &times, &spec, 70.0, None, false)
+                .unwrap()
+                .0;
+            let close =
+                |x: f64, y: f64, rel: f64| (x - y).abs() <= rel * x.abs().max(y.abs()) + 1e-9;
+            for (ba, bb) in a.bands.iter().zip(&b.bands) {
+                for (va, vb) in [
+                    (&ba.p5, &bb.p5),
+                    (&ba.median, &bb.median),
+                    (&ba.p95, &bb.p95),
+                ] {
+                    for (k, (x, y)) in va.iter().zip(vb).enumerate() {
+                        assert!(
+                            close(*x, *y, 1.0 / 100.0),
+                            "{what} {} t={}: {x} vs {y}",
+                            ba.output,
+                            times[k]
+                        );
+                    }
+                }
+            }
+            assert!(
+                close(a.cmax_ng_ml.mean, b.cmax_ng_ml.mean, 1e-9),
+                "{what}: Cmax {:?} vs {:?}",
+                a.cmax_ng_ml,
+                b.cmax_ng_ml
+            );
+            assert!(
+                close(a.auc_ng_min_ml.mean, b.auc_ng_min_ml.mean, 1e-9),
+                "{what}: AUC {:?} vs {:?}",
+                a.auc_ng_min_ml,
+                b.auc_ng_min_ml
+            );
+            let (ta, tb) = (a.time_above_min.unwrap(), b.time_above_min.unwrap());
+            assert!(
+                close(ta.mean, tb.mean, 1e-9),
+                "{what}: time above {ta:?} vs {tb:?}"
+            );
+            assert!(
+                close(a.tmax_min.mean, b.tmax_min.mean, 1e-9),
+                "{what}: Tmax"
+            );
+            assert_eq!(a.target_attainment, b.target_attainment, "{what}");
+        });
+        assert!(ran >= 20, "{ran}");
     }
 
     /// The subjects' curves integrated by a classical Runge–Kutta method (RK4, fixed step of
@@ -1050,63 +1059,41 @@ mod tests {
     /// within 1e-5.
     #[test]
     fn the_population_agrees_with_an_rk4_monte_carlo_for_every_model_and_route() {
-        use crate::sim::{Dose, Options, Route};
-        let lib = crate::Library::builtin().unwrap();
         let times: Vec<f64> = (0..=60).map(|k| f64::from(k) * 2.0).collect();
-        let cov = crate::Covariates {
-            weight_kg: 70.0,
-            age_years: Some(40.0),
-        };
         let mut ran = 0;
-        for m in &lib.models {
-            for route in Route::ALL {
-                let Ok(prep) = Prepared::new(&lib, m, &cov, &[route], &Options::default()) else {
-                    continue;
-                };
-                if prep.has_time_effect() {
-                    continue; // RK4 of a time-varying A: ode_check's Flint test.
-                }
-                let dose = |t: f64| Dose {
-                    time_min: t,
-                    route,
-                    amount_mg: 17.5,
-                    duration_min: (route == Route::IvInfusion).then_some(20.0),
-                };
-                let reg = Regimen {
-                    doses: vec![dose(0.0), dose(37.5)],
-                    iv_rates: vec![],
-                };
-                let spec = PopulationSpec {
-                    subjects: 41,
-                    seed: 3,
-                    iiv_cv: vec![],
-                    weight_sd_kg: Some(8.0),
-                    target_ng_ml: None,
-                };
-                let r = run(&prep, &reg, &times, &spec, 70.0, None).unwrap();
-                let (curves, aucs) = rk4_population(&prep, &reg, &times, &spec);
-                let what = format!("{} {}", m.id(), route.as_str());
-                for (k, t) in times.iter().enumerate() {
-                    let mut col: Vec<f64> = curves.iter().map(|c| c[k]).collect();
-                    let exact = bands3(&mut col);
-                    let b = &r.bands[0];
-                    for (got, want) in [b.p5[k], b.median[k], b.p95[k]].into_iter().zip(exact) {
-                        let tol = (SKETCH_REL_ERROR + 1e-5) * want.abs() + SKETCH_FLOOR;
-                        assert!(
-                            (got - want).abs() <= tol,
-                            "{what} t={t}: {got} vs RK4 {want}"
-                        );
-                    }
-                }
-                let mean = aucs.iter().sum::<f64>() / aucs.len() as f64;
-                let got = r.auc_ng_min_ml.mean;
-                assert!(
-                    (got - mean).abs() <= 1e-5 * mean,
-                    "{what}: AUC {got} vs RK4 {mean}"
-                );
-                ran += 1;
+        every_model_and_route(|prep, reg, what| {
+            if prep.has_time_effect() {
+                return; // RK4 of a time-varying A: ode_check's Flint test.
             }
-        }
+            let spec = PopulationSpec {
+                subjects: 41,
+                seed: 3,
+                iiv_cv: vec![],
+                weight_sd_kg: Some(8.0),
+                target_ng_ml: None,
+            };
+            let r = run(prep, reg, &times, &spec, 70.0, None).unwrap();
+            let (curves, aucs) = rk4_population(prep, reg, &times, &spec);
+            for (k, t) in times.iter().enumerate() {
+                let mut col: Vec<f64> = curves.iter().map(|c| c[k]).collect();
+                let exact = bands3(&mut col);
+                let b = &r.bands[0];
+                for (got, want) in [b.p5[k], b.median[k], b.p95[k]].into_iter().zip(exact) {
+                    let tol = (SKETCH_REL_ERROR + 1e-5) * want.abs() + SKETCH_FLOOR;
+                    assert!(
+                        (got - want).abs() <= tol,
+                        "{what} t={t}: {got} vs RK4 {want}"
+                    );
+                }
+            }
+            let mean = aucs.iter().sum::<f64>() / aucs.len() as f64;
+            let got = r.auc_ng_min_ml.mean;
+            assert!(
+                (got - mean).abs() <= 1e-5 * mean,
+                "{what}: AUC {got} vs RK4 {mean}"
+            );
+            ran += 1;
+        });
         assert!(ran >= 15, "{ran}");
     }
 
