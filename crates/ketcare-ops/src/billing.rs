@@ -295,7 +295,7 @@ pub fn superbill(
                 );
             }
             Drug::Esketamine if given > 0 && site.esketamine_drug_line => {
-                let devices = (given + ESKETAMINE_DEVICE_UG - 1) / ESKETAMINE_DEVICE_UG;
+                let devices = (given - 1) / ESKETAMINE_DEVICE_UG + 1;
                 add(
                     "J0013",
                     u32::try_from(devices).unwrap_or(u32::MAX),

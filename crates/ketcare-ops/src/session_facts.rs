@@ -71,7 +71,7 @@ pub struct SessionFacts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub infusion_minutes: Option<i64>,
     /// What the session record says was given, in micrograms (racemic ketamine or esketamine).
-    #[schema(value_type = i64)]
+    #[schema(value_type = i64, minimum = 0)]
     pub given: Micrograms,
     /// Whether the session was cancelled (after or before a draw).
     pub cancelled: bool,

@@ -865,7 +865,8 @@ pub fn session_balance(facts: &SessionFacts, state: &LedgerState) -> Balance {
         .cloned()
         .unwrap_or_default();
     let given = if facts.cancelled { 0 } else { facts.given.0 };
-    let unaccounted = s.drawn_ug - given - s.wasted_ug;
+    // Saturating: a figure no ledger can hold still gets an answer (and never balances).
+    let unaccounted = s.drawn_ug.saturating_sub(given).saturating_sub(s.wasted_ug);
     let message = match unaccounted {
         0 => format!(
             "balanced: {} mg drawn = {} mg given + {} mg wasted",
@@ -882,7 +883,7 @@ pub fn session_balance(facts: &SessionFacts, state: &LedgerState) -> Balance {
         ),
         u => format!(
             "{} mg more given and wasted than drawn (drawn {} mg, given {} mg, wasted {} mg): record the draw",
-            Micrograms(-u),
+            Micrograms(u.saturating_neg()),
             Micrograms(s.drawn_ug),
             Micrograms(given),
             Micrograms(s.wasted_ug)

@@ -66,6 +66,9 @@ impl Book {
         }
     }
     fn balance(&self, session: i64, given_mg: i64, cancelled: bool) -> Balance {
+        self.balance_ug(session, Micrograms::from_mg(given_mg).0, cancelled)
+    }
+    fn balance_ug(&self, session: i64, given_ug: i64, cancelled: bool) -> Balance {
         session_balance(
             &SessionFacts {
                 infusion_minutes: None,
@@ -75,7 +78,7 @@ impl Book {
                 route: Route::IvInfusion,
                 infusion_start: None,
                 infusion_stop: None,
-                given: Micrograms::from_mg(given_mg),
+                given: Micrograms(given_ug),
                 cancelled,
                 em_level: None,
                 monitoring_minutes: None,
@@ -143,6 +146,16 @@ fn exact_draw_balances_and_leaves_a_partial_vial() {
     );
     assert_eq!(c.map(|c| c.status), Some(ContainerStatus::Open));
     assert!(b.balance(100, 35, false).balanced);
+}
+
+#[test]
+fn a_balance_of_any_figure_answers_without_overflow() {
+    let mut b = Book::new();
+    b.ok(NURSE, Role::Nurse, draw(1, 100, 1_000)); // 50 mg drawn
+    for given in [i64::MIN, -1, i64::MAX] {
+        let bal = b.balance_ug(100, given, false);
+        assert!(!bal.balanced, "{given}: {}", bal.message);
+    }
 }
 
 #[test]

@@ -327,6 +327,12 @@ pub async fn balance(
     p: Principal,
     JsonBody(f): JsonBody<SessionFacts>,
 ) -> Result<Json<Balance>, AppError> {
+    if f.given.0 < 0 {
+        return Err(AppError::invalid(
+            "given",
+            "micrograms given cannot be negative",
+        ));
+    }
     let st = s.store.ledger_state(&p.actor).await?;
     Ok(Json(session_balance(&f, &st)))
 }

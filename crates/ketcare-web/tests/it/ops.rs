@@ -323,6 +323,14 @@ async fn the_operations_story_on_both_backends() {
             (b["balanced"].as_bool(), b["unaccounted_ug"].as_i64()),
             (Some(false), Some(15_000))
         );
+        // A negative or absurd `given` is refused naming the field (it once overflowed).
+        let mut wrong = facts.clone();
+        wrong["given"] = json!(i64::MIN);
+        let r = app
+            .json(Method::POST, "/api/v1/ledger/balance", &nurse_api, &wrong)
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.json()["fields"][0]["field"], "given", "{}", r.body);
         // Waste: a wrong witness password, the nurse herself, an administrator — all refused.
         for (who, pw) in [("nell", "wrong"), ("nina", PASSWORD), ("alex", PASSWORD)] {
             let r = app
