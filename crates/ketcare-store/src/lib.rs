@@ -10,7 +10,9 @@
 //!   both backends and keeps the chain linear.
 #![forbid(unsafe_code)]
 
+pub mod bus;
 pub mod care_plan;
+pub mod jobs;
 pub mod measures;
 mod ops;
 pub mod outreach;
@@ -479,6 +481,9 @@ pub trait Store:
 {
     fn backend(&self) -> Backend;
     async fn ping(&self) -> Result<()>;
+    /// Takes `job`'s lock for one pass, or `None` when another process sharing the database
+    /// runs it now ([`jobs`]).
+    async fn try_job_lock(&self, job: jobs::Job) -> Result<Option<jobs::JobLock>>;
 
     // Accounts
     async fn create_user(&self, actor: &Actor, user: &NewUser) -> Result<User>;

@@ -18,8 +18,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Starts the session rules ticker and, when asked, the MLLP listener for bedside monitors.
-pub async fn start(state: &AppState, mllp: Option<SocketAddr>) -> Result<Option<SocketAddr>> {
+/// Joins the live events of the other processes on the database at `url` (PostgreSQL
+/// LISTEN/NOTIFY; nothing on SQLite), then starts the session rules ticker and, when asked, the
+/// MLLP listener for bedside monitors.
+pub async fn start(
+    state: &AppState,
+    url: &str,
+    mllp: Option<SocketAddr>,
+) -> Result<Option<SocketAddr>> {
+    if let Some(bus) = ketcare_store::bus::connect(url, "ketcare_live")
+        .await
+        .map_err(|e| anyhow::anyhow!("joining the other processes' live events: {e}"))?
+    {
+        state.live.attach(bus);
+    }
     ketcare_web::sessions::service::spawn_ticker(state.clone(), 10);
     let Some(addr) = mllp else { return Ok(None) };
     let listener = tokio::net::TcpListener::bind(addr)
@@ -310,7 +322,7 @@ pub async fn bench_vitals(
         )
         .await;
     });
-    let mllp = start(&state, Some("127.0.0.1:0".parse()?))
+    let mllp = start(&state, db.url, Some("127.0.0.1:0".parse()?))
         .await?
         .context("MLLP listener")?;
     let target = Target {

@@ -780,7 +780,7 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         .refresh_demo()
         .await
         .map_err(|e| anyhow::anyhow!("reading the site settings: {e}"))?;
-    cli_sessions::start(&state, args.mllp).await?;
+    cli_sessions::start(&state, &db.url()?, args.mllp).await?;
     ketcare_web::outreach::delivery::spawn_worker(
         state.clone(),
         Arc::new(ketcare_web::outreach::delivery::LiveChannels { secrets }),

@@ -489,6 +489,13 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn try_job_lock(&self, job: crate::jobs::Job) -> Result<Option<crate::jobs::JobLock>> {
+        match self.backend {
+            Backend::Sqlite => Ok(Some(crate::jobs::JobLock::granted())),
+            Backend::Postgres => crate::jobs::JobLock::try_take(&self.pool, job).await,
+        }
+    }
+
     async fn create_user(&self, actor: &Actor, user: &NewUser) -> Result<User> {
         SqlStore::create_user(self, actor, user).await
     }

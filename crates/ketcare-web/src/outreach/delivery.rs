@@ -23,6 +23,7 @@ use http_body_util::Full;
 use ketcare_app::outreach::{Channels, DeliverySettings, SmtpSecurity};
 use ketcare_ops::outreach::{Attempt, Channel};
 use ketcare_store::SecretText;
+use ketcare_store::jobs::Job;
 use ketcare_store::outreach::OutboxMessage;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::sync::Arc;
@@ -321,32 +322,46 @@ pub fn spawn_worker(
         let mut schedules_at = i64::MIN;
         loop {
             interval.tick().await;
-            // Schedules read each patient's course (audited reads): every few minutes is
-            // enough for occurrences due by the day or the hour.
-            if state.now() >= schedules_at.saturating_add(SCHEDULES_EVERY_SECONDS) {
-                schedules_at = state.now();
-                if let Err(e) =
-                    ketcare_app::outreach::run_schedules(state.store.as_ref(), state.now(), &zone)
-                        .await
-                {
-                    tracing::warn!(error = %e, "course schedules");
+            // Once across the processes sharing the database (an advisory lock on PostgreSQL).
+            let pass = async {
+                // Schedules read each patient's course (audited reads): every few minutes is
+                // enough for occurrences due by the day or the hour.
+                if state.now() >= schedules_at.saturating_add(SCHEDULES_EVERY_SECONDS) {
+                    schedules_at = state.now();
+                    if let Err(e) = ketcare_app::outreach::run_schedules(
+                        state.store.as_ref(),
+                        state.now(),
+                        &zone,
+                    )
+                    .await
+                    {
+                        tracing::warn!(error = %e, "course schedules");
+                    }
+                    if let Err(e) = ketcare_app::outreach::send_reminders(
+                        state.store.as_ref(),
+                        state.now(),
+                        &zone,
+                    )
+                    .await
+                    {
+                        tracing::warn!(error = %e, "reminders");
+                    }
                 }
-                if let Err(e) =
-                    ketcare_app::outreach::send_reminders(state.store.as_ref(), state.now(), &zone)
-                        .await
+                if let Err(e) = ketcare_app::outreach::deliver_due(
+                    state.store.as_ref(),
+                    channels.as_ref(),
+                    state.now(),
+                    &zone,
+                )
+                .await
                 {
-                    tracing::warn!(error = %e, "reminders");
+                    tracing::warn!(error = %e, "outbox delivery");
                 }
-            }
-            if let Err(e) = ketcare_app::outreach::deliver_due(
-                state.store.as_ref(),
-                channels.as_ref(),
-                state.now(),
-                &zone,
-            )
-            .await
+            };
+            if let Err(e) =
+                ketcare_store::jobs::run_once(state.store.as_ref(), Job::Outreach, pass).await
             {
-                tracing::warn!(error = %e, "outbox delivery");
+                tracing::warn!(error = %e, "outreach: the job lock");
             }
         }
     })

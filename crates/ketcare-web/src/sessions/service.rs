@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use ketcare_app::sessions::service as app;
 use ketcare_core::{Actor, PatientId, RecordId, SessionId};
 use ketcare_session::{Command, VitalReading};
+use ketcare_store::jobs::Job;
 use ketcare_store::{MessageKey, SessionRecord, VitalOutcome};
 
 pub use ketcare_app::sessions::service::{rules, verified_dose};
@@ -129,15 +130,24 @@ pub async fn tick(state: &AppState) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Runs [`tick`] every `every_seconds` until the process ends.
+/// Runs [`tick`] every `every_seconds` until the process ends; a pass runs in one process only
+/// when several share the database ([`ketcare_store::jobs`]).
 pub fn spawn_ticker(state: AppState, every_seconds: u64) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut interval =
             tokio::time::interval(std::time::Duration::from_secs(every_seconds.max(1)));
         loop {
             interval.tick().await;
-            if let Err(e) = tick(&state).await {
-                tracing::warn!(error = %e, "session time rules");
+            // Once across the processes sharing the database (an advisory lock on PostgreSQL).
+            let pass = ketcare_store::jobs::run_once(
+                state.store.as_ref(),
+                Job::SessionTicker,
+                tick(&state),
+            );
+            match pass.await {
+                Ok(Some(Err(e))) => tracing::warn!(error = %e, "session time rules"),
+                Err(e) => tracing::warn!(error = %e, "session time rules: the job lock"),
+                Ok(_) => {}
             }
         }
     })

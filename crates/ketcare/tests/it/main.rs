@@ -6,4 +6,5 @@ mod common;
 mod ledger;
 mod measures;
 mod pk;
+mod processes;
 mod sessions_durability;

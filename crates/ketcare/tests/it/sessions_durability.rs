@@ -25,6 +25,12 @@ pub(crate) enum Db {
 }
 
 pub(crate) fn start_on(db: &Db, demo: bool) -> (Child, SocketAddr) {
+    let (child, mllp, _) = start_serving(db, demo);
+    (child, mllp)
+}
+
+/// [`start_on`], with the web address too: (process, MLLP address, HTTP address).
+pub(crate) fn start_serving(db: &Db, demo: bool) -> (Child, SocketAddr, SocketAddr) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ketcare"));
     match db {
         Db::Data(data) => cmd.arg("--data").arg(data),
@@ -42,19 +48,25 @@ pub(crate) fn start_on(db: &Db, demo: bool) -> (Child, SocketAddr) {
         .unwrap();
     let out = BufReader::new(child.stdout.take().unwrap());
     let mut mllp = None;
+    let mut http = None;
     for line in out.lines() {
         let line = line.unwrap();
         if let Some(rest) = line.strip_prefix("ketcare MLLP (HL7 v2 ORU^R01) listening on ") {
             mllp = Some(rest.trim().parse().unwrap());
         }
-        if line.starts_with("ketcare listening on") {
+        if let Some(rest) = line.strip_prefix("ketcare listening on http://") {
+            http = rest.split_whitespace().next().map(|a| a.parse().unwrap());
             break;
         }
     }
-    (child, mllp.expect("the server printed its MLLP address"))
+    (
+        child,
+        mllp.expect("the server printed its MLLP address"),
+        http.expect("the server printed its address"),
+    )
 }
 
-fn message(id: &str) -> Vec<u8> {
+pub(crate) fn message(id: &str) -> Vec<u8> {
     let v = Vitals {
         systolic: Some(120.0),
         diastolic: Some(80.0),
@@ -64,7 +76,7 @@ fn message(id: &str) -> Vec<u8> {
     hl7::mllp_frame(&hl7::build_oru(id, "KC-1002", "", "20260101090000", &v))
 }
 
-fn read_ack(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+pub(crate) fn read_ack(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
     let mut chunk = [0u8; 4096];
     loop {
         if let hl7::Frame::Complete { payload, consumed } = hl7::mllp_deframe(buf) {
