@@ -119,7 +119,17 @@ impl From<ketcare_app::Error> for AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        (self.status(), Json(self.body())).into_response()
+        let busy = matches!(self, AppError::TooManyRequests(_));
+        let mut r = (self.status(), Json(self.body())).into_response();
+        // Overload (a full vitals queue): send again in a second. Throttles that know their own
+        // wait replace this header.
+        if busy {
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        r
     }
 }
 

@@ -155,7 +155,7 @@ pub async fn list_vitals(
 /// temperature_c); alarms it raises are in the answer and on the live suite. A physiologically
 /// impossible value (outside the cited ranges of `data/sessions/plausibility.toml`) is a 422
 /// naming the field, the bound and its source.
-#[utoipa::path(post, path = "/api/v1/sessions/{sid}/vitals", params(("sid" = i64, Path)), request_body = VitalsBody, responses((status = 201, description = "stored, with any alarms raised", body = VitalOutcome), (status = 200, description = "the same reading was already stored (a repeat of the same message)", body = VitalOutcome), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/sessions/{sid}/vitals", params(("sid" = i64, Path)), request_body = VitalsBody, responses((status = 201, description = "stored, with any alarms raised", body = VitalOutcome), (status = 200, description = "the same reading was already stored (a repeat of the same message)", body = VitalOutcome), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, description = "more vital signs are waiting to be written than the queue holds: nothing stored, send again after Retry-After", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn post_vitals(
     State(s): State<AppState>,
     p: Principal,

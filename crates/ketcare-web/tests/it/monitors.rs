@@ -658,3 +658,86 @@ async fn a_flood_is_shed_with_ar_and_every_aa_is_stored() {
         assert_eq!(vitals(&app, sid).await.len(), 16, "{backend:?}");
     }
 }
+
+/// The same overload through the JSON API: with the writer held, the POSTs beyond the bounded
+/// queue are answered 429 with `Retry-After` at once, nothing stored; once the writer goes on,
+/// every other POST is answered 201 — only after its commit — and exactly those are stored.
+#[tokio::test]
+async fn an_http_flood_is_shed_with_429_and_every_201_is_stored() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let options = ketcare_store::StoreOptions {
+            vitals_queue: 2,
+            vitals_batch: 2,
+            lock_timeout_ms: 120_000,
+            ..Default::default()
+        };
+        let app = std::sync::Arc::new(
+            TestApp::with_store_options(backend, TestApp::config(), &options, |s| s).await,
+        );
+        let sid = seated(&app, "MRN-H", "Chair H").await;
+        app.add_user("nurse", Role::Nurse).await;
+        let bearer = app.bearer("nurse").await;
+        let lock = ketcare_store::testing::hold_write_lock(&app.url).await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for m in 0..12 {
+            let (tx, app, bearer) = (tx.clone(), app.clone(), bearer.clone());
+            tokio::spawn(async move {
+                let path = format!("/api/v1/sessions/{sid}/vitals");
+                let r = app
+                    .json(Method::POST, &path, &bearer, &json!({"spo2": 88 + m}))
+                    .await;
+                let _ = tx.send(r);
+            });
+        }
+        drop(tx);
+        let guard = Duration::from_secs(60);
+        let mut answers = Vec::new();
+        // While the lock is held nothing commits: the first 8 answers (12 less the 4 at most the
+        // writer holds) are all refusals.
+        while answers.len() < 8 {
+            let r = tokio::time::timeout(guard, rx.recv())
+                .await
+                .expect("answered while the writer is held")
+                .unwrap();
+            assert_eq!(
+                r.status,
+                StatusCode::TOO_MANY_REQUESTS,
+                "{backend:?}: {}",
+                r.body
+            );
+            assert_eq!(
+                r.headers.get("retry-after").map(|v| v.as_bytes()),
+                Some(&b"1"[..]),
+                "{backend:?}"
+            );
+            answers.push(r.status);
+        }
+        lock.release().await;
+        while let Some(r) = tokio::time::timeout(guard, rx.recv())
+            .await
+            .expect("every request answered")
+        {
+            assert!(
+                [StatusCode::CREATED, StatusCode::TOO_MANY_REQUESTS].contains(&r.status),
+                "{backend:?}: {} {}",
+                r.status,
+                r.body
+            );
+            answers.push(r.status);
+        }
+        assert_eq!(answers.len(), 12, "{backend:?}: every request answered");
+        let created = answers
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count();
+        assert!(
+            created >= 3,
+            "{backend:?}: the writer's requests: {answers:?}"
+        );
+        assert_eq!(
+            vitals(&app, sid).await.len(),
+            created,
+            "{backend:?}: only the 201s are stored"
+        );
+    }
+}

@@ -81,7 +81,7 @@ impl TestApp {
         Self::with_config(backend, Self::config()).await
     }
 
-    fn config() -> WebConfig {
+    pub fn config() -> WebConfig {
         // Tests fire requests far faster than any clinic: pacing is tested on its own.
         WebConfig {
             api_burst: 1e9,
@@ -108,8 +108,18 @@ impl TestApp {
         config: WebConfig,
         tweak: impl FnOnce(AppState) -> AppState,
     ) -> Self {
+        Self::with_store_options(backend, config, &Default::default(), tweak).await
+    }
+
+    /// [`TestApp::with_state`] on a store opened with `options` (a small vitals queue).
+    pub async fn with_store_options(
+        backend: Backend,
+        config: WebConfig,
+        options: &ketcare_store::StoreOptions,
+        tweak: impl FnOnce(AppState) -> AppState,
+    ) -> Self {
         let url = fresh_url(backend).await;
-        let store = ketcare_store::open(&url).await.unwrap();
+        let store = ketcare_store::open_with(&url, options).await.unwrap();
         let now = Arc::new(AtomicI64::new(START));
         let mut state = AppState::new(
             store.clone(),
