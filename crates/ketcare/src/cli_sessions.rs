@@ -64,6 +64,11 @@ pub struct BenchVitalsArgs {
     /// a run at the last step's rate, restarted, and every vital it acknowledged looked for.
     #[arg(long)]
     pub sigkill: bool,
+    /// During the main run, also compute the registry's cohort outcome table (every patient)
+    /// and write its Parquet export, one after the other without pause, as a researcher would
+    /// (the functions the registry page, API and CLI call); reports their times.
+    #[arg(long)]
+    pub with_registry: bool,
 }
 
 /// Running benchmark sessions (esketamine, device 1 given) for `n` new patients
@@ -128,6 +133,8 @@ struct RunResult {
     load: LoadReport,
     stored: u64,
     read_p99_ms: f64,
+    /// With `--with-registry`: seconds of each outcome table and of each export made meanwhile.
+    registry: Option<(Vec<f64>, Vec<f64>)>,
 }
 
 impl RunResult {
@@ -164,6 +171,7 @@ async fn run(
     rate: f64,
     seconds: u64,
     run_tag: &str,
+    with_registry: bool,
 ) -> Result<RunResult> {
     let before = store.count("session_vitals").await?;
     let exe = std::env::current_exe().context("this program's path")?;
@@ -187,12 +195,18 @@ async fn run(
         chairs.to_vec(),
         reading.clone(),
     ));
+    let researcher =
+        with_registry.then(|| tokio::spawn(registry_meanwhile(store.clone(), reading.clone())));
     let out = child
         .wait_with_output()
         .await
         .context("the load generator")?;
     reading.store(false, Ordering::Relaxed);
     let mut read_ms = reader.await.unwrap_or_default();
+    let registry = match researcher {
+        Some(task) => Some(task.await.context("the registry reads")??),
+        None => None,
+    };
     anyhow::ensure!(
         out.status.success(),
         "the load generator failed: {}",
@@ -206,7 +220,37 @@ async fn run(
         load,
         stored: (after - before) as u64,
         read_p99_ms: pct(&mut read_ms, 99.0),
+        registry,
     })
+}
+
+/// While `on`: the cohort outcome table of every patient, then its Parquet export, again and
+/// again, as a researcher (the public functions the registry's page, API and CLI call).
+/// Returns the seconds of each table and each export.
+async fn registry_meanwhile(
+    store: Arc<dyn Store>,
+    on: Arc<AtomicBool>,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let researcher = Actor::system(Role::Researcher);
+    let library = ketcare_app::clinical::cached_library(store.as_ref())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let q = ketcare_app::registry::CohortQuery::default();
+    let (mut tables, mut exports) = (Vec::new(), Vec::new());
+    while on.load(Ordering::Relaxed) {
+        let t0 = Instant::now();
+        let (rows, table) =
+            ketcare_app::registry::cohort(store.as_ref(), &library, &researcher, &q)
+                .await
+                .map_err(|e| anyhow::anyhow!("the cohort outcome table: {e}"))?;
+        tables.push(t0.elapsed().as_secs_f64());
+        let t0 = Instant::now();
+        let parquet = ketcare_app::registry::parquet(&rows, table.small_cell)
+            .map_err(|e| anyhow::anyhow!("the Parquet export: {e}"))?;
+        std::hint::black_box(parquet);
+        exports.push(t0.elapsed().as_secs_f64());
+    }
+    Ok((tables, exports))
 }
 
 /// Reads one chair's session record (an audited read, as the session page makes) every 50 ms
@@ -254,6 +298,17 @@ fn print(r: &RunResult, label: &str) {
     if let Some(why) = &l.refusal {
         println!("  first refusal: {why}");
     }
+    if let Some((tables, exports)) = &r.registry {
+        let (mut tables, mut exports) = (tables.clone(), exports.clone());
+        println!(
+            "  meanwhile, as a researcher: {} cohort outcome tables (median {:.3} s, slowest {:.3} s) and {} Parquet exports (median {:.3} s)",
+            tables.len(),
+            pct(&mut tables, 50.0),
+            pct(&mut tables, 100.0),
+            exports.len(),
+            pct(&mut exports, 50.0),
+        );
+    }
 }
 
 /// A nurse account and API token for the dashboard stream; returns the token.
@@ -295,6 +350,27 @@ pub async fn bench_vitals(
     db: &ServerDb<'_>,
     args: BenchVitalsArgs,
 ) -> Result<()> {
+    if args.with_registry {
+        // The first read derives what no read has cached yet: made here, before the clock runs.
+        let t0 = Instant::now();
+        let library = ketcare_app::clinical::cached_library(store.as_ref())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let researcher = Actor::system(Role::Researcher);
+        let q = ketcare_app::registry::CohortQuery::default();
+        let (rows, _) = ketcare_app::registry::cohort(store.as_ref(), &library, &researcher, &q)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "--with-registry needs a registry to read (`ketcare demo` makes one): {e}"
+                )
+            })?;
+        println!(
+            "the registry's cohort of every patient: {} subjects (first read {:.1} s)",
+            rows.len(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
     let tag = format!("{}", Timestamp::now().as_second() % 100000);
     let token = dashboard_token(store.as_ref(), &tag).await?;
     println!("seeding {} running sessions…", args.chairs);
@@ -346,6 +422,7 @@ pub async fn bench_vitals(
         rate,
         args.seconds,
         &format!("m{tag}"),
+        args.with_registry,
     )
     .await?;
     print(&main, "main run");
@@ -361,6 +438,7 @@ pub async fn bench_vitals(
             *rate,
             args.ramp_seconds,
             &format!("r{step}{tag}"),
+            false,
         )
         .await?;
         print(&r, &format!("step {} ({rate:.0} msg/s)", step + 1));
