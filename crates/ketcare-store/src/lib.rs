@@ -773,6 +773,9 @@ pub struct StoreOptions {
     pub vitals_queue: usize,
     /// Vitals committed in one transaction at most.
     pub vitals_batch: usize,
+    /// A read-only replica of a PostgreSQL primary for the research registry's reads (`None`:
+    /// every read on the primary).
+    pub read_url: Option<String>,
 }
 
 impl Default for StoreOptions {
@@ -783,6 +786,7 @@ impl Default for StoreOptions {
             statement_timeout_ms: 60_000,
             vitals_queue: 1024,
             vitals_batch: 256,
+            read_url: None,
         }
     }
 }

@@ -496,6 +496,37 @@ fn only(first: bool, col: &str, ids: Option<&[i64]>) -> String {
     }
 }
 
+/// The cached subjects, by patient.
+const CACHED_SUBJECTS: &str = "SELECT patient_id, subject FROM registry_subject_cache WHERE subject IS NOT NULL ORDER BY patient_id";
+
+/// How long a registry read waits for the replica to reach the primary before reading the
+/// primary instead.
+pub const REPLICA_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether `replica`'s audit chain has reached `seq` (polled until [`REPLICA_WAIT`]). Every
+/// write of either kind goes through the chain's head, so a replica at or past `seq` holds all
+/// that was committed up to it.
+async fn caught_up(replica: &sqlx::AnyPool, seq: i64) -> bool {
+    let deadline = std::time::Instant::now() + REPLICA_WAIT;
+    loop {
+        match sqlx::query_scalar::<_, i64>("SELECT seq FROM audit_head WHERE id = 1")
+            .fetch_one(replica)
+            .await
+        {
+            Ok(at) if at >= seq => return true,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the replica's audit head");
+                return false;
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Above this many dirty patients the subjects are derived from whole-table scans rather than
 /// per-patient lists.
 const SCAN_ABOVE: usize = 2_000;
@@ -774,11 +805,7 @@ impl SqlStore {
     ) -> Result<Vec<(i64, RegistrySubject)>> {
         fill_facts(tx).await?;
         refresh_subjects(tx).await?;
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT patient_id, subject FROM registry_subject_cache WHERE subject IS NOT NULL ORDER BY patient_id",
-        )
-        .fetch_all(tx.conn())
-        .await?;
+        let rows: Vec<(i64, String)> = sqlx::query_as(CACHED_SUBJECTS).fetch_all(tx.conn()).await?;
         let keys: HashMap<i64, String> = if study {
             sqlx::query_as::<_, (i64, String)>("SELECT patient_id, study_id FROM registry_keys")
                 .fetch_all(tx.conn())
@@ -802,6 +829,9 @@ impl SqlStore {
     }
 
     async fn registry_impl(&self, actor: &Actor) -> Result<Vec<RegistrySubject>> {
+        if let Some(replica) = &self.read_pool {
+            return self.registry_on_replica(actor, replica).await;
+        }
         let mut tx = self.read_audited(actor, Permission::RegistryRead).await?;
         let out: Vec<RegistrySubject> = self
             .subjects(&mut tx, true)
@@ -817,6 +847,73 @@ impl SqlStore {
         ))
         .await?;
         tx.commit().await?;
+        Ok(out)
+    }
+
+    /// [`RegistryStore::registry`] with a read replica: the primary brings the cache up to date,
+    /// gives every subject its study id and records the read (one audited unit, as without a
+    /// replica); the subjects themselves — the bulk of the bytes — are then read from the
+    /// replica once its audit chain has reached the unit's commit (so it holds the refreshed
+    /// cache), or from the primary if it has not within [`REPLICA_WAIT`].
+    async fn registry_on_replica(
+        &self,
+        actor: &Actor,
+        replica: &sqlx::AnyPool,
+    ) -> Result<Vec<RegistrySubject>> {
+        let mut tx = self.read_audited(actor, Permission::RegistryRead).await?;
+        fill_facts(&mut tx).await?;
+        refresh_subjects(&mut tx).await?;
+        let cached: Vec<i64> = sqlx::query_scalar(
+            "SELECT patient_id FROM registry_subject_cache WHERE subject IS NOT NULL ORDER BY patient_id",
+        )
+        .fetch_all(tx.conn())
+        .await?;
+        let mut keys: HashMap<i64, String> =
+            sqlx::query_as::<_, (i64, String)>("SELECT patient_id, study_id FROM registry_keys")
+                .fetch_all(tx.conn())
+                .await?
+                .into_iter()
+                .collect();
+        for pid in &cached {
+            let id = study_id(&mut tx, &keys, *pid).await?;
+            keys.insert(*pid, id);
+        }
+        let ids: Vec<&str> = cached
+            .iter()
+            .filter_map(|pid| keys.get(pid).map(String::as_str))
+            .collect();
+        tx.audit(&AuditEvent::new(
+            "registry.read",
+            None,
+            format!("{} subjects: {}", ids.len(), ids.join(", ")),
+        ))
+        .await?;
+        let seq = tx.commit_seq().await?;
+        let rows: Vec<(i64, String)> = match caught_up(replica, seq).await {
+            true => sqlx::query_as(CACHED_SUBJECTS).fetch_all(replica).await?,
+            false => {
+                tracing::warn!(
+                    "the read replica had not reached audit record {seq} within {} ms: the registry was read on the primary",
+                    REPLICA_WAIT.as_millis()
+                );
+                sqlx::query_as(CACHED_SUBJECTS)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        // Exactly the subjects the read recorded (a patient cached after it is not among them).
+        let wanted: std::collections::HashSet<i64> = cached.into_iter().collect();
+        let mut out = Vec::with_capacity(wanted.len());
+        for (pid, json) in rows {
+            if !wanted.contains(&pid) {
+                continue;
+            }
+            let mut subject = serde_json::from_str::<Packed>(&json)
+                .map_err(|_| crate::sql::corrupt("registry_subject_cache.subject", &json))?
+                .subject();
+            subject.study_id = keys.get(&pid).cloned().unwrap_or_default();
+            out.push(subject);
+        }
         Ok(out)
     }
 

@@ -26,6 +26,40 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// A copy of the PostgreSQL database at `url` as it is now (`CREATE DATABASE … TEMPLATE`, after
+/// ending the other connections to it; pools reconnect on their next use): a stand-in for a
+/// replica frozen at this moment. Returns the copy's URL.
+pub async fn copy_postgres_database(url: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let (base, source) = url.rsplit_once('/').expect("a database URL");
+    let copy = unique("ketcare_copy");
+    let mut conn = sqlx::AnyConnection::connect(&postgres_admin_url())
+        .await
+        .expect("the PostgreSQL administrator's connection");
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{source}' AND pid <> pg_backend_pid()"
+    )))
+    .await
+    .expect("ending the connections to the source");
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {copy} TEMPLATE {source}"
+    )))
+    .await
+    .expect("CREATE DATABASE … TEMPLATE");
+    format!("{base}/{copy}")
+}
+
+/// Runs `sql` on the database at `url` (a test's direct change, outside ketcare's store).
+pub async fn run_sql(url: &str, sql: &str) {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url)
+        .await
+        .expect("a connection for the test's SQL");
+    conn.execute(sqlx::AssertSqlSafe(sql.to_owned()))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
 /// A URL for a new, empty database of the given backend.
 pub async fn fresh_url(backend: Backend) -> String {
     match backend {

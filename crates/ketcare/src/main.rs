@@ -53,6 +53,11 @@ struct DbArgs {
     /// `postgres://…` (or `sqlite://…`) to use instead of the embedded file.
     #[arg(long, global = true, env = "KETCARE_DATABASE_URL")]
     database_url: Option<String>,
+    /// A read-only PostgreSQL replica of `--database-url` (a streaming standby) for the research
+    /// registry's reads; each read checks the replica has caught up with the primary and reads
+    /// the primary otherwise.
+    #[arg(long, global = true, env = "KETCARE_READ_DATABASE_URL")]
+    read_database_url: Option<String>,
     /// Connections of the shared pool (default: 16 on PostgreSQL, 4 on SQLite); the vitals
     /// writer has one more of its own.
     #[arg(long, global = true, env = "KETCARE_DB_POOL_SIZE")]
@@ -474,6 +479,10 @@ impl DbArgs {
             statement_timeout_ms: self.db_statement_timeout_ms,
             vitals_queue: self.vitals_queue,
             vitals_batch: self.vitals_batch,
+            read_url: self
+                .read_database_url
+                .clone()
+                .filter(|u| !u.trim().is_empty()),
         }
     }
 
@@ -1458,6 +1467,7 @@ mod tests {
             db_statement_timeout_ms: 60_000,
             vitals_queue: 1024,
             vitals_batch: 256,
+            read_database_url: None,
         };
         let _store = db.open().await.unwrap();
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;

@@ -54,6 +54,8 @@ async fn migrations_applied(pool: &AnyPool, migrator: &sqlx::migrate::Migrator) 
 
 pub struct SqlStore {
     pub(crate) pool: AnyPool,
+    /// A read-only replica for the registry's reads (`--read-database-url`), when configured.
+    pub(crate) read_pool: Option<AnyPool>,
     pub(crate) backend: Backend,
     /// The vitals writer: a bounded queue in front of one task with its own connection, which
     /// commits the queued readings in batches (`sessions/vitals.rs`).
@@ -102,7 +104,22 @@ fn pool_options(
     o: &StoreOptions,
     checkpoints: bool,
 ) -> AnyPoolOptions {
-    let setup = match backend {
+    pool_with_setup(size, connection_setup(backend, o, checkpoints))
+}
+
+/// The replica's pool for the registry's reads: the primary's settings, and every transaction
+/// read-only, so a write sent there by mistake fails instead of diverging.
+fn read_pool_options(size: u32, o: &StoreOptions) -> AnyPoolOptions {
+    let setup = connection_setup(Backend::Postgres, o, true);
+    pool_with_setup(
+        size,
+        format!("{setup} SET default_transaction_read_only = on;"),
+    )
+}
+
+/// What ketcare sets on each new connection, whatever the server's defaults.
+fn connection_setup(backend: Backend, o: &StoreOptions, checkpoints: bool) -> String {
+    match backend {
         Backend::Sqlite => format!(
             "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;{}",
             o.lock_timeout_ms,
@@ -116,7 +133,10 @@ fn pool_options(
             "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; SET synchronous_commit = on; SET lock_timeout = {}; SET statement_timeout = {};",
             o.lock_timeout_ms, o.statement_timeout_ms
         ),
-    };
+    }
+}
+
+fn pool_with_setup(size: u32, setup: String) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(size.max(1))
         .after_connect(move |conn, _meta| {
@@ -178,6 +198,17 @@ impl SqlStore {
                 migrating.close().await;
             }
         }
+        let read_pool = match &options.read_url {
+            None => None,
+            Some(read) => {
+                if backend != Backend::Postgres || Backend::from_url(read)? != Backend::Postgres {
+                    return Err(StoreError::Config(
+                        "a read replica (--read-database-url) is for a PostgreSQL database, and must be PostgreSQL".into(),
+                    ));
+                }
+                Some(read_pool_options(size, options).connect(read).await?)
+            }
+        };
         // The vitals writer's own connection: readers keep the whole pool, and the writer never
         // waits for a pooled connection behind them.
         let writer = pool_options(backend, 1, options, false).connect_lazy(url)?;
@@ -185,6 +216,7 @@ impl SqlStore {
         let checkpoints = (backend == Backend::Sqlite).then(|| pool.clone());
         let store = Self {
             pool,
+            read_pool,
             backend,
             vitals: crate::sessions::VitalsWriter::new(
                 writer,
@@ -348,7 +380,14 @@ impl<'a> Unit<'a> {
 
     /// Commits; a unit that wrote no audit record is refused (and rolled back). The head row
     /// is written here, once, in the same transaction.
-    pub(crate) async fn commit(mut self) -> Result<()> {
+    pub(crate) async fn commit(self) -> Result<()> {
+        self.commit_seq().await.map(|_| ())
+    }
+
+    /// [`Unit::commit`], returning the audit chain's sequence number this unit committed at:
+    /// every write is chained through the head, so a database (a replica) whose head is at or
+    /// past it holds everything this unit wrote.
+    pub(crate) async fn commit_seq(mut self) -> Result<i64> {
         if !self.audited {
             return Err(StoreError::Corrupt(
                 "a unit of work without an audit record was not committed".into(),
@@ -360,7 +399,7 @@ impl<'a> Unit<'a> {
             .execute(&mut *self.tx)
             .await?;
         self.tx.commit().await?;
-        Ok(())
+        Ok(self.head.0)
     }
 }
 

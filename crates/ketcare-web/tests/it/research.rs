@@ -512,3 +512,71 @@ async fn the_registry_follows_every_write_after_a_read() {
         assert_eq!(read().await.intake.ptsd, Some(true), "{backend:?}");
     }
 }
+
+/// With a read replica (`--read-database-url`) the registry reads its subjects there once the
+/// replica's audit chain has reached the read's own commit, and from the primary when it has
+/// not within the wait; either way the answer is the primary's record.
+#[tokio::test]
+async fn the_registry_reads_a_replica_only_once_it_has_caught_up() {
+    use ketcare_store::testing::{copy_postgres_database, run_sql};
+    let app = TestApp::new(ketcare_store::Backend::Postgres).await;
+    app.add_user("nina", Role::Nurse).await;
+    let page = app.login("nina").await;
+    let nurse = app.bearer("nina").await;
+    let (pid1, _) = subject(&app, &page, &nurse, 1, &[(-1, 20), (14, 8)]).await;
+    let (pid2, _) = subject(&app, &page, &nurse, 2, &[(-1, 22), (14, 20)]).await;
+    let researcher = Actor::system(Role::Researcher);
+    let on_primary = app.store.registry(&researcher).await.unwrap();
+    assert_eq!(on_primary.len(), 2);
+    let with_replica = |read: String| {
+        let url = app.url.clone();
+        async move {
+            let options = ketcare_store::StoreOptions {
+                read_url: Some(read),
+                ..Default::default()
+            };
+            ketcare_store::open_with(&url, &options).await.unwrap()
+        }
+    };
+    // The primary itself as the replica: the same answer.
+    let same = with_replica(app.url.clone()).await;
+    assert_eq!(same.registry(&researcher).await.unwrap(), on_primary);
+
+    // A copy frozen now stands for a replica that stops replaying; then the primary moves on.
+    let frozen = copy_postgres_database(&app.url).await;
+    let r = app
+        .json(
+            Method::POST,
+            &format!("/api/v1/patients/{pid1}/responses"),
+            &nurse,
+            &json!({"instrument": "phq9", "answers": answers(3), "taken_on": date_of(START - 60 * DAY + 20 * DAY),
+                    "submission_key": "replica-late"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let store = with_replica(frozen.clone()).await;
+    let started = std::time::Instant::now();
+    let lagging = store.registry(&researcher).await.unwrap();
+    assert!(
+        started.elapsed() >= ketcare_store::registry::REPLICA_WAIT,
+        "it waited for the replica first"
+    );
+    assert_eq!(lagging.len(), 2);
+    assert_eq!(
+        lagging.iter().map(|s| s.scores.len()).sum::<usize>(),
+        on_primary.iter().map(|s| s.scores.len()).sum::<usize>() + 1,
+        "the replica lagged: the primary's answer, with the new score"
+    );
+
+    // The replica catches up (its chain passes the primary's) — and, to tell which was read,
+    // its cache lacks the second subject: the read is the replica's.
+    run_sql(
+        &frozen,
+        &format!(
+            "UPDATE audit_head SET seq = seq + 1000000 WHERE id = 1; DELETE FROM registry_subject_cache WHERE patient_id = {pid2}"
+        ),
+    )
+    .await;
+    let caught_up = store.registry(&researcher).await.unwrap();
+    assert_eq!(caught_up.len(), 1, "read on the replica: {caught_up:?}");
+}
