@@ -10,6 +10,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use ketcare_core::{Access, Permission};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -177,6 +178,9 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .fallback(not_found)
+        // A fault in a handler answers 500 with the API's error body (and is logged), rather
+        // than closing the connection without an answer.
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::pages::demo_banner,
@@ -194,6 +198,17 @@ pub fn router(state: AppState) -> Router {
         .layer(header("cache-control", "no-store"))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The answer to a request whose handler panicked: the same 500 as any internal error.
+fn panicked(what: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let message = what
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| what.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = message, "a request's handler panicked");
+    axum::response::IntoResponse::into_response(crate::error::AppError::Internal)
 }
 
 /// Strict-Transport-Security (RFC 6797) on every answer to a request that arrived over TLS, or
@@ -228,5 +243,37 @@ async fn not_found(uri: Uri) -> Response {
         e.into_response()
     } else {
         (StatusCode::NOT_FOUND, crate::error::PageError(e)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    /// A handler that panics gets the API's 500, not a connection closed without an answer.
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_the_error_body() {
+        let app = Router::new()
+            .route(
+                "/boom",
+                axum::routing::get(|| async {
+                    let v: Vec<i64> = Vec::new();
+                    v[0].to_string()
+                }),
+            )
+            .layer(CatchPanicLayer::custom(panicked));
+        let r = tower::ServiceExt::oneshot(
+            app,
+            axum::http::Request::get("/boom")
+                .body(axum::body::Body::empty())
+                .unwrap_or_default(),
+        )
+        .await;
+        let Ok(r) = r;
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = r.into_body().collect().await.map(|b| b.to_bytes());
+        let body = String::from_utf8_lossy(body.as_deref().unwrap_or_default()).into_owned();
+        assert!(body.contains("\"error\":\"internal\""), "{body}");
     }
 }
