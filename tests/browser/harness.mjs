@@ -1,6 +1,6 @@
 // Shared harness: starts ketcare on a free port with a fresh demo database, and opens Debian's
 // Chromium through playwright-core (which downloads no browser of its own).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
@@ -19,14 +19,26 @@ async function freePort() {
   });
 }
 
-export async function startKetcare({ mllp = false, args = [] } = {}) {
+// A fresh, empty PostgreSQL database (through psql, as the Rust tests' server's administrator):
+// its URL. The server started on it migrates it.
+export function freshPostgres() {
+  const admin = process.env.KETCARE_TEST_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+  const name = `ketcare_browser_${process.pid}_${Date.now()}`;
+  execFileSync('psql', [admin, '-qc', `CREATE DATABASE ${name}`]);
+  return admin.replace(/\/[^/]*$/, `/${name}`);
+}
+
+// Starts `ketcare serve` (with the demo clinic unless `demo` is false) on a fresh SQLite file,
+// or on `databaseUrl`.
+export async function startKetcare({ mllp = false, args = [], demo = true, databaseUrl = null } = {}) {
   const bin = process.env.KETCARE_BIN;
   if (!bin) throw new Error('KETCARE_BIN must name the ketcare binary (scripts/browser-test sets it)');
   const data = mkdtempSync(join(tmpdir(), 'ketcare-browser-'));
   const port = await freePort();
   const mllpPort = mllp ? await freePort() : null;
   const extra = [...(mllp ? ['--mllp', `127.0.0.1:${mllpPort}`] : []), ...args];
-  const child = spawn(bin, ['serve', '--demo', '--data', data, '--addr', `127.0.0.1:${port}`, ...extra], {
+  const db = databaseUrl ? ['--database-url', databaseUrl] : [];
+  const child = spawn(bin, ['serve', ...(demo ? ['--demo'] : []), '--data', data, ...db, '--addr', `127.0.0.1:${port}`, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'KETCARE_DATABASE_URL')),
   });
