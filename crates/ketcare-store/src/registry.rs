@@ -37,6 +37,28 @@ pub struct RegistrySession {
     /// Days from the dose to its integration session (the first integration encounter linked
     /// to this session, or unlinked, on or after the dose day); `None`: none recorded.
     pub integration_after_days: Option<i64>,
+    /// The PK engine's predicted Cmax of what the session gave (ng/mL), computed when it was
+    /// signed (`registry_session_exposure`); `None`: not predicted.
+    pub predicted_cmax_ng_ml: Option<f64>,
+    /// The engine's exact AUC of that prediction over its horizon (ng·min/mL).
+    pub predicted_auc_ng_min_ml: Option<f64>,
+}
+
+/// The PK engine's prediction of what a signed session gave, as the registry keeps it
+/// (`registry_session_exposure`): the application layer computes it (the store cannot run the
+/// engine) and [`RegistryStore::put_session_exposure`] stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PredictedExposure {
+    /// The PK model's id.
+    pub model: String,
+    /// The charted weight the prediction used (kg).
+    pub weight_kg: f64,
+    /// The highest predicted plasma concentration on the engine's 1-minute grid (ng/mL).
+    pub cmax_ng_ml: f64,
+    /// The exact AUC from the first administration to `auc_horizon_min` (ng·min/mL).
+    pub auc_ng_min_ml: f64,
+    /// The prediction's horizon (min after the first administration).
+    pub auc_horizon_min: f64,
 }
 
 /// One questionnaire total.
@@ -124,6 +146,15 @@ pub trait RegistryStore: Send + Sync {
         actor: &Actor,
         batch: &[crate::synthetic::SyntheticPatient],
     ) -> Result<usize>;
+    /// Stores the predicted exposure of signed session `session` (`SignSession`; audited
+    /// `session.exposure`), replacing an earlier one. Refused for a session not signed: the
+    /// figure describes a final record.
+    async fn put_session_exposure(
+        &self,
+        actor: &Actor,
+        session: ketcare_core::SessionId,
+        exposure: &PredictedExposure,
+    ) -> Result<()>;
 }
 
 const COHORT_COLS: &str = "id, name, version, query, created_by, created_at";
@@ -257,6 +288,34 @@ pub(crate) async fn put_fact(tx: &mut crate::sql::Tx, f: &Fact) -> Result<()> {
     Ok(())
 }
 
+/// Writes (or replaces) a signed session's predicted exposure.
+pub(crate) async fn put_exposure(
+    tx: &mut crate::sql::Tx,
+    session: i64,
+    patient: i64,
+    e: &PredictedExposure,
+    at: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO registry_session_exposure (session_id, patient_id, model, weight_kg, cmax_ng_ml, auc_ng_min_ml, auc_horizon_min, predicted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (session_id) DO UPDATE SET model = excluded.model, weight_kg = excluded.weight_kg, cmax_ng_ml = excluded.cmax_ng_ml,
+             auc_ng_min_ml = excluded.auc_ng_min_ml, auc_horizon_min = excluded.auc_horizon_min, predicted_at = excluded.predicted_at",
+    )
+    .persistent(false)
+    .bind(session)
+    .bind(patient)
+    .bind(&e.model)
+    .bind(e.weight_kg)
+    .bind(e.cmax_ng_ml)
+    .bind(e.auc_ng_min_ml)
+    .bind(e.auc_horizon_min)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Derives the facts of every session that has none (new, changed since, or from before the
 /// table), a bounded number of records at a time.
 async fn fill_facts(tx: &mut Unit<'_>) -> Result<()> {
@@ -329,7 +388,9 @@ fn grouped<T>(rows: Vec<(i64, T)>) -> HashMap<i64, Vec<T>> {
 }
 
 /// A session in the cache: (day, protocol, mg given, adverse events, alarms, highest
-/// dissociation, systolic rise, days to integration).
+/// dissociation, systolic rise, days to integration, predicted Cmax, predicted AUC). Migration
+/// 0025 marked every patient dirty when the last two were added, so no row of the older shape
+/// is read.
 type PackedSession = (
     i64,
     String,
@@ -339,6 +400,8 @@ type PackedSession = (
     Option<u32>,
     Option<f64>,
     Option<i64>,
+    Option<f64>,
+    Option<f64>,
 );
 /// An opioid in the cache: (drug, dose, unit, per day, route, start day, stop day).
 type PackedOpioid = (
@@ -396,6 +459,8 @@ impl Packed {
                         x.max_dissociation,
                         x.systolic_rise,
                         x.integration_after_days,
+                        x.predicted_cmax_ng_ml,
+                        x.predicted_auc_ng_min_ml,
                     )
                 })
                 .collect(),
@@ -441,15 +506,19 @@ impl Packed {
             sessions: sessions
                 .into_iter()
                 .map(
-                    |(day, protocol_id, given_mg, ae, alarms, diss, rise, integ)| RegistrySession {
-                        day,
-                        protocol_id,
-                        given_mg,
-                        adverse_events: ae,
-                        alarms,
-                        max_dissociation: diss,
-                        systolic_rise: rise,
-                        integration_after_days: integ,
+                    |(day, protocol_id, given_mg, ae, alarms, diss, rise, integ, cmax, auc)| {
+                        RegistrySession {
+                            day,
+                            protocol_id,
+                            given_mg,
+                            adverse_events: ae,
+                            alarms,
+                            max_dissociation: diss,
+                            systolic_rise: rise,
+                            integration_after_days: integ,
+                            predicted_cmax_ng_ml: cmax,
+                            predicted_auc_ng_min_ml: auc,
+                        }
                     },
                 )
                 .collect(),
@@ -607,6 +676,16 @@ async fn derive_subjects(
     .into_iter()
     .map(|(id, dob, sex, intake, w, h)| (id, (dob, sex, intake, w, h)))
     .collect();
+    let exposure: HashMap<i64, (f64, f64)> =
+        sqlx::query_as::<_, (i64, f64, f64)>(sqlx::AssertSqlSafe(format!(
+            "SELECT session_id, cmax_ng_ml, auc_ng_min_ml FROM registry_session_exposure{}",
+            only(true, "patient_id", ids)
+        )))
+        .fetch_all(tx.conn())
+        .await?
+        .into_iter()
+        .map(|(sid, cmax, auc)| (sid, (cmax, auc)))
+        .collect();
     let mut integrations = grouped(
         sqlx::query_as::<_, (i64, Option<i64>, String)>(sqlx::AssertSqlSafe(format!(
             "SELECT patient_id, session_id, at FROM therapy_encounters WHERE kind = 'integration'{} ORDER BY patient_id, at, id",
@@ -688,6 +767,7 @@ async fn derive_subjects(
                 .filter(|(sid, on)| sid.is_none_or(|x| x == f.session_id) && *on >= dosed)
                 .map(|(_, on)| day_of(dosed, *on))
                 .min();
+            let predicted = exposure.get(&f.session_id);
             sessions.push(RegistrySession {
                 day: day_of(first, dosed),
                 protocol_id: f.protocol_id,
@@ -697,6 +777,8 @@ async fn derive_subjects(
                 max_dissociation: f.max_dissociation.and_then(|v| u32::try_from(v).ok()),
                 systolic_rise: f.systolic_rise,
                 integration_after_days,
+                predicted_cmax_ng_ml: predicted.map(|p| p.0),
+                predicted_auc_ng_min_ml: predicted.map(|p| p.1),
             });
         }
         sessions.sort_by_key(|s| s.day);
@@ -876,6 +958,42 @@ impl RegistryStore for SqlStore {
         batch: &[crate::synthetic::SyntheticPatient],
     ) -> Result<usize> {
         self.insert_synthetic_impl(actor, batch).await
+    }
+
+    async fn put_session_exposure(
+        &self,
+        actor: &Actor,
+        session: ketcare_core::SessionId,
+        exposure: &PredictedExposure,
+    ) -> Result<()> {
+        let mut tx = self.write(actor, Permission::SignSession).await?;
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT patient_id, signed FROM treatment_sessions WHERE id = $1")
+                .bind(session)
+                .fetch_optional(tx.conn())
+                .await?;
+        let Some((patient, signed)) = row else {
+            return Err(StoreError::NotFound {
+                what: format!("session {session}"),
+            });
+        };
+        if signed == 0 {
+            return Err(StoreError::Conflict(format!(
+                "session {session} is not signed: its predicted exposure is kept only for a final record"
+            )));
+        }
+        put_exposure(&mut tx, session.get(), patient, exposure, &now_rfc3339()).await?;
+        tx.audit(&AuditEvent::new(
+            "session.exposure",
+            Some(patient),
+            format!(
+                "session {session}: predicted Cmax {:.1} ng/mL, AUC {:.0} ng·min/mL ({}, {} kg)",
+                exposure.cmax_ng_ml, exposure.auc_ng_min_ml, exposure.model, exposure.weight_kg
+            ),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn save_cohort(&self, actor: &Actor, name: &str, query: &str) -> Result<SavedCohort> {

@@ -7,7 +7,7 @@
 use crate::common;
 
 use axum::http::{Method, StatusCode};
-use common::{Auth, START, TestApp, adult_form};
+use common::{Auth, REGISTRY_SETTINGS, START, TestApp, adult_form};
 use ketcare_core::{Actor, PatientId, Role};
 use ketcare_store::testing::{BACKENDS, dosed_session};
 use serde_json::json;
@@ -133,14 +133,13 @@ async fn the_registry_reads_outcomes_at_the_window_and_shows_no_identifier() {
             r.body
         );
 
-        app.set_test_site_settings_with(&[
-            ("research.small_cell_patients", 1.0),
-            ("research.response_window_from_days", 14.0),
-            ("research.response_window_to_days", 31.0),
-            ("research.induction_min_sessions", 1.0),
-            ("research.induction_within_days", 28.0),
-            ("therapy.integration_window_days", 3.0),
-        ])
+        app.set_test_site_settings_with(
+            &[
+                &REGISTRY_SETTINGS[..],
+                &[("therapy.integration_window_days", 3.0)],
+            ]
+            .concat(),
+        )
         .await;
         let r = app.get("/api/v1/registry/outcomes", &rae).await;
         assert_eq!(r.status, StatusCode::OK, "{backend:?}: {}", r.body);
