@@ -915,21 +915,65 @@ fn exposure_tertiles(
     })
 }
 
+/// The last cohort computed, with everything it was computed from: the store's subjects (the
+/// very copy — the store hands out a new one whenever the registry's version moved, so holding
+/// it pins the data), the site settings' version, the protocol library's list and the query.
+struct CohortMemo {
+    subjects: std::sync::Arc<Vec<RegistrySubject>>,
+    settings_version: i64,
+    protocols: Vec<ketcare_clinical::protocol::ProtocolSummary>,
+    query: String,
+    cohort: std::sync::Arc<Vec<SubjectOutcome>>,
+    table: OutcomeTable,
+}
+
+static COHORT_MEMO: std::sync::Mutex<Option<CohortMemo>> = std::sync::Mutex::new(None);
+
 /// A researcher's cohort: the store's de-identified subjects, their outcomes, the rows of the
 /// quasi-identifier groups under the small-cell count left out, the query applied.
+///
+/// Every call checks the reader's permission and is audited by the store; when the subjects,
+/// the site settings, the library and the query are all the ones of the last call, the
+/// outcomes and table derived then are returned again instead of being derived anew (they are
+/// a pure function of those). The store's copy of the subjects changes with any write to what
+/// they are derived from, so the answer is never older than the record.
 pub async fn cohort(
     store: &dyn Store,
     library: &Library,
     actor: &Actor,
     q: &CohortQuery,
-) -> Result<(Vec<SubjectOutcome>, OutcomeTable), Error> {
-    let (settings, _) = crate::clinical::settings(store).await?;
+) -> Result<(std::sync::Arc<Vec<SubjectOutcome>>, OutcomeTable), Error> {
+    let (settings, settings_version) = crate::clinical::settings(store).await?;
     let instrument = q.instrument_or_default();
     let subjects = store.registry(actor).await?;
+    let query = serde_json::to_string(q).map_err(|e| Error::Conflict(e.to_string()))?;
+    let protocols = library.list();
+    let same = |m: &CohortMemo| {
+        std::sync::Arc::ptr_eq(&m.subjects, &subjects)
+            && m.settings_version == settings_version
+            && m.query == query
+            && m.protocols == protocols
+    };
+    if let Some(m) = COHORT_MEMO
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .filter(|m| same(m))
+    {
+        return Ok((m.cohort.clone(), m.table.clone()));
+    }
     let all = outcomes(&subjects, library, &settings, &instrument)?;
-    let chosen = select(all, q)?;
+    let chosen = std::sync::Arc::new(select(all, q)?);
     let names = chosen_covariates(q)?;
     let t = table(&chosen, &settings, &instrument, &names)?;
+    *COHORT_MEMO.lock().unwrap_or_else(|e| e.into_inner()) = Some(CohortMemo {
+        subjects,
+        settings_version,
+        protocols,
+        query,
+        cohort: chosen.clone(),
+        table: t.clone(),
+    });
     Ok((chosen, t))
 }
 

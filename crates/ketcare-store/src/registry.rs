@@ -18,6 +18,7 @@ use ketcare_research::deid::{age_shown, day_of};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// One treatment session as the registry shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -126,7 +127,7 @@ pub struct SavedCohort {
 pub trait RegistryStore: Send + Sync {
     /// Every patient with at least one dosed session, de-identified (`RegistryRead`; audited
     /// `registry.read` with the study ids shown). A patient without a study id gets one here.
-    async fn registry(&self, actor: &Actor) -> Result<Vec<RegistrySubject>>;
+    async fn registry(&self, actor: &Actor) -> Result<Arc<Vec<RegistrySubject>>>;
     /// The program dashboard's view (`ProgramOutcomes`; identified: the clinic's own medical
     /// director): the same subjects with their patient id, name and MRN, and no study id (the
     /// registry's key never meets a name). Audited `program.read` with the patient ids shown.
@@ -565,6 +566,16 @@ fn only(first: bool, col: &str, ids: Option<&[i64]>) -> String {
     }
 }
 
+/// The registry's version (`registry_version`): moved in every transaction that changes what a
+/// subject is derived from.
+async fn registry_version(tx: &mut Unit<'_>) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT version FROM registry_version WHERE id = 1")
+            .fetch_one(tx.conn())
+            .await?,
+    )
+}
+
 /// Above this many dirty patients the subjects are derived from whole-table scans rather than
 /// per-patient lists.
 const SCAN_ABOVE: usize = 2_000;
@@ -843,9 +854,52 @@ async fn derive_subjects(
     Ok(out)
 }
 
+/// The subjects a process last loaded, each with the registry version it loaded them at
+/// (`registry_version`, moved by a trigger in every transaction that changes what a subject is
+/// derived from). A copy is served only while the version is still the one it was loaded at,
+/// so it is never staler than the database, whichever process wrote.
+#[derive(Default)]
+pub(crate) struct Memo {
+    /// With study ids: the researcher's view.
+    researcher: Option<Held<RegistrySubject>>,
+    /// Without, beside each patient id: the program's view.
+    program: Option<Held<(i64, RegistrySubject)>>,
+}
+
+/// A view's subjects and the registry version they were loaded at.
+type Held<T> = (i64, Arc<Vec<T>>);
+
 impl SqlStore {
+    fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {
+        self.registry_memo.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The subjects of one view: the copy held in memory when the registry's version is still
+    /// the one it was loaded at (one small row read), otherwise loaded afresh. Returns them and,
+    /// when loaded, the version to keep them under once the read commits.
+    async fn view<T>(
+        &self,
+        tx: &mut Unit<'_>,
+        held: impl Fn(&Memo) -> Option<&Held<T>>,
+        load: impl AsyncFnOnce(&mut Unit<'_>) -> Result<Vec<T>>,
+    ) -> Result<(Arc<Vec<T>>, Option<i64>)> {
+        let now = registry_version(tx).await?;
+        if let Some((_, s)) = held(&self.memo()).filter(|(v, _)| *v == now) {
+            return Ok((s.clone(), None));
+        }
+        // Every change a derivation would pick up moves the version (a new session, a
+        // forgotten fact, a dirty mark), so an unchanged version means nothing to derive. On a
+        // change: fill the facts (which may move the version in this transaction), read the
+        // version, then derive the dirty subjects — a write committed after that read moves it
+        // past the one returned, so what is loaded is never older than its version says.
+        fill_facts(tx).await?;
+        let version = registry_version(tx).await?;
+        refresh_subjects(tx).await?;
+        Ok((Arc::new(load(tx).await?), Some(version)))
+    }
+
     /// Every patient with a dosed session as a subject, from the per-subject cache
-    /// (`registry_subject_cache`, re-derived here for the patients a write marked dirty).
+    /// (`registry_subject_cache`, brought up to date by [`SqlStore::refresh`]).
     /// `study`: give each subject its study id (the researcher's view); otherwise the study id
     /// is left empty, so that an identified reader never sees the key that links a name to the
     /// registry.
@@ -854,8 +908,6 @@ impl SqlStore {
         tx: &mut Unit<'_>,
         study: bool,
     ) -> Result<Vec<(i64, RegistrySubject)>> {
-        fill_facts(tx).await?;
-        refresh_subjects(tx).await?;
         let rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT patient_id, subject FROM registry_subject_cache WHERE subject IS NOT NULL ORDER BY patient_id",
         )
@@ -883,14 +935,22 @@ impl SqlStore {
         Ok(out)
     }
 
-    async fn registry_impl(&self, actor: &Actor) -> Result<Vec<RegistrySubject>> {
+    async fn registry_impl(&self, actor: &Actor) -> Result<Arc<Vec<RegistrySubject>>> {
         let mut tx = self.read_audited(actor, Permission::RegistryRead).await?;
-        let out: Vec<RegistrySubject> = self
-            .subjects(&mut tx, true)
-            .await?
-            .into_iter()
-            .map(|(_, s)| s)
-            .collect();
+        let (out, loaded) = self
+            .view(
+                &mut tx,
+                |m| m.researcher.as_ref(),
+                async |tx| {
+                    Ok(self
+                        .subjects(tx, true)
+                        .await?
+                        .into_iter()
+                        .map(|(_, s)| s)
+                        .collect())
+                },
+            )
+            .await?;
         let ids: Vec<&str> = out.iter().map(|s| s.study_id.as_str()).collect();
         tx.audit(&AuditEvent::new(
             "registry.read",
@@ -899,6 +959,11 @@ impl SqlStore {
         ))
         .await?;
         tx.commit().await?;
+        // Kept only once committed: a rolled-back read may have moved the version (filling
+        // facts) or made study ids that no longer exist.
+        if let Some(version) = loaded {
+            self.memo().researcher = Some((version, out.clone()));
+        }
         Ok(out)
     }
 
@@ -906,7 +971,13 @@ impl SqlStore {
         let mut tx = self
             .read_audited(actor, Permission::ProgramOutcomes)
             .await?;
-        let subjects = self.subjects(&mut tx, false).await?;
+        let (subjects, loaded) = self
+            .view(
+                &mut tx,
+                |m| m.program.as_ref(),
+                async |tx| self.subjects(tx, false).await,
+            )
+            .await?;
         let names: HashMap<i64, (String, String)> =
             sqlx::query_as::<_, (i64, String, String, String)>(
                 "SELECT id, given_name, family_name, mrn FROM patients",
@@ -917,16 +988,16 @@ impl SqlStore {
             .map(|(id, g, f, mrn)| (id, (format!("{g} {f}"), mrn)))
             .collect();
         let out: Vec<(ProgramPatient, RegistrySubject)> = subjects
-            .into_iter()
+            .iter()
             .map(|(pid, s)| {
-                let (name, mrn) = names.get(&pid).cloned().unwrap_or_default();
+                let (name, mrn) = names.get(pid).cloned().unwrap_or_default();
                 (
                     ProgramPatient {
-                        patient_id: pid,
+                        patient_id: *pid,
                         name,
                         mrn,
                     },
-                    s,
+                    s.clone(),
                 )
             })
             .collect();
@@ -938,13 +1009,16 @@ impl SqlStore {
         ))
         .await?;
         tx.commit().await?;
+        if let Some(version) = loaded {
+            self.memo().program = Some((version, subjects));
+        }
         Ok(out)
     }
 }
 
 #[async_trait]
 impl RegistryStore for SqlStore {
-    async fn registry(&self, actor: &Actor) -> Result<Vec<RegistrySubject>> {
+    async fn registry(&self, actor: &Actor) -> Result<Arc<Vec<RegistrySubject>>> {
         self.registry_impl(actor).await
     }
 

@@ -26,3 +26,30 @@ CREATE TRIGGER registry_session_exposure_registry AFTER INSERT OR UPDATE OR DELE
 -- derived again on the next read.
 INSERT INTO registry_dirty (patient_id, gen) SELECT id, 1 FROM patients
     ON CONFLICT (patient_id) DO UPDATE SET gen = registry_dirty.gen + 1;
+
+-- A counter that every change to what a registry subject is derived from moves, in the writing
+-- transaction (a trigger on registry_dirty, which every source table's trigger writes): a
+-- process that keeps the decoded subjects in memory reads this one row, and serves its copy
+-- only while the counter is the one it loaded at — so a write by any code or any process shows
+-- in the next read. One move per writing transaction is enough (its changes commit together)
+-- and spares the row a new version for every patient a bulk write marks.
+CREATE TABLE registry_version (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    version BIGINT NOT NULL,
+    -- The transaction that moved it last.
+    moved_by BIGINT
+);
+INSERT INTO registry_version (id, version) VALUES (1, 1);
+CREATE FUNCTION registry_version_move() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE registry_version SET version = version + 1, moved_by = txid_current()
+        WHERE id = 1 AND moved_by IS DISTINCT FROM txid_current();
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER registry_dirty_version AFTER INSERT OR UPDATE ON registry_dirty
+    FOR EACH ROW EXECUTE FUNCTION registry_version_move();
+-- A new session has no facts yet (the next read derives them): it moves the version too, so a
+-- read that finds the version unchanged knows there is nothing to derive.
+CREATE TRIGGER treatment_sessions_registry_version AFTER INSERT ON treatment_sessions
+    FOR EACH ROW EXECUTE FUNCTION registry_version_move();

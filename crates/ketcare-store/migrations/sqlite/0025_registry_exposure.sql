@@ -40,3 +40,25 @@ END;
 -- derived again on the next read.
 INSERT INTO registry_dirty (patient_id, gen) SELECT id, 1 FROM patients WHERE true
     ON CONFLICT (patient_id) DO UPDATE SET gen = gen + 1;
+
+-- A counter that every change to what a registry subject is derived from moves, in the writing
+-- transaction (a trigger on registry_dirty, which every source table's trigger writes): a
+-- process that keeps the decoded subjects in memory reads this one row, and serves its copy
+-- only while the counter is the one it loaded at — so a write by any code or any process shows
+-- in the next read.
+CREATE TABLE registry_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL
+);
+INSERT INTO registry_version (id, version) VALUES (1, 1);
+CREATE TRIGGER registry_dirty_version_insert AFTER INSERT ON registry_dirty BEGIN
+    UPDATE registry_version SET version = version + 1 WHERE id = 1;
+END;
+CREATE TRIGGER registry_dirty_version_update AFTER UPDATE ON registry_dirty BEGIN
+    UPDATE registry_version SET version = version + 1 WHERE id = 1;
+END;
+-- A new session has no facts yet (the next read derives them): it moves the version too, so a
+-- read that finds the version unchanged knows there is nothing to derive.
+CREATE TRIGGER treatment_sessions_registry_version AFTER INSERT ON treatment_sessions BEGIN
+    UPDATE registry_version SET version = version + 1 WHERE id = 1;
+END;
