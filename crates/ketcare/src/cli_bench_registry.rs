@@ -78,8 +78,22 @@ fn rate(r: &Option<ketcare_app::registry::Rate>) -> String {
 }
 
 fn summary(t: &OutcomeTable) -> String {
+    let cmax = t.response_by_cmax_tertile.as_ref().map_or_else(
+        || "not evaluated".into(),
+        |x| {
+            let cuts = x
+                .cut_points
+                .map_or("not shown".into(), |[a, b]| format!("{a:.1}, {b:.1} ng/mL"));
+            let rows: Vec<String> = x
+                .tertiles
+                .iter()
+                .map(|(_, r)| rate(&Some(r.clone())))
+                .collect();
+            format!("cuts {cuts}: {}", rows.join(", "))
+        },
+    );
     format!(
-        "subjects {}, induction completed {}, response {}, remission {}, median sessions {}",
+        "subjects {}, induction completed {}, response {}, remission {}, median sessions {}; response by predicted Cmax tertile ({cmax})",
         count(&t.subjects),
         rate(&t.induction_completed),
         rate(&t.response),
