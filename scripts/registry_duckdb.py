@@ -21,6 +21,21 @@ SELECT count(*) AS subjects,
 FROM read_parquet(?)
 """
 
+# Response by tertile of the induction's mean predicted Cmax: the cut points are the 1/3 and 2/3
+# sample quantiles (quantile_cont, definition 7), a value at a cut point in the lower tertile.
+TERTILES = """
+WITH x AS (
+    SELECT induction_cmax_ng_ml AS v, response FROM read_parquet(?)
+    WHERE induction_cmax_ng_ml IS NOT NULL AND response IS NOT NULL
+), c AS (SELECT quantile_cont(v, [1/3, 2/3]) AS q FROM x)
+SELECT c.q[1], c.q[2],
+       count(*) FILTER (WHERE v <= c.q[1]), count(*) FILTER (WHERE v <= c.q[1] AND response),
+       count(*) FILTER (WHERE v > c.q[1] AND v <= c.q[2]),
+       count(*) FILTER (WHERE v > c.q[1] AND v <= c.q[2] AND response),
+       count(*) FILTER (WHERE v > c.q[2]), count(*) FILTER (WHERE v > c.q[2] AND response)
+FROM x, c GROUP BY c.q
+"""
+
 
 def main() -> int:
     path = sys.argv[1]
@@ -36,6 +51,13 @@ def main() -> int:
         f"subjects {n}, induction completed {ik}/{inn}, response {rk}/{rn}, "
         f"remission {mk}/{mn}, median sessions {med}"
     )
+    t = con.execute(TERTILES, [path]).fetchone()
+    if t is not None:
+        a, b, n1, k1, n2, k2, n3, k3 = t
+        print(
+            f"duckdb response by predicted Cmax tertile (cuts {a:.1f}, {b:.1f} ng/mL): "
+            f"{k1}/{n1}, {k2}/{n2}, {k3}/{n3}"
+        )
     return 0
 
 

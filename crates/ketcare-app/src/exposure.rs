@@ -14,7 +14,7 @@
 
 use crate::error::{Error, Result};
 use crate::pk::PkLibrary;
-use crate::sessions::history::{PredictedQuery, predicted_of};
+use crate::sessions::history::{PredictedQuery, predicted_of, unpredictable};
 use jiff::civil::Date;
 use ketcare_clinical::Library;
 use ketcare_core::audit::AuditEvent;
@@ -294,16 +294,7 @@ async fn session_exposure(
     let pt = store.get_patient(actor, r.patient_id).await?;
     let p = match predicted_of(library, pk, &r, &pt, &PredictedQuery::default(), today).await {
         Ok(p) => p,
-        Err(Error::Conflict(m)) => return Ok(Err(m)),
-        Err(Error::Invalid(f)) => {
-            return Ok(Err(f
-                .0
-                .iter()
-                .map(|e| format!("{}: {}", e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("; ")));
-        }
-        Err(e) => return Err(e),
+        Err(e) => return unpredictable(e).map(Err),
     };
     let se = &r.session;
     let started = p.history.started_at;

@@ -135,13 +135,18 @@ pub fn dose_history(
 /// The dose history of a stored session (its administrations with the verified order it
 /// carries; the protocol gives the drug and route).
 pub fn of_record(library: &Library, r: &SessionRecord) -> Result<Option<DoseHistory>> {
-    if r.session.administrations.is_empty() {
+    of_session(library, &r.session)
+}
+
+/// [`of_record`] of a session document (the synthetic clinic's, before it is stored).
+pub fn of_session(library: &Library, session: &Session) -> Result<Option<DoseHistory>> {
+    if session.administrations.is_empty() {
         return Ok(None);
     }
     let protocol = library
-        .get(&r.session.plan.protocol_id)
+        .get(&session.plan.protocol_id)
         .map_err(|e| Error::Conflict(e.to_string()))?;
-    dose_history(&r.session, protocol.drug, protocol.route).map_err(Error::Conflict)
+    dose_history(session, protocol.drug, protocol.route).map_err(Error::Conflict)
 }
 
 /// A marker on the patient's score chart for every session that gave something (date of the

@@ -108,6 +108,12 @@ pub struct SubjectOutcome {
     pub durability_days: Option<i64>,
     pub relapsed: Option<bool>,
     pub mean_dose_mg: Option<f64>,
+    /// Mean over the induction sessions (day 0 to the site's induction days) of the PK
+    /// engine's predicted Cmax of what each gave (ng/mL); `None` while the induction is unset
+    /// or when an induction session has no prediction.
+    pub induction_cmax_ng_ml: Option<f64>,
+    /// The same mean of the predicted AUC over each prediction's horizon (ng·min/mL).
+    pub induction_auc_ng_min_ml: Option<f64>,
     /// Median days between consecutive sessions, counting each session after the site's
     /// induction days from the session before it.
     pub maintenance_interval_days: Option<f64>,
@@ -138,37 +144,69 @@ pub struct SubjectOutcome {
 }
 
 /// A proportion as a table shows it: suppressed under the small-cell count.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Rate {
+    /// A count, or `{"below": k}` when suppressed.
+    #[schema(value_type = Object)]
     pub k: Cell,
+    #[schema(value_type = Object)]
     pub n: Cell,
-    /// Shown only when neither count is suppressed.
+    /// Shown only when neither count is suppressed: `k`, `n`, `p` and the 95 % Wilson
+    /// interval `lower`–`upper`.
+    #[schema(value_type = Option<Object>)]
     pub estimate: Option<Proportion>,
 }
 
+/// Response by tertile of a subject's predicted exposure over the induction (see
+/// [`ketcare_research::tertile`]: cut points by sample quantile, a value at a cut point in the
+/// lower tertile).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ExposureTertiles {
+    /// `induction_cmax_ng_ml` or `induction_auc_ng_min_ml` (the export's column).
+    pub measure: &'static str,
+    pub unit: &'static str,
+    /// Subjects with the exposure and a response evaluated (suppressed under the small-cell
+    /// count).
+    #[schema(value_type = Object)]
+    pub subjects: Cell,
+    /// The 1/3 and 2/3 cut points; shown only when the subjects are at least the small-cell
+    /// count (a quantile of fewer describes too few people).
+    pub cut_points: Option<[f64; 2]>,
+    /// Lowest, middle and highest tertile: `[label with its range, response rate]`.
+    #[schema(value_type = Vec<Vec<Object>>)]
+    pub tertiles: Vec<(String, Rate)>,
+}
+
 /// A predictor model's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Model {
     pub n: usize,
     pub events: usize,
+    /// Each: `name`, `coef`, `se`, `z`, `p`, `ratio` (odds or hazard) and its 95 % interval.
+    #[schema(value_type = Vec<Object>)]
     pub coefficients: Vec<Coefficient>,
     /// A plain warning when events per covariate are too few (with the rule's source), or why
     /// the model could not be fitted.
     pub warnings: Vec<String>,
 }
 
-/// The cohort's outcome table.
-#[derive(Debug, Clone, Serialize)]
+/// The cohort's outcome table. Counts are a number or `{"below": k}` when suppressed; a rate
+/// is a [`Rate`]; a labelled row is `[label, Rate]`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OutcomeTable {
     pub instrument: String,
     pub small_cell: u64,
+    /// The outcome window `[from, to]` in days after the first treatment.
+    #[schema(value_type = Option<Vec<i64>>)]
     pub window: Option<(i64, i64)>,
+    #[schema(value_type = Object)]
     pub subjects: Cell,
     pub induction_completed: Option<Rate>,
     pub response: Option<Rate>,
     pub remission: Option<Rate>,
     pub median_days_to_response: Option<f64>,
     /// Kaplan-Meier of time from response to relapse (responders), when enough to show.
+    #[schema(value_type = Option<Object>)]
     pub durability: Option<KaplanMeier>,
     pub sessions_per_subject_median: Option<f64>,
     /// Quartiles of the subjects' median maintenance interval, days.
@@ -182,11 +220,18 @@ pub struct OutcomeTable {
     pub systolic_rise_quartiles: Option<[f64; 3]>,
     pub dissociation_quartiles: Option<[f64; 3]>,
     /// Suicide-risk alerts raised in days 0–30, 31–90 and later.
+    #[schema(value_type = Vec<Object>)]
     pub alerts_by_period: [Cell; 3],
     /// Response by mean dose tertile (lowest first).
+    #[schema(value_type = Vec<Vec<Object>>)]
     pub response_by_dose_tertile: Vec<(String, Rate)>,
+    /// Response by tertile of the induction's mean predicted Cmax (ng/mL).
+    pub response_by_cmax_tertile: Option<ExposureTertiles>,
+    /// Response by tertile of the induction's mean predicted AUC (ng·min/mL).
+    pub response_by_auc_tertile: Option<ExposureTertiles>,
     /// Response split by whether every dose had its integration session within the site's
     /// window (empty while the window is unset).
+    #[schema(value_type = Vec<Vec<Object>>)]
     pub response_by_integration: Vec<(String, Rate)>,
     pub logistic: Option<Model>,
     pub cox: Option<Model>,
@@ -320,6 +365,8 @@ pub fn outcomes(
             relapsed,
             mean_dose_mg: (!doses.is_empty())
                 .then(|| doses.iter().sum::<f64>() / doses.len() as f64),
+            induction_cmax_ng_ml: induction_mean(s, induction, |x| x.predicted_cmax_ng_ml),
+            induction_auc_ng_min_ml: induction_mean(s, induction, |x| x.predicted_auc_ng_min_ml),
             maintenance_interval_days,
             adverse_events: s.sessions.iter().map(|x| x.adverse_events).sum(),
             alarms: s.sessions.iter().map(|x| x.alarms).sum(),
@@ -348,6 +395,28 @@ pub fn outcomes(
         });
     }
     Ok(out)
+}
+
+/// The mean of a session figure over the induction's sessions (day 0 to the site's induction
+/// days): the exposure the outcome window follows. `None` while the induction is unset, or
+/// when any induction session lacks the figure (a mean of the predicted ones only would
+/// silently describe another exposure). The mean rather than the median: the response is
+/// read after the whole induction, so the quantity is the average exposure it gave (the
+/// total over the induction divided by its sessions); a median would ignore how high or low
+/// the other sessions went.
+fn induction_mean(
+    s: &RegistrySubject,
+    induction: Option<(i64, i64)>,
+    figure: impl Fn(&ketcare_store::registry::RegistrySession) -> Option<f64>,
+) -> Option<f64> {
+    let (_, days) = induction?;
+    let values: Vec<f64> = s
+        .sessions
+        .iter()
+        .filter(|x| x.day <= days)
+        .map(figure)
+        .collect::<Option<_>>()?;
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 fn median_of(v: Vec<f64>) -> Option<f64> {
@@ -605,7 +674,7 @@ fn table_with(
         .is_none()
     {
         notes.push(format!(
-            "induction completion is not evaluated: the site has not set {INDUCTION_SESSIONS} and {INDUCTION_DAYS}"
+            "induction completion and response by predicted exposure are not evaluated: the site has not set {INDUCTION_SESSIONS} and {INDUCTION_DAYS}"
         ));
     }
     let n = cohort.len() as u64;
@@ -668,6 +737,20 @@ fn table_with(
     } else {
         Vec::new()
     };
+    let response_by_cmax_tertile = exposure_tertiles(
+        cohort,
+        "induction_cmax_ng_ml",
+        "ng/mL",
+        |s| s.induction_cmax_ng_ml,
+        small,
+    );
+    let response_by_auc_tertile = exposure_tertiles(
+        cohort,
+        "induction_auc_ng_min_ml",
+        "ng·min/mL",
+        |s| s.induction_auc_ng_min_ml,
+        small,
+    );
     let response_by_integration = [
         (true, "every dose integrated within the window"),
         (false, "not every dose"),
@@ -783,6 +866,8 @@ fn table_with(
         ),
         alerts_by_period,
         response_by_dose_tertile,
+        response_by_cmax_tertile,
+        response_by_auc_tertile,
         response_by_integration,
         logistic: shown(logistic),
         cox: shown(cox),
@@ -790,21 +875,105 @@ fn table_with(
     }
 }
 
+/// Response by tertile of an exposure among the subjects with the exposure and a response
+/// evaluated; `None` under three such subjects. Each count leaves through [`rate`] (the
+/// small-cell rule); the cut points are shown only for at least `small` subjects.
+fn exposure_tertiles(
+    cohort: &[SubjectOutcome],
+    measure: &'static str,
+    unit: &'static str,
+    exposure: impl Fn(&SubjectOutcome) -> Option<f64>,
+    small: u64,
+) -> Option<ExposureTertiles> {
+    let pairs: Vec<(f64, bool)> = cohort
+        .iter()
+        .filter_map(|s| Some((exposure(s)?, s.response?)))
+        .collect();
+    let t = ketcare_research::tertile::tertiles(&pairs)?;
+    let n = pairs.len() as u64;
+    let shown = n >= small;
+    let [a, b] = t.cuts.map(|c| format!("{c:.1}"));
+    let labels = if shown {
+        [
+            format!("lowest (≤ {a} {unit})"),
+            format!("middle ({a}–{b} {unit})"),
+            format!("highest (> {b} {unit})"),
+        ]
+    } else {
+        ["lowest".into(), "middle".into(), "highest".into()]
+    };
+    Some(ExposureTertiles {
+        measure,
+        unit,
+        subjects: cell(n, small),
+        cut_points: shown.then_some(t.cuts),
+        tertiles: labels
+            .into_iter()
+            .zip(t.counts)
+            .map(|(label, c)| (label, rate(c.events, c.n, small)))
+            .collect(),
+    })
+}
+
+/// The last cohort computed, with everything it was computed from: the store's subjects (the
+/// very copy — the store hands out a new one whenever the registry's version moved, so holding
+/// it pins the data), the site settings' version, the protocol library's list and the query.
+struct CohortMemo {
+    subjects: std::sync::Arc<Vec<RegistrySubject>>,
+    settings_version: i64,
+    protocols: Vec<ketcare_clinical::protocol::ProtocolSummary>,
+    query: String,
+    cohort: std::sync::Arc<Vec<SubjectOutcome>>,
+    table: OutcomeTable,
+}
+
+static COHORT_MEMO: std::sync::Mutex<Option<CohortMemo>> = std::sync::Mutex::new(None);
+
 /// A researcher's cohort: the store's de-identified subjects, their outcomes, the rows of the
 /// quasi-identifier groups under the small-cell count left out, the query applied.
+///
+/// Every call checks the reader's permission and is audited by the store; when the subjects,
+/// the site settings, the library and the query are all the ones of the last call, the
+/// outcomes and table derived then are returned again instead of being derived anew (they are
+/// a pure function of those). The store's copy of the subjects changes with any write to what
+/// they are derived from, so the answer is never older than the record.
 pub async fn cohort(
     store: &dyn Store,
     library: &Library,
     actor: &Actor,
     q: &CohortQuery,
-) -> Result<(Vec<SubjectOutcome>, OutcomeTable), Error> {
-    let (settings, _) = crate::clinical::settings(store).await?;
+) -> Result<(std::sync::Arc<Vec<SubjectOutcome>>, OutcomeTable), Error> {
+    let (settings, settings_version) = crate::clinical::settings(store).await?;
     let instrument = q.instrument_or_default();
     let subjects = store.registry(actor).await?;
+    let query = serde_json::to_string(q).map_err(|e| Error::Conflict(e.to_string()))?;
+    let protocols = library.list();
+    let same = |m: &CohortMemo| {
+        std::sync::Arc::ptr_eq(&m.subjects, &subjects)
+            && m.settings_version == settings_version
+            && m.query == query
+            && m.protocols == protocols
+    };
+    if let Some(m) = COHORT_MEMO
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .filter(|m| same(m))
+    {
+        return Ok((m.cohort.clone(), m.table.clone()));
+    }
     let all = outcomes(&subjects, library, &settings, &instrument)?;
-    let chosen = select(all, q)?;
+    let chosen = std::sync::Arc::new(select(all, q)?);
     let names = chosen_covariates(q)?;
     let t = table(&chosen, &settings, &instrument, &names)?;
+    *COHORT_MEMO.lock().unwrap_or_else(|e| e.into_inner()) = Some(CohortMemo {
+        subjects,
+        settings_version,
+        protocols,
+        query,
+        cohort: chosen.clone(),
+        table: t.clone(),
+    });
     Ok((chosen, t))
 }
 
@@ -1006,6 +1175,18 @@ pub const DICTIONARY: &[Column] = &[
         "Mean dose given per session",
     ),
     col(
+        "induction_cmax_ng_ml",
+        Kind::Real,
+        "ng/mL",
+        "Mean over the induction sessions (day 0 to the site's induction days) of the PK engine's predicted plasma Cmax of what each session gave, computed at signing for the weight charted then (default model: Domino for ketamine, Perez-Ruixo 2021 for esketamine; 1-minute grid). Empty: induction not set, or an induction session not predicted",
+    ),
+    col(
+        "induction_auc_ng_min_ml",
+        Kind::Real,
+        "ng·min/mL",
+        "The same mean of the predicted AUC, exact from each session's first administration to its last dosing event + 240 min (at least 360 min)",
+    ),
+    col(
         "maintenance_interval_days",
         Kind::Real,
         "days",
@@ -1117,6 +1298,8 @@ pub fn row(s: &SubjectOutcome) -> Vec<Value> {
         int(s.durability_days),
         Value::Boolean(s.relapsed),
         Value::Real(s.mean_dose_mg),
+        Value::Real(s.induction_cmax_ng_ml),
+        Value::Real(s.induction_auc_ng_min_ml),
         Value::Real(s.maintenance_interval_days),
         count(u64::from(s.adverse_events)),
         count(u64::from(s.alarms)),
@@ -1182,6 +1365,8 @@ mod tests {
             max_dissociation: None,
             systolic_rise: None,
             integration_after_days: None,
+            predicted_cmax_ng_ml: Some(100.0 + day as f64),
+            predicted_auc_ng_min_ml: Some(9000.0),
         }
     }
 
@@ -1253,6 +1438,99 @@ mod tests {
         let rose = subject(&[0, 90], vec![oxycodone(20.0, 10, None)]);
         let o = outcomes(&[rose], &lib, &settings, "phq9").unwrap();
         assert_eq!(o[0].mme_change, Some(30.0));
+    }
+
+    /// A subject with a PHQ-9 of 20 before and `window` on day 14, and sessions on `days`
+    /// whose predicted Cmax are `cmax` (`None`: not predicted).
+    fn exposed(days: &[i64], cmax: &[Option<f64>], window: i64) -> RegistrySubject {
+        let mut s = subject(days, Vec::new());
+        for (x, c) in s.sessions.iter_mut().zip(cmax) {
+            x.predicted_cmax_ng_ml = *c;
+            x.predicted_auc_ng_min_ml = c.map(|c| c * 60.0);
+        }
+        s.scores.push(RegistryScore {
+            instrument: "phq9".into(),
+            day: 14,
+            total: window,
+        });
+        s
+    }
+
+    #[test]
+    fn response_by_predicted_exposure_tertile() {
+        let lib = Library::builtin().unwrap();
+        let settings = SiteSettings::new()
+            .with(INDUCTION_SESSIONS, 2.0)
+            .with(INDUCTION_DAYS, 7.0)
+            .with(WINDOW_FROM, 14.0)
+            .with(WINDOW_TO, 31.0)
+            .with(SMALL_CELL, 1.0);
+        // The induction's mean: the session on day 40 is after the induction's days and not
+        // counted; a subject with an induction session not predicted has no exposure.
+        let subjects = [
+            exposed(&[0, 3, 40], &[Some(100.0), Some(200.0), Some(9_999.0)], 10), // 150, responds
+            exposed(&[0, 3], &[Some(200.0), Some(200.0)], 20),                    // 200, no
+            exposed(&[0, 3], &[Some(250.0), Some(250.0)], 10),                    // 250, responds
+            exposed(&[0, 3], &[Some(300.0), Some(300.0)], 20),                    // 300, no
+            exposed(&[0, 3], &[Some(350.0), Some(350.0)], 10),                    // 350, responds
+            exposed(&[0, 3], &[Some(400.0), Some(400.0)], 10),                    // 400, responds
+            exposed(&[0, 3], &[Some(400.0), None], 10),                           // not predicted
+        ];
+        let o = outcomes(&subjects, &lib, &settings, "phq9").unwrap();
+        assert_eq!(o[0].induction_cmax_ng_ml, Some(150.0));
+        assert_eq!(o[0].induction_auc_ng_min_ml, Some(9_000.0));
+        assert_eq!(o[6].induction_cmax_ng_ml, None);
+        assert_eq!(o.iter().filter(|s| s.response == Some(true)).count(), 5);
+        let t = table(&o, &settings, "phq9", &DEFAULT_COVARIATES).unwrap();
+        let x = t.response_by_cmax_tertile.as_ref().unwrap();
+        assert_eq!(x.subjects, Cell::Count(6));
+        // 150 200 250 300 350 400: h = 5/3 → 200 + 50·2/3; h = 10/3 → 300 + 50/3.
+        let [a, b] = x.cut_points.unwrap();
+        assert!((a - (200.0 + 100.0 / 3.0)).abs() < 1e-9, "{a}");
+        assert!((b - (300.0 + 50.0 / 3.0)).abs() < 1e-9, "{b}");
+        let counts: Vec<(Cell, Cell)> = x.tertiles.iter().map(|(_, r)| (r.k, r.n)).collect();
+        assert_eq!(
+            counts,
+            [
+                (Cell::Count(1), Cell::Count(2)),
+                (Cell::Count(1), Cell::Count(2)),
+                (Cell::Count(2), Cell::Count(2))
+            ]
+        );
+        assert_eq!(x.tertiles[0].0, "lowest (≤ 233.3 ng/mL)");
+        assert_eq!(x.tertiles[2].0, "highest (> 316.7 ng/mL)");
+        assert_eq!(x.tertiles[2].1.estimate.unwrap().p, 1.0);
+        // The AUC's tertiles (here 60 × Cmax) split the same subjects the same way.
+        let auc = t.response_by_auc_tertile.as_ref().unwrap();
+        assert_eq!(auc.unit, "ng·min/mL");
+        assert_eq!(
+            auc.tertiles.iter().map(|(_, r)| r.n).collect::<Vec<_>>(),
+            [Cell::Count(2); 3]
+        );
+        // Under a small-cell count of 3 every tertile's count is suppressed, and with 7 the cut
+        // points (quantiles of 6 people) are not shown either.
+        let k3 = table_with(&o, &settings, "phq9", &DEFAULT_COVARIATES, 3);
+        let x = k3.response_by_cmax_tertile.unwrap();
+        assert!(x.cut_points.is_some());
+        assert!(
+            x.tertiles
+                .iter()
+                .all(|(_, r)| r.estimate.is_none() && r.n == Cell::Suppressed { below: 3 })
+        );
+        let k7 = table_with(&o, &settings, "phq9", &DEFAULT_COVARIATES, 7);
+        let x = k7.response_by_cmax_tertile.unwrap();
+        assert_eq!(x.cut_points, None);
+        assert_eq!(x.subjects, Cell::Suppressed { below: 7 });
+        assert_eq!(x.tertiles[0].0, "lowest");
+        // Without the induction's definition there is no exposure, hence no table.
+        let unset = SiteSettings::new()
+            .with(WINDOW_FROM, 14.0)
+            .with(WINDOW_TO, 31.0)
+            .with(SMALL_CELL, 1.0);
+        let o = outcomes(&subjects, &lib, &unset, "phq9").unwrap();
+        let t = table(&o, &unset, "phq9", &DEFAULT_COVARIATES).unwrap();
+        assert!(t.response_by_cmax_tertile.is_none());
+        assert!(t.notes.iter().any(|n| n.contains("predicted exposure")));
     }
 
     #[test]

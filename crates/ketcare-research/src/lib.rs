@@ -1,7 +1,7 @@
 //! The research core: what a de-identified registry may show (Safe Harbor ages, days since the
 //! patient's first treatment, cells under the site's k suppressed), and the statistics its
 //! outcome tables and predictors use — proportions with Wilson intervals, Kaplan-Meier survival
-//! with its median, logistic regression and Cox proportional hazards (Efron ties), each with
+//! with its median, tertiles of a measure with the outcome counted in each, logistic regression and Cox proportional hazards (Efron ties), each with
 //! standard errors, Wald confidence intervals and p-values.
 //!
 //! Pure: no I/O, no clock, no randomness. Every estimate is cross-checked in tests against an
@@ -14,6 +14,7 @@ pub mod linalg;
 pub mod logistic;
 pub mod proportion;
 pub mod survival;
+pub mod tertile;
 
 /// The two-sided 97.5th percentile of the standard normal distribution (95 % intervals).
 pub const Z_975: f64 = 1.959_963_984_540_054;

@@ -18,6 +18,7 @@ use ketcare_research::deid::{age_shown, day_of};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// One treatment session as the registry shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -37,6 +38,28 @@ pub struct RegistrySession {
     /// Days from the dose to its integration session (the first integration encounter linked
     /// to this session, or unlinked, on or after the dose day); `None`: none recorded.
     pub integration_after_days: Option<i64>,
+    /// The PK engine's predicted Cmax of what the session gave (ng/mL), computed when it was
+    /// signed (`registry_session_exposure`); `None`: not predicted.
+    pub predicted_cmax_ng_ml: Option<f64>,
+    /// The engine's exact AUC of that prediction over its horizon (ng·min/mL).
+    pub predicted_auc_ng_min_ml: Option<f64>,
+}
+
+/// The PK engine's prediction of what a signed session gave, as the registry keeps it
+/// (`registry_session_exposure`): the application layer computes it (the store cannot run the
+/// engine) and [`RegistryStore::put_session_exposure`] stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PredictedExposure {
+    /// The PK model's id.
+    pub model: String,
+    /// The charted weight the prediction used (kg).
+    pub weight_kg: f64,
+    /// The highest predicted plasma concentration on the engine's 1-minute grid (ng/mL).
+    pub cmax_ng_ml: f64,
+    /// The exact AUC from the first administration to `auc_horizon_min` (ng·min/mL).
+    pub auc_ng_min_ml: f64,
+    /// The prediction's horizon (min after the first administration).
+    pub auc_horizon_min: f64,
 }
 
 /// One questionnaire total.
@@ -104,7 +127,7 @@ pub struct SavedCohort {
 pub trait RegistryStore: Send + Sync {
     /// Every patient with at least one dosed session, de-identified (`RegistryRead`; audited
     /// `registry.read` with the study ids shown). A patient without a study id gets one here.
-    async fn registry(&self, actor: &Actor) -> Result<Vec<RegistrySubject>>;
+    async fn registry(&self, actor: &Actor) -> Result<Arc<Vec<RegistrySubject>>>;
     /// The program dashboard's view (`ProgramOutcomes`; identified: the clinic's own medical
     /// director): the same subjects with their patient id, name and MRN, and no study id (the
     /// registry's key never meets a name). Audited `program.read` with the patient ids shown.
@@ -124,6 +147,15 @@ pub trait RegistryStore: Send + Sync {
         actor: &Actor,
         batch: &[crate::synthetic::SyntheticPatient],
     ) -> Result<usize>;
+    /// Stores the predicted exposure of signed session `session` (`SignSession`; audited
+    /// `session.exposure`), replacing an earlier one. Refused for a session not signed: the
+    /// figure describes a final record.
+    async fn put_session_exposure(
+        &self,
+        actor: &Actor,
+        session: ketcare_core::SessionId,
+        exposure: &PredictedExposure,
+    ) -> Result<()>;
 }
 
 const COHORT_COLS: &str = "id, name, version, query, created_by, created_at";
@@ -257,6 +289,34 @@ pub(crate) async fn put_fact(tx: &mut crate::sql::Tx, f: &Fact) -> Result<()> {
     Ok(())
 }
 
+/// Writes (or replaces) a signed session's predicted exposure.
+pub(crate) async fn put_exposure(
+    tx: &mut crate::sql::Tx,
+    session: i64,
+    patient: i64,
+    e: &PredictedExposure,
+    at: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO registry_session_exposure (session_id, patient_id, model, weight_kg, cmax_ng_ml, auc_ng_min_ml, auc_horizon_min, predicted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (session_id) DO UPDATE SET model = excluded.model, weight_kg = excluded.weight_kg, cmax_ng_ml = excluded.cmax_ng_ml,
+             auc_ng_min_ml = excluded.auc_ng_min_ml, auc_horizon_min = excluded.auc_horizon_min, predicted_at = excluded.predicted_at",
+    )
+    .persistent(false)
+    .bind(session)
+    .bind(patient)
+    .bind(&e.model)
+    .bind(e.weight_kg)
+    .bind(e.cmax_ng_ml)
+    .bind(e.auc_ng_min_ml)
+    .bind(e.auc_horizon_min)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Derives the facts of every session that has none (new, changed since, or from before the
 /// table), a bounded number of records at a time.
 async fn fill_facts(tx: &mut Unit<'_>) -> Result<()> {
@@ -329,7 +389,9 @@ fn grouped<T>(rows: Vec<(i64, T)>) -> HashMap<i64, Vec<T>> {
 }
 
 /// A session in the cache: (day, protocol, mg given, adverse events, alarms, highest
-/// dissociation, systolic rise, days to integration).
+/// dissociation, systolic rise, days to integration, predicted Cmax, predicted AUC). Migration
+/// 0025 marked every patient dirty when the last two were added, so no row of the older shape
+/// is read.
 type PackedSession = (
     i64,
     String,
@@ -339,6 +401,8 @@ type PackedSession = (
     Option<u32>,
     Option<f64>,
     Option<i64>,
+    Option<f64>,
+    Option<f64>,
 );
 /// An opioid in the cache: (drug, dose, unit, per day, route, start day, stop day).
 type PackedOpioid = (
@@ -396,6 +460,8 @@ impl Packed {
                         x.max_dissociation,
                         x.systolic_rise,
                         x.integration_after_days,
+                        x.predicted_cmax_ng_ml,
+                        x.predicted_auc_ng_min_ml,
                     )
                 })
                 .collect(),
@@ -441,15 +507,19 @@ impl Packed {
             sessions: sessions
                 .into_iter()
                 .map(
-                    |(day, protocol_id, given_mg, ae, alarms, diss, rise, integ)| RegistrySession {
-                        day,
-                        protocol_id,
-                        given_mg,
-                        adverse_events: ae,
-                        alarms,
-                        max_dissociation: diss,
-                        systolic_rise: rise,
-                        integration_after_days: integ,
+                    |(day, protocol_id, given_mg, ae, alarms, diss, rise, integ, cmax, auc)| {
+                        RegistrySession {
+                            day,
+                            protocol_id,
+                            given_mg,
+                            adverse_events: ae,
+                            alarms,
+                            max_dissociation: diss,
+                            systolic_rise: rise,
+                            integration_after_days: integ,
+                            predicted_cmax_ng_ml: cmax,
+                            predicted_auc_ng_min_ml: auc,
+                        }
                     },
                 )
                 .collect(),
@@ -496,6 +566,16 @@ fn only(first: bool, col: &str, ids: Option<&[i64]>) -> String {
     }
 }
 
+/// The audit record of a researcher's read: the study ids shown.
+fn registry_read<'a>(ids: impl Iterator<Item = &'a str>) -> AuditEvent {
+    let ids: Vec<&str> = ids.collect();
+    AuditEvent::new(
+        "registry.read",
+        None,
+        format!("{} subjects: {}", ids.len(), ids.join(", ")),
+    )
+}
+
 /// The cached subjects, by patient.
 const CACHED_SUBJECTS: &str = "SELECT patient_id, subject FROM registry_subject_cache WHERE subject IS NOT NULL ORDER BY patient_id";
 
@@ -525,6 +605,16 @@ async fn caught_up(replica: &sqlx::AnyPool, seq: i64) -> bool {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// The registry's version (`registry_version`): moved in every transaction that changes what a
+/// subject is derived from.
+async fn registry_version(tx: &mut Unit<'_>) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT version FROM registry_version WHERE id = 1")
+            .fetch_one(tx.conn())
+            .await?,
+    )
 }
 
 /// Above this many dirty patients the subjects are derived from whole-table scans rather than
@@ -638,6 +728,16 @@ async fn derive_subjects(
     .into_iter()
     .map(|(id, dob, sex, intake, w, h)| (id, (dob, sex, intake, w, h)))
     .collect();
+    let exposure: HashMap<i64, (f64, f64)> =
+        sqlx::query_as::<_, (i64, f64, f64)>(sqlx::AssertSqlSafe(format!(
+            "SELECT session_id, cmax_ng_ml, auc_ng_min_ml FROM registry_session_exposure{}",
+            only(true, "patient_id", ids)
+        )))
+        .fetch_all(tx.conn())
+        .await?
+        .into_iter()
+        .map(|(sid, cmax, auc)| (sid, (cmax, auc)))
+        .collect();
     let mut integrations = grouped(
         sqlx::query_as::<_, (i64, Option<i64>, String)>(sqlx::AssertSqlSafe(format!(
             "SELECT patient_id, session_id, at FROM therapy_encounters WHERE kind = 'integration'{} ORDER BY patient_id, at, id",
@@ -719,6 +819,7 @@ async fn derive_subjects(
                 .filter(|(sid, on)| sid.is_none_or(|x| x == f.session_id) && *on >= dosed)
                 .map(|(_, on)| day_of(dosed, *on))
                 .min();
+            let predicted = exposure.get(&f.session_id);
             sessions.push(RegistrySession {
                 day: day_of(first, dosed),
                 protocol_id: f.protocol_id,
@@ -728,6 +829,8 @@ async fn derive_subjects(
                 max_dissociation: f.max_dissociation.and_then(|v| u32::try_from(v).ok()),
                 systolic_rise: f.systolic_rise,
                 integration_after_days,
+                predicted_cmax_ng_ml: predicted.map(|p| p.0),
+                predicted_auc_ng_min_ml: predicted.map(|p| p.1),
             });
         }
         sessions.sort_by_key(|s| s.day);
@@ -792,9 +895,52 @@ async fn derive_subjects(
     Ok(out)
 }
 
+/// The subjects a process last loaded, each with the registry version it loaded them at
+/// (`registry_version`, moved by a trigger in every transaction that changes what a subject is
+/// derived from). A copy is served only while the version is still the one it was loaded at,
+/// so it is never staler than the database, whichever process wrote.
+#[derive(Default)]
+pub(crate) struct Memo {
+    /// With study ids: the researcher's view.
+    researcher: Option<Held<RegistrySubject>>,
+    /// Without, beside each patient id: the program's view.
+    program: Option<Held<(i64, RegistrySubject)>>,
+}
+
+/// A view's subjects and the registry version they were loaded at.
+type Held<T> = (i64, Arc<Vec<T>>);
+
 impl SqlStore {
+    fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {
+        self.registry_memo.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The subjects of one view: the copy held in memory when the registry's version is still
+    /// the one it was loaded at (one small row read), otherwise loaded afresh. Returns them and,
+    /// when loaded, the version to keep them under once the read commits.
+    async fn view<T>(
+        &self,
+        tx: &mut Unit<'_>,
+        held: impl Fn(&Memo) -> Option<&Held<T>>,
+        load: impl AsyncFnOnce(&mut Unit<'_>) -> Result<Vec<T>>,
+    ) -> Result<(Arc<Vec<T>>, Option<i64>)> {
+        let now = registry_version(tx).await?;
+        if let Some((_, s)) = held(&self.memo()).filter(|(v, _)| *v == now) {
+            return Ok((s.clone(), None));
+        }
+        // Every change a derivation would pick up moves the version (a new session, a
+        // forgotten fact, a dirty mark), so an unchanged version means nothing to derive. On a
+        // change: fill the facts (which may move the version in this transaction), read the
+        // version, then derive the dirty subjects — a write committed after that read moves it
+        // past the one returned, so what is loaded is never older than its version says.
+        fill_facts(tx).await?;
+        let version = registry_version(tx).await?;
+        refresh_subjects(tx).await?;
+        Ok((Arc::new(load(tx).await?), Some(version)))
+    }
+
     /// Every patient with a dosed session as a subject, from the per-subject cache
-    /// (`registry_subject_cache`, re-derived here for the patients a write marked dirty).
+    /// (`registry_subject_cache`, brought up to date by [`SqlStore::refresh`]).
     /// `study`: give each subject its study id (the researcher's view); otherwise the study id
     /// is left empty, so that an identified reader never sees the key that links a name to the
     /// registry.
@@ -803,8 +949,6 @@ impl SqlStore {
         tx: &mut Unit<'_>,
         study: bool,
     ) -> Result<Vec<(i64, RegistrySubject)>> {
-        fill_facts(tx).await?;
-        refresh_subjects(tx).await?;
         let rows: Vec<(i64, String)> = sqlx::query_as(CACHED_SUBJECTS).fetch_all(tx.conn()).await?;
         let keys: HashMap<i64, String> = if study {
             sqlx::query_as::<_, (i64, String)>("SELECT patient_id, study_id FROM registry_keys")
@@ -828,25 +972,33 @@ impl SqlStore {
         Ok(out)
     }
 
-    async fn registry_impl(&self, actor: &Actor) -> Result<Vec<RegistrySubject>> {
+    async fn registry_impl(&self, actor: &Actor) -> Result<Arc<Vec<RegistrySubject>>> {
         if let Some(replica) = &self.read_pool {
             return self.registry_on_replica(actor, replica).await;
         }
         let mut tx = self.read_audited(actor, Permission::RegistryRead).await?;
-        let out: Vec<RegistrySubject> = self
-            .subjects(&mut tx, true)
-            .await?
-            .into_iter()
-            .map(|(_, s)| s)
-            .collect();
-        let ids: Vec<&str> = out.iter().map(|s| s.study_id.as_str()).collect();
-        tx.audit(&AuditEvent::new(
-            "registry.read",
-            None,
-            format!("{} subjects: {}", ids.len(), ids.join(", ")),
-        ))
-        .await?;
+        let (out, loaded) = self
+            .view(
+                &mut tx,
+                |m| m.researcher.as_ref(),
+                async |tx| {
+                    Ok(self
+                        .subjects(tx, true)
+                        .await?
+                        .into_iter()
+                        .map(|(_, s)| s)
+                        .collect())
+                },
+            )
+            .await?;
+        tx.audit(&registry_read(out.iter().map(|s| s.study_id.as_str())))
+            .await?;
         tx.commit().await?;
+        // Kept only once committed: a rolled-back read may have moved the version (filling
+        // facts) or made study ids that no longer exist.
+        if let Some(version) = loaded {
+            self.memo().researcher = Some((version, out.clone()));
+        }
         Ok(out)
     }
 
@@ -859,9 +1011,20 @@ impl SqlStore {
         &self,
         actor: &Actor,
         replica: &sqlx::AnyPool,
-    ) -> Result<Vec<RegistrySubject>> {
+    ) -> Result<Arc<Vec<RegistrySubject>>> {
         let mut tx = self.read_audited(actor, Permission::RegistryRead).await?;
+        // The copy held in memory while the registry's version is unchanged, as without a
+        // replica.
+        let now = registry_version(&mut tx).await?;
+        let held = self.memo().researcher.clone();
+        if let Some((_, out)) = held.filter(|(v, _)| *v == now) {
+            tx.audit(&registry_read(out.iter().map(|s| s.study_id.as_str())))
+                .await?;
+            tx.commit().await?;
+            return Ok(out);
+        }
         fill_facts(&mut tx).await?;
+        let version = registry_version(&mut tx).await?;
         refresh_subjects(&mut tx).await?;
         let cached: Vec<i64> = sqlx::query_scalar(
             "SELECT patient_id FROM registry_subject_cache WHERE subject IS NOT NULL ORDER BY patient_id",
@@ -878,14 +1041,10 @@ impl SqlStore {
             let id = study_id(&mut tx, &keys, *pid).await?;
             keys.insert(*pid, id);
         }
-        let ids: Vec<&str> = cached
-            .iter()
-            .filter_map(|pid| keys.get(pid).map(String::as_str))
-            .collect();
-        tx.audit(&AuditEvent::new(
-            "registry.read",
-            None,
-            format!("{} subjects: {}", ids.len(), ids.join(", ")),
+        tx.audit(&registry_read(
+            cached
+                .iter()
+                .filter_map(|pid| keys.get(pid).map(String::as_str)),
         ))
         .await?;
         let seq = tx.commit_seq().await?;
@@ -914,6 +1073,10 @@ impl SqlStore {
             subject.study_id = keys.get(&pid).cloned().unwrap_or_default();
             out.push(subject);
         }
+        // What the replica held is at least as new as `version` (it had reached this read's
+        // commit), so it is kept under it like a read on the primary.
+        let out = Arc::new(out);
+        self.memo().researcher = Some((version, out.clone()));
         Ok(out)
     }
 
@@ -921,7 +1084,13 @@ impl SqlStore {
         let mut tx = self
             .read_audited(actor, Permission::ProgramOutcomes)
             .await?;
-        let subjects = self.subjects(&mut tx, false).await?;
+        let (subjects, loaded) = self
+            .view(
+                &mut tx,
+                |m| m.program.as_ref(),
+                async |tx| self.subjects(tx, false).await,
+            )
+            .await?;
         let names: HashMap<i64, (String, String)> =
             sqlx::query_as::<_, (i64, String, String, String)>(
                 "SELECT id, given_name, family_name, mrn FROM patients",
@@ -932,16 +1101,16 @@ impl SqlStore {
             .map(|(id, g, f, mrn)| (id, (format!("{g} {f}"), mrn)))
             .collect();
         let out: Vec<(ProgramPatient, RegistrySubject)> = subjects
-            .into_iter()
+            .iter()
             .map(|(pid, s)| {
-                let (name, mrn) = names.get(&pid).cloned().unwrap_or_default();
+                let (name, mrn) = names.get(pid).cloned().unwrap_or_default();
                 (
                     ProgramPatient {
-                        patient_id: pid,
+                        patient_id: *pid,
                         name,
                         mrn,
                     },
-                    s,
+                    s.clone(),
                 )
             })
             .collect();
@@ -953,13 +1122,16 @@ impl SqlStore {
         ))
         .await?;
         tx.commit().await?;
+        if let Some(version) = loaded {
+            self.memo().program = Some((version, subjects));
+        }
         Ok(out)
     }
 }
 
 #[async_trait]
 impl RegistryStore for SqlStore {
-    async fn registry(&self, actor: &Actor) -> Result<Vec<RegistrySubject>> {
+    async fn registry(&self, actor: &Actor) -> Result<Arc<Vec<RegistrySubject>>> {
         self.registry_impl(actor).await
     }
 
@@ -973,6 +1145,42 @@ impl RegistryStore for SqlStore {
         batch: &[crate::synthetic::SyntheticPatient],
     ) -> Result<usize> {
         self.insert_synthetic_impl(actor, batch).await
+    }
+
+    async fn put_session_exposure(
+        &self,
+        actor: &Actor,
+        session: ketcare_core::SessionId,
+        exposure: &PredictedExposure,
+    ) -> Result<()> {
+        let mut tx = self.write(actor, Permission::SignSession).await?;
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT patient_id, signed FROM treatment_sessions WHERE id = $1")
+                .bind(session)
+                .fetch_optional(tx.conn())
+                .await?;
+        let Some((patient, signed)) = row else {
+            return Err(StoreError::NotFound {
+                what: format!("session {session}"),
+            });
+        };
+        if signed == 0 {
+            return Err(StoreError::Conflict(format!(
+                "session {session} is not signed: its predicted exposure is kept only for a final record"
+            )));
+        }
+        put_exposure(&mut tx, session.get(), patient, exposure, &now_rfc3339()).await?;
+        tx.audit(&AuditEvent::new(
+            "session.exposure",
+            Some(patient),
+            format!(
+                "session {session}: predicted Cmax {:.1} ng/mL, AUC {:.0} ng·min/mL ({}, {} kg)",
+                exposure.cmax_ng_ml, exposure.auc_ng_min_ml, exposure.model, exposure.weight_kg
+            ),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn save_cohort(&self, actor: &Actor, name: &str, query: &str) -> Result<SavedCohort> {

@@ -6,7 +6,7 @@
 //! measured on a clinic of 100,000 patients.
 
 use crate::measures::NewResponse;
-use crate::registry::{Fact, put_fact};
+use crate::registry::{Fact, PredictedExposure, put_exposure, put_fact};
 use crate::sql::{BindPatient, INSERT_PATIENT, Unit, now_rfc3339, placeholders};
 use crate::{Result, SqlStore, StoreError};
 use jiff::Timestamp;
@@ -26,11 +26,13 @@ pub struct SyntheticVital {
     pub spo2: f64,
 }
 
-/// A synthetic session: its record and its readings.
+/// A synthetic session: its record, its readings, and (signed) the PK engine's prediction of
+/// what it gave, computed by the caller through the application layer.
 #[derive(Debug, Clone)]
 pub struct SyntheticSession {
     pub session: Session,
     pub vitals: Vec<SyntheticVital>,
+    pub exposure: Option<PredictedExposure>,
 }
 
 /// A synthetic patient with everything the registry reads.
@@ -67,6 +69,7 @@ impl SqlStore {
         let mut responses: Vec<(i64, &NewResponse)> = Vec::new();
         let mut sessions = 0;
         let mut signed: Vec<i64> = Vec::new();
+        let mut exposures: Vec<(i64, i64, &PredictedExposure)> = Vec::new();
         for p in batch {
             let id: i64 = sqlx::query(INSERT_PATIENT)
                 .bind_patient(&p.patient)
@@ -99,6 +102,9 @@ impl SqlStore {
                 vitals.extend(s.vitals.iter().map(|v| (sid, v)));
                 if s.session.signature.is_some() {
                     signed.push(sid);
+                    if let Some(e) = &s.exposure {
+                        exposures.push((sid, id, e));
+                    }
                 }
                 sessions += 1;
             }
@@ -122,6 +128,9 @@ impl SqlStore {
             )))
             .execute(tx.conn())
             .await?;
+        }
+        for (sid, pid, e) in exposures {
+            put_exposure(&mut tx, sid, pid, e, &now).await?;
         }
         tx.audit(&AuditEvent::new(
             "synthetic.insert",

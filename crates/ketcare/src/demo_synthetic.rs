@@ -17,7 +17,9 @@ use ketcare_clinical::{Library, SiteSettings};
 use ketcare_core::patient::{Intake, Measured, NewPatient, Sex};
 use ketcare_core::units::{HeightCm, WeightKg};
 use ketcare_core::{Actor, Role};
-use ketcare_session::session::{AdminEvent, Administration, Phase, Signature};
+use ketcare_session::OrderedDelivery;
+use ketcare_session::delivery::OrderedInfusion;
+use ketcare_session::session::{AdminEvent, Administration, Phase, Signature, VerifiedDose};
 use ketcare_session::{RulesFile, Session};
 use ketcare_store::Store;
 use ketcare_store::synthetic::{SyntheticPatient, SyntheticSession, SyntheticVital};
@@ -66,6 +68,10 @@ const INTAKE_YES: [f64; 6] = [0.20, 0.25, 0.15, 0.50, 0.20, 0.20];
 /// IV ketamine: the mg given per kg of the chart's weight (rounded to 0.1 mg); esketamine: 56 mg
 /// for the first two sessions, 84 mg after.
 const IV_MG_PER_KG: f64 = 0.5;
+/// IV ketamine runs over this many minutes from a bag of this concentration (the pump rate
+/// follows); esketamine is given device by device at the protocol's device strength and wait.
+const IV_MINUTES: i64 = 40;
+const IV_MG_PER_ML: f64 = 1.0;
 /// Patients per store batch (one unit each).
 pub const BATCH: usize = 500;
 
@@ -85,9 +91,13 @@ fn at(day: Date, hour: i8, minutes: i64) -> Timestamp {
         + minutes.minutes()
 }
 
-/// The generator: the protocol library's plans, and the day the clinic is generated on.
+/// The generator: the protocol library's plans, the PK engine's models (each signed session's
+/// predicted exposure is the engine's, through the application layer), and the day the clinic
+/// is generated on.
 pub struct Generator {
     plans: Vec<(ketcare_session::Plan, f64)>,
+    library: Library,
+    pk: ketcare_pk::Library,
     today: Date,
     years: i64,
 }
@@ -105,6 +115,8 @@ impl Generator {
             .collect::<Result<_>>()?;
         Ok(Self {
             plans,
+            library: lib,
+            pk: ketcare_pk::Library::builtin().context("the PK model library")?,
             today,
             years,
         })
@@ -200,26 +212,15 @@ impl Generator {
             let day = first + d.days();
             let start = at(day, 9 + (rng.random_range(0..6) as i8), 0);
             let mut s = Session::new(plan.clone(), "Chair 1", start);
-            s.administrations = vec![
-                Administration {
-                    at: start,
-                    by: "synthetic".into(),
-                    event: AdminEvent::Start {
-                        rate_ml_per_h: None,
-                        deviation: None,
-                    },
-                },
-                Administration {
-                    at: start + 40.minutes(),
-                    by: "synthetic".into(),
-                    event: AdminEvent::Stop { reason: None },
-                },
-            ];
-            s.given_mg = Some(if esketamine {
+            let mg = if esketamine {
                 if i < 2 { 56.0 } else { 84.0 }
             } else {
                 (IV_MG_PER_KG * weight * 10.0).round() / 10.0
-            });
+            };
+            let (dose, administrations) = self.dosing(plan, mg, weight, start)?;
+            s.checklist.dose = Some(dose);
+            s.administrations = administrations;
+            s.given_mg = Some(mg);
             s.phase = Phase::Discharged;
             s.signature = Some(Signature {
                 by: "synthetic".into(),
@@ -249,7 +250,21 @@ impl Generator {
                     }
                 })
                 .collect();
-            sessions.push(SyntheticSession { session: s, vitals });
+            let age_years =
+                ketcare_core::age::Age::on(dob, day).map(|a| f64::from(a.completed_months) / 12.0);
+            let exposure = ketcare_app::sessions::history::session_exposure(
+                &self.library,
+                &self.pk,
+                &s,
+                weight,
+                age_years,
+            )
+            .map_err(|e| anyhow::anyhow!("the predicted exposure of synthetic patient {n}: {e}"))?;
+            sessions.push(SyntheticSession {
+                session: s,
+                vitals,
+                exposure,
+            });
         }
 
         // PHQ-9: a baseline three days before, then days 14, 28 and every 28 days after, while
@@ -291,6 +306,106 @@ impl Generator {
             sessions,
             responses,
         })
+    }
+}
+
+impl Generator {
+    /// The verified dose a synthetic session carries (so the record says how it was given, as
+    /// a real one does) and its administrations from `start`: IV ketamine as one infusion of
+    /// `mg` over [`IV_MINUTES`]; esketamine as `mg` ÷ the protocol's device strength devices,
+    /// the protocol's minutes apart.
+    fn dosing(
+        &self,
+        plan: &ketcare_session::Plan,
+        mg: f64,
+        weight: f64,
+        start: Timestamp,
+    ) -> Result<(VerifiedDose, Vec<Administration>)> {
+        let admin = |at: Timestamp, event: AdminEvent| Administration {
+            at,
+            by: "synthetic".into(),
+            event,
+        };
+        let protocol = self
+            .library
+            .get(&plan.protocol_id)
+            .with_context(|| format!("protocol {}", plan.protocol_id))?;
+        let dose = |devices: u32, summary: String, delivery: OrderedDelivery| VerifiedDose {
+            order_id: 0,
+            summary,
+            author: "synthetic".into(),
+            verified_by: "synthetic".into(),
+            devices,
+            dose_mg: Some(mg),
+            delivery,
+        };
+        if let Some(e) = &protocol.esketamine {
+            let e = e.get_ref();
+            let (Some(device_mg), Some(gap)) = (
+                e.device_mg.get_ref().value,
+                e.minutes_between_devices.get_ref().value,
+            ) else {
+                anyhow::bail!(
+                    "protocol {}: no device strength or wait between devices",
+                    plan.protocol_id
+                );
+            };
+            let devices = (mg / device_mg).round() as u32;
+            let admins = (0..devices)
+                .map(|i| {
+                    admin(
+                        start + ((f64::from(i) * gap * 60.0).round() as i64).seconds(),
+                        AdminEvent::Device { number: i + 1 },
+                    )
+                })
+                .collect();
+            let delivery = OrderedDelivery {
+                device_mg: Some(device_mg),
+                ..OrderedDelivery::default()
+            };
+            return Ok((
+                dose(
+                    devices,
+                    format!("synthetic: {mg} mg = {devices} devices"),
+                    delivery,
+                ),
+                admins,
+            ));
+        }
+        let rate = mg / IV_MG_PER_ML * 60.0 / IV_MINUTES as f64;
+        let delivery = OrderedDelivery {
+            infusion: Some(OrderedInfusion {
+                rate_ml_per_h: rate,
+                concentration_mg_per_ml: IV_MG_PER_ML,
+                dose_mg: mg,
+                duration_minutes: Some(IV_MINUTES as f64),
+                basis_kg: weight,
+                other_session_mg: 0.0,
+                limits: Vec::new(),
+            }),
+            infusion_mg: Some(mg),
+            ..OrderedDelivery::default()
+        };
+        Ok((
+            dose(
+                0,
+                format!("synthetic: {mg} mg over {IV_MINUTES} min"),
+                delivery,
+            ),
+            vec![
+                admin(
+                    start,
+                    AdminEvent::Start {
+                        rate_ml_per_h: Some(rate),
+                        deviation: None,
+                    },
+                ),
+                admin(
+                    start + IV_MINUTES.minutes(),
+                    AdminEvent::Stop { reason: None },
+                ),
+            ],
+        ))
     }
 }
 
@@ -416,5 +531,56 @@ mod tests {
             assert!(age.years() >= 18, "{n}");
             assert!(p.responses.iter().all(|r| r.total.unwrap() <= 27));
         }
+    }
+
+    /// Each record says how its dose was given (the mg the delivery computation reads from it
+    /// is the mg recorded), and its predicted exposure is the engine's prediction of exactly
+    /// that history for the chart's weight.
+    #[test]
+    fn every_session_is_readable_as_given_and_predicted_by_the_engine() {
+        let today = jiff::civil::date(2026, 12, 1);
+        let g = Generator::new(today, 2).unwrap();
+        let lib = Library::builtin().unwrap();
+        let pk = ketcare_pk::Library::builtin().unwrap();
+        let mut drugs = std::collections::BTreeSet::new();
+        for n in 0..60 {
+            let p = g.patient(1, n).unwrap();
+            let weight = f64::from(p.patient.weight.as_ref().unwrap().value);
+            for s in &p.sessions {
+                let given = s.session.given_mg().unwrap();
+                let delivered = s.session.delivered().unwrap();
+                assert!(
+                    (delivered.mg - given).abs() < 1e-3,
+                    "{n}: {delivered:?} vs {given}"
+                );
+                let e = s.exposure.as_ref().expect("a signed session is predicted");
+                let h = ketcare_app::given::of_session(&lib, &s.session)
+                    .unwrap()
+                    .unwrap();
+                drugs.insert(h.drug.clone());
+                let req = ketcare_pk::SimRequest {
+                    model: e.model.clone(),
+                    regimen: h.regimen.clone(),
+                    covariates: ketcare_pk::Covariates {
+                        weight_kg: weight,
+                        age_years: ketcare_core::age::Age::on(
+                            p.patient.date_of_birth,
+                            h.started_at.to_zoned(TimeZone::system()).date(),
+                        )
+                        .map(|a| f64::from(a.completed_months) / 12.0),
+                    },
+                    options: ketcare_pk::Options::default(),
+                    horizon_min: ketcare_app::sessions::history::horizon_after(h.last_event_min),
+                    step_min: 1.0,
+                    population: None,
+                    label: None,
+                };
+                let r = ketcare_pk::simulate(&pk, &req, None).unwrap();
+                assert_eq!(e.cmax_ng_ml, r.key.cmax_ng_ml);
+                assert_eq!(e.auc_ng_min_ml, r.key.auc_ng_min_ml);
+                assert!(e.cmax_ng_ml > 0.0 && e.auc_ng_min_ml > 0.0);
+            }
+        }
+        assert_eq!(drugs.len(), 2, "both drugs seen: {drugs:?}");
     }
 }

@@ -9,6 +9,8 @@ use ketcare_clinical::Library;
 use ketcare_core::patient::Patient;
 use ketcare_core::{Actor, PatientId, SessionId};
 use ketcare_pk::{Covariates, Options, SimRequest, SimResult};
+use ketcare_session::Session;
+use ketcare_store::registry::PredictedExposure;
 use ketcare_store::{SessionRecord, Store};
 use serde::{Deserialize, Serialize};
 
@@ -98,24 +100,14 @@ pub async fn predicted_of(
     let age_years = rec
         .day_of_care(today, library.age_bands())
         .map(|d| f64::from(d.age.completed_months) / 12.0);
-    let end = history.last_event_min;
-    let req = SimRequest {
-        model: q
-            .model
-            .clone()
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| default_model(&history).to_owned()),
-        regimen: history.regimen.clone(),
-        covariates: Covariates {
-            weight_kg,
-            age_years,
-        },
-        options: Options::default(),
-        horizon_min: horizon_after(end),
-        step_min: 1.0,
-        population: None,
-        label: Some(format!("session {sid}: {} {}", history.drug, history.route)),
-    };
+    let label = format!("session {sid}: {} {}", history.drug, history.route);
+    let req = request(
+        &history,
+        weight_kg,
+        age_years,
+        q.model.as_deref(),
+        Some(label),
+    );
     let result = run(pk, req).await?;
     Ok(Predicted {
         session_id: sid,
@@ -125,4 +117,113 @@ pub async fn predicted_of(
         age_years,
         result,
     })
+}
+
+/// The simulation of a dose history for a weight and age: the model asked for (default:
+/// [`default_model`]), the horizon of [`horizon_after`], a 1-minute grid, no population.
+fn request(
+    history: &DoseHistory,
+    weight_kg: f64,
+    age_years: Option<f64>,
+    model: Option<&str>,
+    label: Option<String>,
+) -> SimRequest {
+    SimRequest {
+        model: model
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| default_model(history))
+            .to_owned(),
+        regimen: history.regimen.clone(),
+        covariates: Covariates {
+            weight_kg,
+            age_years,
+        },
+        options: Options::default(),
+        horizon_min: horizon_after(history.last_event_min),
+        step_min: 1.0,
+        population: None,
+        label,
+    }
+}
+
+/// The registry's figures of a prediction: the engine's Cmax (ng/mL) and exact AUC
+/// (ng·min/mL) over the prediction's horizon, with the model and weight they used.
+pub fn exposure_of(p: &Predicted) -> PredictedExposure {
+    PredictedExposure {
+        model: p.result.model.id.clone(),
+        weight_kg: p.weight_kg,
+        cmax_ng_ml: p.result.key.cmax_ng_ml,
+        auc_ng_min_ml: p.result.key.auc_ng_min_ml,
+        auc_horizon_min: p.result.times_min.last().copied().unwrap_or(0.0),
+    }
+}
+
+/// The predicted exposure of what a session document gave, for `weight_kg` and `age_years`,
+/// with the default model: the request [`predicted_of`] runs, run here on the calling thread
+/// (the synthetic clinic's generator calls it from its blocking workers). `Ok(None)` when the
+/// session gave nothing.
+pub fn session_exposure(
+    library: &Library,
+    pk: &ketcare_pk::Library,
+    session: &Session,
+    weight_kg: f64,
+    age_years: Option<f64>,
+) -> Result<Option<PredictedExposure>> {
+    let Some(history) = crate::given::of_session(library, session)? else {
+        return Ok(None);
+    };
+    let req = request(&history, weight_kg, age_years, None, None);
+    let result = ketcare_pk::simulate(pk, &req, None).map_err(crate::pk::pk_error)?;
+    Ok(Some(PredictedExposure {
+        model: result.model.id.clone(),
+        weight_kg,
+        cmax_ng_ml: result.key.cmax_ng_ml,
+        auc_ng_min_ml: result.key.auc_ng_min_ml,
+        auc_horizon_min: result.times_min.last().copied().unwrap_or(0.0),
+    }))
+}
+
+/// Predicts what signed session `sid` gave (the record's doses, the weight charted now, the
+/// age on the day of the first administration) and stores the Cmax and AUC beside the
+/// session's registry facts ([`ketcare_store::registry::RegistryStore::put_session_exposure`]).
+/// Runs after the signature commits: a record the engine cannot read (no weight charted, no
+/// dose given) is signed all the same and simply has no predicted exposure — the reason is
+/// returned for the log, never put in the way of the signature.
+pub async fn record_exposure(
+    store: &dyn Store,
+    library: &Library,
+    pk: PkLibrary,
+    actor: &Actor,
+    r: &SessionRecord,
+) -> Result<std::result::Result<PredictedExposure, String>> {
+    let pt = store.get_patient(actor, r.patient_id).await?;
+    let Some(day) = r
+        .session
+        .dose_start()
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).date())
+    else {
+        return Ok(Err("the session gave no dose".into()));
+    };
+    let p = match predicted_of(library, pk, r, &pt, &PredictedQuery::default(), day).await {
+        Ok(p) => p,
+        Err(e) => return unpredictable(e).map(Err),
+    };
+    let e = exposure_of(&p);
+    store.put_session_exposure(actor, r.id, &e).await?;
+    Ok(Ok(e))
+}
+
+/// Why a record cannot be predicted (the engine's refusal or what the record lacks, in words),
+/// or the error itself when it is not about the record (the store's, an internal one).
+pub(crate) fn unpredictable(e: Error) -> Result<String> {
+    match e {
+        Error::Conflict(m) => Ok(m),
+        Error::Invalid(f) => Ok(f
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ")),
+        e => Err(e),
+    }
 }

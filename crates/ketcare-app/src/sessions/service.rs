@@ -178,12 +178,39 @@ pub async fn attach_dose(
             "dose order {order_id} is not verified by a second clinician yet"
         )));
     };
-    command(store, actor, sid, &Command::AttachDose { dose }, now).await
+    apply(store, actor, sid, &Command::AttachDose { dose }, now).await
 }
 
 /// Applies a command at `now` (a session score is first checked against the measures
-/// catalogue).
+/// catalogue). Once a signature commits, the PK engine predicts what the record says was given
+/// and the registry keeps its Cmax and AUC ([`super::history::record_exposure`]); a record it
+/// cannot predict, or a failure to store the figure, is logged and never undoes or refuses
+/// the signature.
 pub async fn command(
+    store: &dyn Store,
+    library: &Library,
+    pk: crate::pk::PkLibrary,
+    actor: &Actor,
+    sid: SessionId,
+    cmd: &Command,
+    now: Timestamp,
+) -> Result<SessionRecord> {
+    let rec = apply(store, actor, sid, cmd, now).await?;
+    if let Command::Sign = cmd {
+        match super::history::record_exposure(store, library, pk, actor, &rec).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(reason)) => {
+                tracing::info!(session = %sid, %reason, "signed session has no predicted exposure");
+            }
+            Err(e) => {
+                tracing::warn!(session = %sid, error = %e, "predicted exposure not stored");
+            }
+        }
+    }
+    Ok(rec)
+}
+
+async fn apply(
     store: &dyn Store,
     actor: &Actor,
     sid: SessionId,

@@ -64,6 +64,8 @@ pub struct SqlStore {
     pub(crate) tick_cache: tokio::sync::Mutex<crate::sessions::TickCache>,
     /// SQLite: whose turn it is to write (see [`Writers`]).
     pub(crate) writers: Writers,
+    /// The registry's subjects as last loaded, by registry version (`registry.rs`).
+    pub(crate) registry_memo: std::sync::Mutex<crate::registry::Memo>,
 }
 
 /// The write connections of one store: on SQLite each unit first takes its turn in this
@@ -225,6 +227,7 @@ impl SqlStore {
                 options,
             ),
             tick_cache: tokio::sync::Mutex::new(Default::default()),
+            registry_memo: std::sync::Mutex::new(Default::default()),
             writers,
         };
         store.fill_search_text().await?;

@@ -24,7 +24,7 @@ pub struct SaveCohort {
 /// A cohort's outcome table from the de-identified registry: counts (suppressed under the
 /// site's small-cell count), response and remission with 95 % Wilson intervals, durability
 /// (Kaplan-Meier), predictors (logistic and Cox regression). Audited by study id.
-#[utoipa::path(get, path = "/api/v1/registry/outcomes", params(CohortQuery), responses((status = 200, description = "the outcome table", body = Object), (status = 409, description = "the site has not set the small-cell count", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/registry/outcomes", params(CohortQuery), responses((status = 200, description = "the outcome table", body = ketcare_app::registry::OutcomeTable), (status = 409, description = "the site has not set the small-cell count", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn registry_outcomes(
     State(s): State<AppState>,
     p: Principal,
@@ -63,7 +63,7 @@ pub async fn save_cohort(
 }
 
 /// The outcome table of a saved cohort version.
-#[utoipa::path(get, path = "/api/v1/registry/cohorts/{id}/outcomes", params(("id" = i64, Path)), responses((status = 200, description = "the outcome table", body = Object), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/registry/cohorts/{id}/outcomes", params(("id" = i64, Path)), responses((status = 200, description = "the outcome table", body = ketcare_app::registry::OutcomeTable), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn cohort_outcomes(
     State(s): State<AppState>,
     p: Principal,

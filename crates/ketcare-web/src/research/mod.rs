@@ -46,6 +46,13 @@ pub(crate) fn routes() -> Vec<Entry> {
         api::cohort_outcomes,
         program::program_outcomes
     ),
-    components(schemas(ketcare_store::registry::SavedCohort, api::SaveCohort))
+    components(schemas(
+        ketcare_store::registry::SavedCohort,
+        api::SaveCohort,
+        ketcare_app::registry::OutcomeTable,
+        ketcare_app::registry::ExposureTertiles,
+        ketcare_app::registry::Rate,
+        ketcare_app::registry::Model
+    ))
 )]
 pub struct ResearchApiDoc;

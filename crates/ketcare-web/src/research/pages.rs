@@ -93,6 +93,19 @@ pub trait OutcomeText {
             },
         }
     }
+    /// The response-by-predicted-exposure tables present: (what, the tertiles).
+    fn exposure_tables<'a>(
+        &self,
+        t: &'a OutcomeTable,
+    ) -> Vec<(&'static str, &'a ketcare_app::registry::ExposureTertiles)> {
+        [
+            ("Cmax", t.response_by_cmax_tertile.as_ref()),
+            ("AUC", t.response_by_auc_tertile.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, x)| Some((name, x?)))
+        .collect()
+    }
     fn models(
         &self,
         t: &OutcomeTable,

@@ -66,7 +66,16 @@ pub async fn command(
     sid: SessionId,
     cmd: &Command,
 ) -> Result<SessionRecord, AppError> {
-    let rec = app::command(state.store.as_ref(), actor, sid, cmd, now(state)?).await?;
+    let rec = app::command(
+        state.store.as_ref(),
+        &state.library(),
+        state.pk.clone(),
+        actor,
+        sid,
+        cmd,
+        now(state)?,
+    )
+    .await?;
     publish_command(state, sid, cmd, &rec);
     Ok(rec)
 }

@@ -3,6 +3,9 @@
 //! curve, the responses are the recorded ones, the least-squares line and band equal an
 //! independent computation, too few sessions are listed without a line, bad filters are
 //! refused by name, the roles that do not run sessions are refused, and the read is audited.
+//! Signing stored each session's predicted Cmax and AUC for the registry — the same figures —
+//! and the registry's response by predicted-exposure tertile splits the subjects at the
+//! quantiles of those figures (API, page and data dictionary).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use crate::common;
 
@@ -263,8 +266,10 @@ async fn exposure_beside_response_across_signed_sessions() {
         ];
         let mrns = ["E-1", "E-2", "E-3", "E-4", "E-5", "E-6"];
         let mut sids = Vec::new();
+        let mut pids = Vec::new();
         for (i, (m, b, x, mo, c)) in plans.iter().enumerate() {
             let pid = patient(&app, mrns[i]).await;
+            pids.push(pid.clone());
             let plan = Plan {
                 infusion_min: *m,
                 baseline_systolic: *b,
@@ -308,6 +313,13 @@ async fn exposure_beside_response_across_signed_sessions() {
         assert_eq!(sessions.len(), 6);
         let mut cadss_pts = Vec::new();
         let mut rise_pts = Vec::new();
+        // Signing stored each session's predicted Cmax and AUC for the registry.
+        let registry = app
+            .store
+            .registry(&ketcare_core::Actor::system(Role::Researcher))
+            .await
+            .unwrap();
+        assert_eq!(registry.len(), 6, "{backend:?}");
         for (s, ((_, b, x, mo, c), sid)) in sessions.iter().zip(plans.iter().zip(&sids)) {
             assert_eq!(s["session_id"], *sid);
             // The same prediction as the session's timeline.
@@ -328,6 +340,25 @@ async fn exposure_beside_response_across_signed_sessions() {
                 .await
                 .json();
             assert_eq!(s["auc_ng_min_ml"], p["result"]["key"]["auc_ng_min_ml"]);
+            // The registry's figure, computed when the session was signed, is the same
+            // prediction (each patient has one session; each session gave a different mg).
+            let total = f(&s["total_mg"]);
+            let mine: Vec<_> = registry
+                .iter()
+                .flat_map(|x| &x.sessions)
+                .filter(|x| x.given_mg == Some(total))
+                .collect();
+            assert_eq!(mine.len(), 1, "{backend:?} session {sid}: {total} mg");
+            assert_eq!(
+                mine[0].predicted_cmax_ng_ml,
+                Some(f(&s["cmax_ng_ml"])),
+                "{backend:?} session {sid}"
+            );
+            assert_eq!(
+                mine[0].predicted_auc_ng_min_ml,
+                Some(f(&s["auc_ng_min_ml"])),
+                "{backend:?} session {sid}"
+            );
             assert_eq!(s["total_mg"], p["history"]["total_mg"]);
             assert_eq!(s["model"], "domino");
             // The responses as recorded.
@@ -436,6 +467,114 @@ async fn exposure_beside_response_across_signed_sessions() {
                 .iter()
                 .any(|r| r["action"] == "session.read" && r["username"] == "doc"),
             "each session read is audited"
+        );
+
+        // The registry's response by predicted exposure: a PHQ-9 of 20 on each dose day and,
+        // two weeks later, 10 (a response) for the first, third and fifth patients, 15 for the
+        // others; each induction is its one session, so each subject's exposure is that
+        // session's predicted Cmax and AUC.
+        let cmax: Vec<f64> = sessions.iter().map(|s| f(&s["cmax_ng_ml"])).collect();
+        let dates: Vec<String> = sessions
+            .iter()
+            .map(|s| s["date"].as_str().unwrap().to_owned())
+            .collect();
+        let score = |pid: String, on: String, total: i64, key: String| {
+            let app = &app;
+            async move {
+                let nurse = app.bearer("nurse").await;
+                let answers: Vec<i64> = (0..9)
+                    .map(|i| {
+                        if i < 8 {
+                            (total - 3 * i).clamp(0, 3)
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
+                let r = app
+                    .json(
+                        Method::POST,
+                        &format!("/api/v1/patients/{pid}/responses"),
+                        &nurse,
+                        &json!({"instrument": "phq9", "answers": answers, "taken_on": on,
+                                "submission_key": key}),
+                    )
+                    .await;
+                assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            }
+        };
+        for (i, pid) in pids.iter().enumerate() {
+            score(pid.clone(), dates[i].clone(), 20, format!("x-{i}-0")).await;
+        }
+        app.advance(15 * 86_400);
+        for (i, pid) in pids.iter().enumerate() {
+            let later: jiff::civil::Date = dates[i].parse().unwrap();
+            let total = if i % 2 == 0 { 10 } else { 15 };
+            score(
+                pid.clone(),
+                (later + jiff::ToSpan::days(14)).to_string(),
+                total,
+                format!("x-{i}-14"),
+            )
+            .await;
+        }
+        app.set_test_site_settings_with(&REGISTRY_SETTINGS).await;
+        app.add_user("rae", Role::Researcher).await;
+        let rae = app.bearer("rae").await;
+        let r = app.get("/api/v1/registry/outcomes", &rae).await;
+        assert_eq!(r.status, StatusCode::OK, "{backend:?}: {}", r.body);
+        let t = r.json();
+        let x = &t["response_by_cmax_tertile"];
+        assert_eq!(x["subjects"], 6, "{t}");
+        // The cut points: the 1/3 and 2/3 sample quantiles (definition 7) of the six Cmax,
+        // computed here from the exposure view's figures.
+        let mut sorted = cmax.clone();
+        sorted.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            let h = 5.0 * p;
+            let lo = h.floor() as usize;
+            sorted[lo] + (sorted[lo + 1] - sorted[lo]) * (h - lo as f64)
+        };
+        close(f(&x["cut_points"][0]), q(1.0 / 3.0), "lower cut");
+        close(f(&x["cut_points"][1]), q(2.0 / 3.0), "upper cut");
+        let in_tertile = |k: usize| {
+            (0..6)
+                .filter(|i| {
+                    let v = cmax[*i];
+                    match k {
+                        0 => v <= q(1.0 / 3.0),
+                        1 => v > q(1.0 / 3.0) && v <= q(2.0 / 3.0),
+                        _ => v > q(2.0 / 3.0),
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        for k in 0..3 {
+            let members = in_tertile(k);
+            let row = &x["tertiles"][k][1];
+            assert_eq!(row["n"], members.len(), "{backend:?} tertile {k}: {x}");
+            assert_eq!(
+                row["k"],
+                members.iter().filter(|i| *i % 2 == 0).count(),
+                "{backend:?} tertile {k}: {x}"
+            );
+        }
+        assert_eq!(t["response_by_auc_tertile"]["unit"], "ng·min/mL");
+        // The page and the export show them.
+        let page = app.get("/research", &app.login("rae").await).await;
+        assert_eq!(
+            page.body.matches("class=\"exposure-tertile\"").count(),
+            6,
+            "{}",
+            page.body
+        );
+        let dict = app
+            .get("/research/dictionary.csv", &app.login("rae").await)
+            .await;
+        assert!(
+            dict.body.contains("induction_cmax_ng_ml,double,ng/mL"),
+            "{}",
+            dict.body
         );
     }
 }

@@ -7,7 +7,7 @@
 use crate::common;
 
 use axum::http::{Method, StatusCode};
-use common::{Auth, START, TestApp, adult_form};
+use common::{Auth, REGISTRY_SETTINGS, START, TestApp, adult_form};
 use ketcare_core::{Actor, PatientId, Role};
 use ketcare_store::testing::{BACKENDS, dosed_session};
 use serde_json::json;
@@ -133,14 +133,13 @@ async fn the_registry_reads_outcomes_at_the_window_and_shows_no_identifier() {
             r.body
         );
 
-        app.set_test_site_settings_with(&[
-            ("research.small_cell_patients", 1.0),
-            ("research.response_window_from_days", 14.0),
-            ("research.response_window_to_days", 31.0),
-            ("research.induction_min_sessions", 1.0),
-            ("research.induction_within_days", 28.0),
-            ("therapy.integration_window_days", 3.0),
-        ])
+        app.set_test_site_settings_with(
+            &[
+                &REGISTRY_SETTINGS[..],
+                &[("therapy.integration_window_days", 3.0)],
+            ]
+            .concat(),
+        )
         .await;
         let r = app.get("/api/v1/registry/outcomes", &rae).await;
         assert_eq!(r.status, StatusCode::OK, "{backend:?}: {}", r.body);
@@ -417,10 +416,12 @@ fn regex_lite_date() -> impl Fn(&str) -> bool {
     }
 }
 
-/// The registry keeps each subject derived from the record (a per-subject cache): after a read,
-/// every kind of write the subject is derived from — a questionnaire total, a safety alert, an
-/// opioid, an integration encounter, the intake questions — shows in the next read, on both
-/// backends, whichever code wrote it.
+/// The registry keeps each subject derived from the record (a per-subject cache) and, in the
+/// process, the decoded subjects by registry version: after a read, every kind of write the
+/// subject is derived from — a questionnaire total, a safety alert, an opioid, an integration
+/// encounter, the intake questions, a new session, a raw SQL update, a write through another
+/// store on the same database (another process) — shows in the next read, on both backends,
+/// whichever code wrote it; with no write in between, the held copy itself is served.
 #[tokio::test]
 async fn the_registry_follows_every_write_after_a_read() {
     for backend in BACKENDS {
@@ -430,19 +431,78 @@ async fn the_registry_follows_every_write_after_a_read() {
         let page = app.login("nina").await;
         let nurse = app.bearer("nina").await;
         let (pid, sid) = subject(&app, &page, &nurse, 7, &[(-1, 20), (14, 16)]).await;
+        let researcher = Actor::system(Role::Researcher);
+        let read_all = || app.store.registry(&researcher);
         let read = || async {
-            let all = app
-                .store
-                .registry(&Actor::system(Role::Researcher))
-                .await
-                .unwrap();
+            let all = read_all().await.unwrap();
             assert_eq!(all.len(), 1, "{backend:?}");
-            all.into_iter().next().unwrap()
+            all[0].clone()
         };
         let before = read().await;
         assert_eq!(before.scores.len(), 2, "{backend:?}");
         assert_eq!(read().await, before, "{backend:?}: read again, unchanged");
+        // Nothing written between two reads: the copy held in memory is served again.
+        let (a, b) = (read_all().await.unwrap(), read_all().await.unwrap());
+        assert!(std::sync::Arc::ptr_eq(&a, &b), "{backend:?}");
         let first = START - 60 * DAY;
+
+        // A write no code of ours makes (raw SQL on a score) changes the next answer.
+        app.store
+            .execute_raw(&format!(
+                "UPDATE measure_responses SET total = total - 1 WHERE patient_id = {pid} AND taken_on = '{}'",
+                date_of(first + 14 * DAY)
+            ))
+            .await
+            .unwrap();
+        let s = read().await;
+        assert_eq!(s.scores[1].total, before.scores[1].total - 1, "{backend:?}");
+        // So does one through another store on the same database (another process, with its
+        // own copy in memory), after both have read.
+        let other = ketcare_store::open(&app.url).await.unwrap();
+        assert_eq!(other.registry(&researcher).await.unwrap().len(), 1);
+        other
+            .execute_raw(&format!(
+                "UPDATE measure_responses SET total = total + 1 WHERE patient_id = {pid} AND taken_on = '{}'",
+                date_of(first + 14 * DAY)
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            read().await,
+            before,
+            "{backend:?}: the other store's write shows"
+        );
+        // A second session, dosed on day 3: a new session moves the version though it has no
+        // facts yet; the next read derives them.
+        dosed_session(
+            app.store.as_ref(),
+            &Actor::system(Role::Nurse),
+            PatientId::new(pid),
+            jiff::Timestamp::from_second(first + 3 * DAY).unwrap(),
+        )
+        .await;
+        let s = read().await;
+        assert_eq!(s.sessions.len(), 2, "{backend:?}: {s:?}");
+        assert_eq!(s.sessions[1].day, 3);
+        // And the other store, whose copy is older, reads it too.
+        assert_eq!(
+            other.registry(&researcher).await.unwrap()[0].sessions.len(),
+            2,
+            "{backend:?}"
+        );
+
+        // The outcome table the researcher reads (twice: the second from what the first
+        // derived) follows the next write too.
+        app.set_test_site_settings_with(&REGISTRY_SETTINGS).await;
+        app.add_user("rae", Role::Researcher).await;
+        let rae = app.bearer("rae").await;
+        let response = || async {
+            let r = app.get("/api/v1/registry/outcomes", &rae).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.json()["response"]["estimate"]["k"].clone()
+        };
+        assert_eq!(response().await, 0, "{backend:?}: 20 → 16 is no response");
+        assert_eq!(response().await, 0, "{backend:?}");
 
         // A total on day 20, with a positive item 9 (a safety alert).
         let mut a = answers(8);
@@ -461,6 +521,11 @@ async fn the_registry_follows_every_write_after_a_read() {
         assert_eq!(s.scores.len(), 3, "{backend:?}: {s:?}");
         assert_eq!(s.scores[2].day, 20);
         assert_eq!(s.alert_days.len(), 1, "{backend:?}: {s:?}");
+        assert_eq!(
+            response().await,
+            1,
+            "{backend:?}: 20 → 9 on day 20 responds"
+        );
 
         // An opioid.
         let r = app
@@ -568,8 +633,19 @@ async fn the_registry_reads_a_replica_only_once_it_has_caught_up() {
         "the replica lagged: the primary's answer, with the new score"
     );
 
-    // The replica catches up (its chain passes the primary's) — and, to tell which was read,
-    // its cache lacks the second subject: the read is the replica's.
+    // The primary moves on again (the held copy is no longer current); the replica catches up
+    // (its chain passes the primary's) — and, to tell which was read, its cache lacks the
+    // second subject: the read is the replica's.
+    let r = app
+        .json(
+            Method::POST,
+            &format!("/api/v1/patients/{pid1}/responses"),
+            &nurse,
+            &json!({"instrument": "phq9", "answers": answers(2), "taken_on": date_of(START - 60 * DAY + 21 * DAY),
+                    "submission_key": "replica-later"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     run_sql(
         &frozen,
         &format!(

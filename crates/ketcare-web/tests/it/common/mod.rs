@@ -19,6 +19,16 @@ pub const PASSWORD: &str = "correct horse battery";
 /// 2026-11-22T12:00:00Z
 pub const START: i64 = 1_795_348_800;
 
+/// The registry's definitions as the tests set them: k = 1, the outcome window days 14–31, an
+/// induction of at least one session within 28 days.
+pub const REGISTRY_SETTINGS: [(&str, f64); 5] = [
+    ("research.small_cell_patients", 1.0),
+    ("research.response_window_from_days", 14.0),
+    ("research.response_window_to_days", 31.0),
+    ("research.induction_min_sessions", 1.0),
+    ("research.induction_within_days", 28.0),
+];
+
 /// The site settings a session needs to run: the blood-pressure gate, the SpO2 alarm and the
 /// vitals interval (test values; the reference leaves them to the site).
 pub const SESSION_SETTINGS: [(&str, f64); 4] = [
