@@ -903,6 +903,9 @@ async fn derive_subjects(
 pub(crate) struct Memo {
     /// With study ids: the researcher's view.
     researcher: Option<Held<RegistrySubject>>,
+    /// The audit record that listed the study ids of the researcher's held copy: a later read
+    /// of the same copy refers to it rather than listing them again.
+    researcher_listed: Option<i64>,
     /// Without, beside each patient id: the program's view.
     program: Option<Held<(i64, RegistrySubject)>>,
 }
@@ -991,15 +994,54 @@ impl SqlStore {
                 },
             )
             .await?;
-        tx.audit(&registry_read(out.iter().map(|s| s.study_id.as_str())))
-            .await?;
-        tx.commit().await?;
-        // Kept only once committed: a rolled-back read may have moved the version (filling
-        // facts) or made study ids that no longer exist.
-        if let Some(version) = loaded {
-            self.memo().researcher = Some((version, out.clone()));
-        }
+        self.record_read(tx, &out, loaded).await?;
         Ok(out)
+    }
+
+    /// Records a researcher's read and commits it: the study ids shown — or, for a read of
+    /// the copy held in memory whose ids an earlier record listed, a reference to that record
+    /// (the same ids, unchanged since: the log is append-only, so the reference always resolves,
+    /// and a 100,000-subject clinic does not write its whole list on every read). A copy just
+    /// `loaded` at a version is kept only once committed: a rolled-back read may have moved the
+    /// version (filling facts) or made study ids that no longer exist.
+    async fn record_read(
+        &self,
+        mut tx: Unit<'_>,
+        out: &Arc<Vec<RegistrySubject>>,
+        loaded: Option<i64>,
+    ) -> Result<()> {
+        let held = |m: &Memo| {
+            m.researcher
+                .as_ref()
+                .is_some_and(|(_, s)| Arc::ptr_eq(s, out))
+        };
+        let listed = {
+            let m = self.memo();
+            (loaded.is_none() && held(&m))
+                .then_some(m.researcher_listed)
+                .flatten()
+        };
+        let event = match listed {
+            Some(seq) => AuditEvent::new(
+                "registry.read",
+                None,
+                format!(
+                    "{} subjects: the study ids audit record {seq} lists (unchanged since)",
+                    out.len()
+                ),
+            ),
+            None => registry_read(out.iter().map(|s| s.study_id.as_str())),
+        };
+        tx.audit(&event).await?;
+        let seq = tx.commit_seq().await?;
+        let mut m = self.memo();
+        if let Some(version) = loaded {
+            m.researcher = Some((version, out.clone()));
+            m.researcher_listed = Some(seq);
+        } else if listed.is_none() && held(&m) {
+            m.researcher_listed = Some(seq);
+        }
+        Ok(())
     }
 
     /// [`RegistryStore::registry`] with a read replica: the primary brings the cache up to date,
@@ -1018,9 +1060,7 @@ impl SqlStore {
         let now = registry_version(&mut tx).await?;
         let held = self.memo().researcher.clone();
         if let Some((_, out)) = held.filter(|(v, _)| *v == now) {
-            tx.audit(&registry_read(out.iter().map(|s| s.study_id.as_str())))
-                .await?;
-            tx.commit().await?;
+            self.record_read(tx, &out, None).await?;
             return Ok(out);
         }
         fill_facts(&mut tx).await?;
@@ -1074,9 +1114,13 @@ impl SqlStore {
             out.push(subject);
         }
         // What the replica held is at least as new as `version` (it had reached this read's
-        // commit), so it is kept under it like a read on the primary.
+        // commit), so it is kept under it like a read on the primary, with the record that
+        // listed its ids.
         let out = Arc::new(out);
-        self.memo().researcher = Some((version, out.clone()));
+        let mut m = self.memo();
+        m.researcher = Some((version, out.clone()));
+        // (A replica missing a subject the record listed is read again next time.)
+        m.researcher_listed = (out.len() == wanted.len()).then_some(seq);
         Ok(out)
     }
 

@@ -444,6 +444,33 @@ async fn the_registry_follows_every_write_after_a_read() {
         // Nothing written between two reads: the copy held in memory is served again.
         let (a, b) = (read_all().await.unwrap(), read_all().await.unwrap());
         assert!(std::sync::Arc::ptr_eq(&a, &b), "{backend:?}");
+        // Every read is recorded; a read of the held copy refers to the record that listed its
+        // study ids rather than listing them again.
+        let reads = app
+            .store
+            .audit_records(
+                &Actor::system(Role::Administrator),
+                &ketcare_store::AuditFilter {
+                    action: Some("registry.read".into()),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let last = &reads[0];
+        let listing = reads
+            .iter()
+            .find(|r| r.detail.contains(&a[0].study_id))
+            .expect("a record lists the study ids");
+        assert_eq!(
+            last.detail,
+            format!(
+                "1 subjects: the study ids audit record {} lists (unchanged since)",
+                listing.seq
+            ),
+            "{backend:?}"
+        );
         let first = START - 60 * DAY;
 
         // A write no code of ours makes (raw SQL on a score) changes the next answer.
