@@ -976,26 +976,7 @@ impl SqlStore {
     }
 
     async fn registry_impl(&self, actor: &Actor) -> Result<Arc<Vec<RegistrySubject>>> {
-        if let Some(replica) = &self.read_pool {
-            return self.registry_on_replica(actor, replica).await;
-        }
-        let mut tx = self.read_audited(actor, Permission::RegistryRead).await?;
-        let (out, loaded) = self
-            .view(
-                &mut tx,
-                |m| m.researcher.as_ref(),
-                async |tx| {
-                    Ok(self
-                        .subjects(tx, true)
-                        .await?
-                        .into_iter()
-                        .map(|(_, s)| s)
-                        .collect())
-                },
-            )
-            .await?;
-        self.record_read(tx, &out, loaded).await?;
-        Ok(out)
+        self.researcher_read(actor, self.read_pool.as_ref()).await
     }
 
     /// Records a researcher's read and commits it: the study ids shown — or, for a read of
@@ -1044,42 +1025,80 @@ impl SqlStore {
         Ok(())
     }
 
-    /// [`RegistryStore::registry`] with a read replica: the primary brings the cache up to date,
-    /// gives every subject its study id and records the read (one audited unit, as without a
-    /// replica); the subjects themselves — the bulk of the bytes — are then read from the
-    /// replica once its audit chain has reached the unit's commit (so it holds the refreshed
-    /// cache), or from the primary if it has not within [`REPLICA_WAIT`].
-    async fn registry_on_replica(
+    /// [`RegistryStore::registry`]. The copy held in memory while the registry's version is
+    /// unchanged (one small row read, then the audited record). Otherwise three steps, none of
+    /// which holds the audit chain's lock for long, so the bedside feed keeps committing while a
+    /// researcher reads a large clinic: (1) a unit of derived data ([`Unit::derived`], no audit
+    /// lock) fills the session facts, reads the version and re-derives the dirty subjects into
+    /// the cache; (2) the audited unit gives every cached subject its study id and records the
+    /// read, committing at a chain sequence; (3) the subjects — the bulk of the bytes — are read
+    /// and decoded outside any transaction: from the `replica` once its audit chain has reached
+    /// that sequence (so it holds the refreshed cache), else from the primary (after
+    /// [`REPLICA_WAIT`], with a warning, when a replica lags). What is read is at least as new
+    /// as the version (read after the facts were filled, before the subjects were derived),
+    /// and is kept in memory under it.
+    async fn researcher_read(
         &self,
         actor: &Actor,
-        replica: &sqlx::AnyPool,
+        replica: Option<&sqlx::AnyPool>,
     ) -> Result<Arc<Vec<RegistrySubject>>> {
-        let mut tx = self.read_audited(actor, Permission::RegistryRead).await?;
-        // The copy held in memory while the registry's version is unchanged, as without a
-        // replica.
-        let now = registry_version(&mut tx).await?;
+        crate::require(actor, Permission::RegistryRead)?;
+        let now: i64 = sqlx::query_scalar("SELECT version FROM registry_version WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
         let held = self.memo().researcher.clone();
         if let Some((_, out)) = held.filter(|(v, _)| *v == now) {
+            let tx = self.read_audited(actor, Permission::RegistryRead).await?;
             self.record_read(tx, &out, None).await?;
             return Ok(out);
         }
-        fill_facts(&mut tx).await?;
-        let version = registry_version(&mut tx).await?;
-        refresh_subjects(&mut tx).await?;
+        // Each step commits on its own: filling facts moves the version (its row is locked by
+        // every writer that marks a subject stale, the bedside feed included) and clearing dirty
+        // marks locks theirs, so neither is held across the other step.
+        let mut derive = Unit::derived(&self.pool, &self.writers, actor).await?;
+        fill_facts(&mut derive).await?;
+        derive.commit().await?;
+        let mut derive = Unit::derived(&self.pool, &self.writers, actor).await?;
+        let version = registry_version(&mut derive).await?;
+        refresh_subjects(&mut derive).await?;
+        derive.commit().await?;
+        // The subjects and their keys, read before the audited unit so that it stays short.
         let cached: Vec<i64> = sqlx::query_scalar(
             "SELECT patient_id FROM registry_subject_cache WHERE subject IS NOT NULL ORDER BY patient_id",
         )
-        .fetch_all(tx.conn())
+        .fetch_all(&self.pool)
         .await?;
         let mut keys: HashMap<i64, String> =
             sqlx::query_as::<_, (i64, String)>("SELECT patient_id, study_id FROM registry_keys")
-                .fetch_all(tx.conn())
+                .fetch_all(&self.pool)
                 .await?
                 .into_iter()
                 .collect();
-        for pid in &cached {
-            let id = study_id(&mut tx, &keys, *pid).await?;
-            keys.insert(*pid, id);
+        let missing: Vec<i64> = cached
+            .iter()
+            .copied()
+            .filter(|pid| !keys.contains_key(pid))
+            .collect();
+        let mut tx = self.read_audited(actor, Permission::RegistryRead).await?;
+        if !missing.is_empty() {
+            // Another read may have given some of them a key meanwhile: read those again under
+            // the unit's lock, then create the rest.
+            let list = missing
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            keys.extend(
+                sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(format!(
+                    "SELECT patient_id, study_id FROM registry_keys WHERE patient_id IN ({list})"
+                )))
+                .fetch_all(tx.conn())
+                .await?,
+            );
+            for pid in missing {
+                let id = study_id(&mut tx, &keys, pid).await?;
+                keys.insert(pid, id);
+            }
         }
         tx.audit(&registry_read(
             cached
@@ -1088,18 +1107,18 @@ impl SqlStore {
         ))
         .await?;
         let seq = tx.commit_seq().await?;
-        let rows: Vec<(i64, String)> = match caught_up(replica, seq).await {
-            true => sqlx::query_as(CACHED_SUBJECTS).fetch_all(replica).await?,
-            false => {
+        let source = match replica {
+            None => &self.pool,
+            Some(replica) if caught_up(replica, seq).await => replica,
+            Some(_) => {
                 tracing::warn!(
                     "the read replica had not reached audit record {seq} within {} ms: the registry was read on the primary",
                     REPLICA_WAIT.as_millis()
                 );
-                sqlx::query_as(CACHED_SUBJECTS)
-                    .fetch_all(&self.pool)
-                    .await?
+                &self.pool
             }
         };
+        let rows: Vec<(i64, String)> = sqlx::query_as(CACHED_SUBJECTS).fetch_all(source).await?;
         // Exactly the subjects the read recorded (a patient cached after it is not among them).
         let wanted: std::collections::HashSet<i64> = cached.into_iter().collect();
         let mut out = Vec::with_capacity(wanted.len());

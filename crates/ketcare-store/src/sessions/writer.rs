@@ -319,8 +319,9 @@ async fn write_batch(
     // of the insert does not see: only while such rows exist is each key looked for first.
     let legacy_keys = jobs.iter().any(|j| j.key.is_some())
         && sqlx::query_scalar::<_, i64>(
-            // `>= ''` rather than IS NOT NULL: a range both backends walk on the key's index.
-            "SELECT id FROM session_vitals WHERE message_key >= '' AND control_id IS NULL LIMIT 1",
+            // One lookup in a partial index of exactly these rows (migration 0026), however
+            // many readings are stored.
+            "SELECT id FROM session_vitals WHERE message_key IS NOT NULL AND control_id IS NULL LIMIT 1",
         )
         .fetch_optional(&mut **tx)
         .await?

@@ -287,6 +287,9 @@ pub(crate) struct Unit<'a> {
     actor: &'a Actor,
     head: Head,
     audited: bool,
+    /// Writes only data derived from the record (caches): the audit head is not locked and no
+    /// record may be appended ([`Unit::derived`]).
+    derived: bool,
     /// SQLite: this unit's turn, held until it commits or is dropped (after the transaction,
     /// as fields drop in order).
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
@@ -323,6 +326,31 @@ impl<'a> Unit<'a> {
             actor,
             head,
             audited: false,
+            derived: false,
+            _turn: turn,
+        })
+    }
+
+    /// A unit that writes only data derived from the record (the registry's caches, which the
+    /// record's own writes mark stale): it does not lock the audit chain's head, so a long
+    /// derivation never holds up the record's writers (the bedside feed) on PostgreSQL; it may
+    /// append no audit record, and commits without one. On SQLite it takes its turn like every
+    /// writer (one writer at a time is SQLite's rule).
+    pub(crate) async fn derived(
+        pool: &AnyPool,
+        writers: &Writers,
+        actor: &'a Actor,
+    ) -> Result<Unit<'a>> {
+        let turn = match &writers.turn {
+            Some(t) => Some(t.clone().lock_owned().await),
+            None => None,
+        };
+        Ok(Unit {
+            tx: pool.begin().await?,
+            actor,
+            head: (0, String::new()),
+            audited: false,
+            derived: true,
             _turn: turn,
         })
     }
@@ -346,6 +374,11 @@ impl<'a> Unit<'a> {
     /// Appends one record per (actor, event), chained in the order given, with multi-row
     /// inserts (a vitals batch: each reading's record as its monitor's).
     pub(crate) async fn audit_each(&mut self, events: &[(&Actor, &AuditEvent)]) -> Result<()> {
+        if self.derived {
+            return Err(StoreError::Corrupt(
+                "a unit of derived data cannot append to the audit log".into(),
+            ));
+        }
         // 11 parameters a row; 50 rows stay far below both backends' parameter limits.
         for chunk in events.chunks(50) {
             let mut rows = Vec::with_capacity(chunk.len());
@@ -391,6 +424,10 @@ impl<'a> Unit<'a> {
     /// every write is chained through the head, so a database (a replica) whose head is at or
     /// past it holds everything this unit wrote.
     pub(crate) async fn commit_seq(mut self) -> Result<i64> {
+        if self.derived {
+            self.tx.commit().await?;
+            return Ok(0);
+        }
         if !self.audited {
             return Err(StoreError::Corrupt(
                 "a unit of work without an audit record was not committed".into(),
