@@ -79,6 +79,14 @@ pub(crate) struct Writers {
 }
 
 impl Writers {
+    /// SQLite: waits for this process's write turn (first come, first served); PostgreSQL: none.
+    async fn take_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.turn {
+            Some(t) => Some(t.clone().lock_owned().await),
+            None => None,
+        }
+    }
+
     fn new(backend: Backend) -> Self {
         Self {
             turn: (backend == Backend::Sqlite)
@@ -316,10 +324,7 @@ impl<'a> Unit<'a> {
         writers: &Writers,
         actor: &'a Actor,
     ) -> Result<Unit<'a>> {
-        let turn = match &writers.turn {
-            Some(t) => Some(t.clone().lock_owned().await),
-            None => None,
-        };
+        let turn = writers.take_turn().await;
         let (tx, head) = begin_write_on(pool).await?;
         Ok(Unit {
             tx,
@@ -341,10 +346,7 @@ impl<'a> Unit<'a> {
         writers: &Writers,
         actor: &'a Actor,
     ) -> Result<Unit<'a>> {
-        let turn = match &writers.turn {
-            Some(t) => Some(t.clone().lock_owned().await),
-            None => None,
-        };
+        let turn = writers.take_turn().await;
         Ok(Unit {
             tx: pool.begin().await?,
             actor,
