@@ -193,24 +193,32 @@ pub async fn home(
         queues.push(bookings_not_ready(store, actor, now, tz).await?);
     }
     if may(Permission::LedgerManage) {
-        let ledger = store.ledger_state(actor).await?;
+        // Every site's ledger the pharmacist keeps: each is its own chain and stock.
+        let sites = store.sites(actor).await?;
+        let several = sites.len() > 1;
+        let mut items = Vec::new();
+        for site in sites {
+            let ledger = store.ledger_state_at(actor, Some(site.id)).await?;
+            items.extend(ledger.open_discrepancies().map(|d| WorkItem {
+                label: if several {
+                    format!("{}: container {}", site.name, d.container)
+                } else {
+                    format!("Container {}", d.container)
+                },
+                detail: format!(
+                    "counted {} mL, book {} mL",
+                    ketcare_core::units::trim_float(d.counted_ul as f64 / 1000.0),
+                    ketcare_core::units::trim_float(d.expected_ul as f64 / 1000.0)
+                ),
+                href: "/ledger#discrepancies".into(),
+                urgent: true,
+            }));
+        }
         queues.push(Queue {
             id: "ledger-discrepancies",
             title: "Open count discrepancies",
             empty: "No discrepancy is open.",
-            items: ledger
-                .open_discrepancies()
-                .map(|d| WorkItem {
-                    label: format!("Container {}", d.container),
-                    detail: format!(
-                        "counted {} mL, book {} mL",
-                        ketcare_core::units::trim_float(d.counted_ul as f64 / 1000.0),
-                        ketcare_core::units::trim_float(d.expected_ul as f64 / 1000.0)
-                    ),
-                    href: "/ledger#discrepancies".into(),
-                    urgent: true,
-                })
-                .collect(),
+            items,
         });
     }
     if may(Permission::SiteSettingsWrite) {

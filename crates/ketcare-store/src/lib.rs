@@ -18,6 +18,7 @@ mod ops;
 pub mod outreach;
 pub mod registry;
 pub mod session_ops;
+pub mod sites;
 mod sessions;
 mod sql;
 pub mod status;
@@ -38,6 +39,7 @@ pub use registry::RegistryStore;
 pub use sessions::{
     MessageKey, MonitorMatch, SessionRecord, SessionStore, StoredVital, VitalOutcome,
 };
+pub use sites::{NewSite, Site, SiteScope, SiteStore};
 pub use sql::SqlStore;
 pub use status::{AlertStatus, LinkStatus, ProposalState};
 pub use therapy::TherapyStore;
@@ -439,7 +441,8 @@ pub struct AuditVerification {
 pub enum Chain {
     /// The audit log (`audit_log`, head in `audit_head`).
     Audit,
-    /// The controlled-substance ledger (`ops_ledger`, head in `ops_ledger_head`).
+    /// The controlled-substance ledger of the first site (`ops_ledger`, heads in
+    /// `ops_ledger_heads`); each site's ledger is its own chain.
     Ledger,
 }
 
@@ -456,13 +459,6 @@ impl Chain {
     pub fn parse(s: &str) -> Option<Chain> {
         Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
-
-    fn tables(self) -> (&'static str, &'static str) {
-        match self {
-            Chain::Audit => ("audit_log", "audit_head"),
-            Chain::Ledger => ("ops_ledger", "ops_ledger_head"),
-        }
-    }
 }
 
 /// Everything ketcare persists, behind one interface. Each later area (measurement-based care,
@@ -478,6 +474,7 @@ pub trait Store:
     + CarePlanStore
     + RegistryStore
     + OutreachStore
+    + SiteStore
 {
     fn backend(&self) -> Backend;
     async fn ping(&self) -> Result<()>;

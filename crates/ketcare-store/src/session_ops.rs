@@ -112,7 +112,10 @@ pub(crate) async fn refresh_ledger(
             at: now,
         },
         Ok(facts) => {
-            let records = crate::ops::ledger_records_tx(tx).await?;
+            let site = crate::ops::session_site(tx, session_id.get())
+                .await?
+                .unwrap_or(crate::sites::DEFAULT_SITE);
+            let records = crate::ops::ledger_records_tx(tx, site).await?;
             let state = crate::ops::replay(&records)?;
             let b = session_balance(&facts, &state);
             LedgerCheck {

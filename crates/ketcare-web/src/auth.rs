@@ -37,6 +37,12 @@ pub struct Principal {
     pub user: User,
     pub actor: Actor,
     pub credential: Credential,
+    /// The sites the user works at (id, name), from the record.
+    pub sites: Vec<(i64, String)>,
+    /// The site the user is working at: their only site, or the one chosen (the `ketcare_site`
+    /// cookie on pages, the `X-Ketcare-Site` header on the API) when it is one of theirs. The
+    /// store checks it again; a record's own site (a session's, a booking's) always wins.
+    pub site: Option<i64>,
 }
 
 impl Principal {
@@ -120,6 +126,36 @@ pub fn is_tls(state: &AppState, headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
+/// The cookie holding the site a signed-in user chose to work at.
+pub const SITE_COOKIE: &str = "ketcare_site";
+
+/// The user's sites and the one they work at now (see [`Principal::site`]).
+async fn working_site(
+    state: &AppState,
+    headers: &HeaderMap,
+    actor: &Actor,
+) -> Result<(Vec<(i64, String)>, Option<i64>), AppError> {
+    let sites: Vec<(i64, String)> = state
+        .store
+        .sites(actor)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.name))
+        .collect();
+    let chosen = headers
+        .get("x-ketcare-site")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| cookie(headers, SITE_COOKIE))
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|id| sites.iter().any(|(s, _)| s == id));
+    let site = match (chosen, sites.as_slice()) {
+        (Some(id), _) => Some(id),
+        (None, [(only, _)]) => Some(*only),
+        _ => None,
+    };
+    Ok((sites, site))
+}
+
 async fn resolve(
     state: &AppState,
     headers: &HeaderMap,
@@ -147,10 +183,13 @@ async fn resolve(
             }
         };
         let actor = Actor::user(user.id, &user.username, user.role, address);
+        let (sites, site) = working_site(state, headers, &actor).await?;
         return Ok(Some(Principal {
             user,
             actor,
             credential,
+            sites,
+            site,
         }));
     }
     let Some(token) = cookie(headers, SESSION_COOKIE) else {
@@ -177,18 +216,22 @@ async fn resolve(
     if now - session.last_seen >= 60 {
         state.store.touch_session(&hash, now).await?;
     }
+    let actor = Actor::user(
+        session.user.id,
+        &session.user.username,
+        session.user.role,
+        address,
+    );
+    let (sites, site) = working_site(state, headers, &actor).await?;
     Ok(Some(Principal {
-        actor: Actor::user(
-            session.user.id,
-            &session.user.username,
-            session.user.role,
-            address,
-        ),
+        actor,
         user: session.user,
         credential: Credential::Session {
             token_hash: hash,
             csrf: session.csrf_token,
         },
+        sites,
+        site,
     }))
 }
 

@@ -25,6 +25,7 @@ pub mod pk;
 pub mod research;
 pub mod routes;
 pub mod sessions;
+pub mod sites;
 pub mod therapy;
 pub mod throttle;
 

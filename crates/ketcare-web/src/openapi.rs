@@ -27,6 +27,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::care_plan::CarePlanApiDoc::openapi());
     doc.merge(crate::research::ResearchApiDoc::openapi());
     doc.merge(crate::outreach::OutreachApiDoc::openapi());
+    doc.merge(crate::sites::SitesApiDoc::openapi());
     doc.merge(crate::fhir::clients::FhirClientsApiDoc::openapi());
     add_common_responses(&mut doc, &crate::routes::rules());
     doc

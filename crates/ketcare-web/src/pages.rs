@@ -73,9 +73,18 @@ pub struct Nav {
     pub research: bool,
     /// May read the program dashboard (identified outcomes).
     pub program: bool,
+    /// The user's sites (id, name): a chooser is shown when there are several.
+    pub sites: Vec<(i64, String)>,
+    /// The site the user works at now.
+    pub site: Option<i64>,
 }
 
 impl Nav {
+    /// Whether `site` is the one the user works at now.
+    pub fn is_site(&self, site: &i64) -> bool {
+        self.site == Some(*site)
+    }
+
     pub fn of(p: &Principal) -> Option<Nav> {
         Some(Nav {
             username: p.user.display_name.clone(),
@@ -88,6 +97,8 @@ impl Nav {
             users: p.user.role.allows(Permission::UserAdmin),
             research: p.user.role.allows(Permission::RegistryRead),
             program: p.user.role.allows(Permission::ProgramOutcomes),
+            sites: p.sites.clone(),
+            site: p.site,
         })
     }
 }
@@ -553,6 +564,45 @@ pub async fn logout(
     }
     let mut r = Redirect::to("/login").into_response();
     let c = auth::set_cookie(SESSION_COOKIE, "", 0, auth::is_tls(&s, &headers));
+    if let Ok(v) = c.parse() {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(r)
+}
+
+/// Chooses the site the user works at (one of theirs), kept in a cookie; back to the page
+/// the choice was made on.
+pub async fn choose_site(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Principal,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let f: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| AppError::invalid("site", "choose one of your sites"))?;
+    let site = f
+        .iter()
+        .find(|(k, _)| k == "site")
+        .map(|(_, v)| v.trim())
+        .unwrap_or_default();
+    let id: i64 = site
+        .parse()
+        .ok()
+        .filter(|id| p.sites.iter().any(|(s, _)| s == id))
+        .ok_or_else(|| AppError::invalid("site", "choose one of your sites"))?;
+    let back = f
+        .iter()
+        .find(|(k, _)| k == "back")
+        .map(|(_, v)| v.as_str())
+        .filter(|b| b.starts_with('/') && !b.starts_with("//"))
+        .unwrap_or("/");
+    let mut r = Redirect::to(back).into_response();
+    let c = auth::set_cookie(
+        auth::SITE_COOKIE,
+        &id.to_string(),
+        400 * 24 * 3600,
+        auth::is_tls(&s, &headers),
+    );
     if let Ok(v) = c.parse() {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -1304,6 +1354,8 @@ pub struct UsersPage {
     me: i64,
     message: String,
     error: String,
+    /// Every site of the organisation.
+    sites: Vec<ketcare_store::Site>,
 }
 
 pub struct UserRow {
@@ -1315,6 +1367,17 @@ pub struct UserRow {
     status: String,
     disabled: bool,
     second_factor: bool,
+    /// Works at every site.
+    all_sites: bool,
+    /// The sites they work at (when not every site).
+    sites: Vec<i64>,
+}
+
+impl UserRow {
+    /// Whether the row's account is listed at `site` (not counting "every site").
+    pub fn works_at(&self, site: &i64) -> bool {
+        !self.all_sites && self.sites.contains(site)
+    }
 }
 
 async fn users_page(
@@ -1325,12 +1388,15 @@ async fn users_page(
     status: StatusCode,
 ) -> Result<Response, AppError> {
     let now = s.now();
-    let users = s
-        .store
-        .list_users(&p.actor)
-        .await?
+    let listed = s.store.list_users(&p.actor).await?;
+    let mut scopes = Vec::with_capacity(listed.len());
+    for u in &listed {
+        scopes.push(s.store.user_sites(&p.actor, u.id).await?);
+    }
+    let users = listed
         .into_iter()
-        .map(|u| {
+        .zip(scopes)
+        .map(|(u, scope)| {
             let mut status = Vec::new();
             if u.disabled {
                 status.push("disabled");
@@ -1355,6 +1421,11 @@ async fn users_page(
                 username: u.username,
                 name: u.display_name,
                 role: u.role.as_str(),
+                all_sites: scope == ketcare_store::SiteScope::All,
+                sites: match scope {
+                    ketcare_store::SiteScope::All => Vec::new(),
+                    ketcare_store::SiteScope::Only(v) => v,
+                },
             }
         })
         .collect();
@@ -1367,6 +1438,7 @@ async fn users_page(
             me: p.user.id.get(),
             message,
             error,
+            sites: s.store.sites(&p.actor).await?,
         },
     ))
 }
@@ -1381,6 +1453,82 @@ pub struct AccountForm {
     action: String,
     #[serde(default)]
     role: String,
+}
+
+/// An administrator's new site, from the users page.
+pub async fn create_site(
+    State(s): State<AppState>,
+    p: Principal,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let f: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| AppError::invalid("name", "an unreadable form"))?;
+    let get = |k: &str| {
+        f.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let site = ketcare_store::NewSite {
+        name: get("name"),
+        address: get("address"),
+        time_zone: get("time_zone"),
+        dea_registration: get("dea_registration"),
+    };
+    Ok(match s.store.create_site(&p.actor, &site).await {
+        Ok(site) => {
+            users_page(
+                &s,
+                &p,
+                format!("Site {} added (site {})", site.name, site.id),
+                String::new(),
+                StatusCode::OK,
+            )
+            .await?
+        }
+        Err(e) => {
+            let e = AppError::from(e);
+            users_page(&s, &p, String::new(), e.to_string(), e.status()).await?
+        }
+    })
+}
+
+/// Sets where an account works, from the users page: every site, or the sites ticked.
+pub async fn user_sites(
+    State(s): State<AppState>,
+    p: Principal,
+    PagePath(id): PagePath<i64>,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let f: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| AppError::invalid("sites", "an unreadable form"))?;
+    let scope = if f.iter().any(|(k, v)| k == "all" && v == "1") {
+        ketcare_store::SiteScope::All
+    } else {
+        ketcare_store::SiteScope::Only(
+            f.iter()
+                .filter(|(k, _)| k == "site")
+                .filter_map(|(_, v)| v.parse().ok())
+                .collect(),
+        )
+    };
+    let user = ketcare_core::UserId::new(id);
+    Ok(match s.store.set_user_sites(&p.actor, user, &scope).await {
+        Ok(()) => {
+            users_page(
+                &s,
+                &p,
+                format!("Sites of user {id} saved"),
+                String::new(),
+                StatusCode::OK,
+            )
+            .await?
+        }
+        Err(e) => {
+            let e = AppError::from(e);
+            users_page(&s, &p, String::new(), e.to_string(), e.status()).await?
+        }
+    })
 }
 
 /// An administrator's action on an account, from the users page. The page is shown again with

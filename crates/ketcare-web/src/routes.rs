@@ -94,6 +94,7 @@ fn core_table() -> Vec<Entry> {
         // Any signed-in user
         r(Get, "/", SignedIn, pages::home),
         r(Post, "/logout", SignedIn, pages::logout),
+        r(Post, "/site", SignedIn, pages::choose_site),
         r(Get, "/api/v1/me", SignedIn, api::me),
         // Patient registry: pages
         r(Get, "/patients", Requires(PatientRead), pages::patients),
@@ -155,12 +156,17 @@ fn core_table() -> Vec<Entry> {
         r(Get, "/api/v1/audit/verify", Requires(AuditRead), api::verify_audit),
         r(Get, "/users", Requires(UserAdmin), pages::users),
         r(Post, "/users/{id}/account", Requires(UserAdmin), pages::account_action),
+        r(Post, "/users/{id}/sites", Requires(UserAdmin), pages::user_sites),
+        r(Post, "/sites", Requires(UserAdmin), pages::create_site),
         r(Post, "/api/v1/users/{id}/account", Requires(UserAdmin), api::account_action),
         r(Get, "/account/password", SignedIn, pages::password_form),
         r(Post, "/account/password", SignedIn, pages::password_change),
         r(Get, "/account/second-factor", SignedIn, pages::second_factor_form),
         r(Post, "/account/second-factor", SignedIn, pages::second_factor_action),
         r(Get, "/api/v1/users", Requires(UserAdmin), api::users),
+        r(Get, "/api/v1/sites", SignedIn, crate::sites::my_sites),
+        r(Post, "/api/v1/sites", Requires(UserAdmin), crate::sites::create_site),
+        r(Put, "/api/v1/users/{id}/sites", Requires(UserAdmin), crate::sites::set_user_sites),
     ]
 }
 

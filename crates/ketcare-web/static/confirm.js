@@ -9,3 +9,16 @@
     if (q && !window.confirm(q)) e.preventDefault();
   });
 })();
+
+// The site chooser in the header: choosing a site submits it at once, back to this page.
+// Without this script its button does the same, back to the home page.
+(function () {
+  'use strict';
+  document.addEventListener('change', function (e) {
+    var s = e.target;
+    if (!s.matches || !s.matches('form.site-choice select')) return;
+    var here = s.form.querySelector('[data-here]');
+    if (here) here.value = location.pathname + location.search;
+    s.form.submit();
+  });
+})();

@@ -42,7 +42,7 @@ fn parse_cents(amount: &str) -> Result<i64> {
 
 #[derive(Subcommand)]
 pub enum LedgerCommand {
-    /// Check the ledger's hash chain and name the first altered entry.
+    /// Check every site's ledger chain and name the first altered entry.
     Verify,
     /// Show the entries, stock on hand and open discrepancies (as a user allowed to read it).
     Show {
@@ -51,13 +51,20 @@ pub enum LedgerCommand {
         as_user: String,
         #[arg(long)]
         json: bool,
+        /// The site whose ledger to show (its id; needed where the account works at several).
+        #[arg(long)]
+        site: Option<i64>,
     },
 }
 
 pub async fn run(store: &dyn Store, cmd: LedgerCommand) -> Result<()> {
     match cmd {
         LedgerCommand::Verify => verify(store).await,
-        LedgerCommand::Show { as_user, json } => show(store, &as_user, json).await,
+        LedgerCommand::Show {
+            as_user,
+            json,
+            site,
+        } => show(store, &as_user, json, site).await,
     }
 }
 
@@ -69,13 +76,16 @@ async fn verify(store: &dyn Store) -> Result<()> {
             Ok(())
         }
         Some(b) => {
-            println!("{b}");
+            match v.site_id {
+                Some(site) => println!("site {site}: {b}"),
+                None => println!("{b}"),
+            }
             bail!("the ledger has been altered")
         }
     }
 }
 
-async fn show(store: &dyn Store, username: &str, json: bool) -> Result<()> {
+async fn show(store: &dyn Store, username: &str, json: bool, site: Option<i64>) -> Result<()> {
     let u = store
         .user_by_username(username)
         .await?
@@ -84,8 +94,8 @@ async fn show(store: &dyn Store, username: &str, json: bool) -> Result<()> {
         bail!("a {} may not read the ledger", u.role);
     }
     let actor = Actor::user(u.id, &u.username, u.role, "cli");
-    let records = store.ledger_records(&actor).await?;
-    let state = store.ledger_state(&actor).await?;
+    let records = store.ledger_records_at(&actor, site).await?;
+    let state = store.ledger_state_at(&actor, site).await?;
     if json {
         let out = serde_json::json!({
             "entries": records,

@@ -459,6 +459,7 @@ pub async fn seed(store: &dyn Store, today: Date) -> Result<bool> {
     crate::demo_measures::seed(store, today).await?;
     crate::demo_ops::seed(store, today).await?;
     crate::demo_sessions::seed(store).await?;
+    crate::demo_sites::seed(store, today, DEMO_PASSWORD).await?;
     Ok(true)
 }
 
@@ -491,6 +492,13 @@ async fn seed_settings(store: &dyn Store) -> Result<()> {
 pub fn print_logins() {
     println!("Demo clinic — every account's password is `{DEMO_PASSWORD}`:");
     for (username, name, role) in STAFF {
-        println!("  {username:<11} {role:<14} {name}");
+        println!("  {username:<16} {role:<14} {name}");
     }
+    for (username, name, role) in crate::demo_sites::NORTH_STAFF {
+        println!("  {username:<16} {role:<14} {name} (North clinic only)");
+    }
+    println!(
+        "  Two sites: the main site and North clinic. nurse, pharmacist, scheduler and therapist \
+         work at the main site only; prescriber (the medical director), admin and researcher at both."
+    );
 }

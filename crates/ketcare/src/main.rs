@@ -16,6 +16,7 @@ mod demo;
 mod demo_measures;
 mod demo_ops;
 mod demo_sessions;
+mod demo_sites;
 mod demo_synthetic;
 
 use anyhow::{Context, Result, bail};

@@ -12,9 +12,25 @@ use serde::Serialize;
 /// audit record or the other way round.
 const DOMAIN: &str = "ledger";
 
+/// The site whose chain the single ledger became (migration 0027): its records keep the plain
+/// domain, so the chain hashed before sites existed verifies unchanged.
+pub const FIRST_SITE: i64 = 1;
+
+/// The hash domain of `site`'s chain: a record of one site's ledger can never pass as another's.
+fn domain(site: i64) -> String {
+    if site == FIRST_SITE {
+        DOMAIN.to_owned()
+    } else {
+        format!("{DOMAIN}/site {site}")
+    }
+}
+
 /// One stored ledger entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LedgerRecord {
+    /// The site (DEA registration) whose chain holds the entry.
+    pub site_id: i64,
+    /// The entry's number in its site's chain.
     pub seq: i64,
     /// RFC 3339 UTC time.
     pub at: String,
@@ -30,14 +46,14 @@ pub struct LedgerRecord {
 }
 
 impl LedgerRecord {
-    fn hash_input(&self) -> HashInput<'_> {
+    fn hash_input<'a>(&'a self, domain: &'a str) -> HashInput<'a> {
         HashInput {
             seq: self.seq,
             at: &self.at,
             user_id: Some(self.user_id),
             username: &self.username,
             role: &self.role,
-            address: DOMAIN,
+            address: domain,
             action: &self.kind,
             patient_id: self.session_id,
             detail: &self.body,
@@ -52,7 +68,7 @@ impl LedgerRecord {
             user_id: Some(self.user_id),
             username: self.username.clone(),
             role: self.role.clone(),
-            address: DOMAIN.into(),
+            address: domain(self.site_id),
             action: self.kind.clone(),
             patient_id: self.session_id,
             detail: self.body.clone(),
@@ -61,8 +77,19 @@ impl LedgerRecord {
         }
     }
 
-    /// Builds the next record after `prev` (None for the first).
+    /// Builds the next record of the first site's chain after `prev` (None for the first).
     pub fn next(
+        prev: Option<(i64, &str)>,
+        at: Timestamp,
+        actor: &LedgerActor,
+        event: &LedgerEvent,
+    ) -> Result<Self, LedgerError> {
+        Self::next_at(FIRST_SITE, prev, at, actor, event)
+    }
+
+    /// Builds the next record of `site`'s chain after `prev` (None for the first).
+    pub fn next_at(
+        site: i64,
         prev: Option<(i64, &str)>,
         at: Timestamp,
         actor: &LedgerActor,
@@ -77,6 +104,7 @@ impl LedgerRecord {
             message: e.to_string(),
         })?;
         let mut r = Self {
+            site_id: site,
             seq,
             at: at.to_string(),
             user_id: actor.user_id,
@@ -88,7 +116,8 @@ impl LedgerRecord {
             prev_hash,
             hash: String::new(),
         };
-        r.hash = audit::record_hash(&r.hash_input());
+        let d = domain(site);
+        r.hash = audit::record_hash(&r.hash_input(&d));
         Ok(r)
     }
 

@@ -858,6 +858,22 @@ pub struct Balance {
 
 /// Does this session's ledger balance? `given` comes from the session record (nothing is given
 /// in a cancelled session). A mismatch blocks signing the session.
+/// Whether `s` has the form of a DEA registration number: two letters, then seven digits whose
+/// last is the check digit (the sum of the 1st, 3rd and 5th digits plus twice the sum of the
+/// 2nd, 4th and 6th, modulo 10), as the DEA's registration numbers are built.
+pub fn dea_registration_is_valid(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 9 || !b[..2].iter().all(u8::is_ascii_alphabetic) {
+        return false;
+    }
+    let d: Vec<u32> = b[2..].iter().map(|c| u32::from(*c).wrapping_sub(48)).collect();
+    if d.iter().any(|x| *x > 9) {
+        return false;
+    }
+    let sum = d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5]);
+    sum % 10 == d[6]
+}
+
 pub fn session_balance(facts: &SessionFacts, state: &LedgerState) -> Balance {
     let s = state
         .sessions

@@ -651,3 +651,13 @@ fn a_draw_must_name_a_real_session_of_that_patient_and_the_drug_of_its_order() {
         "nothing drawn yet"
     );
 }
+
+#[test]
+fn dea_registration_check_digit() {
+    // 1 + 3 + 5 + 2 × (2 + 4 + 6) = 33: the check digit is 3.
+    assert!(dea_registration_is_valid("AB1234563"));
+    assert!(!dea_registration_is_valid("AB1234567"));
+    assert!(!dea_registration_is_valid("A11234563"));
+    assert!(!dea_registration_is_valid("AB123456"));
+    assert!(!dea_registration_is_valid("AB12345é3"));
+}

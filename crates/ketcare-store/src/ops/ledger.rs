@@ -6,6 +6,7 @@ use super::*;
 /// An `ops_ledger` row as stored (`LEDGER_COLUMNS`).
 #[derive(sqlx::FromRow)]
 struct LedgerRow {
+    site_id: i64,
     seq: i64,
     at: String,
     user_id: i64,
@@ -21,6 +22,7 @@ struct LedgerRow {
 impl From<LedgerRow> for LedgerRecord {
     fn from(r: LedgerRow) -> Self {
         LedgerRecord {
+            site_id: r.site_id,
             seq: r.seq,
             at: r.at,
             user_id: r.user_id,
@@ -35,12 +37,15 @@ impl From<LedgerRow> for LedgerRecord {
     }
 }
 
-const LEDGER_COLUMNS: &str =
-    "seq, at, user_id, username, role, kind, session_id, body, prev_hash, hash";
-pub(crate) async fn ledger_records_tx(tx: &mut Tx) -> Result<Vec<LedgerRecord>> {
+/// The record's fields as `LedgerRow` reads them: an entry's number is its site's (`site_seq`).
+const LEDGER_COLUMNS: &str = "site_id, site_seq AS seq, at, user_id, username, role, kind, session_id, body, prev_hash, hash";
+
+/// Every entry of `site`'s chain, in order.
+pub(crate) async fn ledger_records_tx(tx: &mut Tx, site: i64) -> Result<Vec<LedgerRecord>> {
     Ok(sqlx::query_as::<_, LedgerRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {LEDGER_COLUMNS} FROM ops_ledger ORDER BY seq"
+        "SELECT {LEDGER_COLUMNS} FROM ops_ledger WHERE site_id = $1 ORDER BY site_seq"
     )))
+    .bind(site)
     .fetch_all(&mut **tx)
     .await?
     .into_iter()
@@ -141,6 +146,50 @@ async fn session_target(tx: &mut Tx, session_id: i64) -> Result<Option<SessionTa
     }))
 }
 
+/// The site a session was held at, as stored (`None`: no such session).
+pub(crate) async fn session_site(tx: &mut Tx, session_id: i64) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT site_id FROM treatment_sessions WHERE id = $1")
+            .bind(session_id)
+            .fetch_optional(&mut **tx)
+            .await?,
+    )
+}
+
+/// The site whose ledger an event is entered in: a draw or a waste goes to its session's site
+/// (a `site` that contradicts it is refused); anything else to the acting site.
+async fn event_site(
+    tx: &mut Tx,
+    actor: &Actor,
+    named: Option<i64>,
+    event: &LedgerEvent,
+) -> Result<i64> {
+    let held = match event.session_id() {
+        Some(sid) => session_site(tx, sid).await?,
+        None => None,
+    };
+    match (held, named) {
+        (Some(h), Some(n)) if h != n => Err(invalid(
+            "site",
+            format!(
+                "session {} was held at site {h}: its drug is entered in that site's ledger",
+                event.session_id().unwrap_or_default()
+            ),
+        )),
+        (Some(h), _) => {
+            crate::sites::check_site(
+                tx,
+                actor,
+                h,
+                format!("session {}", event.session_id().unwrap_or_default()),
+            )
+            .await?;
+            Ok(h)
+        }
+        (None, n) => crate::sites::acting_site(tx, actor, n).await,
+    }
+}
+
 fn ledger_actor(actor: &Actor) -> Result<LedgerActor> {
     match (actor.user_id, actor.role) {
         (Some(id), Some(role)) => Ok(LedgerActor {
@@ -182,16 +231,22 @@ impl SqlStore {
     pub(crate) async fn ledger_append(
         &self,
         actor: &Actor,
+        site: Option<i64>,
         event: &LedgerEvent,
     ) -> Result<LedgerRecord> {
         require(actor, event.permission())?;
         let la = ledger_actor(actor)?;
         let mut tx = self.unit(actor).await?;
-        // Lock the ledger's head too: the chain stays linear even if a future writer skips the
-        // audit head.
-        sqlx::query("UPDATE ops_ledger_head SET seq = seq WHERE id = 1")
-            .execute(&mut **tx)
-            .await?;
+        let site = event_site(&mut tx, actor, site, event).await?;
+        // Lock the site's chain head too: the chain stays linear even if a future writer skips
+        // the audit head.
+        let (hseq, hhash): (i64, String) = sqlx::query_as(
+            "UPDATE ops_ledger_heads SET seq = seq WHERE site_id = $1 RETURNING seq, hash",
+        )
+        .bind(site)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("site {site} has no ledger head")))?;
         let mut event = self.resolve_witnesses(&mut tx, event).await?;
         // A draw or a waste is checked against the session it names, as the record has it.
         let target = match event.session_id() {
@@ -203,7 +258,7 @@ impl SqlStore {
         {
             *patient_id = t.patient_id;
         }
-        let records = ledger_records_tx(&mut tx).await?;
+        let records = ledger_records_tx(&mut tx, site).await?;
         let mut state = replay(&records)?;
         state
             .check_session(&event, target.as_ref())
@@ -211,7 +266,13 @@ impl SqlStore {
         if let LedgerEvent::Draw { patient_id, .. } = &event {
             load_patient(&mut tx, PatientId::new(*patient_id)).await?;
         }
-        // An inventory records what the ledger holds at that moment, whatever the request says.
+        // An inventory records what the site's ledger holds at that moment, and the site's DEA
+        // registration where the site record has one, whatever the request says.
+        let registered: String =
+            sqlx::query_scalar("SELECT dea_registration FROM sites WHERE id = $1")
+                .bind(site)
+                .fetch_one(&mut **tx)
+                .await?;
         let event = match event {
             LedgerEvent::Inventory {
                 inventory,
@@ -221,31 +282,48 @@ impl SqlStore {
                 registrant_address,
                 dea_number,
                 ..
-            } => LedgerEvent::Inventory {
-                inventory,
-                taken,
-                time,
-                registrant_name,
-                registrant_address,
-                dea_number,
-                lines: state.inventory_lines(),
-            },
+            } => {
+                let dea_number = match (registered.as_str(), dea_number.trim()) {
+                    ("", given) => given.to_owned(),
+                    (r, "") => r.to_owned(),
+                    (r, given) if r.eq_ignore_ascii_case(given) => r.to_owned(),
+                    (r, given) => {
+                        return Err(invalid(
+                            "dea_number",
+                            format!("the site's DEA registration is {r}, not {given}"),
+                        ));
+                    }
+                };
+                LedgerEvent::Inventory {
+                    inventory,
+                    taken,
+                    time,
+                    registrant_name,
+                    registrant_address,
+                    dea_number,
+                    lines: state.inventory_lines(),
+                }
+            }
             other => other,
         };
-        let (hseq, hhash): (i64, String) =
-            sqlx::query_as("SELECT seq, hash FROM ops_ledger_head WHERE id = 1")
-                .fetch_one(&mut **tx)
-                .await?;
         let prev = (hseq > 0).then_some((hseq, hhash.as_str()));
         let now = Timestamp::now();
-        let rec =
-            LedgerRecord::next(prev, now, &la, &event).map_err(|e| invalid(&e.field, e.message))?;
+        let rec = LedgerRecord::next_at(site, prev, now, &la, &event)
+            .map_err(|e| invalid(&e.field, e.message))?;
         state
             .apply(rec.seq, now, &la, &event)
             .map_err(|e| invalid(&e.field, e.message))?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO ops_ledger ({LEDGER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        )))
+        // `seq` keys the row across the organisation; every write holds the audit chain's lock,
+        // so the next key is free.
+        let row_key: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM ops_ledger")
+            .fetch_one(&mut **tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO ops_ledger (seq, site_id, site_seq, at, user_id, username, role, kind, session_id, body, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(row_key)
+        .bind(site)
         .bind(rec.seq)
         .bind(&rec.at)
         .bind(rec.user_id)
@@ -258,9 +336,10 @@ impl SqlStore {
         .bind(&rec.hash)
         .execute(&mut **tx)
         .await?;
-        sqlx::query("UPDATE ops_ledger_head SET seq = $1, hash = $2 WHERE id = 1")
+        sqlx::query("UPDATE ops_ledger_heads SET seq = $1, hash = $2 WHERE site_id = $3")
             .bind(rec.seq)
             .bind(&rec.hash)
+            .bind(site)
             .execute(&mut **tx)
             .await?;
         let patient = match &event {
@@ -274,64 +353,118 @@ impl SqlStore {
             &mut tx,
             &format!("ledger.{}", rec.kind),
             patient,
-            format!("ledger entry {}", rec.seq),
+            format!("site {site} ledger entry {}", rec.seq),
         )
         .await?;
         tx.commit().await?;
         Ok(rec)
     }
 
-    pub(crate) async fn ledger_records(&self, actor: &Actor) -> Result<Vec<LedgerRecord>> {
+    /// `site`'s chain (the acting site when `None`), read under `LedgerRead` and audited.
+    async fn ledger_read(
+        &self,
+        actor: &Actor,
+        site: Option<i64>,
+    ) -> Result<(i64, Vec<LedgerRecord>)> {
         let mut tx = self.write(actor, Permission::LedgerRead).await?;
-        let out = ledger_records_tx(&mut tx).await?;
+        let site = crate::sites::acting_site(&mut tx, actor, site).await?;
+        let out = ledger_records_tx(&mut tx, site).await?;
         audit(
             &mut tx,
             "ledger.read",
             None,
-            format!("{} entries", out.len()),
+            format!("site {site}: {} entries", out.len()),
         )
         .await?;
         tx.commit().await?;
-        Ok(out)
+        Ok((site, out))
     }
 
-    pub(crate) async fn ledger_state(&self, actor: &Actor) -> Result<LedgerState> {
+    pub(crate) async fn ledger_records(
+        &self,
+        actor: &Actor,
+        site: Option<i64>,
+    ) -> Result<Vec<LedgerRecord>> {
+        Ok(self.ledger_read(actor, site).await?.1)
+    }
+
+    pub(crate) async fn ledger_state(
+        &self,
+        actor: &Actor,
+        site: Option<i64>,
+    ) -> Result<LedgerState> {
+        replay(&self.ledger_read(actor, site).await?.1)
+    }
+
+    /// The ledger of the site `session` was held at, replayed (for its balance).
+    pub(crate) async fn session_ledger_state(
+        &self,
+        actor: &Actor,
+        session: i64,
+    ) -> Result<LedgerState> {
         let mut tx = self.write(actor, Permission::LedgerRead).await?;
-        let records = ledger_records_tx(&mut tx).await?;
+        let site = session_site(&mut tx, session)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("session {session}"),
+            })?;
+        crate::sites::check_site(&mut tx, actor, site, format!("session {session}")).await?;
+        let records = ledger_records_tx(&mut tx, site).await?;
         audit(
             &mut tx,
             "ledger.read",
             None,
-            format!("{} entries", records.len()),
+            format!("site {site}: {} entries, for session {session}", records.len()),
         )
         .await?;
         tx.commit().await?;
         replay(&records)
     }
 
+    /// Verifies every site's chain on its own, against its own head.
     pub(crate) async fn verify_ledger(&self) -> Result<LedgerVerification> {
         let mut tx = self.pool.begin().await?;
-        let records = ledger_records_tx(&mut tx).await?;
-        let head: Option<(i64, String)> =
-            sqlx::query_as("SELECT seq, hash FROM ops_ledger_head WHERE id = 1")
-                .fetch_optional(&mut *tx)
+        let heads: Vec<(i64, i64, String)> =
+            sqlx::query_as("SELECT site_id, seq, hash FROM ops_ledger_heads ORDER BY site_id")
+                .fetch_all(&mut *tx)
                 .await?;
+        let mut out = LedgerVerification {
+            entries: 0,
+            broken: None,
+            site_id: None,
+        };
+        for (site, hseq, hhash) in heads {
+            let records = ledger_records_tx(&mut tx, site).await?;
+            let head_ref = (hseq > 0).then_some((hseq, hhash.as_str()));
+            let broken = match chain::verify(&records, head_ref) {
+                // An intact chain is also replayed: every entry must still obey the rules.
+                Ok(n) => {
+                    out.entries += n;
+                    chain::replay(&records, LedgerState::new(stock()?)).err()
+                }
+                Err(b) => {
+                    out.entries += records.len() as u64;
+                    Some(b)
+                }
+            };
+            if out.broken.is_none() && broken.is_some() {
+                out.broken = broken;
+                out.site_id = Some(site);
+            }
+        }
+        // An entry of a site with no head is outside every verified chain.
+        let orphan: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(site_seq) FROM ops_ledger WHERE site_id NOT IN (SELECT site_id FROM ops_ledger_heads)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if let (None, Some(seq)) = (&out.broken, orphan) {
+            out.broken = Some(LedgerBreak {
+                seq,
+                reason: "the entry belongs to a site with no ledger head".into(),
+            });
+        }
         tx.commit().await?;
-        let head_ref = head
-            .as_ref()
-            .map(|(s, h)| (*s, h.as_str()))
-            .filter(|(s, _)| *s > 0);
-        let n = records.len() as u64;
-        Ok(match chain::verify(&records, head_ref) {
-            // An intact chain is also replayed: every entry must still obey the ledger's rules.
-            Ok(n) => LedgerVerification {
-                entries: n,
-                broken: chain::replay(&records, LedgerState::new(stock()?)).err(),
-            },
-            Err(b) => LedgerVerification {
-                entries: n,
-                broken: Some(b),
-            },
-        })
+        Ok(out)
     }
 }

@@ -37,13 +37,15 @@ mod ledger;
 mod schedule;
 
 pub(crate) use consent::consent_status_tx;
-pub(crate) use ledger::{ledger_records_tx, replay};
+pub(crate) use ledger::{ledger_records_tx, replay, session_site};
 
 /// A treatment chair.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Chair {
     pub id: i64,
     pub name: String,
+    /// The site the chair is at.
+    pub site_id: i64,
 }
 
 /// A course being booked: its patient, template and protocol.
@@ -89,20 +91,42 @@ pub struct NewSignature {
 /// The result of checking the ledger's chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LedgerVerification {
+    /// Entries checked, over every site's chain.
     pub entries: u64,
+    /// The first break found.
     pub broken: Option<LedgerBreak>,
+    /// The site whose chain is broken.
+    pub site_id: Option<i64>,
 }
 
 /// The store's part for this area (included in [`crate::Store`]).
 #[async_trait]
 pub trait OpsStore: Send + Sync {
     // Chairs and rosters
-    async fn add_chair(&self, actor: &Actor, name: &str) -> Result<Chair>;
+    /// Adds a chair at the actor's only site.
+    async fn add_chair(&self, actor: &Actor, name: &str) -> Result<Chair> {
+        self.add_chair_at(actor, None, name).await
+    }
+    /// Adds a chair at `site` (the actor's only site when `None`).
+    async fn add_chair_at(&self, actor: &Actor, site: Option<i64>, name: &str) -> Result<Chair>;
+    /// The chairs of the actor's sites.
     async fn chairs(&self, actor: &Actor) -> Result<Vec<Chair>>;
-    /// Puts a prescriber on site from `start` to `end` (clinic wall-clock time).
+    /// Puts a prescriber on site from `start` to `end` (clinic wall-clock time) at the actor's
+    /// only site.
     async fn add_on_site(
         &self,
         actor: &Actor,
+        user: UserId,
+        start: DateTime,
+        end: DateTime,
+    ) -> Result<OnSite> {
+        self.add_on_site_at(actor, None, user, start, end).await
+    }
+    /// Puts a prescriber on `site` (the actor's only site when `None`); they must work there.
+    async fn add_on_site_at(
+        &self,
+        actor: &Actor,
+        site: Option<i64>,
         user: UserId,
         start: DateTime,
         end: DateTime,
@@ -192,10 +216,32 @@ pub trait OpsStore: Send + Sync {
     // Ledger
     /// Appends an event if the ledger's rules accept it. Witnesses are named by user id; their
     /// name and role are taken from their accounts, never from the request.
-    async fn ledger_append(&self, actor: &Actor, event: &LedgerEvent) -> Result<LedgerRecord>;
-    async fn ledger_records(&self, actor: &Actor) -> Result<Vec<LedgerRecord>>;
+    async fn ledger_append(&self, actor: &Actor, event: &LedgerEvent) -> Result<LedgerRecord> {
+        self.ledger_append_at(actor, None, event).await
+    }
+    /// Appends to `site`'s ledger: a draw or a waste always goes to its session's site (a
+    /// contradicting `site` is refused); anything else to `site`, or to the actor's only site
+    /// when `None` (refused, naming `site`, for an actor of several sites).
+    async fn ledger_append_at(
+        &self,
+        actor: &Actor,
+        site: Option<i64>,
+        event: &LedgerEvent,
+    ) -> Result<LedgerRecord>;
+    async fn ledger_records(&self, actor: &Actor) -> Result<Vec<LedgerRecord>> {
+        self.ledger_records_at(actor, None).await
+    }
+    /// `site`'s chain (the actor's only site when `None`).
+    async fn ledger_records_at(&self, actor: &Actor, site: Option<i64>)
+    -> Result<Vec<LedgerRecord>>;
+    /// `site`'s ledger replayed (the actor's only site when `None`).
+    async fn ledger_state_at(&self, actor: &Actor, site: Option<i64>) -> Result<LedgerState>;
+    /// The ledger of the site `session` was held at, replayed (for the session's balance).
+    async fn session_ledger_state(&self, actor: &Actor, session: i64) -> Result<LedgerState>;
     /// The ledger replayed: containers, sessions, discrepancies, reports.
-    async fn ledger_state(&self, actor: &Actor) -> Result<LedgerState>;
+    async fn ledger_state(&self, actor: &Actor) -> Result<LedgerState> {
+        self.ledger_state_at(actor, None).await
+    }
     /// Checks the whole chain and names the first broken entry.
     async fn verify_ledger(&self) -> Result<LedgerVerification>;
 
@@ -235,22 +281,23 @@ async fn user_exists(tx: &mut Tx, id: i64) -> Result<Option<(String, Role)>> {
 /// Each method calls the function of the same name in its aggregate's file.
 #[async_trait]
 impl OpsStore for SqlStore {
-    async fn add_chair(&self, actor: &Actor, name: &str) -> Result<Chair> {
-        SqlStore::add_chair(self, actor, name).await
+    async fn add_chair_at(&self, actor: &Actor, site: Option<i64>, name: &str) -> Result<Chair> {
+        SqlStore::add_chair(self, actor, site, name).await
     }
 
     async fn chairs(&self, actor: &Actor) -> Result<Vec<Chair>> {
         SqlStore::chairs(self, actor).await
     }
 
-    async fn add_on_site(
+    async fn add_on_site_at(
         &self,
         actor: &Actor,
+        site: Option<i64>,
         user: UserId,
         start: DateTime,
         end: DateTime,
     ) -> Result<OnSite> {
-        SqlStore::add_on_site(self, actor, user, start, end).await
+        SqlStore::add_on_site(self, actor, site, user, start, end).await
     }
 
     async fn on_site(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<OnSite>> {
@@ -363,16 +410,29 @@ impl OpsStore for SqlStore {
         SqlStore::consent_status(self, actor, patient, protocol_id, protocol_version, at).await
     }
 
-    async fn ledger_append(&self, actor: &Actor, event: &LedgerEvent) -> Result<LedgerRecord> {
-        SqlStore::ledger_append(self, actor, event).await
+    async fn ledger_append_at(
+        &self,
+        actor: &Actor,
+        site: Option<i64>,
+        event: &LedgerEvent,
+    ) -> Result<LedgerRecord> {
+        SqlStore::ledger_append(self, actor, site, event).await
     }
 
-    async fn ledger_records(&self, actor: &Actor) -> Result<Vec<LedgerRecord>> {
-        SqlStore::ledger_records(self, actor).await
+    async fn ledger_records_at(
+        &self,
+        actor: &Actor,
+        site: Option<i64>,
+    ) -> Result<Vec<LedgerRecord>> {
+        SqlStore::ledger_records(self, actor, site).await
     }
 
-    async fn ledger_state(&self, actor: &Actor) -> Result<LedgerState> {
-        SqlStore::ledger_state(self, actor).await
+    async fn ledger_state_at(&self, actor: &Actor, site: Option<i64>) -> Result<LedgerState> {
+        SqlStore::ledger_state(self, actor, site).await
+    }
+
+    async fn session_ledger_state(&self, actor: &Actor, session: i64) -> Result<LedgerState> {
+        SqlStore::session_ledger_state(self, actor, session).await
     }
 
     async fn verify_ledger(&self) -> Result<LedgerVerification> {

@@ -40,6 +40,19 @@ impl TryFrom<BookingRow> for Booking {
         })
     }
 }
+/// The booking's site, as stored; not found unless the actor's scope admits it.
+async fn booking_site(tx: &mut Tx, actor: &Actor, id: BookingId) -> Result<i64> {
+    let site: i64 = sqlx::query_scalar("SELECT site_id FROM ops_bookings WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: format!("booking {id}"),
+        })?;
+    crate::sites::check_site(tx, actor, site, format!("booking {id}")).await?;
+    Ok(site)
+}
+
 async fn load_booking(tx: &mut Tx, id: BookingId) -> Result<Booking> {
     let row = sqlx::query_as::<_, BookingRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {BOOKING_COLUMNS} FROM ops_bookings WHERE id = $1"
@@ -66,12 +79,15 @@ async fn bookings_in(tx: &mut Tx, from: DateTime, to: DateTime) -> Result<Vec<Bo
     .collect()
 }
 
-async fn on_site_in(tx: &mut Tx, from: DateTime, to: DateTime) -> Result<Vec<OnSite>> {
+/// The prescribers rostered on `site` in the window (a prescriber on site covers that site's
+/// chairs only).
+async fn on_site_in(tx: &mut Tx, site: i64, from: DateTime, to: DateTime) -> Result<Vec<OnSite>> {
     sqlx::query_as::<_, (i64, String, String)>(
-        "SELECT user_id, start_at, end_at FROM ops_on_site WHERE start_at < $1 AND end_at > $2 ORDER BY start_at",
+        "SELECT user_id, start_at, end_at FROM ops_on_site WHERE start_at < $1 AND end_at > $2 AND site_id = $3 ORDER BY start_at",
     )
     .bind(to.to_string())
     .bind(from.to_string())
+    .bind(site)
     .fetch_all(&mut **tx)
     .await?
     .into_iter()
@@ -92,51 +108,84 @@ fn span(bs: &[Booking]) -> Option<(DateTime, DateTime)> {
     Some((from, to))
 }
 
+/// Refused, naming `field`, unless `user` works at `site` (as the record has it).
+async fn works_at(tx: &mut Tx, user: UserId, site: i64, field: &str) -> Result<()> {
+    let who = Actor::user(user, "", Role::Nurse, "");
+    if crate::sites::scope_of(tx, &who).await?.admits(site) {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("user {user} does not work at site {site}")))
+    }
+}
+
 impl SqlStore {
-    pub(crate) async fn add_chair(&self, actor: &Actor, name: &str) -> Result<Chair> {
+    pub(crate) async fn add_chair(
+        &self,
+        actor: &Actor,
+        site: Option<i64>,
+        name: &str,
+    ) -> Result<Chair> {
         require(actor, Permission::Schedule)?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 60 {
             return Err(invalid("name", "a chair needs a name of 1–60 characters"));
         }
         let mut tx = self.unit(actor).await?;
-        let taken = sqlx::query("SELECT id FROM ops_chairs WHERE name = $1")
+        let site = crate::sites::acting_site(&mut tx, actor, site).await?;
+        // Chair names are unique across the organisation: the monitors name a chair, and a
+        // session is found by it.
+        let taken = sqlx::query("SELECT id FROM ops_chairs WHERE LOWER(name) = LOWER($1)")
             .bind(name)
             .fetch_optional(&mut **tx)
             .await?;
         if taken.is_some() {
             return Err(invalid("name", "a chair of that name exists"));
         }
-        let id: i64 =
-            sqlx::query("INSERT INTO ops_chairs (name, created_at) VALUES ($1, $2) RETURNING id")
-                .bind(name)
-                .bind(now_rfc3339())
-                .fetch_one(&mut **tx)
-                .await?
-                .try_get("id")?;
-        audit(&mut tx, "chair.create", None, format!("chair {id}: {name}")).await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO ops_chairs (name, created_at, site_id) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(name)
+        .bind(now_rfc3339())
+        .bind(site)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("id")?;
+        audit(
+            &mut tx,
+            "chair.create",
+            None,
+            format!("chair {id}: {name} at site {site}"),
+        )
+        .await?;
         tx.commit().await?;
         Ok(Chair {
             id,
             name: name.to_owned(),
+            site_id: site,
         })
     }
 
     pub(crate) async fn chairs(&self, actor: &Actor) -> Result<Vec<Chair>> {
         require(actor, Permission::Schedule)?;
-        Ok(
-            sqlx::query_as::<_, (i64, String)>("SELECT id, name FROM ops_chairs ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?
-                .into_iter()
-                .map(|(id, name)| Chair { id, name })
-                .collect(),
-        )
+        let mut tx = self.pool.begin().await?;
+        let scope = crate::sites::scope_of(&mut tx, actor).await?;
+        let out = sqlx::query_as::<_, (i64, String, i64)>(sqlx::AssertSqlSafe(format!(
+            "SELECT id, name, site_id FROM ops_chairs WHERE {} ORDER BY id",
+            scope.sql("site_id")
+        )))
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(id, name, site_id)| Chair { id, name, site_id })
+        .collect();
+        tx.commit().await?;
+        Ok(out)
     }
 
     pub(crate) async fn add_on_site(
         &self,
         actor: &Actor,
+        site: Option<i64>,
         user: UserId,
         start: DateTime,
         end: DateTime,
@@ -152,17 +201,22 @@ impl SqlStore {
         if role != Role::Prescriber {
             return Err(invalid("user_id", "only a prescriber is rostered on site"));
         }
-        sqlx::query("INSERT INTO ops_on_site (user_id, start_at, end_at) VALUES ($1, $2, $3)")
-            .bind(user.get())
-            .bind(start.to_string())
-            .bind(end.to_string())
-            .execute(&mut **tx)
-            .await?;
+        let site = crate::sites::acting_site(&mut tx, actor, site).await?;
+        works_at(&mut tx, user, site, "user_id").await?;
+        sqlx::query(
+            "INSERT INTO ops_on_site (user_id, start_at, end_at, site_id) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(user.get())
+        .bind(start.to_string())
+        .bind(end.to_string())
+        .bind(site)
+        .execute(&mut **tx)
+        .await?;
         audit(
             &mut tx,
             "roster.prescriber_on_site",
             None,
-            format!("user {user}: {start} – {end}"),
+            format!("user {user} at site {site}: {start} – {end}"),
         )
         .await?;
         tx.commit().await?;
@@ -181,7 +235,24 @@ impl SqlStore {
     ) -> Result<Vec<OnSite>> {
         require(actor, Permission::Schedule)?;
         let mut tx = self.pool.begin().await?;
-        let out = on_site_in(&mut tx, from, to).await?;
+        let scope = crate::sites::scope_of(&mut tx, actor).await?;
+        let out = sqlx::query_as::<_, (i64, String, String)>(sqlx::AssertSqlSafe(format!(
+            "SELECT user_id, start_at, end_at FROM ops_on_site WHERE start_at < $1 AND end_at > $2 AND {} ORDER BY start_at",
+            scope.sql("site_id")
+        )))
+        .bind(to.to_string())
+        .bind(from.to_string())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(user_id, start, end)| {
+            Ok(OnSite {
+                user_id,
+                start: parse_datetime("start_at", &start)?,
+                end: parse_datetime("end_at", &end)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
         tx.commit().await?;
         Ok(out)
     }
@@ -216,7 +287,18 @@ impl SqlStore {
         to: DateTime,
     ) -> Result<Vec<Booking>> {
         let mut tx = self.write(actor, Permission::Schedule).await?;
-        let out = bookings_in(&mut tx, from, to).await?;
+        let scope = crate::sites::scope_of(&mut tx, actor).await?;
+        let out = sqlx::query_as::<_, BookingRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {BOOKING_COLUMNS} FROM ops_bookings WHERE start_at < $1 AND end_at > $2 AND {} ORDER BY start_at, id",
+            scope.sql("site_id")
+        )))
+        .bind(to.to_string())
+        .bind(from.to_string())
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(Booking::try_from)
+        .collect::<Result<Vec<_>>>()?;
         // Each patient shown on the calendar is an audited access.
         let mut patients: Vec<i64> = out.iter().map(|b| b.patient_id).collect();
         patients.sort_unstable();
@@ -266,8 +348,10 @@ impl SqlStore {
         patient: PatientId,
     ) -> Result<Vec<Booking>> {
         let mut tx = self.write(actor, Permission::PatientRead).await?;
+        let scope = crate::sites::scope_of(&mut tx, actor).await?;
         let out = sqlx::query_as::<_, BookingRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {BOOKING_COLUMNS} FROM ops_bookings WHERE patient_id = $1 ORDER BY start_at, id"
+            "SELECT {BOOKING_COLUMNS} FROM ops_bookings WHERE patient_id = $1 AND {} ORDER BY start_at, id",
+            scope.sql("site_id")
         )))
         .bind(patient)
         .fetch_all(&mut **tx)
@@ -288,6 +372,7 @@ impl SqlStore {
 
     pub(crate) async fn booking(&self, actor: &Actor, id: BookingId) -> Result<Booking> {
         let mut tx = self.write(actor, Permission::Schedule).await?;
+        booking_site(&mut tx, actor, id).await?;
         let b = load_booking(&mut tx, id).await?;
         audit(
             &mut tx,
@@ -317,14 +402,27 @@ impl SqlStore {
         for p in &patients {
             load_patient(&mut tx, PatientId::new(*p)).await?;
         }
+        // Every session of one request is at one site: its chairs' (each chair's site as
+        // stored), which must be the actor's; its nurse must work there.
+        let scope = crate::sites::scope_of(&mut tx, actor).await?;
+        let mut site = None;
         for b in requests {
-            let chair = sqlx::query("SELECT id FROM ops_chairs WHERE id = $1")
-                .bind(b.chair_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-            if chair.is_none() {
-                return Err(invalid("chair_id", format!("no chair {}", b.chair_id)));
+            let chair_site: Option<i64> =
+                sqlx::query_scalar("SELECT site_id FROM ops_chairs WHERE id = $1")
+                    .bind(b.chair_id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            let chair_site = match chair_site {
+                Some(s) if scope.admits(s) => s,
+                _ => return Err(invalid("chair_id", format!("no chair {}", b.chair_id))),
+            };
+            if site.is_some_and(|s| s != chair_site) {
+                return Err(invalid(
+                    "chair_id",
+                    "the sessions of one booking are at one site",
+                ));
             }
+            site = Some(chair_site);
             match user_exists(&mut tx, b.nurse_id).await? {
                 Some((_, Role::Nurse)) => {}
                 _ => {
@@ -334,9 +432,13 @@ impl SqlStore {
                     ));
                 }
             }
+            works_at(&mut tx, UserId::new(b.nurse_id), chair_site, "nurse_id").await?;
         }
+        let site = site.unwrap_or(crate::sites::DEFAULT_SITE);
+        // Chairs and people are checked across every site (a nurse is in one place at a time);
+        // the prescriber on site must be at this one.
         let existing = bookings_in(&mut tx, from, to).await?;
-        let prescribers = on_site_in(&mut tx, from, to).await?;
+        let prescribers = on_site_in(&mut tx, site, from, to).await?;
         let refused =
             ketcare_ops::schedule::conflicts_all(&existing, requests, &prescribers, staffing);
         if !refused.is_empty() {
@@ -368,8 +470,8 @@ impl SqlStore {
         let mut booked = Vec::new();
         for b in requests {
             let id: BookingId = sqlx::query(
-                "INSERT INTO ops_bookings (course_id, patient_id, chair_id, nurse_id, prescriber_required, start_at, end_at, status, phase, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'booked', $8, $9) RETURNING id",
+                "INSERT INTO ops_bookings (course_id, patient_id, chair_id, nurse_id, prescriber_required, start_at, end_at, status, phase, updated_at, site_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'booked', $8, $9, $10) RETURNING id",
             )
             .bind(course_id)
             .bind(b.patient_id)
@@ -380,6 +482,7 @@ impl SqlStore {
             .bind(b.end.to_string())
             .bind(b.phase.as_str())
             .bind(&now)
+            .bind(site)
             .fetch_one(&mut **tx)
             .await?
             .try_get("id")?;
@@ -409,6 +512,7 @@ impl SqlStore {
         apply: bool,
     ) -> Result<MovePlan> {
         let mut tx = self.write(actor, Permission::Schedule).await?;
+        let site = booking_site(&mut tx, actor, id).await?;
         let target = load_booking(&mut tx, id).await?;
         // Everything from the earlier of the two starts onwards may be involved.
         let from = target.start.min(new_start);
@@ -421,7 +525,7 @@ impl SqlStore {
             horizon,
         )
         .await?;
-        let prescribers = on_site_in(&mut tx, from, horizon).await?;
+        let prescribers = on_site_in(&mut tx, site, from, horizon).await?;
         let plan = ketcare_ops::schedule::plan_move(
             &existing,
             id,
@@ -480,6 +584,7 @@ impl SqlStore {
             return Err(invalid("reason", "say why"));
         }
         let mut tx = self.unit(actor).await?;
+        booking_site(&mut tx, actor, id).await?;
         let b = load_booking(&mut tx, id).await?;
         let to = b
             .status

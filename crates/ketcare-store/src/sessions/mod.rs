@@ -34,6 +34,8 @@ pub(crate) use writer::VitalsWriter;
 pub struct SessionRecord {
     pub id: SessionId,
     pub patient_id: PatientId,
+    /// The site the session is held at (its chair's).
+    pub site_id: i64,
     pub revision: i64,
     pub session: Session,
     pub created_by: String,
@@ -264,13 +266,14 @@ fn active_list() -> String {
 }
 
 pub(crate) const SESSION_COLUMNS: &str =
-    "id, patient_id, revision, body, created_by, created_at, updated_at";
+    "id, patient_id, site_id, revision, body, created_by, created_at, updated_at";
 
 /// A `treatment_sessions` row as stored (`SESSION_COLUMNS`).
 #[derive(sqlx::FromRow)]
 pub(crate) struct SessionRow {
     id: SessionId,
     patient_id: PatientId,
+    site_id: i64,
     revision: i64,
     body: String,
     created_by: String,
@@ -286,6 +289,7 @@ impl TryFrom<SessionRow> for SessionRecord {
         Ok(SessionRecord {
             id: r.id,
             patient_id: r.patient_id,
+            site_id: r.site_id,
             revision: r.revision,
             session,
             created_by: r.created_by,

@@ -48,6 +48,32 @@ async fn check_order_for_session(
     Ok(())
 }
 
+/// The site a new session is held at: its chair's, which must be one of the actor's sites; a
+/// chair not on the chair list is at the actor's only site (an organisation of one site, or a
+/// user of one).
+async fn session_site_for_chair(tx: &mut crate::sql::Tx, actor: &Actor, chair: &str) -> Result<i64> {
+    let bad = |m: String| StoreError::Invalid(FieldErrors::single("chair", m));
+    let known: Option<i64> =
+        sqlx::query_scalar("SELECT site_id FROM ops_chairs WHERE LOWER(name) = LOWER($1)")
+            .bind(chair.trim())
+            .fetch_optional(&mut **tx)
+            .await?;
+    match known {
+        Some(site) => {
+            if crate::sites::scope_of(tx, actor).await?.admits(site) {
+                Ok(site)
+            } else {
+                Err(bad(format!("chair {chair} is not at a site of yours")))
+            }
+        }
+        None => crate::sites::acting_site(tx, actor, None).await.map_err(|_| {
+            bad(format!(
+                "no chair named {chair}: where you work at several sites, a session is held in one of a site's chairs"
+            ))
+        }),
+    }
+}
+
 impl SqlStore {
     pub(crate) async fn create_treatment_session(
         &self,
@@ -64,10 +90,11 @@ impl SqlStore {
         let mut tx = self.unit(actor).await?;
         crate::sql::load_patient(&mut tx, patient).await?;
         check_order_for_session(&mut tx, patient, session).await?;
+        let site = session_site_for_chair(&mut tx, actor, &session.chair).await?;
         let now = now_rfc3339();
         let row = sqlx::query(
-            "INSERT INTO treatment_sessions (patient_id, chair, phase, body, revision, signed, created_by, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 1, 0, $5, $6, $6) RETURNING id",
+            "INSERT INTO treatment_sessions (patient_id, chair, phase, body, revision, signed, created_by, created_at, updated_at, site_id)
+             VALUES ($1, $2, $3, $4, 1, 0, $5, $6, $6, $7) RETURNING id",
         )
         .bind(patient.get())
         .bind(&session.chair)
@@ -75,6 +102,7 @@ impl SqlStore {
         .bind(body_of(session)?)
         .bind(&actor.username)
         .bind(&now)
+        .bind(site)
         .fetch_one(&mut **tx)
         .await?;
         let id: SessionId = row.try_get("id")?;
@@ -111,6 +139,7 @@ impl SqlStore {
     ) -> Result<SessionRecord> {
         let mut tx = self.read_audited(actor, permission).await?;
         let rec = load_session(&mut tx, id).await?;
+        crate::sites::check_site(&mut tx, actor, rec.site_id, format!("session {id}")).await?;
         tx.audit(&AuditEvent::new(
             action,
             Some(rec.patient_id.get()),
@@ -135,6 +164,7 @@ impl SqlStore {
         };
         let mut tx = self.write(actor, permission).await?;
         let mut rec = load_session(&mut tx, id).await?;
+        crate::sites::check_site(&mut tx, actor, rec.site_id, format!("session {id}")).await?;
         let before = rec.session.phase;
         let addenda_before = rec.session.addenda.len();
         crate::session_ops::refresh_consent(&mut tx, rec.patient_id, &mut rec.session, now).await?;
@@ -187,9 +217,11 @@ impl SqlStore {
 
     pub(crate) async fn active_sessions(&self, actor: &Actor) -> Result<Vec<SessionRecord>> {
         let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
+        let scope = crate::sites::scope_of(&mut tx, actor).await?;
         let rows = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE phase IN ({}) ORDER BY chair, id",
-            active_list()
+            "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE phase IN ({}) AND {} ORDER BY chair, id",
+            active_list(),
+            scope.sql("site_id")
         )))
         .fetch_all(&mut **tx)
         .await?;

@@ -113,6 +113,18 @@ impl SqlStore {
             }
             return Err(StoreError::Invalid(f));
         }
+        // A person enters readings only at their own sites (the monitor feed, a local process,
+        // acts for every site and skips the look-up).
+        if actor.user_id.is_some() {
+            let mut tx = self.pool.begin().await?;
+            let site = crate::ops::session_site(&mut tx, id.get())
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: format!("session {id}"),
+                })?;
+            crate::sites::check_site(&mut tx, actor, site, format!("session {id}")).await?;
+            tx.commit().await?;
+        }
         // Every reading goes through the one vitals writer (`writer.rs`): committed in a batch,
         // returned only after its commit.
         self.vitals.write(actor, id, reading, message_key).await
@@ -125,6 +137,7 @@ impl SqlStore {
     ) -> Result<Vec<StoredVital>> {
         let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
         let rec = load_session(&mut tx, id).await?;
+        crate::sites::check_site(&mut tx, actor, rec.site_id, format!("session {id}")).await?;
         let vitals = load_vitals(&mut tx, id).await?;
         tx.audit(&AuditEvent::new(
             "session.vitals.read",

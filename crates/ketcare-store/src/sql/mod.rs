@@ -813,20 +813,23 @@ impl Store for SqlStore {
     }
 
     async fn chain_head(&self, chain: Chain) -> Result<(i64, String)> {
-        let (_, head) = chain.tables();
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT seq, hash FROM {head} WHERE id = 1"
-        )))
+        // The audit chain's head row has id 1; the ledger's anchored chain is the first site's.
+        let sql = match chain {
+            Chain::Audit => "SELECT seq, hash FROM audit_head WHERE id = 1",
+            Chain::Ledger => "SELECT seq, hash FROM ops_ledger_heads WHERE site_id = 1",
+        };
+        let row = sqlx::query(sql)
         .fetch_one(&self.pool)
         .await?;
         Ok((row.try_get("seq")?, row.try_get("hash")?))
     }
 
     async fn chain_hash_at(&self, chain: Chain, seq: i64) -> Result<Option<String>> {
-        let (log, _) = chain.tables();
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT hash FROM {log} WHERE seq = $1"
-        )))
+        let sql = match chain {
+            Chain::Audit => "SELECT hash FROM audit_log WHERE seq = $1",
+            Chain::Ledger => "SELECT hash FROM ops_ledger WHERE site_id = 1 AND site_seq = $1",
+        };
+        let row = sqlx::query(sql)
         .bind(seq)
         .fetch_optional(&self.pool)
         .await?;

@@ -8,4 +8,5 @@ mod outreach;
 mod second_factor;
 mod session_ops;
 mod sessions;
+mod sites;
 mod therapy;

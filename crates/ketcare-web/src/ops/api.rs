@@ -259,10 +259,23 @@ pub struct LedgerView {
     pub last_inventory: Option<jiff::civil::Date>,
 }
 
-/// Stock by container, what is on hand, open discrepancies and theft/loss reports.
-#[utoipa::path(get, path = "/api/v1/ledger", responses((status = 200, description = "ledger entries, stock on hand and open discrepancies", body = LedgerView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn ledger(State(s): State<AppState>, p: Principal) -> Result<Json<LedgerView>, AppError> {
-    let st = s.store.ledger_state(&p.actor).await?;
+/// Which site's ledger: one of the caller's sites. Without it, the `X-Ketcare-Site` header's, or
+/// the caller's only site (refused, naming `site`, for a caller of several sites).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SiteQuery {
+    pub site: Option<i64>,
+}
+
+/// Stock by container, what is on hand, open discrepancies and theft/loss reports, of one
+/// site's ledger.
+#[utoipa::path(get, path = "/api/v1/ledger", params(SiteQuery), responses((status = 200, description = "ledger entries, stock on hand and open discrepancies", body = LedgerView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn ledger(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiQuery(q): ApiQuery<SiteQuery>,
+) -> Result<Json<LedgerView>, AppError> {
+    let st = s.store.ledger_state_at(&p.actor, q.site.or(p.site)).await?;
     Ok(Json(LedgerView {
         on_hand: st.inventory_lines(),
         open_discrepancies: st.open_discrepancies().cloned().collect(),
@@ -285,6 +298,10 @@ pub struct LedgerEntryRequest {
     /// Each witness signs with their own username and password.
     #[serde(default)]
     pub witnesses: Vec<WitnessSignature>,
+    /// The site whose ledger takes the entry (one of the caller's; see `GET /api/v1/ledger`).
+    /// A draw or a waste always goes to its session's site: a different `site` is refused.
+    #[serde(default)]
+    pub site: Option<i64>,
 }
 
 /// Appends a ledger entry (receipt, draw, waste, count, resolution, destruction, theft/loss,
@@ -316,7 +333,11 @@ pub async fn ledger_event(
     }
     Ok((
         StatusCode::CREATED,
-        Json(s.store.ledger_append(&p.actor, &event).await?),
+        Json(
+            s.store
+                .ledger_append_at(&p.actor, r.site.or(p.site), &event)
+                .await?,
+        ),
     ))
 }
 
@@ -333,7 +354,8 @@ pub async fn balance(
             "micrograms given cannot be negative",
         ));
     }
-    let st = s.store.ledger_state(&p.actor).await?;
+    // The ledger of the site the session was held at, as stored.
+    let st = s.store.session_ledger_state(&p.actor, f.session_id).await?;
     Ok(Json(session_balance(&f, &st)))
 }
 

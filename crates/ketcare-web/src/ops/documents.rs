@@ -51,7 +51,7 @@ pub struct CountsPage {
 
 /// Every count, newest first, each with the book just before it beside what was counted.
 pub async fn counts(State(s): State<AppState>, p: Principal) -> Result<Response, PageError> {
-    let records = s.store.ledger_records(&p.actor).await?;
+    let records = s.store.ledger_records_at(&p.actor, p.site).await?;
     let sheets = reports::count_sheets(&records, LedgerState::new(stock()?)).map_err(|e| {
         tracing::error!(error = %e, "ledger replay");
         AppError::Internal
@@ -133,7 +133,7 @@ pub async fn document(
     p: Principal,
     PagePath(seq): PagePath<i64>,
 ) -> Result<Response, PageError> {
-    let records = s.store.ledger_records(&p.actor).await?;
+    let records = s.store.ledger_records_at(&p.actor, p.site).await?;
     let r = records
         .iter()
         .find(|r| r.seq == seq)
@@ -206,7 +206,7 @@ pub async fn document(
             amount_ug,
             description,
         } => {
-            let st = s.store.ledger_state(&p.actor).await?;
+            let st = s.store.ledger_state_at(&p.actor, p.site).await?;
             let d = reports::deadlines(discovered, &stock.rules);
             Ok(render_html(&TheftLossDocument {
                 nav,

@@ -428,7 +428,14 @@ pub async fn add_chair(
     body: Bytes,
 ) -> Result<Response, PageError> {
     let f = form_pairs(&body)?;
-    match s.store.add_chair(&p.actor, field(&f, "name")).await {
+    let site = match field(&f, "site") {
+        "" => p.site,
+        v => Some(
+            v.parse()
+                .map_err(|_| AppError::invalid("site", "choose one of your sites"))?,
+        ),
+    };
+    match s.store.add_chair_at(&p.actor, site, field(&f, "name")).await {
         Ok(c) => Ok(back("/schedule", &format!("Chair \"{}\" added", c.name))),
         Err(e) => schedule_error(&s, &p, e.into()).await,
     }
@@ -447,7 +454,7 @@ pub async fn add_on_site(
         let start = service::parse_datetime("start", field(&f, "start"))?;
         let end = service::parse_datetime("end", field(&f, "end"))?;
         s.store
-            .add_on_site(&p.actor, ketcare_core::UserId::new(user), start, end)
+            .add_on_site_at(&p.actor, p.site, ketcare_core::UserId::new(user), start, end)
             .await
             .map_err(AppError::from)
     }
@@ -1134,8 +1141,8 @@ async fn ledger_page(
     message: String,
     error: String,
 ) -> Result<Response, AppError> {
-    let st = s.store.ledger_state(&p.actor).await?;
-    let records = s.store.ledger_records(&p.actor).await?;
+    let st = s.store.ledger_state_at(&p.actor, p.site).await?;
+    let records = s.store.ledger_records_at(&p.actor, p.site).await?;
     let ml = |ul: i64| format!("{} mL", Microlitres(ul));
     let mg = |ug: i64| format!("{} mg", Micrograms(ug));
     // A filter that was refused shows no entries (the error names the field) and keeps what
@@ -1272,7 +1279,7 @@ async fn count_page(
     typed: &[(String, String)],
     error: String,
 ) -> Result<Response, AppError> {
-    let st = s.store.ledger_state(&p.actor).await?;
+    let st = s.store.ledger_state_at(&p.actor, p.site).await?;
     let page = CountPage {
         nav: Nav::of(p),
         containers: st
@@ -1317,7 +1324,8 @@ pub async fn ledger(
                 },
             )
             .map_err(|e| AppError::invalid(&e.field, e.message))?;
-            let st = s.store.ledger_state(&p.actor).await?;
+            // The session's own site's ledger, whichever site the user works at now.
+            let st = s.store.session_ledger_state(&p.actor, session_id).await?;
             let facts = SessionFacts {
                 infusion_minutes: None,
                 session_id,
@@ -1519,7 +1527,7 @@ pub async fn ledger_post(
             }
         };
         let kind = event.kind();
-        let rec = s.store.ledger_append(&p.actor, &event).await?;
+        let rec = s.store.ledger_append_at(&p.actor, p.site, &event).await?;
         Ok(format!("Ledger entry {} recorded ({kind})", rec.seq))
     }
     .await;

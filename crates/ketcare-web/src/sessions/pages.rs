@@ -1036,7 +1036,7 @@ pub async fn record_page(
     .collect();
     let mut figures = Vec::new();
     if p.user.role.allows(Permission::LedgerRead) {
-        let ledger = s.store.ledger_state(&p.actor).await?;
+        let ledger = s.store.session_ledger_state(&p.actor, sid.get()).await?;
         if let Some(l) = ledger.sessions.get(&sid.get()) {
             figures.push(Row {
                 label: "Drawn (ledger)".into(),

@@ -1,0 +1,344 @@
+//! Sites: the organisation's clinics (each with its own DEA registration, chairs, bookings,
+//! sessions and controlled-substance ledger), who works at which, and the scope every
+//! site-owned query is narrowed to.
+//!
+//! The scope is loaded from the record (`users.all_sites`, `user_sites`) inside the unit that
+//! uses it, never taken from the caller: a row of a site outside the actor's scope is answered
+//! as not found (its existence is not disclosed), and a list shows only the scope's rows.
+//! Patients belong to the organisation and are seen at sites, so the patient record itself is
+//! not site-scoped. Local processes (`Actor::system`, the monitor feed) act for every site.
+
+use crate::sql::{Tx, now_rfc3339};
+use crate::{Result, SqlStore, StoreError, require};
+use async_trait::async_trait;
+use ketcare_core::audit::AuditEvent;
+use ketcare_core::{Actor, FieldErrors, Permission, UserId};
+
+/// The site every existing row belongs to after migration 0027 (a single-site clinic's only one).
+pub const DEFAULT_SITE: i64 = 1;
+
+/// A site of the organisation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Site {
+    pub id: i64,
+    pub name: String,
+    pub address: String,
+    /// IANA time zone; empty: the server's own.
+    pub time_zone: String,
+    /// The site's DEA registration number (its ledger's registrant).
+    pub dea_registration: String,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+/// A site to create.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct NewSite {
+    pub name: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub time_zone: String,
+    #[serde(default)]
+    pub dea_registration: String,
+}
+
+/// The sites an actor may act at, as the record has them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(tag = "kind", content = "sites", rename_all = "snake_case")]
+pub enum SiteScope {
+    /// Every site, now and later.
+    All,
+    /// Exactly these sites (ascending ids).
+    Only(Vec<i64>),
+}
+
+impl SiteScope {
+    pub fn admits(&self, site: i64) -> bool {
+        match self {
+            SiteScope::All => true,
+            SiteScope::Only(s) => s.binary_search(&site).is_ok(),
+        }
+    }
+
+    /// A SQL condition on `column` admitting exactly this scope's rows. The ids are integers
+    /// read from the record, so they are written into the text.
+    pub(crate) fn sql(&self, column: &str) -> String {
+        match self {
+            SiteScope::All => "1 = 1".into(),
+            SiteScope::Only(s) if s.is_empty() => "1 = 0".into(),
+            SiteScope::Only(s) => {
+                let ids: Vec<String> = s.iter().map(i64::to_string).collect();
+                format!("{column} IN ({})", ids.join(", "))
+            }
+        }
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> StoreError {
+    StoreError::Invalid(FieldErrors::single(field, message.into()))
+}
+
+/// The actor's scope, from the record. A local process acts for every site; an account that
+/// no longer exists for none.
+pub(crate) async fn scope_of(tx: &mut Tx, actor: &Actor) -> Result<SiteScope> {
+    let Some(user) = actor.user_id else {
+        return Ok(SiteScope::All);
+    };
+    let all: Option<i64> = sqlx::query_scalar("SELECT all_sites FROM users WHERE id = $1")
+        .bind(user.get())
+        .fetch_optional(&mut **tx)
+        .await?;
+    match all {
+        None => Ok(SiteScope::Only(Vec::new())),
+        Some(1) => Ok(SiteScope::All),
+        Some(_) => Ok(SiteScope::Only(
+            sqlx::query_scalar("SELECT site_id FROM user_sites WHERE user_id = $1 ORDER BY site_id")
+                .bind(user.get())
+                .fetch_all(&mut **tx)
+                .await?,
+        )),
+    }
+}
+
+/// Not found unless the actor's scope admits `site` (the row's own site, as stored).
+pub(crate) async fn check_site(tx: &mut Tx, actor: &Actor, site: i64, what: String) -> Result<()> {
+    if scope_of(tx, actor).await?.admits(site) {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound { what })
+    }
+}
+
+/// The site a site-owned act without a record of its own (a chair, a receipt into stock, a
+/// count) happens at: the one `named`, which must exist and be the actor's; else the actor's
+/// only site. Refused, naming `site`, when the actor works at several and named none.
+pub(crate) async fn acting_site(tx: &mut Tx, actor: &Actor, named: Option<i64>) -> Result<i64> {
+    let scope = scope_of(tx, actor).await?;
+    if let Some(id) = named {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM sites WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if exists.is_none() || !scope.admits(id) {
+            return Err(invalid("site", format!("no site {id} of yours")));
+        }
+        return Ok(id);
+    }
+    let candidates: Vec<i64> = match scope {
+        SiteScope::All => sqlx::query_scalar("SELECT id FROM sites ORDER BY id")
+            .fetch_all(&mut **tx)
+            .await?,
+        SiteScope::Only(s) => s,
+    };
+    match candidates.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(invalid("site", "you work at no site")),
+        _ => Err(invalid(
+            "site",
+            "you work at several sites: name the site this is for",
+        )),
+    }
+}
+
+const SITE_COLUMNS: &str =
+    "id, name, address, time_zone, dea_registration, created_by, created_at";
+
+type SiteRow = (i64, String, String, String, String, String, String);
+
+fn site_of(r: SiteRow) -> Site {
+    Site {
+        id: r.0,
+        name: r.1,
+        address: r.2,
+        time_zone: r.3,
+        dea_registration: r.4,
+        created_by: r.5,
+        created_at: r.6,
+    }
+}
+
+/// The store's part for sites (included in [`crate::Store`]).
+#[async_trait]
+pub trait SiteStore: Send + Sync {
+    /// The sites in the actor's scope (every site for the administrator), by id.
+    async fn sites(&self, actor: &Actor) -> Result<Vec<Site>>;
+    /// The actor's own scope, from the record.
+    async fn my_sites(&self, actor: &Actor) -> Result<SiteScope>;
+    /// Creates a site with an empty ledger chain of its own (administrator; audited).
+    async fn create_site(&self, actor: &Actor, site: &NewSite) -> Result<Site>;
+    /// An account's sites (administrator).
+    async fn user_sites(&self, actor: &Actor, user: UserId) -> Result<SiteScope>;
+    /// Sets an account's sites: every site, or exactly `sites` (administrator; audited).
+    async fn set_user_sites(&self, actor: &Actor, user: UserId, scope: &SiteScope) -> Result<()>;
+}
+
+#[async_trait]
+impl SiteStore for SqlStore {
+    async fn sites(&self, actor: &Actor) -> Result<Vec<Site>> {
+        let mut tx = self.pool.begin().await?;
+        let scope = scope_of(&mut tx, actor).await?;
+        let rows: Vec<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {SITE_COLUMNS} FROM sites WHERE {} ORDER BY id",
+            scope.sql("id")
+        )))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(site_of).collect())
+    }
+
+    async fn my_sites(&self, actor: &Actor) -> Result<SiteScope> {
+        let mut tx = self.pool.begin().await?;
+        let scope = scope_of(&mut tx, actor).await?;
+        tx.commit().await?;
+        Ok(scope)
+    }
+
+    async fn create_site(&self, actor: &Actor, site: &NewSite) -> Result<Site> {
+        require(actor, Permission::UserAdmin)?;
+        let name = site.name.trim();
+        let mut errors = FieldErrors::new();
+        if name.is_empty() || name.chars().count() > 100 {
+            errors.push("name", "a site needs a name of 1–100 characters");
+        }
+        let zone = site.time_zone.trim();
+        if !zone.is_empty() && jiff::tz::TimeZone::get(zone).is_err() {
+            errors.push(
+                "time_zone",
+                format!("`{zone}` is not an IANA time zone (for example America/Chicago)"),
+            );
+        }
+        let dea = site.dea_registration.trim();
+        if !dea.is_empty() && !ketcare_ops::ledger::dea_registration_is_valid(dea) {
+            errors.push(
+                "dea_registration",
+                "a DEA registration is two letters and seven digits whose check digit matches",
+            );
+        }
+        if !errors.is_empty() {
+            return Err(StoreError::Invalid(errors));
+        }
+        let mut tx = self.unit(actor).await?;
+        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM sites WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if taken.is_some() {
+            return Err(invalid("name", "a site of that name exists"));
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO sites (name, address, time_zone, dea_registration, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(name)
+        .bind(site.address.trim())
+        .bind(zone)
+        .bind(dea)
+        .bind(&actor.username)
+        .bind(now_rfc3339())
+        .fetch_one(&mut **tx)
+        .await?;
+        sqlx::query("INSERT INTO ops_ledger_heads (site_id, seq, hash) VALUES ($1, 0, $2)")
+            .bind(id)
+            .bind(ketcare_core::audit::GENESIS)
+            .execute(&mut **tx)
+            .await?;
+        tx.audit(&AuditEvent::new(
+            "site.create",
+            None,
+            format!("site {id}: {name}"),
+        ))
+        .await?;
+        let row: SiteRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {SITE_COLUMNS} FROM sites WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+        tx.commit().await?;
+        Ok(site_of(row))
+    }
+
+    async fn user_sites(&self, actor: &Actor, user: UserId) -> Result<SiteScope> {
+        require(actor, Permission::UserAdmin)?;
+        let mut tx = self.pool.begin().await?;
+        let scope = scope_of(&mut tx, &Actor::user(user, "", ketcare_core::Role::Nurse, "")).await?;
+        tx.commit().await?;
+        Ok(scope)
+    }
+
+    async fn set_user_sites(&self, actor: &Actor, user: UserId, scope: &SiteScope) -> Result<()> {
+        require(actor, Permission::UserAdmin)?;
+        let mut tx = self.unit(actor).await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
+            .bind(user.get())
+            .fetch_optional(&mut **tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound {
+                what: format!("user {user}"),
+            });
+        }
+        sqlx::query("DELETE FROM user_sites WHERE user_id = $1")
+            .bind(user.get())
+            .execute(&mut **tx)
+            .await?;
+        let detail = match scope {
+            SiteScope::All => {
+                sqlx::query("UPDATE users SET all_sites = 1 WHERE id = $1")
+                    .bind(user.get())
+                    .execute(&mut **tx)
+                    .await?;
+                format!("user {user}: every site")
+            }
+            SiteScope::Only(sites) => {
+                if sites.is_empty() {
+                    return Err(invalid("sites", "name at least one site"));
+                }
+                let mut sites = sites.clone();
+                sites.sort_unstable();
+                sites.dedup();
+                for s in &sites {
+                    let found: Option<i64> =
+                        sqlx::query_scalar("SELECT id FROM sites WHERE id = $1")
+                            .bind(*s)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    if found.is_none() {
+                        return Err(invalid("sites", format!("no site {s}")));
+                    }
+                    sqlx::query("INSERT INTO user_sites (user_id, site_id) VALUES ($1, $2)")
+                        .bind(user.get())
+                        .bind(*s)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                sqlx::query("UPDATE users SET all_sites = 0 WHERE id = $1")
+                    .bind(user.get())
+                    .execute(&mut **tx)
+                    .await?;
+                let ids: Vec<String> = sites.iter().map(i64::to_string).collect();
+                format!("user {user}: sites {}", ids.join(", "))
+            }
+        };
+        tx.audit(&AuditEvent::new("user.sites", None, detail)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_admits_and_narrows() {
+        assert!(SiteScope::All.admits(7));
+        let s = SiteScope::Only(vec![1, 3]);
+        assert!(s.admits(1) && s.admits(3) && !s.admits(2));
+        assert_eq!(s.sql("site_id"), "site_id IN (1, 3)");
+        assert_eq!(SiteScope::Only(vec![]).sql("site_id"), "1 = 0");
+        assert_eq!(SiteScope::All.sql("site_id"), "1 = 1");
+    }
+}

@@ -1,0 +1,283 @@
+//! Sites, on SQLite and PostgreSQL: each site's records are seen and changed only by its own
+//! staff (another site's row is "not found"), the medical director sees every site, and each
+//! site's ledger is its own chain, numbered and verified on its own.
+
+use jiff::civil::date;
+use ketcare_core::patient::{NewPatient, PatientInput};
+use ketcare_core::{Actor, BookingId, PatientId, Role, UserId};
+use ketcare_ops::ledger::LedgerEvent;
+use ketcare_ops::schedule::{Booking, BookingStatus, PhaseKind, Staffing};
+use ketcare_session::{Command, VitalReading, VitalSource, Vitals};
+use ketcare_store::testing::{BACKENDS, fresh_store};
+use ketcare_store::{BookOutcome, NewSite, NewUser, SiteScope, Store, StoreError};
+
+async fn user(store: &dyn Store, name: &str, role: Role, sites: SiteScope) -> Actor {
+    let admin = Actor::system(Role::Administrator);
+    let u = store
+        .create_user(
+            &admin,
+            &NewUser {
+                username: name.into(),
+                display_name: name.into(),
+                role,
+                password_hash: "x".into(),
+            },
+        )
+        .await
+        .unwrap();
+    store.set_user_sites(&admin, u.id, &sites).await.unwrap();
+    Actor::user(u.id, name, role, "127.0.0.1")
+}
+
+fn field_of<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {
+    match r {
+        Err(StoreError::Invalid(e)) => e.0.first().map(|f| f.field.clone()).unwrap_or_default(),
+        Err(StoreError::NotFound { .. }) => "not found".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn receive(lot: &str) -> LedgerEvent {
+    LedgerEvent::Receive {
+        product: "ketamine-50".into(),
+        ndc: "67457-108-10".into(),
+        lot: lot.into(),
+        expiry: date(2030, 1, 31),
+        quantity: 2,
+        invoice: "INV-1".into(),
+        supplier: "Wholesaler".into(),
+    }
+}
+
+#[tokio::test]
+async fn each_site_sees_its_own_records_and_keeps_its_own_ledger() {
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let admin = Actor::system(Role::Administrator);
+        // A site is checked as it is created: a DEA number's check digit, an IANA zone.
+        let bad = s
+            .create_site(
+                &admin,
+                &NewSite {
+                    name: "North".into(),
+                    dea_registration: "FN1234567".into(),
+                    ..Default::default()
+                },
+            )
+            .await;
+        assert_eq!(field_of(bad), "dea_registration", "{backend:?}");
+        let bad = s
+            .create_site(
+                &admin,
+                &NewSite {
+                    name: "North".into(),
+                    time_zone: "Mars/Olympus".into(),
+                    ..Default::default()
+                },
+            )
+            .await;
+        assert_eq!(field_of(bad), "time_zone", "{backend:?}");
+        let north = s
+            .create_site(
+                &admin,
+                &NewSite {
+                    name: "North".into(),
+                    time_zone: "America/Chicago".into(),
+                    dea_registration: "FN1234563".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        let main = 1;
+        let only = |id| SiteScope::Only(vec![id]);
+        let nurse_a = user(s, "nurse-a", Role::Nurse, only(main)).await;
+        let nurse_b = user(s, "nurse-b", Role::Nurse, only(north)).await;
+        let pharm_a = user(s, "pharm-a", Role::Pharmacist, only(main)).await;
+        let pharm_b = user(s, "pharm-b", Role::Pharmacist, only(north)).await;
+        let director = user(s, "director", Role::Prescriber, SiteScope::All).await;
+        assert_eq!(s.my_sites(&nurse_b).await.unwrap(), only(north));
+        assert_eq!(s.sites(&nurse_b).await.unwrap().len(), 1);
+        assert_eq!(s.sites(&director).await.unwrap().len(), 2);
+
+        // Chairs belong to a site; a user of one site adds to it without naming it, and sees
+        // only its chairs. A user of several sites names the site.
+        let chair_a = s.add_chair(&nurse_a, "Chair 1").await.unwrap();
+        assert_eq!(chair_a.site_id, main);
+        let chair_b = s.add_chair(&nurse_b, "North 1").await.unwrap();
+        assert_eq!(chair_b.site_id, north);
+        assert_eq!(field_of(s.add_chair(&director, "X").await), "site");
+        assert_eq!(
+            field_of(s.add_chair_at(&nurse_b, Some(main), "Y").await),
+            "site"
+        );
+        let names = |v: Vec<ketcare_store::Chair>| v.into_iter().map(|c| c.name).collect::<Vec<_>>();
+        assert_eq!(names(s.chairs(&nurse_b).await.unwrap()), ["North 1"]);
+        assert_eq!(
+            names(s.chairs(&director).await.unwrap()),
+            ["Chair 1", "North 1"]
+        );
+
+        // A session is held at its chair's site.
+        let input = PatientInput {
+            mrn: "S1".into(),
+            given_name: "Pat".into(),
+            family_name: "Site".into(),
+            date_of_birth: "1980-01-01".into(),
+            sex: "female".into(),
+            ..Default::default()
+        };
+        let patient: PatientId = s
+            .create_patient(&nurse_a, &NewPatient::parse(&input, date(2026, 12, 1)).unwrap())
+            .await
+            .unwrap()
+            .id;
+        let sid =
+            ketcare_store::testing::session_with_order(s, &nurse_a, patient, "trd-adult-iv-ketamine", 0)
+                .await;
+        let rec = s.session_record(&nurse_a, sid).await.unwrap();
+        assert_eq!(rec.site_id, main);
+        // Site B's nurse: not found on every read and write of it; not on the suite.
+        assert_eq!(field_of(s.session_record(&nurse_b, sid).await), "not found");
+        assert_eq!(field_of(s.session_vitals(&nurse_b, sid).await), "not found");
+        assert_eq!(
+            field_of(
+                s.apply_session_command(&nurse_b, sid, &Command::Cancel { reason: "x".into() }, jiff::Timestamp::now())
+                    .await
+            ),
+            "not found"
+        );
+        let reading = VitalReading {
+            at: jiff::Timestamp::now(),
+            source: VitalSource::Manual,
+            by: "nurse-b".into(),
+            control_id: None,
+            vitals: Vitals {
+                heart_rate: Some(70.0),
+                ..Default::default()
+            },
+        };
+        assert_eq!(
+            field_of(s.record_vital(&nurse_b, sid, &reading, None).await),
+            "not found"
+        );
+        assert!(s.active_sessions(&nurse_b).await.unwrap().is_empty());
+        // The patient belongs to the organisation: their chart (and every decision made on
+        // their sessions) is whole wherever they are seen.
+        assert_eq!(s.patient_sessions(&nurse_b, patient).await.unwrap().len(), 1);
+        // The director sees both sites.
+        assert_eq!(s.session_record(&director, sid).await.unwrap().id, sid);
+        // Site B's nurse cannot open a session in site A's chair.
+        let mut other = rec.session.clone();
+        other.chair = "Chair 1".into();
+        assert_eq!(
+            field_of(s.create_treatment_session(&nurse_b, patient, &other).await),
+            "chair"
+        );
+
+        // Each site's ledger is its own chain, numbered from 1.
+        let a1 = s.ledger_append(&pharm_a, &receive("LA")).await.unwrap();
+        let b1 = s.ledger_append(&pharm_b, &receive("LB")).await.unwrap();
+        let a2 = s.ledger_append(&pharm_a, &receive("LA2")).await.unwrap();
+        assert_eq!((a1.site_id, a1.seq), (main, 1));
+        assert_eq!((b1.site_id, b1.seq), (north, 1));
+        assert_eq!((a2.site_id, a2.seq), (main, 2));
+        assert_ne!(a1.hash, b1.hash);
+        let lots = |st: ketcare_ops::ledger::LedgerState| {
+            st.containers.iter().map(|c| c.lot.clone()).collect::<std::collections::BTreeSet<_>>()
+        };
+        assert_eq!(
+            lots(s.ledger_state(&pharm_b).await.unwrap()),
+            ["LB".to_owned()].into()
+        );
+        assert_eq!(
+            field_of(s.ledger_records_at(&pharm_b, Some(main)).await),
+            "site"
+        );
+        // The director works at both: the site is named.
+        assert_eq!(field_of(s.ledger_state(&director).await), "site");
+        assert_eq!(
+            s.ledger_records_at(&director, Some(north)).await.unwrap().len(),
+            1
+        );
+        // A draw goes to its session's site: site B's nurse cannot draw for it, and naming
+        // another site contradicts the record.
+        let draw = LedgerEvent::Draw {
+            container: 1,
+            session_id: sid.get(),
+            patient_id: patient.get(),
+            volume_ul: 500,
+        };
+        assert_eq!(
+            field_of(s.ledger_append(&nurse_b, &draw).await),
+            "not found"
+        );
+        assert_eq!(
+            field_of(s.ledger_append_at(&nurse_a, Some(north), &draw).await),
+            "site"
+        );
+        let drawn = s.ledger_append(&nurse_a, &draw).await.unwrap();
+        assert_eq!((drawn.site_id, drawn.seq), (main, 3));
+        assert_eq!(
+            s.session_ledger_state(&director, sid.get())
+                .await
+                .unwrap()
+                .sessions
+                .get(&sid.get())
+                .map(|l| l.drawn_ug),
+            Some(25_000)
+        );
+        let v = s.verify_ledger().await.unwrap();
+        assert_eq!((v.entries, v.broken, v.site_id), (4, None, None), "{backend:?}");
+
+        // Bookings: at the chair's site, by its staff; another site's booking is not found.
+        let start = date(2026, 12, 9).at(9, 0, 0, 0);
+        let booking = |chair: i64, nurse: &Actor| Booking {
+            id: BookingId::new(0),
+            course_id: None,
+            patient_id: patient.get(),
+            chair_id: chair,
+            nurse_id: nurse.user_id.map(UserId::get).unwrap(),
+            prescriber_required: false,
+            start,
+            end: start.checked_add(jiff::Span::new().minutes(90)).unwrap(),
+            status: BookingStatus::Booked,
+            phase: PhaseKind::Induction,
+        };
+        assert_eq!(
+            field_of(
+                s.book(&nurse_a, None, &[booking(chair_b.id, &nurse_a)], Staffing::default())
+                    .await
+            ),
+            "chair_id"
+        );
+        assert_eq!(
+            field_of(
+                s.book(&director, None, &[booking(chair_b.id, &nurse_a)], Staffing::default())
+                    .await
+            ),
+            "nurse_id"
+        );
+        let BookOutcome::Booked { bookings, .. } = s
+            .book(&nurse_a, None, &[booking(chair_a.id, &nurse_a)], Staffing::default())
+            .await
+            .unwrap()
+        else {
+            panic!("booked")
+        };
+        let bid = bookings[0].id;
+        assert_eq!(field_of(s.booking(&nurse_b, bid).await), "not found");
+        assert_eq!(
+            field_of(
+                s.set_booking_status(&nurse_b, bid, BookingStatus::Cancelled, "x")
+                    .await
+            ),
+            "not found"
+        );
+        let day = (start.date().at(0, 0, 0, 0), start.date().at(23, 59, 0, 0));
+        assert!(s.bookings(&nurse_b, day.0, day.1).await.unwrap().is_empty());
+        assert_eq!(s.bookings(&director, day.0, day.1).await.unwrap().len(), 1);
+    }
+}

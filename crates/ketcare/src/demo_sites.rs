@@ -1,0 +1,110 @@
+//! The demo clinic's second site: "North clinic" with its own (fictional) DEA registration, two
+//! chairs, its own staff and stock, and the medical director (the demo prescriber) across both
+//! sites. Main-site staff work at the main site only, so the demo shows site scoping.
+
+use anyhow::{Context, Result};
+use jiff::ToSpan;
+use jiff::civil::{Date, Weekday};
+use ketcare_app::password::hash_password;
+use ketcare_core::{Actor, Role};
+use ketcare_ops::ledger::LedgerEvent;
+use ketcare_store::sites::DEFAULT_SITE;
+use ketcare_store::{NewSite, NewUser, SiteScope, Store};
+
+/// The second site's staff (username, name, role); password as every demo account's.
+pub const NORTH_STAFF: [(&str, &str, Role); 2] = [
+    ("north-nurse", "Nora North", Role::Nurse),
+    ("north-pharmacist", "Piet North", Role::Pharmacist),
+];
+
+/// Main-site accounts that work at the main site only (the others work at every site: the
+/// administrator, the medical director and the researcher).
+const MAIN_ONLY: [&str; 4] = ["nurse", "pharmacist", "scheduler", "therapist"];
+
+pub async fn seed(store: &dyn Store, today: Date, password: &str) -> Result<()> {
+    let admin = Actor::system(Role::Administrator);
+    let north = store
+        .create_site(
+            &admin,
+            &NewSite {
+                name: "North clinic".into(),
+                address: "200 North Avenue (fictional)".into(),
+                time_zone: String::new(),
+                // A made-up number of the registration's form (its check digit is right).
+                dea_registration: "FN1234563".into(),
+            },
+        )
+        .await?;
+    let hash = hash_password(password).map_err(anyhow::Error::msg)?;
+    for (username, name, role) in NORTH_STAFF {
+        let u = store
+            .create_user(
+                &admin,
+                &NewUser {
+                    username: username.into(),
+                    display_name: name.into(),
+                    role,
+                    password_hash: hash.clone(),
+                },
+            )
+            .await
+            .with_context(|| format!("creating demo user {username}"))?;
+        store
+            .set_user_sites(&admin, u.id, &SiteScope::Only(vec![north.id]))
+            .await?;
+    }
+    for username in MAIN_ONLY {
+        let u = store
+            .user_by_username(username)
+            .await?
+            .with_context(|| format!("demo user {username}"))?;
+        store
+            .set_user_sites(&admin, u.id, &SiteScope::Only(vec![DEFAULT_SITE]))
+            .await?;
+    }
+    let scheduling = Actor::system(Role::Scheduler);
+    for name in ["North 1", "North 2"] {
+        store
+            .add_chair_at(&scheduling, Some(north.id), name)
+            .await?;
+    }
+    // The medical director is on site at North on Tuesdays and Thursdays.
+    let director = store
+        .user_by_username("prescriber")
+        .await?
+        .context("demo prescriber")?;
+    for d in 0..20 * 7 {
+        let day = today.checked_add(d.days())?;
+        if matches!(day.weekday(), Weekday::Tuesday | Weekday::Thursday) {
+            store
+                .add_on_site_at(
+                    &scheduling,
+                    Some(north.id),
+                    director.id,
+                    day.at(8, 0, 0, 0),
+                    day.at(18, 0, 0, 0),
+                )
+                .await?;
+        }
+    }
+    let pharmacist = store
+        .user_by_username("north-pharmacist")
+        .await?
+        .context("demo north pharmacist")?;
+    let pharmacist = Actor::user(pharmacist.id, &pharmacist.username, pharmacist.role, "local");
+    store
+        .ledger_append(
+            &pharmacist,
+            &LedgerEvent::Receive {
+                product: "ketamine-50".into(),
+                ndc: "99999-0050-01".into(),
+                lot: "DEMO-K50-N1".into(),
+                expiry: today.checked_add(18.months())?,
+                quantity: 2,
+                invoice: "DEMO-INV-N1".into(),
+                supplier: "Demo wholesaler".into(),
+            },
+        )
+        .await?;
+    Ok(())
+}
