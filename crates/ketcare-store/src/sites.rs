@@ -93,10 +93,12 @@ pub(crate) async fn scope_of(tx: &mut Tx, actor: &Actor) -> Result<SiteScope> {
         None => Ok(SiteScope::Only(Vec::new())),
         Some(1) => Ok(SiteScope::All),
         Some(_) => Ok(SiteScope::Only(
-            sqlx::query_scalar("SELECT site_id FROM user_sites WHERE user_id = $1 ORDER BY site_id")
-                .bind(user.get())
-                .fetch_all(&mut **tx)
-                .await?,
+            sqlx::query_scalar(
+                "SELECT site_id FROM user_sites WHERE user_id = $1 ORDER BY site_id",
+            )
+            .bind(user.get())
+            .fetch_all(&mut **tx)
+            .await?,
         )),
     }
 }
@@ -126,9 +128,11 @@ pub(crate) async fn acting_site(tx: &mut Tx, actor: &Actor, named: Option<i64>) 
         return Ok(id);
     }
     let candidates: Vec<i64> = match scope {
-        SiteScope::All => sqlx::query_scalar("SELECT id FROM sites ORDER BY id")
-            .fetch_all(&mut **tx)
-            .await?,
+        SiteScope::All => {
+            sqlx::query_scalar("SELECT id FROM sites ORDER BY id")
+                .fetch_all(&mut **tx)
+                .await?
+        }
         SiteScope::Only(s) => s,
     };
     match candidates.as_slice() {
@@ -141,8 +145,7 @@ pub(crate) async fn acting_site(tx: &mut Tx, actor: &Actor, named: Option<i64>) 
     }
 }
 
-const SITE_COLUMNS: &str =
-    "id, name, address, time_zone, dea_registration, created_by, created_at";
+const SITE_COLUMNS: &str = "id, name, address, time_zone, dea_registration, created_by, created_at";
 
 type SiteRow = (i64, String, String, String, String, String, String);
 
@@ -263,7 +266,11 @@ impl SiteStore for SqlStore {
     async fn user_sites(&self, actor: &Actor, user: UserId) -> Result<SiteScope> {
         require(actor, Permission::UserAdmin)?;
         let mut tx = self.pool.begin().await?;
-        let scope = scope_of(&mut tx, &Actor::user(user, "", ketcare_core::Role::Nurse, "")).await?;
+        let scope = scope_of(
+            &mut tx,
+            &Actor::user(user, "", ketcare_core::Role::Nurse, ""),
+        )
+        .await?;
         tx.commit().await?;
         Ok(scope)
     }
@@ -322,7 +329,8 @@ impl SiteStore for SqlStore {
                 format!("user {user}: sites {}", ids.join(", "))
             }
         };
-        tx.audit(&AuditEvent::new("user.sites", None, detail)).await?;
+        tx.audit(&AuditEvent::new("user.sites", None, detail))
+            .await?;
         tx.commit().await?;
         Ok(())
     }

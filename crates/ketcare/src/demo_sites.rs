@@ -91,7 +91,12 @@ pub async fn seed(store: &dyn Store, today: Date, password: &str) -> Result<()> 
         .user_by_username("north-pharmacist")
         .await?
         .context("demo north pharmacist")?;
-    let pharmacist = Actor::user(pharmacist.id, &pharmacist.username, pharmacist.role, "local");
+    let pharmacist = Actor::user(
+        pharmacist.id,
+        &pharmacist.username,
+        pharmacist.role,
+        "local",
+    );
     store
         .ledger_append(
             &pharmacist,

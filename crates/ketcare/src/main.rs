@@ -1489,8 +1489,20 @@ mod tests {
             !demo::seed(store.as_ref(), today).await.unwrap(),
             "seeding twice"
         );
-        assert_eq!(store.count("users").await.unwrap(), 7);
+        // The seven roles at the main site, and North clinic's nurse and pharmacist.
+        assert_eq!(store.count("users").await.unwrap(), 9);
         assert_eq!(store.count("patients").await.unwrap(), 20);
+        // Two sites; the medical director works at both, the main site's nurse at one.
+        let director = store.user_by_username("prescriber").await.unwrap().unwrap();
+        let director = Actor::user(director.id, "prescriber", Role::Prescriber, "test");
+        assert_eq!(store.sites(&director).await.unwrap().len(), 2);
+        let main_nurse = store.user_by_username("nurse").await.unwrap().unwrap();
+        let main_nurse = Actor::user(main_nurse.id, "nurse", Role::Nurse, "test");
+        assert_eq!(
+            store.my_sites(&main_nurse).await.unwrap(),
+            ketcare_store::SiteScope::Only(vec![1])
+        );
+        assert!(store.verify_ledger().await.unwrap().broken.is_none());
         let bands = AgeBands::builtin().unwrap();
         let nurse = Actor::system(Role::Nurse);
         let all = store.search_patients(&nurse, "", 200).await.unwrap();

@@ -866,7 +866,10 @@ pub fn dea_registration_is_valid(s: &str) -> bool {
     if b.len() != 9 || !b[..2].iter().all(u8::is_ascii_alphabetic) {
         return false;
     }
-    let d: Vec<u32> = b[2..].iter().map(|c| u32::from(*c).wrapping_sub(48)).collect();
+    let d: Vec<u32> = b[2..]
+        .iter()
+        .map(|c| u32::from(*c).wrapping_sub(48))
+        .collect();
     if d.iter().any(|x| *x > 9) {
         return false;
     }

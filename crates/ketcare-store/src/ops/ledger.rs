@@ -414,7 +414,10 @@ impl SqlStore {
             &mut tx,
             "ledger.read",
             None,
-            format!("site {site}: {} entries, for session {session}", records.len()),
+            format!(
+                "site {site}: {} entries, for session {session}",
+                records.len()
+            ),
         )
         .await?;
         tx.commit().await?;

@@ -232,8 +232,11 @@ pub trait OpsStore: Send + Sync {
         self.ledger_records_at(actor, None).await
     }
     /// `site`'s chain (the actor's only site when `None`).
-    async fn ledger_records_at(&self, actor: &Actor, site: Option<i64>)
-    -> Result<Vec<LedgerRecord>>;
+    async fn ledger_records_at(
+        &self,
+        actor: &Actor,
+        site: Option<i64>,
+    ) -> Result<Vec<LedgerRecord>>;
     /// `site`'s ledger replayed (the actor's only site when `None`).
     async fn ledger_state_at(&self, actor: &Actor, site: Option<i64>) -> Result<LedgerState>;
     /// The ledger of the site `session` was held at, replayed (for the session's balance).

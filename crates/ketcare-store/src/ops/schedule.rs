@@ -114,7 +114,10 @@ async fn works_at(tx: &mut Tx, user: UserId, site: i64, field: &str) -> Result<(
     if crate::sites::scope_of(tx, &who).await?.admits(site) {
         Ok(())
     } else {
-        Err(invalid(field, format!("user {user} does not work at site {site}")))
+        Err(invalid(
+            field,
+            format!("user {user} does not work at site {site}"),
+        ))
     }
 }
 

@@ -818,9 +818,7 @@ impl Store for SqlStore {
             Chain::Audit => "SELECT seq, hash FROM audit_head WHERE id = 1",
             Chain::Ledger => "SELECT seq, hash FROM ops_ledger_heads WHERE site_id = 1",
         };
-        let row = sqlx::query(sql)
-        .fetch_one(&self.pool)
-        .await?;
+        let row = sqlx::query(sql).fetch_one(&self.pool).await?;
         Ok((row.try_get("seq")?, row.try_get("hash")?))
     }
 
@@ -830,9 +828,9 @@ impl Store for SqlStore {
             Chain::Ledger => "SELECT hash FROM ops_ledger WHERE site_id = 1 AND site_seq = $1",
         };
         let row = sqlx::query(sql)
-        .bind(seq)
-        .fetch_optional(&self.pool)
-        .await?;
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| r.try_get("hash").map_err(StoreError::from))
             .transpose()
     }

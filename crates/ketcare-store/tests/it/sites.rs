@@ -113,7 +113,8 @@ async fn each_site_sees_its_own_records_and_keeps_its_own_ledger() {
             field_of(s.add_chair_at(&nurse_b, Some(main), "Y").await),
             "site"
         );
-        let names = |v: Vec<ketcare_store::Chair>| v.into_iter().map(|c| c.name).collect::<Vec<_>>();
+        let names =
+            |v: Vec<ketcare_store::Chair>| v.into_iter().map(|c| c.name).collect::<Vec<_>>();
         assert_eq!(names(s.chairs(&nurse_b).await.unwrap()), ["North 1"]);
         assert_eq!(
             names(s.chairs(&director).await.unwrap()),
@@ -130,13 +131,21 @@ async fn each_site_sees_its_own_records_and_keeps_its_own_ledger() {
             ..Default::default()
         };
         let patient: PatientId = s
-            .create_patient(&nurse_a, &NewPatient::parse(&input, date(2026, 12, 1)).unwrap())
+            .create_patient(
+                &nurse_a,
+                &NewPatient::parse(&input, date(2026, 12, 1)).unwrap(),
+            )
             .await
             .unwrap()
             .id;
-        let sid =
-            ketcare_store::testing::session_with_order(s, &nurse_a, patient, "trd-adult-iv-ketamine", 0)
-                .await;
+        let sid = ketcare_store::testing::session_with_order(
+            s,
+            &nurse_a,
+            patient,
+            "trd-adult-iv-ketamine",
+            0,
+        )
+        .await;
         let rec = s.session_record(&nurse_a, sid).await.unwrap();
         assert_eq!(rec.site_id, main);
         // Site B's nurse: not found on every read and write of it; not on the suite.
@@ -144,8 +153,13 @@ async fn each_site_sees_its_own_records_and_keeps_its_own_ledger() {
         assert_eq!(field_of(s.session_vitals(&nurse_b, sid).await), "not found");
         assert_eq!(
             field_of(
-                s.apply_session_command(&nurse_b, sid, &Command::Cancel { reason: "x".into() }, jiff::Timestamp::now())
-                    .await
+                s.apply_session_command(
+                    &nurse_b,
+                    sid,
+                    &Command::Cancel { reason: "x".into() },
+                    jiff::Timestamp::now()
+                )
+                .await
             ),
             "not found"
         );
@@ -166,7 +180,10 @@ async fn each_site_sees_its_own_records_and_keeps_its_own_ledger() {
         assert!(s.active_sessions(&nurse_b).await.unwrap().is_empty());
         // The patient belongs to the organisation: their chart (and every decision made on
         // their sessions) is whole wherever they are seen.
-        assert_eq!(s.patient_sessions(&nurse_b, patient).await.unwrap().len(), 1);
+        assert_eq!(
+            s.patient_sessions(&nurse_b, patient).await.unwrap().len(),
+            1
+        );
         // The director sees both sites.
         assert_eq!(s.session_record(&director, sid).await.unwrap().id, sid);
         // Site B's nurse cannot open a session in site A's chair.
@@ -186,7 +203,10 @@ async fn each_site_sees_its_own_records_and_keeps_its_own_ledger() {
         assert_eq!((a2.site_id, a2.seq), (main, 2));
         assert_ne!(a1.hash, b1.hash);
         let lots = |st: ketcare_ops::ledger::LedgerState| {
-            st.containers.iter().map(|c| c.lot.clone()).collect::<std::collections::BTreeSet<_>>()
+            st.containers
+                .iter()
+                .map(|c| c.lot.clone())
+                .collect::<std::collections::BTreeSet<_>>()
         };
         assert_eq!(
             lots(s.ledger_state(&pharm_b).await.unwrap()),
@@ -199,7 +219,10 @@ async fn each_site_sees_its_own_records_and_keeps_its_own_ledger() {
         // The director works at both: the site is named.
         assert_eq!(field_of(s.ledger_state(&director).await), "site");
         assert_eq!(
-            s.ledger_records_at(&director, Some(north)).await.unwrap().len(),
+            s.ledger_records_at(&director, Some(north))
+                .await
+                .unwrap()
+                .len(),
             1
         );
         // A draw goes to its session's site: site B's nurse cannot draw for it, and naming
@@ -230,7 +253,11 @@ async fn each_site_sees_its_own_records_and_keeps_its_own_ledger() {
             Some(25_000)
         );
         let v = s.verify_ledger().await.unwrap();
-        assert_eq!((v.entries, v.broken, v.site_id), (4, None, None), "{backend:?}");
+        assert_eq!(
+            (v.entries, v.broken, v.site_id),
+            (4, None, None),
+            "{backend:?}"
+        );
 
         // Bookings: at the chair's site, by its staff; another site's booking is not found.
         let start = date(2026, 12, 9).at(9, 0, 0, 0);
@@ -248,20 +275,35 @@ async fn each_site_sees_its_own_records_and_keeps_its_own_ledger() {
         };
         assert_eq!(
             field_of(
-                s.book(&nurse_a, None, &[booking(chair_b.id, &nurse_a)], Staffing::default())
-                    .await
+                s.book(
+                    &nurse_a,
+                    None,
+                    &[booking(chair_b.id, &nurse_a)],
+                    Staffing::default()
+                )
+                .await
             ),
             "chair_id"
         );
         assert_eq!(
             field_of(
-                s.book(&director, None, &[booking(chair_b.id, &nurse_a)], Staffing::default())
-                    .await
+                s.book(
+                    &director,
+                    None,
+                    &[booking(chair_b.id, &nurse_a)],
+                    Staffing::default()
+                )
+                .await
             ),
             "nurse_id"
         );
         let BookOutcome::Booked { bookings, .. } = s
-            .book(&nurse_a, None, &[booking(chair_a.id, &nurse_a)], Staffing::default())
+            .book(
+                &nurse_a,
+                None,
+                &[booking(chair_a.id, &nurse_a)],
+                Staffing::default(),
+            )
             .await
             .unwrap()
         else {

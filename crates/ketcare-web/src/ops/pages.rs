@@ -435,7 +435,11 @@ pub async fn add_chair(
                 .map_err(|_| AppError::invalid("site", "choose one of your sites"))?,
         ),
     };
-    match s.store.add_chair_at(&p.actor, site, field(&f, "name")).await {
+    match s
+        .store
+        .add_chair_at(&p.actor, site, field(&f, "name"))
+        .await
+    {
         Ok(c) => Ok(back("/schedule", &format!("Chair \"{}\" added", c.name))),
         Err(e) => schedule_error(&s, &p, e.into()).await,
     }
@@ -454,7 +458,13 @@ pub async fn add_on_site(
         let start = service::parse_datetime("start", field(&f, "start"))?;
         let end = service::parse_datetime("end", field(&f, "end"))?;
         s.store
-            .add_on_site_at(&p.actor, p.site, ketcare_core::UserId::new(user), start, end)
+            .add_on_site_at(
+                &p.actor,
+                p.site,
+                ketcare_core::UserId::new(user),
+                start,
+                end,
+            )
             .await
             .map_err(AppError::from)
     }

@@ -198,7 +198,12 @@ pub struct TimelineView {
 
 /// The view of the timeline for the pages (an error becomes a note, the page still renders).
 pub async fn timeline_view(s: &AppState, p: &Principal, sid: SessionId) -> TimelineView {
-    match timeline(s, p, sid, &PredictedQuery::default()).await {
+    view_of(timeline(s, p, sid, &PredictedQuery::default()).await)
+}
+
+/// The page's view of a timeline, or of why there is none.
+fn view_of(t: Result<Timeline, AppError>) -> TimelineView {
+    match t {
         Ok(t) => {
             let mut notes = Vec::new();
             if let Some(n) = &t.concentration_note {
@@ -249,8 +254,12 @@ pub async fn timeline_fragment(
     p: Principal,
     PagePath(sid): PagePath<SessionId>,
 ) -> Result<Response, PageError> {
-    let v = timeline_view(&s, &p, sid).await;
-    Ok(render_html(&TimelineFragment { tl: v }))
+    let t = timeline(&s, &p, sid, &PredictedQuery::default()).await;
+    // A session the user may not see (another site's, or none) is not found, not a note.
+    if let Err(e @ (AppError::NotFound(_) | AppError::Forbidden(_))) = t {
+        return Err(e.into());
+    }
+    Ok(render_html(&TimelineFragment { tl: view_of(t) }))
 }
 
 #[derive(Template)]

@@ -1,0 +1,291 @@
+//! Site scoping at every edge, on SQLite and PostgreSQL: every route that names a site-owned
+//! record (a session, a booking) is called by a user of every role at site B with site A's
+//! record, and refused without showing it or changing it; every list a site-B user opens (the
+//! suite, the schedule, the ledger, the worklists) leaves site A out; the medical director, a
+//! user of every site, sees both.
+
+use crate::common::{Auth, TestApp};
+use axum::http::{Method, StatusCode};
+use jiff::civil::date;
+use ketcare_core::patient::{NewPatient, PatientInput};
+use ketcare_core::{Actor, BookingId, Role, UserId};
+use ketcare_ops::ledger::LedgerEvent;
+use ketcare_ops::schedule::{Booking, BookingStatus, PhaseKind, Staffing};
+use ketcare_store::testing::BACKENDS;
+use ketcare_store::{BookOutcome, NewSite, SiteScope};
+use ketcare_web::routes::{Verb, rules};
+
+const MRN: &str = "SITE-A-MRN-1";
+const LOT: &str = "LOT-SITE-A";
+const CHAIR: &str = "Chair A1";
+
+async fn user(app: &TestApp, name: &str, role: Role, scope: SiteScope) -> Actor {
+    let u = app.add_user(name, role).await;
+    app.store
+        .set_user_sites(&Actor::system(Role::Administrator), u.id, &scope)
+        .await
+        .unwrap();
+    Actor::user(u.id, name, role, "test")
+}
+
+/// A realistic body for a route, so a refusal is the site's and not the body's.
+fn body_for(path: &str, api: bool) -> String {
+    let json = if path.ends_with("/commands") {
+        r#"{"command": "check_in"}"#
+    } else if path.ends_with("/vitals") {
+        r#"{"heart_rate": 72}"#
+    } else if path.ends_with("/status") {
+        r#"{"status": "cancelled", "reason": "walk"}"#
+    } else if path.ends_with("/move") {
+        r#"{"start": "2026-12-11T09:00", "mode": "only_this", "apply": true}"#
+    } else {
+        "{}"
+    };
+    if api {
+        json.into()
+    } else {
+        "command=check_in&heart_rate=72&status=cancelled&reason=walk&start=2026-12-11T09%3A00&mode=only_this&apply=1".into()
+    }
+}
+
+#[tokio::test]
+async fn a_user_of_site_b_walks_every_route_against_site_a_records() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.set_test_site_settings().await;
+        let s = app.store.as_ref();
+        let admin = Actor::system(Role::Administrator);
+        let north = s
+            .create_site(
+                &admin,
+                &NewSite {
+                    name: "North".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        let main = 1;
+        let a = |id| SiteScope::Only(vec![id]);
+        let nurse_a = user(&app, "nurse-a", Role::Nurse, a(main)).await;
+        let pharm_a = user(&app, "pharm-a", Role::Pharmacist, a(main)).await;
+        user(&app, "director", Role::Prescriber, SiteScope::All).await;
+        let mut site_b = Vec::new();
+        for role in Role::ALL {
+            let name = format!("b-{role}");
+            user(&app, &name, role, a(north)).await;
+            site_b.push((role, name));
+        }
+        // Site A's records: a chair, a patient's session in it, a booking, stock.
+        s.add_chair_at(&Actor::system(Role::Scheduler), Some(main), CHAIR)
+            .await
+            .unwrap();
+        s.add_chair_at(&Actor::system(Role::Scheduler), Some(north), "North 1")
+            .await
+            .unwrap();
+        let input = PatientInput {
+            mrn: MRN.into(),
+            given_name: "Walker".into(),
+            family_name: "Sitea".into(),
+            date_of_birth: "1980-01-01".into(),
+            sex: "female".into(),
+            ..Default::default()
+        };
+        let patient = s
+            .create_patient(
+                &nurse_a,
+                &NewPatient::parse(&input, date(2026, 12, 1)).unwrap(),
+            )
+            .await
+            .unwrap()
+            .id;
+        let lib = ketcare_clinical::Library::builtin().unwrap();
+        let rules_file = ketcare_session::RulesFile::builtin(lib.sources()).unwrap();
+        let plan = rules_file.plan(
+            lib.get("trd-adult-iv-ketamine").unwrap(),
+            &ketcare_clinical::SiteSettings::new(),
+            0,
+        );
+        ketcare_store::testing::consent_on_file(
+            s,
+            patient,
+            &plan.protocol_id,
+            plan.protocol_version,
+            jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24),
+        )
+        .await;
+        let session = ketcare_session::Session::new(plan, CHAIR, jiff::Timestamp::now());
+        let sid = s
+            .create_treatment_session(&nurse_a, patient, &session)
+            .await
+            .unwrap();
+        assert_eq!(sid.site_id, main);
+        let sid = sid.id;
+        // Checked in: on site A's suite.
+        s.apply_session_command(
+            &nurse_a,
+            sid,
+            &ketcare_session::Command::CheckIn,
+            jiff::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+        let chair_a = s
+            .chairs(&nurse_a)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name == CHAIR)
+            .unwrap()
+            .id;
+        let start = date(2026, 12, 10).at(9, 0, 0, 0);
+        let BookOutcome::Booked { bookings, .. } = s
+            .book(
+                &nurse_a,
+                None,
+                &[Booking {
+                    id: BookingId::new(0),
+                    course_id: None,
+                    patient_id: patient.get(),
+                    chair_id: chair_a,
+                    nurse_id: nurse_a.user_id.map(UserId::get).unwrap(),
+                    prescriber_required: false,
+                    start,
+                    end: start.checked_add(jiff::Span::new().minutes(90)).unwrap(),
+                    status: BookingStatus::Booked,
+                    phase: PhaseKind::Induction,
+                }],
+                Staffing::default(),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("booked")
+        };
+        let bid = bookings[0].id;
+        s.ledger_append(
+            &pharm_a,
+            &LedgerEvent::Receive {
+                product: "ketamine-50".into(),
+                ndc: "67457-108-10".into(),
+                lot: LOT.into(),
+                expiry: date(2030, 1, 31),
+                quantity: 1,
+                invoice: "INV-A".into(),
+                supplier: "Wholesaler".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let before = s.session_record(&nurse_a, sid).await.unwrap();
+
+        // Every route naming a session or a booking, by every role of site B, API and page.
+        let mut walked = 0;
+        for (role, name) in &site_b {
+            let bearer = app.bearer(name).await;
+            let page = app.login(name).await;
+            for rule in rules() {
+                if !(rule.path.contains("/sessions/{sid}") || rule.path.contains("{bid}")) {
+                    continue;
+                }
+                let path = rule
+                    .path
+                    .replace("{sid}", &sid.to_string())
+                    .replace("{bid}", &bid.to_string())
+                    .replace("{section}", "");
+                let api = path.starts_with("/api/");
+                let auth = if api { &bearer } else { &page };
+                let method = Method::from_bytes(rule.verb.as_str().as_bytes()).unwrap();
+                let (ct, body) = match rule.verb {
+                    Verb::Get | Verb::Delete => (None, String::new()),
+                    _ if api => (Some("application/json"), body_for(&path, true)),
+                    _ => (
+                        Some("application/x-www-form-urlencoded"),
+                        body_for(&path, false),
+                    ),
+                };
+                let r = app.send(method, &path, auth, ct, body, &[]).await;
+                let label = format!("{} {} as site B's {role}", rule.verb.as_str(), path);
+                assert!(
+                    [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND].contains(&r.status),
+                    "{label}: {} {}",
+                    r.status,
+                    r.body
+                );
+                assert!(!r.body.contains(MRN), "{label} shows site A's patient");
+                walked += 1;
+            }
+            // Every list leaves site A out.
+            for path in [
+                "/",
+                "/suite",
+                "/schedule?date=2026-12-10",
+                "/api/v1/schedule/bookings?from=2026-12-10T00:00&to=2026-12-11T00:00",
+                "/ledger",
+                "/api/v1/ledger",
+                "/api/v1/sites",
+            ] {
+                let auth = if path.starts_with("/api/") {
+                    &bearer
+                } else {
+                    &page
+                };
+                let r = app.get(path, auth).await;
+                let label = format!("GET {path} as site B's {role}");
+                assert!(
+                    [StatusCode::OK, StatusCode::FORBIDDEN].contains(&r.status),
+                    "{label}: {} {}",
+                    r.status,
+                    r.body
+                );
+                for secret in [MRN, LOT, CHAIR, "INV-A"] {
+                    assert!(!r.body.contains(secret), "{label} shows {secret}");
+                }
+            }
+        }
+        assert!(walked >= 30, "the walk reached {walked} route calls");
+        // Nothing of site A changed.
+        let after = s.session_record(&nurse_a, sid).await.unwrap();
+        assert_eq!(after.revision, before.revision);
+        assert!(s.session_vitals(&nurse_a, sid).await.unwrap().is_empty());
+        assert_eq!(
+            s.booking(&nurse_a, bid).await.unwrap().status,
+            BookingStatus::Booked
+        );
+        assert_eq!(s.ledger_records(&pharm_a).await.unwrap().len(), 1);
+
+        // The medical director, of every site, sees both; the ledger is one site's at a time.
+        let director = app.bearer("director").await;
+        let r = app.get(&format!("/api/v1/sessions/{sid}"), &director).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let r = app.get("/api/v1/ledger", &director).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body.contains("site"), "{}", r.body);
+        let r = app.get("/api/v1/ledger?site=1", &director).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body.contains(LOT));
+        let r = app
+            .send(
+                Method::GET,
+                "/api/v1/ledger",
+                &director,
+                None,
+                String::new(),
+                &[("x-ketcare-site", "1")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let page = app.login("director").await;
+        let r = app.get("/suite", &page).await;
+        assert!(r.body.contains(CHAIR), "the director's suite shows site A");
+        assert!(
+            r.body.contains("site-choice"),
+            "a user of two sites chooses one"
+        );
+        if let Auth::Session { .. } = page {
+        } else {
+            panic!("a page session")
+        }
+    }
+}
