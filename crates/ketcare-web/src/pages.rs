@@ -570,6 +570,24 @@ pub async fn logout(
     Ok(r)
 }
 
+/// For a user of several sites who has not chosen one, a page that asks for the site (the
+/// header's chooser brings them back here): `None` when the site is known.
+pub fn site_needed(p: &Principal, what: &str) -> Option<Response> {
+    (p.site.is_none() && p.sites.len() > 1).then(|| {
+        render_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &ErrorPage {
+                nav: Nav::of(p),
+                status: 422,
+                message: format!(
+                    "You work at several sites: choose the site whose {what} to open in the \
+                     \"Site\" list at the top of the page."
+                ),
+            },
+        )
+    })
+}
+
 /// Chooses the site the user works at (one of theirs), kept in a cookie; back to the page
 /// the choice was made on.
 pub async fn choose_site(

@@ -51,6 +51,9 @@ pub struct CountsPage {
 
 /// Every count, newest first, each with the book just before it beside what was counted.
 pub async fn counts(State(s): State<AppState>, p: Principal) -> Result<Response, PageError> {
+    if let Some(r) = crate::pages::site_needed(&p, "ledger") {
+        return Ok(r);
+    }
     let records = s.store.ledger_records_at(&p.actor, p.site).await?;
     let sheets = reports::count_sheets(&records, LedgerState::new(stock()?)).map_err(|e| {
         tracing::error!(error = %e, "ledger replay");

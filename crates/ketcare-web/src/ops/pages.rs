@@ -1311,6 +1311,9 @@ async fn count_page(
 }
 
 pub async fn count_form(State(s): State<AppState>, p: Principal) -> Result<Response, PageError> {
+    if let Some(r) = crate::pages::site_needed(&p, "ledger") {
+        return Ok(r);
+    }
     Ok(count_page(&s, &p, &[], String::new()).await?)
 }
 
@@ -1320,6 +1323,9 @@ pub async fn ledger(
     p: Principal,
     Query(query): Q,
 ) -> Result<Response, PageError> {
+    if let Some(r) = crate::pages::site_needed(&p, "ledger") {
+        return Ok(r);
+    }
     let balance = match q(&query, "session_id") {
         "" => None,
         sid => {
