@@ -269,7 +269,7 @@ pub struct SiteQuery {
 
 /// Stock by container, what is on hand, open discrepancies and theft/loss reports, of one
 /// site's ledger.
-#[utoipa::path(get, path = "/api/v1/ledger", params(SiteQuery), responses((status = 200, description = "ledger entries, stock on hand and open discrepancies", body = LedgerView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/ledger", params(SiteQuery), responses((status = 200, description = "ledger entries, stock on hand and open discrepancies", body = LedgerView), (status = 422, description = "no such site of the caller's, or a caller of several sites named none", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn ledger(
     State(s): State<AppState>,
     p: Principal,
@@ -306,7 +306,7 @@ pub struct LedgerEntryRequest {
 
 /// Appends a ledger entry (receipt, draw, waste, count, resolution, destruction, theft/loss,
 /// inventory) if the ledger's rules and the caller's role allow it.
-#[utoipa::path(post, path = "/api/v1/ledger/events", request_body = LedgerEntryRequest, responses((status = 201, description = "the appended ledger record", body = LedgerRecord), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/ledger/events", request_body = LedgerEntryRequest, responses((status = 201, description = "the appended ledger record", body = LedgerRecord), (status = 404, description = "the session named is not at the caller's sites", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn ledger_event(
     State(s): State<AppState>,
     p: Principal,
@@ -342,7 +342,7 @@ pub async fn ledger_event(
 }
 
 /// Does this session's ledger balance (drawn = given + wasted)? `given` comes from the session.
-#[utoipa::path(post, path = "/api/v1/ledger/balance", request_body = SessionFacts, responses((status = 200, description = "whether drawn = given + wasted, with the numbers", body = Balance), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/ledger/balance", request_body = SessionFacts, responses((status = 200, description = "whether drawn = given + wasted, with the numbers (the ledger of the session's own site)", body = Balance), (status = 404, description = "no such session at the caller's sites", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn balance(
     State(s): State<AppState>,
     p: Principal,
