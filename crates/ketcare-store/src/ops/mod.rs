@@ -132,8 +132,8 @@ pub trait OpsStore: Send + Sync {
         end: DateTime,
     ) -> Result<OnSite>;
     async fn on_site(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<OnSite>>;
-    /// Staff of one role, for choosing a nurse, a prescriber or a witness, and the FHIR staff
-    /// directory (id, username, name; the patient-read right).
+    /// Staff of one role at the actor's sites, for choosing a nurse, a prescriber or a witness,
+    /// and the FHIR staff directory (id, username, name; the patient-read right).
     async fn staff(&self, actor: &Actor, role: Role) -> Result<Vec<(i64, String, String)>>;
 
     // Bookings

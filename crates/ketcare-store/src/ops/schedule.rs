@@ -275,12 +275,21 @@ impl SqlStore {
                 permission: Permission::Schedule,
             });
         }
-        Ok(sqlx::query_as(
-            "SELECT id, username, display_name FROM users WHERE role = $1 ORDER BY username",
-        )
+        // The staff of the actor's sites: those who work at every site, and those listed at one
+        // of the actor's.
+        let mut tx = self.pool.begin().await?;
+        let scope = crate::sites::scope_of(&mut tx, actor).await?;
+        let out = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, username, display_name FROM users WHERE role = $1
+             AND (all_sites = 1 OR id IN (SELECT user_id FROM user_sites WHERE {}))
+             ORDER BY username",
+            scope.sql("site_id")
+        )))
         .bind(role.as_str())
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(out)
     }
 
     pub(crate) async fn bookings(
