@@ -32,7 +32,8 @@ pub mod therapy;
 pub use care_plan::CarePlanStore;
 pub use measures::MeasuresStore;
 pub use ops::{
-    BookOutcome, Chair, LedgerVerification, NewConsentDocument, NewCourse, NewSignature, OpsStore,
+    BalanceClaim, BookOutcome, Chair, LedgerVerification, NewConsentDocument, NewCourse,
+    NewSignature, OpsStore,
 };
 pub use outreach::OutreachStore;
 pub use registry::RegistryStore;

@@ -79,12 +79,16 @@ fn invalid(field: &str, message: impl Into<String>) -> StoreError {
     StoreError::Invalid(FieldErrors::single(field, message.into()))
 }
 
-/// The actor's scope, from the record. A local process acts for every site; an account that
-/// no longer exists for none.
+/// The actor's scope, from the record. A local process acts for every site.
 pub(crate) async fn scope_of(tx: &mut Tx, actor: &Actor) -> Result<SiteScope> {
-    let Some(user) = actor.user_id else {
-        return Ok(SiteScope::All);
-    };
+    match actor.user_id {
+        None => Ok(SiteScope::All),
+        Some(user) => scope_of_user(tx, user).await,
+    }
+}
+
+/// Account `user`'s sites, from the record (none for an account that does not exist).
+pub(crate) async fn scope_of_user(tx: &mut Tx, user: UserId) -> Result<SiteScope> {
     let all: Option<i64> = sqlx::query_scalar("SELECT all_sites FROM users WHERE id = $1")
         .bind(user.get())
         .fetch_optional(&mut **tx)
@@ -266,11 +270,7 @@ impl SiteStore for SqlStore {
     async fn user_sites(&self, actor: &Actor, user: UserId) -> Result<SiteScope> {
         require(actor, Permission::UserAdmin)?;
         let mut tx = self.pool.begin().await?;
-        let scope = scope_of(
-            &mut tx,
-            &Actor::user(user, "", ketcare_core::Role::Nurse, ""),
-        )
-        .await?;
+        let scope = scope_of_user(&mut tx, user).await?;
         tx.commit().await?;
         Ok(scope)
     }

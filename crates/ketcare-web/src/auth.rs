@@ -142,12 +142,23 @@ async fn working_site(
         .into_iter()
         .map(|s| (s.id, s.name))
         .collect();
-    let chosen = headers
-        .get("x-ketcare-site")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| cookie(headers, SITE_COOKIE))
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .filter(|id| sites.iter().any(|(s, _)| s == id));
+    let theirs = |v: &str| {
+        v.trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|id| sites.iter().any(|(s, _)| s == id))
+    };
+    // A site an integration names must be one of the caller's: anything else is refused rather
+    // than dropped. A stale cookie (a site the user no longer works at) is only forgotten.
+    let chosen = match headers.get("x-ketcare-site") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(theirs)
+                .ok_or_else(|| AppError::invalid("X-Ketcare-Site", "not a site of yours"))?,
+        ),
+        None => cookie(headers, SITE_COOKIE).and_then(theirs),
+    };
     let site = match (chosen, sites.as_slice()) {
         (Some(id), _) => Some(id),
         (None, [(only, _)]) => Some(*only),

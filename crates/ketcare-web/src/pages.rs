@@ -596,25 +596,15 @@ pub async fn choose_site(
     p: Principal,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
-    let f: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-        .map_err(|_| AppError::invalid("site", "choose one of your sites"))?;
-    let site = f
-        .iter()
-        .find(|(k, _)| k == "site")
-        .map(|(_, v)| v.trim())
-        .unwrap_or_default();
-    let id: i64 = site
+    let f = crate::clinical_pages::form_pairs(&body)?;
+    let field = |k| crate::clinical_pages::field(&f, k);
+    let id: i64 = field("site")
         .parse()
         .ok()
         .filter(|id| p.sites.iter().any(|(s, _)| s == id))
         .ok_or_else(|| AppError::invalid("site", "choose one of your sites"))?;
-    let back = f
-        .iter()
-        .find(|(k, _)| k == "back")
-        .map(|(_, v)| v.as_str())
-        .filter(|b| b.starts_with('/') && !b.starts_with("//"))
-        .unwrap_or("/");
-    let mut r = Redirect::to(back).into_response();
+    // Back to a page of this server only (the same check as after sign-in).
+    let mut r = Redirect::to(&safe_next(field("back"))).into_response();
     let c = auth::set_cookie(
         auth::SITE_COOKIE,
         &id.to_string(),
@@ -1473,42 +1463,41 @@ pub struct AccountForm {
     role: String,
 }
 
+/// The users page again, saying what an administrator's change did or why it was refused.
+async fn users_outcome(
+    s: &AppState,
+    p: &Principal,
+    done: Result<String, ketcare_store::StoreError>,
+) -> Result<Response, PageError> {
+    Ok(match done {
+        Ok(message) => users_page(s, p, message, String::new(), StatusCode::OK).await?,
+        Err(e) => {
+            let e = AppError::from(e);
+            users_page(s, p, String::new(), e.to_string(), e.status()).await?
+        }
+    })
+}
+
 /// An administrator's new site, from the users page.
 pub async fn create_site(
     State(s): State<AppState>,
     p: Principal,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
-    let f: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-        .map_err(|_| AppError::invalid("name", "an unreadable form"))?;
-    let get = |k: &str| {
-        f.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let f = crate::clinical_pages::form_pairs(&body)?;
+    let field = |k| crate::clinical_pages::field(&f, k).to_owned();
     let site = ketcare_store::NewSite {
-        name: get("name"),
-        address: get("address"),
-        time_zone: get("time_zone"),
-        dea_registration: get("dea_registration"),
+        name: field("name"),
+        address: field("address"),
+        time_zone: field("time_zone"),
+        dea_registration: field("dea_registration"),
     };
-    Ok(match s.store.create_site(&p.actor, &site).await {
-        Ok(site) => {
-            users_page(
-                &s,
-                &p,
-                format!("Site {} added (site {})", site.name, site.id),
-                String::new(),
-                StatusCode::OK,
-            )
-            .await?
-        }
-        Err(e) => {
-            let e = AppError::from(e);
-            users_page(&s, &p, String::new(), e.to_string(), e.status()).await?
-        }
-    })
+    let done = s
+        .store
+        .create_site(&p.actor, &site)
+        .await
+        .map(|site| format!("Site {} added (site {})", site.name, site.id));
+    users_outcome(&s, &p, done).await
 }
 
 /// Sets where an account works, from the users page: every site, or the sites ticked.
@@ -1518,35 +1507,26 @@ pub async fn user_sites(
     PagePath(id): PagePath<i64>,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
-    let f: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-        .map_err(|_| AppError::invalid("sites", "an unreadable form"))?;
-    let scope = if f.iter().any(|(k, v)| k == "all" && v == "1") {
+    let f = crate::clinical_pages::form_pairs(&body)?;
+    let scope = if crate::clinical_pages::field(&f, "all") == "1" {
         ketcare_store::SiteScope::All
     } else {
-        ketcare_store::SiteScope::Only(
-            f.iter()
-                .filter(|(k, _)| k == "site")
-                .filter_map(|(_, v)| v.parse().ok())
-                .collect(),
-        )
+        let mut sites = Vec::new();
+        for (_, v) in f.iter().filter(|(k, _)| k == "site") {
+            sites.push(
+                v.trim()
+                    .parse()
+                    .map_err(|_| AppError::invalid("sites", format!("`{v}` is not a site")))?,
+            );
+        }
+        ketcare_store::SiteScope::Only(sites)
     };
-    let user = ketcare_core::UserId::new(id);
-    Ok(match s.store.set_user_sites(&p.actor, user, &scope).await {
-        Ok(()) => {
-            users_page(
-                &s,
-                &p,
-                format!("Sites of user {id} saved"),
-                String::new(),
-                StatusCode::OK,
-            )
-            .await?
-        }
-        Err(e) => {
-            let e = AppError::from(e);
-            users_page(&s, &p, String::new(), e.to_string(), e.status()).await?
-        }
-    })
+    let done = s
+        .store
+        .set_user_sites(&p.actor, ketcare_core::UserId::new(id), &scope)
+        .await
+        .map(|()| format!("Sites of user {id} saved"));
+    users_outcome(&s, &p, done).await
 }
 
 /// An administrator's action on an account, from the users page. The page is shown again with

@@ -394,19 +394,8 @@ pub async fn seed(store: &dyn Store, today: Date) -> Result<bool> {
         );
     }
     let hash = hash_password(DEMO_PASSWORD).map_err(anyhow::Error::msg)?;
-    for (username, name, role) in STAFF {
-        store
-            .create_user(
-                &admin,
-                &NewUser {
-                    username: username.into(),
-                    display_name: name.into(),
-                    role,
-                    password_hash: hash.clone(),
-                },
-            )
-            .await
-            .with_context(|| format!("creating demo user {username}"))?;
+    for account in STAFF {
+        create_account(store, &hash, account).await?;
     }
     let intake = Actor::system(Role::Nurse);
     let measured = today
@@ -459,8 +448,28 @@ pub async fn seed(store: &dyn Store, today: Date) -> Result<bool> {
     crate::demo_measures::seed(store, today).await?;
     crate::demo_ops::seed(store, today).await?;
     crate::demo_sessions::seed(store).await?;
-    crate::demo_sites::seed(store, today, DEMO_PASSWORD).await?;
+    crate::demo_sites::seed(store, today, &hash).await?;
     Ok(true)
+}
+
+/// Creates a demo account (username, name, role) with the demo password's `hash`.
+pub async fn create_account(
+    store: &dyn Store,
+    hash: &str,
+    (username, name, role): (&str, &str, Role),
+) -> Result<ketcare_store::User> {
+    store
+        .create_user(
+            &Actor::system(Role::Administrator),
+            &NewUser {
+                username: username.into(),
+                display_name: name.into(),
+                role,
+                password_hash: hash.to_owned(),
+            },
+        )
+        .await
+        .with_context(|| format!("creating demo user {username}"))
 }
 
 /// The demo clinic's own site settings (`demo/settings.toml`): its choices, not ketcare's.

@@ -5,11 +5,10 @@
 use anyhow::{Context, Result};
 use jiff::ToSpan;
 use jiff::civil::{Date, Weekday};
-use ketcare_app::password::hash_password;
 use ketcare_core::{Actor, Role};
 use ketcare_ops::ledger::LedgerEvent;
 use ketcare_store::sites::DEFAULT_SITE;
-use ketcare_store::{NewSite, NewUser, SiteScope, Store};
+use ketcare_store::{NewSite, SiteScope, Store};
 
 /// The second site's staff (username, name, role); password as every demo account's.
 pub const NORTH_STAFF: [(&str, &str, Role); 2] = [
@@ -21,7 +20,8 @@ pub const NORTH_STAFF: [(&str, &str, Role); 2] = [
 /// administrator, the medical director and the researcher).
 const MAIN_ONLY: [&str; 4] = ["nurse", "pharmacist", "scheduler", "therapist"];
 
-pub async fn seed(store: &dyn Store, today: Date, password: &str) -> Result<()> {
+/// Seeds the second site; `hash` is the demo password's (as every demo account's).
+pub async fn seed(store: &dyn Store, today: Date, hash: &str) -> Result<()> {
     let admin = Actor::system(Role::Administrator);
     let north = store
         .create_site(
@@ -35,20 +35,8 @@ pub async fn seed(store: &dyn Store, today: Date, password: &str) -> Result<()> 
             },
         )
         .await?;
-    let hash = hash_password(password).map_err(anyhow::Error::msg)?;
-    for (username, name, role) in NORTH_STAFF {
-        let u = store
-            .create_user(
-                &admin,
-                &NewUser {
-                    username: username.into(),
-                    display_name: name.into(),
-                    role,
-                    password_hash: hash.clone(),
-                },
-            )
-            .await
-            .with_context(|| format!("creating demo user {username}"))?;
+    for account in NORTH_STAFF {
+        let u = crate::demo::create_account(store, hash, account).await?;
         store
             .set_user_sites(&admin, u.id, &SiteScope::Only(vec![north.id]))
             .await?;

@@ -854,10 +854,11 @@ pub struct Balance {
     pub unaccounted_ug: i64,
     pub balanced: bool,
     pub message: String,
+    /// Whether `given` is the session record's (false: a preview with the figure the caller
+    /// entered, while the record documents none yet).
+    pub given_from_record: bool,
 }
 
-/// Does this session's ledger balance? `given` comes from the session record (nothing is given
-/// in a cancelled session). A mismatch blocks signing the session.
 /// Whether `s` has the form of a DEA registration number: two letters, then seven digits whose
 /// last is the check digit (the sum of the 1st, 3rd and 5th digits plus twice the sum of the
 /// 2nd, 4th and 6th, modulo 10), as the DEA's registration numbers are built.
@@ -877,6 +878,8 @@ pub fn dea_registration_is_valid(s: &str) -> bool {
     sum % 10 == d[6]
 }
 
+/// Does this session's ledger balance? `given` comes from the session record (nothing is given
+/// in a cancelled session). A mismatch blocks signing the session.
 pub fn session_balance(facts: &SessionFacts, state: &LedgerState) -> Balance {
     let s = state
         .sessions
@@ -916,6 +919,7 @@ pub fn session_balance(facts: &SessionFacts, state: &LedgerState) -> Balance {
         unaccounted_ug: unaccounted,
         balanced: unaccounted == 0,
         message,
+        given_from_record: true,
     }
 }
 

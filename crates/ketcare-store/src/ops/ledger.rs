@@ -186,6 +186,11 @@ async fn event_site(
             .await?;
             Ok(h)
         }
+        // A session that does not exist is named as such, before any question of site.
+        (None, _) if event.session_id().is_some() => Err(invalid(
+            "session_id",
+            format!("no session {}", event.session_id().unwrap_or_default()),
+        )),
         (None, n) => crate::sites::acting_site(tx, actor, n).await,
     }
 }
@@ -268,44 +273,30 @@ impl SqlStore {
         }
         // An inventory records what the site's ledger holds at that moment, and the site's DEA
         // registration where the site record has one, whatever the request says.
-        let registered: String =
-            sqlx::query_scalar("SELECT dea_registration FROM sites WHERE id = $1")
-                .bind(site)
-                .fetch_one(&mut **tx)
-                .await?;
-        let event = match event {
-            LedgerEvent::Inventory {
-                inventory,
-                taken,
-                time,
-                registrant_name,
-                registrant_address,
-                dea_number,
-                ..
-            } => {
-                let dea_number = match (registered.as_str(), dea_number.trim()) {
-                    ("", given) => given.to_owned(),
-                    (r, "") => r.to_owned(),
-                    (r, given) if r.eq_ignore_ascii_case(given) => r.to_owned(),
-                    (r, given) => {
-                        return Err(invalid(
-                            "dea_number",
-                            format!("the site's DEA registration is {r}, not {given}"),
-                        ));
-                    }
-                };
-                LedgerEvent::Inventory {
-                    inventory,
-                    taken,
-                    time,
-                    registrant_name,
-                    registrant_address,
-                    dea_number,
-                    lines: state.inventory_lines(),
-                }
+        if let LedgerEvent::Inventory {
+            dea_number, lines, ..
+        } = &mut event
+        {
+            let registered: String =
+                sqlx::query_scalar("SELECT dea_registration FROM sites WHERE id = $1")
+                    .bind(site)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            let given = dea_number.trim();
+            if !registered.is_empty()
+                && !given.is_empty()
+                && !registered.eq_ignore_ascii_case(given)
+            {
+                return Err(invalid(
+                    "dea_number",
+                    format!("the site's DEA registration is {registered}, not {given}"),
+                ));
             }
-            other => other,
-        };
+            if !registered.is_empty() {
+                *dea_number = registered;
+            }
+            *lines = state.inventory_lines();
+        }
         let prev = (hseq > 0).then_some((hseq, hhash.as_str()));
         let now = Timestamp::now();
         let rec = LedgerRecord::next_at(site, prev, now, &la, &event)
@@ -361,11 +352,7 @@ impl SqlStore {
     }
 
     /// `site`'s chain (the acting site when `None`), read under `LedgerRead` and audited.
-    async fn ledger_read(
-        &self,
-        actor: &Actor,
-        site: Option<i64>,
-    ) -> Result<(i64, Vec<LedgerRecord>)> {
+    async fn ledger_read(&self, actor: &Actor, site: Option<i64>) -> Result<Vec<LedgerRecord>> {
         let mut tx = self.write(actor, Permission::LedgerRead).await?;
         let site = crate::sites::acting_site(&mut tx, actor, site).await?;
         let out = ledger_records_tx(&mut tx, site).await?;
@@ -377,7 +364,7 @@ impl SqlStore {
         )
         .await?;
         tx.commit().await?;
-        Ok((site, out))
+        Ok(out)
     }
 
     pub(crate) async fn ledger_records(
@@ -385,7 +372,7 @@ impl SqlStore {
         actor: &Actor,
         site: Option<i64>,
     ) -> Result<Vec<LedgerRecord>> {
-        Ok(self.ledger_read(actor, site).await?.1)
+        self.ledger_read(actor, site).await
     }
 
     pub(crate) async fn ledger_state(
@@ -393,7 +380,7 @@ impl SqlStore {
         actor: &Actor,
         site: Option<i64>,
     ) -> Result<LedgerState> {
-        replay(&self.ledger_read(actor, site).await?.1)
+        replay(&self.ledger_read(actor, site).await?)
     }
 
     /// The ledger of the site `session` was held at, replayed (for its balance).
@@ -422,6 +409,112 @@ impl SqlStore {
         .await?;
         tx.commit().await?;
         replay(&records)
+    }
+
+    /// Does a session's ledger balance? Its facts are the record's (`session_facts`, as the
+    /// signature's gate reads them), on the ledger of the session's own site. The caller may
+    /// add only what the record does not know yet: a `given` while the record documents none
+    /// (the answer is then a preview, `given_from_record` false). A figure that contradicts the
+    /// record — another patient, another `given`, the session cancelled or not — is refused
+    /// naming the field.
+    pub(crate) async fn ledger_balance(
+        &self,
+        actor: &Actor,
+        session: SessionId,
+        claimed: &BalanceClaim,
+    ) -> Result<Balance> {
+        let mut tx = self.write(actor, Permission::LedgerRead).await?;
+        let rec = crate::sessions::load_session_for(&mut tx, actor, session).await?;
+        let cancelled = rec.session.phase == ketcare_session::Phase::Cancelled;
+        if claimed
+            .patient_id
+            .is_some_and(|p| p != rec.patient_id.get())
+        {
+            return Err(invalid(
+                "patient_id",
+                format!("session {session} is another patient's"),
+            ));
+        }
+        if claimed.cancelled.is_some_and(|c| c != cancelled) {
+            return Err(invalid(
+                "cancelled",
+                format!(
+                    "the record says session {session} was {}cancelled",
+                    if cancelled { "" } else { "not " }
+                ),
+            ));
+        }
+        // The record knows the mg given once it is documented or dosing has ended; before
+        // that its running figure is not the session's.
+        let s = &rec.session;
+        let documented =
+            s.given_confirmation.is_some() || s.given_mg.is_some() || s.dose_end().is_some();
+        let known = if documented {
+            crate::session_ops::session_facts(session, rec.patient_id, s)
+        } else {
+            Err(format!(
+                "session {session} documents no mg given yet: enter the mg given to preview"
+            ))
+        };
+        let (facts, from_record) = match known {
+            Ok(f) => {
+                if let Some(g) = claimed.given.filter(|g| *g != f.given) {
+                    return Err(invalid(
+                        "given",
+                        format!(
+                            "the record of session {session} says {} mg was given, not {} mg",
+                            f.given, g
+                        ),
+                    ));
+                }
+                (f, true)
+            }
+            Err(missing) => {
+                let given = match claimed.given {
+                    Some(g) => g,
+                    // Nothing is given in a cancelled session.
+                    None if cancelled => ketcare_ops::Micrograms(0),
+                    None => return Err(invalid("given", missing)),
+                };
+                use ketcare_ops::session_facts::Route;
+                let (drug, route) = match rec.session.plan.mode {
+                    ketcare_session::Mode::Infusion => (Drug::RacemicKetamine, Route::IvInfusion),
+                    ketcare_session::Mode::Esketamine => (Drug::Esketamine, Route::Intranasal),
+                };
+                let facts = SessionFacts {
+                    session_id: session.get(),
+                    patient_id: rec.patient_id.get(),
+                    drug,
+                    route,
+                    infusion_start: None,
+                    infusion_stop: None,
+                    infusion_minutes: None,
+                    given,
+                    cancelled,
+                    em_level: None,
+                    monitoring_minutes: None,
+                };
+                (facts, false)
+            }
+        };
+        let records = ledger_records_tx(&mut tx, rec.site_id).await?;
+        audit(
+            &mut tx,
+            "ledger.balance",
+            Some(rec.patient_id.get()),
+            format!("session {session} at site {}", rec.site_id),
+        )
+        .await?;
+        tx.commit().await?;
+        let mut b = ketcare_ops::session_balance(&facts, &replay(&records)?);
+        if !from_record {
+            b.given_from_record = false;
+            b.message = format!(
+                "Preview with the given you entered (the record documents none yet): {}",
+                b.message
+            );
+        }
+        Ok(b)
     }
 
     /// Verifies every site's chain on its own, against its own head.

@@ -16,16 +16,17 @@ use jiff::civil::DateTime;
 use ketcare_core::audit::AuditEvent;
 use ketcare_core::{
     Actor, AgeBands, BookingId, ConsentDocumentId, ConsentId, FieldErrors, PatientId, Permission,
-    Role, UserId,
+    Role, SessionId, UserId,
 };
 use ketcare_ops::Drug;
+use ketcare_ops::SessionFacts;
 use ketcare_ops::billing::PriceList;
 use ketcare_ops::consent::{
     Assent, ConsentDocument, ConsentQuery, ConsentSignature, ConsentStatus, Section, Signer,
 };
 use ketcare_ops::ledger::chain::{self, LedgerBreak, LedgerRecord};
 use ketcare_ops::ledger::products::Stock;
-use ketcare_ops::ledger::{LedgerActor, LedgerEvent, LedgerState, SessionTarget, Witness};
+use ketcare_ops::ledger::{Balance, LedgerActor, LedgerEvent, LedgerState, SessionTarget, Witness};
 use ketcare_ops::schedule::{
     Booking, BookingStatus, Conflict, MoveMode, MovePlan, OnSite, PhaseKind, Staffing,
 };
@@ -86,6 +87,15 @@ pub struct NewSignature {
     pub signer: Signer,
     pub assent: Option<Assent>,
     pub signed_at: Timestamp,
+}
+
+/// What a caller says of a session when asking whether its ledger balances: each figure is
+/// checked against the record, and `given` is used only while the record documents none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BalanceClaim {
+    pub patient_id: Option<i64>,
+    pub given: Option<ketcare_ops::Micrograms>,
+    pub cancelled: Option<bool>,
 }
 
 /// The result of checking the ledger's chain.
@@ -241,6 +251,13 @@ pub trait OpsStore: Send + Sync {
     async fn ledger_state_at(&self, actor: &Actor, site: Option<i64>) -> Result<LedgerState>;
     /// The ledger of the site `session` was held at, replayed (for the session's balance).
     async fn session_ledger_state(&self, actor: &Actor, session: i64) -> Result<LedgerState>;
+    /// Whether `session`'s ledger balances, on the record's facts ([`BalanceClaim`]).
+    async fn ledger_balance(
+        &self,
+        actor: &Actor,
+        session: SessionId,
+        claimed: &BalanceClaim,
+    ) -> Result<Balance>;
     /// The ledger replayed: containers, sessions, discrepancies, reports.
     async fn ledger_state(&self, actor: &Actor) -> Result<LedgerState> {
         self.ledger_state_at(actor, None).await
@@ -436,6 +453,15 @@ impl OpsStore for SqlStore {
 
     async fn session_ledger_state(&self, actor: &Actor, session: i64) -> Result<LedgerState> {
         SqlStore::session_ledger_state(self, actor, session).await
+    }
+
+    async fn ledger_balance(
+        &self,
+        actor: &Actor,
+        session: SessionId,
+        claimed: &BalanceClaim,
+    ) -> Result<Balance> {
+        SqlStore::ledger_balance(self, actor, session, claimed).await
     }
 
     async fn verify_ledger(&self) -> Result<LedgerVerification> {

@@ -2,6 +2,7 @@
 //! conflicts checked inside the write transaction.
 
 use super::*;
+use crate::sites::SiteScope;
 
 fn parse_datetime(col: &str, s: &str) -> Result<DateTime> {
     s.parse().map_err(|_| corrupt(col, s))
@@ -40,17 +41,15 @@ impl TryFrom<BookingRow> for Booking {
         })
     }
 }
-/// The booking's site, as stored; not found unless the actor's scope admits it.
-async fn booking_site(tx: &mut Tx, actor: &Actor, id: BookingId) -> Result<i64> {
+/// Booking `id` and its site, as `actor` may see them: not found outside the actor's sites.
+async fn load_booking_for(tx: &mut Tx, actor: &Actor, id: BookingId) -> Result<(Booking, i64)> {
+    let b = load_booking(tx, id).await?;
     let site: i64 = sqlx::query_scalar("SELECT site_id FROM ops_bookings WHERE id = $1")
         .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: format!("booking {id}"),
-        })?;
+        .fetch_one(&mut **tx)
+        .await?;
     crate::sites::check_site(tx, actor, site, format!("booking {id}")).await?;
-    Ok(site)
+    Ok((b, site))
 }
 
 async fn load_booking(tx: &mut Tx, id: BookingId) -> Result<Booking> {
@@ -66,9 +65,17 @@ async fn load_booking(tx: &mut Tx, id: BookingId) -> Result<Booking> {
     Booking::try_from(row)
 }
 
-async fn bookings_in(tx: &mut Tx, from: DateTime, to: DateTime) -> Result<Vec<Booking>> {
+/// The bookings of `sites` overlapping the window (conflicts are checked against every site's:
+/// a chair or a nurse is in one place at a time).
+async fn bookings_in(
+    tx: &mut Tx,
+    sites: &SiteScope,
+    from: DateTime,
+    to: DateTime,
+) -> Result<Vec<Booking>> {
     sqlx::query_as::<_, BookingRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {BOOKING_COLUMNS} FROM ops_bookings WHERE start_at < $1 AND end_at > $2 ORDER BY start_at, id"
+        "SELECT {BOOKING_COLUMNS} FROM ops_bookings WHERE start_at < $1 AND end_at > $2 AND {} ORDER BY start_at, id",
+        sites.sql("site_id")
     )))
     .bind(to.to_string())
     .bind(from.to_string())
@@ -79,15 +86,20 @@ async fn bookings_in(tx: &mut Tx, from: DateTime, to: DateTime) -> Result<Vec<Bo
     .collect()
 }
 
-/// The prescribers rostered on `site` in the window (a prescriber on site covers that site's
+/// The prescribers rostered at `sites` in the window (a prescriber on site covers that site's
 /// chairs only).
-async fn on_site_in(tx: &mut Tx, site: i64, from: DateTime, to: DateTime) -> Result<Vec<OnSite>> {
-    sqlx::query_as::<_, (i64, String, String)>(
-        "SELECT user_id, start_at, end_at FROM ops_on_site WHERE start_at < $1 AND end_at > $2 AND site_id = $3 ORDER BY start_at",
-    )
+async fn on_site_in(
+    tx: &mut Tx,
+    sites: &SiteScope,
+    from: DateTime,
+    to: DateTime,
+) -> Result<Vec<OnSite>> {
+    sqlx::query_as::<_, (i64, String, String)>(sqlx::AssertSqlSafe(format!(
+        "SELECT user_id, start_at, end_at FROM ops_on_site WHERE start_at < $1 AND end_at > $2 AND {} ORDER BY start_at",
+        sites.sql("site_id")
+    )))
     .bind(to.to_string())
     .bind(from.to_string())
-    .bind(site)
     .fetch_all(&mut **tx)
     .await?
     .into_iter()
@@ -110,8 +122,7 @@ fn span(bs: &[Booking]) -> Option<(DateTime, DateTime)> {
 
 /// Refused, naming `field`, unless `user` works at `site` (as the record has it).
 async fn works_at(tx: &mut Tx, user: UserId, site: i64, field: &str) -> Result<()> {
-    let who = Actor::user(user, "", Role::Nurse, "");
-    if crate::sites::scope_of(tx, &who).await?.admits(site) {
+    if crate::sites::scope_of_user(tx, user).await?.admits(site) {
         Ok(())
     } else {
         Err(invalid(
@@ -239,23 +250,7 @@ impl SqlStore {
         require(actor, Permission::Schedule)?;
         let mut tx = self.pool.begin().await?;
         let scope = crate::sites::scope_of(&mut tx, actor).await?;
-        let out = sqlx::query_as::<_, (i64, String, String)>(sqlx::AssertSqlSafe(format!(
-            "SELECT user_id, start_at, end_at FROM ops_on_site WHERE start_at < $1 AND end_at > $2 AND {} ORDER BY start_at",
-            scope.sql("site_id")
-        )))
-        .bind(to.to_string())
-        .bind(from.to_string())
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|(user_id, start, end)| {
-            Ok(OnSite {
-                user_id,
-                start: parse_datetime("start_at", &start)?,
-                end: parse_datetime("end_at", &end)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+        let out = on_site_in(&mut tx, &scope, from, to).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -300,17 +295,7 @@ impl SqlStore {
     ) -> Result<Vec<Booking>> {
         let mut tx = self.write(actor, Permission::Schedule).await?;
         let scope = crate::sites::scope_of(&mut tx, actor).await?;
-        let out = sqlx::query_as::<_, BookingRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {BOOKING_COLUMNS} FROM ops_bookings WHERE start_at < $1 AND end_at > $2 AND {} ORDER BY start_at, id",
-            scope.sql("site_id")
-        )))
-        .bind(to.to_string())
-        .bind(from.to_string())
-        .fetch_all(&mut **tx)
-        .await?
-        .into_iter()
-        .map(Booking::try_from)
-        .collect::<Result<Vec<_>>>()?;
+        let out = bookings_in(&mut tx, &scope, from, to).await?;
         // Each patient shown on the calendar is an audited access.
         let mut patients: Vec<i64> = out.iter().map(|b| b.patient_id).collect();
         patients.sort_unstable();
@@ -384,8 +369,7 @@ impl SqlStore {
 
     pub(crate) async fn booking(&self, actor: &Actor, id: BookingId) -> Result<Booking> {
         let mut tx = self.write(actor, Permission::Schedule).await?;
-        booking_site(&mut tx, actor, id).await?;
-        let b = load_booking(&mut tx, id).await?;
+        let (b, _) = load_booking_for(&mut tx, actor, id).await?;
         audit(
             &mut tx,
             "booking.read",
@@ -449,8 +433,8 @@ impl SqlStore {
         let site = site.unwrap_or(crate::sites::DEFAULT_SITE);
         // Chairs and people are checked across every site (a nurse is in one place at a time);
         // the prescriber on site must be at this one.
-        let existing = bookings_in(&mut tx, from, to).await?;
-        let prescribers = on_site_in(&mut tx, site, from, to).await?;
+        let existing = bookings_in(&mut tx, &SiteScope::All, from, to).await?;
+        let prescribers = on_site_in(&mut tx, &SiteScope::Only(vec![site]), from, to).await?;
         let refused =
             ketcare_ops::schedule::conflicts_all(&existing, requests, &prescribers, staffing);
         if !refused.is_empty() {
@@ -524,8 +508,7 @@ impl SqlStore {
         apply: bool,
     ) -> Result<MovePlan> {
         let mut tx = self.write(actor, Permission::Schedule).await?;
-        let site = booking_site(&mut tx, actor, id).await?;
-        let target = load_booking(&mut tx, id).await?;
+        let (target, site) = load_booking_for(&mut tx, actor, id).await?;
         // Everything from the earlier of the two starts onwards may be involved.
         let from = target.start.min(new_start);
         let horizon = from
@@ -533,11 +516,12 @@ impl SqlStore {
             .map_err(|_| invalid("start", "out of range"))?;
         let existing = bookings_in(
             &mut tx,
+            &SiteScope::All,
             from.saturating_sub(jiff::Span::new().days(1)),
             horizon,
         )
         .await?;
-        let prescribers = on_site_in(&mut tx, site, from, horizon).await?;
+        let prescribers = on_site_in(&mut tx, &SiteScope::Only(vec![site]), from, horizon).await?;
         let plan = ketcare_ops::schedule::plan_move(
             &existing,
             id,
@@ -596,8 +580,7 @@ impl SqlStore {
             return Err(invalid("reason", "say why"));
         }
         let mut tx = self.unit(actor).await?;
-        booking_site(&mut tx, actor, id).await?;
-        let b = load_booking(&mut tx, id).await?;
+        let (b, _) = load_booking_for(&mut tx, actor, id).await?;
         let to = b
             .status
             .transition(status)

@@ -333,6 +333,18 @@ pub(crate) async fn sessions_changed_since(tx: &mut Tx, since: &str) -> Result<V
     .collect()
 }
 
+/// Session `id` as `actor` may see it: not found outside the actor's sites (every read or change
+/// of one session on a person's behalf loads it through here).
+pub(crate) async fn load_session_for(
+    tx: &mut Tx,
+    actor: &Actor,
+    id: SessionId,
+) -> Result<SessionRecord> {
+    let rec = load_session(tx, id).await?;
+    crate::sites::check_site(tx, actor, rec.site_id, format!("session {id}")).await?;
+    Ok(rec)
+}
+
 async fn load_session(tx: &mut Tx, id: SessionId) -> Result<SessionRecord> {
     let mut rec: SessionRecord = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE id = $1"

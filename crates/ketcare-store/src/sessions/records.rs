@@ -142,8 +142,7 @@ impl SqlStore {
         action: &str,
     ) -> Result<SessionRecord> {
         let mut tx = self.read_audited(actor, permission).await?;
-        let rec = load_session(&mut tx, id).await?;
-        crate::sites::check_site(&mut tx, actor, rec.site_id, format!("session {id}")).await?;
+        let rec = load_session_for(&mut tx, actor, id).await?;
         tx.audit(&AuditEvent::new(
             action,
             Some(rec.patient_id.get()),
@@ -167,8 +166,7 @@ impl SqlStore {
             Permission::RunSession
         };
         let mut tx = self.write(actor, permission).await?;
-        let mut rec = load_session(&mut tx, id).await?;
-        crate::sites::check_site(&mut tx, actor, rec.site_id, format!("session {id}")).await?;
+        let mut rec = load_session_for(&mut tx, actor, id).await?;
         let before = rec.session.phase;
         let addenda_before = rec.session.addenda.len();
         crate::session_ops::refresh_consent(&mut tx, rec.patient_id, &mut rec.session, now).await?;

@@ -136,8 +136,7 @@ impl SqlStore {
         id: SessionId,
     ) -> Result<Vec<StoredVital>> {
         let mut tx = self.read_audited(actor, Permission::ClinicalRead).await?;
-        let rec = load_session(&mut tx, id).await?;
-        crate::sites::check_site(&mut tx, actor, rec.site_id, format!("session {id}")).await?;
+        let rec = load_session_for(&mut tx, actor, id).await?;
         let vitals = load_vitals(&mut tx, id).await?;
         tx.audit(&AuditEvent::new(
             "session.vitals.read",

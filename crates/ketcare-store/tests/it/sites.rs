@@ -5,7 +5,7 @@
 use jiff::civil::date;
 use ketcare_core::patient::{NewPatient, PatientInput};
 use ketcare_core::{Actor, BookingId, PatientId, Role, UserId};
-use ketcare_ops::ledger::LedgerEvent;
+use ketcare_ops::ledger::{BusinessTime, InventoryKind, LedgerEvent};
 use ketcare_ops::schedule::{Booking, BookingStatus, PhaseKind, Staffing};
 use ketcare_session::{Command, VitalReading, VitalSource, Vitals};
 use ketcare_store::testing::{BACKENDS, fresh_store};
@@ -252,10 +252,27 @@ async fn each_site_sees_its_own_records_and_keeps_its_own_ledger() {
                 .map(|l| l.drawn_ug),
             Some(25_000)
         );
+        // An inventory is the site's: its DEA registration, whatever the request says.
+        let inventory = |dea: &str| LedgerEvent::Inventory {
+            inventory: InventoryKind::Biennial,
+            taken: date(2026, 12, 1),
+            time: BusinessTime::Close,
+            registrant_name: "North".into(),
+            registrant_address: "1 North St".into(),
+            dea_number: dea.into(),
+            lines: vec![],
+        };
+        assert_eq!(
+            field_of(s.ledger_append(&pharm_b, &inventory("AB1234563")).await),
+            "dea_number"
+        );
+        let inv = s.ledger_append(&pharm_b, &inventory("")).await.unwrap();
+        assert!(inv.body.contains("FN1234563"), "{}", inv.body);
+        assert_eq!((inv.site_id, inv.seq), (north, 2));
         let v = s.verify_ledger().await.unwrap();
         assert_eq!(
             (v.entries, v.broken, v.site_id),
-            (4, None, None),
+            (5, None, None),
             "{backend:?}"
         );
 

@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use ketcare_core::{BookingId, ConsentId, PatientId};
+use ketcare_ops::SessionFacts;
 use ketcare_ops::billing::{self, Estimate, Superbill};
 use ketcare_ops::consent::{Assent, ConsentSignature, ConsentStatus, Signer};
 use ketcare_ops::ledger::chain::LedgerRecord;
@@ -18,8 +19,7 @@ use ketcare_ops::ledger::{
     Balance, Container, Discrepancy, InventoryLine, LedgerEvent, TheftLossReport,
 };
 use ketcare_ops::schedule::{Booking, BookingStatus, Conflict, MoveMode, MovePlan, PlannedSession};
-use ketcare_ops::{SessionFacts, session_balance};
-use ketcare_store::{BookOutcome, NewSignature};
+use ketcare_store::{BalanceClaim, BookOutcome, NewSignature};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -341,7 +341,10 @@ pub async fn ledger_event(
     ))
 }
 
-/// Does this session's ledger balance (drawn = given + wasted)? `given` comes from the session.
+/// Does this session's ledger balance (drawn = given + wasted)? The facts are the session
+/// record's: a body that contradicts it (`patient_id`, `given`, `cancelled`) is refused naming
+/// the field; its `given` is used only while the record documents none (a preview,
+/// `given_from_record` false).
 #[utoipa::path(post, path = "/api/v1/ledger/balance", request_body = SessionFacts, responses((status = 200, description = "whether drawn = given + wasted, with the numbers (the ledger of the session's own site)", body = Balance), (status = 404, description = "no such session at the caller's sites", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn balance(
     State(s): State<AppState>,
@@ -354,9 +357,18 @@ pub async fn balance(
             "micrograms given cannot be negative",
         ));
     }
-    // The ledger of the site the session was held at, as stored.
-    let st = s.store.session_ledger_state(&p.actor, f.session_id).await?;
-    Ok(Json(session_balance(&f, &st)))
+    // The record's facts on the ledger of the session's own site; the body may only add a
+    // `given` the record does not document yet, and a contradiction is refused.
+    let claim = BalanceClaim {
+        patient_id: (f.patient_id != 0).then_some(f.patient_id),
+        given: Some(f.given),
+        cancelled: Some(f.cancelled),
+    };
+    Ok(Json(
+        s.store
+            .ledger_balance(&p.actor, ketcare_core::SessionId::new(f.session_id), &claim)
+            .await?,
+    ))
 }
 
 /// The superbill for a session, from what its record documents.

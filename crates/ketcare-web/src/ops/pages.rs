@@ -25,7 +25,8 @@ use ketcare_ops::ledger::{
 };
 use ketcare_ops::schedule::{Booking, BookingStatus, MoveMode};
 use ketcare_ops::session_facts::{Drug, EmLevel, Route};
-use ketcare_ops::{Micrograms, SessionFacts, session_balance};
+use ketcare_ops::{Micrograms, SessionFacts};
+use ketcare_store::{BalanceClaim, StoreError};
 use ketcare_store::{BookOutcome, NewConsentDocument, NewSignature};
 use std::collections::{BTreeMap, HashMap};
 
@@ -1332,31 +1333,35 @@ pub async fn ledger(
             let session_id: i64 = sid
                 .parse()
                 .map_err(|_| AppError::invalid("session_id", "a number"))?;
-            let given = Micrograms::parse_mg(
-                "given_mg",
-                match q(&query, "given_mg") {
-                    "" => "0",
-                    g => g,
-                },
-            )
-            .map_err(|e| AppError::invalid(&e.field, e.message))?;
-            // The session's own site's ledger, whichever site the user works at now.
-            let st = s.store.session_ledger_state(&p.actor, session_id).await?;
-            let facts = SessionFacts {
-                infusion_minutes: None,
-                session_id,
-                patient_id: 0,
-                drug: Drug::RacemicKetamine,
-                route: Route::IvInfusion,
-                infusion_start: None,
-                infusion_stop: None,
-                given,
-                cancelled: q(&query, "cancelled") == "1",
-                em_level: None,
-                monitoring_minutes: None,
+            // The record's facts on the ledger of the session's own site; a figure typed here
+            // must agree with the record, and a `given` counts only while it documents none.
+            let given = match q(&query, "given_mg") {
+                "" => None,
+                g => Some(
+                    Micrograms::parse_mg("given_mg", g)
+                        .map_err(|e| AppError::invalid(&e.field, e.message))?,
+                ),
             };
-            let b = session_balance(&facts, &st);
-            Some((b.balanced, format!("Session {session_id}: {}", b.message)))
+            let claim = BalanceClaim {
+                patient_id: None,
+                given,
+                cancelled: (q(&query, "cancelled") == "1").then_some(true),
+            };
+            let sid = ketcare_core::SessionId::new(session_id);
+            match s.store.ledger_balance(&p.actor, sid, &claim).await {
+                Ok(b) => Some((b.balanced, format!("Session {session_id}: {}", b.message))),
+                Err(StoreError::Invalid(f)) => Some((
+                    false,
+                    format!(
+                        "Session {session_id}: {}",
+                        f.0.iter()
+                            .map(|e| format!("{}: {}", e.field, e.message))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                )),
+                Err(e) => return Err(AppError::from(e).into()),
+            }
         }
     };
     let msg = flash(&headers);

@@ -153,6 +153,37 @@ async fn signed_session(app: &TestApp, st: &Staff, pid: &str, plan: &Plan) -> i6
     ] {
         app.store.ledger_append(&drawer, &e).await.unwrap();
     }
+    // The balance is the record's: its `given` balances, and another figure is refused.
+    let given_ug = (given * 1000.0).round() as i64;
+    let facts = |ug: i64| {
+        json!({"session_id": sid, "patient_id": 0, "drug": "racemic_ketamine", "route": "iv_infusion",
+               "infusion_start": null, "infusion_stop": null, "given": ug, "cancelled": false, "em_level": null})
+    };
+    let b = app
+        .json(
+            Method::POST,
+            "/api/v1/ledger/balance",
+            &st.nurse,
+            &facts(given_ug),
+        )
+        .await;
+    assert_eq!(b.status, StatusCode::OK, "{}", b.body);
+    assert_eq!(
+        (&b.json()["balanced"], &b.json()["given_from_record"]),
+        (&json!(true), &json!(true)),
+        "{}",
+        b.body
+    );
+    let b = app
+        .json(
+            Method::POST,
+            "/api/v1/ledger/balance",
+            &st.nurse,
+            &facts(given_ug + 1_000),
+        )
+        .await;
+    assert_eq!(b.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", b.body);
+    assert_eq!(b.json()["fields"][0]["field"], "given", "{}", b.body);
     let r = app
         .json(
             Method::POST,

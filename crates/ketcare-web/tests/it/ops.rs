@@ -315,14 +315,27 @@ async fn the_operations_story_on_both_backends() {
         let facts = json!({"session_id": sid, "patient_id": pid, "drug": "racemic_ketamine", "route": "iv_infusion",
                            "infusion_start": "2026-12-07T09:00:00Z", "infusion_stop": "2026-12-07T09:40:00Z",
                            "given": 35000, "cancelled": false, "em_level": null});
-        let b = app
+        let r = app
             .json(Method::POST, "/api/v1/ledger/balance", &nurse_api, &facts)
-            .await
-            .json();
+            .await;
+        let b = r.json();
         assert_eq!(
             (b["balanced"].as_bool(), b["unaccounted_ug"].as_i64()),
-            (Some(false), Some(15_000))
+            (Some(false), Some(15_000)),
+            "{}",
+            r.body
         );
+        // The record documents no mg given yet: the figure sent is a preview, and says so.
+        assert_eq!(b["given_from_record"], false, "{b}");
+        assert!(b["message"].as_str().unwrap().starts_with("Preview"), "{b}");
+        // A figure the record contradicts is refused, naming it.
+        let mut other = facts.clone();
+        other["patient_id"] = json!(pid + 1000);
+        let r = app
+            .json(Method::POST, "/api/v1/ledger/balance", &nurse_api, &other)
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.json()["fields"][0]["field"], "patient_id", "{}", r.body);
         // A negative or absurd `given` is refused naming the field (it once overflowed).
         let mut wrong = facts.clone();
         wrong["given"] = json!(i64::MIN);
