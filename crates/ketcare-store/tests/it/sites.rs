@@ -99,6 +99,16 @@ async fn each_site_sees_its_own_records_and_keeps_its_own_ledger() {
         let pharm_b = user(s, "pharm-b", Role::Pharmacist, only(north)).await;
         let director = user(s, "director", Role::Prescriber, SiteScope::All).await;
         assert_eq!(s.my_sites(&nurse_b).await.unwrap(), only(north));
+        // A refused change leaves the account's sites as they were (nothing half-written).
+        let b_id = nurse_b.user_id.unwrap();
+        assert_eq!(
+            field_of(
+                s.set_user_sites(&admin, b_id, &SiteScope::Only(vec![main, 77]))
+                    .await
+            ),
+            "sites"
+        );
+        assert_eq!(s.my_sites(&nurse_b).await.unwrap(), only(north));
         assert_eq!(s.sites(&nurse_b).await.unwrap().len(), 1);
         assert_eq!(s.sites(&director).await.unwrap().len(), 2);
 
