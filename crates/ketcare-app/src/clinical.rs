@@ -26,6 +26,133 @@ pub async fn settings(store: &dyn Store) -> Result<(SiteSettings, i64), AppError
     }
 }
 
+/// The settings in force at one site: the organisation's, with the keys the site sets for
+/// itself in their place.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SettingsAtSite {
+    pub site_id: i64,
+    /// What every decision for the site's sessions, bookings and bills reads.
+    pub settings: SiteSettings,
+    /// The version in force: the newer of the organisation's and the site's own (one sequence
+    /// numbers both, so a change to either gives a new number). 0 while neither is set.
+    pub version: i64,
+    /// The organisation's version under it (0 while it has set nothing).
+    pub organisation_version: i64,
+    /// Only the keys the site sets for itself.
+    pub own: SiteSettings,
+    /// The site's own newest version, who set it, when and why (none while it sets nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub own_version: Option<ketcare_store::SiteSettingsVersion>,
+}
+
+impl SettingsAtSite {
+    /// Whether the value of `key` in force is the site's own.
+    pub fn is_own(&self, key: &str) -> bool {
+        self.own.values.contains_key(key) || self.own.texts.contains_key(key)
+    }
+}
+
+fn parse_settings(v: &ketcare_store::SiteSettingsVersion) -> Result<SiteSettings, AppError> {
+    serde_json::from_str(&v.body).map_err(|e| {
+        tracing::error!(error = %e, version = v.version, "stored site settings do not parse");
+        AppError::Internal
+    })
+}
+
+/// The organisation's settings with a site's own keys in their place.
+pub fn over(organisation: &SiteSettings, own: &SiteSettings) -> SiteSettings {
+    let mut s = organisation.clone();
+    s.values
+        .extend(own.values.iter().map(|(k, v)| (k.clone(), *v)));
+    s.texts
+        .extend(own.texts.iter().map(|(k, v)| (k.clone(), v.clone())));
+    s
+}
+
+/// The settings in force at `site` (its own keys over the organisation's).
+pub async fn settings_at(store: &dyn Store, site: i64) -> Result<SettingsAtSite, AppError> {
+    let (organisation, organisation_version) = settings(store).await?;
+    let own_version = store.settings_of_site(site).await?;
+    let own = match &own_version {
+        Some(v) => parse_settings(v)?,
+        None => SiteSettings::default(),
+    };
+    Ok(SettingsAtSite {
+        site_id: site,
+        settings: over(&organisation, &own),
+        version: own_version
+            .as_ref()
+            .map_or(organisation_version, |v| v.version.max(organisation_version)),
+        organisation_version,
+        own,
+        own_version,
+    })
+}
+
+/// Validates and stores the keys a site sets for itself (the whole set: a key left out goes
+/// back to the organisation's value), then brings the site's open sessions to it. Only a key
+/// whose every use decides for one site may be set ([`crate::settings_registry::SettingSpec::per_site`]);
+/// the settings in force must pass the same checks as the organisation's.
+pub async fn save_settings_of_site(
+    store: &dyn Store,
+    library: &Library,
+    actor: &Actor,
+    site: i64,
+    own: &SiteSettings,
+    reason: &str,
+    now: jiff::Timestamp,
+) -> Result<i64, AppError> {
+    if !actor.may(Permission::SiteSettingsWrite) {
+        return Err(AppError::Forbidden(
+            "only an administrator changes a site's settings".into(),
+        ));
+    }
+    let mut errors = FieldErrors::new();
+    if !own.limit_overrides.is_empty() {
+        errors.push(
+            "limit_overrides",
+            "a protocol's limits are the organisation's: change them on the settings page",
+        );
+    }
+    let registry = crate::settings_registry::load(store, library).await?;
+    let keys = own
+        .values
+        .keys()
+        .map(|k| (k, registry.check(k, own.values[k])))
+        .chain(
+            own.texts
+                .iter()
+                .map(|(k, v)| (k, registry.check_text(k, v))),
+        );
+    for (key, checked) in keys {
+        match registry.get(key) {
+            Some(spec) if !spec.per_site => errors.push(
+                key,
+                "the organisation's setting, read for every site: change it on the settings page",
+            ),
+            _ => {
+                if let Err(e) = checked {
+                    errors.push(key, e);
+                }
+            }
+        }
+    }
+    let organisation = settings(store).await?.0;
+    for p in library.check_settings(&over(&organisation, own)) {
+        errors.push("settings", p.to_string());
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Invalid(errors));
+    }
+    let body = serde_json::to_string(own).map_err(|_| AppError::Internal)?;
+    let version = store
+        .save_settings_of_site(actor, site, &body, reason)
+        .await?
+        .version;
+    crate::sessions::service::apply_settings(store, library, now).await?;
+    Ok(version)
+}
+
 /// Validates and stores new site settings as the next version.
 pub async fn save_settings(
     store: &dyn Store,
@@ -56,6 +183,16 @@ pub async fn save_settings(
     for p in library.check_settings(new) {
         errors.push("settings", p.to_string());
     }
+    // Every site's own keys over the new settings must pass the same checks.
+    for site in store.sites(actor).await? {
+        let at = settings_at(store, site.id).await?;
+        if at.own_version.is_none() {
+            continue;
+        }
+        for p in library.check_settings(&over(new, &at.own)) {
+            errors.push("settings", format!("at {}: {p}", site.name));
+        }
+    }
     if !errors.is_empty() {
         return Err(AppError::Invalid(errors));
     }
@@ -64,8 +201,9 @@ pub async fn save_settings(
         .save_site_settings(actor, &body, reason)
         .await?
         .version;
-    // Thresholds read at the time of use follow the new version in every open session at once.
-    crate::sessions::service::apply_settings(store, library, new, version, now).await?;
+    // Thresholds read at the time of use follow the new version in every open session at once
+    // (each with its site's own keys over these).
+    crate::sessions::service::apply_settings(store, library, now).await?;
     Ok(version)
 }
 

@@ -15,14 +15,42 @@ use ketcare_store::{BookOutcome, NewCourse, Store};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// The site's settings as strings, for the operations core's lookups.
-pub async fn site_values(store: &dyn Store) -> Result<BTreeMap<String, String>, AppError> {
-    let (settings, _) = crate::clinical::settings(store).await?;
+/// The settings in force at a site as strings, for the operations core's lookups: the site's
+/// own keys over the organisation's; with no site, the organisation's alone.
+pub async fn site_values(
+    store: &dyn Store,
+    site: Option<i64>,
+) -> Result<BTreeMap<String, String>, AppError> {
+    let settings = match site {
+        Some(site) => crate::clinical::settings_at(store, site).await?.settings,
+        None => crate::clinical::settings(store).await?.0,
+    };
     Ok(settings
         .values
         .iter()
         .map(|(k, v)| (k.clone(), v.to_string()))
         .collect())
+}
+
+/// The site of a chair of the actor's sites; any other chair is refused naming `chair_id`.
+pub async fn chair_site(store: &dyn Store, actor: &Actor, chair: i64) -> Result<i64, AppError> {
+    store
+        .chairs(actor)
+        .await?
+        .into_iter()
+        .find(|c| c.id == chair)
+        .map(|c| c.site_id)
+        .ok_or_else(|| AppError::invalid("chair_id", format!("no chair {chair} at your sites")))
+}
+
+/// The site a booking is at (its chair's), for the settings its move is checked against.
+pub async fn booking_site(
+    store: &dyn Store,
+    actor: &Actor,
+    booking: BookingId,
+) -> Result<i64, AppError> {
+    let b = store.booking(actor, booking).await?;
+    chair_site(store, actor, b.chair_id).await
 }
 
 pub fn lookup(values: &BTreeMap<String, String>) -> impl Fn(&str) -> Option<String> + '_ {
@@ -133,7 +161,8 @@ pub async fn book_course(
     actor: &Actor,
     req: &CourseRequest,
 ) -> Result<(Vec<PlannedSession>, BookOutcome), AppError> {
-    let values = site_values(store).await?;
+    let site = chair_site(store, actor, req.chair_id).await?;
+    let values = site_values(store, Some(site)).await?;
     let first = parse_date("first_day", &req.first_day)?;
     let time = parse_time("time", &req.time)?;
     let (t, rules, sessions) = plan(&values, &req.template_id, first, time)?;
@@ -264,7 +293,8 @@ pub async fn book_session(
     actor: &Actor,
     req: &SessionRequest,
 ) -> Result<(Booking, BookOutcome), AppError> {
-    let values = site_values(store).await?;
+    let site = chair_site(store, actor, req.chair_id).await?;
+    let values = site_values(store, Some(site)).await?;
     let start = parse_datetime("start", &req.start)?;
     let phase = match ketcare_ops::schedule::PhaseKind::parse(req.phase.trim()) {
         Some(
@@ -306,16 +336,18 @@ pub async fn book_session(
 
 /// What a session's record documents, for its superbill: read under the billing right (a
 /// scheduler bills without reading the clinical record).
+/// What a session's record documents for its bill, and the site it was held at (whose billing
+/// switches apply).
 pub async fn facts_of_session(
     store: &dyn Store,
     actor: &Actor,
     sid: SessionId,
-) -> Result<ketcare_ops::SessionFacts, AppError> {
+) -> Result<(ketcare_ops::SessionFacts, i64), AppError> {
     let rec = store.session_record_for_billing(actor, sid).await?;
     let mut facts = ketcare_store::session_ops::session_facts(sid, rec.patient_id, &rec.session)
         .map_err(AppError::Conflict)?;
     facts.monitoring_minutes = store.session_monitoring_minutes(actor, sid).await?;
-    Ok(facts)
+    Ok((facts, rec.site_id))
 }
 
 /// Records a consent for a patient under a protocol's current document. The protocol must fit the

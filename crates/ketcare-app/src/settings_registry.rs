@@ -205,6 +205,11 @@ pub struct SettingSpec {
     pub sources: Vec<String>,
     /// Where it is read: data file and table path, or the code's use.
     pub used_by: Vec<String>,
+    /// Whether a site may set it for itself: every use decides for one site's session,
+    /// booking or bill (the session rules, the course templates' slot rules, the billing
+    /// switches, the nurse ratio). Dose limits and rounding, screening, questionnaires, the
+    /// registry and delivery stay the organisation's: an order and a patient belong to it.
+    pub per_site: bool,
 }
 
 /// A family of keys sharing a prefix, one per named thing (e.g. one factor per drug).
@@ -270,6 +275,14 @@ enum Blocks {
 }
 
 impl Blocks {
+    /// Whether what it holds up is decided for one site (see [`SettingSpec::per_site`]).
+    fn per_site(self) -> bool {
+        matches!(
+            self,
+            Self::SessionStart | Self::Booking | Self::BillingLine
+        )
+    }
+
     fn text(self, file: &str) -> String {
         match self {
             Self::Orders => {
@@ -305,6 +318,7 @@ impl Registry {
         }
         for c in code_settings(library) {
             let e = map.entry(c.key.clone()).or_insert_with(|| c.clone());
+            e.per_site &= c.per_site;
             for u in c.used_by {
                 if !e.used_by.contains(&u) {
                     e.used_by.push(u);
@@ -541,7 +555,10 @@ fn add_from_table(
         default,
         sources: Vec::new(),
         used_by: Vec::new(),
+        per_site: blocks.per_site(),
     });
+    // A key also read for the whole organisation is the organisation's alone.
+    e.per_site &= blocks.per_site();
     for s in sources {
         if !e.sources.contains(&s) {
             e.sources.push(s);
@@ -720,6 +737,7 @@ fn spec(key: &str, purpose: String, when_unset: String, used_by: Vec<String>) ->
         default: None,
         sources: Vec::new(),
         used_by,
+        per_site: key == ketcare_ops::schedule::NURSE_MAX_CONCURRENT_SETTING,
     }
 }
 

@@ -309,8 +309,9 @@ pub enum GrantOutcome {
     Disabled,
 }
 
-/// A version of the site's settings (U values and narrowed limits), as stored.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A version of the settings (U values and narrowed limits), as stored: the organisation's, or
+/// the keys one site sets for itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct SiteSettingsVersion {
     pub version: i64,
     /// The settings as JSON (the clinical crate's `SiteSettings`).
@@ -652,10 +653,23 @@ pub trait Store:
     async fn chain_hash_at(&self, chain: Chain, seq: i64) -> Result<Option<String>>;
 
     // Site settings
+    /// The organisation's newest settings version.
     async fn site_settings(&self) -> Result<Option<SiteSettingsVersion>>;
     async fn save_site_settings(
         &self,
         actor: &Actor,
+        body: &str,
+        reason: &str,
+    ) -> Result<SiteSettingsVersion>;
+    /// The newest version one site set for itself: only the keys it sets over the
+    /// organisation's (none while it has set nothing).
+    async fn settings_of_site(&self, site: i64) -> Result<Option<SiteSettingsVersion>>;
+    /// Stores the keys a site sets for itself as its next version (administrator of that site;
+    /// another site answers not found; audited).
+    async fn save_settings_of_site(
+        &self,
+        actor: &Actor,
+        site: i64,
         body: &str,
         reason: &str,
     ) -> Result<SiteSettingsVersion>;

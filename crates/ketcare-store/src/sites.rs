@@ -178,10 +178,21 @@ pub trait SiteStore: Send + Sync {
     async fn user_sites(&self, actor: &Actor, user: UserId) -> Result<SiteScope>;
     /// Sets an account's sites: every site, or exactly `sites` (administrator; audited).
     async fn set_user_sites(&self, actor: &Actor, user: UserId, scope: &SiteScope) -> Result<()>;
+    /// The site a session in `chair` is held at, as creating it would decide (the chair's own
+    /// site, which must be the actor's; an unnamed chair: the actor's only site), refused
+    /// naming `chair`.
+    async fn chair_site(&self, actor: &Actor, chair: &str) -> Result<i64>;
 }
 
 #[async_trait]
 impl SiteStore for SqlStore {
+    async fn chair_site(&self, actor: &Actor, chair: &str) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let site = crate::sessions::session_site_for_chair(&mut tx, actor, chair).await?;
+        tx.commit().await?;
+        Ok(site)
+    }
+
     async fn sites(&self, actor: &Actor) -> Result<Vec<Site>> {
         let mut tx = self.pool.begin().await?;
         let scope = scope_of(&mut tx, actor).await?;

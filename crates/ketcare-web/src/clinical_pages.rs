@@ -45,7 +45,7 @@ pub(crate) fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
         .unwrap_or("")
 }
 
-fn number(pairs: &[(String, String)], name: &str) -> Result<Option<f64>, AppError> {
+pub(crate) fn number(pairs: &[(String, String)], name: &str) -> Result<Option<f64>, AppError> {
     match field(pairs, name) {
         "" => Ok(None),
         v => v
@@ -224,24 +224,24 @@ type Family = (String, String, Vec<(String, String)>);
 
 /// One row of the settings page.
 pub struct SettingRow {
-    key: String,
-    purpose: String,
+    pub(crate) key: String,
+    pub(crate) purpose: String,
     /// "number", "yesno", "phone" or "text".
-    kind: &'static str,
-    unit: String,
-    min: String,
-    max: String,
-    step: String,
+    pub(crate) kind: &'static str,
+    pub(crate) unit: String,
+    pub(crate) min: String,
+    pub(crate) max: String,
+    pub(crate) step: String,
     /// The allowed range in words, with where it comes from.
-    range: String,
-    when_unset: String,
+    pub(crate) range: String,
+    pub(crate) when_unset: String,
     /// Something is refused while it is unset.
-    blocks: bool,
-    sources: String,
-    used_by: String,
+    pub(crate) blocks: bool,
+    pub(crate) sources: String,
+    pub(crate) used_by: String,
     /// The value as set ("" when unset), and in words for yes/no.
-    value: String,
-    value_words: String,
+    pub(crate) value: String,
+    pub(crate) value_words: String,
 }
 
 fn group_title(key: &str) -> &'static str {
@@ -259,7 +259,7 @@ fn group_title(key: &str) -> &'static str {
     }
 }
 
-fn setting_row(
+pub(crate) fn setting_row(
     spec: &ketcare_app::settings_registry::SettingSpec,
     value: Option<f64>,
     text: Option<&str>,
@@ -562,7 +562,7 @@ pub async fn set_setting(
 }
 
 /// A settings key as a URL fragment (keys are letters, digits, `_`, `-` and `.`).
-fn url_fragment(key: &str) -> String {
+pub(crate) fn url_fragment(key: &str) -> String {
     key.chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         .collect()

@@ -158,6 +158,8 @@ fn core_table() -> Vec<Entry> {
         r(Post, "/users/{id}/account", Requires(UserAdmin), pages::account_action),
         r(Post, "/users/{id}/sites", Requires(UserAdmin), pages::user_sites),
         r(Post, "/sites", Requires(UserAdmin), pages::create_site),
+        r(Get, "/sites/{id}/settings", SignedIn, crate::sites::site_settings_get),
+        r(Post, "/sites/{id}/settings", Requires(SiteSettingsWrite), crate::sites::site_settings_post),
         r(Post, "/api/v1/users/{id}/account", Requires(UserAdmin), api::account_action),
         r(Get, "/account/password", SignedIn, pages::password_form),
         r(Post, "/account/password", SignedIn, pages::password_change),
@@ -167,6 +169,8 @@ fn core_table() -> Vec<Entry> {
         r(Get, "/api/v1/sites", SignedIn, crate::sites::my_sites),
         r(Post, "/api/v1/sites", Requires(UserAdmin), crate::sites::create_site),
         r(Put, "/api/v1/users/{id}/sites", Requires(UserAdmin), crate::sites::set_user_sites),
+        r(Get, "/api/v1/sites/{id}/settings", SignedIn, crate::sites::site_settings),
+        r(Put, "/api/v1/sites/{id}/settings", Requires(SiteSettingsWrite), crate::sites::put_site_settings),
     ]
 }
 

@@ -99,5 +99,24 @@ pub async fn seed(store: &dyn Store, today: Date, hash: &str) -> Result<()> {
             },
         )
         .await?;
+    // North sets one key of its own sessions for itself, to show a site's own settings: a
+    // heart-rate alarm of its own (the demo's choice for North, not a recommendation).
+    let mut own = ketcare_clinical::SiteSettings::default();
+    own.values
+        .insert(NORTH_HEART_RATE_ALARM.0.into(), NORTH_HEART_RATE_ALARM.1);
+    ketcare_app::clinical::save_settings_of_site(
+        store,
+        &ketcare_clinical::Library::builtin().context("the protocol library")?,
+        &admin,
+        north.id,
+        &own,
+        "Demo clinic's choice for North — not a recommendation",
+        jiff::Timestamp::now(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("North's own settings: {e:?}"))?;
     Ok(())
 }
+
+/// The key North sets for itself in the demo, and its value (the demo's choice).
+pub const NORTH_HEART_RATE_ALARM: (&str, f64) = ("session.alarm.heart_rate_high_bpm", 100.0);

@@ -255,17 +255,23 @@ struct DoseArgs {
 
 #[derive(Subcommand)]
 enum SettingsCommand {
-    /// The current settings and every setting a protocol still needs.
+    /// The current settings and every setting a protocol still needs; with `--site`, the
+    /// settings in force at that site (its own keys marked).
     Show {
         #[arg(long)]
         json: bool,
+        #[arg(long)]
+        site: Option<i64>,
     },
-    /// Set one value (a new, audited version of the settings).
+    /// Set one value (a new, audited version of the settings); with `--site`, for that site
+    /// only (a key of its sessions, bookings or bills).
     Set {
         key: String,
         value: f64,
         #[arg(long)]
         reason: String,
+        #[arg(long)]
+        site: Option<i64>,
     },
     /// Narrow a protocol's limit (a widening of a hard limit waits for a second administrator).
     Limit {
@@ -1257,7 +1263,50 @@ async fn settings(db: &DbArgs, cmd: SettingsCommand) -> Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     match cmd {
-        SettingsCommand::Show { json } => {
+        SettingsCommand::Show {
+            json,
+            site: Some(site),
+        } => {
+            let at = ketcare_app::clinical::settings_at(store.as_ref(), site)
+                .await
+                .map_err(app_error)?;
+            if json {
+                return print_json(&at);
+            }
+            println!(
+                "settings in force at site {site}: version {} (the organisation's: {})",
+                at.version, at.organisation_version
+            );
+            for (k, v) in &at.settings.values {
+                let whose = if at.is_own(k) { "  (set by the site)" } else { "" };
+                println!("  {k:<55} {v}{whose}");
+            }
+        }
+        SettingsCommand::Set {
+            key,
+            value,
+            reason,
+            site: Some(site),
+        } => {
+            let mut own = ketcare_app::clinical::settings_at(store.as_ref(), site)
+                .await
+                .map_err(app_error)?
+                .own;
+            own.values.insert(key.clone(), value);
+            let v = ketcare_app::clinical::save_settings_of_site(
+                store.as_ref(),
+                &library,
+                &cli_admin(),
+                site,
+                &own,
+                &reason,
+                jiff::Timestamp::now(),
+            )
+            .await
+            .map_err(app_error)?;
+            println!("{key} = {value} at site {site} (settings version {v})");
+        }
+        SettingsCommand::Show { json, site: None } => {
             if json {
                 return print_json(&serde_json::json!({"version": version, "settings": current}));
             }
@@ -1313,7 +1362,12 @@ async fn settings(db: &DbArgs, cmd: SettingsCommand) -> Result<()> {
                 .map_err(app_error)?;
             println!("approved proposal {id} (settings version {v})");
         }
-        SettingsCommand::Set { key, value, reason } => {
+        SettingsCommand::Set {
+            key,
+            value,
+            reason,
+            site: None,
+        } => {
             let mut next = current;
             next.values.insert(key.clone(), value);
             let v = ketcare_app::clinical::save_settings(
@@ -1503,6 +1557,18 @@ mod tests {
             ketcare_store::SiteScope::Only(vec![1])
         );
         assert!(store.verify_ledger().await.unwrap().broken.is_none());
+        // North sets its own heart-rate alarm; the main site keeps the organisation's.
+        let (key, north_value) = crate::demo_sites::NORTH_HEART_RATE_ALARM;
+        let north = ketcare_app::clinical::settings_at(store.as_ref(), 2)
+            .await
+            .unwrap();
+        assert_eq!(north.settings.value(key), Some(north_value));
+        assert!(north.is_own(key));
+        let main = ketcare_app::clinical::settings_at(store.as_ref(), 1)
+            .await
+            .unwrap();
+        assert!(!main.is_own(key));
+        assert_ne!(main.settings.value(key), Some(north_value));
         let bands = AgeBands::builtin().unwrap();
         let nurse = Actor::system(Role::Nurse);
         let all = store.search_patients(&nurse, "", 200).await.unwrap();

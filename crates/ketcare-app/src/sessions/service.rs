@@ -132,7 +132,9 @@ pub async fn create(
     let protocol = library
         .get(&order.calculation.protocol_id)
         .map_err(|e| Error::invalid("order_id", e.to_string()))?;
-    let (settings, version) = clinical::settings(store).await?;
+    // The settings in force at the chair's site (the store holds the session there).
+    let at = clinical::settings_at(store, store.chair_site(actor, chair).await?).await?;
+    let (settings, version) = (at.settings, at.version);
     let devices = order
         .calculation
         .esketamine
@@ -234,40 +236,50 @@ pub async fn record_vital(
     Ok(store.record_vital(actor, sid, reading, message_key).await?)
 }
 
-/// Applies the site's settings of `version` to every open session (scheduled, or with the
-/// patient in the chair): alarm thresholds, the vitals interval and the BP gate before dosing
-/// follow the settings from the moment they are saved ([`Session::apply_settings`]); each
-/// session's record lists what changed. Runs as the session-rules account. Returns the ids of
-/// the sessions that changed.
+/// Brings every open session (scheduled, or with the patient in the chair) to the settings in
+/// force at its own site ([`clinical::settings_at`]): alarm thresholds, the vitals interval and
+/// the BP gate before dosing follow the settings from the moment they are saved
+/// ([`Session::apply_settings`]); each session's record lists what changed. Runs as the
+/// session-rules account. Returns the ids of the sessions that changed.
 pub async fn apply_settings(
     store: &dyn Store,
     library: &Library,
-    settings: &ketcare_clinical::SiteSettings,
-    version: i64,
     now: Timestamp,
 ) -> Result<Vec<ketcare_core::SessionId>> {
     let rules = rules(library)?;
     let actor = rules_actor();
+    let mut at_site: std::collections::BTreeMap<i64, clinical::SettingsAtSite> =
+        std::collections::BTreeMap::new();
     let mut changed = Vec::new();
     for sid in store.open_session_ids().await? {
         let rec = store.session_record(&actor, sid).await?;
         let s = &rec.session;
-        if !s.is_open() || s.settings_version == version {
+        if !s.is_open() {
+            continue;
+        }
+        let at = match at_site.get(&rec.site_id) {
+            Some(at) => at,
+            None => {
+                let at = clinical::settings_at(store, rec.site_id).await?;
+                at_site.entry(rec.site_id).or_insert(at)
+            }
+        };
+        if s.settings_version == at.version {
             continue;
         }
         let Ok(protocol) = library.get(&s.plan.protocol_id) else {
             continue;
         };
-        let fresh = rules.plan(protocol, settings, s.plan.devices_planned);
+        let fresh = rules.plan(protocol, &at.settings, s.plan.devices_planned);
         let mut probe = s.clone();
         if probe
-            .apply_settings(&fresh, version, &actor.username, now)
+            .apply_settings(&fresh, at.version, &actor.username, now)
             .is_empty()
         {
             continue;
         }
         let cmd = Command::ApplySettings {
-            version,
+            version: at.version,
             plan: Box::new(fresh),
         };
         store.apply_session_command(&actor, sid, &cmd, now).await?;

@@ -28,6 +28,7 @@ mod writer;
 
 pub(crate) use vitals::TickCache;
 pub(crate) use writer::VitalsWriter;
+pub(crate) use records::session_site_for_chair;
 
 /// A stored session.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]

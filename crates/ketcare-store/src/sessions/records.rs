@@ -51,7 +51,7 @@ async fn check_order_for_session(
 /// The site a new session is held at: its chair's, which must be one of the actor's sites; a
 /// chair not on the chair list is at the actor's only site (an organisation of one site, or a
 /// user of one).
-async fn session_site_for_chair(
+pub(crate) async fn session_site_for_chair(
     tx: &mut crate::sql::Tx,
     actor: &Actor,
     chair: &str,

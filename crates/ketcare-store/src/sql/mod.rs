@@ -848,6 +848,20 @@ impl Store for SqlStore {
         SqlStore::save_site_settings(self, actor, body, reason).await
     }
 
+    async fn settings_of_site(&self, site: i64) -> Result<Option<SiteSettingsVersion>> {
+        SqlStore::settings_of_site(self, site).await
+    }
+
+    async fn save_settings_of_site(
+        &self,
+        actor: &Actor,
+        site: i64,
+        body: &str,
+        reason: &str,
+    ) -> Result<SiteSettingsVersion> {
+        SqlStore::save_settings_of_site(self, actor, site, body, reason).await
+    }
+
     async fn propose_settings_change(
         &self,
         actor: &Actor,

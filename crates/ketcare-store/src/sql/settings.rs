@@ -33,8 +33,11 @@ impl From<ProposalRow> for SettingsProposal {
 const PROPOSAL_SELECT: &str =
     "SELECT id, body, reason, state, proposed_by, decided_by, created_at FROM settings_proposals";
 
+/// Stores the next settings version: the organisation's (`site` None) or one site's own keys.
+/// Versions share one sequence across the organisation and every site.
 async fn insert_settings_version(
     tx: &mut Unit<'_>,
+    site: Option<i64>,
     body: &str,
     reason: &str,
 ) -> Result<SiteSettingsVersion> {
@@ -50,18 +53,20 @@ async fn insert_settings_version(
         set_at: now_rfc3339(),
         reason: reason.trim().to_owned(),
     };
-    sqlx::query("INSERT INTO site_settings (version, body, set_by, set_at, reason) VALUES ($1, $2, $3, $4, $5)")
+    sqlx::query("INSERT INTO site_settings (version, body, set_by, set_at, reason, site_id) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(saved.version)
         .bind(&saved.body)
         .bind(&saved.set_by)
         .bind(&saved.set_at)
         .bind(&saved.reason)
+        .bind(site)
         .execute(tx.conn())
         .await?;
+    let whose = site.map(|s| format!(" of site {s}")).unwrap_or_default();
     tx.audit(&AuditEvent::new(
         "settings.update",
         None,
-        format!("version {version}: {}", saved.reason),
+        format!("version {version}{whose}: {}", saved.reason),
     ))
     .await?;
     Ok(saved)
@@ -112,7 +117,7 @@ impl From<ProtocolRow> for SiteProtocol {
 
 impl SqlStore {
     pub(crate) async fn site_settings(&self) -> Result<Option<SiteSettingsVersion>> {
-        Ok(sqlx::query_as::<_, SettingsRow>("SELECT version, body, set_by, set_at, reason FROM site_settings ORDER BY version DESC LIMIT 1")
+        Ok(sqlx::query_as::<_, SettingsRow>("SELECT version, body, set_by, set_at, reason FROM site_settings WHERE site_id IS NULL ORDER BY version DESC LIMIT 1")
             .fetch_optional(&self.pool)
             .await?
             .map(SiteSettingsVersion::from))
@@ -132,7 +137,50 @@ impl SqlStore {
             )));
         }
         let mut tx = self.unit(actor).await?;
-        let saved = insert_settings_version(&mut tx, body, reason).await?;
+        let saved = insert_settings_version(&mut tx, None, body, reason).await?;
+        tx.commit().await?;
+        Ok(saved)
+    }
+
+    /// The newest version a site set for itself (only the keys it sets), if it set any.
+    pub(crate) async fn settings_of_site(&self, site: i64) -> Result<Option<SiteSettingsVersion>> {
+        Ok(sqlx::query_as::<_, SettingsRow>(
+            "SELECT version, body, set_by, set_at, reason FROM site_settings WHERE site_id = $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(site)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(SiteSettingsVersion::from))
+    }
+
+    /// Stores the keys a site sets for itself as its next version. The site must be one of the
+    /// actor's (another answers not found).
+    pub(crate) async fn save_settings_of_site(
+        &self,
+        actor: &Actor,
+        site: i64,
+        body: &str,
+        reason: &str,
+    ) -> Result<SiteSettingsVersion> {
+        require(actor, Permission::SiteSettingsWrite)?;
+        if reason.trim().is_empty() {
+            return Err(StoreError::Invalid(ketcare_core::FieldErrors::single(
+                "reason",
+                "say why the site's settings change",
+            )));
+        }
+        let mut tx = self.unit(actor).await?;
+        let known: Option<i64> = sqlx::query_scalar("SELECT id FROM sites WHERE id = $1")
+            .bind(site)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if known.is_none() {
+            return Err(StoreError::NotFound {
+                what: format!("site {site}"),
+            });
+        }
+        crate::sites::check_site(&mut tx, actor, site, format!("site {site}")).await?;
+        let saved = insert_settings_version(&mut tx, Some(site), body, reason).await?;
         tx.commit().await?;
         Ok(saved)
     }
@@ -247,6 +295,7 @@ impl SqlStore {
         .await?;
         let saved = insert_settings_version(
             &mut tx,
+            None,
             new_settings,
             &format!("approved proposal {id}: {}", p.reason),
         )
@@ -304,7 +353,9 @@ impl SqlStore {
 /// is no), read inside the unit that depends on it.
 pub(crate) async fn setting_is_on(tx: &mut Unit<'_>, key: &str) -> Result<bool> {
     let body: Option<String> =
-        sqlx::query_scalar("SELECT body FROM site_settings ORDER BY version DESC LIMIT 1")
+        sqlx::query_scalar(
+            "SELECT body FROM site_settings WHERE site_id IS NULL ORDER BY version DESC LIMIT 1",
+        )
             .fetch_optional(tx.conn())
             .await?;
     Ok(body

@@ -350,3 +350,74 @@ async fn each_site_sees_its_own_records_and_keeps_its_own_ledger() {
         assert_eq!(s.bookings(&director, day.0, day.1).await.unwrap().len(), 1);
     }
 }
+
+#[tokio::test]
+async fn a_site_keeps_its_own_settings_versions_beside_the_organisations() {
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let admin = Actor::system(Role::Administrator);
+        let north = s
+            .create_site(
+                &admin,
+                &NewSite {
+                    name: "North".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        let org = s
+            .save_site_settings(&admin, r#"{"values":{"a":1}}"#, "organisation")
+            .await
+            .unwrap();
+        let own = s
+            .save_settings_of_site(&admin, north, r#"{"values":{"a":2}}"#, "North's own")
+            .await
+            .unwrap();
+        // One sequence numbers both; the organisation's newest is still its own.
+        assert!(own.version > org.version, "{backend:?}");
+        assert_eq!(s.site_settings().await.unwrap().unwrap().version, org.version);
+        assert_eq!(
+            s.settings_of_site(north).await.unwrap().unwrap().body,
+            r#"{"values":{"a":2}}"#
+        );
+        assert!(s.settings_of_site(1).await.unwrap().is_none());
+        // A later organisation version does not hide the site's.
+        let org2 = s
+            .save_site_settings(&admin, r#"{"values":{"a":3}}"#, "organisation again")
+            .await
+            .unwrap();
+        assert!(org2.version > own.version);
+        assert_eq!(
+            s.settings_of_site(north).await.unwrap().unwrap().version,
+            own.version
+        );
+        // An administrator of the main site only cannot set North's; an unknown site is not
+        // found; a reason is required; other roles may not.
+        let main_admin = user(s, "main-admin", Role::Administrator, SiteScope::Only(vec![1])).await;
+        assert_eq!(
+            field_of(s.save_settings_of_site(&main_admin, north, "{}", "x").await),
+            "not found"
+        );
+        assert_eq!(
+            field_of(s.save_settings_of_site(&admin, 99, "{}", "x").await),
+            "not found"
+        );
+        assert_eq!(
+            field_of(s.save_settings_of_site(&admin, north, "{}", " ").await),
+            "reason"
+        );
+        let nurse = user(s, "nurse", Role::Nurse, SiteScope::All).await;
+        assert!(matches!(
+            s.save_settings_of_site(&nurse, north, "{}", "x").await,
+            Err(StoreError::Forbidden { .. })
+        ));
+        assert_eq!(
+            s.settings_of_site(north).await.unwrap().unwrap().version,
+            own.version,
+            "nothing refused was stored"
+        );
+    }
+}

@@ -124,7 +124,8 @@ pub async fn move_booking(
     JsonBody(m): JsonBody<MoveRequest>,
 ) -> Result<Json<MovePlan>, AppError> {
     let start = service::parse_datetime("start", &m.start)?;
-    let values = service::site_values(s.store.as_ref()).await?;
+    let site = service::booking_site(s.store.as_ref(), &p.actor, bid).await?;
+    let values = service::site_values(s.store.as_ref(), Some(site)).await?;
     Ok(Json(
         s.store
             .move_booking(
@@ -378,10 +379,22 @@ pub async fn superbill(
     p: Principal,
     JsonBody(f): JsonBody<SessionFacts>,
 ) -> Result<Json<Superbill>, AppError> {
-    let values = service::site_values(s.store.as_ref()).await?;
+    let site = p.site;
+    superbill_at(&s, &p, &f, site).await
+}
+
+/// The superbill for `f` with the billing switches in force at `site` (the organisation's when
+/// none is known).
+async fn superbill_at(
+    s: &AppState,
+    p: &Principal,
+    f: &SessionFacts,
+    site: Option<i64>,
+) -> Result<Json<Superbill>, AppError> {
+    let values = service::site_values(s.store.as_ref(), site).await?;
     let prices = s.store.prices(&p.actor).await?;
     billing::superbill(
-        &f,
+        f,
         &service::code_book()?,
         &prices,
         service::billing_site(&values),
@@ -398,8 +411,9 @@ pub async fn session_superbill(
     p: Principal,
     ApiPath(sid): ApiPath<ketcare_core::SessionId>,
 ) -> Result<Json<Superbill>, AppError> {
-    let f = service::facts_of_session(s.store.as_ref(), &p.actor, sid).await?;
-    superbill(State(s), p, JsonBody(f)).await
+    // The switches of the site the session was held at.
+    let (f, site) = service::facts_of_session(s.store.as_ref(), &p.actor, sid).await?;
+    superbill_at(&s, &p, &f, Some(site)).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -416,7 +430,7 @@ pub async fn estimate(
     p: Principal,
     JsonBody(r): JsonBody<EstimateRequest>,
 ) -> Result<Json<Estimate>, AppError> {
-    let values = service::site_values(s.store.as_ref()).await?;
+    let values = service::site_values(s.store.as_ref(), p.site).await?;
     let (_, _, sessions) = service::plan(
         &values,
         &r.template_id,

@@ -524,7 +524,11 @@ pub async fn move_booking(
         MoveMode::OnlyThis
     };
     let apply = field(&f, "apply") == "1";
-    let values = service::site_values(s.store.as_ref()).await?;
+    let site = match service::booking_site(s.store.as_ref(), &p.actor, bid).await {
+        Ok(site) => site,
+        Err(e) => return schedule_error(&s, &p, e.into()).await,
+    };
+    let values = service::site_values(s.store.as_ref(), Some(site)).await?;
     let plan = match s
         .store
         .move_booking(
@@ -1685,21 +1689,24 @@ pub async fn billing_page(
     if q(&query, "drug").is_empty() && q(&query, "session").is_empty() {
         return Ok(render_html(&page));
     }
-    let values = service::site_values(s.store.as_ref()).await?;
     let prices = s.store.prices(&p.actor).await?;
     let book = service::code_book()?;
-    let site = service::billing_site(&values);
     let r = async {
-        // From a session's own record (the session page links here), or from the form.
-        let facts = match q(&query, "session") {
-            "" => facts_from(&query)?,
+        // From a session's own record (the session page links here), with the switches of the
+        // site it was held at; or from the form, with the working site's.
+        let (facts, at) = match q(&query, "session") {
+            "" => (facts_from(&query)?, p.site),
             sid => {
                 let sid = sid
                     .parse()
                     .map_err(|_| AppError::invalid("session", "a session id"))?;
-                service::facts_of_session(s.store.as_ref(), &p.actor, sid).await?
+                let (facts, site) =
+                    service::facts_of_session(s.store.as_ref(), &p.actor, sid).await?;
+                (facts, Some(site))
             }
         };
+        let values = service::site_values(s.store.as_ref(), at).await?;
+        let site = service::billing_site(&values);
         let bill = billing::superbill(&facts, &book, &prices, site)
             .map_err(|e| AppError::invalid(&e.field, e.message))?;
         let estimate = match q(&query, "template_id") {

@@ -29,6 +29,7 @@ mod session_history;
 mod session_timeline;
 mod sessions;
 mod site_changes;
+mod site_settings;
 mod sites;
 mod smart;
 mod story;
