@@ -80,9 +80,9 @@ pub async fn settings_at(store: &dyn Store, site: i64) -> Result<SettingsAtSite,
     Ok(SettingsAtSite {
         site_id: site,
         settings: over(&organisation, &own),
-        version: own_version
-            .as_ref()
-            .map_or(organisation_version, |v| v.version.max(organisation_version)),
+        version: own_version.as_ref().map_or(organisation_version, |v| {
+            v.version.max(organisation_version)
+        }),
         organisation_version,
         own,
         own_version,

@@ -277,10 +277,7 @@ enum Blocks {
 impl Blocks {
     /// Whether what it holds up is decided for one site (see [`SettingSpec::per_site`]).
     fn per_site(self) -> bool {
-        matches!(
-            self,
-            Self::SessionStart | Self::Booking | Self::BillingLine
-        )
+        matches!(self, Self::SessionStart | Self::Booking | Self::BillingLine)
     }
 
     fn text(self, file: &str) -> String {

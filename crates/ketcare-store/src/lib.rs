@@ -33,7 +33,7 @@ pub use care_plan::CarePlanStore;
 pub use measures::MeasuresStore;
 pub use ops::{
     BalanceClaim, BookOutcome, Chair, LedgerVerification, NewConsentDocument, NewCourse,
-    NewSignature, OpsStore,
+    NewSignature, OpsStore, TransferDue,
 };
 pub use outreach::OutreachStore;
 pub use registry::RegistryStore;

@@ -165,6 +165,46 @@ fn site_of(r: SiteRow) -> Site {
     }
 }
 
+/// A site's fields, trimmed and checked (name, IANA time zone, DEA registration with its check
+/// digit), each refusal naming its field.
+fn checked(site: &NewSite) -> Result<(&str, &str, &str)> {
+    let name = site.name.trim();
+    let mut errors = FieldErrors::new();
+    if name.is_empty() || name.chars().count() > 100 {
+        errors.push("name", "a site needs a name of 1–100 characters");
+    }
+    let zone = site.time_zone.trim();
+    if !zone.is_empty() && jiff::tz::TimeZone::get(zone).is_err() {
+        errors.push(
+            "time_zone",
+            format!("`{zone}` is not an IANA time zone (for example America/Chicago)"),
+        );
+    }
+    let dea = site.dea_registration.trim();
+    if !dea.is_empty() && !ketcare_ops::ledger::dea_registration_is_valid(dea) {
+        errors.push(
+            "dea_registration",
+            "a DEA registration is two letters and seven digits whose check digit matches",
+        );
+    }
+    if errors.is_empty() {
+        Ok((name, zone, dea))
+    } else {
+        Err(StoreError::Invalid(errors))
+    }
+}
+
+/// One site as stored.
+async fn load_site(tx: &mut Tx, id: i64) -> Result<Option<Site>> {
+    let row: Option<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SITE_COLUMNS} FROM sites WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(site_of))
+}
+
 /// The store's part for sites (included in [`crate::Store`]).
 #[async_trait]
 pub trait SiteStore: Send + Sync {
@@ -172,8 +212,14 @@ pub trait SiteStore: Send + Sync {
     async fn sites(&self, actor: &Actor) -> Result<Vec<Site>>;
     /// The actor's own scope, from the record.
     async fn my_sites(&self, actor: &Actor) -> Result<SiteScope>;
+    /// Every site of the organisation by id and name only (where stock may be sent: a
+    /// pharmacist of one site sends to another she does not work at).
+    async fn organisation_sites(&self) -> Result<Vec<(i64, String)>>;
     /// Creates a site with an empty ledger chain of its own (administrator; audited).
     async fn create_site(&self, actor: &Actor, site: &NewSite) -> Result<Site>;
+    /// Changes a site's name, address, time zone or DEA registration (administrator; audited,
+    /// a changed registration named in the audit record).
+    async fn update_site(&self, actor: &Actor, id: i64, site: &NewSite) -> Result<Site>;
     /// An account's sites (administrator).
     async fn user_sites(&self, actor: &Actor, user: UserId) -> Result<SiteScope>;
     /// Sets an account's sites: every site, or exactly `sites` (administrator; audited).
@@ -206,6 +252,12 @@ impl SiteStore for SqlStore {
         Ok(rows.into_iter().map(site_of).collect())
     }
 
+    async fn organisation_sites(&self) -> Result<Vec<(i64, String)>> {
+        Ok(sqlx::query_as("SELECT id, name FROM sites ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     async fn my_sites(&self, actor: &Actor) -> Result<SiteScope> {
         let mut tx = self.pool.begin().await?;
         let scope = scope_of(&mut tx, actor).await?;
@@ -215,28 +267,7 @@ impl SiteStore for SqlStore {
 
     async fn create_site(&self, actor: &Actor, site: &NewSite) -> Result<Site> {
         require(actor, Permission::UserAdmin)?;
-        let name = site.name.trim();
-        let mut errors = FieldErrors::new();
-        if name.is_empty() || name.chars().count() > 100 {
-            errors.push("name", "a site needs a name of 1–100 characters");
-        }
-        let zone = site.time_zone.trim();
-        if !zone.is_empty() && jiff::tz::TimeZone::get(zone).is_err() {
-            errors.push(
-                "time_zone",
-                format!("`{zone}` is not an IANA time zone (for example America/Chicago)"),
-            );
-        }
-        let dea = site.dea_registration.trim();
-        if !dea.is_empty() && !ketcare_ops::ledger::dea_registration_is_valid(dea) {
-            errors.push(
-                "dea_registration",
-                "a DEA registration is two letters and seven digits whose check digit matches",
-            );
-        }
-        if !errors.is_empty() {
-            return Err(StoreError::Invalid(errors));
-        }
+        let (name, zone, dea) = checked(site)?;
         let mut tx = self.unit(actor).await?;
         let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM sites WHERE name = $1")
             .bind(name)
@@ -268,14 +299,64 @@ impl SiteStore for SqlStore {
             format!("site {id}: {name}"),
         ))
         .await?;
-        let row: SiteRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {SITE_COLUMNS} FROM sites WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_one(&mut **tx)
-        .await?;
+        let site = load_site(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("site {id}"),
+            })?;
         tx.commit().await?;
-        Ok(site_of(row))
+        Ok(site)
+    }
+
+    async fn update_site(&self, actor: &Actor, id: i64, site: &NewSite) -> Result<Site> {
+        require(actor, Permission::UserAdmin)?;
+        let (name, zone, dea) = checked(site)?;
+        let mut tx = self.unit(actor).await?;
+        let Some(before) = load_site(&mut tx, id).await? else {
+            return Err(StoreError::NotFound {
+                what: format!("site {id}"),
+            });
+        };
+        let taken: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM sites WHERE name = $1 AND id <> $2")
+                .bind(name)
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if taken.is_some() {
+            return Err(invalid("name", "a site of that name exists"));
+        }
+        sqlx::query(
+            "UPDATE sites SET name = $1, address = $2, time_zone = $3, dea_registration = $4 WHERE id = $5",
+        )
+        .bind(name)
+        .bind(site.address.trim())
+        .bind(zone)
+        .bind(dea)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        let mut detail = format!("site {id}: {name}");
+        if before.dea_registration != dea {
+            detail.push_str(&format!(
+                "; DEA registration {} → {}",
+                if before.dea_registration.is_empty() {
+                    "none"
+                } else {
+                    &before.dea_registration
+                },
+                if dea.is_empty() { "none" } else { dea }
+            ));
+        }
+        tx.audit(&AuditEvent::new("site.update", None, detail))
+            .await?;
+        let site = load_site(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("site {id}"),
+            })?;
+        tx.commit().await?;
+        Ok(site)
     }
 
     async fn user_sites(&self, actor: &Actor, user: UserId) -> Result<SiteScope> {

@@ -1479,24 +1479,43 @@ async fn users_outcome(
 }
 
 /// An administrator's new site, from the users page.
+/// A site's fields from the users page's forms.
+fn site_form(body: &axum::body::Bytes) -> Result<ketcare_store::NewSite, AppError> {
+    let f = crate::clinical_pages::form_pairs(body)?;
+    let field = |k| crate::clinical_pages::field(&f, k).to_owned();
+    Ok(ketcare_store::NewSite {
+        name: field("name"),
+        address: field("address"),
+        time_zone: field("time_zone"),
+        dea_registration: field("dea_registration"),
+    })
+}
+
 pub async fn create_site(
     State(s): State<AppState>,
     p: Principal,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
-    let f = crate::clinical_pages::form_pairs(&body)?;
-    let field = |k| crate::clinical_pages::field(&f, k).to_owned();
-    let site = ketcare_store::NewSite {
-        name: field("name"),
-        address: field("address"),
-        time_zone: field("time_zone"),
-        dea_registration: field("dea_registration"),
-    };
     let done = s
         .store
-        .create_site(&p.actor, &site)
+        .create_site(&p.actor, &site_form(&body)?)
         .await
         .map(|site| format!("Site {} added (site {})", site.name, site.id));
+    users_outcome(&s, &p, done).await
+}
+
+/// Changes a site (its registration, name, address, time zone) from the users page.
+pub async fn update_site(
+    State(s): State<AppState>,
+    p: Principal,
+    PagePath(id): PagePath<i64>,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let done = s
+        .store
+        .update_site(&p.actor, id, &site_form(&body)?)
+        .await
+        .map(|site| format!("Site {} saved (site {})", site.name, site.id));
     users_outcome(&s, &p, done).await
 }
 

@@ -158,6 +158,7 @@ fn core_table() -> Vec<Entry> {
         r(Post, "/users/{id}/account", Requires(UserAdmin), pages::account_action),
         r(Post, "/users/{id}/sites", Requires(UserAdmin), pages::user_sites),
         r(Post, "/sites", Requires(UserAdmin), pages::create_site),
+        r(Post, "/sites/{id}", Requires(UserAdmin), pages::update_site),
         r(Get, "/sites/{id}/settings", SignedIn, crate::sites::site_settings_get),
         r(Post, "/sites/{id}/settings", Requires(SiteSettingsWrite), crate::sites::site_settings_post),
         r(Post, "/api/v1/users/{id}/account", Requires(UserAdmin), api::account_action),
@@ -168,9 +169,10 @@ fn core_table() -> Vec<Entry> {
         r(Get, "/api/v1/users", Requires(UserAdmin), api::users),
         r(Get, "/api/v1/sites", SignedIn, crate::sites::my_sites),
         r(Post, "/api/v1/sites", Requires(UserAdmin), crate::sites::create_site),
+        r(Put, "/api/v1/sites/{id}", Requires(UserAdmin), crate::sites::update_site),
         r(Put, "/api/v1/users/{id}/sites", Requires(UserAdmin), crate::sites::set_user_sites),
-        r(Get, "/api/v1/sites/{id}/settings", SignedIn, crate::sites::site_settings),
-        r(Put, "/api/v1/sites/{id}/settings", Requires(SiteSettingsWrite), crate::sites::put_site_settings),
+        r(Get, "/api/v1/sites/{id}/settings", SignedIn, crate::sites::settings_of_site),
+        r(Put, "/api/v1/sites/{id}/settings", Requires(SiteSettingsWrite), crate::sites::put_settings_of_site),
     ]
 }
 

@@ -53,6 +53,21 @@ pub async fn create_site(
     ))
 }
 
+/// Changes a site's name, address, time zone or DEA registration (administrator; audited). A
+/// site's registration is what its inventories and transfers carry.
+#[utoipa::path(put, path = "/api/v1/sites/{id}", params(("id" = i64, Path)), request_body = NewSite, responses(
+    (status = 200, description = "the site as changed", body = Site), (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_site(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiPath(id): ApiPath<i64>,
+    JsonBody(site): JsonBody<NewSite>,
+) -> Result<Json<Site>, AppError> {
+    Ok(Json(s.store.update_site(&p.actor, id, &site).await?))
+}
+
 /// Where an account works: every site (`all`), or exactly `sites`.
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 pub struct UserSites {
@@ -138,7 +153,7 @@ async fn view(s: &AppState, site: i64) -> Result<SiteSettingsView, AppError> {
 #[utoipa::path(get, path = "/api/v1/sites/{id}/settings", params(("id" = i64, Path)), responses(
     (status = 200, description = "the settings in force at the site and the site's own keys", body = SiteSettingsView),
     (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn site_settings(
+pub async fn settings_of_site(
     State(s): State<AppState>,
     p: Principal,
     ApiPath(id): ApiPath<i64>,
@@ -162,7 +177,7 @@ pub struct SiteSettingsChange {
     (status = 200, description = "the settings now in force at the site", body = SiteSettingsView),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 422, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn put_site_settings(
+pub async fn put_settings_of_site(
     State(s): State<AppState>,
     p: Principal,
     ApiPath(id): ApiPath<i64>,
@@ -184,7 +199,14 @@ pub async fn put_site_settings(
 
 /// This area's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(my_sites, create_site, set_user_sites, site_settings, put_site_settings))]
+#[openapi(paths(
+    my_sites,
+    create_site,
+    update_site,
+    set_user_sites,
+    settings_of_site,
+    put_settings_of_site
+))]
 pub struct SitesApiDoc;
 
 // ---- The page of one site's settings --------------------------------------------------------
@@ -255,7 +277,10 @@ async fn site_settings_page(
             .map(|v| (v.set_by.clone(), v.set_at.clone(), v.reason.clone())),
         rows,
         demo: s.is_demo(),
-        can_edit: p.user.role.allows(ketcare_core::Permission::SiteSettingsWrite),
+        can_edit: p
+            .user
+            .role
+            .allows(ketcare_core::Permission::SiteSettingsWrite),
         error,
     });
     *r.status_mut() = status;
@@ -296,10 +321,10 @@ pub async fn site_settings_post(
                 .get(&key)
                 .is_some_and(|spec| spec.input.is_text());
             if is_text {
-                own.texts
-                    .insert(key.clone(), field(&f, "value").to_owned());
+                own.texts.insert(key.clone(), field(&f, "value").to_owned());
             } else {
-                let v = number(&f, "value")?.ok_or_else(|| AppError::invalid("value", "required"))?;
+                let v =
+                    number(&f, "value")?.ok_or_else(|| AppError::invalid("value", "required"))?;
                 own.values.insert(key.clone(), v);
             }
         }
@@ -323,12 +348,11 @@ pub async fn site_settings_post(
         ))
         .into_response()),
         Err(AppError::Invalid(e)) => {
-            let msg = e
-                .0
-                .iter()
-                .map(|e| format!("{}: {}", e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("; ");
+            let msg =
+                e.0.iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
             site_settings_page(&s, &p, site, msg, StatusCode::UNPROCESSABLE_ENTITY).await
         }
         Err(e) => Err(e.into()),

@@ -16,6 +16,10 @@ pub const NORTH_STAFF: [(&str, &str, Role); 2] = [
     ("north-pharmacist", "Piet North", Role::Pharmacist),
 ];
 
+/// The demo main site's DEA registration: made up, of the registration's form (its check digit
+/// is right).
+pub const MAIN_DEA: &str = "AB1234563";
+
 /// Main-site accounts that work at the main site only (the others work at every site: the
 /// administrator, the medical director and the researcher).
 const MAIN_ONLY: [&str; 4] = ["nurse", "pharmacist", "scheduler", "therapist"];
@@ -32,6 +36,20 @@ pub async fn seed(store: &dyn Store, today: Date, hash: &str) -> Result<()> {
                 time_zone: String::new(),
                 // A made-up number of the registration's form (its check digit is right).
                 dea_registration: "FN1234563".into(),
+            },
+        )
+        .await?;
+    // The main site's registration (made up, of the right form): inventories and transfers
+    // between the two sites carry both.
+    store
+        .update_site(
+            &admin,
+            DEFAULT_SITE,
+            &NewSite {
+                name: "Main site".into(),
+                address: "1 Main Street (fictional)".into(),
+                time_zone: String::new(),
+                dea_registration: MAIN_DEA.into(),
             },
         )
         .await?;

@@ -1278,7 +1278,11 @@ async fn settings(db: &DbArgs, cmd: SettingsCommand) -> Result<()> {
                 at.version, at.organisation_version
             );
             for (k, v) in &at.settings.values {
-                let whose = if at.is_own(k) { "  (set by the site)" } else { "" };
+                let whose = if at.is_own(k) {
+                    "  (set by the site)"
+                } else {
+                    ""
+                };
                 println!("  {k:<55} {v}{whose}");
             }
         }

@@ -21,6 +21,8 @@ pub const KINDS: &[(&str, &str)] = &[
     ("destroy", "Destruction"),
     ("theft_loss", "Theft or loss"),
     ("inventory", "Inventory"),
+    ("transfer_out", "Transfer to another site"),
+    ("transfer_in", "Transfer from another site"),
 ];
 
 /// A kind of entry in words; a kind this version does not know is shown with spaces for
@@ -341,7 +343,86 @@ pub fn describe(event: &LedgerEvent, before: &LedgerState) -> (String, Vec<i64>)
                 Vec::new(),
             )
         }
+        LedgerEvent::TransferOut {
+            to_site,
+            to_registration,
+            containers,
+            invoice,
+            lines,
+        } => (
+            format!(
+                "Sent {} to site {to_site}{}, invoice {}: {}",
+                count_words(lines.len()),
+                registration(to_registration),
+                invoice.trim(),
+                sent_lines(before, lines)
+            ),
+            containers.clone(),
+        ),
+        LedgerEvent::TransferIn {
+            from_site,
+            from_entry,
+            from_registration,
+            invoice,
+            lines,
+        } => {
+            let first = before.containers.len() as i64 + 1;
+            let ids: Vec<i64> = (first..first + lines.len() as i64).collect();
+            let numbered: Vec<String> = lines
+                .iter()
+                .zip(&ids)
+                .map(|(l, id)| format!("#{id} ({})", line_words(before, l)))
+                .collect();
+            (
+                format!(
+                    "Received {} from site {from_site}{} (its entry {from_entry}), invoice {}: {}",
+                    count_words(lines.len()),
+                    registration(from_registration),
+                    invoice.trim(),
+                    list(&numbered)
+                ),
+                ids,
+            )
+        }
     }
+}
+
+fn count_words(n: usize) -> String {
+    format!("{n} sealed container{}", if n == 1 { "" } else { "s" })
+}
+
+fn registration(dea: &str) -> String {
+    if dea.trim().is_empty() {
+        String::new()
+    } else {
+        format!(" (DEA {})", dea.trim())
+    }
+}
+
+/// "Ketamine 50 mg/mL 10 mL vial, lot L1, expiry 2027-06-01, 10 mL (500 mg)"
+fn line_words(before: &LedgerState, l: &super::TransferLine) -> String {
+    let label = before
+        .stock()
+        .product(&l.product)
+        .map(|p| p.label.clone())
+        .unwrap_or_else(|| l.product.clone());
+    format!(
+        "{label}, NDC {}, lot {}, expiry {}, {} ({})",
+        l.ndc,
+        l.lot,
+        l.expiry,
+        ml(l.remaining_ul),
+        mg(l.remaining_ug)
+    )
+}
+
+/// The sending side's lines, by its container numbers.
+fn sent_lines(before: &LedgerState, lines: &[super::TransferLine]) -> String {
+    let parts: Vec<String> = lines
+        .iter()
+        .map(|l| format!("#{} ({})", l.container, line_words(before, l)))
+        .collect();
+    list(&parts)
 }
 
 fn value_words(key: &str, v: &Value) -> String {

@@ -74,6 +74,20 @@ pub struct InventoryLine {
     pub total_ug: i64,
 }
 
+/// One container moved from one site's ledger to another's, as the sending site's book had it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TransferLine {
+    /// The container's number in the sending site's ledger.
+    pub container: i64,
+    pub product: String,
+    pub ndc: String,
+    pub lot: String,
+    #[schema(value_type = String)]
+    pub expiry: Date,
+    pub remaining_ul: i64,
+    pub remaining_ug: i64,
+}
+
 /// An entry of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -143,6 +157,35 @@ pub enum LedgerEvent {
         dea_number: String,
         lines: Vec<InventoryLine>,
     },
+    /// Sealed containers sent to another site of the organisation (another DEA registration):
+    /// they leave this site's stock. The receiving site enters its side with `TransferIn`
+    /// naming this entry; both sides carry the same invoice.
+    TransferOut {
+        to_site: i64,
+        /// The receiving site's DEA registration, as its site record has it (the ledger fills
+        /// it; a different one is refused).
+        #[serde(default)]
+        to_registration: String,
+        containers: Vec<i64>,
+        /// The transfer's invoice or order number, shared by both sides.
+        invoice: String,
+        /// What left, as this site's book had it (the ledger fills it from the containers).
+        #[serde(default)]
+        lines: Vec<TransferLine>,
+    },
+    /// The receiving side of another site's `TransferOut` (entry `from_entry` of site
+    /// `from_site`'s ledger): its containers join this site's stock, sealed, as that entry lists
+    /// them. The ledger fills the registration, invoice and lines from that entry.
+    TransferIn {
+        from_site: i64,
+        from_entry: i64,
+        #[serde(default)]
+        from_registration: String,
+        #[serde(default)]
+        invoice: String,
+        #[serde(default)]
+        lines: Vec<TransferLine>,
+    },
 }
 
 impl LedgerEvent {
@@ -156,6 +199,8 @@ impl LedgerEvent {
             Self::Destroy { .. } => "destroy",
             Self::TheftLoss { .. } => "theft_loss",
             Self::Inventory { .. } => "inventory",
+            Self::TransferOut { .. } => "transfer_out",
+            Self::TransferIn { .. } => "transfer_in",
         }
     }
     /// The permission the actor needs to record this event.
@@ -181,6 +226,8 @@ pub enum ContainerStatus {
     Empty,
     Destroyed,
     Lost,
+    /// Sent to another site (its `TransferOut` entry): no longer in this site's stock.
+    Transferred,
 }
 
 /// One vial or device, with its book balance.
@@ -205,7 +252,7 @@ impl Container {
     /// What the book says is in the container, in µL: nothing once destroyed or lost.
     pub fn book_ul(&self) -> i64 {
         match self.status {
-            ContainerStatus::Destroyed | ContainerStatus::Lost => 0,
+            ContainerStatus::Destroyed | ContainerStatus::Lost | ContainerStatus::Transferred => 0,
             _ => self.remaining_ul,
         }
     }
@@ -277,6 +324,9 @@ pub struct LedgerState {
     pub last_inventory: Option<Date>,
     #[serde(skip)]
     stock: Stock,
+    /// The other sites' transfers this ledger has received: (site, entry).
+    #[serde(skip)]
+    received: std::collections::BTreeSet<(i64, i64)>,
 }
 
 /// Checks a witness: a different person from the one recording, and someone whose role may
@@ -314,7 +364,55 @@ impl LedgerState {
             reports: Vec::new(),
             last_inventory: None,
             stock,
+            received: std::collections::BTreeSet::new(),
         }
+    }
+
+    /// Whether entry `entry` of site `site`'s ledger (a transfer to this site) was received.
+    pub fn has_received(&self, site: i64, entry: i64) -> bool {
+        self.received.contains(&(site, entry))
+    }
+
+    /// The lines of a transfer of `containers` as this book has them: each must exist, be
+    /// sealed (an opened multi-dose vial stays where it was opened) and be named once.
+    pub fn transfer_lines(&self, containers: &[i64]) -> Result<Vec<TransferLine>, LedgerError> {
+        if containers.is_empty() {
+            return Err(refuse("containers", "name at least one sealed container"));
+        }
+        if containers.len() > 1000 {
+            return Err(refuse("containers", "at most 1000 containers per transfer"));
+        }
+        let mut out = Vec::with_capacity(containers.len());
+        for (i, id) in containers.iter().enumerate() {
+            let c = self
+                .container(*id)
+                .ok_or_else(|| refuse("containers", format!("no container {id}")))?;
+            if containers[..i].contains(id) {
+                return Err(refuse(
+                    "containers",
+                    format!("container {id} is listed twice"),
+                ));
+            }
+            if c.status != ContainerStatus::Sealed {
+                return Err(refuse(
+                    "containers",
+                    format!(
+                        "container {id} is {}: only sealed containers move between sites",
+                        format!("{:?}", c.status).to_lowercase()
+                    ),
+                ));
+            }
+            out.push(TransferLine {
+                container: c.id,
+                product: c.product.clone(),
+                ndc: c.ndc.clone(),
+                lot: c.lot.clone(),
+                expiry: c.expiry,
+                remaining_ul: c.remaining_ul,
+                remaining_ug: c.remaining_ug,
+            });
+        }
+        Ok(out)
     }
 
     pub fn stock(&self) -> &Stock {
@@ -611,6 +709,12 @@ impl LedgerState {
                 if matches!(c.status, ContainerStatus::Destroyed | ContainerStatus::Lost) {
                     return Err(refuse("container", "already destroyed or reported lost"));
                 }
+                if c.status == ContainerStatus::Transferred {
+                    return Err(refuse(
+                        "container",
+                        "sent to another site: it is that site's",
+                    ));
+                }
                 if method.trim().is_empty() {
                     return Err(refuse("method", "say how it was made non-retrievable"));
                 }
@@ -695,6 +799,104 @@ impl LedgerState {
                     return Err(refuse("taken", "cannot be in the future"));
                 }
                 self.last_inventory = Some(*taken);
+            }
+            LedgerEvent::TransferOut {
+                to_site,
+                to_registration,
+                containers,
+                invoice,
+                lines,
+            } => {
+                if *to_site <= 0 {
+                    return Err(refuse("to_site", "name the site the containers go to"));
+                }
+                if invoice.trim().is_empty() {
+                    return Err(refuse(
+                        "invoice",
+                        "a transfer carries an invoice or order number",
+                    ));
+                }
+                if !to_registration.is_empty() && !dea_registration_is_valid(to_registration) {
+                    return Err(refuse(
+                        "to_registration",
+                        "a DEA registration is two letters and seven digits whose check digit matches",
+                    ));
+                }
+                if *lines != self.transfer_lines(containers)? {
+                    return Err(refuse(
+                        "lines",
+                        "must list the containers as this site's book has them",
+                    ));
+                }
+                for c in self
+                    .containers
+                    .iter_mut()
+                    .filter(|c| containers.contains(&c.id))
+                {
+                    c.remaining_ul = 0;
+                    c.remaining_ug = 0;
+                    c.status = ContainerStatus::Transferred;
+                }
+            }
+            LedgerEvent::TransferIn {
+                from_site,
+                from_entry,
+                invoice,
+                lines,
+                ..
+            } => {
+                if *from_site <= 0 {
+                    return Err(refuse(
+                        "from_site",
+                        "name the site the containers came from",
+                    ));
+                }
+                if *from_entry <= 0 {
+                    return Err(refuse(
+                        "from_entry",
+                        "name the sending site's transfer entry",
+                    ));
+                }
+                if self.received.contains(&(*from_site, *from_entry)) {
+                    return Err(refuse(
+                        "from_entry",
+                        format!(
+                            "entry {from_entry} of site {from_site}'s ledger was already received"
+                        ),
+                    ));
+                }
+                if lines.is_empty() {
+                    return Err(refuse("from_entry", "the transfer lists no containers"));
+                }
+                if invoice.trim().is_empty() {
+                    return Err(refuse(
+                        "invoice",
+                        "a transfer carries an invoice or order number",
+                    ));
+                }
+                if let Some(l) = lines
+                    .iter()
+                    .find(|l| self.stock.product(&l.product).is_none())
+                {
+                    return Err(refuse("lines", format!("unknown product `{}`", l.product)));
+                }
+                let base = self.containers.len() as i64;
+                for (i, l) in lines.iter().enumerate() {
+                    self.containers.push(Container {
+                        id: base + i as i64 + 1,
+                        product: l.product.clone(),
+                        ndc: l.ndc.clone(),
+                        lot: l.lot.clone(),
+                        expiry: l.expiry,
+                        invoice: invoice.trim().to_owned(),
+                        received_seq: seq,
+                        remaining_ul: l.remaining_ul,
+                        remaining_ug: l.remaining_ug,
+                        opened_at: None,
+                        status: ContainerStatus::Sealed,
+                    });
+                }
+                self.received.insert((*from_site, *from_entry));
             }
         }
         Ok(())

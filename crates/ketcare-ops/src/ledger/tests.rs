@@ -661,3 +661,124 @@ fn dea_registration_check_digit() {
     assert!(!dea_registration_is_valid("AB123456"));
     assert!(!dea_registration_is_valid("AB12345é3"));
 }
+
+fn transfer_out(book: &Book, containers: &[i64]) -> LedgerEvent {
+    LedgerEvent::TransferOut {
+        to_site: 2,
+        to_registration: "FN1234563".into(),
+        containers: containers.to_vec(),
+        invoice: "TR-1".into(),
+        lines: book
+            .state
+            .transfer_lines(containers)
+            .unwrap_or_else(|e| unreachable!("{e}")),
+    }
+}
+
+#[test]
+fn a_transfer_moves_sealed_containers_from_one_book_to_the_other() {
+    let mut a = Book::new();
+    // Container 1 is opened by a draw; 2 (ketamine) and 3 (a device) stay sealed.
+    a.ok(NURSE, Role::Nurse, draw(1, 7, 1_000));
+    let out = transfer_out(&a, &[2, 3]);
+    let LedgerEvent::TransferOut { lines, .. } = &out else {
+        unreachable!()
+    };
+    let lines = lines.clone();
+    assert_eq!(lines.len(), 2);
+    assert_eq!((lines[0].container, lines[0].remaining_ug), (2, 500_000));
+    a.ok(PHARMACIST, Role::Pharmacist, out);
+    for id in [2, 3] {
+        let c = a.state.container(id).unwrap_or_else(|| unreachable!());
+        assert_eq!(c.status, ContainerStatus::Transferred);
+        assert_eq!(c.book_ul(), 0);
+    }
+    // What left is no longer this site's: it cannot be drawn, sent again or destroyed here.
+    assert_eq!(a.field(NURSE, Role::Nurse, draw(2, 8, 100)), "container");
+    assert_eq!(
+        a.state.transfer_lines(&[2]).map_err(|e| e.field),
+        Err("containers".into())
+    );
+    // The receiving book gets them sealed, numbered in its own sequence, with the same lot.
+    let mut b = Book::new();
+    let before = b.state.containers.len() as i64;
+    let incoming = LedgerEvent::TransferIn {
+        from_site: 1,
+        from_entry: 4,
+        from_registration: String::new(),
+        invoice: "TR-1".into(),
+        lines: lines.clone(),
+    };
+    b.ok(PHARMACIST, Role::Pharmacist, incoming.clone());
+    let got = b
+        .state
+        .container(before + 1)
+        .unwrap_or_else(|| unreachable!());
+    assert_eq!(
+        (
+            got.status,
+            got.lot.as_str(),
+            got.remaining_ug,
+            got.invoice.as_str()
+        ),
+        (ContainerStatus::Sealed, "L123", 500_000, "TR-1")
+    );
+    assert_eq!(b.state.containers.len() as i64, before + 2);
+    assert!(b.state.has_received(1, 4));
+    // Received once only.
+    assert_eq!(
+        b.field(PHARMACIST, Role::Pharmacist, incoming),
+        "from_entry"
+    );
+    // And what arrived can be drawn at the receiving site.
+    b.ok(NURSE, Role::Nurse, draw(before + 1, 9, 1_000));
+}
+
+#[test]
+fn a_transfer_is_refused_naming_the_field() {
+    let mut a = Book::new();
+    a.ok(NURSE, Role::Nurse, draw(1, 7, 1_000));
+    // An opened vial stays where it was opened.
+    assert_eq!(
+        a.state.transfer_lines(&[1]).map_err(|e| e.field),
+        Err("containers".into())
+    );
+    for (bad, field) in [
+        (vec![], "containers"),
+        (vec![99], "containers"),
+        (vec![2, 2], "containers"),
+    ] {
+        assert_eq!(
+            a.state.transfer_lines(&bad).map_err(|e| e.field),
+            Err(field.to_owned())
+        );
+    }
+    let mut out = transfer_out(&a, &[2]);
+    if let LedgerEvent::TransferOut { invoice, .. } = &mut out {
+        *invoice = " ".into();
+    }
+    assert_eq!(a.field(PHARMACIST, Role::Pharmacist, out), "invoice");
+    let mut out = transfer_out(&a, &[2]);
+    if let LedgerEvent::TransferOut { lines, .. } = &mut out {
+        lines[0].remaining_ug += 1;
+    }
+    assert_eq!(a.field(PHARMACIST, Role::Pharmacist, out), "lines");
+    let mut out = transfer_out(&a, &[2]);
+    if let LedgerEvent::TransferOut {
+        to_registration, ..
+    } = &mut out
+    {
+        *to_registration = "FN1234560".into();
+    }
+    assert_eq!(
+        a.field(PHARMACIST, Role::Pharmacist, out),
+        "to_registration"
+    );
+    // A nurse may draw but not move stock between registrations.
+    assert_eq!(a.field(NURSE, Role::Nurse, transfer_out(&a, &[2])), "actor");
+    // Nothing refused changed the book.
+    assert_eq!(
+        a.state.container(2).map(|c| c.status),
+        Some(ContainerStatus::Sealed)
+    );
+}

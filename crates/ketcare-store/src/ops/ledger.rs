@@ -208,6 +208,141 @@ fn ledger_actor(actor: &Actor) -> Result<LedgerActor> {
     }
 }
 
+/// The other site of a transfer and its DEA registration: another site of the organisation,
+/// and both this site and that one with a registration on record (a transfer moves stock
+/// between two registrations). Refusals name `field`.
+async fn transfer_party(tx: &mut Tx, site: i64, other: i64, field: &str) -> Result<String> {
+    if other == site {
+        return Err(invalid(
+            field,
+            "that is this site: a transfer moves stock between two sites' ledgers",
+        ));
+    }
+    let registration = |id: i64| {
+        sqlx::query_scalar::<_, String>("SELECT dea_registration FROM sites WHERE id = $1").bind(id)
+    };
+    let theirs: Option<String> = registration(other).fetch_optional(&mut **tx).await?;
+    let Some(theirs) = theirs else {
+        return Err(invalid(field, format!("no site {other}")));
+    };
+    let ours: String = registration(site).fetch_one(&mut **tx).await?;
+    for (id, dea) in [(site, &ours), (other, &theirs)] {
+        if dea.trim().is_empty() {
+            return Err(invalid(
+                field,
+                format!(
+                    "site {id} has no DEA registration on record: a transfer is between two \
+                     registrations (an administrator enters it under Sites on the users page)"
+                ),
+            ));
+        }
+    }
+    Ok(theirs)
+}
+
+/// A request's copy of what the record holds: empty (filled from the record), or the same.
+fn same_or_fill<T: PartialEq + Clone + Default>(
+    field: &str,
+    given: &mut T,
+    record: &T,
+    words: impl FnOnce() -> String,
+) -> Result<()> {
+    if *given != T::default() && given != record {
+        return Err(invalid(field, words()));
+    }
+    *given = record.clone();
+    Ok(())
+}
+
+/// Fills a transfer's sides from the record: the sending side's lines from its book and the
+/// receiving site's registration; the receiving side's registration, invoice and lines from the
+/// sending site's entry, which must be a transfer to this site. A request's copy of any of them
+/// that contradicts the record is refused naming the field.
+async fn fill_transfer(
+    tx: &mut Tx,
+    site: i64,
+    state: &LedgerState,
+    event: &mut LedgerEvent,
+) -> Result<()> {
+    match event {
+        LedgerEvent::TransferOut {
+            to_site,
+            to_registration,
+            containers,
+            lines,
+            ..
+        } => {
+            let dea = transfer_party(tx, site, *to_site, "to_site").await?;
+            *to_registration = to_registration.trim().to_uppercase();
+            same_or_fill("to_registration", to_registration, &dea, || {
+                format!("site {to_site}'s DEA registration is {dea}")
+            })?;
+            let book = state
+                .transfer_lines(containers)
+                .map_err(|e| invalid(&e.field, e.message))?;
+            same_or_fill("lines", lines, &book, || {
+                "must list the containers as this site's book has them".into()
+            })
+        }
+        LedgerEvent::TransferIn {
+            from_site,
+            from_entry,
+            from_registration,
+            invoice,
+            lines,
+        } => {
+            let dea = transfer_party(tx, site, *from_site, "from_site").await?;
+            let sent: Option<(String, String)> = sqlx::query_as(
+                "SELECT kind, body FROM ops_ledger WHERE site_id = $1 AND site_seq = $2",
+            )
+            .bind(*from_site)
+            .bind(*from_entry)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let not_here = || {
+                invalid(
+                    "from_entry",
+                    format!(
+                        "entry {from_entry} of site {from_site}'s ledger is not a transfer to this site"
+                    ),
+                )
+            };
+            let Some((kind, body)) = sent else {
+                return Err(not_here());
+            };
+            let sent: LedgerEvent = match kind.as_str() {
+                "transfer_out" => serde_json::from_str(&body)
+                    .map_err(|e| StoreError::Corrupt(format!("ledger entry body: {e}")))?,
+                _ => return Err(not_here()),
+            };
+            let LedgerEvent::TransferOut {
+                to_site,
+                invoice: sent_invoice,
+                lines: sent_lines,
+                ..
+            } = sent
+            else {
+                return Err(not_here());
+            };
+            if to_site != site {
+                return Err(not_here());
+            }
+            *from_registration = from_registration.trim().to_uppercase();
+            same_or_fill("from_registration", from_registration, &dea, || {
+                format!("site {from_site}'s DEA registration is {dea}")
+            })?;
+            *invoice = invoice.trim().to_owned();
+            same_or_fill("invoice", invoice, &sent_invoice, || {
+                format!("the sending site's entry carries invoice {sent_invoice}")
+            })?;
+            same_or_fill("lines", lines, &sent_lines, || {
+                "must list the containers as the sending site's entry does".into()
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 impl SqlStore {
     /// Replaces each witness's name and role with those of their account.
     async fn resolve_witnesses(&self, tx: &mut Tx, event: &LedgerEvent) -> Result<LedgerEvent> {
@@ -297,6 +432,7 @@ impl SqlStore {
             }
             *lines = state.inventory_lines();
         }
+        fill_transfer(&mut tx, site, &state, &mut event).await?;
         let prev = (hseq > 0).then_some((hseq, hhash.as_str()));
         let now = Timestamp::now();
         let rec = LedgerRecord::next_at(site, prev, now, &la, &event)
@@ -365,6 +501,57 @@ impl SqlStore {
         .await?;
         tx.commit().await?;
         Ok(out)
+    }
+
+    pub(crate) async fn ledger_transfers_due(
+        &self,
+        actor: &Actor,
+        site: Option<i64>,
+    ) -> Result<Vec<TransferDue>> {
+        let mut tx = self.write(actor, Permission::LedgerRead).await?;
+        let site = crate::sites::acting_site(&mut tx, actor, site).await?;
+        let sent: Vec<(i64, i64, String, String, String, String)> = sqlx::query_as(
+            "SELECT l.site_id, l.site_seq, l.at, l.username, l.body, s.name FROM ops_ledger l
+             JOIN sites s ON s.id = l.site_id
+             WHERE l.kind = 'transfer_out' AND l.site_id <> $1 ORDER BY l.seq",
+        )
+        .bind(site)
+        .fetch_all(&mut **tx)
+        .await?;
+        let here = replay(&ledger_records_tx(&mut tx, site).await?)?;
+        let mut due = Vec::new();
+        for (from_site, from_entry, sent_at, sent_by, body, from_site_name) in sent {
+            let event: LedgerEvent = serde_json::from_str(&body)
+                .map_err(|e| StoreError::Corrupt(format!("ledger entry body: {e}")))?;
+            if let LedgerEvent::TransferOut {
+                to_site,
+                invoice,
+                lines,
+                ..
+            } = event
+                && to_site == site
+                && !here.has_received(from_site, from_entry)
+            {
+                due.push(TransferDue {
+                    from_site,
+                    from_site_name,
+                    from_entry,
+                    sent_at,
+                    sent_by,
+                    invoice,
+                    lines,
+                });
+            }
+        }
+        audit(
+            &mut tx,
+            "ledger.read",
+            None,
+            format!("site {site}: {} transfers to receive", due.len()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(due)
     }
 
     pub(crate) async fn ledger_records(

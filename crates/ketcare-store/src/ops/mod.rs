@@ -89,6 +89,19 @@ pub struct NewSignature {
     pub signed_at: Timestamp,
 }
 
+/// Another site's transfer to this site that this site's ledger has not received yet.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct TransferDue {
+    pub from_site: i64,
+    pub from_site_name: String,
+    /// The transfer's entry in the sending site's ledger (what `transfer_in` names).
+    pub from_entry: i64,
+    pub sent_at: String,
+    pub sent_by: String,
+    pub invoice: String,
+    pub lines: Vec<ketcare_ops::ledger::TransferLine>,
+}
+
 /// What a caller says of a session when asking whether its ledger balances: each figure is
 /// checked against the record, and `given` is used only while the record documents none.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -264,6 +277,13 @@ pub trait OpsStore: Send + Sync {
     }
     /// Checks the whole chain and names the first broken entry.
     async fn verify_ledger(&self) -> Result<LedgerVerification>;
+    /// The other sites' transfers to `site` (the acting site when `None`) that its ledger has
+    /// not received yet, oldest first (read under the ledger-read right; audited).
+    async fn ledger_transfers_due(
+        &self,
+        actor: &Actor,
+        site: Option<i64>,
+    ) -> Result<Vec<TransferDue>>;
 
     // Billing
     async fn set_price(&self, actor: &Actor, code: &str, cents: i64) -> Result<()>;
@@ -466,6 +486,14 @@ impl OpsStore for SqlStore {
 
     async fn verify_ledger(&self) -> Result<LedgerVerification> {
         SqlStore::verify_ledger(self).await
+    }
+
+    async fn ledger_transfers_due(
+        &self,
+        actor: &Actor,
+        site: Option<i64>,
+    ) -> Result<Vec<TransferDue>> {
+        SqlStore::ledger_transfers_due(self, actor, site).await
     }
 
     async fn set_price(&self, actor: &Actor, code: &str, cents: i64) -> Result<()> {

@@ -26,9 +26,9 @@ mod records;
 mod vitals;
 mod writer;
 
+pub(crate) use records::session_site_for_chair;
 pub(crate) use vitals::TickCache;
 pub(crate) use writer::VitalsWriter;
-pub(crate) use records::session_site_for_chair;
 
 /// A stored session.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]

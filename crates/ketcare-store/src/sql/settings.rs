@@ -352,12 +352,11 @@ impl SqlStore {
 /// Whether a yes/no site setting is on in the newest settings version (unset or anything but 1
 /// is no), read inside the unit that depends on it.
 pub(crate) async fn setting_is_on(tx: &mut Unit<'_>, key: &str) -> Result<bool> {
-    let body: Option<String> =
-        sqlx::query_scalar(
-            "SELECT body FROM site_settings WHERE site_id IS NULL ORDER BY version DESC LIMIT 1",
-        )
-            .fetch_optional(tx.conn())
-            .await?;
+    let body: Option<String> = sqlx::query_scalar(
+        "SELECT body FROM site_settings WHERE site_id IS NULL ORDER BY version DESC LIMIT 1",
+    )
+    .fetch_optional(tx.conn())
+    .await?;
     Ok(body
         .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
         .and_then(|v| v["values"][key].as_f64())

@@ -29,6 +29,22 @@ async fn user(store: &dyn Store, name: &str, role: Role, sites: SiteScope) -> Ac
     Actor::user(u.id, name, role, "127.0.0.1")
 }
 
+/// A new site named `name` with registration `dea` (empty: none on record); its id.
+async fn new_site(store: &dyn Store, name: &str, dea: &str) -> i64 {
+    store
+        .create_site(
+            &Actor::system(Role::Administrator),
+            &NewSite {
+                name: name.into(),
+                dea_registration: dea.into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .id
+}
+
 fn field_of<T: std::fmt::Debug>(r: Result<T, StoreError>) -> String {
     match r {
         Err(StoreError::Invalid(e)) => e.0.first().map(|f| f.field.clone()).unwrap_or_default(),
@@ -357,17 +373,7 @@ async fn a_site_keeps_its_own_settings_versions_beside_the_organisations() {
         let store = fresh_store(backend).await;
         let s = store.as_ref();
         let admin = Actor::system(Role::Administrator);
-        let north = s
-            .create_site(
-                &admin,
-                &NewSite {
-                    name: "North".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-            .id;
+        let north = new_site(s, "North", "").await;
         let org = s
             .save_site_settings(&admin, r#"{"values":{"a":1}}"#, "organisation")
             .await
@@ -378,7 +384,10 @@ async fn a_site_keeps_its_own_settings_versions_beside_the_organisations() {
             .unwrap();
         // One sequence numbers both; the organisation's newest is still its own.
         assert!(own.version > org.version, "{backend:?}");
-        assert_eq!(s.site_settings().await.unwrap().unwrap().version, org.version);
+        assert_eq!(
+            s.site_settings().await.unwrap().unwrap().version,
+            org.version
+        );
         assert_eq!(
             s.settings_of_site(north).await.unwrap().unwrap().body,
             r#"{"values":{"a":2}}"#
@@ -396,7 +405,13 @@ async fn a_site_keeps_its_own_settings_versions_beside_the_organisations() {
         );
         // An administrator of the main site only cannot set North's; an unknown site is not
         // found; a reason is required; other roles may not.
-        let main_admin = user(s, "main-admin", Role::Administrator, SiteScope::Only(vec![1])).await;
+        let main_admin = user(
+            s,
+            "main-admin",
+            Role::Administrator,
+            SiteScope::Only(vec![1]),
+        )
+        .await;
         assert_eq!(
             field_of(s.save_settings_of_site(&main_admin, north, "{}", "x").await),
             "not found"
@@ -419,5 +434,157 @@ async fn a_site_keeps_its_own_settings_versions_beside_the_organisations() {
             own.version,
             "nothing refused was stored"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_transfer_is_a_pair_of_entries_one_in_each_sites_ledger() {
+    use ketcare_ops::ledger::ContainerStatus;
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let admin = Actor::system(Role::Administrator);
+        let north = new_site(s, "North", "FN1234563").await;
+        let pharm_a = user(s, "pharm-a", Role::Pharmacist, SiteScope::Only(vec![1])).await;
+        let pharm_b = user(s, "pharm-b", Role::Pharmacist, SiteScope::Only(vec![north])).await;
+        s.ledger_append(&pharm_a, &receive("LA")).await.unwrap();
+        s.ledger_append(&pharm_a, &receive("LA2")).await.unwrap();
+        let out = |containers: Vec<i64>, to_site: i64| LedgerEvent::TransferOut {
+            to_site,
+            to_registration: String::new(),
+            containers,
+            invoice: "TR-9".into(),
+            lines: Vec::new(),
+        };
+        // The main site has no registration on record yet: a transfer between registrations
+        // waits for it.
+        assert_eq!(
+            field_of(s.ledger_append(&pharm_a, &out(vec![2, 3], north)).await),
+            "to_site"
+        );
+        s.update_site(
+            &admin,
+            1,
+            &NewSite {
+                name: "Main site".into(),
+                dea_registration: "AB1234563".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        // Wrong inputs, each refused naming its field, nothing written.
+        assert_eq!(
+            field_of(s.ledger_append(&pharm_a, &out(vec![2], 1)).await),
+            "to_site"
+        );
+        assert_eq!(
+            field_of(s.ledger_append(&pharm_a, &out(vec![2], 99)).await),
+            "to_site"
+        );
+        assert_eq!(
+            field_of(s.ledger_append(&pharm_a, &out(vec![9], north)).await),
+            "containers"
+        );
+        let mut wrong = out(vec![2], north);
+        if let LedgerEvent::TransferOut {
+            to_registration, ..
+        } = &mut wrong
+        {
+            *to_registration = "AB1234563".into();
+        }
+        assert_eq!(
+            field_of(s.ledger_append(&pharm_a, &wrong).await),
+            "to_registration"
+        );
+        // Sent: the sending side carries the lines from its book and North's registration.
+        let sent = s
+            .ledger_append(&pharm_a, &out(vec![2, 3], north))
+            .await
+            .unwrap();
+        assert_eq!(sent.site_id, 1);
+        let body: serde_json::Value = serde_json::from_str(&sent.body).unwrap();
+        assert_eq!(body["to_registration"], "FN1234563");
+        assert_eq!(body["lines"].as_array().unwrap().len(), 2);
+        assert_eq!(body["lines"][1]["lot"], "LA2");
+        let a = s.ledger_state(&pharm_a).await.unwrap();
+        assert_eq!(
+            a.container(2).map(|c| c.status),
+            Some(ContainerStatus::Transferred)
+        );
+        let on_hand = a.inventory_lines();
+        let ketamine = on_hand.iter().find(|l| l.product == "ketamine-50").unwrap();
+        assert_eq!(
+            ketamine.containers, 2,
+            "{backend:?}: four received, two sent"
+        );
+        // North sees it due; the sending site does not.
+        let due = s.ledger_transfers_due(&pharm_b, None).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].from_site, due[0].from_entry), (1, sent.seq));
+        assert!(
+            s.ledger_transfers_due(&pharm_a, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let receive_it = |from_entry: i64, invoice: &str| LedgerEvent::TransferIn {
+            from_site: 1,
+            from_entry,
+            from_registration: String::new(),
+            invoice: invoice.into(),
+            lines: Vec::new(),
+        };
+        // Not a transfer, another invoice, the sender receiving its own: refused.
+        assert_eq!(
+            field_of(s.ledger_append(&pharm_b, &receive_it(1, "")).await),
+            "from_entry"
+        );
+        assert_eq!(
+            field_of(
+                s.ledger_append(&pharm_b, &receive_it(sent.seq, "OTHER"))
+                    .await
+            ),
+            "invoice"
+        );
+        assert_eq!(
+            field_of(s.ledger_append(&pharm_a, &receive_it(sent.seq, "")).await),
+            "from_site"
+        );
+        let got = s
+            .ledger_append(&pharm_b, &receive_it(sent.seq, ""))
+            .await
+            .unwrap();
+        assert_eq!(got.site_id, north);
+        let body: serde_json::Value = serde_json::from_str(&got.body).unwrap();
+        assert_eq!(
+            (body["invoice"].as_str(), body["from_registration"].as_str()),
+            (Some("TR-9"), Some("AB1234563"))
+        );
+        let b = s.ledger_state(&pharm_b).await.unwrap();
+        let lots: Vec<(&str, ContainerStatus)> = b
+            .containers
+            .iter()
+            .map(|c| (c.lot.as_str(), c.status))
+            .collect();
+        assert_eq!(
+            lots,
+            vec![
+                ("LA", ContainerStatus::Sealed),
+                ("LA2", ContainerStatus::Sealed)
+            ]
+        );
+        // Received once; nothing is due any more; both chains verify.
+        assert_eq!(
+            field_of(s.ledger_append(&pharm_b, &receive_it(sent.seq, "")).await),
+            "from_entry"
+        );
+        assert!(
+            s.ledger_transfers_due(&pharm_b, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(s.verify_ledger().await.unwrap().broken.is_none());
     }
 }

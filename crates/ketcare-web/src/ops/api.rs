@@ -19,7 +19,7 @@ use ketcare_ops::ledger::{
     Balance, Container, Discrepancy, InventoryLine, LedgerEvent, TheftLossReport,
 };
 use ketcare_ops::schedule::{Booking, BookingStatus, Conflict, MoveMode, MovePlan, PlannedSession};
-use ketcare_store::{BalanceClaim, BookOutcome, NewSignature};
+use ketcare_store::{BalanceClaim, BookOutcome, NewSignature, TransferDue};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -286,6 +286,22 @@ pub async fn ledger(
     }))
 }
 
+/// Other sites' transfers to this site's ledger not received yet: each is received with a
+/// `transfer_in` entry naming `from_site` and `from_entry` (the ledger copies its lines,
+/// invoice and registration from the sending site's entry).
+#[utoipa::path(get, path = "/api/v1/ledger/transfers", params(SiteQuery), responses((status = 200, description = "transfers on their way to the site", body = Vec<TransferDue>), (status = 422, description = "no such site of the caller's, or a caller of several sites named none", body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn ledger_transfers(
+    State(s): State<AppState>,
+    p: Principal,
+    ApiQuery(q): ApiQuery<SiteQuery>,
+) -> Result<Json<Vec<TransferDue>>, AppError> {
+    Ok(Json(
+        s.store
+            .ledger_transfers_due(&p.actor, q.site.or(p.site))
+            .await?,
+    ))
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct WitnessSignature {
     pub username: String,
@@ -306,7 +322,8 @@ pub struct LedgerEntryRequest {
 }
 
 /// Appends a ledger entry (receipt, draw, waste, count, resolution, destruction, theft/loss,
-/// inventory) if the ledger's rules and the caller's role allow it.
+/// inventory, a transfer to or from another site) if the ledger's rules and the caller's role
+/// allow it.
 #[utoipa::path(post, path = "/api/v1/ledger/events", request_body = LedgerEntryRequest, responses((status = 201, description = "the appended ledger record", body = LedgerRecord), (status = 404, description = "the session named is not at the caller's sites", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn ledger_event(
     State(s): State<AppState>,

@@ -1000,6 +1000,13 @@ pub struct LedgerPage {
     prev: Option<String>,
     next: Option<String>,
     products: Vec<(String, String)>,
+    /// Sealed containers (id, label), for the transfer form.
+    sealed: Vec<(i64, String)>,
+    /// The organisation's other sites (id, name) a transfer may go to; empty for a clerk
+    /// without the right to manage stock.
+    other_sites: Vec<(i64, String)>,
+    /// Other sites' transfers to this one not received yet: sending site, its entry, in words.
+    due: Vec<(i64, i64, String)>,
     may_manage: bool,
     may_draw: bool,
     balance: Option<(bool, String)>,
@@ -1206,6 +1213,50 @@ async fn ledger_page(
     };
     let prev = (!refused && page > 1).then(|| filter.link(page - 1));
     let next = (!refused && page < pages).then(|| filter.link(page + 1));
+    let may_manage = p.user.role.allows(Permission::LedgerManage);
+    let (other_sites, due) = if may_manage {
+        // The site whose ledger this is: the working site, or the user's only one.
+        let here = p.site.or(match p.sites.as_slice() {
+            [(only, _)] => Some(*only),
+            _ => None,
+        });
+        let others = s
+            .store
+            .organisation_sites()
+            .await?
+            .into_iter()
+            .filter(|(id, _)| Some(*id) != here)
+            .collect();
+        let due = s
+            .store
+            .ledger_transfers_due(&p.actor, p.site)
+            .await?
+            .into_iter()
+            .map(|t| {
+                let what: Vec<String> = t
+                    .lines
+                    .iter()
+                    .map(|l| format!("{} lot {} ({})", l.product, l.lot, mg(l.remaining_ug)))
+                    .collect();
+                (
+                    t.from_site,
+                    t.from_entry,
+                    format!(
+                        "From {} (its entry {}), sent by {} at {}, invoice {}: {}",
+                        t.from_site_name,
+                        t.from_entry,
+                        t.sent_by,
+                        crate::fmt::when(&t.sent_at),
+                        t.invoice,
+                        what.join("; ")
+                    ),
+                )
+            })
+            .collect();
+        (others, due)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let page = LedgerPage {
         nav: Nav::of(p),
         containers: st
@@ -1257,7 +1308,15 @@ async fn ledger_page(
         prev,
         next,
         products: st.stock().products.iter().map(|x| (x.key.clone(), x.label.clone())).collect(),
-        may_manage: p.user.role.allows(Permission::LedgerManage),
+        sealed: st
+            .containers
+            .iter()
+            .filter(|c| c.status == ContainerStatus::Sealed)
+            .map(|c| (c.id, format!("#{} {} lot {}, expiry {}", c.id, c.product, c.lot, c.expiry)))
+            .collect(),
+        other_sites,
+        due,
+        may_manage,
         may_draw: p.user.role.allows(Permission::LedgerDraw),
         balance,
         inventory: match st.last_inventory {
@@ -1543,6 +1602,28 @@ pub async fn ledger_post(
                     _ => mg_field(&f, "amount_mg")?,
                 },
                 description: field(&f, "description").to_owned(),
+            },
+            "transfer_out" => LedgerEvent::TransferOut {
+                to_site: int(&f, "to_site")?,
+                to_registration: String::new(),
+                containers: f
+                    .iter()
+                    .filter(|(k, _)| k == "container")
+                    .map(|(_, v)| {
+                        v.trim()
+                            .parse()
+                            .map_err(|_| AppError::invalid("containers", "unknown container"))
+                    })
+                    .collect::<Result<_, _>>()?,
+                invoice: field(&f, "invoice").to_owned(),
+                lines: Vec::new(),
+            },
+            "transfer_in" => LedgerEvent::TransferIn {
+                from_site: int(&f, "from_site")?,
+                from_entry: int(&f, "from_entry")?,
+                from_registration: String::new(),
+                invoice: String::new(),
+                lines: Vec::new(),
             },
             other => {
                 return Err(AppError::invalid(

@@ -100,7 +100,12 @@ async fn a_site_sets_its_own_session_keys_and_only_its_sessions_follow() {
                 .await
             }
         };
-        let r = put(north, json!({"values": {HR: 100}}), "North's cardiac policy").await;
+        let r = put(
+            north,
+            json!({"values": {HR: 100}}),
+            "North's cardiac policy",
+        )
+        .await;
         assert_eq!(r.status, StatusCode::OK, "{backend:?}: {}", r.body);
         let v = r.json();
         assert_eq!(v["settings"]["values"][HR], 100.0, "{v}");
@@ -163,7 +168,12 @@ async fn a_site_sets_its_own_session_keys_and_only_its_sessions_follow() {
         // The merged set's own check refuses the out-of-range value too ("settings").
         assert_eq!(
             fields,
-            vec!["rounding.dose_mg_increment", HR, "session.alarm.no_such", "settings"]
+            vec![
+                "rounding.dose_mg_increment",
+                HR,
+                "session.alarm.no_such",
+                "settings"
+            ]
         );
         assert!(r.body.contains("the organisation's setting"), "{}", r.body);
         let r = put(north, json!({"values": {HR: 90}}), "  ").await;
@@ -172,10 +182,7 @@ async fn a_site_sets_its_own_session_keys_and_only_its_sessions_follow() {
         assert_eq!(hr_alarm(&app, at_north, &nurse).await, Some(110.0));
         // An unknown site, and a site that is not the caller's, answer 404; a nurse may read her
         // site's settings but not change them.
-        assert_eq!(
-            put(999, json!({}), "x").await.status,
-            StatusCode::NOT_FOUND
-        );
+        assert_eq!(put(999, json!({}), "x").await.status, StatusCode::NOT_FOUND);
         let r = app
             .get(&format!("/api/v1/sites/{north}/settings"), &main_nurse)
             .await;
@@ -208,9 +215,14 @@ async fn a_site_sets_its_own_session_keys_and_only_its_sessions_follow() {
             .and_then(|r| r.split("</tr>").next())
             .unwrap()
             .to_owned();
-        assert!(row.contains("set by this site") && row.contains("110"), "{row}");
         assert!(
-            !page.body.contains("id=\"setting-rounding.dose_mg_increment\""),
+            row.contains("set by this site") && row.contains("110"),
+            "{row}"
+        );
+        assert!(
+            !page
+                .body
+                .contains("id=\"setting-rounding.dose_mg_increment\""),
             "dose rounding is not a site's key"
         );
         let r = app
@@ -226,7 +238,11 @@ async fn a_site_sets_its_own_session_keys_and_only_its_sessions_follow() {
             .post_form(
                 &format!("/sites/{north}/settings"),
                 &page_boss,
-                &[("key", HR), ("clear", "1"), ("reason", "back to the organisation's")],
+                &[
+                    ("key", HR),
+                    ("clear", "1"),
+                    ("reason", "back to the organisation's"),
+                ],
             )
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);

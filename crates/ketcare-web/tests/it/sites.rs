@@ -298,3 +298,176 @@ async fn a_user_of_site_b_walks_every_route_against_site_a_records() {
         );
     }
 }
+
+/// Stock moves from the main site to North as a pair of entries: the main site's pharmacist
+/// sends sealed containers through the API (the ledger fills the lines and North's
+/// registration), North's pharmacist sees the transfer due on the ledger page and receives it
+/// there; each site's ledger shows its side, and the users page sets a site's registration.
+#[tokio::test]
+async fn stock_moves_between_sites_as_a_documented_pair_of_entries() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        let s = app.store.as_ref();
+        let admin = Actor::system(Role::Administrator);
+        let north = s
+            .create_site(
+                &admin,
+                &NewSite {
+                    name: "North".into(),
+                    dea_registration: "FN1234563".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        let main_pharm = user(
+            &app,
+            "main-pharm",
+            Role::Pharmacist,
+            SiteScope::Only(vec![1]),
+        )
+        .await;
+        user(
+            &app,
+            "north-pharm",
+            Role::Pharmacist,
+            SiteScope::Only(vec![north]),
+        )
+        .await;
+        app.add_user("boss", Role::Administrator).await;
+        s.ledger_append(
+            &main_pharm,
+            &LedgerEvent::Receive {
+                product: "ketamine-50".into(),
+                ndc: "67457-108-10".into(),
+                lot: LOT.into(),
+                expiry: date(2030, 1, 31),
+                quantity: 3,
+                invoice: "INV-1".into(),
+                supplier: "Wholesaler".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let api = app.bearer("main-pharm").await;
+        let send = |containers: serde_json::Value| {
+            serde_json::json!({"event": {"kind": "transfer_out", "to_site": north,
+                "containers": containers, "invoice": "TR-1"}})
+        };
+        // The main site has no registration on record: refused naming to_site.
+        let r = app
+            .json(
+                Method::POST,
+                "/api/v1/ledger/events",
+                &api,
+                &send(serde_json::json!([1, 2])),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.fields(), vec!["to_site"]);
+        assert!(r.body.contains("no DEA registration"), "{}", r.body);
+        // The administrator enters it on the users page (a bad one is refused naming it).
+        let boss = app.login("boss").await;
+        let r = app
+            .post_form(
+                "/sites/1",
+                &boss,
+                &[("name", "Main site"), ("dea_registration", "AB1234560")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body.contains("dea_registration"), "{}", r.body);
+        let r = app
+            .post_form(
+                "/sites/1",
+                &boss,
+                &[("name", "Main site"), ("dea_registration", "AB1234563")],
+            )
+            .await;
+        assert!(
+            r.status.is_success() || r.status.is_redirection(),
+            "{}",
+            r.body
+        );
+        assert_eq!(
+            s.sites(&admin).await.unwrap()[0].dea_registration,
+            "AB1234563"
+        );
+        // Sent through the API: the entry carries the lines and North's registration.
+        let r = app
+            .json(
+                Method::POST,
+                "/api/v1/ledger/events",
+                &api,
+                &send(serde_json::json!([1, 2])),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{backend:?}: {}", r.body);
+        let sent = r.json();
+        let body: serde_json::Value = serde_json::from_str(sent["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["to_registration"], "FN1234563");
+        assert_eq!(body["lines"][0]["lot"], LOT);
+        let r = app.get("/api/v1/ledger", &api).await;
+        let on_hand = r.json()["on_hand"].as_array().unwrap().clone();
+        let ketamine = on_hand
+            .iter()
+            .find(|l| l["product"] == "ketamine-50")
+            .unwrap();
+        assert_eq!(ketamine["containers"], 1, "three received, two sent");
+        // North's pharmacist sees it due (API and page) and receives it on the page.
+        let north_api = app.bearer("north-pharm").await;
+        let r = app.get("/api/v1/ledger/transfers", &north_api).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json().as_array().unwrap().len(), 1);
+        assert_eq!(r.json()[0]["from_entry"], sent["seq"]);
+        let north_page = app.login("north-pharm").await;
+        let page = app.get("/ledger", &north_page).await;
+        assert!(
+            page.body.contains("Transfers to receive") && page.body.contains("TR-1"),
+            "{}",
+            page.body
+        );
+        let from_entry = sent["seq"].as_i64().unwrap().to_string();
+        let r = app
+            .post_form(
+                "/ledger",
+                &north_page,
+                &[
+                    ("kind", "transfer_in"),
+                    ("from_site", "1"),
+                    ("from_entry", &from_entry),
+                ],
+            )
+            .await;
+        assert!(r.status.is_redirection(), "{}", r.body);
+        let page = app.get("/ledger", &north_page).await;
+        assert!(!page.body.contains("Transfers to receive"), "received once");
+        assert!(
+            page.body.contains("Transfer from another site"),
+            "its side is an entry"
+        );
+        assert!(page.body.contains(LOT), "the lot is North's stock now");
+        // Received once: a second receipt through the API is refused naming from_entry.
+        let r = app
+            .json(
+                Method::POST,
+                "/api/v1/ledger/events",
+                &north_api,
+                &serde_json::json!({"event": {"kind": "transfer_in", "from_site": 1, "from_entry": sent["seq"]}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.fields(), vec!["from_entry"]);
+        // The main site's ledger shows its side; North's lot is not on the main site's page.
+        let main_page = app.login("main-pharm").await;
+        let page = app.get("/ledger", &main_page).await;
+        assert!(
+            page.body.contains("Transfer to another site")
+                && page.body.contains("Sent 2 sealed containers to site"),
+            "{}",
+            page.body
+        );
+        assert!(s.verify_ledger().await.unwrap().broken.is_none());
+    }
+}
