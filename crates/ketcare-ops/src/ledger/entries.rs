@@ -788,11 +788,11 @@ mod tests {
     #[test]
     fn an_unknown_kind_still_reads_in_words_ml_and_mg() {
         let t = describe_unknown(
-            "transfer_out",
-            r#"{"kind":"transfer_out","container":3,"volume_ul":1500,"amount_ug":75000,"to":"Clinic B","sealed":true}"#,
+            "recall_return",
+            r#"{"kind":"recall_return","container":3,"volume_ul":1500,"amount_ug":75000,"to":"Clinic B","sealed":true}"#,
         );
         // Fields in the order the JSON map keeps them.
-        assert!(t.starts_with("Transfer out — "), "{t}");
+        assert!(t.starts_with("Recall return — "), "{t}");
         for part in [
             "container: 3",
             "volume: 1.5 mL",
@@ -803,7 +803,8 @@ mod tests {
             assert!(t.contains(part), "{part} missing: {t}");
         }
         no_internals(&t);
-        assert_eq!(kind_words("transfer_out"), "Transfer out");
+        assert_eq!(kind_words("recall_return"), "Recall return");
+        assert_eq!(kind_words("transfer_out"), "Transfer to another site");
         assert_eq!(
             describe_unknown("odd", "not json"),
             "Odd (this entry could not be read)"
