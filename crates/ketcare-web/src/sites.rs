@@ -271,10 +271,13 @@ async fn site_settings_page(
         site_name: name,
         version: at.version,
         organisation_version: at.organisation_version,
-        own_by: at
-            .own_version
-            .as_ref()
-            .map(|v| (v.set_by.clone(), v.set_at.clone(), v.reason.clone())),
+        own_by: at.own_version.as_ref().map(|v| {
+            (
+                v.set_by.clone(),
+                crate::fmt::when(&v.set_at),
+                v.reason.clone(),
+            )
+        }),
         rows,
         demo: s.is_demo(),
         can_edit: p

@@ -1,0 +1,85 @@
+// Two sites in a real browser: the administrator sets one key for North only on the site's
+// settings page (marked as the site's, and given back to the organisation's); the main site's
+// pharmacist sends sealed stock to North, and North's pharmacist receives it from the ledger
+// page, each ledger showing its side.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startKetcare, openBrowser, signIn, signOut, resultPath } from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startKetcare();
+  browser = await openBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test('a site sets a key of its own sessions for itself', async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await signIn(page, server.base, 'admin');
+  await page.goto(`${server.base}/settings`);
+  await page.click('#per-site >> text=settings at North clinic');
+  await page.waitForSelector('#site-settings');
+  const row = page.locator('#setting-session\\.alarm\\.spo2_low_percent');
+  assert.match(await row.textContent(), /the organisation's/);
+  // A reason is required; then the value is North's own.
+  await row.locator('input[name=value]').fill('94');
+  await row.locator('input[name=reason]').first().fill('North monitors more closely');
+  await row.locator('button', { hasText: 'Set for this site' }).click();
+  await page.waitForSelector('#site-settings');
+  const set = page.locator('#setting-session\\.alarm\\.spo2_low_percent');
+  assert.match(await set.textContent(), /94\s*%?\s*set by this site/);
+  await page.screenshot({ path: resultPath('site-settings.png') });
+  // The main site still has the organisation's value.
+  await page.goto(`${server.base}/sites/1/settings`);
+  assert.match(
+    await page.locator('#setting-session\\.alarm\\.spo2_low_percent').textContent(),
+    /the organisation's/,
+  );
+  // Given back to the organisation's value at North.
+  await page.goto(`${server.base}/sites/2/settings`);
+  const back = page.locator('#setting-session\\.alarm\\.spo2_low_percent');
+  await back.locator('input[name=reason]').nth(1).fill('back to the organisation');
+  await back.locator('button', { hasText: "Use the organisation's value" }).click();
+  await page.waitForSelector('#site-settings');
+  assert.match(
+    await page.locator('#setting-session\\.alarm\\.spo2_low_percent').textContent(),
+    /the organisation's/,
+  );
+  await signOut(page);
+  await page.close();
+});
+
+test('sealed stock moves from the main site to North as a pair of entries', async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await signIn(page, server.base, 'pharmacist');
+  await page.goto(`${server.base}/ledger`);
+  const form = page.locator('#transfer-form');
+  await page.selectOption('#to_site', { label: 'North clinic' });
+  await form.locator('input[name=container]').nth(0).check();
+  await form.locator('input[name=container]').nth(1).check();
+  await page.fill('#transfer-invoice', 'TR-BROWSER-1');
+  await form.locator('button[type=submit]').click();
+  await page.waitForSelector('#ledger-message');
+  assert.match(await page.textContent('#entries'), /Sent 2 sealed containers to site 2 .*TR-BROWSER-1/);
+  await signOut(page);
+
+  await signIn(page, server.base, 'north-pharmacist');
+  await page.goto(`${server.base}/ledger`);
+  const due = page.locator('#transfers-due li');
+  assert.equal(await due.count(), 1);
+  assert.match(await due.textContent(), /From Main site .*TR-BROWSER-1/);
+  await page.screenshot({ path: resultPath('site-transfer-due.png'), fullPage: true });
+  await due.locator('button').click();
+  await page.waitForSelector('#ledger-message');
+  assert.equal(await page.locator('#transfers-due').count(), 0);
+  assert.match(await page.textContent('#entries'), /Received 2 sealed containers from site 1 .*TR-BROWSER-1/);
+  assert.match(await page.textContent('#containers'), /DEMO-K50-1/);
+  await signOut(page);
+  await page.close();
+});
