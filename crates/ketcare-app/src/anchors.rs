@@ -12,7 +12,8 @@
 //!
 //! Anyone holding the key could forge anchors; keep it (and the anchor file) away from the
 //! database's own backups and accounts. Line format (one per chain per anchoring):
-//! `v1 <chain> <seq> <hash> <at> <hmac>`.
+//! `v1 <chain> <seq> <hash> <at> <hmac>`, the chain being `audit`, `ledger` (the first site's
+//! ledger, as anchored before sites) or `ledger/site-N` (each further site's own ledger).
 
 use crate::error::{Error, Result};
 use crate::files::owner_only;
@@ -113,7 +114,7 @@ impl Anchors {
     }
 
     fn line(&self, a: &Anchor) -> String {
-        let body = format!("v1 {} {} {} {}", a.chain.as_str(), a.seq, a.hash, a.at);
+        let body = format!("v1 {} {} {} {}", a.chain.name(), a.seq, a.hash, a.at);
         format!("{body} {}\n", self.mac(&body))
     }
 
@@ -155,7 +156,7 @@ impl Anchors {
             if !authentic {
                 problems.push(format!(
                     "anchor line {n} ({} record {}) fails its HMAC: it was not written with this key",
-                    anchor.chain.as_str(),
+                    anchor.chain.name(),
                     anchor.seq
                 ));
                 continue;
@@ -170,7 +171,15 @@ impl Anchors {
     pub async fn record(&self, store: &dyn Store, at: jiff::Timestamp) -> Result<Vec<Anchor>> {
         let (existing, _) = self.read()?;
         let mut new = Vec::new();
-        for chain in Chain::ALL {
+        // The audit log, and every site's ledger (each its own chain).
+        let chains = std::iter::once(Chain::Audit).chain(
+            store
+                .organisation_sites()
+                .await?
+                .into_iter()
+                .map(|(site, _)| Chain::Ledger(site)),
+        );
+        for chain in chains {
             let (seq, hash) = store.chain_head(chain).await?;
             let last = existing
                 .iter()
@@ -209,24 +218,38 @@ impl Anchors {
 
     /// Checks every anchor of `chain` against the database.
     pub async fn verify(&self, store: &dyn Store, chain: Chain) -> Result<Report> {
+        self.verify_where(store, |c| c == chain).await
+    }
+
+    /// Checks every anchor of every site's ledger against the database.
+    pub async fn verify_ledgers(&self, store: &dyn Store) -> Result<Report> {
+        self.verify_where(store, |c| matches!(c, Chain::Ledger(_)))
+            .await
+    }
+
+    async fn verify_where(
+        &self,
+        store: &dyn Store,
+        keep: impl Fn(Chain) -> bool,
+    ) -> Result<Report> {
         let (anchors, forged) = self.read()?;
         let mut report = Report {
             problems: forged,
             ..Report::default()
         };
-        for a in anchors.iter().filter(|a| a.chain == chain) {
+        for a in anchors.iter().filter(|a| keep(a.chain)) {
             report.checked += 1;
-            match store.chain_hash_at(chain, a.seq).await? {
+            match store.chain_hash_at(a.chain, a.seq).await? {
                 Some(h) if h == a.hash => {}
                 Some(_) => report.problems.push(format!(
                     "{} record {} differs from its anchor of {}: it was rewritten after then",
-                    chain.as_str(),
+                    a.chain.name(),
                     a.seq,
                     a.at
                 )),
                 None => report.problems.push(format!(
                     "{} record {} (anchored {}) is missing: the chain was cut",
-                    chain.as_str(),
+                    a.chain.name(),
                     a.seq,
                     a.at
                 )),

@@ -437,29 +437,40 @@ pub struct AuditVerification {
     pub broken: Option<ChainBreak>,
 }
 
-/// One of the two hash chains ketcare keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+/// One of the hash chains ketcare keeps: the audit log, and each site's ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Chain {
     /// The audit log (`audit_log`, head in `audit_head`).
     Audit,
-    /// The controlled-substance ledger of the first site (`ops_ledger`, heads in
-    /// `ops_ledger_heads`); each site's ledger is its own chain.
-    Ledger,
+    /// The controlled-substance ledger of one site (`ops_ledger`, heads in `ops_ledger_heads`).
+    Ledger(i64),
 }
 
 impl Chain {
-    pub const ALL: [Chain; 2] = [Chain::Audit, Chain::Ledger];
+    /// The first site's ledger: the single ledger of a database from before sites.
+    pub const FIRST_LEDGER: Chain = Chain::Ledger(crate::sites::DEFAULT_SITE);
 
-    pub fn as_str(self) -> &'static str {
+    /// The chain's name in the anchor file: `audit`, `ledger` (the first site's, as anchored
+    /// before sites), `ledger/site-N`.
+    pub fn name(self) -> String {
         match self {
-            Chain::Audit => "audit",
-            Chain::Ledger => "ledger",
+            Chain::Audit => "audit".into(),
+            Chain::Ledger(crate::sites::DEFAULT_SITE) => "ledger".into(),
+            Chain::Ledger(site) => format!("ledger/site-{site}"),
         }
     }
 
     pub fn parse(s: &str) -> Option<Chain> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
+        match s {
+            "audit" => Some(Chain::Audit),
+            "ledger" => Some(Chain::FIRST_LEDGER),
+            _ => s
+                .strip_prefix("ledger/site-")?
+                .parse()
+                .ok()
+                .filter(|site| *site > crate::sites::DEFAULT_SITE)
+                .map(Chain::Ledger),
+        }
     }
 }
 

@@ -473,8 +473,8 @@ enum AuditCommand {
     /// kept outside the database (`<data>/anchors.log`): a rewrite that recomputed every hash
     /// still fails there.
     Verify,
-    /// Append the current heads of the audit and ledger chains to the anchor file now (`serve`
-    /// does this every minute).
+    /// Append the current heads of the audit chain and of every site's ledger chain to the
+    /// anchor file now (`serve` does this every minute).
     Anchor,
 }
 
@@ -567,7 +567,7 @@ async fn verify_backup(file: &std::path::Path) -> Result<[(i64, String); 2]> {
         }
         let heads = [
             store.chain_head(ketcare_store::Chain::Audit).await?,
-            store.chain_head(ketcare_store::Chain::Ledger).await?,
+            store.chain_head(ketcare_store::Chain::FIRST_LEDGER).await?,
         ];
         println!(
             "backup verified: audit chain intact ({} records), ledger chain intact ({} entries), {} patients",
@@ -717,7 +717,7 @@ async fn main() -> Result<()> {
         Command::Ledger(cmd) => {
             let store = cli.db.open().await?;
             cli_ops::run(store.as_ref(), cmd).await?;
-            verify_anchors(&cli.db, store.as_ref(), ketcare_store::Chain::Ledger).await
+            verify_anchors(&cli.db, store.as_ref(), None).await
         }
         Command::Audit(AuditCommand::Anchor) => {
             let store = cli.db.open().await?;
@@ -728,7 +728,7 @@ async fn main() -> Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             for a in &added {
-                println!("anchored {} record {}", a.chain.as_str(), a.seq);
+                println!("anchored {} record {}", a.chain.name(), a.seq);
             }
             if added.is_empty() {
                 println!("nothing new to anchor");
@@ -1443,12 +1443,17 @@ async fn audit_verify(db: &DbArgs) -> Result<()> {
             bail!("the audit log has been altered")
         }
     }
-    verify_anchors(db, store.as_ref(), ketcare_store::Chain::Audit).await
+    verify_anchors(db, store.as_ref(), Some(ketcare_store::Chain::Audit)).await
 }
 
 /// Checks the chain's anchors kept outside the database, when there are any (after a `verify`
 /// of the chain itself, which a rewrite of every hash would pass).
-async fn verify_anchors(db: &DbArgs, store: &dyn Store, chain: ketcare_store::Chain) -> Result<()> {
+/// `chain` None: every site's ledger.
+async fn verify_anchors(
+    db: &DbArgs,
+    store: &dyn Store,
+    chain: Option<ketcare_store::Chain>,
+) -> Result<()> {
     if !db.data.join(ketcare_app::anchors::ANCHOR_FILE).exists() {
         println!(
             "no anchors outside the database yet ({} is written by `serve` and `ketcare audit anchor`)",
@@ -1458,10 +1463,11 @@ async fn verify_anchors(db: &DbArgs, store: &dyn Store, chain: ketcare_store::Ch
     }
     let anchors =
         ketcare_app::anchors::Anchors::open(&db.data).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let report = anchors
-        .verify(store, chain)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = match chain {
+        Some(chain) => anchors.verify(store, chain).await,
+        None => anchors.verify_ledgers(store).await,
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     if report.is_clean() {
         println!("{} anchors outside the database agree", report.checked);
         Ok(())
@@ -1469,7 +1475,10 @@ async fn verify_anchors(db: &DbArgs, store: &dyn Store, chain: ketcare_store::Ch
         for p in &report.problems {
             println!("{p}");
         }
-        bail!("the {} chain disagrees with its anchors", chain.as_str())
+        bail!(
+            "the {} disagrees with its anchors",
+            chain.map_or("ledger".into(), |c| format!("{} chain", c.name()))
+        )
     }
 }
 

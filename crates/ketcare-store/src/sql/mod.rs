@@ -813,24 +813,42 @@ impl Store for SqlStore {
     }
 
     async fn chain_head(&self, chain: Chain) -> Result<(i64, String)> {
-        // The audit chain's head row has id 1; the ledger's anchored chain is the first site's.
-        let sql = match chain {
-            Chain::Audit => "SELECT seq, hash FROM audit_head WHERE id = 1",
-            Chain::Ledger => "SELECT seq, hash FROM ops_ledger_heads WHERE site_id = 1",
+        // The audit chain's head row has id 1; each site's ledger has its own head row.
+        let row = match chain {
+            Chain::Audit => {
+                sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+            Chain::Ledger(site) => {
+                sqlx::query("SELECT seq, hash FROM ops_ledger_heads WHERE site_id = $1")
+                    .bind(site)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound {
+                        what: format!("site {site}'s ledger"),
+                    })?
+            }
         };
-        let row = sqlx::query(sql).fetch_one(&self.pool).await?;
         Ok((row.try_get("seq")?, row.try_get("hash")?))
     }
 
     async fn chain_hash_at(&self, chain: Chain, seq: i64) -> Result<Option<String>> {
-        let sql = match chain {
-            Chain::Audit => "SELECT hash FROM audit_log WHERE seq = $1",
-            Chain::Ledger => "SELECT hash FROM ops_ledger WHERE site_id = 1 AND site_seq = $1",
+        let row = match chain {
+            Chain::Audit => {
+                sqlx::query("SELECT hash FROM audit_log WHERE seq = $1")
+                    .bind(seq)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            Chain::Ledger(site) => {
+                sqlx::query("SELECT hash FROM ops_ledger WHERE site_id = $1 AND site_seq = $2")
+                    .bind(site)
+                    .bind(seq)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
         };
-        let row = sqlx::query(sql)
-            .bind(seq)
-            .fetch_optional(&self.pool)
-            .await?;
         row.map(|r| r.try_get("hash").map_err(StoreError::from))
             .transpose()
     }

@@ -741,3 +741,95 @@ async fn a_malformed_page_address_is_the_not_found_page() {
         assert!(!r.body.contains("Cannot parse"), "{path}: {}", r.body);
     }
 }
+
+/// Each site's ledger is anchored as its own chain (`ledger/site-N`): a rewritten entry of the
+/// second site's ledger is found by its anchors, and the first site's anchors are unaffected.
+#[tokio::test]
+async fn every_sites_ledger_is_anchored_as_its_own_chain() {
+    use ketcare_app::anchors::Anchors;
+    use ketcare_store::{Chain, NewSite, SiteScope};
+    for backend in ketcare_store::testing::BACKENDS {
+        let app = TestApp::new(backend).await;
+        let store = app.store.as_ref();
+        let admin = Actor::system(Role::Administrator);
+        let north = store
+            .create_site(
+                &admin,
+                &NewSite {
+                    name: "North".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        let u = app.add_user("pharm", Role::Pharmacist).await;
+        store
+            .set_user_sites(&admin, u.id, &SiteScope::Only(vec![north]))
+            .await
+            .unwrap();
+        let pharm = Actor::user(u.id, "pharm", Role::Pharmacist, "test");
+        let receive = ketcare_ops::ledger::LedgerEvent::Receive {
+            product: "ketamine-50".into(),
+            ndc: "67457-108-10".into(),
+            lot: "LN".into(),
+            expiry: jiff::civil::date(2030, 1, 31),
+            quantity: 1,
+            invoice: "INV-N".into(),
+            supplier: "Wholesaler".into(),
+        };
+        store.ledger_append(&pharm, &receive).await.unwrap();
+        assert_eq!(
+            Chain::parse(&Chain::Ledger(north).name()),
+            Some(Chain::Ledger(north))
+        );
+        assert_eq!(
+            Chain::FIRST_LEDGER.name(),
+            "ledger",
+            "as anchored before sites"
+        );
+        let dir = std::env::temp_dir().join(format!(
+            "ketcare-site-anchors-{}-{backend:?}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let anchors = Anchors::open(&dir).unwrap();
+        let added = anchors.record(store, jiff::Timestamp::now()).await.unwrap();
+        assert!(
+            added
+                .iter()
+                .any(|a| a.chain == Chain::Ledger(north) && a.seq == 1),
+            "{added:?}"
+        );
+        let clean = anchors.verify_ledgers(store).await.unwrap();
+        assert!(clean.is_clean() && clean.checked == 1, "{clean:?}");
+        // Rewrite North's entry (its hash recomputed or not, the anchor holds the old one).
+        let unlock = match backend {
+            Backend::Sqlite => "DROP TRIGGER ops_ledger_no_update",
+            Backend::Postgres => "ALTER TABLE ops_ledger DISABLE TRIGGER ops_ledger_no_change",
+        };
+        store.execute_raw(unlock).await.unwrap();
+        store
+            .execute_raw(&format!(
+                "UPDATE ops_ledger SET hash = 'rewritten' WHERE site_id = {north} AND site_seq = 1"
+            ))
+            .await
+            .unwrap();
+        let found = anchors.verify_ledgers(store).await.unwrap();
+        assert!(
+            found
+                .problems
+                .iter()
+                .any(|p| p.contains(&format!("ledger/site-{north} record 1 differs"))),
+            "{backend:?}: {found:?}"
+        );
+        assert!(
+            anchors
+                .verify(store, Chain::FIRST_LEDGER)
+                .await
+                .unwrap()
+                .is_clean()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
