@@ -747,22 +747,12 @@ async fn a_malformed_page_address_is_the_not_found_page() {
 #[tokio::test]
 async fn every_sites_ledger_is_anchored_as_its_own_chain() {
     use ketcare_app::anchors::Anchors;
-    use ketcare_store::{Chain, NewSite, SiteScope};
+    use ketcare_store::{Chain, SiteScope};
     for backend in ketcare_store::testing::BACKENDS {
         let app = TestApp::new(backend).await;
         let store = app.store.as_ref();
         let admin = Actor::system(Role::Administrator);
-        let north = store
-            .create_site(
-                &admin,
-                &NewSite {
-                    name: "North".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-            .id;
+        let north = app.add_site("North", "").await;
         let u = app.add_user("pharm", Role::Pharmacist).await;
         store
             .set_user_sites(&admin, u.id, &SiteScope::Only(vec![north]))

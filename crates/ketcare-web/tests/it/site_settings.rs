@@ -7,8 +7,8 @@
 use crate::common::*;
 use axum::http::{Method, StatusCode};
 use ketcare_core::{Actor, Role};
+use ketcare_store::SiteScope;
 use ketcare_store::testing::BACKENDS;
-use ketcare_store::{NewSite, SiteScope};
 use serde_json::json;
 
 const HR: &str = "session.alarm.heart_rate_high_bpm";
@@ -38,17 +38,7 @@ async fn a_site_sets_its_own_session_keys_and_only_its_sessions_follow() {
         .await;
         let s = app.store.as_ref();
         let system = Actor::system(Role::Administrator);
-        let north = s
-            .create_site(
-                &system,
-                &NewSite {
-                    name: "North".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-            .id;
+        let north = app.add_site("North", "").await;
         let scheduler = Actor::system(Role::Scheduler);
         s.add_chair_at(&scheduler, Some(1), "Main 1").await.unwrap();
         s.add_chair_at(&scheduler, Some(north), "North 1")

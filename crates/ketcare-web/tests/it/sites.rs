@@ -12,7 +12,7 @@ use ketcare_core::{Actor, BookingId, Role, UserId};
 use ketcare_ops::ledger::LedgerEvent;
 use ketcare_ops::schedule::{Booking, BookingStatus, PhaseKind, Staffing};
 use ketcare_store::testing::BACKENDS;
-use ketcare_store::{BookOutcome, NewSite, SiteScope};
+use ketcare_store::{BookOutcome, SiteScope};
 use ketcare_web::routes::{Verb, rules};
 
 const MRN: &str = "SITE-A-MRN-1";
@@ -54,18 +54,7 @@ async fn a_user_of_site_b_walks_every_route_against_site_a_records() {
         let app = TestApp::new(backend).await;
         app.set_test_site_settings().await;
         let s = app.store.as_ref();
-        let admin = Actor::system(Role::Administrator);
-        let north = s
-            .create_site(
-                &admin,
-                &NewSite {
-                    name: "North".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-            .id;
+        let north = app.add_site("North", "").await;
         let main = 1;
         let a = |id| SiteScope::Only(vec![id]);
         let nurse_a = user(&app, "nurse-a", Role::Nurse, a(main)).await;
@@ -309,18 +298,7 @@ async fn stock_moves_between_sites_as_a_documented_pair_of_entries() {
         let app = TestApp::new(backend).await;
         let s = app.store.as_ref();
         let admin = Actor::system(Role::Administrator);
-        let north = s
-            .create_site(
-                &admin,
-                &NewSite {
-                    name: "North".into(),
-                    dea_registration: "FN1234563".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-            .id;
+        let north = app.add_site("North", "FN1234563").await;
         let main_pharm = user(
             &app,
             "main-pharm",

@@ -152,6 +152,22 @@ impl TestApp {
         self.now.fetch_add(seconds, Ordering::SeqCst);
     }
 
+    /// A new site named `name` with DEA registration `dea` (empty: none on record); its id.
+    pub async fn add_site(&self, name: &str, dea: &str) -> i64 {
+        self.store
+            .create_site(
+                &Actor::system(Role::Administrator),
+                &ketcare_store::NewSite {
+                    name: name.into(),
+                    dea_registration: dea.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id
+    }
+
     pub async fn add_user(&self, username: &str, role: Role) -> User {
         self.store
             .create_user(
