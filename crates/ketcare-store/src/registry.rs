@@ -147,6 +147,14 @@ pub trait RegistryStore: Send + Sync {
         actor: &Actor,
         batch: &[crate::synthetic::SyntheticPatient],
     ) -> Result<usize>;
+    /// Up to `limit` signed sessions after id `after` that have no predicted exposure (signed
+    /// before migration 0025, or when the engine could not read the record), by id. Ids only:
+    /// the caller reads each record through its audited read.
+    async fn signed_sessions_without_exposure(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<ketcare_core::SessionId>>;
     /// Stores the predicted exposure of signed session `session` (`SignSession`; audited
     /// `session.exposure`), replacing an earlier one. Refused for a session not signed: the
     /// figure describes a final record.
@@ -1208,6 +1216,24 @@ impl RegistryStore for SqlStore {
         batch: &[crate::synthetic::SyntheticPatient],
     ) -> Result<usize> {
         self.insert_synthetic_impl(actor, batch).await
+    }
+
+    async fn signed_sessions_without_exposure(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<ketcare_core::SessionId>> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT s.id FROM treatment_sessions s
+             WHERE s.signed = 1 AND s.id > $1
+               AND NOT EXISTS (SELECT 1 FROM registry_session_exposure e WHERE e.session_id = s.id)
+             ORDER BY s.id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(ketcare_core::SessionId::new).collect())
     }
 
     async fn put_session_exposure(

@@ -29,6 +29,10 @@ pub enum RegistryCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Predict and store the exposure (Cmax, AUC) of every signed session that has none: one
+    /// signed before the registry kept it, or whose prediction was not stored. `serve` runs the
+    /// same once at start; running it again does nothing new.
+    BackfillExposure,
 }
 
 async fn researcher(store: &dyn Store, username: &str) -> Result<Actor> {
@@ -44,6 +48,28 @@ async fn researcher(store: &dyn Store, username: &str) -> Result<Actor> {
 
 pub async fn run(store: &dyn Store, cmd: RegistryCommand) -> Result<()> {
     match cmd {
+        RegistryCommand::BackfillExposure => {
+            let library = ketcare_app::clinical::cached_library(store)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let done = ketcare_app::sessions::history::backfill_exposure(
+                store,
+                &library,
+                std::sync::Arc::new(ketcare_pk::Library::builtin()),
+                &ketcare_app::sessions::history::backfill_actor(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "predicted exposure stored for {} signed session{}",
+                done.predicted,
+                if done.predicted == 1 { "" } else { "s" }
+            );
+            for (sid, why) in &done.unpredictable {
+                println!("session {sid}: not predicted: {why}");
+            }
+            Ok(())
+        }
         RegistryCommand::Cohorts { as_user } => {
             let actor = researcher(store, &as_user).await?;
             for c in store.cohorts(&actor).await? {

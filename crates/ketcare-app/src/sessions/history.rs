@@ -213,6 +213,56 @@ pub async fn record_exposure(
     Ok(Ok(e))
 }
 
+/// What a backfill of predicted exposure did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Backfill {
+    /// Signed sessions whose Cmax and AUC were predicted and stored.
+    pub predicted: usize,
+    /// Signed sessions the engine could not read, with why (no weight charted, no dose given…):
+    /// they stay without a predicted exposure.
+    pub unpredictable: Vec<(SessionId, String)>,
+}
+
+/// The account a backfill runs as (it stores what a signature would have stored).
+pub fn backfill_actor() -> Actor {
+    Actor {
+        user_id: None,
+        username: "system:exposure-backfill".into(),
+        role: Some(ketcare_core::Role::Prescriber),
+        address: "local".into(),
+    }
+}
+
+/// Predicts and stores the exposure of every signed session that has none — a session signed
+/// before the registry kept exposure (migration 0025), or one whose prediction failed to be
+/// stored — through the same [`record_exposure`] a signature runs, one session at a time (each
+/// record read and each figure stored audited). A session the engine cannot read is reported
+/// and left as it is. Running it again does nothing new.
+pub async fn backfill_exposure(
+    store: &dyn Store,
+    library: &Library,
+    pk: PkLibrary,
+    actor: &Actor,
+) -> Result<Backfill> {
+    const BATCH: i64 = 200;
+    let mut done = Backfill::default();
+    let mut after = 0;
+    loop {
+        let ids = store.signed_sessions_without_exposure(after, BATCH).await?;
+        let Some(last) = ids.last() else {
+            return Ok(done);
+        };
+        after = last.get();
+        for sid in ids {
+            let rec = store.session_record(actor, sid).await?;
+            match record_exposure(store, library, pk.clone(), actor, &rec).await? {
+                Ok(_) => done.predicted += 1,
+                Err(why) => done.unpredictable.push((sid, why)),
+            }
+        }
+    }
+}
+
 /// Why a record cannot be predicted (the engine's refusal or what the record lacks, in words),
 /// or the error itself when it is not about the record (the store's, an internal one).
 pub(crate) fn unpredictable(e: Error) -> Result<String> {

@@ -609,3 +609,80 @@ async fn exposure_beside_response_across_signed_sessions() {
         );
     }
 }
+
+/// A signed session without a predicted exposure (signed before the registry kept it) gets one
+/// from the backfill `serve` runs at start and `ketcare registry backfill-exposure` runs on
+/// demand: the same figures the signature stores, each read and write audited; a second run
+/// finds nothing to do.
+#[tokio::test]
+async fn signed_sessions_without_exposure_are_backfilled_once() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let app = TestApp::new(backend).await;
+        settings(&app).await;
+        app.add_user("writer", Role::Nurse).await;
+        app.add_user("doc", Role::Prescriber).await;
+        app.add_user("pharm", Role::Pharmacist).await;
+        app.add_user("nurse", Role::Nurse).await;
+        let st = Staff {
+            doc: app.bearer("doc").await,
+            pharm: app.bearer("pharm").await,
+            nurse: app.bearer("nurse").await,
+        };
+        let pid = patient(&app, "B-1").await;
+        let plan = Plan {
+            infusion_min: 40,
+            baseline_systolic: 120,
+            max_systolic: 128,
+            moaas: 4,
+            cadss: 5,
+        };
+        let sid = signed_session(&app, &st, &pid, &plan).await;
+        // The registry's predicted Cmax of the one session (none while none is stored).
+        let researcher = ketcare_core::Actor::system(Role::Researcher);
+        let cmax = || async {
+            app.store
+                .registry(&researcher)
+                .await
+                .unwrap()
+                .iter()
+                .flat_map(|x| &x.sessions)
+                .find_map(|x| x.predicted_cmax_ng_ml)
+        };
+        let signed_cmax = cmax().await;
+        assert!(signed_cmax.is_some(), "the signature stored it");
+        // As before migration 0025: the signed session has no predicted exposure.
+        app.store
+            .execute_raw(&format!(
+                "DELETE FROM registry_session_exposure WHERE session_id = {sid}"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(cmax().await, None, "{backend:?}");
+        let lib = ketcare_clinical::Library::builtin().unwrap();
+        let pk = std::sync::Arc::new(ketcare_pk::Library::builtin());
+        let actor = ketcare_app::sessions::history::backfill_actor();
+        let done = ketcare_app::sessions::history::backfill_exposure(
+            app.store.as_ref(),
+            &lib,
+            pk.clone(),
+            &actor,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (done.predicted, done.unpredictable.len()),
+            (1, 0),
+            "{backend:?}"
+        );
+        assert_eq!(
+            cmax().await,
+            signed_cmax,
+            "the same figure the signature stored"
+        );
+        let again =
+            ketcare_app::sessions::history::backfill_exposure(app.store.as_ref(), &lib, pk, &actor)
+                .await
+                .unwrap();
+        assert_eq!(again, Default::default(), "nothing left to do");
+    }
+}
