@@ -69,8 +69,17 @@ pub fn over(organisation: &SiteSettings, own: &SiteSettings) -> SiteSettings {
     s
 }
 
-/// The settings in force at `site` (its own keys over the organisation's).
+/// The settings in force at `site` (its own keys over the organisation's); an unknown site is
+/// not found.
 pub async fn settings_at(store: &dyn Store, site: i64) -> Result<SettingsAtSite, AppError> {
+    if !store
+        .organisation_sites()
+        .await?
+        .iter()
+        .any(|(id, _)| *id == site)
+    {
+        return Err(AppError::NotFound(format!("site {site}")));
+    }
     let (organisation, organisation_version) = settings(store).await?;
     let own_version = store.settings_of_site(site).await?;
     let own = match &own_version {
@@ -115,13 +124,17 @@ pub async fn save_settings_of_site(
         );
     }
     let registry = crate::settings_registry::load(store, library).await?;
+    // Every key that changes is checked (a key the site set earlier is not refused again).
+    let current = settings_at(store, site).await?.own;
     let keys = own
         .values
-        .keys()
-        .map(|k| (k, registry.check(k, own.values[k])))
+        .iter()
+        .filter(|(k, v)| current.values.get(*k) != Some(*v))
+        .map(|(k, v)| (k, registry.check(k, *v)))
         .chain(
             own.texts
                 .iter()
+                .filter(|(k, v)| current.texts.get(*k) != Some(*v))
                 .map(|(k, v)| (k, registry.check_text(k, v))),
         );
     for (key, checked) in keys {
@@ -183,14 +196,15 @@ pub async fn save_settings(
     for p in library.check_settings(new) {
         errors.push("settings", p.to_string());
     }
-    // Every site's own keys over the new settings must pass the same checks.
-    for site in store.sites(actor).await? {
-        let at = settings_at(store, site.id).await?;
+    // Every site's own keys over the new settings must pass the same checks (every site of the
+    // organisation, not only the saving administrator's).
+    for (site, name) in store.organisation_sites().await? {
+        let at = settings_at(store, site).await?;
         if at.own_version.is_none() {
             continue;
         }
         for p in library.check_settings(&over(new, &at.own)) {
-            errors.push("settings", format!("at {}: {p}", site.name));
+            errors.push("settings", format!("at {name}: {p}"));
         }
     }
     if !errors.is_empty() {

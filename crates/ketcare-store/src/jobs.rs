@@ -21,8 +21,6 @@ pub enum Job {
     SessionTicker,
     /// Course schedules, reminders and the outbox.
     Outreach,
-    /// The predicted exposure of signed sessions that have none (once at start).
-    ExposureBackfill,
 }
 
 impl Job {
@@ -33,7 +31,6 @@ impl Job {
             | match self {
                 Job::SessionTicker => 1,
                 Job::Outreach => 2,
-                Job::ExposureBackfill => 3,
             }
     }
 }

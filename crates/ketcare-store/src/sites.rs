@@ -167,7 +167,7 @@ fn site_of(r: SiteRow) -> Site {
 
 /// A site's fields, trimmed and checked (name, IANA time zone, DEA registration with its check
 /// digit), each refusal naming its field.
-fn checked(site: &NewSite) -> Result<(&str, &str, &str)> {
+fn checked(site: &NewSite) -> Result<(&str, &str, String)> {
     let name = site.name.trim();
     let mut errors = FieldErrors::new();
     if name.is_empty() || name.chars().count() > 100 {
@@ -180,8 +180,9 @@ fn checked(site: &NewSite) -> Result<(&str, &str, &str)> {
             format!("`{zone}` is not an IANA time zone (for example America/Chicago)"),
         );
     }
-    let dea = site.dea_registration.trim();
-    if !dea.is_empty() && !ketcare_ops::ledger::dea_registration_is_valid(dea) {
+    // Kept in capitals, as the registration is written, so two copies compare equal.
+    let dea = site.dea_registration.trim().to_uppercase();
+    if !dea.is_empty() && !ketcare_ops::ledger::dea_registration_is_valid(&dea) {
         errors.push(
             "dea_registration",
             "a DEA registration is two letters and seven digits whose check digit matches",
@@ -283,7 +284,7 @@ impl SiteStore for SqlStore {
         .bind(name)
         .bind(site.address.trim())
         .bind(zone)
-        .bind(dea)
+        .bind(&dea)
         .bind(&actor.username)
         .bind(now_rfc3339())
         .fetch_one(&mut **tx)
@@ -317,6 +318,8 @@ impl SiteStore for SqlStore {
                 what: format!("site {id}"),
             });
         };
+        // An administrator of some sites changes only those.
+        check_site(&mut tx, actor, id, format!("site {id}")).await?;
         let taken: Option<i64> =
             sqlx::query_scalar("SELECT id FROM sites WHERE name = $1 AND id <> $2")
                 .bind(name)
@@ -332,7 +335,7 @@ impl SiteStore for SqlStore {
         .bind(name)
         .bind(site.address.trim())
         .bind(zone)
-        .bind(dea)
+        .bind(&dea)
         .bind(id)
         .execute(&mut **tx)
         .await?;
@@ -345,7 +348,7 @@ impl SiteStore for SqlStore {
                 } else {
                     &before.dea_registration
                 },
-                if dea.is_empty() { "none" } else { dea }
+                if dea.is_empty() { "none" } else { &dea }
             ));
         }
         tx.audit(&AuditEvent::new("site.update", None, detail))

@@ -30,8 +30,8 @@ pub enum RegistryCommand {
         out: PathBuf,
     },
     /// Predict and store the exposure (Cmax, AUC) of every signed session that has none: one
-    /// signed before the registry kept it, or whose prediction was not stored. `serve` runs the
-    /// same once at start; running it again does nothing new.
+    /// signed before the registry kept it, or whose prediction was not stored (run once after
+    /// upgrading; the sessions it cannot predict are listed with why).
     BackfillExposure,
 }
 

@@ -797,8 +797,6 @@ async fn serve(db: &DbArgs, args: ServeArgs) -> Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("reading the site settings: {e}"))?;
     cli_sessions::start(&state, &db.url()?, args.mllp).await?;
-    // Signed sessions without a predicted exposure (from before the registry kept it) get one.
-    ketcare_web::sessions::service::spawn_exposure_backfill(state.clone());
     ketcare_web::outreach::delivery::spawn_worker(
         state.clone(),
         Arc::new(ketcare_web::outreach::delivery::LiveChannels { secrets }),

@@ -197,6 +197,18 @@ pub async fn record_exposure(
     r: &SessionRecord,
 ) -> Result<std::result::Result<PredictedExposure, String>> {
     let pt = store.get_patient(actor, r.patient_id).await?;
+    exposure_for(store, library, pk, actor, r, &pt).await
+}
+
+/// [`record_exposure`] for the patient's record already read.
+async fn exposure_for(
+    store: &dyn Store,
+    library: &Library,
+    pk: PkLibrary,
+    actor: &Actor,
+    r: &SessionRecord,
+    pt: &Patient,
+) -> Result<std::result::Result<PredictedExposure, String>> {
     let Some(day) = r
         .session
         .dose_start()
@@ -204,7 +216,7 @@ pub async fn record_exposure(
     else {
         return Ok(Err("the session gave no dose".into()));
     };
-    let p = match predicted_of(library, pk, r, &pt, &PredictedQuery::default(), day).await {
+    let p = match predicted_of(library, pk, r, pt, &PredictedQuery::default(), day).await {
         Ok(p) => p,
         Err(e) => return unpredictable(e).map(Err),
     };
@@ -234,10 +246,12 @@ pub fn backfill_actor() -> Actor {
 }
 
 /// Predicts and stores the exposure of every signed session that has none — a session signed
-/// before the registry kept exposure (migration 0025), or one whose prediction failed to be
+/// before the registry kept exposure (migration 0025), or one whose figure failed to be
 /// stored — through the same [`record_exposure`] a signature runs, one session at a time (each
-/// record read and each figure stored audited). A session the engine cannot read is reported
-/// and left as it is. Running it again does nothing new.
+/// record read and each figure stored audited). The prediction uses the weight on the chart,
+/// so a session is predicted only when that weight was measured on or before its dose day (the
+/// weight charted then); otherwise, and when the engine cannot read the record or a session
+/// fails, it is reported with why and left as it is. Running it again predicts nothing new.
 pub async fn backfill_exposure(
     store: &dyn Store,
     library: &Library,
@@ -254,13 +268,45 @@ pub async fn backfill_exposure(
         };
         after = last.get();
         for sid in ids {
-            let rec = store.session_record(actor, sid).await?;
-            match record_exposure(store, library, pk.clone(), actor, &rec).await? {
-                Ok(_) => done.predicted += 1,
-                Err(why) => done.unpredictable.push((sid, why)),
+            match backfill_one(store, library, pk.clone(), actor, sid).await {
+                Ok(Ok(())) => done.predicted += 1,
+                Ok(Err(why)) => done.unpredictable.push((sid, why)),
+                Err(e) => done.unpredictable.push((sid, e.to_string())),
             }
         }
     }
+}
+
+async fn backfill_one(
+    store: &dyn Store,
+    library: &Library,
+    pk: PkLibrary,
+    actor: &Actor,
+    sid: SessionId,
+) -> Result<std::result::Result<(), String>> {
+    let rec = store.session_record(actor, sid).await?;
+    let Some(day) = rec
+        .session
+        .dose_start()
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).date())
+    else {
+        return Ok(Err("the session gave no dose".into()));
+    };
+    let pt = store.get_patient(actor, rec.patient_id).await?;
+    match pt.record.weight {
+        Some(w) if w.measured_on <= day => {}
+        Some(w) => {
+            return Ok(Err(format!(
+                "the chart's weight was measured on {}, after the session's dose day {day}: \
+                 the weight charted then is not known",
+                w.measured_on
+            )));
+        }
+        None => return Ok(Err("the patient's record has no weight".into())),
+    }
+    Ok(exposure_for(store, library, pk, actor, &rec, &pt)
+        .await?
+        .map(|_| ()))
 }
 
 /// Why a record cannot be predicted (the engine's refusal or what the record lacks, in words),

@@ -349,6 +349,7 @@ pub fn describe(event: &LedgerEvent, before: &LedgerState) -> (String, Vec<i64>)
             containers,
             invoice,
             lines,
+            ..
         } => (
             format!(
                 "Sent {} to site {to_site}{}, invoice {}: {}",

@@ -166,6 +166,10 @@ pub enum LedgerEvent {
         /// it; a different one is refused).
         #[serde(default)]
         to_registration: String,
+        /// This site's own DEA registration when it sent them (the ledger fills it; the
+        /// receiving side copies it from here).
+        #[serde(default)]
+        from_registration: String,
         containers: Vec<i64>,
         /// The transfer's invoice or order number, shared by both sides.
         invoice: String,
@@ -676,6 +680,15 @@ impl LedgerState {
                     self.discrepancies[idx].container,
                     self.discrepancies[idx].counted_ul,
                 );
+                if *adjust
+                    && self.container(container).map(|c| c.status)
+                        == Some(ContainerStatus::Transferred)
+                {
+                    return Err(refuse(
+                        "adjust",
+                        "the container was sent to another site: its book is that site's",
+                    ));
+                }
                 self.discrepancies[idx].resolution = Some(Resolution {
                     seq,
                     reason: reason.trim().to_owned(),
@@ -806,6 +819,7 @@ impl LedgerState {
                 containers,
                 invoice,
                 lines,
+                ..
             } => {
                 if *to_site <= 0 {
                     return Err(refuse("to_site", "name the site the containers go to"));

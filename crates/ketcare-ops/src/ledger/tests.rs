@@ -666,6 +666,7 @@ fn transfer_out(book: &Book, containers: &[i64]) -> LedgerEvent {
     LedgerEvent::TransferOut {
         to_site: 2,
         to_registration: "FN1234563".into(),
+        from_registration: "AB1234563".into(),
         containers: containers.to_vec(),
         invoice: "TR-1".into(),
         lines: book
@@ -699,6 +700,26 @@ fn a_transfer_moves_sealed_containers_from_one_book_to_the_other() {
         a.state.transfer_lines(&[2]).map_err(|e| e.field),
         Err("containers".into())
     );
+    // A count that finds it still on the shelf opens a discrepancy, but the book of a container
+    // sent away is not set back here.
+    a.ok(
+        PHARMACIST,
+        Role::Pharmacist,
+        LedgerEvent::Count {
+            period: "day".into(),
+            lines: vec![CountLine {
+                container: 2,
+                counted_ul: 10_000,
+            }],
+        },
+    );
+    let found = a.records.len() as i64;
+    let adjust = LedgerEvent::Resolve {
+        discrepancy: found,
+        reason: "found on the shelf".into(),
+        adjust: true,
+    };
+    assert_eq!(a.field(PHARMACIST, Role::Pharmacist, adjust), "adjust");
     // The receiving book gets them sealed, numbered in its own sequence, with the same lot.
     let mut b = Book::new();
     let before = b.state.containers.len() as i64;

@@ -208,10 +208,15 @@ fn ledger_actor(actor: &Actor) -> Result<LedgerActor> {
     }
 }
 
-/// The other site of a transfer and its DEA registration: another site of the organisation,
-/// and both this site and that one with a registration on record (a transfer moves stock
-/// between two registrations). Refusals name `field`.
-async fn transfer_party(tx: &mut Tx, site: i64, other: i64, field: &str) -> Result<String> {
+/// The two registrations of a transfer between `site` and `other` (this site's, the other's),
+/// in capitals: another site of the organisation, and both with a registration on record (a
+/// transfer moves stock between two registrations). Refusals name `field`.
+async fn transfer_parties(
+    tx: &mut Tx,
+    site: i64,
+    other: i64,
+    field: &str,
+) -> Result<(String, String)> {
     if other == site {
         return Err(invalid(
             field,
@@ -237,7 +242,7 @@ async fn transfer_party(tx: &mut Tx, site: i64, other: i64, field: &str) -> Resu
             ));
         }
     }
-    Ok(theirs)
+    Ok((ours.trim().to_uppercase(), theirs.trim().to_uppercase()))
 }
 
 /// A request's copy of what the record holds: empty (filled from the record), or the same.
@@ -268,14 +273,19 @@ async fn fill_transfer(
         LedgerEvent::TransferOut {
             to_site,
             to_registration,
+            from_registration,
             containers,
             lines,
             ..
         } => {
-            let dea = transfer_party(tx, site, *to_site, "to_site").await?;
+            let (ours, dea) = transfer_parties(tx, site, *to_site, "to_site").await?;
             *to_registration = to_registration.trim().to_uppercase();
             same_or_fill("to_registration", to_registration, &dea, || {
                 format!("site {to_site}'s DEA registration is {dea}")
+            })?;
+            *from_registration = from_registration.trim().to_uppercase();
+            same_or_fill("from_registration", from_registration, &ours, || {
+                format!("this site's DEA registration is {ours}")
             })?;
             let book = state
                 .transfer_lines(containers)
@@ -291,7 +301,8 @@ async fn fill_transfer(
             invoice,
             lines,
         } => {
-            let dea = transfer_party(tx, site, *from_site, "from_site").await?;
+            // Both registrations on record now; the sender's as it was when it sent them.
+            transfer_parties(tx, site, *from_site, "from_site").await?;
             let sent: Option<(String, String)> = sqlx::query_as(
                 "SELECT kind, body FROM ops_ledger WHERE site_id = $1 AND site_seq = $2",
             )
@@ -317,6 +328,7 @@ async fn fill_transfer(
             };
             let LedgerEvent::TransferOut {
                 to_site,
+                from_registration: dea,
                 invoice: sent_invoice,
                 lines: sent_lines,
                 ..

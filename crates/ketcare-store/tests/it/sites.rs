@@ -452,6 +452,7 @@ async fn a_transfer_is_a_pair_of_entries_one_in_each_sites_ledger() {
         let out = |containers: Vec<i64>, to_site: i64| LedgerEvent::TransferOut {
             to_site,
             to_registration: String::new(),
+            from_registration: String::new(),
             containers,
             invoice: "TR-9".into(),
             lines: Vec::new(),
@@ -467,7 +468,8 @@ async fn a_transfer_is_a_pair_of_entries_one_in_each_sites_ledger() {
             1,
             &NewSite {
                 name: "Main site".into(),
-                dea_registration: "AB1234563".into(),
+                // Typed in lower case: kept as the registration is written.
+                dea_registration: "ab1234563".into(),
                 ..Default::default()
             },
         )
@@ -505,6 +507,7 @@ async fn a_transfer_is_a_pair_of_entries_one_in_each_sites_ledger() {
         assert_eq!(sent.site_id, 1);
         let body: serde_json::Value = serde_json::from_str(&sent.body).unwrap();
         assert_eq!(body["to_registration"], "FN1234563");
+        assert_eq!(body["from_registration"], "AB1234563");
         assert_eq!(body["lines"].as_array().unwrap().len(), 2);
         assert_eq!(body["lines"][1]["lot"], "LA2");
         let a = s.ledger_state(&pharm_a).await.unwrap();

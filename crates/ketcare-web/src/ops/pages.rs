@@ -1606,6 +1606,7 @@ pub async fn ledger_post(
             "transfer_out" => LedgerEvent::TransferOut {
                 to_site: int(&f, "to_site")?,
                 to_registration: String::new(),
+                from_registration: String::new(),
                 containers: f
                     .iter()
                     .filter(|(k, _)| k == "container")

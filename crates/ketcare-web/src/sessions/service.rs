@@ -162,38 +162,6 @@ pub fn spawn_ticker(state: AppState, every_seconds: u64) -> tokio::task::JoinHan
     })
 }
 
-/// Once at start, in one process of those sharing the database: predicts and stores the
-/// exposure of every signed session that has none
-/// ([`ketcare_app::sessions::history::backfill_exposure`]), logging what it did.
-pub fn spawn_exposure_backfill(state: AppState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let library = state.library();
-        let actor = ketcare_app::sessions::history::backfill_actor();
-        let pass = ketcare_store::jobs::run_once(
-            state.store.as_ref(),
-            Job::ExposureBackfill,
-            ketcare_app::sessions::history::backfill_exposure(
-                state.store.as_ref(),
-                &library,
-                state.pk.clone(),
-                &actor,
-            ),
-        );
-        match pass.await {
-            Ok(Some(Ok(done))) if done.predicted > 0 || !done.unpredictable.is_empty() => {
-                tracing::info!(
-                    predicted = done.predicted,
-                    unpredictable = done.unpredictable.len(),
-                    "predicted exposure backfilled for signed sessions"
-                );
-            }
-            Ok(Some(Err(e))) => tracing::warn!(error = %e, "exposure backfill"),
-            Err(e) => tracing::warn!(error = %e, "exposure backfill: the job lock"),
-            Ok(_) => {}
-        }
-    })
-}
-
 /// Now, from the injected clock.
 pub fn now(state: &AppState) -> Result<Timestamp, AppError> {
     Ok(app::at(state.now())?)
