@@ -259,6 +259,50 @@ fn same_or_fill<T: PartialEq + Clone + Default>(
     Ok(())
 }
 
+/// The first receipt of a transfer (by site and entry) that does not match the sending entry
+/// it names, with why.
+fn unpaired_transfer(chains: &[(i64, Vec<LedgerRecord>)]) -> Option<(i64, LedgerBreak)> {
+    let parse = |r: &LedgerRecord| serde_json::from_str::<LedgerEvent>(&r.body).ok();
+    for (site, records) in chains {
+        for r in records.iter().filter(|r| r.kind == "transfer_in") {
+            let broken = |reason: String| Some((*site, LedgerBreak { seq: r.seq, reason }));
+            let Some(LedgerEvent::TransferIn {
+                from_site,
+                from_entry,
+                from_registration,
+                invoice,
+                lines,
+            }) = parse(r)
+            else {
+                return broken("the receipt of a transfer cannot be read".into());
+            };
+            let sent = chains
+                .iter()
+                .find(|(s, _)| *s == from_site)
+                .and_then(|(_, rs)| rs.iter().find(|x| x.seq == from_entry))
+                .and_then(parse);
+            match sent {
+                Some(LedgerEvent::TransferOut {
+                    to_site,
+                    from_registration: sent_by,
+                    invoice: sent_invoice,
+                    lines: sent_lines,
+                    ..
+                }) if to_site == *site
+                    && sent_by == from_registration
+                    && sent_invoice == invoice
+                    && sent_lines == lines => {}
+                _ => {
+                    return broken(format!(
+                        "the receipt does not match entry {from_entry} of site {from_site}'s ledger, the transfer it names"
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
 /// Fills a transfer's sides from the record: the sending side's lines from its book and the
 /// receiving site's registration; the receiving side's registration, invoice and lines from the
 /// sending site's entry, which must be a transfer to this site. A request's copy of any of them
@@ -728,6 +772,7 @@ impl SqlStore {
             broken: None,
             site_id: None,
         };
+        let mut chains: Vec<(i64, Vec<LedgerRecord>)> = Vec::new();
         for (site, hseq, hhash) in heads {
             let records = ledger_records_tx(&mut tx, site).await?;
             let head_ref = (hseq > 0).then_some((hseq, hhash.as_str()));
@@ -746,6 +791,15 @@ impl SqlStore {
                 out.broken = broken;
                 out.site_id = Some(site);
             }
+            chains.push((site, records));
+        }
+        // The two sides of every transfer agree: each receipt names a transfer to its own site
+        // and copies its lines, invoice and sender's registration.
+        if out.broken.is_none()
+            && let Some((site, b)) = unpaired_transfer(&chains)
+        {
+            out.broken = Some(b);
+            out.site_id = Some(site);
         }
         // An entry of a site with no head is outside every verified chain.
         let orphan: Option<i64> = sqlx::query_scalar(
@@ -761,5 +815,66 @@ impl SqlStore {
         }
         tx.commit().await?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ketcare_ops::ledger::TransferLine;
+
+    fn line(lot: &str) -> TransferLine {
+        TransferLine {
+            container: 1,
+            product: "ketamine-50".into(),
+            ndc: "67457-108-10".into(),
+            lot: lot.into(),
+            expiry: jiff::civil::date(2030, 1, 31),
+            remaining_ul: 10_000,
+            remaining_ug: 500_000,
+        }
+    }
+
+    fn record(site: i64, event: &LedgerEvent) -> LedgerRecord {
+        let actor = LedgerActor {
+            user_id: 1,
+            username: "p".into(),
+            role: ketcare_core::Role::Pharmacist,
+        };
+        LedgerRecord::next_at(site, None, Timestamp::UNIX_EPOCH, &actor, event)
+            .unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    #[test]
+    fn a_receipt_must_match_the_transfer_it_names() {
+        let sent = LedgerEvent::TransferOut {
+            to_site: 2,
+            to_registration: "FN1234563".into(),
+            from_registration: "AB1234563".into(),
+            containers: vec![1],
+            invoice: "TR".into(),
+            lines: vec![line("L1")],
+        };
+        let received = |lot: &str, from_entry: i64| LedgerEvent::TransferIn {
+            from_site: 1,
+            from_entry,
+            from_registration: "AB1234563".into(),
+            invoice: "TR".into(),
+            lines: vec![line(lot)],
+        };
+        let chains = |r: LedgerEvent| vec![(1, vec![record(1, &sent)]), (2, vec![record(2, &r)])];
+        assert!(unpaired_transfer(&chains(received("L1", 1))).is_none());
+        // Another lot than was sent, or a receipt naming an entry that is not the transfer.
+        for bad in [received("L2", 1), received("L1", 2)] {
+            let (site, b) = unpaired_transfer(&chains(bad)).unwrap_or_else(|| unreachable!());
+            assert_eq!((site, b.seq), (2, 1));
+            assert!(b.reason.contains("does not match"), "{}", b.reason);
+        }
+        // A transfer to another site received here.
+        let elsewhere = vec![
+            (1, vec![record(1, &sent)]),
+            (3, vec![record(3, &received("L1", 1))]),
+        ];
+        assert!(unpaired_transfer(&elsewhere).is_some());
     }
 }
