@@ -684,5 +684,58 @@ async fn signed_sessions_without_exposure_are_backfilled_once() {
                 .await
                 .unwrap();
         assert_eq!(again, Default::default(), "nothing left to do");
+
+        // A weight charted after the session's day: the weight then is not known, so the
+        // session is reported and left without a figure.
+        app.store
+            .execute_raw(&format!(
+                "DELETE FROM registry_session_exposure WHERE session_id = {sid}"
+            ))
+            .await
+            .unwrap();
+        app.advance(5 * 86_400);
+        let today = jiff::Timestamp::from_second(app.now.load(std::sync::atomic::Ordering::SeqCst))
+            .unwrap()
+            .to_zoned(jiff::tz::TimeZone::system())
+            .date()
+            .to_string();
+        let mut chart: serde_json::Map<String, Value> = minor_form()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), json!(v)))
+            .collect();
+        for (k, v) in [
+            ("mrn", "B-1"),
+            ("date_of_birth", "1980-05-01"),
+            ("weight_value", "72"),
+            ("weight_measured_on", today.as_str()),
+        ] {
+            chart.insert(k.into(), json!(v));
+        }
+        let r = app
+            .json(
+                Method::PUT,
+                &format!("/api/v1/patients/{pid}"),
+                &st.nurse,
+                &Value::Object(chart),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let later = ketcare_app::sessions::history::backfill_exposure(
+            app.store.as_ref(),
+            &lib,
+            std::sync::Arc::new(ketcare_pk::Library::builtin()),
+            &actor,
+        )
+        .await
+        .unwrap();
+        assert_eq!(later.predicted, 0, "{backend:?}");
+        assert_eq!(later.unpredictable.len(), 1);
+        assert!(
+            later.unpredictable[0]
+                .1
+                .contains("after the session's dose day"),
+            "{later:?}"
+        );
+        assert_eq!(cmax().await, None);
     }
 }
