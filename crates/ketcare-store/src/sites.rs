@@ -195,15 +195,17 @@ fn checked(site: &NewSite) -> Result<(&str, &str, String)> {
     }
 }
 
-/// One site as stored.
-async fn load_site(tx: &mut Tx, id: i64) -> Result<Option<Site>> {
+/// One site as stored; not found when there is none.
+async fn load_site(tx: &mut Tx, id: i64) -> Result<Site> {
     let row: Option<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {SITE_COLUMNS} FROM sites WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(row.map(site_of))
+    row.map(site_of).ok_or_else(|| StoreError::NotFound {
+        what: format!("site {id}"),
+    })
 }
 
 /// The store's part for sites (included in [`crate::Store`]).
@@ -300,11 +302,7 @@ impl SiteStore for SqlStore {
             format!("site {id}: {name}"),
         ))
         .await?;
-        let site = load_site(&mut tx, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: format!("site {id}"),
-            })?;
+        let site = load_site(&mut tx, id).await?;
         tx.commit().await?;
         Ok(site)
     }
@@ -313,11 +311,7 @@ impl SiteStore for SqlStore {
         require(actor, Permission::UserAdmin)?;
         let (name, zone, dea) = checked(site)?;
         let mut tx = self.unit(actor).await?;
-        let Some(before) = load_site(&mut tx, id).await? else {
-            return Err(StoreError::NotFound {
-                what: format!("site {id}"),
-            });
-        };
+        let before = load_site(&mut tx, id).await?;
         // An administrator of some sites changes only those.
         check_site(&mut tx, actor, id, format!("site {id}")).await?;
         let taken: Option<i64> =
@@ -353,11 +347,7 @@ impl SiteStore for SqlStore {
         }
         tx.audit(&AuditEvent::new("site.update", None, detail))
             .await?;
-        let site = load_site(&mut tx, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: format!("site {id}"),
-            })?;
+        let site = load_site(&mut tx, id).await?;
         tx.commit().await?;
         Ok(site)
     }

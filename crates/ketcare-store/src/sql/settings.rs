@@ -129,6 +129,19 @@ impl SqlStore {
         body: &str,
         reason: &str,
     ) -> Result<SiteSettingsVersion> {
+        self.save_settings_version(actor, None, body, reason).await
+    }
+
+    /// Stores the next version: the organisation's (`site` None) or one site's own keys, whose
+    /// site must exist and be one of the actor's (another answers not found). A reason is
+    /// required.
+    async fn save_settings_version(
+        &self,
+        actor: &Actor,
+        site: Option<i64>,
+        body: &str,
+        reason: &str,
+    ) -> Result<SiteSettingsVersion> {
         require(actor, Permission::SiteSettingsWrite)?;
         if reason.trim().is_empty() {
             return Err(StoreError::Invalid(ketcare_core::FieldErrors::single(
@@ -137,7 +150,19 @@ impl SqlStore {
             )));
         }
         let mut tx = self.unit(actor).await?;
-        let saved = insert_settings_version(&mut tx, None, body, reason).await?;
+        if let Some(site) = site {
+            let known: Option<i64> = sqlx::query_scalar("SELECT id FROM sites WHERE id = $1")
+                .bind(site)
+                .fetch_optional(&mut **tx)
+                .await?;
+            if known.is_none() {
+                return Err(StoreError::NotFound {
+                    what: format!("site {site}"),
+                });
+            }
+            crate::sites::check_site(&mut tx, actor, site, format!("site {site}")).await?;
+        }
+        let saved = insert_settings_version(&mut tx, site, body, reason).await?;
         tx.commit().await?;
         Ok(saved)
     }
@@ -162,27 +187,8 @@ impl SqlStore {
         body: &str,
         reason: &str,
     ) -> Result<SiteSettingsVersion> {
-        require(actor, Permission::SiteSettingsWrite)?;
-        if reason.trim().is_empty() {
-            return Err(StoreError::Invalid(ketcare_core::FieldErrors::single(
-                "reason",
-                "say why the site's settings change",
-            )));
-        }
-        let mut tx = self.unit(actor).await?;
-        let known: Option<i64> = sqlx::query_scalar("SELECT id FROM sites WHERE id = $1")
-            .bind(site)
-            .fetch_optional(&mut **tx)
-            .await?;
-        if known.is_none() {
-            return Err(StoreError::NotFound {
-                what: format!("site {site}"),
-            });
-        }
-        crate::sites::check_site(&mut tx, actor, site, format!("site {site}")).await?;
-        let saved = insert_settings_version(&mut tx, Some(site), body, reason).await?;
-        tx.commit().await?;
-        Ok(saved)
+        self.save_settings_version(actor, Some(site), body, reason)
+            .await
     }
 
     pub(crate) async fn propose_settings_change(
