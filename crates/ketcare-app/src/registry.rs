@@ -147,9 +147,7 @@ pub struct SubjectOutcome {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Rate {
     /// A count, or `{"below": k}` when suppressed.
-    #[schema(value_type = Object)]
     pub k: Cell,
-    #[schema(value_type = Object)]
     pub n: Cell,
     /// Shown only when neither count is suppressed: `k`, `n`, `p` and the 95 % Wilson
     /// interval `lower`–`upper`.
@@ -167,13 +165,12 @@ pub struct ExposureTertiles {
     pub unit: &'static str,
     /// Subjects with the exposure and a response evaluated (suppressed under the small-cell
     /// count).
-    #[schema(value_type = Object)]
     pub subjects: Cell,
     /// The 1/3 and 2/3 cut points; shown only when the subjects are at least the small-cell
     /// count (a quantile of fewer describes too few people).
     pub cut_points: Option<[f64; 2]>,
     /// Lowest, middle and highest tertile: `[label with its range, response rate]`.
-    #[schema(value_type = Vec<Vec<Object>>)]
+    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
     pub tertiles: Vec<(String, Rate)>,
 }
 
@@ -199,7 +196,6 @@ pub struct OutcomeTable {
     /// The outcome window `[from, to]` in days after the first treatment.
     #[schema(value_type = Option<Vec<i64>>)]
     pub window: Option<(i64, i64)>,
-    #[schema(value_type = Object)]
     pub subjects: Cell,
     pub induction_completed: Option<Rate>,
     pub response: Option<Rate>,
@@ -220,10 +216,9 @@ pub struct OutcomeTable {
     pub systolic_rise_quartiles: Option<[f64; 3]>,
     pub dissociation_quartiles: Option<[f64; 3]>,
     /// Suicide-risk alerts raised in days 0–30, 31–90 and later.
-    #[schema(value_type = Vec<Object>)]
     pub alerts_by_period: [Cell; 3],
     /// Response by mean dose tertile (lowest first).
-    #[schema(value_type = Vec<Vec<Object>>)]
+    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
     pub response_by_dose_tertile: Vec<(String, Rate)>,
     /// Response by tertile of the induction's mean predicted Cmax (ng/mL).
     pub response_by_cmax_tertile: Option<ExposureTertiles>,
@@ -231,7 +226,7 @@ pub struct OutcomeTable {
     pub response_by_auc_tertile: Option<ExposureTertiles>,
     /// Response split by whether every dose had its integration session within the site's
     /// window (empty while the window is unset).
-    #[schema(value_type = Vec<Vec<Object>>)]
+    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
     pub response_by_integration: Vec<(String, Rate)>,
     pub logistic: Option<Model>,
     pub cox: Option<Model>,

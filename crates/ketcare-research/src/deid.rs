@@ -60,8 +60,8 @@ pub fn day_of(first_treatment: Date, d: Date) -> i64 {
         .unwrap_or(0)
 }
 
-/// A count as a table shows it under the small-cell rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// A count as a table shows it under the small-cell rule: a number, or `{"below": k}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Cell {
     Count(u64),
