@@ -182,10 +182,11 @@ pub async fn own_view(
         }
     }
     let mut markers = Vec::new();
+    let zones = crate::zones::Zones::load(store).await?;
     for r in &v.sessions {
         if let Ok(Some(h)) = crate::given::of_record(library, r) {
             markers.push(Marker {
-                date: h.started_at.to_zoned(jiff::tz::TimeZone::system()).date(),
+                date: h.started_at.to_zoned(zones.of(r.site_id)).date(),
                 label: "treatment".into(),
                 session_id: None,
                 drug: None,

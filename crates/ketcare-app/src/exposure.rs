@@ -98,7 +98,7 @@ pub struct SessionExposure {
     pub protocol_title: String,
     /// The patient's age band on the day of the first administration.
     pub age_band: String,
-    /// The day of the first administration (the clinic's time zone).
+    /// The day of the first administration (in the session's site's time zone).
     pub date: Date,
     pub drug: String,
     pub route: String,
@@ -298,7 +298,9 @@ async fn session_exposure(
     };
     let se = &r.session;
     let started = p.history.started_at;
-    let date = started.to_zoned(jiff::tz::TimeZone::system()).date();
+    let date = started
+        .to_zoned(crate::zones::of_site(store, r.site_id).await?)
+        .date();
     let Some(day) = pt.record.day_of_care(date, library.age_bands()) else {
         return Ok(Err(
             "the patient's age on the day of the session is unknown".into(),

@@ -159,6 +159,7 @@ pub async fn patient_markers(
 ) -> Result<(Vec<SessionMarker>, Vec<RecordId>)> {
     let mut out = Vec::new();
     let mut orders = Vec::new();
+    let zones = crate::zones::Zones::load(store).await?;
     for r in store.patient_sessions(actor, patient).await? {
         if let Some(o) = r.session.dose_order_id {
             orders.push(RecordId::new(o));
@@ -168,7 +169,7 @@ pub async fn patient_markers(
         };
         out.push(SessionMarker {
             session_id: r.id,
-            date: h.started_at.to_zoned(jiff::tz::TimeZone::system()).date(),
+            date: h.started_at.to_zoned(zones.of(r.site_id)).date(),
             drug: h.drug,
             route: h.route,
             dose_mg: h.total_mg,

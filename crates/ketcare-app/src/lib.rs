@@ -37,13 +37,20 @@ pub mod settings_registry;
 pub mod smart;
 pub mod therapy;
 pub mod worklists;
+pub mod zones;
 
 pub use error::{Error, Result};
 pub use facts::PatientFacts;
 
-/// The clinic's date at the epoch second `now`, in the system's time zone.
+/// The date at the epoch second `now` in the server's time zone (what a site without a time
+/// zone of its own keeps; see [`zones`]).
 pub fn today(now: i64) -> jiff::civil::Date {
+    today_in(now, &jiff::tz::TimeZone::system())
+}
+
+/// The date at the epoch second `now` in `zone`.
+pub fn today_in(now: i64, zone: &jiff::tz::TimeZone) -> jiff::civil::Date {
     jiff::Timestamp::from_second(now)
-        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).date())
+        .map(|t| t.to_zoned(zone.clone()).date())
         .unwrap_or(jiff::civil::Date::ZERO)
 }

@@ -74,14 +74,14 @@ fn encounter_date(at: &str) -> Option<Date> {
     at.parse::<DateTime>().ok().map(|d| d.date())
 }
 
-/// The doses the sessions gave, on the clinic's date of each.
-fn doses_of(sessions: &[SessionRecord], zone: &TimeZone) -> Vec<Dose> {
+/// The doses the sessions gave, each on its date at its own site.
+fn doses_of(sessions: &[SessionRecord], zones: &crate::zones::Zones) -> Vec<Dose> {
     sessions
         .iter()
         .filter_map(|s| {
             s.session.dose_start().map(|t| Dose {
                 session_id: s.id,
-                on: t.to_zoned(zone.clone()).date(),
+                on: t.to_zoned(zones.of(s.site_id)).date(),
             })
         })
         .collect()
@@ -123,6 +123,7 @@ pub async fn integration_queue(
     zone: &TimeZone,
 ) -> Result<Queue> {
     let today = now.to_zoned(zone.clone()).date();
+    let zones = crate::zones::Zones::load(store).await?;
     let window = window_days(store).await?;
     let mut items = Vec::new();
     if let Some(days) = window {
@@ -138,7 +139,7 @@ pub async fn integration_queue(
             .checked_sub(jiff::Span::new().days(days + QUEUE_MISSED_FOR_DAYS))
             .unwrap_or(today);
         for s in &sessions {
-            let doses: Vec<Dose> = doses_of(std::slice::from_ref(s), zone)
+            let doses: Vec<Dose> = doses_of(std::slice::from_ref(s), &zones)
                 .into_iter()
                 .filter(|d| d.on >= oldest)
                 .collect();
@@ -191,21 +192,21 @@ pub async fn overview(
 ) -> Result<TherapyOverview> {
     let encounters = store.patient_encounters(actor, patient).await?;
     let sessions = store.patient_sessions(actor, patient).await?;
-    let zone = jiff::tz::TimeZone::system();
+    let zones = crate::zones::Zones::load(store).await?;
     let choices = sessions
         .iter()
         .map(|s| SessionChoice {
             id: s.id,
             label: match s.session.dose_start() {
-                Some(t) => format!("dosed {}", t.to_zoned(zone.clone()).date()),
+                Some(t) => format!("dosed {}", t.to_zoned(zones.of(s.site_id)).date()),
                 None => format!(
                     "scheduled {}",
-                    s.session.scheduled_for.to_zoned(zone.clone()).date()
+                    s.session.scheduled_for.to_zoned(zones.of(s.site_id)).date()
                 ),
             },
         })
         .collect();
-    let doses = doses_of(&sessions, &zone);
+    let doses = doses_of(&sessions, &zones);
     let held = integrations_of(&encounters);
     let window_days = window_days(store).await?;
     let integration = integration_status(&doses, &held, window_days, today);

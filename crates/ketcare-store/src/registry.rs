@@ -47,7 +47,8 @@ pub struct RegistrySession {
 
 /// The PK engine's prediction of what a signed session gave, as the registry keeps it
 /// (`registry_session_exposure`): the application layer computes it (the store cannot run the
-/// engine) and [`RegistryStore::put_session_exposure`] stores it.
+/// engine) and stores it with the signature ([`crate::SessionStore::sign_session`]) or, for a
+/// session signed without one, [`RegistryStore::put_session_exposure`].
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PredictedExposure {
     /// The PK model's id.
@@ -295,6 +296,22 @@ pub(crate) async fn put_fact(tx: &mut crate::sql::Tx, f: &Fact) -> Result<()> {
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The audit record of a stored prediction.
+pub(crate) fn exposure_event(
+    session: ketcare_core::SessionId,
+    patient: i64,
+    e: &PredictedExposure,
+) -> AuditEvent {
+    AuditEvent::new(
+        "session.exposure",
+        Some(patient),
+        format!(
+            "session {session}: predicted Cmax {:.1} ng/mL, AUC {:.0} ng·min/mL ({}, {} kg)",
+            e.cmax_ng_ml, e.auc_ng_min_ml, e.model, e.weight_kg
+        ),
+    )
 }
 
 /// Writes (or replaces) a signed session's predicted exposure.
@@ -926,61 +943,31 @@ impl SqlStore {
         self.registry_memo.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The subjects of one view: the copy held in memory when the registry's version is still
-    /// the one it was loaded at (one small row read), otherwise loaded afresh. Returns them and,
-    /// when loaded, the version to keep them under once the read commits.
-    async fn view<T>(
-        &self,
-        tx: &mut Unit<'_>,
-        held: impl Fn(&Memo) -> Option<&Held<T>>,
-        load: impl AsyncFnOnce(&mut Unit<'_>) -> Result<Vec<T>>,
-    ) -> Result<(Arc<Vec<T>>, Option<i64>)> {
-        let now = registry_version(tx).await?;
-        if let Some((_, s)) = held(&self.memo()).filter(|(v, _)| *v == now) {
-            return Ok((s.clone(), None));
-        }
-        // Every change a derivation would pick up moves the version (a new session, a
-        // forgotten fact, a dirty mark), so an unchanged version means nothing to derive. On a
-        // change: fill the facts (which may move the version in this transaction), read the
-        // version, then derive the dirty subjects — a write committed after that read moves it
-        // past the one returned, so what is loaded is never older than its version says.
-        fill_facts(tx).await?;
-        let version = registry_version(tx).await?;
-        refresh_subjects(tx).await?;
-        Ok((Arc::new(load(tx).await?), Some(version)))
+    /// Brings the per-subject cache up to date and returns the registry version it is at least
+    /// as new as. Two units of derived data ([`Unit::derived`], no audit lock), each committed on
+    /// its own: filling facts moves the version (its row is locked by every writer that marks a
+    /// subject stale, the bedside feed included) and clearing dirty marks locks theirs, so
+    /// neither is held across the other step. The version is read after the facts are filled
+    /// and before the dirty subjects are derived: a write committed after that read moves it
+    /// past the one returned, so what is derived is never older than its version says.
+    async fn derive(&self, actor: &Actor) -> Result<i64> {
+        let mut derive = Unit::derived(&self.pool, &self.writers, actor).await?;
+        fill_facts(&mut derive).await?;
+        derive.commit().await?;
+        let mut derive = Unit::derived(&self.pool, &self.writers, actor).await?;
+        let version = registry_version(&mut derive).await?;
+        refresh_subjects(&mut derive).await?;
+        derive.commit().await?;
+        Ok(version)
     }
 
-    /// Every patient with a dosed session as a subject, from the per-subject cache
-    /// (`registry_subject_cache`, brought up to date by [`SqlStore::refresh`]).
-    /// `study`: give each subject its study id (the researcher's view); otherwise the study id
-    /// is left empty, so that an identified reader never sees the key that links a name to the
-    /// registry.
-    async fn subjects(
-        &self,
-        tx: &mut Unit<'_>,
-        study: bool,
-    ) -> Result<Vec<(i64, RegistrySubject)>> {
-        let rows: Vec<(i64, String)> = sqlx::query_as(CACHED_SUBJECTS).fetch_all(tx.conn()).await?;
-        let keys: HashMap<i64, String> = if study {
-            sqlx::query_as::<_, (i64, String)>("SELECT patient_id, study_id FROM registry_keys")
-                .fetch_all(tx.conn())
-                .await?
-                .into_iter()
-                .collect()
-        } else {
-            HashMap::new()
-        };
-        let mut out = Vec::with_capacity(rows.len());
-        for (pid, json) in rows {
-            let mut subject = serde_json::from_str::<Packed>(&json)
-                .map_err(|_| crate::sql::corrupt("registry_subject_cache.subject", &json))?
-                .subject();
-            if study {
-                subject.study_id = study_id(tx, &keys, pid).await?;
-            }
-            out.push((pid, subject));
-        }
-        Ok(out)
+    /// The registry's version now (one small row).
+    async fn version_now(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT version FROM registry_version WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn registry_impl(&self, actor: &Actor) -> Result<Arc<Vec<RegistrySubject>>> {
@@ -1051,25 +1038,14 @@ impl SqlStore {
         replica: Option<&sqlx::AnyPool>,
     ) -> Result<Arc<Vec<RegistrySubject>>> {
         crate::require(actor, Permission::RegistryRead)?;
-        let now: i64 = sqlx::query_scalar("SELECT version FROM registry_version WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
+        let now = self.version_now().await?;
         let held = self.memo().researcher.clone();
         if let Some((_, out)) = held.filter(|(v, _)| *v == now) {
             let tx = self.read_audited(actor, Permission::RegistryRead).await?;
             self.record_read(tx, &out, None).await?;
             return Ok(out);
         }
-        // Each step commits on its own: filling facts moves the version (its row is locked by
-        // every writer that marks a subject stale, the bedside feed included) and clearing dirty
-        // marks locks theirs, so neither is held across the other step.
-        let mut derive = Unit::derived(&self.pool, &self.writers, actor).await?;
-        fill_facts(&mut derive).await?;
-        derive.commit().await?;
-        let mut derive = Unit::derived(&self.pool, &self.writers, actor).await?;
-        let version = registry_version(&mut derive).await?;
-        refresh_subjects(&mut derive).await?;
-        derive.commit().await?;
+        let version = self.derive(actor).await?;
         // The subjects and their keys, read before the audited unit so that it stays short.
         let cached: Vec<i64> = sqlx::query_scalar(
             "SELECT patient_id FROM registry_subject_cache WHERE subject IS NOT NULL ORDER BY patient_id",
@@ -1151,22 +1127,40 @@ impl SqlStore {
         Ok(out)
     }
 
+    /// [`RegistryStore::program`], in the same steps as the researcher's read: the copy held in
+    /// memory while the registry's version is unchanged, else the cache brought up to date
+    /// ([`SqlStore::derive`]) and read; the patients' names and MRNs read beside it; then one
+    /// short audited unit records the read (the patient ids shown) and commits before anything
+    /// is returned. The derivation never holds the audit chain's lock.
     async fn program_impl(&self, actor: &Actor) -> Result<Vec<(ProgramPatient, RegistrySubject)>> {
-        let mut tx = self
-            .read_audited(actor, Permission::ProgramOutcomes)
-            .await?;
-        let (subjects, loaded) = self
-            .view(
-                &mut tx,
-                |m| m.program.as_ref(),
-                async |tx| self.subjects(tx, false).await,
-            )
-            .await?;
+        crate::require(actor, Permission::ProgramOutcomes)?;
+        let now = self.version_now().await?;
+        let held = self.memo().program.clone();
+        let (subjects, loaded) = match held.filter(|(v, _)| *v == now) {
+            Some((_, s)) => (s, None),
+            None => {
+                let version = self.derive(actor).await?;
+                let rows: Vec<(i64, String)> = sqlx::query_as(CACHED_SUBJECTS)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let subjects = rows
+                    .into_iter()
+                    .map(|(pid, json)| {
+                        serde_json::from_str::<Packed>(&json)
+                            .map(|p| (pid, p.subject()))
+                            .map_err(|_| {
+                                crate::sql::corrupt("registry_subject_cache.subject", &json)
+                            })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                (Arc::new(subjects), Some(version))
+            }
+        };
         let names: HashMap<i64, (String, String)> =
             sqlx::query_as::<_, (i64, String, String, String)>(
                 "SELECT id, given_name, family_name, mrn FROM patients",
             )
-            .fetch_all(tx.conn())
+            .fetch_all(&self.pool)
             .await?
             .into_iter()
             .map(|(id, g, f, mrn)| (id, (format!("{g} {f}"), mrn)))
@@ -1186,6 +1180,9 @@ impl SqlStore {
             })
             .collect();
         let ids: Vec<String> = out.iter().map(|(p, _)| p.patient_id.to_string()).collect();
+        let mut tx = self
+            .read_audited(actor, Permission::ProgramOutcomes)
+            .await?;
         tx.audit(&AuditEvent::new(
             "program.read",
             None,
@@ -1259,15 +1256,8 @@ impl RegistryStore for SqlStore {
             )));
         }
         put_exposure(&mut tx, session.get(), patient, exposure, &now_rfc3339()).await?;
-        tx.audit(&AuditEvent::new(
-            "session.exposure",
-            Some(patient),
-            format!(
-                "session {session}: predicted Cmax {:.1} ng/mL, AUC {:.0} ng·min/mL ({}, {} kg)",
-                exposure.cmax_ng_ml, exposure.auc_ng_min_ml, exposure.model, exposure.weight_kg
-            ),
-        ))
-        .await?;
+        tx.audit(&exposure_event(session, patient, exposure))
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -218,6 +218,11 @@ pub trait SiteStore: Send + Sync {
     /// Every site of the organisation by id and name only (where stock may be sent: a
     /// pharmacist of one site sends to another she does not work at).
     async fn organisation_sites(&self) -> Result<Vec<(i64, String)>>;
+    /// Every site's id and IANA time zone (empty: the server's own). Not patient data: what
+    /// day a record's time falls on is read in its own site's zone, whoever reads it.
+    async fn site_zones(&self) -> Result<Vec<(i64, String)>>;
+    /// Every chair's id and the site it is at (where a booking's wall-clock times are read).
+    async fn chair_sites(&self) -> Result<Vec<(i64, i64)>>;
     /// Creates a site with an empty ledger chain of its own (administrator; audited).
     async fn create_site(&self, actor: &Actor, site: &NewSite) -> Result<Site>;
     /// Changes a site's name, address, time zone or DEA registration (administrator; audited,
@@ -259,6 +264,22 @@ impl SiteStore for SqlStore {
         Ok(sqlx::query_as("SELECT id, name FROM sites ORDER BY id")
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    async fn site_zones(&self) -> Result<Vec<(i64, String)>> {
+        Ok(
+            sqlx::query_as("SELECT id, time_zone FROM sites ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn chair_sites(&self) -> Result<Vec<(i64, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT id, site_id FROM ops_chairs ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn my_sites(&self, actor: &Actor) -> Result<SiteScope> {

@@ -43,6 +43,9 @@ pub struct Principal {
     /// cookie on pages, the `X-Ketcare-Site` header on the API) when it is one of theirs. The
     /// store checks it again; a record's own site (a session's, a booking's) always wins.
     pub site: Option<i64>,
+    /// That site's time zone (the server's without a working site, or for a site without one):
+    /// the request is answered in it ([`crate::zone`]).
+    pub zone: jiff::tz::TimeZone,
 }
 
 impl Principal {
@@ -129,19 +132,14 @@ pub fn is_tls(state: &AppState, headers: &HeaderMap) -> bool {
 /// The cookie holding the site a signed-in user chose to work at.
 pub const SITE_COOKIE: &str = "ketcare_site";
 
-/// The user's sites and the one they work at now (see [`Principal::site`]).
+/// The user's sites, the one they work at now (see [`Principal::site`]) and its time zone.
 async fn working_site(
     state: &AppState,
     headers: &HeaderMap,
     actor: &Actor,
-) -> Result<(Vec<(i64, String)>, Option<i64>), AppError> {
-    let sites: Vec<(i64, String)> = state
-        .store
-        .sites(actor)
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s.name))
-        .collect();
+) -> Result<(Vec<(i64, String)>, Option<i64>, jiff::tz::TimeZone), AppError> {
+    let stored = state.store.sites(actor).await?;
+    let sites: Vec<(i64, String)> = stored.iter().map(|s| (s.id, s.name.clone())).collect();
     let theirs = |v: &str| {
         v.trim()
             .parse::<i64>()
@@ -164,7 +162,13 @@ async fn working_site(
         (None, [(only, _)]) => Some(*only),
         _ => None,
     };
-    Ok((sites, site))
+    let zone = stored
+        .iter()
+        .find(|s| Some(s.id) == site)
+        .map_or_else(jiff::tz::TimeZone::system, |s| {
+            ketcare_app::zones::named(&s.time_zone)
+        });
+    Ok((sites, site, zone))
 }
 
 async fn resolve(
@@ -194,13 +198,14 @@ async fn resolve(
             }
         };
         let actor = Actor::user(user.id, &user.username, user.role, address);
-        let (sites, site) = working_site(state, headers, &actor).await?;
+        let (sites, site, zone) = working_site(state, headers, &actor).await?;
         return Ok(Some(Principal {
             user,
             actor,
             credential,
             sites,
             site,
+            zone,
         }));
     }
     let Some(token) = cookie(headers, SESSION_COOKIE) else {
@@ -233,7 +238,7 @@ async fn resolve(
         session.user.role,
         address,
     );
-    let (sites, site) = working_site(state, headers, &actor).await?;
+    let (sites, site, zone) = working_site(state, headers, &actor).await?;
     Ok(Some(Principal {
         actor,
         user: session.user,
@@ -243,6 +248,7 @@ async fn resolve(
         },
         sites,
         site,
+        zone,
     }))
 }
 
@@ -495,10 +501,13 @@ pub async fn guard(
             Err(e) => return reject(&path, e),
         };
     }
+    let zone = principal
+        .as_ref()
+        .map_or_else(jiff::tz::TimeZone::system, |p| p.zone.clone());
     if let Some(p) = principal {
         req.extensions_mut().insert(p);
     }
-    next.run(req).await
+    crate::zone::within(zone, next.run(req)).await
 }
 
 #[cfg(test)]

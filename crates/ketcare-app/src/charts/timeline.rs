@@ -31,10 +31,11 @@ pub const TITLE: &str = "Session timeline: predicted plasma concentration (model
 type Res = Result<(), Box<dyn std::error::Error>>;
 type Points = Vec<(f64, f64)>;
 
-/// The timeline chart, `width × height` pixels, with its accessible name.
-pub fn timeline_svg(t: &Timeline, width: u32, height: u32) -> String {
+/// The timeline chart, `width × height` pixels, with its accessible name; its origin's clock
+/// time is read in `zone`.
+pub fn timeline_svg(t: &Timeline, zone: &jiff::tz::TimeZone, width: u32, height: u32) -> String {
     let mut out = String::new();
-    let drawn = draw(&mut out, t, width, height).map_err(|e| e.to_string());
+    let drawn = draw(&mut out, t, zone, width, height).map_err(|e| e.to_string());
     match drawn {
         Ok(()) => super::titled(out, TITLE),
         Err(e) => super::titled(
@@ -76,7 +77,7 @@ fn at(pts: &[(f64, f64)], x: f64) -> Option<f64> {
     Some(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
 }
 
-fn draw(out: &mut String, t: &Timeline, w: u32, h: u32) -> Res {
+fn draw(out: &mut String, t: &Timeline, zone: &jiff::tz::TimeZone, w: u32, h: u32) -> Res {
     let root = SVGBackend::with_string(out, (w, h)).into_drawing_area();
     root.fill(&WHITE)?;
     let xmax = t.view_end_min.max(t.end_min).max(1.0);
@@ -85,7 +86,7 @@ fn draw(out: &mut String, t: &Timeline, w: u32, h: u32) -> Res {
     let (mid, bottom) = rest.split_vertically((h * 0.34) as i32);
     concentration(&top, t, xmax)?;
     vitals(&mid, t, xmax)?;
-    strip(&bottom, t, xmax)?;
+    strip(&bottom, t, zone, xmax)?;
     root.present()?;
     Ok(())
 }
@@ -334,7 +335,12 @@ fn vitals(area: &DrawingArea<SVGBackend, Shift>, t: &Timeline, xmax: f64) -> Res
     Ok(())
 }
 
-fn strip(area: &DrawingArea<SVGBackend, Shift>, t: &Timeline, xmax: f64) -> Res {
+fn strip(
+    area: &DrawingArea<SVGBackend, Shift>,
+    t: &Timeline,
+    zone: &jiff::tz::TimeZone,
+    xmax: f64,
+) -> Res {
     let mut chart = ChartBuilder::on(area)
         .margin(10)
         .x_label_area_size(34)
@@ -352,9 +358,7 @@ fn strip(area: &DrawingArea<SVGBackend, Shift>, t: &Timeline, xmax: f64) -> Res 
         })
         .x_desc(format!(
             "minutes from {} (check-in or the first event)",
-            t.origin
-                .to_zoned(jiff::tz::TimeZone::system())
-                .strftime("%Y-%m-%d %H:%M")
+            t.origin.to_zoned(zone.clone()).strftime("%Y-%m-%d %H:%M")
         ))
         .light_line_style(RGBColor(238, 238, 238))
         .label_style(("sans-serif", 12))

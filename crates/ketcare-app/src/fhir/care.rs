@@ -180,8 +180,8 @@ pub async fn consents(
         .collect())
 }
 
-/// `Appointment?patient=…`: the patient's bookings. Their wall-clock times are the site's,
-/// read in the server's time zone.
+/// `Appointment?patient=…`: the patient's bookings. Their wall-clock times are their chair's
+/// site's, read in that site's time zone.
 pub async fn appointments(
     store: &dyn Store,
     actor: &Actor,
@@ -195,9 +195,9 @@ pub async fn appointments(
     } else {
         Vec::new()
     };
-    let tz = jiff::tz::TimeZone::system();
-    let at = |d: jiff::civil::DateTime| {
-        d.to_zoned(tz.clone())
+    let zones = crate::zones::Zones::load(store).await?;
+    let at = |d: jiff::civil::DateTime, chair: i64| {
+        d.to_zoned(zones.of_chair(chair))
             .map(|z| z.timestamp())
             .map_err(|_| Error::Internal)
     };
@@ -208,7 +208,7 @@ pub async fn appointments(
             .find(|c| c.id == b.chair_id)
             .map(|c| c.name.clone())
             .unwrap_or_else(|| format!("chair {}", b.chair_id));
-        let v = workflow::appointment(&b, at(b.start)?, at(b.end)?, &chair);
+        let v = workflow::appointment(&b, at(b.start, b.chair_id)?, at(b.end, b.chair_id)?, &chair);
         if status.is_none_or(|s| v["status"] == s) {
             out.push(v);
         }

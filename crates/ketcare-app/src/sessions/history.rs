@@ -183,46 +183,37 @@ pub fn session_exposure(
     }))
 }
 
-/// Predicts what signed session `sid` gave (the record's doses, the weight charted now, the
-/// age on the day of the first administration) and stores the Cmax and AUC beside the
-/// session's registry facts ([`ketcare_store::registry::RegistryStore::put_session_exposure`]).
-/// Runs after the signature commits: a record the engine cannot read (no weight charted, no
-/// dose given) is signed all the same and simply has no predicted exposure — the reason is
-/// returned for the log, never put in the way of the signature.
-pub async fn record_exposure(
+/// Predicts what session `r` gives (the record's doses, the weight charted now, the age on the
+/// day of the first administration): the Cmax and AUC a signature stores with it
+/// ([`super::service::sign`]). A record the engine cannot read (no weight charted, no dose
+/// given) has no prediction: the reason is returned, for the log.
+pub async fn predict_exposure(
     store: &dyn Store,
     library: &Library,
     pk: PkLibrary,
     actor: &Actor,
     r: &SessionRecord,
 ) -> Result<std::result::Result<PredictedExposure, String>> {
-    let pt = store.get_patient(actor, r.patient_id).await?;
-    exposure_for(store, library, pk, actor, r, &pt).await
-}
-
-/// [`record_exposure`] for the patient's record already read.
-async fn exposure_for(
-    store: &dyn Store,
-    library: &Library,
-    pk: PkLibrary,
-    actor: &Actor,
-    r: &SessionRecord,
-    pt: &Patient,
-) -> Result<std::result::Result<PredictedExposure, String>> {
-    let Some(day) = r
-        .session
-        .dose_start()
-        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).date())
-    else {
+    let zone = crate::zones::of_site(store, r.site_id).await?;
+    let Some(day) = r.session.dose_start().map(|t| t.to_zoned(zone).date()) else {
         return Ok(Err("the session gave no dose".into()));
     };
-    let p = match predicted_of(library, pk, r, pt, &PredictedQuery::default(), day).await {
-        Ok(p) => p,
-        Err(e) => return unpredictable(e).map(Err),
-    };
-    let e = exposure_of(&p);
-    store.put_session_exposure(actor, r.id, &e).await?;
-    Ok(Ok(e))
+    let pt = store.get_patient(actor, r.patient_id).await?;
+    predicted_on(library, pk, r, &pt, day).await
+}
+
+/// The prediction of session `r` for the patient's record already read, on dose day `day`.
+async fn predicted_on(
+    library: &Library,
+    pk: PkLibrary,
+    r: &SessionRecord,
+    pt: &Patient,
+    day: jiff::civil::Date,
+) -> Result<std::result::Result<PredictedExposure, String>> {
+    match predicted_of(library, pk, r, pt, &PredictedQuery::default(), day).await {
+        Ok(p) => Ok(Ok(exposure_of(&p))),
+        Err(e) => unpredictable(e).map(Err),
+    }
 }
 
 /// What a backfill of predicted exposure did.
@@ -247,7 +238,7 @@ pub fn backfill_actor() -> Actor {
 
 /// Predicts and stores the exposure of every signed session that has none — a session signed
 /// before the registry kept exposure (migration 0025), or one whose figure failed to be
-/// stored — through the same [`record_exposure`] a signature runs, one session at a time (each
+/// stored — with the same [`predict_exposure`] a signature runs, one session at a time (each
 /// record read and each figure stored audited). The prediction uses the weight on the chart,
 /// so a session is predicted only when that weight was measured on or before its dose day (the
 /// weight charted then); otherwise, and when the engine cannot read the record or a session
@@ -285,11 +276,8 @@ async fn backfill_one(
     sid: SessionId,
 ) -> Result<std::result::Result<(), String>> {
     let rec = store.session_record(actor, sid).await?;
-    let Some(day) = rec
-        .session
-        .dose_start()
-        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).date())
-    else {
+    let zone = crate::zones::of_site(store, rec.site_id).await?;
+    let Some(day) = rec.session.dose_start().map(|t| t.to_zoned(zone).date()) else {
         return Ok(Err("the session gave no dose".into()));
     };
     let pt = store.get_patient(actor, rec.patient_id).await?;
@@ -304,9 +292,13 @@ async fn backfill_one(
         }
         None => return Ok(Err("the patient's record has no weight".into())),
     }
-    Ok(exposure_for(store, library, pk, actor, &rec, &pt)
-        .await?
-        .map(|_| ()))
+    match predicted_on(library, pk, &rec, &pt, day).await? {
+        Ok(e) => {
+            store.put_session_exposure(actor, rec.id, &e).await?;
+            Ok(Ok(()))
+        }
+        Err(why) => Ok(Err(why)),
+    }
 }
 
 /// Why a record cannot be predicted (the engine's refusal or what the record lacks, in words),

@@ -184,10 +184,7 @@ pub async fn attach_dose(
 }
 
 /// Applies a command at `now` (a session score is first checked against the measures
-/// catalogue). Once a signature commits, the PK engine predicts what the record says was given
-/// and the registry keeps its Cmax and AUC ([`super::history::record_exposure`]); a record it
-/// cannot predict, or a failure to store the figure, is logged and never undoes or refuses
-/// the signature.
+/// catalogue). A signature goes through [`sign`].
 pub async fn command(
     store: &dyn Store,
     library: &Library,
@@ -197,19 +194,65 @@ pub async fn command(
     cmd: &Command,
     now: Timestamp,
 ) -> Result<SessionRecord> {
-    let rec = apply(store, actor, sid, cmd, now).await?;
     if let Command::Sign = cmd {
-        match super::history::record_exposure(store, library, pk, actor, &rec).await {
-            Ok(Ok(_)) => {}
+        return sign(store, library, pk, actor, sid, now).await;
+    }
+    apply(store, actor, sid, cmd, now).await
+}
+
+/// Signs session `sid` with what the PK engine predicts the record gave: the record is read,
+/// its Cmax and AUC predicted ([`super::history::predict_exposure`]), and the signature and
+/// the figure are stored in one unit, only onto the revision that was read
+/// ([`ketcare_store::SessionStore::sign_session`]) — a record that changed meanwhile is read
+/// and predicted again (a few times, then the conflict is the answer). A record the engine
+/// cannot predict (no dose given, no weight charted) is signed without a figure, the reason
+/// logged: the prediction never refuses a signature.
+pub async fn sign(
+    store: &dyn Store,
+    library: &Library,
+    pk: crate::pk::PkLibrary,
+    actor: &Actor,
+    sid: SessionId,
+    now: Timestamp,
+) -> Result<SessionRecord> {
+    const TRIES: usize = 3;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let rec = store.session_record(actor, sid).await?;
+        let predicted = match super::history::predict_exposure(
+            store,
+            library,
+            pk.clone(),
+            actor,
+            &rec,
+        )
+        .await
+        {
+            Ok(Ok(e)) => Some(e),
             Ok(Err(reason)) => {
                 tracing::info!(session = %sid, %reason, "signed session has no predicted exposure");
+                None
             }
             Err(e) => {
-                tracing::warn!(session = %sid, error = %e, "predicted exposure not stored");
+                tracing::warn!(session = %sid, error = %e, "predicted exposure not computed");
+                None
             }
+        };
+        match store
+            .sign_session(actor, sid, now, rec.revision, predicted.as_ref())
+            .await
+        {
+            Err(ketcare_store::StoreError::Conflict(m)) if tries < TRIES => {
+                // Only a record changed since it was read is tried again; any other refusal
+                // (not discharged, the mg given unconfirmed…) is the answer.
+                if store.session_record(actor, sid).await?.revision == rec.revision {
+                    return Err(Error::Conflict(m));
+                }
+            }
+            other => return Ok(other?),
         }
     }
-    Ok(rec)
 }
 
 async fn apply(

@@ -202,6 +202,18 @@ pub trait SessionStore: Send + Sync {
         command: &Command,
         now: Timestamp,
     ) -> Result<SessionRecord>;
+    /// Signs session `id` at `now` — only as it was at `revision` (the record the caller read
+    /// and predicted from; a record changed since is `Conflict`, nothing written) — and, in the
+    /// same unit, stores the exposure predicted from that record, when there is one (audited
+    /// as `session.exposure`). A signature is never stored without the figure it was given.
+    async fn sign_session(
+        &self,
+        actor: &Actor,
+        id: SessionId,
+        now: Timestamp,
+        revision: i64,
+        exposure: Option<&crate::registry::PredictedExposure>,
+    ) -> Result<SessionRecord>;
     /// Stores a reading and raises the alarms it triggers, in one transaction. The reading is
     /// checked first ([`Vitals::validate`]: physiologically impossible values are refused
     /// naming the field), whatever edge sent it. With a `message_key`, a repeated key returns
@@ -429,6 +441,17 @@ impl SessionStore for SqlStore {
         now: Timestamp,
     ) -> Result<SessionRecord> {
         SqlStore::apply_session_command(self, actor, id, command, now).await
+    }
+
+    async fn sign_session(
+        &self,
+        actor: &Actor,
+        id: SessionId,
+        now: Timestamp,
+        revision: i64,
+        exposure: Option<&crate::registry::PredictedExposure>,
+    ) -> Result<SessionRecord> {
+        SqlStore::sign_session(self, actor, id, now, revision, exposure).await
     }
 
     async fn record_vital(

@@ -160,6 +160,34 @@ impl SqlStore {
         command: &Command,
         now: Timestamp,
     ) -> Result<SessionRecord> {
+        self.apply_in(actor, id, command, now, None).await
+    }
+
+    /// [`SessionStore::sign_session`]: the signature and the exposure predicted from revision
+    /// `revision` of the record, in one unit.
+    pub(crate) async fn sign_session(
+        &self,
+        actor: &Actor,
+        id: SessionId,
+        now: Timestamp,
+        revision: i64,
+        exposure: Option<&crate::registry::PredictedExposure>,
+    ) -> Result<SessionRecord> {
+        self.apply_in(actor, id, &Command::Sign, now, Some((revision, exposure)))
+            .await
+    }
+
+    /// Applies `command`; with `signed_as`, only to the record at that revision (anything else
+    /// is `Conflict`, nothing written), and the exposure predicted from that revision, when
+    /// there is one, is stored in the same unit as the signature.
+    async fn apply_in(
+        &self,
+        actor: &Actor,
+        id: SessionId,
+        command: &Command,
+        now: Timestamp,
+        signed_as: Option<(i64, Option<&crate::registry::PredictedExposure>)>,
+    ) -> Result<SessionRecord> {
         let permission = if command.needs_sign_permission() {
             Permission::SignSession
         } else {
@@ -167,6 +195,14 @@ impl SqlStore {
         };
         let mut tx = self.write(actor, permission).await?;
         let mut rec = load_session_for(&mut tx, actor, id).await?;
+        if let Some((revision, _)) = signed_as
+            && rec.revision != revision
+        {
+            return Err(StoreError::Conflict(format!(
+                "session {id} changed while it was being signed (revision {} now, {revision} read): sign it again",
+                rec.revision
+            )));
+        }
         let before = rec.session.phase;
         let addenda_before = rec.session.addenda.len();
         crate::session_ops::refresh_consent(&mut tx, rec.patient_id, &mut rec.session, now).await?;
@@ -212,6 +248,22 @@ impl SqlStore {
         };
         tx.audit(&AuditEvent::new(action, Some(rec.patient_id.get()), detail))
             .await?;
+        if let Some((_, Some(e))) = signed_as {
+            crate::registry::put_exposure(
+                &mut tx,
+                id.get(),
+                rec.patient_id.get(),
+                e,
+                &now.to_string(),
+            )
+            .await?;
+            tx.audit(&crate::registry::exposure_event(
+                id,
+                rec.patient_id.get(),
+                e,
+            ))
+            .await?;
+        }
         let rec = load_session(&mut tx, id).await?;
         tx.commit().await?;
         Ok(rec)

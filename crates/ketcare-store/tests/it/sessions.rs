@@ -319,14 +319,37 @@ async fn a_session_from_check_in_to_signed_record() {
         )
         .await
         .unwrap();
-        s.apply_session_command(
-            &Actor::system(Role::Prescriber),
-            id,
-            &Command::Sign,
-            at(113),
-        )
-        .await
-        .unwrap();
+        // The signature and the exposure predicted from the record are one unit, and only onto
+        // the revision that was read: a record changed since is refused with nothing written.
+        let prescriber = Actor::system(Role::Prescriber);
+        let read = s.session_record(&prescriber, id).await.unwrap();
+        let exposure = ketcare_store::registry::PredictedExposure {
+            model: "test-model".into(),
+            weight_kg: 70.0,
+            cmax_ng_ml: 180.0,
+            auc_ng_min_ml: 9_000.0,
+            auc_horizon_min: 240.0,
+        };
+        let stale = s
+            .sign_session(&prescriber, id, at(113), read.revision - 1, Some(&exposure))
+            .await;
+        assert!(
+            matches!(&stale, Err(StoreError::Conflict(m)) if m.contains("changed while it was being signed")),
+            "{stale:?}"
+        );
+        let unsigned = s.session_record(&prescriber, id).await.unwrap();
+        assert_eq!(unsigned.revision, read.revision);
+        assert!(unsigned.session.signature.is_none());
+        s.sign_session(&prescriber, id, at(113), read.revision, Some(&exposure))
+            .await
+            .unwrap();
+        assert!(
+            !s.signed_sessions_without_exposure(0, 100)
+                .await
+                .unwrap()
+                .contains(&id),
+            "the figure is stored with the signature"
+        );
         // Locked: commands refused, vitals refused, the database refuses a direct change.
         assert!(
             s.apply_session_command(

@@ -1117,7 +1117,7 @@ impl EntryFilter {
         let day = || {
             e.at.parse::<Timestamp>()
                 .ok()
-                .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).date())
+                .map(|t| t.to_zoned(crate::zone::here()).date())
         };
         (self.kind.is_empty() || e.kind == self.kind)
             && self.container_id.is_none_or(|c| e.containers.contains(&c))

@@ -30,13 +30,13 @@ fn get<'a>(p: &'a [(String, String)], k: &str) -> &'a str {
 }
 
 fn time_text(t: &jiff::Timestamp) -> String {
-    t.to_zoned(jiff::tz::TimeZone::system())
+    t.to_zoned(crate::zone::here())
         .strftime("%Y-%m-%d %H:%M:%S")
         .to_string()
 }
 
 fn hm(t: &jiff::Timestamp) -> String {
-    t.to_zoned(jiff::tz::TimeZone::system())
+    t.to_zoned(crate::zone::here())
         .strftime("%H:%M:%S")
         .to_string()
 }

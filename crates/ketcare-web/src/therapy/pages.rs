@@ -67,7 +67,7 @@ async fn therapy_page(
         .ok();
     let now = jiff::Timestamp::from_second(s.now())
         .map(|t| {
-            t.to_zoned(jiff::tz::TimeZone::system())
+            t.to_zoned(crate::zone::here())
                 .strftime("%Y-%m-%dT%H:%M")
                 .to_string()
         })

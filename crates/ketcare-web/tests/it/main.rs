@@ -36,3 +36,4 @@ mod story;
 mod tci_page;
 mod therapy;
 mod worklists;
+mod zones;

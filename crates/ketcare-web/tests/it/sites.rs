@@ -4,15 +4,15 @@
 //! suite, the schedule, the ledger, the worklists) leaves site A out; the medical director, a
 //! user of every site, sees both.
 
-use crate::common::TestApp;
+use crate::common::{TestApp, book_one};
 use axum::http::{Method, StatusCode};
 use jiff::civil::date;
 use ketcare_core::patient::{NewPatient, PatientInput};
 use ketcare_core::{Actor, BookingId, Role, UserId};
 use ketcare_ops::ledger::LedgerEvent;
-use ketcare_ops::schedule::{Booking, BookingStatus, PhaseKind, Staffing};
+use ketcare_ops::schedule::BookingStatus;
+use ketcare_store::SiteScope;
 use ketcare_store::testing::BACKENDS;
-use ketcare_store::{BookOutcome, SiteScope};
 use ketcare_web::routes::{Verb, rules};
 
 const MRN: &str = "SITE-A-MRN-1";
@@ -129,30 +129,19 @@ async fn a_user_of_site_b_walks_every_route_against_site_a_records() {
             .unwrap()
             .id;
         let start = date(2026, 12, 10).at(9, 0, 0, 0);
-        let BookOutcome::Booked { bookings, .. } = s
-            .book(
+        let bid = BookingId::new(
+            book_one(
+                s,
                 &nurse_a,
-                None,
-                &[Booking {
-                    id: BookingId::new(0),
-                    course_id: None,
-                    patient_id: patient.get(),
-                    chair_id: chair_a,
-                    nurse_id: nurse_a.user_id.map(UserId::get).unwrap(),
-                    prescriber_required: false,
-                    start,
-                    end: start.checked_add(jiff::Span::new().minutes(90)).unwrap(),
-                    status: BookingStatus::Booked,
-                    phase: PhaseKind::Induction,
-                }],
-                Staffing::default(),
+                (
+                    patient.get(),
+                    chair_a,
+                    nurse_a.user_id.map(UserId::get).unwrap(),
+                ),
+                start,
             )
-            .await
-            .unwrap()
-        else {
-            panic!("booked")
-        };
-        let bid = bookings[0].id;
+            .await,
+        );
         s.ledger_append(
             &pharm_a,
             &LedgerEvent::Receive {

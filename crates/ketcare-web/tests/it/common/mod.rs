@@ -647,3 +647,38 @@ pub async fn patient_born(app: &TestApp, auth: &Auth, mrn: &'static str, dob: &'
         .parse()
         .unwrap()
 }
+
+/// One 90-minute induction booking of `patient` in chair `chair` with nurse `nurse` from
+/// `start` (clinic wall-clock time), booked by `actor`; its id.
+pub async fn book_one(
+    store: &dyn ketcare_store::Store,
+    actor: &ketcare_core::Actor,
+    (patient, chair, nurse): (i64, i64, i64),
+    start: jiff::civil::DateTime,
+) -> i64 {
+    use ketcare_ops::schedule::{Booking, BookingStatus, PhaseKind, Staffing};
+    let ketcare_store::BookOutcome::Booked { bookings, .. } = store
+        .book(
+            actor,
+            None,
+            &[Booking {
+                id: ketcare_core::BookingId::new(0),
+                course_id: None,
+                patient_id: patient,
+                chair_id: chair,
+                nurse_id: nurse,
+                prescriber_required: false,
+                start,
+                end: start.checked_add(jiff::Span::new().minutes(90)).unwrap(),
+                status: BookingStatus::Booked,
+                phase: PhaseKind::Induction,
+            }],
+            Staffing::default(),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("booked")
+    };
+    bookings[0].id.get()
+}
