@@ -957,10 +957,22 @@ pub async fn cohort(
     {
         return Ok((m.cohort.clone(), m.table.clone()));
     }
-    let all = outcomes(&subjects, library, &settings, &instrument)?;
-    let chosen = std::sync::Arc::new(select(all, q)?);
-    let names = chosen_covariates(q)?;
-    let t = table(&chosen, &settings, &instrument, &names)?;
+    let (chosen, t) = off_the_workers({
+        let (subjects, library, settings, q) = (
+            subjects.clone(),
+            library.clone(),
+            settings.clone(),
+            q.clone(),
+        );
+        move || {
+            let all = outcomes(&subjects, &library, &settings, &instrument)?;
+            let chosen = std::sync::Arc::new(select(all, &q)?);
+            let names = chosen_covariates(&q)?;
+            let t = table(&chosen, &settings, &instrument, &names)?;
+            Ok((chosen, t))
+        }
+    })
+    .await?;
     *COHORT_MEMO.lock().unwrap_or_else(|e| e.into_inner()) = Some(CohortMemo {
         subjects,
         settings_version,
@@ -992,17 +1004,27 @@ pub async fn program(
     let (settings, _) = crate::clinical::settings(store).await?;
     let instrument = q.instrument_or_default();
     let names = chosen_covariates(q)?;
-    let keep = matcher(q)?;
-    let (patients, subjects): (Vec<ProgramPatient>, Vec<RegistrySubject>) =
-        store.program(actor).await?.into_iter().unzip();
-    let rows: Vec<ProgramRow> = patients
-        .into_iter()
-        .zip(outcomes(&subjects, library, &settings, &instrument)?)
-        .filter(|(_, o)| keep(o))
-        .map(|(patient, outcome)| ProgramRow { patient, outcome })
-        .collect();
-    let cohort: Vec<SubjectOutcome> = rows.iter().map(|r| r.outcome.clone()).collect();
-    let mut t = table_with(&cohort, &settings, &instrument, &names, 1);
+    // A bad query is refused before anything is read.
+    let _checked = matcher(q)?;
+    let read = store.program(actor).await?;
+    let (rows, mut t) = off_the_workers({
+        let (library, q) = (library.clone(), q.clone());
+        move || {
+            let keep = matcher(&q)?;
+            let (patients, subjects): (Vec<ProgramPatient>, Vec<RegistrySubject>) =
+                read.into_iter().unzip();
+            let rows: Vec<ProgramRow> = patients
+                .into_iter()
+                .zip(outcomes(&subjects, &library, &settings, &instrument)?)
+                .filter(|(_, o)| keep(o))
+                .map(|(patient, outcome)| ProgramRow { patient, outcome })
+                .collect();
+            let cohort: Vec<SubjectOutcome> = rows.iter().map(|r| r.outcome.clone()).collect();
+            let t = table_with(&cohort, &settings, &instrument, &names, 1);
+            Ok((rows, t))
+        }
+    })
+    .await?;
     t.notes.push(
         "The program's own records, identified: no count is suppressed (the registry's export suppresses small cells)."
             .into(),
@@ -1327,6 +1349,38 @@ pub fn rows(cohort: &[SubjectOutcome], small_cell: u64) -> Vec<Vec<Value>> {
         .filter(|(_, k)| !small.contains(*k))
         .map(|(s, _)| row(s))
         .collect()
+}
+
+/// Runs a long pure computation (deriving a whole program's outcomes, encoding an export) on
+/// the blocking pool rather than on an async worker, so that the bedside feed and every other
+/// request scheduled on that worker keep running while it computes.
+async fn off_the_workers<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Conflict(format!("the registry's computation failed: {e}")))?
+}
+
+/// An export's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Parquet,
+}
+
+/// The cohort's export in `format` (see [`rows`]), encoded off the async workers: what the
+/// page, the CLI and the benchmarks call.
+pub async fn export(
+    cohort: std::sync::Arc<Vec<SubjectOutcome>>,
+    small_cell: u64,
+    format: Format,
+) -> Result<Vec<u8>, Error> {
+    off_the_workers(move || match format {
+        Format::Csv => csv(&cohort, small_cell).map(String::into_bytes),
+        Format::Parquet => parquet(&cohort, small_cell),
+    })
+    .await
 }
 
 /// The export as CSV (see [`rows`]).

@@ -279,22 +279,33 @@ pub(crate) async fn forget_facts_of(tx: &mut crate::sql::Tx, sessions: &[i64]) -
 
 /// Writes a session's facts.
 pub(crate) async fn put_fact(tx: &mut crate::sql::Tx, f: &Fact) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO registry_session_facts (session_id, patient_id, dose_epoch, protocol_id, given_mg, adverse_events, alarms, max_dissociation, systolic_rise)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .persistent(false)
-    .bind(f.session_id)
-    .bind(f.patient_id)
-    .bind(f.dose_epoch)
-    .bind(&f.protocol_id)
-    .bind(f.given_mg)
-    .bind(f.adverse_events)
-    .bind(f.alarms)
-    .bind(f.max_dissociation)
-    .bind(f.systolic_rise)
-    .execute(&mut **tx)
-    .await?;
+    put_facts(tx, std::slice::from_ref(f)).await
+}
+
+/// Writes sessions' facts, many rows per statement (a fact another reader wrote meanwhile, from
+/// the same record, is kept).
+pub(crate) async fn put_facts(tx: &mut crate::sql::Tx, facts: &[Fact]) -> Result<()> {
+    for chunk in facts.chunks(200) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO registry_session_facts (session_id, patient_id, dose_epoch, protocol_id, given_mg, adverse_events, alarms, max_dissociation, systolic_rise)
+             VALUES {} ON CONFLICT (session_id) DO NOTHING",
+            crate::sql::placeholders(chunk.len(), 9)
+        )))
+        .persistent(false);
+        for f in chunk {
+            q = q
+                .bind(f.session_id)
+                .bind(f.patient_id)
+                .bind(f.dose_epoch)
+                .bind(&f.protocol_id)
+                .bind(f.given_mg)
+                .bind(f.adverse_events)
+                .bind(f.alarms)
+                .bind(f.max_dissociation)
+                .bind(f.systolic_rise);
+        }
+        q.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -342,9 +353,15 @@ pub(crate) async fn put_exposure(
     Ok(())
 }
 
-/// Derives the facts of every session that has none (new, changed since, or from before the
-/// table), a bounded number of records at a time.
-async fn fill_facts(tx: &mut Unit<'_>) -> Result<()> {
+/// Sessions whose facts one unit derives at most.
+const FACTS_PER_UNIT: i64 = 500;
+
+/// Derives the facts of up to [`FACTS_PER_UNIT`] sessions that have none (new, changed since,
+/// or from before the table); whether it found any (the caller commits and calls again until
+/// none is left). Every record is read and every fact computed before the first row is written,
+/// so the unit holds the rows a fact's trigger locks (the patient's dirty mark, the registry
+/// version — which every writer of the record also takes) only for one multi-row insert.
+async fn fill_facts(tx: &mut Unit<'_>) -> Result<bool> {
     // Sessions are never deleted and a fact row exists only beside its session, so equal
     // counts mean nothing is missing (two counts, each over an index, instead of a join).
     let (sessions, facts): (i64, i64) = sqlx::query_as(
@@ -353,47 +370,49 @@ async fn fill_facts(tx: &mut Unit<'_>) -> Result<()> {
     .fetch_one(tx.conn())
     .await?;
     if sessions == facts {
-        return Ok(());
+        return Ok(false);
     }
     let missing: Vec<i64> = sqlx::query_scalar(
-        "SELECT s.id FROM treatment_sessions s LEFT JOIN registry_session_facts f ON f.session_id = s.id WHERE f.session_id IS NULL ORDER BY s.id",
+        "SELECT s.id FROM treatment_sessions s LEFT JOIN registry_session_facts f ON f.session_id = s.id WHERE f.session_id IS NULL ORDER BY s.id LIMIT $1",
     )
+    .bind(FACTS_PER_UNIT)
     .fetch_all(tx.conn())
     .await?;
-    for chunk in missing.chunks(500) {
-        let ids = chunk
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let records: Vec<SessionRecord> = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(
-            format!("SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE id IN ({ids})"),
-        ))
+    if missing.is_empty() {
+        return Ok(false);
+    }
+    let ids = missing
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let records: Vec<SessionRecord> = sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(
+        format!("SELECT {SESSION_COLUMNS} FROM treatment_sessions WHERE id IN ({ids})"),
+    ))
+    .fetch_all(tx.conn())
+    .await?
+    .into_iter()
+    .map(SessionRecord::try_from)
+    .collect::<Result<_>>()?;
+    let mut systolic = grouped(
+        sqlx::query_as::<_, (i64, i64, f64)>(sqlx::AssertSqlSafe(format!(
+            "SELECT session_id, at_epoch, systolic FROM session_vitals WHERE session_id IN ({ids}) AND systolic IS NOT NULL ORDER BY session_id, at_epoch, id"
+        )))
         .fetch_all(tx.conn())
         .await?
         .into_iter()
-        .map(SessionRecord::try_from)
-        .collect::<Result<_>>()?;
-        let mut systolic = grouped(
-            sqlx::query_as::<_, (i64, i64, f64)>(sqlx::AssertSqlSafe(format!(
-                "SELECT session_id, at_epoch, systolic FROM session_vitals WHERE session_id IN ({ids}) AND systolic IS NOT NULL ORDER BY session_id, at_epoch, id"
-            )))
-            .fetch_all(tx.conn())
-            .await?
-            .into_iter()
-            .map(|(s, at, v)| (s, (at, v)))
-            .collect(),
-        );
-        for r in &records {
+        .map(|(s, at, v)| (s, (at, v)))
+        .collect(),
+    );
+    let facts: Vec<Fact> = records
+        .iter()
+        .map(|r| {
             let readings = systolic.remove(&r.id.get()).unwrap_or_default();
-            put_fact(
-                tx,
-                &Fact::of(r.id.get(), r.patient_id.get(), &r.session, &readings),
-            )
-            .await?;
-        }
-    }
-    Ok(())
+            Fact::of(r.id.get(), r.patient_id.get(), &r.session, &readings)
+        })
+        .collect();
+    put_facts(tx, &facts).await?;
+    Ok(true)
 }
 
 /// A patient's identity as the program dashboard (identified) lists it beside their subject.
@@ -926,11 +945,11 @@ async fn derive_subjects(
 /// so it is never staler than the database, whichever process wrote.
 #[derive(Default)]
 pub(crate) struct Memo {
-    /// With study ids: the researcher's view.
-    researcher: Option<Held<RegistrySubject>>,
-    /// The audit record that listed the study ids of the researcher's held copy: a later read
-    /// of the same copy refers to it rather than listing them again.
-    researcher_listed: Option<i64>,
+    /// With study ids: the researcher's view, and how its study ids are recorded.
+    researcher: Option<(i64, Arc<Vec<RegistrySubject>>, Shown)>,
+    /// The last audit record that listed every study id a researcher's read showed, and those
+    /// ids: later reads are recorded as the difference from it while that stays small.
+    listing: Option<Listing>,
     /// Without, beside each patient id: the program's view.
     program: Option<Held<(i64, RegistrySubject)>>,
 }
@@ -938,22 +957,127 @@ pub(crate) struct Memo {
 /// A view's subjects and the registry version they were loaded at.
 type Held<T> = (i64, Arc<Vec<T>>);
 
+/// An audit record that listed every study id of a read, and those ids.
+#[derive(Clone)]
+pub(crate) struct Listing {
+    seq: i64,
+    ids: Arc<std::collections::HashSet<String>>,
+}
+
+/// How a read's study ids are recorded: listed in full, or as a listing record's ids plus those
+/// added and less those gone since (each list sorted).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Shown {
+    Full,
+    Since {
+        seq: i64,
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
+}
+
+/// Above this many ids added or gone since the last full listing, a read lists every id again.
+const DIFFERENCE_AT_MOST: usize = 1_000;
+
+impl Shown {
+    /// How `ids` are recorded against `listing` (the last full one, if any).
+    fn of(listing: Option<&Listing>, ids: &[&str]) -> Shown {
+        let Some(l) = listing else {
+            return Shown::Full;
+        };
+        let now: std::collections::HashSet<&str> = ids.iter().copied().collect();
+        let mut added: Vec<String> = now
+            .iter()
+            .filter(|id| !l.ids.contains(**id))
+            .map(|id| (*id).to_owned())
+            .collect();
+        if added.len() > DIFFERENCE_AT_MOST {
+            return Shown::Full;
+        }
+        let mut removed: Vec<String> = l
+            .ids
+            .iter()
+            .filter(|id| !now.contains(id.as_str()))
+            .cloned()
+            .collect();
+        if added.len() + removed.len() > DIFFERENCE_AT_MOST {
+            return Shown::Full;
+        }
+        added.sort();
+        removed.sort();
+        Shown::Since {
+            seq: l.seq,
+            added,
+            removed,
+        }
+    }
+
+    /// The audit record of a researcher's read of `ids` recorded this way.
+    fn event(&self, ids: &[&str]) -> AuditEvent {
+        match self {
+            Shown::Full => registry_read(ids.iter().copied()),
+            Shown::Since {
+                seq,
+                added,
+                removed,
+            } => {
+                let mut detail = format!(
+                    "{} subjects: the study ids audit record {seq} lists",
+                    ids.len()
+                );
+                if added.is_empty() && removed.is_empty() {
+                    detail.push_str(" (unchanged since)");
+                }
+                if !added.is_empty() {
+                    detail.push_str(&format!(", and {}", added.join(", ")));
+                }
+                if !removed.is_empty() {
+                    detail.push_str(&format!(", less {}", removed.join(", ")));
+                }
+                AuditEvent::new("registry.read", None, detail)
+            }
+        }
+    }
+}
+
+/// Decodes cached subjects (JSON) on the blocking pool: a large clinic's rows take long enough
+/// to hold up every request scheduled on an async worker.
+async fn decoded(rows: Vec<(i64, String)>) -> Result<Vec<(i64, RegistrySubject)>> {
+    tokio::task::spawn_blocking(move || {
+        rows.into_iter()
+            .map(|(pid, json)| {
+                serde_json::from_str::<Packed>(&json)
+                    .map(|p| (pid, p.subject()))
+                    .map_err(|_| crate::sql::corrupt("registry_subject_cache.subject", &json))
+            })
+            .collect::<Result<Vec<_>>>()
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("decoding the registry's subjects: {e}")))?
+}
+
 impl SqlStore {
     fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {
         self.registry_memo.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Brings the per-subject cache up to date and returns the registry version it is at least
-    /// as new as. Two units of derived data ([`Unit::derived`], no audit lock), each committed on
-    /// its own: filling facts moves the version (its row is locked by every writer that marks a
-    /// subject stale, the bedside feed included) and clearing dirty marks locks theirs, so
-    /// neither is held across the other step. The version is read after the facts are filled
+    /// as new as. Units of derived data ([`Unit::derived`], no audit lock), each committed on
+    /// its own — the facts a few hundred sessions at a time, then the dirty subjects: filling
+    /// facts moves the version (its row is locked by every writer that marks a subject stale,
+    /// the bedside feed included) and clearing dirty marks locks theirs, so neither is held
+    /// across the other step, nor for longer than one unit's writes. The version is read after the facts are filled
     /// and before the dirty subjects are derived: a write committed after that read moves it
     /// past the one returned, so what is derived is never older than its version says.
     async fn derive(&self, actor: &Actor) -> Result<i64> {
-        let mut derive = Unit::derived(&self.pool, &self.writers, actor).await?;
-        fill_facts(&mut derive).await?;
-        derive.commit().await?;
+        loop {
+            let mut fill = Unit::derived(&self.pool, &self.writers, actor).await?;
+            let filled = fill_facts(&mut fill).await?;
+            fill.commit().await?;
+            if !filled {
+                break;
+            }
+        }
         let mut derive = Unit::derived(&self.pool, &self.writers, actor).await?;
         let version = registry_version(&mut derive).await?;
         refresh_subjects(&mut derive).await?;
@@ -974,64 +1098,22 @@ impl SqlStore {
         self.researcher_read(actor, self.read_pool.as_ref()).await
     }
 
-    /// Records a researcher's read and commits it: the study ids shown — or, for a read of
-    /// the copy held in memory whose ids an earlier record listed, a reference to that record
-    /// (the same ids, unchanged since: the log is append-only, so the reference always resolves,
-    /// and a 100,000-subject clinic does not write its whole list on every read). A copy just
-    /// `loaded` at a version is kept only once committed: a rolled-back read may have moved the
-    /// version (filling facts) or made study ids that no longer exist.
-    async fn record_read(
-        &self,
-        mut tx: Unit<'_>,
-        out: &Arc<Vec<RegistrySubject>>,
-        loaded: Option<i64>,
-    ) -> Result<()> {
-        let held = |m: &Memo| {
-            m.researcher
-                .as_ref()
-                .is_some_and(|(_, s)| Arc::ptr_eq(s, out))
-        };
-        let listed = {
-            let m = self.memo();
-            (loaded.is_none() && held(&m))
-                .then_some(m.researcher_listed)
-                .flatten()
-        };
-        let event = match listed {
-            Some(seq) => AuditEvent::new(
-                "registry.read",
-                None,
-                format!(
-                    "{} subjects: the study ids audit record {seq} lists (unchanged since)",
-                    out.len()
-                ),
-            ),
-            None => registry_read(out.iter().map(|s| s.study_id.as_str())),
-        };
-        tx.audit(&event).await?;
-        let seq = tx.commit_seq().await?;
-        let mut m = self.memo();
-        if let Some(version) = loaded {
-            m.researcher = Some((version, out.clone()));
-            m.researcher_listed = Some(seq);
-        } else if listed.is_none() && held(&m) {
-            m.researcher_listed = Some(seq);
-        }
-        Ok(())
-    }
-
     /// [`RegistryStore::registry`]. The copy held in memory while the registry's version is
     /// unchanged (one small row read, then the audited record). Otherwise three steps, none of
     /// which holds the audit chain's lock for long, so the bedside feed keeps committing while a
-    /// researcher reads a large clinic: (1) a unit of derived data ([`Unit::derived`], no audit
-    /// lock) fills the session facts, reads the version and re-derives the dirty subjects into
-    /// the cache; (2) the audited unit gives every cached subject its study id and records the
-    /// read, committing at a chain sequence; (3) the subjects — the bulk of the bytes — are read
-    /// and decoded outside any transaction: from the `replica` once its audit chain has reached
-    /// that sequence (so it holds the refreshed cache), else from the primary (after
-    /// [`REPLICA_WAIT`], with a warning, when a replica lags). What is read is at least as new
-    /// as the version (read after the facts were filled, before the subjects were derived),
-    /// and is kept in memory under it.
+    /// researcher reads a large clinic: (1) the cache is brought up to date
+    /// ([`SqlStore::derive`]); (2) the audited unit gives every cached subject its study id and
+    /// records the read, committing at a chain sequence; (3) the subjects — the bulk of the
+    /// bytes — are read outside any transaction and decoded off the async workers: from the
+    /// `replica` once its audit chain has reached that sequence (so it holds the refreshed
+    /// cache), else from the primary (after [`REPLICA_WAIT`], with a warning, when a replica
+    /// lags). What is read is at least as new as the version (read after the facts were filled,
+    /// before the subjects were derived), and is kept in memory under it.
+    ///
+    /// The read's record lists the study ids shown — or, while they differ little from those of
+    /// the last record that listed them all ([`Memo::listing`]), refers to that record and names
+    /// the ids added and gone since ([`Shown`]): the log is append-only, so the reference always
+    /// resolves, and a 100,000-subject clinic does not write its whole list on every read.
     async fn researcher_read(
         &self,
         actor: &Actor,
@@ -1040,9 +1122,14 @@ impl SqlStore {
         crate::require(actor, Permission::RegistryRead)?;
         let now = self.version_now().await?;
         let held = self.memo().researcher.clone();
-        if let Some((_, out)) = held.filter(|(v, _)| *v == now) {
-            let tx = self.read_audited(actor, Permission::RegistryRead).await?;
-            self.record_read(tx, &out, None).await?;
+        if let Some((_, out, shown)) = held.filter(|(v, _, _)| *v == now) {
+            let mut tx = self.read_audited(actor, Permission::RegistryRead).await?;
+            let ids: Vec<&str> = out.iter().map(|s| s.study_id.as_str()).collect();
+            tx.audit(&shown.event(&ids)).await?;
+            let seq = tx.commit_seq().await?;
+            if shown == Shown::Full {
+                self.listed(&out, &ids, seq);
+            }
             return Ok(out);
         }
         let version = self.derive(actor).await?;
@@ -1084,12 +1171,13 @@ impl SqlStore {
                 keys.insert(pid, id);
             }
         }
-        tx.audit(&registry_read(
-            cached
-                .iter()
-                .filter_map(|pid| keys.get(pid).map(String::as_str)),
-        ))
-        .await?;
+        let ids: Vec<&str> = cached
+            .iter()
+            .filter_map(|pid| keys.get(pid).map(String::as_str))
+            .collect();
+        let listing = self.memo().listing.clone();
+        let shown = Shown::of(listing.as_ref(), &ids);
+        tx.audit(&shown.event(&ids)).await?;
         let seq = tx.commit_seq().await?;
         let source = match replica {
             None => &self.pool,
@@ -1104,27 +1192,46 @@ impl SqlStore {
         };
         let rows: Vec<(i64, String)> = sqlx::query_as(CACHED_SUBJECTS).fetch_all(source).await?;
         // Exactly the subjects the read recorded (a patient cached after it is not among them).
-        let wanted: std::collections::HashSet<i64> = cached.into_iter().collect();
-        let mut out = Vec::with_capacity(wanted.len());
-        for (pid, json) in rows {
-            if !wanted.contains(&pid) {
-                continue;
-            }
-            let mut subject = serde_json::from_str::<Packed>(&json)
-                .map_err(|_| crate::sql::corrupt("registry_subject_cache.subject", &json))?
-                .subject();
-            subject.study_id = keys.get(&pid).cloned().unwrap_or_default();
-            out.push(subject);
-        }
+        let wanted: std::collections::HashSet<i64> = cached.iter().copied().collect();
+        let rows: Vec<(i64, String)> = rows
+            .into_iter()
+            .filter(|(pid, _)| wanted.contains(pid))
+            .collect();
+        let out: Vec<RegistrySubject> = decoded(rows)
+            .await?
+            .into_iter()
+            .map(|(pid, mut subject)| {
+                subject.study_id = keys.get(&pid).cloned().unwrap_or_default();
+                subject
+            })
+            .collect();
         // What the replica held is at least as new as `version` (it had reached this read's
-        // commit), so it is kept under it like a read on the primary, with the record that
-        // listed its ids.
+        // commit), so it is kept under it like a read on the primary. A replica missing a
+        // subject the record named is read again next time (the copy is not kept).
         let out = Arc::new(out);
-        let mut m = self.memo();
-        m.researcher = Some((version, out.clone()));
-        // (A replica missing a subject the record listed is read again next time.)
-        m.researcher_listed = (out.len() == wanted.len()).then_some(seq);
+        if out.len() == wanted.len() {
+            self.memo().researcher = Some((version, out.clone(), shown.clone()));
+            if shown == Shown::Full {
+                self.listed(&out, &ids, seq);
+            }
+        }
         Ok(out)
+    }
+
+    /// Notes that audit record `seq` listed every study id of `out` (`ids`): a later read of the
+    /// held copy, or of a copy that differs little, refers to it.
+    fn listed(&self, out: &Arc<Vec<RegistrySubject>>, ids: &[&str], seq: i64) {
+        let listing = Listing {
+            seq,
+            ids: Arc::new(ids.iter().map(|id| (*id).to_owned()).collect()),
+        };
+        let mut m = self.memo();
+        m.listing = Some(listing.clone());
+        if let Some((_, held, shown)) = m.researcher.as_mut()
+            && Arc::ptr_eq(held, out)
+        {
+            *shown = Shown::of(Some(&listing), ids);
+        }
     }
 
     /// [`RegistryStore::program`], in the same steps as the researcher's read: the copy held in
@@ -1143,17 +1250,7 @@ impl SqlStore {
                 let rows: Vec<(i64, String)> = sqlx::query_as(CACHED_SUBJECTS)
                     .fetch_all(&self.pool)
                     .await?;
-                let subjects = rows
-                    .into_iter()
-                    .map(|(pid, json)| {
-                        serde_json::from_str::<Packed>(&json)
-                            .map(|p| (pid, p.subject()))
-                            .map_err(|_| {
-                                crate::sql::corrupt("registry_subject_cache.subject", &json)
-                            })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                (Arc::new(subjects), Some(version))
+                (Arc::new(decoded(rows).await?), Some(version))
             }
         };
         let names: HashMap<i64, (String, String)> =
@@ -1325,4 +1422,46 @@ async fn cohort_in(tx: &mut Unit<'_>, id: i64) -> Result<SavedCohort> {
         .fetch_one(tx.conn())
         .await?,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(seq: i64, ids: &[&str]) -> Listing {
+        Listing {
+            seq,
+            ids: Arc::new(ids.iter().map(|id| (*id).to_owned()).collect()),
+        }
+    }
+
+    #[test]
+    fn a_read_is_recorded_as_the_last_listing_and_what_changed_since_or_in_full() {
+        assert_eq!(Shown::of(None, &["A"]), Shown::Full);
+        let l = listing(7, &["A", "B", "C"]);
+        let same = Shown::of(Some(&l), &["C", "A", "B"]);
+        assert_eq!(
+            same.event(&["C", "A", "B"]).detail,
+            "3 subjects: the study ids audit record 7 lists (unchanged since)"
+        );
+        let moved = Shown::of(Some(&l), &["A", "C", "E", "D"]);
+        assert_eq!(
+            moved,
+            Shown::Since {
+                seq: 7,
+                added: vec!["D".into(), "E".into()],
+                removed: vec!["B".into()],
+            }
+        );
+        assert_eq!(
+            moved.event(&["A", "C", "E", "D"]).detail,
+            "4 subjects: the study ids audit record 7 lists, and D, E, less B"
+        );
+        // Past the limit, every id is listed again.
+        let many: Vec<String> = (0..=DIFFERENCE_AT_MOST).map(|i| format!("N{i}")).collect();
+        let ids: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(Shown::of(Some(&l), &ids), Shown::Full);
+        let full = Shown::Full.event(&["A", "B"]);
+        assert_eq!(full.detail, "2 subjects: A, B");
+    }
 }

@@ -166,8 +166,13 @@ pub async fn bench(store: &dyn Store, backend: &str, args: BenchRegistryArgs) ->
         "of which the store's de-identified read of {subjects} subjects: {read:.3} s (the rest derives each outcome and the table)"
     );
     let t0 = Instant::now();
-    let parquet = ketcare_app::registry::parquet(&rows, table.small_cell)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let parquet = ketcare_app::registry::export(
+        rows.clone(),
+        table.small_cell,
+        ketcare_app::registry::Format::Parquet,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let dir = std::env::temp_dir().join(format!("ketcare-bench-registry-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let file = dir.join("registry.parquet");

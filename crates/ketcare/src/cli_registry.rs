@@ -101,18 +101,14 @@ pub async fn run(store: &dyn Store, cmd: RegistryCommand) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
             let kept = ketcare_app::registry::rows(&rows, table.small_cell).len();
-            let (file, bytes) = if format == "parquet" {
-                (
-                    "registry.parquet",
-                    ketcare_app::registry::parquet(&rows, table.small_cell),
-                )
+            let (file, format) = if format == "parquet" {
+                ("registry.parquet", ketcare_app::registry::Format::Parquet)
             } else {
-                (
-                    "registry.csv",
-                    ketcare_app::registry::csv(&rows, table.small_cell).map(String::into_bytes),
-                )
+                ("registry.csv", ketcare_app::registry::Format::Csv)
             };
-            let bytes = bytes.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let bytes = ketcare_app::registry::export(rows, table.small_cell, format)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             std::fs::write(out.join(file), &bytes)?;
             std::fs::write(
                 out.join("registry-dictionary.csv"),

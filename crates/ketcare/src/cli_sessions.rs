@@ -245,8 +245,13 @@ async fn registry_meanwhile(
                 .map_err(|e| anyhow::anyhow!("the cohort outcome table: {e}"))?;
         tables.push(t0.elapsed().as_secs_f64());
         let t0 = Instant::now();
-        let parquet = ketcare_app::registry::parquet(&rows, table.small_cell)
-            .map_err(|e| anyhow::anyhow!("the Parquet export: {e}"))?;
+        let parquet = ketcare_app::registry::export(
+            rows,
+            table.small_cell,
+            ketcare_app::registry::Format::Parquet,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("the Parquet export: {e}"))?;
         std::hint::black_box(parquet);
         exports.push(t0.elapsed().as_secs_f64());
     }

@@ -287,25 +287,28 @@ async fn export(
     let (cohort, t) = ketcare_app::registry::cohort(s.store.as_ref(), &library, &p.actor, q)
         .await
         .map_err(AppError::from)?;
-    let (kind, name, body) = if parquet {
+    let (kind, name, format) = if parquet {
         (
             "application/vnd.apache.parquet",
             "attachment; filename=\"registry.parquet\"",
-            ketcare_app::registry::parquet(&cohort, t.small_cell),
+            ketcare_app::registry::Format::Parquet,
         )
     } else {
         (
             "text/csv; charset=utf-8",
             "attachment; filename=\"registry.csv\"",
-            ketcare_app::registry::csv(&cohort, t.small_cell).map(String::into_bytes),
+            ketcare_app::registry::Format::Csv,
         )
     };
+    let body = ketcare_app::registry::export(cohort, t.small_cell, format)
+        .await
+        .map_err(AppError::from)?;
     Ok((
         [
             (header::CONTENT_TYPE, kind),
             (header::CONTENT_DISPOSITION, name),
         ],
-        body.map_err(AppError::from)?,
+        body,
     )
         .into_response())
 }
