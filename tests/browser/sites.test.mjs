@@ -1,7 +1,8 @@
 // Two sites in a real browser: the administrator sets one key for North only on the site's
 // settings page (marked as the site's, and given back to the organisation's); the main site's
 // pharmacist sends sealed stock to North, and North's pharmacist receives it from the ledger
-// page, each ledger showing its side.
+// page, each ledger showing its side; a site in another time zone opens its schedule on its own
+// today.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startKetcare, openBrowser, signIn, signOut, resultPath } from './harness.mjs';
@@ -80,6 +81,24 @@ test('sealed stock moves from the main site to North as a pair of entries', asyn
   assert.equal(await page.locator('#transfers-due').count(), 0);
   assert.match(await page.textContent('#entries'), /Received 2 sealed containers from site 1 .*TR-BROWSER-1/);
   assert.match(await page.textContent('#containers'), /DEMO-K50-1/);
+  await signOut(page);
+  await page.close();
+});
+
+test("a site's time zone decides its users' today", async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await signIn(page, server.base, 'admin');
+  await page.goto(`${server.base}/users`);
+  // UTC+14: the date there is never behind the server's.
+  await page.fill('input[aria-label="Time zone of site 2"]', 'Pacific/Kiritimati');
+  await page.click('#edit-site-2 button[type=submit]');
+  await page.waitForLoadState();
+  await signOut(page);
+  const dayIn = (zone) => new Intl.DateTimeFormat('en-CA', { timeZone: zone }).format(new Date());
+  await signIn(page, server.base, 'north-nurse');
+  await page.goto(`${server.base}/schedule`);
+  assert.equal(await page.textContent('h1'), `Schedule — ${dayIn('Pacific/Kiritimati')}`);
+  await page.screenshot({ path: resultPath('site-time-zone.png') });
   await signOut(page);
   await page.close();
 });

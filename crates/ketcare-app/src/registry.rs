@@ -238,6 +238,40 @@ fn setting(settings: &SiteSettings, key: &str) -> Option<i64> {
     settings.value(key).map(|v| v.round() as i64)
 }
 
+/// [`outcomes`], reusing `earlier` (subjects and the outcomes derived from them under the same
+/// library, settings and instrument): a subject equal to its earlier self (by study id) keeps
+/// its outcome; every other is derived. The same answer as [`outcomes`], in the same order.
+pub fn outcomes_reusing(
+    earlier: (&[RegistrySubject], &[SubjectOutcome]),
+    subjects: &[RegistrySubject],
+    library: &Library,
+    settings: &SiteSettings,
+    instrument: &str,
+) -> Result<Vec<SubjectOutcome>, Error> {
+    let (before, derived) = earlier;
+    if before.len() != derived.len() {
+        return outcomes(subjects, library, settings, instrument);
+    }
+    let at: std::collections::HashMap<&str, usize> = before
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.study_id.as_str(), i))
+        .collect();
+    let mut out = Vec::with_capacity(subjects.len());
+    for s in subjects {
+        match at.get(s.study_id.as_str()) {
+            Some(&i) if before[i] == *s => out.push(derived[i].clone()),
+            _ => out.extend(outcomes(
+                std::slice::from_ref(s),
+                library,
+                settings,
+                instrument,
+            )?),
+        }
+    }
+    Ok(out)
+}
+
 /// Derives each subject's outcome under the site's definitions.
 pub fn outcomes(
     subjects: &[RegistrySubject],
@@ -918,6 +952,9 @@ struct CohortMemo {
     settings_version: i64,
     protocols: Vec<ketcare_clinical::protocol::ProtocolSummary>,
     query: String,
+    instrument: String,
+    /// Every subject's outcome (before the query's selection), in the subjects' order.
+    all: std::sync::Arc<Vec<SubjectOutcome>>,
     cohort: std::sync::Arc<Vec<SubjectOutcome>>,
     table: OutcomeTable,
 }
@@ -957,19 +994,41 @@ pub async fn cohort(
     {
         return Ok((m.cohort.clone(), m.table.clone()));
     }
-    let (chosen, t) = off_the_workers({
-        let (subjects, library, settings, q) = (
+    // The outcomes of the last call, when derived under the same definitions: a subject equal
+    // to the one they were derived from keeps its outcome.
+    let earlier = COHORT_MEMO
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .filter(|m| {
+            m.settings_version == settings_version
+                && m.protocols == protocols
+                && m.instrument == instrument
+        })
+        .map(|m| (m.subjects.clone(), m.all.clone()));
+    let (all, chosen, t) = off_the_workers({
+        let (subjects, library, settings, q, instrument) = (
             subjects.clone(),
             library.clone(),
             settings.clone(),
             q.clone(),
+            instrument.clone(),
         );
         move || {
-            let all = outcomes(&subjects, &library, &settings, &instrument)?;
-            let chosen = std::sync::Arc::new(select(all, &q)?);
+            let all = std::sync::Arc::new(match earlier {
+                Some((before, derived)) => outcomes_reusing(
+                    (&before, &derived),
+                    &subjects,
+                    &library,
+                    &settings,
+                    &instrument,
+                )?,
+                None => outcomes(&subjects, &library, &settings, &instrument)?,
+            });
+            let chosen = std::sync::Arc::new(select(all.as_ref().clone(), &q)?);
             let names = chosen_covariates(&q)?;
             let t = table(&chosen, &settings, &instrument, &names)?;
-            Ok((chosen, t))
+            Ok((all, chosen, t))
         }
     })
     .await?;
@@ -978,6 +1037,8 @@ pub async fn cohort(
         settings_version,
         protocols,
         query,
+        instrument,
+        all,
         cohort: chosen.clone(),
         table: t.clone(),
     });
@@ -1503,6 +1564,45 @@ mod tests {
             total: window,
         });
         s
+    }
+
+    #[test]
+    fn outcomes_reused_from_an_earlier_read_equal_those_derived_afresh() {
+        let lib = Library::builtin().unwrap();
+        let settings = SiteSettings::new()
+            .with(INDUCTION_SESSIONS, 2.0)
+            .with(INDUCTION_DAYS, 7.0)
+            .with(WINDOW_FROM, 14.0)
+            .with(WINDOW_TO, 31.0);
+        let named = |id: &str, s: RegistrySubject| RegistrySubject {
+            study_id: id.into(),
+            ..s
+        };
+        let before = vec![
+            named("A", exposed(&[0, 3], &[Some(100.0), Some(100.0)], 10)),
+            named("B", exposed(&[0, 3], &[Some(200.0), Some(200.0)], 20)),
+            named("C", exposed(&[0, 3], &[Some(300.0), None], 5)),
+        ];
+        let derived = outcomes(&before, &lib, &settings, "phq9").unwrap();
+        // B's window score changes, C is gone, D is new, A is as it was.
+        let after = vec![
+            before[0].clone(),
+            named("B", exposed(&[0, 3], &[Some(200.0), Some(200.0)], 9)),
+            named(
+                "D",
+                exposed(&[0, 3, 7], &[Some(50.0), Some(60.0), None], 20),
+            ),
+        ];
+        let reused =
+            outcomes_reusing((&before, &derived), &after, &lib, &settings, "phq9").unwrap();
+        let fresh = outcomes(&after, &lib, &settings, "phq9").unwrap();
+        let json = |o: &[SubjectOutcome]| serde_json::to_string(o).unwrap();
+        assert_eq!(json(&reused), json(&fresh));
+        assert_eq!(
+            reused[1].response,
+            Some(true),
+            "B's new score is a response"
+        );
     }
 
     #[test]

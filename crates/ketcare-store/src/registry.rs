@@ -681,23 +681,33 @@ async fn refresh_subjects(tx: &mut Unit<'_>) -> Result<()> {
             .await?
             .into_iter()
             .collect();
+    // The rows written are stamped with the cache's next counter value, its row locked until
+    // this unit commits (migration 0029).
+    let stamp: i64 = sqlx::query_scalar(
+        "UPDATE registry_cache_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+    )
+    .fetch_one(tx.conn())
+    .await?;
     for chunk in dirty.chunks(400) {
-        let mut put =
-            String::from("INSERT INTO registry_subject_cache (patient_id, subject) VALUES ");
+        let mut put = String::from(
+            "INSERT INTO registry_subject_cache (patient_id, subject, changed) VALUES ",
+        );
         let mut clear = String::from("DELETE FROM registry_dirty WHERE ");
         for (i, _) in chunk.iter().enumerate() {
             if i > 0 {
                 put.push_str(", ");
                 clear.push_str(" OR ");
             }
-            put.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+            put.push_str(&format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3));
             clear.push_str(&format!(
                 "(patient_id = ${} AND gen = ${})",
                 2 * i + 1,
                 2 * i + 2
             ));
         }
-        put.push_str(" ON CONFLICT (patient_id) DO UPDATE SET subject = excluded.subject");
+        put.push_str(
+            " ON CONFLICT (patient_id) DO UPDATE SET subject = excluded.subject, changed = excluded.changed",
+        );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(put));
         for (pid, _) in chunk {
             let json = derived
@@ -705,7 +715,7 @@ async fn refresh_subjects(tx: &mut Unit<'_>) -> Result<()> {
                 .map(|s| serde_json::to_string(&Packed::of(s)))
                 .transpose()
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            q = q.bind(*pid).bind(json);
+            q = q.bind(*pid).bind(json).bind(stamp);
         }
         q.execute(tx.conn()).await?;
         let mut q = sqlx::query(sqlx::AssertSqlSafe(clear));
@@ -952,7 +962,13 @@ pub(crate) struct Memo {
     listing: Option<Listing>,
     /// Without, beside each patient id: the program's view.
     program: Option<Held<(i64, RegistrySubject)>>,
+    /// Every cached subject (no study id) by patient, as read at a value of the cache's counter
+    /// (`registry_cache_seq`): a later read takes only the rows stamped above it.
+    mirror: Option<(i64, Mirror)>,
 }
+
+/// The cached subjects by patient.
+type Mirror = Arc<std::collections::BTreeMap<i64, Arc<RegistrySubject>>>;
 
 /// A view's subjects and the registry version they were loaded at.
 type Held<T> = (i64, Arc<Vec<T>>);
@@ -1040,15 +1056,17 @@ impl Shown {
     }
 }
 
-/// Decodes cached subjects (JSON) on the blocking pool: a large clinic's rows take long enough
-/// to hold up every request scheduled on an async worker.
-async fn decoded(rows: Vec<(i64, String)>) -> Result<Vec<(i64, RegistrySubject)>> {
+/// Decodes cached subjects (JSON; none: the patient is no longer a subject) on the blocking
+/// pool: a large clinic's rows take long enough to hold up every request scheduled on an async
+/// worker.
+async fn decoded(rows: Vec<(i64, Option<String>)>) -> Result<Vec<(i64, Option<RegistrySubject>)>> {
     tokio::task::spawn_blocking(move || {
         rows.into_iter()
-            .map(|(pid, json)| {
-                serde_json::from_str::<Packed>(&json)
-                    .map(|p| (pid, p.subject()))
-                    .map_err(|_| crate::sql::corrupt("registry_subject_cache.subject", &json))
+            .map(|(pid, json)| match json {
+                None => Ok((pid, None)),
+                Some(json) => serde_json::from_str::<Packed>(&json)
+                    .map(|p| (pid, Some(p.subject())))
+                    .map_err(|_| crate::sql::corrupt("registry_subject_cache.subject", &json)),
             })
             .collect::<Result<Vec<_>>>()
     })
@@ -1059,6 +1077,44 @@ async fn decoded(rows: Vec<(i64, String)>) -> Result<Vec<(i64, RegistrySubject)>
 impl SqlStore {
     fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {
         self.registry_memo.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every cached subject, read from `source`: the copy held in memory brought up to date with
+    /// the rows stamped since it was read (migration 0029), or every row the first time. Read
+    /// after the cache was brought up to date, it holds at least what that refresh wrote.
+    async fn mirror(&self, source: &sqlx::AnyPool) -> Result<Mirror> {
+        let seq: i64 = sqlx::query_scalar("SELECT seq FROM registry_cache_seq WHERE id = 1")
+            .fetch_one(source)
+            .await?;
+        let held = self.memo().mirror.clone();
+        let (rows, mut map): (Vec<(i64, Option<String>)>, _) = match held {
+            Some((at, m)) if at == seq => return Ok(m),
+            Some((at, m)) => (
+                sqlx::query_as(
+                    "SELECT patient_id, subject FROM registry_subject_cache WHERE changed > $1",
+                )
+                .bind(at)
+                .fetch_all(source)
+                .await?,
+                (*m).clone(),
+            ),
+            None => (
+                sqlx::query_as(CACHED_SUBJECTS).fetch_all(source).await?,
+                std::collections::BTreeMap::new(),
+            ),
+        };
+        for (pid, subject) in decoded(rows).await? {
+            match subject {
+                Some(s) => map.insert(pid, Arc::new(s)),
+                None => map.remove(&pid),
+            };
+        }
+        let map = Arc::new(map);
+        let mut m = self.memo();
+        if m.mirror.as_ref().is_none_or(|(at, _)| *at <= seq) {
+            m.mirror = Some((seq, map.clone()));
+        }
+        Ok(map)
     }
 
     /// Brings the per-subject cache up to date and returns the registry version it is at least
@@ -1190,19 +1246,17 @@ impl SqlStore {
                 &self.pool
             }
         };
-        let rows: Vec<(i64, String)> = sqlx::query_as(CACHED_SUBJECTS).fetch_all(source).await?;
+        let mirror = self.mirror(source).await?;
         // Exactly the subjects the read recorded (a patient cached after it is not among them).
         let wanted: std::collections::HashSet<i64> = cached.iter().copied().collect();
-        let rows: Vec<(i64, String)> = rows
-            .into_iter()
-            .filter(|(pid, _)| wanted.contains(pid))
-            .collect();
-        let out: Vec<RegistrySubject> = decoded(rows)
-            .await?
-            .into_iter()
-            .map(|(pid, mut subject)| {
-                subject.study_id = keys.get(&pid).cloned().unwrap_or_default();
-                subject
+        let out: Vec<RegistrySubject> = cached
+            .iter()
+            .filter_map(|pid| {
+                mirror.get(pid).map(|s| {
+                    let mut subject = (**s).clone();
+                    subject.study_id = keys.get(pid).cloned().unwrap_or_default();
+                    subject
+                })
             })
             .collect();
         // What the replica held is at least as new as `version` (it had reached this read's
@@ -1247,10 +1301,13 @@ impl SqlStore {
             Some((_, s)) => (s, None),
             None => {
                 let version = self.derive(actor).await?;
-                let rows: Vec<(i64, String)> = sqlx::query_as(CACHED_SUBJECTS)
-                    .fetch_all(&self.pool)
-                    .await?;
-                (Arc::new(decoded(rows).await?), Some(version))
+                let subjects = self
+                    .mirror(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|(pid, s)| (*pid, (**s).clone()))
+                    .collect();
+                (Arc::new(subjects), Some(version))
             }
         };
         let names: HashMap<i64, (String, String)> =

@@ -94,7 +94,17 @@ async fn seed_chairs(store: &dyn Store, n: usize, tag: &str) -> Result<Vec<Sessi
             .map_err(|e| anyhow::anyhow!("bench patient: {e:?}"))?;
         let pid = store.create_patient(&nurse, &p).await?.id;
         let now = Timestamp::now();
-        let mut s = Session::new(plan.clone(), &format!("Bench {tag} {i}"), now);
+        // A chair of the first site (a clinic of several sites holds a session in a site's
+        // chair); one left by an earlier run is used again.
+        let chair = format!("Bench {tag} {i}");
+        let _ = store
+            .add_chair_at(
+                &Actor::system(Role::Scheduler),
+                Some(ketcare_store::sites::DEFAULT_SITE),
+                &chair,
+            )
+            .await;
+        let mut s = Session::new(plan.clone(), &chair, now);
         s.apply(
             &Command::AttachDose {
                 dose: VerifiedDose {

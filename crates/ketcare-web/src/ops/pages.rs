@@ -210,12 +210,30 @@ async fn schedule_page(
         })
         .collect();
     let step = if week { 7 } else { 1 };
+    let prescribers = s.store.staff(&p.actor, Role::Prescriber).await?;
     let on_site = s
         .store
         .on_site(&p.actor, from, to)
         .await?
         .iter()
-        .map(|o| format!("prescriber #{}: {} – {}", o.user_id, o.start, o.end))
+        .map(|o| {
+            let who = prescribers
+                .iter()
+                .find(|(id, _, _)| *id == o.user_id)
+                .map_or_else(
+                    || format!("prescriber #{}", o.user_id),
+                    |(_, _, n)| n.clone(),
+                );
+            format!(
+                "{who}: {} – {}",
+                o.start.strftime("%Y-%m-%d %H:%M"),
+                o.end.strftime(if o.end.date() == o.start.date() {
+                    "%H:%M"
+                } else {
+                    "%Y-%m-%d %H:%M"
+                })
+            )
+        })
         .collect();
     let templates = service::templates()?
         .all()
@@ -232,7 +250,7 @@ async fn schedule_page(
         rows,
         chairs: chairs.iter().map(|c| (c.id, c.name.clone())).collect(),
         nurses: service::nurses(s.store.as_ref(), &p.actor).await?,
-        prescribers: s.store.staff(&p.actor, Role::Prescriber).await?,
+        prescribers,
         templates,
         on_site,
         message: x.message,

@@ -661,8 +661,9 @@ async fn the_registry_reads_a_replica_only_once_it_has_caught_up() {
     );
 
     // The primary moves on again (the held copy is no longer current); the replica catches up
-    // (its chain passes the primary's) — and, to tell which was read, its cache lacks the
-    // second subject: the read is the replica's.
+    // (its chain passes the primary's) — and, to tell which was read, a later refresh there
+    // (its counter past the primary's) says the second patient is no longer a subject: the read
+    // is the replica's.
     let r = app
         .json(
             Method::POST,
@@ -676,10 +677,65 @@ async fn the_registry_reads_a_replica_only_once_it_has_caught_up() {
     run_sql(
         &frozen,
         &format!(
-            "UPDATE audit_head SET seq = seq + 1000000 WHERE id = 1; DELETE FROM registry_subject_cache WHERE patient_id = {pid2}"
+            "UPDATE audit_head SET seq = seq + 1000000 WHERE id = 1; \
+             UPDATE registry_cache_seq SET seq = seq + 1000000 WHERE id = 1; \
+             UPDATE registry_subject_cache SET subject = NULL, changed = (SELECT seq FROM registry_cache_seq) WHERE patient_id = {pid2}"
         ),
     )
     .await;
     let caught_up = store.registry(&researcher).await.unwrap();
     assert_eq!(caught_up.len(), 1, "read on the replica: {caught_up:?}");
+}
+
+/// A process that holds the registry in memory takes only the cached rows refreshed since it
+/// read them; after writes of every kind its answer is the one a process reading everything
+/// afresh gives.
+#[tokio::test]
+async fn the_registry_read_from_the_changes_equals_one_read_afresh() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.add_user("nina", Role::Nurse).await;
+        let page = app.login("nina").await;
+        let nurse = app.bearer("nina").await;
+        let (pid1, _) = subject(&app, &page, &nurse, 1, &[(-1, 20), (14, 8)]).await;
+        subject(&app, &page, &nurse, 2, &[(-1, 22), (14, 20)]).await;
+        let researcher = Actor::system(Role::Researcher);
+        assert_eq!(app.store.registry(&researcher).await.unwrap().len(), 2);
+        // A new score for one subject, and a third subject.
+        let r = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/patients/{pid1}/responses"),
+                &nurse,
+                &json!({"instrument": "phq9", "answers": answers(4), "taken_on": date_of(START - 60 * DAY + 20 * DAY),
+                        "submission_key": "changes-1"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        subject(&app, &page, &nurse, 3, &[(-1, 18), (14, 9)]).await;
+        let held = app.store.registry(&researcher).await.unwrap();
+        assert_eq!(held.len(), 3, "{backend:?}");
+        let afresh = ketcare_store::open(&app.url)
+            .await
+            .unwrap()
+            .registry(&researcher)
+            .await
+            .unwrap();
+        assert_eq!(held, afresh, "{backend:?}");
+        // A change no code of ours makes (raw SQL) reaches both the same way.
+        app.store
+            .execute_raw(&format!(
+                "UPDATE measure_responses SET total = total + 1 WHERE patient_id = {pid1}"
+            ))
+            .await
+            .unwrap();
+        let held = app.store.registry(&researcher).await.unwrap();
+        let afresh = ketcare_store::open(&app.url)
+            .await
+            .unwrap()
+            .registry(&researcher)
+            .await
+            .unwrap();
+        assert_eq!(held, afresh, "{backend:?}");
+    }
 }
