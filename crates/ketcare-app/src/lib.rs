@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod anchors;
+pub mod background;
 pub mod care_plan;
 pub mod charts;
 pub mod clinical;

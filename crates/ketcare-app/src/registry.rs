@@ -1413,14 +1413,12 @@ pub fn rows(cohort: &[SubjectOutcome], small_cell: u64) -> Vec<Vec<Value>> {
 }
 
 /// Runs a long pure computation (deriving a whole program's outcomes, encoding an export) on
-/// the blocking pool rather than on an async worker, so that the bedside feed and every other
-/// request scheduled on that worker keep running while it computes.
+/// the background worker ([`crate::background`]) rather than on an async worker, so that the
+/// bedside feed and every other request keep running — and come first — while it computes.
 async fn off_the_workers<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Conflict(format!("the registry's computation failed: {e}")))?
+    crate::background::run(f).await
 }
 
 /// An export's format.

@@ -1028,6 +1028,31 @@ impl Shown {
         }
     }
 
+    /// The same with `new` study ids (patients given one by this read) among the added, or in
+    /// full when they make the difference too large.
+    fn and(self, new: Vec<String>) -> Shown {
+        match self {
+            Shown::Full => Shown::Full,
+            Shown::Since { .. } if new.is_empty() => self,
+            Shown::Since {
+                seq,
+                mut added,
+                removed,
+            } => {
+                added.extend(new);
+                if added.len() + removed.len() > DIFFERENCE_AT_MOST {
+                    return Shown::Full;
+                }
+                added.sort();
+                Shown::Since {
+                    seq,
+                    added,
+                    removed,
+                }
+            }
+        }
+    }
+
     /// The audit record of a researcher's read of `ids` recorded this way.
     fn event(&self, ids: &[&str]) -> AuditEvent {
         match self {
@@ -1060,7 +1085,7 @@ impl Shown {
 /// pool: a large clinic's rows take long enough to hold up every request scheduled on an async
 /// worker.
 async fn decoded(rows: Vec<(i64, Option<String>)>) -> Result<Vec<(i64, Option<RegistrySubject>)>> {
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         rows.into_iter()
             .map(|(pid, json)| match json {
                 None => Ok((pid, None)),
@@ -1070,8 +1095,16 @@ async fn decoded(rows: Vec<(i64, Option<String>)>) -> Result<Vec<(i64, Option<Re
             })
             .collect::<Result<Vec<_>>>()
     })
-    .await
-    .map_err(|e| StoreError::Corrupt(format!("decoding the registry's subjects: {e}")))?
+    .await?
+}
+
+/// Runs `f` on the blocking pool: work over a whole clinic's subjects (decoding, copying,
+/// comparing their study ids) would otherwise hold up every request scheduled on the async
+/// worker it ran on.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("the registry's computation failed: {e}")))
 }
 
 impl SqlStore {
@@ -1179,9 +1212,11 @@ impl SqlStore {
         let now = self.version_now().await?;
         let held = self.memo().researcher.clone();
         if let Some((_, out, shown)) = held.filter(|(v, _, _)| *v == now) {
-            let mut tx = self.read_audited(actor, Permission::RegistryRead).await?;
+            // The record is made before the unit opens: the unit only appends it.
             let ids: Vec<&str> = out.iter().map(|s| s.study_id.as_str()).collect();
-            tx.audit(&shown.event(&ids)).await?;
+            let event = shown.event(&ids);
+            let mut tx = self.read_audited(actor, Permission::RegistryRead).await?;
+            tx.audit(&event).await?;
             let seq = tx.commit_seq().await?;
             if shown == Shown::Full {
                 self.listed(&out, &ids, seq);
@@ -1195,7 +1230,7 @@ impl SqlStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut keys: HashMap<i64, String> =
+        let keys: HashMap<i64, String> =
             sqlx::query_as::<_, (i64, String)>("SELECT patient_id, study_id FROM registry_keys")
                 .fetch_all(&self.pool)
                 .await?
@@ -1206,10 +1241,22 @@ impl SqlStore {
             .copied()
             .filter(|pid| !keys.contains_key(pid))
             .collect();
+        // How the read is recorded, worked out off the async workers before the audited unit
+        // opens (over a large clinic's ids it takes a while): the unit only appends it.
+        let listing = self.memo().listing.clone();
+        let (cached, mut keys, mut shown) = blocking(move || {
+            let ids: Vec<&str> = cached
+                .iter()
+                .filter_map(|pid| keys.get(pid).map(String::as_str))
+                .collect();
+            let shown = Shown::of(listing.as_ref(), &ids);
+            (cached, keys, shown)
+        })
+        .await?;
         let mut tx = self.read_audited(actor, Permission::RegistryRead).await?;
         if !missing.is_empty() {
             // Another read may have given some of them a key meanwhile: read those again under
-            // the unit's lock, then create the rest.
+            // the unit's lock, then create the rest. Either way they are new to the listing.
             let list = missing
                 .iter()
                 .map(i64::to_string)
@@ -1222,19 +1269,21 @@ impl SqlStore {
                 .fetch_all(tx.conn())
                 .await?,
             );
+            let mut new = Vec::with_capacity(missing.len());
             for pid in missing {
                 let id = study_id(&mut tx, &keys, pid).await?;
+                new.push(id.clone());
                 keys.insert(pid, id);
             }
+            shown = shown.and(new);
         }
         let ids: Vec<&str> = cached
             .iter()
             .filter_map(|pid| keys.get(pid).map(String::as_str))
             .collect();
-        let listing = self.memo().listing.clone();
-        let shown = Shown::of(listing.as_ref(), &ids);
         tx.audit(&shown.event(&ids)).await?;
         let seq = tx.commit_seq().await?;
+        drop(ids);
         let source = match replica {
             None => &self.pool,
             Some(replica) if caught_up(replica, seq).await => replica,
@@ -1247,25 +1296,31 @@ impl SqlStore {
             }
         };
         let mirror = self.mirror(source).await?;
-        // Exactly the subjects the read recorded (a patient cached after it is not among them).
-        let wanted: std::collections::HashSet<i64> = cached.iter().copied().collect();
-        let out: Vec<RegistrySubject> = cached
-            .iter()
-            .filter_map(|pid| {
-                mirror.get(pid).map(|s| {
-                    let mut subject = (**s).clone();
-                    subject.study_id = keys.get(pid).cloned().unwrap_or_default();
-                    subject
-                })
+        // Exactly the subjects the read recorded (a patient cached after it is not among them),
+        // each a copy with its study id, made off the async workers.
+        let wanted = cached.len();
+        let out = Arc::new(
+            blocking(move || {
+                cached
+                    .iter()
+                    .filter_map(|pid| {
+                        mirror.get(pid).map(|s| {
+                            let mut subject = (**s).clone();
+                            subject.study_id = keys.get(pid).cloned().unwrap_or_default();
+                            subject
+                        })
+                    })
+                    .collect::<Vec<RegistrySubject>>()
             })
-            .collect();
+            .await?,
+        );
         // What the replica held is at least as new as `version` (it had reached this read's
         // commit), so it is kept under it like a read on the primary. A replica missing a
         // subject the record named is read again next time (the copy is not kept).
-        let out = Arc::new(out);
-        if out.len() == wanted.len() {
+        if out.len() == wanted {
             self.memo().researcher = Some((version, out.clone(), shown.clone()));
             if shown == Shown::Full {
+                let ids: Vec<&str> = out.iter().map(|s| s.study_id.as_str()).collect();
                 self.listed(&out, &ids, seq);
             }
         }
@@ -1301,12 +1356,14 @@ impl SqlStore {
             Some((_, s)) => (s, None),
             None => {
                 let version = self.derive(actor).await?;
-                let subjects = self
-                    .mirror(&self.pool)
-                    .await?
-                    .iter()
-                    .map(|(pid, s)| (*pid, (**s).clone()))
-                    .collect();
+                let mirror = self.mirror(&self.pool).await?;
+                let subjects = blocking(move || {
+                    mirror
+                        .iter()
+                        .map(|(pid, s)| (*pid, (**s).clone()))
+                        .collect::<Vec<_>>()
+                })
+                .await?;
                 (Arc::new(subjects), Some(version))
             }
         };
@@ -1518,6 +1575,13 @@ mod tests {
         let many: Vec<String> = (0..=DIFFERENCE_AT_MOST).map(|i| format!("N{i}")).collect();
         let ids: Vec<&str> = many.iter().map(String::as_str).collect();
         assert_eq!(Shown::of(Some(&l), &ids), Shown::Full);
+        // A patient given a study id by the read itself is among the added.
+        let grown = Shown::of(Some(&l), &["A", "B", "C"]).and(vec!["Z".into()]);
+        assert_eq!(
+            grown.event(&["A", "B", "C", "Z"]).detail,
+            "4 subjects: the study ids audit record 7 lists, and Z"
+        );
+        assert_eq!(Shown::Full.and(vec!["Z".into()]), Shown::Full);
         let full = Shown::Full.event(&["A", "B"]);
         assert_eq!(full.detail, "2 subjects: A, B");
     }

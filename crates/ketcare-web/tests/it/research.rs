@@ -75,20 +75,26 @@ async fn subject(
         jiff::Timestamp::from_second(first).unwrap(),
     )
     .await;
-    for (i, (day, total)) in scores.iter().enumerate() {
-        let r = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/patients/{pid}/responses"),
-                nurse,
-                &json!({"instrument": "phq9", "answers": answers(*total),
-                        "taken_on": date_of(first + day * DAY),
-                        "submission_key": format!("rg-{n}-{i}")}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    for (i, score) in scores.iter().enumerate() {
+        respond(app, nurse, pid, *score, &format!("rg-{n}-{i}")).await;
     }
     (pid, sid.get())
+}
+
+/// Posts a PHQ-9 of `total` for patient `pid`, taken `day` days after the first treatment of
+/// [`subject`], under `key`.
+async fn respond(app: &TestApp, nurse: &Auth, pid: i64, (day, total): (i64, i64), key: &str) {
+    let r = app
+        .json(
+            Method::POST,
+            &format!("/api/v1/patients/{pid}/responses"),
+            nurse,
+            &json!({"instrument": "phq9", "answers": answers(total),
+                    "taken_on": date_of(START - 60 * DAY + day * DAY),
+                    "submission_key": key}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
 
 #[tokio::test]
@@ -636,16 +642,7 @@ async fn the_registry_reads_a_replica_only_once_it_has_caught_up() {
 
     // A copy frozen now stands for a replica that stops replaying; then the primary moves on.
     let frozen = copy_postgres_database(&app.url).await;
-    let r = app
-        .json(
-            Method::POST,
-            &format!("/api/v1/patients/{pid1}/responses"),
-            &nurse,
-            &json!({"instrument": "phq9", "answers": answers(3), "taken_on": date_of(START - 60 * DAY + 20 * DAY),
-                    "submission_key": "replica-late"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    respond(&app, &nurse, pid1, (20, 3), "replica-late").await;
     let store = with_replica(frozen.clone()).await;
     let started = std::time::Instant::now();
     let lagging = store.registry(&researcher).await.unwrap();
@@ -664,16 +661,7 @@ async fn the_registry_reads_a_replica_only_once_it_has_caught_up() {
     // (its chain passes the primary's) — and, to tell which was read, a later refresh there
     // (its counter past the primary's) says the second patient is no longer a subject: the read
     // is the replica's.
-    let r = app
-        .json(
-            Method::POST,
-            &format!("/api/v1/patients/{pid1}/responses"),
-            &nurse,
-            &json!({"instrument": "phq9", "answers": answers(2), "taken_on": date_of(START - 60 * DAY + 21 * DAY),
-                    "submission_key": "replica-later"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    respond(&app, &nurse, pid1, (21, 2), "replica-later").await;
     run_sql(
         &frozen,
         &format!(
@@ -702,25 +690,18 @@ async fn the_registry_read_from_the_changes_equals_one_read_afresh() {
         let researcher = Actor::system(Role::Researcher);
         assert_eq!(app.store.registry(&researcher).await.unwrap().len(), 2);
         // A new score for one subject, and a third subject.
-        let r = app
-            .json(
-                Method::POST,
-                &format!("/api/v1/patients/{pid1}/responses"),
-                &nurse,
-                &json!({"instrument": "phq9", "answers": answers(4), "taken_on": date_of(START - 60 * DAY + 20 * DAY),
-                        "submission_key": "changes-1"}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        respond(&app, &nurse, pid1, (20, 4), "changes-1").await;
         subject(&app, &page, &nurse, 3, &[(-1, 18), (14, 9)]).await;
-        let held = app.store.registry(&researcher).await.unwrap();
+        // The held copy brought up to date, and another process's first read.
+        let both = || async {
+            let afresh = ketcare_store::open(&app.url).await.unwrap();
+            (
+                app.store.registry(&researcher).await.unwrap(),
+                afresh.registry(&researcher).await.unwrap(),
+            )
+        };
+        let (held, afresh) = both().await;
         assert_eq!(held.len(), 3, "{backend:?}");
-        let afresh = ketcare_store::open(&app.url)
-            .await
-            .unwrap()
-            .registry(&researcher)
-            .await
-            .unwrap();
         assert_eq!(held, afresh, "{backend:?}");
         // A change no code of ours makes (raw SQL) reaches both the same way.
         app.store
@@ -729,13 +710,7 @@ async fn the_registry_read_from_the_changes_equals_one_read_afresh() {
             ))
             .await
             .unwrap();
-        let held = app.store.registry(&researcher).await.unwrap();
-        let afresh = ketcare_store::open(&app.url)
-            .await
-            .unwrap()
-            .registry(&researcher)
-            .await
-            .unwrap();
+        let (held, afresh) = both().await;
         assert_eq!(held, afresh, "{backend:?}");
     }
 }
