@@ -2,8 +2,10 @@
 //! registry outcomes and tables, an export's encoding — at a lower scheduling priority than the
 //! rest of the process (Linux: nice 10 on its own thread), so that on a busy machine the bedside
 //! feed, the pages and the database take the processor first and a researcher's table waits.
-//! Jobs run one at a time, in the order given; a job that panics answers an error and the worker
-//! goes on.
+//! Jobs run one at a time, in the order given; a job whose caller stopped waiting is skipped; a
+//! job that panics answers an error and the worker goes on. The lower priority ranks the worker
+//! against the other threads of its scheduling group (on most systems, the process's session):
+//! it yields to the bedside feed in this process, not necessarily to other services.
 
 use crate::Error;
 use std::sync::OnceLock;
@@ -53,6 +55,10 @@ pub async fn run<T: Send + 'static>(
 ) -> Result<T, Error> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
+        // Nobody waits any more (the request was dropped): the work is skipped.
+        if tx.is_closed() {
+            return;
+        }
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         let _ = tx.send(out);
     });

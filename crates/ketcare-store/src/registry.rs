@@ -357,11 +357,11 @@ pub(crate) async fn put_exposure(
 const FACTS_PER_UNIT: i64 = 500;
 
 /// Derives the facts of up to [`FACTS_PER_UNIT`] sessions that have none (new, changed since,
-/// or from before the table); whether it found any (the caller commits and calls again until
-/// none is left). Every record is read and every fact computed before the first row is written,
+/// or from before the table); how many it filled (the caller commits and calls again while a
+/// whole unit's worth was missing). Every record is read and every fact computed before the first row is written,
 /// so the unit holds the rows a fact's trigger locks (the patient's dirty mark, the registry
 /// version — which every writer of the record also takes) only for one multi-row insert.
-async fn fill_facts(tx: &mut Unit<'_>) -> Result<bool> {
+async fn fill_facts(tx: &mut Unit<'_>) -> Result<usize> {
     // Sessions are never deleted and a fact row exists only beside its session, so equal
     // counts mean nothing is missing (two counts, each over an index, instead of a join).
     let (sessions, facts): (i64, i64) = sqlx::query_as(
@@ -370,7 +370,7 @@ async fn fill_facts(tx: &mut Unit<'_>) -> Result<bool> {
     .fetch_one(tx.conn())
     .await?;
     if sessions == facts {
-        return Ok(false);
+        return Ok(0);
     }
     let missing: Vec<i64> = sqlx::query_scalar(
         "SELECT s.id FROM treatment_sessions s LEFT JOIN registry_session_facts f ON f.session_id = s.id WHERE f.session_id IS NULL ORDER BY s.id LIMIT $1",
@@ -379,7 +379,7 @@ async fn fill_facts(tx: &mut Unit<'_>) -> Result<bool> {
     .fetch_all(tx.conn())
     .await?;
     if missing.is_empty() {
-        return Ok(false);
+        return Ok(0);
     }
     let ids = missing
         .iter()
@@ -412,7 +412,7 @@ async fn fill_facts(tx: &mut Unit<'_>) -> Result<bool> {
         })
         .collect();
     put_facts(tx, &facts).await?;
-    Ok(true)
+    Ok(facts.len())
 }
 
 /// A patient's identity as the program dashboard (identified) lists it beside their subject.
@@ -665,15 +665,47 @@ async fn registry_version(tx: &mut Unit<'_>) -> Result<i64> {
 /// per-patient lists.
 const SCAN_ABOVE: usize = 2_000;
 
+/// The cache's next counter value, its row locked until the unit commits (migration 0029).
+async fn next_stamp(tx: &mut Unit<'_>) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar(
+            "UPDATE registry_cache_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+        )
+        .fetch_one(tx.conn())
+        .await?,
+    )
+}
+
 /// Re-derives the subjects of the patients marked dirty (`registry_dirty`) into
-/// `registry_subject_cache`, and clears each mark whose generation is still the one read.
-async fn refresh_subjects(tx: &mut Unit<'_>) -> Result<()> {
-    let dirty: Vec<(i64, i64)> =
-        sqlx::query_as("SELECT patient_id, gen FROM registry_dirty ORDER BY patient_id")
-            .fetch_all(tx.conn())
-            .await?;
+/// `registry_subject_cache`, stamping the rows with the cache's next counter value, and clears
+/// each mark whose generation is still the one read.
+///
+/// Refreshes run one at a time, each reading the marks after the one before committed — else a
+/// refresh that read a mark before another wrote a newer subject could write its older one over
+/// it. `in_turn`: the unit already holds the process's write turn (SQLite, whose units run one
+/// at a time; there the counter is taken only to write, since SQLite's write lock would stop the
+/// bedside feed for the whole derivation). Otherwise (PostgreSQL, whose derived units run side by
+/// side, in every process) the counter's row lock is taken before the marks are read: it is not
+/// a row any writer of the record takes.
+async fn refresh_subjects(tx: &mut Unit<'_>, in_turn: bool) -> Result<()> {
+    let marks = async |tx: &mut Unit<'_>| -> Result<Vec<(i64, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT patient_id, gen FROM registry_dirty ORDER BY patient_id")
+                .fetch_all(tx.conn())
+                .await?,
+        )
+    };
+    let mut dirty = marks(tx).await?;
     if dirty.is_empty() {
         return Ok(());
+    }
+    let mut stamp = None;
+    if !in_turn {
+        stamp = Some(next_stamp(tx).await?);
+        dirty = marks(tx).await?;
+        if dirty.is_empty() {
+            return Ok(());
+        }
     }
     let ids: Vec<i64> = dirty.iter().map(|d| d.0).collect();
     let mut derived: HashMap<i64, RegistrySubject> =
@@ -681,13 +713,10 @@ async fn refresh_subjects(tx: &mut Unit<'_>) -> Result<()> {
             .await?
             .into_iter()
             .collect();
-    // The rows written are stamped with the cache's next counter value, its row locked until
-    // this unit commits (migration 0029).
-    let stamp: i64 = sqlx::query_scalar(
-        "UPDATE registry_cache_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq",
-    )
-    .fetch_one(tx.conn())
-    .await?;
+    let stamp = match stamp {
+        Some(s) => s,
+        None => next_stamp(tx).await?,
+    };
     for chunk in dirty.chunks(400) {
         let mut put = String::from(
             "INSERT INTO registry_subject_cache (patient_id, subject, changed) VALUES ",
@@ -1037,9 +1066,18 @@ impl Shown {
             Shown::Since {
                 seq,
                 mut added,
-                removed,
+                mut removed,
             } => {
-                added.extend(new);
+                // An id another read listed meanwhile is in the listing: shown again, it is
+                // neither added nor gone.
+                for id in new {
+                    match removed.iter().position(|r| *r == id) {
+                        Some(i) => {
+                            removed.remove(i);
+                        }
+                        None => added.push(id),
+                    }
+                }
                 if added.len() + removed.len() > DIFFERENCE_AT_MOST {
                     return Shown::Full;
                 }
@@ -1122,7 +1160,9 @@ impl SqlStore {
         let held = self.memo().mirror.clone();
         let (rows, mut map): (Vec<(i64, Option<String>)>, _) = match held {
             Some((at, m)) if at == seq => return Ok(m),
-            Some((at, m)) => (
+            // A counter behind the copy (a restored database, a standby promoted before it had
+            // caught up) says nothing about which rows changed: every row is read again.
+            Some((at, m)) if at < seq => (
                 sqlx::query_as(
                     "SELECT patient_id, subject FROM registry_subject_cache WHERE changed > $1",
                 )
@@ -1131,7 +1171,7 @@ impl SqlStore {
                 .await?,
                 (*m).clone(),
             ),
-            None => (
+            _ => (
                 sqlx::query_as(CACHED_SUBJECTS).fetch_all(source).await?,
                 std::collections::BTreeMap::new(),
             ),
@@ -1143,10 +1183,7 @@ impl SqlStore {
             };
         }
         let map = Arc::new(map);
-        let mut m = self.memo();
-        if m.mirror.as_ref().is_none_or(|(at, _)| *at <= seq) {
-            m.mirror = Some((seq, map.clone()));
-        }
+        self.memo().mirror = Some((seq, map.clone()));
         Ok(map)
     }
 
@@ -1159,17 +1196,19 @@ impl SqlStore {
     /// and before the dirty subjects are derived: a write committed after that read moves it
     /// past the one returned, so what is derived is never older than its version says.
     async fn derive(&self, actor: &Actor) -> Result<i64> {
+        // Until a unit finds less than its whole worth missing: what the bedside feed forgets
+        // meanwhile is filled by the next read, so the loop ends however fast it writes.
         loop {
             let mut fill = Unit::derived(&self.pool, &self.writers, actor).await?;
             let filled = fill_facts(&mut fill).await?;
             fill.commit().await?;
-            if !filled {
+            if filled < FACTS_PER_UNIT as usize {
                 break;
             }
         }
         let mut derive = Unit::derived(&self.pool, &self.writers, actor).await?;
         let version = registry_version(&mut derive).await?;
-        refresh_subjects(&mut derive).await?;
+        refresh_subjects(&mut derive, self.backend == crate::Backend::Sqlite).await?;
         derive.commit().await?;
         Ok(version)
     }
@@ -1582,6 +1621,15 @@ mod tests {
             "4 subjects: the study ids audit record 7 lists, and Z"
         );
         assert_eq!(Shown::Full.and(vec!["Z".into()]), Shown::Full);
+        // One the listing has (another read listed it meanwhile) is neither added nor gone.
+        let listed_meanwhile = Shown::of(Some(&listing(8, &["A", "Z"])), &["A"]);
+        assert_eq!(
+            listed_meanwhile
+                .and(vec!["Z".into()])
+                .event(&["A", "Z"])
+                .detail,
+            "2 subjects: the study ids audit record 8 lists (unchanged since)"
+        );
         let full = Shown::Full.event(&["A", "B"]);
         assert_eq!(full.detail, "2 subjects: A, B");
     }
