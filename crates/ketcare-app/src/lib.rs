@@ -43,10 +43,10 @@ pub mod zones;
 pub use error::{Error, Result};
 pub use facts::PatientFacts;
 
-/// The date at the epoch second `now` in the server's time zone (what a site without a time
-/// zone of its own keeps; see [`zones`]).
+/// The date at the epoch second `now` at the site the acting user works at ([`zones::here`]:
+/// the server's zone outside a request, or for a site without a zone of its own).
 pub fn today(now: i64) -> jiff::civil::Date {
-    today_in(now, &jiff::tz::TimeZone::system())
+    today_in(now, &zones::here())
 }
 
 /// The date at the epoch second `now` in `zone`.

@@ -1,14 +1,40 @@
 //! Sites' time zones. A site records an IANA time zone (`sites.time_zone`; empty: the server's
-//! own). The day a recorded time falls on — a session's dose day, a booking's instant, "today"
-//! on a site's pages — is read in the zone of the site the record belongs to (a session's chair,
-//! a booking's chair) or, for what has no site of its own, the site the user works at. A zone
-//! the time-zone database does not know (stored before it was checked, or removed from the
-//! database since) is read as the server's, never refused: a date is still shown.
+//! own). The day a recorded time falls on — a session's dose day, a booking's instant — is read
+//! in the zone of the site the record belongs to (a session's chair, a booking's chair:
+//! [`Zones`]). "Today" — the day of care a dose order, a screening or a session's questionnaires
+//! are decided on, and every page's date — is the day at the site the acting user works at: the
+//! web's route guard runs each request [`within`] that site's zone, and [`crate::today`] reads
+//! it ([`here`]). Outside a request (the MLLP listener, the CLI, background jobs) and for a user
+//! of several sites who chose none, it is the server's zone. Patient outreach belongs to the
+//! organisation and runs in the organisation's zone ([`organisation`]). A zone the time-zone
+//! database does not know (stored before it was checked, or removed from the database since) is
+//! read as the server's, never refused: a date is still shown.
 
 use crate::Result;
 use jiff::tz::TimeZone;
 use ketcare_store::Store;
 use std::collections::HashMap;
+
+tokio::task_local! {
+    static ZONE: TimeZone;
+}
+
+/// Runs `f` with `zone` as the zone of the site the acting user works at.
+pub async fn within<F: std::future::Future>(zone: TimeZone, f: F) -> F::Output {
+    ZONE.scope(zone, f).await
+}
+
+/// The zone of the site the acting user works at ([`within`]); the server's outside it.
+pub fn here() -> TimeZone {
+    ZONE.try_with(TimeZone::clone)
+        .unwrap_or_else(|_| TimeZone::system())
+}
+
+/// The organisation's zone (the server's): patient outreach — course schedules, reminders,
+/// quiet hours, questionnaire links — is timed in it, whichever site a patient is seen at.
+pub fn organisation() -> TimeZone {
+    TimeZone::system()
+}
 
 /// The zone an IANA name stands for; empty or unknown: the server's own.
 pub fn named(name: &str) -> TimeZone {
@@ -65,6 +91,18 @@ pub async fn of_site(store: &dyn Store, site: i64) -> Result<TimeZone> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn today_is_the_acting_sites_within_a_request_and_the_servers_outside() {
+        assert_eq!(here(), TimeZone::system());
+        let z = TimeZone::get("Pacific/Kiritimati").unwrap();
+        let t: jiff::Timestamp = "2026-12-07T10:00:00Z".parse().unwrap();
+        let (inside, today) =
+            within(z.clone(), async { (here(), crate::today(t.as_second())) }).await;
+        assert_eq!(inside, z);
+        assert_eq!(today, jiff::civil::date(2026, 12, 8));
+        assert_eq!(here(), TimeZone::system());
+    }
 
     #[test]
     fn an_empty_or_unknown_zone_is_the_servers_and_a_known_one_is_itself() {

@@ -44,7 +44,7 @@ pub struct Principal {
     /// store checks it again; a record's own site (a session's, a booking's) always wins.
     pub site: Option<i64>,
     /// That site's time zone (the server's without a working site, or for a site without one):
-    /// the request is answered in it ([`crate::zone`]).
+    /// the request is answered in it ([`ketcare_app::zones`]).
     pub zone: jiff::tz::TimeZone,
 }
 
@@ -507,7 +507,7 @@ pub async fn guard(
     if let Some(p) = principal {
         req.extensions_mut().insert(p);
     }
-    crate::zone::within(zone, next.run(req)).await
+    ketcare_app::zones::within(zone, next.run(req)).await
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! One formatting layer for pages: times in the time zone of the site the user works at
-//! ([`crate::zone::here`]) to the minute, and enum values
+//! ([`ketcare_app::zones::here`]) to the minute, and enum values
 //! as words (numbers without float noise are `ketcare_core::units::trim_float`). Nothing
 //! internal — RFC 3339 nanoseconds, `NotApplicable`, `racemic_ketamine` — reaches a page through
 //! these.
@@ -11,7 +11,7 @@ use serde::Serialize;
 pub fn when(rfc3339: &str) -> String {
     match rfc3339.parse::<jiff::Timestamp>() {
         Ok(t) => t
-            .to_zoned(crate::zone::here())
+            .to_zoned(ketcare_app::zones::here())
             .strftime("%Y-%m-%d %H:%M")
             .to_string(),
         Err(_) => rfc3339.to_owned(),

@@ -28,7 +28,6 @@ pub mod sessions;
 pub mod sites;
 pub mod therapy;
 pub mod throttle;
-pub mod zone;
 
 use ketcare_core::AgeBands;
 use ketcare_store::Store;
@@ -187,10 +186,10 @@ impl AppState {
         (self.clock)()
     }
 
-    /// Today at the site the request's user works at ([`zone::here`]: the server's zone
-    /// outside a request), from the injected clock.
+    /// Today at the site the request's user works at ([`ketcare_app::zones::here`]: the
+    /// server's zone outside a request), from the injected clock.
     pub fn today(&self) -> jiff::civil::Date {
-        ketcare_app::today_in(self.now(), &zone::here())
+        ketcare_app::today(self.now())
     }
 }
 

@@ -669,7 +669,7 @@ pub async fn home(State(s): State<AppState>, p: Principal) -> Response {
         &s.library(),
         &p.actor,
         jiff::Timestamp::from_second(s.now()).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-        &crate::zone::here(),
+        &ketcare_app::zones::here(),
     )
     .await
     {

@@ -312,7 +312,7 @@ async fn own_page(
     let library = s.library();
     let now = s.now();
     let now_local = jiff::Timestamp::from_second(now)
-        .map(|t| t.to_zoned(crate::zone::here()).datetime())
+        .map(|t| t.to_zoned(ketcare_app::zones::here()).datetime())
         .unwrap_or_default();
     let v = match ketcare_app::care_plan::own_view(
         s.store.as_ref(),
@@ -380,7 +380,7 @@ pub async fn own_chart(
     let library = s.library();
     let now = s.now();
     let now_local = jiff::Timestamp::from_second(now)
-        .map(|t| t.to_zoned(crate::zone::here()).datetime())
+        .map(|t| t.to_zoned(ketcare_app::zones::here()).datetime())
         .unwrap_or_default();
     let v = ketcare_app::care_plan::own_view(
         s.store.as_ref(),

@@ -329,7 +329,7 @@ pub async fn create_link(
         req.expires_in_hours,
         req.guardian_id.map(GuardianId::new),
         s.now(),
-        &jiff::tz::TimeZone::system(),
+        &ketcare_app::zones::organisation(),
     )
     .await?;
     Ok((

@@ -848,7 +848,7 @@ pub async fn send_link(
             h,
             g.map(ketcare_core::GuardianId::new),
             s.now(),
-            &jiff::tz::TimeZone::system(),
+            &ketcare_app::zones::organisation(),
         )
         .await
         .map_err(AppError::from),

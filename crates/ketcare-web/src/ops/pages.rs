@@ -1135,7 +1135,7 @@ impl EntryFilter {
         let day = || {
             e.at.parse::<Timestamp>()
                 .ok()
-                .map(|t| t.to_zoned(crate::zone::here()).date())
+                .map(|t| t.to_zoned(ketcare_app::zones::here()).date())
         };
         (self.kind.is_empty() || e.kind == self.kind)
             && self.container_id.is_none_or(|c| e.containers.contains(&c))

@@ -110,7 +110,7 @@ pub async fn schedules(
             &p.actor,
             PatientId::new(id),
             s.now(),
-            &jiff::tz::TimeZone::system(),
+            &ketcare_app::zones::organisation(),
         )
         .await?,
     ))

@@ -318,7 +318,7 @@ pub fn spawn_worker(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_secs(every_seconds.max(1)));
-        let zone = jiff::tz::TimeZone::system();
+        let zone = ketcare_app::zones::organisation();
         let mut schedules_at = i64::MIN;
         loop {
             interval.tick().await;

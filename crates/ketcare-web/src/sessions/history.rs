@@ -232,7 +232,7 @@ fn view_of(t: Result<Timeline, AppError>) -> TimelineView {
                 notes.extend(c.warnings.iter().cloned());
             }
             TimelineView {
-                svg: ketcare_app::charts::timeline_svg(&t, &crate::zone::here(), 860, 620),
+                svg: ketcare_app::charts::timeline_svg(&t, &ketcare_app::zones::here(), 860, 620),
                 advisory: t.advisory,
                 notes,
                 live: t.end_is == "now",

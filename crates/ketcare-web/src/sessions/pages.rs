@@ -30,13 +30,13 @@ fn get<'a>(p: &'a [(String, String)], k: &str) -> &'a str {
 }
 
 fn time_text(t: &jiff::Timestamp) -> String {
-    t.to_zoned(crate::zone::here())
+    t.to_zoned(ketcare_app::zones::here())
         .strftime("%Y-%m-%d %H:%M:%S")
         .to_string()
 }
 
 fn hm(t: &jiff::Timestamp) -> String {
-    t.to_zoned(crate::zone::here())
+    t.to_zoned(ketcare_app::zones::here())
         .strftime("%H:%M:%S")
         .to_string()
 }

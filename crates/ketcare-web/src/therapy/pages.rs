@@ -67,7 +67,7 @@ async fn therapy_page(
         .ok();
     let now = jiff::Timestamp::from_second(s.now())
         .map(|t| {
-            t.to_zoned(crate::zone::here())
+            t.to_zoned(ketcare_app::zones::here())
                 .strftime("%Y-%m-%dT%H:%M")
                 .to_string()
         })
