@@ -102,3 +102,39 @@ test("a site's time zone decides its users' today", async () => {
   await signOut(page);
   await page.close();
 });
+
+test('one account holds a different role at each site and acts in the chosen site\'s', async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  // The demo's float nurse is North's scheduler: signed in, she is the main site's nurse.
+  await signIn(page, server.base, 'float');
+  const chooser = page.locator('.site-choice select[name=site]');
+  assert.deepEqual(
+    (await chooser.locator('option').allTextContents()).map((t) => t.trim()),
+    ['Main site (nurse)', 'North clinic (scheduler)'],
+  );
+  assert.equal(await page.locator('nav a[href="/suite"]').count() > 0, true);
+  // Choosing North acts as its scheduler: the schedule is North's, the clinical suite is not hers.
+  await Promise.all([page.waitForNavigation(), chooser.selectOption({ label: 'North clinic (scheduler)' })]);
+  await page.goto(`${server.base}/schedule`);
+  assert.match(await page.textContent('body'), /North 1/);
+  assert.doesNotMatch(await page.textContent('body'), /Chair 1\b/);
+  assert.equal(await page.locator('nav a[href="/suite"]').count(), 0);
+  await page.screenshot({ path: resultPath('site-role-scheduler.png') });
+  await signOut(page);
+  // The administrator sees and changes the role per site on the users page.
+  await signIn(page, server.base, 'admin');
+  await page.goto(`${server.base}/users`);
+  const row = page.locator('tr[data-user="float"]');
+  const north = row.locator('select[aria-label="Role of float at North clinic"]');
+  assert.equal(await north.inputValue(), 'scheduler');
+  await north.selectOption('therapist');
+  await row.locator('button', { hasText: 'Save sites' }).click();
+  await page.waitForSelector('#users-message');
+  assert.equal(
+    await page.locator('tr[data-user="float"] select[aria-label="Role of float at North clinic"]').inputValue(),
+    'therapist',
+  );
+  await page.screenshot({ path: resultPath('site-roles-users.png'), fullPage: true });
+  await signOut(page);
+  await page.close();
+});

@@ -12,7 +12,7 @@ use crate::sql::{Tx, now_rfc3339};
 use crate::{Result, SqlStore, StoreError, require};
 use async_trait::async_trait;
 use ketcare_core::audit::AuditEvent;
-use ketcare_core::{Actor, FieldErrors, Permission, UserId};
+use ketcare_core::{Actor, FieldErrors, Permission, Role, UserId};
 
 /// The site every existing row belongs to after migration 0027 (a single-site clinic's only one).
 pub const DEFAULT_SITE: i64 = 1;
@@ -79,32 +79,99 @@ fn invalid(field: &str, message: impl Into<String>) -> StoreError {
     StoreError::Invalid(FieldErrors::single(field, message.into()))
 }
 
-/// The actor's scope, from the record. A local process acts for every site.
+/// The actor's scope, from the record: the sites where the account holds the role the actor
+/// acts in (a nurse at one site who is the pharmacist at another reaches only the first site's
+/// records as a nurse). A local process acts for every site.
 pub(crate) async fn scope_of(tx: &mut Tx, actor: &Actor) -> Result<SiteScope> {
     match actor.user_id {
         None => Ok(SiteScope::All),
-        Some(user) => scope_of_user(tx, user).await,
+        Some(user) => match actor.role {
+            Some(role) => scope_in_role(tx, user, Some(role)).await,
+            None => Ok(SiteScope::Only(Vec::new())),
+        },
     }
 }
 
-/// Account `user`'s sites, from the record (none for an account that does not exist).
+/// Account `user`'s sites, from the record, whatever its role at each (none for an account that
+/// does not exist).
 pub(crate) async fn scope_of_user(tx: &mut Tx, user: UserId) -> Result<SiteScope> {
-    let all: Option<i64> = sqlx::query_scalar("SELECT all_sites FROM users WHERE id = $1")
-        .bind(user.get())
-        .fetch_optional(&mut **tx)
-        .await?;
-    match all {
-        None => Ok(SiteScope::Only(Vec::new())),
-        Some(1) => Ok(SiteScope::All),
-        Some(_) => Ok(SiteScope::Only(
-            sqlx::query_scalar(
-                "SELECT site_id FROM user_sites WHERE user_id = $1 ORDER BY site_id",
-            )
+    scope_in_role(tx, user, None).await
+}
+
+fn parse_role(text: &str) -> Result<Role> {
+    Role::parse(text).ok_or_else(|| StoreError::Corrupt(format!("role `{text}`")))
+}
+
+/// The sites where `user` holds `role` (every site of theirs for `None`). An account of every
+/// site holds its own role everywhere; a listed site's role is its own where one is set.
+async fn scope_in_role(tx: &mut Tx, user: UserId, role: Option<Role>) -> Result<SiteScope> {
+    let account: Option<(i64, String)> =
+        sqlx::query_as("SELECT all_sites, role FROM users WHERE id = $1")
+            .bind(user.get())
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some((all, own)) = account else {
+        return Ok(SiteScope::Only(Vec::new()));
+    };
+    let own = parse_role(&own)?;
+    if all == 1 {
+        return Ok(if role.is_none_or(|r| r == own) {
+            SiteScope::All
+        } else {
+            SiteScope::Only(Vec::new())
+        });
+    }
+    let rows: Vec<(i64, Option<String>)> =
+        sqlx::query_as("SELECT site_id, role FROM user_sites WHERE user_id = $1 ORDER BY site_id")
             .bind(user.get())
             .fetch_all(&mut **tx)
-            .await?,
-        )),
+            .await?;
+    let mut sites = Vec::with_capacity(rows.len());
+    for (site, at) in rows {
+        let held = match at {
+            Some(r) => parse_role(&r)?,
+            None => own,
+        };
+        if role.is_none_or(|r| r == held) {
+            sites.push(site);
+        }
     }
+    Ok(SiteScope::Only(sites))
+}
+
+/// `user`'s name and role at `site`, as the record has it: the account's role for an account of
+/// every site, the site's own where one is set; `None` when there is no such account or it does
+/// not work at `site`.
+pub(crate) async fn role_at(tx: &mut Tx, user: i64, site: i64) -> Result<Option<(String, Role)>> {
+    let row: Option<(String, String, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+        "SELECT u.username, u.role, u.all_sites, us.site_id, us.role
+         FROM users u LEFT JOIN user_sites us ON us.user_id = u.id AND us.site_id = $2
+         WHERE u.id = $1",
+    )
+    .bind(user)
+    .bind(site)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((name, own, all, listed, at)) = row else {
+        return Ok(None);
+    };
+    Ok(match (all, listed, at) {
+        (1, _, _) | (_, Some(_), None) => Some((name, parse_role(&own)?)),
+        (_, Some(_), Some(r)) => Some((name, parse_role(&r)?)),
+        _ => None,
+    })
+}
+
+/// Every role `user` holds: the account's and each site's own.
+pub(crate) async fn roles_of(tx: &mut Tx, user: i64) -> Result<Vec<Role>> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT role FROM users WHERE id = $1
+         UNION SELECT role FROM user_sites WHERE user_id = $1 AND role IS NOT NULL",
+    )
+    .bind(user)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter().map(|r| parse_role(r)).collect()
 }
 
 /// Not found unless the actor's scope admits `site` (the row's own site, as stored).
@@ -230,8 +297,25 @@ pub trait SiteStore: Send + Sync {
     async fn update_site(&self, actor: &Actor, id: i64, site: &NewSite) -> Result<Site>;
     /// An account's sites (administrator).
     async fn user_sites(&self, actor: &Actor, user: UserId) -> Result<SiteScope>;
-    /// Sets an account's sites: every site, or exactly `sites` (administrator; audited).
+    /// Sets an account's sites: every site, or exactly `sites` (administrator; audited). A site
+    /// kept keeps its own role.
     async fn set_user_sites(&self, actor: &Actor, user: UserId, scope: &SiteScope) -> Result<()>;
+    /// An account's own role at each listed site where it differs from the account's role
+    /// (administrator).
+    async fn user_site_roles(&self, actor: &Actor, user: UserId) -> Result<Vec<(i64, Role)>>;
+    /// Sets an account's sites and, in the same unit, its role at each: `roles` names a role
+    /// for some of the listed sites, every other site takes the account's own (administrator;
+    /// audited). Refused, naming `roles`, for an account of every site or a site not listed.
+    async fn assign_user_sites(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        scope: &SiteScope,
+        roles: &[(i64, Role)],
+    ) -> Result<()>;
+    /// The sites account `user` works at, each with the role it holds there, from the record
+    /// (what the edge builds the acting user from: no permission is needed to read one's own).
+    async fn sites_held(&self, user: UserId) -> Result<Vec<(Site, Role)>>;
     /// The site a session in `chair` is held at, as creating it would decide (the chair's own
     /// site, which must be the actor's; an unnamed chair: the actor's only site), refused
     /// naming `chair`.
@@ -382,23 +466,111 @@ impl SiteStore for SqlStore {
     }
 
     async fn set_user_sites(&self, actor: &Actor, user: UserId, scope: &SiteScope) -> Result<()> {
+        self.assign(actor, user, scope, None).await
+    }
+
+    async fn assign_user_sites(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        scope: &SiteScope,
+        roles: &[(i64, Role)],
+    ) -> Result<()> {
+        self.assign(actor, user, scope, Some(roles)).await
+    }
+
+    async fn user_site_roles(&self, actor: &Actor, user: UserId) -> Result<Vec<(i64, Role)>> {
+        require(actor, Permission::UserAdmin)?;
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT site_id, role FROM user_sites WHERE user_id = $1 AND role IS NOT NULL ORDER BY site_id",
+        )
+        .bind(user.get())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(site, role)| Ok((site, parse_role(&role)?)))
+            .collect()
+    }
+
+    async fn sites_held(&self, user: UserId) -> Result<Vec<(Site, Role)>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::new();
+        if let SiteScope::Only(ids) = scope_of_user(&mut tx, user).await? {
+            for id in ids {
+                let site = load_site(&mut tx, id).await?;
+                let role = role_at(&mut tx, user.get(), id)
+                    .await?
+                    .map(|(_, r)| r)
+                    .ok_or_else(|| StoreError::Corrupt(format!("user {user} at site {id}")))?;
+                out.push((site, role));
+            }
+        } else {
+            let own: String = sqlx::query_scalar("SELECT role FROM users WHERE id = $1")
+                .bind(user.get())
+                .fetch_one(&mut *tx)
+                .await?;
+            let own = parse_role(&own)?;
+            let rows: Vec<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {SITE_COLUMNS} FROM sites ORDER BY id"
+            )))
+            .fetch_all(&mut *tx)
+            .await?;
+            out = rows.into_iter().map(|r| (site_of(r), own)).collect();
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+impl SqlStore {
+    /// [`SiteStore::set_user_sites`] (`roles` `None`: each kept site keeps its role) and
+    /// [`SiteStore::assign_user_sites`].
+    async fn assign(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        scope: &SiteScope,
+        roles: Option<&[(i64, Role)]>,
+    ) -> Result<()> {
         require(actor, Permission::UserAdmin)?;
         let mut tx = self.unit(actor).await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
+        let own: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE id = $1")
             .bind(user.get())
             .fetch_optional(&mut **tx)
             .await?;
-        if exists.is_none() {
+        let Some(own) = own else {
             return Err(StoreError::NotFound {
                 what: format!("user {user}"),
             });
-        }
+        };
+        let own = parse_role(&own)?;
+        // The roles each site is to have: those named, else (a plain change of sites) those the
+        // record has; the account's own role is stored as none, so it follows a change of it.
+        let before: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT site_id, role FROM user_sites WHERE user_id = $1 AND role IS NOT NULL",
+        )
+        .bind(user.get())
+        .fetch_all(&mut **tx)
+        .await?;
+        let wanted: Vec<(i64, Role)> = match roles {
+            Some(r) => r.to_vec(),
+            None => before
+                .iter()
+                .map(|(site, role)| Ok((*site, parse_role(role)?)))
+                .collect::<Result<_>>()?,
+        };
         sqlx::query("DELETE FROM user_sites WHERE user_id = $1")
             .bind(user.get())
             .execute(&mut **tx)
             .await?;
         let detail = match scope {
             SiteScope::All => {
+                if roles.is_some_and(|r| !r.is_empty()) {
+                    return Err(invalid(
+                        "roles",
+                        "an account of every site holds its own role at each",
+                    ));
+                }
                 sqlx::query("UPDATE users SET all_sites = 1 WHERE id = $1")
                     .bind(user.get())
                     .execute(&mut **tx)
@@ -412,6 +584,22 @@ impl SiteStore for SqlStore {
                 let mut sites = sites.clone();
                 sites.sort_unstable();
                 sites.dedup();
+                if let Some(roles) = roles {
+                    let mut seen = Vec::new();
+                    for (site, _) in roles {
+                        if sites.binary_search(site).is_err() {
+                            return Err(invalid(
+                                "roles",
+                                format!("site {site} is not one of the account's sites"),
+                            ));
+                        }
+                        if seen.contains(site) {
+                            return Err(invalid("roles", format!("site {site} is named twice")));
+                        }
+                        seen.push(*site);
+                    }
+                }
+                let mut differing = Vec::new();
                 for s in &sites {
                     let found: Option<i64> =
                         sqlx::query_scalar("SELECT id FROM sites WHERE id = $1")
@@ -421,18 +609,33 @@ impl SiteStore for SqlStore {
                     if found.is_none() {
                         return Err(invalid("sites", format!("no site {s}")));
                     }
-                    sqlx::query("INSERT INTO user_sites (user_id, site_id) VALUES ($1, $2)")
-                        .bind(user.get())
-                        .bind(*s)
-                        .execute(&mut **tx)
-                        .await?;
+                    let role = wanted
+                        .iter()
+                        .find(|(site, _)| site == s)
+                        .map(|(_, r)| *r)
+                        .filter(|r| *r != own);
+                    if let Some(r) = role {
+                        differing.push(format!("{r} at {s}"));
+                    }
+                    sqlx::query(
+                        "INSERT INTO user_sites (user_id, site_id, role) VALUES ($1, $2, $3)",
+                    )
+                    .bind(user.get())
+                    .bind(*s)
+                    .bind(role.map(Role::as_str))
+                    .execute(&mut **tx)
+                    .await?;
                 }
                 sqlx::query("UPDATE users SET all_sites = 0 WHERE id = $1")
                     .bind(user.get())
                     .execute(&mut **tx)
                     .await?;
                 let ids: Vec<String> = sites.iter().map(i64::to_string).collect();
-                format!("user {user}: sites {}", ids.join(", "))
+                let mut detail = format!("user {user}: sites {}", ids.join(", "));
+                if !differing.is_empty() {
+                    detail.push_str(&format!(" ({})", differing.join(", ")));
+                }
+                detail
             }
         };
         tx.audit(&AuditEvent::new("user.sites", None, detail))

@@ -37,8 +37,11 @@ pub struct Principal {
     pub user: User,
     pub actor: Actor,
     pub credential: Credential,
-    /// The sites the user works at (id, name), from the record.
+    /// The sites the user works at in the role they act in now (id, name), from the record.
     pub sites: Vec<(i64, String)>,
+    /// Every site the user works at (id, name, with the role held there when they hold
+    /// several): what the header's chooser offers. Choosing one acts in its role.
+    pub choices: Vec<(i64, String)>,
     /// The site the user is working at: their only site, or the one chosen (the `ketcare_site`
     /// cookie on pages, the `X-Ketcare-Site` header on the API) when it is one of theirs. The
     /// store checks it again; a record's own site (a session's, a booking's) always wins.
@@ -132,19 +135,32 @@ pub fn is_tls(state: &AppState, headers: &HeaderMap) -> bool {
 /// The cookie holding the site a signed-in user chose to work at.
 pub const SITE_COOKIE: &str = "ketcare_site";
 
-/// The user's sites, the one they work at now (see [`Principal::site`]) and its time zone.
+/// Where and as what a signed-in user acts, from the record.
+struct Working {
+    /// The sites they act at in `role`.
+    sites: Vec<(i64, String)>,
+    /// Every site of theirs, labelled with the role held there when they hold several.
+    choices: Vec<(i64, String)>,
+    site: Option<i64>,
+    role: ketcare_core::Role,
+    zone: jiff::tz::TimeZone,
+}
+
+/// The user's sites, the one they work at now (see [`Principal::site`]), the role they hold
+/// there and its time zone. A user who holds different roles at different sites acts in the
+/// role of the site they chose; having chosen none, in the account's own role at the first
+/// site where they hold it (else their first site), so each request acts in exactly one role.
 async fn working_site(
     state: &AppState,
     headers: &HeaderMap,
-    actor: &Actor,
-) -> Result<(Vec<(i64, String)>, Option<i64>, jiff::tz::TimeZone), AppError> {
-    let stored = state.store.sites(actor).await?;
-    let sites: Vec<(i64, String)> = stored.iter().map(|s| (s.id, s.name.clone())).collect();
+    user: &User,
+) -> Result<Working, AppError> {
+    let held = state.store.sites_held(user.id).await?;
     let theirs = |v: &str| {
         v.trim()
             .parse::<i64>()
             .ok()
-            .filter(|id| sites.iter().any(|(s, _)| s == id))
+            .filter(|id| held.iter().any(|(s, _)| s.id == *id))
     };
     // A site an integration names must be one of the caller's: anything else is refused rather
     // than dropped. A stale cookie (a site the user no longer works at) is only forgotten.
@@ -157,18 +173,76 @@ async fn working_site(
         ),
         None => cookie(headers, SITE_COOKIE).and_then(theirs),
     };
+    let several_roles = held.windows(2).any(|w| w[0].1 != w[1].1);
+    let chosen = chosen.or_else(|| {
+        several_roles.then(|| {
+            held.iter()
+                .find(|(_, r)| *r == user.role)
+                .unwrap_or(&held[0])
+                .0
+                .id
+        })
+    });
+    let role = chosen
+        .and_then(|id| held.iter().find(|(s, _)| s.id == id))
+        .map_or(user.role, |(_, r)| *r);
+    let sites: Vec<(i64, String)> = held
+        .iter()
+        .filter(|(_, r)| *r == role)
+        .map(|(s, _)| (s.id, s.name.clone()))
+        .collect();
+    let choices = held
+        .iter()
+        .map(|(s, r)| {
+            let label = if several_roles {
+                format!("{} ({r})", s.name)
+            } else {
+                s.name.clone()
+            };
+            (s.id, label)
+        })
+        .collect();
     let site = match (chosen, sites.as_slice()) {
         (Some(id), _) => Some(id),
         (None, [(only, _)]) => Some(*only),
         _ => None,
     };
-    let zone = stored
+    let zone = held
         .iter()
-        .find(|s| Some(s.id) == site)
-        .map_or_else(jiff::tz::TimeZone::system, |s| {
+        .find(|(s, _)| Some(s.id) == site)
+        .map_or_else(jiff::tz::TimeZone::system, |(s, _)| {
             ketcare_app::zones::named(&s.time_zone)
         });
-    Ok((sites, site, zone))
+    Ok(Working {
+        sites,
+        choices,
+        site,
+        role,
+        zone,
+    })
+}
+
+/// The principal of `user` signed in by `credential`, acting in the role of the site they work
+/// at.
+async fn principal(
+    state: &AppState,
+    headers: &HeaderMap,
+    mut user: User,
+    credential: Credential,
+    address: &str,
+) -> Result<Principal, AppError> {
+    let w = working_site(state, headers, &user).await?;
+    user.role = w.role;
+    let actor = Actor::user(user.id, &user.username, user.role, address);
+    Ok(Principal {
+        user,
+        actor,
+        credential,
+        sites: w.sites,
+        choices: w.choices,
+        site: w.site,
+        zone: w.zone,
+    })
 }
 
 async fn resolve(
@@ -197,16 +271,9 @@ async fn resolve(
                 (user, Credential::SmartToken { scopes })
             }
         };
-        let actor = Actor::user(user.id, &user.username, user.role, address);
-        let (sites, site, zone) = working_site(state, headers, &actor).await?;
-        return Ok(Some(Principal {
-            user,
-            actor,
-            credential,
-            sites,
-            site,
-            zone,
-        }));
+        return principal(state, headers, user, credential, address)
+            .await
+            .map(Some);
     }
     let Some(token) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
@@ -232,24 +299,18 @@ async fn resolve(
     if now - session.last_seen >= 60 {
         state.store.touch_session(&hash, now).await?;
     }
-    let actor = Actor::user(
-        session.user.id,
-        &session.user.username,
-        session.user.role,
-        address,
-    );
-    let (sites, site, zone) = working_site(state, headers, &actor).await?;
-    Ok(Some(Principal {
-        actor,
-        user: session.user,
-        credential: Credential::Session {
+    principal(
+        state,
+        headers,
+        session.user,
+        Credential::Session {
             token_hash: hash,
             csrf: session.csrf_token,
         },
-        sites,
-        site,
-        zone,
-    }))
+        address,
+    )
+    .await
+    .map(Some)
 }
 
 /// Where a SMART backend client's access token is accepted: the FHIR reads (GET), the Bulk Data

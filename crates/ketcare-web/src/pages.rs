@@ -73,8 +73,11 @@ pub struct Nav {
     pub research: bool,
     /// May read the program dashboard (identified outcomes).
     pub program: bool,
-    /// The user's sites (id, name): a chooser is shown when there are several.
+    /// The user's sites in the role they act in now (id, name).
     pub sites: Vec<(i64, String)>,
+    /// Every site of the user's (with the role held there when they hold several): a chooser
+    /// is shown when there are several.
+    pub choices: Vec<(i64, String)>,
     /// The site the user works at now.
     pub site: Option<i64>,
 }
@@ -98,6 +101,7 @@ impl Nav {
             research: p.user.role.allows(Permission::RegistryRead),
             program: p.user.role.allows(Permission::ProgramOutcomes),
             sites: p.sites.clone(),
+            choices: p.choices.clone(),
             site: p.site,
         })
     }
@@ -601,7 +605,7 @@ pub async fn choose_site(
     let id: i64 = field("site")
         .parse()
         .ok()
-        .filter(|id| p.sites.iter().any(|(s, _)| s == id))
+        .filter(|id| p.choices.iter().any(|(s, _)| s == id))
         .ok_or_else(|| AppError::invalid("site", "choose one of your sites"))?;
     // Back to a page of this server only (the same check as after sign-in).
     let mut r = Redirect::to(&safe_next(field("back"))).into_response();
@@ -1379,12 +1383,21 @@ pub struct UserRow {
     all_sites: bool,
     /// The sites they work at (when not every site).
     sites: Vec<i64>,
+    /// Their own role at a listed site where it is not the account's.
+    site_roles: Vec<(i64, Role)>,
 }
 
 impl UserRow {
     /// Whether the row's account is listed at `site` (not counting "every site").
     pub fn works_at(&self, site: &i64) -> bool {
         !self.all_sites && self.sites.contains(site)
+    }
+
+    /// Whether the account holds `role` at `site` as a role of that site's own.
+    pub fn is_role_at(&self, site: &i64, role: &str) -> bool {
+        self.site_roles
+            .iter()
+            .any(|(s, r)| s == site && r.as_str() == role)
     }
 }
 
@@ -1399,12 +1412,15 @@ async fn users_page(
     let listed = s.store.list_users(&p.actor).await?;
     let mut scopes = Vec::with_capacity(listed.len());
     for u in &listed {
-        scopes.push(s.store.user_sites(&p.actor, u.id).await?);
+        scopes.push((
+            s.store.user_sites(&p.actor, u.id).await?,
+            s.store.user_site_roles(&p.actor, u.id).await?,
+        ));
     }
     let users = listed
         .into_iter()
         .zip(scopes)
-        .map(|(u, scope)| {
+        .map(|(u, (scope, site_roles))| {
             let mut status = Vec::new();
             if u.disabled {
                 status.push("disabled");
@@ -1434,6 +1450,7 @@ async fn users_page(
                     ketcare_store::SiteScope::All => Vec::new(),
                     ketcare_store::SiteScope::Only(v) => v,
                 },
+                site_roles,
             }
         })
         .collect();
@@ -1527,22 +1544,32 @@ pub async fn user_sites(
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
     let f = crate::clinical_pages::form_pairs(&body)?;
-    let scope = if crate::clinical_pages::field(&f, "all") == "1" {
+    let field = |k: &str| crate::clinical_pages::field(&f, k);
+    // The role chosen beside each ticked site (none chosen: the account's own there).
+    let mut roles = Vec::new();
+    let scope = if field("all") == "1" {
         ketcare_store::SiteScope::All
     } else {
         let mut sites = Vec::new();
         for (_, v) in f.iter().filter(|(k, _)| k == "site") {
-            sites.push(
-                v.trim()
-                    .parse()
-                    .map_err(|_| AppError::invalid("sites", format!("`{v}` is not a site")))?,
-            );
+            let site: i64 = v
+                .trim()
+                .parse()
+                .map_err(|_| AppError::invalid("sites", format!("`{v}` is not a site")))?;
+            let named = field(&format!("role_{site}"));
+            if !named.is_empty() {
+                let role = Role::parse(named).ok_or_else(|| {
+                    AppError::invalid(&format!("role_{site}"), format!("`{named}` is not a role"))
+                })?;
+                roles.push((site, role));
+            }
+            sites.push(site);
         }
         ketcare_store::SiteScope::Only(sites)
     };
     let done = s
         .store
-        .set_user_sites(&p.actor, ketcare_core::UserId::new(id), &scope)
+        .assign_user_sites(&p.actor, ketcare_core::UserId::new(id), &scope, &roles)
         .await
         .map(|()| format!("Sites of user {id} saved"));
     users_outcome(&s, &p, done).await

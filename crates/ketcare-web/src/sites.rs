@@ -25,6 +25,9 @@ pub struct MySites {
     pub sites: Vec<Site>,
     /// The site taken when a request names none (the `X-Ketcare-Site` header's, or the only one).
     pub working_site: Option<i64>,
+    /// The role the caller acts in: the one held at the working site (an account may hold
+    /// another at another site; `sites` are those where it holds this one).
+    pub role: ketcare_core::Role,
 }
 
 /// The sites the caller works at (every site for an account of all sites).
@@ -35,6 +38,7 @@ pub async fn my_sites(State(s): State<AppState>, p: Principal) -> Result<Json<My
     Ok(Json(MySites {
         sites: s.store.sites(&p.actor).await?,
         working_site: p.site,
+        role: p.user.role,
     }))
 }
 
@@ -68,28 +72,30 @@ pub async fn update_site(
     Ok(Json(s.store.update_site(&p.actor, id, &site).await?))
 }
 
-/// Where an account works: every site (`all`), or exactly `sites`.
+/// Where an account works: every site (`all`), or exactly `sites`, with its own role at some.
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 pub struct UserSites {
     #[serde(default)]
     pub all: bool,
     #[serde(default)]
     pub sites: Vec<i64>,
+    /// The account's role at some of `sites` where it is not the account's own (a nurse here,
+    /// the pharmacist there). Left out of a change: each site kept keeps its role; given: these
+    /// roles, every other site the account's own. An account of every site holds its own
+    /// role everywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<SiteRole>>,
 }
 
-impl From<SiteScope> for UserSites {
-    fn from(s: SiteScope) -> Self {
-        match s {
-            SiteScope::All => UserSites {
-                all: true,
-                sites: Vec::new(),
-            },
-            SiteScope::Only(sites) => UserSites { all: false, sites },
-        }
-    }
+/// A role held at one site.
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteRole {
+    pub site: i64,
+    pub role: ketcare_core::Role,
 }
 
-/// Sets the sites an account works at (administrator; audited).
+/// Sets the sites an account works at, and its role at each (administrator; audited).
 #[utoipa::path(put, path = "/api/v1/users/{id}/sites", params(("id" = i64, Path)), request_body = UserSites, responses(
     (status = 200, description = "the account's sites", body = UserSites), (status = 401, body = ErrorBody),
     (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
@@ -112,8 +118,32 @@ pub async fn set_user_sites(
         }
         (false, true) => return Err(AppError::invalid("sites", "name at least one site")),
     };
-    s.store.set_user_sites(&p.actor, user, &scope).await?;
-    Ok(Json(s.store.user_sites(&p.actor, user).await?.into()))
+    match body.roles {
+        None => s.store.set_user_sites(&p.actor, user, &scope).await?,
+        Some(roles) => {
+            let roles: Vec<(i64, ketcare_core::Role)> =
+                roles.into_iter().map(|r| (r.site, r.role)).collect();
+            s.store
+                .assign_user_sites(&p.actor, user, &scope, &roles)
+                .await?
+        }
+    }
+    let (all, sites) = match s.store.user_sites(&p.actor, user).await? {
+        SiteScope::All => (true, Vec::new()),
+        SiteScope::Only(sites) => (false, sites),
+    };
+    let roles = s
+        .store
+        .user_site_roles(&p.actor, user)
+        .await?
+        .into_iter()
+        .map(|(site, role)| SiteRole { site, role })
+        .collect();
+    Ok(Json(UserSites {
+        all,
+        sites,
+        roles: Some(roles),
+    }))
 }
 
 /// A site that is not the caller's answers 404, as if it did not exist.

@@ -506,6 +506,8 @@ pub fn print_logins() {
     for (username, name, role) in crate::demo_sites::NORTH_STAFF {
         println!("  {username:<16} {role:<14} {name} (North clinic only)");
     }
+    let (username, name, own, at_north) = crate::demo_sites::FLOAT;
+    println!("  {username:<16} {own:<14} {name} (main site; {at_north} at North clinic)");
     println!(
         "  Two sites: the main site and North clinic. nurse, pharmacist, scheduler and therapist \
          work at the main site only; prescriber (the medical director), admin and researcher at both."

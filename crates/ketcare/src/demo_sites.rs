@@ -16,6 +16,10 @@ pub const NORTH_STAFF: [(&str, &str, Role); 2] = [
     ("north-pharmacist", "Piet North", Role::Pharmacist),
 ];
 
+/// A nurse at the main site who covers North's front desk as its scheduler: one account, a
+/// different role at each site (username, name, account role, role at North).
+pub const FLOAT: (&str, &str, Role, Role) = ("float", "Flo Float", Role::Nurse, Role::Scheduler);
+
 /// The demo main site's DEA registration: made up, of the registration's form (its check digit
 /// is right).
 pub const MAIN_DEA: &str = "AB1234563";
@@ -59,6 +63,16 @@ pub async fn seed(store: &dyn Store, today: Date, hash: &str) -> Result<()> {
             .set_user_sites(&admin, u.id, &SiteScope::Only(vec![north.id]))
             .await?;
     }
+    let (username, name, own, at_north) = FLOAT;
+    let u = crate::demo::create_account(store, hash, (username, name, own)).await?;
+    store
+        .assign_user_sites(
+            &admin,
+            u.id,
+            &SiteScope::Only(vec![DEFAULT_SITE, north.id]),
+            &[(north.id, at_north)],
+        )
+        .await?;
     for username in MAIN_ONLY {
         let u = store
             .user_by_username(username)

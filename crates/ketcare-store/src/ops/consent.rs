@@ -331,6 +331,8 @@ impl SqlStore {
         if let Some(Assent::Given { obtained_by } | Assent::NotCapable { obtained_by, .. }) =
             &sig.assent
         {
+            // Any role the account holds (its own, or one it holds at a site) may be the one.
+            let roles = crate::sites::roles_of(&mut tx, *obtained_by).await?;
             match user_exists(&mut tx, *obtained_by).await? {
                 None => {
                     return Err(invalid(
@@ -338,7 +340,9 @@ impl SqlStore {
                         format!("no user {obtained_by}"),
                     ));
                 }
-                Some((username, role)) if !role.allows(Permission::RecordConsent) => {
+                Some((username, role))
+                    if !roles.iter().any(|r| r.allows(Permission::RecordConsent)) =>
+                {
                     return Err(invalid(
                         "assent.obtained_by",
                         format!(

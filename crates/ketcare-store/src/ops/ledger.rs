@@ -400,13 +400,26 @@ async fn fill_transfer(
 }
 
 impl SqlStore {
-    /// Replaces each witness's name and role with those of their account.
-    async fn resolve_witnesses(&self, tx: &mut Tx, event: &LedgerEvent) -> Result<LedgerEvent> {
+    /// Replaces each witness's name and role with those of their account at `site` (where the
+    /// witness must work: an account may hold another role at another site).
+    async fn resolve_witnesses(
+        &self,
+        tx: &mut Tx,
+        site: i64,
+        event: &LedgerEvent,
+    ) -> Result<LedgerEvent> {
         let mut e = event.clone();
-        async fn fix(tx: &mut Tx, field: &str, w: &mut Witness) -> Result<()> {
-            let (username, role) = user_exists(tx, w.user_id)
-                .await?
-                .ok_or_else(|| invalid(field, format!("no user {}", w.user_id)))?;
+        async fn fix(tx: &mut Tx, site: i64, field: &str, w: &mut Witness) -> Result<()> {
+            let (username, role) = match crate::sites::role_at(tx, w.user_id, site).await? {
+                Some(found) => found,
+                None if user_exists(tx, w.user_id).await?.is_some() => {
+                    return Err(invalid(
+                        field,
+                        format!("user {} does not work at site {site}", w.user_id),
+                    ));
+                }
+                None => return Err(invalid(field, format!("no user {}", w.user_id))),
+            };
             w.username = username;
             w.role = role;
             Ok(())
@@ -414,10 +427,10 @@ impl SqlStore {
         match &mut e {
             LedgerEvent::Waste {
                 witness: Some(w), ..
-            } => fix(tx, "witness", w).await?,
+            } => fix(tx, site, "witness", w).await?,
             LedgerEvent::Destroy { witnesses, .. } => {
                 for (i, w) in witnesses.iter_mut().enumerate() {
-                    fix(tx, &format!("witnesses[{i}]"), w).await?;
+                    fix(tx, site, &format!("witnesses[{i}]"), w).await?;
                 }
             }
             _ => {}
@@ -443,7 +456,7 @@ impl SqlStore {
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("site {site} has no ledger head")))?;
-        let mut event = self.resolve_witnesses(&mut tx, event).await?;
+        let mut event = self.resolve_witnesses(&mut tx, site, event).await?;
         // A draw or a waste is checked against the session it names, as the record has it.
         let target = match event.session_id() {
             Some(sid) => session_target(&mut tx, sid).await?,

@@ -120,18 +120,6 @@ fn span(bs: &[Booking]) -> Option<(DateTime, DateTime)> {
     Some((from, to))
 }
 
-/// Refused, naming `field`, unless `user` works at `site` (as the record has it).
-async fn works_at(tx: &mut Tx, user: UserId, site: i64, field: &str) -> Result<()> {
-    if crate::sites::scope_of_user(tx, user).await?.admits(site) {
-        Ok(())
-    } else {
-        Err(invalid(
-            field,
-            format!("user {user} does not work at site {site}"),
-        ))
-    }
-}
-
 impl SqlStore {
     pub(crate) async fn add_chair(
         &self,
@@ -209,14 +197,28 @@ impl SqlStore {
             return Err(invalid("end", "must be after the start"));
         }
         let mut tx = self.unit(actor).await?;
-        let (_, role) = user_exists(&mut tx, user.get())
-            .await?
-            .ok_or_else(|| invalid("user_id", "no such user"))?;
-        if role != Role::Prescriber {
-            return Err(invalid("user_id", "only a prescriber is rostered on site"));
+        if user_exists(&mut tx, user.get()).await?.is_none() {
+            return Err(invalid("user_id", "no such user"));
         }
         let site = crate::sites::acting_site(&mut tx, actor, site).await?;
-        works_at(&mut tx, user, site, "user_id").await?;
+        // The role the account holds at this site (it may hold another elsewhere).
+        match crate::sites::role_at(&mut tx, user.get(), site).await? {
+            Some((_, Role::Prescriber)) => {}
+            Some(_) => {
+                return Err(invalid(
+                    "user_id",
+                    format!(
+                        "only a prescriber is rostered on site, and user {user} is not one at site {site}"
+                    ),
+                ));
+            }
+            None => {
+                return Err(invalid(
+                    "user_id",
+                    format!("user {user} does not work at site {site}"),
+                ));
+            }
+        }
         sqlx::query(
             "INSERT INTO ops_on_site (user_id, start_at, end_at, site_id) VALUES ($1, $2, $3, $4)",
         )
@@ -270,15 +272,18 @@ impl SqlStore {
                 permission: Permission::Schedule,
             });
         }
-        // The staff of the actor's sites: those who work at every site, and those listed at one
-        // of the actor's.
+        // The staff of the actor's sites holding `role` there: those of every site whose own role
+        // it is, and those listed at one of the actor's sites with it (their own there, or the
+        // account's).
         let mut tx = self.pool.begin().await?;
         let scope = crate::sites::scope_of(&mut tx, actor).await?;
         let out = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT id, username, display_name FROM users WHERE role = $1
-             AND (all_sites = 1 OR id IN (SELECT user_id FROM user_sites WHERE {}))
+            "SELECT id, username, display_name FROM users u
+             WHERE (u.all_sites = 1 AND u.role = $1)
+                OR (u.all_sites = 0 AND u.id IN (SELECT us.user_id FROM user_sites us
+                     WHERE us.user_id = u.id AND COALESCE(us.role, u.role) = $1 AND {}))
              ORDER BY username",
-            scope.sql("site_id")
+            scope.sql("us.site_id")
         )))
         .bind(role.as_str())
         .fetch_all(&mut *tx)
@@ -419,16 +424,28 @@ impl SqlStore {
                 ));
             }
             site = Some(chair_site);
-            match user_exists(&mut tx, b.nurse_id).await? {
+            // The role the nurse holds at the chair's site (it may be another elsewhere).
+            match crate::sites::role_at(&mut tx, b.nurse_id, chair_site).await? {
                 Some((_, Role::Nurse)) => {}
-                _ => {
+                Some(_) => {
+                    return Err(invalid(
+                        "nurse_id",
+                        format!("user {} is not a nurse at site {chair_site}", b.nurse_id),
+                    ));
+                }
+                None if user_exists(&mut tx, b.nurse_id).await?.is_some() => {
+                    return Err(invalid(
+                        "nurse_id",
+                        format!("user {} does not work at site {chair_site}", b.nurse_id),
+                    ));
+                }
+                None => {
                     return Err(invalid(
                         "nurse_id",
                         format!("user {} is not a nurse", b.nurse_id),
                     ));
                 }
             }
-            works_at(&mut tx, UserId::new(b.nurse_id), chair_site, "nurse_id").await?;
         }
         let site = site.unwrap_or(crate::sites::DEFAULT_SITE);
         // Chairs and people are checked across every site (a nurse is in one place at a time);

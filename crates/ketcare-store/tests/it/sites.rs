@@ -591,3 +591,139 @@ async fn a_transfer_is_a_pair_of_entries_one_in_each_sites_ledger() {
         assert!(s.verify_ledger().await.unwrap().broken.is_none());
     }
 }
+
+#[tokio::test]
+async fn an_account_holds_its_own_role_at_each_site() {
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let admin = Actor::system(Role::Administrator);
+        let north = new_site(s, "North", "").await;
+        // A nurse at the main site who is North's pharmacist.
+        let nurse = user(s, "float", Role::Nurse, SiteScope::Only(vec![1])).await;
+        let id = nurse.user_id.unwrap();
+        let both = SiteScope::Only(vec![1, north]);
+        // Refused, naming `roles`: a role at a site not listed, a site named twice, a role for
+        // an account of every site; nothing is written.
+        for (scope, roles) in [
+            (SiteScope::Only(vec![1]), vec![(north, Role::Pharmacist)]),
+            (
+                both.clone(),
+                vec![(north, Role::Pharmacist), (north, Role::Nurse)],
+            ),
+            (SiteScope::All, vec![(north, Role::Pharmacist)]),
+        ] {
+            assert_eq!(
+                field_of(s.assign_user_sites(&admin, id, &scope, &roles).await),
+                "roles",
+                "{backend:?}"
+            );
+        }
+        assert_eq!(s.user_sites(&admin, id).await.unwrap(), only(1));
+        s.assign_user_sites(&admin, id, &both, &[(north, Role::Pharmacist)])
+            .await
+            .unwrap();
+        assert_eq!(
+            s.user_site_roles(&admin, id).await.unwrap(),
+            [(north, Role::Pharmacist)]
+        );
+        let held: Vec<(i64, Role)> = s
+            .sites_held(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(site, role)| (site.id, role))
+            .collect();
+        assert_eq!(held, [(1, Role::Nurse), (north, Role::Pharmacist)]);
+        // Acting as a nurse reaches the main site only; as the pharmacist, North only; in a role
+        // the account does not hold, no site.
+        let pharmacist = Actor::user(id, "float", Role::Pharmacist, "127.0.0.1");
+        assert_eq!(s.my_sites(&nurse).await.unwrap(), only(1));
+        assert_eq!(s.my_sites(&pharmacist).await.unwrap(), only(north));
+        let therapist = Actor::user(id, "float", Role::Therapist, "127.0.0.1");
+        assert_eq!(s.my_sites(&therapist).await.unwrap(), only_none());
+        // North's stock is the pharmacist's there; the nurse's role never reaches it.
+        s.ledger_append(&pharmacist, &receive("LN")).await.unwrap();
+        assert_eq!(
+            s.ledger_records(&pharmacist).await.unwrap()[0].site_id,
+            north,
+            "{backend:?}"
+        );
+        assert!(
+            s.ledger_records(&nurse).await.is_err()
+                || s.ledger_records(&nurse)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .all(|r| r.site_id == 1)
+        );
+        // The staff of a site are those holding the role there.
+        let director = user(s, "director", Role::Prescriber, SiteScope::All).await;
+        let names = |v: Vec<(i64, String, String)>| v.into_iter().map(|r| r.1).collect::<Vec<_>>();
+        let nurses_at_north = Actor::user(
+            user(s, "nn", Role::Nurse, only(north))
+                .await
+                .user_id
+                .unwrap(),
+            "nn",
+            Role::Nurse,
+            "127.0.0.1",
+        );
+        assert_eq!(
+            names(s.staff(&nurses_at_north, Role::Nurse).await.unwrap()),
+            ["nn"]
+        );
+        assert_eq!(
+            names(s.staff(&nurses_at_north, Role::Pharmacist).await.unwrap()),
+            ["float"]
+        );
+        assert!(
+            names(s.staff(&director, Role::Nurse).await.unwrap()).contains(&"float".to_string())
+        );
+        // A change of sites alone keeps each kept site's role; the audit record names them.
+        s.set_user_sites(&admin, id, &both).await.unwrap();
+        assert_eq!(
+            s.user_site_roles(&admin, id).await.unwrap(),
+            [(north, Role::Pharmacist)]
+        );
+        let records = s
+            .audit_records(
+                &admin,
+                &ketcare_store::AuditFilter {
+                    action: Some("user.sites".into()),
+                    limit: 1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            records[0].detail.contains("pharmacist at"),
+            "{:?}",
+            records[0].detail
+        );
+        // Rostered on site only where they are a prescriber.
+        let scheduling = Actor::system(Role::Scheduler);
+        let start = date(2027, 1, 5).at(8, 0, 0, 0);
+        let end = date(2027, 1, 5).at(18, 0, 0, 0);
+        assert_eq!(
+            field_of(
+                s.add_on_site_at(&scheduling, Some(north), id, start, end)
+                    .await
+            ),
+            "user_id"
+        );
+        // Back to one role everywhere: the roles given replace the ones held.
+        s.assign_user_sites(&admin, id, &both, &[]).await.unwrap();
+        assert_eq!(s.my_sites(&nurse).await.unwrap(), both);
+        assert_eq!(s.my_sites(&pharmacist).await.unwrap(), only_none());
+    }
+}
+
+fn only(id: i64) -> SiteScope {
+    SiteScope::Only(vec![id])
+}
+
+fn only_none() -> SiteScope {
+    SiteScope::Only(Vec::new())
+}

@@ -438,3 +438,125 @@ async fn stock_moves_between_sites_as_a_documented_pair_of_entries() {
         assert!(s.verify_ledger().await.unwrap().broken.is_none());
     }
 }
+
+/// One account, a nurse at the main site and the pharmacist at North: each request acts in the
+/// role of the site it is made at (the API's `X-Ketcare-Site`, the page's chooser), reaches only
+/// that role's sites, and the administrator sets the roles on the users page.
+#[tokio::test]
+async fn an_account_acts_in_the_role_it_holds_at_the_site_it_works_at() {
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        let north = app.add_site("North", "").await;
+        let float = app.add_user("float", Role::Nurse).await;
+        app.add_user("admin", Role::Administrator).await;
+        let north_s = north.to_string();
+        // The administrator sets the sites and the role at North on the users page.
+        let admin = app.login("admin").await;
+        let role_field = format!("role_{north}");
+        let r = app
+            .post_form(
+                &format!("/users/{}/sites", float.id),
+                &admin,
+                &[
+                    ("site", "1"),
+                    ("site", &north_s),
+                    ("role_1", ""),
+                    (&role_field, "pharmacist"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(
+            r.body.contains("pharmacist here\" selected")
+                || r.body.contains("selected>pharmacist here"),
+            "{}",
+            r.body
+        );
+        // A role that is not one is refused, naming its field; nothing changes.
+        let r = app
+            .post_form(
+                &format!("/users/{}/sites", float.id),
+                &admin,
+                &[("site", "1"), ("site", &north_s), (&role_field, "chief")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body.contains(&role_field), "{}", r.body);
+
+        let token = app.bearer("float").await;
+        let sites = |r: &crate::common::Reply| r.json();
+        // No site named: the account's own role, at the site where it holds it.
+        let r = app.get("/api/v1/sites", &token).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let v = sites(&r);
+        assert_eq!(v["role"], "nurse", "{v}");
+        assert_eq!(v["working_site"], 1, "{v}");
+        assert_eq!(v["sites"].as_array().unwrap().len(), 1, "{v}");
+        // Receiving stock is the pharmacist's alone: refused as the main site's nurse, and
+        // entered in North's ledger as North's pharmacist.
+        let receive = serde_json::json!({"event": {"kind": "receive", "product": "ketamine-50",
+            "ndc": "67457-108-10", "lot": "K-FLOAT", "expiry": "2030-06-30", "quantity": 1,
+            "invoice": "INV-F", "supplier": "Wholesaler"}})
+        .to_string();
+        for (site, want) in [
+            ("1".to_string(), StatusCode::FORBIDDEN),
+            (north_s.clone(), StatusCode::CREATED),
+        ] {
+            let r = app
+                .send(
+                    Method::POST,
+                    "/api/v1/ledger/events",
+                    &token,
+                    Some("application/json"),
+                    receive.clone(),
+                    &[("x-ketcare-site", site.as_str())],
+                )
+                .await;
+            assert_eq!(r.status, want, "site {site}: {}", r.body);
+        }
+        let r = app
+            .send(
+                Method::GET,
+                "/api/v1/sites",
+                &token,
+                None,
+                String::new(),
+                &[("x-ketcare-site", north_s.as_str())],
+            )
+            .await;
+        let v = sites(&r);
+        assert_eq!(v["role"], "pharmacist", "{v}");
+        assert_eq!(v["sites"][0]["id"], north, "{v}");
+        // The API shows and keeps the roles; a role at a site not listed is refused.
+        let admin_token = app.bearer("admin").await;
+        let path = format!("/api/v1/users/{}/sites", float.id);
+        let r = app
+            .json(
+                Method::PUT,
+                &path,
+                &admin_token,
+                &serde_json::json!({"sites": [1], "roles": [{"site": north, "role": "pharmacist"}]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body.contains("roles"), "{}", r.body);
+        let r = app
+            .json(
+                Method::PUT,
+                &path,
+                &admin_token,
+                &serde_json::json!({"sites": [1, north]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(
+            r.json()["roles"],
+            serde_json::json!([{"site": north, "role": "pharmacist"}])
+        );
+        // The page's chooser names the role held at each site.
+        let page = app.login("float").await;
+        let r = app.get("/", &page).await;
+        assert!(r.body.contains("North (pharmacist)"), "{}", r.body);
+        assert!(r.body.contains("Main site (nurse)"), "{}", r.body);
+    }
+}
