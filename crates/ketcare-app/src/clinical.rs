@@ -701,6 +701,7 @@ pub async fn load_library(store: &dyn Store) -> Result<Library, String> {
 }
 
 fn library_of(site: Vec<ketcare_store::SiteProtocol>) -> Result<Library, String> {
+    let owners = owners_of(&site);
     let files: Vec<(String, String)> = site
         .into_iter()
         .map(|p| (format!("site/{}", p.file_name), p.body))
@@ -709,7 +710,61 @@ fn library_of(site: Vec<ketcare_store::SiteProtocol>) -> Result<Library, String>
         .iter()
         .map(|(f, b)| (f.as_str(), b.as_str()))
         .collect();
-    Library::builtin_with_site(&refs).map_err(|e| e.to_string())
+    Library::builtin_with_site(&refs)
+        .map(|l| l.with_owners(owners))
+        .map_err(|e| e.to_string())
+}
+
+/// The library's file name of each added file one site owns, with its site.
+fn owners_of(files: &[ketcare_store::SiteProtocol]) -> std::collections::BTreeMap<String, i64> {
+    files
+        .iter()
+        .filter_map(|p| p.site_id.map(|s| (format!("site/{}", p.file_name), s)))
+        .collect()
+}
+
+/// Refused, naming `field`, when `protocol` is one site's own and the actor works at no site
+/// where it is used (the organisation's protocols are used at every site). The actor's sites
+/// come from the record.
+pub async fn protocol_is_ours(
+    store: &dyn Store,
+    library: &Library,
+    actor: &Actor,
+    protocol: &str,
+    field: &str,
+) -> Result<(), AppError> {
+    let Some(site) = library.owner(protocol) else {
+        return Ok(());
+    };
+    if store.my_sites(actor).await?.admits(site) {
+        Ok(())
+    } else {
+        Err(AppError::invalid(
+            field,
+            format!(
+                "protocol {protocol} is site {site}'s own, used only there; you do not work at site {site}"
+            ),
+        ))
+    }
+}
+
+/// Refused, naming `field`, when `protocol` is one site's own and `site` is another: a local
+/// protocol's sessions are held at its site only.
+pub fn protocol_used_at(
+    library: &Library,
+    protocol: &str,
+    site: i64,
+    field: &str,
+) -> Result<(), AppError> {
+    match library.owner(protocol) {
+        Some(owner) if owner != site => Err(AppError::invalid(
+            field,
+            format!(
+                "protocol {protocol} is site {owner}'s own: its sessions are held there, not at site {site}"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The library of [`load_library`], rebuilt only when the site's protocol files change (keyed by
@@ -871,11 +926,13 @@ pub async fn save_values(
     save_settings(store, library, actor, new, reason, now).await
 }
 
-/// Adds (or replaces, by file name) a site protocol after validating the whole library with it;
-/// returns the new library for the caller to put in force.
+/// Adds (or replaces, by file name) a protocol file after validating the whole library with it:
+/// the organisation's (`site` `None`) or one site's own; returns the new library for the caller
+/// to put in force.
 pub async fn add_site_protocol(
     store: &dyn Store,
     actor: &Actor,
+    site: Option<i64>,
     file_name: &str,
     text: &str,
 ) -> Result<Library, AppError> {
@@ -895,20 +952,34 @@ pub async fn add_site_protocol(
             "use letters, digits, '-', '_' and end with .toml",
         ));
     }
-    let mut files: Vec<(String, String)> = store
+    let mut rows: Vec<ketcare_store::SiteProtocol> = store
         .site_protocols()
         .await?
         .into_iter()
         .filter(|p| p.file_name != file_name)
+        .collect();
+    rows.push(ketcare_store::SiteProtocol {
+        id: 0,
+        file_name: file_name.to_owned(),
+        body: text.to_owned(),
+        added_by: String::new(),
+        added_at: String::new(),
+        site_id: site,
+    });
+    let owners = owners_of(&rows);
+    let files: Vec<(String, String)> = rows
+        .into_iter()
         .map(|p| (format!("site/{}", p.file_name), p.body))
         .collect();
-    files.push((format!("site/{file_name}"), text.to_owned()));
     let refs: Vec<(&str, &str)> = files
         .iter()
         .map(|(f, b)| (f.as_str(), b.as_str()))
         .collect();
-    let library =
-        Library::builtin_with_site(&refs).map_err(|e| AppError::invalid("toml", e.to_string()))?;
-    store.add_site_protocol(actor, file_name, text).await?;
+    let library = Library::builtin_with_site(&refs)
+        .map_err(|e| AppError::invalid("toml", e.to_string()))?
+        .with_owners(owners);
+    store
+        .add_site_protocol(actor, site, file_name, text)
+        .await?;
     Ok(library)
 }

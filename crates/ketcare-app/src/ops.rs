@@ -178,6 +178,12 @@ pub async fn book_course(
         }
         _ => t.protocols.first().cloned().unwrap_or_default(),
     };
+    // A site's own protocol is booked in that site's chairs only.
+    let library = crate::clinical::cached_library(store).await.map_err(|e| {
+        tracing::error!(error = %e, "protocol library");
+        AppError::Internal
+    })?;
+    crate::clinical::protocol_used_at(&library, &protocol, site, "protocol_id")?;
     let requests: Vec<Booking> = sessions
         .iter()
         .map(|p| Booking {

@@ -342,6 +342,9 @@ pub struct SiteProtocol {
     pub body: String,
     pub added_by: String,
     pub added_at: String,
+    /// The site whose own protocol file it is (used only there); `None`: the organisation's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site_id: Option<i64>,
 }
 
 /// A kind of row that belongs to one patient, for [`Store::owner_of`].
@@ -703,9 +706,13 @@ pub trait Store:
     ) -> Result<SiteSettingsVersion>;
     /// The newest version of every site protocol file.
     async fn site_protocols(&self) -> Result<Vec<SiteProtocol>>;
+    /// Adds a protocol file, or a new version of one (by file name): the organisation's
+    /// (`site` `None`) or one site's own, which must be one of the actor's. A file keeps its
+    /// owner across versions (refused naming `site` otherwise). Administrator; audited.
     async fn add_site_protocol(
         &self,
         actor: &Actor,
+        site: Option<i64>,
         file_name: &str,
         body: &str,
     ) -> Result<SiteProtocol>;

@@ -11,10 +11,11 @@ use ketcare_core::Actor;
 pub async fn add_site_protocol_in_force(
     state: &crate::AppState,
     actor: &Actor,
+    site: Option<i64>,
     file_name: &str,
     text: &str,
 ) -> Result<(), AppError> {
-    let library = add_site_protocol(state.store.as_ref(), actor, file_name, text).await?;
+    let library = add_site_protocol(state.store.as_ref(), actor, site, file_name, text).await?;
     state.set_library(library);
     Ok(())
 }

@@ -391,6 +391,10 @@ pub struct SiteProtocolBody {
     pub file_name: String,
     /// The protocol file (same format as the built-in ones; every value cited).
     pub toml: String,
+    /// The site whose own protocol this is, used only there (one of the caller's); left out:
+    /// the organisation's, used at every site. A file keeps its owner across versions.
+    #[serde(default)]
+    pub site: Option<i64>,
 }
 
 /// Adds a site protocol; a malformed file is refused naming file, line and field.
@@ -400,7 +404,7 @@ pub async fn add_site_protocol(
     p: Principal,
     JsonBody(b): JsonBody<SiteProtocolBody>,
 ) -> Result<StatusCode, AppError> {
-    clinical::add_site_protocol_in_force(&s, &p.actor, &b.file_name, &b.toml).await?;
+    clinical::add_site_protocol_in_force(&s, &p.actor, b.site, &b.file_name, &b.toml).await?;
     Ok(StatusCode::CREATED)
 }
 

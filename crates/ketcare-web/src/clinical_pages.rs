@@ -72,6 +72,30 @@ pub struct ProtocolsPage {
     rows: Vec<(String, String, String, String)>,
 }
 
+/// Whose protocol `site` makes it, in words: `None` for the organisation's (used at every
+/// site), else the owning site's name and whether the reader works there.
+async fn owner_words(
+    s: &AppState,
+    p: &Principal,
+    site: Option<i64>,
+) -> Result<Option<String>, AppError> {
+    let Some(site) = site else {
+        return Ok(None);
+    };
+    let name = s
+        .store
+        .organisation_sites()
+        .await?
+        .into_iter()
+        .find(|(id, _)| *id == site)
+        .map_or_else(|| format!("site {site}"), |(_, n)| n);
+    Ok(Some(if p.sites.iter().any(|(id, _)| *id == site) {
+        format!("{name}'s own protocol, used only there")
+    } else {
+        format!("{name}'s own protocol, used only there (not at your sites)")
+    }))
+}
+
 pub async fn protocols(State(s): State<AppState>, p: Principal) -> Result<Response, PageError> {
     let (settings, version) = clinical::settings(s.store.as_ref()).await?;
     let mut rows = Vec::new();
@@ -91,6 +115,10 @@ pub async fn protocols(State(s): State<AppState>, p: Principal) -> Result<Respon
                     .collect::<Vec<_>>()
                     .join(", ")
             )
+        };
+        let state = match owner_words(&s, &p, summary.site).await? {
+            Some(owner) => format!("{owner}; {state}"),
+            None => state,
         };
         rows.push((
             summary.id,
@@ -114,6 +142,8 @@ pub struct ProtocolPage {
     title: String,
     version: u32,
     file: String,
+    /// Whose protocol it is, when one site's own.
+    owner: Option<String>,
     ready: bool,
     missing: Vec<String>,
     values: Vec<Row>,
@@ -180,6 +210,7 @@ pub async fn protocol(
         title: view.protocol.title.clone(),
         version: view.protocol.version,
         file: view.file.clone(),
+        owner: owner_words(&s, &p, view.site).await?,
         ready: view.readiness.ready,
         missing: view
             .readiness
@@ -216,7 +247,8 @@ pub struct SettingsPage {
     overrides: Vec<(String, String, String, String, String)>,
     /// (id, what, proposed by, reason, state, may approve)
     proposals: Vec<(i64, String, String, String, ProposalState, bool)>,
-    site_protocols: Vec<(String, String, String)>,
+    /// File, whose (the organisation's, or a site's own), added by, added at.
+    site_protocols: Vec<(String, String, String, String)>,
 }
 
 /// A key family on the settings page: (prefix, what the name is, (name, value) set).
@@ -406,12 +438,25 @@ async fn settings_page_with(
             (x.id, what, x.proposed_by, x.reason, x.state, may)
         })
         .collect();
+    let site_names = s.store.organisation_sites().await?;
     let site_protocols = s
         .store
         .site_protocols()
         .await?
         .into_iter()
-        .map(|x| (x.file_name, x.added_by, x.added_at))
+        .map(|x| {
+            let owner = x.site_id.map_or_else(
+                || "the organisation's".to_owned(),
+                |id| {
+                    let name = site_names
+                        .iter()
+                        .find(|(s, _)| *s == id)
+                        .map_or_else(|| format!("site {id}"), |(_, n)| n.clone());
+                    format!("{name}'s own")
+                },
+            );
+            (x.file_name, owner, x.added_by, x.added_at)
+        })
         .collect();
     let registry = ketcare_app::settings_registry::load(s.store.as_ref(), &s.library()).await?;
     let mut groups: Vec<(String, Vec<SettingRow>)> = Vec::new();
@@ -675,9 +720,17 @@ pub async fn add_site_protocol(
     body: Bytes,
 ) -> Result<Response, PageError> {
     let pairs = form_pairs(&body)?;
+    let site = match field(&pairs, "site").trim() {
+        "" => None,
+        v => Some(
+            v.parse::<i64>()
+                .map_err(|_| AppError::invalid("site", format!("`{v}` is not a site")))?,
+        ),
+    };
     match clinical::add_site_protocol_in_force(
         &s,
         &p.actor,
+        site,
         field(&pairs, "file_name"),
         field(&pairs, "toml"),
     )

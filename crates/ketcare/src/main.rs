@@ -198,8 +198,13 @@ enum ProtocolCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Add (or replace) a site protocol file; the whole library is validated with it.
-    Add { file: PathBuf },
+    /// Add (or replace) a protocol file; the whole library is validated with it. With `--site`,
+    /// the file is that site's own protocol, used only there; without, the organisation's.
+    Add {
+        file: PathBuf,
+        #[arg(long)]
+        site: Option<i64>,
+    },
 }
 
 #[derive(Args)]
@@ -1065,17 +1070,26 @@ async fn protocol(db: &DbArgs, cmd: ProtocolCommand) -> Result<()> {
                 println!("{:<40} v{:<3} {}  [{state}]", p.id, p.version, p.title);
             }
         }
-        ProtocolCommand::Add { file } => {
+        ProtocolCommand::Add { file, site } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let name = file
                 .file_name()
                 .and_then(|n| n.to_str())
                 .context("the protocol file needs a name ending in .toml")?;
-            ketcare_app::clinical::add_site_protocol(store.as_ref(), &cli_admin(), name, &text)
-                .await
-                .map_err(app_error)?;
-            println!("added site protocol {name}");
+            ketcare_app::clinical::add_site_protocol(
+                store.as_ref(),
+                &cli_admin(),
+                site,
+                name,
+                &text,
+            )
+            .await
+            .map_err(app_error)?;
+            match site {
+                Some(site) => println!("added protocol {name}, site {site}'s own"),
+                None => println!("added site protocol {name}"),
+            }
         }
         ProtocolCommand::Show { id, json } => {
             let view = library.show(&id, &settings)?;

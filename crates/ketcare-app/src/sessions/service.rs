@@ -132,8 +132,11 @@ pub async fn create(
     let protocol = library
         .get(&order.calculation.protocol_id)
         .map_err(|e| Error::invalid("order_id", e.to_string()))?;
-    // The settings in force at the chair's site (the store holds the session there).
-    let at = clinical::settings_at(store, store.chair_site(actor, chair).await?).await?;
+    // The settings in force at the chair's site (the store holds the session there); a site's
+    // own protocol is given at that site only.
+    let site = store.chair_site(actor, chair).await?;
+    clinical::protocol_used_at(library, &order.calculation.protocol_id, site, "order_id")?;
+    let at = clinical::settings_at(store, site).await?;
     let (settings, version) = (at.settings, at.version);
     let devices = order
         .calculation

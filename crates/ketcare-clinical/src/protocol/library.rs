@@ -88,6 +88,10 @@ pub struct ProtocolSummary {
     pub route: Route,
     pub population: Population,
     pub file: String,
+    /// The site whose own protocol it is, used only there; `None`: the organisation's (every
+    /// built-in protocol, and an added file no site owns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<i64>,
 }
 
 /// A site setting the protocol (or rule) needs.
@@ -135,6 +139,9 @@ pub struct EffectiveLimit {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ProtocolView {
     pub file: String,
+    /// The site whose own protocol it is, used only there; `None`: the organisation's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<i64>,
     /// The protocol as its file states it: every value with its source and status (described
     /// field by field in `ketcare-clinical/README.md` and its data files, not here: the loaded
     /// file keeps its TOML spans).
@@ -163,6 +170,9 @@ pub struct Library {
     rules: RuleSet,
     /// The age bands (`data/age_bands.toml`) a protocol's population is checked against.
     age_bands: ketcare_core::AgeBands,
+    /// The site owning each protocol file that one site owns (file name → site id); a file not
+    /// here is the organisation's.
+    owners: BTreeMap<String, i64>,
 }
 
 impl Library {
@@ -207,7 +217,20 @@ impl Library {
             vials,
             rules,
             age_bands,
+            owners: BTreeMap::new(),
         })
+    }
+
+    /// This library with the files `owners` names (file name → site id) owned by those sites.
+    pub fn with_owners(mut self, owners: BTreeMap<String, i64>) -> Library {
+        self.owners = owners;
+        self
+    }
+
+    /// The site whose own protocol `id` is (`None`: the organisation's, or no such protocol).
+    pub fn owner(&self, id: &str) -> Option<i64> {
+        let (file, _) = self.protocols.get(id)?;
+        self.owners.get(file).copied()
     }
 
     pub fn age_bands(&self) -> &ketcare_core::AgeBands {
@@ -237,6 +260,7 @@ impl Library {
                 route: p.route,
                 population: p.population,
                 file: file.clone(),
+                site: self.owners.get(file).copied(),
             })
             .collect()
     }
@@ -276,6 +300,7 @@ impl Library {
             add(&t.source);
         }
         Ok(ProtocolView {
+            site: self.owners.get(&file).copied(),
             file,
             protocol: p.clone(),
             readiness: readiness(p, settings),

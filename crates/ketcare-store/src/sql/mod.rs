@@ -913,10 +913,11 @@ impl Store for SqlStore {
     async fn add_site_protocol(
         &self,
         actor: &Actor,
+        site: Option<i64>,
         file_name: &str,
         body: &str,
     ) -> Result<SiteProtocol> {
-        SqlStore::add_site_protocol(self, actor, file_name, body).await
+        SqlStore::add_site_protocol(self, actor, site, file_name, body).await
     }
 
     async fn create_record(

@@ -101,6 +101,7 @@ struct ProtocolRow {
     body: String,
     added_by: String,
     added_at: String,
+    site_id: Option<i64>,
 }
 
 impl From<ProtocolRow> for SiteProtocol {
@@ -111,6 +112,7 @@ impl From<ProtocolRow> for SiteProtocol {
             body: r.body,
             added_by: r.added_by,
             added_at: r.added_at,
+            site_id: r.site_id,
         }
     }
 }
@@ -312,7 +314,7 @@ impl SqlStore {
 
     pub(crate) async fn site_protocols(&self) -> Result<Vec<SiteProtocol>> {
         Ok(sqlx::query_as::<_, ProtocolRow>(
-            "SELECT id, file_name, body, added_by, added_at FROM site_protocols s
+            "SELECT id, file_name, body, added_by, added_at, site_id FROM site_protocols s
              WHERE id = (SELECT MAX(id) FROM site_protocols t WHERE t.file_name = s.file_name) ORDER BY file_name",
         )
         .fetch_all(&self.pool)
@@ -325,23 +327,55 @@ impl SqlStore {
     pub(crate) async fn add_site_protocol(
         &self,
         actor: &Actor,
+        site: Option<i64>,
         file_name: &str,
         body: &str,
     ) -> Result<SiteProtocol> {
         let mut tx = self.write(actor, Permission::SiteSettingsWrite).await?;
+        if let Some(id) = site {
+            // One of the actor's sites (an administrator of some sites adds to those only).
+            crate::sites::acting_site(&mut tx, actor, Some(id)).await?;
+        }
+        // A file keeps its owner: a new version of the organisation's file is the
+        // organisation's, and one site's stays that site's.
+        let owner: Option<Option<i64>> = sqlx::query_scalar(
+            "SELECT site_id FROM site_protocols WHERE file_name = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(file_name)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(owner) = owner
+            && owner != site
+        {
+            let whose = |s: Option<i64>| {
+                s.map_or("the organisation's".to_owned(), |s| format!("site {s}'s"))
+            };
+            return Err(StoreError::Invalid(ketcare_core::FieldErrors::single(
+                "site",
+                format!(
+                    "protocol file {file_name} is {}: a new version stays {}",
+                    whose(owner),
+                    whose(owner)
+                ),
+            )));
+        }
         let added_at = now_rfc3339();
-        let row = sqlx::query("INSERT INTO site_protocols (file_name, body, added_by, added_at) VALUES ($1, $2, $3, $4) RETURNING id")
+        let row = sqlx::query("INSERT INTO site_protocols (file_name, body, added_by, added_at, site_id) VALUES ($1, $2, $3, $4, $5) RETURNING id")
             .bind(file_name)
             .bind(body)
             .bind(&actor.username)
             .bind(&added_at)
+            .bind(site)
             .fetch_one(&mut **tx)
             .await?;
         let id: i64 = row.try_get("id")?;
         tx.audit(&AuditEvent::new(
             "protocol.add",
             None,
-            format!("site protocol file {file_name} (row {id})"),
+            format!(
+                "{} protocol file {file_name} (row {id})",
+                site.map_or("organisation".to_owned(), |s| format!("site {s}'s own"))
+            ),
         ))
         .await?;
         tx.commit().await?;
@@ -351,6 +385,7 @@ impl SqlStore {
             body: body.to_owned(),
             added_by: actor.username.clone(),
             added_at,
+            site_id: site,
         })
     }
 }

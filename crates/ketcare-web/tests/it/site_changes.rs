@@ -224,3 +224,125 @@ async fn site_protocols_are_validated_with_the_library() {
         1
     );
 }
+
+/// A site's own protocol (North's 60-minute infusion): listed with its site, ordered only by
+/// North's prescribers, its sessions held only in North's chairs; a new version keeps its owner.
+#[tokio::test]
+async fn a_sites_own_protocol_is_ordered_and_given_at_that_site_only() {
+    for backend in ketcare_store::testing::BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.set_test_site_settings().await;
+        let north = app.add_site("North", "").await;
+        let system = ketcare_core::Actor::system(Role::Administrator);
+        let scope = |id| ketcare_store::SiteScope::Only(vec![id]);
+        for (name, role, site) in [
+            ("doc-main", Role::Prescriber, Some(1)),
+            ("doc-north", Role::Prescriber, Some(north)),
+            ("ann", Role::Administrator, None),
+            ("pharm", Role::Pharmacist, None),
+            ("nurse", Role::Nurse, None),
+            ("writer", Role::Nurse, None),
+        ] {
+            let u = app.add_user(name, role).await;
+            if let Some(site) = site {
+                app.store
+                    .set_user_sites(&system, u.id, &scope(site))
+                    .await
+                    .unwrap();
+            }
+        }
+        let chairs = ketcare_core::Actor::system(Role::Scheduler);
+        app.store
+            .add_chair_at(&chairs, Some(1), "Chair 1")
+            .await
+            .unwrap();
+        app.store
+            .add_chair_at(&chairs, Some(north), "North 1")
+            .await
+            .unwrap();
+        let builtin =
+            include_str!("../../../ketcare-clinical/data/protocols/trd-adult-iv-ketamine.toml");
+        let id = "north-trd-adult-iv-ketamine-60min";
+        let mine = builtin
+            .replace("id = \"trd-adult-iv-ketamine\"", &format!("id = \"{id}\""))
+            .replace("duration_minutes = { value = 40, source = [\"R17\", \"R19\"], status = \"V\" }", "duration_minutes = { value = 60, source = [\"R20\"], status = \"V\", note = \"site: 60 min sessions (R20: 2-100 min shown safe)\" }");
+        let ann = app.bearer("ann").await;
+        let r = app
+            .json(
+                Method::POST,
+                "/api/v1/site-protocols",
+                &ann,
+                &json!({"file_name": "north-trd-60.toml", "toml": mine, "site": north}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        // A new version keeps its owner: as the organisation's it is refused, naming `site`.
+        let r = app
+            .json(
+                Method::POST,
+                "/api/v1/site-protocols",
+                &ann,
+                &json!({"file_name": "north-trd-60.toml", "toml": mine}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.fields(), ["site"], "{}", r.body);
+        let (doc_main, doc_north) = (app.bearer("doc-main").await, app.bearer("doc-north").await);
+        let (pharm, nurse) = (app.bearer("pharm").await, app.bearer("nurse").await);
+        let p = app
+            .get(&format!("/api/v1/protocols/{id}"), &doc_north)
+            .await;
+        assert_eq!(p.json()["site"], north, "{}", p.body);
+
+        let writer = app.login("writer").await;
+        let pid = common::patient_born(&app, &writer, "T-100", "1980-05-01").await;
+        ketcare_store::testing::consent_on_file(
+            app.store.as_ref(),
+            ketcare_core::PatientId::new(pid),
+            id,
+            1,
+            jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24),
+        )
+        .await;
+        let body = json!({"protocol_id": id,
+            "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50}});
+        let orders = format!("/api/v1/patients/{pid}/orders");
+        // The main site's prescriber cannot order North's protocol.
+        let r = app.json(Method::POST, &orders, &doc_main, &body).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.fields(), ["protocol_id"], "{}", r.body);
+        // North's does; its session is refused in a main-site chair and held in North's.
+        let r = app.json(Method::POST, &orders, &doc_north, &body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let oid = r.json()["id"].as_i64().unwrap();
+        let v = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/orders/{oid}/verify"),
+                &pharm,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(v.status, StatusCode::OK, "{}", v.body);
+        let sessions = format!("/api/v1/patients/{pid}/sessions");
+        let r = app
+            .json(
+                Method::POST,
+                &sessions,
+                &nurse,
+                &json!({"order_id": oid, "chair": "Chair 1"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.fields(), ["order_id"], "{}", r.body);
+        let r = app
+            .json(
+                Method::POST,
+                &sessions,
+                &nurse,
+                &json!({"order_id": oid, "chair": "North 1"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+}
