@@ -5,6 +5,7 @@
 // today.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { startKetcare, openBrowser, signIn, signOut, resultPath } from './harness.mjs';
 
 let server;
@@ -135,6 +136,34 @@ test('one account holds a different role at each site and acts in the chosen sit
     'therapist',
   );
   await page.screenshot({ path: resultPath('site-roles-users.png'), fullPage: true });
+  await signOut(page);
+  await page.close();
+});
+
+test("a site's own protocol is added for North and listed as North's", async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const builtin = readFileSync(
+    new URL('../../crates/ketcare-clinical/data/protocols/trd-adult-iv-ketamine.toml', import.meta.url),
+    'utf8',
+  );
+  const id = 'north-trd-adult-iv-ketamine';
+  await signIn(page, server.base, 'admin');
+  await page.goto(`${server.base}/settings`);
+  await page.fill('#file_name', 'north-trd.toml');
+  await page.selectOption('#protocol_site', { label: 'North clinic only (its own protocol)' });
+  await page.fill('#toml', builtin.replace('id = "trd-adult-iv-ketamine"', `id = "${id}"`));
+  await page.click('button:has-text("Add protocol")');
+  await page.waitForSelector('#site-protocols');
+  assert.match(await page.textContent('#site-protocols'), /north-trd\.toml — North clinic's own/);
+  await page.goto(`${server.base}/protocols/${id}`);
+  assert.match(await page.textContent('#protocol-owner'), /North clinic's own protocol, used only there/);
+  await page.screenshot({ path: resultPath('site-protocol.png') });
+  await signOut(page);
+  // The main site's nurse sees it is not one of her sites'.
+  await signIn(page, server.base, 'nurse');
+  await page.goto(`${server.base}/protocols`);
+  const row = page.locator('#protocols tr', { hasText: id });
+  assert.match(await row.textContent(), /North clinic's own protocol, used only there \(not at your sites\)/);
   await signOut(page);
   await page.close();
 });
