@@ -131,3 +131,86 @@ async fn a_sites_zone_decides_its_today_and_its_bookings_instants() {
         assert_eq!(shown, expected, "{backend:?}: 09:00 at North is {expected}");
     }
 }
+
+/// A dose order's age is the patient's on the day of care at the prescriber's site: a patient
+/// who turns 18 on one site's date but is still 17 on the other's is an adult for the adult
+/// protocol at the first site only.
+#[tokio::test]
+async fn an_orders_age_is_taken_on_the_prescribers_sites_day() {
+    let (zone, north_today) = other_zone();
+    let server_today = jiff::Timestamp::from_second(START)
+        .unwrap()
+        .to_zoned(TimeZone::system())
+        .date();
+    let later = north_today.max(server_today);
+    let born: &'static str = Box::leak(
+        later
+            .checked_sub(jiff::Span::new().years(18))
+            .unwrap()
+            .to_string()
+            .into_boxed_str(),
+    );
+    for backend in BACKENDS {
+        let app = TestApp::new(backend).await;
+        app.set_test_site_settings().await;
+        let admin = Actor::system(Role::Administrator);
+        let north = app
+            .store
+            .create_site(
+                &admin,
+                &NewSite {
+                    name: "North".into(),
+                    time_zone: zone.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        for (name, site) in [("doc-main", 1), ("doc-north", north)] {
+            let u = app.add_user(name, Role::Prescriber).await;
+            app.store
+                .set_user_sites(&admin, u.id, &SiteScope::Only(vec![site]))
+                .await
+                .unwrap();
+        }
+        app.add_user("writer", Role::Nurse).await;
+        let writer = app.login("writer").await;
+        let pid = crate::common::patient_born(&app, &writer, "AGE-18", born).await;
+        let body = serde_json::json!({"protocol_id": "trd-adult-iv-ketamine",
+            "preparation": {"concentration_mg_per_ml": 10, "final_volume_ml": 50}});
+        let path = format!("/api/v1/patients/{pid}/orders");
+        // The age the order's checks used: the computed age of the 18-year floor.
+        let age = |name: &'static str| {
+            let (app, body, path) = (&app, &body, &path);
+            async move {
+                let token = app.bearer(name).await;
+                let r = app.json(axum::http::Method::POST, path, &token, body).await;
+                assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+                let v = r.json();
+                let floor = v["order"]["calculation"]["limit_checks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["limit_id"] == "age-min-soft")
+                    .cloned()
+                    .unwrap();
+                (
+                    floor["computed"].as_f64().unwrap(),
+                    v["order"]["state"].clone(),
+                )
+            }
+        };
+        let (adult_at, minor_at) = if north_today > server_today {
+            ("doc-north", "doc-main")
+        } else {
+            ("doc-main", "doc-north")
+        };
+        let (years, state) = age(minor_at).await;
+        assert_eq!(years, 17.0, "{backend:?} {minor_at}");
+        assert_eq!(state, "needs_override", "{backend:?}: under the floor");
+        let (years, state) = age(adult_at).await;
+        assert_eq!(years, 18.0, "{backend:?} {adult_at}");
+        assert_ne!(state, "needs_override", "{backend:?}");
+    }
+}
