@@ -24,6 +24,7 @@ use ketcare_research::{Coefficient, cox, logistic};
 use ketcare_store::Store;
 use ketcare_store::registry::{ProgramPatient, RegistrySubject};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Site setting: the smallest count a table or export shows (smaller counts are suppressed).
 pub const SMALL_CELL: &str = "research.small_cell_patients";
@@ -241,9 +242,11 @@ fn setting(settings: &SiteSettings, key: &str) -> Option<i64> {
 /// [`outcomes`], reusing `earlier` (subjects and the outcomes derived from them under the same
 /// library, settings and instrument): a subject equal to its earlier self (by study id) keeps
 /// its outcome; every other is derived. The same answer as [`outcomes`], in the same order.
+/// The store shares a subject unchanged since the last read (the same allocation), so one that
+/// is the very same is taken as equal without comparing it field by field.
 pub fn outcomes_reusing(
-    earlier: (&[RegistrySubject], &[SubjectOutcome]),
-    subjects: &[RegistrySubject],
+    earlier: (&[Arc<RegistrySubject>], &[SubjectOutcome]),
+    subjects: &[Arc<RegistrySubject>],
     library: &Library,
     settings: &SiteSettings,
     instrument: &str,
@@ -260,7 +263,9 @@ pub fn outcomes_reusing(
     let mut out = Vec::with_capacity(subjects.len());
     for s in subjects {
         match at.get(s.study_id.as_str()) {
-            Some(&i) if before[i] == *s => out.push(derived[i].clone()),
+            Some(&i) if Arc::ptr_eq(&before[i], s) || before[i] == *s => {
+                out.push(derived[i].clone())
+            }
             _ => out.extend(outcomes(
                 std::slice::from_ref(s),
                 library,
@@ -273,8 +278,8 @@ pub fn outcomes_reusing(
 }
 
 /// Derives each subject's outcome under the site's definitions.
-pub fn outcomes(
-    subjects: &[RegistrySubject],
+pub fn outcomes<S: std::borrow::Borrow<RegistrySubject>>(
+    subjects: &[S],
     library: &Library,
     settings: &SiteSettings,
     instrument: &str,
@@ -293,6 +298,7 @@ pub fn outcomes(
     };
     let mut out = Vec::with_capacity(subjects.len());
     for s in subjects {
+        let s: &RegistrySubject = s.borrow();
         let first = s.sessions.first();
         let protocol = first.and_then(|x| library.get(&x.protocol_id).ok());
         let word = |v: serde_json::Result<serde_json::Value>| {
@@ -948,7 +954,7 @@ fn exposure_tertiles(
 /// very copy — the store hands out a new one whenever the registry's version moved, so holding
 /// it pins the data), the site settings' version, the protocol library's list and the query.
 struct CohortMemo {
-    subjects: std::sync::Arc<Vec<RegistrySubject>>,
+    subjects: ketcare_store::Researched,
     settings_version: i64,
     protocols: Vec<ketcare_clinical::protocol::ProtocolSummary>,
     query: String,
@@ -1577,19 +1583,28 @@ mod tests {
             ..s
         };
         let before = vec![
-            named("A", exposed(&[0, 3], &[Some(100.0), Some(100.0)], 10)),
-            named("B", exposed(&[0, 3], &[Some(200.0), Some(200.0)], 20)),
-            named("C", exposed(&[0, 3], &[Some(300.0), None], 5)),
+            Arc::new(named(
+                "A",
+                exposed(&[0, 3], &[Some(100.0), Some(100.0)], 10),
+            )),
+            Arc::new(named(
+                "B",
+                exposed(&[0, 3], &[Some(200.0), Some(200.0)], 20),
+            )),
+            Arc::new(named("C", exposed(&[0, 3], &[Some(300.0), None], 5))),
+            Arc::new(named("E", exposed(&[0, 3], &[Some(100.0), Some(90.0)], 12))),
         ];
         let derived = outcomes(&before, &lib, &settings, "phq9").unwrap();
-        // B's window score changes, C is gone, D is new, A is as it was.
+        // B's window score changes, C is gone, D is new, A is the very same subject shared, E
+        // an equal copy of it.
         let after = vec![
             before[0].clone(),
-            named("B", exposed(&[0, 3], &[Some(200.0), Some(200.0)], 9)),
-            named(
+            Arc::new(named("B", exposed(&[0, 3], &[Some(200.0), Some(200.0)], 9))),
+            Arc::new(named(
                 "D",
                 exposed(&[0, 3, 7], &[Some(50.0), Some(60.0), None], 20),
-            ),
+            )),
+            Arc::new((*before[3]).clone()),
         ];
         let reused =
             outcomes_reusing((&before, &derived), &after, &lib, &settings, "phq9").unwrap();

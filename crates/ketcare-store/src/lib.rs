@@ -36,7 +36,7 @@ pub use ops::{
     NewSignature, OpsStore, TransferDue,
 };
 pub use outreach::OutreachStore;
-pub use registry::RegistryStore;
+pub use registry::{RegistryStore, Researched};
 pub use sessions::{
     MessageKey, MonitorMatch, SessionRecord, SessionStore, StoredVital, VitalOutcome,
 };

@@ -128,7 +128,7 @@ pub struct SavedCohort {
 pub trait RegistryStore: Send + Sync {
     /// Every patient with at least one dosed session, de-identified (`RegistryRead`; audited
     /// `registry.read` with the study ids shown). A patient without a study id gets one here.
-    async fn registry(&self, actor: &Actor) -> Result<Arc<Vec<RegistrySubject>>>;
+    async fn registry(&self, actor: &Actor) -> Result<Researched>;
     /// The program dashboard's view (`ProgramOutcomes`; identified: the clinic's own medical
     /// director): the same subjects with their patient id, name and MRN, and no study id (the
     /// registry's key never meets a name). Audited `program.read` with the patient ids shown.
@@ -352,6 +352,10 @@ pub(crate) async fn put_exposure(
     .await?;
     Ok(())
 }
+
+/// More unknown patients than this and a read takes every study id at once rather than asking
+/// for theirs (an engineering choice: the length of one `IN` list).
+const KEYS_READ_ALL: usize = 1_000;
 
 /// Sessions whose facts one unit derives at most.
 const FACTS_PER_UNIT: i64 = 500;
@@ -985,7 +989,14 @@ async fn derive_subjects(
 #[derive(Default)]
 pub(crate) struct Memo {
     /// With study ids: the researcher's view, and how its study ids are recorded.
-    researcher: Option<(i64, Arc<Vec<RegistrySubject>>, Shown)>,
+    researcher: Option<(i64, Researched, Shown)>,
+    /// Every study id read so far by patient (`registry_keys` only grows, and a key never
+    /// changes): a read asks the database only for those of patients not in it.
+    keys: Option<Arc<HashMap<i64, String>>>,
+    /// Each subject the researcher's view last gave, with its study id, beside the mirror's
+    /// subject it was made from: a subject whose mirror copy is the same one is shared again
+    /// rather than copied.
+    studied: Option<Arc<HashMap<i64, (Arc<RegistrySubject>, Arc<RegistrySubject>)>>>,
     /// The last audit record that listed every study id a researcher's read showed, and those
     /// ids: later reads are recorded as the difference from it while that stays small.
     listing: Option<Listing>,
@@ -998,6 +1009,9 @@ pub(crate) struct Memo {
 
 /// The cached subjects by patient.
 type Mirror = Arc<std::collections::BTreeMap<i64, Arc<RegistrySubject>>>;
+
+/// The researcher's view: each subject with its study id, shared.
+pub type Researched = Arc<Vec<Arc<RegistrySubject>>>;
 
 /// A view's subjects and the registry version they were loaded at.
 type Held<T> = (i64, Arc<Vec<T>>);
@@ -1222,7 +1236,7 @@ impl SqlStore {
         )
     }
 
-    async fn registry_impl(&self, actor: &Actor) -> Result<Arc<Vec<RegistrySubject>>> {
+    async fn registry_impl(&self, actor: &Actor) -> Result<Researched> {
         self.researcher_read(actor, self.read_pool.as_ref()).await
     }
 
@@ -1246,7 +1260,7 @@ impl SqlStore {
         &self,
         actor: &Actor,
         replica: Option<&sqlx::AnyPool>,
-    ) -> Result<Arc<Vec<RegistrySubject>>> {
+    ) -> Result<Researched> {
         crate::require(actor, Permission::RegistryRead)?;
         let now = self.version_now().await?;
         let held = self.memo().researcher.clone();
@@ -1269,12 +1283,37 @@ impl SqlStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        let keys: HashMap<i64, String> =
+        // The keys known from earlier reads, and those of the other cached patients (another
+        // process may have given them one): all of them when most are unknown.
+        let known = self.memo().keys.clone().unwrap_or_default();
+        let unknown: Vec<i64> = cached
+            .iter()
+            .copied()
+            .filter(|pid| !known.contains_key(pid))
+            .collect();
+        let mut keys: HashMap<i64, String> = if unknown.len() > KEYS_READ_ALL {
             sqlx::query_as::<_, (i64, String)>("SELECT patient_id, study_id FROM registry_keys")
                 .fetch_all(&self.pool)
                 .await?
                 .into_iter()
-                .collect();
+                .collect()
+        } else {
+            (*known).clone()
+        };
+        if !unknown.is_empty() && unknown.len() <= KEYS_READ_ALL {
+            let list = unknown
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            keys.extend(
+                sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(format!(
+                    "SELECT patient_id, study_id FROM registry_keys WHERE patient_id IN ({list})"
+                )))
+                .fetch_all(&self.pool)
+                .await?,
+            );
+        }
         let missing: Vec<i64> = cached
             .iter()
             .copied()
@@ -1336,23 +1375,39 @@ impl SqlStore {
         };
         let mirror = self.mirror(source).await?;
         // Exactly the subjects the read recorded (a patient cached after it is not among them),
-        // each a copy with its study id, made off the async workers.
+        // each with its study id, made off the async workers: the one the last read gave when
+        // it was made from the same cached subject, else a copy.
         let wanted = cached.len();
-        let out = Arc::new(
-            blocking(move || {
-                cached
-                    .iter()
-                    .filter_map(|pid| {
-                        mirror.get(pid).map(|s| {
-                            let mut subject = (**s).clone();
-                            subject.study_id = keys.get(pid).cloned().unwrap_or_default();
-                            subject
-                        })
-                    })
-                    .collect::<Vec<RegistrySubject>>()
-            })
-            .await?,
-        );
+        let earlier = self.memo().studied.clone().unwrap_or_default();
+        let (out, studied, keys) = blocking(move || {
+            let mut studied = HashMap::with_capacity(cached.len());
+            let out: Vec<Arc<RegistrySubject>> = cached
+                .iter()
+                .filter_map(|pid| {
+                    let source = mirror.get(pid)?;
+                    let id = keys.get(pid).map(String::as_str).unwrap_or_default();
+                    let subject = match earlier.get(pid) {
+                        Some((from, made)) if Arc::ptr_eq(from, source) && made.study_id == id => {
+                            made.clone()
+                        }
+                        _ => {
+                            let mut subject = (**source).clone();
+                            subject.study_id = id.to_owned();
+                            Arc::new(subject)
+                        }
+                    };
+                    studied.insert(*pid, (source.clone(), subject.clone()));
+                    Some(subject)
+                })
+                .collect();
+            (Arc::new(out), Arc::new(studied), Arc::new(keys))
+        })
+        .await?;
+        {
+            let mut m = self.memo();
+            m.keys = Some(keys);
+            m.studied = Some(studied);
+        }
         // What the replica held is at least as new as `version` (it had reached this read's
         // commit), so it is kept under it like a read on the primary. A replica missing a
         // subject the record named is read again next time (the copy is not kept).
@@ -1368,7 +1423,7 @@ impl SqlStore {
 
     /// Notes that audit record `seq` listed every study id of `out` (`ids`): a later read of the
     /// held copy, or of a copy that differs little, refers to it.
-    fn listed(&self, out: &Arc<Vec<RegistrySubject>>, ids: &[&str], seq: i64) {
+    fn listed(&self, out: &Researched, ids: &[&str], seq: i64) {
         let listing = Listing {
             seq,
             ids: Arc::new(ids.iter().map(|id| (*id).to_owned()).collect()),
@@ -1449,7 +1504,7 @@ impl SqlStore {
 
 #[async_trait]
 impl RegistryStore for SqlStore {
-    async fn registry(&self, actor: &Actor) -> Result<Arc<Vec<RegistrySubject>>> {
+    async fn registry(&self, actor: &Actor) -> Result<Researched> {
         self.registry_impl(actor).await
     }
 
