@@ -451,6 +451,14 @@ pub async fn transition(
 ) -> Result<StoredOrder, AppError> {
     let r = store.record(actor, RecordKind::DoseOrder, id).await?;
     let current = order_of(&r)?;
+    // A site's own protocol is overridden, verified and withdrawn by someone who works there.
+    protocol_is_ours(
+        store,
+        actor,
+        &current.order.calculation.protocol_id,
+        "order",
+    )
+    .await?;
     let next = step(&current.order, username(actor)?, timestamp(now)?).map_err(|e| {
         AppError::invalid(
             if action.ends_with("override") || action.ends_with("withdraw") {
@@ -723,17 +731,26 @@ fn owners_of(files: &[ketcare_store::SiteProtocol]) -> std::collections::BTreeMa
         .collect()
 }
 
+/// The site whose own protocol `protocol` is, from the protocol files as the database holds
+/// them now (not a library a process loaded earlier: another process may have added a file).
+async fn owner_of(store: &dyn Store, protocol: &str) -> Result<Option<i64>, AppError> {
+    let library = cached_library(store).await.map_err(|e| {
+        tracing::error!(error = %e, "protocol library");
+        AppError::Internal
+    })?;
+    Ok(library.owner(protocol))
+}
+
 /// Refused, naming `field`, when `protocol` is one site's own and the actor works at no site
 /// where it is used (the organisation's protocols are used at every site). The actor's sites
-/// come from the record.
+/// and the protocol's owner come from the record.
 pub async fn protocol_is_ours(
     store: &dyn Store,
-    library: &Library,
     actor: &Actor,
     protocol: &str,
     field: &str,
 ) -> Result<(), AppError> {
-    let Some(site) = library.owner(protocol) else {
+    let Some(site) = owner_of(store, protocol).await? else {
         return Ok(());
     };
     if store.my_sites(actor).await?.admits(site) {
@@ -750,13 +767,13 @@ pub async fn protocol_is_ours(
 
 /// Refused, naming `field`, when `protocol` is one site's own and `site` is another: a local
 /// protocol's sessions are held at its site only.
-pub fn protocol_used_at(
-    library: &Library,
+pub async fn protocol_used_at(
+    store: &dyn Store,
     protocol: &str,
     site: i64,
     field: &str,
 ) -> Result<(), AppError> {
-    match library.owner(protocol) {
+    match owner_of(store, protocol).await? {
         Some(owner) if owner != site => Err(AppError::invalid(
             field,
             format!(

@@ -4,7 +4,7 @@
 use crate::error::Error as AppError;
 use crate::password::{verify_dummy, verify_password};
 use jiff::civil::{Date, Time};
-use ketcare_core::{Actor, BookingId, PatientId, Permission, Role, SessionId};
+use ketcare_core::{Actor, BookingId, PatientId, Role, SessionId};
 use ketcare_ops::billing::{CodeBook, SiteBilling};
 use ketcare_ops::ledger::Witness;
 use ketcare_ops::schedule::{
@@ -179,11 +179,7 @@ pub async fn book_course(
         _ => t.protocols.first().cloned().unwrap_or_default(),
     };
     // A site's own protocol is booked in that site's chairs only.
-    let library = crate::clinical::cached_library(store).await.map_err(|e| {
-        tracing::error!(error = %e, "protocol library");
-        AppError::Internal
-    })?;
-    crate::clinical::protocol_used_at(&library, &protocol, site, "protocol_id")?;
+    crate::clinical::protocol_used_at(store, &protocol, site, "protocol_id").await?;
     let requests: Vec<Booking> = sessions
         .iter()
         .map(|p| Booking {
@@ -259,12 +255,9 @@ pub async fn witness(
             "the witness must be a different person",
         ));
     }
-    if !u.role.allows(Permission::LedgerDraw) {
-        return Err(AppError::invalid(
-            field,
-            format!("a {} may not witness controlled-substance handling", u.role),
-        ));
-    }
+    // The role is the one the witness holds at the ledger's site: the store puts it in the
+    // entry (an account may hold another role at another site) and the ledger's rules refuse
+    // a role that may not witness, naming this field.
     Ok(Witness {
         user_id: u.id.get(),
         username: u.username,

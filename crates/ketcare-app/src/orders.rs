@@ -180,8 +180,7 @@ pub async fn dose_request(
         .get(&req.protocol_id)
         .map_err(|e| Error::invalid("protocol_id", e.to_string()))?;
     // A site's own protocol is ordered only by its staff.
-    crate::clinical::protocol_is_ours(store, library, actor, &req.protocol_id, "protocol_id")
-        .await?;
+    crate::clinical::protocol_is_ours(store, actor, &req.protocol_id, "protocol_id").await?;
     let mut errors = req
         .patient
         .as_ref()

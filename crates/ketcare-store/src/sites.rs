@@ -494,29 +494,52 @@ impl SiteStore for SqlStore {
 
     async fn sites_held(&self, user: UserId) -> Result<Vec<(Site, Role)>> {
         let mut tx = self.pool.begin().await?;
-        let mut out = Vec::new();
-        if let SiteScope::Only(ids) = scope_of_user(&mut tx, user).await? {
-            for id in ids {
-                let site = load_site(&mut tx, id).await?;
-                let role = role_at(&mut tx, user.get(), id)
-                    .await?
-                    .map(|(_, r)| r)
-                    .ok_or_else(|| StoreError::Corrupt(format!("user {user} at site {id}")))?;
-                out.push((site, role));
-            }
-        } else {
-            let own: String = sqlx::query_scalar("SELECT role FROM users WHERE id = $1")
+        let account: Option<(i64, String)> =
+            sqlx::query_as("SELECT all_sites, role FROM users WHERE id = $1")
                 .bind(user.get())
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-            let own = parse_role(&own)?;
+        let Some((all, own)) = account else {
+            return Ok(Vec::new());
+        };
+        let own = parse_role(&own)?;
+        let out = if all == 1 {
             let rows: Vec<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {SITE_COLUMNS} FROM sites ORDER BY id"
             )))
             .fetch_all(&mut *tx)
             .await?;
-            out = rows.into_iter().map(|r| (site_of(r), own)).collect();
-        }
+            rows.into_iter().map(|r| (site_of(r), own)).collect()
+        } else {
+            type Row = (
+                i64,
+                String,
+                String,
+                String,
+                String,
+                String,
+                String,
+                Option<String>,
+            );
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT s.id, s.name, s.address, s.time_zone, s.dea_registration, s.created_by,
+                        s.created_at, us.role
+                 FROM user_sites us JOIN sites s ON s.id = us.site_id
+                 WHERE us.user_id = $1 ORDER BY s.id",
+            )
+            .bind(user.get())
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (id, name, address, zone, dea, by, at, role) in rows {
+                let role = match role {
+                    Some(r) => parse_role(&r)?,
+                    None => own,
+                };
+                out.push((site_of((id, name, address, zone, dea, by, at)), role));
+            }
+            out
+        };
         tx.commit().await?;
         Ok(out)
     }
@@ -533,6 +556,14 @@ impl SqlStore {
         roles: Option<&[(i64, Role)]>,
     ) -> Result<()> {
         require(actor, Permission::UserAdmin)?;
+        if actor.user_id == Some(user) {
+            // An administrator neither widens their own reach nor gives themselves another role
+            // at a site (the way round "another administrator changes your role").
+            return Err(invalid(
+                "user",
+                "another administrator must change your own sites and roles",
+            ));
+        }
         let mut tx = self.unit(actor).await?;
         let own: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE id = $1")
             .bind(user.get())

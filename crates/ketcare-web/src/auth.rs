@@ -148,8 +148,9 @@ struct Working {
 
 /// The user's sites, the one they work at now (see [`Principal::site`]), the role they hold
 /// there and its time zone. A user who holds different roles at different sites acts in the
-/// role of the site they chose; having chosen none, in the account's own role at the first
-/// site where they hold it (else their first site), so each request acts in exactly one role.
+/// role of the site they chose; having chosen none, in the account's own role where they hold
+/// it (else in the role of their first site), so each request acts in exactly one role, one
+/// the account holds at the sites it then reaches.
 async fn working_site(
     state: &AppState,
     headers: &HeaderMap,
@@ -174,18 +175,14 @@ async fn working_site(
         None => cookie(headers, SITE_COOKIE).and_then(theirs),
     };
     let several_roles = held.windows(2).any(|w| w[0].1 != w[1].1);
-    let chosen = chosen.or_else(|| {
-        several_roles.then(|| {
-            held.iter()
-                .find(|(_, r)| *r == user.role)
-                .unwrap_or(&held[0])
-                .0
-                .id
-        })
-    });
-    let role = chosen
-        .and_then(|id| held.iter().find(|(s, _)| s.id == id))
-        .map_or(user.role, |(_, r)| *r);
+    // The role: the chosen site's; with none chosen, the account's own where it holds it
+    // somewhere, else the role of its first site (an account listed only where it holds
+    // another role acts in that one, never in a role it holds nowhere).
+    let role = match chosen.and_then(|id| held.iter().find(|(s, _)| s.id == id)) {
+        Some((_, r)) => *r,
+        None if held.iter().any(|(_, r)| *r == user.role) => user.role,
+        None => held.first().map_or(user.role, |(_, r)| *r),
+    };
     let sites: Vec<(i64, String)> = held
         .iter()
         .filter(|(_, r)| *r == role)
@@ -202,6 +199,8 @@ async fn working_site(
             (s.id, label)
         })
         .collect();
+    // The site: the one chosen, or the only one of the role; never guessed among several (the
+    // store then refuses an act that needs one, naming `site`).
     let site = match (chosen, sites.as_slice()) {
         (Some(id), _) => Some(id),
         (None, [(only, _)]) => Some(*only),

@@ -135,7 +135,7 @@ pub async fn create(
     // The settings in force at the chair's site (the store holds the session there); a site's
     // own protocol is given at that site only.
     let site = store.chair_site(actor, chair).await?;
-    clinical::protocol_used_at(library, &order.calculation.protocol_id, site, "order_id")?;
+    clinical::protocol_used_at(store, &order.calculation.protocol_id, site, "order_id").await?;
     let at = clinical::settings_at(store, site).await?;
     let (settings, version) = (at.settings, at.version);
     let devices = order

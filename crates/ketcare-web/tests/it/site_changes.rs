@@ -240,6 +240,7 @@ async fn a_sites_own_protocol_is_ordered_and_given_at_that_site_only() {
             ("doc-north", Role::Prescriber, Some(north)),
             ("ann", Role::Administrator, None),
             ("pharm", Role::Pharmacist, None),
+            ("pharm-main", Role::Pharmacist, Some(1)),
             ("nurse", Role::Nurse, None),
             ("writer", Role::Nurse, None),
         ] {
@@ -315,6 +316,17 @@ async fn a_sites_own_protocol_is_ordered_and_given_at_that_site_only() {
         let r = app.json(Method::POST, &orders, &doc_north, &body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         let oid = r.json()["id"].as_i64().unwrap();
+        // Verified only by someone who works at North.
+        let v = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/orders/{oid}/verify"),
+                &app.bearer("pharm-main").await,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(v.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", v.body);
+        assert_eq!(v.fields(), ["order"], "{}", v.body);
         let v = app
             .json(
                 Method::POST,

@@ -553,6 +553,36 @@ async fn an_account_acts_in_the_role_it_holds_at_the_site_it_works_at() {
             r.json()["roles"],
             serde_json::json!([{"site": north, "role": "pharmacist"}])
         );
+        // An account listed only where it holds another role acts in that one, never in the
+        // account's own role it holds nowhere.
+        let solo = app.add_user("solo", Role::Nurse).await;
+        let r = app
+            .json(
+                Method::PUT,
+                &format!("/api/v1/users/{}/sites", solo.id),
+                &admin_token,
+                &serde_json::json!({"sites": [north], "roles": [{"site": north, "role": "pharmacist"}]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let v = app
+            .get("/api/v1/sites", &app.bearer("solo").await)
+            .await
+            .json();
+        assert_eq!(v["role"], "pharmacist", "{v}");
+        assert_eq!(v["working_site"], north, "{v}");
+        // An administrator does not change their own sites or roles.
+        let me = app.store.user_by_username("admin").await.unwrap().unwrap();
+        let r = app
+            .json(
+                Method::PUT,
+                &format!("/api/v1/users/{}/sites", me.id),
+                &admin_token,
+                &serde_json::json!({"sites": [1], "roles": [{"site": 1, "role": "prescriber"}]}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.fields(), ["user"], "{}", r.body);
         // The page's chooser names the role held at each site.
         let page = app.login("float").await;
         let r = app.get("/", &page).await;
