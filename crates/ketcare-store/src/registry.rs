@@ -1278,11 +1278,24 @@ impl SqlStore {
         }
         let version = self.derive(actor).await?;
         // The subjects and their keys, read before the audited unit so that it stays short.
-        let cached: Vec<i64> = sqlx::query_scalar(
-            "SELECT patient_id FROM registry_subject_cache WHERE subject IS NOT NULL ORDER BY patient_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        // Without a replica the subjects are the primary's, brought up to date now (only the
+        // rows refreshed since the last read), and they name the cached patients; with one, the
+        // patients are listed here and the subjects read from the replica once it has caught
+        // up with the read's record.
+        let early = match replica {
+            None => Some(self.mirror(&self.pool).await?),
+            Some(_) => None,
+        };
+        let cached: Vec<i64> = match &early {
+            Some(mirror) => mirror.keys().copied().collect(),
+            None => {
+                sqlx::query_scalar(
+                    "SELECT patient_id FROM registry_subject_cache WHERE subject IS NOT NULL ORDER BY patient_id",
+                )
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
         // The keys known from earlier reads, and those of the other cached patients (another
         // process may have given them one): all of them when most are unknown.
         let known = self.memo().keys.clone().unwrap_or_default();
@@ -1362,18 +1375,17 @@ impl SqlStore {
         tx.audit(&shown.event(&ids)).await?;
         let seq = tx.commit_seq().await?;
         drop(ids);
-        let source = match replica {
-            None => &self.pool,
-            Some(replica) if caught_up(replica, seq).await => replica,
-            Some(_) => {
+        let mirror = match (early, replica) {
+            (Some(mirror), _) => mirror,
+            (None, Some(replica)) if caught_up(replica, seq).await => self.mirror(replica).await?,
+            (None, _) => {
                 tracing::warn!(
                     "the read replica had not reached audit record {seq} within {} ms: the registry was read on the primary",
                     REPLICA_WAIT.as_millis()
                 );
-                &self.pool
+                self.mirror(&self.pool).await?
             }
         };
-        let mirror = self.mirror(source).await?;
         // Exactly the subjects the read recorded (a patient cached after it is not among them),
         // each with its study id, made off the async workers: the one the last read gave when
         // it was made from the same cached subject, else a copy.
