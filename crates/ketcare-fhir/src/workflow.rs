@@ -110,13 +110,23 @@ pub fn practitioner(id: i64, username: &str, display_name: &str, active: bool) -
 
 /// What a member of staff does here, as a `PractitionerRole` (id = the user's id).
 pub fn practitioner_role(id: i64, role: Role, active: bool) -> Value {
+    practitioner_roles(id, &[role], active)
+}
+
+/// A `PractitionerRole` of an account holding several roles (a different one at some sites):
+/// one resource per account, a code per role.
+pub fn practitioner_roles(id: i64, roles: &[Role], active: bool) -> Value {
+    let code: Vec<Value> = roles
+        .iter()
+        .map(|r| json!({"coding": [{"system": "urn:ketcare:role", "code": r.as_str()}], "text": r.as_str()}))
+        .collect();
     json!({
         "resourceType": "PractitionerRole",
         "id": id.to_string(),
         "meta": {"versionId": "1"},
         "active": active,
         "practitioner": {"reference": format!("Practitioner/{id}")},
-        "code": [{"coding": [{"system": "urn:ketcare:role", "code": role.as_str()}], "text": role.as_str()}],
+        "code": code,
     })
 }
 

@@ -1565,6 +1565,20 @@ pub async fn user_sites(
             }
             sites.push(site);
         }
+        // The form lists the administrator's own sites only: the account's other sites, and
+        // its roles there, are kept as they are rather than dropped unseen.
+        let user = ketcare_core::UserId::new(id);
+        if let ketcare_store::SiteScope::Only(before) = s.store.user_sites(&p.actor, user).await? {
+            let unseen = |site: &i64| !p.sites.iter().any(|(mine, _)| mine == site);
+            sites.extend(before.iter().copied().filter(unseen));
+            roles.extend(
+                s.store
+                    .user_site_roles(&p.actor, user)
+                    .await?
+                    .into_iter()
+                    .filter(|(site, _)| unseen(site)),
+            );
+        }
         ketcare_store::SiteScope::Only(sites)
     };
     let done = s
@@ -1733,7 +1747,10 @@ async fn second_factor_page(
 ) -> Result<Response, AppError> {
     let store = s.store.as_ref();
     let st = ketcare_app::second_factor::status(store, &p.actor).await?;
-    let user = store.user_by_id(p.user.id).await?.unwrap_or(p.user.clone());
+    let mut user = store.user_by_id(p.user.id).await?.unwrap_or(p.user.clone());
+    // Required as the guard decides it: for the role acted in now (the site's, where the
+    // account holds another there).
+    user.role = p.user.role;
     let required = ketcare_app::second_factor::must_enrol(store, &user).await?;
     let (secret, uri, qr_svg) = st
         .pending

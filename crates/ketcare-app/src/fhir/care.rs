@@ -243,7 +243,9 @@ pub async fn staff(
         })
         .transpose()?;
     let name = param(params, "name").map(ketcare_core::patient::search_fold);
-    let mut out = Vec::new();
+    // One resource per account, whatever roles it holds at the actor's sites (an account may
+    // hold a different role at one site), in the order they are first met.
+    let mut found: Vec<(i64, String, String, Vec<Role>)> = Vec::new();
     for r in [
         Role::Prescriber,
         Role::Nurse,
@@ -261,16 +263,23 @@ pub async fn staff(
             {
                 continue;
             }
-            let active = store
-                .user_by_id(UserId::new(uid))
-                .await?
-                .is_some_and(|u| !u.disabled);
-            out.push(if kind == "Practitioner" {
-                workflow::practitioner(uid, &username, &display, active)
-            } else {
-                workflow::practitioner_role(uid, r, active)
-            });
+            match found.iter_mut().find(|f| f.0 == uid) {
+                Some(f) => f.3.push(r),
+                None => found.push((uid, username, display, vec![r])),
+            }
         }
+    }
+    let mut out = Vec::with_capacity(found.len());
+    for (uid, username, display, roles) in found {
+        let active = store
+            .user_by_id(UserId::new(uid))
+            .await?
+            .is_some_and(|u| !u.disabled);
+        out.push(if kind == "Practitioner" {
+            workflow::practitioner(uid, &username, &display, active)
+        } else {
+            workflow::practitioner_roles(uid, &roles, active)
+        });
     }
     Ok(out)
 }
