@@ -996,7 +996,7 @@ pub(crate) struct Memo {
     /// Each subject the researcher's view last gave, with its study id, beside the mirror's
     /// subject it was made from: a subject whose mirror copy is the same one is shared again
     /// rather than copied.
-    studied: Option<Arc<HashMap<i64, (Arc<RegistrySubject>, Arc<RegistrySubject>)>>>,
+    studied: Option<Arc<Studied>>,
     /// The last audit record that listed every study id a researcher's read showed, and those
     /// ids: later reads are recorded as the difference from it while that stays small.
     listing: Option<Listing>,
@@ -1009,6 +1009,10 @@ pub(crate) struct Memo {
 
 /// The cached subjects by patient.
 type Mirror = Arc<std::collections::BTreeMap<i64, Arc<RegistrySubject>>>;
+
+/// Each subject the researcher's view gave by patient, beside the mirror subject it was made
+/// from.
+type Studied = HashMap<i64, (Arc<RegistrySubject>, Arc<RegistrySubject>)>;
 
 /// The researcher's view: each subject with its study id, shared.
 pub type Researched = Arc<Vec<Arc<RegistrySubject>>>;

@@ -143,7 +143,9 @@ async fn scope_in_role(tx: &mut Tx, user: UserId, role: Option<Role>) -> Result<
 /// every site, the site's own where one is set; `None` when there is no such account or it does
 /// not work at `site`.
 pub(crate) async fn role_at(tx: &mut Tx, user: i64, site: i64) -> Result<Option<(String, Role)>> {
-    let row: Option<(String, String, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+    /// Name, account role, every site, the listed site, its own role there.
+    type Row = (String, String, i64, Option<i64>, Option<String>);
+    let row: Option<Row> = sqlx::query_as(
         "SELECT u.username, u.role, u.all_sites, us.site_id, us.role
          FROM users u LEFT JOIN user_sites us ON us.user_id = u.id AND us.site_id = $2
          WHERE u.id = $1",
