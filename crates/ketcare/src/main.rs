@@ -1570,8 +1570,18 @@ mod tests {
             !demo::seed(store.as_ref(), today).await.unwrap(),
             "seeding twice"
         );
-        // The seven roles at the main site, and North clinic's nurse and pharmacist.
-        assert_eq!(store.count("users").await.unwrap(), 9);
+        // The seven roles at the main site, North clinic's nurse and pharmacist, and the float
+        // nurse who is North's scheduler.
+        assert_eq!(store.count("users").await.unwrap(), 10);
+        let float = store.user_by_username("float").await.unwrap().unwrap();
+        let held: Vec<(i64, Role)> = store
+            .sites_held(float.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(s, r)| (s.id, r))
+            .collect();
+        assert_eq!(held, [(1, Role::Nurse), (2, Role::Scheduler)]);
         assert_eq!(store.count("patients").await.unwrap(), 20);
         // Two sites; the medical director works at both, the main site's nurse at one.
         let director = store.user_by_username("prescriber").await.unwrap().unwrap();
