@@ -1154,6 +1154,25 @@ async fn decoded(rows: Vec<(i64, Option<String>)>) -> Result<Vec<(i64, Option<Re
     .await?
 }
 
+/// The study ids these patients have (the ids are integers, written into the text).
+async fn keys_of<'e>(
+    e: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    patients: &[i64],
+) -> Result<Vec<(i64, String)>> {
+    let list = patients
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok(
+        sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(format!(
+            "SELECT patient_id, study_id FROM registry_keys WHERE patient_id IN ({list})"
+        )))
+        .fetch_all(e)
+        .await?,
+    )
+}
+
 /// Runs `f` on the blocking pool: work over a whole clinic's subjects (decoding, copying,
 /// comparing their study ids) would otherwise hold up every request scheduled on the async
 /// worker it ran on.
@@ -1318,18 +1337,7 @@ impl SqlStore {
             (*known).clone()
         };
         if !unknown.is_empty() && unknown.len() <= KEYS_READ_ALL {
-            let list = unknown
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            keys.extend(
-                sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(format!(
-                    "SELECT patient_id, study_id FROM registry_keys WHERE patient_id IN ({list})"
-                )))
-                .fetch_all(&self.pool)
-                .await?,
-            );
+            keys.extend(keys_of(&self.pool, &unknown).await?);
         }
         let missing: Vec<i64> = cached
             .iter()
@@ -1352,18 +1360,7 @@ impl SqlStore {
         if !missing.is_empty() {
             // Another read may have given some of them a key meanwhile: read those again under
             // the unit's lock, then create the rest. Either way they are new to the listing.
-            let list = missing
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            keys.extend(
-                sqlx::query_as::<_, (i64, String)>(sqlx::AssertSqlSafe(format!(
-                    "SELECT patient_id, study_id FROM registry_keys WHERE patient_id IN ({list})"
-                )))
-                .fetch_all(tx.conn())
-                .await?,
-            );
+            keys.extend(keys_of(tx.conn(), &missing).await?);
             let mut new = Vec::with_capacity(missing.len());
             for pid in missing {
                 let id = study_id(&mut tx, &keys, pid).await?;
