@@ -6,7 +6,7 @@
 //! web's route guard runs each request [`within`] that site's zone, and [`crate::today`] reads
 //! it ([`here`]). Outside a request (the MLLP listener, the CLI, background jobs) and for a user
 //! of several sites who chose none, it is the server's zone. Patient outreach belongs to the
-//! organisation and runs in the organisation's zone ([`organisation`]). A zone the time-zone
+//! organisation and runs in the organisation's zone ([`organisation`]: its first site's). A zone the time-zone
 //! database does not know (stored before it was checked, or removed from the database since) is
 //! read as the server's, never refused: a date is still shown.
 
@@ -30,10 +30,16 @@ pub fn here() -> TimeZone {
         .unwrap_or_else(|_| TimeZone::system())
 }
 
-/// The organisation's zone (the server's): patient outreach — course schedules, reminders,
-/// quiet hours, questionnaire links — is timed in it, whichever site a patient is seen at.
-pub fn organisation() -> TimeZone {
-    TimeZone::system()
+/// The organisation's zone, from the record: its first site's (the site every database has from
+/// its migrations), the server's where that site names none. Patient outreach — course
+/// schedules, reminders, quiet hours, questionnaire links — is timed in it, whichever site a
+/// patient is seen at, so a server kept in UTC still sends within the clinic's hours.
+pub async fn organisation(store: &dyn Store) -> Result<TimeZone> {
+    Ok(store
+        .site_zones()
+        .await?
+        .first()
+        .map_or_else(TimeZone::system, |(_, name)| named(name)))
 }
 
 /// The zone an IANA name stands for; empty or unknown: the server's own.

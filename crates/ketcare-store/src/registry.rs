@@ -194,8 +194,58 @@ async fn study_id(tx: &mut Unit<'_>, keys: &HashMap<i64, String>, patient: i64) 
     Ok(id)
 }
 
-fn local_date(t: jiff::Timestamp) -> Date {
-    t.to_zoned(TimeZone::system()).date()
+/// The zone an IANA name stands for; empty or unknown: the server's own (as the application
+/// layer reads a site's zone).
+fn zone_named(name: &str) -> TimeZone {
+    match name.trim() {
+        "" => TimeZone::system(),
+        name => TimeZone::get(name).unwrap_or_else(|_| TimeZone::system()),
+    }
+}
+
+/// The zone each session's day is read in: its site's. Sessions at a site in the organisation's
+/// zone (its first site's) are not listed, so an organisation in one zone reads no session here.
+struct SessionZones {
+    home: TimeZone,
+    away: HashMap<i64, TimeZone>,
+}
+
+impl SessionZones {
+    async fn load(tx: &mut Unit<'_>, ids: Option<&[i64]>) -> Result<SessionZones> {
+        let sites: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, time_zone FROM sites ORDER BY id")
+                .fetch_all(tx.conn())
+                .await?;
+        let home = sites
+            .first()
+            .map_or_else(TimeZone::system, |(_, z)| zone_named(z));
+        let others: HashMap<i64, TimeZone> = sites
+            .iter()
+            .map(|(id, z)| (*id, zone_named(z)))
+            .filter(|(_, z)| *z != home)
+            .collect();
+        let mut away = HashMap::new();
+        if !others.is_empty() {
+            let list: Vec<String> = others.keys().map(i64::to_string).collect();
+            for (session, site) in sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(format!(
+                "SELECT id, site_id FROM treatment_sessions WHERE site_id IN ({}){}",
+                list.join(","),
+                only(false, "patient_id", ids)
+            )))
+            .fetch_all(tx.conn())
+            .await?
+            {
+                away.insert(session, others[&site].clone());
+            }
+        }
+        Ok(SessionZones { home, away })
+    }
+
+    /// The day session `session`'s instant `t` falls on, at its site.
+    fn day(&self, session: i64, t: jiff::Timestamp) -> Date {
+        t.to_zoned(self.away.get(&session).unwrap_or(&self.home).clone())
+            .date()
+    }
 }
 
 /// A session's registry facts (`registry_session_facts`), derived from its record and its
@@ -871,14 +921,18 @@ async fn derive_subjects(
         })
         .collect(),
     );
+    let zones = SessionZones::load(tx, ids).await?;
     let mut out = Vec::with_capacity(by_patient.len());
     for (pid, records) in by_patient {
-        let at = |epoch: i64| jiff::Timestamp::from_second(epoch).ok().map(local_date);
-        let Some(first) = records
+        let dosed_on = |f: &Fact| {
+            let t = jiff::Timestamp::from_second(f.dose_epoch?).ok()?;
+            Some(zones.day(f.session_id, t))
+        };
+        // The first treatment's day at its site; the patient's alerts are read in that zone.
+        let Some((first, first_session)) = records
             .iter()
-            .filter_map(|f| f.dose_epoch)
+            .filter_map(|f| Some((dosed_on(f)?, f.session_id)))
             .min()
-            .and_then(at)
         else {
             continue;
         };
@@ -898,7 +952,7 @@ async fn derive_subjects(
         let integrations = integrations.remove(&pid).unwrap_or_default();
         let mut sessions = Vec::with_capacity(records.len());
         for f in records {
-            let Some(dosed) = f.dose_epoch.and_then(at) else {
+            let Some(dosed) = dosed_on(&f) else {
                 continue;
             };
             let integration_after_days = integrations
@@ -937,7 +991,7 @@ async fn derive_subjects(
             .remove(&pid)
             .unwrap_or_default()
             .into_iter()
-            .map(|t| day_of(first, local_date(t)))
+            .map(|t| day_of(first, zones.day(first_session, t)))
             .collect();
         let day = |d: &str| d.parse::<Date>().ok().map(|d| day_of(first, d));
         let opioids = opioids

@@ -61,6 +61,20 @@ impl SiteScope {
         }
     }
 
+    /// Whether this scope and `other` share a site (two scopes of every site share the
+    /// organisation's first, which a migration creates).
+    pub fn meets(&self, other: &SiteScope) -> bool {
+        match (self, other) {
+            (SiteScope::All, SiteScope::All) => true,
+            (SiteScope::All, SiteScope::Only(s)) | (SiteScope::Only(s), SiteScope::All) => {
+                !s.is_empty()
+            }
+            (SiteScope::Only(a), SiteScope::Only(b)) => {
+                a.iter().any(|x| b.binary_search(x).is_ok())
+            }
+        }
+    }
+
     /// A SQL condition on `column` admitting exactly this scope's rows. The ids are integers
     /// read from the record, so they are written into the text.
     pub(crate) fn sql(&self, column: &str) -> String {
@@ -86,7 +100,7 @@ pub(crate) async fn scope_of(tx: &mut Tx, actor: &Actor) -> Result<SiteScope> {
     match actor.user_id {
         None => Ok(SiteScope::All),
         Some(user) => match actor.role {
-            Some(role) => scope_in_role(tx, user, Some(role)).await,
+            Some(role) => scope_where(tx, user, |held| held == role).await,
             None => Ok(SiteScope::Only(Vec::new())),
         },
     }
@@ -95,16 +109,25 @@ pub(crate) async fn scope_of(tx: &mut Tx, actor: &Actor) -> Result<SiteScope> {
 /// Account `user`'s sites, from the record, whatever its role at each (none for an account that
 /// does not exist).
 pub(crate) async fn scope_of_user(tx: &mut Tx, user: UserId) -> Result<SiteScope> {
-    scope_in_role(tx, user, None).await
+    scope_where(tx, user, |_| true).await
+}
+
+/// The sites where account `user` holds a role that grants `permission`, from the record.
+pub(crate) async fn scope_permitting(
+    tx: &mut Tx,
+    user: UserId,
+    permission: ketcare_core::Permission,
+) -> Result<SiteScope> {
+    scope_where(tx, user, |held| held.allows(permission)).await
 }
 
 fn parse_role(text: &str) -> Result<Role> {
     Role::parse(text).ok_or_else(|| StoreError::Corrupt(format!("role `{text}`")))
 }
 
-/// The sites where `user` holds `role` (every site of theirs for `None`). An account of every
-/// site holds its own role everywhere; a listed site's role is its own where one is set.
-async fn scope_in_role(tx: &mut Tx, user: UserId, role: Option<Role>) -> Result<SiteScope> {
+/// The sites where `user` holds a role that `fits`. An account of every site holds its own role
+/// everywhere; a listed site's role is its own where one is set.
+async fn scope_where(tx: &mut Tx, user: UserId, fits: impl Fn(Role) -> bool) -> Result<SiteScope> {
     let account: Option<(i64, String)> =
         sqlx::query_as("SELECT all_sites, role FROM users WHERE id = $1")
             .bind(user.get())
@@ -115,7 +138,7 @@ async fn scope_in_role(tx: &mut Tx, user: UserId, role: Option<Role>) -> Result<
     };
     let own = parse_role(&own)?;
     if all == 1 {
-        return Ok(if role.is_none_or(|r| r == own) {
+        return Ok(if fits(own) {
             SiteScope::All
         } else {
             SiteScope::Only(Vec::new())
@@ -132,7 +155,7 @@ async fn scope_in_role(tx: &mut Tx, user: UserId, role: Option<Role>) -> Result<
             Some(r) => parse_role(&r)?,
             None => own,
         };
-        if role.is_none_or(|r| r == held) {
+        if fits(held) {
             sites.push(site);
         }
     }
@@ -162,6 +185,107 @@ pub(crate) async fn role_at(tx: &mut Tx, user: i64, site: i64) -> Result<Option<
         (_, Some(_), Some(r)) => Some((name, parse_role(&r)?)),
         _ => None,
     })
+}
+
+/// The site whose own protocol `protocol` is (`None`: the organisation's), read from the newest
+/// version of each site-owned protocol file in the record.
+pub(crate) async fn protocol_owner(tx: &mut Tx, protocol: &str) -> Result<Option<i64>> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT file_name, body, site_id FROM site_protocols s
+         WHERE site_id IS NOT NULL AND id = (SELECT MAX(id) FROM site_protocols t WHERE t.file_name = s.file_name)",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    for (file, body, site) in rows {
+        let table: toml::Table = toml::from_str(&body)
+            .map_err(|e| StoreError::Corrupt(format!("protocol file {file}: {e}")))?;
+        if table.get("id").and_then(|v| v.as_str()) == Some(protocol) {
+            return Ok(Some(site));
+        }
+    }
+    Ok(None)
+}
+
+/// Refused, naming `field`, when `protocol` is one site's own and `site` is another: a local
+/// protocol's sessions and courses are held at its site only, whichever edge asks.
+pub(crate) async fn check_protocol_site(
+    tx: &mut Tx,
+    protocol: &str,
+    site: i64,
+    field: &str,
+) -> Result<()> {
+    match protocol_owner(tx, protocol).await? {
+        Some(owner) if owner != site => Err(invalid(
+            field,
+            format!(
+                "protocol {protocol} is site {owner}'s own: its sessions are held there, not at site {site}"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Refused, naming `field`, when a change of an account's roles or sites would leave it booked
+/// as the nurse of a session, or rostered as the prescriber on site, where it no longer holds
+/// that role: the duties to move first are named. Read inside the unit that makes the change,
+/// after it (bookings and roster ending from a day ago, which covers every site's zone).
+pub(crate) async fn check_duties(tx: &mut Tx, user: UserId, field: &str) -> Result<()> {
+    let since = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24))
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .datetime()
+        .to_string();
+    let booked: Vec<(i64, i64, String)> = sqlx::query_as(
+        "SELECT id, site_id, start_at FROM ops_bookings
+         WHERE nurse_id = $1 AND status = 'booked' AND end_at > $2 ORDER BY start_at",
+    )
+    .bind(user.get())
+    .bind(&since)
+    .fetch_all(&mut **tx)
+    .await?;
+    let rostered: Vec<(i64, i64, String)> = sqlx::query_as(
+        "SELECT id, site_id, start_at FROM ops_on_site WHERE user_id = $1 AND end_at > $2 ORDER BY start_at",
+    )
+    .bind(user.get())
+    .bind(&since)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut held: std::collections::BTreeMap<i64, Option<Role>> = Default::default();
+    let mut stranded = Vec::new();
+    for (duties, needed, what) in [
+        (booked, Role::Nurse, "booking"),
+        (rostered, Role::Prescriber, "on site"),
+    ] {
+        for (id, site, start) in duties {
+            let role = match held.get(&site) {
+                Some(r) => *r,
+                None => {
+                    let r = role_at(tx, user.get(), site).await?.map(|(_, r)| r);
+                    held.insert(site, r);
+                    r
+                }
+            };
+            if role != Some(needed) {
+                stranded.push(format!(
+                    "{what} {id} at site {site} from {start} as the {needed}"
+                ));
+            }
+        }
+    }
+    if stranded.is_empty() {
+        return Ok(());
+    }
+    let n = stranded.len();
+    stranded.truncate(5);
+    Err(invalid(
+        field,
+        format!(
+            "the account would no longer hold the role for {n} {} still to come ({}{}); move or cancel {} first",
+            if n == 1 { "duty" } else { "duties" },
+            stranded.join("; "),
+            if n > 5 { "; …" } else { "" },
+            if n == 1 { "it" } else { "them" },
+        ),
+    ))
 }
 
 /// Every role `user` holds: the account's and each site's own.
@@ -671,6 +795,12 @@ impl SqlStore {
                 detail
             }
         };
+        check_duties(
+            &mut tx,
+            user,
+            if roles.is_some() { "roles" } else { "sites" },
+        )
+        .await?;
         tx.audit(&AuditEvent::new("user.sites", None, detail))
             .await?;
         tx.commit().await?;

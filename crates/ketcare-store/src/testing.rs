@@ -334,3 +334,18 @@ pub async fn dosed_session(
         .expect("a dosed session")
         .id
 }
+
+/// A new site named `name` (no zone, no registration), created by a local administrator: its id.
+pub async fn new_site(store: &dyn Store, name: &str) -> i64 {
+    store
+        .create_site(
+            &ketcare_core::Actor::system(ketcare_core::Role::Administrator),
+            &crate::NewSite {
+                name: name.into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("a new site")
+        .id
+}

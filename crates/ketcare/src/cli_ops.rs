@@ -86,14 +86,14 @@ async fn verify(store: &dyn Store) -> Result<()> {
 }
 
 async fn show(store: &dyn Store, username: &str, json: bool, site: Option<i64>) -> Result<()> {
-    let u = store
-        .user_by_username(username)
-        .await?
-        .with_context(|| format!("no user `{username}`"))?;
-    if !u.role.allows(Permission::LedgerRead) {
-        bail!("a {} may not read the ledger", u.role);
-    }
-    let actor = Actor::user(u.id, &u.username, u.role, "cli");
+    let actor = crate::cli_actor(
+        store,
+        username,
+        Permission::LedgerRead,
+        site,
+        "read the ledger",
+    )
+    .await?;
     let records = store.ledger_records_at(&actor, site).await?;
     let state = store.ledger_state_at(&actor, site).await?;
     if json {

@@ -1,7 +1,7 @@
 //! `ketcare registry`: the de-identified research registry from the command line, as a
 //! researcher account (every read audited by study id, as on the web).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use ketcare_core::{Actor, Permission};
 use ketcare_store::Store;
@@ -36,14 +36,14 @@ pub enum RegistryCommand {
 }
 
 async fn researcher(store: &dyn Store, username: &str) -> Result<Actor> {
-    let u = store
-        .user_by_username(username)
-        .await?
-        .with_context(|| format!("no user `{username}`"))?;
-    if !u.role.allows(Permission::RegistryRead) {
-        bail!("a {} may not read the research registry", u.role);
-    }
-    Ok(Actor::user(u.id, &u.username, u.role, "cli"))
+    crate::cli_actor(
+        store,
+        username,
+        Permission::RegistryRead,
+        None,
+        "read the research registry",
+    )
+    .await
 }
 
 pub async fn run(store: &dyn Store, cmd: RegistryCommand) -> Result<()> {

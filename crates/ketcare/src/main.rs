@@ -22,7 +22,7 @@ mod demo_synthetic;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use ketcare_app::password::{hash_password, new_api_token, token_hash};
-use ketcare_core::{Actor, AgeBands, ApiTokenId, Role};
+use ketcare_core::{Actor, AgeBands, ApiTokenId, Permission, Role};
 use ketcare_store::{NewUser, Store};
 use ketcare_web::{AppState, WebConfig};
 use std::io::Read;
@@ -1437,14 +1437,69 @@ fn app_error(e: impl Into<ketcare_app::Error>) -> anyhow::Error {
 
 /// An administrator account acting from the shell (limit changes record who set and who approved).
 async fn named_admin(store: &dyn Store, username: &str) -> Result<Actor> {
+    cli_actor(store, username, Permission::UserAdmin, None, "administer").await
+}
+
+/// Account `username` acting from the shell in a role it holds, as the record has it (the
+/// account's own, or one it holds at a site): at `site`, when named, the role held there; else
+/// its own role where it holds that and it grants `permission`, else the one role it holds that
+/// does. Refused, saying why, when the account does not exist, does not work at `site`, holds
+/// no such role, or holds several (name the site).
+pub(crate) async fn cli_actor(
+    store: &dyn Store,
+    username: &str,
+    permission: Permission,
+    site: Option<i64>,
+    what: &str,
+) -> Result<Actor> {
     let u = store
         .user_by_username(username)
         .await?
         .with_context(|| format!("no user `{username}`"))?;
-    if u.role != Role::Administrator {
-        bail!("{username} is a {}, not an administrator", u.role);
-    }
-    Ok(Actor::user(u.id, &u.username, u.role, "cli"))
+    let held = store.sites_held(u.id).await?;
+    let role = match site {
+        Some(id) => {
+            let role = held
+                .iter()
+                .find(|(s, _)| s.id == id)
+                .map(|(_, r)| *r)
+                .with_context(|| format!("{username} does not work at site {id}"))?;
+            if !role.allows(permission) {
+                bail!("{username} is a {role} at site {id}, who may not {what}");
+            }
+            role
+        }
+        None => {
+            let mut fitting: Vec<Role> = Vec::new();
+            for (_, r) in &held {
+                if r.allows(permission) && !fitting.contains(r) {
+                    fitting.push(*r);
+                }
+            }
+            match fitting.as_slice() {
+                [] => bail!(
+                    "a {} may not {what}{}",
+                    u.role,
+                    if held.iter().any(|(_, r)| *r != u.role) {
+                        " (nor does any role the account holds at a site)"
+                    } else {
+                        ""
+                    }
+                ),
+                _ if fitting.contains(&u.role) => u.role,
+                [one] => *one,
+                several => bail!(
+                    "{username} may {what} as {}; name the site to say which",
+                    several
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+            }
+        }
+    };
+    Ok(Actor::user(u.id, &u.username, role, "cli"))
 }
 
 async fn audit_verify(db: &DbArgs) -> Result<()> {

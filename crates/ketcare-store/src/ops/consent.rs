@@ -331,8 +331,16 @@ impl SqlStore {
         if let Some(Assent::Given { obtained_by } | Assent::NotCapable { obtained_by, .. }) =
             &sig.assent
         {
-            // Any role the account holds (its own, or one it holds at a site) may be the one.
-            let roles = crate::sites::roles_of(&mut tx, *obtained_by).await?;
+            // The clinician holds a role that records consent at a site where the recorder
+            // works in the role they act in: a nurse at one site who is another's scheduler
+            // obtains assent only at the first.
+            let at = crate::sites::scope_permitting(
+                &mut tx,
+                UserId::new(*obtained_by),
+                Permission::RecordConsent,
+            )
+            .await?;
+            let ours = crate::sites::scope_of(&mut tx, actor).await?;
             match user_exists(&mut tx, *obtained_by).await? {
                 None => {
                     return Err(invalid(
@@ -340,13 +348,14 @@ impl SqlStore {
                         format!("no user {obtained_by}"),
                     ));
                 }
-                Some((username, role))
-                    if !roles.iter().any(|r| r.allows(Permission::RecordConsent)) =>
-                {
+                Some((username, _)) if !at.meets(&ours) => {
+                    let roles = crate::sites::roles_of(&mut tx, *obtained_by).await?;
+                    let held: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
                     return Err(invalid(
                         "assent.obtained_by",
                         format!(
-                            "{username} is a {role}; assent is obtained by a clinician (prescriber or nurse)"
+                            "{username} is not a clinician (prescriber or nurse) at a site of yours (holds: {}); assent is obtained by one",
+                            held.join(", ")
                         ),
                     ));
                 }

@@ -448,6 +448,9 @@ impl SqlStore {
             }
         }
         let site = site.unwrap_or(crate::sites::DEFAULT_SITE);
+        if let Some(c) = course {
+            crate::sites::check_protocol_site(&mut tx, &c.protocol_id, site, "protocol_id").await?;
+        }
         // Chairs and people are checked across every site (a nurse is in one place at a time);
         // the prescriber on site must be at this one.
         let existing = bookings_in(&mut tx, &SiteScope::All, from, to).await?;

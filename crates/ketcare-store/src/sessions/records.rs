@@ -95,6 +95,8 @@ impl SqlStore {
         crate::sql::load_patient(&mut tx, patient).await?;
         check_order_for_session(&mut tx, patient, session).await?;
         let site = session_site_for_chair(&mut tx, actor, &session.chair).await?;
+        crate::sites::check_protocol_site(&mut tx, &session.plan.protocol_id, site, "order_id")
+            .await?;
         let now = now_rfc3339();
         let row = sqlx::query(
             "INSERT INTO treatment_sessions (patient_id, chair, phase, body, revision, signed, created_by, created_at, updated_at, site_id)

@@ -384,6 +384,7 @@ impl SqlStore {
                     .bind(id.get())
                     .execute(&mut **tx)
                     .await?;
+                crate::sites::check_duties(&mut tx, id, "role").await?;
                 format!("user {id}: role {role}")
             }
             AccountChange::SetPassword { hash, temporary } => {

@@ -495,6 +495,58 @@ async fn consent_signers_come_from_the_records_and_unlinking_the_guardian_voids_
                 .is_empty(),
             "nothing was stored"
         );
+        // The clinician is one at a site where the recorder works in their role: the main
+        // site's nurse records, and a nurse of North alone, or an account that is North's nurse
+        // but the main site's scheduler, did not obtain it at a site of hers.
+        let admin = Actor::system(Role::Administrator);
+        let north = ketcare_store::testing::new_site(s, "North").await;
+        let main_only = ketcare_store::SiteScope::Only(vec![1]);
+        let both = ketcare_store::SiteScope::Only(vec![1, north]);
+        s.set_user_sites(&admin, c.nurse.user_id.unwrap(), &main_only)
+            .await
+            .unwrap();
+        s.set_user_sites(
+            &admin,
+            c.nurse_b.user_id.unwrap(),
+            &ketcare_store::SiteScope::Only(vec![north]),
+        )
+        .await
+        .unwrap();
+        let float = user(s, "float", Role::Nurse).await;
+        s.assign_user_sites(
+            &admin,
+            float.user_id.unwrap(),
+            &both,
+            &[(1, Role::Scheduler)],
+        )
+        .await
+        .unwrap();
+        for (by, why) in [
+            (uid(&c.nurse_b), "North's nurse"),
+            (uid(&float), "the main site's scheduler"),
+        ] {
+            assert_eq!(
+                field_of(s.record_consent(&c.nurse, &sig(guardian("", ""), by)).await),
+                "assent.obtained_by",
+                "{backend:?}: {why}"
+            );
+        }
+        // At North, where she is a nurse, she obtains it for North's nurse.
+        s.record_consent(&c.nurse_b, &sig(guardian("", ""), uid(&float)))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.consent_signatures(&c.nurse, c.minor).await.unwrap().len(),
+            1,
+            "{backend:?}"
+        );
+        s.set_user_sites(
+            &admin,
+            c.nurse.user_id.unwrap(),
+            &ketcare_store::SiteScope::All,
+        )
+        .await
+        .unwrap();
         // Names left out are the record's.
         let stored = s
             .record_consent(&c.nurse, &sig(guardian("", ""), nurse))

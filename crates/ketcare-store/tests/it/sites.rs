@@ -720,10 +720,191 @@ async fn an_account_holds_its_own_role_at_each_site() {
     }
 }
 
+/// An adult patient, created by `actor`.
+async fn adult(store: &dyn Store, actor: &Actor, mrn: &str) -> PatientId {
+    let input = PatientInput {
+        mrn: mrn.into(),
+        given_name: "Sam".into(),
+        family_name: format!("Patient {mrn}"),
+        date_of_birth: "1980-02-02".into(),
+        sex: "female".into(),
+        ..Default::default()
+    };
+    store
+        .create_patient(
+            actor,
+            &NewPatient::parse(&input, date(2026, 12, 1)).unwrap(),
+        )
+        .await
+        .unwrap()
+        .id
+}
+
 fn only(id: i64) -> SiteScope {
     SiteScope::Only(vec![id])
 }
 
 fn only_none() -> SiteScope {
     SiteScope::Only(Vec::new())
+}
+
+/// A change of role or sites that would leave an account booked as a session's nurse, or on the
+/// roster as the prescriber on site, where it no longer holds that role is refused, naming the
+/// field changed; a change elsewhere goes through.
+#[tokio::test]
+async fn a_change_of_role_that_strands_a_booking_or_roster_is_refused() {
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let admin = Actor::system(Role::Administrator);
+        let north = new_site(s, "North", "").await;
+        let both = SiteScope::Only(vec![1, north]);
+        let nurse = user(s, "float", Role::Nurse, both.clone()).await;
+        let doc = user(s, "doc", Role::Prescriber, both.clone()).await;
+        let (nurse_id, doc_id) = (nurse.user_id.unwrap(), doc.user_id.unwrap());
+        let scheduling = Actor::system(Role::Scheduler);
+        let chair = s
+            .add_chair_at(&scheduling, Some(north), "North 1")
+            .await
+            .unwrap();
+        let patient = adult(s, &nurse, "S-1").await;
+        let start = date(2030, 3, 4).at(9, 0, 0, 0);
+        let end = start.checked_add(jiff::Span::new().hours(2)).unwrap();
+        let booked = s
+            .book(
+                &scheduling,
+                None,
+                &[Booking {
+                    id: BookingId::new(0),
+                    course_id: None,
+                    patient_id: patient.get(),
+                    chair_id: chair.id,
+                    nurse_id: nurse_id.get(),
+                    prescriber_required: false,
+                    start,
+                    end,
+                    status: BookingStatus::Booked,
+                    phase: PhaseKind::Induction,
+                }],
+                Staffing::default(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(booked, BookOutcome::Booked { .. }), "{booked:?}");
+        s.add_on_site_at(&scheduling, Some(north), doc_id, start, end)
+            .await
+            .unwrap();
+        // North's nurse made its scheduler, or moved off North; North's prescriber made its
+        // nurse, or a therapist everywhere: each is refused, and nothing changes.
+        assert_eq!(
+            field_of(
+                s.assign_user_sites(&admin, nurse_id, &both, &[(north, Role::Scheduler)])
+                    .await
+            ),
+            "roles",
+            "{backend:?}"
+        );
+        assert_eq!(
+            field_of(s.set_user_sites(&admin, nurse_id, &only(1)).await),
+            "sites",
+            "{backend:?}"
+        );
+        let refused = s
+            .assign_user_sites(&admin, doc_id, &both, &[(north, Role::Nurse)])
+            .await;
+        assert!(
+            matches!(&refused, Err(StoreError::Invalid(e)) if e.0[0].field == "roles" && e.0[0].message.contains("on site")),
+            "{backend:?}: {refused:?}"
+        );
+        assert_eq!(
+            field_of(
+                s.change_account(
+                    &admin,
+                    doc_id,
+                    &ketcare_store::AccountChange::SetRole(Role::Therapist)
+                )
+                .await
+            ),
+            "role",
+            "{backend:?}"
+        );
+        assert_eq!(s.user_sites(&admin, nurse_id).await.unwrap(), both);
+        assert!(s.user_site_roles(&admin, doc_id).await.unwrap().is_empty());
+        // A role at the main site, where neither has a duty, is changed.
+        s.assign_user_sites(&admin, nurse_id, &both, &[(1, Role::Scheduler)])
+            .await
+            .unwrap();
+        s.assign_user_sites(&admin, doc_id, &both, &[(1, Role::Nurse)])
+            .await
+            .unwrap();
+    }
+}
+
+/// The registry counts a subject's days from the first treatment's day at the site it was given
+/// (its chair's), not the server's: an instant on 1 March at the main site (UTC−11) is 2 March at
+/// North (UTC+14), so an opioid started on 2 March is day 0 of a North patient.
+#[tokio::test]
+async fn registry_days_are_counted_at_the_sessions_site() {
+    for backend in BACKENDS {
+        let store = fresh_store(backend).await;
+        let s = store.as_ref();
+        let admin = Actor::system(Role::Administrator);
+        let main = s.sites(&admin).await.unwrap().remove(0);
+        s.update_site(
+            &admin,
+            main.id,
+            &NewSite {
+                name: main.name.clone(),
+                time_zone: "Pacific/Pago_Pago".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let north = s
+            .create_site(
+                &admin,
+                &NewSite {
+                    name: "North".into(),
+                    time_zone: "Pacific/Kiritimati".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        s.add_chair_at(&Actor::system(Role::Scheduler), Some(north), "Chair 1")
+            .await
+            .unwrap();
+        let nurse = Actor::system(Role::Nurse);
+        let patient = adult(s, &nurse, "Z-1").await;
+        ketcare_store::testing::dosed_session(
+            s,
+            &nurse,
+            patient,
+            "2027-03-01T12:00:00Z".parse().unwrap(),
+        )
+        .await;
+        s.add_opioid(
+            &nurse,
+            patient,
+            &ketcare_store::measures::NewOpioid {
+                drug: "oxycodone".into(),
+                dose: 5.0,
+                unit: "mg".into(),
+                per_day: Some(4.0),
+                route: Some("oral".into()),
+                started_on: "2027-03-02".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let program = s.program(&Actor::system(Role::Prescriber)).await.unwrap();
+        let (_, subject) = program
+            .iter()
+            .find(|(p, _)| p.patient_id == patient.get())
+            .expect("the patient is in the program");
+        assert_eq!(subject.sessions[0].day, 0, "{backend:?}");
+        assert_eq!(subject.opioids[0].start_day, 0, "{backend:?}");
+    }
 }

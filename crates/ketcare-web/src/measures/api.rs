@@ -329,7 +329,7 @@ pub async fn create_link(
         req.expires_in_hours,
         req.guardian_id.map(GuardianId::new),
         s.now(),
-        &ketcare_app::zones::organisation(),
+        &ketcare_app::zones::organisation(s.store.as_ref()).await?,
     )
     .await?;
     Ok((

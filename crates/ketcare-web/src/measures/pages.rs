@@ -848,7 +848,7 @@ pub async fn send_link(
             h,
             g.map(ketcare_core::GuardianId::new),
             s.now(),
-            &ketcare_app::zones::organisation(),
+            &ketcare_app::zones::organisation(s.store.as_ref()).await?,
         )
         .await
         .map_err(AppError::from),

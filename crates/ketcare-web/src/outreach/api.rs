@@ -110,7 +110,7 @@ pub async fn schedules(
             &p.actor,
             PatientId::new(id),
             s.now(),
-            &ketcare_app::zones::organisation(),
+            &ketcare_app::zones::organisation(s.store.as_ref()).await?,
         )
         .await?,
     ))

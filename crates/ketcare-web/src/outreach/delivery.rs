@@ -318,12 +318,19 @@ pub fn spawn_worker(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_secs(every_seconds.max(1)));
-        let zone = ketcare_app::zones::organisation();
         let mut schedules_at = i64::MIN;
         loop {
             interval.tick().await;
             // Once across the processes sharing the database (an advisory lock on PostgreSQL).
             let pass = async {
+                // Read each pass: a change of the organisation's zone applies at the next.
+                let zone = match ketcare_app::zones::organisation(state.store.as_ref()).await {
+                    Ok(z) => z,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outreach: the organisation's zone");
+                        return;
+                    }
+                };
                 // Schedules read each patient's course (audited reads): every few minutes is
                 // enough for occurrences due by the day or the hour.
                 if state.now() >= schedules_at.saturating_add(SCHEDULES_EVERY_SECONDS) {

@@ -56,7 +56,7 @@ async fn contact_page(
         .ok();
     let clinical = p.user.role.allows(Permission::ClinicalRead);
     let (schedules, messages) = if clinical {
-        let zone = ketcare_app::zones::organisation();
+        let zone = ketcare_app::zones::organisation(s.store.as_ref()).await?;
         let store = s.store.as_ref();
         (
             Some(

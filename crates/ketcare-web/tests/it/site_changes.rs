@@ -235,6 +235,7 @@ async fn a_sites_own_protocol_is_ordered_and_given_at_that_site_only() {
         let north = app.add_site("North", "").await;
         let system = ketcare_core::Actor::system(Role::Administrator);
         let scope = |id| ketcare_store::SiteScope::Only(vec![id]);
+        let mut ids = std::collections::HashMap::new();
         for (name, role, site) in [
             ("doc-main", Role::Prescriber, Some(1)),
             ("doc-north", Role::Prescriber, Some(north)),
@@ -245,6 +246,7 @@ async fn a_sites_own_protocol_is_ordered_and_given_at_that_site_only() {
             ("writer", Role::Nurse, None),
         ] {
             let u = app.add_user(name, role).await;
+            ids.insert(name, u.id.get());
             if let Some(site) = site {
                 app.store
                     .set_user_sites(&system, u.id, &scope(site))
@@ -356,5 +358,59 @@ async fn a_sites_own_protocol_is_ordered_and_given_at_that_site_only() {
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        // The store holds the rule itself, for code that skips the application layer: the same
+        // session in a main-site chair, and a course of the protocol booked there, are refused.
+        let sid = ketcare_core::SessionId::new(r.json()["id"].as_i64().unwrap());
+        let everywhere = ketcare_core::Actor::system(Role::Nurse);
+        let mut moved = app
+            .store
+            .session_record(&everywhere, sid)
+            .await
+            .unwrap()
+            .session;
+        moved.chair = "Chair 1".into();
+        let refused = app
+            .store
+            .create_treatment_session(&everywhere, ketcare_core::PatientId::new(pid), &moved)
+            .await;
+        assert!(
+            matches!(&refused, Err(ketcare_store::StoreError::Invalid(e)) if e.0[0].field == "order_id"),
+            "{backend:?}: {refused:?}"
+        );
+        let chair = app
+            .store
+            .chairs(&chairs)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name == "Chair 1")
+            .unwrap();
+        let nurse_id = ids["nurse"];
+        let start = jiff::civil::date(2030, 1, 7).at(9, 0, 0, 0);
+        let booking = ketcare_ops::schedule::Booking {
+            id: ketcare_core::BookingId::new(0),
+            course_id: None,
+            patient_id: pid,
+            chair_id: chair.id,
+            nurse_id,
+            prescriber_required: false,
+            start,
+            end: start + jiff::Span::new().hours(2),
+            status: ketcare_ops::schedule::BookingStatus::Booked,
+            phase: ketcare_ops::schedule::PhaseKind::Induction,
+        };
+        let course = ketcare_store::NewCourse {
+            patient_id: ketcare_core::PatientId::new(pid),
+            template_id: "induction".into(),
+            protocol_id: id.into(),
+        };
+        let refused = app
+            .store
+            .book(&chairs, Some(&course), &[booking], Default::default())
+            .await;
+        assert!(
+            matches!(&refused, Err(ketcare_store::StoreError::Invalid(e)) if e.0[0].field == "protocol_id"),
+            "{backend:?}: {refused:?}"
+        );
     }
 }

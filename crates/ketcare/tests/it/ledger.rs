@@ -58,6 +58,46 @@ async fn ledger_verify_detects_an_edit() {
     let o = ketcare(&data, &["ledger", "show", "--as", "nobody"]);
     assert!(!o.status.success());
 
+    // The shell acts in the role the account holds: North's pharmacist who is the main site's
+    // scheduler reads North's ledger, and not the main site's.
+    let admin = Actor::system(Role::Administrator);
+    let north = ketcare_store::testing::new_site(store.as_ref(), "North").await;
+    let flo = store
+        .create_user(
+            &admin,
+            &NewUser {
+                username: "flo".into(),
+                display_name: "Flo".into(),
+                role: Role::Scheduler,
+                password_hash: "x".into(),
+            },
+        )
+        .await
+        .unwrap();
+    store
+        .assign_user_sites(
+            &admin,
+            flo.id,
+            &ketcare_store::SiteScope::Only(vec![1, north]),
+            &[(north, Role::Pharmacist)],
+        )
+        .await
+        .unwrap();
+    let o = ketcare(&data, &["ledger", "show", "--as", "flo"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !text(&o).contains("6 containers") && text(&o).contains("no open discrepancies"),
+        "North's stock is empty: {}",
+        text(&o)
+    );
+    let o = ketcare(&data, &["ledger", "show", "--as", "flo", "--site", "1"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("flo is a scheduler at site 1, who may not read the ledger"),
+        "{}",
+        text(&o)
+    );
+
     store
         .execute_raw("DROP TRIGGER ops_ledger_no_update")
         .await
