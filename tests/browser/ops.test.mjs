@@ -55,6 +55,22 @@ test('scheduler books a course; a clashing course is refused with reasons', asyn
   assert.match(await page.textContent('#schedule-error'), /Nothing was booked/);
   assert.match(await page.textContent('#conflicts'), /chair \d+ is taken by booking/);
   assert.match(await page.textContent('#conflicts'), /nurse \d+ already monitors/);
+
+  // The roster: Monday's entry alone covers the esketamine session (a prescriber must be on
+  // site), so it stays; Tuesday's, with no such booking, comes off.
+  await page.goto(`${server.base}/schedule?date=${monday}`);
+  await page.click('#on-site li:first-child button');
+  await page.waitForSelector('#schedule-error');
+  assert.match(await page.textContent('#schedule-error'), /only this entry covers/);
+  const tuesday = new Date(`${monday}T12:00:00Z`);
+  tuesday.setUTCDate(tuesday.getUTCDate() + 1);
+  await page.goto(`${server.base}/schedule?date=${tuesday.toISOString().slice(0, 10)}`);
+  const before = await page.locator('#on-site li').count();
+  await page.click('#on-site li:first-child button');
+  await page.waitForSelector('#schedule-message');
+  assert.match(await page.textContent('#schedule-message'), /Roster entry removed/);
+  assert.equal(await page.locator('#on-site li').count(), before - 1);
+  await page.screenshot({ path: resultPath('ops-roster.png'), fullPage: true });
   await signOut(page);
   await page.close();
 });

@@ -365,6 +365,8 @@ pub struct Booking {
 /// A prescriber's time on site.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OnSite {
+    /// The roster entry (0 for one not stored).
+    pub id: i64,
     pub user_id: i64,
     #[schema(value_type = String)]
     pub start: DateTime,
@@ -513,7 +515,8 @@ fn peak_concurrency(bs: &[&Booking], s: DateTime, e: DateTime) -> u32 {
 }
 
 /// Whether the union of prescriber shifts covers `[s, e)` without a gap.
-fn covered(shifts: &[OnSite], s: DateTime, e: DateTime) -> bool {
+/// Whether `shifts` together cover `s`–`e` with no gap.
+pub fn covered(shifts: &[OnSite], s: DateTime, e: DateTime) -> bool {
     let mut iv: Vec<(DateTime, DateTime)> = shifts
         .iter()
         .filter(|o| o.start < e && s < o.end)
@@ -846,6 +849,7 @@ mod tests {
         let cs = conflicts(&[], &cand, &[], Staffing::default());
         assert!(matches!(cs[..], [Conflict::NoPrescriberOnSite { .. }]));
         let part = [OnSite {
+            id: 0,
             user_id: 5,
             start: d.at(8, 0, 0, 0),
             end: d.at(11, 0, 0, 0),
@@ -854,6 +858,7 @@ mod tests {
         let handover = [
             part[0].clone(),
             OnSite {
+                id: 0,
                 user_id: 6,
                 start: d.at(11, 0, 0, 0),
                 end: d.at(17, 0, 0, 0),

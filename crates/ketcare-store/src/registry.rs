@@ -194,15 +194,6 @@ async fn study_id(tx: &mut Unit<'_>, keys: &HashMap<i64, String>, patient: i64) 
     Ok(id)
 }
 
-/// The zone an IANA name stands for; empty or unknown: the server's own (as the application
-/// layer reads a site's zone).
-fn zone_named(name: &str) -> TimeZone {
-    match name.trim() {
-        "" => TimeZone::system(),
-        name => TimeZone::get(name).unwrap_or_else(|_| TimeZone::system()),
-    }
-}
-
 /// The zone each session's day is read in: its site's. Sessions at a site in the organisation's
 /// zone (its first site's) are not listed, so an organisation in one zone reads no session here.
 struct SessionZones {
@@ -218,10 +209,10 @@ impl SessionZones {
                 .await?;
         let home = sites
             .first()
-            .map_or_else(TimeZone::system, |(_, z)| zone_named(z));
+            .map_or_else(TimeZone::system, |(_, z)| crate::sites::zone_named(z));
         let others: HashMap<i64, TimeZone> = sites
             .iter()
-            .map(|(id, z)| (*id, zone_named(z)))
+            .map(|(id, z)| (*id, crate::sites::zone_named(z)))
             .filter(|(_, z)| *z != home)
             .collect();
         let mut away = HashMap::new();

@@ -163,15 +163,16 @@ async fn scope_where(tx: &mut Tx, user: UserId, fits: impl Fn(Role) -> bool) -> 
 }
 
 /// `user`'s name and role at `site`, as the record has it: the account's role for an account of
-/// every site, the site's own where one is set; `None` when there is no such account or it does
-/// not work at `site`.
+/// every site, the site's own where one is set; `None` when there is no such account, it is
+/// disabled, or it does not work at `site` (a disabled account is booked, rostered and a witness
+/// nowhere).
 pub(crate) async fn role_at(tx: &mut Tx, user: i64, site: i64) -> Result<Option<(String, Role)>> {
     /// Name, account role, every site, the listed site, its own role there.
     type Row = (String, String, i64, Option<i64>, Option<String>);
     let row: Option<Row> = sqlx::query_as(
         "SELECT u.username, u.role, u.all_sites, us.site_id, us.role
          FROM users u LEFT JOIN user_sites us ON us.user_id = u.id AND us.site_id = $2
-         WHERE u.id = $1",
+         WHERE u.id = $1 AND u.disabled_at IS NULL",
     )
     .bind(user)
     .bind(site)
@@ -225,37 +226,87 @@ pub(crate) async fn check_protocol_site(
     }
 }
 
-/// Refused, naming `field`, when a change of an account's roles or sites would leave it booked
-/// as the nurse of a session, or rostered as the prescriber on site, where it no longer holds
-/// that role: the duties to move first are named. Read inside the unit that makes the change,
-/// after it (bookings and roster ending from a day ago, which covers every site's zone).
-pub(crate) async fn check_duties(tx: &mut Tx, user: UserId, field: &str) -> Result<()> {
-    let since = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24))
+/// The zone an IANA name stands for; empty or unknown: the server's own (as the application
+/// layer reads a site's zone).
+pub(crate) fn zone_named(name: &str) -> jiff::tz::TimeZone {
+    match name.trim() {
+        "" => jiff::tz::TimeZone::system(),
+        name => jiff::tz::TimeZone::get(name).unwrap_or_else(|_| jiff::tz::TimeZone::system()),
+    }
+}
+
+/// Refused when a change of an account's roles or sites would leave it booked as the nurse of a
+/// session, or rostered as the prescriber on site, where it no longer holds that role: naming
+/// `sites` where it would no longer work at the duty's site, else `role_field`; the duties are
+/// named with what frees each. Read inside the unit that makes the change, after it. A duty
+/// counts until its end has passed at its site (its wall clock read in the site's zone).
+pub(crate) async fn check_duties(tx: &mut Tx, user: UserId, role_field: &str) -> Result<()> {
+    // Rows ending from a day and a half ago (every zone's wall clock is within that of UTC),
+    // then each end read in its site's zone.
+    let now = jiff::Timestamp::now();
+    let since = (now - jiff::SignedDuration::from_hours(36))
         .to_zoned(jiff::tz::TimeZone::UTC)
         .datetime()
         .to_string();
-    let booked: Vec<(i64, i64, String)> = sqlx::query_as(
-        "SELECT id, site_id, start_at FROM ops_bookings
+    let booked: Vec<(i64, i64, String, String)> = sqlx::query_as(
+        "SELECT id, site_id, start_at, end_at FROM ops_bookings
          WHERE nurse_id = $1 AND status = 'booked' AND end_at > $2 ORDER BY start_at",
     )
     .bind(user.get())
     .bind(&since)
     .fetch_all(&mut **tx)
     .await?;
-    let rostered: Vec<(i64, i64, String)> = sqlx::query_as(
-        "SELECT id, site_id, start_at FROM ops_on_site WHERE user_id = $1 AND end_at > $2 ORDER BY start_at",
+    let rostered: Vec<(i64, i64, String, String)> = sqlx::query_as(
+        "SELECT id, site_id, start_at, end_at FROM ops_on_site WHERE user_id = $1 AND end_at > $2 ORDER BY start_at",
     )
     .bind(user.get())
     .bind(&since)
     .fetch_all(&mut **tx)
     .await?;
+    if booked.is_empty() && rostered.is_empty() {
+        return Ok(());
+    }
+    let zones: std::collections::HashMap<i64, jiff::tz::TimeZone> =
+        sqlx::query_as::<_, (i64, String)>("SELECT id, time_zone FROM sites")
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|(id, z)| (id, zone_named(&z)))
+            .collect();
     let mut held: std::collections::BTreeMap<i64, Option<Role>> = Default::default();
     let mut stranded = Vec::new();
-    for (duties, needed, what) in [
-        (booked, Role::Nurse, "booking"),
-        (rostered, Role::Prescriber, "on site"),
+    let mut left_site = false;
+    for (duties, needed, what, frees) in [
+        (
+            booked,
+            Role::Nurse,
+            "booking",
+            "give it another nurse, cancel it, or record it attended or a no-show",
+        ),
+        (
+            rostered,
+            Role::Prescriber,
+            "on-site roster entry",
+            "take it off the schedule's roster",
+        ),
     ] {
-        for (id, site, start) in duties {
+        for (id, site, start, end) in duties {
+            let ended = end
+                .parse::<jiff::civil::DateTime>()
+                .ok()
+                .and_then(|e| {
+                    e.to_zoned(
+                        zones
+                            .get(&site)
+                            .cloned()
+                            .unwrap_or_else(jiff::tz::TimeZone::system),
+                    )
+                    .ok()
+                })
+                .is_some_and(|e| e.timestamp() <= now);
+            if ended {
+                continue;
+            }
             let role = match held.get(&site) {
                 Some(r) => *r,
                 None => {
@@ -265,8 +316,9 @@ pub(crate) async fn check_duties(tx: &mut Tx, user: UserId, field: &str) -> Resu
                 }
             };
             if role != Some(needed) {
+                left_site |= role.is_none();
                 stranded.push(format!(
-                    "{what} {id} at site {site} from {start} as the {needed}"
+                    "{what} {id} at site {site} from {start} as the {needed} ({frees})"
                 ));
             }
         }
@@ -277,27 +329,14 @@ pub(crate) async fn check_duties(tx: &mut Tx, user: UserId, field: &str) -> Resu
     let n = stranded.len();
     stranded.truncate(5);
     Err(invalid(
-        field,
+        if left_site { "sites" } else { role_field },
         format!(
-            "the account would no longer hold the role for {n} {} still to come ({}{}); move or cancel {} first",
+            "the account would no longer hold the role for {n} {} not yet over: {}{}",
             if n == 1 { "duty" } else { "duties" },
             stranded.join("; "),
             if n > 5 { "; …" } else { "" },
-            if n == 1 { "it" } else { "them" },
         ),
     ))
-}
-
-/// Every role `user` holds: the account's and each site's own.
-pub(crate) async fn roles_of(tx: &mut Tx, user: i64) -> Result<Vec<Role>> {
-    let rows: Vec<String> = sqlx::query_scalar(
-        "SELECT role FROM users WHERE id = $1
-         UNION SELECT role FROM user_sites WHERE user_id = $1 AND role IS NOT NULL",
-    )
-    .bind(user)
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.iter().map(|r| parse_role(r)).collect()
 }
 
 /// Not found unless the actor's scope admits `site` (the row's own site, as stored).

@@ -1443,8 +1443,8 @@ async fn named_admin(store: &dyn Store, username: &str) -> Result<Actor> {
 /// Account `username` acting from the shell in a role it holds, as the record has it (the
 /// account's own, or one it holds at a site): at `site`, when named, the role held there; else
 /// its own role where it holds that and it grants `permission`, else the one role it holds that
-/// does. Refused, saying why, when the account does not exist, does not work at `site`, holds
-/// no such role, or holds several (name the site).
+/// does. Refused, saying why, when the account does not exist or is disabled, does not work at
+/// `site`, holds no such role, or holds several (name the site).
 pub(crate) async fn cli_actor(
     store: &dyn Store,
     username: &str,
@@ -1456,6 +1456,9 @@ pub(crate) async fn cli_actor(
         .user_by_username(username)
         .await?
         .with_context(|| format!("no user `{username}`"))?;
+    if u.disabled {
+        bail!("{username}'s account is disabled");
+    }
     let held = store.sites_held(u.id).await?;
     let role = match site {
         Some(id) => {

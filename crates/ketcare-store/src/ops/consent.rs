@@ -349,13 +349,11 @@ impl SqlStore {
                     ));
                 }
                 Some((username, _)) if !at.meets(&ours) => {
-                    let roles = crate::sites::roles_of(&mut tx, *obtained_by).await?;
-                    let held: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
                     return Err(invalid(
                         "assent.obtained_by",
                         format!(
-                            "{username} is not a clinician (prescriber or nurse) at a site of yours (holds: {}); assent is obtained by one",
-                            held.join(", ")
+                            "{username} is not a clinician (prescriber or nurse) at a site where you work as {}; assent is obtained by one",
+                            actor.role.map_or("staff", Role::as_str)
                         ),
                     ));
                 }

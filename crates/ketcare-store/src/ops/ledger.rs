@@ -415,7 +415,10 @@ impl SqlStore {
                 None if user_exists(tx, w.user_id).await?.is_some() => {
                     return Err(invalid(
                         field,
-                        format!("user {} does not work at site {site}", w.user_id),
+                        format!(
+                            "user {} does not work at site {site} (or the account is disabled)",
+                            w.user_id
+                        ),
                     ));
                 }
                 None => return Err(invalid(field, format!("no user {}", w.user_id))),

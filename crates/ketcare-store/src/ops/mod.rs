@@ -155,6 +155,9 @@ pub trait OpsStore: Send + Sync {
         end: DateTime,
     ) -> Result<OnSite>;
     async fn on_site(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<OnSite>>;
+    /// Takes a roster entry off (audited); refused, naming `on_site`, while it alone covers a
+    /// booking that needs a prescriber on site.
+    async fn remove_on_site(&self, actor: &Actor, id: i64) -> Result<OnSite>;
     /// Staff of one role at the actor's sites, for choosing a nurse, a prescriber or a witness,
     /// and the FHIR staff directory (id, username, name; the patient-read right).
     async fn staff(&self, actor: &Actor, role: Role) -> Result<Vec<(i64, String, String)>>;
@@ -342,6 +345,10 @@ impl OpsStore for SqlStore {
 
     async fn on_site(&self, actor: &Actor, from: DateTime, to: DateTime) -> Result<Vec<OnSite>> {
         SqlStore::on_site(self, actor, from, to).await
+    }
+
+    async fn remove_on_site(&self, actor: &Actor, id: i64) -> Result<OnSite> {
+        SqlStore::remove_on_site(self, actor, id).await
     }
 
     async fn staff(&self, actor: &Actor, role: Role) -> Result<Vec<(i64, String, String)>> {

@@ -94,8 +94,8 @@ async fn on_site_in(
     from: DateTime,
     to: DateTime,
 ) -> Result<Vec<OnSite>> {
-    sqlx::query_as::<_, (i64, String, String)>(sqlx::AssertSqlSafe(format!(
-        "SELECT user_id, start_at, end_at FROM ops_on_site WHERE start_at < $1 AND end_at > $2 AND {} ORDER BY start_at",
+    sqlx::query_as::<_, (i64, i64, String, String)>(sqlx::AssertSqlSafe(format!(
+        "SELECT id, user_id, start_at, end_at FROM ops_on_site WHERE start_at < $1 AND end_at > $2 AND {} ORDER BY start_at",
         sites.sql("site_id")
     )))
     .bind(to.to_string())
@@ -103,8 +103,9 @@ async fn on_site_in(
     .fetch_all(&mut **tx)
     .await?
     .into_iter()
-    .map(|(user_id, start, end)| {
+    .map(|(id, user_id, start, end)| {
         Ok(OnSite {
+            id,
             user_id,
             start: parse_datetime("start_at", &start)?,
             end: parse_datetime("end_at", &end)?,
@@ -215,18 +216,20 @@ impl SqlStore {
             None => {
                 return Err(invalid(
                     "user_id",
-                    format!("user {user} does not work at site {site}"),
+                    format!(
+                        "user {user} does not work at site {site} (or the account is disabled)"
+                    ),
                 ));
             }
         }
-        sqlx::query(
-            "INSERT INTO ops_on_site (user_id, start_at, end_at, site_id) VALUES ($1, $2, $3, $4)",
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO ops_on_site (user_id, start_at, end_at, site_id) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(user.get())
         .bind(start.to_string())
         .bind(end.to_string())
         .bind(site)
-        .execute(&mut **tx)
+        .fetch_one(&mut **tx)
         .await?;
         audit(
             &mut tx,
@@ -237,10 +240,81 @@ impl SqlStore {
         .await?;
         tx.commit().await?;
         Ok(OnSite {
+            id,
             user_id: user.get(),
             start,
             end,
         })
+    }
+
+    /// Takes roster entry `id` off the roster, audited; refused, naming `on_site`, while a booking
+    /// that needs a prescriber on site is covered by it and by no other entry.
+    pub(crate) async fn remove_on_site(&self, actor: &Actor, id: i64) -> Result<OnSite> {
+        require(actor, Permission::Schedule)?;
+        let mut tx = self.unit(actor).await?;
+        let row: Option<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT user_id, start_at, end_at, site_id FROM ops_on_site WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some((user_id, start, end, site)) = row else {
+            return Err(StoreError::NotFound {
+                what: format!("roster entry {id}"),
+            });
+        };
+        crate::sites::check_site(&mut tx, actor, site, format!("roster entry {id}")).await?;
+        let entry = OnSite {
+            id,
+            user_id,
+            start: parse_datetime("start_at", &start)?,
+            end: parse_datetime("end_at", &end)?,
+        };
+        let here = SiteScope::Only(vec![site]);
+        let others: Vec<OnSite> = on_site_in(&mut tx, &here, entry.start, entry.end)
+            .await?
+            .into_iter()
+            .filter(|o| o.id != id)
+            .collect();
+        let uncovered: Vec<String> = bookings_in(&mut tx, &here, entry.start, entry.end)
+            .await?
+            .into_iter()
+            .filter(|b| {
+                b.status == BookingStatus::Booked
+                    && b.prescriber_required
+                    && b.start < entry.end
+                    && entry.start < b.end
+                    && !ketcare_ops::schedule::covered(&others, b.start, b.end)
+            })
+            .map(|b| format!("booking {} ({} – {})", b.id, b.start, b.end))
+            .collect();
+        if !uncovered.is_empty() {
+            return Err(invalid(
+                "on_site",
+                format!(
+                    "{} {} a prescriber on site that only this entry covers; roster another prescriber first",
+                    uncovered.join(", "),
+                    if uncovered.len() == 1 {
+                        "needs"
+                    } else {
+                        "need"
+                    }
+                ),
+            ));
+        }
+        sqlx::query("DELETE FROM ops_on_site WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        audit(
+            &mut tx,
+            "roster.prescriber_off_site",
+            None,
+            format!("roster entry {id}: user {user_id} at site {site}: {start} – {end}, removed"),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(entry)
     }
 
     pub(crate) async fn on_site(
@@ -436,7 +510,10 @@ impl SqlStore {
                 None if user_exists(&mut tx, b.nurse_id).await?.is_some() => {
                     return Err(invalid(
                         "nurse_id",
-                        format!("user {} does not work at site {chair_site}", b.nurse_id),
+                        format!(
+                            "user {} does not work at site {chair_site} (or the account is disabled)",
+                            b.nurse_id
+                        ),
                     ));
                 }
                 None => {

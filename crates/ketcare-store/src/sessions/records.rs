@@ -15,15 +15,27 @@ async fn check_order_for_session(
         return Ok(());
     };
     let bad = |m: String| StoreError::Invalid(FieldErrors::single("order_id", m));
-    let row: Option<(i64, String)> = sqlx::query_as(
-        "SELECT patient_id, state FROM clinical_records WHERE id = $1 AND kind = 'dose_order'",
+    let row: Option<(i64, String, String)> = sqlx::query_as(
+        "SELECT patient_id, state, body FROM clinical_records WHERE id = $1 AND kind = 'dose_order'",
     )
     .bind(order_id)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some((owner, state)) = row else {
+    let Some((owner, state, body)) = row else {
         return Err(bad(format!("no dose order {order_id}")));
     };
+    // The session's protocol is the order's, as stored (what the site check reads).
+    let ordered: serde_json::Value = serde_json::from_str(&body)
+        .map_err(|_| crate::sql::corrupt("clinical_records.body", &body))?;
+    let protocol = ordered["calculation"]["protocol_id"]
+        .as_str()
+        .unwrap_or_default();
+    if protocol != session.plan.protocol_id {
+        return Err(bad(format!(
+            "dose order {order_id} is for protocol {protocol}, not the session plan's {}",
+            session.plan.protocol_id
+        )));
+    }
     if owner != patient.get() {
         return Err(bad(format!(
             "dose order {order_id} belongs to another patient"

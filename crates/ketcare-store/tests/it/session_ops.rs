@@ -697,8 +697,9 @@ async fn a_paused_early_stop_bills_and_balances_what_actually_ran() {
     }
 }
 
-/// The store itself schedules a session only for a verified dose order of that patient: it reads
-/// the order's row in the creating transaction, whatever the caller's copy says.
+/// The store itself schedules a session only for a verified dose order of that patient and of the
+/// session plan's protocol: it reads the order's row in the creating transaction, whatever the
+/// caller's copy says.
 #[tokio::test]
 async fn a_session_is_created_only_for_a_verified_order_of_its_patient() {
     use ketcare_store::{RecordChange, RecordKind};
@@ -708,13 +709,28 @@ async fn a_session_is_created_only_for_a_verified_order_of_its_patient() {
         let pid = patient(s, "O-1", "1980-01-01").await;
         let other = patient(s, "O-2", "1980-01-01").await;
         let prescriber = Actor::system(Role::Prescriber);
-        let order = |state: &'static str| RecordChange {
+        // The order's protocol, as stored, is the session plan's (another's is refused).
+        let ordered = r#"{"calculation": {"protocol_id": "trd-adult-iv-ketamine"}}"#;
+        let order_of = |state: &'static str, body: &'static str| RecordChange {
             permission: ketcare_core::Permission::OrderDose,
             kind: RecordKind::DoseOrder,
             state,
-            body: "{}",
+            body,
             action: "dose_order.create",
         };
+        let order = |state: &'static str| order_of(state, ordered);
+        let elsewhere = s
+            .create_record(
+                &prescriber,
+                pid,
+                &order_of(
+                    "verified",
+                    r#"{"calculation": {"protocol_id": "north-trd-adult-iv-ketamine-60min"}}"#,
+                ),
+            )
+            .await
+            .unwrap()
+            .id;
         let pending = s
             .create_record(&prescriber, pid, &order("pending_verification"))
             .await
@@ -734,6 +750,11 @@ async fn a_session_is_created_only_for_a_verified_order_of_its_patient() {
             (pid, pending, "is pending verification"),
             (other, verified, "belongs to another patient"),
             (pid, RecordId::new(9_999), "no dose order 9999"),
+            (
+                pid,
+                elsewhere,
+                "is for protocol north-trd-adult-iv-ketamine-60min, not the session plan's trd-adult-iv-ketamine",
+            ),
         ] {
             match s
                 .create_treatment_session(&nurse(), who, &with_order(id))

@@ -770,6 +770,10 @@ async fn a_change_of_role_that_strands_a_booking_or_roster_is_refused() {
         let patient = adult(s, &nurse, "S-1").await;
         let start = date(2030, 3, 4).at(9, 0, 0, 0);
         let end = start.checked_add(jiff::Span::new().hours(2)).unwrap();
+        let entry = s
+            .add_on_site_at(&scheduling, Some(north), doc_id, start, end)
+            .await
+            .unwrap();
         let booked = s
             .book(
                 &scheduling,
@@ -780,7 +784,7 @@ async fn a_change_of_role_that_strands_a_booking_or_roster_is_refused() {
                     patient_id: patient.get(),
                     chair_id: chair.id,
                     nurse_id: nurse_id.get(),
-                    prescriber_required: false,
+                    prescriber_required: true,
                     start,
                     end,
                     status: BookingStatus::Booked,
@@ -790,10 +794,9 @@ async fn a_change_of_role_that_strands_a_booking_or_roster_is_refused() {
             )
             .await
             .unwrap();
-        assert!(matches!(booked, BookOutcome::Booked { .. }), "{booked:?}");
-        s.add_on_site_at(&scheduling, Some(north), doc_id, start, end)
-            .await
-            .unwrap();
+        let BookOutcome::Booked { bookings, .. } = booked else {
+            panic!("{backend:?}: {booked:?}");
+        };
         // North's nurse made its scheduler, or moved off North; North's prescriber made its
         // nurse, or a therapist everywhere: each is refused, and nothing changes.
         assert_eq!(
@@ -813,7 +816,7 @@ async fn a_change_of_role_that_strands_a_booking_or_roster_is_refused() {
             .assign_user_sites(&admin, doc_id, &both, &[(north, Role::Nurse)])
             .await;
         assert!(
-            matches!(&refused, Err(StoreError::Invalid(e)) if e.0[0].field == "roles" && e.0[0].message.contains("on site")),
+            matches!(&refused, Err(StoreError::Invalid(e)) if e.0[0].field == "roles" && e.0[0].message.contains("roster entry")),
             "{backend:?}: {refused:?}"
         );
         assert_eq!(
@@ -830,13 +833,55 @@ async fn a_change_of_role_that_strands_a_booking_or_roster_is_refused() {
         );
         assert_eq!(s.user_sites(&admin, nurse_id).await.unwrap(), both);
         assert!(s.user_site_roles(&admin, doc_id).await.unwrap().is_empty());
+        // The roster entry alone covers a booking that needs a prescriber: it stays until the
+        // booking is cancelled; then it comes off, and the prescriber's role can change.
+        assert_eq!(
+            field_of(s.remove_on_site(&scheduling, entry.id).await),
+            "on_site",
+            "{backend:?}"
+        );
+        s.set_booking_status(
+            &scheduling,
+            bookings[0].id,
+            BookingStatus::Cancelled,
+            "patient moved away",
+        )
+        .await
+        .unwrap();
+        s.remove_on_site(&scheduling, entry.id).await.unwrap();
+        assert!(
+            s.on_site(&scheduling, start, end).await.unwrap().is_empty(),
+            "{backend:?}"
+        );
+        s.assign_user_sites(&admin, doc_id, &both, &[(north, Role::Nurse)])
+            .await
+            .unwrap();
         // A role at the main site, where neither has a duty, is changed.
         s.assign_user_sites(&admin, nurse_id, &both, &[(1, Role::Scheduler)])
             .await
             .unwrap();
-        s.assign_user_sites(&admin, doc_id, &both, &[(1, Role::Nurse)])
+        s.assign_user_sites(
+            &admin,
+            doc_id,
+            &both,
+            &[(1, Role::Nurse), (north, Role::Nurse)],
+        )
+        .await
+        .unwrap();
+        // A disabled account is rostered, booked and a witness nowhere.
+        let other = user(s, "doc2", Role::Prescriber, both.clone()).await;
+        let other_id = other.user_id.unwrap();
+        s.change_account(&admin, other_id, &ketcare_store::AccountChange::Disable)
             .await
             .unwrap();
+        assert_eq!(
+            field_of(
+                s.add_on_site_at(&scheduling, Some(north), other_id, start, end)
+                    .await
+            ),
+            "user_id",
+            "{backend:?}"
+        );
     }
 }
 

@@ -26,6 +26,12 @@ pub(crate) fn routes() -> Vec<Entry> {
         r(Post, "/schedule/sessions", Requires(Schedule), pages::book_session),
         r(Post, "/schedule/chairs", Requires(Schedule), pages::add_chair),
         r(Post, "/schedule/on-site", Requires(Schedule), pages::add_on_site),
+        r(
+            Post,
+            "/schedule/on-site/{id}/remove",
+            Requires(Schedule),
+            pages::remove_on_site,
+        ),
         r(Post, "/schedule/bookings/{bid}/status", Requires(Schedule), pages::booking_status),
         r(Post, "/schedule/bookings/{bid}/move", Requires(Schedule), pages::move_booking),
         r(Get, "/patients/{id}/consent", Requires(ClinicalRead), pages::consent),

@@ -124,7 +124,8 @@ pub struct SchedulePage {
     nurses: Vec<(i64, String, String)>,
     prescribers: Vec<(i64, String, String)>,
     templates: Vec<(String, String, String)>,
-    on_site: Vec<String>,
+    /// Each roster entry in view: its id and who is on site when.
+    on_site: Vec<(i64, String)>,
     message: String,
     error: String,
     conflicts: Vec<(String, Vec<String>)>,
@@ -224,14 +225,17 @@ async fn schedule_page(
                     || format!("prescriber #{}", o.user_id),
                     |(_, _, n)| n.clone(),
                 );
-            format!(
-                "{who}: {} – {}",
-                o.start.strftime("%Y-%m-%d %H:%M"),
-                o.end.strftime(if o.end.date() == o.start.date() {
-                    "%H:%M"
-                } else {
-                    "%Y-%m-%d %H:%M"
-                })
+            (
+                o.id,
+                format!(
+                    "{who}: {} – {}",
+                    o.start.strftime("%Y-%m-%d %H:%M"),
+                    o.end.strftime(if o.end.date() == o.start.date() {
+                        "%H:%M"
+                    } else {
+                        "%Y-%m-%d %H:%M"
+                    })
+                ),
             )
         })
         .collect();
@@ -494,6 +498,22 @@ pub async fn add_on_site(
             "Prescriber rostered on site",
         )),
         Err(e) => schedule_error(&s, &p, e).await,
+    }
+}
+
+/// Takes a prescriber's roster entry off (refused while it alone covers a booking that needs a
+/// prescriber on site).
+pub async fn remove_on_site(
+    State(s): State<AppState>,
+    p: Principal,
+    PagePath(id): PagePath<i64>,
+) -> Result<Response, PageError> {
+    match s.store.remove_on_site(&p.actor, id).await {
+        Ok(o) => Ok(back(
+            &format!("/schedule?date={}", o.start.date()),
+            "Roster entry removed",
+        )),
+        Err(e) => schedule_error(&s, &p, e.into()).await,
     }
 }
 
