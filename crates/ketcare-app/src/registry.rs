@@ -144,6 +144,10 @@ pub struct SubjectOutcome {
     pub year: i16,
 }
 
+/// A cohort's outcomes, shared: a subject's outcome derived once is the same allocation in every
+/// cohort and export that holds it (a write re-derives only the subjects it changed).
+pub type Cohort = Arc<Vec<Arc<SubjectOutcome>>>;
+
 /// A proportion as a table shows it: suppressed under the small-cell count.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Rate {
@@ -245,33 +249,45 @@ fn setting(settings: &SiteSettings, key: &str) -> Option<i64> {
 /// The store shares a subject unchanged since the last read (the same allocation), so one that
 /// is the very same is taken as equal without comparing it field by field.
 pub fn outcomes_reusing(
-    earlier: (&[Arc<RegistrySubject>], &[SubjectOutcome]),
+    earlier: (&[Arc<RegistrySubject>], &[Arc<SubjectOutcome>]),
     subjects: &[Arc<RegistrySubject>],
     library: &Library,
     settings: &SiteSettings,
     instrument: &str,
-) -> Result<Vec<SubjectOutcome>, Error> {
+) -> Result<Vec<Arc<SubjectOutcome>>, Error> {
     let (before, derived) = earlier;
+    let fresh = |s: &Arc<RegistrySubject>| -> Result<Arc<SubjectOutcome>, Error> {
+        let mut one = outcomes(std::slice::from_ref(s), library, settings, instrument)?;
+        Ok(Arc::new(one.pop().ok_or_else(|| {
+            Error::Conflict("a subject derived no outcome".into())
+        })?))
+    };
     if before.len() != derived.len() {
-        return outcomes(subjects, library, settings, instrument);
+        return subjects.iter().map(fresh).collect();
     }
-    let at: std::collections::HashMap<&str, usize> = before
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.study_id.as_str(), i))
-        .collect();
+    // The same subject at the same place is the common case (a write changes a few subjects
+    // and keeps the order): checked first, the map of every study id built only when needed.
+    let mut at: Option<std::collections::HashMap<&str, usize>> = None;
     let mut out = Vec::with_capacity(subjects.len());
-    for s in subjects {
-        match at.get(s.study_id.as_str()) {
-            Some(&i) if Arc::ptr_eq(&before[i], s) || before[i] == *s => {
+    for (pos, s) in subjects.iter().enumerate() {
+        let i = match before.get(pos) {
+            Some(b) if b.study_id == s.study_id => Some(pos),
+            _ => at
+                .get_or_insert_with(|| {
+                    before
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| (s.study_id.as_str(), i))
+                        .collect()
+                })
+                .get(s.study_id.as_str())
+                .copied(),
+        };
+        match i {
+            Some(i) if Arc::ptr_eq(&before[i], s) || before[i] == *s => {
                 out.push(derived[i].clone())
             }
-            _ => out.extend(outcomes(
-                std::slice::from_ref(s),
-                library,
-                settings,
-                instrument,
-            )?),
+            _ => out.push(fresh(s)?),
         }
     }
     Ok(out)
@@ -538,9 +554,12 @@ pub fn matcher(q: &CohortQuery) -> Result<impl Fn(&SubjectOutcome) -> bool + '_,
 }
 
 /// Keeps the subjects the query asks for.
-pub fn select(all: Vec<SubjectOutcome>, q: &CohortQuery) -> Result<Vec<SubjectOutcome>, Error> {
+pub fn select(
+    all: &[Arc<SubjectOutcome>],
+    q: &CohortQuery,
+) -> Result<Vec<Arc<SubjectOutcome>>, Error> {
     let keep = matcher(q)?;
-    Ok(all.into_iter().filter(|s| keep(s)).collect())
+    Ok(all.iter().filter(|s| keep(s)).cloned().collect())
 }
 
 fn rate(k: u64, n: u64, small: u64) -> Rate {
@@ -674,8 +693,8 @@ fn model(
 }
 
 /// The outcome table of a cohort of derived outcomes.
-pub fn table(
-    cohort: &[SubjectOutcome],
+pub fn table<S: std::ops::Deref<Target = SubjectOutcome>>(
+    cohort: &[S],
     settings: &SiteSettings,
     instrument: &str,
     names: &[&str],
@@ -690,8 +709,8 @@ pub fn table(
 
 /// The outcome table with counts under `small` suppressed (1: none, for the identified program
 /// dashboard).
-fn table_with(
-    cohort: &[SubjectOutcome],
+fn table_with<S: std::ops::Deref<Target = SubjectOutcome>>(
+    cohort: &[S],
     settings: &SiteSettings,
     instrument: &str,
     names: &[&str],
@@ -714,7 +733,7 @@ fn table_with(
     }
     let n = cohort.len() as u64;
     let count = |f: &dyn Fn(&SubjectOutcome) -> Option<bool>| {
-        let evaluable: Vec<bool> = cohort.iter().filter_map(f).collect();
+        let evaluable: Vec<bool> = cohort.iter().filter_map(|s| f(s)).collect();
         (!evaluable.is_empty()).then(|| {
             rate(
                 evaluable.iter().filter(|b| **b).count() as u64,
@@ -913,8 +932,8 @@ fn table_with(
 /// Response by tertile of an exposure among the subjects with the exposure and a response
 /// evaluated; `None` under three such subjects. Each count leaves through [`rate`] (the
 /// small-cell rule); the cut points are shown only for at least `small` subjects.
-fn exposure_tertiles(
-    cohort: &[SubjectOutcome],
+fn exposure_tertiles<S: std::ops::Deref<Target = SubjectOutcome>>(
+    cohort: &[S],
     measure: &'static str,
     unit: &'static str,
     exposure: impl Fn(&SubjectOutcome) -> Option<f64>,
@@ -960,8 +979,8 @@ struct CohortMemo {
     query: String,
     instrument: String,
     /// Every subject's outcome (before the query's selection), in the subjects' order.
-    all: std::sync::Arc<Vec<SubjectOutcome>>,
-    cohort: std::sync::Arc<Vec<SubjectOutcome>>,
+    all: Cohort,
+    cohort: Cohort,
     table: OutcomeTable,
 }
 
@@ -980,7 +999,7 @@ pub async fn cohort(
     library: &Library,
     actor: &Actor,
     q: &CohortQuery,
-) -> Result<(std::sync::Arc<Vec<SubjectOutcome>>, OutcomeTable), Error> {
+) -> Result<(Cohort, OutcomeTable), Error> {
     let (settings, settings_version) = crate::clinical::settings(store).await?;
     let instrument = q.instrument_or_default();
     let subjects = store.registry(actor).await?;
@@ -1029,9 +1048,12 @@ pub async fn cohort(
                     &settings,
                     &instrument,
                 )?,
-                None => outcomes(&subjects, &library, &settings, &instrument)?,
+                None => outcomes(&subjects, &library, &settings, &instrument)?
+                    .into_iter()
+                    .map(Arc::new)
+                    .collect(),
             });
-            let chosen = std::sync::Arc::new(select(all.as_ref().clone(), &q)?);
+            let chosen = std::sync::Arc::new(select(&all, &q)?);
             let names = chosen_covariates(&q)?;
             let t = table(&chosen, &settings, &instrument, &names)?;
             Ok((all, chosen, t))
@@ -1086,7 +1108,7 @@ pub async fn program(
                 .filter(|(_, o)| keep(o))
                 .map(|(patient, outcome)| ProgramRow { patient, outcome })
                 .collect();
-            let cohort: Vec<SubjectOutcome> = rows.iter().map(|r| r.outcome.clone()).collect();
+            let cohort: Vec<&SubjectOutcome> = rows.iter().map(|r| &r.outcome).collect();
             let t = table_with(&cohort, &settings, &instrument, &names, 1);
             Ok((rows, t))
         }
@@ -1404,7 +1426,10 @@ pub fn row(s: &SubjectOutcome) -> Vec<Value> {
 
 /// The export's rows: one per subject, the rows of quasi-identifier groups (age band, sex,
 /// indication) smaller than the small-cell count left out.
-pub fn rows(cohort: &[SubjectOutcome], small_cell: u64) -> Vec<Vec<Value>> {
+pub fn rows<S: std::ops::Deref<Target = SubjectOutcome>>(
+    cohort: &[S],
+    small_cell: u64,
+) -> Vec<Vec<Value>> {
     let keys: Vec<(String, String, String)> = cohort
         .iter()
         .map(|s| (s.age_band.clone(), s.sex.clone(), s.indication.clone()))
@@ -1436,11 +1461,7 @@ pub enum Format {
 
 /// The cohort's export in `format` (see [`rows`]), encoded off the async workers: what the
 /// page, the CLI and the benchmarks call.
-pub async fn export(
-    cohort: std::sync::Arc<Vec<SubjectOutcome>>,
-    small_cell: u64,
-    format: Format,
-) -> Result<Vec<u8>, Error> {
+pub async fn export(cohort: Cohort, small_cell: u64, format: Format) -> Result<Vec<u8>, Error> {
     off_the_workers(move || match format {
         Format::Csv => csv(&cohort, small_cell).map(String::into_bytes),
         Format::Parquet => parquet(&cohort, small_cell),
@@ -1449,12 +1470,18 @@ pub async fn export(
 }
 
 /// The export as CSV (see [`rows`]).
-pub fn csv(cohort: &[SubjectOutcome], small_cell: u64) -> Result<String, Error> {
+pub fn csv<S: std::ops::Deref<Target = SubjectOutcome>>(
+    cohort: &[S],
+    small_cell: u64,
+) -> Result<String, Error> {
     export::csv(DICTIONARY, &rows(cohort, small_cell)).map_err(|e| Error::Conflict(e.to_string()))
 }
 
 /// The export as one Parquet file (see [`rows`]), every column typed as the dictionary says.
-pub fn parquet(cohort: &[SubjectOutcome], small_cell: u64) -> Result<Vec<u8>, Error> {
+pub fn parquet<S: std::ops::Deref<Target = SubjectOutcome>>(
+    cohort: &[S],
+    small_cell: u64,
+) -> Result<Vec<u8>, Error> {
     export::parquet(DICTIONARY, &rows(cohort, small_cell))
         .map_err(|e| Error::Conflict(e.to_string()))
 }
@@ -1594,7 +1621,11 @@ mod tests {
             Arc::new(named("C", exposed(&[0, 3], &[Some(300.0), None], 5))),
             Arc::new(named("E", exposed(&[0, 3], &[Some(100.0), Some(90.0)], 12))),
         ];
-        let derived = outcomes(&before, &lib, &settings, "phq9").unwrap();
+        let derived: Vec<Arc<SubjectOutcome>> = outcomes(&before, &lib, &settings, "phq9")
+            .unwrap()
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         // B's window score changes, C is gone, D is new, A is the very same subject shared, E
         // an equal copy of it.
         let after = vec![
@@ -1609,8 +1640,13 @@ mod tests {
         let reused =
             outcomes_reusing((&before, &derived), &after, &lib, &settings, "phq9").unwrap();
         let fresh = outcomes(&after, &lib, &settings, "phq9").unwrap();
-        let json = |o: &[SubjectOutcome]| serde_json::to_string(o).unwrap();
-        assert_eq!(json(&reused), json(&fresh));
+        let json = |o: Vec<&SubjectOutcome>| serde_json::to_string(&o).unwrap();
+        assert_eq!(
+            json(reused.iter().map(|o| &**o).collect()),
+            json(fresh.iter().collect())
+        );
+        // A, shared, keeps the very outcome derived before.
+        assert!(Arc::ptr_eq(&reused[0], &derived[0]));
         assert_eq!(
             reused[1].response,
             Some(true),
@@ -1639,6 +1675,7 @@ mod tests {
             exposed(&[0, 3], &[Some(400.0), None], 10),                           // not predicted
         ];
         let o = outcomes(&subjects, &lib, &settings, "phq9").unwrap();
+        let o: Vec<&SubjectOutcome> = o.iter().collect();
         assert_eq!(o[0].induction_cmax_ng_ml, Some(150.0));
         assert_eq!(o[0].induction_auc_ng_min_ml, Some(9_000.0));
         assert_eq!(o[6].induction_cmax_ng_ml, None);
@@ -1690,6 +1727,7 @@ mod tests {
             .with(WINDOW_TO, 31.0)
             .with(SMALL_CELL, 1.0);
         let o = outcomes(&subjects, &lib, &unset, "phq9").unwrap();
+        let o: Vec<&SubjectOutcome> = o.iter().collect();
         let t = table(&o, &unset, "phq9", &DEFAULT_COVARIATES).unwrap();
         assert!(t.response_by_cmax_tertile.is_none());
         assert!(t.notes.iter().any(|n| n.contains("predicted exposure")));
@@ -1705,6 +1743,7 @@ mod tests {
             "phq9",
         )
         .unwrap();
+        let o: Vec<&SubjectOutcome> = o.iter().collect();
         assert_eq!(row(&o[0]).len(), DICTIONARY.len());
         let csv = csv(&o, 1).unwrap();
         assert_eq!(
