@@ -1744,7 +1744,7 @@ mod tests {
         )
         .unwrap();
         let o: Vec<&SubjectOutcome> = o.iter().collect();
-        assert_eq!(row(&o[0]).len(), DICTIONARY.len());
+        assert_eq!(row(o[0]).len(), DICTIONARY.len());
         let csv = csv(&o, 1).unwrap();
         assert_eq!(
             csv.lines().next().unwrap().split(',').count(),
