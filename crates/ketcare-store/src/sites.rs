@@ -235,6 +235,16 @@ pub(crate) fn zone_named(name: &str) -> jiff::tz::TimeZone {
     }
 }
 
+/// The organisation's zone, from the record: its first site's (the server's where that site names
+/// none), as the application layer's `zones::organisation` reads it.
+pub(crate) async fn organisation_zone(tx: &mut Tx) -> Result<jiff::tz::TimeZone> {
+    let first: Option<String> =
+        sqlx::query_scalar("SELECT time_zone FROM sites ORDER BY id LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(first.map_or_else(jiff::tz::TimeZone::system, |z| zone_named(&z)))
+}
+
 /// Refused when a change of an account's roles or sites would leave it booked as the nurse of a
 /// session, or rostered as the prescriber on site, where it no longer holds that role: naming
 /// `sites` where it would no longer work at the duty's site, else `role_field`; the duties are

@@ -116,7 +116,10 @@ pub(crate) async fn consent_status_tx(
 ) -> Result<ConsentStatus> {
     let p = load_patient(tx, patient).await?;
     let bands = AgeBands::builtin().map_err(|e| StoreError::Config(e.to_string()))?;
-    let day = at.to_zoned(jiff::tz::TimeZone::UTC).date();
+    // A minor on the organisation's day (a consent is the organisation's, not a site's).
+    let day = at
+        .to_zoned(crate::sites::organisation_zone(tx).await?)
+        .date();
     let is_minor = p
         .record
         .day_of_care(day, &bands)
@@ -269,7 +272,10 @@ impl SqlStore {
         .transpose()?
         .ok_or_else(|| invalid("protocol_id", "this protocol has no consent document"))?;
         let bands = AgeBands::builtin().map_err(|e| StoreError::Config(e.to_string()))?;
-        let day = sig.signed_at.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let day = sig
+            .signed_at
+            .to_zoned(crate::sites::organisation_zone(&mut tx).await?)
+            .date();
         let minor = patient
             .record
             .day_of_care(day, &bands)

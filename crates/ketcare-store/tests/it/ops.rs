@@ -998,3 +998,53 @@ async fn a_withdrawn_consent_is_not_valid_and_the_withdrawal_says_who_when_and_w
         assert!(status(after).await.unwrap().is_valid());
     }
 }
+
+/// Whether a consent's patient is a minor is decided on the organisation's day (its first site's
+/// zone), not the server's: at noon UTC on 1 December it is already 2 December at a site in
+/// UTC+14, the birthday that makes the patient 18, who then signs for themselves.
+#[tokio::test]
+async fn a_consents_minor_is_decided_on_the_organisations_day() {
+    for backend in BACKENDS {
+        let c = clinic(backend).await;
+        let s = c.store.as_ref();
+        let pid = "trd-adult-iv-ketamine";
+        s.add_consent_document(
+            &c.nurse,
+            &NewConsentDocument {
+                protocol_id: pid.into(),
+                protocol_version: 1,
+                off_label: true,
+                title: "IV ketamine".into(),
+                sections: sections(),
+                valid_days: None,
+            },
+        )
+        .await
+        .unwrap();
+        let turning = patient(s, &c.scheduler, "B-18", "2008-12-02").await;
+        let adult_signs = NewSignature {
+            patient_id: turning,
+            protocol_id: pid.into(),
+            signer: Signer::Patient,
+            assent: None,
+            signed_at: "2026-12-01T12:00:00Z".parse().unwrap(),
+        };
+        let admin = Actor::system(Role::Administrator);
+        let main = s.sites(&admin).await.unwrap().remove(0);
+        for (zone, adult) in [("Pacific/Pago_Pago", false), ("Pacific/Kiritimati", true)] {
+            s.update_site(
+                &admin,
+                main.id,
+                &ketcare_store::NewSite {
+                    name: main.name.clone(),
+                    time_zone: zone.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            let signed = s.record_consent(&c.nurse, &adult_signs).await;
+            assert_eq!(signed.is_ok(), adult, "{backend:?} in {zone}: {signed:?}");
+        }
+    }
+}
