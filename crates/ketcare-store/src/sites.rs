@@ -245,12 +245,16 @@ pub(crate) async fn organisation_zone(tx: &mut Tx) -> Result<jiff::tz::TimeZone>
     Ok(first.map_or_else(jiff::tz::TimeZone::system, |z| zone_named(&z)))
 }
 
-/// Refused when a change of an account's roles or sites would leave it booked as the nurse of a
-/// session, or rostered as the prescriber on site, where it no longer holds that role: naming
-/// `sites` where it would no longer work at the duty's site, else `role_field`; the duties are
-/// named with what frees each. Read inside the unit that makes the change, after it. A duty
-/// counts until its end has passed at its site (its wall clock read in the site's zone).
-pub(crate) async fn check_duties(tx: &mut Tx, user: UserId, role_field: &str) -> Result<()> {
+/// What a change of an account's roles or sites does to the duties it leaves where it no longer
+/// holds their role: a booking as the nurse of a session is refused (someone must give it
+/// another nurse, cancel it, or record it attended or a no-show), naming `sites` where the
+/// account would no longer work at the duty's site, else `role_field`; a roster entry as the
+/// prescriber on site comes off the roster with the change — unless a booking that needs a
+/// prescriber on site is covered by it and by no other entry, which is refused the same way.
+/// Read inside the unit that makes the change, after it; a duty counts until its end has passed
+/// at its site (its wall clock read in the site's zone). Returns the roster entries taken off,
+/// for the change's audit record.
+pub(crate) async fn check_duties(tx: &mut Tx, user: UserId, role_field: &str) -> Result<Vec<i64>> {
     // Rows ending from a day and a half ago (every zone's wall clock is within that of UTC),
     // then each end read in its site's zone.
     let now = jiff::Timestamp::now();
@@ -258,7 +262,9 @@ pub(crate) async fn check_duties(tx: &mut Tx, user: UserId, role_field: &str) ->
         .to_zoned(jiff::tz::TimeZone::UTC)
         .datetime()
         .to_string();
-    let booked: Vec<(i64, i64, String, String)> = sqlx::query_as(
+    /// A duty's id, site, start and end as stored.
+    type Duty = (i64, i64, String, String);
+    let booked: Vec<Duty> = sqlx::query_as(
         "SELECT id, site_id, start_at, end_at FROM ops_bookings
          WHERE nurse_id = $1 AND status = 'booked' AND end_at > $2 ORDER BY start_at",
     )
@@ -266,7 +272,7 @@ pub(crate) async fn check_duties(tx: &mut Tx, user: UserId, role_field: &str) ->
     .bind(&since)
     .fetch_all(&mut **tx)
     .await?;
-    let rostered: Vec<(i64, i64, String, String)> = sqlx::query_as(
+    let rostered: Vec<Duty> = sqlx::query_as(
         "SELECT id, site_id, start_at, end_at FROM ops_on_site WHERE user_id = $1 AND end_at > $2 ORDER BY start_at",
     )
     .bind(user.get())
@@ -274,7 +280,7 @@ pub(crate) async fn check_duties(tx: &mut Tx, user: UserId, role_field: &str) ->
     .fetch_all(&mut **tx)
     .await?;
     if booked.is_empty() && rostered.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let zones: std::collections::HashMap<i64, jiff::tz::TimeZone> =
         sqlx::query_as::<_, (i64, String)>("SELECT id, time_zone FROM sites")
@@ -283,38 +289,25 @@ pub(crate) async fn check_duties(tx: &mut Tx, user: UserId, role_field: &str) ->
             .into_iter()
             .map(|(id, z)| (id, zone_named(&z)))
             .collect();
+    let at = |site: i64, when: &str, field: &str| -> Result<jiff::Timestamp> {
+        let wall: jiff::civil::DateTime =
+            when.parse().map_err(|_| crate::sql::corrupt(field, when))?;
+        let zone = zones
+            .get(&site)
+            .cloned()
+            .unwrap_or_else(jiff::tz::TimeZone::system);
+        Ok(wall
+            .to_zoned(zone)
+            .map_err(|_| crate::sql::corrupt(field, when))?
+            .timestamp())
+    };
     let mut held: std::collections::BTreeMap<i64, Option<Role>> = Default::default();
     let mut stranded = Vec::new();
     let mut left_site = false;
-    for (duties, needed, what, frees) in [
-        (
-            booked,
-            Role::Nurse,
-            "booking",
-            "give it another nurse, cancel it, or record it attended or a no-show",
-        ),
-        (
-            rostered,
-            Role::Prescriber,
-            "on-site roster entry",
-            "take it off the schedule's roster",
-        ),
-    ] {
+    let mut leaving: Vec<(i64, ketcare_ops::schedule::OnSite)> = Vec::new();
+    for (duties, needed) in [(booked, Role::Nurse), (rostered, Role::Prescriber)] {
         for (id, site, start, end) in duties {
-            let ended = end
-                .parse::<jiff::civil::DateTime>()
-                .ok()
-                .and_then(|e| {
-                    e.to_zoned(
-                        zones
-                            .get(&site)
-                            .cloned()
-                            .unwrap_or_else(jiff::tz::TimeZone::system),
-                    )
-                    .ok()
-                })
-                .is_some_and(|e| e.timestamp() <= now);
-            if ended {
+            if at(site, &end, "end_at")? <= now {
                 continue;
             }
             let role = match held.get(&site) {
@@ -325,28 +318,77 @@ pub(crate) async fn check_duties(tx: &mut Tx, user: UserId, role_field: &str) ->
                     r
                 }
             };
-            if role != Some(needed) {
-                left_site |= role.is_none();
+            if role == Some(needed) {
+                continue;
+            }
+            left_site |= role.is_none();
+            if needed == Role::Nurse {
                 stranded.push(format!(
-                    "{what} {id} at site {site} from {start} as the {needed} ({frees})"
+                    "booking {id} at site {site} from {start} as its nurse (give it another nurse, cancel it, or record it attended or a no-show)"
+                ));
+            } else {
+                let wall = |v: &str| {
+                    v.parse::<jiff::civil::DateTime>()
+                        .map_err(|_| crate::sql::corrupt("ops_on_site", v))
+                };
+                leaving.push((
+                    site,
+                    ketcare_ops::schedule::OnSite {
+                        id,
+                        user_id: user.get(),
+                        start: wall(&start)?,
+                        end: wall(&end)?,
+                    },
                 ));
             }
         }
     }
-    if stranded.is_empty() {
-        return Ok(());
+    let ids: Vec<i64> = leaving.iter().map(|(_, e)| e.id).collect();
+    for (site, entry) in &leaving {
+        let needed = crate::ops::left_uncovered(tx, *site, entry, &ids).await?;
+        if !needed.is_empty() {
+            stranded.push(format!(
+                "on-site roster entry {} at site {site} from {} as the prescriber, the only one for {} (roster another prescriber first)",
+                entry.id,
+                entry.start,
+                needed.join(", ")
+            ));
+        }
     }
-    let n = stranded.len();
-    stranded.truncate(5);
-    Err(invalid(
-        if left_site { "sites" } else { role_field },
-        format!(
-            "the account would no longer hold the role for {n} {} not yet over: {}{}",
-            if n == 1 { "duty" } else { "duties" },
-            stranded.join("; "),
-            if n > 5 { "; …" } else { "" },
-        ),
-    ))
+    if !stranded.is_empty() {
+        let n = stranded.len();
+        stranded.truncate(5);
+        return Err(invalid(
+            if left_site { "sites" } else { role_field },
+            format!(
+                "the account would no longer hold the role for {n} {} not yet over: {}{}",
+                if n == 1 { "duty" } else { "duties" },
+                stranded.join("; "),
+                if n > 5 { "; …" } else { "" },
+            ),
+        ));
+    }
+    for id in &ids {
+        sqlx::query("DELETE FROM ops_on_site WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(ids)
+}
+
+/// The audit record's note of the roster entries a change took off (empty for none).
+pub(crate) fn roster_note(ids: &[i64]) -> String {
+    if ids.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!(
+        "; {} on-site roster {} taken off: {}",
+        ids.len(),
+        if ids.len() == 1 { "entry" } else { "entries" },
+        list.join(", ")
+    )
 }
 
 /// Not found unless the actor's scope admits `site` (the row's own site, as stored).
@@ -844,12 +886,13 @@ impl SqlStore {
                 detail
             }
         };
-        check_duties(
+        let off = check_duties(
             &mut tx,
             user,
             if roles.is_some() { "roles" } else { "sites" },
         )
         .await?;
+        let detail = format!("{detail}{}", roster_note(&off));
         tx.audit(&AuditEvent::new("user.sites", None, detail))
             .await?;
         tx.commit().await?;

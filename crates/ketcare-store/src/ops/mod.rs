@@ -39,6 +39,7 @@ mod schedule;
 
 pub(crate) use consent::consent_status_tx;
 pub(crate) use ledger::{ledger_records_tx, replay, session_site};
+pub(crate) use schedule::left_uncovered;
 
 /// A treatment chair.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

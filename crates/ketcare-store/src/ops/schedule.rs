@@ -114,6 +114,35 @@ async fn on_site_in(
     .collect()
 }
 
+/// The bookings at `site` that need a prescriber on site and would lose it were the roster
+/// entries `leaving` taken off: those `entry` (one of them) covers that the site's other entries
+/// do not. Each named with its time.
+pub(crate) async fn left_uncovered(
+    tx: &mut Tx,
+    site: i64,
+    entry: &OnSite,
+    leaving: &[i64],
+) -> Result<Vec<String>> {
+    let here = SiteScope::Only(vec![site]);
+    let others: Vec<OnSite> = on_site_in(tx, &here, entry.start, entry.end)
+        .await?
+        .into_iter()
+        .filter(|o| !leaving.contains(&o.id))
+        .collect();
+    Ok(bookings_in(tx, &here, entry.start, entry.end)
+        .await?
+        .into_iter()
+        .filter(|b| {
+            b.status == BookingStatus::Booked
+                && b.prescriber_required
+                && b.start < entry.end
+                && entry.start < b.end
+                && !ketcare_ops::schedule::covered(&others, b.start, b.end)
+        })
+        .map(|b| format!("booking {} ({} – {})", b.id, b.start, b.end))
+        .collect())
+}
+
 /// The window a set of bookings spans (for loading what they could conflict with).
 fn span(bs: &[Booking]) -> Option<(DateTime, DateTime)> {
     let from = bs.iter().map(|b| b.start).min()?;
@@ -270,24 +299,7 @@ impl SqlStore {
             start: parse_datetime("start_at", &start)?,
             end: parse_datetime("end_at", &end)?,
         };
-        let here = SiteScope::Only(vec![site]);
-        let others: Vec<OnSite> = on_site_in(&mut tx, &here, entry.start, entry.end)
-            .await?
-            .into_iter()
-            .filter(|o| o.id != id)
-            .collect();
-        let uncovered: Vec<String> = bookings_in(&mut tx, &here, entry.start, entry.end)
-            .await?
-            .into_iter()
-            .filter(|b| {
-                b.status == BookingStatus::Booked
-                    && b.prescriber_required
-                    && b.start < entry.end
-                    && entry.start < b.end
-                    && !ketcare_ops::schedule::covered(&others, b.start, b.end)
-            })
-            .map(|b| format!("booking {} ({} – {})", b.id, b.start, b.end))
-            .collect();
+        let uncovered = left_uncovered(&mut tx, site, &entry, &[id]).await?;
         if !uncovered.is_empty() {
             return Err(invalid(
                 "on_site",

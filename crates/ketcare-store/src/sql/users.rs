@@ -384,8 +384,8 @@ impl SqlStore {
                     .bind(id.get())
                     .execute(&mut **tx)
                     .await?;
-                crate::sites::check_duties(&mut tx, id, "role").await?;
-                format!("user {id}: role {role}")
+                let off = crate::sites::check_duties(&mut tx, id, "role").await?;
+                format!("user {id}: role {role}{}", crate::sites::roster_note(&off))
             }
             AccountChange::SetPassword { hash, temporary } => {
                 sqlx::query(

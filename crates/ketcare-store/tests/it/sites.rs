@@ -686,22 +686,8 @@ async fn an_account_holds_its_own_role_at_each_site() {
             s.user_site_roles(&admin, id).await.unwrap(),
             [(north, Role::Pharmacist)]
         );
-        let records = s
-            .audit_records(
-                &admin,
-                &ketcare_store::AuditFilter {
-                    action: Some("user.sites".into()),
-                    limit: 1,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        assert!(
-            records[0].detail.contains("pharmacist at"),
-            "{:?}",
-            records[0].detail
-        );
+        let detail = last_change_of_sites(s).await;
+        assert!(detail.contains("pharmacist at"), "{detail:?}");
         // Rostered on site only where they are a prescriber.
         let scheduling = Actor::system(Role::Scheduler);
         let start = date(2027, 1, 5).at(8, 0, 0, 0);
@@ -738,6 +724,22 @@ async fn adult(store: &dyn Store, actor: &Actor, mrn: &str) -> PatientId {
         .await
         .unwrap()
         .id
+}
+
+/// The detail of the newest `user.sites` audit record.
+async fn last_change_of_sites(store: &dyn Store) -> String {
+    let records = store
+        .audit_records(
+            &Actor::system(Role::Administrator),
+            &ketcare_store::AuditFilter {
+                action: Some("user.sites".into()),
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    records[0].detail.clone()
 }
 
 fn only(id: i64) -> SiteScope {
@@ -848,14 +850,37 @@ async fn a_change_of_role_that_strands_a_booking_or_roster_is_refused() {
         )
         .await
         .unwrap();
-        s.remove_on_site(&scheduling, entry.id).await.unwrap();
-        assert!(
-            s.on_site(&scheduling, start, end).await.unwrap().is_empty(),
+        // An entry comes off the schedule's roster by itself, or with a change of role: the
+        // prescriber made North's nurse leaves North's roster, and the audit record says so.
+        let later = start.checked_add(jiff::Span::new().days(1)).unwrap();
+        let second = s
+            .add_on_site_at(
+                &scheduling,
+                Some(north),
+                doc_id,
+                later,
+                later.checked_add(jiff::Span::new().hours(8)).unwrap(),
+            )
+            .await
+            .unwrap();
+        s.remove_on_site(&scheduling, second.id).await.unwrap();
+        assert_eq!(
+            s.on_site(&scheduling, start, later).await.unwrap().len(),
+            1,
             "{backend:?}"
         );
         s.assign_user_sites(&admin, doc_id, &both, &[(north, Role::Nurse)])
             .await
             .unwrap();
+        assert!(
+            s.on_site(&scheduling, start, end).await.unwrap().is_empty(),
+            "{backend:?}"
+        );
+        let detail = last_change_of_sites(s).await;
+        assert!(
+            detail.contains(&format!("1 on-site roster entry taken off: {}", entry.id)),
+            "{backend:?}: {detail}"
+        );
         // A role at the main site, where neither has a duty, is changed.
         s.assign_user_sites(&admin, nurse_id, &both, &[(1, Role::Scheduler)])
             .await
