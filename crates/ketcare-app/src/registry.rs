@@ -834,7 +834,7 @@ fn table_with<S: std::ops::Deref<Target = SubjectOutcome>>(
         .filter_map(|s| Some((covariates(s, names)?, s.response?)))
         .collect();
     let logistic = (!rows.is_empty()).then(|| {
-        let (x, y): (Vec<Vec<f64>>, Vec<bool>) = rows.iter().cloned().unzip();
+        let (x, y): (Vec<Vec<f64>>, Vec<bool>) = rows.into_iter().unzip();
         let events = y
             .iter()
             .filter(|v| **v)

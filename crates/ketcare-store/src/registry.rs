@@ -1070,6 +1070,20 @@ type Held<T> = (i64, Arc<Vec<T>>);
 pub(crate) struct Listing {
     seq: i64,
     ids: Arc<std::collections::HashSet<String>>,
+    /// The same ids in the order listed (a read of the same subjects lists them in that order
+    /// again, so it is recognised without hashing every id).
+    ordered: Arc<Vec<String>>,
+}
+
+impl Listing {
+    fn of(seq: i64, ids: &[&str]) -> Listing {
+        let ordered: Vec<String> = ids.iter().map(|id| (*id).to_owned()).collect();
+        Listing {
+            seq,
+            ids: Arc::new(ordered.iter().cloned().collect()),
+            ordered: Arc::new(ordered),
+        }
+    }
 }
 
 /// How a read's study ids are recorded: listed in full, or as a listing record's ids plus those
@@ -1093,6 +1107,13 @@ impl Shown {
         let Some(l) = listing else {
             return Shown::Full;
         };
+        if l.ordered.len() == ids.len() && l.ordered.iter().zip(ids).all(|(a, b)| a == b) {
+            return Shown::Since {
+                seq: l.seq,
+                added: Vec::new(),
+                removed: Vec::new(),
+            };
+        }
         let now: std::collections::HashSet<&str> = ids.iter().copied().collect();
         let mut added: Vec<String> = now
             .iter()
@@ -1482,10 +1503,7 @@ impl SqlStore {
     /// Notes that audit record `seq` listed every study id of `out` (`ids`): a later read of the
     /// held copy, or of a copy that differs little, refers to it.
     fn listed(&self, out: &Researched, ids: &[&str], seq: i64) {
-        let listing = Listing {
-            seq,
-            ids: Arc::new(ids.iter().map(|id| (*id).to_owned()).collect()),
-        };
+        let listing = Listing::of(seq, ids);
         let mut m = self.memo();
         m.listing = Some(listing.clone());
         if let Some((_, held, shown)) = m.researcher.as_mut()
@@ -1695,10 +1713,7 @@ mod tests {
     use super::*;
 
     fn listing(seq: i64, ids: &[&str]) -> Listing {
-        Listing {
-            seq,
-            ids: Arc::new(ids.iter().map(|id| (*id).to_owned()).collect()),
-        }
+        Listing::of(seq, ids)
     }
 
     #[test]
