@@ -407,18 +407,10 @@ const FACTS_PER_UNIT: i64 = 500;
 /// so the unit holds the rows a fact's trigger locks (the patient's dirty mark, the registry
 /// version — which every writer of the record also takes) only for one multi-row insert.
 async fn fill_facts(tx: &mut Unit<'_>) -> Result<usize> {
-    // Sessions are never deleted and a fact row exists only beside its session, so equal
-    // counts mean nothing is missing (two counts, each over an index, instead of a join).
-    let (sessions, facts): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM treatment_sessions), (SELECT count(*) FROM registry_session_facts)",
-    )
-    .fetch_one(tx.conn())
-    .await?;
-    if sessions == facts {
-        return Ok(0);
-    }
+    // The sessions without facts, as the triggers keep them (migration 0033): a short list, not
+    // a scan of every session.
     let missing: Vec<i64> = sqlx::query_scalar(
-        "SELECT s.id FROM treatment_sessions s LEFT JOIN registry_session_facts f ON f.session_id = s.id WHERE f.session_id IS NULL ORDER BY s.id LIMIT $1",
+        "SELECT session_id FROM registry_facts_missing ORDER BY session_id LIMIT $1",
     )
     .bind(FACTS_PER_UNIT)
     .fetch_all(tx.conn())
@@ -457,7 +449,14 @@ async fn fill_facts(tx: &mut Unit<'_>) -> Result<usize> {
         })
         .collect();
     put_facts(tx, &facts).await?;
-    Ok(facts.len())
+    // Deriving a fact takes its session off the list (a trigger); one whose facts another unit
+    // derived first, or with no session row, is taken off here.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM registry_facts_missing WHERE session_id IN ({ids})"
+    )))
+    .execute(tx.conn())
+    .await?;
+    Ok(missing.len())
 }
 
 /// A patient's identity as the program dashboard (identified) lists it beside their subject.
