@@ -451,8 +451,12 @@ async fn fill_facts(tx: &mut Unit<'_>) -> Result<usize> {
     put_facts(tx, &facts).await?;
     // Deriving a fact takes its session off the list (a trigger); one whose facts another unit
     // derived first, or with no session row, is taken off here.
+    // Only an entry that is settled: its facts are there now (a write that forgot them again
+    // after another unit derived them put it back, and it stays), or it has no session.
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM registry_facts_missing WHERE session_id IN ({ids})"
+        "DELETE FROM registry_facts_missing WHERE session_id IN ({ids})
+         AND (EXISTS (SELECT 1 FROM registry_session_facts f WHERE f.session_id = registry_facts_missing.session_id)
+              OR NOT EXISTS (SELECT 1 FROM treatment_sessions s WHERE s.id = registry_facts_missing.session_id))"
     )))
     .execute(tx.conn())
     .await?;

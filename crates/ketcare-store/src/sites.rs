@@ -304,7 +304,8 @@ pub(crate) async fn check_duties(tx: &mut Tx, user: UserId, role_field: &str) ->
     let mut held: std::collections::BTreeMap<i64, Option<Role>> = Default::default();
     let mut stranded = Vec::new();
     let mut left_site = false;
-    let mut leaving: Vec<(i64, ketcare_ops::schedule::OnSite)> = Vec::new();
+    // Each roster entry leaving: its site, whether the account leaves that site, the entry.
+    let mut leaving: Vec<(i64, bool, ketcare_ops::schedule::OnSite)> = Vec::new();
     for (duties, needed) in [(booked, Role::Nurse), (rostered, Role::Prescriber)] {
         for (id, site, start, end) in duties {
             if at(site, &end, "end_at")? <= now {
@@ -321,8 +322,8 @@ pub(crate) async fn check_duties(tx: &mut Tx, user: UserId, role_field: &str) ->
             if role == Some(needed) {
                 continue;
             }
-            left_site |= role.is_none();
             if needed == Role::Nurse {
+                left_site |= role.is_none();
                 stranded.push(format!(
                     "booking {id} at site {site} from {start} as its nurse (give it another nurse, cancel it, or record it attended or a no-show)"
                 ));
@@ -333,6 +334,7 @@ pub(crate) async fn check_duties(tx: &mut Tx, user: UserId, role_field: &str) ->
                 };
                 leaving.push((
                     site,
+                    role.is_none(),
                     ketcare_ops::schedule::OnSite {
                         id,
                         user_id: user.get(),
@@ -343,10 +345,11 @@ pub(crate) async fn check_duties(tx: &mut Tx, user: UserId, role_field: &str) ->
             }
         }
     }
-    let ids: Vec<i64> = leaving.iter().map(|(_, e)| e.id).collect();
-    for (site, entry) in &leaving {
+    let ids: Vec<i64> = leaving.iter().map(|(_, _, e)| e.id).collect();
+    for (site, gone, entry) in &leaving {
         let needed = crate::ops::left_uncovered(tx, *site, entry, &ids).await?;
         if !needed.is_empty() {
+            left_site |= *gone;
             stranded.push(format!(
                 "on-site roster entry {} at site {site} from {} as the prescriber, the only one for {} (roster another prescriber first)",
                 entry.id,

@@ -95,7 +95,10 @@ async fn on_site_in(
     to: DateTime,
 ) -> Result<Vec<OnSite>> {
     sqlx::query_as::<_, (i64, i64, String, String)>(sqlx::AssertSqlSafe(format!(
-        "SELECT id, user_id, start_at, end_at FROM ops_on_site WHERE start_at < $1 AND end_at > $2 AND {} ORDER BY start_at",
+        "SELECT id, user_id, start_at, end_at FROM ops_on_site
+         WHERE start_at < $1 AND end_at > $2 AND {}
+           AND user_id NOT IN (SELECT id FROM users WHERE disabled_at IS NOT NULL)
+         ORDER BY start_at",
         sites.sql("site_id")
     )))
     .bind(to.to_string())
@@ -124,12 +127,7 @@ pub(crate) async fn left_uncovered(
     leaving: &[i64],
 ) -> Result<Vec<String>> {
     let here = SiteScope::Only(vec![site]);
-    let others: Vec<OnSite> = on_site_in(tx, &here, entry.start, entry.end)
-        .await?
-        .into_iter()
-        .filter(|o| !leaving.contains(&o.id))
-        .collect();
-    Ok(bookings_in(tx, &here, entry.start, entry.end)
+    let needing: Vec<Booking> = bookings_in(tx, &here, entry.start, entry.end)
         .await?
         .into_iter()
         .filter(|b| {
@@ -137,8 +135,20 @@ pub(crate) async fn left_uncovered(
                 && b.prescriber_required
                 && b.start < entry.end
                 && entry.start < b.end
-                && !ketcare_ops::schedule::covered(&others, b.start, b.end)
         })
+        .collect();
+    let Some((from, to)) = span(&needing) else {
+        return Ok(Vec::new());
+    };
+    // The other entries over the whole of those bookings (one may run past this entry).
+    let others: Vec<OnSite> = on_site_in(tx, &here, from, to)
+        .await?
+        .into_iter()
+        .filter(|o| !leaving.contains(&o.id))
+        .collect();
+    Ok(needing
+        .into_iter()
+        .filter(|b| !ketcare_ops::schedule::covered(&others, b.start, b.end))
         .map(|b| format!("booking {} ({} – {})", b.id, b.start, b.end))
         .collect())
 }
@@ -293,6 +303,27 @@ impl SqlStore {
             });
         };
         crate::sites::check_site(&mut tx, actor, site, format!("roster entry {id}")).await?;
+        // What was rostered once the entry began is the record of who was on site: kept.
+        let zone: Option<String> = sqlx::query_scalar("SELECT time_zone FROM sites WHERE id = $1")
+            .bind(site)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let began = start
+            .parse::<DateTime>()
+            .ok()
+            .and_then(|s| {
+                s.to_zoned(crate::sites::zone_named(zone.as_deref().unwrap_or("")))
+                    .ok()
+            })
+            .is_none_or(|s| s.timestamp() <= Timestamp::now());
+        if began {
+            return Err(invalid(
+                "on_site",
+                format!(
+                    "roster entry {id} began at {start}: what was rostered then is kept as the record of who was on site"
+                ),
+            ));
+        }
         let entry = OnSite {
             id,
             user_id,

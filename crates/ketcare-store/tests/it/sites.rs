@@ -726,6 +726,28 @@ async fn adult(store: &dyn Store, actor: &Actor, mrn: &str) -> PatientId {
         .id
 }
 
+/// A booking of `patient` in `chair` with `nurse` that needs a prescriber on site.
+fn needing_a_prescriber(
+    patient: PatientId,
+    chair: i64,
+    nurse: UserId,
+    start: jiff::civil::DateTime,
+    end: jiff::civil::DateTime,
+) -> Booking {
+    Booking {
+        id: BookingId::new(0),
+        course_id: None,
+        patient_id: patient.get(),
+        chair_id: chair,
+        nurse_id: nurse.get(),
+        prescriber_required: true,
+        start,
+        end,
+        status: BookingStatus::Booked,
+        phase: PhaseKind::Induction,
+    }
+}
+
 /// The detail of the newest `user.sites` audit record.
 async fn last_change_of_sites(store: &dyn Store) -> String {
     let records = store
@@ -780,18 +802,9 @@ async fn a_change_of_role_that_strands_a_booking_or_roster_is_refused() {
             .book(
                 &scheduling,
                 None,
-                &[Booking {
-                    id: BookingId::new(0),
-                    course_id: None,
-                    patient_id: patient.get(),
-                    chair_id: chair.id,
-                    nurse_id: nurse_id.get(),
-                    prescriber_required: true,
-                    start,
-                    end,
-                    status: BookingStatus::Booked,
-                    phase: PhaseKind::Induction,
-                }],
+                &[needing_a_prescriber(
+                    patient, chair.id, nurse_id, start, end,
+                )],
                 Staffing::default(),
             )
             .await
@@ -905,6 +918,53 @@ async fn a_change_of_role_that_strands_a_booking_or_roster_is_refused() {
                     .await
             ),
             "user_id",
+            "{backend:?}"
+        );
+        // A booking that runs past the entry taken off is covered by the entries after it; an
+        // entry that has begun stays, as the record of who was on site.
+        let third = user(s, "doc3", Role::Prescriber, both.clone()).await;
+        let third = third.user_id.unwrap();
+        let day = date(2030, 4, 1);
+        let at = |h: i8| day.at(h, 0, 0, 0);
+        let mut entries = Vec::new();
+        for (from, to) in [(8, 12), (9, 12), (12, 16)] {
+            entries.push(
+                s.add_on_site_at(&scheduling, Some(north), third, at(from), at(to))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let booked = s
+            .book(
+                &scheduling,
+                None,
+                &[needing_a_prescriber(
+                    patient,
+                    chair.id,
+                    nurse_id,
+                    at(10),
+                    at(14),
+                )],
+                Staffing::default(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(booked, BookOutcome::Booked { .. }), "{booked:?}");
+        s.remove_on_site(&scheduling, entries[0].id).await.unwrap();
+        let began = date(2020, 1, 6);
+        let past = s
+            .add_on_site_at(
+                &scheduling,
+                Some(north),
+                third,
+                began.at(8, 0, 0, 0),
+                began.at(12, 0, 0, 0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            field_of(s.remove_on_site(&scheduling, past.id).await),
+            "on_site",
             "{backend:?}"
         );
     }
