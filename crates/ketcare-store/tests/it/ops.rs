@@ -312,6 +312,19 @@ async fn moving_a_course_session_moves_the_later_ones_and_cancellation_frees_the
     }
 }
 
+/// Version 1 of an off-label consent document for `protocol` with every required section, no
+/// expiry.
+fn consent_document(protocol: &str, title: &str) -> NewConsentDocument {
+    NewConsentDocument {
+        protocol_id: protocol.into(),
+        protocol_version: 1,
+        off_label: true,
+        title: title.into(),
+        sections: sections(),
+        valid_days: None,
+    }
+}
+
 fn sections() -> Vec<Section> {
     SectionKind::ALL
         .into_iter()
@@ -430,14 +443,7 @@ async fn consent_signers_come_from_the_records_and_unlinking_the_guardian_voids_
         let pid = "trd-adolescent-iv-ketamine-yale";
         s.add_consent_document(
             &c.nurse,
-            &NewConsentDocument {
-                protocol_id: pid.into(),
-                protocol_version: 1,
-                off_label: true,
-                title: "IV ketamine for adolescents".into(),
-                sections: sections(),
-                valid_days: None,
-            },
+            &consent_document(pid, "IV ketamine for adolescents"),
         )
         .await
         .unwrap();
@@ -1008,19 +1014,9 @@ async fn a_consents_minor_is_decided_on_the_organisations_day() {
         let c = clinic(backend).await;
         let s = c.store.as_ref();
         let pid = "trd-adult-iv-ketamine";
-        s.add_consent_document(
-            &c.nurse,
-            &NewConsentDocument {
-                protocol_id: pid.into(),
-                protocol_version: 1,
-                off_label: true,
-                title: "IV ketamine".into(),
-                sections: sections(),
-                valid_days: None,
-            },
-        )
-        .await
-        .unwrap();
+        s.add_consent_document(&c.nurse, &consent_document(pid, "IV ketamine"))
+            .await
+            .unwrap();
         let turning = patient(s, &c.scheduler, "B-18", "2008-12-02").await;
         let adult_signs = NewSignature {
             patient_id: turning,
